@@ -1,0 +1,1 @@
+"""Late-interaction (MaxSim) scoring and a visual-document index (embedded SQLite, or Qdrant)."""

@@ -1,0 +1,130 @@
+"""Typed errors of the encoder package.
+
+Every message names what was expected and what was found. The HTTP edge (``service.errors``) maps these
+classes to status codes; nothing in ``model`` knows about HTTP.
+
+::
+
+    ModelError
+    ├── CheckpointError            a checkpoint cannot be resolved or loaded
+    │   ├── CheckpointNotFoundError    no local directory and the hub cannot provide it (offline, unknown id)
+    │   ├── MissingFileError           a required file is absent (names the file)
+    │   ├── ConfigError                config.json lacks a key or holds a bad value
+    │   ├── KeyMismatchError           weights with missing/unexpected keys (names file and keys)
+    │   └── ShapeMismatchError         a tensor with the wrong shape (names file, key, expected, actual)
+    └── InputError                 bad caller input (the service answers 4xx)
+        ├── InvalidTaskError           unknown task / prompt name
+        ├── InvalidDimensionError      truncate_dim not one of the Matryoshka sizes
+        ├── InputTooLongError          more tokens than allowed with truncate=False (names index and count)
+        ├── EmptyInputError            an empty batch or an empty string where text is required
+        ├── ImageError                 cannot decode an image
+        │   └── ImageTooLargeError         decoded pixel count above the cap (decompression bombs)
+        └── PdfError                   not a PDF, corrupt, encrypted
+            ├── PdfEncryptedError
+            ├── PageSelectionError         "1-3,7" syntax or out-of-range page
+            └── TooManyPagesError          more pages selected than the cap
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "ConfigError",
+    "EmptyInputError",
+    "ImageError",
+    "ImageTooLargeError",
+    "InputError",
+    "InputTooLongError",
+    "InvalidDimensionError",
+    "InvalidTaskError",
+    "KeyMismatchError",
+    "MissingFileError",
+    "ModelError",
+    "PageSelectionError",
+    "PdfEncryptedError",
+    "PdfError",
+    "ShapeMismatchError",
+    "TooManyPagesError",
+]
+
+
+class ModelError(Exception):
+    """Base class of every error raised by ``model``."""
+
+
+class CheckpointError(ModelError):
+    """A checkpoint cannot be resolved or loaded."""
+
+
+class CheckpointNotFoundError(CheckpointError):
+    """Neither a local directory nor the hub (or its offline cache) provides the checkpoint."""
+
+
+class MissingFileError(CheckpointError):
+    """A required checkpoint file is absent."""
+
+
+class ConfigError(CheckpointError):
+    """config.json (or another config file) lacks a required key or holds a bad value."""
+
+
+class KeyMismatchError(CheckpointError):
+    """Weights whose key set does not match the model's."""
+
+
+class ShapeMismatchError(CheckpointError):
+    """A weight tensor whose shape differs from the model's parameter."""
+
+
+class InputError(ModelError):
+    """Bad caller input."""
+
+
+class InvalidTaskError(InputError):
+    """Unknown task or prompt name."""
+
+
+class InvalidDimensionError(InputError):
+    """A truncation dimension that is not one of the Matryoshka sizes."""
+
+
+class InputTooLongError(InputError):
+    """An input longer than the token limit while truncation is off."""
+
+    def __init__(self, index: int, num_tokens: int, limit: int) -> None:
+        self.index = index
+        self.num_tokens = num_tokens
+        self.limit = limit
+        super().__init__(
+            f"input {index} has {num_tokens} tokens, more than the limit of {limit}; "
+            "shorten it or pass truncate=True"
+        )
+
+
+class EmptyInputError(InputError):
+    """An empty batch, or an empty item where content is required."""
+
+
+class ImageError(InputError):
+    """An image that cannot be decoded."""
+
+
+class ImageTooLargeError(ImageError):
+    """A decoded image whose pixel count exceeds the configured cap."""
+
+
+class PdfError(InputError):
+    """Not a PDF, or a corrupt one."""
+
+
+class PdfEncryptedError(PdfError):
+    """A password-protected PDF."""
+
+
+class PageSelectionError(PdfError):
+    """A malformed page selection or a page outside the document."""
+
+
+class TooManyPagesError(PdfError):
+    """More pages selected than the configured cap."""

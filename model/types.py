@@ -1,0 +1,150 @@
+"""The encoder's vocabulary: tasks, prompt types, inputs and outputs, parsed once at the edge.
+
+The strings ``"retrieval.query"`` etc. are turned into a :class:`TaskSpec` here and nowhere else.
+
+>>> parse_task("retrieval.query")
+TaskSpec(task=<Task.RETRIEVAL: 'retrieval'>, prompt=<PromptType.QUERY: 'query'>)
+>>> parse_task("text-matching", "passage").prefix       # text-matching always uses the query prefix
+'Query: '
+>>> parse_task("code", "passage").api_name
+'code.passage'
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from model.errors import InvalidTaskError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = [
+    "EmbeddingOutput",
+    "ImageInput",
+    "PageImage",
+    "PromptType",
+    "Task",
+    "TaskSpec",
+    "TextInput",
+    "parse_task",
+]
+
+FloatArray = npt.NDArray[np.float32]
+
+
+class Task(enum.StrEnum):
+    """The three LoRA adapters of jina-embeddings-v4 (the order is the checkpoint's ``task_names``)."""
+
+    RETRIEVAL = "retrieval"
+    TEXT_MATCHING = "text-matching"
+    CODE = "code"
+
+
+class PromptType(enum.StrEnum):
+    """Which side of an asymmetric task an input is on; selects the text prefix."""
+
+    QUERY = "query"
+    PASSAGE = "passage"
+
+
+_PREFIX = {PromptType.QUERY: "Query: ", PromptType.PASSAGE: "Passage: "}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """An adapter plus a prompt type. Text-matching is symmetric: its prompt is always ``QUERY``."""
+
+    task: Task
+    prompt: PromptType = PromptType.QUERY
+
+    def __post_init__(self) -> None:
+        if self.task is Task.TEXT_MATCHING and self.prompt is not PromptType.QUERY:
+            # The reference's intended rule (and the Jina API's): text-matching always reads "Query: ".
+            object.__setattr__(self, "prompt", PromptType.QUERY)
+
+    @property
+    def prefix(self) -> str:
+        """The text prefix, ``"Query: "`` or ``"Passage: "``."""
+        return _PREFIX[self.prompt]
+
+    @property
+    def api_name(self) -> str:
+        """The Jina API spelling: ``retrieval.query``, ``text-matching``, ``code.passage`` …"""
+        if self.task is Task.TEXT_MATCHING:
+            return self.task.value
+        return f"{self.task.value}.{self.prompt.value}"
+
+
+def parse_task(task: str | Task | TaskSpec, prompt_name: str | PromptType | None = None) -> TaskSpec:
+    """Parse a task given as an adapter name (``"retrieval"``) plus ``prompt_name``, or in the API form
+    (``"retrieval.query"``). ``prompt_name=None`` means query, as in the reference ``encode_text``."""
+    if isinstance(task, TaskSpec):
+        return task if prompt_name is None else TaskSpec(task.task, _parse_prompt(prompt_name))
+    name = task.value if isinstance(task, Task) else str(task)
+    if "." in name:
+        base, _, suffix = name.partition(".")
+        if prompt_name is not None and str(prompt_name) != suffix:
+            raise InvalidTaskError(f"task {name!r} already names prompt {suffix!r} but prompt_name={prompt_name!r}")
+        if base == Task.TEXT_MATCHING.value:
+            raise InvalidTaskError(f"unknown task {name!r}; text-matching takes no .query/.passage suffix")
+        prompt_name = suffix
+    else:
+        base = name
+    try:
+        adapter = Task(base)
+    except ValueError:
+        valid = ", ".join(["retrieval.query", "retrieval.passage", "text-matching", "code.query", "code.passage"])
+        raise InvalidTaskError(f"unknown task {name!r}; expected one of: {valid}") from None
+    return TaskSpec(adapter, _parse_prompt(prompt_name))
+
+
+def _parse_prompt(prompt_name: str | PromptType | None) -> PromptType:
+    if prompt_name is None:
+        return PromptType.QUERY
+    try:
+        return PromptType(str(prompt_name))
+    except ValueError:
+        raise InvalidTaskError(f"unknown prompt_name {prompt_name!r}; expected 'query' or 'passage'") from None
+
+
+@dataclass(frozen=True, slots=True)
+class TextInput:
+    """A text to embed (the prefix is added by the processor, not by the caller)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInput:
+    """A decoded RGB image (decoding and the pixel cap happen in ``model.images``)."""
+
+    image: Image.Image
+
+
+@dataclass(frozen=True, slots=True)
+class PageImage:
+    """One rendered PDF page; ``page_number`` is 1-based."""
+
+    page_number: int
+    image: Image.Image
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingOutput:
+    """What one input becomes.
+
+    ``dense``: float32 (2048,) L2-normalised single vector (truncate with ``model.pooling.truncate``).
+    ``multivector``: float32 (num_tokens, 128), each row L2-normalised, or None when not requested.
+    ``num_tokens``: sequence length the model saw for this input (text + image tokens).
+    """
+
+    dense: FloatArray
+    multivector: FloatArray | None = None
+    num_tokens: int = 0
+    extra: dict[str, object] = field(default_factory=dict)

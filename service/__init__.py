@@ -1,0 +1,1 @@
+"""Jina- and OpenAI-compatible embedding server with document collections and search."""
