@@ -13,7 +13,7 @@ TaskSpec(task=<Task.RETRIEVAL: 'retrieval'>, prompt=<PromptType.QUERY: 'query'>)
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -90,7 +90,9 @@ def parse_task(task: str | Task | TaskSpec, prompt_name: str | PromptType | None
     if "." in name:
         base, _, suffix = name.partition(".")
         if prompt_name is not None and str(prompt_name) != suffix:
-            raise InvalidTaskError(f"task {name!r} already names prompt {suffix!r} but prompt_name={prompt_name!r}")
+            raise InvalidTaskError(
+                f"task {name!r} already names prompt {suffix!r} but prompt_name={prompt_name!r}"
+            )
         if base == Task.TEXT_MATCHING.value:
             raise InvalidTaskError(f"unknown task {name!r}; text-matching takes no .query/.passage suffix")
         prompt_name = suffix
@@ -99,7 +101,9 @@ def parse_task(task: str | Task | TaskSpec, prompt_name: str | PromptType | None
     try:
         adapter = Task(base)
     except ValueError:
-        valid = ", ".join(["retrieval.query", "retrieval.passage", "text-matching", "code.query", "code.passage"])
+        valid = ", ".join(
+            ["retrieval.query", "retrieval.passage", "text-matching", "code.query", "code.passage"]
+        )
         raise InvalidTaskError(f"unknown task {name!r}; expected one of: {valid}") from None
     return TaskSpec(adapter, _parse_prompt(prompt_name))
 
@@ -110,7 +114,9 @@ def _parse_prompt(prompt_name: str | PromptType | None) -> PromptType:
     try:
         return PromptType(str(prompt_name))
     except ValueError:
-        raise InvalidTaskError(f"unknown prompt_name {prompt_name!r}; expected 'query' or 'passage'") from None
+        raise InvalidTaskError(
+            f"unknown prompt_name {prompt_name!r}; expected 'query' or 'passage'"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +148,13 @@ class EmbeddingOutput:
     ``dense``: float32 (2048,) L2-normalised single vector (truncate with ``model.pooling.truncate``).
     ``multivector``: float32 (num_tokens, 128), each row L2-normalised, or None when not requested.
     ``num_tokens``: sequence length the model saw for this input (text + image tokens).
+    ``image_span``: for an image, the [start, stop) rows of ``multivector`` (and of the sequence) holding the
+    ``<|image_pad|>`` tokens; ``image_grid``: (rows, cols) of the merged patch grid, rows*cols == stop-start.
+    Both are None for text. They let a caller draw similarity maps.
     """
 
     dense: FloatArray
     multivector: FloatArray | None = None
     num_tokens: int = 0
-    extra: dict[str, object] = field(default_factory=dict)
+    image_span: tuple[int, int] | None = None
+    image_grid: tuple[int, int] | None = None
