@@ -1,0 +1,190 @@
+"""Service errors and the ONE table mapping every known error to an HTTP status and a JSON body.
+
+Body of every error response (OpenAI-shaped, Jina's ``error.message`` included)::
+
+    {"error": {"message": "input 2 has 40000 tokens, more than the limit of 32768; ...",
+               "type": "invalid_request_error", "code": "input_too_long"}}
+
+::
+
+    ServiceError                         status  type
+    ├── BadRequestError                  400     invalid_request_error
+    │   ├── RemoteURLDisabledError       400     (code remote_urls_disabled)
+    │   └── URLNotAllowedError           400     (code url_not_allowed: scheme, host, or a private address)
+    ├── UnauthorizedError                401     authentication_error
+    ├── NotFoundError                    404     not_found_error
+    ├── PayloadTooLargeError             413     request_too_large
+    ├── UnsupportedMediaTypeError        415     invalid_request_error
+    ├── UnprocessableError               422     invalid_request_error
+    │   └── DownloadError                422     (code download_failed)
+    ├── QueueFullError                   429     rate_limit_error  (+ Retry-After)
+    ├── NotReadyError                    503     service_unavailable
+    ├── ClientDisconnectedError          499     (logged only: the client is gone)
+    └── ModelFailureError                500     server_error  (the model failed on a batch, not the caller)
+
+Errors of ``model`` (and ``colbert``) are mapped by :data:`ERROR_TABLE`; Litestar's own exceptions (unknown
+route, malformed JSON, schema validation, body too large) by ``service.exception_handlers``. Anything else is
+a 500 whose body says only "internal server error" (the traceback goes to the log with the request id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from model import errors as me
+
+__all__ = [
+    "ERROR_TABLE",
+    "BadRequestError",
+    "ClientDisconnectedError",
+    "DownloadError",
+    "ErrorInfo",
+    "ModelFailureError",
+    "NotFoundError",
+    "NotReadyError",
+    "PayloadTooLargeError",
+    "QueueFullError",
+    "RemoteURLDisabledError",
+    "ServiceError",
+    "URLNotAllowedError",
+    "UnauthorizedError",
+    "UnprocessableError",
+    "UnsupportedMediaTypeError",
+    "error_info",
+    "register_error",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """What the HTTP edge sends for one error."""
+
+    status: int
+    type: str
+    code: str
+    message: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def body(self) -> dict[str, dict[str, str]]:
+        return {"error": {"message": self.message, "type": self.type, "code": self.code}}
+
+
+class ServiceError(Exception):
+    """Base of the service's own errors; ``status``/``type``/``code`` are the HTTP mapping."""
+
+    status = 500
+    type = "server_error"
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+
+class BadRequestError(ServiceError):
+    status, type, code = 400, "invalid_request_error", "invalid_request"
+
+
+class RemoteURLDisabledError(BadRequestError):
+    code = "remote_urls_disabled"
+
+
+class URLNotAllowedError(BadRequestError):
+    code = "url_not_allowed"
+
+
+class UnauthorizedError(ServiceError):
+    status, type, code = 401, "authentication_error", "invalid_api_key"
+
+
+class NotFoundError(ServiceError):
+    status, type, code = 404, "not_found_error", "not_found"
+
+
+class PayloadTooLargeError(ServiceError):
+    status, type, code = 413, "request_too_large", "request_too_large"
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    status, type, code = 415, "invalid_request_error", "unsupported_media_type"
+
+
+class UnprocessableError(ServiceError):
+    status, type, code = 422, "invalid_request_error", "unprocessable_input"
+
+
+class DownloadError(UnprocessableError):
+    code = "download_failed"
+
+
+class QueueFullError(ServiceError):
+    """The batcher's queue is full; the client should retry after ``retry_after`` seconds."""
+
+    status, type, code = 429, "rate_limit_error", "queue_full"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        return (("Retry-After", str(self.retry_after)),)
+
+
+class NotReadyError(ServiceError):
+    status, type, code = 503, "service_unavailable", "model_not_ready"
+
+
+class ClientDisconnectedError(ServiceError):
+    """The client went away before the answer was ready (logged as 499; nothing can be sent)."""
+
+    status, type, code = 499, "client_closed_request", "client_disconnected"
+
+
+class ModelFailureError(ServiceError):
+    """The model raised on a batch for a reason that is not the caller's input (e.g. out of memory)."""
+
+    status, type, code = 500, "server_error", "model_failure"
+
+
+# (exception class, status, type, code); the first matching row (in order) wins, so subclasses come first.
+ERROR_TABLE: list[tuple[type[BaseException], int, str, str]] = [
+    (me.InvalidTaskError, 400, "invalid_request_error", "invalid_task"),
+    (me.InvalidDimensionError, 400, "invalid_request_error", "invalid_dimensions"),
+    (me.InputTooLongError, 400, "invalid_request_error", "input_too_long"),
+    (me.EmptyInputError, 422, "invalid_request_error", "empty_input"),
+    (me.ImageTooLargeError, 413, "request_too_large", "image_too_large"),
+    (me.ImageError, 415, "invalid_request_error", "invalid_image"),
+    (me.TooManyPagesError, 413, "request_too_large", "too_many_pages"),
+    (me.PageSelectionError, 400, "invalid_request_error", "invalid_pages"),
+    (me.PdfEncryptedError, 422, "invalid_request_error", "pdf_encrypted"),
+    (me.PdfError, 415, "invalid_request_error", "invalid_pdf"),
+    (me.InputError, 422, "invalid_request_error", "invalid_input"),
+    (me.CheckpointError, 503, "service_unavailable", "model_unavailable"),
+]
+
+
+def register_error(exc_type: type[BaseException], status: int, type_: str, code: str) -> None:
+    """Add a row to :data:`ERROR_TABLE` (before its base classes) — used for ``colbert`` errors."""
+    for i, (existing, *_rest) in enumerate(ERROR_TABLE):
+        if existing is exc_type:
+            ERROR_TABLE[i] = (exc_type, status, type_, code)
+            return
+        if issubclass(exc_type, existing):
+            ERROR_TABLE.insert(i, (exc_type, status, type_, code))
+            return
+    ERROR_TABLE.append((exc_type, status, type_, code))
+
+
+def error_info(exc: BaseException) -> ErrorInfo | None:
+    """The HTTP mapping of a known error, or None for an unexpected one (a real 500)."""
+    if isinstance(exc, ServiceError):
+        return ErrorInfo(exc.status, exc.type, exc.code, exc.message, exc.headers())
+    for exc_type, status, type_, code in ERROR_TABLE:
+        if isinstance(exc, exc_type):
+            return ErrorInfo(status, type_, code, str(exc))
+    return None

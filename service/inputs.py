@@ -1,0 +1,97 @@
+"""Parse the loosely typed ``input`` of a request into typed items, naming the offending index on error.
+
+>>> parse_inputs(["a cat", {"text": "a dog"}, {"image": "iVBOR..."}, {"pdf": "JVBER...", "pages": "1-2"}])
+... # doctest: +NORMALIZE_WHITESPACE
+[TextItem(text='a cat'), TextItem(text='a dog'), ImageItem(source='iVBOR...'),
+ PdfItem(source='JVBER...', pages='1-2')]
+>>> parse_inputs("one string")
+[TextItem(text='one string')]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from service.errors import PayloadTooLargeError, UnprocessableError
+
+__all__ = ["ImageItem", "InputItem", "PdfItem", "TextItem", "parse_inputs", "parse_item"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextItem:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageItem:
+    source: str  # URL, base64 or data URI
+
+
+@dataclass(frozen=True, slots=True)
+class PdfItem:
+    source: str  # URL, base64 or data URI
+    pages: str | None = None  # "1-3,7" (1-based); None = every page up to the cap
+
+
+InputItem = TextItem | ImageItem | PdfItem
+
+_KINDS = '"text", "image" or "pdf"'
+
+
+def parse_inputs(raw: Any, *, max_items: int | None = None, field: str = "input") -> list[InputItem]:
+    """A string, one object, or a list of strings/objects -> items. Empty and token-id lists are refused."""
+    values = raw if isinstance(raw, list) else [raw]
+    if not values:
+        raise UnprocessableError(f"{field} is empty; expected at least one item", code="empty_input")
+    if max_items is not None and len(values) > max_items:
+        raise PayloadTooLargeError(
+            f"{field} has {len(values)} items, more than the limit of {max_items} per request",
+            code="too_many_items",
+        )
+    return [
+        parse_item(value, f"{field}[{i}]" if isinstance(raw, list) else field)
+        for i, value in enumerate(values)
+    ]
+
+
+def parse_item(value: Any, where: str) -> InputItem:
+    """One input value -> an item (422 naming ``where`` when it is neither a string nor a known object)."""
+    if isinstance(value, str):
+        return TextItem(value)
+    if isinstance(value, int | float | list):
+        raise UnprocessableError(
+            f"{where}: token ids and numbers are not accepted; send text as a string or {{'text': ...}}",
+            code="invalid_input",
+        )
+    if not isinstance(value, dict):
+        raise UnprocessableError(
+            f"{where}: expected a string or an object with {_KINDS}", code="invalid_input"
+        )
+    kinds = [k for k in ("text", "image", "pdf") if k in value]
+    if len(kinds) != 1:
+        found = ", ".join(sorted(map(str, value))) or "none"
+        raise UnprocessableError(
+            f"{where}: expected an object with exactly one of {_KINDS}; found keys: {found}",
+            code="invalid_input",
+        )
+    kind = kinds[0]
+    allowed = {"pdf": {"pdf", "pages"}}.get(kind, {kind})
+    extra = sorted(set(value) - allowed)
+    if extra:
+        raise UnprocessableError(
+            f"{where}: unknown key(s) for a {kind} input: {', '.join(extra)}", code="invalid_input"
+        )
+    content = value[kind]
+    if not isinstance(content, str):
+        raise UnprocessableError(
+            f"{where}.{kind}: expected a string, got {type(content).__name__}", code="invalid_input"
+        )
+    if kind == "text":
+        return TextItem(content)
+    if kind == "image":
+        return ImageItem(content)
+    pages = value.get("pages")
+    if pages is not None and not isinstance(pages, str):
+        raise UnprocessableError(f'{where}.pages: expected a string like "1-3,7"', code="invalid_input")
+    return PdfItem(content, pages)

@@ -1,0 +1,232 @@
+"""Turn an ``image`` / ``pdf`` input value into bytes: base64, data URI, or (when enabled) an http(s) URL.
+
+Remote fetching is guarded (SSRF):
+
+- off unless ``allow_remote_urls``; only ``http``/``https`` (``file://`` and every other scheme are refused);
+- the host must match ``allowed_url_hosts`` when that list is non-empty (``example.com`` exact,
+  ``.example.com`` the domain and its subdomains);
+- the host is resolved FIRST and every address must be public (not private, loopback, link-local, multicast,
+  reserved, unspecified, shared or IPv4-mapped private); the connection then goes to the checked address
+  (HTTP ``Host`` and TLS SNI keep the name), so DNS rebinding cannot swap in another address;
+- redirects are followed by hand, each hop checked again, at most ``max_redirects``;
+- the body is streamed and cut at ``max_download_bytes`` (413); the whole fetch has ``download_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from service.errors import (
+    DownloadError,
+    PayloadTooLargeError,
+    RemoteURLDisabledError,
+    UnprocessableError,
+    URLNotAllowedError,
+)
+
+__all__ = [
+    "MediaLimits",
+    "check_address",
+    "decode_base64_or_data_uri",
+    "fetch_bytes",
+    "host_allowed",
+    "load_source",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MediaLimits:
+    """The limits that apply to one media value (built from Settings)."""
+
+    max_bytes: int
+    allow_remote_urls: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    allow_private_addresses: bool = False
+    timeout_s: float = 10.0
+    max_redirects: int = 3
+
+
+def is_url(value: str) -> bool:
+    """True when the value names a scheme we must treat as a URL (http, https, file, ftp, ...)."""
+    head = value[:16].lower()
+    return "://" in head
+
+
+async def load_source(value: str, limits: MediaLimits, *, what: str = "input") -> bytes:
+    """Bytes of a base64 string, a data URI, or an http(s) URL (guarded as described in the module doc)."""
+    if is_url(value.strip()):
+        return await fetch_bytes(value.strip(), limits, what=what)
+    return decode_base64_or_data_uri(value, max_bytes=limits.max_bytes, what=what)
+
+
+def decode_base64_or_data_uri(value: str, *, max_bytes: int, what: str = "input") -> bytes:
+    """Decode ``data:<mime>;base64,<payload>`` or raw base64 (standard or URL-safe; whitespace ignored)."""
+    text = value.strip()
+    if text.startswith("data:"):
+        header, sep, payload = text.partition(",")
+        if not sep or not header.endswith(";base64"):
+            raise UnprocessableError(
+                f"{what}: a data URI must look like 'data:<mime type>;base64,<data>', got {header[:40]!r}",
+                code="invalid_base64",
+            )
+        text = payload
+    text = "".join(text.split())
+    if not text:
+        raise UnprocessableError(
+            f"{what}: empty value; expected base64 data, a data URI or a URL", code="empty_input"
+        )
+    # 4 base64 characters carry 3 bytes: refuse before decoding anything huge.
+    if len(text) // 4 * 3 > max_bytes + 3:
+        raise PayloadTooLargeError(
+            f"{what}: decoded data would be about {len(text) // 4 * 3} bytes, above the limit of {max_bytes}"
+        )
+    try:
+        if "-" in text or "_" in text:
+            data = base64.urlsafe_b64decode(_pad(text))
+        else:
+            data = base64.b64decode(_pad(text), validate=True)
+    except (binascii.Error, ValueError):
+        raise UnprocessableError(
+            f"{what}: not valid base64 (expected base64 data, a data URI or an http(s) URL)",
+            code="invalid_base64",
+        ) from None
+    if len(data) > max_bytes:
+        raise PayloadTooLargeError(f"{what}: {len(data)} bytes, more than the limit of {max_bytes}")
+    return data
+
+
+def _pad(text: str) -> str:
+    return text + "=" * (-len(text) % 4)
+
+
+def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    """Exact host match, or a ``.domain`` entry matching the domain and its subdomains (case-insensitive)."""
+    host = host.lower().rstrip(".")
+    for entry in allowed:
+        entry = entry.lower().rstrip(".")
+        if entry.startswith("."):
+            if host == entry[1:] or host.endswith(entry):
+                return True
+        elif host == entry:
+            return True
+    return False
+
+
+def check_address(address: str) -> None:
+    """Raise URLNotAllowedError unless ``address`` is a globally routable unicast IP."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified:
+        raise URLNotAllowedError(
+            f"remote URL resolves to {ip}, a private, loopback, link-local or reserved address; refused"
+        )
+
+
+async def _resolve(host: str, port: int) -> list[str]:
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise DownloadError(f"cannot resolve host {host!r}: {exc.strerror or exc}") from None
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def _checked_target(url: str, limits: MediaLimits, what: str) -> tuple[httpx.URL, str, str]:
+    """Validate one URL and return (URL with the checked IP as host, original host, scheme)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise URLNotAllowedError(f"{what}: only http(s) URLs can be fetched, got scheme {scheme!r}")
+    if not limits.allow_remote_urls:
+        raise RemoteURLDisabledError(
+            f"{what}: remote URLs are disabled on this server; send the data as base64 or a data URI "
+            "(or start the server with JEV4_ALLOW_REMOTE_URLS=1)"
+        )
+    host = parts.hostname
+    if not host:
+        raise URLNotAllowedError(f"{what}: URL has no host: {url[:200]!r}")
+    if limits.allowed_hosts and not host_allowed(host, limits.allowed_hosts):
+        raise URLNotAllowedError(f"{what}: host {host!r} is not in the server's allowed URL hosts")
+    port = parts.port or (443 if scheme == "https" else 80)
+    addresses = await _resolve(host, port)
+    if not addresses:
+        raise DownloadError(f"{what}: host {host!r} has no address")
+    if not limits.allow_private_addresses:
+        for address in addresses:
+            check_address(address)
+    pinned = httpx.URL(url).copy_with(host=addresses[0])
+    return pinned, host, scheme
+
+
+async def fetch_bytes(url: str, limits: MediaLimits, *, what: str = "input") -> bytes:
+    """Download ``url`` under ``limits`` (see the module doc); errors are ServiceErrors naming the cause."""
+    try:
+        async with asyncio.timeout(limits.timeout_s):
+            return await _fetch(url, limits, what)
+    except TimeoutError:
+        raise DownloadError(f"{what}: download took longer than {limits.timeout_s} s") from None
+
+
+async def _fetch(url: str, limits: MediaLimits, what: str) -> bytes:
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=False, timeout=limits.timeout_s) as client:
+        for _hop in range(limits.max_redirects + 1):
+            target, host, scheme = await _checked_target(url, limits, what)
+            headers = {"Host": _host_header(url), "User-Agent": "jev4-serve"}
+            extensions = {"sni_hostname": host} if scheme == "https" else {}
+            request = client.build_request("GET", target, headers=headers, extensions=extensions)
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise DownloadError(f"{what}: cannot fetch {host!r}: {type(exc).__name__}") from None
+            async with _closing(response):
+                if response.is_redirect:
+                    location = response.headers.get("location")
+                    if not location:
+                        raise DownloadError(f"{what}: redirect without a Location header")
+                    url = urljoin(url, location)
+                    continue
+                if response.status_code != 200:
+                    raise DownloadError(f"{what}: {host!r} answered HTTP {response.status_code}")
+                return await _read_limited(response, limits.max_bytes, what)
+    raise DownloadError(f"{what}: more than {limits.max_redirects} redirects")
+
+
+def _host_header(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc.rsplit("@", 1)[-1]
+
+
+class _closing:
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+    async def __aenter__(self) -> httpx.Response:
+        return self.response
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.response.aclose()
+
+
+async def _read_limited(response: httpx.Response, max_bytes: int, what: str) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLargeError(
+            f"{what}: download of {declared} bytes, more than the limit of {max_bytes}"
+        )
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in response.aiter_bytes():
+        total += len(chunk)
+        if total > max_bytes:
+            raise PayloadTooLargeError(f"{what}: download exceeds the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,247 @@
+"""Server configuration: one frozen object built once at the edge, the ONLY reader of environment variables.
+
+Every field can be set by an environment variable ``JEV4_<FIELD NAME IN CAPITALS>`` (e.g. ``JEV4_PORT=9000``,
+``JEV4_API_KEYS=key1,key2``) and most by a ``serve`` flag; flags win over the environment, the environment
+over the defaults. Tuples are comma-separated; booleans accept ``1/0, true/false, yes/no, on/off``.
+
+>>> s = Settings.from_env({"JEV4_PORT": "9000", "JEV4_API_KEYS": "a,b"})
+>>> s.port, len(s.api_keys)
+(9000, 2)
+>>> "a,b" in repr(s)                      # secrets are redacted in repr (and so in logs)
+False
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from model.errors import InvalidTaskError
+from model.types import parse_task
+
+__all__ = ["ENV_PREFIX", "SECRET_FIELDS", "Settings", "SettingsError"]
+
+ENV_PREFIX = "JEV4_"
+SECRET_FIELDS = frozenset({"api_keys", "qdrant_api_key"})
+_MiB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be parsed or is out of range (names the variable and the value)."""
+
+
+def _default_data_dir() -> Path:
+    return Path("data")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of the server. Field docs are the reference (``--help`` of ``serve`` repeats the flags)."""
+
+    # --- model ----------------------------------------------------------------------------------------------
+    model: str = "jinaai/jina-embeddings-v4"
+    """Hub id or local directory of the checkpoint (published layout)."""
+    revision: str | None = None
+    """Hub revision (commit hash or tag) to pin; None = the default branch."""
+    local_files_only: bool = False
+    """Never contact the hub (use a local directory or the HF cache only)."""
+    tiny: bool = False
+    """Serve the tiny RANDOM test checkpoint (built in ``data_dir/tiny-checkpoint``): NO meaning."""
+    served_model_name: str = "jina-embeddings-v4"
+    """The name reported in responses and accepted in the ``model`` request field (with ``model`` itself)."""
+    dtype: str = "auto"
+    """Weights dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16."""
+    device: str = "auto"
+    """auto (cuda when available), cpu, cuda, cuda:1 …"""
+    attn_implementation: str | None = None
+    """Passed to transformers (e.g. sdpa, flash_attention_2); None = the encoder's default."""
+    torch_threads: int | None = None
+    """torch intra-op threads for the model worker; None = torch's default."""
+    default_task: str = "retrieval.passage"
+    """Task used when a request omits ``task`` (Jina does not document its default; we embed documents)."""
+
+    # --- HTTP -----------------------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    """Address to bind (0.0.0.0 to listen on every interface)."""
+    port: int = 8080
+    """TCP port."""
+    api_keys: tuple[str, ...] = ()
+    """Accepted ``Authorization: Bearer`` keys; empty = no auth. Health, metrics and docs stay open."""
+    log_level: str = "info"
+    """debug | info | warning | error."""
+    log_json: bool = True
+    """One JSON object per log line (with the request id); false = plain text."""
+
+    # --- batching -------------------------------------------------------------------------------------------
+    max_batch_tokens: int = 16384
+    """Token budget of one forward pass: padded tokens (longest row x rows), image tokens included."""
+    max_batch_size: int = 64
+    """Rows in one forward pass at most."""
+    max_queue_rows: int = 4096
+    """Rows (texts, images, pages) waiting for the model at most; beyond it requests get 429 + Retry-After."""
+    retry_after_s: int = 1
+    """Value of the Retry-After header on 429."""
+    preprocess_threads: int = 2
+    """Threads that decode images, render PDF pages and tokenize (off the event loop and model thread)."""
+
+    # --- limits ---------------------------------------------------------------------------------------------
+    max_items_per_request: int = 512
+    """Inputs in one request (``input`` / rerank ``documents``)."""
+    max_body_bytes: int = 64 * _MiB
+    """Request body size (413 beyond)."""
+    max_text_tokens: int = 32768
+    """Tokens of one text (prefix included); longer -> 400 unless ``truncate`` is true."""
+    max_decoded_pixels: int = 40_000_000
+    """Pixels of a decoded image / rendered page before resizing (decompression-bomb guard, 413 beyond)."""
+    image_max_pixels: int | None = None
+    """Resolution cap the model sees (the processor's max_pixels, 602112 for v4); None = the checkpoint's."""
+    max_pdf_pages: int = 64
+    """Pages rendered from one PDF input at most (413 beyond; select pages with ``pages``)."""
+    max_pdf_bytes: int = 50 * _MiB
+    """Size of one PDF at most (413 beyond)."""
+    max_pages_per_request: int = 256
+    """Rendered pages summed over one request at most (413 beyond)."""
+    pdf_dpi: int = 144
+    """Render resolution of PDF pages (dots per inch)."""
+
+    # --- remote media ---------------------------------------------------------------------------------------
+    allow_remote_urls: bool = False
+    """Fetch http(s) URLs given as image/pdf inputs. Off by default (400 ``remote_urls_disabled``)."""
+    allowed_url_hosts: tuple[str, ...] = ()
+    """If non-empty, only these hosts (exact, or ``.example.com`` for a domain and its subdomains)."""
+    allow_private_addresses: bool = False
+    """DANGEROUS: also fetch private/loopback/link-local addresses (SSRF). Closed test setups only."""
+    max_download_bytes: int = 20 * _MiB
+    """Bytes of one download at most (413 beyond)."""
+    download_timeout_s: float = 10.0
+    """Seconds for one download, redirects included."""
+    max_redirects: int = 3
+    """Redirects followed per download (each hop is checked again)."""
+
+    # --- collections ----------------------------------------------------------------------------------------
+    data_dir: Path = field(default_factory=_default_data_dir)
+    """Directory holding collections (and the tiny checkpoint)."""
+    collection_backend: str = "local"
+    """local (embedded, in data_dir) or qdrant."""
+    qdrant_url: str | None = None
+    """Qdrant server URL for the qdrant backend."""
+    qdrant_api_key: str | None = None
+    """Qdrant API key (secret)."""
+
+    def __post_init__(self) -> None:
+        _check_positive(self)
+        if self.collection_backend not in ("local", "qdrant"):
+            raise SettingsError(
+                f"collection_backend must be 'local' or 'qdrant', got {self.collection_backend!r}"
+            )
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise SettingsError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+        if any(not k for k in self.api_keys):
+            raise SettingsError("api_keys must not contain an empty key")
+        try:
+            parse_task(self.default_task)
+        except InvalidTaskError as exc:
+            raise SettingsError(f"default_task: {exc}") from None
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and value:
+                value = "<redacted>"
+            parts.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(parts)})"
+
+    def public_dict(self) -> dict[str, Any]:
+        """All fields as JSON-friendly values with secrets redacted (for logs and ``/ready``)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and value:
+                value = "<redacted>"
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``JEV4_*`` variables of ``environ`` (``os.environ`` when None), then ``overrides``
+        (those that are not None)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse(name: str, annotation: object, raw: str) -> Any:
+    """Parse one environment value according to the field's annotation (a string under PEP 563)."""
+    text = str(annotation)
+    var = ENV_PREFIX + name.upper()
+    optional = "None" in text
+    if optional and raw.strip().lower() in ("", "none", "null"):
+        return None
+    try:
+        if text.startswith("tuple"):
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+        if text.startswith("bool"):
+            return _parse_bool(raw)
+        if text.startswith("int"):
+            return int(raw)
+        if text.startswith("float"):
+            return float(raw)
+        if text.startswith("Path"):
+            return Path(raw)
+    except ValueError:
+        raise SettingsError(f"{var}: expected {text}, got {raw!r}") from None
+    return raw
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+_POSITIVE = (
+    "port",
+    "max_batch_tokens",
+    "max_batch_size",
+    "max_queue_rows",
+    "preprocess_threads",
+    "max_items_per_request",
+    "max_body_bytes",
+    "max_text_tokens",
+    "max_decoded_pixels",
+    "max_pdf_pages",
+    "max_pdf_bytes",
+    "max_pages_per_request",
+    "pdf_dpi",
+    "max_download_bytes",
+)
+
+
+def _check_positive(s: Settings) -> None:
+    for name in _POSITIVE:
+        value = getattr(s, name)
+        if value <= 0:
+            raise SettingsError(f"{name} must be positive, got {value}")
+    if s.download_timeout_s <= 0:
+        raise SettingsError(f"download_timeout_s must be positive, got {s.download_timeout_s}")
+    if s.max_redirects < 0 or s.retry_after_s < 0:
+        raise SettingsError("max_redirects and retry_after_s must not be negative")
+    if s.image_max_pixels is not None and s.image_max_pixels <= 0:
+        raise SettingsError(f"image_max_pixels must be positive, got {s.image_max_pixels}")
