@@ -101,7 +101,7 @@ class RerankRequest(Struct, kw_only=True):
     query: RerankItem
     documents: list[RerankItem]
     model: str | None = None
-    top_n: Annotated[int | None, Meta(ge=1)] = None
+    top_n: Annotated[int, Meta(ge=1)] | None = None
     return_documents: bool = True
     scoring: Annotated[
         str, Meta(description="maxsim (late interaction, default) | cosine (single vectors)")

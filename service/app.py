@@ -1,0 +1,91 @@
+"""The Litestar application: routes, DI, error table, auth, request context, OpenAPI docs, lifespan.
+
+``create_app(settings)`` builds everything from data; nothing starts until the ASGI server runs the lifespan,
+which opens the catalog and loads + warms the model in the background (``/ready`` turns 200 when done).
+Interactive docs: ``/docs`` (Swagger UI at ``/docs/swagger``, ReDoc at ``/docs/redoc``), schema at
+``/docs/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+
+from service.auth import api_key_guard
+from service.controllers.embeddings import EmbeddingsController
+from service.controllers.health import HealthController
+from service.controllers.rerank import RerankController
+from service.exception_handlers import handle_exception
+from service.loading import load_encoder
+from service.metrics import Metrics
+from service.middleware import RequestContextMiddleware
+from service.runtime import Runtime
+
+if TYPE_CHECKING:
+    from model.encoder import Encoder
+
+    from service.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def _provide_runtime(state: State) -> Runtime:
+    runtime: Runtime = state.runtime
+    return runtime
+
+
+def _controllers() -> list[Any]:
+    controllers: list[Any] = [HealthController, EmbeddingsController, RerankController]
+    if importlib.util.find_spec("service.controllers.collections") is not None:
+        from service.controllers.collections import CollectionsController
+
+        controllers.append(CollectionsController)
+    return controllers
+
+
+def create_app(
+    settings: Settings,
+    *,
+    encoder: Encoder | None = None,
+    catalog: Any = None,
+    loader: Callable[[Settings], Encoder] = load_encoder,
+) -> Litestar:
+    """Build the app. ``encoder``/``catalog`` given -> used as they are (not closed by the app, the encoder is
+    still warmed up); otherwise the lifespan loads the model with ``loader`` and opens the catalog."""
+    metrics = Metrics()
+    runtime = Runtime(settings, metrics, encoder=encoder, catalog=catalog, loader=loader)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    return Litestar(
+        route_handlers=_controllers(),
+        dependencies={"runtime": Provide(_provide_runtime, sync_to_thread=False)},
+        exception_handlers={Exception: handle_exception},
+        guards=[api_key_guard],
+        middleware=[RequestContextMiddleware],
+        lifespan=[lifespan],
+        state=State({"runtime": runtime, "settings": settings, "metrics": metrics}),
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="jev4-serve",
+            version="0.1.0",
+            description="Jina/OpenAI-compatible embeddings for jina-embeddings-v4, rerank and collections.",
+            path="/docs",
+            render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), RedocRenderPlugin()],
+        ),
+        debug=False,
+    )

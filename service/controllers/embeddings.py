@@ -1,0 +1,35 @@
+"""``POST /v1/embeddings``: Jina v4 and OpenAI compatible (see ``service.schemas`` and ``service.embed``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, post
+
+from service.controllers.common import require_json, until_disconnect
+from service.embed import embed_request
+from service.runtime import Runtime
+from service.schemas import EmbeddingsRequest, EmbeddingsResponse
+
+__all__ = ["EmbeddingsController"]
+
+
+class EmbeddingsController(Controller):
+    path = "/v1"
+    tags = ("embeddings",)
+
+    @post(
+        "/embeddings",
+        status_code=200,
+        before_request=require_json,
+        summary="Embed texts, images and PDF pages",
+        description=(
+            "Jina v4 request schema (task, dimensions, late_chunking, truncate, return_multivector, "
+            "embedding_type) plus OpenAI's (string input, encoding_format, user). A PDF input yields one "
+            "item per page carrying input_index and page."
+        ),
+    )
+    async def create_embeddings(
+        self, request: Request[Any, Any, Any], data: EmbeddingsRequest, runtime: Runtime
+    ) -> EmbeddingsResponse:
+        return await until_disconnect(request, embed_request(runtime, data))

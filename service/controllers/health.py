@@ -1,0 +1,53 @@
+"""Operational routes, open without an API key: ``/health`` (live), ``/ready`` (model warmed), ``/metrics``;
+and ``GET /v1/models`` (OpenAI clients list models; needs a key when keys are configured)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, MediaType, Response, get
+
+from service.metrics import CONTENT_TYPE_LATEST
+from service.runtime import Runtime
+from service.schemas import ModelCard, ModelList
+
+__all__ = ["HealthController"]
+
+
+class HealthController(Controller):
+    tags = ("operations",)
+
+    @get("/health", opt={"public": True}, summary="Liveness: the process serves HTTP")
+    async def health(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get(
+        "/ready",
+        opt={"public": True},
+        summary="Readiness: the model is loaded and warmed up (503 until then)",
+    )
+    async def ready(self, runtime: Runtime) -> Response[dict[str, Any]]:
+        body: dict[str, Any] = {"status": runtime.status, "model": runtime.model_name}
+        if runtime.ready and runtime.encoder is not None:
+            info = runtime.encoder.info
+            body.update(
+                dimensions=info.hidden_size,
+                multivector_dimensions=info.multivector_dim,
+                matryoshka_dims=list(info.matryoshka_dims),
+                max_tokens=runtime.settings.max_text_tokens,
+            )
+        return Response(body, status_code=200 if runtime.ready else 503)
+
+    @get(
+        "/metrics",
+        opt={"public": True},
+        media_type=MediaType.TEXT,
+        summary="Prometheus metrics",
+        include_in_schema=True,
+    )
+    async def metrics(self, runtime: Runtime) -> Response[bytes]:
+        return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @get("/v1/models", summary="The served model (OpenAI-compatible list)")
+    async def models(self, runtime: Runtime) -> ModelList:
+        return ModelList(data=[ModelCard(id=runtime.model_name)])

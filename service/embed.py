@@ -1,0 +1,161 @@
+"""``POST /v1/embeddings`` logic: options, preparation, batching, truncation, wire encoding, usage.
+
+Decisions (documented in the README's API section):
+
+- ``task`` omitted -> the server's ``default_task`` (``retrieval.passage``): an OpenAI client embedding
+  documents gets passage embeddings; send ``retrieval.query`` for queries.
+- ``encoding_format`` (OpenAI) and ``embedding_type`` (Jina) are synonyms for one type; both given and
+  different -> 400. A list ``embedding_type`` returns an object keyed by type for each item.
+- ``dimensions`` must be one of the checkpoint's Matryoshka sizes (or its full size), else 400; it applies to
+  single vectors, and is refused (400) together with ``return_multivector`` (multi-vectors are always 128-d).
+- ``return_multivector`` returns ``embeddings`` (tokens x 128) INSTEAD of ``embedding``, as Jina does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+from model.pooling import truncate as truncate_dims
+
+from model.errors import InvalidDimensionError
+from model.types import TaskSpec, parse_task
+from service.encoding import EmbeddingType, encode_value, parse_embedding_types
+from service.errors import BadRequestError
+from service.inputs import parse_inputs
+from service.schemas import EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, Usage
+
+if TYPE_CHECKING:
+    from model.types import EmbeddingOutput
+    from service.prepare import Row
+    from service.runtime import Runtime
+
+__all__ = ["EmbedOptions", "embed_request", "resolve_options"]
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedOptions:
+    """The validated knobs of one request."""
+
+    spec: TaskSpec
+    kinds: list[EmbeddingType]
+    as_dict: bool
+    dimensions: int | None
+    multivector: bool
+    late_chunking: bool
+    truncate: bool
+
+
+def resolve_options(
+    data: EmbeddingsRequest, default_task: str, allowed_dims: Collection[int]
+) -> EmbedOptions:
+    """Validate task, encoding and dimensions (400 with the allowed values on error)."""
+    spec = parse_task(data.task if data.task is not None else default_task)
+    if data.encoding_format is not None and data.encoding_format not in ("float", "base64"):
+        raise BadRequestError(
+            f"encoding_format must be 'float' or 'base64', got {data.encoding_format!r}",
+            code="invalid_encoding",
+        )
+    requested: str | list[str] = "float"
+    if data.embedding_type is not None:
+        requested = data.embedding_type
+        if data.encoding_format is not None and requested != data.encoding_format:
+            raise BadRequestError(
+                f"encoding_format={data.encoding_format!r} and embedding_type={requested!r} differ; send one",
+                code="invalid_encoding",
+            )
+    elif data.encoding_format is not None:
+        requested = data.encoding_format
+    try:
+        kinds = parse_embedding_types(requested)
+    except ValueError as exc:
+        raise BadRequestError(str(exc), code="invalid_encoding") from None
+    if data.dimensions is not None:
+        if data.return_multivector:
+            raise BadRequestError(
+                "dimensions applies to single vectors; multi-vectors are always 128-d "
+                "(drop dimensions or return_multivector)",
+                code="invalid_dimensions",
+            )
+        if data.dimensions not in allowed_dims:
+            raise InvalidDimensionError(
+                f"dimensions must be one of {sorted(allowed_dims)}, got {data.dimensions}"
+            )
+    return EmbedOptions(
+        spec=spec,
+        kinds=kinds,
+        as_dict=isinstance(data.embedding_type, list),
+        dimensions=data.dimensions,
+        multivector=data.return_multivector,
+        late_chunking=data.late_chunking,
+        truncate=data.truncate,
+    )
+
+
+async def embed_request(runtime: Runtime, data: EmbeddingsRequest) -> EmbeddingsResponse:
+    """Run one request end to end (the caller wraps it in the disconnect watcher)."""
+    runtime.check_model(data.model)
+    encoder, batcher, preparer = runtime.engine()
+    info = encoder.info
+    options = resolve_options(data, runtime.settings.default_task, {*info.matryoshka_dims, info.hidden_size})
+    items = parse_inputs(data.input, max_items=runtime.settings.max_items_per_request)
+    rows: list[Row] | None = None
+    if options.late_chunking:
+        late = await preparer.prepare_late_chunks(items, options.spec, truncate=options.truncate)
+        outputs = await batcher.embed_late_chunks(late, return_multivector=options.multivector)
+        tokens = late.prepared.num_tokens
+        runtime.metrics.tokens.labels(kind="late_chunk").inc(tokens)
+    else:
+        rows = await preparer.prepare(items, options.spec, truncate=options.truncate)
+        outputs = await batcher.embed([row.prepared for row in rows], return_multivector=options.multivector)
+        tokens = sum(row.prepared.num_tokens for row in rows)
+        _count(runtime, rows)
+    loop = asyncio.get_running_loop()
+    data_items = await loop.run_in_executor(runtime.pool, lambda: _build_items(outputs, rows, options, info))
+    return EmbeddingsResponse(
+        model=runtime.model_name, usage=Usage(total_tokens=tokens, prompt_tokens=tokens), data=data_items
+    )
+
+
+def _count(runtime: Runtime, rows: Sequence[Row]) -> None:
+    metrics = runtime.metrics
+    for row in rows:
+        kind = "image" if row.prepared.is_image else "text"
+        metrics.tokens.labels(kind=kind).inc(row.prepared.num_tokens)
+        if row.page is not None:
+            metrics.pdf_pages.inc()
+        elif row.prepared.is_image:
+            metrics.images.inc()
+
+
+def _build_items(
+    outputs: Sequence[EmbeddingOutput], rows: Sequence[Row] | None, options: EmbedOptions, info: Any
+) -> list[EmbeddingObject]:
+    """Encode every output (pre-serialised as msgspec.Raw so the event loop only concatenates bytes)."""
+    has_pdf = rows is not None and any(row.page is not None for row in rows)
+    dense = np.stack([out.dense for out in outputs])  # (N, hidden)
+    if options.dimensions is not None and options.dimensions != dense.shape[1]:
+        dense = truncate_dims(dense, options.dimensions, info.matryoshka_dims)  # (N, dimensions)
+    items: list[EmbeddingObject] = []
+    for i, out in enumerate(outputs):
+        item = EmbeddingObject(index=i)
+        if options.multivector:
+            assert out.multivector is not None
+            item.embeddings = msgspec.Raw(
+                msgspec.json.encode(encode_value(out.multivector, options.kinds, as_dict=options.as_dict))
+            )
+        else:
+            item.embedding = msgspec.Raw(
+                msgspec.json.encode(encode_value(dense[i], options.kinds, as_dict=options.as_dict))
+            )
+        if has_pdf and rows is not None:
+            item.input_index = rows[i].input_index
+            page = rows[i].page
+            if page is not None:
+                item.page = page
+        items.append(item)
+    return items

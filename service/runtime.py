@@ -1,0 +1,163 @@
+"""The app's resources, owned by the Litestar lifespan and handed to handlers by DI (``runtime: Runtime``).
+
+Start-up never blocks the event loop: the model loads (when not given) in a thread, then is warmed up with one
+text and one image through the batcher; ``/ready`` answers 503 until then, and the embedding routes answer 503
+``model_not_ready``. ``/health`` answers as soon as the server listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from service.batcher import Batcher
+from service.errors import NotReadyError
+from service.loading import load_encoder
+from service.prepare import Preparer
+
+if TYPE_CHECKING:
+    from model.encoder import Encoder
+
+    from service.metrics import Metrics
+    from service.settings import Settings
+
+__all__ = ["Runtime", "open_catalog"]
+
+_LOG = logging.getLogger("jev4.runtime")
+
+
+def open_catalog(settings: Settings) -> Any:
+    """The collection catalog the settings describe (``data_dir/collections`` or Qdrant)."""
+    from colbert.catalog import Catalog
+
+    return Catalog(
+        settings.data_dir / "collections",
+        backend=settings.collection_backend,
+        qdrant_url=settings.qdrant_url,
+        qdrant_api_key=settings.qdrant_api_key,
+    )
+
+
+class Runtime:
+    """Settings, metrics, encoder, batcher, preparer, catalog and the preprocessing pool of one app."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        encoder: Encoder | None = None,
+        catalog: Any = None,
+        loader: Callable[[Settings], Encoder] = load_encoder,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.encoder = encoder
+        self.catalog = catalog
+        self.loader = loader
+        self.pool = ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="jev4-prep")
+        self.batcher: Batcher | None = None
+        self.preparer: Preparer | None = None
+        self.ready = False
+        self.status = "starting"
+        self._owns_catalog = catalog is None
+        self._start_task: asyncio.Task[None] | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the catalog, then load + warm the model in the background."""
+        if self.catalog is None:
+            try:
+                self.catalog = await asyncio.to_thread(open_catalog, self.settings)
+            except ImportError:
+                _LOG.warning("colbert.catalog is not available: collection routes are disabled")
+        self._start_task = asyncio.create_task(self._load_and_warm())
+
+    async def _load_and_warm(self) -> None:
+        try:
+            if self.encoder is None:
+                self.status = "loading"
+                self.encoder = await asyncio.to_thread(self.loader, self.settings)
+            self._attach(self.encoder)
+            self.status = "warming up"
+            await self.warm_up()
+        except Exception as exc:  # noqa: BLE001 - outermost layer of the background start-up task
+            self.status = f"failed: {type(exc).__name__}: {exc}"
+            _LOG.error("model start-up failed", exc_info=exc)
+            return
+        self.ready = True
+        self.status = "ready"
+        self.metrics.model_ready.set(1)
+        _LOG.info("model ready", extra={"model": self.model_name})
+
+    def _attach(self, encoder: Encoder) -> None:
+        s = self.settings
+        if s.torch_threads:
+            import torch
+
+            torch.set_num_threads(s.torch_threads)
+        self.batcher = Batcher(
+            encoder,
+            max_batch_tokens=s.max_batch_tokens,
+            max_batch_size=s.max_batch_size,
+            max_queue_rows=s.max_queue_rows,
+            retry_after_s=s.retry_after_s,
+            metrics=self.metrics,
+        )
+        self.batcher.start()
+        self.preparer = Preparer(encoder.processor, s, self.pool)
+
+    async def warm_up(self) -> None:
+        """One text and one small image through the batcher (first-call costs paid before ``/ready``)."""
+        from PIL import Image
+
+        from model.types import parse_task
+
+        assert self.encoder is not None
+        assert self.batcher is not None
+        processor = self.encoder.processor
+        spec = parse_task(self.settings.default_task)
+        image = Image.new("RGB", (64, 64), (128, 64, 32))
+        loop = asyncio.get_running_loop()
+        text = await loop.run_in_executor(self.pool, lambda: processor.prepare_text("warm up", spec))
+        picture = await loop.run_in_executor(self.pool, lambda: processor.prepare_image(image, spec))
+        await self.batcher.embed([text, picture], return_multivector=True)
+
+    async def close(self) -> None:
+        """Stop the worker, the pool and (if we opened it) the catalog."""
+        if self._start_task is not None and not self._start_task.done():
+            self._start_task.cancel()
+        self.ready = False
+        self.metrics.model_ready.set(0)
+        if self.batcher is not None:
+            await asyncio.to_thread(self.batcher.close)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self._owns_catalog and self.catalog is not None:
+            self.catalog.close()
+
+    # ---- for handlers --------------------------------------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        return self.settings.served_model_name
+
+    def engine(self) -> tuple[Encoder, Batcher, Preparer]:
+        """Encoder, batcher and preparer, or NotReadyError (503) while loading / warming up / failed."""
+        if not self.ready or self.encoder is None or self.batcher is None or self.preparer is None:
+            raise NotReadyError(f"the model is not ready ({self.status}); retry when GET /ready answers 200")
+        return self.encoder, self.batcher, self.preparer
+
+    def check_model(self, requested: str | None) -> None:
+        """Accept an omitted model, the served name, or the configured model id/path; else NotFoundError."""
+        from service.errors import NotFoundError
+
+        if requested is None or requested in (self.settings.served_model_name, self.settings.model):
+            return
+        if requested.rsplit("/", 1)[-1] == self.settings.served_model_name:
+            return  # e.g. "jinaai/jina-embeddings-v4"
+        raise NotFoundError(
+            f"model {requested!r} is not served here; this server serves {self.settings.served_model_name!r}",
+            code="model_not_found",
+        )
