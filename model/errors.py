@@ -16,9 +16,11 @@ classes to status codes; nothing in ``model`` knows about HTTP.
         ├── InvalidTaskError           unknown task / prompt name
         ├── InvalidDimensionError      truncate_dim not one of the Matryoshka sizes
         ├── InputTooLongError          more tokens than allowed with truncate=False (names index and count)
+        │   └── LateChunkTooLongError      late-chunked inputs whose joined sequence exceeds the limit
         ├── EmptyInputError            an empty batch or an empty string where text is required
         ├── ImageError                 cannot decode an image
-        │   └── ImageTooLargeError         decoded pixel count above the cap (decompression bombs)
+        │   ├── ImageTooLargeError         decoded pixel count above the cap (decompression bombs)
+        │   └── ImageAspectRatioError      an empty image, or one whose sides differ by more than 200x
         └── PdfError                   not a PDF, corrupt, encrypted
             ├── PdfEncryptedError
             ├── PageSelectionError         "1-3,7" syntax or out-of-range page
@@ -32,6 +34,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "ConfigError",
     "EmptyInputError",
+    "ImageAspectRatioError",
     "ImageError",
     "ImageTooLargeError",
     "InputError",
@@ -39,6 +42,7 @@ __all__ = [
     "InvalidDimensionError",
     "InvalidTaskError",
     "KeyMismatchError",
+    "LateChunkTooLongError",
     "MissingFileError",
     "ModelError",
     "PageSelectionError",
@@ -102,6 +106,18 @@ class InputTooLongError(InputError):
         )
 
 
+class LateChunkTooLongError(InputTooLongError):
+    """Late-chunked inputs whose joined sequence is longer than the limit while truncation is off;
+    ``index`` is the first input that does not fit, ``num_tokens`` the joined length."""
+
+    def __init__(self, index: int, num_tokens: int, limit: int) -> None:
+        super().__init__(index, num_tokens, limit)
+        self.args = (
+            f"late-chunked inputs join into {num_tokens} tokens, more than the limit of {limit}; "
+            f"input {index} is the first that does not fit (truncate=True may cut only the last input)",
+        )
+
+
 class EmptyInputError(InputError):
     """An empty batch, or an empty item where content is required."""
 
@@ -112,6 +128,11 @@ class ImageError(InputError):
 
 class ImageTooLargeError(ImageError):
     """A decoded image whose pixel count exceeds the configured cap."""
+
+
+class ImageAspectRatioError(ImageError):
+    """An image with no pixels, or whose long side is more than 200 times its short side (the Qwen2-VL
+    ``smart_resize`` limit)."""
 
 
 class PdfError(InputError):
