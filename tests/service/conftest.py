@@ -85,7 +85,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, service_checkpoint: Pa
     env = {k: v for k, v in os.environ.items() if not k.startswith("JEV4_")}
     env.update(SERVER_ENV)
     env.update(
-        JEV4_MODEL=str(service_checkpoint), JEV4_PORT=str(port), JEV4_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1"
+        JEV4_MODEL=str(service_checkpoint),
+        JEV4_PORT=str(port),
+        JEV4_DATA_DIR=str(data_dir),
+        HF_HUB_OFFLINE="1",
     )
     with log_path.open("wb") as log:
         process = subprocess.Popen(

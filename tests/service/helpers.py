@@ -1,0 +1,62 @@
+"""Small builders for service tests: images and PDFs made on the fly, base64 helpers, vector decoding."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+def png_bytes(width: int = 96, height: int = 64, seed: int = 0) -> bytes:
+    """A deterministic noisy RGB PNG."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def solid_png(width: int, height: int) -> bytes:
+    """A one-colour PNG: tiny file, many decoded pixels (for decompression-bomb limits)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{b64(data)}"
+
+
+def pdf_bytes(pages: int = 2) -> bytes:
+    """A small PDF with ``pages`` pages of text and a filled rectangle (rendered by pymupdf)."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    for i in range(pages):
+        page = doc.new_page(width=200, height=260)
+        page.insert_text((20, 40), f"Quarterly report page {i + 1}", fontsize=11)
+        page.draw_rect(pymupdf.Rect(20, 60, 20 + 40 * (i + 1), 120), color=(0, 0, 1), fill=(0.2, 0.4, 0.8))
+    data: bytes = doc.tobytes()
+    doc.close()
+    return data
+
+
+def vectors(response_json: dict[str, Any], key: str = "embedding") -> np.ndarray:
+    """The float vectors of an embeddings response, stacked (N, D)."""
+    return np.array([item[key] for item in response_json["data"]], dtype=np.float32)
+
+
+def as_array(value: Any) -> np.ndarray:
+    """Library outputs (tensor, array or list of them) -> numpy float32."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().float().numpy()
+    if isinstance(value, list):
+        return np.stack([as_array(v) for v in value])
+    return np.asarray(value, dtype=np.float32)

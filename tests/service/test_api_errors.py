@@ -1,0 +1,197 @@
+"""Every row of the error table against the real server: status, JSON body, no stack traces, never a 500."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.service.conftest import SERVER_ENV, LiveServer
+from tests.service.helpers import b64, pdf_bytes, png_bytes, solid_png
+
+
+def check_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"message", "type", "code"}
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    assert "Traceback" not in response.text
+    assert 'File "' not in response.text
+    assert response.headers.get("x-request-id")
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "needle"),
+    [
+        ({"input": ["x"], "task": "summarize"}, "invalid_task", "retrieval.query"),
+        ({"input": ["x"], "dimensions": 7}, "invalid_dimensions", "got 7"),
+        (
+            {"input": ["x"], "dimensions": 128, "return_multivector": True},
+            "invalid_dimensions",
+            "multi-vectors",
+        ),
+        ({"input": ["x"], "embedding_type": "int4"}, "invalid_encoding", "int4"),
+        ({"input": ["x"], "encoding_format": "bytes"}, "invalid_encoding", "bytes"),
+        (
+            {"input": ["x"], "encoding_format": "float", "embedding_type": "base64"},
+            "invalid_encoding",
+            "differ",
+        ),
+        ({"input": ["x", {"image": b64(png_bytes())}], "late_chunking": True}, "invalid_input", "input[1]"),
+        ({"input": [{"image": "http://10.0.0.1/a.png"}]}, "url_not_allowed", "not in the server's allowed"),
+        ({"input": [{"image": "file:///etc/passwd"}]}, "url_not_allowed", "scheme 'file'"),
+        ({"input": [{"pdf": b64(pdf_bytes(2)), "pages": "5"}]}, "invalid_pages", ""),
+    ],
+)
+def test_400_rows(client: httpx.Client, body: dict[str, Any], code: str, needle: str) -> None:
+    error = check_error(client.post("/v1/embeddings", json=body), 400, code)
+    assert needle in error["message"]
+
+
+def test_400_too_long_names_index_and_count(client: httpx.Client) -> None:
+    limit = int(SERVER_ENV["JEV4_MAX_TEXT_TOKENS"])
+    body = {"input": ["short", "word " * (limit + 10)]}
+    error = check_error(client.post("/v1/embeddings", json=body), 400, "input_too_long")
+    assert "input 1 has" in error["message"]
+    assert f"limit of {limit}" in error["message"]
+
+
+def test_400_loopback_refused_after_dns_resolution(client: httpx.Client, live_server: LiveServer) -> None:
+    # "localhost" IS on the allow-list, but it resolves to a loopback address: refused (SSRF guard).
+    port = live_server.url.rsplit(":", 1)[1]
+    body = {"input": [{"image": f"http://localhost:{port}/health"}]}
+    error = check_error(client.post("/v1/embeddings", json=body), 400, "url_not_allowed")
+    assert "loopback" in error["message"]
+
+
+def test_400_malformed_json(client: httpx.Client) -> None:
+    response = client.post(
+        "/v1/embeddings", content=b'{"input": [', headers={"content-type": "application/json"}
+    )
+    check_error(response, 400, "invalid_json")
+
+
+def test_401_rows(live_server: LiveServer) -> None:
+    with httpx.Client(base_url=live_server.url) as anon:
+        check_error(anon.post("/v1/embeddings", json={"input": "x"}), 401, "missing_api_key")
+        check_error(anon.post("/v1/rerank", json={"query": "q", "documents": ["d"]}), 401, "missing_api_key")
+        bad = {"Authorization": "Bearer wrong"}
+        check_error(anon.post("/v1/embeddings", json={"input": "x"}, headers=bad), 401, "invalid_api_key")
+        basic = {"Authorization": "Basic abc"}
+        check_error(
+            anon.post("/v1/embeddings", json={"input": "x"}, headers=basic), 401, "invalid_auth_format"
+        )
+        # health endpoints, metrics and docs stay open
+        for path in ("/health", "/ready", "/metrics", "/docs/openapi.json"):
+            assert anon.get(path).status_code == 200, path
+
+
+def test_404_rows(client: httpx.Client) -> None:
+    check_error(client.get("/v1/nothing-here"), 404, "not_found")
+    error = check_error(
+        client.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "x"}), 404
+    )
+    assert error["code"] == "model_not_found"
+
+
+def test_405(client: httpx.Client) -> None:
+    check_error(client.get("/v1/embeddings"), 405, "method_not_allowed")
+
+
+def test_413_rows(client: httpx.Client) -> None:
+    limit = int(SERVER_ENV["JEV4_MAX_ITEMS_PER_REQUEST"])
+    check_error(client.post("/v1/embeddings", json={"input": ["x"] * (limit + 1)}), 413, "too_many_items")
+    body_limit = int(SERVER_ENV["JEV4_MAX_BODY_BYTES"])
+    huge = json.dumps({"input": ["y" * (body_limit + 10)]}).encode()
+    check_error(
+        client.post("/v1/embeddings", content=huge, headers={"content-type": "application/json"}), 413
+    )
+    many_pages = b64(pdf_bytes(int(SERVER_ENV["JEV4_MAX_PDF_PAGES"]) + 1))
+    check_error(client.post("/v1/embeddings", json={"input": [{"pdf": many_pages}]}), 413, "too_many_pages")
+    per_request = int(SERVER_ENV["JEV4_MAX_PAGES_PER_REQUEST"])
+    pdf = b64(pdf_bytes(int(SERVER_ENV["JEV4_MAX_PDF_PAGES"])))
+    copies = per_request // int(SERVER_ENV["JEV4_MAX_PDF_PAGES"]) + 1
+    check_error(client.post("/v1/embeddings", json={"input": [{"pdf": pdf}] * copies}), 413, "too_many_pages")
+    big_image = b64(solid_png(2100, 2000))  # small file, 4.2 MP decoded > the 4 MP cap
+    check_error(client.post("/v1/embeddings", json={"input": [{"image": big_image}]}), 413, "image_too_large")
+
+
+def test_415_rows(client: httpx.Client) -> None:
+    response = client.post(
+        "/v1/embeddings", content=b'{"input": "x"}', headers={"content-type": "text/plain"}
+    )
+    check_error(response, 415, "unsupported_media_type")
+    not_an_image = b64(b"this is plain text, not a picture")
+    check_error(
+        client.post("/v1/embeddings", json={"input": [{"image": not_an_image}]}), 415, "invalid_image"
+    )
+    check_error(client.post("/v1/embeddings", json={"input": [{"pdf": not_an_image}]}), 415, "invalid_pdf")
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"inputs": ["x"]}, "validation_error"),
+        ({"input": 5}, "validation_error"),
+        ({"input": ["x"], "dimensions": "big"}, "validation_error"),
+        ({"input": ["x"], "late_chunking": "yes"}, "validation_error"),
+        ({"input": []}, "empty_input"),
+        ({"input": [[1, 2, 3]]}, "validation_error"),
+        ({"input": [{"txt": "x"}]}, "invalid_input"),
+        ({"input": [{"image": "!!!not base64!!!"}]}, "invalid_base64"),
+    ],
+)
+def test_422_rows(client: httpx.Client, body: dict[str, Any], code: str) -> None:
+    check_error(client.post("/v1/embeddings", json=body), 422, code)
+
+
+def test_rerank_errors(client: httpx.Client) -> None:
+    check_error(client.post("/v1/rerank", json={"query": "q", "documents": []}), 422, "empty_input")
+    check_error(client.post("/v1/rerank", json={"query": "q", "documents": ["d"], "scoring": "bm25"}), 400)
+    check_error(
+        client.post("/v1/rerank", json={"query": "q", "documents": ["d"], "task": "x"}), 400, "invalid_task"
+    )
+    check_error(client.post("/v1/rerank", json={"query": "q", "documents": ["d"], "top_n": 0}), 422)
+    pdf = {"pdf": b64(pdf_bytes(1))}
+    check_error(client.post("/v1/rerank", json={"query": "q", "documents": [pdf]}), 400, "invalid_input")
+
+
+GARBAGE: list[Any] = [
+    None,
+    [],
+    "string",
+    {"input": None},
+    {"input": {"image": None}},
+    {"input": [{"pdf": ""}]},
+    {"input": [{"image": ""}]},
+    {"input": [""]},
+    {"input": ["x"], "dimensions": -1},
+    {"input": ["x"], "dimensions": 10**12},
+    {"input": ["x"], "embedding_type": []},
+    {"input": ["x"], "embedding_type": [5]},
+    {"input": [{"image": "data:image/png;base64,"}]},
+    {"input": [{"image": "https://"}]},
+    {"input": [{"image": "http://[::1]:1/x"}]},
+    {"input": [{"pdf": "JVBERi0xLjQK"}]},
+    {"input": ["x"], "task": ""},
+    {
+        "input": ["x"],
+        "late_chunking": True,
+        "return_multivector": True,
+        "embedding_type": ["binary", "ubinary"],
+    },
+]
+
+
+@pytest.mark.parametrize("body", GARBAGE)
+def test_bad_input_never_500(client: httpx.Client, body: Any) -> None:
+    response = client.post("/v1/embeddings", json=body)
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        check_error(response, response.status_code)
