@@ -37,6 +37,7 @@ import torch
 from PIL import Image
 
 from model.errors import ConfigError, ImageAspectRatioError, ImageError, InputError
+from model.images import to_rgb
 
 __all__ = [
     "MAX_ASPECT_RATIO",
@@ -214,9 +215,10 @@ class ImagePreprocessor:
 
 
 def _rgb_uint8(image: Image.Image) -> torch.Tensor:
-    """(3, H, W) uint8 view of an RGB copy of ``image`` (other modes go through ``convert("RGB")``)."""
+    """(3, H, W) uint8 view of an RGB copy of ``image`` (other modes go through ``convert("RGB")``, see
+    :func:`model.images.to_rgb`)."""
     try:
-        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        rgb = to_rgb(image)
         array = np.array(rgb, dtype=np.uint8)  # (H, W, 3), a writable copy
     except (OSError, ValueError, SyntaxError) as error:
         raise ImageError(f"cannot read image pixels: {error}") from error

@@ -1,0 +1,134 @@
+"""Decode images from PIL objects, arrays, paths or bytes into RGB, refusing decompression bombs.
+
+Decisions (the reference simply opens the image with PIL and calls ``.convert("RGB")``; we do the same):
+
+* Colour: every mode goes through ``Image.convert("RGB")``. Alpha is **dropped, not composited** (a
+  transparent pixel keeps its stored colour), exactly as the reference sees it. Palette images with per-entry
+  transparency go P → RGBA → RGB, which gives the same pixels without PIL's "Transparency expressed in bytes"
+  warning.
+* No EXIF rotation (the reference applies none). Multi-frame files (GIF, TIFF, …) give their first frame.
+* Decompression bombs: the decoded pixel count (width × height from the file header) is checked against
+  ``max_decoded_pixels`` **before** any pixel is decoded, and refused with :class:`ImageTooLargeError`. PIL's
+  own ``DecompressionBombWarning`` is silenced inside this module and its ``DecompressionBombError`` (above
+  2 × ``PIL.Image.MAX_IMAGE_PIXELS``, about 179 MP, which therefore also caps ``max_decoded_pixels``) becomes
+  :class:`ImageTooLargeError`; neither leaks to callers. Opening and decoding run under one module lock so the
+  temporary warning filter is never interleaved between threads (decoding is short next to the model).
+* Anything PIL cannot read (unknown format, truncated or corrupt data, missing file) is :class:`ImageError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import struct
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Final
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, UnidentifiedImageError
+
+from model.errors import ImageError, ImageTooLargeError, InputError
+
+__all__ = ["DEFAULT_MAX_DECODED_PIXELS", "ImageSource", "load_image", "to_rgb"]
+
+DEFAULT_MAX_DECODED_PIXELS: Final = 50_000_000
+"""Default decoded-pixel cap: a 50 MP photo (about 150 MB as RGB) passes, a bomb does not."""
+
+ImageSource = Image.Image | npt.NDArray[np.uint8] | bytes | bytearray | memoryview | str | os.PathLike[str]
+
+# What PIL's format plugins raise on corrupt or truncated data.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError)
+_LOCK = threading.Lock()
+
+
+def load_image(source: ImageSource, *, max_decoded_pixels: int = DEFAULT_MAX_DECODED_PIXELS) -> Image.Image:
+    """Decode ``source`` (PIL image, uint8 array (H, W[, 3|4]), encoded bytes, or a file path) into a fully
+    loaded RGB PIL image whose width × height is at most ``max_decoded_pixels``."""
+    if max_decoded_pixels < 1:
+        raise InputError(f"max_decoded_pixels must be positive, got {max_decoded_pixels}")
+    if isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray):
+        image = _from_array(source)
+    elif isinstance(source, bytes | bytearray | memoryview):
+        if len(source) == 0:
+            raise ImageError("cannot decode an image from empty bytes")
+        return _decode(io.BytesIO(bytes(source)), "<bytes>", max_decoded_pixels)
+    elif isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"image file not found: {path}")
+        with path.open("rb") as file:
+            return _decode(file, str(path), max_decoded_pixels)
+    else:
+        raise ImageError(f"expected a PIL image, uint8 array, bytes or path, got {type(source).__name__}")
+    _check_size(image.size, max_decoded_pixels, "image")
+    with _LOCK, _quiet_bombs():
+        try:
+            image.load()  # a lazily opened PIL image may still hold undecoded data
+            return to_rgb(image)
+        except Image.DecompressionBombError as error:
+            raise ImageTooLargeError(
+                f"image: {error} (configured limit: {max_decoded_pixels} pixels)"
+            ) from None
+        except _DECODE_ERRORS as error:
+            raise ImageError(f"cannot decode image: {error}") from error
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """``image.convert("RGB")`` (alpha dropped), without PIL's palette-transparency warning."""
+    if image.mode == "RGB":
+        return image
+    if image.mode == "P" and isinstance(image.info.get("transparency"), bytes):
+        return image.convert("RGBA").convert("RGB")  # same RGB values as convert("RGB"), no warning
+    return image.convert("RGB")
+
+
+def _decode(file: IO[bytes], name: str, max_decoded_pixels: int) -> Image.Image:
+    with _LOCK, _quiet_bombs():
+        try:
+            image = Image.open(file)  # reads the header only
+            _check_size(image.size, max_decoded_pixels, name)
+            image.load()  # decodes the pixels (and releases the file)
+            return to_rgb(image)
+        except Image.DecompressionBombError as error:
+            raise ImageTooLargeError(
+                f"{name}: {error} (configured limit: {max_decoded_pixels} pixels)"
+            ) from None
+        except UnidentifiedImageError:
+            raise ImageError(f"{name}: not an image format PIL can read") from None
+        except _DECODE_ERRORS as error:
+            raise ImageError(f"{name}: corrupt or truncated image: {error}") from error
+
+
+def _check_size(size: tuple[int, int], max_decoded_pixels: int, name: str) -> None:
+    width, height = size
+    if width * height > max_decoded_pixels:
+        raise ImageTooLargeError(
+            f"{name}: {width}x{height} = {width * height} pixels, more than the limit of {max_decoded_pixels}"
+        )
+
+
+def _from_array(array: npt.NDArray[np.uint8]) -> Image.Image:
+    if (
+        array.dtype != np.uint8
+        or array.ndim not in (2, 3)
+        or (array.ndim == 3 and array.shape[2] not in (3, 4))
+    ):
+        raise ImageError(
+            f"expected a uint8 array of shape (H, W), (H, W, 3) or (H, W, 4), got {array.dtype} {array.shape}"
+        )
+    return Image.fromarray(np.ascontiguousarray(array))
+
+
+@contextlib.contextmanager
+def _quiet_bombs() -> Iterator[None]:
+    """Ignore PIL's DecompressionBombWarning (this module applies its own cap first). Hold ``_LOCK``."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        yield
