@@ -23,6 +23,7 @@ classes to status codes; nothing in ``model`` knows about HTTP.
         │   └── ImageAspectRatioError      an empty image, or one whose sides differ by more than 200x
         └── PdfError                   not a PDF, corrupt, encrypted
             ├── PdfEncryptedError
+            ├── PdfTooLargeError           more bytes than the configured cap
             ├── PageSelectionError         "1-3,7" syntax or out-of-range page
             └── TooManyPagesError          more pages selected than the cap
 """
@@ -48,6 +49,7 @@ __all__ = [
     "PageSelectionError",
     "PdfEncryptedError",
     "PdfError",
+    "PdfTooLargeError",
     "ShapeMismatchError",
     "TooManyPagesError",
 ]
@@ -141,6 +143,10 @@ class PdfError(InputError):
 
 class PdfEncryptedError(PdfError):
     """A password-protected PDF."""
+
+
+class PdfTooLargeError(PdfError):
+    """A PDF file larger than the configured byte cap."""
 
 
 class PageSelectionError(PdfError):

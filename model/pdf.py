@@ -1,0 +1,276 @@
+"""Render PDF pages to RGB images with pymupdf (the only module that imports it).
+
+* Pages are numbered from 1. A selection is ``"1-3,7"``: comma-separated page numbers and inclusive ranges
+  ``a-b`` (``a-`` runs to the last page); whitespace is ignored; a page selected twice, a reversed range or a
+  page outside the document is a :class:`PageSelectionError`.
+* Caps (all configurable): ``max_bytes`` on the file (:class:`PdfTooLargeError`), ``max_pages`` on the pages
+  selected (:class:`TooManyPagesError`; with no selection, on the whole document), ``max_pixels_per_page`` on
+  each rendered bitmap. A page that would exceed it at the requested DPI (a poster, a 5-metre drawing) is
+  rendered at the **lower scale** that fits the cap instead of being refused: the embedding downsizes every
+  page to ``max_pixels`` (0.6 MP by default) anyway, so only the memory is saved.
+* Errors: not a PDF or unreadable → :class:`PdfError`; password needed → :class:`PdfEncryptedError`
+  (a PDF encrypted with an empty user password opens normally).
+* MuPDF is quiet: its error/warning display is turned off and its warning store cleared after each use.
+  Calls into MuPDF hold one module lock (MuPDF's context is not thread-safe).
+* Memory: a page at 144 DPI (A4) is about 1190 × 1684 × 3 ≈ 6 MB; :func:`iter_pages` renders one page at a
+  time when the caller does not need all of them at once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from PIL import Image
+
+from model.errors import (
+    PageSelectionError,
+    PdfEncryptedError,
+    PdfError,
+    PdfTooLargeError,
+    TooManyPagesError,
+)
+from model.types import PageImage
+
+__all__ = [
+    "DEFAULT_DPI",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_PAGES",
+    "DEFAULT_MAX_PIXELS_PER_PAGE",
+    "PdfSource",
+    "count_pages",
+    "iter_pages",
+    "parse_page_selection",
+    "render_pages",
+]
+
+DEFAULT_DPI: Final = 144
+DEFAULT_MAX_PAGES: Final = 100
+DEFAULT_MAX_BYTES: Final = 100 * 1024 * 1024
+DEFAULT_MAX_PIXELS_PER_PAGE: Final = 25_000_000
+_MAX_DPI: Final = 1200
+
+PdfSource = bytes | bytearray | memoryview | str | os.PathLike[str]
+
+_LOCK = threading.RLock()
+_ITEM = re.compile(r"^(\d+)(?:(-)(\d*))?$")
+
+
+def parse_page_selection(spec: str | Sequence[int] | None, num_pages: int) -> list[int]:
+    """1-based page numbers selected by ``spec`` (``None`` or ``""``: every page), in the given order.
+
+    >>> parse_page_selection("1-3, 7", 10)
+    [1, 2, 3, 7]
+    >>> parse_page_selection("9-", 10)
+    [9, 10]
+    """
+    if spec is None or (isinstance(spec, str) and not spec.strip()):
+        return list(range(1, num_pages + 1))
+    pages = _parse_items(spec, num_pages) if isinstance(spec, str) else _check_ints(spec)
+    if not pages:
+        raise PageSelectionError("the page selection is empty: expected at least one page")
+    seen: set[int] = set()
+    for page in pages:
+        if not 1 <= page <= num_pages:
+            raise PageSelectionError(f"page {page} is outside the document: expected 1..{num_pages}")
+        if page in seen:
+            raise PageSelectionError(f"page {page} is selected more than once in {spec!r}")
+        seen.add(page)
+    return pages
+
+
+def _parse_items(spec: str, num_pages: int) -> list[int]:
+    pages: list[int] = []
+    for raw in re.sub(r"\s+", "", spec).split(","):
+        match = _ITEM.match(raw)
+        if match is None:
+            raise PageSelectionError(
+                f"bad page selection {spec!r} at {raw!r}: expected numbers and ranges like '1-3,7' or '5-'"
+            )
+        first, dash, last = match.groups()
+        start = int(first)
+        if not dash:
+            pages.append(start)
+            continue
+        if start < 1 or start > num_pages:
+            raise PageSelectionError(f"page {start} is outside the document: expected 1..{num_pages}")
+        stop = int(last) if last else num_pages
+        if stop < start:
+            raise PageSelectionError(f"bad page range {raw!r} in {spec!r}: the end is before the start")
+        if stop > num_pages:
+            raise PageSelectionError(f"page {stop} is outside the document: expected 1..{num_pages}")
+        pages.extend(range(start, stop + 1))
+    return pages
+
+
+def _check_ints(pages: Sequence[int]) -> list[int]:
+    result = []
+    for page in pages:
+        if isinstance(page, bool) or not isinstance(page, int):
+            raise PageSelectionError(f"page numbers must be integers, got {page!r}")
+        result.append(page)
+    return result
+
+
+# -- documents ---------------------------------------------------------------------------------------------
+
+
+def count_pages(pdf: PdfSource, *, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
+    """Number of pages of ``pdf`` (bytes or a path)."""
+    with _LOCK:
+        document = _open(pdf, max_bytes)
+        try:
+            return int(document.page_count)
+        finally:
+            _close(document)
+
+
+def render_pages(
+    pdf: PdfSource,
+    *,
+    dpi: float = DEFAULT_DPI,
+    pages: str | Sequence[int] | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels_per_page: int = DEFAULT_MAX_PIXELS_PER_PAGE,
+) -> list[PageImage]:
+    """Render the selected pages of ``pdf`` at ``dpi`` into RGB images (see the module notes for the caps)."""
+    return list(
+        iter_pages(
+            pdf,
+            dpi=dpi,
+            pages=pages,
+            max_pages=max_pages,
+            max_bytes=max_bytes,
+            max_pixels_per_page=max_pixels_per_page,
+        )
+    )
+
+
+def iter_pages(
+    pdf: PdfSource,
+    *,
+    dpi: float = DEFAULT_DPI,
+    pages: str | Sequence[int] | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels_per_page: int = DEFAULT_MAX_PIXELS_PER_PAGE,
+) -> Iterator[PageImage]:
+    """Like :func:`render_pages`, one page at a time. The document is opened, checked and the selection
+    validated now (errors are raised by this call); pages are rendered as the iterator is consumed."""
+    if not 1 <= dpi <= _MAX_DPI:
+        raise PdfError(f"dpi must be within 1..{_MAX_DPI}, got {dpi}")
+    if max_pages < 1 or max_pixels_per_page < 1:
+        raise PdfError(
+            f"max_pages and max_pixels_per_page must be positive, got {max_pages}, {max_pixels_per_page}"
+        )
+    with _LOCK:
+        document = _open(pdf, max_bytes)
+        try:
+            selected = parse_page_selection(pages, int(document.page_count))
+            if len(selected) > max_pages:
+                what = "selected" if pages is not None else "in the document (select some with pages='1-10')"
+                raise TooManyPagesError(f"{len(selected)} pages {what}, more than the limit of {max_pages}")
+        except BaseException:
+            _close(document)
+            raise
+    return _render(document, selected, dpi / 72.0, max_pixels_per_page)
+
+
+def _render(document: Any, selected: list[int], scale: float, max_pixels: int) -> Iterator[PageImage]:
+    import pymupdf
+
+    try:
+        for number in selected:
+            with _LOCK:
+                page = document[number - 1]
+                page_scale = _fit_scale(page.rect.width, page.rect.height, scale, max_pixels, number)
+                matrix = pymupdf.Matrix(page_scale, page_scale)
+                try:
+                    pixmap = page.get_pixmap(matrix=matrix, colorspace=pymupdf.csRGB, alpha=False)
+                except RuntimeError as error:
+                    raise PdfError(f"page {number} cannot be rendered: {error}") from None
+                finally:
+                    pymupdf.TOOLS.reset_mupdf_warnings()
+                image = Image.frombytes("RGB", (pixmap.width, pixmap.height), pixmap.samples)
+            yield PageImage(page_number=number, image=image)
+    finally:
+        with _LOCK:
+            _close(document)
+
+
+def _fit_scale(width: float, height: float, scale: float, max_pixels: int, number: int) -> float:
+    """``scale``, lowered if needed so the rendered bitmap (sides rounded up, +1 for MuPDF's outward
+    rounding) stays within ``max_pixels``."""
+    if not (width > 0 and height > 0):
+        raise PdfError(f"page {number} has no area: {width} x {height} points")
+
+    def pixels(s: float) -> int:
+        return (math.ceil(width * s) + 1) * (math.ceil(height * s) + 1)
+
+    if pixels(scale) <= max_pixels:
+        return scale
+    fitted = math.sqrt(max_pixels / (width * height))
+    while fitted > 0 and pixels(fitted) > max_pixels:
+        fitted *= 0.99
+    if fitted * min(width, height) < 1:
+        raise PdfError(
+            f"page {number} ({width:.0f} x {height:.0f} points) cannot be rendered within {max_pixels} pixels"
+        )
+    return fitted
+
+
+def _open(pdf: PdfSource, max_bytes: int) -> Any:
+    """Open ``pdf`` as a PDF (hold ``_LOCK``), with every check that precedes rendering."""
+    import pymupdf
+
+    pymupdf.TOOLS.mupdf_display_errors(False)
+    pymupdf.TOOLS.mupdf_display_warnings(False)
+    data = _read(pdf, max_bytes)
+    if b"%PDF-" not in data[:1024]:
+        raise PdfError("not a PDF: no '%PDF-' header in the first 1024 bytes")
+    try:
+        document = pymupdf.open(stream=data, filetype="pdf")
+    except RuntimeError as error:  # pymupdf.FileDataError / EmptyFileError
+        raise PdfError(f"corrupt PDF: {error}") from None
+    finally:
+        pymupdf.TOOLS.reset_mupdf_warnings()
+    if not document.is_pdf:
+        _close(document)
+        raise PdfError("not a PDF document")
+    if document.needs_pass:
+        _close(document)
+        raise PdfEncryptedError("the PDF is encrypted and needs a password; decrypt it first")
+    if document.page_count < 1:
+        _close(document)
+        raise PdfError("the PDF has no pages")
+    return document
+
+
+def _read(pdf: PdfSource, max_bytes: int) -> bytes:
+    if isinstance(pdf, bytes | bytearray | memoryview):
+        data = bytes(pdf)
+    elif isinstance(pdf, str | os.PathLike):
+        path = Path(pdf)
+        if not path.is_file():
+            raise PdfError(f"PDF file not found: {path}")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise PdfTooLargeError(f"{path}: {size} bytes, more than the limit of {max_bytes}")
+        data = path.read_bytes()
+    else:
+        raise PdfError(f"expected PDF bytes or a path, got {type(pdf).__name__}")
+    if len(data) > max_bytes:
+        raise PdfTooLargeError(f"PDF of {len(data)} bytes, more than the limit of {max_bytes}")
+    if not data:
+        raise PdfError("the PDF is empty (0 bytes)")
+    return data
+
+
+def _close(document: Any) -> None:
+    document.close()
