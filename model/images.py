@@ -3,9 +3,12 @@
 Decisions (the reference simply opens the image with PIL and calls ``.convert("RGB")``; we do the same):
 
 * Colour: every mode goes through ``Image.convert("RGB")``. Alpha is **dropped, not composited** (a
-  transparent pixel keeps its stored colour), exactly as the reference sees it. Palette images with per-entry
-  transparency go P → RGBA → RGB, which gives the same pixels without PIL's "Transparency expressed in bytes"
-  warning.
+  transparent pixel keeps its stored colour), exactly as the reference sees it: its ``encode_image`` opens
+  paths with ``.convert("RGB")`` and transformers 4.x's ``convert_to_rgb`` does the same for PIL input.
+  (transformers 5's ``convert_to_rgb`` composites alpha onto white instead, so it differs for RGBA/LA/
+  transparent-palette images; checked: equal for L, P, CMYK, different for RGBA and LA.)
+  Palette images with per-entry transparency go P → RGBA → RGB, which gives the same pixels without PIL's
+  "Transparency expressed in bytes" warning.
 * No EXIF rotation (the reference applies none). Multi-frame files (GIF, TIFF, …) give their first frame.
 * Decompression bombs: the decoded pixel count (width × height from the file header) is checked against
   ``max_decoded_pixels`` **before** any pixel is decoded, and refused with :class:`ImageTooLargeError`. PIL's
