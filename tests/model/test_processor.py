@@ -18,6 +18,7 @@ from model.errors import (
     ConfigError,
     EmptyInputError,
     ImageAspectRatioError,
+    ImageError,
     InputError,
     InputTooLongError,
     LateChunkTooLongError,
@@ -412,3 +413,18 @@ def test_smart_resize_matches_transformers(height: int, width: int, max_pixels: 
     assert ours == reference(height, width, factor=28, min_pixels=3136, max_pixels=max_pixels)
     assert ours[0] % 28 == 0
     assert ours[1] % 28 == 0
+
+
+def test_lazy_and_truncated_images(processor: Processor, tmp_path: Path) -> None:
+    array = np.random.default_rng(2).integers(0, 256, size=(60, 80, 3), dtype=np.uint8)
+    path = tmp_path / "image.png"
+    Image.fromarray(array).save(path)
+    with Image.open(path) as lazy:  # not loaded yet: the processor decodes it
+        row = processor.prepare_image(lazy, QUERY)
+    expected = processor.prepare_image(Image.fromarray(array), QUERY)
+    assert row.pixel_values is not None
+    assert expected.pixel_values is not None
+    assert torch.equal(row.pixel_values, expected.pixel_values)
+    path.write_bytes(path.read_bytes()[:120])
+    with Image.open(path) as truncated, pytest.raises(ImageError, match="cannot read image pixels"):
+        processor.prepare_image(truncated, QUERY)
