@@ -1,0 +1,90 @@
+"""Exact MaxSim over stored pages of the embedded index, block by block, and the SQL behind filters.
+
+The same loop serves the rerank of the first stage's candidates and the exhaustive scan: read
+``block_pages`` blobs in one query, decode them, score them with :func:`colbert.scoring.maxsim`, keep the
+running top-k. Memory is bounded by one block, whatever the number of pages scanned.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from colbert.quantize import decode
+from colbert.scoring import maxsim
+from colbert.store import CollectionConfig, canonical_json
+
+__all__ = ["PageScorer", "filter_sql"]
+
+
+class PageScorer:
+    """Scores stored pages against one query; the caller supplies the read transaction."""
+
+    def __init__(self, config: CollectionConfig, block_pages: int) -> None:
+        self._config = config
+        self._block = block_pages
+
+    def top(
+        self, conn: sqlite3.Connection, query: np.ndarray, k: int, page_ids: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids (≤k,), scores (≤k,)) best first (ties: lower page id first) among ``page_ids`` (None: all)."""
+        best_ids = np.empty(0, dtype=np.int64)
+        best_scores = np.empty(0, dtype=np.float32)
+        d, codec = self._config.multivector_dim, self._config.codec
+        for ids, counts, blobs in self._blocks(conn, page_ids):
+            docs = [decode(b, n, d, codec) for n, b in zip(counts, blobs, strict=True)]
+            scores = np.asarray(maxsim(query, docs), dtype=np.float32).reshape(-1)  # (block,)
+            best_ids = np.concatenate([best_ids, ids])
+            best_scores = np.concatenate([best_scores, scores])
+            if best_ids.size > k:
+                keep = _order(best_ids, best_scores)[:k]
+                best_ids, best_scores = best_ids[keep], best_scores[keep]
+        order = _order(best_ids, best_scores)
+        return best_ids[order], best_scores[order]
+
+    def _blocks(
+        self, conn: sqlite3.Connection, page_ids: np.ndarray | None
+    ) -> Iterator[tuple[np.ndarray, list[int], list[bytes]]]:
+        if page_ids is None:
+            after = -1
+            while True:
+                rows = conn.execute(
+                    "SELECT page_id, n, data FROM multivectors WHERE page_id > ? ORDER BY page_id LIMIT ?",
+                    (after, self._block),
+                ).fetchall()
+                if not rows:
+                    return
+                after = rows[-1][0]
+                yield _unzip(rows)
+            return
+        for start in range(0, page_ids.size, self._block):
+            chunk = page_ids[start : start + self._block]
+            rows = conn.execute(
+                "SELECT page_id, n, data FROM multivectors WHERE page_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(chunk.tolist()),),
+            ).fetchall()
+            if rows:
+                yield _unzip(rows)
+
+
+def _unzip(rows: list[tuple[int, int, bytes]]) -> tuple[np.ndarray, list[int], list[bytes]]:
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    return ids, [r[1] for r in rows], [r[2] for r in rows]
+
+
+def _order(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Indices sorting by score descending, then page id ascending (a deterministic tie-break)."""
+    return np.lexsort((ids, -scores))
+
+
+def filter_sql(equal: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """SQL selecting ascending ids of pages whose document metadata has every ``key == value``."""
+    parts = " INTERSECT ".join(["SELECT doc_id FROM doc_fields WHERE key = ? AND value = ?"] * len(equal))
+    params: list[str] = []
+    for key, value in equal.items():
+        params += [key, canonical_json(value)]
+    return f"SELECT id FROM pages WHERE doc_id IN ({parts}) ORDER BY id", params

@@ -1,0 +1,58 @@
+"""The Qdrant side of :class:`colbert.catalog.Catalog`: which collections are ours; create, open, delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qdrant_client import QdrantClient
+
+from colbert.errors import CollectionExistsError, CollectionNotFoundError, IndexFormatError
+from colbert.qdrant import FORMAT_NAME, QdrantOptions, QdrantStore, docs_collection
+from colbert.store import CollectionConfig
+
+__all__ = ["QdrantCollections"]
+
+
+class QdrantCollections:
+    def __init__(
+        self, data_dir: Path, url: str | None, api_key: str | None, options: QdrantOptions | None
+    ) -> None:
+        self._options = options or QdrantOptions()
+        if url is None:
+            (data_dir / "qdrant").mkdir(parents=True, exist_ok=True)
+            self.client = QdrantClient(path=str(data_dir / "qdrant"))
+        else:
+            self.client = QdrantClient(url=url, api_key=api_key)
+
+    def create(self, name: str, config: CollectionConfig) -> QdrantStore:
+        if self.client.collection_exists(name) or self.client.collection_exists(docs_collection(name)):
+            raise CollectionExistsError(f"collection {name!r} already exists")
+        return QdrantStore.create(self.client, name, config, self._options)
+
+    def open(self, name: str) -> QdrantStore:
+        if not self.client.collection_exists(name):
+            raise CollectionNotFoundError(f"no collection named {name!r}")
+        return QdrantStore.open(self.client, name, options=self._options)
+
+    def names(self) -> list[str]:
+        out = []
+        for c in self.client.get_collections().collections:
+            if c.name.endswith("__docs"):
+                continue
+            meta = self.client.get_collection(c.name).config.metadata or {}
+            if meta.get("format") == FORMAT_NAME:
+                out.append(c.name)
+        return out
+
+    def delete(self, name: str) -> bool:
+        if not self.client.collection_exists(name):
+            return False
+        meta = self.client.get_collection(name).config.metadata or {}
+        if meta.get("format") != FORMAT_NAME:
+            raise IndexFormatError(f"Qdrant collection {name!r} is not one of ours; not deleting it")
+        self.client.delete_collection(name)
+        self.client.delete_collection(docs_collection(name))
+        return True
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,139 @@
+"""On-disk layout of the embedded index (one SQLite file) and the checks made when it is opened.
+
+Tables (format version 1)::
+
+    meta(key, value)                       format name + version, sizes, codec, pool factor, created_at
+    documents(seq PK, doc_id UNIQUE, num_pages, metadata JSON, created_at)
+    pages(id PK AUTOINCREMENT, doc_id, page, metadata JSON, dense BLOB float32, UNIQUE(doc_id, page))
+    multivectors(page_id PK, n, data BLOB)  codec'd (and pooled) rows, kept apart so that scans of ``pages``
+                                            never touch the large blobs
+    doc_fields(key, value, doc_id)          canonical JSON of each str/int/bool top-level metadata value,
+                                            the index behind equality filters
+    deletions(seq PK AUTOINCREMENT, page_id)
+                                            page ids removed, in commit order (the newest ``retain`` kept)
+
+``AUTOINCREMENT`` makes page ids grow with commit order and never be reused. So any open handle brings its
+in-memory dense matrix up to date incrementally: pages with ``id`` above the highest it has loaded are new,
+``deletions`` rows above the last ``seq`` it has applied are gone (if pruning has passed that ``seq``, it
+reloads everything).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from colbert.errors import DimensionMismatchError, IndexFormatError
+from colbert.quantize import Codec
+from colbert.store import CollectionConfig
+
+__all__ = [
+    "DB_FILE",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "connect",
+    "create_schema",
+    "read_config",
+]
+
+FORMAT_NAME = "jev4-colbert-local"
+FORMAT_VERSION = 1
+DB_FILE = "index.sqlite"
+
+_DDL = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE documents (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL UNIQUE,
+    num_pages INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE pages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL,
+    page INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    dense BLOB NOT NULL,
+    UNIQUE (doc_id, page)
+);
+CREATE TABLE multivectors (page_id INTEGER PRIMARY KEY, n INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE TABLE doc_fields (
+    key TEXT NOT NULL, value TEXT NOT NULL, doc_id TEXT NOT NULL, PRIMARY KEY (key, value, doc_id)
+) WITHOUT ROWID;
+CREATE INDEX doc_fields_by_doc ON doc_fields (doc_id);
+CREATE TABLE deletions (seq INTEGER PRIMARY KEY AUTOINCREMENT, page_id INTEGER NOT NULL);
+"""
+
+
+def connect(path: Path, *, synchronous: str, busy_timeout_s: float, mmap_bytes: int) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit ``BEGIN``/``COMMIT``), WAL journal."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+    conn.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+def create_schema(conn: sqlite3.Connection, config: CollectionConfig, *, page_size: int) -> None:
+    """Write the tables and the meta rows in one transaction (a crash leaves no half-made index)."""
+    conn.execute(f"PRAGMA page_size={int(page_size)}")
+    conn.execute("VACUUM")  # page_size only takes effect on an empty database once it is rebuilt
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'meta'").fetchone()[0]:
+            raise IndexFormatError("the database already holds an index")
+        for statement in _DDL.strip().split(";\n"):
+            conn.execute(statement)
+        rows = {
+            "format": FORMAT_NAME,
+            "format_version": str(FORMAT_VERSION),
+            "dense_dim": str(config.dense_dim),
+            "multivector_dim": str(config.multivector_dim),
+            "codec": str(Codec(config.codec)),
+            "pool_factor": str(config.pool_factor),
+            "created_at": repr(time.time()),
+        }
+        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows.items())
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def read_config(conn: sqlite3.Connection, path: Path, expected: CollectionConfig | None) -> CollectionConfig:
+    """The stored configuration; typed errors for a foreign file, another version, or another size."""
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise IndexFormatError(f"{path} is not an index of this format ({exc})") from exc
+    if meta.get("format") != FORMAT_NAME:
+        raise IndexFormatError(f"{path}: expected format {FORMAT_NAME!r}, found {meta.get('format')!r}")
+    if meta.get("format_version") != str(FORMAT_VERSION):
+        raise IndexFormatError(
+            f"{path}: written by index format version {meta.get('format_version')}, "
+            f"this code reads version {FORMAT_VERSION}"
+        )
+    try:
+        config = CollectionConfig(
+            dense_dim=int(meta["dense_dim"]),
+            multivector_dim=int(meta["multivector_dim"]),
+            codec=Codec(meta["codec"]),
+            pool_factor=int(meta["pool_factor"]),
+        )
+    except (KeyError, ValueError) as exc:
+        raise IndexFormatError(f"{path}: damaged meta table ({exc!r})") from exc
+    if expected is not None:
+        if (expected.dense_dim, expected.multivector_dim) != (config.dense_dim, config.multivector_dim):
+            raise DimensionMismatchError(
+                f"{path} was built for dense_dim={config.dense_dim}, "
+                f"multivector_dim={config.multivector_dim}; expected dense_dim={expected.dense_dim}, "
+                f"multivector_dim={expected.multivector_dim}"
+            )
+        if expected != config:
+            raise IndexFormatError(f"{path} was built with {config}, expected {expected}")
+    return config

@@ -1,0 +1,180 @@
+"""Named collections: create, list, open, delete — over the embedded backend or a Qdrant server.
+
+Embedded (``backend="local"``): each collection is the directory ``<data_dir>/collections/<name>/``.
+Creation builds the index in a hidden temporary directory and renames it into place, and deletion renames
+the directory away before removing it; a rename is atomic, so after a crash a name either is a complete
+collection or does not exist (leftover hidden directories are removed when a catalog opens).
+
+Qdrant (``backend="qdrant"``): collections are Qdrant collections tagged with this format in their metadata;
+``qdrant_url=None`` uses qdrant-client's local mode persisted under ``<data_dir>/qdrant`` (testing and small
+setups), otherwise the server at ``qdrant_url``.
+
+Names: 1–63 characters of ``a-z 0-9 _ -``, starting with a letter or digit, without ``__`` (reserved).
+A catalog hands out one shared :class:`~colbert.store.Store` per name and closes them in :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+from colbert import _schema
+from colbert.errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
+    IndexFormatError,
+    InvalidCollectionNameError,
+)
+from colbert.local import LocalOptions, LocalStore
+from colbert.store import CollectionConfig, Store, validate_config
+
+if TYPE_CHECKING:
+    from colbert.qdrant import QdrantOptions
+
+__all__ = ["Backend", "Catalog", "CollectionInfo", "validate_name"]
+
+Backend = Literal["local", "qdrant"]
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class CollectionInfo(NamedTuple):
+    name: str
+    config: CollectionConfig
+    counts: tuple[int, int]  # (documents, pages)
+
+
+def validate_name(name: object) -> str:
+    if not isinstance(name, str) or not _NAME.match(name) or "__" in name:
+        raise InvalidCollectionNameError(
+            f"collection name must match {_NAME.pattern} without '__', got {name!r:.80}"
+        )
+    return name
+
+
+class Catalog:
+    """The collections of one data directory (or one Qdrant server). Thread-safe."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        backend: Backend = "local",
+        qdrant_url: str | None = None,
+        qdrant_api_key: str | None = None,
+        local_options: LocalOptions | None = None,
+        qdrant_options: QdrantOptions | None = None,
+    ) -> None:
+        if backend not in ("local", "qdrant"):
+            raise ValueError(f"backend must be 'local' or 'qdrant', got {backend!r}")
+        self.data_dir = Path(data_dir)
+        self.backend = backend
+        self._lock = threading.Lock()
+        self._open: dict[str, Store] = {}
+        self._local_options = local_options or LocalOptions()
+        self._root = self.data_dir / "collections"
+        if backend == "local":
+            self._root.mkdir(parents=True, exist_ok=True)
+            for leftover in self._root.glob(".*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+            self._qdrant = None
+        else:
+            from colbert._qdrant_catalog import QdrantCollections
+
+            self._qdrant = QdrantCollections(self.data_dir, qdrant_url, qdrant_api_key, qdrant_options)
+
+    def create(self, name: str, config: CollectionConfig) -> Store:
+        """A new empty collection; ``CollectionExistsError`` if the name is taken."""
+        validate_name(name)
+        validate_config(config)
+        with self._lock:
+            store: Store
+            if self._qdrant is not None:
+                store = self._qdrant.create(name, config)
+            else:
+                final = self._root / name
+                if final.exists():
+                    raise CollectionExistsError(f"collection {name!r} already exists")
+                tmp = self._root / f".tmp-{name}-{uuid.uuid4().hex}"
+                LocalStore.create(tmp, config, self._local_options).close()
+                try:
+                    tmp.rename(final)
+                except OSError as exc:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise CollectionExistsError(f"collection {name!r} already exists ({exc})") from exc
+                store = LocalStore.open(final, expected=config, options=self._local_options)
+            self._open[name] = store
+            return store
+
+    def get(self, name: str) -> Store:
+        """The collection's store (``CollectionNotFoundError`` if there is none)."""
+        validate_name(name)
+        with self._lock:
+            store = self._open.get(name)
+            if store is None:
+                store = self._open_store(name)
+                self._open[name] = store
+            return store
+
+    def _open_store(self, name: str) -> Store:
+        if self._qdrant is not None:
+            return self._qdrant.open(name)
+        path = self._root / name
+        if not (path / _schema.DB_FILE).is_file():
+            raise CollectionNotFoundError(f"no collection named {name!r}")
+        return LocalStore.open(path, options=self._local_options)
+
+    def list(self) -> builtins.list[CollectionInfo]:
+        """Every collection, by name, with its configuration and (documents, pages) counts."""
+        names = self._qdrant.names() if self._qdrant is not None else self._local_names()
+        out = []
+        for name in sorted(names):
+            try:
+                store = self.get(name)
+            except (CollectionNotFoundError, IndexFormatError):
+                continue  # deleted meanwhile, or not one of ours
+            out.append(CollectionInfo(name, store.config, store.count()))
+        return out
+
+    def _local_names(self) -> builtins.list[str]:
+        return [
+            p.name
+            for p in self._root.iterdir()
+            if _NAME.match(p.name) and "__" not in p.name and (p / _schema.DB_FILE).is_file()
+        ]
+
+    def delete(self, name: str) -> bool:
+        """Remove a collection and its data; False if there was none."""
+        validate_name(name)
+        with self._lock:
+            store = self._open.pop(name, None)
+            if store is not None:
+                store.close()
+            if self._qdrant is not None:
+                return self._qdrant.delete(name)
+            path = self._root / name
+            if not path.exists():
+                return False
+            trash = self._root / f".trash-{name}-{uuid.uuid4().hex}"
+            path.rename(trash)
+            shutil.rmtree(trash)
+            return True
+
+    def close(self) -> None:
+        """Close every store handed out (and the Qdrant client, if this catalog made it)."""
+        with self._lock:
+            for store in self._open.values():
+                store.close()
+            self._open.clear()
+            if self._qdrant is not None:
+                self._qdrant.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

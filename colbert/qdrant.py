@@ -1,0 +1,380 @@
+"""The scale-out backend: the same :class:`colbert.store.Store` contract on a Qdrant server (or cluster).
+
+Layout of a collection ``name``:
+
+* ``name`` holds one point per page: named vector ``dense`` (cosine, HNSW) for the first stage, named
+  multivector ``mv`` (dot product per token pair, ``MaxSim`` comparator, HNSW off: ``m=0``, on disk) for the
+  exact rerank, and payload ``doc_id``, ``page``, ``version``, ``metadata`` (the document's, filterable as
+  ``metadata.<key>``) and ``page_metadata``.
+* ``name__docs`` holds one vector-less point per document (id = uuid5 of the doc id): ``doc_id``,
+  ``version``, ``num_pages``, ``metadata``, ``created_at``. It is the commit record.
+
+Search is one Qdrant query: ``prefetch`` the ``candidates`` nearest pages by ``dense`` (the equality filter
+applied inside the prefetch, so selective filters still yield k results), then ``MaxSim`` over ``mv`` of
+those; ``exhaustive`` drops the prefetch (a brute-force MaxSim scan, HNSW being off on ``mv``).
+
+Atomicity, as far as Qdrant allows. Qdrant has no multi-request transactions; one upsert request is one
+operation in a shard's WAL but its points are not made visible atomically, and nothing spans requests. So
+a document is written as a new *version*: (1) upsert all its page points, tagged with a fresh ``version``,
+in one request; (2) upsert its ``__docs`` record naming that version — the commit point; (3) delete the
+doc's pages of any other version. Searches and reads only return pages whose version equals the doc
+record's, so a crash or a concurrent reader between steps sees the old document or the new one, never a mix;
+leftover pages of a crashed write are invisible and are removed by the next write or delete of that doc id.
+Deletion removes the record first (commit), then the pages. Not covered: two writers racing on the same
+doc id (the last record wins), and ``count()``'s page total, which counts stored page points and so may
+include an in-flight write.
+
+Codecs: ``float32``/``float16`` map to Qdrant's storage datatypes; ``int8``/``binary`` documents are stored as
+float16 of their decoded values, so scores equal the embedded backend's (to float16 rounding) but the memory
+saving of those codecs is not realised on Qdrant (use Qdrant's own quantization for that).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+
+from colbert.errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
+    DocumentExistsError,
+    IndexFormatError,
+    InvalidQueryError,
+)
+from colbert.pooling import pool_tokens
+from colbert.quantize import Codec, decode, encode
+from colbert.store import (
+    CollectionConfig,
+    DocumentInfo,
+    Hit,
+    PageRecord,
+    StoreLimits,
+    validate_config,
+    validate_document,
+    validate_filter,
+    validate_search,
+)
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "QdrantOptions", "QdrantStore", "docs_collection"]
+
+FORMAT_NAME = "jev4-colbert-qdrant"
+FORMAT_VERSION = 1
+_NAMESPACE = uuid.UUID("6f1d3c52-8a0e-4b7e-9d3a-2f5c1e7b9a40")
+_DATATYPE = {
+    Codec.FLOAT32: qm.Datatype.FLOAT32,
+    Codec.FLOAT16: qm.Datatype.FLOAT16,
+    Codec.INT8: qm.Datatype.FLOAT16,
+    Codec.BINARY: qm.Datatype.FLOAT16,
+}
+
+
+@dataclass(frozen=True)
+class QdrantOptions:
+    """Collection-creation knobs passed to Qdrant, and the caller-input limits."""
+
+    multivector_on_disk: bool = True
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    timeout_s: int | None = None
+    limits: StoreLimits = field(default_factory=StoreLimits)
+
+
+def docs_collection(name: str) -> str:
+    """The name of the collection holding the document records of collection ``name``."""
+    return f"{name}__docs"
+
+
+class QdrantStore:
+    """A collection on a Qdrant server (see the module docstring). Use :meth:`create` / :meth:`open`."""
+
+    config: CollectionConfig
+
+    def __init__(
+        self, client: QdrantClient, name: str, config: CollectionConfig, options: QdrantOptions
+    ) -> None:
+        self.client = client
+        self.name = name
+        self.config = config
+        self.options = options
+        self._docs = docs_collection(name)
+
+    @classmethod
+    def create(
+        cls, client: QdrantClient, name: str, config: CollectionConfig, options: QdrantOptions | None = None
+    ) -> QdrantStore:
+        validate_config(config)
+        options = options or QdrantOptions()
+        if client.collection_exists(name) or client.collection_exists(docs_collection(name)):
+            raise CollectionExistsError(f"Qdrant collection {name!r} already exists")
+        meta = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "dense_dim": config.dense_dim,
+            "multivector_dim": config.multivector_dim,
+            "codec": str(Codec(config.codec)),
+            "pool_factor": config.pool_factor,
+        }
+        common: dict[str, Any] = {
+            "shard_number": options.shard_number,
+            "replication_factor": options.replication_factor,
+            "timeout": options.timeout_s,
+        }
+        client.create_collection(
+            docs_collection(name), vectors_config={}, metadata={"docs_of": name}, **common
+        )
+        client.create_collection(
+            name,
+            vectors_config={
+                "dense": qm.VectorParams(size=config.dense_dim, distance=qm.Distance.COSINE),
+                "mv": qm.VectorParams(
+                    size=config.multivector_dim,
+                    distance=qm.Distance.DOT,
+                    multivector_config=qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM),
+                    hnsw_config=qm.HnswConfigDiff(m=0),
+                    datatype=_DATATYPE[Codec(config.codec)],
+                    on_disk=options.multivector_on_disk,
+                ),
+            },
+            metadata=meta,
+            **common,
+        )
+        with warnings.catch_warnings():  # local mode (tests) says payload indexes do nothing there
+            warnings.filterwarnings("ignore", message="Payload indexes have no effect", category=UserWarning)
+            client.create_payload_index(name, "doc_id", qm.PayloadSchemaType.KEYWORD)
+            client.create_payload_index(name, "version", qm.PayloadSchemaType.KEYWORD)
+            client.create_payload_index(docs_collection(name), "created_at", qm.PayloadSchemaType.FLOAT)
+        return cls(client, name, config, options)
+
+    @classmethod
+    def open(
+        cls,
+        client: QdrantClient,
+        name: str,
+        *,
+        expected: CollectionConfig | None = None,
+        options: QdrantOptions | None = None,
+    ) -> QdrantStore:
+        if not client.collection_exists(name) or not client.collection_exists(docs_collection(name)):
+            raise CollectionNotFoundError(f"no Qdrant collection {name!r}")
+        config = read_config(client, name)
+        if expected is not None and expected != config:
+            from colbert.errors import DimensionMismatchError
+
+            if (expected.dense_dim, expected.multivector_dim) != (config.dense_dim, config.multivector_dim):
+                raise DimensionMismatchError(
+                    f"collection {name!r} was built for {config}, expected {expected}"
+                )
+            raise IndexFormatError(f"collection {name!r} was built with {config}, expected {expected}")
+        return cls(client, name, config, options or QdrantOptions())
+
+    # -- writes ---------------------------------------------------------------------------------------
+
+    def add_document(
+        self,
+        doc_id: str,
+        pages: Sequence[PageRecord],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        replace: bool = False,
+    ) -> DocumentInfo:
+        doc_id, records, meta = validate_document(doc_id, pages, metadata, self.config, self.options.limits)
+        if self._record(doc_id) is not None and not replace:
+            raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
+        version = uuid.uuid4().hex
+        points = [self._point(doc_id, version, meta, r) for r in records]
+        self.client.upsert(self.name, points, wait=True)
+        created = time.time()
+        record = {
+            "doc_id": doc_id,
+            "version": version,
+            "num_pages": len(records),
+            "metadata": meta,
+            "created_at": created,
+        }
+        self.client.upsert(
+            self._docs, [qm.PointStruct(id=_doc_point(doc_id), vector={}, payload=record)], wait=True
+        )
+        self._drop_pages(doc_id, keep_version=version)
+        return DocumentInfo(doc_id, len(records), meta, created)
+
+    def delete_document(self, doc_id: str) -> bool:
+        if not isinstance(doc_id, str):
+            raise InvalidQueryError(f"doc_id must be a str, got {type(doc_id).__name__}")
+        existed = self._record(doc_id) is not None
+        self.client.delete(self._docs, [_doc_point(doc_id)], wait=True)
+        self._drop_pages(doc_id, keep_version=None)
+        return existed
+
+    def _point(self, doc_id: str, version: str, meta: dict[str, Any], record: PageRecord) -> qm.PointStruct:
+        mv = record.multivector  # (n, d) float32
+        if self.config.pool_factor > 1:
+            mv = pool_tokens(mv, self.config.pool_factor)  # (m, d)
+        stored = np.asarray(  # (m, d) float32: exactly what the embedded backend scores
+            decode(
+                encode(np.ascontiguousarray(mv, dtype=np.float32), self.config.codec),
+                mv.shape[0],
+                self.config.multivector_dim,
+                self.config.codec,
+            ),
+            dtype=np.float32,
+        )
+        payload = {
+            "doc_id": doc_id,
+            "page": record.page,
+            "version": version,
+            "metadata": meta,
+            "page_metadata": dict(record.metadata),
+        }
+        pid = str(uuid.uuid5(_NAMESPACE, f"{doc_id}\x00{version}\x00{record.page}"))
+        vectors: dict[str, Any] = {"dense": record.dense.tolist(), "mv": stored.tolist()}
+        return qm.PointStruct(id=pid, vector=vectors, payload=payload)
+
+    def _drop_pages(self, doc_id: str, *, keep_version: str | None) -> None:
+        must_not = [] if keep_version is None else [_match("version", keep_version)]
+        selector = qm.Filter(must=[_match("doc_id", doc_id)], must_not=must_not)  # type: ignore[arg-type]
+        self.client.delete(self.name, qm.FilterSelector(filter=selector), wait=True)
+
+    # -- reads ----------------------------------------------------------------------------------------
+
+    def _record(self, doc_id: str) -> dict[str, Any] | None:
+        found = self.client.retrieve(self._docs, [_doc_point(doc_id)], with_payload=True)
+        return dict(found[0].payload or {}) if found else None
+
+    def _live_versions(self, doc_ids: set[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        found = self.client.retrieve(self._docs, [_doc_point(d) for d in doc_ids], with_payload=True)
+        out: dict[str, tuple[str, dict[str, Any]]] = {}
+        for rec in found:
+            p = rec.payload or {}
+            out[p["doc_id"]] = (p["version"], p["metadata"])
+        return out
+
+    def get_document(self, doc_id: str) -> DocumentInfo | None:
+        rec = self._record(doc_id)
+        return None if rec is None else _info(rec)
+
+    def list_documents(self, *, offset: int = 0, limit: int = 100) -> list[DocumentInfo]:
+        """Documents in the order they were (last) added."""
+        limits = self.options.limits
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidQueryError(f"offset must be an int >= 0, got {offset!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= limits.max_list_limit:
+            raise InvalidQueryError(f"limit must be an int in 1..{limits.max_list_limit}, got {limit!r}")
+        records, _ = self.client.scroll(
+            self._docs, limit=offset + limit, order_by=qm.OrderBy(key="created_at"), with_payload=True
+        )
+        return [_info(dict(r.payload or {})) for r in records[offset : offset + limit]]
+
+    def count(self) -> tuple[int, int]:
+        docs = self.client.count(self._docs, exact=True).count
+        pages = self.client.count(self.name, exact=True).count
+        return int(docs), int(pages)
+
+    def get_page(self, doc_id: str, page: int) -> PageRecord | None:
+        rec = self._record(doc_id)
+        if rec is None:
+            return None
+        flt = qm.Filter(
+            must=[_match("doc_id", doc_id), _match("version", rec["version"]), _match("page", page)]
+        )
+        points, _ = self.client.scroll(
+            self.name, scroll_filter=flt, limit=1, with_payload=True, with_vectors=True
+        )
+        if not points:
+            return None
+        vectors: Any = points[0].vector
+        payload = points[0].payload or {}
+        dense = np.asarray(vectors["dense"], dtype=np.float32)  # (dense_dim,) unit (Qdrant normalises)
+        mv = np.asarray(vectors["mv"], dtype=np.float32)  # (n, d)
+        return PageRecord(page=page, dense=dense, multivector=mv, metadata=payload["page_metadata"])
+
+    def search(
+        self,
+        query_multivector: np.ndarray,
+        query_dense: np.ndarray | None,
+        k: int = 10,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        candidates: int = 200,
+        exhaustive: bool = False,
+    ) -> list[Hit]:
+        limits = self.options.limits
+        q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
+        equal = validate_filter(filter)
+        flt = qm.Filter(must=[_match(f"metadata.{key}", v) for key, v in equal.items()]) if equal else None
+        pool = candidates if not (exhaustive or dense is None) else None
+        want = k
+        while True:
+            points = self._query(q, dense if pool else None, flt, pool, want)
+            live = self._live_versions({str((p.payload or {})["doc_id"]) for p in points})
+            hits = []
+            for p in points:
+                pay = p.payload or {}
+                state = live.get(pay["doc_id"])
+                if state is not None and state[0] == pay["version"]:
+                    hits.append(Hit(pay["doc_id"], int(pay["page"]), float(p.score), dict(state[1])))
+            # pages of a write in flight (or of a crashed one) were skipped: ask for more until k are found
+            if len(hits) >= k or len(points) < want or (pool is not None and want >= pool):
+                return hits[:k]
+            want = min(2 * want, pool) if pool is not None else 2 * want
+
+    def _query(
+        self, q: np.ndarray, dense: np.ndarray | None, flt: qm.Filter | None, pool: int | None, limit: int
+    ) -> list[qm.ScoredPoint]:
+        keep = ["doc_id", "page", "version"]
+        if dense is None or pool is None:
+            res = self.client.query_points(
+                self.name, query=q.tolist(), using="mv", query_filter=flt, limit=limit, with_payload=keep
+            )
+        else:
+            prefetch = qm.Prefetch(query=dense.tolist(), using="dense", limit=pool, filter=flt)
+            res = self.client.query_points(
+                self.name, prefetch=prefetch, query=q.tolist(), using="mv", limit=limit, with_payload=keep
+            )
+        return list(res.points)
+
+    def close(self) -> None:
+        """Nothing to release per collection (the client belongs to whoever made it)."""
+
+    def __enter__(self) -> QdrantStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_config(client: QdrantClient, name: str) -> CollectionConfig:
+    """The configuration stored in the collection's metadata; ``IndexFormatError`` if it is not ours."""
+    meta = client.get_collection(name).config.metadata or {}
+    if meta.get("format") != FORMAT_NAME:
+        raise IndexFormatError(f"Qdrant collection {name!r} is not a {FORMAT_NAME} collection")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise IndexFormatError(
+            f"Qdrant collection {name!r} has format version {meta.get('format_version')}, "
+            f"this code reads version {FORMAT_VERSION}"
+        )
+    return CollectionConfig(
+        dense_dim=int(meta["dense_dim"]),
+        multivector_dim=int(meta["multivector_dim"]),
+        codec=Codec(meta["codec"]),
+        pool_factor=int(meta["pool_factor"]),
+    )
+
+
+def _doc_point(doc_id: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, doc_id))
+
+
+def _match(key: str, value: str | int | bool) -> qm.FieldCondition:
+    return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
+
+
+def _info(rec: dict[str, Any]) -> DocumentInfo:
+    return DocumentInfo(rec["doc_id"], int(rec["num_pages"]), dict(rec["metadata"]), float(rec["created_at"]))

@@ -1,0 +1,176 @@
+"""Crash safety and concurrency of the embedded index.
+
+A writer process is killed with SIGKILL at random moments, several rounds on the same index; after each
+round the reopened index must pass SQLite's integrity check, hold only whole documents whose content is
+exactly what some write stored, and hold every write the writer acknowledged. While the writer runs, this
+process searches the same index through its own handle (readers keep working while another process writes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("colbert.scoring", reason="colbert.scoring/quantize/pooling/errors not committed yet")
+from colbert.quantize import Codec
+
+from colbert.local import LocalStore
+from colbert.store import CollectionConfig, PageRecord
+
+sys.path.insert(0, str(Path(__file__).parent))
+from durability_writer import DENSE, DIM, pages_for
+
+WRITER = Path(__file__).with_name("durability_writer.py")
+CONFIG = CollectionConfig(dense_dim=DENSE, multivector_dim=DIM, codec=Codec.FLOAT32)
+
+
+def _check_whole(directory: Path, acked: dict[str, int]) -> int:
+    """Integrity, whole documents, exact content, every acknowledged write present; returns the top doc no."""
+    conn = sqlite3.connect(directory / "index.sqlite")
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        orphans = conn.execute(
+            "SELECT COUNT(*) FROM pages WHERE doc_id NOT IN (SELECT doc_id FROM documents)"
+        ).fetchone()[0]
+        blobless = conn.execute(
+            "SELECT COUNT(*) FROM pages WHERE id NOT IN (SELECT page_id FROM multivectors)"
+        ).fetchone()[0]
+        assert (orphans, blobless) == (0, 0)
+    finally:
+        conn.close()
+    store = LocalStore.open(directory, expected=CONFIG)
+    try:
+        docs = {d.doc_id: d for d in store.list_documents(limit=10000)}
+        for doc_id, version in acked.items():
+            assert doc_id in docs, f"acknowledged {doc_id} (v{version}) is missing"
+        highest = 0
+        for doc_id, info in docs.items():
+            version = int(info.metadata["version"])
+            if doc_id in acked:  # the acknowledged version, or a later in-flight replace
+                assert version >= acked[doc_id]
+            want = pages_for(version)
+            assert info.num_pages == len(want)
+            for rec in want:
+                got = store.get_page(doc_id, rec.page)
+                assert got is not None, f"{doc_id} page {rec.page} missing: half a document"
+                np.testing.assert_array_equal(got.multivector, rec.multivector)
+            highest = max(highest, int(doc_id[1:]))
+        probe = pages_for(1)[0]
+        assert store.search(probe.multivector[:4], probe.dense, k=3)  # the reopened index answers
+        return highest
+    finally:
+        store.close()
+
+
+def _search_while_writing(directory: Path, stop: threading.Event, errors: list[BaseException]) -> None:
+    store = LocalStore.open(directory)
+    probe = pages_for(7)[0]
+    last = 0
+    try:
+        while not stop.is_set():
+            hits = store.search(probe.multivector[:4], probe.dense, k=5)
+            docs, _ = store.count()
+            assert docs >= last, "a reader saw the document count go backwards"
+            last = docs
+            for h in hits:
+                assert h.metadata.get("version") is not None
+    except Exception as exc:  # noqa: BLE001 - handed to the test thread, which fails on it
+        errors.append(exc)
+    finally:
+        store.close()
+
+
+def test_kill_9_never_corrupts_or_loses_acknowledged_writes(tmp_path: Path) -> None:
+    directory = tmp_path / "idx"
+    LocalStore.create(directory, CONFIG).close()
+    rnd = random.Random(1234)
+    acked: dict[str, int] = {}
+    start = 0
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    for _round in range(4):
+        proc = subprocess.Popen(
+            [sys.executable, str(WRITER), str(directory), str(start)],
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        assert proc.stdout is not None
+        stop, errors = threading.Event(), list[BaseException]()
+        reader = threading.Thread(target=_search_while_writing, args=(directory, stop, errors))
+        reader.start()
+        first = (
+            proc.stdout.readline()
+        )  # wait until the writer is really writing, then kill at a random moment
+        time.sleep(rnd.uniform(0.05, 0.8))
+        proc.send_signal(signal.SIGKILL)
+        rest = proc.stdout.read()
+        proc.stdout.close()
+        proc.wait()
+        stop.set()
+        reader.join()
+        assert not errors, errors
+        lines = [first, *rest.splitlines()]
+        for line in filter(None, (x.strip() for x in lines)):
+            _, doc_id, version = line.split()
+            acked[doc_id] = int(version[1:])
+        assert acked, "the writer acknowledged nothing"
+        start = _check_whole(directory, acked) + 1
+
+
+def test_readers_keep_working_while_a_writer_adds(tmp_path: Path) -> None:
+    store = LocalStore.create(tmp_path / "idx", CONFIG)
+    store.add_document("seed", pages_for(0))
+    stop, errors = threading.Event(), list[BaseException]()
+    searches: list[int] = []
+
+    def read() -> None:
+        probe = pages_for(0)[0]
+        last, done = 0, 0
+        try:
+            while not stop.is_set():
+                hits = store.search(probe.multivector[:3], probe.dense, k=3)
+                assert hits[0].doc_id == "seed"
+                docs = store.count()[0]
+                assert docs >= last, "a reader saw the document count go backwards"
+                last, done = docs, done + 1
+        except Exception as exc:  # noqa: BLE001 - handed to the test thread, which fails on it
+            errors.append(exc)
+        searches.append(done)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for t in readers:
+        t.start()
+    for i in range(1, 40):
+        store.add_document(f"d{i}", pages_for(i), {"version": i})
+    stop.set()
+    for t in readers:
+        t.join()
+    assert not errors, errors
+    assert sum(searches) > 3
+    assert store.count()[0] == 40
+    store.close()
+
+
+@pytest.mark.parametrize("synchronous", ["FULL", "NORMAL"])
+def test_durability_setting_is_applied(tmp_path: Path, synchronous: str) -> None:
+    from colbert.local import LocalOptions
+
+    store = LocalStore.create(tmp_path / "idx", CONFIG, LocalOptions(synchronous=synchronous))
+    store.add_document("a", [PageRecord(0, np.ones(DENSE, np.float32), np.eye(3, DIM, dtype=np.float32))])
+    conn = sqlite3.connect(tmp_path / "idx" / "index.sqlite")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    assert json.loads(json.dumps(store.get_document("a").metadata)) == {}  # type: ignore[union-attr]
+    store.close()
