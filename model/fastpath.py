@@ -1,0 +1,105 @@
+"""Fast paths for the stock Qwen2.5-VL vision tower: the same weights and math, fewer and larger kernels.
+
+Two spots of ``transformers``' vision tower cost far more on CPU than their FLOPs (measured on this project's
+bench, real width, one page of 3072 patches):
+
+- the patch embedding is a ``Conv3d`` whose kernel equals its stride, i.e. one matrix product in disguise;
+  oneDNN's 3-D convolution takes 176 ms in float32 and 658 ms in bfloat16 where ``F.linear`` on the flattened
+  patches takes 24 ms and 8 ms. :class:`LinearPatchProjection` is that matrix product (same ``weight``).
+- windowed attention runs one ``scaled_dot_product_attention`` call per window (48 windows of 64 patches per
+  page, in 3 of every 4 blocks); in bfloat16 the per-call cost dominates (48 calls: 513 ms, one batched call:
+  17 ms). :class:`WindowBatchedVisionAttention` stacks the windows of equal length into one call.
+
+:func:`speed_up_vision_tower` swaps both into a loaded ``Qwen2_5_VisionTransformerPretrainedModel`` in place;
+parameter names (hence ``state_dict`` keys) are unchanged, and outputs equal the stock modules' up to float
+summation order (≤ 1e-6 in float32, checked by ``tests/model/test_fastpath.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["LinearPatchProjection", "WindowBatchedVisionAttention", "speed_up_vision_tower"]
+
+
+class LinearPatchProjection(nn.Module):
+    """A stride-equals-kernel ``Conv3d`` without bias, as one matrix product over the flattened patches."""
+
+    def __init__(self, conv: nn.Conv3d) -> None:
+        super().__init__()
+        if conv.kernel_size != conv.stride or conv.padding != (0, 0, 0) or conv.bias is not None:
+            raise ValueError(f"not a patchifying Conv3d: kernel {conv.kernel_size}, stride {conv.stride}")
+        self.weight = conv.weight  # (D, C, T, P, P): the checkpoint's tensor, shared
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        # patches: (N, C, T, P, P) -> (N, D, 1, 1, 1), the shape the convolution returns
+        flat = patches.reshape(patches.shape[0], -1)  # (N, C·T·P·P)
+        out = F.linear(flat, self.weight.reshape(self.weight.shape[0], -1))  # (N, D)
+        return out[:, :, None, None, None]
+
+
+class WindowBatchedVisionAttention(nn.Module):
+    """``Qwen2_5_VLVisionAttention`` attending the equal-length segments of ``cu_seqlens`` in one call."""
+
+    def __init__(self, attn: nn.Module) -> None:
+        super().__init__()
+        qkv, proj = attn.get_submodule("qkv"), attn.get_submodule("proj")
+        if not isinstance(qkv, nn.Linear) or not isinstance(proj, nn.Linear):
+            raise TypeError(f"expected Linear qkv/proj, got {type(qkv).__name__}/{type(proj).__name__}")
+        self.qkv, self.proj = qkv, proj
+        self.num_heads: int = int(getattr(attn, "num_heads"))  # noqa: B009 - a plain attribute, not a submodule
+        self.scaling: float = float(getattr(attn, "scaling"))  # noqa: B009
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        cu_seqlens: torch.Tensor,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
+        **kwargs: object,
+    ) -> torch.Tensor:
+        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
+
+        seq = hidden_states.shape[0]
+        qkv = self.qkv(hidden_states).reshape(seq, 3, self.num_heads, -1)  # (S, 3, H, d)
+        q, k, v = qkv.permute(1, 0, 2, 3).unbind(0)  # each (S, H, d)
+        cos, sin = position_embeddings
+        q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)  # the stock rotary (float32 inside)
+        out = torch.empty_like(v)  # (S, H, d)
+        bounds = cu_seqlens.tolist()
+        starts_by_len: dict[int, list[int]] = defaultdict(list)
+        for start, stop in itertools.pairwise(bounds):
+            if stop > start:
+                starts_by_len[stop - start].append(start)
+        for length, starts in starts_by_len.items():
+            idx = (torch.tensor(starts)[:, None] + torch.arange(length)).reshape(-1)  # (n·L,)
+            n = len(starts)
+            qs, ks, vs = (t[idx].reshape(n, length, self.num_heads, -1).transpose(1, 2) for t in (q, k, v))
+            o = F.scaled_dot_product_attention(qs, ks, vs, scale=self.scaling)  # (n, H, L, d)
+            out[idx] = o.transpose(1, 2).reshape(n * length, self.num_heads, -1)
+        result: torch.Tensor = self.proj(out.reshape(seq, -1))  # (S, D)
+        return result
+
+
+def speed_up_vision_tower(visual: nn.Module) -> int:
+    """Swap the fast paths into a stock Qwen2.5-VL vision tower in place; return how many were swapped.
+
+    Modules that are not the expected stock ones are left alone (the function is then a no-op for them).
+    """
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLVisionAttention
+
+    swapped = 0
+    patch_embed = getattr(visual, "patch_embed", None)
+    proj = getattr(patch_embed, "proj", None)
+    if isinstance(proj, nn.Conv3d) and proj.kernel_size == proj.stride and proj.bias is None:
+        patch_embed.proj = LinearPatchProjection(proj)  # type: ignore[union-attr]
+        swapped += 1
+    for block in getattr(visual, "blocks", []):
+        if isinstance(block.attn, Qwen2_5_VLVisionAttention):
+            block.attn = WindowBatchedVisionAttention(block.attn)
+            swapped += 1
+    return swapped

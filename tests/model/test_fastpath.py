@@ -1,0 +1,68 @@
+"""The vision fast paths equal the stock transformers modules on the same weights."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from model.fastpath import LinearPatchProjection, WindowBatchedVisionAttention, speed_up_vision_tower
+
+
+def _stock_tower() -> nn.Module:
+    from transformers import Qwen2_5_VLConfig
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
+
+    config = Qwen2_5_VLConfig(
+        vision_config={
+            "depth": 4,
+            "hidden_size": 32,
+            "num_heads": 2,
+            "intermediate_size": 40,
+            "out_hidden_size": 48,
+            "fullatt_block_indexes": [1, 3],
+        }
+    ).vision_config
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    return Qwen2_5_VisionTransformerPretrainedModel(config).eval()
+
+
+# Grids (t, h, w) in patches: windows of several sizes (8×8-patch windows cut at the edges), two images.
+GRIDS = [[[1, 8, 8]], [[1, 10, 22]], [[1, 36, 18], [1, 6, 4]], [[1, 2, 2]]]
+
+
+@pytest.mark.parametrize("grids", GRIDS)
+def test_fast_tower_equals_stock(grids: list[list[int]]) -> None:
+    stock = _stock_tower()
+    fast = copy.deepcopy(stock)
+    assert speed_up_vision_tower(fast) == 1 + 4
+    assert isinstance(fast.patch_embed.proj, LinearPatchProjection)
+    assert all(isinstance(b.attn, WindowBatchedVisionAttention) for b in fast.blocks)
+    assert fast.state_dict().keys() == stock.state_dict().keys()
+    grid = torch.tensor(grids)
+    pixels = torch.randn(int(grid.prod(-1).sum()), 3 * 2 * 14 * 14)  # (P, 1176)
+    with torch.inference_mode():
+        want = stock(pixels, grid_thw=grid).pooler_output  # (P/4, 48)
+        got = fast(pixels, grid_thw=grid).pooler_output
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_fast_tower_bfloat16_close_to_stock() -> None:
+    stock = _stock_tower().to(torch.bfloat16)
+    fast = copy.deepcopy(stock)
+    speed_up_vision_tower(fast)
+    grid = torch.tensor([[1, 10, 22]])
+    pixels = torch.randn(220, 1176).to(torch.bfloat16)
+    with torch.inference_mode():
+        want = stock(pixels, grid_thw=grid).pooler_output.float()
+        got = fast(pixels, grid_thw=grid).pooler_output.float()
+    cos = torch.nn.functional.cosine_similarity(got, want, dim=-1)
+    assert cos.min() > 0.999
+
+
+def test_linear_patch_projection_refuses_other_convolutions() -> None:
+    with pytest.raises(ValueError, match="not a patchifying Conv3d"):
+        LinearPatchProjection(nn.Conv3d(3, 8, kernel_size=(2, 14, 14), stride=(1, 14, 14), bias=False))
