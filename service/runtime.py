@@ -34,8 +34,8 @@ def open_catalog(settings: Settings) -> Any:
     from colbert.catalog import Catalog
 
     return Catalog(
-        settings.data_dir / "collections",
-        backend=settings.collection_backend,
+        settings.data_dir,
+        backend="qdrant" if settings.collection_backend == "qdrant" else "local",
         qdrant_url=settings.qdrant_url,
         qdrant_api_key=settings.qdrant_api_key,
     )

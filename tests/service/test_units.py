@@ -148,3 +148,30 @@ def test_error_table(exc: Exception, status: int, code: str) -> None:
 
 def test_unknown_error_is_not_mapped() -> None:
     assert error_info(RuntimeError("x")) is None
+
+
+def test_cli_flags_override_environment() -> None:
+    from service.__main__ import build_parser, settings_from_args
+
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--port",
+            "9100",
+            "--api-key",
+            "a",
+            "--api-key",
+            "b",
+            "--tiny",
+            "--allowed-url-host",
+            "x.org",
+        ]
+    )
+    s = settings_from_args(args, {"JEV4_PORT": "9000", "JEV4_HOST": "0.0.0.0"})
+    assert (s.port, s.host, s.api_keys, s.tiny, s.allowed_url_hosts) == (
+        9100,
+        "0.0.0.0",
+        ("a", "b"),
+        True,
+        ("x.org",),
+    )
