@@ -1,0 +1,328 @@
+"""``python -m service index`` and ``python -m service search``: the collection routes without a server.
+
+Both load the model and open the catalog from the same settings as ``serve`` (flags, then ``JEV4_*``
+variables), so a collection indexed here is served by ``serve`` on the same ``--data-dir`` and vice versa
+(not at the same time with the Qdrant local mode, which locks its folder).
+
+    python -m service index samples/ --collection samples --tiny
+    python -m service search "quarterly revenue table" --collection samples --tiny
+
+``index`` takes files and folders (walked recursively for .pdf and image files), creates the collection
+when it does not exist (``--dimensions``, ``--codec``, ``--pool-factor``), shows one progress bar over all
+pages, and names each document by its path relative to the folder given (or its file name), characters
+outside ``A-Z a-z 0-9 . _ - :`` replaced by ``_``. A document that exists is skipped unless ``--replace``.
+Exit status: 0 when every file was indexed or skipped, 1 when some failed, 2 when nothing could start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from model.encoder import Encoder
+
+    from colbert.store import Store
+    from service.indexing import Indexer
+    from service.page_images import PageImageStore
+
+__all__ = [
+    "DOCUMENT_SUFFIXES",
+    "add_index_arguments",
+    "add_search_arguments",
+    "collect_documents",
+    "index_command",
+    "search_command",
+]
+
+DOCUMENT_SUFFIXES = frozenset({".pdf", ".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:=+@-]")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def add_index_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, help="PDF/image files or folders (walked recursively)")
+    parser.add_argument("--collection", required=True, help="collection name (created when missing)")
+    parser.add_argument("--dimensions", type=int, help="dense size of a NEW collection (default: full)")
+    parser.add_argument(
+        "--codec", default="float16", help="float32 | float16 | int8 | binary (new collection)"
+    )
+    parser.add_argument("--pool-factor", type=int, default=1, help="token pooling of a NEW collection")
+    parser.add_argument("--pages", help='PDF pages to index in every file, e.g. "1-3"; default all')
+    parser.add_argument(
+        "--metadata", type=_json_object, help="JSON object merged into each document's metadata"
+    )
+    parser.add_argument("--replace", action="store_true", help="replace documents that already exist")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("query", help="the text query")
+    parser.add_argument("--collection", required=True)
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument(
+        "--filter", type=_json_object, help='equality filter on metadata, e.g. {"kind": "pdf"}'
+    )
+    parser.add_argument("--exhaustive", action="store_true", help="exact MaxSim over every page")
+    parser.add_argument("--json", action="store_true", help="one JSON object per hit instead of a table")
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFile:
+    path: Path
+    document_id: str
+    source: str  # the path as shown (relative to the folder given)
+
+
+def _document_id(name: str) -> str:
+    ident = _UNSAFE.sub("_", name)
+    return ident if ident[:1].isalnum() else f"d{ident}"
+
+
+def collect_documents(paths: Iterable[Path]) -> list[DocumentFile]:
+    """Files as given (any suffix) plus the PDFs and images under each folder, sorted, ids made unique."""
+    found: list[tuple[Path, str]] = []
+    for path in paths:
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                if file.suffix.lower() in DOCUMENT_SUFFIXES:
+                    found.append((file, file.relative_to(path).as_posix()))
+        elif path.is_file():
+            found.append((path, path.name))
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    out: list[DocumentFile] = []
+    used: set[str] = set()
+    for file, shown in found:
+        base = _document_id(shown)[:240]
+        ident, n = base, 1
+        while ident in used:
+            n += 1
+            ident = f"{base}-{n}"
+        used.add(ident)
+        out.append(DocumentFile(file, ident, shown))
+    return out
+
+
+class _Bar:
+    """:class:`~service.indexing.Progress` over one tqdm bar shared by every file."""
+
+    def __init__(self, disable: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=0, unit="page", disable=disable, file=sys.stderr, dynamic_ncols=True)
+
+    def start(self, pages_total: int) -> None:
+        self.bar.total = (self.bar.total or 0) + pages_total
+        self.bar.refresh()
+
+    def advance(self, pages: int) -> None:
+        self.bar.update(pages)
+
+    def note(self, message: str) -> None:
+        """Print a line above the bar (to stderr, like the bar)."""
+        self.bar.write(message, file=sys.stderr)
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, Encoder, Any] | None:
+    """Settings, encoder, catalog; None (after printing why) when the model cannot be loaded."""
+    from service.__main__ import settings_from_args
+    from service.loading import ModelLoadError, load_encoder
+    from service.runtime import open_catalog
+
+    settings = settings_from_args(args)
+    try:
+        encoder = load_encoder(settings)
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    return settings, encoder, open_catalog(settings)
+
+
+def _embed_fn(encoder: Encoder, executor: Any) -> Any:
+    async def embed(rows: Sequence[Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, lambda: encoder.embed(rows, return_multivector=True))
+
+    return embed
+
+
+def index_command(args: argparse.Namespace) -> int:
+    """Index files/folders into ``args.collection`` (see the module doc)."""
+    try:
+        files = collect_documents(args.paths)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    loaded = _load(args)
+    if loaded is None:
+        return 2
+    settings, encoder, catalog = loaded
+    try:
+        return asyncio.run(_index_all(args, settings, encoder, catalog, files))
+    finally:
+        catalog.close()
+
+
+def _open_or_create(args: argparse.Namespace, encoder: Encoder, catalog: Any) -> Store:
+    from colbert.errors import CollectionNotFoundError
+    from colbert.quantize import Codec
+
+    from colbert.store import CollectionConfig
+
+    try:
+        store: Store = catalog.get(args.collection)
+        return store
+    except CollectionNotFoundError:
+        info = encoder.info
+        config = CollectionConfig(
+            dense_dim=args.dimensions or info.hidden_size,
+            multivector_dim=info.multivector_dim,
+            codec=Codec(args.codec),
+            pool_factor=args.pool_factor,
+        )
+        print(f"created collection {args.collection!r} ({config})", file=sys.stderr)
+        created: Store = catalog.create(args.collection, config)
+        return created
+
+
+async def _index_all(
+    args: argparse.Namespace, settings: Any, encoder: Encoder, catalog: Any, files: list[DocumentFile]
+) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from service.collections import page_image_store
+    from service.indexing import Indexer, IndexOptions
+
+    info = encoder.info
+    if args.dimensions is not None and args.dimensions not in {*info.matryoshka_dims, info.hidden_size}:
+        print(
+            f"error: --dimensions must be one of {sorted({*info.matryoshka_dims, info.hidden_size})}",
+            file=sys.stderr,
+        )
+        return 2
+    store = _open_or_create(args, encoder, catalog)
+    images = page_image_store(settings)
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="jev4-model") as model,
+        ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="jev4-prep") as pool,
+    ):
+        indexer = Indexer(
+            encoder.processor,
+            _embed_fn(encoder, model),
+            pool,
+            IndexOptions.from_settings(settings),
+            hidden_size=info.hidden_size,
+            matryoshka_dims=info.matryoshka_dims,
+        )
+        bar = _Bar(disable=args.no_progress)
+        try:
+            failed = [f for f in files if not await _index_one(args, indexer, store, images, f, bar)]
+        finally:
+            bar.bar.close()
+    done = len(files) - len(failed)
+    print(f"{done} of {len(files)} documents indexed or present in {args.collection!r}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+async def _index_one(
+    args: argparse.Namespace,
+    indexer: Indexer,
+    store: Store,
+    images: PageImageStore,
+    file: DocumentFile,
+    bar: _Bar,
+) -> bool:
+    from colbert.errors import DocumentExistsError
+
+    from model.errors import InputError
+    from service.indexing import DocumentSource, detect_kind
+
+    data = file.path.read_bytes()
+    kind = detect_kind(data)
+    metadata = {"source": file.source, "kind": kind, **(args.metadata or {})}
+    source = DocumentSource(data, kind, args.pages if kind == "pdf" else None)
+    bar.bar.set_postfix_str(file.source[-40:])
+    try:
+        await indexer.index(
+            store,
+            images,
+            args.collection,
+            file.document_id,
+            source,
+            metadata,
+            replace=args.replace,
+            progress=bar,
+        )
+    except DocumentExistsError:
+        bar.note(f"skipped {file.source}: document {file.document_id!r} exists (use --replace)")
+    except InputError as exc:
+        bar.note(f"failed {file.source}: {exc}")
+        return False
+    return True
+
+
+def search_command(args: argparse.Namespace) -> int:
+    """Print the ranked pages of ``args.collection`` for ``args.query``."""
+    loaded = _load(args)
+    if loaded is None:
+        return 2
+    settings, encoder, catalog = loaded
+    try:
+        return asyncio.run(_search(args, settings, encoder, catalog))
+    finally:
+        catalog.close()
+
+
+async def _search(args: argparse.Namespace, settings: Any, encoder: Encoder, catalog: Any) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from colbert.errors import CollectionNotFoundError
+
+    from service.collections import page_image_store
+    from service.search import Searcher, SearchOptions
+
+    try:
+        store = catalog.get(args.collection)
+    except CollectionNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with ThreadPoolExecutor(1, thread_name_prefix="jev4-model") as model:
+        searcher = Searcher(
+            encoder.processor,
+            _embed_fn(encoder, model),
+            model,
+            hidden_size=encoder.info.hidden_size,
+            matryoshka_dims=encoder.info.matryoshka_dims,
+            max_query_tokens=settings.max_text_tokens,
+        )
+        options = SearchOptions(top_k=args.top_k, filter=args.filter, exhaustive=args.exhaustive)
+        outcome = await searcher.search(
+            store, page_image_store(settings), args.collection, args.query, options
+        )
+    for rank, match in enumerate(outcome.matches, 1):
+        hit = match.hit
+        if args.json:
+            row = {"rank": rank, "document_id": hit.doc_id, "page": hit.page, "score": hit.score}
+            print(json.dumps({**row, "metadata": hit.metadata}, ensure_ascii=False))
+        else:
+            print(f"{rank:>3}  {hit.score:9.4f}  {hit.doc_id}  page {hit.page}")
+    if not outcome.matches:
+        print("no results", file=sys.stderr)
+    return 0

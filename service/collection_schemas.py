@@ -1,0 +1,205 @@
+"""Request and response bodies (msgspec Structs) of the collection routes (``/v1/collections/...``).
+
+Collections::
+
+    POST   /v1/collections                        CreateCollectionRequest -> CollectionObject (201)
+    GET    /v1/collections                        -> CollectionList
+    GET    /v1/collections/{name}                 -> CollectionObject
+    DELETE /v1/collections/{name}                 -> DeletedObject
+
+Documents::
+
+    POST   /v1/collections/{name}/documents       AddDocumentRequest (JSON) or multipart
+                                                  -> DocumentObject (201)
+                                                  ?wait=false -> JobObject (202, Location: the job)
+    GET    /v1/collections/{name}/documents       -> DocumentList (?offset=&limit=)
+    GET    /v1/collections/{name}/documents/{id}  -> DocumentObject
+    DELETE /v1/collections/{name}/documents/{id}  -> DeletedObject
+    GET    /v1/collections/{name}/jobs/{job_id}   -> JobObject (pages_done / pages_total)
+
+Search::
+
+    POST   /v1/collections/{name}/search          SearchRequest -> SearchResponse
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from service.schemas import Usage
+
+__all__ = [
+    "AddDocumentRequest",
+    "CollectionList",
+    "CollectionObject",
+    "CreateCollectionRequest",
+    "DeletedObject",
+    "DocumentList",
+    "DocumentObject",
+    "JobObject",
+    "SearchHit",
+    "SearchRequest",
+    "SearchResponse",
+    "SimilarityMap",
+]
+
+DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@=+-]{0,255}$"
+
+DocumentId = Annotated[
+    str,
+    Meta(
+        pattern=DOCUMENT_ID_PATTERN,
+        description="1-256 characters of A-Z a-z 0-9 . _ : @ = + - starting with a letter or digit "
+        "(so that it fits a URL path segment unescaped)",
+    ),
+]
+
+
+Candidates = Annotated[
+    int, Meta(ge=1, le=10000, description="First-stage candidates reranked by MaxSim (default 200)")
+]
+
+
+class CreateCollectionRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``POST /v1/collections``."""
+
+    name: Annotated[str, Meta(description="1-63 characters of a-z 0-9 _ -, starting with a letter or digit")]
+    dimensions: Annotated[
+        int | None,
+        Meta(
+            description="Size of the stored single (first-stage) vector: one of the model's Matryoshka sizes "
+            "(e.g. 128 ... 2048); default: the model's full size"
+        ),
+    ] = None
+    codec: Annotated[
+        str, Meta(description="Storage of the multi-vectors: float32 | float16 | int8 | binary")
+    ] = "float16"
+    pool_factor: Annotated[
+        int,
+        Meta(ge=1, le=64, description="Token pooling at index time (1 = off; 3 keeps ~1/3 of the vectors)"),
+    ] = 1
+
+
+class CollectionObject(Struct, kw_only=True):
+    object: str = "collection"
+    name: str
+    dimensions: int
+    multivector_dimensions: int
+    codec: str
+    pool_factor: int
+    documents: int
+    pages: int
+
+
+class CollectionList(Struct, kw_only=True):
+    object: str = "list"
+    data: list[CollectionObject]
+
+
+class DeletedObject(Struct, kw_only=True):
+    id: str
+    object: str
+    deleted: bool = True
+
+
+class AddDocumentRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """JSON body of ``POST /v1/collections/{name}/documents`` (exactly one of ``pdf`` / ``image``).
+
+    The multipart form has the same fields: ``file`` (the PDF or image; its kind is read from the bytes),
+    ``metadata`` (a JSON object as text), ``pages``, ``document_id``, ``replace``.
+    """
+
+    pdf: Annotated[str | None, Meta(description="The PDF as base64, a data URI or an http(s) URL")] = None
+    image: Annotated[str | None, Meta(description="The image as base64, a data URI or an http(s) URL")] = None
+    metadata: Annotated[
+        dict[str, Any] | None, Meta(description="Document metadata (JSON object); searchable by filter")
+    ] = None
+    pages: Annotated[str | None, Meta(description='PDF pages to index, 1-based: "1-3,7"; default all')] = None
+    document_id: Annotated[DocumentId | None, Meta(description="Default: a new random id")] = None
+    replace: Annotated[bool, Meta(description="Replace a document with the same id (else 409)")] = False
+
+
+class DocumentObject(Struct, kw_only=True):
+    object: str = "document"
+    id: str
+    collection: str
+    pages: int
+    metadata: dict[str, Any]
+    created_at: float
+
+
+class DocumentList(Struct, kw_only=True):
+    object: str = "list"
+    data: list[DocumentObject]
+    offset: int
+    limit: int
+    total: int
+
+
+class JobObject(Struct, kw_only=True):
+    """Progress of one indexing job (``?wait=false``). Jobs live in memory: a restart forgets them."""
+
+    object: str = "indexing_job"
+    id: str
+    collection: str
+    document_id: str
+    status: Annotated[str, Meta(description="queued | running | succeeded | failed")]
+    pages_done: int
+    pages_total: Annotated[int | None, Meta(description="Known once the PDF has been opened")] = None
+    created_at: float
+    finished_at: float | None = None
+    document: DocumentObject | None = None
+    error: Annotated[
+        dict[str, str] | None, Meta(description="The error body a synchronous request would have had")
+    ] = None
+
+
+class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``POST /v1/collections/{name}/search``."""
+
+    query: Annotated[str, Meta(min_length=1, description="The text query (embedded as retrieval.query)")]
+    top_k: Annotated[int, Meta(ge=1, le=1000)] = 10
+    filter: Annotated[
+        dict[str, Any] | None,
+        Meta(description='Equality on top-level document metadata keys, ANDed: {"lang": "en", "year": 2024}'),
+    ] = None
+    include_image: Annotated[bool, Meta(description="Add each page's image (base64 PNG)")] = False
+    include_similarity_map: Annotated[
+        bool, Meta(description="Add each page's per-query-token similarity over its image grid")
+    ] = False
+    exhaustive: Annotated[
+        bool, Meta(description="Exact MaxSim over every page instead of dense first stage + MaxSim rerank")
+    ] = False
+    candidates: Candidates | None = None
+    model: str | None = None
+
+
+class SimilarityMap(Struct, kw_only=True):
+    """``maps[t][r][c]`` = cosine of query token ``t`` with the page's image patch at row ``r``, column ``c``
+    of the merged 28x28-pixel patch grid (the grid of the stored page image, whose size is ``cols*28`` x
+    ``rows*28`` pixels). The page's MaxSim score is the sum over tokens of the max over ALL page tokens (the
+    image patches and the few template tokens around them)."""
+
+    rows: int
+    cols: int
+    tokens: list[str]
+    maps: list[list[list[float]]]
+
+
+class SearchHit(Struct, kw_only=True):
+    document_id: str
+    page: int
+    score: float
+    metadata: dict[str, Any]
+    image: Annotated[str | UnsetType, Meta(description="base64 PNG of the page as the model saw it")] = UNSET
+    similarity_map: SimilarityMap | UnsetType = UNSET
+
+
+class SearchResponse(Struct, kw_only=True):
+    object: str = "list"
+    model: str
+    collection: str
+    usage: Usage
+    results: list[SearchHit]

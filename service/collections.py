@@ -1,0 +1,286 @@
+"""What the collection routes do, between the HTTP layer (``service.controllers.collections``) and the
+index (``colbert``): one :class:`Collections` per app, holding the page images and the indexing jobs.
+
+Blocking index calls (SQLite, file I/O) run in threads; preprocessing in the runtime's pool; the model in
+the batcher's worker. Decisions:
+
+- ``dimensions`` of a new collection: one of the model's Matryoshka sizes or its full size (default);
+  ``codec``: float32 | float16 (default) | int8 | binary; ``pool_factor`` >= 1 (1 = no pooling).
+- Adding a document waits for the result (201) unless ``wait=false`` (202 + a job to poll).
+- A new document gets a random id unless ``document_id`` is given; an existing id is 409 unless ``replace``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from colbert.quantize import Codec
+
+from colbert.store import CollectionConfig
+from model.errors import InvalidDimensionError
+from service.collection_schemas import (
+    CollectionList,
+    CollectionObject,
+    CreateCollectionRequest,
+    DeletedObject,
+    DocumentList,
+    DocumentObject,
+    JobObject,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+    SimilarityMap,
+)
+from service.errors import NotFoundError, NotReadyError, UnprocessableError
+from service.index_jobs import IndexJob, JobRegistry
+from service.indexing import Indexer, IndexOptions, IndexResult
+from service.page_images import PageImageStore
+from service.schemas import Usage
+from service.search import PageMatch, Searcher, SearchOptions
+
+if TYPE_CHECKING:
+    from colbert.catalog import Catalog
+    from colbert.store import DocumentInfo, Store
+    from service.runtime import Runtime
+    from service.settings import Settings
+    from service.uploads import DocumentUpload
+
+__all__ = ["Collections", "document_object", "job_object", "page_image_store"]
+
+
+def page_image_store(settings: Settings) -> PageImageStore:
+    """Where the server and the CLI keep page images: ``<data_dir>/page-images``."""
+    return PageImageStore(settings.data_dir / "page-images")
+
+
+def document_object(collection: str, info: DocumentInfo) -> DocumentObject:
+    return DocumentObject(
+        id=info.doc_id,
+        collection=collection,
+        pages=info.num_pages,
+        metadata=info.metadata,
+        created_at=info.created_at,
+    )
+
+
+def job_object(job: IndexJob) -> JobObject:
+    return JobObject(
+        id=job.id,
+        collection=job.collection,
+        document_id=job.document_id,
+        status=job.status.value,
+        pages_done=job.pages_done,
+        pages_total=job.pages_total,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        document=None if job.document is None else document_object(job.collection, job.document),
+        error=None if job.error is None else job.error.body()["error"],
+    )
+
+
+def _collection_object(name: str, config: CollectionConfig, counts: tuple[int, int]) -> CollectionObject:
+    return CollectionObject(
+        name=name,
+        dimensions=config.dense_dim,
+        multivector_dimensions=config.multivector_dim,
+        codec=str(config.codec),
+        pool_factor=config.pool_factor,
+        documents=counts[0],
+        pages=counts[1],
+    )
+
+
+class Collections:
+    """The collection routes' logic for one app (see the module doc)."""
+
+    def __init__(self, runtime: Runtime, *, jobs: JobRegistry | None = None) -> None:
+        self.runtime = runtime
+        self.images = page_image_store(runtime.settings)
+        self.jobs = jobs or JobRegistry(retry_after_s=runtime.settings.retry_after_s)
+        self._swept = False
+
+    # ---- plumbing ------------------------------------------------------------------------------------------
+    def catalog(self) -> Catalog:
+        catalog: Catalog | None = self.runtime.catalog
+        if catalog is None:
+            raise NotReadyError("collections are not available on this server (the catalog did not open)")
+        if not self._swept:
+            self._swept = True
+            self.images.sweep()
+        return catalog
+
+    async def store(self, name: str) -> Store:
+        return await asyncio.to_thread(self.catalog().get, name)
+
+    def indexer(self) -> Indexer:
+        encoder, batcher, _preparer = self.runtime.engine()
+        return Indexer(
+            encoder.processor,
+            functools.partial(batcher.embed, return_multivector=True),
+            self.runtime.pool,
+            IndexOptions.from_settings(self.runtime.settings),
+            hidden_size=encoder.info.hidden_size,
+            matryoshka_dims=encoder.info.matryoshka_dims,
+        )
+
+    def searcher(self) -> Searcher:
+        encoder, batcher, _preparer = self.runtime.engine()
+        s = self.runtime.settings
+        return Searcher(
+            encoder.processor,
+            functools.partial(batcher.embed, return_multivector=True),
+            self.runtime.pool,
+            hidden_size=encoder.info.hidden_size,
+            matryoshka_dims=encoder.info.matryoshka_dims,
+            max_query_tokens=s.max_text_tokens,
+            image_max_pixels=s.image_max_pixels,
+            max_decoded_pixels=s.max_decoded_pixels,
+        )
+
+    # ---- collections ---------------------------------------------------------------------------------------
+    async def create(self, data: CreateCollectionRequest) -> CollectionObject:
+        encoder, _batcher, _preparer = self.runtime.engine()
+        info = encoder.info
+        allowed = sorted({*info.matryoshka_dims, info.hidden_size})
+        dim = info.hidden_size if data.dimensions is None else data.dimensions
+        if dim not in allowed:
+            raise InvalidDimensionError(f"dimensions must be one of {allowed}, got {dim}")
+        try:
+            codec = Codec(data.codec)
+        except ValueError:
+            choices = ", ".join(c.value for c in Codec)
+            raise UnprocessableError(
+                f"codec must be one of {choices}, got {data.codec!r}", code="invalid_codec"
+            ) from None
+        config = CollectionConfig(
+            dense_dim=dim, multivector_dim=info.multivector_dim, codec=codec, pool_factor=data.pool_factor
+        )
+        catalog = self.catalog()
+        store = await asyncio.to_thread(catalog.create, data.name, config)
+        await asyncio.to_thread(self.images.delete_collection, data.name)  # leftovers of an older namesake
+        return _collection_object(data.name, store.config, (0, 0))
+
+    async def list_collections(self) -> CollectionList:
+        infos = await asyncio.to_thread(self.catalog().list)
+        return CollectionList(data=[_collection_object(i.name, i.config, i.counts) for i in infos])
+
+    async def get(self, name: str) -> CollectionObject:
+        store = await self.store(name)
+        counts = await asyncio.to_thread(store.count)
+        return _collection_object(name, store.config, counts)
+
+    async def delete(self, name: str) -> DeletedObject:
+        deleted = await asyncio.to_thread(self.catalog().delete, name)
+        if not deleted:
+            raise NotFoundError(f"no collection named {name!r}", code="collection_not_found")
+        await asyncio.to_thread(self.images.delete_collection, name)
+        return DeletedObject(id=name, object="collection")
+
+    # ---- documents -----------------------------------------------------------------------------------------
+    async def add_document(
+        self, name: str, upload: DocumentUpload, *, wait: bool
+    ) -> DocumentObject | JobObject:
+        store = await self.store(name)
+        indexer = self.indexer()
+        document_id = upload.document_id or uuid.uuid4().hex
+
+        async def work(job: IndexJob | None) -> DocumentInfo:
+            result = await indexer.index(
+                store,
+                self.images,
+                name,
+                document_id,
+                upload.source,
+                upload.metadata,
+                replace=upload.replace,
+                progress=job,
+                wait_when_full=job is not None,
+            )
+            self._count(result)
+            return result.document
+
+        if wait:
+            return document_object(name, await work(None))
+        return job_object(self.jobs.submit(name, document_id, work))
+
+    def _count(self, result: IndexResult) -> None:
+        metrics = self.runtime.metrics
+        metrics.tokens.labels(kind="image").inc(result.tokens)
+        metrics.pdf_pages.inc(result.document.num_pages)
+
+    async def list_documents(self, name: str, *, offset: int, limit: int) -> DocumentList:
+        store = await self.store(name)
+        infos = await asyncio.to_thread(functools.partial(store.list_documents, offset=offset, limit=limit))
+        total, _pages = await asyncio.to_thread(store.count)
+        return DocumentList(
+            data=[document_object(name, i) for i in infos], offset=offset, limit=limit, total=total
+        )
+
+    async def get_document(self, name: str, document_id: str) -> DocumentObject:
+        store = await self.store(name)
+        info = await asyncio.to_thread(store.get_document, document_id)
+        if info is None:
+            raise NotFoundError(
+                f"no document {document_id!r} in collection {name!r}", code="document_not_found"
+            )
+        return document_object(name, info)
+
+    async def delete_document(self, name: str, document_id: str) -> DeletedObject:
+        store = await self.store(name)
+        if not await asyncio.to_thread(store.delete_document, document_id):
+            raise NotFoundError(
+                f"no document {document_id!r} in collection {name!r}", code="document_not_found"
+            )
+        await asyncio.to_thread(self.images.delete_document, name, document_id)
+        return DeletedObject(id=document_id, object="document")
+
+    def job(self, name: str, job_id: str) -> JobObject:
+        job = self.jobs.get(name, job_id)
+        if job is None:
+            raise NotFoundError(f"no indexing job {job_id!r} for collection {name!r}", code="job_not_found")
+        return job_object(job)
+
+    # ---- search --------------------------------------------------------------------------------------------
+    async def search(self, name: str, data: SearchRequest) -> SearchResponse:
+        self.runtime.check_model(data.model)
+        store = await self.store(name)
+        options = SearchOptions(
+            top_k=data.top_k,
+            filter=data.filter,
+            candidates=data.candidates,
+            exhaustive=data.exhaustive,
+            include_image=data.include_image,
+            include_similarity_map=data.include_similarity_map,
+        )
+        outcome = await self.searcher().search(store, self.images, name, data.query, options)
+        self.runtime.metrics.tokens.labels(kind="text").inc(outcome.tokens)
+        return SearchResponse(
+            model=self.runtime.model_name,
+            collection=name,
+            usage=Usage(total_tokens=outcome.tokens, prompt_tokens=outcome.tokens),
+            results=[_hit(m) for m in outcome.matches],
+        )
+
+
+def _hit(match: PageMatch) -> SearchHit:
+    hit = SearchHit(
+        document_id=match.hit.doc_id, page=match.hit.page, score=match.hit.score, metadata=match.hit.metadata
+    )
+    if match.image is not None:
+        hit.image = base64.b64encode(match.image).decode("ascii")
+    if match.similarity is not None:
+        grid = match.similarity
+        hit.similarity_map = SimilarityMap(
+            rows=grid.rows, cols=grid.cols, tokens=grid.tokens, maps=_rounded(grid.maps)
+        )
+    return hit
+
+
+def _rounded(maps: Any) -> list[list[list[float]]]:
+    """(Lq, rows, cols) float32 -> nested lists with 4 decimals (keeps JSON small; cosines in [-1, 1])."""
+    out: list[list[list[float]]] = maps.round(4).astype(float).tolist()
+    return out

@@ -1,0 +1,131 @@
+"""``/v1/collections``: create / list / get / delete collections; add (upload) / list / get / delete
+documents; poll indexing jobs; search. Thin: parse, call :class:`service.collections.Collections`, map.
+
+Schemas and the route table: ``service.collection_schemas``. Errors: the app's table (404 unknown collection,
+document or job; 409 name or document id taken; 413 too big; 415 not JSON/multipart or not a PDF/image;
+422 invalid body, name, filter or page selection; 503 while the model loads).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from service.collection_schemas import (
+    CollectionList,
+    CollectionObject,
+    CreateCollectionRequest,
+    DeletedObject,
+    DocumentList,
+    DocumentObject,
+    JobObject,
+    SearchRequest,
+    SearchResponse,
+)
+from service.collections import Collections
+from service.controllers.common import require_json, until_disconnect
+from service.runtime import Runtime
+from service.uploads import read_upload
+
+__all__ = ["CollectionsController"]
+
+
+def _provide_collections(state: State, runtime: Runtime) -> Collections:
+    """One :class:`Collections` per app, made on first use (it only holds paths and the job registry)."""
+    existing: Collections | None = state.get("collections")
+    if existing is None:
+        existing = Collections(runtime)
+        state["collections"] = existing
+    return existing
+
+
+_ADD_DESCRIPTION = """\
+JSON: `{"pdf" | "image": base64 | data URI | http(s) URL, "metadata": {...}, "pages": "1-3", \
+"document_id": "...", "replace": false}`. Multipart: a `file` part (PDF or image) and optional `metadata` \
+(JSON text), `pages`, `document_id`, `replace` parts. `?wait=true` (default) answers 201 with the document \
+once every page is stored; `?wait=false` answers 202 with a job (`Location` header) whose `pages_done` / \
+`pages_total` show progress at `GET /v1/collections/{name}/jobs/{id}`."""
+
+
+class CollectionsController(Controller):
+    path = "/v1/collections"
+    tags = ("collections",)
+    dependencies = {"collections": Provide(_provide_collections, sync_to_thread=False)}  # noqa: RUF012
+
+    @post("/", status_code=201, before_request=require_json, summary="Create a collection")
+    async def create_collection(
+        self, data: CreateCollectionRequest, collections: Collections
+    ) -> CollectionObject:
+        return await collections.create(data)
+
+    @get("/", summary="List collections with their document and page counts")
+    async def list_collections(self, collections: Collections) -> CollectionList:
+        return await collections.list_collections()
+
+    @get("/{name:str}", summary="One collection")
+    async def get_collection(self, name: str, collections: Collections) -> CollectionObject:
+        return await collections.get(name)
+
+    @delete("/{name:str}", status_code=200, summary="Delete a collection and everything in it")
+    async def delete_collection(self, name: str, collections: Collections) -> DeletedObject:
+        return await collections.delete(name)
+
+    @post(
+        "/{name:str}/documents",
+        summary="Add a PDF or an image (JSON or multipart upload)",
+        description=_ADD_DESCRIPTION,
+    )
+    async def add_document(
+        self,
+        request: Request[Any, Any, Any],
+        name: str,
+        collections: Collections,
+        wait: Annotated[
+            bool, Parameter(description="wait for the document (201) or return a job (202)")
+        ] = True,
+    ) -> Response[DocumentObject | JobObject]:
+        upload = await read_upload(request, collections.runtime.settings)
+        if wait:
+            document = await until_disconnect(request, collections.add_document(name, upload, wait=True))
+            return Response(document, status_code=201)
+        job = await collections.add_document(name, upload, wait=False)
+        return Response(job, status_code=202, headers={"Location": f"{self.path}/{name}/jobs/{job.id}"})
+
+    @get("/{name:str}/documents", summary="List the documents of a collection")
+    async def list_documents(
+        self,
+        name: str,
+        collections: Collections,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=10000)] = 100,
+    ) -> DocumentList:
+        return await collections.list_documents(name, offset=offset, limit=limit)
+
+    @get("/{name:str}/documents/{document_id:str}", summary="One document (id, pages, metadata)")
+    async def get_document(self, name: str, document_id: str, collections: Collections) -> DocumentObject:
+        return await collections.get_document(name, document_id)
+
+    @delete("/{name:str}/documents/{document_id:str}", status_code=200, summary="Delete a document")
+    async def delete_document(self, name: str, document_id: str, collections: Collections) -> DeletedObject:
+        return await collections.delete_document(name, document_id)
+
+    @get("/{name:str}/jobs/{job_id:str}", summary="Progress of a background indexing job")
+    async def get_job(self, name: str, job_id: str, collections: Collections) -> JobObject:
+        return collections.job(name, job_id)
+
+    @post(
+        "/{name:str}/search",
+        status_code=200,
+        before_request=require_json,
+        summary="Search a collection with a text query",
+        description="Ranked pages by MaxSim (dense first stage + exact rerank, or exhaustive), optionally "
+        "with each page's image (base64 PNG) and per-query-token similarity maps over its patch grid.",
+    )
+    async def search(
+        self, request: Request[Any, Any, Any], name: str, data: SearchRequest, collections: Collections
+    ) -> SearchResponse:
+        return await until_disconnect(request, collections.search(name, data))

@@ -1,0 +1,291 @@
+"""Index one document: a PDF or an image -> pages -> model rows -> vectors -> one atomic ``add_document``.
+
+Pipeline (:meth:`Indexer.index`)::
+
+    bytes ──count + select pages──▶ [page numbers]                      (pool thread; errors before any work)
+          ──for each step of ``pages_per_step`` pages:
+                render (PDF) / decode (image) ──▶ prepare_image (retrieval.passage)        (pool thread)
+                ──▶ embed(rows, return_multivector=True)                                  (the model worker)
+                ──▶ PageRecord(dense truncated to the collection's size, multivector,
+                               metadata {image_span, image_grid, num_tokens})
+                ──▶ the page image as the model saw it (PNG, staged)                      (pool thread)
+                ──▶ progress.advance(pages)
+          ──▶ store.add_document(...) (all pages or none) ──▶ page images committed
+
+Pages are numbered from 1 (PDF page numbers; an image is page 1). Only ``pages_per_step`` rendered pages are
+in memory at a time; the vectors of every page are held until the atomic add. The page PNG is the page
+resized to ``cols*28`` x ``rows*28`` pixels for its merged patch grid ``(rows, cols)``, so similarity maps
+fall on it exactly.
+
+The same code runs behind the HTTP route (``embed`` = the batcher) and the CLI (``embed`` = the encoder in
+a thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+import numpy as np
+from colbert.errors import DocumentExistsError
+from model.pooling import truncate as truncate_dims
+
+from colbert.store import PageRecord
+from model.errors import TooManyPagesError
+from model.images import load_image
+from model.pdf import count_pages, parse_page_selection, render_pages
+from model.types import PromptType, Task, TaskSpec
+from service.errors import QueueFullError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from colbert.store import DocumentInfo, Store
+    from model.processor import PreparedInput, Processor
+    from model.types import EmbeddingOutput
+    from service.page_images import PageImageStore, StagedPages
+    from service.settings import Settings
+
+__all__ = [
+    "PASSAGE",
+    "DocumentSource",
+    "EmbedFn",
+    "IndexOptions",
+    "IndexResult",
+    "Indexer",
+    "Progress",
+    "detect_kind",
+    "truncate_dense",
+]
+
+T = TypeVar("T")
+Kind = Literal["pdf", "image"]
+EmbedFn = Callable[["Sequence[PreparedInput]"], Awaitable["list[EmbeddingOutput]"]]
+PASSAGE = TaskSpec(Task.RETRIEVAL, PromptType.PASSAGE)
+_PATCH = 28  # pixels per side of one merged patch (one image token)
+
+
+def detect_kind(data: bytes) -> Kind:
+    """``"pdf"`` when the bytes carry a PDF header (within the first 1024 bytes, as readers allow), else
+    ``"image"`` (the image decoder then names what is wrong)."""
+    return "pdf" if b"%PDF-" in data[:1024] else "image"
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentSource:
+    """What to index: the bytes, their kind and (PDF) the pages to take (``"1-3,7"``; None = all)."""
+
+    data: bytes
+    kind: Kind
+    pages: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexOptions:
+    """Limits and knobs of indexing (from :class:`~service.settings.Settings`)."""
+
+    dpi: int = 144
+    max_pages: int = 64
+    max_pdf_bytes: int = 50 * 1024 * 1024
+    max_decoded_pixels: int = 40_000_000
+    image_max_pixels: int | None = None
+    pages_per_step: int = 4
+    retry_after_s: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IndexOptions:
+        return cls(
+            dpi=settings.pdf_dpi,
+            max_pages=settings.max_pdf_pages,
+            max_pdf_bytes=settings.max_pdf_bytes,
+            max_decoded_pixels=settings.max_decoded_pixels,
+            image_max_pixels=settings.image_max_pixels,
+            retry_after_s=max(settings.retry_after_s, 0.05),
+        )
+
+
+class Progress(Protocol):
+    """Receives the page count once known, then each step's pages as they are embedded."""
+
+    def start(self, pages_total: int) -> None: ...
+
+    def advance(self, pages: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IndexResult:
+    document: DocumentInfo
+    tokens: int  # sequence tokens the model ran over (as counted in ``usage``)
+
+
+def truncate_dense(dense: np.ndarray, dim: int, hidden_size: int, allowed: Sequence[int]) -> np.ndarray:
+    """(N, hidden) unit vectors -> (N, dim) unit vectors (Matryoshka slice + renormalise)."""
+    if dim == hidden_size:
+        return dense
+    return np.asarray(truncate_dims(dense, dim, allowed), dtype=np.float32)  # (N, dim)
+
+
+class Indexer:
+    """Turns documents into stored pages (see the module doc). One instance serves many documents."""
+
+    def __init__(
+        self,
+        processor: Processor,
+        embed: EmbedFn,
+        pool: Executor,
+        options: IndexOptions,
+        *,
+        hidden_size: int,
+        matryoshka_dims: Sequence[int],
+    ) -> None:
+        self.processor = processor
+        self.embed = embed
+        self.pool = pool
+        self.options = options
+        self.hidden_size = hidden_size
+        self.matryoshka_dims = tuple(matryoshka_dims)
+
+    async def _in_pool(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
+
+    def select_pages(self, source: DocumentSource) -> list[int]:
+        """The page numbers to index (blocking: opens the PDF). Errors name the limit or the bad selection."""
+        if source.kind == "image":
+            if source.pages is not None:
+                parse_page_selection(source.pages, 1)  # "1" is the only valid selection of an image
+            return [1]
+        total = count_pages(source.data, max_bytes=self.options.max_pdf_bytes)
+        selected = parse_page_selection(source.pages, total)
+        if len(selected) > self.options.max_pages:
+            hint = "" if source.pages else " (select some with pages, e.g. '1-10')"
+            raise TooManyPagesError(
+                f"{len(selected)} pages selected, more than the limit of {self.options.max_pages}{hint}"
+            )
+        return selected
+
+    async def index(
+        self,
+        store: Store,
+        images: PageImageStore,
+        collection: str,
+        document_id: str,
+        source: DocumentSource,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        replace: bool = False,
+        progress: Progress | None = None,
+        wait_when_full: bool = False,
+    ) -> IndexResult:
+        """Index one document; raises before embedding anything when the pages or the id are refused.
+
+        ``wait_when_full``: on a full model queue, wait and retry instead of raising QueueFullError (429);
+        steps after the first always wait, since the work is already under way.
+        """
+        numbers = await self._in_pool(lambda: self.select_pages(source))
+        if not replace and await asyncio.to_thread(store.get_document, document_id) is not None:
+            raise DocumentExistsError(
+                f"document {document_id!r} already exists in collection {collection!r} (send replace=true)"
+            )
+        if progress is not None:
+            progress.start(len(numbers))
+        dim = store.config.dense_dim
+        staged = await asyncio.to_thread(images.stage, collection, document_id)
+        try:
+            records: list[PageRecord] = []
+            tokens = 0
+            step = self.options.pages_per_step
+            for first in range(0, len(numbers), step):
+                chunk = numbers[first : first + step]
+                rows, pictures = await self._in_pool(functools.partial(self._prepare, source, chunk))
+                outputs = await self._embed(rows, wait=wait_when_full or first > 0)
+                records.extend(self._records(chunk, rows, outputs, dim))
+                tokens += sum(row.num_tokens for row in rows)
+                await self._in_pool(functools.partial(_stage_pictures, staged, chunk, pictures))
+                if progress is not None:
+                    progress.advance(len(chunk))
+            info = await asyncio.to_thread(
+                store.add_document, document_id, records, metadata, replace=replace
+            )
+            await asyncio.to_thread(staged.commit)
+        except BaseException:
+            await asyncio.to_thread(staged.discard)
+            raise
+        return IndexResult(info, tokens)
+
+    def _prepare(self, source: DocumentSource, numbers: list[int]) -> tuple[list[PreparedInput], list[Any]]:
+        """Render/decode the pages of one step and prepare their rows; also the page images to keep."""
+        o = self.options
+        if source.kind == "image":
+            pages = [load_image(source.data, max_decoded_pixels=o.max_decoded_pixels)]
+        else:
+            rendered = render_pages(
+                source.data,
+                dpi=o.dpi,
+                pages=numbers,
+                max_pages=len(numbers),
+                max_bytes=o.max_pdf_bytes,
+                max_pixels_per_page=o.max_decoded_pixels,
+            )
+            pages = [p.image for p in rendered]
+        rows = [self.processor.prepare_image(p, PASSAGE, max_pixels=o.image_max_pixels) for p in pages]
+        pictures = [_as_seen(page, row) for page, row in zip(pages, rows, strict=True)]
+        return rows, pictures
+
+    async def _embed(self, rows: list[PreparedInput], *, wait: bool) -> list[EmbeddingOutput]:
+        while True:
+            try:
+                return await self.embed(rows)
+            except QueueFullError:
+                if not wait:
+                    raise
+                await asyncio.sleep(self.options.retry_after_s)
+
+    def _records(
+        self, numbers: list[int], rows: list[PreparedInput], outputs: list[EmbeddingOutput], dim: int
+    ) -> list[PageRecord]:
+        dense = np.stack([out.dense for out in outputs])  # (P, hidden)
+        dense = truncate_dense(dense, dim, self.hidden_size, self.matryoshka_dims)  # (P, dim)
+        records = []
+        for i, (number, row, out) in enumerate(zip(numbers, rows, outputs, strict=True)):
+            if out.multivector is None:
+                raise RuntimeError("the encoder returned no multi-vector although one was requested")
+            records.append(
+                PageRecord(
+                    page=number, dense=dense[i], multivector=out.multivector, metadata=_page_meta(row, out)
+                )
+            )
+        return records
+
+
+def _grid(row: PreparedInput) -> tuple[int, int]:
+    """(rows, cols) of the merged patch grid of an image row."""
+    assert row.image_grid_thw is not None
+    _t, h, w = (int(v) for v in row.image_grid_thw[0].tolist())
+    return h // 2, w // 2
+
+
+def _page_meta(row: PreparedInput, out: EmbeddingOutput) -> dict[str, Any]:
+    rows, cols = out.image_grid if out.image_grid is not None else _grid(row)
+    span = out.image_span if out.image_span is not None else row.image_span
+    meta: dict[str, Any] = {"image_grid": [rows, cols], "num_tokens": row.num_tokens}
+    if span is not None:
+        meta["image_span"] = [span[0], span[1]]
+    return meta
+
+
+def _as_seen(page: Image.Image, row: PreparedInput) -> Image.Image:
+    """The page at the size the model embedded it (cols*28 x rows*28)."""
+    from PIL import Image as PILImage
+
+    rows, cols = _grid(row)
+    size = (cols * _PATCH, rows * _PATCH)
+    return page if page.size == size else page.resize(size, PILImage.Resampling.BICUBIC)
+
+
+def _stage_pictures(staged: StagedPages, numbers: list[int], pictures: list[Any]) -> None:
+    for number, picture in zip(numbers, pictures, strict=True):
+        staged.write(number, picture)

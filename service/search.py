@@ -1,0 +1,190 @@
+"""Search a collection with a text query: embed (retrieval.query) -> ``Store.search`` -> ranked pages,
+optionally with each page's image and its similarity map.
+
+Scores are the store's: exact MaxSim of the query multi-vector against each candidate page's stored
+multi-vector (after the collection's codec and pooling), candidates from the dense first stage (the query's
+single vector truncated to the collection's size) or every page with ``exhaustive``.
+
+Similarity map (our choice: per query token, not a max-over-tokens heat map, so a client can show which
+words matched where; the max is one ``np.max(axis=0)`` away): for a hit, ``maps[t]`` is the
+``(rows, cols)`` grid of cosines between query token ``t`` and the page's image-patch vectors, i.e.
+``similarity_map(q, page)[:, image_span]`` reshaped to the merged patch grid saved at indexing time.
+
+- Collections without pooling: computed from the stored vectors (what the score used; after int8/binary
+  codecs that is the decoded approximation).
+- Pooled collections (``pool_factor > 1``) no longer hold one vector per patch: the stored page image is
+  embedded again (one forward pass per hit) and the map comes from those unpooled vectors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+from colbert.scoring import similarity_map
+
+from model.images import load_image
+from model.types import PromptType, Task, TaskSpec
+from service.indexing import PASSAGE, truncate_dense
+
+if TYPE_CHECKING:
+    from colbert.store import Hit, Store
+    from model.processor import PreparedInput, Processor
+    from model.types import EmbeddingOutput
+    from service.page_images import PageImageStore
+
+__all__ = ["QUERY", "PageMatch", "SearchOptions", "SearchOutcome", "Searcher", "SimilarityGrid"]
+
+T = TypeVar("T")
+QUERY = TaskSpec(Task.RETRIEVAL, PromptType.QUERY)
+EmbedFn = Callable[["Sequence[PreparedInput]"], Awaitable["list[EmbeddingOutput]"]]
+
+
+@dataclass(frozen=True, slots=True)
+class SimilarityGrid:
+    """Per query token similarity over a page's merged patch grid."""
+
+    tokens: list[str]
+    maps: np.ndarray  # (Lq, rows, cols) float32
+
+    @property
+    def rows(self) -> int:
+        return int(self.maps.shape[1])
+
+    @property
+    def cols(self) -> int:
+        return int(self.maps.shape[2])
+
+
+@dataclass(frozen=True, slots=True)
+class PageMatch:
+    hit: Hit
+    image: bytes | None = None  # PNG
+    similarity: SimilarityGrid | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOutcome:
+    matches: list[PageMatch]
+    tokens: int  # tokens the model ran over (the query; plus re-embedded pages for pooled similarity maps)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOptions:
+    top_k: int = 10
+    filter: Mapping[str, Any] | None = None
+    candidates: int | None = None
+    exhaustive: bool = False
+    include_image: bool = False
+    include_similarity_map: bool = False
+
+
+class Searcher:
+    """Query embedding + store search + page extras (see the module doc)."""
+
+    def __init__(
+        self,
+        processor: Processor,
+        embed: EmbedFn,
+        pool: Executor,
+        *,
+        hidden_size: int,
+        matryoshka_dims: Sequence[int],
+        max_query_tokens: int = 32768,
+        image_max_pixels: int | None = None,
+        max_decoded_pixels: int = 40_000_000,
+        default_candidates: int = 200,
+    ) -> None:
+        self.processor = processor
+        self.embed = embed
+        self.pool = pool
+        self.hidden_size = hidden_size
+        self.matryoshka_dims = tuple(matryoshka_dims)
+        self.max_query_tokens = max_query_tokens
+        self.image_max_pixels = image_max_pixels
+        self.max_decoded_pixels = max_decoded_pixels
+        self.default_candidates = default_candidates
+
+    async def _in_pool(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
+
+    async def search(
+        self, store: Store, images: PageImageStore, collection: str, query: str, options: SearchOptions
+    ) -> SearchOutcome:
+        prepared = await self._in_pool(
+            lambda: self.processor.prepare_text(
+                query, QUERY, max_length=self.max_query_tokens, truncate=False
+            )
+        )
+        (out,) = await self.embed([prepared])
+        assert out.multivector is not None
+        dense = truncate_dense(
+            out.dense[None, :], store.config.dense_dim, self.hidden_size, self.matryoshka_dims
+        )[0]  # (dense_dim,)
+        candidates = max(options.candidates or self.default_candidates, options.top_k)
+        hits = await asyncio.to_thread(
+            functools.partial(
+                store.search,
+                out.multivector,
+                dense,
+                options.top_k,
+                filter=options.filter,
+                candidates=candidates,
+                exhaustive=options.exhaustive,
+            )
+        )
+        tokens = prepared.num_tokens
+        token_strings = self._token_strings(prepared) if options.include_similarity_map else []
+        matches = []
+        for hit in hits:
+            png = None
+            if options.include_image or (options.include_similarity_map and store.config.pool_factor > 1):
+                png = await asyncio.to_thread(images.read, collection, hit.doc_id, hit.page)
+            grid = None
+            if options.include_similarity_map:
+                grid, used = await self._similarity(store, hit, out.multivector, png, token_strings)
+                tokens += used
+            matches.append(PageMatch(hit, png if options.include_image else None, grid))
+        return SearchOutcome(matches, tokens)
+
+    def _token_strings(self, prepared: PreparedInput) -> list[str]:
+        decode = self.processor.tokenizer.decode
+        return [decode([int(i)]) for i in prepared.input_ids.tolist()]
+
+    async def _similarity(
+        self, store: Store, hit: Hit, query: np.ndarray, png: bytes | None, tokens: list[str]
+    ) -> tuple[SimilarityGrid | None, int]:
+        """The hit's grid and the tokens spent on it (0 unless the page had to be embedded again)."""
+        if store.config.pool_factor == 1:
+            record = await asyncio.to_thread(store.get_page, hit.doc_id, hit.page)
+            if record is None or "image_span" not in record.metadata or "image_grid" not in record.metadata:
+                return None, 0
+            start, stop = record.metadata["image_span"]
+            rows, cols = record.metadata["image_grid"]
+            patches = record.multivector[start:stop]  # (rows*cols, d)
+            return _grid(query, patches, rows, cols, tokens), 0
+        if png is None:
+            return None, 0
+        prepared = await self._in_pool(functools.partial(self._prepare_page, png))
+        (out,) = await self.embed([prepared])
+        if out.multivector is None or out.image_span is None or out.image_grid is None:
+            raise RuntimeError("the encoder returned no image multi-vector for a page image")
+        start, stop = out.image_span
+        rows, cols = out.image_grid
+        return _grid(query, out.multivector[start:stop], rows, cols, tokens), prepared.num_tokens
+
+    def _prepare_page(self, png: bytes) -> PreparedInput:
+        image = load_image(png, max_decoded_pixels=self.max_decoded_pixels)
+        return self.processor.prepare_image(image, PASSAGE, max_pixels=self.image_max_pixels)
+
+
+def _grid(query: np.ndarray, patches: np.ndarray, rows: int, cols: int, tokens: list[str]) -> SimilarityGrid:
+    if patches.shape[0] != rows * cols:
+        raise ValueError(f"page holds {patches.shape[0]} patch vectors, expected rows*cols = {rows}*{cols}")
+    sims = np.asarray(similarity_map(query, patches), dtype=np.float32)  # (Lq, rows*cols)
+    return SimilarityGrid(tokens, sims.reshape(sims.shape[0], rows, cols))  # (Lq, rows, cols)

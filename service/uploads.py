@@ -1,0 +1,165 @@
+"""Read the body of ``POST /v1/collections/{name}/documents``: JSON or a multipart upload.
+
+- ``Content-Type: application/json`` (or none): :class:`~service.collection_schemas.AddDocumentRequest`,
+  exactly one of ``pdf`` / ``image`` as base64, a data URI or an http(s) URL (guarded like every remote
+  input: off unless enabled, allow-listed hosts, no private addresses; see ``service.media``).
+- ``Content-Type: multipart/form-data``: a ``file`` part (PDF or image; the kind is read from the bytes, not
+  from the declared type) and optional text parts ``metadata`` (a JSON object), ``pages``, ``document_id``,
+  ``replace`` (true/false).
+- anything else: 415.
+
+Sizes: a PDF at most ``max_pdf_bytes``, an image at most ``max_download_bytes`` (413); the whole body is
+capped by the app's ``max_body_bytes`` before any of this runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar.datastructures import UploadFile
+
+from service.collection_schemas import DOCUMENT_ID_PATTERN, AddDocumentRequest
+from service.errors import (
+    BadRequestError,
+    PayloadTooLargeError,
+    UnprocessableError,
+    UnsupportedMediaTypeError,
+)
+from service.indexing import DocumentSource, detect_kind
+from service.media import MediaLimits, load_source
+
+if TYPE_CHECKING:
+    from litestar import Request
+
+    from service.settings import Settings
+
+__all__ = ["DocumentUpload", "read_upload"]
+
+_DOC_ID = re.compile(DOCUMENT_ID_PATTERN)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentUpload:
+    source: DocumentSource
+    metadata: dict[str, Any] | None
+    document_id: str | None
+    replace: bool
+
+
+def _limits(settings: Settings, max_bytes: int) -> MediaLimits:
+    return MediaLimits(
+        max_bytes=max_bytes,
+        allow_remote_urls=settings.allow_remote_urls,
+        allowed_hosts=settings.allowed_url_hosts,
+        allow_private_addresses=settings.allow_private_addresses,
+        timeout_s=settings.download_timeout_s,
+        max_redirects=settings.max_redirects,
+    )
+
+
+async def read_upload(request: Request[Any, Any, Any], settings: Settings) -> DocumentUpload:
+    """Parse and load the document of one request (see the module doc)."""
+    content_type = request.headers.get("content-type")
+    media = (content_type or "application/json").split(";", 1)[0].strip().lower()
+    if media == "multipart/form-data":
+        return await _from_form(request, settings)
+    if media == "application/json" or media.endswith("+json"):
+        return await _from_json(await request.body(), settings)
+    raise UnsupportedMediaTypeError(
+        f"expected Content-Type application/json or multipart/form-data, got {media!r}",
+        code="unsupported_media_type",
+    )
+
+
+async def _from_json(body: bytes, settings: Settings) -> DocumentUpload:
+    try:
+        data = msgspec.json.decode(body, type=AddDocumentRequest)
+    except msgspec.ValidationError as exc:
+        raise UnprocessableError(f"invalid request body: {exc}", code="validation_error") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequestError(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    given = [kind for kind in ("pdf", "image") if getattr(data, kind) is not None]
+    if len(given) != 1:
+        raise UnprocessableError(
+            f'expected exactly one of "pdf" or "image", got {" and ".join(given) or "neither"}',
+            code="invalid_input",
+        )
+    kind = given[0]
+    value: str = getattr(data, kind)
+    max_bytes = settings.max_pdf_bytes if kind == "pdf" else settings.max_download_bytes
+    raw = await load_source(value, _limits(settings, max_bytes), what=kind)
+    source = DocumentSource(raw, "pdf" if kind == "pdf" else "image", data.pages)
+    return DocumentUpload(source, data.metadata, data.document_id, data.replace)
+
+
+async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> DocumentUpload:
+    form = await request.form()
+    unknown = sorted(set(form.keys()) - {"file", "metadata", "pages", "document_id", "replace"})
+    if unknown:
+        raise UnprocessableError(f"unknown form field(s): {', '.join(unknown)}", code="invalid_input")
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise UnprocessableError(
+            'the form needs a "file" part holding the PDF or image', code="invalid_input"
+        )
+    data = await upload.read()
+    kind = detect_kind(data)
+    max_bytes = settings.max_pdf_bytes if kind == "pdf" else settings.max_download_bytes
+    if len(data) > max_bytes:
+        raise PayloadTooLargeError(
+            f"file: {len(data)} bytes, more than the limit of {max_bytes} for a {kind}"
+        )
+    if not data:
+        raise UnprocessableError("file: the uploaded file is empty", code="empty_input")
+    pages = _text(form.get("pages"), "pages")
+    document_id = _text(form.get("document_id"), "document_id")
+    if document_id is not None and not _DOC_ID.match(document_id):
+        raise UnprocessableError(
+            f"document_id must match {DOCUMENT_ID_PATTERN}, got {document_id[:80]!r}", code="validation_error"
+        )
+    return DocumentUpload(
+        DocumentSource(data, kind, pages or None),
+        _metadata(form.get("metadata")),
+        document_id,
+        _flag(form.get("replace")),
+    )
+
+
+def _text(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise UnprocessableError(f"form field {field!r} must be text, not a file", code="invalid_input")
+    return value
+
+
+def _metadata(value: Any) -> dict[str, Any] | None:
+    text = _text(value, "metadata")
+    if text is None or not text.strip():
+        return None
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UnprocessableError(
+            f"form field 'metadata' is not valid JSON: {exc}", code="invalid_input"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise UnprocessableError(
+            f"form field 'metadata' must be a JSON object, got {type(parsed).__name__}", code="invalid_input"
+        )
+    return parsed
+
+
+def _flag(value: Any) -> bool:
+    text = (_text(value, "replace") or "false").strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise UnprocessableError(
+        f"form field 'replace' must be true or false, got {text[:20]!r}", code="invalid_input"
+    )
