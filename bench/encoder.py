@@ -34,7 +34,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._pool import ROOT, WorkerProcess, WorkerSpec
+from bench._pool import ROOT, WorkerError, WorkerProcess, WorkerSpec
 from bench._report import Goal, Measurement, format_table, goal_rows
 from bench.flops import Flops, ModelDims, image_flops, text_input_flops
 from bench.workloads import load_workloads, write_workloads
@@ -165,6 +165,8 @@ def run_memory(args: argparse.Namespace, checkpoint: Path, workloads: Path, run_
     dtype = args.memory_dtype
     vocab = json.loads((checkpoint / "config.json").read_text())["text_config"].get("vocab_size", 151936)
     for name in ("ours", "reference-style"):
+        if name not in args.contestants:
+            continue
         tokens = args.memory_tokens
         if name == "reference-style":
             logits = tokens * vocab * (2 if dtype == "bfloat16" else 4)
@@ -173,13 +175,19 @@ def run_memory(args: argparse.Namespace, checkpoint: Path, workloads: Path, run_
                 out[name] = {"skipped": f"needs > {logits / 2**30:.1f} GiB for logits; {free:.1f} GiB free"}
                 continue
         log = run_dir / f"memory-{name}-{dtype}.log"
-        worker = WorkerProcess(
-            WorkerSpec.for_contestant(name), _worker_args(checkpoint, dtype, workloads, args.threads, 1), log
-        )
+        try:
+            worker = WorkerProcess(
+                WorkerSpec.for_contestant(name), _worker_args(checkpoint, dtype, workloads, args.threads, 1), log
+            )
+        except WorkerError as exc:
+            out[name] = {"skipped": f"failed: {exc}"}
+            continue
         try:
             res = worker.request("memory", tokens=tokens)
             out[name] = {**res, "rss_after_load": worker.hello["rss_after_load"]}
             print(f"[memory] {name}: peak {res['peak'] / 2**30:.2f} GiB", file=sys.stderr, flush=True)
+        except WorkerError as exc:
+            out[name] = {"skipped": f"failed: {exc}"}
         finally:
             worker.close()
     return out
@@ -335,12 +343,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contestants", default=",".join(CONTESTANTS))
     parser.add_argument("--memory-tokens", type=int, default=32768, help="0 skips the peak-memory probe")
     parser.add_argument("--memory-dtype", choices=["float32", "bfloat16"], default="bfloat16")
+    parser.add_argument("--checkpoint", type=Path, help="use this published-layout checkpoint instead of --config")
     args = parser.parse_args(argv)
     args.contestants = args.contestants.split(",")
 
     run_dir = RESULTS / f"run-{args.config}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir.mkdir(parents=True)
-    checkpoint = build_checkpoint(args.config)
+    checkpoint = args.checkpoint.resolve() if args.checkpoint else build_checkpoint(args.config)
     workloads = write_workloads(RESULTS / "workloads")
     dtypes = ["float32", "bfloat16"] if args.dtype == "both" else [args.dtype]
 
