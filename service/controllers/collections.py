@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
 
 from service.collection_schemas import (
@@ -34,7 +34,7 @@ from service.uploads import read_upload
 __all__ = ["CollectionsController"]
 
 
-def _provide_collections(state: State, runtime: Runtime) -> Collections:
+def _provide_collections(state: State, runtime: NamedDependency[Runtime]) -> Collections:
     """One :class:`Collections` per app, made on first use (it only holds paths and the job registry)."""
     existing: Collections | None = state.get("collections")
     if existing is None:
@@ -58,20 +58,20 @@ class CollectionsController(Controller):
 
     @post("/", status_code=201, before_request=require_json, summary="Create a collection")
     async def create_collection(
-        self, data: CreateCollectionRequest, collections: Collections
+        self, data: CreateCollectionRequest, collections: NamedDependency[Collections]
     ) -> CollectionObject:
         return await collections.create(data)
 
     @get("/", summary="List collections with their document and page counts")
-    async def list_collections(self, collections: Collections) -> CollectionList:
+    async def list_collections(self, collections: NamedDependency[Collections]) -> CollectionList:
         return await collections.list_collections()
 
     @get("/{name:str}", summary="One collection")
-    async def get_collection(self, name: str, collections: Collections) -> CollectionObject:
+    async def get_collection(self, name: str, collections: NamedDependency[Collections]) -> CollectionObject:
         return await collections.get(name)
 
     @delete("/{name:str}", status_code=200, summary="Delete a collection and everything in it")
-    async def delete_collection(self, name: str, collections: Collections) -> DeletedObject:
+    async def delete_collection(self, name: str, collections: NamedDependency[Collections]) -> DeletedObject:
         return await collections.delete(name)
 
     @post(
@@ -83,7 +83,7 @@ class CollectionsController(Controller):
         self,
         request: Request[Any, Any, Any],
         name: str,
-        collections: Collections,
+        collections: NamedDependency[Collections],
         wait: Annotated[
             bool, Parameter(description="wait for the document (201) or return a job (202)")
         ] = True,
@@ -99,22 +99,26 @@ class CollectionsController(Controller):
     async def list_documents(
         self,
         name: str,
-        collections: Collections,
+        collections: NamedDependency[Collections],
         offset: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=10000)] = 100,
     ) -> DocumentList:
         return await collections.list_documents(name, offset=offset, limit=limit)
 
     @get("/{name:str}/documents/{document_id:str}", summary="One document (id, pages, metadata)")
-    async def get_document(self, name: str, document_id: str, collections: Collections) -> DocumentObject:
+    async def get_document(
+        self, name: str, document_id: str, collections: NamedDependency[Collections]
+    ) -> DocumentObject:
         return await collections.get_document(name, document_id)
 
     @delete("/{name:str}/documents/{document_id:str}", status_code=200, summary="Delete a document")
-    async def delete_document(self, name: str, document_id: str, collections: Collections) -> DeletedObject:
+    async def delete_document(
+        self, name: str, document_id: str, collections: NamedDependency[Collections]
+    ) -> DeletedObject:
         return await collections.delete_document(name, document_id)
 
     @get("/{name:str}/jobs/{job_id:str}", summary="Progress of a background indexing job")
-    async def get_job(self, name: str, job_id: str, collections: Collections) -> JobObject:
+    async def get_job(self, name: str, job_id: str, collections: NamedDependency[Collections]) -> JobObject:
         return collections.job(name, job_id)
 
     @post(
@@ -126,6 +130,10 @@ class CollectionsController(Controller):
         "with each page's image (base64 PNG) and per-query-token similarity maps over its patch grid.",
     )
     async def search(
-        self, request: Request[Any, Any, Any], name: str, data: SearchRequest, collections: Collections
+        self,
+        request: Request[Any, Any, Any],
+        name: str,
+        data: SearchRequest,
+        collections: NamedDependency[Collections],
     ) -> SearchResponse:
         return await until_disconnect(request, collections.search(name, data))
