@@ -187,6 +187,7 @@ class Collections:
         store = await self.store(name)
         indexer = self.indexer()
         document_id = upload.document_id or uuid.uuid4().hex
+        pages = await indexer.plan(store, name, document_id, upload.source, replace=upload.replace)
 
         async def work(job: IndexJob | None) -> DocumentInfo:
             result = await indexer.index(
@@ -199,6 +200,7 @@ class Collections:
                 replace=upload.replace,
                 progress=job,
                 wait_when_full=job is not None,
+                pages=pages,
             )
             self._count(result)
             return result.document

@@ -167,6 +167,18 @@ class Indexer:
             )
         return selected
 
+    async def plan(
+        self, store: Store, collection: str, document_id: str, source: DocumentSource, *, replace: bool
+    ) -> list[int]:
+        """The page numbers to index, after the checks that need no model: the PDF opens, the selection and
+        the page count are valid, and the id is free (unless ``replace``). Cheap; raises the 4xx errors."""
+        numbers = await self._in_pool(lambda: self.select_pages(source))
+        if not replace and await asyncio.to_thread(store.get_document, document_id) is not None:
+            raise DocumentExistsError(
+                f"document {document_id!r} already exists in collection {collection!r} (send replace=true)"
+            )
+        return numbers
+
     async def index(
         self,
         store: Store,
@@ -179,17 +191,17 @@ class Indexer:
         replace: bool = False,
         progress: Progress | None = None,
         wait_when_full: bool = False,
+        pages: list[int] | None = None,
     ) -> IndexResult:
-        """Index one document; raises before embedding anything when the pages or the id are refused.
+        """Index one document; ``pages`` from :meth:`plan` (planned here when None), so bad pages or a taken
+        id are refused before anything is embedded.
 
         ``wait_when_full``: on a full model queue, wait and retry instead of raising QueueFullError (429);
         steps after the first always wait, since the work is already under way.
         """
-        numbers = await self._in_pool(lambda: self.select_pages(source))
-        if not replace and await asyncio.to_thread(store.get_document, document_id) is not None:
-            raise DocumentExistsError(
-                f"document {document_id!r} already exists in collection {collection!r} (send replace=true)"
-            )
+        numbers = pages
+        if numbers is None:
+            numbers = await self.plan(store, collection, document_id, source, replace=replace)
         if progress is not None:
             progress.start(len(numbers))
         dim = store.config.dense_dim

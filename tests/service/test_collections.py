@@ -207,21 +207,38 @@ def test_background_job_reports_progress(client: httpx.Client) -> None:
     client.delete(f"/v1/collections/{name}")
 
 
-def test_failed_background_job_carries_the_error(client: httpx.Client) -> None:
+def test_background_job_checks_come_first_and_failures_are_reported(client: httpx.Client) -> None:
     name = _create(client, "job-fail")["name"]
-    response = client.post(
-        f"/v1/collections/{name}/documents?wait=false", json={"pdf": b64(pdf_bytes(2)), "pages": "5"}
-    )
-    assert response.status_code == 202
-    location = response.headers["location"]
-    deadline = time.monotonic() + 60
-    while (job := client.get(location).json())["status"] not in ("succeeded", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    assert job["status"] == "failed"
-    assert job["error"]["code"] == "invalid_pages"
-    assert client.get(f"/v1/collections/{name}").json()["documents"] == 0
+    url = f"/v1/collections/{name}/documents?wait=false"
+    # what can be checked without the model is answered at once, not in a job
+    _error(client.post(url, json={"pdf": b64(pdf_bytes(2)), "pages": "5"}), 400, "invalid_pages")
+    _error(client.post(url, json={"pdf": b64(pdf_bytes(9))}), 413)
     _error(client.get(f"/v1/collections/{name}/jobs/nope"), 404, "job_not_found")
+    # two jobs racing for one id: one stores the document, the other fails with the 409 body (or, if the
+    # first was already done, the second is refused at once)
+    body = {"pdf": b64(pdf_bytes(4)), "document_id": "same"}
+    responses = [client.post(url, json=body) for _ in range(2)]
+    assert responses[0].status_code == 202
+    jobs = []
+    for response in responses:
+        if response.status_code == 409:
+            continue
+        assert response.status_code == 202, response.text
+        deadline = time.monotonic() + 120
+        while (job := client.get(response.headers["location"]).json())["status"] not in (
+            "succeeded",
+            "failed",
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        jobs.append(job)
+    statuses = sorted(job["status"] for job in jobs)
+    assert statuses in (["failed", "succeeded"], ["succeeded"])
+    if len(jobs) == 2:
+        failed = next(job for job in jobs if job["status"] == "failed")
+        assert failed["error"]["code"] == "document_exists"
+        assert failed["document"] is None
+    assert client.get(f"/v1/collections/{name}").json()["documents"] == 1
     client.delete(f"/v1/collections/{name}")
 
 
