@@ -202,17 +202,20 @@ class Collections:
                 wait_when_full=job is not None,
                 pages=pages,
             )
-            self._count(result)
+            self._count(result, upload.source.kind)
             return result.document
 
         if wait:
             return document_object(name, await work(None))
         return job_object(self.jobs.submit(name, document_id, work))
 
-    def _count(self, result: IndexResult) -> None:
+    def _count(self, result: IndexResult, kind: str) -> None:
         metrics = self.runtime.metrics
         metrics.tokens.labels(kind="image").inc(result.tokens)
-        metrics.pdf_pages.inc(result.document.num_pages)
+        if kind == "pdf":
+            metrics.pdf_pages.inc(result.document.num_pages)
+        else:
+            metrics.images.inc()
 
     async def list_documents(self, name: str, *, offset: int, limit: int) -> DocumentList:
         store = await self.store(name)

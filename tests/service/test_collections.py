@@ -448,3 +448,47 @@ def test_restart_keeps_collections(service_checkpoint: Path, tmp_path: Path) -> 
     assert before[0]["pages"] == 4
     assert len(hits_before) == 4
     assert hits_after == hits_before  # same pages, scores, metadata and page images
+
+
+# ---- the Qdrant backend (qdrant-client's local mode, in-process app) ---------------------------------------
+
+
+def test_qdrant_backend_round_trip(tmp_path: Path, tiny_encoder: Any) -> None:
+    from litestar.testing import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    settings = Settings(
+        data_dir=tmp_path, collection_backend="qdrant", pdf_dpi=DPI, image_max_pixels=MAX_PIXELS
+    )
+    with TestClient(create_app(settings, encoder=tiny_encoder)) as c:
+        deadline = time.monotonic() + 60
+        while c.get("/ready").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert c.post("/v1/collections", json={"name": "q", "codec": "float32"}).status_code == 201
+        added = c.post(
+            "/v1/collections/q/documents",
+            files={"file": ("r.pdf", pdf_bytes(2), "application/pdf")},
+            data={"document_id": "r", "metadata": '{"kind": "report"}'},
+        )
+        assert added.status_code == 201, added.text
+        hits = c.post(
+            "/v1/collections/q/search",
+            json={
+                "query": "report",
+                "exhaustive": True,
+                "include_similarity_map": True,
+                "filter": {"kind": "report"},
+            },
+        ).json()["results"]
+        q = _query(tiny_encoder, "report").multivector
+        for hit in hits:
+            page = _pdf_page(tiny_encoder, pdf_bytes(2), hit["page"])
+            assert hit["score"] == pytest.approx(_maxsim(q, page.multivector), abs=1e-4)
+            assert (hit["similarity_map"]["rows"], hit["similarity_map"]["cols"]) == page.image_grid
+        assert sorted(h["page"] for h in hits) == [1, 2]
+        assert c.delete("/v1/collections/q/documents/r").status_code == 200
+        _error(c.get("/v1/collections/q/documents/r"), 404)
+        assert c.delete("/v1/collections/q").status_code == 200
