@@ -87,5 +87,6 @@ def create_app(
             path="/docs",
             render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), RedocRenderPlugin()],
         ),
+        logging_config=None,  # logging is configured once by service.logs (JSON lines + request id)
         debug=False,
     )
