@@ -82,9 +82,9 @@ def build_checkpoint(config: str) -> Path:
 
 def workload_flops(checkpoint: Path, workloads: Path) -> dict[str, list[Flops]]:
     """Counted FLOPs of every input of every workload, from the token counts our processor gives."""
-    from model.processor import Processor
     from PIL import Image
 
+    from model.processor import Processor
     from model.types import parse_task
 
     dims = ModelDims.from_checkpoint(checkpoint)
@@ -129,13 +129,18 @@ def run_throughput(
         results: dict[str, dict[str, Measurement]] = {}
         for workload in WORKLOADS[args.workload]:
             results[workload] = {}
-            for rep in range(args.repeats):
+            first = 0 if args.warmup_pass else 1  # pass 0: untimed warm-up of these exact shapes
+            for rep in range(first, args.repeats + 1):
                 order = workers[rep % len(workers) :] + workers[: rep % len(workers)]
                 for w in order:
                     if workload in ("mixed", "single") and w.spec.name == "colqwen2.5":
                         continue  # no tasks in ColQwen: a mixed batch is the same batch
-                    save = str(run_dir / f"out-{dtype}-{w.spec.name}-{workload}.npz") if rep == 0 else None
+                    save = (
+                        str(run_dir / f"out-{dtype}-{w.spec.name}-{workload}.npz") if rep == first else None
+                    )
                     res = w.request("run", workload=workload, save=save)
+                    if rep == 0:
+                        continue
                     m = results[workload].setdefault(w.spec.name, Measurement(w.spec.name))
                     m.items, m.tokens = res["items"], res["tokens"]
                     m.seconds.append(res["seconds"])
@@ -177,7 +182,9 @@ def run_memory(args: argparse.Namespace, checkpoint: Path, workloads: Path, run_
         log = run_dir / f"memory-{name}-{dtype}.log"
         try:
             worker = WorkerProcess(
-                WorkerSpec.for_contestant(name), _worker_args(checkpoint, dtype, workloads, args.threads, 1), log
+                WorkerSpec.for_contestant(name),
+                _worker_args(checkpoint, dtype, workloads, args.threads, 1),
+                log,
             )
         except WorkerError as exc:
             out[name] = {"skipped": f"failed: {exc}"}
@@ -337,13 +344,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", choices=sorted(CONFIGS), default="tiny")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "both"], default="both")
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="all")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per workload (median reported)")
+    parser.add_argument(
+        "--no-warmup-pass",
+        dest="warmup_pass",
+        action="store_false",
+        help="skip the untimed first pass of each workload (oneDNN builds kernels per new shape)",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="rows per forward for every contestant")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--contestants", default=",".join(CONTESTANTS))
     parser.add_argument("--memory-tokens", type=int, default=32768, help="0 skips the peak-memory probe")
     parser.add_argument("--memory-dtype", choices=["float32", "bfloat16"], default="bfloat16")
-    parser.add_argument("--checkpoint", type=Path, help="use this published-layout checkpoint instead of --config")
+    parser.add_argument(
+        "--checkpoint", type=Path, help="use this published-layout checkpoint instead of --config"
+    )
     args = parser.parse_args(argv)
     args.contestants = args.contestants.split(",")
 
