@@ -28,6 +28,10 @@ class Measurement:
         return median(self.seconds)
 
     @property
+    def min_s(self) -> float:
+        return min(self.seconds)
+
+    @property
     def items_per_s(self) -> float:
         return self.items / self.median_s
 
