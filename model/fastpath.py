@@ -13,18 +13,28 @@ bench, real width, one page of 3072 patches):
 :func:`speed_up_vision_tower` swaps both into a loaded ``Qwen2_5_VisionTransformerPretrainedModel`` in place;
 parameter names (hence ``state_dict`` keys) are unchanged, and outputs equal the stock modules' up to float
 summation order (≤ 1e-6 in float32, checked by ``tests/model/test_fastpath.py``).
+
+For long texts, :func:`chunk_token_mlps` bounds the text MLPs' intermediate activations: an MLP mixes no
+tokens, so running it over at most ``max_tokens`` tokens at a time gives the same rows, while a 32k-token
+input no longer holds three (32768, 11008) tensors at once (2.1 GB in bfloat16, 4.3 GB in float32).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LinearPatchProjection", "WindowBatchedVisionAttention", "speed_up_vision_tower"]
+__all__ = [
+    "LinearPatchProjection",
+    "WindowBatchedVisionAttention",
+    "chunk_token_mlps",
+    "speed_up_vision_tower",
+]
 
 
 class LinearPatchProjection(nn.Module):
@@ -103,3 +113,37 @@ def speed_up_vision_tower(visual: nn.Module) -> int:
             block.attn = WindowBatchedVisionAttention(block.attn)
             swapped += 1
     return swapped
+
+
+def _chunked_forward(
+    forward: Callable[[torch.Tensor], torch.Tensor], max_tokens: int
+) -> Callable[..., torch.Tensor]:
+    def chunked(hidden_states: torch.Tensor) -> torch.Tensor:
+        # hidden_states: (..., S, H); the MLP maps each token on its own
+        flat = hidden_states.reshape(-1, hidden_states.shape[-1])  # (N, H)
+        if flat.shape[0] <= max_tokens:
+            return forward(hidden_states)
+        parts = [
+            forward(flat[i : i + max_tokens]) for i in range(0, flat.shape[0], max_tokens)
+        ]  # (≤T, H) each
+        return torch.cat(parts).reshape(*hidden_states.shape[:-1], -1)  # (..., S, H)
+
+    return chunked
+
+
+def chunk_token_mlps(language_model: nn.Module, max_tokens: int = 4096) -> int:
+    """Make every decoder layer's ``mlp`` run over at most ``max_tokens`` tokens at a time; return how many.
+
+    The module tree is unchanged (``forward`` is wrapped on the instance), so adapters and state-dict keys
+    still find ``layers.N.mlp.{gate,up,down}_proj``.
+    """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+    count = 0
+    for layer in getattr(language_model, "layers", []):
+        mlp = getattr(layer, "mlp", None)
+        if isinstance(mlp, nn.Module) and not getattr(mlp, "_token_chunked", False):
+            mlp.forward = _chunked_forward(mlp.forward, max_tokens)
+            object.__setattr__(mlp, "_token_chunked", True)  # a plain flag, not a module attribute
+            count += 1
+    return count

@@ -8,7 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from model.fastpath import LinearPatchProjection, WindowBatchedVisionAttention, speed_up_vision_tower
+from model.fastpath import (
+    LinearPatchProjection,
+    WindowBatchedVisionAttention,
+    chunk_token_mlps,
+    speed_up_vision_tower,
+)
 
 
 def _stock_tower() -> nn.Module:
@@ -66,3 +71,34 @@ def test_fast_tower_bfloat16_close_to_stock() -> None:
 def test_linear_patch_projection_refuses_other_convolutions() -> None:
     with pytest.raises(ValueError, match="not a patchifying Conv3d"):
         LinearPatchProjection(nn.Conv3d(3, 8, kernel_size=(2, 14, 14), stride=(1, 14, 14), bias=False))
+
+
+def test_chunked_mlps_equal_unchunked() -> None:
+    from transformers import Qwen2_5_VLConfig
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLTextModel
+
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "hidden_size": 32,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "intermediate_size": 48,
+            "num_hidden_layers": 2,
+            "vocab_size": 100,
+            "rope_scaling": {"type": "default", "mrope_section": [1, 1, 2]},
+        }
+    ).text_config
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    stock = Qwen2_5_VLTextModel(config).eval()
+    chunked = copy.deepcopy(stock)
+    assert chunk_token_mlps(chunked, max_tokens=7) == 2
+    assert chunk_token_mlps(chunked, max_tokens=7) == 0  # idempotent
+    assert chunked.state_dict().keys() == stock.state_dict().keys()
+    ids = torch.randint(0, 100, (2, 23))
+    with torch.inference_mode():
+        want = stock(input_ids=ids).last_hidden_state
+        got = chunked(input_ids=ids).last_hidden_state
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+    with pytest.raises(ValueError, match="positive"):
+        chunk_token_mlps(chunked, max_tokens=0)
