@@ -69,7 +69,7 @@ class LocalOptions:
 
     synchronous: str = "FULL"  # FULL: survives power loss; NORMAL: survives kill -9 (see module docstring)
     busy_timeout_s: float = 30.0  # how long a writer waits for another process's write transaction
-    mmap_bytes: int = 0  # SQLite mmap window for the main file (0: plain reads)
+    mmap_bytes: int = 1 << 31  # SQLite mmap window (capped by SQLite at 2 GiB in CPython's build; 0: off)
     page_size: int = 8192  # SQLite page size, fixed at creation
     scan_block_pages: int = 128  # pages decoded and scored at a time (bounds search memory)
     deletions_retained: int = 100_000  # deletion log rows kept for incremental refresh of other handles
