@@ -1,0 +1,162 @@
+"""Each speed/memory lever of ``model.fastpath`` / ``model.batching``, measured alone on stock modules (A/B).
+
+    .venv/bin/python bench/levers.py [--dtype bfloat16] [--repeats 5]
+
+Real-width random modules (vision 1280 / 16 heads / MLP 3420, 4 blocks, full attention in block 3; text
+2048 / 16 / 2 KV / MLP 11008, 4 layers), one page of the bench workload (2944 patches, 736 merged tokens)
+and the 16 bench passages. A and B run alternately in one process; the minimum of ``--repeats`` is printed
+(other processes only ever add time). Lines:
+
+- patch embedding: stock ``Conv3d`` vs :class:`model.fastpath.LinearPatchProjection`;
+- vision tower: stock vs :func:`model.fastpath.speed_up_vision_tower` (+ the windowed attention alone);
+- passages: batches of 8 in input order padded to the longest (the reference's way) vs
+  :func:`model.batching.plan_batches` (length-sorted, 4096-token budget), text model only;
+- long text: peak RSS of the text MLP at 32k tokens, stock vs :func:`model.fastpath.chunk_token_mlps`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.workloads import make_workloads
+
+__all__ = ["main"]
+
+
+def _ab(a: Callable[[], object], b: Callable[[], object], repeats: int) -> tuple[float, float]:
+    a()
+    b()
+    ta, tb = [], []
+    for _ in range(repeats):
+        for fn, out in ((a, ta), (b, tb)):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return min(ta), min(tb)
+
+
+def _line(name: str, a: float, b: float, la: str = "stock", lb: str = "ours") -> None:
+    print(f"{name:34s} {la} {a * 1000:9.1f} ms   {lb} {b * 1000:9.1f} ms   ×{a / b:5.2f}")
+
+
+def _vision(dtype: torch.dtype, repeats: int) -> None:
+    from transformers import Qwen2_5_VLConfig
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
+
+    from model.fastpath import LinearPatchProjection, speed_up_vision_tower
+
+    vc = {"depth": 4, "hidden_size": 1280, "num_heads": 16, "intermediate_size": 3420}
+    vc |= {"out_hidden_size": 2048, "fullatt_block_indexes": [3]}
+    config = Qwen2_5_VLConfig(vision_config=vc).vision_config
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    stock = Qwen2_5_VisionTransformerPretrainedModel(config).to(dtype).eval()
+    fast = copy.deepcopy(stock)
+    speed_up_vision_tower(fast)
+    grid = torch.tensor([[1, 64, 46]])  # a bench page: 2944 patches
+    pixels = torch.randn(64 * 46, 1176).to(dtype)  # (P, 1176)
+    conv = stock.patch_embed.proj
+    lin = LinearPatchProjection(conv)
+    patches = pixels.view(-1, 3, 2, 14, 14)
+    with torch.inference_mode():
+        _line("patch embedding (2944 patches)", *_ab(lambda: conv(patches), lambda: lin(patches), repeats))
+        a, b = _ab(lambda: stock(pixels, grid_thw=grid), lambda: fast(pixels, grid_thw=grid), repeats)
+        _line("vision tower, 4 blocks (1 page)", a, b)
+
+
+def _passages(dtype: torch.dtype, repeats: int) -> None:
+    from transformers import Qwen2_5_VLConfig
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLTextModel
+
+    from model.batching import padded_tokens, plan_batches
+
+    tc = {
+        "hidden_size": 2048,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 2,
+        "intermediate_size": 11008,
+    }
+    tc |= {"num_hidden_layers": 4, "vocab_size": 151936}
+    config = Qwen2_5_VLConfig(text_config=tc).text_config
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    model = Qwen2_5_VLTextModel(config).to(dtype).eval()
+    lengths = [round(len(p.text.split()) * 1.07) for p in make_workloads()[1]]
+    in_order = [list(range(i, min(i + 8, len(lengths)))) for i in range(0, len(lengths), 8)]
+    planned = plan_batches(lengths, max_tokens=4096, max_rows=8)
+
+    def run(batches: list[list[int]]) -> None:
+        for b in batches:
+            longest = max(lengths[i] for i in b)
+            ids = torch.randint(0, 100000, (len(b), longest))
+            mask = torch.zeros(len(b), longest, dtype=torch.long)
+            for row, i in enumerate(b):
+                mask[row, : lengths[i]] = 1
+            model(input_ids=ids, attention_mask=mask)
+
+    with torch.inference_mode():
+        a, b = _ab(lambda: run(in_order), lambda: run(planned), max(1, repeats // 2))
+    total = sum(lengths)
+    print(
+        f"passages: padded tokens {padded_tokens(lengths, in_order) / total:.2f}× (in order, 8/batch) vs "
+        f"{padded_tokens(lengths, planned) / total:.2f}× (sorted, 4096-token budget) of {total} real tokens"
+    )
+    _line("16 passages, text model", a, b, "in order", "sorted")
+
+
+def _memory(dtype: torch.dtype, tokens: int) -> None:
+    import subprocess
+
+    code = (
+        "import torch,sys;from bench._worker import RssSampler;from model.fastpath import chunk_token_mlps\n"
+        "from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLMLP\n"
+        "from transformers import Qwen2_5_VLConfig\n"
+        "c=Qwen2_5_VLConfig(text_config={'hidden_size':2048,'intermediate_size':11008}).text_config\n"
+        f"m=Qwen2_5_VLMLP(c).to(torch.{dtype});x=torch.randn(1,{tokens},2048).to(torch.{dtype})\n"
+        "holder=torch.nn.Module();holder.layers=torch.nn.ModuleList([torch.nn.Module()]);holder.layers[0].mlp=m\n"
+        "if sys.argv[1]=='chunked': chunk_token_mlps(holder, 4096)\n"
+        "with torch.inference_mode(), RssSampler() as s: before=s.peak; m(x)\n"
+        "print((s.peak-before)/2**30)"
+    )
+    peaks = {}
+    for mode in ("stock", "chunked"):
+        out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, check=True)
+        peaks[mode] = float(out.stdout.split()[-1])
+    print(
+        f"{tokens}-token text MLP, RSS growth: stock {peaks['stock']:.2f} GiB, chunked (4096) "
+        f"{peaks['chunked']:.2f} GiB"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="bfloat16")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--only", choices=["vision", "passages", "memory"], default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    print(f"levers, {args.dtype}, {torch.get_num_threads()} threads, min of {args.repeats}")
+    if args.only in (None, "vision"):
+        _vision(dtype, args.repeats)
+    if args.only in (None, "passages"):
+        _passages(dtype, args.repeats)
+    if args.only in (None, "memory"):
+        _memory(dtype, 32768)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
