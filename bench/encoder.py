@@ -122,7 +122,12 @@ def run_throughput(
         for name in names:
             log = run_dir / f"{name}-{dtype}.log"
             print(f"[{dtype}] starting {name} …", file=sys.stderr, flush=True)
-            workers.append(WorkerProcess(WorkerSpec.for_contestant(name), worker_args, log))
+            try:
+                workers.append(WorkerProcess(WorkerSpec.for_contestant(name), worker_args, log))
+            except WorkerError as exc:  # reported in the tables; the other contestants still run
+                print(f"[{dtype}] {name} did not start: {exc}", file=sys.stderr, flush=True)
+                info[name] = {"error": str(exc)}
+                continue
             info[name] = workers[-1].hello
         for w in workers:
             w.request("warmup")
@@ -149,8 +154,9 @@ def run_throughput(
                         file=sys.stderr,
                         flush=True,
                     )
-        if "colqwen2.5" in names:
-            info["colqwen2.5"]["matmul"] = workers[names.index("colqwen2.5")].request("matmul", dtype=dtype)
+        for w in workers:
+            if w.spec.name == "colqwen2.5":
+                info["colqwen2.5"]["matmul"] = w.request("matmul", dtype=dtype)
         return results, info
     finally:
         for w in workers:
@@ -403,6 +409,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         head = f"matmul {dtype} ({r.n}×{r.n}, {r.threads} threads)"
         print(f"{head}: best {r.best / 1e9:.1f} GFLOP/s, median {r.median / 1e9:.1f}{extra}")
+    for dtype in dtypes:
+        for name, hello in infos[dtype].items():
+            if "error" in hello:
+                print(f"contestant {name} ({dtype}): DID NOT RUN — {hello['error']}")
+            else:
+                load = (
+                    f"loaded in {hello['load_seconds']:.1f} s, RSS {hello['rss_after_load'] / 2**30:.2f} GiB"
+                )
+                print(
+                    f"contestant {name} ({dtype}): torch {hello['torch']}, {hello['threads']} threads, {load}"
+                )
     for name, f in flops.items():
         if name == "single":
             continue
