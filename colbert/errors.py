@@ -1,0 +1,88 @@
+"""Typed errors of the colbert package.
+
+::
+
+    ColbertError
+    ├── InvalidQueryError          a query array of the wrong shape/dtype, k < 1, …
+    ├── InvalidDocumentError       pages of the wrong shape, duplicate page numbers, non-finite values
+    ├── InvalidFilterError         a metadata filter that is not {key: scalar}
+    ├── DimensionMismatchError     vectors whose size differs from the collection's
+    ├── CodecError                 bytes that do not decode under a codec (wrong length, unknown codec)
+    ├── IndexFormatError           an index written by an incompatible format version, or corrupt
+    ├── StoreClosedError           use after close()
+    ├── DocumentExistsError        add without replace for an existing id
+    ├── DocumentNotFoundError
+    ├── CollectionExistsError
+    ├── CollectionNotFoundError
+    └── InvalidCollectionNameError
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CodecError",
+    "ColbertError",
+    "CollectionExistsError",
+    "CollectionNotFoundError",
+    "DimensionMismatchError",
+    "DocumentExistsError",
+    "DocumentNotFoundError",
+    "IndexFormatError",
+    "InvalidCollectionNameError",
+    "InvalidDocumentError",
+    "InvalidFilterError",
+    "InvalidQueryError",
+    "StoreClosedError",
+]
+
+
+class ColbertError(Exception):
+    """Base class of every error raised by ``colbert``."""
+
+
+class InvalidQueryError(ColbertError):
+    """A query the index cannot run (shape, dtype, k, candidates)."""
+
+
+class InvalidDocumentError(ColbertError):
+    """Pages that cannot be stored (shape, duplicates, non-finite values)."""
+
+
+class InvalidFilterError(ColbertError):
+    """A metadata filter that is not a mapping of keys to JSON scalars."""
+
+
+class DimensionMismatchError(ColbertError):
+    """Vectors whose size differs from the collection's configuration."""
+
+
+class CodecError(ColbertError):
+    """Bytes that cannot be decoded with the given codec, or an unknown codec."""
+
+
+class IndexFormatError(ColbertError):
+    """An index of an incompatible format version, or a corrupt one."""
+
+
+class StoreClosedError(ColbertError):
+    """A store used after ``close()``."""
+
+
+class DocumentExistsError(ColbertError):
+    """A document id that already exists (pass ``replace=True`` to overwrite)."""
+
+
+class DocumentNotFoundError(ColbertError):
+    """An unknown document id."""
+
+
+class CollectionExistsError(ColbertError):
+    """A collection name that is already taken."""
+
+
+class CollectionNotFoundError(ColbertError):
+    """An unknown collection name."""
+
+
+class InvalidCollectionNameError(ColbertError):
+    """A collection name outside the allowed pattern."""
