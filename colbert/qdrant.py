@@ -249,6 +249,8 @@ class QdrantStore:
         return dict(found[0].payload or {}) if found else None
 
     def _live_versions(self, doc_ids: set[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        if not doc_ids:
+            return {}
         found = self.client.retrieve(self._docs, [_doc_point(d) for d in doc_ids], with_payload=True)
         out: dict[str, tuple[str, dict[str, Any]]] = {}
         for rec in found:

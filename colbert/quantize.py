@@ -81,7 +81,7 @@ def encode(mv: npt.ArrayLike, codec: Codec | str) -> bytes:
         scale = (np.abs(x).max(axis=1) / 127.0).astype(np.float32)  # (n,)
         safe = np.where(scale > 0, scale, np.float32(1.0))  # (n,)
         q = np.clip(np.rint(x / safe[:, None]), -127, 127).astype(np.int8)  # (n, d)
-        return scale.tobytes() + q.tobytes()
+        return bytes(scale.tobytes()) + bytes(q.tobytes())
     return bytes(np.packbits(x > 0, axis=1).tobytes())  # (n, ceil(d/8)) uint8
 
 
