@@ -31,9 +31,7 @@ from bench.workloads import TextRow
 
 __all__ = ["ReferenceStyle"]
 
-_TARGETS = (
-    r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)|multi_vector_projector"
-)
+_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)|multi_vector_projector"
 
 
 def build_reference_model(checkpoint: Any, dtype: torch.dtype) -> tuple[Any, list[str]]:
@@ -54,9 +52,7 @@ def build_reference_model(checkpoint: Any, dtype: torch.dtype) -> tuple[Any, lis
     model = model.to(dtype).eval()
     lcfg = lora_config(checkpoint)
     tasks = list(read_config(checkpoint)["task_names"])
-    peft_config = LoraConfig(
-        r=lcfg["r"], lora_alpha=lcfg["lora_alpha"], target_modules=_TARGETS, lora_dropout=0.0
-    )
+    peft_config = LoraConfig(r=lcfg["r"], lora_alpha=lcfg["lora_alpha"], target_modules=_TARGETS, lora_dropout=0.0)
     peft_model = get_peft_model(model, peft_config, adapter_name=tasks[0], autocast_adapter_dtype=False)
     for task in tasks[1:]:
         peft_model.add_adapter(task, peft_config)
@@ -72,7 +68,6 @@ class ReferenceStyle:
 
     def __init__(self, args: ContestantArgs) -> None:
         from model.processor import Processor
-
         from model.types import parse_task
 
         self.dtype = getattr(torch, args.dtype)
@@ -93,9 +88,7 @@ class ReferenceStyle:
             mask[i, : p.num_tokens] = 1
         kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "output_hidden_states": True}
         if images:
-            kwargs["pixel_values"] = torch.cat([p.pixel_values for p in prepared]).to(
-                self.dtype
-            )  # (ΣP, 1176)
+            kwargs["pixel_values"] = torch.cat([p.pixel_values for p in prepared]).to(self.dtype)  # (ΣP, 1176)
             kwargs["image_grid_thw"] = torch.cat([p.image_grid_thw for p in prepared])  # (B, 3)
         with torch.no_grad():
             out = self.model(**kwargs)
@@ -132,8 +125,7 @@ class ReferenceStyle:
         for task, idx in order.items():  # one task at a time
             self.model.set_adapter(task)
             prepared = [
-                self.processor.prepare_text(rows[i].text, self.parse_task(rows[i].task, rows[i].prompt))
-                for i in idx
+                self.processor.prepare_text(rows[i].text, self.parse_task(rows[i].task, rows[i].prompt)) for i in idx
             ]
             tokens += sum(p.num_tokens for p in prepared)
             d, m = self._batches(prepared, images=False)

@@ -58,7 +58,7 @@ REAL_WIDTH: dict[str, Any] = {
         "fullatt_block_indexes": [3],
     },
 }
-CONFIGS: dict[str, dict[str, Any]] = {"tiny": {}, "real-width": REAL_WIDTH}
+CONFIGS: dict[str, dict[str, Any]] = {"tiny": {}, "real-width": REAL_WIDTH | {"dtype": "bfloat16"}}
 CONTESTANTS = ("ours", "colqwen2.5", "reference-style")
 WORKLOADS = {
     "queries": ["queries"],
@@ -87,7 +87,12 @@ def build_checkpoint(config: str) -> Path:
         return directory
     directory = RESULTS / f"checkpoint-{config}"
     if not (directory / "config.json").exists():
-        build_tiny_checkpoint(directory, seed=0, **CONFIGS[config])
+        import torch
+
+        overrides = dict(CONFIGS[config])
+        if "dtype" in overrides:  # real width is stored in bfloat16 as published (1.5 GB instead of 3)
+            overrides["dtype"] = getattr(torch, overrides["dtype"])
+        build_tiny_checkpoint(directory, seed=0, **overrides)
     return directory
 
 
@@ -151,9 +156,7 @@ def run_throughput(
                 for w in order:
                     if workload in ("mixed", "single") and w.spec.name == "colqwen2.5":
                         continue  # no tasks in ColQwen: a mixed batch is the same batch
-                    save = (
-                        str(run_dir / f"out-{dtype}-{w.spec.name}-{workload}.npz") if rep == first else None
-                    )
+                    save = str(run_dir / f"out-{dtype}-{w.spec.name}-{workload}.npz") if rep == first else None
                     res = w.request("run", workload=workload, save=save)
                     if rep == 0:
                         continue
@@ -267,9 +270,7 @@ def parity(run_dir: Path, dtypes: list[str], workloads: list[str]) -> list[list[
             a, b = _load(run_dir, "float32", "ours", workload), _load(run_dir, "bfloat16", "ours", workload)
             if a is not None and b is not None:
                 mv = _compare_mv(_mv_rows(a), _mv_rows(b)) or (None, None)
-                rows.append(
-                    ["ours bf16 vs ours fp32", "—", workload, *_compare_dense(a["dense"], b["dense"]), *mv]
-                )
+                rows.append(["ours bf16 vs ours fp32", "—", workload, *_compare_dense(a["dense"], b["dense"]), *mv])
     return rows
 
 
@@ -301,9 +302,7 @@ def throughput_rows(
                     100 * achieved / rate,
                 ]
             )
-        rows.append(
-            [workload, "machine limit", n, None, limit_s, None, n / limit_s, None, None, rate / 1e9, 100.0]
-        )
+        rows.append([workload, "machine limit", n, None, limit_s, None, n / limit_s, None, None, rate / 1e9, 100.0])
     return rows
 
 
@@ -331,9 +330,7 @@ def goals(
         frac = sum(f.total for f in flops["pages"]) / bf16_pages.median_s / rates["bfloat16"]
         out.append(Goal("real-width bf16 pages ≥ 50% of bf16 matmul rate", f"{100 * frac:.1f}%", frac >= 0.5))
     else:
-        out.append(
-            Goal("real-width bf16 pages ≥ 50% of bf16 matmul rate", "needs --config real-width, bf16", None)
-        )
+        out.append(Goal("real-width bf16 pages ≥ 50% of bf16 matmul rate", "needs --config real-width, bf16", None))
     ours_mem, ref_mem = memory.get("ours", {}), memory.get("reference-style", {})
     if "peak" in ours_mem and "peak" in ref_mem:
         r = ours_mem["peak"] / ref_mem["peak"]
@@ -345,9 +342,7 @@ def goals(
         mixed, single = results.get("mixed", {}).get("ours"), results.get("single", {}).get("ours")
         if mixed and single:
             r = mixed.median_s / single.median_s
-            out.append(
-                Goal(f"mixed-task ≤ 10% more than single-task ({dtype})", f"{100 * (r - 1):+.1f}%", r <= 1.10)
-            )
+            out.append(Goal(f"mixed-task ≤ 10% more than single-task ({dtype})", f"{100 * (r - 1):+.1f}%", r <= 1.10))
     fp32 = [r for r in parity_rows if r[0] == "ours vs reference-style" and r[1] == "float32"]
     if fp32:
         worst = max(max(r[3] or 0.0, r[5] or 0.0) for r in fp32)
@@ -376,9 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contestants", default=",".join(CONTESTANTS))
     parser.add_argument("--memory-tokens", type=int, default=32768, help="0 skips the peak-memory probe")
     parser.add_argument("--memory-dtype", choices=["float32", "bfloat16"], default="bfloat16")
-    parser.add_argument(
-        "--checkpoint", type=Path, help="use this published-layout checkpoint instead of --config"
-    )
+    parser.add_argument("--checkpoint", type=Path, help="use this published-layout checkpoint instead of --config")
     args = parser.parse_args(argv)
     args.contestants = args.contestants.split(",")
 
@@ -400,11 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     infos: dict[str, Any] = {}
     for dtype in dtypes:
         all_results[dtype], infos[dtype] = run_throughput(args, checkpoint, workloads, dtype, run_dir)
-    memory = (
-        run_memory(args, checkpoint, workloads, run_dir)
-        if args.memory_tokens and args.workload == "all"
-        else {}
-    )
+    memory = run_memory(args, checkpoint, workloads, run_dir) if args.memory_tokens and args.workload == "all" else {}
     parity_rows = parity(run_dir, dtypes, WORKLOADS[args.workload])
 
     print(f"\n== bench/encoder.py --config {args.config}: {checkpoint.name}, {args.repeats} repeats (median)")
@@ -425,12 +414,8 @@ def main(argv: list[str] | None = None) -> int:
             if "error" in hello:
                 print(f"contestant {name} ({dtype}): DID NOT RUN — {hello['error']}")
             else:
-                load = (
-                    f"loaded in {hello['load_seconds']:.1f} s, RSS {hello['rss_after_load'] / 2**30:.2f} GiB"
-                )
-                print(
-                    f"contestant {name} ({dtype}): torch {hello['torch']}, {hello['threads']} threads, {load}"
-                )
+                load = f"loaded in {hello['load_seconds']:.1f} s, RSS {hello['rss_after_load'] / 2**30:.2f} GiB"
+                print(f"contestant {name} ({dtype}): torch {hello['torch']}, {hello['threads']} threads, {load}")
     for name, f in flops.items():
         if name == "single":
             continue
@@ -488,17 +473,14 @@ def main(argv: list[str] | None = None) -> int:
         print()
         headers = ["check", "dtype", "workload", "dense max|Δ|", "dense min cos", "mv max|Δ|", "mv min cos"]
         print(format_table(headers, parity_rows, "-- outputs"))
-    goal_list = goals(
-        args.config, all_results, flops, {d: r.best for d, r in rates.items()}, memory, parity_rows
-    )
+    goal_list = goals(args.config, all_results, flops, {d: r.best for d, r in rates.items()}, memory, parity_rows)
     print()
     print(format_table(["goal (issue 5)", "figure", "verdict"], goal_rows(goal_list), "-- goals"))
     summary = {
         "args": vars(args),
         "rates": {d: asdict(r) for d, r in rates.items()},
         "results": {
-            d: {w: {n: asdict(m) for n, m in ms.items()} for w, ms in r.items()}
-            for d, r in all_results.items()
+            d: {w: {n: asdict(m) for n, m in ms.items()} for w, ms in r.items()} for d, r in all_results.items()
         },
         "info": infos,
         "memory": memory,
