@@ -103,8 +103,7 @@ class InputTooLongError(InputError):
         self.num_tokens = num_tokens
         self.limit = limit
         super().__init__(
-            f"input {index} has {num_tokens} tokens, more than the limit of {limit}; "
-            "shorten it or pass truncate=True"
+            f"input {index} has {num_tokens} tokens, more than the limit of {limit}; shorten it or pass truncate=True"
         )
 
 

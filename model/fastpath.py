@@ -115,18 +115,16 @@ def speed_up_vision_tower(visual: nn.Module) -> int:
     return swapped
 
 
-def _chunked_forward(
-    forward: Callable[[torch.Tensor], torch.Tensor], max_tokens: int
-) -> Callable[..., torch.Tensor]:
+def _chunked_forward(forward: Callable[[torch.Tensor], torch.Tensor], max_tokens: int) -> Callable[..., torch.Tensor]:
     def chunked(hidden_states: torch.Tensor) -> torch.Tensor:
-        # hidden_states: (..., S, H); the MLP maps each token on its own
-        flat = hidden_states.reshape(-1, hidden_states.shape[-1])  # (N, H)
-        if flat.shape[0] <= max_tokens:
+        # hidden_states: (B, S, H); the MLP maps each token on its own. Chunks run along the sequence axis and
+        # keep the batch axis, so that per-row LoRA routing (PEFT ``adapter_names``, one per row) still applies.
+        rows, length = hidden_states.shape[0], hidden_states.shape[-2]
+        step = max(1, max_tokens // max(1, rows))
+        if hidden_states.dim() != 3 or length <= step:
             return forward(hidden_states)
-        parts = [
-            forward(flat[i : i + max_tokens]) for i in range(0, flat.shape[0], max_tokens)
-        ]  # (≤T, H) each
-        return torch.cat(parts).reshape(*hidden_states.shape[:-1], -1)  # (..., S, H)
+        parts = [forward(hidden_states[:, i : i + step]) for i in range(0, length, step)]  # (B, ≤step, H) each
+        return torch.cat(parts, dim=1)  # (B, S, H)
 
     return chunked
 

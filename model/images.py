@@ -76,9 +76,7 @@ def load_image(source: ImageSource, *, max_decoded_pixels: int = DEFAULT_MAX_DEC
             image.load()  # a lazily opened PIL image may still hold undecoded data
             return to_rgb(image)
         except Image.DecompressionBombError as error:
-            raise ImageTooLargeError(
-                f"image: {error} (configured limit: {max_decoded_pixels} pixels)"
-            ) from None
+            raise ImageTooLargeError(f"image: {error} (configured limit: {max_decoded_pixels} pixels)") from None
         except _DECODE_ERRORS as error:
             raise ImageError(f"cannot decode image: {error}") from error
 
@@ -100,9 +98,7 @@ def _decode(file: IO[bytes], name: str, max_decoded_pixels: int) -> Image.Image:
             image.load()  # decodes the pixels (and releases the file)
             return to_rgb(image)
         except Image.DecompressionBombError as error:
-            raise ImageTooLargeError(
-                f"{name}: {error} (configured limit: {max_decoded_pixels} pixels)"
-            ) from None
+            raise ImageTooLargeError(f"{name}: {error} (configured limit: {max_decoded_pixels} pixels)") from None
         except UnidentifiedImageError:
             raise ImageError(f"{name}: not an image format PIL can read") from None
         except _DECODE_ERRORS as error:
@@ -118,11 +114,7 @@ def _check_size(size: tuple[int, int], max_decoded_pixels: int, name: str) -> No
 
 
 def _from_array(array: npt.NDArray[np.uint8]) -> Image.Image:
-    if (
-        array.dtype != np.uint8
-        or array.ndim not in (2, 3)
-        or (array.ndim == 3 and array.shape[2] not in (3, 4))
-    ):
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
         raise ImageError(
             f"expected a uint8 array of shape (H, W), (H, W, 3) or (H, W, 4), got {array.dtype} {array.shape}"
         )

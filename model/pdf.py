@@ -166,9 +166,7 @@ def iter_pages(
     if not 1 <= dpi <= _MAX_DPI:
         raise PdfError(f"dpi must be within 1..{_MAX_DPI}, got {dpi}")
     if max_pages < 1 or max_pixels_per_page < 1:
-        raise PdfError(
-            f"max_pages and max_pixels_per_page must be positive, got {max_pages}, {max_pixels_per_page}"
-        )
+        raise PdfError(f"max_pages and max_pixels_per_page must be positive, got {max_pages}, {max_pixels_per_page}")
     with _LOCK:
         document = _open(pdf, max_bytes)
         try:

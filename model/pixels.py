@@ -76,9 +76,7 @@ class PixelConfig:
         published values (max_pixels 12845056), so a silent default would change embeddings."""
         for flag in ("do_resize", "do_rescale", "do_normalize", "do_convert_rgb"):
             if data.get(flag, True) is not True:
-                raise ConfigError(
-                    f"{source}: {flag} must be true (the model was trained with it), got {data[flag]!r}"
-                )
+                raise ConfigError(f"{source}: {flag} must be true (the model was trained with it), got {data[flag]!r}")
         values = dict(data)
         size = data.get("size") or {}
         for key, size_key in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
@@ -130,15 +128,11 @@ class PixelPatches:
         return t * h * w // (self.merge_size * self.merge_size)
 
 
-def smart_resize(
-    height: int, width: int, *, factor: int, min_pixels: int, max_pixels: int
-) -> tuple[int, int]:
+def smart_resize(height: int, width: int, *, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
     """Qwen2-VL's target size: sides multiples of ``factor``, area within [min_pixels, max_pixels] (rounded as
     the reference rounds: a 1-D extreme aspect can exceed max_pixels slightly, as it does there)."""
     if height < 1 or width < 1:
-        raise ImageAspectRatioError(
-            f"image has no pixels: expected width and height >= 1, got {width}x{height}"
-        )
+        raise ImageAspectRatioError(f"image has no pixels: expected width and height >= 1, got {width}x{height}")
     if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
         raise ImageAspectRatioError(
             f"image aspect ratio must be at most {MAX_ASPECT_RATIO}:1, got {width}x{height} "
@@ -157,9 +151,7 @@ def smart_resize(
     return h_bar, w_bar
 
 
-def patchify(
-    pixels: torch.Tensor, *, patch_size: int, merge_size: int, temporal_patch_size: int
-) -> torch.Tensor:
+def patchify(pixels: torch.Tensor, *, patch_size: int, merge_size: int, temporal_patch_size: int) -> torch.Tensor:
     """(C, H, W) float → (H/p · W/p, C·T·p·p) rows in Qwen2-VL order (merge windows contiguous)."""
     channels, height, width = pixels.shape
     grid_h, grid_w = height // patch_size, width // patch_size
@@ -178,12 +170,8 @@ class ImagePreprocessor:
         self.config = config
         scale = 1.0 / config.rescale_factor
         # Fused rescale + normalise, computed exactly as transformers does (float32 tensor × python float).
-        self._mean = (torch.tensor(config.image_mean, dtype=torch.float32) * scale).reshape(
-            3, 1, 1
-        )  # (3, 1, 1)
-        self._std = (torch.tensor(config.image_std, dtype=torch.float32) * scale).reshape(
-            3, 1, 1
-        )  # (3, 1, 1)
+        self._mean = (torch.tensor(config.image_mean, dtype=torch.float32) * scale).reshape(3, 1, 1)  # (3, 1, 1)
+        self._std = (torch.tensor(config.image_std, dtype=torch.float32) * scale).reshape(3, 1, 1)  # (3, 1, 1)
 
     def target_size(self, height: int, width: int, max_pixels: int | None = None) -> tuple[int, int]:
         """The resized (height, width) for an image of ``height`` × ``width`` pixels."""

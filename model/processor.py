@@ -96,9 +96,7 @@ class LateChunkInput:
 class Processor:
     """Tokenizer + image preprocessor of a checkpoint; stateless after loading (safe to share)."""
 
-    def __init__(
-        self, tokenizer: tokenizers.Tokenizer, pixels: PixelConfig, *, pad_token: str = _DEFAULT_PAD
-    ):
+    def __init__(self, tokenizer: tokenizers.Tokenizer, pixels: PixelConfig, *, pad_token: str = _DEFAULT_PAD):
         self.tokenizer = tokenizer
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
@@ -146,13 +144,10 @@ class Processor:
         joined = [spec.prefix + _check_text(text, index) for index, text in enumerate(texts)]
         encodings = self.tokenizer.encode_batch(joined, add_special_tokens=False)
         return [
-            self._text_row(encoding.ids, spec, max_length, truncate, index)
-            for index, encoding in enumerate(encodings)
+            self._text_row(encoding.ids, spec, max_length, truncate, index) for index, encoding in enumerate(encodings)
         ]
 
-    def _text_row(
-        self, ids: list[int], spec: TaskSpec, max_length: int, truncate: bool, index: int
-    ) -> PreparedInput:
+    def _text_row(self, ids: list[int], spec: TaskSpec, max_length: int, truncate: bool, index: int) -> PreparedInput:
         if len(ids) > max_length:
             if not truncate:
                 raise InputTooLongError(index, len(ids), max_length)
@@ -161,16 +156,12 @@ class Processor:
 
     # -- images -----------------------------------------------------------------------------------------
 
-    def prepare_image(
-        self, image: Image.Image, spec: TaskSpec, *, max_pixels: int | None = None
-    ) -> PreparedInput:
+    def prepare_image(self, image: Image.Image, spec: TaskSpec, *, max_pixels: int | None = None) -> PreparedInput:
         """The image template with its pads expanded, plus ``pixel_values`` and ``image_grid_thw``."""
         patches = self.image_preprocessor(image, max_pixels=max_pixels)
         start = len(self._image_prefix_ids)
         stop = start + patches.num_image_tokens
-        ids = (
-            self._image_prefix_ids + [self.image_token_id] * patches.num_image_tokens + self._image_suffix_ids
-        )
+        ids = self._image_prefix_ids + [self.image_token_id] * patches.num_image_tokens + self._image_suffix_ids
         return PreparedInput(
             input_ids=torch.tensor(ids, dtype=torch.int64),  # (L,)
             spec=spec,
@@ -195,9 +186,7 @@ class Processor:
         _check_max_length(max_length)
         if not texts:
             raise EmptyInputError("late chunking needs at least one text, got none")
-        pieces = [spec.prefix + _check_text(texts[0], 0)] + [
-            _check_text(t, i) for i, t in enumerate(texts) if i
-        ]
+        pieces = [spec.prefix + _check_text(texts[0], 0)] + [_check_text(t, i) for i, t in enumerate(texts) if i]
         encodings = self.tokenizer.encode_batch(pieces, add_special_tokens=False)
         ids: list[int] = []
         spans: list[tuple[int, int]] = []

@@ -90,9 +90,7 @@ def parse_task(task: str | Task | TaskSpec, prompt_name: str | PromptType | None
     if "." in name:
         base, _, suffix = name.partition(".")
         if prompt_name is not None and str(prompt_name) != suffix:
-            raise InvalidTaskError(
-                f"task {name!r} already names prompt {suffix!r} but prompt_name={prompt_name!r}"
-            )
+            raise InvalidTaskError(f"task {name!r} already names prompt {suffix!r} but prompt_name={prompt_name!r}")
         if base == Task.TEXT_MATCHING.value:
             raise InvalidTaskError(f"unknown task {name!r}; text-matching takes no .query/.passage suffix")
         prompt_name = suffix
@@ -101,9 +99,7 @@ def parse_task(task: str | Task | TaskSpec, prompt_name: str | PromptType | None
     try:
         adapter = Task(base)
     except ValueError:
-        valid = ", ".join(
-            ["retrieval.query", "retrieval.passage", "text-matching", "code.query", "code.passage"]
-        )
+        valid = ", ".join(["retrieval.query", "retrieval.passage", "text-matching", "code.query", "code.passage"])
         raise InvalidTaskError(f"unknown task {name!r}; expected one of: {valid}") from None
     return TaskSpec(adapter, _parse_prompt(prompt_name))
 
@@ -114,9 +110,7 @@ def _parse_prompt(prompt_name: str | PromptType | None) -> PromptType:
     try:
         return PromptType(str(prompt_name))
     except ValueError:
-        raise InvalidTaskError(
-            f"unknown prompt_name {prompt_name!r}; expected 'query' or 'passage'"
-        ) from None
+        raise InvalidTaskError(f"unknown prompt_name {prompt_name!r}; expected 'query' or 'passage'") from None
 
 
 @dataclass(frozen=True, slots=True)
