@@ -18,9 +18,7 @@ class EdgeIndex:
         import qdrant_edge as qe
 
         self._qe = qe
-        dtype = {"float32": qe.VectorStorageDatatype.Float32, "float16": qe.VectorStorageDatatype.Float16}[
-            datatype
-        ]
+        dtype = {"float32": qe.VectorStorageDatatype.Float32, "float16": qe.VectorStorageDatatype.Float16}[datatype]
         config = qe.EdgeConfig(
             vectors={
                 "dense": qe.EdgeVectorParams(size=dense_dim, distance=qe.Distance.Cosine),
@@ -54,12 +52,8 @@ class EdgeIndex:
         rerank = qe.Query.Nearest(q.tolist(), using="mv")
         prefetches = None
         if dense is not None:
-            prefetches = [
-                qe.Prefetch(limit=candidates, query=qe.Query.Nearest(dense.tolist(), using="dense"))
-            ]
-        found = self.shard.query(
-            qe.QueryRequest(limit=k, query=rerank, prefetches=prefetches, with_payload=False)
-        )
+            prefetches = [qe.Prefetch(limit=candidates, query=qe.Query.Nearest(dense.tolist(), using="dense"))]
+        found = self.shard.query(qe.QueryRequest(limit=k, query=rerank, prefetches=prefetches, with_payload=False))
         return [int(p.id) for p in found]
 
     def close(self) -> None:

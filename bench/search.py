@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from colbert.quantize import Codec, decode, encode
 
 from bench._report import format_table
 from bench._synthetic import Corpus, ExactTopK
 from colbert.local import LocalOptions, LocalStore
+from colbert.quantize import Codec, decode, encode
 from colbert.store import CollectionConfig, PageRecord
 
 __all__ = ["main"]
@@ -73,9 +73,7 @@ class Run:
         if edge_pages:
             from bench._edge import EdgeIndex
 
-            edge = EdgeIndex(
-                self.work / "edge", a.dim, a.dim, "float16" if self.codec == Codec.FLOAT16 else "float32"
-            )
+            edge = EdgeIndex(self.work / "edge", a.dim, a.dim, "float16" if self.codec == Codec.FLOAT16 else "float32")
         t_ours = t_edge = t_gen = t_truth = 0.0
         per_doc = a.pages_per_doc
         for start in range(0, a.pages, per_doc):
@@ -110,15 +108,12 @@ class Run:
                 self.measure("ours", done, store, None, queries, dense_q, ids)
                 self.measure("qdrant-edge", done, None, edge, queries, dense_q, ids)
                 self.rows.append(["qdrant-edge", done, "ingest pages/s", f"{done / (t_edge + t_opt):.1f}"])
-                self.rows.append(
-                    ["qdrant-edge", done, "disk bytes/page", _dir_bytes(self.work / "edge") // done]
-                )
+                self.rows.append(["qdrant-edge", done, "disk bytes/page", _dir_bytes(self.work / "edge") // done])
                 edge.close()
                 edge = None
             if done % max(per_doc, a.pages // 20) < per_doc:
                 print(
-                    f"# {done}/{a.pages} pages; gen {t_gen:.0f} s, ours {t_ours:.0f} s, "
-                    f"truth {t_truth:.0f} s",
+                    f"# {done}/{a.pages} pages; gen {t_gen:.0f} s, ours {t_ours:.0f} s, truth {t_truth:.0f} s",
                     flush=True,
                 )
         if a.pages != edge_pages:
@@ -175,8 +170,7 @@ class Run:
                 engine,
                 n,
                 f"{label}: p50 / p99 ms, recall@{a.k}",
-                f"{_pct(lat, 50):.1f} / {_pct(lat, 99):.1f}, {np.mean(rec):.4f} "
-                f"(min {min(rec):.2f}, {count} q)",
+                f"{_pct(lat, 50):.1f} / {_pct(lat, 99):.1f}, {np.mean(rec):.4f} (min {min(rec):.2f}, {count} q)",
             ]
             print("# " + " | ".join(map(str, row)), flush=True)
             self.rows.append(row)
@@ -190,9 +184,7 @@ def footprint(args: argparse.Namespace, work: Path) -> list[list[object]]:
     rows: list[list[object]] = []
     for pool in (1, 2, 3):
         for codec in Codec:
-            config = CollectionConfig(
-                dense_dim=args.dim, multivector_dim=args.dim, codec=codec, pool_factor=pool
-            )
+            config = CollectionConfig(dense_dim=args.dim, multivector_dim=args.dim, codec=codec, pool_factor=pool)
             path = work / f"fp-{codec}-{pool}"
             store = LocalStore.create(path, config)
             t0 = time.perf_counter()
@@ -221,12 +213,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--candidates", default="100,200,400,800")
     p.add_argument("--codec", default="float16", choices=[c.value for c in Codec])
     p.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
-    p.add_argument(
-        "--edge-pages", type=int, default=10_000, help="Qdrant Edge on the first N pages (0: skip)"
-    )
-    p.add_argument(
-        "--exhaustive-max-pages", type=int, default=20_000, help="time exhaustive search up to N pages"
-    )
+    p.add_argument("--edge-pages", type=int, default=10_000, help="Qdrant Edge on the first N pages (0: skip)")
+    p.add_argument("--exhaustive-max-pages", type=int, default=20_000, help="time exhaustive search up to N pages")
     p.add_argument("--exhaustive-queries", type=int, default=5)
     p.add_argument("--footprint-pages", type=int, default=50, help="0: skip the codec × pool table")
     p.add_argument("--seed", type=int, default=0)

@@ -117,9 +117,7 @@ class DenseSnapshot:
         r = scores.shape[0]
         if r == 0:
             return np.empty(0, dtype=np.int64)
-        part = (
-            np.argpartition(-scores, count - 1)[:count] if count < r else np.arange(r)
-        )  # (≤count,) unordered
+        part = np.argpartition(-scores, count - 1)[:count] if count < r else np.arange(r)  # (≤count,) unordered
         order = part[np.argsort(-scores[part], kind="stable")]  # (count,) best first
         chosen = order if rows is None else rows[order]
         out: np.ndarray = self.ids[chosen]

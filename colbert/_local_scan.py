@@ -13,9 +13,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from colbert.quantize import decode
-from colbert.scoring import maxsim
+from colbert.errors import IndexFormatError
+from colbert.quantize import Codec, decode
+from colbert.scoring import PackedDocs, maxsim
 from colbert.store import CollectionConfig, canonical_json
 
 __all__ = ["PageScorer", "filter_sql"]
@@ -34,9 +36,8 @@ class PageScorer:
         """(ids (≤k,), scores (≤k,)) best first (ties: lower page id first) among ``page_ids`` (None: all)."""
         best_ids = np.empty(0, dtype=np.int64)
         best_scores = np.empty(0, dtype=np.float32)
-        d, codec = self._config.multivector_dim, self._config.codec
         for ids, counts, blobs in self._blocks(conn, page_ids):
-            docs = [decode(b, n, d, codec) for n, b in zip(counts, blobs, strict=True)]
+            docs = self._packed(counts, blobs)
             scores = np.asarray(maxsim(query, docs), dtype=np.float32).reshape(-1)  # (block,)
             best_ids = np.concatenate([best_ids, ids])
             best_scores = np.concatenate([best_scores, scores])
@@ -45,6 +46,21 @@ class PageScorer:
                 best_ids, best_scores = best_ids[keep], best_scores[keep]
         order = _order(best_ids, best_scores)
         return best_ids[order], best_scores[order]
+
+    def _packed(self, counts: list[int], blobs: list[bytes]) -> PackedDocs:
+        """The block's pages as one token matrix; float32/float16 bytes are used as stored (no per-page
+        decode: maxsim upcasts float16 block by block), int8/binary are decoded page by page."""
+        d, codec = self._config.multivector_dim, Codec(self._config.codec)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # (P + 1,)
+        if codec in (Codec.FLOAT32, Codec.FLOAT16):
+            dtype = np.float32 if codec is Codec.FLOAT32 else np.float16
+            expected = int(offsets[-1]) * d * np.dtype(dtype).itemsize
+            joined = bytearray().join(blobs)  # writable, so maxsim can hand it to torch without a copy
+            if len(joined) != expected:
+                raise IndexFormatError(f"stored {codec} blobs hold {len(joined)} bytes, expected {expected}")
+            tokens: npt.NDArray[np.floating] = np.frombuffer(joined, dtype=dtype).reshape(-1, d)  # type: ignore[assignment]  # (T, d)
+            return PackedDocs(tokens, offsets)
+        return PackedDocs.from_list([decode(b, n, d, codec) for n, b in zip(counts, blobs, strict=True)])
 
     def _blocks(
         self, conn: sqlite3.Connection, page_ids: np.ndarray | None

@@ -14,9 +14,7 @@ __all__ = ["QdrantCollections"]
 
 
 class QdrantCollections:
-    def __init__(
-        self, data_dir: Path, url: str | None, api_key: str | None, options: QdrantOptions | None
-    ) -> None:
+    def __init__(self, data_dir: Path, url: str | None, api_key: str | None, options: QdrantOptions | None) -> None:
         self._options = options or QdrantOptions()
         if url is None:
             (data_dir / "qdrant").mkdir(parents=True, exist_ok=True)

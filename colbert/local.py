@@ -115,9 +115,7 @@ class LocalStore:
             self._snapshot_for(conn)  # load the dense matrix now rather than on the first search
 
     @classmethod
-    def create(
-        cls, directory: Path, config: CollectionConfig, options: LocalOptions | None = None
-    ) -> LocalStore:
+    def create(cls, directory: Path, config: CollectionConfig, options: LocalOptions | None = None) -> LocalStore:
         """A new, empty collection; ``IndexFormatError`` if ``directory`` already holds one."""
         validate_config(config)
         options = options or LocalOptions()
@@ -142,9 +140,7 @@ class LocalStore:
             raise IndexFormatError(f"no index at {directory} ({_schema.DB_FILE} is missing)")
         options = options or LocalOptions()
         try:
-            conn = _schema.connect(
-                path, synchronous="FULL", busy_timeout_s=options.busy_timeout_s, mmap_bytes=0
-            )
+            conn = _schema.connect(path, synchronous="FULL", busy_timeout_s=options.busy_timeout_s, mmap_bytes=0)
         except sqlite3.DatabaseError as exc:
             raise IndexFormatError(f"{path} is not an index of this format ({exc})") from exc
         try:
@@ -169,9 +165,7 @@ class LocalStore:
         with self._write() as conn:
             exists = conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
             if exists and not replace:
-                raise DocumentExistsError(
-                    f"document {doc_id!r} already exists (pass replace=True to replace it)"
-                )
+                raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
             if exists:
                 self._delete_rows(conn, doc_id)
             created = time.time()
@@ -184,9 +178,7 @@ class LocalStore:
                     "INSERT INTO pages (doc_id, page, metadata, dense) VALUES (?, ?, ?, ?)",
                     (doc_id, page, page_meta, dense),
                 )
-                conn.execute(
-                    "INSERT INTO multivectors (page_id, n, data) VALUES (?, ?, ?)", (cur.lastrowid, n, blob)
-                )
+                conn.execute("INSERT INTO multivectors (page_id, n, data) VALUES (?, ?, ?)", (cur.lastrowid, n, blob))
             conn.executemany(
                 "INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)",
                 [(k, canonical_json(v), doc_id) for k, v in meta.items() if isinstance(v, str | int)],
@@ -211,9 +203,7 @@ class LocalStore:
 
     def _delete_rows(self, conn: sqlite3.Connection, doc_id: str) -> bool:
         ids = [r[0] for r in conn.execute("SELECT id FROM pages WHERE doc_id = ?", (doc_id,))]
-        conn.execute(
-            "DELETE FROM multivectors WHERE page_id IN (SELECT id FROM pages WHERE doc_id = ?)", (doc_id,)
-        )
+        conn.execute("DELETE FROM multivectors WHERE page_id IN (SELECT id FROM pages WHERE doc_id = ?)", (doc_id,))
         conn.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
         conn.execute("DELETE FROM doc_fields WHERE doc_id = ?", (doc_id,))
         gone = conn.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,)).rowcount > 0
@@ -384,9 +374,7 @@ class LocalStore:
             ids, matrix = _load_dense(conn, 0, dim)
             snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix)
         else:
-            dead = [
-                r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))
-            ]
+            dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
             ids, matrix = _load_dense(conn, snap.version[0], dim)
             version = (max(int(max_id), snap.version[0]), int(max_del))
             snap = snap.apply(version, ids, matrix, dead)

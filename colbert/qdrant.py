@@ -97,9 +97,7 @@ class QdrantStore:
 
     config: CollectionConfig
 
-    def __init__(
-        self, client: QdrantClient, name: str, config: CollectionConfig, options: QdrantOptions
-    ) -> None:
+    def __init__(self, client: QdrantClient, name: str, config: CollectionConfig, options: QdrantOptions) -> None:
         self.client = client
         self.name = name
         self.config = config
@@ -127,9 +125,7 @@ class QdrantStore:
             "replication_factor": options.replication_factor,
             "timeout": options.timeout_s,
         }
-        client.create_collection(
-            docs_collection(name), vectors_config={}, metadata={"docs_of": name}, **common
-        )
+        client.create_collection(docs_collection(name), vectors_config={}, metadata={"docs_of": name}, **common)
         client.create_collection(
             name,
             vectors_config={
@@ -169,9 +165,7 @@ class QdrantStore:
             from colbert.errors import DimensionMismatchError
 
             if (expected.dense_dim, expected.multivector_dim) != (config.dense_dim, config.multivector_dim):
-                raise DimensionMismatchError(
-                    f"collection {name!r} was built for {config}, expected {expected}"
-                )
+                raise DimensionMismatchError(f"collection {name!r} was built for {config}, expected {expected}")
             raise IndexFormatError(f"collection {name!r} was built with {config}, expected {expected}")
         return cls(client, name, config, options or QdrantOptions())
 
@@ -199,9 +193,7 @@ class QdrantStore:
             "metadata": meta,
             "created_at": created,
         }
-        self.client.upsert(
-            self._docs, [qm.PointStruct(id=_doc_point(doc_id), vector={}, payload=record)], wait=True
-        )
+        self.client.upsert(self._docs, [qm.PointStruct(id=_doc_point(doc_id), vector={}, payload=record)], wait=True)
         self._drop_pages(doc_id, keep_version=version)
         return DocumentInfo(doc_id, len(records), meta, created)
 
@@ -283,12 +275,8 @@ class QdrantStore:
         rec = self._record(doc_id)
         if rec is None:
             return None
-        flt = qm.Filter(
-            must=[_match("doc_id", doc_id), _match("version", rec["version"]), _match("page", page)]
-        )
-        points, _ = self.client.scroll(
-            self.name, scroll_filter=flt, limit=1, with_payload=True, with_vectors=True
-        )
+        flt = qm.Filter(must=[_match("doc_id", doc_id), _match("version", rec["version"]), _match("page", page)])
+        points, _ = self.client.scroll(self.name, scroll_filter=flt, limit=1, with_payload=True, with_vectors=True)
         if not points:
             return None
         vectors: Any = points[0].vector

@@ -159,18 +159,14 @@ def _json_object(value: Mapping[str, Any] | None, what: str, limits: StoreLimits
     if value is None:
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise InvalidDocumentError(
-            f"{what} must be a JSON object with string keys, got {type(value).__name__}"
-        )
+        raise InvalidDocumentError(f"{what} must be a JSON object with string keys, got {type(value).__name__}")
     try:
         text = canonical_json(dict(value))
     except (TypeError, ValueError) as exc:
         raise InvalidDocumentError(f"{what} must be JSON-serialisable (no NaN/inf): {exc}") from exc
     size = len(text.encode())
     if size > limits.max_metadata_bytes:
-        raise InvalidDocumentError(
-            f"{what} is {size} bytes of JSON, at most {limits.max_metadata_bytes} allowed"
-        )
+        raise InvalidDocumentError(f"{what} is {size} bytes of JSON, at most {limits.max_metadata_bytes} allowed")
     parsed: dict[str, Any] = json.loads(text)
     return parsed
 
@@ -208,15 +204,12 @@ def validate_document(
     """Check a document to add; returns it normalised (float32 arrays, plain-dict metadata, pages sorted)."""
     if not isinstance(doc_id, str) or not doc_id or len(doc_id) > limits.max_doc_id_length:
         raise InvalidDocumentError(
-            f"doc_id must be a non-empty str of at most {limits.max_doc_id_length} characters, "
-            f"got {doc_id!r:.80}"
+            f"doc_id must be a non-empty str of at most {limits.max_doc_id_length} characters, got {doc_id!r:.80}"
         )
     if "\x00" in doc_id:
         raise InvalidDocumentError("doc_id must not contain NUL characters")
     if not 1 <= len(pages) <= limits.max_pages_per_document:
-        raise InvalidDocumentError(
-            f"a document needs 1..{limits.max_pages_per_document} pages, got {len(pages)}"
-        )
+        raise InvalidDocumentError(f"a document needs 1..{limits.max_pages_per_document} pages, got {len(pages)}")
     seen: set[int] = set()
     out: list[PageRecord] = []
     for i, p in enumerate(pages):
@@ -252,9 +245,7 @@ def validate_filter(filter: Mapping[str, Any] | None) -> dict[str, FilterValue]:
                 f"filter key must match {_FILTER_KEY.pattern} (top-level metadata key), got {key!r}"
             )
         if not isinstance(value, str | int | bool):
-            raise InvalidFilterError(
-                f"filter value for {key!r} must be str, int or bool, got {type(value).__name__}"
-            )
+            raise InvalidFilterError(f"filter value for {key!r} must be str, int or bool, got {type(value).__name__}")
         out[key] = value
     return out
 
@@ -280,9 +271,7 @@ def validate_search(
     except InvalidDocumentError as exc:
         raise InvalidQueryError(str(exc)) from exc
     if not 1 <= q.shape[0] <= limits.max_query_vectors:
-        raise InvalidQueryError(
-            f"query_multivector needs 1..{limits.max_query_vectors} rows, got {q.shape[0]}"
-        )
+        raise InvalidQueryError(f"query_multivector needs 1..{limits.max_query_vectors} rows, got {q.shape[0]}")
     if dense is not None:
         dense = dense / np.linalg.norm(dense)  # (dense_dim,) unit
     return q, dense

@@ -7,11 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("colbert.scoring", reason="colbert.scoring/quantize/pooling/errors not committed yet")
+from colbert.catalog import Backend, Catalog
 from colbert.errors import CollectionExistsError, CollectionNotFoundError, InvalidCollectionNameError
 from colbert.quantize import Codec
-
-from colbert.catalog import Backend, Catalog
 from colbert.store import CollectionConfig, PageRecord
 
 CFG = CollectionConfig(dense_dim=8, multivector_dim=16, codec=Codec.FLOAT32)

@@ -8,12 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("colbert.scoring", reason="colbert.scoring/quantize/pooling/errors not committed yet")
-from colbert.errors import DimensionMismatchError, IndexFormatError, StoreClosedError
-from colbert.quantize import Codec
-
 from colbert._dense import DenseSnapshot
+from colbert.errors import DimensionMismatchError, IndexFormatError, StoreClosedError
 from colbert.local import LocalOptions, LocalStore
+from colbert.quantize import Codec
 from colbert.store import CollectionConfig, PageRecord
 
 CONFIG = CollectionConfig(dense_dim=8, multivector_dim=16, codec=Codec.FLOAT32)

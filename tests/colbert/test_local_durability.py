@@ -22,10 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("colbert.scoring", reason="colbert.scoring/quantize/pooling/errors not committed yet")
-from colbert.quantize import Codec
-
 from colbert.local import LocalStore
+from colbert.quantize import Codec
 from colbert.store import CollectionConfig, PageRecord
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -110,9 +108,7 @@ def test_kill_9_never_corrupts_or_loses_acknowledged_writes(tmp_path: Path) -> N
         stop, errors = threading.Event(), list[BaseException]()
         reader = threading.Thread(target=_search_while_writing, args=(directory, stop, errors))
         reader.start()
-        first = (
-            proc.stdout.readline()
-        )  # wait until the writer is really writing, then kill at a random moment
+        first = proc.stdout.readline()  # wait until the writer is really writing, then kill at a random moment
         time.sleep(rnd.uniform(0.05, 0.8))
         proc.send_signal(signal.SIGKILL)
         rest = proc.stdout.read()

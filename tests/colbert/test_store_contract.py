@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from qdrant_client import QdrantClient
 
-pytest.importorskip("colbert.scoring", reason="colbert.scoring/quantize/pooling/errors not committed yet")
 from colbert.errors import (
     DimensionMismatchError,
     DocumentExistsError,
@@ -22,10 +22,8 @@ from colbert.errors import (
     InvalidFilterError,
     InvalidQueryError,
 )
-from colbert.quantize import Codec
-from qdrant_client import QdrantClient
-
 from colbert.local import LocalStore
+from colbert.quantize import Codec
 from colbert.store import CollectionConfig, PageRecord, Store
 
 D = 16  # multivector width in these tests
@@ -77,9 +75,7 @@ class Backend:
             if self.kind == "qdrant-memory":
                 self.client = QdrantClient(":memory:")
             else:
-                self.client = QdrantClient(
-                    url=os.environ["QDRANT_URL"], api_key=os.environ.get("QDRANT_API_KEY")
-                )
+                self.client = QdrantClient(url=os.environ["QDRANT_URL"], api_key=os.environ.get("QDRANT_API_KEY"))
         return self.client
 
     def cleanup(self) -> None:
@@ -138,9 +134,7 @@ def fill(store: Store, rng: np.random.Generator, docs: int = 12) -> dict[tuple[s
     pages: dict[tuple[str, int], PageRecord] = {}
     for j in range(docs):
         recs = [make_page(rng, p) for p in range(1 + j % 3)]
-        store.add_document(
-            f"doc-{j}", recs, {"lang": "en" if j % 4 == 0 else "de", "j": j, "odd": bool(j % 2)}
-        )
+        store.add_document(f"doc-{j}", recs, {"lang": "en" if j % 4 == 0 else "de", "j": j, "odd": bool(j % 2)})
         pages.update({(f"doc-{j}", r.page): r for r in recs})
     return pages
 
@@ -226,9 +220,7 @@ def test_selective_filter_still_returns_k(backend: Backend) -> None:
     store = backend.make(F32)
     rng = np.random.default_rng(4)
     pages = fill(store, rng, docs=20)
-    match = {
-        key: rec for key, rec in pages.items() if key[0] in ("doc-4", "doc-8")
-    }  # lang=en, j even, 3+3 pages
+    match = {key: rec for key, rec in pages.items() if key[0] in ("doc-4", "doc-8")}  # lang=en, j even, 3+3 pages
     q = pages[("doc-1", 0)].multivector[:4]
     far = -pages[("doc-4", 0)].dense  # a dense query that ranks the matching pages last overall
     hits = store.search(q, far, k=4, candidates=4, filter={"lang": "en", "odd": False, "j": 4})
@@ -295,9 +287,7 @@ def test_codecs_and_pooling(backend: Backend, codec: Codec) -> None:
     assert all(s is not None and s.multivector.shape[0] < 24 for s in stored)
     q = recs[1].multivector[:5]
     hits = store.search(q, None, k=3)
-    want = sorted(
-        ((p, naive_maxsim(q, s.multivector)) for p, s in enumerate(stored) if s), key=lambda t: -t[1]
-    )
+    want = sorted(((p, naive_maxsim(q, s.multivector)) for p, s in enumerate(stored) if s), key=lambda t: -t[1])
     assert [h.page for h in hits] == [w[0] for w in want]
     tol = 1e-5 if backend.kind != "qdrant-server" or codec == Codec.FLOAT32 else 2e-2
     np.testing.assert_allclose([h.score for h in hits], [w[1] for w in want], rtol=tol, atol=tol)
