@@ -69,11 +69,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def service_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny random checkpoint the server and the in-process parity encoder both load."""
-    from model.testing import build_tiny_checkpoint
-
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("service-ckpt") / "tiny")
+def service_checkpoint(tiny_checkpoint: Path) -> Path:
+    """The tiny random checkpoint the server and the in-process parity encoder both load (the session's one)."""
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="session")
