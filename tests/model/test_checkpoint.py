@@ -94,7 +94,7 @@ def test_config_without_jina_keys(ckpt: Path, key: str) -> None:
 
 def test_hub_id_offline_without_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(errors.CheckpointNotFoundError, match="local copy|--local-dir"):
+    with pytest.raises(errors.CheckpointNotFoundError, match=r"local copy|--local-dir"):
         Encoder.from_pretrained("jinaai/jina-embeddings-v4", cache_dir=str(tmp_path / "empty"), local_files_only=True)
 
 

@@ -25,10 +25,12 @@ def test_mixed_batch_equals_rows_alone(encoder: Encoder) -> None:
     for item, got in zip(items, mixed, strict=True):
         alone = encoder.embed([item], return_multivector=True)[0]
         np.testing.assert_allclose(got.dense, alone.dense, atol=1e-5)
-        assert got.multivector is not None and alone.multivector is not None
+        assert got.multivector is not None
+        assert alone.multivector is not None
         np.testing.assert_allclose(got.multivector, alone.multivector, atol=1e-5)
         assert got.num_tokens == item.num_tokens == got.multivector.shape[0]
-    assert mixed[1].image_span is not None and mixed[1].image_grid is not None
+    assert mixed[1].image_span is not None
+    assert mixed[1].image_grid is not None
     start, stop = mixed[1].image_span
     rows, cols = mixed[1].image_grid
     assert stop - start == rows * cols

