@@ -1,9 +1,10 @@
 """Our encoder as a bench contestant: ``model.Encoder`` on the same checkpoint (run in ``.venv``).
 
-Pages and single-task texts go through the public ``encode_image`` / ``encode_text`` (what a library user
-calls); the ``mixed`` and ``single`` workloads go through the low-level ``embed`` on prepared rows (what the
-service's batcher calls), in batches of ``batch_size`` rows, so that the two differ only in task mixing.
-Timings include preprocessing (tokenisation, image resize and patching).
+Queries, passages and pages: ``processor.prepare_*`` then ``embed`` on length-sorted batches of at most
+``batch_size`` rows (``model.batching.plan_batches``) — exactly what ``encode_text`` / ``encode_image`` do,
+through the public low-level API so that both the dense and the multi-vector outputs come back for the
+parity checks. ``mixed`` and ``single``: ``embed`` on rows in arrival order, ``batch_size`` per forward, so the
+two differ only in task mixing. Timings include preprocessing (tokenisation, image resize and patching).
 """
 
 from __future__ import annotations
@@ -36,35 +37,33 @@ class Ours:
         self.parse_task = parse_task
         self.batch_size = args.batch_size
 
-    def _embed_rows(self, rows: list[TextRow]) -> Output:
-        processor = self.encoder.processor
-        outputs: list[Any] = []
-        for i in range(0, len(rows), self.batch_size):
-            items = [
-                processor.prepare_text(r.text, self.parse_task(r.task, r.prompt))
-                for r in rows[i : i + self.batch_size]
-            ]
-            outputs += self.encoder.embed(items, return_multivector=True)
+    def _embed(self, items: list[Any]) -> Output:
+        """Length-sorted batches of at most ``batch_size`` rows (what ``encode_text`` / ``encode_image`` do)."""
+        from model.batching import plan_batches
+
+        lengths = [item.num_tokens for item in items]
+        budget = self.batch_size * max(lengths)
+        outputs: list[Any] = [None] * len(items)
+        for group in plan_batches(lengths, max_tokens=budget, max_rows=self.batch_size):
+            embedded = self.encoder.embed([items[i] for i in group], return_multivector=True)
+            for i, out in zip(group, embedded, strict=True):
+                outputs[i] = out
         return Output(*_unpack(outputs))
 
     def pages(self, images: list[Image.Image]) -> Output:
-        out = self.encoder.encode_image(
-            images, task="retrieval", return_multivector=True, batch_size=self.batch_size
-        )
-        return Output(*_unpack(out))
+        spec = self.parse_task("retrieval", "passage")
+        return self._embed([self.encoder.processor.prepare_image(image, spec) for image in images])
 
     def texts(self, rows: list[TextRow], workload: str) -> Output:
-        if workload in ("mixed", "single"):
-            return self._embed_rows(rows)
-        task, prompt = rows[0].task, rows[0].prompt
-        out = self.encoder.encode_text(
-            [r.text for r in rows],
-            task=task,
-            prompt_name=prompt,
-            return_multivector=True,
-            batch_size=self.batch_size,
-        )
-        return Output(*_unpack(out))
+        processor = self.encoder.processor
+        if workload in ("mixed", "single"):  # the service's path: rows in arrival order, batch_size per forward
+            outputs: list[Any] = []
+            for i in range(0, len(rows), self.batch_size):
+                chunk = rows[i : i + self.batch_size]
+                items = [processor.prepare_text(r.text, self.parse_task(r.task, r.prompt)) for r in chunk]
+                outputs += self.encoder.embed(items, return_multivector=True)
+            return Output(*_unpack(outputs))
+        return self._embed([processor.prepare_text(r.text, self.parse_task(r.task, r.prompt)) for r in rows])
 
     def memory_probe(self, n_tokens: int) -> int:
         from bench._peer_reference import long_text
