@@ -27,9 +27,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.machine import matmul_rate  # noqa: E402
-from colbert.quantize import Codec, decode, encode  # noqa: E402
-from colbert.scoring import PackedDocs, maxsim  # noqa: E402
+from bench.machine import matmul_rate
+from colbert.quantize import Codec, decode, encode
+from colbert.scoring import PackedDocs, maxsim
 
 ROOT = Path(__file__).resolve().parents[1]
 COLPALI = """
@@ -39,7 +39,9 @@ q = torch.from_numpy(np.load(sys.argv[1])); d = torch.from_numpy(np.load(sys.arg
 torch.set_num_threads(int(sys.argv[4]))
 docs = list(d.unbind(0)); times = []
 for _ in range(int(sys.argv[3])):
-    t = time.perf_counter(); s = P.score_multi_vector([q], docs, batch_size=128, device="cpu"); times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    s = P.score_multi_vector([q], docs, batch_size=128, device="cpu")
+    times.append(time.perf_counter() - t)
 print(json.dumps({"times": times, "scores": s[0].float().tolist()}))
 """
 
