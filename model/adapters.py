@@ -108,6 +108,19 @@ def route_rows(module: nn.Module, adapter_names: Sequence[str]) -> Iterator[None
     from peft.tuners.lora import LoraLayer
 
     names = list(adapter_names)
+    if len(set(names)) == 1:
+        # One task in the batch: make it the active adapter so PEFT takes its plain path (same math) instead of
+        # gathering and scattering every row at every LoRA layer (the mixed-batch path's index/index_put).
+        loras = [m for m in module.modules() if isinstance(m, LoraLayer)]
+        saved = [lora._active_adapter for lora in loras]
+        try:
+            for lora in loras:
+                lora._active_adapter = names[0]
+            yield
+        finally:
+            for lora, active in zip(loras, saved, strict=True):
+                lora._active_adapter = active
+        return
     handles = []
 
     def hook(_mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
