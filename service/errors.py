@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from colbert import errors as ce
 from model import errors as me
 
 __all__ = [
@@ -158,13 +159,27 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str, str]] = [
     (me.InputTooLongError, 400, "invalid_request_error", "input_too_long"),
     (me.EmptyInputError, 422, "invalid_request_error", "empty_input"),
     (me.ImageTooLargeError, 413, "request_too_large", "image_too_large"),
+    (me.ImageAspectRatioError, 422, "invalid_request_error", "invalid_image_shape"),
     (me.ImageError, 415, "invalid_request_error", "invalid_image"),
     (me.TooManyPagesError, 413, "request_too_large", "too_many_pages"),
     (me.PageSelectionError, 400, "invalid_request_error", "invalid_pages"),
+    (me.PdfTooLargeError, 413, "request_too_large", "pdf_too_large"),
     (me.PdfEncryptedError, 422, "invalid_request_error", "pdf_encrypted"),
     (me.PdfError, 415, "invalid_request_error", "invalid_pdf"),
     (me.InputError, 422, "invalid_request_error", "invalid_input"),
     (me.CheckpointError, 503, "service_unavailable", "model_unavailable"),
+    (ce.CollectionNotFoundError, 404, "not_found_error", "collection_not_found"),
+    (ce.DocumentNotFoundError, 404, "not_found_error", "document_not_found"),
+    (ce.CollectionExistsError, 409, "conflict_error", "collection_exists"),
+    (ce.DocumentExistsError, 409, "conflict_error", "document_exists"),
+    (ce.InvalidCollectionNameError, 422, "invalid_request_error", "invalid_collection_name"),
+    (ce.InvalidFilterError, 422, "invalid_request_error", "invalid_filter"),
+    (ce.DimensionMismatchError, 422, "invalid_request_error", "dimension_mismatch"),
+    (ce.InvalidQueryError, 422, "invalid_request_error", "invalid_query"),
+    (ce.InvalidDocumentError, 422, "invalid_request_error", "invalid_document"),
+    (ce.CodecError, 422, "invalid_request_error", "invalid_codec"),
+    (ce.IndexFormatError, 503, "service_unavailable", "index_unavailable"),
+    (ce.StoreClosedError, 503, "service_unavailable", "index_closed"),
 ]
 
 

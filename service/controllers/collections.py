@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 
 from service.collection_schemas import (
     CollectionList,
@@ -58,7 +58,7 @@ class CollectionsController(Controller):
 
     @post("/", status_code=201, before_request=require_json, summary="Create a collection")
     async def create_collection(
-        self, data: CreateCollectionRequest, collections: NamedDependency[Collections]
+        self, data: JSONBody[CreateCollectionRequest], collections: NamedDependency[Collections]
     ) -> CollectionObject:
         return await collections.create(data)
 
@@ -67,11 +67,11 @@ class CollectionsController(Controller):
         return await collections.list_collections()
 
     @get("/{name:str}", summary="One collection")
-    async def get_collection(self, name: str, collections: NamedDependency[Collections]) -> CollectionObject:
+    async def get_collection(self, name: FromPath[str], collections: NamedDependency[Collections]) -> CollectionObject:
         return await collections.get(name)
 
     @delete("/{name:str}", status_code=200, summary="Delete a collection and everything in it")
-    async def delete_collection(self, name: str, collections: NamedDependency[Collections]) -> DeletedObject:
+    async def delete_collection(self, name: FromPath[str], collections: NamedDependency[Collections]) -> DeletedObject:
         return await collections.delete(name)
 
     @post(
@@ -82,11 +82,9 @@ class CollectionsController(Controller):
     async def add_document(
         self,
         request: Request[Any, Any, Any],
-        name: str,
+        name: FromPath[str],
         collections: NamedDependency[Collections],
-        wait: Annotated[
-            bool, Parameter(description="wait for the document (201) or return a job (202)")
-        ] = True,
+        wait: Annotated[bool, Parameter(description="wait for the document (201) or return a job (202)")] = True,
     ) -> Response[DocumentObject | JobObject]:
         upload = await read_upload(request, collections.runtime.settings)
         if wait:
@@ -98,7 +96,7 @@ class CollectionsController(Controller):
     @get("/{name:str}/documents", summary="List the documents of a collection")
     async def list_documents(
         self,
-        name: str,
+        name: FromPath[str],
         collections: NamedDependency[Collections],
         offset: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=10000)] = 100,
@@ -107,18 +105,20 @@ class CollectionsController(Controller):
 
     @get("/{name:str}/documents/{document_id:str}", summary="One document (id, pages, metadata)")
     async def get_document(
-        self, name: str, document_id: str, collections: NamedDependency[Collections]
+        self, name: FromPath[str], document_id: FromPath[str], collections: NamedDependency[Collections]
     ) -> DocumentObject:
         return await collections.get_document(name, document_id)
 
     @delete("/{name:str}/documents/{document_id:str}", status_code=200, summary="Delete a document")
     async def delete_document(
-        self, name: str, document_id: str, collections: NamedDependency[Collections]
+        self, name: FromPath[str], document_id: FromPath[str], collections: NamedDependency[Collections]
     ) -> DeletedObject:
         return await collections.delete_document(name, document_id)
 
     @get("/{name:str}/jobs/{job_id:str}", summary="Progress of a background indexing job")
-    async def get_job(self, name: str, job_id: str, collections: NamedDependency[Collections]) -> JobObject:
+    async def get_job(
+        self, name: FromPath[str], job_id: FromPath[str], collections: NamedDependency[Collections]
+    ) -> JobObject:
         return collections.job(name, job_id)
 
     @post(
@@ -132,8 +132,8 @@ class CollectionsController(Controller):
     async def search(
         self,
         request: Request[Any, Any, Any],
-        name: str,
-        data: SearchRequest,
+        name: FromPath[str],
+        data: JSONBody[SearchRequest],
         collections: NamedDependency[Collections],
     ) -> SearchResponse:
         return await until_disconnect(request, collections.search(name, data))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from service.controllers.common import require_json, until_disconnect
 from service.embed import embed_request
@@ -30,6 +32,6 @@ class EmbeddingsController(Controller):
         ),
     )
     async def create_embeddings(
-        self, request: Request[Any, Any, Any], data: EmbeddingsRequest, runtime: Runtime
+        self, request: Request[Any, Any, Any], data: JSONBody[EmbeddingsRequest], runtime: NamedDependency[Runtime]
     ) -> EmbeddingsResponse:
         return await until_disconnect(request, embed_request(runtime, data))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, MediaType, Response, get
+from litestar.di import NamedDependency
 
 from service.metrics import CONTENT_TYPE_LATEST
 from service.runtime import Runtime
@@ -26,7 +27,7 @@ class HealthController(Controller):
         opt={"public": True},
         summary="Readiness: the model is loaded and warmed up (503 until then)",
     )
-    async def ready(self, runtime: Runtime) -> Response[dict[str, Any]]:
+    async def ready(self, runtime: NamedDependency[Runtime]) -> Response[dict[str, Any]]:
         body: dict[str, Any] = {"status": runtime.status, "model": runtime.model_name}
         if runtime.ready and runtime.encoder is not None:
             info = runtime.encoder.info
@@ -45,9 +46,9 @@ class HealthController(Controller):
         summary="Prometheus metrics",
         include_in_schema=True,
     )
-    async def metrics(self, runtime: Runtime) -> Response[bytes]:
+    async def metrics(self, runtime: NamedDependency[Runtime]) -> Response[bytes]:
         return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @get("/v1/models", summary="The served model (OpenAI-compatible list)")
-    async def models(self, runtime: Runtime) -> ModelList:
+    async def models(self, runtime: NamedDependency[Runtime]) -> ModelList:
         return ModelList(data=[ModelCard(id=runtime.model_name)])

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from service.controllers.common import require_json, until_disconnect
 from service.rerank import rerank_request
@@ -26,6 +28,6 @@ class RerankController(Controller):
         description="MaxSim over multi-vectors (default) or cosine of single vectors (scoring='cosine').",
     )
     async def rerank(
-        self, request: Request[Any, Any, Any], data: RerankRequest, runtime: Runtime
+        self, request: Request[Any, Any, Any], data: JSONBody[RerankRequest], runtime: NamedDependency[Runtime]
     ) -> RerankResponse:
         return await until_disconnect(request, rerank_request(runtime, data))
