@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     infos: dict[str, Any] = {}
     for dtype in dtypes:
         all_results[dtype], infos[dtype] = run_throughput(args, checkpoint, workloads, dtype, run_dir)
-    memory = run_memory(args, checkpoint, workloads, run_dir) if args.memory_tokens and args.workload == "all" else {}
+    memory = run_memory(args, checkpoint, workloads, run_dir) if args.memory_tokens else {}
     parity_rows = parity(run_dir, dtypes, WORKLOADS[args.workload])
 
     print(f"\n== bench/encoder.py --config {args.config}: {checkpoint.name}, {args.repeats} repeats (median)")
