@@ -90,6 +90,8 @@ class ReferenceStyle:
         if images:
             kwargs["pixel_values"] = torch.cat([p.pixel_values for p in prepared]).to(self.dtype)  # (ΣP, 1176)
             kwargs["image_grid_thw"] = torch.cat([p.image_grid_thw for p in prepared])  # (B, 3)
+            # transformers 5 computes M-RoPE positions only when told which tokens are image tokens
+            kwargs["mm_token_type_ids"] = (ids == self.processor.image_token_id).int()  # (B, L)
         with torch.no_grad():
             out = self.model(**kwargs)
             hidden = out.hidden_states[-1]  # (B, L, H), after the final norm
