@@ -47,9 +47,7 @@ def build_processor(checkpoint: Any) -> Any:
     )
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     video_processor = Qwen2VLVideoProcessor()  # required by the constructor, unused
-    return ColQwen2_5_Processor(
-        image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor
-    )
+    return ColQwen2_5_Processor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor)
 
 
 def build_colqwen(checkpoint: Any, dtype: torch.dtype) -> Any:
@@ -59,9 +57,7 @@ def build_colqwen(checkpoint: Any, dtype: torch.dtype) -> Any:
     config._attn_implementation = "sdpa"
     backbone, projector = base_state_dict(checkpoint)
     scaling = lora_config(checkpoint)["lora_alpha"] / lora_config(checkpoint)["r"]
-    backbone, projector = merged_weights(
-        backbone, projector, adapter_state_dicts(checkpoint)["retrieval"], scaling
-    )
+    backbone, projector = merged_weights(backbone, projector, adapter_state_dicts(checkpoint)["retrieval"], scaling)
     model = ColQwen2_5(config)
     state = {k.removeprefix("model."): v for k, v in backbone.items()}
     state |= {f"custom_text_proj.{k}": v for k, v in projector.items()}
@@ -103,9 +99,7 @@ class ColQwenPeer:
         return self._run([_PREFIX[r.prompt] + r.text for r in rows], self.processor.process_texts)
 
     def memory_probe(self, n_tokens: int) -> int:
-        raise NotImplementedError(
-            "the 32k-token memory probe compares ours with the reference-style path only"
-        )
+        raise NotImplementedError("the 32k-token memory probe compares ours with the reference-style path only")
 
 
 if __name__ == "__main__":

@@ -57,9 +57,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: s
     """A plain fixed-width table (right-aligned numbers, left-aligned text)."""
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    numeric = [
-        all(_is_number(r[i]) or r[i] is None for r in rows) if rows else False for i in range(len(headers))
-    ]
+    numeric = [all(_is_number(r[i]) or r[i] is None for r in rows) if rows else False for i in range(len(headers))]
 
     def line(values: Sequence[str]) -> str:
         parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]

@@ -72,19 +72,8 @@ RESULTS = ROOT / "bench" / "results"
 
 def build_checkpoint(config: str) -> Path:
     """The random checkpoint for ``config`` (built once, cached under ``bench/results``)."""
-    try:
-        from model.testing import build_tiny_checkpoint
-    except ImportError:
-        from bench._checkpoint import build_random_checkpoint
+    from model.testing import build_tiny_checkpoint
 
-        directory = RESULTS / f"checkpoint-{config}-bench-builder"
-        print(
-            f"WARNING: model.testing is missing; {directory.name} is built by bench/_checkpoint.py",
-            flush=True,
-        )
-        if not (directory / "config.json").exists():
-            build_random_checkpoint(directory, CONFIGS[config], seed=0)
-        return directory
     directory = RESULTS / f"checkpoint-{config}"
     if not (directory / "config.json").exists():
         import torch

@@ -141,9 +141,7 @@ def text_flops(dims: TextDims, seq_len: int, *, causal: bool = True, lora_rank: 
     """One sequence of ``seq_len`` tokens through every text layer (no LM head)."""
     d, kv = dims.hidden, dims.kv_heads * dims.head_dim
     q_out = dims.heads * dims.head_dim
-    shapes = (
-        [(d, q_out), (d, kv), (d, kv), (q_out, d)] + [(d, dims.intermediate)] * 2 + [(dims.intermediate, d)]
-    )
+    shapes = [(d, q_out), (d, kv), (d, kv), (q_out, d)] + [(d, dims.intermediate)] * 2 + [(dims.intermediate, d)]
     per_token = sum(2 * i * o for i, o in shapes)  # q, k, v, o, gate, up, down
     lora_per_token = sum(_lora(lora_rank, i, o) for i, o in shapes) if lora_rank else 0
     # QKᵀ and AV: each 2 · heads · head_dim FLOPs per (query, key) pair.
@@ -161,9 +159,7 @@ def projector_flops(dims: ModelDims, seq_len: int) -> Flops:
 
 def text_input_flops(dims: ModelDims, seq_len: int, *, causal: bool = True) -> Flops:
     """A text input of ``seq_len`` tokens (prefix included): text layers + projector."""
-    return text_flops(dims.text, seq_len, causal=causal, lora_rank=dims.lora_rank) + projector_flops(
-        dims, seq_len
-    )
+    return text_flops(dims.text, seq_len, causal=causal, lora_rank=dims.lora_rank) + projector_flops(dims, seq_len)
 
 
 def image_window_sizes(vision: VisionDims, grid_thw: Sequence[int]) -> list[int]:
@@ -187,9 +183,7 @@ def vision_flops(vision: VisionDims, grid_thw: Sequence[int]) -> Flops:
     block_linear = 2 * (d * 3 * d + d * d + 3 * d * vision.intermediate) * patches  # qkv, proj, gate/up/down
     windows = image_window_sizes(vision, grid_thw)
     window_pairs = sum(n * n for n in windows)
-    full_pairs = (
-        patches * patches
-    )  # one image attends over all its patches (images never attend to each other)
+    full_pairs = patches * patches  # one image attends over all its patches (images never attend to each other)
     n_full = sum(1 for i in vision.fullatt_blocks if i < vision.depth)
     attention = 2 * 2 * d * (n_full * full_pairs + (vision.depth - n_full) * window_pairs)
     merged = patches // vision.merge_size**2

@@ -29,9 +29,7 @@ class MatmulRate:
     threads: int
 
 
-def matmul_rate(
-    dtype: torch.dtype, *, n: int = 4096, trials: int = 5, min_seconds: float = 0.3
-) -> MatmulRate:
+def matmul_rate(dtype: torch.dtype, *, n: int = 4096, trials: int = 5, min_seconds: float = 0.3) -> MatmulRate:
     """Time ``torch.matmul`` of two ``n × n`` random matrices; each trial repeats until ``min_seconds``."""
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=gen).to(dtype)  # (n, n)
@@ -50,9 +48,7 @@ def matmul_rate(
                     break
             rates.append(flops * reps / elapsed)
     rates.sort()
-    return MatmulRate(
-        str(dtype).removeprefix("torch."), n, rates[-1], rates[len(rates) // 2], torch.get_num_threads()
-    )
+    return MatmulRate(str(dtype).removeprefix("torch."), n, rates[-1], rates[len(rates) // 2], torch.get_num_threads())
 
 
 def peak_rss_bytes() -> int:

@@ -31,9 +31,7 @@ def test_merged_lora_equals_base_plus_lora() -> None:
         "base_model.model.multi_vector_projector.lora_A.weight": pa,
         "base_model.model.multi_vector_projector.lora_B.weight": pb,
     }
-    backbone, projector = merged_weights(
-        {f"{key}.weight": w}, {"weight": pw, "bias": torch.zeros(4)}, adapters, 0.5
-    )
+    backbone, projector = merged_weights({f"{key}.weight": w}, {"weight": pw, "bias": torch.zeros(4)}, adapters, 0.5)
     x = torch.randn(3, 5, generator=gen)  # (N, in)
     torch.testing.assert_close(x @ backbone[f"{key}.weight"].T, x @ w.T + 0.5 * (x @ a.T) @ b.T)
     torch.testing.assert_close(x @ projector["weight"].T, x @ pw.T + 0.5 * (x @ pa.T) @ pb.T)

@@ -45,9 +45,7 @@ def test_window_tiling_matches_qwen() -> None:
     from transformers.vision_utils import get_vision_window_index
 
     for grid in [(1, 8, 12), (1, 10, 12), (1, 36, 84), (1, 2, 2), (2, 16, 16)]:
-        _, cu = get_vision_window_index(
-            torch.tensor([grid]), spatial_merge_size=2, window_size=112, patch_size=14
-        )
+        _, cu = get_vision_window_index(torch.tensor([grid]), spatial_merge_size=2, window_size=112, patch_size=14)
         assert image_window_sizes(VISION, grid) == torch.diff(cu).tolist()
 
 
