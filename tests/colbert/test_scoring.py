@@ -67,6 +67,19 @@ def test_float16_packed_documents() -> None:
     np.testing.assert_allclose(maxsim(q, packed), want, rtol=1e-5, atol=1e-5)
 
 
+def test_bfloat16_packed_documents_within_rounding() -> None:
+    rng = np.random.default_rng(5)
+    docs = [rng.standard_normal((int(n), 16)).astype(np.float32) for n in [7, 7, 7, 3, 0, 12]]
+    docs = [d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9) for d in docs]
+    q = rng.standard_normal((5, 16)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    want = maxsim(q, docs)
+    for block in (None, 7, 21):  # equal-length blocks (strided max) and mixed ones (reduceat)
+        got = maxsim(q, PackedDocs.from_list(docs, dtype="bfloat16"), block_tokens=block)
+        np.testing.assert_allclose(got, want, atol=5 * 2.0**-8)
+        assert got[0, 4] == 0.0  # the empty document
+
+
 def test_memory_is_bounded_by_block(monkeypatch: pytest.MonkeyPatch) -> None:
     """The largest score tile is ΣLq × block tokens, not Q × N × Lq × Ld."""
     seen: list[tuple[int, int]] = []
