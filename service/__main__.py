@@ -23,9 +23,7 @@ _LOG = logging.getLogger("jev4.main")
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model and data")
-    g.add_argument(
-        "--model", help="hub id or local directory (env JEV4_MODEL; default jinaai/jina-embeddings-v4)"
-    )
+    g.add_argument("--model", help="hub id or local directory (env JEV4_MODEL; default jinaai/jina-embeddings-v4)")
     g.add_argument("--revision", help="hub revision to pin (env JEV4_REVISION)")
     g.add_argument(
         "--tiny",
@@ -64,9 +62,7 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pdf-dpi", type=int)
     g.add_argument("--allow-remote-urls", action="store_true", default=None)
     g.add_argument("--allowed-url-host", action="append", dest="allowed_url_hosts")
-    g.add_argument(
-        "--plain-logs", action="store_false", dest="log_json", default=None, help="text logs, not JSON"
-    )
+    g.add_argument("--plain-logs", action="store_false", dest="log_json", default=None, help="text logs, not JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:

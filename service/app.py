@@ -31,7 +31,6 @@ from service.runtime import Runtime
 
 if TYPE_CHECKING:
     from model.encoder import Encoder
-
     from service.settings import Settings
 
 __all__ = ["create_app"]

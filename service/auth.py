@@ -27,9 +27,7 @@ def check_bearer(header: str | None, keys: tuple[str, ...]) -> None:
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise UnauthorizedError(
-            "malformed Authorization header: expected 'Bearer <key>'", code="invalid_auth_format"
-        )
+        raise UnauthorizedError("malformed Authorization header: expected 'Bearer <key>'", code="invalid_auth_format")
     presented = token.encode()
     matched = False
     for key in keys:

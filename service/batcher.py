@@ -43,13 +43,9 @@ __all__ = ["Batcher", "EmbedBackend"]
 class EmbedBackend(Protocol):
     """What the worker calls (``model.encoder.Encoder`` satisfies it)."""
 
-    def embed(
-        self, items: Sequence[PreparedInput], *, return_multivector: bool = False
-    ) -> list[EmbeddingOutput]: ...
+    def embed(self, items: Sequence[PreparedInput], *, return_multivector: bool = False) -> list[EmbeddingOutput]: ...
 
-    def embed_late_chunks(
-        self, item: LateChunkInput, *, return_multivector: bool = False
-    ) -> list[EmbeddingOutput]: ...
+    def embed_late_chunks(self, item: LateChunkInput, *, return_multivector: bool = False) -> list[EmbeddingOutput]: ...
 
 
 @dataclass(eq=False)
@@ -132,9 +128,7 @@ class Batcher:
         return len(self._pending)
 
     # ---- callers -------------------------------------------------------------------------------------------
-    async def embed(
-        self, items: Sequence[PreparedInput], *, return_multivector: bool = False
-    ) -> list[EmbeddingOutput]:
+    async def embed(self, items: Sequence[PreparedInput], *, return_multivector: bool = False) -> list[EmbeddingOutput]:
         """Embed ``items`` (any mix of tasks and kinds); outputs in input order."""
         if not items:
             return []
@@ -245,9 +239,7 @@ class Batcher:
                 items = [row.item for row in batch if row.item is not None]
                 outputs = self.backend.embed(items, return_multivector=multivector)
                 if len(outputs) != len(batch):
-                    raise ModelFailureError(
-                        f"the model returned {len(outputs)} outputs for {len(batch)} rows"
-                    )
+                    raise ModelFailureError(f"the model returned {len(outputs)} outputs for {len(batch)} rows")
         except BaseException as exc:  # outermost layer of the worker thread: no caller may be left waiting
             if self.metrics is not None:
                 self.metrics.batch_failures.inc()
@@ -263,9 +255,7 @@ class Batcher:
             return
         for row, out in zip(batch, outputs, strict=True):
             job = row.job
-            job.results[row.index] = (
-                out if job.return_multivector else dataclasses.replace(out, multivector=None)
-            )
+            job.results[row.index] = out if job.return_multivector else dataclasses.replace(out, multivector=None)
             job.remaining -= 1
             if job.remaining == 0:
                 self._resolve(job, [r for r in job.results if r is not None])

@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from model.encoder import Encoder
-
     from colbert.store import Store
+    from model.encoder import Encoder
     from service.indexing import Indexer
     from service.page_images import PageImageStore
 
@@ -60,14 +59,10 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="PDF/image files or folders (walked recursively)")
     parser.add_argument("--collection", required=True, help="collection name (created when missing)")
     parser.add_argument("--dimensions", type=int, help="dense size of a NEW collection (default: full)")
-    parser.add_argument(
-        "--codec", default="float16", help="float32 | float16 | int8 | binary (new collection)"
-    )
+    parser.add_argument("--codec", default="float16", help="float32 | float16 | int8 | binary (new collection)")
     parser.add_argument("--pool-factor", type=int, default=1, help="token pooling of a NEW collection")
     parser.add_argument("--pages", help='PDF pages to index in every file, e.g. "1-3"; default all')
-    parser.add_argument(
-        "--metadata", type=_json_object, help="JSON object merged into each document's metadata"
-    )
+    parser.add_argument("--metadata", type=_json_object, help="JSON object merged into each document's metadata")
     parser.add_argument("--replace", action="store_true", help="replace documents that already exist")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -76,9 +71,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("query", help="the text query")
     parser.add_argument("--collection", required=True)
     parser.add_argument("--top-k", type=int, default=5)
-    parser.add_argument(
-        "--filter", type=_json_object, help='equality filter on metadata, e.g. {"kind": "pdf"}'
-    )
+    parser.add_argument("--filter", type=_json_object, help='equality filter on metadata, e.g. {"kind": "pdf"}')
     parser.add_argument("--exhaustive", action="store_true", help="exact MaxSim over every page")
     parser.add_argument("--json", action="store_true", help="one JSON object per hit instead of a table")
 
@@ -183,7 +176,6 @@ def index_command(args: argparse.Namespace) -> int:
 def _open_or_create(args: argparse.Namespace, encoder: Encoder, catalog: Any) -> Store:
     from colbert.errors import CollectionNotFoundError
     from colbert.quantize import Codec
-
     from colbert.store import CollectionConfig
 
     try:
@@ -250,7 +242,6 @@ async def _index_one(
     bar: _Bar,
 ) -> bool:
     from colbert.errors import DocumentExistsError
-
     from model.errors import InputError
     from service.indexing import DocumentSource, detect_kind
 
@@ -294,7 +285,6 @@ async def _search(args: argparse.Namespace, settings: Any, encoder: Encoder, cat
     from concurrent.futures import ThreadPoolExecutor
 
     from colbert.errors import CollectionNotFoundError
-
     from service.collections import page_image_store
     from service.search import Searcher, SearchOptions
 
@@ -313,9 +303,7 @@ async def _search(args: argparse.Namespace, settings: Any, encoder: Encoder, cat
             max_query_tokens=settings.max_text_tokens,
         )
         options = SearchOptions(top_k=args.top_k, filter=args.filter, exhaustive=args.exhaustive)
-        outcome = await searcher.search(
-            store, page_image_store(settings), args.collection, args.query, options
-        )
+        outcome = await searcher.search(store, page_image_store(settings), args.collection, args.query, options)
     for rank, match in enumerate(outcome.matches, 1):
         hit = match.hit
         if args.json:

@@ -57,9 +57,7 @@ DocumentId = Annotated[
 ]
 
 
-Candidates = Annotated[
-    int, Meta(ge=1, le=10000, description="First-stage candidates reranked by MaxSim (default 200)")
-]
+Candidates = Annotated[int, Meta(ge=1, le=10000, description="First-stage candidates reranked by MaxSim (default 200)")]
 
 
 class CreateCollectionRequest(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -73,9 +71,9 @@ class CreateCollectionRequest(Struct, kw_only=True, forbid_unknown_fields=True):
             "(e.g. 128 ... 2048); default: the model's full size"
         ),
     ] = None
-    codec: Annotated[
-        str, Meta(description="Storage of the multi-vectors: float32 | float16 | int8 | binary")
-    ] = "float16"
+    codec: Annotated[str, Meta(description="Storage of the multi-vectors: float32 | float16 | int8 | binary")] = (
+        "float16"
+    )
     pool_factor: Annotated[
         int,
         Meta(ge=1, le=64, description="Token pooling at index time (1 = off; 3 keeps ~1/3 of the vectors)"),
@@ -151,9 +149,9 @@ class JobObject(Struct, kw_only=True):
     created_at: float
     finished_at: float | None = None
     document: DocumentObject | None = None
-    error: Annotated[
-        dict[str, str] | None, Meta(description="The error body a synchronous request would have had")
-    ] = None
+    error: Annotated[dict[str, str] | None, Meta(description="The error body a synchronous request would have had")] = (
+        None
+    )
 
 
 class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):

@@ -19,7 +19,6 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from colbert.quantize import Codec
-
 from colbert.store import CollectionConfig
 from model.errors import InvalidDimensionError
 from service.collection_schemas import (
@@ -181,9 +180,7 @@ class Collections:
         return DeletedObject(id=name, object="collection")
 
     # ---- documents -----------------------------------------------------------------------------------------
-    async def add_document(
-        self, name: str, upload: DocumentUpload, *, wait: bool
-    ) -> DocumentObject | JobObject:
+    async def add_document(self, name: str, upload: DocumentUpload, *, wait: bool) -> DocumentObject | JobObject:
         store = await self.store(name)
         indexer = self.indexer()
         document_id = upload.document_id or uuid.uuid4().hex
@@ -221,25 +218,19 @@ class Collections:
         store = await self.store(name)
         infos = await asyncio.to_thread(functools.partial(store.list_documents, offset=offset, limit=limit))
         total, _pages = await asyncio.to_thread(store.count)
-        return DocumentList(
-            data=[document_object(name, i) for i in infos], offset=offset, limit=limit, total=total
-        )
+        return DocumentList(data=[document_object(name, i) for i in infos], offset=offset, limit=limit, total=total)
 
     async def get_document(self, name: str, document_id: str) -> DocumentObject:
         store = await self.store(name)
         info = await asyncio.to_thread(store.get_document, document_id)
         if info is None:
-            raise NotFoundError(
-                f"no document {document_id!r} in collection {name!r}", code="document_not_found"
-            )
+            raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
         return document_object(name, info)
 
     async def delete_document(self, name: str, document_id: str) -> DeletedObject:
         store = await self.store(name)
         if not await asyncio.to_thread(store.delete_document, document_id):
-            raise NotFoundError(
-                f"no document {document_id!r} in collection {name!r}", code="document_not_found"
-            )
+            raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
         await asyncio.to_thread(self.images.delete_document, name, document_id)
         return DeletedObject(id=document_id, object="document")
 
@@ -279,9 +270,7 @@ def _hit(match: PageMatch) -> SearchHit:
         hit.image = base64.b64encode(match.image).decode("ascii")
     if match.similarity is not None:
         grid = match.similarity
-        hit.similarity_map = SimilarityMap(
-            rows=grid.rows, cols=grid.cols, tokens=grid.tokens, maps=_rounded(grid.maps)
-        )
+        hit.similarity_map = SimilarityMap(rows=grid.rows, cols=grid.cols, tokens=grid.tokens, maps=_rounded(grid.maps))
     return hit
 
 

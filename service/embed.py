@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
-from model.pooling import truncate as truncate_dims
 
 from model.errors import InvalidDimensionError
+from model.pooling import truncate as truncate_dims
 from model.types import TaskSpec, parse_task
 from service.encoding import EmbeddingType, encode_value, parse_embedding_types
 from service.errors import BadRequestError
@@ -50,9 +50,7 @@ class EmbedOptions:
     truncate: bool
 
 
-def resolve_options(
-    data: EmbeddingsRequest, default_task: str, allowed_dims: Collection[int]
-) -> EmbedOptions:
+def resolve_options(data: EmbeddingsRequest, default_task: str, allowed_dims: Collection[int]) -> EmbedOptions:
     """Validate task, encoding and dimensions (400 with the allowed values on error)."""
     spec = parse_task(data.task if data.task is not None else default_task)
     if data.encoding_format is not None and data.encoding_format not in ("float", "base64"):
@@ -82,9 +80,7 @@ def resolve_options(
                 code="invalid_dimensions",
             )
         if data.dimensions not in allowed_dims:
-            raise InvalidDimensionError(
-                f"dimensions must be one of {sorted(allowed_dims)}, got {data.dimensions}"
-            )
+            raise InvalidDimensionError(f"dimensions must be one of {sorted(allowed_dims)}, got {data.dimensions}")
     return EmbedOptions(
         spec=spec,
         kinds=kinds,

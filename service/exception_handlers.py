@@ -41,22 +41,16 @@ def litestar_error_info(exc: HTTPException, method: str = "", path: str = "") ->
         message = f"invalid request body: {details}" if details else f"invalid request: {exc.detail}"
         return ErrorInfo(422, "invalid_request_error", "validation_error", message)
     if isinstance(exc, RequestEntityTooLarge):
-        return ErrorInfo(
-            413, "request_too_large", "body_too_large", "request body larger than the server's limit"
-        )
+        return ErrorInfo(413, "request_too_large", "body_too_large", "request body larger than the server's limit")
     if isinstance(exc, NotFoundException):
         detail = exc.detail if exc.detail and exc.detail != "Not Found" else f"no route {method} {path}"
         return ErrorInfo(404, "not_found_error", "not_found", detail)
     if isinstance(exc, MethodNotAllowedException):
-        return ErrorInfo(
-            405, "invalid_request_error", "method_not_allowed", f"{path} does not accept {method}"
-        )
+        return ErrorInfo(405, "invalid_request_error", "method_not_allowed", f"{path} does not accept {method}")
     if isinstance(exc, NotAuthorizedException):
         return ErrorInfo(401, "authentication_error", "invalid_api_key", exc.detail or "unauthorized")
     if type(exc) is ClientException:  # raised by Litestar for a body that is not valid JSON
-        return ErrorInfo(
-            400, "invalid_request_error", "invalid_json", f"request body is not valid JSON: {exc.detail}"
-        )
+        return ErrorInfo(400, "invalid_request_error", "invalid_json", f"request body is not valid JSON: {exc.detail}")
     status = exc.status_code
     kind = "invalid_request_error" if status < 500 else "server_error"
     message = exc.detail if status < 500 else "internal server error"

@@ -95,8 +95,7 @@ class JobRegistry:
         """Queue ``work``; QueueFullError (429) when ``max_active`` jobs are already queued or running."""
         if len(self._tasks) >= self.max_active:
             raise QueueFullError(
-                f"{len(self._tasks)} indexing jobs are queued or running, the limit is {self.max_active}; "
-                "retry later",
+                f"{len(self._tasks)} indexing jobs are queued or running, the limit is {self.max_active}; retry later",
                 retry_after=self.retry_after_s,
             )
         job = IndexJob(uuid.uuid4().hex, collection, document_id)

@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import numpy as np
-from colbert.errors import DocumentExistsError
-from model.pooling import truncate as truncate_dims
 
+from colbert.errors import DocumentExistsError
 from colbert.store import PageRecord
 from model.errors import TooManyPagesError
 from model.images import load_image
 from model.pdf import count_pages, parse_page_selection, render_pages
+from model.pooling import truncate as truncate_dims
 from model.types import PromptType, Task, TaskSpec
 from service.errors import QueueFullError
 
@@ -219,9 +219,7 @@ class Indexer:
                 await self._in_pool(functools.partial(_stage_pictures, staged, chunk, pictures))
                 if progress is not None:
                     progress.advance(len(chunk))
-            info = await asyncio.to_thread(
-                store.add_document, document_id, records, metadata, replace=replace
-            )
+            info = await asyncio.to_thread(store.add_document, document_id, records, metadata, replace=replace)
             await asyncio.to_thread(staged.commit)
         except BaseException:
             await asyncio.to_thread(staged.discard)
@@ -266,9 +264,7 @@ class Indexer:
             if out.multivector is None:
                 raise RuntimeError("the encoder returned no multi-vector although one was requested")
             records.append(
-                PageRecord(
-                    page=number, dense=dense[i], multivector=out.multivector, metadata=_page_meta(row, out)
-                )
+                PageRecord(page=number, dense=dense[i], multivector=out.multivector, metadata=_page_meta(row, out))
             )
         return records
 

@@ -49,10 +49,7 @@ def parse_inputs(raw: Any, *, max_items: int | None = None, field: str = "input"
             f"{field} has {len(values)} items, more than the limit of {max_items} per request",
             code="too_many_items",
         )
-    return [
-        parse_item(value, f"{field}[{i}]" if isinstance(raw, list) else field)
-        for i, value in enumerate(values)
-    ]
+    return [parse_item(value, f"{field}[{i}]" if isinstance(raw, list) else field) for i, value in enumerate(values)]
 
 
 def parse_item(value: Any, where: str) -> InputItem:
@@ -65,9 +62,7 @@ def parse_item(value: Any, where: str) -> InputItem:
             code="invalid_input",
         )
     if not isinstance(value, dict):
-        raise UnprocessableError(
-            f"{where}: expected a string or an object with {_KINDS}", code="invalid_input"
-        )
+        raise UnprocessableError(f"{where}: expected a string or an object with {_KINDS}", code="invalid_input")
     kinds = [k for k in ("text", "image", "pdf") if k in value]
     if len(kinds) != 1:
         found = ", ".join(sorted(map(str, value))) or "none"

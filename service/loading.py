@@ -13,7 +13,6 @@ from model.errors import CheckpointNotFoundError
 
 if TYPE_CHECKING:
     from model.encoder import Encoder
-
     from service.settings import Settings
 
 __all__ = ["TINY_WARNING", "ModelLoadError", "load_encoder", "resolve_model_path", "tiny_checkpoint_dir"]

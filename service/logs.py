@@ -43,12 +43,7 @@ class JsonFormatter(logging.Formatter):
         if request_id:
             out["request_id"] = request_id
         for key, value in vars(record).items():
-            if (
-                key not in _STANDARD_ATTRS
-                and key not in out
-                and not key.startswith("_")
-                and key != "color_message"
-            ):
+            if key not in _STANDARD_ATTRS and key not in out and not key.startswith("_") and key != "color_message":
                 out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)

@@ -80,9 +80,7 @@ def decode_base64_or_data_uri(value: str, *, max_bytes: int, what: str = "input"
         text = payload
     text = "".join(text.split())
     if not text:
-        raise UnprocessableError(
-            f"{what}: empty value; expected base64 data, a data URI or a URL", code="empty_input"
-        )
+        raise UnprocessableError(f"{what}: empty value; expected base64 data, a data URI or a URL", code="empty_input")
     # 4 base64 characters carry 3 bytes: refuse before decoding anything huge.
     if len(text) // 4 * 3 > max_bytes + 3:
         raise PayloadTooLargeError(
@@ -219,9 +217,7 @@ class _closing:
 async def _read_limited(response: httpx.Response, max_bytes: int, what: str) -> bytes:
     declared = response.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLargeError(
-            f"{what}: download of {declared} bytes, more than the limit of {max_bytes}"
-        )
+        raise PayloadTooLargeError(f"{what}: download of {declared} bytes, more than the limit of {max_bytes}")
     chunks: list[bytes] = []
     total = 0
     async for chunk in response.aiter_bytes():

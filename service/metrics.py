@@ -39,9 +39,7 @@ class Metrics:
             registry=r,
         )
         self.queue_rows = Gauge("jev4_queue_rows", "Rows waiting for the model worker", registry=r)
-        self.batch_rows = Histogram(
-            "jev4_batch_rows", "Rows per forward pass", buckets=_ROW_BUCKETS, registry=r
-        )
+        self.batch_rows = Histogram("jev4_batch_rows", "Rows per forward pass", buckets=_ROW_BUCKETS, registry=r)
         self.batch_tokens = Histogram(
             "jev4_batch_tokens",
             "Padded tokens per forward pass (image tokens included)",
@@ -55,9 +53,7 @@ class Metrics:
         self.tokens = Counter("jev4_tokens", "Tokens embedded (as counted in usage)", ["kind"], registry=r)
         self.images = Counter("jev4_images", "Images embedded (PDF pages excluded)", registry=r)
         self.pdf_pages = Counter("jev4_pdf_pages", "PDF pages rendered and embedded", registry=r)
-        self.rejected = Counter(
-            "jev4_rejected", "Requests refused before the model, by reason", ["reason"], registry=r
-        )
+        self.rejected = Counter("jev4_rejected", "Requests refused before the model, by reason", ["reason"], registry=r)
         self.model_ready = Gauge("jev4_model_ready", "1 once the model is loaded and warmed", registry=r)
 
     def render(self) -> bytes:

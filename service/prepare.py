@@ -14,10 +14,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from model.errors import InputTooLongError
 from model.images import load_image
 from model.pdf import render_pages
-
-from model.errors import InputTooLongError
 from service.errors import BadRequestError, PayloadTooLargeError
 from service.inputs import ImageItem, InputItem, PdfItem, TextItem
 from service.media import MediaLimits, load_source
@@ -93,17 +92,13 @@ class Preparer:
     def _texts(self, texts: list[tuple[int, str]], spec: TaskSpec, truncate: bool) -> list[Row]:
         limit = self.settings.max_text_tokens
         try:
-            prepared = self.processor.prepare_texts(
-                [t for _, t in texts], spec, max_length=limit, truncate=truncate
-            )
+            prepared = self.processor.prepare_texts([t for _, t in texts], spec, max_length=limit, truncate=truncate)
         except InputTooLongError as exc:  # re-number: the processor counts texts only, callers count inputs
             raise InputTooLongError(texts[exc.index][0], exc.num_tokens, exc.limit) from None
         return [Row(p, i) for (i, _), p in zip(texts, prepared, strict=True)]
 
     async def _image(self, index: int, item: ImageItem, spec: TaskSpec) -> list[Row]:
-        data = await load_source(
-            item.source, self._limits(self.settings.max_download_bytes), what=f"input[{index}]"
-        )
+        data = await load_source(item.source, self._limits(self.settings.max_download_bytes), what=f"input[{index}]")
 
         def work() -> list[Row]:
             image = load_image(data, max_decoded_pixels=self.settings.max_decoded_pixels)

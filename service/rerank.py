@@ -15,8 +15,8 @@ import asyncio
 from typing import TYPE_CHECKING
 
 import numpy as np
-from colbert.scoring import maxsim
 
+from colbert.scoring import maxsim
 from model.types import PromptType, Task, TaskSpec
 from service.errors import BadRequestError
 from service.inputs import ImageItem, InputItem, PdfItem, TextItem, parse_inputs, parse_item
@@ -42,9 +42,7 @@ def _specs(task: str) -> tuple[TaskSpec, TaskSpec]:
 def _no_pdf(items: list[InputItem], field: str) -> None:
     for i, item in enumerate(items):
         if isinstance(item, PdfItem):
-            raise BadRequestError(
-                f"{field}[{i}]: rerank takes texts and images, not PDFs", code="invalid_input"
-            )
+            raise BadRequestError(f"{field}[{i}]: rerank takes texts and images, not PDFs", code="invalid_input")
 
 
 def _document(item: InputItem) -> dict[str, str]:
@@ -58,15 +56,11 @@ async def rerank_request(runtime: Runtime, data: RerankRequest) -> RerankRespons
     runtime.check_model(data.model)
     _encoder, batcher, preparer = runtime.engine()
     if data.scoring not in ("maxsim", "cosine"):
-        raise BadRequestError(
-            f"scoring must be 'maxsim' or 'cosine', got {data.scoring!r}", code="invalid_scoring"
-        )
+        raise BadRequestError(f"scoring must be 'maxsim' or 'cosine', got {data.scoring!r}", code="invalid_scoring")
     query_spec, doc_spec = _specs(data.task)
     query = parse_item(data.query, "query")
     _no_pdf([query], "query")
-    documents = parse_inputs(
-        data.documents, max_items=runtime.settings.max_items_per_request, field="documents"
-    )
+    documents = parse_inputs(data.documents, max_items=runtime.settings.max_items_per_request, field="documents")
     _no_pdf(documents, "documents")
     query_rows, doc_rows = await asyncio.gather(
         preparer.prepare([query], query_spec, truncate=data.truncate),

@@ -20,7 +20,6 @@ from service.prepare import Preparer
 
 if TYPE_CHECKING:
     from model.encoder import Encoder
-
     from service.metrics import Metrics
     from service.settings import Settings
 

@@ -54,9 +54,7 @@ class EmbeddingsRequest(Struct, kw_only=True):
         str | None,
         Meta(description="retrieval.query | retrieval.passage | text-matching | code.query | code.passage"),
     ] = None
-    dimensions: Annotated[
-        int | None, Meta(description="Matryoshka size (e.g. 128, 256, 512, 1024, 2048)")
-    ] = None
+    dimensions: Annotated[int | None, Meta(description="Matryoshka size (e.g. 128, 256, 512, 1024, 2048)")] = None
     late_chunking: bool = False
     truncate: Annotated[bool, Meta(description="Cut over-long texts instead of answering 400")] = False
     return_multivector: bool = False
@@ -103,9 +101,7 @@ class RerankRequest(Struct, kw_only=True):
     model: str | None = None
     top_n: Annotated[int, Meta(ge=1)] | None = None
     return_documents: bool = True
-    scoring: Annotated[
-        str, Meta(description="maxsim (late interaction, default) | cosine (single vectors)")
-    ] = "maxsim"
+    scoring: Annotated[str, Meta(description="maxsim (late interaction, default) | cosine (single vectors)")] = "maxsim"
     task: Annotated[str, Meta(description="adapter: retrieval | code | text-matching")] = "retrieval"
     truncate: bool = False
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-from colbert.scoring import similarity_map
 
+from colbert.scoring import similarity_map
 from model.images import load_image
 from model.types import PromptType, Task, TaskSpec
 from service.indexing import PASSAGE, truncate_dense
@@ -117,15 +117,13 @@ class Searcher:
         self, store: Store, images: PageImageStore, collection: str, query: str, options: SearchOptions
     ) -> SearchOutcome:
         prepared = await self._in_pool(
-            lambda: self.processor.prepare_text(
-                query, QUERY, max_length=self.max_query_tokens, truncate=False
-            )
+            lambda: self.processor.prepare_text(query, QUERY, max_length=self.max_query_tokens, truncate=False)
         )
         (out,) = await self.embed([prepared])
         assert out.multivector is not None
-        dense = truncate_dense(
-            out.dense[None, :], store.config.dense_dim, self.hidden_size, self.matryoshka_dims
-        )[0]  # (dense_dim,)
+        dense = truncate_dense(out.dense[None, :], store.config.dense_dim, self.hidden_size, self.matryoshka_dims)[
+            0
+        ]  # (dense_dim,)
         candidates = max(options.candidates or self.default_candidates, options.top_k)
         hits = await asyncio.to_thread(
             functools.partial(

@@ -135,9 +135,7 @@ class Settings:
     def __post_init__(self) -> None:
         _check_positive(self)
         if self.collection_backend not in ("local", "qdrant"):
-            raise SettingsError(
-                f"collection_backend must be 'local' or 'qdrant', got {self.collection_backend!r}"
-            )
+            raise SettingsError(f"collection_backend must be 'local' or 'qdrant', got {self.collection_backend!r}")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise SettingsError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
         if any(not k for k in self.api_keys):

@@ -103,16 +103,12 @@ async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> Doc
         raise UnprocessableError(f"unknown form field(s): {', '.join(unknown)}", code="invalid_input")
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
-        raise UnprocessableError(
-            'the form needs a "file" part holding the PDF or image', code="invalid_input"
-        )
+        raise UnprocessableError('the form needs a "file" part holding the PDF or image', code="invalid_input")
     data = await upload.read()
     kind = detect_kind(data)
     max_bytes = settings.max_pdf_bytes if kind == "pdf" else settings.max_download_bytes
     if len(data) > max_bytes:
-        raise PayloadTooLargeError(
-            f"file: {len(data)} bytes, more than the limit of {max_bytes} for a {kind}"
-        )
+        raise PayloadTooLargeError(f"file: {len(data)} bytes, more than the limit of {max_bytes} for a {kind}")
     if not data:
         raise UnprocessableError("file: the uploaded file is empty", code="empty_input")
     pages = _text(form.get("pages"), "pages")
@@ -144,9 +140,7 @@ def _metadata(value: Any) -> dict[str, Any] | None:
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UnprocessableError(
-            f"form field 'metadata' is not valid JSON: {exc}", code="invalid_input"
-        ) from None
+        raise UnprocessableError(f"form field 'metadata' is not valid JSON: {exc}", code="invalid_input") from None
     if not isinstance(parsed, dict):
         raise UnprocessableError(
             f"form field 'metadata' must be a JSON object, got {type(parsed).__name__}", code="invalid_input"
@@ -160,6 +154,4 @@ def _flag(value: Any) -> bool:
         return True
     if text in ("false", "0", "no", "off", ""):
         return False
-    raise UnprocessableError(
-        f"form field 'replace' must be true or false, got {text[:20]!r}", code="invalid_input"
-    )
+    raise UnprocessableError(f"form field 'replace' must be true or false, got {text[:20]!r}", code="invalid_input")

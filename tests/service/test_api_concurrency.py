@@ -13,9 +13,7 @@ from tests.service.helpers import as_array, vectors
 
 
 def test_concurrent_clients_see_their_own_results(live_server: LiveServer, tiny_encoder: Any) -> None:
-    requests = [
-        [f"client {i} text {j} " + "word " * (i * 3 + j) for j in range(1 + i % 3)] for i in range(12)
-    ]
+    requests = [[f"client {i} text {j} " + "word " * (i * 3 + j) for j in range(1 + i % 3)] for i in range(12)]
 
     def call(texts: list[str]) -> np.ndarray:
         with live_server.client() as c:
@@ -26,9 +24,7 @@ def test_concurrent_clients_see_their_own_results(live_server: LiveServer, tiny_
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(call, requests))
     for texts, got in zip(requests, results, strict=True):
-        expected = as_array(
-            tiny_encoder.encode_text(texts, task="retrieval", prompt_name="query", return_numpy=True)
-        )
+        expected = as_array(tiny_encoder.encode_text(texts, task="retrieval", prompt_name="query", return_numpy=True))
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 

@@ -88,13 +88,9 @@ def test_image_and_multivector_equal_library(client: httpx.Client, tiny_encoder:
         assert got.shape[1] == tiny_encoder.info.multivector_dim
         np.testing.assert_allclose(got, lib_mv.reshape(got.shape), atol=ATOL)
     text_mv = np.array(out["data"][2]["embeddings"], dtype=np.float32)
-    lib_text = tiny_encoder.encode_text(
-        ["caption"], task="retrieval", prompt_name="passage", return_multivector=True
-    )
+    lib_text = tiny_encoder.encode_text(["caption"], task="retrieval", prompt_name="passage", return_multivector=True)
     np.testing.assert_allclose(text_mv, as_array(lib_text[0]), atol=ATOL)
-    image_tokens = tiny_encoder.processor.prepare_image(
-        image, _spec("retrieval.passage"), max_pixels=IMAGE_MAX_PIXELS
-    )
+    image_tokens = tiny_encoder.processor.prepare_image(image, _spec("retrieval.passage"), max_pixels=IMAGE_MAX_PIXELS)
     assert out["data"][0]["embeddings"].__len__() == image_tokens.num_tokens
     text_tokens = tiny_encoder.processor.prepare_text("caption", _spec("retrieval.passage")).num_tokens
     assert out["usage"]["total_tokens"] == 2 * image_tokens.num_tokens + text_tokens
@@ -145,9 +141,7 @@ def test_embedding_types_exact(client: httpx.Client) -> None:
 
 def test_multivector_base64_rows(client: httpx.Client) -> None:
     floats = embed(client, input=["rows"], return_multivector=True)["data"][0]["embeddings"]
-    rows = embed(client, input=["rows"], return_multivector=True, embedding_type="base64")["data"][0][
-        "embeddings"
-    ]
+    rows = embed(client, input=["rows"], return_multivector=True, embedding_type="base64")["data"][0]["embeddings"]
     assert len(rows) == len(floats)
     np.testing.assert_array_equal(np.stack([decode_base64(r) for r in rows]), np.array(floats, np.float32))
 
@@ -195,9 +189,7 @@ def test_late_chunking_equals_library(client: httpx.Client, tiny_encoder: Any) -
     ]
     got = vectors(embed(client, task="retrieval.passage", late_chunking=True, input=chunks))
     expected = as_array(
-        tiny_encoder.encode_text(
-            chunks, task="retrieval", prompt_name="passage", late_chunking=True, return_numpy=True
-        )
+        tiny_encoder.encode_text(chunks, task="retrieval", prompt_name="passage", late_chunking=True, return_numpy=True)
     )
     assert got.shape == (3, tiny_encoder.info.hidden_size)
     np.testing.assert_allclose(got, expected, atol=ATOL)

@@ -71,9 +71,7 @@ def test_400_loopback_refused_after_dns_resolution(client: httpx.Client, live_se
 
 
 def test_400_malformed_json(client: httpx.Client) -> None:
-    response = client.post(
-        "/v1/embeddings", content=b'{"input": [', headers={"content-type": "application/json"}
-    )
+    response = client.post("/v1/embeddings", content=b'{"input": [', headers={"content-type": "application/json"})
     check_error(response, 400, "invalid_json")
 
 
@@ -84,9 +82,7 @@ def test_401_rows(live_server: LiveServer) -> None:
         bad = {"Authorization": "Bearer wrong"}
         check_error(anon.post("/v1/embeddings", json={"input": "x"}, headers=bad), 401, "invalid_api_key")
         basic = {"Authorization": "Basic abc"}
-        check_error(
-            anon.post("/v1/embeddings", json={"input": "x"}, headers=basic), 401, "invalid_auth_format"
-        )
+        check_error(anon.post("/v1/embeddings", json={"input": "x"}, headers=basic), 401, "invalid_auth_format")
         # health endpoints, metrics and docs stay open
         for path in ("/health", "/ready", "/metrics", "/docs/openapi.json"):
             assert anon.get(path).status_code == 200, path
@@ -94,9 +90,7 @@ def test_401_rows(live_server: LiveServer) -> None:
 
 def test_404_rows(client: httpx.Client) -> None:
     check_error(client.get("/v1/nothing-here"), 404, "not_found")
-    error = check_error(
-        client.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "x"}), 404
-    )
+    error = check_error(client.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "x"}), 404)
     assert error["code"] == "model_not_found"
 
 
@@ -109,9 +103,7 @@ def test_413_rows(client: httpx.Client) -> None:
     check_error(client.post("/v1/embeddings", json={"input": ["x"] * (limit + 1)}), 413, "too_many_items")
     body_limit = int(SERVER_ENV["JEV4_MAX_BODY_BYTES"])
     huge = json.dumps({"input": ["y" * (body_limit + 10)]}).encode()
-    check_error(
-        client.post("/v1/embeddings", content=huge, headers={"content-type": "application/json"}), 413
-    )
+    check_error(client.post("/v1/embeddings", content=huge, headers={"content-type": "application/json"}), 413)
     many_pages = b64(pdf_bytes(int(SERVER_ENV["JEV4_MAX_PDF_PAGES"]) + 1))
     check_error(client.post("/v1/embeddings", json={"input": [{"pdf": many_pages}]}), 413, "too_many_pages")
     per_request = int(SERVER_ENV["JEV4_MAX_PAGES_PER_REQUEST"])
@@ -123,14 +115,10 @@ def test_413_rows(client: httpx.Client) -> None:
 
 
 def test_415_rows(client: httpx.Client) -> None:
-    response = client.post(
-        "/v1/embeddings", content=b'{"input": "x"}', headers={"content-type": "text/plain"}
-    )
+    response = client.post("/v1/embeddings", content=b'{"input": "x"}', headers={"content-type": "text/plain"})
     check_error(response, 415, "unsupported_media_type")
     not_an_image = b64(b"this is plain text, not a picture")
-    check_error(
-        client.post("/v1/embeddings", json={"input": [{"image": not_an_image}]}), 415, "invalid_image"
-    )
+    check_error(client.post("/v1/embeddings", json={"input": [{"image": not_an_image}]}), 415, "invalid_image")
     check_error(client.post("/v1/embeddings", json={"input": [{"pdf": not_an_image}]}), 415, "invalid_pdf")
 
 
@@ -154,9 +142,7 @@ def test_422_rows(client: httpx.Client, body: dict[str, Any], code: str) -> None
 def test_rerank_errors(client: httpx.Client) -> None:
     check_error(client.post("/v1/rerank", json={"query": "q", "documents": []}), 422, "empty_input")
     check_error(client.post("/v1/rerank", json={"query": "q", "documents": ["d"], "scoring": "bm25"}), 400)
-    check_error(
-        client.post("/v1/rerank", json={"query": "q", "documents": ["d"], "task": "x"}), 400, "invalid_task"
-    )
+    check_error(client.post("/v1/rerank", json={"query": "q", "documents": ["d"], "task": "x"}), 400, "invalid_task")
     check_error(client.post("/v1/rerank", json={"query": "q", "documents": ["d"], "top_n": 0}), 422)
     pdf = {"pdf": b64(pdf_bytes(1))}
     check_error(client.post("/v1/rerank", json={"query": "q", "documents": [pdf]}), 400, "invalid_input")

@@ -33,9 +33,7 @@ def test_openai_default_base64_round_trip(oai: openai.OpenAI, tiny_encoder: Any)
 
 def test_openai_string_input_float_and_dimensions(oai: openai.OpenAI, tiny_encoder: Any) -> None:
     dims = sorted(tiny_encoder.info.matryoshka_dims)[0]
-    single = oai.embeddings.create(
-        model="jina-embeddings-v4", input="just one", encoding_format="float", user="u1"
-    )
+    single = oai.embeddings.create(model="jina-embeddings-v4", input="just one", encoding_format="float", user="u1")
     assert len(single.data) == 1
     truncated = oai.embeddings.create(model="jina-embeddings-v4", input="just one", dimensions=dims)
     assert len(truncated.data[0].embedding) == dims

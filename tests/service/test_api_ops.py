@@ -28,9 +28,7 @@ def test_models_list(client: httpx.Client) -> None:
 def test_request_id_echoed_or_generated(client: httpx.Client) -> None:
     given = client.post("/v1/embeddings", json={"input": "id"}, headers={"X-Request-ID": "my-trace.42"})
     assert given.headers["x-request-id"] == "my-trace.42"
-    fresh = client.post(
-        "/v1/embeddings", json={"input": "id"}, headers={"X-Request-ID": "bad id with spaces"}
-    )
+    fresh = client.post("/v1/embeddings", json={"input": "id"}, headers={"X-Request-ID": "bad id with spaces"})
     assert fresh.headers["x-request-id"] != "bad id with spaces"
     assert len(fresh.headers["x-request-id"]) == 32
     assert client.get("/nowhere").headers["x-request-id"]

@@ -24,30 +24,20 @@ def test_rerank_maxsim_matches_library(client: httpx.Client, tiny_encoder: Any) 
     response = client.post("/v1/rerank", json=body)
     assert response.status_code == 200, response.text
     out = response.json()
-    q = as_array(
-        tiny_encoder.encode_text(["cats"], task="retrieval", prompt_name="query", return_multivector=True)[0]
-    )
+    q = as_array(tiny_encoder.encode_text(["cats"], task="retrieval", prompt_name="query", return_multivector=True)[0])
     lib_docs = [
         as_array(m)
-        for m in tiny_encoder.encode_text(
-            docs, task="retrieval", prompt_name="passage", return_multivector=True
-        )
+        for m in tiny_encoder.encode_text(docs, task="retrieval", prompt_name="passage", return_multivector=True)
     ]
     image = Image.open(io.BytesIO(png)).convert("RGB")
     max_pixels = int(SERVER_ENV["JEV4_IMAGE_MAX_PIXELS"])
-    lib_docs.append(
-        as_array(tiny_encoder.encode_image([image], return_multivector=True, max_pixels=max_pixels)[0])
-    )
+    lib_docs.append(as_array(tiny_encoder.encode_image([image], return_multivector=True, max_pixels=max_pixels)[0]))
     expected = np.array([_maxsim(q, d) for d in lib_docs])
     order = np.argsort(-expected, kind="stable")[:3]
     assert [r["index"] for r in out["results"]] == order.tolist()
-    np.testing.assert_allclose(
-        [r["relevance_score"] for r in out["results"]], expected[order], rtol=1e-4, atol=1e-4
-    )
+    np.testing.assert_allclose([r["relevance_score"] for r in out["results"]], expected[order], rtol=1e-4, atol=1e-4)
     first = out["results"][0]
-    assert first["document"] == (
-        {"text": docs[first["index"]]} if first["index"] < 3 else {"image": b64(png)}
-    )
+    assert first["document"] == ({"text": docs[first["index"]]} if first["index"] < 3 else {"image": b64(png)})
     assert out["usage"]["total_tokens"] > 0
 
 
@@ -55,9 +45,7 @@ def test_rerank_cosine_without_documents(client: httpx.Client, tiny_encoder: Any
     docs = ["alpha", "beta", "gamma"]
     body = {"query": {"text": "alpha"}, "documents": docs, "scoring": "cosine", "return_documents": False}
     out = client.post("/v1/rerank", json=body).json()
-    q = as_array(
-        tiny_encoder.encode_text(["alpha"], task="retrieval", prompt_name="query", return_numpy=True)
-    )[0]
+    q = as_array(tiny_encoder.encode_text(["alpha"], task="retrieval", prompt_name="query", return_numpy=True))[0]
     d = as_array(tiny_encoder.encode_text(docs, task="retrieval", prompt_name="passage", return_numpy=True))
     expected = d @ q
     assert len(out["results"]) == 3

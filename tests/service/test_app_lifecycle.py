@@ -53,9 +53,7 @@ def test_failed_load_keeps_503_with_the_reason(tmp_path: Path) -> None:
         assert client.post("/v1/embeddings", json={"input": "x"}).status_code == 503
 
 
-def test_missing_checkpoint_error_says_how_to_use_a_local_copy(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_checkpoint_error_says_how_to_use_a_local_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     settings = Settings(model="jinaai/jina-embeddings-v4", data_dir=tmp_path)
     with pytest.raises(ModelLoadError) as info:
@@ -66,9 +64,7 @@ def test_missing_checkpoint_error_says_how_to_use_a_local_copy(
     assert "--tiny" in message
 
 
-def test_tiny_option_builds_the_checkpoint_and_warns(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_tiny_option_builds_the_checkpoint_and_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="jev4.loading"):
         encoder = load_encoder(Settings(tiny=True, data_dir=tmp_path))
     assert (tmp_path / "tiny-checkpoint" / "config.json").is_file()

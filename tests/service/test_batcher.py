@@ -50,10 +50,7 @@ class FakeBackend:
         if self.fail_on is not None and any(it.value == self.fail_on for it in items):
             raise self.error
         mv = np.ones((2, 4), np.float32) if return_multivector else None
-        return [
-            EmbeddingOutput(np.array([it.value, it.num_tokens], np.float32), mv, it.num_tokens)
-            for it in items
-        ]
+        return [EmbeddingOutput(np.array([it.value, it.num_tokens], np.float32), mv, it.num_tokens) for it in items]
 
     def embed_late_chunks(self, item: Any, *, return_multivector: bool = False) -> list[EmbeddingOutput]:
         self.batches.append([-1.0])

@@ -263,13 +263,9 @@ def _pdf_page(encoder: Any, pdf: bytes, page: int) -> Any:
     return _image(encoder, render_pages(pdf, dpi=DPI, pages=[page])[0].image)
 
 
-def test_search_scores_equal_an_independent_maxsim(
-    client: httpx.Client, docs: str, tiny_encoder: Any
-) -> None:
+def test_search_scores_equal_an_independent_maxsim(client: httpx.Client, docs: str, tiny_encoder: Any) -> None:
     query = "quarterly report page"
-    body = client.post(
-        f"/v1/collections/{docs}/search", json={"query": query, "top_k": 3, "exhaustive": True}
-    ).json()
+    body = client.post(f"/v1/collections/{docs}/search", json={"query": query, "top_k": 3, "exhaustive": True}).json()
     results = body["results"]
     assert len(results) == 3
     q = _query(tiny_encoder, query).multivector  # (Lq, 128)
@@ -321,9 +317,9 @@ def test_image_and_similarity_map(client: httpx.Client, docs: str, tiny_encoder:
 def test_similarity_map_of_a_pooled_collection(client: httpx.Client) -> None:
     name = _create(client, "pooled", pool_factor=3)["name"]
     client.post(f"/v1/collections/{name}/documents", json={"image": b64(png_bytes(150, 90, seed=5))})
-    hit = client.post(
-        f"/v1/collections/{name}/search", json={"query": "noise", "include_similarity_map": True}
-    ).json()["results"][0]
+    hit = client.post(f"/v1/collections/{name}/search", json={"query": "noise", "include_similarity_map": True}).json()[
+        "results"
+    ][0]
     grid = hit["similarity_map"]
     maps = np.array(grid["maps"])
     assert maps.shape == (len(grid["tokens"]), grid["rows"], grid["cols"])
@@ -343,9 +339,7 @@ def test_filter_selects_documents(client: httpx.Client, docs: str) -> None:
     _error(client.post(url, json={"query": "a", "filter": {"kind": [1, 2]}}), 422)
 
 
-def test_first_stage_search_agrees_with_exhaustive_on_a_small_collection(
-    client: httpx.Client, docs: str
-) -> None:
+def test_first_stage_search_agrees_with_exhaustive_on_a_small_collection(client: httpx.Client, docs: str) -> None:
     url = f"/v1/collections/{docs}/search"
     fast = client.post(url, json={"query": "page", "top_k": 3}).json()["results"]
     exact = client.post(url, json={"query": "page", "top_k": 3, "exhaustive": True}).json()["results"]
@@ -372,9 +366,7 @@ def test_error_rows(client: httpx.Client, docs: str, live_server: LiveServer) ->
     _error(client.post(url, json={"image": b64(png_bytes()), "document_id": "a/b"}), 422)
     _error(client.post(url, json={"image": "%%%not base64"}), 422)
     _error(client.post(url, content=b"{not json", headers={"Content-Type": "application/json"}), 400)
-    _error(
-        client.post(url, files={"file": ("x.png", png_bytes(), "image/png")}, data={"metadata": "[1]"}), 422
-    )
+    _error(client.post(url, files={"file": ("x.png", png_bytes(), "image/png")}, data={"metadata": "[1]"}), 422)
     _error(client.post(url, data={"metadata": "{}"}, files={"other": ("x", b"1", "text/plain")}), 422)
     _error(client.post(f"/v1/collections/{docs}/search", json={"query": ""}), 422)
     _error(client.post(f"/v1/collections/{docs}/search", json={"query": "x", "top_k": 0}), 422)
@@ -396,13 +388,9 @@ def _start(checkpoint: Path, data_dir: Path, log: Path) -> tuple[subprocess.Pope
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JEV4_")}
     env.update(SERVER_ENV)
-    env.update(
-        JEV4_MODEL=str(checkpoint), JEV4_PORT=str(port), JEV4_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1"
-    )
+    env.update(JEV4_MODEL=str(checkpoint), JEV4_PORT=str(port), JEV4_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1")
     with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve"], env=env, stdout=out, stderr=out
-        )
+        process = subprocess.Popen([sys.executable, "-m", "service", "serve"], env=env, stdout=out, stderr=out)
     server = LiveServer(f"http://127.0.0.1:{port}", API_KEY, checkpoint, data_dir, log, process)
     _wait_ready(server, timeout=180)
     return process, server
@@ -459,9 +447,7 @@ def test_qdrant_backend_round_trip(tmp_path: Path, tiny_encoder: Any) -> None:
     from service.app import create_app
     from service.settings import Settings
 
-    settings = Settings(
-        data_dir=tmp_path, collection_backend="qdrant", pdf_dpi=DPI, image_max_pixels=MAX_PIXELS
-    )
+    settings = Settings(data_dir=tmp_path, collection_backend="qdrant", pdf_dpi=DPI, image_max_pixels=MAX_PIXELS)
     with TestClient(create_app(settings, encoder=tiny_encoder)) as c:
         deadline = time.monotonic() + 60
         while c.get("/ready").status_code != 200:

@@ -82,8 +82,7 @@ def test_base64_and_data_uri() -> None:
     assert decode_base64_or_data_uri(f"data:image/png;base64,{b64}", max_bytes=100) == raw
     assert decode_base64_or_data_uri(b64.rstrip("="), max_bytes=100) == raw  # padding optional
     assert (
-        decode_base64_or_data_uri(base64.urlsafe_b64encode(b"\xfb\xff" * 5).decode(), max_bytes=100)
-        == b"\xfb\xff" * 5
+        decode_base64_or_data_uri(base64.urlsafe_b64encode(b"\xfb\xff" * 5).decode(), max_bytes=100) == b"\xfb\xff" * 5
     )
     with pytest.raises(UnprocessableError, match="not valid base64"):
         decode_base64_or_data_uri("not base64 at all!", max_bytes=100)
