@@ -23,7 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from model.errors import ConfigError, KeyMismatchError, MissingFileError, ShapeMismatchError
+from model.checkpoint import check_complete, copy_checked
+from model.errors import ConfigError, KeyMismatchError, MissingFileError
 
 __all__ = ["load_adapters", "route_rows"]
 
@@ -84,19 +85,9 @@ def load_adapters(module: nn.Module, directory: Path, task_names: Sequence[str],
                 )
             if target not in params:
                 raise KeyMismatchError(f"{weights_path.name}: key {key!r} matches no LoRA layer ({target!r})")
-            tensor = handle.get_tensor(key)
-            if tuple(tensor.shape) != tuple(params[target].shape):
-                raise ShapeMismatchError(
-                    f"{weights_path.name}: {key!r} has shape {tuple(tensor.shape)}, "
-                    f"expected {tuple(params[target].shape)}"
-                )
-            with torch.no_grad():
-                params[target].copy_(tensor.to(dtype))
+            copy_checked(params[target], handle.get_tensor(key), weights_path.name, key)
             seen.add(target)
-    missing = sorted(expected - seen)
-    if missing:
-        shown = ", ".join(missing[:4]) + (" …" if len(missing) > 4 else "")
-        raise KeyMismatchError(f"{weights_path.name} lacks {len(missing)} LoRA weights: {shown}")
+    check_complete(expected, seen, weights_path.name)
     module.to(dtype)
 
 

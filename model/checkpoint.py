@@ -25,7 +25,15 @@ from model.errors import (
     ShapeMismatchError,
 )
 
-__all__ = ["JinaConfig", "JinaV4Backbone", "load_base_weights", "read_config", "resolve_checkpoint"]
+__all__ = [
+    "JinaConfig",
+    "JinaV4Backbone",
+    "check_complete",
+    "copy_checked",
+    "load_base_weights",
+    "read_config",
+    "resolve_checkpoint",
+]
 
 REQUIRED_FILES = ("config.json", "model.safetensors.index.json", "adapters/adapter_config.json")
 _REQUIRED_KEYS = ("text_config", "vision_config", "task_names", "matryoshka_dims", "truncate_dim")
@@ -143,8 +151,8 @@ def _target_key(legacy: str) -> str:
     return legacy  # multi_vector_projector.*
 
 
-def load_base_weights(module: JinaV4Backbone, directory: Path, dtype: torch.dtype) -> None:
-    """Load the sharded base weights (legacy names) into ``module``, checking every key and shape."""
+def load_base_weights(module: JinaV4Backbone, directory: Path) -> None:
+    """Load the sharded base weights (legacy names) into ``module`` (in its dtype), checking every key and shape."""
     from safetensors import safe_open
 
     index_path = directory / "model.safetensors.index.json"
@@ -170,15 +178,22 @@ def load_base_weights(module: JinaV4Backbone, directory: Path, dtype: torch.dtyp
                 target = _target_key(key)
                 if target not in expected:
                     raise KeyMismatchError(f"{file}: unexpected key {key!r} (no parameter {target!r} in the model)")
-                tensor = handle.get_tensor(key)
-                if tuple(tensor.shape) != tuple(params[target].shape):
-                    raise ShapeMismatchError(
-                        f"{file}: {key!r} has shape {tuple(tensor.shape)}, expected {tuple(params[target].shape)}"
-                    )
-                with torch.no_grad():
-                    params[target].copy_(tensor.to(dtype))
+                copy_checked(params[target], handle.get_tensor(key), file, key)
                 seen.add(target)
+    check_complete(expected, seen, f"the checkpoint in {directory}")
+
+
+def copy_checked(param: torch.Tensor, tensor: torch.Tensor, file: str, key: str) -> None:
+    """Copy ``tensor`` (stored under ``key`` in ``file``) into ``param``, refusing a shape mismatch."""
+    if tuple(tensor.shape) != tuple(param.shape):
+        raise ShapeMismatchError(f"{file}: {key!r} has shape {tuple(tensor.shape)}, expected {tuple(param.shape)}")
+    with torch.no_grad():
+        param.copy_(tensor.to(param.dtype))
+
+
+def check_complete(expected: set[str], seen: set[str], where: str) -> None:
+    """Raise KeyMismatchError naming the first weights of ``expected`` that were not loaded."""
     missing = sorted(expected - seen)
     if missing:
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
-        raise KeyMismatchError(f"the checkpoint in {directory} lacks {len(missing)} weights: {shown}")
+        raise KeyMismatchError(f"{where} lacks {len(missing)} weights: {shown}")

@@ -104,7 +104,7 @@ class Encoder:
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dt = _pick_dtype(dtype, dev)
         module = JinaV4Backbone(config, _pick_attention(attn_implementation, dev)).to(dt)
-        load_base_weights(module, directory, dt)
+        load_base_weights(module, directory)
         load_adapters(module, directory, config.task_names, dt)
         speed_up_vision_tower(module.model.visual)
         chunk_token_mlps(module.model.language_model)
