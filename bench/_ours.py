@@ -33,7 +33,7 @@ class Ours:
         from model import Encoder
         from model.types import parse_task
 
-        self.encoder = Encoder.from_pretrained(args.checkpoint, dtype=args.dtype)
+        self.encoder = Encoder.from_pretrained(args.checkpoint, dtype=args.dtype, device=args.device)
         self.parse_task = parse_task
         self.batch_size = args.batch_size
 

@@ -38,11 +38,13 @@ def build_reference_model(checkpoint: Any, dtype: torch.dtype) -> tuple[Any, lis
     """The PEFT-wrapped ``Qwen2_5_VLForConditionalGeneration`` + projector with the three task adapters."""
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from transformers import Qwen2_5_VLForConditionalGeneration
+    from transformers.initialization import no_init_weights
 
     config = hf_config(checkpoint)
     config._attn_implementation = "sdpa"  # what the reference forces when flash-attn is absent
     backbone, projector = base_state_dict(checkpoint)
-    model = Qwen2_5_VLForConditionalGeneration(config)
+    with no_init_weights():  # every weight is loaded below (checked): skip the random init (minutes at full size)
+        model = Qwen2_5_VLForConditionalGeneration(config)
     missing, unexpected = model.load_state_dict(backbone, strict=False)
     if unexpected or set(missing) - {"lm_head.weight"}:
         raise KeyError(f"reference-style load: missing {missing}, unexpected {unexpected}")
@@ -71,7 +73,9 @@ class ReferenceStyle:
         from model.types import parse_task
 
         self.dtype = getattr(torch, args.dtype)
+        self.device = torch.device(args.device)
         self.model, self.tasks = build_reference_model(args.checkpoint, self.dtype)
+        self.model.to(self.device)
         self.processor = Processor.from_pretrained(args.checkpoint)
         self.parse_task = parse_task
         self.batch_size = args.batch_size
@@ -86,17 +90,19 @@ class ReferenceStyle:
         for i, p in enumerate(prepared):
             ids[i, : p.num_tokens] = p.input_ids
             mask[i, : p.num_tokens] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
         kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "output_hidden_states": True}
         if images:
-            kwargs["pixel_values"] = torch.cat([p.pixel_values for p in prepared]).to(self.dtype)  # (ΣP, 1176)
-            kwargs["image_grid_thw"] = torch.cat([p.image_grid_thw for p in prepared])  # (B, 3)
+            pixels = torch.cat([p.pixel_values for p in prepared])  # (ΣP, 1176)
+            kwargs["pixel_values"] = pixels.to(self.device, self.dtype)
+            kwargs["image_grid_thw"] = torch.cat([p.image_grid_thw for p in prepared]).to(self.device)  # (B, 3)
             # transformers 5 computes M-RoPE positions only when told which tokens are image tokens
             kwargs["mm_token_type_ids"] = (ids == self.processor.image_token_id).int()  # (B, L)
         with torch.no_grad():
             out = self.model(**kwargs)
             hidden = out.hidden_states[-1]  # (B, L, H), after the final norm
             if images:  # pool over vision_start .. vision_end
-                pos = torch.arange(longest)
+                pos = torch.arange(longest, device=self.device)
                 start = (ids == self.vs_id).int().argmax(1, keepdim=True)  # (B, 1)
                 stop = (ids == self.ve_id).int().argmax(1, keepdim=True)  # (B, 1)
                 pool = ((pos >= start) & (pos <= stop)).to(hidden.dtype)  # (B, L)
@@ -106,6 +112,7 @@ class ReferenceStyle:
             dense = torch.nn.functional.normalize(dense.float(), dim=-1)  # (B, H)
             mv = self.model.base_model.model.multi_vector_projector(hidden)  # (B, L, 128)
             mv = torch.nn.functional.normalize(mv.float(), dim=-1)  # (B, L, 128)
+        dense, mv = dense.cpu(), mv.cpu()
         return list(dense.numpy()), [mv[i, : p.num_tokens].numpy() for i, p in enumerate(prepared)]
 
     def _batches(self, rows: list[Any], *, images: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:

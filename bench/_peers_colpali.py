@@ -52,13 +52,15 @@ def build_processor(checkpoint: Any) -> Any:
 
 def build_colqwen(checkpoint: Any, dtype: torch.dtype) -> Any:
     from colpali_engine.models import ColQwen2_5
+    from transformers.initialization import no_init_weights
 
     config = hf_config(checkpoint)
     config._attn_implementation = "sdpa"
     backbone, projector = base_state_dict(checkpoint)
     scaling = lora_config(checkpoint)["lora_alpha"] / lora_config(checkpoint)["r"]
     backbone, projector = merged_weights(backbone, projector, adapter_state_dicts(checkpoint)["retrieval"], scaling)
-    model = ColQwen2_5(config)
+    with no_init_weights():  # load_state_dict(strict=True) below sets every weight
+        model = ColQwen2_5(config)
     state = {k.removeprefix("model."): v for k, v in backbone.items()}
     state |= {f"custom_text_proj.{k}": v for k, v in projector.items()}
     model.load_state_dict(state, strict=True)
@@ -70,16 +72,19 @@ class ColQwenPeer:
 
     def __init__(self, args: ContestantArgs) -> None:
         self.dtype = getattr(torch, args.dtype)
-        self.model = build_colqwen(args.checkpoint, self.dtype)
+        self.device = torch.device(args.device)
+        self.model = build_colqwen(args.checkpoint, self.dtype).to(self.device)
         self.processor = build_processor(args.checkpoint)
         self.batch_size = args.batch_size
 
     def _forward(self, batch: Any) -> tuple[list[np.ndarray], int]:
-        batch = {k: (v.to(self.dtype) if k == "pixel_values" else v) for k, v in batch.items()}
+        dev, dt = self.device, self.dtype
+        batch = {k: (v.to(dev, dt) if k == "pixel_values" else v.to(dev)) for k, v in batch.items()}
         with torch.no_grad():
             proj = self.model(**batch)  # (B, L, 128), L2-normalised, zeroed at padding
         mask = batch["attention_mask"].bool()  # (B, L)
-        rows = [proj[i][mask[i]].float().numpy() for i in range(len(proj))]
+        proj, mask = proj.float().cpu(), mask.cpu()
+        rows = [proj[i][mask[i]].numpy() for i in range(len(proj))]
         return rows, int(mask.sum())
 
     def _run(self, items: list[Any], process: Any) -> Output:

@@ -78,6 +78,7 @@ class ContestantArgs:
     workloads: Path
     threads: int
     batch_size: int
+    device: str = "cpu"
 
 
 def _current_rss() -> int:
@@ -157,6 +158,7 @@ def serve(build: Callable[[ContestantArgs], Contestant]) -> None:
     parser.add_argument("--workloads", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
     ns = parser.parse_args()
     channel = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # library prints go to stderr; stdout is the protocol channel
@@ -167,7 +169,7 @@ def serve(build: Callable[[ContestantArgs], Contestant]) -> None:
     if ns.threads:
         torch.set_num_threads(ns.threads)
     start = time.perf_counter()
-    args = ContestantArgs(ns.checkpoint, ns.dtype, ns.workloads, torch.get_num_threads(), ns.batch_size)
+    args = ContestantArgs(ns.checkpoint, ns.dtype, ns.workloads, torch.get_num_threads(), ns.batch_size, ns.device)
     contestant = build(args)
     work = LoadedWorkloads.load(ns.workloads)
     hello = {"name": contestant.name, "torch": torch.__version__, "threads": torch.get_num_threads()}

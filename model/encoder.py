@@ -103,7 +103,12 @@ class Encoder:
         config = read_config(directory)
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dt = _pick_dtype(dtype, dev)
-        module = JinaV4Backbone(config, _pick_attention(attn_implementation, dev)).to(dt)
+        from transformers.initialization import no_init_weights
+
+        # every parameter is overwritten by load_base_weights (which checks that none is missing), so the random
+        # init is skipped: at full size it costs minutes of CPU time for weights that are thrown away
+        with no_init_weights():
+            module = JinaV4Backbone(config, _pick_attention(attn_implementation, dev)).to(dt)
         load_base_weights(module, directory)
         load_adapters(module, directory, config.task_names, dt)
         speed_up_vision_tower(module.model.visual)

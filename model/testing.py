@@ -95,7 +95,8 @@ def build_tiny_checkpoint(directory: str | Path, *, seed: int = 0, **overrides: 
 
     ``overrides``: ``text_config`` / ``vision_config`` (dicts merged over the tiny sizes), ``matryoshka_dims``,
     ``lora_rank``, ``lora_alpha``, ``dtype`` (``torch.float32`` by default; the published files are bfloat16),
-    ``shards`` (number of safetensors files, default 2).
+    ``shards`` (number of safetensors files, default 2), ``device`` (where the random values are drawn: ``"cuda"``
+    builds a full-size checkpoint in seconds; the values differ from a CPU build with the same seed).
     """
     from safetensors.torch import save_file
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLModel
@@ -110,21 +111,24 @@ def build_tiny_checkpoint(directory: str | Path, *, seed: int = 0, **overrides: 
     rank = int(overrides.get("lora_rank", 32 if hidden >= 1024 else 8))
     alpha = int(overrides.get("lora_alpha", 2 * rank))
     dtype: torch.dtype = overrides.get("dtype", torch.float32)
-    generator = torch.Generator().manual_seed(seed)
+    device = torch.device(overrides.get("device", "cpu"))  # where the random numbers are drawn (a GPU is faster)
+    generator = torch.Generator(device=device).manual_seed(seed)
 
     def rand(*shape: int, std: float = 0.02) -> torch.Tensor:
-        return (torch.randn(*shape, generator=generator) * std).to(dtype)
+        return (torch.randn(*shape, generator=generator, device=device) * std).to(dtype)
 
     torch.manual_seed(seed)
     backbone_config: Any = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **TOKEN_IDS)  # type: ignore[arg-type]
-    model = Qwen2_5_VLModel(backbone_config)
+    with device:
+        model = Qwen2_5_VLModel(backbone_config)
     state: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():
         legacy = key.replace("language_model.", "model.", 1) if key.startswith("language_model.") else key
         # random norms (stock init is all ones) so that a norm loaded from the wrong key is noticed
-        state[legacy] = (value + rand(*value.shape, std=0.1).to(value.dtype)).to(dtype).contiguous()
-    state["multi_vector_projector.weight"] = rand(128, hidden, std=0.2)
-    state["multi_vector_projector.bias"] = rand(128, std=0.2)
+        state[legacy] = (value + rand(*value.shape, std=0.1).to(value.dtype)).to(dtype).contiguous().cpu()
+    del model
+    state["multi_vector_projector.weight"] = rand(128, hidden, std=0.2).cpu()
+    state["multi_vector_projector.bias"] = rand(128, std=0.2).cpu()
     _write_shards(out, state, int(overrides.get("shards", 2)), save_file)
 
     config = {
@@ -172,11 +176,11 @@ def _write_adapters(out: Path, text: dict[str, Any], rank: int, alpha: int, rand
         for layer in range(int(text["num_hidden_layers"])):
             for name, (n_in, n_out) in shapes.items():
                 base = f"base_model.model.model.language_model.layers.{layer}.{name}"
-                tensors[f"{base}.lora_A.{task}.weight"] = rand(rank, n_in, std=0.1)
-                tensors[f"{base}.lora_B.{task}.weight"] = rand(n_out, rank, std=0.1)
+                tensors[f"{base}.lora_A.{task}.weight"] = rand(rank, n_in, std=0.1).cpu()
+                tensors[f"{base}.lora_B.{task}.weight"] = rand(n_out, rank, std=0.1).cpu()
         base = "base_model.model.multi_vector_projector"
-        tensors[f"{base}.lora_A.{task}.weight"] = rand(rank, hidden, std=0.1)
-        tensors[f"{base}.lora_B.{task}.weight"] = rand(128, rank, std=0.1)
+        tensors[f"{base}.lora_A.{task}.weight"] = rand(rank, hidden, std=0.1).cpu()
+        tensors[f"{base}.lora_B.{task}.weight"] = rand(128, rank, std=0.1).cpu()
     out.mkdir(parents=True, exist_ok=True)
     save_file(tensors, out / "adapter_model.safetensors", metadata={"format": "pt"})
     targets = [p.split(".")[1] for p in _ATTN + _MLP] + ["multi_vector_projector"]
