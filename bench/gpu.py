@@ -131,7 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default="pages,queries,passages")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/jev4-gpu-bench"))
     parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--save", type=Path, help="save each contestant's outputs here (<dtype>-<name>-<workload>.npz)")
+    parser.add_argument("--compare", type=Path, help="only compare the outputs saved in this folder, across dtypes")
     args = parser.parse_args(argv)
+    if args.compare:
+        print(
+            format_table(
+                ["workload", "a", "b", "dense min cos", "dense max |Δ|", "multi-vector min cos"],
+                compare_saved(args.compare),
+                f"outputs saved in {args.compare}",
+            )
+        )
+        return 0
 
     import torch
 
@@ -144,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         print("--config full needs a CUDA device (--config tiny runs on the CPU as a smoke test)", file=sys.stderr)
         return 2
     dtype = getattr(torch, args.dtype)
+    # float32 means float32: no TF32 in matmuls or in cuDNN's convolutions (the stock patch embedding is a Conv3d;
+    # cuDNN allows TF32 by default, which would make the peers' float32 differ from ours by ~1e-3)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     device_name = torch.cuda.get_device_properties(0).name if device == "cuda" else "cpu (smoke test)"
     report: dict[str, Any] = {"device": device_name, "torch": torch.__version__, "config": args.config}
     import transformers
@@ -218,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name} {workload} {label}: {med:.3f} s, {n / med:.1f}/s, MFU {mfu:.1f}%", flush=True)
                 if label == "end to end":
                     outputs[name][workload] = out
+                    if args.save:
+                        args.save.mkdir(parents=True, exist_ok=True)
+                        _save_output(args.save / f"{args.dtype}-{name}-{workload}.npz", out)
         if device == "cuda":
             report.setdefault("peak_gpu_bytes", {})[name] = torch.cuda.max_memory_allocated()
         del contestant
@@ -253,6 +271,40 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
     return 0
+
+
+def _save_output(path: Path, out: Any) -> None:
+    arrays = {"dense": np.asarray(out.dense, np.float32)} if out.dense is not None else {}
+    if out.multivector:
+        arrays["mv"] = np.concatenate(out.multivector).astype(np.float32)
+        arrays["mv_lens"] = np.array([len(m) for m in out.multivector])
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+
+
+def compare_saved(directory: Path) -> list[list[Any]]:
+    """Every pair of saved outputs of one workload (same shapes): min cosine and max |Δ| of the dense rows,
+    min cosine of the multi-vector rows. Comparing each path's bf16 output with its own fp32 output shows how
+    far bf16 rounding alone moves it, which is the yardstick for ours-vs-peer differences in bf16."""
+    loaded: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for path in sorted(directory.glob("*.npz")):
+        dtype, rest = path.stem.split("-", 1)
+        name, workload = rest.rsplit("-", 1)
+        with np.load(path) as z:
+            loaded.setdefault(workload, {})[f"{name} {dtype}"] = {k: z[k] for k in z.files}
+    rows: list[list[Any]] = []
+    for workload, by in loaded.items():
+        keys = sorted(by)
+        for i, a in enumerate(keys):
+            for b in keys[i + 1 :]:
+                x, y = by[a], by[b]
+                dense = (
+                    (_cos_rows(x["dense"], y["dense"]), float(np.abs(x["dense"] - y["dense"]).max()))
+                    if ("dense" in x and "dense" in y)
+                    else (None, None)
+                )
+                mv = _cos_rows(x["mv"], y["mv"]) if "mv" in x and "mv" in y and x["mv"].shape == y["mv"].shape else None
+                rows.append([workload, a, b, *dense, mv])
+    return rows
 
 
 def _cos_rows(a: np.ndarray, b: np.ndarray) -> float:
