@@ -1,10 +1,10 @@
 """The fused MaxSim kernels (``_maxsim_kernel.c``): built with the system C compiler on first use, loaded with ctypes.
 
-The shared object is cached under ``$JEV4_CACHE_DIR`` (default ``~/.cache/jev4-serve``), keyed by the source,
-the compiler flags and the CPU's feature flags, and written atomically (concurrent first uses are safe). Built with
-``-march=native``: AVX-512 (F/BW/VNNI/F16C) machines get the vector kernels, others portable C of the same
-arithmetic. Where no compiler works, :func:`kernel` returns ``None`` and scoring falls back to torch GEMMs of the
-decoded values; ``JEV4_MAXSIM_KERNEL=0`` forces that fallback.
+The shared object is cached under :data:`cache_dir` (``~/.cache/jev4-serve``), keyed by the source, the compiler
+flags and the CPU's feature flags, and written atomically (concurrent first uses are safe). Built with ``cc
+-march=native``: AVX-512 (F/BW/VNNI/F16C) machines get the vector kernels, others portable C of the same
+arithmetic. Where no compiler works (or the cache is not writable), :func:`kernel` returns ``None`` and scoring
+falls back to torch GEMMs of the decoded values; setting :data:`enabled` to False forces that fallback.
 
 ctypes releases the GIL during the call, so :func:`run_pages` splits the pages over a thread pool of
 ``torch.get_num_threads()`` workers.
@@ -57,6 +57,9 @@ class Kernel:
         lib.maxsim_init()
 
 
+enabled = True  # False: always the torch fallback
+cache_dir = Path.home() / ".cache" / "jev4-serve"
+compiler = "cc"
 _lock = threading.Lock()
 _loaded: dict[tuple[str, ...], Kernel | None] = {}
 
@@ -71,38 +74,33 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("JEV4_CACHE_DIR", Path.home() / ".cache" / "jev4-serve"))
-
-
 def _build(flags: tuple[str, ...]) -> Kernel | None:
-    compiler = os.environ.get("CC", "cc")
     if shutil.which(compiler) is None:
         log.info("no C compiler (%s): MaxSim uses the torch fallback", compiler)
         return None
     source = _SOURCE.read_bytes()
     key = hashlib.sha256(source + repr(flags).encode() + _cpu_flags().encode() + compiler.encode()).hexdigest()[:16]
-    target = _cache_dir() / f"maxsim-{key}.so"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            built = Path(tmp) / target.name
-            cmd = [compiler, *flags, "-o", str(built), str(_SOURCE), "-lm"]
-            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                log.warning("building the MaxSim kernel failed (torch fallback): %s", result.stderr[-2000:])
-                return None
-            os.replace(built, target)  # atomic: a concurrent builder writes the same bytes
+    target = cache_dir / f"maxsim-{key}.so"
     try:
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+                built = Path(tmp) / target.name
+                cmd = [compiler, *flags, "-o", str(built), str(_SOURCE), "-lm"]
+                result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if result.returncode != 0:
+                    log.warning("building the MaxSim kernel failed (torch fallback): %s", result.stderr[-2000:])
+                    return None
+                os.replace(built, target)  # atomic: a concurrent builder writes the same bytes
         return Kernel(ctypes.CDLL(str(target)), target)
     except OSError as exc:
-        log.warning("loading the MaxSim kernel failed (torch fallback): %s", exc)
+        log.warning("building or loading the MaxSim kernel failed (torch fallback): %s", exc)
         return None
 
 
 def kernel(flags: tuple[str, ...] = _FLAGS) -> Kernel | None:
     """The compiled kernels (built once per process and flags), or None when unavailable or disabled."""
-    if os.environ.get("JEV4_MAXSIM_KERNEL", "1") == "0":
+    if not enabled:
         return None
     with _lock:
         if flags not in _loaded:

@@ -62,7 +62,7 @@ def tolerance(qs: list[np.ndarray], values: list[np.ndarray], codec: str) -> np.
 @pytest.fixture(params=["kernel", "portable", "torch"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "torch":
-        monkeypatch.setenv("JEV4_MAXSIM_KERNEL", "0")
+        monkeypatch.setattr(scoring._kernel, "enabled", False)
     elif request.param == "portable":
         built = kernel_mod.kernel(PORTABLE)
         if built is None:
@@ -174,3 +174,17 @@ def test_index_scan_scores_stored_values(tmp_path: Path, codec: str) -> None:
     for hit in hits:
         assert abs(hit.score - want[hit.doc_id]) <= bound[int(hit.doc_id[1:])]
     store.close()
+
+
+def test_no_compiler_means_torch_fallback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(kernel_mod, "_loaded", {})
+    monkeypatch.setattr(kernel_mod, "compiler", "no-such-cc-for-jev4")
+    assert kernel_mod.kernel() is None
+    monkeypatch.setattr(kernel_mod, "_loaded", {})
+    monkeypatch.setattr(kernel_mod, "compiler", "cc")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setattr(kernel_mod, "cache_dir", blocker / "cache")  # cannot be created
+    assert kernel_mod.kernel() is None
+    docs = [np.eye(4, dtype=np.float32)]
+    np.testing.assert_allclose(maxsim(np.eye(4, dtype=np.float32), PackedDocs.from_list(docs, dtype=np.float16)), 4.0)

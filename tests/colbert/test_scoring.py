@@ -82,7 +82,7 @@ def test_bfloat16_packed_documents_within_rounding() -> None:
 
 def test_memory_is_bounded_by_block(monkeypatch: pytest.MonkeyPatch) -> None:
     """Torch fallback: the largest score tile is ΣLq × block tokens, not Q × N × Lq × Ld."""
-    monkeypatch.setenv("JEV4_MAXSIM_KERNEL", "0")
+    monkeypatch.setattr(scoring._kernel, "enabled", False)
     seen: list[tuple[int, int]] = []
     real_mm = scoring.torch.mm
 
