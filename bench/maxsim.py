@@ -31,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import matmul_rate
+from colbert import _kernel
 from colbert._kernel import kernel
 from colbert.quantize import Codec, encode
 from colbert.scoring import PackedDocs, maxsim
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--lq", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-colpali", action="store_true")
+    parser.add_argument("--fallback", action="store_true", help="also time float16/int8 without the kernel")
     parser.add_argument("--colpali-python", type=Path, default=ROOT / ".bench-venv" / "bin" / "python")
     args = parser.parse_args()
     threads = torch.get_num_threads()
@@ -140,6 +142,12 @@ def main() -> None:
     for name, packed, peak, ops in contestants:
         t, s = timed(lambda packed=packed: maxsim(q, packed)[0], args.repeats)
         rows.append((name, t, s, reference(q, packed), peak, ops))
+    if args.fallback:  # the same calls without the compiled kernel: block decode to float32 + torch GEMM
+        _kernel.enabled = False
+        for name, packed, _, _ in contestants[1:3]:
+            t, s = timed(lambda packed=packed: maxsim(q, packed)[0], args.repeats)
+            rows.append((f"{name} (torch fallback)", t, s, reference(q, packed), "float32", 1.0))
+        _kernel.enabled = True
     if not args.no_colpali:
         rows += [(*r, ref64, "float32", 1.0) for r in colpali(q, docs, args.repeats, threads, args.colpali_python)]
     print(
