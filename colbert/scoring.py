@@ -42,6 +42,7 @@ FloatArray = npt.NDArray[np.float32]
 _MAX_SCORE_ELEMENTS = 1 << 21  # bound on ΣLq × block tokens per block (8 MiB of float32 scores in the fallback)
 _Q_FIXED = 127 * 256  # integer kernels: the query as Q = 256·hi + lo, |Q| ≤ 32,512 (hi, lo signed bytes)
 _LANES = 32  # query tokens per kernel block
+_FALLBACK_RUN_TOKENS = 4096  # torch fallback: pages decoded and scored together (2 MiB of float32 at d = 128)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,17 +315,26 @@ class _Scorer:
         return np.ascontiguousarray(out[:, : self.q_all.shape[0]].T)
 
     def _torch_block_max(self, lo: int, hi: int, bounds: np.ndarray) -> FloatArray:
-        """Fallback: decode the block to float32 and GEMM it (the largest temporary is ΣLq × block tokens)."""
+        """Fallback: decode cache-sized runs of pages (≈ 4,096 tokens, at least one page) to float32 and GEMM each
+        right away; the largest temporaries are ΣLq × block tokens and one run's float32 copy."""
         lengths = np.diff(bounds)  # (nb,)
         out = np.zeros((self.q_all.shape[0], lengths.size), dtype=np.float32)  # (ΣLq, nb)
-        nonempty = np.flatnonzero(lengths > 0)
-        if hi == lo:
-            return out
-        sim = torch.mm(torch.from_numpy(self.q_all), self.docs.decoded(lo, hi).T)  # (ΣLq, Tb)
-        if (lengths == lengths[0]).all():  # equal-length pages: one strided max, no gather
-            out[:] = sim.view(sim.shape[0], lengths.size, int(lengths[0])).amax(dim=-1).numpy()
-            return out
-        out[:, nonempty] = np.maximum.reduceat(sim.numpy(), bounds[nonempty], axis=1)
+        q = torch.from_numpy(self.q_all)  # (ΣLq, d)
+        first = 0
+        while first < lengths.size:
+            last = int(np.searchsorted(bounds, bounds[first] + _FALLBACK_RUN_TOKENS, side="right")) - 1
+            last = min(max(last, first + 1), lengths.size)
+            a, b = int(bounds[first]), int(bounds[last])
+            run = lengths[first:last]  # (nr,)
+            if b > a:
+                sim = torch.mm(q, self.docs.decoded(lo + a, lo + b).T)  # (ΣLq, Tr)
+                if (run == run[0]).all():  # equal-length pages: one strided max, no gather
+                    out[:, first:last] = sim.view(sim.shape[0], run.size, int(run[0])).amax(dim=-1).numpy()
+                else:
+                    nonempty = np.flatnonzero(run > 0)
+                    starts = bounds[first:last][nonempty] - a
+                    out[:, first + nonempty] = np.maximum.reduceat(sim.numpy(), starts, axis=1)
+            first = last
         return out
 
 

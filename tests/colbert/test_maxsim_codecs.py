@@ -104,8 +104,9 @@ def test_every_codec_equals_naive_loop_over_stored_values(
 
 
 @pytest.mark.parametrize("codec", CODECS)
-def test_large_blocks_split_over_threads(codec: str) -> None:
-    """Enough tokens that the kernel splits pages over threads; real sizes (d = 128, query of 32 + 33 tokens)."""
+def test_large_blocks_split_over_threads(backend: str, codec: str) -> None:
+    """Enough tokens that the kernel splits pages over threads and the fallback decodes several runs of pages;
+    real sizes (d = 128, query of 32 + 33 tokens)."""
     rng = np.random.default_rng(3)
     docs = [rng.standard_normal((int(n), 128)).astype(np.float32) for n in rng.integers(0, 700, size=48)]
     docs = [x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12) for x in docs]
