@@ -8,13 +8,15 @@
    with the float32 query with float32 FMA accumulation, so the result equals float32 scoring of the stored values
    up to float32 summation order. Query layout ``qt``: (n_lanes / 32, d, 32) float32 (per block, dimension-major).
 
-   Integer storage (int8 codes with a per-token float32 scale; binary sign bits): the query is given in fixed
-   point Q = 256 * hi + lo with hi, lo signed bytes (the caller picks the per-query-token scale). The document
-   bytes are the unsigned operand: int8 codes are offset by +128 (x ^ 0x80) and the offset is removed with the
-   caller's per-lane correction ``corr`` = 128 * sum(Q); binary bits are expanded to bytes 0/1 (corr = 0).
-   The integer dot products Q . codes are exact (int32); int8 multiplies them by the token scale in float32
-   before the max (the query scale is applied by the caller, it is positive and commutes with the max).
-   Query layout ``qi``: (n_lanes / 32, ceil(d / 4), 2 limbs [hi, lo], 32 lanes, 4 bytes) int8.
+   Integer storage (int8 codes with a per-token float32 scale; binary sign bits): the query is given in 24-bit
+   fixed point Q = 65536 * hi + 256 * mid + lo with hi, mid, lo signed bytes (the caller picks the per-query-token
+   scale). The document bytes are the unsigned operand: int8 codes are offset by +128 (x ^ 0x80) and the offset is
+   removed with the caller's per-limb, per-lane correction ``corr`` = 128 * sum(limb); binary bits are expanded to
+   bytes 0/1 (corr = 0). Each limb's dot product with the codes is exact (int32); the limbs are combined in
+   float32 and int8 multiplies by the token scale before the max (the query scale is applied by the caller, it
+   is positive and commutes with the max).
+   Query layout ``qi``: (n_lanes / 32, ceil(d / 4), 3 limbs [hi, mid, lo], 32 lanes, 4 bytes) int8;
+   ``corr``: (n_lanes / 32, 3 limbs, 32 lanes) int32.
 
    With AVX-512 (F, BW, VNNI, F16C) the kernels use 512-bit FMAs / VPDPBUSD; otherwise portable C of the same
    arithmetic (exact likewise, slower). */
@@ -31,8 +33,16 @@
 #endif
 
 #define LANES 32
-#define TILE 8  /* document tokens per register tile (float kernel) */
-#define ITILE 4 /* document tokens per register tile (integer kernel) */
+#ifndef TILE
+#define TILE 8 /* document tokens per register tile (float kernel): 16 accumulators + 2 query vectors */
+#endif
+#ifndef ITILE
+#define ITILE 3 /* document tokens per register tile (integer kernel): 18 accumulators + 6 query limbs */
+#endif
+
+/* the caller's scratch buffers hold 16 float rows / 4 byte rows (+ slack) */
+_Static_assert(TILE <= 16, "float scratch holds 16 rows");
+_Static_assert(ITILE <= 4, "integer scratch holds 4 rows");
 
 enum { KIND_F32 = 0, KIND_F16 = 1, KIND_BF16 = 2 };
 enum { KIND_INT8 = 0, KIND_BIN = 1 };
@@ -170,50 +180,64 @@ void maxsim_float(const float *qt, int n_lanes, int d, const void *docs, int kin
 
 /* ---------- integer kernel ---------- */
 
-/* rows: pointers to `nt` rows of d4 * 4 unsigned bytes (nt <= ITILE); mx: running max per lane. */
+/* rows: pointers to `nt` rows of d4 * 4 unsigned bytes (nt <= ITILE); corr: (3 limbs, LANES) int32;
+   mx: running max per lane. The limbs' exact int32 dot products H, M, L combine as 65536 H + (256 M + L): the
+   parenthesis is exact in int32, the sum is rounded once to float32. */
 static void int_tile(const int8_t *qi, int d4, const uint8_t *const *rows, int nt, const float *scale,
                      const int32_t *corr, float *mx) {
 #if MAXSIM_AVX512
-    __m512i c0 = _mm512_loadu_si512(corr), c1 = _mm512_loadu_si512(corr + 16);
     __m512 m0 = _mm512_loadu_ps(mx), m1 = _mm512_loadu_ps(mx + 16);
-    __m512i a[ITILE][4];
-    for (int t = 0; t < ITILE; t++) a[t][0] = a[t][1] = a[t][2] = a[t][3] = _mm512_setzero_si512();
+    __m512i a[ITILE][6];
+    for (int t = 0; t < ITILE; t++)
+        for (int i = 0; i < 6; i++) a[t][i] = _mm512_setzero_si512();
     for (int g = 0; g < d4; g++) {
-        const int8_t *qg = qi + (int64_t)g * 4 * 64;
+        const int8_t *qg = qi + (int64_t)g * 3 * 128;
         __m512i h0 = _mm512_loadu_si512(qg), h1 = _mm512_loadu_si512(qg + 64);
-        __m512i l0 = _mm512_loadu_si512(qg + 128), l1 = _mm512_loadu_si512(qg + 192);
+        __m512i md0 = _mm512_loadu_si512(qg + 128), md1 = _mm512_loadu_si512(qg + 192);
+        __m512i l0 = _mm512_loadu_si512(qg + 256), l1 = _mm512_loadu_si512(qg + 320);
         for (int t = 0; t < nt; t++) {
             int32_t w;
             memcpy(&w, rows[t] + 4 * g, 4);
             __m512i v = _mm512_set1_epi32(w);
             a[t][0] = _mm512_dpbusd_epi32(a[t][0], v, h0);
             a[t][1] = _mm512_dpbusd_epi32(a[t][1], v, h1);
-            a[t][2] = _mm512_dpbusd_epi32(a[t][2], v, l0);
-            a[t][3] = _mm512_dpbusd_epi32(a[t][3], v, l1);
+            a[t][2] = _mm512_dpbusd_epi32(a[t][2], v, md0);
+            a[t][3] = _mm512_dpbusd_epi32(a[t][3], v, md1);
+            a[t][4] = _mm512_dpbusd_epi32(a[t][4], v, l0);
+            a[t][5] = _mm512_dpbusd_epi32(a[t][5], v, l1);
         }
     }
+    const __m512 k65536 = _mm512_set1_ps(65536.0f);
     for (int t = 0; t < nt; t++) {
-        __m512i r0 = _mm512_sub_epi32(_mm512_add_epi32(_mm512_slli_epi32(a[t][0], 8), a[t][2]), c0);
-        __m512i r1 = _mm512_sub_epi32(_mm512_add_epi32(_mm512_slli_epi32(a[t][1], 8), a[t][3]), c1);
         __m512 s = _mm512_set1_ps(scale ? scale[t] : 1.0f);
-        m0 = _mm512_max_ps(m0, _mm512_mul_ps(_mm512_cvtepi32_ps(r0), s));
-        m1 = _mm512_max_ps(m1, _mm512_mul_ps(_mm512_cvtepi32_ps(r1), s));
+        for (int half = 0; half < 2; half++) {
+            __m512i hi = _mm512_sub_epi32(a[t][half], _mm512_loadu_si512(corr + 16 * half));
+            __m512i md = _mm512_sub_epi32(a[t][2 + half], _mm512_loadu_si512(corr + LANES + 16 * half));
+            __m512i lo = _mm512_sub_epi32(a[t][4 + half], _mm512_loadu_si512(corr + 2 * LANES + 16 * half));
+            __m512i low = _mm512_add_epi32(_mm512_slli_epi32(md, 8), lo);
+            __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), k65536, _mm512_cvtepi32_ps(low));
+            f = _mm512_mul_ps(f, s);
+            if (half == 0)
+                m0 = _mm512_max_ps(m0, f);
+            else
+                m1 = _mm512_max_ps(m1, f);
+        }
     }
     _mm512_storeu_ps(mx, m0);
     _mm512_storeu_ps(mx + 16, m1);
 #else
     for (int t = 0; t < nt; t++) {
         for (int l = 0; l < LANES; l++) {
-            int32_t hi = 0, lo = 0;
+            int32_t acc[3] = {0, 0, 0};
             for (int g = 0; g < d4; g++) {
-                const int8_t *qg = qi + (int64_t)g * 4 * 64;
+                const int8_t *qg = qi + (int64_t)g * 3 * 128;
                 for (int c = 0; c < 4; c++) {
                     int32_t v = rows[t][4 * g + c];
-                    hi += v * qg[l * 4 + c];
-                    lo += v * qg[128 + l * 4 + c];
+                    for (int limb = 0; limb < 3; limb++) acc[limb] += v * qg[limb * 128 + l * 4 + c];
                 }
             }
-            float f = (float)(hi * 256 + lo - corr[l]) * (scale ? scale[t] : 1.0f);
+            int32_t hi = acc[0] - corr[l], md = acc[1] - corr[LANES + l], lo = acc[2] - corr[2 * LANES + l];
+            float f = fmaf((float)hi, 65536.0f, (float)(md * 256 + lo)) * (scale ? scale[t] : 1.0f);
             mx[l] = f > mx[l] ? f : mx[l];
         }
     }
@@ -252,7 +276,7 @@ void maxsim_int(const int8_t *qi, int n_lanes, int d, const uint8_t *docs, const
             continue;
         }
         for (int b = 0; b < n_lanes / LANES; b++) {
-            const int8_t *q = qi + (int64_t)b * d4 * 4 * 64;
+            const int8_t *q = qi + (int64_t)b * d4 * 3 * 128;
             float mx[LANES];
             for (int l = 0; l < LANES; l++) mx[l] = -INFINITY;
             for (int64_t j = t0; j < t1; j += ITILE) {
@@ -269,7 +293,7 @@ void maxsim_int(const int8_t *qi, int n_lanes, int d, const uint8_t *docs, const
                     }
                     rows[t] = dst;
                 }
-                int_tile(q, d4, rows, nt, kind == KIND_INT8 ? scales + j : NULL, corr + (int64_t)b * LANES, mx);
+                int_tile(q, d4, rows, nt, kind == KIND_INT8 ? scales + j : NULL, corr + (int64_t)b * 3 * LANES, mx);
             }
             memcpy(o + (int64_t)b * LANES, mx, sizeof mx);
         }

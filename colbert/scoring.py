@@ -6,10 +6,11 @@ The documents are packed into one contiguous token matrix with offsets (:class:`
 codec (float32, float16, bfloat16, int8 codes + scales, binary sign bits). Scoring walks it in blocks of at most
 ``block_tokens`` tokens; a fused compiled kernel (``_maxsim_kernel.c``, see :mod:`colbert._kernel`) reads each
 stored token once and keeps a running max per query token in registers, so no similarity matrix is built and no
-float32 copy of float16/int8/binary pages is made; the scores are exact with respect to the stored values (int8 and
-binary: up to the query's 16-bit fixed point). Without a C compiler, each block is decoded to float32 and scored
-with one torch GEMM, a segmented max per document and a segmented sum per query; the largest temporary is then
-ΣLq × block_tokens floats (32 × 65,536 × 4 B = 8 MiB by default). Memory never depends on the corpus size.
+float32 copy of float16/int8/binary pages is made. The scores are exact with respect to the stored values to
+float32 precision (int8 and binary: the query enters in 24-bit fixed point, as fine as float32's significand).
+Without a C compiler, runs of a few pages are decoded to float32 and scored with torch GEMMs, a segmented max per
+document and a segmented sum per query; the largest temporary is then ΣLq × block_tokens floats (32 × 65,536 × 4 B
+= 8 MiB by default). Memory never depends on the corpus size.
 
 Worked example (hand-computed): q = [[1, 0], [0, 1]], d = [[0.5, 0.5], [1, 0], [0, -1]].
 Token 1 of q: max(0.5, 1, 0) = 1; token 2: max(0.5, 0, -1) = 0.5; MaxSim = 1.5.
@@ -40,7 +41,7 @@ __all__ = ["PackedDocs", "maxsim", "similarity_map"]
 
 FloatArray = npt.NDArray[np.float32]
 _MAX_SCORE_ELEMENTS = 1 << 21  # bound on ΣLq × block tokens per block (8 MiB of float32 scores in the fallback)
-_Q_FIXED = 127 * 256  # integer kernels: the query as Q = 256·hi + lo, |Q| ≤ 32,512 (hi, lo signed bytes)
+_Q_FIXED = 127 * 65536  # integer kernels: the query as Q = 65,536·hi + 256·mid + lo, |Q| ≤ 8,323,072
 _LANES = 32  # query tokens per kernel block
 _FALLBACK_RUN_TOKENS = 4096  # torch fallback: pages decoded and scored together (2 MiB of float32 at d = 128)
 
@@ -56,8 +57,9 @@ class PackedDocs:
     * torch bfloat16 ``(T, d)`` (``dtype="bfloat16"``): each stored component rounded to bf16 (relative 2⁻⁹),
       widened exactly; no faster than float16 and less precise for unit rows, kept for bf16 producers.
     * numpy int8 ``(T, d)`` codes with ``scales`` ``(T,)`` float32 (the :mod:`colbert.quantize` int8 codec: a
-      token is ``codes · scale``): the codes are multiplied in integers with the query in 16-bit fixed point
-      (per-query-token scale, error ≤ max|q_i|/65,024 per component), the token scale is applied before the max.
+      token is ``codes · scale``): the codes are multiplied in integers with the query in 24-bit fixed point
+      (per-query-token scale, error ≤ max|q_i|/16.6M per component, like float32's rounding), the token scale is
+      applied before the max.
     * numpy uint8 ``(T, ceil(d / 8))`` sign bits with ``dims = d`` (the binary codec, ``numpy.packbits`` order):
       tokens are ±1/√d; scored in integers against the same fixed-point query.
 
@@ -250,21 +252,26 @@ class _Scorer:
             self.qt = np.ascontiguousarray(padded.reshape(-1, _LANES, d).transpose(0, 2, 1))  # (blocks, d, 32)
 
     def _prepare_fixed_point(self, padded: FloatArray) -> None:
-        """Q = round(q / s) with s = max|q_i| / 32,512 per token, split into signed bytes Q = 256·hi + lo."""
+        """Q = round(q / s) with s = max|q_i| / (127 · 65,536) per token (24-bit fixed point, as fine as float32's
+        significand), split into signed bytes Q = 65,536·hi + 256·mid + lo."""
         d = padded.shape[1]
         d4 = -(-d // 4)
-        top = np.abs(padded).max(axis=1)  # (n_lanes,)
-        self.q_scale: npt.NDArray[np.float64] = np.where(top > 0, top.astype(np.float64) / _Q_FIXED, 1.0)
-        fixed = np.zeros((self.n_lanes, d4 * 4), dtype=np.int32)  # (n_lanes, d4·4); padding dims are 0
-        fixed[:, :d] = np.clip(np.rint(padded / self.q_scale[:, None]), -_Q_FIXED, _Q_FIXED).astype(np.int32)
-        hi = np.floor_divide(fixed + 128, 256)  # (n_lanes, d4·4) in [-127, 127]
-        lo = fixed - 256 * hi  # in [-128, 127]
-        limbs = np.stack([hi, lo], axis=0).astype(np.int8)  # (2, n_lanes, d4·4)
-        limbs = limbs.reshape(2, -1, _LANES, d4, 4).transpose(1, 3, 0, 2, 4)  # (blocks, d4, 2, 32, 4)
+        top = np.abs(padded).max(axis=1).astype(np.float64)  # (n_lanes,)
+        self.q_scale: npt.NDArray[np.float64] = np.where(top > 0, top / _Q_FIXED, 1.0)  # (n_lanes,)
+        fixed = np.zeros((self.n_lanes, d4 * 4), dtype=np.int64)  # (n_lanes, d4·4); padding dims are 0
+        fixed[:, :d] = np.clip(np.rint(padded / self.q_scale[:, None]), -_Q_FIXED, _Q_FIXED)
+        lo = (fixed + 128) % 256 - 128  # [-128, 127]
+        rest = (fixed - lo) // 256
+        mid = (rest + 128) % 256 - 128
+        hi = (rest - mid) // 256  # [-127, 127]
+        limbs = np.stack([hi, mid, lo], axis=0).astype(np.int8)  # (3, n_lanes, d4·4)
+        limbs = limbs.reshape(3, -1, _LANES, d4, 4).transpose(1, 3, 0, 2, 4)  # (blocks, d4, 3, 32, 4)
         self.qi = np.ascontiguousarray(limbs)
-        self.q_sum: npt.NDArray[np.int64] = fixed.sum(axis=1, dtype=np.int64)  # (n_lanes,) ΣQ
+        self.q_sum: npt.NDArray[np.int64] = fixed.sum(axis=1)  # (n_lanes,) ΣQ
         offset = 128 if self.kind == "int8" else 0  # int8 codes enter the kernel as unsigned bytes, +128
-        self.corr = (offset * self.q_sum).astype(np.int32)  # (n_lanes,)
+        limb_sums = np.stack([hi, mid, lo], axis=0).sum(axis=2)  # (3, n_lanes)
+        corr = (offset * limb_sums).astype(np.int32).reshape(3, -1, _LANES).transpose(1, 0, 2)  # (blocks, 3, 32)
+        self.corr = np.ascontiguousarray(corr)
 
     def block_max(self, first: int, last: int) -> FloatArray:
         """(ΣLq, last − first): per query token, the max similarity over each document's tokens (empty: 0)."""
@@ -306,7 +313,7 @@ class _Scorer:
         tokens_f = np.ascontiguousarray(raw_np)
 
         def run_float(p0: int, p1: int) -> None:
-            scratch = np.empty(8 * d + 16, dtype=np.float32)
+            scratch = np.empty(16 * d + 16, dtype=np.float32)  # ≥ TILE rows (see the kernel)
             k.maxsim_float(
                 ptr(self.qt), self.n_lanes, d, ptr(tokens_f), kind_id, ptr(local), p0, p1, ptr(out), ptr(scratch)
             )
