@@ -61,14 +61,17 @@ def numpy_maxsim(q: np.ndarray, docs: np.ndarray, chunk: int = 256) -> np.ndarra
     return np.concatenate(out)
 
 
-def timed(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, np.ndarray]:
-    result = fn()  # warm-up (and the value to compare)
-    times = []
+def timed_rounds(fns: list[Callable[[], np.ndarray]], repeats: int) -> list[tuple[float, np.ndarray]]:
+    """Median seconds and result of each function: one warm-up call each, then ``repeats`` rounds that call every
+    function once in turn (so a burst of load on a shared machine hits all contestants alike)."""
+    results = [fn() for fn in fns]  # warm-up (and the values to compare)
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), result
+        for fn, seen in zip(fns, times, strict=True):
+            t = time.perf_counter()
+            fn()
+            seen.append(time.perf_counter() - t)
+    return [(statistics.median(seen), r) for seen, r in zip(times, results, strict=True)]
 
 
 def int8_rate(n: int = 4096, trials: int = 3, min_seconds: float = 0.3) -> float:
@@ -126,9 +129,6 @@ def main() -> None:
 
     # (name, seconds, scores, reference scores, peak key, executed ops per useful FLOP)
     rows: list[tuple[str, float, np.ndarray, np.ndarray, str, float]] = []
-    t, ref = timed(lambda: numpy_maxsim(q, docs), args.repeats)
-    ref64 = reference(q, PackedDocs.from_list(list(docs)))
-    rows.append(("numpy fp32 (matmul + max + sum)", t, ref, ref64, "float32", 1.0))
     contestants: list[tuple[str, PackedDocs, str, float]] = []
     for codec in Codec:
         blobs = [encode(p, codec) for p in docs]
@@ -139,13 +139,20 @@ def main() -> None:
             (f"ours {codec.value} storage", packed, "int8" if integer else "float32", 3.0 if integer else 1.0)
         )
     contestants.append(("ours bfloat16 storage", PackedDocs.from_list(list(docs), dtype="bfloat16"), "float32", 1.0))
-    for name, packed, peak, ops in contestants:
-        t, s = timed(lambda packed=packed: maxsim(q, packed)[0], args.repeats)
+    fns: list[Callable[[], np.ndarray]] = [lambda: numpy_maxsim(q, docs)]
+    fns += [lambda packed=packed: maxsim(q, packed)[0] for _, packed, _, _ in contestants]
+    timings = timed_rounds(fns, args.repeats)
+    ref64 = reference(q, PackedDocs.from_list(list(docs)))
+    rows.append(("numpy fp32 (matmul + max + sum)", *timings[0], ref64, "float32", 1.0))
+    for (name, packed, peak, ops), (t, s) in zip(contestants, timings[1:], strict=True):
         rows.append((name, t, s, reference(q, packed), peak, ops))
-    if args.fallback:  # the same calls without the compiled kernel: block decode to float32 + torch GEMM
+    if args.fallback:  # the same calls without the compiled kernel: runs of pages decoded to float32 + torch GEMM
         _kernel.enabled = False
-        for name, packed, _, _ in contestants[1:3]:
-            t, s = timed(lambda packed=packed: maxsim(q, packed)[0], args.repeats)
+        chosen = contestants[1:3]  # float16, int8
+        fallback = timed_rounds(
+            [lambda packed=packed: maxsim(q, packed)[0] for _, packed, _, _ in chosen], args.repeats
+        )
+        for (name, packed, _, _), (t, s) in zip(chosen, fallback, strict=True):
             rows.append((f"{name} (torch fallback)", t, s, reference(q, packed), "float32", 1.0))
         _kernel.enabled = True
     if not args.no_colpali:
