@@ -13,10 +13,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from colbert.errors import IndexFormatError
-from colbert.quantize import Codec, decode
+from colbert.errors import CodecError, IndexFormatError
 from colbert.scoring import PackedDocs, maxsim
 from colbert.store import CollectionConfig, canonical_json
 
@@ -48,19 +46,12 @@ class PageScorer:
         return best_ids[order], best_scores[order]
 
     def _packed(self, counts: list[int], blobs: list[bytes]) -> PackedDocs:
-        """The block's pages as one token matrix; float32/float16 bytes are used as stored (no per-page
-        decode: maxsim upcasts float16 block by block), int8/binary are decoded page by page."""
-        d, codec = self._config.multivector_dim, Codec(self._config.codec)
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # (P + 1,)
-        if codec in (Codec.FLOAT32, Codec.FLOAT16):
-            dtype = np.float32 if codec is Codec.FLOAT32 else np.float16
-            expected = int(offsets[-1]) * d * np.dtype(dtype).itemsize
-            joined = bytearray().join(blobs)  # writable, so maxsim can hand it to torch without a copy
-            if len(joined) != expected:
-                raise IndexFormatError(f"stored {codec} blobs hold {len(joined)} bytes, expected {expected}")
-            tokens: npt.NDArray[np.floating] = np.frombuffer(joined, dtype=dtype).reshape(-1, d)  # type: ignore[assignment]  # (T, d)
-            return PackedDocs(tokens, offsets)
-        return PackedDocs.from_list([decode(b, n, d, codec) for n, b in zip(counts, blobs, strict=True)])
+        """The block's pages as one packed matrix of their stored values, without decoding: maxsim widens
+        float16 and multiplies int8 codes / binary bits in its kernel (exact with respect to the stored values)."""
+        try:
+            return PackedDocs.from_encoded(counts, blobs, self._config.multivector_dim, self._config.codec)
+        except CodecError as exc:
+            raise IndexFormatError(f"stored {self._config.codec} blobs: {exc}") from exc
 
     def _blocks(
         self, conn: sqlite3.Connection, page_ids: np.ndarray | None

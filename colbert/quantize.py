@@ -100,6 +100,6 @@ def decode(data: bytes | bytearray | memoryview, n: int, d: int, codec: Codec | 
         scale = np.frombuffer(buf[: 4 * n], dtype=np.float32)  # (n,)
         q = np.frombuffer(buf[4 * n :], dtype=np.int8).reshape(n, d)  # (n, d)
         return (q.astype(np.float32) * scale[:, None]).astype(np.float32)
-    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8).reshape(n, -1), axis=1)[:, :d]  # (n, d) 0/1
+    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8).reshape(n, (d + 7) // 8), axis=1)[:, :d]  # (n, d) 0/1
     signs = bits.astype(np.float32) * 2.0 - 1.0  # (n, d) ±1
     return (signs / np.float32(np.sqrt(d))).astype(np.float32)

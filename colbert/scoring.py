@@ -2,10 +2,15 @@
 
 MaxSim(q, D) = Σ_i max_j ⟨q_i, d_j⟩ over the query's tokens i and the document's tokens j.
 
-The documents are packed into one contiguous token matrix with offsets (:class:`PackedDocs`). Scoring walks it in
-blocks of at most ``block_tokens`` tokens: one GEMM of all query tokens against the block, a segmented max per
-document (``numpy.maximum.reduceat``), a segmented sum per query. The (Q × N × Lq × Ld) block is never built; the
-largest temporary is ΣLq × block_tokens floats (32 × 65,536 × 4 B = 8 MiB by default), whatever the corpus size.
+The documents are packed into one contiguous token matrix with offsets (:class:`PackedDocs`), in their storage
+codec (float32, float16, bfloat16, int8 codes + scales, binary sign bits). Scoring walks it in blocks of at most
+``block_tokens`` tokens; a fused compiled kernel (``_maxsim_kernel.c``, see :mod:`colbert._kernel`) reads each
+stored token once and keeps a running max per query token in registers, so no similarity matrix is built and no
+float32 copy of float16/int8/binary pages is made. The scores are exact with respect to the stored values to
+float32 precision (int8 and binary: the query enters in 24-bit fixed point, as fine as float32's significand).
+Without a C compiler, runs of a few pages are decoded to float32 and scored with torch GEMMs, a segmented max per
+document and a segmented sum per query; the largest temporary is then ΣLq × block_tokens floats (32 × 65,536 × 4 B
+= 8 MiB by default). Memory never depends on the corpus size.
 
 Worked example (hand-computed): q = [[1, 0], [0, 1]], d = [[0.5, 0.5], [1, 0], [0, -1]].
 Token 1 of q: max(0.5, 1, 0) = 1; token 2: max(0.5, 0, -1) = 0.5; MaxSim = 1.5.
@@ -28,26 +33,50 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from colbert.errors import InvalidDocumentError, InvalidQueryError
+from colbert import _kernel
+from colbert.errors import CodecError, InvalidDocumentError, InvalidQueryError
+from colbert.quantize import Codec, bytes_per_row
 
 __all__ = ["PackedDocs", "maxsim", "similarity_map"]
 
 FloatArray = npt.NDArray[np.float32]
-_MAX_SCORE_ELEMENTS = 1 << 21  # bound on ΣLq × block tokens per GEMM (8 MiB of float32 scores)
+_MAX_SCORE_ELEMENTS = 1 << 21  # bound on ΣLq × block tokens per block (8 MiB of float32 scores in the fallback)
+_Q_FIXED = 127 * 65536  # integer kernels: the query as Q = 65,536·hi + 256·mid + lo, |Q| ≤ 8,323,072
+_LANES = 32  # query tokens per kernel block
+_FALLBACK_RUN_TOKENS = 4096  # torch fallback: pages decoded and scored together (2 MiB of float32 at d = 128)
 
 
 @dataclass(frozen=True, slots=True)
 class PackedDocs:
-    """N documents as one (T, d) token matrix plus (N + 1,) offsets; doc i is ``tokens[offsets[i]:offsets[i + 1]]``.
-    Empty documents are allowed (they score 0).
+    """N documents as one token matrix plus (N + 1,) offsets; doc i is ``tokens[offsets[i]:offsets[i + 1]]``.
+    Empty documents are allowed (they score 0). Every storage is scored exactly with respect to the stored
+    values (float32 accumulation); the storage sets the precision:
 
-    ``tokens``: numpy float32 (scored exactly), numpy float16 (scored in float32: exact up to the storage
-    rounding), or a torch bfloat16 tensor (``dtype="bfloat16"``; scored with bf16 GEMMs, ~5× the fp32 GEMM rate
-    on AVX-512 BF16 CPUs; each similarity rounded to bf16, so a 32-token score moves by ≲ 0.02).
+    * numpy float32 ``(T, d)``: exact.
+    * numpy float16 ``(T, d)``: widened to float32 inside the kernel (no float32 copy of the corpus).
+    * torch bfloat16 ``(T, d)`` (``dtype="bfloat16"``): each stored component rounded to bf16 (relative 2⁻⁹),
+      widened exactly; no faster than float16 and less precise for unit rows, kept for bf16 producers.
+    * numpy int8 ``(T, d)`` codes with ``scales`` ``(T,)`` float32 (the :mod:`colbert.quantize` int8 codec: a
+      token is ``codes · scale``): the codes are multiplied in integers with the query in 24-bit fixed point
+      (per-query-token scale, error ≤ max|q_i|/16.6M per component, like float32's rounding), the token scale is
+      applied before the max.
+    * numpy uint8 ``(T, ceil(d / 8))`` sign bits with ``dims = d`` (the binary codec, ``numpy.packbits`` order):
+      tokens are ±1/√d; scored in integers against the same fixed-point query.
+
+    Without a C compiler the same values are decoded block by block to float32 and scored with torch GEMMs.
     """
 
-    tokens: npt.NDArray[np.floating] | torch.Tensor
+    tokens: npt.NDArray[np.generic] | torch.Tensor
     offsets: npt.NDArray[np.int64]
+    scales: FloatArray | None = None
+    dims: int | None = None
+
+    def __post_init__(self) -> None:
+        kind = _kind(self.tokens)
+        if kind == "int8" and (self.scales is None or self.scales.shape != (self.tokens.shape[0],)):
+            raise InvalidDocumentError("int8 tokens need scales of shape (T,)")
+        if kind == "binary" and (self.dims is None or (self.dims + 7) // 8 != self.tokens.shape[1]):
+            raise InvalidDocumentError("binary tokens (T, ceil(d/8)) need dims = d")
 
     @classmethod
     def from_list(cls, docs: Sequence[npt.ArrayLike], *, dtype: npt.DTypeLike | str = np.float32) -> PackedDocs:
@@ -65,12 +94,63 @@ class PackedDocs:
         tokens = np.concatenate(arrays, axis=0).astype(dtype, copy=False)  # (T, d)
         return cls(np.ascontiguousarray(tokens), offsets)
 
+    @classmethod
+    def from_encoded(cls, counts: Sequence[int], blobs: Sequence[bytes], d: int, codec: Codec | str) -> PackedDocs:
+        """Pages stored by :func:`colbert.quantize.encode` (page i: ``counts[i]`` rows in ``blobs[i]``), packed
+        without decoding: the values scored are exactly ``decode(blob)``'s."""
+        c = Codec(codec)
+        counts_arr = np.asarray(counts, dtype=np.int64).reshape(-1)  # (P,)
+        offsets = np.concatenate([[0], np.cumsum(counts_arr)]).astype(np.int64)  # (P + 1,)
+        n_rows = int(offsets[-1])
+        sizes = [len(b) for b in blobs]
+        row_bytes = bytes_per_row(c, d)
+        if len(sizes) != counts_arr.size or any(s != n * row_bytes for s, n in zip(sizes, counts, strict=True)):
+            raise CodecError(f"{c.value} blobs do not hold counts × {bytes_per_row(c, d)} bytes")
+        if c is Codec.INT8:  # blob: n float32 scales, then n × d codes
+            scales = [np.frombuffer(b, dtype=np.float32, count=n) for b, n in zip(blobs, counts, strict=True)]
+            codes = [np.frombuffer(b, dtype=np.int8, offset=4 * n) for b, n in zip(blobs, counts, strict=True)]
+            cat_scales = np.concatenate([np.zeros(0, np.float32), *scales])  # (T,)
+            cat_codes = np.concatenate([np.zeros(0, np.int8), *codes]).reshape(n_rows, d)  # (T, d)
+            return cls(cat_codes, offsets, scales=cat_scales)
+        joined = np.frombuffer(bytearray().join(blobs), dtype=np.uint8)  # one writable copy of the blobs
+        if c is Codec.BINARY:
+            return cls(joined.reshape(n_rows, (d + 7) // 8), offsets, dims=d)
+        dtype = np.float32 if c is Codec.FLOAT32 else np.float16
+        return cls(joined.view(dtype).reshape(n_rows, d), offsets)
+
     def __len__(self) -> int:
         return int(self.offsets.shape[0] - 1)
 
     @property
     def dim(self) -> int:
-        return int(self.tokens.shape[1])
+        return int(self.dims) if self.dims is not None else int(self.tokens.shape[1])
+
+    def decoded(self, lo: int, hi: int) -> torch.Tensor:
+        """Rows [lo, hi) as float32 (T', d): the exact values that are scored."""
+        tok = self.tokens[lo:hi]
+        kind = _kind(self.tokens)
+        if kind == "binary":
+            bits = np.unpackbits(np.asarray(tok), axis=1)[:, : self.dim]  # (T', d) 0/1
+            signs = bits.astype(np.float32) * 2.0 - 1.0
+            return torch.from_numpy((signs / np.float32(np.sqrt(self.dim))).astype(np.float32))
+        if kind == "int8":
+            assert self.scales is not None
+            return torch.from_numpy(np.asarray(tok).astype(np.float32) * self.scales[lo:hi, None])
+        t = tok if isinstance(tok, torch.Tensor) else torch.from_numpy(np.asarray(tok))
+        return t.to(torch.float32)
+
+
+def _kind(tokens: npt.NDArray[np.generic] | torch.Tensor) -> str:
+    if isinstance(tokens, torch.Tensor):
+        if tokens.dtype == torch.bfloat16:
+            return "bfloat16"
+        return "float32" if tokens.dtype == torch.float32 else "float"
+    dt = np.asarray(tokens).dtype
+    if dt == np.int8:
+        return "int8"
+    if dt == np.uint8:
+        return "binary"
+    return {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16"}.get(dt, "float")
 
 
 def _shapes(arrays: Sequence[np.ndarray]) -> list[tuple[int, ...]]:
@@ -119,7 +199,7 @@ def maxsim(
 
     ``queries``: one (Lq, d) array, a list of (Lq_i, d) arrays, or a padded (B, Lq, d) array with ``query_mask``.
     ``documents``: a list of (Ld_j, d) arrays, a :class:`PackedDocs`, or a padded (N, Ld, d) array with
-    ``document_mask``. Float16 documents are scored without a float32 copy of the corpus (block by block).
+    ``document_mask``. Stored codecs are scored without a float32 copy of the corpus (see :class:`PackedDocs`).
     """
     qs = _as_queries(queries, query_mask)
     docs = _as_packed(documents, document_mask)
@@ -132,11 +212,12 @@ def maxsim(
         if q.shape[1] != d:
             raise InvalidQueryError(f"query dimension {q.shape[1]} does not match documents' {d}")
     q_len = np.array([q.shape[0] for q in qs], dtype=np.int64)  # (Q,)
-    q_all = torch.from_numpy(np.ascontiguousarray(np.concatenate(qs, axis=0)))  # (ΣLq, d)
+    q_all = np.ascontiguousarray(np.concatenate(qs, axis=0), dtype=np.float32)  # (ΣLq, d)
     q_starts = np.concatenate([[0], np.cumsum(q_len)[:-1]])  # (Q,)
     has_tokens = q_len > 0  # (Q,) empty queries score 0
     if not has_tokens.any():
         return scores
+    scorer = _Scorer(q_all, docs)
     budget = block_tokens or max(1024, _MAX_SCORE_ELEMENTS // max(1, int(q_all.shape[0])))
     offsets = docs.offsets
     lengths = np.diff(offsets)  # (N,)
@@ -145,37 +226,127 @@ def maxsim(
         # grow the block while it stays within the token budget (always at least one document)
         last = int(np.searchsorted(offsets, offsets[first] + budget, side="right")) - 1
         last = min(max(last, first + 1), n_docs)
-        lo, hi = int(offsets[first]), int(offsets[last])
         block = np.arange(first, last)
         nonempty = block[lengths[first:last] > 0]
-        if nonempty.size and hi > lo:
-            per_doc = _block_max(q_all, docs.tokens[lo:hi], offsets[first : last + 1] - lo, nonempty - first)
+        if nonempty.size:
+            per_doc = scorer.block_max(first, last)[:, nonempty - first]  # (ΣLq, nb)
             per_query = np.add.reduceat(per_doc, q_starts[has_tokens], axis=0)  # (Q', nb)
             scores[np.ix_(has_tokens, nonempty)] = per_query  # empty queries keep 0
         first = last
     return scores
 
 
-def _block_max(
-    q_all: torch.Tensor, tokens: npt.NDArray[np.floating] | torch.Tensor, bounds: np.ndarray, nonempty: np.ndarray
-) -> FloatArray:
-    """(ΣLq, nb) max over each non-empty document's tokens of the query-token similarities.
+class _Scorer:
+    """All query tokens against blocks of one PackedDocs: the compiled kernel when available, else torch."""
 
-    ``bounds`` (n + 1,) are the block's document offsets from 0; ``nonempty`` indexes its non-empty documents.
-    bfloat16 tokens are scored in bfloat16 (AVX-512 BF16 GEMM, float32 accumulation, scores rounded to bf16);
-    anything else in float32.
-    """
-    tok = tokens if isinstance(tokens, torch.Tensor) else torch.from_numpy(np.asarray(tokens))  # (Tb, d)
-    if tok.dtype == torch.bfloat16:
-        sim = torch.mm(q_all.to(torch.bfloat16), tok.T)  # (ΣLq, Tb) bf16
-    else:
-        sim = torch.mm(q_all, tok.to(torch.float32).T)  # (ΣLq, Tb) fp32
-    lengths = np.diff(bounds)  # (n,)
-    if lengths.size and (lengths == lengths[0]).all():  # equal-length pages: one strided max, no gather
-        per_doc = sim.view(sim.shape[0], lengths.size, int(lengths[0])).amax(dim=-1)  # (ΣLq, n)
-        return per_doc.to(torch.float32).numpy()
-    sim32 = sim.to(torch.float32).numpy()  # (ΣLq, Tb)
-    return np.maximum.reduceat(sim32, bounds[nonempty], axis=1)  # (ΣLq, nb)
+    def __init__(self, q_all: FloatArray, docs: PackedDocs) -> None:
+        self.q_all, self.docs, self.kind = q_all, docs, _kind(docs.tokens)
+        self.kernel = _kernel.kernel()
+        n, d = q_all.shape
+        self.n_lanes = -(-n // _LANES) * _LANES
+        padded = np.zeros((self.n_lanes, d), dtype=np.float32)  # (n_lanes, d)
+        padded[:n] = q_all
+        if self.kind in ("int8", "binary"):
+            self._prepare_fixed_point(padded)
+        else:
+            self.qt = np.ascontiguousarray(padded.reshape(-1, _LANES, d).transpose(0, 2, 1))  # (blocks, d, 32)
+
+    def _prepare_fixed_point(self, padded: FloatArray) -> None:
+        """Q = round(q / s) with s = max|q_i| / (127 · 65,536) per token (24-bit fixed point, as fine as float32's
+        significand), split into signed bytes Q = 65,536·hi + 256·mid + lo."""
+        d = padded.shape[1]
+        d4 = -(-d // 4)
+        top = np.abs(padded).max(axis=1).astype(np.float64)  # (n_lanes,)
+        self.q_scale: npt.NDArray[np.float64] = np.where(top > 0, top / _Q_FIXED, 1.0)  # (n_lanes,)
+        fixed = np.zeros((self.n_lanes, d4 * 4), dtype=np.int64)  # (n_lanes, d4·4); padding dims are 0
+        fixed[:, :d] = np.clip(np.rint(padded / self.q_scale[:, None]), -_Q_FIXED, _Q_FIXED)
+        lo = (fixed + 128) % 256 - 128  # [-128, 127]
+        rest = (fixed - lo) // 256
+        mid = (rest + 128) % 256 - 128
+        hi = (rest - mid) // 256  # [-127, 127]
+        limbs = np.stack([hi, mid, lo], axis=0).astype(np.int8)  # (3, n_lanes, d4·4)
+        limbs = limbs.reshape(3, -1, _LANES, d4, 4).transpose(1, 3, 0, 2, 4)  # (blocks, d4, 3, 32, 4)
+        self.qi = np.ascontiguousarray(limbs)
+        self.q_sum: npt.NDArray[np.int64] = fixed.sum(axis=1)  # (n_lanes,) ΣQ
+        offset = 128 if self.kind == "int8" else 0  # int8 codes enter the kernel as unsigned bytes, +128
+        limb_sums = np.stack([hi, mid, lo], axis=0).sum(axis=2)  # (3, n_lanes)
+        corr = (offset * limb_sums).astype(np.int32).reshape(3, -1, _LANES).transpose(1, 0, 2)  # (blocks, 3, 32)
+        self.corr = np.ascontiguousarray(corr)
+
+    def block_max(self, first: int, last: int) -> FloatArray:
+        """(ΣLq, last − first): per query token, the max similarity over each document's tokens (empty: 0)."""
+        offsets = self.docs.offsets[first : last + 1]
+        lo, hi = int(offsets[0]), int(offsets[-1])
+        if self.kernel is None:
+            return self._torch_block_max(lo, hi, offsets - lo)
+        local = np.ascontiguousarray(offsets - lo, dtype=np.int64)  # (nb + 1,)
+        out = np.empty((last - first, self.n_lanes), dtype=np.float32)  # (nb, n_lanes)
+        d, k = self.docs.dim, self.kernel
+        ptr = _ptr
+        if self.kind in ("int8", "binary"):
+            tokens = np.ascontiguousarray(self.docs.tokens[lo:hi])
+            scales = None if self.docs.scales is None else np.ascontiguousarray(self.docs.scales[lo:hi])
+            kind_id = 0 if self.kind == "int8" else 1
+            scratch_bytes = 4 * (-(-d // 4) * 4) + 64
+
+            def run_int(p0: int, p1: int) -> None:
+                scratch = np.empty(scratch_bytes, dtype=np.uint8)
+                k.maxsim_int(
+                    ptr(self.qi), self.n_lanes, d, ptr(tokens), None if scales is None else ptr(scales), kind_id,
+                    ptr(self.corr), ptr(local), p0, p1, ptr(out), ptr(scratch),
+                )  # fmt: skip
+
+            _kernel.run_pages(local, run_int)
+            best = out[:, : self.q_all.shape[0]].T.astype(np.float64)  # (ΣLq, nb)
+            n = self.q_all.shape[0]
+            if self.kind == "int8":
+                return (best * self.q_scale[:n, None]).astype(np.float32)
+            unit = self.q_scale[:n, None] / float(np.float32(np.sqrt(d)))
+            return ((2.0 * best - self.q_sum[:n, None]) * unit).astype(np.float32)
+        raw = self.docs.tokens[lo:hi]
+        if isinstance(raw, torch.Tensor):
+            kind_id = 2 if raw.dtype == torch.bfloat16 else 0
+            raw_np = raw.contiguous().view(torch.int16).numpy() if kind_id == 2 else raw.to(torch.float32).numpy()
+        else:
+            kind_id = 1 if raw.dtype == np.float16 else 0
+            raw_np = raw if kind_id == 1 else np.asarray(raw, dtype=np.float32)
+        tokens_f = np.ascontiguousarray(raw_np)
+
+        def run_float(p0: int, p1: int) -> None:
+            scratch = np.empty(16 * d + 16, dtype=np.float32)  # ≥ TILE rows (see the kernel)
+            k.maxsim_float(
+                ptr(self.qt), self.n_lanes, d, ptr(tokens_f), kind_id, ptr(local), p0, p1, ptr(out), ptr(scratch)
+            )
+
+        _kernel.run_pages(local, run_float)
+        return np.ascontiguousarray(out[:, : self.q_all.shape[0]].T)
+
+    def _torch_block_max(self, lo: int, hi: int, bounds: np.ndarray) -> FloatArray:
+        """Fallback: decode cache-sized runs of pages (≈ 4,096 tokens, at least one page) to float32 and GEMM each
+        right away; the largest temporaries are ΣLq × block tokens and one run's float32 copy."""
+        lengths = np.diff(bounds)  # (nb,)
+        out = np.zeros((self.q_all.shape[0], lengths.size), dtype=np.float32)  # (ΣLq, nb)
+        q = torch.from_numpy(self.q_all)  # (ΣLq, d)
+        first = 0
+        while first < lengths.size:
+            last = int(np.searchsorted(bounds, bounds[first] + _FALLBACK_RUN_TOKENS, side="right")) - 1
+            last = min(max(last, first + 1), lengths.size)
+            a, b = int(bounds[first]), int(bounds[last])
+            run = lengths[first:last]  # (nr,)
+            if b > a:
+                sim = torch.mm(q, self.docs.decoded(lo + a, lo + b).T)  # (ΣLq, Tr)
+                if (run == run[0]).all():  # equal-length pages: one strided max, no gather
+                    out[:, first:last] = sim.view(sim.shape[0], run.size, int(run[0])).amax(dim=-1).numpy()
+                else:
+                    nonempty = np.flatnonzero(run > 0)
+                    starts = bounds[first:last][nonempty] - a
+                    out[:, first + nonempty] = np.maximum.reduceat(sim.numpy(), starts, axis=1)
+            first = last
+        return out
+
+
+def _ptr(a: np.ndarray) -> int:
+    return int(a.ctypes.data)
 
 
 def similarity_map(query: npt.ArrayLike, page: npt.ArrayLike) -> FloatArray:

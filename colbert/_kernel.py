@@ -1,0 +1,137 @@
+"""The fused MaxSim kernels (``_maxsim_kernel.c``): built with the system C compiler on first use, loaded with ctypes.
+
+The shared object is cached under :data:`cache_dir` (``~/.cache/jev4-serve``), keyed by the source, the compiler
+flags and the CPU's feature flags, and written atomically (concurrent first uses are safe). Built with ``cc
+-march=native``: AVX-512 (F/BW/VNNI/F16C) machines get the vector kernels, others portable C of the same
+arithmetic. Where no compiler works (or the cache is not writable), :func:`kernel` returns ``None`` and scoring
+falls back to torch GEMMs of the decoded values; setting :data:`enabled` to False forces that fallback.
+
+ctypes releases the GIL during the call, so :func:`run_pages` splits the pages over a thread pool of
+``torch.get_num_threads()`` workers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import itertools
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+__all__ = ["Kernel", "kernel", "run_pages"]
+
+log = logging.getLogger(__name__)
+_SOURCE = Path(__file__).with_name("_maxsim_kernel.c")
+_FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-fno-math-errno")
+_P = ctypes.c_void_p
+_I64 = ctypes.c_int64
+_INT = ctypes.c_int
+
+
+class Kernel:
+    """The loaded shared object's entry points (see ``_maxsim_kernel.c`` for layouts)."""
+
+    def __init__(self, lib: ctypes.CDLL, path: Path) -> None:
+        self.path = path
+        self.maxsim_float = lib.maxsim_float
+        self.maxsim_float.restype = None
+        self.maxsim_float.argtypes = [_P, _INT, _INT, _P, _INT, _P, _I64, _I64, _P, _P]
+        self.maxsim_int = lib.maxsim_int
+        self.maxsim_int.restype = None
+        self.maxsim_int.argtypes = [_P, _INT, _INT, _P, _P, _INT, _P, _P, _I64, _I64, _P, _P]
+        lib.maxsim_has_avx512.restype = _INT
+        self.avx512 = bool(lib.maxsim_has_avx512())
+        lib.maxsim_init.restype = None
+        lib.maxsim_init()
+
+
+enabled = True  # False: always the torch fallback
+cache_dir = Path.home() / ".cache" / "jev4-serve"
+compiler = "cc"
+_lock = threading.Lock()
+_loaded: dict[tuple[str, ...], Kernel | None] = {}
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _build(flags: tuple[str, ...]) -> Kernel | None:
+    if shutil.which(compiler) is None:
+        log.info("no C compiler (%s): MaxSim uses the torch fallback", compiler)
+        return None
+    source = _SOURCE.read_bytes()
+    key = hashlib.sha256(source + repr(flags).encode() + _cpu_flags().encode() + compiler.encode()).hexdigest()[:16]
+    target = cache_dir / f"maxsim-{key}.so"
+    try:
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+                built = Path(tmp) / target.name
+                cmd = [compiler, *flags, "-o", str(built), str(_SOURCE), "-lm"]
+                result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if result.returncode != 0:
+                    log.warning("building the MaxSim kernel failed (torch fallback): %s", result.stderr[-2000:])
+                    return None
+                os.replace(built, target)  # atomic: a concurrent builder writes the same bytes
+        return Kernel(ctypes.CDLL(str(target)), target)
+    except OSError as exc:
+        log.warning("building or loading the MaxSim kernel failed (torch fallback): %s", exc)
+        return None
+
+
+def kernel(flags: tuple[str, ...] = _FLAGS) -> Kernel | None:
+    """The compiled kernels (built once per process and flags), or None when unavailable or disabled."""
+    if not enabled:
+        return None
+    with _lock:
+        if flags not in _loaded:
+            _loaded[flags] = _build(flags)
+        return _loaded[flags]
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+
+def run_pages(
+    offsets: npt.NDArray[np.int64], call: Callable[[int, int], None], *, min_tokens_per_thread: int = 8192
+) -> None:
+    """Run ``call(p0, p1)`` over contiguous page ranges covering all pages, split by token count across
+    ``torch.get_num_threads()`` threads (one range in the calling thread when the work is small)."""
+    global _pool, _pool_size
+    n_pages = int(offsets.shape[0] - 1)
+    total = int(offsets[-1] - offsets[0])
+    threads = max(1, min(torch.get_num_threads(), n_pages, total // min_tokens_per_thread))
+    if threads == 1:
+        call(0, n_pages)
+        return
+    cuts = np.searchsorted(offsets, offsets[0] + np.linspace(0, total, threads + 1)[1:-1]).tolist()
+    bounds = [0, *[int(c) for c in cuts], n_pages]
+    ranges = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+    with _lock:
+        if _pool is None or _pool_size < len(ranges):
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool, _pool_size = ThreadPoolExecutor(len(ranges), thread_name_prefix="maxsim"), len(ranges)
+        pool = _pool
+    for future in [pool.submit(call, a, b) for a, b in ranges]:
+        future.result()
