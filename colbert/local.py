@@ -17,6 +17,11 @@ Why SQLite (stdlib) and this layout:
   cosine top-K over it costs milliseconds at 100k pages. Only the K candidates' multi-vector blobs are read
   (one query) and scored by exact MaxSim (:func:`colbert.scoring.maxsim`); the rest stay on disk (or in the
   OS page cache), so memory per page is ``dense_dim × 4`` bytes plus 9 bytes of bookkeeping.
+* **Pooled first stage** (``search(first_stage="pooled")``, format version 2): each page also stores a sketch
+  of ``sketch_vectors`` k-means centroids of its tokens (:mod:`colbert._sketch`), held in memory as bf16
+  (``sketch_vectors × multivector_dim × 2`` bytes per page, 2 KiB at 8 × 128). Candidates are chosen by
+  approximate MaxSim of the query's tokens against the sketches, which tracks exact MaxSim far more closely
+  than one dense vector does; ``prefetch`` optionally narrows the sketch scan to the dense top-``prefetch``.
 * **Filters before ranking.** Equality filters select the matching pages through an indexed postings table
   (``doc_fields``) and the first stage ranks only those, so k results come back however selective the
   filter is.
@@ -44,6 +49,7 @@ import numpy as np
 from colbert import _schema
 from colbert._dense import DenseSnapshot
 from colbert._local_scan import PageScorer, filter_sql
+from colbert._sketch import page_sketch, to_bf16_bits
 from colbert.errors import DocumentExistsError, IndexFormatError, InvalidQueryError, StoreClosedError
 from colbert.pooling import pool_tokens
 from colbert.quantize import decode, encode
@@ -70,7 +76,8 @@ class LocalOptions:
     synchronous: str = "FULL"  # FULL: survives power loss; NORMAL: survives kill -9 (see module docstring)
     busy_timeout_s: float = 30.0  # how long a writer waits for another process's write transaction
     mmap_bytes: int = 1 << 31  # SQLite mmap window (capped by SQLite at 2 GiB in CPython's build; 0: off)
-    page_size: int = 8192  # SQLite page size, fixed at creation
+    page_size: int = 65536  # SQLite page size, fixed at creation (64 KiB: a 256 KiB blob is 4 overflow pages)
+    sketch_vectors: int = _schema.DEFAULT_SKETCH_VECTORS  # pooled first-stage centroids per page, fixed at creation
     scan_block_pages: int = 128  # pages decoded and scored at a time (bounds search memory)
     deletions_retained: int = 100_000  # deletion log rows kept for incremental refresh of other handles
     limits: StoreLimits = field(default_factory=StoreLimits)
@@ -78,8 +85,8 @@ class LocalOptions:
     def __post_init__(self) -> None:
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {self.synchronous!r}")
-        if self.scan_block_pages < 1 or self.deletions_retained < 1:
-            raise ValueError("scan_block_pages and deletions_retained must be >= 1")
+        if self.scan_block_pages < 1 or self.deletions_retained < 1 or self.sketch_vectors < 1:
+            raise ValueError("scan_block_pages, deletions_retained and sketch_vectors must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,7 @@ class LocalStats:
     pages: int
     vectors: int  # stored (pooled) multi-vector rows
     blob_bytes: int  # codec'd multi-vector bytes, without SQLite's page overhead
-    memory_bytes: int  # the in-memory dense first stage (matrix + ids + live mask) of this handle
+    memory_bytes: int  # the in-memory first stages (dense matrix + sketches + ids + live mask) of this handle
 
 
 class LocalStore:
@@ -109,6 +116,7 @@ class LocalStore:
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
         self._writer = self._connect()
+        self.sketch_vectors = _schema.read_sketch_vectors(self._writer, self._path)
         self._scorer = PageScorer(config, options.scan_block_pages)
         self._snapshot: DenseSnapshot | None = None
         with self._read() as conn:
@@ -125,7 +133,7 @@ class LocalStore:
             raise IndexFormatError(f"{path} already exists")
         conn = _schema.connect(path, synchronous="FULL", busy_timeout_s=options.busy_timeout_s, mmap_bytes=0)
         try:
-            _schema.create_schema(conn, config, page_size=options.page_size)
+            _schema.create_schema(conn, config, page_size=options.page_size, sketch_vectors=options.sketch_vectors)
         finally:
             conn.close()
         return cls(directory, config, options)
@@ -173,12 +181,13 @@ class LocalStore:
                 "INSERT INTO documents (doc_id, num_pages, metadata, created_at) VALUES (?, ?, ?, ?)",
                 (doc_id, len(rows), canonical_json(meta), created),
             )
-            for page, page_meta, dense, n, blob in rows:
+            for page, page_meta, dense, n, blob, sketch in rows:
                 cur = conn.execute(
                     "INSERT INTO pages (doc_id, page, metadata, dense) VALUES (?, ?, ?, ?)",
                     (doc_id, page, page_meta, dense),
                 )
                 conn.execute("INSERT INTO multivectors (page_id, n, data) VALUES (?, ?, ?)", (cur.lastrowid, n, blob))
+                conn.execute("INSERT INTO sketches (page_id, data) VALUES (?, ?)", (cur.lastrowid, sketch))
             conn.executemany(
                 "INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)",
                 [(k, canonical_json(v), doc_id) for k, v in meta.items() if isinstance(v, str | int)],
@@ -192,18 +201,20 @@ class LocalStore:
         with self._write() as conn:
             return self._delete_rows(conn, doc_id)
 
-    def _page_row(self, record: PageRecord) -> tuple[int, str, bytes, int, bytes]:
+    def _page_row(self, record: PageRecord) -> tuple[int, str, bytes, int, bytes, bytes]:
         mv = record.multivector  # (n, d) float32
         if self.config.pool_factor > 1:
             mv = pool_tokens(mv, self.config.pool_factor)  # (m, d), m ≈ n / pool_factor
         dense = record.dense / np.linalg.norm(record.dense)  # (dense_dim,) unit
         blob = encode(np.ascontiguousarray(mv, dtype=np.float32), self.config.codec)
+        sketch = page_sketch(mv, self.sketch_vectors).astype(np.float16).tobytes()  # (k, d) float16
         meta = canonical_json(dict(record.metadata))
-        return record.page, meta, dense.astype(np.float32).tobytes(), int(mv.shape[0]), blob
+        return record.page, meta, dense.astype(np.float32).tobytes(), int(mv.shape[0]), blob, sketch
 
     def _delete_rows(self, conn: sqlite3.Connection, doc_id: str) -> bool:
         ids = [r[0] for r in conn.execute("SELECT id FROM pages WHERE doc_id = ?", (doc_id,))]
         conn.execute("DELETE FROM multivectors WHERE page_id IN (SELECT id FROM pages WHERE doc_id = ?)", (doc_id,))
+        conn.execute("DELETE FROM sketches WHERE page_id IN (SELECT id FROM pages WHERE doc_id = ?)", (doc_id,))
         conn.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
         conn.execute("DELETE FROM doc_fields WHERE doc_id = ?", (doc_id,))
         gone = conn.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,)).rowcount > 0
@@ -250,7 +261,7 @@ class LocalStore:
                 "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(length(data)), 0) FROM multivectors"
             ).fetchone()
             docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-        memory = snap.matrix.nbytes + snap.ids.nbytes + snap.alive.nbytes
+        memory = snap.matrix.nbytes + snap.sketch.nbytes + snap.ids.nbytes + snap.alive.nbytes
         return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), int(memory))
 
     def get_page(self, doc_id: str, page: int) -> PageRecord | None:
@@ -276,19 +287,43 @@ class LocalStore:
         filter: Mapping[str, Any] | None = None,
         candidates: int = 200,
         exhaustive: bool = False,
+        first_stage: str = "dense",
+        prefetch: int | None = None,
     ) -> list[Hit]:
-        """Top-k pages by exact MaxSim among the dense first stage's ``candidates`` (all if exhaustive)."""
+        """Top-k pages by exact MaxSim among the first stage's ``candidates`` (every page if exhaustive).
+
+        ``first_stage``:
+
+        * ``"dense"`` (the store contract): the ``candidates`` pages nearest ``query_dense`` by cosine; with
+          ``query_dense=None`` every page is scored exactly (as ``exhaustive=True``).
+        * ``"pooled"``: the ``candidates`` pages with the best approximate MaxSim of ``query_multivector``
+          against their sketches (:mod:`colbert._sketch`). Sketches are scored for the ``prefetch`` pages
+          nearest ``query_dense`` when both are given, else for every (matching) page.
+
+        Equality ``filter`` s restrict every stage to the matching pages.
+        """
         limits = self.options.limits
         q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
         equal = validate_filter(filter)
+        if first_stage not in ("dense", "pooled"):
+            raise InvalidQueryError(f"first_stage must be 'dense' or 'pooled', got {first_stage!r}")
+        if prefetch is not None and (
+            isinstance(prefetch, bool) or not isinstance(prefetch, int) or not candidates <= prefetch
+        ):
+            raise InvalidQueryError(f"prefetch must be None or an int >= candidates ({candidates}), got {prefetch!r}")
         with self._read() as conn:
             snap = self._snapshot_for(conn)
             allowed = self._filtered_ids(conn, equal) if equal else None
-            if exhaustive or dense is None:
+            rows = None if allowed is None else snap.rows_of(allowed)
+            if exhaustive or (dense is None and first_stage == "dense"):
                 ids, scores = self._scorer.top(conn, q, k, allowed)
-            else:
-                rows = None if allowed is None else snap.rows_of(allowed)
+            elif first_stage == "dense" and dense is not None:
                 chosen = snap.top(dense, candidates, rows)  # (≤candidates,) page ids
+                ids, scores = self._scorer.top(conn, q, k, np.sort(chosen))
+            else:
+                if dense is not None and prefetch is not None:
+                    rows = snap.rows_of(np.sort(snap.top(dense, prefetch, rows)))  # (≤prefetch,) row indices
+                chosen = snap.top_pooled(q, candidates, rows)  # (≤candidates,) page ids
                 ids, scores = self._scorer.top(conn, q, k, np.sort(chosen))
             return self._hits(conn, ids, scores)
 
@@ -370,14 +405,15 @@ class LocalStore:
         dim = self.config.dense_dim
         if snap is not None and max_id <= snap.version[0] and max_del == snap.version[1]:
             return snap
+        width = self.sketch_vectors * self.config.multivector_dim
         if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
-            ids, matrix = _load_dense(conn, 0, dim)
-            snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix)
+            ids, matrix, sketch = _load_dense(conn, 0, dim, width)
+            snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix, sketch, self.sketch_vectors)
         else:
             dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
-            ids, matrix = _load_dense(conn, snap.version[0], dim)
+            ids, matrix, sketch = _load_dense(conn, snap.version[0], dim, width)
             version = (max(int(max_id), snap.version[0]), int(max_del))
-            snap = snap.apply(version, ids, matrix, dead)
+            snap = snap.apply(version, ids, matrix, dead, sketch)
         self._snapshot = snap
         return snap
 
@@ -396,12 +432,21 @@ class LocalStore:
         self.close()
 
 
-def _load_dense(conn: sqlite3.Connection, after_id: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ids (m,) ascending and unit dense rows (m, dim) of the pages with ``id > after_id``."""
-    rows = conn.execute("SELECT id, dense FROM pages WHERE id > ? ORDER BY id", (after_id,)).fetchall()
+def _load_dense(
+    conn: sqlite3.Connection, after_id: int, dim: int, sketch_width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ids (m,) ascending, unit dense rows (m, dim) and sketches (m, sketch_width) as bf16 bits of the pages
+    with ``id > after_id``."""
+    rows = conn.execute(
+        "SELECT p.id, p.dense, s.data FROM pages p JOIN sketches s ON s.page_id = p.id WHERE p.id > ? ORDER BY p.id",
+        (after_id,),
+    ).fetchall()
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))  # (m,)
     matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)  # (m, dim)
-    return ids, matrix
+    half = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16)  # (m · sketch_width,)
+    if half.size != len(rows) * sketch_width:
+        raise IndexFormatError(f"stored sketches hold {half.size} values, expected {len(rows) * sketch_width}")
+    return ids, matrix, to_bf16_bits(half).reshape(len(rows), sketch_width)
 
 
 def _check_page_window(offset: int, limit: int, limits: StoreLimits) -> None:
