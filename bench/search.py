@@ -141,7 +141,7 @@ class Run:
         n = store.count()[1]
         per_doc = a.pages_per_doc
 
-        def ours(first_stage: str, candidates: int | None) -> Callable[[int], list[int]]:
+        def ours(first_stage: str, candidates: int | None, groups: int | None) -> Callable[[int], list[int]]:
             def run_one(i: int) -> list[int]:
                 hits = store.search(
                     queries[i],
@@ -150,18 +150,24 @@ class Run:
                     candidates=candidates or a.k,
                     exhaustive=candidates is None,
                     first_stage=first_stage,
+                    query_groups=groups,
                 )
                 return [int(h.doc_id[1:]) * per_doc + h.page for h in hits]
 
             return run_one
 
-        plans: list[tuple[str, int | None]] = [("dense", int(c)) for c in a.candidates.split(",") if c]
-        plans += [("pooled", int(c)) for c in a.pooled.split(",") if c]
+        plans: list[tuple[str, int | None, int | None]] = [
+            ("dense", int(c), None) for c in a.candidates.split(",") if c
+        ]
+        plans += [("pooled", int(c), None) for c in a.pooled.split(",") if c]
+        plans += [("pooled", int(c), a.query_groups) for c in a.pooled_grouped.split(",") if c]
         if n <= a.exhaustive_max_pages:
-            plans.append(("dense", None))
-        for first_stage, candidates in plans:
+            plans.append(("dense", None, None))
+        for first_stage, candidates, groups in plans:
             label = "exhaustive" if candidates is None else f"{first_stage} first stage, {candidates} candidates"
-            self.time_plan("ours", n, label, ours(first_stage, candidates), saved["truth"], candidates is None)
+            label += f", query pooled to {groups}" if groups else ""
+            run_one = ours(first_stage, candidates, groups)
+            self.time_plan("ours", n, label, run_one, saved["truth"], candidates is None)
         self.rows.append(["ours", n, "ingest pages/s", f"{built['ours_ingest_pages_s']:.1f}"])
         stats = store.stats()
         sketch = store.sketch_vectors * a.dim * 2
@@ -247,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--candidates", default="100,200,400,800", help="dense first stage plans (ours and Edge)")
     p.add_argument("--pooled", default="50,100,200,400", help="pooled first stage plans (ours)")
     p.add_argument("--sketch-vectors", type=int, default=8, help="pooled centroids per page (ours)")
+    p.add_argument("--pooled-grouped", default="100,200,400", help="pooled plans with the query pooled too (ours)")
+    p.add_argument("--query-groups", type=int, default=8, help="query centroids in the --pooled-grouped plans")
     p.add_argument("--codec", default="float16", choices=[c.value for c in Codec])
     p.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     p.add_argument("--edge-pages", type=int, default=10_000, help="Qdrant Edge on the first N pages (0: skip)")

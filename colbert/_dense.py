@@ -145,10 +145,12 @@ class DenseSnapshot:
         matrix = self.matrix if rows is None else self.matrix[rows]  # (r, dim)
         return self._best(matrix @ query, count, rows)  # (r,) cosines
 
-    def top_pooled(self, query: np.ndarray, count: int, rows: np.ndarray | None = None) -> np.ndarray:
-        """Page ids of the ``count`` best live rows by approximate MaxSim of ``query`` (Lq, d) against the
-        sketches (:func:`colbert._sketch.sketch_scores`), best first; ``rows`` restricts the scan as in
-        :meth:`top`."""
+    def top_pooled(
+        self, query: np.ndarray, count: int, rows: np.ndarray | None = None, weights: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Page ids of the ``count`` best live rows by approximate MaxSim of ``query`` (Lq, d) (rows weighted by
+        ``weights``) against the sketches (:func:`colbert._sketch.sketch_scores`), best first; ``rows``
+        restricts the scan as in :meth:`top`."""
         if not self.sketch_k:
             raise ValueError("this snapshot holds no sketches")
         if rows is None:
@@ -156,7 +158,7 @@ class DenseSnapshot:
         else:
             rows = rows[self.alive[rows]]
         sketch = self.sketch if rows is None else self.sketch[rows]  # (r, k·d)
-        return self._best(sketch_scores(sketch, self.sketch_k, query), count, rows)
+        return self._best(sketch_scores(sketch, self.sketch_k, query, weights), count, rows)
 
     def _best(self, scores: np.ndarray, count: int, rows: np.ndarray | None) -> np.ndarray:
         r = scores.shape[0]

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-__all__ = ["from_bf16_bits", "page_sketch", "sketch_scores", "to_bf16_bits"]
+__all__ = ["from_bf16_bits", "page_sketch", "pool_query", "sketch_scores", "to_bf16_bits"]
 
 _ITERATIONS = 8
 _BLOCK_ELEMENTS = 1 << 21  # bound on block pages × k × Lq similarities per GEMM (8 MiB of fp32-equivalent)
@@ -89,10 +89,26 @@ def from_bf16_bits(bits: npt.NDArray[np.uint16]) -> torch.Tensor:
     return torch.from_numpy(bits.view(np.int16)).view(torch.bfloat16)
 
 
-def sketch_scores(sketches: npt.NDArray[np.uint16], k: int, query: npt.ArrayLike) -> npt.NDArray[np.float32]:
+def pool_query(query: npt.ArrayLike, groups: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """The query's tokens (Lq, d) as ``groups`` k-means centroids and their cluster sizes (groups,), for a
+    cheaper sketch scan: Σ_g size_g · max_c ⟨centroid_g, c⟩ approximates Σ_i max_c ⟨q_i, c⟩. A query of at most
+    ``groups`` tokens is returned as it is (weights 1)."""
+    q = np.ascontiguousarray(query, dtype=np.float32)  # (Lq, d)
+    if q.shape[0] <= groups:
+        return q, np.ones(q.shape[0], dtype=np.float32)
+    centroids = page_sketch(q, groups)  # (groups, d)
+    unit = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    assign = np.argmax(q @ unit.T, axis=1)  # (Lq,)
+    return centroids, np.bincount(assign, minlength=groups).astype(np.float32)
+
+
+def sketch_scores(
+    sketches: npt.NDArray[np.uint16], k: int, query: npt.ArrayLike, weights: npt.ArrayLike | None = None
+) -> npt.NDArray[np.float32]:
     """Approximate MaxSim of ``query`` (Lq, d) against each page's sketch: ``sketches`` (P, k·d) bf16 bits.
 
-    Returns (P,) float32. Pages are scored in blocks so at most ``_BLOCK_ELEMENTS`` similarities exist at once.
+    ``weights`` (Lq,): each query row's weight in the sum (default 1; see :func:`pool_query`). Returns (P,)
+    float32. Pages are scored in blocks so at most ``_BLOCK_ELEMENTS`` similarities exist at once.
     """
     q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32)).to(torch.bfloat16)  # (Lq, d)
     lq, d = q.shape
@@ -103,8 +119,10 @@ def sketch_scores(sketches: npt.NDArray[np.uint16], k: int, query: npt.ArrayLike
     flat = from_bf16_bits(np.ascontiguousarray(sketches)).view(pages * k, d)  # (P·k, d)
     block = max(1, _BLOCK_ELEMENTS // (k * lq))
     qt = q.T.contiguous()  # (d, Lq)
+    w = None if weights is None else torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32))  # (Lq,)
     for start in range(0, pages, block):
         stop = min(start + block, pages)
         sims = flat[start * k : stop * k] @ qt  # (b·k, Lq)
-        out[start:stop] = sims.view(stop - start, k, lq).amax(dim=1).sum(dim=1, dtype=torch.float32)
+        best = sims.view(stop - start, k, lq).amax(dim=1)  # (b, Lq)
+        out[start:stop] = best.sum(dim=1, dtype=torch.float32) if w is None else best.float() @ w
     return out.numpy()

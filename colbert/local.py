@@ -49,7 +49,7 @@ import numpy as np
 from colbert import _schema
 from colbert._dense import DenseSnapshot
 from colbert._local_scan import PageScorer, filter_sql
-from colbert._sketch import page_sketch, to_bf16_bits
+from colbert._sketch import page_sketch, pool_query, to_bf16_bits
 from colbert.errors import DocumentExistsError, IndexFormatError, InvalidQueryError, StoreClosedError
 from colbert.pooling import pool_tokens
 from colbert.quantize import decode, encode
@@ -289,6 +289,7 @@ class LocalStore:
         exhaustive: bool = False,
         first_stage: str = "dense",
         prefetch: int | None = None,
+        query_groups: int | None = None,
     ) -> list[Hit]:
         """Top-k pages by exact MaxSim among the first stage's ``candidates`` (every page if exhaustive).
 
@@ -298,7 +299,9 @@ class LocalStore:
           ``query_dense=None`` every page is scored exactly (as ``exhaustive=True``).
         * ``"pooled"``: the ``candidates`` pages with the best approximate MaxSim of ``query_multivector``
           against their sketches (:mod:`colbert._sketch`). Sketches are scored for the ``prefetch`` pages
-          nearest ``query_dense`` when both are given, else for every (matching) page.
+          nearest ``query_dense`` when both are given, else for every (matching) page. ``query_groups``: score
+          the sketches with the query pooled to that many weighted centroids (:func:`colbert._sketch.pool_query`;
+          ~Lq/groups times cheaper, a coarser ranking); the rerank always uses every query token.
 
         Equality ``filter`` s restrict every stage to the matching pages.
         """
@@ -311,6 +314,10 @@ class LocalStore:
             isinstance(prefetch, bool) or not isinstance(prefetch, int) or not candidates <= prefetch
         ):
             raise InvalidQueryError(f"prefetch must be None or an int >= candidates ({candidates}), got {prefetch!r}")
+        if query_groups is not None and (
+            isinstance(query_groups, bool) or not isinstance(query_groups, int) or query_groups < 1
+        ):
+            raise InvalidQueryError(f"query_groups must be None or an int >= 1, got {query_groups!r}")
         with self._read() as conn:
             snap = self._snapshot_for(conn)
             allowed = self._filtered_ids(conn, equal) if equal else None
@@ -323,7 +330,8 @@ class LocalStore:
             else:
                 if dense is not None and prefetch is not None:
                     rows = snap.rows_of(np.sort(snap.top(dense, prefetch, rows)))  # (≤prefetch,) row indices
-                chosen = snap.top_pooled(q, candidates, rows)  # (≤candidates,) page ids
+                first_q, weights = (q, None) if query_groups is None else pool_query(q, query_groups)
+                chosen = snap.top_pooled(first_q, candidates, rows, weights)  # (≤candidates,) page ids
                 ids, scores = self._scorer.top(conn, q, k, np.sort(chosen))
             return self._hits(conn, ids, scores)
 

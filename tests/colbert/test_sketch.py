@@ -10,7 +10,7 @@ import pytest
 
 from colbert import _sketch
 from colbert._dense import DenseSnapshot
-from colbert._sketch import from_bf16_bits, page_sketch, sketch_scores, to_bf16_bits
+from colbert._sketch import from_bf16_bits, page_sketch, pool_query, sketch_scores, to_bf16_bits
 from colbert.errors import IndexFormatError, InvalidQueryError
 from colbert.local import LocalOptions, LocalStore
 from colbert.quantize import Codec
@@ -78,6 +78,27 @@ def test_sketch_scores_equal_maxsim_against_centroids(monkeypatch: pytest.Monkey
     assert got.shape == (pages,)
     np.testing.assert_allclose(got, want, atol=0.05)  # bf16 rounding of 5 similarities
     assert np.argmax(got) == np.argmax(want) or abs(np.sort(want)[-1] - np.sort(want)[-2]) < 0.05
+
+
+def test_pooled_query_weights_its_groups_by_size() -> None:
+    rng = np.random.default_rng(7)
+    centers = _unit(rng.normal(size=(2, D)))
+    q = np.concatenate(
+        [_unit(centers[0] + 0.05 * rng.normal(size=(6, D))), _unit(centers[1] + 0.05 * rng.normal(size=(2, D)))]
+    )
+    groups, weights = pool_query(q, 2)
+    assert groups.shape == (2, D)
+    assert sorted(weights.tolist()) == [2.0, 6.0]
+    small, ones = pool_query(q[:2], 4)  # no more tokens than groups: unchanged
+    np.testing.assert_array_equal(small, q[:2])
+    np.testing.assert_array_equal(ones, [1.0, 1.0])
+    sketches = _unit(rng.normal(size=(9, 3, D)))  # (P, k, D)
+    bits = to_bf16_bits(sketches.reshape(9, -1))
+    exact = sketch_scores(bits, 3, q)
+    pooled = sketch_scores(bits, 3, groups, weights)
+    np.testing.assert_allclose(pooled, exact, atol=0.5)  # tight groups: close to the per-token sum
+    want = np.einsum("gd,pkd->pgk", groups, sketches).max(axis=2) @ weights  # (P,)
+    np.testing.assert_allclose(pooled, want, atol=0.1)
 
 
 def test_snapshot_keeps_sketches_through_appends_and_compaction() -> None:
@@ -168,7 +189,11 @@ def test_pooled_search_honours_filters_prefetch_and_deletes(tmp_path: Path) -> N
     top = other.search(q, None, k=3, first_stage="pooled")  # the second handle follows: d4 gone, "new" found
     assert top[0].doc_id == "new"
     assert "d4" not in {h.doc_id for h in top}
-    for bad in ({"first_stage": "sparse"}, {"first_stage": "pooled", "prefetch": 2}):
+    grouped = other.search(q, None, k=6, candidates=6, first_stage="pooled", query_groups=2, filter={"even": False})
+    assert grouped[0].doc_id == hits[0].doc_id
+    assert all(h.metadata["even"] is False for h in grouped)
+    bads = ({"first_stage": "sparse"}, {"first_stage": "pooled", "prefetch": 2}, {"query_groups": 0})
+    for bad in bads:
         with pytest.raises(InvalidQueryError):
             other.search(q, None, k=3, candidates=5, **bad)  # type: ignore[arg-type]
     reopened = LocalStore.open(tmp_path / "a")
