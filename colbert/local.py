@@ -78,6 +78,7 @@ class LocalOptions:
     mmap_bytes: int = 1 << 31  # SQLite mmap window (capped by SQLite at 2 GiB in CPython's build; 0: off)
     page_size: int = 65536  # SQLite page size, fixed at creation (64 KiB: a 256 KiB blob is 4 overflow pages)
     sketch_vectors: int = _schema.DEFAULT_SKETCH_VECTORS  # pooled first-stage centroids per page, fixed at creation
+    first_stage: str = "dense"  # what search() uses when not told: "dense" (the store contract) or "pooled"
     scan_block_pages: int = 128  # pages decoded and scored at a time (bounds search memory)
     deletions_retained: int = 100_000  # deletion log rows kept for incremental refresh of other handles
     limits: StoreLimits = field(default_factory=StoreLimits)
@@ -85,6 +86,8 @@ class LocalOptions:
     def __post_init__(self) -> None:
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {self.synchronous!r}")
+        if self.first_stage not in ("dense", "pooled"):
+            raise ValueError(f"first_stage must be 'dense' or 'pooled', got {self.first_stage!r}")
         if self.scan_block_pages < 1 or self.deletions_retained < 1 or self.sketch_vectors < 1:
             raise ValueError("scan_block_pages, deletions_retained and sketch_vectors must be >= 1")
 
@@ -287,13 +290,13 @@ class LocalStore:
         filter: Mapping[str, Any] | None = None,
         candidates: int = 200,
         exhaustive: bool = False,
-        first_stage: str = "dense",
+        first_stage: str | None = None,
         prefetch: int | None = None,
         query_groups: int | None = None,
     ) -> list[Hit]:
         """Top-k pages by exact MaxSim among the first stage's ``candidates`` (every page if exhaustive).
 
-        ``first_stage``:
+        ``first_stage`` (None: ``LocalOptions.first_stage``):
 
         * ``"dense"`` (the store contract): the ``candidates`` pages nearest ``query_dense`` by cosine; with
           ``query_dense=None`` every page is scored exactly (as ``exhaustive=True``).
@@ -308,6 +311,7 @@ class LocalStore:
         limits = self.options.limits
         q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
         equal = validate_filter(filter)
+        first_stage = self.options.first_stage if first_stage is None else first_stage
         if first_stage not in ("dense", "pooled"):
             raise InvalidQueryError(f"first_stage must be 'dense' or 'pooled', got {first_stage!r}")
         if prefetch is not None and (

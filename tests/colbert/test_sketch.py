@@ -196,8 +196,15 @@ def test_pooled_search_honours_filters_prefetch_and_deletes(tmp_path: Path) -> N
     for bad in bads:
         with pytest.raises(InvalidQueryError):
             other.search(q, None, k=3, candidates=5, **bad)  # type: ignore[arg-type]
-    reopened = LocalStore.open(tmp_path / "a")
-    assert reopened.sketch_vectors == 4
+    reopened = LocalStore.open(tmp_path / "a", options=LocalOptions(first_stage="pooled"))
+    assert reopened.sketch_vectors == 4  # the index's own, not the default
+    sketch_ranked = reopened.search(q, far, k=3, candidates=3)  # pooled by default: query_dense is not used
+    assert [h.doc_id for h in sketch_ranked] == [
+        h.doc_id for h in other.search(q, far, k=3, candidates=3, first_stage="pooled")
+    ]
+    assert [h.doc_id for h in sketch_ranked] != [h.doc_id for h in other.search(q, far, k=3, candidates=3)]
+    with pytest.raises(ValueError, match="first_stage"):
+        LocalOptions(first_stage="sparse")
     assert reopened.stats().memory_bytes >= 29 * 4 * D * 2  # the sketches are held in memory
     assert reopened.search(q, None, k=1, first_stage="pooled")[0].doc_id == "new"
     for s in (store, other, reopened):
