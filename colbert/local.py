@@ -39,6 +39,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,7 @@ import numpy as np
 
 from colbert import _schema
 from colbert._dense import DenseSnapshot
-from colbert._local_scan import PageScorer, filter_sql
+from colbert._local_scan import PageScorer, filter_sql, read_pages
 from colbert._sketch import page_sketch, pool_query, to_bf16_bits
 from colbert.errors import DocumentExistsError, IndexFormatError, InvalidQueryError, StoreClosedError
 from colbert.pooling import pool_tokens
@@ -68,6 +69,8 @@ from colbert.store import (
 
 __all__ = ["LocalOptions", "LocalStats", "LocalStore"]
 
+_MIN_PAGES_PER_READER = 8  # fewer candidates than this per reader: read them on the search's own connection
+
 
 @dataclass(frozen=True)
 class LocalOptions:
@@ -81,6 +84,7 @@ class LocalOptions:
     first_stage: str = "dense"  # what search() uses when not told: "dense" (the store contract) or "pooled"
     scan_block_pages: int = 128  # pages decoded and scored at a time (bounds search memory)
     deletions_retained: int = 100_000  # deletion log rows kept for incremental refresh of other handles
+    read_threads: int = 4  # connections reading a rerank's candidate blobs concurrently (1: the search's own)
     limits: StoreLimits = field(default_factory=StoreLimits)
 
     def __post_init__(self) -> None:
@@ -88,8 +92,8 @@ class LocalOptions:
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {self.synchronous!r}")
         if self.first_stage not in ("dense", "pooled"):
             raise ValueError(f"first_stage must be 'dense' or 'pooled', got {self.first_stage!r}")
-        if self.scan_block_pages < 1 or self.deletions_retained < 1 or self.sketch_vectors < 1:
-            raise ValueError("scan_block_pages, deletions_retained and sketch_vectors must be >= 1")
+        if min(self.scan_block_pages, self.deletions_retained, self.sketch_vectors, self.read_threads) < 1:
+            raise ValueError("scan_block_pages, deletions_retained, sketch_vectors and read_threads must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ class LocalStore:
         self._writer = self._connect()
         self.sketch_vectors = _schema.read_sketch_vectors(self._writer, self._path)
         self._scorer = PageScorer(config, options.scan_block_pages)
+        self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
         self._snapshot: DenseSnapshot | None = None
         with self._read() as conn:
             self._snapshot_for(conn)  # load the dense matrix now rather than on the first search
@@ -330,14 +335,37 @@ class LocalStore:
                 ids, scores = self._scorer.top(conn, q, k, allowed)
             elif first_stage == "dense" and dense is not None:
                 chosen = snap.top(dense, candidates, rows)  # (≤candidates,) page ids
-                ids, scores = self._scorer.top(conn, q, k, np.sort(chosen))
+                ids, scores = self._rerank(conn, q, k, chosen)
             else:
                 if dense is not None and prefetch is not None:
                     rows = snap.rows_of(np.sort(snap.top(dense, prefetch, rows)))  # (≤prefetch,) row indices
                 first_q, weights = (q, None) if query_groups is None else pool_query(q, query_groups)
                 chosen = snap.top_pooled(first_q, candidates, rows, weights)  # (≤candidates,) page ids
-                ids, scores = self._scorer.top(conn, q, k, np.sort(chosen))
+                ids, scores = self._rerank(conn, q, k, chosen)
             return self._hits(conn, ids, scores)
+
+    def _rerank(
+        self, conn: sqlite3.Connection, q: np.ndarray, k: int, chosen: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact MaxSim top-k of the candidates. Their blobs are read by ``read_threads`` connections at once
+        (cold blobs are disk reads, ~0.5 ms per 256 KiB page one at a time; several in flight overlap them),
+        and each chunk is scored as it arrives. A helper connection's read transaction starts after the
+        search's own, so a candidate deleted in between is skipped (as if the search had started later); page
+        ids are never reused and a page's blob never changes, so no other difference can be seen."""
+        ids = np.sort(chosen)  # (c,) ascending: neighbouring rows of the table
+        threads = min(self.options.read_threads, max(1, ids.size // _MIN_PAGES_PER_READER))
+        if threads <= 1:
+            return self._scorer.top(conn, q, k, ids)
+        with self._sync_lock:
+            if self._readers is None:
+                self._readers = ThreadPoolExecutor(self.options.read_threads, thread_name_prefix="colbert-read")
+            readers = self._readers
+        futures = [readers.submit(self._read_chunk, chunk) for chunk in np.array_split(ids, threads)]
+        return self._scorer.top_of(q, k, (f.result() for f in futures))
+
+    def _read_chunk(self, ids: np.ndarray) -> tuple[np.ndarray, list[int], list[bytes]]:
+        with self._read() as conn:  # this reader thread's own connection
+            return read_pages(conn, ids)
 
     def _filtered_ids(self, conn: sqlite3.Connection, equal: Mapping[str, Any]) -> np.ndarray:
         sql, params = filter_sql(equal)
@@ -431,6 +459,10 @@ class LocalStore:
 
     def close(self) -> None:
         """Close every connection; later calls raise ``StoreClosedError``. Idempotent."""
+        with self._sync_lock:
+            readers, self._readers = self._readers, None
+        if readers is not None:
+            readers.shutdown(wait=True)  # in-flight reads finish before their connections close
         with self._write_lock, self._sync_lock:
             self._closed = True
             for conn in self._connections:

@@ -11,7 +11,7 @@ import pytest
 from colbert import _sketch
 from colbert._dense import DenseSnapshot
 from colbert._sketch import from_bf16_bits, page_sketch, pool_query, sketch_scores, to_bf16_bits
-from colbert.errors import IndexFormatError, InvalidQueryError
+from colbert.errors import IndexFormatError, InvalidQueryError, StoreClosedError
 from colbert.local import LocalOptions, LocalStore
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig, PageRecord
@@ -219,3 +219,23 @@ def test_version_1_index_is_refused_with_a_rebuild_hint(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(IndexFormatError, match=r"version 1\b.*rebuild"):
         LocalStore.open(tmp_path / "a")
+
+
+@pytest.mark.parametrize("first_stage", ["dense", "pooled"])
+def test_concurrent_candidate_reads_equal_one_connection(tmp_path: Path, first_stage: str) -> None:
+    rng = np.random.default_rng(8)
+    many = LocalStore.create(tmp_path / "a", CONFIG, LocalOptions(sketch_vectors=4, read_threads=4))
+    pages = _corpus(many, rng, docs=20)  # 40 pages: 40 candidates are read by 4 connections
+    one = LocalStore.open(tmp_path / "a", options=LocalOptions(read_threads=1))
+    for key in [("d2", 0), ("d17", 1)]:
+        q, dense = pages[key].multivector[:6], pages[key].dense
+        a = many.search(q, dense, k=8, candidates=40, first_stage=first_stage)
+        b = one.search(q, dense, k=8, candidates=40, first_stage=first_stage)
+        assert [(h.doc_id, h.page, h.score) for h in a] == [(h.doc_id, h.page, h.score) for h in b]
+        assert [(h.doc_id, h.page) for h in a] == _exact(q, pages)[:8]
+    assert many._readers is not None  # the concurrent path was taken
+    many.close()
+    assert many._readers is None
+    with pytest.raises(StoreClosedError):
+        many.search(q, dense, k=8, candidates=40, first_stage=first_stage)
+    one.close()
