@@ -55,7 +55,8 @@ class PageScorer:
 
     def _packed(self, counts: list[int], blobs: list[bytes]) -> PackedDocs:
         """The block's pages as one token matrix; float32/float16 bytes are used as stored (no per-page
-        decode: maxsim upcasts float16 block by block), int8/binary are decoded page by page."""
+        decode: maxsim upcasts float16 block by block), int8 is decoded for the whole block at once (the same
+        ``code × row scale`` in float32 as :func:`colbert.quantize.decode`), binary page by page."""
         d, codec = self._config.multivector_dim, Codec(self._config.codec)
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # (P + 1,)
         if codec in (Codec.FLOAT32, Codec.FLOAT16):
@@ -66,6 +67,15 @@ class PageScorer:
                 raise IndexFormatError(f"stored {codec} blobs hold {len(joined)} bytes, expected {expected}")
             tokens: npt.NDArray[np.floating] = np.frombuffer(joined, dtype=dtype).reshape(-1, d)  # type: ignore[assignment]  # (T, d)
             return PackedDocs(tokens, offsets)
+        if codec is Codec.INT8:
+            views = [memoryview(b) for b in blobs]
+            scales = np.frombuffer(b"".join(v[: 4 * n] for n, v in zip(counts, views, strict=True)), np.float32)
+            codes = b"".join(v[4 * n :] for n, v in zip(counts, views, strict=True))
+            if scales.size != offsets[-1] or len(codes) != int(offsets[-1]) * d:
+                raise IndexFormatError(f"stored int8 blobs hold {len(codes)} code bytes, expected {offsets[-1] * d}")
+            block = np.frombuffer(codes, dtype=np.int8).reshape(-1, d).astype(np.float32)  # (T, d)
+            block *= scales[:, None]
+            return PackedDocs(block, offsets)
         return PackedDocs.from_list([decode(b, n, d, codec) for n, b in zip(counts, blobs, strict=True)])
 
     def _blocks(

@@ -239,3 +239,21 @@ def test_concurrent_candidate_reads_equal_one_connection(tmp_path: Path, first_s
     with pytest.raises(StoreClosedError):
         many.search(q, dense, k=8, candidates=40, first_stage=first_stage)
     one.close()
+
+
+def test_int8_block_decode_scores_like_page_decode(tmp_path: Path) -> None:
+    """The rerank decodes int8 blocks at once; scores must equal MaxSim over ``get_page``'s decoded vectors."""
+    rng = np.random.default_rng(9)
+    config = CollectionConfig(dense_dim=D, multivector_dim=D, codec=Codec.INT8)
+    store = LocalStore.create(tmp_path / "a", config, LocalOptions(sketch_vectors=3, scan_block_pages=4))
+    pages = _corpus(store, rng, docs=6)
+    stored = {key: store.get_page(*key) for key in pages}
+    q = pages[("d1", 1)].multivector[:5]
+    want = sorted(
+        ((key, float((q @ rec.multivector.T).max(axis=1).sum())) for key, rec in stored.items() if rec is not None),
+        key=lambda t: -t[1],
+    )[:6]
+    for hits in (store.search(q, None, k=6), store.search(q, None, k=6, candidates=12, first_stage="pooled")):
+        assert [(h.doc_id, h.page) for h in hits] == [w[0] for w in want]
+        np.testing.assert_allclose([h.score for h in hits], [w[1] for w in want], rtol=1e-5)
+    store.close()
