@@ -35,6 +35,16 @@ class EdgeIndex:
         path.mkdir(parents=True, exist_ok=True)
         self.shard = qe.EdgeShard.create(str(path), config)
 
+    @classmethod
+    def load(cls, path: Path) -> EdgeIndex:
+        """A shard made by an earlier process (``finish()`` then ``close()``)."""
+        import qdrant_edge as qe
+
+        self = cls.__new__(cls)
+        self._qe = qe
+        self.shard = qe.EdgeShard.load(str(path))
+        return self
+
     def add(self, first_id: int, tokens: list[np.ndarray], dense: list[np.ndarray]) -> None:
         qe = self._qe
         points = [

@@ -2,25 +2,34 @@
 
 Measures, on the same data and queries (see :mod:`bench._synthetic` for how they are made):
 
-* p50/p99 search latency and recall@k of dense-prefetch + exact MaxSim rerank, for several candidate counts,
-  against the exact MaxSim top-k over every page (plain numpy, independent of ``colbert``);
-* the same for Qdrant Edge (``qdrant-edge-py``, in-process) at ``--edge-pages`` pages;
+* p50/p99 search latency and recall@k of each first stage + exact MaxSim rerank, for several candidate counts,
+  against the exact MaxSim top-k over every page (plain numpy, independent of ``colbert``): the dense first
+  stage (cosine of the page's dense vector) and the pooled one (approximate MaxSim against ``--sketch-vectors``
+  k-means centroids per page, :mod:`colbert._sketch`);
+* Qdrant Edge (``qdrant-edge-py``, in-process, dense prefetch + MaxSim rerank) at ``--edge-pages`` pages, fed
+  the same codec-rounded vectors our index scores (so both are judged against the same exact top-k);
 * ingest pages/s (time spent in ``add_document`` / Edge ``update``; data generation excluded);
 * bytes per page on disk and in memory for each codec × pool factor (on ``--footprint-pages`` pages).
 
 Quick run:  ``.venv/bin/python -m bench.search --pages 2000 --edge-pages 1000 --queries 20``
-Full run:   ``.venv/bin/python -m bench.search --pages 100000 --edge-pages 10000 --work-dir /work/tmp``
-The working directory is a fresh temporary folder, deleted at the end (``--keep`` keeps it).
+Full run, in two phases so that only the timed part needs a quiet machine (same flags for both)::
+
+    nice -n 19 .venv/bin/python -m bench.search --phase build --data-dir /work/tmp/s100k --pages 100000 ...
+    flock /tmp/bench.lock .venv/bin/python -m bench.search --phase measure --data-dir /work/tmp/s100k ...
+
+``--phase all`` (default) does both in a fresh temporary folder, deleted at the end (``--keep`` keeps it).
+Our index is measured at ``--pages``, Edge at ``--edge-pages`` (each against the exact top-k at its size).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +53,8 @@ def _pct(values: Sequence[float], q: float) -> float:
 
 
 class Run:
+    """Builds the data (index, Qdrant Edge shard, exact top-k) into ``work`` and/or measures searches on it."""
+
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.args = args
         self.work = work
@@ -57,24 +68,31 @@ class Run:
         blob = encode(tokens, self.codec)
         return np.asarray(decode(blob, tokens.shape[0], tokens.shape[1], self.codec), dtype=np.float32)
 
-    def run(self) -> None:
+    def edge_pages(self) -> int:
         a = self.args
-        edge_pages = min(a.edge_pages, a.pages) if a.edge_pages else 0
-        pool = edge_pages or a.pages
+        return min(a.edge_pages, a.pages) if a.edge_pages else 0
+
+    def build(self) -> None:
+        """Ingest every page into our index (and the first ``--edge-pages`` into Qdrant Edge, given the same
+        codec-rounded vectors our index scores); save queries, exact top-k and ingest figures in ``work``."""
+        a = self.args
+        edge_pages = self.edge_pages()
         rng = np.random.default_rng(a.seed + 1)
-        sources = rng.choice(pool, a.queries, replace=False)
+        sources = rng.choice(edge_pages or a.pages, a.queries, replace=False)
         qs = [self.corpus.query(self.corpus.page(int(i), self.centroids), rng) for i in sources]
         queries = np.stack([q for q, _ in qs])  # (Q, Lq, dim)
         dense_q = np.stack([d for _, d in qs])  # (Q, dim)
         truth = ExactTopK(queries, a.k)
+        truth_edge = np.empty((len(queries), 0), dtype=np.int64)
         config = CollectionConfig(dense_dim=a.dim, multivector_dim=a.dim, codec=self.codec)
-        store = LocalStore.create(self.work / "ours", config, LocalOptions(synchronous=a.synchronous))
+        options = LocalOptions(synchronous=a.synchronous, sketch_vectors=a.sketch_vectors)
+        store = LocalStore.create(self.work / "ours", config, options)
         edge = None
         if edge_pages:
             from bench._edge import EdgeIndex
 
             edge = EdgeIndex(self.work / "edge", a.dim, a.dim, "float16" if self.codec == Codec.FLOAT16 else "float32")
-        t_ours = t_edge = t_gen = t_truth = 0.0
+        t_ours = t_edge = t_gen = t_truth = t_opt = 0.0
         per_doc = a.pages_per_doc
         for start in range(0, a.pages, per_doc):
             t0 = time.perf_counter()
@@ -83,97 +101,119 @@ class Run:
             records = [PageRecord(j, p.dense, p.tokens) for j, p in enumerate(pages)]
             store.add_document(f"d{start // per_doc}", records)
             t2 = time.perf_counter()
-            truth.add(start, [self.stored(p.tokens) for p in pages])
+            stored = [self.stored(p.tokens) for p in pages]
+            truth.add(start, stored)
             t3 = time.perf_counter()
             if edge is not None and start < edge_pages:
-                edge.add(start, [p.tokens for p in pages], [p.dense for p in pages])
+                edge.add(start, stored, [p.dense for p in pages])
             t4 = time.perf_counter()
-            t_gen, t_ours, t_truth, t_edge = (
-                t_gen + t1 - t0,
-                t_ours + t2 - t1,
-                t_truth + t3 - t2,
-                t_edge + t4 - t3,
-            )
+            t_gen, t_ours, t_truth, t_edge = t_gen + t1 - t0, t_ours + t2 - t1, t_truth + t3 - t2, t_edge + t4 - t3
             done = start + len(pages)
             if edge is not None and done == edge_pages:
                 t5 = time.perf_counter()
                 edge.finish()
                 t_opt = time.perf_counter() - t5
-                print(
-                    f"# {done} pages: ingest ours {done / t_ours:.1f} pages/s; "
-                    f"Edge {done / t_edge:.1f} pages/s (+ flush/optimize {t_opt:.1f} s)",
-                    flush=True,
-                )
-                ids, _ = truth.snapshot()
-                self.measure("ours", done, store, None, queries, dense_q, ids)
-                self.measure("qdrant-edge", done, None, edge, queries, dense_q, ids)
-                self.rows.append(["qdrant-edge", done, "ingest pages/s", f"{done / (t_edge + t_opt):.1f}"])
-                self.rows.append(["qdrant-edge", done, "disk bytes/page", _dir_bytes(self.work / "edge") // done])
                 edge.close()
                 edge = None
+                truth_edge = truth.snapshot()[0]
+                print(f"# {done} pages: Edge {done / (t_edge + t_opt):.1f} pages/s incl. optimize", flush=True)
             if done % max(per_doc, a.pages // 20) < per_doc:
-                print(
-                    f"# {done}/{a.pages} pages; gen {t_gen:.0f} s, ours {t_ours:.0f} s, truth {t_truth:.0f} s",
-                    flush=True,
-                )
-        if a.pages != edge_pages:
-            ids, _ = truth.snapshot()
-            self.measure("ours", a.pages, store, None, queries, dense_q, ids)
-        self.rows.append(["ours", a.pages, "ingest pages/s", f"{a.pages / t_ours:.1f}"])
-        stats = store.stats()
-        self.rows.append(["ours", a.pages, "disk bytes/page", _dir_bytes(self.work / "ours") // a.pages])
-        self.rows.append(["ours", a.pages, "memory bytes/page (first stage)", stats.memory_bytes // a.pages])
+                took = f"gen {t_gen:.0f} s, ours {t_ours:.0f} s, truth {t_truth:.0f} s, edge {t_edge:.0f} s"
+                print(f"# {done}/{a.pages} pages; {took}", flush=True)
         store.close()
-        print(format_table(["engine", "pages", "figure", "value"], self.rows, title="Search benchmark"))
+        figures = {
+            "ours_ingest_pages_s": a.pages / t_ours,
+            "edge_ingest_pages_s": edge_pages / (t_edge + t_opt) if edge_pages else 0.0,
+        }
+        np.savez(
+            self.work / "truth.npz", queries=queries, dense_q=dense_q, truth=truth.snapshot()[0], truth_edge=truth_edge
+        )
+        (self.work / "build.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, **figures}))
 
-    def measure(
-        self,
-        engine: str,
-        n: int,
-        store: LocalStore | None,
-        edge: object | None,
-        queries: np.ndarray,
-        dense_q: np.ndarray,
-        truth: np.ndarray,
-    ) -> None:
+    def measure(self) -> None:
+        """Time every plan on the built data (run this phase alone, on a quiet machine, for the reported numbers)."""
         a = self.args
+        built = json.loads((self.work / "build.json").read_text())
+        saved = np.load(self.work / "truth.npz")
+        queries, dense_q = saved["queries"], saved["dense_q"]
+        edge_pages = self.edge_pages()
+        store = LocalStore.open(self.work / "ours")
+        n = store.count()[1]
         per_doc = a.pages_per_doc
 
-        def run_one(i: int, candidates: int | None) -> list[int]:
-            if store is not None:
+        def ours(first_stage: str, candidates: int | None, groups: int | None) -> Callable[[int], list[int]]:
+            def run_one(i: int) -> list[int]:
                 hits = store.search(
                     queries[i],
-                    None if candidates is None else dense_q[i],
+                    dense_q[i] if first_stage == "dense" and candidates is not None else None,
                     a.k,
                     candidates=candidates or a.k,
                     exhaustive=candidates is None,
+                    first_stage=first_stage,
+                    query_groups=groups,
                 )
                 return [int(h.doc_id[1:]) * per_doc + h.page for h in hits]
-            assert edge is not None
-            return edge.search(queries[i], None if candidates is None else dense_q[i], a.k, candidates or a.k)  # type: ignore[attr-defined, no-any-return]
 
-        plans: list[int | None] = [int(c) for c in a.candidates.split(",")]
+            return run_one
+
+        plans: list[tuple[str, int | None, int | None]] = [
+            ("dense", int(c), None) for c in a.candidates.split(",") if c
+        ]
+        plans += [("pooled", int(c), None) for c in a.pooled.split(",") if c]
+        plans += [("pooled", int(c), a.query_groups) for c in a.pooled_grouped.split(",") if c]
         if n <= a.exhaustive_max_pages:
-            plans.append(None)
-        for candidates in plans:
-            count = len(queries) if candidates is not None else min(len(queries), a.exhaustive_queries)
-            for i in range(min(count, 3)):  # warm-up (page cache, lazy init)
-                run_one(i, candidates)
-            lat, rec = [], []
-            for i in range(count):
-                t0 = time.perf_counter()
-                got = run_one(i, candidates)
-                lat.append(1000 * (time.perf_counter() - t0))
-                rec.append(len(set(got) & set(truth[i].tolist())) / a.k)
-            label = "exhaustive" if candidates is None else f"prefetch {candidates}"
-            row = [
-                engine,
-                n,
-                f"{label}: p50 / p99 ms, recall@{a.k}",
-                f"{_pct(lat, 50):.1f} / {_pct(lat, 99):.1f}, {np.mean(rec):.4f} (min {min(rec):.2f}, {count} q)",
-            ]
-            print("# " + " | ".join(map(str, row)), flush=True)
-            self.rows.append(row)
+            plans.append(("dense", None, None))
+        for first_stage, candidates, groups in plans:
+            label = "exhaustive" if candidates is None else f"{first_stage} first stage, {candidates} candidates"
+            label += f", query pooled to {groups}" if groups else ""
+            run_one = ours(first_stage, candidates, groups)
+            self.time_plan("ours", n, label, run_one, saved["truth"], candidates is None)
+        self.rows.append(["ours", n, "ingest pages/s", f"{built['ours_ingest_pages_s']:.1f}"])
+        stats = store.stats()
+        sketch = store.sketch_vectors * a.dim * 2
+        self.rows.append(["ours", n, "disk bytes/page", _dir_bytes(self.work / "ours") // n])
+        self.rows.append(
+            ["ours", n, "memory bytes/page (dense + sketch)", f"{stats.memory_bytes // n} (sketch {sketch})"]
+        )
+        store.close()
+        if edge_pages and (self.work / "edge").is_dir():
+            from bench._edge import EdgeIndex
+
+            edge = EdgeIndex.load(self.work / "edge")
+            for candidates in [int(c) for c in a.candidates.split(",") if c]:
+
+                def run_edge(i: int, c: int = candidates) -> list[int]:
+                    return edge.search(queries[i], dense_q[i], a.k, c)
+
+                label = f"dense first stage, {candidates} candidates"
+                self.time_plan("qdrant-edge", edge_pages, label, run_edge, saved["truth_edge"], False)
+            edge.close()
+            self.rows.append(["qdrant-edge", edge_pages, "ingest pages/s", f"{built['edge_ingest_pages_s']:.1f}"])
+            disk = _dir_bytes(self.work / "edge") // edge_pages
+            self.rows.append(["qdrant-edge", edge_pages, "disk bytes/page", disk])
+        print(format_table(["engine", "pages", "figure", "value"], self.rows, title="Search benchmark"), flush=True)
+
+    def time_plan(
+        self, engine: str, n: int, label: str, run_one: Callable[[int], list[int]], truth: np.ndarray, slow: bool
+    ) -> None:
+        a = self.args
+        count = min(len(truth), a.exhaustive_queries) if slow else len(truth)
+        for i in range(min(count, 3)):  # warm-up (page cache, lazy init)
+            run_one(i)
+        lat, rec = [], []
+        for i in range(count):
+            t0 = time.perf_counter()
+            got = run_one(i)
+            lat.append(1000 * (time.perf_counter() - t0))
+            rec.append(len(set(got) & set(truth[i].tolist())) / a.k)
+        row = [
+            engine,
+            n,
+            f"{label}: p50 / p99 ms, recall@{a.k}",
+            f"{_pct(lat, 50):.1f} / {_pct(lat, 99):.1f}, {np.mean(rec):.4f} (min {min(rec):.2f}, {count} q)",
+        ]
+        print("# " + " | ".join(map(str, row)), flush=True)
+        self.rows.append(row)
 
 
 def footprint(args: argparse.Namespace, work: Path) -> list[list[object]]:
@@ -210,7 +250,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--pages-per-doc", type=int, default=10)
     p.add_argument("--queries", type=int, default=30)
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--candidates", default="100,200,400,800")
+    p.add_argument("--candidates", default="100,200,400,800", help="dense first stage plans (ours and Edge)")
+    p.add_argument("--pooled", default="50,100,200,400", help="pooled first stage plans (ours)")
+    p.add_argument("--sketch-vectors", type=int, default=8, help="pooled centroids per page (ours)")
+    p.add_argument("--pooled-grouped", default="100,200,400", help="pooled plans with the query pooled too (ours)")
+    p.add_argument("--query-groups", type=int, default=8, help="query centroids in the --pooled-grouped plans")
     p.add_argument("--codec", default="float16", choices=[c.value for c in Codec])
     p.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     p.add_argument("--edge-pages", type=int, default=10_000, help="Qdrant Edge on the first N pages (0: skip)")
@@ -220,10 +264,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work-dir", type=Path, default=None, help="parent of the temporary data folder")
     p.add_argument("--keep", action="store_true")
+    p.add_argument(
+        "--phase",
+        default="all",
+        choices=["all", "build", "measure"],
+        help="build: ingest into --data-dir and stop; measure: time searches on --data-dir (same other flags)",
+    )
+    p.add_argument("--data-dir", type=Path, default=None, help="kept data folder for --phase build/measure")
     args = p.parse_args(argv)
     if args.pages % args.pages_per_doc or (args.edge_pages and args.edge_pages % args.pages_per_doc):
         p.error("--pages and --edge-pages must be multiples of --pages-per-doc")
+    if args.phase != "all" and args.data_dir is None:
+        p.error("--phase build/measure needs --data-dir")
     print("# " + " ".join([sys.executable, "-m", "bench.search", *(argv or sys.argv[1:])]), flush=True)
+    if args.phase == "build":
+        args.data_dir.mkdir(parents=True, exist_ok=False)
+        Run(args, args.data_dir).build()
+        return
+    if args.phase == "measure":
+        Run(args, args.data_dir).measure()
+        return
     work = Path(tempfile.mkdtemp(prefix="bench-search-", dir=args.work_dir))
     try:
         if args.footprint_pages:
@@ -244,7 +304,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ),
                 flush=True,
             )
-        Run(args, work).run()
+        run = Run(args, work)
+        run.build()
+        run.measure()
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

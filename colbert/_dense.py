@@ -1,4 +1,5 @@
-"""The in-memory first stage of the embedded index: every page's unit dense vector in one float32 matrix.
+"""The in-memory first stage of the embedded index: every page's unit dense vector in one float32 matrix, and
+(format version 2) every page's pooled sketch (:mod:`colbert._sketch`, ``k`` bf16 centroids) in a second one.
 
 Exact cosine top-K by one matrix-vector product: over 100k pages × 128 dims that is 12.8M multiply-adds
 (~2–5 ms on two cores), and it cannot miss a neighbour the way an approximate graph can, so no HNSW is needed
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from colbert._sketch import sketch_scores
+
 __all__ = ["DenseSnapshot"]
 
 _MIN_CAPACITY = 1024
@@ -26,9 +29,10 @@ _MIN_CAPACITY = 1024
 class _Buffer:
     """Growable row storage; ``used`` is how many rows any snapshot has published."""
 
-    def __init__(self, capacity: int, dim: int) -> None:
+    def __init__(self, capacity: int, dim: int, sketch_width: int) -> None:
         self.ids = np.empty(capacity, dtype=np.int64)  # (capacity,)
         self.matrix = np.empty((capacity, dim), dtype=np.float32)  # (capacity, dim)
+        self.sketch = np.empty((capacity, sketch_width), dtype=np.uint16)  # (capacity, k·d) bf16 bits
         self.used = 0
 
     @property
@@ -45,6 +49,7 @@ class DenseSnapshot:
 
     version: tuple[int, int]
     dim: int
+    sketch_k: int  # centroids per page in ``sketch`` (0: no pooled first stage)
     n: int
     alive: np.ndarray  # (n,) bool
     n_alive: int
@@ -58,20 +63,42 @@ class DenseSnapshot:
     def matrix(self) -> np.ndarray:
         return self._buffer.matrix[: self.n]  # (n, dim) float32, unit rows
 
+    @property
+    def sketch(self) -> np.ndarray:
+        return self._buffer.sketch[: self.n]  # (n, k·d) uint16 bf16 bits (see colbert._sketch)
+
     @classmethod
-    def build(cls, version: tuple[int, int], dim: int, ids: np.ndarray, matrix: np.ndarray) -> DenseSnapshot:
-        """From all live pages: ``ids`` (n,) ascending, ``matrix`` (n, dim) unit rows."""
-        buf = _Buffer(max(_MIN_CAPACITY, 2 * len(ids)), dim)
+    def build(
+        cls,
+        version: tuple[int, int],
+        dim: int,
+        ids: np.ndarray,
+        matrix: np.ndarray,
+        sketch: np.ndarray | None = None,
+        sketch_k: int = 0,
+    ) -> DenseSnapshot:
+        """From all live pages: ``ids`` (n,) ascending, ``matrix`` (n, dim) unit rows, ``sketch`` (n, k·d)
+        bf16 bits with ``k = sketch_k`` (None: no sketches, ``sketch_k`` 0)."""
+        width = 0 if sketch is None else sketch.shape[1]
+        buf = _Buffer(max(_MIN_CAPACITY, 2 * len(ids)), dim, width)
         n = len(ids)
         buf.ids[:n] = ids
         buf.matrix[:n] = matrix
+        if sketch is not None:
+            buf.sketch[:n] = sketch
         buf.used = n
-        return cls(version, dim, n, np.ones(n, dtype=bool), n, buf)
+        return cls(version, dim, sketch_k if width else 0, n, np.ones(n, dtype=bool), n, buf)
 
     def apply(
-        self, version: tuple[int, int], added_ids: np.ndarray, added: np.ndarray, deleted_ids: Iterable[int]
+        self,
+        version: tuple[int, int],
+        added_ids: np.ndarray,
+        added: np.ndarray,
+        deleted_ids: Iterable[int],
+        added_sketch: np.ndarray | None = None,
     ) -> DenseSnapshot:
-        """A newer snapshot. ``added_ids`` (m,) ascending, above every id here; ``added`` (m, dim) unit."""
+        """A newer snapshot. ``added_ids`` (m,) ascending, above every id here; ``added`` (m, dim) unit;
+        ``added_sketch`` (m, k·d) bf16 bits when this snapshot holds sketches."""
         alive = self.alive.copy()  # (n,) bool
         dead = np.fromiter(deleted_ids, dtype=np.int64)
         if dead.size:
@@ -89,17 +116,20 @@ class DenseSnapshot:
         if m:
             buf.ids[n : n + m] = added_ids
             buf.matrix[n : n + m] = added
+            if added_sketch is not None and buf.sketch.shape[1]:
+                buf.sketch[n : n + m] = added_sketch
             buf.used = n + m
             alive = np.concatenate([alive, np.ones(m, dtype=bool)])
             n += m
-        return DenseSnapshot(version, self.dim, n, alive, int(alive.sum()), buf)
+        return DenseSnapshot(version, self.dim, self.sketch_k, n, alive, int(alive.sum()), buf)
 
     def _grown(self, need: int, alive: np.ndarray) -> _Buffer:
         """A fresh buffer holding only the live rows, with room for ``need`` rows and doubling headroom."""
         live = np.flatnonzero(alive)  # (n_alive,)
-        buf = _Buffer(max(_MIN_CAPACITY, 2 * (need - (self.n - live.size))), self.dim)
+        buf = _Buffer(max(_MIN_CAPACITY, 2 * (need - (self.n - live.size))), self.dim, self._buffer.sketch.shape[1])
         buf.ids[: live.size] = self.ids[live]
         buf.matrix[: live.size] = self.matrix[live]
+        buf.sketch[: live.size] = self.sketch[live]
         buf.used = live.size
         return buf
 
@@ -113,7 +143,24 @@ class DenseSnapshot:
         else:
             rows = rows[self.alive[rows]]
         matrix = self.matrix if rows is None else self.matrix[rows]  # (r, dim)
-        scores = matrix @ query  # (r,)
+        return self._best(matrix @ query, count, rows)  # (r,) cosines
+
+    def top_pooled(
+        self, query: np.ndarray, count: int, rows: np.ndarray | None = None, weights: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Page ids of the ``count`` best live rows by approximate MaxSim of ``query`` (Lq, d) (rows weighted by
+        ``weights``) against the sketches (:func:`colbert._sketch.sketch_scores`), best first; ``rows``
+        restricts the scan as in :meth:`top`."""
+        if not self.sketch_k:
+            raise ValueError("this snapshot holds no sketches")
+        if rows is None:
+            rows = np.flatnonzero(self.alive) if self.n_alive != self.n else None
+        else:
+            rows = rows[self.alive[rows]]
+        sketch = self.sketch if rows is None else self.sketch[rows]  # (r, k·d)
+        return self._best(sketch_scores(sketch, self.sketch_k, query, weights), count, rows)
+
+    def _best(self, scores: np.ndarray, count: int, rows: np.ndarray | None) -> np.ndarray:
         r = scores.shape[0]
         if r == 0:
             return np.empty(0, dtype=np.int64)

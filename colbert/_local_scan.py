@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,9 @@ from colbert.errors import CodecError, IndexFormatError
 from colbert.scoring import PackedDocs, maxsim
 from colbert.store import CollectionConfig, canonical_json
 
-__all__ = ["PageScorer", "filter_sql"]
+__all__ = ["PageScorer", "filter_sql", "read_pages"]
+
+Block = tuple[np.ndarray, list[int], list[bytes]]  # page ids (m,), vector counts, codec'd blobs
 
 
 class PageScorer:
@@ -32,9 +34,13 @@ class PageScorer:
         self, conn: sqlite3.Connection, query: np.ndarray, k: int, page_ids: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(ids (≤k,), scores (≤k,)) best first (ties: lower page id first) among ``page_ids`` (None: all)."""
+        return self.top_of(query, k, self._blocks(conn, page_ids))
+
+    def top_of(self, query: np.ndarray, k: int, blocks: Iterable[Block]) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`top`, over blocks the caller has read (e.g. concurrently, :func:`read_pages`)."""
         best_ids = np.empty(0, dtype=np.int64)
         best_scores = np.empty(0, dtype=np.float32)
-        for ids, counts, blobs in self._blocks(conn, page_ids):
+        for ids, counts, blobs in blocks:
             docs = self._packed(counts, blobs)
             scores = np.asarray(maxsim(query, docs), dtype=np.float32).reshape(-1)  # (block,)
             best_ids = np.concatenate([best_ids, ids])
@@ -70,12 +76,18 @@ class PageScorer:
             return
         for start in range(0, page_ids.size, self._block):
             chunk = page_ids[start : start + self._block]
-            rows = conn.execute(
-                "SELECT page_id, n, data FROM multivectors WHERE page_id IN (SELECT value FROM json_each(?))",
-                (json.dumps(chunk.tolist()),),
-            ).fetchall()
-            if rows:
-                yield _unzip(rows)
+            block = read_pages(conn, chunk)
+            if block[0].size:
+                yield block
+
+
+def read_pages(conn: sqlite3.Connection, page_ids: np.ndarray) -> Block:
+    """The stored multi-vectors of ``page_ids`` (those that exist), in one query."""
+    rows = conn.execute(
+        "SELECT page_id, n, data FROM multivectors WHERE page_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(page_ids.tolist()),),
+    ).fetchall()
+    return _unzip(rows)
 
 
 def _unzip(rows: list[tuple[int, int, bytes]]) -> tuple[np.ndarray, list[int], list[bytes]]:

@@ -1,12 +1,14 @@
 """On-disk layout of the embedded index (one SQLite file) and the checks made when it is opened.
 
-Tables (format version 1)::
+Tables (format version 2; version 1 had no ``sketches`` table and cannot be read: rebuild it)::
 
     meta(key, value)                       format name + version, sizes, codec, pool factor, created_at
     documents(seq PK, doc_id UNIQUE, num_pages, metadata JSON, created_at)
     pages(id PK AUTOINCREMENT, doc_id, page, metadata JSON, dense BLOB float32, UNIQUE(doc_id, page))
     multivectors(page_id PK, n, data BLOB)  codec'd (and pooled) rows, kept apart so that scans of ``pages``
                                             never touch the large blobs
+    sketches(page_id PK, data BLOB)        the page's pooled first-stage sketch: ``sketch_vectors`` k-means
+                                            centroids as float16 (k, multivector_dim), see colbert._sketch
     doc_fields(key, value, doc_id)          canonical JSON of each str/int/bool top-level metadata value,
                                             the index behind equality filters
     deletions(seq PK AUTOINCREMENT, page_id)
@@ -30,15 +32,18 @@ from colbert.store import CollectionConfig
 
 __all__ = [
     "DB_FILE",
+    "DEFAULT_SKETCH_VECTORS",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "connect",
     "create_schema",
     "read_config",
+    "read_sketch_vectors",
 ]
 
 FORMAT_NAME = "jev4-colbert-local"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+DEFAULT_SKETCH_VECTORS = 8
 DB_FILE = "index.sqlite"
 
 _DDL = """
@@ -59,6 +64,7 @@ CREATE TABLE pages (
     UNIQUE (doc_id, page)
 );
 CREATE TABLE multivectors (page_id INTEGER PRIMARY KEY, n INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE TABLE sketches (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE doc_fields (
     key TEXT NOT NULL, value TEXT NOT NULL, doc_id TEXT NOT NULL, PRIMARY KEY (key, value, doc_id)
 ) WITHOUT ROWID;
@@ -78,7 +84,9 @@ def connect(path: Path, *, synchronous: str, busy_timeout_s: float, mmap_bytes: 
     return conn
 
 
-def create_schema(conn: sqlite3.Connection, config: CollectionConfig, *, page_size: int) -> None:
+def create_schema(
+    conn: sqlite3.Connection, config: CollectionConfig, *, page_size: int, sketch_vectors: int = DEFAULT_SKETCH_VECTORS
+) -> None:
     """Write the tables and the meta rows in one transaction (a crash leaves no half-made index)."""
     conn.execute(f"PRAGMA page_size={int(page_size)}")
     conn.execute("VACUUM")  # page_size only takes effect on an empty database once it is rebuilt
@@ -96,6 +104,7 @@ def create_schema(conn: sqlite3.Connection, config: CollectionConfig, *, page_si
             "multivector_dim": str(config.multivector_dim),
             "codec": str(Codec(config.codec)),
             "pool_factor": str(config.pool_factor),
+            "sketch_vectors": str(int(sketch_vectors)),
             "created_at": repr(time.time()),
         }
         conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows.items())
@@ -116,7 +125,8 @@ def read_config(conn: sqlite3.Connection, path: Path, expected: CollectionConfig
     if meta.get("format_version") != str(FORMAT_VERSION):
         raise IndexFormatError(
             f"{path}: written by index format version {meta.get('format_version')}, "
-            f"this code reads version {FORMAT_VERSION}"
+            f"this code reads version {FORMAT_VERSION} (version 2 added the pooled first stage; "
+            "rebuild the index from its source pages)"
         )
     try:
         config = CollectionConfig(
@@ -137,3 +147,15 @@ def read_config(conn: sqlite3.Connection, path: Path, expected: CollectionConfig
         if expected != config:
             raise IndexFormatError(f"{path} was built with {config}, expected {expected}")
     return config
+
+
+def read_sketch_vectors(conn: sqlite3.Connection, path: Path) -> int:
+    """Centroids per page in the ``sketches`` table (fixed when the index was created)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'sketch_vectors'").fetchone()
+    try:
+        k = int(row[0])
+    except (TypeError, ValueError) as exc:
+        raise IndexFormatError(f"{path}: damaged meta table (sketch_vectors: {row!r})") from exc
+    if k < 1:
+        raise IndexFormatError(f"{path}: damaged meta table (sketch_vectors={k})")
+    return k

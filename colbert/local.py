@@ -17,6 +17,11 @@ Why SQLite (stdlib) and this layout:
   cosine top-K over it costs milliseconds at 100k pages. Only the K candidates' multi-vector blobs are read
   (one query) and scored by exact MaxSim (:func:`colbert.scoring.maxsim`); the rest stay on disk (or in the
   OS page cache), so memory per page is ``dense_dim × 4`` bytes plus 9 bytes of bookkeeping.
+* **Pooled first stage** (``search(first_stage="pooled")``, format version 2): each page also stores a sketch
+  of ``sketch_vectors`` k-means centroids of its tokens (:mod:`colbert._sketch`), held in memory as bf16
+  (``sketch_vectors × multivector_dim × 2`` bytes per page, 2 KiB at 8 × 128). Candidates are chosen by
+  approximate MaxSim of the query's tokens against the sketches, which tracks exact MaxSim far more closely
+  than one dense vector does; ``prefetch`` optionally narrows the sketch scan to the dense top-``prefetch``.
 * **Filters before ranking.** Equality filters select the matching pages through an indexed postings table
   (``doc_fields``) and the first stage ranks only those, so k results come back however selective the
   filter is.
@@ -34,6 +39,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +49,8 @@ import numpy as np
 
 from colbert import _schema
 from colbert._dense import DenseSnapshot
-from colbert._local_scan import PageScorer, filter_sql
+from colbert._local_scan import PageScorer, filter_sql, read_pages
+from colbert._sketch import page_sketch, pool_query, to_bf16_bits
 from colbert.errors import DocumentExistsError, IndexFormatError, InvalidQueryError, StoreClosedError
 from colbert.pooling import pool_tokens
 from colbert.quantize import decode, encode
@@ -62,6 +69,8 @@ from colbert.store import (
 
 __all__ = ["LocalOptions", "LocalStats", "LocalStore"]
 
+_MIN_PAGES_PER_READER = 8  # fewer candidates than this per reader: read them on the search's own connection
+
 
 @dataclass(frozen=True)
 class LocalOptions:
@@ -70,16 +79,21 @@ class LocalOptions:
     synchronous: str = "FULL"  # FULL: survives power loss; NORMAL: survives kill -9 (see module docstring)
     busy_timeout_s: float = 30.0  # how long a writer waits for another process's write transaction
     mmap_bytes: int = 1 << 31  # SQLite mmap window (capped by SQLite at 2 GiB in CPython's build; 0: off)
-    page_size: int = 8192  # SQLite page size, fixed at creation
+    page_size: int = 65536  # SQLite page size, fixed at creation (64 KiB: a 256 KiB blob is 4 overflow pages)
+    sketch_vectors: int = _schema.DEFAULT_SKETCH_VECTORS  # pooled first-stage centroids per page, fixed at creation
+    first_stage: str = "dense"  # what search() uses when not told: "dense" (the store contract) or "pooled"
     scan_block_pages: int = 128  # pages decoded and scored at a time (bounds search memory)
     deletions_retained: int = 100_000  # deletion log rows kept for incremental refresh of other handles
+    read_threads: int = 4  # connections reading a rerank's candidate blobs concurrently (1: the search's own)
     limits: StoreLimits = field(default_factory=StoreLimits)
 
     def __post_init__(self) -> None:
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {self.synchronous!r}")
-        if self.scan_block_pages < 1 or self.deletions_retained < 1:
-            raise ValueError("scan_block_pages and deletions_retained must be >= 1")
+        if self.first_stage not in ("dense", "pooled"):
+            raise ValueError(f"first_stage must be 'dense' or 'pooled', got {self.first_stage!r}")
+        if min(self.scan_block_pages, self.deletions_retained, self.sketch_vectors, self.read_threads) < 1:
+            raise ValueError("scan_block_pages, deletions_retained, sketch_vectors and read_threads must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -90,7 +104,7 @@ class LocalStats:
     pages: int
     vectors: int  # stored (pooled) multi-vector rows
     blob_bytes: int  # codec'd multi-vector bytes, without SQLite's page overhead
-    memory_bytes: int  # the in-memory dense first stage (matrix + ids + live mask) of this handle
+    memory_bytes: int  # the in-memory first stages (dense matrix + sketches + ids + live mask) of this handle
 
 
 class LocalStore:
@@ -109,7 +123,9 @@ class LocalStore:
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
         self._writer = self._connect()
+        self.sketch_vectors = _schema.read_sketch_vectors(self._writer, self._path)
         self._scorer = PageScorer(config, options.scan_block_pages)
+        self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
         self._snapshot: DenseSnapshot | None = None
         with self._read() as conn:
             self._snapshot_for(conn)  # load the dense matrix now rather than on the first search
@@ -125,7 +141,7 @@ class LocalStore:
             raise IndexFormatError(f"{path} already exists")
         conn = _schema.connect(path, synchronous="FULL", busy_timeout_s=options.busy_timeout_s, mmap_bytes=0)
         try:
-            _schema.create_schema(conn, config, page_size=options.page_size)
+            _schema.create_schema(conn, config, page_size=options.page_size, sketch_vectors=options.sketch_vectors)
         finally:
             conn.close()
         return cls(directory, config, options)
@@ -173,12 +189,13 @@ class LocalStore:
                 "INSERT INTO documents (doc_id, num_pages, metadata, created_at) VALUES (?, ?, ?, ?)",
                 (doc_id, len(rows), canonical_json(meta), created),
             )
-            for page, page_meta, dense, n, blob in rows:
+            for page, page_meta, dense, n, blob, sketch in rows:
                 cur = conn.execute(
                     "INSERT INTO pages (doc_id, page, metadata, dense) VALUES (?, ?, ?, ?)",
                     (doc_id, page, page_meta, dense),
                 )
                 conn.execute("INSERT INTO multivectors (page_id, n, data) VALUES (?, ?, ?)", (cur.lastrowid, n, blob))
+                conn.execute("INSERT INTO sketches (page_id, data) VALUES (?, ?)", (cur.lastrowid, sketch))
             conn.executemany(
                 "INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)",
                 [(k, canonical_json(v), doc_id) for k, v in meta.items() if isinstance(v, str | int)],
@@ -192,18 +209,20 @@ class LocalStore:
         with self._write() as conn:
             return self._delete_rows(conn, doc_id)
 
-    def _page_row(self, record: PageRecord) -> tuple[int, str, bytes, int, bytes]:
+    def _page_row(self, record: PageRecord) -> tuple[int, str, bytes, int, bytes, bytes]:
         mv = record.multivector  # (n, d) float32
         if self.config.pool_factor > 1:
             mv = pool_tokens(mv, self.config.pool_factor)  # (m, d), m ≈ n / pool_factor
         dense = record.dense / np.linalg.norm(record.dense)  # (dense_dim,) unit
         blob = encode(np.ascontiguousarray(mv, dtype=np.float32), self.config.codec)
+        sketch = page_sketch(mv, self.sketch_vectors).astype(np.float16).tobytes()  # (k, d) float16
         meta = canonical_json(dict(record.metadata))
-        return record.page, meta, dense.astype(np.float32).tobytes(), int(mv.shape[0]), blob
+        return record.page, meta, dense.astype(np.float32).tobytes(), int(mv.shape[0]), blob, sketch
 
     def _delete_rows(self, conn: sqlite3.Connection, doc_id: str) -> bool:
         ids = [r[0] for r in conn.execute("SELECT id FROM pages WHERE doc_id = ?", (doc_id,))]
         conn.execute("DELETE FROM multivectors WHERE page_id IN (SELECT id FROM pages WHERE doc_id = ?)", (doc_id,))
+        conn.execute("DELETE FROM sketches WHERE page_id IN (SELECT id FROM pages WHERE doc_id = ?)", (doc_id,))
         conn.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
         conn.execute("DELETE FROM doc_fields WHERE doc_id = ?", (doc_id,))
         gone = conn.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,)).rowcount > 0
@@ -250,7 +269,7 @@ class LocalStore:
                 "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(length(data)), 0) FROM multivectors"
             ).fetchone()
             docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-        memory = snap.matrix.nbytes + snap.ids.nbytes + snap.alive.nbytes
+        memory = snap.matrix.nbytes + snap.sketch.nbytes + snap.ids.nbytes + snap.alive.nbytes
         return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), int(memory))
 
     def get_page(self, doc_id: str, page: int) -> PageRecord | None:
@@ -276,21 +295,77 @@ class LocalStore:
         filter: Mapping[str, Any] | None = None,
         candidates: int = 200,
         exhaustive: bool = False,
+        first_stage: str | None = None,
+        prefetch: int | None = None,
+        query_groups: int | None = None,
     ) -> list[Hit]:
-        """Top-k pages by exact MaxSim among the dense first stage's ``candidates`` (all if exhaustive)."""
+        """Top-k pages by exact MaxSim among the first stage's ``candidates`` (every page if exhaustive).
+
+        ``first_stage`` (None: ``LocalOptions.first_stage``):
+
+        * ``"dense"`` (the store contract): the ``candidates`` pages nearest ``query_dense`` by cosine; with
+          ``query_dense=None`` every page is scored exactly (as ``exhaustive=True``).
+        * ``"pooled"``: the ``candidates`` pages with the best approximate MaxSim of ``query_multivector``
+          against their sketches (:mod:`colbert._sketch`). Sketches are scored for the ``prefetch`` pages
+          nearest ``query_dense`` when both are given, else for every (matching) page. ``query_groups``: score
+          the sketches with the query pooled to that many weighted centroids (:func:`colbert._sketch.pool_query`;
+          ~Lq/groups times cheaper, a coarser ranking); the rerank always uses every query token.
+
+        Equality ``filter`` s restrict every stage to the matching pages.
+        """
         limits = self.options.limits
         q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
         equal = validate_filter(filter)
+        first_stage = self.options.first_stage if first_stage is None else first_stage
+        if first_stage not in ("dense", "pooled"):
+            raise InvalidQueryError(f"first_stage must be 'dense' or 'pooled', got {first_stage!r}")
+        if prefetch is not None and (
+            isinstance(prefetch, bool) or not isinstance(prefetch, int) or not candidates <= prefetch
+        ):
+            raise InvalidQueryError(f"prefetch must be None or an int >= candidates ({candidates}), got {prefetch!r}")
+        if query_groups is not None and (
+            isinstance(query_groups, bool) or not isinstance(query_groups, int) or query_groups < 1
+        ):
+            raise InvalidQueryError(f"query_groups must be None or an int >= 1, got {query_groups!r}")
         with self._read() as conn:
             snap = self._snapshot_for(conn)
             allowed = self._filtered_ids(conn, equal) if equal else None
-            if exhaustive or dense is None:
+            rows = None if allowed is None else snap.rows_of(allowed)
+            if exhaustive or (dense is None and first_stage == "dense"):
                 ids, scores = self._scorer.top(conn, q, k, allowed)
-            else:
-                rows = None if allowed is None else snap.rows_of(allowed)
+            elif first_stage == "dense" and dense is not None:
                 chosen = snap.top(dense, candidates, rows)  # (≤candidates,) page ids
-                ids, scores = self._scorer.top(conn, q, k, np.sort(chosen))
+                ids, scores = self._rerank(conn, q, k, chosen)
+            else:
+                if dense is not None and prefetch is not None:
+                    rows = snap.rows_of(np.sort(snap.top(dense, prefetch, rows)))  # (≤prefetch,) row indices
+                first_q, weights = (q, None) if query_groups is None else pool_query(q, query_groups)
+                chosen = snap.top_pooled(first_q, candidates, rows, weights)  # (≤candidates,) page ids
+                ids, scores = self._rerank(conn, q, k, chosen)
             return self._hits(conn, ids, scores)
+
+    def _rerank(
+        self, conn: sqlite3.Connection, q: np.ndarray, k: int, chosen: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact MaxSim top-k of the candidates. Their blobs are read by ``read_threads`` connections at once
+        (cold blobs are disk reads, ~0.5 ms per 256 KiB page one at a time; several in flight overlap them),
+        and each chunk is scored as it arrives. A helper connection's read transaction starts after the
+        search's own, so a candidate deleted in between is skipped (as if the search had started later); page
+        ids are never reused and a page's blob never changes, so no other difference can be seen."""
+        ids = np.sort(chosen)  # (c,) ascending: neighbouring rows of the table
+        threads = min(self.options.read_threads, max(1, ids.size // _MIN_PAGES_PER_READER))
+        if threads <= 1:
+            return self._scorer.top(conn, q, k, ids)
+        with self._sync_lock:
+            if self._readers is None:
+                self._readers = ThreadPoolExecutor(self.options.read_threads, thread_name_prefix="colbert-read")
+            readers = self._readers
+        futures = [readers.submit(self._read_chunk, chunk) for chunk in np.array_split(ids, threads)]
+        return self._scorer.top_of(q, k, (f.result() for f in futures))
+
+    def _read_chunk(self, ids: np.ndarray) -> tuple[np.ndarray, list[int], list[bytes]]:
+        with self._read() as conn:  # this reader thread's own connection
+            return read_pages(conn, ids)
 
     def _filtered_ids(self, conn: sqlite3.Connection, equal: Mapping[str, Any]) -> np.ndarray:
         sql, params = filter_sql(equal)
@@ -370,19 +445,24 @@ class LocalStore:
         dim = self.config.dense_dim
         if snap is not None and max_id <= snap.version[0] and max_del == snap.version[1]:
             return snap
+        width = self.sketch_vectors * self.config.multivector_dim
         if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
-            ids, matrix = _load_dense(conn, 0, dim)
-            snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix)
+            ids, matrix, sketch = _load_dense(conn, 0, dim, width)
+            snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix, sketch, self.sketch_vectors)
         else:
             dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
-            ids, matrix = _load_dense(conn, snap.version[0], dim)
+            ids, matrix, sketch = _load_dense(conn, snap.version[0], dim, width)
             version = (max(int(max_id), snap.version[0]), int(max_del))
-            snap = snap.apply(version, ids, matrix, dead)
+            snap = snap.apply(version, ids, matrix, dead, sketch)
         self._snapshot = snap
         return snap
 
     def close(self) -> None:
         """Close every connection; later calls raise ``StoreClosedError``. Idempotent."""
+        with self._sync_lock:
+            readers, self._readers = self._readers, None
+        if readers is not None:
+            readers.shutdown(wait=True)  # in-flight reads finish before their connections close
         with self._write_lock, self._sync_lock:
             self._closed = True
             for conn in self._connections:
@@ -396,12 +476,21 @@ class LocalStore:
         self.close()
 
 
-def _load_dense(conn: sqlite3.Connection, after_id: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ids (m,) ascending and unit dense rows (m, dim) of the pages with ``id > after_id``."""
-    rows = conn.execute("SELECT id, dense FROM pages WHERE id > ? ORDER BY id", (after_id,)).fetchall()
+def _load_dense(
+    conn: sqlite3.Connection, after_id: int, dim: int, sketch_width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ids (m,) ascending, unit dense rows (m, dim) and sketches (m, sketch_width) as bf16 bits of the pages
+    with ``id > after_id``."""
+    rows = conn.execute(
+        "SELECT p.id, p.dense, s.data FROM pages p JOIN sketches s ON s.page_id = p.id WHERE p.id > ? ORDER BY p.id",
+        (after_id,),
+    ).fetchall()
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))  # (m,)
     matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)  # (m, dim)
-    return ids, matrix
+    half = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16)  # (m · sketch_width,)
+    if half.size != len(rows) * sketch_width:
+        raise IndexFormatError(f"stored sketches hold {half.size} values, expected {len(rows) * sketch_width}")
+    return ids, matrix, to_bf16_bits(half).reshape(len(rows), sketch_width)
 
 
 def _check_page_window(offset: int, limit: int, limits: StoreLimits) -> None:
