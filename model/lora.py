@@ -11,8 +11,8 @@ gate/up, or a single one) and computes
 - all base outputs with one ``addmm`` over the concatenated weights (the layers' own ``weight``/``bias``
   parameters become views into the concatenation: no extra memory, ``state_dict`` unchanged);
 - per task, ``h = x_rows @ A_catᵀ`` (the projections' ``lora_A`` stacked, one product) and then
-  ``out_rows += h @ B_blockᵀ`` in place (``addmm_``), where ``B_block`` is the block-diagonal of the
-  projections' ``lora_B · scaling`` (a small copy, rank × outputs).
+  for each projection ``out_rows[:, its columns] += scaling · h[:, its ranks] @ Bᵀ`` in place (``addmm_``,
+  the scale and the add folded into the product).
 
 Rows are routed by :func:`routed`: the batch rows are split into runs of consecutive rows with the same task
 (``model.network`` orders a batch's rows by task first, so a mixed batch has one run per task); a run's rows are a
@@ -20,8 +20,9 @@ contiguous slice of the flattened input and output, so no gather or scatter is n
 :func:`routed` block every row gets the layers' active PEFT adapters, as PEFT itself would do.
 
 :func:`fuse_text_projections` swaps fused attention and MLP modules into a loaded ``Qwen2_5_VLTextModel`` (and
-:func:`fuse_vision_mlps` fuses the vision tower's gate/up) in place; parameter names are unchanged. Fusion takes a
-snapshot of the LoRA ``B`` weights (scaled): call it after all weights are loaded and the module is on its device.
+:func:`fuse_vision_mlps` fuses the vision tower's gate/up) in place; parameter names are unchanged. The fused
+weights are views of the parameters (no copies): fuse after the module is on its device (``.to`` would move the
+parameters out of the shared storage).
 """
 
 from __future__ import annotations
@@ -135,8 +136,8 @@ class FusedProjections:
         self.loras: list[Any] = [layer for layer in layers if _is_lora(layer)]  # PEFT lora.Linear
         if self.loras and len(self.loras) != len(layers):
             raise ValueError("cannot fuse LoRA and plain projections together")
-        self.lora_a: dict[str, torch.Tensor] = {}  # task -> (n·r, I)
-        self.lora_b: dict[str, torch.Tensor] = {}  # task -> (ΣO, n·r), scaling folded in
+        self.lora_a: dict[str, torch.Tensor] = {}  # task -> (n·r, I): the projections' A stacked
+        self.lora_b: dict[str, list[tuple[slice, slice, torch.Tensor, float]]] = {}  # task -> per projection
         if self.loras:
             self._fuse_adapters()
         for layer in self.loras:
@@ -163,10 +164,16 @@ class FusedProjections:
         with torch.no_grad():
             for task in sorted(tasks[0]):
                 a = [layer.lora_A[task].weight for layer in self.loras]  # each (r, I)
-                b = [layer.lora_B[task].weight * float(layer.scaling[task]) for layer in self.loras]  # each (O, r)
-                block_diag: Any = torch.block_diag
                 self.lora_a[task] = self._concat_shared(a)  # (n·r, I)
-                self.lora_b[task] = block_diag(*b)  # (ΣO, n·r)
+                parts, rank_at, out_at = [], 0, 0
+                for layer, width in zip(self.loras, self.splits, strict=True):
+                    b = layer.lora_B[task].weight  # (O, r): the parameter itself, no copy
+                    r = b.shape[1]
+                    parts.append(
+                        (slice(rank_at, rank_at + r), slice(out_at, out_at + width), b, float(layer.scaling[task]))
+                    )
+                    rank_at, out_at = rank_at + r, out_at + width
+                self.lora_b[task] = parts
 
     def _runs(self, rows: int) -> tuple[TaskRun, ...]:
         runs = _RUNS.get()
@@ -190,8 +197,10 @@ class FusedProjections:
                 if run.task not in self.lora_a:  # PEFT skips rows whose adapter a layer does not carry
                     continue
                 lo, hi = run.start * per_row, run.stop * per_row
-                h = flat[lo:hi] @ self.lora_a[run.task].t()  # (n, k·r)
-                out[lo:hi].addmm_(h, self.lora_b[run.task].t())  # (n, ΣO) += h · (s·B_block)ᵀ
+                h = flat[lo:hi] @ self.lora_a[run.task].t()  # (n, k·r): every projection's A in one product
+                rows_out = out[lo:hi]
+                for ranks, cols, b, scaling in self.lora_b[run.task]:
+                    rows_out[:, cols].addmm_(h[:, ranks], b.t(), alpha=scaling)  # += s · (x Aᵀ) Bᵀ, in place
         return out.view(*x.shape[:-1], out.shape[-1])
 
 
