@@ -16,7 +16,10 @@ and the 16 bench passages. A and B run alternately in one process; the minimum o
   batch in arrival order, the plain path for one task) vs :func:`model.lora.fuse_text_projections` (q/k/v and
   gate/up as one product each, each task's LoRA as one A and one B product on its contiguous rows, rows grouped
   by task), on 8 queries (mixed and single task) and on 8 rows of 747 tokens (a batch of pages' text);
-- vision MLPs: gate/up as two products vs one (:func:`model.lora.fuse_vision_mlps`), after the other fast paths.
+- vision MLPs: gate/up as two products vs one (:func:`model.lora.fuse_vision_mlps`), after the other fast paths;
+- rotary embeddings: the stock functions (q and k apart, ``rotate_half`` with ``cat``) vs
+  :func:`model.fastpath.rotate` on q and k at once, for a page's vision tokens (float32 inside, as stock) and for
+  8 rows of 747 text tokens (the model's dtype, as stock).
 """
 
 from __future__ import annotations
@@ -178,6 +181,33 @@ def _lora(dtype: torch.dtype, repeats: int) -> None:
         _line("8×747 tokens, 1 task: LoRA", a, b, "PEFT", "fused")
 
 
+def _rotary(dtype: torch.dtype, repeats: int) -> None:
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb, apply_rotary_pos_emb_vision
+
+    from model.fastpath import rotate
+
+    qkv = torch.randn(2944, 3, 16, 80).to(dtype)  # one page's vision q/k/v
+    angles = torch.randn(2944, 80)
+    vcos, vsin = angles.cos(), angles.sin()
+
+    def vision_ours() -> object:
+        return rotate(qkv[:, :2].float(), vcos[:, None, None], vsin[:, None, None]).to(dtype).unbind(1)
+
+    with torch.inference_mode():
+        a, b = _ab(lambda: apply_rotary_pos_emb_vision(qkv[:, 0], qkv[:, 1], vcos, vsin), vision_ours, repeats)
+        _line("rotary, vision (2944 patches)", a, b)
+        text = torch.randn(8, 747, 20, 128).to(dtype)  # (B, L, 16 q + 2 k + 2 v heads, d)
+        tangles = torch.randn(8, 747, 128)
+        tcos, tsin = tangles.cos().to(dtype), tangles.sin().to(dtype)
+        q, k = text[:, :, :16].transpose(1, 2), text[:, :, 16:18].transpose(1, 2)
+        a, b = _ab(
+            lambda: apply_rotary_pos_emb(q, k, tcos, tsin),
+            lambda: rotate(text[:, :, :18], tcos[:, :, None], tsin[:, :, None]),
+            repeats,
+        )
+        _line("rotary, text (8×747 tokens)", a, b)
+
+
 def _memory(dtype: torch.dtype, tokens: int) -> None:
     import subprocess
 
@@ -207,7 +237,7 @@ def main() -> int:
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="bfloat16")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--only", choices=["vision", "passages", "memory", "lora"], default=None)
+    parser.add_argument("--only", choices=["vision", "passages", "memory", "lora", "rotary"], default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -217,6 +247,8 @@ def main() -> int:
         _vision(dtype, args.repeats)
     if args.only in (None, "passages"):
         _passages(dtype, args.repeats)
+    if args.only in (None, "rotary"):
+        _rotary(dtype, args.repeats)
     if args.only in (None, "lora"):
         _lora(dtype, args.repeats)
     if args.only in (None, "memory"):

@@ -233,7 +233,9 @@ class FusedTextAttention(nn.Module):
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb, eager_attention_forward
+        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import eager_attention_forward
+
+        from model.fastpath import rotate
 
         if position_embeddings is None:
             raise ValueError("position_embeddings are required")
@@ -241,11 +243,11 @@ class FusedTextAttention(nn.Module):
         d = self.head_dim
         nq, nk, _nv = (s // d for s in self._qkv.splits)
         qkv = self._qkv(hidden_states).view(bsz, q_len, -1, d)  # (B, L, nq+2·nk, d)
-        q = qkv[:, :, :nq].transpose(1, 2)  # (B, nq, L, d)
-        k = qkv[:, :, nq : nq + nk].transpose(1, 2)  # (B, nk, L, d)
+        cos, sin = position_embeddings  # (B, L, d), in the model's dtype as in the stock rotary
+        qk = rotate(qkv[:, :, : nq + nk], cos[:, :, None], sin[:, :, None])  # q and k heads at once
+        q = qk[:, :, :nq].transpose(1, 2)  # (B, nq, L, d)
+        k = qk[:, :, nq:].transpose(1, 2)  # (B, nk, L, d)
         v = qkv[:, :, nq + nk :].transpose(1, 2)
-        cos, sin = position_embeddings
-        q, k = apply_rotary_pos_emb(q, k, cos, sin)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx, kwargs=kwargs)
         interface: Any = ALL_ATTENTION_FUNCTIONS.get_interface(
