@@ -138,6 +138,8 @@ class FusedProjections:
             raise ValueError("cannot fuse LoRA and plain projections together")
         self.lora_a: dict[str, torch.Tensor] = {}  # task -> (n·r, I): the projections' A stacked
         self.lora_b: dict[str, list[tuple[slice, slice, torch.Tensor, float]]] = {}  # task -> per projection
+        self.lora_a_all: torch.Tensor | None = None  # every task's A stacked (a small copy), for mixed batches
+        self.task_ranks: dict[str, slice] = {}  # task -> its columns of ``x @ lora_a_allᵀ``
         if self.loras:
             self._fuse_adapters()
         for layer in self.loras:
@@ -174,6 +176,11 @@ class FusedProjections:
                     )
                     rank_at, out_at = rank_at + r, out_at + width
                 self.lora_b[task] = parts
+            at = 0
+            for task, a_cat in self.lora_a.items():
+                self.task_ranks[task] = slice(at, at + a_cat.shape[0])
+                at += a_cat.shape[0]
+            self.lora_a_all = torch.cat(list(self.lora_a.values()))  # (tasks·n·r, I)
 
     def _runs(self, rows: int) -> tuple[TaskRun, ...]:
         runs = _RUNS.get()
@@ -193,11 +200,16 @@ class FusedProjections:
         if self.loras:
             rows = x.shape[0] if x.dim() > 1 else 1
             per_row = flat.shape[0] // max(rows, 1)
-            for run in self._runs(rows):
-                if run.task not in self.lora_a:  # PEFT skips rows whose adapter a layer does not carry
-                    continue
+            runs = [run for run in self._runs(rows) if run.task in self.lora_a]  # PEFT skips unknown adapters
+            # several runs (a mixed batch): every task's A for every row in one product (the A products are
+            # thin), instead of one small product per run
+            h_all = flat @ self.lora_a_all.t() if len(runs) > 1 and self.lora_a_all is not None else None
+            for run in runs:
                 lo, hi = run.start * per_row, run.stop * per_row
-                h = flat[lo:hi] @ self.lora_a[run.task].t()  # (n, k·r): every projection's A in one product
+                if h_all is not None:
+                    h = h_all[lo:hi, self.task_ranks[run.task]]  # (n, k·r)
+                else:
+                    h = flat[lo:hi] @ self.lora_a[run.task].t()  # (n, k·r): every projection's A in one product
                 rows_out = out[lo:hi]
                 for ranks, cols, b, scaling in self.lora_b[run.task]:
                     rows_out[:, cols].addmm_(h[:, ranks], b.t(), alpha=scaling)  # += s · (x Aᵀ) Bᵀ, in place
