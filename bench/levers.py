@@ -11,7 +11,15 @@ and the 16 bench passages. A and B run alternately in one process; the minimum o
 - vision tower: stock vs :func:`model.fastpath.speed_up_vision_tower` (+ the windowed attention alone);
 - passages: batches of 8 in input order padded to the longest (the reference's way) vs
   :func:`model.batching.plan_batches` (length-sorted, 4096-token budget), text model only;
-- long text: peak RSS of the text MLP at 32k tokens, stock vs :func:`model.fastpath.chunk_token_mlps`.
+- long text: peak RSS of the text MLP at 32k tokens, stock vs :func:`model.fastpath.chunk_token_mlps`;
+- LoRA (text model with the three task adapters, r 32): PEFT's layers (per-row ``adapter_names`` for a mixed
+  batch in arrival order, the plain path for one task) vs :func:`model.lora.fuse_text_projections` (q/k/v and
+  gate/up as one product each, each task's LoRA as one A and one B product on its contiguous rows, rows grouped
+  by task), on 8 queries (mixed and single task) and on 8 rows of 747 tokens (a batch of pages' text);
+- vision MLPs: gate/up as two products vs one (:func:`model.lora.fuse_vision_mlps`), after the other fast paths;
+- rotary embeddings: the stock functions (q and k apart, ``rotate_half`` with ``cat``) vs
+  :func:`model.fastpath.rotate` on q and k at once, for a page's vision tokens (float32 inside, as stock) and for
+  8 rows of 747 text tokens (the model's dtype, as stock).
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ def _vision(dtype: torch.dtype, repeats: int) -> None:
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
 
     from model.fastpath import LinearPatchProjection, speed_up_vision_tower
+    from model.lora import fuse_vision_mlps
 
     vc = {"depth": 4, "hidden_size": 1280, "num_heads": 16, "intermediate_size": 3420}
     vc |= {"out_hidden_size": 2048, "fullatt_block_indexes": [3]}
@@ -72,6 +81,10 @@ def _vision(dtype: torch.dtype, repeats: int) -> None:
         _line("patch embedding (2944 patches)", *_ab(lambda: conv(patches), lambda: lin(patches), repeats))
         a, b = _ab(lambda: stock(pixels, grid_thw=grid), lambda: fast(pixels, grid_thw=grid), repeats)
         _line("vision tower, 4 blocks (1 page)", a, b)
+        fused = copy.deepcopy(fast)
+        fuse_vision_mlps(fused)
+        a, b = _ab(lambda: fast(pixels, grid_thw=grid), lambda: fused(pixels, grid_thw=grid), repeats)
+        _line("vision tower, + fused gate/up MLPs", a, b, "fast", "fused")
 
 
 def _passages(dtype: torch.dtype, repeats: int) -> None:
@@ -114,6 +127,87 @@ def _passages(dtype: torch.dtype, repeats: int) -> None:
     _line("16 passages, text model", a, b, "in order", "sorted")
 
 
+def _lora(dtype: torch.dtype, repeats: int) -> None:
+    import warnings
+
+    from peft import LoraConfig, inject_adapter_in_model
+    from transformers import Qwen2_5_VLConfig
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLTextModel
+
+    from model.adapters import route_rows
+    from model.lora import fuse_text_projections
+
+    tc = {"hidden_size": 2048, "num_attention_heads": 16, "num_key_value_heads": 2, "intermediate_size": 11008}
+    tc |= {"num_hidden_layers": 4, "vocab_size": 8192}  # a small vocabulary: the embedding table is not measured
+    config = Qwen2_5_VLConfig(text_config=tc).text_config
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    stock = Qwen2_5_VLTextModel(config)
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    tasks = ("retrieval", "text-matching", "code")
+    for task in tasks:
+        lora = LoraConfig(r=32, lora_alpha=64, target_modules=targets, lora_dropout=0.0, bias="none")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+            inject_adapter_in_model(lora, stock, adapter_name=task)
+    with torch.no_grad():
+        for name, param in stock.named_parameters():
+            if ".lora_B." in name:
+                param.normal_(0.0, 0.02)
+    stock = stock.to(dtype).eval()
+    fused = copy.deepcopy(stock)
+    fuse_text_projections(fused)
+    mixed = [tasks[i % 3] for i in range(8)]  # the bench's mixed workload: tasks cycling, in arrival order
+
+    def run(model: torch.nn.Module, ids: torch.Tensor, names: list[str]) -> None:
+        with route_rows(model, names):
+            model(input_ids=ids, use_cache=False)
+
+    queries = torch.randint(0, 8192, (8, 26))
+    pages = torch.randint(0, 8192, (8, 747))
+    with torch.inference_mode():
+        t = {}
+        t["mixed"] = _ab(lambda: run(stock, queries, mixed), lambda: run(fused, queries, sorted(mixed)), repeats)
+        _line("8 queries, 3 tasks mixed: LoRA", *t["mixed"], "PEFT", "fused")
+        t["single"] = _ab(lambda: run(stock, queries, ["code"] * 8), lambda: run(fused, queries, ["code"] * 8), repeats)
+        _line("8 queries, 1 task: LoRA", *t["single"], "PEFT", "fused")
+        print(
+            f"mixed-task cost over single-task: PEFT {t['mixed'][0] / t['single'][0] - 1:+.1%}, "
+            f"fused {t['mixed'][1] / t['single'][1] - 1:+.1%}"
+        )
+        a, b = _ab(
+            lambda: run(stock, pages, ["code"] * 8), lambda: run(fused, pages, ["code"] * 8), max(1, repeats // 2)
+        )
+        _line("8×747 tokens, 1 task: LoRA", a, b, "PEFT", "fused")
+
+
+def _rotary(dtype: torch.dtype, repeats: int) -> None:
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb, apply_rotary_pos_emb_vision
+
+    from model.fastpath import rotate
+
+    qkv = torch.randn(2944, 3, 16, 80).to(dtype)  # one page's vision q/k/v
+    angles = torch.randn(2944, 80)
+    vcos, vsin = angles.cos(), angles.sin()
+
+    def vision_ours() -> object:
+        return rotate(qkv[:, :2].float(), vcos[:, None, None], vsin[:, None, None]).to(dtype).unbind(1)
+
+    with torch.inference_mode():
+        a, b = _ab(lambda: apply_rotary_pos_emb_vision(qkv[:, 0], qkv[:, 1], vcos, vsin), vision_ours, repeats)
+        _line("rotary, vision (2944 patches)", a, b)
+        text = torch.randn(8, 747, 20, 128).to(dtype)  # (B, L, 16 q + 2 k + 2 v heads, d)
+        tangles = torch.randn(8, 747, 128)
+        tcos, tsin = tangles.cos().to(dtype), tangles.sin().to(dtype)
+        q, k = text[:, :, :16].transpose(1, 2), text[:, :, 16:18].transpose(1, 2)
+        a, b = _ab(
+            lambda: apply_rotary_pos_emb(q, k, tcos, tsin),
+            lambda: rotate(text[:, :, :18], tcos[:, :, None], tsin[:, :, None]),
+            repeats,
+        )
+        _line("rotary, text (8×747 tokens)", a, b)
+
+
 def _memory(dtype: torch.dtype, tokens: int) -> None:
     import subprocess
 
@@ -143,7 +237,7 @@ def main() -> int:
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="bfloat16")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--only", choices=["vision", "passages", "memory"], default=None)
+    parser.add_argument("--only", choices=["vision", "passages", "memory", "lora", "rotary"], default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -153,6 +247,10 @@ def main() -> int:
         _vision(dtype, args.repeats)
     if args.only in (None, "passages"):
         _passages(dtype, args.repeats)
+    if args.only in (None, "rotary"):
+        _rotary(dtype, args.repeats)
+    if args.only in (None, "lora"):
+        _lora(dtype, args.repeats)
     if args.only in (None, "memory"):
         _memory(dtype, 32768)
     return 0

@@ -95,34 +95,35 @@ def load_adapters(module: nn.Module, directory: Path, task_names: Sequence[str],
 def route_rows(module: nn.Module, adapter_names: Sequence[str]) -> Iterator[None]:
     """Within the block, every LoRA layer of ``module`` applies adapter ``adapter_names[i]`` to batch row ``i``.
 
-    Implemented with forward pre-hooks that add PEFT's ``adapter_names`` argument; they are removed on exit."""
+    Fused layers (``model.lora``) read the routing from :func:`model.lora.routed`. Any PEFT LoRA layer that is not
+    fused gets it as PEFT's ``adapter_names`` argument (forward pre-hooks, removed on exit), or, for a single-task
+    batch, as its active adapter (PEFT's plain path, same math)."""
     from peft.tuners.lora import LoraLayer
 
+    from model.lora import routed
+
     names = list(adapter_names)
-    if len(set(names)) == 1:
-        # One task in the batch: make it the active adapter so PEFT takes its plain path (same math) instead of
-        # gathering and scattering every row at every LoRA layer (the mixed-batch path's index/index_put).
-        loras = [m for m in module.modules() if isinstance(m, LoraLayer)]
-        saved = [lora._active_adapter for lora in loras]
-        try:
+    loras = [m for m in module.modules() if isinstance(m, LoraLayer) and not getattr(m, "_jina_fused", False)]
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(routed(names))
+        if len(set(names)) == 1:
+            saved = [lora._active_adapter for lora in loras]
+
+            def restore() -> None:
+                for lora, active in zip(loras, saved, strict=True):
+                    lora._active_adapter = active
+
+            stack.callback(restore)
             for lora in loras:
                 lora._active_adapter = names[0]
-            yield
-        finally:
-            for lora, active in zip(loras, saved, strict=True):
-                lora._active_adapter = active
-        return
-    handles = []
+        else:
 
-    def hook(_mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        kwargs["adapter_names"] = names
-        return args, kwargs
+            def hook(
+                _mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+            ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+                kwargs["adapter_names"] = names
+                return args, kwargs
 
-    try:
-        for layer in module.modules():
-            if isinstance(layer, LoraLayer):
-                handles.append(layer.register_forward_pre_hook(hook, with_kwargs=True))
+            for lora in loras:
+                stack.callback(lora.register_forward_pre_hook(hook, with_kwargs=True).remove)
         yield
-    finally:
-        for handle in handles:
-            handle.remove()

@@ -21,6 +21,7 @@ from model.checkpoint import JinaConfig, JinaV4Backbone, load_base_weights, read
 from model.errors import EmptyInputError, InputError
 from model.fastpath import chunk_token_mlps, speed_up_vision_tower
 from model.images import ImageSource, load_image
+from model.lora import fuse_projection, fuse_text_projections, fuse_vision_mlps
 from model.network import Network
 from model.pooling import dense_mask, l2_normalize, masked_mean, truncate
 from model.processor import LateChunkInput, PreparedInput, Processor
@@ -111,9 +112,13 @@ class Encoder:
             module = JinaV4Backbone(config, _pick_attention(attn_implementation, dev)).to(dt)
         load_base_weights(module, directory)
         load_adapters(module, directory, config.task_names, dt)
-        speed_up_vision_tower(module.model.visual)
-        chunk_token_mlps(module.model.language_model)
         module.to(dev)
+        # fusion keeps views of the weights on their device: after loading and moving, never before
+        speed_up_vision_tower(module.model.visual)
+        fuse_vision_mlps(module.model.visual)
+        fuse_text_projections(module.model.language_model)
+        fuse_projection(module.multi_vector_projector)
+        chunk_token_mlps(module.model.language_model)
         processor = Processor.from_pretrained(directory)
         network = Network(module, pad_token_id=processor.pad_token_id, image_token_id=config.image_token_id, device=dev)
         info = ModelInfo(
@@ -137,6 +142,14 @@ class Encoder:
         for item in items:
             if item.spec.task.value not in self.info.task_names:
                 raise InputError(f"task {item.spec.task.value!r} is not in this checkpoint's {self.info.task_names}")
+        # rows grouped by task (stable): each task's LoRA then applies to one contiguous slice of the batch
+        order = sorted(range(len(items)), key=lambda i: items[i].spec.task.value)
+        if order != list(range(len(items))):
+            ordered = self.embed([items[i] for i in order], return_multivector=return_multivector)
+            outputs: list[EmbeddingOutput | None] = [None] * len(items)
+            for i, out in zip(order, ordered, strict=True):
+                outputs[i] = out
+            return [out for out in outputs if out is not None]
         batch = self.network.collate(items)
         hidden = self.network.hidden_states(batch)  # (B, L, H)
         mask = dense_mask(
@@ -144,18 +157,18 @@ class Encoder:
         ).to(hidden.device)  # (B, L)
         dense = l2_normalize(masked_mean(hidden, mask)).cpu().numpy()  # (B, H)
         multi = self._multivectors(hidden, batch.tasks, batch.lengths) if return_multivector else None
-        outputs = []
+        result = []
         for row, item in enumerate(items):
             grid = None
             if item.image_grid_thw is not None:
                 _, h, w = (int(v) for v in item.image_grid_thw[0])
                 grid = (h // 2, w // 2)
-            outputs.append(
+            result.append(
                 EmbeddingOutput(
                     dense[row], None if multi is None else multi[row], item.num_tokens, item.image_span, grid
                 )
             )
-        return outputs
+        return result
 
     def _multivectors(self, hidden: torch.Tensor, tasks: Sequence[str], lengths: Sequence[int]) -> list[np.ndarray]:
         projected = l2_normalize(self.network.project(hidden, tasks)).cpu().numpy()  # (B, L, 128)

@@ -33,8 +33,28 @@ __all__ = [
     "LinearPatchProjection",
     "WindowBatchedVisionAttention",
     "chunk_token_mlps",
+    "rotate",
     "speed_up_vision_tower",
 ]
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """``x · cos + rotate_half(x) · sin`` (the stock rotary embedding) on a contiguous copy of ``x`` (one call for
+    q and k together; ``cos``/``sin`` broadcast to ``x``). Measured on this CPU: the stock ops on strided q/k views
+    are the slow part. In float32 the halves are computed apart (no ``cat``, no negated copy, ``addcmul_``); in
+    reduced precision the stock formula is kept (bf16 ``addcmul_`` is slower there), so the result is bit-identical.
+    """
+    x = x.contiguous()
+    h = x.shape[-1] // 2
+    if x.dtype != torch.float32:
+        return x * cos + torch.cat((-x[..., h:], x[..., :h]), dim=-1) * sin
+    out = torch.empty_like(x)
+    x1, x2, o1, o2 = x[..., :h], x[..., h:], out[..., :h], out[..., h:]
+    torch.mul(x1, cos[..., :h], out=o1)
+    o1.addcmul_(x2, sin[..., :h], value=-1.0)  # first half: x1·cos - x2·sin
+    torch.mul(x2, cos[..., h:], out=o2)
+    o2.addcmul_(x1, sin[..., h:])  # second half: x2·cos + x1·sin
+    return out
 
 
 class LinearPatchProjection(nn.Module):
@@ -72,13 +92,13 @@ class WindowBatchedVisionAttention(nn.Module):
         position_embeddings: tuple[torch.Tensor, torch.Tensor],
         **kwargs: object,
     ) -> torch.Tensor:
-        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
-
         seq = hidden_states.shape[0]
         qkv = self.qkv(hidden_states).reshape(seq, 3, self.num_heads, -1)  # (S, 3, H, d)
-        q, k, v = qkv.permute(1, 0, 2, 3).unbind(0)  # each (S, H, d)
-        cos, sin = position_embeddings
-        q, k = apply_rotary_pos_emb_vision(q, k, cos, sin)  # the stock rotary (float32 inside)
+        cos, sin = position_embeddings  # (S, d)
+        # the stock rotary, in float32 as there, on q and k at once
+        qk = rotate(qkv[:, :2].float(), cos[:, None, None].float(), sin[:, None, None].float()).to(qkv.dtype)
+        q, k = qk.unbind(1)  # each (S, H, d)
+        v = qkv[:, 2]
         out = torch.empty_like(v)  # (S, H, d)
         bounds = cu_seqlens.tolist()
         starts_by_len: dict[int, list[int]] = defaultdict(list)

@@ -102,3 +102,21 @@ def test_chunked_mlps_equal_unchunked() -> None:
     torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
     with pytest.raises(ValueError, match="positive"):
         chunk_token_mlps(chunked, max_tokens=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rotate_equals_stock_rotary(dtype: torch.dtype) -> None:
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb
+
+    from model.fastpath import rotate
+
+    torch.manual_seed(0)
+    q = torch.randn(2, 9, 5, 16).to(dtype)  # (B, L, heads, d)
+    k = torch.randn(2, 9, 3, 16).to(dtype)
+    angles = torch.randn(2, 9, 16)
+    cos, sin = angles.cos().to(dtype), angles.sin().to(dtype)  # halves differ: nothing assumed about them
+    want_q, want_k = apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=2)
+    got = rotate(torch.cat([q, k], dim=2), cos[:, :, None], sin[:, :, None])
+    tol = {"atol": 1e-6, "rtol": 1e-6} if dtype == torch.float32 else {"atol": 0.0, "rtol": 0.0}  # bf16: stock ops
+    torch.testing.assert_close(got[:, :, :5], want_q, **tol)
+    torch.testing.assert_close(got[:, :, 5:], want_k, **tol)
