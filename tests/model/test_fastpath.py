@@ -14,6 +14,7 @@ from model.fastpath import (
     chunk_token_mlps,
     speed_up_vision_tower,
 )
+from tests.model._modules import small_text_model
 
 
 def _stock_tower() -> nn.Module:
@@ -74,23 +75,7 @@ def test_linear_patch_projection_refuses_other_convolutions() -> None:
 
 
 def test_chunked_mlps_equal_unchunked() -> None:
-    from transformers import Qwen2_5_VLConfig
-    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLTextModel
-
-    config = Qwen2_5_VLConfig(
-        text_config={
-            "hidden_size": 32,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "intermediate_size": 48,
-            "num_hidden_layers": 2,
-            "vocab_size": 100,
-            "rope_scaling": {"type": "default", "mrope_section": [1, 1, 2]},
-        }
-    ).text_config
-    config._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    stock = Qwen2_5_VLTextModel(config).eval()
+    stock = small_text_model()
     chunked = copy.deepcopy(stock)
     assert chunk_token_mlps(chunked, max_tokens=7) == 2
     assert chunk_token_mlps(chunked, max_tokens=7) == 0  # idempotent

@@ -21,28 +21,13 @@ from model.lora import (
     routed,
     task_runs,
 )
+from tests.model._modules import small_text_model
 
 TASKS = ("retrieval", "text-matching", "code")
 
 
 def _text_model() -> nn.Module:
-    from transformers import Qwen2_5_VLConfig
-    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLTextModel
-
-    config = Qwen2_5_VLConfig(
-        text_config={
-            "hidden_size": 32,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "intermediate_size": 48,
-            "num_hidden_layers": 2,
-            "vocab_size": 100,
-            "rope_scaling": {"type": "default", "mrope_section": [1, 1, 2]},
-        }
-    ).text_config
-    config._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    return Qwen2_5_VLTextModel(config).eval()
+    return small_text_model()
 
 
 def _with_adapters(module: nn.Module, targets: list[str]) -> nn.Module:
