@@ -31,12 +31,14 @@ _LOG = logging.getLogger("jev4.runtime")
 def open_catalog(settings: Settings) -> Any:
     """The collection catalog the settings describe (``data_dir/collections`` or Qdrant)."""
     from colbert.catalog import Catalog
+    from colbert.local import LocalOptions
 
     return Catalog(
         settings.data_dir,
         backend="qdrant" if settings.collection_backend == "qdrant" else "local",
         qdrant_url=settings.qdrant_url,
         qdrant_api_key=settings.qdrant_api_key,
+        local_options=LocalOptions(first_stage=settings.first_stage),
     )
 
 

@@ -131,11 +131,16 @@ class Settings:
     """Qdrant server URL for the qdrant backend."""
     qdrant_api_key: str | None = None
     """Qdrant API key (secret)."""
+    first_stage: str = "dense"
+    """Embedded backend's first stage: dense (cosine of the pages' dense vectors) or pooled (approximate MaxSim
+    over 8 k-means centroids per page, held in memory; higher recall at the same candidate count)."""
 
     def __post_init__(self) -> None:
         _check_positive(self)
         if self.collection_backend not in ("local", "qdrant"):
             raise SettingsError(f"collection_backend must be 'local' or 'qdrant', got {self.collection_backend!r}")
+        if self.first_stage not in ("dense", "pooled"):
+            raise SettingsError(f"first_stage must be 'dense' or 'pooled', got {self.first_stage!r}")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise SettingsError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
         if any(not k for k in self.api_keys):

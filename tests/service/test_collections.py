@@ -478,3 +478,33 @@ def test_qdrant_backend_round_trip(tmp_path: Path, tiny_encoder: Any) -> None:
         assert c.delete("/v1/collections/q/documents/r").status_code == 200
         _error(c.get("/v1/collections/q/documents/r"), 404)
         assert c.delete("/v1/collections/q").status_code == 200
+
+
+# ---- the pooled first stage (JEV4_FIRST_STAGE=pooled) -------------------------------------------------------
+
+
+def test_pooled_first_stage_setting_reaches_the_index(tmp_path: Path, tiny_encoder: Any) -> None:
+    from litestar.testing import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    settings = Settings(data_dir=tmp_path, first_stage="pooled", pdf_dpi=DPI, image_max_pixels=MAX_PIXELS)
+    with TestClient(create_app(settings, encoder=tiny_encoder)) as c:
+        deadline = time.monotonic() + 60
+        while c.get("/ready").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert c.post("/v1/collections", json={"name": "p", "codec": "float32"}).status_code == 201
+        added = c.post(
+            "/v1/collections/p/documents",
+            files={"file": ("r.pdf", pdf_bytes(3), "application/pdf")},
+            data={"document_id": "r"},
+        )
+        assert added.status_code == 201, added.text
+        store = c.app.state.runtime.catalog.get("p")
+        assert store.options.first_stage == "pooled"
+        body = {"query": "report", "top_k": 3, "candidates": 3}
+        pooled = c.post("/v1/collections/p/search", json=body).json()["results"]
+        exact = c.post("/v1/collections/p/search", json=body | {"exhaustive": True}).json()["results"]
+        assert [(h["page"], h["score"]) for h in pooled] == [(h["page"], h["score"]) for h in exact]

@@ -55,6 +55,7 @@ def test_settings_env_parsing_and_overrides() -> None:
         ({"JEV4_MAX_ITEMS_PER_REQUEST": "0"}, "max_items_per_request"),
         ({"JEV4_DEFAULT_TASK": "summarize"}, "default_task"),
         ({"JEV4_COLLECTION_BACKEND": "redis"}, "collection_backend"),
+        ({"JEV4_FIRST_STAGE": "hnsw"}, "first_stage"),
     ],
 )
 def test_settings_errors_name_the_variable(env: dict[str, str], match: str) -> None:
