@@ -6,11 +6,13 @@ filters, every error row, and a restart that keeps everything."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -441,18 +443,25 @@ def test_restart_keeps_collections(service_checkpoint: Path, tmp_path: Path) -> 
 # ---- the Qdrant backend (qdrant-client's local mode, in-process app) ---------------------------------------
 
 
-def test_qdrant_backend_round_trip(tmp_path: Path, tiny_encoder: Any) -> None:
+@contextlib.contextmanager
+def _ready_app(tiny_encoder: Any, **settings: Any) -> Iterator[Any]:
+    """An in-process app on the tiny encoder with these settings, once /ready answers 200."""
     from litestar.testing import TestClient
 
     from service.app import create_app
     from service.settings import Settings
 
-    settings = Settings(data_dir=tmp_path, collection_backend="qdrant", pdf_dpi=DPI, image_max_pixels=MAX_PIXELS)
-    with TestClient(create_app(settings, encoder=tiny_encoder)) as c:
+    with TestClient(create_app(Settings(**settings), encoder=tiny_encoder)) as c:
         deadline = time.monotonic() + 60
         while c.get("/ready").status_code != 200:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        yield c
+
+
+def test_qdrant_backend_round_trip(tmp_path: Path, tiny_encoder: Any) -> None:
+    opts = {"data_dir": tmp_path, "collection_backend": "qdrant", "pdf_dpi": DPI, "image_max_pixels": MAX_PIXELS}
+    with _ready_app(tiny_encoder, **opts) as c:
         assert c.post("/v1/collections", json={"name": "q", "codec": "float32"}).status_code == 201
         added = c.post(
             "/v1/collections/q/documents",
@@ -484,17 +493,8 @@ def test_qdrant_backend_round_trip(tmp_path: Path, tiny_encoder: Any) -> None:
 
 
 def test_pooled_first_stage_setting_reaches_the_index(tmp_path: Path, tiny_encoder: Any) -> None:
-    from litestar.testing import TestClient
-
-    from service.app import create_app
-    from service.settings import Settings
-
-    settings = Settings(data_dir=tmp_path, first_stage="pooled", pdf_dpi=DPI, image_max_pixels=MAX_PIXELS)
-    with TestClient(create_app(settings, encoder=tiny_encoder)) as c:
-        deadline = time.monotonic() + 60
-        while c.get("/ready").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    opts = {"data_dir": tmp_path, "first_stage": "pooled", "pdf_dpi": DPI, "image_max_pixels": MAX_PIXELS}
+    with _ready_app(tiny_encoder, **opts) as c:
         assert c.post("/v1/collections", json={"name": "p", "codec": "float32"}).status_code == 201
         added = c.post(
             "/v1/collections/p/documents",
