@@ -138,10 +138,7 @@ class DenseSnapshot:
 
         ``rows`` restricts the scan to those row indices (a metadata filter's pages).
         """
-        if rows is None:
-            rows = np.flatnonzero(self.alive) if self.n_alive != self.n else None
-        else:
-            rows = rows[self.alive[rows]]
+        rows = self._live(rows)
         matrix = self.matrix if rows is None else self.matrix[rows]  # (r, dim)
         return self._best(matrix @ query, count, rows)  # (r,) cosines
 
@@ -153,12 +150,16 @@ class DenseSnapshot:
         restricts the scan as in :meth:`top`."""
         if not self.sketch_k:
             raise ValueError("this snapshot holds no sketches")
-        if rows is None:
-            rows = np.flatnonzero(self.alive) if self.n_alive != self.n else None
-        else:
-            rows = rows[self.alive[rows]]
+        rows = self._live(rows)
         sketch = self.sketch if rows is None else self.sketch[rows]  # (r, k·d)
         return self._best(sketch_scores(sketch, self.sketch_k, query, weights), count, rows)
+
+    def _live(self, rows: np.ndarray | None) -> np.ndarray | None:
+        """The live ones of ``rows`` (None: every row, or None when every row is live)."""
+        if rows is None:
+            return np.flatnonzero(self.alive) if self.n_alive != self.n else None
+        live: np.ndarray = rows[self.alive[rows]]
+        return live
 
     def _best(self, scores: np.ndarray, count: int, rows: np.ndarray | None) -> np.ndarray:
         r = scores.shape[0]
