@@ -92,20 +92,25 @@ def load_adapters(module: nn.Module, directory: Path, task_names: Sequence[str],
 
 
 @contextlib.contextmanager
-def route_rows(module: nn.Module, adapter_names: Sequence[str]) -> Iterator[None]:
-    """Within the block, every LoRA layer of ``module`` applies adapter ``adapter_names[i]`` to batch row ``i``.
+def route_rows(
+    module: nn.Module, adapter_names: Sequence[str], packed_lengths: Sequence[int] | None = None
+) -> Iterator[None]:
+    """Within the block, every LoRA layer of ``module`` applies adapter ``adapter_names[i]`` to batch row ``i``
+    (with ``packed_lengths``: to the ``i``-th row of a packed ``(1, T)`` input, ``packed_lengths[i]`` tokens long).
 
     Fused layers (``model.lora``) read the routing from :func:`model.lora.routed`. Any PEFT LoRA layer that is not
     fused gets it as PEFT's ``adapter_names`` argument (forward pre-hooks, removed on exit), or, for a single-task
-    batch, as its active adapter (PEFT's plain path, same math)."""
+    batch, as its active adapter (PEFT's plain path, same math); PEFT cannot route a packed mixed-task batch."""
     from peft.tuners.lora import LoraLayer
 
     from model.lora import routed
 
     names = list(adapter_names)
     loras = [m for m in module.modules() if isinstance(m, LoraLayer) and not getattr(m, "_jina_fused", False)]
+    if packed_lengths is not None and loras and len(set(names)) > 1:
+        raise ValueError("a packed mixed-task batch needs every LoRA layer fused (model.lora)")
     with contextlib.ExitStack() as stack:
-        stack.enter_context(routed(names))
+        stack.enter_context(routed(names, packed_lengths))
         if len(set(names)) == 1:
             saved = [lora._active_adapter for lora in loras]
 

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.lora import token_window
+
 __all__ = [
     "LinearPatchProjection",
     "WindowBatchedVisionAttention",
@@ -143,8 +145,12 @@ def _chunked_forward(forward: Callable[[torch.Tensor], torch.Tensor], max_tokens
         step = max(1, max_tokens // max(1, rows))
         if hidden_states.dim() != 3 or length <= step:
             return forward(hidden_states)
-        # contiguous slices: a strided (B, step, H) view sends oneDNN's matmul down a far slower path (×2 measured)
-        parts = [forward(hidden_states[:, i : i + step].contiguous()) for i in range(0, length, step)]  # (B, ≤step, H)
+        parts = []
+        for i in range(0, length, step):
+            # a packed (1, S) input's task routing is by token: narrowed to the slice (no-op for routing by row)
+            with token_window(i, min(i + step, length)):
+                # contiguous slices: a strided (B, step, H) view sends oneDNN's matmul down a far slower path (×2)
+                parts.append(forward(hidden_states[:, i : i + step].contiguous()))  # (B, ≤step, H)
         return torch.cat(parts, dim=1)  # (B, S, H)
 
     return chunked

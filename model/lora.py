@@ -16,8 +16,11 @@ gate/up, or a single one) and computes
 
 Rows are routed by :func:`routed`: the batch rows are split into runs of consecutive rows with the same task
 (``model.network`` orders a batch's rows by task first, so a mixed batch has one run per task); a run's rows are a
-contiguous slice of the flattened input and output, so no gather or scatter is needed at all. Outside a
-:func:`routed` block every row gets the layers' active PEFT adapters, as PEFT itself would do.
+contiguous slice of the flattened input and output, so no gather or scatter is needed at all. For a packed batch
+(``model.packing``: rows laid end to end as one ``(1, T)`` sequence) ``routed(names, lengths)`` gives the runs in
+tokens instead, and :func:`token_window` narrows them to a slice of the sequence (``model.fastpath`` runs long
+MLPs in slices). Outside a :func:`routed` block every row gets the layers' active PEFT adapters, as PEFT itself
+would do.
 
 :func:`fuse_text_projections` swaps fused attention and MLP modules into a loaded ``Qwen2_5_VLTextModel`` (and
 :func:`fuse_vision_mlps` fuses the vision tower's gate/up) in place; parameter names are unchanged. The fused
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,19 +50,26 @@ __all__ = [
     "fuse_vision_mlps",
     "routed",
     "task_runs",
+    "token_window",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class TaskRun:
-    """Batch rows ``start:stop`` (along dim 0) use adapter ``task``."""
+    """Batch rows (or, packed, tokens) ``start:stop`` use adapter ``task``."""
 
     task: str
     start: int
     stop: int
 
 
-_RUNS: contextvars.ContextVar[tuple[TaskRun, ...] | None] = contextvars.ContextVar("jina_lora_runs", default=None)
+@dataclass(frozen=True, slots=True)
+class _Routing:
+    runs: tuple[TaskRun, ...]
+    tokens: bool  # runs index the tokens of a packed (1, T) input, not batch rows
+
+
+_RUNS: contextvars.ContextVar[_Routing | None] = contextvars.ContextVar("jina_lora_runs", default=None)
 
 
 def task_runs(names: Sequence[str]) -> tuple[TaskRun, ...]:
@@ -73,9 +84,36 @@ def task_runs(names: Sequence[str]) -> tuple[TaskRun, ...]:
 
 
 @contextlib.contextmanager
-def routed(names: Sequence[str]) -> Iterator[None]:
-    """Within the block, fused projections apply adapter ``names[i]`` to batch row ``i`` (this thread/context only)."""
-    token = _RUNS.set(task_runs(list(names)))
+def routed(names: Sequence[str], lengths: Sequence[int] | None = None) -> Iterator[None]:
+    """Within the block, fused projections apply adapter ``names[i]`` to batch row ``i`` (this thread/context only);
+    with ``lengths``, the input is packed: row ``i`` is the next ``lengths[i]`` tokens of a ``(1, T)`` sequence."""
+    runs = task_runs(list(names))
+    if lengths is not None:
+        if len(lengths) != len(names):
+            raise ValueError(f"{len(names)} task names for {len(lengths)} packed rows")
+        ends = [0, *itertools.accumulate(lengths)]
+        runs = tuple(TaskRun(r.task, ends[r.start], ends[r.stop]) for r in runs)
+    token = _RUNS.set(_Routing(runs, lengths is not None))
+    try:
+        yield
+    finally:
+        _RUNS.reset(token)
+
+
+@contextlib.contextmanager
+def token_window(start: int, stop: int) -> Iterator[None]:
+    """Within the block, a packed routing applies to tokens ``start:stop`` of the sequence only (an input that holds
+    just that slice); a routing by batch rows, or none, is left as it is."""
+    routing = _RUNS.get()
+    if routing is None or not routing.tokens:
+        yield
+        return
+    runs = tuple(
+        TaskRun(r.task, max(r.start, start) - start, min(r.stop, stop) - start)
+        for r in routing.runs
+        if r.start < stop and r.stop > start
+    )
+    token = _RUNS.set(_Routing(runs, True))
     try:
         yield
     finally:
@@ -182,25 +220,31 @@ class FusedProjections:
                 at += a_cat.shape[0]
             self.lora_a_all = torch.cat(list(self.lora_a.values()))  # (tasks·n·r, I)
 
-    def _runs(self, rows: int) -> tuple[TaskRun, ...]:
-        runs = _RUNS.get()
-        if runs is None:
+    def _runs(self, x: torch.Tensor, flat_rows: int) -> tuple[tuple[TaskRun, ...], int]:
+        """The task runs for input ``x`` and how many flattened rows one unit of a run covers."""
+        routing = _RUNS.get()
+        if routing is not None and routing.tokens:  # packed: a run's units are the flattened rows themselves
+            units, per_unit = flat_rows, 1
+        else:
+            units = x.shape[0] if x.dim() > 1 else 1
+            per_unit = flat_rows // max(units, 1)
+        if routing is None:
             first = self.loras[0]
             if getattr(first, "disable_adapters", False):
-                return ()
-            return tuple(TaskRun(task, 0, rows) for task in first.active_adapters)
-        if runs and runs[-1].stop != rows:
-            raise RuntimeError(f"task routing covers {runs[-1].stop} rows, the input has {rows}")
-        return runs
+                return (), per_unit
+            return tuple(TaskRun(task, 0, units) for task in first.active_adapters), per_unit
+        if routing.runs and routing.runs[-1].stop != units:
+            kind = "tokens" if routing.tokens else "rows"
+            raise RuntimeError(f"task routing covers {routing.runs[-1].stop} {kind}, the input has {units}")
+        return routing.runs, per_unit
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features)  # (N, I), rows of batch row b at [b·per_row, (b+1)·per_row)
         # (N, ΣO); addmm with the bias, as F.linear does
         out = flat @ self.weight.t() if self.bias is None else torch.addmm(self.bias, flat, self.weight.t())
         if self.loras:
-            rows = x.shape[0] if x.dim() > 1 else 1
-            per_row = flat.shape[0] // max(rows, 1)
-            runs = [run for run in self._runs(rows) if run.task in self.lora_a]  # PEFT skips unknown adapters
+            all_runs, per_row = self._runs(x, flat.shape[0])
+            runs = [run for run in all_runs if run.task in self.lora_a]  # PEFT skips unknown adapters
             # several runs (a mixed batch): every task's A for every row in one product (the A products are
             # thin), instead of one small product per run
             h_all = flat @ self.lora_a_all.t() if len(runs) > 1 and self.lora_a_all is not None else None
@@ -248,6 +292,7 @@ class FusedTextAttention(nn.Module):
         from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import eager_attention_forward
 
         from model.fastpath import rotate
+        from model.packing import current_segments, segment_attention
 
         if position_embeddings is None:
             raise ValueError("position_embeddings are required")
@@ -262,6 +307,12 @@ class FusedTextAttention(nn.Module):
         v = qkv[:, :, nq + nk :].transpose(1, 2)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx, kwargs=kwargs)
+        segments = current_segments()
+        if segments is not None:  # a packed batch: attention within each row, no padding mask
+            if cache is not None or attention_mask is not None:
+                raise ValueError("a packed batch takes no attention mask and no cache")
+            out = segment_attention(q, k, v, segments, scaling=self.scaling)  # (1, L, nq, d)
+            return self._o(out.reshape(bsz, q_len, -1)), None
         interface: Any = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )

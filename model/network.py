@@ -3,6 +3,11 @@
 Rows may mix texts and images and tasks. Right padding; positions from the stock ``get_rope_index`` (images) or
 ``cumsum(mask) - 1`` (text-only batches, the same values); causal attention with the padding mask; the last
 hidden state after the final norm; never the LM head. Each row's task LoRA is applied by per-row routing.
+
+A batch whose rows differ in length runs packed (``model.packing``): the decoder sees only the real tokens, laid
+end to end, with the same positions and attention confined to each row; the result is scattered back to the
+padded ``(B, L, H)`` layout, pads zero. Packing needs the fused attention layers (``model.lora``), which
+``Encoder.from_pretrained`` installs; on stock modules every batch runs padded.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import torch
 
 from model.adapters import route_rows
 from model.checkpoint import JinaV4Backbone
+from model.lora import FusedTextAttention
+from model.packing import packed
 from model.processor import PreparedInput
 
 __all__ = ["Batch", "Network"]
@@ -40,6 +47,9 @@ class Network:
         self.pad_token_id = pad_token_id
         self.image_token_id = image_token_id
         self.device = device
+        layers = list(getattr(module.model.language_model, "layers", []))
+        # packing is on when every text attention layer can attend within packed rows (the fused ones)
+        self.pack_rows = bool(layers) and all(isinstance(layer.self_attn, FusedTextAttention) for layer in layers)
 
     def collate(self, items: Sequence[PreparedInput]) -> Batch:
         lengths = [item.num_tokens for item in items]
@@ -73,6 +83,8 @@ class Network:
         dev = self.device
         pixels = None if batch.pixel_values is None else batch.pixel_values.to(dev)
         grid = None if batch.image_grid_thw is None else batch.image_grid_thw.to(dev)
+        if self.pack_rows and min(batch.lengths) < max(batch.lengths):
+            return self._packed_hidden_states(batch, pixels, grid)
         with route_rows(self.module, batch.tasks):
             out = self.module.model(
                 input_ids=batch.input_ids.to(dev),
@@ -83,6 +95,30 @@ class Network:
                 use_cache=False,
             )
         hidden: torch.Tensor = out.last_hidden_state  # (B, L, H)
+        return hidden
+
+    def _packed_hidden_states(
+        self, batch: Batch, pixels: torch.Tensor | None, grid: torch.Tensor | None
+    ) -> torch.Tensor:
+        dev = self.device
+        real = batch.attention_mask.to(torch.bool)  # (B, L); right padding: row-major order = packed order
+        ids = batch.input_ids[real][None]  # (1, T)
+        positions = self.positions(batch)[:, real][:, None]  # (3, 1, T)
+        language_model: Any = self.module.model.language_model
+        # no mask at all (a prepared mapping, so that none is built): attention stays within rows by segments
+        no_mask = dict.fromkeys(language_model.config.layer_types, None)
+        with route_rows(self.module, batch.tasks, batch.lengths), packed(batch.lengths):
+            out = self.module.model(
+                input_ids=ids.to(dev),
+                attention_mask=no_mask,
+                position_ids=positions.to(dev),
+                pixel_values=pixels,
+                image_grid_thw=grid,
+                use_cache=False,
+            )
+        flat: torch.Tensor = out.last_hidden_state[0]  # (T, H)
+        hidden = flat.new_zeros((*batch.input_ids.shape, flat.shape[-1]))  # (B, L, H)
+        hidden[real.to(dev)] = flat
         return hidden
 
     @torch.inference_mode()

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
+
+TASKS = ("retrieval", "text-matching", "code")
+TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def small_text_model(seed: int = 0) -> nn.Module:
@@ -25,3 +30,20 @@ def small_text_model(seed: int = 0) -> nn.Module:
     config._attn_implementation = "sdpa"
     torch.manual_seed(seed)
     return Qwen2_5_VLTextModel(config).eval()
+
+
+def with_adapters(module: nn.Module, targets: list[str]) -> nn.Module:
+    """``module`` with one PEFT LoRA adapter per task in :data:`TASKS` (r 4, distinct scalings, random A and B)."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    for i, task in enumerate(TASKS):
+        config = LoraConfig(r=4, lora_alpha=8 + 4 * i, target_modules=targets, lora_dropout=0.0, bias="none")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+            inject_adapter_in_model(config, module, adapter_name=task)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, param in module.named_parameters():
+            if ".lora_" in name:  # PEFT initialises B to zero: give every adapter a real delta
+                param.normal_(0.0, 0.05)
+    return module.eval()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import warnings
 
 import pytest
 import torch
@@ -21,32 +20,7 @@ from model.lora import (
     routed,
     task_runs,
 )
-from tests.model._modules import small_text_model
-
-TASKS = ("retrieval", "text-matching", "code")
-
-
-def _text_model() -> nn.Module:
-    return small_text_model()
-
-
-def _with_adapters(module: nn.Module, targets: list[str]) -> nn.Module:
-    from peft import LoraConfig, inject_adapter_in_model
-
-    for i, task in enumerate(TASKS):
-        config = LoraConfig(r=4, lora_alpha=8 + 4 * i, target_modules=targets, lora_dropout=0.0, bias="none")
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
-            inject_adapter_in_model(config, module, adapter_name=task)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for name, param in module.named_parameters():
-            if ".lora_" in name:  # PEFT initialises B to zero: give every adapter a real delta
-                param.normal_(0.0, 0.05)
-    return module.eval()
-
-
-TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+from tests.model._modules import TASKS, TEXT_TARGETS, small_text_model, with_adapters
 
 
 def test_task_runs() -> None:
@@ -65,7 +39,7 @@ def test_task_runs() -> None:
     ],
 )
 def test_fused_text_model_equals_peft(tasks: list[str]) -> None:
-    stock = _with_adapters(_text_model(), TEXT_TARGETS)
+    stock = with_adapters(small_text_model(), TEXT_TARGETS)
     fused = copy.deepcopy(stock)
     assert fuse_text_projections(fused) == 4
     assert fuse_text_projections(fused) == 0  # idempotent
@@ -90,7 +64,7 @@ def test_fused_text_model_equals_peft(tasks: list[str]) -> None:
 
 
 def test_fused_weights_are_views_of_the_parameters() -> None:
-    fused = _with_adapters(_text_model(), TEXT_TARGETS)
+    fused = with_adapters(small_text_model(), TEXT_TARGETS)
     before = sum(p.numel() for p in fused.parameters())
     fuse_text_projections(fused)
     assert sum(p.numel() for p in fused.parameters()) == before
@@ -103,7 +77,7 @@ def test_fused_weights_are_views_of_the_parameters() -> None:
 
 
 def test_fused_text_model_bfloat16_close_to_peft() -> None:
-    stock = _with_adapters(_text_model(), TEXT_TARGETS).to(torch.bfloat16)
+    stock = with_adapters(small_text_model(), TEXT_TARGETS).to(torch.bfloat16)
     fused = copy.deepcopy(stock)
     fuse_text_projections(fused)
     tasks = ["code", "retrieval", "retrieval", "text-matching"]
@@ -120,7 +94,7 @@ def test_fused_text_model_bfloat16_close_to_peft() -> None:
 def test_single_projection_and_active_adapter_outside_routing() -> None:
     holder = nn.Module()
     holder.proj = nn.Linear(32, 8, bias=True)
-    stock = _with_adapters(holder, ["proj"])
+    stock = with_adapters(holder, ["proj"])
     fused = copy.deepcopy(stock)
     fuse_projection(fused.proj)
     x = torch.randn(3, 5, 32)

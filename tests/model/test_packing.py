@@ -1,0 +1,166 @@
+"""Packed batches (``model.packing``): the attention plan, per-segment attention against a float64 loop, token
+routing of the fused LoRA projections through chunked MLPs, and the encoder's packed path against its padded one."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model import network as network_mod
+from model.adapters import route_rows
+from model.encoder import Encoder
+from model.fastpath import chunk_token_mlps
+from model.lora import TaskRun, fuse_text_projections, routed, token_window
+from model.packing import Segments, packed, segment_attention
+from model.types import parse_task
+from tests.model._modules import TEXT_TARGETS, small_text_model, with_adapters
+
+
+def test_plan_groups_short_segments_and_gives_long_ones_their_own_call() -> None:
+    segments = Segments((3, 2, 10, 4, 4, 4), group_tokens=8)
+    calls = segments.plan(torch.device("cpu"))
+    assert [(c.start, c.stop) for c in calls] == [(0, 5), (5, 15), (15, 23), (23, 27)]
+    assert calls[1].mask is None
+    assert calls[3].mask is None
+    first = calls[0].mask
+    assert first is not None
+    assert first.shape == (1, 1, 5, 5)
+    want = torch.zeros(5, 5, dtype=torch.bool)
+    want[:3, :3] = torch.ones(3, 3, dtype=torch.bool).tril()
+    want[3:, 3:] = torch.ones(2, 2, dtype=torch.bool).tril()
+    assert torch.equal(first[0, 0], want)
+    assert calls[2].mask is not None
+    assert calls[2].mask.shape == (1, 1, 8, 8)
+    assert segments.plan(torch.device("cpu")) is calls  # planned once per device
+    with pytest.raises(ValueError, match="positive"):
+        Segments((3, 0))
+
+
+def _attention_float64(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float) -> torch.Tensor:
+    """Causal softmax attention of one row, written out: (H, n, d) q, (Hkv, n, d) k/v → (n, H, d)."""
+    groups = q.shape[0] // k.shape[0]
+    k, v = k.double().repeat_interleave(groups, 0), v.double().repeat_interleave(groups, 0)
+    scores = q.double() @ k.transpose(1, 2) * scaling  # (H, n, n)
+    n = q.shape[1]
+    scores = scores.masked_fill(~torch.ones(n, n, dtype=torch.bool).tril(), float("-inf"))
+    return (scores.softmax(-1) @ v).transpose(0, 1)  # (n, H, d)
+
+
+@pytest.mark.parametrize("group_tokens", [1, 16, 1000])
+def test_segment_attention_equals_each_row_alone(group_tokens: int) -> None:
+    torch.manual_seed(0)
+    lengths = (5, 1, 19, 7, 7, 30, 2)
+    total, heads, kv_heads, d = sum(lengths), 4, 2, 8
+    q = torch.randn(1, heads, total, d)
+    k, v = torch.randn(1, kv_heads, total, d), torch.randn(1, kv_heads, total, d)
+    with packed(lengths, group_tokens=group_tokens) as segments:
+        got = segment_attention(q, k, v, segments, scaling=0.3)  # (1, T, H, d)
+    at = 0
+    for n in lengths:
+        rows = slice(at, at + n)
+        want = _attention_float64(q[0, :, rows], k[0, :, rows], v[0, :, rows], 0.3)
+        torch.testing.assert_close(got[0, rows].double(), want, atol=1e-5, rtol=1e-5)
+        at += n
+    with pytest.raises(ValueError, match="expects"):
+        segment_attention(q[:, :, :-1], k, v, segments, scaling=0.3)
+
+
+def test_token_window_narrows_a_packed_routing_only() -> None:
+    from model import lora
+
+    with routed(["a", "a", "b"], lengths=[3, 2, 4]):
+        assert lora._RUNS.get() == lora._Routing((TaskRun("a", 0, 5), TaskRun("b", 5, 9)), True)
+        with token_window(4, 7):
+            assert lora._RUNS.get() == lora._Routing((TaskRun("a", 0, 1), TaskRun("b", 1, 3)), True)
+    with routed(["a", "b"]), token_window(0, 1):  # by rows: a slice along the sequence keeps every row
+        assert lora._RUNS.get() == lora._Routing((TaskRun("a", 0, 1), TaskRun("b", 1, 2)), False)
+    with pytest.raises(ValueError, match="3 task names for 2 packed rows"), routed(["a", "b", "c"], [1, 2]):
+        pass
+
+
+@pytest.mark.parametrize("chunk", [None, 5])
+def test_packed_text_model_equals_rows_alone(chunk: int | None) -> None:
+    """A fused text model run packed (mixed tasks, MLPs in token slices that cut through rows) gives each row
+    what plain PEFT gives it alone."""
+    stock = with_adapters(small_text_model(), TEXT_TARGETS)
+    fused = copy.deepcopy(stock)
+    fuse_text_projections(fused)
+    if chunk is not None:
+        assert chunk_token_mlps(fused, max_tokens=chunk) == 2
+    tasks, lengths = ["code", "code", "retrieval", "text-matching"], [6, 3, 11, 4]
+    torch.manual_seed(2)
+    rows = [torch.randint(0, 100, (n,)) for n in lengths]
+    ids = torch.cat(rows)[None]  # (1, T)
+    positions = torch.cat([torch.arange(n) for n in lengths])[None, None].expand(3, 1, -1)  # (3, 1, T)
+    no_mask = dict.fromkeys(fused.config.layer_types, None)
+    with torch.inference_mode():
+        with route_rows(fused, tasks, lengths), packed(lengths):
+            got = fused(input_ids=ids, attention_mask=no_mask, position_ids=positions, use_cache=False)
+            got = got.last_hidden_state[0]
+        at = 0
+        for row, task in zip(rows, tasks, strict=True):
+            with route_rows(stock, [task]):
+                alone = stock(input_ids=row[None]).last_hidden_state[0]
+            torch.testing.assert_close(got[at : at + len(row)], alone, atol=1e-5, rtol=1e-5)
+            at += len(row)
+
+
+def test_packed_mixed_tasks_need_fused_layers() -> None:
+    stock = with_adapters(small_text_model(), TEXT_TARGETS)
+    with pytest.raises(ValueError, match="needs every LoRA layer fused"), route_rows(stock, ["code", "a"], [2, 3]):
+        pass
+
+
+def _mixed_items(encoder: Encoder) -> list[Any]:
+    rng = np.random.default_rng(5)
+    p = encoder.processor
+    return [
+        p.prepare_text("short", parse_task("retrieval.query")),
+        p.prepare_image(Image.fromarray(rng.integers(0, 256, (70, 150, 3), dtype=np.uint8)), parse_task("retrieval")),
+        p.prepare_text("a longer passage about packing rows " * 9, parse_task("code.passage")),
+        p.prepare_image(Image.fromarray(rng.integers(0, 256, (120, 50, 3), dtype=np.uint8)), parse_task("code")),
+        p.prepare_text("bonjour tout le monde", parse_task("text-matching")),
+    ]
+
+
+def test_encoder_packs_uneven_batches_and_equals_its_padded_path(
+    encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert encoder.network.pack_rows
+    seen: list[tuple[int, ...]] = []
+    real_packed = network_mod.packed
+
+    def spy(lengths: Any, **kwargs: Any) -> Any:
+        seen.append(tuple(lengths))
+        return real_packed(lengths, **kwargs)
+
+    monkeypatch.setattr(network_mod, "packed", spy)
+    items = _mixed_items(encoder)
+    got = encoder.embed(items, return_multivector=True)
+    assert len(seen) == 1
+    assert len(set(seen[0])) > 1
+    monkeypatch.setattr(encoder.network, "pack_rows", False)
+    want = encoder.embed(items, return_multivector=True)
+    assert len(seen) == 1  # the padded path packs nothing
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g.dense, w.dense, atol=1e-5)
+        assert g.multivector is not None
+        assert w.multivector is not None
+        np.testing.assert_allclose(g.multivector, w.multivector, atol=1e-5)
+
+
+def test_equal_lengths_run_padded(encoder: Encoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("packed a batch without padding")
+
+    monkeypatch.setattr(network_mod, "packed", refuse)
+    p = encoder.processor
+    items = [p.prepare_text(t, parse_task("retrieval.query")) for t in ("one two", "six ten")]
+    assert items[0].num_tokens == items[1].num_tokens
+    encoder.embed(items)
+    encoder.embed(items[:1])
