@@ -11,6 +11,9 @@ and the 16 bench passages. A and B run alternately in one process; the minimum o
 - vision tower: stock vs :func:`model.fastpath.speed_up_vision_tower` (+ the windowed attention alone);
 - passages: batches of 8 in input order padded to the longest (the reference's way) vs
   :func:`model.batching.plan_batches` (length-sorted, 4096-token budget), text model only;
+- packed batches: the fused text model on the 16 passages in the bench's length-sorted batches of 8, each batch
+  padded to its longest row with a mask (the stock way) vs packed end to end with attention per row
+  (:mod:`model.packing`, what :class:`model.network.Network` does for a batch of uneven rows);
 - long text: peak RSS of the text MLP at 32k tokens, stock vs :func:`model.fastpath.chunk_token_mlps`;
 - LoRA (text model with the three task adapters, r 32): PEFT's layers (per-row ``adapter_names`` for a mixed
   batch in arrival order, the plain path for one task) vs :func:`model.lora.fuse_text_projections` (q/k/v and
@@ -88,22 +91,9 @@ def _vision(dtype: torch.dtype, repeats: int) -> None:
 
 
 def _passages(dtype: torch.dtype, repeats: int) -> None:
-    from transformers import Qwen2_5_VLConfig
-    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLTextModel
-
     from model.batching import padded_tokens, plan_batches
 
-    tc = {
-        "hidden_size": 2048,
-        "num_attention_heads": 16,
-        "num_key_value_heads": 2,
-        "intermediate_size": 11008,
-    }
-    tc |= {"num_hidden_layers": 4, "vocab_size": 151936}
-    config = Qwen2_5_VLConfig(text_config=tc).text_config
-    config._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    model = Qwen2_5_VLTextModel(config).to(dtype).eval()
+    model = _real_width_text_model(dtype)
     lengths = [round(len(p.text.split()) * 1.07) for p in make_workloads()[1]]
     in_order = [list(range(i, min(i + 8, len(lengths)))) for i in range(0, len(lengths), 8)]
     planned = plan_batches(lengths, max_tokens=4096, max_rows=8)
@@ -127,22 +117,63 @@ def _passages(dtype: torch.dtype, repeats: int) -> None:
     _line("16 passages, text model", a, b, "in order", "sorted")
 
 
+def _real_width_text_model(dtype: torch.dtype, vocab: int = 151936) -> torch.nn.Module:
+    from transformers import Qwen2_5_VLConfig
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLTextModel
+
+    tc = {"hidden_size": 2048, "num_attention_heads": 16, "num_key_value_heads": 2, "intermediate_size": 11008}
+    config = Qwen2_5_VLConfig(text_config=tc | {"num_hidden_layers": 4, "vocab_size": vocab}).text_config
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    return Qwen2_5_VLTextModel(config).to(dtype).eval()
+
+
+def _packing(dtype: torch.dtype, repeats: int) -> None:
+    from model.batching import padded_tokens, plan_batches
+    from model.lora import fuse_text_projections
+    from model.packing import packed
+
+    model = _real_width_text_model(dtype)
+    fuse_text_projections(model)
+    lengths = [round(len(p.text.split()) * 1.07) for p in make_workloads()[1]]
+    batches = plan_batches(lengths, max_tokens=8 * max(lengths), max_rows=8)  # the encoder bench's batches
+    no_mask = dict.fromkeys(model.config.layer_types, None)
+    torch.manual_seed(1)
+    tokens = [torch.randint(0, 100000, (n,)) for n in lengths]
+
+    def padded() -> None:
+        for b in batches:
+            longest = max(lengths[i] for i in b)
+            ids = torch.zeros(len(b), longest, dtype=torch.long)
+            mask = torch.zeros(len(b), longest, dtype=torch.long)
+            for row, i in enumerate(b):
+                ids[row, : lengths[i]], mask[row, : lengths[i]] = tokens[i], 1
+            model(input_ids=ids, attention_mask=mask, use_cache=False)
+
+    def packed_rows() -> None:
+        for b in batches:
+            rows = [lengths[i] for i in b]
+            ids = torch.cat([tokens[i] for i in b])[None]  # (1, T)
+            positions = torch.cat([torch.arange(n) for n in rows])[None, None].expand(3, 1, -1)  # (3, 1, T)
+            with packed(rows):
+                model(input_ids=ids, attention_mask=no_mask, position_ids=positions, use_cache=False)
+
+    with torch.inference_mode():
+        a, b = _ab(padded, packed_rows, repeats)
+    total = sum(lengths)
+    print(f"packing: padded batches hold {padded_tokens(lengths, batches)} tokens for {total} real ones")
+    _line("16 passages, sorted batches of 8", a, b, "padded", "packed")
+
+
 def _lora(dtype: torch.dtype, repeats: int) -> None:
     import warnings
 
     from peft import LoraConfig, inject_adapter_in_model
-    from transformers import Qwen2_5_VLConfig
-    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLTextModel
 
     from model.adapters import route_rows
     from model.lora import fuse_text_projections
 
-    tc = {"hidden_size": 2048, "num_attention_heads": 16, "num_key_value_heads": 2, "intermediate_size": 11008}
-    tc |= {"num_hidden_layers": 4, "vocab_size": 8192}  # a small vocabulary: the embedding table is not measured
-    config = Qwen2_5_VLConfig(text_config=tc).text_config
-    config._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    stock = Qwen2_5_VLTextModel(config)
+    stock = _real_width_text_model(torch.float32, vocab=8192)  # a small vocabulary: the table is not measured
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     tasks = ("retrieval", "text-matching", "code")
     for task in tasks:
@@ -237,7 +268,7 @@ def main() -> int:
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="bfloat16")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--only", choices=["vision", "passages", "memory", "lora", "rotary"], default=None)
+    parser.add_argument("--only", choices=["vision", "passages", "packing", "memory", "lora", "rotary"], default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -247,6 +278,8 @@ def main() -> int:
         _vision(dtype, args.repeats)
     if args.only in (None, "passages"):
         _passages(dtype, args.repeats)
+    if args.only in (None, "packing"):
+        _packing(dtype, args.repeats)
     if args.only in (None, "rotary"):
         _rotary(dtype, args.repeats)
     if args.only in (None, "lora"):
