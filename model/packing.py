@@ -11,9 +11,11 @@ already, so the waste is all time), and the masked attention over a padded 8 × 
 per-row causal attention takes 0.70 s.
 
 Attention plan: consecutive short segments are grouped up to :data:`GROUP_TOKENS` tokens and attended in one
-call with a block-diagonal causal mask (a batch of 16 queries is one call, not 16); a segment at least that long
-gets its own call with ``is_causal`` and no mask, the form the flash kernels (CPU and CUDA) run fastest, with
-grouped-query attention as the stock sdpa path does it (``enable_gqa`` without a mask, repeated KV heads with one).
+call with a block-diagonal causal mask (a batch of 16 queries is one call, not 16: on a GPU short rows are bound
+by kernel launches, not FLOPs); a segment at least that long gets its own call with ``is_causal`` and no mask,
+the form the flash kernels (CPU and CUDA) run fastest, with grouped-query attention as the stock sdpa path does
+it (``enable_gqa`` without a mask, repeated KV heads with one). On CUDA, ``torch.nn.attention.varlen`` could
+attend every segment in one call; it is not used until it can be measured on a GPU.
 
 :func:`packed` makes the segments visible to the fused attention layers (``model.lora.FusedTextAttention``) for
 the duration of a ``with`` block, per thread/context, like the task routing.
@@ -31,7 +33,7 @@ import torch.nn.functional as F
 
 __all__ = ["GROUP_TOKENS", "Segments", "current_segments", "packed", "segment_attention"]
 
-GROUP_TOKENS = 256
+GROUP_TOKENS = 512
 
 
 @dataclass(frozen=True, slots=True)
