@@ -106,10 +106,13 @@ def _timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
 
 
 def _contestant(name: str, args: Any) -> Any:
-    if name == "ours":
+    if name in ("ours", "ours-padded"):
         from bench._ours import Ours
 
-        return Ours(args)
+        ours = Ours(args)
+        if name == "ours-padded":  # the packing lever off (``model.packing``): every batch padded to its longest row
+            ours.encoder.network.pack_rows = False
+        return ours
     if name == "colqwen2.5":
         from bench._peers_colpali import ColQwenPeer
 
@@ -127,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=256, help="queries (the 64 bench queries, repeated)")
     parser.add_argument("--batch-size", type=int, default=16, help="rows per forward for every contestant")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--contestants", default="ours,colqwen2.5,reference-style")
+    parser.add_argument(
+        "--contestants",
+        default="ours,colqwen2.5,reference-style",
+        help="comma-separated; also ours-padded (ours with packing off, for the lever alone)",
+    )
     parser.add_argument("--workloads", default="pages,queries,passages")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/jev4-gpu-bench"))
     parser.add_argument("--json", type=Path, help="also write every figure here")
