@@ -12,6 +12,7 @@ padded ``(B, L, H)`` layout, pads zero. Packing needs the fused attention layers
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,47 +80,33 @@ class Network:
 
     @torch.inference_mode()
     def hidden_states(self, batch: Batch) -> torch.Tensor:
-        """(B, L, H) last hidden states (after the final norm), in the model's dtype."""
+        """(B, L, H) last hidden states (after the final norm), in the model's dtype; zeros at padding when packed."""
         dev = self.device
-        pixels = None if batch.pixel_values is None else batch.pixel_values.to(dev)
-        grid = None if batch.image_grid_thw is None else batch.image_grid_thw.to(dev)
+        ids, positions = batch.input_ids, self.positions(batch)  # (B, L), (3, B, L)
+        mask: Any = batch.attention_mask.to(dev)
+        layout: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        real = None
         if self.pack_rows and min(batch.lengths) < max(batch.lengths):
-            return self._packed_hidden_states(batch, pixels, grid)
-        with route_rows(self.module, batch.tasks):
-            out = self.module.model(
-                input_ids=batch.input_ids.to(dev),
-                attention_mask=batch.attention_mask.to(dev),
-                position_ids=self.positions(batch).to(dev),
-                pixel_values=pixels,
-                image_grid_thw=grid,
-                use_cache=False,
-            )
-        hidden: torch.Tensor = out.last_hidden_state  # (B, L, H)
-        return hidden
-
-    def _packed_hidden_states(
-        self, batch: Batch, pixels: torch.Tensor | None, grid: torch.Tensor | None
-    ) -> torch.Tensor:
-        dev = self.device
-        real = batch.attention_mask.to(torch.bool)  # (B, L); right padding: row-major order = packed order
-        ids = batch.input_ids[real][None]  # (1, T)
-        positions = self.positions(batch)[:, real][:, None]  # (3, 1, T)
-        language_model: Any = self.module.model.language_model
-        # no mask at all (a prepared mapping, so that none is built): attention stays within rows by segments
-        no_mask = dict.fromkeys(language_model.config.layer_types, None)
-        with route_rows(self.module, batch.tasks, batch.lengths), packed(batch.lengths):
+            real = batch.attention_mask.to(torch.bool)  # (B, L); right padding: row-major order = packed order
+            ids, positions = ids[real][None], positions[:, real][:, None]  # (1, T), (3, 1, T)
+            # no mask at all (a prepared mapping, so that none is built): attention stays within rows by segments
+            mask = dict.fromkeys(self.module.model.language_model.config.layer_types, None)
+            layout = packed(batch.lengths)
+        with route_rows(self.module, batch.tasks, None if real is None else batch.lengths), layout:
             out = self.module.model(
                 input_ids=ids.to(dev),
-                attention_mask=no_mask,
+                attention_mask=mask,
                 position_ids=positions.to(dev),
-                pixel_values=pixels,
-                image_grid_thw=grid,
+                pixel_values=None if batch.pixel_values is None else batch.pixel_values.to(dev),
+                image_grid_thw=None if batch.image_grid_thw is None else batch.image_grid_thw.to(dev),
                 use_cache=False,
             )
-        flat: torch.Tensor = out.last_hidden_state[0]  # (T, H)
-        hidden = flat.new_zeros((*batch.input_ids.shape, flat.shape[-1]))  # (B, L, H)
-        hidden[real.to(dev)] = flat
-        return hidden
+        hidden: torch.Tensor = out.last_hidden_state  # (B, L, H), or (1, T, H) packed
+        if real is None:
+            return hidden
+        padded = hidden.new_zeros((*batch.input_ids.shape, hidden.shape[-1]))  # (B, L, H)
+        padded[real.to(dev)] = hidden[0]
+        return padded
 
     @torch.inference_mode()
     def project(self, hidden: torch.Tensor, tasks: Sequence[str]) -> torch.Tensor:
