@@ -37,6 +37,17 @@ def _create(client: httpx.Client, name: str, **fields: Any) -> dict[str, Any]:
     return dict(response.json())
 
 
+def _add_pdf(client: httpx.Client, name: str, pages: int, **data: str) -> httpx.Response:
+    """Upload a ``pages``-page PDF to collection ``name`` as multipart (``data``: the form fields); expect 201."""
+    response = client.post(
+        f"/v1/collections/{name}/documents",
+        files={"file": ("doc.pdf", pdf_bytes(pages), "application/pdf")},
+        data=data,
+    )
+    assert response.status_code == 201, response.text
+    return response
+
+
 def _error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
     assert response.status_code == status, response.text
     error: dict[str, Any] = response.json()["error"]
@@ -51,12 +62,7 @@ def docs(client: httpx.Client) -> str:
     """A float32 collection (exact scores) holding a 2-page PDF (multipart) and an image (JSON)."""
     name = "docs"
     _create(client, name, codec="float32")
-    pdf = client.post(
-        f"/v1/collections/{name}/documents",
-        files={"file": ("report.pdf", pdf_bytes(2), "application/pdf")},
-        data={"metadata": '{"kind": "report", "year": 2024}', "document_id": "report"},
-    )
-    assert pdf.status_code == 201, pdf.text
+    _add_pdf(client, name, 2, metadata='{"kind": "report", "year": 2024}', document_id="report")
     image = client.post(
         f"/v1/collections/{name}/documents",
         json={
@@ -463,12 +469,7 @@ def test_qdrant_backend_round_trip(tmp_path: Path, tiny_encoder: Any) -> None:
     opts = {"data_dir": tmp_path, "collection_backend": "qdrant", "pdf_dpi": DPI, "image_max_pixels": MAX_PIXELS}
     with _ready_app(tiny_encoder, **opts) as c:
         assert c.post("/v1/collections", json={"name": "q", "codec": "float32"}).status_code == 201
-        added = c.post(
-            "/v1/collections/q/documents",
-            files={"file": ("r.pdf", pdf_bytes(2), "application/pdf")},
-            data={"document_id": "r", "metadata": '{"kind": "report"}'},
-        )
-        assert added.status_code == 201, added.text
+        _add_pdf(c, "q", 2, document_id="r", metadata='{"kind": "report"}')
         hits = c.post(
             "/v1/collections/q/search",
             json={
@@ -496,12 +497,7 @@ def test_pooled_first_stage_setting_reaches_the_index(tmp_path: Path, tiny_encod
     opts = {"data_dir": tmp_path, "first_stage": "pooled", "pdf_dpi": DPI, "image_max_pixels": MAX_PIXELS}
     with _ready_app(tiny_encoder, **opts) as c:
         assert c.post("/v1/collections", json={"name": "p", "codec": "float32"}).status_code == 201
-        added = c.post(
-            "/v1/collections/p/documents",
-            files={"file": ("r.pdf", pdf_bytes(3), "application/pdf")},
-            data={"document_id": "r"},
-        )
-        assert added.status_code == 201, added.text
+        _add_pdf(c, "p", 3, document_id="r")
         store = c.app.state.runtime.catalog.get("p")
         assert store.options.first_stage == "pooled"
         body = {"query": "report", "top_k": 3, "candidates": 3}
