@@ -14,6 +14,8 @@ and the 16 bench passages. A and B run alternately in one process; the minimum o
 - packed batches: the fused text model on the 16 passages in the bench's length-sorted batches of 8, each batch
   padded to its longest row with a mask (the stock way) vs packed end to end with attention per row
   (:mod:`model.packing`, what :class:`model.network.Network` does for a batch of uneven rows);
+- RMSNorm slices: the same packed passages with every norm over ~2M elements at a time
+  (:func:`model.fastpath.chunk_token_norms`, what the encoder does on CPU) vs whole (the vision line as well);
 - long text: peak RSS of the text MLP at 32k tokens, stock vs :func:`model.fastpath.chunk_token_mlps`;
 - LoRA (text model with the three task adapters, r 32): PEFT's layers (per-row ``adapter_names`` for a mixed
   batch in arrival order, the plain path for one task) vs :func:`model.lora.fuse_text_projections` (q/k/v and
@@ -64,7 +66,7 @@ def _vision(dtype: torch.dtype, repeats: int) -> None:
     from transformers import Qwen2_5_VLConfig
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
 
-    from model.fastpath import LinearPatchProjection, speed_up_vision_tower
+    from model.fastpath import LinearPatchProjection, chunk_token_norms, speed_up_vision_tower
     from model.lora import fuse_vision_mlps
 
     vc = {"depth": 4, "hidden_size": 1280, "num_heads": 16, "intermediate_size": 3420}
@@ -88,6 +90,10 @@ def _vision(dtype: torch.dtype, repeats: int) -> None:
         fuse_vision_mlps(fused)
         a, b = _ab(lambda: fast(pixels, grid_thw=grid), lambda: fused(pixels, grid_thw=grid), repeats)
         _line("vision tower, + fused gate/up MLPs", a, b, "fast", "fused")
+        sliced = copy.deepcopy(fused)
+        chunk_token_norms(sliced)
+        a, b = _ab(lambda: fused(pixels, grid_thw=grid), lambda: sliced(pixels, grid_thw=grid), repeats)
+        _line("vision tower, + RMSNorm slices", a, b, "fused", "sliced")
 
 
 def _passages(dtype: torch.dtype, repeats: int) -> None:
@@ -128,13 +134,12 @@ def _real_width_text_model(dtype: torch.dtype, vocab: int = 151936) -> torch.nn.
     return Qwen2_5_VLTextModel(config).to(dtype).eval()
 
 
-def _packing(dtype: torch.dtype, repeats: int) -> None:
-    from model.batching import padded_tokens, plan_batches
-    from model.lora import fuse_text_projections
+def _passage_runs(model: torch.nn.Module) -> tuple[Callable[[], None], Callable[[], None], list[int], list[list[int]]]:
+    """The 16 bench passages through ``model`` (a fused text model) in the encoder bench's length-sorted batches
+    of 8: each batch padded to its longest row with a mask (the stock way), and packed (what ``Network`` does)."""
+    from model.batching import plan_batches
     from model.packing import packed
 
-    model = _real_width_text_model(dtype)
-    fuse_text_projections(model)
     lengths = [round(len(p.text.split()) * 1.07) for p in make_workloads()[1]]
     batches = plan_batches(lengths, max_tokens=8 * max(lengths), max_rows=8)  # the encoder bench's batches
     no_mask = dict.fromkeys(model.config.layer_types, None)
@@ -158,11 +163,35 @@ def _packing(dtype: torch.dtype, repeats: int) -> None:
             with packed(rows):
                 model(input_ids=ids, attention_mask=no_mask, position_ids=positions, use_cache=False)
 
+    return padded, packed_rows, lengths, batches
+
+
+def _packing(dtype: torch.dtype, repeats: int) -> None:
+    from model.batching import padded_tokens
+    from model.lora import fuse_text_projections
+
+    model = _real_width_text_model(dtype)
+    fuse_text_projections(model)
+    padded, packed_rows, lengths, batches = _passage_runs(model)
     with torch.inference_mode():
         a, b = _ab(padded, packed_rows, repeats)
     total = sum(lengths)
     print(f"packing: padded batches hold {padded_tokens(lengths, batches)} tokens for {total} real ones")
     _line("16 passages, sorted batches of 8", a, b, "padded", "packed")
+
+
+def _norms(dtype: torch.dtype, repeats: int) -> None:
+    from model.fastpath import chunk_token_norms
+    from model.lora import fuse_text_projections
+
+    whole = _real_width_text_model(dtype)
+    fuse_text_projections(whole)
+    sliced = _real_width_text_model(dtype)
+    fuse_text_projections(sliced)
+    chunk_token_norms(sliced)
+    with torch.inference_mode():
+        a, b = _ab(_passage_runs(whole)[1], _passage_runs(sliced)[1], repeats)
+    _line("16 passages packed, RMSNorm slices", a, b, "whole", "sliced")
 
 
 def _lora(dtype: torch.dtype, repeats: int) -> None:
@@ -268,7 +297,8 @@ def main() -> int:
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="bfloat16")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--only", choices=["vision", "passages", "packing", "memory", "lora", "rotary"], default=None)
+    levers = ["vision", "passages", "packing", "norms", "memory", "lora", "rotary"]
+    parser.add_argument("--only", choices=levers, default=None)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -280,6 +310,8 @@ def main() -> int:
         _passages(dtype, args.repeats)
     if args.only in (None, "packing"):
         _packing(dtype, args.repeats)
+    if args.only in (None, "norms"):
+        _norms(dtype, args.repeats)
     if args.only in (None, "rotary"):
         _rotary(dtype, args.repeats)
     if args.only in (None, "lora"):

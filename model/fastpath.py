@@ -17,6 +17,12 @@ summation order (≤ 1e-6 in float32, checked by ``tests/model/test_fastpath.py`
 For long texts, :func:`chunk_token_mlps` bounds the text MLPs' intermediate activations: an MLP mixes no
 tokens, so running it over at most ``max_tokens`` tokens at a time gives the same rows, while a 32k-token
 input no longer holds three (32768, 11008) tensors at once (2.1 GB in bfloat16, 4.3 GB in float32).
+
+On CPU, :func:`chunk_token_norms` runs every RMSNorm over a cache-sized slice of tokens at a time. The stock norm
+makes five passes over a float32 copy of its input; over a whole packed batch those passes run at the speed of
+main memory, over ~2M elements they stay in the last-level cache. Measured on this project's CPU host (32 MiB L3,
+bfloat16, 8192 tokens × 2048): 76.8 ms per norm whole, 7.0 ms in slices of 1024 tokens; 16 real-width passages,
+text model: 35.3 s → 34.1 s. A norm mixes no tokens, so the rows are bit-identical.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ __all__ = [
     "LinearPatchProjection",
     "WindowBatchedVisionAttention",
     "chunk_token_mlps",
+    "chunk_token_norms",
     "rotate",
     "speed_up_vision_tower",
 ]
@@ -170,5 +177,42 @@ def chunk_token_mlps(language_model: nn.Module, max_tokens: int = 8192) -> int:
         if isinstance(mlp, nn.Module) and not getattr(mlp, "_token_chunked", False):
             mlp.forward = _chunked_forward(mlp.forward, max_tokens)
             object.__setattr__(mlp, "_token_chunked", True)  # a plain flag, not a module attribute
+            count += 1
+    return count
+
+
+def _norm_in_slices(forward: Callable[[torch.Tensor], torch.Tensor], max_elements: int) -> Callable[..., torch.Tensor]:
+    def sliced(hidden_states: torch.Tensor) -> torch.Tensor:
+        width = hidden_states.shape[-1]
+        step = max(1, max_elements // max(1, width))  # whole tokens per slice
+        tokens = hidden_states.numel() // max(1, width)
+        if tokens <= step:
+            return forward(hidden_states)
+        flat = hidden_states.reshape(tokens, width)
+        first = forward(flat[:step])  # the stock result dtype (weight · input promoted), from the first slice
+        out = first.new_empty((tokens, width))
+        out[:step] = first
+        for i in range(step, tokens, step):
+            out[i : i + step] = forward(flat[i : i + step])
+        return out.view(*hidden_states.shape[:-1], width)
+
+    return sliced
+
+
+def chunk_token_norms(module: nn.Module, max_elements: int = 1 << 21) -> int:
+    """Make every ``Qwen2_5_VLRMSNorm`` under ``module`` (text and vision) run over at most ``max_elements``
+    input elements (whole tokens) at a time; return how many. For CPU: see the module docstring.
+
+    ``forward`` is wrapped on the instance: the module tree and state-dict keys are unchanged.
+    """
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLRMSNorm
+
+    if max_elements < 1:
+        raise ValueError(f"max_elements must be positive, got {max_elements}")
+    count = 0
+    for norm in module.modules():
+        if isinstance(norm, Qwen2_5_VLRMSNorm) and not getattr(norm, "_token_sliced", False):
+            norm.forward = _norm_in_slices(norm.forward, max_elements)  # type: ignore[method-assign]
+            object.__setattr__(norm, "_token_sliced", True)
             count += 1
     return count

@@ -8,10 +8,12 @@ import pytest
 import torch
 from torch import nn
 
+from model import Encoder
 from model.fastpath import (
     LinearPatchProjection,
     WindowBatchedVisionAttention,
     chunk_token_mlps,
+    chunk_token_norms,
     speed_up_vision_tower,
 )
 from tests.model._modules import small_text_model
@@ -87,6 +89,50 @@ def test_chunked_mlps_equal_unchunked() -> None:
     torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
     with pytest.raises(ValueError, match="positive"):
         chunk_token_mlps(chunked, max_tokens=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_norms_in_slices_are_bit_identical(dtype: torch.dtype) -> None:
+    stock = small_text_model().to(dtype)
+    sliced = copy.deepcopy(stock)
+    seen: list[int] = []  # the final norm's calls as the slicing makes them
+    inner = sliced.norm.forward
+    sliced.norm.forward = lambda x: (seen.append(x.shape[0]), inner(x))[1]
+    # 5 tokens of width 32 per slice (plus a remainder): 46 tokens cut into 10 slices, the last one short
+    assert chunk_token_norms(sliced, max_elements=5 * 32 + 3) == 2 * 2 + 1
+    assert chunk_token_norms(sliced, max_elements=5 * 32 + 3) == 0  # idempotent
+    assert sliced.state_dict().keys() == stock.state_dict().keys()
+    ids = torch.randint(0, 100, (2, 23))
+    with torch.inference_mode():
+        want = stock(input_ids=ids).last_hidden_state
+        got = sliced(input_ids=ids).last_hidden_state
+    assert torch.equal(got, want)
+    assert got.dtype == want.dtype == dtype
+    assert seen == [5] * 9 + [1]
+    short = torch.randn(4, 32, dtype=dtype)  # under one slice: the stock call itself
+    assert torch.equal(sliced.norm(short), stock.norm(short))
+    assert seen[-1] == 4
+    with pytest.raises(ValueError, match="positive"):
+        chunk_token_norms(sliced, max_elements=0)
+
+
+def test_encoder_slices_norms_on_cpu(encoder: Encoder) -> None:
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLRMSNorm
+
+    norms = [m for m in encoder.network.module.modules() if isinstance(m, Qwen2_5_VLRMSNorm)]
+    assert len(norms) > 2
+    assert all(getattr(m, "_token_sliced", False) for m in norms)
+
+
+def test_vision_norms_in_slices_are_bit_identical() -> None:
+    fast = _stock_tower()
+    speed_up_vision_tower(fast)
+    sliced = copy.deepcopy(fast)
+    assert chunk_token_norms(sliced, max_elements=3 * 32) == 4 * 2 + 1  # two per block and the merger's
+    grid = torch.tensor([[1, 10, 22], [1, 6, 4]])
+    pixels = torch.randn(int(grid.prod(-1).sum()), 3 * 2 * 14 * 14)
+    with torch.inference_mode():
+        assert torch.equal(sliced(pixels, grid_thw=grid).pooler_output, fast(pixels, grid_thw=grid).pooler_output)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
