@@ -14,8 +14,8 @@ and the 16 bench passages. A and B run alternately in one process; the minimum o
 - packed batches: the fused text model on the 16 passages in the bench's length-sorted batches of 8, each batch
   padded to its longest row with a mask (the stock way) vs packed end to end with attention per row
   (:mod:`model.packing`, what :class:`model.network.Network` does for a batch of uneven rows);
-- RMSNorm slices: the same packed passages with every norm over ~2M elements at a time
-  (:func:`model.fastpath.chunk_token_norms`, what the encoder does on CPU) vs whole (the vision line as well);
+- cache-sized slices: the same packed passages with every norm and rotary over ~2M elements at a time
+  (:func:`model.fastpath.in_token_slices`, what the encoder does on CPU) vs whole (a vision line as well);
 - long text: peak RSS of the text MLP at 32k tokens, stock vs :func:`model.fastpath.chunk_token_mlps`;
 - LoRA (text model with the three task adapters, r 32): PEFT's layers (per-row ``adapter_names`` for a mixed
   batch in arrival order, the plain path for one task) vs :func:`model.lora.fuse_text_projections` (q/k/v and
@@ -180,18 +180,28 @@ def _packing(dtype: torch.dtype, repeats: int) -> None:
     _line("16 passages, sorted batches of 8", a, b, "padded", "packed")
 
 
-def _norms(dtype: torch.dtype, repeats: int) -> None:
-    from model.fastpath import chunk_token_norms
+def _slices(dtype: torch.dtype, repeats: int) -> None:
+    import model.fastpath as fastpath
     from model.lora import fuse_text_projections
 
     whole = _real_width_text_model(dtype)
     fuse_text_projections(whole)
     sliced = _real_width_text_model(dtype)
     fuse_text_projections(sliced)
-    chunk_token_norms(sliced)
+    fastpath.chunk_token_norms(sliced)
+    run_whole, run_sliced = _passage_runs(whole)[1], _passage_runs(sliced)[1]
+    default = fastpath.SLICE_ELEMENTS
+
+    def unsliced() -> None:
+        fastpath.SLICE_ELEMENTS = 1 << 62  # the rotary in one call too
+        try:
+            run_whole()
+        finally:
+            fastpath.SLICE_ELEMENTS = default
+
     with torch.inference_mode():
-        a, b = _ab(_passage_runs(whole)[1], _passage_runs(sliced)[1], repeats)
-    _line("16 passages packed, RMSNorm slices", a, b, "whole", "sliced")
+        a, b = _ab(unsliced, run_sliced, repeats)
+    _line("16 passages packed, norm+rotary slices", a, b, "whole", "sliced")
 
 
 def _lora(dtype: torch.dtype, repeats: int) -> None:
@@ -297,7 +307,7 @@ def main() -> int:
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="bfloat16")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
-    levers = ["vision", "passages", "packing", "norms", "memory", "lora", "rotary"]
+    levers = ["vision", "passages", "packing", "slices", "memory", "lora", "rotary"]
     parser.add_argument("--only", choices=levers, default=None)
     args = parser.parse_args()
     if args.threads:
@@ -310,8 +320,8 @@ def main() -> int:
         _passages(dtype, args.repeats)
     if args.only in (None, "packing"):
         _packing(dtype, args.repeats)
-    if args.only in (None, "norms"):
-        _norms(dtype, args.repeats)
+    if args.only in (None, "slices"):
+        _slices(dtype, args.repeats)
     if args.only in (None, "rotary"):
         _rotary(dtype, args.repeats)
     if args.only in (None, "lora"):

@@ -119,8 +119,7 @@ class Encoder:
         fuse_text_projections(module.model.language_model)
         fuse_projection(module.multi_vector_projector)
         chunk_token_mlps(module.model.language_model)
-        if dev.type == "cpu":  # cache-sized norm slices: a CPU memory-bandwidth lever (extra launches on a GPU)
-            chunk_token_norms(module.model)
+        chunk_token_norms(module.model)  # cache-sized slices on CPU (a memory-bandwidth lever); one call elsewhere
         processor = Processor.from_pretrained(directory)
         network = Network(module, pad_token_id=processor.pad_token_id, image_token_id=config.image_token_id, device=dev)
         info = ModelInfo(

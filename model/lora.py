@@ -291,7 +291,7 @@ class FusedTextAttention(nn.Module):
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
         from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import eager_attention_forward
 
-        from model.fastpath import rotate
+        from model.fastpath import in_token_slices, rotate
         from model.packing import current_segments, segment_attention
 
         if position_embeddings is None:
@@ -301,7 +301,8 @@ class FusedTextAttention(nn.Module):
         nq, nk, _nv = (s // d for s in self._qkv.splits)
         qkv = self._qkv(hidden_states).view(bsz, q_len, -1, d)  # (B, L, nq+2·nk, d)
         cos, sin = position_embeddings  # (B, L, d), in the model's dtype as in the stock rotary
-        qk = rotate(qkv[:, :, : nq + nk], cos[:, :, None], sin[:, :, None])  # q and k heads at once
+        # q and k heads at once, over cache-sized token slices on CPU
+        qk = in_token_slices(rotate, qkv[:, :, : nq + nk], cos[:, :, None], sin[:, :, None], dim=1)
         q = qk[:, :, :nq].transpose(1, 2)  # (B, nq, L, d)
         k = qk[:, :, nq:].transpose(1, 2)  # (B, nk, L, d)
         v = qkv[:, :, nq + nk :].transpose(1, 2)

@@ -116,6 +116,37 @@ def test_norms_in_slices_are_bit_identical(dtype: torch.dtype) -> None:
         chunk_token_norms(sliced, max_elements=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rotary_in_token_slices_is_bit_identical(monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype) -> None:
+    import model.fastpath as fastpath
+    from model.lora import fuse_text_projections
+
+    text = small_text_model().to(dtype)
+    fuse_text_projections(text)
+    tower = _stock_tower().to(dtype)
+    speed_up_vision_tower(tower)
+    ids = torch.randint(0, 100, (2, 23))
+    grid = torch.tensor([[1, 10, 22]])
+    pixels = torch.randn(220, 1176).to(dtype)
+    with torch.inference_mode():
+        want_text = text(input_ids=ids).last_hidden_state
+        want_vision = tower(pixels, grid_thw=grid).pooler_output
+        tokens: list[int] = []  # tokens per rotary call
+        stock_rotate = fastpath.rotate
+        monkeypatch.setattr(fastpath, "rotate", lambda x, c, s: (tokens.append(x.numel()), stock_rotate(x, c, s))[1])
+        monkeypatch.setattr(fastpath, "SLICE_ELEMENTS", 200)
+        got_text = text(input_ids=ids).last_hidden_state
+        text_calls = len(tokens)
+        got_vision = tower(pixels, grid_thw=grid).pooler_output
+    assert torch.equal(got_text, want_text)
+    assert torch.equal(got_vision, want_vision)
+    # text q+k: 2 rows · 6 heads · 8 = 96 elements per token → 2 tokens per slice, 12 slices per layer, 2 layers
+    assert text_calls == 2 * 12
+    assert max(tokens) <= 200
+    # vision q+k: 2 · 2 heads · 16 = 64 per patch → 3 patches per slice over 220 patches, 4 blocks
+    assert len(tokens) - text_calls == 4 * 74
+
+
 def test_encoder_slices_norms_on_cpu(encoder: Encoder) -> None:
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLRMSNorm
 
