@@ -15,7 +15,9 @@ and the 16 bench passages. A and B run alternately in one process; the minimum o
   padded to its longest row with a mask (the stock way) vs packed end to end with attention per row
   (:mod:`model.packing`, what :class:`model.network.Network` does for a batch of uneven rows);
 - cache-sized slices: the same packed passages with every norm and rotary over ~2M elements at a time
-  (:func:`model.fastpath.in_token_slices`, what the encoder does on CPU) vs whole (a vision line as well);
+  (:func:`model.fastpath.in_token_slices`, what the encoder does on CPU) vs whole; then the whole encoder on the
+  real-width checkpoint of ``bench/encoder.py`` (16 passages, 8 pages; inputs prepared off the clock) with the
+  slices on and off (a vision-tower line with ``--only vision`` as well);
 - long text: peak RSS of the text MLP at 32k tokens, stock vs :func:`model.fastpath.chunk_token_mlps`;
 - LoRA (text model with the three task adapters, r 32): PEFT's layers (per-row ``adapter_names`` for a mixed
   batch in arrival order, the plain path for one task) vs :func:`model.lora.fuse_text_projections` (q/k/v and
@@ -35,6 +37,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -202,6 +205,46 @@ def _slices(dtype: torch.dtype, repeats: int) -> None:
     with torch.inference_mode():
         a, b = _ab(unsliced, run_sliced, repeats)
     _line("16 passages packed, norm+rotary slices", a, b, "whole", "sliced")
+    _slices_encoder(dtype, repeats)
+
+
+def _slices_encoder(dtype: torch.dtype, repeats: int) -> None:
+    """The whole encoder (real-width checkpoint of ``bench/encoder.py``, inputs prepared off the clock) on the
+    bench's 16 passages and 8 pages, slices on and off in the same process."""
+    from PIL import Image
+
+    import model.fastpath as fastpath
+    from bench.encoder import RESULTS, build_checkpoint
+    from bench.workloads import load_workloads, write_workloads
+    from model import Encoder
+    from model.batching import plan_batches
+    from model.types import parse_task
+
+    encoder = Encoder.from_pretrained(build_checkpoint("real-width"), dtype=dtype, device="cpu")
+    work = load_workloads(write_workloads(RESULTS / "workloads"))
+    prepare = encoder.processor
+    passages = [prepare.prepare_text(r.text, parse_task(r.task, r.prompt)) for r in work.passages]
+    spec = parse_task("retrieval", "passage")
+    pages = [prepare.prepare_image(Image.open(path).convert("RGB"), spec) for path in work.pages]
+    default = fastpath.SLICE_ELEMENTS
+
+    def runner(items: list[Any], slice_elements: int) -> Callable[[], None]:
+        lengths = [item.num_tokens for item in items]
+        batches = plan_batches(lengths, max_tokens=8 * max(lengths), max_rows=8)  # the encoder bench's batches
+
+        def run() -> None:
+            fastpath.SLICE_ELEMENTS = slice_elements
+            try:
+                for b in batches:
+                    encoder.embed([items[i] for i in b], return_multivector=True)
+            finally:
+                fastpath.SLICE_ELEMENTS = default
+
+        return run
+
+    for name, items in (("16 passages", passages), ("8 pages", pages)):
+        a, b = _ab(runner(items, 1 << 62), runner(items, default), repeats)
+        _line(f"encoder, {name}, slices", a, b, "whole", "sliced")
 
 
 def _lora(dtype: torch.dtype, repeats: int) -> None:
