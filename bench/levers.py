@@ -183,6 +183,24 @@ def _packing(dtype: torch.dtype, repeats: int) -> None:
     _line("16 passages, sorted batches of 8", a, b, "padded", "packed")
 
 
+_NO_SLICES = 1 << 62  # a slice limit no input reaches: every norm and rotary in one call
+
+
+def _with_slice_limit(run: Callable[[], None], limit: int) -> Callable[[], None]:
+    """``run`` with :data:`model.fastpath.SLICE_ELEMENTS` set to ``limit`` for its duration."""
+    import model.fastpath as fastpath
+
+    def limited() -> None:
+        default = fastpath.SLICE_ELEMENTS
+        fastpath.SLICE_ELEMENTS = limit
+        try:
+            run()
+        finally:
+            fastpath.SLICE_ELEMENTS = default
+
+    return limited
+
+
 def _slices(dtype: torch.dtype, repeats: int) -> None:
     import model.fastpath as fastpath
     from model.lora import fuse_text_projections
@@ -192,18 +210,9 @@ def _slices(dtype: torch.dtype, repeats: int) -> None:
     sliced = _real_width_text_model(dtype)
     fuse_text_projections(sliced)
     fastpath.chunk_token_norms(sliced)
-    run_whole, run_sliced = _passage_runs(whole)[1], _passage_runs(sliced)[1]
-    default = fastpath.SLICE_ELEMENTS
-
-    def unsliced() -> None:
-        fastpath.SLICE_ELEMENTS = 1 << 62  # the rotary in one call too
-        try:
-            run_whole()
-        finally:
-            fastpath.SLICE_ELEMENTS = default
-
+    unsliced = _with_slice_limit(_passage_runs(whole)[1], _NO_SLICES)  # the rotary in one call too
     with torch.inference_mode():
-        a, b = _ab(unsliced, run_sliced, repeats)
+        a, b = _ab(unsliced, _passage_runs(sliced)[1], repeats)
     _line("16 passages packed, norm+rotary slices", a, b, "whole", "sliced")
     _slices_encoder(dtype, repeats)
 
@@ -213,7 +222,6 @@ def _slices_encoder(dtype: torch.dtype, repeats: int) -> None:
     bench's 16 passages and 8 pages, slices on and off in the same process."""
     from PIL import Image
 
-    import model.fastpath as fastpath
     from bench.encoder import RESULTS, build_checkpoint
     from bench.workloads import load_workloads, write_workloads
     from model import Encoder
@@ -226,24 +234,20 @@ def _slices_encoder(dtype: torch.dtype, repeats: int) -> None:
     passages = [prepare.prepare_text(r.text, parse_task(r.task, r.prompt)) for r in work.passages]
     spec = parse_task("retrieval", "passage")
     pages = [prepare.prepare_image(Image.open(path).convert("RGB"), spec) for path in work.pages]
-    default = fastpath.SLICE_ELEMENTS
 
-    def runner(items: list[Any], slice_elements: int) -> Callable[[], None]:
+    def runner(items: list[Any]) -> Callable[[], None]:
         lengths = [item.num_tokens for item in items]
         batches = plan_batches(lengths, max_tokens=8 * max(lengths), max_rows=8)  # the encoder bench's batches
 
         def run() -> None:
-            fastpath.SLICE_ELEMENTS = slice_elements
-            try:
-                for b in batches:
-                    encoder.embed([items[i] for i in b], return_multivector=True)
-            finally:
-                fastpath.SLICE_ELEMENTS = default
+            for b in batches:
+                encoder.embed([items[i] for i in b], return_multivector=True)
 
         return run
 
     for name, items in (("16 passages", passages), ("8 pages", pages)):
-        a, b = _ab(runner(items, 1 << 62), runner(items, default), repeats)
+        run = runner(items)
+        a, b = _ab(_with_slice_limit(run, _NO_SLICES), run, repeats)
         _line(f"encoder, {name}, slices", a, b, "whole", "sliced")
 
 
