@@ -140,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every figure here")
     parser.add_argument("--save", type=Path, help="save each contestant's outputs here (<dtype>-<name>-<workload>.npz)")
     parser.add_argument("--compare", type=Path, help="only compare the outputs saved in this folder, across dtypes")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="after the timed passes, one torch.profiler pass of ours (model only) per workload; tables go to "
+        "DIR/profile-<dtype>.txt (kernels by device time, then ops by CPU time: launch-bound or not)",
+    )
     args = parser.parse_args(argv)
     if args.compare:
         print(
@@ -245,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
                         _save_output(args.save / f"{args.dtype}-{name}-{workload}.npz", out)
         if device == "cuda":
             report.setdefault("peak_gpu_bytes", {})[name] = torch.cuda.max_memory_allocated()
+        if args.profile and name == "ours":
+            for workload in workloads:
+                items = prepared_pages if workload == "pages" else prepared_texts[workload]
+                _profile(lambda c=contestant, i=items: c._embed(i), f"{name} {workload}", args.profile, args.dtype)
         del contestant
         gc.collect()
         if device == "cuda":
@@ -278,6 +288,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
     return 0
+
+
+def _profile(fn: Callable[[], Any], label: str, directory: Path, dtype: str) -> None:
+    """One pass of ``fn`` under ``torch.profiler``; appends two tables to ``directory/profile-<dtype>.txt``: ops by
+    device (kernel) time and by CPU time. Wall ≫ the kernels' total means the GPU waits for launches."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    fn()  # warm: the timed passes ran other shapes last
+    _sync()
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        fn()
+        _sync()
+        wall = time.perf_counter() - start
+    events = prof.key_averages()
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / f"profile-{dtype}.txt").open("a") as f:
+        f.write(f"\n===== {label}: one pass, {wall:.3f} s wall (under the profiler)\n")
+        if torch.cuda.is_available():
+            f.write(events.table(sort_by="self_device_time_total", row_limit=30, max_name_column_width=60))
+        f.write(events.table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=60))
+    print(f"profiled {label}: {wall:.3f} s wall → {directory / f'profile-{dtype}.txt'}", flush=True)
 
 
 def _save_output(path: Path, out: Any) -> None:
