@@ -106,12 +106,15 @@ def _timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
 
 
 def _contestant(name: str, args: Any) -> Any:
-    if name in ("ours", "ours-padded"):
+    if name in ("ours", "ours-padded", "ours-replan"):
+        import model.fastpath
         from bench._ours import Ours
 
         ours = Ours(args)
         if name == "ours-padded":  # the packing lever off (``model.packing``): every batch padded to its longest row
             ours.encoder.network.pack_rows = False
+        # the vision windows planned in every block (host-device syncs) instead of once per forward: that lever off
+        model.fastpath.PLAN_ONCE = name != "ours-replan"
         return ours
     if name == "colqwen2.5":
         from bench._peers_colpali import ColQwenPeer
@@ -133,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--contestants",
         default="ours,colqwen2.5,reference-style",
-        help="comma-separated; also ours-padded (ours with packing off, for the lever alone)",
+        help="comma-separated; also ours-padded (ours with packing off) and ours-replan (vision windows planned in "
+        "every block), each a lever alone",
     )
     parser.add_argument("--workloads", default="pages,queries,passages")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/jev4-gpu-bench"))

@@ -8,7 +8,10 @@ bench, real width, one page of 3072 patches):
   patches takes 24 ms and 8 ms. :class:`LinearPatchProjection` is that matrix product (same ``weight``).
 - windowed attention runs one ``scaled_dot_product_attention`` call per window (48 windows of 64 patches per
   page, in 3 of every 4 blocks); in bfloat16 the per-call cost dominates (48 calls: 513 ms, one batched call:
-  17 ms). :class:`WindowBatchedVisionAttention` stacks the windows of equal length into one call.
+  17 ms). :class:`WindowBatchedVisionAttention` stacks the windows of equal length into one call. Which windows
+  go together is planned once per forward (:func:`window_plan`, cached per ``cu_seqlens`` tensor, which the tower
+  hands to every block): on a GPU, reading ``cu_seqlens`` and sending gather indices in every block made ~300
+  host-device copies and syncs per forward (``bench/gpu.py --profile``, H100, 32 blocks).
 
 :func:`speed_up_vision_tower` swaps both into a loaded ``Qwen2_5_VisionTransformerPretrainedModel`` in place;
 parameter names (hence ``state_dict`` keys) are unchanged, and outputs equal the stock modules' up to float
@@ -30,8 +33,10 @@ tokens: the rows are bit-identical.
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +52,7 @@ __all__ = [
     "in_token_slices",
     "rotate",
     "speed_up_vision_tower",
+    "window_plan",
 ]
 
 
@@ -90,6 +96,57 @@ class LinearPatchProjection(nn.Module):
         return out[:, :, None, None, None]
 
 
+@dataclass(frozen=True, slots=True)
+class WindowGroup:
+    """``count`` attention segments of ``length`` tokens each, attended in one call: the tokens ``start :
+    start + count·length`` when the segments lie end to end, else those at ``index`` (on the device)."""
+
+    length: int
+    count: int
+    start: int
+    index: torch.Tensor | None
+
+
+_PLANS: dict[int, tuple[weakref.ref[torch.Tensor], tuple[WindowGroup, ...]]] = {}
+PLAN_ONCE = True  # False: plan in every block, as before (``bench/gpu.py``'s ``ours-replan`` measures the lever)
+
+
+def _plan(bounds: list[int], device: torch.device) -> tuple[WindowGroup, ...]:
+    starts_by_len: dict[int, list[int]] = defaultdict(list)
+    for start, stop in itertools.pairwise(bounds):
+        if stop > start:
+            starts_by_len[stop - start].append(start)
+    groups = []
+    for length, starts in starts_by_len.items():
+        first, n = starts[0], len(starts)
+        if starts == list(range(first, first + n * length, length)):  # end to end: a view, no gather
+            groups.append(WindowGroup(length, n, first, None))
+        else:
+            index = (torch.tensor(starts)[:, None] + torch.arange(length)).reshape(-1)  # (n·L,)
+            groups.append(WindowGroup(length, n, first, index.to(device)))
+    return tuple(groups)
+
+
+def window_plan(cu_seqlens: torch.Tensor) -> tuple[WindowGroup, ...]:
+    """The segments of ``cu_seqlens`` grouped by length, computed once per tensor object: the stock tower passes the
+    same ``cu_seqlens`` (windows) or ``cu_window_seqlens`` (whole images) to every block of a forward, so reading
+    its values (a device-to-host sync on a GPU) and sending the gather indices happen once per forward, not per
+    block. The cache entry goes with the tensor."""
+    if not PLAN_ONCE:
+        return _plan(cu_seqlens.tolist(), cu_seqlens.device)
+    key = id(cu_seqlens)
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0]() is cu_seqlens:
+        return hit[1]
+    groups = _plan(cu_seqlens.tolist(), cu_seqlens.device)
+
+    def forget(_ref: weakref.ref[torch.Tensor]) -> None:
+        _PLANS.pop(key, None)
+
+    _PLANS[key] = (weakref.ref(cu_seqlens, forget), groups)
+    return groups
+
+
 class WindowBatchedVisionAttention(nn.Module):
     """``Qwen2_5_VLVisionAttention`` attending the equal-length segments of ``cu_seqlens`` in one call."""
 
@@ -117,17 +174,13 @@ class WindowBatchedVisionAttention(nn.Module):
         q, k = qk.unbind(1)  # each (S, H, d)
         v = qkv[:, 2]
         out = torch.empty_like(v)  # (S, H, d)
-        bounds = cu_seqlens.tolist()
-        starts_by_len: dict[int, list[int]] = defaultdict(list)
-        for start, stop in itertools.pairwise(bounds):
-            if stop > start:
-                starts_by_len[stop - start].append(start)
-        for length, starts in starts_by_len.items():
-            idx = (torch.tensor(starts)[:, None] + torch.arange(length)).reshape(-1)  # (n·L,)
-            n = len(starts)
-            qs, ks, vs = (t[idx].reshape(n, length, self.num_heads, -1).transpose(1, 2) for t in (q, k, v))
+        for group in window_plan(cu_seqlens):
+            n, length = group.count, group.length
+            # segments end to end: a view (no copy); else a gather of their tokens
+            at = slice(group.start, group.start + n * length) if group.index is None else group.index
+            qs, ks, vs = (t[at].reshape(n, length, self.num_heads, -1).transpose(1, 2) for t in (q, k, v))
             o = F.scaled_dot_product_attention(qs, ks, vs, scale=self.scaling)  # (n, H, L, d)
-            out[idx] = o.transpose(1, 2).reshape(n * length, self.num_heads, -1)
+            out[at] = o.transpose(1, 2).reshape(n * length, self.num_heads, -1)
         result: torch.Tensor = self.proj(out.reshape(seq, -1))  # (S, D)
         return result
 

@@ -15,6 +15,7 @@ from model.fastpath import (
     chunk_token_mlps,
     chunk_token_norms,
     speed_up_vision_tower,
+    window_plan,
 )
 from tests.model._modules import small_text_model
 
@@ -56,6 +57,51 @@ def test_fast_tower_equals_stock(grids: list[list[int]]) -> None:
         want = stock(pixels, grid_thw=grid).pooler_output  # (P/4, 48)
         got = fast(pixels, grid_thw=grid).pooler_output
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_window_plan_groups_segments_by_length() -> None:
+    # windows of 4, 2, 4, 4 tokens, then two whole images of 6 tokens each
+    windows = window_plan(torch.tensor([0, 4, 6, 10, 14]))
+    assert [(g.length, g.count, g.start) for g in windows] == [(4, 3, 0), (2, 1, 4)]
+    four, two = windows
+    assert four.index is not None
+    assert four.index.tolist() == [0, 1, 2, 3, 6, 7, 8, 9, 10, 11, 12, 13]
+    assert two.index is None  # alone: a view of tokens 4:6
+    (images,) = window_plan(torch.tensor([0, 6, 12]))
+    assert (images.length, images.count, images.start, images.index) == (6, 2, 0, None)  # end to end: no gather
+
+
+def test_window_plan_is_made_once_per_cu_seqlens(monkeypatch: pytest.MonkeyPatch) -> None:
+    import model.fastpath as fastpath
+
+    made: list[list[int]] = []
+    real = fastpath._plan
+    monkeypatch.setattr(fastpath, "_plan", lambda bounds, device: made.append(bounds) or real(bounds, device))
+    fast = _stock_tower()
+    speed_up_vision_tower(fast)
+    stock = _stock_tower()
+    for grids in ([[1, 10, 22]], [[1, 36, 18], [1, 6, 4]]):  # one after the other: no stale plan
+        grid = torch.tensor(grids)
+        pixels = torch.randn(int(grid.prod(-1).sum()), 1176)
+        made.clear()
+        with torch.inference_mode():
+            got = fast(pixels, grid_thw=grid).pooler_output
+            want = stock(pixels, grid_thw=grid).pooler_output
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        # 4 blocks, 2 of them windowed: one plan for the windows and one for the whole images, not one per block
+        assert len(made) == 2
+    monkeypatch.setattr(fastpath, "PLAN_ONCE", False)  # the bench's lever off: a plan in every block
+    made.clear()
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(pixels, grid_thw=grid).pooler_output, want, atol=1e-5, rtol=1e-5)
+    assert len(made) == 4
+    monkeypatch.setattr(fastpath, "PLAN_ONCE", True)
+    cu = torch.tensor([0, 4, 8])
+    window_plan(cu)
+    key = id(cu)
+    assert key in fastpath._PLANS
+    del cu
+    assert key not in fastpath._PLANS  # the entry goes with its tensor
 
 
 def test_fast_tower_bfloat16_close_to_stock() -> None:
