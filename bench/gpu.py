@@ -210,31 +210,21 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[list[Any]] = []
     outputs: dict[str, dict[str, Any]] = {}
-    for name in [c for c in args.contestants.split(",") if c]:
-        cargs = ContestantArgs(checkpoint, args.dtype, args.work_dir / "workloads", 0, args.batch_size, device)
-        if device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        try:
-            contestant = _contestant(name, cargs)
-        except Exception as exc:  # noqa: BLE001 - a peer that cannot load is reported, the others still run
-            print(f"{name}: DID NOT LOAD — {type(exc).__name__}: {exc}", flush=True)
-            report.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"
-            continue
-        load_s = time.perf_counter() - start
-        print(f"{name}: loaded in {load_s:.1f} s", flush=True)
+
+    def run_workloads(name: str, contestant: Any) -> None:
+        """Every workload's timed passes; a function, so that no closure over ``contestant`` outlives it."""
         outputs[name] = {}
         for workload in workloads:
             variants: list[tuple[str, Callable[[], Any]]] = []
             if workload == "pages":
-                variants.append(("end to end", lambda c=contestant: c.pages(pages)))
+                variants.append(("end to end", lambda: contestant.pages(pages)))
                 if name == "ours":
-                    variants.append(("model only", lambda c=contestant: c._embed(prepared_pages)))
+                    variants.append(("model only", lambda: contestant._embed(prepared_pages)))
             else:
                 rows_w = texts[workload]
-                variants.append(("end to end", lambda c=contestant, r=rows_w, w=workload: c.texts(r, w)))
+                variants.append(("end to end", lambda r=rows_w, w=workload: contestant.texts(r, w)))
                 if name == "ours":
-                    variants.append(("model only", lambda c=contestant, w=workload: c._embed(prepared_texts[w])))
+                    variants.append(("model only", lambda w=workload: contestant._embed(prepared_texts[w])))
             for label, fn in variants:
                 try:
                     seconds, out = _timed(fn, args.repeats)
@@ -253,16 +243,32 @@ def main(argv: list[str] | None = None) -> int:
                     if args.save:
                         args.save.mkdir(parents=True, exist_ok=True)
                         _save_output(args.save / f"{args.dtype}-{name}-{workload}.npz", out)
-        if device == "cuda":
-            report.setdefault("peak_gpu_bytes", {})[name] = torch.cuda.max_memory_allocated()
         if args.profile and name == "ours":
             for workload in workloads:
                 items = prepared_pages if workload == "pages" else prepared_texts[workload]
-                _profile(lambda c=contestant, i=items: c._embed(i), f"{name} {workload}", args.profile, args.dtype)
-        del contestant
+                _profile(lambda i=items: contestant._embed(i), f"{name} {workload}", args.profile, args.dtype)
+
+    for name in [c for c in args.contestants.split(",") if c]:
+        cargs = ContestantArgs(checkpoint, args.dtype, args.work_dir / "workloads", 0, args.batch_size, device)
         gc.collect()
+        held = 0
         if device == "cuda":
             torch.cuda.empty_cache()
+            held = torch.cuda.memory_allocated()  # ~0: the previous contestant is gone (checked, and subtracted)
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        try:
+            contestant = _contestant(name, cargs)
+        except Exception as exc:  # noqa: BLE001 - a peer that cannot load is reported, the others still run
+            print(f"{name}: DID NOT LOAD — {type(exc).__name__}: {exc}", flush=True)
+            report.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        load_s = time.perf_counter() - start
+        print(f"{name}: loaded in {load_s:.1f} s ({held / 2**30:.2f} GiB still held before it)", flush=True)
+        run_workloads(name, contestant)
+        if device == "cuda":
+            report.setdefault("peak_gpu_bytes", {})[name] = torch.cuda.max_memory_allocated() - held
+        del contestant
 
     report["rows"] = rows
     headers = ["workload", "contestant", "timing", "items", "s (median)", "s (min)", "items/s", "TFLOP/s", "% matmul"]
@@ -288,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_table(["workload", "pair", "dense min cos", "multi-vector min cos"], parity, "outputs"))
     report["parity"] = parity
     for name, peak in report.get("peak_gpu_bytes", {}).items():
-        print(f"peak GPU memory {name}: {peak / 2**30:.2f} GiB")
+        print(f"peak GPU memory {name}: {peak / 2**30:.2f} GiB (above what was held before it loaded)")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
     return 0
