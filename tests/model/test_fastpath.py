@@ -90,6 +90,7 @@ def test_window_plan_is_made_once_per_cu_seqlens(monkeypatch: pytest.MonkeyPatch
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
         # 4 blocks, 2 of them windowed: one plan for the windows and one for the whole images, not one per block
         assert len(made) == 2
+        assert not fastpath._PLANS  # the forward's cu_seqlens are gone, and their plans with them
     monkeypatch.setattr(fastpath, "PLAN_ONCE", False)  # the bench's lever off: a plan in every block
     made.clear()
     with torch.inference_mode():
