@@ -129,7 +129,7 @@ def _plan(bounds: list[int], device: torch.device) -> tuple[WindowGroup, ...]:
 
 def window_plan(cu_seqlens: torch.Tensor) -> tuple[WindowGroup, ...]:
     """The segments of ``cu_seqlens`` grouped by length, computed once per tensor object: the stock tower passes the
-    same ``cu_seqlens`` (windows) or ``cu_window_seqlens`` (whole images) to every block of a forward, so reading
+    same ``cu_window_seqlens`` (windows) or ``cu_seqlens`` (whole images) to every block of a forward, so reading
     its values (a device-to-host sync on a GPU) and sending the gather indices happen once per forward, not per
     block. The cache entry goes with the tensor."""
     if not PLAN_ONCE:
