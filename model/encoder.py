@@ -47,8 +47,12 @@ class ModelInfo:
 
 
 def _pick_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
+    """``auto``: bfloat16 on a GPU that computes it natively (compute capability ≥ 8.0), else float32 — a T4 or V100
+    would emulate bfloat16 slowly, and float16 risks overflow in Qwen2.5-VL's activations (ask for it by name)."""
     if dtype is None or dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
+            return torch.bfloat16
+        return torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
     names = {

@@ -54,7 +54,8 @@ class Settings:
     served_model_name: str = "jina-embeddings-v4"
     """The name reported in responses and accepted in the ``model`` request field (with ``model`` itself)."""
     dtype: str = "auto"
-    """Weights dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16 or float16."""
+    """Weights dtype: auto (bfloat16 on a GPU with native bfloat16, i.e. compute capability ≥ 8.0; else float32),
+    float32, bfloat16 or float16."""
     device: str = "auto"
     """auto (cuda when available), cpu, cuda, cuda:1 …"""
     attn_implementation: str | None = None

@@ -89,3 +89,21 @@ def test_bad_inputs_raise_typed_errors(encoder: Encoder, tmp_path: Path) -> None
     tall = Image.new("RGB", (2, 1000))
     with pytest.raises(errors.ImageError):
         encoder.encode_image([tall], task="retrieval")
+
+
+@pytest.mark.parametrize(("native_bf16", "want"), [(True, torch.bfloat16), (False, torch.float32)])
+def test_auto_dtype_follows_the_gpu(monkeypatch: pytest.MonkeyPatch, native_bf16: bool, want: torch.dtype) -> None:
+    from model.encoder import _pick_dtype
+
+    asked: list[bool] = []
+
+    def supported(including_emulation: bool = True) -> bool:
+        asked.append(including_emulation)
+        return native_bf16
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    assert _pick_dtype("auto", torch.device("cuda")) == want
+    assert _pick_dtype(None, torch.device("cuda")) == want
+    assert asked == [False, False]  # emulated bfloat16 (a T4, a V100) does not count
+    assert _pick_dtype("auto", torch.device("cpu")) == torch.float32
+    assert _pick_dtype("float16", torch.device("cuda")) == torch.float16  # named: as asked
