@@ -14,7 +14,8 @@ Attention plan: consecutive short segments are grouped up to :data:`GROUP_TOKENS
 call with a block-diagonal causal mask (a batch of 16 queries is one call, not 16: on a GPU short rows are bound
 by kernel launches, not FLOPs); a segment at least that long gets its own call with ``is_causal`` and no mask,
 the form the flash kernels (CPU and CUDA) run fastest, with grouped-query attention as the stock sdpa path does
-it (``enable_gqa`` without a mask, repeated KV heads with one). On CUDA, ``torch.nn.attention.varlen`` could
+it (``enable_gqa`` without a mask, repeated KV heads with one; also repeated where no fused kernel takes
+``enable_gqa``, see :func:`_fused_gqa`). On CUDA, ``torch.nn.attention.varlen`` could
 attend every segment in one call; it is not used until it can be measured on a GPU.
 
 :func:`packed` makes the segments visible to the fused attention layers (``model.lora.FusedTextAttention``) for
@@ -115,6 +116,22 @@ def current_segments() -> Segments | None:
     return _SEGMENTS.get()
 
 
+def _fused_gqa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> bool:
+    """Whether ``enable_gqa`` reaches a fused attention kernel for these inputs. On CPU it does (the CPU flash kernel
+    takes fewer KV heads). On CUDA only the flash kernel takes them (bfloat16/float16 on compute capability ≥ 8.0);
+    elsewhere (float32, a T4 or V100) sdpa falls back to its unfused math kernel, which holds the whole score matrix
+    in memory (float32: 68 GB for one 32k-token row), so the KV heads are repeated instead and a fused kernel
+    (memory-efficient attention) runs."""
+    if query.device.type != "cuda":
+        return True
+    from torch.backends.cuda import SDPAParams, can_use_flash_attention
+
+    try:
+        return bool(can_use_flash_attention(SDPAParams(query, key, value, None, 0.0, True, True), False))
+    except (TypeError, RuntimeError):  # another torch's SDPAParams: repeat the heads, which every kernel takes
+        return False
+
+
 def segment_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, segments: Segments, *, scaling: float
 ) -> torch.Tensor:
@@ -124,17 +141,18 @@ def segment_attention(
         raise ValueError(f"packed attention expects (1, heads, {segments.total}, d) queries, got {tuple(query.shape)}")
     heads, kv_heads = query.shape[1], key.shape[1]
     groups = heads // kv_heads
+    native_gqa = groups == 1 or _fused_gqa(query, key, value)
     out = torch.empty(
         (1, query.shape[2], heads, value.shape[-1]), dtype=query.dtype, device=query.device
     )  # (1, T, H, d)
     for call in segments.plan(query.device):
         q = query[:, :, call.start : call.stop]  # (1, H, n, d)
         k, v = key[:, :, call.start : call.stop], value[:, :, call.start : call.stop]  # (1, Hkv, n, d)
-        if call.mask is None:
+        if call.mask is None and native_gqa:
             o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=groups > 1)
         else:
             if groups > 1:
                 k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=call.mask, scale=scaling)
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=call.mask, is_causal=call.mask is None, scale=scaling)
         out[:, call.start : call.stop] = o.transpose(1, 2)  # (1, n, H, d)
     return out

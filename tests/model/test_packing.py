@@ -51,8 +51,23 @@ def _attention_float64(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scalin
     return (scores.softmax(-1) @ v).transpose(0, 1)  # (n, H, d)
 
 
+@pytest.mark.parametrize("fused_gqa", [True, False])
 @pytest.mark.parametrize("group_tokens", [1, 16, 1000])
-def test_segment_attention_equals_each_row_alone(group_tokens: int) -> None:
+def test_segment_attention_equals_each_row_alone(
+    group_tokens: int, fused_gqa: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import model.packing
+
+    # False: what a GPU without a fused GQA kernel for these inputs gets (float32, a T4): KV heads repeated
+    monkeypatch.setattr(model.packing, "_fused_gqa", lambda q, k, v: fused_gqa)
+    kv_heads_seen: list[int] = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        kv_heads_seen.append(k.shape[1] if not kwargs.get("enable_gqa") else -k.shape[1])  # negative: enable_gqa
+        return sdpa(q, k, v, **kwargs)
+
+    monkeypatch.setattr(model.packing.F, "scaled_dot_product_attention", spy)
     torch.manual_seed(0)
     lengths = (5, 1, 19, 7, 7, 30, 2)
     total, heads, kv_heads, d = sum(lengths), 4, 2, 8
@@ -60,6 +75,11 @@ def test_segment_attention_equals_each_row_alone(group_tokens: int) -> None:
     k, v = torch.randn(1, kv_heads, total, d), torch.randn(1, kv_heads, total, d)
     with packed(lengths, group_tokens=group_tokens) as segments:
         got = segment_attention(q, k, v, segments, scaling=0.3)  # (1, T, H, d)
+    unmasked = sum(c.mask is None for c in segments.plan(q.device))
+    if fused_gqa:
+        assert sorted(kv_heads_seen).count(-kv_heads) == unmasked  # causal calls take the 2 KV heads as they are
+    else:
+        assert kv_heads_seen == [heads] * len(kv_heads_seen)  # every call gets the KV heads repeated to 4
     at = 0
     for n in lengths:
         rows = slice(at, at + n)
@@ -68,6 +88,13 @@ def test_segment_attention_equals_each_row_alone(group_tokens: int) -> None:
         at += n
     with pytest.raises(ValueError, match="expects"):
         segment_attention(q[:, :, :-1], k, v, segments, scaling=0.3)
+
+
+def test_gqa_is_fused_on_cpu() -> None:
+    from model.packing import _fused_gqa
+
+    q, kv = torch.randn(1, 4, 3, 8), torch.randn(1, 2, 3, 8)
+    assert _fused_gqa(q, kv, kv)
 
 
 def test_token_window_narrows_a_packed_routing_only() -> None:
