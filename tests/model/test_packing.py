@@ -90,6 +90,33 @@ def test_segment_attention_equals_each_row_alone(
         segment_attention(q[:, :, :-1], k, v, segments, scaling=0.3)
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_segment_attention_on_cuda(dtype: torch.dtype) -> None:
+    from model.packing import _fused_gqa
+
+    torch.manual_seed(0)
+    lengths = (5, 1, 19, 700, 7, 30, 600)  # short rows grouped under a mask, long ones causal alone
+    total, heads, kv_heads, d = sum(lengths), 4, 2, 64
+    q = torch.randn(1, heads, total, d, device="cuda", dtype=dtype)
+    k = torch.randn(1, kv_heads, total, d, device="cuda", dtype=dtype)
+    v = torch.randn(1, kv_heads, total, d, device="cuda", dtype=dtype)
+    fused = _fused_gqa(q, k, v)
+    if dtype == torch.float32:
+        assert not fused  # only the flash kernel takes fewer KV heads, and it has no float32
+    elif torch.cuda.get_device_capability() >= (8, 0):
+        assert fused
+    with packed(lengths) as segments:
+        got = segment_attention(q, k, v, segments, scaling=0.125).cpu()  # (1, T, H, d)
+    tol = 1e-4 if dtype == torch.float32 else 2e-2
+    at = 0
+    for n in lengths:
+        rows = slice(at, at + n)
+        want = _attention_float64(q[0, :, rows].cpu(), k[0, :, rows].cpu(), v[0, :, rows].cpu(), 0.125)
+        torch.testing.assert_close(got[0, rows].double(), want, atol=tol, rtol=tol)
+        at += n
+
+
 def test_gqa_is_fused_on_cpu() -> None:
     from model.packing import _fused_gqa
 

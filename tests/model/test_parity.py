@@ -97,6 +97,15 @@ def _reference_row(ref: Any, item: PreparedInput, vision_start: int, vision_end:
     return dense, multi.numpy()
 
 
+@pytest.fixture(scope="module", params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def on_device(request: pytest.FixtureRequest, encoder: Encoder, tiny_checkpoint: Path) -> tuple[Encoder, float]:
+    """The encoder on each device (float32; on CUDA loaded there) and its tolerance against the CPU reference: on a
+    GPU the same float32 sums run in another order."""
+    if request.param == "cpu":
+        return encoder, TOL
+    return Encoder.from_pretrained(tiny_checkpoint, dtype="float32", device="cuda"), 1e-4
+
+
 @pytest.fixture(scope="module")
 def references(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("refs")
@@ -104,34 +113,38 @@ def references(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.mark.parametrize("task", SPECS)
-def test_text_parity_every_task_and_dimension(encoder: Encoder, references: dict[str, Any], task: str) -> None:
+def test_text_parity_every_task_and_dimension(
+    on_device: tuple[Encoder, float], references: dict[str, Any], task: str
+) -> None:
+    encoder, tol = on_device
     spec = parse_task(task)
     rows = [encoder.processor.prepare_text(t, spec) for t in TEXTS]
     want = [_reference_row(references[spec.task.value], r, 151652, 151653) for r in rows]
     got = encoder.encode_text(TEXTS, task=task, return_numpy=True)  # (N, H), batched with padding
-    np.testing.assert_allclose(got, np.stack([w[0] for w in want]), atol=TOL)
+    np.testing.assert_allclose(got, np.stack([w[0] for w in want]), atol=tol)
     for dim in encoder.info.matryoshka_dims:
         trunc = encoder.encode_text(TEXTS, task=task, truncate_dim=dim, return_numpy=True)
         ref = np.stack([w[0][:dim] / np.linalg.norm(w[0][:dim]) for w in want])
-        np.testing.assert_allclose(trunc, ref, atol=TOL)
+        np.testing.assert_allclose(trunc, ref, atol=tol)
     multi = encoder.encode_text(TEXTS, task=task, return_multivector=True)
     for m, w in zip(multi, want, strict=True):
         assert m.shape == w[1].shape  # every non-pad token kept, prefix included
-        np.testing.assert_allclose(m.numpy(), w[1], atol=TOL)
+        np.testing.assert_allclose(m.numpy(), w[1], atol=tol)
 
 
 @pytest.mark.parametrize("task", ["retrieval", "text-matching", "code"])
-def test_image_parity(encoder: Encoder, references: dict[str, Any], task: str) -> None:
+def test_image_parity(on_device: tuple[Encoder, float], references: dict[str, Any], task: str) -> None:
+    encoder, tol = on_device
     images = _images()
     spec = parse_task(task)
     want = [
         _reference_row(references[task], encoder.processor.prepare_image(im, spec), 151652, 151653) for im in images
     ]
     dense = encoder.encode_image(images, task=task, return_numpy=True)
-    np.testing.assert_allclose(dense, np.stack([w[0] for w in want]), atol=TOL)
+    np.testing.assert_allclose(dense, np.stack([w[0] for w in want]), atol=tol)
     multi = encoder.encode_image(images, task=task, return_multivector=True, batch_size=3)
     for m, w in zip(multi, want, strict=True):
-        np.testing.assert_allclose(m.numpy(), w[1], atol=TOL)
+        np.testing.assert_allclose(m.numpy(), w[1], atol=tol)
 
 
 def test_text_matching_always_uses_query_prefix(encoder: Encoder) -> None:
