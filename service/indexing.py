@@ -3,7 +3,8 @@
 Pipeline (:meth:`Indexer.index`)::
 
     bytes ──count + select pages──▶ [page numbers]                      (pool thread; errors before any work)
-          ──for each step of ``pages_per_step`` pages:
+          ──for each step of ``pages_per_step`` pages (the next step's render and prepare run while this
+            step embeds: the model does not wait for PDF rendering):
                 render (PDF) / decode (image) ──▶ prepare_image (retrieval.passage)        (pool thread)
                 ──▶ embed(rows, return_multivector=True)                                  (the model worker)
                 ──▶ PageRecord(dense truncated to the collection's size, multivector,
@@ -12,8 +13,8 @@ Pipeline (:meth:`Indexer.index`)::
                 ──▶ progress.advance(pages)
           ──▶ store.add_document(...) (all pages or none) ──▶ page images committed
 
-Pages are numbered from 1 (PDF page numbers; an image is page 1). Only ``pages_per_step`` rendered pages are
-in memory at a time; the vectors of every page are held until the atomic add. The page PNG is the page
+Pages are numbered from 1 (PDF page numbers; an image is page 1). Only two steps of ``pages_per_step`` rendered
+pages are in memory at a time; the vectors of every page are held until the atomic add. The page PNG is the page
 resized to ``cols*28`` x ``rows*28`` pixels for its merged patch grid ``(rows, cols)``, so similarity maps
 fall on it exactly.
 
@@ -95,6 +96,7 @@ class IndexOptions:
     image_max_pixels: int | None = None
     pages_per_step: int = 4
     retry_after_s: float = 1.0
+    prepare_ahead: bool = True  # render/prepare the next step while this one embeds (False: in turn, one step held)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IndexOptions:
@@ -206,14 +208,20 @@ class Indexer:
             progress.start(len(numbers))
         dim = store.config.dense_dim
         staged = await asyncio.to_thread(images.stage, collection, document_id)
+        step = self.options.pages_per_step
+        chunks = [numbers[i : i + step] for i in range(0, len(numbers), step)]
+        # one step ahead: the next step's pages render and prepare (pool thread) while this step's embed, so the
+        # model does not wait for them; at most two steps' rows are in memory
+        ahead: asyncio.Future[tuple[list[PreparedInput], list[Any]]] | None = None
         try:
             records: list[PageRecord] = []
             tokens = 0
-            step = self.options.pages_per_step
-            for first in range(0, len(numbers), step):
-                chunk = numbers[first : first + step]
-                rows, pictures = await self._in_pool(functools.partial(self._prepare, source, chunk))
-                outputs = await self._embed(rows, wait=wait_when_full or first > 0)
+            for k, chunk in enumerate(chunks):
+                rows, pictures = await (ahead or self._prepare_in_pool(source, chunk))
+                ahead = None
+                if self.options.prepare_ahead and k + 1 < len(chunks):
+                    ahead = self._prepare_in_pool(source, chunks[k + 1])
+                outputs = await self._embed(rows, wait=wait_when_full or k > 0)
                 records.extend(self._records(chunk, rows, outputs, dim))
                 tokens += sum(row.num_tokens for row in rows)
                 await self._in_pool(functools.partial(_stage_pictures, staged, chunk, pictures))
@@ -222,9 +230,17 @@ class Indexer:
             info = await asyncio.to_thread(store.add_document, document_id, records, metadata, replace=replace)
             await asyncio.to_thread(staged.commit)
         except BaseException:
+            if ahead is not None:
+                _drop(ahead)
             await asyncio.to_thread(staged.discard)
             raise
         return IndexResult(info, tokens)
+
+    def _prepare_in_pool(
+        self, source: DocumentSource, numbers: list[int]
+    ) -> asyncio.Future[tuple[list[PreparedInput], list[Any]]]:
+        """:meth:`_prepare` started in the pool now; await the future for its rows and page images."""
+        return asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(self._prepare, source, numbers))
 
     def _prepare(self, source: DocumentSource, numbers: list[int]) -> tuple[list[PreparedInput], list[Any]]:
         """Render/decode the pages of one step and prepare their rows; also the page images to keep."""
@@ -292,6 +308,13 @@ def _as_seen(page: Image.Image, row: PreparedInput) -> Image.Image:
     rows, cols = _grid(row)
     size = (cols * _PATCH, rows * _PATCH)
     return page if page.size == size else page.resize(size, PILImage.Resampling.BICUBIC)
+
+
+def _drop(future: asyncio.Future[Any]) -> None:
+    """Give up on a step prepared ahead (indexing failed): cancel it, or take its outcome so that nothing logs it as
+    never retrieved. A render already running in the pool finishes there and is discarded."""
+    if not future.cancel() and not future.cancelled():
+        future.exception()
 
 
 def _stage_pictures(staged: StagedPages, numbers: list[int], pictures: list[Any]) -> None:

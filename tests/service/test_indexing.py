@@ -1,0 +1,182 @@
+"""``service.indexing.Indexer``: the next step's pages are rendered while this step embeds; a failure drops them."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pymupdf
+import pytest
+
+from model.processor import PreparedInput, Processor
+from model.types import EmbeddingOutput
+from service.indexing import DocumentSource, Indexer, IndexOptions
+from service.page_images import PageImageStore
+
+HIDDEN = 64  # the tiny checkpoint's hidden size
+
+
+def _pdf(pages: int) -> bytes:
+    doc = pymupdf.open()
+    for i in range(pages):
+        doc.new_page(width=200, height=260).insert_text((20, 40), f"page {i + 1}")
+    return bytes(doc.tobytes())
+
+
+class _Store:
+    config = SimpleNamespace(dense_dim=HIDDEN)
+
+    def __init__(self) -> None:
+        self.added: list[int] = []
+
+    def get_document(self, document_id: str) -> None:
+        return None
+
+    def add_document(self, document_id: str, records: list[Any], metadata: Any, *, replace: bool) -> str:
+        self.added = [r.page for r in records]
+        return "info"
+
+
+def _outputs(rows: list[PreparedInput]) -> list[EmbeddingOutput]:
+    return [
+        EmbeddingOutput(
+            dense=np.ones(HIDDEN, np.float32) / np.sqrt(HIDDEN),
+            multivector=np.ones((row.num_tokens, 8), np.float32),
+            num_tokens=row.num_tokens,
+        )
+        for row in rows
+    ]
+
+
+@pytest.fixture
+def processor(tiny_checkpoint: Path) -> Processor:
+    return Processor.from_pretrained(tiny_checkpoint)
+
+
+def _indexer(processor: Processor, embed: Any, pool: ThreadPoolExecutor) -> Indexer:
+    options = IndexOptions(dpi=36, pages_per_step=2)
+    return Indexer(processor, embed, pool, options, hidden_size=HIDDEN, matryoshka_dims=(32,))
+
+
+def test_next_step_is_prepared_while_this_one_embeds(processor: Processor, tmp_path: Path) -> None:
+    started: list[list[int]] = []  # the page numbers of each _prepare call, in the order they began
+    overlapped: list[bool] = []
+
+    async def embed(rows: list[PreparedInput]) -> list[EmbeddingOutput]:
+        step = len(overlapped)
+        if step + 1 < 3:  # 5 pages in steps of 2: the next step must start rendering before this one is embedded
+            deadline = time.monotonic() + 10
+            while len(started) < step + 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        overlapped.append(len(started) >= min(step + 2, 3))
+        return _outputs(rows)
+
+    with ThreadPoolExecutor(2) as pool:
+        indexer = _indexer(processor, embed, pool)
+        real = indexer._prepare
+        lock = threading.Lock()
+
+        def prepare(source: DocumentSource, numbers: list[int]) -> Any:
+            with lock:
+                started.append(list(numbers))
+            return real(source, numbers)
+
+        indexer._prepare = prepare  # type: ignore[method-assign]
+        store = _Store()
+        result = asyncio.run(
+            indexer.index(
+                store,  # type: ignore[arg-type]
+                PageImageStore(tmp_path),
+                "c",
+                "doc",
+                DocumentSource(_pdf(5), "pdf"),
+                pages=[1, 2, 3, 4, 5],
+            )
+        )
+    assert started == [[1, 2], [3, 4], [5]]
+    assert overlapped == [True, True, True]
+    assert store.added == [1, 2, 3, 4, 5]
+    assert result.tokens > 0
+    assert sorted(p.name for p in (tmp_path / "c").rglob("*.png")) == [f"{n}.png" for n in range(1, 6)]
+
+
+def test_a_failed_step_drops_the_one_prepared_ahead(
+    processor: Processor, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = 0
+
+    async def embed(rows: list[PreparedInput]) -> list[EmbeddingOutput]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.2)  # the next step's prepare (which fails) is done by now
+        raise RuntimeError("model down")
+
+    with ThreadPoolExecutor(2) as pool:
+        indexer = _indexer(processor, embed, pool)
+        real = indexer._prepare
+
+        def prepare(source: DocumentSource, numbers: list[int]) -> Any:
+            if numbers[0] > 1:
+                raise ValueError("bad page")  # prepared ahead, never awaited: must not be logged as unretrieved
+            return real(source, numbers)
+
+        indexer._prepare = prepare  # type: ignore[method-assign]
+        store = _Store()
+        with caplog.at_level(logging.ERROR, logger="asyncio"), pytest.raises(RuntimeError, match="model down"):
+            asyncio.run(
+                indexer.index(
+                    store,  # type: ignore[arg-type]
+                    PageImageStore(tmp_path),
+                    "c",
+                    "doc",
+                    DocumentSource(_pdf(4), "pdf"),
+                    pages=[1, 2, 3, 4],
+                )
+            )
+        gc.collect()
+    assert calls == 1
+    assert store.added == []
+    assert not list(tmp_path.rglob("*.png"))  # the staged pages were discarded
+    assert "never retrieved" not in caplog.text
+
+
+def test_in_turn_when_asked(processor: Processor, tmp_path: Path) -> None:
+    started: list[list[int]] = []
+    seen: list[int] = []  # steps begun when each embed ran
+
+    async def embed(rows: list[PreparedInput]) -> list[EmbeddingOutput]:
+        await asyncio.sleep(0.1)
+        seen.append(len(started))
+        return _outputs(rows)
+
+    with ThreadPoolExecutor(2) as pool:
+        indexer = _indexer(processor, embed, pool)
+        indexer.options = IndexOptions(dpi=36, pages_per_step=2, prepare_ahead=False)
+        real = indexer._prepare
+
+        def prepare(source: DocumentSource, numbers: list[int]) -> Any:
+            started.append(list(numbers))
+            return real(source, numbers)
+
+        indexer._prepare = prepare  # type: ignore[method-assign]
+        store = _Store()
+        asyncio.run(
+            indexer.index(
+                store,  # type: ignore[arg-type]
+                PageImageStore(tmp_path),
+                "c",
+                "doc",
+                DocumentSource(_pdf(5), "pdf"),
+                pages=[1, 2, 3, 4, 5],
+            )
+        )
+    assert seen == [1, 2, 3]  # nothing prepared ahead: one step's rows at a time
+    assert store.added == [1, 2, 3, 4, 5]
