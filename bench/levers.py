@@ -24,6 +24,8 @@ and the 16 bench passages. A and B run alternately in one process; the minimum o
   gate/up as one product each, each task's LoRA as one A and one B product on its contiguous rows, rows grouped
   by task), on 8 queries (mixed and single task) and on 8 rows of 747 tokens (a batch of pages' text);
 - vision MLPs: gate/up as two products vs one (:func:`model.lora.fuse_vision_mlps`), after the other fast paths;
+- PDF indexing (``service.indexing``): pages rendered and prepared in turn with the model vs one step ahead, on
+  the tiny checkpoint (a fast model, as on a GPU) and at real width;
 - rotary embeddings: the stock functions (q and k apart, ``rotate_half`` with ``cat``) vs
   :func:`model.fastpath.rotate` on q and k at once, for a page's vision tokens (float32 inside, as stock) and for
   8 rows of 747 text tokens (the model's dtype, as stock).
@@ -349,12 +351,69 @@ def _memory(dtype: torch.dtype, tokens: int) -> None:
     )
 
 
+def _pdf_pages(pages: int) -> bytes:
+    """A text-heavy letter-size PDF (every page set with lines of text and a filled box), made here."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    for n in range(pages):
+        page = doc.new_page(width=612, height=792)
+        for line in range(56):
+            text = f"{n + 1}.{line} the quick brown fox jumps over the lazy dog " * 2
+            page.insert_text((48, 60 + line * 12), text, fontsize=8)
+        page.draw_rect(pymupdf.Rect(300, 420, 560, 700), color=(0, 0, 1), fill=(0.85, 0.9, 1))
+    return bytes(doc.tobytes())
+
+
+def _pdf_ahead(dtype: torch.dtype, repeats: int, pages: int = 16) -> None:
+    """Indexing a PDF (``service.indexing.Indexer``, 144 dpi, steps of 4 pages, a 2-thread preprocessing pool and
+    one model thread as in the service): render and prepare in turn vs one step ahead. On the tiny checkpoint the
+    model is fast, as on a GPU, so rendering shows; at real width the model dominates."""
+    pdf = _pdf_pages(pages)
+    for config in ("tiny", "real-width"):
+        a, b = _pdf_index_ab(config, dtype, pdf, pages, repeats if config == "tiny" else 1)
+        _line(f"PDF indexing, {pages} pages, {config}", a, b, "in turn", "ahead")
+
+
+def _pdf_index_ab(config: str, dtype: torch.dtype, pdf: bytes, pages: int, repeats: int) -> tuple[float, float]:
+    import asyncio
+    import functools
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from bench.encoder import build_checkpoint
+    from model import Encoder
+    from service.indexing import DocumentSource, Indexer, IndexOptions
+    from service.page_images import PageImageStore
+
+    encoder = Encoder.from_pretrained(build_checkpoint(config), dtype=dtype, device="cpu")
+    info = encoder.info
+    store = SimpleNamespace(config=SimpleNamespace(dense_dim=info.hidden_size), add_document=lambda *a, **k: None)
+    with ThreadPoolExecutor(1) as model_thread, ThreadPoolExecutor(2) as pool, tempfile.TemporaryDirectory() as tmp:
+
+        async def embed(rows: list[Any]) -> list[Any]:
+            run = functools.partial(encoder.embed, rows, return_multivector=True)
+            return await asyncio.get_running_loop().run_in_executor(model_thread, run)
+
+        def index(ahead: bool) -> Callable[[], None]:
+            options = IndexOptions(max_pages=pages, prepare_ahead=ahead)
+            dims = {"hidden_size": info.hidden_size, "matryoshka_dims": info.matryoshka_dims}
+            indexer = Indexer(encoder.processor, embed, pool, options, **dims)
+            images, source, numbers = PageImageStore(Path(tmp)), DocumentSource(pdf, "pdf"), list(range(1, pages + 1))
+            return lambda: asyncio.run(
+                indexer.index(store, images, "c", "d", source, pages=numbers, replace=True)  # type: ignore[arg-type]
+            )
+
+        return _ab(index(False), index(True), repeats)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="bfloat16")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
-    levers = ["vision", "passages", "packing", "slices", "memory", "lora", "rotary"]
+    levers = ["vision", "passages", "packing", "slices", "memory", "lora", "rotary", "pdf"]
     parser.add_argument("--only", choices=levers, default=None)
     args = parser.parse_args()
     if args.threads:
@@ -375,6 +434,8 @@ def main() -> int:
         _lora(dtype, args.repeats)
     if args.only in (None, "memory"):
         _memory(dtype, 32768)
+    if args.only in (None, "pdf"):
+        _pdf_ahead(dtype, args.repeats)
     return 0
 
 

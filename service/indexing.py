@@ -3,8 +3,8 @@
 Pipeline (:meth:`Indexer.index`)::
 
     bytes ──count + select pages──▶ [page numbers]                      (pool thread; errors before any work)
-          ──for each step of ``pages_per_step`` pages (the next step's render and prepare run while this
-            step embeds: the model does not wait for PDF rendering):
+          ──for each step of ``pages_per_step`` pages (the next step renders and prepares, and the last
+            step's page images are written, while this step embeds: the model waits for neither):
                 render (PDF) / decode (image) ──▶ prepare_image (retrieval.passage)        (pool thread)
                 ──▶ embed(rows, return_multivector=True)                                  (the model worker)
                 ──▶ PageRecord(dense truncated to the collection's size, multivector,
@@ -13,10 +13,10 @@ Pipeline (:meth:`Indexer.index`)::
                 ──▶ progress.advance(pages)
           ──▶ store.add_document(...) (all pages or none) ──▶ page images committed
 
-Pages are numbered from 1 (PDF page numbers; an image is page 1). Only two steps of ``pages_per_step`` rendered
-pages are in memory at a time; the vectors of every page are held until the atomic add. The page PNG is the page
-resized to ``cols*28`` x ``rows*28`` pixels for its merged patch grid ``(rows, cols)``, so similarity maps
-fall on it exactly.
+Pages are numbered from 1 (PDF page numbers; an image is page 1). At most three steps of ``pages_per_step``
+rendered pages are in memory at a time (one being written, one embedded, one prepared); the vectors of every page
+are held until the atomic add. The page PNG is the page resized to ``cols*28`` x ``rows*28`` pixels for its merged
+patch grid ``(rows, cols)``, so similarity maps fall on it exactly.
 
 The same code runs behind the HTTP route (``embed`` = the batcher) and the CLI (``embed`` = the encoder in
 a thread).
@@ -96,7 +96,7 @@ class IndexOptions:
     image_max_pixels: int | None = None
     pages_per_step: int = 4
     retry_after_s: float = 1.0
-    prepare_ahead: bool = True  # render/prepare the next step while this one embeds (False: in turn, one step held)
+    prepare_ahead: bool = True  # pool work beside the model (next step's render, last step's images); False: in turn
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IndexOptions:
@@ -152,7 +152,7 @@ class Indexer:
         self.matryoshka_dims = tuple(matryoshka_dims)
 
     async def _in_pool(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
+        return await self._start(fn)
 
     def select_pages(self, source: DocumentSource) -> list[int]:
         """The page numbers to index (blocking: opens the PDF). Errors name the limit or the bad selection."""
@@ -210,37 +210,45 @@ class Indexer:
         staged = await asyncio.to_thread(images.stage, collection, document_id)
         step = self.options.pages_per_step
         chunks = [numbers[i : i + step] for i in range(0, len(numbers), step)]
-        # one step ahead: the next step's pages render and prepare (pool thread) while this step's embed, so the
-        # model does not wait for them; at most two steps' rows are in memory
+        # Pool work runs beside the model: the next step's pages render and prepare while this step embeds, and a
+        # step's page images are written while the next one embeds (at most one step behind: three steps' pages in
+        # memory at most). The model waits for neither.
         ahead: asyncio.Future[tuple[list[PreparedInput], list[Any]]] | None = None
+        writing: asyncio.Future[None] | None = None
         try:
             records: list[PageRecord] = []
             tokens = 0
             for k, chunk in enumerate(chunks):
-                rows, pictures = await (ahead or self._prepare_in_pool(source, chunk))
+                rows, pictures = await (ahead or self._start(functools.partial(self._prepare, source, chunk)))
                 ahead = None
                 if self.options.prepare_ahead and k + 1 < len(chunks):
-                    ahead = self._prepare_in_pool(source, chunks[k + 1])
+                    ahead = self._start(functools.partial(self._prepare, source, chunks[k + 1]))
                 outputs = await self._embed(rows, wait=wait_when_full or k > 0)
                 records.extend(self._records(chunk, rows, outputs, dim))
                 tokens += sum(row.num_tokens for row in rows)
-                await self._in_pool(functools.partial(_stage_pictures, staged, chunk, pictures))
+                if writing is not None:
+                    await writing
+                writing = self._start(functools.partial(_stage_pictures, staged, chunk, pictures))
+                if not self.options.prepare_ahead:
+                    await writing  # in turn: one step at a time, nothing beside the model
                 if progress is not None:
                     progress.advance(len(chunk))
+            if writing is not None:
+                await writing
             info = await asyncio.to_thread(store.add_document, document_id, records, metadata, replace=replace)
             await asyncio.to_thread(staged.commit)
         except BaseException:
             if ahead is not None:
                 _drop(ahead)
+            if writing is not None:  # let a write in flight end first, so that no file lands after the discard
+                await asyncio.gather(writing, return_exceptions=True)
             await asyncio.to_thread(staged.discard)
             raise
         return IndexResult(info, tokens)
 
-    def _prepare_in_pool(
-        self, source: DocumentSource, numbers: list[int]
-    ) -> asyncio.Future[tuple[list[PreparedInput], list[Any]]]:
-        """:meth:`_prepare` started in the pool now; await the future for its rows and page images."""
-        return asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(self._prepare, source, numbers))
+    def _start(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """``fn`` started in the pool now; await the future for its result."""
+        return asyncio.get_running_loop().run_in_executor(self.pool, fn)
 
     def _prepare(self, source: DocumentSource, numbers: list[int]) -> tuple[list[PreparedInput], list[Any]]:
         """Render/decode the pages of one step and prepare their rows; also the page images to keep."""

@@ -66,12 +66,26 @@ def _indexer(processor: Processor, embed: Any, pool: ThreadPoolExecutor) -> Inde
     return Indexer(processor, embed, pool, options, hidden_size=HIDDEN, matryoshka_dims=(32,))
 
 
-def test_next_step_is_prepared_while_this_one_embeds(processor: Processor, tmp_path: Path) -> None:
+def test_pool_work_runs_beside_the_model(processor: Processor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import service.indexing
+
     started: list[list[int]] = []  # the page numbers of each _prepare call, in the order they began
     overlapped: list[bool] = []
+    embedding = [threading.Event() for _ in range(3)]  # set when step k's embed begins
+    written_beside: list[bool] = []  # per write of a step's images: did the next step's embed begin meanwhile?
+    stage = service.indexing._stage_pictures
+
+    def stage_pictures(staged: Any, numbers: list[int], pictures: list[Any]) -> None:
+        step = (numbers[0] - 1) // 2
+        if step + 1 < 3:
+            written_beside.append(embedding[step + 1].wait(10))
+        stage(staged, numbers, pictures)
+
+    monkeypatch.setattr(service.indexing, "_stage_pictures", stage_pictures)
 
     async def embed(rows: list[PreparedInput]) -> list[EmbeddingOutput]:
         step = len(overlapped)
+        embedding[step].set()
         if step + 1 < 3:  # 5 pages in steps of 2: the next step must start rendering before this one is embedded
             deadline = time.monotonic() + 10
             while len(started) < step + 2 and time.monotonic() < deadline:
@@ -103,6 +117,7 @@ def test_next_step_is_prepared_while_this_one_embeds(processor: Processor, tmp_p
         )
     assert started == [[1, 2], [3, 4], [5]]
     assert overlapped == [True, True, True]
+    assert written_beside == [True, True]  # steps 1 and 2 were written while steps 2 and 3 embedded
     assert store.added == [1, 2, 3, 4, 5]
     assert result.tokens > 0
     assert sorted(p.name for p in (tmp_path / "c").rglob("*.png")) == [f"{n}.png" for n in range(1, 6)]
