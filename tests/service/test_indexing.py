@@ -66,6 +66,14 @@ def _indexer(processor: Processor, embed: Any, pool: ThreadPoolExecutor) -> Inde
     return Indexer(processor, embed, pool, options, hidden_size=HIDDEN, matryoshka_dims=(32,))
 
 
+def _index(indexer: Indexer, store: _Store, tmp_path: Path, pages: int) -> Any:
+    """Index a PDF of ``pages`` pages into ``store`` (page images under ``tmp_path``)."""
+    numbers = list(range(1, pages + 1))
+    source = DocumentSource(_pdf(pages), "pdf")
+    images = PageImageStore(tmp_path)
+    return asyncio.run(indexer.index(store, images, "c", "doc", source, pages=numbers))  # type: ignore[arg-type]
+
+
 def test_pool_work_runs_beside_the_model(processor: Processor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import service.indexing
 
@@ -105,16 +113,7 @@ def test_pool_work_runs_beside_the_model(processor: Processor, tmp_path: Path, m
 
         indexer._prepare = prepare  # type: ignore[method-assign]
         store = _Store()
-        result = asyncio.run(
-            indexer.index(
-                store,  # type: ignore[arg-type]
-                PageImageStore(tmp_path),
-                "c",
-                "doc",
-                DocumentSource(_pdf(5), "pdf"),
-                pages=[1, 2, 3, 4, 5],
-            )
-        )
+        result = _index(indexer, store, tmp_path, 5)
     assert started == [[1, 2], [3, 4], [5]]
     assert overlapped == [True, True, True]
     assert written_beside == [True, True]  # steps 1 and 2 were written while steps 2 and 3 embedded
@@ -146,16 +145,7 @@ def test_a_failed_step_drops_the_one_prepared_ahead(
         indexer._prepare = prepare  # type: ignore[method-assign]
         store = _Store()
         with caplog.at_level(logging.ERROR, logger="asyncio"), pytest.raises(RuntimeError, match="model down"):
-            asyncio.run(
-                indexer.index(
-                    store,  # type: ignore[arg-type]
-                    PageImageStore(tmp_path),
-                    "c",
-                    "doc",
-                    DocumentSource(_pdf(4), "pdf"),
-                    pages=[1, 2, 3, 4],
-                )
-            )
+            _index(indexer, store, tmp_path, 4)
         gc.collect()
     assert calls == 1
     assert store.added == []
@@ -183,15 +173,6 @@ def test_in_turn_when_asked(processor: Processor, tmp_path: Path) -> None:
 
         indexer._prepare = prepare  # type: ignore[method-assign]
         store = _Store()
-        asyncio.run(
-            indexer.index(
-                store,  # type: ignore[arg-type]
-                PageImageStore(tmp_path),
-                "c",
-                "doc",
-                DocumentSource(_pdf(5), "pdf"),
-                pages=[1, 2, 3, 4, 5],
-            )
-        )
+        _index(indexer, store, tmp_path, 5)
     assert seen == [1, 2, 3]  # nothing prepared ahead: one step's rows at a time
     assert store.added == [1, 2, 3, 4, 5]
