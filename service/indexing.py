@@ -106,6 +106,7 @@ class IndexOptions:
             max_pdf_bytes=settings.max_pdf_bytes,
             max_decoded_pixels=settings.max_decoded_pixels,
             image_max_pixels=settings.image_max_pixels,
+            pages_per_step=settings.pdf_pages_per_step,
             retry_after_s=max(settings.retry_after_s, 0.05),
         )
 

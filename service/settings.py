@@ -108,6 +108,9 @@ class Settings:
     """Rendered pages summed over one request at most (413 beyond)."""
     pdf_dpi: int = 144
     """Render resolution of PDF pages (dots per inch)."""
+    pdf_pages_per_step: int = 4
+    """Pages of a collection document embedded per step (the next step renders meanwhile). Larger steps fill a GPU's
+    forward passes better; at most three steps of rendered pages are in memory at a time."""
 
     # --- remote media ---------------------------------------------------------------------------------------
     allow_remote_urls: bool = False
@@ -234,6 +237,7 @@ _POSITIVE = (
     "max_pdf_bytes",
     "max_pages_per_request",
     "pdf_dpi",
+    "pdf_pages_per_step",
     "max_download_bytes",
 )
 

@@ -18,6 +18,7 @@ from model.errors import (
 from service.auth import check_bearer
 from service.encoding import EmbeddingType, decode_base64, encode_value, encode_vector, parse_embedding_types
 from service.errors import QueueFullError, UnauthorizedError, UnprocessableError, error_info
+from service.indexing import IndexOptions
 from service.inputs import ImageItem, PdfItem, TextItem, parse_inputs
 from service.settings import Settings, SettingsError
 
@@ -32,8 +33,10 @@ def test_settings_env_parsing_and_overrides() -> None:
         "JEV4_DATA_DIR": "/tmp/x",
         "JEV4_API_KEYS": "k1,k2",
         "JEV4_QDRANT_API_KEY": "qsecret",
+        "JEV4_PDF_PAGES_PER_STEP": "16",
     }
     s = Settings.from_env(env, port=9002)
+    assert IndexOptions.from_settings(s).pages_per_step == 16
     assert s.port == 9002  # flag beats environment
     assert s.allow_remote_urls is True
     assert s.allowed_url_hosts == ("a.com", ".b.org")
@@ -56,6 +59,7 @@ def test_settings_env_parsing_and_overrides() -> None:
         ({"JEV4_DEFAULT_TASK": "summarize"}, "default_task"),
         ({"JEV4_COLLECTION_BACKEND": "redis"}, "collection_backend"),
         ({"JEV4_FIRST_STAGE": "hnsw"}, "first_stage"),
+        ({"JEV4_PDF_PAGES_PER_STEP": "0"}, "pdf_pages_per_step"),
     ],
 )
 def test_settings_errors_name_the_variable(env: dict[str, str], match: str) -> None:
