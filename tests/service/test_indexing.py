@@ -13,22 +13,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-import pymupdf
 import pytest
 
 from model.processor import PreparedInput, Processor
 from model.types import EmbeddingOutput
 from service.indexing import DocumentSource, Indexer, IndexOptions
 from service.page_images import PageImageStore
+from tests.service.helpers import pdf_bytes
 
 HIDDEN = 64  # the tiny checkpoint's hidden size
-
-
-def _pdf(pages: int) -> bytes:
-    doc = pymupdf.open()
-    for i in range(pages):
-        doc.new_page(width=200, height=260).insert_text((20, 40), f"page {i + 1}")
-    return bytes(doc.tobytes())
 
 
 class _Store:
@@ -69,7 +62,7 @@ def _indexer(processor: Processor, embed: Any, pool: ThreadPoolExecutor) -> Inde
 def _index(indexer: Indexer, store: _Store, tmp_path: Path, pages: int) -> Any:
     """Index a PDF of ``pages`` pages into ``store`` (page images under ``tmp_path``)."""
     numbers = list(range(1, pages + 1))
-    source = DocumentSource(_pdf(pages), "pdf")
+    source = DocumentSource(pdf_bytes(pages), "pdf")
     images = PageImageStore(tmp_path)
     return asyncio.run(indexer.index(store, images, "c", "doc", source, pages=numbers))  # type: ignore[arg-type]
 
