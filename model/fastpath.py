@@ -132,18 +132,17 @@ def window_plan(cu_seqlens: torch.Tensor) -> tuple[WindowGroup, ...]:
     same ``cu_window_seqlens`` (windows) or ``cu_seqlens`` (whole images) to every block of a forward, so reading
     its values (a device-to-host sync on a GPU) and sending the gather indices happen once per forward, not per
     block. The cache entry goes with the tensor."""
-    if not PLAN_ONCE:
-        return _plan(cu_seqlens.tolist(), cu_seqlens.device)
     key = id(cu_seqlens)
-    hit = _PLANS.get(key)
+    hit = _PLANS.get(key) if PLAN_ONCE else None
     if hit is not None and hit[0]() is cu_seqlens:
         return hit[1]
     groups = _plan(cu_seqlens.tolist(), cu_seqlens.device)
+    if PLAN_ONCE:
 
-    def forget(_ref: weakref.ref[torch.Tensor]) -> None:
-        _PLANS.pop(key, None)
+        def forget(_ref: weakref.ref[torch.Tensor]) -> None:
+            _PLANS.pop(key, None)
 
-    _PLANS[key] = (weakref.ref(cu_seqlens, forget), groups)
+        _PLANS[key] = (weakref.ref(cu_seqlens, forget), groups)
     return groups
 
 
