@@ -24,8 +24,8 @@ and the 16 bench passages. A and B run alternately in one process; the minimum o
   gate/up as one product each, each task's LoRA as one A and one B product on its contiguous rows, rows grouped
   by task), on 8 queries (mixed and single task) and on 8 rows of 747 tokens (a batch of pages' text);
 - vision MLPs: gate/up as two products vs one (:func:`model.lora.fuse_vision_mlps`), after the other fast paths;
-- PDF indexing (``service.indexing``): pages rendered and prepared in turn with the model vs one step ahead, on
-  the tiny checkpoint (a fast model, as on a GPU) and at real width;
+- PDF indexing (``service.collections.indexing``): pages rendered and prepared in turn with the model vs one step
+  ahead, on the tiny checkpoint (a fast model, as on a GPU) and at real width;
 - rotary embeddings: the stock functions (q and k apart, ``rotate_half`` with ``cat``) vs
   :func:`model.fastpath.rotate` on q and k at once, for a page's vision tokens (float32 inside, as stock) and for
   8 rows of 747 text tokens (the model's dtype, as stock).
@@ -366,9 +366,9 @@ def _pdf_pages(pages: int) -> bytes:
 
 
 def _pdf_ahead(dtype: torch.dtype, repeats: int, pages: int = 16) -> None:
-    """Indexing a PDF (``service.indexing.Indexer``, 144 dpi, steps of 4 pages, a 2-thread preprocessing pool and
-    one model thread as in the service): render and prepare in turn vs one step ahead. On the tiny checkpoint the
-    model is fast, as on a GPU, so rendering shows; at real width the model dominates."""
+    """Indexing a PDF (``service.collections.indexing.Indexer``, 144 dpi, steps of 4 pages, a 2-thread
+    preprocessing pool and one model thread as in the service): render and prepare in turn vs one step ahead. On the
+    tiny checkpoint the model is fast, as on a GPU, so rendering shows; at real width the model dominates."""
     pdf = _pdf_pages(pages)
     for config in ("tiny", "real-width"):
         a, b = _pdf_index_ab(config, dtype, pdf, pages, repeats if config == "tiny" else 1)
@@ -384,8 +384,8 @@ def _pdf_index_ab(config: str, dtype: torch.dtype, pdf: bytes, pages: int, repea
 
     from bench.encoder import build_checkpoint
     from model import Encoder
-    from service.indexing import DocumentSource, Indexer, IndexOptions
-    from service.page_images import PageImageStore
+    from service.collections.indexing import DocumentSource, Indexer, IndexOptions
+    from service.collections.page_images import PageImageStore
 
     encoder = Encoder.from_pretrained(build_checkpoint(config), dtype=dtype, device="cpu")
     info = encoder.info

@@ -141,8 +141,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.app import create_app
-    from service.loading import ModelLoadError, load_encoder
+    from service.engine.loading import ModelLoadError, load_encoder
+    from service.http.app import create_app
     from service.logs import configure_logging
 
     settings = settings_from_args(args)

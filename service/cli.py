@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from colbert.store import Store
     from model.encoder import Encoder
-    from service.indexing import Indexer
-    from service.page_images import PageImageStore
+    from service.collections.indexing import Indexer
+    from service.collections.page_images import PageImageStore
 
 __all__ = [
     "DOCUMENT_SUFFIXES",
@@ -114,7 +114,7 @@ def collect_documents(paths: Iterable[Path]) -> list[DocumentFile]:
 
 
 class _Bar:
-    """:class:`~service.indexing.Progress` over one tqdm bar shared by every file."""
+    """:class:`~service.collections.indexing.Progress` over one tqdm bar shared by every file."""
 
     def __init__(self, disable: bool) -> None:
         from tqdm import tqdm
@@ -136,8 +136,8 @@ class _Bar:
 def _load(args: argparse.Namespace) -> tuple[Any, Encoder, Any] | None:
     """Settings, encoder, catalog; None (after printing why) when the model cannot be loaded."""
     from service.__main__ import settings_from_args
-    from service.loading import ModelLoadError, load_encoder
-    from service.runtime import open_catalog
+    from service.engine.loading import ModelLoadError, load_encoder
+    from service.engine.runtime import open_catalog
 
     settings = settings_from_args(args)
     try:
@@ -199,8 +199,8 @@ async def _index_all(
 ) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from service.collections import page_image_store
-    from service.indexing import Indexer, IndexOptions
+    from service.collections.indexing import Indexer, IndexOptions
+    from service.collections.manager import page_image_store
 
     info = encoder.info
     if args.dimensions is not None and args.dimensions not in {*info.matryoshka_dims, info.hidden_size}:
@@ -243,7 +243,7 @@ async def _index_one(
 ) -> bool:
     from colbert.errors import DocumentExistsError
     from model.errors import InputError
-    from service.indexing import DocumentSource, detect_kind
+    from service.collections.indexing import DocumentSource, detect_kind
 
     data = file.path.read_bytes()
     kind = detect_kind(data)
@@ -285,8 +285,8 @@ async def _search(args: argparse.Namespace, settings: Any, encoder: Encoder, cat
     from concurrent.futures import ThreadPoolExecutor
 
     from colbert.errors import CollectionNotFoundError
-    from service.collections import page_image_store
-    from service.search import Searcher, SearchOptions
+    from service.collections.manager import page_image_store
+    from service.collections.search import Searcher, SearchOptions
 
     try:
         store = catalog.get(args.collection)

@@ -23,7 +23,7 @@ Body of every error response (OpenAI-shaped, Jina's ``error.message`` included):
     └── ModelFailureError                500     server_error  (the model failed on a batch, not the caller)
 
 Errors of ``model`` (and ``colbert``) are mapped by :data:`ERROR_TABLE`; Litestar's own exceptions (unknown
-route, malformed JSON, schema validation, body too large) by ``service.exception_handlers``. Anything else is
+route, malformed JSON, schema validation, body too large) by ``service.http.exception_handlers``. Anything else is
 a 500 whose body says only "internal server error" (the traceback goes to the log with the request id).
 """
 

@@ -1,6 +1,6 @@
 """Logging setup: JSON lines carrying the request id of the request being served (or plain text).
 
-The request id lives in a context variable set by the request middleware (``service.middleware``); every log
+The request id lives in a context variable set by the request middleware (``service.http.middleware``); every log
 record emitted while serving that request (in the handler, in the thread pools: contexts are copied) carries
 it. Nothing here runs at import time: call :func:`configure_logging` once at start-up.
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.encoding import decode_base64
+from service.embeddings.encoding import decode_base64
 from tests.service.conftest import SERVER_ENV
 from tests.service.helpers import as_array, b64, data_uri, pdf_bytes, png_bytes, vectors
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from service.app import create_app
-from service.loading import TINY_WARNING, ModelLoadError, load_encoder
+from service.engine.loading import TINY_WARNING, ModelLoadError, load_encoder
+from service.http.app import create_app
 from service.settings import Settings
 
 

@@ -13,9 +13,9 @@ import pytest
 
 from model.errors import InputTooLongError
 from model.types import EmbeddingOutput
-from service.batcher import Batcher
+from service.engine.batcher import Batcher
 from service.errors import ModelFailureError, NotReadyError, QueueFullError
-from service.metrics import Metrics
+from service.http.metrics import Metrics
 
 
 @dataclass(frozen=True)

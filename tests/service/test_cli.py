@@ -13,8 +13,8 @@ import pytest
 from litestar.testing import TestClient
 
 from service.__main__ import main
-from service.app import create_app
 from service.cli import collect_documents
+from service.http.app import create_app
 from service.settings import Settings
 from tests.service.helpers import pdf_bytes, png_bytes
 

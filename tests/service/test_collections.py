@@ -454,7 +454,7 @@ def _ready_app(tiny_encoder: Any, **settings: Any) -> Iterator[Any]:
     """An in-process app on the tiny encoder with these settings, once /ready answers 200."""
     from litestar.testing import TestClient
 
-    from service.app import create_app
+    from service.http.app import create_app
     from service.settings import Settings
 
     with TestClient(create_app(Settings(**settings), encoder=tiny_encoder)) as c:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from service.controllers.common import until_disconnect
 from service.errors import ClientDisconnectedError
+from service.http.controllers.common import until_disconnect
 
 
 class FakeRequest:

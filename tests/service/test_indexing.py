@@ -1,4 +1,4 @@
-"""``service.indexing.Indexer``: the next step's pages are rendered while this step embeds; a failure drops them."""
+"""``service.collections.indexing.Indexer``: the next step's pages render while this one embeds; failure drops them."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import pytest
 
 from model.processor import PreparedInput, Processor
 from model.types import EmbeddingOutput
-from service.indexing import DocumentSource, Indexer, IndexOptions
-from service.page_images import PageImageStore
+from service.collections.indexing import DocumentSource, Indexer, IndexOptions
+from service.collections.page_images import PageImageStore
 from tests.service.helpers import pdf_bytes
 
 HIDDEN = 64  # the tiny checkpoint's hidden size
@@ -68,13 +68,13 @@ def _index(indexer: Indexer, store: _Store, tmp_path: Path, pages: int) -> Any:
 
 
 def test_pool_work_runs_beside_the_model(processor: Processor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import service.indexing
+    import service.collections.indexing
 
     started: list[list[int]] = []  # the page numbers of each _prepare call, in the order they began
     overlapped: list[bool] = []
     embedding = [threading.Event() for _ in range(3)]  # set when step k's embed begins
     written_beside: list[bool] = []  # per write of a step's images: did the next step's embed begin meanwhile?
-    stage = service.indexing._stage_pictures
+    stage = service.collections.indexing._stage_pictures
 
     def stage_pictures(staged: Any, numbers: list[int], pictures: list[Any]) -> None:
         step = (numbers[0] - 1) // 2
@@ -82,7 +82,7 @@ def test_pool_work_runs_beside_the_model(processor: Processor, tmp_path: Path, m
             written_beside.append(embedding[step + 1].wait(10))
         stage(staged, numbers, pictures)
 
-    monkeypatch.setattr(service.indexing, "_stage_pictures", stage_pictures)
+    monkeypatch.setattr(service.collections.indexing, "_stage_pictures", stage_pictures)
 
     async def embed(rows: list[PreparedInput]) -> list[EmbeddingOutput]:
         step = len(overlapped)

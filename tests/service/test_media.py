@@ -11,20 +11,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.errors import (
-    DownloadError,
-    PayloadTooLargeError,
-    RemoteURLDisabledError,
-    UnprocessableError,
-    URLNotAllowedError,
-)
-from service.media import (
+from service.embeddings.media import (
     MediaLimits,
     check_address,
     decode_base64_or_data_uri,
     fetch_bytes,
     host_allowed,
     load_source,
+)
+from service.errors import (
+    DownloadError,
+    PayloadTooLargeError,
+    RemoteURLDisabledError,
+    UnprocessableError,
+    URLNotAllowedError,
 )
 
 PAYLOAD = bytes(range(256)) * 4

@@ -15,11 +15,11 @@ from model.errors import (
     PdfEncryptedError,
     TooManyPagesError,
 )
-from service.auth import check_bearer
-from service.encoding import EmbeddingType, decode_base64, encode_value, encode_vector, parse_embedding_types
+from service.collections.indexing import IndexOptions
+from service.embeddings.encoding import EmbeddingType, decode_base64, encode_value, encode_vector, parse_embedding_types
+from service.embeddings.inputs import ImageItem, PdfItem, TextItem, parse_inputs
 from service.errors import QueueFullError, UnauthorizedError, UnprocessableError, error_info
-from service.indexing import IndexOptions
-from service.inputs import ImageItem, PdfItem, TextItem, parse_inputs
+from service.http.auth import check_bearer
 from service.settings import Settings, SettingsError
 
 

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from colbert.store import DocumentInfo, Store
     from model.processor import PreparedInput, Processor
     from model.types import EmbeddingOutput
-    from service.page_images import PageImageStore, StagedPages
+    from service.collections.page_images import PageImageStore, StagedPages
     from service.settings import Settings
 
 __all__ = [

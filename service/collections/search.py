@@ -30,13 +30,13 @@ import numpy as np
 from colbert.scoring import similarity_map
 from model.images import load_image
 from model.types import PromptType, Task, TaskSpec
-from service.indexing import PASSAGE, truncate_dense
+from service.collections.indexing import PASSAGE, truncate_dense
 
 if TYPE_CHECKING:
     from colbert.store import Hit, Store
     from model.processor import PreparedInput, Processor
     from model.types import EmbeddingOutput
-    from service.page_images import PageImageStore
+    from service.collections.page_images import PageImageStore
 
 __all__ = ["QUERY", "PageMatch", "SearchOptions", "SearchOutcome", "Searcher", "SimilarityGrid"]
 

@@ -1,7 +1,7 @@
 """``/v1/collections``: create / list / get / delete collections; add (upload) / list / get / delete
-documents; poll indexing jobs; search. Thin: parse, call :class:`service.collections.Collections`, map.
+documents; poll indexing jobs; search. Thin: parse, call :class:`service.collections.manager.Collections`, map.
 
-Schemas and the route table: ``service.collection_schemas``. Errors: the app's table (404 unknown collection,
+Schemas and the route table: ``service.collections.schemas``. Errors: the app's table (404 unknown collection,
 document or job; 409 name or document id taken; 413 too big; 415 not JSON/multipart or not a PDF/image;
 422 invalid body, name, filter or page selection; 503 while the model loads).
 """
@@ -15,7 +15,8 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter
 
-from service.collection_schemas import (
+from service.collections.manager import Collections
+from service.collections.schemas import (
     CollectionList,
     CollectionObject,
     CreateCollectionRequest,
@@ -26,10 +27,9 @@ from service.collection_schemas import (
     SearchRequest,
     SearchResponse,
 )
-from service.collections import Collections
-from service.controllers.common import require_json, until_disconnect
-from service.runtime import Runtime
-from service.uploads import read_upload
+from service.collections.uploads import read_upload
+from service.engine.runtime import Runtime
+from service.http.controllers.common import require_json, until_disconnect
 
 __all__ = ["CollectionsController"]
 

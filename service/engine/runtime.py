@@ -13,14 +13,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from service.batcher import Batcher
+from service.embeddings.prepare import Preparer
+from service.engine.batcher import Batcher
+from service.engine.loading import load_encoder
 from service.errors import NotReadyError
-from service.loading import load_encoder
-from service.prepare import Preparer
 
 if TYPE_CHECKING:
     from model.encoder import Encoder
-    from service.metrics import Metrics
+    from service.http.metrics import Metrics
     from service.settings import Settings
 
 __all__ = ["Runtime", "open_catalog"]

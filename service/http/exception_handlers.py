@@ -23,7 +23,7 @@ from litestar.exceptions import (
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service.errors import ErrorInfo, error_info
-from service.middleware import request_id_from_scope
+from service.http.middleware import request_id_from_scope
 
 __all__ = ["handle_exception", "litestar_error_info"]
 

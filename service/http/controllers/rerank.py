@@ -8,10 +8,10 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from service.controllers.common import require_json, until_disconnect
-from service.rerank import rerank_request
-from service.runtime import Runtime
-from service.schemas import RerankRequest, RerankResponse
+from service.embeddings.rerank import rerank_request
+from service.embeddings.schemas import RerankRequest, RerankResponse
+from service.engine.runtime import Runtime
+from service.http.controllers.common import require_json, until_disconnect
 
 __all__ = ["RerankController"]
 

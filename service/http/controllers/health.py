@@ -8,9 +8,9 @@ from typing import Any
 from litestar import Controller, MediaType, Response, get
 from litestar.di import NamedDependency
 
-from service.metrics import CONTENT_TYPE_LATEST
-from service.runtime import Runtime
-from service.schemas import ModelCard, ModelList
+from service.embeddings.schemas import ModelCard, ModelList
+from service.engine.runtime import Runtime
+from service.http.metrics import CONTENT_TYPE_LATEST
 
 __all__ = ["HealthController"]
 

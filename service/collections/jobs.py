@@ -41,7 +41,7 @@ class JobStatus(enum.StrEnum):
 
 @dataclass(eq=False)
 class IndexJob:
-    """One document being indexed in the background; also its :class:`~service.indexing.Progress`."""
+    """One document being indexed in the background; also its :class:`~service.collections.indexing.Progress`."""
 
     id: str
     collection: str

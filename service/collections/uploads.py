@@ -1,8 +1,8 @@
 """Read the body of ``POST /v1/collections/{name}/documents``: JSON or a multipart upload.
 
-- ``Content-Type: application/json`` (or none): :class:`~service.collection_schemas.AddDocumentRequest`,
+- ``Content-Type: application/json`` (or none): :class:`~service.collections.schemas.AddDocumentRequest`,
   exactly one of ``pdf`` / ``image`` as base64, a data URI or an http(s) URL (guarded like every remote
-  input: off unless enabled, allow-listed hosts, no private addresses; see ``service.media``).
+  input: off unless enabled, allow-listed hosts, no private addresses; see ``service.embeddings.media``).
 - ``Content-Type: multipart/form-data``: a ``file`` part (PDF or image; the kind is read from the bytes, not
   from the declared type) and optional text parts ``metadata`` (a JSON object), ``pages``, ``document_id``,
   ``replace`` (true/false).
@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar.datastructures import UploadFile
 
-from service.collection_schemas import DOCUMENT_ID_PATTERN, AddDocumentRequest
+from service.collections.indexing import DocumentSource, detect_kind
+from service.collections.schemas import DOCUMENT_ID_PATTERN, AddDocumentRequest
+from service.embeddings.media import MediaLimits, load_source
 from service.errors import (
     BadRequestError,
     PayloadTooLargeError,
     UnprocessableError,
     UnsupportedMediaTypeError,
 )
-from service.indexing import DocumentSource, detect_kind
-from service.media import MediaLimits, load_source
 
 if TYPE_CHECKING:
     from litestar import Request

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from service.schemas import Usage
+from service.embeddings.schemas import Usage
 
 __all__ = [
     "AddDocumentRequest",

@@ -1,4 +1,4 @@
-"""What the collection routes do, between the HTTP layer (``service.controllers.collections``) and the
+"""What the collection routes do, between the HTTP layer (``service.http.controllers.collections``) and the
 index (``colbert``): one :class:`Collections` per app, holding the page images and the indexing jobs.
 
 Blocking index calls (SQLite, file I/O) run in threads; preprocessing in the runtime's pool; the model in
@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING, Any
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig
 from model.errors import InvalidDimensionError
-from service.collection_schemas import (
+from service.collections.indexing import Indexer, IndexOptions, IndexResult
+from service.collections.jobs import IndexJob, JobRegistry
+from service.collections.page_images import PageImageStore
+from service.collections.schemas import (
     CollectionList,
     CollectionObject,
     CreateCollectionRequest,
@@ -34,19 +37,16 @@ from service.collection_schemas import (
     SearchResponse,
     SimilarityMap,
 )
+from service.collections.search import PageMatch, Searcher, SearchOptions
+from service.embeddings.schemas import Usage
 from service.errors import NotFoundError, NotReadyError, UnprocessableError
-from service.index_jobs import IndexJob, JobRegistry
-from service.indexing import Indexer, IndexOptions, IndexResult
-from service.page_images import PageImageStore
-from service.schemas import Usage
-from service.search import PageMatch, Searcher, SearchOptions
 
 if TYPE_CHECKING:
     from colbert.catalog import Catalog
     from colbert.store import DocumentInfo, Store
-    from service.runtime import Runtime
+    from service.collections.uploads import DocumentUpload
+    from service.engine.runtime import Runtime
     from service.settings import Settings
-    from service.uploads import DocumentUpload
 
 __all__ = ["Collections", "document_object", "job_object", "page_image_store"]
 

@@ -19,15 +19,15 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
-from service.auth import api_key_guard
-from service.controllers.embeddings import EmbeddingsController
-from service.controllers.health import HealthController
-from service.controllers.rerank import RerankController
-from service.exception_handlers import handle_exception
-from service.loading import load_encoder
-from service.metrics import Metrics
-from service.middleware import RequestContextMiddleware
-from service.runtime import Runtime
+from service.engine.loading import load_encoder
+from service.engine.runtime import Runtime
+from service.http.auth import api_key_guard
+from service.http.controllers.embeddings import EmbeddingsController
+from service.http.controllers.health import HealthController
+from service.http.controllers.rerank import RerankController
+from service.http.exception_handlers import handle_exception
+from service.http.metrics import Metrics
+from service.http.middleware import RequestContextMiddleware
 
 if TYPE_CHECKING:
     from model.encoder import Encoder
@@ -43,8 +43,8 @@ def _provide_runtime(state: State) -> Runtime:
 
 def _controllers() -> list[Any]:
     controllers: list[Any] = [HealthController, EmbeddingsController, RerankController]
-    if importlib.util.find_spec("service.controllers.collections") is not None:
-        from service.controllers.collections import CollectionsController
+    if importlib.util.find_spec("service.http.controllers.collections") is not None:
+        from service.http.controllers.collections import CollectionsController
 
         controllers.append(CollectionsController)
     return controllers

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, TypeVar
 from model.errors import InputTooLongError
 from model.images import load_image
 from model.pdf import render_pages
+from service.embeddings.inputs import ImageItem, InputItem, PdfItem, TextItem
+from service.embeddings.media import MediaLimits, load_source
 from service.errors import BadRequestError, PayloadTooLargeError
-from service.inputs import ImageItem, InputItem, PdfItem, TextItem
-from service.media import MediaLimits, load_source
 
 if TYPE_CHECKING:
     from model.processor import LateChunkInput, PreparedInput, Processor

@@ -24,15 +24,15 @@ import numpy as np
 from model.errors import InvalidDimensionError
 from model.pooling import truncate as truncate_dims
 from model.types import TaskSpec, parse_task
-from service.encoding import EmbeddingType, encode_value, parse_embedding_types
+from service.embeddings.encoding import EmbeddingType, encode_value, parse_embedding_types
+from service.embeddings.inputs import parse_inputs
+from service.embeddings.schemas import EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, Usage
 from service.errors import BadRequestError
-from service.inputs import parse_inputs
-from service.schemas import EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, Usage
 
 if TYPE_CHECKING:
     from model.types import EmbeddingOutput
-    from service.prepare import Row
-    from service.runtime import Runtime
+    from service.embeddings.prepare import Row
+    from service.engine.runtime import Runtime
 
 __all__ = ["EmbedOptions", "embed_request", "resolve_options"]
 

@@ -1,4 +1,7 @@
-"""``POST /v1/embeddings``: Jina v4 and OpenAI compatible (see ``service.schemas`` and ``service.embed``)."""
+"""``POST /v1/embeddings``: Jina v4 and OpenAI compatible.
+
+See ``service.embeddings.schemas`` and ``service.embeddings.embed``.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,10 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from service.controllers.common import require_json, until_disconnect
-from service.embed import embed_request
-from service.runtime import Runtime
-from service.schemas import EmbeddingsRequest, EmbeddingsResponse
+from service.embeddings.embed import embed_request
+from service.embeddings.schemas import EmbeddingsRequest, EmbeddingsResponse
+from service.engine.runtime import Runtime
+from service.http.controllers.common import require_json, until_disconnect
 
 __all__ = ["EmbeddingsController"]
 

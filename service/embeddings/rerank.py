@@ -18,12 +18,12 @@ import numpy as np
 
 from colbert.scoring import maxsim
 from model.types import PromptType, Task, TaskSpec
+from service.embeddings.inputs import ImageItem, InputItem, PdfItem, TextItem, parse_inputs, parse_item
+from service.embeddings.schemas import RerankRequest, RerankResponse, RerankResult, Usage
 from service.errors import BadRequestError
-from service.inputs import ImageItem, InputItem, PdfItem, TextItem, parse_inputs, parse_item
-from service.schemas import RerankRequest, RerankResponse, RerankResult, Usage
 
 if TYPE_CHECKING:
-    from service.runtime import Runtime
+    from service.engine.runtime import Runtime
 
 __all__ = ["rerank_request"]
 
