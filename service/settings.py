@@ -139,6 +139,12 @@ class Settings:
     """Embedded backend's first stage: dense (cosine of the pages' dense vectors) or pooled (approximate MaxSim
     over 8 k-means centroids per page, held in memory; higher recall at the same candidate count)."""
 
+    # --- search page ---------------------------------------------------------------------------------------
+    ui: bool = True
+    """Serve the search page at ``/ui/`` (static files; its API calls need a key when keys are set)."""
+    thumbnail_max_side: int = 320
+    """Longer side in pixels of page thumbnails (``GET .../pages/{page}/image?size=thumbnail``, JPEG)."""
+
     def __post_init__(self) -> None:
         _check_positive(self)
         if self.collection_backend not in ("local", "qdrant"):
@@ -239,6 +245,7 @@ _POSITIVE = (
     "pdf_dpi",
     "pdf_pages_per_step",
     "max_download_bytes",
+    "thumbnail_max_side",
 )
 
 

@@ -176,6 +176,21 @@ class Searcher:
         rows, cols = out.image_grid
         return _grid(query, out.multivector[start:stop], rows, cols, tokens), prepared.num_tokens
 
+    async def embed_query(self, query: str) -> tuple[np.ndarray, int, list[str]]:
+        """The query's multi-vector ``(Lq, d)``, its token count and its token strings (for similarity maps)."""
+        prepared = await self._in_pool(
+            lambda: self.processor.prepare_text(query, QUERY, max_length=self.max_query_tokens, truncate=False)
+        )
+        (out,) = await self.embed([prepared])
+        assert out.multivector is not None
+        return out.multivector, prepared.num_tokens, self._token_strings(prepared)
+
+    async def similarity(
+        self, store: Store, hit: Hit, query: np.ndarray, png: bytes | None, tokens: list[str]
+    ) -> tuple[SimilarityGrid | None, int]:
+        """One page's similarity grid for a query multi-vector (as search's ``include_similarity_map``)."""
+        return await self._similarity(store, hit, query, png, tokens)
+
     def _prepare_page(self, png: bytes) -> PreparedInput:
         image = load_image(png, max_decoded_pixels=self.max_decoded_pixels)
         return self.processor.prepare_image(image, PASSAGE, max_pixels=self.image_max_pixels)

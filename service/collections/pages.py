@@ -1,0 +1,118 @@
+"""One stored page over HTTP: its image (full size or a thumbnail, with an ETag) and its similarity map for a query.
+
+The search page (``/ui/``) shows images by URL instead of base64 inside search answers, and asks for a page's
+similarity map when a person opens it (also for the previous / next page of the document, which need not be hits).
+
+- ``page_image`` returns the stored PNG (the page exactly as the model embedded it) or a thumbnail: the same
+  image scaled down to at most ``Settings.thumbnail_max_side`` pixels on its longer side, as JPEG (quality 85;
+  pages are RGB). The ETag is a hash of the stored PNG plus the variant, so a replaced document gets new tags.
+- ``page_similarity`` embeds the query (``retrieval.query``) and returns the per query token map over the
+  page's merged patch grid, computed exactly as search's ``include_similarity_map`` does (see
+  ``service.collections.search``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from colbert.store import Hit
+from service.errors import NotFoundError, UnprocessableError
+
+if TYPE_CHECKING:
+    from service.collections.manager import Collections
+    from service.collections.search import SimilarityGrid
+
+__all__ = ["ImageSize", "PageImage", "page_image", "page_similarity", "parse_size", "thumbnail"]
+
+THUMBNAIL_QUALITY = 85
+
+
+class ImageSize(StrEnum):
+    FULL = "full"
+    THUMBNAIL = "thumbnail"
+
+
+@dataclass(frozen=True, slots=True)
+class PageImage:
+    data: bytes
+    media_type: str
+    etag: str  # quoted strong validator, e.g. '"3f2a...-full"'
+
+
+def parse_size(value: str) -> ImageSize:
+    """``full`` or ``thumbnail`` (422 naming both otherwise)."""
+    try:
+        return ImageSize(value)
+    except ValueError:
+        raise UnprocessableError(
+            f"size must be 'full' or 'thumbnail', got {value!r}", code="invalid_image_size"
+        ) from None
+
+
+def thumbnail(png: bytes, max_side: int) -> bytes:
+    """``png`` scaled down (never up) to at most ``max_side`` pixels on its longer side, as JPEG bytes."""
+    with Image.open(io.BytesIO(png)) as image:
+        rgb = image.convert("RGB")
+    rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    rgb.save(out, format="JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
+    return out.getvalue()
+
+
+def etag_of(png: bytes, variant: str) -> str:
+    return f'"{hashlib.sha256(png).hexdigest()[:32]}-{variant}"'
+
+
+async def _stored_png(collections: Collections, name: str, document_id: str, page: int) -> bytes:
+    store = await collections.store(name)  # 404 collection_not_found
+    info = await asyncio.to_thread(store.get_document, document_id)
+    if info is None:
+        raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
+    png = await asyncio.to_thread(collections.images.read, name, document_id, page)
+    if png is None:
+        raise NotFoundError(
+            f"document {document_id!r} has no page {page} (it has {info.num_pages} pages; page numbers are those "
+            "of the search hits: 1-based PDF page numbers, 1 for an image)",
+            code="page_not_found",
+        )
+    return png
+
+
+async def page_image(
+    collections: Collections, name: str, document_id: str, page: int, size: ImageSize, *, if_none_match: str | None
+) -> PageImage | str:
+    """The page's image, or just its ETag (a ``str``) when ``if_none_match`` already names it (-> 304)."""
+    png = await _stored_png(collections, name, document_id, page)
+    variant = "full" if size is ImageSize.FULL else f"t{collections.runtime.settings.thumbnail_max_side}"
+    etag = etag_of(png, variant)
+    if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
+        return etag
+    if size is ImageSize.FULL:
+        return PageImage(png, "image/png", etag)
+    small = await asyncio.to_thread(thumbnail, png, collections.runtime.settings.thumbnail_max_side)
+    return PageImage(small, "image/jpeg", etag)
+
+
+async def page_similarity(
+    collections: Collections, name: str, document_id: str, page: int, query: str
+) -> tuple[SimilarityGrid, int]:
+    """The query's per token similarity over the page's patch grid, and the tokens the model ran over."""
+    png = await _stored_png(collections, name, document_id, page)
+    store = await collections.store(name)
+    searcher = collections.searcher()
+    query_mv, tokens_used, token_strings = await searcher.embed_query(query)
+    hit = Hit(doc_id=document_id, page=page, score=0.0, metadata={})
+    grid, used = await searcher.similarity(store, hit, query_mv, png, token_strings)
+    if grid is None:
+        raise NotFoundError(
+            f"page {page} of document {document_id!r} has no image patch grid to map (indexed without one)",
+            code="similarity_map_unavailable",
+        )
+    return grid, tokens_used + used
