@@ -28,6 +28,7 @@ from service.http.controllers.rerank import RerankController
 from service.http.exception_handlers import handle_exception
 from service.http.metrics import Metrics
 from service.http.middleware import RequestContextMiddleware
+from service.http.ui import ui_routers
 
 if TYPE_CHECKING:
     from model.encoder import Encoder
@@ -41,12 +42,15 @@ def _provide_runtime(state: State) -> Runtime:
     return runtime
 
 
-def _controllers() -> list[Any]:
+def _controllers(settings: Settings) -> list[Any]:
     controllers: list[Any] = [HealthController, EmbeddingsController, RerankController]
     if importlib.util.find_spec("service.http.controllers.collections") is not None:
         from service.http.controllers.collections import CollectionsController
+        from service.http.controllers.pages import PagesController
 
-        controllers.append(CollectionsController)
+        controllers += [CollectionsController, PagesController]
+    if settings.ui:
+        controllers += ui_routers()
     return controllers
 
 
@@ -71,7 +75,7 @@ def create_app(
             await runtime.close()
 
     return Litestar(
-        route_handlers=_controllers(),
+        route_handlers=_controllers(settings),
         dependencies={"runtime": Provide(_provide_runtime, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         guards=[api_key_guard],

@@ -1,0 +1,94 @@
+// HTTP to the server's own API: JSON in and out, the API key as a Bearer header, errors as ApiError carrying
+// the API's {"error": {"message", "type", "code"}} body. Images are fetched with the key and handed out as
+// object URLs (an <img> cannot send headers).
+
+const KEY = "jev4.apiKey";
+
+export class ApiError extends Error {
+  constructor(status, message, code, type) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.type = type;
+  }
+}
+
+export function apiKey() {
+  return sessionStorage.getItem(KEY) || "";
+}
+
+export function setApiKey(value) {
+  if (value) sessionStorage.setItem(KEY, value);
+  else sessionStorage.removeItem(KEY);
+}
+
+function headers(extra = {}) {
+  const h = { ...extra };
+  const key = apiKey();
+  if (key) h.Authorization = `Bearer ${key}`;
+  return h;
+}
+
+async function failure(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  const err = body && body.error;
+  if (err && typeof err.message === "string") {
+    return new ApiError(response.status, err.message, err.code, err.type);
+  }
+  return new ApiError(response.status, `HTTP ${response.status} ${response.statusText}`, "http_error", "");
+}
+
+export async function request(method, path, body, { signal } = {}) {
+  const init = { method, headers: headers(), signal };
+  if (body instanceof FormData) {
+    init.body = body;
+  } else if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  if (!response.ok) throw await failure(response);
+  return response.status === 204 ? null : response.json();
+}
+
+export const get = (path, opts) => request("GET", path, undefined, opts);
+export const post = (path, body, opts) => request("POST", path, body, opts);
+export const del = (path, opts) => request("DELETE", path, undefined, opts);
+
+export const enc = encodeURIComponent;
+
+export function collectionPath(name) {
+  return `/v1/collections/${enc(name)}`;
+}
+
+export function pagePath(collection, documentId, page) {
+  return `${collectionPath(collection)}/documents/${enc(documentId)}/pages/${enc(String(page))}`;
+}
+
+// Object URLs of fetched images, by request URL; cleared when the collection changes.
+const images = new Map();
+
+export function imageUrl(collection, documentId, page, size) {
+  const url = `${pagePath(collection, documentId, page)}/image?size=${size}`;
+  if (!images.has(url)) {
+    const pending = fetch(url, { headers: headers() }).then(async (response) => {
+      if (!response.ok) throw await failure(response);
+      return URL.createObjectURL(await response.blob());
+    });
+    pending.catch(() => images.delete(url));
+    images.set(url, pending);
+  }
+  return images.get(url);
+}
+
+export function forgetImages() {
+  for (const pending of images.values()) {
+    pending.then((u) => URL.revokeObjectURL(u), () => {});
+  }
+  images.clear();
+}

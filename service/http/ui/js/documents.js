@@ -1,0 +1,92 @@
+// Documents of the selected collection: id, metadata, pages (lazy-loaded thumbnails), delete.
+import { collectionPath, del, enc, get, imageUrl } from "./api.js";
+import { $, clear, confirmDialog, h, lazyImage, metadataList } from "./dom.js";
+import { openPage } from "./hitview.js";
+import { report } from "./report.js";
+import { emit, on, state } from "./state.js";
+
+const PAGE_SIZE = 50;
+const THUMBS_PER_DOCUMENT = 12;
+let offset = 0;
+let generation = 0; // a newer load (collection switched, document added) wins over an older one
+
+function thumbs(collection, doc) {
+  // Page numbers are those of the search hits (1-based). A document indexed with a page selection may lack
+  // some of 1..pages: those thumbnails say "no image".
+  const count = Math.min(doc.pages, THUMBS_PER_DOCUMENT);
+  const items = [];
+  for (let page = 1; page <= count; page += 1) {
+    const img = h("img", { alt: `page ${page} of ${doc.id}`, width: 96 });
+    lazyImage(img, () => imageUrl(collection, doc.id, page, "thumbnail"));
+    items.push(
+      h(
+        "li",
+        {},
+        h(
+          "button",
+          { type: "button", class: "thumb", onclick: () => openPage({ collection, documentId: doc.id, page }) },
+          img,
+          h("span", { class: "muted" }, `p. ${page}`),
+        ),
+      ),
+    );
+  }
+  if (doc.pages > count) items.push(h("li", { class: "muted more" }, `+${doc.pages - count} more`));
+  return h("ul", { class: "thumbs", "aria-label": `Pages of ${doc.id}` }, items);
+}
+
+function card(collection, doc) {
+  const created = new Date(doc.created_at * 1000).toLocaleString();
+  return h(
+    "li",
+    { class: "document", dataset: { documentId: doc.id } },
+    h(
+      "div",
+      { class: "doc-head" },
+      h("span", { class: "doc-id" }, doc.id),
+      h("span", { class: "muted" }, ` · ${doc.pages} page${doc.pages === 1 ? "" : "s"} · ${created}`),
+      h(
+        "button",
+        { type: "button", class: "icon danger", "aria-label": `Delete document ${doc.id}`, onclick: () => remove(doc) },
+        "✕",
+      ),
+    ),
+    metadataList(doc.metadata),
+    thumbs(collection, doc),
+  );
+}
+
+async function load(reset) {
+  const c = state.collection;
+  if (!c) return;
+  const mine = reset ? ++generation : generation;
+  const from = reset ? 0 : offset;
+  const list = await get(`${collectionPath(c.name)}/documents?offset=${from}&limit=${PAGE_SIZE}`);
+  if (mine !== generation) return;
+  if (reset) {
+    offset = 0;
+    clear($("#documents"));
+  }
+  for (const doc of list.data) $("#documents").append(card(c.name, doc));
+  offset += list.data.length;
+  $("#documents-status").textContent = list.total ? `${list.total} documents` : "No documents yet: upload some.";
+  $("#documents-more").hidden = offset >= list.total;
+}
+
+async function remove(doc) {
+  const c = state.collection;
+  const ok = await confirmDialog(`Delete document "${doc.id}" (${doc.pages} pages) from "${c.name}"?`);
+  if (!ok) return;
+  try {
+    await del(`${collectionPath(c.name)}/documents/${enc(doc.id)}`);
+    emit("changed", c.name);
+  } catch (err) {
+    report(err);
+  }
+}
+
+export function initDocuments() {
+  on("collection", () => load(true).catch(report));
+  on("changed", () => load(true).catch(report));
+  $("#documents-more").addEventListener("click", () => load(false).catch(report));
+}

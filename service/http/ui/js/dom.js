@@ -1,0 +1,114 @@
+// DOM helpers. Every string goes in as text (textContent / attribute values), never as HTML.
+
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on") && typeof value === "function") el.addEventListener(name.slice(2), value);
+    else if (name === "dataset") Object.assign(el.dataset, value);
+    else el.setAttribute(name, value === true ? "" : String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+
+export function clear(el) {
+  el.replaceChildren();
+  return el;
+}
+
+export function showBanner(message) {
+  const banner = $("#banner");
+  banner.textContent = message;
+  banner.hidden = !message;
+}
+
+export function formatBytes(n) {
+  if (typeof n !== "number") return "—";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i += 1;
+  }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+export function metadataList(metadata) {
+  const entries = Object.entries(metadata || {});
+  if (!entries.length) return h("p", { class: "muted" }, "no metadata");
+  return h(
+    "dl",
+    { class: "meta" },
+    entries.map(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "string" ? v : JSON.stringify(v))]),
+  );
+}
+
+// Parse an optional JSON object typed by a person; throws an Error naming the field.
+export function parseJsonObject(text, what) {
+  const trimmed = text.trim();
+  if (!trimmed) return null;
+  let value;
+  try {
+    value = JSON.parse(trimmed);
+  } catch (e) {
+    throw new Error(`${what} is not valid JSON (${e.message}); write an object such as {"kind": "report"}`);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new Error(`${what} must be a JSON object such as {"kind": "report"}`);
+  }
+  return value;
+}
+
+// Lazy images: the <img> gets its object URL when it scrolls into view.
+let observer = null;
+
+export function lazyImage(img, load) {
+  img.loading = "lazy";
+  img.decoding = "async";
+  const start = () =>
+    load().then(
+      (url) => {
+        img.src = url;
+      },
+      (err) => {
+        img.replaceWith(h("span", { class: "img-missing", title: err.message }, "no image"));
+      },
+    );
+  if (!("IntersectionObserver" in window)) {
+    start();
+    return img;
+  }
+  observer ??= new IntersectionObserver(
+    (entries) => {
+      for (const entry of entries) {
+        if (!entry.isIntersecting) continue;
+        observer.unobserve(entry.target);
+        entry.target._load?.();
+      }
+    },
+    { rootMargin: "200px" },
+  );
+  img._load = start;
+  observer.observe(img);
+  return img;
+}
+
+export function confirmDialog(text) {
+  const dialog = $("#confirm-dialog");
+  $("#confirm-text", dialog).textContent = text;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+    dialog.returnValue = "cancel";
+    dialog.showModal();
+  });
+}

@@ -1,0 +1,101 @@
+// Upload: drag and drop (or choose) several files; each is sent as multipart with ?wait=false and gets a
+// progress bar fed by its indexing job (pages_done / pages_total); errors show the API's message.
+import { collectionPath, get, post } from "./api.js";
+import { $, h, parseJsonObject } from "./dom.js";
+import { report } from "./report.js";
+import { emit, state } from "./state.js";
+
+const POLL_MS = 250;
+
+function row(file) {
+  const bar = h("progress", { max: 1, "aria-label": `Indexing ${file.name}` });
+  const status = h("span", { class: "status muted" }, "uploading…");
+  const li = h("li", { class: "upload" }, h("span", { class: "file-name" }, file.name), bar, status);
+  $("#uploads").prepend(li);
+  return { li, bar, status };
+}
+
+function fail(ui, message) {
+  ui.li.classList.add("failed");
+  ui.bar.removeAttribute("value");
+  ui.bar.value = 0;
+  ui.status.textContent = message;
+}
+
+function showProgress(ui, job) {
+  if (job.pages_total) {
+    ui.bar.max = job.pages_total;
+    ui.bar.value = job.pages_done;
+    ui.status.textContent = `${job.pages_done} / ${job.pages_total} pages · ${job.status}`;
+  } else {
+    ui.status.textContent = job.status;
+  }
+}
+
+async function follow(ui, collection, job) {
+  const url = `${collectionPath(collection)}/jobs/${encodeURIComponent(job.id)}`;
+  for (;;) {
+    showProgress(ui, job);
+    if (job.status === "succeeded") {
+      ui.li.classList.add("done");
+      ui.bar.max = job.pages_total || 1;
+      ui.bar.value = ui.bar.max;
+      ui.status.textContent = `${job.pages_done} / ${job.pages_total} pages · done · document ${job.document_id}`;
+      return true;
+    }
+    if (job.status === "failed") {
+      fail(ui, job.error ? `${job.error.message} (${job.error.code})` : "failed");
+      return false;
+    }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+    job = await get(url);
+  }
+}
+
+async function send(file, collection, metadata) {
+  const ui = row(file);
+  const form = new FormData();
+  form.append("file", file, file.name);
+  if (metadata) form.append("metadata", JSON.stringify(metadata));
+  try {
+    const job = await post(`${collectionPath(collection)}/documents?wait=false`, form);
+    return await follow(ui, collection, job);
+  } catch (err) {
+    fail(ui, err.code ? `${err.message} (${err.code})` : err.message);
+    if (err.status === 401) report(err);
+    return false;
+  }
+}
+
+export async function uploadFiles(files) {
+  if (!state.collection || !files.length) return;
+  const collection = state.collection.name;
+  let metadata = null;
+  try {
+    metadata = parseJsonObject($("#upload-metadata").value, "Metadata");
+  } catch (err) {
+    report(err);
+    return;
+  }
+  const results = await Promise.all([...files].map((f) => send(f, collection, metadata)));
+  if (results.some(Boolean)) emit("changed", collection);
+}
+
+export function initUpload() {
+  const zone = $("#dropzone");
+  const input = $("#file-input");
+  input.addEventListener("change", () => {
+    uploadFiles(input.files);
+    input.value = "";
+  });
+  zone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    uploadFiles(e.dataTransfer.files);
+  });
+}
