@@ -1,0 +1,80 @@
+"""Driving the search page in a real browser: Debian's ``chromium`` + ``chromium-driver`` through selenium
+(no browser download), axe-core from npm (``node_modules``, installed by ``scripts/setup.sh``).
+
+``browser_or_skip`` gives the reason the browser tests cannot run here; under ``CI`` a missing browser is a
+failure instead of a skip (CI must run them). Screenshots go to ``test-artifacts/ui/`` (gitignored; override
+with ``JEV4_UI_ARTIFACTS``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+ARTIFACTS = Path(os.environ.get("JEV4_UI_ARTIFACTS", ROOT / "test-artifacts" / "ui"))
+
+
+def _missing() -> str | None:
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[dev]')"
+    for binary in ("chromium", "chromedriver"):
+        if shutil.which(binary) is None:
+            return f"{binary} is not installed (apt-get install chromium chromium-driver; scripts/setup.sh does)"
+    if not AXE.is_file():
+        return f"axe-core is not installed at {AXE} (npm ci; scripts/setup.sh does)"
+    return None
+
+
+def browser_or_skip() -> None:
+    reason = _missing()
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"browser tests must run in CI: {reason}")
+    pytest.skip(reason)
+
+
+def chrome() -> Any:
+    """A headless Chromium (the system's) with its matching system driver."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "chromium"
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",  # root in a container
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1360,1000",
+        "--force-device-scale-factor=1",
+        "--no-first-run",
+        "--disable-extensions",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = Service(executable_path=shutil.which("chromedriver") or "chromedriver")
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_script_timeout(60)
+    return driver
+
+
+def run_axe(driver: Any) -> list[dict[str, Any]]:
+    """axe-core's violations of the current page (all rules of its default set)."""
+    driver.execute_script(AXE.read_text(encoding="utf-8"))
+    result: dict[str, Any] = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document).then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help, "
+        "nodes: v.nodes.map(n => n.target.join(' '))})))).catch(e => done({error: String(e)}));"
+    )
+    if isinstance(result, dict):
+        raise AssertionError(f"axe-core failed: {result}")
+    return list(result)

@@ -1,0 +1,198 @@
+"""The search page (``/ui/``) in a real browser against the live server (API keys required there).
+
+One scripted session, a screenshot per step in ``test-artifacts/ui/``: a wrong key shows the API's error; with
+the right key, create a collection, upload the sample PDF and see its progress bar reach the end; upload an
+image whose file name and metadata are HTML (shown as text, never run); search; open the first hit and check
+that the heatmap's hottest cell (read back from the canvas) is the argmax of the map the API returns for that
+page; click a token and check the same for its map; axe-core finds no serious or critical violation.
+The time from the API's answer to 20 painted results is printed (not asserted).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.service.browser import ARTIFACTS, ROOT, browser_or_skip, chrome, run_axe
+from tests.service.conftest import LiveServer
+
+XSS = "<img src=x onerror=alert(1)>"
+QUERY = "Which region had the highest revenue?"
+THUMBS_LOADED = "return [...document.querySelectorAll('.thumbs img')].every(i => i.complete && i.naturalWidth > 0)"
+PAGE_LOADED = "const i = document.querySelector('#hit-image'); return i.complete && i.naturalWidth > 0"
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Any]:
+    browser_or_skip()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    d = chrome()
+    try:
+        yield d
+    finally:
+        d.quit()
+
+
+def wait(driver: Any, condition: Any, timeout: float = 60) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+
+
+def css(driver: Any, selector: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, selector)
+
+
+def shot(driver: Any, name: str) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
+def canvas_argmax(driver: Any) -> tuple[int, int, int]:
+    """(row, col, alpha) of the most opaque heatmap cell (one canvas pixel per grid cell)."""
+    rows, cols, alphas = driver.execute_script(
+        "const c = document.querySelector('#hit-heatmap');"
+        "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        "const a = []; for (let i = 3; i < d.length; i += 4) a.push(d[i]);"
+        "return [c.height, c.width, a];"
+    )
+    grid = np.array(alphas, dtype=np.int64).reshape(rows, cols)
+    r, c = np.unravel_index(int(grid.argmax()), grid.shape)
+    assert (grid == grid.max()).sum() <= 2, "the hottest cell is not distinct on the canvas"
+    return int(r), int(c), int(grid.max())
+
+
+def expected_argmax(grid: np.ndarray) -> tuple[int, int]:
+    r, c = np.unravel_index(int(grid.argmax()), grid.shape)
+    return int(r), int(c)
+
+
+def set_key(driver: Any, key: str) -> None:
+    box = css(driver, "#key-input")
+    box.clear()
+    box.send_keys(key)
+    css(driver, "#key-form button[type=submit]").click()
+
+
+def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx.Client, tmp_path: Path) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    # 1. keys: the page asks for one; a wrong key shows the API's own message
+    driver.get(f"{live_server.url}/ui/")
+    wait(driver, lambda d: css(d, "#key-dialog").get_attribute("open") is not None)
+    wrong = httpx.get(f"{live_server.url}/v1/collections", headers={"Authorization": "Bearer wrong-key"}).json()
+    set_key(driver, "wrong-key")
+    wait(driver, lambda d: css(d, "#key-error").text == wrong["error"]["message"])
+    assert css(driver, "#key-dialog").get_attribute("open") is not None
+    shot(driver, "01-invalid-key")
+    set_key(driver, live_server.api_key)
+    wait(driver, lambda d: css(d, "#key-dialog").get_attribute("open") is None)
+
+    # 2. create a collection
+    name = f"ui-{uuid.uuid4().hex[:8]}"
+    css(driver, "#create-details summary").click()
+    css(driver, "#create-form input[name=name]").send_keys(name)
+    Select(css(driver, "#create-form select[name=dimensions]")).select_by_index(1)
+    css(driver, "#create-form button[type=submit]").click()
+    wait(driver, lambda d: css(d, "#collection-title").text.startswith(name))
+    assert client.get(f"/v1/collections/{name}").status_code == 200
+    shot(driver, "02-collection-created")
+
+    # 3. upload the sample PDF: its bar reaches the end (pages_done == pages_total)
+    css(driver, "#file-input").send_keys(str(ROOT / "samples" / "report.pdf"))
+    wait(driver, lambda d: "done" in css(d, "#uploads li").get_attribute("class"), timeout=240)
+    bar = css(driver, "#uploads li progress")
+    assert bar.get_attribute("value") == bar.get_attribute("max") == "3"
+    assert "3 / 3 pages" in css(driver, "#uploads li .status").text
+    wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#documents .document")) == 1)
+    wait(driver, lambda d: d.execute_script(THUMBS_LOADED))
+    shot(driver, "03-pdf-uploaded")
+
+    # 4. a hostile file name and metadata are text, never markup
+    hostile = tmp_path / f"{XSS}.png"
+    shutil.copyfile(ROOT / "samples" / "dashboard.png", hostile)
+    css(driver, "#upload-metadata").send_keys(json.dumps({"title": XSS}))
+    css(driver, "#file-input").send_keys(str(hostile))
+    wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#uploads li.done")) == 2, timeout=240)
+    wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#documents .document")) == 2)
+    names = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#uploads .file-name")]
+    assert f"{XSS}.png" in names
+    assert XSS in [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#documents .meta dd")]
+    assert driver.find_elements(By.CSS_SELECTOR, "img[src='x']") == []
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert.text  # noqa: B018
+    css(driver, "#upload-metadata").clear()
+    hostile_card = next(e for e in driver.find_elements(By.CSS_SELECTOR, "#documents .document") if XSS in e.text)
+    driver.execute_script("arguments[0].scrollIntoView()", hostile_card)
+    shot(driver, "04-hostile-names-as-text")
+    driver.execute_script("window.scrollTo(0, 0)")
+
+    # 5. search: 20 results (six more copies of the report added by the API: 22 pages in all)
+    pdf = (ROOT / "samples" / "report.pdf").read_bytes()
+    for i in range(6):
+        files = {"file": ("report.pdf", pdf, "application/pdf")}
+        added = client.post(f"/v1/collections/{name}/documents", files=files, data={"document_id": f"copy-{i}"})
+        assert added.status_code == 201, added.text
+    box = css(driver, "#query")
+    box.send_keys(QUERY)
+    top_k = css(driver, "#search-form input[name=top_k]")
+    top_k.clear()
+    top_k.send_keys("20")
+    css(driver, "#search-form button[type=submit]").click()
+    wait(driver, lambda d: css(d, "#results").get_attribute("data-paint-ms") is not None)
+    hits = driver.find_elements(By.CSS_SELECTOR, "#results .hit")
+    api = client.post(f"/v1/collections/{name}/search", json={"query": QUERY, "top_k": 20}).json()["results"]
+    assert len(hits) == len(api) == 20
+    assert [h.find_element(By.CSS_SELECTOR, ".hit-doc").text for h in hits] == [r["document_id"] for r in api]
+    paint = css(driver, "#results").get_attribute("data-paint-ms")
+    (ARTIFACTS / "timings.txt").write_text(f"20 results painted {paint} ms after the API's answer\n")
+    print(f"\n20 results painted {paint} ms after the API's answer")
+    shot(driver, "05-search-results")
+
+    # 6. open the first hit (keyboard): the heatmap's hottest cell is the argmax of the API's map
+    first = hits[0].find_element(By.CSS_SELECTOR, "button")
+    driver.execute_script("arguments[0].focus()", first)
+    first.send_keys("\n")
+    wait(driver, lambda d: css(d, "#hit-heatmap").get_attribute("data-token") == "all")
+    wait(driver, lambda d: d.execute_script(PAGE_LOADED))
+    top = api[0]
+    answer = client.post(
+        f"/v1/collections/{name}/documents/{top['document_id']}/pages/{top['page']}/similarity", json={"query": QUERY}
+    ).json()["similarity_map"]
+    maps = np.array(answer["maps"], dtype=np.float32)  # (Lq, rows, cols)
+    r, c, alpha = canvas_argmax(driver)
+    assert (r, c) == expected_argmax(maps.max(axis=0))
+    assert alpha == 255
+    shot(driver, "06-hit-heatmap-whole-query")
+
+    # 7. a token's own map: pick the token whose argmax differs most from the whole query's
+    whole = expected_argmax(maps.max(axis=0))
+    token = next((t for t in range(len(maps)) if expected_argmax(maps[t]) != whole), len(maps) - 1)
+    css(driver, f"#hit-tokens button[data-token='{token}']").click()
+    wait(driver, lambda d: css(d, "#hit-heatmap").get_attribute("data-token") == str(token))
+    assert canvas_argmax(driver)[:2] == expected_argmax(maps[token])
+    assert css(driver, f"#hit-tokens button[data-token='{token}']").get_attribute("aria-pressed") == "true"
+    shot(driver, "07-hit-heatmap-one-token")
+
+    # 8. accessibility: no serious or critical axe-core violation, dialog open and closed
+    bad = [v for v in run_axe(driver) if v["impact"] in ("serious", "critical")]
+    assert bad == [], bad
+    css(driver, "#hit-close").click()
+    bad = [v for v in run_axe(driver) if v["impact"] in ("serious", "critical")]
+    assert bad == [], bad
+    logs = driver.get_log("browser")
+    severe = [e for e in logs if e["level"] == "SEVERE" and "status of 401" not in e["message"]]  # 401: step 1
+    assert severe == [], severe
