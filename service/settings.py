@@ -112,6 +112,19 @@ class Settings:
     """Pages of a collection document embedded per step (the next step renders meanwhile). Larger steps fill a GPU's
     forward passes better; at most three steps of rendered pages are in memory at a time."""
 
+    # --- text and code documents ----------------------------------------------------------------------------
+    max_text_bytes: int = 4 * _MiB
+    """Size of one text / code document at most (413 beyond; the CLI skips such files and says so)."""
+    chunk_max_tokens: int = 512
+    """Model tokens of one chunk at most: a longer definition or section is cut at line ends into parts."""
+    chunk_window_lines: int = 40
+    """Lines per chunk where a file has no structure we parse (unknown language, syntax errors)."""
+    late_chunk_window_tokens: int = 8192
+    """Tokens of one late-chunking pass over a document (the model's context is 32768); a longer document runs in
+    several windows. At least chunk_max_tokens + 512."""
+    late_chunk_overlap_tokens: int = 1024
+    """Tokens of the chunks before a window's first chunk that it reads again as context (at most half a window)."""
+
     # --- remote media ---------------------------------------------------------------------------------------
     allow_remote_urls: bool = False
     """Fetch http(s) URLs given as image/pdf inputs. Off by default (400 ``remote_urls_disabled``)."""
@@ -149,6 +162,7 @@ class Settings:
         _check_positive(self)
         if self.collection_backend not in ("local", "qdrant"):
             raise SettingsError(f"collection_backend must be 'local' or 'qdrant', got {self.collection_backend!r}")
+        _check_chunking(self)
         if self.first_stage not in ("dense", "pooled"):
             raise SettingsError(f"first_stage must be 'dense' or 'pooled', got {self.first_stage!r}")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
@@ -246,7 +260,24 @@ _POSITIVE = (
     "pdf_pages_per_step",
     "max_download_bytes",
     "thumbnail_max_side",
+    "max_text_bytes",
+    "chunk_window_lines",
 )
+
+
+def _check_chunking(s: Settings) -> None:
+    if s.chunk_max_tokens < 16:
+        raise SettingsError(f"chunk_max_tokens must be at least 16, got {s.chunk_max_tokens}")
+    if not s.chunk_max_tokens + 512 <= s.late_chunk_window_tokens <= 32768 - 16:
+        raise SettingsError(
+            f"late_chunk_window_tokens must lie in [chunk_max_tokens + 512, 32752] = "
+            f"[{s.chunk_max_tokens + 512}, 32752], got {s.late_chunk_window_tokens}"
+        )
+    if not 0 <= s.late_chunk_overlap_tokens <= s.late_chunk_window_tokens // 2:
+        raise SettingsError(
+            "late_chunk_overlap_tokens must lie in [0, late_chunk_window_tokens / 2], "
+            f"got {s.late_chunk_overlap_tokens}"
+        )
 
 
 def _check_positive(s: Settings) -> None:
