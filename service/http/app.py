@@ -2,8 +2,8 @@
 
 ``create_app(settings)`` builds everything from data; nothing starts until the ASGI server runs the lifespan,
 which opens the catalog and loads + warms the model in the background (``/ready`` turns 200 when done).
-Interactive docs: ``/docs`` (Swagger UI at ``/docs/swagger``, ReDoc at ``/docs/redoc``), schema at
-``/docs/openapi.json``.
+Interactive docs: ``/docs`` (Swagger UI, also at ``/docs/swagger``; its assets are served locally, see
+``service.http.openapi``), schema at ``/docs/openapi.json``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 from service.engine.loading import load_encoder
 from service.engine.runtime import Runtime
@@ -28,6 +26,7 @@ from service.http.controllers.rerank import RerankController
 from service.http.exception_handlers import handle_exception
 from service.http.metrics import Metrics
 from service.http.middleware import RequestContextMiddleware
+from service.http.openapi import document_errors, openapi_config
 from service.http.ui import ui_routers
 
 if TYPE_CHECKING:
@@ -83,13 +82,8 @@ def create_app(
         lifespan=[lifespan],
         state=State({"runtime": runtime, "settings": settings, "metrics": metrics}),
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="jev4-serve",
-            version="0.1.0",
-            description="Jina/OpenAI-compatible embeddings for jina-embeddings-v4, rerank and collections.",
-            path="/docs",
-            render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), RedocRenderPlugin()],
-        ),
+        openapi_config=openapi_config(),
+        on_startup=[lambda app: document_errors(app.openapi_schema)],
         logging_config=None,  # logging is configured once by service.logs (JSON lines + request id)
         debug=False,
     )

@@ -1,0 +1,157 @@
+"""The OpenAPI document and the interactive docs, served with no outside host (works offline).
+
+- ``/docs`` (and ``/docs/swagger``): Swagger UI, its JavaScript/CSS served from ``/docs/assets/`` out of the
+  ``swagger-ui-bundle-v2`` package (a maintained wheel that ships the swagger-ui dist files) — no CDN, no
+  favicon from the web. ``/docs/openapi.json``: the schema.
+- Every error response in the schema is the body the server really sends, ``{"error": {"message", "type",
+  "code"}}`` (:class:`ErrorResponse`), not Litestar's default ``{"status_code", "detail", "extra"}``; the
+  statuses a route can answer follow the policy in ``docs/errors.md``.
+- :class:`UploadOperation` documents a body the handler reads itself (JSON *or* multipart), so "Try it out"
+  offers the file picker for the upload route.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import swagger_ui_bundle
+from litestar import Router
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Operation, Reference, RequestBody
+from litestar.static_files import create_static_files_router
+
+__all__ = [
+    "ASSETS_PATH",
+    "DOCS_PATH",
+    "ErrorDetail",
+    "ErrorResponse",
+    "OfflineSwaggerPlugin",
+    "UploadOperation",
+    "document_errors",
+    "openapi_config",
+]
+
+DOCS_PATH = "/docs"
+ASSETS_PATH = "/assets"  # under DOCS_PATH
+_ASSETS = f"{DOCS_PATH}{ASSETS_PATH}"
+
+
+class ErrorDetail(msgspec.Struct, kw_only=True):
+    message: str
+    """What is wrong and what to send instead (names the input and, for limits, the setting)."""
+    type: str
+    """invalid_request_error | authentication_error | not_found_error | conflict_error | request_too_large |
+    rate_limit_error | service_unavailable | server_error"""
+    code: str
+    """A stable machine-readable code (e.g. input_too_long, invalid_image, too_many_pages)."""
+
+
+class ErrorResponse(msgspec.Struct, kw_only=True):
+    """The body of every error response (OpenAI-shaped; Jina clients read ``error.message``)."""
+
+    error: ErrorDetail
+
+
+# Status -> what it means here (the policy of docs/errors.md, in one line each).
+_ERROR_STATUSES: dict[int, str] = {
+    400: "The body cannot be read: malformed JSON or multipart",
+    401: "Missing or invalid API key",
+    404: "Unknown route, collection, document or job",
+    409: "The name or document id is taken (or the content is a duplicate)",
+    413: "Over a size limit; the message names the JEV4_* setting that raises it",
+    415: "Wrong media type: the Content-Type, or bytes that are not the kind the field expects",
+    422: "Readable, but a value is invalid (schema, task, dimensions, pages, filter, too-long input, ...)",
+    429: "Queue full; retry after the Retry-After header",
+    503: "The model is loading or the index is unavailable",
+}
+
+
+class OfflineSwaggerPlugin(SwaggerRenderPlugin):
+    """Swagger UI whose assets come from the ``swagger-ui-bundle-v2`` wheel, served under ``/docs/assets``."""
+
+    def __init__(self, path: str | list[str]) -> None:
+        assets = Path(swagger_ui_bundle.swagger_ui_path)
+        super().__init__(
+            js_url=f"{_ASSETS}/swagger-ui-bundle.js",
+            css_url=f"{_ASSETS}/swagger-ui.css",
+            standalone_preset_js_url=f"{_ASSETS}/swagger-ui-standalone-preset.js",
+            path=path,
+            favicon=f"<link rel='icon' type='image/png' href='{_ASSETS}/favicon-32x32.png'>",
+        )
+        self.assets = assets
+
+    def receive_router(self, router: Router) -> None:
+        super().receive_router(router)
+        router.register(
+            create_static_files_router(ASSETS_PATH, directories=[self.assets], name="docs-assets", opt={"public": True})
+        )
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="jev4-serve",
+        version="0.1.0",
+        description="Jina/OpenAI-compatible embeddings for jina-embeddings-v4, rerank and collections. Every error "
+        'is `{"error": {"message", "type", "code"}}`; 400 = the body cannot be read, 422 = a value is invalid '
+        "(see docs/errors.md).",
+        path=DOCS_PATH,
+        render_plugins=[OfflineSwaggerPlugin(path=["/", "/swagger"])],
+    )
+
+
+def document_errors(openapi: OpenAPI) -> None:
+    """Replace every documented 4xx/5xx body of ``openapi`` (in place) with :class:`ErrorResponse`."""
+    components = msgspec.json.schema_components([ErrorResponse], ref_template="#/components/schemas/{name}")[1]
+    schemas = openapi.components.schemas
+    for name, schema in components.items():
+        schemas[name] = schema  # plain JSON Schema: to_schema() keeps dicts as they are
+    for item in (openapi.paths or {}).values():
+        for method in ("get", "put", "post", "delete", "patch"):
+            operation: Operation | None = getattr(item, method, None)
+            if operation is None or operation.responses is None:
+                continue
+            for status in list(operation.responses):
+                if int(status) >= 400:
+                    operation.responses[status] = _error_response(int(status))
+            if 422 not in (int(s) for s in operation.responses) and (operation.parameters or operation.request_body):
+                operation.responses["422"] = _error_response(422)
+
+
+def _error_response(status: int) -> OpenAPIResponse:
+    return OpenAPIResponse(
+        description=_ERROR_STATUSES.get(status, "Error"),
+        content={"application/json": OpenAPIMediaType(schema=Reference(ref="#/components/schemas/ErrorResponse"))},
+    )
+
+
+def _json_schema(struct: type[msgspec.Struct]) -> dict[str, Any]:
+    whole = msgspec.json.schema(struct)
+    out: dict[str, Any] = whole["$defs"][struct.__name__]
+    return out
+
+
+@dataclass
+class UploadOperation(Operation):
+    """The upload route's operation: its body is JSON (``AddDocumentRequest``) or a multipart form with a
+    ``file`` part (the handler parses both itself, so Litestar cannot infer them)."""
+
+    def __post_init__(self) -> None:
+        from service.collections.schemas import AddDocumentRequest
+
+        as_json = _json_schema(AddDocumentRequest)
+        form: dict[str, Any] = {"file": {"type": "string", "format": "binary", "description": "The PDF or image"}}
+        for name, prop in as_json["properties"].items():
+            if name not in ("pdf", "image"):
+                kind = "JSON object as text" if name == "metadata" else "text"
+                form[name] = {"type": "string", "description": f"{prop.get('description', name)} ({kind})"}
+        content = {
+            "multipart/form-data": OpenAPIMediaType(
+                schema={"type": "object", "properties": form, "required": ["file"]}  # type: ignore[arg-type]
+            ),
+            "application/json": OpenAPIMediaType(schema=as_json),  # type: ignore[arg-type]
+        }
+        self.request_body = RequestBody(content=content, required=True)
