@@ -46,6 +46,7 @@ __all__ = [
     "LateChunkTooLongError",
     "MissingFileError",
     "ModelError",
+    "NotAnImageError",
     "PageSelectionError",
     "PdfEncryptedError",
     "PdfError",
@@ -125,6 +126,15 @@ class EmptyInputError(InputError):
 
 class ImageError(InputError):
     """An image that cannot be decoded."""
+
+
+class NotAnImageError(ImageError):
+    """Bytes given as an image that are no image format at all; ``looks_like`` says what they seem to be:
+    ``"pdf"``, ``"text"`` or ``"unknown"`` (so that a caller can say what to send instead)."""
+
+    def __init__(self, message: str, looks_like: str) -> None:
+        super().__init__(message)
+        self.looks_like = looks_like
 
 
 class ImageTooLargeError(ImageError):

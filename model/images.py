@@ -16,7 +16,9 @@ Decisions (the reference simply opens the image with PIL and calls ``.convert("R
   2 × ``PIL.Image.MAX_IMAGE_PIXELS``, about 179 MP, which therefore also caps ``max_decoded_pixels``) becomes
   :class:`ImageTooLargeError`; neither leaks to callers. Opening and decoding run under one module lock so the
   temporary warning filter is never interleaved between threads (decoding is short next to the model).
-* Anything PIL cannot read (unknown format, truncated or corrupt data, missing file) is :class:`ImageError`.
+* Anything PIL cannot read (unknown format, truncated or corrupt data, missing file) is :class:`ImageError`;
+  bytes in no image format at all are :class:`NotAnImageError`, whose message says what they look like
+  (a PDF, text, or unknown data with its first bytes) — see :func:`describe_bytes`.
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
-from model.errors import ImageError, ImageTooLargeError, InputError
+from model.errors import ImageError, ImageTooLargeError, InputError, NotAnImageError
 
-__all__ = ["DEFAULT_MAX_DECODED_PIXELS", "ImageSource", "load_image", "to_rgb"]
+__all__ = ["DEFAULT_MAX_DECODED_PIXELS", "ImageSource", "describe_bytes", "identify_image", "load_image", "to_rgb"]
 
 DEFAULT_MAX_DECODED_PIXELS: Final = 50_000_000
 """Default decoded-pixel cap: a 50 MP photo (about 150 MB as RGB) passes, a bomb does not."""
@@ -100,9 +102,47 @@ def _decode(file: IO[bytes], name: str, max_decoded_pixels: int) -> Image.Image:
         except Image.DecompressionBombError as error:
             raise ImageTooLargeError(f"{name}: {error} (configured limit: {max_decoded_pixels} pixels)") from None
         except UnidentifiedImageError:
-            raise ImageError(f"{name}: not an image format PIL can read") from None
+            file.seek(0)
+            looks_like, description = describe_bytes(file.read(4096))
+            raise NotAnImageError(f"{name}: not an image: the bytes look like {description}", looks_like) from None
         except _DECODE_ERRORS as error:
             raise ImageError(f"{name}: corrupt or truncated image: {error}") from error
+
+
+def identify_image(data: bytes, name: str = "<bytes>") -> str:
+    """The image format of ``data`` read from its header only (e.g. ``"PNG"``), nothing decoded; raises
+    :class:`NotAnImageError` (saying what the bytes look like) when no image format matches."""
+    with _LOCK, _quiet_bombs():
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                return str(image.format)
+        except UnidentifiedImageError:
+            looks_like, description = describe_bytes(data[:4096])
+            raise NotAnImageError(f"{name}: not an image: the bytes look like {description}", looks_like) from None
+        except _DECODE_ERRORS as error:
+            raise ImageError(f"{name}: corrupt or truncated image header: {error}") from error
+
+
+def describe_bytes(head: bytes) -> tuple[str, str]:
+    """What the first bytes of a file look like: ``("pdf" | "text" | "unknown", a phrase for a message)``.
+
+    >>> describe_bytes(b"%PDF-1.7 ...")
+    ('pdf', 'a PDF document')
+    >>> describe_bytes("def main():\\n    return 0\\n".encode())
+    ('text', 'text (UTF-8), e.g. code or a text file')
+    >>> describe_bytes(bytes([0, 1, 2, 250]))
+    ('unknown', 'no known format (first bytes: 00 01 02 fa)')
+    """
+    if b"%PDF-" in head[:1024]:
+        return "pdf", "a PDF document"
+    sample = head[:4096]
+    try:
+        text = sample.decode("utf-8")
+    except UnicodeDecodeError as error:  # a multi-byte character cut at the end of the sample is still text
+        text = sample[: error.start].decode("utf-8") if error.start >= len(sample) - 3 else ""
+    if text and all(c.isprintable() or c in "\t\n\r\f" for c in text):
+        return "text", "text (UTF-8), e.g. code or a text file"
+    return "unknown", f"no known format (first bytes: {head[:8].hex(' ')})"
 
 
 def _check_size(size: tuple[int, int], max_decoded_pixels: int, name: str) -> None:

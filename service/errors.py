@@ -8,19 +8,24 @@ Body of every error response (OpenAI-shaped, Jina's ``error.message`` included):
 ::
 
     ServiceError                         status  type
-    ├── BadRequestError                  400     invalid_request_error
-    │   ├── RemoteURLDisabledError       400     (code remote_urls_disabled)
-    │   └── URLNotAllowedError           400     (code url_not_allowed: scheme, host, or a private address)
+    ├── BadRequestError                  400     invalid_request_error  (the body cannot be read)
     ├── UnauthorizedError                401     authentication_error
     ├── NotFoundError                    404     not_found_error
     ├── PayloadTooLargeError             413     request_too_large
     ├── UnsupportedMediaTypeError        415     invalid_request_error
-    ├── UnprocessableError               422     invalid_request_error
-    │   └── DownloadError                422     (code download_failed)
+    ├── UnprocessableError               422     invalid_request_error  (readable, but a value is invalid)
+    │   ├── DownloadError                422     (code download_failed)
+    │   ├── RemoteURLDisabledError       422     (code remote_urls_disabled)
+    │   └── URLNotAllowedError           422     (code url_not_allowed: scheme, host, or a private address)
     ├── QueueFullError                   429     rate_limit_error  (+ Retry-After)
     ├── NotReadyError                    503     service_unavailable
     ├── ClientDisconnectedError          499     (logged only: the client is gone)
     └── ModelFailureError                500     server_error  (the model failed on a batch, not the caller)
+
+The status policy (``docs/errors.md``): 400 only when the body cannot be read (malformed JSON or multipart);
+413 when something is over a configured limit (the message names the ``JEV4_*`` setting where there is one);
+415 when the Content-Type, or the bytes given for a field, are not of a kind it accepts (a PDF sent as an
+image); 422 when the body was read but a value is invalid (schema, task, dimensions, pages, URL refused, ...).
 
 Errors of ``model`` (and ``colbert``) are mapped by :data:`ERROR_TABLE`; Litestar's own exceptions (unknown
 route, malformed JSON, schema validation, body too large) by ``service.http.exception_handlers``. Anything else is
@@ -88,15 +93,9 @@ class ServiceError(Exception):
 
 
 class BadRequestError(ServiceError):
+    """The body cannot be read (malformed JSON or multipart); an invalid VALUE is an UnprocessableError."""
+
     status, type, code = 400, "invalid_request_error", "invalid_request"
-
-
-class RemoteURLDisabledError(BadRequestError):
-    code = "remote_urls_disabled"
-
-
-class URLNotAllowedError(BadRequestError):
-    code = "url_not_allowed"
 
 
 class UnauthorizedError(ServiceError):
@@ -121,6 +120,14 @@ class UnprocessableError(ServiceError):
 
 class DownloadError(UnprocessableError):
     code = "download_failed"
+
+
+class RemoteURLDisabledError(UnprocessableError):
+    code = "remote_urls_disabled"
+
+
+class URLNotAllowedError(UnprocessableError):
+    code = "url_not_allowed"
 
 
 class QueueFullError(ServiceError):
@@ -154,15 +161,15 @@ class ModelFailureError(ServiceError):
 
 # (exception class, status, type, code); the first matching row (in order) wins, so subclasses come first.
 ERROR_TABLE: list[tuple[type[BaseException], int, str, str]] = [
-    (me.InvalidTaskError, 400, "invalid_request_error", "invalid_task"),
-    (me.InvalidDimensionError, 400, "invalid_request_error", "invalid_dimensions"),
-    (me.InputTooLongError, 400, "invalid_request_error", "input_too_long"),
+    (me.InvalidTaskError, 422, "invalid_request_error", "invalid_task"),
+    (me.InvalidDimensionError, 422, "invalid_request_error", "invalid_dimensions"),
+    (me.InputTooLongError, 413, "request_too_large", "input_too_long"),
     (me.EmptyInputError, 422, "invalid_request_error", "empty_input"),
     (me.ImageTooLargeError, 413, "request_too_large", "image_too_large"),
     (me.ImageAspectRatioError, 422, "invalid_request_error", "invalid_image_shape"),
     (me.ImageError, 415, "invalid_request_error", "invalid_image"),
     (me.TooManyPagesError, 413, "request_too_large", "too_many_pages"),
-    (me.PageSelectionError, 400, "invalid_request_error", "invalid_pages"),
+    (me.PageSelectionError, 422, "invalid_request_error", "invalid_pages"),
     (me.PdfTooLargeError, 413, "request_too_large", "pdf_too_large"),
     (me.PdfEncryptedError, 422, "invalid_request_error", "pdf_encrypted"),
     (me.PdfError, 415, "invalid_request_error", "invalid_pdf"),

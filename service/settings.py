@@ -95,7 +95,7 @@ class Settings:
     max_body_bytes: int = 64 * _MiB
     """Request body size (413 beyond)."""
     max_text_tokens: int = 32768
-    """Tokens of one text (prefix included); longer -> 400 unless ``truncate`` is true."""
+    """Tokens of one text (prefix included); longer -> 413 unless ``truncate`` is true."""
     max_decoded_pixels: int = 40_000_000
     """Pixels of a decoded image / rendered page before resizing (decompression-bomb guard, 413 beyond)."""
     image_max_pixels: int | None = None
@@ -127,7 +127,7 @@ class Settings:
 
     # --- remote media ---------------------------------------------------------------------------------------
     allow_remote_urls: bool = False
-    """Fetch http(s) URLs given as image/pdf inputs. Off by default (400 ``remote_urls_disabled``)."""
+    """Fetch http(s) URLs given as image/pdf inputs. Off by default (422 ``remote_urls_disabled``)."""
     allowed_url_hosts: tuple[str, ...] = ()
     """If non-empty, only these hosts (exact, or ``.example.com`` for a domain and its subdomains)."""
     allow_private_addresses: bool = False

@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar.datastructures import UploadFile
 
+from model.errors import NotAnImageError
+from model.images import describe_bytes, identify_image
 from service.collections.indexing import DocumentSource, detect_kind
 from service.collections.schemas import DOCUMENT_ID_PATTERN, AddDocumentRequest
-from service.embeddings.media import MediaLimits, load_source
+from service.embeddings.media import MediaLimits, load_source, wrong_kind
 from service.errors import (
     BadRequestError,
     PayloadTooLargeError,
@@ -92,6 +94,7 @@ async def _from_json(body: bytes, settings: Settings) -> DocumentUpload:
     value: str = getattr(data, kind)
     max_bytes = settings.max_pdf_bytes if kind == "pdf" else settings.max_download_bytes
     raw = await load_source(value, _limits(settings, max_bytes), what=kind)
+    _check_kind(raw, "pdf" if kind == "pdf" else "image", f'"{kind}"')
     source = DocumentSource(raw, "pdf" if kind == "pdf" else "image", data.pages)
     return DocumentUpload(source, data.metadata, data.document_id, data.replace)
 
@@ -111,6 +114,7 @@ async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> Doc
         raise PayloadTooLargeError(f"file: {len(data)} bytes, more than the limit of {max_bytes} for a {kind}")
     if not data:
         raise UnprocessableError("file: the uploaded file is empty", code="empty_input")
+    _check_kind(data, kind, f"file {upload.filename!r}" if upload.filename else "file")
     pages = _text(form.get("pages"), "pages")
     document_id = _text(form.get("document_id"), "document_id")
     if document_id is not None and not _DOC_ID.match(document_id):
@@ -123,6 +127,30 @@ async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> Doc
         document_id,
         _flag(form.get("replace")),
     )
+
+
+# What to send instead of a file that is neither a PDF nor an image (see ``media.wrong_kind``).
+_INSTEAD = {
+    "pdf": 'send a PDF as "pdf" (JSON) or as the multipart "file" part',
+    "text": "page documents are PDFs and images (PNG, JPEG, WebP, GIF, BMP, TIFF): send one of those",
+}
+
+
+def _check_kind(data: bytes, kind: str, what: str) -> None:
+    """415 naming the input when the bytes are not the kind they were given as (a PDF sent as an image, a
+    code file uploaded as a page document); reads headers only."""
+    if kind == "pdf":
+        looks_like, description = describe_bytes(data[:4096])
+        if looks_like != "pdf":
+            raise UnsupportedMediaTypeError(
+                f'{what}: not a PDF: the bytes look like {description}; send images as "image"',
+                code="invalid_pdf",
+            )
+        return
+    try:
+        identify_image(data, what)
+    except NotAnImageError as exc:
+        raise wrong_kind(what, exc, _INSTEAD) from None
 
 
 def _text(value: Any, field: str) -> str | None:

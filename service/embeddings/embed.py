@@ -5,9 +5,9 @@ Decisions (documented in the README's API section):
 - ``task`` omitted -> the server's ``default_task`` (``retrieval.passage``): an OpenAI client embedding
   documents gets passage embeddings; send ``retrieval.query`` for queries.
 - ``encoding_format`` (OpenAI) and ``embedding_type`` (Jina) are synonyms for one type; both given and
-  different -> 400. A list ``embedding_type`` returns an object keyed by type for each item.
-- ``dimensions`` must be one of the checkpoint's Matryoshka sizes (or its full size), else 400; it applies to
-  single vectors, and is refused (400) together with ``return_multivector`` (multi-vectors are always 128-d).
+  different -> 422. A list ``embedding_type`` returns an object keyed by type for each item.
+- ``dimensions`` must be one of the checkpoint's Matryoshka sizes (or its full size), else 422; it applies to
+  single vectors, and is refused (422) together with ``return_multivector`` (multi-vectors are always 128-d).
 - ``return_multivector`` returns ``embeddings`` (tokens x 128) INSTEAD of ``embedding``, as Jina does.
 """
 
@@ -27,7 +27,7 @@ from model.types import TaskSpec, parse_task
 from service.embeddings.encoding import EmbeddingType, encode_value, parse_embedding_types
 from service.embeddings.inputs import parse_inputs
 from service.embeddings.schemas import EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, Usage
-from service.errors import BadRequestError
+from service.errors import UnprocessableError
 
 if TYPE_CHECKING:
     from model.types import EmbeddingOutput
@@ -51,10 +51,10 @@ class EmbedOptions:
 
 
 def resolve_options(data: EmbeddingsRequest, default_task: str, allowed_dims: Collection[int]) -> EmbedOptions:
-    """Validate task, encoding and dimensions (400 with the allowed values on error)."""
+    """Validate task, encoding and dimensions (422 with the allowed values on error)."""
     spec = parse_task(data.task if data.task is not None else default_task)
     if data.encoding_format is not None and data.encoding_format not in ("float", "base64"):
-        raise BadRequestError(
+        raise UnprocessableError(
             f"encoding_format must be 'float' or 'base64', got {data.encoding_format!r}",
             code="invalid_encoding",
         )
@@ -62,7 +62,7 @@ def resolve_options(data: EmbeddingsRequest, default_task: str, allowed_dims: Co
     if data.embedding_type is not None:
         requested = data.embedding_type
         if data.encoding_format is not None and requested != data.encoding_format:
-            raise BadRequestError(
+            raise UnprocessableError(
                 f"encoding_format={data.encoding_format!r} and embedding_type={requested!r} differ; send one",
                 code="invalid_encoding",
             )
@@ -71,10 +71,10 @@ def resolve_options(data: EmbeddingsRequest, default_task: str, allowed_dims: Co
     try:
         kinds = parse_embedding_types(requested)
     except ValueError as exc:
-        raise BadRequestError(str(exc), code="invalid_encoding") from None
+        raise UnprocessableError(str(exc), code="invalid_encoding") from None
     if data.dimensions is not None:
         if data.return_multivector:
-            raise BadRequestError(
+            raise UnprocessableError(
                 "dimensions applies to single vectors; multi-vectors are always 128-d "
                 "(drop dimensions or return_multivector)",
                 code="invalid_dimensions",

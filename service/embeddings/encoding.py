@@ -56,7 +56,7 @@ class EmbeddingType(enum.StrEnum):
 def parse_embedding_types(value: str | Sequence[str]) -> list[EmbeddingType]:
     """``"float"`` or ``["float", "binary"]`` -> enum list (order kept, duplicates dropped).
 
-    Raises ValueError naming the allowed values (the caller maps it to a 400)."""
+    Raises ValueError naming the allowed values (the caller maps it to a 422)."""
     names = [value] if isinstance(value, str) else list(value)
     if not names:
         raise ValueError("embedding_type must name at least one of: float, base64, binary, ubinary")

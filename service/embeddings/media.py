@@ -24,11 +24,13 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from model.errors import NotAnImageError
 from service.errors import (
     DownloadError,
     PayloadTooLargeError,
     RemoteURLDisabledError,
     UnprocessableError,
+    UnsupportedMediaTypeError,
     URLNotAllowedError,
 )
 
@@ -39,6 +41,7 @@ __all__ = [
     "fetch_bytes",
     "host_allowed",
     "load_source",
+    "wrong_kind",
 ]
 
 
@@ -226,3 +229,14 @@ async def _read_limited(response: httpx.Response, max_bytes: int, what: str) -> 
             raise PayloadTooLargeError(f"{what}: download exceeds the limit of {max_bytes} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def wrong_kind(what: str, exc: NotAnImageError, instead: dict[str, str]) -> UnsupportedMediaTypeError:
+    """415 for bytes given as an image that are not one: names the input (``what``), says what the bytes look
+    like and what to send instead (``instead[exc.looks_like]``, e.g. ``{"pdf": 'send it as {"pdf": ...}'}``)."""
+    _name, _sep, description = str(exc).partition("the bytes look like ")
+    hint = instead.get(exc.looks_like, "send a PNG, JPEG, WebP, GIF, BMP or TIFF image")
+    return UnsupportedMediaTypeError(
+        f"{what}: not an image: the bytes look like {description or exc.looks_like}; {hint}",
+        code="pdf_sent_as_image" if exc.looks_like == "pdf" else "invalid_image",
+    )

@@ -14,12 +14,12 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from model.errors import InputTooLongError
+from model.errors import InputTooLongError, NotAnImageError
 from model.images import load_image
 from model.pdf import render_pages
 from service.embeddings.inputs import ImageItem, InputItem, PdfItem, TextItem
-from service.embeddings.media import MediaLimits, load_source
-from service.errors import BadRequestError, PayloadTooLargeError
+from service.embeddings.media import MediaLimits, load_source, wrong_kind
+from service.errors import PayloadTooLargeError, UnprocessableError
 
 if TYPE_CHECKING:
     from model.processor import LateChunkInput, PreparedInput, Processor
@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 __all__ = ["Preparer", "Row"]
 
 T = TypeVar("T")
+
+# What to send instead of bytes given as an image that are not one (see ``media.wrong_kind``).
+_INSTEAD = {
+    "pdf": 'send a PDF as {"pdf": <base64 | data URI | URL>} (one embedding per page; "pages" selects them)',
+    "text": 'send text as {"text": "..."} or a plain string',
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +107,10 @@ class Preparer:
         data = await load_source(item.source, self._limits(self.settings.max_download_bytes), what=f"input[{index}]")
 
         def work() -> list[Row]:
-            image = load_image(data, max_decoded_pixels=self.settings.max_decoded_pixels)
+            try:
+                image = load_image(data, max_decoded_pixels=self.settings.max_decoded_pixels)
+            except NotAnImageError as exc:
+                raise wrong_kind(f"input[{index}].image", exc, _INSTEAD) from None
             prepared = self.processor.prepare_image(image, spec, max_pixels=self.settings.image_max_pixels)
             return [Row(prepared, index)]
 
@@ -139,7 +148,7 @@ class Preparer:
         for i, item in enumerate(items):
             if not isinstance(item, TextItem):
                 kind = "an image" if isinstance(item, ImageItem) else "a PDF"
-                raise BadRequestError(
+                raise UnprocessableError(
                     f"late_chunking joins texts into one sequence; input[{i}] is {kind}", code="invalid_input"
                 )
             texts.append(item.text)

@@ -20,7 +20,7 @@ from colbert.scoring import maxsim
 from model.types import PromptType, Task, TaskSpec
 from service.embeddings.inputs import ImageItem, InputItem, PdfItem, TextItem, parse_inputs, parse_item
 from service.embeddings.schemas import RerankRequest, RerankResponse, RerankResult, Usage
-from service.errors import BadRequestError
+from service.errors import UnprocessableError
 
 if TYPE_CHECKING:
     from service.engine.runtime import Runtime
@@ -32,7 +32,7 @@ def _specs(task: str) -> tuple[TaskSpec, TaskSpec]:
     try:
         adapter = Task(task)
     except ValueError:
-        raise BadRequestError(
+        raise UnprocessableError(
             f"task for rerank must be one of retrieval, code, text-matching; got {task!r}",
             code="invalid_task",
         ) from None
@@ -42,7 +42,7 @@ def _specs(task: str) -> tuple[TaskSpec, TaskSpec]:
 def _no_pdf(items: list[InputItem], field: str) -> None:
     for i, item in enumerate(items):
         if isinstance(item, PdfItem):
-            raise BadRequestError(f"{field}[{i}]: rerank takes texts and images, not PDFs", code="invalid_input")
+            raise UnprocessableError(f"{field}[{i}]: rerank takes texts and images, not PDFs", code="invalid_input")
 
 
 def _document(item: InputItem) -> dict[str, str]:
@@ -56,7 +56,7 @@ async def rerank_request(runtime: Runtime, data: RerankRequest) -> RerankRespons
     runtime.check_model(data.model)
     _encoder, batcher, preparer = runtime.engine()
     if data.scoring not in ("maxsim", "cosine"):
-        raise BadRequestError(f"scoring must be 'maxsim' or 'cosine', got {data.scoring!r}", code="invalid_scoring")
+        raise UnprocessableError(f"scoring must be 'maxsim' or 'cosine', got {data.scoring!r}", code="invalid_scoring")
     query_spec, doc_spec = _specs(data.task)
     query = parse_item(data.query, "query")
     _no_pdf([query], "query")

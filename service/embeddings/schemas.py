@@ -5,7 +5,7 @@
 - ``input``: a string, a list of strings and/or objects ``{"text"}``, ``{"image": URL | base64 | data URI}``,
   ``{"pdf": URL | base64 | data URI, "pages": "1-3,7" (optional, 1-based)}``, or one such object;
 - ``task`` (default: the server's ``default_task``, ``retrieval.passage`` unless configured),
-  ``dimensions``, ``late_chunking``, ``truncate`` (default false: too long is a 400), ``return_multivector``,
+  ``dimensions``, ``late_chunking``, ``truncate`` (default false: too long is a 413), ``return_multivector``,
   ``embedding_type`` (string or list), ``encoding_format`` (OpenAI: float | base64), ``user`` (ignored).
 
 Response items (``data[i]``): ``object``, ``index`` (position in ``data``), ``embedding`` (or
@@ -56,7 +56,7 @@ class EmbeddingsRequest(Struct, kw_only=True):
     ] = None
     dimensions: Annotated[int | None, Meta(description="Matryoshka size (e.g. 128, 256, 512, 1024, 2048)")] = None
     late_chunking: bool = False
-    truncate: Annotated[bool, Meta(description="Cut over-long texts instead of answering 400")] = False
+    truncate: Annotated[bool, Meta(description="Cut over-long texts instead of answering 413")] = False
     return_multivector: bool = False
     embedding_type: Annotated[
         str | list[str] | None, Meta(description="float | base64 | binary | ubinary, or a list of them")

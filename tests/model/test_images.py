@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.errors import ImageError, ImageTooLargeError, InputError
-from model.images import DEFAULT_MAX_DECODED_PIXELS, load_image, to_rgb
+from model.errors import ImageError, ImageTooLargeError, InputError, NotAnImageError
+from model.images import DEFAULT_MAX_DECODED_PIXELS, identify_image, load_image, to_rgb
 
 
 def _png(image: Image.Image) -> bytes:
@@ -139,8 +139,18 @@ def test_default_cap() -> None:
 
 
 def test_bad_data(sample: Image.Image, tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match="not an image format"):
+    with pytest.raises(NotAnImageError, match="not an image: the bytes look like text") as info:
         load_image(b"this is not an image")
+    assert info.value.looks_like == "text"
+    with pytest.raises(NotAnImageError, match="look like a PDF document") as info:
+        load_image(b"%PDF-1.7\n%\xe2\xe3\n1 0 obj")
+    assert info.value.looks_like == "pdf"
+    with pytest.raises(NotAnImageError, match=r"no known format \(first bytes: 00 ff 10 80\)") as info:
+        load_image(bytes([0, 255, 16, 128]))
+    assert info.value.looks_like == "unknown"
+    assert identify_image(_png(sample)) == "PNG"
+    with pytest.raises(NotAnImageError, match="^tool.py: not an image: the bytes look like text"):
+        identify_image(b"print(1)\n", "tool.py")
     with pytest.raises(ImageError, match="empty bytes"):
         load_image(b"")
     with pytest.raises(ImageError, match="corrupt or truncated"):

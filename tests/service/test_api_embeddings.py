@@ -236,9 +236,9 @@ JINA_TEXT_MATCHING = {
 
 
 def test_jina_text_matching_example(client: httpx.Client, tiny_encoder: Any) -> None:
-    # As published: the image hosts are not on this server's allow-list -> a clear 400 naming the input.
+    # As published: the image hosts are not on this server's allow-list -> a clear 422 naming the input.
     refused = client.post("/v1/embeddings", json=JINA_TEXT_MATCHING)
-    assert refused.status_code == 400
+    assert refused.status_code == 422
     assert refused.json()["error"]["code"] == "url_not_allowed"
     assert "input[5]" in refused.json()["error"]["message"]
     # The same body with the two images sent inline (no internet here): 7 vectors, texts equal the library.

@@ -49,24 +49,25 @@ def check_error(response: httpx.Response, status: int, code: str | None = None) 
         ({"input": [{"pdf": b64(pdf_bytes(2)), "pages": "5"}]}, "invalid_pages", ""),
     ],
 )
-def test_400_rows(client: httpx.Client, body: dict[str, Any], code: str, needle: str) -> None:
-    error = check_error(client.post("/v1/embeddings", json=body), 400, code)
+def test_invalid_values_are_422(client: httpx.Client, body: dict[str, Any], code: str, needle: str) -> None:
+    # Policy (docs/errors.md): the body was read, a value in it is wrong -> 422 (400 only for unreadable bodies).
+    error = check_error(client.post("/v1/embeddings", json=body), 422, code)
     assert needle in error["message"]
 
 
-def test_400_too_long_names_index_and_count(client: httpx.Client) -> None:
+def test_413_too_long_names_index_and_count(client: httpx.Client) -> None:
     limit = int(SERVER_ENV["JEV4_MAX_TEXT_TOKENS"])
     body = {"input": ["short", "word " * (limit + 10)]}
-    error = check_error(client.post("/v1/embeddings", json=body), 400, "input_too_long")
+    error = check_error(client.post("/v1/embeddings", json=body), 413, "input_too_long")
     assert "input 1 has" in error["message"]
     assert f"limit of {limit}" in error["message"]
 
 
-def test_400_loopback_refused_after_dns_resolution(client: httpx.Client, live_server: LiveServer) -> None:
+def test_422_loopback_refused_after_dns_resolution(client: httpx.Client, live_server: LiveServer) -> None:
     # "localhost" IS on the allow-list, but it resolves to a loopback address: refused (SSRF guard).
     port = live_server.url.rsplit(":", 1)[1]
     body = {"input": [{"image": f"http://localhost:{port}/health"}]}
-    error = check_error(client.post("/v1/embeddings", json=body), 400, "url_not_allowed")
+    error = check_error(client.post("/v1/embeddings", json=body), 422, "url_not_allowed")
     assert "loopback" in error["message"]
 
 
@@ -122,6 +123,24 @@ def test_415_rows(client: httpx.Client) -> None:
     check_error(client.post("/v1/embeddings", json={"input": [{"pdf": not_an_image}]}), 415, "invalid_pdf")
 
 
+def test_415_pdf_or_code_sent_as_image_says_what_to_send(client: httpx.Client) -> None:
+    # Before: "<bytes>: not an image format PIL can read" -- no input named, no hint.
+    pdf = {"input": ["fine", {"image": b64(pdf_bytes(1))}]}
+    error = check_error(client.post("/v1/embeddings", json=pdf), 415, "pdf_sent_as_image")
+    assert "input[1].image" in error["message"]
+    assert "PDF document" in error["message"]
+    assert '{"pdf":' in error["message"]
+    code = {"input": [{"image": b64(b"def main() -> int:\n    return 0\n")}]}
+    error = check_error(client.post("/v1/embeddings", json=code), 415, "invalid_image")
+    assert "input[0].image" in error["message"]
+    assert "text (UTF-8)" in error["message"]
+    assert '{"text":' in error["message"]
+    junk = {"input": [{"image": b64(bytes([0, 159, 146, 150, 1, 2, 3, 4]))}]}
+    error = check_error(client.post("/v1/embeddings", json=junk), 415, "invalid_image")
+    assert "00 9f 92 96" in error["message"]
+    assert "PNG, JPEG" in error["message"]
+
+
 @pytest.mark.parametrize(
     ("body", "code"),
     [
@@ -141,11 +160,11 @@ def test_422_rows(client: httpx.Client, body: dict[str, Any], code: str) -> None
 
 def test_rerank_errors(client: httpx.Client) -> None:
     check_error(client.post("/v1/rerank", json={"query": "q", "documents": []}), 422, "empty_input")
-    check_error(client.post("/v1/rerank", json={"query": "q", "documents": ["d"], "scoring": "bm25"}), 400)
-    check_error(client.post("/v1/rerank", json={"query": "q", "documents": ["d"], "task": "x"}), 400, "invalid_task")
+    check_error(client.post("/v1/rerank", json={"query": "q", "documents": ["d"], "scoring": "bm25"}), 422)
+    check_error(client.post("/v1/rerank", json={"query": "q", "documents": ["d"], "task": "x"}), 422, "invalid_task")
     check_error(client.post("/v1/rerank", json={"query": "q", "documents": ["d"], "top_n": 0}), 422)
     pdf = {"pdf": b64(pdf_bytes(1))}
-    check_error(client.post("/v1/rerank", json={"query": "q", "documents": [pdf]}), 400, "invalid_input")
+    check_error(client.post("/v1/rerank", json={"query": "q", "documents": [pdf]}), 422, "invalid_input")
 
 
 GARBAGE: list[Any] = [

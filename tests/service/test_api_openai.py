@@ -40,10 +40,10 @@ def test_openai_string_input_float_and_dimensions(oai: openai.OpenAI, tiny_encod
     np.testing.assert_allclose(np.linalg.norm(truncated.data[0].embedding), 1.0, atol=1e-5)
 
 
-def test_openai_bad_dimensions_is_400(oai: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError) as info:
+def test_openai_bad_dimensions_is_422(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.UnprocessableEntityError) as info:
         oai.embeddings.create(model="jina-embeddings-v4", input="x", dimensions=3)
-    assert info.value.status_code == 400
+    assert info.value.status_code == 422
     assert "dimensions" in str(info.value)
 
 

@@ -114,7 +114,7 @@ def test_default_dimensions_is_the_full_size(client: httpx.Client, tiny_encoder:
     ("body", "status"),
     [
         ({"name": "Bad Name"}, 422),
-        ({"name": "ok-name", "dimensions": 3}, 400),
+        ({"name": "ok-name", "dimensions": 3}, 422),
         ({"name": "ok-name", "codec": "int3"}, 422),
         ({"name": "ok-name", "pool_factor": 0}, 422),
         ({"name": "ok-name", "unknown": 1}, 422),
@@ -219,7 +219,7 @@ def test_background_job_checks_come_first_and_failures_are_reported(client: http
     name = _create(client, "job-fail")["name"]
     url = f"/v1/collections/{name}/documents?wait=false"
     # what can be checked without the model is answered at once, not in a job
-    _error(client.post(url, json={"pdf": b64(pdf_bytes(2)), "pages": "5"}), 400, "invalid_pages")
+    _error(client.post(url, json={"pdf": b64(pdf_bytes(2)), "pages": "5"}), 422, "invalid_pages")
     _error(client.post(url, json={"pdf": b64(pdf_bytes(9))}), 413)
     _error(client.get(f"/v1/collections/{name}/jobs/nope"), 404, "job_not_found")
     # two jobs racing for one id: one stores the document, the other fails with the 409 body (or, if the
@@ -368,7 +368,7 @@ def test_error_rows(client: httpx.Client, docs: str, live_server: LiveServer) ->
     _error(client.post(url, json={"pdf": b64(pdf_bytes(9))}), 413)  # more pages than JEV4_MAX_PDF_PAGES=8
     big = b"%PDF-" + b"0" * (int(SERVER_ENV["JEV4_MAX_BODY_BYTES"]) + 10)
     _error(client.post(url, files={"file": ("big.pdf", big, "application/pdf")}), 413)
-    _error(client.post(url, json={"pdf": b64(pdf_bytes(2)), "pages": "3"}), 400, "invalid_pages")
+    _error(client.post(url, json={"pdf": b64(pdf_bytes(2)), "pages": "3"}), 422, "invalid_pages")
     _error(client.post(url, json={"pdf": b64(pdf_bytes(2)), "image": b64(png_bytes())}), 422)
     _error(client.post(url, json={}), 422)
     _error(client.post(url, json={"image": b64(png_bytes()), "document_id": "a/b"}), 422)

@@ -136,8 +136,8 @@ def test_bearer_check() -> None:
 @pytest.mark.parametrize(
     ("exc", "status", "code"),
     [
-        (InputTooLongError(3, 40000, 32768), 400, "input_too_long"),
-        (InvalidDimensionError("bad"), 400, "invalid_dimensions"),
+        (InputTooLongError(3, 40000, 32768), 413, "input_too_long"),
+        (InvalidDimensionError("bad"), 422, "invalid_dimensions"),
         (ImageError("bad"), 415, "invalid_image"),
         (PdfEncryptedError("bad"), 422, "pdf_encrypted"),
         (TooManyPagesError("bad"), 413, "too_many_pages"),

@@ -3,7 +3,7 @@ documents; poll indexing jobs; search. Thin: parse, call :class:`service.collect
 
 Schemas and the route table: ``service.collections.schemas``. Errors: the app's table (404 unknown collection,
 document or job; 409 name or document id taken; 413 too big; 415 not JSON/multipart or not a PDF/image;
-422 invalid body, name, filter or page selection; 503 while the model loads).
+422 invalid body, name, filter or page selection; 400 unreadable body; 503 while the model loads).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from service.collections.schemas import (
 from service.collections.uploads import read_upload
 from service.engine.runtime import Runtime
 from service.http.controllers.common import require_json, until_disconnect
+from service.http.openapi import UploadOperation
 
 __all__ = ["CollectionsController"]
 
@@ -78,6 +79,7 @@ class CollectionsController(Controller):
         "/{name:str}/documents",
         summary="Add a PDF or an image (JSON or multipart upload)",
         description=_ADD_DESCRIPTION,
+        operation_class=UploadOperation,
     )
     async def add_document(
         self,
