@@ -149,7 +149,7 @@ def test_bad_data(sample: Image.Image, tmp_path: Path) -> None:
         load_image(bytes([0, 255, 16, 128]))
     assert info.value.looks_like == "unknown"
     assert identify_image(_png(sample)) == "PNG"
-    with pytest.raises(NotAnImageError, match="^tool.py: not an image: the bytes look like text"):
+    with pytest.raises(NotAnImageError, match=r"^tool\.py: not an image: the bytes look like text"):
         identify_image(b"print(1)\n", "tool.py")
     with pytest.raises(ImageError, match="empty bytes"):
         load_image(b"")
