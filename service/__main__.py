@@ -1,7 +1,8 @@
-"""``python -m service serve | index | search``.
+"""``python -m service serve | index | search | collections | documents``.
 
 ``serve`` loads the model first (a missing checkpoint stops here with instructions), then runs the app under
-uvicorn. ``index`` and ``search`` run in-process (no server needed) via ``service.cli``. Flags override the
+uvicorn. ``index`` and ``search`` run in-process (no server needed) via ``service.cli``; ``collections`` and
+``documents`` (list / show / delete, no model needed) via ``service.cli_manage``. Flags override the
 ``JEV4_*`` environment variables (see ``service.settings``), which override the defaults.
 """
 
@@ -40,6 +41,14 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
 
+def _data_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the collections are (the management commands need no model)."""
+    g = parser.add_argument_group("data")
+    g.add_argument("--data-dir", type=Path, help="collections (env JEV4_DATA_DIR; default data)")
+    g.add_argument("--collection-backend", choices=["local", "qdrant"])
+    g.add_argument("--qdrant-url")
+
+
 def _serve_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("server")
     g.add_argument("--host", help="bind address (env JEV4_HOST; default 127.0.0.1)")
@@ -76,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     search = sub.add_parser("search", help="search a collection with a text query")
     _model_flags(search)
     _command_flags(index, search)
+    from service.cli_manage import add_manage_commands
+
+    add_manage_commands(sub, _data_flags)
     return parser
 
 
@@ -170,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command in ("collections", "documents"):
+        from service.cli_manage import manage_command
+
+        return manage_command(args)
     cli: Any = importlib.import_module("service.cli")
     command = cli.index_command if args.command == "index" else cli.search_command
     return int(command(args) or 0)

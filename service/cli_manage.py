@@ -1,0 +1,177 @@
+"""``python -m service collections | documents``: manage collections from the command line, like the API.
+
+Each subcommand runs the same code as its HTTP route (:class:`service.collections.manager.Collections`) on the
+same data directory (``--data-dir``, ``JEV4_DATA_DIR``) and backend, without loading the model, and prints
+human text (``--json``: one JSON object per line instead)::
+
+    python -m service collections list                       # GET    /v1/collections
+    python -m service collections show NAME                  # GET    /v1/collections/{name}
+    python -m service collections delete NAME                # DELETE /v1/collections/{name}
+    python -m service documents list --collection NAME       # GET    /v1/collections/{name}/documents
+    python -m service documents show ID --collection NAME    # GET    /v1/collections/{name}/documents/{id}
+    python -m service documents delete ID --collection NAME  # DELETE /v1/collections/{name}/documents/{id}
+
+Errors print ``error: <the message the API would send>`` on stderr; exit status 0 on success, 1 when the
+thing named does not exist or the request is refused, 2 when nothing could start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from service.collections.manager import Collections
+    from service.collections.schemas import CollectionObject, DocumentObject
+
+__all__ = ["add_manage_commands", "manage_command"]
+
+Action = Callable[["Collections", argparse.Namespace], Awaitable[int]]
+
+
+def add_manage_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add ``collections`` and ``documents`` to the subcommands ``sub``; ``common`` adds the settings flags."""
+    cols = sub.add_parser("collections", help="list, show or delete collections (no model needed)")
+    cols_sub = cols.add_subparsers(dest="action", required=True)
+    for action, helptext in (("list", "every collection with its counts"), ("show", "one collection")):
+        p = cols_sub.add_parser(action, help=helptext)
+        if action == "show":
+            p.add_argument("name")
+        _finish(p, common)
+    p = cols_sub.add_parser("delete", help="delete a collection and everything in it")
+    p.add_argument("name")
+    _finish(p, common)
+
+    docs = sub.add_parser("documents", help="list, show or delete the documents of a collection")
+    docs_sub = docs.add_subparsers(dest="action", required=True)
+    p = docs_sub.add_parser("list", help="documents with their pages and metadata")
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--limit", type=int, default=100)
+    _finish(p, common, collection=True)
+    for action, helptext in (("show", "one document"), ("delete", "delete one document")):
+        p = docs_sub.add_parser(action, help=helptext)
+        p.add_argument("document_id")
+        _finish(p, common, collection=True)
+
+
+def _finish(parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None], **opts: bool) -> None:
+    if opts.get("collection"):
+        parser.add_argument("--collection", required=True, help="collection name")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
+    common(parser)
+
+
+def manage_command(args: argparse.Namespace) -> int:
+    """Run ``collections ...`` / ``documents ...`` (see the module doc)."""
+    from service.__main__ import settings_from_args
+    from service.settings import SettingsError
+
+    try:
+        settings = settings_from_args(args)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    action = _ACTIONS[(args.command, args.action)]
+    return asyncio.run(_run(settings, args, action))
+
+
+async def _run(settings: Any, args: argparse.Namespace, action: Action) -> int:
+    from service.collections.manager import Collections
+    from service.engine.runtime import Runtime, open_catalog
+    from service.errors import error_info
+    from service.http.metrics import Metrics
+
+    catalog = await asyncio.to_thread(open_catalog, settings)
+    runtime = Runtime(settings, Metrics(), catalog=catalog)
+    try:
+        return await action(Collections(runtime), args)
+    except Exception as exc:  # the outermost layer of the CLI: the API's message, never a traceback
+        info = error_info(exc)
+        if info is None:
+            raise
+        print(f"error: {info.message}", file=sys.stderr)
+        return 1
+    finally:
+        runtime.pool.shutdown(wait=False)
+        await asyncio.to_thread(catalog.close)
+
+
+def _when(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _show(args: argparse.Namespace, obj: msgspec.Struct, text: str) -> None:
+    """``obj`` as one JSON line with ``--json``, else ``text``."""
+    print(msgspec.json.encode(obj).decode() if args.json else text)
+
+
+def _collection_line(c: CollectionObject) -> str:
+    return (
+        f"{c.name}  {c.documents} documents, {c.pages} pages  "
+        f"(dimensions {c.dimensions}, codec {c.codec}, pool factor {c.pool_factor})"
+    )
+
+
+def _document_lines(d: DocumentObject) -> list[str]:
+    meta = json.dumps(d.metadata, ensure_ascii=False, sort_keys=True) if d.metadata else "no metadata"
+    return [f"{d.id}  {d.pages} page{'s' if d.pages != 1 else ''}  added {_when(d.created_at)}", f"    {meta}"]
+
+
+async def _collections_list(c: Collections, args: argparse.Namespace) -> int:
+    listing = await c.list_collections()
+    for item in listing.data:
+        _show(args, item, _collection_line(item))
+    if not listing.data and not args.json:
+        print(f"no collections in {c.runtime.settings.data_dir}", file=sys.stderr)
+    return 0
+
+
+async def _collections_show(c: Collections, args: argparse.Namespace) -> int:
+    item = await c.get(args.name)
+    _show(args, item, _collection_line(item))
+    return 0
+
+
+async def _collections_delete(c: Collections, args: argparse.Namespace) -> int:
+    deleted = await c.delete(args.name)
+    _show(args, deleted, f"deleted collection {deleted.id}")
+    return 0
+
+
+async def _documents_list(c: Collections, args: argparse.Namespace) -> int:
+    listing = await c.list_documents(args.collection, offset=args.offset, limit=args.limit)
+    for doc in listing.data:
+        _show(args, doc, "\n".join(_document_lines(doc)))
+    if not args.json:
+        shown = f"{args.offset + 1}-{args.offset + len(listing.data)}" if listing.data else "none"
+        print(f"{shown} of {listing.total} documents in {args.collection}", file=sys.stderr)
+    return 0
+
+
+async def _documents_show(c: Collections, args: argparse.Namespace) -> int:
+    doc = await c.get_document(args.collection, args.document_id)
+    _show(args, doc, "\n".join(_document_lines(doc)))
+    return 0
+
+
+async def _documents_delete(c: Collections, args: argparse.Namespace) -> int:
+    deleted = await c.delete_document(args.collection, args.document_id)
+    _show(args, deleted, f"deleted document {deleted.id} from {args.collection}")
+    return 0
+
+
+_ACTIONS: dict[tuple[str, str], Action] = {
+    ("collections", "list"): _collections_list,
+    ("collections", "show"): _collections_show,
+    ("collections", "delete"): _collections_delete,
+    ("documents", "list"): _documents_list,
+    ("documents", "show"): _documents_show,
+    ("documents", "delete"): _documents_delete,
+}

@@ -1,0 +1,83 @@
+"""``python -m service collections|documents``: the API's list/show/delete from the command line, human text
+(never a Python repr), ``--json`` lines, the API's error messages; no model is loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from colbert.catalog import Catalog
+from colbert.store import CollectionConfig, PageRecord
+from service.__main__ import main
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.startswith("JEV4_"):
+            monkeypatch.delenv(name)
+    rng = np.random.default_rng(0)
+
+    def page(n: int) -> PageRecord:
+        return PageRecord(n, rng.standard_normal(16).astype(np.float32), rng.standard_normal((5, 8)).astype(np.float32))
+
+    catalog = Catalog(tmp_path)
+    store = catalog.create("lib", CollectionConfig(dense_dim=16, multivector_dim=8))
+    store.add_document("report.pdf", [page(0), page(1)], {"source": "report.pdf", "lang": "en"})
+    store.add_document("scan", [page(0)], {})
+    catalog.create("empty", CollectionConfig(dense_dim=16, multivector_dim=8))
+    catalog.close()
+    return tmp_path
+
+
+def _run(capsys: pytest.CaptureFixture[str], data_dir: Path, *args: str) -> tuple[int, str, str]:
+    code = main([*args, "--data-dir", str(data_dir)])
+    out, err = capsys.readouterr()
+    for text in (out, err):  # human text: no reprs, no tracebacks
+        assert "Object(" not in text
+        assert "Traceback" not in text
+    return code, out, err
+
+
+def test_collections_list_show_delete(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    code, out, _ = _run(capsys, data_dir, "collections", "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert any(line.startswith("lib  2 documents, 3 pages  (dimensions 16, codec float16") for line in lines), out
+    assert any(line.startswith("empty  0 documents, 0 pages") for line in lines), out
+    code, out, _ = _run(capsys, data_dir, "collections", "show", "lib", "--json")
+    assert code == 0
+    shown = json.loads(out)
+    assert (shown["name"], shown["documents"], shown["pages"]) == ("lib", 2, 3)
+    code, out, _ = _run(capsys, data_dir, "collections", "delete", "empty")
+    assert (code, out.strip()) == (0, "deleted collection empty")
+    code, out, err = _run(capsys, data_dir, "collections", "show", "empty")
+    assert code == 1
+    assert err.strip() == "error: no collection named 'empty'"
+    assert out == ""
+
+
+def test_documents_list_show_delete(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    code, out, err = _run(capsys, data_dir, "documents", "list", "--collection", "lib")
+    assert code == 0
+    assert "report.pdf  2 pages  added " in out
+    assert '{"lang": "en", "source": "report.pdf"}' in out
+    assert "scan  1 page  added " in out
+    assert "1-2 of 2 documents in lib" in err
+    code, out, _ = _run(capsys, data_dir, "documents", "list", "--collection", "lib", "--json", "--limit", "1")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 1
+    assert rows[0]["id"] in ("report.pdf", "scan")
+    assert rows[0]["collection"] == "lib"
+    code, out, _ = _run(capsys, data_dir, "documents", "delete", "scan", "--collection", "lib")
+    assert (code, out.strip()) == (0, "deleted document scan from lib")
+    code, out, err = _run(capsys, data_dir, "documents", "show", "scan", "--collection", "lib")
+    assert code == 1
+    assert err.strip() == "error: no document 'scan' in collection 'lib'"
+    code, _, err = _run(capsys, data_dir, "documents", "list", "--collection", "nope")
+    assert code == 1
+    assert err.strip() == "error: no collection named 'nope'"
