@@ -103,6 +103,12 @@ class JobRegistry:
         self._tasks[job.id] = asyncio.create_task(self._run(job, work), name=f"index-job-{job.id}")
         return job
 
+    def list(self, collection: str | None = None) -> list[IndexJob]:
+        """The jobs this server remembers (every queued or running one, the newest ``keep_finished`` finished
+        ones), of one collection or of all, newest first."""
+        jobs = [j for j in self._jobs.values() if collection is None or j.collection == collection]
+        return sorted(jobs, key=lambda j: j.created_at, reverse=True)
+
     def get(self, collection: str, job_id: str) -> IndexJob | None:
         job = self._jobs.get(job_id)
         return job if job is not None and job.collection == collection else None

@@ -31,6 +31,7 @@ from service.collections.schemas import (
     DeletedObject,
     DocumentList,
     DocumentObject,
+    JobList,
     JobObject,
     SearchHit,
     SearchRequest,
@@ -239,6 +240,11 @@ class Collections:
         if job is None:
             raise NotFoundError(f"no indexing job {job_id!r} for collection {name!r}", code="job_not_found")
         return job_object(job)
+
+    async def list_jobs(self, name: str, status: str | None = None) -> JobList:
+        await self.store(name)  # 404 for an unknown collection
+        jobs = self.jobs.list(name)
+        return JobList(data=[job_object(j) for j in jobs if status is None or j.status.value == status])
 
     # ---- search --------------------------------------------------------------------------------------------
     async def search(self, name: str, data: SearchRequest) -> SearchResponse:

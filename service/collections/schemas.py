@@ -15,6 +15,7 @@ Documents::
     GET    /v1/collections/{name}/documents       -> DocumentList (?offset=&limit=)
     GET    /v1/collections/{name}/documents/{id}  -> DocumentObject
     DELETE /v1/collections/{name}/documents/{id}  -> DeletedObject
+    GET    /v1/collections/{name}/jobs            -> JobList (?status=queued|running|succeeded|failed)
     GET    /v1/collections/{name}/jobs/{job_id}   -> JobObject (pages_done / pages_total)
 
 Search::
@@ -38,6 +39,7 @@ __all__ = [
     "DeletedObject",
     "DocumentList",
     "DocumentObject",
+    "JobList",
     "JobObject",
     "SearchHit",
     "SearchRequest",
@@ -152,6 +154,14 @@ class JobObject(Struct, kw_only=True):
     error: Annotated[dict[str, str] | None, Meta(description="The error body a synchronous request would have had")] = (
         None
     )
+
+
+class JobList(Struct, kw_only=True):
+    """The indexing jobs the server remembers for a collection (queued, running, and the newest finished ones),
+    newest first. Jobs live in memory: a restart forgets them."""
+
+    object: str = "list"
+    data: list[JobObject]
 
 
 class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):

@@ -17,6 +17,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from service.collections.metrics import CollectionsCollector
 from service.engine.loading import load_encoder
 from service.engine.runtime import Runtime
 from service.http.auth import api_key_guard
@@ -31,6 +32,7 @@ from service.http.ui import ui_routers
 
 if TYPE_CHECKING:
     from model.encoder import Encoder
+    from service.collections.jobs import JobRegistry
     from service.settings import Settings
 
 __all__ = ["create_app"]
@@ -39,6 +41,12 @@ __all__ = ["create_app"]
 def _provide_runtime(state: State) -> Runtime:
     runtime: Runtime = state.runtime
     return runtime
+
+
+def _jobs(state: State) -> JobRegistry | None:
+    """The job registry of the app's :class:`~service.collections.manager.Collections`, once one exists."""
+    collections = state.get("collections")
+    return None if collections is None else collections.jobs
 
 
 def _controllers(settings: Settings) -> list[Any]:
@@ -64,6 +72,8 @@ def create_app(
     still warmed up); otherwise the lifespan loads the model with ``loader`` and opens the catalog."""
     metrics = Metrics()
     runtime = Runtime(settings, metrics, encoder=encoder, catalog=catalog, loader=loader)
+    state = State({"runtime": runtime, "settings": settings, "metrics": metrics})
+    metrics.registry.register(CollectionsCollector(lambda: (runtime.catalog, _jobs(state))))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -80,7 +90,7 @@ def create_app(
         guards=[api_key_guard],
         middleware=[RequestContextMiddleware],
         lifespan=[lifespan],
-        state=State({"runtime": runtime, "settings": settings, "metrics": metrics}),
+        state=state,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         on_startup=[lambda app: document_errors(app.openapi_schema)],

@@ -8,7 +8,7 @@ document or job; 409 name or document id taken; 413 too big; 415 not JSON/multip
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
@@ -23,6 +23,7 @@ from service.collections.schemas import (
     DeletedObject,
     DocumentList,
     DocumentObject,
+    JobList,
     JobObject,
     SearchRequest,
     SearchResponse,
@@ -116,6 +117,17 @@ class CollectionsController(Controller):
         self, name: FromPath[str], document_id: FromPath[str], collections: NamedDependency[Collections]
     ) -> DeletedObject:
         return await collections.delete_document(name, document_id)
+
+    @get("/{name:str}/jobs", summary="The collection's indexing jobs, newest first (queued, running, recent)")
+    async def list_jobs(
+        self,
+        name: FromPath[str],
+        collections: NamedDependency[Collections],
+        status: Annotated[
+            Literal["queued", "running", "succeeded", "failed"] | None, Parameter(description="only jobs in this state")
+        ] = None,
+    ) -> JobList:
+        return await collections.list_jobs(name, status)
 
     @get("/{name:str}/jobs/{job_id:str}", summary="Progress of a background indexing job")
     async def get_job(

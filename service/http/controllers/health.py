@@ -3,6 +3,7 @@ and ``GET /v1/models`` (OpenAI clients list models; needs a key when keys are co
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import Controller, MediaType, Response, get
@@ -47,7 +48,8 @@ class HealthController(Controller):
         include_in_schema=True,
     )
     async def metrics(self, runtime: NamedDependency[Runtime]) -> Response[bytes]:
-        return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        # in a thread: the collection families read the index (service.collections.metrics)
+        return Response(await asyncio.to_thread(runtime.metrics.render), media_type=CONTENT_TYPE_LATEST)
 
     @get("/v1/models", summary="The served model (OpenAI-compatible list)")
     async def models(self, runtime: NamedDependency[Runtime]) -> ModelList:

@@ -1,0 +1,74 @@
+"""Everyday management over HTTP: the list of indexing jobs and the collection/job metrics."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.service.helpers import b64, pdf_bytes, png_bytes
+
+
+@pytest.fixture(scope="module")
+def managed(client: httpx.Client) -> Iterator[str]:
+    name = "managed"
+    client.delete(f"/v1/collections/{name}")
+    assert client.post("/v1/collections", json={"name": name}).status_code == 201
+    yield name
+    client.delete(f"/v1/collections/{name}")
+
+
+def _wait(client: httpx.Client, url: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = client.get(url).json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {url} did not finish")
+
+
+def test_jobs_are_listed_newest_first_and_filtered(client: httpx.Client, managed: str) -> None:
+    docs = f"/v1/collections/{managed}/documents?wait=false"
+    first = client.post(docs, json={"pdf": b64(pdf_bytes(2)), "document_id": "j-ok"})
+    assert first.status_code == 202
+    second = client.post(docs, json={"image": b64(png_bytes()), "document_id": "j-ok"})  # same id: 409 in its job
+    assert second.status_code == 202
+    assert _wait(client, first.headers["location"])["status"] == "succeeded"
+    assert _wait(client, second.headers["location"])["status"] == "failed"
+    listed = client.get(f"/v1/collections/{managed}/jobs").json()
+    assert listed["object"] == "list"
+    ids = [j["id"] for j in listed["data"]]
+    assert ids[:2] == [second.json()["id"], first.json()["id"]]
+    failed = client.get(f"/v1/collections/{managed}/jobs", params={"status": "failed"}).json()["data"]
+    assert [j["id"] for j in failed] == [second.json()["id"]]
+    assert failed[0]["error"]["code"] == "document_exists"
+    bad = client.get(f"/v1/collections/{managed}/jobs", params={"status": "done"})
+    assert bad.status_code == 422
+    missing = client.get("/v1/collections/no-such-thing/jobs")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "collection_not_found"
+
+
+def _sample(text: str, family: str, labels: str) -> float:
+    match = re.search(rf"^{family}{{{re.escape(labels)}}} (\S+)$", text, re.MULTILINE)
+    assert match, f"{family}{{{labels}}} not in /metrics"
+    return float(match.group(1))
+
+
+def test_metrics_report_collections_and_jobs(client: httpx.Client, managed: str) -> None:
+    added = client.post(f"/v1/collections/{managed}/documents", json={"pdf": b64(pdf_bytes(3)), "document_id": "m3"})
+    assert added.status_code == 201
+    text = client.get("/metrics").text
+    counts = client.get(f"/v1/collections/{managed}").json()
+    assert _sample(text, "jev4_collection_documents", f'collection="{managed}"') == counts["documents"]
+    assert _sample(text, "jev4_collection_units", f'collection="{managed}"') == counts["pages"]
+    for status in ("queued", "running", "succeeded", "failed"):
+        assert _sample(text, "jev4_jobs", f'status="{status}"') >= 0
+    client.delete(f"/v1/collections/{managed}/documents/m3")
+    after = client.get("/metrics").text
+    assert _sample(after, "jev4_collection_units", f'collection="{managed}"') == counts["pages"] - 3
