@@ -7,7 +7,10 @@ the batcher's worker. Decisions:
 - ``dimensions`` of a new collection: one of the model's Matryoshka sizes or its full size (default);
   ``codec``: float32 | float16 (default) | int8 | binary; ``pool_factor`` >= 1 (1 = no pooling).
 - Adding a document waits for the result (201) unless ``wait=false`` (202 + a job to poll).
-- A new document gets a random id unless ``document_id`` is given; an existing id is 409 unless ``replace``.
+- A new document's id: ``document_id`` if given, else the uploaded file's name (made URL-safe), else a random
+  id; an existing id is 409 unless ``replace``. The file name is also kept as the ``source`` metadata key
+  (unless the metadata sets one). A replace without ``metadata`` keeps the document's metadata; with
+  ``metadata`` it stores exactly that.
 """
 
 from __future__ import annotations
@@ -184,8 +187,9 @@ class Collections:
     async def add_document(self, name: str, upload: DocumentUpload, *, wait: bool) -> DocumentObject | JobObject:
         store = await self.store(name)
         indexer = self.indexer()
-        document_id = upload.document_id or uuid.uuid4().hex
+        document_id = upload.document_id or upload.default_id() or uuid.uuid4().hex
         pages = await indexer.plan(store, name, document_id, upload.source, replace=upload.replace)
+        metadata = await self._metadata_for(store, upload, document_id)
 
         async def work(job: IndexJob | None) -> DocumentInfo:
             result = await indexer.index(
@@ -194,7 +198,7 @@ class Collections:
                 name,
                 document_id,
                 upload.source,
-                upload.metadata,
+                metadata,
                 replace=upload.replace,
                 progress=job,
                 wait_when_full=job is not None,
@@ -206,6 +210,18 @@ class Collections:
         if wait:
             return document_object(name, await work(None))
         return job_object(self.jobs.submit(name, document_id, work))
+
+    @staticmethod
+    async def _metadata_for(store: Store, upload: DocumentUpload, document_id: str) -> dict[str, Any] | None:
+        """The metadata to store: a replace without metadata keeps the document's; else the metadata given, with
+        the uploaded file's name as ``source`` unless it sets one."""
+        if upload.metadata is None and upload.replace:
+            existing = await asyncio.to_thread(store.get_document, document_id)
+            if existing is not None:
+                return existing.metadata
+        if upload.filename is not None and "source" not in (upload.metadata or {}):
+            return {"source": upload.filename, **(upload.metadata or {})}
+        return upload.metadata
 
     def _count(self, result: IndexResult, kind: str) -> None:
         metrics = self.runtime.metrics

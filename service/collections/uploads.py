@@ -5,7 +5,8 @@
   input: off unless enabled, allow-listed hosts, no private addresses; see ``service.embeddings.media``).
 - ``Content-Type: multipart/form-data``: a ``file`` part (PDF or image; the kind is read from the bytes, not
   from the declared type) and optional text parts ``metadata`` (a JSON object), ``pages``, ``document_id``,
-  ``replace`` (true/false).
+  ``replace`` (true/false). The part's file name is kept: it becomes the document id when none is given
+  (:func:`document_id_from_name`) and the ``source`` metadata key unless the metadata sets one.
 - anything else: 415.
 
 Sizes: a PDF at most ``max_pdf_bytes``, an image at most ``max_download_bytes`` (413); the whole body is
@@ -50,6 +51,29 @@ class DocumentUpload:
     metadata: dict[str, Any] | None
     document_id: str | None
     replace: bool
+    filename: str | None = None  # the multipart part's file name (its last path component)
+
+    def default_id(self) -> str | None:
+        """The document id made from the file name when none was given (see :func:`document_id_from_name`)."""
+        return None if self.filename is None else document_id_from_name(self.filename)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:@=+-]")
+
+
+def document_id_from_name(name: str) -> str:
+    """A file name as a document id: its last path component, characters outside ``A-Za-z0-9._:@=+-`` -> ``_``,
+    a leading ``d`` when it does not start with a letter or digit, at most 256 characters.
+
+    >>> document_id_from_name("scans/Q3 report (final).pdf")
+    'Q3_report__final_.pdf'
+    >>> document_id_from_name(".env")
+    'd.env'
+    """
+    base = re.split(r"[/\\]", name)[-1] or "file"
+    ident = _UNSAFE.sub("_", base)
+    ident = ident if ident[:1].isalnum() and ident[:1].isascii() else f"d{ident}"
+    return ident[:256]
 
 
 def _limits(settings: Settings, max_bytes: int) -> MediaLimits:
@@ -121,11 +145,13 @@ async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> Doc
         raise UnprocessableError(
             f"document_id must match {DOCUMENT_ID_PATTERN}, got {document_id[:80]!r}", code="validation_error"
         )
+    filename = upload.filename.replace("\\", "/").rsplit("/", 1)[-1] if upload.filename else None
     return DocumentUpload(
         DocumentSource(data, kind, pages or None),
         _metadata(form.get("metadata")),
         document_id,
         _flag(form.get("replace")),
+        filename or None,
     )
 
 

@@ -133,7 +133,7 @@ def test_documents_are_listed_and_read(client: httpx.Client, docs: str) -> None:
     report = client.get(f"/v1/collections/{docs}/documents/report").json()
     assert report["id"] == "report"
     assert report["pages"] == 2
-    assert report["metadata"] == {"kind": "report", "year": 2024}
+    assert report["metadata"] == {"kind": "report", "year": 2024, "source": "doc.pdf"}  # the uploaded file's name
     listed = client.get(f"/v1/collections/{docs}/documents").json()
     assert listed["total"] == 2
     assert sorted(d["id"] for d in listed["data"]) == ["photo", "report"]
@@ -166,7 +166,7 @@ def test_duplicate_id_is_409_and_replace_replaces(client: httpx.Client) -> None:
     again = client.post(url, json={"image": b64(png_bytes()), "document_id": "doc", "replace": True})
     assert again.status_code == 201, again.text
     assert again.json()["pages"] == 1
-    assert again.json()["metadata"] == {}
+    assert again.json()["metadata"] == {"v": 1}  # a replace without metadata keeps the document's
     image = client.post(
         f"/v1/collections/{name}/search", json={"query": "x", "include_image": True, "exhaustive": True}
     ).json()["results"]

@@ -72,3 +72,38 @@ def test_metrics_report_collections_and_jobs(client: httpx.Client, managed: str)
     client.delete(f"/v1/collections/{managed}/documents/m3")
     after = client.get("/metrics").text
     assert _sample(after, "jev4_collection_units", f'collection="{managed}"') == counts["pages"] - 3
+
+
+def test_upload_keeps_the_file_name(client: httpx.Client, managed: str) -> None:
+    # Before: a random id and empty metadata; the file's name was lost.
+    url = f"/v1/collections/{managed}/documents"
+    pdf = pdf_bytes(1)
+    added = client.post(url, files={"file": ("Q3 report (final).pdf", pdf, "application/pdf")})
+    assert added.status_code == 201, added.text
+    assert added.json()["id"] == "Q3_report__final_.pdf"
+    assert added.json()["metadata"] == {"source": "Q3 report (final).pdf"}
+    # the same name again is the same document: 409 (not a second, random-id copy) unless replace
+    again = client.post(url, files={"file": ("Q3 report (final).pdf", pdf_bytes(2), "application/pdf")})
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "document_exists"
+    # a metadata "source" wins over the file name; a path sent as the file name keeps its last component
+    named = client.post(
+        url, files={"file": ("C:\\scans\\x.png", png_bytes(), "image/png")}, data={"metadata": '{"source": "scanner"}'}
+    )
+    assert named.status_code == 201, named.text
+    assert (named.json()["id"], named.json()["metadata"]) == ("x.png", {"source": "scanner"})
+
+
+def test_replace_keeps_metadata_unless_given(client: httpx.Client, managed: str) -> None:
+    # Before: a replace without metadata silently stored {}.
+    url = f"/v1/collections/{managed}/documents"
+    first = {"image": b64(png_bytes()), "document_id": "kept", "metadata": {"lang": "en", "year": 2024}}
+    assert client.post(url, json=first).status_code == 201
+    kept = client.post(url, json={"pdf": b64(pdf_bytes(2)), "document_id": "kept", "replace": True})
+    assert kept.status_code == 201, kept.text
+    assert (kept.json()["pages"], kept.json()["metadata"]) == (2, {"lang": "en", "year": 2024})
+    replace = {"document_id": "kept", "replace": "true"}
+    form = client.post(url, files={"file": ("new.png", png_bytes(), "image/png")}, data=replace)
+    assert form.json()["metadata"] == {"lang": "en", "year": 2024}  # the file name does not overwrite it either
+    given = client.post(url, json={"image": b64(png_bytes()), "document_id": "kept", "replace": True, "metadata": {}})
+    assert given.json()["metadata"] == {}  # metadata given: exactly that
