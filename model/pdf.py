@@ -12,6 +12,11 @@
   (a PDF encrypted with an empty user password opens normally).
 * MuPDF is quiet: its error/warning display is turned off and its warning store cleared after each use.
   Calls into MuPDF hold one module lock (MuPDF's context is not thread-safe).
+* Text layer (``text_layer=True``): each page's words as PDF text operators place them (``page.get_text
+  ("words", sort=True)``: reading order, top-left to bottom-right), with their boxes mapped into the pixels of
+  the rendered image (the page's rotation, then the render scale actually used), so a box can be drawn over the
+  page image the model saw. A page with no extractable word (a scan, a drawing) has ``text_layer=None``: no
+  OCR is attempted.
 * Memory: a page at 144 DPI (A4) is about 1190 × 1684 × 3 ≈ 6 MB; :func:`iter_pages` renders one page at a
   time when the caller does not need all of them at once.
 """
@@ -35,7 +40,7 @@ from model.errors import (
     PdfTooLargeError,
     TooManyPagesError,
 )
-from model.types import PageImage
+from model.types import PageImage, TextLayer, Word
 
 __all__ = [
     "DEFAULT_DPI",
@@ -47,6 +52,7 @@ __all__ = [
     "iter_pages",
     "parse_page_selection",
     "render_pages",
+    "text_layer",
 ]
 
 DEFAULT_DPI: Final = 144
@@ -138,8 +144,10 @@ def render_pages(
     max_pages: int = DEFAULT_MAX_PAGES,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels_per_page: int = DEFAULT_MAX_PIXELS_PER_PAGE,
+    text_layer: bool = False,
 ) -> list[PageImage]:
-    """Render the selected pages of ``pdf`` at ``dpi`` into RGB images (see the module notes for the caps)."""
+    """Render the selected pages of ``pdf`` at ``dpi`` into RGB images (see the module notes for the caps and
+    the text layer)."""
     return list(
         iter_pages(
             pdf,
@@ -148,6 +156,7 @@ def render_pages(
             max_pages=max_pages,
             max_bytes=max_bytes,
             max_pixels_per_page=max_pixels_per_page,
+            text_layer=text_layer,
         )
     )
 
@@ -160,6 +169,7 @@ def iter_pages(
     max_pages: int = DEFAULT_MAX_PAGES,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels_per_page: int = DEFAULT_MAX_PIXELS_PER_PAGE,
+    text_layer: bool = False,
 ) -> Iterator[PageImage]:
     """Like :func:`render_pages`, one page at a time. The document is opened, checked and the selection
     validated now (errors are raised by this call); pages are rendered as the iterator is consumed."""
@@ -177,10 +187,10 @@ def iter_pages(
         except BaseException:
             _close(document)
             raise
-    return _render(document, selected, dpi / 72.0, max_pixels_per_page)
+    return _render(document, selected, dpi / 72.0, max_pixels_per_page, text_layer)
 
 
-def _render(document: Any, selected: list[int], scale: float, max_pixels: int) -> Iterator[PageImage]:
+def _render(document: Any, selected: list[int], scale: float, max_pixels: int, with_text: bool) -> Iterator[PageImage]:
     import pymupdf
 
     try:
@@ -196,10 +206,45 @@ def _render(document: Any, selected: list[int], scale: float, max_pixels: int) -
                 finally:
                     pymupdf.TOOLS.reset_mupdf_warnings()
                 image = Image.frombytes("RGB", (pixmap.width, pixmap.height), pixmap.samples)
-            yield PageImage(page_number=number, image=image)
+                layer = text_layer(page, matrix, image.size) if with_text else None
+            yield PageImage(page_number=number, image=image, text_layer=layer)
     finally:
         with _LOCK:
             _close(document)
+
+
+def text_layer(page: Any, matrix: Any, size: tuple[int, int]) -> TextLayer | None:
+    """The words of a pymupdf ``page`` with boxes in the pixels of its pixmap rendered with ``matrix`` (of
+    ``size`` (width, height)); None when the page has no words. Caller holds ``_LOCK``."""
+    import pymupdf
+
+    try:
+        raw = page.get_text("words", sort=True)  # [(x0, y0, x1, y1, word, block, line, word_no)] in points
+    finally:
+        pymupdf.TOOLS.reset_mupdf_warnings()
+    if not raw:
+        return None
+    to_pixels = page.rotation_matrix * matrix  # unrotated page points -> rendered pixels
+    width, height = size
+    words: list[Word] = []
+    lines: list[list[str]] = []
+    last_line: tuple[int, int] | None = None
+    for x0, y0, x1, y1, text, block, line, _ in raw:
+        box = (pymupdf.Rect(x0, y0, x1, y1) * to_pixels).normalize()
+        words.append(
+            Word(
+                text=text,
+                x0=min(max(box.x0, 0.0), width),
+                y0=min(max(box.y0, 0.0), height),
+                x1=min(max(box.x1, 0.0), width),
+                y1=min(max(box.y1, 0.0), height),
+            )
+        )
+        if (block, line) != last_line:
+            lines.append([])
+            last_line = (block, line)
+        lines[-1].append(text)
+    return TextLayer(text="\n".join(" ".join(ws) for ws in lines), words=tuple(words))
 
 
 def _fit_scale(width: float, height: float, scale: float, max_pixels: int, number: int) -> float:

@@ -32,6 +32,8 @@ __all__ = [
     "Task",
     "TaskSpec",
     "TextInput",
+    "TextLayer",
+    "Word",
     "parse_task",
 ]
 
@@ -128,11 +130,38 @@ class ImageInput:
 
 
 @dataclass(frozen=True, slots=True)
+class Word:
+    """One word of a page's text layer; its box in pixels of the rendered page image (x right, y down)."""
+
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+@dataclass(frozen=True, slots=True)
+class TextLayer:
+    """A page's own text: its words in reading order with their boxes, and the text they spell (words joined
+    by spaces, lines by newlines)."""
+
+    text: str
+    words: tuple[Word, ...]
+
+    def scaled(self, sx: float, sy: float) -> TextLayer:
+        """The same layer over the image resized by ``sx`` horizontally and ``sy`` vertically."""
+        words = tuple(Word(w.text, w.x0 * sx, w.y0 * sy, w.x1 * sx, w.y1 * sy) for w in self.words)
+        return TextLayer(self.text, words)
+
+
+@dataclass(frozen=True, slots=True)
 class PageImage:
-    """One rendered PDF page; ``page_number`` is 1-based."""
+    """One rendered PDF page; ``page_number`` is 1-based. ``text_layer`` is None when it was not asked for or
+    the page has no text layer (a scanned page, a page of drawings); no OCR is attempted."""
 
     page_number: int
     image: Image.Image
+    text_layer: TextLayer | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,112 @@
+"""Search modes and the hybrid ranking rule shared by both backends.
+
+* ``visual`` — the first stage (dense cosine or pooled sketches) picks ``candidates`` units, exact MaxSim ranks
+  them (the original path). Signals: ``visual`` (first-stage score) and ``maxsim``.
+* ``text`` — BM25 over the units' text (:mod:`colbert.text` tokens; FTS5 or Qdrant sparse+IDF). Signal: ``text``.
+  Units without text are never returned.
+* ``hybrid`` — the BM25 top-``candidates`` and the visual first stage's top-``candidates`` (each with the filter
+  applied inside it), exact MaxSim over their union, then the final score fuses the BM25 ranking with the MaxSim
+  ranking (:mod:`colbert.fusion`; RRF by default). Every hit says which signals found it: ``text`` and/or
+  ``visual`` (each with its score and 1-based rank in its own candidate list), and its ``maxsim`` score and rank
+  within the union.
+
+:func:`fuse` is the backend-independent last step: backends supply the three score maps keyed by their own unit
+ids.
+
+>>> text, visual, maxsim = {"a": 9.0, "b": 4.0}, {"b": 0.8, "c": 0.7}, {"a": 3.0, "b": 5.0, "c": 4.0}
+>>> [(u, round(s, 5), sorted(sig)) for u, s, sig in fuse(text, visual, maxsim, 3, Fusion())]
+[('b', 0.03252, ['maxsim', 'text', 'visual']), ('a', 0.03227, ['maxsim', 'text']), ('c', 0.01613, ['maxsim', 'visual'])]
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from colbert.errors import InvalidQueryError
+from colbert.fusion import DEFAULT_RRF_K, ranks, rrf, weighted_sum
+from colbert.text import query_terms
+
+__all__ = ["Fusion", "SearchMode", "Signal", "check_query_text", "fuse", "parse_mode", "signals_of"]
+
+K = TypeVar("K", bound=Hashable)
+
+
+class SearchMode(enum.StrEnum):
+    VISUAL = "visual"
+    TEXT = "text"
+    HYBRID = "hybrid"
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One signal's view of a hit: its score and its 1-based rank among that signal's candidates."""
+
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How ``hybrid`` fuses the BM25 and MaxSim rankings: ``rrf`` (``k``; ``text_weight`` scales the BM25 term,
+    MaxSim's is 1) or ``weighted`` (min-max normalised; ``text_weight`` in [0, 1], MaxSim gets the rest)."""
+
+    method: str = "rrf"
+    k: int = DEFAULT_RRF_K
+    text_weight: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in ("rrf", "weighted"):
+            raise InvalidQueryError(f"fusion must be 'rrf' or 'weighted', got {self.method!r}")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise InvalidQueryError(f"the RRF constant k must be an int >= 1, got {self.k!r}")
+        w = self.text_weight
+        if w is not None and not (0.0 <= w <= (1.0 if self.method == "weighted" else 100.0)):
+            top = 1 if self.method == "weighted" else 100
+            raise InvalidQueryError(f"text_weight for {self.method} fusion must be in 0..{top}, got {w!r}")
+
+
+def parse_mode(mode: object) -> SearchMode:
+    """``mode`` as a :class:`SearchMode`; ``InvalidQueryError`` naming the accepted values."""
+    try:
+        return SearchMode(str(mode)) if isinstance(mode, str) else SearchMode(mode)  # type: ignore[arg-type]
+    except ValueError:
+        raise InvalidQueryError(
+            f"mode must be one of {', '.join(m.value for m in SearchMode)}, got {mode!r:.40}"
+        ) from None
+
+
+def check_query_text(query_text: object, max_terms: int) -> str:
+    """The query text of a text/hybrid search; ``InvalidQueryError`` when missing or with too many terms."""
+    if not isinstance(query_text, str) or not query_text.strip():
+        raise InvalidQueryError("modes 'text' and 'hybrid' need query_text: a non-empty string of words")
+    n = len(query_terms(query_text))
+    if n > max_terms:
+        raise InvalidQueryError(f"query_text has {n} distinct words, at most {max_terms} are searched: shorten it")
+    return query_text
+
+
+def signals_of(**lists: Mapping[K, float]) -> dict[K, dict[str, Signal]]:
+    """Per unit, each named signal's score and rank (only the signals whose list holds the unit)."""
+    out: dict[K, dict[str, Signal]] = {}
+    for name, scores in lists.items():
+        for unit, rank in ranks(scores).items():
+            out.setdefault(unit, {})[name] = Signal(float(scores[unit]), rank)
+    return out
+
+
+def fuse(
+    text: Mapping[K, float], visual: Mapping[K, float], maxsim: Mapping[K, float], k: int, fusion: Fusion
+) -> list[tuple[K, float, dict[str, Signal]]]:
+    """The hybrid top-``k``: (unit, fused score, signals), best first. ``maxsim`` must cover every unit of
+    ``text`` and ``visual`` that still exists (their union is what was reranked)."""
+    lists = {"text": text, "maxsim": maxsim}
+    if fusion.method == "rrf":
+        weights = None if fusion.text_weight is None else {"text": fusion.text_weight}
+        fused = rrf(lists, weights, k=fusion.k)
+    else:
+        fused = weighted_sum(lists, {"text": 0.5 if fusion.text_weight is None else fusion.text_weight})
+    signals = signals_of(text=text, visual=visual, maxsim=maxsim)
+    return [(unit, score, signals[unit]) for unit, score in fused[:k] if unit in signals]
