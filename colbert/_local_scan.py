@@ -1,4 +1,4 @@
-"""Exact MaxSim over stored pages of the embedded index, block by block, and the SQL behind filters.
+"""Exact MaxSim over stored pages of the embedded index, block by block.
 
 The same loop serves the rerank of the first stage's candidates and the exhaustive scan: read
 ``block_pages`` blobs in one query, decode them, score them with :func:`colbert.scoring.maxsim`, keep the
@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
 from colbert.errors import CodecError, IndexFormatError
 from colbert.scoring import PackedDocs, maxsim
-from colbert.store import CollectionConfig, canonical_json
+from colbert.store import CollectionConfig
 
-__all__ = ["PageScorer", "filter_sql", "read_pages"]
+__all__ = ["PageScorer", "read_pages"]
 
 Block = tuple[np.ndarray, list[int], list[bytes]]  # page ids (m,), vector counts, codec'd blobs
 
@@ -98,12 +97,3 @@ def _unzip(rows: list[tuple[int, int, bytes]]) -> tuple[np.ndarray, list[int], l
 def _order(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Indices sorting by score descending, then page id ascending (a deterministic tie-break)."""
     return np.lexsort((ids, -scores))
-
-
-def filter_sql(equal: Mapping[str, Any]) -> tuple[str, list[str]]:
-    """SQL selecting ascending ids of pages whose document metadata has every ``key == value``."""
-    parts = " INTERSECT ".join(["SELECT doc_id FROM doc_fields WHERE key = ? AND value = ?"] * len(equal))
-    params: list[str] = []
-    for key, value in equal.items():
-        params += [key, canonical_json(value)]
-    return f"SELECT id FROM pages WHERE doc_id IN ({parts}) ORDER BY id", params

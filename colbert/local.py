@@ -22,9 +22,9 @@ Why SQLite (stdlib) and this layout:
   (``sketch_vectors × multivector_dim × 2`` bytes per page, 2 KiB at 8 × 128). Candidates are chosen by
   approximate MaxSim of the query's tokens against the sketches, which tracks exact MaxSim far more closely
   than one dense vector does; ``prefetch`` optionally narrows the sketch scan to the dense top-``prefetch``.
-* **Filters before ranking.** Equality filters select the matching pages through an indexed postings table
-  (``doc_fields``) and the first stage ranks only those, so k results come back however selective the
-  filter is.
+* **Filters before ranking.** Filters (:mod:`colbert.filters`) select the matching pages (equality through an
+  indexed postings table, ``doc_fields``) and the first stage ranks only those, so k results come back
+  however selective the filter is.
 * ``exhaustive=True`` (or ``query_dense=None``) scores every (matching) page, streaming blobs in blocks of
   ``scan_block_pages`` so memory stays bounded at any size.
 
@@ -49,9 +49,17 @@ import numpy as np
 
 from colbert import _schema
 from colbert._dense import DenseSnapshot
-from colbert._local_scan import PageScorer, filter_sql, read_pages
+from colbert._local_filter import doc_field_rows, filter_docs_sql, filter_sql
+from colbert._local_scan import PageScorer, read_pages
 from colbert._sketch import page_sketch, pool_query, to_bf16_bits
-from colbert.errors import DocumentExistsError, IndexFormatError, InvalidQueryError, StoreClosedError
+from colbert.errors import (
+    DocumentExistsError,
+    IndexFormatError,
+    InvalidFilterError,
+    InvalidQueryError,
+    StoreClosedError,
+)
+from colbert.filters import MetadataFilter
 from colbert.pooling import pool_tokens
 from colbert.quantize import decode, encode
 from colbert.store import (
@@ -197,8 +205,7 @@ class LocalStore:
                 conn.execute("INSERT INTO multivectors (page_id, n, data) VALUES (?, ?, ?)", (cur.lastrowid, n, blob))
                 conn.execute("INSERT INTO sketches (page_id, data) VALUES (?, ?)", (cur.lastrowid, sketch))
             conn.executemany(
-                "INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)",
-                [(k, canonical_json(v), doc_id) for k, v in meta.items() if isinstance(v, str | int)],
+                "INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)", doc_field_rows(doc_id, meta)
             )
         return DocumentInfo(doc_id, len(rows), meta, created)
 
@@ -208,6 +215,18 @@ class LocalStore:
             raise InvalidQueryError(f"doc_id must be a str, got {type(doc_id).__name__}")
         with self._write() as conn:
             return self._delete_rows(conn, doc_id)
+
+    def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter) -> list[str]:
+        """Delete every document whose metadata passes ``filter`` (non-empty) in one transaction; their ids."""
+        flt = validate_filter(filter)
+        if not flt:
+            raise InvalidFilterError("delete by filter needs at least one condition (an empty filter matches all)")
+        sql, params = filter_docs_sql(flt)
+        with self._write() as conn:
+            doomed = sorted(r[0] for r in conn.execute(sql, params))
+            for doc_id in doomed:
+                self._delete_rows(conn, doc_id)
+        return doomed
 
     def _page_row(self, record: PageRecord) -> tuple[int, str, bytes, int, bytes, bytes]:
         mv = record.multivector  # (n, d) float32
@@ -311,11 +330,11 @@ class LocalStore:
           the sketches with the query pooled to that many weighted centroids (:func:`colbert._sketch.pool_query`;
           ~Lq/groups times cheaper, a coarser ranking); the rerank always uses every query token.
 
-        Equality ``filter`` s restrict every stage to the matching pages.
+        ``filter`` (:mod:`colbert.filters`) restricts every stage to the matching pages.
         """
         limits = self.options.limits
         q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
-        equal = validate_filter(filter)
+        flt = validate_filter(filter)
         first_stage = self.options.first_stage if first_stage is None else first_stage
         if first_stage not in ("dense", "pooled"):
             raise InvalidQueryError(f"first_stage must be 'dense' or 'pooled', got {first_stage!r}")
@@ -329,7 +348,7 @@ class LocalStore:
             raise InvalidQueryError(f"query_groups must be None or an int >= 1, got {query_groups!r}")
         with self._read() as conn:
             snap = self._snapshot_for(conn)
-            allowed = self._filtered_ids(conn, equal) if equal else None
+            allowed = self._filtered_ids(conn, flt) if flt else None
             rows = None if allowed is None else snap.rows_of(allowed)
             if exhaustive or (dense is None and first_stage == "dense"):
                 ids, scores = self._scorer.top(conn, q, k, allowed)
@@ -367,8 +386,8 @@ class LocalStore:
         with self._read() as conn:  # this reader thread's own connection
             return read_pages(conn, ids)
 
-    def _filtered_ids(self, conn: sqlite3.Connection, equal: Mapping[str, Any]) -> np.ndarray:
-        sql, params = filter_sql(equal)
+    def _filtered_ids(self, conn: sqlite3.Connection, flt: MetadataFilter) -> np.ndarray:
+        sql, params = filter_sql(flt)
         return np.fromiter((r[0] for r in conn.execute(sql, params)), dtype=np.int64)  # ascending page ids
 
     def _hits(self, conn: sqlite3.Connection, ids: np.ndarray, scores: np.ndarray) -> list[Hit]:

@@ -42,13 +42,16 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
+from colbert._qdrant_filter import qdrant_filter
 from colbert.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
     DocumentExistsError,
     IndexFormatError,
+    InvalidFilterError,
     InvalidQueryError,
 )
+from colbert.filters import MetadataFilter
 from colbert.pooling import pool_tokens
 from colbert.quantize import Codec, decode, encode
 from colbert.store import (
@@ -205,6 +208,25 @@ class QdrantStore:
         self._drop_pages(doc_id, keep_version=None)
         return existed
 
+    def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter) -> list[str]:
+        """Delete every document whose metadata passes ``filter`` (non-empty); their ids. Each document goes
+        as :meth:`delete_document` does (record first, then pages); the set is not one atomic step."""
+        flt = validate_filter(filter)
+        if not flt:
+            raise InvalidFilterError("delete by filter needs at least one condition (an empty filter matches all)")
+        doomed: list[str] = []
+        offset: Any = None
+        while True:
+            records, offset = self.client.scroll(
+                self._docs, scroll_filter=qdrant_filter(flt), limit=256, offset=offset, with_payload=["doc_id"]
+            )
+            doomed += [str((r.payload or {})["doc_id"]) for r in records]
+            if offset is None:
+                break
+        for doc_id in sorted(doomed):
+            self.delete_document(doc_id)
+        return sorted(doomed)
+
     def _point(self, doc_id: str, version: str, meta: dict[str, Any], record: PageRecord) -> qm.PointStruct:
         mv = record.multivector  # (n, d) float32
         if self.config.pool_factor > 1:
@@ -297,8 +319,7 @@ class QdrantStore:
     ) -> list[Hit]:
         limits = self.options.limits
         q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
-        equal = validate_filter(filter)
-        flt = qm.Filter(must=[_match(f"metadata.{key}", v) for key, v in equal.items()]) if equal else None
+        flt = qdrant_filter(validate_filter(filter))
         pool = candidates if not (exhaustive or dense is None) else None
         want = k
         while True:

@@ -13,23 +13,23 @@ qdrant-client's local mode).
 Validation of caller input lives here so both backends reject the same things with the same typed errors
 (:mod:`colbert.errors`); every limit is a field of :class:`StoreLimits`.
 
-Equality filters (``search(..., filter={"lang": "en", "year": 2024})``) match top-level keys of the *document*
-metadata; values must be ``str``, ``int`` or ``bool`` (what both backends can compare exactly; ``1`` does not
-match ``true``); several keys are ANDed.
+Filters (``search(..., filter={"lang": "en", "year": {"$gte": 2020}})``) test top-level keys of the *document*
+metadata: equality, ``$in``, ``$ne``, ``$gt/$gte/$lt/$lte``, ``$exists``, ANDed; the syntax and the semantics
+both backends share are in :mod:`colbert.filters` (``1`` does not match ``true``; lists match by any element).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from colbert.errors import DimensionMismatchError, InvalidDocumentError, InvalidFilterError, InvalidQueryError
+from colbert.errors import DimensionMismatchError, InvalidDocumentError, InvalidQueryError
+from colbert.filters import MetadataFilter, parse_filter
 from colbert.quantize import Codec
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
 ]
 
 FilterValue = str | int | bool
-_FILTER_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -117,6 +116,8 @@ class Store(Protocol):
     ) -> DocumentInfo: ...
 
     def delete_document(self, doc_id: str) -> bool: ...
+
+    def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter) -> list[str]: ...
 
     def get_document(self, doc_id: str) -> DocumentInfo | None: ...
 
@@ -232,22 +233,9 @@ def validate_document(
     return doc_id, out, _json_object(metadata, "metadata", limits)
 
 
-def validate_filter(filter: Mapping[str, Any] | None) -> dict[str, FilterValue]:
-    """Equality filter on top-level document metadata keys; values str, int or bool."""
-    if filter is None:
-        return {}
-    if not isinstance(filter, Mapping):
-        raise InvalidFilterError(f"filter must be a mapping of key -> value, got {type(filter).__name__}")
-    out: dict[str, FilterValue] = {}
-    for key, value in filter.items():
-        if not isinstance(key, str) or not _FILTER_KEY.match(key):
-            raise InvalidFilterError(
-                f"filter key must match {_FILTER_KEY.pattern} (top-level metadata key), got {key!r}"
-            )
-        if not isinstance(value, str | int | bool):
-            raise InvalidFilterError(f"filter value for {key!r} must be str, int or bool, got {type(value).__name__}")
-        out[key] = value
-    return out
+def validate_filter(filter: Mapping[str, Any] | MetadataFilter | None) -> MetadataFilter:
+    """Parse a metadata filter once (syntax and semantics: :mod:`colbert.filters`); ``InvalidFilterError``."""
+    return parse_filter(filter)
 
 
 def validate_search(

@@ -171,7 +171,10 @@ class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     top_k: Annotated[int, Meta(ge=1, le=1000)] = 10
     filter: Annotated[
         dict[str, Any] | None,
-        Meta(description='Equality on top-level document metadata keys, ANDed: {"lang": "en", "year": 2024}'),
+        Meta(
+            description='Conditions on top-level document metadata, ANDed: {"lang": "en", "year": {"$gte": 2020}, '
+            '"tag": {"$in": ["a", "b"]}, "draft": {"$ne": true}, "owner": {"$exists": true}}'
+        ),
     ] = None
     include_image: Annotated[bool, Meta(description="Add each page's image (base64 PNG)")] = False
     include_similarity_map: Annotated[
