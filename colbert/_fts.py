@@ -5,8 +5,9 @@
   FTS5's own ``unicode61`` tokenizer, configured to treat letters, digits and marks as word characters,
   splits them back exactly). It is written in the same transaction as the unit's vectors.
 * Contentless tables cannot read their rows back, so a unit is removed with FTS5's ``'delete'`` command and
-  the same terms it was added with: they are recomputed from the stored text by the same tokeniser (the
-  tokeniser's version is stored in the index's meta table; a different version is an IndexFormatError).
+  the same terms it was added with: they are recomputed from the stored text by the same tokeniser. NOT YET
+  DONE: storing :data:`colbert.text.TOKENIZER_VERSION` in the index's meta table and refusing (or rebuilding)
+  an index written under another version; until then a change to the tokeniser's rules needs a rebuild.
 * Queries never reach FTS5's parser as written: the query's tokens (letters/digits only) are each quoted and
   ORed, ``"error" OR "42"``, so quotes, ``NEAR``, ``*``, ``-``, ``:`` and parentheses are plain words.
 * Scores: FTS5's ``bm25()`` (k1 = 1.2, b = 0.75, IDF ``ln((N - n + 0.5) / (n + 0.5))`` floored at 1e-6),

@@ -20,7 +20,8 @@ Rules (``tokens`` applies them in this order):
 6. Tokens longer than :data:`MAX_TOKEN_CHARS` are dropped (base64 blobs, hashes: noise for ranking).
 
 No stemming and no stop words: BM25's IDF already discounts common words, and exact forms matter for codes and
-identifiers. :data:`TOKENIZER_VERSION` is stored with an index; changing these rules changes it.
+identifiers. :data:`TOKENIZER_VERSION` names these rules (to be stored with an index, so that a change is
+detected: not done yet); changing the rules changes it.
 
 >>> tokens("parsePageSelection(spec) -> list[int]")
 ['parse', 'page', 'selection', 'parsepageselection', 'spec', 'list', 'int']
