@@ -85,9 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     search = sub.add_parser("search", help="search a collection with a text query")
     _model_flags(search)
     _command_flags(index, search)
-    from service.cli_manage import add_manage_commands
+    from service.cli_manage import add_jobs_command, add_manage_commands
 
     add_manage_commands(sub, _data_flags)
+    add_jobs_command(sub, _data_flags)
     return parser
 
 
@@ -182,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
-    if args.command in ("collections", "documents"):
+    if args.command in ("collections", "documents", "jobs"):
         from service.cli_manage import manage_command
 
         return manage_command(args)

@@ -10,6 +10,10 @@ human text (``--json``: one JSON object per line instead)::
     python -m service documents list --collection NAME       # GET    /v1/collections/{name}/documents
     python -m service documents show ID --collection NAME    # GET    /v1/collections/{name}/documents/{id}
     python -m service documents delete ID --collection NAME  # DELETE /v1/collections/{name}/documents/{id}
+    python -m service jobs list --collection NAME            # GET    /v1/collections/{name}/jobs
+
+Indexing jobs live in the memory of the server that runs them, so ``jobs`` asks that server over HTTP
+(``--url``, default ``http://JEV4_HOST:JEV4_PORT``; the first of ``JEV4_API_KEYS`` as the Bearer key).
 
 Errors print ``error: <the message the API would send>`` on stderr; exit status 0 on success, 1 when the
 thing named does not exist or the request is refused, 2 when nothing could start.
@@ -61,6 +65,16 @@ def add_manage_commands(sub: Any, common: Callable[[argparse.ArgumentParser], No
         _finish(p, common, collection=True)
 
 
+def add_jobs_command(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add ``jobs list`` (asks a running server, see the module doc)."""
+    jobs = sub.add_parser("jobs", help="indexing jobs of a running server (they live in its memory)")
+    jobs_sub = jobs.add_subparsers(dest="action", required=True)
+    p = jobs_sub.add_parser("list", help="the collection's jobs, newest first")
+    p.add_argument("--status", choices=["queued", "running", "succeeded", "failed"])
+    p.add_argument("--url", help="the server (default http://HOST:PORT from the settings)")
+    _finish(p, common, collection=True)
+
+
 def _finish(parser: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None], **opts: bool) -> None:
     if opts.get("collection"):
         parser.add_argument("--collection", required=True, help="collection name")
@@ -78,8 +92,34 @@ def manage_command(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "jobs":
+        return _jobs(settings, args)
     action = _ACTIONS[(args.command, args.action)]
     return asyncio.run(_run(settings, args, action))
+
+
+def _jobs(settings: Any, args: argparse.Namespace) -> int:
+    import httpx
+
+    url = (args.url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    headers = {"Authorization": f"Bearer {settings.api_keys[0]}"} if settings.api_keys else {}
+    params = {"status": args.status} if args.status else {}
+    try:
+        response = httpx.get(f"{url}/v1/collections/{args.collection}/jobs", params=params, headers=headers)
+    except httpx.TransportError as exc:
+        print(f"error: no server answers at {url} ({exc}); jobs live in a running server's memory", file=sys.stderr)
+        return 2
+    if response.status_code != 200:
+        print(f"error: {response.json().get('error', {}).get('message', response.text)}", file=sys.stderr)
+        return 1
+    for job in response.json()["data"]:
+        total = "?" if job["pages_total"] is None else job["pages_total"]
+        text = f"{job['id']}  {job['status']}  {job['document_id']}  {job['pages_done']}/{total} pages  "
+        text += f"created {_when(job['created_at'])}"
+        if job.get("error"):
+            text += f"\n    {job['error']['code']}: {job['error']['message']}"
+        print(json.dumps(job, ensure_ascii=False) if args.json else text)
+    return 0
 
 
 async def _run(settings: Any, args: argparse.Namespace, action: Action) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.service.conftest import LiveServer
 from tests.service.helpers import b64, pdf_bytes, png_bytes
 
 
@@ -107,3 +108,27 @@ def test_replace_keeps_metadata_unless_given(client: httpx.Client, managed: str)
     assert form.json()["metadata"] == {"lang": "en", "year": 2024}  # the file name does not overwrite it either
     given = client.post(url, json={"image": b64(png_bytes()), "document_id": "kept", "replace": True, "metadata": {}})
     assert given.json()["metadata"] == {}  # metadata given: exactly that
+
+
+def test_cli_lists_the_servers_jobs(
+    client: httpx.Client, managed: str, live_server: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.__main__ import main
+
+    body = {"image": b64(png_bytes()), "document_id": "cli-job"}
+    job = client.post(f"/v1/collections/{managed}/documents?wait=false", json=body)
+    assert job.status_code == 202
+    assert _wait(client, job.headers["location"])["status"] == "succeeded"
+    env = {"JEV4_API_KEYS": live_server.api_key}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        code = main(["jobs", "list", "--collection", managed, "--url", live_server.url, "--status", "succeeded"])
+        failed = main(["jobs", "list", "--collection", managed, "--url", live_server.url, "--status", "failed"])
+        missing = main(["jobs", "list", "--collection", "no-such-thing", "--url", live_server.url])
+    out, err = capsys.readouterr()
+    assert (code, failed, missing) == (0, 0, 1)
+    assert out.splitlines()[0].startswith(f"{job.json()['id']}  succeeded  cli-job  1/1 pages  created ")
+    assert job.json()["id"] not in out.split("\n", 1)[1]  # not among the failed ones
+    assert err.strip() == "error: no collection named 'no-such-thing'"
+    assert "Object(" not in out
