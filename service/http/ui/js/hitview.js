@@ -5,7 +5,7 @@ import { $, clear, h } from "./dom.js";
 import { combined, paint } from "./heatmap.js";
 import { report } from "./report.js";
 
-let current = null; // {collection, documentId, page, query, rank, score}
+let current = null; // {collection, documentId, page, query, rank, score, highlights?}
 let similarity = null; // the API's similarity_map of the shown page
 let generation = 0;
 
@@ -33,6 +33,22 @@ function tokenButtons(tokens) {
     h("button", { type: "button", class: "token", dataset: { token }, title: hint, onclick: () => showToken(token) }, label);
   box.append(button("whole query", "all", "max over all query tokens"));
   tokens.forEach((t, i) => box.append(button(t.trim() ? t : `␣${t}`, String(i), `token ${i}`)));
+}
+
+// Matched words (hybrid search's `highlights`: boxes in pixels of the page image) as outlined boxes.
+function showBoxes(boxes, img) {
+  const layer = clear($("#hit-boxes"));
+  if (!Array.isArray(boxes) || !img.naturalWidth) return;
+  const w = img.naturalWidth;
+  const hgt = img.naturalHeight;
+  for (const b of boxes) {
+    const box = h("span", { class: "word-box", title: b.word });
+    box.style.left = `${(100 * b.x0) / w}%`;
+    box.style.top = `${(100 * b.y0) / hgt}%`;
+    box.style.width = `${(100 * (b.x1 - b.x0)) / w}%`;
+    box.style.height = `${(100 * (b.y1 - b.y0)) / hgt}%`;
+    layer.append(box);
+  }
 }
 
 async function loadMap(view, mine) {
@@ -69,6 +85,8 @@ export async function openPage(view) {
     const img = $("#hit-image");
     img.alt = `page ${view.page} of document ${view.documentId}`;
     img.src = url;
+    clear($("#hit-boxes"));
+    if (view.highlights) img.decode().then(() => mine === generation && showBoxes(view.highlights, img), () => {});
     if (view.query) await loadMap(view, mine);
     else $("#hit-status").textContent = "";
   } catch (err) {
@@ -80,7 +98,7 @@ export async function openPage(view) {
 
 function step(delta) {
   if (!current || current.page + delta < 1) return;
-  openPage({ ...current, page: current.page + delta, rank: undefined, score: undefined });
+  openPage({ ...current, page: current.page + delta, rank: undefined, score: undefined, highlights: undefined });
 }
 
 export function initHitView() {

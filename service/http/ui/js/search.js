@@ -24,7 +24,11 @@ function card(collection, query, hit, rank) {
   const img = h("img", { alt: `page ${hit.page} of ${hit.document_id}`, width: 160 });
   const text = snippet(hit);
   if (!text) lazyImage(img, () => imageUrl(collection, hit.document_id, hit.page, "thumbnail"));
-  const open = () => openPage({ collection, documentId: hit.document_id, page: hit.page, query, rank, score: hit.score });
+  const view = { collection, documentId: hit.document_id, page: hit.page, query, rank, score: hit.score };
+  const open = () => openPage({ ...view, highlights: hit.highlights });
+  const signals = Object.entries(hit.signals || {})
+    .map(([name, s]) => `${name} #${s.rank}`)
+    .join(" · ");
   return h(
     "li",
     { class: "hit" },
@@ -40,6 +44,7 @@ function card(collection, query, hit, rank) {
       ),
       h("span", { class: "hit-doc" }, hit.document_id),
       h("span", { class: "muted" }, `page ${hit.page}`),
+      signals ? h("span", { class: "muted signals" }, signals) : null,
     ),
   );
 }
