@@ -50,6 +50,9 @@ fi
 if command -v npm >/dev/null 2>&1 && [ ! -f node_modules/axe-core/axe.min.js ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
+# The Jina client integrations (LlamaIndex, LangChain, Haystack) the test suite drives, in their own venv.
+[ -x .clients-venv/bin/python ] || "$PY" -m venv .clients-venv
+.clients-venv/bin/python -m pip install -q -r scripts/clients-requirements.txt
 echo "setup done: $(.venv/bin/python -c 'import torch, transformers, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)')"
 if [ "$gpu" = 1 ]; then
   .venv/bin/python - <<'EOF'

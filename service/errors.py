@@ -35,6 +35,7 @@ a 500 whose body says only "internal server error" (the traceback goes to the lo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from colbert import errors as ce
 from model import errors as me
@@ -71,8 +72,10 @@ class ErrorInfo:
     message: str
     headers: tuple[tuple[str, str], ...] = ()
 
-    def body(self) -> dict[str, dict[str, str]]:
-        return {"error": {"message": self.message, "type": self.type, "code": self.code}}
+    def body(self) -> dict[str, Any]:
+        """``{"error": {...}}``, plus ``detail`` (the message again): Jina's API answers errors with ``detail``
+        and its published clients (LangChain, LlamaIndex, Haystack) raise ``resp["detail"]``."""
+        return {"error": {"message": self.message, "type": self.type, "code": self.code}, "detail": self.message}
 
 
 class ServiceError(Exception):

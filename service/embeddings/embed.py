@@ -9,6 +9,10 @@ Decisions (documented in the README's API section):
 - ``dimensions`` must be one of the checkpoint's Matryoshka sizes (or its full size), else 422; it applies to
   single vectors, and is refused (422) together with ``return_multivector`` (multi-vectors are always 128-d).
 - ``return_multivector`` returns ``embeddings`` (tokens x 128) INSTEAD of ``embedding``, as Jina does.
+- ``return_dense`` (our extension) with ``return_multivector``: each item carries both ``embedding`` and
+  ``embeddings``, computed by the same forward pass; ``dimensions`` then applies to ``embedding``.
+- ``normalized`` (Jina's v3/v5 field): v4 vectors are always L2-normalised, so ``true`` changes nothing and
+  ``false`` is a 422 (it would ask for something this model cannot give).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class EmbedOptions:
     as_dict: bool
     dimensions: int | None
     multivector: bool
+    dense: bool
     late_chunking: bool
     truncate: bool
 
@@ -53,30 +58,19 @@ class EmbedOptions:
 def resolve_options(data: EmbeddingsRequest, default_task: str, allowed_dims: Collection[int]) -> EmbedOptions:
     """Validate task, encoding and dimensions (422 with the allowed values on error)."""
     spec = parse_task(data.task if data.task is not None else default_task)
-    if data.encoding_format is not None and data.encoding_format not in ("float", "base64"):
+    kinds = _kinds(data)
+    if data.normalized is False:
         raise UnprocessableError(
-            f"encoding_format must be 'float' or 'base64', got {data.encoding_format!r}",
-            code="invalid_encoding",
+            "normalized=false is not available: jina-embeddings-v4 vectors are always L2-normalised "
+            "(drop normalized or send true)",
+            code="invalid_normalized",
         )
-    requested: str | list[str] = "float"
-    if data.embedding_type is not None:
-        requested = data.embedding_type
-        if data.encoding_format is not None and requested != data.encoding_format:
-            raise UnprocessableError(
-                f"encoding_format={data.encoding_format!r} and embedding_type={requested!r} differ; send one",
-                code="invalid_encoding",
-            )
-    elif data.encoding_format is not None:
-        requested = data.encoding_format
-    try:
-        kinds = parse_embedding_types(requested)
-    except ValueError as exc:
-        raise UnprocessableError(str(exc), code="invalid_encoding") from None
+    dense = not data.return_multivector or data.return_dense
     if data.dimensions is not None:
-        if data.return_multivector:
+        if not dense:
             raise UnprocessableError(
                 "dimensions applies to single vectors; multi-vectors are always 128-d "
-                "(drop dimensions or return_multivector)",
+                "(drop dimensions, or add return_dense=true to get both)",
                 code="invalid_dimensions",
             )
         if data.dimensions not in allowed_dims:
@@ -84,12 +78,44 @@ def resolve_options(data: EmbeddingsRequest, default_task: str, allowed_dims: Co
     return EmbedOptions(
         spec=spec,
         kinds=kinds,
-        as_dict=isinstance(data.embedding_type, list),
+        as_dict=isinstance(_requested_type(data), list),
         dimensions=data.dimensions,
         multivector=data.return_multivector,
+        dense=dense,
         late_chunking=data.late_chunking,
         truncate=data.truncate,
     )
+
+
+def _requested_type(data: EmbeddingsRequest) -> str | list[str]:
+    """The one encoding asked for by ``embedding_type``, its alias ``encoding_type`` and/or OpenAI's
+    ``encoding_format`` (400 when they disagree); ``float`` when none is given."""
+    given = {
+        name: value
+        for name, value in (
+            ("embedding_type", data.embedding_type),
+            ("encoding_type", data.encoding_type),
+            ("encoding_format", data.encoding_format),
+        )
+        if value is not None
+    }
+    values = list(given.values())
+    if any(value != values[0] for value in values[1:]):
+        shown = ", ".join(f"{name}={value!r}" for name, value in given.items())
+        raise UnprocessableError(f"{shown} differ; send one of them", code="invalid_encoding")
+    return values[0] if values else "float"
+
+
+def _kinds(data: EmbeddingsRequest) -> list[EmbeddingType]:
+    if data.encoding_format is not None and data.encoding_format not in ("float", "base64"):
+        raise UnprocessableError(
+            f"encoding_format must be 'float' or 'base64', got {data.encoding_format!r}",
+            code="invalid_encoding",
+        )
+    try:
+        return parse_embedding_types(_requested_type(data))
+    except ValueError as exc:
+        raise UnprocessableError(str(exc), code="invalid_encoding") from None
 
 
 async def embed_request(runtime: Runtime, data: EmbeddingsRequest) -> EmbeddingsResponse:
@@ -144,7 +170,7 @@ def _build_items(
             item.embeddings = msgspec.Raw(
                 msgspec.json.encode(encode_value(out.multivector, options.kinds, as_dict=options.as_dict))
             )
-        else:
+        if options.dense:
             item.embedding = msgspec.Raw(
                 msgspec.json.encode(encode_value(dense[i], options.kinds, as_dict=options.as_dict))
             )

@@ -7,7 +7,9 @@ Exact definitions (a vector ``v`` of ``d`` float32 values, already truncated and
                 (``numpy.frombuffer(base64.b64decode(s), "<f4")`` gives ``v`` back bit for bit).
 - ``binary``  : sign bits, ``bit = 1 if v[i] > 0 else 0``, packed 8 per byte most-significant bit first
                 (``numpy.packbits``, element 0 is the MSB of byte 0; ``d/8`` bytes, d is a multiple of 8),
-                each byte sent as a signed int8 (-128..127) JSON number.
+                each byte ``b`` (0..255) sent as the signed int8 ``b - 128`` (-128..127): offset binary, as
+                sentence-transformers' ``quantize_embeddings(precision="binary")``, Cohere and Jina do (clients
+                recover the bytes with ``+ 128``; NOT a two's-complement view of the byte).
 - ``ubinary`` : the same bytes as unsigned uint8 (0..255).
 
 A multi-vector (``n x d``) is a JSON array of ``n`` rows, each row encoded as above (so ``base64`` gives
@@ -18,8 +20,8 @@ A multi-vector (``n x d``) is a JSON array of ``n`` rows, each row encoded as ab
 >>> v = np.array([0.5, -0.25, 0.0, 1.0, -1.0, 0.1, 0.2, -0.3], dtype=np.float32)
 >>> encode_vector(v, EmbeddingType.UBINARY)          # bits 1,0,0,1,0,1,1,0 -> 0b10010110
 [150]
->>> encode_vector(v, EmbeddingType.BINARY)
-[-106]
+>>> encode_vector(v, EmbeddingType.BINARY)          # 150 - 128
+[22]
 >>> decode_base64(encode_vector(v, EmbeddingType.BASE64)).tolist() == v.tolist()
 True
 """
@@ -82,7 +84,7 @@ def encode_vector(vector: npt.NDArray[np.float32], kind: EmbeddingType) -> Any:
     bits = np.packbits(vector > 0)  # (ceil(d/8),) uint8, element 0 -> MSB of byte 0
     if kind is EmbeddingType.UBINARY:
         return bits.tolist()
-    return bits.view(np.int8).tolist()
+    return (bits.astype(np.int16) - 128).tolist()
 
 
 def encode_multivector(matrix: npt.NDArray[np.float32], kind: EmbeddingType) -> list[Any]:
@@ -95,7 +97,7 @@ def encode_multivector(matrix: npt.NDArray[np.float32], kind: EmbeddingType) -> 
     bits = np.packbits(matrix > 0, axis=1)  # (n, ceil(d/8)) uint8
     if kind is EmbeddingType.UBINARY:
         return bits.tolist()  # type: ignore[no-any-return]
-    return bits.view(np.int8).tolist()  # type: ignore[no-any-return]
+    return (bits.astype(np.int16) - 128).tolist()  # type: ignore[no-any-return]
 
 
 def encode_value(array: npt.NDArray[np.float32], kinds: Sequence[EmbeddingType], *, as_dict: bool) -> Any:

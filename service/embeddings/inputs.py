@@ -6,6 +6,13 @@
  PdfItem(source='JVBER...', pages='1-2')]
 >>> parse_inputs("one string")
 [TextItem(text='one string')]
+
+Aliases (shapes Jina's API and its published clients send; docs/clients.md):
+
+>>> parse_inputs([{"url": "https://x/cat.png"}, {"bytes": "iVBOR..."}, "data:image/png;base64,iVBOR..."])
+... # doctest: +NORMALIZE_WHITESPACE
+[ImageItem(source='https://x/cat.png'), ImageItem(source='iVBOR...'),
+ ImageItem(source='data:image/png;base64,iVBOR...')]
 """
 
 from __future__ import annotations
@@ -37,6 +44,10 @@ class PdfItem:
 InputItem = TextItem | ImageItem | PdfItem
 
 _KINDS = '"text", "image" or "pdf"'
+_OTHER_MODALITIES = ("audio", "video")
+# {"url": ...} and {"bytes": base64} are Jina's image objects of the CLIP era, still sent by LlamaIndex's and
+# LangChain's Jina embeddings for images.
+_IMAGE_ALIASES = ("url", "bytes")
 
 
 def parse_inputs(raw: Any, *, max_items: int | None = None, field: str = "input") -> list[InputItem]:
@@ -55,7 +66,7 @@ def parse_inputs(raw: Any, *, max_items: int | None = None, field: str = "input"
 def parse_item(value: Any, where: str) -> InputItem:
     """One input value -> an item (422 naming ``where`` when it is neither a string nor a known object)."""
     if isinstance(value, str):
-        return TextItem(value)
+        return _from_string(value)
     if isinstance(value, int | float | list):
         raise UnprocessableError(
             f"{where}: token ids and numbers are not accepted; send text as a string or {{'text': ...}}",
@@ -63,7 +74,17 @@ def parse_item(value: Any, where: str) -> InputItem:
         )
     if not isinstance(value, dict):
         raise UnprocessableError(f"{where}: expected a string or an object with {_KINDS}", code="invalid_input")
+    alias = [k for k in _IMAGE_ALIASES if k in value]
+    if alias and not any(k in value for k in ("text", "image", "pdf")):
+        value = {"image" if k == alias[0] else k: v for k, v in value.items()}
     kinds = [k for k in ("text", "image", "pdf") if k in value]
+    other = [k for k in _OTHER_MODALITIES if k in value]
+    if other:
+        raise UnprocessableError(
+            f"{where}: {other[0]} inputs are not supported: this server serves jina-embeddings-v4, which embeds "
+            f"text, images and PDF pages; send an object with {_KINDS}",
+            code="unsupported_input_type",
+        )
     if len(kinds) != 1:
         found = ", ".join(sorted(map(str, value))) or "none"
         raise UnprocessableError(
@@ -90,3 +111,15 @@ def parse_item(value: Any, where: str) -> InputItem:
     if pages is not None and not isinstance(pages, str):
         raise UnprocessableError(f'{where}.pages: expected a string like "1-3,7"', code="invalid_input")
     return PdfItem(content, pages)
+
+
+def _from_string(value: str) -> InputItem:
+    """A bare string is text, except a base64 data URI of an image or a PDF (Haystack's Jina image embedder
+    sends images this way; no text starts with ``data:image/...;base64,``)."""
+    head = value[:64].lower()
+    if head.startswith("data:") and ";base64," in head:
+        if head.startswith("data:image/"):
+            return ImageItem(value)
+        if head.startswith("data:application/pdf;"):
+            return PdfItem(value)
+    return TextItem(value)

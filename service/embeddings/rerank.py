@@ -7,12 +7,16 @@ The query is embedded with ``<task>.query``, documents with ``<task>.passage`` (
 - ``cosine``: dot product of the L2-normalised single vectors, in [-1, 1].
 
 Results are sorted by score (descending), cut to ``top_n``; ``index`` is the document's request position.
+
+jina-reranker-m0's request shape is accepted as it is: the query a string, ``{"text"}`` or ``{"image"}``;
+documents strings, ``{"text"}`` or ``{"image"}`` objects, a document object optionally carrying an ``"id"``
+(Jina's TextDoc), which comes back in ``document`` with the rest of the object as it was sent.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,11 +49,25 @@ def _no_pdf(items: list[InputItem], field: str) -> None:
             raise UnprocessableError(f"{field}[{i}]: rerank takes texts and images, not PDFs", code="invalid_input")
 
 
-def _document(item: InputItem) -> dict[str, str]:
+def _document(item: InputItem, raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return dict(raw)  # as sent (Jina: "all text fields will be preserved in the response")
     if isinstance(item, TextItem):
         return {"text": item.text}
     assert isinstance(item, ImageItem)
     return {"image": item.source}
+
+
+def _without_ids(documents: list[Any]) -> list[Any]:
+    """Documents with a TextDoc ``id`` set aside (it must be a string; it is echoed, never embedded)."""
+    out: list[Any] = []
+    for i, doc in enumerate(documents):
+        if isinstance(doc, dict) and "id" in doc:
+            if not isinstance(doc["id"], str):
+                raise BadRequestError(f"documents[{i}].id: expected a string", code="invalid_input")
+            doc = {k: v for k, v in doc.items() if k != "id"}
+        out.append(doc)
+    return out
 
 
 async def rerank_request(runtime: Runtime, data: RerankRequest) -> RerankResponse:
@@ -60,7 +78,9 @@ async def rerank_request(runtime: Runtime, data: RerankRequest) -> RerankRespons
     query_spec, doc_spec = _specs(data.task)
     query = parse_item(data.query, "query")
     _no_pdf([query], "query")
-    documents = parse_inputs(data.documents, max_items=runtime.settings.max_items_per_request, field="documents")
+    documents = parse_inputs(
+        _without_ids(data.documents), max_items=runtime.settings.max_items_per_request, field="documents"
+    )
     _no_pdf(documents, "documents")
     query_rows, doc_rows = await asyncio.gather(
         preparer.prepare([query], query_spec, truncate=data.truncate),
@@ -81,7 +101,9 @@ async def rerank_request(runtime: Runtime, data: RerankRequest) -> RerankRespons
     results = [
         RerankResult(index=int(i), relevance_score=float(scores[i]))
         if not data.return_documents
-        else RerankResult(index=int(i), relevance_score=float(scores[i]), document=_document(documents[i]))
+        else RerankResult(
+            index=int(i), relevance_score=float(scores[i]), document=_document(documents[i], data.documents[i])
+        )
         for i in order
     ]
     tokens = sum(row.prepared.num_tokens for row in rows)

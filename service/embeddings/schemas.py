@@ -45,8 +45,8 @@ InputValue = Annotated[
 ]
 
 
-class EmbeddingsRequest(Struct, kw_only=True):
-    """Body of ``POST /v1/embeddings`` (Jina v4 + OpenAI)."""
+class EmbeddingsRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``POST /v1/embeddings`` (Jina v4 + OpenAI). Unknown fields are refused (422 ``unknown_field``)."""
 
     input: InputValue
     model: str | None = None
@@ -58,10 +58,25 @@ class EmbeddingsRequest(Struct, kw_only=True):
     late_chunking: bool = False
     truncate: Annotated[bool, Meta(description="Cut over-long texts instead of answering 413")] = False
     return_multivector: bool = False
+    return_dense: Annotated[
+        bool,
+        Meta(
+            description="jev4-serve extension: with return_multivector, each item carries BOTH `embedding` "
+            "(single vector, `dimensions` applies) and `embeddings` (multi-vector), from one forward pass"
+        ),
+    ] = False
+    normalized: Annotated[
+        bool | None,
+        Meta(description="Jina v3/v5 field: v4 outputs are always L2-normalised, so true is a no-op, false a 400"),
+    ] = None
     embedding_type: Annotated[
         str | list[str] | None, Meta(description="float | base64 | binary | ubinary, or a list of them")
     ] = None
     encoding_format: Annotated[str | None, Meta(description="OpenAI: float | base64")] = None
+    encoding_type: Annotated[
+        str | list[str] | None,
+        Meta(description="Alias of embedding_type (sent by Jina's older API clients, e.g. LlamaIndex's)"),
+    ] = None
     user: Annotated[str | None, Meta(description="Ignored (OpenAI compatibility)")] = None
 
 
@@ -89,12 +104,16 @@ class EmbeddingsResponse(Struct, kw_only=True):
 
 
 RerankItem = Annotated[
-    str | dict[str, Any], Meta(description='A string, {"text": ...} or {"image": URL|base64|data URI}')
+    str | dict[str, Any],
+    Meta(
+        description='A string, {"text": ...} or {"image": URL|base64|data URI} (jina-reranker-m0 shape); '
+        'a document object may also carry an "id", returned with it'
+    ),
 ]
 
 
-class RerankRequest(Struct, kw_only=True):
-    """Body of ``POST /v1/rerank`` (Jina reranker shape)."""
+class RerankRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``POST /v1/rerank`` (Jina reranker shape, jina-reranker-m0's included). Unknown fields: 422."""
 
     query: RerankItem
     documents: list[RerankItem]
@@ -109,7 +128,7 @@ class RerankRequest(Struct, kw_only=True):
 class RerankResult(Struct):
     index: int
     relevance_score: float
-    document: dict[str, str] | UnsetType = UNSET
+    document: dict[str, Any] | UnsetType = UNSET
 
 
 class RerankResponse(Struct, kw_only=True):

@@ -39,6 +39,9 @@ def litestar_error_info(exc: HTTPException, method: str = "", path: str = "") ->
             if isinstance(item, dict)
         )
         message = f"invalid request body: {details}" if details else f"invalid request: {exc.detail}"
+        if "unknown field" in details:  # refused, never ignored: it could change the output (docs/clients.md)
+            message += "; this server refuses fields it does not know instead of ignoring them: remove it"
+            return ErrorInfo(422, "invalid_request_error", "unknown_field", message)
         return ErrorInfo(422, "invalid_request_error", "validation_error", message)
     if isinstance(exc, RequestEntityTooLarge):
         return ErrorInfo(413, "request_too_large", "body_too_large", "request body larger than the server's limit")

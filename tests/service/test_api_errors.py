@@ -15,8 +15,9 @@ from tests.service.helpers import b64, pdf_bytes, png_bytes, solid_png
 def check_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error"}
+    assert set(body) == {"error", "detail"}  # detail: the message again, as Jina's API and its clients have it
     assert set(body["error"]) == {"message", "type", "code"}
+    assert body["detail"] == body["error"]["message"]
     if code is not None:
         assert body["error"]["code"] == code, body
     assert "Traceback" not in response.text
@@ -144,7 +145,7 @@ def test_415_pdf_or_code_sent_as_image_says_what_to_send(client: httpx.Client) -
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        ({"inputs": ["x"]}, "validation_error"),
+        ({"inputs": ["x"]}, "unknown_field"),
         ({"input": 5}, "validation_error"),
         ({"input": ["x"], "dimensions": "big"}, "validation_error"),
         ({"input": ["x"], "late_chunking": "yes"}, "validation_error"),

@@ -77,7 +77,7 @@ def test_encodings_exact() -> None:
     bits = [1 if x > 0 else 0 for x in v]
     expected = [int("".join(map(str, bits[i : i + 8])), 2) for i in range(0, 16, 8)]  # MSB first
     assert encode_vector(v, EmbeddingType.UBINARY) == expected
-    assert encode_vector(v, EmbeddingType.BINARY) == [b - 256 if b > 127 else b for b in expected]
+    assert encode_vector(v, EmbeddingType.BINARY) == [b - 128 for b in expected]  # offset binary
 
 
 def test_multivector_and_dict_encodings() -> None:
@@ -86,7 +86,7 @@ def test_multivector_and_dict_encodings() -> None:
     assert out["float"] == m.tolist()
     assert out["ubinary"] == [[0], [0b01111111]]
     assert [decode_base64(s).tolist() for s in out["base64"]] == m.tolist()
-    assert encode_value(m[0], [EmbeddingType.BINARY], as_dict=False) == [0]
+    assert encode_value(m[0], [EmbeddingType.BINARY], as_dict=False) == [-128]  # byte 0 - 128
 
 
 def test_parse_embedding_types() -> None:
