@@ -20,9 +20,11 @@ classes to status codes; nothing in ``model`` knows about HTTP.
         ├── EmptyInputError            an empty batch or an empty string where text is required
         ├── ImageError                 cannot decode an image
         │   ├── ImageTooLargeError         decoded pixel count above the cap (decompression bombs)
+        │   ├── ImageModeError             16-bit / float greyscale (RGB conversion would clip it to white)
         │   └── ImageAspectRatioError      an empty image, or one whose sides differ by more than 200x
         └── PdfError                   not a PDF, corrupt, encrypted
             ├── PdfEncryptedError
+            ├── PdfRepairedError           damaged: MuPDF had to rebuild its cross-reference table
             ├── PdfTooLargeError           more bytes than the configured cap
             ├── PageSelectionError         "1-3,7" syntax or out-of-range page
             └── TooManyPagesError          more pages selected than the cap
@@ -37,6 +39,7 @@ __all__ = [
     "EmptyInputError",
     "ImageAspectRatioError",
     "ImageError",
+    "ImageModeError",
     "ImageTooLargeError",
     "InputError",
     "InputTooLongError",
@@ -50,6 +53,7 @@ __all__ = [
     "PageSelectionError",
     "PdfEncryptedError",
     "PdfError",
+    "PdfRepairedError",
     "PdfTooLargeError",
     "ShapeMismatchError",
     "TooManyPagesError",
@@ -141,6 +145,10 @@ class ImageTooLargeError(ImageError):
     """A decoded image whose pixel count exceeds the configured cap."""
 
 
+class ImageModeError(ImageError):
+    """An image whose pixel format has no faithful RGB conversion (16-bit or float greyscale)."""
+
+
 class ImageAspectRatioError(ImageError):
     """An image with no pixels, or whose long side is more than 200 times its short side (the Qwen2-VL
     ``smart_resize`` limit)."""
@@ -152,6 +160,10 @@ class PdfError(InputError):
 
 class PdfEncryptedError(PdfError):
     """A password-protected PDF."""
+
+
+class PdfRepairedError(PdfError):
+    """A damaged PDF that MuPDF could only open by rebuilding its structure (refused, never silently repaired)."""
 
 
 class PdfTooLargeError(PdfError):

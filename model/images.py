@@ -9,7 +9,13 @@ Decisions (the reference simply opens the image with PIL and calls ``.convert("R
   transparent-palette images; checked: equal for L, P, CMYK, different for RGBA and LA.)
   Palette images with per-entry transparency go P → RGBA → RGB, which gives the same pixels without PIL's
   "Transparency expressed in bytes" warning.
-* No EXIF rotation (the reference applies none). Multi-frame files (GIF, TIFF, …) give their first frame.
+* No EXIF rotation (the reference applies none: it opens the file and converts it; a phone photo stored
+  sideways is embedded sideways, as by the reference). Multi-frame files (animated GIF/WebP, multi-page TIFF)
+  give their first frame, as ``Image.open(...).convert("RGB")`` does in the reference. CMYK goes through PIL's
+  ``convert("RGB")`` like every mode (the reference's path). 16-bit RGB PNGs are read by PIL as 8-bit RGB
+  (same as the reference). 16-bit and float GREYSCALE (modes ``I;16*``, ``I``, ``F``) are refused with
+  :class:`ImageModeError`: PIL's conversion — the reference's — clips every value above 255 to white, so the
+  embedding would be of a blank page; convert such images to 8 bits first.
 * Decompression bombs: the decoded pixel count (width × height from the file header) is checked against
   ``max_decoded_pixels`` **before** any pixel is decoded, and refused with :class:`ImageTooLargeError`. PIL's
   own ``DecompressionBombWarning`` is silenced inside this module and its ``DecompressionBombError`` (above
@@ -37,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
-from model.errors import ImageError, ImageTooLargeError, InputError, NotAnImageError
+from model.errors import ImageError, ImageModeError, ImageTooLargeError, InputError, NotAnImageError
 
 __all__ = ["DEFAULT_MAX_DECODED_PIXELS", "ImageSource", "describe_bytes", "identify_image", "load_image", "to_rgb"]
 
@@ -49,6 +55,7 @@ ImageSource = Image.Image | npt.NDArray[np.uint8] | bytes | bytearray | memoryvi
 # What PIL's format plugins raise on corrupt or truncated data.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError)
 _LOCK = threading.Lock()
+_CLIPPED_MODES = frozenset({"I", "F"})
 
 
 def load_image(source: ImageSource, *, max_decoded_pixels: int = DEFAULT_MAX_DECODED_PIXELS) -> Image.Image:
@@ -87,6 +94,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """``image.convert("RGB")`` (alpha dropped), without PIL's palette-transparency warning."""
     if image.mode == "RGB":
         return image
+    if image.mode in _CLIPPED_MODES or image.mode.startswith("I;16"):
+        raise ImageModeError(
+            f"{image.mode} (16-bit or float greyscale) images are not accepted: converting them to RGB clips every "
+            "value above 255 to white; convert the image to 8-bit greyscale or RGB first"
+        )
     if image.mode == "P" and isinstance(image.info.get("transparency"), bytes):
         return image.convert("RGBA").convert("RGB")  # same RGB values as convert("RGB"), no warning
     return image.convert("RGB")

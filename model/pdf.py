@@ -9,7 +9,9 @@
   rendered at the **lower scale** that fits the cap instead of being refused: the embedding downsizes every
   page to ``max_pixels`` (0.6 MP by default) anyway, so only the memory is saved.
 * Errors: not a PDF or unreadable → :class:`PdfError`; password needed → :class:`PdfEncryptedError`
-  (a PDF encrypted with an empty user password opens normally).
+  (a PDF encrypted with an empty user password opens normally); damaged so that MuPDF had to rebuild it
+  (broken cross-reference table, truncated file) → :class:`PdfRepairedError`: never accepted silently, since
+  a rebuilt document may have lost pages or content (re-save it with a PDF tool and send it again).
 * MuPDF is quiet: its error/warning display is turned off and its warning store cleared after each use.
   Calls into MuPDF hold one module lock (MuPDF's context is not thread-safe).
 * Text layer (``text_layer=True``): each page's words as PDF text operators place them (``page.get_text
@@ -37,6 +39,7 @@ from model.errors import (
     PageSelectionError,
     PdfEncryptedError,
     PdfError,
+    PdfRepairedError,
     PdfTooLargeError,
     TooManyPagesError,
 )
@@ -131,7 +134,7 @@ def count_pages(pdf: PdfSource, *, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
     with _LOCK:
         document = _open(pdf, max_bytes)
         try:
-            return int(document.page_count)
+            return _page_count(document)
         finally:
             _close(document)
 
@@ -180,7 +183,7 @@ def iter_pages(
     with _LOCK:
         document = _open(pdf, max_bytes)
         try:
-            selected = parse_page_selection(pages, int(document.page_count))
+            selected = parse_page_selection(pages, _page_count(document))
             if len(selected) > max_pages:
                 what = "selected" if pages is not None else "in the document (select some with pages='1-10')"
                 raise TooManyPagesError(f"{len(selected)} pages {what}, more than the limit of {max_pages}")
@@ -196,12 +199,15 @@ def _render(document: Any, selected: list[int], scale: float, max_pixels: int, w
     try:
         for number in selected:
             with _LOCK:
-                page = document[number - 1]
+                try:
+                    page = document[number - 1]
+                except _mupdf_errors() as error:  # a broken page tree (cycles, bad /Count)
+                    raise PdfError(f"page {number} cannot be loaded: {error}") from None
                 page_scale = _fit_scale(page.rect.width, page.rect.height, scale, max_pixels, number)
                 matrix = pymupdf.Matrix(page_scale, page_scale)
                 try:
                     pixmap = page.get_pixmap(matrix=matrix, colorspace=pymupdf.csRGB, alpha=False)
-                except RuntimeError as error:
+                except _mupdf_errors() as error:
                     raise PdfError(f"page {number} cannot be rendered: {error}") from None
                 finally:
                     pymupdf.TOOLS.reset_mupdf_warnings()
@@ -268,6 +274,26 @@ def _fit_scale(width: float, height: float, scale: float, max_pixels: int, numbe
     return fitted
 
 
+def _mupdf_errors() -> tuple[type[Exception], ...]:
+    """What pymupdf raises on bad documents: its RuntimeError subclasses and MuPDF's ``FzErrorBase`` family
+    (which derives from Exception only: a page-tree cycle raises ``FzErrorFormat``)."""
+    import pymupdf
+
+    return (RuntimeError, pymupdf.mupdf.FzErrorBase)
+
+
+def _page_count(document: Any) -> int:
+    """The page count, or PdfError when the page tree is broken (a /Count of millions, a cycle)."""
+    try:
+        return int(document.page_count)
+    except _mupdf_errors() as error:
+        raise PdfError(f"corrupt PDF page tree: {error}") from None
+    finally:
+        import pymupdf
+
+        pymupdf.TOOLS.reset_mupdf_warnings()
+
+
 def _open(pdf: PdfSource, max_bytes: int) -> Any:
     """Open ``pdf`` as a PDF (hold ``_LOCK``), with every check that precedes rendering."""
     import pymupdf
@@ -279,7 +305,7 @@ def _open(pdf: PdfSource, max_bytes: int) -> Any:
         raise PdfError("not a PDF: no '%PDF-' header in the first 1024 bytes")
     try:
         document = pymupdf.open(stream=data, filetype="pdf")
-    except RuntimeError as error:  # pymupdf.FileDataError / EmptyFileError
+    except _mupdf_errors() as error:  # pymupdf.FileDataError / EmptyFileError / mupdf.FzError*
         raise PdfError(f"corrupt PDF: {error}") from None
     finally:
         pymupdf.TOOLS.reset_mupdf_warnings()
@@ -289,9 +315,18 @@ def _open(pdf: PdfSource, max_bytes: int) -> Any:
     if document.needs_pass:
         _close(document)
         raise PdfEncryptedError("the PDF is encrypted and needs a password; decrypt it first")
-    if document.page_count < 1:
+    if document.is_repaired:
         _close(document)
-        raise PdfError("the PDF has no pages")
+        raise PdfRepairedError(
+            "the PDF is damaged (its cross-reference table had to be rebuilt, e.g. a truncated file); it is "
+            "refused rather than indexed from a guess: re-save it with a PDF tool (qpdf, or print to PDF) and send it"
+        )
+    try:
+        if _page_count(document) < 1:
+            raise PdfError("the PDF has no pages")
+    except PdfError:
+        _close(document)
+        raise
     return document
 
 

@@ -72,6 +72,9 @@ class Settings:
     """TCP port."""
     api_keys: tuple[str, ...] = ()
     """Accepted ``Authorization: Bearer`` keys; empty = no auth. Health, metrics and docs stay open."""
+    cors_allow_origins: tuple[str, ...] = ()
+    """Browser origins allowed to call the API cross-origin (CORS), e.g. ``https://app.example.com``; ``*`` = any.
+    Empty (default) = CORS closed: no ``Access-Control-Allow-*`` header is ever sent."""
     log_level: str = "info"
     """debug | info | warning | error."""
     log_json: bool = True

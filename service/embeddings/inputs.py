@@ -66,7 +66,7 @@ def parse_inputs(raw: Any, *, max_items: int | None = None, field: str = "input"
 def parse_item(value: Any, where: str) -> InputItem:
     """One input value -> an item (422 naming ``where`` when it is neither a string nor a known object)."""
     if isinstance(value, str):
-        return _from_string(value)
+        return _from_string(value, where)
     if isinstance(value, int | float | list):
         raise UnprocessableError(
             f"{where}: token ids and numbers are not accepted; send text as a string or {{'text': ...}}",
@@ -104,7 +104,7 @@ def parse_item(value: Any, where: str) -> InputItem:
             f"{where}.{kind}: expected a string, got {type(content).__name__}", code="invalid_input"
         )
     if kind == "text":
-        return TextItem(content)
+        return _text(content, f"{where}.text")
     if kind == "image":
         return ImageItem(content)
     pages = value.get("pages")
@@ -113,7 +113,14 @@ def parse_item(value: Any, where: str) -> InputItem:
     return PdfItem(content, pages)
 
 
-def _from_string(value: str) -> InputItem:
+def _text(value: str, where: str) -> TextItem:
+    """Empty strings are refused, as OpenAI's and TEI's APIs do (the model would embed the prefix alone)."""
+    if not value:
+        raise UnprocessableError(f"{where}: empty string; send at least one character", code="empty_input")
+    return TextItem(value)
+
+
+def _from_string(value: str, where: str) -> InputItem:
     """A bare string is text, except a base64 data URI of an image or a PDF (Haystack's Jina image embedder
     sends images this way; no text starts with ``data:image/...;base64,``)."""
     head = value[:64].lower()
@@ -122,4 +129,4 @@ def _from_string(value: str) -> InputItem:
             return ImageItem(value)
         if head.startswith("data:application/pdf;"):
             return PdfItem(value)
-    return TextItem(value)
+    return _text(value, where)

@@ -122,14 +122,28 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
 
 
 def check_address(address: str) -> None:
-    """Raise URLNotAllowedError unless ``address`` is a globally routable unicast IP."""
+    """Raise URLNotAllowedError unless ``address`` is a globally routable unicast IP.
+
+    Every address family the resolver can return is covered: IPv4; IPv6 including IPv4-mapped
+    (``::ffff:a.b.c.d``), 6to4 (``2002::/16``, the embedded IPv4 is checked too), Teredo, NAT64, site-local
+    (``fec0::/10``, deprecated) and zone-scoped (``fe80::1%eth0``) forms.
+    """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified:
-        raise URLNotAllowedError(
-            f"remote URL resolves to {ip}, a private, loopback, link-local or reserved address; refused"
-        )
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            candidates = [ip.ipv4_mapped]
+        if ip.sixtofour is not None:
+            candidates.append(ip.sixtofour)
+        if ip.teredo is not None:
+            candidates.extend(ip.teredo)
+        if ip.is_site_local:
+            candidates.append(ipaddress.ip_address("::1"))  # treat as non-global
+    for candidate in candidates:
+        if not candidate.is_global or candidate.is_multicast or candidate.is_reserved or candidate.is_unspecified:
+            raise URLNotAllowedError(
+                f"remote URL resolves to {ip}, a private, loopback, link-local or reserved address; refused"
+            )
 
 
 async def _resolve(host: str, port: int) -> list[str]:

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 
@@ -61,6 +62,20 @@ def _controllers(settings: Settings) -> list[Any]:
     return controllers
 
 
+def _cors(settings: Settings) -> CORSConfig | None:
+    """CORS is closed unless ``cors_allow_origins`` names origins (then only those, with the API's headers)."""
+    if not settings.cors_allow_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_allow_origins),
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After", "Location"],
+        allow_credentials=False,
+        max_age=600,
+    )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -94,6 +109,7 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         on_startup=[lambda app: document_errors(app.openapi_schema)],
+        cors_config=_cors(settings),
         logging_config=None,  # logging is configured once by service.logs (JSON lines + request id)
         debug=False,
     )
