@@ -19,6 +19,7 @@ Body of every error response (OpenAI-shaped, Jina's ``error.message`` included):
     │   └── URLNotAllowedError           422     (code url_not_allowed: scheme, host, or a private address)
     ├── QueueFullError                   429     rate_limit_error  (+ Retry-After)
     ├── NotReadyError                    503     service_unavailable
+    ├── (disk full: ENOSPC / SQLITE_FULL) 507    insufficient_storage
     ├── ClientDisconnectedError          499     (logged only: the client is gone)
     └── ModelFailureError                500     server_error  (the model failed on a batch, not the caller)
 
@@ -34,6 +35,8 @@ a 500 whose body says only "internal server error" (the traceback goes to the lo
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,8 +210,32 @@ def register_error(exc_type: type[BaseException], status: int, type_: str, code:
     ERROR_TABLE.append((exc_type, status, type_, code))
 
 
+def _disk_full(exc: BaseException) -> bool:
+    """ENOSPC / EDQUOT anywhere in the exception chain, or SQLite's SQLITE_FULL ("database or disk is full")."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(current, sqlite3.Error) and (
+            getattr(current, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(current)
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def error_info(exc: BaseException) -> ErrorInfo | None:
-    """The HTTP mapping of a known error, or None for an unexpected one (a real 500)."""
+    """The HTTP mapping of a known error, or None for an unexpected one (a real 500). A full disk is a 507
+    (``insufficient_storage``): nothing was stored, what was there is intact, retry once space is freed."""
+    if _disk_full(exc):
+        return ErrorInfo(
+            507,
+            "insufficient_storage",
+            "insufficient_storage",
+            "the server's disk is full: nothing was stored (existing documents are intact); retry once space is freed",
+        )
     if isinstance(exc, ServiceError):
         return ErrorInfo(exc.status, exc.type, exc.code, exc.message, exc.headers())
     for exc_type, status, type_, code in ERROR_TABLE:
