@@ -238,6 +238,13 @@ def error_info(exc: BaseException) -> ErrorInfo | None:
         )
     if isinstance(exc, ServiceError):
         return ErrorInfo(exc.status, exc.type, exc.code, exc.message, exc.headers())
+    if isinstance(exc, RecursionError) and "deserializing" in str(exc):  # msgspec on JSON nested too deeply
+        return ErrorInfo(
+            400,
+            "invalid_request_error",
+            "invalid_json",
+            "request body is nested too deeply to decode; send flat JSON (objects and lists a few levels deep)",
+        )
     for exc_type, status, type_, code in ERROR_TABLE:
         if isinstance(exc, exc_type):
             return ErrorInfo(status, type_, code, str(exc))

@@ -139,6 +139,8 @@ class Settings:
     """Bytes of one download at most (413 beyond)."""
     download_timeout_s: float = 10.0
     """Seconds for one download, redirects included."""
+    max_filter_keys: int = 64
+    """Keys in one search ``filter`` at most (422 beyond: each key is one more condition in the index query)."""
     max_redirects: int = 3
     """Redirects followed per download (each hop is checked again)."""
 
@@ -265,6 +267,7 @@ _POSITIVE = (
     "thumbnail_max_side",
     "max_text_bytes",
     "chunk_window_lines",
+    "max_filter_keys",
 )
 
 

@@ -265,6 +265,12 @@ class Collections:
     # ---- search --------------------------------------------------------------------------------------------
     async def search(self, name: str, data: SearchRequest) -> SearchResponse:
         self.runtime.check_model(data.model)
+        limit = self.runtime.settings.max_filter_keys
+        if data.filter is not None and len(data.filter) > limit:
+            raise UnprocessableError(
+                f"filter has {len(data.filter)} keys, more than the limit of {limit} (JEV4_MAX_FILTER_KEYS)",
+                code="invalid_filter",
+            )
         store = await self.store(name)
         options = SearchOptions(
             top_k=data.top_k,

@@ -64,7 +64,7 @@ def _without_ids(documents: list[Any]) -> list[Any]:
     for i, doc in enumerate(documents):
         if isinstance(doc, dict) and "id" in doc:
             if not isinstance(doc["id"], str):
-                raise BadRequestError(f"documents[{i}].id: expected a string", code="invalid_input")
+                raise UnprocessableError(f"documents[{i}].id: expected a string", code="invalid_input")
             doc = {k: v for k, v in doc.items() if k != "id"}
         out.append(doc)
     return out

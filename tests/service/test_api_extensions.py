@@ -2,7 +2,7 @@
 
 - unknown request fields are refused (422 ``unknown_field`` naming the field), never silently ignored;
 - ``return_dense`` + ``return_multivector``: both outputs from one request, equal to the separate requests;
-- ``normalized`` (Jina v3/v5 shape): true is a no-op on v4's unit vectors, false a 400;
+- ``normalized`` (Jina v3/v5 shape): true is a no-op on v4's unit vectors, false a 422;
 - ``{audio}`` / ``{video}`` inputs and other model names: typed 4xx naming what this server serves;
 - jina-reranker-m0's request shape (image query, image and text documents, TextDoc ids) on /v1/rerank.
 """
@@ -59,7 +59,7 @@ def test_dense_and_multivector_from_one_request(client: httpx.Client) -> None:
 
 def test_dimensions_with_multivector_alone_still_refused(client: httpx.Client) -> None:
     response = _post(client, "/v1/embeddings", {"input": ["a"], "return_multivector": True, "dimensions": 32})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "return_dense" in response.json()["error"]["message"]
 
 
@@ -70,7 +70,7 @@ def test_normalized_true_is_a_no_op_and_false_refused(client: httpx.Client) -> N
     assert normed.json()["data"][0]["embedding"] == plain
     assert abs(np.linalg.norm(plain) - 1) < 1e-5
     refused = _post(client, "/v1/embeddings", {"input": ["x"], "normalized": False})
-    assert refused.status_code == 400
+    assert refused.status_code == 422
     assert refused.json()["error"]["code"] == "invalid_normalized"
 
 
@@ -130,5 +130,5 @@ def test_rerank_m0_shape_image_query_mixed_documents(client: httpx.Client) -> No
 
 def test_rerank_document_id_must_be_a_string(client: httpx.Client) -> None:
     response = _post(client, "/v1/rerank", {"query": "q", "documents": [{"text": "d", "id": 3}]})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "documents[0].id" in response.json()["error"]["message"]
