@@ -94,7 +94,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, service_checkpoint: Pa
         )
     server = LiveServer(f"http://127.0.0.1:{port}", API_KEY, service_checkpoint, data_dir, log_path, process)
     try:
-        _wait_ready(server, timeout=180)
+        _wait_ready(server, timeout=600)  # minutes on a loaded shared machine
         yield server
     finally:
         process.terminate()
