@@ -128,6 +128,8 @@ def identify_image(data: bytes, name: str = "<bytes>") -> str:
         try:
             with Image.open(io.BytesIO(data)) as image:
                 return str(image.format)
+        except Image.DecompressionBombError as error:  # a header claiming > 2x PIL's MAX_IMAGE_PIXELS
+            raise ImageTooLargeError(f"{name}: {error}") from None
         except UnidentifiedImageError:
             looks_like, description = describe_bytes(data[:4096])
             raise NotAnImageError(f"{name}: not an image: the bytes look like {description}", looks_like) from None
