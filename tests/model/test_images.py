@@ -91,10 +91,19 @@ def test_palette_with_byte_transparency_matches_convert_without_warning() -> Non
     assert _same_pixels(to_rgb(decoded), expected)
 
 
-@pytest.mark.parametrize("mode", ["L", "LA", "I;16", "CMYK", "1", "F"])
+@pytest.mark.parametrize("mode", ["L", "LA", "CMYK", "1"])
 def test_modes_match_convert_rgb(sample: Image.Image, mode: str) -> None:
     image = sample.convert(mode)
     assert _same_pixels(load_image(image), image.convert("RGB"))
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_16bit_and_float_greyscale_refused(sample: Image.Image, mode: str) -> None:
+    """convert("RGB") clips these to 0..255 (a 16-bit scan becomes white): refused, see docs/robustness.md."""
+    from model.errors import ImageModeError
+
+    with pytest.raises(ImageModeError, match="8-bit"):
+        load_image(sample.convert(mode))
 
 
 def test_first_frame_of_an_animation() -> None:
