@@ -9,11 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from model.encoder import Encoder, ModelInfo
+    from model.options import ForwardOptions
 
-__all__ = ["Encoder", "ModelInfo"]
+__all__ = ["Encoder", "ForwardOptions", "ModelInfo"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "ForwardOptions":
+        from model import options
+
+        return options.ForwardOptions
     if name in __all__:
         from model import encoder
 

@@ -98,29 +98,25 @@ def route_rows(
     """Within the block, every LoRA layer of ``module`` applies adapter ``adapter_names[i]`` to batch row ``i``
     (with ``packed_lengths``: to the ``i``-th row of a packed ``(1, T)`` input, ``packed_lengths[i]`` tokens long).
 
-    Fused layers (``model.lora``) read the routing from :func:`model.lora.routed`. Any PEFT LoRA layer that is not
-    fused gets it as PEFT's ``adapter_names`` argument (forward pre-hooks, removed on exit), or, for a single-task
-    batch, as its active adapter (PEFT's plain path, same math); PEFT cannot route a packed mixed-task batch."""
-    from peft.tuners.lora import LoraLayer
-
-    from model.lora import routed
+    Fused layers (``model.lora``) are skipped: they take the routing as an argument (``model.forward``). Any PEFT
+    LoRA layer that is not fused gets it as PEFT's ``adapter_names`` argument (forward pre-hooks, removed on exit),
+    or, for a single-task batch, as its active adapter (PEFT's plain path, same math); PEFT cannot route a packed
+    mixed-task batch."""
+    from model import _internals
 
     names = list(adapter_names)
-    loras = [m for m in module.modules() if isinstance(m, LoraLayer) and not getattr(m, "_jina_fused", False)]
+    loras = [m for m in module.modules() if _internals.is_lora_layer(m) and not getattr(m, "_jina_fused", False)]
     if packed_lengths is not None and loras and len(set(names)) > 1:
         raise ValueError("a packed mixed-task batch needs every LoRA layer fused (model.lora)")
     with contextlib.ExitStack() as stack:
-        stack.enter_context(routed(names, packed_lengths))
         if len(set(names)) == 1:
-            saved = [lora._active_adapter for lora in loras]
+            saved = [_internals.set_active_adapter(lora, names[0]) for lora in loras]
 
             def restore() -> None:
                 for lora, active in zip(loras, saved, strict=True):
-                    lora._active_adapter = active
+                    _internals.set_active_adapter(lora, active)
 
             stack.callback(restore)
-            for lora in loras:
-                lora._active_adapter = names[0]
         else:
 
             def hook(

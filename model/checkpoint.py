@@ -135,10 +135,10 @@ class JinaV4Backbone(nn.Module):
         super().__init__()
         from transformers import Qwen2_5_VLModel
 
+        from model import _internals
+
         backbone_config = config.backbone_config()
-        backbone_config._attn_implementation = attn_implementation
-        for sub in (backbone_config.text_config, backbone_config.vision_config):
-            sub._attn_implementation = attn_implementation
+        _internals.set_attention_implementation(backbone_config, attn_implementation)
         self.model = Qwen2_5_VLModel(backbone_config)
         self.multi_vector_projector = nn.Linear(config.hidden_size, config.multivector_dim, bias=True)
 

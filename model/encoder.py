@@ -15,16 +15,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from model import _internals
 from model.adapters import load_adapters
 from model.batching import plan_batches
 from model.checkpoint import JinaConfig, JinaV4Backbone, load_base_weights, read_config, resolve_checkpoint
 from model.errors import EmptyInputError, InputError
-from model.fastpath import chunk_token_mlps, chunk_token_norms, speed_up_vision_tower
 from model.images import ImageSource, load_image
-from model.lora import fuse_projection, fuse_text_projections, fuse_vision_mlps
 from model.network import Network
+from model.options import ForwardOptions
 from model.pooling import dense_mask, l2_normalize, masked_mean, truncate
 from model.processor import LateChunkInput, PreparedInput, Processor
+from model.speedups import Substitution, apply_speedups
 from model.types import EmbeddingOutput, TaskSpec, parse_task
 
 __all__ = ["Encoder", "ModelInfo"]
@@ -83,11 +84,19 @@ def _pick_attention(requested: str | None, device: torch.device) -> str:
 class Encoder:
     """jina-embeddings-v4 on stock ``Qwen2_5_VLModel`` + PEFT (three task adapters, routed per row)."""
 
-    def __init__(self, network: Network, processor: Processor, config: JinaConfig, info: ModelInfo):
+    def __init__(
+        self,
+        network: Network,
+        processor: Processor,
+        config: JinaConfig,
+        info: ModelInfo,
+        substitutions: tuple[Substitution, ...] = (),
+    ):
         self.network = network
         self.processor = processor
         self.config = config
         self.info = info
+        self.substitutions = substitutions  # the fast paths model.speedups swapped in
 
     @classmethod
     def from_pretrained(
@@ -100,32 +109,29 @@ class Encoder:
         dtype: torch.dtype | str | None = None,
         device: str | torch.device | None = None,
         attn_implementation: str | None = None,
+        options: ForwardOptions | None = None,
     ) -> Encoder:
-        """Load a checkpoint in the published layout from a local directory or a hub id."""
+        """Load a checkpoint in the published layout from a local directory or a hub id; ``options`` chooses the
+        forward path's speed substitutions (``model.options``; default: all of them)."""
         directory = resolve_checkpoint(
             name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         config = read_config(directory)
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dt = _pick_dtype(dtype, dev)
-        from transformers.initialization import no_init_weights
-
+        opts = options or ForwardOptions()
         # every parameter is overwritten by load_base_weights (which checks that none is missing), so the random
         # init is skipped: at full size it costs minutes of CPU time for weights that are thrown away
-        with no_init_weights():
+        with _internals.no_init_weights():
             module = JinaV4Backbone(config, _pick_attention(attn_implementation, dev)).to(dt)
         load_base_weights(module, directory)
         load_adapters(module, directory, config.task_names, dt)
         module.to(dev)
-        # fusion keeps views of the weights on their device: after loading and moving, never before
-        speed_up_vision_tower(module.model.visual)
-        fuse_vision_mlps(module.model.visual)
-        fuse_text_projections(module.model.language_model)
-        fuse_projection(module.multi_vector_projector)
-        chunk_token_mlps(module.model.language_model)
-        chunk_token_norms(module.model)  # cache-sized slices on CPU (a memory-bandwidth lever); one call elsewhere
+        substitutions = apply_speedups(module, opts)  # after loading and moving: fusion keeps views of the weights
         processor = Processor.from_pretrained(directory)
-        network = Network(module, pad_token_id=processor.pad_token_id, image_token_id=config.image_token_id, device=dev)
+        network = Network(
+            module, pad_token_id=processor.pad_token_id, image_token_id=config.image_token_id, device=dev, options=opts
+        )
         info = ModelInfo(
             str(name_or_path),
             config.hidden_size,
@@ -136,7 +142,7 @@ class Encoder:
             dt,
             dev,
         )
-        return cls(network, processor, config, info)
+        return cls(network, processor, config, info, substitutions)
 
     # -- low level (one forward pass) ---------------------------------------------------------------------
 

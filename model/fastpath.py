@@ -22,9 +22,9 @@ tokens, so running it over at most ``max_tokens`` tokens at a time gives the sam
 input no longer holds three (32768, 11008) tensors at once (2.1 GB in bfloat16, 4.3 GB in float32).
 
 On CPU, :func:`chunk_token_norms` runs every RMSNorm over a cache-sized slice of tokens at a time, and the rotary
-embeddings (text and vision) run the same way (:func:`in_token_slices`). The stock norm makes five passes over a
-float32 copy of its input; over a whole packed batch those passes run at the speed of main memory, over ~2M
-elements they stay in the last-level cache. Measured on this project's CPU host (32 MiB L3, bfloat16, 8192 tokens
+embeddings (text and vision) run the same way (:func:`model.elementwise.in_token_slices`). The stock norm makes five
+passes over a float32 copy of its input; over a whole packed batch those passes run at the speed of main memory, over
+~2M elements they stay in the last-level cache. Measured on this project's CPU host (32 MiB L3, bfloat16, 8192 tokens
 × 2048): 76.8 ms per norm whole, 7.0 ms in slices of 1024 tokens; the whole real-width encoder in bfloat16
 (``bench/levers.py --only slices``): 16 passages 37.2 s → 34.9 s, 8 pages 28.7 s → 25.7 s. Neither op mixes
 tokens: the rows are bit-identical.
@@ -42,42 +42,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.lora import token_window
+from model import _internals
+from model.elementwise import SLICE_ELEMENTS, in_token_slices, rotate_in_float32
 
 __all__ = [
     "LinearPatchProjection",
     "WindowBatchedVisionAttention",
     "chunk_token_mlps",
     "chunk_token_norms",
-    "in_token_slices",
-    "rotate",
     "speed_up_vision_tower",
     "window_plan",
 ]
-
-
-def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """``x · cos + rotate_half(x) · sin`` (the stock rotary embedding) on a contiguous copy of ``x`` (one call for
-    q and k together; ``cos``/``sin`` broadcast to ``x``). Measured on this CPU: the stock ops on strided q/k views
-    are the slow part. In float32 the halves are computed apart (no ``cat``, no negated copy, ``addcmul_``); in
-    reduced precision the stock formula is kept (bf16 ``addcmul_`` is slower there), so the result is bit-identical.
-    """
-    x = x.contiguous()
-    h = x.shape[-1] // 2
-    if x.dtype != torch.float32:
-        return x * cos + torch.cat((-x[..., h:], x[..., :h]), dim=-1) * sin
-    out = torch.empty_like(x)
-    x1, x2, o1, o2 = x[..., :h], x[..., h:], out[..., :h], out[..., h:]
-    torch.mul(x1, cos[..., :h], out=o1)
-    o1.addcmul_(x2, sin[..., :h], value=-1.0)  # first half: x1·cos - x2·sin
-    torch.mul(x2, cos[..., h:], out=o2)
-    o2.addcmul_(x1, sin[..., h:])  # second half: x2·cos + x1·sin
-    return out
-
-
-def _rotate_in_float32(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """The stock vision rotary: in float32, back to ``x``'s dtype."""
-    return rotate(x.float(), cos.float(), sin.float()).to(x.dtype)
 
 
 class LinearPatchProjection(nn.Module):
@@ -108,7 +83,6 @@ class WindowGroup:
 
 
 _PLANS: dict[int, tuple[weakref.ref[torch.Tensor], tuple[WindowGroup, ...]]] = {}
-PLAN_ONCE = True  # False: plan in every block, as before (``bench/gpu.py``'s ``ours-replan`` measures the lever)
 
 
 def _plan(bounds: list[int], device: torch.device) -> tuple[WindowGroup, ...]:
@@ -127,17 +101,18 @@ def _plan(bounds: list[int], device: torch.device) -> tuple[WindowGroup, ...]:
     return tuple(groups)
 
 
-def window_plan(cu_seqlens: torch.Tensor) -> tuple[WindowGroup, ...]:
+def window_plan(cu_seqlens: torch.Tensor, *, once: bool = True) -> tuple[WindowGroup, ...]:
     """The segments of ``cu_seqlens`` grouped by length, computed once per tensor object: the stock tower passes the
     same ``cu_window_seqlens`` (windows) or ``cu_seqlens`` (whole images) to every block of a forward, so reading
     its values (a device-to-host sync on a GPU) and sending the gather indices happen once per forward, not per
-    block. The cache entry goes with the tensor."""
+    block. The cache entry goes with the tensor. ``once=False`` plans on every call (``bench/gpu.py``'s
+    ``ours-replan`` measures that lever)."""
     key = id(cu_seqlens)
-    hit = _PLANS.get(key) if PLAN_ONCE else None
+    hit = _PLANS.get(key) if once else None
     if hit is not None and hit[0]() is cu_seqlens:
         return hit[1]
     groups = _plan(cu_seqlens.tolist(), cu_seqlens.device)
-    if PLAN_ONCE:
+    if once:
 
         def forget(_ref: weakref.ref[torch.Tensor]) -> None:
             _PLANS.pop(key, None)
@@ -149,7 +124,7 @@ def window_plan(cu_seqlens: torch.Tensor) -> tuple[WindowGroup, ...]:
 class WindowBatchedVisionAttention(nn.Module):
     """``Qwen2_5_VLVisionAttention`` attending the equal-length segments of ``cu_seqlens`` in one call."""
 
-    def __init__(self, attn: nn.Module) -> None:
+    def __init__(self, attn: nn.Module, slice_elements: int | None = None, plan_once: bool = True) -> None:
         super().__init__()
         qkv, proj = attn.get_submodule("qkv"), attn.get_submodule("proj")
         if not isinstance(qkv, nn.Linear) or not isinstance(proj, nn.Linear):
@@ -157,6 +132,8 @@ class WindowBatchedVisionAttention(nn.Module):
         self.qkv, self.proj = qkv, proj
         self.num_heads: int = int(getattr(attn, "num_heads"))  # noqa: B009 - a plain attribute, not a submodule
         self.scaling: float = float(getattr(attn, "scaling"))  # noqa: B009
+        self.slice_elements = slice_elements
+        self.plan_once = plan_once
 
     def forward(
         self,
@@ -169,11 +146,18 @@ class WindowBatchedVisionAttention(nn.Module):
         qkv = self.qkv(hidden_states).reshape(seq, 3, self.num_heads, -1)  # (S, 3, H, d)
         cos, sin = position_embeddings  # (S, d)
         # the stock rotary, in float32 as there, on q and k at once
-        qk = in_token_slices(_rotate_in_float32, qkv[:, :2], cos[:, None, None], sin[:, None, None], dim=0)
+        qk = in_token_slices(
+            rotate_in_float32,
+            qkv[:, :2],
+            cos[:, None, None],
+            sin[:, None, None],
+            dim=0,
+            max_elements=self.slice_elements,
+        )
         q, k = qk.unbind(1)  # each (S, H, d)
         v = qkv[:, 2]
         out = torch.empty_like(v)  # (S, H, d)
-        for group in window_plan(cu_seqlens):
+        for group in window_plan(cu_seqlens, once=self.plan_once):
             n, length = group.count, group.length
             # segments end to end: a view (no copy); else a gather of their tokens
             at = slice(group.start, group.start + n * length) if group.index is None else group.index
@@ -184,22 +168,28 @@ class WindowBatchedVisionAttention(nn.Module):
         return result
 
 
-def speed_up_vision_tower(visual: nn.Module) -> int:
+def speed_up_vision_tower(
+    visual: nn.Module,
+    *,
+    linear_patch: bool = True,
+    batched_windows: bool = True,
+    slice_elements: int | None = None,
+    plan_once: bool = True,
+) -> int:
     """Swap the fast paths into a stock Qwen2.5-VL vision tower in place; return how many were swapped.
 
     Modules that are not the expected stock ones are left alone (the function is then a no-op for them).
     """
-    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLVisionAttention
-
+    attention_type = _internals.vision_attention_type()
     swapped = 0
     patch_embed = getattr(visual, "patch_embed", None)
     proj = getattr(patch_embed, "proj", None)
-    if isinstance(proj, nn.Conv3d) and proj.kernel_size == proj.stride and proj.bias is None:
+    if linear_patch and isinstance(proj, nn.Conv3d) and proj.kernel_size == proj.stride and proj.bias is None:
         patch_embed.proj = LinearPatchProjection(proj)  # type: ignore[union-attr]
         swapped += 1
-    for block in getattr(visual, "blocks", []):
-        if isinstance(block.attn, Qwen2_5_VLVisionAttention):
-            block.attn = WindowBatchedVisionAttention(block.attn)
+    for block in getattr(visual, "blocks", []) if batched_windows else []:
+        if isinstance(block.attn, attention_type):
+            block.attn = WindowBatchedVisionAttention(block.attn, slice_elements, plan_once)
             swapped += 1
     return swapped
 
@@ -214,17 +204,16 @@ def _chunked_forward(forward: Callable[[torch.Tensor], torch.Tensor], max_tokens
             return forward(hidden_states)
         parts = []
         for i in range(0, length, step):
-            # a packed (1, S) input's task routing is by token: narrowed to the slice (no-op for routing by row)
-            with token_window(i, min(i + step, length)):
-                # contiguous slices: a strided (B, step, H) view sends oneDNN's matmul down a far slower path (×2)
-                parts.append(forward(hidden_states[:, i : i + step].contiguous()))  # (B, ≤step, H)
+            # contiguous slices: a strided (B, step, H) view sends oneDNN's matmul down a far slower path (×2)
+            parts.append(forward(hidden_states[:, i : i + step].contiguous()))  # (B, ≤step, H)
         return torch.cat(parts, dim=1)  # (B, S, H)
 
     return chunked
 
 
 def chunk_token_mlps(language_model: nn.Module, max_tokens: int = 8192) -> int:
-    """Make every decoder layer's ``mlp`` run over at most ``max_tokens`` tokens at a time; return how many.
+    """Make every (stock, unfused) decoder layer's ``mlp`` run over at most ``max_tokens`` tokens at a time; return
+    how many. The fused MLPs (``model.lora.FusedMLP``) chunk by themselves (``chunk_tokens``) and are skipped.
 
     The module tree is unchanged (``forward`` is wrapped on the instance), so adapters and state-dict keys
     still find ``layers.N.mlp.{gate,up,down}_proj``.
@@ -234,42 +223,14 @@ def chunk_token_mlps(language_model: nn.Module, max_tokens: int = 8192) -> int:
     count = 0
     for layer in getattr(language_model, "layers", []):
         mlp = getattr(layer, "mlp", None)
-        if isinstance(mlp, nn.Module) and not getattr(mlp, "_token_chunked", False):
+        if isinstance(mlp, nn.Module) and not getattr(mlp, "_token_chunked", False) and not hasattr(mlp, "_gate_up"):
             mlp.forward = _chunked_forward(mlp.forward, max_tokens)
             object.__setattr__(mlp, "_token_chunked", True)  # a plain flag, not a module attribute
             count += 1
     return count
 
 
-SLICE_ELEMENTS = 1 << 21  # ~2M elements: a float32 slice (8 MiB) and its temporaries stay in a 32 MiB L3
-
-
-def in_token_slices(
-    fn: Callable[..., torch.Tensor], *tensors: torch.Tensor, dim: int, max_elements: int | None = None
-) -> torch.Tensor:
-    """``fn(*tensors)`` computed over slices of the token axis ``dim`` (whole tokens, at most ``max_elements`` of
-    the first tensor per slice) into one result, for an ``fn`` that maps each token on its own (same values as one
-    call). On CPU only, where slices that fit the cache run several times faster than memory-bound whole-tensor
-    passes; on other devices (and for small inputs) it is the one call. ``max_elements`` defaults to
-    :data:`SLICE_ELEMENTS` (read at call time)."""
-    limit = SLICE_ELEMENTS if max_elements is None else max_elements
-    x = tensors[0]
-    tokens = x.shape[dim]
-    step = max(1, limit // max(1, x.numel() // max(1, tokens)))
-    if tokens <= step or x.device.type != "cpu":
-        return fn(*tensors)
-    first = fn(*(t.narrow(dim, 0, step) for t in tensors))  # the result's dtype and other dims
-    out = first.new_empty((*first.shape[:dim], tokens, *first.shape[dim + 1 :]))
-    out.narrow(dim, 0, step).copy_(first)
-    for i in range(step, tokens, step):
-        n = min(step, tokens - i)
-        out.narrow(dim, i, n).copy_(fn(*(t.narrow(dim, i, n) for t in tensors)))
-    return out
-
-
-def _norm_in_slices(
-    forward: Callable[[torch.Tensor], torch.Tensor], max_elements: int | None
-) -> Callable[..., torch.Tensor]:
+def _norm_in_slices(forward: Callable[[torch.Tensor], torch.Tensor], max_elements: int) -> Callable[..., torch.Tensor]:
     def sliced(hidden_states: torch.Tensor) -> torch.Tensor:
         width = hidden_states.shape[-1]
         flat = hidden_states.reshape(-1, width)  # (N, W)
@@ -279,21 +240,19 @@ def _norm_in_slices(
     return sliced
 
 
-def chunk_token_norms(module: nn.Module, max_elements: int | None = None) -> int:
+def chunk_token_norms(module: nn.Module, max_elements: int = SLICE_ELEMENTS) -> int:
     """Make every ``Qwen2_5_VLRMSNorm`` under ``module`` (text and vision) run over at most ``max_elements``
-    input elements (whole tokens; default :data:`SLICE_ELEMENTS`) at a time on CPU (:func:`in_token_slices`);
-    return how many.
+    input elements (whole tokens) at a time on CPU (:func:`~model.elementwise.in_token_slices`); return how many.
 
     ``forward`` is wrapped on the instance: the module tree and state-dict keys are unchanged.
     """
-    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLRMSNorm
-
-    if max_elements is not None and max_elements < 1:
+    norm_type = _internals.rms_norm_type()
+    if max_elements < 1:
         raise ValueError(f"max_elements must be positive, got {max_elements}")
     count = 0
     for norm in module.modules():
-        if isinstance(norm, Qwen2_5_VLRMSNorm) and not getattr(norm, "_token_sliced", False):
-            norm.forward = _norm_in_slices(norm.forward, max_elements)  # type: ignore[method-assign]
+        if isinstance(norm, norm_type) and not getattr(norm, "_token_sliced", False):
+            norm.forward = _norm_in_slices(norm.forward, max_elements)
             object.__setattr__(norm, "_token_sliced", True)
             count += 1
     return count

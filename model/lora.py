@@ -14,13 +14,12 @@ gate/up, or a single one) and computes
   for each projection ``out_rows[:, its columns] += scaling · h[:, its ranks] @ Bᵀ`` in place (``addmm_``,
   the scale and the add folded into the product).
 
-Rows are routed by :func:`routed`: the batch rows are split into runs of consecutive rows with the same task
-(``model.network`` orders a batch's rows by task first, so a mixed batch has one run per task); a run's rows are a
-contiguous slice of the flattened input and output, so no gather or scatter is needed at all. For a packed batch
-(``model.packing``: rows laid end to end as one ``(1, T)`` sequence) ``routed(names, lengths)`` gives the runs in
-tokens instead, and :func:`token_window` narrows them to a slice of the sequence (``model.fastpath`` runs long
-MLPs in slices). Outside a :func:`routed` block every row gets the layers' active PEFT adapters, as PEFT itself
-would do.
+Rows are routed by a :class:`model.routing.Routing` passed as an argument: the batch rows are split into runs of
+consecutive rows with the same task (``Encoder.embed`` orders a batch's rows by task first, so a mixed batch has one
+run per task); a run's rows are a contiguous slice of the flattened input and output, so no gather or scatter is
+needed at all. For a packed batch (``model.packing``: rows laid end to end as one ``(1, T)`` sequence) the runs are
+in tokens instead, and :meth:`~model.routing.Routing.window` narrows them to a slice of the sequence (the MLPs run
+long inputs in slices). With no routing every row gets the layers' active PEFT adapters, as PEFT itself would do.
 
 :func:`fuse_text_projections` swaps fused attention and MLP modules into a loaded ``Qwen2_5_VLTextModel`` (and
 :func:`fuse_vision_mlps` fuses the vision tower's gate/up) in place; parameter names are unchanged. The fused
@@ -30,126 +29,40 @@ parameters out of the shared storage).
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import itertools
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from model import _internals
+from model.elementwise import in_token_slices, rotate
+from model.packing import Segments, padded_attention, segment_attention
+from model.routing import Routing, TaskRun
+
 __all__ = [
     "FusedMLP",
     "FusedProjections",
     "FusedTextAttention",
-    "TaskRun",
     "fuse_projection",
     "fuse_text_projections",
     "fuse_vision_mlps",
-    "routed",
-    "task_runs",
-    "token_window",
+    "fused_projection",
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class TaskRun:
-    """Batch rows (or, packed, tokens) ``start:stop`` use adapter ``task``."""
-
-    task: str
-    start: int
-    stop: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Routing:
-    runs: tuple[TaskRun, ...]
-    tokens: bool  # runs index the tokens of a packed (1, T) input, not batch rows
-
-
-_RUNS: contextvars.ContextVar[_Routing | None] = contextvars.ContextVar("jina_lora_runs", default=None)
-
-
-def task_runs(names: Sequence[str]) -> tuple[TaskRun, ...]:
-    """Runs of consecutive equal names: ``["a", "a", "b", "a"]`` → ``(a 0:2, b 2:3, a 3:4)``."""
-    runs: list[TaskRun] = []
-    start = 0
-    for i in range(1, len(names) + 1):
-        if i == len(names) or names[i] != names[start]:
-            runs.append(TaskRun(names[start], start, i))
-            start = i
-    return tuple(runs)
-
-
-@contextlib.contextmanager
-def routed(names: Sequence[str], lengths: Sequence[int] | None = None) -> Iterator[None]:
-    """Within the block, fused projections apply adapter ``names[i]`` to batch row ``i`` (this thread/context only);
-    with ``lengths``, the input is packed: row ``i`` is the next ``lengths[i]`` tokens of a ``(1, T)`` sequence."""
-    runs = task_runs(list(names))
-    if lengths is not None:
-        if len(lengths) != len(names):
-            raise ValueError(f"{len(names)} task names for {len(lengths)} packed rows")
-        ends = [0, *itertools.accumulate(lengths)]
-        runs = tuple(TaskRun(r.task, ends[r.start], ends[r.stop]) for r in runs)
-    token = _RUNS.set(_Routing(runs, lengths is not None))
-    try:
-        yield
-    finally:
-        _RUNS.reset(token)
-
-
-@contextlib.contextmanager
-def token_window(start: int, stop: int) -> Iterator[None]:
-    """Within the block, a packed routing applies to tokens ``start:stop`` of the sequence only (an input that holds
-    just that slice); a routing by batch rows, or none, is left as it is."""
-    routing = _RUNS.get()
-    if routing is None or not routing.tokens:
-        yield
-        return
-    runs = tuple(
-        TaskRun(r.task, max(r.start, start) - start, min(r.stop, stop) - start)
-        for r in routing.runs
-        if r.start < stop and r.stop > start
-    )
-    token = _RUNS.set(_Routing(runs, True))
-    try:
-        yield
-    finally:
-        _RUNS.reset(token)
-
-
-def _is_lora(layer: nn.Module) -> bool:
-    from peft.tuners.lora import LoraLayer
-
-    return isinstance(layer, LoraLayer)
-
-
 def _base(layer: nn.Module) -> nn.Linear:
-    base = layer.get_base_layer() if _is_lora(layer) else layer  # type: ignore[operator]
+    base = _internals.lora_base(layer)
     if not isinstance(base, nn.Linear):
         raise TypeError(f"expected a Linear projection, got {type(base).__name__}")
     return base
 
 
-def _check_plain_lora(layer: nn.Module) -> None:
-    """Only vanilla LoRA (no DoRA/variants, no LoRA bias, not merged) is fused."""
-    if getattr(layer, "merged", False):
-        raise ValueError("cannot fuse a LoRA layer whose adapters are merged into the base weights")
-    if getattr(layer, "lora_variant", {}):
-        raise ValueError(f"cannot fuse LoRA variants {sorted(getattr(layer, 'lora_variant'))}")  # noqa: B009
-    if any(getattr(layer, "lora_bias", {}).values()):
-        raise ValueError("cannot fuse a LoRA layer with lora_bias")
-    if getattr(layer, "fan_in_fan_out", False):
-        raise ValueError("cannot fuse a fan_in_fan_out LoRA layer")
-
-
 class FusedProjections:
     """Linear projections (PEFT ``lora.Linear`` or plain ``nn.Linear``) that read the same input, as one product.
 
-    ``forward(x)`` returns the projections' outputs concatenated along the last axis; ``splits`` gives their widths.
-    Not a module: the layers stay where they are in the module tree, so that no parameter is registered twice.
+    ``fused(x, routing)`` returns the projections' outputs concatenated along the last axis; ``splits`` gives their
+    widths. Not a module: the layers stay where they are in the module tree, so that no parameter is registered twice.
     """
 
     def __init__(self, layers: Sequence[nn.Module]) -> None:
@@ -171,7 +84,7 @@ class FusedProjections:
                 raise ValueError("cannot fuse projections where only some have a bias")
             else:
                 self.bias = self._concat_shared([b for b in biases if b is not None])  # (ΣO,)
-        self.loras: list[Any] = [layer for layer in layers if _is_lora(layer)]  # PEFT lora.Linear
+        self.loras: list[Any] = [layer for layer in layers if _internals.is_lora_layer(layer)]  # PEFT lora.Linear
         if self.loras and len(self.loras) != len(layers):
             raise ValueError("cannot fuse LoRA and plain projections together")
         self.lora_a: dict[str, torch.Tensor] = {}  # task -> (n·r, I): the projections' A stacked
@@ -196,22 +109,19 @@ class FusedProjections:
         return cat
 
     def _fuse_adapters(self) -> None:
-        for layer in self.loras:
-            _check_plain_lora(layer)
-        tasks = [set(layer.lora_A.keys()) for layer in self.loras]
+        adapters = [_internals.lora_adapters(layer) for layer in self.loras]
+        tasks = [set(a) for a in adapters]
         if any(t != tasks[0] for t in tasks):
             raise ValueError(f"projections carry different adapters: {[sorted(t) for t in tasks]}")
         with torch.no_grad():
             for task in sorted(tasks[0]):
-                a = [layer.lora_A[task].weight for layer in self.loras]  # each (r, I)
-                self.lora_a[task] = self._concat_shared(a)  # (n·r, I)
+                self.lora_a[task] = self._concat_shared([a[task][0].weight for a in adapters])  # (n·r, I)
                 parts, rank_at, out_at = [], 0, 0
-                for layer, width in zip(self.loras, self.splits, strict=True):
-                    b = layer.lora_B[task].weight  # (O, r): the parameter itself, no copy
+                for a, width in zip(adapters, self.splits, strict=True):
+                    _, lora_b, scaling = a[task]
+                    b = lora_b.weight  # (O, r): the parameter itself, no copy
                     r = b.shape[1]
-                    parts.append(
-                        (slice(rank_at, rank_at + r), slice(out_at, out_at + width), b, float(layer.scaling[task]))
-                    )
+                    parts.append((slice(rank_at, rank_at + r), slice(out_at, out_at + width), b, scaling))
                     rank_at, out_at = rank_at + r, out_at + width
                 self.lora_b[task] = parts
             at = 0
@@ -220,30 +130,27 @@ class FusedProjections:
                 at += a_cat.shape[0]
             self.lora_a_all = torch.cat(list(self.lora_a.values()))  # (tasks·n·r, I)
 
-    def _runs(self, x: torch.Tensor, flat_rows: int) -> tuple[tuple[TaskRun, ...], int]:
+    def _runs(self, x: torch.Tensor, flat_rows: int, routing: Routing | None) -> tuple[tuple[TaskRun, ...], int]:
         """The task runs for input ``x`` and how many flattened rows one unit of a run covers."""
-        routing = _RUNS.get()
         if routing is not None and routing.tokens:  # packed: a run's units are the flattened rows themselves
             units, per_unit = flat_rows, 1
         else:
             units = x.shape[0] if x.dim() > 1 else 1
             per_unit = flat_rows // max(units, 1)
         if routing is None:
-            first = self.loras[0]
-            if getattr(first, "disable_adapters", False):
-                return (), per_unit
-            return tuple(TaskRun(task, 0, units) for task in first.active_adapters), per_unit
+            active = _internals.active_adapters(self.loras[0])
+            return tuple(TaskRun(task, 0, units) for task in active), per_unit
         if routing.runs and routing.runs[-1].stop != units:
             kind = "tokens" if routing.tokens else "rows"
             raise RuntimeError(f"task routing covers {routing.runs[-1].stop} {kind}, the input has {units}")
         return routing.runs, per_unit
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, routing: Routing | None = None) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features)  # (N, I), rows of batch row b at [b·per_row, (b+1)·per_row)
         # (N, ΣO); addmm with the bias, as F.linear does
         out = flat @ self.weight.t() if self.bias is None else torch.addmm(self.bias, flat, self.weight.t())
         if self.loras:
-            all_runs, per_row = self._runs(x, flat.shape[0])
+            all_runs, per_row = self._runs(x, flat.shape[0], routing)
             runs = [run for run in all_runs if run.task in self.lora_a]  # PEFT skips unknown adapters
             # several runs (a mixed batch): every task's A for every row in one product (the A products are
             # thin), instead of one small product per run
@@ -261,121 +168,130 @@ class FusedProjections:
 
 
 class FusedTextAttention(nn.Module):
-    """``Qwen2_5_VLAttention`` with q/k/v as one fused projection (same children, same attention call)."""
+    """``Qwen2_5_VLAttention`` with q/k/v as one fused projection (same children), called by ``model.forward``
+    with the routing and the packed segments as arguments. Attention is sdpa: per packed row
+    (:func:`~model.packing.segment_attention`) or over the padded batch (:func:`~model.packing.padded_attention`)."""
 
-    def __init__(self, attn: nn.Module) -> None:
+    def __init__(self, attn: nn.Module, slice_elements: int | None = None) -> None:
         super().__init__()
         self.q_proj, self.k_proj, self.v_proj, self.o_proj = (
             attn.get_submodule(n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")
         )
-        self.config: Any = getattr(attn, "config")  # noqa: B009 - plain attributes of the stock module
-        self.layer_idx: int | None = getattr(attn, "layer_idx")  # noqa: B009
-        self.head_dim = int(getattr(attn, "head_dim"))  # noqa: B009
-        self.num_key_value_groups = int(getattr(attn, "num_key_value_groups"))  # noqa: B009
-        self.scaling = float(getattr(attn, "scaling"))  # noqa: B009
-        self.is_causal = bool(getattr(attn, "is_causal"))  # noqa: B009
-        self.attention_dropout = float(getattr(attn, "attention_dropout"))  # noqa: B009
-        self.sliding_window = getattr(attn, "sliding_window", None)
+        attrs = _internals.attention_attributes(attn, _internals.TEXT_ATTENTION_ATTRIBUTES)
+        self.head_dim = int(attrs["head_dim"])
+        self.scaling = float(attrs["scaling"])
+        self.layer_idx: int | None = attrs["layer_idx"]
+        if not attrs["is_causal"]:
+            raise ValueError("the fused text attention is causal; this attention module is not")
+        self.slice_elements = slice_elements
         self._qkv = FusedProjections([self.q_proj, self.k_proj, self.v_proj])
         self._o = FusedProjections([self.o_proj])
 
     def forward(
         self,
         hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        cache: Any = None,
-        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
-        **kwargs: Any,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import eager_attention_forward
-
-        from model.fastpath import in_token_slices, rotate
-        from model.packing import current_segments, segment_attention
-
-        if position_embeddings is None:
-            raise ValueError("position_embeddings are required")
+        position_embeddings: tuple[torch.Tensor, torch.Tensor],
+        routing: Routing | None = None,
+        segments: Segments | None = None,
+        key_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, L, D) → (B, L, D). ``segments``: the input is packed ``(1, T)`` rows; ``key_mask`` (B, L) bool: the
+        real tokens of a right-padded batch (None: every token is real)."""
         bsz, q_len, _ = hidden_states.shape
         d = self.head_dim
         nq, nk, _nv = (s // d for s in self._qkv.splits)
-        qkv = self._qkv(hidden_states).view(bsz, q_len, -1, d)  # (B, L, nq+2·nk, d)
+        qkv = self._qkv(hidden_states, routing).view(bsz, q_len, -1, d)  # (B, L, nq+2·nk, d)
         cos, sin = position_embeddings  # (B, L, d), in the model's dtype as in the stock rotary
         # q and k heads at once, over cache-sized token slices on CPU
-        qk = in_token_slices(rotate, qkv[:, :, : nq + nk], cos[:, :, None], sin[:, :, None], dim=1)
+        qk = in_token_slices(
+            rotate, qkv[:, :, : nq + nk], cos[:, :, None], sin[:, :, None], dim=1, max_elements=self.slice_elements
+        )
         q = qk[:, :, :nq].transpose(1, 2)  # (B, nq, L, d)
         k = qk[:, :, nq:].transpose(1, 2)  # (B, nk, L, d)
         v = qkv[:, :, nq + nk :].transpose(1, 2)
-        if cache is not None:
-            k, v = cache.update(k, v, self.layer_idx, kwargs=kwargs)
-        segments = current_segments()
         if segments is not None:  # a packed batch: attention within each row, no padding mask
-            if cache is not None or attention_mask is not None:
-                raise ValueError("a packed batch takes no attention mask and no cache")
+            if key_mask is not None:
+                raise ValueError("a packed batch takes no padding mask")
             out = segment_attention(q, k, v, segments, scaling=self.scaling)  # (1, L, nq, d)
-            return self._o(out.reshape(bsz, q_len, -1)), None
-        interface: Any = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
-        out, weights = interface(
-            self,
-            q,
-            k,
-            v,
-            attention_mask,
-            dropout=0.0 if not self.training else self.attention_dropout,
-            scaling=self.scaling,
-            sliding_window=self.sliding_window,
-            position_ids=position_ids,
-            **kwargs,
-        )
-        out = out.reshape(bsz, q_len, -1).contiguous()
-        result: torch.Tensor = self._o(out)
-        return result, weights
+        else:
+            out = padded_attention(q, k, v, key_mask, scaling=self.scaling)  # (B, L, nq, d)
+        return self._o(out.reshape(bsz, q_len, -1), routing)
 
 
 class FusedMLP(nn.Module):
-    """A gated MLP (``down(act(gate(x)) · up(x))``) with gate/up as one fused projection (same children)."""
+    """A gated MLP (``down(act(gate(x)) · up(x))``) with gate/up as one fused projection (same children), over at
+    most ``chunk_tokens`` tokens at a time (an MLP mixes no tokens: a long input's activations stay bounded)."""
 
-    def __init__(self, mlp: nn.Module) -> None:
+    def __init__(self, mlp: nn.Module, chunk_tokens: int | None = None) -> None:
         super().__init__()
+        if chunk_tokens is not None and chunk_tokens < 1:
+            raise ValueError(f"chunk_tokens must be positive, got {chunk_tokens}")
         self.gate_proj, self.up_proj, self.down_proj = (
             mlp.get_submodule(n) for n in ("gate_proj", "up_proj", "down_proj")
         )
         self.act_fn = getattr(mlp, "act_fn")  # noqa: B009
+        self.chunk_tokens = chunk_tokens
         self._gate_up = FusedProjections([self.gate_proj, self.up_proj])
         self._down = FusedProjections([self.down_proj])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _mlp(self, x: torch.Tensor, routing: Routing | None) -> torch.Tensor:
         width = self._gate_up.splits[0]
-        gate_up = self._gate_up(x)  # (..., 2·I)
+        gate_up = self._gate_up(x, routing)  # (..., 2·I)
         act: torch.Tensor = self.act_fn(gate_up[..., :width])  # a new tensor: multiplied in place
         act.mul_(gate_up[..., width:])
-        result: torch.Tensor = self._down(act)
-        return result
+        return self._down(act, routing)
+
+    def forward(self, x: torch.Tensor, routing: Routing | None = None) -> torch.Tensor:
+        # x: (B, S, H); chunks run along the sequence axis and keep the batch axis (routing by rows still applies;
+        # a packed routing is narrowed to each chunk's tokens)
+        if self.chunk_tokens is None or x.dim() != 3:
+            return self._mlp(x, routing)
+        rows, length = x.shape[0], x.shape[1]
+        step = max(1, self.chunk_tokens // max(1, rows))
+        if length <= step:
+            return self._mlp(x, routing)
+        parts = []
+        for i in range(0, length, step):
+            stop = min(i + step, length)
+            # contiguous slices: a strided (B, step, H) view sends oneDNN's matmul down a far slower path (×2)
+            part_routing = None if routing is None else routing.window(i, stop)
+            parts.append(self._mlp(x[:, i:stop].contiguous(), part_routing))  # (B, ≤step, H)
+        return torch.cat(parts, dim=1)  # (B, S, H)
 
 
-def fuse_text_projections(language_model: nn.Module) -> int:
-    """Swap :class:`FusedTextAttention` / :class:`FusedMLP` into every decoder layer in place; return how many."""
+def fuse_text_projections(
+    language_model: nn.Module, *, slice_elements: int | None = None, mlp_chunk_tokens: int | None = None
+) -> int:
+    """Swap :class:`FusedTextAttention` / :class:`FusedMLP` into every decoder layer in place; return how many.
+    The layers are then run by :func:`model.forward.text_forward` (their call signature is not the stock one)."""
     count = 0
     for layer in getattr(language_model, "layers", []):
         attn, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
         if isinstance(attn, nn.Module) and not isinstance(attn, FusedTextAttention):
-            layer.self_attn = FusedTextAttention(attn)
+            layer.self_attn = FusedTextAttention(attn, slice_elements)
             count += 1
         if isinstance(mlp, nn.Module) and not isinstance(mlp, FusedMLP):
-            layer.mlp = FusedMLP(mlp)
+            layer.mlp = FusedMLP(mlp, mlp_chunk_tokens)
             count += 1
     return count
 
 
-def fuse_projection(layer: nn.Module) -> None:
-    """Make a single (LoRA) projection run as a :class:`FusedProjections` (its ``forward`` is replaced on the
-    instance; the module tree is unchanged)."""
-    if getattr(layer, "_jina_fused", False):
-        return
+def fuse_projection(layer: nn.Module) -> FusedProjections:
+    """Make a single (LoRA) projection run as a :class:`FusedProjections`: calling ``layer(x)`` applies its active
+    adapter, ``fused_projection(layer)(x, routing)`` routes rows (the module tree is unchanged)."""
+    existing = fused_projection(layer)
+    if existing is not None:
+        return existing
     fused = FusedProjections([layer])
     layer.forward = fused.__call__
+    object.__setattr__(layer, "_jina_projection", fused)
+    return fused
+
+
+def fused_projection(layer: nn.Module) -> FusedProjections | None:
+    """The :class:`FusedProjections` :func:`fuse_projection` made of ``layer``, if any."""
+    fused = getattr(layer, "_jina_projection", None)
+    return fused if isinstance(fused, FusedProjections) else None
 
 
 def fuse_vision_mlps(visual: nn.Module) -> int:

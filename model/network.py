@@ -4,26 +4,29 @@ Rows may mix texts and images and tasks. Right padding; positions from the stock
 ``cumsum(mask) - 1`` (text-only batches, the same values); causal attention with the padding mask; the last
 hidden state after the final norm; never the LM head. Each row's task LoRA is applied by per-row routing.
 
-A batch whose rows differ in length runs packed (``model.packing``): the decoder sees only the real tokens, laid
-end to end, with the same positions and attention confined to each row; the result is scattered back to the
-padded ``(B, L, H)`` layout, pads zero. Packing needs the fused attention layers (``model.lora``), which
-``Encoder.from_pretrained`` installs; on stock modules every batch runs padded.
+The fused path (``model.speedups`` installed the fused layers) runs :mod:`model.forward`: a batch whose rows differ
+in length runs packed (``model.packing``): the decoder sees only the real tokens, laid end to end, with the same
+positions and attention confined to each row; the result is scattered back to the padded ``(B, L, H)`` layout, pads
+zero. The routing and the packed segments are arguments of that forward. On stock modules
+(``ForwardOptions.stock()``) the stock ``Qwen2_5_VLModel`` runs every batch padded, routed through PEFT.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
+from model import _internals
 from model.adapters import route_rows
 from model.checkpoint import JinaV4Backbone
-from model.lora import FusedTextAttention
-from model.packing import packed
+from model.forward import Layout, embed_inputs, text_forward, uses_fused_layers
+from model.lora import fused_projection
+from model.options import ForwardOptions
+from model.packing import Segments
 from model.processor import PreparedInput
+from model.routing import Routing
 
 __all__ = ["Batch", "Network"]
 
@@ -43,14 +46,23 @@ class Batch:
 class Network:
     """The torch module and how to run it; owned by one thread at a time."""
 
-    def __init__(self, module: JinaV4Backbone, *, pad_token_id: int, image_token_id: int, device: torch.device):
+    def __init__(
+        self,
+        module: JinaV4Backbone,
+        *,
+        pad_token_id: int,
+        image_token_id: int,
+        device: torch.device,
+        options: ForwardOptions | None = None,
+    ):
         self.module = module.eval()
         self.pad_token_id = pad_token_id
         self.image_token_id = image_token_id
         self.device = device
-        layers = list(getattr(module.model.language_model, "layers", []))
-        # packing is on when every text attention layer can attend within packed rows (the fused ones)
-        self.pack_rows = bool(layers) and all(isinstance(layer.self_attn, FusedTextAttention) for layer in layers)
+        self.options = options or ForwardOptions()
+        # the fused decoder loop (model.forward) when the fused layers are installed; else the stock module
+        self.fused = uses_fused_layers(module.model.language_model)
+        self.pack_rows = self.fused and self.options.pack_rows
 
     def collate(self, items: Sequence[PreparedInput]) -> Batch:
         lengths = [item.num_tokens for item in items]
@@ -71,46 +83,58 @@ class Network:
             pos = (batch.attention_mask.cumsum(-1) - 1).clamp_min(0)  # (B, L)
             return pos.unsqueeze(0).expand(3, -1, -1)
         token_types = (batch.input_ids == self.image_token_id).to(torch.int32)  # (B, L) 1 = image
-        rope: Any = self.module.model.get_rope_index
-        pos, _ = rope(
-            batch.input_ids, token_types, image_grid_thw=batch.image_grid_thw, attention_mask=batch.attention_mask
-        )
-        positions: torch.Tensor = pos  # (3, B, L)
-        return positions
+        return _internals.rope_index(
+            self.module.model, batch.input_ids, token_types, batch.image_grid_thw, batch.attention_mask
+        )  # (3, B, L)
 
     @torch.inference_mode()
     def hidden_states(self, batch: Batch) -> torch.Tensor:
         """(B, L, H) last hidden states (after the final norm), in the model's dtype; zeros at padding when packed."""
+        if not self.fused:
+            return self._stock_hidden_states(batch)
         dev = self.device
         ids, positions = batch.input_ids, self.positions(batch)  # (B, L), (3, B, L)
-        mask: Any = batch.attention_mask.to(dev)
-        layout: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        uneven = min(batch.lengths) < max(batch.lengths)
         real = None
-        if self.pack_rows and min(batch.lengths) < max(batch.lengths):
+        if self.pack_rows and uneven:
             real = batch.attention_mask.to(torch.bool)  # (B, L); right padding: row-major order = packed order
             ids, positions = ids[real][None], positions[:, real][:, None]  # (1, T), (3, 1, T)
-            # no mask at all (a prepared mapping, so that none is built): attention stays within rows by segments
-            mask = dict.fromkeys(self.module.model.language_model.config.layer_types, None)
-            layout = packed(batch.lengths)
-        with route_rows(self.module, batch.tasks, None if real is None else batch.lengths), layout:
-            out = self.module.model(
-                input_ids=ids.to(dev),
-                attention_mask=mask,
-                position_ids=positions.to(dev),
-                pixel_values=None if batch.pixel_values is None else batch.pixel_values.to(dev),
-                image_grid_thw=None if batch.image_grid_thw is None else batch.image_grid_thw.to(dev),
-                use_cache=False,
-            )
-        hidden: torch.Tensor = out.last_hidden_state  # (B, L, H), or (1, T, H) packed
+            segments = Segments(tuple(batch.lengths), self.options.group_tokens)
+            layout = Layout(Routing.packed(batch.tasks, batch.lengths), segments=segments)
+        else:
+            key_mask = batch.attention_mask.to(dev, torch.bool) if uneven else None
+            layout = Layout(Routing.by_rows(batch.tasks), key_mask=key_mask)
+        pixels = None if batch.pixel_values is None else batch.pixel_values.to(dev)
+        grid = None if batch.image_grid_thw is None else batch.image_grid_thw.to(dev)
+        embeds = embed_inputs(self.module.model, ids.to(dev), pixels, grid, self.image_token_id)
+        hidden = text_forward(self.module.model.language_model, embeds, positions.to(dev), layout)
         if real is None:
-            return hidden
+            return hidden  # (B, L, H)
         padded = hidden.new_zeros((*batch.input_ids.shape, hidden.shape[-1]))  # (B, L, H)
         padded[real.to(dev)] = hidden[0]
         return padded
 
+    def _stock_hidden_states(self, batch: Batch) -> torch.Tensor:
+        """The stock ``Qwen2_5_VLModel`` on the padded batch, each row's adapter routed through PEFT."""
+        dev = self.device
+        with route_rows(self.module, batch.tasks):
+            out = self.module.model(
+                input_ids=batch.input_ids.to(dev),
+                attention_mask=batch.attention_mask.to(dev),
+                position_ids=self.positions(batch).to(dev),
+                pixel_values=None if batch.pixel_values is None else batch.pixel_values.to(dev),
+                image_grid_thw=None if batch.image_grid_thw is None else batch.image_grid_thw.to(dev),
+                use_cache=False,
+            )
+        hidden: torch.Tensor = out.last_hidden_state  # (B, L, H)
+        return hidden
+
     @torch.inference_mode()
     def project(self, hidden: torch.Tensor, tasks: Sequence[str]) -> torch.Tensor:
         """(B, L, H) → (B, L, 128) multi-vector projection with each row's task LoRA (not normalised)."""
+        fused = fused_projection(self.module.multi_vector_projector)
+        if fused is not None:
+            return fused(hidden, Routing.by_rows(tasks))
         with route_rows(self.module, tasks):
             projected: torch.Tensor = self.module.multi_vector_projector(hidden)
         return projected

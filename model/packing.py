@@ -18,21 +18,19 @@ it (``enable_gqa`` without a mask, repeated KV heads with one; also repeated whe
 ``enable_gqa``, see :func:`_fused_gqa`). On CUDA, ``torch.nn.attention.varlen`` could
 attend every segment in one call; it is not used until it can be measured on a GPU.
 
-:func:`packed` makes the segments visible to the fused attention layers (``model.lora.FusedTextAttention``) for
-the duration of a ``with`` block, per thread/context, like the task routing.
+``model.forward`` hands the :class:`Segments` of a packed batch to every fused attention layer
+(``model.lora.FusedTextAttention``) as an argument; a padded batch goes to :func:`padded_attention` instead.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["GROUP_TOKENS", "Segments", "current_segments", "packed", "segment_attention"]
+__all__ = ["GROUP_TOKENS", "Segments", "padded_attention", "segment_attention"]
 
 GROUP_TOKENS = 512
 
@@ -98,24 +96,6 @@ def _grouped(lengths: Sequence[int], start: int, device: torch.device) -> _Call:
     return _Call(start, start + n, mask[None, None])  # (1, 1, n, n)
 
 
-_SEGMENTS: contextvars.ContextVar[Segments | None] = contextvars.ContextVar("jina_packed_segments", default=None)
-
-
-@contextlib.contextmanager
-def packed(lengths: Sequence[int], *, group_tokens: int = GROUP_TOKENS) -> Iterator[Segments]:
-    """Within the block, fused attention layers treat their ``(1, T)`` input as rows of these lengths."""
-    segments = Segments(tuple(int(n) for n in lengths), group_tokens)
-    token = _SEGMENTS.set(segments)
-    try:
-        yield segments
-    finally:
-        _SEGMENTS.reset(token)
-
-
-def current_segments() -> Segments | None:
-    return _SEGMENTS.get()
-
-
 def _fused_gqa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> bool:
     """Whether ``enable_gqa`` reaches a fused attention kernel for these inputs. On CPU it does (the CPU flash kernel
     takes fewer KV heads). On CUDA only the flash kernel takes them (bfloat16/float16 on compute capability ≥ 8.0);
@@ -156,3 +136,24 @@ def segment_attention(
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=call.mask, is_causal=call.mask is None, scale=scaling)
         out[:, call.start : call.stop] = o.transpose(1, 2)  # (1, n, H, d)
     return out
+
+
+def padded_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, key_mask: torch.Tensor | None, *, scaling: float
+) -> torch.Tensor:
+    """Causal attention over a right-padded batch: ``(B, heads, L, d)`` q, ``(B, kv_heads, L, d)`` k/v and
+    ``key_mask`` (B, L) bool, True at real tokens (None: every token is real); returns ``(B, L, heads, d)``.
+    Padded positions' outputs are not meaningful (they attend the row's real tokens)."""
+    groups = query.shape[1] // key.shape[1]
+    if key_mask is None and (groups == 1 or _fused_gqa(query, key, value)):
+        out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling, enable_gqa=groups > 1)
+        return out.transpose(1, 2)
+    mask = None
+    if key_mask is not None:
+        n = query.shape[2]
+        causal = torch.ones((n, n), dtype=torch.bool, device=query.device).tril()  # (L, L)
+        mask = causal[None, None] & key_mask.to(query.device, torch.bool)[:, None, None, :]  # (B, 1, L, L)
+    if groups > 1:
+        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=mask is None, scale=scaling)
+    return out.transpose(1, 2)

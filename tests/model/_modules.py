@@ -47,3 +47,17 @@ def with_adapters(module: nn.Module, targets: list[str]) -> nn.Module:
             if ".lora_" in name:  # PEFT initialises B to zero: give every adapter a real delta
                 param.normal_(0.0, 0.05)
     return module.eval()
+
+
+def run_fused(
+    language_model: nn.Module, ids: torch.Tensor, tasks: list[str], mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(B, L, H) of a fused text model (``model.lora.fuse_text_projections``) through ``model.forward``'s decoder
+    loop: row ``i`` routed to ``tasks[i]``, right padding where ``mask`` is 0 (positions count the real tokens)."""
+    from model.forward import Layout, text_forward
+    from model.routing import Routing
+
+    positions = torch.arange(ids.shape[1])[None].expand(ids.shape[0], -1) if mask is None else mask.cumsum(-1) - 1
+    layout = Layout(Routing.by_rows(tasks), key_mask=None if mask is None else mask.bool())
+    embeds = language_model.embed_tokens(ids)  # type: ignore[operator]
+    return text_forward(language_model, embeds, positions.clamp_min(0)[None].expand(3, -1, -1), layout)

@@ -17,6 +17,7 @@ from model.fastpath import (
     speed_up_vision_tower,
     window_plan,
 )
+from model.lora import fuse_text_projections
 from tests.model._modules import small_text_model
 
 
@@ -93,12 +94,12 @@ def test_window_plan_is_made_once_per_cu_seqlens(monkeypatch: pytest.MonkeyPatch
         # 4 blocks, 2 of them windowed: one plan for the windows and one for the whole images, not one per block
         assert len(made) == 2
         assert not fastpath._PLANS  # the forward's cu_seqlens are gone, and their plans with them
-    monkeypatch.setattr(fastpath, "PLAN_ONCE", False)  # the bench's lever off: a plan in every block
+    replan = _stock_tower()
+    speed_up_vision_tower(replan, plan_once=False)  # the bench's lever off: a plan in every block
     made.clear()
     with torch.inference_mode():
-        torch.testing.assert_close(fast(pixels, grid_thw=grid).pooler_output, want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(replan(pixels, grid_thw=grid).pooler_output, want, atol=1e-5, rtol=1e-5)
     assert len(made) == 4
-    monkeypatch.setattr(fastpath, "PLAN_ONCE", True)
     cu = torch.tensor([0, 4, 8])
     window_plan(cu)
     key = id(cu)
@@ -167,24 +168,37 @@ def test_norms_in_slices_are_bit_identical(dtype: torch.dtype) -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_rotary_in_token_slices_is_bit_identical(monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype) -> None:
-    import model.fastpath as fastpath
-    from model.lora import fuse_text_projections
+    import model.elementwise as elementwise
+    import model.lora as lora
+    from model.forward import Layout, text_forward
+    from model.routing import Routing
 
-    text = small_text_model().to(dtype)
-    fuse_text_projections(text)
-    tower = _stock_tower().to(dtype)
-    speed_up_vision_tower(tower)
+    whole_text = small_text_model().to(dtype)
+    text = copy.deepcopy(whole_text)
+    fuse_text_projections(whole_text)
+    fuse_text_projections(text, slice_elements=200)
+    whole_tower = _stock_tower().to(dtype)
+    tower = copy.deepcopy(whole_tower)
+    speed_up_vision_tower(whole_tower)
+    speed_up_vision_tower(tower, slice_elements=200)
     ids = torch.randint(0, 100, (2, 23))
     grid = torch.tensor([[1, 10, 22]])
     pixels = torch.randn(220, 1176).to(dtype)
+    positions = torch.arange(23)[None, None].expand(3, 2, -1)
+    layout = Layout(Routing.by_rows(["retrieval", "retrieval"]))
     with torch.inference_mode():
-        want_text = text(input_ids=ids).last_hidden_state
-        want_vision = tower(pixels, grid_thw=grid).pooler_output
-        tokens: list[int] = []  # tokens per rotary call
-        stock_rotate = fastpath.rotate
-        monkeypatch.setattr(fastpath, "rotate", lambda x, c, s: (tokens.append(x.numel()), stock_rotate(x, c, s))[1])
-        monkeypatch.setattr(fastpath, "SLICE_ELEMENTS", 200)
-        got_text = text(input_ids=ids).last_hidden_state
+        want_text = text_forward(whole_text, whole_text.embed_tokens(ids), positions, layout)
+        want_vision = whole_tower(pixels, grid_thw=grid).pooler_output
+        tokens: list[int] = []  # elements per rotary call
+        stock_rotate = elementwise.rotate
+
+        def spy(x: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            tokens.append(x.numel())
+            return stock_rotate(x, c, s)
+
+        monkeypatch.setattr(lora, "rotate", spy)  # text
+        monkeypatch.setattr(elementwise, "rotate", spy)  # vision, through rotate_in_float32
+        got_text = text_forward(text, text.embed_tokens(ids), positions, layout)
         text_calls = len(tokens)
         got_vision = tower(pixels, grid_thw=grid).pooler_output
     assert torch.equal(got_text, want_text)
@@ -219,7 +233,7 @@ def test_vision_norms_in_slices_are_bit_identical() -> None:
 def test_rotate_equals_stock_rotary(dtype: torch.dtype) -> None:
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb
 
-    from model.fastpath import rotate
+    from model.elementwise import rotate
 
     torch.manual_seed(0)
     q = torch.randn(2, 9, 5, 16).to(dtype)  # (B, L, heads, d)

@@ -13,14 +13,13 @@ from model.lora import (
     FusedMLP,
     FusedProjections,
     FusedTextAttention,
-    TaskRun,
     fuse_projection,
     fuse_text_projections,
     fuse_vision_mlps,
-    routed,
-    task_runs,
+    fused_projection,
 )
-from tests.model._modules import TASKS, TEXT_TARGETS, small_text_model, with_adapters
+from model.routing import Routing, TaskRun, task_runs
+from tests.model._modules import TASKS, TEXT_TARGETS, run_fused, small_text_model, with_adapters
 
 
 def test_task_runs() -> None:
@@ -52,8 +51,7 @@ def test_fused_text_model_equals_peft(tasks: list[str]) -> None:
     with torch.inference_mode():
         with route_rows(stock, tasks):
             want = stock(input_ids=ids, attention_mask=mask).last_hidden_state
-        with route_rows(fused, tasks):
-            got = fused(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = run_fused(fused, ids, tasks, mask)
         for row, task in enumerate(tasks):  # each row as PEFT's plain single-task path gives it
             with route_rows(stock, [task]):
                 alone = stock(input_ids=ids[row : row + 1], attention_mask=mask[row : row + 1]).last_hidden_state
@@ -85,8 +83,7 @@ def test_fused_text_model_bfloat16_close_to_peft() -> None:
     with torch.inference_mode():
         with route_rows(stock, tasks):
             want = stock(input_ids=ids).last_hidden_state.float()
-        with route_rows(fused, tasks):
-            got = fused(input_ids=ids).last_hidden_state.float()
+        got = run_fused(fused, ids, tasks).float()
     cos = torch.nn.functional.cosine_similarity(got, want, dim=-1)
     assert cos.min() > 0.999
 
@@ -96,17 +93,21 @@ def test_single_projection_and_active_adapter_outside_routing() -> None:
     holder.proj = nn.Linear(32, 8, bias=True)
     stock = with_adapters(holder, ["proj"])
     fused = copy.deepcopy(stock)
-    fuse_projection(fused.proj)
+    projection = fuse_projection(fused.proj)
+    assert fuse_projection(fused.proj) is projection is fused_projection(fused.proj)  # once
     x = torch.randn(3, 5, 32)
     with torch.inference_mode():
         torch.testing.assert_close(fused.proj(x), stock.proj(x), atol=1e-6, rtol=1e-6)  # active adapter: the first
         for task in TASKS:
-            with route_rows(stock, [task] * 3), route_rows(fused, [task] * 3):
-                torch.testing.assert_close(fused.proj(x), stock.proj(x), atol=1e-6, rtol=1e-6)
-        with route_rows(stock, ["code", "retrieval", "code"]), route_rows(fused, ["code", "retrieval", "code"]):
-            torch.testing.assert_close(fused.proj(x), stock.proj(x), atol=1e-6, rtol=1e-6)
-        with routed(["code", "code"]), pytest.raises(RuntimeError, match="covers 2 rows, the input has 3"):
-            fused.proj(x)
+            with route_rows(stock, [task] * 3):
+                want = stock.proj(x)
+            torch.testing.assert_close(projection(x, Routing.by_rows([task] * 3)), want, atol=1e-6, rtol=1e-6)
+        tasks = ["code", "retrieval", "code"]
+        with route_rows(stock, tasks):
+            want = stock.proj(x)
+        torch.testing.assert_close(projection(x, Routing.by_rows(tasks)), want, atol=1e-6, rtol=1e-6)
+        with pytest.raises(RuntimeError, match="covers 2 rows, the input has 3"):
+            projection(x, Routing.by_rows(["code", "code"]))
 
 
 def test_fusion_refuses_mismatched_projections() -> None:

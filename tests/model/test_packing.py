@@ -14,9 +14,10 @@ from PIL import Image
 from model import network as network_mod
 from model.adapters import route_rows
 from model.encoder import Encoder
-from model.fastpath import chunk_token_mlps
-from model.lora import TaskRun, fuse_text_projections, routed, token_window
-from model.packing import Segments, packed, segment_attention
+from model.forward import Layout, text_forward
+from model.lora import fuse_text_projections
+from model.packing import Segments, segment_attention
+from model.routing import Routing, TaskRun
 from model.types import parse_task
 from tests.model._modules import TEXT_TARGETS, small_text_model, with_adapters
 
@@ -73,8 +74,8 @@ def test_segment_attention_equals_each_row_alone(
     total, heads, kv_heads, d = sum(lengths), 4, 2, 8
     q = torch.randn(1, heads, total, d)
     k, v = torch.randn(1, kv_heads, total, d), torch.randn(1, kv_heads, total, d)
-    with packed(lengths, group_tokens=group_tokens) as segments:
-        got = segment_attention(q, k, v, segments, scaling=0.3)  # (1, T, H, d)
+    segments = Segments(lengths, group_tokens)
+    got = segment_attention(q, k, v, segments, scaling=0.3)  # (1, T, H, d)
     unmasked = sum(c.mask is None for c in segments.plan(q.device))
     if fused_gqa:
         assert kv_heads_seen.count(-kv_heads) == unmasked  # causal calls take the 2 KV heads as they are
@@ -106,8 +107,7 @@ def test_segment_attention_on_cuda(dtype: torch.dtype) -> None:
         assert not fused  # only the flash kernel takes fewer KV heads, and it has no float32
     elif torch.cuda.get_device_capability() >= (8, 0):
         assert fused
-    with packed(lengths) as segments:
-        got = segment_attention(q, k, v, segments, scaling=0.125).cpu()  # (1, T, H, d)
+    got = segment_attention(q, k, v, Segments(lengths), scaling=0.125).cpu()  # (1, T, H, d)
     tol = 1e-4 if dtype == torch.float32 else 2e-2
     at = 0
     for n in lengths:
@@ -124,17 +124,14 @@ def test_gqa_is_fused_on_cpu() -> None:
     assert _fused_gqa(q, kv, kv)
 
 
-def test_token_window_narrows_a_packed_routing_only() -> None:
-    from model import lora
-
-    with routed(["a", "a", "b"], lengths=[3, 2, 4]):
-        assert lora._RUNS.get() == lora._Routing((TaskRun("a", 0, 5), TaskRun("b", 5, 9)), True)
-        with token_window(4, 7):
-            assert lora._RUNS.get() == lora._Routing((TaskRun("a", 0, 1), TaskRun("b", 1, 3)), True)
-    with routed(["a", "b"]), token_window(0, 1):  # by rows: a slice along the sequence keeps every row
-        assert lora._RUNS.get() == lora._Routing((TaskRun("a", 0, 1), TaskRun("b", 1, 2)), False)
-    with pytest.raises(ValueError, match="3 task names for 2 packed rows"), routed(["a", "b", "c"], [1, 2]):
-        pass
+def test_window_narrows_a_packed_routing_only() -> None:
+    routing = Routing.packed(["a", "a", "b"], [3, 2, 4])
+    assert routing == Routing((TaskRun("a", 0, 5), TaskRun("b", 5, 9)), True)
+    assert routing.window(4, 7) == Routing((TaskRun("a", 0, 1), TaskRun("b", 1, 3)), True)
+    by_rows = Routing.by_rows(["a", "b"])  # by rows: a slice along the sequence keeps every row
+    assert by_rows.window(0, 1) is by_rows
+    with pytest.raises(ValueError, match="3 task names for 2 packed rows"):
+        Routing.packed(["a", "b", "c"], [1, 2])
 
 
 @pytest.mark.parametrize("chunk", [None, 5])
@@ -143,19 +140,15 @@ def test_packed_text_model_equals_rows_alone(chunk: int | None) -> None:
     what plain PEFT gives it alone."""
     stock = with_adapters(small_text_model(), TEXT_TARGETS)
     fused = copy.deepcopy(stock)
-    fuse_text_projections(fused)
-    if chunk is not None:
-        assert chunk_token_mlps(fused, max_tokens=chunk) == 2
+    assert fuse_text_projections(fused, mlp_chunk_tokens=chunk) == 4
     tasks, lengths = ["code", "code", "retrieval", "text-matching"], [6, 3, 11, 4]
     torch.manual_seed(2)
     rows = [torch.randint(0, 100, (n,)) for n in lengths]
     ids = torch.cat(rows)[None]  # (1, T)
     positions = torch.cat([torch.arange(n) for n in lengths])[None, None].expand(3, 1, -1)  # (3, 1, T)
-    no_mask = dict.fromkeys(fused.config.layer_types, None)
+    layout = Layout(Routing.packed(tasks, lengths), segments=Segments(tuple(lengths)))
     with torch.inference_mode():
-        with route_rows(fused, tasks, lengths), packed(lengths):
-            got = fused(input_ids=ids, attention_mask=no_mask, position_ids=positions, use_cache=False)
-            got = got.last_hidden_state[0]
+        got = text_forward(fused, fused.embed_tokens(ids), positions, layout)[0]
         at = 0
         for row, task in zip(rows, tasks, strict=True):
             with route_rows(stock, [task]):
@@ -187,13 +180,13 @@ def test_encoder_packs_uneven_batches_and_equals_its_padded_path(
 ) -> None:
     assert encoder.network.pack_rows
     seen: list[tuple[int, ...]] = []
-    real_packed = network_mod.packed
+    real_segments = network_mod.Segments
 
-    def spy(lengths: Any, **kwargs: Any) -> Any:
+    def spy(lengths: Any, *args: Any) -> Any:
         seen.append(tuple(lengths))
-        return real_packed(lengths, **kwargs)
+        return real_segments(lengths, *args)
 
-    monkeypatch.setattr(network_mod, "packed", spy)
+    monkeypatch.setattr(network_mod, "Segments", spy)
     items = _mixed_items(encoder)
     got = encoder.embed(items, return_multivector=True)
     assert len(seen) == 1
@@ -212,7 +205,7 @@ def test_equal_lengths_run_padded(encoder: Encoder, monkeypatch: pytest.MonkeyPa
     def refuse(*_args: Any, **_kwargs: Any) -> Any:
         raise AssertionError("packed a batch without padding")
 
-    monkeypatch.setattr(network_mod, "packed", refuse)
+    monkeypatch.setattr(network_mod, "Segments", refuse)
     p = encoder.processor
     items = [p.prepare_text(t, parse_task("retrieval.query")) for t in ("one two", "six ten")]
     assert items[0].num_tokens == items[1].num_tokens
