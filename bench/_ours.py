@@ -29,11 +29,12 @@ def _unpack(outputs: Any) -> tuple[np.ndarray, list[np.ndarray], int]:
 class Ours:
     name = "ours"
 
-    def __init__(self, args: ContestantArgs) -> None:
+    def __init__(self, args: ContestantArgs, options: Any = None) -> None:
         from model import Encoder
         from model.types import parse_task
 
-        self.encoder = Encoder.from_pretrained(args.checkpoint, dtype=args.dtype, device=args.device)
+        # options: a model.options.ForwardOptions (None: the encoder's defaults, as the server runs)
+        self.encoder = Encoder.from_pretrained(args.checkpoint, dtype=args.dtype, device=args.device, options=options)
         self.parse_task = parse_task
         self.batch_size = args.batch_size
 

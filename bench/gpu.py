@@ -107,15 +107,13 @@ def _timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
 
 def _contestant(name: str, args: Any) -> Any:
     if name in ("ours", "ours-padded", "ours-replan"):
-        import model.fastpath
         from bench._ours import Ours
+        from model.options import ForwardOptions
 
-        ours = Ours(args)
-        if name == "ours-padded":  # the packing lever off (``model.packing``): every batch padded to its longest row
-            ours.encoder.network.pack_rows = False
-        # the vision windows planned in every block (host-device syncs) instead of once per forward: that lever off
-        model.fastpath.PLAN_ONCE = name != "ours-replan"
-        return ours
+        # ours-padded: the packing lever off (``model.packing``), every batch padded to its longest row;
+        # ours-replan: the vision windows planned in every block (host-device syncs) instead of once per forward
+        options = ForwardOptions(pack_rows=name != "ours-padded", plan_windows_once=name != "ours-replan")
+        return Ours(args, options)
     if name == "colqwen2.5":
         from bench._peers_colpali import ColQwenPeer
 

@@ -15,7 +15,7 @@ and the 16 bench passages. A and B run alternately in one process; the minimum o
   padded to its longest row with a mask (the stock way) vs packed end to end with attention per row
   (:mod:`model.packing`, what :class:`model.network.Network` does for a batch of uneven rows);
 - cache-sized slices: the same packed passages with every norm and rotary over ~2M elements at a time
-  (:func:`model.fastpath.in_token_slices`, what the encoder does on CPU) vs whole; then the whole encoder on the
+  (:func:`model.elementwise.in_token_slices`, what the encoder does on CPU) vs whole; then the whole encoder on the
   real-width checkpoint of ``bench/encoder.py`` (16 passages, 8 pages; inputs prepared off the clock) with the
   slices on and off (a vision-tower line with ``--only vision`` as well);
 - long text: peak RSS of the text MLP at 32k tokens, stock vs :func:`model.fastpath.chunk_token_mlps`;
@@ -71,6 +71,7 @@ def _vision(dtype: torch.dtype, repeats: int) -> None:
     from transformers import Qwen2_5_VLConfig
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
 
+    from model.elementwise import SLICE_ELEMENTS
     from model.fastpath import LinearPatchProjection, chunk_token_norms, speed_up_vision_tower
     from model.lora import fuse_vision_mlps
 
@@ -81,7 +82,7 @@ def _vision(dtype: torch.dtype, repeats: int) -> None:
     torch.manual_seed(0)
     stock = Qwen2_5_VisionTransformerPretrainedModel(config).to(dtype).eval()
     fast = copy.deepcopy(stock)
-    speed_up_vision_tower(fast)
+    speed_up_vision_tower(fast, slice_elements=SLICE_ELEMENTS)  # as the encoder on CPU (rotary in slices)
     grid = torch.tensor([[1, 64, 46]])  # a bench page: 2944 patches
     pixels = torch.randn(64 * 46, 1176).to(dtype)  # (P, 1176)
     conv = stock.patch_embed.proj
@@ -139,15 +140,36 @@ def _real_width_text_model(dtype: torch.dtype, vocab: int = 151936) -> torch.nn.
     return Qwen2_5_VLTextModel(config).to(dtype).eval()
 
 
+def _fused_text(
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    names: list[str],
+    mask: torch.Tensor | None = None,
+    lengths: list[int] | None = None,
+) -> torch.Tensor:
+    """A fused text model (``model.lora.fuse_text_projections``) through ``model.forward``'s decoder loop: padded
+    ``(B, L)`` rows (``mask``: real tokens) or, with ``lengths``, a packed ``(1, T)`` sequence of those rows."""
+    from model.forward import Layout, text_forward
+    from model.packing import Segments
+    from model.routing import Routing
+
+    if lengths is not None:
+        positions = torch.cat([torch.arange(n) for n in lengths])[None, None].expand(3, 1, -1)  # (3, 1, T)
+        layout = Layout(Routing.packed(names, lengths), segments=Segments(tuple(lengths)))
+    else:
+        pos = torch.arange(ids.shape[1])[None].expand(ids.shape[0], -1) if mask is None else mask.cumsum(-1) - 1
+        positions = pos.clamp_min(0)[None].expand(3, -1, -1)  # (3, B, L)
+        layout = Layout(Routing.by_rows(names), key_mask=None if mask is None else mask.bool())
+    return text_forward(model, model.get_submodule("embed_tokens")(ids), positions, layout)
+
+
 def _passage_runs(model: torch.nn.Module) -> tuple[Callable[[], None], Callable[[], None], list[int], list[list[int]]]:
     """The 16 bench passages through ``model`` (a fused text model) in the encoder bench's length-sorted batches
     of 8: each batch padded to its longest row with a mask (the stock way), and packed (what ``Network`` does)."""
     from model.batching import plan_batches
-    from model.packing import packed
 
     lengths = [round(len(p.text.split()) * 1.07) for p in make_workloads()[1]]
     batches = plan_batches(lengths, max_tokens=8 * max(lengths), max_rows=8)  # the encoder bench's batches
-    no_mask = dict.fromkeys(model.config.layer_types, None)
     torch.manual_seed(1)
     tokens = [torch.randint(0, 100000, (n,)) for n in lengths]
 
@@ -158,15 +180,13 @@ def _passage_runs(model: torch.nn.Module) -> tuple[Callable[[], None], Callable[
             mask = torch.zeros(len(b), longest, dtype=torch.long)
             for row, i in enumerate(b):
                 ids[row, : lengths[i]], mask[row, : lengths[i]] = tokens[i], 1
-            model(input_ids=ids, attention_mask=mask, use_cache=False)
+            _fused_text(model, ids, ["retrieval"] * len(b), mask=mask)
 
     def packed_rows() -> None:
         for b in batches:
             rows = [lengths[i] for i in b]
             ids = torch.cat([tokens[i] for i in b])[None]  # (1, T)
-            positions = torch.cat([torch.arange(n) for n in rows])[None, None].expand(3, 1, -1)  # (3, 1, T)
-            with packed(rows):
-                model(input_ids=ids, attention_mask=no_mask, position_ids=positions, use_cache=False)
+            _fused_text(model, ids, ["retrieval"] * len(b), lengths=rows)
 
     return padded, packed_rows, lengths, batches
 
@@ -185,36 +205,18 @@ def _packing(dtype: torch.dtype, repeats: int) -> None:
     _line("16 passages, sorted batches of 8", a, b, "padded", "packed")
 
 
-_NO_SLICES = 1 << 62  # a slice limit no input reaches: every norm and rotary in one call
-
-
-def _with_slice_limit(run: Callable[[], None], limit: int) -> Callable[[], None]:
-    """``run`` with :data:`model.fastpath.SLICE_ELEMENTS` set to ``limit`` for its duration."""
-    import model.fastpath as fastpath
-
-    def limited() -> None:
-        default = fastpath.SLICE_ELEMENTS
-        fastpath.SLICE_ELEMENTS = limit
-        try:
-            run()
-        finally:
-            fastpath.SLICE_ELEMENTS = default
-
-    return limited
-
-
 def _slices(dtype: torch.dtype, repeats: int) -> None:
-    import model.fastpath as fastpath
+    from model.elementwise import SLICE_ELEMENTS
+    from model.fastpath import chunk_token_norms
     from model.lora import fuse_text_projections
 
     whole = _real_width_text_model(dtype)
-    fuse_text_projections(whole)
+    fuse_text_projections(whole)  # norms and rotary in one call
     sliced = _real_width_text_model(dtype)
-    fuse_text_projections(sliced)
-    fastpath.chunk_token_norms(sliced)
-    unsliced = _with_slice_limit(_passage_runs(whole)[1], _NO_SLICES)  # the rotary in one call too
+    fuse_text_projections(sliced, slice_elements=SLICE_ELEMENTS)
+    chunk_token_norms(sliced, SLICE_ELEMENTS)
     with torch.inference_mode():
-        a, b = _ab(unsliced, _passage_runs(sliced)[1], repeats)
+        a, b = _ab(_passage_runs(whole)[1], _passage_runs(sliced)[1], repeats)
     _line("16 passages packed, norm+rotary slices", a, b, "whole", "sliced")
     _slices_encoder(dtype, repeats)
 
@@ -226,30 +228,33 @@ def _slices_encoder(dtype: torch.dtype, repeats: int) -> None:
 
     from bench.encoder import RESULTS, build_checkpoint
     from bench.workloads import load_workloads, write_workloads
-    from model import Encoder
+    from model import Encoder, ForwardOptions
     from model.batching import plan_batches
     from model.types import parse_task
 
-    encoder = Encoder.from_pretrained(build_checkpoint("real-width"), dtype=dtype, device="cpu")
+    checkpoint = build_checkpoint("real-width")
+    encoder = Encoder.from_pretrained(checkpoint, dtype=dtype, device="cpu")
+    whole = Encoder.from_pretrained(
+        checkpoint, dtype=dtype, device="cpu", options=ForwardOptions(slice_elements=None)
+    )  # the same weights, norms and rotary in one call
     work = load_workloads(write_workloads(RESULTS / "workloads"))
     prepare = encoder.processor
     passages = [prepare.prepare_text(r.text, parse_task(r.task, r.prompt)) for r in work.passages]
     spec = parse_task("retrieval", "passage")
     pages = [prepare.prepare_image(Image.open(path).convert("RGB"), spec) for path in work.pages]
 
-    def runner(items: list[Any]) -> Callable[[], None]:
+    def runner(enc: Encoder, items: list[Any]) -> Callable[[], None]:
         lengths = [item.num_tokens for item in items]
         batches = plan_batches(lengths, max_tokens=8 * max(lengths), max_rows=8)  # the encoder bench's batches
 
         def run() -> None:
             for b in batches:
-                encoder.embed([items[i] for i in b], return_multivector=True)
+                enc.embed([items[i] for i in b], return_multivector=True)
 
         return run
 
     for name, items in (("16 passages", passages), ("8 pages", pages)):
-        run = runner(items)
-        a, b = _ab(_with_slice_limit(run, _NO_SLICES), run, repeats)
+        a, b = _ab(runner(whole, items), runner(encoder, items), repeats)
         _line(f"encoder, {name}, slices", a, b, "whole", "sliced")
 
 
@@ -279,6 +284,9 @@ def _lora(dtype: torch.dtype, repeats: int) -> None:
     mixed = [tasks[i % 3] for i in range(8)]  # the bench's mixed workload: tasks cycling, in arrival order
 
     def run(model: torch.nn.Module, ids: torch.Tensor, names: list[str]) -> None:
+        if model is fused:
+            _fused_text(model, ids, names)
+            return
         with route_rows(model, names):
             model(input_ids=ids, use_cache=False)
 
@@ -303,7 +311,7 @@ def _lora(dtype: torch.dtype, repeats: int) -> None:
 def _rotary(dtype: torch.dtype, repeats: int) -> None:
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb, apply_rotary_pos_emb_vision
 
-    from model.fastpath import rotate
+    from model.elementwise import rotate
 
     qkv = torch.randn(2944, 3, 16, 80).to(dtype)  # one page's vision q/k/v
     angles = torch.randn(2944, 80)
