@@ -15,8 +15,11 @@ from model.encoder import Encoder
 
 
 def test_exports() -> None:
-    assert model.__all__ == ["Encoder", "ModelInfo"]
+    from model.options import ForwardOptions
+
+    assert model.__all__ == ["Encoder", "ForwardOptions", "ModelInfo"]
     assert model.Encoder is Encoder
+    assert model.ForwardOptions is ForwardOptions
 
 
 def test_return_types(encoder: Encoder) -> None:
