@@ -38,7 +38,7 @@ from bench._report import format_table
 from bench._synthetic import Corpus, ExactTopK
 from colbert.local import LocalOptions, LocalStore
 from colbert.quantize import Codec, decode, encode
-from colbert.store import CollectionConfig, PageRecord
+from colbert.store import CollectionConfig, UnitRecord
 
 __all__ = ["main"]
 
@@ -98,7 +98,7 @@ class Run:
             t0 = time.perf_counter()
             pages = [self.corpus.page(i, self.centroids) for i in range(start, min(start + per_doc, a.pages))]
             t1 = time.perf_counter()
-            records = [PageRecord(j, p.dense, p.tokens) for j, p in enumerate(pages)]
+            records = [UnitRecord(j, p.dense, p.tokens) for j, p in enumerate(pages)]
             store.add_document(f"d{start // per_doc}", records)
             t2 = time.perf_counter()
             stored = [self.stored(p.tokens) for p in pages]
@@ -152,7 +152,7 @@ class Run:
                     first_stage=first_stage,
                     query_groups=groups,
                 )
-                return [int(h.doc_id[1:]) * per_doc + h.page for h in hits]
+                return [int(h.doc_id[1:]) * per_doc + h.unit for h in hits]
 
             return run_one
 
@@ -229,7 +229,7 @@ def footprint(args: argparse.Namespace, work: Path) -> list[list[object]]:
             store = LocalStore.create(path, config)
             t0 = time.perf_counter()
             for i, p in enumerate(pages):
-                store.add_document(f"d{i}", [PageRecord(0, p.dense, p.tokens)])
+                store.add_document(f"d{i}", [UnitRecord(0, p.dense, p.tokens)])
             dt = time.perf_counter() - t0
             stats = store.stats()
             disk = _dir_bytes(path)

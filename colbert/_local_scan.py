@@ -13,11 +13,12 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from colbert._sketch import to_bf16_bits
 from colbert.errors import CodecError, IndexFormatError
 from colbert.scoring import PackedDocs, maxsim
 from colbert.store import CollectionConfig
 
-__all__ = ["PageScorer", "read_pages"]
+__all__ = ["PageScorer", "load_dense", "read_pages"]
 
 Block = tuple[np.ndarray, list[int], list[bytes]]  # page ids (m,), vector counts, codec'd blobs
 
@@ -97,3 +98,20 @@ def _unzip(rows: list[tuple[int, int, bytes]]) -> tuple[np.ndarray, list[int], l
 def _order(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Indices sorting by score descending, then page id ascending (a deterministic tie-break)."""
     return np.lexsort((ids, -scores))
+
+
+def load_dense(
+    conn: sqlite3.Connection, after_id: int, dim: int, sketch_width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ids (m,) ascending, unit dense rows (m, dim) and sketches (m, sketch_width) as bf16 bits of the pages
+    with ``id > after_id``."""
+    rows = conn.execute(
+        "SELECT p.id, p.dense, s.data FROM pages p JOIN sketches s ON s.page_id = p.id WHERE p.id > ? ORDER BY p.id",
+        (after_id,),
+    ).fetchall()
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))  # (m,)
+    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)  # (m, dim)
+    half = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16)  # (m · sketch_width,)
+    if half.size != len(rows) * sketch_width:
+        raise IndexFormatError(f"stored sketches hold {half.size} values, expected {len(rows) * sketch_width}")
+    return ids, matrix, to_bf16_bits(half).reshape(len(rows), sketch_width)

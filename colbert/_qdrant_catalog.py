@@ -7,7 +7,7 @@ from pathlib import Path
 from qdrant_client import QdrantClient
 
 from colbert.errors import CollectionExistsError, CollectionNotFoundError, IndexFormatError
-from colbert.qdrant import FORMAT_NAME, QdrantOptions, QdrantStore, docs_collection
+from colbert.qdrant import FORMAT_NAME, QdrantOptions, QdrantStore, companion_collections
 from colbert.store import CollectionConfig
 
 __all__ = ["QdrantCollections"]
@@ -23,19 +23,19 @@ class QdrantCollections:
             self.client = QdrantClient(url=url, api_key=api_key)
 
     def create(self, name: str, config: CollectionConfig) -> QdrantStore:
-        if self.client.collection_exists(name) or self.client.collection_exists(docs_collection(name)):
+        if any(self.client.collection_exists(c) for c in (name, *companion_collections(name))):
             raise CollectionExistsError(f"collection {name!r} already exists")
         return QdrantStore.create(self.client, name, config, self._options)
 
-    def open(self, name: str) -> QdrantStore:
+    def open(self, name: str, legacy_images: Path | None = None) -> QdrantStore:
         if not self.client.collection_exists(name):
             raise CollectionNotFoundError(f"no collection named {name!r}")
-        return QdrantStore.open(self.client, name, options=self._options)
+        return QdrantStore.open(self.client, name, options=self._options, legacy_images=legacy_images)
 
     def names(self) -> list[str]:
         out = []
         for c in self.client.get_collections().collections:
-            if c.name.endswith("__docs"):
+            if "__" in c.name:  # companions (__docs, __blobs); our names never hold "__"
                 continue
             meta = self.client.get_collection(c.name).config.metadata or {}
             if meta.get("format") == FORMAT_NAME:
@@ -49,7 +49,9 @@ class QdrantCollections:
         if meta.get("format") != FORMAT_NAME:
             raise IndexFormatError(f"Qdrant collection {name!r} is not one of ours; not deleting it")
         self.client.delete_collection(name)
-        self.client.delete_collection(docs_collection(name))
+        for companion in companion_collections(name):
+            if self.client.collection_exists(companion):
+                self.client.delete_collection(companion)
         return True
 
     def close(self) -> None:

@@ -1,10 +1,15 @@
 """On-disk layout of the embedded index (one SQLite file) and the checks made when it is opened.
 
-Tables (format version 2; version 1 had no ``sketches`` table and cannot be read: rebuild it)::
+Tables (format version 3; version 2 is migrated on open (:mod:`colbert._migrate`); version 1 had no
+``sketches`` table and cannot be read: rebuild it). For history's sake the tables keep the word *page* where
+they mean *unit* (a page or a text/code chunk, see :mod:`colbert.store`)::
 
     meta(key, value)                       format name + version, sizes, codec, pool factor, created_at
-    documents(seq PK, doc_id UNIQUE, num_pages, metadata JSON, created_at)
-    pages(id PK AUTOINCREMENT, doc_id, page, metadata JSON, dense BLOB float32, UNIQUE(doc_id, page))
+    documents(seq PK, doc_id UNIQUE, num_pages (= units), metadata JSON, created_at, content_hash)
+    pages(id PK AUTOINCREMENT, doc_id, page (= unit ordinal), metadata JSON, dense BLOB float32,
+          kind ('page' | 'chunk'), UNIQUE(doc_id, page))
+    unit_text(page_id PK, text)             a unit's text (page text layer, chunk text), when it has one
+    unit_images(page_id PK, data BLOB)      a unit's image bytes (a page's PNG), when it has one
     multivectors(page_id PK, n, data BLOB)  codec'd (and pooled) rows, kept apart so that scans of ``pages``
                                             never touch the large blobs
     sketches(page_id PK, data BLOB)        the page's pooled first-stage sketch: ``sketch_vectors`` k-means
@@ -38,11 +43,12 @@ __all__ = [
     "connect",
     "create_schema",
     "read_config",
+    "read_meta",
     "read_sketch_vectors",
 ]
 
 FORMAT_NAME = "jev4-colbert-local"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 DEFAULT_SKETCH_VECTORS = 8
 DB_FILE = "index.sqlite"
 
@@ -53,7 +59,8 @@ CREATE TABLE documents (
     doc_id TEXT NOT NULL UNIQUE,
     num_pages INTEGER NOT NULL,
     metadata TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    content_hash TEXT
 );
 CREATE TABLE pages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -61,8 +68,11 @@ CREATE TABLE pages (
     page INTEGER NOT NULL,
     metadata TEXT NOT NULL,
     dense BLOB NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'page',
     UNIQUE (doc_id, page)
 );
+CREATE TABLE unit_text (page_id INTEGER PRIMARY KEY, text TEXT NOT NULL);
+CREATE TABLE unit_images (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE multivectors (page_id INTEGER PRIMARY KEY, n INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE TABLE sketches (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE doc_fields (
@@ -114,19 +124,25 @@ def create_schema(
         raise
 
 
-def read_config(conn: sqlite3.Connection, path: Path, expected: CollectionConfig | None) -> CollectionConfig:
-    """The stored configuration; typed errors for a foreign file, another version, or another size."""
+def read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, str]:
+    """The meta rows; ``IndexFormatError`` for a file that is not an index of this format."""
     try:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.DatabaseError as exc:
         raise IndexFormatError(f"{path} is not an index of this format ({exc})") from exc
     if meta.get("format") != FORMAT_NAME:
         raise IndexFormatError(f"{path}: expected format {FORMAT_NAME!r}, found {meta.get('format')!r}")
+    return meta
+
+
+def read_config(conn: sqlite3.Connection, path: Path, expected: CollectionConfig | None) -> CollectionConfig:
+    """The stored configuration; typed errors for a foreign file, another version, or another size."""
+    meta = read_meta(conn, path)
     if meta.get("format_version") != str(FORMAT_VERSION):
         raise IndexFormatError(
             f"{path}: written by index format version {meta.get('format_version')}, "
-            f"this code reads version {FORMAT_VERSION} (version 2 added the pooled first stage; "
-            "rebuild the index from its source pages)"
+            f"this code reads version {FORMAT_VERSION} (version 2 is migrated when opened with "
+            "LocalStore.open; version 1 lacks the pooled first stage: rebuild the index from its source pages)"
         )
     try:
         config = CollectionConfig(

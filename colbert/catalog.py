@@ -9,6 +9,11 @@ Qdrant (``backend="qdrant"``): collections are Qdrant collections tagged with th
 ``qdrant_url=None`` uses qdrant-client's local mode persisted under ``<data_dir>/qdrant`` (testing and small
 setups), otherwise the server at ``qdrant_url``.
 
+Both backends keep all of a collection — vectors, unit text, page images — in the backend. Deployments of
+format version 2 (embedded) / 1 (Qdrant) kept page images as files under ``<data_dir>/page-images/<name>/``;
+opening such a collection migrates it and imports those files (:mod:`colbert._migrate`), then removes the
+folder.
+
 Names: 1–63 characters of ``a-z 0-9 _ -``, starting with a letter or digit, without ``__`` (reserved).
 A catalog hands out one shared :class:`~colbert.store.Store` per name and closes them in :meth:`close`.
 """
@@ -36,9 +41,10 @@ from colbert.store import CollectionConfig, Store, validate_config
 if TYPE_CHECKING:
     from colbert.qdrant import QdrantOptions
 
-__all__ = ["Backend", "Catalog", "CollectionInfo", "validate_name"]
+__all__ = ["LEGACY_IMAGES", "Backend", "Catalog", "CollectionInfo", "validate_name"]
 
 Backend = Literal["local", "qdrant"]
+LEGACY_IMAGES = "page-images"  # where format-2 deployments kept page PNGs, one folder per collection
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -75,6 +81,7 @@ class Catalog:
         self._open: dict[str, Store] = {}
         self._local_options = local_options or LocalOptions()
         self._root = self.data_dir / "collections"
+        self._legacy_images = self.data_dir / LEGACY_IMAGES
         if backend == "local":
             self._root.mkdir(parents=True, exist_ok=True)
             for leftover in self._root.glob(".*"):
@@ -105,6 +112,7 @@ class Catalog:
                     shutil.rmtree(tmp, ignore_errors=True)
                     raise CollectionExistsError(f"collection {name!r} already exists ({exc})") from exc
                 store = LocalStore.open(final, expected=config, options=self._local_options)
+            shutil.rmtree(self._legacy_images / name, ignore_errors=True)  # an older namesake's files
             self._open[name] = store
             return store
 
@@ -119,12 +127,18 @@ class Catalog:
             return store
 
     def _open_store(self, name: str) -> Store:
+        legacy = self._legacy_images / name
+        store: Store
         if self._qdrant is not None:
-            return self._qdrant.open(name)
-        path = self._root / name
-        if not (path / _schema.DB_FILE).is_file():
-            raise CollectionNotFoundError(f"no collection named {name!r}")
-        return LocalStore.open(path, options=self._local_options)
+            store = self._qdrant.open(name, legacy_images=legacy)
+        else:
+            path = self._root / name
+            if not (path / _schema.DB_FILE).is_file():
+                raise CollectionNotFoundError(f"no collection named {name!r}")
+            store = LocalStore.open(path, options=self._local_options, legacy_images=legacy)
+        if legacy.is_dir():  # imported by the migration (or a leftover of it): the store holds them now
+            shutil.rmtree(legacy, ignore_errors=True)
+        return store
 
     def list(self) -> builtins.list[CollectionInfo]:
         """Every collection, by name, with its configuration and (documents, pages) counts."""
@@ -152,6 +166,7 @@ class Catalog:
             store = self._open.pop(name, None)
             if store is not None:
                 store.close()
+            shutil.rmtree(self._legacy_images / name, ignore_errors=True)
             if self._qdrant is not None:
                 return self._qdrant.delete(name)
             path = self._root / name

@@ -2,8 +2,9 @@
 
 Why SQLite (stdlib) and this layout:
 
-* **Atomic documents.** Adding, replacing or deleting a document (its row, every page, every multi-vector
-  blob, its filter postings) is ONE ``BEGIN IMMEDIATE … COMMIT`` transaction. SQLite's journal makes it all
+* **Atomic documents.** Adding, replacing or deleting a document (its row, every unit with its multi-vector
+  blob, text and image, its filter postings) is ONE ``BEGIN IMMEDIATE … COMMIT`` transaction
+  (:mod:`colbert._local_write`). SQLite's journal makes it all
   or nothing, so a reopened index never holds half a document, whatever moment the process died.
 * **Durability.** WAL journal with ``synchronous=FULL`` (default): the WAL is fsynced before ``COMMIT``
   returns, so an acknowledged ``add_document`` survives ``kill -9`` *and* power loss. ``NORMAL`` (an option)
@@ -28,47 +29,43 @@ Why SQLite (stdlib) and this layout:
 * ``exhaustive=True`` (or ``query_dense=None``) scores every (matching) page, streaming blobs in blocks of
   ``scan_block_pages`` so memory stays bounded at any size.
 
+* **Several processes, one directory.** Any number of handles, in this process or others, may open the same
+  directory: writes serialise on SQLite's write lock (a writer waits up to ``busy_timeout_s``, then gets
+  ``sqlite3.OperationalError: database is locked``), and every handle brings its in-memory first stage up to
+  date with the other handles' commits at the start of each search (one small query; new rows are loaded
+  incrementally), so a committed write is seen by the next search of every handle.
+
 Multi-vectors are pooled (``pool_factor``) and encoded with the collection's codec at add time; stored bytes
-are what is scored, so search results equal MaxSim over the decoded stored vectors.
+are what is scored, so search results equal MaxSim over the decoded stored vectors. An index of format
+version 2 is migrated on open (:mod:`colbert._migrate`).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from colbert import _schema
-from colbert._dense import DenseSnapshot
-from colbert._local_filter import doc_field_rows, filter_docs_sql, filter_sql
-from colbert._local_scan import PageScorer, read_pages
-from colbert._sketch import page_sketch, pool_query, to_bf16_bits
-from colbert.errors import (
-    DocumentExistsError,
-    IndexFormatError,
-    InvalidFilterError,
-    InvalidQueryError,
-    StoreClosedError,
-)
+from colbert import _migrate, _schema
+from colbert._local_filter import filter_docs_sql, filter_sql
+from colbert._local_handle import LocalHandle, LocalOptions, LocalStats
+from colbert._local_scan import read_pages
+from colbert._local_write import delete_rows, insert_document, unit_row
+from colbert._sketch import pool_query
+from colbert.errors import DocumentExistsError, IndexFormatError, InvalidFilterError, InvalidQueryError
 from colbert.filters import MetadataFilter
-from colbert.pooling import pool_tokens
-from colbert.quantize import decode, encode
+from colbert.quantize import decode
 from colbert.store import (
     CollectionConfig,
     DocumentInfo,
     Hit,
-    PageRecord,
     StoreLimits,
-    canonical_json,
+    UnitRecord,
     validate_config,
     validate_document,
     validate_filter,
@@ -80,63 +77,8 @@ __all__ = ["LocalOptions", "LocalStats", "LocalStore"]
 _MIN_PAGES_PER_READER = 8  # fewer candidates than this per reader: read them on the search's own connection
 
 
-@dataclass(frozen=True)
-class LocalOptions:
-    """Tuning and durability knobs of the embedded backend."""
-
-    synchronous: str = "FULL"  # FULL: survives power loss; NORMAL: survives kill -9 (see module docstring)
-    busy_timeout_s: float = 30.0  # how long a writer waits for another process's write transaction
-    mmap_bytes: int = 1 << 31  # SQLite mmap window (capped by SQLite at 2 GiB in CPython's build; 0: off)
-    page_size: int = 65536  # SQLite page size, fixed at creation (64 KiB: a 256 KiB blob is 4 overflow pages)
-    sketch_vectors: int = _schema.DEFAULT_SKETCH_VECTORS  # pooled first-stage centroids per page, fixed at creation
-    first_stage: str = "dense"  # what search() uses when not told: "dense" (the store contract) or "pooled"
-    scan_block_pages: int = 128  # pages decoded and scored at a time (bounds search memory)
-    deletions_retained: int = 100_000  # deletion log rows kept for incremental refresh of other handles
-    read_threads: int = 4  # connections reading a rerank's candidate blobs concurrently (1: the search's own)
-    limits: StoreLimits = field(default_factory=StoreLimits)
-
-    def __post_init__(self) -> None:
-        if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
-            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {self.synchronous!r}")
-        if self.first_stage not in ("dense", "pooled"):
-            raise ValueError(f"first_stage must be 'dense' or 'pooled', got {self.first_stage!r}")
-        if min(self.scan_block_pages, self.deletions_retained, self.sketch_vectors, self.read_threads) < 1:
-            raise ValueError("scan_block_pages, deletions_retained, sketch_vectors and read_threads must be >= 1")
-
-
-@dataclass(frozen=True)
-class LocalStats:
-    """Sizes of a collection: counts, stored multi-vector rows and bytes, the first stage's memory."""
-
-    documents: int
-    pages: int
-    vectors: int  # stored (pooled) multi-vector rows
-    blob_bytes: int  # codec'd multi-vector bytes, without SQLite's page overhead
-    memory_bytes: int  # the in-memory first stages (dense matrix + sketches + ids + live mask) of this handle
-
-
-class LocalStore:
+class LocalStore(LocalHandle):
     """A collection in ``directory`` (module docstring); thread-safe. Use :meth:`create` / :meth:`open`."""
-
-    config: CollectionConfig
-
-    def __init__(self, directory: Path, config: CollectionConfig, options: LocalOptions) -> None:
-        self.directory = directory
-        self.config = config
-        self.options = options
-        self._path = directory / _schema.DB_FILE
-        self._write_lock = threading.Lock()
-        self._sync_lock = threading.Lock()
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._closed = False
-        self._writer = self._connect()
-        self.sketch_vectors = _schema.read_sketch_vectors(self._writer, self._path)
-        self._scorer = PageScorer(config, options.scan_block_pages)
-        self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
-        self._snapshot: DenseSnapshot | None = None
-        with self._read() as conn:
-            self._snapshot_for(conn)  # load the dense matrix now rather than on the first search
 
     @classmethod
     def create(cls, directory: Path, config: CollectionConfig, options: LocalOptions | None = None) -> LocalStore:
@@ -156,9 +98,17 @@ class LocalStore:
 
     @classmethod
     def open(
-        cls, directory: Path, *, expected: CollectionConfig | None = None, options: LocalOptions | None = None
+        cls,
+        directory: Path,
+        *,
+        expected: CollectionConfig | None = None,
+        options: LocalOptions | None = None,
+        legacy_images: Path | None = None,
     ) -> LocalStore:
-        """An existing collection; typed errors if it is missing, foreign, another version or another size."""
+        """An existing collection; typed errors if it is missing, foreign, another version or another size.
+
+        A format-2 index is migrated first (:mod:`colbert._migrate`), importing page images from
+        ``legacy_images`` (the collection's folder of the old ``page-images`` layout) when given."""
         path = directory / _schema.DB_FILE
         if not path.is_file():
             raise IndexFormatError(f"no index at {directory} ({_schema.DB_FILE} is missing)")
@@ -168,6 +118,7 @@ class LocalStore:
         except sqlite3.DatabaseError as exc:
             raise IndexFormatError(f"{path} is not an index of this format ({exc})") from exc
         try:
+            _migrate.migrate(conn, path, legacy_images)
             config = _schema.read_config(conn, path, expected)
         finally:
             conn.close()
@@ -178,43 +129,31 @@ class LocalStore:
     def add_document(
         self,
         doc_id: str,
-        pages: Sequence[PageRecord],
+        units: Sequence[UnitRecord],
         metadata: Mapping[str, Any] | None = None,
         *,
         replace: bool = False,
+        content_hash: str | None = None,
     ) -> DocumentInfo:
-        """Store all pages of a document in one transaction (``DocumentExistsError`` unless ``replace``)."""
-        doc_id, records, meta = validate_document(doc_id, pages, metadata, self.config, self.options.limits)
-        rows = [self._page_row(r) for r in records]  # CPU work (pooling, encoding) outside the write lock
+        """Store all units of a document (vectors, text, images) in one transaction (``DocumentExistsError``
+        unless ``replace``)."""
+        limits = self.options.limits
+        doc_id, records, meta = validate_document(doc_id, units, metadata, self.config, limits, content_hash)
+        rows = [unit_row(r, self.config, self.sketch_vectors) for r in records]  # CPU work outside the lock
         with self._write() as conn:
             exists = conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
             if exists and not replace:
                 raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
             if exists:
-                self._delete_rows(conn, doc_id)
-            created = time.time()
-            conn.execute(
-                "INSERT INTO documents (doc_id, num_pages, metadata, created_at) VALUES (?, ?, ?, ?)",
-                (doc_id, len(rows), canonical_json(meta), created),
-            )
-            for page, page_meta, dense, n, blob, sketch in rows:
-                cur = conn.execute(
-                    "INSERT INTO pages (doc_id, page, metadata, dense) VALUES (?, ?, ?, ?)",
-                    (doc_id, page, page_meta, dense),
-                )
-                conn.execute("INSERT INTO multivectors (page_id, n, data) VALUES (?, ?, ?)", (cur.lastrowid, n, blob))
-                conn.execute("INSERT INTO sketches (page_id, data) VALUES (?, ?)", (cur.lastrowid, sketch))
-            conn.executemany(
-                "INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)", doc_field_rows(doc_id, meta)
-            )
-        return DocumentInfo(doc_id, len(rows), meta, created)
+                delete_rows(conn, doc_id, self.options.deletions_retained)
+            return insert_document(conn, doc_id, rows, meta, content_hash)
 
     def delete_document(self, doc_id: str) -> bool:
-        """Remove a document and all its pages in one transaction; False if it did not exist."""
+        """Remove a document and all its units in one transaction; False if it did not exist."""
         if not isinstance(doc_id, str):
             raise InvalidQueryError(f"doc_id must be a str, got {type(doc_id).__name__}")
         with self._write() as conn:
-            return self._delete_rows(conn, doc_id)
+            return delete_rows(conn, doc_id, self.options.deletions_retained)
 
     def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter) -> list[str]:
         """Delete every document whose metadata passes ``filter`` (non-empty) in one transaction; their ids."""
@@ -225,52 +164,24 @@ class LocalStore:
         with self._write() as conn:
             doomed = sorted(r[0] for r in conn.execute(sql, params))
             for doc_id in doomed:
-                self._delete_rows(conn, doc_id)
+                delete_rows(conn, doc_id, self.options.deletions_retained)
         return doomed
-
-    def _page_row(self, record: PageRecord) -> tuple[int, str, bytes, int, bytes, bytes]:
-        mv = record.multivector  # (n, d) float32
-        if self.config.pool_factor > 1:
-            mv = pool_tokens(mv, self.config.pool_factor)  # (m, d), m ≈ n / pool_factor
-        dense = record.dense / np.linalg.norm(record.dense)  # (dense_dim,) unit
-        blob = encode(np.ascontiguousarray(mv, dtype=np.float32), self.config.codec)
-        sketch = page_sketch(mv, self.sketch_vectors).astype(np.float16).tobytes()  # (k, d) float16
-        meta = canonical_json(dict(record.metadata))
-        return record.page, meta, dense.astype(np.float32).tobytes(), int(mv.shape[0]), blob, sketch
-
-    def _delete_rows(self, conn: sqlite3.Connection, doc_id: str) -> bool:
-        ids = [r[0] for r in conn.execute("SELECT id FROM pages WHERE doc_id = ?", (doc_id,))]
-        conn.execute("DELETE FROM multivectors WHERE page_id IN (SELECT id FROM pages WHERE doc_id = ?)", (doc_id,))
-        conn.execute("DELETE FROM sketches WHERE page_id IN (SELECT id FROM pages WHERE doc_id = ?)", (doc_id,))
-        conn.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
-        conn.execute("DELETE FROM doc_fields WHERE doc_id = ?", (doc_id,))
-        gone = conn.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,)).rowcount > 0
-        conn.executemany("INSERT INTO deletions (page_id) VALUES (?)", [(i,) for i in ids])
-        if ids:
-            conn.execute(
-                "DELETE FROM deletions WHERE seq <= (SELECT MAX(seq) FROM deletions) - ?",
-                (self.options.deletions_retained,),
-            )
-        return gone
 
     # -- reads ----------------------------------------------------------------------------------------
 
     def get_document(self, doc_id: str) -> DocumentInfo | None:
         with self._read() as conn:
-            row = conn.execute(
-                "SELECT doc_id, num_pages, metadata, created_at FROM documents WHERE doc_id = ?", (doc_id,)
-            ).fetchone()
-        return None if row is None else DocumentInfo(row[0], row[1], json.loads(row[2]), row[3])
+            row = conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return None if row is None else _document(row)
 
     def list_documents(self, *, offset: int = 0, limit: int = 100) -> list[DocumentInfo]:
         """Documents in the order they were (last) added."""
         _check_page_window(offset, limit, self.options.limits)
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT doc_id, num_pages, metadata, created_at FROM documents ORDER BY seq LIMIT ? OFFSET ?",
-                (limit, offset),
+                f"SELECT {_DOC_COLUMNS} FROM documents ORDER BY seq LIMIT ? OFFSET ?", (limit, offset)
             ).fetchall()
-        return [DocumentInfo(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
+        return [_document(r) for r in rows]
 
     def count(self) -> tuple[int, int]:
         with self._read() as conn:
@@ -291,19 +202,31 @@ class LocalStore:
         memory = snap.matrix.nbytes + snap.sketch.nbytes + snap.ids.nbytes + snap.alive.nbytes
         return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), int(memory))
 
-    def get_page(self, doc_id: str, page: int) -> PageRecord | None:
-        """The page as stored: unit dense vector, decoded (and pooled, if configured) multi-vector."""
+    def get_unit(self, doc_id: str, unit: int) -> UnitRecord | None:
+        """The unit as stored: unit dense vector, decoded (and pooled, if configured) multi-vector, kind,
+        metadata, text and image."""
         with self._read() as conn:
             row = conn.execute(
-                "SELECT p.metadata, p.dense, m.n, m.data FROM pages p "
-                "JOIN multivectors m ON m.page_id = p.id WHERE p.doc_id = ? AND p.page = ?",
-                (doc_id, page),
+                "SELECT p.metadata, p.dense, m.n, m.data, p.kind, t.text, i.data FROM pages p "
+                "JOIN multivectors m ON m.page_id = p.id LEFT JOIN unit_text t ON t.page_id = p.id "
+                "LEFT JOIN unit_images i ON i.page_id = p.id WHERE p.doc_id = ? AND p.page = ?",
+                (doc_id, unit),
             ).fetchone()
         if row is None:
             return None
         dense = np.frombuffer(row[1], dtype=np.float32).copy()  # (dense_dim,)
         mv = np.asarray(decode(row[3], row[2], self.config.multivector_dim, self.config.codec), np.float32)
-        return PageRecord(page=page, dense=dense, multivector=mv, metadata=json.loads(row[0]))
+        meta = json.loads(row[0])
+        return UnitRecord(unit, dense, mv, kind=row[4], text=row[5], metadata=meta, image=row[6])
+
+    def get_image(self, doc_id: str, unit: int) -> bytes | None:
+        """The unit's image bytes (None: no such unit, or it has no image); reads nothing else."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT i.data FROM pages p JOIN unit_images i ON i.page_id = p.id WHERE p.doc_id = ? AND p.page = ?",
+                (doc_id, unit),
+            ).fetchone()
+        return None if row is None else bytes(row[0])
 
     def search(
         self,
@@ -396,97 +319,15 @@ class LocalStore:
         found = {
             r[0]: r[1:]
             for r in conn.execute(
-                "SELECT p.id, p.doc_id, p.page, d.metadata FROM pages p "
+                "SELECT p.id, p.doc_id, p.page, d.metadata, p.kind FROM pages p "
                 "JOIN documents d ON d.doc_id = p.doc_id WHERE p.id IN (SELECT value FROM json_each(?))",
                 (json.dumps(ids.tolist()),),
             )
         }
         return [
-            Hit(found[i][0], found[i][1], float(s), json.loads(found[i][2]))
+            Hit(found[i][0], found[i][1], float(s), json.loads(found[i][2]), found[i][3])
             for i, s in zip(ids.tolist(), scores.tolist(), strict=True)
         ]
-
-    # -- connections, transactions, the dense snapshot -----------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._closed:
-            raise StoreClosedError(f"the store at {self.directory} is closed")
-        o = self.options
-        conn = _schema.connect(
-            self._path, synchronous=o.synchronous, busy_timeout_s=o.busy_timeout_s, mmap_bytes=o.mmap_bytes
-        )
-        self._connections.append(conn)
-        return conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._write_lock:
-            if self._closed:
-                raise StoreClosedError(f"the store at {self.directory} is closed")
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction on this thread's connection: one consistent view, never blocked by writers."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or self._closed:
-            conn = self._connect()
-            self._local.conn = conn
-        conn.execute("BEGIN")
-        try:
-            yield conn
-        finally:
-            conn.execute("COMMIT")
-
-    def _snapshot_for(self, conn: sqlite3.Connection) -> DenseSnapshot:
-        """The dense snapshot matching ``conn``'s read transaction, which must not have read anything yet.
-
-        Under ``_sync_lock`` the transaction's first read sees at least every commit that any published
-        snapshot saw, so the shared snapshot only ever moves forward.
-        """
-        with self._sync_lock:
-            return self._synced(conn)
-
-    def _synced(self, conn: sqlite3.Connection) -> DenseSnapshot:
-        """Bring the shared snapshot up to this transaction's view (caller holds ``_sync_lock``)."""
-        max_id, min_del, max_del = conn.execute(
-            "SELECT (SELECT COALESCE(MAX(id), 0) FROM pages), (SELECT MIN(seq) FROM deletions), "
-            "(SELECT COALESCE(MAX(seq), 0) FROM deletions)"
-        ).fetchone()
-        snap = self._snapshot
-        dim = self.config.dense_dim
-        if snap is not None and max_id <= snap.version[0] and max_del == snap.version[1]:
-            return snap
-        width = self.sketch_vectors * self.config.multivector_dim
-        if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
-            ids, matrix, sketch = _load_dense(conn, 0, dim, width)
-            snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix, sketch, self.sketch_vectors)
-        else:
-            dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
-            ids, matrix, sketch = _load_dense(conn, snap.version[0], dim, width)
-            version = (max(int(max_id), snap.version[0]), int(max_del))
-            snap = snap.apply(version, ids, matrix, dead, sketch)
-        self._snapshot = snap
-        return snap
-
-    def close(self) -> None:
-        """Close every connection; later calls raise ``StoreClosedError``. Idempotent."""
-        with self._sync_lock:
-            readers, self._readers = self._readers, None
-        if readers is not None:
-            readers.shutdown(wait=True)  # in-flight reads finish before their connections close
-        with self._write_lock, self._sync_lock:
-            self._closed = True
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
 
     def __enter__(self) -> LocalStore:
         return self
@@ -495,21 +336,11 @@ class LocalStore:
         self.close()
 
 
-def _load_dense(
-    conn: sqlite3.Connection, after_id: int, dim: int, sketch_width: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ids (m,) ascending, unit dense rows (m, dim) and sketches (m, sketch_width) as bf16 bits of the pages
-    with ``id > after_id``."""
-    rows = conn.execute(
-        "SELECT p.id, p.dense, s.data FROM pages p JOIN sketches s ON s.page_id = p.id WHERE p.id > ? ORDER BY p.id",
-        (after_id,),
-    ).fetchall()
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))  # (m,)
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)  # (m, dim)
-    half = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16)  # (m · sketch_width,)
-    if half.size != len(rows) * sketch_width:
-        raise IndexFormatError(f"stored sketches hold {half.size} values, expected {len(rows) * sketch_width}")
-    return ids, matrix, to_bf16_bits(half).reshape(len(rows), sketch_width)
+_DOC_COLUMNS = "doc_id, num_pages, metadata, created_at, content_hash"
+
+
+def _document(row: tuple[Any, ...]) -> DocumentInfo:
+    return DocumentInfo(row[0], row[1], json.loads(row[2]), row[3], row[4])
 
 
 def _check_page_window(offset: int, limit: int, limits: StoreLimits) -> None:

@@ -2,12 +2,15 @@
 
 Layout of a collection ``name``:
 
-* ``name`` holds one point per page: named vector ``dense`` (cosine, HNSW) for the first stage, named
+* ``name`` holds one point per unit: named vector ``dense`` (cosine, HNSW) for the first stage, named
   multivector ``mv`` (dot product per token pair, ``MaxSim`` comparator, HNSW off: ``m=0``, on disk) for the
-  exact rerank, and payload ``doc_id``, ``page``, ``version``, ``metadata`` (the document's, filterable as
-  ``metadata.<key>``) and ``page_metadata``.
+  exact rerank, and payload ``doc_id``, ``page`` (the unit ordinal), ``kind``, ``version``, ``metadata`` (the
+  document's, filterable as ``metadata.<key>``), ``page_metadata`` (the unit's) and ``text`` (the unit's text,
+  or null).
+* ``name__blobs`` holds the units' images (:mod:`colbert._qdrant_units`), one vector-less point per image,
+  tagged with the document version like the vector points, so every replica serves every page image.
 * ``name__docs`` holds one vector-less point per document (id = uuid5 of the doc id): ``doc_id``,
-  ``version``, ``num_pages``, ``metadata``, ``created_at``. It is the commit record.
+  ``version``, ``num_units``, ``metadata``, ``created_at``, ``content_hash``. It is the commit record.
 
 Search is one Qdrant query: ``prefetch`` the ``candidates`` nearest pages by ``dense`` (the equality filter
 applied inside the prefetch, so selective filters still yield k results), then ``MaxSim`` over ``mv`` of
@@ -15,14 +18,17 @@ those; ``exhaustive`` drops the prefetch (a brute-force MaxSim scan, HNSW being 
 
 Atomicity, as far as Qdrant allows. Qdrant has no multi-request transactions; one upsert request is one
 operation in a shard's WAL but its points are not made visible atomically, and nothing spans requests. So
-a document is written as a new *version*: (1) upsert all its page points, tagged with a fresh ``version``,
-in one request; (2) upsert its ``__docs`` record naming that version — the commit point; (3) delete the
-doc's pages of any other version. Searches and reads only return pages whose version equals the doc
-record's, so a crash or a concurrent reader between steps sees the old document or the new one, never a mix;
-leftover pages of a crashed write are invisible and are removed by the next write or delete of that doc id.
-Deletion removes the record first (commit), then the pages. Not covered: two writers racing on the same
-doc id (the last record wins), and ``count()``'s page total, which counts stored page points and so may
-include an in-flight write.
+a document is written as a new *version*: (1) upsert all its unit points and image points, tagged with a fresh
+``version``, in requests of at most ``max_request_bytes``; (2) upsert its ``__docs`` record naming that
+version — the commit point; (3) delete the doc's points of any other version. Searches and reads only return
+units whose version equals the doc record's, so a crash or a concurrent reader between steps sees the old
+document or the new one, never a mix; leftover points of a crashed write are invisible and are removed by the
+next write or delete of that doc id. Deletion removes the record first (commit), then the points.
+Not covered: two writers racing on the same doc id (the last record wins), and ``count()``'s unit total,
+which counts stored unit points and so may include an in-flight write.
+
+Format version 2 added ``__blobs``, ``kind`` and ``text``; a version-1 collection is migrated when opened
+(the blobs collection is created, and page images of the old ``page-images`` folder imported when given).
 
 Codecs: ``float32``/``float16`` map to Qdrant's storage datatypes; ``int8``/``binary`` documents are stored as
 float16 of their decoded values, so scores equal the embedded backend's (to float16 rounding) but the memory
@@ -36,6 +42,7 @@ import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,9 +50,23 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from colbert._qdrant_filter import qdrant_filter
+from colbert._qdrant_layout import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    NAMESPACE,
+    blob_point,
+    blobs_collection,
+    companion_collections,
+    docs_collection,
+    image_of,
+    migrate,
+    read_config,
+    sized_batches,
+)
 from colbert.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
+    DimensionMismatchError,
     DocumentExistsError,
     IndexFormatError,
     InvalidFilterError,
@@ -58,19 +79,25 @@ from colbert.store import (
     CollectionConfig,
     DocumentInfo,
     Hit,
-    PageRecord,
     StoreLimits,
+    UnitRecord,
     validate_config,
     validate_document,
     validate_filter,
     validate_search,
 )
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "QdrantOptions", "QdrantStore", "docs_collection"]
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "QdrantOptions",
+    "QdrantStore",
+    "blobs_collection",
+    "companion_collections",
+    "docs_collection",
+]
 
-FORMAT_NAME = "jev4-colbert-qdrant"
-FORMAT_VERSION = 1
-_NAMESPACE = uuid.UUID("6f1d3c52-8a0e-4b7e-9d3a-2f5c1e7b9a40")
+_NAMESPACE = NAMESPACE
 _DATATYPE = {
     Codec.FLOAT32: qm.Datatype.FLOAT32,
     Codec.FLOAT16: qm.Datatype.FLOAT16,
@@ -87,12 +114,8 @@ class QdrantOptions:
     shard_number: int | None = None
     replication_factor: int | None = None
     timeout_s: int | None = None
+    max_request_bytes: int = 16 * 1024 * 1024  # estimated JSON per upsert (Qdrant's default cap is 32 MiB)
     limits: StoreLimits = field(default_factory=StoreLimits)
-
-
-def docs_collection(name: str) -> str:
-    """The name of the collection holding the document records of collection ``name``."""
-    return f"{name}__docs"
 
 
 class QdrantStore:
@@ -113,7 +136,7 @@ class QdrantStore:
     ) -> QdrantStore:
         validate_config(config)
         options = options or QdrantOptions()
-        if client.collection_exists(name) or client.collection_exists(docs_collection(name)):
+        if any(client.collection_exists(c) for c in (name, *companion_collections(name))):
             raise CollectionExistsError(f"Qdrant collection {name!r} already exists")
         meta = {
             "format": FORMAT_NAME,
@@ -129,6 +152,7 @@ class QdrantStore:
             "timeout": options.timeout_s,
         }
         client.create_collection(docs_collection(name), vectors_config={}, metadata={"docs_of": name}, **common)
+        client.create_collection(blobs_collection(name), vectors_config={}, metadata={"blobs_of": name}, **common)
         client.create_collection(
             name,
             vectors_config={
@@ -149,6 +173,7 @@ class QdrantStore:
             warnings.filterwarnings("ignore", message="Payload indexes have no effect", category=UserWarning)
             client.create_payload_index(name, "doc_id", qm.PayloadSchemaType.KEYWORD)
             client.create_payload_index(name, "version", qm.PayloadSchemaType.KEYWORD)
+            client.create_payload_index(blobs_collection(name), "doc_id", qm.PayloadSchemaType.KEYWORD)
             client.create_payload_index(docs_collection(name), "created_at", qm.PayloadSchemaType.FLOAT)
         return cls(client, name, config, options)
 
@@ -160,45 +185,55 @@ class QdrantStore:
         *,
         expected: CollectionConfig | None = None,
         options: QdrantOptions | None = None,
+        legacy_images: Path | None = None,
     ) -> QdrantStore:
+        """An existing collection (a format-1 one migrated first, importing page images from ``legacy_images``,
+        the collection's folder of the old ``page-images`` layout, when given)."""
         if not client.collection_exists(name) or not client.collection_exists(docs_collection(name)):
             raise CollectionNotFoundError(f"no Qdrant collection {name!r}")
+        options = options or QdrantOptions()
+        migrate(client, name, legacy_images, options.max_request_bytes)
         config = read_config(client, name)
         if expected is not None and expected != config:
-            from colbert.errors import DimensionMismatchError
-
             if (expected.dense_dim, expected.multivector_dim) != (config.dense_dim, config.multivector_dim):
                 raise DimensionMismatchError(f"collection {name!r} was built for {config}, expected {expected}")
             raise IndexFormatError(f"collection {name!r} was built with {config}, expected {expected}")
-        return cls(client, name, config, options or QdrantOptions())
+        return cls(client, name, config, options)
 
     # -- writes ---------------------------------------------------------------------------------------
 
     def add_document(
         self,
         doc_id: str,
-        pages: Sequence[PageRecord],
+        units: Sequence[UnitRecord],
         metadata: Mapping[str, Any] | None = None,
         *,
         replace: bool = False,
+        content_hash: str | None = None,
     ) -> DocumentInfo:
-        doc_id, records, meta = validate_document(doc_id, pages, metadata, self.config, self.options.limits)
+        limits = self.options.limits
+        doc_id, records, meta = validate_document(doc_id, units, metadata, self.config, limits, content_hash)
         if self._record(doc_id) is not None and not replace:
             raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
         version = uuid.uuid4().hex
-        points = [self._point(doc_id, version, meta, r) for r in records]
-        self.client.upsert(self.name, points, wait=True)
+        cap = self.options.max_request_bytes
+        for batch in sized_batches((self._point(doc_id, version, meta, r) for r in records), cap):
+            self.client.upsert(self.name, batch, wait=True)
+        images = (blob_point(doc_id, version, r.unit, r.image) for r in records if r.image is not None)
+        for batch in sized_batches(images, cap):
+            self.client.upsert(blobs_collection(self.name), batch, wait=True)
         created = time.time()
         record = {
             "doc_id": doc_id,
             "version": version,
-            "num_pages": len(records),
+            "num_units": len(records),
             "metadata": meta,
             "created_at": created,
+            "content_hash": content_hash,
         }
         self.client.upsert(self._docs, [qm.PointStruct(id=_doc_point(doc_id), vector={}, payload=record)], wait=True)
         self._drop_pages(doc_id, keep_version=version)
-        return DocumentInfo(doc_id, len(records), meta, created)
+        return DocumentInfo(doc_id, len(records), meta, created, content_hash)
 
     def delete_document(self, doc_id: str) -> bool:
         if not isinstance(doc_id, str):
@@ -227,7 +262,7 @@ class QdrantStore:
             self.delete_document(doc_id)
         return sorted(doomed)
 
-    def _point(self, doc_id: str, version: str, meta: dict[str, Any], record: PageRecord) -> qm.PointStruct:
+    def _point(self, doc_id: str, version: str, meta: dict[str, Any], record: UnitRecord) -> qm.PointStruct:
         mv = record.multivector  # (n, d) float32
         if self.config.pool_factor > 1:
             mv = pool_tokens(mv, self.config.pool_factor)  # (m, d)
@@ -242,12 +277,14 @@ class QdrantStore:
         )
         payload = {
             "doc_id": doc_id,
-            "page": record.page,
+            "page": record.unit,
+            "kind": record.kind,
             "version": version,
             "metadata": meta,
             "page_metadata": dict(record.metadata),
+            "text": record.text,
         }
-        pid = str(uuid.uuid5(_NAMESPACE, f"{doc_id}\x00{version}\x00{record.page}"))
+        pid = str(uuid.uuid5(_NAMESPACE, f"{doc_id}\x00{version}\x00{record.unit}"))
         vectors: dict[str, Any] = {"dense": record.dense.tolist(), "mv": stored.tolist()}
         return qm.PointStruct(id=pid, vector=vectors, payload=payload)
 
@@ -255,6 +292,7 @@ class QdrantStore:
         must_not = [] if keep_version is None else [_match("version", keep_version)]
         selector = qm.Filter(must=[_match("doc_id", doc_id)], must_not=must_not)  # type: ignore[arg-type]
         self.client.delete(self.name, qm.FilterSelector(filter=selector), wait=True)
+        self.client.delete(blobs_collection(self.name), qm.FilterSelector(filter=selector), wait=True)
 
     # -- reads ----------------------------------------------------------------------------------------
 
@@ -293,11 +331,11 @@ class QdrantStore:
         pages = self.client.count(self.name, exact=True).count
         return int(docs), int(pages)
 
-    def get_page(self, doc_id: str, page: int) -> PageRecord | None:
+    def get_unit(self, doc_id: str, unit: int) -> UnitRecord | None:
         rec = self._record(doc_id)
         if rec is None:
             return None
-        flt = qm.Filter(must=[_match("doc_id", doc_id), _match("version", rec["version"]), _match("page", page)])
+        flt = qm.Filter(must=[_match("doc_id", doc_id), _match("version", rec["version"]), _match("page", unit)])
         points, _ = self.client.scroll(self.name, scroll_filter=flt, limit=1, with_payload=True, with_vectors=True)
         if not points:
             return None
@@ -305,7 +343,21 @@ class QdrantStore:
         payload = points[0].payload or {}
         dense = np.asarray(vectors["dense"], dtype=np.float32)  # (dense_dim,) unit (Qdrant normalises)
         mv = np.asarray(vectors["mv"], dtype=np.float32)  # (n, d)
-        return PageRecord(page=page, dense=dense, multivector=mv, metadata=payload["page_metadata"])
+        image = image_of(self.client, self.name, doc_id, rec["version"], unit)
+        return UnitRecord(
+            unit,
+            dense,
+            mv,
+            kind=payload.get("kind", "page"),
+            text=payload.get("text"),
+            metadata=payload["page_metadata"],
+            image=image,
+        )
+
+    def get_image(self, doc_id: str, unit: int) -> bytes | None:
+        """The unit's image (None: no such unit, or no image) from the committed version's blobs."""
+        rec = self._record(doc_id)
+        return None if rec is None else image_of(self.client, self.name, doc_id, rec["version"], unit)
 
     def search(
         self,
@@ -330,7 +382,8 @@ class QdrantStore:
                 pay = p.payload or {}
                 state = live.get(pay["doc_id"])
                 if state is not None and state[0] == pay["version"]:
-                    hits.append(Hit(pay["doc_id"], int(pay["page"]), float(p.score), dict(state[1])))
+                    kind = str(pay.get("kind", "page"))
+                    hits.append(Hit(pay["doc_id"], int(pay["page"]), float(p.score), dict(state[1]), kind))
             # pages of a write in flight (or of a crashed one) were skipped: ask for more until k are found
             if len(hits) >= k or len(points) < want or (pool is not None and want >= pool):
                 return hits[:k]
@@ -339,7 +392,7 @@ class QdrantStore:
     def _query(
         self, q: np.ndarray, dense: np.ndarray | None, flt: qm.Filter | None, pool: int | None, limit: int
     ) -> list[qm.ScoredPoint]:
-        keep = ["doc_id", "page", "version"]
+        keep = ["doc_id", "page", "version", "kind"]
         if dense is None or pool is None:
             res = self.client.query_points(
                 self.name, query=q.tolist(), using="mv", query_filter=flt, limit=limit, with_payload=keep
@@ -361,24 +414,6 @@ class QdrantStore:
         self.close()
 
 
-def read_config(client: QdrantClient, name: str) -> CollectionConfig:
-    """The configuration stored in the collection's metadata; ``IndexFormatError`` if it is not ours."""
-    meta = client.get_collection(name).config.metadata or {}
-    if meta.get("format") != FORMAT_NAME:
-        raise IndexFormatError(f"Qdrant collection {name!r} is not a {FORMAT_NAME} collection")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise IndexFormatError(
-            f"Qdrant collection {name!r} has format version {meta.get('format_version')}, "
-            f"this code reads version {FORMAT_VERSION}"
-        )
-    return CollectionConfig(
-        dense_dim=int(meta["dense_dim"]),
-        multivector_dim=int(meta["multivector_dim"]),
-        codec=Codec(meta["codec"]),
-        pool_factor=int(meta["pool_factor"]),
-    )
-
-
 def _doc_point(doc_id: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, doc_id))
 
@@ -388,4 +423,5 @@ def _match(key: str, value: str | int | bool) -> qm.FieldCondition:
 
 
 def _info(rec: dict[str, Any]) -> DocumentInfo:
-    return DocumentInfo(rec["doc_id"], int(rec["num_pages"]), dict(rec["metadata"]), float(rec["created_at"]))
+    units = int(rec["num_units"] if "num_units" in rec else rec["num_pages"])  # format 1 wrote num_pages
+    return DocumentInfo(rec["doc_id"], units, dict(rec["metadata"]), float(rec["created_at"]), rec.get("content_hash"))

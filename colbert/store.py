@@ -1,10 +1,17 @@
-"""The index vocabulary: collection settings, page and document records, hits, and the ``Store`` protocol.
+"""The index vocabulary: collection settings, unit and document records, hits, and the ``Store`` protocol.
 
-A *collection* holds documents; a document is an ordered set of pages; a page carries
+A *collection* holds documents; a document (id, metadata JSON object, ``created_at``, a content hash where the
+caller knows one) is an ordered set of *units*. A unit is a page of a PDF or an image (``kind="page"``: its
+PNG image, its text layer if any) or a chunk of a text/code document (``kind="chunk"``: its text). ``unit`` is
+its ordinal in the document (a page's number). Every unit carries
 
 * a dense first-stage vector (``dense_dim`` floats, compared by cosine),
 * a multi-vector (``(n, multivector_dim)`` rows, compared by exact MaxSim after the storage codec),
-* optional page-level metadata (JSON object), and inherits its document's metadata (JSON object).
+* optional unit-level metadata (JSON object: page grid, chunk span, line range, …), its ``text`` and its
+  ``image`` bytes (both optional), and inherits its document's metadata (JSON object).
+
+Both backends store all of a unit (vectors, text, image) in the same transaction (embedded) or the same
+committed version (Qdrant) as the rest of its document: a reader sees the whole old document or the whole new one.
 
 Two backends implement :class:`Store` with the same observable behaviour (one contract test suite runs over
 both): :mod:`colbert.local` (embedded, one directory, SQLite) and :mod:`colbert.qdrant` (a Qdrant server or
@@ -33,13 +40,14 @@ from colbert.filters import MetadataFilter, parse_filter
 from colbert.quantize import Codec
 
 __all__ = [
+    "UNIT_KINDS",
     "CollectionConfig",
     "DocumentInfo",
     "FilterValue",
     "Hit",
-    "PageRecord",
     "Store",
     "StoreLimits",
+    "UnitRecord",
     "canonical_json",
     "validate_config",
     "validate_document",
@@ -48,6 +56,7 @@ __all__ = [
 ]
 
 FilterValue = str | int | bool
+UNIT_KINDS = ("page", "chunk")
 
 
 @dataclass(frozen=True)
@@ -65,9 +74,11 @@ class StoreLimits:
     """Caps on caller input (each one a typed error when exceeded)."""
 
     max_doc_id_length: int = 512
-    max_pages_per_document: int = 4096
-    max_vectors_per_page: int = 16384
+    max_units_per_document: int = 4096
+    max_vectors_per_unit: int = 16384
     max_metadata_bytes: int = 65536
+    max_text_bytes: int = 4 * 1024 * 1024  # UTF-8 bytes of one unit's text
+    max_image_bytes: int = 32 * 1024 * 1024  # one unit's image
     max_k: int = 1000
     max_candidates: int = 10000
     max_query_vectors: int = 2048
@@ -75,31 +86,36 @@ class StoreLimits:
 
 
 @dataclass(frozen=True)
-class PageRecord:
-    """One page to store (or, from ``get_page``, as stored: multivector decoded, pooled if configured)."""
+class UnitRecord:
+    """One unit to store (or, from ``get_unit``, as stored: multivector decoded, pooled if configured)."""
 
-    page: int
+    unit: int  # ordinal in the document (a page's number)
     dense: np.ndarray  # (dense_dim,) float32
     multivector: np.ndarray  # (n, multivector_dim) float32
+    kind: str = "page"  # one of UNIT_KINDS
+    text: str | None = None  # a page's text layer, a chunk's text
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    image: bytes | None = None  # a page's image (PNG), stored as given
 
 
 @dataclass(frozen=True)
 class DocumentInfo:
     doc_id: str
-    num_pages: int
+    num_units: int
     metadata: dict[str, Any]
     created_at: float
+    content_hash: str | None = None  # given by the writer (e.g. sha256 of the uploaded bytes); None: unknown
 
 
 @dataclass(frozen=True)
 class Hit:
-    """A ranked page with its document's metadata (page-level metadata comes from ``Store.get_page``)."""
+    """A ranked unit with its document's metadata (unit metadata, text and image come from ``Store.get_unit``)."""
 
     doc_id: str
-    page: int
+    unit: int
     score: float
     metadata: dict[str, Any]
+    kind: str = "page"
 
 
 @runtime_checkable
@@ -109,10 +125,11 @@ class Store(Protocol):
     def add_document(
         self,
         doc_id: str,
-        pages: Sequence[PageRecord],
+        units: Sequence[UnitRecord],
         metadata: Mapping[str, Any] | None = None,
         *,
         replace: bool = False,
+        content_hash: str | None = None,
     ) -> DocumentInfo: ...
 
     def delete_document(self, doc_id: str) -> bool: ...
@@ -136,7 +153,9 @@ class Store(Protocol):
         exhaustive: bool = False,
     ) -> list[Hit]: ...
 
-    def get_page(self, doc_id: str, page: int) -> PageRecord | None: ...
+    def get_unit(self, doc_id: str, unit: int) -> UnitRecord | None: ...
+
+    def get_image(self, doc_id: str, unit: int) -> bytes | None: ...
 
     def close(self) -> None: ...
 
@@ -197,40 +216,62 @@ def _dense(a: object, dim: int, what: str) -> np.ndarray:
 
 def validate_document(
     doc_id: object,
-    pages: Sequence[PageRecord],
+    units: Sequence[UnitRecord],
     metadata: Mapping[str, Any] | None,
     config: CollectionConfig,
     limits: StoreLimits,
-) -> tuple[str, list[PageRecord], dict[str, Any]]:
-    """Check a document to add; returns it normalised (float32 arrays, plain-dict metadata, pages sorted)."""
+    content_hash: object = None,
+) -> tuple[str, list[UnitRecord], dict[str, Any]]:
+    """Check a document to add; returns it normalised (float32 arrays, plain-dict metadata, units sorted)."""
     if not isinstance(doc_id, str) or not doc_id or len(doc_id) > limits.max_doc_id_length:
         raise InvalidDocumentError(
             f"doc_id must be a non-empty str of at most {limits.max_doc_id_length} characters, got {doc_id!r:.80}"
         )
     if "\x00" in doc_id:
         raise InvalidDocumentError("doc_id must not contain NUL characters")
-    if not 1 <= len(pages) <= limits.max_pages_per_document:
-        raise InvalidDocumentError(f"a document needs 1..{limits.max_pages_per_document} pages, got {len(pages)}")
+    if content_hash is not None and (not isinstance(content_hash, str) or not 1 <= len(content_hash) <= 256):
+        raise InvalidDocumentError(f"content_hash must be None or a str of 1..256 characters, got {content_hash!r:.80}")
+    if not 1 <= len(units) <= limits.max_units_per_document:
+        raise InvalidDocumentError(f"a document needs 1..{limits.max_units_per_document} units, got {len(units)}")
     seen: set[int] = set()
-    out: list[PageRecord] = []
-    for i, p in enumerate(pages):
-        if not isinstance(p, PageRecord):
-            raise InvalidDocumentError(f"pages[{i}] must be a PageRecord, got {type(p).__name__}")
-        if isinstance(p.page, bool) or not isinstance(p.page, int) or p.page < 0:
-            raise InvalidDocumentError(f"pages[{i}].page must be an int >= 0, got {p.page!r}")
-        if p.page in seen:
-            raise InvalidDocumentError(f"page number {p.page} appears twice in document {doc_id!r}")
-        seen.add(p.page)
-        mv = _multivector(p.multivector, config.multivector_dim, f"pages[{i}].multivector")
-        if not 1 <= mv.shape[0] <= limits.max_vectors_per_page:
-            raise InvalidDocumentError(
-                f"pages[{i}].multivector needs 1..{limits.max_vectors_per_page} rows, got {mv.shape[0]}"
-            )
-        dense = _dense(p.dense, config.dense_dim, f"pages[{i}].dense")
-        page_meta = _json_object(p.metadata, f"pages[{i}].metadata", limits)
-        out.append(PageRecord(page=p.page, dense=dense, multivector=mv, metadata=page_meta))
-    out.sort(key=lambda r: r.page)
+    out: list[UnitRecord] = []
+    for i, u in enumerate(units):
+        if not isinstance(u, UnitRecord):
+            raise InvalidDocumentError(f"units[{i}] must be a UnitRecord, got {type(u).__name__}")
+        if isinstance(u.unit, bool) or not isinstance(u.unit, int) or u.unit < 0:
+            raise InvalidDocumentError(f"units[{i}].unit must be an int >= 0, got {u.unit!r}")
+        if u.unit in seen:
+            raise InvalidDocumentError(f"unit number {u.unit} appears twice in document {doc_id!r}")
+        seen.add(u.unit)
+        out.append(_validate_unit(u, f"units[{i}]", config, limits))
+    out.sort(key=lambda r: r.unit)
     return doc_id, out, _json_object(metadata, "metadata", limits)
+
+
+def _validate_unit(u: UnitRecord, what: str, config: CollectionConfig, limits: StoreLimits) -> UnitRecord:
+    if u.kind not in UNIT_KINDS:
+        raise InvalidDocumentError(f"{what}.kind must be one of {', '.join(UNIT_KINDS)}, got {u.kind!r:.40}")
+    mv = _multivector(u.multivector, config.multivector_dim, f"{what}.multivector")
+    if not 1 <= mv.shape[0] <= limits.max_vectors_per_unit:
+        raise InvalidDocumentError(f"{what}.multivector needs 1..{limits.max_vectors_per_unit} rows, got {mv.shape[0]}")
+    dense = _dense(u.dense, config.dense_dim, f"{what}.dense")
+    if u.text is not None:
+        if not isinstance(u.text, str):
+            raise InvalidDocumentError(f"{what}.text must be a str or None, got {type(u.text).__name__}")
+        size = len(u.text.encode("utf-8", "surrogatepass"))
+        if size > limits.max_text_bytes:
+            raise InvalidDocumentError(f"{what}.text is {size} bytes, at most {limits.max_text_bytes} allowed")
+        if "\x00" in u.text:
+            raise InvalidDocumentError(f"{what}.text must not contain NUL characters")
+    image = u.image
+    if image is not None:
+        if not isinstance(image, bytes | bytearray | memoryview):
+            raise InvalidDocumentError(f"{what}.image must be bytes or None, got {type(image).__name__}")
+        image = bytes(image)
+        if not 1 <= len(image) <= limits.max_image_bytes:
+            raise InvalidDocumentError(f"{what}.image is {len(image)} bytes, 1..{limits.max_image_bytes} allowed")
+    meta = _json_object(u.metadata, f"{what}.metadata", limits)
+    return UnitRecord(u.unit, dense, mv, kind=u.kind, text=u.text, metadata=meta, image=image)
 
 
 def validate_filter(filter: Mapping[str, Any] | MetadataFilter | None) -> MetadataFilter:

@@ -307,10 +307,10 @@ async def _search(args: argparse.Namespace, settings: Any, encoder: Encoder, cat
     for rank, match in enumerate(outcome.matches, 1):
         hit = match.hit
         if args.json:
-            row = {"rank": rank, "document_id": hit.doc_id, "page": hit.page, "score": hit.score}
+            row = {"rank": rank, "document_id": hit.doc_id, "page": hit.unit, "score": hit.score}
             print(json.dumps({**row, "metadata": hit.metadata}, ensure_ascii=False))
         else:
-            print(f"{rank:>3}  {hit.score:9.4f}  {hit.doc_id}  page {hit.page}")
+            print(f"{rank:>3}  {hit.score:9.4f}  {hit.doc_id}  page {hit.unit}")
     if not outcome.matches:
         print("no results", file=sys.stderr)
     return 0

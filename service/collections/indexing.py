@@ -7,7 +7,7 @@ Pipeline (:meth:`Indexer.index`)::
             step's page images are written, while this step embeds: the model waits for neither):
                 render (PDF) / decode (image) ──▶ prepare_image (retrieval.passage)        (pool thread)
                 ──▶ embed(rows, return_multivector=True)                                  (the model worker)
-                ──▶ PageRecord(dense truncated to the collection's size, multivector,
+                ──▶ UnitRecord(dense truncated to the collection's size, multivector,
                                metadata {image_span, image_grid, num_tokens})
                 ──▶ the page image as the model saw it (PNG, staged)                      (pool thread)
                 ──▶ progress.advance(pages)
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 import numpy as np
 
 from colbert.errors import DocumentExistsError
-from colbert.store import PageRecord
+from colbert.store import UnitRecord
 from model.errors import TooManyPagesError
 from model.images import load_image
 from model.pdf import count_pages, parse_page_selection, render_pages
@@ -217,7 +217,7 @@ class Indexer:
         ahead: asyncio.Future[tuple[list[PreparedInput], list[Any]]] | None = None
         writing: asyncio.Future[None] | None = None
         try:
-            records: list[PageRecord] = []
+            records: list[UnitRecord] = []
             tokens = 0
             for k, chunk in enumerate(chunks):
                 rows, pictures = await (ahead or self._start(functools.partial(self._prepare, source, chunk)))
@@ -281,7 +281,7 @@ class Indexer:
 
     def _records(
         self, numbers: list[int], rows: list[PreparedInput], outputs: list[EmbeddingOutput], dim: int
-    ) -> list[PageRecord]:
+    ) -> list[UnitRecord]:
         dense = np.stack([out.dense for out in outputs])  # (P, hidden)
         dense = truncate_dense(dense, dim, self.hidden_size, self.matryoshka_dims)  # (P, dim)
         records = []
@@ -289,7 +289,7 @@ class Indexer:
             if out.multivector is None:
                 raise RuntimeError("the encoder returned no multi-vector although one was requested")
             records.append(
-                PageRecord(page=number, dense=dense[i], multivector=out.multivector, metadata=_page_meta(row, out))
+                UnitRecord(unit=number, dense=dense[i], multivector=out.multivector, metadata=_page_meta(row, out))
             )
         return records
 

@@ -64,7 +64,7 @@ def document_object(collection: str, info: DocumentInfo) -> DocumentObject:
     return DocumentObject(
         id=info.doc_id,
         collection=collection,
-        pages=info.num_pages,
+        pages=info.num_units,
         metadata=info.metadata,
         created_at=info.created_at,
     )
@@ -227,7 +227,7 @@ class Collections:
         metrics = self.runtime.metrics
         metrics.tokens.labels(kind="image").inc(result.tokens)
         if kind == "pdf":
-            metrics.pdf_pages.inc(result.document.num_pages)
+            metrics.pdf_pages.inc(result.document.num_units)
         else:
             metrics.images.inc()
 
@@ -292,7 +292,7 @@ class Collections:
 
 def _hit(match: PageMatch) -> SearchHit:
     hit = SearchHit(
-        document_id=match.hit.doc_id, page=match.hit.page, score=match.hit.score, metadata=match.hit.metadata
+        document_id=match.hit.doc_id, page=match.hit.unit, score=match.hit.score, metadata=match.hit.metadata
     )
     if match.image is not None:
         hit.image = base64.b64encode(match.image).decode("ascii")

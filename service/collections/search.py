@@ -142,7 +142,7 @@ class Searcher:
         for hit in hits:
             png = None
             if options.include_image or (options.include_similarity_map and store.config.pool_factor > 1):
-                png = await asyncio.to_thread(images.read, collection, hit.doc_id, hit.page)
+                png = await asyncio.to_thread(images.read, collection, hit.doc_id, hit.unit)
             grid = None
             if options.include_similarity_map:
                 grid, used = await self._similarity(store, hit, out.multivector, png, token_strings)
@@ -159,7 +159,7 @@ class Searcher:
     ) -> tuple[SimilarityGrid | None, int]:
         """The hit's grid and the tokens spent on it (0 unless the page had to be embedded again)."""
         if store.config.pool_factor == 1:
-            record = await asyncio.to_thread(store.get_page, hit.doc_id, hit.page)
+            record = await asyncio.to_thread(store.get_unit, hit.doc_id, hit.unit)
             if record is None or "image_span" not in record.metadata or "image_grid" not in record.metadata:
                 return None, 0
             start, stop = record.metadata["image_span"]

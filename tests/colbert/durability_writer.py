@@ -13,20 +13,23 @@ from pathlib import Path
 import numpy as np
 
 from colbert.local import LocalStore
-from colbert.store import PageRecord
+from colbert.store import UnitRecord
 
 DIM = 16
 DENSE = 8
 
 
-def pages_for(version: int) -> list[PageRecord]:
-    """The content of a document at ``version`` (anyone can regenerate it to check what was stored)."""
+def pages_for(version: int) -> list[UnitRecord]:
+    """The content of a document at ``version``: vectors, text and image of each page (anyone can regenerate it
+    to check what was stored)."""
     rng = np.random.default_rng(version)
     out = []
     for p in range(1 + version % 4):
         mv = rng.normal(size=(40 + p, DIM)).astype(np.float32)  # (n, DIM)
         mv /= np.linalg.norm(mv, axis=1, keepdims=True)
-        out.append(PageRecord(page=p, dense=mv.mean(0)[:DENSE].copy(), multivector=mv))
+        text = f"text of page {p} at version {version}"
+        image = rng.bytes(2000 + 100 * p)  # bytes different per version and page
+        out.append(UnitRecord(unit=p, dense=mv.mean(0)[:DENSE].copy(), multivector=mv, text=text, image=image))
     return out
 
 

@@ -10,14 +10,14 @@ import pytest
 from colbert.catalog import Backend, Catalog
 from colbert.errors import CollectionExistsError, CollectionNotFoundError, InvalidCollectionNameError
 from colbert.quantize import Codec
-from colbert.store import CollectionConfig, PageRecord
+from colbert.store import CollectionConfig, UnitRecord
 
 CFG = CollectionConfig(dense_dim=8, multivector_dim=16, codec=Codec.FLOAT32)
 
 
-def _page() -> PageRecord:
+def _page() -> UnitRecord:
     mv = np.eye(4, 16, dtype=np.float32)  # (4, 16)
-    return PageRecord(page=0, dense=np.ones(8, np.float32), multivector=mv)
+    return UnitRecord(unit=0, dense=np.ones(8, np.float32), multivector=mv)
 
 
 @pytest.mark.parametrize("backend", ["local", "qdrant"])

@@ -12,15 +12,15 @@ from colbert._dense import DenseSnapshot
 from colbert.errors import DimensionMismatchError, IndexFormatError, StoreClosedError
 from colbert.local import LocalOptions, LocalStore
 from colbert.quantize import Codec
-from colbert.store import CollectionConfig, PageRecord
+from colbert.store import CollectionConfig, UnitRecord
 
 CONFIG = CollectionConfig(dense_dim=8, multivector_dim=16, codec=Codec.FLOAT32)
 
 
-def _page(rng: np.random.Generator, page: int = 0) -> PageRecord:
+def _page(rng: np.random.Generator, page: int = 0) -> UnitRecord:
     mv = rng.normal(size=(10, 16)).astype(np.float32)  # (10, 16)
     mv /= np.linalg.norm(mv, axis=1, keepdims=True)
-    return PageRecord(page=page, dense=rng.normal(size=8).astype(np.float32), multivector=mv)
+    return UnitRecord(unit=page, dense=rng.normal(size=8).astype(np.float32), multivector=mv)
 
 
 def _set_meta(directory: Path, key: str, value: str) -> None:
@@ -90,7 +90,7 @@ def test_exhaustive_scan_in_small_blocks_matches_one_block(tmp_path: Path) -> No
     q = rng.normal(size=(5, 16)).astype(np.float32)
     a = small.search(q, None, k=7)
     b = big.search(q, None, k=7)
-    assert [(h.doc_id, h.page, h.score) for h in a] == [(h.doc_id, h.page, h.score) for h in b]
+    assert [(h.doc_id, h.unit, h.score) for h in a] == [(h.doc_id, h.unit, h.score) for h in b]
     small.close()
     big.close()
 

@@ -1,9 +1,10 @@
 """Crash safety and concurrency of the embedded index.
 
 A writer process is killed with SIGKILL at random moments, several rounds on the same index; after each
-round the reopened index must pass SQLite's integrity check, hold only whole documents whose content is
-exactly what some write stored, and hold every write the writer acknowledged. While the writer runs, this
-process searches the same index through its own handle (readers keep working while another process writes).
+round the reopened index must pass SQLite's integrity check, hold only whole documents whose content (vectors,
+text and image of every unit) is exactly what some write stored, and hold every write the writer
+acknowledged. While the writer runs, this process searches the same index through its own handle (readers
+keep working while another process writes).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 
 from colbert.local import LocalStore
 from colbert.quantize import Codec
-from colbert.store import CollectionConfig, PageRecord
+from colbert.store import CollectionConfig, UnitRecord
 
 sys.path.insert(0, str(Path(__file__).parent))
 from durability_writer import DENSE, DIM, pages_for
@@ -45,6 +46,12 @@ def _check_whole(directory: Path, acked: dict[str, int]) -> int:
             "SELECT COUNT(*) FROM pages WHERE id NOT IN (SELECT page_id FROM multivectors)"
         ).fetchone()[0]
         assert (orphans, blobless) == (0, 0)
+        for table in ("unit_text", "unit_images"):  # no text or image outlives (or precedes) its unit
+            stray = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE page_id NOT IN (SELECT id FROM pages)")
+            assert stray.fetchone()[0] == 0, f"{table} holds rows of no unit"
+        unit_parts = "SELECT COUNT(*) FROM pages WHERE id NOT IN (SELECT page_id FROM {})"
+        assert conn.execute(unit_parts.format("unit_text")).fetchone()[0] == 0, "a unit without its text"
+        assert conn.execute(unit_parts.format("unit_images")).fetchone()[0] == 0, "a unit without its image"
     finally:
         conn.close()
     store = LocalStore.open(directory, expected=CONFIG)
@@ -58,11 +65,14 @@ def _check_whole(directory: Path, acked: dict[str, int]) -> int:
             if doc_id in acked:  # the acknowledged version, or a later in-flight replace
                 assert version >= acked[doc_id]
             want = pages_for(version)
-            assert info.num_pages == len(want)
+            assert info.num_units == len(want)
             for rec in want:
-                got = store.get_page(doc_id, rec.page)
-                assert got is not None, f"{doc_id} page {rec.page} missing: half a document"
+                got = store.get_unit(doc_id, rec.unit)
+                assert got is not None, f"{doc_id} page {rec.unit} missing: half a document"
                 np.testing.assert_array_equal(got.multivector, rec.multivector)
+                assert (got.text, got.image) == (rec.text, rec.image), (
+                    f"{doc_id} page {rec.unit}: text/image of another write"
+                )
             highest = max(highest, int(doc_id[1:]))
         probe = pages_for(1)[0]
         assert store.search(probe.multivector[:4], probe.dense, k=3)  # the reopened index answers
@@ -164,7 +174,7 @@ def test_durability_setting_is_applied(tmp_path: Path, synchronous: str) -> None
     from colbert.local import LocalOptions
 
     store = LocalStore.create(tmp_path / "idx", CONFIG, LocalOptions(synchronous=synchronous))
-    store.add_document("a", [PageRecord(0, np.ones(DENSE, np.float32), np.eye(3, DIM, dtype=np.float32))])
+    store.add_document("a", [UnitRecord(0, np.ones(DENSE, np.float32), np.eye(3, DIM, dtype=np.float32))])
     conn = sqlite3.connect(tmp_path / "idx" / "index.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()

@@ -18,7 +18,7 @@ from colbert.errors import CodecError, InvalidDocumentError
 from colbert.local import LocalStore
 from colbert.quantize import Codec, decode, encode
 from colbert.scoring import PackedDocs, maxsim
-from colbert.store import CollectionConfig, PageRecord
+from colbert.store import CollectionConfig, UnitRecord
 
 CODECS = [c.value for c in Codec] + ["bfloat16"]
 PORTABLE = ("-O2", "-shared", "-fPIC", "-march=x86-64")
@@ -164,7 +164,7 @@ def test_index_scan_scores_stored_values(tmp_path: Path, codec: str) -> None:
         mv = rng.standard_normal((int(rng.integers(1, 30)), 24)).astype(np.float32)
         mv /= np.linalg.norm(mv, axis=1, keepdims=True)
         pages.append(mv)
-        store.add_document(f"d{i}", [PageRecord(0, rng.standard_normal(8).astype(np.float32), mv)])
+        store.add_document(f"d{i}", [UnitRecord(0, rng.standard_normal(8).astype(np.float32), mv)])
     q = rng.standard_normal((9, 24)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     hits = store.search(q, None, k=12, exhaustive=True)

@@ -14,7 +14,7 @@ from colbert._sketch import from_bf16_bits, page_sketch, pool_query, sketch_scor
 from colbert.errors import IndexFormatError, InvalidQueryError, StoreClosedError
 from colbert.local import LocalOptions, LocalStore
 from colbert.quantize import Codec
-from colbert.store import CollectionConfig, PageRecord
+from colbert.store import CollectionConfig, UnitRecord
 
 D = 16
 CONFIG = CollectionConfig(dense_dim=D, multivector_dim=D, codec=Codec.FLOAT32)
@@ -25,11 +25,11 @@ def _unit(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _clustered_page(rng: np.random.Generator, centers: np.ndarray, counts: list[int], page: int = 0) -> PageRecord:
+def _clustered_page(rng: np.random.Generator, centers: np.ndarray, counts: list[int], page: int = 0) -> UnitRecord:
     """Tokens around ``centers`` (c, D) with ``counts[i]`` tokens near center i."""
     rows = [_unit(centers[i] + 0.3 * rng.normal(size=(n, D))) for i, n in enumerate(counts) if n]
     mv = np.concatenate(rows)[rng.permutation(sum(counts))]  # (n, D)
-    return PageRecord(page=page, dense=_unit(mv.mean(axis=0)), multivector=mv)
+    return UnitRecord(unit=page, dense=_unit(mv.mean(axis=0)), multivector=mv)
 
 
 def test_sketch_finds_clusters_and_is_deterministic() -> None:
@@ -119,9 +119,9 @@ def test_snapshot_keeps_sketches_through_appends_and_compaction() -> None:
         DenseSnapshot.build((1, 0), 4, np.arange(1), dense[:1]).top_pooled(q, 1)
 
 
-def _corpus(store: LocalStore, rng: np.random.Generator, docs: int = 15) -> dict[tuple[str, int], PageRecord]:
+def _corpus(store: LocalStore, rng: np.random.Generator, docs: int = 15) -> dict[tuple[str, int], UnitRecord]:
     centers = _unit(rng.normal(size=(10, D)))
-    pages: dict[tuple[str, int], PageRecord] = {}
+    pages: dict[tuple[str, int], UnitRecord] = {}
     for j in range(docs):
         recs = []
         for p in range(2):
@@ -130,11 +130,11 @@ def _corpus(store: LocalStore, rng: np.random.Generator, docs: int = 15) -> dict
                 counts[t] = int(rng.integers(2, 25))
             recs.append(_clustered_page(rng, centers, counts, p))
         store.add_document(f"d{j}", recs, {"even": j % 2 == 0, "j": j})
-        pages.update({(f"d{j}", r.page): r for r in recs})
+        pages.update({(f"d{j}", r.unit): r for r in recs})
     return pages
 
 
-def _exact(q: np.ndarray, pages: dict[tuple[str, int], PageRecord]) -> list[tuple[str, int]]:
+def _exact(q: np.ndarray, pages: dict[tuple[str, int], UnitRecord]) -> list[tuple[str, int]]:
     scores = {key: float((q @ rec.multivector.T).max(axis=1).sum()) for key, rec in pages.items()}
     return sorted(scores, key=lambda key: -scores[key])
 
@@ -146,11 +146,11 @@ def test_pooled_search_is_exact_over_its_candidates(tmp_path: Path) -> None:
     for key in [("d3", 0), ("d8", 1), ("d11", 0)]:
         q = pages[key].multivector[:6]
         everything = store.search(q, None, k=5, candidates=len(pages), first_stage="pooled")
-        assert [(h.doc_id, h.page) for h in everything] == _exact(q, pages)[:5]
+        assert [(h.doc_id, h.unit) for h in everything] == _exact(q, pages)[:5]
         narrow = store.search(q, None, k=5, candidates=8, first_stage="pooled")
-        assert (narrow[0].doc_id, narrow[0].page) == key  # the source page survives an 8-candidate first stage
+        assert (narrow[0].doc_id, narrow[0].unit) == key  # the source page survives an 8-candidate first stage
         exhaustive = store.search(q, None, k=5, exhaustive=True, first_stage="pooled")
-        assert [(h.doc_id, h.page) for h in exhaustive] == _exact(q, pages)[:5]
+        assert [(h.doc_id, h.unit) for h in exhaustive] == _exact(q, pages)[:5]
     store.close()
 
 
@@ -165,7 +165,7 @@ def test_pooled_candidates_come_from_the_sketch_ranking(tmp_path: Path) -> None:
     approx = sketch_scores(to_bf16_bits(sketches.reshape(len(keys), -1)), 3, q)
     want = {keys[i] for i in np.argsort(-approx, kind="stable")[:4]}
     hits = store.search(q, None, k=4, candidates=4, first_stage="pooled")
-    assert {(h.doc_id, h.page) for h in hits} == want
+    assert {(h.doc_id, h.unit) for h in hits} == want
     store.close()
 
 
@@ -182,7 +182,7 @@ def test_pooled_search_honours_filters_prefetch_and_deletes(tmp_path: Path) -> N
     far = -pages[("d4", 0)].dense
     dense_hits = other.search(q, far, k=3, candidates=3)
     prefetched = other.search(q, far, k=3, candidates=3, first_stage="pooled", prefetch=3)
-    assert [(h.doc_id, h.page) for h in prefetched] == [(h.doc_id, h.page) for h in dense_hits]
+    assert [(h.doc_id, h.unit) for h in prefetched] == [(h.doc_id, h.unit) for h in dense_hits]
     assert other.search(q, None, k=1, first_stage="pooled")[0].doc_id == "d4"
     store.delete_document("d4")
     store.add_document("new", [pages[("d4", 0)]])
@@ -231,8 +231,8 @@ def test_concurrent_candidate_reads_equal_one_connection(tmp_path: Path, first_s
         q, dense = pages[key].multivector[:6], pages[key].dense
         a = many.search(q, dense, k=8, candidates=40, first_stage=first_stage)
         b = one.search(q, dense, k=8, candidates=40, first_stage=first_stage)
-        assert [(h.doc_id, h.page, h.score) for h in a] == [(h.doc_id, h.page, h.score) for h in b]
-        assert [(h.doc_id, h.page) for h in a] == _exact(q, pages)[:8]
+        assert [(h.doc_id, h.unit, h.score) for h in a] == [(h.doc_id, h.unit, h.score) for h in b]
+        assert [(h.doc_id, h.unit) for h in a] == _exact(q, pages)[:8]
     assert many._readers is not None  # the concurrent path was taken
     many.close()
     assert many._readers is None
@@ -242,18 +242,18 @@ def test_concurrent_candidate_reads_equal_one_connection(tmp_path: Path, first_s
 
 
 def test_int8_block_decode_scores_like_page_decode(tmp_path: Path) -> None:
-    """The rerank decodes int8 blocks at once; scores must equal MaxSim over ``get_page``'s decoded vectors."""
+    """The rerank decodes int8 blocks at once; scores must equal MaxSim over ``get_unit``'s decoded vectors."""
     rng = np.random.default_rng(9)
     config = CollectionConfig(dense_dim=D, multivector_dim=D, codec=Codec.INT8)
     store = LocalStore.create(tmp_path / "a", config, LocalOptions(sketch_vectors=3, scan_block_pages=4))
     pages = _corpus(store, rng, docs=6)
-    stored = {key: store.get_page(*key) for key in pages}
+    stored = {key: store.get_unit(*key) for key in pages}
     q = pages[("d1", 1)].multivector[:5]
     want = sorted(
         ((key, float((q @ rec.multivector.T).max(axis=1).sum())) for key, rec in stored.items() if rec is not None),
         key=lambda t: -t[1],
     )[:6]
     for hits in (store.search(q, None, k=6), store.search(q, None, k=6, candidates=12, first_stage="pooled")):
-        assert [(h.doc_id, h.page) for h in hits] == [w[0] for w in want]
+        assert [(h.doc_id, h.unit) for h in hits] == [w[0] for w in want]
         np.testing.assert_allclose([h.score for h in hits], [w[1] for w in want], rtol=1e-5)
     store.close()

@@ -1,19 +1,14 @@
 """One behavioural contract, run over every Store backend.
 
 Backends: the embedded SQLite store, qdrant-client's local mode (``QdrantClient(":memory:")``), and a real
-Qdrant server when ``QDRANT_URL`` is set. Expected rankings come from a naive MaxSim loop written here.
+Qdrant server when ``QDRANT_URL`` is set (:mod:`tests.colbert.store_backends`). Expected rankings come from a
+naive MaxSim loop written there.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
 import numpy as np
 import pytest
-from qdrant_client import QdrantClient
 
 from colbert.errors import (
     DimensionMismatchError,
@@ -22,131 +17,19 @@ from colbert.errors import (
     InvalidFilterError,
     InvalidQueryError,
 )
-from colbert.local import LocalStore
 from colbert.quantize import Codec
-from colbert.store import CollectionConfig, PageRecord, Store
-
-D = 16  # multivector width in these tests
-DENSE = 12
-NO_SERVER = (
-    "no Qdrant server can be started on these machines (no Docker engine, no server binary in the "
-    "reachable registries); set QDRANT_URL to run"
+from colbert.store import CollectionConfig, UnitRecord
+from tests.colbert.store_backends import (
+    DENSE,
+    F32,
+    Backend,
+    D,
+    _unit,
+    expected_top,
+    fill,
+    make_page,
+    naive_maxsim,
 )
-
-Factory = Callable[[CollectionConfig], Store]
-
-
-class Backend:
-    """Makes stores of one backend and reopens them as a restarted process would."""
-
-    def __init__(self, kind: str, tmp_path: Path) -> None:
-        self.kind = kind
-        self.tmp_path = tmp_path
-        self.client: QdrantClient | None = None
-        self.made: list[Store] = []
-
-    def make(self, config: CollectionConfig) -> Store:
-        name = f"c{uuid.uuid4().hex[:12]}"
-        store: Store
-        if self.kind == "local":
-            store = LocalStore.create(self.tmp_path / name, config)
-        else:
-            from colbert.qdrant import QdrantStore
-
-            store = QdrantStore.create(self._client(), name, config)
-        self.made.append(store)
-        return store
-
-    def reopen(self, store: Store, expected: CollectionConfig | None = None) -> Store:
-        again: Store
-        if isinstance(store, LocalStore):
-            store.close()
-            again = LocalStore.open(store.directory, expected=expected)
-        else:
-            from colbert.qdrant import QdrantStore
-
-            assert isinstance(store, QdrantStore)
-            again = QdrantStore.open(self._client(), store.name, expected=expected)
-        self.made.append(again)
-        return again
-
-    def _client(self) -> QdrantClient:
-        if self.client is None:
-            if self.kind == "qdrant-memory":
-                self.client = QdrantClient(":memory:")
-            else:
-                self.client = QdrantClient(url=os.environ["QDRANT_URL"], api_key=os.environ.get("QDRANT_API_KEY"))
-        return self.client
-
-    def cleanup(self) -> None:
-        for store in self.made:
-            store.close()
-        if self.client is not None and self.kind == "qdrant-server":
-            from colbert.qdrant import QdrantStore, docs_collection
-
-            for store in self.made:
-                if isinstance(store, QdrantStore):
-                    for name in (store.name, docs_collection(store.name)):
-                        if store.client.collection_exists(name):
-                            store.client.delete_collection(name)
-
-
-@pytest.fixture(
-    params=[
-        "local",
-        "qdrant-memory",
-        pytest.param(
-            "qdrant-server",
-            marks=[
-                pytest.mark.qdrant_server,
-                pytest.mark.skipif(not os.environ.get("QDRANT_URL"), reason=NO_SERVER),
-            ],
-        ),
-    ]
-)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    b = Backend(request.param, tmp_path)
-    yield b
-    b.cleanup()
-
-
-def _unit(a: np.ndarray) -> np.ndarray:
-    out: np.ndarray = (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)
-    return out
-
-
-def make_page(rng: np.random.Generator, page: int, n: int | None = None) -> PageRecord:
-    rows = int(n if n is not None else rng.integers(5, 30))
-    mv = _unit(rng.normal(size=(rows, D)))  # (rows, D)
-    dense = _unit(rng.normal(size=DENSE))  # (DENSE,)
-    return PageRecord(page=page, dense=dense, multivector=mv, metadata={"rows": rows})
-
-
-def naive_maxsim(q: np.ndarray, page: np.ndarray) -> float:
-    """Sum over query tokens of the best dot product over page tokens, as a plain loop."""
-    total = 0.0
-    for qi in q.astype(np.float64):
-        total += max(float(np.dot(qi, pj)) for pj in page.astype(np.float64))
-    return total
-
-
-def fill(store: Store, rng: np.random.Generator, docs: int = 12) -> dict[tuple[str, int], PageRecord]:
-    pages: dict[tuple[str, int], PageRecord] = {}
-    for j in range(docs):
-        recs = [make_page(rng, p) for p in range(1 + j % 3)]
-        store.add_document(f"doc-{j}", recs, {"lang": "en" if j % 4 == 0 else "de", "j": j, "odd": bool(j % 2)})
-        pages.update({(f"doc-{j}", r.page): r for r in recs})
-    return pages
-
-
-def expected_top(
-    q: np.ndarray, pages: dict[tuple[str, int], PageRecord], k: int
-) -> list[tuple[tuple[str, int], float]]:
-    scored = [(key, naive_maxsim(q, rec.multivector)) for key, rec in pages.items()]
-    return sorted(scored, key=lambda t: -t[1])[:k]
-
-
-F32 = CollectionConfig(dense_dim=DENSE, multivector_dim=D, codec=Codec.FLOAT32)
 
 
 def test_add_get_list_count(backend: Backend) -> None:
@@ -158,7 +41,7 @@ def test_add_get_list_count(backend: Backend) -> None:
     assert store.count() == (5, len(pages))
     info = store.get_document("doc-2")
     assert info is not None
-    assert (info.doc_id, info.num_pages, info.metadata) == ("doc-2", 3, {"lang": "de", "j": 2, "odd": False})
+    assert (info.doc_id, info.num_units, info.metadata) == ("doc-2", 3, {"lang": "de", "j": 2, "odd": False})
     listed = store.list_documents()
     assert [d.doc_id for d in listed] == [f"doc-{j}" for j in range(5)]
     assert [d.doc_id for d in store.list_documents(offset=1, limit=2)] == ["doc-1", "doc-2"]
@@ -169,14 +52,14 @@ def test_get_page_returns_stored_vectors(backend: Backend) -> None:
     store = backend.make(F32)
     rng = np.random.default_rng(1)
     pages = fill(store, rng, docs=3)
-    got = store.get_page("doc-2", 1)
+    got = store.get_unit("doc-2", 1)
     assert got is not None
     want = pages[("doc-2", 1)]
     np.testing.assert_allclose(got.multivector, want.multivector, atol=1e-6)
     np.testing.assert_allclose(got.dense, want.dense / np.linalg.norm(want.dense), atol=1e-6)
     assert dict(got.metadata) == {"rows": want.multivector.shape[0]}
-    assert store.get_page("doc-2", 7) is None
-    assert store.get_page("nope", 0) is None
+    assert store.get_unit("doc-2", 7) is None
+    assert store.get_unit("nope", 0) is None
 
 
 @pytest.mark.parametrize("mode", ["rerank-all", "exhaustive", "no-dense"])
@@ -197,7 +80,7 @@ def test_search_equals_naive_maxsim(backend: Backend, mode: str) -> None:
                 exhaustive=mode == "exhaustive",
             )
         want = expected_top(q, pages, 5)
-        assert [(h.doc_id, h.page) for h in hits] == [w[0] for w in want]
+        assert [(h.doc_id, h.unit) for h in hits] == [w[0] for w in want]
         np.testing.assert_allclose([h.score for h in hits], [w[1] for w in want], rtol=1e-5)
         assert hits[0].doc_id == key[0]
         assert hits[0].metadata["j"] == int(key[0].split("-")[1])
@@ -211,9 +94,9 @@ def test_first_stage_limits_rerank_to_dense_candidates(backend: Backend) -> None
     q = target.multivector[:3]
     hits = store.search(q, target.dense, k=3, candidates=3)
     dense_top = sorted(pages, key=lambda key: -float(_unit(pages[key].dense) @ _unit(target.dense)))[:3]
-    assert {(h.doc_id, h.page) for h in hits} == set(dense_top)
+    assert {(h.doc_id, h.unit) for h in hits} == set(dense_top)
     want = sorted(((key, naive_maxsim(q, pages[key].multivector)) for key in dense_top), key=lambda t: -t[1])
-    assert [(h.doc_id, h.page) for h in hits] == [w[0] for w in want]
+    assert [(h.doc_id, h.unit) for h in hits] == [w[0] for w in want]
 
 
 def test_selective_filter_still_returns_k(backend: Backend) -> None:
@@ -231,7 +114,7 @@ def test_selective_filter_still_returns_k(backend: Backend) -> None:
     assert len(hits) == 4
     assert all(h.metadata["lang"] == "en" for h in hits)
     hits = store.search(q, None, k=4, filter={"lang": "en"})
-    assert [(h.doc_id, h.page) for h in hits] == [w[0] for w in expected_top(q, en, 4)]
+    assert [(h.doc_id, h.unit) for h in hits] == [w[0] for w in expected_top(q, en, 4)]
     assert len(match) == 5
     assert store.search(q, far, k=3, filter={"lang": "fr"}) == []
     assert store.search(q, far, k=3, filter={"odd": 1}) == []  # 1 is not true
@@ -245,15 +128,15 @@ def test_replace_and_delete_are_whole_documents(backend: Backend) -> None:
         store.add_document("doc-2", [make_page(rng, 0)])
     new = [make_page(rng, 0), make_page(rng, 9)]
     info = store.add_document("doc-2", new, {"v": 2}, replace=True)
-    assert (info.num_pages, info.metadata) == (2, {"v": 2})
+    assert (info.num_units, info.metadata) == (2, {"v": 2})
     assert store.count() == (6, len(pages) - 3 + 2)
-    assert store.get_page("doc-2", 1) is None
-    got = store.get_page("doc-2", 9)
+    assert store.get_unit("doc-2", 1) is None
+    got = store.get_unit("doc-2", 9)
     assert got is not None
     np.testing.assert_allclose(got.multivector, new[1].multivector, atol=1e-6)
     old_q = pages[("doc-2", 1)].multivector[:3]
     hits = store.search(old_q, None, k=20)
-    assert ("doc-2", 1) not in {(h.doc_id, h.page) for h in hits}
+    assert ("doc-2", 1) not in {(h.doc_id, h.unit) for h in hits}
     assert [d.doc_id for d in store.list_documents()][-1] == "doc-2"
     assert store.delete_document("doc-2") is True
     assert store.delete_document("doc-2") is False
@@ -283,12 +166,12 @@ def test_codecs_and_pooling(backend: Backend, codec: Codec) -> None:
     rng = np.random.default_rng(7)
     recs = [make_page(rng, p, n=24) for p in range(3)]
     store.add_document("a", recs)
-    stored = [store.get_page("a", p) for p in range(3)]
+    stored = [store.get_unit("a", p) for p in range(3)]
     assert all(s is not None and s.multivector.shape[0] < 24 for s in stored)
     q = recs[1].multivector[:5]
     hits = store.search(q, None, k=3)
     want = sorted(((p, naive_maxsim(q, s.multivector)) for p, s in enumerate(stored) if s), key=lambda t: -t[1])
-    assert [h.page for h in hits] == [w[0] for w in want]
+    assert [h.unit for h in hits] == [w[0] for w in want]
     tol = 1e-5 if backend.kind != "qdrant-server" or codec == Codec.FLOAT32 else 2e-2
     np.testing.assert_allclose([h.score for h in hits], [w[1] for w in want], rtol=tol, atol=tol)
 
@@ -297,16 +180,16 @@ def test_bad_input_is_typed(backend: Backend) -> None:
     store = backend.make(F32)
     rng = np.random.default_rng(8)
     good = make_page(rng, 0)
-    with pytest.raises(InvalidDocumentError, match="pages"):
+    with pytest.raises(InvalidDocumentError, match="units"):
         store.add_document("x", [])
     with pytest.raises(InvalidDocumentError, match="twice"):
         store.add_document("x", [good, good])
     with pytest.raises(DimensionMismatchError, match=r"\(n, 16\)"):
-        store.add_document("x", [PageRecord(0, good.dense, np.ones((3, D + 1), np.float32))])
+        store.add_document("x", [UnitRecord(0, good.dense, np.ones((3, D + 1), np.float32))])
     with pytest.raises(DimensionMismatchError, match=r"\(12,\)"):
-        store.add_document("x", [PageRecord(0, np.ones(5, np.float32), good.multivector)])
+        store.add_document("x", [UnitRecord(0, np.ones(5, np.float32), good.multivector)])
     with pytest.raises(InvalidDocumentError, match="NaN"):
-        store.add_document("x", [PageRecord(0, good.dense, np.full((2, D), np.nan, np.float32))])
+        store.add_document("x", [UnitRecord(0, good.dense, np.full((2, D), np.nan, np.float32))])
     with pytest.raises(InvalidDocumentError, match="doc_id"):
         store.add_document("", [good])
     with pytest.raises(InvalidDocumentError, match="JSON"):

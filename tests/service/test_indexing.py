@@ -34,7 +34,7 @@ class _Store:
         return None
 
     def add_document(self, document_id: str, records: list[Any], metadata: Any, *, replace: bool) -> str:
-        self.added = [r.page for r in records]
+        self.added = [r.unit for r in records]
         return "info"
 
 

@@ -1,0 +1,164 @@
+"""The embedded index's handle on its SQLite file: options, connections, transactions, the dense snapshot.
+
+:class:`LocalHandle` is the part of :class:`colbert.local.LocalStore` that every read and write goes through:
+one writer connection behind a lock (other processes' writers queue on SQLite's lock for ``busy_timeout_s``),
+one read connection per thread (WAL snapshots: readers never wait), and the in-memory first stage
+(:class:`colbert._dense.DenseSnapshot`) brought up to date with every handle's commits at the start of a read.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from colbert import _schema
+from colbert._dense import DenseSnapshot
+from colbert._local_scan import PageScorer, load_dense
+from colbert.errors import StoreClosedError
+from colbert.store import CollectionConfig, StoreLimits
+
+__all__ = ["LocalHandle", "LocalOptions", "LocalStats"]
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    """Tuning and durability knobs of the embedded backend."""
+
+    synchronous: str = "FULL"  # FULL: survives power loss; NORMAL: survives kill -9 (see module docstring)
+    busy_timeout_s: float = 30.0  # how long a writer waits for another process's write transaction
+    mmap_bytes: int = 1 << 31  # SQLite mmap window (capped by SQLite at 2 GiB in CPython's build; 0: off)
+    page_size: int = 65536  # SQLite page size, fixed at creation (64 KiB: a 256 KiB blob is 4 overflow pages)
+    sketch_vectors: int = _schema.DEFAULT_SKETCH_VECTORS  # pooled first-stage centroids per page, fixed at creation
+    first_stage: str = "dense"  # what search() uses when not told: "dense" (the store contract) or "pooled"
+    scan_block_pages: int = 128  # pages decoded and scored at a time (bounds search memory)
+    deletions_retained: int = 100_000  # deletion log rows kept for incremental refresh of other handles
+    read_threads: int = 4  # connections reading a rerank's candidate blobs concurrently (1: the search's own)
+    limits: StoreLimits = field(default_factory=StoreLimits)
+
+    def __post_init__(self) -> None:
+        if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {self.synchronous!r}")
+        if self.first_stage not in ("dense", "pooled"):
+            raise ValueError(f"first_stage must be 'dense' or 'pooled', got {self.first_stage!r}")
+        if min(self.scan_block_pages, self.deletions_retained, self.sketch_vectors, self.read_threads) < 1:
+            raise ValueError("scan_block_pages, deletions_retained, sketch_vectors and read_threads must be >= 1")
+
+
+@dataclass(frozen=True)
+class LocalStats:
+    """Sizes of a collection: counts, stored multi-vector rows and bytes, the first stage's memory."""
+
+    documents: int
+    pages: int
+    vectors: int  # stored (pooled) multi-vector rows
+    blob_bytes: int  # codec'd multi-vector bytes, without SQLite's page overhead
+    memory_bytes: int  # the in-memory first stages (dense matrix + sketches + ids + live mask) of this handle
+
+
+class LocalHandle:
+    """Connections, transactions and the dense snapshot of one collection directory (thread-safe)."""
+
+    config: CollectionConfig
+
+    def __init__(self, directory: Path, config: CollectionConfig, options: LocalOptions) -> None:
+        self.directory = directory
+        self.config = config
+        self.options = options
+        self._path = directory / _schema.DB_FILE
+        self._write_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+        self._writer = self._connect()
+        self.sketch_vectors = _schema.read_sketch_vectors(self._writer, self._path)
+        self._scorer = PageScorer(config, options.scan_block_pages)
+        self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
+        self._snapshot: DenseSnapshot | None = None
+        with self._read() as conn:
+            self._snapshot_for(conn)  # load the dense matrix now rather than on the first search
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreClosedError(f"the store at {self.directory} is closed")
+        o = self.options
+        conn = _schema.connect(
+            self._path, synchronous=o.synchronous, busy_timeout_s=o.busy_timeout_s, mmap_bytes=o.mmap_bytes
+        )
+        self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            if self._closed:
+                raise StoreClosedError(f"the store at {self.directory} is closed")
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction on this thread's connection: one consistent view, never blocked by writers."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._closed:
+            conn = self._connect()
+            self._local.conn = conn
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def _snapshot_for(self, conn: sqlite3.Connection) -> DenseSnapshot:
+        """The dense snapshot matching ``conn``'s read transaction, which must not have read anything yet.
+
+        Under ``_sync_lock`` the transaction's first read sees at least every commit that any published
+        snapshot saw, so the shared snapshot only ever moves forward.
+        """
+        with self._sync_lock:
+            return self._synced(conn)
+
+    def _synced(self, conn: sqlite3.Connection) -> DenseSnapshot:
+        """Bring the shared snapshot up to this transaction's view (caller holds ``_sync_lock``)."""
+        max_id, min_del, max_del = conn.execute(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM pages), (SELECT MIN(seq) FROM deletions), "
+            "(SELECT COALESCE(MAX(seq), 0) FROM deletions)"
+        ).fetchone()
+        snap = self._snapshot
+        dim = self.config.dense_dim
+        if snap is not None and max_id <= snap.version[0] and max_del == snap.version[1]:
+            return snap
+        width = self.sketch_vectors * self.config.multivector_dim
+        if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
+            ids, matrix, sketch = load_dense(conn, 0, dim, width)
+            snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix, sketch, self.sketch_vectors)
+        else:
+            dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
+            ids, matrix, sketch = load_dense(conn, snap.version[0], dim, width)
+            version = (max(int(max_id), snap.version[0]), int(max_del))
+            snap = snap.apply(version, ids, matrix, dead, sketch)
+        self._snapshot = snap
+        return snap
+
+    def close(self) -> None:
+        """Close every connection; later calls raise ``StoreClosedError``. Idempotent."""
+        with self._sync_lock:
+            readers, self._readers = self._readers, None
+        if readers is not None:
+            readers.shutdown(wait=True)  # in-flight reads finish before their connections close
+        with self._write_lock, self._sync_lock:
+            self._closed = True
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()

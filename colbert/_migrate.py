@@ -1,0 +1,74 @@
+"""Bring an embedded index of format version 2 up to version 3, in one transaction.
+
+Version 3 stores all of a unit in the index file: its kind, its text and its image (version 2 kept vectors
+only; the service kept page images as files under ``<data_dir>/page-images/<collection>/<sha256(doc id)[:40]>/
+<page>.png``). The migration adds the columns and tables, and, when given that folder of the collection
+(``legacy_images``), imports each stored page's PNG into ``unit_images``; pages without a file simply have no
+image (as before). Everything happens in one ``BEGIN IMMEDIATE`` transaction: a crash leaves version 2 intact
+and the next open migrates again. Concurrent openers serialise on the write lock; the second one finds version
+3 and does nothing. The folder itself is removed by the caller once the migration has committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+from colbert._schema import FORMAT_VERSION, read_meta
+from colbert.errors import IndexFormatError
+
+__all__ = ["legacy_image_path", "migrate"]
+
+_V2_TO_V3 = """
+ALTER TABLE documents ADD COLUMN content_hash TEXT;
+ALTER TABLE pages ADD COLUMN kind TEXT NOT NULL DEFAULT 'page';
+CREATE TABLE unit_text (page_id INTEGER PRIMARY KEY, text TEXT NOT NULL);
+CREATE TABLE unit_images (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL)
+"""
+
+
+def legacy_image_path(folder: Path, doc_id: str, page: int) -> Path:
+    """Where format-2 deployments kept a page's PNG inside its collection's image folder."""
+    return folder / hashlib.sha256(doc_id.encode("utf-8")).hexdigest()[:40] / f"{page}.png"
+
+
+def migrate(conn: sqlite3.Connection, path: Path, legacy_images: Path | None) -> int:
+    """Migrate the index behind ``conn`` (autocommit mode) to the current version; returns the number of page
+    images imported (0 when there was nothing to do)."""
+    version = read_meta(conn, path).get("format_version")
+    if version == str(FORMAT_VERSION):
+        return 0
+    if version != "2":
+        return 0  # read_config names the unsupported version
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if read_meta(conn, path).get("format_version") != "2":  # another process migrated it meanwhile
+            conn.execute("ROLLBACK")
+            return 0
+        for statement in _V2_TO_V3.strip().split(";\n"):
+            conn.execute(statement)
+        imported = _import_images(conn, legacy_images) if legacy_images is not None else 0
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION),))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return imported
+
+
+def _import_images(conn: sqlite3.Connection, folder: Path) -> int:
+    if not folder.is_dir():
+        return 0
+    imported = 0
+    for page_id, doc_id, page in conn.execute("SELECT id, doc_id, page FROM pages").fetchall():
+        file = legacy_image_path(folder, doc_id, page)
+        try:
+            data = file.read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise IndexFormatError(f"cannot import page image {file} into {folder.parent}: {exc}") from exc
+        conn.execute("INSERT INTO unit_images (page_id, data) VALUES (?, ?)", (page_id, data))
+        imported += 1
+    return imported
