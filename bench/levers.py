@@ -393,12 +393,14 @@ def _pdf_index_ab(config: str, dtype: torch.dtype, pdf: bytes, pages: int, repea
     from bench.encoder import build_checkpoint
     from model import Encoder
     from service.collections.indexing import DocumentSource, Indexer, IndexOptions
-    from service.collections.page_images import PageImageStore
+    from service.collections.repository import Repository
+    from service.collections.vectors import EmbeddingModel
 
     encoder = Encoder.from_pretrained(build_checkpoint(config), dtype=dtype, device="cpu")
     info = encoder.info
     store = SimpleNamespace(config=SimpleNamespace(dense_dim=info.hidden_size), add_document=lambda *a, **k: None)
     with ThreadPoolExecutor(1) as model_thread, ThreadPoolExecutor(2) as pool, tempfile.TemporaryDirectory() as tmp:
+        repository = Repository(SimpleNamespace(data_dir=Path(tmp)))  # type: ignore[arg-type]
 
         async def embed(rows: list[Any]) -> list[Any]:
             run = functools.partial(encoder.embed, rows, return_multivector=True)
@@ -406,11 +408,11 @@ def _pdf_index_ab(config: str, dtype: torch.dtype, pdf: bytes, pages: int, repea
 
         def index(ahead: bool) -> Callable[[], None]:
             options = IndexOptions(max_pages=pages, prepare_ahead=ahead)
-            dims = {"hidden_size": info.hidden_size, "matryoshka_dims": info.matryoshka_dims}
-            indexer = Indexer(encoder.processor, embed, pool, options, **dims)
-            images, source, numbers = PageImageStore(Path(tmp)), DocumentSource(pdf, "pdf"), list(range(1, pages + 1))
+            model = EmbeddingModel(encoder.processor, embed, pool, info.hidden_size, tuple(info.matryoshka_dims))
+            indexer = Indexer(model, repository, options)
+            source, numbers = DocumentSource(pdf, "pdf"), list(range(1, pages + 1))
             return lambda: asyncio.run(
-                indexer.index(store, images, "c", "d", source, pages=numbers, replace=True)  # type: ignore[arg-type]
+                indexer.index(store, "c", "d", source, pages=numbers, replace=True)  # type: ignore[arg-type]
             )
 
         return _ab(index(False), index(True), repeats)

@@ -1,8 +1,9 @@
 """``python -m service index`` and ``python -m service search``: the collection routes without a server.
 
-Both load the model and open the catalog from the same settings as ``serve`` (flags, then ``JEV4_*``
-variables), so a collection indexed here is served by ``serve`` on the same ``--data-dir`` and vice versa
-(not at the same time with the Qdrant local mode, which locks its folder).
+Both load the model and open the document repository (:mod:`service.collections.repository`, the same owner the
+HTTP routes use) from the same settings as ``serve`` (flags, then ``JEV4_*`` variables), so a collection indexed
+here is served by ``serve`` on the same ``--data-dir`` and vice versa, also while it runs (embedded backend;
+not with the Qdrant local mode, which locks its folder).
 
     python -m service index samples/ --collection samples --tiny
     python -m service search "quarterly revenue table" --collection samples --tiny
@@ -27,10 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from colbert.store import Store
     from model.encoder import Encoder
     from service.collections.indexing import Indexer
-    from service.collections.page_images import PageImageStore
+    from service.collections.repository import Repository
+    from service.collections.vectors import EmbeddingModel
 
 __all__ = [
     "DOCUMENT_SUFFIXES",
@@ -133,9 +137,10 @@ class _Bar:
         self.bar.write(message, file=sys.stderr)
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, Encoder, Any] | None:
-    """Settings, encoder, catalog; None (after printing why) when the model cannot be loaded."""
+def _load(args: argparse.Namespace) -> tuple[Any, Encoder, Repository] | None:
+    """Settings, encoder, repository; None (after printing why) when the model cannot be loaded."""
     from service.__main__ import settings_from_args
+    from service.collections.repository import Repository
     from service.engine.loading import ModelLoadError, load_encoder
     from service.engine.runtime import open_catalog
 
@@ -145,15 +150,19 @@ def _load(args: argparse.Namespace) -> tuple[Any, Encoder, Any] | None:
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
-    return settings, encoder, open_catalog(settings)
+    return settings, encoder, Repository(open_catalog(settings))
 
 
-def _embed_fn(encoder: Encoder, executor: Any) -> Any:
+def _model(encoder: Encoder, executor: Executor, pool: Executor) -> EmbeddingModel:
+    """The encoder as indexing and search use it: embedded in ``executor`` (one thread), prepared in ``pool``."""
+    from service.collections.vectors import EmbeddingModel
+
     async def embed(rows: Sequence[Any]) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, lambda: encoder.embed(rows, return_multivector=True))
 
-    return embed
+    info = encoder.info
+    return EmbeddingModel(encoder.processor, embed, pool, info.hidden_size, tuple(info.matryoshka_dims))
 
 
 def index_command(args: argparse.Namespace) -> int:
@@ -166,41 +175,36 @@ def index_command(args: argparse.Namespace) -> int:
     loaded = _load(args)
     if loaded is None:
         return 2
-    settings, encoder, catalog = loaded
+    settings, encoder, repository = loaded
     try:
-        return asyncio.run(_index_all(args, settings, encoder, catalog, files))
+        return asyncio.run(_index_all(args, settings, encoder, repository, files))
     finally:
-        catalog.close()
+        repository.catalog.close()
 
 
-def _open_or_create(args: argparse.Namespace, encoder: Encoder, catalog: Any) -> Store:
-    from colbert.errors import CollectionNotFoundError
+def _open_or_create(args: argparse.Namespace, encoder: Encoder, repository: Repository) -> Store:
     from colbert.quantize import Codec
     from colbert.store import CollectionConfig
 
-    try:
-        store: Store = catalog.get(args.collection)
-        return store
-    except CollectionNotFoundError:
-        info = encoder.info
-        config = CollectionConfig(
-            dense_dim=args.dimensions or info.hidden_size,
-            multivector_dim=info.multivector_dim,
-            codec=Codec(args.codec),
-            pool_factor=args.pool_factor,
-        )
+    info = encoder.info
+    config = CollectionConfig(
+        dense_dim=args.dimensions or info.hidden_size,
+        multivector_dim=info.multivector_dim,
+        codec=Codec(args.codec),
+        pool_factor=args.pool_factor,
+    )
+    store, created = repository.open_or_create(args.collection, config)
+    if created:
         print(f"created collection {args.collection!r} ({config})", file=sys.stderr)
-        created: Store = catalog.create(args.collection, config)
-        return created
+    return store
 
 
 async def _index_all(
-    args: argparse.Namespace, settings: Any, encoder: Encoder, catalog: Any, files: list[DocumentFile]
+    args: argparse.Namespace, settings: Any, encoder: Encoder, repository: Repository, files: list[DocumentFile]
 ) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from service.collections.indexing import Indexer, IndexOptions
-    from service.collections.manager import page_image_store
 
     info = encoder.info
     if args.dimensions is not None and args.dimensions not in {*info.matryoshka_dims, info.hidden_size}:
@@ -209,23 +213,15 @@ async def _index_all(
             file=sys.stderr,
         )
         return 2
-    store = _open_or_create(args, encoder, catalog)
-    images = page_image_store(settings)
+    store = _open_or_create(args, encoder, repository)
     with (
         ThreadPoolExecutor(1, thread_name_prefix="jev4-model") as model,
         ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="jev4-prep") as pool,
     ):
-        indexer = Indexer(
-            encoder.processor,
-            _embed_fn(encoder, model),
-            pool,
-            IndexOptions.from_settings(settings),
-            hidden_size=info.hidden_size,
-            matryoshka_dims=info.matryoshka_dims,
-        )
+        indexer = Indexer(_model(encoder, model, pool), repository, IndexOptions.from_settings(settings))
         bar = _Bar(disable=args.no_progress)
         try:
-            failed = [f for f in files if not await _index_one(args, indexer, store, images, f, bar)]
+            failed = [f for f in files if not await _index_one(args, indexer, store, f, bar)]
         finally:
             bar.bar.close()
     done = len(files) - len(failed)
@@ -237,7 +233,6 @@ async def _index_one(
     args: argparse.Namespace,
     indexer: Indexer,
     store: Store,
-    images: PageImageStore,
     file: DocumentFile,
     bar: _Bar,
 ) -> bool:
@@ -253,7 +248,6 @@ async def _index_one(
     try:
         await indexer.index(
             store,
-            images,
             args.collection,
             file.document_id,
             source,
@@ -274,36 +268,28 @@ def search_command(args: argparse.Namespace) -> int:
     loaded = _load(args)
     if loaded is None:
         return 2
-    settings, encoder, catalog = loaded
+    settings, encoder, repository = loaded
     try:
-        return asyncio.run(_search(args, settings, encoder, catalog))
+        return asyncio.run(_search(args, settings, encoder, repository))
     finally:
-        catalog.close()
+        repository.catalog.close()
 
 
-async def _search(args: argparse.Namespace, settings: Any, encoder: Encoder, catalog: Any) -> int:
+async def _search(args: argparse.Namespace, settings: Any, encoder: Encoder, repository: Repository) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from colbert.errors import CollectionNotFoundError
-    from service.collections.manager import page_image_store
-    from service.collections.search import Searcher, SearchOptions
+    from service.collections.search import Searcher, SearchLimits, SearchOptions
 
     try:
-        store = catalog.get(args.collection)
+        store = repository.open(args.collection)
     except CollectionNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with ThreadPoolExecutor(1, thread_name_prefix="jev4-model") as model:
-        searcher = Searcher(
-            encoder.processor,
-            _embed_fn(encoder, model),
-            model,
-            hidden_size=encoder.info.hidden_size,
-            matryoshka_dims=encoder.info.matryoshka_dims,
-            max_query_tokens=settings.max_text_tokens,
-        )
+        searcher = Searcher(_model(encoder, model, model), SearchLimits.from_settings(settings))
         options = SearchOptions(top_k=args.top_k, filter=args.filter, exhaustive=args.exhaustive)
-        outcome = await searcher.search(store, page_image_store(settings), args.collection, args.query, options)
+        outcome = await searcher.search(store, args.query, options)
     for rank, match in enumerate(outcome.matches, 1):
         hit = match.hit
         if args.json:

@@ -8,15 +8,15 @@ Pipeline (:meth:`Indexer.index`)::
                 render (PDF) / decode (image) ──▶ prepare_image (retrieval.passage)        (pool thread)
                 ──▶ embed(rows, return_multivector=True)                                  (the model worker)
                 ──▶ UnitRecord(dense truncated to the collection's size, multivector,
-                               metadata {image_span, image_grid, num_tokens})
-                ──▶ the page image as the model saw it (PNG, staged)                      (pool thread)
-                ──▶ progress.advance(pages)
-          ──▶ store.add_document(...) (all pages or none) ──▶ page images committed
+                               metadata {image_span, image_grid, num_tokens},
+                               image = the page as the model saw it, PNG)                   (pool thread)
+                ──▶ staged in the repository's StagedDocument, progress.advance(pages)
+          ──▶ StagedDocument.commit(): one add_document, vectors and images together (all pages or none)
 
 Pages are numbered from 1 (PDF page numbers; an image is page 1). At most three steps of ``pages_per_step``
-rendered pages are in memory at a time (one being written, one embedded, one prepared); the vectors of every page
-are held until the atomic add. The page PNG is the page resized to ``cols*28`` x ``rows*28`` pixels for its merged
-patch grid ``(rows, cols)``, so similarity maps fall on it exactly.
+rendered pages are in memory at a time (one being encoded to PNG, one embedded, one prepared); the vectors and
+PNGs of every page are held until the atomic add. The page PNG is the page resized to ``cols*28`` x ``rows*28``
+pixels for its merged patch grid ``(rows, cols)``, so similarity maps fall on it exactly.
 
 The same code runs behind the HTTP route (``embed`` = the batcher) and the CLI (``embed`` = the encoder in
 a thread).
@@ -26,47 +26,39 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import Executor
+import io
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from colbert.errors import DocumentExistsError
 from colbert.store import UnitRecord
 from model.errors import TooManyPagesError
 from model.images import load_image
 from model.pdf import count_pages, parse_page_selection, render_pages
-from model.pooling import truncate as truncate_dims
-from model.types import PromptType, Task, TaskSpec
+from service.collections.vectors import PASSAGE, EmbeddingModel
 from service.errors import QueueFullError
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from colbert.store import DocumentInfo, Store
-    from model.processor import PreparedInput, Processor
+    from model.processor import PreparedInput
     from model.types import EmbeddingOutput
-    from service.collections.page_images import PageImageStore, StagedPages
+    from service.collections.repository import Repository, StagedDocument
     from service.settings import Settings
 
 __all__ = [
-    "PASSAGE",
     "DocumentSource",
-    "EmbedFn",
     "IndexOptions",
     "IndexResult",
     "Indexer",
     "Progress",
     "detect_kind",
-    "truncate_dense",
 ]
 
-T = TypeVar("T")
 Kind = Literal["pdf", "image"]
-EmbedFn = Callable[["Sequence[PreparedInput]"], Awaitable["list[EmbeddingOutput]"]]
-PASSAGE = TaskSpec(Task.RETRIEVAL, PromptType.PASSAGE)
 _PATCH = 28  # pixels per side of one merged patch (one image token)
 
 
@@ -125,35 +117,15 @@ class IndexResult:
     tokens: int  # sequence tokens the model ran over (as counted in ``usage``)
 
 
-def truncate_dense(dense: np.ndarray, dim: int, hidden_size: int, allowed: Sequence[int]) -> np.ndarray:
-    """(N, hidden) unit vectors -> (N, dim) unit vectors (Matryoshka slice + renormalise)."""
-    if dim == hidden_size:
-        return dense
-    return np.asarray(truncate_dims(dense, dim, allowed), dtype=np.float32)  # (N, dim)
-
-
 class Indexer:
-    """Turns documents into stored pages (see the module doc). One instance serves many documents."""
+    """Turns documents into stored pages (see the module doc). One instance per app (or CLI run) serves every
+    document of every collection."""
 
-    def __init__(
-        self,
-        processor: Processor,
-        embed: EmbedFn,
-        pool: Executor,
-        options: IndexOptions,
-        *,
-        hidden_size: int,
-        matryoshka_dims: Sequence[int],
-    ) -> None:
-        self.processor = processor
-        self.embed = embed
-        self.pool = pool
+    def __init__(self, model: EmbeddingModel, repository: Repository, options: IndexOptions) -> None:
+        self.model = model
+        self.processor = model.processor
+        self.repository = repository
         self.options = options
-        self.hidden_size = hidden_size
-        self.matryoshka_dims = tuple(matryoshka_dims)
-
-    async def _in_pool(self, fn: Callable[[], T]) -> T:
-        return await self._start(fn)
 
     def select_pages(self, source: DocumentSource) -> list[int]:
         """The page numbers to index (blocking: opens the PDF). Errors name the limit or the bad selection."""
@@ -175,17 +147,13 @@ class Indexer:
     ) -> list[int]:
         """The page numbers to index, after the checks that need no model: the PDF opens, the selection and
         the page count are valid, and the id is free (unless ``replace``). Cheap; raises the 4xx errors."""
-        numbers = await self._in_pool(lambda: self.select_pages(source))
-        if not replace and await asyncio.to_thread(store.get_document, document_id) is not None:
-            raise DocumentExistsError(
-                f"document {document_id!r} already exists in collection {collection!r} (send replace=true)"
-            )
+        numbers = await self.model.start(lambda: self.select_pages(source))
+        await asyncio.to_thread(self.repository.check_free, store, collection, document_id, replace=replace)
         return numbers
 
     async def index(
         self,
         store: Store,
-        images: PageImageStore,
         collection: str,
         document_id: str,
         source: DocumentSource,
@@ -195,6 +163,7 @@ class Indexer:
         progress: Progress | None = None,
         wait_when_full: bool = False,
         pages: list[int] | None = None,
+        content_hash: str | None = None,
     ) -> IndexResult:
         """Index one document; ``pages`` from :meth:`plan` (planned here when None), so bad pages or a taken
         id are refused before anything is embedded.
@@ -208,48 +177,42 @@ class Indexer:
         if progress is not None:
             progress.start(len(numbers))
         dim = store.config.dense_dim
-        staged = await asyncio.to_thread(images.stage, collection, document_id)
+        staged = self.repository.stage(store, document_id, metadata, replace=replace, content_hash=content_hash)
         step = self.options.pages_per_step
         chunks = [numbers[i : i + step] for i in range(0, len(numbers), step)]
         # Pool work runs beside the model: the next step's pages render and prepare while this step embeds, and a
-        # step's page images are written while the next one embeds (at most one step behind: three steps' pages in
+        # step's page images are encoded (PNG) while the next one embeds (at most one step behind: three steps' pages in
         # memory at most). The model waits for neither.
         ahead: asyncio.Future[tuple[list[PreparedInput], list[Any]]] | None = None
         writing: asyncio.Future[None] | None = None
         try:
-            records: list[UnitRecord] = []
             tokens = 0
             for k, chunk in enumerate(chunks):
-                rows, pictures = await (ahead or self._start(functools.partial(self._prepare, source, chunk)))
+                rows, pictures = await (ahead or self.model.start(functools.partial(self._prepare, source, chunk)))
                 ahead = None
                 if self.options.prepare_ahead and k + 1 < len(chunks):
-                    ahead = self._start(functools.partial(self._prepare, source, chunks[k + 1]))
+                    ahead = self.model.start(functools.partial(self._prepare, source, chunks[k + 1]))
                 outputs = await self._embed(rows, wait=wait_when_full or k > 0)
-                records.extend(self._records(chunk, rows, outputs, dim))
+                records = self._records(chunk, rows, outputs, dim)
                 tokens += sum(row.num_tokens for row in rows)
                 if writing is not None:
                     await writing
-                writing = self._start(functools.partial(_stage_pictures, staged, chunk, pictures))
+                writing = self.model.start(functools.partial(_stage_with_images, staged, records, pictures))
                 if not self.options.prepare_ahead:
                     await writing  # in turn: one step at a time, nothing beside the model
                 if progress is not None:
                     progress.advance(len(chunk))
             if writing is not None:
                 await writing
-            info = await asyncio.to_thread(store.add_document, document_id, records, metadata, replace=replace)
-            await asyncio.to_thread(staged.commit)
+            info = await asyncio.to_thread(staged.commit)
         except BaseException:
             if ahead is not None:
                 _drop(ahead)
-            if writing is not None:  # let a write in flight end first, so that no file lands after the discard
+            if writing is not None:  # let an encode in flight end first, so that nothing is staged after the discard
                 await asyncio.gather(writing, return_exceptions=True)
-            await asyncio.to_thread(staged.discard)
+            staged.discard()
             raise
         return IndexResult(info, tokens)
-
-    def _start(self, fn: Callable[[], T]) -> asyncio.Future[T]:
-        """``fn`` started in the pool now; await the future for its result."""
-        return asyncio.get_running_loop().run_in_executor(self.pool, fn)
 
     def _prepare(self, source: DocumentSource, numbers: list[int]) -> tuple[list[PreparedInput], list[Any]]:
         """Render/decode the pages of one step and prepare their rows; also the page images to keep."""
@@ -273,7 +236,7 @@ class Indexer:
     async def _embed(self, rows: list[PreparedInput], *, wait: bool) -> list[EmbeddingOutput]:
         while True:
             try:
-                return await self.embed(rows)
+                return await self.model.embed(rows)
             except QueueFullError:
                 if not wait:
                     raise
@@ -283,14 +246,12 @@ class Indexer:
         self, numbers: list[int], rows: list[PreparedInput], outputs: list[EmbeddingOutput], dim: int
     ) -> list[UnitRecord]:
         dense = np.stack([out.dense for out in outputs])  # (P, hidden)
-        dense = truncate_dense(dense, dim, self.hidden_size, self.matryoshka_dims)  # (P, dim)
+        dense = self.model.dense_for(dense, dim)  # (P, dim)
         records = []
         for i, (number, row, out) in enumerate(zip(numbers, rows, outputs, strict=True)):
             if out.multivector is None:
                 raise RuntimeError("the encoder returned no multi-vector although one was requested")
-            records.append(
-                UnitRecord(unit=number, dense=dense[i], multivector=out.multivector, metadata=_page_meta(row, out))
-            )
+            records.append(UnitRecord(number, dense[i], out.multivector, kind="page", metadata=_page_meta(row, out)))
         return records
 
 
@@ -326,6 +287,17 @@ def _drop(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def _stage_pictures(staged: StagedPages, numbers: list[int], pictures: list[Any]) -> None:
-    for number, picture in zip(numbers, pictures, strict=True):
-        staged.write(number, picture)
+def _png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=6)
+    return out.getvalue()
+
+
+def _stage_with_images(staged: StagedDocument, records: list[UnitRecord], pictures: list[Any]) -> None:
+    """Each record with its page image (PNG, as the model saw it) into the staged document (a pool thread)."""
+    staged.add(
+        [
+            UnitRecord(r.unit, r.dense, r.multivector, kind=r.kind, text=r.text, metadata=r.metadata, image=_png(p))
+            for r, p in zip(records, pictures, strict=True)
+        ]
+    )

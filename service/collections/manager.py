@@ -1,5 +1,7 @@
 """What the collection routes do, between the HTTP layer (``service.http.controllers.collections``) and the
-index (``colbert``): one :class:`Collections` per app, holding the page images and the indexing jobs.
+index (``colbert``): one :class:`Collections` per app, made in the lifespan, holding the document repository
+(:mod:`service.collections.repository`, also the CLI's), the indexing jobs, and the :class:`Indexer` and
+:class:`Searcher` (made once, when the model is ready).
 
 Blocking index calls (SQLite, file I/O) run in threads; preprocessing in the runtime's pool; the model in
 the batcher's worker. Decisions:
@@ -26,7 +28,7 @@ from colbert.store import CollectionConfig
 from model.errors import InvalidDimensionError
 from service.collections.indexing import Indexer, IndexOptions, IndexResult
 from service.collections.jobs import IndexJob, JobRegistry
-from service.collections.page_images import PageImageStore
+from service.collections.repository import Repository
 from service.collections.schemas import (
     CollectionList,
     CollectionObject,
@@ -41,7 +43,8 @@ from service.collections.schemas import (
     SearchResponse,
     SimilarityMap,
 )
-from service.collections.search import PageMatch, Searcher, SearchOptions
+from service.collections.search import PageMatch, Searcher, SearchLimits, SearchOptions
+from service.collections.vectors import EmbeddingModel
 from service.embeddings.schemas import Usage
 from service.errors import NotFoundError, NotReadyError, UnprocessableError
 
@@ -50,14 +53,8 @@ if TYPE_CHECKING:
     from colbert.store import DocumentInfo, Store
     from service.collections.uploads import DocumentUpload
     from service.engine.runtime import Runtime
-    from service.settings import Settings
 
-__all__ = ["Collections", "document_object", "job_object", "page_image_store"]
-
-
-def page_image_store(settings: Settings) -> PageImageStore:
-    """Where the server and the CLI keep page images: ``<data_dir>/page-images``."""
-    return PageImageStore(settings.data_dir / "page-images")
+__all__ = ["Collections", "document_object", "job_object"]
 
 
 def document_object(collection: str, info: DocumentInfo) -> DocumentObject:
@@ -102,47 +99,45 @@ class Collections:
 
     def __init__(self, runtime: Runtime, *, jobs: JobRegistry | None = None) -> None:
         self.runtime = runtime
-        self.images = page_image_store(runtime.settings)
         self.jobs = jobs or JobRegistry(retry_after_s=runtime.settings.retry_after_s)
-        self._swept = False
+        self._repository: Repository | None = None
+        self._services: tuple[Indexer, Searcher] | None = None
 
     # ---- plumbing ------------------------------------------------------------------------------------------
-    def catalog(self) -> Catalog:
+    @property
+    def repository(self) -> Repository:
         catalog: Catalog | None = self.runtime.catalog
         if catalog is None:
             raise NotReadyError("collections are not available on this server (the catalog did not open)")
-        if not self._swept:
-            self._swept = True
-            self.images.sweep()
-        return catalog
+        if self._repository is None or self._repository.catalog is not catalog:
+            self._repository = Repository(catalog)
+        return self._repository
+
+    def catalog(self) -> Catalog:
+        return self.repository.catalog
 
     async def store(self, name: str) -> Store:
-        return await asyncio.to_thread(self.catalog().get, name)
+        return await asyncio.to_thread(self.repository.open, name)
 
-    def indexer(self) -> Indexer:
-        encoder, batcher, _preparer = self.runtime.engine()
-        return Indexer(
-            encoder.processor,
-            functools.partial(batcher.embed, return_multivector=True),
-            self.runtime.pool,
-            IndexOptions.from_settings(self.runtime.settings),
-            hidden_size=encoder.info.hidden_size,
-            matryoshka_dims=encoder.info.matryoshka_dims,
-        )
+    def services(self) -> tuple[Indexer, Searcher]:
+        """The app's indexer and searcher, made once the model is ready (NotReadyError before)."""
+        if self._services is None:
+            encoder, batcher, _preparer = self.runtime.engine()
+            model = EmbeddingModel(
+                encoder.processor,
+                functools.partial(batcher.embed, return_multivector=True),
+                self.runtime.pool,
+                encoder.info.hidden_size,
+                tuple(encoder.info.matryoshka_dims),
+            )
+            settings = self.runtime.settings
+            indexer = Indexer(model, self.repository, IndexOptions.from_settings(settings))
+            self._services = (indexer, Searcher(model, SearchLimits.from_settings(settings)))
+        return self._services
 
-    def searcher(self) -> Searcher:
-        encoder, batcher, _preparer = self.runtime.engine()
-        s = self.runtime.settings
-        return Searcher(
-            encoder.processor,
-            functools.partial(batcher.embed, return_multivector=True),
-            self.runtime.pool,
-            hidden_size=encoder.info.hidden_size,
-            matryoshka_dims=encoder.info.matryoshka_dims,
-            max_query_tokens=s.max_text_tokens,
-            image_max_pixels=s.image_max_pixels,
-            max_decoded_pixels=s.max_decoded_pixels,
-        )
+    async def close(self) -> None:
+        """Stop the background jobs (at shutdown)."""
+        await self.jobs.close()
 
     # ---- collections ---------------------------------------------------------------------------------------
     async def create(self, data: CreateCollectionRequest) -> CollectionObject:
@@ -162,13 +157,11 @@ class Collections:
         config = CollectionConfig(
             dense_dim=dim, multivector_dim=info.multivector_dim, codec=codec, pool_factor=data.pool_factor
         )
-        catalog = self.catalog()
-        store = await asyncio.to_thread(catalog.create, data.name, config)
-        await asyncio.to_thread(self.images.delete_collection, data.name)  # leftovers of an older namesake
+        store = await asyncio.to_thread(self.repository.create, data.name, config)
         return _collection_object(data.name, store.config, (0, 0))
 
     async def list_collections(self) -> CollectionList:
-        infos = await asyncio.to_thread(self.catalog().list)
+        infos = await asyncio.to_thread(self.repository.collections)
         return CollectionList(data=[_collection_object(i.name, i.config, i.counts) for i in infos])
 
     async def get(self, name: str) -> CollectionObject:
@@ -177,16 +170,15 @@ class Collections:
         return _collection_object(name, store.config, counts)
 
     async def delete(self, name: str) -> DeletedObject:
-        deleted = await asyncio.to_thread(self.catalog().delete, name)
+        deleted = await asyncio.to_thread(self.repository.delete, name)
         if not deleted:
             raise NotFoundError(f"no collection named {name!r}", code="collection_not_found")
-        await asyncio.to_thread(self.images.delete_collection, name)
         return DeletedObject(id=name, object="collection")
 
     # ---- documents -----------------------------------------------------------------------------------------
     async def add_document(self, name: str, upload: DocumentUpload, *, wait: bool) -> DocumentObject | JobObject:
         store = await self.store(name)
-        indexer = self.indexer()
+        indexer, _searcher = self.services()
         document_id = upload.document_id or upload.default_id() or uuid.uuid4().hex
         pages = await indexer.plan(store, name, document_id, upload.source, replace=upload.replace)
         metadata = await self._metadata_for(store, upload, document_id)
@@ -194,7 +186,6 @@ class Collections:
         async def work(job: IndexJob | None) -> DocumentInfo:
             result = await indexer.index(
                 store,
-                self.images,
                 name,
                 document_id,
                 upload.source,
@@ -246,9 +237,8 @@ class Collections:
 
     async def delete_document(self, name: str, document_id: str) -> DeletedObject:
         store = await self.store(name)
-        if not await asyncio.to_thread(store.delete_document, document_id):
+        if not await asyncio.to_thread(self.repository.delete_document, store, document_id):
             raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
-        await asyncio.to_thread(self.images.delete_document, name, document_id)
         return DeletedObject(id=document_id, object="document")
 
     def job(self, name: str, job_id: str) -> JobObject:
@@ -280,7 +270,8 @@ class Collections:
             include_image=data.include_image,
             include_similarity_map=data.include_similarity_map,
         )
-        outcome = await self.searcher().search(store, self.images, name, data.query, options)
+        _indexer, searcher = self.services()
+        outcome = await searcher.search(store, data.query, options)
         self.runtime.metrics.tokens.labels(kind="text").inc(outcome.tokens)
         return SearchResponse(
             model=self.runtime.model_name,

@@ -75,10 +75,10 @@ async def _stored_png(collections: Collections, name: str, document_id: str, pag
     info = await asyncio.to_thread(store.get_document, document_id)
     if info is None:
         raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
-    png = await asyncio.to_thread(collections.images.read, name, document_id, page)
+    png = await asyncio.to_thread(collections.repository.page_image, store, document_id, page)
     if png is None:
         raise NotFoundError(
-            f"document {document_id!r} has no page {page} (it has {info.num_pages} pages; page numbers are those "
+            f"document {document_id!r} has no page {page} (it has {info.num_units} pages; page numbers are those "
             "of the search hits: 1-based PDF page numbers, 1 for an image)",
             code="page_not_found",
         )
@@ -106,9 +106,9 @@ async def page_similarity(
     """The query's per token similarity over the page's patch grid, and the tokens the model ran over."""
     png = await _stored_png(collections, name, document_id, page)
     store = await collections.store(name)
-    searcher = collections.searcher()
+    _indexer, searcher = collections.services()
     query_mv, tokens_used, token_strings = await searcher.embed_query(query)
-    hit = Hit(doc_id=document_id, page=page, score=0.0, metadata={})
+    hit = Hit(doc_id=document_id, unit=page, score=0.0, metadata={})
     grid, used = await searcher.similarity(store, hit, query_mv, png, token_strings)
     if grid is None:
         raise NotFoundError(

@@ -20,29 +20,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import Executor
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from colbert.scoring import similarity_map
 from model.images import load_image
-from model.types import PromptType, Task, TaskSpec
-from service.collections.indexing import PASSAGE, truncate_dense
+from service.collections.vectors import PASSAGE, QUERY, EmbeddingModel
 
 if TYPE_CHECKING:
     from colbert.store import Hit, Store
-    from model.processor import PreparedInput, Processor
-    from model.types import EmbeddingOutput
-    from service.collections.page_images import PageImageStore
+    from model.processor import PreparedInput
+    from service.settings import Settings
 
-__all__ = ["QUERY", "PageMatch", "SearchOptions", "SearchOutcome", "Searcher", "SimilarityGrid"]
-
-T = TypeVar("T")
-QUERY = TaskSpec(Task.RETRIEVAL, PromptType.QUERY)
-EmbedFn = Callable[["Sequence[PreparedInput]"], Awaitable["list[EmbeddingOutput]"]]
+__all__ = ["PageMatch", "SearchLimits", "SearchOptions", "SearchOutcome", "Searcher", "SimilarityGrid"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,47 +77,41 @@ class SearchOptions:
     include_similarity_map: bool = False
 
 
-class Searcher:
-    """Query embedding + store search + page extras (see the module doc)."""
+@dataclass(frozen=True, slots=True)
+class SearchLimits:
+    """Caps of search (from :class:`~service.settings.Settings`)."""
 
-    def __init__(
-        self,
-        processor: Processor,
-        embed: EmbedFn,
-        pool: Executor,
-        *,
-        hidden_size: int,
-        matryoshka_dims: Sequence[int],
-        max_query_tokens: int = 32768,
-        image_max_pixels: int | None = None,
-        max_decoded_pixels: int = 40_000_000,
-        default_candidates: int = 200,
-    ) -> None:
-        self.processor = processor
-        self.embed = embed
-        self.pool = pool
-        self.hidden_size = hidden_size
-        self.matryoshka_dims = tuple(matryoshka_dims)
-        self.max_query_tokens = max_query_tokens
-        self.image_max_pixels = image_max_pixels
-        self.max_decoded_pixels = max_decoded_pixels
-        self.default_candidates = default_candidates
+    max_query_tokens: int = 32768
+    image_max_pixels: int | None = None
+    max_decoded_pixels: int = 40_000_000
+    default_candidates: int = 200
 
-    async def _in_pool(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
-
-    async def search(
-        self, store: Store, images: PageImageStore, collection: str, query: str, options: SearchOptions
-    ) -> SearchOutcome:
-        prepared = await self._in_pool(
-            lambda: self.processor.prepare_text(query, QUERY, max_length=self.max_query_tokens, truncate=False)
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SearchLimits:
+        return cls(
+            max_query_tokens=settings.max_text_tokens,
+            image_max_pixels=settings.image_max_pixels,
+            max_decoded_pixels=settings.max_decoded_pixels,
         )
-        (out,) = await self.embed([prepared])
+
+
+class Searcher:
+    """Query embedding + store search + page extras (see the module doc). One per app (or CLI run)."""
+
+    def __init__(self, model: EmbeddingModel, limits: SearchLimits | None = None) -> None:
+        self.model = model
+        self.processor = model.processor
+        self.limits = limits or SearchLimits()
+
+    async def search(self, store: Store, query: str, options: SearchOptions) -> SearchOutcome:
+        limit = self.limits.max_query_tokens
+        prepared = await self.model.start(
+            lambda: self.processor.prepare_text(query, QUERY, max_length=limit, truncate=False)
+        )
+        (out,) = await self.model.embed([prepared])
         assert out.multivector is not None
-        dense = truncate_dense(out.dense[None, :], store.config.dense_dim, self.hidden_size, self.matryoshka_dims)[
-            0
-        ]  # (dense_dim,)
-        candidates = max(options.candidates or self.default_candidates, options.top_k)
+        dense = self.model.dense_for(out.dense[None, :], store.config.dense_dim)[0]  # (dense_dim,)
+        candidates = max(options.candidates or self.limits.default_candidates, options.top_k)
         hits = await asyncio.to_thread(
             functools.partial(
                 store.search,
@@ -142,7 +129,7 @@ class Searcher:
         for hit in hits:
             png = None
             if options.include_image or (options.include_similarity_map and store.config.pool_factor > 1):
-                png = await asyncio.to_thread(images.read, collection, hit.doc_id, hit.unit)
+                png = await asyncio.to_thread(store.get_image, hit.doc_id, hit.unit)
             grid = None
             if options.include_similarity_map:
                 grid, used = await self._similarity(store, hit, out.multivector, png, token_strings)
@@ -168,8 +155,8 @@ class Searcher:
             return _grid(query, patches, rows, cols, tokens), 0
         if png is None:
             return None, 0
-        prepared = await self._in_pool(functools.partial(self._prepare_page, png))
-        (out,) = await self.embed([prepared])
+        prepared = await self.model.start(functools.partial(self._prepare_page, png))
+        (out,) = await self.model.embed([prepared])
         if out.multivector is None or out.image_span is None or out.image_grid is None:
             raise RuntimeError("the encoder returned no image multi-vector for a page image")
         start, stop = out.image_span
@@ -178,10 +165,11 @@ class Searcher:
 
     async def embed_query(self, query: str) -> tuple[np.ndarray, int, list[str]]:
         """The query's multi-vector ``(Lq, d)``, its token count and its token strings (for similarity maps)."""
-        prepared = await self._in_pool(
-            lambda: self.processor.prepare_text(query, QUERY, max_length=self.max_query_tokens, truncate=False)
+        limit = self.limits.max_query_tokens
+        prepared = await self.model.start(
+            lambda: self.processor.prepare_text(query, QUERY, max_length=limit, truncate=False)
         )
-        (out,) = await self.embed([prepared])
+        (out,) = await self.model.embed([prepared])
         assert out.multivector is not None
         return out.multivector, prepared.num_tokens, self._token_strings(prepared)
 
@@ -192,8 +180,8 @@ class Searcher:
         return await self._similarity(store, hit, query, png, tokens)
 
     def _prepare_page(self, png: bytes) -> PreparedInput:
-        image = load_image(png, max_decoded_pixels=self.max_decoded_pixels)
-        return self.processor.prepare_image(image, PASSAGE, max_pixels=self.image_max_pixels)
+        image = load_image(png, max_decoded_pixels=self.limits.max_decoded_pixels)
+        return self.processor.prepare_image(image, PASSAGE, max_pixels=self.limits.image_max_pixels)
 
 
 def _grid(query: np.ndarray, patches: np.ndarray, rows: int, cols: int, tokens: list[str]) -> SimilarityGrid:

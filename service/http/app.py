@@ -18,6 +18,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from service.collections.manager import Collections
 from service.collections.metrics import CollectionsCollector
 from service.engine.loading import load_encoder
 from service.engine.runtime import Runtime
@@ -93,9 +94,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await runtime.start()
+        collections = Collections(runtime)  # the app's document repository, jobs, indexer and searcher
+        app.state["collections"] = collections
         try:
             yield
         finally:
+            await collections.close()
             await runtime.close()
 
     return Litestar(

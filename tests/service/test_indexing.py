@@ -18,7 +18,8 @@ import pytest
 from model.processor import PreparedInput, Processor
 from model.types import EmbeddingOutput
 from service.collections.indexing import DocumentSource, Indexer, IndexOptions
-from service.collections.page_images import PageImageStore
+from service.collections.repository import Repository
+from service.collections.vectors import EmbeddingModel
 from tests.service.helpers import pdf_bytes
 
 HIDDEN = 64  # the tiny checkpoint's hidden size
@@ -29,12 +30,16 @@ class _Store:
 
     def __init__(self) -> None:
         self.added: list[int] = []
+        self.images: dict[int, bytes] = {}
 
     def get_document(self, document_id: str) -> None:
         return None
 
-    def add_document(self, document_id: str, records: list[Any], metadata: Any, *, replace: bool) -> str:
+    def add_document(
+        self, document_id: str, records: list[Any], metadata: Any, *, replace: bool, content_hash: str | None
+    ) -> str:
         self.added = [r.unit for r in records]
+        self.images = {r.unit: r.image for r in records}
         return "info"
 
 
@@ -56,15 +61,15 @@ def processor(tiny_checkpoint: Path) -> Processor:
 
 def _indexer(processor: Processor, embed: Any, pool: ThreadPoolExecutor) -> Indexer:
     options = IndexOptions(dpi=36, pages_per_step=2)
-    return Indexer(processor, embed, pool, options, hidden_size=HIDDEN, matryoshka_dims=(32,))
+    model = EmbeddingModel(processor, embed, pool, HIDDEN, (32,))
+    return Indexer(model, Repository(SimpleNamespace(data_dir=Path("/nonexistent"))), options)  # type: ignore[arg-type]
 
 
 def _index(indexer: Indexer, store: _Store, tmp_path: Path, pages: int) -> Any:
-    """Index a PDF of ``pages`` pages into ``store`` (page images under ``tmp_path``)."""
+    """Index a PDF of ``pages`` pages into ``store``."""
     numbers = list(range(1, pages + 1))
     source = DocumentSource(pdf_bytes(pages), "pdf")
-    images = PageImageStore(tmp_path)
-    return asyncio.run(indexer.index(store, images, "c", "doc", source, pages=numbers))  # type: ignore[arg-type]
+    return asyncio.run(indexer.index(store, "c", "doc", source, pages=numbers))  # type: ignore[arg-type]
 
 
 def test_pool_work_runs_beside_the_model(processor: Processor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,15 +79,15 @@ def test_pool_work_runs_beside_the_model(processor: Processor, tmp_path: Path, m
     overlapped: list[bool] = []
     embedding = [threading.Event() for _ in range(3)]  # set when step k's embed begins
     written_beside: list[bool] = []  # per write of a step's images: did the next step's embed begin meanwhile?
-    stage = service.collections.indexing._stage_pictures
+    stage = service.collections.indexing._stage_with_images
 
-    def stage_pictures(staged: Any, numbers: list[int], pictures: list[Any]) -> None:
-        step = (numbers[0] - 1) // 2
+    def stage_with_images(staged: Any, records: list[Any], pictures: list[Any]) -> None:
+        step = (records[0].unit - 1) // 2
         if step + 1 < 3:
             written_beside.append(embedding[step + 1].wait(10))
-        stage(staged, numbers, pictures)
+        stage(staged, records, pictures)
 
-    monkeypatch.setattr(service.collections.indexing, "_stage_pictures", stage_pictures)
+    monkeypatch.setattr(service.collections.indexing, "_stage_with_images", stage_with_images)
 
     async def embed(rows: list[PreparedInput]) -> list[EmbeddingOutput]:
         step = len(overlapped)
@@ -112,7 +117,8 @@ def test_pool_work_runs_beside_the_model(processor: Processor, tmp_path: Path, m
     assert written_beside == [True, True]  # steps 1 and 2 were written while steps 2 and 3 embedded
     assert store.added == [1, 2, 3, 4, 5]
     assert result.tokens > 0
-    assert sorted(p.name for p in (tmp_path / "c").rglob("*.png")) == [f"{n}.png" for n in range(1, 6)]
+    assert sorted(store.images) == [1, 2, 3, 4, 5]
+    assert all(png.startswith(b"\x89PNG") for png in store.images.values())  # each page's image, with its vectors
 
 
 def test_a_failed_step_drops_the_one_prepared_ahead(
@@ -141,8 +147,7 @@ def test_a_failed_step_drops_the_one_prepared_ahead(
             _index(indexer, store, tmp_path, 4)
         gc.collect()
     assert calls == 1
-    assert store.added == []
-    assert not list(tmp_path.rglob("*.png"))  # the staged pages were discarded
+    assert store.added == []  # nothing reached the store: no vectors, no images
     assert "never retrieved" not in caplog.text
 
 

@@ -29,20 +29,16 @@ from service.collections.schemas import (
     SearchResponse,
 )
 from service.collections.uploads import read_upload
-from service.engine.runtime import Runtime
 from service.http.controllers.common import require_json, until_disconnect
 from service.http.openapi import UploadOperation
 
 __all__ = ["CollectionsController"]
 
 
-def _provide_collections(state: State, runtime: NamedDependency[Runtime]) -> Collections:
-    """One :class:`Collections` per app, made on first use (it only holds paths and the job registry)."""
-    existing: Collections | None = state.get("collections")
-    if existing is None:
-        existing = Collections(runtime)
-        state["collections"] = existing
-    return existing
+def _provide_collections(state: State) -> Collections:
+    """The app's :class:`Collections`, made in the lifespan (``service.http.app``)."""
+    collections: Collections = state["collections"]
+    return collections
 
 
 _ADD_DESCRIPTION = """\

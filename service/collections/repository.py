@@ -1,0 +1,138 @@
+"""The one owner of collections and their documents, for the HTTP routes and the CLI alike.
+
+Everything of a document — its metadata, and every unit's vectors, text and page image — lives in the index
+backend (:mod:`colbert.store`), written by one ``add_document`` (one SQLite transaction, or one committed
+Qdrant version). So the repository's story is short:
+
+* :meth:`Repository.stage` opens a :class:`StagedDocument`: units are added as they are embedded (held in
+  memory, nothing is visible), then :meth:`StagedDocument.commit` stores the whole document at once (replacing
+  an older one when asked) or :meth:`StagedDocument.discard` drops it. A crash before the commit leaves
+  nothing behind; after it, the whole document.
+* Replace and delete are single backend operations; page images and unit text go with them.
+* :meth:`Repository.sweep` removes what an older deployment could leave half-written: the staging folders of
+  the former ``<data_dir>/page-images`` store (collections that still hold such files are migrated into the
+  backend when opened, :mod:`colbert.catalog`).
+
+Blocking: every method does I/O; async callers run them in a thread.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from colbert.catalog import LEGACY_IMAGES
+from colbert.errors import CollectionNotFoundError, DocumentExistsError
+
+if TYPE_CHECKING:
+    from colbert.catalog import Catalog, CollectionInfo
+    from colbert.store import CollectionConfig, DocumentInfo, Store, UnitRecord
+
+__all__ = ["Repository", "StagedDocument"]
+
+
+class StagedDocument:
+    """A document being written: units accumulate here and reach the store together in :meth:`commit`."""
+
+    def __init__(
+        self,
+        store: Store,
+        document_id: str,
+        metadata: Mapping[str, Any] | None,
+        *,
+        replace: bool,
+        content_hash: str | None,
+    ) -> None:
+        self.store = store
+        self.document_id = document_id
+        self.metadata = metadata
+        self.replace = replace
+        self.content_hash = content_hash
+        self.units: list[UnitRecord] = []
+
+    def add(self, units: list[UnitRecord]) -> None:
+        self.units.extend(units)
+
+    def commit(self) -> DocumentInfo:
+        """Store every staged unit as one document (all or nothing); ``DocumentExistsError`` unless replacing."""
+        return self.store.add_document(
+            self.document_id, self.units, self.metadata, replace=self.replace, content_hash=self.content_hash
+        )
+
+    def discard(self) -> None:
+        self.units.clear()
+
+
+class Repository:
+    """Collections and documents over one :class:`~colbert.catalog.Catalog` (see the module doc)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._swept = False
+
+    # ---- collections -----------------------------------------------------------------------------------
+    def create(self, name: str, config: CollectionConfig) -> Store:
+        self._sweep_once()
+        return self.catalog.create(name, config)
+
+    def open(self, name: str) -> Store:
+        self._sweep_once()
+        return self.catalog.get(name)
+
+    def open_or_create(self, name: str, config: CollectionConfig) -> tuple[Store, bool]:
+        """The collection, created with ``config`` when missing; (store, created)."""
+        try:
+            return self.open(name), False
+        except CollectionNotFoundError:
+            return self.create(name, config), True
+
+    def collections(self) -> list[CollectionInfo]:
+        return self.catalog.list()
+
+    def delete(self, name: str) -> bool:
+        return self.catalog.delete(name)
+
+    # ---- documents -------------------------------------------------------------------------------------
+    def check_free(self, store: Store, collection: str, document_id: str, *, replace: bool) -> None:
+        """``DocumentExistsError`` (409) when the id is taken and ``replace`` is off; cheap, before any work."""
+        if not replace and store.get_document(document_id) is not None:
+            raise DocumentExistsError(
+                f"document {document_id!r} already exists in collection {collection!r} (send replace=true)"
+            )
+
+    def stage(
+        self,
+        store: Store,
+        document_id: str,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        replace: bool = False,
+        content_hash: str | None = None,
+    ) -> StagedDocument:
+        return StagedDocument(store, document_id, metadata, replace=replace, content_hash=content_hash)
+
+    def delete_document(self, store: Store, document_id: str) -> bool:
+        """Remove the document with its vectors, text and page images; False if there was none."""
+        return store.delete_document(document_id)
+
+    def page_image(self, store: Store, document_id: str, page: int) -> bytes | None:
+        """The PNG of one page as the model saw it (None: no such page, or it has no image)."""
+        return store.get_image(document_id, page)
+
+    # ---- housekeeping ----------------------------------------------------------------------------------
+    def sweep(self) -> None:
+        """Remove half-written leftovers of the former page-image store (its ``.staging-*`` folders)."""
+        root = Path(self.catalog.data_dir) / LEGACY_IMAGES
+        if not root.is_dir():
+            return
+        for collection in root.iterdir():
+            if collection.is_dir():
+                for leftover in collection.glob(".staging-*"):
+                    shutil.rmtree(leftover, ignore_errors=True)
+
+    def _sweep_once(self) -> None:
+        if not self._swept:
+            self._swept = True
+            self.sweep()

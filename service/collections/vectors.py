@@ -1,0 +1,53 @@
+"""What indexing and search share: the model behind them (:class:`EmbeddingModel`), the task specs of
+documents and queries, and the Matryoshka cut of dense vectors to a collection's size."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+
+from model.pooling import truncate as truncate_dims
+from model.types import PromptType, Task, TaskSpec
+
+if TYPE_CHECKING:
+    from model.processor import PreparedInput, Processor
+    from model.types import EmbeddingOutput
+
+__all__ = ["PASSAGE", "QUERY", "EmbedFn", "EmbeddingModel", "truncate_dense"]
+
+T = TypeVar("T")
+PASSAGE = TaskSpec(Task.RETRIEVAL, PromptType.PASSAGE)
+QUERY = TaskSpec(Task.RETRIEVAL, PromptType.QUERY)
+EmbedFn = Callable[["Sequence[PreparedInput]"], Awaitable["list[EmbeddingOutput]"]]
+
+
+def truncate_dense(dense: np.ndarray, dim: int, hidden_size: int, allowed: Sequence[int]) -> np.ndarray:
+    """(N, hidden) unit vectors -> (N, dim) unit vectors (Matryoshka slice + renormalise)."""
+    if dim == hidden_size:
+        return dense
+    return np.asarray(truncate_dims(dense, dim, allowed), dtype=np.float32)  # (N, dim)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingModel:
+    """The processor, the embed call (the batcher behind the server, the encoder in a thread in the CLI), the
+    preprocessing pool and the sizes the model produces. Made once per app / CLI run."""
+
+    processor: Processor
+    embed: EmbedFn
+    pool: Executor
+    hidden_size: int
+    matryoshka_dims: tuple[int, ...]
+
+    def dense_for(self, dense: np.ndarray, dim: int) -> np.ndarray:
+        """(N, hidden) model vectors -> (N, dim) vectors of a collection of dense size ``dim``."""
+        return truncate_dense(dense, dim, self.hidden_size, self.matryoshka_dims)
+
+    def start(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """``fn`` started in the pool now; await the future for its result."""
+        return asyncio.get_running_loop().run_in_executor(self.pool, fn)
