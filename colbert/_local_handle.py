@@ -19,7 +19,7 @@ from pathlib import Path
 from colbert import _schema
 from colbert._dense import DenseSnapshot
 from colbert._local_scan import PageScorer, load_dense
-from colbert.errors import StoreClosedError
+from colbert.errors import StoreBusyError, StoreClosedError
 from colbert.store import CollectionConfig, StoreLimits
 
 __all__ = ["LocalHandle", "LocalOptions", "LocalStats"]
@@ -99,7 +99,13 @@ class LocalHandle:
             if self._closed:
                 raise StoreClosedError(f"the store at {self.directory} is closed")
             conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout_s for another process's writer
+            except sqlite3.OperationalError as exc:
+                raise StoreBusyError(
+                    f"{self._path}: another writer held the write lock for more than "
+                    f"busy_timeout_s={self.options.busy_timeout_s} s ({exc}); retry later"
+                ) from exc
             try:
                 yield conn
             except BaseException:

@@ -14,9 +14,19 @@ __all__ = ["QdrantCollections"]
 
 
 class QdrantCollections:
-    def __init__(self, data_dir: Path, url: str | None, api_key: str | None, options: QdrantOptions | None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        url: str | None,
+        api_key: str | None,
+        options: QdrantOptions | None,
+        client: QdrantClient | None = None,
+    ) -> None:
         self._options = options or QdrantOptions()
-        if url is None:
+        self._owns_client = client is None
+        if client is not None:
+            self.client = client
+        elif url is None:
             (data_dir / "qdrant").mkdir(parents=True, exist_ok=True)
             self.client = QdrantClient(path=str(data_dir / "qdrant"))
         else:
@@ -55,4 +65,5 @@ class QdrantCollections:
         return True
 
     def close(self) -> None:
-        self.client.close()
+        if self._owns_client:
+            self.client.close()

@@ -39,6 +39,8 @@ from colbert.local import LocalOptions, LocalStore
 from colbert.store import CollectionConfig, Store, validate_config
 
 if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
     from colbert.qdrant import QdrantOptions
 
 __all__ = ["LEGACY_IMAGES", "Backend", "Catalog", "CollectionInfo", "validate_name"]
@@ -72,6 +74,7 @@ class Catalog:
         qdrant_api_key: str | None = None,
         local_options: LocalOptions | None = None,
         qdrant_options: QdrantOptions | None = None,
+        qdrant_client: QdrantClient | None = None,
     ) -> None:
         if backend not in ("local", "qdrant"):
             raise ValueError(f"backend must be 'local' or 'qdrant', got {backend!r}")
@@ -79,6 +82,7 @@ class Catalog:
         self.backend = backend
         self._lock = threading.Lock()
         self._open: dict[str, Store] = {}
+        self._inodes: dict[str, int] = {}  # embedded: index file of each open store (another process may swap it)
         self._local_options = local_options or LocalOptions()
         self._root = self.data_dir / "collections"
         self._legacy_images = self.data_dir / LEGACY_IMAGES
@@ -90,7 +94,12 @@ class Catalog:
         else:
             from colbert._qdrant_catalog import QdrantCollections
 
-            self._qdrant = QdrantCollections(self.data_dir, qdrant_url, qdrant_api_key, qdrant_options)
+            self._qdrant = QdrantCollections(self.data_dir, qdrant_url, qdrant_api_key, qdrant_options, qdrant_client)
+
+    @property
+    def qdrant_client(self) -> QdrantClient | None:
+        """The Qdrant client of this catalog (None for the embedded backend)."""
+        return None if self._qdrant is None else self._qdrant.client
 
     def create(self, name: str, config: CollectionConfig) -> Store:
         """A new empty collection; ``CollectionExistsError`` if the name is taken."""
@@ -111,20 +120,37 @@ class Catalog:
                 except OSError as exc:
                     shutil.rmtree(tmp, ignore_errors=True)
                     raise CollectionExistsError(f"collection {name!r} already exists ({exc})") from exc
+                self._inodes[name] = (final / _schema.DB_FILE).stat().st_ino
                 store = LocalStore.open(final, expected=config, options=self._local_options)
             shutil.rmtree(self._legacy_images / name, ignore_errors=True)  # an older namesake's files
             self._open[name] = store
             return store
 
     def get(self, name: str) -> Store:
-        """The collection's store (``CollectionNotFoundError`` if there is none)."""
+        """The collection's store (``CollectionNotFoundError`` if there is none).
+
+        Embedded: another process may have deleted (or deleted and re-created) the collection since this
+        catalog opened it; one ``stat`` of its index file per call notices, and the stale handle is dropped."""
         validate_name(name)
         with self._lock:
             store = self._open.get(name)
+            if store is not None and self._stale(name, store):
+                store.close()
+                del self._open[name]
+                store = None
             if store is None:
                 store = self._open_store(name)
                 self._open[name] = store
             return store
+
+    def _stale(self, name: str, store: Store) -> bool:
+        if self._qdrant is not None:
+            return False
+        try:
+            inode = (self._root / name / _schema.DB_FILE).stat().st_ino
+        except FileNotFoundError:
+            return True
+        return inode != self._inodes.get(name)
 
     def _open_store(self, name: str) -> Store:
         legacy = self._legacy_images / name
@@ -135,6 +161,7 @@ class Catalog:
             path = self._root / name
             if not (path / _schema.DB_FILE).is_file():
                 raise CollectionNotFoundError(f"no collection named {name!r}")
+            self._inodes[name] = (path / _schema.DB_FILE).stat().st_ino  # before opening: a swap is then noticed
             store = LocalStore.open(path, options=self._local_options, legacy_images=legacy)
         if legacy.is_dir():  # imported by the migration (or a leftover of it): the store holds them now
             shutil.rmtree(legacy, ignore_errors=True)

@@ -10,6 +10,7 @@
     ├── CodecError                 bytes that do not decode under a codec (wrong length, unknown codec)
     ├── IndexFormatError           an index written by an incompatible format version, or corrupt
     ├── StoreClosedError           use after close()
+    ├── StoreBusyError             another process held the collection's write lock past the busy timeout
     ├── DocumentExistsError        add without replace for an existing id
     ├── DocumentNotFoundError
     ├── CollectionExistsError
@@ -32,6 +33,7 @@ __all__ = [
     "InvalidDocumentError",
     "InvalidFilterError",
     "InvalidQueryError",
+    "StoreBusyError",
     "StoreClosedError",
 ]
 
@@ -66,6 +68,10 @@ class IndexFormatError(ColbertError):
 
 class StoreClosedError(ColbertError):
     """A store used after ``close()``."""
+
+
+class StoreBusyError(ColbertError):
+    """A write that waited longer than the busy timeout for another process's write to the same collection."""
 
 
 class DocumentExistsError(ColbertError):

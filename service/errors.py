@@ -195,6 +195,7 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str, str]] = [
     (ce.CodecError, 422, "invalid_request_error", "invalid_codec"),
     (ce.IndexFormatError, 503, "service_unavailable", "index_unavailable"),
     (ce.StoreClosedError, 503, "service_unavailable", "index_closed"),
+    (ce.StoreBusyError, 503, "service_unavailable", "index_busy"),
 ]
 
 

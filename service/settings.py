@@ -156,6 +156,15 @@ class Settings:
     first_stage: str = "dense"
     """Embedded backend's first stage: dense (cosine of the pages' dense vectors) or pooled (approximate MaxSim
     over 8 k-means centroids per page, held in memory; higher recall at the same candidate count)."""
+    store_busy_timeout_s: float = 30.0
+    """Embedded backend: seconds a write waits for another process's write to the same collection before it
+    fails with 503 index_busy (several processes may serve one data_dir; their writes are serialised)."""
+    job_heartbeat_s: float = 2.0
+    """Seconds between the heartbeats a process writes for its running indexing jobs (jobs are stored in the
+    backend, so every process sees them)."""
+    job_stale_after_s: float = 15.0
+    """A queued/running job whose heartbeat is older than this is reported failed (job_interrupted): the process
+    running it stopped. Must exceed job_heartbeat_s."""
 
     # --- search page ---------------------------------------------------------------------------------------
     ui: bool = True
@@ -295,5 +304,10 @@ def _check_positive(s: Settings) -> None:
         raise SettingsError(f"download_timeout_s must be positive, got {s.download_timeout_s}")
     if s.max_redirects < 0 or s.retry_after_s < 0:
         raise SettingsError("max_redirects and retry_after_s must not be negative")
+    if min(s.store_busy_timeout_s, s.job_heartbeat_s) <= 0 or s.job_stale_after_s <= s.job_heartbeat_s:
+        raise SettingsError(
+            "store_busy_timeout_s and job_heartbeat_s must be positive and job_stale_after_s above job_heartbeat_s, "
+            f"got {s.store_busy_timeout_s}, {s.job_heartbeat_s}, {s.job_stale_after_s}"
+        )
     if s.image_max_pixels is not None and s.image_max_pixels <= 0:
         raise SettingsError(f"image_max_pixels must be positive, got {s.image_max_pixels}")

@@ -6,26 +6,33 @@ at most ``max_running`` jobs index at the same time (the others wait in ``queued
 ``status`` (queued | running | succeeded | failed), ``pages_done`` / ``pages_total`` and, at the end, the
 document or the error body a synchronous request would have received.
 
-Jobs live in memory: finished ones are kept (newest ``keep_finished``) for polling; a restart forgets them
-(a document is stored atomically, so a job cut by a restart left nothing behind).
+Jobs are visible from every process (scale-out: a poll may land on another replica than the upload): each
+job's state is written to the backend's job store (:mod:`service.collections.job_store`) when it is queued
+(before the 202), on each progress step and when it ends; the process running it also refreshes its
+``heartbeat_at`` every ``heartbeat_s``. A poll answered by a process that does not run the job reads the store;
+a queued/running job whose heartbeat is older than ``stale_after_s`` belongs to a process that stopped (restart,
+crash, ``kill -9``) and is reported (and recorded) as failed with code ``job_interrupted`` — a document is stored
+atomically, so such a job left nothing behind. Without a store (``store=None``) jobs live in this process only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import enum
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from colbert.store import DocumentInfo
 from service.errors import ErrorInfo, QueueFullError, error_info
 
 if TYPE_CHECKING:
-    from colbert.store import DocumentInfo
+    from service.collections.job_store import JobStore
 
 __all__ = ["IndexJob", "JobRegistry", "JobStatus"]
 
@@ -53,12 +60,54 @@ class IndexJob:
     finished_at: float | None = None
     document: DocumentInfo | None = None
     error: ErrorInfo | None = None
+    heartbeat_at: float = field(default_factory=time.time)
+    on_change: Callable[[IndexJob], None] | None = field(default=None, repr=False)
 
     def start(self, pages_total: int) -> None:
         self.pages_total = pages_total
+        self._changed()
 
     def advance(self, pages: int) -> None:
         self.pages_done += pages
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self)
+
+    def record(self) -> dict[str, Any]:
+        """The job as stored (JSON)."""
+        doc = self.document
+        return {
+            "id": self.id,
+            "collection": self.collection,
+            "document_id": self.document_id,
+            "status": self.status.value,
+            "pages_done": self.pages_done,
+            "pages_total": self.pages_total,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+            "heartbeat_at": self.heartbeat_at,
+            "document": None if doc is None else dataclasses.asdict(doc),
+            "error": None if self.error is None else dataclasses.asdict(self.error),
+        }
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> IndexJob:
+        doc, err = r.get("document"), r.get("error")
+        return cls(
+            id=r["id"],
+            collection=r["collection"],
+            document_id=r["document_id"],
+            created_at=r["created_at"],
+            status=JobStatus(r["status"]),
+            pages_done=r["pages_done"],
+            pages_total=r["pages_total"],
+            finished_at=r["finished_at"],
+            document=None if doc is None else DocumentInfo(**doc),
+            error=None if err is None else ErrorInfo(**{**err, "headers": tuple(map(tuple, err.get("headers", ())))}),
+            heartbeat_at=r["heartbeat_at"],
+        )
 
     @property
     def finished(self) -> bool:
@@ -68,55 +117,91 @@ class IndexJob:
 Work = Callable[[IndexJob], Awaitable["DocumentInfo"]]
 
 
+_INTERRUPTED = ErrorInfo(
+    503,
+    "service_unavailable",
+    "job_interrupted",
+    "the server process running this job stopped (restart, crash or scale-down) before it finished; nothing was "
+    "stored: upload the document again",
+)
+
+
 class JobRegistry:
     """The jobs of one app (see the module doc). Use from the event loop only."""
 
     def __init__(
-        self, *, max_running: int = 2, max_active: int = 64, keep_finished: int = 1000, retry_after_s: int = 1
+        self,
+        *,
+        max_running: int = 2,
+        max_active: int = 64,
+        keep_finished: int = 1000,
+        retry_after_s: int = 1,
+        store: JobStore | None = None,
+        heartbeat_s: float = 2.0,
+        stale_after_s: float = 15.0,
     ) -> None:
-        if max_running < 1 or max_active < 1 or keep_finished < 0:
+        if max_running < 1 or max_active < 1 or keep_finished < 0 or not 0 < heartbeat_s < stale_after_s:
             raise ValueError(
-                f"max_running and max_active must be >= 1 and keep_finished >= 0, "
-                f"got {max_running}, {max_active}, {keep_finished}"
+                f"max_running and max_active must be >= 1, keep_finished >= 0 and 0 < heartbeat_s < stale_after_s, "
+                f"got {max_running}, {max_active}, {keep_finished}, {heartbeat_s}, {stale_after_s}"
             )
         self.max_active = max_active
         self.keep_finished = keep_finished
         self.retry_after_s = retry_after_s
+        self.store = store
+        self.heartbeat_s = heartbeat_s
+        self.stale_after_s = stale_after_s
         self._slots = asyncio.Semaphore(max_running)
         self._jobs: dict[str, IndexJob] = {}
         self._finished: collections.deque[str] = collections.deque()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._dirty: set[str] = set()
+        self._writer: asyncio.Task[None] | None = None
 
     def active(self) -> int:
         """Jobs queued or running."""
         return len(self._tasks)
 
-    def submit(self, collection: str, document_id: str, work: Work) -> IndexJob:
-        """Queue ``work``; QueueFullError (429) when ``max_active`` jobs are already queued or running."""
+    async def submit(self, collection: str, document_id: str, work: Work) -> IndexJob:
+        """Queue ``work`` (recorded in the store before this returns, so any process can poll it at once);
+        QueueFullError (429) when ``max_active`` jobs are already queued or running."""
         if len(self._tasks) >= self.max_active:
             raise QueueFullError(
                 f"{len(self._tasks)} indexing jobs are queued or running, the limit is {self.max_active}; retry later",
                 retry_after=self.retry_after_s,
             )
         job = IndexJob(uuid.uuid4().hex, collection, document_id)
+        await self._save(job)
+        job.on_change = self._mark
         self._jobs[job.id] = job
         self._tasks[job.id] = asyncio.create_task(self._run(job, work), name=f"index-job-{job.id}")
+        if self.store is not None and self._writer is None:
+            self._writer = asyncio.create_task(self._write_loop(), name="index-job-writer")
         return job
 
     def list(self, collection: str | None = None) -> list[IndexJob]:
-        """The jobs this server remembers (every queued or running one, the newest ``keep_finished`` finished
-        ones), of one collection or of all, newest first."""
+        """The jobs this process remembers (every queued or running one, the newest ``keep_finished`` finished
+        ones), of one collection or of all, newest first. Other processes' jobs are found by :meth:`get` only."""
         jobs = [j for j in self._jobs.values() if collection is None or j.collection == collection]
         return sorted(jobs, key=lambda j: j.created_at, reverse=True)
 
-    def get(self, collection: str, job_id: str) -> IndexJob | None:
+    async def get(self, collection: str, job_id: str) -> IndexJob | None:
+        """The job, from this process or (scale-out) from the store; a stale one is reported interrupted."""
         job = self._jobs.get(job_id)
+        if job is None and self.store is not None:
+            record = await asyncio.to_thread(self.store.get, job_id)
+            if record is not None:
+                job = IndexJob.from_record(record)
+                if not job.finished and time.time() - job.heartbeat_at > self.stale_after_s:
+                    job.status, job.error, job.finished_at = JobStatus.FAILED, _INTERRUPTED, time.time()
+                    await self._save(job)
         return job if job is not None and job.collection == collection else None
 
     async def _run(self, job: IndexJob, work: Work) -> None:
         try:
             async with self._slots:
                 job.status = JobStatus.RUNNING
+                self._mark(job)
                 job.document = await work(job)
                 job.status = JobStatus.SUCCEEDED
         except asyncio.CancelledError:
@@ -134,6 +219,35 @@ class JobRegistry:
             job.finished_at = time.time()
             self._tasks.pop(job.id, None)
             self._remember(job)
+            await asyncio.shield(self._save(job))
+
+    def _mark(self, job: IndexJob) -> None:
+        self._dirty.add(job.id)
+
+    async def _save(self, job: IndexJob) -> None:
+        if self.store is None:
+            return
+        try:
+            await asyncio.to_thread(self.store.put, job.record())
+        except Exception as exc:  # noqa: BLE001 - a lost progress write must not fail the job; logged
+            _LOG.warning("could not record indexing job %s: %s", job.id, exc)
+
+    async def _write_loop(self) -> None:
+        """Write progress of changed jobs, and heartbeats of every active one, every ``heartbeat_s / 2``."""
+        next_beat = 0.0
+        while True:
+            await asyncio.sleep(min(0.25, self.heartbeat_s / 2))
+            now = time.time()
+            ids = set(self._dirty)
+            if now >= next_beat:
+                ids |= set(self._tasks)
+                next_beat = now + self.heartbeat_s
+            self._dirty.clear()
+            for job_id in ids:
+                job = self._jobs.get(job_id)
+                if job is not None and not job.finished:
+                    job.heartbeat_at = now
+                    await self._save(job)
 
     def _remember(self, job: IndexJob) -> None:
         self._finished.append(job.id)
@@ -141,8 +255,11 @@ class JobRegistry:
             self._jobs.pop(self._finished.popleft(), None)
 
     async def close(self) -> None:
-        """Cancel every queued or running job and wait for them to end."""
+        """Cancel every queued or running job and wait for them to end (each recorded as cancelled)."""
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)

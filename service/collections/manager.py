@@ -27,6 +27,7 @@ from colbert.quantize import Codec
 from colbert.store import CollectionConfig
 from model.errors import InvalidDimensionError
 from service.collections.indexing import Indexer, IndexOptions, IndexResult
+from service.collections.job_store import open_job_store
 from service.collections.jobs import IndexJob, JobRegistry
 from service.collections.repository import Repository
 from service.collections.schemas import (
@@ -99,7 +100,16 @@ class Collections:
 
     def __init__(self, runtime: Runtime, *, jobs: JobRegistry | None = None) -> None:
         self.runtime = runtime
-        self.jobs = jobs or JobRegistry(retry_after_s=runtime.settings.retry_after_s)
+        s = runtime.settings
+        self._job_store = None
+        if jobs is None and runtime.catalog is not None:
+            self._job_store = open_job_store(runtime.catalog, busy_timeout_s=s.store_busy_timeout_s)
+        self.jobs = jobs or JobRegistry(
+            retry_after_s=s.retry_after_s,
+            store=self._job_store,
+            heartbeat_s=s.job_heartbeat_s,
+            stale_after_s=s.job_stale_after_s,
+        )
         self._repository: Repository | None = None
         self._services: tuple[Indexer, Searcher] | None = None
 
@@ -136,8 +146,10 @@ class Collections:
         return self._services
 
     async def close(self) -> None:
-        """Stop the background jobs (at shutdown)."""
+        """Stop the background jobs (at shutdown; each is recorded as cancelled)."""
         await self.jobs.close()
+        if self._job_store is not None:
+            self._job_store.close()
 
     # ---- collections ---------------------------------------------------------------------------------------
     async def create(self, data: CreateCollectionRequest) -> CollectionObject:
@@ -200,7 +212,7 @@ class Collections:
 
         if wait:
             return document_object(name, await work(None))
-        return job_object(self.jobs.submit(name, document_id, work))
+        return job_object(await self.jobs.submit(name, document_id, work))
 
     @staticmethod
     async def _metadata_for(store: Store, upload: DocumentUpload, document_id: str) -> dict[str, Any] | None:
@@ -241,8 +253,8 @@ class Collections:
             raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
         return DeletedObject(id=document_id, object="document")
 
-    def job(self, name: str, job_id: str) -> JobObject:
-        job = self.jobs.get(name, job_id)
+    async def job(self, name: str, job_id: str) -> JobObject:
+        job = await self.jobs.get(name, job_id)
         if job is None:
             raise NotFoundError(f"no indexing job {job_id!r} for collection {name!r}", code="job_not_found")
         return job_object(job)

@@ -19,18 +19,28 @@ Blocking: every method does I/O; async callers run them in a thread.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from colbert.catalog import LEGACY_IMAGES
-from colbert.errors import CollectionNotFoundError, DocumentExistsError
+from colbert.errors import CollectionNotFoundError, DocumentExistsError, StoreBusyError
 
 if TYPE_CHECKING:
     from colbert.catalog import Catalog, CollectionInfo
     from colbert.store import CollectionConfig, DocumentInfo, Store, UnitRecord
 
 __all__ = ["Repository", "StagedDocument"]
+
+
+@contextmanager
+def _busy_names_setting() -> Iterator[None]:
+    """A write that timed out on another process's write lock: say which setting bounds the wait."""
+    try:
+        yield
+    except StoreBusyError as exc:
+        raise StoreBusyError(f"{exc} (the wait is JEV4_STORE_BUSY_TIMEOUT_S)") from exc
 
 
 class StagedDocument:
@@ -57,9 +67,10 @@ class StagedDocument:
 
     def commit(self) -> DocumentInfo:
         """Store every staged unit as one document (all or nothing); ``DocumentExistsError`` unless replacing."""
-        return self.store.add_document(
-            self.document_id, self.units, self.metadata, replace=self.replace, content_hash=self.content_hash
-        )
+        with _busy_names_setting():
+            return self.store.add_document(
+                self.document_id, self.units, self.metadata, replace=self.replace, content_hash=self.content_hash
+            )
 
     def discard(self) -> None:
         self.units.clear()
@@ -115,7 +126,8 @@ class Repository:
 
     def delete_document(self, store: Store, document_id: str) -> bool:
         """Remove the document with its vectors, text and page images; False if there was none."""
-        return store.delete_document(document_id)
+        with _busy_names_setting():
+            return store.delete_document(document_id)
 
     def page_image(self, store: Store, document_id: str, page: int) -> bytes | None:
         """The PNG of one page as the model saw it (None: no such page, or it has no image)."""

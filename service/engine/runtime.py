@@ -38,7 +38,7 @@ def open_catalog(settings: Settings) -> Any:
         backend="qdrant" if settings.collection_backend == "qdrant" else "local",
         qdrant_url=settings.qdrant_url,
         qdrant_api_key=settings.qdrant_api_key,
-        local_options=LocalOptions(first_stage=settings.first_stage),
+        local_options=LocalOptions(first_stage=settings.first_stage, busy_timeout_s=settings.store_busy_timeout_s),
     )
 
 

@@ -129,7 +129,7 @@ class CollectionsController(Controller):
     async def get_job(
         self, name: FromPath[str], job_id: FromPath[str], collections: NamedDependency[Collections]
     ) -> JobObject:
-        return collections.job(name, job_id)
+        return await collections.job(name, job_id)
 
     @post(
         "/{name:str}/search",

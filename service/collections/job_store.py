@@ -1,0 +1,111 @@
+"""Where indexing jobs are kept so that every server process sees them (a poll may land on any replica).
+
+A job is one JSON object (:meth:`service.collections.jobs.IndexJob.record`) keyed by its id:
+
+* embedded backend: ``<data_dir>/jobs.sqlite`` (WAL; one small row per job; the newest ``keep_finished``
+  finished jobs are kept);
+* Qdrant backend: the collection ``jev4__jobs`` (vector-less points, payload = the job; ``__`` keeps it apart
+  from user collections, whose names cannot contain it). Finished jobs are not pruned there.
+
+Every write replaces the whole record (the owner writes the job's current state), so writes that arrive out of
+order still end on the final state.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = ["JOBS_COLLECTION", "JobStore", "QdrantJobStore", "SqliteJobStore", "open_job_store"]
+
+JOBS_COLLECTION = "jev4__jobs"
+_NAMESPACE = uuid.UUID("0b7f5d7e-3c1a-4f0e-8a55-5a0f0c1d2e3f")
+
+
+class JobStore(Protocol):
+    def put(self, record: dict[str, Any]) -> None: ...
+
+    def get(self, job_id: str) -> dict[str, Any] | None: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteJobStore:
+    """Jobs in one SQLite file shared by every process on the data directory (thread-safe)."""
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0, keep_finished: int = 1000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._keep = keep_finished
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, collection TEXT NOT NULL, "
+            "created_at REAL NOT NULL, finished INTEGER NOT NULL, body TEXT NOT NULL)"
+        )
+        self._conn.execute("CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished, created_at)")
+
+    def put(self, record: dict[str, Any]) -> None:
+        finished = record["finished_at"] is not None
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO jobs (id, collection, created_at, finished, body) VALUES (?, ?, ?, ?, ?)",
+                (record["id"], record["collection"], record["created_at"], int(finished), json.dumps(record)),
+            )
+            if finished:
+                self._conn.execute(
+                    "DELETE FROM jobs WHERE finished = 1 AND id NOT IN "
+                    "(SELECT id FROM jobs WHERE finished = 1 ORDER BY created_at DESC LIMIT ?)",
+                    (self._keep,),
+                )
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute("SELECT body FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            return None
+        body: dict[str, Any] = json.loads(row[0])
+        return body
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class QdrantJobStore:
+    """Jobs as payloads of vector-less points in :data:`JOBS_COLLECTION` (the client is the catalog's)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        if not client.collection_exists(JOBS_COLLECTION):
+            try:
+                client.create_collection(JOBS_COLLECTION, vectors_config={}, metadata={"jobs_of": "jev4-serve"})
+            except Exception:
+                if not client.collection_exists(JOBS_COLLECTION):
+                    raise
+
+    def put(self, record: dict[str, Any]) -> None:
+        from qdrant_client import models as qm
+
+        point = qm.PointStruct(id=str(uuid.uuid5(_NAMESPACE, record["id"])), vector={}, payload=record)
+        self.client.upsert(JOBS_COLLECTION, [point], wait=True)
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        found = self.client.retrieve(JOBS_COLLECTION, [str(uuid.uuid5(_NAMESPACE, job_id))], with_payload=True)
+        return dict(found[0].payload or {}) if found else None
+
+    def close(self) -> None:
+        """The client belongs to the catalog."""
+
+
+def open_job_store(catalog: Any, *, busy_timeout_s: float = 30.0) -> JobStore:
+    """The job store of the catalog's backend (the same Qdrant client, or a file beside the collections)."""
+    client = getattr(catalog, "qdrant_client", None)
+    if client is not None:
+        return QdrantJobStore(client)
+    return SqliteJobStore(Path(catalog.data_dir) / "jobs.sqlite", busy_timeout_s=busy_timeout_s)
