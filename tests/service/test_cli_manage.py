@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from colbert.catalog import Catalog
-from colbert.store import CollectionConfig, PageRecord
+from colbert.store import CollectionConfig, UnitRecord
 from service.__main__ import main
 
 
@@ -22,8 +22,8 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     rng = np.random.default_rng(0)
 
-    def page(n: int) -> PageRecord:
-        return PageRecord(n, rng.standard_normal(16).astype(np.float32), rng.standard_normal((5, 8)).astype(np.float32))
+    def page(n: int) -> UnitRecord:
+        return UnitRecord(n, rng.standard_normal(16).astype(np.float32), rng.standard_normal((5, 8)).astype(np.float32))
 
     catalog = Catalog(tmp_path)
     store = catalog.create("lib", CollectionConfig(dense_dim=16, multivector_dim=8))

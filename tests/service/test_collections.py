@@ -9,6 +9,7 @@ import base64
 import contextlib
 import io
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -177,15 +178,20 @@ def test_duplicate_id_is_409_and_replace_replaces(client: httpx.Client) -> None:
 def test_delete_document(client: httpx.Client, live_server: LiveServer) -> None:
     name = _create(client, "delete-doc")["name"]
     client.post(f"/v1/collections/{name}/documents", json={"image": b64(png_bytes()), "document_id": "gone"})
-    pictures = live_server.data_dir / "page-images" / name
-    assert len(list(pictures.rglob("*.png"))) == 1
+    db = live_server.data_dir / "collections" / name / "index.sqlite"  # the page image is in the index itself
+
+    def stored_images() -> int:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM unit_images").fetchone()[0])
+
+    assert stored_images() == 1
     deleted = client.delete(f"/v1/collections/{name}/documents/gone")
     assert deleted.json() == {"id": "gone", "object": "document", "deleted": True}
-    assert list(pictures.rglob("*.png")) == []
+    assert stored_images() == 0
     _error(client.get(f"/v1/collections/{name}/documents/gone"), 404, "document_not_found")
     _error(client.delete(f"/v1/collections/{name}/documents/gone"), 404, "document_not_found")
     client.delete(f"/v1/collections/{name}")
-    assert not pictures.exists()
+    assert not db.exists()
 
 
 def test_background_job_reports_progress(client: httpx.Client) -> None:
