@@ -15,7 +15,7 @@ import pytest
 from colbert.errors import InvalidFilterError
 from colbert.filters import matches, parse_filter
 from colbert.local import LocalStore
-from tests.colbert.test_store_contract import DENSE, F32, NO_SERVER, Backend, _unit, make_page
+from tests.colbert.store_backends import DENSE, F32, NO_SERVER, Backend, _unit, make_page
 
 META: dict[str, dict[str, Any]] = {
     "a": {"lang": "en", "year": 2019, "tags": ["x", "y"], "score": 0.5, "draft": True},
