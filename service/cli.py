@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from model.encoder import Encoder
     from service.collections.indexing import Indexer
     from service.collections.page_images import PageImageStore
+    from service.settings import Settings
 
 __all__ = [
     "DOCUMENT_SUFFIXES",
@@ -133,19 +134,19 @@ class _Bar:
         self.bar.write(message, file=sys.stderr)
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, Encoder, Any] | None:
-    """Settings, encoder, catalog; None (after printing why) when the model cannot be loaded."""
-    from service.__main__ import settings_from_args
+def _load(settings: Settings) -> tuple[Encoder, Any] | None:
+    """Encoder and catalog (the MaxSim kernel built first); None (after printing why) when either cannot start."""
+    from service.engine.kernel import KernelUnavailableError, build_kernel
     from service.engine.loading import ModelLoadError, load_encoder
     from service.engine.runtime import open_catalog
 
-    settings = settings_from_args(args)
     try:
+        build_kernel(settings)
         encoder = load_encoder(settings)
-    except ModelLoadError as exc:
+    except (ModelLoadError, KernelUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
-    return settings, encoder, open_catalog(settings)
+    return encoder, open_catalog(settings)
 
 
 def _embed_fn(encoder: Encoder, executor: Any) -> Any:
@@ -156,17 +157,17 @@ def _embed_fn(encoder: Encoder, executor: Any) -> Any:
     return embed
 
 
-def index_command(args: argparse.Namespace) -> int:
+def index_command(args: argparse.Namespace, settings: Settings) -> int:
     """Index files/folders into ``args.collection`` (see the module doc)."""
     try:
         files = collect_documents(args.paths)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    loaded = _load(args)
+    loaded = _load(settings)
     if loaded is None:
         return 2
-    settings, encoder, catalog = loaded
+    encoder, catalog = loaded
     try:
         return asyncio.run(_index_all(args, settings, encoder, catalog, files))
     finally:
@@ -195,7 +196,7 @@ def _open_or_create(args: argparse.Namespace, encoder: Encoder, catalog: Any) ->
 
 
 async def _index_all(
-    args: argparse.Namespace, settings: Any, encoder: Encoder, catalog: Any, files: list[DocumentFile]
+    args: argparse.Namespace, settings: Settings, encoder: Encoder, catalog: Any, files: list[DocumentFile]
 ) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -219,7 +220,7 @@ async def _index_all(
             encoder.processor,
             _embed_fn(encoder, model),
             pool,
-            IndexOptions.from_settings(settings),
+            IndexOptions.from_settings(settings, background=True),
             hidden_size=info.hidden_size,
             matryoshka_dims=info.matryoshka_dims,
         )
@@ -269,19 +270,19 @@ async def _index_one(
     return True
 
 
-def search_command(args: argparse.Namespace) -> int:
+def search_command(args: argparse.Namespace, settings: Settings) -> int:
     """Print the ranked pages of ``args.collection`` for ``args.query``."""
-    loaded = _load(args)
+    loaded = _load(settings)
     if loaded is None:
         return 2
-    settings, encoder, catalog = loaded
+    encoder, catalog = loaded
     try:
         return asyncio.run(_search(args, settings, encoder, catalog))
     finally:
         catalog.close()
 
 
-async def _search(args: argparse.Namespace, settings: Any, encoder: Encoder, catalog: Any) -> int:
+async def _search(args: argparse.Namespace, settings: Settings, encoder: Encoder, catalog: Any) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from colbert.errors import CollectionNotFoundError
