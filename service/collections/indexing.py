@@ -35,12 +35,14 @@ import numpy as np
 
 from colbert.errors import DocumentExistsError
 from colbert.store import PageRecord
-from model.errors import TooManyPagesError
+from model.errors import ImageTooLargeError, PdfTooLargeError, TooManyPagesError
 from model.images import load_image
 from model.pdf import count_pages, parse_page_selection, render_pages
 from model.pooling import truncate as truncate_dims
 from model.types import PromptType, Task, TaskSpec
 from service.errors import QueueFullError
+from service.limits import naming
+from service.settings import env_name
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -91,6 +93,7 @@ class IndexOptions:
 
     dpi: int = 144
     max_pages: int = 64
+    max_pages_setting: str = "JEV4_MAX_PDF_PAGES"  # named by the error when ``max_pages`` is exceeded
     max_pdf_bytes: int = 50 * 1024 * 1024
     max_decoded_pixels: int = 40_000_000
     image_max_pixels: int | None = None
@@ -99,10 +102,14 @@ class IndexOptions:
     prepare_ahead: bool = True  # pool work beside the model (next step's render, last step's images); False: in turn
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> IndexOptions:
+    def from_settings(cls, settings: Settings, *, background: bool) -> IndexOptions:
+        """``background``: a job or the CLI (pages cap ``max_job_pdf_pages``), else a request that waits
+        (``max_pdf_pages``)."""
+        cap = "max_job_pdf_pages" if background else "max_pdf_pages"
         return cls(
             dpi=settings.pdf_dpi,
-            max_pages=settings.max_pdf_pages,
+            max_pages=getattr(settings, cap),
+            max_pages_setting=env_name(cap),
             max_pdf_bytes=settings.max_pdf_bytes,
             max_decoded_pixels=settings.max_decoded_pixels,
             image_max_pixels=settings.image_max_pixels,
@@ -161,12 +168,16 @@ class Indexer:
             if source.pages is not None:
                 parse_page_selection(source.pages, 1)  # "1" is the only valid selection of an image
             return [1]
-        total = count_pages(source.data, max_bytes=self.options.max_pdf_bytes)
+        with naming((PdfTooLargeError, "max_pdf_bytes")):
+            total = count_pages(source.data, max_bytes=self.options.max_pdf_bytes)
         selected = parse_page_selection(source.pages, total)
-        if len(selected) > self.options.max_pages:
-            hint = "" if source.pages else " (select some with pages, e.g. '1-10')"
+        o = self.options
+        if len(selected) > o.max_pages:
+            hint = "" if source.pages else "; select some with pages, e.g. '1-10'"
+            if o.max_pages_setting == "JEV4_MAX_PDF_PAGES":
+                hint += ", or upload with wait=false (a background job takes up to JEV4_MAX_JOB_PDF_PAGES)"
             raise TooManyPagesError(
-                f"{len(selected)} pages selected, more than the limit of {self.options.max_pages}{hint}"
+                f"{len(selected)} pages selected, more than the limit of {o.max_pages} ({o.max_pages_setting}){hint}"
             )
         return selected
 
@@ -255,7 +266,8 @@ class Indexer:
         """Render/decode the pages of one step and prepare their rows; also the page images to keep."""
         o = self.options
         if source.kind == "image":
-            pages = [load_image(source.data, max_decoded_pixels=o.max_decoded_pixels)]
+            with naming((ImageTooLargeError, "max_decoded_pixels")):
+                pages = [load_image(source.data, max_decoded_pixels=o.max_decoded_pixels)]
         else:
             rendered = render_pages(
                 source.data,

@@ -119,13 +119,14 @@ class Collections:
     async def store(self, name: str) -> Store:
         return await asyncio.to_thread(self.catalog().get, name)
 
-    def indexer(self) -> Indexer:
+    def indexer(self, *, background: bool) -> Indexer:
+        """``background``: for a job (the page cap is ``max_job_pdf_pages``), else for a request that waits."""
         encoder, batcher, _preparer = self.runtime.engine()
         return Indexer(
             encoder.processor,
             functools.partial(batcher.embed, return_multivector=True),
             self.runtime.pool,
-            IndexOptions.from_settings(self.runtime.settings),
+            IndexOptions.from_settings(self.runtime.settings, background=background),
             hidden_size=encoder.info.hidden_size,
             matryoshka_dims=encoder.info.matryoshka_dims,
         )
@@ -186,7 +187,7 @@ class Collections:
     # ---- documents -----------------------------------------------------------------------------------------
     async def add_document(self, name: str, upload: DocumentUpload, *, wait: bool) -> DocumentObject | JobObject:
         store = await self.store(name)
-        indexer = self.indexer()
+        indexer = self.indexer(background=not wait)
         document_id = upload.document_id or upload.default_id() or uuid.uuid4().hex
         pages = await indexer.plan(store, name, document_id, upload.source, replace=upload.replace)
         metadata = await self._metadata_for(store, upload, document_id)

@@ -28,9 +28,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from colbert.scoring import similarity_map
+from model.errors import InputTooLongError
 from model.images import load_image
 from model.types import PromptType, Task, TaskSpec
 from service.collections.indexing import PASSAGE, truncate_dense
+from service.limits import naming
 
 if TYPE_CHECKING:
     from colbert.store import Hit, Store
@@ -116,9 +118,7 @@ class Searcher:
     async def search(
         self, store: Store, images: PageImageStore, collection: str, query: str, options: SearchOptions
     ) -> SearchOutcome:
-        prepared = await self._in_pool(
-            lambda: self.processor.prepare_text(query, QUERY, max_length=self.max_query_tokens, truncate=False)
-        )
+        prepared = await self._in_pool(functools.partial(self._prepare_query, query))
         (out,) = await self.embed([prepared])
         assert out.multivector is not None
         dense = truncate_dense(out.dense[None, :], store.config.dense_dim, self.hidden_size, self.matryoshka_dims)[
@@ -178,9 +178,7 @@ class Searcher:
 
     async def embed_query(self, query: str) -> tuple[np.ndarray, int, list[str]]:
         """The query's multi-vector ``(Lq, d)``, its token count and its token strings (for similarity maps)."""
-        prepared = await self._in_pool(
-            lambda: self.processor.prepare_text(query, QUERY, max_length=self.max_query_tokens, truncate=False)
-        )
+        prepared = await self._in_pool(functools.partial(self._prepare_query, query))
         (out,) = await self.embed([prepared])
         assert out.multivector is not None
         return out.multivector, prepared.num_tokens, self._token_strings(prepared)
@@ -190,6 +188,10 @@ class Searcher:
     ) -> tuple[SimilarityGrid | None, int]:
         """One page's similarity grid for a query multi-vector (as search's ``include_similarity_map``)."""
         return await self._similarity(store, hit, query, png, tokens)
+
+    def _prepare_query(self, query: str) -> PreparedInput:
+        with naming((InputTooLongError, "max_text_tokens")):
+            return self.processor.prepare_text(query, QUERY, max_length=self.max_query_tokens, truncate=False)
 
     def _prepare_page(self, png: bytes) -> PreparedInput:
         image = load_image(png, max_decoded_pixels=self.max_decoded_pixels)
