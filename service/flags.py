@@ -53,12 +53,13 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "logging",
         "batching",
         "limits",
+        "text and code documents",
         "remote media",
         "collections",
         "search page",
         "maxsim",
     ),
-    "index": ("model", "logging", "limits", "collections", "maxsim"),
+    "index": ("model", "logging", "limits", "text and code documents", "collections", "maxsim"),
     "search": ("model", "logging", "limits", "collections", "maxsim"),
 }
 
