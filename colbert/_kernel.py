@@ -1,10 +1,13 @@
 """The fused MaxSim kernels (``_maxsim_kernel.c``): built with the system C compiler on first use, loaded with ctypes.
 
-The shared object is cached under :data:`cache_dir` (``~/.cache/jev4-serve``), keyed by the source, the compiler
-flags and the CPU's feature flags, and written atomically (concurrent first uses are safe). Built with ``cc
+The shared object is cached under :data:`cache_dir` (``~/.cache/jev4-serve``; a server builds it at start-up with
+:func:`build`, into its configured directory), keyed by the source, the compiler flags and the CPU's feature flags,
+and written atomically (concurrent first uses are safe). Built with ``cc
 -march=native``: AVX-512 (F/BW/VNNI/F16C) machines get the vector kernels, others portable C of the same
 arithmetic. Where no compiler works (or the cache is not writable), :func:`kernel` returns ``None`` and scoring
-falls back to torch GEMMs of the decoded values; setting :data:`enabled` to False forces that fallback.
+falls back to torch GEMMs of the decoded values (:data:`unavailable_reason` says why); setting :data:`enabled` to
+False forces that fallback. Each scoring call that takes the fallback is counted in :data:`fallback_uses` (the
+server exports it as a metric) and the first one in a process logs a warning.
 
 ctypes releases the GIL during the call, so :func:`run_pages` splits the pages over a thread pool of
 ``torch.get_num_threads()`` workers.
@@ -30,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-__all__ = ["Kernel", "kernel", "run_pages"]
+__all__ = ["Kernel", "build", "fallback_used", "kernel", "run_pages"]
 
 log = logging.getLogger(__name__)
 _SOURCE = Path(__file__).with_name("_maxsim_kernel.c")
@@ -62,6 +65,8 @@ cache_dir = Path.home() / ".cache" / "jev4-serve"
 compiler = "cc"
 _lock = threading.Lock()
 _loaded: dict[tuple[str, ...], Kernel | None] = {}
+unavailable_reason: str | None = None  # why the last build gave no kernel
+fallback_uses = 0  # scoring calls that ran the torch fallback in this process
 
 
 def _cpu_flags() -> str:
@@ -74,9 +79,15 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
+def _unavailable(reason: str) -> None:
+    global unavailable_reason
+    unavailable_reason = reason
+    log.warning("MaxSim C kernel unavailable (%s): scoring uses the slower torch fallback", reason)
+
+
 def _build(flags: tuple[str, ...]) -> Kernel | None:
     if shutil.which(compiler) is None:
-        log.info("no C compiler (%s): MaxSim uses the torch fallback", compiler)
+        _unavailable(f"no C compiler {compiler!r} on PATH")
         return None
     source = _SOURCE.read_bytes()
     key = hashlib.sha256(source + repr(flags).encode() + _cpu_flags().encode() + compiler.encode()).hexdigest()[:16]
@@ -89,12 +100,12 @@ def _build(flags: tuple[str, ...]) -> Kernel | None:
                 cmd = [compiler, *flags, "-o", str(built), str(_SOURCE), "-lm"]
                 result = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if result.returncode != 0:
-                    log.warning("building the MaxSim kernel failed (torch fallback): %s", result.stderr[-2000:])
+                    _unavailable(f"{compiler} failed: {result.stderr[-2000:]}")
                     return None
                 os.replace(built, target)  # atomic: a concurrent builder writes the same bytes
         return Kernel(ctypes.CDLL(str(target)), target)
     except OSError as exc:
-        log.warning("building or loading the MaxSim kernel failed (torch fallback): %s", exc)
+        _unavailable(f"building or loading into {cache_dir} failed: {exc}")
         return None
 
 
@@ -106,6 +117,28 @@ def kernel(flags: tuple[str, ...] = _FLAGS) -> Kernel | None:
         if flags not in _loaded:
             _loaded[flags] = _build(flags)
         return _loaded[flags]
+
+
+def build(directory: Path | None = None) -> Kernel | None:
+    """Build (or load from the cache) the kernel now, into ``directory`` when given (it becomes :data:`cache_dir`);
+    None, with :data:`unavailable_reason` set, when it cannot be built."""
+    global cache_dir
+    if directory is not None:
+        cache_dir = directory
+    if not enabled:
+        _unavailable("disabled (colbert._kernel.enabled = False)")
+        return None
+    return kernel()
+
+
+def fallback_used() -> None:
+    """Count one scoring call on the torch fallback (the first one in a process also logs a warning)."""
+    global fallback_uses
+    with _lock:
+        fallback_uses += 1
+        first = fallback_uses == 1
+    if first:
+        log.warning("MaxSim scored with the torch fallback (slower, same values): %s", unavailable_reason or "disabled")
 
 
 _pool: ThreadPoolExecutor | None = None

@@ -16,7 +16,7 @@ with bf16 GEMMs over blocks of pages so that the (pages × k × Lq) similarity b
 
 >>> x = np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1]], dtype=np.float32)
 >>> c = page_sketch(x, 2)
->>> sorted(np.round(c[:, 0], 2).tolist())          # one centroid per direction
+>>> sorted(np.round(c[:, 0].astype(np.float64), 2).tolist())  # one centroid per direction
 [0.05, 1.0]
 >>> q = np.array([[1, 0]], dtype=np.float32)
 >>> float(np.round(sketch_scores(to_bf16_bits(c[None]), 2, q)[0], 2))

@@ -242,6 +242,8 @@ class _Scorer:
     def __init__(self, q_all: FloatArray, docs: PackedDocs) -> None:
         self.q_all, self.docs, self.kind = q_all, docs, _kind(docs.tokens)
         self.kernel = _kernel.kernel()
+        if self.kernel is None:
+            _kernel.fallback_used()
         n, d = q_all.shape
         self.n_lanes = -(-n // _LANES) * _LANES
         padded = np.zeros((self.n_lanes, d), dtype=np.float32)  # (n_lanes, d)

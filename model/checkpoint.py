@@ -70,7 +70,7 @@ def resolve_checkpoint(
         raise CheckpointNotFoundError(
             f"cannot get {str(name_or_path)!r} from the Hugging Face hub or its local cache ({type(exc).__name__}: "
             f"{exc}). Where the hub is unreachable, download it on a connected machine "
-            f"(`huggingface-cli download {name_or_path} --local-dir DIR`), copy DIR here and pass the directory "
+            f"(`hf download {name_or_path} --local-dir DIR`), copy DIR here and pass the directory "
             "instead of the hub id (or pre-fill the HF cache and set HF_HUB_OFFLINE=1)."
         ) from exc
 

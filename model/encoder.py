@@ -146,6 +146,11 @@ class Encoder:
 
     # -- low level (one forward pass) ---------------------------------------------------------------------
 
+    def batch_cost(self, lengths: Sequence[int]) -> int:
+        """Tokens one :meth:`embed` call over rows of these lengths runs (summed when packed, padded otherwise);
+        the service's batcher budgets with it."""
+        return self.network.batch_cost(lengths)
+
     def embed(self, items: Sequence[PreparedInput], *, return_multivector: bool = False) -> list[EmbeddingOutput]:
         """Embed prepared rows in ONE forward pass (rows may mix texts, images and tasks)."""
         if not items:

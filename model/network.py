@@ -64,6 +64,19 @@ class Network:
         self.fused = uses_fused_layers(module.model.language_model)
         self.pack_rows = self.fused and self.options.pack_rows
 
+    def batch_cost(self, lengths: Sequence[int]) -> int:
+        """Tokens a forward pass over rows of these lengths runs: their sum when rows run packed, else rows x
+        longest (right padding).
+
+        >>> from types import SimpleNamespace
+        >>> net = SimpleNamespace(pack_rows=True)
+        >>> Network.batch_cost(net, [5, 300, 7]), Network.batch_cost(SimpleNamespace(pack_rows=False), [5, 300, 7])
+        (312, 900)
+        """
+        if not lengths:
+            return 0
+        return sum(lengths) if self.pack_rows else len(lengths) * max(lengths)
+
     def collate(self, items: Sequence[PreparedInput]) -> Batch:
         lengths = [item.num_tokens for item in items]
         longest = max(lengths)

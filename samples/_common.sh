@@ -1,9 +1,10 @@
 # Shared by the sample scripts: server URL, optional API key, and `call` (curl that fails on HTTP errors).
 #   JEV4_URL      server base URL (default http://127.0.0.1:8080)
-#   JEV4_API_KEY  sent as "Authorization: Bearer ..." when set
+#   JEV4_API_KEYS the server's keys (the same variable that configures it): the first is sent as
+#                 "Authorization: Bearer ..." when set
 URL="${JEV4_URL:-http://127.0.0.1:8080}"
 AUTH=()
-if [[ -n "${JEV4_API_KEY:-}" ]]; then AUTH=(-H "Authorization: Bearer ${JEV4_API_KEY}"); fi
+if [[ -n "${JEV4_API_KEYS:-}" ]]; then AUTH=(-H "Authorization: Bearer ${JEV4_API_KEYS%%,*}"); fi
 
 call() {  # call METHOD PATH [curl args...]  -> prints the response body; exits non-zero on HTTP >= 400
   local method="$1" path="$2"

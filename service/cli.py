@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from service.collections.indexing import Indexer
     from service.collections.repository import Repository
     from service.collections.vectors import EmbeddingModel
+    from service.settings import Settings
 
 __all__ = [
     "DOCUMENT_SUFFIXES",
@@ -137,20 +138,20 @@ class _Bar:
         self.bar.write(message, file=sys.stderr)
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, Encoder, Repository] | None:
-    """Settings, encoder, repository; None (after printing why) when the model cannot be loaded."""
-    from service.__main__ import settings_from_args
+def _load(settings: Settings) -> tuple[Encoder, Repository] | None:
+    """Encoder and repository (the MaxSim kernel built first); None (after printing why) when either cannot start."""
     from service.collections.repository import Repository
+    from service.engine.kernel import KernelUnavailableError, build_kernel
     from service.engine.loading import ModelLoadError, load_encoder
     from service.engine.runtime import open_catalog
 
-    settings = settings_from_args(args)
     try:
+        build_kernel(settings)
         encoder = load_encoder(settings)
-    except ModelLoadError as exc:
+    except (ModelLoadError, KernelUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
-    return settings, encoder, Repository(open_catalog(settings))
+    return encoder, Repository(open_catalog(settings))
 
 
 def _model(encoder: Encoder, executor: Executor, pool: Executor) -> EmbeddingModel:
@@ -165,17 +166,17 @@ def _model(encoder: Encoder, executor: Executor, pool: Executor) -> EmbeddingMod
     return EmbeddingModel(encoder.processor, embed, pool, info.hidden_size, tuple(info.matryoshka_dims))
 
 
-def index_command(args: argparse.Namespace) -> int:
+def index_command(args: argparse.Namespace, settings: Settings) -> int:
     """Index files/folders into ``args.collection`` (see the module doc)."""
     try:
         files = collect_documents(args.paths)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    loaded = _load(args)
+    loaded = _load(settings)
     if loaded is None:
         return 2
-    settings, encoder, repository = loaded
+    encoder, repository = loaded
     try:
         return asyncio.run(_index_all(args, settings, encoder, repository, files))
     finally:
@@ -200,7 +201,7 @@ def _open_or_create(args: argparse.Namespace, encoder: Encoder, repository: Repo
 
 
 async def _index_all(
-    args: argparse.Namespace, settings: Any, encoder: Encoder, repository: Repository, files: list[DocumentFile]
+    args: argparse.Namespace, settings: Settings, encoder: Encoder, repository: Repository, files: list[DocumentFile]
 ) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -254,6 +255,7 @@ async def _index_one(
             metadata,
             replace=args.replace,
             progress=bar,
+            background=True,
         )
     except DocumentExistsError:
         bar.note(f"skipped {file.source}: document {file.document_id!r} exists (use --replace)")
@@ -263,19 +265,19 @@ async def _index_one(
     return True
 
 
-def search_command(args: argparse.Namespace) -> int:
+def search_command(args: argparse.Namespace, settings: Settings) -> int:
     """Print the ranked pages of ``args.collection`` for ``args.query``."""
-    loaded = _load(args)
+    loaded = _load(settings)
     if loaded is None:
         return 2
-    settings, encoder, repository = loaded
+    encoder, repository = loaded
     try:
         return asyncio.run(_search(args, settings, encoder, repository))
     finally:
         repository.catalog.close()
 
 
-async def _search(args: argparse.Namespace, settings: Any, encoder: Encoder, repository: Repository) -> int:
+async def _search(args: argparse.Namespace, settings: Settings, encoder: Encoder, repository: Repository) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from colbert.errors import CollectionNotFoundError

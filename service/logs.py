@@ -1,4 +1,7 @@
-"""Logging setup: JSON lines carrying the request id of the request being served (or plain text).
+"""Logging setup: JSON lines carrying the request id of the request being served, or plain lines for a person.
+
+``json_lines=None`` (the default, ``JEV4_LOG_JSON`` unset) picks plain lines when stderr is a terminal and JSON
+lines otherwise (a file, a pipe, a log collector).
 
 The request id lives in a context variable set by the request middleware (``service.http.middleware``); every log
 record emitted while serving that request (in the handler, in the thread pools: contexts are copied) carries
@@ -57,11 +60,13 @@ class _TextFormatter(logging.Formatter):
         return f"{line} [request_id={request_id}]" if request_id else line
 
 
-def configure_logging(level: str = "info", *, json_lines: bool = True) -> None:
-    """Route the root, ``jev4.*`` and uvicorn loggers to stderr in the chosen format."""
+def configure_logging(level: str = "info", *, json_lines: bool | None = None) -> None:
+    """Route the root, ``jev4.*`` and uvicorn loggers to stderr in the chosen format (None: see the module doc)."""
+    if json_lines is None:
+        json_lines = not sys.stderr.isatty()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        JsonFormatter() if json_lines else _TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        JsonFormatter() if json_lines else _TextFormatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -1,19 +1,31 @@
 """Server configuration: one frozen object built once at the edge, the ONLY reader of environment variables.
 
 Every field can be set by an environment variable ``JEV4_<FIELD NAME IN CAPITALS>`` (e.g. ``JEV4_PORT=9000``,
-``JEV4_API_KEYS=key1,key2``) and most by a ``serve`` flag; flags win over the environment, the environment
-over the defaults. Tuples are comma-separated; booleans accept ``1/0, true/false, yes/no, on/off``.
+``JEV4_API_KEYS=key1,key2``) and by a flag of the same name (``--port 9000``, ``--api-keys key1,key2``; the flags
+are generated from the fields and their docs by :mod:`service.flags`); flags win over the environment, the
+environment over the defaults. Tuples are comma-separated; booleans accept ``1/0, true/false, yes/no, on/off``.
+
+A ``JEV4_*`` variable that names no field stops start-up with the nearest valid name, so that a misspelt one
+(say ``JEV4_API_KEY``, which would leave the server open) is never silently ignored. :data:`CLIENT_VARIABLES`
+are read by the sample scripts, not by the server, and are accepted.
 
 >>> s = Settings.from_env({"JEV4_PORT": "9000", "JEV4_API_KEYS": "a,b"})
 >>> s.port, len(s.api_keys)
 (9000, 2)
 >>> "a,b" in repr(s)                      # secrets are redacted in repr (and so in logs)
 False
+>>> Settings.from_env({"JEV4_API_KEY": "a"})
+Traceback (most recent call last):
+...
+service.settings.SettingsError: unknown variable JEV4_API_KEY; did you mean JEV4_API_KEYS?
+>>> env_name("max_pdf_pages")
+'JEV4_MAX_PDF_PAGES'
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -21,17 +33,24 @@ from pathlib import Path
 from typing import Any
 
 from model.errors import InvalidTaskError
-from model.types import parse_task
+from service.embeddings.inputs import parse_api_task
 
-__all__ = ["ENV_PREFIX", "SECRET_FIELDS", "Settings", "SettingsError"]
+__all__ = ["CLIENT_VARIABLES", "ENV_PREFIX", "SECRET_FIELDS", "Settings", "SettingsError", "env_name"]
 
 ENV_PREFIX = "JEV4_"
 SECRET_FIELDS = frozenset({"api_keys", "qdrant_api_key"})
+# read by the sample scripts (samples/_common.sh: the server's URL), never by the server
+CLIENT_VARIABLES = frozenset({"JEV4_URL"})
 _MiB = 1024 * 1024
 
 
 class SettingsError(ValueError):
     """A configuration value that cannot be parsed or is out of range (names the variable and the value)."""
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable of a field (``max_pdf_pages`` -> ``JEV4_MAX_PDF_PAGES``); limit errors name it."""
+    return ENV_PREFIX + field_name.upper()
 
 
 def _default_data_dir() -> Path:
@@ -40,7 +59,8 @@ def _default_data_dir() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every knob of the server. Field docs are the reference (``--help`` of ``serve`` repeats the flags)."""
+    """Every knob of the server. Field docs are the reference: ``--help`` of ``serve``/``index``/``search`` shows
+    them; a ``# --- section ---`` comment groups the fields below it (the flag groups of ``--help``)."""
 
     # --- model ----------------------------------------------------------------------------------------------
     model: str = "jinaai/jina-embeddings-v4"
@@ -65,24 +85,30 @@ class Settings:
     default_task: str = "retrieval.passage"
     """Task used when a request omits ``task`` (Jina does not document its default; we embed documents)."""
 
-    # --- HTTP -----------------------------------------------------------------------------------------------
+    # --- server ---------------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     """Address to bind (0.0.0.0 to listen on every interface)."""
     port: int = 8080
     """TCP port."""
     api_keys: tuple[str, ...] = ()
-    """Accepted ``Authorization: Bearer`` keys; empty = no auth. Health, metrics and docs stay open."""
+    """Accepted ``Authorization: Bearer`` keys, comma-separated; empty = no auth (the start-up log says which).
+    Health, metrics and docs stay open."""
     cors_allow_origins: tuple[str, ...] = ()
     """Browser origins allowed to call the API cross-origin (CORS), e.g. ``https://app.example.com``; ``*`` = any.
     Empty (default) = CORS closed: no ``Access-Control-Allow-*`` header is ever sent."""
+
+    # --- logging --------------------------------------------------------------------------------------------
     log_level: str = "info"
     """debug | info | warning | error."""
-    log_json: bool = True
-    """One JSON object per log line (with the request id); false = plain text."""
+    log_json: bool | None = None
+    """One JSON object per log line (with the request id); false = plain text; unset = plain text when stderr is
+    a terminal, JSON otherwise."""
 
     # --- batching -------------------------------------------------------------------------------------------
     max_batch_tokens: int = 16384
-    """Token budget of one forward pass: padded tokens (longest row x rows), image tokens included."""
+    """Token budget of one forward pass, as the model backend counts what it runs: the sum of the rows' tokens
+    when it runs rows packed (the encoder does, on every device), rows x longest row when it pads; image tokens
+    included. Rows of similar length share a pass, so the padded per-row outputs stay close to it."""
     max_batch_size: int = 64
     """Rows in one forward pass at most."""
     max_queue_rows: int = 4096
@@ -104,7 +130,12 @@ class Settings:
     image_max_pixels: int | None = None
     """Resolution cap the model sees (the processor's max_pixels, 602112 for v4); None = the checkpoint's."""
     max_pdf_pages: int = 64
-    """Pages rendered from one PDF input at most (413 beyond; select pages with ``pages``)."""
+    """Pages of one PDF in a synchronous request at most: a /v1/embeddings input, or a collection upload that
+    waits (413 beyond; select pages with ``pages``, or upload with ``wait=false``)."""
+    max_job_pdf_pages: int = 2000
+    """Pages of one PDF indexed by a background job (upload with ``wait=false``) or the ``index`` command at
+    most: they embed in steps, so only the vectors of every page are held until the document is stored
+    (about 0.4 MB a page at 755 tokens in float32) (413 beyond)."""
     max_pdf_bytes: int = 50 * _MiB
     """Size of one PDF at most (413 beyond)."""
     max_pages_per_request: int = 256
@@ -172,21 +203,27 @@ class Settings:
     thumbnail_max_side: int = 320
     """Longer side in pixels of page thumbnails (``GET .../pages/{page}/image?size=thumbnail``, JPEG)."""
 
+    # --- maxsim ---------------------------------------------------------------------------------------------
+    maxsim_cache_dir: Path | None = None
+    """Where the MaxSim C kernel is compiled to (built at start-up with the system ``cc``); unset =
+    ``~/.cache/jev4-serve``."""
+    require_maxsim_kernel: bool = False
+    """Refuse to start when the MaxSim C kernel cannot be built (no compiler, unwritable cache), instead of
+    scoring with the slower torch fallback (a warning and the ``jev4_maxsim_fallback`` metric say so)."""
+
     def __post_init__(self) -> None:
         _check_positive(self)
-        if self.collection_backend not in ("local", "qdrant"):
-            raise SettingsError(f"collection_backend must be 'local' or 'qdrant', got {self.collection_backend!r}")
+        _check_choice("collection_backend", self.collection_backend, ("local", "qdrant"))
+        _check_choice("first_stage", self.first_stage, ("dense", "pooled"))
+        _check_choice("dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
+        _check_choice("log_level", self.log_level, ("debug", "info", "warning", "error"))
         _check_chunking(self)
-        if self.first_stage not in ("dense", "pooled"):
-            raise SettingsError(f"first_stage must be 'dense' or 'pooled', got {self.first_stage!r}")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise SettingsError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
         if any(not k for k in self.api_keys):
-            raise SettingsError("api_keys must not contain an empty key")
+            raise SettingsError(f"{env_name('api_keys')} must not contain an empty key")
         try:
-            parse_task(self.default_task)
+            parse_api_task(self.default_task)
         except InvalidTaskError as exc:
-            raise SettingsError(f"default_task: {exc}") from None
+            raise SettingsError(f"{env_name('default_task')}: {exc}") from None
 
     def __repr__(self) -> str:
         parts = []
@@ -216,19 +253,29 @@ class Settings:
         """Defaults, then ``JEV4_*`` variables of ``environ`` (``os.environ`` when None), then ``overrides``
         (those that are not None)."""
         env = os.environ if environ is None else environ
+        _check_names(env, {env_name(f.name) for f in fields(cls)})
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
+            raw = env.get(env_name(f.name))
             if raw is not None:
-                values[f.name] = _parse(f.name, f.type, raw)
+                values[f.name] = parse_value(f.name, f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
 
-def _parse(name: str, annotation: object, raw: str) -> Any:
-    """Parse one environment value according to the field's annotation (a string under PEP 563)."""
+def _check_names(env: Mapping[str, str], known: set[str]) -> None:
+    """SettingsError naming the first ``JEV4_*`` variable that is no field, with the nearest valid name."""
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in known and name not in CLIENT_VARIABLES:
+            near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            hint = f"did you mean {near[0]}?" if near else "see the fields of service/settings.py"
+            raise SettingsError(f"unknown variable {name}; {hint}")
+
+
+def parse_value(name: str, annotation: object, raw: str) -> Any:
+    """Parse one value (environment or flag) according to the field's annotation (a string under PEP 563)."""
     text = str(annotation)
-    var = ENV_PREFIX + name.upper()
+    var = env_name(name)
     optional = "None" in text
     if optional and raw.strip().lower() in ("", "none", "null"):
         return None
@@ -268,6 +315,7 @@ _POSITIVE = (
     "max_text_tokens",
     "max_decoded_pixels",
     "max_pdf_pages",
+    "max_job_pdf_pages",
     "max_pdf_bytes",
     "max_pages_per_request",
     "pdf_dpi",
@@ -295,19 +343,28 @@ def _check_chunking(s: Settings) -> None:
         )
 
 
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SettingsError(f"{env_name(name)} must be one of {', '.join(choices)}; got {value!r}")
+
+
 def _check_positive(s: Settings) -> None:
     for name in _POSITIVE:
         value = getattr(s, name)
         if value <= 0:
-            raise SettingsError(f"{name} must be positive, got {value}")
+            raise SettingsError(f"{env_name(name)} must be positive, got {value}")
     if s.download_timeout_s <= 0:
-        raise SettingsError(f"download_timeout_s must be positive, got {s.download_timeout_s}")
-    if s.max_redirects < 0 or s.retry_after_s < 0:
-        raise SettingsError("max_redirects and retry_after_s must not be negative")
+        raise SettingsError(f"{env_name('download_timeout_s')} must be positive, got {s.download_timeout_s}")
+    for name in ("max_redirects", "retry_after_s"):
+        if getattr(s, name) < 0:
+            raise SettingsError(f"{env_name(name)} must not be negative, got {getattr(s, name)}")
+    for name in ("image_max_pixels", "torch_threads"):
+        value = getattr(s, name)
+        if value is not None and value <= 0:
+            raise SettingsError(f"{env_name(name)} must be positive, got {value}")
     if min(s.store_busy_timeout_s, s.job_heartbeat_s) <= 0 or s.job_stale_after_s <= s.job_heartbeat_s:
         raise SettingsError(
-            "store_busy_timeout_s and job_heartbeat_s must be positive and job_stale_after_s above job_heartbeat_s, "
+            f"{env_name('store_busy_timeout_s')} and {env_name('job_heartbeat_s')} must be positive and "
+            f"{env_name('job_stale_after_s')} above {env_name('job_heartbeat_s')}, "
             f"got {s.store_busy_timeout_s}, {s.job_heartbeat_s}, {s.job_stale_after_s}"
         )
-    if s.image_max_pixels is not None and s.image_max_pixels <= 0:
-        raise SettingsError(f"image_max_pixels must be positive, got {s.image_max_pixels}")

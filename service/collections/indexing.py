@@ -34,11 +34,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from colbert.store import UnitRecord
-from model.errors import TooManyPagesError
+from model.errors import ImageTooLargeError, PdfTooLargeError, TooManyPagesError
 from model.images import load_image
 from model.pdf import count_pages, parse_page_selection, render_pages
 from service.collections.vectors import PASSAGE, EmbeddingModel
 from service.errors import QueueFullError
+from service.limits import naming
+from service.settings import env_name
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -82,7 +84,8 @@ class IndexOptions:
     """Limits and knobs of indexing (from :class:`~service.settings.Settings`)."""
 
     dpi: int = 144
-    max_pages: int = 64
+    max_pages: int = 64  # a request that waits for its answer (JEV4_MAX_PDF_PAGES)
+    max_job_pages: int = 2000  # a background job or the CLI, which stream pages in steps (JEV4_MAX_JOB_PDF_PAGES)
     max_pdf_bytes: int = 50 * 1024 * 1024
     max_decoded_pixels: int = 40_000_000
     image_max_pixels: int | None = None
@@ -95,6 +98,7 @@ class IndexOptions:
         return cls(
             dpi=settings.pdf_dpi,
             max_pages=settings.max_pdf_pages,
+            max_job_pages=settings.max_job_pdf_pages,
             max_pdf_bytes=settings.max_pdf_bytes,
             max_decoded_pixels=settings.max_decoded_pixels,
             image_max_pixels=settings.image_max_pixels,
@@ -127,27 +131,48 @@ class Indexer:
         self.repository = repository
         self.options = options
 
-    def select_pages(self, source: DocumentSource) -> list[int]:
-        """The page numbers to index (blocking: opens the PDF). Errors name the limit or the bad selection."""
+    def select_pages(self, source: DocumentSource, *, background: bool = False) -> list[int]:
+        """The page numbers to index (blocking: opens the PDF). Errors name the limit or the bad selection.
+
+        ``background``: for a job or the CLI (cap ``max_job_pages``), else for a request that waits (``max_pages``).
+        """
         if source.kind == "image":
             if source.pages is not None:
                 parse_page_selection(source.pages, 1)  # "1" is the only valid selection of an image
             return [1]
-        total = count_pages(source.data, max_bytes=self.options.max_pdf_bytes)
+        with naming((PdfTooLargeError, "max_pdf_bytes")):
+            total = count_pages(source.data, max_bytes=self.options.max_pdf_bytes)
         selected = parse_page_selection(source.pages, total)
-        if len(selected) > self.options.max_pages:
-            hint = "" if source.pages else " (select some with pages, e.g. '1-10')"
+        cap, setting = (
+            (self.options.max_job_pages, "max_job_pdf_pages")
+            if background
+            else (
+                self.options.max_pages,
+                "max_pdf_pages",
+            )
+        )
+        if len(selected) > cap:
+            hint = "" if source.pages else "; select some with pages, e.g. '1-10'"
+            if not background:
+                hint += f", or upload with wait=false (a background job takes up to {env_name('max_job_pdf_pages')})"
             raise TooManyPagesError(
-                f"{len(selected)} pages selected, more than the limit of {self.options.max_pages}{hint}"
+                f"{len(selected)} pages selected, more than the limit of {cap} ({env_name(setting)}){hint}"
             )
         return selected
 
     async def plan(
-        self, store: Store, collection: str, document_id: str, source: DocumentSource, *, replace: bool
+        self,
+        store: Store,
+        collection: str,
+        document_id: str,
+        source: DocumentSource,
+        *,
+        replace: bool,
+        background: bool = False,
     ) -> list[int]:
         """The page numbers to index, after the checks that need no model: the PDF opens, the selection and
         the page count are valid, and the id is free (unless ``replace``). Cheap; raises the 4xx errors."""
-        numbers = await self.model.start(lambda: self.select_pages(source))
+        numbers = await self.model.start(lambda: self.select_pages(source, background=background))
         await asyncio.to_thread(self.repository.check_free, store, collection, document_id, replace=replace)
         return numbers
 
@@ -164,6 +189,7 @@ class Indexer:
         wait_when_full: bool = False,
         pages: list[int] | None = None,
         content_hash: str | None = None,
+        background: bool = False,
     ) -> IndexResult:
         """Index one document; ``pages`` from :meth:`plan` (planned here when None), so bad pages or a taken
         id are refused before anything is embedded.
@@ -173,7 +199,7 @@ class Indexer:
         """
         numbers = pages
         if numbers is None:
-            numbers = await self.plan(store, collection, document_id, source, replace=replace)
+            numbers = await self.plan(store, collection, document_id, source, replace=replace, background=background)
         if progress is not None:
             progress.start(len(numbers))
         dim = store.config.dense_dim
@@ -218,7 +244,8 @@ class Indexer:
         """Render/decode the pages of one step and prepare their rows; also the page images to keep."""
         o = self.options
         if source.kind == "image":
-            pages = [load_image(source.data, max_decoded_pixels=o.max_decoded_pixels)]
+            with naming((ImageTooLargeError, "max_decoded_pixels")):
+                pages = [load_image(source.data, max_decoded_pixels=o.max_decoded_pixels)]
         else:
             rendered = render_pages(
                 source.data,

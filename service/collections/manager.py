@@ -192,7 +192,7 @@ class Collections:
         store = await self.store(name)
         indexer, _searcher = self.services()
         document_id = upload.document_id or upload.default_id() or uuid.uuid4().hex
-        pages = await indexer.plan(store, name, document_id, upload.source, replace=upload.replace)
+        pages = await indexer.plan(store, name, document_id, upload.source, replace=upload.replace, background=not wait)
         metadata = await self._metadata_for(store, upload, document_id)
 
         async def work(job: IndexJob | None) -> DocumentInfo:

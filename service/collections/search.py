@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from colbert.scoring import similarity_map
+from model.errors import InputTooLongError
 from model.images import load_image
 from service.collections.vectors import PASSAGE, QUERY, EmbeddingModel
+from service.limits import naming
 
 if TYPE_CHECKING:
     from colbert.store import Hit, Store
@@ -104,10 +106,7 @@ class Searcher:
         self.limits = limits or SearchLimits()
 
     async def search(self, store: Store, query: str, options: SearchOptions) -> SearchOutcome:
-        limit = self.limits.max_query_tokens
-        prepared = await self.model.start(
-            lambda: self.processor.prepare_text(query, QUERY, max_length=limit, truncate=False)
-        )
+        prepared = await self.model.start(functools.partial(self._prepare_query, query))
         (out,) = await self.model.embed([prepared])
         assert out.multivector is not None
         dense = self.model.dense_for(out.dense[None, :], store.config.dense_dim)[0]  # (dense_dim,)
@@ -165,10 +164,7 @@ class Searcher:
 
     async def embed_query(self, query: str) -> tuple[np.ndarray, int, list[str]]:
         """The query's multi-vector ``(Lq, d)``, its token count and its token strings (for similarity maps)."""
-        limit = self.limits.max_query_tokens
-        prepared = await self.model.start(
-            lambda: self.processor.prepare_text(query, QUERY, max_length=limit, truncate=False)
-        )
+        prepared = await self.model.start(functools.partial(self._prepare_query, query))
         (out,) = await self.model.embed([prepared])
         assert out.multivector is not None
         return out.multivector, prepared.num_tokens, self._token_strings(prepared)
@@ -178,6 +174,10 @@ class Searcher:
     ) -> tuple[SimilarityGrid | None, int]:
         """One page's similarity grid for a query multi-vector (as search's ``include_similarity_map``)."""
         return await self._similarity(store, hit, query, png, tokens)
+
+    def _prepare_query(self, query: str) -> PreparedInput:
+        with naming((InputTooLongError, "max_text_tokens")):
+            return self.processor.prepare_text(query, QUERY, max_length=self.limits.max_query_tokens, truncate=False)
 
     def _prepare_page(self, png: bytes) -> PreparedInput:
         image = load_image(png, max_decoded_pixels=self.limits.max_decoded_pixels)

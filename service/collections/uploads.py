@@ -34,6 +34,7 @@ from service.errors import (
     UnprocessableError,
     UnsupportedMediaTypeError,
 )
+from service.settings import env_name
 
 if TYPE_CHECKING:
     from litestar import Request
@@ -76,9 +77,10 @@ def document_id_from_name(name: str) -> str:
     return ident[:256]
 
 
-def _limits(settings: Settings, max_bytes: int) -> MediaLimits:
+def _limits(settings: Settings, max_bytes_setting: str) -> MediaLimits:
     return MediaLimits(
-        max_bytes=max_bytes,
+        max_bytes=getattr(settings, max_bytes_setting),
+        max_bytes_setting=max_bytes_setting,
         allow_remote_urls=settings.allow_remote_urls,
         allowed_hosts=settings.allowed_url_hosts,
         allow_private_addresses=settings.allow_private_addresses,
@@ -116,8 +118,8 @@ async def _from_json(body: bytes, settings: Settings) -> DocumentUpload:
         )
     kind = given[0]
     value: str = getattr(data, kind)
-    max_bytes = settings.max_pdf_bytes if kind == "pdf" else settings.max_download_bytes
-    raw = await load_source(value, _limits(settings, max_bytes), what=kind)
+    setting = "max_pdf_bytes" if kind == "pdf" else "max_download_bytes"
+    raw = await load_source(value, _limits(settings, setting), what=kind)
     _check_kind(raw, "pdf" if kind == "pdf" else "image", f'"{kind}"')
     source = DocumentSource(raw, "pdf" if kind == "pdf" else "image", data.pages)
     return DocumentUpload(source, data.metadata, data.document_id, data.replace)
@@ -133,9 +135,12 @@ async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> Doc
         raise UnprocessableError('the form needs a "file" part holding the PDF or image', code="invalid_input")
     data = await upload.read()
     kind = detect_kind(data)
-    max_bytes = settings.max_pdf_bytes if kind == "pdf" else settings.max_download_bytes
+    setting = "max_pdf_bytes" if kind == "pdf" else "max_download_bytes"
+    max_bytes = getattr(settings, setting)
     if len(data) > max_bytes:
-        raise PayloadTooLargeError(f"file: {len(data)} bytes, more than the limit of {max_bytes} for a {kind}")
+        raise PayloadTooLargeError(
+            f"file: {len(data)} bytes, more than the limit of {max_bytes} for a {kind} ({env_name(setting)})"
+        )
     if not data:
         raise UnprocessableError("file: the uploaded file is empty", code="empty_input")
     _check_kind(data, kind, f"file {upload.filename!r}" if upload.filename else "file")

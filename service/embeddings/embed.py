@@ -27,9 +27,9 @@ import numpy as np
 
 from model.errors import InvalidDimensionError
 from model.pooling import truncate as truncate_dims
-from model.types import TaskSpec, parse_task
+from model.types import TaskSpec
 from service.embeddings.encoding import EmbeddingType, encode_value, parse_embedding_types
-from service.embeddings.inputs import parse_inputs
+from service.embeddings.inputs import parse_api_task, parse_inputs
 from service.embeddings.schemas import EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, Usage
 from service.errors import UnprocessableError
 
@@ -57,7 +57,7 @@ class EmbedOptions:
 
 def resolve_options(data: EmbeddingsRequest, default_task: str, allowed_dims: Collection[int]) -> EmbedOptions:
     """Validate task, encoding and dimensions (422 with the allowed values on error)."""
-    spec = parse_task(data.task if data.task is not None else default_task)
+    spec = parse_api_task(data.task if data.task is not None else default_task)
     kinds = _kinds(data)
     if data.normalized is False:
         raise UnprocessableError(

@@ -6,6 +6,12 @@
  PdfItem(source='JVBER...', pages='1-2')]
 >>> parse_inputs("one string")
 [TextItem(text='one string')]
+>>> parse_api_task("code.query").api_name
+'code.query'
+>>> parse_api_task("retrieval")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+model.errors.InvalidTaskError: task 'retrieval' names an adapter, not a task: send 'retrieval.query' (queries) or ...
 
 Aliases (shapes Jina's API and its published clients send; docs/clients.md):
 
@@ -20,9 +26,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from model.errors import InvalidTaskError
+from model.types import TaskSpec, parse_task
 from service.errors import PayloadTooLargeError, UnprocessableError
 
-__all__ = ["ImageItem", "InputItem", "PdfItem", "TextItem", "parse_inputs", "parse_item"]
+__all__ = ["API_TASKS", "ImageItem", "InputItem", "PdfItem", "TextItem", "parse_api_task", "parse_inputs", "parse_item"]
+
+API_TASKS = ("retrieval.query", "retrieval.passage", "text-matching", "code.query", "code.passage")
+
+
+def parse_api_task(name: str) -> TaskSpec:
+    """One of the five API task names (:data:`API_TASKS`). A bare adapter name (``retrieval``, ``code``) is refused
+    rather than guessed: the reference's ``encode_text`` would read it as a query, an omitted task means a passage
+    here, and a silent guess either way embeds half a corpus on the wrong side."""
+    if name in ("retrieval", "code"):
+        raise InvalidTaskError(
+            f"task {name!r} names an adapter, not a task: send '{name}.query' (queries) or '{name}.passage' "
+            f"(documents); the tasks are {', '.join(API_TASKS)}"
+        )
+    return parse_task(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +79,8 @@ def parse_inputs(raw: Any, *, max_items: int | None = None, field: str = "input"
         raise UnprocessableError(f"{field} is empty; expected at least one item", code="empty_input")
     if max_items is not None and len(values) > max_items:
         raise PayloadTooLargeError(
-            f"{field} has {len(values)} items, more than the limit of {max_items} per request",
+            f"{field} has {len(values)} items, more than the limit of {max_items} per request "
+            "(JEV4_MAX_ITEMS_PER_REQUEST)",
             code="too_many_items",
         )
     return [parse_item(value, f"{field}[{i}]" if isinstance(raw, list) else field) for i, value in enumerate(values)]

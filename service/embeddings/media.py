@@ -33,6 +33,7 @@ from service.errors import (
     UnsupportedMediaTypeError,
     URLNotAllowedError,
 )
+from service.limits import naming
 
 __all__ = [
     "MediaLimits",
@@ -50,6 +51,7 @@ class MediaLimits:
     """The limits that apply to one media value (built from Settings)."""
 
     max_bytes: int
+    max_bytes_setting: str = "max_download_bytes"  # the field of Settings that ``max_bytes`` comes from
     allow_remote_urls: bool = False
     allowed_hosts: tuple[str, ...] = ()
     allow_private_addresses: bool = False
@@ -64,10 +66,12 @@ def is_url(value: str) -> bool:
 
 
 async def load_source(value: str, limits: MediaLimits, *, what: str = "input") -> bytes:
-    """Bytes of a base64 string, a data URI, or an http(s) URL (guarded as described in the module doc)."""
-    if is_url(value.strip()):
-        return await fetch_bytes(value.strip(), limits, what=what)
-    return decode_base64_or_data_uri(value, max_bytes=limits.max_bytes, what=what)
+    """Bytes of a base64 string, a data URI, or an http(s) URL (guarded as described in the module doc); a size
+    error names ``limits.max_bytes_setting``."""
+    with naming((PayloadTooLargeError, limits.max_bytes_setting)):
+        if is_url(value.strip()):
+            return await fetch_bytes(value.strip(), limits, what=what)
+        return decode_base64_or_data_uri(value, max_bytes=limits.max_bytes, what=what)
 
 
 def decode_base64_or_data_uri(value: str, *, max_bytes: int, what: str = "input") -> bytes:
@@ -188,7 +192,9 @@ async def fetch_bytes(url: str, limits: MediaLimits, *, what: str = "input") -> 
         async with asyncio.timeout(limits.timeout_s):
             return await _fetch(url, limits, what)
     except TimeoutError:
-        raise DownloadError(f"{what}: download took longer than {limits.timeout_s} s") from None
+        raise DownloadError(
+            f"{what}: download took longer than {limits.timeout_s} s (JEV4_DOWNLOAD_TIMEOUT_S)"
+        ) from None
 
 
 async def _fetch(url: str, limits: MediaLimits, what: str) -> bytes:
@@ -212,7 +218,7 @@ async def _fetch(url: str, limits: MediaLimits, what: str) -> bytes:
                 if response.status_code != 200:
                     raise DownloadError(f"{what}: {host!r} answered HTTP {response.status_code}")
                 return await _read_limited(response, limits.max_bytes, what)
-    raise DownloadError(f"{what}: more than {limits.max_redirects} redirects")
+    raise DownloadError(f"{what}: more than {limits.max_redirects} redirects (JEV4_MAX_REDIRECTS)")
 
 
 def _host_header(url: str) -> str:

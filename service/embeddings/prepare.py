@@ -9,21 +9,24 @@ expands in place into one row per page.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from model.errors import InputTooLongError, NotAnImageError
+from model.errors import ImageTooLargeError, InputTooLongError, NotAnImageError, PdfTooLargeError, TooManyPagesError
 from model.images import load_image
 from model.pdf import render_pages
 from service.embeddings.inputs import ImageItem, InputItem, PdfItem, TextItem
 from service.embeddings.media import MediaLimits, load_source, wrong_kind
 from service.errors import PayloadTooLargeError, UnprocessableError
+from service.limits import name_setting, naming
 
 if TYPE_CHECKING:
     from model.processor import LateChunkInput, PreparedInput, Processor
     from model.types import TaskSpec
+    from service.http.metrics import Metrics
     from service.settings import Settings
 
 __all__ = ["Preparer", "Row"]
@@ -49,15 +52,23 @@ class Row:
 class Preparer:
     """Prepares the items of one request (see the module doc)."""
 
-    def __init__(self, processor: Processor, settings: Settings, pool: Executor) -> None:
+    def __init__(
+        self, processor: Processor, settings: Settings, pool: Executor, metrics: Metrics | None = None
+    ) -> None:
         self.processor = processor
         self.settings = settings
         self.pool = pool
+        self.metrics = metrics  # jev4_request_prepare_seconds: one observation per prepare call
 
-    def _limits(self, max_bytes: int) -> MediaLimits:
+    def _observe(self, start: float) -> None:
+        if self.metrics is not None:
+            self.metrics.request_prepare.observe(time.perf_counter() - start)
+
+    def _limits(self, max_bytes_setting: str) -> MediaLimits:
         s = self.settings
         return MediaLimits(
-            max_bytes=max_bytes,
+            max_bytes=getattr(s, max_bytes_setting),
+            max_bytes_setting=max_bytes_setting,
             allow_remote_urls=s.allow_remote_urls,
             allowed_hosts=s.allowed_url_hosts,
             allow_private_addresses=s.allow_private_addresses,
@@ -70,6 +81,7 @@ class Preparer:
 
     async def prepare(self, items: Sequence[InputItem], spec: TaskSpec, *, truncate: bool) -> list[Row]:
         """Items -> rows (texts tokenized together in one pool job; each image / PDF in its own)."""
+        start = time.perf_counter()
         texts = [(i, it.text) for i, it in enumerate(items) if isinstance(it, TextItem)]
         jobs: list[asyncio.Future[list[Row]] | asyncio.Task[list[Row]]] = []
         if texts:
@@ -90,9 +102,11 @@ class Preparer:
         if pages > self.settings.max_pages_per_request:
             raise PayloadTooLargeError(
                 f"the request renders {pages} PDF pages, more than the limit of "
-                f'{self.settings.max_pages_per_request} per request; select pages with "pages"',
+                f"{self.settings.max_pages_per_request} per request (JEV4_MAX_PAGES_PER_REQUEST); "
+                'select pages with "pages"',
                 code="too_many_pages",
             )
+        self._observe(start)
         return rows
 
     def _texts(self, texts: list[tuple[int, str]], spec: TaskSpec, truncate: bool) -> list[Row]:
@@ -100,15 +114,17 @@ class Preparer:
         try:
             prepared = self.processor.prepare_texts([t for _, t in texts], spec, max_length=limit, truncate=truncate)
         except InputTooLongError as exc:  # re-number: the processor counts texts only, callers count inputs
-            raise InputTooLongError(texts[exc.index][0], exc.num_tokens, exc.limit) from None
+            error = InputTooLongError(texts[exc.index][0], exc.num_tokens, exc.limit)
+            raise name_setting(error, "max_text_tokens") from None
         return [Row(p, i) for (i, _), p in zip(texts, prepared, strict=True)]
 
     async def _image(self, index: int, item: ImageItem, spec: TaskSpec) -> list[Row]:
-        data = await load_source(item.source, self._limits(self.settings.max_download_bytes), what=f"input[{index}]")
+        data = await load_source(item.source, self._limits("max_download_bytes"), what=f"input[{index}]")
 
         def work() -> list[Row]:
             try:
-                image = load_image(data, max_decoded_pixels=self.settings.max_decoded_pixels)
+                with naming((ImageTooLargeError, "max_decoded_pixels")):
+                    image = load_image(data, max_decoded_pixels=self.settings.max_decoded_pixels)
             except NotAnImageError as exc:
                 raise wrong_kind(f"input[{index}].image", exc, _INSTEAD) from None
             prepared = self.processor.prepare_image(image, spec, max_pixels=self.settings.image_max_pixels)
@@ -118,17 +134,18 @@ class Preparer:
 
     async def _pdf(self, index: int, item: PdfItem, spec: TaskSpec) -> list[Row]:
         s = self.settings
-        data = await load_source(item.source, self._limits(s.max_pdf_bytes), what=f"input[{index}]")
+        data = await load_source(item.source, self._limits("max_pdf_bytes"), what=f"input[{index}]")
 
         def work() -> list[Row]:
-            pages = render_pages(
-                data,
-                dpi=s.pdf_dpi,
-                pages=item.pages,
-                max_pages=s.max_pdf_pages,
-                max_bytes=s.max_pdf_bytes,
-                max_pixels_per_page=s.max_decoded_pixels,
-            )
+            with naming((TooManyPagesError, "max_pdf_pages"), (PdfTooLargeError, "max_pdf_bytes")):
+                pages = render_pages(
+                    data,
+                    dpi=s.pdf_dpi,
+                    pages=item.pages,
+                    max_pages=s.max_pdf_pages,
+                    max_bytes=s.max_pdf_bytes,
+                    max_pixels_per_page=s.max_decoded_pixels,
+                )
             return [
                 Row(
                     self.processor.prepare_image(p.image, spec, max_pixels=s.image_max_pixels),
@@ -144,6 +161,7 @@ class Preparer:
         self, items: Sequence[InputItem], spec: TaskSpec, *, truncate: bool
     ) -> LateChunkInput:
         """All items must be texts; they become one joined sequence with one span per item."""
+        start = time.perf_counter()
         texts: list[str] = []
         for i, item in enumerate(items):
             if not isinstance(item, TextItem):
@@ -153,6 +171,11 @@ class Preparer:
                 )
             texts.append(item.text)
         limit = self.settings.max_text_tokens
-        return await self._in_pool(
-            lambda: self.processor.prepare_late_chunks(texts, spec, max_length=limit, truncate=truncate)
-        )
+
+        def work() -> LateChunkInput:
+            with naming((InputTooLongError, "max_text_tokens")):
+                return self.processor.prepare_late_chunks(texts, spec, max_length=limit, truncate=truncate)
+
+        late = await self._in_pool(work)
+        self._observe(start)
+        return late

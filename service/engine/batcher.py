@@ -4,11 +4,15 @@ Callers ``await batcher.embed(rows)``; their rows join one FIFO queue. The worke
 
 1. it looks at a *window* at the head of the queue (the oldest rows, up to ``window_factor`` budgets);
 2. sorts the window by length and grows a batch around the OLDEST row, taking the nearest lengths
-   (shorter ones first), while ``rows x longest row <= max_batch_tokens`` (padded tokens; image rows count
-   their full sequence, image pad tokens included) and ``rows <= max_batch_size``; a longer row runs alone;
+   (shorter ones first), while ``backend.batch_cost(lengths) <= max_batch_tokens`` and ``rows <=
+   max_batch_size``; a longer row runs alone. The backend says what a batch costs because only it knows how it
+   runs one: the sum of the rows' tokens when it packs rows end to end (the encoder), rows x longest row when it
+   pads; image rows count their full sequence, image pad tokens included;
 3. runs ``backend.embed`` once and hands each row's output back to its caller.
 
-So the oldest row is always served next (no starvation) and rows of similar length share a forward pass.
+So the oldest row is always served next (no starvation) and rows of similar length share a forward pass. Each
+request's time waiting for its first row to run and from then until its last row is done go to the
+``jev4_request_queue_seconds`` / ``jev4_request_forward_seconds`` histograms.
 A late-chunking request is one joined sequence and runs alone. Guarantees:
 
 - bounded queue: a request that would push the waiting rows above ``max_queue_rows`` gets QueueFullError
@@ -43,6 +47,10 @@ __all__ = ["Batcher", "EmbedBackend"]
 class EmbedBackend(Protocol):
     """What the worker calls (``model.encoder.Encoder`` satisfies it)."""
 
+    def batch_cost(self, lengths: Sequence[int]) -> int:
+        """Tokens one forward pass over rows of these lengths costs (what ``max_batch_tokens`` bounds)."""
+        ...
+
     def embed(self, items: Sequence[PreparedInput], *, return_multivector: bool = False) -> list[EmbeddingOutput]: ...
 
     def embed_late_chunks(self, item: LateChunkInput, *, return_multivector: bool = False) -> list[EmbeddingOutput]: ...
@@ -60,6 +68,8 @@ class _Job:
     results: list[EmbeddingOutput | None] = field(default_factory=list)
     remaining: int = 0
     dead: bool = False  # cancelled by the caller, or failed: its waiting rows are dropped
+    enqueued: float = 0.0  # perf_counter() when it joined the queue
+    started: float | None = None  # perf_counter() when its first row began to run
 
     def __post_init__(self) -> None:
         self.results = [None] * self.size
@@ -159,9 +169,10 @@ class Batcher:
                     self.metrics.rejected.labels(reason="queue_full").inc()
                 raise QueueFullError(
                     f"the server is busy: {waiting} rows wait for the model, this request adds {len(rows)}, "
-                    f"above the queue limit of {self.max_queue_rows}; retry later",
+                    f"above the queue limit of {self.max_queue_rows} (JEV4_MAX_QUEUE_ROWS); retry later",
                     retry_after=self.retry_after_s,
                 )
+            job.enqueued = time.perf_counter()
             for index, item, cost in rows:
                 self._seq += 1
                 self._pending.append(_Row(job, index, item, max(1, cost), self._seq))
@@ -216,22 +227,28 @@ class Batcher:
     def _grow_around_head(self, ordered: list[_Row], head: _Row) -> list[_Row]:
         """Grow a contiguous run of ``ordered`` (sorted by cost) around ``head`` within the budget."""
         lo = hi = ordered.index(head)
+        lengths = [row.cost for row in ordered]
         while hi - lo + 1 < self.max_batch_size:
-            n = hi - lo + 2
-            if lo > 0 and n * ordered[hi].cost <= self.max_batch_tokens:
+            if lo > 0 and self._fits(lengths[lo - 1 : hi + 1]):
                 lo -= 1
-            elif hi + 1 < len(ordered) and n * ordered[hi + 1].cost <= self.max_batch_tokens:
+            elif hi + 1 < len(ordered) and self._fits(lengths[lo : hi + 2]):
                 hi += 1
             else:
                 break
         return ordered[lo : hi + 1]
 
+    def _fits(self, lengths: list[int]) -> bool:
+        return self.backend.batch_cost(lengths) <= self.max_batch_tokens
+
     def _execute(self, batch: list[_Row]) -> None:
         jobs = list({id(row.job): row.job for row in batch}.values())
         multivector = any(job.return_multivector for job in jobs)
-        padded = len(batch) * max(row.cost for row in batch)
+        cost = self.backend.batch_cost([row.cost for row in batch])
         late = batch[0].job.late
         start = time.perf_counter()
+        for job in jobs:
+            if job.started is None:
+                job.started = start
         try:
             if late is not None:
                 outputs = self.backend.embed_late_chunks(late, return_multivector=multivector)
@@ -249,7 +266,7 @@ class Batcher:
             if not isinstance(exc, Exception):
                 raise
             return
-        self._observe(len(batch), padded, time.perf_counter() - start)
+        self._observe(len(batch), cost, time.perf_counter() - start)
         if late is not None:
             self._resolve(batch[0].job, list(outputs))
             return
@@ -260,11 +277,16 @@ class Batcher:
             if job.remaining == 0:
                 self._resolve(job, [r for r in job.results if r is not None])
 
-    def _observe(self, rows: int, padded: int, seconds: float) -> None:
+    def _observe(self, rows: int, cost: int, seconds: float) -> None:
         if self.metrics is not None:
             self.metrics.batch_rows.observe(rows)
-            self.metrics.batch_tokens.observe(padded)
+            self.metrics.batch_tokens.observe(cost)
             self.metrics.batch_duration.observe(seconds)
+
+    def _observe_job(self, job: _Job) -> None:
+        if self.metrics is not None and job.started is not None:
+            self.metrics.request_queue.observe(job.started - job.enqueued)
+            self.metrics.request_forward.observe(time.perf_counter() - job.started)
 
     def _set_depth(self) -> None:
         if self.metrics is not None:
@@ -272,6 +294,7 @@ class Batcher:
 
     # ---- hand-back (thread-safe) ---------------------------------------------------------------------------
     def _resolve(self, job: _Job, outputs: list[EmbeddingOutput]) -> None:
+        self._observe_job(job)
         if not job.loop.is_closed():
             job.loop.call_soon_threadsafe(_set_result, job.future, outputs)
 

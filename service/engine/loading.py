@@ -72,7 +72,7 @@ def load_encoder(settings: Settings) -> Encoder:
             f"cannot load the model {source!r}: {exc}\n"
             "The Hugging Face hub is unreachable (or the id is wrong) and no local copy was found.\n"
             "To use a local copy: on a connected machine run\n"
-            f"    huggingface-cli download {settings.model} --local-dir ./jina-embeddings-v4\n"
+            f"    hf download {settings.model} --local-dir ./jina-embeddings-v4\n"
             "copy that directory here and start with\n"
             "    python -m service serve --model /path/to/jina-embeddings-v4   (or JEV4_MODEL=/path/...)\n"
             "or set HF_HOME to a copied Hugging Face cache. To try every route without weights:\n"

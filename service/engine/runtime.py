@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.embeddings.prepare import Preparer
 from service.engine.batcher import Batcher
+from service.engine.kernel import build_kernel
 from service.engine.loading import load_encoder
 from service.errors import NotReadyError
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from service.http.metrics import Metrics
     from service.settings import Settings
 
-__all__ = ["Runtime", "open_catalog"]
+__all__ = ["Runtime", "open_catalog", "where_to_go"]
 
 _LOG = logging.getLogger("jev4.runtime")
 
@@ -40,6 +41,13 @@ def open_catalog(settings: Settings) -> Any:
         qdrant_api_key=settings.qdrant_api_key,
         local_options=LocalOptions(first_stage=settings.first_stage, busy_timeout_s=settings.store_busy_timeout_s),
     )
+
+
+def where_to_go(settings: Settings) -> str:
+    """The one line that tells a person where to go once the server is ready."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    base = f"http://{host}:{settings.port}" if ":" not in host else f"http://[{host}]:{settings.port}"
+    return f"ready: search page {base}/ui/ - API docs {base}/docs - embeddings POST {base}/v1/embeddings"
 
 
 class Runtime:
@@ -69,12 +77,12 @@ class Runtime:
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Open the catalog, then load + warm the model in the background."""
+        """Build the MaxSim kernel (KernelUnavailableError when required and impossible), open the catalog, then
+        load + warm the model in the background."""
+        in_use = await asyncio.to_thread(build_kernel, self.settings)
+        self.metrics.maxsim_kernel.set(1 if in_use else 0)
         if self.catalog is None:
-            try:
-                self.catalog = await asyncio.to_thread(open_catalog, self.settings)
-            except ImportError:
-                _LOG.warning("colbert.catalog is not available: collection routes are disabled")
+            self.catalog = await asyncio.to_thread(open_catalog, self.settings)
         self._start_task = asyncio.create_task(self._load_and_warm())
 
     async def _load_and_warm(self) -> None:
@@ -93,6 +101,7 @@ class Runtime:
         self.status = "ready"
         self.metrics.model_ready.set(1)
         _LOG.info("model ready", extra={"model": self.model_name})
+        _LOG.info("%s", where_to_go(self.settings))
 
     def _attach(self, encoder: Encoder) -> None:
         s = self.settings
@@ -109,7 +118,7 @@ class Runtime:
             metrics=self.metrics,
         )
         self.batcher.start()
-        self.preparer = Preparer(encoder.processor, s, self.pool)
+        self.preparer = Preparer(encoder.processor, s, self.pool, self.metrics)
 
     async def warm_up(self) -> None:
         """One text and one small image through the batcher (first-call costs paid before ``/ready``)."""

@@ -44,7 +44,8 @@ def litestar_error_info(exc: HTTPException, method: str = "", path: str = "") ->
             return ErrorInfo(422, "invalid_request_error", "unknown_field", message)
         return ErrorInfo(422, "invalid_request_error", "validation_error", message)
     if isinstance(exc, RequestEntityTooLarge):
-        return ErrorInfo(413, "request_too_large", "body_too_large", "request body larger than the server's limit")
+        message = "request body larger than the server's limit (JEV4_MAX_BODY_BYTES)"
+        return ErrorInfo(413, "request_too_large", "body_too_large", message)
     if isinstance(exc, NotFoundException):
         detail = exc.detail if exc.detail and exc.detail != "Not Found" else f"no route {method} {path}"
         return ErrorInfo(404, "not_found_error", "not_found", detail)

@@ -31,6 +31,9 @@ def check_error(response: httpx.Response, status: int, code: str | None = None) 
     ("body", "code", "needle"),
     [
         ({"input": ["x"], "task": "summarize"}, "invalid_task", "retrieval.query"),
+        # bare adapter names are refused, not read as queries (an omitted task means passage)
+        ({"input": ["x"], "task": "retrieval"}, "invalid_task", "'retrieval.passage' (documents)"),
+        ({"input": ["x"], "task": "code"}, "invalid_task", "'code.query' (queries)"),
         ({"input": ["x"], "dimensions": 7}, "invalid_dimensions", "got 7"),
         (
             {"input": ["x"], "dimensions": 128, "return_multivector": True},
@@ -101,19 +104,27 @@ def test_405(client: httpx.Client) -> None:
 
 
 def test_413_rows(client: httpx.Client) -> None:
+    # every limit error names the setting that raises it
     limit = int(SERVER_ENV["JEV4_MAX_ITEMS_PER_REQUEST"])
-    check_error(client.post("/v1/embeddings", json={"input": ["x"] * (limit + 1)}), 413, "too_many_items")
+    error = check_error(client.post("/v1/embeddings", json={"input": ["x"] * (limit + 1)}), 413, "too_many_items")
+    assert "JEV4_MAX_ITEMS_PER_REQUEST" in error["message"]
     body_limit = int(SERVER_ENV["JEV4_MAX_BODY_BYTES"])
     huge = json.dumps({"input": ["y" * (body_limit + 10)]}).encode()
-    check_error(client.post("/v1/embeddings", content=huge, headers={"content-type": "application/json"}), 413)
+    response = client.post("/v1/embeddings", content=huge, headers={"content-type": "application/json"})
+    assert "JEV4_MAX_BODY_BYTES" in check_error(response, 413)["message"]
     many_pages = b64(pdf_bytes(int(SERVER_ENV["JEV4_MAX_PDF_PAGES"]) + 1))
-    check_error(client.post("/v1/embeddings", json={"input": [{"pdf": many_pages}]}), 413, "too_many_pages")
+    error = check_error(client.post("/v1/embeddings", json={"input": [{"pdf": many_pages}]}), 413, "too_many_pages")
+    assert "JEV4_MAX_PDF_PAGES" in error["message"]
     per_request = int(SERVER_ENV["JEV4_MAX_PAGES_PER_REQUEST"])
     pdf = b64(pdf_bytes(int(SERVER_ENV["JEV4_MAX_PDF_PAGES"])))
     copies = per_request // int(SERVER_ENV["JEV4_MAX_PDF_PAGES"]) + 1
-    check_error(client.post("/v1/embeddings", json={"input": [{"pdf": pdf}] * copies}), 413, "too_many_pages")
+    response = client.post("/v1/embeddings", json={"input": [{"pdf": pdf}] * copies})
+    assert "JEV4_MAX_PAGES_PER_REQUEST" in check_error(response, 413, "too_many_pages")["message"]
     big_image = b64(solid_png(2100, 2000))  # small file, 4.2 MP decoded > the 4 MP cap
-    check_error(client.post("/v1/embeddings", json={"input": [{"image": big_image}]}), 413, "image_too_large")
+    error = check_error(client.post("/v1/embeddings", json={"input": [{"image": big_image}]}), 413, "image_too_large")
+    assert "JEV4_MAX_DECODED_PIXELS" in error["message"]
+    too_long = {"input": ["word " * (int(SERVER_ENV["JEV4_MAX_TEXT_TOKENS"]) + 10)]}
+    assert "JEV4_MAX_TEXT_TOKENS" in check_error(client.post("/v1/embeddings", json=too_long), 413)["message"]
 
 
 def test_415_rows(client: httpx.Client) -> None:

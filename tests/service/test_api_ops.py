@@ -43,6 +43,12 @@ def test_json_logs_carry_request_id(client: httpx.Client, live_server: LiveServe
     assert access[-1]["path"] == "/v1/embeddings"
     assert "duration_ms" in access[-1]
     assert not any("test-key" in json.dumps(r) for r in lines)  # the API key never reaches the log
+    # start-up says whether auth is on, and where a person should go once it is ready
+    messages = [r["msg"] for r in lines]
+    assert any(m.startswith("auth is on: 1 API key(s)") for m in messages), messages[:20]
+    ready = next(m for m in messages if m.startswith("ready: "))
+    assert f"{live_server.url}/docs" in ready
+    assert f"{live_server.url}/ui/" in ready
 
 
 def test_metrics_exposition(client: httpx.Client) -> None:
@@ -58,8 +64,14 @@ def test_metrics_exposition(client: httpx.Client) -> None:
         "jev4_pdf_pages_total",
         "jev4_images_total",
         "jev4_model_ready 1.0",
+        "jev4_maxsim_kernel 1.0",  # built at start-up (cc is on every machine the suite runs on)
+        "jev4_maxsim_fallback_total 0.0",
     ):
         assert family in text, family
+    # per-request stage histograms (as TEI's te_request_*), each observed by the request above
+    for stage in ("prepare", "queue", "forward"):
+        count = next(line for line in text.splitlines() if line.startswith(f"jev4_request_{stage}_seconds_count"))
+        assert float(count.split()[-1]) >= 1, count
     assert 'route="/v1/embeddings"' in text
     assert 'kind="text"' in text
 

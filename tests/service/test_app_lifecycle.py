@@ -60,7 +60,7 @@ def test_missing_checkpoint_error_says_how_to_use_a_local_copy(tmp_path: Path, m
         load_encoder(settings)
     message = str(info.value)
     assert "--model /path/to/jina-embeddings-v4" in message
-    assert "huggingface-cli download" in message
+    assert "hf download" in message
     assert "--tiny" in message
 
 

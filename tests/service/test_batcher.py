@@ -35,13 +35,17 @@ class FakeLate:
 class FakeBackend:
     """Embeds an item as [value, num_tokens]; records batches; can block or fail on demand."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, packed: bool = False) -> None:
+        self.packed = packed
         self.batches: list[list[float]] = []
         self.gate = threading.Event()
         self.gate.set()
         self.started = threading.Event()
         self.fail_on: float | None = None
         self.error: BaseException = RuntimeError("boom")
+
+    def batch_cost(self, lengths: Sequence[int]) -> int:
+        return sum(lengths) if self.packed else len(lengths) * max(lengths)
 
     def embed(self, items: Sequence[Any], *, return_multivector: bool = False) -> list[EmbeddingOutput]:
         self.started.set()
@@ -58,9 +62,9 @@ class FakeBackend:
 
 
 def make(backend: FakeBackend, **kw: Any) -> Batcher:
-    opts: dict[str, Any] = {"max_batch_tokens": 100, "max_batch_size": 4, "max_queue_rows": 16}
+    opts: dict[str, Any] = {"max_batch_tokens": 100, "max_batch_size": 4, "max_queue_rows": 16, "metrics": Metrics()}
     opts.update(kw)
-    b = Batcher(backend, metrics=Metrics(), **opts)  # type: ignore[arg-type]
+    b = Batcher(backend, **opts)
     b.start()
     return b
 
@@ -87,10 +91,12 @@ def test_results_in_order_and_multivector_only_when_asked() -> None:
     assert all(o.multivector is None for o in second)
 
 
-def test_batches_respect_token_budget_and_sort_by_length() -> None:
-    backend = FakeBackend()
+@pytest.mark.parametrize("packed", [False, True])
+def test_batches_respect_the_backends_cost_and_sort_by_length(packed: bool) -> None:
+    backend = FakeBackend(packed=packed)
     backend.gate.clear()
-    b = make(backend, max_batch_tokens=100, max_batch_size=8)
+    metrics = Metrics()
+    b = make(backend, max_batch_tokens=100, max_batch_size=8, metrics=metrics)
     lengths = [50, 10, 40, 10, 30, 20]
 
     async def main() -> list[EmbeddingOutput]:
@@ -106,11 +112,18 @@ def test_batches_respect_token_budget_and_sort_by_length() -> None:
     b.close()
     assert [o.dense[0] for o in out] == lengths  # caller sees input order
     for batch in backend.batches[1:]:
-        assert len(batch) * max(batch) <= 100 or len(batch) == 1
+        assert backend.batch_cost([int(v) for v in batch]) <= 100 or len(batch) == 1
         assert batch == sorted(batch)
     assert sorted(v for batch in backend.batches[1:] for v in batch) == sorted(lengths)
     # the oldest row (50 tokens) is in the first batch after the blocker
     assert 50 in backend.batches[1]
+    # packed, the budget holds more rows: 160 tokens in two passes (padded: 50+40 alone is 100, so three or more)
+    assert (len(backend.batches) - 1 == 2) if packed else (len(backend.batches) - 1 >= 3)
+    observed = 1 + sum(backend.batch_cost([int(v) for v in batch]) for batch in backend.batches[1:])  # blocker: 1
+    assert metrics.registry.get_sample_value("jev4_batch_tokens_sum") == observed
+    # per request: its queue wait and its forward time, one observation each (the blocker and the task)
+    assert metrics.registry.get_sample_value("jev4_request_queue_seconds_count") == 2
+    assert metrics.registry.get_sample_value("jev4_request_forward_seconds_count") == 2
 
 
 def test_batches_mix_callers() -> None:

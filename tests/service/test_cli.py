@@ -135,4 +135,8 @@ def test_exit_codes(
     long.write_bytes(pdf_bytes(3))
     assert main(["index", str(long), *common, "--no-progress", "--pages", "7"]) == 1
     assert "page 7" in capsys.readouterr().err
+    # the CLI streams pages in steps: its cap is JEV4_MAX_JOB_PDF_PAGES, not the synchronous JEV4_MAX_PDF_PAGES
+    assert main(["index", str(long), *common, "--no-progress", "--max-pdf-pages", "2"]) == 0
+    assert main(["index", str(long), *common, "--no-progress", "--replace", "--max-job-pdf-pages", "2"]) == 1
+    assert "(JEV4_MAX_JOB_PDF_PAGES)" in capsys.readouterr().err
     assert main(["index", str(good), *common, "--dimensions", "7"]) == 2

@@ -221,12 +221,30 @@ def test_background_job_reports_progress(client: httpx.Client) -> None:
     client.delete(f"/v1/collections/{name}")
 
 
+def test_a_job_takes_more_pages_than_a_waiting_request(client: httpx.Client) -> None:
+    # a manual longer than JEV4_MAX_PDF_PAGES (the synchronous cap) is indexed by a background job, whose cap is
+    # JEV4_MAX_JOB_PDF_PAGES
+    name = _create(client, "long-manual")["name"]
+    pages = int(SERVER_ENV["JEV4_MAX_PDF_PAGES"]) + 1
+    response = client.post(f"/v1/collections/{name}/documents?wait=false", json={"pdf": b64(pdf_bytes(pages))})
+    assert response.status_code == 202, response.text
+    deadline = time.monotonic() + 120
+    while (job := client.get(response.headers["location"]).json())["status"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert job["status"] == "succeeded", job
+    assert job["document"]["pages"] == pages
+    client.delete(f"/v1/collections/{name}")
+
+
 def test_background_job_checks_come_first_and_failures_are_reported(client: httpx.Client) -> None:
     name = _create(client, "job-fail")["name"]
     url = f"/v1/collections/{name}/documents?wait=false"
     # what can be checked without the model is answered at once, not in a job
     _error(client.post(url, json={"pdf": b64(pdf_bytes(2)), "pages": "5"}), 422, "invalid_pages")
-    _error(client.post(url, json={"pdf": b64(pdf_bytes(9))}), 413)
+    job_cap = int(SERVER_ENV["JEV4_MAX_JOB_PDF_PAGES"])
+    error = _error(client.post(url, json={"pdf": b64(pdf_bytes(job_cap + 1))}), 413, "too_many_pages")
+    assert "JEV4_MAX_JOB_PDF_PAGES" in error["message"]
     _error(client.get(f"/v1/collections/{name}/jobs/nope"), 404, "job_not_found")
     # two jobs racing for one id: one stores the document, the other fails with the 409 body (or, if the
     # first was already done, the second is refused at once)
@@ -371,7 +389,9 @@ def test_error_rows(client: httpx.Client, docs: str, live_server: LiveServer) ->
     _error(client.post(url, content=b"hello", headers={"Content-Type": "text/plain"}), 415)
     _error(client.post(url, files={"file": ("notes.txt", b"just some text", "text/plain")}), 415)
     _error(client.post(url, json={"pdf": b64(b"%PDF-1.4 broken")}), 415)
-    _error(client.post(url, json={"pdf": b64(pdf_bytes(9))}), 413)  # more pages than JEV4_MAX_PDF_PAGES=8
+    error = _error(client.post(url, json={"pdf": b64(pdf_bytes(9))}), 413)  # more pages than JEV4_MAX_PDF_PAGES=8
+    assert "JEV4_MAX_PDF_PAGES" in error["message"]
+    assert "wait=false" in error["message"]
     big = b"%PDF-" + b"0" * (int(SERVER_ENV["JEV4_MAX_BODY_BYTES"]) + 10)
     _error(client.post(url, files={"file": ("big.pdf", big, "application/pdf")}), 413)
     _error(client.post(url, json={"pdf": b64(pdf_bytes(2)), "pages": "3"}), 422, "invalid_pages")

@@ -76,7 +76,7 @@ def test_every_request_is_sent_by_a_script() -> None:
 
 
 def _run(script: str, server: LiveServer) -> list[Any]:
-    env = {**os.environ, "JEV4_URL": server.url, "JEV4_API_KEY": server.api_key}
+    env = {**os.environ, "JEV4_URL": server.url, "JEV4_API_KEYS": server.api_key}
     done = subprocess.run(
         ["bash", str(SAMPLES / script)], env=env, capture_output=True, text=True, timeout=300, check=False
     )

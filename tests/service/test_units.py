@@ -37,6 +37,8 @@ def test_settings_env_parsing_and_overrides() -> None:
     }
     s = Settings.from_env(env, port=9002)
     assert IndexOptions.from_settings(s).pages_per_step == 16
+    assert IndexOptions.from_settings(s).max_pages == s.max_pdf_pages
+    assert IndexOptions.from_settings(s).max_job_pages == s.max_job_pdf_pages
     assert s.port == 9002  # flag beats environment
     assert s.allow_remote_urls is True
     assert s.allowed_url_hosts == ("a.com", ".b.org")
@@ -55,11 +57,11 @@ def test_settings_env_parsing_and_overrides() -> None:
     [
         ({"JEV4_PORT": "abc"}, "JEV4_PORT"),
         ({"JEV4_TINY": "maybe"}, "JEV4_TINY"),
-        ({"JEV4_MAX_ITEMS_PER_REQUEST": "0"}, "max_items_per_request"),
-        ({"JEV4_DEFAULT_TASK": "summarize"}, "default_task"),
-        ({"JEV4_COLLECTION_BACKEND": "redis"}, "collection_backend"),
-        ({"JEV4_FIRST_STAGE": "hnsw"}, "first_stage"),
-        ({"JEV4_PDF_PAGES_PER_STEP": "0"}, "pdf_pages_per_step"),
+        ({"JEV4_MAX_ITEMS_PER_REQUEST": "0"}, "JEV4_MAX_ITEMS_PER_REQUEST"),
+        ({"JEV4_DEFAULT_TASK": "summarize"}, "JEV4_DEFAULT_TASK"),
+        ({"JEV4_COLLECTION_BACKEND": "redis"}, "JEV4_COLLECTION_BACKEND"),
+        ({"JEV4_FIRST_STAGE": "hnsw"}, "JEV4_FIRST_STAGE"),
+        ({"JEV4_PDF_PAGES_PER_STEP": "0"}, "JEV4_PDF_PAGES_PER_STEP"),
     ],
 )
 def test_settings_errors_name_the_variable(env: dict[str, str], match: str) -> None:
@@ -163,12 +165,10 @@ def test_cli_flags_override_environment() -> None:
             "serve",
             "--port",
             "9100",
-            "--api-key",
-            "a",
-            "--api-key",
-            "b",
+            "--api-keys",
+            "a,b",
             "--tiny",
-            "--allowed-url-host",
+            "--allowed-url-hosts",
             "x.org",
         ]
     )
