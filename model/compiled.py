@@ -69,7 +69,7 @@ def compiled_kernels() -> Kernels:
         if _COMPILED is None:
 
             def make(fn: Callable[..., object]) -> Callable[..., object]:
-                return torch.compile(fn, dynamic=True, fullgraph=True)  # type: ignore[return-value]
+                return torch.compile(fn, dynamic=True, fullgraph=True)
 
             _COMPILED = Kernels(
                 rotate=make(rotate_functional),  # type: ignore[arg-type]

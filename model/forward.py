@@ -104,7 +104,8 @@ def _fused_residual_forward(
 ) -> torch.Tensor:
     """The same layers, each residual add fused with the norm that follows it (the next layer's input norm, or the
     final norm after the last layer)."""
-    hidden, h = embeds, layers[0].get_submodule("input_layernorm")(embeds)
+    h: torch.Tensor = layers[0].get_submodule("input_layernorm")(embeds)
+    hidden = embeds
     for i, layer in enumerate(layers):
         attn_out = layer.get_submodule("self_attn")(h, rope, layout.routing, layout.segments, layout.key_mask)
         weight, eps = _internals.rms_norm_parameters(layer.get_submodule("post_attention_layernorm"))
