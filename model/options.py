@@ -50,7 +50,7 @@ class ForwardOptions:
     compile: bool = False
     """``torch.compile`` (inductor, dynamic shapes) the elementwise half: residual add + RMSNorm, the other norms,
     rotary, SiLU·up (``model.compiled``); the matmuls, LoRA routing, attention and packing stay eager. Needs
-    ``fuse_text``. Off by default: on this project's CPU it did not win (``bench/README.md``)."""
+    ``fuse_text``. Off by default: its speed at real width is not measured yet (cold compile took minutes here)."""
 
     def __post_init__(self) -> None:
         for name in ("group_tokens", "mlp_chunk_tokens", "slice_elements"):

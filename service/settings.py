@@ -65,7 +65,7 @@ class Settings:
     compile: bool = False
     """``torch.compile`` the encoder's elementwise half (norms, rotary, SiLU·up; inductor, dynamic shapes; compiled
     during the warm-up before /ready, generated code cached on disk under ``TORCHINDUCTOR_CACHE_DIR``). Off by
-    default: it did not speed up the CPU encoder here (bench/README.md); try it on a GPU."""
+    default: its speed at real width is not measured yet."""
     default_task: str = "retrieval.passage"
     """Task used when a request omits ``task`` (Jina does not document its default; we embed documents)."""
 
