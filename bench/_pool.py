@@ -31,6 +31,7 @@ class WorkerSpec:
         bench_python = ROOT / ".bench-venv" / "bin" / "python"
         table = {
             "ours": cls("ours", "bench._ours", Path(sys.executable)),
+            "ours-compiled": cls("ours-compiled", "bench._ours_compiled", Path(sys.executable)),
             "reference-style": cls("reference-style", "bench._peer_reference", Path(sys.executable)),
             "colqwen2.5": cls("colqwen2.5", "bench._peers_colpali", bench_python),
         }

@@ -106,13 +106,16 @@ def _timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
 
 
 def _contestant(name: str, args: Any) -> Any:
-    if name in ("ours", "ours-padded", "ours-replan"):
+    if name in ("ours", "ours-padded", "ours-replan", "ours-compiled"):
         from bench._ours import Ours
         from model.options import ForwardOptions
 
         # ours-padded: the packing lever off (``model.packing``), every batch padded to its longest row;
         # ours-replan: the vision windows planned in every block (host-device syncs) instead of once per forward
-        options = ForwardOptions(pack_rows=name != "ours-padded", plan_windows_once=name != "ours-replan")
+        # ours-compiled: the elementwise half through torch.compile (model.compiled; Triton kernels on a GPU)
+        options = ForwardOptions(
+            pack_rows=name != "ours-padded", plan_windows_once=name != "ours-replan", compile=name == "ours-compiled"
+        )
         return Ours(args, options)
     if name == "colqwen2.5":
         from bench._peers_colpali import ColQwenPeer

@@ -258,6 +258,55 @@ def _slices_encoder(dtype: torch.dtype, repeats: int) -> None:
         _line(f"encoder, {name}, slices", a, b, "whole", "sliced")
 
 
+def _compile(dtype: torch.dtype, repeats: int) -> None:
+    """The whole encoder (real-width checkpoint of ``bench/encoder.py``, inputs prepared off the clock), eager vs
+    ``ForwardOptions(compile=True)`` (``model.compiled``) in one process: the first compiled pass (compile time,
+    the inductor cache as it stands), then the two alternating; % of the matmul rate measured at the start."""
+    from PIL import Image
+
+    from bench.encoder import RESULTS, build_checkpoint, workload_flops
+    from bench.machine import matmul_rate
+    from bench.workloads import load_workloads, write_workloads
+    from model import Encoder, ForwardOptions
+    from model.batching import plan_batches
+    from model.types import parse_task
+
+    checkpoint = build_checkpoint("real-width")
+    paths = write_workloads(RESULTS / "workloads")
+    flops = workload_flops(checkpoint, paths)
+    rate = matmul_rate(dtype)
+    print(f"matmul {dtype}: best {rate.best / 1e9:.1f} GFLOP/s")
+    eager = Encoder.from_pretrained(checkpoint, dtype=dtype, device="cpu")
+    compiled = Encoder.from_pretrained(checkpoint, dtype=dtype, device="cpu", options=ForwardOptions(compile=True))
+    work = load_workloads(paths)
+    prepare = eager.processor
+    spec = parse_task("retrieval", "passage")
+    inputs = {
+        "pages": [prepare.prepare_image(Image.open(path).convert("RGB"), spec) for path in work.pages],
+        "passages": [prepare.prepare_text(r.text, parse_task(r.task, r.prompt)) for r in work.passages],
+        "queries": [prepare.prepare_text(r.text, parse_task(r.task, r.prompt)) for r in work.queries],
+    }
+
+    def runner(enc: Encoder, items: list[Any]) -> Callable[[], None]:
+        lengths = [item.num_tokens for item in items]
+        batches = plan_batches(lengths, max_tokens=8 * max(lengths), max_rows=8)  # the encoder bench's batches
+
+        def run() -> None:
+            for b in batches:
+                enc.embed([items[i] for i in b], return_multivector=True)
+
+        return run
+
+    for name, items in inputs.items():
+        start = time.perf_counter()
+        runner(compiled, items)()
+        print(f"{name}: first compiled pass {time.perf_counter() - start:.1f} s (compiles what is not cached)")
+        a, b = _ab(runner(eager, items), runner(compiled, items), repeats)
+        total = sum(f.total for f in flops[name])
+        _line(f"encoder, {name}", a, b, "eager", "compiled")
+        print(f"  % of matmul rate: eager {total / a / rate.best:.1%}, compiled {total / b / rate.best:.1%}")
+
+
 def _lora(dtype: torch.dtype, repeats: int) -> None:
     import warnings
 
@@ -423,7 +472,7 @@ def main() -> int:
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="bfloat16")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
-    levers = ["vision", "passages", "packing", "slices", "memory", "lora", "rotary", "pdf"]
+    levers = ["vision", "passages", "packing", "slices", "memory", "lora", "rotary", "pdf", "compile"]
     parser.add_argument("--only", choices=levers, default=None)
     args = parser.parse_args()
     if args.threads:
@@ -446,6 +495,8 @@ def main() -> int:
         _memory(dtype, 32768)
     if args.only in (None, "pdf"):
         _pdf_ahead(dtype, args.repeats)
+    if args.only == "compile":  # not in the default set: compiling takes minutes on a shared 2-core machine
+        _compile(dtype, args.repeats)
     return 0
 
 

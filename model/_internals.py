@@ -20,8 +20,10 @@ __all__ = [
     "attention_attributes",
     "image_features",
     "is_lora_layer",
+    "is_silu",
     "lora_adapters",
     "no_init_weights",
+    "rms_norm_parameters",
     "rms_norm_type",
     "rope_index",
     "set_active_adapter",
@@ -134,3 +136,16 @@ def set_active_adapter(layer: Any, name: str) -> str:
     previous: str = layer._active_adapter
     layer._active_adapter = name
     return previous
+
+
+def is_silu(act: object) -> bool:
+    """Whether a stock MLP's ``act_fn`` is SiLU (``transformers.activations.SiLUActivation`` or ``nn.SiLU``)."""
+    from transformers.activations import SiLUActivation
+
+    return isinstance(act, SiLUActivation | nn.SiLU)
+
+
+def rms_norm_parameters(norm: nn.Module) -> tuple[torch.Tensor, float]:
+    """A stock RMSNorm's ``(weight, eps)`` (its private-ish ``variance_epsilon``)."""
+    weight = norm.get_parameter("weight")
+    return weight, float(norm.variance_epsilon)  # type: ignore[arg-type]

@@ -60,3 +60,35 @@ def in_token_slices(
         n = min(step, tokens - i)
         out.narrow(dim, i, n).copy_(fn(*(t.narrow(dim, i, n) for t in tensors)))
     return out
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """The stock Qwen2.5-VL RMSNorm written as one function (float32 inside, back to ``x``'s dtype, then the
+    weight), so that a compiler can fuse its passes."""
+    h = x.to(torch.float32)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(x.dtype)
+
+
+def add_rms_norm(
+    residual: torch.Tensor, delta: torch.Tensor, weight: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(residual + delta, rms_norm(residual + delta))``: a residual add and the next norm in one function."""
+    total = residual + delta
+    return total, rms_norm(total, weight, eps)
+
+
+def rotate_functional(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """:func:`rotate` without in-place ops (the form a compiler fuses into one pass): the stock formula."""
+    h = x.shape[-1] // 2
+    return x * cos + torch.cat((-x[..., h:], x[..., :h]), dim=-1) * sin
+
+
+def rotate_functional_in_float32(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """The stock vision rotary (float32 inside), without in-place ops."""
+    return rotate_functional(x.float(), cos.float(), sin.float()).to(x.dtype)
+
+
+def silu_mul(gate_up: torch.Tensor, width: int) -> torch.Tensor:
+    """``silu(gate) · up`` for a fused gate/up output (gate = the first ``width`` columns)."""
+    return torch.nn.functional.silu(gate_up[..., :width]) * gate_up[..., width:]

@@ -50,6 +50,7 @@ __all__ = [
     "WindowBatchedVisionAttention",
     "chunk_token_mlps",
     "chunk_token_norms",
+    "compile_norms",
     "speed_up_vision_tower",
     "window_plan",
 ]
@@ -124,7 +125,13 @@ def window_plan(cu_seqlens: torch.Tensor, *, once: bool = True) -> tuple[WindowG
 class WindowBatchedVisionAttention(nn.Module):
     """``Qwen2_5_VLVisionAttention`` attending the equal-length segments of ``cu_seqlens`` in one call."""
 
-    def __init__(self, attn: nn.Module, slice_elements: int | None = None, plan_once: bool = True) -> None:
+    def __init__(
+        self,
+        attn: nn.Module,
+        slice_elements: int | None = None,
+        plan_once: bool = True,
+        rotate_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         super().__init__()
         qkv, proj = attn.get_submodule("qkv"), attn.get_submodule("proj")
         if not isinstance(qkv, nn.Linear) or not isinstance(proj, nn.Linear):
@@ -134,6 +141,7 @@ class WindowBatchedVisionAttention(nn.Module):
         self.scaling: float = float(getattr(attn, "scaling"))  # noqa: B009
         self.slice_elements = slice_elements
         self.plan_once = plan_once
+        self.rotate_fn = rotate_fn  # None: model.elementwise.rotate_in_float32 (a compiled one: model.compiled)
 
     def forward(
         self,
@@ -147,7 +155,7 @@ class WindowBatchedVisionAttention(nn.Module):
         cos, sin = position_embeddings  # (S, d)
         # the stock rotary, in float32 as there, on q and k at once
         qk = in_token_slices(
-            rotate_in_float32,
+            self.rotate_fn or rotate_in_float32,
             qkv[:, :2],
             cos[:, None, None],
             sin[:, None, None],
@@ -175,6 +183,7 @@ def speed_up_vision_tower(
     batched_windows: bool = True,
     slice_elements: int | None = None,
     plan_once: bool = True,
+    rotate_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> int:
     """Swap the fast paths into a stock Qwen2.5-VL vision tower in place; return how many were swapped.
 
@@ -189,7 +198,7 @@ def speed_up_vision_tower(
         swapped += 1
     for block in getattr(visual, "blocks", []) if batched_windows else []:
         if isinstance(block.attn, attention_type):
-            block.attn = WindowBatchedVisionAttention(block.attn, slice_elements, plan_once)
+            block.attn = WindowBatchedVisionAttention(block.attn, slice_elements, plan_once, rotate_fn)
             swapped += 1
     return swapped
 
@@ -254,5 +263,24 @@ def chunk_token_norms(module: nn.Module, max_elements: int = SLICE_ELEMENTS) -> 
         if isinstance(norm, norm_type) and not getattr(norm, "_token_sliced", False):
             norm.forward = _norm_in_slices(norm.forward, max_elements)
             object.__setattr__(norm, "_token_sliced", True)
+            count += 1
+    return count
+
+
+def compile_norms(module: nn.Module, norm: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> int:
+    """Make every ``Qwen2_5_VLRMSNorm`` under ``module`` call ``norm(x, weight, eps)`` (a compiled RMSNorm,
+    ``model.compiled``) instead of its stock forward; return how many. Instead of, not on top of,
+    :func:`chunk_token_norms` (a norm already sliced is left alone)."""
+    norm_type = _internals.rms_norm_type()
+    count = 0
+    for layer in module.modules():
+        if isinstance(layer, norm_type) and not getattr(layer, "_token_sliced", False):
+            weight, eps = _internals.rms_norm_parameters(layer)
+
+            def forward(x: torch.Tensor, weight: torch.Tensor = weight, eps: float = eps) -> torch.Tensor:
+                return norm(x, weight, eps)
+
+            layer.forward = forward
+            object.__setattr__(layer, "_token_sliced", True)  # one wrapper per norm
             count += 1
     return count

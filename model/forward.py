@@ -9,6 +9,7 @@ fused modules that ``model.speedups`` installs; ``tests/model/test_parity.py`` c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +20,9 @@ from model.lora import FusedMLP, FusedTextAttention
 from model.packing import Segments
 from model.routing import Routing
 
-__all__ = ["Layout", "decoder_layer", "embed_inputs", "text_forward", "uses_fused_layers"]
+AddNorm = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], tuple[torch.Tensor, torch.Tensor]]
+
+__all__ = ["AddNorm", "Layout", "decoder_layer", "embed_inputs", "text_forward", "uses_fused_layers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +74,44 @@ def decoder_layer(
 
 
 def text_forward(
-    language_model: nn.Module, embeds: torch.Tensor, positions: torch.Tensor, layout: Layout
+    language_model: nn.Module,
+    embeds: torch.Tensor,
+    positions: torch.Tensor,
+    layout: Layout,
+    add_norm: AddNorm | None = None,
 ) -> torch.Tensor:
-    """(B, L, H) last hidden states (after the final norm) of the fused text decoder; ``positions`` (3, B, L)."""
+    """(B, L, H) last hidden states (after the final norm) of the fused text decoder; ``positions`` (3, B, L).
+    ``add_norm`` (``model.compiled``): each residual add and the norm after it as one fused function."""
     rope = language_model.get_submodule("rotary_emb")(embeds, positions)  # (cos, sin), each (B, L, d)
+    layers = list(language_model.get_submodule("layers").children())
+    final = language_model.get_submodule("norm")
+    if add_norm is not None:
+        return _fused_residual_forward(layers, final, embeds, rope, layout, add_norm)
     hidden = embeds
-    for layer in language_model.get_submodule("layers").children():
+    for layer in layers:
         hidden = decoder_layer(layer, hidden, rope, layout)
-    result: torch.Tensor = language_model.get_submodule("norm")(hidden)
+    result: torch.Tensor = final(hidden)
     return result
+
+
+def _fused_residual_forward(
+    layers: list[nn.Module],
+    final: nn.Module,
+    embeds: torch.Tensor,
+    rope: tuple[torch.Tensor, torch.Tensor],
+    layout: Layout,
+    add_norm: AddNorm,
+) -> torch.Tensor:
+    """The same layers, each residual add fused with the norm that follows it (the next layer's input norm, or the
+    final norm after the last layer)."""
+    h: torch.Tensor = layers[0].get_submodule("input_layernorm")(embeds)
+    hidden = embeds
+    for i, layer in enumerate(layers):
+        attn_out = layer.get_submodule("self_attn")(h, rope, layout.routing, layout.segments, layout.key_mask)
+        weight, eps = _internals.rms_norm_parameters(layer.get_submodule("post_attention_layernorm"))
+        hidden, h = add_norm(hidden, attn_out, weight, eps)
+        mlp_out = layer.get_submodule("mlp")(h, layout.routing)
+        after = layers[i + 1].get_submodule("input_layernorm") if i + 1 < len(layers) else final
+        weight, eps = _internals.rms_norm_parameters(after)
+        hidden, h = add_norm(hidden, mlp_out, weight, eps)
+    return h

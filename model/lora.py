@@ -29,13 +29,14 @@ parameters out of the shared storage).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from model import _internals
+from model.compiled import Kernels
 from model.elementwise import in_token_slices, rotate
 from model.packing import Segments, padded_attention, segment_attention
 from model.routing import Routing, TaskRun
@@ -172,7 +173,12 @@ class FusedTextAttention(nn.Module):
     with the routing and the packed segments as arguments. Attention is sdpa: per packed row
     (:func:`~model.packing.segment_attention`) or over the padded batch (:func:`~model.packing.padded_attention`)."""
 
-    def __init__(self, attn: nn.Module, slice_elements: int | None = None) -> None:
+    def __init__(
+        self,
+        attn: nn.Module,
+        slice_elements: int | None = None,
+        rotate_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         super().__init__()
         self.q_proj, self.k_proj, self.v_proj, self.o_proj = (
             attn.get_submodule(n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -184,6 +190,7 @@ class FusedTextAttention(nn.Module):
         if not attrs["is_causal"]:
             raise ValueError("the fused text attention is causal; this attention module is not")
         self.slice_elements = slice_elements
+        self.rotate_fn = rotate_fn  # None: model.elementwise.rotate (a compiled one: model.compiled)
         self._qkv = FusedProjections([self.q_proj, self.k_proj, self.v_proj])
         self._o = FusedProjections([self.o_proj])
 
@@ -204,7 +211,12 @@ class FusedTextAttention(nn.Module):
         cos, sin = position_embeddings  # (B, L, d), in the model's dtype as in the stock rotary
         # q and k heads at once, over cache-sized token slices on CPU
         qk = in_token_slices(
-            rotate, qkv[:, :, : nq + nk], cos[:, :, None], sin[:, :, None], dim=1, max_elements=self.slice_elements
+            self.rotate_fn or rotate,
+            qkv[:, :, : nq + nk],
+            cos[:, :, None],
+            sin[:, :, None],
+            dim=1,
+            max_elements=self.slice_elements,
         )
         q = qk[:, :, :nq].transpose(1, 2)  # (B, nq, L, d)
         k = qk[:, :, nq:].transpose(1, 2)  # (B, nk, L, d)
@@ -222,7 +234,12 @@ class FusedMLP(nn.Module):
     """A gated MLP (``down(act(gate(x)) · up(x))``) with gate/up as one fused projection (same children), over at
     most ``chunk_tokens`` tokens at a time (an MLP mixes no tokens: a long input's activations stay bounded)."""
 
-    def __init__(self, mlp: nn.Module, chunk_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        mlp: nn.Module,
+        chunk_tokens: int | None = None,
+        silu_mul: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+    ) -> None:
         super().__init__()
         if chunk_tokens is not None and chunk_tokens < 1:
             raise ValueError(f"chunk_tokens must be positive, got {chunk_tokens}")
@@ -231,12 +248,16 @@ class FusedMLP(nn.Module):
         )
         self.act_fn = getattr(mlp, "act_fn")  # noqa: B009
         self.chunk_tokens = chunk_tokens
+        # a fused silu·up (model.compiled), for a SiLU MLP only; None: the activation, then the product in place
+        self.silu_mul = silu_mul if _internals.is_silu(self.act_fn) else None
         self._gate_up = FusedProjections([self.gate_proj, self.up_proj])
         self._down = FusedProjections([self.down_proj])
 
     def _mlp(self, x: torch.Tensor, routing: Routing | None) -> torch.Tensor:
         width = self._gate_up.splits[0]
         gate_up = self._gate_up(x, routing)  # (..., 2·I)
+        if self.silu_mul is not None:
+            return self._down(self.silu_mul(gate_up, width), routing)
         act: torch.Tensor = self.act_fn(gate_up[..., :width])  # a new tensor: multiplied in place
         act.mul_(gate_up[..., width:])
         return self._down(act, routing)
@@ -260,7 +281,11 @@ class FusedMLP(nn.Module):
 
 
 def fuse_text_projections(
-    language_model: nn.Module, *, slice_elements: int | None = None, mlp_chunk_tokens: int | None = None
+    language_model: nn.Module,
+    *,
+    slice_elements: int | None = None,
+    mlp_chunk_tokens: int | None = None,
+    kernels: Kernels | None = None,
 ) -> int:
     """Swap :class:`FusedTextAttention` / :class:`FusedMLP` into every decoder layer in place; return how many.
     The layers are then run by :func:`model.forward.text_forward` (their call signature is not the stock one)."""
@@ -268,10 +293,10 @@ def fuse_text_projections(
     for layer in getattr(language_model, "layers", []):
         attn, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
         if isinstance(attn, nn.Module) and not isinstance(attn, FusedTextAttention):
-            layer.self_attn = FusedTextAttention(attn, slice_elements)
+            layer.self_attn = FusedTextAttention(attn, slice_elements, None if kernels is None else kernels.rotate)
             count += 1
         if isinstance(mlp, nn.Module) and not isinstance(mlp, FusedMLP):
-            layer.mlp = FusedMLP(mlp, mlp_chunk_tokens)
+            layer.mlp = FusedMLP(mlp, mlp_chunk_tokens, None if kernels is None else kernels.silu_mul)
             count += 1
     return count
 
@@ -294,12 +319,12 @@ def fused_projection(layer: nn.Module) -> FusedProjections | None:
     return fused if isinstance(fused, FusedProjections) else None
 
 
-def fuse_vision_mlps(visual: nn.Module) -> int:
+def fuse_vision_mlps(visual: nn.Module, kernels: Kernels | None = None) -> int:
     """Swap :class:`FusedMLP` into every vision block (gate/up as one product); return how many."""
     count = 0
     for block in getattr(visual, "blocks", []):
         mlp = getattr(block, "mlp", None)
         if isinstance(mlp, nn.Module) and not isinstance(mlp, FusedMLP) and hasattr(mlp, "gate_proj"):
-            block.mlp = FusedMLP(mlp)
+            block.mlp = FusedMLP(mlp, None, None if kernels is None else kernels.silu_mul)
             count += 1
     return count

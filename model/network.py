@@ -21,6 +21,7 @@ import torch
 from model import _internals
 from model.adapters import route_rows
 from model.checkpoint import JinaV4Backbone
+from model.compiled import compiled_kernels
 from model.forward import Layout, embed_inputs, text_forward, uses_fused_layers
 from model.lora import fused_projection
 from model.options import ForwardOptions
@@ -63,6 +64,8 @@ class Network:
         # the fused decoder loop (model.forward) when the fused layers are installed; else the stock module
         self.fused = uses_fused_layers(module.model.language_model)
         self.pack_rows = self.fused and self.options.pack_rows
+        # the compiled path fuses each residual add with the next norm (model.compiled); None: eager
+        self.add_norm = compiled_kernels().add_norm if self.options.compile and self.fused else None
 
     def batch_cost(self, lengths: Sequence[int]) -> int:
         """Tokens a forward pass over rows of these lengths runs: their sum when rows run packed, else rows x
@@ -120,7 +123,7 @@ class Network:
         pixels = None if batch.pixel_values is None else batch.pixel_values.to(dev)
         grid = None if batch.image_grid_thw is None else batch.image_grid_thw.to(dev)
         embeds = embed_inputs(self.module.model, ids.to(dev), pixels, grid, self.image_token_id)
-        hidden = text_forward(self.module.model.language_model, embeds, positions.to(dev), layout)
+        hidden = text_forward(self.module.model.language_model, embeds, positions.to(dev), layout, self.add_norm)
         if real is None:
             return hidden  # (B, L, H)
         padded = hidden.new_zeros((*batch.input_ids.shape, hidden.shape[-1]))  # (B, L, H)

@@ -46,13 +46,19 @@ class ForwardOptions:
     """Text MLPs over at most this many tokens at a time (bounds a long text's activations); None = whole."""
     slice_elements: int | None = SLICE_ELEMENTS
     """On CPU, norms and rotary embeddings over token slices of at most this many elements (cache-sized);
-    None = whole tensors."""
+    None = whole tensors. Not used by the compiled kernels (one fused pass each)."""
+    compile: bool = False
+    """``torch.compile`` (inductor, dynamic shapes) the elementwise half: residual add + RMSNorm, the other norms,
+    rotary, SiLU·up (``model.compiled``); the matmuls, LoRA routing, attention and packing stay eager. Needs
+    ``fuse_text``. Off by default: its speed at real width is not measured yet (cold compile took minutes here)."""
 
     def __post_init__(self) -> None:
         for name in ("group_tokens", "mlp_chunk_tokens", "slice_elements"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"ForwardOptions.{name} must be positive (or None), got {value}")
+        if self.compile and not (self.fuse_text and self.fuse_vision_mlps):
+            raise ValueError("ForwardOptions.compile needs fuse_text and fuse_vision_mlps (it compiles their pieces)")
         if self.pack_rows and not self.fuse_text:
             raise ValueError("ForwardOptions.pack_rows needs fuse_text (packed attention lives in the fused layers)")
 

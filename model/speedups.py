@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from model.fastpath import chunk_token_mlps, chunk_token_norms, speed_up_vision_tower
+from model.compiled import EAGER, compiled_kernels
+from model.fastpath import chunk_token_mlps, chunk_token_norms, compile_norms, speed_up_vision_tower
 from model.lora import fuse_projection, fuse_text_projections, fuse_vision_mlps
 from model.options import ForwardOptions
 
@@ -37,6 +38,8 @@ class Substitution:
 def apply_speedups(backbone: nn.Module, options: ForwardOptions) -> tuple[Substitution, ...]:
     """Swap the fast paths ``options`` asks for into ``backbone`` (a ``JinaV4Backbone`` on its final device) in
     place; return what was replaced (substitutions that found nothing to replace are left out)."""
+    kernels = compiled_kernels() if options.compile else EAGER
+    slices = None if kernels.compiled else options.slice_elements  # a compiled kernel is one fused pass
     visual = backbone.get_submodule("model.visual")
     text = backbone.get_submodule("model.language_model")
     done: list[Substitution] = []
@@ -53,14 +56,25 @@ def apply_speedups(backbone: nn.Module, options: ForwardOptions) -> tuple[Substi
         )
     if options.batched_windows:
         count = speed_up_vision_tower(
-            visual, linear_patch=False, slice_elements=options.slice_elements, plan_once=options.plan_windows_once
+            visual,
+            linear_patch=False,
+            slice_elements=slices,
+            plan_once=options.plan_windows_once,
+            rotate_fn=kernels.rotate_f32 if kernels.compiled else None,
         )
         record("vision attention, equal windows in one call", "model.visual.blocks.*.attn", count)
     if options.fuse_vision_mlps:
-        record("vision gate/up fused", "model.visual.blocks.*.mlp", fuse_vision_mlps(visual))
+        record(
+            "vision gate/up fused",
+            "model.visual.blocks.*.mlp",
+            fuse_vision_mlps(visual, kernels if kernels.compiled else None),
+        )
     if options.fuse_text:
         count = fuse_text_projections(
-            text, slice_elements=options.slice_elements, mlp_chunk_tokens=options.mlp_chunk_tokens
+            text,
+            slice_elements=slices,
+            mlp_chunk_tokens=options.mlp_chunk_tokens,
+            kernels=kernels if kernels.compiled else None,
         )
         record("text q/k/v and gate/up fused, task-grouped LoRA", "model.language_model.layers.*", count)
     elif options.mlp_chunk_tokens is not None:
@@ -72,7 +86,10 @@ def apply_speedups(backbone: nn.Module, options: ForwardOptions) -> tuple[Substi
     if options.fuse_projector:
         fuse_projection(backbone.get_submodule("multi_vector_projector"))
         record("projector LoRA fused", "multi_vector_projector", 1)
-    if options.slice_elements is not None:
+    if kernels.norm is not None:
+        what = "torch.compile (inductor, dynamic shapes): add+RMSNorm, RMSNorm, rotary, SiLU·up"
+        record(what, "*norm*, *attn, *mlp", compile_norms(backbone, kernels.norm))
+    elif options.slice_elements is not None:
         record(
             "RMSNorm in cache-sized token slices (CPU)", "*norm*", chunk_token_norms(backbone, options.slice_elements)
         )

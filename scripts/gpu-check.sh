@@ -30,9 +30,9 @@ status=0
 # them, since the others import packages the device image lacks (pymupdf); FutureWarnings from that image's
 # library versions are shown, not raised (the project's config turns warnings into errors)
 python3 -m pytest -q -m gpu -p no:cacheprovider -W default::FutureWarning \
-  tests/model/test_parity.py tests/model/test_packing.py tests/model/test_fastpath.py 2>&1 | tee "$out/gpu-tests.log" \
+  tests/model/test_parity.py tests/model/test_packing.py tests/model/test_fastpath.py tests/model/test_compiled.py 2>&1 | tee "$out/gpu-tests.log" \
   || status=1
 python3 -m bench.gpu --config full --pages 64 --queries 256 --batch-size 16 --repeats 3 \
-  --contestants ours,colqwen2.5,reference-style --json "$out/bf16.json" --profile "$out" 2>&1 | tee "$out/bench.log" \
+  --contestants ours,ours-compiled,colqwen2.5,reference-style --json "$out/bf16.json" --profile "$out" 2>&1 | tee "$out/bench.log" \
   || status=1
 exit $status

@@ -82,6 +82,10 @@ class Settings:
     """Passed to transformers (e.g. sdpa, flash_attention_2); None = the encoder's default."""
     torch_threads: int | None = None
     """torch intra-op threads for the model worker; None = torch's default."""
+    compile: bool = False
+    """``torch.compile`` the encoder's elementwise half (norms, rotary, SiLU·up; inductor, dynamic shapes; compiled
+    during the warm-up before /ready, generated code cached on disk under ``TORCHINDUCTOR_CACHE_DIR``). Off by
+    default: its speed at real width is not measured yet."""
     default_task: str = "retrieval.passage"
     """Task used when a request omits ``task`` (Jina does not document its default; we embed documents)."""
 

@@ -58,6 +58,8 @@ def load_encoder(settings: Settings) -> Encoder:
     dtype = None if settings.dtype == "auto" else settings.dtype
     device = None if settings.device == "auto" else settings.device
     _LOG.info("loading model %s (dtype=%s, device=%s)", source, settings.dtype, settings.device)
+    from model.options import ForwardOptions
+
     try:
         return Encoder.from_pretrained(
             source,
@@ -66,6 +68,7 @@ def load_encoder(settings: Settings) -> Encoder:
             dtype=dtype,
             device=device,
             attn_implementation=settings.attn_implementation,
+            options=ForwardOptions(compile=settings.compile),
         )
     except CheckpointNotFoundError as exc:
         raise ModelLoadError(

@@ -1,0 +1,81 @@
+"""The compiled path (``ForwardOptions(compile=True)``, server ``JEV4_COMPILE=1``): ``torch.compile`` (inductor:
+C++/OpenMP kernels on CPU, Triton on a GPU) of the forward pass's elementwise half, the part between the matrix
+products that runs at memory speed in eager mode:
+
+- ``add_norm``: each residual add fused with the RMSNorm that follows it (the text decoder loop,
+  ``model.forward``): one pass instead of an add, a float32 copy and five passes of the stock norm;
+- ``norm``: the other RMSNorms (the first text norm, the vision blocks', the merger's);
+- ``rotate`` / ``rotate_f32``: the rotary embedding of q and k (text in the model's dtype; vision in float32 and
+  back, the casts fused);
+- ``silu_mul``: ``silu(gate) · up`` on the fused gate/up output (text and vision MLPs).
+
+The matrix products (with their per-task LoRA), the attention calls and the packing stay eager and unchanged: the
+routing and the packed layout never enter a compiled graph, so a new batch shape or task mix does not recompile.
+Each function is compiled once per process with dynamic shapes (``dynamic=True``: the token count is symbolic, one
+graph serves every batch); inductor caches the generated code on disk (``TORCHINDUCTOR_CACHE_DIR``, by default
+``/tmp/torchinductor_<user>``), so a second process loads instead of compiling. The server compiles during its
+warm-up, before ``/ready``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from model.elementwise import (
+    add_rms_norm,
+    rms_norm,
+    rotate,
+    rotate_functional,
+    rotate_functional_in_float32,
+    rotate_in_float32,
+    silu_mul,
+)
+
+__all__ = ["EAGER", "Kernels", "compiled_kernels"]
+
+
+@dataclass(frozen=True, slots=True)
+class Kernels:
+    """The elementwise functions the forward path calls; ``None`` = the eager modules' own code."""
+
+    rotate: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    rotate_f32: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    silu_mul: Callable[[torch.Tensor, int], torch.Tensor] | None = None
+    add_norm: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], tuple[torch.Tensor, torch.Tensor]] | None = (
+        None
+    )
+    norm: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor] | None = None
+
+    @property
+    def compiled(self) -> bool:
+        return self.norm is not None
+
+
+EAGER = Kernels(rotate, rotate_in_float32)
+
+_LOCK = threading.Lock()
+_COMPILED: Kernels | None = None
+
+
+def compiled_kernels() -> Kernels:
+    """The compiled kernels, made once per process (``torch.compile`` wraps lazily: each function compiles on its
+    first call, for any later shape)."""
+    global _COMPILED
+    with _LOCK:
+        if _COMPILED is None:
+
+            def make(fn: Callable[..., object]) -> Callable[..., object]:
+                return torch.compile(fn, dynamic=True, fullgraph=True)
+
+            _COMPILED = Kernels(
+                rotate=make(rotate_functional),  # type: ignore[arg-type]
+                rotate_f32=make(rotate_functional_in_float32),  # type: ignore[arg-type]
+                silu_mul=make(silu_mul),  # type: ignore[arg-type]
+                add_norm=make(add_rms_norm),  # type: ignore[arg-type]
+                norm=make(rms_norm),  # type: ignore[arg-type]
+            )
+        return _COMPILED
