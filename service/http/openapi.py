@@ -54,6 +54,9 @@ class ErrorResponse(msgspec.Struct, kw_only=True):
     """The body of every error response (OpenAI-shaped; Jina clients read ``error.message``)."""
 
     error: ErrorDetail
+    detail: str
+    """``error.message`` again, at the top level: Jina's API and its published clients (LangChain, LlamaIndex,
+    Haystack) read ``detail``."""
 
 
 # Status -> what it means here (the policy of docs/errors.md, in one line each).

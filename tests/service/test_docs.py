@@ -43,7 +43,7 @@ def test_docs_page_loads_everything_from_this_server(live_server: LiveServer) ->
 def test_schema_documents_the_real_error_body(client: httpx.Client) -> None:
     schema = client.get("/docs/openapi.json").json()
     components = schema["components"]["schemas"]
-    assert set(components["ErrorResponse"]["required"]) == {"error"}
+    assert set(components["ErrorResponse"]["required"]) == {"error", "detail"}
     detail = components["ErrorDetail"]
     assert set(detail["properties"]) == {"message", "type", "code"}
     errors = 0
@@ -59,7 +59,8 @@ def test_schema_documents_the_real_error_body(client: httpx.Client) -> None:
     # the error body the schema promises is the one the server sends
     real = client.post("/v1/embeddings", json={"input": ["x"], "dimensions": 7})
     assert real.status_code == 422
-    assert set(real.json()) == {"error"}
+    assert set(real.json()) == {"error", "detail"}
+    assert real.json()["detail"] == real.json()["error"]["message"]
     assert set(real.json()["error"]) == set(detail["required"])
 
 

@@ -44,7 +44,7 @@ def test_python_blocks_run(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatc
         exec(compile(code.replace("jinaai/jina-embeddings-v4", str(tiny_checkpoint)), "README.md", "exec"), namespace)
     hits = namespace["hits"]
     assert isinstance(hits, list)
-    assert [(h.doc_id, h.page) for h in hits] == [("dashboard", 1)]
+    assert [(h.doc_id, h.unit) for h in hits] == [("dashboard", 1)]
 
 
 def _env(**extra: str) -> dict[str, str]:

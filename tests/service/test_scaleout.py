@@ -152,7 +152,10 @@ def test_kill_9_mid_upload_leaves_the_old_document(live_server: LiveServer, seco
             assert caught is not None
             for client in (a, b):  # the old document, whole, on both survivors
                 info = client.get("/v1/collections/crash/documents/doc").json()
-                assert (info["metadata"], info["pages"]) == ({"v": "old"}, 1)
+                assert (info["metadata"], info["pages"]) == (
+                    {"source": "doc.pdf", "v": "old"},
+                    1,
+                )  # source: the file name
                 assert {(h["document_id"], h["page"]) for h in _search(client, "crash")} == {("doc", 1)}
             failed = _poll(b, "crash", caught["id"], {"failed", "succeeded"}, timeout=30)
             assert failed["status"] == "failed", failed
