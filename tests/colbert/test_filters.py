@@ -16,37 +16,7 @@ from colbert.errors import InvalidFilterError
 from colbert.filters import matches, parse_filter
 from colbert.local import LocalStore
 from tests.colbert.store_backends import DENSE, F32, NO_SERVER, Backend, _unit, make_page
-
-META: dict[str, dict[str, Any]] = {
-    "a": {"lang": "en", "year": 2019, "tags": ["x", "y"], "score": 0.5, "draft": True},
-    "b": {"lang": "de", "year": 2021, "tags": ["y"], "score": 1.5, "owner": None},
-    "c": {"lang": "en", "year": 2024, "tags": [], "owner": "ann"},
-    "d": {"lang": "fr", "year": "2022", "draft": False, "owner": "bob"},
-    "e": {"lang": "en", "year": 2023.5, "tags": "x", "n": 1},
-    "f": {"n": True},
-}
-
-CASES: list[tuple[dict[str, Any], set[str]]] = [
-    ({"lang": "en"}, {"a", "c", "e"}),
-    ({"lang": {"$eq": "en"}}, {"a", "c", "e"}),
-    ({"lang": {"$ne": "en"}}, {"b", "d", "f"}),  # a missing key passes $ne
-    ({"lang": {"$in": ["de", "fr"]}}, {"b", "d"}),
-    ({"tags": "x"}, {"a", "e"}),  # a list matches by any element; a scalar by itself
-    ({"tags": {"$ne": "y"}}, {"c", "d", "e", "f"}),
-    ({"tags": {"$in": ["y", "z"]}}, {"a", "b"}),
-    ({"year": {"$gte": 2021}}, {"b", "c", "e"}),  # "2022" (a string) never satisfies a range
-    ({"year": {"$gt": 2019, "$lt": 2024}}, {"b", "e"}),
-    ({"year": {"$lte": 2019}}, {"a"}),
-    ({"score": {"$gt": 1}}, {"b"}),
-    ({"n": 1}, {"e"}),  # 1 is not true
-    ({"n": True}, {"f"}),
-    ({"n": {"$gte": 1}}, {"e"}),  # true is not a number
-    ({"owner": {"$exists": True}}, {"c", "d"}),  # null does not count as present
-    ({"owner": {"$exists": False}}, {"a", "b", "e", "f"}),
-    ({"tags": {"$exists": False}}, {"c", "d", "f"}),  # [] counts as absent
-    ({"draft": {"$ne": True}, "lang": "en"}, {"c", "e"}),
-    ({"lang": "en", "year": {"$gte": 2020}, "tags": {"$exists": True}}, {"e"}),
-]
+from tests.colbert.test_filter_semantics import CASES, META
 
 
 @pytest.fixture(
