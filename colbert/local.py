@@ -66,9 +66,11 @@ from colbert.store import (
     Hit,
     StoreLimits,
     UnitRecord,
+    canonical_json,
     validate_config,
     validate_document,
     validate_filter,
+    validate_metadata,
     validate_search,
 )
 
@@ -147,6 +149,23 @@ class LocalStore(LocalHandle):
             if exists:
                 delete_rows(conn, doc_id, self.options.deletions_retained)
             return insert_document(conn, doc_id, rows, meta, content_hash)
+
+    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo | None:
+        """Replace a document's metadata (and its filter index) in one transaction; units are untouched."""
+        if not isinstance(doc_id, str):
+            raise InvalidQueryError(f"doc_id must be a str, got {type(doc_id).__name__}")
+        meta = validate_metadata(metadata, self.options.limits)
+        with self._write() as conn:
+            updated = conn.execute("UPDATE documents SET metadata = ? WHERE doc_id = ?", (canonical_json(meta), doc_id))
+            if updated.rowcount == 0:
+                return None
+            conn.execute("DELETE FROM doc_fields WHERE doc_id = ?", (doc_id,))
+            conn.executemany(
+                "INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)",
+                [(k, canonical_json(v), doc_id) for k, v in meta.items() if isinstance(v, str | int)],
+            )
+            row = conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return _document(row)
 
     def delete_document(self, doc_id: str) -> bool:
         """Remove a document and all its units in one transaction; False if it did not exist."""

@@ -84,6 +84,7 @@ from colbert.store import (
     validate_config,
     validate_document,
     validate_filter,
+    validate_metadata,
     validate_search,
 )
 
@@ -234,6 +235,21 @@ class QdrantStore:
         self.client.upsert(self._docs, [qm.PointStruct(id=_doc_point(doc_id), vector={}, payload=record)], wait=True)
         self._drop_pages(doc_id, keep_version=version)
         return DocumentInfo(doc_id, len(records), meta, created, content_hash)
+
+    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo | None:
+        """Replace a document's metadata without touching its vectors: first on its live unit points (what filters
+        read), then on its record (what reads and hits return). Not atomic across the two requests: between them,
+        or after a crash there, a filter may already match the new metadata while reads show the old."""
+        if not isinstance(doc_id, str):
+            raise InvalidQueryError(f"doc_id must be a str, got {type(doc_id).__name__}")
+        meta = validate_metadata(metadata, self.options.limits)
+        record = self._record(doc_id)
+        if record is None:
+            return None
+        live = qm.Filter(must=[_match("doc_id", doc_id), _match("version", record["version"])])
+        self.client.set_payload(self.name, {"metadata": meta}, points=live, wait=True)
+        self.client.set_payload(self._docs, {"metadata": meta}, points=[_doc_point(doc_id)], wait=True)
+        return _info({**record, "metadata": meta})
 
     def delete_document(self, doc_id: str) -> bool:
         if not isinstance(doc_id, str):

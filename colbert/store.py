@@ -52,6 +52,7 @@ __all__ = [
     "validate_config",
     "validate_document",
     "validate_filter",
+    "validate_metadata",
     "validate_search",
 ]
 
@@ -157,6 +158,10 @@ class Store(Protocol):
 
     def get_image(self, doc_id: str, unit: int) -> bytes | None: ...
 
+    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo | None:
+        """Set a document's metadata (the whole object) without touching its units; None if there is none."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -173,6 +178,11 @@ def validate_config(config: CollectionConfig) -> None:
     if not isinstance(config.pool_factor, int) or config.pool_factor < 1:
         raise InvalidDocumentError(f"pool_factor must be an int >= 1, got {config.pool_factor!r}")
     Codec(config.codec)
+
+
+def validate_metadata(metadata: Mapping[str, Any] | None, limits: StoreLimits) -> dict[str, Any]:
+    """A document's metadata checked as ``add_document`` checks it (JSON object, size cap); a plain dict."""
+    return _json_object(metadata, "metadata", limits)
 
 
 def _json_object(value: Mapping[str, Any] | None, what: str, limits: StoreLimits) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from service.collections.schemas import (
     DocumentObject,
     JobList,
     JobObject,
+    PatchDocumentRequest,
     SearchHit,
     SearchRequest,
     SearchResponse,
@@ -247,6 +248,22 @@ class Collections:
             raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
         return document_object(name, info)
 
+    async def patch_document(self, name: str, document_id: str, data: PatchDocumentRequest) -> DocumentObject:
+        """New metadata for a document (merge patch, or ``replace``); its units are not touched."""
+        store = await self.store(name)
+
+        def work() -> DocumentInfo | None:
+            info = store.get_document(document_id)
+            if info is None:
+                return None
+            metadata = data.metadata if data.replace else merge_patch(info.metadata, data.metadata)
+            return store.update_metadata(document_id, metadata)
+
+        updated = await asyncio.to_thread(work)
+        if updated is None:
+            raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
+        return document_object(name, updated)
+
     async def delete_document(self, name: str, document_id: str) -> DeletedObject:
         store = await self.store(name)
         if not await asyncio.to_thread(self.repository.delete_document, store, document_id):
@@ -291,6 +308,23 @@ class Collections:
             usage=Usage(total_tokens=outcome.tokens, prompt_tokens=outcome.tokens),
             results=[_hit(m) for m in outcome.matches],
         )
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7396 JSON Merge Patch of two JSON objects.
+
+    >>> merge_patch({"a": 1, "b": {"c": 2, "d": 3}}, {"a": None, "b": {"c": 9}, "e": [1]})
+    {'b': {'c': 9, 'd': 3}, 'e': [1]}
+    """
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_patch(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _hit(match: PageMatch) -> SearchHit:

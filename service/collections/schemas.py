@@ -14,6 +14,7 @@ Documents::
                                                   ?wait=false -> JobObject (202, Location: the job)
     GET    /v1/collections/{name}/documents       -> DocumentList (?offset=&limit=)
     GET    /v1/collections/{name}/documents/{id}  -> DocumentObject
+    PATCH  /v1/collections/{name}/documents/{id}  PatchDocumentRequest -> DocumentObject (metadata only)
     DELETE /v1/collections/{name}/documents/{id}  -> DeletedObject
     GET    /v1/collections/{name}/jobs            -> JobList (?status=queued|running|succeeded|failed)
     GET    /v1/collections/{name}/jobs/{job_id}   -> JobObject (pages_done / pages_total)
@@ -41,6 +42,7 @@ __all__ = [
     "DocumentObject",
     "JobList",
     "JobObject",
+    "PatchDocumentRequest",
     "SearchHit",
     "SearchRequest",
     "SearchResponse",
@@ -119,6 +121,19 @@ class AddDocumentRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     pages: Annotated[str | None, Meta(description='PDF pages to index, 1-based: "1-3,7"; default all')] = None
     document_id: Annotated[DocumentId | None, Meta(description="Default: a new random id")] = None
     replace: Annotated[bool, Meta(description="Replace a document with the same id (else 409)")] = False
+
+
+class PatchDocumentRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``PATCH /v1/collections/{name}/documents/{id}``: new metadata, nothing re-embedded."""
+
+    metadata: Annotated[
+        dict[str, Any],
+        Meta(
+            description="A JSON Merge Patch (RFC 7396) of the document's metadata: keys given are set, a null "
+            "value removes the key, nested objects merge; with replace=true, exactly this object"
+        ),
+    ]
+    replace: Annotated[bool, Meta(description="Store exactly `metadata` instead of merging it")] = False
 
 
 class DocumentObject(Struct, kw_only=True):

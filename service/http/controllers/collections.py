@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter
@@ -25,6 +25,7 @@ from service.collections.schemas import (
     DocumentObject,
     JobList,
     JobObject,
+    PatchDocumentRequest,
     SearchRequest,
     SearchResponse,
 )
@@ -107,6 +108,20 @@ class CollectionsController(Controller):
         self, name: FromPath[str], document_id: FromPath[str], collections: NamedDependency[Collections]
     ) -> DocumentObject:
         return await collections.get_document(name, document_id)
+
+    @patch(
+        "/{name:str}/documents/{document_id:str}",
+        before_request=require_json,
+        summary="Change a document's metadata (merge patch, or replace); nothing is re-embedded",
+    )
+    async def patch_document(
+        self,
+        name: FromPath[str],
+        document_id: FromPath[str],
+        data: JSONBody[PatchDocumentRequest],
+        collections: NamedDependency[Collections],
+    ) -> DocumentObject:
+        return await collections.patch_document(name, document_id, data)
 
     @delete("/{name:str}/documents/{document_id:str}", status_code=200, summary="Delete a document")
     async def delete_document(
