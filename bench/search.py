@@ -9,7 +9,9 @@ Measures, on the same data and queries (see :mod:`bench._synthetic` for how they
 * Qdrant Edge (``qdrant-edge-py``, in-process, dense prefetch + MaxSim rerank) at ``--edge-pages`` pages, fed
   the same codec-rounded vectors our index scores (so both are judged against the same exact top-k);
 * ingest pages/s (time spent in ``add_document`` / Edge ``update``; data generation excluded);
-* bytes per page on disk and in memory for each codec × pool factor (on ``--footprint-pages`` pages).
+* bytes per page on disk and in memory for each codec × pool factor (on ``--footprint-pages`` pages);
+* with ``--text-words N``: pages carry synthetic text (:mod:`bench._synthetic_text`), and ``text`` / ``hybrid``
+  latency beside ``visual`` plus the text index's bytes per page (:mod:`bench._hybrid_bench`).
 
 Quick run:  ``.venv/bin/python -m bench.search --pages 2000 --edge-pages 1000 --queries 20``
 Full run, in two phases so that only the timed part needs a quiet machine (same flags for both)::
@@ -34,8 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench._hybrid_bench import hybrid_rows
 from bench._report import format_table
 from bench._synthetic import Corpus, ExactTopK
+from bench._synthetic_text import TextCorpus
 from colbert.local import LocalOptions, LocalStore
 from colbert.quantize import Codec, decode, encode
 from colbert.store import CollectionConfig, UnitRecord
@@ -60,6 +64,7 @@ class Run:
         self.work = work
         self.corpus = Corpus(seed=args.seed, dim=args.dim, vectors=args.vectors, topics=args.topics)
         self.centroids = self.corpus.centroids()
+        self.text = TextCorpus(args.seed, words=args.text_words) if args.text_words else None
         self.codec = Codec(args.codec)
         self.rows: list[list[object]] = []
 
@@ -82,6 +87,7 @@ class Run:
         qs = [self.corpus.query(self.corpus.page(int(i), self.centroids), rng) for i in sources]
         queries = np.stack([q for q, _ in qs])  # (Q, Lq, dim)
         dense_q = np.stack([d for _, d in qs])  # (Q, dim)
+        texts = [self.text.query(self.text.page(int(i)), rng) for i in sources] if self.text else []
         truth = ExactTopK(queries, a.k)
         truth_edge = np.empty((len(queries), 0), dtype=np.int64)
         config = CollectionConfig(dense_dim=a.dim, multivector_dim=a.dim, codec=self.codec)
@@ -98,7 +104,10 @@ class Run:
             t0 = time.perf_counter()
             pages = [self.corpus.page(i, self.centroids) for i in range(start, min(start + per_doc, a.pages))]
             t1 = time.perf_counter()
-            records = [UnitRecord(j, p.dense, p.tokens) for j, p in enumerate(pages)]
+            records = [
+                UnitRecord(j, p.dense, p.tokens, text=self.text.page(start + j) if self.text else None)
+                for j, p in enumerate(pages)
+            ]
             store.add_document(f"d{start // per_doc}", records)
             t2 = time.perf_counter()
             stored = [self.stored(p.tokens) for p in pages]
@@ -126,7 +135,12 @@ class Run:
             "edge_ingest_pages_s": edge_pages / (t_edge + t_opt) if edge_pages else 0.0,
         }
         np.savez(
-            self.work / "truth.npz", queries=queries, dense_q=dense_q, truth=truth.snapshot()[0], truth_edge=truth_edge
+            self.work / "truth.npz",
+            queries=queries,
+            dense_q=dense_q,
+            truth=truth.snapshot()[0],
+            truth_edge=truth_edge,
+            texts=np.asarray(texts, dtype=str),
         )
         (self.work / "build.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, **figures}))
 
@@ -168,6 +182,10 @@ class Run:
             label += f", query pooled to {groups}" if groups else ""
             run_one = ours(first_stage, candidates, groups)
             self.time_plan("ours", n, label, run_one, saved["truth"], candidates is None)
+        if a.text_words:
+            cands = [int(c) for c in a.candidates.split(",") if c]
+            db = self.work / "ours" / "index.sqlite"
+            self.rows += hybrid_rows(store, queries, dense_q, list(saved["texts"]), a.k, cands, db)
         self.rows.append(["ours", n, "ingest pages/s", f"{built['ours_ingest_pages_s']:.1f}"])
         stats = store.stats()
         sketch = store.sketch_vectors * a.dim * 2
@@ -261,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--exhaustive-max-pages", type=int, default=20_000, help="time exhaustive search up to N pages")
     p.add_argument("--exhaustive-queries", type=int, default=5)
     p.add_argument("--footprint-pages", type=int, default=50, help="0: skip the codec × pool table")
+    p.add_argument(
+        "--text-words", type=int, default=0, help="give pages N words of synthetic text; time text/hybrid (0: off)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work-dir", type=Path, default=None, help="parent of the temporary data folder")
     p.add_argument("--keep", action="store_true")

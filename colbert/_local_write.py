@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from colbert._fts import fts_add, fts_delete
 from colbert._local_filter import doc_field_rows
 from colbert._sketch import page_sketch
 from colbert.pooling import pool_tokens
@@ -84,6 +85,7 @@ def insert_document(
         conn.execute("INSERT INTO sketches (page_id, data) VALUES (?, ?)", (page_id, row.sketch))
         if row.text is not None:
             conn.execute("INSERT INTO unit_text (page_id, text) VALUES (?, ?)", (page_id, row.text))
+            fts_add(conn, [(int(page_id or 0), row.text)])
         if row.image is not None:
             conn.execute("INSERT INTO unit_images (page_id, data) VALUES (?, ?)", (page_id, row.image))
     conn.executemany("INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)", doc_field_rows(doc_id, meta))
@@ -94,6 +96,9 @@ def delete_rows(conn: sqlite3.Connection, doc_id: str, deletions_retained: int) 
     """Remove every row of ``doc_id`` and log its unit ids for other handles; False if it was not there."""
     ids = [r[0] for r in conn.execute("SELECT id FROM pages WHERE doc_id = ?", (doc_id,))]
     of_doc = "(SELECT id FROM pages WHERE doc_id = ?)"
+    fts_delete(
+        conn, conn.execute(f"SELECT page_id, text FROM unit_text WHERE page_id IN {of_doc}", (doc_id,)).fetchall()
+    )
     for table in ("multivectors", "sketches", "unit_text", "unit_images"):
         conn.execute(f"DELETE FROM {table} WHERE page_id IN {of_doc}", (doc_id,))
     conn.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))

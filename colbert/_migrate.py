@@ -5,8 +5,10 @@ only; the service kept page images as files under ``<data_dir>/page-images/<coll
 <page>.png``). The migration adds the columns and tables, and, when given that folder of the collection
 (``legacy_images``), imports each stored page's PNG into ``unit_images``; pages without a file simply have no
 image (as before). Everything happens in one ``BEGIN IMMEDIATE`` transaction: a crash leaves version 2 intact
-and the next open migrates again. Concurrent openers serialise on the write lock; the second one finds version
-3 and does nothing. The folder itself is removed by the caller once the migration has committed.
+and the next open migrates again. The full-text index (``unit_fts``, :mod:`colbert._fts`) is created empty by
+the migration, and built from the stored texts when a version-3 index lacks it. Concurrent openers serialise
+on the write lock; the second one finds version 3 and does nothing. The folder itself is removed by the caller
+once the migration has committed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
+from colbert._fts import FTS_DDL, fts_add
 from colbert._schema import FORMAT_VERSION, read_meta
 from colbert.errors import IndexFormatError
 
@@ -38,6 +41,7 @@ def migrate(conn: sqlite3.Connection, path: Path, legacy_images: Path | None) ->
     images imported (0 when there was nothing to do)."""
     version = read_meta(conn, path).get("format_version")
     if version == str(FORMAT_VERSION):
+        _ensure_fts(conn)
         return 0
     if version != "2":
         return 0  # read_config names the unsupported version
@@ -48,6 +52,7 @@ def migrate(conn: sqlite3.Connection, path: Path, legacy_images: Path | None) ->
             return 0
         for statement in _V2_TO_V3.strip().split(";\n"):
             conn.execute(statement)
+        conn.execute(FTS_DDL)  # version 2 had no text: an empty full-text index
         imported = _import_images(conn, legacy_images) if legacy_images is not None else 0
         conn.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION),))
         conn.execute("COMMIT")
@@ -55,6 +60,23 @@ def migrate(conn: sqlite3.Connection, path: Path, legacy_images: Path | None) ->
         conn.execute("ROLLBACK")
         raise
     return imported
+
+
+def _ensure_fts(conn: sqlite3.Connection) -> None:
+    """Give a version-3 index written before the full-text index existed its ``unit_fts`` table, built from the
+    stored unit texts, in one transaction (nothing to do when it exists)."""
+    exists = "SELECT 1 FROM sqlite_master WHERE name = 'unit_fts'"
+    if conn.execute(exists).fetchone():
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if not conn.execute(exists).fetchone():  # another process may have built it meanwhile
+            conn.execute(FTS_DDL)
+            fts_add(conn, conn.execute("SELECT page_id, text FROM unit_text").fetchall())
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _import_images(conn: sqlite3.Connection, folder: Path) -> int:

@@ -31,6 +31,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from colbert._fts import FTS_DDL
 from colbert.errors import DimensionMismatchError, IndexFormatError
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig
@@ -107,6 +108,7 @@ def create_schema(
             raise IndexFormatError("the database already holds an index")
         for statement in _DDL.strip().split(";\n"):
             conn.execute(statement)
+        conn.execute(FTS_DDL)
         rows = {
             "format": FORMAT_NAME,
             "format_version": str(FORMAT_VERSION),

@@ -54,11 +54,13 @@ import numpy as np
 from colbert import _migrate, _schema
 from colbert._local_filter import filter_docs_sql, filter_sql
 from colbert._local_handle import LocalHandle, LocalOptions, LocalStats
+from colbert._local_modes import FirstStage, Ranked, hybrid_rank, text_rank, visual_rank
+from colbert._local_modes import first_stage as stage_one
 from colbert._local_scan import read_pages
 from colbert._local_write import delete_rows, insert_document, unit_row
-from colbert._sketch import pool_query
 from colbert.errors import DocumentExistsError, IndexFormatError, InvalidFilterError, InvalidQueryError
 from colbert.filters import MetadataFilter
+from colbert.hybrid import Fusion, SearchMode, check_query_text, parse_mode
 from colbert.quantize import decode
 from colbert.store import (
     CollectionConfig,
@@ -249,18 +251,23 @@ class LocalStore(LocalHandle):
 
     def search(
         self,
-        query_multivector: np.ndarray,
+        query_multivector: np.ndarray | None,
         query_dense: np.ndarray | None,
         k: int = 10,
         *,
-        filter: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | MetadataFilter | None = None,
         candidates: int = 200,
         exhaustive: bool = False,
+        mode: SearchMode | str = SearchMode.VISUAL,
+        query_text: str | None = None,
+        fusion: Fusion | None = None,
         first_stage: str | None = None,
         prefetch: int | None = None,
         query_groups: int | None = None,
     ) -> list[Hit]:
-        """Top-k pages by exact MaxSim among the first stage's ``candidates`` (every page if exhaustive).
+        """Top-k units of ``mode`` (:mod:`colbert.hybrid`): ``visual`` (the default) is exact MaxSim among the
+        first stage's ``candidates`` (every unit if exhaustive); ``text`` is BM25 over ``query_text`` (no vectors
+        needed); ``hybrid`` fuses both (:mod:`colbert._local_modes`).
 
         ``first_stage`` (None: ``LocalOptions.first_stage``):
 
@@ -272,14 +279,49 @@ class LocalStore(LocalHandle):
           the sketches with the query pooled to that many weighted centroids (:func:`colbert._sketch.pool_query`;
           ~Lq/groups times cheaper, a coarser ranking); the rerank always uses every query token.
 
-        ``filter`` (:mod:`colbert.filters`) restricts every stage to the matching pages.
+        ``filter`` (:mod:`colbert.filters`) restricts every stage to the matching pages, BM25 included.
         """
         limits = self.options.limits
-        q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
+        mode = parse_mode(mode)
         flt = validate_filter(filter)
-        first_stage = self.options.first_stage if first_stage is None else first_stage
-        if first_stage not in ("dense", "pooled"):
-            raise InvalidQueryError(f"first_stage must be 'dense' or 'pooled', got {first_stage!r}")
+        text = None if mode is SearchMode.VISUAL else check_query_text(query_text, limits.max_query_terms)
+        if mode is SearchMode.TEXT:
+            validate_search(
+                np.ones((1, self.config.multivector_dim), np.float32), None, k, candidates, self.config, limits
+            )
+            with self._read() as conn:
+                allowed_sql = filter_sql(flt) if flt else None
+                return self._hits(conn, text_rank(conn, str(text), k, allowed_sql))
+        q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
+        how = self._first_stage(first_stage, candidates, prefetch, query_groups)
+        with self._read() as conn:
+            snap = self._snapshot_for(conn)
+            allowed = self._filtered_ids(conn, flt) if flt else None
+            rows = None if allowed is None else snap.rows_of(allowed)
+            exact_all = exhaustive or (dense is None and how.kind == "dense")
+            visual = None if exact_all else stage_one(snap, q, dense, rows, how)
+            if mode is SearchMode.HYBRID:
+                ranked = hybrid_rank(
+                    conn,
+                    str(text),
+                    k,
+                    candidates,
+                    filter_sql(flt) if flt else None,
+                    visual,
+                    lambda ids, n: self._rerank(conn, q, n, ids),
+                    lambda n: self._scorer.top(conn, q, n, allowed),
+                    fusion or Fusion(),
+                )
+                return self._hits(conn, ranked)
+            exact = self._scorer.top(conn, q, k, allowed) if visual is None else self._rerank(conn, q, k, visual[0])
+            return self._hits(conn, visual_rank(exact, visual))
+
+    def _first_stage(
+        self, first_stage: str | None, candidates: int, prefetch: int | None, query_groups: int | None
+    ) -> FirstStage:
+        kind = self.options.first_stage if first_stage is None else first_stage
+        if kind not in ("dense", "pooled"):
+            raise InvalidQueryError(f"first_stage must be 'dense' or 'pooled', got {kind!r}")
         if prefetch is not None and (
             isinstance(prefetch, bool) or not isinstance(prefetch, int) or not candidates <= prefetch
         ):
@@ -288,22 +330,7 @@ class LocalStore(LocalHandle):
             isinstance(query_groups, bool) or not isinstance(query_groups, int) or query_groups < 1
         ):
             raise InvalidQueryError(f"query_groups must be None or an int >= 1, got {query_groups!r}")
-        with self._read() as conn:
-            snap = self._snapshot_for(conn)
-            allowed = self._filtered_ids(conn, flt) if flt else None
-            rows = None if allowed is None else snap.rows_of(allowed)
-            if exhaustive or (dense is None and first_stage == "dense"):
-                ids, scores = self._scorer.top(conn, q, k, allowed)
-            elif first_stage == "dense" and dense is not None:
-                chosen = snap.top(dense, candidates, rows)  # (≤candidates,) page ids
-                ids, scores = self._rerank(conn, q, k, chosen)
-            else:
-                if dense is not None and prefetch is not None:
-                    rows = snap.rows_of(np.sort(snap.top(dense, prefetch, rows)))  # (≤prefetch,) row indices
-                first_q, weights = (q, None) if query_groups is None else pool_query(q, query_groups)
-                chosen = snap.top_pooled(first_q, candidates, rows, weights)  # (≤candidates,) page ids
-                ids, scores = self._rerank(conn, q, k, chosen)
-            return self._hits(conn, ids, scores)
+        return FirstStage(kind, candidates, prefetch, query_groups)
 
     def _rerank(
         self, conn: sqlite3.Connection, q: np.ndarray, k: int, chosen: np.ndarray
@@ -332,20 +359,21 @@ class LocalStore(LocalHandle):
         sql, params = filter_sql(flt)
         return np.fromiter((r[0] for r in conn.execute(sql, params)), dtype=np.int64)  # ascending page ids
 
-    def _hits(self, conn: sqlite3.Connection, ids: np.ndarray, scores: np.ndarray) -> list[Hit]:
-        if not ids.size:
+    def _hits(self, conn: sqlite3.Connection, ranked: Ranked) -> list[Hit]:
+        if not ranked:
             return []
         found = {
             r[0]: r[1:]
             for r in conn.execute(
                 "SELECT p.id, p.doc_id, p.page, d.metadata, p.kind FROM pages p "
                 "JOIN documents d ON d.doc_id = p.doc_id WHERE p.id IN (SELECT value FROM json_each(?))",
-                (json.dumps(ids.tolist()),),
+                (json.dumps([i for i, _, _ in ranked]),),
             )
         }
         return [
-            Hit(found[i][0], found[i][1], float(s), json.loads(found[i][2]), found[i][3])
-            for i, s in zip(ids.tolist(), scores.tolist(), strict=True)
+            Hit(found[i][0], found[i][1], float(s), json.loads(found[i][2]), found[i][3], signals)
+            for i, s, signals in ranked
+            if i in found
         ]
 
     def __enter__(self) -> LocalStore:

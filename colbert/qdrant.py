@@ -40,7 +40,7 @@ from __future__ import annotations
 import time
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,8 @@ from colbert._qdrant_layout import (
     read_config,
     sized_batches,
 )
+from colbert._qdrant_modes import PAYLOAD, hybrid_points, text_points
+from colbert._sparse import SPARSE_NAME, document_vector
 from colbert.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -73,6 +75,7 @@ from colbert.errors import (
     InvalidQueryError,
 )
 from colbert.filters import MetadataFilter
+from colbert.hybrid import Fusion, SearchMode, Signal, check_query_text, parse_mode
 from colbert.pooling import pool_tokens
 from colbert.quantize import Codec, decode, encode
 from colbert.store import (
@@ -167,6 +170,7 @@ class QdrantStore:
                     on_disk=options.multivector_on_disk,
                 ),
             },
+            sparse_vectors_config={SPARSE_NAME: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
             metadata=meta,
             **common,
         )
@@ -302,6 +306,9 @@ class QdrantStore:
         }
         pid = str(uuid.uuid5(_NAMESPACE, f"{doc_id}\x00{version}\x00{record.unit}"))
         vectors: dict[str, Any] = {"dense": record.dense.tolist(), "mv": stored.tolist()}
+        sparse = document_vector(record.text)
+        if sparse is not None:
+            vectors[SPARSE_NAME] = sparse
         return qm.PointStruct(id=pid, vector=vectors, payload=payload)
 
     def _drop_pages(self, doc_id: str, *, keep_version: str | None) -> None:
@@ -377,38 +384,81 @@ class QdrantStore:
 
     def search(
         self,
-        query_multivector: np.ndarray,
+        query_multivector: np.ndarray | None,
         query_dense: np.ndarray | None,
         k: int = 10,
         *,
-        filter: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | MetadataFilter | None = None,
         candidates: int = 200,
         exhaustive: bool = False,
+        mode: SearchMode | str = SearchMode.VISUAL,
+        query_text: str | None = None,
+        fusion: Fusion | None = None,
     ) -> list[Hit]:
+        """Top-k units of ``mode`` (:mod:`colbert.hybrid`, :mod:`colbert._qdrant_modes`)."""
         limits = self.options.limits
-        q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
+        mode = parse_mode(mode)
         flt = qdrant_filter(validate_filter(filter))
+        text = None if mode is SearchMode.VISUAL else check_query_text(query_text, limits.max_query_terms)
+        if mode is SearchMode.TEXT:
+            ones = np.ones((1, self.config.multivector_dim), np.float32)
+            validate_search(ones, None, k, candidates, self.config, limits)
+            points = self._live(lambda want: text_points(self.client, self.name, str(text), flt, want), k)
+            ranked = [(p, float(p.score), {"text": Signal(float(p.score), i + 1)}) for i, p in enumerate(points)]
+            return self._hits(ranked)
+        q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
+        if mode is SearchMode.HYBRID:
+            first = None if exhaustive else dense
+            keep = self._keep
+            ranked = hybrid_points(
+                self.client, self.name, q, first, str(text), flt, k, candidates, fusion or Fusion(), keep
+            )
+            return self._hits(ranked)
         pool = candidates if not (exhaustive or dense is None) else None
+        points = self._live(lambda want: self._query(q, dense if pool else None, flt, pool, want), k, pool)
+        return self._hits(
+            [(p, float(p.score), {"maxsim": Signal(float(p.score), i + 1)}) for i, p in enumerate(points)]
+        )
+
+    def _keep(self, points: list[qm.ScoredPoint]) -> list[qm.ScoredPoint]:
+        """The points whose document version is the committed one."""
+        live = self._live_versions({str((p.payload or {})["doc_id"]) for p in points})
+        out = []
+        for p in points:
+            pay = p.payload or {}
+            state = live.get(pay["doc_id"])
+            if state is not None and state[0] == pay["version"]:
+                out.append(p)
+        return out
+
+    def _live(
+        self, query: Callable[[int], list[qm.ScoredPoint]], k: int, pool: int | None = None
+    ) -> list[qm.ScoredPoint]:
+        """The first k live points of ``query(limit)``; asks for more while points of a write in flight (or of a
+        crashed one) were skipped."""
         want = k
         while True:
-            points = self._query(q, dense if pool else None, flt, pool, want)
-            live = self._live_versions({str((p.payload or {})["doc_id"]) for p in points})
-            hits = []
-            for p in points:
-                pay = p.payload or {}
-                state = live.get(pay["doc_id"])
-                if state is not None and state[0] == pay["version"]:
-                    kind = str(pay.get("kind", "page"))
-                    hits.append(Hit(pay["doc_id"], int(pay["page"]), float(p.score), dict(state[1]), kind))
-            # pages of a write in flight (or of a crashed one) were skipped: ask for more until k are found
-            if len(hits) >= k or len(points) < want or (pool is not None and want >= pool):
-                return hits[:k]
+            points = query(want)
+            kept = self._keep(points)
+            if len(kept) >= k or len(points) < want or (pool is not None and want >= pool):
+                return kept[:k]
             want = min(2 * want, pool) if pool is not None else 2 * want
+
+    def _hits(self, ranked: Sequence[tuple[qm.ScoredPoint, float, Mapping[str, Signal]]]) -> list[Hit]:
+        live = self._live_versions({str((p.payload or {})["doc_id"]) for p, _, _ in ranked})
+        hits = []
+        for p, score, signals in ranked:
+            pay = p.payload or {}
+            state = live.get(pay["doc_id"])
+            if state is not None and state[0] == pay["version"]:
+                kind = str(pay.get("kind", "page"))
+                hits.append(Hit(pay["doc_id"], int(pay["page"]), score, dict(state[1]), kind, dict(signals)))
+        return hits
 
     def _query(
         self, q: np.ndarray, dense: np.ndarray | None, flt: qm.Filter | None, pool: int | None, limit: int
     ) -> list[qm.ScoredPoint]:
-        keep = ["doc_id", "page", "version", "kind"]
+        keep = PAYLOAD
         if dense is None or pool is None:
             res = self.client.query_points(
                 self.name, query=q.tolist(), using="mv", query_filter=flt, limit=limit, with_payload=keep

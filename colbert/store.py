@@ -37,6 +37,7 @@ import numpy as np
 
 from colbert.errors import DimensionMismatchError, InvalidDocumentError, InvalidQueryError
 from colbert.filters import MetadataFilter, parse_filter
+from colbert.hybrid import Fusion, SearchMode, Signal
 from colbert.quantize import Codec
 
 __all__ = [
@@ -84,6 +85,7 @@ class StoreLimits:
     max_candidates: int = 10000
     max_query_vectors: int = 2048
     max_list_limit: int = 10000
+    max_query_terms: int = 1024  # distinct words of a text/hybrid query
 
 
 @dataclass(frozen=True)
@@ -110,13 +112,15 @@ class DocumentInfo:
 
 @dataclass(frozen=True)
 class Hit:
-    """A ranked unit with its document's metadata (unit metadata, text and image come from ``Store.get_unit``)."""
+    """A ranked unit with its document's metadata (unit metadata, text and image come from ``Store.get_unit``).
+    ``signals``: which signals found it, each with its score and rank (:mod:`colbert.hybrid`)."""
 
     doc_id: str
     unit: int
     score: float
     metadata: dict[str, Any]
     kind: str = "page"
+    signals: Mapping[str, Signal] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -145,13 +149,16 @@ class Store(Protocol):
 
     def search(
         self,
-        query_multivector: np.ndarray,
+        query_multivector: np.ndarray | None,
         query_dense: np.ndarray | None,
         k: int = 10,
         *,
         filter: Mapping[str, Any] | None = None,
         candidates: int = 200,
         exhaustive: bool = False,
+        mode: SearchMode | str = SearchMode.VISUAL,
+        query_text: str | None = None,
+        fusion: Fusion | None = None,
     ) -> list[Hit]: ...
 
     def get_unit(self, doc_id: str, unit: int) -> UnitRecord | None: ...

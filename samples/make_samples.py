@@ -226,6 +226,24 @@ def make_requests(dashboard_png: bytes) -> dict[str, object]:
             "query": "Which region had the highest revenue in the fourth quarter?",
             "top_k": 3,
         },
+        "search_visual.json": {
+            "query": "bar chart of revenue by quarter",
+            "mode": "visual",
+            "top_k": 2,
+        },
+        "search_text.json": {
+            "query": "operating margin",
+            "mode": "text",
+            "top_k": 2,
+            "include_text": True,
+            "highlight": True,
+        },
+        "search_hybrid.json": {
+            "query": "Quarterly revenue by region",
+            "mode": "hybrid",
+            "top_k": 3,
+            "filter": {"kind": {"$in": ["report", "screenshot"]}},
+        },
         "search_tickets_with_map.json": {
             "query": "How many support tickets are open?",
             "top_k": 1,

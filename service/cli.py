@@ -76,8 +76,19 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("query", help="the text query")
     parser.add_argument("--collection", required=True)
     parser.add_argument("--top-k", type=int, default=5)
-    parser.add_argument("--filter", type=_json_object, help='equality filter on metadata, e.g. {"kind": "pdf"}')
+    parser.add_argument(
+        "--filter", type=_json_object, help='metadata filter, e.g. {"kind": "pdf", "year": {"$gte": 2020}}'
+    )
     parser.add_argument("--exhaustive", action="store_true", help="exact MaxSim over every page")
+    parser.add_argument(
+        "--mode",
+        choices=["visual", "text", "hybrid"],
+        default=None,
+        help="visual (first stage + MaxSim), text (BM25 over the pages' text), hybrid (both, fused); "
+        "default: the search_mode setting (hybrid)",
+    )
+    parser.add_argument("--fusion", choices=["rrf", "weighted"], default=None, help="how hybrid fuses (default rrf)")
+    parser.add_argument("--include-text", action="store_true", help="print each page's text layer")
     parser.add_argument("--json", action="store_true", help="one JSON object per hit instead of a table")
 
 
@@ -290,15 +301,30 @@ async def _search(args: argparse.Namespace, settings: Settings, encoder: Encoder
         return 2
     with ThreadPoolExecutor(1, thread_name_prefix="jev4-model") as model:
         searcher = Searcher(_model(encoder, model, model), SearchLimits.from_settings(settings))
-        options = SearchOptions(top_k=args.top_k, filter=args.filter, exhaustive=args.exhaustive)
+        options = SearchOptions(
+            top_k=args.top_k,
+            filter=args.filter,
+            exhaustive=args.exhaustive,
+            mode=args.mode,
+            default_mode=settings.search_mode,
+            fusion=args.fusion or settings.search_fusion,
+            rrf_k=settings.search_rrf_k,
+            include_text=args.include_text,
+        )
         outcome = await searcher.search(store, args.query, options)
     for rank, match in enumerate(outcome.matches, 1):
         hit = match.hit
         if args.json:
-            row = {"rank": rank, "document_id": hit.doc_id, "page": hit.unit, "score": hit.score}
+            row: dict[str, Any] = {"rank": rank, "document_id": hit.doc_id, "page": hit.unit, "score": hit.score}
+            row["signals"] = {k: {"score": v.score, "rank": v.rank} for k, v in hit.signals.items()}
+            if args.include_text:
+                row["text"] = match.text
             print(json.dumps({**row, "metadata": hit.metadata}, ensure_ascii=False))
         else:
-            print(f"{rank:>3}  {hit.score:9.4f}  {hit.doc_id}  page {hit.unit}")
+            found = "+".join(k for k in ("text", "visual") if k in hit.signals) or "-"
+            print(f"{rank:>3}  {hit.score:9.4f}  {hit.doc_id}  page {hit.unit}  [{found}]")
+            if args.include_text and match.text:
+                print("     " + " ".join(match.text.split())[:300])
     if not outcome.matches:
         print("no results", file=sys.stderr)
     return 0

@@ -215,6 +215,15 @@ class Settings:
     """Refuse to start when the MaxSim C kernel cannot be built (no compiler, unwritable cache), instead of
     scoring with the slower torch fallback (a warning and the ``jev4_maxsim_fallback`` metric say so)."""
 
+    # --- search modes ---------------------------------------------------------------------------------------
+    search_mode: str = "hybrid"
+    """Mode of a text search that does not name one: hybrid (BM25 + visual, fused), visual or text. Image and
+    stored-page queries default to visual."""
+    search_fusion: str = "rrf"
+    """How hybrid fuses BM25 and MaxSim when a search does not say: rrf (reciprocal-rank) or weighted."""
+    search_rrf_k: int = 60
+    """The RRF constant k (score = sum of 1 / (k + rank))."""
+
     def __post_init__(self) -> None:
         _check_positive(self)
         _check_choice("collection_backend", self.collection_backend, ("local", "qdrant"))
@@ -222,6 +231,8 @@ class Settings:
         _check_choice("dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
         _check_choice("log_level", self.log_level, ("debug", "info", "warning", "error"))
         _check_chunking(self)
+        _check_choice("search_mode", self.search_mode, ("visual", "text", "hybrid"))
+        _check_choice("search_fusion", self.search_fusion, ("rrf", "weighted"))
         if any(not k for k in self.api_keys):
             raise SettingsError(f"{env_name('api_keys')} must not contain an empty key")
         try:

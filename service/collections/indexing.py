@@ -7,7 +7,8 @@ Pipeline (:meth:`Indexer.index`)::
             step's page images are written, while this step embeds: the model waits for neither):
                 render (PDF) / decode (image) ──▶ prepare_image (retrieval.passage)        (pool thread)
                 ──▶ embed(rows, return_multivector=True)                                  (the model worker)
-                ──▶ UnitRecord(dense truncated to the collection's size, multivector,
+                ──▶ UnitRecord(dense truncated to the collection's size, multivector, text (the PDF page's
+                               text layer; word boxes in metadata "words", over the kept image),
                                metadata {image_span, image_grid, num_tokens},
                                image = the page as the model saw it, PNG)                   (pool thread)
                 ──▶ staged in the repository's StagedDocument, progress.advance(pages)
@@ -37,6 +38,7 @@ from colbert.store import UnitRecord
 from model.errors import ImageTooLargeError, PdfTooLargeError, TooManyPagesError
 from model.images import load_image
 from model.pdf import count_pages, parse_page_selection, render_pages
+from service.collections.highlight import WORDS_KEY, stored_words
 from service.collections.vectors import PASSAGE, EmbeddingModel
 from service.errors import QueueFullError
 from service.limits import naming
@@ -47,9 +49,11 @@ if TYPE_CHECKING:
 
     from colbert.store import DocumentInfo, Store
     from model.processor import PreparedInput
-    from model.types import EmbeddingOutput
+    from model.types import EmbeddingOutput, TextLayer
     from service.collections.repository import Repository, StagedDocument
     from service.settings import Settings
+
+    _Prepared = tuple[list[PreparedInput], list[Any], list[TextLayer | None]]  # rows, kept images, text layers
 
 __all__ = [
     "DocumentSource",
@@ -209,17 +213,19 @@ class Indexer:
         # Pool work runs beside the model: the next step's pages render and prepare while this step embeds, and a
         # step's page images are encoded (PNG) while the next one embeds (at most one step behind: three steps' pages in
         # memory at most). The model waits for neither.
-        ahead: asyncio.Future[tuple[list[PreparedInput], list[Any]]] | None = None
+        ahead: asyncio.Future[_Prepared] | None = None
         writing: asyncio.Future[None] | None = None
         try:
             tokens = 0
             for k, chunk in enumerate(chunks):
-                rows, pictures = await (ahead or self.model.start(functools.partial(self._prepare, source, chunk)))
+                rows, pictures, layers = await (
+                    ahead or self.model.start(functools.partial(self._prepare, source, chunk))
+                )
                 ahead = None
                 if self.options.prepare_ahead and k + 1 < len(chunks):
                     ahead = self.model.start(functools.partial(self._prepare, source, chunks[k + 1]))
                 outputs = await self._embed(rows, wait=wait_when_full or k > 0)
-                records = self._records(chunk, rows, outputs, dim)
+                records = self._records(chunk, rows, outputs, dim, layers)
                 tokens += sum(row.num_tokens for row in rows)
                 if writing is not None:
                     await writing
@@ -240,12 +246,15 @@ class Indexer:
             raise
         return IndexResult(info, tokens)
 
-    def _prepare(self, source: DocumentSource, numbers: list[int]) -> tuple[list[PreparedInput], list[Any]]:
-        """Render/decode the pages of one step and prepare their rows; also the page images to keep."""
+    def _prepare(self, source: DocumentSource, numbers: list[int]) -> _Prepared:
+        """Render/decode the pages of one step and prepare their rows; also the page images to keep and the
+        pages' text layers (over the kept images; None for an image upload or a page without text)."""
         o = self.options
+        layers: list[TextLayer | None]
         if source.kind == "image":
             with naming((ImageTooLargeError, "max_decoded_pixels")):
                 pages = [load_image(source.data, max_decoded_pixels=o.max_decoded_pixels)]
+            layers = [None]
         else:
             rendered = render_pages(
                 source.data,
@@ -254,11 +263,17 @@ class Indexer:
                 max_pages=len(numbers),
                 max_bytes=o.max_pdf_bytes,
                 max_pixels_per_page=o.max_decoded_pixels,
+                text_layer=True,
             )
             pages = [p.image for p in rendered]
+            layers = [p.text_layer for p in rendered]
         rows = [self.processor.prepare_image(p, PASSAGE, max_pixels=o.image_max_pixels) for p in pages]
         pictures = [_as_seen(page, row) for page, row in zip(pages, rows, strict=True)]
-        return rows, pictures
+        seen = [
+            None if layer is None else layer.scaled(pic.width / page.width, pic.height / page.height)
+            for layer, page, pic in zip(layers, pages, pictures, strict=True)
+        ]
+        return rows, pictures, seen
 
     async def _embed(self, rows: list[PreparedInput], *, wait: bool) -> list[EmbeddingOutput]:
         while True:
@@ -270,15 +285,25 @@ class Indexer:
                 await asyncio.sleep(self.options.retry_after_s)
 
     def _records(
-        self, numbers: list[int], rows: list[PreparedInput], outputs: list[EmbeddingOutput], dim: int
+        self,
+        numbers: list[int],
+        rows: list[PreparedInput],
+        outputs: list[EmbeddingOutput],
+        dim: int,
+        layers: list[TextLayer | None],
     ) -> list[UnitRecord]:
         dense = np.stack([out.dense for out in outputs])  # (P, hidden)
         dense = self.model.dense_for(dense, dim)  # (P, dim)
         records = []
-        for i, (number, row, out) in enumerate(zip(numbers, rows, outputs, strict=True)):
+        for i, (number, row, out, layer) in enumerate(zip(numbers, rows, outputs, layers, strict=True)):
             if out.multivector is None:
                 raise RuntimeError("the encoder returned no multi-vector although one was requested")
-            records.append(UnitRecord(number, dense[i], out.multivector, kind="page", metadata=_page_meta(row, out)))
+            meta = _page_meta(row, out)
+            if layer is not None:
+                meta[WORDS_KEY] = stored_words(layer)  # word boxes for highlights (service.collections.highlight)
+            text = None if layer is None else layer.text
+            mv = out.multivector
+            records.append(UnitRecord(number, dense[i], mv, kind="page", text=text, metadata=meta))
         return records
 
 

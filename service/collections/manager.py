@@ -37,16 +37,19 @@ from service.collections.schemas import (
     DeletedObject,
     DocumentList,
     DocumentObject,
+    HighlightBox,
     JobList,
     JobObject,
     PatchDocumentRequest,
     SearchHit,
     SearchRequest,
     SearchResponse,
+    SignalScore,
     SimilarityMap,
 )
-from service.collections.search import PageMatch, Searcher, SearchLimits, SearchOptions
+from service.collections.search import PageMatch, Searcher, SearchLimits, SearchOptions, SearchQuery
 from service.collections.vectors import EmbeddingModel
+from service.embeddings.media import MediaLimits, load_source
 from service.embeddings.schemas import Usage
 from service.errors import NotFoundError, NotReadyError, UnprocessableError
 
@@ -291,6 +294,7 @@ class Collections:
                 code="invalid_filter",
             )
         store = await self.store(name)
+        s = self.runtime.settings
         options = SearchOptions(
             top_k=data.top_k,
             filter=data.filter,
@@ -298,9 +302,29 @@ class Collections:
             exhaustive=data.exhaustive,
             include_image=data.include_image,
             include_similarity_map=data.include_similarity_map,
+            mode=data.mode,
+            default_mode=s.search_mode,
+            fusion=data.fusion or s.search_fusion,
+            rrf_k=s.search_rrf_k,
+            text_weight=data.text_weight,
+            include_text=data.include_text,
+            highlight=data.highlight,
         )
+        image = None
+        if data.query_image is not None:
+            limits = MediaLimits(
+                max_bytes=s.max_download_bytes,
+                allow_remote_urls=s.allow_remote_urls,
+                allowed_hosts=s.allowed_url_hosts,
+                allow_private_addresses=s.allow_private_addresses,
+                timeout_s=s.download_timeout_s,
+                max_redirects=s.max_redirects,
+            )
+            image = await load_source(data.query_image, limits, what="query_image")
+        like = None if data.like is None else (data.like.document_id, data.like.page)
+        query = SearchQuery(text=data.query, image=image, like=like)
         _indexer, searcher = self.services()
-        outcome = await searcher.search(store, data.query, options)
+        outcome = await searcher.search(store, query, options)
         self.runtime.metrics.tokens.labels(kind="text").inc(outcome.tokens)
         return SearchResponse(
             model=self.runtime.model_name,
@@ -328,9 +352,20 @@ def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
 
 
 def _hit(match: PageMatch) -> SearchHit:
+    signals = {name: SignalScore(score=sig.score, rank=sig.rank) for name, sig in match.hit.signals.items()}
     hit = SearchHit(
-        document_id=match.hit.doc_id, page=match.hit.unit, score=match.hit.score, metadata=match.hit.metadata
+        document_id=match.hit.doc_id,
+        page=match.hit.unit,
+        score=match.hit.score,
+        metadata=match.hit.metadata,
+        signals=signals,
     )
+    if match.include_text:
+        hit.text = match.text
+    if match.highlights is not None:
+        hit.highlights = [
+            HighlightBox(x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1, word=b.word, terms=list(b.terms)) for b in match.highlights
+        ]
     if match.image is not None:
         hit.image = base64.b64encode(match.image).decode("ascii")
     if match.similarity is not None:

@@ -26,7 +26,7 @@ Search::
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
@@ -40,12 +40,15 @@ __all__ = [
     "DeletedObject",
     "DocumentList",
     "DocumentObject",
+    "HighlightBox",
     "JobList",
     "JobObject",
+    "LikeQuery",
     "PatchDocumentRequest",
     "SearchHit",
     "SearchRequest",
     "SearchResponse",
+    "SignalScore",
     "SimilarityMap",
 ]
 
@@ -179,10 +182,39 @@ class JobList(Struct, kw_only=True):
     data: list[JobObject]
 
 
-class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
-    """Body of ``POST /v1/collections/{name}/search``."""
+class LikeQuery(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A stored page used as the query ("more like this")."""
 
-    query: Annotated[str, Meta(min_length=1, description="The text query (embedded as retrieval.query)")]
+    document_id: str
+    page: Annotated[int, Meta(ge=0)]
+
+
+class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``POST /v1/collections/{name}/search``: exactly one of ``query``, ``query_image``, ``like``."""
+
+    query: Annotated[
+        str | None, Meta(min_length=1, description="A text query (embedded as retrieval.query; BM25 words)")
+    ] = None
+    query_image: Annotated[
+        str | None,
+        Meta(min_length=1, description="An image query (base64, data URI or allowed URL), searched visually"),
+    ] = None
+    like: Annotated[LikeQuery | None, Meta(description="A stored page as the query (more like this)")] = None
+    mode: Annotated[
+        Literal["visual", "text", "hybrid"] | None,
+        Meta(
+            description="visual: first stage + exact MaxSim; text: BM25 over the pages' text; hybrid: both, "
+            "fused (default for a text query; visual for an image or a stored page)"
+        ),
+    ] = None
+    fusion: Annotated[
+        Literal["rrf", "weighted"] | None,
+        Meta(description="hybrid score: reciprocal-rank fusion (default) or weighted"),
+    ] = None
+    text_weight: Annotated[
+        float | None,
+        Meta(ge=0, le=100, description="hybrid: weight of BM25 (rrf: multiplies its term; weighted: 0..1)"),
+    ] = None
     top_k: Annotated[int, Meta(ge=1, le=1000)] = 10
     filter: Annotated[
         dict[str, Any] | None,
@@ -195,11 +227,33 @@ class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     include_similarity_map: Annotated[
         bool, Meta(description="Add each page's per-query-token similarity over its image grid")
     ] = False
+    include_text: Annotated[bool, Meta(description="Add each page's text (its PDF text layer; null: none)")] = False
+    highlight: Annotated[
+        bool, Meta(description="Add the boxes (pixels of the page image) of the page's words matching the query")
+    ] = False
     exhaustive: Annotated[
         bool, Meta(description="Exact MaxSim over every page instead of dense first stage + MaxSim rerank")
     ] = False
     candidates: Candidates | None = None
     model: str | None = None
+
+
+class SignalScore(Struct, kw_only=True):
+    """One signal's view of a hit: its score and 1-based rank among that signal's candidates."""
+
+    score: float
+    rank: int
+
+
+class HighlightBox(Struct, kw_only=True):
+    """A word of the page that matches the query, in pixels of the page image (x right, y down)."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    word: str
+    terms: list[str]
 
 
 class SimilarityMap(Struct, kw_only=True):
@@ -221,6 +275,12 @@ class SearchHit(Struct, kw_only=True):
     metadata: dict[str, Any]
     image: Annotated[str | UnsetType, Meta(description="base64 PNG of the page as the model saw it")] = UNSET
     similarity_map: SimilarityMap | UnsetType = UNSET
+    signals: Annotated[
+        dict[str, SignalScore],
+        Meta(description="Which signals found the page (text, visual) and its maxsim score, each with its rank"),
+    ] = {}
+    text: Annotated[str | UnsetType | None, Meta(description="The page's text layer (include_text)")] = UNSET
+    highlights: list[HighlightBox] | UnsetType = UNSET
 
 
 class SearchResponse(Struct, kw_only=True):

@@ -1,5 +1,10 @@
-"""Search a collection with a text query: embed (retrieval.query) -> ``Store.search`` -> ranked pages,
-optionally with each page's image and its similarity map.
+"""Search a collection: a text query, an image, or a stored page ("more like this") -> ``Store.search`` in
+one of the modes of :mod:`colbert.hybrid` (``visual``, ``text``, ``hybrid``) -> ranked pages, optionally with each
+page's image, its similarity map, its text and the boxes of the query's words on it (:mod:`.highlight`).
+
+Queries: a text is embedded as retrieval.query (not at all in ``text`` mode, which is BM25 only); an image
+(a screenshot, a figure) is embedded as an image and searched in ``visual`` mode; a stored page is its own stored
+vectors (no model call) and its text for BM25. Default mode: ``hybrid`` for text, ``visual`` otherwise.
 
 Scores are the store's: exact MaxSim of the query multi-vector against each candidate page's stored
 multi-vector (after the collection's codec and pooling), candidates from the dense first stage (the query's
@@ -26,10 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from colbert.fusion import DEFAULT_RRF_K
+from colbert.hybrid import Fusion, SearchMode, parse_mode
 from colbert.scoring import similarity_map
-from model.errors import InputTooLongError
+from model.errors import ImageTooLargeError, InputTooLongError
 from model.images import load_image
+from service.collections.highlight import Box, highlight
 from service.collections.vectors import PASSAGE, QUERY, EmbeddingModel
+from service.errors import NotFoundError, UnprocessableError
 from service.limits import naming
 
 if TYPE_CHECKING:
@@ -37,7 +46,16 @@ if TYPE_CHECKING:
     from model.processor import PreparedInput
     from service.settings import Settings
 
-__all__ = ["PageMatch", "SearchLimits", "SearchOptions", "SearchOutcome", "Searcher", "SimilarityGrid"]
+__all__ = [
+    "PageMatch",
+    "SearchLimits",
+    "SearchOptions",
+    "SearchOutcome",
+    "SearchQuery",
+    "Searcher",
+    "SimilarityGrid",
+    "resolve_mode",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +79,49 @@ class PageMatch:
     hit: Hit
     image: bytes | None = None  # PNG
     similarity: SimilarityGrid | None = None
+    text: str | None = None  # the unit's text (include_text; None: it has none)
+    include_text: bool = False  # whether ``text`` was asked for
+    highlights: list[Box] | None = None  # boxes of the query's words on the page image (highlight)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """Exactly one of: a text, an image (bytes), or a stored unit ``(document id, unit)`` ("more like this")."""
+
+    text: str | None = None
+    image: bytes | None = None
+    like: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _QueryVectors:
+    multivector: np.ndarray | None  # (Lq, 128) float32; None in text mode
+    dense: np.ndarray | None  # (dense_dim,) float32
+    tokens: int  # tokens the model ran over
+    prepared: PreparedInput | None  # for the similarity map's token strings
+
+
+def resolve_mode(query: SearchQuery, mode: str | None, default: str = "hybrid") -> SearchMode:
+    """The mode to run: as asked, or by default ``default`` for a text query and ``visual`` for an image or a
+    stored page; a mode that needs words with a query that has none is a 422."""
+    given = sum(x is not None for x in (query.text, query.image, query.like))
+    if given != 1:
+        raise UnprocessableError(
+            "send exactly one of query (text), query_image (base64 / data URI) or like ({document_id, page}); "
+            f"got {given}",
+            code="invalid_query",
+        )
+    if query.text is not None and not query.text.strip():
+        raise UnprocessableError("query is empty or only whitespace: send some words", code="empty_query")
+    if mode is None:
+        return parse_mode(default) if query.text is not None else SearchMode.VISUAL
+    chosen = parse_mode(mode)
+    if query.image is not None and chosen is not SearchMode.VISUAL:
+        raise UnprocessableError(
+            f"an image query has no words, so mode {chosen.value!r} cannot run: use mode 'visual'",
+            code="invalid_mode",
+        )
+    return chosen
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +138,13 @@ class SearchOptions:
     exhaustive: bool = False
     include_image: bool = False
     include_similarity_map: bool = False
+    mode: str | None = None  # None: default_mode for text queries, visual for image / stored-page queries
+    default_mode: str = "hybrid"
+    fusion: str = "rrf"
+    rrf_k: int = DEFAULT_RRF_K
+    text_weight: float | None = None
+    include_text: bool = False
+    highlight: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,36 +173,102 @@ class Searcher:
         self.processor = model.processor
         self.limits = limits or SearchLimits()
 
-    async def search(self, store: Store, query: str, options: SearchOptions) -> SearchOutcome:
-        prepared = await self.model.start(functools.partial(self._prepare_query, query))
-        (out,) = await self.model.embed([prepared])
-        assert out.multivector is not None
-        dense = self.model.dense_for(out.dense[None, :], store.config.dense_dim)[0]  # (dense_dim,)
+    async def search(
+        self,
+        store: Store,
+        query: str | SearchQuery,
+        options: SearchOptions,
+    ) -> SearchOutcome:
+        q = SearchQuery(text=query) if isinstance(query, str) else query
+        mode = resolve_mode(q, options.mode, options.default_mode)
+        query_text = q.text
+        if q.like is not None:
+            vectors, query_text = await self._like(store, q.like, mode)
+        elif mode is SearchMode.TEXT:
+            vectors = _QueryVectors(None, None, 0, None)
+        else:
+            vectors = await self._embed_query(store, q)
         candidates = max(options.candidates or self.limits.default_candidates, options.top_k)
+        fusion = Fusion(method=options.fusion, k=options.rrf_k, text_weight=options.text_weight)
         hits = await asyncio.to_thread(
             functools.partial(
                 store.search,
-                out.multivector,
-                dense,
+                vectors.multivector,
+                vectors.dense,
                 options.top_k,
                 filter=options.filter,
                 candidates=candidates,
                 exhaustive=options.exhaustive,
+                mode=mode,
+                query_text=query_text,
+                fusion=fusion,
             )
         )
-        tokens = prepared.num_tokens
-        token_strings = self._token_strings(prepared) if options.include_similarity_map else []
+        tokens = vectors.tokens
+        token_strings = (
+            self._token_strings(vectors.prepared)
+            if options.include_similarity_map and vectors.prepared is not None
+            else []
+        )
         matches = []
         for hit in hits:
             png = None
             if options.include_image or (options.include_similarity_map and store.config.pool_factor > 1):
                 png = await asyncio.to_thread(store.get_image, hit.doc_id, hit.unit)
             grid = None
-            if options.include_similarity_map:
-                grid, used = await self._similarity(store, hit, out.multivector, png, token_strings)
+            if options.include_similarity_map and vectors.multivector is not None:
+                grid, used = await self._similarity(store, hit, vectors.multivector, png, token_strings)
                 tokens += used
-            matches.append(PageMatch(hit, png if options.include_image else None, grid))
+            text, boxes = await self._text_extras(store, hit, query_text, options)
+            image = png if options.include_image else None
+            matches.append(PageMatch(hit, image, grid, text, options.include_text, boxes))
         return SearchOutcome(matches, tokens)
+
+    async def _embed_query(self, store: Store, q: SearchQuery) -> _QueryVectors:
+        """The query's multi-vector and (truncated) dense vector: a text as retrieval.query, or an image."""
+        if q.image is not None:
+            image_bytes = q.image
+
+            def prepare() -> PreparedInput:
+                with naming((ImageTooLargeError, "max_decoded_pixels")):
+                    image = load_image(image_bytes, max_decoded_pixels=self.limits.max_decoded_pixels)
+                return self.processor.prepare_image(image, QUERY, max_pixels=self.limits.image_max_pixels)
+
+        else:
+            text = q.text or ""
+
+            def prepare() -> PreparedInput:
+                return self._prepare_query(text)
+
+        prepared = await self.model.start(prepare)
+        (out,) = await self.model.embed([prepared])
+        assert out.multivector is not None
+        dense = self.model.dense_for(out.dense[None, :], store.config.dense_dim)
+        return _QueryVectors(out.multivector, dense[0], prepared.num_tokens, prepared)  # dense: (dense_dim,)
+
+    async def _like(self, store: Store, like: tuple[str, int], mode: SearchMode) -> tuple[_QueryVectors, str | None]:
+        """A stored unit as the query ("more like this"): its own stored vectors, and its text for BM25."""
+        record = await asyncio.to_thread(store.get_unit, like[0], like[1])
+        if record is None:
+            raise NotFoundError(f"no page {like[1]} in document {like[0]!r} to search like", code="document_not_found")
+        if mode is not SearchMode.VISUAL and not (record.text or "").strip():
+            raise UnprocessableError(
+                f"page {like[1]} of {like[0]!r} has no text layer, so mode {mode.value!r} has no words to "
+                "search: use mode 'visual'",
+                code="invalid_mode",
+            )
+        return _QueryVectors(record.multivector, record.dense, 0, None), record.text
+
+    async def _text_extras(
+        self, store: Store, hit: Hit, query_text: str | None, options: SearchOptions
+    ) -> tuple[str | None, list[Box] | None]:
+        if not (options.include_text or options.highlight):
+            return None, None
+        record = await asyncio.to_thread(store.get_unit, hit.doc_id, hit.unit)
+        if record is None:
+            return None, [] if options.highlight else None
+        boxes = highlight(query_text or "", record.metadata) if options.highlight else None
+        return (record.text if options.include_text else None), boxes
 
     def _token_strings(self, prepared: PreparedInput) -> list[str]:
         decode = self.processor.tokenizer.decode

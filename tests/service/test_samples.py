@@ -96,7 +96,7 @@ def test_scripts_run_against_the_server(live_server: LiveServer) -> None:
     assert dashboard["pages"] == 1
     assert dashboard["metadata"] == {"kind": "screenshot", "title": "Support dashboard"}
 
-    revenue, tickets = _run("search.sh", live_server)
+    revenue, tickets, visual, text, hybrid = _run("search.sh", live_server)
     assert len(revenue["results"]) == 3
     assert {h["document_id"] for h in revenue["results"]} <= {"report", "dashboard"}
     (hit,) = tickets["results"]
@@ -105,6 +105,15 @@ def test_scripts_run_against_the_server(live_server: LiveServer) -> None:
     assert base64.b64decode(hit["image"]).startswith(b"\x89PNG")
     grid = hit["similarity_map"]
     assert np.array(grid["maps"]).shape == (len(grid["tokens"]), grid["rows"], grid["cols"])
+    assert len(visual["results"]) == 2
+    assert all("text" not in h["signals"] for h in visual["results"])
+    (margin,) = text["results"]  # only the report's first page says "operating margin"
+    assert (margin["document_id"], margin["page"]) == ("report", 1)
+    assert "operating margin" in margin["text"]
+    assert {b["word"] for b in margin["highlights"]} >= {"operating", "margin."}
+    best_text = [h for h in hybrid["results"] if h["signals"].get("text", {}).get("rank") == 1]
+    assert [(h["document_id"], h["page"]) for h in best_text] == [("report", 2)]  # all four words on page 2
+    assert all("maxsim" in h["signals"] for h in hybrid["results"])
 
     code, query = _run("embed.sh", live_server)
     assert len(code["data"]) == 1

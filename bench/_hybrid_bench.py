@@ -1,0 +1,83 @@
+"""Hybrid-search figures for :mod:`bench.search` (``--text-words N``): latency of ``text`` and ``hybrid`` next to
+``visual`` on the same queries, and the text index's size.
+
+* Latency: p50 / p99 ms of ``visual`` (dense first stage, C candidates), ``hybrid`` (BM25 top C/2 + dense, C units
+  reranked; RRF) and ``text`` (BM25 only) for the same queries, and hybrid's p50 over visual's.
+* Size: bytes of the FTS5 tables (``unit_fts*``, SQLite's ``dbstat``) per unit on disk. The text index has no
+  in-memory structure of ours (0 B/page resident); SQLite reads its pages through its page cache (bounded by
+  ``PRAGMA cache_size``, 2 MiB per connection by default) and the OS page cache.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from colbert.local import LocalStore
+
+__all__ = ["fts_bytes", "hybrid_rows"]
+
+
+def fts_bytes(db: Path) -> int:
+    """Bytes of the full-text tables in the SQLite file ``db`` (checkpointed)."""
+    conn = sqlite3.connect(db)
+    try:
+        row = conn.execute("SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name LIKE 'unit_fts%'").fetchone()
+        return int(row[0])
+    finally:
+        conn.close()
+
+
+def _latencies(run: Callable[[int], object], count: int) -> list[float]:
+    for i in range(min(count, 3)):  # warm-up
+        run(i)
+    out = []
+    for i in range(count):
+        t0 = time.perf_counter()
+        run(i)
+        out.append(1000 * (time.perf_counter() - t0))
+    return out
+
+
+def hybrid_rows(
+    store: LocalStore,
+    queries: np.ndarray,
+    dense_q: np.ndarray,
+    texts: Sequence[str],
+    k: int,
+    candidates: Sequence[int],
+    db: Path,
+) -> list[list[object]]:
+    """Rows (engine, pages, figure, value) for the bench table."""
+    n = store.count()[1]
+    rows: list[list[object]] = []
+    count = len(texts)
+
+    def pct(values: list[float], q: float) -> float:
+        return float(np.percentile(np.asarray(values), q))
+
+    text_lat = _latencies(lambda i: store.search(None, None, k, mode="text", query_text=texts[i]), count)
+    rows.append(["ours", n, "text (BM25): p50 / p99 ms", f"{pct(text_lat, 50):.1f} / {pct(text_lat, 99):.1f}"])
+    for c in candidates:
+        visual = _latencies(lambda i, c=c: store.search(queries[i], dense_q[i], k, candidates=c), count)
+        hybrid = _latencies(
+            lambda i, c=c: store.search(queries[i], dense_q[i], k, candidates=c, mode="hybrid", query_text=texts[i]),
+            count,
+        )
+        ratio = pct(hybrid, 50) / pct(visual, 50)
+        rows.append(
+            [
+                "ours",
+                n,
+                f"{c} candidates: visual vs hybrid p50 / p99 ms",
+                f"{pct(visual, 50):.1f} / {pct(visual, 99):.1f} vs {pct(hybrid, 50):.1f} / {pct(hybrid, 99):.1f} "
+                f"(hybrid p50 {100 * (ratio - 1):+.0f} %, {count} q)",
+            ]
+        )
+    rows.append(["ours", n, "text index disk bytes/page (FTS5)", fts_bytes(db) // max(n, 1)])
+    rows.append(["ours", n, "text index memory bytes/page (ours)", 0])
+    return rows

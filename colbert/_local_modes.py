@@ -1,0 +1,107 @@
+"""The search modes of the embedded backend (:mod:`colbert.hybrid`), over one read transaction.
+
+* first stage → ``(unit ids (c,), scores (c,))`` best first: dense cosine, or pooled sketches (optionally over a
+  dense prefetch, optionally with the query pooled);
+* full text → FTS5 BM25 (:mod:`colbert._fts`), the filter applied inside the query;
+* hybrid → the BM25 top ``ceil(candidates / 2)``, then the visual first stage's best units not already taken until
+  ``candidates`` units are chosen (so hybrid reranks as many units as visual does: the extra cost is one BM25
+  query, not a longer MaxSim rerank), exact MaxSim over all of them, and :func:`colbert.hybrid.fuse`.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from colbert._dense import DenseSnapshot
+from colbert._fts import fts_search
+from colbert._sketch import pool_query, sketch_scores
+from colbert.hybrid import Fusion, Signal, fuse, signals_of
+
+__all__ = ["FirstStage", "Ranked", "first_stage", "hybrid_rank", "text_rank", "visual_rank"]
+
+Rerank = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]  # (unit ids, k) -> exact MaxSim top-k
+ScoreAll = Callable[[int], tuple[np.ndarray, np.ndarray]]  # k -> exact MaxSim top-k over every allowed unit
+Ranked = list[tuple[int, float, dict[str, Signal]]]
+
+
+@dataclass(frozen=True)
+class FirstStage:
+    """How the visual candidates are chosen (see :meth:`colbert.local.LocalStore.search`)."""
+
+    kind: str  # "dense" | "pooled"
+    candidates: int
+    prefetch: int | None = None
+    query_groups: int | None = None
+
+
+def first_stage(
+    snap: DenseSnapshot, q: np.ndarray, dense: np.ndarray | None, rows: np.ndarray | None, how: FirstStage
+) -> tuple[np.ndarray, np.ndarray]:
+    """(unit ids (≤c,), first-stage scores (≤c,)) best first: cosine (dense) or approximate MaxSim (pooled)."""
+    if how.kind == "dense":
+        assert dense is not None
+        chosen = snap.top(dense, how.candidates, rows)  # (≤c,) unit ids
+        return chosen, snap.matrix[snap.rows_of(chosen)] @ dense  # (≤c,) cosines
+    if dense is not None and how.prefetch is not None:
+        rows = snap.rows_of(np.sort(snap.top(dense, how.prefetch, rows)))  # (≤prefetch,) row indices
+    first_q, weights = (q, None) if how.query_groups is None else pool_query(q, how.query_groups)
+    chosen = snap.top_pooled(first_q, how.candidates, rows, weights)  # (≤c,) unit ids
+    scores = sketch_scores(snap.sketch[snap.rows_of(chosen)], snap.sketch_k, first_q, weights)  # (≤c,)
+    return chosen, np.asarray(scores, dtype=np.float32)
+
+
+def _as_map(ids: np.ndarray, scores: np.ndarray) -> dict[int, float]:
+    return {int(i): float(s) for i, s in zip(ids.tolist(), scores.tolist(), strict=True)}
+
+
+def text_rank(conn: sqlite3.Connection, query_text: str, k: int, allowed: tuple[str, list[Any]] | None) -> Ranked:
+    ids, scores = fts_search(conn, query_text, k, allowed)
+    text = _as_map(ids, scores)
+    signals = signals_of(text=text)
+    return [(i, s, signals[i]) for i, s in text.items()]
+
+
+def visual_rank(maxsim: tuple[np.ndarray, np.ndarray], visual: tuple[np.ndarray, np.ndarray] | None) -> Ranked:
+    """The MaxSim top-k as ranked hits; the visual first stage's score and rank where there was one."""
+    exact = _as_map(*maxsim)
+    signals = signals_of(visual=_as_map(*visual) if visual is not None else {}, maxsim=exact)
+    return [(i, s, signals[i]) for i, s in exact.items()]
+
+
+def hybrid_rank(
+    conn: sqlite3.Connection,
+    query_text: str,
+    k: int,
+    candidates: int,
+    allowed: tuple[str, list[Any]] | None,
+    visual: tuple[np.ndarray, np.ndarray] | None,
+    rerank: Rerank,
+    score_all: ScoreAll,
+    fusion: Fusion,
+) -> Ranked:
+    """BM25 + visual candidates, exact MaxSim over their union, fused (module docstring). ``visual`` None: the
+    search is exhaustive, MaxSim is computed for every allowed unit (``score_all``)."""
+    t_ids, t_scores = fts_search(conn, query_text, math.ceil(candidates / 2), allowed)
+    text = _as_map(t_ids, t_scores)
+    if visual is None:
+        maxsim = _as_map(*score_all(10**9))
+        return fuse(text, {}, maxsim, k, fusion)
+    chosen = list(text)
+    taken = set(chosen)
+    visual_map: dict[int, float] = {}
+    for i, s in zip(visual[0].tolist(), visual[1].tolist(), strict=True):
+        if len(chosen) >= candidates:
+            break
+        visual_map[int(i)] = float(s)
+        if int(i) not in taken:
+            chosen.append(int(i))
+            taken.add(int(i))
+    union = np.asarray(chosen, dtype=np.int64)
+    maxsim = _as_map(*rerank(union, max(1, union.size))) if union.size else {}
+    return fuse({i: s for i, s in text.items() if i in maxsim}, visual_map, maxsim, k, fusion)
