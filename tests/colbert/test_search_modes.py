@@ -4,17 +4,13 @@ keeping the full-text index in step, and hostile query text."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from colbert.errors import InvalidQueryError
 from colbert.hybrid import Fusion
 from colbert.store import Store, UnitRecord
-from tests.colbert.test_store_contract import DENSE, F32, NO_SERVER, Backend, _unit, naive_maxsim
+from tests.colbert.store_backends import DENSE, F32, Backend, _unit, naive_maxsim
 
 TEXTS = {
     "inv": "Invoice X7200B total due by March",
@@ -23,22 +19,6 @@ TEXTS = {
     "code": "def parse_page_selection(spec): return pages",
     "img": None,  # an image page: no text layer
 }
-
-
-@pytest.fixture(
-    params=[
-        "local",
-        "qdrant-memory",
-        pytest.param(
-            "qdrant-server",
-            marks=[pytest.mark.qdrant_server, pytest.mark.skipif(not os.environ.get("QDRANT_URL"), reason=NO_SERVER)],
-        ),
-    ]
-)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    b = Backend(request.param, tmp_path)
-    yield b
-    b.cleanup()
 
 
 def _filled(backend: Backend) -> tuple[Store, dict[str, UnitRecord]]:
