@@ -192,13 +192,15 @@ class LikeQuery(Struct, kw_only=True, forbid_unknown_fields=True):
 class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     """Body of ``POST /v1/collections/{name}/search``: exactly one of ``query``, ``query_image``, ``like``."""
 
-    query: Annotated[
-        str | None, Meta(min_length=1, description="A text query (embedded as retrieval.query; BM25 words)")
-    ] = None
-    query_image: Annotated[
-        str | None,
-        Meta(min_length=1, description="An image query (base64, data URI or allowed URL), searched visually"),
-    ] = None
+    query: (
+        Annotated[str, Meta(min_length=1, description="A text query (embedded as retrieval.query; BM25 words)")] | None
+    ) = None
+    query_image: (
+        Annotated[
+            str, Meta(min_length=1, description="An image query (base64, data URI or allowed URL), searched visually")
+        ]
+        | None
+    ) = None
     like: Annotated[LikeQuery | None, Meta(description="A stored page as the query (more like this)")] = None
     mode: Annotated[
         Literal["visual", "text", "hybrid"] | None,
@@ -211,10 +213,12 @@ class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
         Literal["rrf", "weighted"] | None,
         Meta(description="hybrid score: reciprocal-rank fusion (default) or weighted"),
     ] = None
-    text_weight: Annotated[
-        float | None,
-        Meta(ge=0, le=100, description="hybrid: weight of BM25 (rrf: multiplies its term; weighted: 0..1)"),
-    ] = None
+    text_weight: (
+        Annotated[
+            float, Meta(ge=0, le=100, description="hybrid: weight of BM25 (rrf: multiplies its term; weighted: 0..1)")
+        ]
+        | None
+    ) = None
     top_k: Annotated[int, Meta(ge=1, le=1000)] = 10
     filter: Annotated[
         dict[str, Any] | None,

@@ -127,15 +127,15 @@ def test_fts5_syntax_is_plain_words(client: httpx.Client, hybrid: str, query: st
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        ({"query": "x", "mode": "fuzzy"}, 400, None),
-        ({"query": ""}, 400, None),
+        ({"query": "x", "mode": "fuzzy"}, 422, "validation_error"),
+        ({"query": ""}, 422, "validation_error"),
         ({"query": "   "}, 422, "empty_query"),
         ({}, 422, "invalid_query"),
         ({"query": "x", "like": {"document_id": "report", "page": 1}}, 422, "invalid_query"),
         ({"query_image": b64(png_bytes(40, 40)), "mode": "text"}, 422, "invalid_mode"),
         ({"like": {"document_id": "report", "page": 4}, "mode": "hybrid"}, 422, "invalid_mode"),
         ({"like": {"document_id": "nope", "page": 1}}, 404, "document_not_found"),
-        ({"query": "x", "fusion": "max"}, 400, None),
+        ({"query": "x", "fusion": "max"}, 422, "validation_error"),
         ({"query": "x", "fusion": "weighted", "text_weight": 2}, 422, "invalid_query"),
     ],
 )
