@@ -202,9 +202,7 @@ def make_dashboard() -> bytes:
         draw.line((221, y - 6, 919, y - 6), fill=(233, 236, 239))
         draw.text((221, y), ticket, fill=(33, 37, 41), font=_font(14))
         draw.text((301, y), subject, fill=(33, 37, 41), font=_font(14))
-        draw.text(
-            (645, y), priority, fill=(220, 53, 69) if priority == "High" else (33, 37, 41), font=_font(14)
-        )
+        draw.text((645, y), priority, fill=(220, 53, 69) if priority == "High" else (33, 37, 41), font=_font(14))
         draw.text((735, y), status, fill=(33, 37, 41), font=_font(14))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)

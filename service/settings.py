@@ -201,6 +201,14 @@ class Settings:
     """A queued/running job whose heartbeat is older than this is reported failed (job_interrupted): the process
     running it stopped. Must exceed job_heartbeat_s."""
 
+    search_mode: str = "hybrid"
+    """Mode of a text search that does not name one: hybrid (BM25 + visual, fused), visual or text. Image and
+    stored-page queries default to visual."""
+    search_fusion: str = "rrf"
+    """How hybrid fuses BM25 and MaxSim when a search does not say: rrf (reciprocal-rank) or weighted."""
+    search_rrf_k: int = 60
+    """The RRF constant k (score = sum of 1 / (k + rank))."""
+
     # --- search page ---------------------------------------------------------------------------------------
     ui: bool = True
     """Serve the search page at ``/ui/`` (static files; its API calls need a key when keys are set)."""
@@ -214,15 +222,6 @@ class Settings:
     require_maxsim_kernel: bool = False
     """Refuse to start when the MaxSim C kernel cannot be built (no compiler, unwritable cache), instead of
     scoring with the slower torch fallback (a warning and the ``jev4_maxsim_fallback`` metric say so)."""
-
-    # --- search modes ---------------------------------------------------------------------------------------
-    search_mode: str = "hybrid"
-    """Mode of a text search that does not name one: hybrid (BM25 + visual, fused), visual or text. Image and
-    stored-page queries default to visual."""
-    search_fusion: str = "rrf"
-    """How hybrid fuses BM25 and MaxSim when a search does not say: rrf (reciprocal-rank) or weighted."""
-    search_rrf_k: int = 60
-    """The RRF constant k (score = sum of 1 / (k + rank))."""
 
     def __post_init__(self) -> None:
         _check_positive(self)

@@ -297,7 +297,8 @@ def _pdf_page(encoder: Any, pdf: bytes, page: int) -> Any:
 
 def test_search_scores_equal_an_independent_maxsim(client: httpx.Client, docs: str, tiny_encoder: Any) -> None:
     query = "quarterly report page"
-    body = client.post(f"/v1/collections/{docs}/search", json={"query": query, "top_k": 3, "exhaustive": True}).json()
+    body = {"query": query, "top_k": 3, "exhaustive": True, "mode": "visual"}
+    body = client.post(f"/v1/collections/{docs}/search", json=body).json()
     results = body["results"]
     assert len(results) == 3
     q = _query(tiny_encoder, query).multivector  # (Lq, 128)
@@ -321,6 +322,7 @@ def test_image_and_similarity_map(client: httpx.Client, docs: str, tiny_encoder:
         f"/v1/collections/{docs}/search",
         json={
             "query": query,
+            "mode": "visual",
             "top_k": 1,
             "filter": {"kind": "report"},
             "include_image": True,
@@ -500,6 +502,7 @@ def test_qdrant_backend_round_trip(tmp_path: Path, tiny_encoder: Any) -> None:
             "/v1/collections/q/search",
             json={
                 "query": "report",
+                "mode": "visual",
                 "exhaustive": True,
                 "include_similarity_map": True,
                 "filter": {"kind": "report"},
