@@ -188,14 +188,14 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         default=None,
         help="hybrid fusion as METHOD or METHOD:TEXT_WEIGHT (rrf, weighted:0.3, ...); repeat to compare several "
-        "on one index (default: rrf)",
+        "on one index (default: weighted:0.5, the server's default, as row 'hybrid', and rrf)",
     )
     parser.add_argument("--dpi", type=float, default=144)
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     args = parser.parse_args(argv)
     data = load_dataset(args.data, args.split)
     with tempfile.TemporaryDirectory(prefix="jev4-eval-") as work:
-        fusions = [_fusion(f) for f in args.fusion or ["rrf"]]
+        fusions = [_fusion(f) for f in args.fusion or ["weighted:0.5", "rrf"]]
         result = evaluate(_encoder(args), data, Path(work), candidates=args.candidates, fusions=fusions, dpi=args.dpi)
     if args.json:
         print(json.dumps(result, indent=2))

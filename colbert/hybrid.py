@@ -5,17 +5,23 @@
 * ``text`` — BM25 over the units' text (:mod:`colbert.text` tokens; FTS5 or Qdrant sparse+IDF). Signal: ``text``.
   Units without text are never returned.
 * ``hybrid`` — the BM25 top-``candidates`` and the visual first stage's top-``candidates`` (each with the filter
-  applied inside it), exact MaxSim over their union, then the final score fuses the BM25 ranking with the MaxSim
-  ranking (:mod:`colbert.fusion`; RRF by default). Every hit says which signals found it: ``text`` and/or
-  ``visual`` (each with its score and 1-based rank in its own candidate list), and its ``maxsim`` score and rank
-  within the union.
+  applied inside it), exact MaxSim over their union, then the final score fuses the BM25 scores with the MaxSim
+  scores (:mod:`colbert.fusion`; a min-max normalised weighted sum by default, or RRF of the ranks). Every hit says
+  which signals found it: ``text`` and/or ``visual`` (each with its score and 1-based rank in its own candidate
+  list), and its ``maxsim`` score and rank within the union.
 
 :func:`fuse` is the backend-independent last step: backends supply the three score maps keyed by their own unit
 ids.
 
 >>> text, visual, maxsim = {"a": 9.0, "b": 4.0}, {"b": 0.8, "c": 0.7}, {"a": 3.0, "b": 5.0, "c": 4.0}
->>> [(u, round(s, 5), sorted(sig)) for u, s, sig in fuse(text, visual, maxsim, 3, Fusion())]
+>>> [(u, round(s, 5), sorted(sig)) for u, s, sig in fuse(text, visual, maxsim, 3, Fusion("rrf"))]
 [('b', 0.03252, ['maxsim', 'text', 'visual']), ('a', 0.03227, ['maxsim', 'text']), ('c', 0.01613, ['maxsim', 'visual'])]
+
+Weighted (the default): text normalised a=1, b=0; MaxSim a=0, b=1, c=0.5; text_weight 0.3 gives
+a = 0.3, b = 0.7, c = 0.35:
+
+>>> [(u, round(s, 5)) for u, s, _ in fuse(text, visual, maxsim, 3, Fusion("weighted", text_weight=0.3))]
+[('b', 0.7), ('c', 0.35), ('a', 0.3)]
 """
 
 from __future__ import annotations
@@ -50,10 +56,12 @@ class Signal:
 
 @dataclass(frozen=True)
 class Fusion:
-    """How ``hybrid`` fuses the BM25 and MaxSim rankings: ``rrf`` (``k``; ``text_weight`` scales the BM25 term,
-    MaxSim's is 1) or ``weighted`` (min-max normalised; ``text_weight`` in [0, 1], MaxSim gets the rest)."""
+    """How ``hybrid`` fuses the BM25 and MaxSim rankings: ``weighted`` (the default: min-max normalised;
+    ``text_weight`` in [0, 1], default 0.5, MaxSim gets the rest) or ``rrf`` (``k``; ``text_weight`` scales the
+    BM25 term, default 1, MaxSim's is 1). docs/collections.md#search-modes has the measurements behind the
+    default."""
 
-    method: str = "rrf"
+    method: str = "weighted"
     k: int = DEFAULT_RRF_K
     text_weight: float | None = None
 

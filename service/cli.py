@@ -87,7 +87,12 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         help="visual (first stage + MaxSim), text (BM25 over the pages' text), hybrid (both, fused); "
         "default: the search_mode setting (hybrid)",
     )
-    parser.add_argument("--fusion", choices=["rrf", "weighted"], default=None, help="how hybrid fuses (default rrf)")
+    parser.add_argument(
+        "--fusion",
+        choices=["rrf", "weighted"],
+        default=None,
+        help="how hybrid fuses (default: the search_fusion setting, weighted)",
+    )
     parser.add_argument("--include-text", action="store_true", help="print each page's text layer")
     parser.add_argument("--json", action="store_true", help="one JSON object per hit instead of a table")
 
@@ -306,9 +311,7 @@ async def _search(args: argparse.Namespace, settings: Settings, encoder: Encoder
             filter=args.filter,
             exhaustive=args.exhaustive,
             mode=args.mode,
-            default_mode=settings.search_mode,
-            fusion=args.fusion or settings.search_fusion,
-            rrf_k=settings.search_rrf_k,
+            fusion=args.fusion,
             include_text=args.include_text,
         )
         outcome = await searcher.search(store, args.query, options)

@@ -204,8 +204,12 @@ class Settings:
     search_mode: str = "hybrid"
     """Mode of a text search that does not name one: hybrid (BM25 + visual, fused), visual or text. Image and
     stored-page queries default to visual."""
-    search_fusion: str = "rrf"
-    """How hybrid fuses BM25 and MaxSim when a search does not say: rrf (reciprocal-rank) or weighted."""
+    search_fusion: str = "weighted"
+    """How hybrid fuses BM25 and MaxSim when a search does not say: weighted (min-max normalised scores,
+    weighted sum) or rrf (reciprocal-rank). docs/collections.md#search-modes has the measurements behind the
+    default."""
+    search_text_weight: float = 0.5
+    """Weighted fusion: the BM25 share (0..1; MaxSim gets the rest) when a search gives no text_weight."""
     search_rrf_k: int = 60
     """The RRF constant k (score = sum of 1 / (k + rank))."""
 
@@ -232,6 +236,8 @@ class Settings:
         _check_chunking(self)
         _check_choice("search_mode", self.search_mode, ("visual", "text", "hybrid"))
         _check_choice("search_fusion", self.search_fusion, ("rrf", "weighted"))
+        if not 0.0 <= self.search_text_weight <= 1.0:
+            raise SettingsError(f"{env_name('search_text_weight')} must be in 0..1; got {self.search_text_weight!r}")
         if any(not k for k in self.api_keys):
             raise SettingsError(f"{env_name('api_keys')} must not contain an empty key")
         try:
@@ -320,6 +326,7 @@ def _parse_bool(raw: str) -> bool:
 
 _POSITIVE = (
     "port",
+    "search_rrf_k",
     "max_batch_tokens",
     "max_batch_size",
     "max_queue_rows",

@@ -211,7 +211,7 @@ class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     ] = None
     fusion: Annotated[
         Literal["rrf", "weighted"] | None,
-        Meta(description="hybrid score: reciprocal-rank fusion (default) or weighted"),
+        Meta(description="hybrid score: weighted (min-max normalised; default, JEV4_SEARCH_FUSION) or rrf"),
     ] = None
     text_weight: (
         Annotated[

@@ -138,23 +138,33 @@ class SearchOptions:
     exhaustive: bool = False
     include_image: bool = False
     include_similarity_map: bool = False
-    mode: str | None = None  # None: default_mode for text queries, visual for image / stored-page queries
-    default_mode: str = "hybrid"
-    fusion: str = "rrf"
-    rrf_k: int = DEFAULT_RRF_K
-    text_weight: float | None = None
+    mode: str | None = None  # None: the default mode for text queries, visual for image / stored-page queries
+    fusion: str | None = None  # None: SearchLimits.default_fusion
+    text_weight: float | None = None  # None: SearchLimits.weighted_text_weight (weighted), 1 (rrf)
     include_text: bool = False
     highlight: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class SearchLimits:
-    """Caps of search (from :class:`~service.settings.Settings`)."""
+    """Caps and defaults of search (from :class:`~service.settings.Settings`)."""
 
     max_query_tokens: int = 32768
     image_max_pixels: int | None = None
     max_decoded_pixels: int = 40_000_000
     default_candidates: int = 200
+    default_mode: str = "hybrid"
+    default_fusion: str = "weighted"
+    rrf_k: int = DEFAULT_RRF_K
+    weighted_text_weight: float = 0.5
+
+    def fusion(self, options: SearchOptions) -> Fusion:
+        """The request's fusion, the settings' defaults where it gives none."""
+        method = options.fusion or self.default_fusion
+        weight = options.text_weight
+        if weight is None and method == "weighted":
+            weight = self.weighted_text_weight
+        return Fusion(method=method, k=self.rrf_k, text_weight=weight)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchLimits:
@@ -162,6 +172,10 @@ class SearchLimits:
             max_query_tokens=settings.max_text_tokens,
             image_max_pixels=settings.image_max_pixels,
             max_decoded_pixels=settings.max_decoded_pixels,
+            default_mode=settings.search_mode,
+            default_fusion=settings.search_fusion,
+            rrf_k=settings.search_rrf_k,
+            weighted_text_weight=settings.search_text_weight,
         )
 
 
@@ -180,7 +194,7 @@ class Searcher:
         options: SearchOptions,
     ) -> SearchOutcome:
         q = SearchQuery(text=query) if isinstance(query, str) else query
-        mode = resolve_mode(q, options.mode, options.default_mode)
+        mode = resolve_mode(q, options.mode, self.limits.default_mode)
         query_text = q.text
         if q.like is not None:
             vectors, query_text = await self._like(store, q.like, mode)
@@ -189,7 +203,7 @@ class Searcher:
         else:
             vectors = await self._embed_query(store, q)
         candidates = max(options.candidates or self.limits.default_candidates, options.top_k)
-        fusion = Fusion(method=options.fusion, k=options.rrf_k, text_weight=options.text_weight)
+        fusion = self.limits.fusion(options)
         hits = await asyncio.to_thread(
             functools.partial(
                 store.search,

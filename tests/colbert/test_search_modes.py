@@ -56,11 +56,10 @@ def test_hybrid_equals_the_hand_fusion(backend: Backend) -> None:
     rng = np.random.default_rng(5)
     q = units["err"].multivector[:4] + 0.1 * rng.normal(size=(4, 16)).astype(np.float32)
     qd = _unit(rng.normal(size=DENSE))
-    hits = store.search(q, qd, 5, candidates=10, mode="hybrid", query_text="north quota")
+    hits = store.search(q, qd, 5, candidates=10, mode="hybrid", query_text="north quota", fusion=Fusion("rrf"))
     # by hand: BM25 ranks from text mode, MaxSim ranks from a naive loop over all five units, RRF k=60
-    text_rank = {
-        h.doc_id: h.signals["text"].rank for h in store.search(None, None, 10, mode="text", query_text="north quota")
-    }
+    text_hits = store.search(None, None, 10, mode="text", query_text="north quota")
+    text_rank = {h.doc_id: h.signals["text"].rank for h in text_hits}
     maxsim = {d: naive_maxsim(q, u.multivector) for d, u in units.items()}
     ms_rank = {d: r + 1 for r, d in enumerate(sorted(maxsim, key=lambda d: -maxsim[d]))}
     fused = {d: 1 / (60 + ms_rank[d]) + (1 / (60 + text_rank[d]) if d in text_rank else 0.0) for d in units}
@@ -71,8 +70,19 @@ def test_hybrid_equals_the_hand_fusion(backend: Backend) -> None:
         assert h.signals["maxsim"].rank == ms_rank[h.doc_id]
         assert h.signals["maxsim"].score == pytest.approx(maxsim[h.doc_id], abs=1e-4)
         assert ("text" in h.signals) == (h.doc_id in text_rank)
-    weighted = store.search(q, qd, 5, candidates=10, mode="hybrid", query_text="north quota", fusion=Fusion("weighted"))
-    assert {h.doc_id for h in weighted} == set(units)
+    # weighted (the default), by hand: each signal min-max normalised over the reranked units, 0.5 each; a unit
+    # BM25 did not find has 0 for text
+    bm25 = {h.doc_id: h.signals["text"].score for h in text_hits}
+
+    def norm(scores: dict[str, float], d: str) -> float:
+        lo, hi = min(scores.values()), max(scores.values())
+        return 0.0 if d not in scores else (scores[d] - lo) / (hi - lo) if hi > lo else 1.0
+
+    by_hand = {d: 0.5 * norm(bm25, d) + 0.5 * norm(maxsim, d) for d in units}
+    weighted = store.search(q, qd, 5, candidates=10, mode="hybrid", query_text="north quota")
+    assert [h.doc_id for h in weighted] == sorted(by_hand, key=lambda d: (-by_hand[d], d))
+    for h in weighted:
+        assert h.score == pytest.approx(by_hand[h.doc_id], abs=1e-4)
 
 
 def test_filters_apply_inside_bm25_and_hybrid(backend: Backend) -> None:
