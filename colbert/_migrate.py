@@ -27,7 +27,8 @@ _V2_TO_V3 = """
 ALTER TABLE documents ADD COLUMN content_hash TEXT;
 ALTER TABLE pages ADD COLUMN kind TEXT NOT NULL DEFAULT 'page';
 CREATE TABLE unit_text (page_id INTEGER PRIMARY KEY, text TEXT NOT NULL);
-CREATE TABLE unit_images (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL)
+CREATE TABLE unit_images (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS documents_by_hash ON documents (content_hash)
 """
 
 
@@ -42,6 +43,7 @@ def migrate(conn: sqlite3.Connection, path: Path, legacy_images: Path | None) ->
     version = read_meta(conn, path).get("format_version")
     if version == str(FORMAT_VERSION):
         _ensure_fts(conn)
+        _ensure_hash_index(conn)
         return 0
     if version != "2":
         return 0  # read_config names the unsupported version
@@ -77,6 +79,13 @@ def _ensure_fts(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _ensure_hash_index(conn: sqlite3.Connection) -> None:
+    """Give a version-3 index written before duplicate detection its ``documents_by_hash`` index."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'documents_by_hash'").fetchone():
+        return
+    conn.execute("CREATE INDEX IF NOT EXISTS documents_by_hash ON documents (content_hash)")
 
 
 def _import_images(conn: sqlite3.Connection, folder: Path) -> int:

@@ -6,6 +6,7 @@ they mean *unit* (a page or a text/code chunk, see :mod:`colbert.store`)::
 
     meta(key, value)                       format name + version, sizes, codec, pool factor, created_at
     documents(seq PK, doc_id UNIQUE, num_pages (= units), metadata JSON, created_at, content_hash)
+                                            indexed by content_hash (duplicate uploads are found by it)
     pages(id PK AUTOINCREMENT, doc_id, page (= unit ordinal), metadata JSON, dense BLOB float32,
           kind ('page' | 'chunk'), UNIQUE(doc_id, page))
     unit_text(page_id PK, text)             a unit's text (page text layer, chunk text), when it has one
@@ -80,6 +81,7 @@ CREATE TABLE doc_fields (
     key TEXT NOT NULL, value TEXT NOT NULL, doc_id TEXT NOT NULL, PRIMARY KEY (key, value, doc_id)
 ) WITHOUT ROWID;
 CREATE INDEX doc_fields_by_doc ON doc_fields (doc_id);
+CREATE INDEX documents_by_hash ON documents (content_hash);
 CREATE TABLE deletions (seq INTEGER PRIMARY KEY AUTOINCREMENT, page_id INTEGER NOT NULL);
 """
 

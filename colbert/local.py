@@ -195,6 +195,16 @@ class LocalStore(LocalHandle):
             row = conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
         return None if row is None else _document(row)
 
+    def find_by_hash(self, content_hash: str) -> DocumentInfo | None:
+        """The earliest-added document with this content hash (index ``documents_by_hash``), None if none."""
+        if not isinstance(content_hash, str):
+            raise InvalidQueryError(f"content_hash must be a str, got {type(content_hash).__name__}")
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {_DOC_COLUMNS} FROM documents WHERE content_hash = ? ORDER BY seq LIMIT 1", (content_hash,)
+            ).fetchone()
+        return None if row is None else _document(row)
+
     def list_documents(self, *, offset: int = 0, limit: int = 100) -> list[DocumentInfo]:
         """Documents in the order they were (last) added."""
         _check_page_window(offset, limit, self.options.limits)

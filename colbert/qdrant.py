@@ -180,6 +180,7 @@ class QdrantStore:
             client.create_payload_index(name, "version", qm.PayloadSchemaType.KEYWORD)
             client.create_payload_index(blobs_collection(name), "doc_id", qm.PayloadSchemaType.KEYWORD)
             client.create_payload_index(docs_collection(name), "created_at", qm.PayloadSchemaType.FLOAT)
+            client.create_payload_index(docs_collection(name), "content_hash", qm.PayloadSchemaType.KEYWORD)
         return cls(client, name, config, options)
 
     @classmethod
@@ -336,6 +337,20 @@ class QdrantStore:
     def get_document(self, doc_id: str) -> DocumentInfo | None:
         rec = self._record(doc_id)
         return None if rec is None else _info(rec)
+
+    def find_by_hash(self, content_hash: str) -> DocumentInfo | None:
+        """The earliest-added document with this content hash (a filter on the ``__docs`` records, whose
+        ``content_hash`` has a keyword payload index in collections made since duplicate detection)."""
+        if not isinstance(content_hash, str):
+            raise InvalidQueryError(f"content_hash must be a str, got {type(content_hash).__name__}")
+        records, _ = self.client.scroll(
+            self._docs,
+            scroll_filter=qm.Filter(must=[_match("content_hash", content_hash)]),
+            limit=self.options.limits.max_list_limit,
+            with_payload=True,
+        )
+        infos = [_info(dict(r.payload or {})) for r in records]
+        return min(infos, key=lambda i: i.created_at) if infos else None
 
     def list_documents(self, *, offset: int = 0, limit: int = 100) -> list[DocumentInfo]:
         """Documents in the order they were (last) added."""

@@ -169,6 +169,10 @@ class Store(Protocol):
         """Set a document's metadata (the whole object) without touching its units; None if there is none."""
         ...
 
+    def find_by_hash(self, content_hash: str) -> DocumentInfo | None:
+        """The earliest-added document stored with this ``content_hash`` (an indexed lookup), None if none."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -12,7 +12,11 @@ not with the Qdrant local mode, which locks its folder).
 when it does not exist (``--dimensions``, ``--codec``, ``--pool-factor``), shows one progress bar over all
 pages, and names each document by its path relative to the folder given (or its file name), characters
 outside ``A-Z a-z 0-9 . _ - :`` replaced by ``_``. A document that exists is skipped unless ``--replace``.
-Exit status: 0 when every file was indexed or skipped, 1 when some failed, 2 when nothing could start.
+A file whose bytes a stored document already holds follows ``--duplicate-policy`` / ``JEV4_DUPLICATE_POLICY``
+(:mod:`service.collections.duplicates`): skipped, naming that document (return_existing, the default), failed
+(refuse) or indexed again (allow).
+Exit status: 0 when every file was indexed or skipped, 1 when some failed or were refused, 2 when nothing could
+start.
 """
 
 from __future__ import annotations
@@ -238,7 +242,7 @@ async def _index_all(
         indexer = Indexer(_model(encoder, model, pool), repository, IndexOptions.from_settings(settings))
         bar = _Bar(disable=args.no_progress)
         try:
-            failed = [f for f in files if not await _index_one(args, indexer, store, f, bar)]
+            failed = [f for f in files if not await _index_one(args, indexer, store, f, bar, settings.duplicate_policy)]
         finally:
             bar.bar.close()
     done = len(files) - len(failed)
@@ -252,10 +256,14 @@ async def _index_one(
     store: Store,
     file: DocumentFile,
     bar: _Bar,
+    policy: str,
 ) -> bool:
     from colbert.errors import DocumentExistsError
     from model.errors import InputError
+    from service.collections.duplicates import plan_upload
     from service.collections.indexing import DocumentSource, detect_kind
+    from service.errors import DuplicateDocumentError
+    from service.settings import env_name
 
     data = file.path.read_bytes()
     kind = detect_kind(data)
@@ -263,6 +271,23 @@ async def _index_one(
     source = DocumentSource(data, kind, args.pages if kind == "pdf" else None)
     bar.bar.set_postfix_str(file.source[-40:])
     try:
+        plan = await plan_upload(
+            indexer,
+            store,
+            args.collection,
+            file.document_id,
+            source,
+            replace=args.replace,
+            explicit_id=False,
+            policy=policy,
+            background=True,
+        )
+        if plan.existing is not None:
+            bar.note(
+                f"skipped {file.source}: the same content is document {plan.existing.doc_id!r} "
+                f"({env_name('duplicate_policy')}=return_existing)"
+            )
+            return True
         await indexer.index(
             store,
             args.collection,
@@ -271,10 +296,15 @@ async def _index_one(
             metadata,
             replace=args.replace,
             progress=bar,
+            pages=plan.pages,
+            content_hash=plan.content_hash,
             background=True,
         )
     except DocumentExistsError:
         bar.note(f"skipped {file.source}: document {file.document_id!r} exists (use --replace)")
+    except DuplicateDocumentError as exc:
+        bar.note(f"refused {file.source}: {exc.message}")
+        return False
     except InputError as exc:
         bar.note(f"failed {file.source}: {exc}")
         return False

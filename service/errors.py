@@ -48,6 +48,7 @@ __all__ = [
     "BadRequestError",
     "ClientDisconnectedError",
     "DownloadError",
+    "DuplicateDocumentError",
     "ErrorInfo",
     "ModelFailureError",
     "NotFoundError",
@@ -134,6 +135,16 @@ class RemoteURLDisabledError(UnprocessableError):
 
 class URLNotAllowedError(UnprocessableError):
     code = "url_not_allowed"
+
+
+class DuplicateDocumentError(ServiceError):
+    """An upload's bytes are already stored as another document and the duplicate policy refuses copies."""
+
+    status, type, code = 409, "conflict_error", "duplicate_document"
+
+    def __init__(self, message: str, *, existing_id: str) -> None:
+        super().__init__(message)
+        self.existing_id = existing_id
 
 
 class QueueFullError(ServiceError):

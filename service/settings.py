@@ -194,6 +194,11 @@ class Settings:
     store_busy_timeout_s: float = 30.0
     """Embedded backend: seconds a write waits for another process's write to the same collection before it
     fails with 503 index_busy (several processes may serve one data_dir; their writes are serialised)."""
+    duplicate_policy: str = "return_existing"
+    """An upload whose bytes (and page selection) equal a stored document's, sent without an explicit
+    document_id: return_existing (200 with that document and an X-Duplicate-Of header; nothing is embedded),
+    refuse (409 duplicate_document naming it) or allow (store a second copy). An explicit document_id is always
+    honoured; a replace is never a duplicate."""
     job_heartbeat_s: float = 2.0
     """Seconds between the heartbeats a process writes for its running indexing jobs (jobs are stored in the
     backend, so every process sees them)."""
@@ -231,6 +236,7 @@ class Settings:
         _check_positive(self)
         _check_choice("collection_backend", self.collection_backend, ("local", "qdrant"))
         _check_choice("first_stage", self.first_stage, ("dense", "pooled"))
+        _check_choice("duplicate_policy", self.duplicate_policy, ("return_existing", "refuse", "allow"))
         _check_choice("dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
         _check_choice("log_level", self.log_level, ("debug", "info", "warning", "error"))
         _check_chunking(self)

@@ -10,9 +10,10 @@ the batcher's worker. Decisions:
   ``codec``: float32 | float16 (default) | int8 | binary; ``pool_factor`` >= 1 (1 = no pooling).
 - Adding a document waits for the result (201) unless ``wait=false`` (202 + a job to poll).
 - A new document's id: ``document_id`` if given, else the uploaded file's name (made URL-safe), else a random
-  id; an existing id is 409 unless ``replace``. The file name is also kept as the ``source`` metadata key
-  (unless the metadata sets one). A replace without ``metadata`` keeps the document's metadata; with
-  ``metadata`` it stores exactly that.
+  id; an existing id is 409 unless ``replace``. The same bytes uploaded again without an explicit id follow
+  ``JEV4_DUPLICATE_POLICY`` (:mod:`service.collections.duplicates`). The file name is also kept as the
+  ``source`` metadata key (unless the metadata sets one). A replace without ``metadata`` keeps the document's
+  metadata; with ``metadata`` it stores exactly that.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig
 from model.errors import InvalidDimensionError
+from service.collections.duplicates import plan_upload
 from service.collections.indexing import Indexer, IndexOptions, IndexResult
 from service.collections.job_store import open_job_store
 from service.collections.jobs import IndexJob, JobRegistry
@@ -69,6 +71,7 @@ def document_object(collection: str, info: DocumentInfo) -> DocumentObject:
         pages=info.num_units,
         metadata=info.metadata,
         created_at=info.created_at,
+        content_hash=info.content_hash,
     )
 
 
@@ -192,11 +195,27 @@ class Collections:
         return DeletedObject(id=name, object="collection")
 
     # ---- documents -----------------------------------------------------------------------------------------
-    async def add_document(self, name: str, upload: DocumentUpload, *, wait: bool) -> DocumentObject | JobObject:
+    async def add_document(
+        self, name: str, upload: DocumentUpload, *, wait: bool
+    ) -> tuple[DocumentObject | JobObject, bool]:
+        """The new document (``wait``) or its job; ``True`` second when the upload duplicates a stored document
+        and the policy returned that one instead (:mod:`service.collections.duplicates`)."""
         store = await self.store(name)
         indexer, _searcher = self.services()
         document_id = upload.document_id or upload.default_id() or uuid.uuid4().hex
-        pages = await indexer.plan(store, name, document_id, upload.source, replace=upload.replace, background=not wait)
+        plan = await plan_upload(
+            indexer,
+            store,
+            name,
+            document_id,
+            upload.source,
+            replace=upload.replace,
+            explicit_id=upload.document_id is not None,
+            policy=self.runtime.settings.duplicate_policy,
+            background=not wait,
+        )
+        if plan.existing is not None:
+            return document_object(name, plan.existing), True
         metadata = await self._metadata_for(store, upload, document_id)
 
         async def work(job: IndexJob | None) -> DocumentInfo:
@@ -209,14 +228,15 @@ class Collections:
                 replace=upload.replace,
                 progress=job,
                 wait_when_full=job is not None,
-                pages=pages,
+                pages=plan.pages,
+                content_hash=plan.content_hash,
             )
             self._count(result, upload.source.kind)
             return result.document
 
         if wait:
-            return document_object(name, await work(None))
-        return job_object(await self.jobs.submit(name, document_id, work))
+            return document_object(name, await work(None)), False
+        return job_object(await self.jobs.submit(name, document_id, work)), False
 
     @staticmethod
     async def _metadata_for(store: Store, upload: DocumentUpload, document_id: str) -> dict[str, Any] | None:

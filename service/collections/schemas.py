@@ -146,6 +146,7 @@ class DocumentObject(Struct, kw_only=True):
     pages: int
     metadata: dict[str, Any]
     created_at: float
+    content_hash: str | None = None  # sha256 of the uploaded bytes (+ page selection), see JEV4_DUPLICATE_POLICY
 
 
 class DocumentList(Struct, kw_only=True):

@@ -47,7 +47,9 @@ JSON: `{"pdf" | "image": base64 | data URI | http(s) URL, "metadata": {...}, "pa
 "document_id": "...", "replace": false}`. Multipart: a `file` part (PDF or image) and optional `metadata` \
 (JSON text), `pages`, `document_id`, `replace` parts. `?wait=true` (default) answers 201 with the document \
 once every page is stored; `?wait=false` answers 202 with a job (`Location` header) whose `pages_done` / \
-`pages_total` show progress at `GET /v1/collections/{name}/jobs/{id}`."""
+`pages_total` show progress at `GET /v1/collections/{name}/jobs/{id}`. The same bytes uploaded again without \
+a `document_id` follow `JEV4_DUPLICATE_POLICY`: by default 200 with the stored document and an `X-Duplicate-Of` \
+header (nothing is embedded); `refuse`: 409 `duplicate_document`; `allow`: a second document."""
 
 
 class CollectionsController(Controller):
@@ -88,10 +90,14 @@ class CollectionsController(Controller):
     ) -> Response[DocumentObject | JobObject]:
         upload = await read_upload(request, collections.runtime.settings)
         if wait:
-            document = await until_disconnect(request, collections.add_document(name, upload, wait=True))
-            return Response(document, status_code=201)
-        job = await collections.add_document(name, upload, wait=False)
-        return Response(job, status_code=202, headers={"Location": f"{self.path}/{name}/jobs/{job.id}"})
+            added, duplicate = await until_disconnect(request, collections.add_document(name, upload, wait=True))
+        else:
+            added, duplicate = await collections.add_document(name, upload, wait=False)
+        if duplicate:  # JEV4_DUPLICATE_POLICY=return_existing: the stored document, nothing indexed
+            return Response(added, status_code=200, headers={"X-Duplicate-Of": added.id})
+        if wait:
+            return Response(added, status_code=201)
+        return Response(added, status_code=202, headers={"Location": f"{self.path}/{name}/jobs/{added.id}"})
 
     @get("/{name:str}/documents", summary="List the documents of a collection")
     async def list_documents(
