@@ -43,11 +43,24 @@ if TYPE_CHECKING:
 
     from colbert.qdrant import QdrantOptions
 
-__all__ = ["LEGACY_IMAGES", "Backend", "Catalog", "CollectionInfo", "validate_name"]
+__all__ = ["LEGACY_IMAGES", "Backend", "Catalog", "CollectionInfo", "VacuumResult", "validate_name"]
 
 Backend = Literal["local", "qdrant"]
 LEGACY_IMAGES = "page-images"  # where format-2 deployments kept page PNGs, one folder per collection
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class VacuumResult(NamedTuple):
+    name: str
+    bytes_before: int | None  # None: not known to this process (a Qdrant server's disk)
+    bytes_after: int | None
+    note: str  # what was done
+
+
+QDRANT_VACUUM_NOTE = (
+    "nothing to do here: Qdrant reclaims the space of deleted points itself (its vacuum optimizer), and its "
+    "disk use is reported by the Qdrant server (GET /collections/{name}, telemetry), not by this process"
+)
 
 
 class CollectionInfo(NamedTuple):
@@ -185,6 +198,21 @@ class Catalog:
             for p in self._root.iterdir()
             if _NAME.match(p.name) and "__" not in p.name and (p / _schema.DB_FILE).is_file()
         ]
+
+    def disk_bytes(self, name: str) -> int | None:
+        """Bytes the collection takes on disk: its directory's files (embedded); None for Qdrant, whose disk
+        this process cannot see (``CollectionNotFoundError`` if there is no such collection)."""
+        store = self.get(name)
+        return store.disk_bytes() if isinstance(store, LocalStore) else None
+
+    def vacuum(self, name: str) -> VacuumResult:
+        """Reclaim the disk space of deleted and replaced documents (embedded: :meth:`LocalStore.vacuum`;
+        Qdrant compacts by itself, so nothing is done there)."""
+        store = self.get(name)
+        if not isinstance(store, LocalStore):
+            return VacuumResult(name, None, None, QDRANT_VACUUM_NOTE)
+        before, after = store.vacuum()
+        return VacuumResult(name, before, after, "full-text index merged, index file rebuilt (VACUUM), WAL truncated")
 
     def delete(self, name: str) -> bool:
         """Remove a collection and its data; False if there was none."""

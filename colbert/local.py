@@ -58,7 +58,14 @@ from colbert._local_modes import FirstStage, Ranked, hybrid_rank, text_rank, vis
 from colbert._local_modes import first_stage as stage_one
 from colbert._local_scan import read_pages
 from colbert._local_write import delete_rows, insert_document, unit_row
-from colbert.errors import DocumentExistsError, IndexFormatError, InvalidFilterError, InvalidQueryError
+from colbert.errors import (
+    DocumentExistsError,
+    IndexFormatError,
+    InvalidFilterError,
+    InvalidQueryError,
+    StoreBusyError,
+    StoreClosedError,
+)
 from colbert.filters import MetadataFilter
 from colbert.hybrid import Fusion, SearchMode, check_query_text, parse_mode
 from colbert.quantize import decode
@@ -232,6 +239,41 @@ class LocalStore(LocalHandle):
             docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
         memory = snap.matrix.nbytes + snap.sketch.nbytes + snap.ids.nbytes + snap.alive.nbytes
         return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), int(memory))
+
+    def disk_bytes(self) -> int:
+        """Bytes of the collection's files on disk (the index file, its WAL and shared-memory files)."""
+        total = 0
+        for path in self.directory.iterdir():
+            try:
+                total += path.stat().st_size if path.is_file() else 0
+            except FileNotFoundError:  # the WAL may go away at a checkpoint
+                continue
+        return total
+
+    def vacuum(self) -> tuple[int, int]:
+        """Reclaim the space of deleted and replaced documents; (bytes on disk before, after).
+
+        Merges the full-text index's segments, rebuilds the file (SQLite ``VACUUM``: free pages are dropped;
+        rowids, so the in-memory first stage, are kept) and truncates the WAL. Holds the write lock meanwhile
+        (other writers wait, up to ``busy_timeout_s`` in other processes); readers go on. Needs free disk space
+        about the size of the index while it runs."""
+        before = self.disk_bytes()
+        with self._write_lock:
+            if self._closed:
+                raise StoreClosedError(f"the store at {self.directory} is closed")
+            conn = self._writer
+            try:
+                conn.execute("INSERT INTO unit_fts (unit_fts) VALUES ('optimize')")
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                raise StoreBusyError(
+                    f"{self.directory}: vacuum could not take the write lock within "
+                    f"busy_timeout_s={self.options.busy_timeout_s} s ({exc}); retry later"
+                ) from exc
+        return before, self.disk_bytes()
 
     def get_unit(self, doc_id: str, unit: int) -> UnitRecord | None:
         """The unit as stored: unit dense vector, decoded (and pooled, if configured) multi-vector, kind,

@@ -7,6 +7,7 @@ human text (``--json``: one JSON object per line instead)::
     python -m service collections list                       # GET    /v1/collections
     python -m service collections show NAME                  # GET    /v1/collections/{name}
     python -m service collections delete NAME                # DELETE /v1/collections/{name}
+    python -m service collections vacuum NAME                # POST   /v1/collections/{name}/vacuum
     python -m service documents list --collection NAME       # GET    /v1/collections/{name}/documents
     python -m service documents show ID --collection NAME    # GET    /v1/collections/{name}/documents/{id}
     python -m service documents delete ID --collection NAME  # DELETE /v1/collections/{name}/documents/{id}
@@ -50,6 +51,9 @@ def add_manage_commands(sub: Any, common: Callable[[argparse.ArgumentParser], No
             p.add_argument("name")
         _finish(p, common)
     p = cols_sub.add_parser("delete", help="delete a collection and everything in it")
+    p.add_argument("name")
+    _finish(p, common)
+    p = cols_sub.add_parser("vacuum", help="reclaim the disk space of deleted and replaced documents")
     p.add_argument("name")
     _finish(p, common)
 
@@ -152,9 +156,28 @@ def _show(args: argparse.Namespace, obj: msgspec.Struct, text: str) -> None:
     print(msgspec.json.encode(obj).decode() if args.json else text)
 
 
+def _size(n: int | None) -> str:
+    """Bytes for people.
+
+    >>> _size(None), _size(999), _size(123_456_789)
+    ('size on disk not known here', '999 B', '117.7 MiB')
+    """
+    if n is None:
+        return "size on disk not known here"
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
 def _collection_line(c: CollectionObject) -> str:
+    on_disk = "" if c.disk_bytes is None else f", {_size(c.disk_bytes)} on disk"
     return (
-        f"{c.name}  {c.documents} documents, {c.pages} pages  "
+        f"{c.name}  {c.documents} documents, {c.pages} pages{on_disk}  "
         f"(dimensions {c.dimensions}, codec {c.codec}, pool factor {c.pool_factor})"
     )
 
@@ -185,6 +208,19 @@ async def _collections_delete(c: Collections, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _collections_vacuum(c: Collections, args: argparse.Namespace) -> int:
+    done = await c.vacuum(args.name)
+    if done.bytes_before is None or done.bytes_after is None:
+        text = f"{done.collection}: {done.note}"
+    else:
+        text = (
+            f"{done.collection}: {_size(done.bytes_before)} -> {_size(done.bytes_after)} on disk "
+            f"({_size(done.bytes_reclaimed)} reclaimed; {done.note})"
+        )
+    _show(args, done, text)
+    return 0
+
+
 async def _documents_list(c: Collections, args: argparse.Namespace) -> int:
     listing = await c.list_documents(args.collection, offset=args.offset, limit=args.limit)
     for doc in listing.data:
@@ -211,6 +247,7 @@ _ACTIONS: dict[tuple[str, str], Action] = {
     ("collections", "list"): _collections_list,
     ("collections", "show"): _collections_show,
     ("collections", "delete"): _collections_delete,
+    ("collections", "vacuum"): _collections_vacuum,
     ("documents", "list"): _documents_list,
     ("documents", "show"): _documents_show,
     ("documents", "delete"): _documents_delete,

@@ -24,6 +24,7 @@ import functools
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from colbert.errors import CollectionNotFoundError
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig
 from model.errors import InvalidDimensionError
@@ -48,6 +49,7 @@ from service.collections.schemas import (
     SearchResponse,
     SignalScore,
     SimilarityMap,
+    VacuumObject,
 )
 from service.collections.search import PageMatch, Searcher, SearchLimits, SearchOptions, SearchQuery
 from service.collections.vectors import EmbeddingModel
@@ -90,7 +92,9 @@ def job_object(job: IndexJob) -> JobObject:
     )
 
 
-def _collection_object(name: str, config: CollectionConfig, counts: tuple[int, int]) -> CollectionObject:
+def _collection_object(
+    name: str, config: CollectionConfig, counts: tuple[int, int], disk_bytes: int | None = None
+) -> CollectionObject:
     return CollectionObject(
         name=name,
         dimensions=config.dense_dim,
@@ -99,6 +103,7 @@ def _collection_object(name: str, config: CollectionConfig, counts: tuple[int, i
         pool_factor=config.pool_factor,
         documents=counts[0],
         pages=counts[1],
+        disk_bytes=disk_bytes,
     )
 
 
@@ -180,13 +185,34 @@ class Collections:
         return _collection_object(data.name, store.config, (0, 0))
 
     async def list_collections(self) -> CollectionList:
-        infos = await asyncio.to_thread(self.repository.collections)
-        return CollectionList(data=[_collection_object(i.name, i.config, i.counts) for i in infos])
+        def work() -> list[CollectionObject]:
+            catalog = self.catalog()
+            return [
+                _collection_object(i.name, i.config, i.counts, _disk_bytes(catalog, i.name))
+                for i in self.repository.collections()
+            ]
+
+        return CollectionList(data=await asyncio.to_thread(work))
 
     async def get(self, name: str) -> CollectionObject:
         store = await self.store(name)
         counts = await asyncio.to_thread(store.count)
-        return _collection_object(name, store.config, counts)
+        on_disk = await asyncio.to_thread(_disk_bytes, self.catalog(), name)
+        return _collection_object(name, store.config, counts, on_disk)
+
+    async def vacuum(self, name: str) -> VacuumObject:
+        """Reclaim the disk space of deleted and replaced documents (:meth:`colbert.catalog.Catalog.vacuum`)."""
+        result = await asyncio.to_thread(self.catalog().vacuum, name)
+        reclaimed = None
+        if result.bytes_before is not None and result.bytes_after is not None:
+            reclaimed = result.bytes_before - result.bytes_after
+        return VacuumObject(
+            collection=name,
+            bytes_before=result.bytes_before,
+            bytes_after=result.bytes_after,
+            bytes_reclaimed=reclaimed,
+            note=result.note,
+        )
 
     async def delete(self, name: str) -> DeletedObject:
         deleted = await asyncio.to_thread(self.repository.delete, name)
@@ -350,6 +376,14 @@ class Collections:
             usage=Usage(total_tokens=outcome.tokens, prompt_tokens=outcome.tokens),
             results=[_hit(m) for m in outcome.matches],
         )
+
+
+def _disk_bytes(catalog: Catalog, name: str) -> int | None:
+    """The collection's bytes on disk, None when unknown (Qdrant) or when it vanished meanwhile."""
+    try:
+        return catalog.disk_bytes(name)
+    except CollectionNotFoundError:
+        return None
 
 
 def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

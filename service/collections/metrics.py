@@ -3,8 +3,8 @@
 Families (gauges; ``collection`` label = the collection's name):
 
 - ``jev4_collection_documents{collection}``, ``jev4_collection_units{collection}`` (pages and chunks);
-- ``jev4_collection_disk_bytes{collection}``: bytes on disk (embedded backend, and Qdrant's local mode; absent
-  for a Qdrant server, whose disk this process cannot see);
+- ``jev4_collection_disk_bytes{collection}``: bytes on disk (embedded backend: the collection's files; absent
+  for Qdrant, whose disk this process cannot see);
 - ``jev4_jobs{status}``: the indexing jobs this server remembers, by status (queued | running are exact; succeeded
   | failed count the finished jobs still kept for polling, the newest 1000).
 

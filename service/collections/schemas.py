@@ -96,6 +96,7 @@ class CollectionObject(Struct, kw_only=True):
     pool_factor: int
     documents: int
     pages: int
+    disk_bytes: int | None = None  # embedded backend: its files' size; None: not known here (Qdrant)
 
 
 class CollectionList(Struct, kw_only=True):
@@ -137,6 +138,18 @@ class PatchDocumentRequest(Struct, kw_only=True, forbid_unknown_fields=True):
         ),
     ]
     replace: Annotated[bool, Meta(description="Store exactly `metadata` instead of merging it")] = False
+
+
+class VacuumObject(Struct, kw_only=True):
+    """What ``POST /v1/collections/{name}/vacuum`` did; byte counts are null where this server cannot see the
+    disk (Qdrant, which compacts by itself)."""
+
+    object: str = "collection.vacuum"
+    collection: str
+    bytes_before: int | None
+    bytes_after: int | None
+    bytes_reclaimed: int | None
+    note: str
 
 
 class DocumentObject(Struct, kw_only=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,8 @@ def test_collections_list_show_delete(capsys: pytest.CaptureFixture[str], data_d
     code, out, _ = _run(capsys, data_dir, "collections", "list")
     assert code == 0
     lines = out.splitlines()
-    assert any(line.startswith("lib  2 documents, 3 pages  (dimensions 16, codec float16") for line in lines), out
+    lib = re.compile(r"^lib  2 documents, 3 pages, [0-9.]+ KiB on disk  \(dimensions 16, codec float16")
+    assert any(lib.match(line) for line in lines), out
     assert any(line.startswith("empty  0 documents, 0 pages") for line in lines), out
     code, out, _ = _run(capsys, data_dir, "collections", "show", "lib", "--json")
     assert code == 0
@@ -81,3 +83,25 @@ def test_documents_list_show_delete(capsys: pytest.CaptureFixture[str], data_dir
     code, _, err = _run(capsys, data_dir, "documents", "list", "--collection", "nope")
     assert code == 1
     assert err.strip() == "error: no collection named 'nope'"
+
+
+def test_collections_vacuum_reports_bytes(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    code, out, _ = _run(capsys, data_dir, "collections", "show", "lib", "--json")
+    assert code == 0
+    assert json.loads(out)["disk_bytes"] > 0
+    code, out, _ = _run(capsys, data_dir, "collections", "list")
+    assert " on disk  (dimensions 16" in out
+    assert _run(capsys, data_dir, "documents", "delete", "report.pdf", "--collection", "lib")[0] == 0
+    code, out, _ = _run(capsys, data_dir, "collections", "vacuum", "lib")
+    assert code == 0
+    assert out.startswith("lib: ")
+    assert " reclaimed; " in out
+    code, out, _ = _run(capsys, data_dir, "collections", "vacuum", "lib", "--json")
+    done = json.loads(out)
+    assert done["bytes_after"] <= done["bytes_before"]
+    assert (
+        done["bytes_after"]
+        == json.loads(_run(capsys, data_dir, "collections", "show", "lib", "--json")[1])["disk_bytes"]
+    )
+    code, _, err = _run(capsys, data_dir, "collections", "vacuum", "nope")
+    assert (code, err.strip()) == (1, "error: no collection named 'nope'")

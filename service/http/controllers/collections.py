@@ -28,6 +28,7 @@ from service.collections.schemas import (
     PatchDocumentRequest,
     SearchRequest,
     SearchResponse,
+    VacuumObject,
 )
 from service.collections.uploads import read_upload
 from service.http.controllers.common import require_json, until_disconnect
@@ -70,6 +71,17 @@ class CollectionsController(Controller):
     @get("/{name:str}", summary="One collection")
     async def get_collection(self, name: FromPath[str], collections: NamedDependency[Collections]) -> CollectionObject:
         return await collections.get(name)
+
+    @post(
+        "/{name:str}/vacuum",
+        status_code=200,
+        summary="Reclaim the disk space of deleted and replaced documents",
+        description="Embedded backend: merges the full-text index, rebuilds the index file (SQLite VACUUM) and "
+        "reports the bytes on disk before and after; writes to the collection wait meanwhile, searches go on. "
+        "Qdrant: nothing to do (it compacts by itself); the byte counts are null.",
+    )
+    async def vacuum_collection(self, name: FromPath[str], collections: NamedDependency[Collections]) -> VacuumObject:
+        return await collections.vacuum(name)
 
     @delete("/{name:str}", status_code=200, summary="Delete a collection and everything in it")
     async def delete_collection(self, name: FromPath[str], collections: NamedDependency[Collections]) -> DeletedObject:
