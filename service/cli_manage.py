@@ -8,6 +8,8 @@ human text (``--json``: one JSON object per line instead)::
     python -m service collections show NAME                  # GET    /v1/collections/{name}
     python -m service collections delete NAME                # DELETE /v1/collections/{name}
     python -m service collections vacuum NAME                # POST   /v1/collections/{name}/vacuum
+    python -m service collections export NAME FILE           # one file: vectors, texts, images, metadata
+    python -m service collections import FILE [--name NEW]   # into this --collection-backend (migration)
     python -m service documents list --collection NAME       # GET    /v1/collections/{name}/documents
     python -m service documents show ID --collection NAME    # GET    /v1/collections/{name}/documents/{id}
     python -m service documents delete ID --collection NAME  # DELETE /v1/collections/{name}/documents/{id}
@@ -28,6 +30,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -55,6 +58,16 @@ def add_manage_commands(sub: Any, common: Callable[[argparse.ArgumentParser], No
     _finish(p, common)
     p = cols_sub.add_parser("vacuum", help="reclaim the disk space of deleted and replaced documents")
     p.add_argument("name")
+    _finish(p, common)
+    p = cols_sub.add_parser("export", help="write a collection to one file (vectors, texts, images, metadata)")
+    p.add_argument("name")
+    p.add_argument("file", type=Path, help="the export file (.tar; .tar.gz to compress)")
+    _finish(p, common)
+    p = cols_sub.add_parser(
+        "import", help="make a collection from an export file (to migrate, import with the other backend's flags)"
+    )
+    p.add_argument("file", type=Path)
+    p.add_argument("--name", help="the new collection's name (default: the exported one)")
     _finish(p, common)
 
     docs = sub.add_parser("documents", help="list, show or delete the documents of a collection")
@@ -221,6 +234,48 @@ async def _collections_vacuum(c: Collections, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _collections_export(c: Collections, args: argparse.Namespace) -> int:
+    from colbert.transfer import export_collection
+
+    try:
+        done = await asyncio.to_thread(export_collection, c.catalog(), args.name, args.file)
+    except OSError as exc:
+        print(f"error: cannot write {args.file}: {exc}", file=sys.stderr)
+        return 1
+    size = _size(args.file.stat().st_size)
+    text = f"exported {done.collection}: {done.documents} documents, {done.units} units to {args.file} ({size})"
+    print(json.dumps(_summary(done, args.file)) if args.json else text)
+    return 0
+
+
+async def _collections_import(c: Collections, args: argparse.Namespace) -> int:
+    import tarfile
+
+    from colbert.transfer import import_collection
+
+    try:
+        done = await asyncio.to_thread(import_collection, c.catalog(), args.file, name=args.name)
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        print(f"error: cannot read {args.file} as a collection export: {exc}", file=sys.stderr)
+        return 1
+    text = (
+        f"imported {done.collection}: {done.documents} documents, {done.units} units from {args.file} "
+        f"(exported from the {done.source_backend} backend; now on {c.runtime.settings.collection_backend})"
+    )
+    print(json.dumps(_summary(done, args.file)) if args.json else text)
+    return 0
+
+
+def _summary(done: Any, file: Path) -> dict[str, Any]:
+    return {
+        "collection": done.collection,
+        "documents": done.documents,
+        "units": done.units,
+        "file": str(file),
+        "source_backend": done.source_backend,
+    }
+
+
 async def _documents_list(c: Collections, args: argparse.Namespace) -> int:
     listing = await c.list_documents(args.collection, offset=args.offset, limit=args.limit)
     for doc in listing.data:
@@ -248,6 +303,8 @@ _ACTIONS: dict[tuple[str, str], Action] = {
     ("collections", "show"): _collections_show,
     ("collections", "delete"): _collections_delete,
     ("collections", "vacuum"): _collections_vacuum,
+    ("collections", "export"): _collections_export,
+    ("collections", "import"): _collections_import,
     ("documents", "list"): _documents_list,
     ("documents", "show"): _documents_show,
     ("documents", "delete"): _documents_delete,

@@ -105,3 +105,29 @@ def test_collections_vacuum_reports_bytes(capsys: pytest.CaptureFixture[str], da
     )
     code, _, err = _run(capsys, data_dir, "collections", "vacuum", "nope")
     assert (code, err.strip()) == (1, "error: no collection named 'nope'")
+
+
+def test_collections_export_import_and_migrate(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, tmp_path: Path
+) -> None:
+    file = tmp_path / "lib.tar.gz"
+    code, out, _ = _run(capsys, data_dir, "collections", "export", "lib", str(file))
+    assert code == 0
+    assert out.startswith(f"exported lib: 2 documents, 3 units to {file} (")
+    code, out, _ = _run(capsys, data_dir, "collections", "import", str(file), "--name", "lib2")
+    assert (code, out.split(" from ")[0]) == (0, "imported lib2: 2 documents, 3 units")
+    code, _, err = _run(capsys, data_dir, "collections", "import", str(file))
+    assert (code, err.strip()) == (1, "error: collection 'lib' already exists")
+    # migration: the same file into the Qdrant backend (qdrant-client's local mode under the data directory)
+    code, out, _ = _run(capsys, data_dir, "collections", "import", str(file), "--collection-backend", "qdrant")
+    assert code == 0
+    assert "now on qdrant" in out
+    code, out, _ = _run(capsys, data_dir, "documents", "list", "--collection", "lib", "--collection-backend", "qdrant")
+    assert "report.pdf  2 pages" in out
+    assert '{"lang": "en", "source": "report.pdf"}' in out
+    (tmp_path / "junk.tar").write_bytes(b"not a tar file")
+    code, _, err = _run(capsys, data_dir, "collections", "import", str(tmp_path / "junk.tar"), "--name", "x")
+    assert code == 1
+    assert err.startswith("error: cannot read ")
+    code, _, err = _run(capsys, data_dir, "collections", "export", "nope", str(tmp_path / "n.tar"))
+    assert (code, err.strip()) == (1, "error: no collection named 'nope'")

@@ -1,0 +1,528 @@
+"""Export a collection to one portable file and import it again, into either backend, without re-embedding.
+
+The file (format ``jev4-collection-export``, version 1) is a tar archive (``.tar``; gzip-compressed when the
+name ends in ``.gz``/``.tgz``), written and read as a stream, in this order::
+
+    manifest.json                        format, version, collection name and config (dense_dim,
+                                         multivector_dim, codec, pool_factor), source backend,
+                                         multivector_encoding, sketch_vectors, exported_at
+    documents/00000000/document.json     doc_id, metadata, created_at, content_hash,
+                                         units: [{unit, kind, metadata, rows, text, image, sketch}]
+                                         (``text``/``image``/``sketch``: whether that member follows)
+    documents/00000000/<unit>.dense      the unit's dense vector: dense_dim float32, little-endian (unit norm)
+    documents/00000000/<unit>.mv         the stored multi-vector: ``rows`` rows in multivector_encoding
+                                         (a codec of :mod:`colbert.quantize`; already pooled)
+    documents/00000000/<unit>.txt        the unit's text, UTF-8 (when it has one)
+    documents/00000000/<unit>.image      the unit's image bytes as stored (when it has one)
+    documents/00000000/<unit>.sketch     embedded backend only: the pooled first stage's centroids
+                                         (sketch_vectors x multivector_dim float16)
+    documents/00000001/...
+    end.json                             {"documents": N, "units": M}: a file cut short has none
+
+What is written is what the backend stores, never re-derived: the embedded backend's multi-vector blobs in the
+collection's codec (``multivector_encoding`` = the codec), Qdrant's stored floats as it returns them
+(``float32``: a server keeps non-float32 collections as float16, whose values float32 holds exactly; its local
+mode keeps float32). An import writes them back as stored:
+nothing is pooled or normalised again, and ``created_at``, ``content_hash`` and the order of documents are kept.
+So a round trip through the same backend is bit-exact on vectors, texts, images and metadata, for every codec.
+Between backends (migration), everything is bit-exact except what the target cannot hold: Qdrant keeps int8 and
+binary collections as float16 of their decoded values (:mod:`colbert.qdrant`), so embedded -> Qdrant stores
+exactly what adding the documents to Qdrant would have stored, and Qdrant -> embedded re-encodes those floats
+with the codec (exact for float32, float16 and binary; int8 scales may differ in the last bit).
+
+Sketches travel between embedded collections; an import into an embedded collection without them (from Qdrant)
+recomputes them from the stored multi-vectors.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colbert.catalog import Catalog
+from colbert.errors import ColbertError, IndexFormatError
+from colbert.local import LocalStore
+from colbert.quantize import Codec, decode, encode
+from colbert.store import CollectionConfig, Store, UnitRecord, canonical_json, validate_document
+
+__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "ExportSummary", "export_collection", "import_collection"]
+
+EXPORT_FORMAT = "jev4-collection-export"
+EXPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class StoredUnit:
+    """One unit exactly as a backend stores it."""
+
+    unit: int
+    kind: str
+    metadata: dict[str, Any]
+    dense: bytes  # (dense_dim,) float32
+    rows: int
+    mv: bytes  # rows in the file's multivector_encoding
+    text: str | None
+    image: bytes | None
+    sketch: bytes | None  # embedded only
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    doc_id: str
+    metadata: dict[str, Any]
+    created_at: float
+    content_hash: str | None
+    units: list[StoredUnit]
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    collection: str
+    documents: int
+    units: int
+    config: CollectionConfig
+    source_backend: str
+
+
+class ExportFormatError(IndexFormatError):
+    """The file is not a collection export this code reads (or it was cut short)."""
+
+
+# ---- export -------------------------------------------------------------------------------------------------
+
+
+def export_collection(catalog: Catalog, name: str, path: Path) -> ExportSummary:
+    """Write collection ``name`` of ``catalog`` to ``path`` (module doc); the file appears only when complete."""
+    store = catalog.get(name)
+    config = store.config
+    if isinstance(store, LocalStore):
+        encoding, sketch_vectors, backend = Codec(config.codec), store.sketch_vectors, "local"
+        documents = _local_documents(store)
+    else:
+        encoding = Codec.FLOAT32  # what Qdrant returns, whatever its storage datatype: lossless
+        sketch_vectors, backend = None, "qdrant"
+        documents = _qdrant_documents(store, encoding)
+    manifest = {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "collection": name,
+        "config": _config_json(config),
+        "source_backend": backend,
+        "multivector_encoding": str(encoding),
+        "sketch_vectors": sketch_vectors,
+        "exported_at": time.time(),
+    }
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+    n_docs = n_units = 0
+    try:
+        mode = "w:gz" if path.name.endswith((".gz", ".tgz")) else "w:"
+        with tarfile.open(tmp, mode, format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+            _add(tar, "manifest.json", _json_bytes(manifest))
+            for i, doc in enumerate(documents):
+                _write_document(tar, f"documents/{i:08d}", doc)
+                n_docs += 1
+                n_units += len(doc.units)
+            _add(tar, "end.json", _json_bytes({"documents": n_docs, "units": n_units}))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportSummary(name, n_docs, n_units, config, backend)
+
+
+def _write_document(tar: tarfile.TarFile, folder: str, doc: StoredDocument) -> None:
+    units = [
+        {
+            "unit": u.unit,
+            "kind": u.kind,
+            "metadata": u.metadata,
+            "rows": u.rows,
+            "text": u.text is not None,
+            "image": u.image is not None,
+            "sketch": u.sketch is not None,
+        }
+        for u in doc.units
+    ]
+    record = {
+        "doc_id": doc.doc_id,
+        "metadata": doc.metadata,
+        "created_at": doc.created_at,
+        "content_hash": doc.content_hash,
+        "units": units,
+    }
+    _add(tar, f"{folder}/document.json", _json_bytes(record))
+    for u in doc.units:
+        _add(tar, f"{folder}/{u.unit}.dense", u.dense)
+        _add(tar, f"{folder}/{u.unit}.mv", u.mv)
+        if u.text is not None:
+            _add(tar, f"{folder}/{u.unit}.txt", u.text.encode("utf-8", "surrogatepass"))
+        if u.image is not None:
+            _add(tar, f"{folder}/{u.unit}.image", u.image)
+        if u.sketch is not None:
+            _add(tar, f"{folder}/{u.unit}.sketch", u.sketch)
+
+
+def _local_documents(store: LocalStore) -> Iterator[StoredDocument]:
+    """Every document of an embedded collection as stored, from one read snapshot."""
+    with store._read() as conn:
+        docs = conn.execute("SELECT doc_id, metadata, created_at, content_hash FROM documents ORDER BY seq").fetchall()
+        for doc_id, metadata, created_at, content_hash in docs:
+            rows = conn.execute(
+                "SELECT p.page, p.kind, p.metadata, p.dense, m.n, m.data, t.text, i.data, s.data FROM pages p "
+                "JOIN multivectors m ON m.page_id = p.id LEFT JOIN unit_text t ON t.page_id = p.id "
+                "LEFT JOIN unit_images i ON i.page_id = p.id LEFT JOIN sketches s ON s.page_id = p.id "
+                "WHERE p.doc_id = ? ORDER BY p.page",
+                (doc_id,),
+            ).fetchall()
+            units = [
+                StoredUnit(
+                    unit=int(r[0]),
+                    kind=str(r[1]),
+                    metadata=json.loads(r[2]),
+                    dense=bytes(r[3]),
+                    rows=int(r[4]),
+                    mv=bytes(r[5]),
+                    text=r[6],
+                    image=None if r[7] is None else bytes(r[7]),
+                    sketch=None if r[8] is None else bytes(r[8]),
+                )
+                for r in rows
+            ]
+            yield StoredDocument(doc_id, json.loads(metadata), float(created_at), content_hash, units)
+
+
+def _qdrant_documents(store: Store, encoding: Codec) -> Iterator[StoredDocument]:
+    from qdrant_client import models as qm
+
+    from colbert.qdrant import QdrantStore, blobs_collection
+
+    assert isinstance(store, QdrantStore)
+    client = store.client
+    offset: Any = None
+    records: list[dict[str, Any]] = []
+    while True:  # every document record, then in the order they were added
+        batch, offset = client.scroll(store._docs, limit=256, offset=offset, with_payload=True)
+        records += [dict(r.payload or {}) for r in batch]
+        if offset is None:
+            break
+    records.sort(key=lambda r: (float(r["created_at"]), str(r["doc_id"])))
+    for rec in records:
+        live = qm.Filter(
+            must=[
+                qm.FieldCondition(key="doc_id", match=qm.MatchValue(value=rec["doc_id"])),
+                qm.FieldCondition(key="version", match=qm.MatchValue(value=rec["version"])),
+            ]
+        )
+        points = _scroll_all(client, store.name, live, with_vectors=["dense", "mv"])
+        images = {
+            int((p.payload or {})["unit"]): (p.payload or {})["image"]
+            for p in _scroll_all(client, blobs_collection(store.name), live, with_vectors=False)
+        }
+        units = []
+        for p in sorted(points, key=lambda p: int((p.payload or {})["page"])):
+            pay = p.payload or {}
+            vectors: Any = p.vector
+            mv = np.asarray(vectors["mv"], dtype=np.float32)  # (n, d) as Qdrant stores them
+            unit = int(pay["page"])
+            image = images.get(unit)
+            units.append(
+                StoredUnit(
+                    unit=unit,
+                    kind=str(pay.get("kind", "page")),
+                    metadata=dict(pay.get("page_metadata") or {}),
+                    dense=np.asarray(vectors["dense"], dtype=np.float32).tobytes(),
+                    rows=int(mv.shape[0]),
+                    mv=encode(mv, encoding),
+                    text=pay.get("text"),
+                    image=None if image is None else _b64decode(image),
+                    sketch=None,
+                )
+            )
+        yield StoredDocument(
+            str(rec["doc_id"]), dict(rec["metadata"]), float(rec["created_at"]), rec.get("content_hash"), units
+        )
+
+
+def _scroll_all(client: Any, collection: str, flt: Any, *, with_vectors: Any) -> list[Any]:
+    out: list[Any] = []
+    offset: Any = None
+    while True:
+        batch, offset = client.scroll(
+            collection, scroll_filter=flt, limit=256, offset=offset, with_payload=True, with_vectors=with_vectors
+        )
+        out += batch
+        if offset is None:
+            return out
+
+
+# ---- import -------------------------------------------------------------------------------------------------
+
+
+def import_collection(catalog: Catalog, path: Path, *, name: str | None = None) -> ExportSummary:
+    """Create a collection from an export file (named as exported unless ``name``) and fill it as stored.
+
+    ``CollectionExistsError`` if the name is taken; ``ExportFormatError`` for a file that is not an export of
+    this format (or is cut short: the collection made so far is deleted again)."""
+    with tarfile.open(path, "r:*") as tar:
+        members = _members(tar)
+        manifest = _read_json(tar, next(members, None), "manifest.json")
+        if manifest.get("format") != EXPORT_FORMAT or manifest.get("version") != EXPORT_VERSION:
+            raise ExportFormatError(
+                f"{path} is not a {EXPORT_FORMAT} file of version {EXPORT_VERSION} "
+                f"(found {manifest.get('format')!r} version {manifest.get('version')!r})"
+            )
+        config = _config_from(manifest.get("config"), path)
+        encoding = Codec(manifest["multivector_encoding"])
+        target = name or str(manifest["collection"])
+        store = catalog.create(target, config)
+        try:
+            n_docs, n_units = _fill(store, tar, members, encoding, manifest.get("sketch_vectors"), path)
+        except BaseException:
+            catalog.delete(target)
+            raise
+    return ExportSummary(target, n_docs, n_units, config, str(manifest.get("source_backend")))
+
+
+def _fill(
+    store: Store,
+    tar: tarfile.TarFile,
+    members: Iterator[tarfile.TarInfo],
+    encoding: Codec,
+    sketch_vectors: int | None,
+    path: Path,
+) -> tuple[int, int]:
+    n_docs = n_units = 0
+    pending: tarfile.TarInfo | None = next(members, None)
+    while pending is not None and pending.name != "end.json":
+        folder = pending.name.rsplit("/", 1)[0]
+        record = _read_json(tar, pending, f"{folder}/document.json")
+        parts: dict[str, bytes] = {}
+        pending = next(members, None)
+        while pending is not None and pending.name.startswith(folder + "/"):
+            parts[pending.name[len(folder) + 1 :]] = _read(tar, pending)
+            pending = next(members, None)
+        doc = _document(record, parts, path)
+        _restore(store, doc, encoding, sketch_vectors)
+        n_docs += 1
+        n_units += len(doc.units)
+    if pending is None:
+        raise ExportFormatError(f"{path} is cut short: no end.json after {n_docs} documents")
+    end = _read_json(tar, pending, "end.json")
+    if (end.get("documents"), end.get("units")) != (n_docs, n_units):
+        raise ExportFormatError(f"{path}: end.json counts {end} but the file holds {n_docs} documents, {n_units} units")
+    return n_docs, n_units
+
+
+def _document(record: dict[str, Any], parts: dict[str, bytes], path: Path) -> StoredDocument:
+    try:
+        units = []
+        for u in record["units"]:
+            n = int(u["unit"])
+            text = parts[f"{n}.txt"].decode("utf-8", "surrogatepass") if u["text"] else None
+            units.append(
+                StoredUnit(
+                    unit=n,
+                    kind=str(u["kind"]),
+                    metadata=dict(u["metadata"]),
+                    dense=parts[f"{n}.dense"],
+                    rows=int(u["rows"]),
+                    mv=parts[f"{n}.mv"],
+                    text=text,
+                    image=parts[f"{n}.image"] if u["image"] else None,
+                    sketch=parts[f"{n}.sketch"] if u["sketch"] else None,
+                )
+            )
+        return StoredDocument(
+            str(record["doc_id"]),
+            dict(record["metadata"]),
+            float(record["created_at"]),
+            record.get("content_hash"),
+            units,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ExportFormatError(f"{path}: damaged document record {str(record)[:200]} ({exc!r})") from exc
+
+
+def _restore(store: Store, doc: StoredDocument, encoding: Codec, sketch_vectors: int | None) -> None:
+    """Write one document as stored (no pooling, no renormalisation), after the checks ``add_document`` makes."""
+    config = store.config
+    decoded = []
+    for u in doc.units:
+        try:
+            mv = decode(u.mv, u.rows, config.multivector_dim, encoding)  # (rows, d) float32
+            dense = np.frombuffer(u.dense, dtype=np.float32)
+        except (ColbertError, ValueError) as exc:
+            raise ExportFormatError(f"document {doc.doc_id!r} unit {u.unit}: {exc}") from exc
+        decoded.append((u, mv, dense))
+    records = [
+        UnitRecord(u.unit, dense, mv, kind=u.kind, text=u.text, metadata=u.metadata, image=u.image)
+        for u, mv, dense in decoded
+    ]
+    limits = store.options.limits  # type: ignore[attr-defined]
+    validate_document(doc.doc_id, records, doc.metadata, config, limits, doc.content_hash)
+    if isinstance(store, LocalStore):
+        _restore_local(store, doc, decoded, encoding, sketch_vectors)
+    else:
+        _restore_qdrant(store, doc, decoded)
+
+
+def _restore_local(
+    store: LocalStore,
+    doc: StoredDocument,
+    decoded: list[tuple[StoredUnit, np.ndarray, np.ndarray]],
+    encoding: Codec,
+    sketch_vectors: int | None,
+) -> None:
+    from colbert._local_write import UnitRow, insert_document
+    from colbert._sketch import page_sketch
+
+    codec = Codec(store.config.codec)
+    rows = []
+    for u, mv, _dense in decoded:
+        blob = u.mv if encoding is codec else encode(mv, codec)
+        stored = mv if encoding is codec else decode(blob, u.rows, store.config.multivector_dim, codec)
+        sketch = u.sketch
+        if sketch is None or sketch_vectors != store.sketch_vectors:
+            sketch = page_sketch(stored, store.sketch_vectors).astype(np.float16).tobytes()
+        rows.append(
+            UnitRow(
+                unit=u.unit,
+                kind=u.kind,
+                metadata=canonical_json(u.metadata),
+                dense=u.dense,
+                n=u.rows,
+                blob=blob,
+                sketch=sketch,
+                text=u.text,
+                image=u.image,
+            )
+        )
+    with store._write() as conn:
+        if conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone():
+            raise ExportFormatError(f"document {doc.doc_id!r} appears twice in the export")
+        insert_document(conn, doc.doc_id, rows, doc.metadata, doc.content_hash)
+        conn.execute("UPDATE documents SET created_at = ? WHERE doc_id = ?", (doc.created_at, doc.doc_id))
+
+
+def _restore_qdrant(
+    store: Store, doc: StoredDocument, decoded: list[tuple[StoredUnit, np.ndarray, np.ndarray]]
+) -> None:
+    from qdrant_client import models as qm
+
+    from colbert._qdrant_layout import NAMESPACE, blob_point, sized_batches
+    from colbert._sparse import SPARSE_NAME, document_vector
+    from colbert.qdrant import QdrantStore, blobs_collection
+
+    assert isinstance(store, QdrantStore)
+    if store.get_document(doc.doc_id) is not None:
+        raise ExportFormatError(f"document {doc.doc_id!r} appears twice in the export")
+    version = uuid.uuid4().hex
+    points = []
+    for u, mv, dense in decoded:
+        vectors: dict[str, Any] = {"dense": dense.tolist(), "mv": mv.tolist()}
+        sparse = document_vector(u.text)
+        if sparse is not None:
+            vectors[SPARSE_NAME] = sparse
+        payload = {
+            "doc_id": doc.doc_id,
+            "page": u.unit,
+            "kind": u.kind,
+            "version": version,
+            "metadata": doc.metadata,
+            "page_metadata": u.metadata,
+            "text": u.text,
+        }
+        pid = str(uuid.uuid5(NAMESPACE, f"{doc.doc_id}\x00{version}\x00{u.unit}"))
+        points.append(qm.PointStruct(id=pid, vector=vectors, payload=payload))
+    cap = store.options.max_request_bytes
+    for batch in sized_batches(points, cap):
+        store.client.upsert(store.name, batch, wait=True)
+    images = (blob_point(doc.doc_id, version, u.unit, u.image) for u, _, _ in decoded if u.image is not None)
+    for batch in sized_batches(images, cap):
+        store.client.upsert(blobs_collection(store.name), batch, wait=True)
+    record = {
+        "doc_id": doc.doc_id,
+        "version": version,
+        "num_units": len(decoded),
+        "metadata": doc.metadata,
+        "created_at": doc.created_at,
+        "content_hash": doc.content_hash,
+    }
+    doc_point = str(uuid.uuid5(NAMESPACE, doc.doc_id))
+    store.client.upsert(store._docs, [qm.PointStruct(id=doc_point, vector={}, payload=record)], wait=True)
+
+
+# ---- helpers ------------------------------------------------------------------------------------------------
+
+
+def _config_json(config: CollectionConfig) -> dict[str, Any]:
+    return {
+        "dense_dim": config.dense_dim,
+        "multivector_dim": config.multivector_dim,
+        "codec": str(Codec(config.codec)),
+        "pool_factor": config.pool_factor,
+    }
+
+
+def _config_from(value: Any, path: Path) -> CollectionConfig:
+    try:
+        return CollectionConfig(
+            dense_dim=int(value["dense_dim"]),
+            multivector_dim=int(value["multivector_dim"]),
+            codec=Codec(value["codec"]),
+            pool_factor=int(value["pool_factor"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ExportFormatError(f"{path}: damaged manifest config {value!r:.200} ({exc!r})") from exc
+
+
+def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    for member in tar:
+        if member.isfile():
+            yield member
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    f = tar.extractfile(member)
+    if f is None:
+        raise ExportFormatError(f"{member.name} is not a regular file")
+    with f:
+        return f.read()
+
+
+def _read_json(tar: tarfile.TarFile, member: tarfile.TarInfo | None, expected: str) -> dict[str, Any]:
+    if member is None or member.name != expected:
+        found = "the end of the file" if member is None else repr(member.name)
+        raise ExportFormatError(f"expected {expected} in the export, found {found}")
+    try:
+        value = json.loads(_read(tar, member))
+    except ValueError as exc:
+        raise ExportFormatError(f"{expected} is not JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise ExportFormatError(f"{expected} must hold a JSON object")
+    return value
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = int(time.time())
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True).encode()
+
+
+def _b64decode(text: str) -> bytes:
+    import base64
+
+    return base64.b64decode(text)
