@@ -15,7 +15,8 @@ human text (``--json``: one JSON object per line instead)::
     python -m service documents delete ID --collection NAME  # DELETE /v1/collections/{name}/documents/{id}
     python -m service jobs list --collection NAME            # GET    /v1/collections/{name}/jobs
 
-Indexing jobs live in the memory of the server that runs them, so ``jobs`` asks that server over HTTP
+Indexing jobs are listed by a running server (it merges its own, live ones with those every process recorded in
+the job store), so ``jobs`` asks that server over HTTP
 (``--url``, default ``http://JEV4_HOST:JEV4_PORT``; the first of ``JEV4_API_KEYS`` as the Bearer key).
 
 Errors print ``error: <the message the API would send>`` on stderr; exit status 0 on success, 1 when the

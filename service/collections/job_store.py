@@ -31,6 +31,10 @@ class JobStore(Protocol):
 
     def get(self, job_id: str) -> dict[str, Any] | None: ...
 
+    def list(self, collection: str, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` jobs of a collection, from every process, newest first."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -72,6 +76,13 @@ class SqliteJobStore:
         body: dict[str, Any] = json.loads(row[0])
         return body
 
+    def list(self, collection: str, limit: int) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT body FROM jobs WHERE collection = ? ORDER BY created_at DESC LIMIT ?", (collection, limit)
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -98,6 +109,19 @@ class QdrantJobStore:
     def get(self, job_id: str) -> dict[str, Any] | None:
         found = self.client.retrieve(JOBS_COLLECTION, [str(uuid.uuid5(_NAMESPACE, job_id))], with_payload=True)
         return dict(found[0].payload or {}) if found else None
+
+    def list(self, collection: str, limit: int) -> list[dict[str, Any]]:
+        from qdrant_client import models as qm
+
+        flt = qm.Filter(must=[qm.FieldCondition(key="collection", match=qm.MatchValue(value=collection))])
+        records: list[dict[str, Any]] = []
+        offset: Any = None
+        while True:
+            batch, offset = self.client.scroll(JOBS_COLLECTION, scroll_filter=flt, limit=256, offset=offset)
+            records += [dict(p.payload or {}) for p in batch]
+            if offset is None:
+                break
+        return sorted(records, key=lambda r: float(r["created_at"]), reverse=True)[:limit]
 
     def close(self) -> None:
         """The client belongs to the catalog."""

@@ -18,6 +18,7 @@ atomically, so such a job left nothing behind. Without a store (``store=None``) 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import collections
 import dataclasses
 import enum
@@ -184,6 +185,25 @@ class JobRegistry:
         ones), of one collection or of all, newest first. Other processes' jobs are found by :meth:`get` only."""
         jobs = [j for j in self._jobs.values() if collection is None or j.collection == collection]
         return sorted(jobs, key=lambda j: j.created_at, reverse=True)
+
+    async def list_all(self, collection: str) -> builtins.list[IndexJob]:
+        """The collection's jobs of every process sharing the job store (this process's own from memory, the
+        freshest), newest first, at most ``keep_finished`` + the active ones; a stale job of a process that
+        stopped is reported failed (job_interrupted), as :meth:`get` does."""
+        own = {j.id: j for j in self.list(collection)}
+        if self.store is None:
+            return list(own.values())
+        records = await asyncio.to_thread(self.store.list, collection, self.keep_finished + self.max_active)
+        jobs = dict(own)
+        now = time.time()
+        for record in records:
+            if record["id"] in jobs:
+                continue
+            job = IndexJob.from_record(record)
+            if not job.finished and now - job.heartbeat_at > self.stale_after_s:
+                job.status, job.error, job.finished_at = JobStatus.FAILED, _INTERRUPTED, now
+            jobs[job.id] = job
+        return sorted(jobs.values(), key=lambda j: j.created_at, reverse=True)
 
     async def get(self, collection: str, job_id: str) -> IndexJob | None:
         """The job, from this process or (scale-out) from the store; a stale one is reported interrupted."""

@@ -327,7 +327,7 @@ class Collections:
 
     async def list_jobs(self, name: str, status: str | None = None) -> JobList:
         await self.store(name)  # 404 for an unknown collection
-        jobs = self.jobs.list(name)
+        jobs = await self.jobs.list_all(name)
         return JobList(data=[job_object(j) for j in jobs if status is None or j.status.value == status])
 
     # ---- search --------------------------------------------------------------------------------------------
