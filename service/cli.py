@@ -283,10 +283,13 @@ async def _index_one(
             background=True,
         )
         if plan.existing is not None:
-            bar.note(
-                f"skipped {file.source}: the same content is document {plan.existing.doc_id!r} "
-                f"({env_name('duplicate_policy')}=return_existing)"
-            )
+            if plan.existing.doc_id == file.document_id:
+                bar.note(f"skipped {file.source}: document {file.document_id!r} exists, same content (use --replace)")
+            else:
+                bar.note(
+                    f"skipped {file.source}: the same content is document {plan.existing.doc_id!r} "
+                    f"({env_name('duplicate_policy')}=return_existing)"
+                )
             return True
         await indexer.index(
             store,

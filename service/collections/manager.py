@@ -182,7 +182,8 @@ class Collections:
             dense_dim=dim, multivector_dim=info.multivector_dim, codec=codec, pool_factor=data.pool_factor
         )
         store = await asyncio.to_thread(self.repository.create, data.name, config)
-        return _collection_object(data.name, store.config, (0, 0))
+        on_disk = await asyncio.to_thread(_disk_bytes, self.catalog(), data.name)
+        return _collection_object(data.name, store.config, (0, 0), on_disk)
 
     async def list_collections(self) -> CollectionList:
         def work() -> list[CollectionObject]:
