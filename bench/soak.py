@@ -4,10 +4,12 @@
     python -m bench.soak --url http://127.0.0.1:8080 --key K   # an existing server (RSS sampling needs --pid)
 
 Traffic (weighted, per client, back to back): text embeddings, image embeddings, 2-page PDF embeddings, rerank,
-collection search, image and PDF uploads, document deletes (of the client's own uploads). Reported: p50/p99
-latency and count per route, responses by status per route, and the server's RSS, open file descriptors and
-threads sampled every ``--sample-s`` seconds, with their first/last/max and the change over the second half
-(a leak shows as a steady climb there). ``--out`` writes everything as JSON.
+collection search, image and PDF uploads, document deletes (of the client's own uploads). A client holding
+``--max-docs`` documents deletes one before its next upload, so the collection reaches a steady size (at most
+clients x max-docs documents) and memory that still grows is a leak, not data. Reported: p50/p99 latency and
+count per route, responses by status per route, and the server's RSS, open file descriptors and threads sampled
+every ``--sample-s`` seconds, with their first/last/max, the change over the second half and its least-squares
+slope per minute (a leak shows as a steady climb there). ``--out`` writes everything as JSON.
 """
 
 from __future__ import annotations
@@ -66,12 +68,15 @@ def _pdf(pages: int) -> str:
 class Traffic:
     """One client's loop; records (route, status, seconds) into shared lists."""
 
-    def __init__(self, url: str, key: str, index: int, records: list[tuple[str, int, float]]) -> None:
+    def __init__(
+        self, url: str, key: str, index: int, records: list[tuple[str, int, float]], max_docs: int = 4
+    ) -> None:
         self.client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=300)
         self.rng = random.Random(index)
         self.index = index
         self.records = records
         self.mine: list[str] = []
+        self.max_docs = max_docs
         self.images = [_png(index * 100 + i) for i in range(4)]
         self.pdf = _pdf(2)
 
@@ -87,6 +92,8 @@ class Traffic:
 
     def step(self) -> None:
         kind = self.rng.choices(list(WEIGHTS), weights=list(WEIGHTS.values()))[0]
+        if kind.startswith("upload") and len(self.mine) >= self.max_docs:
+            kind = "delete"  # steady state: the collection stops growing
         texts = [f"soak client {self.index} text {self.rng.random()}" for _ in range(self.rng.randint(1, 8))]
         docs = f"/v1/collections/{COLLECTION}/documents"
         if kind == "embed_text":
@@ -174,8 +181,18 @@ def summarise(records: list[tuple[str, int, float]], samples: list[dict[str, flo
                 "last": round(values[-1], 1),
                 "max": round(max(values), 1),
                 "second_half_change": round(half[-1][name] - half[0][name], 1),
+                "second_half_slope_per_min": _slope_per_min(half, name),
             }
     return {"routes": routes, "resources": resources, "samples": samples}
+
+
+def _slope_per_min(samples: list[dict[str, float]], name: str) -> float:
+    """Least-squares slope of ``name`` over time, per minute (0 for fewer than 2 samples)."""
+    if len(samples) < 2:
+        return 0.0
+    t = np.array([s["t_s"] for s in samples]) / 60
+    v = np.array([s[name] for s in samples])
+    return round(float(np.polyfit(t, v, 1)[0]), 2)
 
 
 def print_table(summary: dict[str, Any]) -> None:
@@ -184,16 +201,19 @@ def print_table(summary: dict[str, Any]) -> None:
         print(f"{route:<14} {row['count']:>7} {row['p50_ms']:>9} {row['p99_ms']:>9}  {row['statuses']}")
     for name, row in summary["resources"].items():
         print(f"{name:<12} first {row['first']} last {row['last']} max {row['max']} "
-              f"second-half change {row['second_half_change']}")  # fmt: skip
+              f"second-half change {row['second_half_change']} "
+              f"(slope {row['second_half_slope_per_min']}/min)")  # fmt: skip
 
 
-def run(url: str, key: str, pid: int | None, minutes: float, clients: int, sample_s: float) -> dict[str, Any]:
+def run(
+    url: str, key: str, pid: int | None, minutes: float, clients: int, sample_s: float, max_docs: int = 4
+) -> dict[str, Any]:
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
         c.post("/v1/collections", json={"name": COLLECTION})
     records: list[tuple[str, int, float]] = []
     samples: list[dict[str, float]] = []
     stop = time.monotonic() + minutes * 60
-    loops = [Traffic(url, key, i, records) for i in range(clients)]
+    loops = [Traffic(url, key, i, records, max_docs) for i in range(clients)]
 
     def client_loop(traffic: Traffic) -> None:
         while time.monotonic() < stop:
@@ -218,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--sample-s", type=float, default=5)
+    parser.add_argument("--max-docs", type=int, default=4, help="documents a client holds at most (steady state)")
     parser.add_argument("--url", help="an existing server (default: start one with --tiny)")
     parser.add_argument("--key", default="")
     parser.add_argument("--pid", type=int, help="the existing server's pid (for RSS/fd/thread samples)")
@@ -231,12 +252,17 @@ def main(argv: list[str] | None = None) -> None:
             process, url, key = _start_server(Path(tmp))
             pid = process.pid
         try:
-            summary = run(url, key, pid, args.minutes, args.clients, args.sample_s)
+            summary = run(url, key, pid, args.minutes, args.clients, args.sample_s, args.max_docs)
         finally:
             if process is not None:
                 process.terminate()
                 process.wait(30)
-    summary["config"] = {"minutes": args.minutes, "clients": args.clients, "weights": WEIGHTS}
+    summary["config"] = {
+        "minutes": args.minutes,
+        "clients": args.clients,
+        "max_docs": args.max_docs,
+        "weights": WEIGHTS,
+    }
     print_table(summary)
     if args.out:
         args.out.write_text(json.dumps(summary, indent=1))

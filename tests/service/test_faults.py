@@ -36,7 +36,7 @@ def _start(checkpoint: Path, data_dir: Path, log_name: str) -> LiveServer:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JEV4_")}
     env.update(SERVER_ENV)
     env.update(JEV4_MODEL=str(checkpoint), JEV4_PORT=str(port), JEV4_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1")
-    env["JEV4_MAX_PDF_PAGES"] = "64"
+    env["JEV4_MAX_PDF_PAGES"] = env["JEV4_MAX_JOB_PDF_PAGES"] = "64"
     env["JEV4_PDF_PAGES_PER_STEP"] = "1"  # many small commits-in-waiting: a kill lands mid-document
     log_path = data_dir.parent / log_name
     with log_path.open("wb") as log:
@@ -70,18 +70,23 @@ def _upload(client: httpx.Client, doc_id: str, pages: int, tag: str, *, replace:
 
 
 def _kill_while_indexing(server: LiveServer, doc_id: str, pages: int, tag: str, *, replace: bool) -> None:
-    """Start a background upload (``wait=false``), kill -9 the server once some pages are done."""
+    """Start a background upload (``wait=false``), kill -9 the server once some pages are done, and check from
+    the job's last report that the kill landed mid-document (some pages indexed, not all, not committed)."""
     with server.client() as client:
         response = _upload(client, doc_id, pages, tag, replace=replace, wait=False)
         assert response.status_code == 202, response.text
         job = response.headers["location"]
         deadline = time.monotonic() + 300
+        state: dict[str, Any] = {}
         while time.monotonic() < deadline:
             state = client.get(job).json()
             if state.get("pages_done", 0) >= 2 or state.get("status") in ("succeeded", "failed"):
                 break
             time.sleep(0.05)
     _kill9(server)
+    # the kill follows the read within milliseconds; the remaining pages take far longer
+    assert state.get("status") == "running", state
+    assert 2 <= state["pages_done"] < state["pages_total"] == pages, state
 
 
 def _consistent(server: LiveServer, doc_id: str, versions: dict[str, int]) -> str | None:
@@ -114,19 +119,19 @@ def fresh(service_checkpoint: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 def test_kill9_during_upload_and_replace(fresh: tuple[Path, Path]) -> None:
     checkpoint, data_dir = fresh
-    versions = {"old": 3, "new": 12, "fresh": 12}
+    versions = {"old": 3, "new": 40, "fresh": 40}
     server = _start(checkpoint, data_dir, "run1.log")
     try:
         with server.client() as client:
             assert client.post("/v1/collections", json={"name": COLLECTION}).status_code == 201
             assert _upload(client, "doc", 3, "old", replace=False, wait=True).status_code == 201
-        _kill_while_indexing(server, "doc", 12, "new", replace=True)  # kill during a replace
+        _kill_while_indexing(server, "doc", 40, "new", replace=True)  # kill during a replace
         server = _start(checkpoint, data_dir, "run2.log")
-        assert _consistent(server, "doc", versions) in ("old", "new")
-        _kill_while_indexing(server, "other", 12, "fresh", replace=False)  # kill during a first upload
+        assert _consistent(server, "doc", versions) == "old"  # killed mid-document: the replace never committed
+        _kill_while_indexing(server, "other", 40, "fresh", replace=False)  # kill during a first upload
         server = _start(checkpoint, data_dir, "run3.log")
-        assert _consistent(server, "other", versions) in (None, "fresh")
-        assert _consistent(server, "doc", versions) in ("old", "new")
+        assert _consistent(server, "other", versions) is None
+        assert _consistent(server, "doc", versions) == "old"
     finally:
         _stop(server)
 
