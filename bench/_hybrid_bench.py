@@ -2,7 +2,9 @@
 ``visual`` on the same queries, and the text index's size.
 
 * Latency: p50 / p99 ms of ``visual`` (dense first stage, C candidates), ``hybrid`` (BM25 top C/2 + dense, C units
-  reranked; RRF) and ``text`` (BM25 only) for the same queries, and hybrid's p50 over visual's.
+  reranked; the default weighted fusion) and ``text`` (BM25 only) for the same queries, and hybrid's p50 over
+  visual's. Visual and hybrid are timed in turns, query by query (order alternating), so a change in the
+  machine's load hits both alike.
 * Size: bytes of the FTS5 tables (``unit_fts*``, SQLite's ``dbstat``) per unit on disk. The text index has no
   in-memory structure of ours (0 B/page resident); SQLite reads its pages through its page cache (bounded by
   ``PRAGMA cache_size``, 2 MiB per connection by default) and the OS page cache.
@@ -43,6 +45,21 @@ def _latencies(run: Callable[[int], object], count: int) -> list[float]:
     return out
 
 
+def _paired(a: Callable[[int], object], b: Callable[[int], object], count: int) -> tuple[list[float], list[float]]:
+    """Latencies (ms) of ``a`` and ``b`` on each query, timed in turns (a first on even queries, b on odd)."""
+    for i in range(min(count, 3)):  # warm-up
+        a(i)
+        b(i)
+    out_a: list[float] = []
+    out_b: list[float] = []
+    for i in range(count):
+        for run, out in ((a, out_a), (b, out_b)) if i % 2 == 0 else ((b, out_b), (a, out_a)):
+            t0 = time.perf_counter()
+            run(i)
+            out.append(1000 * (time.perf_counter() - t0))
+    return out_a, out_b
+
+
 def hybrid_rows(
     store: LocalStore,
     queries: np.ndarray,
@@ -63,11 +80,14 @@ def hybrid_rows(
     text_lat = _latencies(lambda i: store.search(None, None, k, mode="text", query_text=texts[i]), count)
     rows.append(["ours", n, "text (BM25): p50 / p99 ms", f"{pct(text_lat, 50):.1f} / {pct(text_lat, 99):.1f}"])
     for c in candidates:
-        visual = _latencies(lambda i, c=c: store.search(queries[i], dense_q[i], k, candidates=c), count)
-        hybrid = _latencies(
-            lambda i, c=c: store.search(queries[i], dense_q[i], k, candidates=c, mode="hybrid", query_text=texts[i]),
-            count,
-        )
+
+        def visual_run(i: int, c: int = c) -> object:
+            return store.search(queries[i], dense_q[i], k, candidates=c)
+
+        def hybrid_run(i: int, c: int = c) -> object:
+            return store.search(queries[i], dense_q[i], k, candidates=c, mode="hybrid", query_text=texts[i])
+
+        visual, hybrid = _paired(visual_run, hybrid_run, count)
         ratio = pct(hybrid, 50) / pct(visual, 50)
         rows.append(
             [

@@ -12,23 +12,81 @@
   ORed, ``"error" OR "42"``, so quotes, ``NEAR``, ``*``, ``-``, ``:`` and parentheses are plain words.
 * Scores: FTS5's ``bm25()`` (k1 = 1.2, b = 0.75, IDF ``ln((N - n + 0.5) / (n + 0.5))`` floored at 1e-6),
   negated so that higher is better.
+* Floored terms are left out of the query (:class:`TermDocs`): a term found in at least half of the N indexed
+  units gets FTS5's floor IDF of 1e-6, so it adds at most ~2.2e-6 to any score, yet scoring it walks its whole
+  posting list (most of the index for a word like "the": 60–130 ms of a 30k-page query, bench/README.md). Such a
+  term is dropped when the query has another term; the ranking changes only among units whose scores differ by
+  less than that, and units that matched nothing but floored terms (scores ≤ ~1e-5) are no longer returned.
+  A term's document count is read from an ``fts5vocab`` table and cached per index version, so it is exact.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
 
 from colbert.text import query_terms, tokens
 
-__all__ = ["FTS_DDL", "fts_add", "fts_delete", "fts_search", "match_expression"]
+__all__ = ["FTS_DDL", "VOCAB_DDL", "TermDocs", "fts_add", "fts_delete", "fts_search", "informative", "match_expression"]
 
 FTS_DDL = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS unit_fts USING fts5(terms, content='', "
     "tokenize=\"unicode61 remove_diacritics 0 categories 'L* N* M* Co'\")"
 )
+
+
+# per connection (temp schema): each indexed term and the number of units holding it
+VOCAB_DDL = "CREATE VIRTUAL TABLE IF NOT EXISTS temp.unit_fts_vocab USING fts5vocab(main, unit_fts, row)"
+
+TermFilter = Callable[[Sequence[str]], list[str]]
+
+
+def informative(terms: Sequence[str], docs: dict[str, int], rows: int) -> list[str]:
+    """The ``terms`` FTS5's BM25 gives a positive IDF: those held by fewer than half of ``rows`` units (``rows``
+    may overcount: then fewer terms are dropped, never more). All of them when none is informative.
+
+    >>> informative(["the", "x7200b", "disk"], {"the": 980, "x7200b": 1, "disk": 120}, 1000)
+    ['x7200b', 'disk']
+    >>> informative(["the", "a"], {"the": 980, "a": 990}, 1000)
+    ['the', 'a']
+    """
+    keep = [t for t in terms if 2 * docs.get(t, 0) < rows]
+    return keep or list(terms)
+
+
+class TermDocs:
+    """Document counts of query terms, cached per index version (one cache per store, shared by threads)."""
+
+    def __init__(self, max_terms: int = 100_000) -> None:
+        self._lock = threading.Lock()
+        self._version: Hashable = None
+        self._docs: dict[str, int] = {}
+        self._max_terms = max_terms
+
+    def counts(self, conn: sqlite3.Connection, version: Hashable, terms: Sequence[str]) -> dict[str, int]:
+        """Units holding each term, read in ``conn``'s transaction, which must see index ``version``."""
+        with self._lock:
+            if version != self._version or len(self._docs) > self._max_terms:
+                self._version, self._docs = version, {}
+            known = {t: self._docs[t] for t in terms if t in self._docs}
+        missing = [t for t in terms if t not in known]
+        if missing:
+            conn.execute(VOCAB_DDL)
+            for term in missing:  # one equality lookup each (an IN list is not an index seek on fts5vocab)
+                row = conn.execute("SELECT doc FROM temp.unit_fts_vocab WHERE term = ?", (term,)).fetchone()
+                known[term] = 0 if row is None else int(row[0])
+            with self._lock:
+                if version == self._version:
+                    self._docs.update({t: known[t] for t in missing})
+        return known
+
+    def filter(self, conn: sqlite3.Connection, version: Hashable, rows: int) -> TermFilter:
+        """A term filter for :func:`fts_search` (see :func:`informative`)."""
+        return lambda terms: informative(terms, self.counts(conn, version, terms), rows)
 
 
 def _terms(text: str | None) -> str:
@@ -47,22 +105,30 @@ def fts_delete(conn: sqlite3.Connection, rows: list[tuple[int, str | None]]) -> 
     conn.executemany("INSERT INTO unit_fts (unit_fts, rowid, terms) VALUES ('delete', ?, ?)", data)
 
 
-def match_expression(query: str) -> str | None:
-    """The FTS5 MATCH expression for a user query: its distinct tokens, quoted, ORed (None: no tokens).
+def match_expression(query: str, keep: TermFilter | None = None) -> str | None:
+    """The FTS5 MATCH expression for a user query: its distinct tokens (those ``keep`` keeps), quoted, ORed
+    (None: no tokens).
 
     >>> match_expression('error "NEAR(a b)" x* -y')
     '"error" OR "near" OR "a" OR "b" OR "x" OR "y"'
     """
     terms = query_terms(query)
+    if terms and keep is not None:
+        terms = keep(terms)
     return " OR ".join(f'"{t}"' for t in terms) if terms else None
 
 
 def fts_search(
-    conn: sqlite3.Connection, query: str, limit: int, allowed: tuple[str, list[Any]] | None = None
+    conn: sqlite3.Connection,
+    query: str,
+    limit: int,
+    allowed: tuple[str, list[Any]] | None = None,
+    keep: TermFilter | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(unit ids (≤limit,), BM25 scores (≤limit,)) best first (ties: lower id first). ``allowed``: SQL and
-    parameters selecting the unit ids a filter lets through (applied inside the BM25 query)."""
-    expr = match_expression(query)
+    parameters selecting the unit ids a filter lets through (applied inside the BM25 query). ``keep``: which of
+    the query's terms to search for (:meth:`TermDocs.filter`; None: all)."""
+    expr = match_expression(query, keep)
     if expr is None:
         return np.empty(0, np.int64), np.empty(0, np.float32)
     where, params = "unit_fts MATCH ?", [expr]

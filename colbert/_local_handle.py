@@ -18,6 +18,7 @@ from pathlib import Path
 
 from colbert import _schema
 from colbert._dense import DenseSnapshot
+from colbert._fts import TermDocs
 from colbert._local_scan import PageScorer, load_dense
 from colbert.errors import StoreBusyError, StoreClosedError
 from colbert.store import CollectionConfig, StoreLimits
@@ -80,6 +81,7 @@ class LocalHandle:
         self._scorer = PageScorer(config, options.scan_block_pages)
         self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
         self._snapshot: DenseSnapshot | None = None
+        self._term_docs = TermDocs()  # document counts of query terms, per index version (colbert._fts)
         with self._read() as conn:
             self._snapshot_for(conn)  # load the dense matrix now rather than on the first search
 

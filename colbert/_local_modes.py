@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from colbert._dense import DenseSnapshot
-from colbert._fts import fts_search
+from colbert._fts import TermFilter, fts_search
 from colbert._sketch import pool_query, sketch_scores
 from colbert.hybrid import Fusion, Signal, fuse, signals_of
 
@@ -60,8 +60,14 @@ def _as_map(ids: np.ndarray, scores: np.ndarray) -> dict[int, float]:
     return {int(i): float(s) for i, s in zip(ids.tolist(), scores.tolist(), strict=True)}
 
 
-def text_rank(conn: sqlite3.Connection, query_text: str, k: int, allowed: tuple[str, list[Any]] | None) -> Ranked:
-    ids, scores = fts_search(conn, query_text, k, allowed)
+def text_rank(
+    conn: sqlite3.Connection,
+    query_text: str,
+    k: int,
+    allowed: tuple[str, list[Any]] | None,
+    keep: TermFilter | None = None,
+) -> Ranked:
+    ids, scores = fts_search(conn, query_text, k, allowed, keep)
     text = _as_map(ids, scores)
     signals = signals_of(text=text)
     return [(i, s, signals[i]) for i, s in text.items()]
@@ -84,10 +90,11 @@ def hybrid_rank(
     rerank: Rerank,
     score_all: ScoreAll,
     fusion: Fusion,
+    keep: TermFilter | None = None,
 ) -> Ranked:
     """BM25 + visual candidates, exact MaxSim over their union, fused (module docstring). ``visual`` None: the
     search is exhaustive, MaxSim is computed for every allowed unit (``score_all``)."""
-    t_ids, t_scores = fts_search(conn, query_text, math.ceil(candidates / 2), allowed)
+    t_ids, t_scores = fts_search(conn, query_text, math.ceil(candidates / 2), allowed, keep)
     text = _as_map(t_ids, t_scores)
     if visual is None:
         maxsim = _as_map(*score_all(10**9))

@@ -342,8 +342,10 @@ class LocalStore(LocalHandle):
                 np.ones((1, self.config.multivector_dim), np.float32), None, k, candidates, self.config, limits
             )
             with self._read() as conn:
+                snap = self._snapshot_for(conn)
                 allowed_sql = filter_sql(flt) if flt else None
-                return self._hits(conn, text_rank(conn, str(text), k, allowed_sql))
+                keep = self._term_docs.filter(conn, snap.version, snap.n_alive)
+                return self._hits(conn, text_rank(conn, str(text), k, allowed_sql, keep))
         q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
         how = self._first_stage(first_stage, candidates, prefetch, query_groups)
         with self._read() as conn:
@@ -363,6 +365,7 @@ class LocalStore(LocalHandle):
                     lambda ids, n: self._rerank(conn, q, n, ids),
                     lambda n: self._scorer.top(conn, q, n, allowed),
                     fusion or Fusion(),
+                    self._term_docs.filter(conn, snap.version, snap.n_alive),
                 )
                 return self._hits(conn, ranked)
             exact = self._scorer.top(conn, q, k, allowed) if visual is None else self._rerank(conn, q, k, visual[0])

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from pathlib import Path
 
+import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from colbert._fts import FTS_DDL, fts_add, fts_delete, fts_search, match_expression
 from colbert._sparse import AVGDL, K1, SPARSE_NAME, B, document_vector, query_vector, term_index
+from colbert.local import LocalStore
+from colbert.store import UnitRecord
 from colbert.text import tokens
+from tests.colbert.store_backends import DENSE, F32, _unit
 
 DOCS = {
     1: "The cat sat on the mat.",
@@ -105,3 +110,34 @@ def test_sparse_vectors_with_idf_in_qdrant() -> None:
     assert [p.id for p in res.points] == [3]
     res = client.query_points("t", query=query_vector("cat"), using=SPARSE_NAME, limit=10)
     assert [p.id for p in res.points] == [2, 1]
+
+
+def test_floored_terms_are_left_out_of_the_query_with_the_same_ranking(tmp_path: Path) -> None:
+    """A word in at least half of the units has FTS5's floor IDF (1e-6): the store leaves it out of the MATCH,
+    which keeps the ranking FTS5 gives with it (up to ~1e-6) and drops units matching nothing else; once the
+    word is in fewer than half of the units (a new index version) it is searched again."""
+    rng = np.random.default_rng(3)
+    store = LocalStore.create(tmp_path / "s", F32)
+    texts = {f"d{i}": f"common filler{i}" + (" rare" * i if i in (1, 2) else "") for i in range(8)}
+    texts["only"] = "common"  # matches the query only through the floored word
+    for doc, text in texts.items():
+        store.add_document(
+            doc, [UnitRecord(0, _unit(rng.normal(size=DENSE)), _unit(rng.normal(size=(4, 16))), text=text)]
+        )
+    hits = store.search(None, None, 20, mode="text", query_text="common rare")
+    conn = sqlite3.connect(tmp_path / "s" / "index.sqlite")
+    ids, scores = fts_search(conn, "common rare", 20)  # FTS5 with every term, independent of the store's filter
+    docs = dict(conn.execute("SELECT id, doc_id FROM pages").fetchall())
+    full = [(docs[int(i)], float(s)) for i, s in zip(ids, scores, strict=True)]
+    informative_part = [(d, s) for d, s in full if s > 1e-5]
+    assert [h.doc_id for h in hits] == [d for d, _ in informative_part]  # same order
+    assert [h.score for h in hits] == pytest.approx([s for _, s in informative_part], abs=1e-5)
+    assert [h.doc_id for h in hits] == ["d2", "d1"]
+    assert "only" in {d for d, _ in full}  # FTS5 with the floored word returns it, at a score below 1e-5
+    assert store.search(None, None, 20, mode="text", query_text="common")  # nothing else to search: kept
+    for i in range(12):  # now "common" is in 9 of 21 units: informative again, at the new version
+        unit = UnitRecord(0, _unit(rng.normal(size=DENSE)), _unit(rng.normal(size=(4, 16))), text=f"other{i}")
+        store.add_document(f"e{i}", [unit])
+    assert "only" in {h.doc_id for h in store.search(None, None, 30, mode="text", query_text="common rare")}
+    conn.close()
+    store.close()
