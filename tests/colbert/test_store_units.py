@@ -139,6 +139,7 @@ def test_local_format_2_is_migrated_with_its_page_images(tmp_path: Path) -> None
         "DROP TABLE unit_text",
         "DROP TABLE unit_images",
         "ALTER TABLE pages DROP COLUMN kind",
+        "DROP INDEX documents_by_hash",  # format 2 had neither the column nor its index
         "ALTER TABLE documents DROP COLUMN content_hash",
         "UPDATE meta SET value = '2' WHERE key = 'format_version'",
     ):
