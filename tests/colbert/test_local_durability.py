@@ -52,6 +52,10 @@ def _check_whole(directory: Path, acked: dict[str, int]) -> int:
         unit_parts = "SELECT COUNT(*) FROM pages WHERE id NOT IN (SELECT page_id FROM {})"
         assert conn.execute(unit_parts.format("unit_text")).fetchone()[0] == 0, "a unit without its text"
         assert conn.execute(unit_parts.format("unit_images")).fetchone()[0] == 0, "a unit without its image"
+        # the full-text index holds exactly the units there are (each unit's text has words): no entry of a
+        # rolled-back or deleted unit, none missing
+        fts = {r[0] for r in conn.execute("SELECT rowid FROM unit_fts")}
+        assert fts == {r[0] for r in conn.execute("SELECT id FROM pages")}, "full-text index out of step"
     finally:
         conn.close()
     store = LocalStore.open(directory, expected=CONFIG)
@@ -76,6 +80,12 @@ def _check_whole(directory: Path, acked: dict[str, int]) -> int:
             highest = max(highest, int(doc_id[1:]))
         probe = pages_for(1)[0]
         assert store.search(probe.multivector[:4], probe.dense, k=3)  # the reopened index answers
+        # BM25 finds each document through the words of its own version's text
+        for doc_id, info in docs.items():
+            version = int(info.metadata["version"])
+            flt = {"version": info.metadata["version"]}
+            hits = store.search(None, None, 100, mode="text", query_text=pages_for(version)[0].text, filter=flt)
+            assert doc_id in {h.doc_id for h in hits}, f"{doc_id}: its text is not in the full-text index"
         return highest
     finally:
         store.close()
