@@ -301,6 +301,14 @@ class LocalStore(LocalHandle):
             ).fetchone()
         return None if row is None else bytes(row[0])
 
+    def unit_numbers(self, doc_id: str) -> list[int] | None:
+        """The document's unit numbers, ascending, from one read snapshot; None if there is no such document."""
+        with self._read() as conn:
+            if conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone() is None:
+                return None
+            rows = conn.execute("SELECT page FROM pages WHERE doc_id = ? ORDER BY page", (doc_id,)).fetchall()
+        return [int(r[0]) for r in rows]
+
     def search(
         self,
         query_multivector: np.ndarray | None,

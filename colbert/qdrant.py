@@ -397,6 +397,23 @@ class QdrantStore:
         rec = self._record(doc_id)
         return None if rec is None else image_of(self.client, self.name, doc_id, rec["version"], unit)
 
+    def unit_numbers(self, doc_id: str) -> list[int] | None:
+        """The committed version's unit numbers, ascending (payload ``page`` only, no vectors); None if there is
+        no such document."""
+        rec = self._record(doc_id)
+        if rec is None:
+            return None
+        flt = qm.Filter(must=[_match("doc_id", doc_id), _match("version", rec["version"])])
+        units: list[int] = []
+        offset: Any = None
+        while True:
+            points, offset = self.client.scroll(
+                self.name, scroll_filter=flt, limit=1024, offset=offset, with_payload=["page"], with_vectors=False
+            )
+            units += [int((p.payload or {})["page"]) for p in points]
+            if offset is None:
+                return sorted(units)
+
     def search(
         self,
         query_multivector: np.ndarray | None,

@@ -165,6 +165,11 @@ class Store(Protocol):
 
     def get_image(self, doc_id: str, unit: int) -> bytes | None: ...
 
+    def unit_numbers(self, doc_id: str) -> list[int] | None:
+        """The numbers of the document's units, ascending (PDF page numbers of a page selection such as
+        ``[1, 3]``); None if there is no such document."""
+        ...
+
     def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo | None:
         """Set a document's metadata (the whole object) without touching its units; None if there is none."""
         ...

@@ -292,11 +292,19 @@ class Collections:
         return DocumentList(data=[document_object(name, i) for i in infos], offset=offset, limit=limit, total=total)
 
     async def get_document(self, name: str, document_id: str) -> DocumentObject:
+        """The document with its page numbers (``page_numbers``: a page selection's numbers, not 1..pages)."""
         store = await self.store(name)
-        info = await asyncio.to_thread(store.get_document, document_id)
-        if info is None:
+
+        def work() -> tuple[DocumentInfo | None, list[int] | None]:
+            info = store.get_document(document_id)
+            return info, None if info is None else store.unit_numbers(document_id)
+
+        info, numbers = await asyncio.to_thread(work)
+        if info is None or numbers is None:  # None: absent, or deleted between the two reads
             raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
-        return document_object(name, info)
+        doc = document_object(name, info)
+        doc.page_numbers = numbers
+        return doc
 
     async def patch_document(self, name: str, document_id: str, data: PatchDocumentRequest) -> DocumentObject:
         """New metadata for a document (merge patch, or ``replace``); its units are not touched."""

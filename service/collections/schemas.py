@@ -160,6 +160,13 @@ class DocumentObject(Struct, kw_only=True):
     metadata: dict[str, Any]
     created_at: float
     content_hash: str | None = None  # sha256 of the uploaded bytes (+ page selection), see JEV4_DUPLICATE_POLICY
+    page_numbers: Annotated[
+        list[int] | UnsetType,
+        Meta(
+            description="GET of one document: its page numbers, ascending, as search hits' `page` and the page "
+            "routes use them (a PDF indexed with pages '1,3' has [1, 3]; an image [1])"
+        ),
+    ] = UNSET
 
 
 class DocumentList(Struct, kw_only=True):

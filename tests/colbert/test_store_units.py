@@ -175,3 +175,22 @@ def test_qdrant_format_1_is_migrated_with_its_page_images(tmp_path: Path) -> Non
     assert again.get_image("d", 1) == b"qdrant-page-png"
     assert (client.get_collection("old").config.metadata or {})["format_version"] == 2
     client.close()
+
+
+def test_unit_numbers_follow_the_stored_units(backend: Backend) -> None:
+    """``unit_numbers``: the stored unit numbers ascending (a page selection's gaps kept), replaced with the
+    document, None for an unknown or deleted document."""
+    store = backend.make(F32)
+    rng = np.random.default_rng(12)
+    store.add_document("sel", [make_page(rng, 7), make_page(rng, 1), make_page(rng, 3)])
+    store.add_document("other", [make_page(rng, 2)])
+    assert store.unit_numbers("sel") == [1, 3, 7]
+    assert store.unit_numbers("other") == [2]
+    assert store.unit_numbers("nope") is None
+    store.add_document("sel", [make_page(rng, 4), make_page(rng, 5)], replace=True)
+    assert store.unit_numbers("sel") == [4, 5]
+    again = backend.reopen(store)
+    assert again.unit_numbers("sel") == [4, 5]
+    assert again.delete_document("sel") is True
+    assert again.unit_numbers("sel") is None
+    assert again.unit_numbers("other") == [2]

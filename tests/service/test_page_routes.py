@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import io
 import re
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -152,3 +155,40 @@ def test_search_page_can_be_turned_off() -> None:
         app = create_app(Settings(ui=enabled))
         http = TestClient(app)  # not entered: no lifespan (no model) needed for static files
         assert http.get("/ui/").status_code == (200 if enabled else 404)
+
+
+@pytest.mark.parametrize("backend", ["local", "qdrant"])
+def test_document_lists_its_page_numbers(tiny_encoder: Any, tmp_path: Path, backend: str) -> None:
+    """GET of one document carries ``page_numbers``: the numbers of a page selection (not 1..pages), the ones
+    the page routes serve; a replace changes them; the list of documents stays without them (one read)."""
+    settings = Settings(data_dir=tmp_path, pdf_dpi=36, image_max_pixels=64 * 28 * 28, collection_backend=backend)
+    with TestClient(create_app(settings, encoder=tiny_encoder)) as c:
+        deadline = time.monotonic() + 60
+        while c.get("/ready").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert c.post("/v1/collections", json={"name": "sel"}).status_code == 201
+        docs = "/v1/collections/sel/documents"
+        added = c.post(docs, files={"file": ("four.pdf", pdf_bytes(4))}, data={"pages": "1,3", "document_id": "r"})
+        assert added.status_code == 201, added.text
+        assert "page_numbers" not in added.json()
+        got = c.get(f"{docs}/r").json()
+        assert (got["pages"], got["page_numbers"]) == (2, [1, 3])
+        assert c.get(f"{docs}/r/pages/3/image?size=thumbnail").status_code == 200
+        _error(c.get(f"{docs}/r/pages/2/image"), 404, "page_not_found")
+        assert c.post(docs, files={"file": ("one.png", png_bytes())}, data={"document_id": "img"}).status_code == 201
+        assert c.get(f"{docs}/img").json()["page_numbers"] == [1]
+        assert all("page_numbers" not in d for d in c.get(docs).json()["data"])
+        again = c.post(
+            docs,
+            files={"file": ("four.pdf", pdf_bytes(4))},
+            data={"pages": "2-4", "document_id": "r", "replace": "true"},
+        )
+        assert again.status_code == 201, again.text
+        assert c.get(f"{docs}/r").json()["page_numbers"] == [2, 3, 4]
+        _error(c.get(f"{docs}/nope"), 404, "document_not_found")
+        schema = c.get("/docs/openapi.json").json()["components"]["schemas"]
+        document = next(v for k, v in schema.items() if k.endswith("DocumentObject"))
+        numbers = document["properties"]["page_numbers"]
+        assert {"items": {"type": "integer"}, "type": "array"} in numbers.get("oneOf", [numbers])
+        assert "page_numbers" not in document.get("required", [])
