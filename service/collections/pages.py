@@ -6,6 +6,8 @@ similarity map when a person opens it (also for the previous / next page of the 
 - ``page_image`` returns the stored PNG (the page exactly as the model embedded it) or a thumbnail: the same
   image scaled down to at most ``Settings.thumbnail_max_side`` pixels on its longer side, as JPEG (quality 85;
   pages are RGB). The ETag is a hash of the stored PNG plus the variant, so a replaced document gets new tags.
+- ``page_highlights``: the boxes of the page's words matching a query (:mod:`.highlight`, as search's
+  ``highlight``), so a page reached by previous / next shows them too.
 - ``page_similarity`` embeds the query (``retrieval.query``) and returns the per query token map over the
   page's merged patch grid, computed exactly as search's ``include_similarity_map`` does (see
   ``service.collections.search``).
@@ -23,13 +25,14 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from colbert.store import Hit
+from service.collections.highlight import Box, highlight
 from service.errors import NotFoundError, UnprocessableError
 
 if TYPE_CHECKING:
     from service.collections.manager import Collections
     from service.collections.search import SimilarityGrid
 
-__all__ = ["ImageSize", "PageImage", "page_image", "page_similarity", "parse_size", "thumbnail"]
+__all__ = ["ImageSize", "PageImage", "page_highlights", "page_image", "page_similarity", "parse_size", "thumbnail"]
 
 THUMBNAIL_QUALITY = 85
 
@@ -116,3 +119,11 @@ async def page_similarity(
             code="similarity_map_unavailable",
         )
     return grid, tokens_used + used
+
+
+async def page_highlights(collections: Collections, name: str, document_id: str, page: int, query: str) -> list[Box]:
+    """Boxes (pixels of the stored page image) of the page's words sharing a token with ``query``; empty when
+    the page has no text layer or nothing matches."""
+    store = await collections.store(name)
+    record = await asyncio.to_thread(store.get_unit, document_id, page)
+    return [] if record is None else highlight(query, record.metadata)

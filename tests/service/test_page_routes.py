@@ -127,6 +127,23 @@ def test_page_similarity_equals_the_search_map(client: httpx.Client, indexed: st
     _error(client.post(f"{base}/1/similarity", json={"query": ""}), 422, "validation_error")
 
 
+def test_page_similarity_highlights_equal_the_search_boxes(client: httpx.Client, indexed: str) -> None:
+    """``highlight: true`` on the similarity route adds the boxes search's ``highlight`` gives that page (the
+    search page uses it for pages reached by previous / next, which are not hits)."""
+    query = "page 2 quarterly"
+    hits = client.post(
+        f"/v1/collections/{indexed}/search", json={"query": query, "top_k": 2, "highlight": True, "mode": "visual"}
+    ).json()["results"]
+    assert {h["page"] for h in hits} == {1, 2}
+    for hit in hits:
+        url = f"/v1/collections/{indexed}/documents/{hit['document_id']}/pages/{hit['page']}/similarity"
+        with_boxes = client.post(url, json={"query": query, "highlight": True}).json()
+        assert with_boxes["highlights"] == hit["highlights"]
+        words = sorted(b["word"] for b in hit["highlights"])
+        assert words == (["2", "Quarterly", "page"] if hit["page"] == 2 else ["Quarterly", "page"])
+        assert "highlights" not in client.post(url, json={"query": query}).json()
+
+
 def test_search_page_is_served_with_a_policy(live_server: LiveServer) -> None:
     page = httpx.get(f"{live_server.url}/ui/")  # no key: the page is public, its API calls are not
     assert page.status_code == 200

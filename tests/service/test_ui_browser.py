@@ -2,10 +2,13 @@
 
 One scripted session, a screenshot per step in ``test-artifacts/ui/``: a wrong key shows the API's error; with
 the right key, create a collection, upload the sample PDF and see its progress bar reach the end; upload an
-image whose file name and metadata are HTML (shown as text, never run); search; open the first hit and check
-that the heatmap's hottest cell (read back from the canvas) is the argmax of the map the API returns for that
-page; click a token and check the same for its map; axe-core finds no serious or critical violation.
-The time from the API's answer to 20 painted results is printed (not asserted).
+image whose file name and metadata are HTML (shown as text, never run); the collection's size on disk is the
+API's ``disk_bytes``; a PDF uploaded with pages "1,3" shows those two pages and the hit view steps 1 -> 3;
+search (no mode sent unless chosen, ``highlight`` always); open the first hit and check that the heatmap's
+hottest cell (read back from the canvas) is the argmax of the map the API returns for that page; click a token
+and check the same for its map; search in text mode and check the matched-word boxes drawn over the page
+against the API's boxes (also on the next page, which is not a hit); axe-core finds no serious or critical
+violation. The time from the API's answer to 20 painted results is printed (not asserted).
 """
 
 from __future__ import annotations
@@ -28,6 +31,28 @@ XSS = "<img src=x onerror=alert(1)>"
 QUERY = "Which region had the highest revenue?"
 THUMBS_LOADED = "return [...document.querySelectorAll('.thumbs img')].every(i => i.complete && i.naturalWidth > 0)"
 PAGE_LOADED = "const i = document.querySelector('#hit-image'); return i.complete && i.naturalWidth > 0"
+# Records the JSON bodies the page POSTs to the search route (the page's own fetch, wrapped in place).
+RECORD_SEARCHES = """
+window.__searches = [];
+const original = window.fetch;
+window.fetch = (url, init) => {
+  if (String(url).endsWith('/search') && init && typeof init.body === 'string') {
+    window.__searches.push(JSON.parse(init.body));
+  }
+  return original(url, init);
+};
+"""
+# The drawn word boxes in pixels of the page image: CSS box relative to the image, scaled by natural/shown size.
+DRAWN_BOXES = """
+const img = document.querySelector('#hit-image');
+const r = img.getBoundingClientRect();
+const sx = img.naturalWidth / r.width, sy = img.naturalHeight / r.height;
+return [...document.querySelectorAll('#hit-boxes .word-box')].map(b => {
+  const q = b.getBoundingClientRect();
+  return {word: b.dataset.word, x0: (q.left - r.left) * sx, y0: (q.top - r.top) * sy,
+          x1: (q.right - r.left) * sx, y1: (q.bottom - r.top) * sy};
+});
+"""
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +113,27 @@ def report_copy(i: int) -> bytes:
     return data
 
 
+def format_bytes(n: int | None) -> str:
+    """The page's formatBytes (dom.js), written out: 1024-based units, one decimal above bytes; None -> —."""
+    if n is None:
+        return "—"
+    value, units = float(n), ["B", "KiB", "MiB", "GiB", "TiB"]
+    i = 0
+    while value >= 1024 and i < len(units) - 1:
+        value /= 1024
+        i += 1
+    return f"{value:.{1 if i else 0}f} {units[i]}"
+
+
+def assert_boxes_match(drawn: list[dict[str, Any]], api: list[dict[str, Any]]) -> None:
+    """The drawn boxes are the API's, in order, within 1.5 px of the page image on every edge."""
+    assert len(drawn) == len(api) > 0
+    for got, want in zip(drawn, api, strict=True):
+        assert got["word"] == want["word"]
+        for edge in ("x0", "y0", "x1", "y1"):
+            assert abs(got[edge] - want[edge]) <= 1.5, (edge, got, want)
+
+
 def set_key(driver: Any, key: str) -> None:
     box = css(driver, "#key-input")
     box.clear()
@@ -98,11 +144,13 @@ def set_key(driver: Any, key: str) -> None:
 def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx.Client, tmp_path: Path) -> None:
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
 
     # 1. keys: the page asks for one; a wrong key shows the API's own message
     driver.get(f"{live_server.url}/ui/")
     wait(driver, lambda d: css(d, "#key-dialog").get_attribute("open") is not None)
+    driver.execute_script(RECORD_SEARCHES)
     wrong = httpx.get(f"{live_server.url}/v1/collections", headers={"Authorization": "Bearer wrong-key"}).json()
     set_key(driver, "wrong-key")
     wait(driver, lambda d: css(d, "#key-error").text == wrong["error"]["message"])
@@ -150,6 +198,41 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
     shot(driver, "04-hostile-names-as-text")
     driver.execute_script("window.scrollTo(0, 0)")
 
+    # 4b. size on disk: the collection object's disk_bytes, formatted (the list reloads after uploads)
+    disk = client.get(f"/v1/collections/{name}").json()["disk_bytes"]
+    assert isinstance(disk, int)
+    assert disk > 0
+    facts = f"#collection-list button[data-collection='{name}'] .facts"
+    wait(driver, lambda d: css(d, facts).text.endswith(f"· {format_bytes(disk)} on disk"), timeout=10)
+
+    # 4c. a page selection: pages 1 and 3 of the report are that document's pages (thumbnails and navigation)
+    selection = tmp_path / "selection.pdf"
+    shutil.copyfile(ROOT / "samples" / "report.pdf", selection)
+    css(driver, "#upload-pages").send_keys("1,3")
+    css(driver, "#file-input").send_keys(str(selection))
+    wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#uploads li.done")) == 3, timeout=240)
+    css(driver, "#upload-pages").clear()
+    assert client.get(f"/v1/collections/{name}/documents/selection.pdf").json()["page_numbers"] == [1, 3]
+    card = "#documents .document[data-document-id='selection.pdf']"
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"{card} .thumbs[data-pages='1,3']"))
+    labels = [e.text for e in driver.find_elements(By.CSS_SELECTOR, f"{card} .thumb span")]
+    assert labels == ["p. 1", "p. 3"]
+    wait(driver, lambda d: d.execute_script(THUMBS_LOADED))
+    assert driver.find_elements(By.CSS_SELECTOR, f"{card} .img-missing") == []
+    driver.execute_script("arguments[0].scrollIntoView()", css(driver, card))
+    shot(driver, "04c-page-selection")
+    css(driver, f"{card} .thumb").click()
+    wait(driver, lambda d: css(d, "#hit-stage").get_attribute("data-pages") == "1,3")
+    assert css(driver, "#hit-title").text.startswith("selection.pdf · page 1")
+    assert css(driver, "#hit-prev").get_attribute("disabled") is not None
+    css(driver, "#hit-next").click()
+    wait(driver, lambda d: css(d, "#hit-title").text.startswith("selection.pdf · page 3"))
+    wait(driver, lambda d: css(d, "#hit-next").get_attribute("disabled") is not None)
+    assert css(driver, "#hit-prev").get_attribute("disabled") is None
+    wait(driver, lambda d: d.execute_script(PAGE_LOADED))
+    css(driver, "#hit-close").click()
+    driver.execute_script("window.scrollTo(0, 0)")
+
     # 5. search: 20 results (six more copies of the report added by the API: 22 pages in all)
     for i in range(6):
         files = {"file": (f"copy-{i}.pdf", report_copy(i), "application/pdf")}
@@ -163,7 +246,9 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
     css(driver, "#search-form button[type=submit]").click()
     wait(driver, lambda d: css(d, "#results").get_attribute("data-paint-ms") is not None)
     hits = driver.find_elements(By.CSS_SELECTOR, "#results .hit")
-    api = client.post(f"/v1/collections/{name}/search", json={"query": QUERY, "top_k": 20}).json()["results"]
+    sent = driver.execute_script("return window.__searches")
+    assert sent == [{"query": QUERY, "top_k": 20, "highlight": True}]  # no mode: the server's default applies
+    api = client.post(f"/v1/collections/{name}/search", json=sent[0]).json()["results"]
     assert len(hits) == len(api) == 20
     assert [h.find_element(By.CSS_SELECTOR, ".hit-doc").text for h in hits] == [r["document_id"] for r in api]
     paint = css(driver, "#results").get_attribute("data-paint-ms")
@@ -195,6 +280,40 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
     assert canvas_argmax(driver)[:2] == expected_argmax(maps[token])
     assert css(driver, f"#hit-tokens button[data-token='{token}']").get_attribute("aria-pressed") == "true"
     shot(driver, "07-hit-heatmap-one-token")
+
+    # 7b. text mode: the mode selector changes the request; the hit view outlines the matched words where the
+    # API's boxes are; the next page (not a hit) gets its boxes from the similarity route
+    css(driver, "#hit-close").click()
+    Select(css(driver, "#search-mode")).select_by_value("text")
+    box.clear()
+    box.send_keys("revenue")
+    css(driver, "#search-form button[type=submit]").click()
+    wait(driver, lambda d: len(d.execute_script("return window.__searches")) == 2)
+    sent = driver.execute_script("return window.__searches")[1]
+    assert sent == {"query": "revenue", "top_k": 20, "highlight": True, "mode": "text"}
+    api = client.post(f"/v1/collections/{name}/search", json=sent).json()["results"]
+    wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .hit")) == len(api))
+    hits = driver.find_elements(By.CSS_SELECTOR, "#results .hit")
+    assert [h.find_element(By.CSS_SELECTOR, ".hit-doc").text for h in hits] == [r["document_id"] for r in api]
+    assert set(api[0]["signals"]) == {"text"}
+    assert f"text #{api[0]['signals']['text']['rank']}" in hits[0].find_element(By.CSS_SELECTOR, ".signals").text
+    top = api[0]
+    hits[0].find_element(By.CSS_SELECTOR, "button").click()
+    wait(driver, lambda d: css(d, "#hit-boxes").get_attribute("data-count") == str(len(top["highlights"])))
+    assert_boxes_match(driver.execute_script(DRAWN_BOXES), top["highlights"])
+    shot(driver, "07b-hit-matched-words")
+    numbers = client.get(f"/v1/collections/{name}/documents/{top['document_id']}").json()["page_numbers"]
+    other = numbers[numbers.index(top["page"]) + (1 if top["page"] != numbers[-1] else -1)]
+    driver.execute_script("arguments[0].focus()", css(driver, "#hit-close"))
+    css(driver, "#hit-close").send_keys(Keys.ARROW_RIGHT if other > top["page"] else Keys.ARROW_LEFT)
+    wait(driver, lambda d: css(d, "#hit-title").text.startswith(f"{top['document_id']} · page {other}"))
+    answer = client.post(
+        f"/v1/collections/{name}/documents/{top['document_id']}/pages/{other}/similarity",
+        json={"query": "revenue", "highlight": True},
+    ).json()
+    wait(driver, lambda d: css(d, "#hit-boxes").get_attribute("data-count") == str(len(answer["highlights"])))
+    wait(driver, lambda d: d.execute_script(PAGE_LOADED))
+    assert_boxes_match(driver.execute_script(DRAWN_BOXES), answer["highlights"])
 
     # 8. accessibility: no serious or critical axe-core violation, dialog open and closed
     bad = [v for v in run_axe(driver) if v["impact"] in ("serious", "critical")]

@@ -15,11 +15,11 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from service.collections.manager import Collections
-from service.collections.pages import page_image, page_similarity, parse_size
-from service.collections.schemas import SimilarityMap
+from service.collections.pages import page_highlights, page_image, page_similarity, parse_size
+from service.collections.schemas import HighlightBox, SimilarityMap
 from service.embeddings.schemas import Usage
 from service.http.controllers.collections import _provide_collections
 from service.http.controllers.common import require_json, until_disconnect
@@ -33,6 +33,10 @@ class PageSimilarityRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     """Body of ``POST /v1/collections/{name}/documents/{id}/pages/{page}/similarity``."""
 
     query: Annotated[str, Meta(min_length=1, description="The text query (embedded as retrieval.query)")]
+    highlight: Annotated[
+        bool,
+        Meta(description="Add the boxes of the page's words matching the query (as search's `highlight`)"),
+    ] = False
     model: str | None = None
 
 
@@ -44,6 +48,7 @@ class PageSimilarityResponse(Struct, kw_only=True):
     page: int
     usage: Usage
     similarity_map: SimilarityMap
+    highlights: list[HighlightBox] | UnsetType = UNSET
 
 
 class PagesController(Controller):
@@ -104,6 +109,10 @@ class PagesController(Controller):
         )
         collections.runtime.metrics.tokens.labels(kind="text").inc(tokens)
         maps: list[list[list[float]]] = grid.maps.round(4).astype(float).tolist()
+        boxes: list[HighlightBox] | UnsetType = UNSET
+        if data.highlight:
+            found = await page_highlights(collections, name, document_id, page, data.query)
+            boxes = [HighlightBox(x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1, word=b.word, terms=list(b.terms)) for b in found]
         return PageSimilarityResponse(
             model=collections.runtime.model_name,
             collection=name,
@@ -111,4 +120,5 @@ class PagesController(Controller):
             page=page,
             usage=Usage(total_tokens=tokens, prompt_tokens=tokens),
             similarity_map=SimilarityMap(rows=grid.rows, cols=grid.cols, tokens=grid.tokens, maps=maps),
+            highlights=boxes,
         )

@@ -92,3 +92,21 @@ export function forgetImages() {
   }
   images.clear();
 }
+
+// A document's page numbers (GET document's `page_numbers`: a page selection's numbers, not 1..pages), by
+// collection and document; forgotten when documents change.
+const numbers = new Map();
+
+export function pageNumbers(collection, documentId) {
+  const key = JSON.stringify([collection, documentId]);
+  if (!numbers.has(key)) {
+    const pending = get(`${collectionPath(collection)}/documents/${enc(documentId)}`).then((d) => d.page_numbers);
+    pending.catch(() => numbers.delete(key));
+    numbers.set(key, pending);
+  }
+  return numbers.get(key);
+}
+
+export function forgetPageNumbers() {
+  numbers.clear();
+}

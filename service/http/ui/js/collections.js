@@ -4,15 +4,13 @@ import { $, clear, confirmDialog, formatBytes, h, showBanner } from "./dom.js";
 import { report } from "./report.js";
 import { emit, on, state } from "./state.js";
 
-function sizeOf(c) {
-  // the size on disk, when the server reports one
-  for (const key of ["size_bytes", "bytes", "disk_bytes"]) if (typeof c[key] === "number") return c[key];
-  return undefined;
-}
+// Size on disk: the collection object's `disk_bytes` (embedded backend); null where the server cannot see it
+// (Qdrant) -> "—".
+const sizeOf = (c) => (typeof c.disk_bytes === "number" ? formatBytes(c.disk_bytes) : "—");
 
 function item(c) {
   const selected = state.collection && state.collection.name === c.name;
-  const facts = `${c.documents} docs · ${c.pages} pages · ${c.codec} · ${formatBytes(sizeOf(c))}`;
+  const facts = `${c.documents} docs · ${c.pages} pages · ${c.codec} · ${sizeOf(c)} on disk`;
   return h(
     "li",
     { class: selected ? "selected" : "" },

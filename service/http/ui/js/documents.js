@@ -1,5 +1,5 @@
 // Documents of the selected collection: id, metadata, pages (lazy-loaded thumbnails), delete.
-import { collectionPath, del, enc, get, imageUrl } from "./api.js";
+import { collectionPath, del, enc, forgetPageNumbers, get, imageUrl, pageNumbers } from "./api.js";
 import { $, clear, confirmDialog, h, lazyImage, metadataList } from "./dom.js";
 import { openPage } from "./hitview.js";
 import { report } from "./report.js";
@@ -10,29 +10,38 @@ const THUMBS_PER_DOCUMENT = 12;
 let offset = 0;
 let generation = 0; // a newer load (collection switched, document added) wins over an older one
 
+function thumb(collection, doc, page) {
+  const img = h("img", { alt: `page ${page} of ${doc.id}`, width: 96 });
+  lazyImage(img, () => imageUrl(collection, doc.id, page, "thumbnail"));
+  return h(
+    "li",
+    {},
+    h(
+      "button",
+      { type: "button", class: "thumb", onclick: () => openPage({ collection, documentId: doc.id, page }) },
+      img,
+      h("span", { class: "muted" }, `p. ${page}`),
+    ),
+  );
+}
+
 function thumbs(collection, doc) {
-  // Page numbers are those of the search hits (1-based). A document indexed with a page selection may lack
-  // some of 1..pages: those thumbnails say "no image".
-  const count = Math.min(doc.pages, THUMBS_PER_DOCUMENT);
-  const items = [];
-  for (let page = 1; page <= count; page += 1) {
-    const img = h("img", { alt: `page ${page} of ${doc.id}`, width: 96 });
-    lazyImage(img, () => imageUrl(collection, doc.id, page, "thumbnail"));
-    items.push(
-      h(
-        "li",
-        {},
-        h(
-          "button",
-          { type: "button", class: "thumb", onclick: () => openPage({ collection, documentId: doc.id, page }) },
-          img,
-          h("span", { class: "muted" }, `p. ${page}`),
-        ),
-      ),
-    );
-  }
-  if (doc.pages > count) items.push(h("li", { class: "muted more" }, `+${doc.pages - count} more`));
-  return h("ul", { class: "thumbs", "aria-label": `Pages of ${doc.id}` }, items);
+  // The document's own page numbers (a PDF indexed with pages "1,3" has 1 and 3), from GET document.
+  const list = h("ul", { class: "thumbs", "aria-label": `Pages of ${doc.id}`, "aria-busy": "true" });
+  pageNumbers(collection, doc.id).then(
+    (numbers) => {
+      const shown = numbers.slice(0, THUMBS_PER_DOCUMENT);
+      list.append(...shown.map((page) => thumb(collection, doc, page)));
+      if (numbers.length > shown.length) list.append(h("li", { class: "muted more" }, `+${numbers.length - shown.length} more`));
+      list.dataset.pages = numbers.join(",");
+      list.removeAttribute("aria-busy");
+    },
+    (err) => {
+      list.append(h("li", { class: "muted" }, err.message));
+      list.removeAttribute("aria-busy");
+    },
+  );
+  return list;
 }
 
 function card(collection, doc) {
@@ -65,6 +74,7 @@ async function load(reset) {
   if (mine !== generation) return;
   if (reset) {
     offset = 0;
+    forgetPageNumbers(); // a replaced document may have other page numbers
     clear($("#documents"));
   }
   for (const doc of list.data) $("#documents").append(card(c.name, doc));

@@ -32,6 +32,13 @@ export function showBanner(message) {
   banner.hidden = !message;
 }
 
+// A score with three significant digits: MaxSim sums (12.3), cosines (0.874) and small BM25 scores (0.00123)
+// all stay readable.
+export function formatScore(score) {
+  if (typeof score !== "number" || !Number.isFinite(score)) return "—";
+  return score === 0 ? "0" : String(Number(score.toPrecision(3)));
+}
+
 export function formatBytes(n) {
   if (typeof n !== "number") return "—";
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];

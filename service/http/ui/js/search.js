@@ -2,48 +2,92 @@
 // The time from the API's answer to the results being painted is measured and shown (and kept in
 // #results[data-paint-ms] for the browser test).
 import { collectionPath, imageUrl, post } from "./api.js";
-import { $, clear, h, lazyImage, parseJsonObject } from "./dom.js";
+import { $, clear, formatScore, h, lazyImage, parseJsonObject } from "./dom.js";
 import { openPage } from "./hitview.js";
 import { report } from "./report.js";
 import { on, state } from "./state.js";
 
 let generation = 0;
 
+const SNIPPET_LINES = 12;
+
+// A text/code hit (`kind: "chunk"`): path, name and lines, then the chunk's text with its line numbers.
 function snippet(hit) {
-  if (typeof hit.text !== "string") return null;
-  const first = Number.isInteger(hit.line_start) ? hit.line_start : null;
-  const lines = hit.text.split("\n").slice(0, 8);
+  const chunk = hit.chunk;
+  if (!chunk || typeof chunk.text !== "string") return null;
+  const [first, last] = Array.isArray(chunk.lines) ? chunk.lines : [null, null];
+  const lines = chunk.text.replace(/\n$/, "").split("\n");
+  const shown = lines.slice(0, SNIPPET_LINES);
+  const where = first === null ? chunk.path : `${chunk.path}:${first}–${last}`;
   return h(
-    "pre",
-    { class: "snippet" },
-    lines.map((line, i) => [first === null ? "" : h("span", { class: "ln" }, `${first + i}`), line, "\n"]),
+    "span",
+    { class: "chunk" },
+    h("span", { class: "chunk-path" }, where),
+    chunk.name ? h("span", { class: "chunk-name" }, `${chunk.chunk_kind || ""} ${chunk.name}`.trim()) : null,
+    h(
+      "pre",
+      { class: "snippet", "aria-label": `lines ${first ?? "?"} to ${last ?? "?"} of ${chunk.path}` },
+      shown.map((line, i) => [
+        first === null ? "" : h("span", { class: "ln", "aria-hidden": "true" }, `${first + i}`),
+        line,
+        "\n",
+      ]),
+      lines.length > shown.length ? h("span", { class: "muted" }, `… ${lines.length - shown.length} more lines`) : null,
+    ),
+  );
+}
+
+function signalsOf(hit) {
+  // which signals found the hit, e.g. "text #1 · visual #4 · maxsim #2"
+  return Object.entries(hit.signals || {})
+    .map(([name, s]) => `${name} #${s.rank}`)
+    .join(" · ");
+}
+
+function facts(hit, rank) {
+  return h(
+    "span",
+    { class: "hit-facts" },
+    h("span", { class: "rank" }, `#${rank}`),
+    h("span", { class: "score", title: `score ${hit.score}` }, formatScore(hit.score)),
+  );
+}
+
+function chunkCard(hit, rank) {
+  // text/code hits have no page image: the snippet is the result (no button, nothing to open)
+  const signals = signalsOf(hit);
+  return h(
+    "li",
+    { class: "hit chunk-hit", dataset: { rank } },
+    h(
+      "div",
+      { class: "chunk-body" },
+      facts(hit, rank),
+      h("span", { class: "hit-doc" }, hit.document_id),
+      snippet(hit),
+      signals ? h("span", { class: "muted signals" }, signals) : null,
+    ),
   );
 }
 
 function card(collection, query, hit, rank) {
+  if (hit.kind === "chunk" && hit.chunk) return chunkCard(hit, rank);
   const img = h("img", { alt: `page ${hit.page} of ${hit.document_id}`, width: 160 });
-  const text = snippet(hit);
-  if (!text) lazyImage(img, () => imageUrl(collection, hit.document_id, hit.page, "thumbnail"));
+  lazyImage(img, () => imageUrl(collection, hit.document_id, hit.page, "thumbnail"));
   const view = { collection, documentId: hit.document_id, page: hit.page, query, rank, score: hit.score };
   const open = () => openPage({ ...view, highlights: hit.highlights });
-  const signals = Object.entries(hit.signals || {})
-    .map(([name, s]) => `${name} #${s.rank}`)
-    .join(" · ");
+  const signals = signalsOf(hit);
+  const words = Array.isArray(hit.highlights) ? hit.highlights.length : 0;
   return h(
     "li",
     { class: "hit" },
     h(
       "button",
       { type: "button", class: "hit-button", onclick: open, dataset: { rank } },
-      text || img,
-      h(
-        "span",
-        { class: "hit-facts" },
-        h("span", { class: "rank" }, `#${rank}`),
-        h("span", { class: "score" }, hit.score.toFixed(3)),
-      ),
+      img,
+      facts(hit, rank),
       h("span", { class: "hit-doc" }, hit.document_id),
-      h("span", { class: "muted" }, `page ${hit.page}`),
+      h("span", { class: "muted" }, `page ${hit.page}`, words ? ` · ${words} matched word${words === 1 ? "" : "s"}` : ""),
       signals ? h("span", { class: "muted signals" }, signals) : null,
     ),
   );
@@ -54,7 +98,11 @@ async function search(event) {
   const c = state.collection;
   if (!c) return;
   const data = new FormData(event.currentTarget);
-  const body = { query: String(data.get("query")), top_k: Number(data.get("top_k") || 10) };
+  // highlight: the boxes of the page's words matching the query (drawn in the hit view). mode: only when
+  // chosen, so the server's default (JEV4_SEARCH_MODE) applies otherwise.
+  const body = { query: String(data.get("query")), top_k: Number(data.get("top_k") || 10), highlight: true };
+  const mode = String(data.get("mode") || "");
+  if (mode) body.mode = mode;
   const mine = ++generation;
   const status = $("#search-status");
   try {

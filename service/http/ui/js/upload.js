@@ -52,11 +52,14 @@ async function follow(ui, collection, job) {
   }
 }
 
-async function send(file, collection, metadata) {
+const isPdf = (file) => file.type === "application/pdf" || /\.pdf$/i.test(file.name);
+
+async function send(file, collection, metadata, pages) {
   const ui = row(file);
   const form = new FormData();
   form.append("file", file, file.name);
   if (metadata) form.append("metadata", JSON.stringify(metadata));
+  if (pages && isPdf(file)) form.append("pages", pages); // a page selection applies to PDFs only
   try {
     const job = await post(`${collectionPath(collection)}/documents?wait=false`, form);
     return await follow(ui, collection, job);
@@ -77,7 +80,8 @@ export async function uploadFiles(files) {
     report(err);
     return;
   }
-  const results = await Promise.all([...files].map((f) => send(f, collection, metadata)));
+  const pages = $("#upload-pages").value.trim();
+  const results = await Promise.all([...files].map((f) => send(f, collection, metadata, pages)));
   if (results.some(Boolean)) emit("changed", collection);
 }
 
