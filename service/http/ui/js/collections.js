@@ -2,7 +2,7 @@
 import { collectionPath, del, forgetImages, get, post } from "./api.js";
 import { $, clear, confirmDialog, formatBytes, h, showBanner } from "./dom.js";
 import { report } from "./report.js";
-import { emit, on, state } from "./state.js";
+import { emit, holdsChunks, on, state, unitWord } from "./state.js";
 
 // Size on disk: the collection object's `disk_bytes` (embedded backend); null where the server cannot see it
 // (Qdrant) -> "—".
@@ -10,7 +10,8 @@ const sizeOf = (c) => (typeof c.disk_bytes === "number" ? formatBytes(c.disk_byt
 
 function item(c) {
   const selected = state.collection && state.collection.name === c.name;
-  const facts = `${c.documents} docs · ${c.pages} pages · ${c.codec} · ${sizeOf(c)} on disk`;
+  const task = c.task && c.task !== "retrieval" ? ` · ${c.task}` : "";
+  const facts = `${c.documents} docs · ${c.pages} ${unitWord(c, c.pages)}${task} · ${c.codec} · ${sizeOf(c)} on disk`;
   return h(
     "li",
     { class: selected ? "selected" : "" },
@@ -61,7 +62,13 @@ function select(c) {
   if (c) {
     $("#collection-title").textContent = `${c.name}`;
     $("#collection-title").append(
-      h("span", { class: "muted sub" }, ` ${c.dimensions}-d dense · ${c.codec} · pool ${c.pool_factor}`),
+      h(
+        "span",
+        { class: "muted sub" },
+        ` ${c.dimensions}-d dense · ${c.codec} · pool ${c.pool_factor}` +
+          (c.task ? ` · task ${c.task}` : "") +
+          (holdsChunks(c) ? " · text and code files" : ""),
+      ),
     );
   }
   for (const b of document.querySelectorAll(".collection-button")) {
@@ -103,6 +110,10 @@ async function create(event) {
   const data = new FormData(form);
   const body = { name: data.get("name"), codec: data.get("codec"), pool_factor: Number(data.get("pool_factor")) };
   if (data.get("dimensions")) body.dimensions = Number(data.get("dimensions"));
+  if (!$("#create-kind").hidden) {
+    body.task = data.get("task");
+    if (data.get("unit_kind")) body.unit_kind = data.get("unit_kind");
+  }
   try {
     const c = await post("/v1/collections", body);
     form.reset();
@@ -115,8 +126,23 @@ async function create(event) {
   }
 }
 
+// Task and content kind (text/code collections) are offered when this server's API has them: its OpenAPI
+// schema's CreateCollectionRequest names `task`.
+async function offerKinds() {
+  try {
+    const response = await fetch("/docs/openapi.json");
+    if (!response.ok) return;
+    const schemas = (await response.json()).components?.schemas || {};
+    const create = Object.entries(schemas).find(([name]) => name.endsWith("CreateCollectionRequest"));
+    $("#create-kind").hidden = !(create && create[1].properties && create[1].properties.task);
+  } catch {
+    // no schema: the form stays without them
+  }
+}
+
 export function initCollections(ready) {
   fillDimensions(ready);
+  offerKinds();
   $("#create-form").addEventListener("submit", create);
   on("changed", () => loadCollections().catch(report));
 }

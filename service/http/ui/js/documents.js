@@ -3,7 +3,7 @@ import { collectionPath, del, enc, forgetPageNumbers, get, imageUrl, pageNumbers
 import { $, clear, confirmDialog, h, lazyImage, metadataList } from "./dom.js";
 import { openPage } from "./hitview.js";
 import { report } from "./report.js";
-import { emit, on, state } from "./state.js";
+import { emit, holdsChunks, on, state, unitWord } from "./state.js";
 
 const PAGE_SIZE = 50;
 const THUMBS_PER_DOCUMENT = 12;
@@ -46,6 +46,7 @@ function thumbs(collection, doc) {
 
 function card(collection, doc) {
   const created = new Date(doc.created_at * 1000).toLocaleString();
+  const c = state.collection;
   return h(
     "li",
     { class: "document", dataset: { documentId: doc.id } },
@@ -53,7 +54,7 @@ function card(collection, doc) {
       "div",
       { class: "doc-head" },
       h("span", { class: "doc-id" }, doc.id),
-      h("span", { class: "muted" }, ` · ${doc.pages} page${doc.pages === 1 ? "" : "s"} · ${created}`),
+      h("span", { class: "muted" }, ` · ${doc.pages} ${unitWord(c, doc.pages)} · ${created}`),
       h(
         "button",
         { type: "button", class: "icon danger", "aria-label": `Delete document ${doc.id}`, onclick: () => remove(doc) },
@@ -61,7 +62,7 @@ function card(collection, doc) {
       ),
     ),
     metadataList(doc.metadata),
-    thumbs(collection, doc),
+    holdsChunks(c) ? null : thumbs(collection, doc), // chunks have no page images
   );
 }
 
@@ -85,7 +86,7 @@ async function load(reset) {
 
 async function remove(doc) {
   const c = state.collection;
-  const ok = await confirmDialog(`Delete document "${doc.id}" (${doc.pages} pages) from "${c.name}"?`);
+  const ok = await confirmDialog(`Delete document "${doc.id}" (${doc.pages} ${unitWord(c, doc.pages)}) from "${c.name}"?`);
   if (!ok) return;
   try {
     await del(`${collectionPath(c.name)}/documents/${enc(doc.id)}`);

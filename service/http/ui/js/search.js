@@ -18,7 +18,7 @@ function snippet(hit) {
   const [first, last] = Array.isArray(chunk.lines) ? chunk.lines : [null, null];
   const lines = chunk.text.replace(/\n$/, "").split("\n");
   const shown = lines.slice(0, SNIPPET_LINES);
-  const where = first === null ? chunk.path : `${chunk.path}:${first}–${last}`;
+  const where = (first === null ? chunk.path : `${chunk.path}:${first}–${last}`) + (chunk.part ? ` (part ${chunk.part})` : "");
   return h(
     "span",
     { class: "chunk" },
@@ -27,11 +27,15 @@ function snippet(hit) {
     h(
       "pre",
       { class: "snippet", "aria-label": `lines ${first ?? "?"} to ${last ?? "?"} of ${chunk.path}` },
-      shown.map((line, i) => [
-        first === null ? "" : h("span", { class: "ln", "aria-hidden": "true" }, `${first + i}`),
-        line,
-        "\n",
-      ]),
+      shown.map((line, i) =>
+        h(
+          "span",
+          { class: "line" },
+          first === null ? "" : h("span", { class: "ln", "aria-hidden": "true" }, `${first + i}`),
+          line,
+          "\n",
+        ),
+      ),
       lines.length > shown.length ? h("span", { class: "muted" }, `… ${lines.length - shown.length} more lines`) : null,
     ),
   );

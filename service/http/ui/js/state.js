@@ -14,3 +14,7 @@ export function on(event, fn) {
 export function emit(event, detail) {
   for (const fn of listeners.get(event) || []) fn(detail);
 }
+
+// Text/code collections (issue 16's `unit_kind: "chunk"`) hold chunks of text files instead of page images.
+export const holdsChunks = (c) => Boolean(c) && c.unit_kind === "chunk";
+export const unitWord = (c, n = 2) => (holdsChunks(c) ? "chunk" : "page") + (n === 1 ? "" : "s");

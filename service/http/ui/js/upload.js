@@ -3,7 +3,7 @@
 import { collectionPath, get, post } from "./api.js";
 import { $, h, parseJsonObject } from "./dom.js";
 import { report } from "./report.js";
-import { emit, state } from "./state.js";
+import { emit, holdsChunks, on, state, unitWord } from "./state.js";
 
 const POLL_MS = 250;
 
@@ -12,7 +12,7 @@ function row(file) {
   const status = h("span", { class: "status muted" }, "uploading…");
   const li = h("li", { class: "upload" }, h("span", { class: "file-name" }, file.name), bar, status);
   $("#uploads").prepend(li);
-  return { li, bar, status };
+  return { li, bar, status, units: unitWord(state.collection) };
 }
 
 function fail(ui, message) {
@@ -26,7 +26,7 @@ function showProgress(ui, job) {
   if (job.pages_total) {
     ui.bar.max = job.pages_total;
     ui.bar.value = job.pages_done;
-    ui.status.textContent = `${job.pages_done} / ${job.pages_total} pages · ${job.status}`;
+    ui.status.textContent = `${job.pages_done} / ${job.pages_total} ${ui.units} · ${job.status}`;
   } else {
     ui.status.textContent = job.status;
   }
@@ -40,7 +40,7 @@ async function follow(ui, collection, job) {
       ui.li.classList.add("done");
       ui.bar.max = job.pages_total || 1;
       ui.bar.value = ui.bar.max;
-      ui.status.textContent = `${job.pages_done} / ${job.pages_total} pages · done · document ${job.document_id}`;
+      ui.status.textContent = `${job.pages_done} / ${job.pages_total} ${ui.units} · done · document ${job.document_id}`;
       return true;
     }
     if (job.status === "failed") {
@@ -85,9 +85,21 @@ export async function uploadFiles(files) {
   if (results.some(Boolean)) emit("changed", collection);
 }
 
+// What the drop zone takes: PDFs and images, or (text/code collections) text and code files — any name; the
+// server names what it cannot read.
+function adapt(c) {
+  const chunks = holdsChunks(c);
+  $("#drop-what").textContent = chunks ? "Drop text or code files here" : "Drop PDFs or images here";
+  const input = $("#file-input");
+  if (chunks) input.removeAttribute("accept");
+  else input.accept = ".pdf,image/*";
+  $("#upload-pages-label").hidden = chunks;
+}
+
 export function initUpload() {
   const zone = $("#dropzone");
   const input = $("#file-input");
+  on("collection", adapt);
   input.addEventListener("change", () => {
     uploadFiles(input.files);
     input.value = "";
