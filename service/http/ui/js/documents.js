@@ -80,7 +80,7 @@ async function load(reset) {
   }
   for (const doc of list.data) $("#documents").append(card(c.name, doc));
   offset += list.data.length;
-  $("#documents-status").textContent = list.total ? `${list.total} documents` : "No documents yet: upload some.";
+  $("#documents-status").textContent = list.total ? `${list.total} document${list.total === 1 ? "" : "s"}` : "No documents yet: upload some.";
   $("#documents-more").hidden = offset >= list.total;
 }
 
