@@ -9,11 +9,12 @@ the module is on its device (``.to`` would move parameters out of the shared sto
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
 
-from model.compiled import EAGER, compiled_kernels
+from model.compiled import EAGER, Kernels, compiled_kernels
 from model.fastpath import chunk_token_mlps, chunk_token_norms, compile_norms, speed_up_vision_tower
 from model.lora import fuse_projection, fuse_text_projections, fuse_vision_mlps
 from model.options import ForwardOptions
@@ -48,27 +49,7 @@ def apply_speedups(backbone: nn.Module, options: ForwardOptions) -> tuple[Substi
         if count:
             done.append(Substitution(what, where, count))
 
-    if options.linear_patch_embedding:
-        record(
-            "patch Conv3d → one matmul",
-            "model.visual.patch_embed",
-            speed_up_vision_tower(visual, batched_windows=False),
-        )
-    if options.batched_windows:
-        count = speed_up_vision_tower(
-            visual,
-            linear_patch=False,
-            slice_elements=slices,
-            plan_once=options.plan_windows_once,
-            rotate_fn=kernels.rotate_f32 if kernels.compiled else None,
-        )
-        record("vision attention, equal windows in one call", "model.visual.blocks.*.attn", count)
-    if options.fuse_vision_mlps:
-        record(
-            "vision gate/up fused",
-            "model.visual.blocks.*.mlp",
-            fuse_vision_mlps(visual, kernels if kernels.compiled else None),
-        )
+    _vision_speedups(visual, options, kernels, slices, record)
     if options.fuse_text:
         count = fuse_text_projections(
             text,
@@ -96,3 +77,34 @@ def apply_speedups(backbone: nn.Module, options: ForwardOptions) -> tuple[Substi
     for substitution in done:
         log.info("forward path: %s", substitution)
     return tuple(done)
+
+
+def _vision_speedups(
+    visual: nn.Module,
+    options: ForwardOptions,
+    kernels: Kernels,
+    slices: int | None,
+    record: Callable[[str, str, int], None],
+) -> None:
+    """The vision tower's substitutions, in their order (patch matmul, batched windows, gate/up)."""
+    if options.linear_patch_embedding:
+        record(
+            "patch Conv3d → one matmul",
+            "model.visual.patch_embed",
+            speed_up_vision_tower(visual, batched_windows=False),
+        )
+    if options.batched_windows:
+        count = speed_up_vision_tower(
+            visual,
+            linear_patch=False,
+            slice_elements=slices,
+            plan_once=options.plan_windows_once,
+            rotate_fn=kernels.rotate_f32 if kernels.compiled else None,
+        )
+        record("vision attention, equal windows in one call", "model.visual.blocks.*.attn", count)
+    if options.fuse_vision_mlps:
+        record(
+            "vision gate/up fused",
+            "model.visual.blocks.*.mlp",
+            fuse_vision_mlps(visual, kernels if kernels.compiled else None),
+        )
