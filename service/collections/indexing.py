@@ -206,8 +206,26 @@ class Indexer:
             numbers = await self.plan(store, collection, document_id, source, replace=replace, background=background)
         if progress is not None:
             progress.start(len(numbers))
-        dim = store.config.dense_dim
         staged = self.repository.stage(store, document_id, metadata, replace=replace, content_hash=content_hash)
+        try:
+            tokens = await self._embed_steps(source, numbers, staged, store.config.dense_dim, progress, wait_when_full)
+            info = await asyncio.to_thread(staged.commit)
+        except BaseException:
+            staged.discard()
+            raise
+        return IndexResult(info, tokens)
+
+    async def _embed_steps(
+        self,
+        source: DocumentSource,
+        numbers: list[int],
+        staged: StagedDocument,
+        dim: int,
+        progress: Progress | None,
+        wait_when_full: bool,
+    ) -> int:
+        """Render, embed and stage ``numbers`` in steps of ``pages_per_step``; the tokens embedded. On an error
+        nothing is left running that could stage after the caller's discard."""
         step = self.options.pages_per_step
         chunks = [numbers[i : i + step] for i in range(0, len(numbers), step)]
         # Pool work runs beside the model: the next step's pages render and prepare while this step embeds, and a
@@ -236,15 +254,13 @@ class Indexer:
                     progress.advance(len(chunk))
             if writing is not None:
                 await writing
-            info = await asyncio.to_thread(staged.commit)
         except BaseException:
             if ahead is not None:
                 _drop(ahead)
             if writing is not None:  # let an encode in flight end first, so that nothing is staged after the discard
                 await asyncio.gather(writing, return_exceptions=True)
-            staged.discard()
             raise
-        return IndexResult(info, tokens)
+        return tokens
 
     def _prepare(self, source: DocumentSource, numbers: list[int]) -> _Prepared:
         """Render/decode the pages of one step and prepare their rows; also the page images to keep and the
