@@ -21,6 +21,7 @@ import numpy as np
 from colbert._dense import DenseSnapshot
 from colbert._fts import TermFilter, fts_search
 from colbert._sketch import pool_query, sketch_scores
+from colbert.errors import InvalidQueryError
 from colbert.hybrid import Fusion, Signal, fuse, signals_of
 
 __all__ = ["FirstStage", "Ranked", "first_stage", "hybrid_rank", "text_rank", "visual_rank"]
@@ -38,6 +39,21 @@ class FirstStage:
     candidates: int
     prefetch: int | None = None
     query_groups: int | None = None
+
+    @classmethod
+    def checked(cls, kind: str, candidates: int, prefetch: int | None, query_groups: int | None) -> FirstStage:
+        """The first stage a search asks for, its arguments validated (:class:`InvalidQueryError`)."""
+        if kind not in ("dense", "pooled"):
+            raise InvalidQueryError(f"first_stage must be 'dense' or 'pooled', got {kind!r}")
+        if prefetch is not None and (
+            isinstance(prefetch, bool) or not isinstance(prefetch, int) or not candidates <= prefetch
+        ):
+            raise InvalidQueryError(f"prefetch must be None or an int >= candidates ({candidates}), got {prefetch!r}")
+        if query_groups is not None and (
+            isinstance(query_groups, bool) or not isinstance(query_groups, int) or query_groups < 1
+        ):
+            raise InvalidQueryError(f"query_groups must be None or an int >= 1, got {query_groups!r}")
+        return cls(kind, candidates, prefetch, query_groups)
 
 
 def first_stage(

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from colbert import _migrate, _schema
+from colbert._fts import TermFilter
 from colbert._local_filter import filter_docs_sql, filter_sql
 from colbert._local_handle import LocalHandle, LocalOptions, LocalStats
 from colbert._local_modes import FirstStage, Ranked, hybrid_rank, text_rank, visual_rank
@@ -355,7 +356,8 @@ class LocalStore(LocalHandle):
                 keep = self._term_docs.filter(conn, snap.version, snap.n_alive)
                 return self._hits(conn, text_rank(conn, str(text), k, allowed_sql, keep))
         q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
-        how = self._first_stage(first_stage, candidates, prefetch, query_groups)
+        kind = self.options.first_stage if first_stage is None else first_stage
+        how = FirstStage.checked(kind, candidates, prefetch, query_groups)
         with self._read() as conn:
             snap = self._snapshot_for(conn)
             allowed = self._filtered_ids(conn, flt) if flt else None
@@ -363,37 +365,39 @@ class LocalStore(LocalHandle):
             exact_all = exhaustive or (dense is None and how.kind == "dense")
             visual = None if exact_all else stage_one(snap, q, dense, rows, how)
             if mode is SearchMode.HYBRID:
-                ranked = hybrid_rank(
-                    conn,
-                    str(text),
-                    k,
-                    candidates,
-                    filter_sql(flt) if flt else None,
-                    visual,
-                    lambda ids, n: self._rerank(conn, q, n, ids),
-                    lambda n: self._scorer.top(conn, q, n, allowed),
-                    fusion or Fusion(),
-                    self._term_docs.filter(conn, snap.version, snap.n_alive),
-                )
+                fused = fusion or Fusion()
+                keep = self._term_docs.filter(conn, snap.version, snap.n_alive)
+                ranked = self._hybrid(conn, q, str(text), k, candidates, flt, allowed, visual, fused, keep)
                 return self._hits(conn, ranked)
             exact = self._scorer.top(conn, q, k, allowed) if visual is None else self._rerank(conn, q, k, visual[0])
             return self._hits(conn, visual_rank(exact, visual))
 
-    def _first_stage(
-        self, first_stage: str | None, candidates: int, prefetch: int | None, query_groups: int | None
-    ) -> FirstStage:
-        kind = self.options.first_stage if first_stage is None else first_stage
-        if kind not in ("dense", "pooled"):
-            raise InvalidQueryError(f"first_stage must be 'dense' or 'pooled', got {kind!r}")
-        if prefetch is not None and (
-            isinstance(prefetch, bool) or not isinstance(prefetch, int) or not candidates <= prefetch
-        ):
-            raise InvalidQueryError(f"prefetch must be None or an int >= candidates ({candidates}), got {prefetch!r}")
-        if query_groups is not None and (
-            isinstance(query_groups, bool) or not isinstance(query_groups, int) or query_groups < 1
-        ):
-            raise InvalidQueryError(f"query_groups must be None or an int >= 1, got {query_groups!r}")
-        return FirstStage(kind, candidates, prefetch, query_groups)
+    def _hybrid(
+        self,
+        conn: sqlite3.Connection,
+        q: np.ndarray,
+        text: str,
+        k: int,
+        candidates: int,
+        flt: MetadataFilter | None,
+        allowed: np.ndarray | None,
+        visual: tuple[np.ndarray, np.ndarray] | None,
+        fusion: Fusion,
+        keep: TermFilter,
+    ) -> Ranked:
+        """BM25 and visual candidates, exact MaxSim over their union, fused (:mod:`colbert._local_modes`)."""
+        return hybrid_rank(
+            conn,
+            text,
+            k,
+            candidates,
+            filter_sql(flt) if flt else None,
+            visual,
+            lambda ids, n: self._rerank(conn, q, n, ids),
+            lambda n: self._scorer.top(conn, q, n, allowed),
+            fusion,
+            keep,
+        )
 
     def _rerank(
         self, conn: sqlite3.Connection, q: np.ndarray, k: int, chosen: np.ndarray
