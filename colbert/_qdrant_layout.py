@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import base64
 import uuid
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from colbert._migrate import legacy_image_path
+from colbert._sparse import SPARSE_NAME, document_vector
 from colbert.errors import IndexFormatError
-from colbert.quantize import Codec
-from colbert.store import CollectionConfig
+from colbert.pooling import pool_tokens
+from colbert.quantize import Codec, decode, encode
+from colbert.store import CollectionConfig, UnitRecord
 
 __all__ = [
     "FORMAT_NAME",
@@ -34,16 +38,24 @@ __all__ = [
     "blob_point",
     "blobs_collection",
     "companion_collections",
+    "create_collections",
     "docs_collection",
     "image_of",
     "migrate",
     "read_config",
     "sized_batches",
+    "unit_point",
 ]
 
 NAMESPACE = uuid.UUID("6f1d3c52-8a0e-4b7e-9d3a-2f5c1e7b9a40")
 FORMAT_NAME = "jev4-colbert-qdrant"
 FORMAT_VERSION = 2
+_DATATYPE = {
+    Codec.FLOAT32: qm.Datatype.FLOAT32,
+    Codec.FLOAT16: qm.Datatype.FLOAT16,
+    Codec.INT8: qm.Datatype.FLOAT16,
+    Codec.BINARY: qm.Datatype.FLOAT16,
+}
 
 
 def docs_collection(name: str) -> str:
@@ -160,3 +172,81 @@ def migrate(client: QdrantClient, name: str, legacy_images: Path | None, max_req
     if legacy_images is not None:
         import_legacy_images(client, name, legacy_images, max_request_bytes)
     client.update_collection(name, metadata={**meta, "format_version": FORMAT_VERSION})
+
+
+def create_collections(
+    client: QdrantClient, name: str, config: CollectionConfig, *, on_disk: bool, common: dict[str, Any]
+) -> str:
+    """Create ``name`` and its companions with their payload indexes; the creation id written into the
+    metadata (tells this collection from a namesake created later, :mod:`colbert._qdrant_live`)."""
+    instance = uuid.uuid4().hex
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "dense_dim": config.dense_dim,
+        "multivector_dim": config.multivector_dim,
+        "codec": str(Codec(config.codec)),
+        "pool_factor": config.pool_factor,
+        "instance": instance,
+    }
+    client.create_collection(docs_collection(name), vectors_config={}, metadata={"docs_of": name}, **common)
+    client.create_collection(blobs_collection(name), vectors_config={}, metadata={"blobs_of": name}, **common)
+    client.create_collection(
+        name,
+        vectors_config={
+            "dense": qm.VectorParams(size=config.dense_dim, distance=qm.Distance.COSINE),
+            "mv": qm.VectorParams(
+                size=config.multivector_dim,
+                distance=qm.Distance.DOT,
+                multivector_config=qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM),
+                hnsw_config=qm.HnswConfigDiff(m=0),
+                datatype=_DATATYPE[Codec(config.codec)],
+                on_disk=on_disk,
+            ),
+        },
+        sparse_vectors_config={SPARSE_NAME: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
+        metadata=meta,
+        **common,
+    )
+    with warnings.catch_warnings():  # local mode (tests) says payload indexes do nothing there
+        warnings.filterwarnings("ignore", message="Payload indexes have no effect", category=UserWarning)
+        client.create_payload_index(name, "doc_id", qm.PayloadSchemaType.KEYWORD)
+        client.create_payload_index(name, "version", qm.PayloadSchemaType.KEYWORD)
+        client.create_payload_index(blobs_collection(name), "doc_id", qm.PayloadSchemaType.KEYWORD)
+        client.create_payload_index(docs_collection(name), "created_at", qm.PayloadSchemaType.FLOAT)
+        client.create_payload_index(docs_collection(name), "content_hash", qm.PayloadSchemaType.KEYWORD)
+    return instance
+
+
+def unit_point(
+    config: CollectionConfig, doc_id: str, version: str, meta: dict[str, Any], record: UnitRecord
+) -> qm.PointStruct:
+    """One unit's point: dense + multi-vector (pooled and rounded through the codec exactly as the embedded
+    backend stores it) + BM25 sparse vector of its text, payload as in :mod:`colbert.qdrant`."""
+    mv = record.multivector  # (n, d) float32
+    if config.pool_factor > 1:
+        mv = pool_tokens(mv, config.pool_factor)  # (m, d)
+    stored = np.asarray(  # (m, d) float32: exactly what the embedded backend scores
+        decode(
+            encode(np.ascontiguousarray(mv, dtype=np.float32), config.codec),
+            mv.shape[0],
+            config.multivector_dim,
+            config.codec,
+        ),
+        dtype=np.float32,
+    )
+    payload = {
+        "doc_id": doc_id,
+        "page": record.unit,
+        "kind": record.kind,
+        "version": version,
+        "metadata": meta,
+        "page_metadata": dict(record.metadata),
+        "text": record.text,
+    }
+    pid = str(uuid.uuid5(NAMESPACE, f"{doc_id}\x00{version}\x00{record.unit}"))
+    vectors: dict[str, Any] = {"dense": record.dense.tolist(), "mv": stored.tolist()}
+    sparse = document_vector(record.text)
+    if sparse is not None:
+        vectors[SPARSE_NAME] = sparse
+    return qm.PointStruct(id=pid, vector=vectors, payload=payload)

@@ -142,8 +142,10 @@ class Catalog:
     def get(self, name: str) -> Store:
         """The collection's store (``CollectionNotFoundError`` if there is none).
 
-        Embedded: another process may have deleted (or deleted and re-created) the collection since this
-        catalog opened it; one ``stat`` of its index file per call notices, and the stale handle is dropped."""
+        Another process may have deleted (or deleted and re-created) the collection since this catalog opened
+        it. Embedded: one ``stat`` of its index file per call notices. Qdrant: the handle notices when a request
+        fails on the missing collection (:mod:`colbert._qdrant_live`; that request is a
+        ``CollectionNotFoundError``). Either way the stale handle is dropped here and the name opened afresh."""
         validate_name(name)
         with self._lock:
             store = self._open.get(name)
@@ -158,7 +160,7 @@ class Catalog:
 
     def _stale(self, name: str, store: Store) -> bool:
         if self._qdrant is not None:
-            return False
+            return bool(getattr(store, "stale", False))
         try:
             inode = (self._root / name / _schema.DB_FILE).stat().st_ino
         except FileNotFoundError:

@@ -7,7 +7,7 @@ Layout of a collection ``name``:
   exact rerank, and payload ``doc_id``, ``page`` (the unit ordinal), ``kind``, ``version``, ``metadata`` (the
   document's, filterable as ``metadata.<key>``), ``page_metadata`` (the unit's) and ``text`` (the unit's text,
   or null).
-* ``name__blobs`` holds the units' images (:mod:`colbert._qdrant_units`), one vector-less point per image,
+* ``name__blobs`` holds the units' images (:mod:`colbert._qdrant_layout`), one vector-less point per image,
   tagged with the document version like the vector points, so every replica serves every page image.
 * ``name__docs`` holds one vector-less point per document (id = uuid5 of the doc id): ``doc_id``,
   ``version``, ``num_units``, ``metadata``, ``created_at``, ``content_hash``. It is the commit record.
@@ -37,10 +37,10 @@ saving of those codecs is not realised on Qdrant (use Qdrant's own quantization 
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,18 +53,20 @@ from colbert._qdrant_filter import qdrant_filter
 from colbert._qdrant_layout import (
     FORMAT_NAME,
     FORMAT_VERSION,
-    NAMESPACE,
     blob_point,
     blobs_collection,
     companion_collections,
+    create_collections,
     docs_collection,
     image_of,
     migrate,
     read_config,
     sized_batches,
+    unit_point,
 )
+from colbert._qdrant_live import doc_point, hits, info, instance_of, live, match, noticing
+from colbert._qdrant_live import keep as keep_live
 from colbert._qdrant_modes import PAYLOAD, hybrid_points, text_points
-from colbert._sparse import SPARSE_NAME, document_vector
 from colbert.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -76,8 +78,6 @@ from colbert.errors import (
 )
 from colbert.filters import MetadataFilter
 from colbert.hybrid import Fusion, SearchMode, Signal, check_query_text, parse_mode
-from colbert.pooling import pool_tokens
-from colbert.quantize import Codec, decode, encode
 from colbert.store import (
     CollectionConfig,
     DocumentInfo,
@@ -101,14 +101,6 @@ __all__ = [
     "docs_collection",
 ]
 
-_NAMESPACE = NAMESPACE
-_DATATYPE = {
-    Codec.FLOAT32: qm.Datatype.FLOAT32,
-    Codec.FLOAT16: qm.Datatype.FLOAT16,
-    Codec.INT8: qm.Datatype.FLOAT16,
-    Codec.BINARY: qm.Datatype.FLOAT16,
-}
-
 
 @dataclass(frozen=True)
 class QdrantOptions:
@@ -127,11 +119,20 @@ class QdrantStore:
 
     config: CollectionConfig
 
-    def __init__(self, client: QdrantClient, name: str, config: CollectionConfig, options: QdrantOptions) -> None:
+    def __init__(
+        self,
+        client: QdrantClient,
+        name: str,
+        config: CollectionConfig,
+        options: QdrantOptions,
+        instance: str | None = None,
+    ) -> None:
         self.client = client
         self.name = name
         self.config = config
         self.options = options
+        self.instance = instance  # the creation id in the collection's metadata (:mod:`colbert._qdrant_live`)
+        self.stale = False  # set when a request found the collection deleted or re-created by someone else
         self._docs = docs_collection(name)
 
     @classmethod
@@ -142,46 +143,13 @@ class QdrantStore:
         options = options or QdrantOptions()
         if any(client.collection_exists(c) for c in (name, *companion_collections(name))):
             raise CollectionExistsError(f"Qdrant collection {name!r} already exists")
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "dense_dim": config.dense_dim,
-            "multivector_dim": config.multivector_dim,
-            "codec": str(Codec(config.codec)),
-            "pool_factor": config.pool_factor,
-        }
         common: dict[str, Any] = {
             "shard_number": options.shard_number,
             "replication_factor": options.replication_factor,
             "timeout": options.timeout_s,
         }
-        client.create_collection(docs_collection(name), vectors_config={}, metadata={"docs_of": name}, **common)
-        client.create_collection(blobs_collection(name), vectors_config={}, metadata={"blobs_of": name}, **common)
-        client.create_collection(
-            name,
-            vectors_config={
-                "dense": qm.VectorParams(size=config.dense_dim, distance=qm.Distance.COSINE),
-                "mv": qm.VectorParams(
-                    size=config.multivector_dim,
-                    distance=qm.Distance.DOT,
-                    multivector_config=qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM),
-                    hnsw_config=qm.HnswConfigDiff(m=0),
-                    datatype=_DATATYPE[Codec(config.codec)],
-                    on_disk=options.multivector_on_disk,
-                ),
-            },
-            sparse_vectors_config={SPARSE_NAME: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
-            metadata=meta,
-            **common,
-        )
-        with warnings.catch_warnings():  # local mode (tests) says payload indexes do nothing there
-            warnings.filterwarnings("ignore", message="Payload indexes have no effect", category=UserWarning)
-            client.create_payload_index(name, "doc_id", qm.PayloadSchemaType.KEYWORD)
-            client.create_payload_index(name, "version", qm.PayloadSchemaType.KEYWORD)
-            client.create_payload_index(blobs_collection(name), "doc_id", qm.PayloadSchemaType.KEYWORD)
-            client.create_payload_index(docs_collection(name), "created_at", qm.PayloadSchemaType.FLOAT)
-            client.create_payload_index(docs_collection(name), "content_hash", qm.PayloadSchemaType.KEYWORD)
-        return cls(client, name, config, options)
+        instance = create_collections(client, name, config, on_disk=options.multivector_on_disk, common=common)
+        return cls(client, name, config, options, instance)
 
     @classmethod
     def open(
@@ -204,10 +172,11 @@ class QdrantStore:
             if (expected.dense_dim, expected.multivector_dim) != (config.dense_dim, config.multivector_dim):
                 raise DimensionMismatchError(f"collection {name!r} was built for {config}, expected {expected}")
             raise IndexFormatError(f"collection {name!r} was built with {config}, expected {expected}")
-        return cls(client, name, config, options)
+        return cls(client, name, config, options, instance_of(client, name))
 
     # -- writes ---------------------------------------------------------------------------------------
 
+    @noticing
     def add_document(
         self,
         doc_id: str,
@@ -223,7 +192,7 @@ class QdrantStore:
             raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
         version = uuid.uuid4().hex
         cap = self.options.max_request_bytes
-        for batch in sized_batches((self._point(doc_id, version, meta, r) for r in records), cap):
+        for batch in sized_batches((unit_point(self.config, doc_id, version, meta, r) for r in records), cap):
             self.client.upsert(self.name, batch, wait=True)
         images = (blob_point(doc_id, version, r.unit, r.image) for r in records if r.image is not None)
         for batch in sized_batches(images, cap):
@@ -237,10 +206,11 @@ class QdrantStore:
             "created_at": created,
             "content_hash": content_hash,
         }
-        self.client.upsert(self._docs, [qm.PointStruct(id=_doc_point(doc_id), vector={}, payload=record)], wait=True)
+        self.client.upsert(self._docs, [qm.PointStruct(id=doc_point(doc_id), vector={}, payload=record)], wait=True)
         self._drop_pages(doc_id, keep_version=version)
         return DocumentInfo(doc_id, len(records), meta, created, content_hash)
 
+    @noticing
     def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo | None:
         """Replace a document's metadata without touching its vectors: first on its live unit points (what filters
         read), then on its record (what reads and hits return). Not atomic across the two requests: between them,
@@ -251,19 +221,21 @@ class QdrantStore:
         record = self._record(doc_id)
         if record is None:
             return None
-        live = qm.Filter(must=[_match("doc_id", doc_id), _match("version", record["version"])])
+        live = qm.Filter(must=[match("doc_id", doc_id), match("version", record["version"])])
         self.client.set_payload(self.name, {"metadata": meta}, points=live, wait=True)
-        self.client.set_payload(self._docs, {"metadata": meta}, points=[_doc_point(doc_id)], wait=True)
-        return _info({**record, "metadata": meta})
+        self.client.set_payload(self._docs, {"metadata": meta}, points=[doc_point(doc_id)], wait=True)
+        return info({**record, "metadata": meta})
 
+    @noticing
     def delete_document(self, doc_id: str) -> bool:
         if not isinstance(doc_id, str):
             raise InvalidQueryError(f"doc_id must be a str, got {type(doc_id).__name__}")
         existed = self._record(doc_id) is not None
-        self.client.delete(self._docs, [_doc_point(doc_id)], wait=True)
+        self.client.delete(self._docs, [doc_point(doc_id)], wait=True)
         self._drop_pages(doc_id, keep_version=None)
         return existed
 
+    @noticing
     def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter) -> list[str]:
         """Delete every document whose metadata passes ``filter`` (non-empty); their ids. Each document goes
         as :meth:`delete_document` does (record first, then pages); the set is not one atomic step."""
@@ -283,61 +255,24 @@ class QdrantStore:
             self.delete_document(doc_id)
         return sorted(doomed)
 
-    def _point(self, doc_id: str, version: str, meta: dict[str, Any], record: UnitRecord) -> qm.PointStruct:
-        mv = record.multivector  # (n, d) float32
-        if self.config.pool_factor > 1:
-            mv = pool_tokens(mv, self.config.pool_factor)  # (m, d)
-        stored = np.asarray(  # (m, d) float32: exactly what the embedded backend scores
-            decode(
-                encode(np.ascontiguousarray(mv, dtype=np.float32), self.config.codec),
-                mv.shape[0],
-                self.config.multivector_dim,
-                self.config.codec,
-            ),
-            dtype=np.float32,
-        )
-        payload = {
-            "doc_id": doc_id,
-            "page": record.unit,
-            "kind": record.kind,
-            "version": version,
-            "metadata": meta,
-            "page_metadata": dict(record.metadata),
-            "text": record.text,
-        }
-        pid = str(uuid.uuid5(_NAMESPACE, f"{doc_id}\x00{version}\x00{record.unit}"))
-        vectors: dict[str, Any] = {"dense": record.dense.tolist(), "mv": stored.tolist()}
-        sparse = document_vector(record.text)
-        if sparse is not None:
-            vectors[SPARSE_NAME] = sparse
-        return qm.PointStruct(id=pid, vector=vectors, payload=payload)
-
     def _drop_pages(self, doc_id: str, *, keep_version: str | None) -> None:
-        must_not = [] if keep_version is None else [_match("version", keep_version)]
-        selector = qm.Filter(must=[_match("doc_id", doc_id)], must_not=must_not)  # type: ignore[arg-type]
+        must_not = [] if keep_version is None else [match("version", keep_version)]
+        selector = qm.Filter(must=[match("doc_id", doc_id)], must_not=must_not)  # type: ignore[arg-type]
         self.client.delete(self.name, qm.FilterSelector(filter=selector), wait=True)
         self.client.delete(blobs_collection(self.name), qm.FilterSelector(filter=selector), wait=True)
 
     # -- reads ----------------------------------------------------------------------------------------
 
     def _record(self, doc_id: str) -> dict[str, Any] | None:
-        found = self.client.retrieve(self._docs, [_doc_point(doc_id)], with_payload=True)
+        found = self.client.retrieve(self._docs, [doc_point(doc_id)], with_payload=True)
         return dict(found[0].payload or {}) if found else None
 
-    def _live_versions(self, doc_ids: set[str]) -> dict[str, tuple[str, dict[str, Any]]]:
-        if not doc_ids:
-            return {}
-        found = self.client.retrieve(self._docs, [_doc_point(d) for d in doc_ids], with_payload=True)
-        out: dict[str, tuple[str, dict[str, Any]]] = {}
-        for rec in found:
-            p = rec.payload or {}
-            out[p["doc_id"]] = (p["version"], p["metadata"])
-        return out
-
+    @noticing
     def get_document(self, doc_id: str) -> DocumentInfo | None:
         rec = self._record(doc_id)
-        return None if rec is None else _info(rec)
+        return None if rec is None else info(rec)
 
+    @noticing
     def find_by_hash(self, content_hash: str) -> DocumentInfo | None:
         """The earliest-added document with this content hash (a filter on the ``__docs`` records, whose
         ``content_hash`` has a keyword payload index in collections made since duplicate detection)."""
@@ -345,13 +280,14 @@ class QdrantStore:
             raise InvalidQueryError(f"content_hash must be a str, got {type(content_hash).__name__}")
         records, _ = self.client.scroll(
             self._docs,
-            scroll_filter=qm.Filter(must=[_match("content_hash", content_hash)]),
+            scroll_filter=qm.Filter(must=[match("content_hash", content_hash)]),
             limit=self.options.limits.max_list_limit,
             with_payload=True,
         )
-        infos = [_info(dict(r.payload or {})) for r in records]
+        infos = [info(dict(r.payload or {})) for r in records]
         return min(infos, key=lambda i: i.created_at) if infos else None
 
+    @noticing
     def list_documents(self, *, offset: int = 0, limit: int = 100) -> list[DocumentInfo]:
         """Documents in the order they were (last) added."""
         limits = self.options.limits
@@ -362,18 +298,20 @@ class QdrantStore:
         records, _ = self.client.scroll(
             self._docs, limit=offset + limit, order_by=qm.OrderBy(key="created_at"), with_payload=True
         )
-        return [_info(dict(r.payload or {})) for r in records[offset : offset + limit]]
+        return [info(dict(r.payload or {})) for r in records[offset : offset + limit]]
 
+    @noticing
     def count(self) -> tuple[int, int]:
         docs = self.client.count(self._docs, exact=True).count
         pages = self.client.count(self.name, exact=True).count
         return int(docs), int(pages)
 
+    @noticing
     def get_unit(self, doc_id: str, unit: int) -> UnitRecord | None:
         rec = self._record(doc_id)
         if rec is None:
             return None
-        flt = qm.Filter(must=[_match("doc_id", doc_id), _match("version", rec["version"]), _match("page", unit)])
+        flt = qm.Filter(must=[match("doc_id", doc_id), match("version", rec["version"]), match("page", unit)])
         points, _ = self.client.scroll(self.name, scroll_filter=flt, limit=1, with_payload=True, with_vectors=True)
         if not points:
             return None
@@ -392,18 +330,20 @@ class QdrantStore:
             image=image,
         )
 
+    @noticing
     def get_image(self, doc_id: str, unit: int) -> bytes | None:
         """The unit's image (None: no such unit, or no image) from the committed version's blobs."""
         rec = self._record(doc_id)
         return None if rec is None else image_of(self.client, self.name, doc_id, rec["version"], unit)
 
+    @noticing
     def unit_numbers(self, doc_id: str) -> list[int] | None:
         """The committed version's unit numbers, ascending (payload ``page`` only, no vectors); None if there is
         no such document."""
         rec = self._record(doc_id)
         if rec is None:
             return None
-        flt = qm.Filter(must=[_match("doc_id", doc_id), _match("version", rec["version"])])
+        flt = qm.Filter(must=[match("doc_id", doc_id), match("version", rec["version"])])
         units: list[int] = []
         offset: Any = None
         while True:
@@ -414,6 +354,7 @@ class QdrantStore:
             if offset is None:
                 return sorted(units)
 
+    @noticing
     def search(
         self,
         query_multivector: np.ndarray | None,
@@ -435,57 +376,25 @@ class QdrantStore:
         if mode is SearchMode.TEXT:
             ones = np.ones((1, self.config.multivector_dim), np.float32)
             validate_search(ones, None, k, candidates, self.config, limits)
-            points = self._live(lambda want: text_points(self.client, self.name, str(text), flt, want), k)
+            points = live(self.client, self._docs, lambda n: text_points(self.client, self.name, str(text), flt, n), k)
             ranked = [(p, float(p.score), {"text": Signal(float(p.score), i + 1)}) for i, p in enumerate(points)]
-            return self._hits(ranked)
+            return hits(self.client, self._docs, ranked)
         q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
         if mode is SearchMode.HYBRID:
             first = None if exhaustive else dense
-            keep = self._keep
+            keep = functools.partial(keep_live, self.client, self._docs)
             ranked = hybrid_points(
                 self.client, self.name, q, first, str(text), flt, k, candidates, fusion or Fusion(), keep
             )
-            return self._hits(ranked)
+            return hits(self.client, self._docs, ranked)
         pool = candidates if not (exhaustive or dense is None) else None
-        points = self._live(lambda want: self._query(q, dense if pool else None, flt, pool, want), k, pool)
-        return self._hits(
-            [(p, float(p.score), {"maxsim": Signal(float(p.score), i + 1)}) for i, p in enumerate(points)]
+        first = dense if pool else None
+        points = live(self.client, self._docs, lambda n: self._query(q, first, flt, pool, n), k, pool)
+        return hits(
+            self.client,
+            self._docs,
+            [(p, float(p.score), {"maxsim": Signal(float(p.score), i + 1)}) for i, p in enumerate(points)],
         )
-
-    def _keep(self, points: list[qm.ScoredPoint]) -> list[qm.ScoredPoint]:
-        """The points whose document version is the committed one."""
-        live = self._live_versions({str((p.payload or {})["doc_id"]) for p in points})
-        out = []
-        for p in points:
-            pay = p.payload or {}
-            state = live.get(pay["doc_id"])
-            if state is not None and state[0] == pay["version"]:
-                out.append(p)
-        return out
-
-    def _live(
-        self, query: Callable[[int], list[qm.ScoredPoint]], k: int, pool: int | None = None
-    ) -> list[qm.ScoredPoint]:
-        """The first k live points of ``query(limit)``; asks for more while points of a write in flight (or of a
-        crashed one) were skipped."""
-        want = k
-        while True:
-            points = query(want)
-            kept = self._keep(points)
-            if len(kept) >= k or len(points) < want or (pool is not None and want >= pool):
-                return kept[:k]
-            want = min(2 * want, pool) if pool is not None else 2 * want
-
-    def _hits(self, ranked: Sequence[tuple[qm.ScoredPoint, float, Mapping[str, Signal]]]) -> list[Hit]:
-        live = self._live_versions({str((p.payload or {})["doc_id"]) for p, _, _ in ranked})
-        hits = []
-        for p, score, signals in ranked:
-            pay = p.payload or {}
-            state = live.get(pay["doc_id"])
-            if state is not None and state[0] == pay["version"]:
-                kind = str(pay.get("kind", "page"))
-                hits.append(Hit(pay["doc_id"], int(pay["page"]), score, dict(state[1]), kind, dict(signals)))
-        return hits
 
     def _query(
         self, q: np.ndarray, dense: np.ndarray | None, flt: qm.Filter | None, pool: int | None, limit: int
@@ -510,16 +419,3 @@ class QdrantStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _doc_point(doc_id: str) -> str:
-    return str(uuid.uuid5(_NAMESPACE, doc_id))
-
-
-def _match(key: str, value: str | int | bool) -> qm.FieldCondition:
-    return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
-
-
-def _info(rec: dict[str, Any]) -> DocumentInfo:
-    units = int(rec["num_units"] if "num_units" in rec else rec["num_pages"])  # format 1 wrote num_pages
-    return DocumentInfo(rec["doc_id"], units, dict(rec["metadata"]), float(rec["created_at"]), rec.get("content_hash"))

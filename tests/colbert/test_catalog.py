@@ -65,3 +65,58 @@ def test_interrupted_create_leaves_no_collection(tmp_path: Path) -> None:
     with Catalog(tmp_path) as cat:
         assert [c.name for c in cat.list()] == ["kept"]
         assert not leftover.exists()
+
+
+def _two_catalogs(tmp_path: Path, backend: Backend) -> tuple[Catalog, Catalog]:
+    """Two processes' catalogs over one index: one data directory (embedded), one Qdrant (``:memory:``)."""
+    if backend == "local":
+        return Catalog(tmp_path), Catalog(tmp_path)
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(":memory:")
+    return Catalog(tmp_path, backend="qdrant", qdrant_client=client), Catalog(
+        tmp_path, backend="qdrant", qdrant_client=client
+    )
+
+
+@pytest.mark.parametrize("backend", ["local", "qdrant"])
+def test_a_collection_deleted_by_another_catalog_is_noticed(tmp_path: Path, backend: Backend) -> None:
+    a, b = _two_catalogs(tmp_path, backend)
+    with a, b:
+        a.create("shared", CFG).add_document("a", [_page()])
+        held = b.get("shared")
+        assert held.get_document("a") is not None
+        assert a.delete("shared") is True
+        if backend == "qdrant":  # the handle B holds: its next request finds the collection gone, typed
+            with pytest.raises(CollectionNotFoundError, match="was deleted by another"):
+                held.get_document("a")
+            with pytest.raises(CollectionNotFoundError, match="was deleted by another"):
+                held.search(np.eye(2, 16, dtype=np.float32), np.ones(8, np.float32), k=1)
+        with pytest.raises(CollectionNotFoundError):
+            b.get("shared")
+        other = CollectionConfig(dense_dim=4, multivector_dim=16, codec=Codec.FLOAT16)
+        a.create("shared", other)
+        assert b.get("shared").config == other  # the namesake, not the old handle
+        assert b.get("shared").count() == (0, 0)
+
+
+def test_a_qdrant_handle_notices_its_collection_re_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = _two_catalogs(tmp_path, "qdrant")
+    with a, b:
+        a.create("shared", CFG)
+        held = b.get("shared")
+        a.delete("shared")
+        a.create("shared", CollectionConfig(dense_dim=4, multivector_dim=16, codec=Codec.FLOAT32))
+        with pytest.raises(CollectionNotFoundError, match="was deleted and re-created"):
+            held.add_document("a", [_page()])  # 8-d vectors into the 4-d namesake: refused by Qdrant, then noticed
+        assert b.get("shared") is not held
+        assert b.get("shared").config.dense_dim == 4
+        live = b.get("shared")
+
+        def fail(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("connection reset")
+
+        monkeypatch.setattr(a.qdrant_client, "retrieve", fail)
+        with pytest.raises(RuntimeError, match="connection reset"):  # the collection is fine: the error stays as is
+            live.get_document("a")
+        assert b.get("shared") is live
