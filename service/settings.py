@@ -205,6 +205,11 @@ class Settings:
     job_stale_after_s: float = 15.0
     """A queued/running job whose heartbeat is older than this is reported failed (job_interrupted): the process
     running it stopped. Must exceed job_heartbeat_s."""
+    job_keep_finished: int = 1000
+    """Finished indexing jobs kept in the backend (and in each process's memory): beyond the newest this many,
+    the oldest are pruned (polling one is then 404). Queued and running jobs are never pruned."""
+    job_keep_finished_s: float = 604800.0
+    """Seconds a finished indexing job stays pollable after it finished (default 7 days); then it is pruned."""
 
     search_mode: str = "hybrid"
     """Mode of a text search that does not name one: hybrid (BM25 + visual, fused), visual or text. Image and
@@ -352,6 +357,8 @@ _POSITIVE = (
     "max_text_bytes",
     "chunk_window_lines",
     "max_filter_keys",
+    "job_keep_finished",
+    "job_keep_finished_s",
 )
 
 

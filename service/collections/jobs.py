@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from colbert.store import DocumentInfo
+from service.collections.job_store import Retention
 from service.errors import ErrorInfo, QueueFullError, error_info
 
 if TYPE_CHECKING:
@@ -135,19 +136,20 @@ class JobRegistry:
         *,
         max_running: int = 2,
         max_active: int = 64,
-        keep_finished: int = 1000,
         retry_after_s: int = 1,
         store: JobStore | None = None,
         heartbeat_s: float = 2.0,
         stale_after_s: float = 15.0,
+        retention: Retention | None = None,
     ) -> None:
-        if max_running < 1 or max_active < 1 or keep_finished < 0 or not 0 < heartbeat_s < stale_after_s:
+        retention = retention or Retention()
+        if max_running < 1 or max_active < 1 or retention.keep_finished < 0 or not 0 < heartbeat_s < stale_after_s:
             raise ValueError(
                 f"max_running and max_active must be >= 1, keep_finished >= 0 and 0 < heartbeat_s < stale_after_s, "
-                f"got {max_running}, {max_active}, {keep_finished}, {heartbeat_s}, {stale_after_s}"
+                f"got {max_running}, {max_active}, {retention.keep_finished}, {heartbeat_s}, {stale_after_s}"
             )
         self.max_active = max_active
-        self.keep_finished = keep_finished
+        self.retention = retention
         self.retry_after_s = retry_after_s
         self.store = store
         self.heartbeat_s = heartbeat_s
@@ -181,8 +183,10 @@ class JobRegistry:
         return job
 
     def list(self, collection: str | None = None) -> list[IndexJob]:
-        """The jobs this process remembers (every queued or running one, the newest ``keep_finished`` finished
-        ones), of one collection or of all, newest first. Other processes' jobs are found by :meth:`get` only."""
+        """The jobs this process remembers (every queued or running one, the finished ones its store keeps: see
+        :class:`~service.collections.job_store.Retention`), of one collection or of all, newest first. Other
+        processes' jobs are found by :meth:`get` only."""
+        self._forget()
         jobs = [j for j in self._jobs.values() if collection is None or j.collection == collection]
         return sorted(jobs, key=lambda j: j.created_at, reverse=True)
 
@@ -207,6 +211,7 @@ class JobRegistry:
 
     async def get(self, collection: str, job_id: str) -> IndexJob | None:
         """The job, from this process or (scale-out) from the store; a stale one is reported interrupted."""
+        self._forget()
         job = self._jobs.get(job_id)
         if job is None and self.store is not None:
             record = await asyncio.to_thread(self.store.get, job_id)
@@ -271,7 +276,17 @@ class JobRegistry:
 
     def _remember(self, job: IndexJob) -> None:
         self._finished.append(job.id)
-        while len(self._finished) > self.keep_finished:
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop finished jobs as the stores prune them: beyond the newest ``keep_finished``, or finished before
+        the cutoff (``_finished`` is in finishing order, so the old ones are at its left)."""
+        cutoff = self.retention.cutoff()
+        while self._finished:
+            oldest = self._jobs.get(self._finished[0])
+            too_old = oldest is None or (oldest.finished_at or 0.0) < cutoff
+            if not too_old and len(self._finished) <= self.retention.keep_finished:
+                return
             self._jobs.pop(self._finished.popleft(), None)
 
     async def close(self) -> None:

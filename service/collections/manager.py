@@ -30,7 +30,7 @@ from colbert.store import CollectionConfig
 from model.errors import InvalidDimensionError
 from service.collections.duplicates import plan_upload
 from service.collections.indexing import Indexer, IndexOptions, IndexResult
-from service.collections.job_store import open_job_store
+from service.collections.job_store import Retention, open_job_store
 from service.collections.jobs import IndexJob, JobRegistry
 from service.collections.repository import Repository
 from service.collections.schemas import (
@@ -114,13 +114,17 @@ class Collections:
         self.runtime = runtime
         s = runtime.settings
         self._job_store = None
+        retention = Retention(s.job_keep_finished, s.job_keep_finished_s)
         if jobs is None and runtime.catalog is not None:
-            self._job_store = open_job_store(runtime.catalog, busy_timeout_s=s.store_busy_timeout_s)
+            self._job_store = open_job_store(
+                runtime.catalog, busy_timeout_s=s.store_busy_timeout_s, retention=retention
+            )
         self.jobs = jobs or JobRegistry(
             retry_after_s=s.retry_after_s,
             store=self._job_store,
             heartbeat_s=s.job_heartbeat_s,
             stale_after_s=s.job_stale_after_s,
+            retention=retention,
         )
         self._repository: Repository | None = None
         self._services: tuple[Indexer, Searcher] | None = None
