@@ -1,8 +1,9 @@
 """Scale-out on Qdrant: two apps (two ``Collections``) over ONE Qdrant — ``QdrantClient(":memory:")`` always, a real
 server when ``QDRANT_URL`` is set (none can run on these machines). Page images, document records and indexing
 jobs all live in Qdrant, so what one replica writes the other serves: an upload through A is found by B's next
-search with its page image, a job started on A is polled on B, a delete on B is gone on A, and a job whose
-replica stopped (a record left running with a stale heartbeat) is reported failed."""
+search with its page image, a job started on A is polled on B, a delete on B is gone on A, a job whose
+replica stopped (a record left running with a stale heartbeat) is reported failed, and a collection deleted through A
+is a 404 ``collection_not_found`` through B (whose handle on it was open)."""
 
 from __future__ import annotations
 
@@ -122,3 +123,12 @@ def test_two_replicas_over_one_qdrant(qdrant: QdrantClient, tiny_encoder: Any, t
         assert (lost["status"], lost["error"]["code"]) == ("failed", "job_interrupted")
         assert a.get(f"/v1/collections/{name}/jobs/lost-job").json()["status"] == "failed"  # recorded for all
         assert a.delete(f"/v1/collections/{name}").status_code == 200
+
+        # B still holds its handle on the collection A deleted: its next requests find it gone (404, not a 500)
+        for gone in (
+            b.post(f"/v1/collections/{name}/search", json={"query": "quarterly report"}),
+            b.get(f"/v1/collections/{name}/documents/report"),
+            b.get(f"/v1/collections/{name}"),
+        ):
+            assert gone.status_code == 404, gone.text
+            assert gone.json()["error"]["code"] == "collection_not_found", gone.text
