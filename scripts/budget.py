@@ -5,6 +5,11 @@
 
 A function's size is its lines from ``def`` (decorators included) to its last line, docstring included; a
 nested function counts within its parent and on its own. Files are counted in lines as ``wc -l`` does.
+
+A file that does not parse (``tests/data/code/broken.py`` is broken on purpose: the code chunker's fixture) is
+skipped with a line saying so; its size still counts. Justified exceptions are in :data:`ALLOWED`, each with
+its reason, and are listed (not counted) at the default limits. ``tests/test_budget.py`` runs this over the
+whole repository in the test suite.
 """
 
 from __future__ import annotations
@@ -20,6 +25,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EXCLUDED = ("bench/", ".venv/", ".bench-venv/", "build/")
 
+# "path" (the file) or "path::Qualified.name" (a function) -> why it stays over the default budget.
+ALLOWED: dict[str, str] = {
+    "tests/service/hostile.py::pdf_cases": (
+        "a table of hostile PDFs, one yield per case, read top to bottom; splitting it would only scatter the table"
+    ),
+    "tests/service/test_ui_browser.py::test_search_page_session": (
+        "one browser session whose numbered steps build on each other (key, collection, uploads, search, hit); "
+        "a browser and a live server per step would cost minutes for no extra coverage"
+    ),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Over:
@@ -28,6 +44,11 @@ class Over:
     name: str  # "" for the file itself
     size: int
     limit: int
+
+    @property
+    def key(self) -> str:
+        """How :data:`ALLOWED` names it."""
+        return self.path if not self.name else f"{self.path}::{self.name}"
 
     def __str__(self) -> str:
         what = "file" if not self.name else f"function {self.name}"
@@ -55,15 +76,22 @@ def _functions(tree: ast.AST, prefix: str = "") -> Iterator[tuple[str, ast.Funct
             yield from _functions(node, f"{prefix}{node.name}.")
 
 
-def check_file(path: Path, max_file: int, max_function: int) -> list[Over]:
-    """What in one file is over the budget."""
+def check_file(path: Path, max_file: int, max_function: int, *, skipped: list[str] | None = None) -> list[Over]:
+    """What in one file is over the budget. A file that does not parse is only measured as a file (its path and
+    the reason appended to ``skipped`` when given)."""
     text = path.read_text(encoding="utf-8")
     rel = path.relative_to(ROOT).as_posix()
     found = []
     lines = text.count("\n")
     if lines > max_file:
         found.append(Over(rel, 1, "", lines, max_file))
-    for name, node in _functions(ast.parse(text, filename=rel)):
+    try:
+        tree = ast.parse(text, filename=rel)
+    except SyntaxError as exc:
+        if skipped is not None:
+            skipped.append(f"{rel}: does not parse ({exc.msg}, line {exc.lineno}); its functions are not measured")
+        return found
+    for name, node in _functions(tree):
         start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
         size = (node.end_lineno or node.lineno) - start + 1
         if size > max_function:
@@ -77,7 +105,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-file", type=int, default=400)
     parser.add_argument("--max-function", type=int, default=60)
     args = parser.parse_args(argv)
-    over = [o for p in python_files(args.paths) for o in check_file(p, args.max_file, args.max_function)]
+    skipped: list[str] = []
+    found = [
+        o for p in python_files(args.paths) for o in check_file(p, args.max_file, args.max_function, skipped=skipped)
+    ]
+    defaults = (args.max_file, args.max_function) == (400, 60)
+    over = [o for o in found if not (defaults and o.key in ALLOWED)]
+    for line in skipped:
+        print(f"skipped {line}")
+    for item in found:
+        if item not in over:
+            print(f"allowed {item}: {ALLOWED[item.key]}")
     for item in over:
         print(item)
     print(f"{len(over)} over the budget", file=sys.stderr)

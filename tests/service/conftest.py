@@ -132,3 +132,24 @@ def tiny_encoder(service_checkpoint: Path) -> Any:
     from model.encoder import Encoder
 
     return Encoder.from_pretrained(service_checkpoint, dtype="float32", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def docs(client: httpx.Client) -> str:
+    """A float32 collection (exact scores) on the session server holding a 2-page PDF (multipart) and an image
+    (JSON); made afresh for each test module that asks for it."""
+    from tests.service.helpers import add_pdf, b64, create_collection, png_bytes
+
+    name = "docs"
+    create_collection(client, name, codec="float32")
+    add_pdf(client, name, 2, metadata='{"kind": "report", "year": 2024}', document_id="report")
+    image = client.post(
+        f"/v1/collections/{name}/documents",
+        json={
+            "image": b64(png_bytes(120, 80, seed=3)),
+            "document_id": "photo",
+            "metadata": {"kind": "photo"},
+        },
+    )
+    assert image.status_code == 201, image.text
+    return name

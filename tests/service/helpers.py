@@ -60,3 +60,35 @@ def as_array(value: Any) -> np.ndarray:
     if isinstance(value, list):
         return np.stack([as_array(v) for v in value])
     return np.asarray(value, dtype=np.float32)
+
+
+# ---- collection routes (httpx.Client or litestar TestClient) ----------------------------------------------
+
+
+def create_collection(client: Any, name: str, **fields: Any) -> dict[str, Any]:
+    """(Re)create collection ``name`` with these body fields; expect 201."""
+    client.delete(f"/v1/collections/{name}")
+    response = client.post("/v1/collections", json={"name": name, **fields})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def add_pdf(client: Any, name: str, pages: int, **data: str) -> Any:
+    """Upload a ``pages``-page PDF to collection ``name`` as multipart (``data``: the form fields); expect 201."""
+    response = client.post(
+        f"/v1/collections/{name}/documents",
+        files={"file": ("doc.pdf", pdf_bytes(pages), "application/pdf")},
+        data=data,
+    )
+    assert response.status_code == 201, response.text
+    return response
+
+
+def api_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    """The ``error`` object of a ``status`` response (message, type, code; ``code`` checked when given)."""
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert set(error) == {"message", "type", "code"}
+    if code is not None:
+        assert error["code"] == code, error
+    return error

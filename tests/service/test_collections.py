@@ -1,80 +1,21 @@
 """Collection routes against the real server process (tiny checkpoint): create / list / get / delete,
-documents by JSON and multipart, background jobs with progress, search with images and similarity maps
-(scores and maps checked against an independent numpy MaxSim over the in-process encoder's vectors),
-filters, every error row, and a restart that keeps everything."""
+documents by JSON and multipart, background jobs with progress, every error row. Search:
+test_collections_search.py; restart, Qdrant and pooled first stage: test_collections_backends.py."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import io
-import os
 import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
-from PIL import Image
 
-from model.pdf import render_pages
-from model.types import parse_task
-from tests.service.conftest import API_KEY, SERVER_ENV, LiveServer, _free_port, _wait_ready
+from tests.service.conftest import SERVER_ENV, LiveServer
+from tests.service.helpers import api_error as _error
 from tests.service.helpers import b64, data_uri, pdf_bytes, png_bytes
-
-DPI = int(SERVER_ENV["JEV4_PDF_DPI"])
-MAX_PIXELS = int(SERVER_ENV["JEV4_IMAGE_MAX_PIXELS"])
-
-
-def _create(client: httpx.Client, name: str, **fields: Any) -> dict[str, Any]:
-    client.delete(f"/v1/collections/{name}")
-    response = client.post("/v1/collections", json={"name": name, **fields})
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-def _add_pdf(client: httpx.Client, name: str, pages: int, **data: str) -> httpx.Response:
-    """Upload a ``pages``-page PDF to collection ``name`` as multipart (``data``: the form fields); expect 201."""
-    response = client.post(
-        f"/v1/collections/{name}/documents",
-        files={"file": ("doc.pdf", pdf_bytes(pages), "application/pdf")},
-        data=data,
-    )
-    assert response.status_code == 201, response.text
-    return response
-
-
-def _error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert set(error) == {"message", "type", "code"}
-    if code is not None:
-        assert error["code"] == code, error
-    return error
-
-
-@pytest.fixture(scope="module")
-def docs(client: httpx.Client) -> str:
-    """A float32 collection (exact scores) holding a 2-page PDF (multipart) and an image (JSON)."""
-    name = "docs"
-    _create(client, name, codec="float32")
-    _add_pdf(client, name, 2, metadata='{"kind": "report", "year": 2024}', document_id="report")
-    image = client.post(
-        f"/v1/collections/{name}/documents",
-        json={
-            "image": b64(png_bytes(120, 80, seed=3)),
-            "document_id": "photo",
-            "metadata": {"kind": "photo"},
-        },
-    )
-    assert image.status_code == 201, image.text
-    return name
-
+from tests.service.helpers import create_collection as _create
 
 # ---- collections -----------------------------------------------------------------------------------------
 
@@ -275,112 +216,6 @@ def test_background_job_checks_come_first_and_failures_are_reported(client: http
     client.delete(f"/v1/collections/{name}")
 
 
-# ---- search ----------------------------------------------------------------------------------------------
-
-
-def _maxsim(query: np.ndarray, page: np.ndarray) -> float:
-    return float((query @ page.T).max(axis=1).sum())  # (Lq, Ld) -> max over page tokens -> sum
-
-
-def _query(encoder: Any, text: str) -> Any:
-    prepared = encoder.processor.prepare_text(text, parse_task("retrieval.query"))
-    return encoder.embed([prepared], return_multivector=True)[0]
-
-
-def _image(encoder: Any, image: Image.Image) -> Any:
-    prepared = encoder.processor.prepare_image(image, parse_task("retrieval.passage"), max_pixels=MAX_PIXELS)
-    return encoder.embed([prepared], return_multivector=True)[0]
-
-
-def _pdf_page(encoder: Any, pdf: bytes, page: int) -> Any:
-    return _image(encoder, render_pages(pdf, dpi=DPI, pages=[page])[0].image)
-
-
-def test_search_scores_equal_an_independent_maxsim(client: httpx.Client, docs: str, tiny_encoder: Any) -> None:
-    query = "quarterly report page"
-    body = {"query": query, "top_k": 3, "exhaustive": True, "mode": "visual"}
-    body = client.post(f"/v1/collections/{docs}/search", json=body).json()
-    results = body["results"]
-    assert len(results) == 3
-    q = _query(tiny_encoder, query).multivector  # (Lq, 128)
-    assert body["usage"]["total_tokens"] == q.shape[0]
-    pdf = pdf_bytes(2)
-    photo = Image.open(io.BytesIO(png_bytes(120, 80, seed=3)))
-    expected = {
-        ("report", 1): _maxsim(q, _pdf_page(tiny_encoder, pdf, 1).multivector),
-        ("report", 2): _maxsim(q, _pdf_page(tiny_encoder, pdf, 2).multivector),
-        ("photo", 1): _maxsim(q, _image(tiny_encoder, photo).multivector),
-    }
-    for hit in results:
-        assert hit["score"] == pytest.approx(expected[(hit["document_id"], hit["page"])], abs=1e-4)
-    order = sorted(expected, key=lambda key: -expected[key])
-    assert [(h["document_id"], h["page"]) for h in results] == order
-
-
-def test_image_and_similarity_map(client: httpx.Client, docs: str, tiny_encoder: Any) -> None:
-    query = "blue rectangle"
-    hit = client.post(
-        f"/v1/collections/{docs}/search",
-        json={
-            "query": query,
-            "mode": "visual",
-            "top_k": 1,
-            "filter": {"kind": "report"},
-            "include_image": True,
-            "include_similarity_map": True,
-            "exhaustive": True,
-        },
-    ).json()["results"][0]
-    assert hit["document_id"] == "report"
-    page = _pdf_page(tiny_encoder, pdf_bytes(2), hit["page"])
-    rows, cols = page.image_grid
-    start, stop = page.image_span
-    grid = hit["similarity_map"]
-    assert (grid["rows"], grid["cols"]) == (rows, cols)
-    png = Image.open(io.BytesIO(base64.b64decode(hit["image"])))
-    assert png.format == "PNG"
-    assert png.size == (cols * 28, rows * 28)
-    q = _query(tiny_encoder, query).multivector  # (Lq, 128)
-    assert "".join(grid["tokens"]) == "Query: " + query
-    assert len(grid["tokens"]) == q.shape[0]
-    maps = np.array(grid["maps"], dtype=np.float32)  # (Lq, rows, cols)
-    expected = (q @ page.multivector[start:stop].T).reshape(q.shape[0], rows, cols)  # (Lq, rows, cols)
-    np.testing.assert_allclose(maps, expected, atol=1e-4)
-    assert hit["score"] == pytest.approx(_maxsim(q, page.multivector), abs=1e-4)
-
-
-def test_similarity_map_of_a_pooled_collection(client: httpx.Client) -> None:
-    name = _create(client, "pooled", pool_factor=3)["name"]
-    client.post(f"/v1/collections/{name}/documents", json={"image": b64(png_bytes(150, 90, seed=5))})
-    hit = client.post(f"/v1/collections/{name}/search", json={"query": "noise", "include_similarity_map": True}).json()[
-        "results"
-    ][0]
-    grid = hit["similarity_map"]
-    maps = np.array(grid["maps"])
-    assert maps.shape == (len(grid["tokens"]), grid["rows"], grid["cols"])
-    assert np.all(np.abs(maps) <= 1.0 + 1e-3)
-    assert "image" not in hit
-    client.delete(f"/v1/collections/{name}")
-
-
-def test_filter_selects_documents(client: httpx.Client, docs: str) -> None:
-    url = f"/v1/collections/{docs}/search"
-    photos = client.post(url, json={"query": "a", "top_k": 10, "filter": {"kind": "photo"}}).json()["results"]
-    assert [(h["document_id"], h["page"]) for h in photos] == [("photo", 1)]
-    assert photos[0]["metadata"] == {"kind": "photo"}
-    year = client.post(url, json={"query": "a", "filter": {"year": 2024, "kind": "report"}}).json()["results"]
-    assert {h["document_id"] for h in year} == {"report"}
-    assert client.post(url, json={"query": "a", "filter": {"kind": "none"}}).json()["results"] == []
-    _error(client.post(url, json={"query": "a", "filter": {"kind": [1, 2]}}), 422)
-
-
-def test_first_stage_search_agrees_with_exhaustive_on_a_small_collection(client: httpx.Client, docs: str) -> None:
-    url = f"/v1/collections/{docs}/search"
-    fast = client.post(url, json={"query": "page", "top_k": 3}).json()["results"]
-    exact = client.post(url, json={"query": "page", "top_k": 3, "exhaustive": True}).json()["results"]
-    assert [(h["document_id"], h["page"]) for h in fast] == [(h["document_id"], h["page"]) for h in exact]
-
-
 # ---- errors ----------------------------------------------------------------------------------------------
 
 
@@ -416,123 +251,3 @@ def test_error_rows(client: httpx.Client, docs: str, live_server: LiveServer) ->
 def test_routes_need_the_api_key(live_server: LiveServer) -> None:
     response = httpx.get(f"{live_server.url}/v1/collections")
     _error(response, 401)
-
-
-# ---- restart ---------------------------------------------------------------------------------------------
-
-
-def _start(checkpoint: Path, data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], LiveServer]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JEV4_")}
-    env.update(SERVER_ENV)
-    env.update(JEV4_MODEL=str(checkpoint), JEV4_PORT=str(port), JEV4_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1")
-    with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "service", "serve"], env=env, stdout=out, stderr=out)
-    server = LiveServer(f"http://127.0.0.1:{port}", API_KEY, checkpoint, data_dir, log, process)
-    _wait_ready(server, timeout=180)
-    return process, server
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
-
-
-def test_restart_keeps_collections(service_checkpoint: Path, tmp_path: Path) -> None:
-    restart_dir = tmp_path / "data"
-    log = tmp_path / "server.log"
-    search = {"query": "quarterly report", "top_k": 5, "include_image": True}
-    process, server = _start(service_checkpoint, restart_dir, log)
-    try:
-        with server.client() as c:
-            assert c.post("/v1/collections", json={"name": "kept", "codec": "int8"}).status_code == 201
-            c.post(
-                "/v1/collections/kept/documents",
-                files={"file": ("r.pdf", pdf_bytes(3), "application/pdf")},
-                data={"document_id": "r", "metadata": '{"kind": "report"}'},
-            ).raise_for_status()
-            c.post("/v1/collections/kept/documents", json={"image": b64(png_bytes()), "document_id": "i"})
-            before = (c.get("/v1/collections/kept").json(), c.get("/v1/collections/kept/documents").json())
-            hits_before = c.post("/v1/collections/kept/search", json=search).json()["results"]
-    finally:
-        _stop(process)
-    assert process.returncode is not None
-    process, server = _start(service_checkpoint, restart_dir, log)
-    try:
-        with server.client() as c:
-            after = (c.get("/v1/collections/kept").json(), c.get("/v1/collections/kept/documents").json())
-            hits_after = c.post("/v1/collections/kept/search", json=search).json()["results"]
-    finally:
-        _stop(process)
-    for state in (before, after):  # the files' size may change at a restart (the WAL is checkpointed)
-        assert state[0].pop("disk_bytes") > 0
-    assert after == before
-    assert before[0]["documents"] == 2
-    assert before[0]["pages"] == 4
-    assert len(hits_before) == 4
-    assert hits_after == hits_before  # same pages, scores, metadata and page images
-
-
-# ---- the Qdrant backend (qdrant-client's local mode, in-process app) ---------------------------------------
-
-
-@contextlib.contextmanager
-def _ready_app(tiny_encoder: Any, **settings: Any) -> Iterator[Any]:
-    """An in-process app on the tiny encoder with these settings, once /ready answers 200."""
-    from litestar.testing import TestClient
-
-    from service.http.app import create_app
-    from service.settings import Settings
-
-    with TestClient(create_app(Settings(**settings), encoder=tiny_encoder)) as c:
-        deadline = time.monotonic() + 60
-        while c.get("/ready").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        yield c
-
-
-def test_qdrant_backend_round_trip(tmp_path: Path, tiny_encoder: Any) -> None:
-    opts = {"data_dir": tmp_path, "collection_backend": "qdrant", "pdf_dpi": DPI, "image_max_pixels": MAX_PIXELS}
-    with _ready_app(tiny_encoder, **opts) as c:
-        assert c.post("/v1/collections", json={"name": "q", "codec": "float32"}).status_code == 201
-        _add_pdf(c, "q", 2, document_id="r", metadata='{"kind": "report"}')
-        hits = c.post(
-            "/v1/collections/q/search",
-            json={
-                "query": "report",
-                "mode": "visual",
-                "exhaustive": True,
-                "include_similarity_map": True,
-                "filter": {"kind": "report"},
-            },
-        ).json()["results"]
-        q = _query(tiny_encoder, "report").multivector
-        for hit in hits:
-            page = _pdf_page(tiny_encoder, pdf_bytes(2), hit["page"])
-            assert hit["score"] == pytest.approx(_maxsim(q, page.multivector), abs=1e-4)
-            assert (hit["similarity_map"]["rows"], hit["similarity_map"]["cols"]) == page.image_grid
-        assert sorted(h["page"] for h in hits) == [1, 2]
-        assert c.delete("/v1/collections/q/documents/r").status_code == 200
-        _error(c.get("/v1/collections/q/documents/r"), 404)
-        assert c.delete("/v1/collections/q").status_code == 200
-
-
-# ---- the pooled first stage (JEV4_FIRST_STAGE=pooled) -------------------------------------------------------
-
-
-def test_pooled_first_stage_setting_reaches_the_index(tmp_path: Path, tiny_encoder: Any) -> None:
-    opts = {"data_dir": tmp_path, "first_stage": "pooled", "pdf_dpi": DPI, "image_max_pixels": MAX_PIXELS}
-    with _ready_app(tiny_encoder, **opts) as c:
-        assert c.post("/v1/collections", json={"name": "p", "codec": "float32"}).status_code == 201
-        _add_pdf(c, "p", 3, document_id="r")
-        store = c.app.state.runtime.catalog.get("p")
-        assert store.options.first_stage == "pooled"
-        body = {"query": "report", "top_k": 3, "candidates": 3}
-        pooled = c.post("/v1/collections/p/search", json=body).json()["results"]
-        exact = c.post("/v1/collections/p/search", json=body | {"exhaustive": True}).json()["results"]
-        assert [(h["page"], h["score"]) for h in pooled] == [(h["page"], h["score"]) for h in exact]
