@@ -8,7 +8,6 @@ Interactive docs: ``/docs`` (Swagger UI, also at ``/docs/swagger``; its assets a
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -23,8 +22,10 @@ from service.collections.metrics import CollectionsCollector
 from service.engine.loading import load_encoder
 from service.engine.runtime import Runtime
 from service.http.auth import api_key_guard
+from service.http.controllers.collections import CollectionsController
 from service.http.controllers.embeddings import EmbeddingsController
 from service.http.controllers.health import HealthController
+from service.http.controllers.pages import PagesController
 from service.http.controllers.rerank import RerankController
 from service.http.exception_handlers import handle_exception
 from service.http.metrics import Metrics
@@ -52,12 +53,13 @@ def _jobs(state: State) -> JobRegistry | None:
 
 
 def _controllers(settings: Settings) -> list[Any]:
-    controllers: list[Any] = [HealthController, EmbeddingsController, RerankController]
-    if importlib.util.find_spec("service.http.controllers.collections") is not None:
-        from service.http.controllers.collections import CollectionsController
-        from service.http.controllers.pages import PagesController
-
-        controllers += [CollectionsController, PagesController]
+    controllers: list[Any] = [
+        HealthController,
+        EmbeddingsController,
+        RerankController,
+        CollectionsController,
+        PagesController,
+    ]
     if settings.ui:
         controllers += ui_routers()
     return controllers
