@@ -1,5 +1,5 @@
-"""The README as a new user reads it: its marked code blocks run, its limits table is the server's, and every
-``JEV4_*`` name it (or the docs and scripts) mentions exists.
+"""The README as a new user reads it: its marked code blocks run, its limits table is the server's, every
+``JEV4_*`` name it (or the docs and scripts) mentions exists, and every file its code map names exists.
 
 A block preceded by ``<!-- readme-test: python -->`` or ``<!-- readme-test: bash -->`` runs here from the
 repository root (python blocks in order, in one namespace; the hub id replaced by the tiny checkpoint; ``--tiny``
@@ -122,3 +122,10 @@ def test_the_licence_is_an_spdx_expression() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["license"] == "Apache-2.0"  # a table here makes setuptools print a deprecation banner
     assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License")
+
+
+def test_every_path_in_the_code_map_exists() -> None:
+    section = README.split("## Code map", 1)[1].split("\n## ", 1)[0]
+    paths = set(re.findall(r"`((?:model|colbert|service|bench|tests|docs)/[\w./-]*)`", section))
+    assert len(paths) > 40
+    assert sorted(p for p in paths if not (ROOT / p).exists()) == []
