@@ -9,8 +9,9 @@ another as fast as it can, each with a ``--image-bytes`` page image like the ser
 * search latency p50/p95 alone and under the writer (the difference is the cost of catching up with the
   writer's commits: each search first loads the rows committed since the last one, and shares the disk);
 * visibility delay: for each document the writer acknowledges (its commit returned), the time until a
-  search of this process finds it — bounded by one search's duration plus the poll interval, since every
-  search starts by loading every commit made before it.
+  search of this process (a query made from that document's first page, on a second handle in a watcher
+  thread) finds it — bounded by about one search, since every search starts by loading every commit made
+  before it.
 
     python -m bench.scaleout --pages 5000 --seconds 20
 """
@@ -71,15 +72,29 @@ def _search_loop(
     return times
 
 
-def _visibility(store: LocalStore, acks: list[tuple[str, float]], stop: threading.Event, out: list[float]) -> None:
-    """For each acknowledged document: seconds from its ack until this process's store reports it."""
+def _visibility(
+    store: LocalStore,
+    acks: list[tuple[str, float]],
+    stop: threading.Event,
+    out: list[float],
+    args: argparse.Namespace,
+) -> None:
+    """For each acknowledged document: seconds from its ack until a search of this process finds it (a query made
+    from the document's first page, searched as the benchmark searches, until the document is among the hits)."""
+    corpus = Corpus(vectors=args.vectors)
+    centroids = corpus.centroids()
+    rng = np.random.default_rng(2)
     seen = 0
     while not stop.is_set():
-        while seen < len(acks):
+        while seen < len(acks) and not stop.is_set():
             doc, at = acks[seen]
-            while store.get_document(doc) is None and not stop.is_set():
-                time.sleep(0.001)
-            out.append(time.time() - at)
+            page = corpus.page(args.pages + int(doc[1:]) * args.doc_pages, centroids)
+            query = corpus.query(page, rng)[0]
+            while not stop.is_set():
+                hits = store.search(query, page.dense, k=10, candidates=args.candidates)
+                if any(h.doc_id == doc for h in hits):
+                    out.append(time.time() - at)
+                    break
             seen += 1
         time.sleep(0.001)
 
@@ -117,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         reader = threading.Thread(target=_read_acks, args=(proc, acks), daemon=True)
         reader.start()
         delays: list[float] = []
-        watcher = threading.Thread(target=_visibility, args=(LocalStore.open(directory), acks, stop, delays))
+        watcher = threading.Thread(target=_visibility, args=(LocalStore.open(directory), acks, stop, delays, args))
         watcher.start()
         deadline = time.monotonic() + 300
         while not acks and time.monotonic() < deadline:  # the writer is writing before the clock starts
