@@ -221,8 +221,8 @@ class QdrantStore:
         record = self._record(doc_id)
         if record is None:
             return None
-        live = qm.Filter(must=[match("doc_id", doc_id), match("version", record["version"])])
-        self.client.set_payload(self.name, {"metadata": meta}, points=live, wait=True)
+        committed = qm.Filter(must=[match("doc_id", doc_id), match("version", record["version"])])
+        self.client.set_payload(self.name, {"metadata": meta}, points=committed, wait=True)
         self.client.set_payload(self._docs, {"metadata": meta}, points=[doc_point(doc_id)], wait=True)
         return info({**record, "metadata": meta})
 
