@@ -170,3 +170,51 @@ class LocalHandle:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+
+    def stats(self) -> LocalStats:
+        """Counts and sizes; first checkpoints the WAL into the main file, so file sizes are settled."""
+        with self._write_lock:
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with self._read() as conn:
+            snap = self._snapshot_for(conn)
+            vectors, blobs = conn.execute(
+                "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(length(data)), 0) FROM multivectors"
+            ).fetchone()
+            docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        memory = snap.matrix.nbytes + snap.sketch.nbytes + snap.ids.nbytes + snap.alive.nbytes
+        return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), int(memory))
+
+    def disk_bytes(self) -> int:
+        """Bytes of the collection's files on disk (the index file, its WAL and shared-memory files)."""
+        total = 0
+        for path in self.directory.iterdir():
+            try:
+                total += path.stat().st_size if path.is_file() else 0
+            except FileNotFoundError:  # the WAL may go away at a checkpoint
+                continue
+        return total
+
+    def vacuum(self) -> tuple[int, int]:
+        """Reclaim the space of deleted and replaced documents; (bytes on disk before, after).
+
+        Merges the full-text index's segments, rebuilds the file (SQLite ``VACUUM``: free pages are dropped;
+        rowids, so the in-memory first stage, are kept) and truncates the WAL. Holds the write lock meanwhile
+        (other writers wait, up to ``busy_timeout_s`` in other processes); readers go on. Needs free disk space
+        about the size of the index while it runs."""
+        before = self.disk_bytes()
+        with self._write_lock:
+            if self._closed:
+                raise StoreClosedError(f"the store at {self.directory} is closed")
+            conn = self._writer
+            try:
+                conn.execute("INSERT INTO unit_fts (unit_fts) VALUES ('optimize')")
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                raise StoreBusyError(
+                    f"{self.directory}: vacuum could not take the write lock within "
+                    f"busy_timeout_s={self.options.busy_timeout_s} s ({exc}); retry later"
+                ) from exc
+        return before, self.disk_bytes()

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from collections.abc import Callable
@@ -20,11 +21,14 @@ import numpy as np
 
 from colbert._dense import DenseSnapshot
 from colbert._fts import TermFilter, fts_search
+from colbert._local_filter import filter_sql
 from colbert._sketch import pool_query, sketch_scores
 from colbert.errors import InvalidQueryError
+from colbert.filters import MetadataFilter
 from colbert.hybrid import Fusion, Signal, fuse, signals_of
+from colbert.store import Hit
 
-__all__ = ["FirstStage", "Ranked", "first_stage", "hybrid_rank", "text_rank", "visual_rank"]
+__all__ = ["FirstStage", "Ranked", "filtered_ids", "first_stage", "hits_of", "hybrid_rank", "text_rank", "visual_rank"]
 
 Rerank = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]  # (unit ids, k) -> exact MaxSim top-k
 ScoreAll = Callable[[int], tuple[np.ndarray, np.ndarray]]  # k -> exact MaxSim top-k over every allowed unit
@@ -128,3 +132,28 @@ def hybrid_rank(
     union = np.asarray(chosen, dtype=np.int64)
     maxsim = _as_map(*rerank(union, max(1, union.size))) if union.size else {}
     return fuse({i: s for i, s in text.items() if i in maxsim}, visual_map, maxsim, k, fusion)
+
+
+def filtered_ids(conn: sqlite3.Connection, flt: MetadataFilter) -> np.ndarray:
+    """The unit ids whose document passes ``flt``, ascending."""
+    sql, params = filter_sql(flt)
+    return np.fromiter((r[0] for r in conn.execute(sql, params)), dtype=np.int64)  # ascending page ids
+
+
+def hits_of(conn: sqlite3.Connection, ranked: Ranked) -> list[Hit]:
+    """Ranked unit ids as hits with their document's metadata (units deleted meanwhile are left out)."""
+    if not ranked:
+        return []
+    found = {
+        r[0]: r[1:]
+        for r in conn.execute(
+            "SELECT p.id, p.doc_id, p.page, d.metadata, p.kind FROM pages p "
+            "JOIN documents d ON d.doc_id = p.doc_id WHERE p.id IN (SELECT value FROM json_each(?))",
+            (json.dumps([i for i, _, _ in ranked]),),
+        )
+    }
+    return [
+        Hit(found[i][0], found[i][1], float(s), json.loads(found[i][2]), found[i][3], signals)
+        for i, s, signals in ranked
+        if i in found
+    ]

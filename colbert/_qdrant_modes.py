@@ -23,7 +23,7 @@ from qdrant_client import models as qm
 from colbert._sparse import SPARSE_NAME, query_vector
 from colbert.hybrid import Fusion, Signal, fuse
 
-__all__ = ["Keep", "hybrid_points", "text_points"]
+__all__ = ["Keep", "hybrid_points", "text_points", "visual_points"]
 
 Keep = Callable[[list[qm.ScoredPoint]], list[qm.ScoredPoint]]  # drops points of uncommitted versions
 PAYLOAD = ["doc_id", "page", "version", "kind"]
@@ -95,3 +95,25 @@ def hybrid_points(
     maxsim = {str(p.id): float(p.score) for p in exact}
     text = {str(p.id): float(p.score) for p in text_list if str(p.id) in maxsim}
     return [(chosen[i], s, sig) for i, s, sig in fuse(text, visual, maxsim, k, fusion)]
+
+
+def visual_points(
+    client: QdrantClient,
+    name: str,
+    q: np.ndarray,
+    dense: np.ndarray | None,
+    flt: qm.Filter | None,
+    pool: int | None,
+    limit: int,
+) -> list[qm.ScoredPoint]:
+    """Exact MaxSim over ``mv`` of the ``pool`` points nearest ``dense`` (every point when either is None)."""
+    if dense is None or pool is None:
+        res = client.query_points(
+            name, query=q.tolist(), using="mv", query_filter=flt, limit=limit, with_payload=PAYLOAD
+        )
+    else:
+        prefetch = qm.Prefetch(query=dense.tolist(), using="dense", limit=pool, filter=flt)
+        res = client.query_points(
+            name, prefetch=prefetch, query=q.tolist(), using="mv", limit=limit, with_payload=PAYLOAD
+        )
+    return list(res.points)

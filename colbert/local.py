@@ -55,7 +55,7 @@ from colbert import _migrate, _schema
 from colbert._fts import TermFilter
 from colbert._local_filter import filter_docs_sql, filter_sql
 from colbert._local_handle import LocalHandle, LocalOptions, LocalStats
-from colbert._local_modes import FirstStage, Ranked, hybrid_rank, text_rank, visual_rank
+from colbert._local_modes import FirstStage, Ranked, filtered_ids, hits_of, hybrid_rank, text_rank, visual_rank
 from colbert._local_modes import first_stage as stage_one
 from colbert._local_scan import read_pages
 from colbert._local_write import delete_rows, insert_document, unit_row
@@ -64,8 +64,6 @@ from colbert.errors import (
     IndexFormatError,
     InvalidFilterError,
     InvalidQueryError,
-    StoreBusyError,
-    StoreClosedError,
 )
 from colbert.filters import MetadataFilter
 from colbert.hybrid import Fusion, SearchMode, check_query_text, parse_mode
@@ -74,9 +72,9 @@ from colbert.store import (
     CollectionConfig,
     DocumentInfo,
     Hit,
-    StoreLimits,
     UnitRecord,
     canonical_json,
+    check_page_window,
     validate_config,
     validate_document,
     validate_filter,
@@ -215,7 +213,7 @@ class LocalStore(LocalHandle):
 
     def list_documents(self, *, offset: int = 0, limit: int = 100) -> list[DocumentInfo]:
         """Documents in the order they were (last) added."""
-        _check_page_window(offset, limit, self.options.limits)
+        check_page_window(offset, limit, self.options.limits)
         with self._read() as conn:
             rows = conn.execute(
                 f"SELECT {_DOC_COLUMNS} FROM documents ORDER BY seq LIMIT ? OFFSET ?", (limit, offset)
@@ -227,54 +225,6 @@ class LocalStore(LocalHandle):
             docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
             pages = conn.execute("SELECT COUNT(*) FROM pages").fetchone()[0]
         return int(docs), int(pages)
-
-    def stats(self) -> LocalStats:
-        """Counts and sizes; first checkpoints the WAL into the main file, so file sizes are settled."""
-        with self._write_lock:
-            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        with self._read() as conn:
-            snap = self._snapshot_for(conn)
-            vectors, blobs = conn.execute(
-                "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(length(data)), 0) FROM multivectors"
-            ).fetchone()
-            docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-        memory = snap.matrix.nbytes + snap.sketch.nbytes + snap.ids.nbytes + snap.alive.nbytes
-        return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), int(memory))
-
-    def disk_bytes(self) -> int:
-        """Bytes of the collection's files on disk (the index file, its WAL and shared-memory files)."""
-        total = 0
-        for path in self.directory.iterdir():
-            try:
-                total += path.stat().st_size if path.is_file() else 0
-            except FileNotFoundError:  # the WAL may go away at a checkpoint
-                continue
-        return total
-
-    def vacuum(self) -> tuple[int, int]:
-        """Reclaim the space of deleted and replaced documents; (bytes on disk before, after).
-
-        Merges the full-text index's segments, rebuilds the file (SQLite ``VACUUM``: free pages are dropped;
-        rowids, so the in-memory first stage, are kept) and truncates the WAL. Holds the write lock meanwhile
-        (other writers wait, up to ``busy_timeout_s`` in other processes); readers go on. Needs free disk space
-        about the size of the index while it runs."""
-        before = self.disk_bytes()
-        with self._write_lock:
-            if self._closed:
-                raise StoreClosedError(f"the store at {self.directory} is closed")
-            conn = self._writer
-            try:
-                conn.execute("INSERT INTO unit_fts (unit_fts) VALUES ('optimize')")
-                conn.execute("VACUUM")
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                raise StoreBusyError(
-                    f"{self.directory}: vacuum could not take the write lock within "
-                    f"busy_timeout_s={self.options.busy_timeout_s} s ({exc}); retry later"
-                ) from exc
-        return before, self.disk_bytes()
 
     def get_unit(self, doc_id: str, unit: int) -> UnitRecord | None:
         """The unit as stored: unit dense vector, decoded (and pooled, if configured) multi-vector, kind,
@@ -347,20 +297,13 @@ class LocalStore(LocalHandle):
         flt = validate_filter(filter)
         text = None if mode is SearchMode.VISUAL else check_query_text(query_text, limits.max_query_terms)
         if mode is SearchMode.TEXT:
-            validate_search(
-                np.ones((1, self.config.multivector_dim), np.float32), None, k, candidates, self.config, limits
-            )
-            with self._read() as conn:
-                snap = self._snapshot_for(conn)
-                allowed_sql = filter_sql(flt) if flt else None
-                keep = self._term_docs.filter(conn, snap.version, snap.n_alive)
-                return self._hits(conn, text_rank(conn, str(text), k, allowed_sql, keep))
+            return self._text_only(str(text), k, candidates, flt)
         q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
         kind = self.options.first_stage if first_stage is None else first_stage
         how = FirstStage.checked(kind, candidates, prefetch, query_groups)
         with self._read() as conn:
             snap = self._snapshot_for(conn)
-            allowed = self._filtered_ids(conn, flt) if flt else None
+            allowed = filtered_ids(conn, flt) if flt else None
             rows = None if allowed is None else snap.rows_of(allowed)
             exact_all = exhaustive or (dense is None and how.kind == "dense")
             visual = None if exact_all else stage_one(snap, q, dense, rows, how)
@@ -368,9 +311,19 @@ class LocalStore(LocalHandle):
                 fused = fusion or Fusion()
                 keep = self._term_docs.filter(conn, snap.version, snap.n_alive)
                 ranked = self._hybrid(conn, q, str(text), k, candidates, flt, allowed, visual, fused, keep)
-                return self._hits(conn, ranked)
+                return hits_of(conn, ranked)
             exact = self._scorer.top(conn, q, k, allowed) if visual is None else self._rerank(conn, q, k, visual[0])
-            return self._hits(conn, visual_rank(exact, visual))
+            return hits_of(conn, visual_rank(exact, visual))
+
+    def _text_only(self, text: str, k: int, candidates: int, flt: MetadataFilter | None) -> list[Hit]:
+        """Mode ``text``: BM25 over the units' text, the filter inside the query; no vectors."""
+        limits = self.options.limits
+        validate_search(np.ones((1, self.config.multivector_dim), np.float32), None, k, candidates, self.config, limits)
+        with self._read() as conn:
+            snap = self._snapshot_for(conn)
+            allowed_sql = filter_sql(flt) if flt else None
+            keep = self._term_docs.filter(conn, snap.version, snap.n_alive)
+            return hits_of(conn, text_rank(conn, text, k, allowed_sql, keep))
 
     def _hybrid(
         self,
@@ -422,27 +375,6 @@ class LocalStore(LocalHandle):
         with self._read() as conn:  # this reader thread's own connection
             return read_pages(conn, ids)
 
-    def _filtered_ids(self, conn: sqlite3.Connection, flt: MetadataFilter) -> np.ndarray:
-        sql, params = filter_sql(flt)
-        return np.fromiter((r[0] for r in conn.execute(sql, params)), dtype=np.int64)  # ascending page ids
-
-    def _hits(self, conn: sqlite3.Connection, ranked: Ranked) -> list[Hit]:
-        if not ranked:
-            return []
-        found = {
-            r[0]: r[1:]
-            for r in conn.execute(
-                "SELECT p.id, p.doc_id, p.page, d.metadata, p.kind FROM pages p "
-                "JOIN documents d ON d.doc_id = p.doc_id WHERE p.id IN (SELECT value FROM json_each(?))",
-                (json.dumps([i for i, _, _ in ranked]),),
-            )
-        }
-        return [
-            Hit(found[i][0], found[i][1], float(s), json.loads(found[i][2]), found[i][3], signals)
-            for i, s, signals in ranked
-            if i in found
-        ]
-
     def __enter__(self) -> LocalStore:
         return self
 
@@ -455,10 +387,3 @@ _DOC_COLUMNS = "doc_id, num_pages, metadata, created_at, content_hash"
 
 def _document(row: tuple[Any, ...]) -> DocumentInfo:
     return DocumentInfo(row[0], row[1], json.loads(row[2]), row[3], row[4])
-
-
-def _check_page_window(offset: int, limit: int, limits: StoreLimits) -> None:
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise InvalidQueryError(f"offset must be an int >= 0, got {offset!r}")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= limits.max_list_limit:
-        raise InvalidQueryError(f"limit must be an int in 1..{limits.max_list_limit}, got {limit!r}")

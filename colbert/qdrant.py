@@ -66,7 +66,7 @@ from colbert._qdrant_layout import (
 )
 from colbert._qdrant_live import doc_point, hits, info, instance_of, live, match, noticing
 from colbert._qdrant_live import keep as keep_live
-from colbert._qdrant_modes import PAYLOAD, hybrid_points, text_points
+from colbert._qdrant_modes import hybrid_points, text_points, visual_points
 from colbert.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -84,6 +84,7 @@ from colbert.store import (
     Hit,
     StoreLimits,
     UnitRecord,
+    check_page_window,
     validate_config,
     validate_document,
     validate_filter,
@@ -290,11 +291,7 @@ class QdrantStore:
     @noticing
     def list_documents(self, *, offset: int = 0, limit: int = 100) -> list[DocumentInfo]:
         """Documents in the order they were (last) added."""
-        limits = self.options.limits
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidQueryError(f"offset must be an int >= 0, got {offset!r}")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= limits.max_list_limit:
-            raise InvalidQueryError(f"limit must be an int in 1..{limits.max_list_limit}, got {limit!r}")
+        check_page_window(offset, limit, self.options.limits)
         records, _ = self.client.scroll(
             self._docs, limit=offset + limit, order_by=qm.OrderBy(key="created_at"), with_payload=True
         )
@@ -389,27 +386,14 @@ class QdrantStore:
             return hits(self.client, self._docs, ranked)
         pool = candidates if not (exhaustive or dense is None) else None
         first = dense if pool else None
-        points = live(self.client, self._docs, lambda n: self._query(q, first, flt, pool, n), k, pool)
+        points = live(
+            self.client, self._docs, lambda n: visual_points(self.client, self.name, q, first, flt, pool, n), k, pool
+        )
         return hits(
             self.client,
             self._docs,
             [(p, float(p.score), {"maxsim": Signal(float(p.score), i + 1)}) for i, p in enumerate(points)],
         )
-
-    def _query(
-        self, q: np.ndarray, dense: np.ndarray | None, flt: qm.Filter | None, pool: int | None, limit: int
-    ) -> list[qm.ScoredPoint]:
-        keep = PAYLOAD
-        if dense is None or pool is None:
-            res = self.client.query_points(
-                self.name, query=q.tolist(), using="mv", query_filter=flt, limit=limit, with_payload=keep
-            )
-        else:
-            prefetch = qm.Prefetch(query=dense.tolist(), using="dense", limit=pool, filter=flt)
-            res = self.client.query_points(
-                self.name, prefetch=prefetch, query=q.tolist(), using="mv", limit=limit, with_payload=keep
-            )
-        return list(res.points)
 
     def close(self) -> None:
         """Nothing to release per collection (the client belongs to whoever made it)."""

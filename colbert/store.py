@@ -50,6 +50,7 @@ __all__ = [
     "StoreLimits",
     "UnitRecord",
     "canonical_json",
+    "check_page_window",
     "validate_config",
     "validate_document",
     "validate_filter",
@@ -330,3 +331,11 @@ def validate_search(
     if dense is not None:
         dense = dense / np.linalg.norm(dense)  # (dense_dim,) unit
     return q, dense
+
+
+def check_page_window(offset: int, limit: int, limits: StoreLimits) -> None:
+    """``list_documents``' paging arguments: ``offset`` >= 0, ``limit`` in 1..``max_list_limit``."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidQueryError(f"offset must be an int >= 0, got {offset!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= limits.max_list_limit:
+        raise InvalidQueryError(f"limit must be an int in 1..{limits.max_list_limit}, got {limit!r}")
