@@ -185,7 +185,7 @@ class JobRegistry:
     def list(self, collection: str | None = None) -> list[IndexJob]:
         """The jobs this process remembers (every queued or running one, the finished ones its store keeps: see
         :class:`~service.collections.job_store.Retention`), of one collection or of all, newest first. Other
-        processes' jobs are found by :meth:`get` only."""
+        processes' jobs: :meth:`list_all`, :meth:`get`."""
         self._forget()
         jobs = [j for j in self._jobs.values() if collection is None or j.collection == collection]
         return sorted(jobs, key=lambda j: j.created_at, reverse=True)
@@ -197,11 +197,11 @@ class JobRegistry:
         own = {j.id: j for j in self.list(collection)}
         if self.store is None:
             return list(own.values())
-        records = await asyncio.to_thread(self.store.list, collection, self.keep_finished + self.max_active)
+        records = await asyncio.to_thread(self.store.list, collection, self.retention.keep_finished + self.max_active)
         jobs = dict(own)
         now = time.time()
         for record in records:
-            if record["id"] in jobs:
+            if record["id"] in jobs or self._expired(record):
                 continue
             job = IndexJob.from_record(record)
             if not job.finished and now - job.heartbeat_at > self.stale_after_s:
@@ -215,7 +215,7 @@ class JobRegistry:
         job = self._jobs.get(job_id)
         if job is None and self.store is not None:
             record = await asyncio.to_thread(self.store.get, job_id)
-            if record is not None:
+            if record is not None and not self._expired(record):
                 job = IndexJob.from_record(record)
                 if not job.finished and time.time() - job.heartbeat_at > self.stale_after_s:
                     job.status, job.error, job.finished_at = JobStatus.FAILED, _INTERRUPTED, time.time()
@@ -277,6 +277,10 @@ class JobRegistry:
     def _remember(self, job: IndexJob) -> None:
         self._finished.append(job.id)
         self._forget()
+
+    def _expired(self, record: dict[str, Any]) -> bool:
+        """A stored job past its retention (pruned at the store's next finished write; hidden until then)."""
+        return record["finished_at"] is not None and record["finished_at"] < self.retention.cutoff()
 
     def _forget(self) -> None:
         """Drop finished jobs as the stores prune them: beyond the newest ``keep_finished``, or finished before
