@@ -30,6 +30,15 @@ ALLOWED: dict[str, str] = {
     "tests/service/hostile.py::pdf_cases": (
         "a table of hostile PDFs, one yield per case, read top to bottom; splitting it would only scatter the table"
     ),
+    "service/settings.py": (
+        "Settings is one class by design: each field and its docstring are the single source of the env var, the "
+        "flag and docs/settings.md (3 lines a setting); 404 lines after the job-retention settings"
+    ),
+    # Grown by the manage branch (duplicates, vacuum, export/import) merged into land on 2 Dec while other
+    # engineers still edit them: to be split once those branches settle, not moved under their feet.
+    "colbert/transfer.py": "new on 2 Dec (export/import of a collection, 528 lines), still being edited: split it next",
+    "service/collections/manager.py": "edited in parallel by several engineers on 2 Dec (437 lines): split it next",
+    "service/cli.py::_index_one": "edited in parallel (duplicate policy, 62 lines) on 2 Dec: split it next",
     "tests/service/test_ui_browser.py::test_search_page_session": (
         "one browser session whose numbered steps build on each other (key, collection, uploads, search, hit); "
         "a browser and a live server per step would cost minutes for no extra coverage"
