@@ -44,6 +44,7 @@ __all__ = [
     "migrate",
     "read_config",
     "sized_batches",
+    "unit_numbers_of",
     "unit_point",
 ]
 
@@ -92,6 +93,25 @@ def image_of(client: QdrantClient, name: str, doc_id: str, version: str, unit: i
     if not found:
         return None
     return base64.b64decode((found[0].payload or {})["image"])
+
+
+def unit_numbers_of(client: QdrantClient, name: str, doc_id: str, version: str) -> list[int]:
+    """The unit numbers of one version of a document, ascending (payload ``page`` only, no vectors)."""
+    flt = qm.Filter(
+        must=[
+            qm.FieldCondition(key="doc_id", match=qm.MatchValue(value=doc_id)),
+            qm.FieldCondition(key="version", match=qm.MatchValue(value=version)),
+        ]
+    )
+    units: list[int] = []
+    offset: Any = None
+    while True:
+        points, offset = client.scroll(
+            name, scroll_filter=flt, limit=1024, offset=offset, with_payload=["page"], with_vectors=False
+        )
+        units += [int((p.payload or {})["page"]) for p in points]
+        if offset is None:
+            return sorted(units)
 
 
 def point_bytes(point: qm.PointStruct) -> int:

@@ -62,6 +62,7 @@ from colbert._qdrant_layout import (
     migrate,
     read_config,
     sized_batches,
+    unit_numbers_of,
     unit_point,
 )
 from colbert._qdrant_live import doc_point, hits, info, instance_of, live, match, noticing
@@ -340,16 +341,7 @@ class QdrantStore:
         rec = self._record(doc_id)
         if rec is None:
             return None
-        flt = qm.Filter(must=[match("doc_id", doc_id), match("version", rec["version"])])
-        units: list[int] = []
-        offset: Any = None
-        while True:
-            points, offset = self.client.scroll(
-                self.name, scroll_filter=flt, limit=1024, offset=offset, with_payload=["page"], with_vectors=False
-            )
-            units += [int((p.payload or {})["page"]) for p in points]
-            if offset is None:
-                return sorted(units)
+        return unit_numbers_of(self.client, self.name, doc_id, rec["version"])
 
     @noticing
     def search(
