@@ -179,6 +179,8 @@ def read_config(client: QdrantClient, name: str) -> CollectionConfig:
         multivector_dim=int(meta["multivector_dim"]),
         codec=Codec(meta["codec"]),
         pool_factor=int(meta["pool_factor"]),
+        task=str(meta.get("task", "retrieval")),
+        unit_kind=str(meta.get("unit_kind", "page")),
     )
 
 
@@ -207,6 +209,8 @@ def create_collections(
         "multivector_dim": config.multivector_dim,
         "codec": str(Codec(config.codec)),
         "pool_factor": config.pool_factor,
+        "task": config.task,
+        "unit_kind": config.unit_kind,
         "instance": instance,
     }
     client.create_collection(docs_collection(name), vectors_config={}, metadata={"docs_of": name}, **common)

@@ -118,6 +118,8 @@ def create_schema(
             "multivector_dim": str(config.multivector_dim),
             "codec": str(Codec(config.codec)),
             "pool_factor": str(config.pool_factor),
+            "task": config.task,
+            "unit_kind": config.unit_kind,
             "sketch_vectors": str(int(sketch_vectors)),
             "created_at": repr(time.time()),
         }
@@ -154,6 +156,8 @@ def read_config(conn: sqlite3.Connection, path: Path, expected: CollectionConfig
             multivector_dim=int(meta["multivector_dim"]),
             codec=Codec(meta["codec"]),
             pool_factor=int(meta["pool_factor"]),
+            task=meta.get("task", "retrieval"),  # older indexes: page collections of the retrieval task
+            unit_kind=meta.get("unit_kind", "page"),
         )
     except (KeyError, ValueError) as exc:
         raise IndexFormatError(f"{path}: damaged meta table ({exc!r})") from exc

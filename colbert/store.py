@@ -70,6 +70,8 @@ class CollectionConfig:
     multivector_dim: int = 128
     codec: Codec = Codec.FLOAT16
     pool_factor: int = 1
+    task: str = "retrieval"  # the encoder task its units and queries are embedded with (an opaque label here)
+    unit_kind: str = "page"  # the one kind of unit it holds (one of UNIT_KINDS): scores of kinds do not mix
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,10 @@ def validate_config(config: CollectionConfig) -> None:
     if not isinstance(config.pool_factor, int) or config.pool_factor < 1:
         raise InvalidDocumentError(f"pool_factor must be an int >= 1, got {config.pool_factor!r}")
     Codec(config.codec)
+    if not isinstance(config.task, str) or not config.task:
+        raise InvalidDocumentError(f"task must be a non-empty str, got {config.task!r}")
+    if config.unit_kind not in UNIT_KINDS:
+        raise InvalidDocumentError(f"unit_kind must be one of {UNIT_KINDS}, got {config.unit_kind!r}")
 
 
 def validate_metadata(metadata: Mapping[str, Any] | None, limits: StoreLimits) -> dict[str, Any]:

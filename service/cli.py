@@ -48,6 +48,7 @@ __all__ = [
     "collect_documents",
     "index_command",
     "search_command",
+    "unique_ids",
 ]
 
 DOCUMENT_SUFFIXES = frozenset({".pdf", ".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -74,6 +75,17 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metadata", type=_json_object, help="JSON object merged into each document's metadata")
     parser.add_argument("--replace", action="store_true", help="replace documents that already exist")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--text",
+        action="store_true",
+        help="index text and code files (repository rules: .gitignore, no binaries/vendored) instead of PDFs/images",
+    )
+    parser.add_argument(
+        "--task",
+        choices=("retrieval", "code"),
+        help="task of a NEW collection (default retrieval; code implies --text)",
+    )
+    parser.add_argument("--prune", action="store_true", help="--text: delete documents whose file is gone")
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,26 +137,31 @@ def collect_documents(paths: Iterable[Path]) -> list[DocumentFile]:
             found.append((path, path.name))
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
-    out: list[DocumentFile] = []
+    return [DocumentFile(file, ident, shown) for (file, shown), ident in zip(found, unique_ids(found), strict=True)]
+
+
+def unique_ids(found: Sequence[tuple[Path, str]]) -> list[str]:
+    """A document id for each shown path (unsafe characters replaced), made unique with ``-2``, ``-3`` …"""
+    out: list[str] = []
     used: set[str] = set()
-    for file, shown in found:
+    for _file, shown in found:
         base = _document_id(shown)[:240]
         ident, n = base, 1
         while ident in used:
             n += 1
             ident = f"{base}-{n}"
         used.add(ident)
-        out.append(DocumentFile(file, ident, shown))
+        out.append(ident)
     return out
 
 
 class _Bar:
     """:class:`~service.collections.indexing.Progress` over one tqdm bar shared by every file."""
 
-    def __init__(self, disable: bool) -> None:
+    def __init__(self, disable: bool, unit: str = "page") -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=0, unit="page", disable=disable, file=sys.stderr, dynamic_ncols=True)
+        self.bar = tqdm(total=0, unit=unit, disable=disable, file=sys.stderr, dynamic_ncols=True)
 
     def start(self, pages_total: int) -> None:
         self.bar.total = (self.bar.total or 0) + pages_total
@@ -187,20 +204,42 @@ def _model(encoder: Encoder, executor: Executor, pool: Executor) -> EmbeddingMod
 
 
 def index_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Index files/folders into ``args.collection`` (see the module doc)."""
-    try:
-        files = collect_documents(args.paths)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    """Index files/folders into ``args.collection`` (see the module doc; text/code: ``service.cli_text``)."""
+    text = bool(getattr(args, "text", False) or getattr(args, "task", None) == "code")
+    missing = [p for p in args.paths if not p.exists()]
+    if missing:
+        print(f"error: no such file or folder: {missing[0]}", file=sys.stderr)
         return 2
+    files = [] if text else collect_documents(args.paths)
     loaded = _load(settings)
     if loaded is None:
         return 2
     encoder, repository = loaded
     try:
+        text = text or _holds_chunks(repository, args.collection)
+        if text:
+            from service.cli_text import text_index_command
+
+            return asyncio.run(text_index_command(args, settings, encoder, repository, _open_or_create))
         return asyncio.run(_index_all(args, settings, encoder, repository, files))
     finally:
         repository.catalog.close()
+
+
+def _holds_chunks(repository: Repository, name: str) -> bool:
+    """Whether ``name`` exists and holds text chunks (then ``index`` indexes text without ``--text``)."""
+    from colbert.errors import CollectionNotFoundError
+
+    try:
+        return bool(repository.open(name).config.unit_kind == "chunk")
+    except CollectionNotFoundError:
+        return False
+
+
+def _new_collection_kind(args: argparse.Namespace) -> dict[str, str]:
+    """Task and unit kind of a collection this command creates (``--text`` / ``--task code``: chunks)."""
+    text = bool(getattr(args, "text", False) or getattr(args, "task", None) == "code")
+    return {"task": getattr(args, "task", None) or "retrieval", "unit_kind": "chunk" if text else "page"}
 
 
 def _open_or_create(args: argparse.Namespace, encoder: Encoder, repository: Repository) -> Store:
@@ -213,6 +252,7 @@ def _open_or_create(args: argparse.Namespace, encoder: Encoder, repository: Repo
         multivector_dim=info.multivector_dim,
         codec=Codec(args.codec),
         pool_factor=args.pool_factor,
+        **_new_collection_kind(args),
     )
     store, created = repository.open_or_create(args.collection, config)
     if created:
@@ -235,6 +275,11 @@ async def _index_all(
         )
         return 2
     store = _open_or_create(args, encoder, repository)
+    if store.config.unit_kind != "page":
+        print(
+            f"error: collection {args.collection!r} holds text chunks; index PDFs and images elsewhere", file=sys.stderr
+        )
+        return 2
     with (
         ThreadPoolExecutor(1, thread_name_prefix="jev4-model") as model,
         ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="jev4-prep") as pool,
@@ -350,7 +395,11 @@ async def _search(args: argparse.Namespace, settings: Settings, encoder: Encoder
         outcome = await searcher.search(store, args.query, options)
     for rank, match in enumerate(outcome.matches, 1):
         hit = match.hit
-        if args.json:
+        if hit.kind == "chunk":
+            from service.cli_text import print_chunk_hit
+
+            print_chunk_hit(rank, match, store.get_unit(hit.doc_id, hit.unit), as_json=args.json)
+        elif args.json:
             row: dict[str, Any] = {"rank": rank, "document_id": hit.doc_id, "page": hit.unit, "score": hit.score}
             row["signals"] = {k: {"score": v.score, "rank": v.rank} for k, v in hit.signals.items()}
             if args.include_text:

@@ -11,6 +11,7 @@ Body of every error response (OpenAI-shaped, Jina's ``error.message`` included):
     ├── BadRequestError                  400     invalid_request_error  (the body cannot be read)
     ├── UnauthorizedError                401     authentication_error
     ├── NotFoundError                    404     not_found_error
+    ├── ConflictError                    409     conflict_error
     ├── PayloadTooLargeError             413     request_too_large
     ├── UnsupportedMediaTypeError        415     invalid_request_error
     ├── UnprocessableError               422     invalid_request_error  (readable, but a value is invalid)
@@ -47,6 +48,7 @@ __all__ = [
     "ERROR_TABLE",
     "BadRequestError",
     "ClientDisconnectedError",
+    "ConflictError",
     "DownloadError",
     "DuplicateDocumentError",
     "ErrorInfo",
@@ -111,6 +113,12 @@ class UnauthorizedError(ServiceError):
 
 class NotFoundError(ServiceError):
     status, type, code = 404, "not_found_error", "not_found"
+
+
+class ConflictError(ServiceError):
+    """The request does not fit the resource's state (e.g. a text document for a collection of pages)."""
+
+    status, type, code = 409, "conflict_error", "conflict"
 
 
 class PayloadTooLargeError(ServiceError):

@@ -96,9 +96,14 @@ class LateChunker:
         return pieces, plan_windows(counts[1:], window=self.window, overlap=self.overlap, prefix=counts[0])
 
     async def embed(
-        self, pieces: Sequence[str], windows: Sequence[tuple[int, int, int]], spec: TaskSpec
+        self,
+        pieces: Sequence[str],
+        windows: Sequence[tuple[int, int, int]],
+        spec: TaskSpec,
+        on_window: Callable[[int], None] | None = None,
     ) -> tuple[list[EmbeddingOutput], int]:
-        """One output per piece (in order) and the tokens the model ran over."""
+        """One output per piece (in order) and the tokens the model ran over; ``on_window(chunks)`` after each
+        window with the number of chunks it emitted."""
         outputs: list[EmbeddingOutput] = []
         tokens = 0
         for a, i, b in windows:
@@ -109,4 +114,6 @@ class LateChunker:
             window_outputs = await self.embed_late(late)
             outputs.extend(window_outputs[i - a :])
             tokens += late.prepared.num_tokens
+            if on_window is not None:
+                on_window(b - i)
         return outputs, tokens

@@ -14,6 +14,9 @@ the batcher's worker. Decisions:
   ``JEV4_DUPLICATE_POLICY`` (:mod:`service.collections.duplicates`). The file name is also kept as the
   ``source`` metadata key (unless the metadata sets one). A replace without ``metadata`` keeps the document's
   metadata; with ``metadata`` it stores exactly that.
+- A collection has a ``task`` (retrieval | code) and holds one ``unit_kind`` (page | chunk); text and code
+  documents are chunked and embedded with late chunking (``service.collections.texts``, ``text_docs``); they
+  are not subject to ``JEV4_DUPLICATE_POLICY`` (a text's ``content_hash`` serves skip-unchanged re-indexing).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from colbert.errors import CollectionNotFoundError
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig
 from model.errors import InvalidDimensionError
+from model.types import PromptType
 from service.collections.duplicates import plan_upload
 from service.collections.indexing import Indexer, IndexOptions, IndexResult
 from service.collections.job_store import Retention, open_job_store
@@ -52,7 +56,9 @@ from service.collections.schemas import (
     VacuumObject,
 )
 from service.collections.search import PageMatch, Searcher, SearchLimits, SearchOptions, SearchQuery
-from service.collections.vectors import EmbeddingModel
+from service.collections.text_docs import check_unit_kind, chunk_info, text_indexer
+from service.collections.texts import TextSource
+from service.collections.vectors import EmbeddingModel, collection_spec
 from service.embeddings.media import MediaLimits, load_source
 from service.embeddings.schemas import Usage
 from service.errors import NotFoundError, NotReadyError, UnprocessableError
@@ -101,6 +107,8 @@ def _collection_object(
         multivector_dimensions=config.multivector_dim,
         codec=str(config.codec),
         pool_factor=config.pool_factor,
+        task=config.task,
+        unit_kind=config.unit_kind,
         documents=counts[0],
         pages=counts[1],
         disk_bytes=disk_bytes,
@@ -182,8 +190,14 @@ class Collections:
             raise UnprocessableError(
                 f"codec must be one of {choices}, got {data.codec!r}", code="invalid_codec"
             ) from None
+        unit_kind = data.unit_kind or ("chunk" if data.task == "code" else "page")
         config = CollectionConfig(
-            dense_dim=dim, multivector_dim=info.multivector_dim, codec=codec, pool_factor=data.pool_factor
+            dense_dim=dim,
+            multivector_dim=info.multivector_dim,
+            codec=codec,
+            pool_factor=data.pool_factor,
+            task=data.task,
+            unit_kind=unit_kind,
         )
         store = await asyncio.to_thread(self.repository.create, data.name, config)
         on_disk = await asyncio.to_thread(_disk_bytes, self.catalog(), data.name)
@@ -232,6 +246,10 @@ class Collections:
         """The new document (``wait``) or its job; ``True`` second when the upload duplicates a stored document
         and the policy returned that one instead (:mod:`service.collections.duplicates`)."""
         store = await self.store(name)
+        source = upload.source
+        if isinstance(source, TextSource):
+            return await self._add_text(name, store, upload, wait=wait)
+        check_unit_kind(name, store.config, "page")
         indexer, _searcher = self.services()
         document_id = upload.document_id or upload.default_id() or uuid.uuid4().hex
         plan = await plan_upload(
@@ -239,7 +257,7 @@ class Collections:
             store,
             name,
             document_id,
-            upload.source,
+            source,
             replace=upload.replace,
             explicit_id=upload.document_id is not None,
             policy=self.runtime.settings.duplicate_policy,
@@ -254,7 +272,7 @@ class Collections:
                 store,
                 name,
                 document_id,
-                upload.source,
+                source,
                 metadata,
                 replace=upload.replace,
                 progress=job,
@@ -262,7 +280,30 @@ class Collections:
                 pages=plan.pages,
                 content_hash=plan.content_hash,
             )
-            self._count(result, upload.source.kind)
+            self._count(result, source.kind)
+            return result.document
+
+        if wait:
+            return document_object(name, await work(None)), False
+        return job_object(await self.jobs.submit(name, document_id, work)), False
+
+    async def _add_text(
+        self, name: str, store: Store, upload: DocumentUpload, *, wait: bool
+    ) -> tuple[DocumentObject | JobObject, bool]:
+        """A text/code document: chunked, embedded with late chunking, stored in one transaction."""
+        assert isinstance(upload.source, TextSource)
+        check_unit_kind(name, store.config, "chunk")
+        indexer = text_indexer(self.runtime, wait_when_full=not wait)
+        spec = collection_spec(store.config, PromptType.PASSAGE)
+        document_id = upload.document_id or upload.default_id() or uuid.uuid4().hex
+        planned = await indexer.plan(store, name, document_id, upload.source, spec, replace=upload.replace)
+        metadata = await self._metadata_for(store, upload, document_id)
+
+        async def work(job: IndexJob | None) -> DocumentInfo:
+            result = await indexer.index(
+                store, document_id, planned, spec, metadata, replace=upload.replace, progress=job
+            )
+            self.runtime.metrics.tokens.labels(kind="text").inc(result.tokens)
             return result.document
 
         if wait:
@@ -383,11 +424,16 @@ class Collections:
         _indexer, searcher = self.services()
         outcome = await searcher.search(store, query, options)
         self.runtime.metrics.tokens.labels(kind="text").inc(outcome.tokens)
+        results = [_hit(m) for m in outcome.matches]
+        for match, hit in zip(outcome.matches, results, strict=True):
+            info = await chunk_info(store, match.hit)
+            if info is not None:
+                hit.chunk = info
         return SearchResponse(
             model=self.runtime.model_name,
             collection=name,
             usage=Usage(total_tokens=outcome.tokens, prompt_tokens=outcome.tokens),
-            results=[_hit(m) for m in outcome.matches],
+            results=results,
         )
 
 
@@ -423,6 +469,7 @@ def _hit(match: PageMatch) -> SearchHit:
         page=match.hit.unit,
         score=match.hit.score,
         metadata=match.hit.metadata,
+        kind=match.hit.kind,
         signals=signals,
     )
     if match.include_text:

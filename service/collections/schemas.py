@@ -34,6 +34,7 @@ from service.embeddings.schemas import Usage
 
 __all__ = [
     "AddDocumentRequest",
+    "ChunkInfo",
     "CollectionList",
     "CollectionObject",
     "CreateCollectionRequest",
@@ -85,6 +86,17 @@ class CreateCollectionRequest(Struct, kw_only=True, forbid_unknown_fields=True):
         int,
         Meta(ge=1, le=64, description="Token pooling at index time (1 = off; 3 keeps ~1/3 of the vectors)"),
     ] = 1
+    task: Annotated[
+        Literal["retrieval", "code"],
+        Meta(description="Adapter and prompts of documents (<task>.passage) and queries (<task>.query)"),
+    ] = "retrieval"
+    unit_kind: Annotated[
+        Literal["page", "chunk"] | None,
+        Meta(
+            description="What the collection holds, one kind only: page (PDFs, images) or chunk (text and code "
+            "documents); default chunk for task code, else page"
+        ),
+    ] = None
 
 
 class CollectionObject(Struct, kw_only=True):
@@ -94,6 +106,8 @@ class CollectionObject(Struct, kw_only=True):
     multivector_dimensions: int
     codec: str
     pool_factor: int
+    task: str = "retrieval"
+    unit_kind: str = "page"
     documents: int
     pages: int
     disk_bytes: int | None = None  # embedded backend: its files' size; None: not known here (Qdrant)
@@ -119,6 +133,26 @@ class AddDocumentRequest(Struct, kw_only=True, forbid_unknown_fields=True):
 
     pdf: Annotated[str | None, Meta(description="The PDF as base64, a data URI or an http(s) URL")] = None
     image: Annotated[str | None, Meta(description="The image as base64, a data URI or an http(s) URL")] = None
+    text: Annotated[
+        str | None, Meta(description="A text or code document (chunked by structure, embedded with late chunking)")
+    ] = None
+    path: (
+        Annotated[
+            str,
+            Meta(
+                max_length=1024,
+                description="Path of a text document (e.g. src/app.py): its extension names the language",
+            ),
+        ]
+        | None
+    ) = None
+    language: Annotated[
+        str | None,
+        Meta(
+            description="Language of a text document when the path does not say: python, javascript, typescript, "
+            "tsx, go, rust, java, c, cpp, bash, markdown, text"
+        ),
+    ] = None
     metadata: Annotated[
         dict[str, Any] | None, Meta(description="Document metadata (JSON object); searchable by filter")
     ] = None
@@ -293,11 +327,26 @@ class SimilarityMap(Struct, kw_only=True):
     maps: list[list[list[float]]]
 
 
+class ChunkInfo(Struct, kw_only=True):
+    """Where a text/code chunk is and what it is (hits of ``chunk`` collections)."""
+
+    path: str
+    language: str
+    chunk_kind: Annotated[str, Meta(description="function | method | class | … | code | section | paragraph | lines")]
+    name: Annotated[str | None, Meta(description='e.g. "Encoder.encode_text", or a Markdown heading')] = None
+    lines: Annotated[list[int], Meta(description="[first, last] line, 1-based, inclusive")]
+    char_span: Annotated[list[int], Meta(description="[start, end) in characters of the decoded document")]
+    part: Annotated[int | None, Meta(description="1, 2, … when a long definition or section was cut")] = None
+    text: str
+
+
 class SearchHit(Struct, kw_only=True):
     document_id: str
     page: int
     score: float
     metadata: dict[str, Any]
+    kind: Annotated[str, Meta(description="page or chunk")] = "page"
+    chunk: ChunkInfo | UnsetType = UNSET
     image: Annotated[str | UnsetType, Meta(description="base64 PNG of the page as the model saw it")] = UNSET
     similarity_map: SimilarityMap | UnsetType = UNSET
     signals: Annotated[

@@ -36,14 +36,16 @@ from colbert.hybrid import Fusion, SearchMode, parse_mode
 from colbert.scoring import similarity_map
 from model.errors import ImageTooLargeError, InputTooLongError
 from model.images import load_image
+from model.types import PromptType
 from service.collections.highlight import Box, highlight
-from service.collections.vectors import PASSAGE, QUERY, EmbeddingModel
+from service.collections.vectors import PASSAGE, QUERY, EmbeddingModel, collection_spec
 from service.errors import NotFoundError, UnprocessableError
 from service.limits import naming
 
 if TYPE_CHECKING:
     from colbert.store import Hit, Store
     from model.processor import PreparedInput
+    from model.types import TaskSpec
     from service.settings import Settings
 
 __all__ = [
@@ -239,20 +241,22 @@ class Searcher:
         return SearchOutcome(matches, tokens)
 
     async def _embed_query(self, store: Store, q: SearchQuery) -> _QueryVectors:
-        """The query's multi-vector and (truncated) dense vector: a text as retrieval.query, or an image."""
+        """The query's multi-vector and (truncated) dense vector: a text or an image, with the collection's task
+        (``retrieval.query``, or ``code.query`` in a code collection)."""
+        spec = collection_spec(store.config, PromptType.QUERY)
         if q.image is not None:
             image_bytes = q.image
 
             def prepare() -> PreparedInput:
                 with naming((ImageTooLargeError, "max_decoded_pixels")):
                     image = load_image(image_bytes, max_decoded_pixels=self.limits.max_decoded_pixels)
-                return self.processor.prepare_image(image, QUERY, max_pixels=self.limits.image_max_pixels)
+                return self.processor.prepare_image(image, spec, max_pixels=self.limits.image_max_pixels)
 
         else:
             text = q.text or ""
 
             def prepare() -> PreparedInput:
-                return self._prepare_query(text)
+                return self._prepare_query(text, spec)
 
         prepared = await self.model.start(prepare)
         (out,) = await self.model.embed([prepared])
@@ -323,9 +327,9 @@ class Searcher:
         """One page's similarity grid for a query multi-vector (as search's ``include_similarity_map``)."""
         return await self._similarity(store, hit, query, png, tokens)
 
-    def _prepare_query(self, query: str) -> PreparedInput:
+    def _prepare_query(self, query: str, spec: TaskSpec = QUERY) -> PreparedInput:
         with naming((InputTooLongError, "max_text_tokens")):
-            return self.processor.prepare_text(query, QUERY, max_length=self.limits.max_query_tokens, truncate=False)
+            return self.processor.prepare_text(query, spec, max_length=self.limits.max_query_tokens, truncate=False)
 
     def _prepare_page(self, png: bytes) -> PreparedInput:
         image = load_image(png, max_decoded_pixels=self.limits.max_decoded_pixels)

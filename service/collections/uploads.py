@@ -2,11 +2,14 @@
 
 - ``Content-Type: application/json`` (or none): :class:`~service.collections.schemas.AddDocumentRequest`,
   exactly one of ``pdf`` / ``image`` as base64, a data URI or an http(s) URL (guarded like every remote
-  input: off unless enabled, allow-listed hosts, no private addresses; see ``service.embeddings.media``).
-- ``Content-Type: multipart/form-data``: a ``file`` part (PDF or image; the kind is read from the bytes, not
-  from the declared type) and optional text parts ``metadata`` (a JSON object), ``pages``, ``document_id``,
-  ``replace`` (true/false). The part's file name is kept: it becomes the document id when none is given
-  (:func:`document_id_from_name`) and the ``source`` metadata key unless the metadata sets one.
+  input: off unless enabled, allow-listed hosts, no private addresses; see ``service.embeddings.media``), or
+  ``text`` (a text or code document as a JSON string, with its ``path`` and/or ``language``).
+- ``Content-Type: multipart/form-data``: a ``file`` part and optional text parts ``metadata`` (a JSON object),
+  ``pages``, ``document_id``, ``replace`` (true/false), ``path`` and ``language``. The file is a text/code
+  document when ``language`` is given or its name (``path``, else the part's filename) has a known text/code
+  extension (``.py``, ``.md``, …: ``service.collections.chunking.language_of``); else a PDF or an image, told
+  apart by the bytes, not by the declared type. The part's file name is kept: it becomes the document id when
+  none is given (:func:`document_id_from_name`) and the ``source`` metadata key unless the metadata sets one.
 - anything else: 415.
 
 Sizes: a PDF at most ``max_pdf_bytes``, an image at most ``max_download_bytes`` (413); the whole body is
@@ -25,8 +28,10 @@ from litestar.datastructures import UploadFile
 
 from model.errors import NotAnImageError
 from model.images import describe_bytes, identify_image
+from service.collections.chunking import language_of
 from service.collections.indexing import DocumentSource, detect_kind
 from service.collections.schemas import DOCUMENT_ID_PATTERN, AddDocumentRequest
+from service.collections.texts import TextSource
 from service.embeddings.media import MediaLimits, load_source, wrong_kind
 from service.errors import (
     BadRequestError,
@@ -48,15 +53,20 @@ _DOC_ID = re.compile(DOCUMENT_ID_PATTERN)
 
 @dataclass(frozen=True, slots=True)
 class DocumentUpload:
-    source: DocumentSource
+    source: DocumentSource | TextSource
     metadata: dict[str, Any] | None
     document_id: str | None
     replace: bool
-    filename: str | None = None  # the multipart part's file name (its last path component)
+    filename: str | None = None  # the multipart part's file name (its last path component); a text's path
 
     def default_id(self) -> str | None:
-        """The document id made from the file name when none was given (see :func:`document_id_from_name`)."""
-        return None if self.filename is None else document_id_from_name(self.filename)
+        """The document id made from the file name when none was given (see :func:`document_id_from_name`);
+        for a text document its whole path (:func:`document_id_from_path`), as the CLI names files."""
+        if self.filename is None:
+            return None
+        if isinstance(self.source, TextSource):
+            return document_id_from_path(self.filename)
+        return document_id_from_name(self.filename)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:@=+-]")
@@ -75,6 +85,18 @@ def document_id_from_name(name: str) -> str:
     ident = _UNSAFE.sub("_", base)
     ident = ident if ident[:1].isalnum() and ident[:1].isascii() else f"d{ident}"
     return ident[:256]
+
+
+def document_id_from_path(path: str) -> str:
+    """A text document's path as its id (the CLI's rule): characters outside ``A-Za-z0-9._:@=+-`` (``/``
+    included) -> ``_``, a leading ``d`` when it does not start with a letter or digit, at most 256 characters.
+
+    >>> document_id_from_path("src/app/main.py")
+    'src_app_main.py'
+    """
+    ident = _UNSAFE.sub("_", path.replace("\\", "/").strip("/")) or "file"
+    ident = ident if ident[:1].isalnum() and ident[:1].isascii() else f"d{ident}"
+    return ident[-256:]
 
 
 def _limits(settings: Settings, max_bytes_setting: str) -> MediaLimits:
@@ -110,13 +132,22 @@ async def _from_json(body: bytes, settings: Settings) -> DocumentUpload:
         raise UnprocessableError(f"invalid request body: {exc}", code="validation_error") from None
     except msgspec.DecodeError as exc:
         raise BadRequestError(f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    given = [kind for kind in ("pdf", "image") if getattr(data, kind) is not None]
+    given = [kind for kind in ("pdf", "image", "text") if getattr(data, kind) is not None]
     if len(given) != 1:
         raise UnprocessableError(
-            f'expected exactly one of "pdf" or "image", got {" and ".join(given) or "neither"}',
+            f'expected exactly one of "pdf", "image" or "text", got {" and ".join(given) or "none"}',
             code="invalid_input",
         )
     kind = given[0]
+    if data.text is not None:
+        path = data.path or (f"document.{data.language}" if data.language else "")
+        if not path:
+            raise UnprocessableError(
+                'a "text" document needs "path" (e.g. "src/app.py": its extension names the language) or "language"',
+                code="invalid_input",
+            )
+        text_source = TextSource(data.text.encode("utf-8", errors="surrogatepass"), path, data.language)
+        return DocumentUpload(text_source, data.metadata, data.document_id, data.replace, data.path)
     value: str = getattr(data, kind)
     setting = "max_pdf_bytes" if kind == "pdf" else "max_download_bytes"
     raw = await load_source(value, _limits(settings, setting), what=kind)
@@ -127,13 +158,25 @@ async def _from_json(body: bytes, settings: Settings) -> DocumentUpload:
 
 async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> DocumentUpload:
     form = await request.form()
-    unknown = sorted(set(form.keys()) - {"file", "metadata", "pages", "document_id", "replace"})
+    unknown = sorted(set(form.keys()) - {"file", "metadata", "pages", "document_id", "replace", "path", "language"})
     if unknown:
         raise UnprocessableError(f"unknown form field(s): {', '.join(unknown)}", code="invalid_input")
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise UnprocessableError('the form needs a "file" part holding the PDF or image', code="invalid_input")
     data = await upload.read()
+    document_id = _text(form.get("document_id"), "document_id")
+    if document_id is not None and not _DOC_ID.match(document_id):
+        raise UnprocessableError(
+            f"document_id must match {DOCUMENT_ID_PATTERN}, got {document_id[:80]!r}", code="validation_error"
+        )
+    filename = upload.filename.replace("\\", "/").rsplit("/", 1)[-1] if upload.filename else None
+    path = _text(form.get("path"), "path") or upload.filename or ""
+    language = _text(form.get("language"), "language") or None
+    if language is not None or language_of(path) is not None:
+        source = TextSource(data, path or f"document.{language}", language)
+        metadata = _metadata(form.get("metadata"))
+        return DocumentUpload(source, metadata, document_id, _flag(form.get("replace")), path or None)
     kind = detect_kind(data)
     setting = "max_pdf_bytes" if kind == "pdf" else "max_download_bytes"
     max_bytes = getattr(settings, setting)
@@ -145,12 +188,6 @@ async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> Doc
         raise UnprocessableError("file: the uploaded file is empty", code="empty_input")
     _check_kind(data, kind, f"file {upload.filename!r}" if upload.filename else "file")
     pages = _text(form.get("pages"), "pages")
-    document_id = _text(form.get("document_id"), "document_id")
-    if document_id is not None and not _DOC_ID.match(document_id):
-        raise UnprocessableError(
-            f"document_id must match {DOCUMENT_ID_PATTERN}, got {document_id[:80]!r}", code="validation_error"
-        )
-    filename = upload.filename.replace("\\", "/").rsplit("/", 1)[-1] if upload.filename else None
     return DocumentUpload(
         DocumentSource(data, kind, pages or None),
         _metadata(form.get("metadata")),

@@ -15,15 +15,22 @@ from model.pooling import truncate as truncate_dims
 from model.types import PromptType, Task, TaskSpec
 
 if TYPE_CHECKING:
+    from colbert.store import CollectionConfig
     from model.processor import PreparedInput, Processor
     from model.types import EmbeddingOutput
 
-__all__ = ["PASSAGE", "QUERY", "EmbedFn", "EmbeddingModel", "truncate_dense"]
+__all__ = ["PASSAGE", "QUERY", "EmbedFn", "EmbeddingModel", "collection_spec", "truncate_dense"]
 
 T = TypeVar("T")
 PASSAGE = TaskSpec(Task.RETRIEVAL, PromptType.PASSAGE)
 QUERY = TaskSpec(Task.RETRIEVAL, PromptType.QUERY)
 EmbedFn = Callable[["Sequence[PreparedInput]"], Awaitable["list[EmbeddingOutput]"]]
+
+
+def collection_spec(config: CollectionConfig, prompt: PromptType) -> TaskSpec:
+    """A collection's task (``retrieval`` or ``code``, fixed at creation) with the given prompt: documents are
+    embedded with ``PASSAGE``, queries with ``QUERY``."""
+    return TaskSpec(Task(config.task), prompt)
 
 
 def truncate_dense(dense: np.ndarray, dim: int, hidden_size: int, allowed: Sequence[int]) -> np.ndarray:

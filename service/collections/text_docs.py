@@ -1,0 +1,100 @@
+"""The collection routes' side of text/code documents: the indexer, the one-kind rule, the collection's task,
+and the chunk part of a search hit. ``Collections`` (``manager.py``) calls these.
+
+Rules (see ``docs/text-documents.md``):
+
+- A collection holds units of ONE kind, fixed at creation (``unit_kind``: ``page`` or ``chunk``; ``chunk`` by
+  default for a ``code`` collection, ``page`` otherwise): text documents go to ``chunk`` collections, PDFs and
+  images to ``page`` collections; the other kind is 409 ``mixed_units``. MaxSim of a text query against image
+  patch tokens and against text tokens are not on one scale, so a merged ranking would be by modality.
+- The collection's ``task`` (``retrieval`` | ``code``) picks the adapter and prompts: documents are embedded as
+  ``<task>.passage``, queries as ``<task>.query``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from service.collections.late import LateChunker
+from service.collections.schemas import ChunkInfo
+from service.collections.texts import TextIndexer, TextOptions
+from service.errors import ConflictError, QueueFullError
+
+if TYPE_CHECKING:
+    from colbert.store import CollectionConfig, Hit, Store
+    from service.engine.runtime import Runtime
+
+__all__ = ["check_unit_kind", "chunk_info", "text_indexer"]
+
+
+def check_unit_kind(collection: str, config: CollectionConfig, kind: str) -> None:
+    """409 ``mixed_units`` unless the collection holds units of ``kind`` (``page`` or ``chunk``)."""
+    holds = config.unit_kind
+    if holds == kind:
+        return
+    if kind == "chunk":
+        raise ConflictError(
+            f"collection {collection!r} holds pages (PDFs and images); text and code documents go to a collection "
+            'created with "unit_kind": "chunk" (or "task": "code"): pages and text chunks are not scored on one '
+            "scale",
+            code="mixed_units",
+        )
+    raise ConflictError(
+        f"collection {collection!r} holds text chunks; PDFs and images go to a collection created with "
+        '"unit_kind": "page": pages and text chunks are not scored on one scale',
+        code="mixed_units",
+    )
+
+
+def text_indexer(runtime: Runtime, *, wait_when_full: bool) -> TextIndexer:
+    """A :class:`TextIndexer` on the runtime's batcher (late chunking through the same queue as the API).
+
+    On a full model queue the first window raises QueueFullError (429) unless ``wait_when_full`` (a background
+    job); later windows always wait and retry, since the document is under way."""
+    encoder, batcher, _preparer = runtime.engine()
+    options = TextOptions.from_settings(runtime.settings)
+    retry_after = max(runtime.settings.retry_after_s, 0.05)
+    started = False
+
+    async def embed_late(late: Any) -> Any:
+        nonlocal started
+        while True:
+            try:
+                out = await batcher.embed_late_chunks(late, return_multivector=True)
+            except QueueFullError:
+                if not (wait_when_full or started):
+                    raise
+                await asyncio.sleep(retry_after)
+                continue
+            started = True
+            return out
+
+    chunker = LateChunker(encoder.processor, embed_late, window=options.window, overlap=options.overlap)
+    return TextIndexer(
+        chunker,
+        runtime.pool,
+        options,
+        hidden_size=encoder.info.hidden_size,
+        matryoshka_dims=encoder.info.matryoshka_dims,
+    )
+
+
+async def chunk_info(store: Store, hit: Hit) -> ChunkInfo | None:
+    """Where a chunk hit is and what it is (from its stored unit); None for other kinds."""
+    if hit.kind != "chunk":
+        return None
+    unit = await asyncio.to_thread(store.get_unit, hit.doc_id, hit.unit)
+    if unit is None:  # deleted between the search and now
+        return None
+    meta = dict(unit.metadata)
+    return ChunkInfo(
+        path=str(meta.get("path", "")),
+        language=str(meta.get("language", "")),
+        chunk_kind=str(meta.get("chunk_kind", "")),
+        name=meta.get("name"),
+        lines=list(meta.get("lines", [])),
+        char_span=list(meta.get("char_span", [])),
+        part=meta.get("part"),
+        text=unit.text or "",
+    )
