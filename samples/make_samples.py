@@ -10,7 +10,7 @@ Documents (made here, for this project; no third-party content):
 - ``dashboard.png``: a screenshot-like picture of a support dashboard (KPI cards, a line chart, a table);
 - ``code/maxsim.py``: a small code file (late-interaction scoring in numpy), for ``code.*`` embeddings.
 
-Requests (``requests/*.json``) are the bodies sent by ``index.sh``, ``search.sh`` and ``embed.sh``.
+Requests (``requests/*.json``) are the bodies sent by ``index.sh``, ``search.sh``, ``embed.sh`` and ``code.sh``.
 """
 
 from __future__ import annotations
@@ -255,6 +255,16 @@ def make_requests(dashboard_png: bytes) -> dict[str, object]:
             "task": "code.query",
             "input": ["function that ranks pages by late interaction score"],
         },
+        # code.sh: a "code" collection (text and code documents), a Markdown document as JSON, a code search
+        "create_code_collection.json": {"name": "code", "task": "code"},
+        "add_code_readme.json": {
+            "text": "# MaxSim sample\n\nScores a query against document pages by late interaction.\n\n"
+            "## Ranking pages\n\n`rank_pages` returns the top pages by MaxSim, best first.\n",
+            "path": "code/README.md",
+            "document_id": "readme",
+            "metadata": {"kind": "docs"},
+        },
+        "search_code.json": {"query": "best cosine of each query token with any page token", "top_k": 3},
     }
 
 

@@ -149,6 +149,8 @@ async def _index_one(
             store, file.document_id, planned, spec, args.metadata, replace=True, skip_unchanged=True, progress=bar
         )
     except (InputError, ServiceError, ColbertError) as exc:
+        if getattr(exc, "code", None) == "empty_input":  # an empty __init__.py: nothing to index, not a failure
+            return "empty"
         bar.note(f"failed {file.source}: {exc}")
         return "failed"
     if result.skipped:
@@ -181,16 +183,21 @@ def _prune(store: Store, roots: list[Path], present: set[str]) -> int:
                 offset += 1
 
 
-def print_chunk_hit(rank: int, hit: Any, unit: Any, *, as_json: bool) -> None:
-    """One chunk hit: a table row (score, path:first-last, kind and name) or a JSON object with the chunk's info
-    and text."""
+def print_chunk_hit(rank: int, match: Any, unit: Any, *, as_json: bool) -> None:
+    """One chunk hit (a :class:`~service.collections.search.PageMatch`): a table row (score, path:first-last,
+    kind and name, the signals that found it) or a JSON object with the chunk's info, text and signals."""
+    hit = match.hit
     meta = dict(unit.metadata) if unit is not None else {}
     lines = meta.get("lines") or ["?", "?"]
     if as_json:
         row = {"rank": rank, "document_id": hit.doc_id, "unit": hit.unit, "kind": hit.kind, "score": hit.score}
+        row["signals"] = {k: {"score": v.score, "rank": v.rank} for k, v in hit.signals.items()}
         chunk = {**meta, "text": None if unit is None else unit.text}
         print(json.dumps({**row, "metadata": hit.metadata, "chunk": chunk}, ensure_ascii=False))
         return
     where = f"{meta.get('path', hit.doc_id)}:{lines[0]}-{lines[1]}"
     label = f"{meta.get('chunk_kind', 'chunk')} {meta.get('name') or ''}".strip()
-    print(f"{rank:>3}  {hit.score:9.4f}  {where}  {label}")
+    found = "+".join(k for k in ("text", "visual") if k in hit.signals) or "-"
+    print(f"{rank:>3}  {hit.score:9.4f}  {where}  {label}  [{found}]")
+    if getattr(match, "include_text", False) and unit is not None and unit.text:
+        print("     " + " ".join(unit.text.split())[:300])

@@ -57,16 +57,15 @@ class DocumentUpload:
     metadata: dict[str, Any] | None
     document_id: str | None
     replace: bool
-    filename: str | None = None  # the multipart part's file name (its last path component); a text's path
+    filename: str | None = None  # the multipart part's file name (its last path component)
+    path: str | None = None  # a text document's path as sent ("path" field, else the part's file name)
 
     def default_id(self) -> str | None:
-        """The document id made from the file name when none was given (see :func:`document_id_from_name`);
-        for a text document its whole path (:func:`document_id_from_path`), as the CLI names files."""
-        if self.filename is None:
-            return None
-        if isinstance(self.source, TextSource):
-            return document_id_from_path(self.filename)
-        return document_id_from_name(self.filename)
+        """The document id when none was given: a text document's whole path (:func:`document_id_from_path`,
+        as the CLI names files), else the file name (:func:`document_id_from_name`)."""
+        if self.path:
+            return document_id_from_path(self.path)
+        return None if self.filename is None else document_id_from_name(self.filename)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:@=+-]")
@@ -147,7 +146,7 @@ async def _from_json(body: bytes, settings: Settings) -> DocumentUpload:
                 code="invalid_input",
             )
         text_source = TextSource(data.text.encode("utf-8", errors="surrogatepass"), path, data.language)
-        return DocumentUpload(text_source, data.metadata, data.document_id, data.replace, data.path)
+        return DocumentUpload(text_source, data.metadata, data.document_id, data.replace, path=data.path)
     value: str = getattr(data, kind)
     setting = "max_pdf_bytes" if kind == "pdf" else "max_download_bytes"
     raw = await load_source(value, _limits(settings, setting), what=kind)
@@ -176,7 +175,8 @@ async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> Doc
     if language is not None or language_of(path) is not None:
         source = TextSource(data, path or f"document.{language}", language)
         metadata = _metadata(form.get("metadata"))
-        return DocumentUpload(source, metadata, document_id, _flag(form.get("replace")), path or None)
+        replace = _flag(form.get("replace"))
+        return DocumentUpload(source, metadata, document_id, replace, filename or None, path or None)
     kind = detect_kind(data)
     setting = "max_pdf_bytes" if kind == "pdf" else "max_download_bytes"
     max_bytes = getattr(settings, setting)

@@ -21,7 +21,7 @@ from PIL import Image
 from tests.service.conftest import LiveServer
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-SCRIPTS = ["index.sh", "search.sh", "embed.sh"]
+SCRIPTS = ["index.sh", "search.sh", "embed.sh", "code.sh"]
 
 
 def _make_samples() -> ModuleType:
@@ -114,6 +114,24 @@ def test_scripts_run_against_the_server(live_server: LiveServer) -> None:
     best_text = [h for h in hybrid["results"] if h["signals"].get("text", {}).get("rank") == 1]
     assert [(h["document_id"], h["page"]) for h in best_text] == [("report", 2)]  # all four words on page 2
     assert all("maxsim" in h["signals"] for h in hybrid["results"])
+
+    created, maxsim, readme, found = _run("code.sh", live_server)
+    assert (created["task"], created["unit_kind"]) == ("code", "chunk")
+    assert (maxsim["id"], maxsim["pages"]) == ("maxsim", 3)  # the module docstring + import, two functions
+    assert maxsim["metadata"] == {"source": "maxsim.py", "path": "code/maxsim.py", "language": "python"}
+    assert readme["pages"] == 2  # two Markdown sections
+    assert len(found["results"]) == 3
+    assert {h["kind"] for h in found["results"]} == {"chunk"}
+    # the words of the query are in maxsim's docstring: the text side (BM25) ranks that function first
+    (best,) = [h for h in found["results"] if h["signals"].get("text", {}).get("rank") == 1]
+    chunk = best["chunk"]
+    assert (chunk["path"], chunk["name"], chunk["chunk_kind"], chunk["lines"]) == (
+        "code/maxsim.py",
+        "maxsim",
+        "function",
+        [6, 12],
+    )
+    assert chunk["text"].startswith("def maxsim(")
 
     code, query = _run("embed.sh", live_server)
     assert len(code["data"]) == 1

@@ -43,7 +43,9 @@ def test_code_collection_upload_and_search(client: TestClient[Any]) -> None:
     files = {"file": ("sample.go", (DATA / "sample.go").read_bytes(), "application/octet-stream")}
     go = client.post("/v1/collections/code/documents", files=files, data={"path": "store/sample.go"})
     assert go.status_code == 201, go.text
-    assert go.json()["metadata"] == {"path": "store/sample.go", "language": "go"}
+    # the id is the path (as the CLI names files); ``source`` is the uploaded file's name, as for pages
+    assert go.json()["id"] == "store_sample.go"
+    assert go.json()["metadata"] == {"source": "sample.go", "path": "store/sample.go", "language": "go"}
     readme = {"text": (DATA / "guide.md").read_text(), "path": "docs/guide.md", "document_id": "guide"}
     md = client.post("/v1/collections/code/documents", json=readme)
     assert md.status_code == 201, md.text
@@ -62,6 +64,9 @@ def test_code_collection_upload_and_search(client: TestClient[Any]) -> None:
     assert section["chunk"]["language"] == "markdown"
     filtered = client.post("/v1/collections/code/search", json={"query": "x", "filter": {"language": "markdown"}})
     assert {h["document_id"] for h in filtered.json()["results"]} == {"guide"}
+    unnamed = client.post("/v1/collections/code/documents", json={"text": "def f():\n    pass\n", "path": "a/b.py"})
+    assert unnamed.status_code == 201, unnamed.text
+    assert (unnamed.json()["id"], unnamed.json()["metadata"]) == ("a_b.py", {"path": "a/b.py", "language": "python"})
 
 
 def test_pages_and_chunks_do_not_mix(client: TestClient[Any]) -> None:
