@@ -13,7 +13,10 @@ Writes the BEIR layout ``bench/eval.py`` reads (``corpus.jsonl``, ``queries.json
   (``name:`` queries); up to ``--max-queries`` of each kind, picked in a seeded order;
 * qrels: the function's chunk(s) (a long function cut into parts: every part).
 
-A query whose docstring sentence is shorter than 4 words is left out (``"Return the value."`` names no function).
+Left out, since they name no single function: a docstring sentence shorter than 4 words (``"Return the
+value."``), and a sentence or a bare name that more than one function of the package has (``__init__``,
+``match_file`` of five backends, ``"Check the file against the patterns."`` copied into each): which of them is
+"the right function" is not in the query. The counts are printed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import ast
 import json
 import random
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +56,7 @@ def build(source: Path, tokenizer: Any, *, max_queries: int = 40, seed: int = 0)
     corpus: list[dict[str, str]] = []
     docs: list[tuple[str, list[str]]] = []
     names: list[tuple[str, list[str]]] = []
+    seen: Counter[str] = Counter()  # docstring sentences and bare names over every function of the package
     for file in walk_repository(source, max_bytes=4 << 20):
         if not file.path.endswith(".py"):
             continue
@@ -70,12 +75,18 @@ def build(source: Path, tokenizer: Any, *, max_queries: int = 40, seed: int = 0)
         except SyntaxError:
             continue
         for name, doc in _functions(tree):
-            if doc is None or name not in by_name:
-                continue
-            sentence = _first_sentence(doc)
-            if len(sentence.split()) >= 4:
-                docs.append((sentence, by_name[name]))
-            names.append((name.rsplit(".", 1)[-1], by_name[name]))
+            if doc is not None:
+                sentence = _first_sentence(doc)
+                seen[sentence] += 1
+                if name in by_name and len(sentence.split()) >= 4:
+                    docs.append((sentence, by_name[name]))
+            bare = name.rsplit(".", 1)[-1]
+            seen[bare] += 1
+            if name in by_name:
+                names.append((bare, by_name[name]))
+    ambiguous = sum(1 for text, _ in docs + names if seen[text] > 1)
+    docs = [(text, rows) for text, rows in docs if seen[text] == 1]
+    names = [(text, rows) for text, rows in names if seen[text] == 1]
     rng = random.Random(seed)
     rng.shuffle(docs)
     rng.shuffle(names)
@@ -85,7 +96,7 @@ def build(source: Path, tokenizer: Any, *, max_queries: int = 40, seed: int = 0)
         for i, (text, relevant) in enumerate(rows[:max_queries]):
             queries[f"{kind}:{i}"] = text
             qrels[f"{kind}:{i}"] = relevant
-    return {"corpus": corpus, "queries": queries, "qrels": qrels}
+    return {"corpus": corpus, "queries": queries, "qrels": qrels, "ambiguous": ambiguous}
 
 
 def write(data: dict[str, Any], out: Path) -> None:
@@ -125,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer.no_padding()
     data = build(args.source, tokenizer, max_queries=args.max_queries)
     write(data, args.out)
-    print(f"{args.out}: {len(data['corpus'])} chunks, {len(data['queries'])} queries")
+    print(
+        f"{args.out}: {len(data['corpus'])} chunks, {len(data['queries'])} queries "
+        f"({data['ambiguous']} ambiguous candidates left out)"
+    )
     return 0
 
 

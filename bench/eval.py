@@ -9,12 +9,16 @@ One command for any data set laid out as BEIR / ViDoRe's BEIR exports are::
 
 Pages are indexed as the server indexes them (PDF pages rendered at ``--dpi`` with their text layer; images have
 no text layer; ``text`` rows are text units) into a temporary embedded collection, queries are embedded as
-``retrieval.query``, every mode is searched with the same ``--candidates``, and nDCG@5/@10, recall@10/@100 and
-MRR@10 (:mod:`bench._metrics`, checked against a hand computation in the tests) are printed per mode.
+``retrieval.query`` (``--task code``: rows as ``code.passage``, queries as ``code.query``, what a ``code``
+collection does), every mode is searched with the same ``--candidates``, and nDCG@5/@10, recall@10/@100, MRR@10
+and success@3 (:mod:`bench._metrics`, checked against a hand computation in the tests) are printed per mode.
+Each row is embedded on its own (no late chunking across the rows of one file).
 
     .venv/bin/python -m bench.eval DATA --model /models/jina-embeddings-v4     # real weights
     .venv/bin/python -m bench.eval DATA --tiny                                # random test checkpoint
     .venv/bin/python -m bench.eval_data /tmp/docs-set && .venv/bin/python -m bench.eval /tmp/docs-set --tiny
+    .venv/bin/python -m bench.code_eval_data /tmp/code-set --source PACKAGE_DIR    # docstring/name -> function
+    .venv/bin/python -m bench.eval /tmp/code-set --tiny --task code
 
 With ``--tiny`` the vectors are random, so ``visual`` is chance level; the text side is real either way.
 """
@@ -91,14 +95,16 @@ def _pages(data: Dataset, dpi: float) -> Iterator[tuple[str, Any, str | None]]:
             yield cid, str(row["text"]), str(row["text"])
 
 
-def _index(encoder: Any, data: Dataset, store: LocalStore, dpi: float, batch: int) -> float:
+def _index(
+    encoder: Any, data: Dataset, store: LocalStore, dpi: float, batch: int, passage: TaskSpec = PASSAGE
+) -> float:
     started = time.perf_counter()
     pending: list[tuple[str, Any, str | None]] = []
 
     def flush() -> None:
         proc = encoder.processor
         prepared = [
-            proc.prepare_text(x, PASSAGE, max_length=8192) if isinstance(x, str) else proc.prepare_image(x, PASSAGE)
+            proc.prepare_text(x, passage, max_length=8192) if isinstance(x, str) else proc.prepare_image(x, passage)
             for _, x, _ in pending
         ]
         outputs = encoder.embed(prepared, return_multivector=True)
@@ -125,16 +131,21 @@ def evaluate(
     fusions: Sequence[Fusion] = (Fusion(),),
     dpi: float = 144,
     batch: int = 8,
+    task: str = "retrieval",
 ) -> dict[str, dict[str, float]]:
     """Index ``data`` into a collection under ``work`` and return the metrics of each mode (``hybrid`` once per
-    fusion in ``fusions``, named ``hybrid`` for the first and ``hybrid (method, weight)`` for the others)."""
+    fusion in ``fusions``, named ``hybrid`` for the first and ``hybrid (method, weight)`` for the others);
+    ``task``: the adapter and prompts (``retrieval`` or ``code``)."""
     qids = list(data.queries)
     texts = [data.queries[q] for q in qids]
-    queries = encoder.embed(encoder.processor.prepare_texts(texts, QUERY, max_length=8192), return_multivector=True)
+    query_spec = TaskSpec(Task(task), PromptType.QUERY)
+    queries = encoder.embed(
+        encoder.processor.prepare_texts(texts, query_spec, max_length=8192), return_multivector=True
+    )
     config = CollectionConfig(dense_dim=queries[0].dense.shape[0], multivector_dim=queries[0].multivector.shape[1])
     store = LocalStore.create(work / "eval", config)
     try:
-        _index(encoder, data, store, dpi, batch)
+        _index(encoder, data, store, dpi, batch, TaskSpec(Task(task), PromptType.PASSAGE))
         k = min(100, max(1, store.count()[1]))
         out: dict[str, dict[str, float]] = {}
         plans = [(m, None) for m in modes if m != "hybrid"]
@@ -191,12 +202,21 @@ def main(argv: list[str] | None = None) -> None:
         "on one index (default: weighted:0.5, the server's default, as row 'hybrid', and rrf)",
     )
     parser.add_argument("--dpi", type=float, default=144)
+    parser.add_argument("--task", choices=["retrieval", "code"], default="retrieval", help="adapter and prompts")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     args = parser.parse_args(argv)
     data = load_dataset(args.data, args.split)
     with tempfile.TemporaryDirectory(prefix="jev4-eval-") as work:
         fusions = [_fusion(f) for f in args.fusion or ["weighted:0.5", "rrf"]]
-        result = evaluate(_encoder(args), data, Path(work), candidates=args.candidates, fusions=fusions, dpi=args.dpi)
+        result = evaluate(
+            _encoder(args),
+            data,
+            Path(work),
+            candidates=args.candidates,
+            fusions=fusions,
+            dpi=args.dpi,
+            task=args.task,
+        )
     if args.json:
         print(json.dumps(result, indent=2))
         return

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import bench._metrics
-from bench._metrics import mean_metrics, mrr, ndcg, recall
+from bench._metrics import mean_metrics, mrr, ndcg, recall, success
 from bench.eval import evaluate, load_dataset
 from bench.eval_data import build
 
@@ -35,6 +35,8 @@ def test_ndcg_by_hand() -> None:
     assert mrr(["x", "y", "c"], judged, 2) == 0.0
     means = mean_metrics({"q1": run, "q2": []}, {"q1": judged, "q2": {"a": 1}, "q3": {"z": 0}})
     assert means["ndcg@10"] == pytest.approx(dcg / ideal / 2)  # q3 has nothing relevant: not counted
+    assert (success(["x", "y", "c"], judged, 2), success(["x", "y", "c"], judged, 3)) == (0.0, 1.0)
+    assert means["success@3"] == pytest.approx(1 / 2)  # q1 has b at rank 1; q2 has no results
 
 
 def test_reads_the_beir_layout(tmp_path: Path) -> None:
