@@ -20,7 +20,14 @@ from tests.service.chunking.conftest import DATA
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Any) -> Iterator[TestClient[Any]]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), max_text_bytes=200_000, ui=False)
+    # small late-chunking windows: the 1-million-character line below runs in ~1 s windows on this CPU
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("data"),
+        max_text_bytes=2_000_000,
+        late_chunk_window_tokens=1024,
+        late_chunk_overlap_tokens=128,
+        ui=False,
+    )
     with TestClient(create_app(settings, encoder=tiny_encoder)) as c:
         deadline = time.monotonic() + 120
         while c.get("/ready").status_code != 200:
@@ -84,7 +91,8 @@ def test_pages_and_chunks_do_not_mix(client: TestClient[Any]) -> None:
     ("body", "status", "code", "words"),
     [
         ({"file": ("tool.py", b"\x7fELF\x02\x00\x00", "application/octet-stream")}, 415, "binary_content", "binary"),
-        ({"file": ("big.py", b"x = 1\n" * 40_000, "text/plain")}, 413, "text_too_large", "JEV4_MAX_TEXT_BYTES"),
+        ({"file": ("big.py", b"x = 1\n" * 400_000, "text/plain")}, 413, "text_too_large", "JEV4_MAX_TEXT_BYTES"),
+        ({"file": ("data.bin", b"\x00\x01binary", "text/plain"), "language": "text"}, 415, "binary_content", "NUL"),
         ({"file": ("notes.weird", b"hi", "text/plain"), "language": "klingon"}, 422, "unknown_language", "one of"),
         ({"file": ("empty.md", b"\n\n", "text/plain")}, 422, "empty_input", "no text"),
     ],
@@ -95,6 +103,48 @@ def test_bad_text_uploads(client: TestClient[Any], body: dict[str, Any], status:
     response = client.post("/v1/collections/bad/documents", files=files, data={**body, "document_id": "x"})
     assert words in _error(response, status, code)
     assert client.get("/v1/collections/bad/documents/x").status_code == 404  # nothing half-indexed
+
+
+def _documents(client: TestClient[Any], name: str) -> tuple[int, int]:
+    got = client.get(f"/v1/collections/{name}").json()
+    return got["documents"], got["pages"]
+
+
+def test_bad_input_over_http(client: TestClient[Any]) -> None:
+    """Issue 16's bad-input list, each over HTTP: a clear 4xx (or a said decode), never a 500, nothing half-indexed."""
+    assert client.post("/v1/collections", json={"name": "edge", "task": "code"}).status_code == 201
+    url = "/v1/collections/edge/documents"
+    # a binary file uploaded as text (its name says Python): 415, nothing stored
+    elf = b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 64
+    _error(client.post(url, files={"file": ("tool.py", elf, "application/octet-stream")}), 415, "binary_content")
+    # a 50 MB file: 413 naming the setting (JEV4_MAX_TEXT_BYTES, here 2 MB), by multipart and as JSON
+    big = b"print('x')\n" * (50 * 1024 * 1024 // 11)
+    too_large = _error(client.post(url, files={"file": ("big.py", big, "text/plain")}), 413, "text_too_large")
+    assert "JEV4_MAX_TEXT_BYTES" in too_large
+    as_json = client.post(url, json={"text": big.decode(), "path": "big.py"})
+    assert "JEV4_MAX_TEXT_BYTES" in _error(as_json, 413, "text_too_large")
+    # an unknown extension: 415 saying how to send it (a known extension or "language"); JSON says the same
+    unknown = _error(
+        client.post(url, files={"file": ("notes.weird", b"plain words", "text/plain")}), 415, "invalid_image"
+    )
+    assert '"language"' in unknown
+    assert "language" in _error(client.post(url, json={"text": "x", "path": "a.weird"}), 415, "unknown_language")
+    assert _documents(client, "edge") == (0, 0)  # nothing half-indexed
+    # invalid UTF-8 (Latin-1 comments): decoded with U+FFFD and said so in the answer (encoding_errors)
+    latin = "# caf\u00e9 cr\u00e8me\ndef brew():\n    return 1\n".encode("latin-1")
+    decoded = client.post(url, files={"file": ("brew.py", latin, "text/plain")})
+    assert decoded.status_code == 201, decoded.text
+    assert decoded.json()["metadata"]["encoding_errors"] == 2
+    hits = client.post("/v1/collections/edge/search", json={"query": "brew", "mode": "text"}).json()["results"]
+    assert hits[0]["chunk"]["text"].startswith("# caf\ufffd cr\ufffdme")
+    # one line of 1 million characters (generated data in a string literal): indexed, cut at token boundaries
+    line = 'BLOB = "' + "x" * (1_000_000 - 9) + '"'
+    assert len(line) == 1_000_000
+    minified = client.post(url, json={"text": line + "\n", "path": "gen/blob.py", "document_id": "blob"})
+    assert minified.status_code == 201, minified.text
+    chunks = minified.json()["pages"]
+    assert chunks > 10
+    assert _documents(client, "edge") == (2, chunks + decoded.json()["pages"])
 
 
 def test_json_text_needs_a_path_or_language(client: TestClient[Any]) -> None:
