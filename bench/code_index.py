@@ -66,7 +66,7 @@ def chunk_only(files: list[Any], indexer: Any, spec: Any) -> dict[str, float]:
         counts = indexer.chunker.processor.tokenizer.encode_batch(planned.pieces, add_special_tokens=False)
         tokens += sum(len(e.ids) for e in counts)
     seconds = time.perf_counter() - start
-    print(f"  chunking alone: {len(files)} files in {seconds:.1f} s ({load} -> {_load()}), {failed} refused")
+    print(f"  chunking alone: {len(files)} files in {seconds:.1f} s ({load} -> {_load()}), {failed} refused (empty)")
     return {
         "files/s": len(files) / seconds,
         "chunks/s": chunks / seconds,
@@ -81,18 +81,25 @@ async def index_all(files: list[Any], indexer: Any, spec: Any, folder: Path) -> 
     from colbert.store import CollectionConfig
     from service.collections.texts import TextSource
 
+    from service.errors import ServiceError
+
     store = LocalStore.create(folder / "bench", CollectionConfig(dense_dim=indexer.hidden_size))
-    start, chunks, tokens = time.perf_counter(), 0, 0
+    start, chunks, tokens, refused = time.perf_counter(), 0, 0, 0
     load = _load()
     for file in files:
         source = TextSource(file.absolute.read_bytes(), file.path)
-        planned = await indexer.plan(store, "bench", file.path.replace("/", ":"), source, spec, replace=False)
-        result = await indexer.index(store, file.path.replace("/", ":"), planned, spec)
+        doc_id = file.path.replace("/", ":")
+        try:
+            planned = await indexer.plan(store, "bench", doc_id, source, spec, replace=False)
+        except ServiceError:  # an empty __init__.py (the CLI counts it as "empty"), a binary
+            refused += 1
+            continue
+        result = await indexer.index(store, doc_id, planned, spec)
         chunks += len(planned.chunks)
         tokens += result.tokens
     seconds = time.perf_counter() - start
     store.close()
-    print(f"  indexing: {len(files)} files in {seconds:.1f} s ({load} -> {_load()})")
+    print(f"  indexing: {len(files)} files in {seconds:.1f} s ({load} -> {_load()}), {refused} refused (empty)")
     return {
         "files/s": len(files) / seconds,
         "chunks/s": chunks / seconds,
