@@ -80,7 +80,6 @@ async def index_all(files: list[Any], indexer: Any, spec: Any, folder: Path) -> 
     from colbert.local import LocalStore
     from colbert.store import CollectionConfig
     from service.collections.texts import TextSource
-
     from service.errors import ServiceError
 
     store = LocalStore.create(folder / "bench", CollectionConfig(dense_dim=indexer.hidden_size))

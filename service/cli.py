@@ -406,7 +406,7 @@ async def _search(args: argparse.Namespace, settings: Settings, encoder: Encoder
                 row["text"] = match.text
             print(json.dumps({**row, "metadata": hit.metadata}, ensure_ascii=False))
         else:
-            found = "+".join(k for k in ("text", "visual") if k in hit.signals) or "-"
+            found = "+".join(k for k in ("text", "maxsim") if k in hit.signals) or "-"
             print(f"{rank:>3}  {hit.score:9.4f}  {hit.doc_id}  page {hit.unit}  [{found}]")
             if args.include_text and match.text:
                 print("     " + " ".join(match.text.split())[:300])

@@ -201,8 +201,8 @@ async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> Doc
 _INSTEAD = {
     "pdf": 'send a PDF as "pdf" (JSON) or as the multipart "file" part',
     "text": "page documents are PDFs and images (PNG, JPEG, WebP, GIF, BMP, TIFF); a text or code document needs "
-    "a known extension in its file name or \"path\" (.py, .js, .ts, .go, .rs, .java, .c, .cpp, .sh, .md, .txt, "
-    "…) or a \"language\" field (e.g. \"text\")",
+    'a known extension in its file name or "path" (.py, .js, .ts, .go, .rs, .java, .c, .cpp, .sh, .md, .txt, '
+    '…) or a "language" field (e.g. "text")',
 }
 
 
