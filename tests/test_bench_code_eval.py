@@ -49,11 +49,11 @@ def test_docstring_and_identifier_queries_find_the_function_in_the_top_3(
     tokenizer.no_padding()
     write(build(_package(), tokenizer, max_queries=10), tmp_path / "set")
     argv = [str(tmp_path / "set"), "--model", str(tiny_checkpoint), "--task", "code", "--json"]
-    bench.eval.main([*argv, "--fusion", "rrf", "--fusion", "weighted:0.9"])
+    bench.eval.main(argv)  # default fusions: the server's (weighted, text 0.5) as "hybrid", and RRF
     printed = json.loads(capsys.readouterr().out)
-    assert set(printed) == {"visual", "text", "hybrid", "hybrid (weighted, 0.9)"}
+    assert set(printed) == {"visual", "text", "hybrid", "hybrid (rrf, None)"}
     # random vectors (tiny checkpoint): the vector side is chance; the text side (BM25 over identifiers split on
-    # snake_case / camelCase) finds the function
+    # snake_case / camelCase) finds the function, and the server's default fusion keeps it
     assert printed["text"]["success@3"] >= 0.85
-    assert printed["hybrid (weighted, 0.9)"]["success@3"] >= 0.85
+    assert printed["hybrid"]["success@3"] >= 0.85
     assert printed["visual"]["success@3"] < printed["text"]["success@3"]
