@@ -469,6 +469,8 @@ def _config_json(config: CollectionConfig) -> dict[str, Any]:
         "multivector_dim": config.multivector_dim,
         "codec": str(Codec(config.codec)),
         "pool_factor": config.pool_factor,
+        "task": config.task,
+        "unit_kind": config.unit_kind,
     }
 
 
@@ -479,6 +481,8 @@ def _config_from(value: Any, path: Path) -> CollectionConfig:
             multivector_dim=int(value["multivector_dim"]),
             codec=Codec(value["codec"]),
             pool_factor=int(value["pool_factor"]),
+            task=str(value.get("task", "retrieval")),  # files written before collections had a task
+            unit_kind=str(value.get("unit_kind", "page")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ExportFormatError(f"{path}: damaged manifest config {value!r:.200} ({exc!r})") from exc

@@ -115,6 +115,18 @@ def test_round_trip_same_backend_is_bit_exact(tmp_path: Path, kind: str, codec: 
             import_collection(target, tmp_path / name, name="copy")
 
 
+@pytest.mark.parametrize("kind", ["local", "qdrant"])
+def test_task_and_unit_kind_travel(tmp_path: Path, kind: str) -> None:
+    """A code collection of chunks (issue 16) stays one after export and import (its prompts and the one-kind rule
+    depend on it)."""
+    config = CollectionConfig(dense_dim=DENSE, multivector_dim=D, task="code", unit_kind="chunk")
+    with _catalog(kind, tmp_path / "a") as source, _catalog(kind, tmp_path / "b") as target:
+        _fill(source.create("code", config), 1)
+        export_collection(source, "code", tmp_path / "code.tar")
+        import_collection(target, tmp_path / "code.tar", name="copy")
+        assert target.get("copy").config == config
+
+
 @pytest.mark.parametrize("codec", CODECS)
 def test_migration_between_backends(tmp_path: Path, codec: Codec) -> None:
     config = CollectionConfig(dense_dim=DENSE, multivector_dim=D, codec=codec, pool_factor=2)
