@@ -75,17 +75,9 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metadata", type=_json_object, help="JSON object merged into each document's metadata")
     parser.add_argument("--replace", action="store_true", help="replace documents that already exist")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--text",
-        action="store_true",
-        help="index text and code files (repository rules: .gitignore, no binaries/vendored) instead of PDFs/images",
-    )
-    parser.add_argument(
-        "--task",
-        choices=("retrieval", "code"),
-        help="task of a NEW collection (default retrieval; code implies --text)",
-    )
-    parser.add_argument("--prune", action="store_true", help="--text: delete documents whose file is gone")
+    from service.cli_text import add_text_arguments
+
+    add_text_arguments(parser)
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -216,35 +208,19 @@ def index_command(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     encoder, repository = loaded
     try:
-        text = text or _holds_chunks(repository, args.collection)
-        if text:
-            from service.cli_text import text_index_command
+        from service.cli_text import holds_chunks, text_index_command
 
+        if text or holds_chunks(repository, args.collection):
             return asyncio.run(text_index_command(args, settings, encoder, repository, _open_or_create))
         return asyncio.run(_index_all(args, settings, encoder, repository, files))
     finally:
         repository.catalog.close()
 
 
-def _holds_chunks(repository: Repository, name: str) -> bool:
-    """Whether ``name`` exists and holds text chunks (then ``index`` indexes text without ``--text``)."""
-    from colbert.errors import CollectionNotFoundError
-
-    try:
-        return bool(repository.open(name).config.unit_kind == "chunk")
-    except CollectionNotFoundError:
-        return False
-
-
-def _new_collection_kind(args: argparse.Namespace) -> dict[str, str]:
-    """Task and unit kind of a collection this command creates (``--text`` / ``--task code``: chunks)."""
-    text = bool(getattr(args, "text", False) or getattr(args, "task", None) == "code")
-    return {"task": getattr(args, "task", None) or "retrieval", "unit_kind": "chunk" if text else "page"}
-
-
 def _open_or_create(args: argparse.Namespace, encoder: Encoder, repository: Repository) -> Store:
     from colbert.quantize import Codec
     from colbert.store import CollectionConfig
+    from service.cli_text import new_collection_kind
 
     info = encoder.info
     config = CollectionConfig(
@@ -252,7 +228,7 @@ def _open_or_create(args: argparse.Namespace, encoder: Encoder, repository: Repo
         multivector_dim=info.multivector_dim,
         codec=Codec(args.codec),
         pool_factor=args.pool_factor,
-        **_new_collection_kind(args),
+        **new_collection_kind(args),
     )
     store, created = repository.open_or_create(args.collection, config)
     if created:

@@ -30,7 +30,47 @@ if TYPE_CHECKING:
     from model.types import TaskSpec
     from service.collections.texts import TextIndexer
 
-__all__ = ["TextFile", "collect_text_files", "index_texts", "print_chunk_hit", "text_index_command"]
+__all__ = [
+    "TextFile",
+    "add_text_arguments",
+    "collect_text_files",
+    "holds_chunks",
+    "index_texts",
+    "new_collection_kind",
+    "print_chunk_hit",
+    "text_index_command",
+]
+
+
+def add_text_arguments(parser: argparse.ArgumentParser) -> None:
+    """``index``'s flags for text and code documents."""
+    parser.add_argument(
+        "--text",
+        action="store_true",
+        help="index text and code files (repository rules: .gitignore, no binaries/vendored) instead of PDFs/images",
+    )
+    parser.add_argument(
+        "--task",
+        choices=("retrieval", "code"),
+        help="task of a NEW collection (default retrieval; code implies --text)",
+    )
+    parser.add_argument("--prune", action="store_true", help="--text: delete documents whose file is gone")
+
+
+def holds_chunks(repository: Any, name: str) -> bool:
+    """Whether ``name`` exists and holds text chunks (then ``index`` indexes text without ``--text``)."""
+    from colbert.errors import CollectionNotFoundError
+
+    try:
+        return bool(repository.open(name).config.unit_kind == "chunk")
+    except CollectionNotFoundError:
+        return False
+
+
+def new_collection_kind(args: argparse.Namespace) -> dict[str, str]:
+    """Task and unit kind of a collection ``index`` creates (``--text`` / ``--task code``: chunks)."""
+    text = bool(getattr(args, "text", False) or getattr(args, "task", None) == "code")
+    return {"task": getattr(args, "task", None) or "retrieval", "unit_kind": "chunk" if text else "page"}
 
 
 @dataclass(frozen=True, slots=True)
