@@ -202,17 +202,7 @@ def create_collections(
     """Create ``name`` and its companions with their payload indexes; the creation id written into the
     metadata (tells this collection from a namesake created later, :mod:`colbert._qdrant_live`)."""
     instance = uuid.uuid4().hex
-    meta = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "dense_dim": config.dense_dim,
-        "multivector_dim": config.multivector_dim,
-        "codec": str(Codec(config.codec)),
-        "pool_factor": config.pool_factor,
-        "task": config.task,
-        "unit_kind": config.unit_kind,
-        "instance": instance,
-    }
+    meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **config.as_json(), "instance": instance}
     client.create_collection(docs_collection(name), vectors_config={}, metadata={"docs_of": name}, **common)
     client.create_collection(blobs_collection(name), vectors_config={}, metadata={"blobs_of": name}, **common)
     client.create_collection(

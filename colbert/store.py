@@ -73,6 +73,17 @@ class CollectionConfig:
     task: str = "retrieval"  # the encoder task its units and queries are embedded with (an opaque label here)
     unit_kind: str = "page"  # the one kind of unit it holds (one of UNIT_KINDS): scores of kinds do not mix
 
+    def as_json(self) -> dict[str, Any]:
+        """The fields as JSON values (the codec by name), as the Qdrant metadata and export files keep them."""
+        return {
+            "dense_dim": self.dense_dim,
+            "multivector_dim": self.multivector_dim,
+            "codec": str(Codec(self.codec)),
+            "pool_factor": self.pool_factor,
+            "task": self.task,
+            "unit_kind": self.unit_kind,
+        }
+
 
 @dataclass(frozen=True)
 class StoreLimits:

@@ -115,7 +115,7 @@ def export_collection(catalog: Catalog, name: str, path: Path) -> ExportSummary:
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
         "collection": name,
-        "config": _config_json(config),
+        "config": config.as_json(),
         "source_backend": backend,
         "multivector_encoding": str(encoding),
         "sketch_vectors": sketch_vectors,
@@ -461,17 +461,6 @@ def _restore_qdrant(
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------
-
-
-def _config_json(config: CollectionConfig) -> dict[str, Any]:
-    return {
-        "dense_dim": config.dense_dim,
-        "multivector_dim": config.multivector_dim,
-        "codec": str(Codec(config.codec)),
-        "pool_factor": config.pool_factor,
-        "task": config.task,
-        "unit_kind": config.unit_kind,
-    }
 
 
 def _config_from(value: Any, path: Path) -> CollectionConfig:

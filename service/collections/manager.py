@@ -249,7 +249,7 @@ class Collections:
         source = upload.source
         if isinstance(source, TextSource):
             return await self._add_text(name, store, upload, wait=wait)
-        check_unit_kind(name, store.config, "page")
+        check_unit_kind(name, store.config, "page", f"file {upload.filename!r}" if upload.filename else None)
         indexer, _searcher = self.services()
         document_id = upload.document_id or upload.default_id() or uuid.uuid4().hex
         plan = await plan_upload(
@@ -292,7 +292,7 @@ class Collections:
     ) -> tuple[DocumentObject | JobObject, bool]:
         """A text/code document: chunked, embedded with late chunking, stored in one transaction."""
         assert isinstance(upload.source, TextSource)
-        check_unit_kind(name, store.config, "chunk")
+        check_unit_kind(name, store.config, "chunk", f"file {upload.source.path!r}" if upload.source.path else None)
         indexer = text_indexer(self.runtime, wait_when_full=not wait)
         spec = collection_spec(store.config, PromptType.PASSAGE)
         document_id = upload.document_id or upload.default_id() or uuid.uuid4().hex

@@ -28,20 +28,23 @@ if TYPE_CHECKING:
 __all__ = ["check_unit_kind", "chunk_info", "text_indexer"]
 
 
-def check_unit_kind(collection: str, config: CollectionConfig, kind: str) -> None:
-    """409 ``mixed_units`` unless the collection holds units of ``kind`` (``page`` or ``chunk``)."""
+def check_unit_kind(collection: str, config: CollectionConfig, kind: str, what: str | None = None) -> None:
+    """409 ``mixed_units`` unless the collection holds units of ``kind`` (``page`` or ``chunk``); ``what`` names
+    the input (e.g. ``file 'tool.py'``) in the message."""
     holds = config.unit_kind
     if holds == kind:
         return
     if kind == "chunk":
+        given = f"{what} is text (UTF-8), a text/code document, but " if what else ""
         raise ConflictError(
-            f"collection {collection!r} holds pages (PDFs and images); text and code documents go to a collection "
-            'created with "unit_kind": "chunk" (or "task": "code"): pages and text chunks are not scored on one '
-            "scale",
+            f"{given}collection {collection!r} holds pages (PDFs and images); text and code documents go to a "
+            'collection created with "unit_kind": "chunk" (or "task": "code"): pages and text chunks are not '
+            "scored on one scale",
             code="mixed_units",
         )
+    given = f"{what} is a page document (PDF or image), but " if what else ""
     raise ConflictError(
-        f"collection {collection!r} holds text chunks; PDFs and images go to a collection created with "
+        f"{given}collection {collection!r} holds text chunks; PDFs and images go to a collection created with "
         '"unit_kind": "page": pages and text chunks are not scored on one scale',
         code="mixed_units",
     )

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -92,3 +96,24 @@ def api_error(response: Any, status: int, code: str | None = None) -> dict[str, 
     if code is not None:
         assert error["code"] == code, error
     return error
+
+
+# small renders: a PDF page at 36 DPI, images capped at 64 patches (fast with the tiny checkpoint)
+SMALL_SETTINGS: dict[str, Any] = {"pdf_dpi": 36, "image_max_pixels": 64 * 28 * 28}
+
+
+@contextlib.contextmanager
+def ready_app(tiny_encoder: Any, data_dir: Path, **settings: Any) -> Iterator[Any]:
+    """A TestClient over an app on ``data_dir`` with ``SMALL_SETTINGS`` (and ``settings``), once it is ready."""
+    from litestar.testing import TestClient
+
+    from service.http.app import create_app
+    from service.settings import Settings
+
+    app = create_app(Settings(data_dir=data_dir, **{**SMALL_SETTINGS, **settings}), encoder=tiny_encoder)
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 60
+        while client.get("/ready").status_code != 200:
+            assert time.monotonic() < deadline, "the app did not become ready in 60 s"
+            time.sleep(0.05)
+        yield client

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,23 +13,12 @@ from typing import Any
 import pytest
 
 from service.__main__ import main
-from tests.service.helpers import b64, pdf_bytes, png_bytes
-
-SMALL: dict[str, Any] = {"pdf_dpi": 36, "image_max_pixels": 64 * 28 * 28}
+from tests.service.helpers import b64, pdf_bytes, png_bytes, ready_app
 
 
 @contextlib.contextmanager
 def _app(tiny_encoder: Any, tmp_path: Path, **settings: Any) -> Iterator[Any]:
-    from litestar.testing import TestClient
-
-    from service.http.app import create_app
-    from service.settings import Settings
-
-    with TestClient(create_app(Settings(data_dir=tmp_path, **SMALL, **settings), encoder=tiny_encoder)) as c:
-        deadline = time.monotonic() + 60
-        while c.get("/ready").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    with ready_app(tiny_encoder, tmp_path, **settings) as c:
         assert c.post("/v1/collections", json={"name": "dup"}).status_code == 201
         yield c
 

@@ -27,10 +27,13 @@ def _error(response: httpx.Response, code: str) -> str:
     return message
 
 
-def test_code_file_uploaded_as_page_document(client: httpx.Client, kinds: str) -> None:
+def test_code_file_uploaded_to_a_page_collection(client: httpx.Client, kinds: str) -> None:
     url = f"/v1/collections/{kinds}/documents"
     code = b"import os\n\n\ndef main() -> None:\n    print(os.getcwd())\n"
-    message = _error(client.post(url, files={"file": ("tool.py", code, "text/x-python")}), "invalid_image")
+    response = client.post(url, files={"file": ("tool.py", code, "text/x-python")})
+    assert response.status_code == 409, response.text  # a text/code document, but this collection holds pages
+    message = response.json()["error"]["message"]
+    assert response.json()["error"]["code"] == "mixed_units"
     assert "file 'tool.py'" in message
     assert "text (UTF-8)" in message
     assert "PDFs and images" in message

@@ -4,33 +4,15 @@ searches answer as before; Qdrant says the size is not known here."""
 
 from __future__ import annotations
 
-import contextlib
 import re
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.service.helpers import b64, pdf_bytes
+from tests.service.helpers import b64, pdf_bytes, ready_app
 
-SMALL: dict[str, Any] = {"pdf_dpi": 36, "image_max_pixels": 64 * 28 * 28}
-
-
-@contextlib.contextmanager
-def _app(tiny_encoder: Any, tmp_path: Path, **settings: Any) -> Iterator[Any]:
-    from litestar.testing import TestClient
-
-    from service.http.app import create_app
-    from service.settings import Settings
-
-    with TestClient(create_app(Settings(data_dir=tmp_path, **SMALL, **settings), encoder=tiny_encoder)) as c:
-        deadline = time.monotonic() + 60
-        while c.get("/ready").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        yield c
+_app = ready_app
 
 
 def _metric(c: Any, name: str) -> float | None:
