@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.fx.experimental._config as fx_config
 
 from model.elementwise import (
     add_rms_norm,
@@ -91,7 +92,16 @@ def compiled_kernels() -> Kernels:
             _import_inductor()
 
             def make(fn: Callable[..., object]) -> Callable[..., object]:
-                return torch.compile(fn, dynamic=True, fullgraph=True, options=dict(OPTIONS))
+                compiled = torch.compile(fn, dynamic=True, fullgraph=True, options=dict(OPTIONS))
+
+                def call(*args: object) -> object:
+                    # No duck sizing: by default dynamo assumes two sizes equal at the first call are equal for
+                    # good (the warm-up's 16 image patches = the tiny vision head size) and recompiles on the
+                    # first image that breaks it, after /ready. The flag is read while compiling, hence here.
+                    with fx_config.patch(use_duck_shape=False):
+                        return compiled(*args)
+
+                return call
 
             _COMPILED = Kernels(
                 rotate=make(rotate_functional),  # type: ignore[arg-type]

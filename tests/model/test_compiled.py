@@ -57,11 +57,18 @@ def test_new_shapes_do_not_recompile(compiled: Encoder) -> None:
     import torch._dynamo.utils as dynamo_utils
 
     p = compiled.processor
-    compiled.embed([p.prepare_text("warm " * 9, parse_task("retrieval.query"))])  # compiled (or cached) here
+    spec = parse_task("retrieval.passage")
+    warm = [p.prepare_text("warm up", spec), p.prepare_image(Image.new("RGB", (64, 64)), spec)]  # the server's
+    compiled.embed(warm)  # compiled (or cached) here
     before = dynamo_utils.counters["stats"]["unique_graphs"]
     for n in (5, 23, 61):
         rows = [p.prepare_text("word " * n, parse_task("code.query")), p.prepare_text("y", parse_task("retrieval"))]
         compiled.embed(rows)
+    rng = np.random.default_rng(5)
+    for h, w in [(90, 150), (200, 70), (28, 28)]:  # 16 patches at first: no size may be assumed equal to another
+        image = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        compiled.embed([p.prepare_image(image, spec)])
+        compiled.embed([p.prepare_text("with text", spec), p.prepare_image(image, spec)])
     assert dynamo_utils.counters["stats"]["unique_graphs"] == before
 
 

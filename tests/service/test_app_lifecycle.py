@@ -71,3 +71,44 @@ def test_tiny_option_builds_the_checkpoint_and_warns(tmp_path: Path, caplog: pyt
     assert TINY_WARNING in caplog.text
     assert "NO meaning" in TINY_WARNING
     assert encoder.info.multivector_dim > 0
+
+
+@pytest.mark.slow
+def test_compile_runs_in_the_warm_up_before_ready(tmp_path: Path) -> None:
+    """JEV4_COMPILE=1: the compiled kernels are compiled by the warm-up (after the load, before ``/ready``), and
+    requests after ``/ready`` (texts, an image of another size, both) compile nothing more."""
+    import torch._dynamo
+    import torch._dynamo.utils as dynamo_utils
+
+    from tests.service.helpers import b64, png_bytes
+
+    def graphs() -> int:
+        return int(dynamo_utils.counters["stats"]["unique_graphs"])
+
+    torch._dynamo.reset()  # as a fresh process: kernels compiled by earlier tests must compile again
+    seen: dict[str, int] = {"start": graphs()}
+
+    def loader(settings: Settings) -> Any:
+        encoder = load_encoder(settings)
+        seen["loaded"] = graphs()
+        return encoder
+
+    settings = Settings(tiny=True, compile=True, data_dir=tmp_path)
+    with TestClient(create_app(settings, loader=loader)) as client:
+        deadline = time.monotonic() + 1200  # a cold compile on a loaded 2-core machine takes minutes
+        while (ready := client.get("/ready")).status_code != 200:
+            assert "failed" not in ready.json()["status"], ready.json()
+            assert time.monotonic() < deadline, "model never became ready"
+            time.sleep(0.2)
+        seen["ready"] = graphs()
+        bodies = [
+            {"input": ["a query about kernels", "a much longer passage " * 30]},
+            {"input": [{"image": b64(png_bytes(150, 90, seed=3))}]},
+            {"input": ["mixed", {"image": b64(png_bytes(70, 200, seed=4))}], "return_multivector": True},
+        ]
+        for body in bodies:
+            response = client.post("/v1/embeddings", json=body)
+            assert response.status_code == 200, response.text
+    assert seen["loaded"] == seen["start"]  # loading compiles nothing (torch.compile is lazy)
+    assert seen["ready"] - seen["loaded"] >= 5  # norm, add+norm, both rotaries, SiLU·up: compiled in the warm-up
+    assert graphs() == seen["ready"]  # nothing compiled after /ready
