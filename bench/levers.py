@@ -258,10 +258,13 @@ def _slices_encoder(dtype: torch.dtype, repeats: int) -> None:
         _line(f"encoder, {name}, slices", a, b, "whole", "sliced")
 
 
-def _compile(dtype: torch.dtype, repeats: int) -> None:
+def _compile(dtype: torch.dtype, repeats: int, limits: dict[str, int]) -> None:
     """The whole encoder (real-width checkpoint of ``bench/encoder.py``, inputs prepared off the clock), eager vs
-    ``ForwardOptions(compile=True)`` (``model.compiled``) in one process: the first compiled pass (compile time,
-    the inductor cache as it stands), then the two alternating; % of the matmul rate measured at the start."""
+    ``ForwardOptions(compile=True)`` (``model.compiled``) in one process. Per workload: one untimed eager pass
+    (oneDNN builds its kernels per new shape), the first compiled pass timed on its own (= compile time with the
+    inductor cache as it stands, plus one pass), then ``repeats`` alternating eager/compiled passes (minimum
+    printed). ``limits`` keeps the first N items of a workload (the inputs are in a shuffled length order). The
+    matmul rate is measured before and after; the best of the two is the ceiling the % figures use."""
     from PIL import Image
 
     from bench.encoder import RESULTS, build_checkpoint, workload_flops
@@ -274,8 +277,8 @@ def _compile(dtype: torch.dtype, repeats: int) -> None:
     checkpoint = build_checkpoint("real-width")
     paths = write_workloads(RESULTS / "workloads")
     flops = workload_flops(checkpoint, paths)
-    rate = matmul_rate(dtype)
-    print(f"matmul {dtype}: best {rate.best / 1e9:.1f} GFLOP/s")
+    rate_before = matmul_rate(dtype)
+    print(f"matmul {dtype}, before: best {rate_before.best / 1e9:.1f} GFLOP/s", flush=True)
     eager = Encoder.from_pretrained(checkpoint, dtype=dtype, device="cpu")
     compiled = Encoder.from_pretrained(checkpoint, dtype=dtype, device="cpu", options=ForwardOptions(compile=True))
     work = load_workloads(paths)
@@ -297,14 +300,142 @@ def _compile(dtype: torch.dtype, repeats: int) -> None:
 
         return run
 
-    for name, items in inputs.items():
+    def timed(fn: Callable[[], None]) -> float:
         start = time.perf_counter()
-        runner(compiled, items)()
-        print(f"{name}: first compiled pass {time.perf_counter() - start:.1f} s (compiles what is not cached)")
-        a, b = _ab(runner(eager, items), runner(compiled, items), repeats)
-        total = sum(f.total for f in flops[name])
-        _line(f"encoder, {name}", a, b, "eager", "compiled")
-        print(f"  % of matmul rate: eager {total / a / rate.best:.1%}, compiled {total / b / rate.best:.1%}")
+        fn()
+        return time.perf_counter() - start
+
+    results: dict[str, tuple[int, int, float, float, float, float]] = {}
+    for name, every in inputs.items():
+        n = min(limits.get(name) or len(every), len(every))
+        items = every[:n]
+        total = sum(f.total for f in flops[name][:n])
+        tokens = sum(item.num_tokens for item in items)
+        a, b = runner(eager, items), runner(compiled, items)
+        warm = timed(a)
+        first = timed(b)
+        ta, tb = [], []
+        for _ in range(repeats):
+            ta.append(timed(a))
+            tb.append(timed(b))
+        results[name] = (n, tokens, total, min(ta), min(tb), first)
+        print(
+            f"{name} ({n} items, {tokens} tokens, {total / 1e12:.2f} TFLOP): eager warm-up pass {warm:.1f} s, "
+            f"first compiled pass {first:.1f} s",
+            flush=True,
+        )
+        _line(f"encoder, {name}", min(ta), min(tb), "eager", "compiled")
+    rate_after = matmul_rate(dtype)
+    best = max(rate_before.best, rate_after.best)
+    print(f"matmul {dtype}, after: best {rate_after.best / 1e9:.1f} GFLOP/s; ceiling used {best / 1e9:.1f} GFLOP/s")
+    print(
+        "| workload | eager s | compiled s | eager items/s | compiled items/s | compiled × eager "
+        "| eager % of matmul | compiled % of matmul | first compiled pass s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, (n, tokens, total, ea, co, first) in results.items():
+        print(
+            f"| {n} {name} ({tokens:,} tokens) | {ea:.2f} | {co:.2f} | {n / ea:.3g} | {n / co:.3g} | {ea / co:.2f} "
+            f"| {total / ea / best:.1%} | {total / co / best:.1%} | {first:.1f} |"
+        )
+
+
+def _compile_shapes(dtype: torch.dtype, repeats: int) -> None:
+    """Dynamic shapes vs length buckets for the compiled kernels (``model.compiled``), at real text width (hidden
+    2048, MLP 11008), on token counts of a query batch, passages and pages. Variants, all with
+    ``model.compiled.OPTIONS``: eager; ``dynamic=True`` (one graph for every length, every size symbolic: what the
+    encoder uses); the same without ``emulate_precision_casts`` (its cost); the token count alone dynamic
+    (``mark_dynamic`` on that dimension, the widths static); ``dynamic=False`` on the exact length (one graph per
+    length: the best a bucket can do, with no padding); ``dynamic=False`` on power-of-two buckets (inputs
+    zero-padded to the bucket, the result sliced back; the pad is on the clock). Per variant: graphs compiled and
+    compile seconds, then per length the minimum over ``repeats`` of 3 calls of ``add_rms_norm`` + ``silu_mul``
+    (the two largest)."""
+    import torch._dynamo
+
+    from model.compiled import OPTIONS, _import_inductor
+    from model.elementwise import add_rms_norm, silu_mul
+
+    _import_inductor()
+    torch._dynamo.config.cache_size_limit = 64  # exact lengths and buckets: one graph each, no fallback to eager
+    hidden, mlp, eps = 2048, 11008, 1e-6
+    lengths = [150, 300, 747, 1213, 1981, 5992]  # 8 queries, short/long passages, a page, 8 pages packed
+    gen = torch.Generator().manual_seed(0)
+    weight = (1 + 0.1 * torch.randn(hidden, generator=gen)).to(dtype)
+    data = {
+        t: (
+            torch.randn(1, t, hidden, generator=gen).to(dtype),
+            torch.randn(1, t, hidden, generator=gen).to(dtype),
+            torch.randn(1, t, 2 * mlp, generator=gen).to(dtype),
+        )
+        for t in lengths
+    }
+
+    def bucket(t: int) -> int:
+        return max(64, 1 << (t - 1).bit_length())
+
+    def variant(dynamic: bool | None, pad: bool, emulate: bool = True) -> Callable[[int], Callable[[], object]]:
+        options = dict(OPTIONS) | {"emulate_precision_casts": emulate}
+        norm = torch.compile(add_rms_norm, dynamic=dynamic, fullgraph=True, options=options)
+        mul = torch.compile(silu_mul, dynamic=dynamic, fullgraph=True, options=options)
+        marked: dict[int, tuple[torch.Tensor, ...]] = {}
+
+        def at(t: int) -> Callable[[], object]:
+            r, d, g = data[t]
+            if dynamic is None:  # the token dimension alone is symbolic (copies: marks stay on a tensor)
+                if t not in marked:
+                    marked[t] = tuple(x.clone() for x in (r, d, g))
+                    for x in marked[t]:
+                        torch._dynamo.mark_dynamic(x, 1)
+                r, d, g = marked[t]
+
+            def run() -> object:
+                if pad:
+                    extra = bucket(t) - t
+                    rp, dp, gp = (torch.nn.functional.pad(x, (0, 0, 0, extra)) for x in (r, d, g))
+                    total, h = norm(rp, dp, weight, eps)
+                    return total[:, :t], h[:, :t], mul(gp, mlp)[:, :t]
+                total, h = norm(r, d, weight, eps)
+                return total, h, mul(g, mlp)
+
+            return run
+
+        return at
+
+    def eager(t: int) -> Callable[[], object]:
+        r, d, g = data[t]
+        return lambda: (add_rms_norm(r, d, weight, eps), silu_mul(g, mlp))
+
+    variants: dict[str, Callable[[int], Callable[[], object]]] = {"eager": eager}
+    variants["dynamic"] = variant(True, False)
+    variants["dynamic, no cast emulation"] = variant(True, False, emulate=False)
+    variants["dynamic tokens"] = variant(None, False)
+    variants["static, exact"] = variant(False, False)
+    variants["static, pow2 buckets"] = variant(False, True)
+    times: dict[str, dict[int, float]] = {}
+    with torch.inference_mode():
+        for name, at in variants.items():
+            before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+            start = time.perf_counter()
+            for t in lengths:
+                at(t)()  # compiles what this variant needs for t
+            spent = time.perf_counter() - start
+            graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"] - before
+            print(f"{name}: {graphs} graphs, first calls (compile) {spent:.1f} s", flush=True)
+        times = {name: {} for name in variants}
+        for _ in range(repeats):  # variants interleaved, so that load from other processes falls on all alike
+            for t in lengths:
+                for name, at in variants.items():
+                    fn = at(t)
+                    start = time.perf_counter()
+                    for _call in range(3):
+                        fn()
+                    spent = (time.perf_counter() - start) / 3
+                    times[name][t] = min(times[name].get(t, float("inf")), spent)
+    print("| tokens | bucket | " + " | ".join(f"{n} ms" for n in variants) + " |")
+    print("|---|---|" + "---|" * len(variants))
+    for t in lengths:
+        cells = " | ".join(f"{times[n][t] * 1000:.2f}" for n in variants)
+        print(f"| {t} | {bucket(t)} | {cells} |")
 
 
 def _lora(dtype: torch.dtype, repeats: int) -> None:
@@ -472,8 +603,11 @@ def main() -> int:
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="bfloat16")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
-    levers = ["vision", "passages", "packing", "slices", "memory", "lora", "rotary", "pdf", "compile"]
+    levers = ["vision", "passages", "packing", "slices", "memory", "lora", "rotary", "pdf", "compile", "shapes"]
     parser.add_argument("--only", choices=levers, default=None)
+    parser.add_argument("--pages", type=int, default=0, help="--only compile: the first N pages (0: all 8)")
+    parser.add_argument("--passages", type=int, default=0, help="--only compile: the first N passages (0: all 16)")
+    parser.add_argument("--queries", type=int, default=0, help="--only compile: the first N queries (0: all 64)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -496,7 +630,9 @@ def main() -> int:
     if args.only in (None, "pdf"):
         _pdf_ahead(dtype, args.repeats)
     if args.only == "compile":  # not in the default set: compiling takes minutes on a shared 2-core machine
-        _compile(dtype, args.repeats)
+        _compile(dtype, args.repeats, {"pages": args.pages, "passages": args.passages, "queries": args.queries})
+    if args.only == "shapes":  # compiled kernels: dynamic shapes vs length buckets (compiles ~20 graphs)
+        _compile_shapes(dtype, args.repeats)
     return 0
 
 
