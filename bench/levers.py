@@ -374,7 +374,7 @@ def _compile_shapes(dtype: torch.dtype, repeats: int) -> None:
         return max(64, 1 << (t - 1).bit_length())
 
     def variant(dynamic: bool | None, pad: bool, emulate: bool = True) -> Callable[[int], Callable[[], object]]:
-        options = dict(OPTIONS) | {"emulate_precision_casts": emulate}
+        options: dict[str, Any] = dict(OPTIONS) | {"emulate_precision_casts": emulate}
         norm = torch.compile(add_rms_norm, dynamic=dynamic, fullgraph=True, options=options)
         mul = torch.compile(silu_mul, dynamic=dynamic, fullgraph=True, options=options)
         marked: dict[int, tuple[torch.Tensor, ...]] = {}

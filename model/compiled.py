@@ -59,7 +59,7 @@ class Kernels:
 
 EAGER = Kernels(rotate, rotate_in_float32)
 
-OPTIONS: dict[str, object] = {"emulate_precision_casts": True}
+OPTIONS: dict[str, str | int | bool] = {"emulate_precision_casts": True}
 """Inductor options of every compiled kernel. ``emulate_precision_casts``: round to the model's dtype wherever the
 eager code does (e.g. the residual sum before the norm, each rotary product) instead of carrying float32 through
 the fused kernel. Without it, bfloat16 outputs differ from eager bfloat16 by rounding noise (dense cosine 0.99988 on
@@ -98,7 +98,7 @@ def compiled_kernels() -> Kernels:
                     # No duck sizing: by default dynamo assumes two sizes equal at the first call are equal for
                     # good (the warm-up's 16 image patches = the tiny vision head size) and recompiles on the
                     # first image that breaks it, after /ready. The flag is read while compiling, hence here.
-                    with fx_config.patch(use_duck_shape=False):
+                    with fx_config.patch(use_duck_shape=False):  # type: ignore[attr-defined]
                         return compiled(*args)
 
                 return call
