@@ -15,6 +15,11 @@ Each function is compiled once per process with dynamic shapes (``dynamic=True``
 graph serves every batch); inductor caches the generated code on disk (``TORCHINDUCTOR_CACHE_DIR``, by default
 ``/tmp/torchinductor_<user>``), so a second process loads instead of compiling. The server compiles during its
 warm-up, before ``/ready``.
+
+Measured (bench/README.md, "Compiled path"; 2-core AVX-512 CPU, real width, bf16, eager vs compiled in one run):
+pages ×1.31, passages ×1.08, queries ×1.45; start-up +38 s with an empty inductor cache, +13 s with a filled one;
+dynamic shapes as fast as exact-length static graphs (so no length buckets). bf16 outputs equal eager's
+(``OPTIONS``). Not measured on a GPU.
 """
 
 from __future__ import annotations

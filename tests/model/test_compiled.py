@@ -1,7 +1,8 @@
 """The compiled path (``ForwardOptions(compile=True)``, ``model.compiled``) against the eager one on the tiny
 checkpoint: every task, texts and images, mixed batches packed and padded; float32 ≤ 1e-5, bfloat16 cosine ≥ 0.9999;
-new batch shapes do not recompile. Compiling takes minutes of CPU on a shared 2-core machine (a cold compile measured
-819 s at load average ~17): the CPU tests are marked slow; the CUDA one runs in ``scripts/gpu-check.sh``."""
+new batch shapes do not recompile. Compiling takes a minute or more of CPU on a shared 2-core machine (cold: 819 s
+at load average ~17 on an AVX2 host; this file ran in 2–2.5 min on an AVX-512 host at load ~8): the CPU tests are
+marked slow; the CUDA one runs in ``scripts/gpu-check.sh``."""
 
 from __future__ import annotations
 
