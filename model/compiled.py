@@ -16,10 +16,10 @@ graph serves every batch); inductor caches the generated code on disk (``TORCHIN
 ``/tmp/torchinductor_<user>``), so a second process loads instead of compiling. The server compiles during its
 warm-up, before ``/ready``.
 
-Measured (bench/README.md, "Compiled path"; 2-core AVX-512 CPU, real width, bf16, eager vs compiled in one run):
-pages ×1.31, passages ×1.08, queries ×1.45; start-up +38 s with an empty inductor cache, +13 s with a filled one;
-dynamic shapes as fast as exact-length static graphs (so no length buckets). bf16 outputs equal eager's
-(``OPTIONS``). Not measured on a GPU.
+Measured (bench/README.md, "Compiled path"; 2-core AVX-512 CPU, real width, bf16, eager vs compiled in one run,
+3 runs): pages ×1.17–1.31, queries ×1.05–1.45, passages ×0.83–1.16; start-up +38 s with an empty inductor cache,
++13 s with a filled one; dynamic shapes as fast as exact-length static graphs (so no length buckets). bf16 outputs
+equal eager's (``OPTIONS``). Not measured on a GPU.
 """
 
 from __future__ import annotations

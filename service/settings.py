@@ -87,7 +87,8 @@ class Settings:
     one graph for every batch shape, rounding as eager: same bf16 outputs); compiled during the warm-up before
     /ready, kernels cached on disk under ``TORCHINDUCTOR_CACHE_DIR`` (default ``/tmp/torchinductor_<user>``; a
     persistent directory keeps starts warm). Measured on a 2-core AVX-512 CPU, real width, bf16 (bench/README.md):
-    pages ×1.31, passages ×1.08, queries ×1.45 faster; start-up +38 s with an empty cache, +13 s with a filled one.
+    pages ×1.17–1.31, queries ×1.05–1.45, passages ×0.83–1.16 (3 runs); start-up +38 s with an empty cache, +13 s
+    with a filled one.
     Off by default: on CPU it needs a C++ compiler at run time, and it adds that start-up time."""
     default_task: str = "retrieval.passage"
     """Task used when a request omits ``task`` (Jina does not document its default; we embed documents)."""
