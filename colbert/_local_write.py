@@ -4,7 +4,8 @@ transaction; :class:`colbert.local.LocalStore` owns the transaction and the lock
 A unit becomes one ``pages`` row (kind, metadata, unit dense vector), one ``multivectors`` blob (pooled and
 codec'd), one ``sketches`` blob (the pooled first stage's centroids) and, when it has them, one ``unit_text``
 row and one ``unit_images`` blob — all written in the same transaction as the ``documents`` row, so a reader
-sees every part of a unit or none.
+sees every part of a unit or none. The document's original file, when kept, is one ``originals`` row written
+(and deleted) in that same transaction.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from colbert._local_filter import doc_field_rows
 from colbert._sketch import page_sketch
 from colbert.pooling import pool_tokens
 from colbert.quantize import encode
-from colbert.store import CollectionConfig, DocumentInfo, UnitRecord, canonical_json
+from colbert.store import CollectionConfig, DocumentInfo, FileInfo, OriginalFile, UnitRecord, canonical_json
 
 __all__ = ["UnitRow", "delete_rows", "insert_document", "unit_row"]
 
@@ -68,9 +69,17 @@ def insert_document(
     rows: Sequence[UnitRow],
     meta: dict[str, Any],
     content_hash: str | None,
+    original: OriginalFile | None = None,
 ) -> DocumentInfo:
-    """Insert a document that is not there (the caller deleted any older one in the same transaction)."""
+    """Insert a document that is not there (the caller deleted any older one in the same transaction), with its
+    original file when given (one ``originals`` row, in the same transaction)."""
     created = time.time()
+    file = None if original is None else FileInfo.of(original)
+    if original is not None and file is not None:
+        conn.execute(
+            "INSERT INTO originals (doc_id, media_type, name, size, sha256, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (doc_id, file.media_type, file.name, file.size, file.sha256, original.data),
+        )
     conn.execute(
         "INSERT INTO documents (doc_id, num_pages, metadata, created_at, content_hash) VALUES (?, ?, ?, ?, ?)",
         (doc_id, len(rows), canonical_json(meta), created, content_hash),
@@ -89,7 +98,7 @@ def insert_document(
         if row.image is not None:
             conn.execute("INSERT INTO unit_images (page_id, data) VALUES (?, ?)", (page_id, row.image))
     conn.executemany("INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)", doc_field_rows(doc_id, meta))
-    return DocumentInfo(doc_id, len(rows), meta, created, content_hash)
+    return DocumentInfo(doc_id, len(rows), meta, created, content_hash, file)
 
 
 def delete_rows(conn: sqlite3.Connection, doc_id: str, deletions_retained: int) -> bool:
@@ -103,6 +112,7 @@ def delete_rows(conn: sqlite3.Connection, doc_id: str, deletions_retained: int) 
         conn.execute(f"DELETE FROM {table} WHERE page_id IN {of_doc}", (doc_id,))
     conn.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
     conn.execute("DELETE FROM doc_fields WHERE doc_id = ?", (doc_id,))
+    conn.execute("DELETE FROM originals WHERE doc_id = ?", (doc_id,))
     gone = conn.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,)).rowcount > 0
     conn.executemany("INSERT INTO deletions (page_id) VALUES (?)", [(i,) for i in ids])
     if ids:

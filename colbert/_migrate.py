@@ -18,7 +18,7 @@ import sqlite3
 from pathlib import Path
 
 from colbert._fts import FTS_DDL, fts_add
-from colbert._schema import FORMAT_VERSION, read_meta
+from colbert._schema import FORMAT_VERSION, ORIGINALS_DDL, read_meta
 from colbert.errors import IndexFormatError
 
 __all__ = ["legacy_image_path", "migrate"]
@@ -44,6 +44,7 @@ def migrate(conn: sqlite3.Connection, path: Path, legacy_images: Path | None) ->
     if version == str(FORMAT_VERSION):
         _ensure_fts(conn)
         _ensure_hash_index(conn)
+        conn.execute(ORIGINALS_DDL)  # a version-3 index written before originals were kept
         return 0
     if version != "2":
         return 0  # read_config names the unsupported version
@@ -55,6 +56,7 @@ def migrate(conn: sqlite3.Connection, path: Path, legacy_images: Path | None) ->
         for statement in _V2_TO_V3.strip().split(";\n"):
             conn.execute(statement)
         conn.execute(FTS_DDL)  # version 2 had no text: an empty full-text index
+        conn.execute(ORIGINALS_DDL)
         imported = _import_images(conn, legacy_images) if legacy_images is not None else 0
         conn.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION),))
         conn.execute("COMMIT")

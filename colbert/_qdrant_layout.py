@@ -9,11 +9,19 @@ version and unit; payload ``doc_id``, ``version``, ``unit``, ``image`` as base64
 names the version, so a reader only ever sees the images of the committed version, and removed with the
 other versions' points. Writes go in requests of at most ``max_request_bytes`` of estimated JSON (one point is
 never split: a single unit over the limit goes alone, bounded by ``StoreLimits.max_image_bytes``).
+
+A document's original file, when kept, goes into ``<name>__blobs`` too, cut into *parts* small enough for one
+request each (:func:`original_points`: id = uuid5 of doc id, version and part number; payload ``doc_id``,
+``version``, ``part``, ``original`` as base64), written with the unit points before the document record, which
+describes it (``file``: media type, size, name, sha256, number of parts). So it belongs to the version like
+the images: a replace writes the new version's parts and drops the old ones, a delete drops them all, and a
+crash before the record leaves only parts of a version no record names (removed by the next write of the id).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator
@@ -29,7 +37,7 @@ from colbert._sparse import SPARSE_NAME, document_vector
 from colbert.errors import IndexFormatError
 from colbert.pooling import pool_tokens
 from colbert.quantize import Codec, decode, encode
-from colbert.store import CollectionConfig, UnitRecord
+from colbert.store import CollectionConfig, FileInfo, OriginalFile, UnitRecord
 
 __all__ = [
     "FORMAT_NAME",
@@ -42,6 +50,8 @@ __all__ = [
     "docs_collection",
     "image_of",
     "migrate",
+    "original_of",
+    "original_points",
     "read_config",
     "sized_batches",
     "unit_numbers_of",
@@ -112,6 +122,52 @@ def unit_numbers_of(client: QdrantClient, name: str, doc_id: str, version: str) 
         units += [int((p.payload or {})["page"]) for p in points]
         if offset is None:
             return sorted(units)
+
+
+def _original_id(doc_id: str, version: str, part: int) -> str:
+    return str(uuid.uuid5(NAMESPACE, f"{doc_id}\x00{version}\x00{part}\x00original"))
+
+
+def original_points(
+    doc_id: str, version: str, original: OriginalFile, max_request_bytes: int
+) -> tuple[list[qm.PointStruct], dict[str, Any]]:
+    """The blob points of a document's original file (parts of at most ~3/4 of a request, base64 inside) and
+    the ``file`` description for its document record."""
+    part_bytes = max(1024, (max_request_bytes - 4096) * 3 // 4)
+    data = original.data
+    points = []
+    for part, start in enumerate(range(0, len(data), part_bytes)):
+        payload = {
+            "doc_id": doc_id,
+            "version": version,
+            "part": part,
+            "original": base64.b64encode(data[start : start + part_bytes]).decode("ascii"),
+        }
+        points.append(qm.PointStruct(id=_original_id(doc_id, version, part), vector={}, payload=payload))
+    info = FileInfo.of(original)
+    described = {
+        "media_type": info.media_type,
+        "size": info.size,
+        "name": info.name,
+        "sha256": info.sha256,
+        "parts": len(points),
+    }
+    return points, described
+
+
+def original_of(client: QdrantClient, name: str, doc_id: str, version: str, file: dict[str, Any]) -> OriginalFile:
+    """Read a document's original back, part by part (one request each); ``IndexFormatError`` if a part is
+    missing or the bytes do not hash to the recorded sha256."""
+    chunks = []
+    for part in range(int(file["parts"])):
+        found = client.retrieve(blobs_collection(name), [_original_id(doc_id, version, part)], with_payload=True)
+        if not found:
+            raise IndexFormatError(f"collection {name!r}: part {part} of document {doc_id!r}'s original is missing")
+        chunks.append(base64.b64decode((found[0].payload or {})["original"]))
+    data = b"".join(chunks)
+    if hashlib.sha256(data).hexdigest() != file["sha256"]:
+        raise IndexFormatError(f"collection {name!r}: document {doc_id!r}'s original does not match its sha256")
+    return OriginalFile(data, str(file["media_type"]), file.get("name"))
 
 
 def point_bytes(point: qm.PointStruct) -> int:

@@ -24,7 +24,7 @@ from qdrant_client import models as qm
 from colbert._qdrant_layout import NAMESPACE
 from colbert.errors import ColbertError, CollectionNotFoundError
 from colbert.hybrid import Signal
-from colbert.store import DocumentInfo, Hit
+from colbert.store import DocumentInfo, FileInfo, Hit
 
 __all__ = ["Handle", "doc_point", "hits", "info", "instance_of", "keep", "live", "live_versions", "match", "noticing"]
 
@@ -92,7 +92,11 @@ def match(key: str, value: str | int | bool) -> qm.FieldCondition:
 
 def info(rec: dict[str, Any]) -> DocumentInfo:
     units = int(rec["num_units"] if "num_units" in rec else rec["num_pages"])  # format 1 wrote num_pages
-    return DocumentInfo(rec["doc_id"], units, dict(rec["metadata"]), float(rec["created_at"]), rec.get("content_hash"))
+    f = rec.get("file")
+    file = None if not f else FileInfo(str(f["media_type"]), int(f["size"]), f.get("name"), str(f["sha256"]))
+    return DocumentInfo(
+        rec["doc_id"], units, dict(rec["metadata"]), float(rec["created_at"]), rec.get("content_hash"), file
+    )
 
 
 def live_versions(client: QdrantClient, docs: str, doc_ids: set[str]) -> dict[str, tuple[str, dict[str, Any]]]:

@@ -17,6 +17,9 @@ they mean *unit* (a page or a text/code chunk, see :mod:`colbert.store`)::
                                             centroids as float16 (k, multivector_dim), see colbert._sketch
     doc_fields(key, value, doc_id)          canonical JSON of each str/int/bool top-level metadata value,
                                             the index behind equality filters
+    originals(doc_id PK, media_type, name, size, sha256, data BLOB)
+                                            a document's original file (PDF, image, text/code), when kept;
+                                            added to format 3 without a version change (created on open)
     deletions(seq PK AUTOINCREMENT, page_id)
                                             page ids removed, in commit order (the newest ``retain`` kept)
 
@@ -42,6 +45,7 @@ __all__ = [
     "DEFAULT_SKETCH_VECTORS",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "ORIGINALS_DDL",
     "connect",
     "create_schema",
     "read_config",
@@ -53,6 +57,10 @@ FORMAT_NAME = "jev4-colbert-local"
 FORMAT_VERSION = 3
 DEFAULT_SKETCH_VECTORS = 8
 DB_FILE = "index.sqlite"
+ORIGINALS_DDL = (
+    "CREATE TABLE IF NOT EXISTS originals (doc_id TEXT PRIMARY KEY, media_type TEXT NOT NULL, name TEXT, "
+    "size INTEGER NOT NULL, sha256 TEXT NOT NULL, data BLOB NOT NULL)"
+)
 
 _DDL = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,7 +90,7 @@ CREATE TABLE doc_fields (
 ) WITHOUT ROWID;
 CREATE INDEX doc_fields_by_doc ON doc_fields (doc_id);
 CREATE INDEX documents_by_hash ON documents (content_hash);
-CREATE TABLE deletions (seq INTEGER PRIMARY KEY AUTOINCREMENT, page_id INTEGER NOT NULL);
+CREATE TABLE deletions (seq INTEGER PRIMARY KEY AUTOINCREMENT, page_id INTEGER NOT NULL)
 """
 
 
@@ -111,6 +119,7 @@ def create_schema(
         for statement in _DDL.strip().split(";\n"):
             conn.execute(statement)
         conn.execute(FTS_DDL)
+        conn.execute(ORIGINALS_DDL)
         rows = {
             "format": FORMAT_NAME,
             "format_version": str(FORMAT_VERSION),

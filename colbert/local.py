@@ -71,7 +71,9 @@ from colbert.quantize import decode
 from colbert.store import (
     CollectionConfig,
     DocumentInfo,
+    FileInfo,
     Hit,
+    OriginalFile,
     UnitRecord,
     canonical_json,
     check_page_window,
@@ -79,6 +81,7 @@ from colbert.store import (
     validate_document,
     validate_filter,
     validate_metadata,
+    validate_original,
     validate_search,
 )
 
@@ -144,11 +147,13 @@ class LocalStore(LocalHandle):
         *,
         replace: bool = False,
         content_hash: str | None = None,
+        original: OriginalFile | None = None,
     ) -> DocumentInfo:
-        """Store all units of a document (vectors, text, images) in one transaction (``DocumentExistsError``
-        unless ``replace``)."""
+        """Store all units of a document (vectors, text, images) and its ``original`` file, if given, in one
+        transaction (``DocumentExistsError`` unless ``replace``; a replace drops the old original)."""
         limits = self.options.limits
         doc_id, records, meta = validate_document(doc_id, units, metadata, self.config, limits, content_hash)
+        original = validate_original(original, limits)
         rows = [unit_row(r, self.config, self.sketch_vectors) for r in records]  # CPU work outside the lock
         with self._write() as conn:
             exists = conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
@@ -156,7 +161,7 @@ class LocalStore(LocalHandle):
                 raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
             if exists:
                 delete_rows(conn, doc_id, self.options.deletions_retained)
-            return insert_document(conn, doc_id, rows, meta, content_hash)
+            return insert_document(conn, doc_id, rows, meta, content_hash, original)
 
     def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo | None:
         """Replace a document's metadata (and its filter index) in one transaction; units are untouched."""
@@ -172,7 +177,7 @@ class LocalStore(LocalHandle):
                 "INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)",
                 [(k, canonical_json(v), doc_id) for k, v in meta.items() if isinstance(v, str | int)],
             )
-            row = conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+            row = conn.execute(f"{_DOC_SELECT} WHERE d.doc_id = ?", (doc_id,)).fetchone()
         return _document(row)
 
     def delete_document(self, doc_id: str) -> bool:
@@ -198,7 +203,7 @@ class LocalStore(LocalHandle):
 
     def get_document(self, doc_id: str) -> DocumentInfo | None:
         with self._read() as conn:
-            row = conn.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+            row = conn.execute(f"{_DOC_SELECT} WHERE d.doc_id = ?", (doc_id,)).fetchone()
         return None if row is None else _document(row)
 
     def find_by_hash(self, content_hash: str) -> DocumentInfo | None:
@@ -207,7 +212,7 @@ class LocalStore(LocalHandle):
             raise InvalidQueryError(f"content_hash must be a str, got {type(content_hash).__name__}")
         with self._read() as conn:
             row = conn.execute(
-                f"SELECT {_DOC_COLUMNS} FROM documents WHERE content_hash = ? ORDER BY seq LIMIT 1", (content_hash,)
+                f"{_DOC_SELECT} WHERE d.content_hash = ? ORDER BY d.seq LIMIT 1", (content_hash,)
             ).fetchone()
         return None if row is None else _document(row)
 
@@ -215,9 +220,7 @@ class LocalStore(LocalHandle):
         """Documents in the order they were (last) added."""
         check_page_window(offset, limit, self.options.limits)
         with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT {_DOC_COLUMNS} FROM documents ORDER BY seq LIMIT ? OFFSET ?", (limit, offset)
-            ).fetchall()
+            rows = conn.execute(f"{_DOC_SELECT} ORDER BY d.seq LIMIT ? OFFSET ?", (limit, offset)).fetchall()
         return [_document(r) for r in rows]
 
     def count(self) -> tuple[int, int]:
@@ -251,6 +254,12 @@ class LocalStore(LocalHandle):
                 (doc_id, unit),
             ).fetchone()
         return None if row is None else bytes(row[0])
+
+    def get_original(self, doc_id: str) -> OriginalFile | None:
+        """The document's original file (None: no such document, or it was stored without one)."""
+        with self._read() as conn:
+            row = conn.execute("SELECT data, media_type, name FROM originals WHERE doc_id = ?", (doc_id,)).fetchone()
+        return None if row is None else OriginalFile(bytes(row[0]), row[1], row[2])
 
     def unit_numbers(self, doc_id: str) -> list[int] | None:
         """The document's unit numbers, ascending, from one read snapshot; None if there is no such document."""
@@ -382,8 +391,12 @@ class LocalStore(LocalHandle):
         self.close()
 
 
-_DOC_COLUMNS = "doc_id, num_pages, metadata, created_at, content_hash"
+_DOC_SELECT = (
+    "SELECT d.doc_id, d.num_pages, d.metadata, d.created_at, d.content_hash, o.media_type, o.size, o.name, o.sha256 "
+    "FROM documents d LEFT JOIN originals o ON o.doc_id = d.doc_id"
+)
 
 
 def _document(row: tuple[Any, ...]) -> DocumentInfo:
-    return DocumentInfo(row[0], row[1], json.loads(row[2]), row[3], row[4])
+    file = None if row[5] is None else FileInfo(row[5], int(row[6]), row[7], row[8])
+    return DocumentInfo(row[0], row[1], json.loads(row[2]), row[3], row[4], file)

@@ -8,9 +8,11 @@ Layout of a collection ``name``:
   document's, filterable as ``metadata.<key>``), ``page_metadata`` (the unit's) and ``text`` (the unit's text,
   or null).
 * ``name__blobs`` holds the units' images (:mod:`colbert._qdrant_layout`), one vector-less point per image,
-  tagged with the document version like the vector points, so every replica serves every page image.
+  tagged with the document version like the vector points, so every replica serves every page image; and a
+  kept original file's parts (:func:`colbert._qdrant_layout.original_points`), tagged the same way.
 * ``name__docs`` holds one vector-less point per document (id = uuid5 of the doc id): ``doc_id``,
-  ``version``, ``num_units``, ``metadata``, ``created_at``, ``content_hash``. It is the commit record.
+  ``version``, ``num_units``, ``metadata``, ``created_at``, ``content_hash``, ``file`` (the original file's
+  description, or null). It is the commit record.
 
 Search is one Qdrant query: ``prefetch`` the ``candidates`` nearest pages by ``dense`` (the equality filter
 applied inside the prefetch, so selective filters still yield k results), then ``MaxSim`` over ``mv`` of
@@ -60,6 +62,8 @@ from colbert._qdrant_layout import (
     docs_collection,
     image_of,
     migrate,
+    original_of,
+    original_points,
     read_config,
     sized_batches,
     unit_numbers_of,
@@ -83,6 +87,7 @@ from colbert.store import (
     CollectionConfig,
     DocumentInfo,
     Hit,
+    OriginalFile,
     StoreLimits,
     UnitRecord,
     check_page_window,
@@ -90,6 +95,7 @@ from colbert.store import (
     validate_document,
     validate_filter,
     validate_metadata,
+    validate_original,
     validate_search,
 )
 
@@ -187,9 +193,11 @@ class QdrantStore:
         *,
         replace: bool = False,
         content_hash: str | None = None,
+        original: OriginalFile | None = None,
     ) -> DocumentInfo:
         limits = self.options.limits
         doc_id, records, meta = validate_document(doc_id, units, metadata, self.config, limits, content_hash)
+        original = validate_original(original, limits)
         if self._record(doc_id) is not None and not replace:
             raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
         version = uuid.uuid4().hex
@@ -199,6 +207,11 @@ class QdrantStore:
         images = (blob_point(doc_id, version, r.unit, r.image) for r in records if r.image is not None)
         for batch in sized_batches(images, cap):
             self.client.upsert(blobs_collection(self.name), batch, wait=True)
+        file: dict[str, Any] | None = None
+        if original is not None:
+            parts, file = original_points(doc_id, version, original, cap)
+            for part in parts:  # one request each: a part is sized to fill one
+                self.client.upsert(blobs_collection(self.name), [part], wait=True)
         created = time.time()
         record = {
             "doc_id": doc_id,
@@ -207,10 +220,11 @@ class QdrantStore:
             "metadata": meta,
             "created_at": created,
             "content_hash": content_hash,
+            "file": file,
         }
         self.client.upsert(self._docs, [qm.PointStruct(id=doc_point(doc_id), vector={}, payload=record)], wait=True)
         self._drop_pages(doc_id, keep_version=version)
-        return DocumentInfo(doc_id, len(records), meta, created, content_hash)
+        return info(record)
 
     @noticing
     def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo | None:
@@ -333,6 +347,14 @@ class QdrantStore:
         """The unit's image (None: no such unit, or no image) from the committed version's blobs."""
         rec = self._record(doc_id)
         return None if rec is None else image_of(self.client, self.name, doc_id, rec["version"], unit)
+
+    @noticing
+    def get_original(self, doc_id: str) -> OriginalFile | None:
+        """The committed version's original file (None: no such document, or stored without one)."""
+        rec = self._record(doc_id)
+        if rec is None or not rec.get("file"):
+            return None
+        return original_of(self.client, self.name, doc_id, rec["version"], rec["file"])
 
     @noticing
     def unit_numbers(self, doc_id: str) -> list[int] | None:

@@ -13,6 +13,11 @@ its ordinal in the document (a page's number). Every unit carries
 Both backends store all of a unit (vectors, text, image) in the same transaction (embedded) or the same
 committed version (Qdrant) as the rest of its document: a reader sees the whole old document or the whole new one.
 
+A document may also carry its *original file* (:class:`OriginalFile`: the uploaded bytes, their media type and
+file name), given to ``add_document(original=...)``. It is stored with the units, in the same transaction or
+version: a replace replaces it (or drops it when the new version has none), a delete deletes it, and
+``DocumentInfo.file`` describes it (:class:`FileInfo`) without reading the bytes (``Store.get_original``).
+
 Two backends implement :class:`Store` with the same observable behaviour (one contract test suite runs over
 both): :mod:`colbert.local` (embedded, one directory, SQLite) and :mod:`colbert.qdrant` (a Qdrant server or
 qdrant-client's local mode).
@@ -27,8 +32,10 @@ both backends share are in :mod:`colbert.filters` (``1`` does not match ``true``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -44,8 +51,10 @@ __all__ = [
     "UNIT_KINDS",
     "CollectionConfig",
     "DocumentInfo",
+    "FileInfo",
     "FilterValue",
     "Hit",
+    "OriginalFile",
     "Store",
     "StoreLimits",
     "UnitRecord",
@@ -55,6 +64,7 @@ __all__ = [
     "validate_document",
     "validate_filter",
     "validate_metadata",
+    "validate_original",
     "validate_search",
 ]
 
@@ -100,6 +110,8 @@ class StoreLimits:
     max_query_vectors: int = 2048
     max_list_limit: int = 10000
     max_query_terms: int = 1024  # distinct words of a text/hybrid query
+    max_original_bytes: int = 512 * 1024 * 1024  # a document's original file (the service caps uploads far lower)
+    max_original_name_chars: int = 1024  # its file name
 
 
 @dataclass(frozen=True)
@@ -116,12 +128,36 @@ class UnitRecord:
 
 
 @dataclass(frozen=True)
+class OriginalFile:
+    """A document's original file as uploaded (a PDF, an image, a text/code file), stored as given."""
+
+    data: bytes
+    media_type: str  # e.g. "application/pdf", "image/png", "text/x-python; charset=utf-8"
+    name: str | None = None  # the uploaded file's name (no directories), None when unknown
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What a stored original file is, without its bytes."""
+
+    media_type: str
+    size: int  # bytes
+    name: str | None
+    sha256: str  # hex digest of the bytes (an ETag, an integrity check)
+
+    @staticmethod
+    def of(original: OriginalFile) -> FileInfo:
+        return FileInfo(original.media_type, len(original.data), original.name, hashlib.sha256(original.data).hexdigest())
+
+
+@dataclass(frozen=True)
 class DocumentInfo:
     doc_id: str
     num_units: int
     metadata: dict[str, Any]
     created_at: float
     content_hash: str | None = None  # given by the writer (e.g. sha256 of the uploaded bytes); None: unknown
+    file: FileInfo | None = None  # the original file stored with the document, if any
 
 
 @dataclass(frozen=True)
@@ -149,6 +185,7 @@ class Store(Protocol):
         *,
         replace: bool = False,
         content_hash: str | None = None,
+        original: OriginalFile | None = None,
     ) -> DocumentInfo: ...
 
     def delete_document(self, doc_id: str) -> bool: ...
@@ -178,6 +215,10 @@ class Store(Protocol):
     def get_unit(self, doc_id: str, unit: int) -> UnitRecord | None: ...
 
     def get_image(self, doc_id: str, unit: int) -> bytes | None: ...
+
+    def get_original(self, doc_id: str) -> OriginalFile | None:
+        """The document's original file as stored; None if there is no such document or it has none."""
+        ...
 
     def unit_numbers(self, doc_id: str) -> list[int] | None:
         """The numbers of the document's units, ascending (PDF page numbers of a page selection such as
@@ -316,6 +357,39 @@ def _validate_unit(u: UnitRecord, what: str, config: CollectionConfig, limits: S
             raise InvalidDocumentError(f"{what}.image is {len(image)} bytes, 1..{limits.max_image_bytes} allowed")
     meta = _json_object(u.metadata, f"{what}.metadata", limits)
     return UnitRecord(u.unit, dense, mv, kind=u.kind, text=u.text, metadata=meta, image=image)
+
+
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;\s*[A-Za-z0-9!#$&^_.+-]+=[A-Za-z0-9!#$&^_.+-]+)*")
+
+
+def validate_original(original: object, limits: StoreLimits) -> OriginalFile | None:
+    """Check a document's original file (bytes 1..``max_original_bytes``, a ``type/subtype`` media type, a
+    file name without NUL or control characters); the same typed error from both backends."""
+    if original is None:
+        return None
+    if not isinstance(original, OriginalFile):
+        raise InvalidDocumentError(f"original must be an OriginalFile or None, got {type(original).__name__}")
+    data = original.data
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidDocumentError(f"original.data must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if not 1 <= len(data) <= limits.max_original_bytes:
+        raise InvalidDocumentError(
+            f"original file is {len(data)} bytes, 1..{limits.max_original_bytes} allowed (StoreLimits.max_original_bytes)"
+        )
+    media = original.media_type
+    if not isinstance(media, str) or len(media) > 255 or not _MEDIA_TYPE.fullmatch(media):
+        raise InvalidDocumentError(f"original.media_type must be a media type like 'application/pdf', got {media!r:.80}")
+    name = original.name
+    if name is not None:
+        if not isinstance(name, str) or not 1 <= len(name) <= limits.max_original_name_chars:
+            raise InvalidDocumentError(
+                f"original.name must be None or a str of 1..{limits.max_original_name_chars} characters, "
+                f"got {name!r:.80}"
+            )
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise InvalidDocumentError(f"original.name must not contain control characters, got {name!r:.80}")
+    return OriginalFile(data, media, name)
 
 
 def validate_filter(filter: Mapping[str, Any] | MetadataFilter | None) -> MetadataFilter:
