@@ -1,14 +1,16 @@
 """Export a collection to one portable file and import it again, into either backend, without re-embedding.
 
-The file (format ``jev4-collection-export``, version 1) is a tar archive (``.tar``; gzip-compressed when the
+The file (format ``jev4-collection-export``, version 2) is a tar archive (``.tar``; gzip-compressed when the
 name ends in ``.gz``/``.tgz``), written and read as a stream, in this order::
 
     manifest.json                        format, version, collection name and config (dense_dim,
                                          multivector_dim, codec, pool_factor), source backend,
                                          multivector_encoding, sketch_vectors, exported_at
     documents/00000000/document.json     doc_id, metadata, created_at, content_hash,
+                                         file: {media_type, name, size, sha256} or null (version 2),
                                          units: [{unit, kind, metadata, rows, text, image, sketch}]
                                          (``text``/``image``/``sketch``: whether that member follows)
+    documents/00000000/original          the document's original file, as stored (when ``file`` is set)
     documents/00000000/<unit>.dense      the unit's dense vector: dense_dim float32, little-endian (unit norm)
     documents/00000000/<unit>.mv         the stored multi-vector: ``rows`` rows in multivector_encoding
                                          (a codec of :mod:`colbert.quantize`; already pooled)
@@ -19,12 +21,16 @@ name ends in ``.gz``/``.tgz``), written and read as a stream, in this order::
     documents/00000001/...
     end.json                             {"documents": N, "units": M}: a file cut short has none
 
+Version 2 added the original file (``file`` and the ``original`` member); a version-1 file still imports (its
+documents have no original). The original's bytes are checked against ``size`` and ``sha256`` on import.
+
 What is written is what the backend stores, never re-derived: the embedded backend's multi-vector blobs in the
 collection's codec (``multivector_encoding`` = the codec), Qdrant's stored floats as it returns them
 (``float32``: a server keeps non-float32 collections as float16, whose values float32 holds exactly; its local
 mode keeps float32). An import writes them back as stored:
 nothing is pooled or normalised again, and ``created_at``, ``content_hash`` and the order of documents are kept.
-So a round trip through the same backend is bit-exact on vectors, texts, images and metadata, for every codec.
+So a round trip through the same backend is bit-exact on vectors, texts, images, original files and metadata,
+for every codec.
 Between backends (migration), everything is bit-exact except what the target cannot hold: Qdrant keeps int8 and
 binary collections as float16 of their decoded values (:mod:`colbert.qdrant`), so embedded -> Qdrant stores
 exactly what adding the documents to Qdrant would have stored, and Qdrant -> embedded re-encodes those floats
@@ -36,6 +42,7 @@ recomputes them from the stored multi-vectors.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -52,12 +59,22 @@ from colbert.catalog import Catalog
 from colbert.errors import ColbertError, IndexFormatError
 from colbert.local import LocalStore
 from colbert.quantize import Codec, decode, encode
-from colbert.store import CollectionConfig, Store, UnitRecord, canonical_json, validate_document
+from colbert.store import (
+    CollectionConfig,
+    FileInfo,
+    OriginalFile,
+    Store,
+    UnitRecord,
+    canonical_json,
+    validate_document,
+    validate_original,
+)
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "ExportSummary", "export_collection", "import_collection"]
 
 EXPORT_FORMAT = "jev4-collection-export"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: no original files
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,7 @@ class StoredDocument:
     created_at: float
     content_hash: str | None
     units: list[StoredUnit]
+    original: OriginalFile | None = None
 
 
 @dataclass(frozen=True)
@@ -156,9 +174,12 @@ def _write_document(tar: tarfile.TarFile, folder: str, doc: StoredDocument) -> N
         "metadata": doc.metadata,
         "created_at": doc.created_at,
         "content_hash": doc.content_hash,
+        "file": None if doc.original is None else _file_json(FileInfo.of(doc.original)),
         "units": units,
     }
     _add(tar, f"{folder}/document.json", _json_bytes(record))
+    if doc.original is not None:
+        _add(tar, f"{folder}/original", doc.original.data)
     for u in doc.units:
         _add(tar, f"{folder}/{u.unit}.dense", u.dense)
         _add(tar, f"{folder}/{u.unit}.mv", u.mv)
@@ -196,12 +217,17 @@ def _local_documents(store: LocalStore) -> Iterator[StoredDocument]:
                 )
                 for r in rows
             ]
-            yield StoredDocument(doc_id, json.loads(metadata), float(created_at), content_hash, units)
+            found = conn.execute(
+                "SELECT data, media_type, name FROM originals WHERE doc_id = ?", (doc_id,)
+            ).fetchone()
+            original = None if found is None else OriginalFile(bytes(found[0]), found[1], found[2])
+            yield StoredDocument(doc_id, json.loads(metadata), float(created_at), content_hash, units, original)
 
 
 def _qdrant_documents(store: Store, encoding: Codec) -> Iterator[StoredDocument]:
     from qdrant_client import models as qm
 
+    from colbert._qdrant_layout import original_of
     from colbert.qdrant import QdrantStore, blobs_collection
 
     assert isinstance(store, QdrantStore)
@@ -222,9 +248,10 @@ def _qdrant_documents(store: Store, encoding: Codec) -> Iterator[StoredDocument]
             ]
         )
         points = _scroll_all(client, store.name, live, with_vectors=["dense", "mv"])
-        images = {
+        images = {  # the unit images (the original file's parts are read below)
             int((p.payload or {})["unit"]): (p.payload or {})["image"]
             for p in _scroll_all(client, blobs_collection(store.name), live, with_vectors=False)
+            if "image" in (p.payload or {})
         }
         units = []
         for p in sorted(points, key=lambda p: int((p.payload or {})["page"])):
@@ -246,8 +273,15 @@ def _qdrant_documents(store: Store, encoding: Codec) -> Iterator[StoredDocument]
                     sketch=None,
                 )
             )
+        file = rec.get("file")
+        original = None if not file else original_of(client, store.name, str(rec["doc_id"]), rec["version"], file)
         yield StoredDocument(
-            str(rec["doc_id"]), dict(rec["metadata"]), float(rec["created_at"]), rec.get("content_hash"), units
+            str(rec["doc_id"]),
+            dict(rec["metadata"]),
+            float(rec["created_at"]),
+            rec.get("content_hash"),
+            units,
+            original,
         )
 
 
@@ -274,9 +308,9 @@ def import_collection(catalog: Catalog, path: Path, *, name: str | None = None) 
     with tarfile.open(path, "r:*") as tar:
         members = _members(tar)
         manifest = _read_json(tar, next(members, None), "manifest.json")
-        if manifest.get("format") != EXPORT_FORMAT or manifest.get("version") != EXPORT_VERSION:
+        if manifest.get("format") != EXPORT_FORMAT or manifest.get("version") not in READABLE_VERSIONS:
             raise ExportFormatError(
-                f"{path} is not a {EXPORT_FORMAT} file of version {EXPORT_VERSION} "
+                f"{path} is not a {EXPORT_FORMAT} file of version {' or '.join(map(str, READABLE_VERSIONS))} "
                 f"(found {manifest.get('format')!r} version {manifest.get('version')!r})"
             )
         config = _config_from(manifest.get("config"), path)
@@ -346,9 +380,24 @@ def _document(record: dict[str, Any], parts: dict[str, bytes], path: Path) -> St
             float(record["created_at"]),
             record.get("content_hash"),
             units,
+            _original(record.get("file"), parts, str(record["doc_id"]), path),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ExportFormatError(f"{path}: damaged document record {str(record)[:200]} ({exc!r})") from exc
+
+
+def _original(file: Any, parts: dict[str, bytes], doc_id: str, path: Path) -> OriginalFile | None:
+    """The document's original file from its ``file`` description and ``original`` member, checked."""
+    if file is None:
+        return None
+    data = parts["original"]
+    if len(data) != int(file["size"]) or hashlib.sha256(data).hexdigest() != file["sha256"]:
+        raise ExportFormatError(f"{path}: document {doc_id!r}: its original file does not match its size/sha256")
+    return OriginalFile(data, str(file["media_type"]), file.get("name"))
+
+
+def _file_json(info: FileInfo) -> dict[str, Any]:
+    return {"media_type": info.media_type, "name": info.name, "size": info.size, "sha256": info.sha256}
 
 
 def _restore(store: Store, doc: StoredDocument, encoding: Codec, sketch_vectors: int | None) -> None:
@@ -368,6 +417,7 @@ def _restore(store: Store, doc: StoredDocument, encoding: Codec, sketch_vectors:
     ]
     limits = store.options.limits  # type: ignore[attr-defined]
     validate_document(doc.doc_id, records, doc.metadata, config, limits, doc.content_hash)
+    validate_original(doc.original, limits)
     if isinstance(store, LocalStore):
         _restore_local(store, doc, decoded, encoding, sketch_vectors)
     else:
@@ -408,7 +458,7 @@ def _restore_local(
     with store._write() as conn:
         if conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone():
             raise ExportFormatError(f"document {doc.doc_id!r} appears twice in the export")
-        insert_document(conn, doc.doc_id, rows, doc.metadata, doc.content_hash)
+        insert_document(conn, doc.doc_id, rows, doc.metadata, doc.content_hash, doc.original)
         conn.execute("UPDATE documents SET created_at = ? WHERE doc_id = ?", (doc.created_at, doc.doc_id))
 
 
@@ -417,7 +467,7 @@ def _restore_qdrant(
 ) -> None:
     from qdrant_client import models as qm
 
-    from colbert._qdrant_layout import NAMESPACE, blob_point, sized_batches
+    from colbert._qdrant_layout import NAMESPACE, blob_point, original_points, sized_batches
     from colbert._sparse import SPARSE_NAME, document_vector
     from colbert.qdrant import QdrantStore, blobs_collection
 
@@ -448,6 +498,11 @@ def _restore_qdrant(
     images = (blob_point(doc.doc_id, version, u.unit, u.image) for u, _, _ in decoded if u.image is not None)
     for batch in sized_batches(images, cap):
         store.client.upsert(blobs_collection(store.name), batch, wait=True)
+    file: dict[str, Any] | None = None
+    if doc.original is not None:
+        originals, file = original_points(doc.doc_id, version, doc.original, cap)
+        for part in originals:
+            store.client.upsert(blobs_collection(store.name), [part], wait=True)
     record = {
         "doc_id": doc.doc_id,
         "version": version,
@@ -455,6 +510,7 @@ def _restore_qdrant(
         "metadata": doc.metadata,
         "created_at": doc.created_at,
         "content_hash": doc.content_hash,
+        "file": file,
     }
     doc_point = str(uuid.uuid5(NAMESPACE, doc.doc_id))
     store.client.upsert(store._docs, [qm.PointStruct(id=doc_point, vector={}, payload=record)], wait=True)

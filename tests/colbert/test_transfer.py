@@ -7,6 +7,8 @@ that backend stores (an independent store filled by ``add_document`` is the refe
 
 from __future__ import annotations
 
+import io
+import json
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from qdrant_client import QdrantClient
 from colbert.catalog import Catalog
 from colbert.errors import CollectionExistsError
 from colbert.quantize import Codec
-from colbert.store import CollectionConfig, Store, UnitRecord
+from colbert.store import CollectionConfig, OriginalFile, Store, UnitRecord
 from colbert.transfer import ExportFormatError, export_collection, import_collection
 from tests.colbert.store_backends import DENSE, D, make_page
 
@@ -49,9 +51,17 @@ def _catalog(kind: str, root: Path) -> Catalog:
     return Catalog(root, backend="qdrant", qdrant_client=QdrantClient(":memory:"))
 
 
+def _original(seed: int, j: int) -> OriginalFile | None:
+    """Every other document keeps an original file (bytes that are not valid UTF-8, a hostile name)."""
+    if j % 2:
+        return None
+    data = np.random.default_rng(seed * 100 + j).integers(0, 256, 3000 + j, dtype=np.uint8).tobytes()
+    return OriginalFile(data, "application/pdf" if j else "text/x-python; charset=utf-8", f'réport "{j}";.pdf')
+
+
 def _fill(store: Store, seed: int) -> None:
-    for doc_id, units, meta, digest in _documents(seed):
-        store.add_document(doc_id, units, meta, content_hash=digest)
+    for j, (doc_id, units, meta, digest) in enumerate(_documents(seed)):
+        store.add_document(doc_id, units, meta, content_hash=digest, original=_original(seed, j))
 
 
 def _snapshot(store: Store) -> list[Any]:
@@ -59,6 +69,8 @@ def _snapshot(store: Store) -> list[Any]:
     out: list[Any] = []
     for info in store.list_documents(limit=100):
         out.append((info.doc_id, info.num_units, info.metadata, info.created_at, info.content_hash))
+        original = store.get_original(info.doc_id)
+        out.append(("original", info.file, None if original is None else (original.data, original.media_type)))
         for u in range(1, info.num_units + 1):
             unit = store.get_unit(info.doc_id, u)
             assert unit is not None
@@ -105,6 +117,12 @@ def test_round_trip_same_backend_is_bit_exact(tmp_path: Path, kind: str, codec: 
         copy = target.get("copy")
         assert copy.config == config
         assert _snapshot(copy) == _snapshot(store)
+        for j in range(5):  # the originals, against the bytes given (not only against the source store)
+            want, got = _original(1, j), copy.get_original(f"doc-{j}")
+            assert got == want
+            assert (None if got is None else copy.get_document(f"doc-{j}").file.size) == (  # type: ignore[union-attr]
+                None if want is None else len(want.data)
+            )
         export_collection(target, "copy", tmp_path / f"again-{name}")
         assert _members(tmp_path / f"again-{name}") == _members(tmp_path / name)  # sketches, blobs: every byte
         q = _documents(1)[0][1][0].multivector[:3]
@@ -179,3 +197,53 @@ def test_bad_files_are_refused(tmp_path: Path) -> None:
             tar.add(tmp_path / "ok.tar", arcname="manifest.json")
         with pytest.raises(ExportFormatError, match="not JSON"):
             import_collection(cat, other, name="other")
+
+
+def test_version_1_exports_still_import(tmp_path: Path) -> None:
+    """A file written before originals were exported (version 1: no ``file``, no ``original`` member) imports,
+    its documents without originals; a damaged original is refused."""
+    config = CollectionConfig(dense_dim=DENSE, multivector_dim=D)
+    with Catalog(tmp_path / "a") as cat:
+        _fill(cat.create("lib", config), 4)
+        export_collection(cat, "lib", tmp_path / "v2.tar")
+        members = _all_members(tmp_path / "v2.tar")
+        assert "documents/00000000/original" in members
+        v1 = {}
+        for name, data in members.items():
+            if name.endswith("/original"):
+                continue
+            if name == "manifest.json" or name.endswith("document.json"):
+                record = json.loads(data)
+                record.pop("file", None)
+                if name == "manifest.json":
+                    record["version"] = 1
+                data = json.dumps(record).encode()
+            v1[name] = data
+        _write_tar(tmp_path / "v1.tar", v1)
+        import_collection(cat, tmp_path / "v1.tar", name="old")
+        old = cat.get("old")
+        assert old.count() == cat.get("lib").count()
+        assert all(old.get_original(f"doc-{j}") is None and old.get_document(f"doc-{j}").file is None for j in range(5))  # type: ignore[union-attr]
+        bad = dict(members)
+        bad["documents/00000000/original"] = bad["documents/00000000/original"][:-1] + b"?"
+        _write_tar(tmp_path / "bad.tar", bad)
+        with pytest.raises(ExportFormatError, match="original file does not match"):
+            import_collection(cat, tmp_path / "bad.tar", name="bad")
+
+
+def _all_members(path: Path) -> dict[str, bytes]:
+    with tarfile.open(path, "r:*") as tar:
+        out = {}
+        for m in tar:
+            f = tar.extractfile(m)
+            assert f is not None
+            out[m.name] = f.read()
+    return out
+
+
+def _write_tar(path: Path, members: dict[str, bytes]) -> None:
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():  # insertion order = the file's order
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
