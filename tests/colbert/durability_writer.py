@@ -1,7 +1,7 @@
 """Writer process for the crash test: ingests deterministic documents and acknowledges each one.
 
 ``python durability_writer.py DIR START`` adds documents ``d{START}``, ``d{START+1}``, … forever; after each
-``add_document`` returns it prints ``ack d{i} v{i}`` and flushes. Every third step it also replaces an older
+``add_document`` (units and, for even versions, an original file) returns it prints ``ack d{i} v{i}`` and flushes. Every third step it also replaces an older
 document with new content (``ack d{j} v{i}``). The parent kills it with SIGKILL at a random moment.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from colbert.local import LocalStore
-from colbert.store import UnitRecord
+from colbert.store import OriginalFile, UnitRecord
 
 DIM = 16
 DENSE = 8
@@ -33,16 +33,25 @@ def pages_for(version: int) -> list[UnitRecord]:
     return out
 
 
+def original_for(version: int) -> OriginalFile | None:
+    """The original file kept with a document at ``version`` (every other version has none, so a replace may also
+    drop one); bytes different per version."""
+    if version % 2:
+        return None
+    return OriginalFile(np.random.default_rng(version + 7).bytes(5000 + version % 97), "application/pdf", f"v{version}.pdf")
+
+
 def main() -> None:
     directory, start = Path(sys.argv[1]), int(sys.argv[2])
     store = LocalStore.open(directory)
     i = start
     while True:
-        store.add_document(f"d{i}", pages_for(i), {"version": i})
+        store.add_document(f"d{i}", pages_for(i), {"version": i}, original=original_for(i))
         print(f"ack d{i} v{i}", flush=True)
         if i % 3 == 0 and i > 3:
             j = i - 3
-            store.add_document(f"d{j}", pages_for(i + 1_000_000), {"version": i + 1_000_000}, replace=True)
+            v = i + 1_000_000
+            store.add_document(f"d{j}", pages_for(v), {"version": v}, replace=True, original=original_for(v))
             print(f"ack d{j} v{i + 1_000_000}", flush=True)
         i += 1
 

@@ -2,7 +2,7 @@
 
 A writer process is killed with SIGKILL at random moments, several rounds on the same index; after each
 round the reopened index must pass SQLite's integrity check, hold only whole documents whose content (vectors,
-text and image of every unit) is exactly what some write stored, and hold every write the writer
+text and image of every unit, the original file) is exactly what some write stored, and hold every write the writer
 acknowledged. While the writer runs, this process searches the same index through its own handle (readers
 keep working while another process writes).
 """
@@ -28,7 +28,7 @@ from colbert.quantize import Codec
 from colbert.store import CollectionConfig, UnitRecord
 
 sys.path.insert(0, str(Path(__file__).parent))
-from durability_writer import DENSE, DIM, pages_for
+from durability_writer import DENSE, DIM, original_for, pages_for
 
 WRITER = Path(__file__).with_name("durability_writer.py")
 CONFIG = CollectionConfig(dense_dim=DENSE, multivector_dim=DIM, codec=Codec.FLOAT32)
@@ -52,6 +52,8 @@ def _check_whole(directory: Path, acked: dict[str, int]) -> int:
         unit_parts = "SELECT COUNT(*) FROM pages WHERE id NOT IN (SELECT page_id FROM {})"
         assert conn.execute(unit_parts.format("unit_text")).fetchone()[0] == 0, "a unit without its text"
         assert conn.execute(unit_parts.format("unit_images")).fetchone()[0] == 0, "a unit without its image"
+        stray = conn.execute("SELECT COUNT(*) FROM originals WHERE doc_id NOT IN (SELECT doc_id FROM documents)")
+        assert stray.fetchone()[0] == 0, "an original file outlives its document"
         # the full-text index holds exactly the units there are (each unit's text has words): no entry of a
         # rolled-back or deleted unit, none missing
         fts = {r[0] for r in conn.execute("SELECT rowid FROM unit_fts")}
@@ -77,6 +79,8 @@ def _check_whole(directory: Path, acked: dict[str, int]) -> int:
                 assert (got.text, got.image) == (rec.text, rec.image), (
                     f"{doc_id} page {rec.unit}: text/image of another write"
                 )
+            # the original file is the one written with this version (or none): never one of another write
+            assert store.get_original(doc_id) == original_for(version), f"{doc_id}: original of another write"
             highest = max(highest, int(doc_id[1:]))
         probe = pages_for(1)[0]
         assert store.search(probe.multivector[:4], probe.dense, k=3)  # the reopened index answers
