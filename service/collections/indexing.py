@@ -194,6 +194,7 @@ class Indexer:
         pages: list[int] | None = None,
         content_hash: str | None = None,
         background: bool = False,
+        original: OriginalFile | None = None,
     ) -> IndexResult:
         """Index one document; ``pages`` from :meth:`plan` (planned here when None), so bad pages or a taken
         id are refused before anything is embedded.
@@ -206,7 +207,9 @@ class Indexer:
             numbers = await self.plan(store, collection, document_id, source, replace=replace, background=background)
         if progress is not None:
             progress.start(len(numbers))
-        staged = self.repository.stage(store, document_id, metadata, replace=replace, content_hash=content_hash)
+        staged = self.repository.stage(
+            store, document_id, metadata, replace=replace, content_hash=content_hash, original=original
+        )
         try:
             tokens = await self._embed_steps(source, numbers, staged, store.config.dense_dim, progress, wait_when_full)
             info = await asyncio.to_thread(staged.commit)

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from colbert.store import DocumentInfo
+from colbert.store import DocumentInfo, FileInfo
 from service.collections.job_store import Retention
 from service.errors import ErrorInfo, QueueFullError, error_info
 
@@ -106,7 +106,7 @@ class IndexJob:
             pages_done=r["pages_done"],
             pages_total=r["pages_total"],
             finished_at=r["finished_at"],
-            document=None if doc is None else DocumentInfo(**doc),
+            document=None if doc is None else _document_info(doc),
             error=None if err is None else ErrorInfo(**{**err, "headers": tuple(map(tuple, err.get("headers", ())))}),
             heartbeat_at=r["heartbeat_at"],
         )
@@ -302,3 +302,9 @@ class JobRegistry:
         if self._writer is not None:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
+
+
+def _document_info(record: dict[str, Any]) -> DocumentInfo:
+    """A stored job's document (``dataclasses.asdict`` of a DocumentInfo; its ``file`` a dict or absent)."""
+    file = record.get("file")
+    return DocumentInfo(**{**record, "file": None if file is None else FileInfo(**file)})

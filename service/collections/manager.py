@@ -17,6 +17,8 @@ the batcher's worker. Decisions:
 - A collection has a ``task`` (retrieval | code) and holds one ``unit_kind`` (page | chunk); text and code
   documents are chunked and embedded with late chunking (``service.collections.texts``, ``text_docs``); they
   are not subject to ``JEV4_DUPLICATE_POLICY`` (a text's ``content_hash`` serves skip-unchanged re-indexing).
+- ``JEV4_KEEP_ORIGINALS``: the uploaded file is stored with the document (same transaction / version), served
+  by :meth:`Collections.original`; a document without one answers 404 ``original_not_kept``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import hashlib
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +45,7 @@ from service.collections.schemas import (
     CollectionObject,
     CreateCollectionRequest,
     DeletedObject,
+    DocumentFile,
     DocumentList,
     DocumentObject,
     HighlightBox,
@@ -62,10 +66,11 @@ from service.collections.vectors import EmbeddingModel, collection_spec
 from service.embeddings.media import MediaLimits, load_source
 from service.embeddings.schemas import Usage
 from service.errors import NotFoundError, NotReadyError, UnprocessableError
+from service.settings import env_name
 
 if TYPE_CHECKING:
     from colbert.catalog import Catalog
-    from colbert.store import DocumentInfo, Store
+    from colbert.store import DocumentInfo, OriginalFile, Store
     from service.collections.uploads import DocumentUpload
     from service.engine.runtime import Runtime
 
@@ -73,6 +78,7 @@ __all__ = ["Collections", "document_object", "job_object"]
 
 
 def document_object(collection: str, info: DocumentInfo) -> DocumentObject:
+    file = info.file
     return DocumentObject(
         id=info.doc_id,
         collection=collection,
@@ -80,6 +86,7 @@ def document_object(collection: str, info: DocumentInfo) -> DocumentObject:
         metadata=info.metadata,
         created_at=info.created_at,
         content_hash=info.content_hash,
+        file=None if file is None else DocumentFile(media_type=file.media_type, bytes=file.size, name=file.name),
     )
 
 
@@ -266,6 +273,7 @@ class Collections:
         if plan.existing is not None:
             return document_object(name, plan.existing), True
         metadata = await self._metadata_for(store, upload, document_id)
+        original = upload.original() if self.runtime.settings.keep_originals else None
 
         async def work(job: IndexJob | None) -> DocumentInfo:
             result = await indexer.index(
@@ -279,6 +287,7 @@ class Collections:
                 wait_when_full=job is not None,
                 pages=plan.pages,
                 content_hash=plan.content_hash,
+                original=original,
             )
             self._count(result, source.kind)
             return result.document
@@ -298,10 +307,11 @@ class Collections:
         document_id = upload.document_id or upload.default_id() or uuid.uuid4().hex
         planned = await indexer.plan(store, name, document_id, upload.source, spec, replace=upload.replace)
         metadata = await self._metadata_for(store, upload, document_id)
+        original = upload.original() if self.runtime.settings.keep_originals else None
 
         async def work(job: IndexJob | None) -> DocumentInfo:
             result = await indexer.index(
-                store, document_id, planned, spec, metadata, replace=upload.replace, progress=job
+                store, document_id, planned, spec, metadata, replace=upload.replace, progress=job, original=original
             )
             self.runtime.metrics.tokens.labels(kind="text").inc(result.tokens)
             return result.document
@@ -350,6 +360,32 @@ class Collections:
         doc = document_object(name, info)
         doc.page_numbers = numbers
         return doc
+
+    async def original(
+        self, name: str, document_id: str, *, if_none_match: str | None = None
+    ) -> tuple[str, OriginalFile | None]:
+        """The document's original file with its ETag (a hash of the bytes), or just the ETag (None second) when
+        ``if_none_match`` names it (-> 304, the bytes are not read); 404 document_not_found, or
+        original_not_kept naming the setting."""
+        store = await self.store(name)
+        info = await asyncio.to_thread(store.get_document, document_id)
+        if info is None:
+            raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
+        if info.file is None:
+            state = "on" if self.runtime.settings.keep_originals else "off"
+            raise NotFoundError(
+                f"document {document_id!r} in collection {name!r} has no original file: originals are kept only "
+                f"for uploads made while {env_name('keep_originals')}=true (it is {state} now); upload the file "
+                "again with replace=true to keep it",
+                code="original_not_kept",
+            )
+        etag = f'"{info.file.sha256[:32]}-file"'
+        if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
+            return etag, None
+        original = await asyncio.to_thread(self.repository.original, store, document_id)
+        if original is None:  # deleted, or replaced without one, since the read above
+            raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
+        return f'"{hashlib.sha256(original.data).hexdigest()[:32]}-file"', original
 
     async def patch_document(self, name: str, document_id: str, data: PatchDocumentRequest) -> DocumentObject:
         """New metadata for a document (merge patch, or ``replace``); its units are not touched."""

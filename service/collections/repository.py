@@ -1,7 +1,7 @@
 """The one owner of collections and their documents, for the HTTP routes and the CLI alike.
 
-Everything of a document — its metadata, and every unit's vectors, text and page image — lives in the index
-backend (:mod:`colbert.store`), written by one ``add_document`` (one SQLite transaction, or one committed
+Everything of a document — its metadata, every unit's vectors, text and page image, and its original file when
+kept (``JEV4_KEEP_ORIGINALS``) — lives in the index backend (:mod:`colbert.store`), written by one ``add_document`` (one SQLite transaction, or one committed
 Qdrant version). So the repository's story is short:
 
 * :meth:`Repository.stage` opens a :class:`StagedDocument`: units are added as they are embedded (held in
@@ -29,7 +29,7 @@ from colbert.errors import CollectionNotFoundError, DocumentExistsError, StoreBu
 
 if TYPE_CHECKING:
     from colbert.catalog import Catalog, CollectionInfo
-    from colbert.store import CollectionConfig, DocumentInfo, Store, UnitRecord
+    from colbert.store import CollectionConfig, DocumentInfo, OriginalFile, Store, UnitRecord
 
 __all__ = ["Repository", "StagedDocument"]
 
@@ -54,8 +54,10 @@ class StagedDocument:
         *,
         replace: bool,
         content_hash: str | None,
+        original: OriginalFile | None = None,
     ) -> None:
         self.store = store
+        self.original = original
         self.document_id = document_id
         self.metadata = metadata
         self.replace = replace
@@ -69,7 +71,12 @@ class StagedDocument:
         """Store every staged unit as one document (all or nothing); ``DocumentExistsError`` unless replacing."""
         with _busy_names_setting():
             return self.store.add_document(
-                self.document_id, self.units, self.metadata, replace=self.replace, content_hash=self.content_hash
+                self.document_id,
+                self.units,
+                self.metadata,
+                replace=self.replace,
+                content_hash=self.content_hash,
+                original=self.original,
             )
 
     def discard(self) -> None:
@@ -121,13 +128,20 @@ class Repository:
         *,
         replace: bool = False,
         content_hash: str | None = None,
+        original: OriginalFile | None = None,
     ) -> StagedDocument:
-        return StagedDocument(store, document_id, metadata, replace=replace, content_hash=content_hash)
+        return StagedDocument(
+            store, document_id, metadata, replace=replace, content_hash=content_hash, original=original
+        )
 
     def delete_document(self, store: Store, document_id: str) -> bool:
         """Remove the document with its vectors, text and page images; False if there was none."""
         with _busy_names_setting():
             return store.delete_document(document_id)
+
+    def original(self, store: Store, document_id: str) -> OriginalFile | None:
+        """The document's original file as uploaded (None: no such document, or none was kept)."""
+        return store.get_original(document_id)
 
     def page_image(self, store: Store, document_id: str, page: int) -> bytes | None:
         """The PNG of one page as the model saw it (None: no such page, or it has no image)."""

@@ -40,6 +40,7 @@ __all__ = [
     "CreateCollectionRequest",
     "DeletedObject",
     "DocumentList",
+    "DocumentFile",
     "DocumentObject",
     "HighlightBox",
     "JobList",
@@ -186,6 +187,14 @@ class VacuumObject(Struct, kw_only=True):
     note: str
 
 
+class DocumentFile(Struct, kw_only=True):
+    """The original file kept with a document (JEV4_KEEP_ORIGINALS)."""
+
+    media_type: str
+    bytes: int
+    name: str | None = None
+
+
 class DocumentObject(Struct, kw_only=True):
     object: str = "document"
     id: str
@@ -201,6 +210,13 @@ class DocumentObject(Struct, kw_only=True):
             "routes use them (a PDF indexed with pages '1,3' has [1, 3]; an image [1])"
         ),
     ] = UNSET
+    file: Annotated[
+        DocumentFile | None,
+        Meta(
+            description="The original file kept with the document (GET .../documents/{id}/file), or null when "
+            "none was kept (JEV4_KEEP_ORIGINALS off when it was uploaded)"
+        ),
+    ] = None
 
 
 class DocumentList(Struct, kw_only=True):

@@ -47,7 +47,7 @@ from service.errors import UnprocessableError, UnsupportedMediaTypeError
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from colbert.store import DocumentInfo, Store
+    from colbert.store import DocumentInfo, OriginalFile, Store
     from model.types import EmbeddingOutput, TaskSpec
     from service.collections.chunking import Chunk
     from service.collections.indexing import Progress
@@ -175,8 +175,10 @@ class TextIndexer:
         replace: bool = False,
         skip_unchanged: bool = False,
         progress: Progress | None = None,
+        original: OriginalFile | None = None,
     ) -> TextResult:
-        """Embed and store one planned document (all chunks or none)."""
+        """Embed and store one planned document (all chunks or none), with its original file when given
+        (``JEV4_KEEP_ORIGINALS``, in the same write)."""
         if skip_unchanged:
             existing = await asyncio.to_thread(store.get_document, document_id)
             if existing is not None and existing.content_hash == planned.content_hash:
@@ -189,7 +191,13 @@ class TextIndexer:
         doc_meta = {**(metadata or {}), **planned.metadata}
         info = await asyncio.to_thread(
             functools.partial(
-                store.add_document, document_id, units, doc_meta, replace=replace, content_hash=planned.content_hash
+                store.add_document,
+                document_id,
+                units,
+                doc_meta,
+                replace=replace,
+                content_hash=planned.content_hash,
+                original=original,
             )
         )
         return TextResult(info, tokens)

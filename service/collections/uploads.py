@@ -12,6 +12,9 @@
   none is given (:func:`document_id_from_name`) and the ``source`` metadata key unless the metadata sets one.
 - anything else: 415.
 
+With ``JEV4_KEEP_ORIGINALS`` on, :meth:`DocumentUpload.original` is the file kept with the document (bytes, media
+type read from the bytes, file name; a JSON upload has no file name).
+
 Sizes: a PDF at most ``max_pdf_bytes``, an image at most ``max_download_bytes`` (413); the whole body is
 capped by the app's ``max_body_bytes`` before any of this runs.
 """
@@ -26,7 +29,10 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar.datastructures import UploadFile
 
-from model.errors import NotAnImageError
+from PIL import Image
+
+from colbert.store import OriginalFile
+from model.errors import ImageError, NotAnImageError
 from model.images import describe_bytes, identify_image
 from service.collections.chunking import language_of
 from service.collections.indexing import DocumentSource, detect_kind
@@ -60,6 +66,14 @@ class DocumentUpload:
     filename: str | None = None  # the multipart part's file name (its last path component)
     path: str | None = None  # a text document's path as sent ("path" field, else the part's file name)
 
+    def original(self) -> OriginalFile:
+        """The uploaded file as kept with the document when ``JEV4_KEEP_ORIGINALS`` is on: its bytes, the media
+        type read from the bytes (not from the client's Content-Type), its file name with control characters
+        replaced by ``_`` and at most 1024 characters (what the store accepts: checked here, before embedding)."""
+        name = None if self.filename is None else _CONTROL.sub("_", self.filename)[:1024] or None
+        kind = "text" if isinstance(self.source, TextSource) else self.source.kind
+        return OriginalFile(self.source.data, media_type_of(self.source.data, kind), name)
+
     def default_id(self) -> str | None:
         """The document id when none was given: a text document's whole path (:func:`document_id_from_path`,
         as the CLI names files), else the file name (:func:`document_id_from_name`)."""
@@ -68,6 +82,20 @@ class DocumentUpload:
         return None if self.filename is None else document_id_from_name(self.filename)
 
 
+def media_type_of(data: bytes, kind: str) -> str:
+    """The media type of an uploaded document's bytes: ``application/pdf``, the image format's type (``image/png``,
+    ``image/jpeg``, ...) from its header, or (text/code documents) ``text/plain; charset=utf-8``."""
+    if kind == "pdf":
+        return "application/pdf"
+    if kind == "image":
+        try:
+            return Image.MIME.get(identify_image(data), "application/octet-stream")
+        except ImageError:
+            return "application/octet-stream"
+    return "text/plain; charset=utf-8"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:@=+-]")
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter
 
 from service.collections.manager import Collections
@@ -31,8 +32,8 @@ from service.collections.schemas import (
     VacuumObject,
 )
 from service.collections.uploads import read_upload
-from service.http.controllers.common import require_json, until_disconnect
-from service.http.openapi import UploadOperation
+from service.http.controllers.common import content_disposition, require_json, until_disconnect
+from service.http.openapi import ErrorResponse, UploadOperation
 
 __all__ = ["CollectionsController"]
 
@@ -126,6 +127,42 @@ class CollectionsController(Controller):
         self, name: FromPath[str], document_id: FromPath[str], collections: NamedDependency[Collections]
     ) -> DocumentObject:
         return await collections.get_document(name, document_id)
+
+    @get(
+        "/{name:str}/documents/{document_id:str}/file",
+        summary="The document's original file, as uploaded (kept when JEV4_KEEP_ORIGINALS is on)",
+        description="The bytes of the uploaded PDF, image or text/code file with its media type (read from the "
+        "bytes at upload) and `Content-Disposition: attachment` with its file name (`filename` ASCII-only, "
+        "`filename*` the exact UTF-8 name). `ETag` (a hash of the bytes) + `Cache-Control: private, no-cache`; "
+        "`If-None-Match` answers 304. 404 `original_not_kept` when the document was uploaded while "
+        "JEV4_KEEP_ORIGINALS was off; 404 `document_not_found` when there is no such document.",
+        media_type="application/octet-stream",
+        response_description="The original file's bytes",
+        responses={
+            304: ResponseSpec(data_container=None, description="Not modified: If-None-Match named the ETag"),
+            404: ResponseSpec(
+                data_container=ErrorResponse,
+                description="document_not_found, collection_not_found, or original_not_kept (JEV4_KEEP_ORIGINALS)",
+            ),
+        },
+    )
+    async def get_document_file(
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        document_id: FromPath[str],
+        collections: NamedDependency[Collections],
+    ) -> Response[bytes]:
+        etag, original = await collections.original(
+            name, document_id, if_none_match=request.headers.get("if-none-match")
+        )
+        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+        if original is None:
+            return Response(b"", status_code=304, headers=headers)
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Content-Disposition"] = content_disposition(original.name, document_id)
+        headers["Content-Security-Policy"] = "sandbox"  # never a page of this origin, whatever the bytes hold
+        return Response(original.data, media_type=original.media_type, headers=headers)
 
     @patch(
         "/{name:str}/documents/{document_id:str}",
