@@ -13,6 +13,8 @@ human text (``--json``: one JSON object per line instead)::
     python -m service documents list --collection NAME       # GET    /v1/collections/{name}/documents
     python -m service documents show ID --collection NAME    # GET    /v1/collections/{name}/documents/{id}
     python -m service documents delete ID --collection NAME  # DELETE /v1/collections/{name}/documents/{id}
+    python -m service documents get-file ID --collection NAME -o PATH
+                                                             # GET    /v1/collections/{name}/documents/{id}/file
     python -m service jobs list --collection NAME            # GET    /v1/collections/{name}/jobs
 
 Indexing jobs are listed by a running server (it merges its own, live ones with those every process recorded in
@@ -81,6 +83,12 @@ def add_manage_commands(sub: Any, common: Callable[[argparse.ArgumentParser], No
         p = docs_sub.add_parser(action, help=helptext)
         p.add_argument("document_id")
         _finish(p, common, collection=True)
+    p = docs_sub.add_parser(
+        "get-file", help="write a document's original file (kept when JEV4_KEEP_ORIGINALS was on at upload)"
+    )
+    p.add_argument("document_id")
+    p.add_argument("-o", "--output", required=True, help="where to write it ('-': standard output)")
+    _finish(p, common, collection=True)
 
 
 def add_jobs_command(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -198,7 +206,11 @@ def _collection_line(c: CollectionObject) -> str:
 
 def _document_lines(d: DocumentObject) -> list[str]:
     meta = json.dumps(d.metadata, ensure_ascii=False, sort_keys=True) if d.metadata else "no metadata"
-    return [f"{d.id}  {d.pages} page{'s' if d.pages != 1 else ''}  added {_when(d.created_at)}", f"    {meta}"]
+    lines = [f"{d.id}  {d.pages} page{'s' if d.pages != 1 else ''}  added {_when(d.created_at)}", f"    {meta}"]
+    if d.file is not None:
+        name = "" if d.file.name is None else f" {json.dumps(d.file.name, ensure_ascii=False)}"
+        lines.append(f"    original file{name}: {d.file.media_type}, {_size(d.file.bytes)}")
+    return lines
 
 
 async def _collections_list(c: Collections, args: argparse.Namespace) -> int:
@@ -299,6 +311,30 @@ async def _documents_delete(c: Collections, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _documents_get_file(c: Collections, args: argparse.Namespace) -> int:
+    _etag, original = await c.original(args.collection, args.document_id)
+    assert original is not None  # no If-None-Match was given
+    if args.output == "-":
+        sys.stdout.buffer.write(original.data)
+        sys.stdout.buffer.flush()
+        return 0
+    target = Path(args.output)
+    tmp = target.with_name(f".{target.name}.part")
+    try:  # written whole or not at all
+        tmp.write_bytes(original.data)
+        tmp.replace(target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        print(f"error: cannot write {target}: {exc}", file=sys.stderr)
+        return 1
+    name = "" if original.name is None else f" ({json.dumps(original.name, ensure_ascii=False)})"
+    text = f"wrote {target}: {_size(len(original.data))}, {original.media_type}{name}"
+    summary = {"document_id": args.document_id, "file": str(target), "bytes": len(original.data)}
+    summary |= {"media_type": original.media_type, "name": original.name}
+    print(json.dumps(summary, ensure_ascii=False) if args.json else text)
+    return 0
+
+
 _ACTIONS: dict[tuple[str, str], Action] = {
     ("collections", "list"): _collections_list,
     ("collections", "show"): _collections_show,
@@ -309,4 +345,5 @@ _ACTIONS: dict[tuple[str, str], Action] = {
     ("documents", "list"): _documents_list,
     ("documents", "show"): _documents_show,
     ("documents", "delete"): _documents_delete,
+    ("documents", "get-file"): _documents_get_file,
 }

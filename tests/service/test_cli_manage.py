@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 from colbert.catalog import Catalog
-from colbert.store import CollectionConfig, UnitRecord
+from colbert.store import CollectionConfig, OriginalFile, UnitRecord
 from service.__main__ import main
+
+
+PDF = b"%PDF-1.7\n" + bytes(range(256)) * 40  # bytes of every value: written back exactly
 
 
 @pytest.fixture
@@ -30,6 +33,8 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     store = catalog.create("lib", CollectionConfig(dense_dim=16, multivector_dim=8))
     store.add_document("report.pdf", [page(0), page(1)], {"source": "report.pdf", "lang": "en"})
     store.add_document("scan", [page(0)], {})
+    original = OriginalFile(PDF, "application/pdf", "Q3 report (final).pdf")
+    store.add_document("kept", [page(1)], {}, original=original)
     catalog.create("empty", CollectionConfig(dense_dim=16, multivector_dim=8))
     catalog.close()
     return tmp_path
@@ -48,13 +53,13 @@ def test_collections_list_show_delete(capsys: pytest.CaptureFixture[str], data_d
     code, out, _ = _run(capsys, data_dir, "collections", "list")
     assert code == 0
     lines = out.splitlines()
-    lib = re.compile(r"^lib  2 documents, 3 pages, [0-9.]+ KiB on disk  \(dimensions 16, codec float16")
+    lib = re.compile(r"^lib  3 documents, 4 pages, [0-9.]+ KiB on disk  \(dimensions 16, codec float16")
     assert any(lib.match(line) for line in lines), out
     assert any(line.startswith("empty  0 documents, 0 pages") for line in lines), out
     code, out, _ = _run(capsys, data_dir, "collections", "show", "lib", "--json")
     assert code == 0
     shown = json.loads(out)
-    assert (shown["name"], shown["documents"], shown["pages"]) == ("lib", 2, 3)
+    assert (shown["name"], shown["documents"], shown["pages"]) == ("lib", 3, 4)
     code, out, _ = _run(capsys, data_dir, "collections", "delete", "empty")
     assert (code, out.strip()) == (0, "deleted collection empty")
     code, out, err = _run(capsys, data_dir, "collections", "show", "empty")
@@ -69,11 +74,12 @@ def test_documents_list_show_delete(capsys: pytest.CaptureFixture[str], data_dir
     assert "report.pdf  2 pages  added " in out
     assert '{"lang": "en", "source": "report.pdf"}' in out
     assert "scan  1 page  added " in out
-    assert "1-2 of 2 documents in lib" in err
+    assert "1-3 of 3 documents in lib" in err
+    assert '    original file "Q3 report (final).pdf": application/pdf, 10.0 KiB' in out
     code, out, _ = _run(capsys, data_dir, "documents", "list", "--collection", "lib", "--json", "--limit", "1")
     rows = [json.loads(line) for line in out.splitlines()]
     assert len(rows) == 1
-    assert rows[0]["id"] in ("report.pdf", "scan")
+    assert rows[0]["id"] in ("report.pdf", "scan", "kept")
     assert rows[0]["collection"] == "lib"
     code, out, _ = _run(capsys, data_dir, "documents", "delete", "scan", "--collection", "lib")
     assert (code, out.strip()) == (0, "deleted document scan from lib")
@@ -83,6 +89,38 @@ def test_documents_list_show_delete(capsys: pytest.CaptureFixture[str], data_dir
     code, _, err = _run(capsys, data_dir, "documents", "list", "--collection", "nope")
     assert code == 1
     assert err.strip() == "error: no collection named 'nope'"
+
+
+def test_documents_get_file(capsys: pytest.CaptureFixture[str], data_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out" / "q3.pdf"
+    target.parent.mkdir()
+    code, out, err = _run(capsys, data_dir, "documents", "get-file", "kept", "--collection", "lib", "-o", str(target))
+    assert (code, err) == (0, "")
+    assert target.read_bytes() == PDF
+    assert out.strip() == f'wrote {target}: 10.0 KiB, application/pdf ("Q3 report (final).pdf")'
+    assert list(target.parent.iterdir()) == [target]  # no partial file left beside it
+    code, out, _ = _run(
+        capsys, data_dir, "documents", "get-file", "kept", "--collection", "lib", "-o", str(target), "--json"
+    )
+    assert json.loads(out) == {
+        "document_id": "kept",
+        "file": str(target),
+        "bytes": len(PDF),
+        "media_type": "application/pdf",
+        "name": "Q3 report (final).pdf",
+    }
+    code, out, err = _run(capsys, data_dir, "documents", "get-file", "scan", "--collection", "lib", "-o", str(target))
+    assert code == 1
+    assert err.startswith("error: document 'scan' in collection 'lib' has no original file")
+    assert "JEV4_KEEP_ORIGINALS=true (it is off now)" in err
+    code, _, err = _run(capsys, data_dir, "documents", "get-file", "nope", "--collection", "lib", "-o", str(target))
+    assert (code, err.strip()) == (1, "error: no document 'nope' in collection 'lib'")
+    code, _, err = _run(
+        capsys, data_dir, "documents", "get-file", "kept", "--collection", "lib", "-o", str(tmp_path / "no" / "x")
+    )
+    assert code == 1
+    assert err.startswith(f"error: cannot write {tmp_path / 'no' / 'x'}: ")
+    assert target.read_bytes() == PDF
 
 
 def test_collections_vacuum_reports_bytes(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
@@ -113,9 +151,9 @@ def test_collections_export_import_and_migrate(
     file = tmp_path / "lib.tar.gz"
     code, out, _ = _run(capsys, data_dir, "collections", "export", "lib", str(file))
     assert code == 0
-    assert out.startswith(f"exported lib: 2 documents, 3 units to {file} (")
+    assert out.startswith(f"exported lib: 3 documents, 4 units to {file} (")
     code, out, _ = _run(capsys, data_dir, "collections", "import", str(file), "--name", "lib2")
-    assert (code, out.split(" from ")[0]) == (0, "imported lib2: 2 documents, 3 units")
+    assert (code, out.split(" from ")[0]) == (0, "imported lib2: 3 documents, 4 units")
     code, _, err = _run(capsys, data_dir, "collections", "import", str(file))
     assert (code, err.strip()) == (1, "error: collection 'lib' already exists")
     # migration: the same file into the Qdrant backend (qdrant-client's local mode under the data directory)
@@ -125,6 +163,21 @@ def test_collections_export_import_and_migrate(
     code, out, _ = _run(capsys, data_dir, "documents", "list", "--collection", "lib", "--collection-backend", "qdrant")
     assert "report.pdf  2 pages" in out
     assert '{"lang": "en", "source": "report.pdf"}' in out
+    target = tmp_path / "from-qdrant.pdf"  # the original file went along
+    code, _, _ = _run(
+        capsys,
+        data_dir,
+        "documents",
+        "get-file",
+        "kept",
+        "--collection",
+        "lib",
+        "--collection-backend",
+        "qdrant",
+        "-o",
+        str(target),
+    )
+    assert (code, target.read_bytes()) == (0, PDF)
     (tmp_path / "junk.tar").write_bytes(b"not a tar file")
     code, _, err = _run(capsys, data_dir, "collections", "import", str(tmp_path / "junk.tar"), "--name", "x")
     assert code == 1
