@@ -147,7 +147,8 @@ class FileInfo:
 
     @staticmethod
     def of(original: OriginalFile) -> FileInfo:
-        return FileInfo(original.media_type, len(original.data), original.name, hashlib.sha256(original.data).hexdigest())
+        digest = hashlib.sha256(original.data).hexdigest()
+        return FileInfo(original.media_type, len(original.data), original.name, digest)
 
 
 @dataclass(frozen=True)
@@ -359,7 +360,8 @@ def _validate_unit(u: UnitRecord, what: str, config: CollectionConfig, limits: S
     return UnitRecord(u.unit, dense, mv, kind=u.kind, text=u.text, metadata=meta, image=image)
 
 
-_MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;\s*[A-Za-z0-9!#$&^_.+-]+=[A-Za-z0-9!#$&^_.+-]+)*")
+_TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
+_MEDIA_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}(\s*;\s*{_TOKEN}={_TOKEN})*")  # type/subtype; parameter=value
 
 
 def validate_original(original: object, limits: StoreLimits) -> OriginalFile | None:
@@ -375,11 +377,14 @@ def validate_original(original: object, limits: StoreLimits) -> OriginalFile | N
     data = bytes(data)
     if not 1 <= len(data) <= limits.max_original_bytes:
         raise InvalidDocumentError(
-            f"original file is {len(data)} bytes, 1..{limits.max_original_bytes} allowed (StoreLimits.max_original_bytes)"
+            f"original file is {len(data)} bytes, 1..{limits.max_original_bytes} allowed "
+            "(StoreLimits.max_original_bytes)"
         )
     media = original.media_type
     if not isinstance(media, str) or len(media) > 255 or not _MEDIA_TYPE.fullmatch(media):
-        raise InvalidDocumentError(f"original.media_type must be a media type like 'application/pdf', got {media!r:.80}")
+        raise InvalidDocumentError(
+            f"original.media_type must be a media type like 'application/pdf', got {media!r:.80}"
+        )
     name = original.name
     if name is not None:
         if not isinstance(name, str) or not 1 <= len(name) <= limits.max_original_name_chars:

@@ -217,9 +217,7 @@ def _local_documents(store: LocalStore) -> Iterator[StoredDocument]:
                 )
                 for r in rows
             ]
-            found = conn.execute(
-                "SELECT data, media_type, name FROM originals WHERE doc_id = ?", (doc_id,)
-            ).fetchone()
+            found = conn.execute("SELECT data, media_type, name FROM originals WHERE doc_id = ?", (doc_id,)).fetchone()
             original = None if found is None else OriginalFile(bytes(found[0]), found[1], found[2])
             yield StoredDocument(doc_id, json.loads(metadata), float(created_at), content_hash, units, original)
 

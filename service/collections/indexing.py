@@ -47,7 +47,7 @@ from service.settings import env_name
 if TYPE_CHECKING:
     from PIL import Image
 
-    from colbert.store import DocumentInfo, Store
+    from colbert.store import DocumentInfo, OriginalFile, Store
     from model.processor import PreparedInput
     from model.types import EmbeddingOutput, TextLayer
     from service.collections.repository import Repository, StagedDocument

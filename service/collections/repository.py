@@ -1,8 +1,8 @@
 """The one owner of collections and their documents, for the HTTP routes and the CLI alike.
 
 Everything of a document — its metadata, every unit's vectors, text and page image, and its original file when
-kept (``JEV4_KEEP_ORIGINALS``) — lives in the index backend (:mod:`colbert.store`), written by one ``add_document`` (one SQLite transaction, or one committed
-Qdrant version). So the repository's story is short:
+kept (``JEV4_KEEP_ORIGINALS``) — lives in the index backend (:mod:`colbert.store`), written by one
+``add_document`` (one SQLite transaction, or one committed Qdrant version). So the repository's story is short:
 
 * :meth:`Repository.stage` opens a :class:`StagedDocument`: units are added as they are embedded (held in
   memory, nothing is visible), then :meth:`StagedDocument.commit` stores the whole document at once (replacing

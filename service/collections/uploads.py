@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar.datastructures import UploadFile
-
 from PIL import Image
 
 from colbert.store import OriginalFile

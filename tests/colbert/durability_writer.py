@@ -1,8 +1,9 @@
 """Writer process for the crash test: ingests deterministic documents and acknowledges each one.
 
 ``python durability_writer.py DIR START`` adds documents ``d{START}``, ``d{START+1}``, … forever; after each
-``add_document`` (units and, for even versions, an original file) returns it prints ``ack d{i} v{i}`` and flushes. Every third step it also replaces an older
-document with new content (``ack d{j} v{i}``). The parent kills it with SIGKILL at a random moment.
+``add_document`` (units; an original file for even versions) returns it prints ``ack d{i} v{i}`` and flushes.
+Every third step it also replaces an older document with new content (``ack d{j} v{i}``). The parent kills it
+with SIGKILL at a random moment.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def original_for(version: int) -> OriginalFile | None:
     drop one); bytes different per version."""
     if version % 2:
         return None
-    return OriginalFile(np.random.default_rng(version + 7).bytes(5000 + version % 97), "application/pdf", f"v{version}.pdf")
+    data = np.random.default_rng(version + 7).bytes(5000 + version % 97)
+    return OriginalFile(data, "application/pdf", f"v{version}.pdf")
 
 
 def main() -> None:

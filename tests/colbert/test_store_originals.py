@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from colbert import _schema
 from colbert.errors import InvalidDocumentError
 from colbert.local import LocalStore
+from colbert.qdrant import QdrantStore
 from colbert.store import FileInfo, OriginalFile
 from tests.colbert.store_backends import F32, Backend, make_page
 
@@ -42,7 +44,7 @@ def test_original_is_stored_replaced_and_deleted_with_its_document(backend: Back
     store.update_metadata("a", {"k": 2})
     assert store.get_document("a").file == want  # type: ignore[union-attr]
     # a replace replaces it
-    text = OriginalFile("def f():\n    return 1\n".encode(), "text/x-python; charset=utf-8", "f.py")
+    text = OriginalFile(b"def f():\n    return 1\n", "text/x-python; charset=utf-8", "f.py")
     store.add_document("a", [make_page(rng, 1)], replace=True, original=text)
     assert store.get_original("a") == text
     assert store.get_document("a").file.size == len(text.data)  # type: ignore[union-attr]
@@ -66,20 +68,20 @@ def test_original_is_stored_replaced_and_deleted_with_its_document(backend: Back
 
 def test_large_original_spans_requests(backend: Backend) -> None:
     """Bigger than one Qdrant request (parts) and than SQLite's page: read back bit-exact."""
-    store = backend.make(F32)
-    if hasattr(store, "options") and hasattr(store.options, "max_request_bytes"):
-        store.options = dataclasses.replace(store.options, max_request_bytes=64 * 1024)  # type: ignore[misc]
+    store: Any = backend.make(F32)
+    if isinstance(store, QdrantStore):
+        store.options = dataclasses.replace(store.options, max_request_bytes=64 * 1024)
     data = _pdf(300_001, seed=1)
     store.add_document("big", [make_page(np.random.default_rng(1), 1)], original=OriginalFile(data, "application/pdf"))
     got = store.get_original("big")
-    assert got is not None and got.data == data
+    assert got is not None
+    assert got.data == data
 
 
 def test_bad_originals_are_typed(backend: Backend) -> None:
-    store = backend.make(F32)
-    store.options = dataclasses.replace(  # type: ignore[misc]
-        store.options,  # type: ignore[attr-defined]
-        limits=dataclasses.replace(store.options.limits, max_original_bytes=1000),  # type: ignore[attr-defined]
+    store: Any = backend.make(F32)  # LocalStore or QdrantStore: both have options.limits
+    store.options = dataclasses.replace(
+        store.options, limits=dataclasses.replace(store.options.limits, max_original_bytes=1000)
     )
     page = [make_page(np.random.default_rng(2), 1)]
     bad = [
@@ -94,7 +96,7 @@ def test_bad_originals_are_typed(backend: Backend) -> None:
     ]
     for original, message in bad:
         with pytest.raises(InvalidDocumentError, match=message):
-            store.add_document("x", page, original=original)  # type: ignore[arg-type]
+            store.add_document("x", page, original=original)
     assert store.count() == (0, 0)  # nothing of a refused document is stored
 
 

@@ -15,7 +15,6 @@ from colbert.catalog import Catalog
 from colbert.store import CollectionConfig, OriginalFile, UnitRecord
 from service.__main__ import main
 
-
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 40  # bytes of every value: written back exactly
 
 

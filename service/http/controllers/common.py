@@ -7,7 +7,6 @@ import asyncio
 import re
 from collections.abc import Awaitable
 from typing import Any, TypeVar
-
 from urllib.parse import quote
 
 from litestar import Request
