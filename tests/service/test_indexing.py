@@ -36,7 +36,14 @@ class _Store:
         return None
 
     def add_document(
-        self, document_id: str, records: list[Any], metadata: Any, *, replace: bool, content_hash: str | None
+        self,
+        document_id: str,
+        records: list[Any],
+        metadata: Any,
+        *,
+        replace: bool,
+        content_hash: str | None,
+        original: Any = None,
     ) -> str:
         self.added = [r.unit for r in records]
         self.images = {r.unit: r.image for r in records}
