@@ -263,7 +263,7 @@ async def _index_all(
         indexer = Indexer(_model(encoder, model, pool), repository, IndexOptions.from_settings(settings))
         bar = _Bar(disable=args.no_progress)
         try:
-            failed = [f for f in files if not await _index_one(args, indexer, store, f, bar, settings.duplicate_policy)]
+            failed = [f for f in files if not await _index_one(args, indexer, store, f, bar, settings)]
         finally:
             bar.bar.close()
     done = len(files) - len(failed)
@@ -277,12 +277,14 @@ async def _index_one(
     store: Store,
     file: DocumentFile,
     bar: _Bar,
-    policy: str,
+    settings: Settings,
 ) -> bool:
     from colbert.errors import DocumentExistsError
+    from colbert.store import OriginalFile
     from model.errors import InputError
     from service.collections.duplicates import plan_upload
     from service.collections.indexing import DocumentSource, detect_kind
+    from service.collections.uploads import media_type_of
     from service.errors import DuplicateDocumentError
     from service.settings import env_name
 
@@ -290,6 +292,8 @@ async def _index_one(
     kind = detect_kind(data)
     metadata = {"source": file.source, "kind": kind, **(args.metadata or {})}
     source = DocumentSource(data, kind, args.pages if kind == "pdf" else None)
+    original = OriginalFile(data, media_type_of(data, kind), file.path.name) if settings.keep_originals else None
+    policy = settings.duplicate_policy
     bar.bar.set_postfix_str(file.source[-40:])
     try:
         plan = await plan_upload(
@@ -323,6 +327,7 @@ async def _index_one(
             pages=plan.pages,
             content_hash=plan.content_hash,
             background=True,
+            original=original,
         )
     except DocumentExistsError:
         bar.note(f"skipped {file.source}: document {file.document_id!r} exists (use --replace)")

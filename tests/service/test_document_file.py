@@ -153,3 +153,25 @@ def test_openapi_documents_the_route(tiny_encoder: Any, tmp_path: Path) -> None:
         assert "404" in op["responses"]
         schema = spec["components"]["schemas"]["DocumentObject"]["properties"]["file"]
         assert "JEV4_KEEP_ORIGINALS" in schema.get("description", "") or "oneOf" in schema or "anyOf" in schema
+
+
+def test_cli_index_keeps_originals_too(
+    tmp_path: Path, service_checkpoint: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m service index`` with JEV4_KEEP_ORIGINALS keeps each file as the upload route does; ``documents
+    get-file`` writes it back."""
+    from service.__main__ import main
+
+    for name in ("JEV4_PDF_DPI", "JEV4_IMAGE_MAX_PIXELS"):
+        monkeypatch.setenv(name, str(SMALL[name[5:].lower()]))
+    monkeypatch.setenv("JEV4_KEEP_ORIGINALS", "true")
+    png = png_bytes(seed=5)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "chart one.png").write_bytes(png)
+    common = ["--collection", "k", "--data-dir", str(tmp_path / "data")]
+    assert main(["index", str(tmp_path / "in"), *common, "--model", str(service_checkpoint), "--no-progress"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "back.png"
+    assert main(["documents", "get-file", "chart_one.png", *common, "-o", str(out)]) == 0
+    assert out.read_bytes() == png
+    assert 'image/png ("chart one.png")' in capsys.readouterr().out
