@@ -248,7 +248,9 @@ def _qdrant_documents(store: Store, encoding: Codec) -> Iterator[StoredDocument]
         points = _scroll_all(client, store.name, live, with_vectors=["dense", "mv"])
         images = {  # the unit images (the original file's parts are read below)
             int((p.payload or {})["unit"]): (p.payload or {})["image"]
-            for p in _scroll_all(client, blobs_collection(store.name), live, with_vectors=False)
+            for p in _scroll_all(
+                client, blobs_collection(store.name), live, with_vectors=False, with_payload=["unit", "image"]
+            )
             if "image" in (p.payload or {})
         }
         units = []
@@ -283,12 +285,19 @@ def _qdrant_documents(store: Store, encoding: Codec) -> Iterator[StoredDocument]
         )
 
 
-def _scroll_all(client: Any, collection: str, flt: Any, *, with_vectors: Any) -> list[Any]:
+def _scroll_all(
+    collection_client: Any, collection: str, flt: Any, *, with_vectors: Any, with_payload: Any = True
+) -> list[Any]:
     out: list[Any] = []
     offset: Any = None
     while True:
-        batch, offset = client.scroll(
-            collection, scroll_filter=flt, limit=256, offset=offset, with_payload=True, with_vectors=with_vectors
+        batch, offset = collection_client.scroll(
+            collection,
+            scroll_filter=flt,
+            limit=256,
+            offset=offset,
+            with_payload=with_payload,
+            with_vectors=with_vectors,
         )
         out += batch
         if offset is None:
