@@ -175,3 +175,22 @@ def test_cli_index_keeps_originals_too(
     assert main(["documents", "get-file", "chart_one.png", *common, "-o", str(out)]) == 0
     assert out.read_bytes() == png
     assert 'image/png ("chart one.png")' in capsys.readouterr().out
+
+
+def test_text_media_type_is_served_as_stored(tiny_encoder: Any, tmp_path: Path) -> None:
+    """An original stored as ``text/plain; charset=utf-8`` (what text/code uploads keep) is served with exactly that
+    Content-Type (Litestar appends its own charset to text/* unless told)."""
+    import numpy as np
+
+    from colbert.catalog import Catalog
+    from colbert.store import CollectionConfig, OriginalFile, UnitRecord
+
+    source = "def area(r):\n    return 3.14159 * r * r  # r\u00e9sum\u00e9\n".encode()
+    with Catalog(tmp_path) as catalog:
+        store = catalog.create("txt", CollectionConfig(dense_dim=64, multivector_dim=8))
+        unit = UnitRecord(1, np.ones(64, np.float32), np.ones((2, 8), np.float32), kind="chunk", text="def area")
+        store.add_document("area.py", [unit], original=OriginalFile(source, "text/plain; charset=utf-8", "area.py"))
+    with _app(tiny_encoder, tmp_path) as c:
+        got = c.get("/v1/collections/txt/documents/area.py/file")
+        assert (got.status_code, got.content) == (200, source)
+        assert got.headers["content-type"] == "text/plain; charset=utf-8"

@@ -162,6 +162,7 @@ class CollectionsController(Controller):
         headers["X-Content-Type-Options"] = "nosniff"
         headers["Content-Disposition"] = content_disposition(original.name, document_id)
         headers["Content-Security-Policy"] = "sandbox"  # never a page of this origin, whatever the bytes hold
+        headers["content-type"] = original.media_type  # as stored (Litestar would add a second charset to text/*)
         return Response(original.data, media_type=original.media_type, headers=headers)
 
     @patch(
