@@ -194,3 +194,18 @@ def test_text_media_type_is_served_as_stored(tiny_encoder: Any, tmp_path: Path) 
         got = c.get("/v1/collections/txt/documents/area.py/file")
         assert (got.status_code, got.content) == (200, source)
         assert got.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_text_document_keeps_its_file(tiny_encoder: Any, tmp_path: Path) -> None:
+    """A code file uploaded to a code collection: kept as uploaded, served as UTF-8 text."""
+    source = "def area(r):\n    # r\u00e9sum\u00e9\n    return 3.14159 * r * r\n".encode()
+    with _app(tiny_encoder, tmp_path, keep_originals=True) as c:
+        assert c.post("/v1/collections", json={"name": "src", "task": "code"}).status_code == 201
+        up = c.post("/v1/collections/src/documents", files={"file": ("geo/area.py", source)})
+        assert up.status_code == 201, up.text
+        doc_id = up.json()["id"]
+        want = {"media_type": "text/plain; charset=utf-8", "bytes": len(source), "name": "area.py"}
+        assert up.json()["file"] == want
+        got = c.get(f"/v1/collections/src/documents/{doc_id}/file")
+        assert (got.status_code, got.content) == (200, source)
+        assert got.headers["content-type"] == "text/plain; charset=utf-8"
