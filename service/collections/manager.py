@@ -446,14 +446,7 @@ class Collections:
         )
         image = None
         if data.query_image is not None:
-            limits = MediaLimits(
-                max_bytes=s.max_download_bytes,
-                allow_remote_urls=s.allow_remote_urls,
-                allowed_hosts=s.allowed_url_hosts,
-                allow_private_addresses=s.allow_private_addresses,
-                timeout_s=s.download_timeout_s,
-                max_redirects=s.max_redirects,
-            )
+            limits = MediaLimits.from_settings(s)
             image = await load_source(data.query_image, limits, what="query_image")
         like = None if data.like is None else (data.like.document_id, data.like.page)
         query = SearchQuery(text=data.query, image=image, like=like)

@@ -125,18 +125,6 @@ def document_id_from_path(path: str) -> str:
     return ident[-256:]
 
 
-def _limits(settings: Settings, max_bytes_setting: str) -> MediaLimits:
-    return MediaLimits(
-        max_bytes=getattr(settings, max_bytes_setting),
-        max_bytes_setting=max_bytes_setting,
-        allow_remote_urls=settings.allow_remote_urls,
-        allowed_hosts=settings.allowed_url_hosts,
-        allow_private_addresses=settings.allow_private_addresses,
-        timeout_s=settings.download_timeout_s,
-        max_redirects=settings.max_redirects,
-    )
-
-
 async def read_upload(request: Request[Any, Any, Any], settings: Settings) -> DocumentUpload:
     """Parse and load the document of one request (see the module doc)."""
     content_type = request.headers.get("content-type")
@@ -176,7 +164,7 @@ async def _from_json(body: bytes, settings: Settings) -> DocumentUpload:
         return DocumentUpload(text_source, data.metadata, data.document_id, data.replace, path=data.path)
     value: str = getattr(data, kind)
     setting = "max_pdf_bytes" if kind == "pdf" else "max_download_bytes"
-    raw = await load_source(value, _limits(settings, setting), what=kind)
+    raw = await load_source(value, MediaLimits.from_settings(settings, setting), what=kind)
     _check_kind(raw, "pdf" if kind == "pdf" else "image", f'"{kind}"')
     source = DocumentSource(raw, "pdf" if kind == "pdf" else "image", data.pages)
     return DocumentUpload(source, data.metadata, data.document_id, data.replace)

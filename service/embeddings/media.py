@@ -20,6 +20,7 @@ import binascii
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -34,6 +35,9 @@ from service.errors import (
     URLNotAllowedError,
 )
 from service.limits import naming
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 __all__ = [
     "MediaLimits",
@@ -57,6 +61,19 @@ class MediaLimits:
     allow_private_addresses: bool = False
     timeout_s: float = 10.0
     max_redirects: int = 3
+
+    @classmethod
+    def from_settings(cls, settings: Settings, max_bytes_setting: str = "max_download_bytes") -> MediaLimits:
+        """The limits of ``settings``, the size cap taken from its field ``max_bytes_setting``."""
+        return cls(
+            max_bytes=getattr(settings, max_bytes_setting),
+            max_bytes_setting=max_bytes_setting,
+            allow_remote_urls=settings.allow_remote_urls,
+            allowed_hosts=settings.allowed_url_hosts,
+            allow_private_addresses=settings.allow_private_addresses,
+            timeout_s=settings.download_timeout_s,
+            max_redirects=settings.max_redirects,
+        )
 
 
 def is_url(value: str) -> bool:

@@ -65,16 +65,7 @@ class Preparer:
             self.metrics.request_prepare.observe(time.perf_counter() - start)
 
     def _limits(self, max_bytes_setting: str) -> MediaLimits:
-        s = self.settings
-        return MediaLimits(
-            max_bytes=getattr(s, max_bytes_setting),
-            max_bytes_setting=max_bytes_setting,
-            allow_remote_urls=s.allow_remote_urls,
-            allowed_hosts=s.allowed_url_hosts,
-            allow_private_addresses=s.allow_private_addresses,
-            timeout_s=s.download_timeout_s,
-            max_redirects=s.max_redirects,
-        )
+        return MediaLimits.from_settings(self.settings, max_bytes_setting)
 
     async def _in_pool(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
