@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from colbert._validate import canonical_json
 from colbert.filters import Condition, MetadataFilter
-from colbert.store import canonical_json
 
 __all__ = ["doc_field_rows", "filter_docs_sql", "filter_sql"]
 

@@ -21,9 +21,10 @@ import numpy as np
 from colbert._fts import fts_add, fts_delete
 from colbert._local_filter import doc_field_rows
 from colbert._sketch import page_sketch
+from colbert._validate import canonical_json
 from colbert.pooling import pool_tokens
 from colbert.quantize import encode
-from colbert.store import CollectionConfig, DocumentInfo, FileInfo, OriginalFile, UnitRecord, canonical_json
+from colbert.store import CollectionConfig, DocumentInfo, FileInfo, OriginalFile, UnitRecord
 
 __all__ = ["UnitRow", "delete_rows", "insert_document", "unit_row"]
 

@@ -105,6 +105,31 @@ def image_of(client: QdrantClient, name: str, doc_id: str, version: str, unit: i
     return base64.b64decode((found[0].payload or {})["image"])
 
 
+def unit_of(client: QdrantClient, name: str, doc_id: str, version: str, unit: int) -> UnitRecord | None:
+    """One unit of a document's ``version`` as stored (vectors as Qdrant keeps them, text, metadata, image)."""
+    flt = qm.Filter(
+        must=[
+            qm.FieldCondition(key="doc_id", match=qm.MatchValue(value=doc_id)),
+            qm.FieldCondition(key="version", match=qm.MatchValue(value=version)),
+            qm.FieldCondition(key="page", match=qm.MatchValue(value=unit)),
+        ]
+    )
+    points, _ = client.scroll(name, scroll_filter=flt, limit=1, with_payload=True, with_vectors=True)
+    if not points:
+        return None
+    vectors: Any = points[0].vector
+    payload = points[0].payload or {}
+    return UnitRecord(
+        unit,
+        np.asarray(vectors["dense"], dtype=np.float32),  # (dense_dim,) unit (Qdrant normalises)
+        np.asarray(vectors["mv"], dtype=np.float32),  # (n, d)
+        kind=payload.get("kind", "page"),
+        text=payload.get("text"),
+        metadata=payload["page_metadata"],
+        image=image_of(client, name, doc_id, version, unit),
+    )
+
+
 def unit_numbers_of(client: QdrantClient, name: str, doc_id: str, version: str) -> list[int]:
     """The unit numbers of one version of a document, ascending (payload ``page`` only, no vectors)."""
     flt = qm.Filter(

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from colbert import _schema
+from colbert._validate import validate_config
 from colbert.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -36,7 +37,7 @@ from colbert.errors import (
     InvalidCollectionNameError,
 )
 from colbert.local import LocalOptions, LocalStore
-from colbert.store import CollectionConfig, Store, validate_config
+from colbert.store import CollectionConfig, Store
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient

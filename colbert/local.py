@@ -59,22 +59,7 @@ from colbert._local_modes import FirstStage, Ranked, filtered_ids, hits_of, hybr
 from colbert._local_modes import first_stage as stage_one
 from colbert._local_scan import read_pages
 from colbert._local_write import delete_rows, insert_document, unit_row
-from colbert.errors import (
-    DocumentExistsError,
-    IndexFormatError,
-    InvalidFilterError,
-    InvalidQueryError,
-)
-from colbert.filters import MetadataFilter
-from colbert.hybrid import Fusion, SearchMode, check_query_text, parse_mode
-from colbert.quantize import decode
-from colbert.store import (
-    CollectionConfig,
-    DocumentInfo,
-    FileInfo,
-    Hit,
-    OriginalFile,
-    UnitRecord,
+from colbert._validate import (
     canonical_json,
     check_page_window,
     validate_config,
@@ -84,6 +69,16 @@ from colbert.store import (
     validate_original,
     validate_search,
 )
+from colbert.errors import (
+    DocumentExistsError,
+    IndexFormatError,
+    InvalidFilterError,
+    InvalidQueryError,
+)
+from colbert.filters import MetadataFilter
+from colbert.hybrid import Fusion, SearchMode, check_query_text, parse_mode
+from colbert.quantize import decode
+from colbert.store import CollectionConfig, DocumentInfo, FileInfo, Hit, OriginalFile, UnitRecord
 
 __all__ = ["LocalOptions", "LocalStats", "LocalStore"]
 

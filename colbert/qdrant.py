@@ -67,11 +67,21 @@ from colbert._qdrant_layout import (
     read_config,
     sized_batches,
     unit_numbers_of,
+    unit_of,
     unit_point,
 )
 from colbert._qdrant_live import doc_point, hits, info, instance_of, live, match, noticing
 from colbert._qdrant_live import keep as keep_live
 from colbert._qdrant_modes import hybrid_points, text_points, visual_points
+from colbert._validate import (
+    check_page_window,
+    validate_config,
+    validate_document,
+    validate_filter,
+    validate_metadata,
+    validate_original,
+    validate_search,
+)
 from colbert.errors import (
     CollectionExistsError,
     CollectionNotFoundError,
@@ -83,21 +93,7 @@ from colbert.errors import (
 )
 from colbert.filters import MetadataFilter
 from colbert.hybrid import Fusion, SearchMode, Signal, check_query_text, parse_mode
-from colbert.store import (
-    CollectionConfig,
-    DocumentInfo,
-    Hit,
-    OriginalFile,
-    StoreLimits,
-    UnitRecord,
-    check_page_window,
-    validate_config,
-    validate_document,
-    validate_filter,
-    validate_metadata,
-    validate_original,
-    validate_search,
-)
+from colbert.store import CollectionConfig, DocumentInfo, Hit, OriginalFile, StoreLimits, UnitRecord
 
 __all__ = [
     "FORMAT_NAME",
@@ -323,24 +319,7 @@ class QdrantStore:
         rec = self._record(doc_id)
         if rec is None:
             return None
-        flt = qm.Filter(must=[match("doc_id", doc_id), match("version", rec["version"]), match("page", unit)])
-        points, _ = self.client.scroll(self.name, scroll_filter=flt, limit=1, with_payload=True, with_vectors=True)
-        if not points:
-            return None
-        vectors: Any = points[0].vector
-        payload = points[0].payload or {}
-        dense = np.asarray(vectors["dense"], dtype=np.float32)  # (dense_dim,) unit (Qdrant normalises)
-        mv = np.asarray(vectors["mv"], dtype=np.float32)  # (n, d)
-        image = image_of(self.client, self.name, doc_id, rec["version"], unit)
-        return UnitRecord(
-            unit,
-            dense,
-            mv,
-            kind=payload.get("kind", "page"),
-            text=payload.get("text"),
-            metadata=payload["page_metadata"],
-            image=image,
-        )
+        return unit_of(self.client, self.name, doc_id, rec["version"], unit)
 
     @noticing
     def get_image(self, doc_id: str, unit: int) -> bytes | None:

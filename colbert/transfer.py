@@ -55,20 +55,12 @@ from typing import Any
 
 import numpy as np
 
+from colbert._validate import canonical_json, validate_document, validate_original
 from colbert.catalog import Catalog
 from colbert.errors import ColbertError, IndexFormatError
 from colbert.local import LocalStore
 from colbert.quantize import Codec, decode, encode
-from colbert.store import (
-    CollectionConfig,
-    FileInfo,
-    OriginalFile,
-    Store,
-    UnitRecord,
-    canonical_json,
-    validate_document,
-    validate_original,
-)
+from colbert.store import CollectionConfig, FileInfo, OriginalFile, Store, UnitRecord
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "ExportSummary", "export_collection", "import_collection"]
 
