@@ -34,16 +34,9 @@ ALLOWED: dict[str, str] = {
         "Settings is one class by design: each field and its docstring are the single source of the env var, the "
         "flag and docs/settings.md (3 lines a setting); 413 lines after the job-retention and original-file settings"
     ),
-    # Grown by the manage branch (duplicates, vacuum, export/import) merged into land on 2 Dec while other
-    # engineers still edit them: to be split once those branches settle, not moved under their feet.
-    "colbert/transfer.py": "new on 2 Dec (export/import of a collection; 576 lines with original files): split next",
-    "service/collections/manager.py": "edited in parallel by several engineers on 2 Dec (521 lines): split it next",
-    "service/cli.py::_index_one": "edited in parallel (duplicate policy, 62 lines) on 2 Dec: split it next",
-    # Grown by original files (issue 13 item 8) merged at the end of the 2 Dec evening session: split next.
-    "colbert/transfer.py::_qdrant_documents": "gained the original member on 2 Dec (61 lines): split with the file",
-    "tests/service/test_ui_browser.py": "grown by the UI branch (text/code session) on 2 Dec, 430 lines: split it next",
-    "tests/service/test_ui_browser.py::test_code_collection_session": (
-        "one browser session over a text/code collection whose steps build on each other, as the page session below"
+    "tests/service/test_ui_browser_code.py::test_code_collection_session": (
+        "one browser session over a text/code collection whose steps build on each other, as "
+        "test_ui_browser.py's page session"
     ),
     "tests/service/test_ui_browser.py::test_search_page_session": (
         "one browser session whose numbered steps build on each other (key, collection, uploads, search, hit); "

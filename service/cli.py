@@ -271,6 +271,16 @@ async def _index_all(
     return 1 if failed else 0
 
 
+def _skipped_duplicate(file: DocumentFile, existing: str) -> str:
+    """The line for a file whose content is stored already (``JEV4_DUPLICATE_POLICY=return_existing``)."""
+    from service.settings import env_name
+
+    if existing == file.document_id:
+        return f"skipped {file.source}: document {file.document_id!r} exists, same content (use --replace)"
+    setting = env_name("duplicate_policy")
+    return f"skipped {file.source}: the same content is document {existing!r} ({setting}=return_existing)"
+
+
 async def _index_one(
     args: argparse.Namespace,
     indexer: Indexer,
@@ -286,7 +296,6 @@ async def _index_one(
     from service.collections.indexing import DocumentSource, detect_kind
     from service.collections.uploads import media_type_of
     from service.errors import DuplicateDocumentError
-    from service.settings import env_name
 
     data = file.path.read_bytes()
     kind = detect_kind(data)
@@ -308,13 +317,7 @@ async def _index_one(
             background=True,
         )
         if plan.existing is not None:
-            if plan.existing.doc_id == file.document_id:
-                bar.note(f"skipped {file.source}: document {file.document_id!r} exists, same content (use --replace)")
-            else:
-                bar.note(
-                    f"skipped {file.source}: the same content is document {plan.existing.doc_id!r} "
-                    f"({env_name('duplicate_policy')}=return_existing)"
-                )
+            bar.note(_skipped_duplicate(file, plan.existing.doc_id))
             return True
         await indexer.index(
             store,

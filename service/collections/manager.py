@@ -24,13 +24,11 @@ the batcher's worker. Decisions:
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import hashlib
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from colbert.errors import CollectionNotFoundError
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig
 from model.errors import InvalidDimensionError
@@ -39,27 +37,30 @@ from service.collections.duplicates import plan_upload
 from service.collections.indexing import Indexer, IndexOptions, IndexResult
 from service.collections.job_store import Retention, open_job_store
 from service.collections.jobs import IndexJob, JobRegistry
+from service.collections.objects import (
+    collection_object,
+    document_object,
+    hit_object,
+    job_object,
+    merge_patch,
+    search_options,
+)
 from service.collections.repository import Repository
 from service.collections.schemas import (
     CollectionList,
     CollectionObject,
     CreateCollectionRequest,
     DeletedObject,
-    DocumentFile,
     DocumentList,
     DocumentObject,
-    HighlightBox,
     JobList,
     JobObject,
     PatchDocumentRequest,
-    SearchHit,
     SearchRequest,
     SearchResponse,
-    SignalScore,
-    SimilarityMap,
     VacuumObject,
 )
-from service.collections.search import PageMatch, Searcher, SearchLimits, SearchOptions, SearchQuery
+from service.collections.search import Searcher, SearchLimits, SearchQuery
 from service.collections.text_docs import check_unit_kind, chunk_info, text_indexer
 from service.collections.texts import TextSource
 from service.collections.vectors import EmbeddingModel, collection_spec
@@ -75,51 +76,6 @@ if TYPE_CHECKING:
     from service.engine.runtime import Runtime
 
 __all__ = ["Collections", "document_object", "job_object"]
-
-
-def document_object(collection: str, info: DocumentInfo) -> DocumentObject:
-    file = info.file
-    return DocumentObject(
-        id=info.doc_id,
-        collection=collection,
-        pages=info.num_units,
-        metadata=info.metadata,
-        created_at=info.created_at,
-        content_hash=info.content_hash,
-        file=None if file is None else DocumentFile(media_type=file.media_type, bytes=file.size, name=file.name),
-    )
-
-
-def job_object(job: IndexJob) -> JobObject:
-    return JobObject(
-        id=job.id,
-        collection=job.collection,
-        document_id=job.document_id,
-        status=job.status.value,
-        pages_done=job.pages_done,
-        pages_total=job.pages_total,
-        created_at=job.created_at,
-        finished_at=job.finished_at,
-        document=None if job.document is None else document_object(job.collection, job.document),
-        error=None if job.error is None else job.error.body()["error"],
-    )
-
-
-def _collection_object(
-    name: str, config: CollectionConfig, counts: tuple[int, int], disk_bytes: int | None = None
-) -> CollectionObject:
-    return CollectionObject(
-        name=name,
-        dimensions=config.dense_dim,
-        multivector_dimensions=config.multivector_dim,
-        codec=str(config.codec),
-        pool_factor=config.pool_factor,
-        task=config.task,
-        unit_kind=config.unit_kind,
-        documents=counts[0],
-        pages=counts[1],
-        disk_bytes=disk_bytes,
-    )
 
 
 class Collections:
@@ -207,24 +163,21 @@ class Collections:
             unit_kind=unit_kind,
         )
         store = await asyncio.to_thread(self.repository.create, data.name, config)
-        on_disk = await asyncio.to_thread(_disk_bytes, self.catalog(), data.name)
-        return _collection_object(data.name, store.config, (0, 0), on_disk)
+        on_disk = await asyncio.to_thread(self.repository.disk_bytes, data.name)
+        return collection_object(data.name, store.config, (0, 0), on_disk)
 
     async def list_collections(self) -> CollectionList:
         def work() -> list[CollectionObject]:
-            catalog = self.catalog()
-            return [
-                _collection_object(i.name, i.config, i.counts, _disk_bytes(catalog, i.name))
-                for i in self.repository.collections()
-            ]
+            repo = self.repository
+            return [collection_object(i.name, i.config, i.counts, repo.disk_bytes(i.name)) for i in repo.collections()]
 
         return CollectionList(data=await asyncio.to_thread(work))
 
     async def get(self, name: str) -> CollectionObject:
         store = await self.store(name)
         counts = await asyncio.to_thread(store.count)
-        on_disk = await asyncio.to_thread(_disk_bytes, self.catalog(), name)
-        return _collection_object(name, store.config, counts, on_disk)
+        on_disk = await asyncio.to_thread(self.repository.disk_bytes, name)
+        return collection_object(name, store.config, counts, on_disk)
 
     async def vacuum(self, name: str) -> VacuumObject:
         """Reclaim the disk space of deleted and replaced documents (:meth:`colbert.catalog.Catalog.vacuum`)."""
@@ -272,7 +225,7 @@ class Collections:
         )
         if plan.existing is not None:
             return document_object(name, plan.existing), True
-        metadata = await self._metadata_for(store, upload, document_id)
+        metadata = await upload.metadata_to_store(store, document_id)
         original = upload.original() if self.runtime.settings.keep_originals else None
 
         async def work(job: IndexJob | None) -> DocumentInfo:
@@ -306,7 +259,7 @@ class Collections:
         spec = collection_spec(store.config, PromptType.PASSAGE)
         document_id = upload.document_id or upload.default_id() or uuid.uuid4().hex
         planned = await indexer.plan(store, name, document_id, upload.source, spec, replace=upload.replace)
-        metadata = await self._metadata_for(store, upload, document_id)
+        metadata = await upload.metadata_to_store(store, document_id)
         original = upload.original() if self.runtime.settings.keep_originals else None
 
         async def work(job: IndexJob | None) -> DocumentInfo:
@@ -319,18 +272,6 @@ class Collections:
         if wait:
             return document_object(name, await work(None)), False
         return job_object(await self.jobs.submit(name, document_id, work)), False
-
-    @staticmethod
-    async def _metadata_for(store: Store, upload: DocumentUpload, document_id: str) -> dict[str, Any] | None:
-        """The metadata to store: a replace without metadata keeps the document's; else the metadata given, with
-        the uploaded file's name as ``source`` unless it sets one."""
-        if upload.metadata is None and upload.replace:
-            existing = await asyncio.to_thread(store.get_document, document_id)
-            if existing is not None:
-                return existing.metadata
-        if upload.filename is not None and "source" not in (upload.metadata or {}):
-            return {"source": upload.filename, **(upload.metadata or {})}
-        return upload.metadata
 
     def _count(self, result: IndexResult, kind: str) -> None:
         metrics = self.runtime.metrics
@@ -430,30 +371,17 @@ class Collections:
                 code="invalid_filter",
             )
         store = await self.store(name)
-        s = self.runtime.settings
-        options = SearchOptions(
-            top_k=data.top_k,
-            filter=data.filter,
-            candidates=data.candidates,
-            exhaustive=data.exhaustive,
-            include_image=data.include_image,
-            include_similarity_map=data.include_similarity_map,
-            mode=data.mode,
-            fusion=data.fusion,
-            text_weight=data.text_weight,
-            include_text=data.include_text,
-            highlight=data.highlight,
-        )
+        options = search_options(data)
         image = None
         if data.query_image is not None:
-            limits = MediaLimits.from_settings(s)
+            limits = MediaLimits.from_settings(self.runtime.settings)
             image = await load_source(data.query_image, limits, what="query_image")
         like = None if data.like is None else (data.like.document_id, data.like.page)
         query = SearchQuery(text=data.query, image=image, like=like)
         _indexer, searcher = self.services()
         outcome = await searcher.search(store, query, options)
         self.runtime.metrics.tokens.labels(kind="text").inc(outcome.tokens)
-        results = [_hit(m) for m in outcome.matches]
+        results = [hit_object(m) for m in outcome.matches]
         for match, hit in zip(outcome.matches, results, strict=True):
             info = await chunk_info(store, match.hit)
             if info is not None:
@@ -464,58 +392,3 @@ class Collections:
             usage=Usage(total_tokens=outcome.tokens, prompt_tokens=outcome.tokens),
             results=results,
         )
-
-
-def _disk_bytes(catalog: Catalog, name: str) -> int | None:
-    """The collection's bytes on disk, None when unknown (Qdrant) or when it vanished meanwhile."""
-    try:
-        return catalog.disk_bytes(name)
-    except CollectionNotFoundError:
-        return None
-
-
-def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """RFC 7396 JSON Merge Patch of two JSON objects.
-
-    >>> merge_patch({"a": 1, "b": {"c": 2, "d": 3}}, {"a": None, "b": {"c": 9}, "e": [1]})
-    {'b': {'c': 9, 'd': 3}, 'e': [1]}
-    """
-    out = dict(target)
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_patch(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _hit(match: PageMatch) -> SearchHit:
-    signals = {name: SignalScore(score=sig.score, rank=sig.rank) for name, sig in match.hit.signals.items()}
-    hit = SearchHit(
-        document_id=match.hit.doc_id,
-        page=match.hit.unit,
-        score=match.hit.score,
-        metadata=match.hit.metadata,
-        kind=match.hit.kind,
-        signals=signals,
-    )
-    if match.include_text:
-        hit.text = match.text
-    if match.highlights is not None:
-        hit.highlights = [
-            HighlightBox(x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1, word=b.word, terms=list(b.terms)) for b in match.highlights
-        ]
-    if match.image is not None:
-        hit.image = base64.b64encode(match.image).decode("ascii")
-    if match.similarity is not None:
-        grid = match.similarity
-        hit.similarity_map = SimilarityMap(rows=grid.rows, cols=grid.cols, tokens=grid.tokens, maps=_rounded(grid.maps))
-    return hit
-
-
-def _rounded(maps: Any) -> list[list[list[float]]]:
-    """(Lq, rows, cols) float32 -> nested lists with 4 decimals (keeps JSON small; cosines in [-1, 1])."""
-    out: list[list[list[float]]] = maps.round(4).astype(float).tolist()
-    return out

@@ -112,6 +112,13 @@ class Repository:
     def delete(self, name: str) -> bool:
         return self.catalog.delete(name)
 
+    def disk_bytes(self, name: str) -> int | None:
+        """The collection's bytes on disk, None when unknown (Qdrant) or when it vanished meanwhile."""
+        try:
+            return self.catalog.disk_bytes(name)
+        except CollectionNotFoundError:
+            return None
+
     # ---- documents -------------------------------------------------------------------------------------
     def check_free(self, store: Store, collection: str, document_id: str, *, replace: bool) -> None:
         """``DocumentExistsError`` (409) when the id is taken and ``replace`` is off; cheap, before any work."""

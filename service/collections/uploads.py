@@ -21,6 +21,7 @@ capped by the app's ``max_body_bytes`` before any of this runs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from service.settings import env_name
 if TYPE_CHECKING:
     from litestar import Request
 
+    from colbert.store import Store
     from service.settings import Settings
 
 __all__ = ["DocumentUpload", "read_upload"]
@@ -72,6 +74,17 @@ class DocumentUpload:
         name = None if self.filename is None else _CONTROL.sub("_", self.filename)[:1024] or None
         kind = "text" if isinstance(self.source, TextSource) else self.source.kind
         return OriginalFile(self.source.data, media_type_of(self.source.data, kind), name)
+
+    async def metadata_to_store(self, store: Store, document_id: str) -> dict[str, Any] | None:
+        """A replace without metadata keeps the document's; else the metadata given, with the uploaded file's name
+        as ``source`` unless it sets one."""
+        if self.metadata is None and self.replace:
+            existing = await asyncio.to_thread(store.get_document, document_id)
+            if existing is not None:
+                return existing.metadata
+        if self.filename is not None and "source" not in (self.metadata or {}):
+            return {"source": self.filename, **(self.metadata or {})}
+        return self.metadata
 
     def default_id(self) -> str | None:
         """The document id when none was given: a text document's whole path (:func:`document_id_from_path`,

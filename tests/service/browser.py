@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,3 +79,35 @@ def run_axe(driver: Any) -> list[dict[str, Any]]:
     if isinstance(result, dict):
         raise AssertionError(f"axe-core failed: {result}")
     return list(result)
+
+
+def wait(driver: Any, condition: Any, timeout: float = 60) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+
+
+def css(driver: Any, selector: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, selector)
+
+
+def shot(driver: Any, name: str) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
+def set_key(driver: Any, key: str) -> None:
+    box = css(driver, "#key-input")
+    box.clear()
+    box.send_keys(key)
+    css(driver, "#key-form button[type=submit]").click()
+
+
+def server_has_text_collections(client: httpx.Client) -> bool:
+    """Whether this server's API has text/code collections (issue 16): its create body names ``task``."""
+    schemas = client.get("/docs/openapi.json").json()["components"]["schemas"]
+    create = next(v for k, v in schemas.items() if k.endswith("CreateCollectionRequest"))
+    return "task" in create["properties"]

@@ -153,3 +153,16 @@ def docs(client: httpx.Client) -> str:
     )
     assert image.status_code == 201, image.text
     return name
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Any]:
+    from tests.service.browser import ARTIFACTS, browser_or_skip, chrome
+
+    browser_or_skip()  # a browser test's session (module scope): skipped with the reason where none runs
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    d = chrome()
+    try:
+        yield d
+    finally:
+        d.quit()

@@ -1,0 +1,137 @@
+"""The API objects the collection routes answer with, built from the index's records (:mod:`colbert.store`),
+the jobs (:mod:`service.collections.jobs`) and search matches (:mod:`service.collections.search`); a search
+request's options; and the JSON Merge Patch a ``PATCH`` of metadata applies."""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING, Any
+
+from service.collections.schemas import (
+    CollectionObject,
+    DocumentFile,
+    DocumentObject,
+    HighlightBox,
+    JobObject,
+    SearchHit,
+    SignalScore,
+    SimilarityMap,
+)
+from service.collections.search import SearchOptions
+
+if TYPE_CHECKING:
+    from colbert.store import CollectionConfig, DocumentInfo
+    from service.collections.jobs import IndexJob
+    from service.collections.schemas import SearchRequest
+    from service.collections.search import PageMatch
+
+__all__ = ["collection_object", "document_object", "hit_object", "job_object", "merge_patch", "search_options"]
+
+
+def document_object(collection: str, info: DocumentInfo) -> DocumentObject:
+    file = info.file
+    return DocumentObject(
+        id=info.doc_id,
+        collection=collection,
+        pages=info.num_units,
+        metadata=info.metadata,
+        created_at=info.created_at,
+        content_hash=info.content_hash,
+        file=None if file is None else DocumentFile(media_type=file.media_type, bytes=file.size, name=file.name),
+    )
+
+
+def job_object(job: IndexJob) -> JobObject:
+    return JobObject(
+        id=job.id,
+        collection=job.collection,
+        document_id=job.document_id,
+        status=job.status.value,
+        pages_done=job.pages_done,
+        pages_total=job.pages_total,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        document=None if job.document is None else document_object(job.collection, job.document),
+        error=None if job.error is None else job.error.body()["error"],
+    )
+
+
+def collection_object(
+    name: str, config: CollectionConfig, counts: tuple[int, int], disk_bytes: int | None = None
+) -> CollectionObject:
+    return CollectionObject(
+        name=name,
+        dimensions=config.dense_dim,
+        multivector_dimensions=config.multivector_dim,
+        codec=str(config.codec),
+        pool_factor=config.pool_factor,
+        task=config.task,
+        unit_kind=config.unit_kind,
+        documents=counts[0],
+        pages=counts[1],
+        disk_bytes=disk_bytes,
+    )
+
+
+def search_options(data: SearchRequest) -> SearchOptions:
+    """The options of a search request (the query itself, an image or a stored page, is read by the caller)."""
+    return SearchOptions(
+        top_k=data.top_k,
+        filter=data.filter,
+        candidates=data.candidates,
+        exhaustive=data.exhaustive,
+        include_image=data.include_image,
+        include_similarity_map=data.include_similarity_map,
+        mode=data.mode,
+        fusion=data.fusion,
+        text_weight=data.text_weight,
+        include_text=data.include_text,
+        highlight=data.highlight,
+    )
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7396 JSON Merge Patch of two JSON objects.
+
+    >>> merge_patch({"a": 1, "b": {"c": 2, "d": 3}}, {"a": None, "b": {"c": 9}, "e": [1]})
+    {'b': {'c': 9, 'd': 3}, 'e': [1]}
+    """
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_patch(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def hit_object(match: PageMatch) -> SearchHit:
+    signals = {name: SignalScore(score=sig.score, rank=sig.rank) for name, sig in match.hit.signals.items()}
+    hit = SearchHit(
+        document_id=match.hit.doc_id,
+        page=match.hit.unit,
+        score=match.hit.score,
+        metadata=match.hit.metadata,
+        kind=match.hit.kind,
+        signals=signals,
+    )
+    if match.include_text:
+        hit.text = match.text
+    if match.highlights is not None:
+        hit.highlights = [
+            HighlightBox(x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1, word=b.word, terms=list(b.terms)) for b in match.highlights
+        ]
+    if match.image is not None:
+        hit.image = base64.b64encode(match.image).decode("ascii")
+    if match.similarity is not None:
+        grid = match.similarity
+        hit.similarity_map = SimilarityMap(rows=grid.rows, cols=grid.cols, tokens=grid.tokens, maps=_rounded(grid.maps))
+    return hit
+
+
+def _rounded(maps: Any) -> list[list[list[float]]]:
+    """(Lq, rows, cols) float32 -> nested lists with 4 decimals (keeps JSON small; cosines in [-1, 1])."""
+    out: list[list[list[float]]] = maps.round(4).astype(float).tolist()
+    return out
