@@ -98,12 +98,17 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, service_checkpoint: Pa
         _wait_ready(server, timeout=600)  # minutes on a loaded shared machine
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 20 s (a server that does not stop must not hang the suite)."""
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
 
 
 def _wait_ready(server: LiveServer, *, timeout: float) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.service.conftest import API_KEY, SERVER_ENV, LiveServer, _free_port, _wait_ready
+from tests.service.conftest import API_KEY, SERVER_ENV, LiveServer, _free_port, _wait_ready, stop_process
 from tests.service.helpers import add_pdf as _add_pdf
 from tests.service.helpers import api_error as _error
 from tests.service.helpers import b64, pdf_bytes, png_bytes
@@ -39,15 +39,6 @@ def _start(checkpoint: Path, data_dir: Path, log: Path) -> tuple[subprocess.Pope
     return process, server
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
-
-
 def test_restart_keeps_collections(service_checkpoint: Path, tmp_path: Path) -> None:
     restart_dir = tmp_path / "data"
     log = tmp_path / "server.log"
@@ -65,7 +56,7 @@ def test_restart_keeps_collections(service_checkpoint: Path, tmp_path: Path) -> 
             before = (c.get("/v1/collections/kept").json(), c.get("/v1/collections/kept/documents").json())
             hits_before = c.post("/v1/collections/kept/search", json=search).json()["results"]
     finally:
-        _stop(process)
+        stop_process(process)
     assert process.returncode is not None
     process, server = _start(service_checkpoint, restart_dir, log)
     try:
@@ -73,7 +64,7 @@ def test_restart_keeps_collections(service_checkpoint: Path, tmp_path: Path) -> 
             after = (c.get("/v1/collections/kept").json(), c.get("/v1/collections/kept/documents").json())
             hits_after = c.post("/v1/collections/kept/search", json=search).json()["results"]
     finally:
-        _stop(process)
+        stop_process(process)
     for state in (before, after):  # the files' size may change at a restart (the WAL is checkpointed)
         assert state[0].pop("disk_bytes") > 0
     assert after == before
