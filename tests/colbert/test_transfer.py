@@ -92,12 +92,8 @@ def _snapshot(store: Store) -> list[Any]:
 
 
 def _members(path: Path) -> dict[str, bytes]:
-    with tarfile.open(path, "r:*") as tar:
-        out = {}
-        for m in tar:
-            f = tar.extractfile(m)
-            assert f is not None
-            out[m.name] = f.read()
+    """The export's members but its manifest (which names the source)."""
+    out = _all_members(path)
     out.pop("manifest.json")
     return out
 

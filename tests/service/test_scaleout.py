@@ -141,9 +141,10 @@ def test_kill_9_mid_upload_leaves_the_old_document(live_server: LiveServer, seco
             caught = None
             attempts = 5
             for attempt in range(attempts):  # kill K while its replacing upload is between pages
-                job = _upload(k, "crash", "doc", 8, wait=False, metadata='{"v": "new"}', replace="true")
-                seen = _midway(b, "crash", job["id"])
-                if seen["status"] == "running" and seen["pages_done"] < 8:
+                job = _upload(k, "crash", "doc", 12, wait=False, metadata='{"v": "new"}', replace="true")
+                # K's own view (live, not B's heartbeat-stale copy), so at least one page is left when it dies
+                seen = _midway(k, "crash", job["id"])
+                if seen["status"] == "running" and seen["pages_done"] < 10:
                     killed.process.send_signal(signal.SIGKILL)
                     killed.process.wait(10)
                     caught = job

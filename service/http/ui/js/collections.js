@@ -11,7 +11,7 @@ const sizeOf = (c) => (typeof c.disk_bytes === "number" ? formatBytes(c.disk_byt
 function item(c) {
   const selected = state.collection && state.collection.name === c.name;
   const task = c.task && c.task !== "retrieval" ? ` · ${c.task}` : "";
-  const facts = `${c.documents} docs · ${c.pages} ${unitWord(c, c.pages)}${task} · ${c.codec} · ${sizeOf(c)} on disk`;
+  const facts = `${c.documents} ${c.documents === 1 ? "doc" : "docs"} · ${c.pages} ${unitWord(c, c.pages)}${task} · ${c.codec} · ${sizeOf(c)} on disk`;
   return h(
     "li",
     { class: selected ? "selected" : "" },
