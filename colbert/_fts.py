@@ -11,7 +11,9 @@
 * Queries never reach FTS5's parser as written: the query's tokens (letters/digits only) are each quoted and
   ORed, ``"error" OR "42"``, so quotes, ``NEAR``, ``*``, ``-``, ``:`` and parentheses are plain words.
 * Scores: FTS5's ``bm25()`` (k1 = 1.2, b = 0.75, IDF ``ln((N - n + 0.5) / (n + 0.5))`` floored at 1e-6),
-  negated so that higher is better.
+  negated so that higher is better. Searches do not run :func:`fts_search`: they compute the same ranking in
+  memory over FTS5's postings (:mod:`colbert._bm25`, many times faster); :func:`fts_search` is FTS5's own
+  ranking, the reference the tests hold that computation to.
 * Floored terms are left out of the query (:class:`TermDocs`): a term found in at least half of the N indexed
   units gets FTS5's floor IDF of 1e-6, so it adds at most ~2.2e-6 to any score, yet scoring it walks its whole
   posting list (most of the index for a word like "the": 60–130 ms of a 30k-page query, bench/README.md). Such a

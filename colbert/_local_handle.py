@@ -3,7 +3,8 @@
 :class:`LocalHandle` is the part of :class:`colbert.local.LocalStore` that every read and write goes through:
 one writer connection behind a lock (other processes' writers queue on SQLite's lock for ``busy_timeout_s``),
 one read connection per thread (WAL snapshots: readers never wait), and the in-memory first stage
-(:class:`colbert._dense.DenseSnapshot`) brought up to date with every handle's commits at the start of a read.
+(:class:`colbert._dense.DenseSnapshot`) and the full-text units (:class:`colbert._bm25.TextUnits`) brought up to
+date with every handle's commits at the start of a read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from colbert import _schema
+from colbert._bm25 import PostingCache, TextUnits, load_text_units
 from colbert._dense import DenseSnapshot
 from colbert._fts import TermDocs
 from colbert._local_scan import PageScorer, load_dense
@@ -39,6 +41,7 @@ class LocalOptions:
     scan_block_pages: int = 128  # pages decoded and scored at a time (bounds search memory)
     deletions_retained: int = 100_000  # deletion log rows kept for incremental refresh of other handles
     read_threads: int = 4  # connections reading a rerank's candidate blobs concurrently (1: the search's own)
+    term_cache_bytes: int = 64 << 20  # posting lists of query terms kept in memory for BM25 (colbert._bm25)
     limits: StoreLimits = field(default_factory=StoreLimits)
 
     def __post_init__(self) -> None:
@@ -48,6 +51,8 @@ class LocalOptions:
             raise ValueError(f"first_stage must be 'dense' or 'pooled', got {self.first_stage!r}")
         if min(self.scan_block_pages, self.deletions_retained, self.sketch_vectors, self.read_threads) < 1:
             raise ValueError("scan_block_pages, deletions_retained, sketch_vectors and read_threads must be >= 1")
+        if self.term_cache_bytes < 0:
+            raise ValueError(f"term_cache_bytes must be >= 0, got {self.term_cache_bytes}")
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class LocalStats:
     vectors: int  # stored (pooled) multi-vector rows
     blob_bytes: int  # codec'd multi-vector bytes, without SQLite's page overhead
     memory_bytes: int  # the in-memory first stages (dense matrix + sketches + ids + live mask) of this handle
+    text_memory_bytes: int = 0  # the full-text side in memory: units' ids/lengths/live mask + cached postings
 
 
 class LocalHandle:
@@ -82,6 +88,8 @@ class LocalHandle:
         self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
         self._snapshot: DenseSnapshot | None = None
         self._term_docs = TermDocs()  # document counts of query terms, per index version (colbert._fts)
+        self._text: TextUnits | None = None  # the units FTS5 holds, synced with the snapshot (colbert._bm25)
+        self._postings = PostingCache(options.term_cache_bytes)
         with self._read() as conn:
             self._snapshot_for(conn)  # load the dense matrix now rather than on the first search
 
@@ -134,8 +142,14 @@ class LocalHandle:
         Under ``_sync_lock`` the transaction's first read sees at least every commit that any published
         snapshot saw, so the shared snapshot only ever moves forward.
         """
+        return self._views_for(conn)[0]
+
+    def _views_for(self, conn: sqlite3.Connection) -> tuple[DenseSnapshot, TextUnits]:
+        """The dense snapshot and the full-text units matching ``conn``'s read transaction (as above)."""
         with self._sync_lock:
-            return self._synced(conn)
+            snap = self._synced(conn)
+            assert self._text is not None
+            return snap, self._text
 
     def _synced(self, conn: sqlite3.Connection) -> DenseSnapshot:
         """Bring the shared snapshot up to this transaction's view (caller holds ``_sync_lock``)."""
@@ -148,15 +162,18 @@ class LocalHandle:
         if snap is not None and max_id <= snap.version[0] and max_del == snap.version[1]:
             return snap
         width = self.sketch_vectors * self.config.multivector_dim
-        if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
+        text = self._text
+        if snap is None or text is None or (min_del is not None and min_del > snap.version[1] + 1):
             ids, matrix, sketch = load_dense(conn, 0, dim, width)
             snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix, sketch, self.sketch_vectors)
+            text = TextUnits.build(0 if text is None else text.generation + 1, *load_text_units(conn, 0))
         else:
             dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
             ids, matrix, sketch = load_dense(conn, snap.version[0], dim, width)
             version = (max(int(max_id), snap.version[0]), int(max_del))
+            text = text.apply(*load_text_units(conn, snap.version[0]), dead)
             snap = snap.apply(version, ids, matrix, dead, sketch)
-        self._snapshot = snap
+        self._snapshot, self._text = snap, text
         return snap
 
     def close(self) -> None:
@@ -176,13 +193,14 @@ class LocalHandle:
         with self._write_lock:
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         with self._read() as conn:
-            snap = self._snapshot_for(conn)
+            snap, text = self._views_for(conn)
             vectors, blobs = conn.execute(
                 "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(length(data)), 0) FROM multivectors"
             ).fetchone()
             docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
         memory = snap.matrix.nbytes + snap.sketch.nbytes + snap.ids.nbytes + snap.alive.nbytes
-        return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), int(memory))
+        text_memory = text.ids.nbytes + text.lengths.nbytes + text.alive.nbytes + self._postings.nbytes
+        return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), int(memory), text_memory)
 
     def disk_bytes(self) -> int:
         """Bytes of the collection's files on disk (the index file, its WAL and shared-memory files)."""

@@ -2,7 +2,7 @@
 
 * first stage → ``(unit ids (c,), scores (c,))`` best first: dense cosine, or pooled sketches (optionally over a
   dense prefetch, optionally with the query pooled);
-* full text → FTS5 BM25 (:mod:`colbert._fts`), the filter applied inside the query;
+* full text → BM25 over FTS5's postings (:mod:`colbert._bm25`), only units the filter lets through;
 * hybrid → the BM25 top ``ceil(candidates / 2)``, then the visual first stage's best units not already taken until
   ``candidates`` units are chosen (so hybrid reranks as many units as visual does: the extra cost is one BM25
   query, not a longer MaxSim rerank), exact MaxSim over all of them, and :func:`colbert.hybrid.fuse`.
@@ -15,12 +15,10 @@ import math
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from colbert._dense import DenseSnapshot
-from colbert._fts import TermFilter, fts_search
 from colbert._local_filter import filter_sql
 from colbert._sketch import pool_query, sketch_scores
 from colbert.errors import InvalidQueryError
@@ -28,10 +26,21 @@ from colbert.filters import MetadataFilter
 from colbert.hybrid import Fusion, Signal, fuse, signals_of
 from colbert.store import Hit
 
-__all__ = ["FirstStage", "Ranked", "filtered_ids", "first_stage", "hits_of", "hybrid_rank", "text_rank", "visual_rank"]
+__all__ = [
+    "Bm25",
+    "FirstStage",
+    "Ranked",
+    "filtered_ids",
+    "first_stage",
+    "hits_of",
+    "hybrid_rank",
+    "text_rank",
+    "visual_rank",
+]
 
 Rerank = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]  # (unit ids, k) -> exact MaxSim top-k
 ScoreAll = Callable[[int], tuple[np.ndarray, np.ndarray]]  # k -> exact MaxSim top-k over every allowed unit
+Bm25 = Callable[[int], tuple[np.ndarray, np.ndarray]]  # n -> BM25 top-n (unit ids, scores) of the query, filtered
 Ranked = list[tuple[int, float, dict[str, Signal]]]
 
 
@@ -80,15 +89,9 @@ def _as_map(ids: np.ndarray, scores: np.ndarray) -> dict[int, float]:
     return {int(i): float(s) for i, s in zip(ids.tolist(), scores.tolist(), strict=True)}
 
 
-def text_rank(
-    conn: sqlite3.Connection,
-    query_text: str,
-    k: int,
-    allowed: tuple[str, list[Any]] | None,
-    keep: TermFilter | None = None,
-) -> Ranked:
-    ids, scores = fts_search(conn, query_text, k, allowed, keep)
-    text = _as_map(ids, scores)
+def text_rank(bm25: Bm25, k: int) -> Ranked:
+    """The BM25 top-k as ranked hits."""
+    text = _as_map(*bm25(k))
     signals = signals_of(text=text)
     return [(i, s, signals[i]) for i, s in text.items()]
 
@@ -101,21 +104,17 @@ def visual_rank(maxsim: tuple[np.ndarray, np.ndarray], visual: tuple[np.ndarray,
 
 
 def hybrid_rank(
-    conn: sqlite3.Connection,
-    query_text: str,
+    bm25: Bm25,
     k: int,
     candidates: int,
-    allowed: tuple[str, list[Any]] | None,
     visual: tuple[np.ndarray, np.ndarray] | None,
     rerank: Rerank,
     score_all: ScoreAll,
     fusion: Fusion,
-    keep: TermFilter | None = None,
 ) -> Ranked:
     """BM25 + visual candidates, exact MaxSim over their union, fused (module docstring). ``visual`` None: the
     search is exhaustive, MaxSim is computed for every allowed unit (``score_all``)."""
-    t_ids, t_scores = fts_search(conn, query_text, math.ceil(candidates / 2), allowed, keep)
-    text = _as_map(t_ids, t_scores)
+    text = _as_map(*bm25(math.ceil(candidates / 2)))
     if visual is None:
         maxsim = _as_map(*score_all(10**9))
         return fuse(text, {}, maxsim, k, fusion)

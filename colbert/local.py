@@ -52,10 +52,11 @@ from typing import Any
 import numpy as np
 
 from colbert import _migrate, _schema
-from colbert._fts import TermFilter
-from colbert._local_filter import filter_docs_sql, filter_sql
+from colbert._bm25 import TextUnits, bm25_top
+from colbert._dense import DenseSnapshot
+from colbert._local_filter import filter_docs_sql
 from colbert._local_handle import LocalHandle, LocalOptions, LocalStats
-from colbert._local_modes import FirstStage, Ranked, filtered_ids, hits_of, hybrid_rank, text_rank, visual_rank
+from colbert._local_modes import Bm25, FirstStage, filtered_ids, hits_of, hybrid_rank, text_rank, visual_rank
 from colbert._local_modes import first_stage as stage_one
 from colbert._local_scan import read_pages
 from colbert._local_write import delete_rows, insert_document, unit_row
@@ -79,6 +80,7 @@ from colbert.filters import MetadataFilter
 from colbert.hybrid import Fusion, SearchMode, check_query_text, parse_mode
 from colbert.quantize import decode
 from colbert.store import CollectionConfig, DocumentInfo, FileInfo, Hit, OriginalFile, UnitRecord
+from colbert.text import query_terms
 
 __all__ = ["LocalOptions", "LocalStats", "LocalStore"]
 
@@ -306,55 +308,37 @@ class LocalStore(LocalHandle):
         kind = self.options.first_stage if first_stage is None else first_stage
         how = FirstStage.checked(kind, candidates, prefetch, query_groups)
         with self._read() as conn:
-            snap = self._snapshot_for(conn)
+            snap, units = self._views_for(conn)
             allowed = filtered_ids(conn, flt) if flt else None
             rows = None if allowed is None else snap.rows_of(allowed)
             exact_all = exhaustive or (dense is None and how.kind == "dense")
             visual = None if exact_all else stage_one(snap, q, dense, rows, how)
             if mode is SearchMode.HYBRID:
-                fused = fusion or Fusion()
-                keep = self._term_docs.filter(conn, snap.version, snap.n_alive)
-                ranked = self._hybrid(conn, q, str(text), k, candidates, flt, allowed, visual, fused, keep)
-                return hits_of(conn, ranked)
+                bm25 = self._bm25(conn, snap, units, str(text), allowed)
+                rerank = lambda ids, n: self._rerank(conn, q, n, ids)  # noqa: E731
+                score_all = lambda n: self._scorer.top(conn, q, n, allowed)  # noqa: E731
+                return hits_of(conn, hybrid_rank(bm25, k, candidates, visual, rerank, score_all, fusion or Fusion()))
             exact = self._scorer.top(conn, q, k, allowed) if visual is None else self._rerank(conn, q, k, visual[0])
             return hits_of(conn, visual_rank(exact, visual))
 
     def _text_only(self, text: str, k: int, candidates: int, flt: MetadataFilter | None) -> list[Hit]:
-        """Mode ``text``: BM25 over the units' text, the filter inside the query; no vectors."""
+        """Mode ``text``: BM25 over the units' text, only the units the filter lets through; no vectors."""
         limits = self.options.limits
         validate_search(np.ones((1, self.config.multivector_dim), np.float32), None, k, candidates, self.config, limits)
         with self._read() as conn:
-            snap = self._snapshot_for(conn)
-            allowed_sql = filter_sql(flt) if flt else None
-            keep = self._term_docs.filter(conn, snap.version, snap.n_alive)
-            return hits_of(conn, text_rank(conn, text, k, allowed_sql, keep))
+            snap, units = self._views_for(conn)
+            allowed = filtered_ids(conn, flt) if flt else None
+            return hits_of(conn, text_rank(self._bm25(conn, snap, units, text, allowed), k))
 
-    def _hybrid(
-        self,
-        conn: sqlite3.Connection,
-        q: np.ndarray,
-        text: str,
-        k: int,
-        candidates: int,
-        flt: MetadataFilter | None,
-        allowed: np.ndarray | None,
-        visual: tuple[np.ndarray, np.ndarray] | None,
-        fusion: Fusion,
-        keep: TermFilter,
-    ) -> Ranked:
-        """BM25 and visual candidates, exact MaxSim over their union, fused (:mod:`colbert._local_modes`)."""
-        return hybrid_rank(
-            conn,
-            text,
-            k,
-            candidates,
-            filter_sql(flt) if flt else None,
-            visual,
-            lambda ids, n: self._rerank(conn, q, n, ids),
-            lambda n: self._scorer.top(conn, q, n, allowed),
-            fusion,
-            keep,
-        )
+    def _bm25(
+        self, conn: sqlite3.Connection, snap: DenseSnapshot, units: TextUnits, text: str, allowed: np.ndarray | None
+    ) -> Bm25:
+        """BM25 top-n of ``text`` in this read transaction (:mod:`colbert._bm25`), floored terms left out
+        (:class:`colbert._fts.TermDocs`)."""
+        terms = query_terms(text)
+        if terms:
+            terms = self._term_docs.filter(conn, snap.version, snap.n_alive)(terms)
+        return lambda n: bm25_top(conn, units, self._postings, terms, n, allowed)
 
     def _rerank(
         self, conn: sqlite3.Connection, q: np.ndarray, k: int, chosen: np.ndarray

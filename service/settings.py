@@ -198,6 +198,10 @@ class Settings:
     store_busy_timeout_s: float = 30.0
     """Embedded backend: seconds a write waits for another process's write to the same collection before it
     fails with 503 index_busy (several processes may serve one data_dir; their writes are serialised)."""
+    term_cache_mb: int = 64
+    """Embedded backend: MiB of full-text posting lists (of the words searched so far) kept in memory per open
+    collection, so that BM25 for text and hybrid search runs in memory instead of re-reading FTS5 (0: read every
+    query's postings from the index; results are the same either way)."""
     duplicate_policy: str = "return_existing"
     """An upload whose bytes (and page selection) equal a stored document's, sent without an explicit
     document_id: return_existing (200 with that document and an X-Duplicate-Of header; nothing is embedded),
@@ -398,7 +402,7 @@ def _check_positive(s: Settings) -> None:
             raise SettingsError(f"{env_name(name)} must be positive, got {value}")
     if s.download_timeout_s <= 0:
         raise SettingsError(f"{env_name('download_timeout_s')} must be positive, got {s.download_timeout_s}")
-    for name in ("max_redirects", "retry_after_s"):
+    for name in ("max_redirects", "retry_after_s", "term_cache_mb"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{env_name(name)} must not be negative, got {getattr(s, name)}")
     for name in ("image_max_pixels", "torch_threads"):

@@ -39,7 +39,11 @@ def open_catalog(settings: Settings) -> Any:
         backend="qdrant" if settings.collection_backend == "qdrant" else "local",
         qdrant_url=settings.qdrant_url,
         qdrant_api_key=settings.qdrant_api_key,
-        local_options=LocalOptions(first_stage=settings.first_stage, busy_timeout_s=settings.store_busy_timeout_s),
+        local_options=LocalOptions(
+            first_stage=settings.first_stage,
+            busy_timeout_s=settings.store_busy_timeout_s,
+            term_cache_bytes=settings.term_cache_mb << 20,
+        ),
     )
 
 
