@@ -8,7 +8,10 @@ fixed memory, so every batch it serves must have the same shapes and the same py
 **Buckets.** A text-only batch whose total (packed) token count fits a bucket — powers of two from 64 up to
 ``graph_max_tokens`` and that value itself (:func:`buckets_up_to`) — is packed into exactly ``bucket`` tokens:
 its rows end to end, then padding. The padding is one more segment that attends only to itself; its outputs are
-dropped. A longer batch, or one with an image, runs the ordinary eager path.
+dropped. (Placed after every real token, it is already out of their causal attention; its own segment keeps
+its values independent of the batch, and no softmax row is empty.) The number of rows needs no bucket: rows
+are told apart by segment ids in a tensor, not by the shape. A longer batch, or one with an image, runs the
+ordinary eager path.
 
 **Nothing batch-dependent in python.** The eager packed path decides with python integers taken from the batch:
 the attention plan (``Segments``: one sdpa call per group of rows, its mask built from the lengths), the LoRA
