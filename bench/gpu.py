@@ -399,7 +399,7 @@ def _profile(fn: Callable[[], Any], label: str, directory: Path, dtype: str) -> 
         _sync()
         wall = time.perf_counter() - start
     events = prof.key_averages()
-    launches = sum(e.count for e in events if "LaunchKernel" in e.key or "GraphLaunch" in e.key)
+    launches = sum(int(e.count) for e in events if "LaunchKernel" in e.key or "GraphLaunch" in e.key)
     directory.mkdir(parents=True, exist_ok=True)
     with (directory / f"profile-{dtype}.txt").open("a") as f:
         f.write(

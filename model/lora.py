@@ -150,8 +150,9 @@ class FusedProjections:
         flat = x.reshape(-1, self.in_features)  # (N, I), rows of batch row b at [b·per_row, (b+1)·per_row)
         # (N, ΣO); addmm with the bias, as F.linear does
         out = flat @ self.weight.t() if self.bias is None else torch.addmm(self.bias, flat, self.weight.t())
-        if self.loras and isinstance(routing, TokenTasks):
-            self._add_token_routed(flat, out, routing)
+        if isinstance(routing, TokenTasks):
+            if self.loras:
+                self._add_token_routed(flat, out, routing)
         elif self.loras:
             all_runs, per_row = self._runs(x, flat.shape[0], routing)
             runs = [run for run in all_runs if run.task in self.lora_a]  # PEFT skips unknown adapters
