@@ -99,7 +99,7 @@ class Settings:
     reverse. Off by default until the GPU check has measured it (scripts/gpu-check.sh). On a CPU device it is
     ignored with a warning in the log."""
     cuda_graph_max_tokens: int = 2048
-    """The largest CUDA-graph bucket, in packed tokens (rows x their lengths, summed); batches above it run eager."""
+    """The largest CUDA-graph bucket, in packed tokens (the sum of the rows' tokens); larger batches run eager."""
     default_task: str = "retrieval.passage"
     """Task used when a request omits ``task`` (Jina does not document its default; we embed documents)."""
 
