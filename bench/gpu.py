@@ -105,18 +105,46 @@ def _timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
     return seconds, out
 
 
+ONLY: dict[str, set[str]] = {"ours-graphs": {"queries"}}
+"""Workloads a contestant runs where it differs from ``ours`` on those only (CUDA graphs: text batches of at most
+``graph_max_tokens`` tokens; the bench's pages are images and its passage batches are longer)."""
+
+
 def _contestant(name: str, args: Any) -> Any:
-    if name in ("ours", "ours-padded", "ours-replan", "ours-compiled"):
+    if name in ("ours", "ours-padded", "ours-replan", "ours-compiled", "ours-graphs"):
         from bench._ours import Ours
         from model.options import ForwardOptions
 
         # ours-padded: the packing lever off (``model.packing``), every batch padded to its longest row;
         # ours-replan: the vision windows planned in every block (host-device syncs) instead of once per forward
         # ours-compiled: the elementwise half through torch.compile (model.compiled; Triton kernels on a GPU)
+        # ours-graphs: short text batches as CUDA graphs over token buckets (model.graphs), captured at load
         options = ForwardOptions(
-            pack_rows=name != "ours-padded", plan_windows_once=name != "ours-replan", compile=name == "ours-compiled"
+            pack_rows=name != "ours-padded",
+            plan_windows_once=name != "ours-replan",
+            compile=name == "ours-compiled",
+            cuda_graphs=name == "ours-graphs",
         )
-        return Ours(args, options)
+        ours = Ours(args, options)
+        if name == "ours-graphs":
+            import torch
+
+            cuda = torch.cuda.is_available()
+            before = torch.cuda.memory_reserved() if cuda else 0
+            start = time.perf_counter()
+            captured = ours.encoder.capture_graphs()
+            runner = ours.encoder.network.graphs
+            if runner is None:
+                print(f"{name}: no CUDA device, CUDA graphs are off: it runs eager (a dry run)", flush=True)
+            else:
+                seconds = time.perf_counter() - start
+                held = (torch.cuda.memory_reserved() - before) / 2**20 if cuda else 0.0
+                print(
+                    f"{name}: captured {captured} CUDA graphs (buckets {runner.buckets}) in {seconds:.1f} s; "
+                    f"GPU memory reserved +{held:.0f} MiB (graph pool and static buffers)",
+                    flush=True,
+                )
+        return ours
     if name == "colqwen2.5":
         from bench._peers_colpali import ColQwenPeer
 
@@ -137,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--contestants",
         default="ours,colqwen2.5,reference-style",
-        help="comma-separated; also ours-padded (ours with packing off) and ours-replan (vision windows planned in "
-        "every block), each a lever alone",
+        help="comma-separated; also ours-padded (ours with packing off), ours-replan (vision windows planned in "
+        "every block), ours-compiled (torch.compile) and ours-graphs (CUDA graphs for short text batches; queries "
+        "only), each a lever alone",
     )
     parser.add_argument("--workloads", default="pages,queries,passages")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/jev4-gpu-bench"))
@@ -216,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         """Every workload's timed passes; a function, so that no closure over ``contestant`` outlives it."""
         outputs[name] = {}
         for workload in workloads:
+            if workload not in ONLY.get(name, {workload}):
+                continue
             variants: list[tuple[str, Callable[[], Any]]] = []
             if workload == "pages":
                 variants.append(("end to end", lambda: contestant.pages(pages)))
@@ -244,10 +275,15 @@ def main(argv: list[str] | None = None) -> int:
                     if args.save:
                         args.save.mkdir(parents=True, exist_ok=True)
                         _save_output(args.save / f"{args.dtype}-{name}-{workload}.npz", out)
-        if args.profile and name == "ours":
+        if args.profile and name in ("ours", "ours-graphs"):
             for workload in workloads:
+                if workload not in ONLY.get(name, {workload}):
+                    continue
                 items = prepared_pages if workload == "pages" else prepared_texts[workload]
-                _profile(lambda i=items: contestant._embed(i), f"{name} {workload}", args.profile, args.dtype)
+                launches = _profile(
+                    lambda i=items: contestant._embed(i), f"{name} {workload}", args.profile, args.dtype
+                )
+                report.setdefault("launches", {})[f"{name}/{workload}"] = launches
 
     for name in [c for c in args.contestants.split(",") if c]:
         cargs = ContestantArgs(checkpoint, args.dtype, args.work_dir / "workloads", 0, args.batch_size, device)
@@ -281,15 +317,18 @@ def main(argv: list[str] | None = None) -> int:
         per = flops[w] / counts[w] / 1e9
         print(f"FLOPs/input {w:8s}: {per:10.1f} GFLOP; machine limit {rate / (flops[w] / counts[w]):.1f} items/s")
     print(format_table(headers, rows, "throughput (preprocessing inside the clock for 'end to end')"))
-    ratio_rows: list[list[Any]] = []
-    for w in workloads:
-        ours = next((r for r in rows if r[0] == w and r[1] == "ours" and r[2] == "end to end"), None)
-        for r in rows:
-            if ours and r[0] == w and r[1] != "ours":
-                ratio_rows.append([w, f"ours / {r[1]}", ours[6] / r[6]])
+    ratio_rows = _ratios(rows, workloads)
     if ratio_rows:
-        print(format_table(["workload", "ratio (end to end)", "×"], ratio_rows, "ours against the peers"))
+        print(
+            format_table(
+                ["workload", "ratio (end to end)", "×"], ratio_rows, "ours (and its variants) against the peers"
+            )
+        )
     report["ratios"] = ratio_rows
+    goal_rows = _goals(rows)
+    if goal_rows:
+        print(format_table(["goal (issue 19)", "contestant", "measured", "goal", "met"], goal_rows, "goals"))
+    report["goals"] = goal_rows
     parity = _parity(outputs)
     if parity:
         print(format_table(["workload", "pair", "dense min cos", "multi-vector min cos"], parity, "outputs"))
@@ -301,9 +340,53 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _profile(fn: Callable[[], Any], label: str, directory: Path, dtype: str) -> None:
+def _ratios(rows: list[list[Any]], workloads: list[str]) -> list[list[Any]]:
+    """items/s (end to end) of ``ours`` and each ``ours-*`` variant over each peer's, and each variant over ours.
+
+    >>> row = lambda name, rate: ["queries", name, "end to end", 8, 1.0, 1.0, rate]
+    >>> for r in _ratios([row("ours", 10.0), row("ours-graphs", 30.0), row("colqwen2.5", 20.0)], ["queries"]):
+    ...     print(r)
+    ['queries', 'ours / colqwen2.5', 0.5]
+    ['queries', 'ours-graphs / colqwen2.5', 1.5]
+    ['queries', 'ours-graphs / ours', 3.0]
+    """
+    out: list[list[Any]] = []
+    end = [r for r in rows if r[2] == "end to end"]
+    for w in workloads:
+        here = {r[1]: r[6] for r in end if r[0] == w}
+        ours = [n for n in here if n == "ours" or n.startswith("ours-")]
+        peers = [n for n in here if n not in ours]
+        out += [[w, f"{a} / {b}", here[a] / here[b]] for a in ours for b in peers]
+        out += [[w, f"{a} / ours", here[a] / here["ours"]] for a in ours if a != "ours" and "ours" in here]
+    return out
+
+
+GOALS = (("queries", "colqwen2.5", 1.5), ("passages", "colqwen2.5", 2.0))
+"""Issue 19's goals as ratios against a peer measured in the same run (pages: ≥ 35 pages/s, printed above)."""
+
+
+def _goals(rows: list[list[Any]]) -> list[list[Any]]:
+    """Each goal of :data:`GOALS` for ours and every variant that ran the workload, met or not."""
+    out: list[list[Any]] = []
+    end = [r for r in rows if r[2] == "end to end"]
+    for workload, peer, goal in GOALS:
+        here = {r[1]: r[6] for r in end if r[0] == workload}
+        if peer not in here:
+            continue
+        for name, rate in here.items():
+            if name == "ours" or name.startswith("ours-"):
+                ratio = rate / here[peer]
+                out.append([f"{workload} ≥ {goal}× {peer}", name, f"{ratio:.2f}×", f"{goal}×", ratio >= goal])
+    pages = next((r for r in end if r[0] == "pages" and r[1] == "ours"), None)
+    if pages is not None:
+        out.append(["pages ≥ 35 pages/s", "ours", f"{pages[6]:.1f}/s", "35/s", pages[6] >= 35])
+    return out
+
+
+def _profile(fn: Callable[[], Any], label: str, directory: Path, dtype: str) -> int:
     """One pass of ``fn`` under ``torch.profiler``; appends two tables to ``directory/profile-<dtype>.txt``: ops by
-    device (kernel) time and by CPU time. Wall ≫ the kernels' total means the GPU waits for launches."""
+    device (kernel) time and by CPU time. Wall ≫ the kernels' total means the GPU waits for launches. Returns the
+    kernel and graph launches of the pass (CUDA runtime/driver calls; 0 without CUDA)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -316,13 +399,19 @@ def _profile(fn: Callable[[], Any], label: str, directory: Path, dtype: str) -> 
         _sync()
         wall = time.perf_counter() - start
     events = prof.key_averages()
+    launches = sum(int(e.count) for e in events if "LaunchKernel" in e.key or "GraphLaunch" in e.key)
     directory.mkdir(parents=True, exist_ok=True)
     with (directory / f"profile-{dtype}.txt").open("a") as f:
-        f.write(f"\n===== {label}: one pass, {wall:.3f} s wall (under the profiler)\n")
+        f.write(
+            f"\n===== {label}: one pass, {wall:.3f} s wall (under the profiler), {launches} kernel/graph launches\n"
+        )
         if torch.cuda.is_available():
             f.write(events.table(sort_by="self_device_time_total", row_limit=30, max_name_column_width=60))
         f.write(events.table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=60))
-    print(f"profiled {label}: {wall:.3f} s wall → {directory / f'profile-{dtype}.txt'}", flush=True)
+    print(
+        f"profiled {label}: {wall:.3f} s wall, {launches} launches → {directory / f'profile-{dtype}.txt'}", flush=True
+    )
+    return launches
 
 
 def _save_output(path: Path, out: Any) -> None:

@@ -146,6 +146,12 @@ class Encoder:
 
     # -- low level (one forward pass) ---------------------------------------------------------------------
 
+    def capture_graphs(self) -> int:
+        """Capture the CUDA graphs of every token bucket now, when ``ForwardOptions.cuda_graphs`` is on and the
+        model is on a GPU (``model.graphs``; else nothing); returns how many were captured. Without this call each
+        bucket is captured on its first batch."""
+        return self.network.capture_graphs()
+
     def batch_cost(self, lengths: Sequence[int]) -> int:
         """Tokens one :meth:`embed` call over rows of these lengths runs (summed when packed, padded otherwise);
         the service's batcher budgets with it."""

@@ -18,7 +18,7 @@ from torch import nn
 from model import _internals
 from model.lora import FusedMLP, FusedTextAttention
 from model.packing import Segments
-from model.routing import Routing
+from model.routing import Routing, TokenTasks
 
 AddNorm = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], tuple[torch.Tensor, torch.Tensor]]
 
@@ -28,11 +28,14 @@ __all__ = ["AddNorm", "Layout", "decoder_layer", "embed_inputs", "text_forward",
 @dataclass(frozen=True, slots=True)
 class Layout:
     """How one forward runs: its task routing and either packed ``segments`` (input ``(1, T)``) or, for a padded
-    ``(B, L)`` batch, ``key_mask`` (B, L) bool, True at real tokens (None: no padding)."""
+    ``(B, L)`` batch, ``key_mask`` (B, L) bool, True at real tokens (None: no padding), or the whole attention
+    ``attn_mask`` (1, 1, T, T) bool of a packed input with :class:`~model.routing.TokenTasks` (``model.graphs``:
+    nothing in it is a python number that depends on the batch)."""
 
-    routing: Routing
+    routing: Routing | TokenTasks
     segments: Segments | None = None
     key_mask: torch.Tensor | None = None
+    attn_mask: torch.Tensor | None = None
 
 
 def uses_fused_layers(language_model: nn.Module) -> bool:
@@ -67,7 +70,7 @@ def decoder_layer(
     """One fused decoder layer (pre-norm attention and MLP, each with its residual add)."""
     attn, mlp = layer.get_submodule("self_attn"), layer.get_submodule("mlp")
     h = layer.get_submodule("input_layernorm")(hidden)
-    hidden = hidden + attn(h, rope, layout.routing, layout.segments, layout.key_mask)
+    hidden = hidden + attn(h, rope, layout.routing, layout.segments, layout.key_mask, layout.attn_mask)
     h = layer.get_submodule("post_attention_layernorm")(hidden)
     result: torch.Tensor = hidden + mlp(h, layout.routing)
     return result
@@ -107,7 +110,8 @@ def _fused_residual_forward(
     h: torch.Tensor = layers[0].get_submodule("input_layernorm")(embeds)
     hidden = embeds
     for i, layer in enumerate(layers):
-        attn_out = layer.get_submodule("self_attn")(h, rope, layout.routing, layout.segments, layout.key_mask)
+        attn = layer.get_submodule("self_attn")
+        attn_out = attn(h, rope, layout.routing, layout.segments, layout.key_mask, layout.attn_mask)
         weight, eps = _internals.rms_norm_parameters(layer.get_submodule("post_attention_layernorm"))
         hidden, h = add_norm(hidden, attn_out, weight, eps)
         mlp_out = layer.get_submodule("mlp")(h, layout.routing)

@@ -38,8 +38,8 @@ from torch import nn
 from model import _internals
 from model.compiled import Kernels
 from model.elementwise import in_token_slices, rotate
-from model.packing import Segments, padded_attention, segment_attention
-from model.routing import Routing, TaskRun
+from model.packing import Segments, masked_attention, padded_attention, segment_attention
+from model.routing import Routing, TaskRun, TokenTasks
 
 __all__ = [
     "FusedMLP",
@@ -146,11 +146,14 @@ class FusedProjections:
             raise RuntimeError(f"task routing covers {routing.runs[-1].stop} {kind}, the input has {units}")
         return routing.runs, per_unit
 
-    def __call__(self, x: torch.Tensor, routing: Routing | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, routing: Routing | TokenTasks | None = None) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features)  # (N, I), rows of batch row b at [b·per_row, (b+1)·per_row)
         # (N, ΣO); addmm with the bias, as F.linear does
         out = flat @ self.weight.t() if self.bias is None else torch.addmm(self.bias, flat, self.weight.t())
-        if self.loras:
+        if isinstance(routing, TokenTasks):
+            if self.loras:
+                self._add_token_routed(flat, out, routing)
+        elif self.loras:
             all_runs, per_row = self._runs(x, flat.shape[0], routing)
             runs = [run for run in all_runs if run.task in self.lora_a]  # PEFT skips unknown adapters
             # several runs (a mixed batch): every task's A for every row in one product (the A products are
@@ -166,6 +169,21 @@ class FusedProjections:
                 for ranks, cols, b, scaling in self.lora_b[run.task]:
                     rows_out[:, cols].addmm_(h[:, ranks], b.t(), alpha=scaling)  # += s · (x Aᵀ) Bᵀ, in place
         return out.view(*x.shape[:-1], out.shape[-1])
+
+    def _add_token_routed(self, flat: torch.Tensor, out: torch.Tensor, routing: TokenTasks) -> None:
+        """``out += s · (x Aᵀ ⊙ w_task) Bᵀ`` for every task: each token's adapter chosen by its weight column, with
+        launches and shapes that do not depend on which token has which task (:class:`~model.routing.TokenTasks`)."""
+        weights = routing.weights  # (N, tasks)
+        if weights.shape[0] != flat.shape[0]:
+            raise RuntimeError(f"task weights cover {weights.shape[0]} tokens, the input has {flat.shape[0]}")
+        assert self.lora_a_all is not None
+        h_all = flat @ self.lora_a_all.t()  # (N, Σ tasks·k·r): every task's A in one product
+        for j, task in enumerate(routing.tasks):
+            if task not in self.lora_a:
+                continue  # PEFT skips unknown adapters
+            h = h_all[:, self.task_ranks[task]] * weights[:, j : j + 1]  # (N, k·r), zero at other tasks' tokens
+            for ranks, cols, b, scaling in self.lora_b[task]:
+                out[:, cols].addmm_(h[:, ranks], b.t(), alpha=scaling)
 
 
 class FusedTextAttention(nn.Module):
@@ -198,12 +216,14 @@ class FusedTextAttention(nn.Module):
         self,
         hidden_states: torch.Tensor,
         position_embeddings: tuple[torch.Tensor, torch.Tensor],
-        routing: Routing | None = None,
+        routing: Routing | TokenTasks | None = None,
         segments: Segments | None = None,
         key_mask: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, L, D) → (B, L, D). ``segments``: the input is packed ``(1, T)`` rows; ``key_mask`` (B, L) bool: the
-        real tokens of a right-padded batch (None: every token is real)."""
+        real tokens of a right-padded batch (None: every token is real); ``attn_mask`` (1, 1, T, T) bool: which
+        tokens each token attends, causal already (a packed batch as a CUDA graph replays it: ``model.graphs``)."""
         bsz, q_len, _ = hidden_states.shape
         d = self.head_dim
         nq, nk, _nv = (s // d for s in self._qkv.splits)
@@ -221,7 +241,11 @@ class FusedTextAttention(nn.Module):
         q = qk[:, :, :nq].transpose(1, 2)  # (B, nq, L, d)
         k = qk[:, :, nq:].transpose(1, 2)  # (B, nk, L, d)
         v = qkv[:, :, nq + nk :].transpose(1, 2)
-        if segments is not None:  # a packed batch: attention within each row, no padding mask
+        if attn_mask is not None:  # the whole mask given (rows told apart by it): one call of fixed shape
+            if segments is not None or key_mask is not None:
+                raise ValueError("an attention mask comes without segments or a padding mask")
+            out = masked_attention(q, k, v, attn_mask, scaling=self.scaling)  # (B, L, nq, d)
+        elif segments is not None:  # a packed batch: attention within each row, no padding mask
             if key_mask is not None:
                 raise ValueError("a packed batch takes no padding mask")
             out = segment_attention(q, k, v, segments, scaling=self.scaling)  # (1, L, nq, d)
@@ -253,7 +277,7 @@ class FusedMLP(nn.Module):
         self._gate_up = FusedProjections([self.gate_proj, self.up_proj])
         self._down = FusedProjections([self.down_proj])
 
-    def _mlp(self, x: torch.Tensor, routing: Routing | None) -> torch.Tensor:
+    def _mlp(self, x: torch.Tensor, routing: Routing | TokenTasks | None) -> torch.Tensor:
         width = self._gate_up.splits[0]
         gate_up = self._gate_up(x, routing)  # (..., 2·I)
         if self.silu_mul is not None:
@@ -262,7 +286,7 @@ class FusedMLP(nn.Module):
         act.mul_(gate_up[..., width:])
         return self._down(act, routing)
 
-    def forward(self, x: torch.Tensor, routing: Routing | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, routing: Routing | TokenTasks | None = None) -> torch.Tensor:
         # x: (B, S, H); chunks run along the sequence axis and keep the batch axis (routing by rows still applies;
         # a packed routing is narrowed to each chunk's tokens)
         if self.chunk_tokens is None or x.dim() != 3:

@@ -7,12 +7,14 @@ hidden state after the final norm; never the LM head. Each row's task LoRA is ap
 The fused path (``model.speedups`` installed the fused layers) runs :mod:`model.forward`: a batch whose rows differ
 in length runs packed (``model.packing``): the decoder sees only the real tokens, laid end to end, with the same
 positions and attention confined to each row; the result is scattered back to the padded ``(B, L, H)`` layout, pads
-zero. The routing and the packed segments are arguments of that forward. On stock modules
+zero. The routing and the packed segments are arguments of that forward. With CUDA graphs on (``model.graphs``,
+a GPU), a text-only batch that fits a token bucket replays its bucket's captured forward instead. On stock modules
 (``ForwardOptions.stock()``) the stock ``Qwen2_5_VLModel`` runs every batch padded, routed through PEFT.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +25,7 @@ from model.adapters import route_rows
 from model.checkpoint import JinaV4Backbone
 from model.compiled import compiled_kernels
 from model.forward import Layout, embed_inputs, text_forward, uses_fused_layers
+from model.graphs import CudaCapture, GraphCapture, GraphRunner, buckets_up_to
 from model.lora import fused_projection
 from model.options import ForwardOptions
 from model.packing import Segments
@@ -30,6 +33,8 @@ from model.processor import PreparedInput
 from model.routing import Routing
 
 __all__ = ["Batch", "Network"]
+
+_LOG = logging.getLogger("jev4.model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,43 @@ class Network:
         self.pack_rows = self.fused and self.options.pack_rows
         # the compiled path fuses each residual add with the next norm (model.compiled); None: eager
         self.add_norm = compiled_kernels().add_norm if self.options.compile and self.fused else None
+        # short text batches as CUDA graphs (model.graphs); None: every batch eager
+        self.graphs: GraphRunner | None = None
+        if self.options.cuda_graphs:
+            if device.type == "cuda":
+                self.enable_graphs(CudaCapture())
+            else:
+                _LOG.warning(
+                    "CUDA graphs asked for (JEV4_CUDA_GRAPHS / ForwardOptions.cuda_graphs) but the model runs on %s: "
+                    "every batch runs eager",
+                    device,
+                )
+
+    def enable_graphs(self, capture: GraphCapture) -> GraphRunner:
+        """Run text-only batches of at most ``options.graph_max_tokens`` tokens through a :class:`GraphRunner`
+        (``capture``: :class:`~model.graphs.CudaCapture` on a GPU; the tests pass a stand-in)."""
+        if not self.fused:
+            raise ValueError("CUDA graphs need the fused text layers (ForwardOptions.fuse_text)")
+        language_model = self.module.model.language_model
+        q_proj = language_model.get_submodule("layers.0.self_attn.q_proj")
+        tasks = tuple(sorted(_internals.lora_adapters(q_proj))) if _internals.is_lora_layer(q_proj) else ()
+        self.graphs = GraphRunner.for_model(
+            language_model,
+            self.module.model.get_input_embeddings(),
+            buckets=buckets_up_to(self.options.graph_max_tokens),
+            device=self.device,
+            pad_token_id=self.pad_token_id,
+            task_names=tasks,
+            add_norm=self.add_norm,
+            capture=capture,
+        )
+        return self.graphs
+
+    @torch.inference_mode()
+    def capture_graphs(self) -> int:
+        """Capture every CUDA-graph bucket now (the server does it in its warm-up, before ``/ready``); returns how
+        many were captured (0 when graphs are off)."""
+        return 0 if self.graphs is None else self.graphs.capture_all()
 
     def batch_cost(self, lengths: Sequence[int]) -> int:
         """Tokens a forward pass over rows of these lengths runs: their sum when rows run packed, else rows x
@@ -108,6 +150,10 @@ class Network:
         """(B, L, H) last hidden states (after the final norm), in the model's dtype; zeros at padding when packed."""
         if not self.fused:
             return self._stock_hidden_states(batch)
+        if self.graphs is not None and batch.pixel_values is None:
+            bucket = self.graphs.bucket_for(sum(batch.lengths))
+            if bucket is not None:
+                return self._graph_hidden_states(batch, bucket)
         dev = self.device
         ids, positions = batch.input_ids, self.positions(batch)  # (B, L), (3, B, L)
         uneven = min(batch.lengths) < max(batch.lengths)
@@ -129,6 +175,18 @@ class Network:
         padded = hidden.new_zeros((*batch.input_ids.shape, hidden.shape[-1]))  # (B, L, H)
         padded[real.to(dev)] = hidden[0]
         return padded
+
+    def _graph_hidden_states(self, batch: Batch, bucket: int) -> torch.Tensor:
+        """A text-only batch through its bucket's graph; (B, L, H), zeros at padding (as the packed path)."""
+        assert self.graphs is not None
+        static = self.graphs.pack(batch.input_ids, batch.lengths, batch.tasks, bucket)  # (4, bucket) on the host
+        hidden = self.graphs.run(static, sum(batch.lengths))  # (T, H), the rows end to end
+        rows, longest = batch.input_ids.shape
+        # where each packed token goes in the padded (B·L) layout: found on the host (no device sync)
+        where = batch.attention_mask.reshape(-1).nonzero().squeeze(1).to(self.device)  # (T,)
+        padded = hidden.new_zeros((rows * longest, hidden.shape[-1]))
+        padded.index_copy_(0, where, hidden)
+        return padded.view(rows, longest, -1)
 
     def _stock_hidden_states(self, batch: Batch) -> torch.Tensor:
         """The stock ``Qwen2_5_VLModel`` on the padded batch, each row's adapter routed through PEFT."""

@@ -52,13 +52,22 @@ class ForwardOptions:
     rotary, SiLU·up (``model.compiled``); the matmuls, LoRA routing, attention and packing stay eager. Needs
     ``fuse_text``. Off by default: its speed at real width is not measured yet (cold compile took minutes here)."""
 
+    cuda_graphs: bool = False
+    """On a CUDA device, text-only batches of at most ``graph_max_tokens`` tokens run as CUDA graphs, one per token
+    bucket (``model.graphs``): a query batch is one replay instead of ~1,700 launches. Ignored, with a warning,
+    on another device. Needs ``fuse_text``. Off by default until the GPU check has measured it."""
+    graph_max_tokens: int = 2048
+    """The largest CUDA-graph bucket (packed tokens); buckets are the powers of two from 64 below it, then it."""
+
     def __post_init__(self) -> None:
-        for name in ("group_tokens", "mlp_chunk_tokens", "slice_elements"):
+        for name in ("group_tokens", "mlp_chunk_tokens", "slice_elements", "graph_max_tokens"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"ForwardOptions.{name} must be positive (or None), got {value}")
         if self.compile and not (self.fuse_text and self.fuse_vision_mlps):
             raise ValueError("ForwardOptions.compile needs fuse_text and fuse_vision_mlps (it compiles their pieces)")
+        if self.cuda_graphs and not self.fuse_text:
+            raise ValueError("ForwardOptions.cuda_graphs needs fuse_text (the graphed forward is the fused decoder)")
         if self.pack_rows and not self.fuse_text:
             raise ValueError("ForwardOptions.pack_rows needs fuse_text (packed attention lives in the fused layers)")
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-__all__ = ["GROUP_TOKENS", "Segments", "padded_attention", "segment_attention"]
+__all__ = ["GROUP_TOKENS", "Segments", "masked_attention", "padded_attention", "segment_attention", "segment_mask"]
 
 GROUP_TOKENS = 512
 
@@ -156,4 +156,30 @@ def padded_attention(
     if groups > 1:
         key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=mask is None, scale=scaling)
+    return out.transpose(1, 2)
+
+
+def segment_mask(segment_ids: torch.Tensor) -> torch.Tensor:
+    """(1, 1, T, T) bool: token ``i`` attends token ``j`` when both carry the same segment id and ``j ≤ i`` — causal
+    attention within each row of a packed ``(T,)`` sequence, from a tensor rather than python lengths (the form a
+    CUDA graph replays for any batch, ``model.graphs``). Every token attends at least itself, so no row of the
+    softmax is empty (a padding segment attends only itself).
+
+    >>> segment_mask(torch.tensor([0, 0, 1, 1, 1]))[0, 0].int().tolist()
+    [[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 1, 1, 0], [0, 0, 1, 1, 1]]
+    """
+    same = segment_ids[:, None] == segment_ids[None, :]  # (T, T)
+    return same.tril()[None, None]
+
+
+def masked_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor, *, scaling: float
+) -> torch.Tensor:
+    """Attention with an explicit bool ``mask`` (broadcast to (B, heads, L, L), True = attend; causal already):
+    ``(B, heads, L, d)`` q, ``(B, kv_heads, L, d)`` k/v → ``(B, L, heads, d)``. KV heads repeated, as
+    :func:`padded_attention` does with a mask (the flash kernels take no mask; memory-efficient attention does)."""
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1:
+        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling)
     return out.transpose(1, 2)

@@ -10,8 +10,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["Routing", "TaskRun", "task_runs"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Routing", "TaskRun", "TokenTasks", "task_runs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +82,20 @@ class Routing:
             if r.start < stop and r.stop > start
         )
         return Routing(runs, True)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenTasks:
+    """Routing by a per-token weight instead of python token ranges: ``weights`` (N, len(tasks)) in the model's
+    dtype, 1 where token ``i`` of the flattened input uses adapter ``tasks[j]``, 0 elsewhere (a token with no 1 —
+    padding — gets no adapter). Every adapter then runs over every token and its low-rank product is multiplied
+    by its column before it is added: the same sums as :class:`Routing` (an added 0 changes nothing), but no python
+    integer depends on the batch, so the kernels a forward launches are the same for every batch of one shape —
+    what a CUDA graph replays (``model.graphs``). Costs ``len(tasks)`` times the LoRA products (rank ≪ width)."""
+
+    tasks: tuple[str, ...]
+    weights: torch.Tensor  # (N, len(tasks))
+
+    def window(self, start: int, stop: int) -> TokenTasks:
+        """The routing of tokens ``start:stop`` (the MLPs run long inputs in slices)."""
+        return TokenTasks(self.tasks, self.weights[start:stop])

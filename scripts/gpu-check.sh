@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The device check for issue 5, as one command on a CUDA machine (the `device` tool's, or your own), from the
-# repository root: the gpu-marked tests, then the encoder bench at full size with a profile of ours.
+# The device check for issues 5 and 19, as one command on a CUDA machine (the `device` tool's, or your own), from
+# the repository root: the gpu-marked tests, then the encoder bench at full size with a profile of ours (and of
+# ours-graphs, the CUDA graphs for query batches: launches per batch, queries/s against ColQwen2.5 as a ratio).
 #
 #   bash scripts/gpu-check.sh            # results under $OUT (the device tool sets it) or /tmp/gpu-check
 #
@@ -29,10 +30,12 @@ status=0
 # the device checks alone (tests/conftest.py runs `gpu` tests wherever CUDA is present); only the files that hold
 # them, since the others import packages the device image lacks (pymupdf); FutureWarnings from that image's
 # library versions are shown, not raised (the project's config turns warnings into errors)
-python3 -m pytest -q -m gpu -p no:cacheprovider -W default::FutureWarning \
-  tests/model/test_parity.py tests/model/test_packing.py tests/model/test_fastpath.py tests/model/test_compiled.py 2>&1 | tee "$out/gpu-tests.log" \
+# (-rP: the passed tests' output too, e.g. the CUDA-graph test's launch counts)
+python3 -m pytest -q -rP -m gpu -p no:cacheprovider -W default::FutureWarning \
+  tests/model/test_parity.py tests/model/test_packing.py tests/model/test_fastpath.py tests/model/test_compiled.py \
+  tests/model/test_graphs.py 2>&1 | tee "$out/gpu-tests.log" \
   || status=1
 python3 -m bench.gpu --config full --pages 64 --queries 256 --batch-size 16 --repeats 3 \
-  --contestants ours,ours-compiled,colqwen2.5,reference-style --json "$out/bf16.json" --profile "$out" 2>&1 | tee "$out/bench.log" \
+  --contestants ours,ours-compiled,ours-graphs,colqwen2.5,reference-style --json "$out/bf16.json" --profile "$out" 2>&1 | tee "$out/bench.log" \
   || status=1
 exit $status

@@ -90,6 +90,16 @@ class Settings:
     pages ×1.17–1.31, queries ×1.05–1.45, passages ×0.83–1.16 (3 runs); start-up +38 s with an empty cache, +13 s
     with a filled one.
     Off by default: on CPU it needs a C++ compiler at run time, and it adds that start-up time."""
+    cuda_graphs: bool = False
+    """On a CUDA device, run text-only batches of at most ``cuda_graph_max_tokens`` packed tokens (queries, short
+    passages) as CUDA graphs: one graph per token bucket (powers of two from 64, then that maximum), captured in the
+    warm-up before /ready, each batch padded to its bucket and replayed with one launch instead of ~1,700 (the
+    outputs equal eager's; longer batches and images run eager). Costs GPU memory: one shared pool as large as the
+    largest bucket's activations, plus small static buffers per bucket (docs/gpu.md). vLLM's ``enforce_eager`` in
+    reverse. Off by default until the GPU check has measured it (scripts/gpu-check.sh). On a CPU device it is
+    ignored with a warning in the log."""
+    cuda_graph_max_tokens: int = 2048
+    """The largest CUDA-graph bucket, in packed tokens (the sum of the rows' tokens); larger batches run eager."""
     default_task: str = "retrieval.passage"
     """Task used when a request omits ``task`` (Jina does not document its default; we embed documents)."""
 
@@ -353,6 +363,7 @@ _POSITIVE = (
     "search_rrf_k",
     "max_batch_tokens",
     "max_batch_size",
+    "cuda_graph_max_tokens",
     "max_queue_rows",
     "preprocess_threads",
     "max_items_per_request",

@@ -57,3 +57,35 @@ def test_each_contestant_is_released_before_the_next_loads(
     assert bench.gpu.main(argv) == 0
     assert flags == [[], [False], [False, False]]
     assert "===== ours queries" in (profile / "profile-bfloat16.txt").read_text()
+
+
+def test_ratios_and_goals_of_the_variants() -> None:
+    def row(workload: str, name: str, rate: float) -> list[Any]:
+        return [workload, name, "end to end", 8, 1.0, 1.0, rate]
+
+    rows = [row("queries", "ours", 10.0), row("queries", "ours-graphs", 33.0), row("queries", "colqwen2.5", 20.0)]
+    rows += [row("passages", "ours", 50.0), row("passages", "colqwen2.5", 20.0), row("pages", "ours", 40.0)]
+    ratios = {r[1]: r[2] for r in bench.gpu._ratios(rows, ["queries"])}
+    assert ratios == {"ours / colqwen2.5": 0.5, "ours-graphs / colqwen2.5": 1.65, "ours-graphs / ours": 3.3}
+    goals = {(g[0], g[1]): g[4] for g in bench.gpu._goals(rows)}
+    assert goals == {
+        ("queries ≥ 1.5× colqwen2.5", "ours"): False,
+        ("queries ≥ 1.5× colqwen2.5", "ours-graphs"): True,
+        ("passages ≥ 2.0× colqwen2.5", "ours"): True,
+        ("pages ≥ 35 pages/s", "ours"): True,
+    }
+
+
+def test_graphs_contestant_dry_run_on_cpu(
+    tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ours-graphs`` loads and runs the queries on a machine without CUDA (eager, and says so)."""
+    monkeypatch.setattr(bench.gpu, "build_checkpoint", lambda config, directory, device: (tiny_checkpoint, 0.0))
+    monkeypatch.setattr(bench.gpu, "gpu_matmul_rate", lambda dtype: 1e12)
+    argv = ["--config", "tiny", "--dtype", "float32", "--queries", "4", "--repeats", "1", "--work-dir", str(tmp_path)]
+    argv += ["--contestants", "ours,ours-graphs", "--workloads", "queries,passages", "--json", str(tmp_path / "r.json")]
+    assert bench.gpu.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "ours-graphs: no CUDA device, CUDA graphs are off" in out
+    assert "ours-graphs / ours" in out
+    assert "ours-graphs passages" not in out  # queries only

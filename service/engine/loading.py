@@ -68,7 +68,11 @@ def load_encoder(settings: Settings) -> Encoder:
             dtype=dtype,
             device=device,
             attn_implementation=settings.attn_implementation,
-            options=ForwardOptions(compile=settings.compile),
+            options=ForwardOptions(
+                compile=settings.compile,
+                cuda_graphs=settings.cuda_graphs,
+                graph_max_tokens=settings.cuda_graph_max_tokens,
+            ),
         )
     except CheckpointNotFoundError as exc:
         raise ModelLoadError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -125,7 +126,8 @@ class Runtime:
         self.preparer = Preparer(encoder.processor, s, self.pool, self.metrics)
 
     async def warm_up(self) -> None:
-        """One text and one small image through the batcher (first-call costs paid before ``/ready``)."""
+        """One text and one small image through the batcher (first-call costs paid before ``/ready``), then the
+        CUDA graphs of every token bucket when they are on (``JEV4_CUDA_GRAPHS``, a GPU)."""
         from PIL import Image
 
         from model.types import parse_task
@@ -139,6 +141,14 @@ class Runtime:
         text = await loop.run_in_executor(self.pool, lambda: processor.prepare_text("warm up", spec))
         picture = await loop.run_in_executor(self.pool, lambda: processor.prepare_image(image, spec))
         await self.batcher.embed([text, picture], return_multivector=True)
+        # the batcher's worker is idle (nothing is served before /ready): the capture may run on another thread
+        start = time.perf_counter()
+        captured = await asyncio.to_thread(self.encoder.capture_graphs)
+        if captured:
+            buckets = self.encoder.network.graphs.buckets if self.encoder.network.graphs else ()
+            _LOG.info(
+                "captured %d CUDA graphs (token buckets %s) in %.1f s", captured, buckets, time.perf_counter() - start
+            )
 
     async def close(self) -> None:
         """Stop the worker, the pool and (if we opened it) the catalog."""

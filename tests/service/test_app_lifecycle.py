@@ -73,6 +73,48 @@ def test_tiny_option_builds_the_checkpoint_and_warns(tmp_path: Path, caplog: pyt
     assert encoder.info.multivector_dim > 0
 
 
+def test_cuda_graphs_are_captured_in_the_warm_up_before_ready(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """JEV4_CUDA_GRAPHS=1: on a CPU device the load says in the log that it runs eager; with a capture that runs on
+    any device (the tests' stand-in for a GPU's), the warm-up captures every bucket before ``/ready`` and requests
+    afterwards replay them without capturing again."""
+    from model.graphs import EagerCapture
+
+    used: list[int] = []
+    loaded: list[Any] = []
+
+    def loader(settings: Settings) -> Any:
+        encoder = load_encoder(settings)
+        loaded.append(encoder)
+        assert encoder.network.graphs is None  # a CPU device: no CUDA graphs (the warning below)
+        runner = encoder.network.enable_graphs(EagerCapture())
+        run = runner.run
+
+        def counting(static: Any, tokens: int) -> Any:
+            used.append(tokens)
+            return run(static, tokens)
+
+        runner.run = counting  # type: ignore[method-assign]
+        return encoder
+
+    settings = Settings(tiny=True, cuda_graphs=True, cuda_graph_max_tokens=128, data_dir=tmp_path)
+    with caplog.at_level(logging.INFO), TestClient(create_app(settings, loader=loader)) as client:
+        deadline = time.monotonic() + 120
+        while (ready := client.get("/ready")).status_code != 200:
+            assert "failed" not in ready.json()["status"], ready.json()
+            assert time.monotonic() < deadline, "model never became ready"
+            time.sleep(0.05)
+        graphs = loaded[0].network.graphs
+        assert graphs.captured == (64, 128)  # by the warm-up, before /ready
+        response = client.post(
+            "/v1/embeddings", json={"input": ["a short query", "another one"], "task": "retrieval.query"}
+        )
+        assert response.status_code == 200, response.text
+    assert "but the model runs on cpu" in caplog.text
+    assert "captured 2 CUDA graphs (token buckets (64, 128))" in caplog.text
+    assert used  # the request went through a graph
+    assert graphs.captures == 2  # and captured nothing more
+
+
 @pytest.mark.slow
 def test_compile_runs_in_the_warm_up_before_ready(tmp_path: Path) -> None:
     """JEV4_COMPILE=1: the compiled kernels are compiled by the warm-up (after the load, before ``/ready``), and
