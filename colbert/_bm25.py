@@ -241,7 +241,7 @@ def bm25_top(
         scores[rows] += idf * ((freq * (K1 + 1.0)) / (freq + K1 * (1 - B + B * size / avgdl)))
     found = np.flatnonzero(scores)  # (m,) ascending rows = ascending ids; every contribution is > 0
     if allowed is not None:
-        found = found[np.isin(units.ids[found], allowed, assume_unique=True)]
+        found = found[np.isin(units.ids[found], allowed)]
     if found.size > limit:  # the best ``limit``; of units tied at the cut, the lower ids (as FTS5's ORDER BY)
         cut = np.partition(scores[found], found.size - limit)[found.size - limit]
         above, tied = found[scores[found] > cut], found[scores[found] == cut]

@@ -267,5 +267,13 @@ def error_info(exc: BaseException) -> ErrorInfo | None:
         )
     for exc_type, status, type_, code in ERROR_TABLE:
         if isinstance(exc, exc_type):
-            return ErrorInfo(status, type_, code, str(exc))
+            return ErrorInfo(status, type_, code, _with_setting(exc))
     return None
+
+
+def _with_setting(exc: BaseException) -> str:
+    """The error's message, naming the setting that bounds it where the library cannot (it knows no env vars)."""
+    message = str(exc)
+    if isinstance(exc, ce.StoreBusyError) and "JEV4_STORE_BUSY_TIMEOUT_S" not in message:
+        message += " (the wait is JEV4_STORE_BUSY_TIMEOUT_S)"
+    return message

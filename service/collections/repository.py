@@ -19,28 +19,18 @@ Blocking: every method does I/O; async callers run them in a thread.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from colbert.catalog import LEGACY_IMAGES
-from colbert.errors import CollectionNotFoundError, DocumentExistsError, StoreBusyError
+from colbert.errors import CollectionNotFoundError, DocumentExistsError
 
 if TYPE_CHECKING:
     from colbert.catalog import Catalog, CollectionInfo
     from colbert.store import CollectionConfig, DocumentInfo, OriginalFile, Store, UnitRecord
 
 __all__ = ["Repository", "StagedDocument"]
-
-
-@contextmanager
-def _busy_names_setting() -> Iterator[None]:
-    """A write that timed out on another process's write lock: say which setting bounds the wait."""
-    try:
-        yield
-    except StoreBusyError as exc:
-        raise StoreBusyError(f"{exc} (the wait is JEV4_STORE_BUSY_TIMEOUT_S)") from exc
 
 
 class StagedDocument:
@@ -69,15 +59,14 @@ class StagedDocument:
 
     def commit(self) -> DocumentInfo:
         """Store every staged unit as one document (all or nothing); ``DocumentExistsError`` unless replacing."""
-        with _busy_names_setting():
-            return self.store.add_document(
-                self.document_id,
-                self.units,
-                self.metadata,
-                replace=self.replace,
-                content_hash=self.content_hash,
-                original=self.original,
-            )
+        return self.store.add_document(
+            self.document_id,
+            self.units,
+            self.metadata,
+            replace=self.replace,
+            content_hash=self.content_hash,
+            original=self.original,
+        )
 
     def discard(self) -> None:
         self.units.clear()
@@ -143,8 +132,7 @@ class Repository:
 
     def delete_document(self, store: Store, document_id: str) -> bool:
         """Remove the document with its vectors, text and page images; False if there was none."""
-        with _busy_names_setting():
-            return store.delete_document(document_id)
+        return store.delete_document(document_id)
 
     def original(self, store: Store, document_id: str) -> OriginalFile | None:
         """The document's original file as uploaded (None: no such document, or none was kept)."""
