@@ -24,6 +24,8 @@ equal eager's (``OPTIONS``). Not measured on a GPU.
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import warnings
 from collections.abc import Callable
@@ -41,8 +43,9 @@ from model.elementwise import (
     rotate_in_float32,
     silu_mul,
 )
+from model.errors import CompilerUnavailableError
 
-__all__ = ["EAGER", "OPTIONS", "Kernels", "compiled_kernels"]
+__all__ = ["EAGER", "OPTIONS", "Kernels", "compiled_kernels", "require_compiler"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,28 @@ def _import_inductor() -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script_method.*", category=DeprecationWarning)
         import torch._inductor.compile_fx  # noqa: F401
+
+
+def require_compiler(device: torch.device) -> None:
+    """``CompilerUnavailableError`` when ``device``'s compiled kernels cannot be built here: inductor's C++ compiler
+    on CPU (``torch._inductor.config.cpp.cxx``, ``g++`` by default) or, on a GPU, the C compiler Triton builds its
+    launchers with (``CC``, else ``gcc`` or ``clang``). Checked when the model loads, not at the first batch."""
+    setting = "ForwardOptions.compile (the server's JEV4_COMPILE)"
+    if device.type == "cpu":
+        from torch._inductor import cpp_builder, exc
+
+        try:
+            cpp_builder.get_cpp_compiler()
+        except exc.InvalidCxxCompiler as err:
+            raise CompilerUnavailableError(
+                f"{setting} builds C++ kernels on this CPU, and no C++ compiler was found ({err}); install one "
+                "(Debian/Ubuntu: apt-get install g++) or turn compiling off: the eager path computes the same vectors"
+            ) from err
+    elif device.type == "cuda" and not (os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang")):
+        raise CompilerUnavailableError(
+            f"{setting} builds Triton kernels, whose launchers need a C compiler: none was found (CC is unset, no "
+            "gcc or clang on PATH); install one (Debian/Ubuntu: apt-get install gcc) or turn compiling off"
+        )
 
 
 def compiled_kernels() -> Kernels:

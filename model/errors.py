@@ -35,6 +35,7 @@ from __future__ import annotations
 __all__ = [
     "CheckpointError",
     "CheckpointNotFoundError",
+    "CompilerUnavailableError",
     "ConfigError",
     "EmptyInputError",
     "ImageAspectRatioError",
@@ -66,6 +67,10 @@ class ModelError(Exception):
 
 class CheckpointError(ModelError):
     """A checkpoint cannot be resolved or loaded."""
+
+
+class CompilerUnavailableError(ModelError):
+    """Compiling was asked for (``ForwardOptions.compile``) but the toolchain it needs is missing."""
 
 
 class CheckpointNotFoundError(CheckpointError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from model.compiled import EAGER, Kernels, compiled_kernels
+from model.compiled import EAGER, Kernels, compiled_kernels, require_compiler
 from model.fastpath import chunk_token_mlps, chunk_token_norms, compile_norms, speed_up_vision_tower
 from model.lora import fuse_projection, fuse_text_projections, fuse_vision_mlps
 from model.options import ForwardOptions
@@ -39,6 +39,8 @@ class Substitution:
 def apply_speedups(backbone: nn.Module, options: ForwardOptions) -> tuple[Substitution, ...]:
     """Swap the fast paths ``options`` asks for into ``backbone`` (a ``JinaV4Backbone`` on its final device) in
     place; return what was replaced (substitutions that found nothing to replace are left out)."""
+    if options.compile:
+        require_compiler(next(backbone.parameters()).device)  # a clear error now, not at the first batch
     kernels = compiled_kernels() if options.compile else EAGER
     slices = None if kernels.compiled else options.slice_elements  # a compiled kernel is one fused pass
     visual = backbone.get_submodule("model.visual")

@@ -89,7 +89,8 @@ class Settings:
     persistent directory keeps starts warm). Measured on a 2-core AVX-512 CPU, real width, bf16 (bench/README.md):
     pages ×1.17–1.31, queries ×1.05–1.45, passages ×0.83–1.16 (3 runs); start-up +38 s with an empty cache, +13 s
     with a filled one.
-    Off by default: on CPU it needs a C++ compiler at run time, and it adds that start-up time."""
+    Off by default: on CPU it needs a C++ compiler at run time (g++; a GPU needs a C compiler for Triton; without
+    one the server stops at start-up saying so), and it adds that start-up time."""
     cuda_graphs: bool = False
     """On a CUDA device, run text-only batches of at most ``cuda_graph_max_tokens`` packed tokens (queries, short
     passages) as CUDA graphs: one graph per token bucket (powers of two from 64, then that maximum), captured in the

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from model.errors import CheckpointNotFoundError
+from model.errors import CheckpointNotFoundError, CompilerUnavailableError
 
 if TYPE_CHECKING:
     from model.encoder import Encoder
@@ -74,6 +74,8 @@ def load_encoder(settings: Settings) -> Encoder:
                 graph_max_tokens=settings.cuda_graph_max_tokens,
             ),
         )
+    except CompilerUnavailableError as exc:
+        raise ModelLoadError(f"cannot compile the model: {exc}") from exc
     except CheckpointNotFoundError as exc:
         raise ModelLoadError(
             f"cannot load the model {source!r}: {exc}\n"

@@ -14,7 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
+from model.compiled import require_compiler
 from model.encoder import Encoder
+from model.errors import CompilerUnavailableError
 from model.options import ForwardOptions
 from model.types import parse_task
 
@@ -91,6 +93,25 @@ def test_compiled_bfloat16_close_to_eager(tiny_checkpoint: Path) -> None:
 def test_compile_needs_the_fused_layers() -> None:
     with pytest.raises(ValueError, match="compile needs fuse_text"):
         ForwardOptions(compile=True, fuse_text=False, pack_rows=False)
+
+
+def test_a_missing_compiler_is_a_clear_error_at_load(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without inductor's C++ compiler (CPU) or a C compiler for Triton (GPU), compiling fails when the model
+    loads, naming the setting and what to install — not with inductor's traceback at the first batch."""
+    from torch._inductor import config
+
+    with (
+        config.patch({"cpp.cxx": ("no-such-c++-compiler",)}),
+        pytest.raises(CompilerUnavailableError, match=r"JEV4_COMPILE.*no C\+\+ compiler.*apt-get install g\+\+"),
+    ):
+        Encoder.from_pretrained(tiny_checkpoint, options=ForwardOptions(compile=True))
+    Encoder.from_pretrained(tiny_checkpoint)  # eager needs no compiler
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(CompilerUnavailableError, match=r"JEV4_COMPILE.*Triton.*C compiler"):
+        require_compiler(torch.device("cuda"))
+    monkeypatch.setenv("CC", "cc")
+    require_compiler(torch.device("cuda"))
 
 
 @pytest.mark.gpu

@@ -180,3 +180,15 @@ def test_logs_are_plain_on_a_terminal_and_json_otherwise(
     else:
         assert line.endswith("INFO    hello there")
         assert not line.startswith("{")
+
+
+def test_compile_without_a_compiler_stops_start_up_naming_the_setting(service_checkpoint: Path) -> None:
+    from torch._inductor import config
+
+    from service.engine.loading import ModelLoadError, load_encoder
+
+    with (
+        config.patch({"cpp.cxx": ("no-such-c++-compiler",)}),
+        pytest.raises(ModelLoadError, match=r"cannot compile the model: .*JEV4_COMPILE.*apt-get install g\+\+"),
+    ):
+        load_encoder(Settings(model=str(service_checkpoint), compile=True))
