@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 .venv/bin/python -m ruff check model colbert service tests bench
-.venv/bin/python -m ruff format --check model colbert service tests bench
+.venv/bin/python -m ruff format --check model colbert service tests bench README.md
 .venv/bin/python -m mypy
 .venv/bin/python -m pytest "$@"
