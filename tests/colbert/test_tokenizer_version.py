@@ -10,15 +10,18 @@ import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from qdrant_client import QdrantClient
 
 from colbert import _bm25, _fts, _migrate, _sparse, text
 from colbert._fts import FTS_DDL, TermDocs, fts_add, fts_search
 from colbert.errors import IndexFormatError
 from colbert.local import LocalStore
-from colbert.store import UnitRecord
+from colbert.qdrant import QdrantStore
+from colbert.store import Store, UnitRecord
 from tests.colbert.store_backends import DENSE, F32, _unit
 
 OLD_TOKENS = text.tokens
@@ -27,8 +30,9 @@ QUERIES = ["12", "w", "7200", "x7200b", "ab12 gamma", "beta9 cd3", "3 b", "alpha
 
 
 def _new_tokens(s: str) -> list[str]:
-    """Version 2 of the rules: version 1's tokens, with digits split from letters."""
-    return [part for t in OLD_TOKENS(s) for part in re.findall(r"\d+|\D+", t)]
+    """Version 2 of the rules: version 1's tokens, with digits split from letters, and without ``gamma`` (so that
+    some texts lose every token)."""
+    return [part for t in OLD_TOKENS(s) for part in re.findall(r"\d+|\D+", t) if t != "gamma"]
 
 
 Rules = Callable[[int], None]
@@ -47,13 +51,18 @@ def rules(monkeypatch: pytest.MonkeyPatch) -> Rules:
     return use
 
 
-def _add(store: LocalStore, rng: np.random.Generator, doc: str, pages: int) -> None:
+def _units(rng: np.random.Generator, pages: int) -> list[UnitRecord]:
     units = []
     for p in range(pages):
         roll = rng.random()
-        body = None if roll < 0.1 else "*** ---" if roll < 0.15 else " ".join(rng.choice(WORDS, rng.integers(1, 12)))
+        body = " ".join(rng.choice(WORDS, rng.integers(1, 12)))
+        body = None if roll < 0.1 else "*** ---" if roll < 0.15 else "gamma gamma" if roll < 0.25 else body
         units.append(UnitRecord(p, _unit(rng.normal(size=DENSE)), _unit(rng.normal(size=(3, 16))), text=body))
-    store.add_document(doc, units, replace=True)
+    return units
+
+
+def _add(store: Store, rng: np.random.Generator, doc: str, pages: int) -> None:
+    store.add_document(doc, _units(rng, pages), replace=True)
 
 
 def _fill(directory: Path, seed: int = 0, docs: int = 12) -> None:
@@ -235,3 +244,93 @@ def test_older_code_refuses_an_index_built_by_newer_rules(tmp_path: Path) -> Non
         conn.execute("UPDATE meta SET value = 'x' WHERE key = 'tokenizer_version'")
     with pytest.raises(IndexFormatError, match="damaged meta table"):
         LocalStore.open(tmp_path / "s")
+
+
+# -- Qdrant (local mode) -----------------------------------------------------------------------------------
+
+
+def _qdrant_docs(seed: int) -> list[tuple[str, list[UnitRecord]]]:
+    rng = np.random.default_rng(seed)
+    return [(f"d{i}", _units(rng, int(rng.integers(1, 5)))) for i in range(12)]
+
+
+def _qdrant_meta(client: QdrantClient, name: str) -> dict[str, Any]:
+    return dict(client.get_collection(name).config.metadata or {})
+
+
+def _sparse_vectors(client: QdrantClient, name: str) -> dict[tuple[str, int], tuple[str | None, Any]]:
+    """(doc, unit) -> (stored text, stored sparse vector or None) of every point."""
+    points, _ = client.scroll(name, limit=10_000, with_payload=True, with_vectors=[_sparse.SPARSE_NAME])
+    out = {}
+    for p in points:
+        payload, vectors = p.payload or {}, p.vector if isinstance(p.vector, dict) else {}
+        out[(payload["doc_id"], payload["page"])] = (payload["text"], vectors.get(_sparse.SPARSE_NAME))
+    return out
+
+
+def _qdrant_hits(store: QdrantStore) -> list[list[tuple[str, int, float]]]:
+    out = []
+    for query in QUERIES:
+        hits = store.search(None, None, 50, mode="text", query_text=query, candidates=50)
+        out.append(sorted((h.doc_id, h.unit, round(h.score, 5)) for h in hits))
+    return out
+
+
+def test_qdrant_sparse_vectors_are_recomputed_when_opened(rules: Rules, caplog: pytest.LogCaptureFixture) -> None:
+    """A collection computed by older rules, opened under newer ones: every point's sparse vector is what the new
+    rules make of its stored text (gone where the text lost every token), and text search answers as a collection
+    built under the new rules from the start."""
+    client = QdrantClient(":memory:")
+    old = QdrantStore.create(client, "c", F32)
+    for doc, units in _qdrant_docs(5):
+        old.add_document(doc, units)
+    assert _qdrant_meta(client, "c")[_sparse.TOKENIZER_KEY] == 1
+    rules(2)
+    fresh = QdrantStore.create(client, "fresh", F32)
+    for doc, units in _qdrant_docs(5):
+        fresh.add_document(doc, units)
+    with pytest.raises(IndexFormatError, match="tokenizer version 1.*restarted"):
+        old.add_document("x", _units(np.random.default_rng(1), 1))  # not yet upgraded: refused, not mixed
+    with caplog.at_level(logging.INFO, logger="colbert._sparse"):
+        again = QdrantStore.open(client, "c")
+    assert "sparse vectors of" in caplog.text and "recomputed for tokenizer version 2" in caplog.text
+    assert _qdrant_meta(client, "c")[_sparse.TOKENIZER_KEY] == 2
+    stored = _sparse_vectors(client, "c")
+    assert any(t == "gamma gamma" for t, _ in stored.values())  # a text that lost every token is among them
+    for key, (body, vector) in stored.items():
+        want = _sparse.document_vector(body) if body else None
+        if want is None:
+            assert vector is None, key
+        else:
+            assert vector is not None, key
+            assert (vector.indices, vector.values) == (want.indices, pytest.approx(want.values)), key
+    assert _qdrant_hits(again) == _qdrant_hits(fresh)
+    again.add_document("late", _units(np.random.default_rng(2), 2))  # same rules as the collection now
+    rules(1)  # a process still running the older code
+    with pytest.raises(IndexFormatError, match="tokenizer version 2.*restarted"):
+        old.add_document("later", _units(np.random.default_rng(3), 2))
+    with pytest.raises(IndexFormatError, match="tokenizer version 2, newer than this code's 1"):
+        QdrantStore.open(client, "c")
+    client.close()
+
+
+def test_qdrant_collection_without_the_key_is_version_1(rules: Rules, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = QdrantClient(":memory:")
+    for name in ("a", "b"):
+        store = QdrantStore.create(client, name, F32)
+        for doc, units in _qdrant_docs(6):
+            store.add_document(doc, units)
+        client.update_collection(name, metadata={_sparse.TOKENIZER_KEY: None})  # as before the key existed
+        assert _sparse.TOKENIZER_KEY not in _qdrant_meta(client, name)
+    before = _sparse_vectors(client, "a")
+    updates: list[str] = []
+    real = client.update_vectors
+    monkeypatch.setattr(client, "update_vectors", lambda name, *a, **k: updates.append(name) or real(name, *a, **k))
+    QdrantStore.open(client, "a")
+    assert _qdrant_meta(client, "a")[_sparse.TOKENIZER_KEY] == 1
+    assert (updates, _sparse_vectors(client, "a")) == ([], before)
+    rules(2)
+    QdrantStore.open(client, "b")  # the same kind of collection under version 2: recomputed
+    assert _qdrant_meta(client, "b")[_sparse.TOKENIZER_KEY] == 2
+    assert "b" in updates
+    client.close()
