@@ -32,8 +32,8 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from colbert._migrate import legacy_image_path
 from colbert import text
+from colbert._migrate import legacy_image_path
 from colbert._sparse import SPARSE_NAME, TOKENIZER_KEY, document_vector, retokenize
 from colbert.errors import IndexFormatError
 from colbert.pooling import pool_tokens
