@@ -13,7 +13,8 @@ the same formula runs as a few numpy operations over cached posting lists (~10 n
   ``fts5vocab`` instance table) on first use and kept, least recently used first out, within ``max_bytes``. An
   entry holds the units below the ``n`` it was read at; for a view with more units, FTS5 finds the newer units
   holding the term (a rowid-range seek) and their stored text gives its count (up to :data:`_EXTEND_MAX` of
-  them; more, and the whole list is read again). Deletions are masked by ``alive``.
+  them; more, and the whole list is read again; that count is right because the index was built by this code's
+  tokeniser rules, which every sync checks: :mod:`colbert._local_handle`). Deletions are masked by ``alive``.
 * :func:`bm25_top` — FTS5's formula, operation for operation (``fts5_aux.c``, ``fts5Bm25Function``): k1 = 1.2,
   b = 0.75, N = live units, avgdl = their tokens / N, per term ``idf = ln((N - n + 0.5) / (n + 0.5))`` floored at
   1e-6, score = Σ over the query's terms in order of ``idf · f·(k1+1) / (f + k1·(1 - b + b·D/avgdl))`` in float64;

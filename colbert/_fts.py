@@ -5,9 +5,11 @@
   FTS5's own ``unicode61`` tokenizer, configured to treat letters, digits and marks as word characters,
   splits them back exactly). It is written in the same transaction as the unit's vectors.
 * Contentless tables cannot read their rows back, so a unit is removed with FTS5's ``'delete'`` command and
-  the same terms it was added with: they are recomputed from the stored text by the same tokeniser. NOT YET
-  DONE: storing :data:`colbert.text.TOKENIZER_VERSION` in the index's meta table and refusing (or rebuilding)
-  an index written under another version; until then a change to the tokeniser's rules needs a rebuild.
+  the same terms it was added with: they are recomputed from the stored text by the same tokeniser. So the
+  rules the index was built by (:data:`colbert.text.TOKENIZER_VERSION`) are stored in the meta table
+  (``tokenizer_version``); an index built by other rules is rebuilt when opened (:func:`fts_rebuild`, called by
+  :mod:`colbert._migrate` in one transaction), and a handle never deletes under rules other than the stored
+  ones (:class:`colbert._local_handle.LocalHandle` checks the version in every write transaction).
 * Queries never reach FTS5's parser as written: the query's tokens (letters/digits only) are each quoted and
   ORed, ``"error" OR "42"``, so quotes, ``NEAR``, ``*``, ``-``, ``:`` and parentheses are plain words.
 * Scores: FTS5's ``bm25()`` (k1 = 1.2, b = 0.75, IDF ``ln((N - n + 0.5) / (n + 0.5))`` floored at 1e-6),
@@ -33,7 +35,17 @@ import numpy as np
 
 from colbert.text import query_terms, tokens
 
-__all__ = ["FTS_DDL", "VOCAB_DDL", "TermDocs", "fts_add", "fts_delete", "fts_search", "informative", "match_expression"]
+__all__ = [
+    "FTS_DDL",
+    "VOCAB_DDL",
+    "TermDocs",
+    "fts_add",
+    "fts_delete",
+    "fts_rebuild",
+    "fts_search",
+    "informative",
+    "match_expression",
+]
 
 FTS_DDL = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS unit_fts USING fts5(terms, content='', "
@@ -105,6 +117,22 @@ def fts_delete(conn: sqlite3.Connection, rows: list[tuple[int, str | None]]) -> 
     """Remove (unit id, text as stored) rows from the index (the text must be what :func:`fts_add` got)."""
     data = [(uid, terms) for uid, text in rows if (terms := _terms(text))]
     conn.executemany("INSERT INTO unit_fts (unit_fts, rowid, terms) VALUES ('delete', ?, ?)", data)
+
+
+def fts_rebuild(conn: sqlite3.Connection, batch: int = 1024) -> int:
+    """Empty the index (FTS5's ``'delete-all'``, the way to clear a contentless table) and index every stored
+    unit text again with the current tokeniser, ``batch`` units at a time; the number of units read. Run it
+    inside the caller's transaction (the index is empty in between)."""
+    conn.execute("INSERT INTO unit_fts (unit_fts) VALUES ('delete-all')")
+    done, last = 0, -1
+    while True:
+        rows = conn.execute(
+            "SELECT page_id, text FROM unit_text WHERE page_id > ? ORDER BY page_id LIMIT ?", (last, batch)
+        ).fetchall()
+        if not rows:
+            return done
+        fts_add(conn, rows)
+        done, last = done + len(rows), rows[-1][0]
 
 
 def match_expression(query: str, keep: TermFilter | None = None) -> str | None:

@@ -5,6 +5,14 @@ one writer connection behind a lock (other processes' writers queue on SQLite's 
 one read connection per thread (WAL snapshots: readers never wait), and the in-memory first stage
 (:class:`colbert._dense.DenseSnapshot`) and the full-text units (:class:`colbert._bm25.TextUnits`) brought up to
 date with every handle's commits at the start of a read.
+
+The full-text index is built by one version of the tokeniser's rules (:mod:`colbert._migrate`). A handle opened
+before another process rebuilt it for other rules notices in its next transaction: every write transaction and
+every read's sync read the stored ``tokenizer_version``. If it is this code's version (another handle of the same
+code, in another process, rebuilt an older index) the text view is rebuilt and the cached postings dropped;
+otherwise (a newer version of the software rebuilt it) reads and writes raise ``IndexFormatError`` — deleting
+with other rules would corrupt the index and querying with them would rank wrongly — and the process must be
+restarted with the matching version.
 """
 
 from __future__ import annotations
@@ -17,12 +25,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from colbert import _schema
+from colbert import _schema, text
 from colbert._bm25 import PostingCache, TextUnits, load_text_units
 from colbert._dense import DenseSnapshot
 from colbert._fts import TermDocs
 from colbert._local_scan import PageScorer, load_dense
-from colbert.errors import StoreBusyError, StoreClosedError
+from colbert.errors import IndexFormatError, StoreBusyError, StoreClosedError
 from colbert.store import CollectionConfig, StoreLimits
 
 __all__ = ["LocalHandle", "LocalOptions", "LocalStats"]
@@ -67,6 +75,9 @@ class LocalStats:
     text_memory_bytes: int = 0  # the full-text side in memory: units' ids/lengths/live mask + cached postings
 
 
+_TOKENIZER_SQL = f"SELECT value FROM meta WHERE key = '{_schema.TOKENIZER_KEY}'"
+
+
 class LocalHandle:
     """Connections, transactions and the dense snapshot of one collection directory (thread-safe)."""
 
@@ -89,6 +100,7 @@ class LocalHandle:
         self._snapshot: DenseSnapshot | None = None
         self._term_docs = TermDocs()  # document counts of query terms, per index version (colbert._fts)
         self._text: TextUnits | None = None  # the units FTS5 holds, synced with the snapshot (colbert._bm25)
+        self._text_tokenizer: str | None = None  # the stored tokenizer version ``_text`` was loaded under
         self._postings = PostingCache(options.term_cache_bytes)
         with self._read() as conn:
             self._snapshot_for(conn)  # load the dense matrix now rather than on the first search
@@ -117,6 +129,8 @@ class LocalHandle:
                     f"busy_timeout_s={self.options.busy_timeout_s} s ({exc}); retry later"
                 ) from exc
             try:
+                row = conn.execute(_TOKENIZER_SQL).fetchone()
+                self._check_tokenizer(None if row is None else row[0])
                 yield conn
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -153,16 +167,19 @@ class LocalHandle:
 
     def _synced(self, conn: sqlite3.Connection) -> DenseSnapshot:
         """Bring the shared snapshot up to this transaction's view (caller holds ``_sync_lock``)."""
-        max_id, min_del, max_del = conn.execute(
+        max_id, min_del, max_del, tokenizer = conn.execute(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM pages), (SELECT MIN(seq) FROM deletions), "
-            "(SELECT COALESCE(MAX(seq), 0) FROM deletions)"
+            f"(SELECT COALESCE(MAX(seq), 0) FROM deletions), ({_TOKENIZER_SQL})"
         ).fetchone()
+        self._check_tokenizer(tokenizer)
         snap = self._snapshot
+        text = self._text
+        # another process rebuilt the full-text index for this code's rules: same ids, new lengths and postings
+        rebuilt = text is not None and tokenizer != self._text_tokenizer
         dim = self.config.dense_dim
-        if snap is not None and max_id <= snap.version[0] and max_del == snap.version[1]:
+        if not rebuilt and snap is not None and max_id <= snap.version[0] and max_del == snap.version[1]:
             return snap
         width = self.sketch_vectors * self.config.multivector_dim
-        text = self._text
         if snap is None or text is None or (min_del is not None and min_del > snap.version[1] + 1):
             ids, matrix, sketch = load_dense(conn, 0, dim, width)
             snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix, sketch, self.sketch_vectors)
@@ -171,10 +188,26 @@ class LocalHandle:
             dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
             ids, matrix, sketch = load_dense(conn, snap.version[0], dim, width)
             version = (max(int(max_id), snap.version[0]), int(max_del))
-            text = text.apply(*load_text_units(conn, snap.version[0]), dead)
+            if rebuilt:  # every unit FTS5 holds in this transaction (a new generation: cached postings are stale)
+                text = TextUnits.build(text.generation + 1, *load_text_units(conn, 0))
+            else:
+                text = text.apply(*load_text_units(conn, snap.version[0]), dead)
             snap = snap.apply(version, ids, matrix, dead, sketch)
-        self._snapshot, self._text = snap, text
+        if rebuilt:
+            self._postings.clear()
+        self._snapshot, self._text, self._text_tokenizer = snap, text, tokenizer
         return snap
+
+    def _check_tokenizer(self, stored: str | None) -> None:
+        """``IndexFormatError`` when the full-text index was built by rules other than this code's (module
+        docstring); ``stored`` is the meta value (None: version 1)."""
+        found = _schema.tokenizer_version(stored, self._path)
+        if found != text.TOKENIZER_VERSION:
+            raise IndexFormatError(
+                f"{self._path}: another process rebuilt the full-text index for tokenizer version {found}; this "
+                f"process tokenises by version {text.TOKENIZER_VERSION} and must be restarted with the same "
+                "version of the software as the other"
+            )
 
     def close(self) -> None:
         """Close every connection; later calls raise ``StoreClosedError``. Idempotent."""

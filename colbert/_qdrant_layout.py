@@ -32,8 +32,9 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
+from colbert import text
 from colbert._migrate import legacy_image_path
-from colbert._sparse import SPARSE_NAME, document_vector
+from colbert._sparse import SPARSE_NAME, TOKENIZER_KEY, document_vector, retokenize
 from colbert.errors import IndexFormatError
 from colbert.pooling import pool_tokens
 from colbert.quantize import Codec, decode, encode
@@ -266,10 +267,20 @@ def read_config(client: QdrantClient, name: str) -> CollectionConfig:
 
 
 def migrate(client: QdrantClient, name: str, legacy_images: Path | None, max_request_bytes: int) -> None:
-    """Format 1 → 2: the blobs collection, page images imported from the old folder; the version last."""
+    """Format 1 → 2: the blobs collection, page images imported from the old folder; the version last. Then sparse
+    vectors computed by older tokeniser rules are recomputed (:func:`colbert._sparse.retokenize`)."""
     meta = dict(client.get_collection(name).config.metadata or {})
-    if meta.get("format") != FORMAT_NAME or meta.get("format_version") != 1:
+    if meta.get("format") != FORMAT_NAME:
         return
+    if meta.get("format_version") == 1:
+        _format_1_to_2(client, name, meta, legacy_images, max_request_bytes)
+    if meta.get("format_version") in (1, FORMAT_VERSION):
+        retokenize(client, name, max_request_bytes)
+
+
+def _format_1_to_2(
+    client: QdrantClient, name: str, meta: dict[str, Any], legacy_images: Path | None, max_request_bytes: int
+) -> None:
     if not client.collection_exists(blobs_collection(name)):
         client.create_collection(blobs_collection(name), vectors_config={}, metadata={"blobs_of": name})
     if legacy_images is not None:
@@ -283,7 +294,13 @@ def create_collections(
     """Create ``name`` and its companions with their payload indexes; the creation id written into the
     metadata (tells this collection from a namesake created later, :mod:`colbert._qdrant_live`)."""
     instance = uuid.uuid4().hex
-    meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **config.as_json(), "instance": instance}
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        **config.as_json(),
+        "instance": instance,
+        TOKENIZER_KEY: text.TOKENIZER_VERSION,
+    }
     client.create_collection(docs_collection(name), vectors_config={}, metadata={"docs_of": name}, **common)
     client.create_collection(blobs_collection(name), vectors_config={}, metadata={"blobs_of": name}, **common)
     client.create_collection(

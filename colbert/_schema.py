@@ -4,7 +4,9 @@ Tables (format version 3; version 2 is migrated on open (:mod:`colbert._migrate`
 ``sketches`` table and cannot be read: rebuild it). For history's sake the tables keep the word *page* where
 they mean *unit* (a page or a text/code chunk, see :mod:`colbert.store`)::
 
-    meta(key, value)                       format name + version, sizes, codec, pool factor, created_at
+    meta(key, value)                       format name + version, sizes, codec, pool factor, created_at,
+                                            tokenizer_version (the :mod:`colbert.text` rules ``unit_fts`` was
+                                            built by; absent: version 1, see :mod:`colbert._migrate`)
     documents(seq PK, doc_id UNIQUE, num_pages (= units), metadata JSON, created_at, content_hash)
                                             indexed by content_hash (duplicate uploads are found by it)
     pages(id PK AUTOINCREMENT, doc_id, page (= unit ordinal), metadata JSON, dense BLOB float32,
@@ -35,6 +37,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from colbert import text
 from colbert._fts import FTS_DDL
 from colbert.errors import DimensionMismatchError, IndexFormatError
 from colbert.quantize import Codec
@@ -46,17 +49,21 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "ORIGINALS_DDL",
+    "TOKENIZER_KEY",
     "connect",
     "create_schema",
     "read_config",
     "read_meta",
     "read_sketch_vectors",
+    "read_tokenizer_version",
+    "tokenizer_version",
 ]
 
 FORMAT_NAME = "jev4-colbert-local"
 FORMAT_VERSION = 3
 DEFAULT_SKETCH_VECTORS = 8
 DB_FILE = "index.sqlite"
+TOKENIZER_KEY = "tokenizer_version"  # meta key: the colbert.text rules the full-text index was built by
 ORIGINALS_DDL = (
     "CREATE TABLE IF NOT EXISTS originals (doc_id TEXT PRIMARY KEY, media_type TEXT NOT NULL, name TEXT, "
     "size INTEGER NOT NULL, sha256 TEXT NOT NULL, data BLOB NOT NULL)"
@@ -130,6 +137,7 @@ def create_schema(
             "task": config.task,
             "unit_kind": config.unit_kind,
             "sketch_vectors": str(int(sketch_vectors)),
+            TOKENIZER_KEY: str(text.TOKENIZER_VERSION),
             "created_at": repr(time.time()),
         }
         conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows.items())
@@ -192,3 +200,23 @@ def read_sketch_vectors(conn: sqlite3.Connection, path: Path) -> int:
     if k < 1:
         raise IndexFormatError(f"{path}: damaged meta table (sketch_vectors={k})")
     return k
+
+
+def tokenizer_version(value: str | None, path: Path) -> int:
+    """The tokenizer version a meta value names (None: the key is absent, an index written before versions were
+    stored: version 1, the only one released before); ``IndexFormatError`` for a damaged value."""
+    if value is None:
+        return 1
+    try:
+        version = int(value)
+    except ValueError:
+        version = 0
+    if version < 1:
+        raise IndexFormatError(f"{path}: damaged meta table ({TOKENIZER_KEY}={value!r})")
+    return version
+
+
+def read_tokenizer_version(conn: sqlite3.Connection, path: Path) -> tuple[int, bool]:
+    """(the tokenizer version the full-text index was built by, whether the meta table records it)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (TOKENIZER_KEY,)).fetchone()
+    return tokenizer_version(None if row is None else row[0], path), row is not None

@@ -12,21 +12,51 @@
   terms may collide (for a 1M-term vocabulary about 1 pair in 10^4 of all terms): a collision merges two terms'
   weights, never loses a unit.
 * A query is the set of its distinct tokens, weight 1 each (query term frequency is ignored, as in FTS5's OR).
+* The collection's metadata records the tokeniser's rules its vectors were computed by (``tokenizer_version``,
+  :data:`colbert.text.TOKENIZER_VERSION`; absent: version 1, the only one released before the key existed).
+  Opening a collection computed by older rules recomputes every point's sparse vector from the ``text`` its
+  payload keeps (:func:`retokenize`, a scroll and one ``update_vectors``/``delete_vectors`` request per batch),
+  then records the new version. Qdrant has no transaction spanning that: a search meanwhile sees some units
+  under the old rules and some under the new (scores off, no unit lost), and a crash before the version is
+  written leaves it to the next open, which recomputes everything again (idempotent). A collection computed by
+  newer rules is refused (``IndexFormatError``). ``add_document`` checks the version first (one
+  ``get_collection``), so a process still running older code cannot add old-rule vectors to an upgraded
+  collection — except in a write racing the recompute itself; upgrade every process together.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from collections import Counter
-from typing import Final
+from typing import Any, Final
 
+from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
+from colbert import text as rules
+from colbert.errors import IndexFormatError
 from colbert.text import query_terms, tokens
 
-__all__ = ["AVGDL", "K1", "SPARSE_NAME", "B", "document_vector", "query_vector", "term_index"]
+__all__ = [
+    "AVGDL",
+    "K1",
+    "SPARSE_NAME",
+    "TOKENIZER_KEY",
+    "B",
+    "check_tokenizer",
+    "document_vector",
+    "query_vector",
+    "retokenize",
+    "stored_tokenizer",
+    "term_index",
+]
+
+log = logging.getLogger(__name__)
 
 SPARSE_NAME: Final = "text"
+TOKENIZER_KEY: Final = "tokenizer_version"  # collection metadata: the rules the sparse vectors were computed by
 K1: Final = 1.2
 B: Final = 0.75
 AVGDL: Final = 256.0
@@ -59,3 +89,75 @@ def query_vector(query: str) -> qm.SparseVector | None:
     """The query's distinct tokens, weight 1 (None: no token)."""
     terms = query_terms(query)
     return _merge([(term_index(t), 1.0) for t in terms]) if terms else None
+
+
+def stored_tokenizer(name: str, meta: dict[str, Any]) -> int:
+    """The tokenizer version collection ``name``'s metadata records (absent: 1); ``IndexFormatError`` if damaged."""
+    value = meta.get(TOKENIZER_KEY)
+    if value is None:
+        return 1
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise IndexFormatError(f"Qdrant collection {name!r}: damaged metadata ({TOKENIZER_KEY}={value!r})")
+    return value
+
+
+def check_tokenizer(client: QdrantClient, name: str) -> None:
+    """``IndexFormatError`` unless the collection's sparse vectors were computed by this code's rules."""
+    found = stored_tokenizer(name, dict(client.get_collection(name).config.metadata or {}))
+    if found != rules.TOKENIZER_VERSION:
+        raise IndexFormatError(
+            f"Qdrant collection {name!r}: its sparse vectors were computed by tokenizer version {found}; this "
+            f"process tokenises by version {rules.TOKENIZER_VERSION} and must be restarted with the same version "
+            "of the software as the process that upgraded it"
+        )
+
+
+def retokenize(client: QdrantClient, name: str, max_request_bytes: int) -> None:
+    """Bring collection ``name``'s sparse vectors to this code's tokeniser rules (module docstring): record the
+    version of a collection without one (version 1), recompute them from the stored texts when they were computed
+    by older rules, refuse newer rules."""
+    meta = dict(client.get_collection(name).config.metadata or {})
+    found, current = stored_tokenizer(name, meta), rules.TOKENIZER_VERSION
+    if found > current:
+        raise IndexFormatError(
+            f"Qdrant collection {name!r}: its sparse vectors were computed by tokenizer version {found}, newer "
+            f"than this code's {current}; open it with the newer version of the software"
+        )
+    if found == current:
+        if TOKENIZER_KEY not in meta:
+            client.update_collection(name, metadata={**meta, TOKENIZER_KEY: current})
+        return
+    started, points, offset = time.perf_counter(), 0, None
+    while True:
+        records, offset = client.scroll(name, limit=256, offset=offset, with_payload=["text"], with_vectors=False)
+        updates: list[qm.PointVectors] = []
+        emptied: list[Any] = []
+        size = 0
+        for rec in records:
+            body = (rec.payload or {}).get("text")
+            vector = document_vector(body) if isinstance(body, str) else None
+            if vector is not None:
+                updates.append(qm.PointVectors(id=rec.id, vector={SPARSE_NAME: vector}))
+                size += 64 + 24 * len(vector.indices)
+            elif body is not None:  # text that holds no token under the new rules
+                emptied.append(rec.id)
+            if size > max_request_bytes:
+                client.update_vectors(name, updates, wait=True)
+                updates, size = [], 0
+        if updates:
+            client.update_vectors(name, updates, wait=True)
+        if emptied:
+            client.delete_vectors(name, vectors=[SPARSE_NAME], points=emptied, wait=True)
+        points += len(records)
+        if offset is None:
+            break
+    client.update_collection(name, metadata={**meta, TOKENIZER_KEY: current})
+    log.warning(
+        "Qdrant collection %r: sparse vectors of %d points recomputed for tokenizer version %d (they were computed "
+        "by version %d) in %.1f s",
+        name,
+        points,
+        current,
+        found,
+        time.perf_counter() - started,
+    )

@@ -37,7 +37,8 @@ Why SQLite (stdlib) and this layout:
 
 Multi-vectors are pooled (``pool_factor``) and encoded with the collection's codec at add time; stored bytes
 are what is scored, so search results equal MaxSim over the decoded stored vectors. An index of format
-version 2 is migrated on open (:mod:`colbert._migrate`).
+version 2 is migrated on open, and a full-text index built by older tokeniser rules is rebuilt on open
+(:mod:`colbert._migrate`).
 """
 
 from __future__ import annotations
@@ -337,7 +338,8 @@ class LocalStore(LocalHandle):
         (:class:`colbert._fts.TermDocs`)."""
         terms = query_terms(text)
         if terms:
-            terms = self._term_docs.filter(conn, snap.version, snap.n_alive)(terms)
+            # keyed by the text view's generation too: a rebuilt full-text index keeps the dense version
+            terms = self._term_docs.filter(conn, (snap.version, units.generation), snap.n_alive)(terms)
         return lambda n: bm25_top(conn, units, self._postings, terms, n, allowed)
 
     def _rerank(

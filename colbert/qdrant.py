@@ -31,6 +31,8 @@ which counts stored unit points and so may include an in-flight write.
 
 Format version 2 added ``__blobs``, ``kind`` and ``text``; a version-1 collection is migrated when opened
 (the blobs collection is created, and page images of the old ``page-images`` folder imported when given).
+Sparse vectors computed by older tokeniser rules are recomputed from the stored texts when opened
+(:mod:`colbert._sparse`).
 
 Codecs: ``float32``/``float16`` map to Qdrant's storage datatypes; ``int8``/``binary`` documents are stored as
 float16 of their decoded values, so scores equal the embedded backend's (to float16 rounding) but the memory
@@ -73,6 +75,7 @@ from colbert._qdrant_layout import (
 from colbert._qdrant_live import doc_point, hits, info, instance_of, live, match, noticing
 from colbert._qdrant_live import keep as keep_live
 from colbert._qdrant_modes import hybrid_points, text_points, visual_points
+from colbert._sparse import check_tokenizer
 from colbert._validate import (
     check_page_window,
     validate_config,
@@ -194,6 +197,7 @@ class QdrantStore:
         limits = self.options.limits
         doc_id, records, meta = validate_document(doc_id, units, metadata, self.config, limits, content_hash)
         original = validate_original(original, limits)
+        check_tokenizer(self.client, self.name)  # never old-rule sparse vectors in an upgraded collection
         if self._record(doc_id) is not None and not replace:
             raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
         version = uuid.uuid4().hex

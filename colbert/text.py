@@ -20,8 +20,11 @@ Rules (``tokens`` applies them in this order):
 6. Tokens longer than :data:`MAX_TOKEN_CHARS` are dropped (base64 blobs, hashes: noise for ranking).
 
 No stemming and no stop words: BM25's IDF already discounts common words, and exact forms matter for codes and
-identifiers. :data:`TOKENIZER_VERSION` names these rules (to be stored with an index, so that a change is
-detected: not done yet); changing the rules changes it.
+identifiers. :data:`TOKENIZER_VERSION` names these rules; changing the rules (any output of :func:`tokens`)
+must change it. It is stored with every index (the embedded index's meta table, the Qdrant collection's
+metadata), and an index built by older rules is rebuilt from its stored texts when opened (:mod:`colbert._migrate`,
+:mod:`colbert._sparse`): both backends remove or weigh a unit by re-tokenising its stored text, which is only
+right under the rules it was indexed by.
 
 >>> tokens("parsePageSelection(spec) -> list[int]")
 ['parse', 'page', 'selection', 'parsepageselection', 'spec', 'list', 'int']
