@@ -23,10 +23,11 @@ the same formula runs as a few numpy operations over cached posting lists (~10 n
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ K1 = 1.2
 B = 0.75
 _REBUILD_DEAD = 1024  # dead rows tolerated before a rebuild, at least (and at least half of the rows)
 _EXTEND_MAX = 64  # newer units holding a cached term that are added to its entry one by one, at most
+_UNITS_KEPT = 256  # recent units whose term counts are kept for those additions
 _INSTANCES_DDL = "CREATE VIRTUAL TABLE IF NOT EXISTS temp.unit_fts_instances USING fts5vocab(main, unit_fts, instance)"
 
 
@@ -73,6 +75,8 @@ class TextUnits:
     alive: np.ndarray  # (n,) bool
     n_alive: int
     tokens_alive: int  # Σ lengths over live units (FTS5's total size)
+    added: int = 0  # units added and removed since the generation began (bounds on a term's count: _fts.TermDocs)
+    removed: int = 0
 
     @property
     def n(self) -> int:
@@ -97,7 +101,8 @@ class TextUnits:
         n_alive, tokens = n_alive + ids.size, tokens + int(lengths.sum())
         if all_ids.size - n_alive > max(_REBUILD_DEAD, all_ids.size // 2):
             return TextUnits.build(self.generation + 1, all_ids[alive], all_lengths[alive])
-        return TextUnits(self.generation, all_ids, all_lengths, alive, n_alive, tokens)
+        added, removed = self.added + ids.size, self.removed + killed.size
+        return TextUnits(self.generation, all_ids, all_lengths, alive, n_alive, tokens, added, removed)
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
         """Row indices of the given unit ids that this view holds, live or not (others are dropped)."""
@@ -129,6 +134,7 @@ class PostingCache:
         self._entries: OrderedDict[str, _Postings] = OrderedDict()
         self._bytes = 0
         self.reads = 0  # whole posting lists read from FTS5 (a cache miss)
+        self._units: OrderedDict[int, Counter[str]] = OrderedDict()  # recent units' term counts (_unit_terms)
 
     @property
     def nbytes(self) -> int:
@@ -138,21 +144,13 @@ class PostingCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._units.clear()
             self._bytes = 0
 
     def postings(self, conn: sqlite3.Connection, units: TextUnits, term: str) -> tuple[np.ndarray, np.ndarray]:
         """(rows (p,), term frequencies (p,)) of ``term`` among ``units``' rows, live or not. ``conn``'s read
         transaction must be the one ``units`` was synced in (it is read when the cache lacks the term)."""
-        with self._lock:
-            entry = self._entries.get(term)
-            if entry is not None and entry.generation == units.generation:
-                self._entries.move_to_end(term)
-            else:
-                entry = None
-        if entry is not None and entry.n < units.n:
-            entry = self._extended(conn, units, term, entry)
-            if entry is not None:
-                self._store(term, entry)
+        entry = self._current(conn, units, term)
         if entry is None:
             entry = self._read(conn, units, term)
             self.reads += 1
@@ -161,6 +159,29 @@ class PostingCache:
             return entry.rows, entry.tf
         cut = int(np.searchsorted(entry.rows, units.n))  # an entry read by a newer search: drop its newer rows
         return entry.rows[:cut], entry.tf[:cut]
+
+    def cached_docs(self, conn: sqlite3.Connection, units: TextUnits, term: str) -> int | None:
+        """How many live units hold ``term`` (FTS5's document count), when its list is cached; None otherwise."""
+        entry = self._current(conn, units, term)
+        if entry is None:
+            return None
+        rows = entry.rows[: int(np.searchsorted(entry.rows, units.n))]
+        return int(np.count_nonzero(units.alive[rows]))
+
+    def _current(self, conn: sqlite3.Connection, units: TextUnits, term: str) -> _Postings | None:
+        """The cached entry of ``term`` covering ``units`` (extended to its newer units if need be), or None."""
+        with self._lock:
+            entry = self._entries.get(term)
+            if entry is None or entry.generation != units.generation:
+                return None
+            self._entries.move_to_end(term)
+        if entry.n < units.n:
+            extended = self._extended(conn, units, term, entry)
+            if extended is None:
+                return None
+            self._store(term, extended)
+            return extended
+        return entry
 
     @staticmethod
     def _read(conn: sqlite3.Connection, units: TextUnits, term: str) -> _Postings:
@@ -175,26 +196,45 @@ class PostingCache:
         tf = np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16)
         return _Postings(units.generation, units.n, rows.astype(np.int32), tf)
 
-    @staticmethod
-    def _extended(conn: sqlite3.Connection, units: TextUnits, term: str, entry: _Postings) -> _Postings | None:
+    def _extended(self, conn: sqlite3.Connection, units: TextUnits, term: str, entry: _Postings) -> _Postings | None:
         """``entry`` brought up to ``units.n``: FTS5 finds the newer units holding the term (a rowid-range seek),
-        their stored text gives its count. None (read the whole list again) when there are many of them."""
+        their stored text gives its count (each unit's text tokenised once: :meth:`_unit_terms`). None (read the
+        whole list again) when there are many of them."""
         first = int(units.ids[entry.n])
         found = conn.execute(
-            "SELECT t.page_id, t.text FROM unit_text t WHERE t.page_id IN "
-            "(SELECT rowid FROM unit_fts WHERE unit_fts MATCH ? AND rowid >= ? LIMIT ?) ORDER BY t.page_id",
+            "SELECT rowid FROM unit_fts WHERE unit_fts MATCH ? AND rowid >= ? LIMIT ?",
             (f'"{term}"', first, _EXTEND_MAX + 1),
         ).fetchall()
         if len(found) > _EXTEND_MAX:
             return None
-        ids = np.fromiter((r[0] for r in found), dtype=np.int64, count=len(found))
-        counts = np.fromiter((tokens(r[1]).count(term) for r in found), dtype=np.int64, count=len(found))
+        ids = np.sort(np.fromiter((r[0] for r in found), dtype=np.int64, count=len(found)))
+        terms = self._unit_terms(conn, ids)
+        counts = np.fromiter((terms[int(i)][term] for i in ids), dtype=np.int64, count=ids.size)
         rows = units.rows_of(ids)
         if rows.size != ids.size or (counts == 0).any():  # not what FTS5 indexed: never guess, read it again
             return None
         tf = np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16)
         rows = np.concatenate([entry.rows, rows.astype(np.int32)])
         return _Postings(entry.generation, units.n, rows, np.concatenate([entry.tf, tf]))
+
+    def _unit_terms(self, conn: sqlite3.Connection, ids: np.ndarray) -> dict[int, Counter[str]]:
+        """Term counts of the units ``ids`` from their stored text, the last :data:`_UNITS_KEPT` kept (a write's
+        new units are asked for once per cached term of every query that follows it)."""
+        with self._lock:
+            known = {int(i): self._units[int(i)] for i in ids if int(i) in self._units}
+        missing = [int(i) for i in ids if int(i) not in known]
+        if missing:
+            rows = conn.execute(
+                "SELECT page_id, text FROM unit_text WHERE page_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(missing),),
+            ).fetchall()
+            fresh = {int(uid): Counter(tokens(text)) for uid, text in rows}
+            known.update(fresh)
+            with self._lock:
+                self._units.update(fresh)
+                while len(self._units) > _UNITS_KEPT:
+                    self._units.popitem(last=False)
+        return {i: known.get(i, Counter()) for i in (int(j) for j in ids)}
 
     def _store(self, term: str, entry: _Postings) -> None:
         if entry.nbytes > self.max_bytes:

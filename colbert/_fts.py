@@ -29,6 +29,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,35 +73,75 @@ def informative(terms: Sequence[str], docs: dict[str, int], rows: int) -> list[s
     return keep or list(terms)
 
 
+@dataclass(frozen=True, slots=True)
+class _Count:
+    docs: int
+    added: int  # the index's added / removed counters when ``docs`` was read
+    removed: int
+
+
 class TermDocs:
-    """Document counts of query terms, cached per index version (one cache per store, shared by threads)."""
+    """Document counts of query terms (one cache per store, shared by threads), kept across writes: a count
+    read when the index had added ``a`` and removed ``r`` units is, after more writes, within ``[count - (r' - r),
+    count + (a' - a)]``; when that range alone decides whether the term is floored, no lookup is needed (a
+    floored word's lookup walks most of the index). Counts of another ``generation`` are dropped."""
 
     def __init__(self, max_terms: int = 100_000) -> None:
         self._lock = threading.Lock()
-        self._version: Hashable = None
-        self._docs: dict[str, int] = {}
+        self._generation: Hashable = None
+        self._counts: dict[str, _Count] = {}
         self._max_terms = max_terms
+        self.lookups = 0  # fts5vocab lookups made (the rest were decided by a known count)
 
-    def counts(self, conn: sqlite3.Connection, version: Hashable, terms: Sequence[str]) -> dict[str, int]:
-        """Units holding each term, read in ``conn``'s transaction, which must see index ``version``."""
+    def filter(
+        self,
+        conn: sqlite3.Connection,
+        generation: Hashable,
+        rows: int,
+        cached: Callable[[str], int | None] | None = None,
+        *,
+        added: int = 0,
+        removed: int = 0,
+    ) -> TermFilter:
+        """A term filter (see :func:`informative`) for ``conn``'s read transaction, which sees the index at
+        ``generation`` after ``added`` / ``removed`` units; ``cached`` gives a term's exact count when something
+        else already knows it (None: look it up)."""
+
+        def keep(terms: Sequence[str]) -> list[str]:
+            floored = {t: self._floored(conn, generation, rows, t, cached, added, removed) for t in terms}
+            kept = [t for t in terms if not floored[t]]
+            return kept or list(terms)
+
+        return keep
+
+    def _floored(
+        self,
+        conn: sqlite3.Connection,
+        generation: Hashable,
+        rows: int,
+        term: str,
+        cached: Callable[[str], int | None] | None,
+        added: int,
+        removed: int,
+    ) -> bool:
         with self._lock:
-            if version != self._version or len(self._docs) > self._max_terms:
-                self._version, self._docs = version, {}
-            known = {t: self._docs[t] for t in terms if t in self._docs}
-        missing = [t for t in terms if t not in known]
-        if missing:
-            conn.execute(VOCAB_DDL)
-            for term in missing:  # one equality lookup each (an IN list is not an index seek on fts5vocab)
-                row = conn.execute("SELECT doc FROM temp.unit_fts_vocab WHERE term = ?", (term,)).fetchone()
-                known[term] = 0 if row is None else int(row[0])
-            with self._lock:
-                if version == self._version:
-                    self._docs.update({t: known[t] for t in missing})
-        return known
-
-    def filter(self, conn: sqlite3.Connection, version: Hashable, rows: int) -> TermFilter:
-        """A term filter for :func:`fts_search` (see :func:`informative`)."""
-        return lambda terms: informative(terms, self.counts(conn, version, terms), rows)
+            if generation != self._generation or len(self._counts) > self._max_terms:
+                self._generation, self._counts = generation, {}
+            known = self._counts.get(term)
+        if known is not None:
+            low, high = known.docs - (removed - known.removed), known.docs + (added - known.added)
+            if 2 * low >= rows or 2 * high < rows:  # decided by the bounds alone (exact when nothing changed)
+                return 2 * low >= rows
+        docs = cached(term) if cached is not None else None
+        if docs is None:
+            self.lookups += 1
+            conn.execute(VOCAB_DDL)  # one equality lookup (an IN list is not an index seek on fts5vocab)
+            row = conn.execute("SELECT doc FROM temp.unit_fts_vocab WHERE term = ?", (term,)).fetchone()
+            docs = 0 if row is None else int(row[0])
+        with self._lock:
+            if generation == self._generation:
+                self._counts[term] = _Count(docs, added, removed)
+        return 2 * docs >= rows
 
 
 def _terms(text: str | None) -> str:

@@ -338,8 +338,13 @@ class LocalStore(LocalHandle):
         (:class:`colbert._fts.TermDocs`)."""
         terms = query_terms(text)
         if terms:
-            # keyed by the text view's generation too: a rebuilt full-text index keeps the dense version
-            terms = self._term_docs.filter(conn, (snap.version, units.generation), snap.n_alive)(terms)
+            # per text generation (a rebuilt full-text index starts a new one); a term whose postings are cached is
+            # counted from them, others from fts5vocab unless the counts since the last lookup decide it
+            cached = lambda term: self._postings.cached_docs(conn, units, term)  # noqa: E731
+            keep = self._term_docs.filter(
+                conn, units.generation, snap.n_alive, cached, added=units.added, removed=units.removed
+            )
+            terms = keep(terms)
         return lambda n: bm25_top(conn, units, self._postings, terms, n, allowed)
 
     def _rerank(

@@ -176,3 +176,37 @@ def _same_query(store: LocalStore, db: Path, query: str) -> None:
     want = _fts5(db, query, 50)
     assert [(h.doc_id, h.unit) for h in hits] == [(d, u) for d, u, _ in want]
     assert [h.score for h in hits] == pytest.approx([s for _, _, s in want], rel=1e-6)
+
+
+def test_a_floored_word_is_not_looked_up_again_while_the_counts_decide(tmp_path: Path) -> None:
+    """A word on more than half of the units is left out of the query. After writes its count is known within
+    [count - removed, count + added]; while that range decides, fts5vocab is not asked again (it would walk the
+    word's whole list); once it does not (deletes of units holding it), it is, and the word comes back."""
+    rng = np.random.default_rng(5)
+    store = LocalStore.create(tmp_path / "s", F32, LocalOptions(term_cache_bytes=0))
+    db = tmp_path / "s" / "index.sqlite"
+
+    def add(doc: str, text: str) -> None:
+        unit = UnitRecord(0, _unit(rng.normal(size=DENSE)), _unit(rng.normal(size=(3, 16))), text=text)
+        store.add_document(doc, [unit])
+
+    for i in range(12):
+        add(f"c{i}", f"common word{i}")  # "common" on 12 of 16 units: floored
+    for i in range(4):
+        add(f"o{i}", f"other rare{i}")
+    _same_query(store, db, "common rare1")
+    lookups = store._term_docs.lookups
+    add("late", "late rare1")  # 13 of 17: still floored, whatever the new unit holds
+    _same_query(store, db, "common rare1")
+    assert store._term_docs.lookups == lookups  # "common" [12, 13] of 17 and "rare1" [1, 2]: both decided
+    for i in range(5):  # "common" on 7 of 12 units: the bounds [7, 12] say floored still
+        store.delete_document(f"c{i}")
+    _same_query(store, db, "common rare1")
+    assert store._term_docs.lookups == lookups
+    for i in range(5, 8):  # 4 of 9 units: the bounds [4, 12] do not decide; looked up, informative again
+        store.delete_document(f"c{i}")
+    _same_query(store, db, "common rare1")
+    assert store._term_docs.lookups == lookups + 1
+    hits = store.search(None, None, 20, mode="text", query_text="common rare1", candidates=20)
+    assert {h.doc_id for h in hits} >= {"c8", "c9", "c10", "c11"}
+    store.close()
