@@ -5,8 +5,7 @@ Layout of a collection ``name``:
 * ``name`` holds one point per unit: named vector ``dense`` (cosine, HNSW) for the first stage, named
   multivector ``mv`` (dot product per token pair, ``MaxSim`` comparator, HNSW off: ``m=0``, on disk) for the
   exact rerank, and payload ``doc_id``, ``page`` (the unit ordinal), ``kind``, ``version``, ``metadata`` (the
-  document's, filterable as ``metadata.<key>``), ``page_metadata`` (the unit's) and ``text`` (the unit's text,
-  or null).
+  document's, filterable as ``metadata.<key>``), ``page_metadata`` (the unit's), ``text`` (its text, or null).
 * ``name__blobs`` holds the units' images (:mod:`colbert._qdrant_layout`), one vector-less point per image,
   tagged with the document version like the vector points, so every replica serves every page image; and a
   kept original file's parts (:func:`colbert._qdrant_layout.original_points`), tagged the same way.
@@ -30,9 +29,8 @@ Not covered: two writers racing on the same doc id (the last record wins), and `
 which counts stored unit points and so may include an in-flight write.
 
 Format version 2 added ``__blobs``, ``kind`` and ``text``; a version-1 collection is migrated when opened
-(the blobs collection is created, and page images of the old ``page-images`` folder imported when given).
-Sparse vectors computed by older tokeniser rules are recomputed from the stored texts when opened
-(:mod:`colbert._sparse`).
+(the blobs collection is created, and page images of the old ``page-images`` folder imported when given);
+sparse vectors of older tokeniser rules are recomputed from the stored texts on open (:mod:`colbert._sparse`).
 
 Codecs: ``float32``/``float16`` map to Qdrant's storage datatypes; ``int8``/``binary`` documents are stored as
 float16 of their decoded values, so scores equal the embedded backend's (to float16 rounding) but the memory
