@@ -18,7 +18,7 @@ key existed; it is then recorded, nothing rebuilt). An index built by older rule
 transaction, so a crash leaves the old index intact (the next open rebuilds again) and a reader in another
 process sees the old index or the new one, never a half-built one. An index built by *newer* rules is refused
 (``IndexFormatError``): older code would corrupt it. The rebuild costs one tokenisation of every stored text,
-~1.1 ms per unit of 2,500 characters (about 2 minutes per 100k pages; measured on a shared 2-core machine), and
+~0.75 ms per unit of 2,100 characters (~1.3 minutes per 100k pages; measured on a shared 2-core machine), and
 holds the write lock meanwhile: the open waits, other processes' writers wait up to their ``busy_timeout_s`` (then
 ``StoreBusyError``, retry), readers go on with the old index. A handle that was already open when another
 process rebuilt the index notices at its next read or write (:class:`colbert._local_handle.LocalHandle`).
