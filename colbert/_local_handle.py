@@ -99,8 +99,10 @@ class LocalHandle:
         self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
         self._snapshot: DenseSnapshot | None = None
         self._term_docs = TermDocs()  # document counts of query terms, per index version (colbert._fts)
-        self._text: TextUnits | None = None  # the units FTS5 holds, synced with the snapshot (colbert._bm25)
-        self._text_tokenizer: str | None = None  # the stored tokenizer version ``_text`` was loaded under
+        # the units FTS5 holds (colbert._bm25): loaded by the first text search, then kept in step with the snapshot
+        self._text: TextUnits | None = None
+        self._text_generation = -1  # the last generation a text view had (a new view takes the next one)
+        self._tokenizer: str | None = None  # the stored tokenizer version seen by the last sync
         self._postings = PostingCache(options.term_cache_bytes)
         with self._read() as conn:
             self._snapshot_for(conn)  # load the dense matrix now rather than on the first search
@@ -156,46 +158,49 @@ class LocalHandle:
         Under ``_sync_lock`` the transaction's first read sees at least every commit that any published
         snapshot saw, so the shared snapshot only ever moves forward.
         """
-        return self._views_for(conn)[0]
+        with self._sync_lock:
+            return self._synced(conn)
 
     def _views_for(self, conn: sqlite3.Connection) -> tuple[DenseSnapshot, TextUnits]:
-        """The dense snapshot and the full-text units matching ``conn``'s read transaction (as above)."""
+        """The dense snapshot and the full-text units matching ``conn``'s read transaction (as above); the text
+        view is loaded here, in that transaction, the first time a search needs it (visual-only use never pays)."""
         with self._sync_lock:
             snap = self._synced(conn)
-            assert self._text is not None
+            if self._text is None:
+                self._text_generation += 1  # never a generation an earlier view had: their cached postings are stale
+                self._text = TextUnits.build(self._text_generation, *load_text_units(conn, 0))
             return snap, self._text
 
     def _synced(self, conn: sqlite3.Connection) -> DenseSnapshot:
-        """Bring the shared snapshot up to this transaction's view (caller holds ``_sync_lock``)."""
+        """Bring the shared snapshot (and the text view, if loaded) up to this transaction's view (caller holds
+        ``_sync_lock``)."""
         max_id, min_del, max_del, tokenizer = conn.execute(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM pages), (SELECT MIN(seq) FROM deletions), "
             f"(SELECT COALESCE(MAX(seq), 0) FROM deletions), ({_TOKENIZER_SQL})"
         ).fetchone()
         self._check_tokenizer(tokenizer)
+        if tokenizer != self._tokenizer:  # another process rebuilt the full-text index: same ids, new postings
+            self._tokenizer, self._text = tokenizer, None
+            self._postings.clear()
         snap = self._snapshot
-        text = self._text
-        # another process rebuilt the full-text index for this code's rules: same ids, new lengths and postings
-        rebuilt = text is not None and tokenizer != self._text_tokenizer
-        dim = self.config.dense_dim
-        if not rebuilt and snap is not None and max_id <= snap.version[0] and max_del == snap.version[1]:
+        if snap is not None and max_id <= snap.version[0] and max_del == snap.version[1]:
             return snap
+        dim = self.config.dense_dim
         width = self.sketch_vectors * self.config.multivector_dim
-        if snap is None or text is None or (min_del is not None and min_del > snap.version[1] + 1):
+        text = self._text
+        if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
             ids, matrix, sketch = load_dense(conn, 0, dim, width)
             snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix, sketch, self.sketch_vectors)
-            text = TextUnits.build(0 if text is None else text.generation + 1, *load_text_units(conn, 0))
+            text = None  # the deletion log no longer reaches back to it: reloaded by the next text search
         else:
             dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
             ids, matrix, sketch = load_dense(conn, snap.version[0], dim, width)
             version = (max(int(max_id), snap.version[0]), int(max_del))
-            if rebuilt:  # every unit FTS5 holds in this transaction (a new generation: cached postings are stale)
-                text = TextUnits.build(text.generation + 1, *load_text_units(conn, 0))
-            else:
+            if text is not None:
                 text = text.apply(*load_text_units(conn, snap.version[0]), dead)
+                self._text_generation = text.generation
             snap = snap.apply(version, ids, matrix, dead, sketch)
-        if rebuilt:
-            self._postings.clear()
-        self._snapshot, self._text, self._text_tokenizer = snap, text, tokenizer
+        self._snapshot, self._text = snap, text
         return snap
 
     def _check_tokenizer(self, stored: str | None) -> None:
@@ -226,13 +231,16 @@ class LocalHandle:
         with self._write_lock:
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         with self._read() as conn:
-            snap, text = self._views_for(conn)
+            snap = self._snapshot_for(conn)
+            text = self._text
             vectors, blobs = conn.execute(
                 "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(length(data)), 0) FROM multivectors"
             ).fetchone()
             docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
         memory = snap.matrix.nbytes + snap.sketch.nbytes + snap.ids.nbytes + snap.alive.nbytes
-        text_memory = text.ids.nbytes + text.lengths.nbytes + text.alive.nbytes + self._postings.nbytes
+        text_memory = self._postings.nbytes
+        if text is not None:
+            text_memory += text.ids.nbytes + text.lengths.nbytes + text.alive.nbytes
         return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), int(memory), text_memory)
 
     def disk_bytes(self) -> int:
