@@ -10,8 +10,9 @@
   (``tokenizer_version``); an index built by other rules is rebuilt when opened (:func:`fts_rebuild`, called by
   :mod:`colbert._migrate` in one transaction), and a handle never deletes under rules other than the stored
   ones (:class:`colbert._local_handle.LocalHandle` checks the version in every write transaction).
-* Queries never reach FTS5's parser as written: the query's tokens (letters/digits only) are each quoted and
-  ORed, ``"error" OR "42"``, so quotes, ``NEAR``, ``*``, ``-``, ``:`` and parentheses are plain words.
+* Queries never reach FTS5's parser as written: only our tokens (letters/digits/marks) do, each quoted — one at a
+  time where the store looks a term up (:mod:`colbert._bm25`), ORed in :func:`fts_search`, ``"error" OR "42"`` —
+  so quotes, ``NEAR``, ``*``, ``-``, ``:`` and parentheses in a query are plain words.
 * Scores: FTS5's ``bm25()`` (k1 = 1.2, b = 0.75, IDF ``ln((N - n + 0.5) / (n + 0.5))`` floored at 1e-6),
   negated so that higher is better. Searches do not run :func:`fts_search`: they compute the same ranking in
   memory over FTS5's postings (:mod:`colbert._bm25`, many times faster); :func:`fts_search` is FTS5's own
@@ -21,7 +22,8 @@
   posting list (most of the index for a word like "the": 60–130 ms of a 30k-page query, bench/README.md). Such a
   term is dropped when the query has another term; the ranking changes only among units whose scores differ by
   less than that, and units that matched nothing but floored terms (scores ≤ ~1e-5) are no longer returned.
-  A term's document count is read from an ``fts5vocab`` table and cached per index version, so it is exact.
+  A term's document count is read from an ``fts5vocab`` table (or its cached postings) and kept across writes
+  only while the units added/removed since cannot change the decision, so the decision is exact.
 """
 
 from __future__ import annotations
@@ -60,16 +62,17 @@ VOCAB_DDL = "CREATE VIRTUAL TABLE IF NOT EXISTS temp.unit_fts_vocab USING fts5vo
 TermFilter = Callable[[Sequence[str]], list[str]]
 
 
-def informative(terms: Sequence[str], docs: dict[str, int], rows: int) -> list[str]:
-    """The ``terms`` FTS5's BM25 gives a positive IDF: those held by fewer than half of ``rows`` units (``rows``
-    may overcount: then fewer terms are dropped, never more). All of them when none is informative.
+def informative(terms: Sequence[str], floored: Callable[[str], bool]) -> list[str]:
+    """The ``terms`` FTS5's BM25 gives a positive IDF: those not ``floored`` (held by at least half of the units:
+    :meth:`TermDocs.filter`). All of them when none is informative.
 
-    >>> informative(["the", "x7200b", "disk"], {"the": 980, "x7200b": 1, "disk": 120}, 1000)
+    >>> docs = {"the": 980, "a": 990, "x7200b": 1, "disk": 120}
+    >>> informative(["the", "x7200b", "disk"], lambda t: 2 * docs[t] >= 1000)
     ['x7200b', 'disk']
-    >>> informative(["the", "a"], {"the": 980, "a": 990}, 1000)
+    >>> informative(["the", "a"], lambda t: 2 * docs[t] >= 1000)
     ['the', 'a']
     """
-    keep = [t for t in terms if 2 * docs.get(t, 0) < rows]
+    keep = [t for t in terms if not floored(t)]
     return keep or list(terms)
 
 
@@ -103,16 +106,13 @@ class TermDocs:
         added: int = 0,
         removed: int = 0,
     ) -> TermFilter:
-        """A term filter (see :func:`informative`) for ``conn``'s read transaction, which sees the index at
-        ``generation`` after ``added`` / ``removed`` units; ``cached`` gives a term's exact count when something
-        else already knows it (None: look it up)."""
-
-        def keep(terms: Sequence[str]) -> list[str]:
-            floored = {t: self._floored(conn, generation, rows, t, cached, added, removed) for t in terms}
-            kept = [t for t in terms if not floored[t]]
-            return kept or list(terms)
-
-        return keep
+        """A term filter (:func:`informative`; ``rows`` may overcount the units: then fewer terms are dropped,
+        never more) for ``conn``'s read transaction, which sees the index at ``generation`` after ``added`` /
+        ``removed`` units; ``cached`` gives a term's exact count when something else already knows it (None:
+        look it up)."""
+        return lambda terms: informative(
+            terms, lambda term: self._floored(conn, generation, rows, term, cached, added, removed)
+        )
 
     def _floored(
         self,
