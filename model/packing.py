@@ -131,8 +131,7 @@ def segment_attention(
         if call.mask is None and native_gqa:
             o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=groups > 1)
         else:
-            if groups > 1:
-                k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+            k, v = _repeat_kv(q, k, v)
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=call.mask, is_causal=call.mask is None, scale=scaling)
         out[:, call.start : call.stop] = o.transpose(1, 2)  # (1, n, H, d)
     return out
@@ -148,14 +147,13 @@ def padded_attention(
     if key_mask is None and (groups == 1 or _fused_gqa(query, key, value)):
         out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling, enable_gqa=groups > 1)
         return out.transpose(1, 2)
-    mask = None
     if key_mask is not None:
         n = query.shape[2]
         causal = torch.ones((n, n), dtype=torch.bool, device=query.device).tril()  # (L, L)
         mask = causal[None, None] & key_mask.to(query.device, torch.bool)[:, None, None, :]  # (B, 1, L, L)
-    if groups > 1:
-        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
-    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, is_causal=mask is None, scale=scaling)
+        return masked_attention(query, key, value, mask, scaling=scaling)
+    key, value = _repeat_kv(query, key, value)
+    out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
     return out.transpose(1, 2)
 
 
@@ -178,8 +176,15 @@ def masked_attention(
     """Attention with an explicit bool ``mask`` (broadcast to (B, heads, L, L), True = attend; causal already):
     ``(B, heads, L, d)`` q, ``(B, kv_heads, L, d)`` k/v → ``(B, L, heads, d)``. KV heads repeated, as
     :func:`padded_attention` does with a mask (the flash kernels take no mask; memory-efficient attention does)."""
+    key, value = _repeat_kv(query, key, value)
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling)
+    return out.transpose(1, 2)
+
+
+def _repeat_kv(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``key`` and ``value`` with each KV head repeated for the query heads that share it (GQA, when sdpa is not
+    told ``enable_gqa``)."""
     groups = query.shape[1] // key.shape[1]
     if groups > 1:
         key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
-    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling)
-    return out.transpose(1, 2)
+    return key, value
