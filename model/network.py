@@ -170,20 +170,21 @@ class Network:
         grid = None if batch.image_grid_thw is None else batch.image_grid_thw.to(dev)
         embeds = embed_inputs(self.module.model, ids.to(dev), pixels, grid, self.image_token_id)
         hidden = text_forward(self.module.model.language_model, embeds, positions.to(dev), layout, self.add_norm)
-        if real is None:
-            return hidden  # (B, L, H)
-        padded = hidden.new_zeros((*batch.input_ids.shape, hidden.shape[-1]))  # (B, L, H)
-        padded[real.to(dev)] = hidden[0]
-        return padded
+        return hidden if real is None else self._unpacked(hidden[0], batch.attention_mask)  # (B, L, H)
 
     def _graph_hidden_states(self, batch: Batch, bucket: int) -> torch.Tensor:
         """A text-only batch through its bucket's graph; (B, L, H), zeros at padding (as the packed path)."""
         assert self.graphs is not None
         static = self.graphs.pack(batch.input_ids, batch.lengths, batch.tasks, bucket)  # (4, bucket) on the host
         hidden = self.graphs.run(static, sum(batch.lengths))  # (T, H), the rows end to end
-        rows, longest = batch.input_ids.shape
-        # where each packed token goes in the padded (B·L) layout: found on the host (no device sync)
-        where = batch.attention_mask.reshape(-1).nonzero().squeeze(1).to(self.device)  # (T,)
+        return self._unpacked(hidden, batch.attention_mask)
+
+    def _unpacked(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Packed rows ``hidden`` (T, H), end to end, back in the right-padded (B, L, H) layout of
+        ``attention_mask`` (B, L) (on the host), zeros at padding. Where each token goes is found on the host, so
+        the device is not synchronised (a boolean index on the device would be)."""
+        rows, longest = attention_mask.shape
+        where = attention_mask.reshape(-1).nonzero().squeeze(1).to(self.device)  # (T,) row-major = packed order
         padded = hidden.new_zeros((rows * longest, hidden.shape[-1]))
         padded.index_copy_(0, where, hidden)
         return padded.view(rows, longest, -1)
