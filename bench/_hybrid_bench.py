@@ -3,7 +3,7 @@
 
 * Latency: p50 / p99 ms of ``visual`` (dense first stage, C candidates), ``hybrid`` (BM25 top C/2 + dense, C units
   reranked; the default weighted fusion) and ``text`` (BM25 only) for the same queries, and hybrid's p50 over
-  visual's, each with the query terms' posting lists cached in memory (:mod:`colbert._bm25`, the steady state
+  visual's, each with the query terms' posting lists cached in memory (:mod:`colbert.local.bm25`, the steady state
   of a read-mostly index) and cold (read from FTS5 on every query: a term's first search, or any search after
   a write added units). Visual and hybrid are timed in turns, query by query (order alternating), so a change
   in the machine's load hits both alike.

@@ -5,7 +5,7 @@ Measures, on the same data and queries (see :mod:`bench._synthetic` for how they
 * p50/p99 search latency and recall@k of each first stage + exact MaxSim rerank, for several candidate counts,
   against the exact MaxSim top-k over every page (plain numpy, independent of ``colbert``): the dense first
   stage (cosine of the page's dense vector) and the pooled one (approximate MaxSim against ``--sketch-vectors``
-  k-means centroids per page, :mod:`colbert._sketch`);
+  k-means centroids per page, :mod:`colbert.local.sketch`);
 * Qdrant Edge (``qdrant-edge-py``, in-process, dense prefetch + MaxSim rerank) at ``--edge-pages`` pages, fed
   the same codec-rounded vectors our index scores (so both are judged against the same exact top-k);
 * ingest pages/s (time spent in ``add_document`` / Edge ``update``; data generation excluded);

@@ -85,8 +85,8 @@ def local_documents(store: LocalStore) -> Iterator[StoredDocument]:
 def qdrant_documents(store: Store, encoding: Codec) -> Iterator[StoredDocument]:
     from qdrant_client import models as qm
 
-    from colbert._qdrant_layout import original_of
     from colbert.qdrant import QdrantStore, blobs_collection
+    from colbert.qdrant.layout import original_of
 
     assert isinstance(store, QdrantStore)
     client = store.client
@@ -198,8 +198,8 @@ def _restore_local(
     encoding: Codec,
     sketch_vectors: int | None,
 ) -> None:
-    from colbert._local_write import UnitRow, insert_document
-    from colbert._sketch import page_sketch
+    from colbert.local.sketch import page_sketch
+    from colbert.local.write import UnitRow, insert_document
 
     codec = Codec(store.config.codec)
     rows = []
@@ -234,9 +234,9 @@ def _restore_qdrant(
 ) -> None:
     from qdrant_client import models as qm
 
-    from colbert._qdrant_layout import NAMESPACE, blob_point, original_points, sized_batches
-    from colbert._sparse import SPARSE_NAME, document_vector
     from colbert.qdrant import QdrantStore, blobs_collection
+    from colbert.qdrant.layout import NAMESPACE, blob_point, original_points, sized_batches
+    from colbert.qdrant.sparse import SPARSE_NAME, document_vector
 
     assert isinstance(store, QdrantStore)
     if store.get_document(doc.doc_id) is not None:

@@ -11,7 +11,7 @@ setups), otherwise the server at ``qdrant_url``.
 
 Both backends keep all of a collection — vectors, unit text, page images — in the backend. Deployments of
 format version 2 (embedded) / 1 (Qdrant) kept page images as files under ``<data_dir>/page-images/<name>/``;
-opening such a collection migrates it and imports those files (:mod:`colbert._migrate`), then removes the
+opening such a collection migrates it and imports those files (:mod:`colbert.local.migrate`), then removes the
 folder.
 
 Names: 1–63 characters of ``a-z 0-9 _ -``, starting with a letter or digit, without ``__`` (reserved).
@@ -28,7 +28,6 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from colbert import _schema
 from colbert._validate import validate_config
 from colbert.errors import (
     CollectionExistsError,
@@ -37,6 +36,7 @@ from colbert.errors import (
     InvalidCollectionNameError,
 )
 from colbert.local import LocalOptions, LocalStore
+from colbert.local import schema as _schema
 from colbert.store import CollectionConfig, Store
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class Catalog:
                 shutil.rmtree(leftover, ignore_errors=True)
             self._qdrant = None
         else:
-            from colbert._qdrant_catalog import QdrantCollections
+            from colbert.qdrant.catalog import QdrantCollections
 
             self._qdrant = QdrantCollections(self.data_dir, qdrant_url, qdrant_api_key, qdrant_options, qdrant_client)
 
@@ -145,7 +145,7 @@ class Catalog:
 
         Another process may have deleted (or deleted and re-created) the collection since this catalog opened
         it. Embedded: one ``stat`` of its index file per call notices. Qdrant: the handle notices when a request
-        fails on the missing collection (:mod:`colbert._qdrant_live`; that request is a
+        fails on the missing collection (:mod:`colbert.qdrant.live`; that request is a
         ``CollectionNotFoundError``). Either way the stale handle is dropped here and the name opened afresh."""
         validate_name(name)
         with self._lock:

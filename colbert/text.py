@@ -22,8 +22,8 @@ Rules (``tokens`` applies them in this order):
 No stemming and no stop words: BM25's IDF already discounts common words, and exact forms matter for codes and
 identifiers. :data:`TOKENIZER_VERSION` names these rules; changing the rules (any output of :func:`tokens`)
 must change it. It is stored with every index (the embedded index's meta table, the Qdrant collection's
-metadata), and an index built by older rules is rebuilt from its stored texts when opened (:mod:`colbert._migrate`,
-:mod:`colbert._sparse`): both backends remove or weigh a unit by re-tokenising its stored text, which is only
+metadata), and an index built by older rules is rebuilt from its stored texts when opened (:mod:`colbert.local.migrate`,
+:mod:`colbert.qdrant.sparse`): both backends remove or weigh a unit by re-tokenising its stored text, which is only
 right under the rules it was indexed by.
 
 >>> tokens("parsePageSelection(spec) -> list[int]")

@@ -34,11 +34,11 @@ ALLOWED: dict[str, str] = {
         "Settings is one class by design: each field and its docstring are the single source of the env var, the "
         "flag and docs/settings.md (3 lines a setting); 413 lines after the job-retention and original-file settings"
     ),
-    "tests/service/test_ui_browser_code.py::test_code_collection_session": (
+    "tests/service/http/test_ui_browser_code.py::test_code_collection_session": (
         "one browser session over a text/code collection whose steps build on each other, as "
         "test_ui_browser.py's page session"
     ),
-    "tests/service/test_ui_browser.py::test_search_page_session": (
+    "tests/service/http/test_ui_browser.py::test_search_page_session": (
         "one browser session whose numbered steps build on each other (key, collection, uploads, search, hit); "
         "a browser and a live server per step would cost minutes for no extra coverage"
     ),

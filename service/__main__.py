@@ -1,8 +1,8 @@
 """``python -m service serve | index | search | collections | documents``.
 
 ``serve`` loads the model first (a missing checkpoint stops here with instructions), then runs the app under
-uvicorn. ``index`` and ``search`` run in-process (no server needed) via ``service.cli``; ``collections`` and
-``documents`` (list / show / delete, no model needed) via ``service.cli_manage``. Flags override the
+uvicorn. ``index`` and ``search`` run in-process (no server needed) via ``service.cli.files``; ``collections`` and
+``documents`` (list / show / delete, no model needed) via ``service.cli.manage``. Flags override the
 ``JEV4_*`` environment variables (see ``service.settings``), which override the defaults.
 """
 
@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from service.cli import add_index_arguments, add_search_arguments, index_command, search_command
+from service.cli.files import add_index_arguments, add_search_arguments, index_command, search_command
 from service.flags import SECTIONS, add_settings_flags, settings_from_args
 from service.settings import Settings, SettingsError
 
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_arguments(search)
     for name, command in (("serve", serve), ("index", index), ("search", search)):
         add_settings_flags(command, SECTIONS[name])
-    from service.cli_manage import add_jobs_command, add_manage_commands
+    from service.cli.manage import add_jobs_command, add_manage_commands
 
     add_manage_commands(sub, _data_flags)
     add_jobs_command(sub, _data_flags)
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return serve(settings)
     if args.command in ("collections", "documents", "jobs"):
-        from service.cli_manage import manage_command
+        from service.cli.manage import manage_command
 
         return manage_command(args)
     command = index_command if args.command == "index" else search_command

@@ -1,4 +1,4 @@
-"""The embedded backend's in-memory BM25 (colbert._bm25) against FTS5's own ``bm25()`` over the same index: same
+"""The embedded backend's in-memory BM25 (colbert.local.bm25) against FTS5's own ``bm25()`` over the same index: same
 units, same order, same scores — after adds, deletes, replaces, another handle's writes, a rebuild, with filters,
 ties at the cut and any cache size."""
 
@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from colbert import _bm25
-from colbert._bm25 import PostingCache, TextUnits
-from colbert._fts import TermDocs, fts_search
-from colbert._local_filter import filter_sql
-from colbert._local_handle import LocalOptions
 from colbert.filters import parse_filter
 from colbert.local import LocalStore
+from colbert.local import bm25 as _bm25
+from colbert.local.bm25 import PostingCache, TextUnits
+from colbert.local.filter import filter_sql
+from colbert.local.fts import TermDocs, fts_search
+from colbert.local.handle import LocalOptions
 from colbert.store import UnitRecord
 from tests.colbert.store_backends import DENSE, F32, _unit
 

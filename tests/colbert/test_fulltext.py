@@ -12,9 +12,9 @@ import pytest
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from colbert._fts import FTS_DDL, fts_add, fts_delete, fts_search, match_expression
-from colbert._sparse import AVGDL, K1, SPARSE_NAME, B, document_vector, query_vector, term_index
 from colbert.local import LocalStore
+from colbert.local.fts import FTS_DDL, fts_add, fts_delete, fts_search, match_expression
+from colbert.qdrant.sparse import AVGDL, K1, SPARSE_NAME, B, document_vector, query_vector, term_index
 from colbert.store import UnitRecord
 from colbert.text import tokens
 from tests.colbert.store_backends import DENSE, F32, _unit

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colbert._dense import DenseSnapshot
 from colbert.errors import DimensionMismatchError, IndexFormatError, StoreClosedError
 from colbert.local import LocalOptions, LocalStore
+from colbert.local.dense import DenseSnapshot
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig, UnitRecord
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colbert import _sketch
-from colbert._dense import DenseSnapshot
-from colbert._sketch import from_bf16_bits, page_sketch, pool_query, sketch_scores, to_bf16_bits
 from colbert.errors import IndexFormatError, InvalidQueryError, StoreClosedError
 from colbert.local import LocalOptions, LocalStore
+from colbert.local import sketch as _sketch
+from colbert.local.dense import DenseSnapshot
+from colbert.local.sketch import from_bf16_bits, page_sketch, pool_query, sketch_scores, to_bf16_bits
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig, UnitRecord
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from colbert import _schema
 from colbert.local import LocalStore
+from colbert.local import schema as _schema
 from tests.colbert.store_backends import F32, Backend, make_page
 
 

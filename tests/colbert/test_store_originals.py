@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from colbert import _schema
 from colbert.errors import InvalidDocumentError
 from colbert.local import LocalStore
+from colbert.local import schema as _schema
 from colbert.qdrant import QdrantStore
 from colbert.store import FileInfo, OriginalFile
 from tests.colbert.store_backends import F32, Backend, make_page

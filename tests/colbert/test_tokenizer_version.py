@@ -16,11 +16,15 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from colbert import _bm25, _fts, _migrate, _sparse, text
-from colbert._fts import FTS_DDL, TermDocs, fts_add, fts_search
+from colbert import text
 from colbert.errors import IndexFormatError
 from colbert.local import LocalStore
+from colbert.local import bm25 as _bm25
+from colbert.local import fts as _fts
+from colbert.local import migrate as _migrate
+from colbert.local.fts import FTS_DDL, TermDocs, fts_add, fts_search
 from colbert.qdrant import QdrantStore
+from colbert.qdrant import sparse as _sparse
 from colbert.store import Store, UnitRecord
 from tests.colbert.store_backends import DENSE, F32, _unit
 
@@ -133,7 +137,7 @@ def test_an_index_built_by_older_rules_is_rebuilt_when_opened(
     with _db(tmp_path / "s") as conn:
         units = conn.execute("SELECT COUNT(*) FROM unit_text").fetchone()[0]
     rules(2)
-    with caplog.at_level(logging.INFO, logger="colbert._migrate"):
+    with caplog.at_level(logging.INFO, logger="colbert.local.migrate"):
         store = LocalStore.open(tmp_path / "s")
     assert _meta_version(tmp_path / "s") == "2"
     assert f"rebuilt from {units} stored unit texts for tokenizer version 2" in caplog.text
@@ -145,7 +149,7 @@ def test_an_index_built_by_older_rules_is_rebuilt_when_opened(
     _same_as_fresh(store)
     store.close()
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="colbert._migrate"):
+    with caplog.at_level(logging.INFO, logger="colbert.local.migrate"):
         LocalStore.open(tmp_path / "s").close()  # reopening under the same rules changes nothing
     assert "rebuilt" not in caplog.text
 
@@ -291,7 +295,7 @@ def test_qdrant_sparse_vectors_are_recomputed_when_opened(rules: Rules, caplog: 
         fresh.add_document(doc, units)
     with pytest.raises(IndexFormatError, match=r"tokenizer version 1.*restarted"):
         old.add_document("x", _units(np.random.default_rng(1), 1))  # not yet upgraded: refused, not mixed
-    with caplog.at_level(logging.INFO, logger="colbert._sparse"):
+    with caplog.at_level(logging.INFO, logger="colbert.qdrant.sparse"):
         again = QdrantStore.open(client, "c")
     assert "recomputed for tokenizer version 2 (they were computed by version 1)" in caplog.text
     assert _qdrant_meta(client, "c")[_sparse.TOKENIZER_KEY] == 2

@@ -1,0 +1,281 @@
+"""The embedded index's handle on its SQLite file: options, connections, transactions, the dense snapshot.
+
+:class:`LocalHandle` is the part of :class:`colbert.local.LocalStore` that every read and write goes through:
+one writer connection behind a lock (other processes' writers queue on SQLite's lock for ``busy_timeout_s``),
+one read connection per thread (WAL snapshots: readers never wait), and the in-memory first stage
+(:class:`colbert.local.dense.DenseSnapshot`) and the full-text units (:class:`colbert.local.bm25.TextUnits`)
+brought up to date with every handle's commits at the start of a read.
+
+The full-text index is built by one version of the tokeniser's rules (:mod:`colbert.local.migrate`). A handle opened
+before another process rebuilt it for other rules notices in its next transaction: every write transaction and
+every read's sync read the stored ``tokenizer_version``. If it is this code's version (another handle of the same
+code, in another process, rebuilt an older index) the text view is rebuilt and the cached postings dropped;
+otherwise (a newer version of the software rebuilt it) reads and writes raise ``IndexFormatError`` — deleting
+with other rules would corrupt the index and querying with them would rank wrongly — and the process must be
+restarted with the matching version.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from colbert import text
+from colbert.errors import IndexFormatError, StoreBusyError, StoreClosedError
+from colbert.local import schema as _schema
+from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
+from colbert.local.dense import DenseSnapshot
+from colbert.local.fts import TermDocs
+from colbert.local.scan import PageScorer, load_dense
+from colbert.store import CollectionConfig, StoreLimits
+
+__all__ = ["LocalHandle", "LocalOptions", "LocalStats"]
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    """Tuning and durability knobs of the embedded backend."""
+
+    synchronous: str = "FULL"  # FULL: survives power loss; NORMAL: survives kill -9 (see module docstring)
+    busy_timeout_s: float = 30.0  # how long a writer waits for another process's write transaction
+    mmap_bytes: int = 1 << 31  # SQLite mmap window (capped by SQLite at 2 GiB in CPython's build; 0: off)
+    page_size: int = 65536  # SQLite page size, fixed at creation (64 KiB: a 256 KiB blob is 4 overflow pages)
+    sketch_vectors: int = _schema.DEFAULT_SKETCH_VECTORS  # pooled first-stage centroids per page, fixed at creation
+    first_stage: str = "dense"  # what search() uses when not told: "dense" (the store contract) or "pooled"
+    scan_block_pages: int = 128  # pages decoded and scored at a time (bounds search memory)
+    deletions_retained: int = 100_000  # deletion log rows kept for incremental refresh of other handles
+    read_threads: int = 4  # connections reading a rerank's candidate blobs concurrently (1: the search's own)
+    term_cache_bytes: int = 64 << 20  # posting lists of query terms kept in memory for BM25 (colbert.local.bm25)
+    limits: StoreLimits = field(default_factory=StoreLimits)
+
+    def __post_init__(self) -> None:
+        if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {self.synchronous!r}")
+        if self.first_stage not in ("dense", "pooled"):
+            raise ValueError(f"first_stage must be 'dense' or 'pooled', got {self.first_stage!r}")
+        if min(self.scan_block_pages, self.deletions_retained, self.sketch_vectors, self.read_threads) < 1:
+            raise ValueError("scan_block_pages, deletions_retained, sketch_vectors and read_threads must be >= 1")
+        if self.term_cache_bytes < 0:
+            raise ValueError(f"term_cache_bytes must be >= 0, got {self.term_cache_bytes}")
+
+
+@dataclass(frozen=True)
+class LocalStats:
+    """Sizes of a collection: counts, stored multi-vector rows and bytes, the first stage's memory."""
+
+    documents: int
+    pages: int
+    vectors: int  # stored (pooled) multi-vector rows
+    blob_bytes: int  # codec'd multi-vector bytes, without SQLite's page overhead
+    memory_bytes: int  # the in-memory first stages (dense matrix + sketches + ids + live mask) of this handle
+    text_memory_bytes: int = 0  # the full-text side in memory: units' ids/lengths/live mask + cached postings
+
+
+_TOKENIZER_SQL = f"SELECT value FROM meta WHERE key = '{_schema.TOKENIZER_KEY}'"
+
+
+class LocalHandle:
+    """Connections, transactions and the dense snapshot of one collection directory (thread-safe)."""
+
+    config: CollectionConfig
+
+    def __init__(self, directory: Path, config: CollectionConfig, options: LocalOptions) -> None:
+        self.directory = directory
+        self.config = config
+        self.options = options
+        self._path = directory / _schema.DB_FILE
+        self._write_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+        self._writer = self._connect()
+        self.sketch_vectors = _schema.read_sketch_vectors(self._writer, self._path)
+        self._scorer = PageScorer(config, options.scan_block_pages)
+        self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
+        self._snapshot: DenseSnapshot | None = None
+        self._term_docs = TermDocs()  # document counts of query terms, per index version (colbert.local.fts)
+        # the units FTS5 holds (colbert.local.bm25): loaded by the first text search, then kept in step with the
+        # snapshot
+        self._text: TextUnits | None = None
+        self._text_generation = -1  # the last generation a text view had (a new view takes the next one)
+        self._tokenizer: str | None = None  # the stored tokenizer version seen by the last sync
+        self._postings = PostingCache(options.term_cache_bytes)
+        with self._read() as conn:
+            self._snapshot_for(conn)  # load the dense matrix now rather than on the first search
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreClosedError(f"the store at {self.directory} is closed")
+        o = self.options
+        conn = _schema.connect(
+            self._path, synchronous=o.synchronous, busy_timeout_s=o.busy_timeout_s, mmap_bytes=o.mmap_bytes
+        )
+        self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            if self._closed:
+                raise StoreClosedError(f"the store at {self.directory} is closed")
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout_s for another process's writer
+            except sqlite3.OperationalError as exc:
+                raise StoreBusyError(
+                    f"{self._path}: another writer held the write lock for more than "
+                    f"busy_timeout_s={self.options.busy_timeout_s} s ({exc}); retry later"
+                ) from exc
+            try:
+                row = conn.execute(_TOKENIZER_SQL).fetchone()
+                self._check_tokenizer(None if row is None else row[0])
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction on this thread's connection: one consistent view, never blocked by writers."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._closed:
+            conn = self._connect()
+            self._local.conn = conn
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def _snapshot_for(self, conn: sqlite3.Connection) -> DenseSnapshot:
+        """The dense snapshot matching ``conn``'s read transaction, which must not have read anything yet.
+
+        Under ``_sync_lock`` the transaction's first read sees at least every commit that any published
+        snapshot saw, so the shared snapshot only ever moves forward.
+        """
+        with self._sync_lock:
+            return self._synced(conn)
+
+    def _views_for(self, conn: sqlite3.Connection) -> tuple[DenseSnapshot, TextUnits]:
+        """The dense snapshot and the full-text units matching ``conn``'s read transaction (as above); the text
+        view is loaded here, in that transaction, the first time a search needs it (visual-only use never pays)."""
+        with self._sync_lock:
+            snap = self._synced(conn)
+            if self._text is None:
+                self._text_generation += 1  # never a generation an earlier view had: their cached postings are stale
+                self._text = TextUnits.build(self._text_generation, *load_text_units(conn, 0))
+            return snap, self._text
+
+    def _synced(self, conn: sqlite3.Connection) -> DenseSnapshot:
+        """Bring the shared snapshot (and the text view, if loaded) up to this transaction's view (caller holds
+        ``_sync_lock``)."""
+        max_id, min_del, max_del, tokenizer = conn.execute(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM pages), (SELECT MIN(seq) FROM deletions), "
+            f"(SELECT COALESCE(MAX(seq), 0) FROM deletions), ({_TOKENIZER_SQL})"
+        ).fetchone()
+        self._check_tokenizer(tokenizer)
+        if tokenizer != self._tokenizer:  # another process rebuilt the full-text index: same ids, new postings
+            self._tokenizer, self._text = tokenizer, None
+            self._postings.clear()
+        snap = self._snapshot
+        if snap is not None and max_id <= snap.version[0] and max_del == snap.version[1]:
+            return snap
+        dim = self.config.dense_dim
+        width = self.sketch_vectors * self.config.multivector_dim
+        text = self._text
+        if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
+            ids, matrix, sketch = load_dense(conn, 0, dim, width)
+            snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix, sketch, self.sketch_vectors)
+            text = None  # the deletion log no longer reaches back to it: reloaded by the next text search
+        else:
+            dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
+            ids, matrix, sketch = load_dense(conn, snap.version[0], dim, width)
+            version = (max(int(max_id), snap.version[0]), int(max_del))
+            if text is not None:
+                text = text.apply(*load_text_units(conn, snap.version[0]), dead)
+                self._text_generation = text.generation
+            snap = snap.apply(version, ids, matrix, dead, sketch)
+        self._snapshot, self._text = snap, text
+        return snap
+
+    def _check_tokenizer(self, stored: str | None) -> None:
+        """``IndexFormatError`` when the full-text index was built by rules other than this code's (module
+        docstring); ``stored`` is the meta value (None: version 1)."""
+        found = _schema.tokenizer_version(stored, self._path)
+        if found != text.TOKENIZER_VERSION:
+            raise IndexFormatError(
+                f"{self._path}: another process rebuilt the full-text index for tokenizer version {found}; this "
+                f"process tokenises by version {text.TOKENIZER_VERSION} and must be restarted with the same "
+                "version of the software as the other"
+            )
+
+    def close(self) -> None:
+        """Close every connection; later calls raise ``StoreClosedError``. Idempotent."""
+        with self._sync_lock:
+            readers, self._readers = self._readers, None
+        if readers is not None:
+            readers.shutdown(wait=True)  # in-flight reads finish before their connections close
+        with self._write_lock, self._sync_lock:
+            self._closed = True
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    def stats(self) -> LocalStats:
+        """Counts and sizes; first checkpoints the WAL into the main file, so file sizes are settled."""
+        with self._write_lock:
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with self._read() as conn:
+            snap = self._snapshot_for(conn)
+            text = self._text
+            vectors, blobs = conn.execute(
+                "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(length(data)), 0) FROM multivectors"
+            ).fetchone()
+            docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        memory = snap.matrix.nbytes + snap.sketch.nbytes + snap.ids.nbytes + snap.alive.nbytes
+        text_memory = self._postings.nbytes
+        if text is not None:
+            text_memory += text.ids.nbytes + text.lengths.nbytes + text.alive.nbytes
+        return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), int(memory), text_memory)
+
+    def disk_bytes(self) -> int:
+        """Bytes of the collection's files on disk (the index file, its WAL and shared-memory files)."""
+        total = 0
+        for path in self.directory.iterdir():
+            try:
+                total += path.stat().st_size if path.is_file() else 0
+            except FileNotFoundError:  # the WAL may go away at a checkpoint
+                continue
+        return total
+
+    def vacuum(self) -> tuple[int, int]:
+        """Reclaim the space of deleted and replaced documents; (bytes on disk before, after).
+
+        Merges the full-text index's segments, rebuilds the file (SQLite ``VACUUM``: free pages are dropped;
+        rowids, so the in-memory first stage, are kept) and truncates the WAL. Holds the write lock meanwhile
+        (other writers wait, up to ``busy_timeout_s`` in other processes); readers go on. Needs free disk space
+        about the size of the index while it runs."""
+        before = self.disk_bytes()
+        with self._write_lock:
+            if self._closed:
+                raise StoreClosedError(f"the store at {self.directory} is closed")
+            conn = self._writer
+            try:
+                conn.execute("INSERT INTO unit_fts (unit_fts) VALUES ('optimize')")
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                raise StoreBusyError(
+                    f"{self.directory}: vacuum could not take the write lock within "
+                    f"busy_timeout_s={self.options.busy_timeout_s} s ({exc}); retry later"
+                ) from exc
+        return before, self.disk_bytes()

@@ -1,0 +1,117 @@
+"""Exact MaxSim over stored pages of the embedded index, block by block.
+
+The same loop serves the rerank of the first stage's candidates and the exhaustive scan: read
+``block_pages`` blobs in one query, decode them, score them with :func:`colbert.scoring.maxsim`, keep the
+running top-k. Memory is bounded by one block, whatever the number of pages scanned.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from colbert.errors import CodecError, IndexFormatError
+from colbert.local.sketch import to_bf16_bits
+from colbert.scoring import PackedDocs, maxsim
+from colbert.store import CollectionConfig
+
+__all__ = ["PageScorer", "load_dense", "read_pages"]
+
+Block = tuple[np.ndarray, list[int], list[bytes]]  # page ids (m,), vector counts, codec'd blobs
+
+
+class PageScorer:
+    """Scores stored pages against one query; the caller supplies the read transaction."""
+
+    def __init__(self, config: CollectionConfig, block_pages: int) -> None:
+        self._config = config
+        self._block = block_pages
+
+    def top(
+        self, conn: sqlite3.Connection, query: np.ndarray, k: int, page_ids: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids (≤k,), scores (≤k,)) best first (ties: lower page id first) among ``page_ids`` (None: all)."""
+        return self.top_of(query, k, self._blocks(conn, page_ids))
+
+    def top_of(self, query: np.ndarray, k: int, blocks: Iterable[Block]) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`top`, over blocks the caller has read (e.g. concurrently, :func:`read_pages`)."""
+        best_ids = np.empty(0, dtype=np.int64)
+        best_scores = np.empty(0, dtype=np.float32)
+        for ids, counts, blobs in blocks:
+            docs = self._packed(counts, blobs)
+            scores = np.asarray(maxsim(query, docs), dtype=np.float32).reshape(-1)  # (block,)
+            best_ids = np.concatenate([best_ids, ids])
+            best_scores = np.concatenate([best_scores, scores])
+            if best_ids.size > k:
+                keep = _order(best_ids, best_scores)[:k]
+                best_ids, best_scores = best_ids[keep], best_scores[keep]
+        order = _order(best_ids, best_scores)
+        return best_ids[order], best_scores[order]
+
+    def _packed(self, counts: list[int], blobs: list[bytes]) -> PackedDocs:
+        """The block's pages as one packed matrix of their stored values, without decoding: maxsim widens
+        float16 and multiplies int8 codes / binary bits in its kernel (exact with respect to the stored values)."""
+        try:
+            return PackedDocs.from_encoded(counts, blobs, self._config.multivector_dim, self._config.codec)
+        except CodecError as exc:
+            raise IndexFormatError(f"stored {self._config.codec} blobs: {exc}") from exc
+
+    def _blocks(
+        self, conn: sqlite3.Connection, page_ids: np.ndarray | None
+    ) -> Iterator[tuple[np.ndarray, list[int], list[bytes]]]:
+        if page_ids is None:
+            after = -1
+            while True:
+                rows = conn.execute(
+                    "SELECT page_id, n, data FROM multivectors WHERE page_id > ? ORDER BY page_id LIMIT ?",
+                    (after, self._block),
+                ).fetchall()
+                if not rows:
+                    return
+                after = rows[-1][0]
+                yield _unzip(rows)
+            return
+        for start in range(0, page_ids.size, self._block):
+            chunk = page_ids[start : start + self._block]
+            block = read_pages(conn, chunk)
+            if block[0].size:
+                yield block
+
+
+def read_pages(conn: sqlite3.Connection, page_ids: np.ndarray) -> Block:
+    """The stored multi-vectors of ``page_ids`` (those that exist), in one query."""
+    rows = conn.execute(
+        "SELECT page_id, n, data FROM multivectors WHERE page_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(page_ids.tolist()),),
+    ).fetchall()
+    return _unzip(rows)
+
+
+def _unzip(rows: list[tuple[int, int, bytes]]) -> tuple[np.ndarray, list[int], list[bytes]]:
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    return ids, [r[1] for r in rows], [r[2] for r in rows]
+
+
+def _order(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Indices sorting by score descending, then page id ascending (a deterministic tie-break)."""
+    return np.lexsort((ids, -scores))
+
+
+def load_dense(
+    conn: sqlite3.Connection, after_id: int, dim: int, sketch_width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ids (m,) ascending, unit dense rows (m, dim) and sketches (m, sketch_width) as bf16 bits of the pages
+    with ``id > after_id``."""
+    rows = conn.execute(
+        "SELECT p.id, p.dense, s.data FROM pages p JOIN sketches s ON s.page_id = p.id WHERE p.id > ? ORDER BY p.id",
+        (after_id,),
+    ).fetchall()
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))  # (m,)
+    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)  # (m, dim)
+    half = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16)  # (m · sketch_width,)
+    if half.size != len(rows) * sketch_width:
+        raise IndexFormatError(f"stored sketches hold {half.size} values, expected {len(rows) * sketch_width}")
+    return ids, matrix, to_bf16_bits(half).reshape(len(rows), sketch_width)

@@ -1,0 +1,222 @@
+"""On-disk layout of the embedded index (one SQLite file) and the checks made when it is opened.
+
+Tables (format version 3; version 2 is migrated on open (:mod:`colbert.local.migrate`); version 1 had no
+``sketches`` table and cannot be read: rebuild it). For history's sake the tables keep the word *page* where
+they mean *unit* (a page or a text/code chunk, see :mod:`colbert.store`)::
+
+    meta(key, value)                       format name + version, sizes, codec, pool factor, created_at,
+                                            tokenizer_version (the :mod:`colbert.text` rules ``unit_fts`` was
+                                            built by; absent: version 1, see :mod:`colbert.local.migrate`)
+    documents(seq PK, doc_id UNIQUE, num_pages (= units), metadata JSON, created_at, content_hash)
+                                            indexed by content_hash (duplicate uploads are found by it)
+    pages(id PK AUTOINCREMENT, doc_id, page (= unit ordinal), metadata JSON, dense BLOB float32,
+          kind ('page' | 'chunk'), UNIQUE(doc_id, page))
+    unit_text(page_id PK, text)             a unit's text (page text layer, chunk text), when it has one
+    unit_images(page_id PK, data BLOB)      a unit's image bytes (a page's PNG), when it has one
+    multivectors(page_id PK, n, data BLOB)  codec'd (and pooled) rows, kept apart so that scans of ``pages``
+                                            never touch the large blobs
+    sketches(page_id PK, data BLOB)        the page's pooled first-stage sketch: ``sketch_vectors`` k-means
+                                            centroids as float16 (k, multivector_dim), see colbert.local.sketch
+    doc_fields(key, value, doc_id)          canonical JSON of each str/int/bool top-level metadata value,
+                                            the index behind equality filters
+    originals(doc_id PK, media_type, name, size, sha256, data BLOB)
+                                            a document's original file (PDF, image, text/code), when kept;
+                                            added to format 3 without a version change (created on open)
+    deletions(seq PK AUTOINCREMENT, page_id)
+                                            page ids removed, in commit order (the newest ``retain`` kept)
+
+``AUTOINCREMENT`` makes page ids grow with commit order and never be reused. So any open handle brings its
+in-memory dense matrix up to date incrementally: pages with ``id`` above the highest it has loaded are new,
+``deletions`` rows above the last ``seq`` it has applied are gone (if pruning has passed that ``seq``, it
+reloads everything).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from colbert import text
+from colbert.errors import DimensionMismatchError, IndexFormatError
+from colbert.local.fts import FTS_DDL
+from colbert.quantize import Codec
+from colbert.store import CollectionConfig
+
+__all__ = [
+    "DB_FILE",
+    "DEFAULT_SKETCH_VECTORS",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "ORIGINALS_DDL",
+    "TOKENIZER_KEY",
+    "connect",
+    "create_schema",
+    "read_config",
+    "read_meta",
+    "read_sketch_vectors",
+    "read_tokenizer_version",
+    "tokenizer_version",
+]
+
+FORMAT_NAME = "jev4-colbert-local"
+FORMAT_VERSION = 3
+DEFAULT_SKETCH_VECTORS = 8
+DB_FILE = "index.sqlite"
+TOKENIZER_KEY = "tokenizer_version"  # meta key: the colbert.text rules the full-text index was built by
+ORIGINALS_DDL = (
+    "CREATE TABLE IF NOT EXISTS originals (doc_id TEXT PRIMARY KEY, media_type TEXT NOT NULL, name TEXT, "
+    "size INTEGER NOT NULL, sha256 TEXT NOT NULL, data BLOB NOT NULL)"
+)
+
+_DDL = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE documents (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL UNIQUE,
+    num_pages INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    content_hash TEXT
+);
+CREATE TABLE pages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL,
+    page INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    dense BLOB NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'page',
+    UNIQUE (doc_id, page)
+);
+CREATE TABLE unit_text (page_id INTEGER PRIMARY KEY, text TEXT NOT NULL);
+CREATE TABLE unit_images (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE multivectors (page_id INTEGER PRIMARY KEY, n INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE TABLE sketches (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE doc_fields (
+    key TEXT NOT NULL, value TEXT NOT NULL, doc_id TEXT NOT NULL, PRIMARY KEY (key, value, doc_id)
+) WITHOUT ROWID;
+CREATE INDEX doc_fields_by_doc ON doc_fields (doc_id);
+CREATE INDEX documents_by_hash ON documents (content_hash);
+CREATE TABLE deletions (seq INTEGER PRIMARY KEY AUTOINCREMENT, page_id INTEGER NOT NULL)
+"""
+
+
+def connect(path: Path, *, synchronous: str, busy_timeout_s: float, mmap_bytes: int) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit ``BEGIN``/``COMMIT``), WAL journal."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+    conn.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+def create_schema(
+    conn: sqlite3.Connection, config: CollectionConfig, *, page_size: int, sketch_vectors: int = DEFAULT_SKETCH_VECTORS
+) -> None:
+    """Write the tables and the meta rows in one transaction (a crash leaves no half-made index)."""
+    conn.execute(f"PRAGMA page_size={int(page_size)}")
+    conn.execute("VACUUM")  # page_size only takes effect on an empty database once it is rebuilt
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'meta'").fetchone()[0]:
+            raise IndexFormatError("the database already holds an index")
+        for statement in _DDL.strip().split(";\n"):
+            conn.execute(statement)
+        conn.execute(FTS_DDL)
+        conn.execute(ORIGINALS_DDL)
+        rows = {
+            "format": FORMAT_NAME,
+            "format_version": str(FORMAT_VERSION),
+            "dense_dim": str(config.dense_dim),
+            "multivector_dim": str(config.multivector_dim),
+            "codec": str(Codec(config.codec)),
+            "pool_factor": str(config.pool_factor),
+            "task": config.task,
+            "unit_kind": config.unit_kind,
+            "sketch_vectors": str(int(sketch_vectors)),
+            TOKENIZER_KEY: str(text.TOKENIZER_VERSION),
+            "created_at": repr(time.time()),
+        }
+        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows.items())
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, str]:
+    """The meta rows; ``IndexFormatError`` for a file that is not an index of this format."""
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise IndexFormatError(f"{path} is not an index of this format ({exc})") from exc
+    if meta.get("format") != FORMAT_NAME:
+        raise IndexFormatError(f"{path}: expected format {FORMAT_NAME!r}, found {meta.get('format')!r}")
+    return meta
+
+
+def read_config(conn: sqlite3.Connection, path: Path, expected: CollectionConfig | None) -> CollectionConfig:
+    """The stored configuration; typed errors for a foreign file, another version, or another size."""
+    meta = read_meta(conn, path)
+    if meta.get("format_version") != str(FORMAT_VERSION):
+        raise IndexFormatError(
+            f"{path}: written by index format version {meta.get('format_version')}, "
+            f"this code reads version {FORMAT_VERSION} (version 2 is migrated when opened with "
+            "LocalStore.open; version 1 lacks the pooled first stage: rebuild the index from its source pages)"
+        )
+    try:
+        config = CollectionConfig(
+            dense_dim=int(meta["dense_dim"]),
+            multivector_dim=int(meta["multivector_dim"]),
+            codec=Codec(meta["codec"]),
+            pool_factor=int(meta["pool_factor"]),
+            task=meta.get("task", "retrieval"),  # older indexes: page collections of the retrieval task
+            unit_kind=meta.get("unit_kind", "page"),
+        )
+    except (KeyError, ValueError) as exc:
+        raise IndexFormatError(f"{path}: damaged meta table ({exc!r})") from exc
+    if expected is not None:
+        if (expected.dense_dim, expected.multivector_dim) != (config.dense_dim, config.multivector_dim):
+            raise DimensionMismatchError(
+                f"{path} was built for dense_dim={config.dense_dim}, "
+                f"multivector_dim={config.multivector_dim}; expected dense_dim={expected.dense_dim}, "
+                f"multivector_dim={expected.multivector_dim}"
+            )
+        if expected != config:
+            raise IndexFormatError(f"{path} was built with {config}, expected {expected}")
+    return config
+
+
+def read_sketch_vectors(conn: sqlite3.Connection, path: Path) -> int:
+    """Centroids per page in the ``sketches`` table (fixed when the index was created)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'sketch_vectors'").fetchone()
+    try:
+        k = int(row[0])
+    except (TypeError, ValueError) as exc:
+        raise IndexFormatError(f"{path}: damaged meta table (sketch_vectors: {row!r})") from exc
+    if k < 1:
+        raise IndexFormatError(f"{path}: damaged meta table (sketch_vectors={k})")
+    return k
+
+
+def tokenizer_version(value: str | None, path: Path) -> int:
+    """The tokenizer version a meta value names (None: the key is absent, an index written before versions were
+    stored: version 1, the only one released before); ``IndexFormatError`` for a damaged value."""
+    if value is None:
+        return 1
+    try:
+        version = int(value)
+    except ValueError:
+        version = 0
+    if version < 1:
+        raise IndexFormatError(f"{path}: damaged meta table ({TOKENIZER_KEY}={value!r})")
+    return version
+
+
+def read_tokenizer_version(conn: sqlite3.Connection, path: Path) -> tuple[int, bool]:
+    """(the tokenizer version the full-text index was built by, whether the meta table records it)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (TOKENIZER_KEY,)).fetchone()
+    return tokenizer_version(None if row is None else row[0], path), row is not None

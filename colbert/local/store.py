@@ -1,0 +1,389 @@
+"""The embedded index: one directory, one SQLite file, no server.
+
+Why SQLite (stdlib) and this layout:
+
+* **Atomic documents.** Adding, replacing or deleting a document (its row, every unit with its multi-vector
+  blob, text and image, its filter postings) is ONE ``BEGIN IMMEDIATE … COMMIT`` transaction
+  (:mod:`colbert.local.write`). SQLite's journal makes it all
+  or nothing, so a reopened index never holds half a document, whatever moment the process died.
+* **Durability.** WAL journal with ``synchronous=FULL`` (default): the WAL is fsynced before ``COMMIT``
+  returns, so an acknowledged ``add_document`` survives ``kill -9`` *and* power loss. ``NORMAL`` (an option)
+  still survives ``kill -9`` (the WAL is in the OS page cache) but may lose the last commits on power loss;
+  it saves one fsync per document, which is small beside writing the blobs.
+* **Readers never wait for the writer.** In WAL mode each reader sees a consistent snapshot while one writer
+  appends; every thread gets its own read connection; writers in this process take a lock, writers in other
+  processes queue on SQLite's lock (``busy_timeout``).
+* **First stage in memory, blobs on disk.** Every page's unit dense vector is held in one float32 matrix
+  (:mod:`colbert.local.dense`, rebuilt on open, brought up to date incrementally before each search); exact
+  cosine top-K over it costs milliseconds at 100k pages. Only the K candidates' multi-vector blobs are read
+  (one query) and scored by exact MaxSim (:func:`colbert.scoring.maxsim`); the rest stay on disk (or in the
+  OS page cache), so memory per page is ``dense_dim × 4`` bytes plus 9 bytes of bookkeeping.
+* **Pooled first stage** (``search(first_stage="pooled")``, format version 2): each page also stores a sketch
+  of ``sketch_vectors`` k-means centroids of its tokens (:mod:`colbert.local.sketch`), held in memory as bf16
+  (``sketch_vectors × multivector_dim × 2`` bytes per page, 2 KiB at 8 × 128). Candidates are chosen by
+  approximate MaxSim of the query's tokens against the sketches, which tracks exact MaxSim far more closely
+  than one dense vector does; ``prefetch`` optionally narrows the sketch scan to the dense top-``prefetch``.
+* **Filters before ranking.** Filters (:mod:`colbert.filters`) select the matching pages (equality through an
+  indexed postings table, ``doc_fields``) and the first stage ranks only those, so k results come back
+  however selective the filter is.
+* ``exhaustive=True`` (or ``query_dense=None``) scores every (matching) page, streaming blobs in blocks of
+  ``scan_block_pages`` so memory stays bounded at any size.
+
+* **Several processes, one directory.** Any number of handles, in this process or others, may open the same
+  directory: writes serialise on SQLite's write lock (a writer waits up to ``busy_timeout_s``, then gets
+  ``sqlite3.OperationalError: database is locked``), and every handle brings its in-memory first stage up to
+  date with the other handles' commits at the start of each search (one small query; new rows are loaded
+  incrementally), so a committed write is seen by the next search of every handle.
+
+Multi-vectors are pooled (``pool_factor``) and encoded with the collection's codec at add time; stored bytes
+are what is scored, so search results equal MaxSim over the decoded stored vectors. An index of format
+version 2 is migrated on open, and a full-text index built by older tokeniser rules is rebuilt on open
+(:mod:`colbert.local.migrate`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colbert._validate import (
+    canonical_json,
+    check_page_window,
+    validate_config,
+    validate_document,
+    validate_filter,
+    validate_metadata,
+    validate_original,
+    validate_search,
+)
+from colbert.errors import (
+    DocumentExistsError,
+    IndexFormatError,
+    InvalidFilterError,
+    InvalidQueryError,
+)
+from colbert.filters import MetadataFilter
+from colbert.hybrid import Fusion, SearchMode, check_query_text, parse_mode
+from colbert.local import migrate as _migrate
+from colbert.local import schema as _schema
+from colbert.local.bm25 import TextUnits, bm25_top
+from colbert.local.dense import DenseSnapshot
+from colbert.local.filter import filter_docs_sql
+from colbert.local.handle import LocalHandle, LocalOptions, LocalStats
+from colbert.local.modes import Bm25, FirstStage, filtered_ids, hits_of, hybrid_rank, text_rank, visual_rank
+from colbert.local.modes import first_stage as stage_one
+from colbert.local.scan import read_pages
+from colbert.local.write import delete_rows, insert_document, unit_row
+from colbert.quantize import decode
+from colbert.store import CollectionConfig, DocumentInfo, FileInfo, Hit, OriginalFile, UnitRecord
+from colbert.text import query_terms
+
+__all__ = ["LocalOptions", "LocalStats", "LocalStore"]
+
+_MIN_PAGES_PER_READER = 8  # fewer candidates than this per reader: read them on the search's own connection
+
+
+class LocalStore(LocalHandle):
+    """A collection in ``directory`` (module docstring); thread-safe. Use :meth:`create` / :meth:`open`."""
+
+    @classmethod
+    def create(cls, directory: Path, config: CollectionConfig, options: LocalOptions | None = None) -> LocalStore:
+        """A new, empty collection; ``IndexFormatError`` if ``directory`` already holds one."""
+        validate_config(config)
+        options = options or LocalOptions()
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / _schema.DB_FILE
+        if path.exists():
+            raise IndexFormatError(f"{path} already exists")
+        conn = _schema.connect(path, synchronous="FULL", busy_timeout_s=options.busy_timeout_s, mmap_bytes=0)
+        try:
+            _schema.create_schema(conn, config, page_size=options.page_size, sketch_vectors=options.sketch_vectors)
+        finally:
+            conn.close()
+        return cls(directory, config, options)
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        *,
+        expected: CollectionConfig | None = None,
+        options: LocalOptions | None = None,
+        legacy_images: Path | None = None,
+    ) -> LocalStore:
+        """An existing collection; typed errors if it is missing, foreign, another version or another size.
+
+        A format-2 index is migrated first (:mod:`colbert.local.migrate`), importing page images from
+        ``legacy_images`` (the collection's folder of the old ``page-images`` layout) when given."""
+        path = directory / _schema.DB_FILE
+        if not path.is_file():
+            raise IndexFormatError(f"no index at {directory} ({_schema.DB_FILE} is missing)")
+        options = options or LocalOptions()
+        try:
+            conn = _schema.connect(path, synchronous="FULL", busy_timeout_s=options.busy_timeout_s, mmap_bytes=0)
+        except sqlite3.DatabaseError as exc:
+            raise IndexFormatError(f"{path} is not an index of this format ({exc})") from exc
+        try:
+            _migrate.migrate(conn, path, legacy_images)
+            config = _schema.read_config(conn, path, expected)
+        finally:
+            conn.close()
+        return cls(directory, config, options)
+
+    # -- writes ---------------------------------------------------------------------------------------
+
+    def add_document(
+        self,
+        doc_id: str,
+        units: Sequence[UnitRecord],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        replace: bool = False,
+        content_hash: str | None = None,
+        original: OriginalFile | None = None,
+    ) -> DocumentInfo:
+        """Store all units of a document (vectors, text, images) and its ``original`` file, if given, in one
+        transaction (``DocumentExistsError`` unless ``replace``; a replace drops the old original)."""
+        limits = self.options.limits
+        doc_id, records, meta = validate_document(doc_id, units, metadata, self.config, limits, content_hash)
+        original = validate_original(original, limits)
+        rows = [unit_row(r, self.config, self.sketch_vectors) for r in records]  # CPU work outside the lock
+        with self._write() as conn:
+            exists = conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+            if exists and not replace:
+                raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
+            if exists:
+                delete_rows(conn, doc_id, self.options.deletions_retained)
+            return insert_document(conn, doc_id, rows, meta, content_hash, original)
+
+    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo | None:
+        """Replace a document's metadata (and its filter index) in one transaction; units are untouched."""
+        if not isinstance(doc_id, str):
+            raise InvalidQueryError(f"doc_id must be a str, got {type(doc_id).__name__}")
+        meta = validate_metadata(metadata, self.options.limits)
+        with self._write() as conn:
+            updated = conn.execute("UPDATE documents SET metadata = ? WHERE doc_id = ?", (canonical_json(meta), doc_id))
+            if updated.rowcount == 0:
+                return None
+            conn.execute("DELETE FROM doc_fields WHERE doc_id = ?", (doc_id,))
+            conn.executemany(
+                "INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)",
+                [(k, canonical_json(v), doc_id) for k, v in meta.items() if isinstance(v, str | int)],
+            )
+            row = conn.execute(f"{_DOC_SELECT} WHERE d.doc_id = ?", (doc_id,)).fetchone()
+        return _document(row)
+
+    def delete_document(self, doc_id: str) -> bool:
+        """Remove a document and all its units in one transaction; False if it did not exist."""
+        if not isinstance(doc_id, str):
+            raise InvalidQueryError(f"doc_id must be a str, got {type(doc_id).__name__}")
+        with self._write() as conn:
+            return delete_rows(conn, doc_id, self.options.deletions_retained)
+
+    def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter) -> list[str]:
+        """Delete every document whose metadata passes ``filter`` (non-empty) in one transaction; their ids."""
+        flt = validate_filter(filter)
+        if not flt:
+            raise InvalidFilterError("delete by filter needs at least one condition (an empty filter matches all)")
+        sql, params = filter_docs_sql(flt)
+        with self._write() as conn:
+            doomed = sorted(r[0] for r in conn.execute(sql, params))
+            for doc_id in doomed:
+                delete_rows(conn, doc_id, self.options.deletions_retained)
+        return doomed
+
+    # -- reads ----------------------------------------------------------------------------------------
+
+    def get_document(self, doc_id: str) -> DocumentInfo | None:
+        with self._read() as conn:
+            row = conn.execute(f"{_DOC_SELECT} WHERE d.doc_id = ?", (doc_id,)).fetchone()
+        return None if row is None else _document(row)
+
+    def find_by_hash(self, content_hash: str) -> DocumentInfo | None:
+        """The earliest-added document with this content hash (index ``documents_by_hash``), None if none."""
+        if not isinstance(content_hash, str):
+            raise InvalidQueryError(f"content_hash must be a str, got {type(content_hash).__name__}")
+        with self._read() as conn:
+            row = conn.execute(
+                f"{_DOC_SELECT} WHERE d.content_hash = ? ORDER BY d.seq LIMIT 1", (content_hash,)
+            ).fetchone()
+        return None if row is None else _document(row)
+
+    def list_documents(self, *, offset: int = 0, limit: int = 100) -> list[DocumentInfo]:
+        """Documents in the order they were (last) added."""
+        check_page_window(offset, limit, self.options.limits)
+        with self._read() as conn:
+            rows = conn.execute(f"{_DOC_SELECT} ORDER BY d.seq LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+        return [_document(r) for r in rows]
+
+    def count(self) -> tuple[int, int]:
+        with self._read() as conn:
+            docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            pages = conn.execute("SELECT COUNT(*) FROM pages").fetchone()[0]
+        return int(docs), int(pages)
+
+    def get_unit(self, doc_id: str, unit: int) -> UnitRecord | None:
+        """The unit as stored: unit dense vector, decoded (and pooled, if configured) multi-vector, kind,
+        metadata, text and image."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT p.metadata, p.dense, m.n, m.data, p.kind, t.text, i.data FROM pages p "
+                "JOIN multivectors m ON m.page_id = p.id LEFT JOIN unit_text t ON t.page_id = p.id "
+                "LEFT JOIN unit_images i ON i.page_id = p.id WHERE p.doc_id = ? AND p.page = ?",
+                (doc_id, unit),
+            ).fetchone()
+        if row is None:
+            return None
+        dense = np.frombuffer(row[1], dtype=np.float32).copy()  # (dense_dim,)
+        mv = np.asarray(decode(row[3], row[2], self.config.multivector_dim, self.config.codec), np.float32)
+        meta = json.loads(row[0])
+        return UnitRecord(unit, dense, mv, kind=row[4], text=row[5], metadata=meta, image=row[6])
+
+    def get_image(self, doc_id: str, unit: int) -> bytes | None:
+        """The unit's image bytes (None: no such unit, or it has no image); reads nothing else."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT i.data FROM pages p JOIN unit_images i ON i.page_id = p.id WHERE p.doc_id = ? AND p.page = ?",
+                (doc_id, unit),
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def get_original(self, doc_id: str) -> OriginalFile | None:
+        """The document's original file (None: no such document, or it was stored without one)."""
+        with self._read() as conn:
+            row = conn.execute("SELECT data, media_type, name FROM originals WHERE doc_id = ?", (doc_id,)).fetchone()
+        return None if row is None else OriginalFile(bytes(row[0]), row[1], row[2])
+
+    def unit_numbers(self, doc_id: str) -> list[int] | None:
+        """The document's unit numbers, ascending, from one read snapshot; None if there is no such document."""
+        with self._read() as conn:
+            if conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone() is None:
+                return None
+            rows = conn.execute("SELECT page FROM pages WHERE doc_id = ? ORDER BY page", (doc_id,)).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def search(
+        self,
+        query_multivector: np.ndarray | None,
+        query_dense: np.ndarray | None,
+        k: int = 10,
+        *,
+        filter: Mapping[str, Any] | MetadataFilter | None = None,
+        candidates: int = 200,
+        exhaustive: bool = False,
+        mode: SearchMode | str = SearchMode.VISUAL,
+        query_text: str | None = None,
+        fusion: Fusion | None = None,
+        first_stage: str | None = None,
+        prefetch: int | None = None,
+        query_groups: int | None = None,
+    ) -> list[Hit]:
+        """Top-k units of ``mode`` (:mod:`colbert.hybrid`): ``visual`` (the default) is exact MaxSim among the
+        first stage's ``candidates`` (every unit if exhaustive); ``text`` is BM25 over ``query_text`` (no vectors
+        needed); ``hybrid`` fuses both (:mod:`colbert.local.modes`).
+
+        ``first_stage`` (None: ``LocalOptions.first_stage``):
+
+        * ``"dense"`` (the store contract): the ``candidates`` pages nearest ``query_dense`` by cosine; with
+          ``query_dense=None`` every page is scored exactly (as ``exhaustive=True``).
+        * ``"pooled"``: the ``candidates`` pages with the best approximate MaxSim of ``query_multivector``
+          against their sketches (:mod:`colbert.local.sketch`). Sketches are scored for the ``prefetch`` pages
+          nearest ``query_dense`` when both are given, else for every (matching) page. ``query_groups``: score
+          the sketches with the query pooled to that many weighted centroids (:func:`colbert.local.sketch.pool_query`;
+          ~Lq/groups times cheaper, a coarser ranking); the rerank always uses every query token.
+
+        ``filter`` (:mod:`colbert.filters`) restricts every stage to the matching pages, BM25 included.
+        """
+        limits = self.options.limits
+        mode = parse_mode(mode)
+        flt = validate_filter(filter)
+        text = None if mode is SearchMode.VISUAL else check_query_text(query_text, limits.max_query_terms)
+        if mode is SearchMode.TEXT:
+            return self._text_only(str(text), k, candidates, flt)
+        q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
+        kind = self.options.first_stage if first_stage is None else first_stage
+        how = FirstStage.checked(kind, candidates, prefetch, query_groups)
+        with self._read() as conn:
+            snap, units = self._views_for(conn)
+            allowed = filtered_ids(conn, flt) if flt else None
+            rows = None if allowed is None else snap.rows_of(allowed)
+            exact_all = exhaustive or (dense is None and how.kind == "dense")
+            visual = None if exact_all else stage_one(snap, q, dense, rows, how)
+            if mode is SearchMode.HYBRID:
+                bm25 = self._bm25(conn, snap, units, str(text), allowed)
+                rerank = lambda ids, n: self._rerank(conn, q, n, ids)  # noqa: E731
+                score_all = lambda n: self._scorer.top(conn, q, n, allowed)  # noqa: E731
+                return hits_of(conn, hybrid_rank(bm25, k, candidates, visual, rerank, score_all, fusion or Fusion()))
+            exact = self._scorer.top(conn, q, k, allowed) if visual is None else self._rerank(conn, q, k, visual[0])
+            return hits_of(conn, visual_rank(exact, visual))
+
+    def _text_only(self, text: str, k: int, candidates: int, flt: MetadataFilter | None) -> list[Hit]:
+        """Mode ``text``: BM25 over the units' text, only the units the filter lets through; no vectors."""
+        limits = self.options.limits
+        validate_search(np.ones((1, self.config.multivector_dim), np.float32), None, k, candidates, self.config, limits)
+        with self._read() as conn:
+            snap, units = self._views_for(conn)
+            allowed = filtered_ids(conn, flt) if flt else None
+            return hits_of(conn, text_rank(self._bm25(conn, snap, units, text, allowed), k))
+
+    def _bm25(
+        self, conn: sqlite3.Connection, snap: DenseSnapshot, units: TextUnits, text: str, allowed: np.ndarray | None
+    ) -> Bm25:
+        """BM25 top-n of ``text`` in this read transaction (:mod:`colbert.local.bm25`), floored terms left out
+        (:class:`colbert.local.fts.TermDocs`)."""
+        terms = query_terms(text)
+        if terms:
+            # per text generation (a rebuilt full-text index starts a new one); a term whose postings are cached is
+            # counted from them, others from fts5vocab unless the counts since the last lookup decide it
+            cached = lambda term: self._postings.cached_docs(conn, units, term)  # noqa: E731
+            keep = self._term_docs.filter(
+                conn, units.generation, snap.n_alive, cached, added=units.added, removed=units.removed
+            )
+            terms = keep(terms)
+        return lambda n: bm25_top(conn, units, self._postings, terms, n, allowed)
+
+    def _rerank(
+        self, conn: sqlite3.Connection, q: np.ndarray, k: int, chosen: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact MaxSim top-k of the candidates. Their blobs are read by ``read_threads`` connections at once
+        (cold blobs are disk reads, ~0.5 ms per 256 KiB page one at a time; several in flight overlap them),
+        and each chunk is scored as it arrives. A helper connection's read transaction starts after the
+        search's own, so a candidate deleted in between is skipped (as if the search had started later); page
+        ids are never reused and a page's blob never changes, so no other difference can be seen."""
+        ids = np.sort(chosen)  # (c,) ascending: neighbouring rows of the table
+        threads = min(self.options.read_threads, max(1, ids.size // _MIN_PAGES_PER_READER))
+        if threads <= 1:
+            return self._scorer.top(conn, q, k, ids)
+        with self._sync_lock:
+            if self._readers is None:
+                self._readers = ThreadPoolExecutor(self.options.read_threads, thread_name_prefix="colbert-read")
+            readers = self._readers
+        futures = [readers.submit(self._read_chunk, chunk) for chunk in np.array_split(ids, threads)]
+        return self._scorer.top_of(q, k, (f.result() for f in futures))
+
+    def _read_chunk(self, ids: np.ndarray) -> tuple[np.ndarray, list[int], list[bytes]]:
+        with self._read() as conn:  # this reader thread's own connection
+            return read_pages(conn, ids)
+
+    def __enter__(self) -> LocalStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_DOC_SELECT = (
+    "SELECT d.doc_id, d.num_pages, d.metadata, d.created_at, d.content_hash, o.media_type, o.size, o.name, o.sha256 "
+    "FROM documents d LEFT JOIN originals o ON o.doc_id = d.doc_id"
+)
+
+
+def _document(row: tuple[Any, ...]) -> DocumentInfo:
+    file = None if row[5] is None else FileInfo(row[5], int(row[6]), row[7], row[8])
+    return DocumentInfo(row[0], row[1], json.loads(row[2]), row[3], row[4], file)

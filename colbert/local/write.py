@@ -1,0 +1,124 @@
+"""The writes of the embedded index: a document's rows in, a document's rows out (inside the caller's
+transaction; :class:`colbert.local.LocalStore` owns the transaction and the lock).
+
+A unit becomes one ``pages`` row (kind, metadata, unit dense vector), one ``multivectors`` blob (pooled and
+codec'd), one ``sketches`` blob (the pooled first stage's centroids) and, when it has them, one ``unit_text``
+row and one ``unit_images`` blob — all written in the same transaction as the ``documents`` row, so a reader
+sees every part of a unit or none. The document's original file, when kept, is one ``originals`` row written
+(and deleted) in that same transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from colbert._validate import canonical_json
+from colbert.local.filter import doc_field_rows
+from colbert.local.fts import fts_add, fts_delete
+from colbert.local.sketch import page_sketch
+from colbert.pooling import pool_tokens
+from colbert.quantize import encode
+from colbert.store import CollectionConfig, DocumentInfo, FileInfo, OriginalFile, UnitRecord
+
+__all__ = ["UnitRow", "delete_rows", "insert_document", "unit_row"]
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRow:
+    """One unit, ready for SQL (the CPU work done outside the write lock)."""
+
+    unit: int
+    kind: str
+    metadata: str  # canonical JSON
+    dense: bytes  # (dense_dim,) float32 unit vector
+    n: int  # stored multi-vector rows
+    blob: bytes  # codec'd multi-vector
+    sketch: bytes  # (k, d) float16 centroids
+    text: str | None
+    image: bytes | None
+
+
+def unit_row(record: UnitRecord, config: CollectionConfig, sketch_vectors: int) -> UnitRow:
+    mv = record.multivector  # (n, d) float32
+    if config.pool_factor > 1:
+        mv = pool_tokens(mv, config.pool_factor)  # (m, d), m ≈ n / pool_factor
+    dense = record.dense / np.linalg.norm(record.dense)  # (dense_dim,) unit
+    blob = encode(np.ascontiguousarray(mv, dtype=np.float32), config.codec)
+    sketch = page_sketch(mv, sketch_vectors).astype(np.float16).tobytes()  # (k, d) float16
+    return UnitRow(
+        unit=record.unit,
+        kind=record.kind,
+        metadata=canonical_json(dict(record.metadata)),
+        dense=dense.astype(np.float32).tobytes(),
+        n=int(mv.shape[0]),
+        blob=blob,
+        sketch=sketch,
+        text=record.text,
+        image=record.image,
+    )
+
+
+def insert_document(
+    conn: sqlite3.Connection,
+    doc_id: str,
+    rows: Sequence[UnitRow],
+    meta: dict[str, Any],
+    content_hash: str | None,
+    original: OriginalFile | None = None,
+) -> DocumentInfo:
+    """Insert a document that is not there (the caller deleted any older one in the same transaction), with its
+    original file when given (one ``originals`` row, in the same transaction)."""
+    created = time.time()
+    file = None if original is None else FileInfo.of(original)
+    if original is not None and file is not None:
+        conn.execute(
+            "INSERT INTO originals (doc_id, media_type, name, size, sha256, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (doc_id, file.media_type, file.name, file.size, file.sha256, original.data),
+        )
+    conn.execute(
+        "INSERT INTO documents (doc_id, num_pages, metadata, created_at, content_hash) VALUES (?, ?, ?, ?, ?)",
+        (doc_id, len(rows), canonical_json(meta), created, content_hash),
+    )
+    for row in rows:
+        cur = conn.execute(
+            "INSERT INTO pages (doc_id, page, metadata, dense, kind) VALUES (?, ?, ?, ?, ?)",
+            (doc_id, row.unit, row.metadata, row.dense, row.kind),
+        )
+        page_id = cur.lastrowid
+        conn.execute("INSERT INTO multivectors (page_id, n, data) VALUES (?, ?, ?)", (page_id, row.n, row.blob))
+        conn.execute("INSERT INTO sketches (page_id, data) VALUES (?, ?)", (page_id, row.sketch))
+        if row.text is not None:
+            conn.execute("INSERT INTO unit_text (page_id, text) VALUES (?, ?)", (page_id, row.text))
+            fts_add(conn, [(int(page_id or 0), row.text)])
+        if row.image is not None:
+            conn.execute("INSERT INTO unit_images (page_id, data) VALUES (?, ?)", (page_id, row.image))
+    conn.executemany("INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)", doc_field_rows(doc_id, meta))
+    return DocumentInfo(doc_id, len(rows), meta, created, content_hash, file)
+
+
+def delete_rows(conn: sqlite3.Connection, doc_id: str, deletions_retained: int) -> bool:
+    """Remove every row of ``doc_id`` and log its unit ids for other handles; False if it was not there."""
+    ids = [r[0] for r in conn.execute("SELECT id FROM pages WHERE doc_id = ?", (doc_id,))]
+    of_doc = "(SELECT id FROM pages WHERE doc_id = ?)"
+    fts_delete(
+        conn, conn.execute(f"SELECT page_id, text FROM unit_text WHERE page_id IN {of_doc}", (doc_id,)).fetchall()
+    )
+    for table in ("multivectors", "sketches", "unit_text", "unit_images"):
+        conn.execute(f"DELETE FROM {table} WHERE page_id IN {of_doc}", (doc_id,))
+    conn.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
+    conn.execute("DELETE FROM doc_fields WHERE doc_id = ?", (doc_id,))
+    conn.execute("DELETE FROM originals WHERE doc_id = ?", (doc_id,))
+    gone = conn.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,)).rowcount > 0
+    conn.executemany("INSERT INTO deletions (page_id) VALUES (?)", [(i,) for i in ids])
+    if ids:
+        conn.execute(
+            "DELETE FROM deletions WHERE seq <= (SELECT MAX(seq) FROM deletions) - ?",
+            (deletions_retained,),
+        )
+    return gone

@@ -1,0 +1,400 @@
+"""The scale-out backend: the same :class:`colbert.store.Store` contract on a Qdrant server (or cluster).
+
+Layout of a collection ``name``:
+
+* ``name`` holds one point per unit: named vector ``dense`` (cosine, HNSW) for the first stage, named
+  multivector ``mv`` (dot product per token pair, ``MaxSim`` comparator, HNSW off: ``m=0``, on disk) for the
+  exact rerank, and payload ``doc_id``, ``page`` (the unit ordinal), ``kind``, ``version``, ``metadata`` (the
+  document's, filterable as ``metadata.<key>``), ``page_metadata`` (the unit's), ``text`` (its text, or null).
+* ``name__blobs`` holds the units' images (:mod:`colbert.qdrant.layout`), one vector-less point per image,
+  tagged with the document version like the vector points, so every replica serves every page image; and a
+  kept original file's parts (:func:`colbert.qdrant.layout.original_points`), tagged the same way.
+* ``name__docs`` holds one vector-less point per document (id = uuid5 of the doc id): ``doc_id``,
+  ``version``, ``num_units``, ``metadata``, ``created_at``, ``content_hash``, ``file`` (the original file's
+  description, or null). It is the commit record.
+
+Search is one Qdrant query: ``prefetch`` the ``candidates`` nearest pages by ``dense`` (the equality filter
+applied inside the prefetch, so selective filters still yield k results), then ``MaxSim`` over ``mv`` of
+those; ``exhaustive`` drops the prefetch (a brute-force MaxSim scan, HNSW being off on ``mv``).
+
+Atomicity, as far as Qdrant allows. Qdrant has no multi-request transactions; one upsert request is one
+operation in a shard's WAL but its points are not made visible atomically, and nothing spans requests. So
+a document is written as a new *version*: (1) upsert all its unit points and image points, tagged with a fresh
+``version``, in requests of at most ``max_request_bytes``; (2) upsert its ``__docs`` record naming that
+version — the commit point; (3) delete the doc's points of any other version. Searches and reads only return
+units whose version equals the doc record's, so a crash or a concurrent reader between steps sees the old
+document or the new one, never a mix; leftover points of a crashed write are invisible and are removed by the
+next write or delete of that doc id. Deletion removes the record first (commit), then the points.
+Not covered: two writers racing on the same doc id (the last record wins), and ``count()``'s unit total,
+which counts stored unit points and so may include an in-flight write.
+
+Format version 2 added ``__blobs``, ``kind`` and ``text``; a version-1 collection is migrated when opened
+(the blobs collection is created, and page images of the old ``page-images`` folder imported when given);
+sparse vectors of older tokeniser rules are recomputed from the stored texts on open (:mod:`colbert.qdrant.sparse`).
+
+Codecs: ``float32``/``float16`` map to Qdrant's storage datatypes; ``int8``/``binary`` documents are stored as
+float16 of their decoded values, so scores equal the embedded backend's (to float16 rounding) but the memory
+saving of those codecs is not realised on Qdrant (use Qdrant's own quantization for that).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+
+from colbert._validate import (
+    check_page_window,
+    validate_config,
+    validate_document,
+    validate_filter,
+    validate_metadata,
+    validate_original,
+    validate_search,
+)
+from colbert.errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
+    DimensionMismatchError,
+    DocumentExistsError,
+    IndexFormatError,
+    InvalidFilterError,
+    InvalidQueryError,
+)
+from colbert.filters import MetadataFilter
+from colbert.hybrid import Fusion, SearchMode, Signal, check_query_text, parse_mode
+from colbert.qdrant.filter import qdrant_filter
+from colbert.qdrant.layout import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    blob_point,
+    blobs_collection,
+    companion_collections,
+    create_collections,
+    docs_collection,
+    image_of,
+    migrate,
+    original_of,
+    original_points,
+    read_config,
+    sized_batches,
+    unit_numbers_of,
+    unit_of,
+    unit_point,
+)
+from colbert.qdrant.live import doc_point, hits, info, instance_of, live, match, noticing
+from colbert.qdrant.live import keep as keep_live
+from colbert.qdrant.modes import hybrid_points, text_points, visual_points
+from colbert.qdrant.sparse import check_tokenizer
+from colbert.store import CollectionConfig, DocumentInfo, Hit, OriginalFile, StoreLimits, UnitRecord
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "QdrantOptions",
+    "QdrantStore",
+    "blobs_collection",
+    "companion_collections",
+    "docs_collection",
+]
+
+
+@dataclass(frozen=True)
+class QdrantOptions:
+    """Collection-creation knobs passed to Qdrant, and the caller-input limits."""
+
+    multivector_on_disk: bool = True
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    timeout_s: int | None = None
+    max_request_bytes: int = 16 * 1024 * 1024  # estimated JSON per upsert (Qdrant's default cap is 32 MiB)
+    limits: StoreLimits = field(default_factory=StoreLimits)
+
+
+class QdrantStore:
+    """A collection on a Qdrant server (see the module docstring). Use :meth:`create` / :meth:`open`."""
+
+    config: CollectionConfig
+
+    def __init__(
+        self,
+        client: QdrantClient,
+        name: str,
+        config: CollectionConfig,
+        options: QdrantOptions,
+        instance: str | None = None,
+    ) -> None:
+        self.client = client
+        self.name = name
+        self.config = config
+        self.options = options
+        self.instance = instance  # the creation id in the collection's metadata (:mod:`colbert.qdrant.live`)
+        self.stale = False  # set when a request found the collection deleted or re-created by someone else
+        self._docs = docs_collection(name)
+
+    @classmethod
+    def create(
+        cls, client: QdrantClient, name: str, config: CollectionConfig, options: QdrantOptions | None = None
+    ) -> QdrantStore:
+        validate_config(config)
+        options = options or QdrantOptions()
+        if any(client.collection_exists(c) for c in (name, *companion_collections(name))):
+            raise CollectionExistsError(f"Qdrant collection {name!r} already exists")
+        common: dict[str, Any] = {
+            "shard_number": options.shard_number,
+            "replication_factor": options.replication_factor,
+            "timeout": options.timeout_s,
+        }
+        instance = create_collections(client, name, config, on_disk=options.multivector_on_disk, common=common)
+        return cls(client, name, config, options, instance)
+
+    @classmethod
+    def open(
+        cls,
+        client: QdrantClient,
+        name: str,
+        *,
+        expected: CollectionConfig | None = None,
+        options: QdrantOptions | None = None,
+        legacy_images: Path | None = None,
+    ) -> QdrantStore:
+        """An existing collection (a format-1 one migrated first, importing page images from ``legacy_images``,
+        the collection's folder of the old ``page-images`` layout, when given)."""
+        if not client.collection_exists(name) or not client.collection_exists(docs_collection(name)):
+            raise CollectionNotFoundError(f"no Qdrant collection {name!r}")
+        options = options or QdrantOptions()
+        migrate(client, name, legacy_images, options.max_request_bytes)
+        config = read_config(client, name)
+        if expected is not None and expected != config:
+            if (expected.dense_dim, expected.multivector_dim) != (config.dense_dim, config.multivector_dim):
+                raise DimensionMismatchError(f"collection {name!r} was built for {config}, expected {expected}")
+            raise IndexFormatError(f"collection {name!r} was built with {config}, expected {expected}")
+        return cls(client, name, config, options, instance_of(client, name))
+
+    # -- writes ---------------------------------------------------------------------------------------
+
+    @noticing
+    def add_document(
+        self,
+        doc_id: str,
+        units: Sequence[UnitRecord],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        replace: bool = False,
+        content_hash: str | None = None,
+        original: OriginalFile | None = None,
+    ) -> DocumentInfo:
+        limits = self.options.limits
+        doc_id, records, meta = validate_document(doc_id, units, metadata, self.config, limits, content_hash)
+        original = validate_original(original, limits)
+        check_tokenizer(self.client, self.name)  # never old-rule sparse vectors in an upgraded collection
+        if self._record(doc_id) is not None and not replace:
+            raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
+        version = uuid.uuid4().hex
+        cap = self.options.max_request_bytes
+        for batch in sized_batches((unit_point(self.config, doc_id, version, meta, r) for r in records), cap):
+            self.client.upsert(self.name, batch, wait=True)
+        images = (blob_point(doc_id, version, r.unit, r.image) for r in records if r.image is not None)
+        for batch in sized_batches(images, cap):
+            self.client.upsert(blobs_collection(self.name), batch, wait=True)
+        file: dict[str, Any] | None = None
+        if original is not None:
+            parts, file = original_points(doc_id, version, original, cap)
+            for part in parts:  # one request each: a part is sized to fill one
+                self.client.upsert(blobs_collection(self.name), [part], wait=True)
+        created = time.time()
+        record = {
+            "doc_id": doc_id,
+            "version": version,
+            "num_units": len(records),
+            "metadata": meta,
+            "created_at": created,
+            "content_hash": content_hash,
+            "file": file,
+        }
+        self.client.upsert(self._docs, [qm.PointStruct(id=doc_point(doc_id), vector={}, payload=record)], wait=True)
+        self._drop_pages(doc_id, keep_version=version)
+        return info(record)
+
+    @noticing
+    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo | None:
+        """Replace a document's metadata without touching its vectors: first on its live unit points (what filters
+        read), then on its record (what reads and hits return). Not atomic across the two requests: between them,
+        or after a crash there, a filter may already match the new metadata while reads show the old."""
+        if not isinstance(doc_id, str):
+            raise InvalidQueryError(f"doc_id must be a str, got {type(doc_id).__name__}")
+        meta = validate_metadata(metadata, self.options.limits)
+        record = self._record(doc_id)
+        if record is None:
+            return None
+        committed = qm.Filter(must=[match("doc_id", doc_id), match("version", record["version"])])
+        self.client.set_payload(self.name, {"metadata": meta}, points=committed, wait=True)
+        self.client.set_payload(self._docs, {"metadata": meta}, points=[doc_point(doc_id)], wait=True)
+        return info({**record, "metadata": meta})
+
+    @noticing
+    def delete_document(self, doc_id: str) -> bool:
+        if not isinstance(doc_id, str):
+            raise InvalidQueryError(f"doc_id must be a str, got {type(doc_id).__name__}")
+        existed = self._record(doc_id) is not None
+        self.client.delete(self._docs, [doc_point(doc_id)], wait=True)
+        self._drop_pages(doc_id, keep_version=None)
+        return existed
+
+    @noticing
+    def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter) -> list[str]:
+        """Delete every document whose metadata passes ``filter`` (non-empty); their ids. Each document goes
+        as :meth:`delete_document` does (record first, then pages); the set is not one atomic step."""
+        flt = validate_filter(filter)
+        if not flt:
+            raise InvalidFilterError("delete by filter needs at least one condition (an empty filter matches all)")
+        doomed: list[str] = []
+        offset: Any = None
+        while True:
+            records, offset = self.client.scroll(
+                self._docs, scroll_filter=qdrant_filter(flt), limit=256, offset=offset, with_payload=["doc_id"]
+            )
+            doomed += [str((r.payload or {})["doc_id"]) for r in records]
+            if offset is None:
+                break
+        for doc_id in sorted(doomed):
+            self.delete_document(doc_id)
+        return sorted(doomed)
+
+    def _drop_pages(self, doc_id: str, *, keep_version: str | None) -> None:
+        must_not = [] if keep_version is None else [match("version", keep_version)]
+        selector = qm.Filter(must=[match("doc_id", doc_id)], must_not=must_not)  # type: ignore[arg-type]
+        self.client.delete(self.name, qm.FilterSelector(filter=selector), wait=True)
+        self.client.delete(blobs_collection(self.name), qm.FilterSelector(filter=selector), wait=True)
+
+    # -- reads ----------------------------------------------------------------------------------------
+
+    def _record(self, doc_id: str) -> dict[str, Any] | None:
+        found = self.client.retrieve(self._docs, [doc_point(doc_id)], with_payload=True)
+        return dict(found[0].payload or {}) if found else None
+
+    @noticing
+    def get_document(self, doc_id: str) -> DocumentInfo | None:
+        rec = self._record(doc_id)
+        return None if rec is None else info(rec)
+
+    @noticing
+    def find_by_hash(self, content_hash: str) -> DocumentInfo | None:
+        """The earliest-added document with this content hash (a filter on the ``__docs`` records, whose
+        ``content_hash`` has a keyword payload index in collections made since duplicate detection)."""
+        if not isinstance(content_hash, str):
+            raise InvalidQueryError(f"content_hash must be a str, got {type(content_hash).__name__}")
+        records, _ = self.client.scroll(
+            self._docs,
+            scroll_filter=qm.Filter(must=[match("content_hash", content_hash)]),
+            limit=self.options.limits.max_list_limit,
+            with_payload=True,
+        )
+        infos = [info(dict(r.payload or {})) for r in records]
+        return min(infos, key=lambda i: i.created_at) if infos else None
+
+    @noticing
+    def list_documents(self, *, offset: int = 0, limit: int = 100) -> list[DocumentInfo]:
+        """Documents in the order they were (last) added."""
+        check_page_window(offset, limit, self.options.limits)
+        records, _ = self.client.scroll(
+            self._docs, limit=offset + limit, order_by=qm.OrderBy(key="created_at"), with_payload=True
+        )
+        return [info(dict(r.payload or {})) for r in records[offset : offset + limit]]
+
+    @noticing
+    def count(self) -> tuple[int, int]:
+        docs = self.client.count(self._docs, exact=True).count
+        pages = self.client.count(self.name, exact=True).count
+        return int(docs), int(pages)
+
+    @noticing
+    def get_unit(self, doc_id: str, unit: int) -> UnitRecord | None:
+        rec = self._record(doc_id)
+        if rec is None:
+            return None
+        return unit_of(self.client, self.name, doc_id, rec["version"], unit)
+
+    @noticing
+    def get_image(self, doc_id: str, unit: int) -> bytes | None:
+        """The unit's image (None: no such unit, or no image) from the committed version's blobs."""
+        rec = self._record(doc_id)
+        return None if rec is None else image_of(self.client, self.name, doc_id, rec["version"], unit)
+
+    @noticing
+    def get_original(self, doc_id: str) -> OriginalFile | None:
+        """The committed version's original file (None: no such document, or stored without one)."""
+        rec = self._record(doc_id)
+        if rec is None or not rec.get("file"):
+            return None
+        return original_of(self.client, self.name, doc_id, rec["version"], rec["file"])
+
+    @noticing
+    def unit_numbers(self, doc_id: str) -> list[int] | None:
+        """The committed version's unit numbers, ascending (payload ``page`` only, no vectors); None if there is
+        no such document."""
+        rec = self._record(doc_id)
+        if rec is None:
+            return None
+        return unit_numbers_of(self.client, self.name, doc_id, rec["version"])
+
+    @noticing
+    def search(
+        self,
+        query_multivector: np.ndarray | None,
+        query_dense: np.ndarray | None,
+        k: int = 10,
+        *,
+        filter: Mapping[str, Any] | MetadataFilter | None = None,
+        candidates: int = 200,
+        exhaustive: bool = False,
+        mode: SearchMode | str = SearchMode.VISUAL,
+        query_text: str | None = None,
+        fusion: Fusion | None = None,
+    ) -> list[Hit]:
+        """Top-k units of ``mode`` (:mod:`colbert.hybrid`, :mod:`colbert.qdrant.modes`)."""
+        limits = self.options.limits
+        mode = parse_mode(mode)
+        flt = qdrant_filter(validate_filter(filter))
+        text = None if mode is SearchMode.VISUAL else check_query_text(query_text, limits.max_query_terms)
+        if mode is SearchMode.TEXT:
+            ones = np.ones((1, self.config.multivector_dim), np.float32)
+            validate_search(ones, None, k, candidates, self.config, limits)
+            points = live(self.client, self._docs, lambda n: text_points(self.client, self.name, str(text), flt, n), k)
+            ranked = [(p, float(p.score), {"text": Signal(float(p.score), i + 1)}) for i, p in enumerate(points)]
+            return hits(self.client, self._docs, ranked)
+        q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
+        if mode is SearchMode.HYBRID:
+            first = None if exhaustive else dense
+            keep = functools.partial(keep_live, self.client, self._docs)
+            ranked = hybrid_points(
+                self.client, self.name, q, first, str(text), flt, k, candidates, fusion or Fusion(), keep
+            )
+            return hits(self.client, self._docs, ranked)
+        pool = candidates if not (exhaustive or dense is None) else None
+        first = dense if pool else None
+        points = live(
+            self.client, self._docs, lambda n: visual_points(self.client, self.name, q, first, flt, pool, n), k, pool
+        )
+        return hits(
+            self.client,
+            self._docs,
+            [(p, float(p.score), {"maxsim": Signal(float(p.score), i + 1)}) for i, p in enumerate(points)],
+        )
+
+    def close(self) -> None:
+        """Nothing to release per collection (the client belongs to whoever made it)."""
+
+    def __enter__(self) -> QdrantStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

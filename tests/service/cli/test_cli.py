@@ -1,0 +1,142 @@
+"""``python -m service index|search`` in-process on the tiny checkpoint: files and folders, ids, skipping and
+replacing, exit codes, and agreement with the HTTP search over the same data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from service.__main__ import main
+from service.cli.files import collect_documents
+from service.http.app import create_app
+from service.settings import Settings
+from tests.service.helpers import pdf_bytes, png_bytes
+
+SAMPLES = Path(__file__).resolve().parents[3] / "samples"
+
+
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Low DPI and a small image cap so the tiny model embeds few tokens per page."""
+    for name in list(os.environ):
+        if name.startswith("JEV4_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("JEV4_PDF_DPI", "36")
+    monkeypatch.setenv("JEV4_IMAGE_MAX_PIXELS", str(64 * 28 * 28))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def test_collect_documents_walks_folders_and_makes_ids(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    (root / "sub").mkdir(parents=True)
+    (root / "report.pdf").write_bytes(b"%PDF-")
+    (root / "sub" / "scan 1.PNG").write_bytes(b"x")
+    (root / "notes.txt").write_text("skipped in folders")
+    single = tmp_path / ".hidden.jpg"
+    single.write_bytes(b"x")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "report.pdf").write_bytes(b"%PDF-")
+    found = collect_documents([root, single, other])
+    assert [(f.document_id, f.source) for f in found] == [
+        ("report.pdf", "report.pdf"),
+        ("sub_scan_1.PNG", "sub/scan 1.PNG"),
+        ("d.hidden.jpg", ".hidden.jpg"),
+        ("report.pdf-2", "report.pdf"),
+    ]
+    explicit = tmp_path / "notes.txt"
+    explicit.write_text("a file named explicitly is taken whatever its suffix")
+    assert [f.document_id for f in collect_documents([explicit])] == ["notes.txt"]
+    with pytest.raises(FileNotFoundError):
+        collect_documents([tmp_path / "missing"])
+
+
+def _search_json(capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, Any]]:
+    capsys.readouterr()
+    assert main(["search", *args, "--json"]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_index_then_search(
+    tmp_path: Path,
+    service_checkpoint: Path,
+    small_pages: None,
+    capsys: pytest.CaptureFixture[str],
+    tiny_encoder: Any,
+) -> None:
+    data = tmp_path / "data"
+    common = ["--collection", "demo", "--model", str(service_checkpoint), "--data-dir", str(data)]
+    assert main(["index", str(SAMPLES), *common, "--codec", "float32", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "2 of 2 documents" in err  # report.pdf and dashboard.png; the .py and .sh files are not documents
+    hits = _search_json(capsys, "quarterly revenue", *common, "--top-k", "10")
+    assert sorted((h["document_id"], h["page"]) for h in hits) == [
+        ("dashboard.png", 1),
+        ("report.pdf", 1),
+        ("report.pdf", 2),
+        ("report.pdf", 3),
+    ]
+    assert [h["rank"] for h in hits] == [1, 2, 3, 4]
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    report = next(h for h in hits if h["document_id"] == "report.pdf")
+    assert report["metadata"] == {"source": "report.pdf", "kind": "pdf"}
+
+    # again: both exist -> skipped, nothing changes; --replace re-indexes; filters work
+    assert main(["index", str(SAMPLES / "report.pdf"), *common, "--no-progress"]) == 0
+    assert "exists" in capsys.readouterr().err
+    extra = ["--replace", "--pages", "1", "--metadata", '{"team": "finance"}', "--no-progress"]
+    assert main(["index", str(SAMPLES / "report.pdf"), *common, *extra]) == 0
+    hits = _search_json(capsys, "revenue", *common, "--filter", '{"team": "finance"}')
+    assert [(h["document_id"], h["page"]) for h in hits] == [("report.pdf", 1)]
+
+    # the server on the same data directory sees the same collection and ranks the same way
+    settings = Settings(data_dir=data, pdf_dpi=36, image_max_pixels=64 * 28 * 28)
+    with TestClient(create_app(settings, encoder=tiny_encoder)) as client:
+        _wait_ready(client)
+        served = client.post("/v1/collections/demo/search", json={"query": "quarterly revenue", "top_k": 10})
+        cli_hits = _search_json(capsys, "quarterly revenue", *common, "--top-k", "10")
+        assert [(h["document_id"], h["page"]) for h in served.json()["results"]] == [
+            (h["document_id"], h["page"]) for h in cli_hits
+        ]
+        for ours, theirs in zip(served.json()["results"], cli_hits, strict=True):
+            assert ours["score"] == pytest.approx(theirs["score"], abs=1e-5)
+
+
+def _wait_ready(client: TestClient[Any]) -> None:
+    deadline = time.monotonic() + 60
+    while client.get("/ready").status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_exit_codes(
+    tmp_path: Path, service_checkpoint: Path, small_pages: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["--collection", "codes", "--model", str(service_checkpoint), "--data-dir", str(tmp_path)]
+    assert main(["index", str(tmp_path / "missing.pdf"), *common]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["search", "x", *common]) == 2
+    assert "codes" in capsys.readouterr().err
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4 not really")
+    good = tmp_path / "good.png"
+    good.write_bytes(png_bytes())
+    assert main(["index", str(broken), str(good), *common, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "failed broken.pdf" in err
+    assert "1 of 2 documents" in err
+    long = tmp_path / "long.pdf"
+    long.write_bytes(pdf_bytes(3))
+    assert main(["index", str(long), *common, "--no-progress", "--pages", "7"]) == 1
+    assert "page 7" in capsys.readouterr().err
+    # the CLI streams pages in steps: its cap is JEV4_MAX_JOB_PDF_PAGES, not the synchronous JEV4_MAX_PDF_PAGES
+    assert main(["index", str(long), *common, "--no-progress", "--max-pdf-pages", "2"]) == 0
+    assert main(["index", str(long), *common, "--no-progress", "--replace", "--max-job-pdf-pages", "2"]) == 1
+    assert "(JEV4_MAX_JOB_PDF_PAGES)" in capsys.readouterr().err
+    assert main(["index", str(good), *common, "--dimensions", "7"]) == 2
