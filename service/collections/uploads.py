@@ -8,8 +8,9 @@
   ``pages``, ``document_id``, ``replace`` (true/false), ``path`` and ``language``. The converter is picked by
   :func:`service.collections.converters.pick`: a text/code document when ``language`` is given or its name
   (``path``, else the part's filename) has a known text/code extension (``.py``, ``.md``, …); else a PDF or an
-  image, told apart by the bytes, not by the declared type. The part's file name is kept: it becomes the document id when
-  none is given (:func:`document_id_from_name`) and the ``source`` metadata key unless the metadata sets one.
+  image, told apart by the bytes, not by the declared type. The part's file name is kept: it becomes the document
+  id when none is given (:func:`document_id_from_name`) and the ``source`` metadata key unless the metadata sets
+  one.
 - anything else: 415.
 
 With ``JEV4_KEEP_ORIGINALS`` on, :meth:`DocumentUpload.original` is the file kept with the document (bytes, media
