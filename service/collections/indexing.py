@@ -71,7 +71,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True, slots=True)
 class DocumentSource:
     """What to index: the bytes, their kind and (PDF) the pages to take (``"1-3,7"``; None = all)."""
