@@ -160,7 +160,8 @@ async def plan_upload(
     policy: str,
     background: bool,
 ) -> UploadPlan:
-    """The pages to index and the content hash, after the checks that need no model, in this order: the pages
+    """(The CLI's entry, until it calls ``Collections.add_document``.) The pages to index and the content hash,
+    after the checks that need no model, in this order: the pages
     (PDF opens, selection and count valid), duplicates (policy), then the id is free unless ``replace``.
 
     Raises the 4xx errors (``DuplicateDocumentError`` under ``refuse``, ``DocumentExistsError`` for a taken id)."""

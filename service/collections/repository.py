@@ -137,10 +137,6 @@ class Repository:
             return None
 
     # ---- documents -------------------------------------------------------------------------------------
-    def check_free(self, store: Store, collection: str, document_id: str, *, replace: bool) -> None:
-        """:func:`check_free` (kept as a method for callers holding a repository)."""
-        check_free(store, collection, document_id, replace=replace)
-
     def stage(
         self,
         store: Store,
