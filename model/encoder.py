@@ -21,6 +21,7 @@ from model.batching import plan_batches
 from model.checkpoint import JinaConfig, JinaV4Backbone, load_base_weights, read_config, resolve_checkpoint
 from model.errors import EmptyInputError, InputError
 from model.images import ImageSource, load_image
+from model.layout import PageLayout
 from model.network import Network
 from model.options import ForwardOptions
 from model.pooling import dense_mask, l2_normalize, masked_mean, truncate
@@ -183,8 +184,7 @@ class Encoder:
         for row, item in enumerate(items):
             grid = None
             if item.image_grid_thw is not None:
-                _, h, w = (int(v) for v in item.image_grid_thw[0])
-                grid = (h // 2, w // 2)
+                grid = PageLayout.from_grid_thw(item.image_grid_thw[0]).grid
             result.append(
                 EmbeddingOutput(
                     dense[row], None if multi is None else multi[row], item.num_tokens, item.image_span, grid

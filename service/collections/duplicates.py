@@ -1,9 +1,17 @@
-"""Duplicate uploads: the same bytes stored twice under different ids (``JEV4_DUPLICATE_POLICY``).
+"""Content hashes, and the one admission check of a new document: duplicates (``JEV4_DUPLICATE_POLICY``) and a
+taken id (:func:`admit`, for page and text documents alike).
 
-Every uploaded document is stored with a *content hash*: ``sha256:<hex of the uploaded bytes>``, followed by
-``:pages=<ranges>`` when the upload selected pages (the same file with another page selection is another
-document). Both backends look it up through an index (embedded: ``documents_by_hash``; Qdrant: a keyword
-payload index on the ``__docs`` records), so the check costs one indexed read per upload.
+Every document is stored with a *content hash* starting ``sha256:``:
+
+* a page document: ``sha256:<hex of the uploaded bytes>``, followed by ``:pages=<ranges>`` when the upload
+  selected pages (the same file with another page selection is another document);
+* a text/code document: ``sha256:<hex of the bytes, its language, the task and the chunking settings>``
+  (:func:`text_content_hash`; what decides its chunks and vectors, so an unchanged file is skipped on re-indexing).
+  Before this prefix was added, text hashes were stored as bare hex; :func:`same_content` compares both forms.
+
+Text documents are not subject to the duplicate policy (their hash serves skip-unchanged re-indexing). Both
+backends look a hash up through an index (embedded: ``documents_by_hash``; Qdrant: a keyword payload index on the
+``__docs`` records), so the check costs one indexed read per upload.
 
 An upload without an explicit ``document_id`` (its id comes from the file name, or is random) whose hash is
 already stored is, by policy:
@@ -29,6 +37,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from service.collections.repository import check_free
 from service.errors import DuplicateDocumentError
 from service.settings import env_name
 
@@ -36,7 +45,16 @@ if TYPE_CHECKING:
     from colbert.store import DocumentInfo, Store
     from service.collections.indexing import DocumentSource, Indexer
 
-__all__ = ["POLICIES", "UploadPlan", "content_hash", "page_ranges", "plan_upload"]
+__all__ = [
+    "POLICIES",
+    "UploadPlan",
+    "admit",
+    "content_hash",
+    "page_ranges",
+    "plan_upload",
+    "same_content",
+    "text_content_hash",
+]
 
 POLICIES = ("return_existing", "refuse", "allow")
 
@@ -72,8 +90,62 @@ def content_hash(source: DocumentSource, pages: list[int]) -> str:
     >>> content_hash(DocumentSource(b"abc", "pdf", "3,1-2"), [1, 2, 3]).endswith(":pages=1-3")
     True
     """
-    digest = "sha256:" + hashlib.sha256(source.data).hexdigest()
+    digest = _PREFIX + hashlib.sha256(source.data).hexdigest()
     return digest if source.pages is None else f"{digest}:pages={page_ranges(pages)}"
+
+
+_PREFIX = "sha256:"
+
+
+def text_content_hash(data: bytes, language: str, task: str, fingerprint: str) -> str:
+    """The content hash of a text/code document (module doc).
+
+    >>> text_content_hash(b"x = 1", "python", "code.passage", "chunks:512")[:12]
+    'sha256:1c867'
+    """
+    digest = hashlib.sha256(data)
+    digest.update(f"\0{language}\0{task}\0{fingerprint}".encode())
+    return _PREFIX + digest.hexdigest()
+
+
+def same_content(stored: str | None, new: str) -> bool:
+    """Whether a stored content hash names the same content as ``new``, reading a text document's hash stored
+    before the ``sha256:`` prefix (bare hex) as the prefixed one.
+
+    >>> same_content("ab12", "sha256:ab12"), same_content("sha256:ab12", "sha256:ab12"), same_content(None, "x")
+    (True, True, False)
+    """
+    if stored is None:
+        return False
+    return stored == new or (not stored.startswith(_PREFIX) and _PREFIX + stored == new)
+
+
+async def admit(
+    store: Store,
+    collection: str,
+    document_id: str,
+    key: str,
+    *,
+    replace: bool,
+    explicit_id: bool,
+    policy: str,
+) -> DocumentInfo | None:
+    """The one check before a new document is embedded: under ``return_existing``, the stored document holding
+    the same content (embed nothing); ``DuplicateDocumentError`` under ``refuse``; else ``DocumentExistsError``
+    when ``document_id`` is taken and ``replace`` is off. An explicit id and a replace are never duplicates."""
+    existing = None
+    if not replace and not explicit_id and policy != "allow":
+        existing = await asyncio.to_thread(store.find_by_hash, key)
+        if existing is not None and policy == "refuse":
+            raise DuplicateDocumentError(
+                f"the same content is already stored as document {existing.doc_id!r} in collection "
+                f"{collection!r}; use that document, send replace=true with its id, or set "
+                f"{env_name('duplicate_policy')}=allow to store copies",
+                existing_id=existing.doc_id,
+            )
+    if existing is None:
+        await asyncio.to_thread(check_free, store, collection, document_id, replace=replace)
+    return existing
 
 
 async def plan_upload(
@@ -88,22 +160,12 @@ async def plan_upload(
     policy: str,
     background: bool,
 ) -> UploadPlan:
-    """The pages to index and the content hash, after the checks that need no model, in this order: the pages
+    """(The CLI's entry, until it calls ``Collections.add_document``.) The pages to index and the content hash,
+    after the checks that need no model, in this order: the pages
     (PDF opens, selection and count valid), duplicates (policy), then the id is free unless ``replace``.
 
     Raises the 4xx errors (``DuplicateDocumentError`` under ``refuse``, ``DocumentExistsError`` for a taken id)."""
     numbers = await indexer.model.start(functools.partial(indexer.select_pages, source, background=background))
     key = content_hash(source, numbers)
-    existing = None
-    if not replace and not explicit_id and policy != "allow":
-        existing = await asyncio.to_thread(store.find_by_hash, key)
-        if existing is not None and policy == "refuse":
-            raise DuplicateDocumentError(
-                f"the same content is already stored as document {existing.doc_id!r} in collection "
-                f"{collection!r}; use that document, send replace=true with its id, or set "
-                f"{env_name('duplicate_policy')}=allow to store copies",
-                existing_id=existing.doc_id,
-            )
-    if existing is None:
-        await asyncio.to_thread(indexer.repository.check_free, store, collection, document_id, replace=replace)
+    existing = await admit(store, collection, document_id, key, replace=replace, explicit_id=explicit_id, policy=policy)
     return UploadPlan(numbers, key, existing)

@@ -18,7 +18,7 @@ from typing import Any
 from colbert.text import query_terms, tokens
 from model.types import TextLayer
 
-__all__ = ["WORDS_KEY", "Box", "highlight", "stored_words"]
+__all__ = ["WORDS_KEY", "Box", "highlight", "read_words", "stored_words"]
 
 WORDS_KEY = "words"
 
@@ -41,13 +41,19 @@ def stored_words(layer: TextLayer) -> list[list[Any]]:
     return [[round(w.x0, 1), round(w.y0, 1), round(w.x1, 1), round(w.y1, 1), w.text] for w in layer.words]
 
 
+def read_words(unit_metadata: Mapping[str, Any]) -> list[tuple[float, float, float, float, str]]:
+    """The stored ``words`` of a page unit (empty: no text layer); the one reader of that key."""
+    words: Sequence[Any] = unit_metadata.get(WORDS_KEY) or []
+    return [(float(x0), float(y0), float(x1), float(y1), str(word)) for x0, y0, x1, y1, word in words]
+
+
 def highlight(query: str, unit_metadata: Mapping[str, Any]) -> list[Box]:
     """Boxes of the page's words that share a token with ``query`` (empty: no text layer or no match)."""
     terms = set(query_terms(query))
-    words: Sequence[Any] = unit_metadata.get(WORDS_KEY) or []
+    words = read_words(unit_metadata)
     boxes = []
     for x0, y0, x1, y1, word in words:
         matched = tuple(dict.fromkeys(t for t in tokens(str(word)) if t in terms))
         if matched:
-            boxes.append(Box(float(x0), float(y0), float(x1), float(y1), str(word), matched))
+            boxes.append(Box(x0, y0, x1, y1, word, matched))
     return boxes

@@ -1,23 +1,26 @@
-"""Index one document: a PDF or an image -> pages -> model rows -> vectors -> one atomic ``add_document``.
+"""Index one page document (a PDF, an image: any page converter's kind) -> pages -> model rows -> vectors -> one
+atomic ``add_document``.
 
-Pipeline (:meth:`Indexer.index`)::
+Pipeline (:meth:`Indexer.index`; the kind-specific steps are the page converter's, :mod:`.converters`)::
 
-    bytes ──count + select pages──▶ [page numbers]                      (pool thread; errors before any work)
+    bytes ──count (converter) + select pages──▶ [page numbers]          (pool thread; errors before any work)
           ──for each step of ``pages_per_step`` pages (the next step renders and prepares, and the last
             step's page images are written, while this step embeds: the model waits for neither):
-                render (PDF) / decode (image) ──▶ prepare_image (retrieval.passage)        (pool thread)
+                load (converter: render a PDF, decode an image) ──▶ prepare_image (the collection's passage
+                task, :func:`~service.collections.tasks.task_spec`)                       (pool thread)
                 ──▶ embed(rows, return_multivector=True)                                  (the model worker)
                 ──▶ UnitRecord(dense truncated to the collection's size, multivector, text (the PDF page's
                                text layer; word boxes in metadata "words", over the kept image),
                                metadata {image_span, image_grid, num_tokens},
                                image = the page as the model saw it, PNG)                   (pool thread)
                 ──▶ staged in the repository's StagedDocument, progress.advance(pages)
-          ──▶ StagedDocument.commit(): one add_document, vectors and images together (all pages or none)
+          ──▶ repository.write_document: one add_document, vectors and images together (all pages or none)
 
 Pages are numbered from 1 (PDF page numbers; an image is page 1). At most three steps of ``pages_per_step``
 rendered pages are in memory at a time (one being encoded to PNG, one embedded, one prepared); the vectors and
-PNGs of every page are held until the atomic add. The page PNG is the page resized to ``cols*28`` x ``rows*28``
-pixels for its merged patch grid ``(rows, cols)``, so similarity maps fall on it exactly.
+PNGs of every page are held until the atomic add. The page PNG is the page resized to its
+:class:`~model.layout.PageLayout`'s ``image_size`` (``cols*28`` x ``rows*28`` pixels for the merged patch grid
+``(rows, cols)``), so similarity maps fall on it exactly.
 
 The same code runs behind the HTTP route (``embed`` = the batcher) and the CLI (``embed`` = the encoder in
 a thread).
@@ -30,18 +33,21 @@ import functools
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from colbert.store import UnitRecord
-from model.errors import ImageTooLargeError, PdfTooLargeError, TooManyPagesError
-from model.images import load_image
-from model.pdf import count_pages, parse_page_selection, render_pages
-from service.collections.highlight import WORDS_KEY, stored_words
-from service.collections.vectors import PASSAGE, EmbeddingModel
-from service.errors import QueueFullError
-from service.limits import naming
+from model.errors import TooManyPagesError
+from model.layout import PageLayout
+from model.pdf import parse_page_selection
+from model.types import PromptType
+from service.collections.converters import PageLimits, detect_kind, page_converter
+from service.collections.highlight import stored_words
+from service.collections.repository import check_free, write_document
+from service.collections.tasks import task_spec
+from service.collections.units import PageUnitInfo
+from service.collections.vectors import EmbeddingModel, QueueRetry
 from service.settings import env_name
 
 if TYPE_CHECKING:
@@ -49,7 +55,7 @@ if TYPE_CHECKING:
 
     from colbert.store import DocumentInfo, OriginalFile, Store
     from model.processor import PreparedInput
-    from model.types import EmbeddingOutput, TextLayer
+    from model.types import EmbeddingOutput, TaskSpec, TextLayer
     from service.collections.repository import Repository, StagedDocument
     from service.settings import Settings
 
@@ -64,22 +70,13 @@ __all__ = [
     "detect_kind",
 ]
 
-Kind = Literal["pdf", "image"]
-_PATCH = 28  # pixels per side of one merged patch (one image token)
-
-
-def detect_kind(data: bytes) -> Kind:
-    """``"pdf"`` when the bytes carry a PDF header (within the first 1024 bytes, as readers allow), else
-    ``"image"`` (the image decoder then names what is wrong)."""
-    return "pdf" if b"%PDF-" in data[:1024] else "image"
-
 
 @dataclass(frozen=True, slots=True)
 class DocumentSource:
     """What to index: the bytes, their kind and (PDF) the pages to take (``"1-3,7"``; None = all)."""
 
     data: bytes
-    kind: Kind
+    kind: str  # a registered page converter's kind ("pdf", "image": service.collections.converters)
     pages: str | None = None
 
 
@@ -109,6 +106,10 @@ class IndexOptions:
             pages_per_step=settings.pdf_pages_per_step,
             retry_after_s=max(settings.retry_after_s, 0.05),
         )
+
+    @property
+    def page_limits(self) -> PageLimits:
+        return PageLimits(self.dpi, self.max_pdf_bytes, self.max_decoded_pixels)
 
 
 class Progress(Protocol):
@@ -140,12 +141,7 @@ class Indexer:
 
         ``background``: for a job or the CLI (cap ``max_job_pages``), else for a request that waits (``max_pages``).
         """
-        if source.kind == "image":
-            if source.pages is not None:
-                parse_page_selection(source.pages, 1)  # "1" is the only valid selection of an image
-            return [1]
-        with naming((PdfTooLargeError, "max_pdf_bytes")):
-            total = count_pages(source.data, max_bytes=self.options.max_pdf_bytes)
+        total = page_converter(source.kind).count(source.data, self.options.page_limits)
         selected = parse_page_selection(source.pages, total)
         cap, setting = (
             (self.options.max_job_pages, "max_job_pdf_pages")
@@ -177,7 +173,7 @@ class Indexer:
         """The page numbers to index, after the checks that need no model: the PDF opens, the selection and
         the page count are valid, and the id is free (unless ``replace``). Cheap; raises the 4xx errors."""
         numbers = await self.model.start(lambda: self.select_pages(source, background=background))
-        await asyncio.to_thread(self.repository.check_free, store, collection, document_id, replace=replace)
+        await asyncio.to_thread(check_free, store, collection, document_id, replace=replace)
         return numbers
 
     async def index(
@@ -210,12 +206,13 @@ class Indexer:
         staged = self.repository.stage(
             store, document_id, metadata, replace=replace, content_hash=content_hash, original=original
         )
-        try:
-            tokens = await self._embed_steps(source, numbers, staged, store.config.dense_dim, progress, wait_when_full)
-            info = await asyncio.to_thread(staged.commit)
-        except BaseException:
-            staged.discard()
-            raise
+        spec = task_spec(store.config, PromptType.PASSAGE)
+        retry = QueueRetry(wait_when_full, self.options.retry_after_s)
+
+        async def fill(staged: StagedDocument) -> int:
+            return await self._embed_steps(source, numbers, staged, spec, store.config.dense_dim, progress, retry)
+
+        info, tokens = await write_document(staged, fill)
         return IndexResult(info, tokens)
 
     async def _embed_steps(
@@ -223,9 +220,10 @@ class Indexer:
         source: DocumentSource,
         numbers: list[int],
         staged: StagedDocument,
+        spec: TaskSpec,
         dim: int,
         progress: Progress | None,
-        wait_when_full: bool,
+        retry: QueueRetry,
     ) -> int:
         """Render, embed and stage ``numbers`` in steps of ``pages_per_step``; the tokens embedded. On an error
         nothing is left running that could stage after the caller's discard."""
@@ -240,12 +238,12 @@ class Indexer:
             tokens = 0
             for k, chunk in enumerate(chunks):
                 rows, pictures, layers = await (
-                    ahead or self.model.start(functools.partial(self._prepare, source, chunk))
+                    ahead or self.model.start(functools.partial(self._prepare, source, chunk, spec))
                 )
                 ahead = None
                 if self.options.prepare_ahead and k + 1 < len(chunks):
-                    ahead = self.model.start(functools.partial(self._prepare, source, chunks[k + 1]))
-                outputs = await self._embed(rows, wait=wait_when_full or k > 0)
+                    ahead = self.model.start(functools.partial(self._prepare, source, chunks[k + 1], spec))
+                outputs = await retry.call(functools.partial(self.model.embed, rows))
                 records = self._records(chunk, rows, outputs, dim, layers)
                 tokens += sum(row.num_tokens for row in rows)
                 if writing is not None:
@@ -265,43 +263,20 @@ class Indexer:
             raise
         return tokens
 
-    def _prepare(self, source: DocumentSource, numbers: list[int]) -> _Prepared:
-        """Render/decode the pages of one step and prepare their rows; also the page images to keep and the
-        pages' text layers (over the kept images; None for an image upload or a page without text)."""
+    def _prepare(self, source: DocumentSource, numbers: list[int], spec: TaskSpec) -> _Prepared:
+        """Load the pages of one step (the converter: render a PDF, decode an image) and prepare their rows; also
+        the page images to keep and the pages' text layers (over the kept images; None without text)."""
         o = self.options
-        layers: list[TextLayer | None]
-        if source.kind == "image":
-            with naming((ImageTooLargeError, "max_decoded_pixels")):
-                pages = [load_image(source.data, max_decoded_pixels=o.max_decoded_pixels)]
-            layers = [None]
-        else:
-            rendered = render_pages(
-                source.data,
-                dpi=o.dpi,
-                pages=numbers,
-                max_pages=len(numbers),
-                max_bytes=o.max_pdf_bytes,
-                max_pixels_per_page=o.max_decoded_pixels,
-                text_layer=True,
-            )
-            pages = [p.image for p in rendered]
-            layers = [p.text_layer for p in rendered]
-        rows = [self.processor.prepare_image(p, PASSAGE, max_pixels=o.image_max_pixels) for p in pages]
+        loaded = page_converter(source.kind).load(source.data, numbers, o.page_limits)
+        pages = [p.image for p in loaded]
+        layers = [p.text_layer for p in loaded]
+        rows = [self.processor.prepare_image(p, spec, max_pixels=o.image_max_pixels) for p in pages]
         pictures = [_as_seen(page, row) for page, row in zip(pages, rows, strict=True)]
         seen = [
             None if layer is None else layer.scaled(pic.width / page.width, pic.height / page.height)
             for layer, page, pic in zip(layers, pages, pictures, strict=True)
         ]
         return rows, pictures, seen
-
-    async def _embed(self, rows: list[PreparedInput], *, wait: bool) -> list[EmbeddingOutput]:
-        while True:
-            try:
-                return await self.model.embed(rows)
-            except QueueFullError:
-                if not wait:
-                    raise
-                await asyncio.sleep(self.options.retry_after_s)
 
     def _records(
         self,
@@ -317,37 +292,32 @@ class Indexer:
         for i, (number, row, out, layer) in enumerate(zip(numbers, rows, outputs, layers, strict=True)):
             if out.multivector is None:
                 raise RuntimeError("the encoder returned no multi-vector although one was requested")
-            meta = _page_meta(row, out)
-            if layer is not None:
-                meta[WORDS_KEY] = stored_words(layer)  # word boxes for highlights (service.collections.highlight)
+            meta = _page_meta(row, out, layer)
             text = None if layer is None else layer.text
             mv = out.multivector
             records.append(UnitRecord(number, dense[i], mv, kind="page", text=text, metadata=meta))
         return records
 
 
-def _grid(row: PreparedInput) -> tuple[int, int]:
-    """(rows, cols) of the merged patch grid of an image row."""
+def _layout(row: PreparedInput) -> PageLayout:
+    """The merged patch grid of an image row."""
     assert row.image_grid_thw is not None
-    _t, h, w = (int(v) for v in row.image_grid_thw[0].tolist())
-    return h // 2, w // 2
+    return PageLayout.from_grid_thw(row.image_grid_thw[0].tolist())
 
 
-def _page_meta(row: PreparedInput, out: EmbeddingOutput) -> dict[str, Any]:
-    rows, cols = out.image_grid if out.image_grid is not None else _grid(row)
+def _page_meta(row: PreparedInput, out: EmbeddingOutput, layer: TextLayer | None) -> dict[str, Any]:
+    """The page's stored unit metadata; word boxes (for highlights) when it has a text layer."""
+    layout = PageLayout(*out.image_grid) if out.image_grid is not None else _layout(row)
     span = out.image_span if out.image_span is not None else row.image_span
-    meta: dict[str, Any] = {"image_grid": [rows, cols], "num_tokens": row.num_tokens}
-    if span is not None:
-        meta["image_span"] = [span[0], span[1]]
-    return meta
+    words = None if layer is None else stored_words(layer)
+    return PageUnitInfo(layout, row.num_tokens, span, words).to_metadata()
 
 
 def _as_seen(page: Image.Image, row: PreparedInput) -> Image.Image:
-    """The page at the size the model embedded it (cols*28 x rows*28)."""
+    """The page at the size the model embedded it (its layout's ``image_size``)."""
     from PIL import Image as PILImage
 
-    rows, cols = _grid(row)
-    size = (cols * _PATCH, rows * _PATCH)
+    size = _layout(row).image_size
     return page if page.size == size else page.resize(size, PILImage.Resampling.BICUBIC)
 
 

@@ -14,9 +14,11 @@ the batcher's worker. Decisions:
   ``JEV4_DUPLICATE_POLICY`` (:mod:`service.collections.duplicates`). The file name is also kept as the
   ``source`` metadata key (unless the metadata sets one). A replace without ``metadata`` keeps the document's
   metadata; with ``metadata`` it stores exactly that.
-- A collection has a ``task`` (retrieval | code) and holds one ``unit_kind`` (page | chunk); text and code
-  documents are chunked and embedded with late chunking (``service.collections.texts``, ``text_docs``); they
-  are not subject to ``JEV4_DUPLICATE_POLICY`` (a text's ``content_hash`` serves skip-unchanged re-indexing).
+- A collection has a ``task`` (retrieval | code) and holds one ``unit_kind`` (page | chunk); ``task: code``
+  with ``unit_kind: page`` is 422 ``invalid_task`` (:mod:`service.collections.tasks`). Every document takes one
+  write path (:mod:`service.collections.writing`): a converter per input kind, one admission check, one atomic
+  write. Text and code documents are chunked and embedded with late chunking (``service.collections.texts``);
+  they are not subject to ``JEV4_DUPLICATE_POLICY`` (a text's ``content_hash`` serves skip-unchanged re-indexing).
 - ``JEV4_KEEP_ORIGINALS``: the uploaded file is stored with the document (same transaction / version), served
   by :meth:`Collections.original`; a document without one answers 404 ``original_not_kept``.
 """
@@ -32,9 +34,8 @@ from typing import TYPE_CHECKING
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig
 from model.errors import InvalidDimensionError
-from model.types import PromptType
-from service.collections.duplicates import plan_upload
-from service.collections.indexing import Indexer, IndexOptions, IndexResult
+from service.collections.duplicates import admit
+from service.collections.indexing import Indexer, IndexOptions
 from service.collections.job_store import Retention, open_job_store
 from service.collections.jobs import IndexJob, JobRegistry
 from service.collections.objects import (
@@ -61,9 +62,11 @@ from service.collections.schemas import (
     VacuumObject,
 )
 from service.collections.search import Searcher, SearchLimits, SearchQuery
-from service.collections.text_docs import check_unit_kind, chunk_info, text_indexer
+from service.collections.tasks import check_task
+from service.collections.text_docs import check_unit_kind, chunk_info
 from service.collections.texts import TextSource
-from service.collections.vectors import EmbeddingModel, collection_spec
+from service.collections.vectors import EmbeddingModel
+from service.collections.writing import plan_document, unit_kind_of
 from service.embeddings.media import MediaLimits, load_source
 from service.embeddings.schemas import Usage
 from service.errors import NotFoundError, NotReadyError, UnprocessableError
@@ -154,6 +157,7 @@ class Collections:
                 f"codec must be one of {choices}, got {data.codec!r}", code="invalid_codec"
             ) from None
         unit_kind = data.unit_kind or ("chunk" if data.task == "code" else "page")
+        check_task(data.task, unit_kind)
         config = CollectionConfig(
             dense_dim=dim,
             multivector_dim=info.multivector_dim,
@@ -204,82 +208,35 @@ class Collections:
         self, name: str, upload: DocumentUpload, *, wait: bool
     ) -> tuple[DocumentObject | JobObject, bool]:
         """The new document (``wait``) or its job; ``True`` second when the upload duplicates a stored document
-        and the policy returned that one instead (:mod:`service.collections.duplicates`)."""
+        and the policy returned that one instead. Every kind takes this one path (:mod:`.writing`)."""
         store = await self.store(name)
         source = upload.source
-        if isinstance(source, TextSource):
-            return await self._add_text(name, store, upload, wait=wait)
-        check_unit_kind(name, store.config, "page", f"file {upload.filename!r}" if upload.filename else None)
+        given = source.path if isinstance(source, TextSource) else upload.filename
+        check_unit_kind(name, store.config, unit_kind_of(source), f"file {given!r}" if given else None)
         indexer, _searcher = self.services()
         document_id = upload.document_id or upload.default_id() or uuid.uuid4().hex
-        plan = await plan_upload(
-            indexer,
+        planned = await plan_document(self.runtime, indexer, store, name, source, background=not wait)
+        settings = self.runtime.settings
+        existing = await admit(
             store,
             name,
             document_id,
-            source,
+            planned.content_hash,
             replace=upload.replace,
             explicit_id=upload.document_id is not None,
-            policy=self.runtime.settings.duplicate_policy,
-            background=not wait,
+            policy=settings.duplicate_policy if planned.follows_duplicate_policy else "allow",
         )
-        if plan.existing is not None:
-            return document_object(name, plan.existing), True
+        if existing is not None:
+            return document_object(name, existing), True
         metadata = await upload.metadata_to_store(store, document_id)
-        original = upload.original() if self.runtime.settings.keep_originals else None
+        original = upload.original() if settings.keep_originals else None
 
         async def work(job: IndexJob | None) -> DocumentInfo:
-            result = await indexer.index(
-                store,
-                name,
-                document_id,
-                source,
-                metadata,
-                replace=upload.replace,
-                progress=job,
-                wait_when_full=job is not None,
-                pages=plan.pages,
-                content_hash=plan.content_hash,
-                original=original,
-            )
-            self._count(result, source.kind)
-            return result.document
+            return await planned.write(document_id, metadata, replace=upload.replace, progress=job, original=original)
 
         if wait:
             return document_object(name, await work(None)), False
         return job_object(await self.jobs.submit(name, document_id, work)), False
-
-    async def _add_text(
-        self, name: str, store: Store, upload: DocumentUpload, *, wait: bool
-    ) -> tuple[DocumentObject | JobObject, bool]:
-        """A text/code document: chunked, embedded with late chunking, stored in one transaction."""
-        assert isinstance(upload.source, TextSource)
-        check_unit_kind(name, store.config, "chunk", f"file {upload.source.path!r}" if upload.source.path else None)
-        indexer = text_indexer(self.runtime, wait_when_full=not wait)
-        spec = collection_spec(store.config, PromptType.PASSAGE)
-        document_id = upload.document_id or upload.default_id() or uuid.uuid4().hex
-        planned = await indexer.plan(store, name, document_id, upload.source, spec, replace=upload.replace)
-        metadata = await upload.metadata_to_store(store, document_id)
-        original = upload.original() if self.runtime.settings.keep_originals else None
-
-        async def work(job: IndexJob | None) -> DocumentInfo:
-            result = await indexer.index(
-                store, document_id, planned, spec, metadata, replace=upload.replace, progress=job, original=original
-            )
-            self.runtime.metrics.tokens.labels(kind="text").inc(result.tokens)
-            return result.document
-
-        if wait:
-            return document_object(name, await work(None)), False
-        return job_object(await self.jobs.submit(name, document_id, work)), False
-
-    def _count(self, result: IndexResult, kind: str) -> None:
-        metrics = self.runtime.metrics
-        metrics.tokens.labels(kind="image").inc(result.tokens)
-        if kind == "pdf":
-            metrics.pdf_pages.inc(result.document.num_units)
-        else:
-            metrics.images.inc()
 
     async def list_documents(self, name: str, *, offset: int, limit: int) -> DocumentList:
         store = await self.store(name)

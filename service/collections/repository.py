@@ -8,6 +8,9 @@ kept (``JEV4_KEEP_ORIGINALS``) — lives in the index backend (:mod:`colbert.sto
   memory, nothing is visible), then :meth:`StagedDocument.commit` stores the whole document at once (replacing
   an older one when asked) or :meth:`StagedDocument.discard` drops it. A crash before the commit leaves
   nothing behind; after it, the whole document.
+* :func:`write_document` is the one way a document reaches the store: stage, let the caller fill the staged
+  document (embedding as it goes), commit — or discard on any error or cancellation. Page and text documents,
+  from the HTTP routes, jobs and the CLI, all come through it; :func:`check_free` is the one "id taken" check.
 * Replace and delete are single backend operations; page images and unit text go with them.
 * :meth:`Repository.sweep` removes what an older deployment could leave half-written: the staging folders of
   the former ``<data_dir>/page-images`` store (collections that still hold such files are migrated into the
@@ -18,10 +21,11 @@ Blocking: every method does I/O; async callers run them in a thread.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from colbert.catalog import LEGACY_IMAGES
 from colbert.errors import CollectionNotFoundError, DocumentExistsError
@@ -30,7 +34,9 @@ if TYPE_CHECKING:
     from colbert.catalog import Catalog, CollectionInfo
     from colbert.store import CollectionConfig, DocumentInfo, OriginalFile, Store, UnitRecord
 
-__all__ = ["Repository", "StagedDocument"]
+__all__ = ["Repository", "StagedDocument", "check_free", "write_document"]
+
+T = TypeVar("T")
 
 
 class StagedDocument:
@@ -72,6 +78,28 @@ class StagedDocument:
         self.units.clear()
 
 
+def check_free(store: Store, collection: str, document_id: str, *, replace: bool) -> None:
+    """``DocumentExistsError`` (409) when the id is taken and ``replace`` is off; cheap, before any work."""
+    if not replace and store.get_document(document_id) is not None:
+        raise DocumentExistsError(
+            f"document {document_id!r} already exists in collection {collection!r} (send replace=true)"
+        )
+
+
+async def write_document(
+    staged: StagedDocument, fill: Callable[[StagedDocument], Awaitable[T]]
+) -> tuple[DocumentInfo, T]:
+    """``fill`` the staged document (it adds the units as they are embedded), then store it whole; on any error
+    or cancellation nothing is stored. Returns the stored document and what ``fill`` returned."""
+    try:
+        filled = await fill(staged)
+        info = await asyncio.to_thread(staged.commit)
+    except BaseException:
+        staged.discard()
+        raise
+    return info, filled
+
+
 class Repository:
     """Collections and documents over one :class:`~colbert.catalog.Catalog` (see the module doc)."""
 
@@ -109,13 +137,6 @@ class Repository:
             return None
 
     # ---- documents -------------------------------------------------------------------------------------
-    def check_free(self, store: Store, collection: str, document_id: str, *, replace: bool) -> None:
-        """``DocumentExistsError`` (409) when the id is taken and ``replace`` is off; cheap, before any work."""
-        if not replace and store.get_document(document_id) is not None:
-            raise DocumentExistsError(
-                f"document {document_id!r} already exists in collection {collection!r} (send replace=true)"
-            )
-
     def stage(
         self,
         store: Store,

@@ -54,13 +54,13 @@ __all__ = [
     "SimilarityMap",
 ]
 
-DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@=+-]{0,255}$"
+DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._:@=+-]{0,255}$"
 
 DocumentId = Annotated[
     str,
     Meta(
         pattern=DOCUMENT_ID_PATTERN,
-        description="1-256 characters of A-Z a-z 0-9 . _ : @ = + - starting with a letter or digit "
+        description="1-256 characters of A-Z a-z 0-9 . _ : @ = + - starting with a letter, digit or _ "
         "(so that it fits a URL path segment unescaped)",
     ),
 ]

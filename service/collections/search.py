@@ -38,7 +38,8 @@ from model.errors import ImageTooLargeError, InputTooLongError
 from model.images import load_image
 from model.types import PromptType
 from service.collections.highlight import Box, highlight
-from service.collections.vectors import PASSAGE, QUERY, EmbeddingModel, collection_spec
+from service.collections.tasks import task_spec
+from service.collections.vectors import PASSAGE, QUERY, EmbeddingModel
 from service.errors import NotFoundError, UnprocessableError
 from service.limits import naming
 
@@ -243,7 +244,7 @@ class Searcher:
     async def _embed_query(self, store: Store, q: SearchQuery) -> _QueryVectors:
         """The query's multi-vector and (truncated) dense vector: a text or an image, with the collection's task
         (``retrieval.query``, or ``code.query`` in a code collection)."""
-        spec = collection_spec(store.config, PromptType.QUERY)
+        spec = task_spec(store.config, PromptType.QUERY)
         if q.image is not None:
             image_bytes = q.image
 

@@ -8,7 +8,7 @@ Rules (see ``docs/text-documents.md``):
   images to ``page`` collections; the other kind is 409 ``mixed_units``. MaxSim of a text query against image
   patch tokens and against text tokens are not on one scale, so a merged ranking would be by modality.
 - The collection's ``task`` (``retrieval`` | ``code``) picks the adapter and prompts: documents are embedded as
-  ``<task>.passage``, queries as ``<task>.query``.
+  ``<task>.passage``, queries as ``<task>.query`` (:func:`service.collections.tasks.task_spec`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from colbert.units import ChunkInfo
+from service.collections import schemas
 from service.collections.late import LateChunker
-from service.collections.schemas import ChunkInfo
 from service.collections.texts import TextIndexer, TextOptions
-from service.errors import ConflictError, QueueFullError
+from service.collections.vectors import QueueRetry
+from service.errors import ConflictError
 
 if TYPE_CHECKING:
     from colbert.store import CollectionConfig, Hit, Store
@@ -54,24 +56,13 @@ def text_indexer(runtime: Runtime, *, wait_when_full: bool) -> TextIndexer:
     """A :class:`TextIndexer` on the runtime's batcher (late chunking through the same queue as the API).
 
     On a full model queue the first window raises QueueFullError (429) unless ``wait_when_full`` (a background
-    job); later windows always wait and retry, since the document is under way."""
+    job); later windows always wait and retry, since the document is under way (:class:`QueueRetry`)."""
     encoder, batcher, _preparer = runtime.engine()
     options = TextOptions.from_settings(runtime.settings)
-    retry_after = max(runtime.settings.retry_after_s, 0.05)
-    started = False
+    retry = QueueRetry(wait_when_full, runtime.settings.retry_after_s)
 
     async def embed_late(late: Any) -> Any:
-        nonlocal started
-        while True:
-            try:
-                out = await batcher.embed_late_chunks(late, return_multivector=True)
-            except QueueFullError:
-                if not (wait_when_full or started):
-                    raise
-                await asyncio.sleep(retry_after)
-                continue
-            started = True
-            return out
+        return await retry.call(lambda: batcher.embed_late_chunks(late, return_multivector=True))
 
     chunker = LateChunker(encoder.processor, embed_late, window=options.window, overlap=options.overlap)
     return TextIndexer(
@@ -83,21 +74,22 @@ def text_indexer(runtime: Runtime, *, wait_when_full: bool) -> TextIndexer:
     )
 
 
-async def chunk_info(store: Store, hit: Hit) -> ChunkInfo | None:
-    """Where a chunk hit is and what it is (from its stored unit); None for other kinds."""
+async def chunk_info(store: Store, hit: Hit) -> schemas.ChunkInfo | None:
+    """Where a chunk hit is and what it is (from its stored unit, parsed by :meth:`ChunkInfo.from_metadata`);
+    None for other kinds."""
     if hit.kind != "chunk":
         return None
     unit = await asyncio.to_thread(store.get_unit, hit.doc_id, hit.unit)
     if unit is None:  # deleted between the search and now
         return None
-    meta = dict(unit.metadata)
-    return ChunkInfo(
-        path=str(meta.get("path", "")),
-        language=str(meta.get("language", "")),
-        chunk_kind=str(meta.get("chunk_kind", "")),
-        name=meta.get("name"),
-        lines=list(meta.get("lines", [])),
-        char_span=list(meta.get("char_span", [])),
-        part=meta.get("part"),
+    info = ChunkInfo.from_metadata(unit.metadata)
+    return schemas.ChunkInfo(
+        path=info.path,
+        language=info.language,
+        chunk_kind=info.chunk_kind,
+        name=info.name,
+        lines=list(info.lines or ()),
+        char_span=list(info.char_span or ()),
+        part=info.part,
         text=unit.text or "",
     )

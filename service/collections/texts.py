@@ -2,47 +2,44 @@
 
 Pipeline (:meth:`TextIndexer.plan` then :meth:`TextIndexer.index`)::
 
-    bytes ──decode (413 over JEV4_MAX_TEXT_BYTES, 415 for binaries, invalid UTF-8 replaced and counted)──▶ text
-          ──tokenize once ──▶ split_text (chunks by definitions / sections / paragraphs / line windows, each
-            ≤ JEV4_CHUNK_MAX_TOKENS) ──▶ late-chunking windows (pieces, windows)         (all in a pool thread,
-                                                                                          before any model work)
+    bytes ──the text converter (service.collections.converters.text): decode (413 over JEV4_MAX_TEXT_BYTES,
+            415 for binaries, invalid UTF-8 replaced and counted) ──▶ text ──tokenize once ──▶ split_text
+            (chunks by definitions / sections / paragraphs / line windows, each ≤ JEV4_CHUNK_MAX_TOKENS)
+            ──▶ late-chunking windows (pieces, windows)     (all in a pool thread, before any model work)
           ──for each window: prepare_late_chunks + embed_late_chunks (the batcher: the /v1/embeddings path)
           ──▶ units (kind "chunk": dense truncated to the collection's size, multi-vector, the chunk's text,
-              its info {path, language, chunk_kind, name, lines, char_span})
-          ──▶ store.add_document(...) (every chunk or none; a replaced document's chunks swap in one transaction)
+              its colbert.units.ChunkInfo {path, language, chunk_kind, name, lines, char_span})
+          ──▶ repository.write_document (one add_document: every chunk or none; a replaced document's chunks
+              swap in one transaction)
 
-Passages use the collection's task (``retrieval`` or ``code``) with the passage prompt.
+Passages use the collection's task (``retrieval`` or ``code``, :func:`~service.collections.tasks.task_spec`)
+with the passage prompt.
 
 The document's metadata gets (besides the caller's) ``path`` and ``language`` (so filters can select them),
 ``syntax_errors: true`` when the parser met errors, and, when some bytes were not UTF-8, ``encoding_errors``
-(the count of replaced sequences). Its ``content_hash`` is the sha256 of the bytes, the language, the task and
-the chunking settings: re-indexing with ``skip_unchanged`` compares it with the stored document's and does
-nothing when they are equal.
+(the count of replaced sequences). Its ``content_hash`` (:func:`~service.collections.duplicates.text_content_hash`)
+is ``sha256:`` and the hash of the bytes, the language, the task and the chunking settings: re-indexing with
+``skip_unchanged`` compares it with the stored document's (:func:`~service.collections.duplicates.same_content`,
+which also reads the unprefixed form stored before) and does nothing when they are equal.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from colbert.errors import DocumentExistsError
-from service.collections.chunking import (
-    CODE_LANGUAGES,
-    TEXT_LANGUAGES,
-    ChunkLimits,
-    decode_text,
-    language_of,
-    split_text,
-)
+from colbert.store import UnitRecord
+from colbert.units import ChunkInfo
+from service.collections.chunking import ChunkLimits, language_of
+from service.collections.converters import text as text_converter
+from service.collections.duplicates import same_content, text_content_hash
 from service.collections.late import LateChunker
+from service.collections.repository import StagedDocument, check_free, write_document
 from service.collections.vectors import truncate_dense
-from service.errors import UnprocessableError, UnsupportedMediaTypeError
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -124,33 +121,30 @@ class TextIndexer:
         self.matryoshka_dims = tuple(matryoshka_dims)
 
     def prepare(self, source: TextSource, spec: TaskSpec) -> PlannedText:
-        """Decode, chunk and plan the windows (blocking; every 4xx about the content is raised here)."""
-        known = sorted(CODE_LANGUAGES | TEXT_LANGUAGES)
-        if source.language is not None and source.language not in known:
-            raise UnprocessableError(
-                f"language must be one of {', '.join(known)}, got {source.language[:40]!r}", code="unknown_language"
-            )
-        language = source.language or language_of(source.path)
-        if language is None:
-            raise UnsupportedMediaTypeError(
-                f"{source.path!r}: unknown file type for a text document; use a known extension (.py, .js, .ts, "
-                ".go, .rs, .java, .c, .cpp, .sh, .md, .txt, …) or send language (e.g. 'text')",
-                code="unknown_language",
-            )
-        decoded = decode_text(source.data, max_bytes=self.options.max_bytes, name=source.path)
-        if not decoded.text.strip():
-            raise UnprocessableError(f"{source.path!r} holds no text (empty or only whitespace)", code="empty_input")
-        offsets = self.chunker.processor.tokenizer.encode(decoded.text, add_special_tokens=False).offsets
-        split = split_text(decoded.text, source.path, offsets, self.options.limits, language=language)
-        pieces, windows = self.chunker.plan(decoded.text, split.chunks, spec)
-        digest = hashlib.sha256(source.data)
-        digest.update(f"\0{language}\0{spec.api_name}\0{self.options.fingerprint()}".encode())
-        meta: dict[str, Any] = {"path": source.path, "language": split.language}
-        if decoded.replaced:
-            meta["encoding_errors"] = decoded.replaced
-        if split.syntax_errors:
+        """Convert (decode, chunk) and plan the windows (blocking; every 4xx about the content is raised here)."""
+        converted = text_converter.convert(
+            source.data,
+            source.path,
+            source.language,
+            self._offsets,
+            max_bytes=self.options.max_bytes,
+            limits=self.options.limits,
+        )
+        pieces, windows = self.chunker.plan(converted.text, converted.chunks, spec)
+        language = source.language or language_of(source.path) or converted.language
+        key = text_content_hash(source.data, language, spec.api_name, self.options.fingerprint())
+        meta: dict[str, Any] = {"path": source.path, "language": converted.language}
+        if converted.replaced:
+            meta["encoding_errors"] = converted.replaced
+        if converted.syntax_errors:
             meta["syntax_errors"] = True
-        return PlannedText(decoded.text, split.chunks, pieces, windows, meta, digest.hexdigest())
+        return PlannedText(converted.text, converted.chunks, pieces, windows, meta, key)
+
+    def _offsets(self, text: str) -> Sequence[tuple[int, int]]:
+        offsets: Sequence[tuple[int, int]] = self.chunker.processor.tokenizer.encode(
+            text, add_special_tokens=False
+        ).offsets
+        return offsets
 
     async def plan(
         self, store: Store, collection: str, document_id: str, source: TextSource, spec: TaskSpec, *, replace: bool
@@ -158,10 +152,7 @@ class TextIndexer:
         """:meth:`prepare` in the pool, then the id check (409 unless ``replace``)."""
         loop = asyncio.get_running_loop()
         planned = await loop.run_in_executor(self.pool, self.prepare, source, spec)
-        if not replace and await asyncio.to_thread(store.get_document, document_id) is not None:
-            raise DocumentExistsError(
-                f"document {document_id!r} already exists in collection {collection!r} (send replace=true)"
-            )
+        await asyncio.to_thread(check_free, store, collection, document_id, replace=replace)
         return planned
 
     async def index(
@@ -181,37 +172,41 @@ class TextIndexer:
         (``JEV4_KEEP_ORIGINALS``, in the same write)."""
         if skip_unchanged:
             existing = await asyncio.to_thread(store.get_document, document_id)
-            if existing is not None and existing.content_hash == planned.content_hash:
+            if existing is not None and same_content(existing.content_hash, planned.content_hash):
                 return TextResult(existing, 0, skipped=True)
         if progress is not None:
             progress.start(len(planned.chunks))
         advance = None if progress is None else progress.advance
-        outputs, tokens = await self.chunker.embed(planned.pieces, planned.windows, spec, advance)
-        units = self._units(planned, outputs, store.config.dense_dim)
         doc_meta = {**(metadata or {}), **planned.metadata}
-        info = await asyncio.to_thread(
-            functools.partial(
-                store.add_document,
-                document_id,
-                units,
-                doc_meta,
-                replace=replace,
-                content_hash=planned.content_hash,
-                original=original,
-            )
+        staged = StagedDocument(
+            store, document_id, doc_meta, replace=replace, content_hash=planned.content_hash, original=original
         )
+
+        async def fill(staged: StagedDocument) -> int:
+            outputs, tokens = await self.chunker.embed(planned.pieces, planned.windows, spec, advance)
+            staged.add(self._units(planned, outputs, store.config.dense_dim))
+            return tokens
+
+        info, tokens = await write_document(staged, fill)
         return TextResult(info, tokens)
 
-    def _units(self, planned: PlannedText, outputs: list[EmbeddingOutput], dim: int) -> list[Any]:
-        from colbert.store import UnitRecord
-
+    def _units(self, planned: PlannedText, outputs: list[EmbeddingOutput], dim: int) -> list[UnitRecord]:
         dense = np.stack([out.dense for out in outputs])  # (C, hidden)
         dense = truncate_dense(dense, dim, self.hidden_size, self.matryoshka_dims)  # (C, dim)
         units = []
         for k, (chunk, out) in enumerate(zip(planned.chunks, outputs, strict=True)):
             if out.multivector is None:
                 raise RuntimeError("the encoder returned no multi-vector although one was requested")
-            info = {"path": planned.metadata["path"], "language": planned.metadata["language"], **chunk.info()}
+            info = ChunkInfo(
+                path=planned.metadata["path"],
+                language=planned.metadata["language"],
+                chunk_kind=chunk.kind,
+                name=chunk.name,
+                lines=(chunk.start_line, chunk.end_line),
+                char_span=(chunk.start, chunk.end),
+                part=chunk.part,
+                extra=chunk.extra,
+            )
             units.append(
                 UnitRecord(
                     unit=k,
@@ -219,7 +214,7 @@ class TextIndexer:
                     multivector=out.multivector,
                     kind="chunk",
                     text=chunk.text_of(planned.text),
-                    metadata=info,
+                    metadata=info.to_metadata(),
                 )
             )
         return units

@@ -5,11 +5,12 @@
   input: off unless enabled, allow-listed hosts, no private addresses; see ``service.embeddings.media``), or
   ``text`` (a text or code document as a JSON string, with its ``path`` and/or ``language``).
 - ``Content-Type: multipart/form-data``: a ``file`` part and optional text parts ``metadata`` (a JSON object),
-  ``pages``, ``document_id``, ``replace`` (true/false), ``path`` and ``language``. The file is a text/code
-  document when ``language`` is given or its name (``path``, else the part's filename) has a known text/code
-  extension (``.py``, ``.md``, …: ``service.collections.chunking.language_of``); else a PDF or an image, told
-  apart by the bytes, not by the declared type. The part's file name is kept: it becomes the document id when
-  none is given (:func:`document_id_from_name`) and the ``source`` metadata key unless the metadata sets one.
+  ``pages``, ``document_id``, ``replace`` (true/false), ``path`` and ``language``. The converter is picked by
+  :func:`service.collections.converters.pick`: a text/code document when ``language`` is given or its name
+  (``path``, else the part's filename) has a known text/code extension (``.py``, ``.md``, …); else a PDF or an
+  image, told apart by the bytes, not by the declared type. The part's file name is kept: it becomes the document
+  id when none is given (:func:`document_id_from_name`) and the ``source`` metadata key unless the metadata sets
+  one.
 - anything else: 415.
 
 With ``JEV4_KEEP_ORIGINALS`` on, :meth:`DocumentUpload.original` is the file kept with the document (bytes, media
@@ -34,8 +35,8 @@ from PIL import Image
 from colbert.store import OriginalFile
 from model.errors import ImageError, NotAnImageError
 from model.images import describe_bytes, identify_image
-from service.collections.chunking import language_of
-from service.collections.indexing import DocumentSource, detect_kind
+from service.collections.converters import TEXT, pick
+from service.collections.indexing import DocumentSource
 from service.collections.schemas import DOCUMENT_ID_PATTERN, AddDocumentRequest
 from service.collections.texts import TextSource
 from service.embeddings.media import MediaLimits, load_source, wrong_kind
@@ -109,33 +110,37 @@ def media_type_of(data: bytes, kind: str) -> str:
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:@=+-]")
+_FIRST = re.compile(r"[A-Za-z0-9_]")  # what an id may start with (DOCUMENT_ID_PATTERN)
 
 
 def document_id_from_name(name: str) -> str:
-    """A file name as a document id: its last path component, characters outside ``A-Za-z0-9._:@=+-`` -> ``_``,
-    a leading ``d`` when it does not start with a letter or digit, at most 256 characters.
+    """A file name as a document id: its last path component, kept as given when it is a valid id
+    (``DOCUMENT_ID_PATTERN``: ``A-Za-z0-9._:@=+-``, starting with a letter, digit or ``_``); else each character
+    outside that set, and a first character that cannot start an id, is replaced by ``_``. Never longer than 256
+    characters; nothing is prefixed.
 
-    >>> document_id_from_name("scans/Q3 report (final).pdf")
-    'Q3_report__final_.pdf'
+    >>> document_id_from_name("src/_compat.py"), document_id_from_name("scans/Q3 report (final).pdf")
+    ('_compat.py', 'Q3_report__final_.pdf')
     >>> document_id_from_name(".env")
-    'd.env'
+    '_env'
     """
-    base = re.split(r"[/\\]", name)[-1] or "file"
-    ident = _UNSAFE.sub("_", base)
-    ident = ident if ident[:1].isalnum() and ident[:1].isascii() else f"d{ident}"
-    return ident[:256]
+    return _as_id(re.split(r"[/\\]", name)[-1] or "file")[:256]
 
 
 def document_id_from_path(path: str) -> str:
-    """A text document's path as its id (the CLI's rule): characters outside ``A-Za-z0-9._:@=+-`` (``/``
-    included) -> ``_``, a leading ``d`` when it does not start with a letter or digit, at most 256 characters.
+    """A text document's path as its id (the CLI's rule): ``/`` and the characters outside the id's set -> ``_``,
+    a first character that cannot start an id -> ``_`` (as :func:`document_id_from_name`), its last 256
+    characters.
 
-    >>> document_id_from_path("src/app/main.py")
-    'src_app_main.py'
+    >>> document_id_from_path("src/app/main.py"), document_id_from_path("_compat.py")
+    ('src_app_main.py', '_compat.py')
     """
-    ident = _UNSAFE.sub("_", path.replace("\\", "/").strip("/")) or "file"
-    ident = ident if ident[:1].isalnum() and ident[:1].isascii() else f"d{ident}"
-    return ident[-256:]
+    return _as_id(path.replace("\\", "/").strip("/") or "file")[-256:]
+
+
+def _as_id(name: str) -> str:
+    ident = _UNSAFE.sub("_", name)
+    return ident if _FIRST.match(ident) else f"_{ident[1:]}"
 
 
 async def read_upload(request: Request[Any, Any, Any], settings: Settings) -> DocumentUpload:
@@ -200,12 +205,12 @@ async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> Doc
     filename = upload.filename.replace("\\", "/").rsplit("/", 1)[-1] if upload.filename else None
     path = _text(form.get("path"), "path") or upload.filename or ""
     language = _text(form.get("language"), "language") or None
-    if language is not None or language_of(path) is not None:
+    kind = pick(data, path=path, language=language)
+    if kind == TEXT:
         source = TextSource(data, path or f"document.{language}", language)
         metadata = _metadata(form.get("metadata"))
         replace = _flag(form.get("replace"))
         return DocumentUpload(source, metadata, document_id, replace, filename or None, path or None)
-    kind = detect_kind(data)
     setting = "max_pdf_bytes" if kind == "pdf" else "max_download_bytes"
     max_bytes = getattr(settings, setting)
     if len(data) > max_bytes:

@@ -1,5 +1,6 @@
-"""What indexing and search share: the model behind them (:class:`EmbeddingModel`), the task specs of
-documents and queries, and the Matryoshka cut of dense vectors to a collection's size."""
+"""What indexing and search share: the model behind them (:class:`EmbeddingModel`), the one rule for a full
+model queue while a document is written (:class:`QueueRetry`), and the Matryoshka cut of dense vectors to a
+collection's size. The task units and queries are embedded with is :func:`service.collections.tasks.task_spec`."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ import numpy as np
 
 from model.pooling import truncate as truncate_dims
 from model.types import PromptType, Task, TaskSpec
+from service.collections.tasks import task_spec
+from service.errors import QueueFullError
 
 if TYPE_CHECKING:
     from colbert.store import CollectionConfig
     from model.processor import PreparedInput, Processor
     from model.types import EmbeddingOutput
 
-__all__ = ["PASSAGE", "QUERY", "EmbedFn", "EmbeddingModel", "collection_spec", "truncate_dense"]
+__all__ = ["PASSAGE", "QUERY", "EmbedFn", "EmbeddingModel", "QueueRetry", "collection_spec", "truncate_dense"]
 
 T = TypeVar("T")
 PASSAGE = TaskSpec(Task.RETRIEVAL, PromptType.PASSAGE)
@@ -28,9 +31,31 @@ EmbedFn = Callable[["Sequence[PreparedInput]"], Awaitable["list[EmbeddingOutput]
 
 
 def collection_spec(config: CollectionConfig, prompt: PromptType) -> TaskSpec:
-    """A collection's task (``retrieval`` or ``code``, fixed at creation) with the given prompt: documents are
-    embedded with ``PASSAGE``, queries with ``QUERY``."""
-    return TaskSpec(Task(config.task), prompt)
+    """The former name of :func:`service.collections.tasks.task_spec` (kept for callers outside this package)."""
+    return task_spec(config, prompt)
+
+
+@dataclass(slots=True)
+class QueueRetry:
+    """The one rule for a full model queue (429) while a document is embedded: the first call raises
+    ``QueueFullError`` unless ``wait_when_full`` (a background job or the CLI); once a call got through, the
+    document is under way and later calls wait ``retry_after_s`` and retry."""
+
+    wait_when_full: bool
+    retry_after_s: float = 1.0
+    started: bool = False
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        while True:
+            try:
+                out = await fn()
+            except QueueFullError:
+                if not (self.wait_when_full or self.started):
+                    raise
+                await asyncio.sleep(max(self.retry_after_s, 0.05))
+                continue
+            self.started = True
+            return out
 
 
 def truncate_dense(dense: np.ndarray, dim: int, hidden_size: int, allowed: Sequence[int]) -> np.ndarray:

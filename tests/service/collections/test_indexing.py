@@ -26,7 +26,7 @@ HIDDEN = 64  # the tiny checkpoint's hidden size
 
 
 class _Store:
-    config = SimpleNamespace(dense_dim=HIDDEN)
+    config = SimpleNamespace(dense_dim=HIDDEN, task="retrieval", unit_kind="page")
 
     def __init__(self) -> None:
         self.added: list[int] = []
@@ -111,10 +111,10 @@ def test_pool_work_runs_beside_the_model(processor: Processor, tmp_path: Path, m
         real = indexer._prepare
         lock = threading.Lock()
 
-        def prepare(source: DocumentSource, numbers: list[int]) -> Any:
+        def prepare(source: DocumentSource, numbers: list[int], spec: Any) -> Any:
             with lock:
                 started.append(list(numbers))
-            return real(source, numbers)
+            return real(source, numbers, spec)
 
         indexer._prepare = prepare  # type: ignore[method-assign]
         store = _Store()
@@ -143,10 +143,10 @@ def test_a_failed_step_drops_the_one_prepared_ahead(
         indexer = _indexer(processor, embed, pool)
         real = indexer._prepare
 
-        def prepare(source: DocumentSource, numbers: list[int]) -> Any:
+        def prepare(source: DocumentSource, numbers: list[int], spec: Any) -> Any:
             if numbers[0] > 1:
                 raise ValueError("bad page")  # prepared ahead, never awaited: must not be logged as unretrieved
-            return real(source, numbers)
+            return real(source, numbers, spec)
 
         indexer._prepare = prepare  # type: ignore[method-assign]
         store = _Store()
@@ -172,9 +172,9 @@ def test_in_turn_when_asked(processor: Processor, tmp_path: Path) -> None:
         indexer.options = IndexOptions(dpi=36, pages_per_step=2, prepare_ahead=False)
         real = indexer._prepare
 
-        def prepare(source: DocumentSource, numbers: list[int]) -> Any:
+        def prepare(source: DocumentSource, numbers: list[int], spec: Any) -> Any:
             started.append(list(numbers))
-            return real(source, numbers)
+            return real(source, numbers, spec)
 
         indexer._prepare = prepare  # type: ignore[method-assign]
         store = _Store()

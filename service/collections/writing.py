@@ -1,0 +1,157 @@
+"""The one write path of a document, from an upload to one stored document (``Collections.add_document``).
+
+::
+
+    DocumentUpload ──unit kind check (409 mixed_units)──▶ plan (the converter's cheap checks, no model: pages
+        counted and selected, or text decoded and chunked) ──▶ content hash ──▶ admit (duplicates under
+        JEV4_DUPLICATE_POLICY for pages, 409 for a taken id: :func:`~service.collections.duplicates.admit`)
+        ──▶ embed with the collection's passage task and stage units ──▶ one add_document
+        (:func:`~service.collections.repository.write_document`)
+
+:func:`plan_document` returns a :class:`PlannedDocument` for either unit kind; the caller (the HTTP route's
+``Collections``, later the CLI and MCP through it) admits it and runs :meth:`PlannedDocument.write` now (201) or in
+a job (202). A new input format is a converter (:mod:`service.collections.converters`), not a change here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from model.types import PromptType
+from service.collections.duplicates import content_hash
+from service.collections.tasks import task_spec
+from service.collections.text_docs import text_indexer
+from service.collections.texts import TextSource
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from colbert.store import DocumentInfo, OriginalFile, Store
+    from model.types import TaskSpec
+    from service.collections.indexing import DocumentSource, Indexer, Progress
+    from service.collections.texts import PlannedText, TextIndexer
+    from service.engine.runtime import Runtime
+
+__all__ = ["PlannedDocument", "plan_document", "unit_kind_of"]
+
+
+class PlannedDocument(Protocol):
+    """A document checked and converted as far as no model is needed; :meth:`write` embeds and stores it."""
+
+    content_hash: str
+    follows_duplicate_policy: bool  # page documents; a text document's hash serves skip-unchanged instead
+
+    async def write(
+        self,
+        document_id: str,
+        metadata: Mapping[str, Any] | None,
+        *,
+        replace: bool,
+        progress: Progress | None,
+        original: OriginalFile | None,
+    ) -> DocumentInfo: ...
+
+
+def unit_kind_of(source: DocumentSource | TextSource) -> str:
+    """The kind of unit a source becomes: ``chunk`` (text and code) or ``page``."""
+    return "chunk" if isinstance(source, TextSource) else "page"
+
+
+async def plan_document(
+    runtime: Runtime,
+    indexer: Indexer,
+    store: Store,
+    collection: str,
+    source: DocumentSource | TextSource,
+    *,
+    background: bool,
+) -> PlannedDocument:
+    """Plan one document (every 4xx about its content raised here, before any model work); ``background``: a
+    job or the CLI (higher page cap; waits on a full model queue instead of answering 429)."""
+    if isinstance(source, TextSource):
+        texts = text_indexer(runtime, wait_when_full=background)
+        spec = task_spec(store.config, PromptType.PASSAGE)
+        planned = await asyncio.get_running_loop().run_in_executor(runtime.pool, texts.prepare, source, spec)
+        return _PlannedChunks(runtime, texts, store, spec, planned, planned.content_hash)
+    numbers = await indexer.model.start(lambda: indexer.select_pages(source, background=background))
+    key = content_hash(source, numbers)
+    return _PlannedPages(runtime, indexer, store, collection, source, numbers, key, background)
+
+
+@dataclass(slots=True)
+class _PlannedPages:
+    runtime: Runtime
+    indexer: Indexer
+    store: Store
+    collection: str
+    source: DocumentSource
+    pages: list[int]
+    content_hash: str
+    background: bool
+    follows_duplicate_policy: bool = True
+
+    async def write(
+        self,
+        document_id: str,
+        metadata: Mapping[str, Any] | None,
+        *,
+        replace: bool,
+        progress: Progress | None,
+        original: OriginalFile | None,
+    ) -> DocumentInfo:
+        result = await self.indexer.index(
+            self.store,
+            self.collection,
+            document_id,
+            self.source,
+            metadata,
+            replace=replace,
+            progress=progress,
+            wait_when_full=self.background,
+            pages=self.pages,
+            content_hash=self.content_hash,
+            original=original,
+        )
+        metrics = self.runtime.metrics
+        metrics.tokens.labels(kind="image").inc(result.tokens)
+        if self.source.kind == "pdf":
+            metrics.pdf_pages.inc(result.document.num_units)
+        else:
+            metrics.images.inc()
+        return result.document
+
+
+@dataclass(slots=True)
+class _PlannedChunks:
+    runtime: Runtime
+    texts: TextIndexer
+    store: Store
+    spec: TaskSpec
+    planned: PlannedText
+    content_hash: str
+    follows_duplicate_policy: bool = False
+
+    async def write(
+        self,
+        document_id: str,
+        metadata: Mapping[str, Any] | None,
+        *,
+        replace: bool,
+        progress: Progress | None,
+        original: OriginalFile | None,
+    ) -> DocumentInfo:
+        result = await self.texts.index(
+            self.store,
+            document_id,
+            self.planned,
+            self.spec,
+            metadata,
+            replace=replace,
+            progress=progress,
+            original=original,
+        )
+        self.runtime.metrics.tokens.labels(kind="text").inc(result.tokens)
+        return result.document
