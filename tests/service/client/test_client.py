@@ -36,7 +36,8 @@ def reports(api: Client) -> str:
     assert doc.id == "q1.pdf"
     assert doc.pages == 2
     assert doc.metadata["year"] == 2024
-    assert seen and all(isinstance(j, Job) for j in seen), "on_progress sees the job after each poll"
+    assert seen, "on_progress sees the job after each poll"
+    assert all(isinstance(j, Job) for j in seen)
     return "client-reports"
 
 
