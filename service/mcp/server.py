@@ -60,10 +60,20 @@ async def _answer(work: Awaitable[T]) -> T:
         raise ToolError(f"{info.code}: {info.message}") from None
 
 
-def build_server(get: Callable[[], Collections], writes: WriteOptions) -> MCPServer:
+ToolSpec = tuple[Callable[..., Awaitable[Any]], str, str]  # (function, name, description for the model)
+Getter = Callable[[], "Collections"]
+UNSTRUCTURED = {"get_page", "read_lines"}  # answered as content blocks (an image, numbered lines), not JSON
+
+
+def build_server(get: Getter, writes: WriteOptions) -> MCPServer:
     """The MCP server; ``get`` returns the app's :class:`Collections` when a tool runs (made in a lifespan)."""
     server: MCPServer = MCPServer("jev4-serve", instructions=INSTRUCTIONS)
+    for fn, name, description in [*_browse_tools(get), *_find_tools(get), *_write_tools(get, writes)]:
+        server.add_tool(fn, name=name, description=description, structured_output=name not in UNSTRUCTURED)
+    return server
 
+
+def _browse_tools(get: Getter) -> list[ToolSpec]:
     async def list_collections() -> dict[str, Any]:
         listing = await _answer(get().list_collections())
         return {
@@ -73,6 +83,28 @@ def build_server(get: Callable[[], Collections], writes: WriteOptions) -> MCPSer
             ]
         }
 
+    async def get_document(
+        collection: Annotated[str, Field(description="Collection name")],
+        document_id: Annotated[str, Field(description="Document id")],
+    ) -> dict[str, Any]:
+        return await _answer(_get_document(get(), collection, document_id))
+
+    async def read_lines(
+        collection: Annotated[str, Field(description="Collection name (one holding text/code chunks)")],
+        document_id: Annotated[str, Field(description="Document id (a code/text hit's document_id)")],
+        start: Annotated[int, Field(ge=1, description="First line, 1-based")] = 1,
+        end: Annotated[int | None, Field(ge=1, description=f"Last line, inclusive (at most {MAX_LINES} lines)")] = None,
+    ) -> str:
+        return await _answer(_read_lines(get(), collection, document_id, start, end))
+
+    return [
+        (list_collections, "list_collections", "The collections: name, what they hold (pages or chunks), counts."),
+        (get_document, "get_document", "A document's metadata and its pages, or its chunks (path, lines, kind)."),
+        (read_lines, "read_lines", "Lines of a text/code document, numbered, as `N| text`."),
+    ]
+
+
+def _find_tools(get: Getter) -> list[ToolSpec]:
     async def search(
         collection: Annotated[str, Field(description="Collection name (from list_collections)")],
         query: Annotated[str, Field(description="What to look for, in words")],
@@ -98,20 +130,17 @@ def build_server(get: Callable[[], Collections], writes: WriteOptions) -> MCPSer
     ) -> list[Any]:
         return await _answer(_get_page(get(), collection, document_id, page, max_side))
 
-    async def get_document(
-        collection: Annotated[str, Field(description="Collection name")],
-        document_id: Annotated[str, Field(description="Document id")],
-    ) -> dict[str, Any]:
-        return await _answer(_get_document(get(), collection, document_id))
+    search_doc = (
+        "Search one collection. Each hit: document_id, page (PDFs/images) or path + lines (code/text), score and a "
+        "text snippet. Open a page with get_page, code with read_lines."
+    )
+    return [
+        (search, "search", search_doc),
+        (get_page, "get_page", "One stored page: its image (scaled to max_side) and its text layer."),
+    ]
 
-    async def read_lines(
-        collection: Annotated[str, Field(description="Collection name (one holding text/code chunks)")],
-        document_id: Annotated[str, Field(description="Document id (a code/text hit's document_id)")],
-        start: Annotated[int, Field(ge=1, description="First line, 1-based")] = 1,
-        end: Annotated[int | None, Field(ge=1, description=f"Last line, inclusive (at most {MAX_LINES} lines)")] = None,
-    ) -> str:
-        return await _answer(_read_lines(get(), collection, document_id, start, end))
 
+def _write_tools(get: Getter, writes: WriteOptions) -> list[ToolSpec]:
     async def add_document_tool(
         collection: Annotated[str, Field(description="Collection name")],
         url: Annotated[str | None, Field(description="http(s) URL of a PDF, image, text or code file")] = None,
@@ -125,28 +154,11 @@ def build_server(get: Callable[[], Collections], writes: WriteOptions) -> MCPSer
         work = add_document(get(), writes, collection, url, path, document_id, metadata, replace)
         return await _answer(work)
 
-    tools: list[tuple[Callable[..., Awaitable[Any]], str, str]] = [
-        (list_collections, "list_collections", "The collections: name, what they hold (pages or chunks), counts."),
-        (
-            search,
-            "search",
-            "Search one collection. Each hit: document_id, page (PDFs/images) or path + lines (code/text), score "
-            "and a text snippet. Open a page with get_page, code with read_lines.",
-        ),
-        (get_page, "get_page", "One stored page: its image (scaled to max_side) and its text layer."),
-        (get_document, "get_document", "A document's metadata and its pages, or its chunks (path, lines, kind)."),
-        (read_lines, "read_lines", "Lines of a text/code document, numbered, as `N| text`."),
-        (
-            add_document_tool,
-            "add_document",
-            "Add a document from a URL (or a local path on a stdio server). Works only when the server's operator "
-            "enabled writes (JEV4_MCP_WRITE=true); waits until the document is indexed.",
-        ),
-    ]
-    unstructured = {"get_page", "read_lines"}  # content blocks (an image, numbered lines), not a JSON object
-    for fn, name, description in tools:
-        server.add_tool(fn, name=name, description=description, structured_output=name not in unstructured)
-    return server
+    description = (
+        "Add a document from a URL (or a local path on a stdio server). Works only when the server's operator "
+        "enabled writes (JEV4_MCP_WRITE=true); waits until the document is indexed."
+    )
+    return [(add_document_tool, "add_document", description)]
 
 
 async def _search(
