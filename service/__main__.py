@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from service.cli.files import add_index_arguments, add_search_arguments, index_command, search_command
 from service.flags import SECTIONS, add_settings_flags, settings_from_args
+from service.mcp.stdio import add_mcp_command
 from service.settings import Settings, SettingsError
 
 __all__ = ["build_parser", "main", "settings_from_args"]
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_manage_commands(sub, _data_flags)
     add_jobs_command(sub, _data_flags)
+    add_mcp_command(sub)  # python -m service mcp (service.mcp.stdio)
     return parser
 
 
@@ -88,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return serve(settings)
+    if hasattr(args, "run"):  # sub-commands that name their own runner (mcp)
+        return int(args.run(args, settings))
     if args.command in ("collections", "documents", "jobs"):
         from service.cli.manage import manage_command
 

@@ -115,6 +115,12 @@ class Settings:
     cors_allow_origins: tuple[str, ...] = ()
     """Browser origins allowed to call the API cross-origin (CORS), e.g. ``https://app.example.com``; ``*`` = any.
     Empty (default) = CORS closed: no ``Access-Control-Allow-*`` header is ever sent."""
+    mcp_write: bool = False
+    """Let MCP clients add documents (the ``add_document`` tool, from a URL; over stdio also a local file under
+    ``mcp_root``). Off by default: the MCP tools only read. ``/mcp`` needs an API key when keys are set."""
+    mcp_root: Path | None = None
+    """Folder whose files the stdio MCP server (``python -m service mcp``) may add with ``add_document`` when
+    ``mcp_write`` is on; unset = no local files. The HTTP MCP endpoint never reads local files."""
 
     # --- logging --------------------------------------------------------------------------------------------
     log_level: str = "info"

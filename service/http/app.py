@@ -32,6 +32,7 @@ from service.http.metrics import Metrics
 from service.http.middleware import RequestContextMiddleware
 from service.http.openapi import document_errors, openapi_config
 from service.http.ui import ui_routers
+from service.mcp.http import McpPlugin
 
 if TYPE_CHECKING:
     from model.encoder import Encoder
@@ -116,6 +117,7 @@ def create_app(
         openapi_config=openapi_config(),
         on_startup=[lambda app: document_errors(app.openapi_schema)],
         cors_config=_cors(settings),
+        plugins=[McpPlugin(settings)],  # /mcp: the MCP tools over Streamable HTTP (service.mcp.http)
         logging_config=None,  # logging is configured once by service.logs (JSON lines + request id)
         debug=False,
     )
