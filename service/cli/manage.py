@@ -152,7 +152,7 @@ async def _run(settings: Any, args: argparse.Namespace, action: Action) -> int:
     from service.collections.manager import Collections
     from service.engine.runtime import Runtime, open_catalog
     from service.errors import error_info
-    from service.http.metrics import Metrics
+    from service.metrics import Metrics
 
     catalog = await asyncio.to_thread(open_catalog, settings)
     runtime = Runtime(settings, Metrics(), catalog=catalog)

@@ -39,7 +39,7 @@ from service.errors import ModelFailureError, NotReadyError, QueueFullError, Ser
 if TYPE_CHECKING:
     from model.processor import LateChunkInput, PreparedInput
     from model.types import EmbeddingOutput
-    from service.http.metrics import Metrics
+    from service.metrics import Metrics
 
 __all__ = ["Batcher", "EmbedBackend"]
 

@@ -22,7 +22,7 @@ from service.errors import NotReadyError
 
 if TYPE_CHECKING:
     from model.encoder import Encoder
-    from service.http.metrics import Metrics
+    from service.metrics import Metrics
     from service.settings import Settings
 
 __all__ = ["Runtime", "open_catalog", "where_to_go"]
