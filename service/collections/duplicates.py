@@ -36,9 +36,7 @@ if TYPE_CHECKING:
     from colbert.store import DocumentInfo, Store
     from service.collections.indexing import DocumentSource, Indexer
 
-__all__ = ["POLICIES", "UploadPlan", "content_hash", "page_ranges", "plan_upload"]
-
-POLICIES = ("return_existing", "refuse", "allow")
+__all__ = ["UploadPlan", "content_hash", "page_ranges", "plan_upload"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,16 +81,24 @@ class Runtime:
         self._start_task: asyncio.Task[None] | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, *, background: bool = True) -> None:
         """Build the MaxSim kernel (KernelUnavailableError when required and impossible), open the catalog, then
-        load + warm the model in the background."""
+        load + warm the model: in the background (the server: ``/ready`` says when), or before returning
+        (``background=False``, the CLI: a ModelLoadError propagates)."""
         in_use = await asyncio.to_thread(build_kernel, self.settings)
         self.metrics.maxsim_kernel.set(1 if in_use else 0)
+        await self.open_catalog()
+        if background:
+            self._start_task = asyncio.create_task(self._load_and_warm(reraise=False))
+        else:
+            await self._load_and_warm(reraise=True)
+
+    async def open_catalog(self) -> None:
+        """Open the collection catalog (when none was given); all the management commands need."""
         if self.catalog is None:
             self.catalog = await asyncio.to_thread(open_catalog, self.settings)
-        self._start_task = asyncio.create_task(self._load_and_warm())
 
-    async def _load_and_warm(self) -> None:
+    async def _load_and_warm(self, *, reraise: bool) -> None:
         try:
             if self.encoder is None:
                 self.status = "loading"
@@ -98,9 +106,11 @@ class Runtime:
             self._attach(self.encoder)
             self.status = "warming up"
             await self.warm_up()
-        except Exception as exc:  # noqa: BLE001 - outermost layer of the background start-up task
+        except Exception as exc:
             self.status = f"failed: {type(exc).__name__}: {exc}"
-            _LOG.error("model start-up failed", exc_info=exc)
+            if reraise:
+                raise
+            _LOG.error("model start-up failed", exc_info=exc)  # the outermost layer of the background task
             return
         self.ready = True
         self.status = "ready"
