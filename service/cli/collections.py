@@ -39,7 +39,9 @@ def add_collections_command(sub: Any, finish: Callable[..., None]) -> None:
     cols = sub.add_parser(
         "collections",
         help="list, show, delete, vacuum, export or import collections (no model needed)",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="The collection routes of the API on the data directory and backend the settings name (no "
+        "model needed): list, show, delete (asks first; --yes skips), vacuum, export to one file, import from one "
+        "(also to migrate between backends). Collections are created by `index` or POST /v1/collections.",
     )
     cols_sub = cols.add_subparsers(dest="action", required=True)
     finish(cols_sub.add_parser("list", help="every collection with its counts"))

@@ -32,7 +32,12 @@ Action = Callable[["Collections", argparse.Namespace], Awaitable[int]]
 
 def add_documents_command(sub: Any, finish: Callable[..., None]) -> None:
     """Add ``documents`` to the subcommands ``sub``; ``finish`` adds ``--json``, ``--collection`` and settings."""
-    docs = sub.add_parser("documents", help="list, show, delete documents or get their original files")
+    docs = sub.add_parser(
+        "documents",
+        help="list, show, delete documents or get their original files",
+        description="The document routes of the API on the data directory and backend the settings name (no "
+        "model needed): list, show, delete, get-file. Documents are added by `index` (PDFs, images, text and code).",
+    )
     docs_sub = docs.add_subparsers(dest="action", required=True)
     p = docs_sub.add_parser("list", help="documents with their pages and metadata")
     p.add_argument("--offset", type=int, default=0)

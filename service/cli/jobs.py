@@ -24,7 +24,11 @@ __all__ = ["add_jobs_command", "jobs_command"]
 
 def add_jobs_command(sub: Any, finish: Callable[..., None]) -> None:
     jobs = sub.add_parser(
-        "jobs", help="indexing jobs of a collection, asked of a running server (jobs are stored with the collections)"
+        "jobs",
+        help="indexing jobs of a collection, asked of a running server (jobs are stored with the collections)",
+        description="Lists a collection's indexing jobs, newest first. Jobs are stored with the collections "
+        "(every process records its jobs there); this command asks a running server (--url, default "
+        "http://HOST:PORT from the settings), which merges its live jobs with the stored ones.",
     )
     jobs_sub = jobs.add_subparsers(dest="action", required=True)
     p = jobs_sub.add_parser("list", help="the collection's jobs, newest first")
