@@ -46,6 +46,7 @@ from typing import Any
 
 from colbert import errors as ce
 from model import errors as me
+from service.settings_rules import env_name
 
 __all__ = [
     "ERROR_TABLE",
@@ -277,6 +278,7 @@ def error_info(exc: BaseException) -> ErrorInfo | None:
 def _with_setting(exc: BaseException) -> str:
     """The error's message, naming the setting that bounds it where the library cannot (it knows no env vars)."""
     message = str(exc)
-    if isinstance(exc, ce.StoreBusyError) and "JEV4_STORE_BUSY_TIMEOUT_S" not in message:
-        message += " (the wait is JEV4_STORE_BUSY_TIMEOUT_S)"
+    setting = env_name("store_busy_timeout_s")
+    if isinstance(exc, ce.StoreBusyError) and setting not in message:
+        message += f" (the wait is {setting})"
     return message

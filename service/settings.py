@@ -17,7 +17,7 @@ False
 >>> Settings.from_env({"JEV4_API_KEY": "a"})
 Traceback (most recent call last):
 ...
-service.settings.SettingsError: unknown variable JEV4_API_KEY; did you mean JEV4_API_KEYS?
+service.settings_rules.SettingsError: unknown variable JEV4_API_KEY; did you mean JEV4_API_KEYS?
 >>> env_name("max_pdf_pages")
 'JEV4_MAX_PDF_PAGES'
 """
@@ -31,6 +31,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from model.errors import InvalidTaskError
+from service.embeddings.inputs import parse_api_task
 from service.settings_rules import (
     CLIENT_VARIABLES,
     ENV_PREFIX,
@@ -265,6 +267,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         check_values(self)  # ranges and choices: service.settings_rules
+        try:
+            parse_api_task(self.default_task)
+        except InvalidTaskError as exc:
+            raise SettingsError(f"{env_name('default_task')}: {exc}") from None
 
     def __repr__(self) -> str:
         parts = []

@@ -1,6 +1,8 @@
 """What a setting's value may be: the variable that names a field, how a value is parsed (environment or flag),
 and the ranges and choices :class:`~service.settings.Settings` checks when it is built (``SettingsError`` naming
-the variable). Kept apart from the field list so ``service/settings.py`` reads as the reference of the knobs.
+the variable; ``default_task`` is checked by ``Settings`` itself, with the API's task parser). Kept apart from the
+field list so ``service/settings.py`` reads as the reference of the knobs. A leaf module (it imports nothing of
+the service), so any module may name a setting in a message with :func:`env_name`.
 
 >>> env_name("max_pdf_pages")
 'JEV4_MAX_PDF_PAGES'
@@ -14,9 +16,6 @@ import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from model.errors import InvalidTaskError
-from service.embeddings.inputs import parse_api_task
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -63,10 +62,6 @@ def check_values(s: Settings) -> None:
         raise SettingsError(f"{env_name('search_text_weight')} must be in 0..1; got {s.search_text_weight!r}")
     if any(not k for k in s.api_keys):
         raise SettingsError(f"{env_name('api_keys')} must not contain an empty key")
-    try:
-        parse_api_task(s.default_task)
-    except InvalidTaskError as exc:
-        raise SettingsError(f"{env_name('default_task')}: {exc}") from None
 
 
 def check_names(env: Mapping[str, str], known: set[str]) -> None:
