@@ -291,6 +291,15 @@ class Settings:
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out
 
+    def local_url(self) -> str:
+        """Where a client on this machine reaches the server (``0.0.0.0``/``::`` -> 127.0.0.1; IPv6 in brackets).
+
+        >>> Settings(host="0.0.0.0", port=9000).local_url(), Settings(host="::1").local_url()
+        ('http://127.0.0.1:9000', 'http://[::1]:8080')
+        """
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)

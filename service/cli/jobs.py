@@ -40,7 +40,7 @@ def add_jobs_command(sub: Any, finish: Callable[..., None]) -> None:
 def jobs_command(args: argparse.Namespace, settings: Settings) -> int:
     import httpx
 
-    url = (args.url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    url = (args.url or settings.local_url()).rstrip("/")
     headers = {"Authorization": f"Bearer {settings.api_keys[0]}"} if settings.api_keys else {}
     params = {"status": args.status} if args.status else {}
     try:

@@ -50,8 +50,7 @@ def open_catalog(settings: Settings) -> Any:
 
 def where_to_go(settings: Settings) -> str:
     """The one line that tells a person where to go once the server is ready."""
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    base = f"http://{host}:{settings.port}" if ":" not in host else f"http://[{host}]:{settings.port}"
+    base = settings.local_url()
     return f"ready: search page {base}/ui/ - API docs {base}/docs - embeddings POST {base}/v1/embeddings"
 
 
