@@ -16,7 +16,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from service.cli.session import json_object, run_command
+from service.cli.session import fail, json_object, run_command
 
 if TYPE_CHECKING:
     from service.collections.manager import Collections
@@ -52,8 +52,17 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def search_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Print the ranked hits of ``args.collection`` for ``args.query``."""
-    return run_command(settings, lambda c: _search(c, args), model=True)
+    """Print the ranked hits of ``args.collection`` for ``args.query`` (the request checked before the model
+    loads)."""
+    from service.errors import ServiceError, cli_exit_status, error_info
+
+    try:
+        request = _request(args)
+    except ServiceError as exc:
+        info = error_info(exc)
+        assert info is not None
+        return fail(info.message, cli_exit_status(info))
+    return run_command(settings, lambda c: _search(c, args, request), model=True)
 
 
 def _request(args: argparse.Namespace) -> SearchRequest:
@@ -70,8 +79,8 @@ def _request(args: argparse.Namespace) -> SearchRequest:
         raise UnprocessableError(f"invalid search: {exc}", code="validation_error") from None
 
 
-async def _search(c: Collections, args: argparse.Namespace) -> int:
-    response = await c.search(args.collection, _request(args))
+async def _search(c: Collections, args: argparse.Namespace, request: SearchRequest) -> int:
+    response = await c.search(args.collection, request)
     for rank, hit in enumerate(response.results, 1):
         print(json.dumps(_json_row(rank, hit), ensure_ascii=False) if args.json else _table_row(rank, hit))
         text = _text(hit)

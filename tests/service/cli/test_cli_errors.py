@@ -153,3 +153,16 @@ def test_ctrl_c_says_what_was_cancelled_and_how_to_resume(
     err = capsys.readouterr().err
     assert "skipped p0.png: document 'p0.png' exists" in err
     assert "3 of 3 documents indexed or present in 'c'" in err
+
+
+def test_an_invalid_search_is_refused_before_the_model_loads(
+    tmp_path: Path, clean_env: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import service.cli.session as session
+
+    def never(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("the model was loaded for a request that cannot run")
+
+    monkeypatch.setattr(session, "open_collections", never)
+    assert main(["search", "x", "--collection", "c", "--top-k", "0", "--data-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "error: invalid search: Expected `int` >= 1 - at `$.top_k`"
