@@ -33,6 +33,7 @@ from service import settings as settings_module
 from service.settings import SECRET_FIELDS, Settings, SettingsError, env_name, parse_value
 
 __all__ = [
+    "FIELDS",
     "SECTIONS",
     "FieldDoc",
     "add_settings_flags",
@@ -50,8 +51,7 @@ _LOAD_MODEL = ("model", "revision", "local_files_only", "tiny", "dtype", "device
 _FIND_COLLECTIONS = ("data_dir", "collection_backend", "qdrant_url", "qdrant_api_key", "store_busy_timeout_s")
 _SEARCH = ("first_stage", "term_cache_mb", "search_mode", "search_fusion", "search_text_weight", "search_rrf_k")
 
-# which settings each command takes: a section's name takes its every field (``serve`` takes them all), a
-# field's name takes that field
+# which sections of settings each command takes whole (``serve`` takes them all) ...
 SECTIONS: dict[str, tuple[str, ...]] = {
     "serve": (
         "model",
@@ -66,8 +66,12 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "maxsim",
     ),
     "index": ("model", "logging", "limits", "text and code documents", "collections", "maxsim"),
-    "search": (*_LOAD_MODEL, "torch_threads", "log_level", *_FIND_COLLECTIONS, *_SEARCH, "max_filter_keys", "maxsim"),
+    "search": ("maxsim",),
     "manage": ("collections",),
+}
+# ... and which single fields of other sections
+FIELDS: dict[str, tuple[str, ...]] = {
+    "search": (*_LOAD_MODEL, "torch_threads", "log_level", *_FIND_COLLECTIONS, *_SEARCH, "max_filter_keys"),
 }
 
 
@@ -144,14 +148,16 @@ def markdown_table(sections: tuple[str, ...]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def add_settings_flags(parser: argparse.ArgumentParser, taken: tuple[str, ...]) -> None:
-    """One flag per field taken (a section's name takes its fields, a field's name that field; see
-    :data:`SECTIONS`), grouped by section (see the module doc)."""
+def add_settings_flags(
+    parser: argparse.ArgumentParser, sections: tuple[str, ...], single: tuple[str, ...] = ()
+) -> None:
+    """One flag per field of ``sections`` and per field named in ``single`` (see :data:`SECTIONS`,
+    :data:`FIELDS`), grouped by section (see the module doc)."""
     docs = field_docs()
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in fields(Settings):
         entry = docs[f.name]
-        if entry.section not in taken and f.name not in taken:
+        if entry.section not in sections and f.name not in single:
             continue
         if entry.section not in groups:
             groups[entry.section] = parser.add_argument_group(f"settings: {entry.section}")

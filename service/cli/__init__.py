@@ -19,7 +19,7 @@ from service.cli.jobs import add_jobs_command, jobs_command
 from service.cli.search import add_search_arguments, search_command
 from service.cli.serve import serve
 from service.cli.session import fail, run_command
-from service.flags import SECTIONS, add_settings_flags, settings_from_args
+from service.flags import FIELDS, SECTIONS, add_settings_flags, settings_from_args
 from service.settings import SettingsError
 
 __all__ = ["build_parser", "main"]
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_index_arguments(index)
     add_search_arguments(search)
     for name, command in (("serve", serve_parser), ("index", index), ("search", search)):
-        add_settings_flags(command, SECTIONS[name])
+        add_settings_flags(command, SECTIONS[name], FIELDS.get(name, ()))
     collections.add_collections_command(sub, _finish)
     documents.add_documents_command(sub, _finish)
     add_jobs_command(sub, _finish)
