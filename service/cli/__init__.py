@@ -35,13 +35,28 @@ def _finish(parser: argparse.ArgumentParser, *, collection: bool = False) -> Non
 
 def build_parser() -> argparse.ArgumentParser:
     """Every command and its flags; settings flags are generated from ``Settings`` (``service.flags``)."""
-    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description="jina-embeddings-v4 embeddings and document search. `serve` runs the HTTP API; `index`, `search`, "
+        "`collections` and `documents` work on the same data directory without a server (with the API's rules and "
+        "messages); `jobs` asks a running server.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve_parser = sub.add_parser("serve", help="run the HTTP server")
     index = sub.add_parser(
-        "index", help="add PDFs/images, or text and code (--text, --task code), from files or folders to a collection"
+        "index",
+        help="add PDFs/images, or text and code (--text, --task code), from files or folders to a collection",
+        description="Add files and folders to a collection (created when missing), as uploads to the API would: "
+        "PDFs and images by default, text and code files with --text or --task code (a repository walk). A stored "
+        "document is skipped (pages: unless --replace; text: when unchanged), so running the same command again "
+        "resumes an interrupted run.",
     )
-    search = sub.add_parser("search", help="search a collection with a text query")
+    search = sub.add_parser(
+        "search",
+        help="search a collection with a text query",
+        description="Search a collection as POST /v1/collections/{name}/search does: a table of hits (rank, score, "
+        "document and page, or path and lines of a code chunk, the signals that found it) or --json lines.",
+    )
     add_index_arguments(index)
     add_search_arguments(search)
     for name, command in (("serve", serve_parser), ("index", index), ("search", search)):
