@@ -4,11 +4,12 @@ Two methods, both small pure functions over ``{item: score}`` maps (higher is be
 
 * :func:`rrf` — reciprocal-rank fusion (Cormack et al. 2009): ``sum_s weight_s / (k + rank_s)``, ranks from 1,
   an item missing from a signal contributing nothing for it. Scale-free: BM25 scores (unbounded, query-dependent)
-  and MaxSim scores (sums of cosines) need no calibration. **The default** (see docs/collections.md for the
-  evaluation behind the choice); ``k = 60`` as in the paper and in Qdrant, Elasticsearch and LightOn's
-  next-plaid.
+  and MaxSim scores (sums of cosines) need no calibration; ``k = 60`` as in the paper and in Qdrant,
+  Elasticsearch and LightOn's next-plaid.
 * :func:`weighted_sum` — min-max normalise each signal over its own list to [0, 1], then ``sum_s weight_s ·
-  norm_s`` (missing: 0). Uses the score gaps that RRF discards; sensitive to outliers in either list.
+  norm_s`` (missing: 0). Uses the score gaps that RRF discards; sensitive to outliers in either list. **The
+  default** of hybrid search (``JEV4_SEARCH_FUSION=weighted``; see docs/collections.md for the evaluation behind
+  the choice).
 
 Ties in the fused score are broken by the item itself (ascending), so results are deterministic.
 

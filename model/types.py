@@ -26,12 +26,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EmbeddingOutput",
-    "ImageInput",
     "PageImage",
     "PromptType",
     "Task",
     "TaskSpec",
-    "TextInput",
     "TextLayer",
     "Word",
     "parse_task",
@@ -113,20 +111,6 @@ def _parse_prompt(prompt_name: str | PromptType | None) -> PromptType:
         return PromptType(str(prompt_name))
     except ValueError:
         raise InvalidTaskError(f"unknown prompt_name {prompt_name!r}; expected 'query' or 'passage'") from None
-
-
-@dataclass(frozen=True, slots=True)
-class TextInput:
-    """A text to embed (the prefix is added by the processor, not by the caller)."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ImageInput:
-    """A decoded RGB image (decoding and the pixel cap happen in ``model.images``)."""
-
-    image: Image.Image
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,10 +30,6 @@ ALLOWED: dict[str, str] = {
     "tests/service/hostile.py::pdf_cases": (
         "a table of hostile PDFs, one yield per case, read top to bottom; splitting it would only scatter the table"
     ),
-    "service/settings.py": (
-        "Settings is one class by design: each field and its docstring are the single source of the env var, the "
-        "flag and docs/settings.md (3 lines a setting); 413 lines after the job-retention and original-file settings"
-    ),
     "tests/service/http/test_ui_browser_code.py::test_code_collection_session": (
         "one browser session over a text/code collection whose steps build on each other, as "
         "test_ui_browser.py's page session"

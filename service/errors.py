@@ -29,6 +29,9 @@ The status policy (``docs/errors.md``): 400 only when the body cannot be read (m
 415 when the Content-Type, or the bytes given for a field, are not of a kind it accepts (a PDF sent as an
 image); 422 when the body was read but a value is invalid (schema, task, dimensions, pages, URL refused, ...).
 
+The CLI prints the same message (``error: <message>``) and exits with :func:`cli_exit_status` of the same
+mapping, so one mistake reads the same over HTTP and on the command line.
+
 Errors of ``model`` (and ``colbert``) are mapped by :data:`ERROR_TABLE`; Litestar's own exceptions (unknown
 route, malformed JSON, schema validation, body too large) by ``service.http.exception_handlers``. Anything else is
 a 500 whose body says only "internal server error" (the traceback goes to the log with the request id).
@@ -43,6 +46,7 @@ from typing import Any
 
 from colbert import errors as ce
 from model import errors as me
+from service.settings_rules import env_name
 
 __all__ = [
     "ERROR_TABLE",
@@ -63,8 +67,8 @@ __all__ = [
     "UnauthorizedError",
     "UnprocessableError",
     "UnsupportedMediaTypeError",
+    "cli_exit_status",
     "error_info",
-    "register_error",
 ]
 
 
@@ -218,16 +222,16 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str, str]] = [
 ]
 
 
-def register_error(exc_type: type[BaseException], status: int, type_: str, code: str) -> None:
-    """Add a row to :data:`ERROR_TABLE` (before its base classes) — used for ``colbert`` errors."""
-    for i, (existing, *_rest) in enumerate(ERROR_TABLE):
-        if existing is exc_type:
-            ERROR_TABLE[i] = (exc_type, status, type_, code)
-            return
-        if issubclass(exc_type, existing):
-            ERROR_TABLE.insert(i, (exc_type, status, type_, code))
-            return
-    ERROR_TABLE.append((exc_type, status, type_, code))
+def cli_exit_status(info: ErrorInfo) -> int:
+    """The CLI's exit status for an error the API would answer with ``info`` (printed as ``error: <message>``,
+    the API's message): 2 when the command as given cannot run (a value refused: 400, 413, 415, 422; nothing
+    could start: 503), 1 when it ran and was refused (the thing named does not exist: 404, a conflict: 409,
+    busy: 429, disk full: 507, a failure: 500).
+
+    >>> [cli_exit_status(ErrorInfo(s, "t", "c", "m")) for s in (422, 413, 503, 404, 409, 500)]
+    [2, 2, 2, 1, 1, 1]
+    """
+    return 2 if info.status in (400, 413, 415, 422, 503) else 1
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -274,6 +278,7 @@ def error_info(exc: BaseException) -> ErrorInfo | None:
 def _with_setting(exc: BaseException) -> str:
     """The error's message, naming the setting that bounds it where the library cannot (it knows no env vars)."""
     message = str(exc)
-    if isinstance(exc, ce.StoreBusyError) and "JEV4_STORE_BUSY_TIMEOUT_S" not in message:
-        message += " (the wait is JEV4_STORE_BUSY_TIMEOUT_S)"
+    setting = env_name("store_busy_timeout_s")
+    if isinstance(exc, ce.StoreBusyError) and setting not in message:
+        message += f" (the wait is {setting})"
     return message

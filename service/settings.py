@@ -17,7 +17,7 @@ False
 >>> Settings.from_env({"JEV4_API_KEY": "a"})
 Traceback (most recent call last):
 ...
-service.settings.SettingsError: unknown variable JEV4_API_KEY; did you mean JEV4_API_KEYS?
+service.settings_rules.SettingsError: unknown variable JEV4_API_KEY; did you mean JEV4_API_KEYS?
 >>> env_name("max_pdf_pages")
 'JEV4_MAX_PDF_PAGES'
 """
@@ -25,7 +25,6 @@ service.settings.SettingsError: unknown variable JEV4_API_KEY; did you mean JEV4
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -34,23 +33,28 @@ from typing import Any
 
 from model.errors import InvalidTaskError
 from service.embeddings.inputs import parse_api_task
+from service.settings_rules import (
+    CLIENT_VARIABLES,
+    ENV_PREFIX,
+    SECRET_FIELDS,
+    SettingsError,
+    check_names,
+    check_values,
+    env_name,
+    parse_value,
+)
 
-__all__ = ["CLIENT_VARIABLES", "ENV_PREFIX", "SECRET_FIELDS", "Settings", "SettingsError", "env_name"]
+__all__ = [
+    "CLIENT_VARIABLES",
+    "ENV_PREFIX",
+    "SECRET_FIELDS",
+    "Settings",
+    "SettingsError",
+    "env_name",
+    "parse_value",
+]
 
-ENV_PREFIX = "JEV4_"
-SECRET_FIELDS = frozenset({"api_keys", "qdrant_api_key"})
-# read by the sample scripts (samples/_common.sh: the server's URL), never by the server
-CLIENT_VARIABLES = frozenset({"JEV4_URL"})
 _MiB = 1024 * 1024
-
-
-class SettingsError(ValueError):
-    """A configuration value that cannot be parsed or is out of range (names the variable and the value)."""
-
-
-def env_name(field_name: str) -> str:
-    """The environment variable of a field (``max_pdf_pages`` -> ``JEV4_MAX_PDF_PAGES``); limit errors name it."""
-    return ENV_PREFIX + field_name.upper()
 
 
 def _default_data_dir() -> Path:
@@ -268,19 +272,7 @@ class Settings:
     scoring with the slower torch fallback (a warning and the ``jev4_maxsim_fallback`` metric say so)."""
 
     def __post_init__(self) -> None:
-        _check_positive(self)
-        _check_choice("collection_backend", self.collection_backend, ("local", "qdrant"))
-        _check_choice("first_stage", self.first_stage, ("dense", "pooled"))
-        _check_choice("duplicate_policy", self.duplicate_policy, ("return_existing", "refuse", "allow"))
-        _check_choice("dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
-        _check_choice("log_level", self.log_level, ("debug", "info", "warning", "error"))
-        _check_chunking(self)
-        _check_choice("search_mode", self.search_mode, ("visual", "text", "hybrid"))
-        _check_choice("search_fusion", self.search_fusion, ("rrf", "weighted"))
-        if not 0.0 <= self.search_text_weight <= 1.0:
-            raise SettingsError(f"{env_name('search_text_weight')} must be in 0..1; got {self.search_text_weight!r}")
-        if any(not k for k in self.api_keys):
-            raise SettingsError(f"{env_name('api_keys')} must not contain an empty key")
+        check_values(self)  # ranges and choices: service.settings_rules
         try:
             parse_api_task(self.default_task)
         except InvalidTaskError as exc:
@@ -305,6 +297,15 @@ class Settings:
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out
 
+    def local_url(self) -> str:
+        """Where a client on this machine reaches the server (``0.0.0.0``/``::`` -> 127.0.0.1; IPv6 in brackets).
+
+        >>> Settings(host="0.0.0.0", port=9000).local_url(), Settings(host="::1").local_url()
+        ('http://127.0.0.1:9000', 'http://[::1]:8080')
+        """
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
@@ -314,7 +315,7 @@ class Settings:
         """Defaults, then ``JEV4_*`` variables of ``environ`` (``os.environ`` when None), then ``overrides``
         (those that are not None)."""
         env = os.environ if environ is None else environ
-        _check_names(env, {env_name(f.name) for f in fields(cls)})
+        check_names(env, {env_name(f.name) for f in fields(cls)})
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(env_name(f.name))
@@ -322,114 +323,3 @@ class Settings:
                 values[f.name] = parse_value(f.name, f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
-
-
-def _check_names(env: Mapping[str, str], known: set[str]) -> None:
-    """SettingsError naming the first ``JEV4_*`` variable that is no field, with the nearest valid name."""
-    for name in sorted(env):
-        if name.startswith(ENV_PREFIX) and name not in known and name not in CLIENT_VARIABLES:
-            near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-            hint = f"did you mean {near[0]}?" if near else "see the fields of service/settings.py"
-            raise SettingsError(f"unknown variable {name}; {hint}")
-
-
-def parse_value(name: str, annotation: object, raw: str) -> Any:
-    """Parse one value (environment or flag) according to the field's annotation (a string under PEP 563)."""
-    text = str(annotation)
-    var = env_name(name)
-    optional = "None" in text
-    if optional and raw.strip().lower() in ("", "none", "null"):
-        return None
-    try:
-        if text.startswith("tuple"):
-            return tuple(p.strip() for p in raw.split(",") if p.strip())
-        if text.startswith("bool"):
-            return _parse_bool(raw)
-        if text.startswith("int"):
-            return int(raw)
-        if text.startswith("float"):
-            return float(raw)
-        if text.startswith("Path"):
-            return Path(raw)
-    except ValueError:
-        raise SettingsError(f"{var}: expected {text}, got {raw!r}") from None
-    return raw
-
-
-def _parse_bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(raw)
-
-
-_POSITIVE = (
-    "port",
-    "search_rrf_k",
-    "max_batch_tokens",
-    "max_batch_size",
-    "cuda_graph_max_tokens",
-    "max_queue_rows",
-    "preprocess_threads",
-    "max_items_per_request",
-    "max_body_bytes",
-    "max_text_tokens",
-    "max_decoded_pixels",
-    "max_pdf_pages",
-    "max_job_pdf_pages",
-    "max_pdf_bytes",
-    "max_pages_per_request",
-    "pdf_dpi",
-    "pdf_pages_per_step",
-    "max_download_bytes",
-    "thumbnail_max_side",
-    "max_text_bytes",
-    "chunk_window_lines",
-    "max_filter_keys",
-    "job_keep_finished",
-    "job_keep_finished_s",
-)
-
-
-def _check_chunking(s: Settings) -> None:
-    if s.chunk_max_tokens < 16:
-        raise SettingsError(f"chunk_max_tokens must be at least 16, got {s.chunk_max_tokens}")
-    if not s.chunk_max_tokens + 512 <= s.late_chunk_window_tokens <= 32768 - 16:
-        raise SettingsError(
-            f"late_chunk_window_tokens must lie in [chunk_max_tokens + 512, 32752] = "
-            f"[{s.chunk_max_tokens + 512}, 32752], got {s.late_chunk_window_tokens}"
-        )
-    if not 0 <= s.late_chunk_overlap_tokens <= s.late_chunk_window_tokens // 2:
-        raise SettingsError(
-            "late_chunk_overlap_tokens must lie in [0, late_chunk_window_tokens / 2], "
-            f"got {s.late_chunk_overlap_tokens}"
-        )
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise SettingsError(f"{env_name(name)} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def _check_positive(s: Settings) -> None:
-    for name in _POSITIVE:
-        value = getattr(s, name)
-        if value <= 0:
-            raise SettingsError(f"{env_name(name)} must be positive, got {value}")
-    if s.download_timeout_s <= 0:
-        raise SettingsError(f"{env_name('download_timeout_s')} must be positive, got {s.download_timeout_s}")
-    for name in ("max_redirects", "retry_after_s", "term_cache_mb"):
-        if getattr(s, name) < 0:
-            raise SettingsError(f"{env_name(name)} must not be negative, got {getattr(s, name)}")
-    for name in ("image_max_pixels", "torch_threads"):
-        value = getattr(s, name)
-        if value is not None and value <= 0:
-            raise SettingsError(f"{env_name(name)} must be positive, got {value}")
-    if min(s.store_busy_timeout_s, s.job_heartbeat_s) <= 0 or s.job_stale_after_s <= s.job_heartbeat_s:
-        raise SettingsError(
-            f"{env_name('store_busy_timeout_s')} and {env_name('job_heartbeat_s')} must be positive and "
-            f"{env_name('job_stale_after_s')} above {env_name('job_heartbeat_s')}, "
-            f"got {s.store_busy_timeout_s}, {s.job_heartbeat_s}, {s.job_stale_after_s}"
-        )

@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from service.collections.indexing import DocumentSource, Indexer
 
 __all__ = [
-    "POLICIES",
     "UploadPlan",
     "admit",
     "content_hash",
@@ -55,8 +54,6 @@ __all__ = [
     "same_content",
     "text_content_hash",
 ]
-
-POLICIES = ("return_existing", "refuse", "allow")
 
 
 @dataclass(frozen=True, slots=True)

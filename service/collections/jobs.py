@@ -119,6 +119,12 @@ class IndexJob:
 Work = Callable[[IndexJob], Awaitable["DocumentInfo"]]
 
 
+_CANCELLED = ErrorInfo(
+    503,
+    "service_unavailable",
+    "job_cancelled",
+    "the server stopped (shutdown or Ctrl-C) before this job finished; nothing was stored: upload the document again",
+)
 _INTERRUPTED = ErrorInfo(
     503,
     "service_unavailable",
@@ -230,7 +236,7 @@ class JobRegistry:
                 job.document = await work(job)
                 job.status = JobStatus.SUCCEEDED
         except asyncio.CancelledError:
-            job.error = ErrorInfo(503, "service_unavailable", "job_cancelled", "the server stopped this job")
+            job.error = _CANCELLED
             job.status = JobStatus.FAILED
             raise
         except Exception as exc:  # noqa: BLE001 - outermost layer of a background task: report, never raise

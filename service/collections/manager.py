@@ -1,7 +1,6 @@
-"""What the collection routes do, between the HTTP layer (``service.http.controllers.collections``) and the
-index (``colbert``): one :class:`Collections` per app, made in the lifespan, holding the document repository
-(:mod:`service.collections.repository`, also the CLI's), the indexing jobs, and the :class:`Indexer` and
-:class:`Searcher` (made once, when the model is ready).
+"""The collections application service: what the HTTP routes (``service.http.controllers.collections``) and the
+CLI (``service.cli``) call. One :class:`Collections` per runtime, holding the document repository, the indexing
+jobs, and the :class:`Indexer` and :class:`Searcher` (made once, when the model is ready).
 
 Blocking index calls (SQLite, file I/O) run in threads; preprocessing in the runtime's pool; the model in
 the batcher's worker. Decisions:
@@ -31,10 +30,11 @@ import hashlib
 import uuid
 from typing import TYPE_CHECKING
 
+from colbert.errors import CollectionNotFoundError, DocumentNotFoundError
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig
 from model.errors import InvalidDimensionError
-from service.collections.duplicates import admit
+from service.collections.duplicates import admit, same_content
 from service.collections.indexing import Indexer, IndexOptions
 from service.collections.job_store import Retention, open_job_store
 from service.collections.jobs import IndexJob, JobRegistry
@@ -200,15 +200,16 @@ class Collections:
     async def delete(self, name: str) -> DeletedObject:
         deleted = await asyncio.to_thread(self.repository.delete, name)
         if not deleted:
-            raise NotFoundError(f"no collection named {name!r}", code="collection_not_found")
+            raise CollectionNotFoundError(f"no collection named {name!r}")
         return DeletedObject(id=name, object="collection")
 
     # ---- documents -----------------------------------------------------------------------------------------
     async def add_document(
         self, name: str, upload: DocumentUpload, *, wait: bool
     ) -> tuple[DocumentObject | JobObject, bool]:
-        """The new document (``wait``) or its job; ``True`` second when the upload duplicates a stored document
-        and the policy returned that one instead. Every kind takes this one path (:mod:`.writing`)."""
+        """The new document (``wait``) or its job; ``True`` second when nothing was indexed: the upload duplicates
+        a stored document the policy returned instead (:mod:`service.collections.duplicates`), or it is unchanged
+        (``upload.skip_unchanged``). Every kind takes this one path (:mod:`.writing`)."""
         store = await self.store(name)
         source = upload.source
         given = source.path if isinstance(source, TextSource) else upload.filename
@@ -223,9 +224,12 @@ class Collections:
             document_id,
             planned.content_hash,
             replace=upload.replace,
-            explicit_id=upload.document_id is not None,
+            explicit_id=upload.document_id is not None and not upload.id_from_path,
             policy=settings.duplicate_policy if planned.follows_duplicate_policy else "allow",
         )
+        if existing is None and upload.skip_unchanged:  # a re-index run: the stored document is this content
+            stored = await asyncio.to_thread(store.get_document, document_id)
+            existing = stored if stored and same_content(stored.content_hash, planned.content_hash) else None
         if existing is not None:
             return document_object(name, existing), True
         metadata = await upload.metadata_to_store(store, document_id)
@@ -254,7 +258,7 @@ class Collections:
 
         info, numbers = await asyncio.to_thread(work)
         if info is None or numbers is None:  # None: absent, or deleted between the two reads
-            raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
+            raise _no_document(name, document_id)
         doc = document_object(name, info)
         doc.page_numbers = numbers
         return doc
@@ -268,7 +272,7 @@ class Collections:
         store = await self.store(name)
         info = await asyncio.to_thread(store.get_document, document_id)
         if info is None:
-            raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
+            raise _no_document(name, document_id)
         if info.file is None:
             state = "on" if self.runtime.settings.keep_originals else "off"
             raise NotFoundError(
@@ -282,7 +286,7 @@ class Collections:
             return etag, None
         original = await asyncio.to_thread(self.repository.original, store, document_id)
         if original is None:  # deleted, or replaced without one, since the read above
-            raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
+            raise _no_document(name, document_id)
         return f'"{hashlib.sha256(original.data).hexdigest()[:32]}-file"', original
 
     async def patch_document(self, name: str, document_id: str, data: PatchDocumentRequest) -> DocumentObject:
@@ -298,13 +302,13 @@ class Collections:
 
         updated = await asyncio.to_thread(work)
         if updated is None:
-            raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
+            raise _no_document(name, document_id)
         return document_object(name, updated)
 
     async def delete_document(self, name: str, document_id: str) -> DeletedObject:
         store = await self.store(name)
         if not await asyncio.to_thread(self.repository.delete_document, store, document_id):
-            raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
+            raise _no_document(name, document_id)
         return DeletedObject(id=document_id, object="document")
 
     async def job(self, name: str, job_id: str) -> JobObject:
@@ -349,3 +353,7 @@ class Collections:
             usage=Usage(total_tokens=outcome.tokens, prompt_tokens=outcome.tokens),
             results=results,
         )
+
+
+def _no_document(collection: str, document_id: str) -> DocumentNotFoundError:  # 404 document_not_found
+    return DocumentNotFoundError(f"no document {document_id!r} in collection {collection!r}")

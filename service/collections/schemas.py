@@ -228,7 +228,8 @@ class DocumentList(Struct, kw_only=True):
 
 
 class JobObject(Struct, kw_only=True):
-    """Progress of one indexing job (``?wait=false``). Jobs live in memory: a restart forgets them."""
+    """Progress of one indexing job (``?wait=false``). Jobs are stored with the collections (any replica can
+    answer a poll); a job whose process stopped before it ended reads as failed (``job_interrupted``)."""
 
     object: str = "indexing_job"
     id: str
@@ -247,7 +248,7 @@ class JobObject(Struct, kw_only=True):
 
 class JobList(Struct, kw_only=True):
     """The indexing jobs the server remembers for a collection (queued, running, and the newest finished ones),
-    newest first. Jobs live in memory: a restart forgets them."""
+    newest first, from every process sharing the data directory or Qdrant (jobs are stored, not kept in memory)."""
 
     object: str = "list"
     data: list[JobObject]

@@ -67,6 +67,11 @@ class DocumentUpload:
     replace: bool
     filename: str | None = None  # the multipart part's file name (its last path component)
     path: str | None = None  # a text document's path as sent ("path" field, else the part's file name)
+    # the CLI: ``document_id`` was derived from the file's path (its folder walk), not chosen by the user, so the
+    # duplicate policy applies as to a default id
+    id_from_path: bool = False
+    # the CLI's incremental re-index: a text document whose content_hash is unchanged is not embedded again
+    skip_unchanged: bool = False
 
     def original(self) -> OriginalFile:
         """The uploaded file as kept with the document when ``JEV4_KEEP_ORIGINALS`` is on: its bytes, the media

@@ -26,7 +26,7 @@ from service.limits import name_setting, naming
 if TYPE_CHECKING:
     from model.processor import LateChunkInput, PreparedInput, Processor
     from model.types import TaskSpec
-    from service.http.metrics import Metrics
+    from service.metrics import Metrics
     from service.settings import Settings
 
 __all__ = ["Preparer", "Row"]

@@ -35,11 +35,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from model.errors import ModelError
 from service.errors import ModelFailureError, NotReadyError, QueueFullError, ServiceError
+from service.settings_rules import env_name
 
 if TYPE_CHECKING:
     from model.processor import LateChunkInput, PreparedInput
     from model.types import EmbeddingOutput
-    from service.http.metrics import Metrics
+    from service.metrics import Metrics
 
 __all__ = ["Batcher", "EmbedBackend"]
 
@@ -169,7 +170,7 @@ class Batcher:
                     self.metrics.rejected.labels(reason="queue_full").inc()
                 raise QueueFullError(
                     f"the server is busy: {waiting} rows wait for the model, this request adds {len(rows)}, "
-                    f"above the queue limit of {self.max_queue_rows} (JEV4_MAX_QUEUE_ROWS); retry later",
+                    f"above the queue limit of {self.max_queue_rows} ({env_name('max_queue_rows')}); retry later",
                     retry_after=self.retry_after_s,
                 )
             job.enqueued = time.perf_counter()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from colbert import _kernel
+from service.settings_rules import env_name
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -24,9 +25,10 @@ def build_kernel(settings: Settings) -> bool:
     if _kernel.build(settings.maxsim_cache_dir) is not None:
         return True
     if settings.require_maxsim_kernel:
+        required = env_name("require_maxsim_kernel")
         raise KernelUnavailableError(
-            f"the MaxSim C kernel cannot be built ({_kernel.unavailable_reason}) and JEV4_REQUIRE_MAXSIM_KERNEL is "
-            "set: install a C compiler (apt-get install gcc), point JEV4_MAXSIM_CACHE_DIR at a writable directory, "
-            "or unset JEV4_REQUIRE_MAXSIM_KERNEL to score with the slower torch fallback"
+            f"the MaxSim C kernel cannot be built ({_kernel.unavailable_reason}) and {required} is set: install a C "
+            f"compiler (apt-get install gcc), point {env_name('maxsim_cache_dir')} at a writable directory, or unset "
+            f"{required} to score with the slower torch fallback"
         )
     return False

@@ -22,7 +22,7 @@ from service.errors import NotReadyError
 
 if TYPE_CHECKING:
     from model.encoder import Encoder
-    from service.http.metrics import Metrics
+    from service.metrics import Metrics
     from service.settings import Settings
 
 __all__ = ["Runtime", "open_catalog", "where_to_go"]
@@ -50,8 +50,7 @@ def open_catalog(settings: Settings) -> Any:
 
 def where_to_go(settings: Settings) -> str:
     """The one line that tells a person where to go once the server is ready."""
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    base = f"http://{host}:{settings.port}" if ":" not in host else f"http://[{host}]:{settings.port}"
+    base = settings.local_url()
     return f"ready: search page {base}/ui/ - API docs {base}/docs - embeddings POST {base}/v1/embeddings"
 
 
@@ -81,16 +80,24 @@ class Runtime:
         self._start_task: asyncio.Task[None] | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, *, background: bool = True) -> None:
         """Build the MaxSim kernel (KernelUnavailableError when required and impossible), open the catalog, then
-        load + warm the model in the background."""
+        load + warm the model: in the background (the server: ``/ready`` says when), or before returning
+        (``background=False``, the CLI: a ModelLoadError propagates)."""
         in_use = await asyncio.to_thread(build_kernel, self.settings)
         self.metrics.maxsim_kernel.set(1 if in_use else 0)
+        await self.open_catalog()
+        if background:
+            self._start_task = asyncio.create_task(self._load_and_warm(reraise=False))
+        else:
+            await self._load_and_warm(reraise=True)
+
+    async def open_catalog(self) -> None:
+        """Open the collection catalog (when none was given); all the management commands need."""
         if self.catalog is None:
             self.catalog = await asyncio.to_thread(open_catalog, self.settings)
-        self._start_task = asyncio.create_task(self._load_and_warm())
 
-    async def _load_and_warm(self) -> None:
+    async def _load_and_warm(self, *, reraise: bool) -> None:
         try:
             if self.encoder is None:
                 self.status = "loading"
@@ -98,9 +105,11 @@ class Runtime:
             self._attach(self.encoder)
             self.status = "warming up"
             await self.warm_up()
-        except Exception as exc:  # noqa: BLE001 - outermost layer of the background start-up task
+        except Exception as exc:
             self.status = f"failed: {type(exc).__name__}: {exc}"
-            _LOG.error("model start-up failed", exc_info=exc)
+            if reraise:
+                raise
+            _LOG.error("model start-up failed", exc_info=exc)  # the outermost layer of the background task
             return
         self.ready = True
         self.status = "ready"

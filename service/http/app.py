@@ -28,11 +28,11 @@ from service.http.controllers.health import HealthController
 from service.http.controllers.pages import PagesController
 from service.http.controllers.rerank import RerankController
 from service.http.exception_handlers import handle_exception
-from service.http.metrics import Metrics
 from service.http.middleware import RequestContextMiddleware
 from service.http.openapi import document_errors, openapi_config
 from service.http.ui import ui_routers
 from service.mcp.http import McpPlugin
+from service.metrics import Metrics
 
 if TYPE_CHECKING:
     from model.encoder import Encoder

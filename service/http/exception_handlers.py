@@ -24,6 +24,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service.errors import ErrorInfo, error_info
 from service.http.middleware import request_id_from_scope
+from service.settings_rules import env_name
 
 __all__ = ["handle_exception", "litestar_error_info"]
 
@@ -44,7 +45,7 @@ def litestar_error_info(exc: HTTPException, method: str = "", path: str = "") ->
             return ErrorInfo(422, "invalid_request_error", "unknown_field", message)
         return ErrorInfo(422, "invalid_request_error", "validation_error", message)
     if isinstance(exc, RequestEntityTooLarge):
-        message = "request body larger than the server's limit (JEV4_MAX_BODY_BYTES)"
+        message = f"request body larger than the server's limit ({env_name('max_body_bytes')})"
         return ErrorInfo(413, "request_too_large", "body_too_large", message)
     if isinstance(exc, NotFoundException):
         detail = exc.detail if exc.detail and exc.detail != "Not Found" else f"no route {method} {path}"

@@ -21,7 +21,7 @@ from service.logs import REQUEST_ID
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-    from service.http.metrics import Metrics
+    from service.metrics import Metrics
 
 __all__ = ["RequestContextMiddleware", "request_id_from_scope"]
 

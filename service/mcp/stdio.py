@@ -42,9 +42,9 @@ def mcp_command(_args: argparse.Namespace, settings: Settings) -> int:
 async def _serve(settings: Settings) -> None:
     from service.collections.manager import Collections
     from service.engine.runtime import Runtime
-    from service.http.metrics import Metrics
     from service.mcp.server import build_server
     from service.mcp.writes import WriteOptions
+    from service.metrics import Metrics
 
     runtime = Runtime(settings, Metrics())
     await runtime.start()

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 
 from service.embeddings.schemas import ModelCard, ModelList
 from service.engine.runtime import Runtime
-from service.http.metrics import CONTENT_TYPE_LATEST
+from service.metrics import CONTENT_TYPE_LATEST
 
 __all__ = ["HealthController"]
 

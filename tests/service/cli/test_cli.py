@@ -121,7 +121,7 @@ def test_exit_codes(
     common = ["--collection", "codes", "--model", str(service_checkpoint), "--data-dir", str(tmp_path)]
     assert main(["index", str(tmp_path / "missing.pdf"), *common]) == 2
     assert "no such file" in capsys.readouterr().err
-    assert main(["search", "x", *common]) == 2
+    assert main(["search", "x", *common]) == 1  # no such collection: 404 -> 1, as every command
     assert "codes" in capsys.readouterr().err
     broken = tmp_path / "broken.pdf"
     broken.write_bytes(b"%PDF-1.4 not really")

@@ -59,7 +59,7 @@ def test_collections_list_show_delete(capsys: pytest.CaptureFixture[str], data_d
     assert code == 0
     shown = json.loads(out)
     assert (shown["name"], shown["documents"], shown["pages"]) == ("lib", 3, 4)
-    code, out, _ = _run(capsys, data_dir, "collections", "delete", "empty")
+    code, out, _ = _run(capsys, data_dir, "collections", "delete", "empty", "--yes")
     assert (code, out.strip()) == (0, "deleted collection empty")
     code, out, err = _run(capsys, data_dir, "collections", "show", "empty")
     assert code == 1
@@ -183,3 +183,27 @@ def test_collections_export_import_and_migrate(
     assert err.startswith("error: cannot read ")
     code, _, err = _run(capsys, data_dir, "collections", "export", "nope", str(tmp_path / "n.tar"))
     assert (code, err.strip()) == (1, "error: no collection named 'nope'")
+
+
+def test_collection_delete_asks_first(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no terminal on stdin (a script, a pipe): refused, naming --yes; nothing deleted
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    code, out, err = _run(capsys, data_dir, "collections", "delete", "lib")
+    assert (code, out) == (1, "")
+    assert "pass --yes" in err
+    assert _run(capsys, data_dir, "collections", "show", "lib")[0] == 0
+    # a person at a terminal: the question names what goes; "n" (or just Enter) keeps it, "y" deletes
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    asked: list[str] = []
+    answers = iter(["n", "y"])
+    monkeypatch.setattr("builtins.input", lambda question: asked.append(question) or next(answers))
+    code, _, err = _run(capsys, data_dir, "collections", "delete", "lib")
+    assert code == 1
+    assert "nothing was deleted" in err
+    assert asked == ["delete collection 'lib' with its 3 documents (4 pages)? [y/N] "]
+    code, out, _ = _run(capsys, data_dir, "collections", "delete", "lib")
+    assert (code, out.strip()) == (0, "deleted collection lib")
+    code, _, err = _run(capsys, data_dir, "collections", "delete", "lib", "--yes")
+    assert (code, err.strip()) == (1, "error: no collection named 'lib'")  # 404 before any question

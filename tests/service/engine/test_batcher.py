@@ -15,7 +15,7 @@ from model.errors import InputTooLongError
 from model.types import EmbeddingOutput
 from service.engine.batcher import Batcher
 from service.errors import ModelFailureError, NotReadyError, QueueFullError
-from service.http.metrics import Metrics
+from service.metrics import Metrics
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,103 @@
+"""``python -m service documents list | show | delete | get-file``: the document routes of
+:class:`~service.collections.manager.Collections` on the settings' data directory and backend, no model needed::
+
+    python -m service documents list --collection NAME       # GET    /v1/collections/{name}/documents
+    python -m service documents show ID --collection NAME    # GET    /v1/collections/{name}/documents/{id}
+    python -m service documents delete ID --collection NAME  # DELETE /v1/collections/{name}/documents/{id}
+    python -m service documents get-file ID --collection NAME -o PATH
+                                                             # GET    /v1/collections/{name}/documents/{id}/file
+
+Documents are added by ``index`` (PDFs, images, text and code). Exit status as ``collections``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from service.cli.output import document_lines, show, size
+from service.cli.session import fail
+
+if TYPE_CHECKING:
+    from service.collections.manager import Collections
+
+__all__ = ["ACTIONS", "add_documents_command"]
+
+Action = Callable[["Collections", argparse.Namespace], Awaitable[int]]
+
+
+def add_documents_command(sub: Any, finish: Callable[..., None]) -> None:
+    """Add ``documents`` to the subcommands ``sub``; ``finish`` adds ``--json``, ``--collection`` and settings."""
+    docs = sub.add_parser(
+        "documents",
+        help="list, show, delete documents or get their original files",
+        description="The document routes of the API on the data directory and backend the settings name (no "
+        "model needed): list, show, delete, get-file. Documents are added by `index` (PDFs, images, text and code).",
+    )
+    docs_sub = docs.add_subparsers(dest="action", required=True)
+    p = docs_sub.add_parser("list", help="documents with their pages and metadata")
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--limit", type=int, default=100)
+    finish(p, collection=True)
+    for action, helptext in (("show", "one document"), ("delete", "delete one document")):
+        p = docs_sub.add_parser(action, help=helptext)
+        p.add_argument("document_id")
+        finish(p, collection=True)
+    p = docs_sub.add_parser(
+        "get-file", help="write a document's original file (kept when JEV4_KEEP_ORIGINALS was on at upload)"
+    )
+    p.add_argument("document_id")
+    p.add_argument("-o", "--output", required=True, help="where to write it ('-': standard output)")
+    finish(p, collection=True)
+
+
+async def _list(c: Collections, args: argparse.Namespace) -> int:
+    listing = await c.list_documents(args.collection, offset=args.offset, limit=args.limit)
+    for doc in listing.data:
+        show(args, doc, "\n".join(document_lines(doc)))
+    if not args.json:
+        shown = f"{args.offset + 1}-{args.offset + len(listing.data)}" if listing.data else "none"
+        print(f"{shown} of {listing.total} documents in {args.collection}", file=sys.stderr)
+    return 0
+
+
+async def _show(c: Collections, args: argparse.Namespace) -> int:
+    doc = await c.get_document(args.collection, args.document_id)
+    show(args, doc, "\n".join(document_lines(doc)))
+    return 0
+
+
+async def _delete(c: Collections, args: argparse.Namespace) -> int:
+    deleted = await c.delete_document(args.collection, args.document_id)
+    show(args, deleted, f"deleted document {deleted.id} from {args.collection}")
+    return 0
+
+
+async def _get_file(c: Collections, args: argparse.Namespace) -> int:
+    _etag, original = await c.original(args.collection, args.document_id)
+    assert original is not None  # no If-None-Match was given
+    if args.output == "-":
+        sys.stdout.buffer.write(original.data)
+        sys.stdout.buffer.flush()
+        return 0
+    target = Path(args.output)
+    tmp = target.with_name(f".{target.name}.part")
+    try:  # written whole or not at all
+        tmp.write_bytes(original.data)
+        tmp.replace(target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        return fail(f"cannot write {target}: {exc}", 1)
+    name = "" if original.name is None else f" ({json.dumps(original.name, ensure_ascii=False)})"
+    text = f"wrote {target}: {size(len(original.data))}, {original.media_type}{name}"
+    summary = {"document_id": args.document_id, "file": str(target), "bytes": len(original.data)}
+    summary |= {"media_type": original.media_type, "name": original.name}
+    print(json.dumps(summary, ensure_ascii=False) if args.json else text)
+    return 0
+
+
+ACTIONS: dict[str, Action] = {"list": _list, "show": _show, "delete": _delete, "get-file": _get_file}

@@ -1,0 +1,105 @@
+"""``index`` of PDFs and images: each file is one upload job (``POST .../documents?wait=false``'s path), polled
+for its page progress; see :mod:`service.cli.index` for the rules."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import TYPE_CHECKING
+
+from service.cli.files import DocumentFile, collect_documents
+from service.cli.progress import Bar, IndexRun
+from service.errors import ErrorInfo, error_info
+from service.settings import env_name
+
+if TYPE_CHECKING:
+    from service.collections.manager import Collections
+    from service.collections.uploads import DocumentUpload
+
+__all__ = ["index_pages"]
+
+_POLL_S = 0.05
+
+
+async def index_pages(c: Collections, args: argparse.Namespace, run: IndexRun) -> int:
+    """Index every PDF/image under ``args.paths``; 1 when some failed or were refused."""
+    files = collect_documents(args.paths)
+    run.total = len(files)
+    bar = Bar(disable=args.no_progress, unit="page")
+    failed = 0
+    try:
+        for file in files:
+            run.current = file.source
+            bar.label(file.source)
+            line = await _index_one(c, args, file, bar)
+            if line is not None:
+                failed += line.startswith(("failed", "refused"))
+                bar.note(line)
+            run.done, run.current = run.done + 1, None
+    finally:
+        bar.close()
+    print(f"{len(files) - failed} of {len(files)} documents indexed or present in {args.collection!r}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _upload(args: argparse.Namespace, file: DocumentFile) -> DocumentUpload:
+    from service.collections.indexing import DocumentSource, detect_kind
+    from service.collections.uploads import DocumentUpload
+
+    data = file.path.read_bytes()
+    kind = detect_kind(data)
+    source = DocumentSource(data, kind, args.pages if kind == "pdf" else None)
+    metadata = {"source": file.source, "kind": kind, **(args.metadata or {})}
+    return DocumentUpload(source, metadata, file.document_id, args.replace, file.path.name, id_from_path=True)
+
+
+async def _index_one(c: Collections, args: argparse.Namespace, file: DocumentFile, bar: Bar) -> str | None:
+    """Index one file; the line to print about it (None: indexed)."""
+    from service.collections.schemas import DocumentObject
+
+    try:
+        answer, existing = await c.add_document(args.collection, _upload(args, file), wait=False)
+    except OSError as exc:
+        return f"failed {file.source}: cannot read it: {exc}"
+    except Exception as exc:  # an upload refused before its job started: the route's error, one line
+        info = error_info(exc)
+        if info is None:
+            raise
+        return _refused(file, info)
+    if isinstance(answer, DocumentObject):  # the duplicate policy returned a stored document
+        return _skipped_duplicate(file, answer.id) if existing else None
+    error = await _follow(c, args.collection, answer.id, bar)
+    return None if error is None else _refused(file, error)
+
+
+async def _follow(c: Collections, collection: str, job_id: str, bar: Bar) -> ErrorInfo | None:
+    """Wait for the job, advancing the bar by its pages; its error (None: succeeded)."""
+    total_seen = done_seen = 0
+    while True:
+        job = await c.jobs.get(collection, job_id)
+        if job is None:  # forgotten by retention: cannot happen while it runs in this process
+            return ErrorInfo(500, "server_error", "job_lost", f"indexing job {job_id} was lost")
+        if job.pages_total is not None and not total_seen:
+            total_seen = job.pages_total
+            bar.grow(total_seen)
+        bar.advance(job.pages_done - done_seen)
+        done_seen = job.pages_done
+        if job.finished:
+            return job.error
+        await asyncio.sleep(_POLL_S)
+
+
+def _refused(file: DocumentFile, info: ErrorInfo) -> str:
+    if info.code == "document_exists":
+        return f"skipped {file.source}: document {file.document_id!r} exists (use --replace)"
+    verb = "refused" if info.code == "duplicate_document" else "failed"
+    return f"{verb} {file.source}: {info.message}"
+
+
+def _skipped_duplicate(file: DocumentFile, existing: str) -> str:
+    """The line for a file whose content is stored already (``JEV4_DUPLICATE_POLICY=return_existing``)."""
+    if existing == file.document_id:
+        return f"skipped {file.source}: document {file.document_id!r} exists, same content (use --replace)"
+    setting = env_name("duplicate_policy")
+    return f"skipped {file.source}: the same content is document {existing!r} ({setting}=return_existing)"
