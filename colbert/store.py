@@ -48,7 +48,6 @@ __all__ = [
     "CollectionConfig",
     "DocumentInfo",
     "FileInfo",
-    "FilterValue",
     "Hit",
     "OriginalFile",
     "Store",
@@ -56,7 +55,6 @@ __all__ = [
     "UnitRecord",
 ]
 
-FilterValue = str | int | bool
 UNIT_KINDS = ("page", "chunk")
 
 

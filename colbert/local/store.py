@@ -35,10 +35,9 @@ Why SQLite (stdlib) and this layout:
   date with the other handles' commits at the start of each search (one small query; new rows are loaded
   incrementally), so a committed write is seen by the next search of every handle.
 
-Multi-vectors are pooled (``pool_factor``) and encoded with the collection's codec at add time; stored bytes
-are what is scored, so search results equal MaxSim over the decoded stored vectors. An index of format
-version 2 is migrated on open, and a full-text index built by older tokeniser rules is rebuilt on open
-(:mod:`colbert.local.migrate`).
+Multi-vectors are pooled (``pool_factor``) and encoded with the collection's codec at add time; stored bytes are
+what is scored, so search results equal MaxSim over the decoded stored vectors. A full-text index built by older
+tokeniser rules is rebuilt on open (:mod:`colbert.local.migrate`).
 """
 
 from __future__ import annotations
@@ -115,12 +114,9 @@ class LocalStore(LocalHandle):
         *,
         expected: CollectionConfig | None = None,
         options: LocalOptions | None = None,
-        legacy_images: Path | None = None,
     ) -> LocalStore:
         """An existing collection; typed errors if it is missing, foreign, another version or another size.
-
-        A format-2 index is migrated first (:mod:`colbert.local.migrate`), importing page images from
-        ``legacy_images`` (the collection's folder of the old ``page-images`` layout) when given."""
+        Brought up to date first (:mod:`colbert.local.migrate`)."""
         path = directory / _schema.DB_FILE
         if not path.is_file():
             raise IndexFormatError(f"no index at {directory} ({_schema.DB_FILE} is missing)")
@@ -130,7 +126,7 @@ class LocalStore(LocalHandle):
         except sqlite3.DatabaseError as exc:
             raise IndexFormatError(f"{path} is not an index of this format ({exc})") from exc
         try:
-            _migrate.migrate(conn, path, legacy_images)
+            _migrate.migrate(conn, path)
             config = _schema.read_config(conn, path, expected)
         finally:
             conn.close()

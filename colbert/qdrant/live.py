@@ -91,7 +91,7 @@ def match(key: str, value: str | int | bool) -> qm.FieldCondition:
 
 
 def info(rec: dict[str, Any]) -> DocumentInfo:
-    units = int(rec["num_units"] if "num_units" in rec else rec["num_pages"])  # format 1 wrote num_pages
+    units = int(rec["num_units"])
     f = rec.get("file")
     file = None if not f else FileInfo(str(f["media_type"]), int(f["size"]), f.get("name"), str(f["sha256"]))
     return DocumentInfo(

@@ -44,7 +44,6 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -142,7 +141,13 @@ class QdrantStore:
 
     @classmethod
     def create(
-        cls, client: QdrantClient, name: str, config: CollectionConfig, options: QdrantOptions | None = None
+        cls,
+        client: QdrantClient,
+        name: str,
+        config: CollectionConfig,
+        options: QdrantOptions | None = None,
+        *,
+        importing: bool = False,
     ) -> QdrantStore:
         validate_config(config)
         options = options or QdrantOptions()
@@ -153,7 +158,9 @@ class QdrantStore:
             "replication_factor": options.replication_factor,
             "timeout": options.timeout_s,
         }
-        instance = create_collections(client, name, config, on_disk=options.multivector_on_disk, common=common)
+        instance = create_collections(
+            client, name, config, on_disk=options.multivector_on_disk, common=common, importing=importing
+        )
         return cls(client, name, config, options, instance)
 
     @classmethod
@@ -164,14 +171,12 @@ class QdrantStore:
         *,
         expected: CollectionConfig | None = None,
         options: QdrantOptions | None = None,
-        legacy_images: Path | None = None,
     ) -> QdrantStore:
-        """An existing collection (a format-1 one migrated first, importing page images from ``legacy_images``,
-        the collection's folder of the old ``page-images`` layout, when given)."""
+        """An existing collection (sparse vectors of older tokeniser rules recomputed first)."""
         if not client.collection_exists(name) or not client.collection_exists(docs_collection(name)):
             raise CollectionNotFoundError(f"no Qdrant collection {name!r}")
         options = options or QdrantOptions()
-        migrate(client, name, legacy_images, options.max_request_bytes)
+        migrate(client, name, options.max_request_bytes)
         config = read_config(client, name)
         if expected is not None and expected != config:
             if (expected.dense_dim, expected.multivector_dim) != (config.dense_dim, config.multivector_dim):

@@ -116,7 +116,7 @@ def test_a_qdrant_handle_notices_its_collection_re_created(tmp_path: Path, monke
         def fail(*args: object, **kwargs: object) -> None:
             raise RuntimeError("connection reset")
 
-        monkeypatch.setattr(a.qdrant_client, "retrieve", fail)
+        monkeypatch.setattr(vars(a.backend)["client"], "retrieve", fail)  # the shared Qdrant client
         with pytest.raises(RuntimeError, match="connection reset"):  # the collection is fine: the error stays as is
             live.get_document("a")
         assert b.get("shared") is live
