@@ -53,6 +53,8 @@ import numpy as np
 
 from colbert._validate import (
     canonical_json,
+    check_delete_filter,
+    check_filter_keys,
     check_page_window,
     validate_config,
     validate_document,
@@ -64,7 +66,6 @@ from colbert._validate import (
 from colbert.errors import (
     DocumentExistsError,
     IndexFormatError,
-    InvalidFilterError,
     InvalidQueryError,
 )
 from colbert.filters import MetadataFilter
@@ -182,16 +183,18 @@ class LocalStore(LocalHandle):
         with self._write() as conn:
             return delete_rows(conn, doc_id, self.options.deletions_retained)
 
-    def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter) -> list[str]:
-        """Delete every document whose metadata passes ``filter`` (non-empty) in one transaction; their ids."""
-        flt = validate_filter(filter)
-        if not flt:
-            raise InvalidFilterError("delete by filter needs at least one condition (an empty filter matches all)")
+    def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter, *, dry_run: bool = False) -> list[str]:
+        """Delete every document whose metadata passes ``filter`` in one transaction; their ids, sorted.
+        ``dry_run``: delete nothing, answer the ids that would go. ``UnknownFilterKeyError`` if the filter names
+        a key no document has (:func:`colbert._validate.check_filter_keys`)."""
+        flt = check_delete_filter(filter)
         sql, params = filter_docs_sql(flt)
-        with self._write() as conn:
+        with self._read() if dry_run else self._write() as conn:
+            check_filter_keys(flt, lambda f: conn.execute(*_limit_1(*filter_docs_sql(f))).fetchone() is not None)
             doomed = sorted(r[0] for r in conn.execute(sql, params))
-            for doc_id in doomed:
-                delete_rows(conn, doc_id, self.options.deletions_retained)
+            if not dry_run:
+                for doc_id in doomed:
+                    delete_rows(conn, doc_id, self.options.deletions_retained)
         return doomed
 
     # -- reads ----------------------------------------------------------------------------------------
@@ -372,6 +375,10 @@ class LocalStore(LocalHandle):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _limit_1(sql: str, params: list[Any]) -> tuple[str, list[Any]]:
+    return f"{sql} LIMIT 1", params
 
 
 _DOC_SELECT = (

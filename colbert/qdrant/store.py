@@ -51,6 +51,8 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from colbert._validate import (
+    check_delete_filter,
+    check_filter_keys,
     check_page_window,
     validate_config,
     validate_document,
@@ -65,7 +67,6 @@ from colbert.errors import (
     DimensionMismatchError,
     DocumentExistsError,
     IndexFormatError,
-    InvalidFilterError,
     InvalidQueryError,
 )
 from colbert.filters import MetadataFilter
@@ -255,12 +256,13 @@ class QdrantStore:
         return existed
 
     @noticing
-    def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter) -> list[str]:
-        """Delete every document whose metadata passes ``filter`` (non-empty); their ids. Each document goes
-        as :meth:`delete_document` does (record first, then pages); the set is not one atomic step."""
-        flt = validate_filter(filter)
-        if not flt:
-            raise InvalidFilterError("delete by filter needs at least one condition (an empty filter matches all)")
+    def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter, *, dry_run: bool = False) -> list[str]:
+        """Delete every document whose metadata passes ``filter``; their ids, sorted. Each document goes as
+        :meth:`delete_document` does (record first, then pages); the set is not one atomic step. ``dry_run``:
+        delete nothing, answer the ids that would go. ``UnknownFilterKeyError`` if the filter names a key no
+        document has (:func:`colbert._validate.check_filter_keys`)."""
+        flt = check_delete_filter(filter)
+        check_filter_keys(flt, self._any_passes)
         doomed: list[str] = []
         offset: Any = None
         while True:
@@ -270,9 +272,14 @@ class QdrantStore:
             doomed += [str((r.payload or {})["doc_id"]) for r in records]
             if offset is None:
                 break
-        for doc_id in sorted(doomed):
+        doomed.sort()
+        for doc_id in [] if dry_run else doomed:
             self.delete_document(doc_id)
-        return sorted(doomed)
+        return doomed
+
+    def _any_passes(self, flt: MetadataFilter) -> bool:
+        records, _ = self.client.scroll(self._docs, scroll_filter=qdrant_filter(flt), limit=1, with_payload=False)
+        return bool(records)
 
     def _drop_pages(self, doc_id: str, *, keep_version: str | None) -> None:
         must_not = [] if keep_version is None else [match("version", keep_version)]
