@@ -35,20 +35,24 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
 
 def test_create_open_names_drop(backend: Backend) -> None:
-    assert backend.names() == [] and not backend.exists("a")
+    assert backend.names() == []
+    assert not backend.exists("a")
     store = backend.create("a", CFG)
     store.add_document("d", [_page()])
     with pytest.raises(CollectionExistsError):
         backend.create("a", CFG)
-    assert backend.exists("a") and backend.names() == ["a"]
+    assert backend.exists("a")
+    assert backend.names() == ["a"]
     store.close()
     again = backend.open("a")
-    assert again.config == CFG and again.count() == (1, 1)
+    assert again.config == CFG
+    assert again.count() == (1, 1)
     assert not backend.is_stale("a", again)
     again.close()
     assert backend.drop("a") is True
     assert backend.drop("a") is False
-    assert backend.names() == [] and not backend.exists("a")
+    assert backend.names() == []
+    assert not backend.exists("a")
     with pytest.raises(CollectionNotFoundError):
         backend.open("a")
 
@@ -59,7 +63,8 @@ def test_disk_bytes_and_vacuum_answer_for_every_backend(backend: Backend) -> Non
     size = backend.disk_bytes(store)
     assert size is None or size > 0  # None: a Qdrant server's disk, not visible here
     result = backend.vacuum("v", store)
-    assert result.name == "v" and result.note
+    assert result.name == "v"
+    assert result.note
     assert (result.bytes_before is None) == (result.bytes_after is None) == (size is None)
     store.close()
 
@@ -83,7 +88,8 @@ def test_a_discarded_staging_collection_leaves_nothing(backend: Backend) -> None
     store.add_document("d", [_page()])
     store.close()
     backend.discard(key)
-    assert backend.names() == [] and not backend.exists("gone")
+    assert backend.names() == []
+    assert not backend.exists("gone")
     backend.create("gone", CFG).close()  # the name is free
     backend.discard(key)  # a second discard, or one of a published name, removes nothing
     assert backend.names() == ["gone"]
