@@ -28,9 +28,8 @@ next write or delete of that doc id. Deletion removes the record first (commit),
 Not covered: two writers racing on the same doc id (the last record wins), and ``count()``'s unit total,
 which counts stored unit points and so may include an in-flight write.
 
-Format version 2 added ``__blobs``, ``kind`` and ``text``; a version-1 collection is migrated when opened
-(the blobs collection is created, and page images of the old ``page-images`` folder imported when given);
-sparse vectors of older tokeniser rules are recomputed from the stored texts on open (:mod:`colbert.qdrant.sparse`).
+Format version 2 (version 1 predates the first release and is refused by name); sparse vectors of older
+tokeniser rules are recomputed from the stored texts on open (:mod:`colbert.qdrant.sparse`).
 
 Codecs: ``float32``/``float16`` map to Qdrant's storage datatypes; ``int8``/``binary`` documents are stored as
 float16 of their decoded values, so scores equal the embedded backend's (to float16 rounding) but the memory
@@ -90,7 +89,7 @@ from colbert.qdrant.layout import (
     unit_of,
     unit_point,
 )
-from colbert.qdrant.live import doc_point, hits, info, instance_of, live, match, noticing
+from colbert.qdrant.live import doc_ids, doc_point, hits, info, instance_of, live, match, noticing
 from colbert.qdrant.live import keep as keep_live
 from colbert.qdrant.modes import hybrid_points, text_points, visual_points
 from colbert.qdrant.sparse import check_tokenizer
@@ -262,24 +261,11 @@ class QdrantStore:
         delete nothing, answer the ids that would go. ``UnknownFilterKeyError`` if the filter names a key no
         document has (:func:`colbert._validate.check_filter_keys`)."""
         flt = check_delete_filter(filter)
-        check_filter_keys(flt, self._any_passes)
-        doomed: list[str] = []
-        offset: Any = None
-        while True:
-            records, offset = self.client.scroll(
-                self._docs, scroll_filter=qdrant_filter(flt), limit=256, offset=offset, with_payload=["doc_id"]
-            )
-            doomed += [str((r.payload or {})["doc_id"]) for r in records]
-            if offset is None:
-                break
-        doomed.sort()
+        check_filter_keys(flt, lambda f: bool(doc_ids(self.client, self._docs, qdrant_filter(f), limit=1)))
+        doomed = sorted(doc_ids(self.client, self._docs, qdrant_filter(flt)))
         for doc_id in [] if dry_run else doomed:
             self.delete_document(doc_id)
         return doomed
-
-    def _any_passes(self, flt: MetadataFilter) -> bool:
-        records, _ = self.client.scroll(self._docs, scroll_filter=qdrant_filter(flt), limit=1, with_payload=False)
-        return bool(records)
 
     def _drop_pages(self, doc_id: str, *, keep_version: str | None) -> None:
         must_not = [] if keep_version is None else [match("version", keep_version)]
