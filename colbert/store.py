@@ -215,8 +215,9 @@ class Store(Protocol):
         ``[1, 3]``); None if there is no such document."""
         ...
 
-    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo | None:
-        """Set a document's metadata (the whole object) without touching its units; None if there is none."""
+    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo:
+        """Set a document's metadata (the whole object) without touching its units; ``DocumentNotFoundError``
+        if there is none (a write names one document: there is no sensible "nothing" to answer)."""
         ...
 
     def find_by_hash(self, content_hash: str) -> DocumentInfo | None:

@@ -65,6 +65,7 @@ from colbert._validate import (
 )
 from colbert.errors import (
     DocumentExistsError,
+    DocumentNotFoundError,
     IndexFormatError,
     InvalidQueryError,
 )
@@ -159,15 +160,16 @@ class LocalStore(LocalHandle):
                 delete_rows(conn, doc_id, self.options.deletions_retained)
             return insert_document(conn, doc_id, rows, meta, content_hash, original)
 
-    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo | None:
-        """Replace a document's metadata (and its filter index) in one transaction; units are untouched."""
+    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo:
+        """Replace a document's metadata (and its filter index) in one transaction; units are untouched
+        (``DocumentNotFoundError`` if there is no such document)."""
         if not isinstance(doc_id, str):
             raise InvalidQueryError(f"doc_id must be a str, got {type(doc_id).__name__}")
         meta = validate_metadata(metadata, self.options.limits)
         with self._write() as conn:
             updated = conn.execute("UPDATE documents SET metadata = ? WHERE doc_id = ?", (canonical_json(meta), doc_id))
             if updated.rowcount == 0:
-                return None
+                raise DocumentNotFoundError(f"no document {doc_id!r} in collection {self.directory.name!r}")
             conn.execute("DELETE FROM doc_fields WHERE doc_id = ?", (doc_id,))
             conn.executemany(
                 "INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)",

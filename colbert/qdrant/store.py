@@ -65,6 +65,7 @@ from colbert.errors import (
     CollectionNotFoundError,
     DimensionMismatchError,
     DocumentExistsError,
+    DocumentNotFoundError,
     IndexFormatError,
     InvalidQueryError,
 )
@@ -230,16 +231,17 @@ class QdrantStore:
         return info(record)
 
     @noticing
-    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo | None:
-        """Replace a document's metadata without touching its vectors: first on its live unit points (what filters
-        read), then on its record (what reads and hits return). Not atomic across the two requests: between them,
-        or after a crash there, a filter may already match the new metadata while reads show the old."""
+    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo:
+        """Replace a document's metadata without touching its vectors (``DocumentNotFoundError`` if there is
+        none): first on its live unit points (what filters read), then on its record (what reads return). Not
+        atomic across the two requests: between them, or after a crash there, a filter may already match the new
+        metadata while reads show the old."""
         if not isinstance(doc_id, str):
             raise InvalidQueryError(f"doc_id must be a str, got {type(doc_id).__name__}")
         meta = validate_metadata(metadata, self.options.limits)
         record = self._record(doc_id)
         if record is None:
-            return None
+            raise DocumentNotFoundError(f"no document {doc_id!r} in collection {self.name!r}")
         committed = qm.Filter(must=[match("doc_id", doc_id), match("version", record["version"])])
         self.client.set_payload(self.name, {"metadata": meta}, points=committed, wait=True)
         self.client.set_payload(self._docs, {"metadata": meta}, points=[doc_point(doc_id)], wait=True)
