@@ -2,15 +2,20 @@
 
 Creation builds the index in a hidden temporary directory and renames it into place, and deletion renames the
 directory away before removing it; a rename is atomic, so after a crash a name either is a complete collection
-or does not exist (leftover hidden directories are removed when a backend opens). An import is built the same
-way in a hidden ``.import-*`` directory (:meth:`LocalBackend.create_staging`), renamed into place only when
-complete; a rename never replaces a collection created meanwhile (the directory is not empty).
+or does not exist. An import is built the same way in a hidden ``.import-*`` directory
+(:meth:`LocalBackend.create_staging`), renamed into place only when complete; a rename never replaces a
+collection created meanwhile (the directory is not empty). A staging directory is ``flock``-ed by the process
+building it until it is published or discarded; when a backend opens, the hidden directories nobody holds
+(leftovers of a crash or ``kill -9``, whose locks died with their process) are removed, and those another
+process is still building are left alone.
 """
 
 from __future__ import annotations
 
 import builtins
+import fcntl
 import json
+import os
 import re
 import shutil
 import uuid
@@ -54,8 +59,9 @@ class LocalBackend:
         self._root = self.data_dir / "collections"
         self._root.mkdir(parents=True, exist_ok=True)
         self._inodes: dict[str, int] = {}  # index file of each open store (another process may swap it)
+        self._staging: dict[str, int] = {}  # key -> descriptor of its directory, flock-ed while it is built
         for leftover in self._root.glob(".*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+            _remove_unless_held(leftover)
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -113,10 +119,13 @@ class LocalBackend:
         if (self._root / name).exists():
             raise CollectionExistsError(f"collection {name!r} already exists")
         key = f"{prefix}-{name}-{uuid.uuid4().hex}"
+        (self._root / key).mkdir()
+        self._staging[key] = fd = os.open(self._root / key, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another process's sweep leaves it alone while this one builds it
         try:
             return key, LocalStore.create(self._root / key, config, self.options)
         except BaseException:
-            shutil.rmtree(self._root / key, ignore_errors=True)
+            self.discard(key)
             raise
 
     def publish(self, key: str, name: str) -> None:
@@ -124,9 +133,16 @@ class LocalBackend:
             (self._root / key).rename(self._root / name)  # refuses a non-empty target: nobody's data is replaced
         except OSError as exc:
             raise CollectionExistsError(f"collection {name!r} already exists ({exc})") from exc
+        self._release(key)
 
     def discard(self, key: str) -> None:
         shutil.rmtree(self._root / key, ignore_errors=True)
+        self._release(key)
+
+    def _release(self, key: str) -> None:
+        fd = self._staging.pop(key, None)
+        if fd is not None:
+            os.close(fd)  # drops the flock
 
     def job_store(self, *, busy_timeout_s: float, retention: Retention | None) -> JobStore:
         return SqliteJobStore(self.data_dir / "jobs.sqlite", busy_timeout_s=busy_timeout_s, retention=retention)
@@ -158,6 +174,21 @@ class LocalBackend:
                 raise ExportFormatError(f"document {doc.doc_id!r} appears twice in the export")
             insert_document(conn, doc.doc_id, rows, doc.metadata, doc.content_hash, doc.original)
             conn.execute("UPDATE documents SET created_at = ? WHERE doc_id = ?", (doc.created_at, doc.doc_id))
+
+
+def _remove_unless_held(leftover: Path) -> None:
+    """Remove a hidden leftover unless a live process holds its lock (it is building it)."""
+    try:
+        fd = os.open(leftover, os.O_RDONLY)
+    except OSError:
+        return  # gone meanwhile
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return
+    finally:
+        os.close(fd)
+    shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _documents(store: LocalStore) -> Iterator[StoredDocument]:

@@ -4,6 +4,7 @@ factory (:func:`colbert.backends.open_backend`) as the one place that knows the 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from colbert.backends import BACKENDS, open_backend
 from colbert.catalog import Catalog
 from colbert.errors import CollectionExistsError, CollectionNotFoundError
 from colbert.jobs import Retention
+from colbert.local.backend import LocalBackend
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig, UnitRecord
 
@@ -142,3 +144,22 @@ def test_the_factory_is_the_one_place_that_knows_the_kinds(tmp_path: Path) -> No
     with Catalog(tmp_path, backend=local) as catalog:  # a catalog over a backend already opened
         catalog.create("x", CFG)
         assert [c.name for c in catalog.list()] == ["x"]
+
+
+def test_a_starting_process_never_sweeps_an_import_another_process_is_building(tmp_path: Path) -> None:
+    """Hidden staging directories are swept when a backend opens only if nobody holds their lock: one being
+    built (by this or another process) survives; a dead builder's (its lock gone with it) is removed."""
+    building = LocalBackend(tmp_path)
+    key, store = building.create_staging("big", CFG)
+    store.add_document("d", [_page()])
+    LocalBackend(tmp_path).close()  # another process starts meanwhile
+    assert (tmp_path / "collections" / key).is_dir()
+    store.close()
+    building.publish(key, "big")
+    assert building.names() == ["big"]
+    dead, store = building.create_staging("dead", CFG)
+    store.close()
+    os.close(building._staging.pop(dead))  # its lock goes, as with a killed process; the directory stays
+    assert (tmp_path / "collections" / dead).is_dir()
+    LocalBackend(tmp_path).close()  # the next process to start removes it
+    assert sorted(p.name for p in (tmp_path / "collections").iterdir()) == ["big"]
