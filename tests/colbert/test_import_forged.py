@@ -5,6 +5,7 @@ client creates meanwhile is never replaced nor deleted, and one bad collection n
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -166,9 +167,10 @@ def test_an_import_killed_midway_leaves_the_old_state(tmp_path: Path, export: Me
     _write_tar(tmp_path / "ok.tar", export)
     config = CollectionConfig(dense_dim=DENSE, multivector_dim=D)
     with Catalog(tmp_path / "dst") as cat:
-        _key, staged = cat.backend.create_staging("half", config)
+        key, staged = cat.backend.create_staging("half", config)
         staged.add_document("d", [make_page(np.random.default_rng(2), 0)])
-        staged.close()  # the process dies here: no publish, no discard
+        staged.close()  # the process dies here: no publish, no discard; its staging lock goes with it
+        os.close(vars(cat.backend)["_staging"].pop(key))
         assert cat.list() == []
     with Catalog(tmp_path / "dst") as cat:  # a restart
         assert cat.list() == []
