@@ -7,18 +7,25 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from colbert.errors import DimensionMismatchError, InvalidDocumentError, InvalidQueryError
+from colbert.errors import (
+    DimensionMismatchError,
+    InvalidDocumentError,
+    InvalidFilterError,
+    InvalidQueryError,
+    UnknownFilterKeyError,
+)
 from colbert.filters import MetadataFilter, parse_filter
 from colbert.quantize import Codec
 from colbert.store import UNIT_KINDS, CollectionConfig, OriginalFile, StoreLimits, UnitRecord
 
 __all__ = [
     "canonical_json",
+    "check_delete_filter",
     "check_page_window",
     "validate_config",
     "validate_document",
@@ -227,3 +234,25 @@ def check_page_window(offset: int, limit: int, limits: StoreLimits) -> None:
         raise InvalidQueryError(f"offset must be an int >= 0, got {offset!r}")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= limits.max_list_limit:
         raise InvalidQueryError(f"limit must be an int in 1..{limits.max_list_limit}, got {limit!r}")
+
+
+def check_delete_filter(filter: Mapping[str, Any] | MetadataFilter | None) -> MetadataFilter:
+    """A delete-by-filter's filter: valid and non-empty (an empty filter would match every document)."""
+    flt = validate_filter(filter)
+    if not flt:
+        raise InvalidFilterError("delete by filter needs at least one condition (an empty filter matches all)")
+    return flt
+
+
+def check_filter_keys(flt: MetadataFilter, holds: Callable[[MetadataFilter], bool]) -> None:
+    """Refuse a delete-by-filter naming a key that no document holds a value for (``UnknownFilterKeyError``):
+    ``{"typo": {"$ne": 1}}`` would otherwise match, and delete, every document. ``holds(f)``: whether any
+    document of the collection passes ``f`` (the backend's own query, so ``$exists`` means what it means there:
+    null and [] count as absent)."""
+    keys = sorted({c.key for c in flt.conditions})
+    unknown = [k for k in keys if not holds(parse_filter({k: {"$exists": True}}))]
+    if unknown:
+        raise UnknownFilterKeyError(
+            f"no document of this collection has the metadata key(s) {unknown}: a delete by filter on them would "
+            "match by absence; check the spelling, or filter on a key the documents have"
+        )

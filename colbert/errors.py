@@ -6,13 +6,15 @@
     ├── InvalidQueryError          a query array of the wrong shape/dtype, k < 1, …
     ├── InvalidDocumentError       pages of the wrong shape, duplicate page numbers, non-finite values
     ├── InvalidFilterError         a metadata filter that is not {key: scalar}
+    │   └── UnknownFilterKeyError  a delete-by-filter naming a key no document of the collection has
     ├── DimensionMismatchError     vectors whose size differs from the collection's
     ├── CodecError                 bytes that do not decode under a codec (wrong length, unknown codec)
     ├── IndexFormatError           an index written by an incompatible format version, or corrupt
+    │   └── ExportFormatError      a file that is not a collection export this code reads (or is cut short)
     ├── StoreClosedError           use after close()
     ├── StoreBusyError             another process held the collection's write lock past the busy timeout
     ├── DocumentExistsError        add without replace for an existing id
-    ├── DocumentNotFoundError
+    ├── DocumentNotFoundError      an operation on a document id the collection does not hold
     ├── CollectionExistsError
     ├── CollectionNotFoundError
     └── InvalidCollectionNameError
@@ -28,6 +30,7 @@ __all__ = [
     "DimensionMismatchError",
     "DocumentExistsError",
     "DocumentNotFoundError",
+    "ExportFormatError",
     "IndexFormatError",
     "InvalidCollectionNameError",
     "InvalidDocumentError",
@@ -35,6 +38,7 @@ __all__ = [
     "InvalidQueryError",
     "StoreBusyError",
     "StoreClosedError",
+    "UnknownFilterKeyError",
 ]
 
 
@@ -92,3 +96,12 @@ class CollectionNotFoundError(ColbertError):
 
 class InvalidCollectionNameError(ColbertError):
     """A collection name outside the allowed pattern."""
+
+
+class UnknownFilterKeyError(InvalidFilterError):
+    """A delete-by-filter names a key that no document of the collection has (a typo would match everything
+    under ``$ne``/``$exists: false``)."""
+
+
+class ExportFormatError(IndexFormatError):
+    """The file is not a collection export this code reads (or it was cut short, or a record in it is forged)."""

@@ -48,7 +48,6 @@ __all__ = [
     "CollectionConfig",
     "DocumentInfo",
     "FileInfo",
-    "FilterValue",
     "Hit",
     "OriginalFile",
     "Store",
@@ -56,7 +55,6 @@ __all__ = [
     "UnitRecord",
 ]
 
-FilterValue = str | int | bool
 UNIT_KINDS = ("page", "chunk")
 
 
@@ -179,7 +177,10 @@ class Store(Protocol):
 
     def delete_document(self, doc_id: str) -> bool: ...
 
-    def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter) -> list[str]: ...
+    def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter, *, dry_run: bool = False) -> list[str]:
+        """Delete every document whose metadata passes ``filter`` (non-empty); their ids, sorted. ``dry_run``:
+        delete nothing, answer the ids. ``UnknownFilterKeyError`` if it names a key no document has."""
+        ...
 
     def get_document(self, doc_id: str) -> DocumentInfo | None: ...
 
@@ -214,8 +215,9 @@ class Store(Protocol):
         ``[1, 3]``); None if there is no such document."""
         ...
 
-    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo | None:
-        """Set a document's metadata (the whole object) without touching its units; None if there is none."""
+    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo:
+        """Set a document's metadata (the whole object) without touching its units; ``DocumentNotFoundError``
+        if there is none (a write names one document: there is no sensible "nothing" to answer)."""
         ...
 
     def find_by_hash(self, content_hash: str) -> DocumentInfo | None:

@@ -38,33 +38,46 @@ with the codec (exact for float32, float16 and binary; int8 scales may differ in
 
 Sketches travel between embedded collections; an import into an embedded collection without them (from Qdrant)
 recomputes them from the stored multi-vectors.
+
+An import cannot poison the target nor half-finish. Every record is checked before it is written, against the
+rules an upload obeys and the manifest's config (:func:`_checked`): vector byte lengths, finite ``created_at``,
+ids without control characters or ``/``, a known task and unit kind, the page metadata the service reads, JSON
+nested at most :data:`MAX_JSON_DEPTH` deep; each tar member is read only after its size is checked against the
+most it may hold. The documents go into a hidden *staging* collection that the backend publishes under the
+target name only at the end (:meth:`colbert.backend.Backend.create_staging`): a failure, or ``kill -9``, leaves
+no collection of that name, and a collection created meanwhile by someone else is never replaced nor deleted.
+Each backend reads and writes documents as stored (:meth:`~colbert.backend.Backend.export_source`,
+:meth:`~colbert.backend.Backend.restore`); nothing here asks which backend it is.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import tarfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from colbert._transfer_stores import (
-    ExportFormatError,
-    StoredDocument,
-    StoredUnit,
-    local_documents,
-    qdrant_documents,
-    restore,
+from colbert._export_checks import (
+    MAX_MANIFEST_BYTES,
+    TASKS,
+    checked,
+    config_from,
+    document,
+    member_cap,
+    read_json,
+    read_member,
 )
-from colbert.catalog import Catalog
-from colbert.local import LocalStore
+from colbert._validate import validate_config
+from colbert.backend import Backend, StoredDocument
+from colbert.catalog import Catalog, validate_name
+from colbert.errors import ExportFormatError
 from colbert.quantize import Codec
-from colbert.store import CollectionConfig, FileInfo, OriginalFile, Store
+from colbert.store import CollectionConfig, FileInfo, Store, StoreLimits
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -96,21 +109,15 @@ def export_collection(catalog: Catalog, name: str, path: Path) -> ExportSummary:
     """Write collection ``name`` of ``catalog`` to ``path`` (module doc); the file appears only when complete."""
     store = catalog.get(name)
     config = store.config
-    if isinstance(store, LocalStore):
-        encoding, sketch_vectors, backend = Codec(config.codec), store.sketch_vectors, "local"
-        documents = local_documents(store)
-    else:
-        encoding = Codec.FLOAT32  # what Qdrant returns, whatever its storage datatype: lossless
-        sketch_vectors, backend = None, "qdrant"
-        documents = qdrant_documents(store, encoding)
+    source = catalog.backend.export_source(store)
     manifest = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
         "collection": name,
         "config": config.as_json(),
-        "source_backend": backend,
-        "multivector_encoding": str(encoding),
-        "sketch_vectors": sketch_vectors,
+        "source_backend": catalog.backend.kind,
+        "multivector_encoding": str(source.encoding),
+        "sketch_vectors": source.sketch_vectors,
         "exported_at": time.time(),
     }
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
@@ -119,7 +126,7 @@ def export_collection(catalog: Catalog, name: str, path: Path) -> ExportSummary:
         mode = "w:gz" if path.name.endswith((".gz", ".tgz")) else "w:"
         with tarfile.open(tmp, mode, format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
             _add(tar, "manifest.json", _json_bytes(manifest))
-            for i, doc in enumerate(documents):
+            for i, doc in enumerate(source.documents):
                 _write_document(tar, f"documents/{i:08d}", doc)
                 n_docs += 1
                 n_units += len(doc.units)
@@ -127,7 +134,7 @@ def export_collection(catalog: Catalog, name: str, path: Path) -> ExportSummary:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
-    return ExportSummary(name, n_docs, n_units, config, backend)
+    return ExportSummary(name, n_docs, n_units, config, catalog.backend.kind)
 
 
 def _write_document(tar: tarfile.TarFile, folder: str, doc: StoredDocument) -> None:
@@ -168,100 +175,103 @@ def _write_document(tar: tarfile.TarFile, folder: str, doc: StoredDocument) -> N
 # ---- import -------------------------------------------------------------------------------------------------
 
 
-def import_collection(catalog: Catalog, path: Path, *, name: str | None = None) -> ExportSummary:
+@dataclass(frozen=True)
+class _Source:
+    """What the manifest says about the records that follow it."""
+
+    config: CollectionConfig
+    encoding: Codec
+    sketch_vectors: int | None
+    limits: StoreLimits
+
+
+def import_collection(
+    catalog: Catalog, path: Path, *, name: str | None = None, tasks: Container[str] = TASKS
+) -> ExportSummary:
     """Create a collection from an export file (named as exported unless ``name``) and fill it as stored.
 
-    ``CollectionExistsError`` if the name is taken; ``ExportFormatError`` for a file that is not an export of
-    this format (or is cut short: the collection made so far is deleted again)."""
+    ``CollectionExistsError`` if the name is taken (before or at the end: the staged import is then discarded);
+    ``ExportFormatError`` for a file that is not an export of this format, is cut short, or holds a record an
+    upload could not have stored (module doc). Nothing is visible under the name until the import is complete."""
     with tarfile.open(path, "r:*") as tar:
         members = _members(tar)
-        manifest = _read_json(tar, next(members, None), "manifest.json")
+        manifest = read_json(tar, next(members, None), "manifest.json", MAX_MANIFEST_BYTES)
         if manifest.get("format") != EXPORT_FORMAT or manifest.get("version") not in READABLE_VERSIONS:
             raise ExportFormatError(
                 f"{path} is not a {EXPORT_FORMAT} file of version {' or '.join(map(str, READABLE_VERSIONS))} "
-                f"(found {manifest.get('format')!r} version {manifest.get('version')!r})"
+                f"(found {manifest.get('format')!r:.80} version {manifest.get('version')!r:.20})"
             )
-        config = _config_from(manifest.get("config"), path)
-        encoding = Codec(manifest["multivector_encoding"])
-        target = name or str(manifest["collection"])
-        store = catalog.create(target, config)
+        config = config_from(manifest.get("config"), tasks)
+        target = validate_name(name or manifest.get("collection"))
+        validate_config(config)
+        sketch_vectors = manifest.get("sketch_vectors")
+        if sketch_vectors is not None and (not isinstance(sketch_vectors, int) or not 1 <= sketch_vectors <= 4096):
+            raise ExportFormatError(f"manifest: sketch_vectors must be null or 1..4096, got {sketch_vectors!r:.40}")
         try:
-            n_docs, n_units = _fill(store, tar, members, encoding, manifest.get("sketch_vectors"), path)
-        except BaseException:
-            catalog.delete(target)
-            raise
-    return ExportSummary(target, n_docs, n_units, config, str(manifest.get("source_backend")))
+            encoding = Codec(str(manifest.get("multivector_encoding")))
+        except ValueError as exc:
+            raise ExportFormatError(f"manifest: {exc}") from exc
+        n_docs, n_units = _staged_import(catalog.backend, target, config, tar, members, encoding, sketch_vectors)
+    return ExportSummary(target, n_docs, n_units, config, str(manifest.get("source_backend"))[:40])
 
 
-def _fill(
-    store: Store,
+def _staged_import(
+    backend: Backend,
+    target: str,
+    config: CollectionConfig,
     tar: tarfile.TarFile,
     members: Iterator[tarfile.TarInfo],
     encoding: Codec,
     sketch_vectors: int | None,
-    path: Path,
+) -> tuple[int, int]:
+    """Fill a staging collection and publish it as ``target``; on any failure, discard it (module doc)."""
+    key, store = backend.create_staging(target, config)
+    try:
+        limits: StoreLimits = store.options.limits  # type: ignore[attr-defined]
+        source = _Source(config, encoding, sketch_vectors, limits)
+        counts = _fill(backend, store, tar, members, source)
+        store.close()
+        backend.publish(key, target)
+    except BaseException:
+        store.close()
+        backend.discard(key)
+        raise
+    return counts
+
+
+def _fill(
+    backend: Backend, store: Store, tar: tarfile.TarFile, members: Iterator[tarfile.TarInfo], source: _Source
 ) -> tuple[int, int]:
     n_docs = n_units = 0
     pending: tarfile.TarInfo | None = next(members, None)
     while pending is not None and pending.name != "end.json":
         folder = pending.name.rsplit("/", 1)[0]
-        record = _read_json(tar, pending, f"{folder}/document.json")
+        record = read_json(tar, pending, f"{folder}/document.json", _cap("document.json", source))
         parts: dict[str, bytes] = {}
         pending = next(members, None)
         while pending is not None and pending.name.startswith(folder + "/"):
-            parts[pending.name[len(folder) + 1 :]] = _read(tar, pending)
+            part = pending.name[len(folder) + 1 :]
+            if part in parts or len(parts) > 5 * source.limits.max_units_per_document:
+                raise ExportFormatError(f"{pending.name}: a member repeated, or more members than units allow")
+            parts[part] = read_member(tar, pending, _cap(part, source))
             pending = next(members, None)
-        doc = _document(record, parts, path)
-        restore(store, doc, encoding, sketch_vectors)
+        doc = document(record, parts)
+        checked(doc, source.config, source.encoding, source.sketch_vectors, source.limits)
+        backend.restore(store, doc, source.encoding, source.sketch_vectors)
         n_docs += 1
         n_units += len(doc.units)
     if pending is None:
-        raise ExportFormatError(f"{path} is cut short: no end.json after {n_docs} documents")
-    end = _read_json(tar, pending, "end.json")
+        raise ExportFormatError(f"the file is cut short: no end.json after {n_docs} documents")
+    end = read_json(tar, pending, "end.json", MAX_MANIFEST_BYTES)
     if (end.get("documents"), end.get("units")) != (n_docs, n_units):
-        raise ExportFormatError(f"{path}: end.json counts {end} but the file holds {n_docs} documents, {n_units} units")
+        raise ExportFormatError(
+            f"end.json counts {str(end)[:200]} but the file holds {n_docs} documents, {n_units} units"
+        )
     return n_docs, n_units
 
 
-def _document(record: dict[str, Any], parts: dict[str, bytes], path: Path) -> StoredDocument:
-    try:
-        units = []
-        for u in record["units"]:
-            n = int(u["unit"])
-            text = parts[f"{n}.txt"].decode("utf-8", "surrogatepass") if u["text"] else None
-            units.append(
-                StoredUnit(
-                    unit=n,
-                    kind=str(u["kind"]),
-                    metadata=dict(u["metadata"]),
-                    dense=parts[f"{n}.dense"],
-                    rows=int(u["rows"]),
-                    mv=parts[f"{n}.mv"],
-                    text=text,
-                    image=parts[f"{n}.image"] if u["image"] else None,
-                    sketch=parts[f"{n}.sketch"] if u["sketch"] else None,
-                )
-            )
-        return StoredDocument(
-            str(record["doc_id"]),
-            dict(record["metadata"]),
-            float(record["created_at"]),
-            record.get("content_hash"),
-            units,
-            _original(record.get("file"), parts, str(record["doc_id"]), path),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ExportFormatError(f"{path}: damaged document record {str(record)[:200]} ({exc!r})") from exc
-
-
-def _original(file: Any, parts: dict[str, bytes], doc_id: str, path: Path) -> OriginalFile | None:
-    """The document's original file from its ``file`` description and ``original`` member, checked."""
-    if file is None:
-        return None
-    data = parts["original"]
-    if len(data) != int(file["size"]) or hashlib.sha256(data).hexdigest() != file["sha256"]:
-        raise ExportFormatError(f"{path}: document {doc_id!r}: its original file does not match its size/sha256")
-    return OriginalFile(data, str(file["media_type"]), file.get("name"))
+def _cap(part: str, source: _Source) -> int:
+    return member_cap(part, source.config, source.limits, source.sketch_vectors)
 
 
 def _file_json(info: FileInfo) -> dict[str, Any]:
@@ -271,45 +281,10 @@ def _file_json(info: FileInfo) -> dict[str, Any]:
 # ---- helpers ------------------------------------------------------------------------------------------------
 
 
-def _config_from(value: Any, path: Path) -> CollectionConfig:
-    try:
-        return CollectionConfig(
-            dense_dim=int(value["dense_dim"]),
-            multivector_dim=int(value["multivector_dim"]),
-            codec=Codec(value["codec"]),
-            pool_factor=int(value["pool_factor"]),
-            task=str(value.get("task", "retrieval")),  # files written before collections had a task
-            unit_kind=str(value.get("unit_kind", "page")),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ExportFormatError(f"{path}: damaged manifest config {value!r:.200} ({exc!r})") from exc
-
-
 def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
     for member in tar:
         if member.isfile():
             yield member
-
-
-def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    f = tar.extractfile(member)
-    if f is None:
-        raise ExportFormatError(f"{member.name} is not a regular file")
-    with f:
-        return f.read()
-
-
-def _read_json(tar: tarfile.TarFile, member: tarfile.TarInfo | None, expected: str) -> dict[str, Any]:
-    if member is None or member.name != expected:
-        found = "the end of the file" if member is None else repr(member.name)
-        raise ExportFormatError(f"expected {expected} in the export, found {found}")
-    try:
-        value = json.loads(_read(tar, member))
-    except ValueError as exc:
-        raise ExportFormatError(f"{expected} is not JSON ({exc})") from exc
-    if not isinstance(value, dict):
-        raise ExportFormatError(f"{expected} must hold a JSON object")
-    return value
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -1,14 +1,9 @@
-"""Bring an embedded index of format version 2 up to version 3, in one transaction.
+"""Keep an embedded index usable by this code when it is opened.
 
-Version 3 stores all of a unit in the index file: its kind, its text and its image (version 2 kept vectors
-only; the service kept page images as files under ``<data_dir>/page-images/<collection>/<sha256(doc id)[:40]>/
-<page>.png``). The migration adds the columns and tables, and, when given that folder of the collection
-(``legacy_images``), imports each stored page's PNG into ``unit_images``; pages without a file simply have no
-image (as before). Everything happens in one ``BEGIN IMMEDIATE`` transaction: a crash leaves version 2 intact
-and the next open migrates again. The full-text index (``unit_fts``, :mod:`colbert.local.fts`) is created empty by
-the migration, and built from the stored texts when a version-3 index lacks it. Concurrent openers serialise
-on the write lock; the second one finds version 3 and does nothing. The folder itself is removed by the caller
-once the migration has committed.
+Format version 3 is the only one read (version 2, with page images as files beside the index, lived nine days
+before the first release and is no longer migrated: ``read_config`` names the version it found). Small
+additions made to version 3 before release (the full-text index, the originals table, the content-hash index)
+are created when missing.
 
 The full-text index holds :mod:`colbert.text` tokens, and a unit is removed from it by the tokens its stored text
 gives *now* (:func:`colbert.local.fts.fts_delete`), so it must have been built by the rules of this code. The meta
@@ -26,7 +21,6 @@ process rebuilt the index notices at its next read or write (:class:`colbert.loc
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 import time
@@ -37,54 +31,21 @@ from colbert.errors import IndexFormatError
 from colbert.local.fts import FTS_DDL, fts_add, fts_rebuild
 from colbert.local.schema import FORMAT_VERSION, ORIGINALS_DDL, TOKENIZER_KEY, read_meta, read_tokenizer_version
 
-__all__ = ["legacy_image_path", "migrate"]
+__all__ = ["migrate"]
 
 log = logging.getLogger(__name__)
 _SET_TOKENIZER = f"INSERT OR REPLACE INTO meta (key, value) VALUES ('{TOKENIZER_KEY}', ?)"
 
-_V2_TO_V3 = """
-ALTER TABLE documents ADD COLUMN content_hash TEXT;
-ALTER TABLE pages ADD COLUMN kind TEXT NOT NULL DEFAULT 'page';
-CREATE TABLE unit_text (page_id INTEGER PRIMARY KEY, text TEXT NOT NULL);
-CREATE TABLE unit_images (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS documents_by_hash ON documents (content_hash)
-"""
 
-
-def legacy_image_path(folder: Path, doc_id: str, page: int) -> Path:
-    """Where format-2 deployments kept a page's PNG inside its collection's image folder."""
-    return folder / hashlib.sha256(doc_id.encode("utf-8")).hexdigest()[:40] / f"{page}.png"
-
-
-def migrate(conn: sqlite3.Connection, path: Path, legacy_images: Path | None) -> int:
-    """Migrate the index behind ``conn`` (autocommit mode) to the current version; returns the number of page
-    images imported (0 when there was nothing to do)."""
-    version = read_meta(conn, path).get("format_version")
-    if version == str(FORMAT_VERSION):
-        _ensure_fts(conn)
-        _ensure_tokenizer(conn, path)
-        _ensure_hash_index(conn)
-        conn.execute(ORIGINALS_DDL)  # a version-3 index written before originals were kept
-        return 0
-    if version != "2":
-        return 0  # read_config names the unsupported version
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if read_meta(conn, path).get("format_version") != "2":  # another process migrated it meanwhile
-            conn.execute("ROLLBACK")
-            return 0
-        for statement in _V2_TO_V3.strip().split(";\n"):
-            conn.execute(statement)
-        conn.execute(FTS_DDL)  # version 2 had no text: an empty full-text index
-        conn.execute(_SET_TOKENIZER, (str(text.TOKENIZER_VERSION),))
-        conn.execute(ORIGINALS_DDL)
-        imported = _import_images(conn, legacy_images) if legacy_images is not None else 0
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION),))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return imported
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the version-3 index behind ``conn`` (autocommit mode) up to date (module doc); other versions are
+    left to ``read_config``, which names them."""
+    if read_meta(conn, path).get("format_version") != str(FORMAT_VERSION):
+        return
+    _ensure_fts(conn)
+    _ensure_tokenizer(conn, path)
+    _ensure_hash_index(conn)
+    conn.execute(ORIGINALS_DDL)  # a version-3 index written before originals were kept
 
 
 def _ensure_fts(conn: sqlite3.Connection) -> None:
@@ -154,20 +115,3 @@ def _ensure_hash_index(conn: sqlite3.Connection) -> None:
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'documents_by_hash'").fetchone():
         return
     conn.execute("CREATE INDEX IF NOT EXISTS documents_by_hash ON documents (content_hash)")
-
-
-def _import_images(conn: sqlite3.Connection, folder: Path) -> int:
-    if not folder.is_dir():
-        return 0
-    imported = 0
-    for page_id, doc_id, page in conn.execute("SELECT id, doc_id, page FROM pages").fetchall():
-        file = legacy_image_path(folder, doc_id, page)
-        try:
-            data = file.read_bytes()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise IndexFormatError(f"cannot import page image {file} into {folder.parent}: {exc}") from exc
-        conn.execute("INSERT INTO unit_images (page_id, data) VALUES (?, ?)", (page_id, data))
-        imported += 1
-    return imported

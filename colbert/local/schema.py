@@ -1,7 +1,7 @@
 """On-disk layout of the embedded index (one SQLite file) and the checks made when it is opened.
 
-Tables (format version 3; version 2 is migrated on open (:mod:`colbert.local.migrate`); version 1 had no
-``sketches`` table and cannot be read: rebuild it). For history's sake the tables keep the word *page* where
+Tables (format version 3; the pre-release versions 1 and 2 are not read: rebuild such an index from its
+sources). For history's sake the tables keep the word *page* where
 they mean *unit* (a page or a text/code chunk, see :mod:`colbert.store`)::
 
     meta(key, value)                       format name + version, sizes, codec, pool factor, created_at,
@@ -164,8 +164,8 @@ def read_config(conn: sqlite3.Connection, path: Path, expected: CollectionConfig
     if meta.get("format_version") != str(FORMAT_VERSION):
         raise IndexFormatError(
             f"{path}: written by index format version {meta.get('format_version')}, "
-            f"this code reads version {FORMAT_VERSION} (version 2 is migrated when opened with "
-            "LocalStore.open; version 1 lacks the pooled first stage: rebuild the index from its source pages)"
+            f"this code reads version {FORMAT_VERSION} (versions 1 and 2 predate the first release: rebuild the "
+            "index from its source documents)"
         )
     try:
         config = CollectionConfig(

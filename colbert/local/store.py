@@ -35,10 +35,9 @@ Why SQLite (stdlib) and this layout:
   date with the other handles' commits at the start of each search (one small query; new rows are loaded
   incrementally), so a committed write is seen by the next search of every handle.
 
-Multi-vectors are pooled (``pool_factor``) and encoded with the collection's codec at add time; stored bytes
-are what is scored, so search results equal MaxSim over the decoded stored vectors. An index of format
-version 2 is migrated on open, and a full-text index built by older tokeniser rules is rebuilt on open
-(:mod:`colbert.local.migrate`).
+Multi-vectors are pooled (``pool_factor``) and encoded with the collection's codec at add time; stored bytes are
+what is scored, so search results equal MaxSim over the decoded stored vectors. A full-text index built by older
+tokeniser rules is rebuilt on open (:mod:`colbert.local.migrate`).
 """
 
 from __future__ import annotations
@@ -54,6 +53,8 @@ import numpy as np
 
 from colbert._validate import (
     canonical_json,
+    check_delete_filter,
+    check_filter_keys,
     check_page_window,
     validate_config,
     validate_document,
@@ -64,8 +65,8 @@ from colbert._validate import (
 )
 from colbert.errors import (
     DocumentExistsError,
+    DocumentNotFoundError,
     IndexFormatError,
-    InvalidFilterError,
     InvalidQueryError,
 )
 from colbert.filters import MetadataFilter
@@ -115,12 +116,9 @@ class LocalStore(LocalHandle):
         *,
         expected: CollectionConfig | None = None,
         options: LocalOptions | None = None,
-        legacy_images: Path | None = None,
     ) -> LocalStore:
         """An existing collection; typed errors if it is missing, foreign, another version or another size.
-
-        A format-2 index is migrated first (:mod:`colbert.local.migrate`), importing page images from
-        ``legacy_images`` (the collection's folder of the old ``page-images`` layout) when given."""
+        Brought up to date first (:mod:`colbert.local.migrate`)."""
         path = directory / _schema.DB_FILE
         if not path.is_file():
             raise IndexFormatError(f"no index at {directory} ({_schema.DB_FILE} is missing)")
@@ -130,7 +128,7 @@ class LocalStore(LocalHandle):
         except sqlite3.DatabaseError as exc:
             raise IndexFormatError(f"{path} is not an index of this format ({exc})") from exc
         try:
-            _migrate.migrate(conn, path, legacy_images)
+            _migrate.migrate(conn, path)
             config = _schema.read_config(conn, path, expected)
         finally:
             conn.close()
@@ -162,15 +160,16 @@ class LocalStore(LocalHandle):
                 delete_rows(conn, doc_id, self.options.deletions_retained)
             return insert_document(conn, doc_id, rows, meta, content_hash, original)
 
-    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo | None:
-        """Replace a document's metadata (and its filter index) in one transaction; units are untouched."""
+    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo:
+        """Replace a document's metadata (and its filter index) in one transaction; units are untouched
+        (``DocumentNotFoundError`` if there is no such document)."""
         if not isinstance(doc_id, str):
             raise InvalidQueryError(f"doc_id must be a str, got {type(doc_id).__name__}")
         meta = validate_metadata(metadata, self.options.limits)
         with self._write() as conn:
             updated = conn.execute("UPDATE documents SET metadata = ? WHERE doc_id = ?", (canonical_json(meta), doc_id))
             if updated.rowcount == 0:
-                return None
+                raise DocumentNotFoundError(f"no document {doc_id!r} in collection {self.directory.name!r}")
             conn.execute("DELETE FROM doc_fields WHERE doc_id = ?", (doc_id,))
             conn.executemany(
                 "INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)",
@@ -186,16 +185,18 @@ class LocalStore(LocalHandle):
         with self._write() as conn:
             return delete_rows(conn, doc_id, self.options.deletions_retained)
 
-    def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter) -> list[str]:
-        """Delete every document whose metadata passes ``filter`` (non-empty) in one transaction; their ids."""
-        flt = validate_filter(filter)
-        if not flt:
-            raise InvalidFilterError("delete by filter needs at least one condition (an empty filter matches all)")
+    def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter, *, dry_run: bool = False) -> list[str]:
+        """Delete every document whose metadata passes ``filter`` in one transaction; their ids, sorted.
+        ``dry_run``: delete nothing, answer the ids that would go. ``UnknownFilterKeyError`` if the filter names
+        a key no document has (:func:`colbert._validate.check_filter_keys`)."""
+        flt = check_delete_filter(filter)
         sql, params = filter_docs_sql(flt)
-        with self._write() as conn:
+        with self._read() if dry_run else self._write() as conn:
+            check_filter_keys(flt, lambda f: conn.execute(*_limit_1(*filter_docs_sql(f))).fetchone() is not None)
             doomed = sorted(r[0] for r in conn.execute(sql, params))
-            for doc_id in doomed:
-                delete_rows(conn, doc_id, self.options.deletions_retained)
+            if not dry_run:
+                for doc_id in doomed:
+                    delete_rows(conn, doc_id, self.options.deletions_retained)
         return doomed
 
     # -- reads ----------------------------------------------------------------------------------------
@@ -376,6 +377,10 @@ class LocalStore(LocalHandle):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _limit_1(sql: str, params: list[Any]) -> tuple[str, list[Any]]:
+    return f"{sql} LIMIT 1", params
 
 
 _DOC_SELECT = (

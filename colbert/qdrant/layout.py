@@ -25,7 +25,6 @@ import hashlib
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +33,6 @@ from qdrant_client import models as qm
 
 from colbert import text
 from colbert.errors import IndexFormatError
-from colbert.local.migrate import legacy_image_path
 from colbert.pooling import pool_tokens
 from colbert.qdrant.sparse import SPARSE_NAME, TOKENIZER_KEY, document_vector, retokenize
 from colbert.quantize import Codec, decode, encode
@@ -62,6 +60,7 @@ __all__ = [
 NAMESPACE = uuid.UUID("6f1d3c52-8a0e-4b7e-9d3a-2f5c1e7b9a40")
 FORMAT_NAME = "jev4-colbert-qdrant"
 FORMAT_VERSION = 2
+IMPORTING_KEY = "importing"  # true while an import fills the collection: not listed, not opened
 _DATATYPE = {
     Codec.FLOAT32: qm.Datatype.FLOAT32,
     Codec.FLOAT16: qm.Datatype.FLOAT16,
@@ -223,29 +222,6 @@ def sized_batches(points: Iterable[qm.PointStruct], max_bytes: int) -> Iterator[
         yield batch
 
 
-def import_legacy_images(client: QdrantClient, name: str, folder: Path, max_bytes: int) -> int:
-    """Copy the PNGs of the old ``page-images`` layout of collection ``name`` into its blobs, under the version
-    of each stored page point (format 1 → 2). Idempotent: point ids are fixed by (doc, version, unit)."""
-    if not folder.is_dir():
-        return 0
-    imported = 0
-    offset: Any = None
-    keep = ["doc_id", "page", "version"]
-    while True:
-        records, offset = client.scroll(name, limit=256, offset=offset, with_payload=keep, with_vectors=False)
-        points = []
-        for rec in records:
-            p = rec.payload or {}
-            file = legacy_image_path(folder, p["doc_id"], int(p["page"]))
-            if file.is_file():
-                points.append(blob_point(p["doc_id"], p["version"], int(p["page"]), file.read_bytes()))
-        for batch in sized_batches(points, max_bytes):
-            client.upsert(blobs_collection(name), batch, wait=True)
-            imported += len(batch)
-        if offset is None:
-            return imported
-
-
 def read_config(client: QdrantClient, name: str) -> CollectionConfig:
     """The configuration stored in the collection's metadata; ``IndexFormatError`` if it is not ours."""
     meta = client.get_collection(name).config.metadata or {}
@@ -266,33 +242,27 @@ def read_config(client: QdrantClient, name: str) -> CollectionConfig:
     )
 
 
-def migrate(client: QdrantClient, name: str, legacy_images: Path | None, max_request_bytes: int) -> None:
-    """Format 1 → 2: the blobs collection, page images imported from the old folder; the version last. Then sparse
-    vectors computed by older tokeniser rules are recomputed (:func:`colbert.qdrant.sparse.retokenize`)."""
+def migrate(client: QdrantClient, name: str, max_request_bytes: int) -> None:
+    """Sparse vectors computed by older tokeniser rules are recomputed (:func:`colbert.qdrant.sparse.retokenize`).
+    Format 1 (page images as files beside the collection) lived nine days before the first release and is not
+    migrated: ``read_config`` names the version it found."""
     meta = dict(client.get_collection(name).config.metadata or {})
-    if meta.get("format") != FORMAT_NAME:
-        return
-    if meta.get("format_version") == 1:
-        _format_1_to_2(client, name, meta, legacy_images, max_request_bytes)
-    if meta.get("format_version") in (1, FORMAT_VERSION):
+    if meta.get("format") == FORMAT_NAME and meta.get("format_version") == FORMAT_VERSION:
         retokenize(client, name, max_request_bytes)
 
 
-def _format_1_to_2(
-    client: QdrantClient, name: str, meta: dict[str, Any], legacy_images: Path | None, max_request_bytes: int
-) -> None:
-    if not client.collection_exists(blobs_collection(name)):
-        client.create_collection(blobs_collection(name), vectors_config={}, metadata={"blobs_of": name})
-    if legacy_images is not None:
-        import_legacy_images(client, name, legacy_images, max_request_bytes)
-    client.update_collection(name, metadata={**meta, "format_version": FORMAT_VERSION})
-
-
 def create_collections(
-    client: QdrantClient, name: str, config: CollectionConfig, *, on_disk: bool, common: dict[str, Any]
+    client: QdrantClient,
+    name: str,
+    config: CollectionConfig,
+    *,
+    on_disk: bool,
+    common: dict[str, Any],
+    importing: bool = False,
 ) -> str:
     """Create ``name`` and its companions with their payload indexes; the creation id written into the
-    metadata (tells this collection from a namesake created later, :mod:`colbert.qdrant.live`)."""
+    metadata (tells this collection from a namesake created later, :mod:`colbert.qdrant.live`). ``importing``:
+    marked as being imported (:data:`IMPORTING_KEY`) from the start, so nobody opens it before it is complete."""
     instance = uuid.uuid4().hex
     meta = {
         "format": FORMAT_NAME,
@@ -300,6 +270,7 @@ def create_collections(
         **config.as_json(),
         "instance": instance,
         TOKENIZER_KEY: text.TOKENIZER_VERSION,
+        IMPORTING_KEY: importing,
     }
     client.create_collection(docs_collection(name), vectors_config={}, metadata={"docs_of": name}, **common)
     client.create_collection(blobs_collection(name), vectors_config={}, metadata={"blobs_of": name}, **common)

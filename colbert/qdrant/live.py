@@ -26,7 +26,19 @@ from colbert.hybrid import Signal
 from colbert.qdrant.layout import NAMESPACE
 from colbert.store import DocumentInfo, FileInfo, Hit
 
-__all__ = ["Handle", "doc_point", "hits", "info", "instance_of", "keep", "live", "live_versions", "match", "noticing"]
+__all__ = [
+    "Handle",
+    "doc_ids",
+    "doc_point",
+    "hits",
+    "info",
+    "instance_of",
+    "keep",
+    "live",
+    "live_versions",
+    "match",
+    "noticing",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -81,6 +93,19 @@ def _gone(handle: Handle) -> str | None:
     return None
 
 
+def doc_ids(client: QdrantClient, docs: str, flt: qm.Filter | None, limit: int | None = None) -> list[str]:
+    """The ids of the documents whose ``__docs`` record passes ``flt`` (at most ``limit`` of them)."""
+    out: list[str] = []
+    offset: Any = None
+    while limit is None or len(out) < limit:
+        page = 256 if limit is None else min(256, limit - len(out))
+        records, offset = client.scroll(docs, scroll_filter=flt, limit=page, offset=offset, with_payload=["doc_id"])
+        out += [str((r.payload or {})["doc_id"]) for r in records]
+        if offset is None:
+            break
+    return out
+
+
 def doc_point(doc_id: str) -> str:
     """The id of a document's record in ``<name>__docs``."""
     return str(uuid.uuid5(NAMESPACE, doc_id))
@@ -91,7 +116,7 @@ def match(key: str, value: str | int | bool) -> qm.FieldCondition:
 
 
 def info(rec: dict[str, Any]) -> DocumentInfo:
-    units = int(rec["num_units"] if "num_units" in rec else rec["num_pages"])  # format 1 wrote num_pages
+    units = int(rec["num_units"])
     f = rec.get("file")
     file = None if not f else FileInfo(str(f["media_type"]), int(f["size"]), f.get("name"), str(f["sha256"]))
     return DocumentInfo(

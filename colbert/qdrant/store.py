@@ -28,9 +28,8 @@ next write or delete of that doc id. Deletion removes the record first (commit),
 Not covered: two writers racing on the same doc id (the last record wins), and ``count()``'s unit total,
 which counts stored unit points and so may include an in-flight write.
 
-Format version 2 added ``__blobs``, ``kind`` and ``text``; a version-1 collection is migrated when opened
-(the blobs collection is created, and page images of the old ``page-images`` folder imported when given);
-sparse vectors of older tokeniser rules are recomputed from the stored texts on open (:mod:`colbert.qdrant.sparse`).
+Format version 2 (version 1 predates the first release and is refused by name); sparse vectors of older
+tokeniser rules are recomputed from the stored texts on open (:mod:`colbert.qdrant.sparse`).
 
 Codecs: ``float32``/``float16`` map to Qdrant's storage datatypes; ``int8``/``binary`` documents are stored as
 float16 of their decoded values, so scores equal the embedded backend's (to float16 rounding) but the memory
@@ -44,7 +43,6 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +50,8 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from colbert._validate import (
+    check_delete_filter,
+    check_filter_keys,
     check_page_window,
     validate_config,
     validate_document,
@@ -65,8 +65,8 @@ from colbert.errors import (
     CollectionNotFoundError,
     DimensionMismatchError,
     DocumentExistsError,
+    DocumentNotFoundError,
     IndexFormatError,
-    InvalidFilterError,
     InvalidQueryError,
 )
 from colbert.filters import MetadataFilter
@@ -90,7 +90,7 @@ from colbert.qdrant.layout import (
     unit_of,
     unit_point,
 )
-from colbert.qdrant.live import doc_point, hits, info, instance_of, live, match, noticing
+from colbert.qdrant.live import doc_ids, doc_point, hits, info, instance_of, live, match, noticing
 from colbert.qdrant.live import keep as keep_live
 from colbert.qdrant.modes import hybrid_points, text_points, visual_points
 from colbert.qdrant.sparse import check_tokenizer
@@ -142,7 +142,13 @@ class QdrantStore:
 
     @classmethod
     def create(
-        cls, client: QdrantClient, name: str, config: CollectionConfig, options: QdrantOptions | None = None
+        cls,
+        client: QdrantClient,
+        name: str,
+        config: CollectionConfig,
+        options: QdrantOptions | None = None,
+        *,
+        importing: bool = False,
     ) -> QdrantStore:
         validate_config(config)
         options = options or QdrantOptions()
@@ -153,7 +159,9 @@ class QdrantStore:
             "replication_factor": options.replication_factor,
             "timeout": options.timeout_s,
         }
-        instance = create_collections(client, name, config, on_disk=options.multivector_on_disk, common=common)
+        instance = create_collections(
+            client, name, config, on_disk=options.multivector_on_disk, common=common, importing=importing
+        )
         return cls(client, name, config, options, instance)
 
     @classmethod
@@ -164,14 +172,12 @@ class QdrantStore:
         *,
         expected: CollectionConfig | None = None,
         options: QdrantOptions | None = None,
-        legacy_images: Path | None = None,
     ) -> QdrantStore:
-        """An existing collection (a format-1 one migrated first, importing page images from ``legacy_images``,
-        the collection's folder of the old ``page-images`` layout, when given)."""
+        """An existing collection (sparse vectors of older tokeniser rules recomputed first)."""
         if not client.collection_exists(name) or not client.collection_exists(docs_collection(name)):
             raise CollectionNotFoundError(f"no Qdrant collection {name!r}")
         options = options or QdrantOptions()
-        migrate(client, name, legacy_images, options.max_request_bytes)
+        migrate(client, name, options.max_request_bytes)
         config = read_config(client, name)
         if expected is not None and expected != config:
             if (expected.dense_dim, expected.multivector_dim) != (config.dense_dim, config.multivector_dim):
@@ -225,16 +231,17 @@ class QdrantStore:
         return info(record)
 
     @noticing
-    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo | None:
-        """Replace a document's metadata without touching its vectors: first on its live unit points (what filters
-        read), then on its record (what reads and hits return). Not atomic across the two requests: between them,
-        or after a crash there, a filter may already match the new metadata while reads show the old."""
+    def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo:
+        """Replace a document's metadata without touching its vectors (``DocumentNotFoundError`` if there is
+        none): first on its live unit points (what filters read), then on its record (what reads return). Not
+        atomic across the two requests: between them, or after a crash there, a filter may already match the new
+        metadata while reads show the old."""
         if not isinstance(doc_id, str):
             raise InvalidQueryError(f"doc_id must be a str, got {type(doc_id).__name__}")
         meta = validate_metadata(metadata, self.options.limits)
         record = self._record(doc_id)
         if record is None:
-            return None
+            raise DocumentNotFoundError(f"no document {doc_id!r} in collection {self.name!r}")
         committed = qm.Filter(must=[match("doc_id", doc_id), match("version", record["version"])])
         self.client.set_payload(self.name, {"metadata": meta}, points=committed, wait=True)
         self.client.set_payload(self._docs, {"metadata": meta}, points=[doc_point(doc_id)], wait=True)
@@ -250,24 +257,17 @@ class QdrantStore:
         return existed
 
     @noticing
-    def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter) -> list[str]:
-        """Delete every document whose metadata passes ``filter`` (non-empty); their ids. Each document goes
-        as :meth:`delete_document` does (record first, then pages); the set is not one atomic step."""
-        flt = validate_filter(filter)
-        if not flt:
-            raise InvalidFilterError("delete by filter needs at least one condition (an empty filter matches all)")
-        doomed: list[str] = []
-        offset: Any = None
-        while True:
-            records, offset = self.client.scroll(
-                self._docs, scroll_filter=qdrant_filter(flt), limit=256, offset=offset, with_payload=["doc_id"]
-            )
-            doomed += [str((r.payload or {})["doc_id"]) for r in records]
-            if offset is None:
-                break
-        for doc_id in sorted(doomed):
+    def delete_documents(self, filter: Mapping[str, Any] | MetadataFilter, *, dry_run: bool = False) -> list[str]:
+        """Delete every document whose metadata passes ``filter``; their ids, sorted. Each document goes as
+        :meth:`delete_document` does (record first, then pages); the set is not one atomic step. ``dry_run``:
+        delete nothing, answer the ids that would go. ``UnknownFilterKeyError`` if the filter names a key no
+        document has (:func:`colbert._validate.check_filter_keys`)."""
+        flt = check_delete_filter(filter)
+        check_filter_keys(flt, lambda f: bool(doc_ids(self.client, self._docs, qdrant_filter(f), limit=1)))
+        doomed = sorted(doc_ids(self.client, self._docs, qdrant_filter(flt)))
+        for doc_id in [] if dry_run else doomed:
             self.delete_document(doc_id)
-        return sorted(doomed)
+        return doomed
 
     def _drop_pages(self, doc_id: str, *, keep_version: str | None) -> None:
         must_not = [] if keep_version is None else [match("version", keep_version)]

@@ -12,9 +12,6 @@ kept (``JEV4_KEEP_ORIGINALS``) — lives in the index backend (:mod:`colbert.sto
   document (embedding as it goes), commit — or discard on any error or cancellation. Page and text documents,
   from the HTTP routes, jobs and the CLI, all come through it; :func:`check_free` is the one "id taken" check.
 * Replace and delete are single backend operations; page images and unit text go with them.
-* :meth:`Repository.sweep` removes what an older deployment could leave half-written: the staging folders of
-  the former ``<data_dir>/page-images`` store (collections that still hold such files are migrated into the
-  backend when opened, :mod:`colbert.catalog`).
 
 Blocking: every method does I/O; async callers run them in a thread.
 """
@@ -22,12 +19,9 @@ Blocking: every method does I/O; async callers run them in a thread.
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from colbert.catalog import LEGACY_IMAGES
 from colbert.errors import CollectionNotFoundError, DocumentExistsError
 
 if TYPE_CHECKING:
@@ -105,15 +99,12 @@ class Repository:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self._swept = False
 
     # ---- collections -----------------------------------------------------------------------------------
     def create(self, name: str, config: CollectionConfig) -> Store:
-        self._sweep_once()
         return self.catalog.create(name, config)
 
     def open(self, name: str) -> Store:
-        self._sweep_once()
         return self.catalog.get(name)
 
     def open_or_create(self, name: str, config: CollectionConfig) -> tuple[Store, bool]:
@@ -162,19 +153,3 @@ class Repository:
     def page_image(self, store: Store, document_id: str, page: int) -> bytes | None:
         """The PNG of one page as the model saw it (None: no such page, or it has no image)."""
         return store.get_image(document_id, page)
-
-    # ---- housekeeping ----------------------------------------------------------------------------------
-    def sweep(self) -> None:
-        """Remove half-written leftovers of the former page-image store (its ``.staging-*`` folders)."""
-        root = Path(self.catalog.data_dir) / LEGACY_IMAGES
-        if not root.is_dir():
-            return
-        for collection in root.iterdir():
-            if collection.is_dir():
-                for leftover in collection.glob(".staging-*"):
-                    shutil.rmtree(leftover, ignore_errors=True)
-
-    def _sweep_once(self) -> None:
-        if not self._swept:
-            self._swept = True
-            self.sweep()

@@ -37,7 +37,7 @@ def open_catalog(settings: Settings) -> Any:
 
     return Catalog(
         settings.data_dir,
-        backend="qdrant" if settings.collection_backend == "qdrant" else "local",
+        backend=settings.collection_backend,  # only colbert.backends interprets it
         qdrant_url=settings.qdrant_url,
         qdrant_api_key=settings.qdrant_api_key,
         local_options=LocalOptions(

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colbert.catalog import Backend, Catalog
+from colbert.catalog import Catalog
 from colbert.errors import CollectionExistsError, CollectionNotFoundError, InvalidCollectionNameError
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig, UnitRecord
@@ -21,7 +21,7 @@ def _page() -> UnitRecord:
 
 
 @pytest.mark.parametrize("backend", ["local", "qdrant"])
-def test_catalog_lifecycle_survives_restart(tmp_path: Path, backend: Backend) -> None:
+def test_catalog_lifecycle_survives_restart(tmp_path: Path, backend: str) -> None:
     with Catalog(tmp_path, backend=backend) as cat:
         assert cat.list() == []
         store = cat.create("papers", CFG)
@@ -67,7 +67,7 @@ def test_interrupted_create_leaves_no_collection(tmp_path: Path) -> None:
         assert not leftover.exists()
 
 
-def _two_catalogs(tmp_path: Path, backend: Backend) -> tuple[Catalog, Catalog]:
+def _two_catalogs(tmp_path: Path, backend: str) -> tuple[Catalog, Catalog]:
     """Two processes' catalogs over one index: one data directory (embedded), one Qdrant (``:memory:``)."""
     if backend == "local":
         return Catalog(tmp_path), Catalog(tmp_path)
@@ -80,7 +80,7 @@ def _two_catalogs(tmp_path: Path, backend: Backend) -> tuple[Catalog, Catalog]:
 
 
 @pytest.mark.parametrize("backend", ["local", "qdrant"])
-def test_a_collection_deleted_by_another_catalog_is_noticed(tmp_path: Path, backend: Backend) -> None:
+def test_a_collection_deleted_by_another_catalog_is_noticed(tmp_path: Path, backend: str) -> None:
     a, b = _two_catalogs(tmp_path, backend)
     with a, b:
         a.create("shared", CFG).add_document("a", [_page()])
@@ -116,7 +116,7 @@ def test_a_qdrant_handle_notices_its_collection_re_created(tmp_path: Path, monke
         def fail(*args: object, **kwargs: object) -> None:
             raise RuntimeError("connection reset")
 
-        monkeypatch.setattr(a.qdrant_client, "retrieve", fail)
+        monkeypatch.setattr(vars(a.backend)["client"], "retrieve", fail)  # the shared Qdrant client
         with pytest.raises(RuntimeError, match="connection reset"):  # the collection is fine: the error stays as is
             live.get_document("a")
         assert b.get("shared") is live

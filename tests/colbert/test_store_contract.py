@@ -16,6 +16,7 @@ from colbert.errors import (
     InvalidDocumentError,
     InvalidFilterError,
     InvalidQueryError,
+    UnknownFilterKeyError,
 )
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig, UnitRecord
@@ -211,3 +212,23 @@ def test_bad_input_is_typed(backend: Backend) -> None:
         store.search(q, good.dense, filter={"a.b": "x"})
     with pytest.raises(InvalidQueryError, match="limit"):
         store.list_documents(limit=0)
+
+
+def test_delete_by_filter_refuses_keys_no_document_has_and_can_dry_run(backend: Backend) -> None:
+    """A typo'd key under ``$ne``/``$exists: false`` matches every document by absence: refused, nothing
+    deleted. ``dry_run`` answers what would go and deletes nothing."""
+    store = backend.make(F32)
+    rng = np.random.default_rng(21)
+    for i, meta in enumerate([{"lang": "en", "tag": None}, {"lang": "de"}, {"lang": "en", "n": 3}]):
+        store.add_document(f"d{i}", [make_page(rng, 0)], meta)
+    for flt in ({"no_such_key": {"$ne": 1}}, {"no_such_key": {"$exists": False}}, {"lang": "en", "tag": {"$ne": 1}}):
+        with pytest.raises(UnknownFilterKeyError, match="no document of this collection has the metadata key"):
+            store.delete_documents(flt)
+        with pytest.raises(UnknownFilterKeyError):
+            store.delete_documents(flt, dry_run=True)
+    assert store.count() == (3, 3)
+    assert store.delete_documents({"lang": "en"}, dry_run=True) == ["d0", "d2"]
+    assert store.count() == (3, 3)
+    assert store.delete_documents({"n": {"$exists": False}}, dry_run=True) == ["d0", "d1"]  # a key one doc has
+    assert store.delete_documents({"lang": {"$ne": "de"}}) == ["d0", "d2"]
+    assert [d.doc_id for d in store.list_documents()] == ["d1"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from colbert.errors import InvalidDocumentError
+from colbert.errors import DocumentNotFoundError, InvalidDocumentError
 from colbert.store import StoreLimits, UnitRecord
 from tests.colbert.store_backends import F32, Backend, make_page
 
@@ -45,7 +45,8 @@ def test_update_metadata_changes_metadata_only(backend: Backend) -> None:
 
 def test_update_metadata_of_a_missing_document_and_bad_metadata(backend: Backend) -> None:
     store = backend.make(F32)
-    assert store.update_metadata("nope", {"a": 1}) is None
+    with pytest.raises(DocumentNotFoundError, match="no document 'nope' in collection"):
+        store.update_metadata("nope", {"a": 1})
     store.add_document("a", [make_page(np.random.default_rng(0), 0)], {"k": "v"})
     with pytest.raises(InvalidDocumentError):
         store.update_metadata("a", {"x": float("nan")})

@@ -1,9 +1,8 @@
 """The unit contract over every backend: a unit's kind, text and image are stored with its vectors, replaced
-and deleted with its document, and reach hits and ``get_unit``; format migrations import the old page images."""
+and deleted with its document, and reach hits and ``get_unit``; pre-release formats are refused by name."""
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from colbert.catalog import Catalog
-from colbert.errors import InvalidDocumentError
+from colbert.errors import IndexFormatError, InvalidDocumentError
 from colbert.local import LocalStore
 from colbert.store import DocumentInfo, Store, StoreLimits, UnitRecord
 from tests.colbert.store_backends import F32, Backend, make_page
@@ -124,56 +123,26 @@ def test_unit_size_limits_name_the_limit(tmp_path: Path) -> None:
     store.close()
 
 
-def _legacy_file(data_dir: Path, collection: str, doc_id: str, page: int, data: bytes) -> None:
-    folder = data_dir / "page-images" / collection / hashlib.sha256(doc_id.encode()).hexdigest()[:40]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{page}.png").write_bytes(data)
+def test_pre_release_formats_are_named_not_migrated(tmp_path: Path) -> None:
+    """Embedded format 2 and Qdrant format 1 predate the first release: opening one is an IndexFormatError that
+    names the version found, and nothing is changed."""
+    from colbert.qdrant import FORMAT_NAME, QdrantStore
 
-
-def test_local_format_2_is_migrated_with_its_page_images(tmp_path: Path) -> None:
     rng = np.random.default_rng(14)
     with Catalog(tmp_path) as cat:
-        cat.create("old", F32).add_document("d", [make_page(rng, 1), make_page(rng, 2)], {"k": "v"})
-    conn = sqlite3.connect(tmp_path / "collections" / "old" / "index.sqlite")  # make it what format 2 wrote
-    for sql in (
-        "DROP TABLE unit_text",
-        "DROP TABLE unit_images",
-        "ALTER TABLE pages DROP COLUMN kind",
-        "DROP INDEX documents_by_hash",  # format 2 had neither the column nor its index
-        "ALTER TABLE documents DROP COLUMN content_hash",
-        "UPDATE meta SET value = '2' WHERE key = 'format_version'",
-    ):
-        conn.execute(sql)
+        cat.create("old", F32).add_document("d", [make_page(rng, 1)], {"k": "v"})
+    conn = sqlite3.connect(tmp_path / "collections" / "old" / "index.sqlite")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'format_version'")
     conn.commit()
     conn.close()
-    _legacy_file(tmp_path, "old", "d", 1, b"page-1-png")
-    with Catalog(tmp_path) as cat:
-        store = cat.get("old")
-        assert store.get_image("d", 1) == b"page-1-png"
-        assert store.get_image("d", 2) is None  # no file was kept for it
-        unit = store.get_unit("d", 2)
-        assert unit is not None
-        assert unit.kind == "page"
-        assert store.get_document("d") is not None
-    assert not (tmp_path / "page-images" / "old").exists()
-    with Catalog(tmp_path) as cat:  # reopening a migrated collection changes nothing
-        assert cat.get("old").get_image("d", 1) == b"page-1-png"
-
-
-def test_qdrant_format_1_is_migrated_with_its_page_images(tmp_path: Path) -> None:
-    from colbert.qdrant import FORMAT_NAME, QdrantStore, blobs_collection
-
+    with pytest.raises(IndexFormatError, match="format version 2, this code reads version 3"):
+        LocalStore.open(tmp_path / "collections" / "old")
     client = QdrantClient(":memory:")
-    rng = np.random.default_rng(15)
-    store = QdrantStore.create(client, "old", F32)
-    store.add_document("d", [make_page(rng, 1)])
-    client.delete_collection(blobs_collection("old"))  # make it what format 1 wrote
+    QdrantStore.create(client, "old", F32).add_document("d", [make_page(rng, 1)])
     meta = dict(client.get_collection("old").config.metadata or {})
     client.update_collection("old", metadata={**meta, "format": FORMAT_NAME, "format_version": 1})
-    _legacy_file(tmp_path, "old", "d", 1, b"qdrant-page-png")
-    again = QdrantStore.open(client, "old", legacy_images=tmp_path / "page-images" / "old")
-    assert again.get_image("d", 1) == b"qdrant-page-png"
-    assert (client.get_collection("old").config.metadata or {})["format_version"] == 2
+    with pytest.raises(IndexFormatError, match="format version 1, this code reads version 2"):
+        QdrantStore.open(client, "old")
     client.close()
 
 
