@@ -20,12 +20,12 @@ from colbert.store import UNIT_KINDS, CollectionConfig, OriginalFile, StoreLimit
 __all__ = [
     "canonical_json",
     "check_page_window",
+    "query_arrays",
     "validate_config",
     "validate_document",
     "validate_filter",
     "validate_metadata",
     "validate_original",
-    "validate_search",
 ]
 
 
@@ -194,21 +194,10 @@ def validate_filter(filter: Mapping[str, Any] | MetadataFilter | None) -> Metada
     return parse_filter(filter)
 
 
-def validate_search(
-    query_multivector: object,
-    query_dense: object,
-    k: int,
-    candidates: int,
-    config: CollectionConfig,
-    limits: StoreLimits,
+def query_arrays(
+    query_multivector: object, query_dense: object, config: CollectionConfig, limits: StoreLimits
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Check a search; returns (query (Lq, d) float32, unit dense query (dense_dim,) or None)."""
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limits.max_k:
-        raise InvalidQueryError(f"k must be an int in 1..{limits.max_k}, got {k!r}")
-    if isinstance(candidates, bool) or not isinstance(candidates, int):
-        raise InvalidQueryError(f"candidates must be an int, got {candidates!r}")
-    if not k <= candidates <= limits.max_candidates:
-        raise InvalidQueryError(f"candidates must be in k..{limits.max_candidates} (k={k}), got {candidates}")
+    """A search's vectors: (query (Lq, d) float32, unit dense query (dense_dim,) or None)."""
     try:
         q = _multivector(query_multivector, config.multivector_dim, "query_multivector")
         dense = None if query_dense is None else _dense(query_dense, config.dense_dim, "query_dense")

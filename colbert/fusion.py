@@ -4,9 +4,9 @@ Two methods, both small pure functions over ``{item: score}`` maps (higher is be
 
 * :func:`rrf` — reciprocal-rank fusion (Cormack et al. 2009): ``sum_s weight_s / (k + rank_s)``, ranks from 1,
   an item missing from a signal contributing nothing for it. Scale-free: BM25 scores (unbounded, query-dependent)
-  and MaxSim scores (sums of cosines) need no calibration. **The default** (see docs/collections.md for the
-  evaluation behind the choice); ``k = 60`` as in the paper and in Qdrant, Elasticsearch and LightOn's
-  next-plaid.
+  and MaxSim scores (sums of cosines) need no calibration. ``k = 60`` as in the paper and in Qdrant,
+  Elasticsearch and LightOn's next-plaid. Hybrid search uses the weighted sum by default (docs/collections.md has
+  the evaluation behind the choice).
 * :func:`weighted_sum` — min-max normalise each signal over its own list to [0, 1], then ``sum_s weight_s ·
   norm_s`` (missing: 0). Uses the score gaps that RRF discards; sensitive to outliers in either list.
 

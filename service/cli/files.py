@@ -359,7 +359,8 @@ async def _search(args: argparse.Namespace, settings: Settings, encoder: Encoder
     from concurrent.futures import ThreadPoolExecutor
 
     from colbert.errors import CollectionNotFoundError
-    from service.collections.search import Searcher, SearchLimits, SearchOptions
+    from service.collections.schemas import SearchRequest
+    from service.collections.search import Searcher, SearchLimits, SearchQuery
 
     try:
         store = repository.open(args.collection)
@@ -368,7 +369,8 @@ async def _search(args: argparse.Namespace, settings: Settings, encoder: Encoder
         return 2
     with ThreadPoolExecutor(1, thread_name_prefix="jev4-model") as model:
         searcher = Searcher(_model(encoder, model, model), SearchLimits.from_settings(settings))
-        options = SearchOptions(
+        request = SearchRequest(
+            query=args.query,
             top_k=args.top_k,
             filter=args.filter,
             exhaustive=args.exhaustive,
@@ -376,7 +378,8 @@ async def _search(args: argparse.Namespace, settings: Settings, encoder: Encoder
             fusion=args.fusion,
             include_text=args.include_text,
         )
-        outcome = await searcher.search(store, args.query, options)
+        query = SearchQuery(text=args.query)
+        outcome = await searcher.search(store, query, searcher.limits.plan(query, store.config, request))
     for rank, match in enumerate(outcome.matches, 1):
         hit = match.hit
         if hit.kind == "chunk":
@@ -387,13 +390,13 @@ async def _search(args: argparse.Namespace, settings: Settings, encoder: Encoder
             row: dict[str, Any] = {"rank": rank, "document_id": hit.doc_id, "page": hit.unit, "score": hit.score}
             row["signals"] = {k: {"score": v.score, "rank": v.rank} for k, v in hit.signals.items()}
             if args.include_text:
-                row["text"] = match.text
+                row["text"] = match.hit.text
             print(json.dumps({**row, "metadata": hit.metadata}, ensure_ascii=False))
         else:
             found = "+".join(k for k in ("text", "maxsim") if k in hit.signals) or "-"
             print(f"{rank:>3}  {hit.score:9.4f}  {hit.doc_id}  page {hit.unit}  [{found}]")
-            if args.include_text and match.text:
-                print("     " + " ".join(match.text.split())[:300])
+            if args.include_text and match.hit.text:
+                print("     " + " ".join(match.hit.text.split())[:300])
     if not outcome.matches:
         print("no results", file=sys.stderr)
     return 0

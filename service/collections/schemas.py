@@ -286,7 +286,13 @@ class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     ] = None
     text_weight: (
         Annotated[
-            float, Meta(ge=0, le=100, description="hybrid: weight of BM25 (rrf: multiplies its term; weighted: 0..1)")
+            float,
+            Meta(
+                ge=0,
+                le=1,
+                description="hybrid: the share of BM25 in the fused score, 0..1 (MaxSim gets the rest), in both "
+                "fusion methods (default JEV4_SEARCH_TEXT_WEIGHT, 0.5)",
+            ),
         ]
         | None
     ) = None
@@ -302,7 +308,9 @@ class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     include_similarity_map: Annotated[
         bool, Meta(description="Add each page's per-query-token similarity over its image grid")
     ] = False
-    include_text: Annotated[bool, Meta(description="Add each page's text (its PDF text layer; null: none)")] = False
+    include_text: Annotated[
+        bool, Meta(description="Add each hit's text (a page's text layer, a chunk's text; null: none)")
+    ] = False
     highlight: Annotated[
         bool, Meta(description="Add the boxes (pixels of the page image) of the page's words matching the query")
     ] = False
@@ -358,7 +366,13 @@ class ChunkInfo(Struct, kw_only=True):
 
 class SearchHit(Struct, kw_only=True):
     document_id: str
-    page: int
+    unit: Annotated[
+        int,
+        Meta(description="The unit's number in its document: a page hit's page number, a chunk hit's 0-based index"),
+    ]
+    page: Annotated[int | UnsetType, Meta(description="A page hit's page number (as unit); absent on chunk hits")] = (
+        UNSET
+    )
     score: float
     metadata: dict[str, Any]
     kind: Annotated[str, Meta(description="page or chunk")] = "page"
@@ -379,3 +393,10 @@ class SearchResponse(Struct, kw_only=True):
     collection: str
     usage: Usage
     results: list[SearchHit]
+    warnings: Annotated[
+        list[str],
+        Meta(
+            description="What the request asked for that did not apply: a filter key no document of the collection "
+            "has, an option the mode does not use, a signal that found nothing (the search ran without it)"
+        ),
+    ] = []

@@ -25,15 +25,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from colbert.fusion import DEFAULT_RRF_K
 from colbert.hybrid import Fusion, SearchMode, parse_mode
 from colbert.scoring import similarity_map
+from colbert.search import Query as StoreQuery
+from colbert.search import SearchOptions as StoreSearchOptions
+from colbert.store import StoreLimits
 from model.errors import ImageTooLargeError, InputTooLongError
 from model.images import load_image
 from model.types import PromptType
@@ -43,19 +45,21 @@ from service.errors import NotFoundError, UnprocessableError
 from service.limits import naming
 
 if TYPE_CHECKING:
-    from colbert.store import Hit, Store
+    from colbert.store import CollectionConfig, Hit, Store
     from model.processor import PreparedInput
     from model.types import TaskSpec
+    from service.collections.schemas import SearchRequest
     from service.settings import Settings
 
 __all__ = [
     "PageMatch",
     "SearchLimits",
-    "SearchOptions",
     "SearchOutcome",
+    "SearchPlan",
     "SearchQuery",
     "Searcher",
     "SimilarityGrid",
+    "not_applicable",
     "resolve_mode",
 ]
 
@@ -78,12 +82,13 @@ class SimilarityGrid:
 
 @dataclass(frozen=True, slots=True)
 class PageMatch:
+    """A hit (its unit's text and metadata in it when the plan asked) and the service's extras."""
+
     hit: Hit
     image: bytes | None = None  # PNG
     similarity: SimilarityGrid | None = None
-    text: str | None = None  # the unit's text (include_text; None: it has none)
-    include_text: bool = False  # whether ``text`` was asked for
     highlights: list[Box] | None = None  # boxes of the query's words on the page image (highlight)
+    include_text: bool = False  # whether the answer shows ``hit.text``
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,25 +131,39 @@ def resolve_mode(query: SearchQuery, mode: str | None, default: str = "hybrid") 
     return chosen
 
 
+def not_applicable(request: SearchRequest, mode: SearchMode) -> list[str]:
+    """Warnings for the options of ``request`` that ``mode`` does not use (the search runs without them)."""
+    out = []
+    if mode is SearchMode.TEXT and request.include_similarity_map:
+        out.append("include_similarity_map does not apply to mode 'text' (BM25 has no query vectors): left out")
+    if mode is SearchMode.TEXT and request.exhaustive:
+        out.append("exhaustive does not apply to mode 'text' (BM25 scores every unit with a query word)")
+    if mode is not SearchMode.HYBRID:
+        given = [name for name in ("fusion", "text_weight") if getattr(request, name) is not None]
+        if given:
+            out.append(f"{' and '.join(given)} apply to mode 'hybrid' only, not {mode.value!r}: ignored")
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class SearchOutcome:
     matches: list[PageMatch]
     tokens: int  # tokens the model ran over (the query; plus re-embedded pages for pooled similarity maps)
+    warnings: tuple[str, ...] = ()  # what the caller asked for that did not apply (SearchPlan.warnings, …)
 
 
 @dataclass(frozen=True, slots=True)
-class SearchOptions:
-    top_k: int = 10
-    filter: Mapping[str, Any] | None = None
-    candidates: int | None = None
-    exhaustive: bool = False
+class SearchPlan:
+    """A search request validated once (:meth:`SearchLimits.plan`): the store's options, passed unchanged to
+    ``Store.search``, and what the service adds to each hit; ``warnings`` name the options that do not apply to
+    the mode (they are not errors: the search runs without them)."""
+
+    store: StoreSearchOptions
     include_image: bool = False
     include_similarity_map: bool = False
-    mode: str | None = None  # None: the default mode for text queries, visual for image / stored-page queries
-    fusion: str | None = None  # None: SearchLimits.default_fusion
-    text_weight: float | None = None  # None: SearchLimits.weighted_text_weight (weighted), 1 (rrf)
-    include_text: bool = False
     highlight: bool = False
+    include_text: bool = False  # as asked (a chunk collection's store options read the text for ``chunk``)
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,15 +177,34 @@ class SearchLimits:
     default_mode: str = "hybrid"
     default_fusion: str = "weighted"
     rrf_k: int = DEFAULT_RRF_K
-    weighted_text_weight: float = 0.5
+    text_weight: float = 0.5
+    store: StoreLimits = field(default_factory=StoreLimits)
 
-    def fusion(self, options: SearchOptions) -> Fusion:
-        """The request's fusion, the settings' defaults where it gives none."""
-        method = options.fusion or self.default_fusion
-        weight = options.text_weight
-        if weight is None and method == "weighted":
-            weight = self.weighted_text_weight
-        return Fusion(method=method, k=self.rrf_k, text_weight=weight)
+    def plan(self, query: SearchQuery, config: CollectionConfig, request: SearchRequest) -> SearchPlan:
+        """The request's options with the settings' defaults where it gives none, checked once (the mode against
+        the query: :func:`resolve_mode`; the rest by :class:`colbert.search.SearchOptions`, a 422 naming the
+        field). A chunk collection's hits carry their unit's text and metadata (the ``chunk`` object)."""
+        mode = resolve_mode(query, request.mode, self.default_mode)
+        chunks = config.unit_kind == "chunk"
+        fusion = Fusion(
+            method=request.fusion or self.default_fusion,
+            k=self.rrf_k,
+            text_weight=self.text_weight if request.text_weight is None else request.text_weight,
+        )
+        options = StoreSearchOptions.of(
+            filter=request.filter,
+            k=request.top_k,
+            candidates=max(request.candidates or self.default_candidates, request.top_k),
+            exhaustive=request.exhaustive,
+            mode=mode,
+            fusion=fusion,
+            include_text=request.include_text or chunks,
+            include_unit_metadata=request.highlight or chunks,
+            limits=self.store,
+        )
+        warnings = tuple(not_applicable(request, mode))
+        similarity = request.include_similarity_map and mode is not SearchMode.TEXT
+        return SearchPlan(options, request.include_image, similarity, request.highlight, request.include_text, warnings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchLimits:
@@ -177,7 +215,7 @@ class SearchLimits:
             default_mode=settings.search_mode,
             default_fusion=settings.search_fusion,
             rrf_k=settings.search_rrf_k,
-            weighted_text_weight=settings.search_text_weight,
+            text_weight=settings.search_text_weight,
         )
 
 
@@ -189,14 +227,13 @@ class Searcher:
         self.processor = model.processor
         self.limits = limits or SearchLimits()
 
-    async def search(
-        self,
-        store: Store,
-        query: str | SearchQuery,
-        options: SearchOptions,
-    ) -> SearchOutcome:
+    async def search(self, store: Store, query: str | SearchQuery, plan: SearchPlan) -> SearchOutcome:
+        """Embed the query (per the plan's mode), run ``store.search`` with the plan's store options, and add the
+        extras each hit asks for. The unit's text and metadata come with the hits (one read for all of them);
+        only images and similarity maps read per hit."""
         q = SearchQuery(text=query) if isinstance(query, str) else query
-        mode = resolve_mode(q, options.mode, self.limits.default_mode)
+        options = plan.store
+        mode = options.mode
         query_text = q.text
         if q.like is not None:
             vectors, query_text = await self._like(store, q.like, mode)
@@ -204,41 +241,23 @@ class Searcher:
             vectors = _QueryVectors(None, None, 0, None)
         else:
             vectors = await self._embed_query(store, q)
-        candidates = max(options.candidates or self.limits.default_candidates, options.top_k)
-        fusion = self.limits.fusion(options)
-        hits = await asyncio.to_thread(
-            functools.partial(
-                store.search,
-                vectors.multivector,
-                vectors.dense,
-                options.top_k,
-                filter=options.filter,
-                candidates=candidates,
-                exhaustive=options.exhaustive,
-                mode=mode,
-                query_text=query_text,
-                fusion=fusion,
-            )
-        )
+        store_query = StoreQuery(vectors.multivector, vectors.dense, query_text)
+        hits = await asyncio.to_thread(store.search, store_query, options)
         tokens = vectors.tokens
-        token_strings = (
-            self._token_strings(vectors.prepared)
-            if options.include_similarity_map and vectors.prepared is not None
-            else []
-        )
+        similarity = plan.include_similarity_map and vectors.multivector is not None
+        token_strings = self._token_strings(vectors.prepared) if similarity and vectors.prepared is not None else []
         matches = []
         for hit in hits:
             png = None
-            if options.include_image or (options.include_similarity_map and store.config.pool_factor > 1):
+            if plan.include_image or (similarity and store.config.pool_factor > 1):
                 png = await asyncio.to_thread(store.get_image, hit.doc_id, hit.unit)
             grid = None
-            if options.include_similarity_map and vectors.multivector is not None:
+            if similarity and vectors.multivector is not None:
                 grid, used = await self._similarity(store, hit, vectors.multivector, png, token_strings)
                 tokens += used
-            text, boxes = await self._text_extras(store, hit, query_text, options)
-            image = png if options.include_image else None
-            matches.append(PageMatch(hit, image, grid, text, options.include_text, boxes))
-        return SearchOutcome(matches, tokens)
+            boxes = highlight(query_text or "", hit.unit_metadata or {}) if plan.highlight else None
+            matches.append(PageMatch(hit, png if plan.include_image else None, grid, boxes, plan.include_text))
+        return SearchOutcome(matches, tokens, plan.warnings)
 
     async def _embed_query(self, store: Store, q: SearchQuery) -> _QueryVectors:
         """The query's multi-vector and (truncated) dense vector: a text or an image, with the collection's task
@@ -276,17 +295,6 @@ class Searcher:
                 code="invalid_mode",
             )
         return _QueryVectors(record.multivector, record.dense, 0, None), record.text
-
-    async def _text_extras(
-        self, store: Store, hit: Hit, query_text: str | None, options: SearchOptions
-    ) -> tuple[str | None, list[Box] | None]:
-        if not (options.include_text or options.highlight):
-            return None, None
-        record = await asyncio.to_thread(store.get_unit, hit.doc_id, hit.unit)
-        if record is None:
-            return None, [] if options.highlight else None
-        boxes = highlight(query_text or "", record.metadata) if options.highlight else None
-        return (record.text if options.include_text else None), boxes
 
     def _token_strings(self, prepared: PreparedInput) -> list[str]:
         decode = self.processor.tokenizer.decode

@@ -1,5 +1,5 @@
 """The collection routes' side of text/code documents: the indexer, the one-kind rule, the collection's task,
-and the chunk part of a search hit. ``Collections`` (``manager.py``) calls these.
+``Collections`` (``manager.py``) calls these.
 
 Rules (see ``docs/text-documents.md``):
 
@@ -17,15 +17,14 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from service.collections.late import LateChunker
-from service.collections.schemas import ChunkInfo
 from service.collections.texts import TextIndexer, TextOptions
 from service.errors import ConflictError, QueueFullError
 
 if TYPE_CHECKING:
-    from colbert.store import CollectionConfig, Hit, Store
+    from colbert.store import CollectionConfig
     from service.engine.runtime import Runtime
 
-__all__ = ["check_unit_kind", "chunk_info", "text_indexer"]
+__all__ = ["check_unit_kind", "text_indexer"]
 
 
 def check_unit_kind(collection: str, config: CollectionConfig, kind: str, what: str | None = None) -> None:
@@ -80,24 +79,4 @@ def text_indexer(runtime: Runtime, *, wait_when_full: bool) -> TextIndexer:
         options,
         hidden_size=encoder.info.hidden_size,
         matryoshka_dims=encoder.info.matryoshka_dims,
-    )
-
-
-async def chunk_info(store: Store, hit: Hit) -> ChunkInfo | None:
-    """Where a chunk hit is and what it is (from its stored unit); None for other kinds."""
-    if hit.kind != "chunk":
-        return None
-    unit = await asyncio.to_thread(store.get_unit, hit.doc_id, hit.unit)
-    if unit is None:  # deleted between the search and now
-        return None
-    meta = dict(unit.metadata)
-    return ChunkInfo(
-        path=str(meta.get("path", "")),
-        language=str(meta.get("language", "")),
-        chunk_kind=str(meta.get("chunk_kind", "")),
-        name=meta.get("name"),
-        lines=list(meta.get("lines", [])),
-        char_span=list(meta.get("char_span", [])),
-        part=meta.get("part"),
-        text=unit.text or "",
     )

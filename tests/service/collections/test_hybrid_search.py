@@ -136,7 +136,8 @@ def test_fts5_syntax_is_plain_words(client: httpx.Client, hybrid: str, query: st
         ({"like": {"document_id": "report", "page": 4}, "mode": "hybrid"}, 422, "invalid_mode"),
         ({"like": {"document_id": "nope", "page": 1}}, 404, "document_not_found"),
         ({"query": "x", "fusion": "max"}, 422, "validation_error"),
-        ({"query": "x", "fusion": "weighted", "text_weight": 2}, 422, "invalid_query"),
+        ({"query": "x", "fusion": "weighted", "text_weight": 2}, 422, "validation_error"),
+        ({"query": "x", "fusion": "rrf", "text_weight": 5}, 422, "validation_error"),  # one meaning: 0..1
     ],
 )
 def test_bad_input_is_a_clear_4xx(

@@ -62,6 +62,9 @@ def test_code_collection_upload_and_search(client: TestClient[Any]) -> None:
     hits = found.json()["results"]
     assert len(hits) == 8
     assert {h["kind"] for h in hits} == {"chunk"}
+    # a chunk hit names its ``unit`` (0-based, as the docs show), not a ``page``
+    assert all("page" not in h and isinstance(h["unit"], int) for h in hits)
+    assert {h["unit"] for h in hits if h["document_id"] == "guide"} == {0, 1, 2, 3}
     get = next(h for h in hits if h["chunk"].get("name") == "Store.Get")
     assert get["chunk"]["lines"] == [10, 17]
     assert get["chunk"]["chunk_kind"] == "method"
@@ -74,6 +77,23 @@ def test_code_collection_upload_and_search(client: TestClient[Any]) -> None:
     unnamed = client.post("/v1/collections/code/documents", json={"text": "def f():\n    pass\n", "path": "a/b.py"})
     assert unnamed.status_code == 201, unnamed.text
     assert (unnamed.json()["id"], unnamed.json()["metadata"]) == ("a_b.py", {"path": "a/b.py", "language": "python"})
+
+
+def test_search_reads_no_hit_again(client: TestClient[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hit carries its unit's text and metadata from the search's own read: the answer (chunk info, text,
+    highlights) reads no unit again. Before: one ``get_unit`` per hit for ``chunk``, one more for text."""
+    from colbert.local import LocalStore
+
+    reads: list[tuple[str, int]] = []
+    real = LocalStore.get_unit
+    monkeypatch.setattr(LocalStore, "get_unit", lambda self, d, u: reads.append((d, u)) or real(self, d, u))
+    body = {"query": "value of key", "top_k": 5, "include_text": True, "highlight": True}
+    found = client.post("/v1/collections/code/search", json=body)
+    assert found.status_code == 200, found.text
+    hits = found.json()["results"]
+    assert len(hits) == 5
+    assert all(h["chunk"]["text"] and h["text"] == h["chunk"]["text"] for h in hits)
+    assert reads == []
 
 
 def test_pages_and_chunks_do_not_mix(client: TestClient[Any]) -> None:
