@@ -34,7 +34,7 @@ both backends share are in :mod:`colbert.filters` (``1`` does not match ``true``
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -194,6 +194,11 @@ class Store(Protocol):
     def list_documents(self, *, offset: int = 0, limit: int = 100) -> list[DocumentInfo]: ...
 
     def count(self) -> tuple[int, int]: ...
+
+    def metadata_keys(self, keys: Iterable[str]) -> set[str]:
+        """Those of ``keys`` that some document's metadata holds with a value other than null and ``[]``: a
+        search's filter on any other key is flagged (``warnings``) as a key the collection never had."""
+        ...
 
     def search(self, query: Query, options: SearchOptions) -> list[Hit]:
         """The top ``options.k`` units for ``query`` (:mod:`colbert.search`: one options object, validated when

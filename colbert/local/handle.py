@@ -98,6 +98,7 @@ class LocalHandle:
         self._scorer = PageScorer(config, options.scan_block_pages)
         self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
         self._snapshot: DenseSnapshot | None = None
+        self._seen_keys: set[str] = set()  # metadata keys some document had (LocalStore.metadata_keys)
         # the units FTS5 holds (colbert.local.bm25): loaded by the first text search, then kept in step with the
         # snapshot
         self._text: TextUnits | None = None

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -267,6 +267,22 @@ class LocalStore(LocalHandle):
             rows = conn.execute("SELECT page FROM pages WHERE doc_id = ? ORDER BY page", (doc_id,)).fetchall()
         return [int(r[0]) for r in rows]
 
+    def metadata_keys(self, keys: Iterable[str]) -> set[str]:
+        """Those of ``keys`` that some document's metadata holds with a value other than null and ``[]`` (what
+        ``$exists: true`` matches): a filter on another key can match by ``$ne`` / ``$exists: false`` only (a typo,
+        most likely). A key once seen is remembered by this handle; an unseen one is looked for each time (a scan
+        stopping at the first holder)."""
+        wanted = set(keys)
+        with self._sync_lock:
+            missing = wanted - self._seen_keys
+        if missing:
+            with self._read() as conn:
+                found = {key for key in sorted(missing) if conn.execute(_HOLDS_KEY, {"path": f'$."{key}"'}).fetchone()}
+            with self._sync_lock:
+                self._seen_keys |= found
+        with self._sync_lock:
+            return wanted & self._seen_keys
+
     def search(self, query: Query, options: SearchOptions) -> list[Hit]:
         """Top-k units of ``options.mode`` (:mod:`colbert.hybrid`): ``visual`` (the default) is exact MaxSim among
         the first stage's ``candidates`` (every unit if exhaustive); ``text`` is BM25 over ``query.text`` (no
@@ -342,6 +358,10 @@ class LocalStore(LocalHandle):
         self.close()
 
 
+_HOLDS_KEY = (  # a document whose metadata holds the key at :path with a value other than null and []
+    "SELECT 1 FROM documents WHERE json_type(metadata, :path) NOT IN ('null') AND "
+    "(json_type(metadata, :path) != 'array' OR json_array_length(metadata, :path) > 0) LIMIT 1"
+)
 _DOC_SELECT = (
     "SELECT d.doc_id, d.num_pages, d.metadata, d.created_at, d.content_hash, o.media_type, o.size, o.name, o.sha256 "
     "FROM documents d LEFT JOIN originals o ON o.doc_id = d.doc_id"

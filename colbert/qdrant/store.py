@@ -42,7 +42,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -346,6 +346,18 @@ class QdrantStore:
         return unit_numbers_of(self.client, self.name, doc_id, rec["version"])
 
     @noticing
+    @noticing
+    def metadata_keys(self, keys: Iterable[str]) -> set[str]:
+        """Those of ``keys`` that some document's metadata holds with a value other than null and ``[]`` (as
+        :meth:`colbert.local.LocalStore.metadata_keys`; one scroll of at most one document record per key)."""
+        found = set()
+        for key in set(keys):
+            empty = qm.IsEmptyCondition(is_empty=qm.PayloadField(key=f"metadata.{key}"))
+            points, _ = self.client.scroll(self._docs, scroll_filter=qm.Filter(must_not=[empty]), limit=1)
+            if points:
+                found.add(key)
+        return found
+
     def search(self, query: Query, options: SearchOptions) -> list[Hit]:
         """Top-k units of ``options.mode`` (:mod:`colbert.hybrid`, :mod:`colbert.qdrant.modes`); the first stage is
         always ``dense`` here."""

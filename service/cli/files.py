@@ -360,7 +360,8 @@ async def _search(args: argparse.Namespace, settings: Settings, encoder: Encoder
 
     from colbert.errors import CollectionNotFoundError
     from service.collections.schemas import SearchRequest
-    from service.collections.search import Searcher, SearchLimits, SearchQuery
+    from service.collections.search import Searcher
+    from service.collections.search_plan import SearchLimits, SearchQuery
 
     try:
         store = repository.open(args.collection)
@@ -394,9 +395,11 @@ async def _search(args: argparse.Namespace, settings: Settings, encoder: Encoder
             print(json.dumps({**row, "metadata": hit.metadata}, ensure_ascii=False))
         else:
             found = "+".join(k for k in ("text", "maxsim") if k in hit.signals) or "-"
-            print(f"{rank:>3}  {hit.score:9.4f}  {hit.doc_id}  page {hit.unit}  [{found}]")
+            print(f"{rank:>3}  {hit.score:#10.4g}  {hit.doc_id}  page {hit.unit}  [{found}]")
             if args.include_text and match.hit.text:
                 print("     " + " ".join(match.hit.text.split())[:300])
+    for warning in outcome.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if not outcome.matches:
         print("no results", file=sys.stderr)
     return 0

@@ -238,6 +238,6 @@ def print_chunk_hit(rank: int, match: Any, unit: Any, *, as_json: bool) -> None:
     where = f"{meta.get('path', hit.doc_id)}:{lines[0]}-{lines[1]}"
     label = f"{meta.get('chunk_kind', 'chunk')} {meta.get('name') or ''}".strip()
     found = "+".join(k for k in ("text", "maxsim") if k in hit.signals) or "-"
-    print(f"{rank:>3}  {hit.score:9.4f}  {where}  {label}  [{found}]")
+    print(f"{rank:>3}  {hit.score:#10.4g}  {where}  {label}  [{found}]")
     if getattr(match, "include_text", False) and unit is not None and unit.text:
         print("     " + " ".join(unit.text.split())[:300])

@@ -59,7 +59,8 @@ from service.collections.schemas import (
     SearchResponse,
     VacuumObject,
 )
-from service.collections.search import Searcher, SearchLimits, SearchQuery
+from service.collections.search import Searcher
+from service.collections.search_plan import SearchLimits, SearchQuery
 from service.collections.text_docs import check_unit_kind, text_indexer
 from service.collections.texts import TextSource
 from service.collections.vectors import EmbeddingModel, collection_spec

@@ -25,43 +25,29 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from colbert.fusion import DEFAULT_RRF_K
-from colbert.hybrid import Fusion, SearchMode, parse_mode
+from colbert.hybrid import SearchMode
 from colbert.scoring import similarity_map
 from colbert.search import Query as StoreQuery
-from colbert.search import SearchOptions as StoreSearchOptions
-from colbert.store import StoreLimits
 from model.errors import ImageTooLargeError, InputTooLongError
 from model.images import load_image
 from model.types import PromptType
 from service.collections.highlight import Box, highlight
+from service.collections.search_plan import SearchLimits, SearchPlan, SearchQuery, found_nothing
 from service.collections.vectors import PASSAGE, QUERY, EmbeddingModel, collection_spec
 from service.errors import NotFoundError, UnprocessableError
 from service.limits import naming
 
 if TYPE_CHECKING:
-    from colbert.store import CollectionConfig, Hit, Store
+    from colbert.store import Hit, Store
     from model.processor import PreparedInput
     from model.types import TaskSpec
-    from service.collections.schemas import SearchRequest
-    from service.settings import Settings
 
-__all__ = [
-    "PageMatch",
-    "SearchLimits",
-    "SearchOutcome",
-    "SearchPlan",
-    "SearchQuery",
-    "Searcher",
-    "SimilarityGrid",
-    "not_applicable",
-    "resolve_mode",
-]
+__all__ = ["PageMatch", "SearchOutcome", "Searcher", "SimilarityGrid"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +78,6 @@ class PageMatch:
 
 
 @dataclass(frozen=True, slots=True)
-class SearchQuery:
-    """Exactly one of: a text, an image (bytes), or a stored unit ``(document id, unit)`` ("more like this")."""
-
-    text: str | None = None
-    image: bytes | None = None
-    like: tuple[str, int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class _QueryVectors:
     multivector: np.ndarray | None  # (Lq, 128) float32; None in text mode
     dense: np.ndarray | None  # (dense_dim,) float32
@@ -108,115 +85,11 @@ class _QueryVectors:
     prepared: PreparedInput | None  # for the similarity map's token strings
 
 
-def resolve_mode(query: SearchQuery, mode: str | None, default: str = "hybrid") -> SearchMode:
-    """The mode to run: as asked, or by default ``default`` for a text query and ``visual`` for an image or a
-    stored page; a mode that needs words with a query that has none is a 422."""
-    given = sum(x is not None for x in (query.text, query.image, query.like))
-    if given != 1:
-        raise UnprocessableError(
-            "send exactly one of query (text), query_image (base64 / data URI) or like ({document_id, page}); "
-            f"got {given}",
-            code="invalid_query",
-        )
-    if query.text is not None and not query.text.strip():
-        raise UnprocessableError("query is empty or only whitespace: send some words", code="empty_query")
-    if mode is None:
-        return parse_mode(default) if query.text is not None else SearchMode.VISUAL
-    chosen = parse_mode(mode)
-    if query.image is not None and chosen is not SearchMode.VISUAL:
-        raise UnprocessableError(
-            f"an image query has no words, so mode {chosen.value!r} cannot run: use mode 'visual'",
-            code="invalid_mode",
-        )
-    return chosen
-
-
-def not_applicable(request: SearchRequest, mode: SearchMode) -> list[str]:
-    """Warnings for the options of ``request`` that ``mode`` does not use (the search runs without them)."""
-    out = []
-    if mode is SearchMode.TEXT and request.include_similarity_map:
-        out.append("include_similarity_map does not apply to mode 'text' (BM25 has no query vectors): left out")
-    if mode is SearchMode.TEXT and request.exhaustive:
-        out.append("exhaustive does not apply to mode 'text' (BM25 scores every unit with a query word)")
-    if mode is not SearchMode.HYBRID:
-        given = [name for name in ("fusion", "text_weight") if getattr(request, name) is not None]
-        if given:
-            out.append(f"{' and '.join(given)} apply to mode 'hybrid' only, not {mode.value!r}: ignored")
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class SearchOutcome:
     matches: list[PageMatch]
     tokens: int  # tokens the model ran over (the query; plus re-embedded pages for pooled similarity maps)
     warnings: tuple[str, ...] = ()  # what the caller asked for that did not apply (SearchPlan.warnings, …)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchPlan:
-    """A search request validated once (:meth:`SearchLimits.plan`): the store's options, passed unchanged to
-    ``Store.search``, and what the service adds to each hit; ``warnings`` name the options that do not apply to
-    the mode (they are not errors: the search runs without them)."""
-
-    store: StoreSearchOptions
-    include_image: bool = False
-    include_similarity_map: bool = False
-    highlight: bool = False
-    include_text: bool = False  # as asked (a chunk collection's store options read the text for ``chunk``)
-    warnings: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class SearchLimits:
-    """Caps and defaults of search (from :class:`~service.settings.Settings`)."""
-
-    max_query_tokens: int = 32768
-    image_max_pixels: int | None = None
-    max_decoded_pixels: int = 40_000_000
-    default_candidates: int = 200
-    default_mode: str = "hybrid"
-    default_fusion: str = "weighted"
-    rrf_k: int = DEFAULT_RRF_K
-    text_weight: float = 0.5
-    store: StoreLimits = field(default_factory=StoreLimits)
-
-    def plan(self, query: SearchQuery, config: CollectionConfig, request: SearchRequest) -> SearchPlan:
-        """The request's options with the settings' defaults where it gives none, checked once (the mode against
-        the query: :func:`resolve_mode`; the rest by :class:`colbert.search.SearchOptions`, a 422 naming the
-        field). A chunk collection's hits carry their unit's text and metadata (the ``chunk`` object)."""
-        mode = resolve_mode(query, request.mode, self.default_mode)
-        chunks = config.unit_kind == "chunk"
-        fusion = Fusion(
-            method=request.fusion or self.default_fusion,
-            k=self.rrf_k,
-            text_weight=self.text_weight if request.text_weight is None else request.text_weight,
-        )
-        options = StoreSearchOptions.of(
-            filter=request.filter,
-            k=request.top_k,
-            candidates=max(request.candidates or self.default_candidates, request.top_k),
-            exhaustive=request.exhaustive,
-            mode=mode,
-            fusion=fusion,
-            include_text=request.include_text or chunks,
-            include_unit_metadata=request.highlight or chunks,
-            limits=self.store,
-        )
-        warnings = tuple(not_applicable(request, mode))
-        similarity = request.include_similarity_map and mode is not SearchMode.TEXT
-        return SearchPlan(options, request.include_image, similarity, request.highlight, request.include_text, warnings)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SearchLimits:
-        return cls(
-            max_query_tokens=settings.max_text_tokens,
-            image_max_pixels=settings.image_max_pixels,
-            max_decoded_pixels=settings.max_decoded_pixels,
-            default_mode=settings.search_mode,
-            default_fusion=settings.search_fusion,
-            rrf_k=settings.search_rrf_k,
-            text_weight=settings.search_text_weight,
-        )
 
 
 class Searcher:
@@ -257,7 +130,8 @@ class Searcher:
                 tokens += used
             boxes = highlight(query_text or "", hit.unit_metadata or {}) if plan.highlight else None
             matches.append(PageMatch(hit, png if plan.include_image else None, grid, boxes, plan.include_text))
-        return SearchOutcome(matches, tokens, plan.warnings)
+        found = await asyncio.to_thread(found_nothing, store, options, hits)
+        return SearchOutcome(matches, tokens, (*plan.warnings, *found))
 
     async def _embed_query(self, store: Store, q: SearchQuery) -> _QueryVectors:
         """The query's multi-vector and (truncated) dense vector: a text or an image, with the collection's task

@@ -151,3 +151,29 @@ def test_the_readme_query_finds_text_on_a_two_document_collection(tmp_path: Path
     want = reference_bm25(tmp_path / "s" / "index.sqlite", "Which region had the highest revenue?", 10)
     assert [h.score for h in hits] == pytest.approx([s for _, _, s in want], rel=1e-6)
     store.close()
+
+
+def test_the_readme_query_finds_text_in_the_samples(tmp_path: Path) -> None:
+    """The README's command searches samples/report.pdf (3 pages) for "Which region had the highest revenue?":
+    "the" and "revenue" are on every page and "region" on 2 of 3, so FTS5's IDF counted none of them (scores
+    ~1e-6, printed as 0.0000). Now the two pages naming a region come first, with real scores."""
+    pymupdf = pytest.importorskip("pymupdf")
+    samples = Path(__file__).resolve().parents[2] / "samples" / "report.pdf"
+    with pymupdf.open(samples) as pdf:
+        pages = [page.get_text() for page in pdf]
+    rng = np.random.default_rng(4)
+    store = LocalStore.create(tmp_path / "s", F32)
+    units = [
+        UnitRecord(p + 1, _unit(rng.normal(size=DENSE)), _unit(rng.normal(size=(4, 16))), text=t)
+        for p, t in enumerate(pages)
+    ]
+    store.add_document("report", units)
+    query = "Which region had the highest revenue?"
+    hits = store.search(Query(text=query), SearchOptions(k=10, mode="text"))
+    assert len(hits) == 3
+    assert all(h.score > 0.05 for h in hits)
+    with_region = {p + 1 for p, t in enumerate(pages) if "region" in tokens(t)}
+    assert {h.unit for h in hits[: len(with_region)]} == with_region
+    want = reference_bm25(tmp_path / "s" / "index.sqlite", query, 10)
+    assert [h.score for h in hits] == pytest.approx([s for _, _, s in want], rel=1e-6)
+    store.close()
