@@ -246,6 +246,8 @@ class Settings:
     """Weighted fusion: the BM25 share (0..1; MaxSim gets the rest) when a search gives no text_weight."""
     search_rrf_k: int = 60
     """The RRF constant k (score = sum of 1 / (k + rank))."""
+    search_max_per_span: int = 2
+    """Code search: at most this many chunks of one definition in the top k (0: no cap; colbert.definitions)."""
 
     # --- search page ---------------------------------------------------------------------------------------
     ui: bool = True
@@ -271,6 +273,10 @@ class Settings:
         _check_chunking(self)
         _check_choice("search_mode", self.search_mode, ("visual", "text", "hybrid"))
         _check_choice("search_fusion", self.search_fusion, ("rrf", "weighted"))
+        if self.search_max_per_span < 0:
+            raise SettingsError(
+                f"{env_name('search_max_per_span')} must be >= 0 (0: no cap); got {self.search_max_per_span}"
+            )
         if not 0.0 <= self.search_text_weight <= 1.0:
             raise SettingsError(f"{env_name('search_text_weight')} must be in 0..1; got {self.search_text_weight!r}")
         if any(not k for k in self.api_keys):

@@ -370,15 +370,8 @@ async def _search(args: argparse.Namespace, settings: Settings, encoder: Encoder
         return 2
     with ThreadPoolExecutor(1, thread_name_prefix="jev4-model") as model:
         searcher = Searcher(_model(encoder, model, model), SearchLimits.from_settings(settings))
-        request = SearchRequest(
-            query=args.query,
-            top_k=args.top_k,
-            filter=args.filter,
-            exhaustive=args.exhaustive,
-            mode=args.mode,
-            fusion=args.fusion,
-            include_text=args.include_text,
-        )
+        asked = ("top_k", "filter", "exhaustive", "mode", "fusion", "include_text")  # the same names as HTTP's
+        request = SearchRequest(query=args.query, **{name: getattr(args, name) for name in asked})
         query = SearchQuery(text=args.query)
         outcome = await searcher.search(store, query, searcher.limits.plan(query, store.config, request))
     for rank, match in enumerate(outcome.matches, 1):

@@ -260,6 +260,12 @@ class LikeQuery(Struct, kw_only=True, forbid_unknown_fields=True):
     page: Annotated[int, Meta(ge=0)]
 
 
+_TEXT_WEIGHT = "hybrid: BM25's share of the fused score, 0..1 (MaxSim gets the rest; default JEV4_SEARCH_TEXT_WEIGHT)"
+_WARNINGS = (
+    "What did not apply: a filter key no document has, an option the mode does not use, a signal that found none"
+)
+
+
 class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     """Body of ``POST /v1/collections/{name}/search``: exactly one of ``query``, ``query_image``, ``like``."""
 
@@ -284,18 +290,7 @@ class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
         Literal["rrf", "weighted"] | None,
         Meta(description="hybrid score: weighted (min-max normalised; default, JEV4_SEARCH_FUSION) or rrf"),
     ] = None
-    text_weight: (
-        Annotated[
-            float,
-            Meta(
-                ge=0,
-                le=1,
-                description="hybrid: the share of BM25 in the fused score, 0..1 (MaxSim gets the rest), in both "
-                "fusion methods (default JEV4_SEARCH_TEXT_WEIGHT, 0.5)",
-            ),
-        ]
-        | None
-    ) = None
+    text_weight: Annotated[float, Meta(ge=0, le=1, description=_TEXT_WEIGHT)] | None = None
     top_k: Annotated[int, Meta(ge=1, le=1000)] = 10
     filter: Annotated[
         dict[str, Any] | None,
@@ -393,10 +388,4 @@ class SearchResponse(Struct, kw_only=True):
     collection: str
     usage: Usage
     results: list[SearchHit]
-    warnings: Annotated[
-        list[str],
-        Meta(
-            description="What the request asked for that did not apply: a filter key no document of the collection "
-            "has, an option the mode does not use, a signal that found nothing (the search ran without it)"
-        ),
-    ] = []
+    warnings: Annotated[list[str], Meta(description=_WARNINGS)] = []

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from colbert.definitions import rank_definitions
 from colbert.hybrid import SearchMode
 from colbert.scoring import similarity_map
 from colbert.search import Query as StoreQuery
@@ -116,6 +117,8 @@ class Searcher:
             vectors = await self._embed_query(store, q)
         store_query = StoreQuery(vectors.multivector, vectors.dense, query_text)
         hits = await asyncio.to_thread(store.search, store_query, options)
+        if plan.definitions:
+            hits = rank_definitions(hits, query_text if q.text is not None else None, plan.top_k, plan.max_per_span)
         tokens = vectors.tokens
         similarity = plan.include_similarity_map and vectors.multivector is not None
         token_strings = self._token_strings(vectors.prepared) if similarity and vectors.prepared is not None else []
@@ -130,7 +133,7 @@ class Searcher:
                 tokens += used
             boxes = highlight(query_text or "", hit.unit_metadata or {}) if plan.highlight else None
             matches.append(PageMatch(hit, png if plan.include_image else None, grid, boxes, plan.include_text))
-        found = await asyncio.to_thread(found_nothing, store, options, hits)
+        found = await asyncio.to_thread(found_nothing, store, options, hits, plan.top_k)
         return SearchOutcome(matches, tokens, (*plan.warnings, *found))
 
     async def _embed_query(self, store: Store, q: SearchQuery) -> _QueryVectors:

@@ -68,12 +68,12 @@ def not_applicable(request: SearchRequest, mode: SearchMode) -> list[str]:
     return out
 
 
-def found_nothing(store: Store, options: StoreSearchOptions, hits: list[Hit]) -> list[str]:
+def found_nothing(store: Store, options: StoreSearchOptions, hits: list[Hit], k: int) -> list[str]:
     """Warnings for what answered nothing: filter keys no document has (looked up only when fewer than k hits
     came back: a typo in a key empties or shrinks the result), and the text signal of mode text or hybrid when
     no hit came from it."""
     out = []
-    if options.filter and len(hits) < options.k:
+    if options.filter and len(hits) < k:
         keys = sorted({c.key for c in options.filter.conditions})
         unknown = [key for key in keys if key not in store.metadata_keys(keys)]
         if unknown:
@@ -95,6 +95,9 @@ def found_nothing(store: Store, options: StoreSearchOptions, hits: list[Hit]) ->
     return out
 
 
+_CODE_POOL = 4  # a code search reads 4 x top_k hits for the definition rules to choose from
+
+
 @dataclass(frozen=True, slots=True)
 class SearchPlan:
     """A search request validated once (:meth:`SearchLimits.plan`): the store's options, passed unchanged to
@@ -107,6 +110,9 @@ class SearchPlan:
     highlight: bool = False
     include_text: bool = False  # as asked (a chunk collection's store options read the text for ``chunk``)
     warnings: tuple[str, ...] = ()
+    top_k: int = 10  # hits to answer (the store's ``k`` is larger when ``definitions`` reranks its hits)
+    definitions: bool = False  # chunk collections: colbert.definitions.rank_definitions over the store's hits
+    max_per_span: int = 0  # its cap on chunks of one definition (0: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +127,15 @@ class SearchLimits:
     default_fusion: str = "weighted"
     rrf_k: int = DEFAULT_RRF_K
     text_weight: float = 0.5
+    max_per_span: int = 2  # chunks of one definition in a code search's top k (0: no cap)
     store: StoreLimits = field(default_factory=StoreLimits)
 
     def plan(self, query: SearchQuery, config: CollectionConfig, request: SearchRequest) -> SearchPlan:
         """The request's options with the settings' defaults where it gives none, checked once (the mode against
         the query: :func:`resolve_mode`; the rest by :class:`colbert.search.SearchOptions`, a 422 naming the
-        field). A chunk collection's hits carry their unit's text and metadata (the ``chunk`` object)."""
+        field). A chunk collection's hits carry their unit's text and metadata (the ``chunk`` object), and the store
+        is asked for more than ``top_k`` hits (:data:`_CODE_POOL` times) so that the definition rules
+        (:mod:`colbert.definitions`) have hits to promote and to fill the places of capped ones."""
         mode = resolve_mode(query, request.mode, self.default_mode)
         chunks = config.unit_kind == "chunk"
         fusion = Fusion(
@@ -134,10 +143,12 @@ class SearchLimits:
             k=self.rrf_k,
             text_weight=self.text_weight if request.text_weight is None else request.text_weight,
         )
+        top_k = request.top_k
+        k = max(top_k, min(self.store.max_k, _CODE_POOL * top_k)) if chunks else top_k
         options = StoreSearchOptions.of(
             filter=request.filter,
-            k=request.top_k,
-            candidates=max(request.candidates or self.default_candidates, request.top_k),
+            k=k,
+            candidates=max(request.candidates or self.default_candidates, k),
             exhaustive=request.exhaustive,
             mode=mode,
             fusion=fusion,
@@ -147,7 +158,17 @@ class SearchLimits:
         )
         warnings = tuple(not_applicable(request, mode))
         similarity = request.include_similarity_map and mode is not SearchMode.TEXT
-        return SearchPlan(options, request.include_image, similarity, request.highlight, request.include_text, warnings)
+        return SearchPlan(
+            options,
+            request.include_image,
+            similarity,
+            request.highlight,
+            request.include_text,
+            warnings,
+            top_k=top_k,
+            definitions=chunks,
+            max_per_span=self.max_per_span,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchLimits:
@@ -159,4 +180,5 @@ class SearchLimits:
             default_fusion=settings.search_fusion,
             rrf_k=settings.search_rrf_k,
             text_weight=settings.search_text_weight,
+            max_per_span=settings.search_max_per_span,
         )

@@ -88,10 +88,8 @@ def _check_whole(directory: Path, acked: dict[str, int]) -> int:
         # BM25 finds each document through the words of its own version's text
         for doc_id, info in docs.items():
             version = int(info.metadata["version"])
-            flt = {"version": info.metadata["version"]}
-            hits = store.search(
-                Query(text=pages_for(version)[0].text), SearchOptions.of(k=100, mode="text", filter=flt)
-            )
+            options = SearchOptions.of(k=100, mode="text", filter={"version": info.metadata["version"]})
+            hits = store.search(Query(text=pages_for(version)[0].text), options)
             assert doc_id in {h.doc_id for h in hits}, f"{doc_id}: its text is not in the full-text index"
         return highest
     finally:

@@ -96,6 +96,27 @@ def test_search_reads_no_hit_again(client: TestClient[Any], monkeypatch: pytest.
     assert reads == []
 
 
+def test_an_identifier_query_finds_its_definition_first(client: TestClient[Any]) -> None:
+    """Issue 25: callers and re-exports that repeat an identifier outrank its definition on BM25 and MaxSim; a
+    query that is one identifier now ranks the chunk defining it first (colbert.definitions)."""
+    assert client.post("/v1/collections", json={"name": "defs", "task": "code"}).status_code == 201
+    files = {
+        "pkg/__init__.py": "from pkg.util import get_app_dir\n\n__all__ = ['get_app_dir', 'get_app_dir_alias']\n"
+        "get_app_dir_alias = get_app_dir\n",
+        "pkg/util.py": "def get_app_dir(name):\n    return '/tmp/' + name\n\n\n"
+        "def use():\n    a = get_app_dir('a')\n    b = get_app_dir('b')\n    return get_app_dir(a + b)\n",
+    }
+    for path, text in files.items():
+        added = client.post("/v1/collections/defs/documents", json={"text": text, "path": path})
+        assert added.status_code == 201, added.text
+    for mode in ("text", "hybrid"):
+        found = client.post("/v1/collections/defs/search", json={"query": "get_app_dir", "top_k": 3, "mode": mode})
+        assert found.status_code == 200, found.text
+        top = found.json()["results"][0]
+        assert (top["document_id"], top["chunk"]["name"]) == ("pkg_util.py", "get_app_dir"), found.json()
+        assert "definition" in top["signals"]
+
+
 def test_pages_and_chunks_do_not_mix(client: TestClient[Any]) -> None:
     assert client.post("/v1/collections", json={"name": "pages"}).status_code == 201
     text = client.post("/v1/collections/pages/documents", json={"text": "hello", "path": "a.md"})
