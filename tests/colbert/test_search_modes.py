@@ -160,3 +160,25 @@ def test_options_are_checked_once_when_built() -> None:
     with pytest.raises(InvalidQueryError, match=r"1\.\.5"):
         wide.under(small)  # a backend with lower limits re-checks options built against others
     assert wide.under(StoreLimits()) is wide
+
+
+def test_hits_carry_unit_text_and_metadata_when_asked(backend: Backend) -> None:
+    store, units = _filled(backend)
+    plain = store.search(Query(text="north"), SearchOptions(k=10, mode="text"))
+    assert plain
+    assert all(h.text is None and h.unit_metadata is None for h in plain)
+    asked = SearchOptions(k=10, mode="text", include_text=True, include_unit_metadata=True)
+    hits = store.search(Query(text="north"), asked)
+    assert [h.doc_id for h in hits] == [h.doc_id for h in plain]
+    assert [h.text for h in hits] == [TEXTS[h.doc_id] for h in hits]
+    assert all(h.unit_metadata == {} for h in hits)  # stored without unit metadata
+    q = units["img"].multivector[:3]
+    visual = store.search(Query(q, None), SearchOptions(k=5, include_text=True))
+    assert {h.doc_id: h.text for h in visual} == {d: TEXTS[d] for d in TEXTS}  # None for the image page
+
+
+def test_metadata_keys_names_the_keys_some_document_has(backend: Backend) -> None:
+    store, units = _filled(backend)
+    store.add_document("extra", [units["inv"]], {"empty": [], "none": None, "tags": ["x"]})
+    assert store.metadata_keys(["group", "i", "tags", "empty", "none", "knd"]) == {"group", "i", "tags"}
+    assert store.metadata_keys([]) == set()
