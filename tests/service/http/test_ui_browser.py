@@ -294,6 +294,9 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
     css(driver, "#search-form button[type=submit]").click()
     wait(driver, lambda d: not css(d, "#search-warnings").is_displayed())
     shot(driver, "07c-filter-warning-cleared")
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#results .hit"))
+    driver.find_elements(By.CSS_SELECTOR, "#results .hit")[0].find_element(By.CSS_SELECTOR, "button").click()
+    wait(driver, lambda d: css(d, "#hit-close").is_displayed())  # the hit view open again for step 8
 
     # 8. accessibility: no serious or critical axe-core violation, dialog open and closed
     bad = [v for v in run_axe(driver) if v["impact"] in ("serious", "critical")]
