@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from colbert.local import LocalStore
+from colbert.search import Query, SearchOptions
 
 __all__ = ["fts_bytes", "hybrid_rows"]
 
@@ -87,12 +88,12 @@ def hybrid_rows(
         return f"{pct(values, 50):.1f} / {pct(values, 99):.1f}"
 
     for i, text in enumerate(texts):  # the blobs every plan reranks read once (the OS page cache), on both sides;
-        cold.search(queries[i], dense_q[i], k, candidates=max(candidates), mode="hybrid", query_text=text)
-        store.search(None, None, k, mode="text", query_text=text)  # "cached": each query's terms searched once
+        cold.search(Query(queries[i], dense_q[i], text), SearchOptions(k=k, candidates=max(candidates), mode="hybrid"))
+        store.search(Query(text=text), SearchOptions(k=k, mode="text"))  # "cached": each query's terms searched once
     for name, handle in (("cold", cold), ("cached", store)):
 
         def text_run(i: int, h: LocalStore = handle) -> object:
-            return h.search(None, None, k, mode="text", query_text=texts[i])
+            return h.search(Query(text=texts[i]), SearchOptions(k=k, mode="text"))
 
         lat = _latencies(text_run, count)
         rows.append(["ours", n, f"text (BM25), postings {name}: p50 / p99 ms", p50_p99(lat)])
@@ -100,10 +101,12 @@ def hybrid_rows(
         for name, handle in (("cold", cold), ("cached", store)):
 
             def visual_run(i: int, c: int = c, h: LocalStore = handle) -> object:
-                return h.search(queries[i], dense_q[i], k, candidates=c)
+                return h.search(Query(queries[i], dense_q[i]), SearchOptions(k=k, candidates=c))
 
             def hybrid_run(i: int, c: int = c, h: LocalStore = handle) -> object:
-                return h.search(queries[i], dense_q[i], k, candidates=c, mode="hybrid", query_text=texts[i])
+                return h.search(
+                    Query(queries[i], dense_q[i], texts[i]), SearchOptions(k=k, candidates=c, mode="hybrid")
+                )
 
             visual, hybrid = _paired(visual_run, hybrid_run, count)
             ratio = pct(hybrid, 50) / pct(visual, 50)

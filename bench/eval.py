@@ -38,6 +38,7 @@ from bench._metrics import mean_metrics
 from bench._report import format_table
 from colbert.hybrid import Fusion, SearchMode
 from colbert.local import LocalStore
+from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
 from model.types import PromptType, Task, TaskSpec
 
@@ -154,13 +155,8 @@ def evaluate(
             runs = {}
             for qid, text, q in zip(qids, texts, queries, strict=True):
                 hits = store.search(
-                    q.multivector,
-                    q.dense,
-                    k,
-                    candidates=max(candidates, k),
-                    mode=SearchMode(mode),
-                    query_text=text,
-                    fusion=fusion,
+                    Query(q.multivector, q.dense, text),
+                    SearchOptions(k=k, candidates=max(candidates, k), mode=SearchMode(mode), fusion=fusion),
                 )
                 runs[qid] = [h.doc_id for h in hits]
             name = mode if fusion is None or fusion == fusions[0] else f"hybrid ({fusion.method}, {fusion.text_weight})"
@@ -183,7 +179,7 @@ def _encoder(args: argparse.Namespace) -> Any:
 
 def _fusion(spec: str) -> Fusion:
     method, _, weight = spec.partition(":")
-    return Fusion(method=method, text_weight=float(weight) if weight else None)
+    return Fusion(method=method, text_weight=float(weight)) if weight else Fusion(method=method)
 
 
 def main(argv: list[str] | None = None) -> None:

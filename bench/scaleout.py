@@ -32,6 +32,7 @@ from bench._report import format_table
 from bench._synthetic import Corpus
 from colbert.local import LocalStore
 from colbert.quantize import Codec
+from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
 
 __all__ = ["main"]
@@ -66,7 +67,9 @@ def _search_loop(
     i = 0
     while time.monotonic() < end:
         t0 = time.perf_counter()
-        store.search(queries[i % len(queries)], dense[i % len(dense)], k=10, candidates=args.candidates)
+        store.search(
+            Query(queries[i % len(queries)], dense[i % len(dense)]), SearchOptions(k=10, candidates=args.candidates)
+        )
         times.append(time.perf_counter() - t0)
         i += 1
     return times
@@ -91,7 +94,7 @@ def _visibility(
             page = corpus.page(args.pages + int(doc[1:]) * args.doc_pages, centroids)
             query = corpus.query(page, rng)[0]
             while not stop.is_set():
-                hits = store.search(query, page.dense, k=10, candidates=args.candidates)
+                hits = store.search(Query(query, page.dense), SearchOptions(k=10, candidates=args.candidates))
                 if any(h.doc_id == doc for h in hits):
                     out.append(time.time() - at)
                     break

@@ -42,6 +42,7 @@ from bench._synthetic import Corpus, ExactTopK
 from bench._synthetic_text import TextCorpus
 from colbert.local import LocalOptions, LocalStore
 from colbert.quantize import Codec, decode, encode
+from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
 
 __all__ = ["main"]
@@ -158,13 +159,14 @@ class Run:
         def ours(first_stage: str, candidates: int | None, groups: int | None) -> Callable[[int], list[int]]:
             def run_one(i: int) -> list[int]:
                 hits = store.search(
-                    queries[i],
-                    dense_q[i] if first_stage == "dense" and candidates is not None else None,
-                    a.k,
-                    candidates=candidates or a.k,
-                    exhaustive=candidates is None,
-                    first_stage=first_stage,
-                    query_groups=groups,
+                    Query(queries[i], dense_q[i] if first_stage == "dense" and candidates is not None else None),
+                    SearchOptions(
+                        k=a.k,
+                        candidates=candidates or a.k,
+                        exhaustive=candidates is None,
+                        first_stage=first_stage,
+                        query_groups=groups,
+                    ),
                 )
                 return [int(h.doc_id[1:]) * per_doc + h.unit for h in hits]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,12 +27,12 @@ __all__ = [
     "canonical_json",
     "check_delete_filter",
     "check_page_window",
+    "query_arrays",
     "validate_config",
     "validate_document",
     "validate_filter",
     "validate_metadata",
     "validate_original",
-    "validate_search",
 ]
 
 
@@ -201,21 +201,10 @@ def validate_filter(filter: Mapping[str, Any] | MetadataFilter | None) -> Metada
     return parse_filter(filter)
 
 
-def validate_search(
-    query_multivector: object,
-    query_dense: object,
-    k: int,
-    candidates: int,
-    config: CollectionConfig,
-    limits: StoreLimits,
+def query_arrays(
+    query_multivector: object, query_dense: object, config: CollectionConfig, limits: StoreLimits
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Check a search; returns (query (Lq, d) float32, unit dense query (dense_dim,) or None)."""
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limits.max_k:
-        raise InvalidQueryError(f"k must be an int in 1..{limits.max_k}, got {k!r}")
-    if isinstance(candidates, bool) or not isinstance(candidates, int):
-        raise InvalidQueryError(f"candidates must be an int, got {candidates!r}")
-    if not k <= candidates <= limits.max_candidates:
-        raise InvalidQueryError(f"candidates must be in k..{limits.max_candidates} (k={k}), got {candidates}")
+    """A search's vectors: (query (Lq, d) float32, unit dense query (dense_dim,) or None)."""
     try:
         q = _multivector(query_multivector, config.multivector_dim, "query_multivector")
         dense = None if query_dense is None else _dense(query_dense, config.dense_dim, "query_dense")
@@ -244,13 +233,12 @@ def check_delete_filter(filter: Mapping[str, Any] | MetadataFilter | None) -> Me
     return flt
 
 
-def check_filter_keys(flt: MetadataFilter, holds: Callable[[MetadataFilter], bool]) -> None:
+def check_filter_keys(flt: MetadataFilter, held: Callable[[Iterable[str]], set[str]]) -> None:
     """Refuse a delete-by-filter naming a key that no document holds a value for (``UnknownFilterKeyError``):
-    ``{"typo": {"$ne": 1}}`` would otherwise match, and delete, every document. ``holds(f)``: whether any
-    document of the collection passes ``f`` (the backend's own query, so ``$exists`` means what it means there:
-    null and [] count as absent)."""
-    keys = sorted({c.key for c in flt.conditions})
-    unknown = [k for k in keys if not holds(parse_filter({k: {"$exists": True}}))]
+    ``{"typo": {"$ne": 1}}`` would otherwise match, and delete, every document. ``held(keys)``: those of ``keys``
+    some document holds (``Store.metadata_keys``: null and [] count as absent, as ``$exists`` reads them)."""
+    keys = {c.key for c in flt.conditions}
+    unknown = sorted(keys - held(keys))
     if unknown:
         raise UnknownFilterKeyError(
             f"no document of this collection has the metadata key(s) {unknown}: a delete by filter on them would "

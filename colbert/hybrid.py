@@ -15,7 +15,9 @@ ids.
 
 >>> text, visual, maxsim = {"a": 9.0, "b": 4.0}, {"b": 0.8, "c": 0.7}, {"a": 3.0, "b": 5.0, "c": 4.0}
 >>> [(u, round(s, 5), sorted(sig)) for u, s, sig in fuse(text, visual, maxsim, 3, Fusion("rrf"))]
-[('b', 0.03252, ['maxsim', 'text', 'visual']), ('a', 0.03227, ['maxsim', 'text']), ('c', 0.01613, ['maxsim', 'visual'])]
+[('b', 0.01626, ['maxsim', 'text', 'visual']), ('a', 0.01613, ['maxsim', 'text']), ('c', 0.00806, ['maxsim', 'visual'])]
+
+(RRF with the default ``text_weight`` 0.5: each list's reciprocal ranks count half.)
 
 Weighted (the default): text normalised a=1, b=0; MaxSim a=0, b=1, c=0.5; text_weight 0.3 gives
 a = 0.3, b = 0.7, c = 0.35:
@@ -56,14 +58,14 @@ class Signal:
 
 @dataclass(frozen=True)
 class Fusion:
-    """How ``hybrid`` fuses the BM25 and MaxSim rankings: ``weighted`` (the default: min-max normalised;
-    ``text_weight`` in [0, 1], default 0.5, MaxSim gets the rest) or ``rrf`` (``k``; ``text_weight`` scales the
-    BM25 term, default 1, MaxSim's is 1). docs/collections.md#search-modes has the measurements behind the
-    default."""
+    """How ``hybrid`` fuses the BM25 and MaxSim rankings: ``weighted`` (the default: each list min-max normalised)
+    or ``rrf`` (reciprocal ranks, constant ``k``). ``text_weight`` has one meaning in both: the share of BM25 in
+    the fused score, in 0..1 (default 0.5); MaxSim gets ``1 - text_weight``. docs/collections.md#search-modes
+    has the measurements behind the default."""
 
     method: str = "weighted"
     k: int = DEFAULT_RRF_K
-    text_weight: float | None = None
+    text_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.method not in ("rrf", "weighted"):
@@ -71,9 +73,15 @@ class Fusion:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise InvalidQueryError(f"the RRF constant k must be an int >= 1, got {self.k!r}")
         w = self.text_weight
-        if w is not None and not (0.0 <= w <= (1.0 if self.method == "weighted" else 100.0)):
-            top = 1 if self.method == "weighted" else 100
-            raise InvalidQueryError(f"text_weight for {self.method} fusion must be in 0..{top}, got {w!r}")
+        if isinstance(w, bool) or not isinstance(w, int | float) or not 0.0 <= w <= 1.0:
+            raise InvalidQueryError(
+                f"text_weight must be a number in 0..1 (the share of BM25 in the fused score), got {w!r:.40}"
+            )
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The weight of each fused list."""
+        return {"text": float(self.text_weight), "maxsim": 1.0 - float(self.text_weight)}
 
 
 def parse_mode(mode: object) -> SearchMode:
@@ -111,10 +119,7 @@ def fuse(
     """The hybrid top-``k``: (unit, fused score, signals), best first. ``maxsim`` must cover every unit of
     ``text`` and ``visual`` that still exists (their union is what was reranked)."""
     lists = {"text": text, "maxsim": maxsim}
-    if fusion.method == "rrf":
-        weights = None if fusion.text_weight is None else {"text": fusion.text_weight}
-        fused = rrf(lists, weights, k=fusion.k)
-    else:
-        fused = weighted_sum(lists, {"text": 0.5 if fusion.text_weight is None else fusion.text_weight})
+    weights = fusion.weights
+    fused = rrf(lists, weights, k=fusion.k) if fusion.method == "rrf" else weighted_sum(lists, weights)
     signals = signals_of(text=text, visual=visual, maxsim=maxsim)
     return [(unit, score, signals[unit]) for unit, score in fused[:k] if unit in signals]

@@ -25,23 +25,27 @@ qdrant-client's local mode).
 Validation of caller input is in :mod:`colbert._validate`, so both backends reject the same things with the same
 typed errors (:mod:`colbert.errors`); every limit is a field of :class:`StoreLimits`.
 
-Filters (``search(..., filter={"lang": "en", "year": {"$gte": 2020}})``) test top-level keys of the *document*
-metadata: equality, ``$in``, ``$ne``, ``$gt/$gte/$lt/$lte``, ``$exists``, ANDed; the syntax and the semantics
+Searches take a :class:`~colbert.search.Query` and :class:`~colbert.search.SearchOptions` (validated once, when
+built). Filters (``SearchOptions.of(filter={"lang": "en", "year": {"$gte": 2020}})``) test top-level keys of the
+*document* metadata: equality, ``$in``, ``$ne``, ``$gt/$gte/$lt/$lte``, ``$exists``, ANDed; the syntax and the semantics
 both backends share are in :mod:`colbert.filters` (``1`` does not match ``true``; lists match by any element).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from colbert.filters import MetadataFilter
-from colbert.hybrid import Fusion, SearchMode, Signal
+from colbert.hybrid import Signal
 from colbert.quantize import Codec
+
+if TYPE_CHECKING:
+    from colbert.search import Query, SearchOptions
 
 __all__ = [
     "UNIT_KINDS",
@@ -149,8 +153,10 @@ class DocumentInfo:
 
 @dataclass(frozen=True)
 class Hit:
-    """A ranked unit with its document's metadata (unit metadata, text and image come from ``Store.get_unit``).
-    ``signals``: which signals found it, each with its score and rank (:mod:`colbert.hybrid`)."""
+    """A ranked unit with its document's metadata. ``signals``: which signals found it, each with its score and
+    rank (:mod:`colbert.hybrid`). ``text`` and ``unit_metadata`` are read with the ranking when the search's
+    options ask for them (``include_text``, ``include_unit_metadata``); None otherwise, and ``text`` None also
+    when the unit has none. Vectors and the image come from ``Store.get_unit`` / ``Store.get_image``."""
 
     doc_id: str
     unit: int
@@ -158,6 +164,8 @@ class Hit:
     metadata: dict[str, Any]
     kind: str = "page"
     signals: Mapping[str, Signal] = field(default_factory=dict)
+    text: str | None = None
+    unit_metadata: dict[str, Any] | None = None
 
 
 @runtime_checkable
@@ -188,19 +196,15 @@ class Store(Protocol):
 
     def count(self) -> tuple[int, int]: ...
 
-    def search(
-        self,
-        query_multivector: np.ndarray | None,
-        query_dense: np.ndarray | None,
-        k: int = 10,
-        *,
-        filter: Mapping[str, Any] | None = None,
-        candidates: int = 200,
-        exhaustive: bool = False,
-        mode: SearchMode | str = SearchMode.VISUAL,
-        query_text: str | None = None,
-        fusion: Fusion | None = None,
-    ) -> list[Hit]: ...
+    def metadata_keys(self, keys: Iterable[str]) -> set[str]:
+        """Those of ``keys`` that some document's metadata holds with a value other than null and ``[]``: a
+        search's filter on any other key is flagged (``warnings``) as a key the collection never had."""
+        ...
+
+    def search(self, query: Query, options: SearchOptions) -> list[Hit]:
+        """The top ``options.k`` units for ``query`` (:mod:`colbert.search`: one options object, validated when
+        built), best first."""
+        ...
 
     def get_unit(self, doc_id: str, unit: int) -> UnitRecord | None: ...
 

@@ -253,9 +253,11 @@ class Settings:
     weighted sum) or rrf (reciprocal-rank). docs/collections.md#search-modes has the measurements behind the
     default."""
     search_text_weight: float = 0.5
-    """Weighted fusion: the BM25 share (0..1; MaxSim gets the rest) when a search gives no text_weight."""
+    """Hybrid fusion (both methods): the BM25 share (0..1; MaxSim gets the rest) when a search gives no text_weight."""
     search_rrf_k: int = 60
     """The RRF constant k (score = sum of 1 / (k + rank))."""
+    search_max_per_span: int = 2
+    """Code search: at most this many chunks of one definition in the top k (0: no cap; colbert.definitions)."""
 
     # --- search page ---------------------------------------------------------------------------------------
     ui: bool = True

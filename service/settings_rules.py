@@ -58,6 +58,8 @@ def check_values(s: Settings) -> None:
     _check_chunking(s)
     _check_choice("search_mode", s.search_mode, ("visual", "text", "hybrid"))
     _check_choice("search_fusion", s.search_fusion, ("rrf", "weighted"))
+    if s.search_max_per_span < 0:
+        raise SettingsError(f"{env_name('search_max_per_span')} must be >= 0 (0: no cap); got {s.search_max_per_span}")
     if not 0.0 <= s.search_text_weight <= 1.0:
         raise SettingsError(f"{env_name('search_text_weight')} must be in 0..1; got {s.search_text_weight!r}")
     if any(not k for k in s.api_keys):

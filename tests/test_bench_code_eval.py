@@ -51,7 +51,7 @@ def test_docstring_and_identifier_queries_find_the_function_in_the_top_3(
     argv = [str(tmp_path / "set"), "--model", str(tiny_checkpoint), "--task", "code", "--json"]
     bench.eval.main(argv)  # default fusions: the server's (weighted, text 0.5) as "hybrid", and RRF
     printed = json.loads(capsys.readouterr().out)
-    assert set(printed) == {"visual", "text", "hybrid", "hybrid (rrf, None)"}
+    assert set(printed) == {"visual", "text", "hybrid", "hybrid (rrf, 0.5)"}  # text_weight: 0.5 in both methods
     # random vectors (tiny checkpoint): the vector side is chance; the text side (BM25 over identifiers split on
     # snake_case / camelCase) finds the function, and the server's default fusion keeps it
     assert printed["text"]["success@3"] >= 0.85

@@ -1,4 +1,4 @@
-"""BM25 of the embedded backend, computed in memory over FTS5's own postings: FTS5's ranking, without its cost.
+"""BM25 of the embedded backend (:mod:`colbert.bm25`), computed in memory over FTS5's own postings.
 
 Why: FTS5 stores the inverted index well (on disk, in the unit's transaction), but its ``bm25()`` is an auxiliary
 function called once per matching row, which re-reads that row's position lists: ~0.5 µs per posting, so a
@@ -15,16 +15,16 @@ the same formula runs as a few numpy operations over cached posting lists (~10 n
   holding the term (a rowid-range seek) and their stored text gives its count (up to :data:`_EXTEND_MAX` of
   them; more, and the whole list is read again; that count is right because the index was built by this code's
   tokeniser rules, which every sync checks: :mod:`colbert.local.handle`). Deletions are masked by ``alive``.
-* :func:`bm25_top` — FTS5's formula, operation for operation (``fts5_aux.c``, ``fts5Bm25Function``): k1 = 1.2,
-  b = 0.75, N = live units, avgdl = their tokens / N, per term ``idf = ln((N - n + 0.5) / (n + 0.5))`` floored at
-  1e-6, score = Σ over the query's terms in order of ``idf · f·(k1+1) / (f + k1·(1 - b + b·D/avgdl))`` in float64;
-  ties by lower id. ``tests/colbert/test_bm25.py`` checks the scores and the order against FTS5's ``bm25()``.
+* :func:`bm25_top` — :mod:`colbert.bm25`'s formula (Lucene's IDF, always positive) with N = live units with
+  text, avgdl = their tokens / N; score = Σ over the query's distinct terms in order of ``idf · w`` in float64
+  (the order of FTS5's ``bm25()``, whose loop this follows; its IDF differs: see :mod:`colbert.bm25`); ties by
+  lower id. ``tests/colbert/test_bm25.py`` checks the scores and the order against a plain Python BM25 over the
+  stored texts.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
 from collections import Counter, OrderedDict
@@ -33,12 +33,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from colbert.bm25 import K1, B, idf
 from colbert.text import tokens
 
-__all__ = ["K1", "B", "PostingCache", "TextUnits", "bm25_top", "load_text_units"]
+__all__ = ["PostingCache", "TextUnits", "bm25_top", "load_text_units"]
 
-K1 = 1.2
-B = 0.75
 _REBUILD_DEAD = 1024  # dead rows tolerated before a rebuild, at least (and at least half of the rows)
 _EXTEND_MAX = 64  # newer units holding a cached term that are added to its entry one by one, at most
 _UNITS_KEPT = 256  # recent units whose term counts are kept for those additions
@@ -75,8 +74,6 @@ class TextUnits:
     alive: np.ndarray  # (n,) bool
     n_alive: int
     tokens_alive: int  # Σ lengths over live units (FTS5's total size)
-    added: int = 0  # units added and removed since the generation began (bounds on a term's count: _fts.TermDocs)
-    removed: int = 0
 
     @property
     def n(self) -> int:
@@ -101,8 +98,7 @@ class TextUnits:
         n_alive, tokens = n_alive + ids.size, tokens + int(lengths.sum())
         if all_ids.size - n_alive > max(_REBUILD_DEAD, all_ids.size // 2):
             return TextUnits.build(self.generation + 1, all_ids[alive], all_lengths[alive])
-        added, removed = self.added + ids.size, self.removed + killed.size
-        return TextUnits(self.generation, all_ids, all_lengths, alive, n_alive, tokens, added, removed)
+        return TextUnits(self.generation, all_ids, all_lengths, alive, n_alive, tokens)
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
         """Row indices of the given unit ids that this view holds, live or not (others are dropped)."""
@@ -261,7 +257,7 @@ def bm25_top(
     allowed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(unit ids (≤limit,), BM25 scores (≤limit,)) of the live units holding any of ``terms``, best first, ties
-    by lower id — FTS5's ``bm25()`` ranking (module docstring). ``allowed``: the unit ids a filter lets through
+    by lower id (module docstring). ``allowed``: the unit ids a filter lets through
     (ascending; None: all); it narrows the result, not N or the IDF (as FTS5 with ``rowid IN (…)``)."""
     if not terms or units.n_alive == 0 or limit < 1:
         return np.empty(0, np.int64), np.empty(0, np.float32)
@@ -274,12 +270,10 @@ def bm25_top(
         rows, tf = rows[live], tf[live]
         if not rows.size:
             continue
-        hits = float(rows.size)
-        idf = math.log((n_rows - hits + 0.5) / (hits + 0.5))
-        idf = idf if idf > 0.0 else 1e-6
+        weight = idf(n_rows, float(rows.size))  # > 0: every word of the query counts, however common
         freq = tf.astype(np.float64)
         size = units.lengths[rows].astype(np.float64)
-        scores[rows] += idf * ((freq * (K1 + 1.0)) / (freq + K1 * (1 - B + B * size / avgdl)))
+        scores[rows] += weight * ((freq * (K1 + 1.0)) / (freq + K1 * (1 - B + B * size / avgdl)))
     found = np.flatnonzero(scores)  # (m,) ascending rows = ascending ids; every contribution is > 0
     if allowed is not None:
         found = found[np.isin(units.ids[found], allowed)]

@@ -30,7 +30,6 @@ from colbert.errors import IndexFormatError, StoreBusyError, StoreClosedError
 from colbert.local import schema as _schema
 from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
 from colbert.local.dense import DenseSnapshot
-from colbert.local.fts import TermDocs
 from colbert.local.scan import PageScorer, load_dense
 from colbert.store import CollectionConfig, StoreLimits
 
@@ -99,7 +98,7 @@ class LocalHandle:
         self._scorer = PageScorer(config, options.scan_block_pages)
         self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
         self._snapshot: DenseSnapshot | None = None
-        self._term_docs = TermDocs()  # document counts of query terms, per index version (colbert.local.fts)
+        self._seen_keys: set[str] = set()  # metadata keys some document had (LocalStore.metadata_keys)
         # the units FTS5 holds (colbert.local.bm25): loaded by the first text search, then kept in step with the
         # snapshot
         self._text: TextUnits | None = None

@@ -15,15 +15,16 @@ import math
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from colbert.errors import InvalidQueryError
 from colbert.filters import MetadataFilter
 from colbert.hybrid import Fusion, Signal, fuse, signals_of
 from colbert.local.dense import DenseSnapshot
 from colbert.local.filter import filter_sql
 from colbert.local.sketch import pool_query, sketch_scores
+from colbert.search import SearchOptions
 from colbert.store import Hit
 
 __all__ = [
@@ -46,27 +47,13 @@ Ranked = list[tuple[int, float, dict[str, Signal]]]
 
 @dataclass(frozen=True)
 class FirstStage:
-    """How the visual candidates are chosen (see :meth:`colbert.local.LocalStore.search`)."""
+    """How the visual candidates are chosen (see :meth:`colbert.local.LocalStore.search`; the values were checked
+    by :class:`colbert.search.SearchOptions`)."""
 
     kind: str  # "dense" | "pooled"
     candidates: int
     prefetch: int | None = None
     query_groups: int | None = None
-
-    @classmethod
-    def checked(cls, kind: str, candidates: int, prefetch: int | None, query_groups: int | None) -> FirstStage:
-        """The first stage a search asks for, its arguments validated (:class:`InvalidQueryError`)."""
-        if kind not in ("dense", "pooled"):
-            raise InvalidQueryError(f"first_stage must be 'dense' or 'pooled', got {kind!r}")
-        if prefetch is not None and (
-            isinstance(prefetch, bool) or not isinstance(prefetch, int) or not candidates <= prefetch
-        ):
-            raise InvalidQueryError(f"prefetch must be None or an int >= candidates ({candidates}), got {prefetch!r}")
-        if query_groups is not None and (
-            isinstance(query_groups, bool) or not isinstance(query_groups, int) or query_groups < 1
-        ):
-            raise InvalidQueryError(f"query_groups must be None or an int >= 1, got {query_groups!r}")
-        return cls(kind, candidates, prefetch, query_groups)
 
 
 def first_stage(
@@ -139,20 +126,34 @@ def filtered_ids(conn: sqlite3.Connection, flt: MetadataFilter) -> np.ndarray:
     return np.fromiter((r[0] for r in conn.execute(sql, params)), dtype=np.int64)  # ascending page ids
 
 
-def hits_of(conn: sqlite3.Connection, ranked: Ranked) -> list[Hit]:
-    """Ranked unit ids as hits with their document's metadata (units deleted meanwhile are left out)."""
+def hits_of(conn: sqlite3.Connection, ranked: Ranked, options: SearchOptions) -> list[Hit]:
+    """Ranked unit ids as hits with their document's metadata, and the unit's text and metadata when ``options``
+    ask for them, in one query of the search's read transaction (units deleted meanwhile are left out)."""
     if not ranked:
         return []
+    text = "t.text" if options.include_text else "NULL"
+    unit_meta = "p.metadata" if options.include_unit_metadata else "NULL"
+    join = "LEFT JOIN unit_text t ON t.page_id = p.id " if options.include_text else ""
     found = {
         r[0]: r[1:]
         for r in conn.execute(
-            "SELECT p.id, p.doc_id, p.page, d.metadata, p.kind FROM pages p "
-            "JOIN documents d ON d.doc_id = p.doc_id WHERE p.id IN (SELECT value FROM json_each(?))",
+            f"SELECT p.id, p.doc_id, p.page, d.metadata, p.kind, {text}, {unit_meta} FROM pages p "
+            f"JOIN documents d ON d.doc_id = p.doc_id {join}WHERE p.id IN (SELECT value FROM json_each(?))",
             (json.dumps([i for i, _, _ in ranked]),),
         )
     }
-    return [
-        Hit(found[i][0], found[i][1], float(s), json.loads(found[i][2]), found[i][3], signals)
-        for i, s, signals in ranked
-        if i in found
-    ]
+    return [_hit(found[i], float(s), signals, options) for i, s, signals in ranked if i in found]
+
+
+def _hit(row: tuple[Any, ...], score: float, signals: dict[str, Signal], options: SearchOptions) -> Hit:
+    doc_id, unit, doc_meta, kind, text, unit_meta = row
+    return Hit(
+        doc_id,
+        unit,
+        score,
+        json.loads(doc_meta),
+        kind,
+        signals,
+        text=text,
+        unit_metadata=json.loads(unit_meta) if options.include_unit_metadata else None,
+    )

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,8 @@ from colbert._validate import (
     check_page_window,
     validate_config,
     validate_document,
-    validate_filter,
     validate_metadata,
     validate_original,
-    validate_search,
 )
 from colbert.errors import (
     DocumentExistsError,
@@ -70,11 +68,10 @@ from colbert.errors import (
     InvalidQueryError,
 )
 from colbert.filters import MetadataFilter
-from colbert.hybrid import Fusion, SearchMode, check_query_text, parse_mode
+from colbert.hybrid import SearchMode
 from colbert.local import migrate as _migrate
 from colbert.local import schema as _schema
 from colbert.local.bm25 import TextUnits, bm25_top
-from colbert.local.dense import DenseSnapshot
 from colbert.local.filter import filter_docs_sql
 from colbert.local.handle import LocalHandle, LocalOptions, LocalStats
 from colbert.local.modes import Bm25, FirstStage, filtered_ids, hits_of, hybrid_rank, text_rank, visual_rank
@@ -82,6 +79,7 @@ from colbert.local.modes import first_stage as stage_one
 from colbert.local.scan import read_pages
 from colbert.local.write import delete_rows, insert_document, unit_row
 from colbert.quantize import decode
+from colbert.search import Query, SearchOptions, checked_query
 from colbert.store import CollectionConfig, DocumentInfo, FileInfo, Hit, OriginalFile, UnitRecord
 from colbert.text import query_terms
 
@@ -190,9 +188,9 @@ class LocalStore(LocalHandle):
         ``dry_run``: delete nothing, answer the ids that would go. ``UnknownFilterKeyError`` if the filter names
         a key no document has (:func:`colbert._validate.check_filter_keys`)."""
         flt = check_delete_filter(filter)
+        check_filter_keys(flt, self.metadata_keys)
         sql, params = filter_docs_sql(flt)
         with self._read() if dry_run else self._write() as conn:
-            check_filter_keys(flt, lambda f: conn.execute(*_limit_1(*filter_docs_sql(f))).fetchone() is not None)
             doomed = sorted(r[0] for r in conn.execute(sql, params))
             if not dry_run:
                 for doc_id in doomed:
@@ -269,84 +267,65 @@ class LocalStore(LocalHandle):
             rows = conn.execute("SELECT page FROM pages WHERE doc_id = ? ORDER BY page", (doc_id,)).fetchall()
         return [int(r[0]) for r in rows]
 
-    def search(
-        self,
-        query_multivector: np.ndarray | None,
-        query_dense: np.ndarray | None,
-        k: int = 10,
-        *,
-        filter: Mapping[str, Any] | MetadataFilter | None = None,
-        candidates: int = 200,
-        exhaustive: bool = False,
-        mode: SearchMode | str = SearchMode.VISUAL,
-        query_text: str | None = None,
-        fusion: Fusion | None = None,
-        first_stage: str | None = None,
-        prefetch: int | None = None,
-        query_groups: int | None = None,
-    ) -> list[Hit]:
-        """Top-k units of ``mode`` (:mod:`colbert.hybrid`): ``visual`` (the default) is exact MaxSim among the
-        first stage's ``candidates`` (every unit if exhaustive); ``text`` is BM25 over ``query_text`` (no vectors
-        needed); ``hybrid`` fuses both (:mod:`colbert.local.modes`).
+    def metadata_keys(self, keys: Iterable[str]) -> set[str]:
+        """Those of ``keys`` that some document's metadata holds with a value other than null and ``[]`` (what
+        ``$exists: true`` matches): a filter on another key can match by ``$ne`` / ``$exists: false`` only (a typo,
+        most likely). A key once seen is remembered by this handle; an unseen one is looked for each time (a scan
+        stopping at the first holder)."""
+        wanted = set(keys)
+        with self._sync_lock:
+            missing = wanted - self._seen_keys
+        if missing:
+            with self._read() as conn:
+                found = {key for key in sorted(missing) if conn.execute(_HOLDS_KEY, {"path": f'$."{key}"'}).fetchone()}
+            with self._sync_lock:
+                self._seen_keys |= found
+        with self._sync_lock:
+            return wanted & self._seen_keys
 
-        ``first_stage`` (None: ``LocalOptions.first_stage``):
+    def search(self, query: Query, options: SearchOptions) -> list[Hit]:
+        """Top-k units of ``options.mode`` (:mod:`colbert.hybrid`): ``visual`` (the default) is exact MaxSim among
+        the first stage's ``candidates`` (every unit if exhaustive); ``text`` is BM25 over ``query.text`` (no
+        vectors needed); ``hybrid`` fuses both (:mod:`colbert.local.modes`).
 
-        * ``"dense"`` (the store contract): the ``candidates`` pages nearest ``query_dense`` by cosine; with
-          ``query_dense=None`` every page is scored exactly (as ``exhaustive=True``).
-        * ``"pooled"``: the ``candidates`` pages with the best approximate MaxSim of ``query_multivector``
+        ``options.first_stage`` (None: ``LocalOptions.first_stage``):
+
+        * ``"dense"`` (the store contract): the ``candidates`` pages nearest ``query.dense`` by cosine; with
+          ``query.dense=None`` every page is scored exactly (as ``exhaustive=True``).
+        * ``"pooled"``: the ``candidates`` pages with the best approximate MaxSim of ``query.multivector``
           against their sketches (:mod:`colbert.local.sketch`). Sketches are scored for the ``prefetch`` pages
-          nearest ``query_dense`` when both are given, else for every (matching) page. ``query_groups``: score
+          nearest ``query.dense`` when both are given, else for every (matching) page. ``query_groups``: score
           the sketches with the query pooled to that many weighted centroids (:func:`colbert.local.sketch.pool_query`;
           ~Lq/groups times cheaper, a coarser ranking); the rerank always uses every query token.
 
-        ``filter`` (:mod:`colbert.filters`) restricts every stage to the matching pages, BM25 included.
+        ``options.filter`` (:mod:`colbert.filters`) restricts every stage to the matching pages, BM25 included.
         """
-        limits = self.options.limits
-        mode = parse_mode(mode)
-        flt = validate_filter(filter)
-        text = None if mode is SearchMode.VISUAL else check_query_text(query_text, limits.max_query_terms)
-        if mode is SearchMode.TEXT:
-            return self._text_only(str(text), k, candidates, flt)
-        q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
-        kind = self.options.first_stage if first_stage is None else first_stage
-        how = FirstStage.checked(kind, candidates, prefetch, query_groups)
+        opts = options.under(self.options.limits)
+        checked = checked_query(query, opts, self.config)
+        k, candidates, flt = opts.k, opts.candidates, opts.filter
         with self._read() as conn:
             snap, units = self._views_for(conn)
             allowed = filtered_ids(conn, flt) if flt else None
+            if opts.mode is SearchMode.TEXT:
+                return hits_of(conn, text_rank(self._bm25(conn, units, str(checked.text), allowed), k), opts)
+            q, dense = checked.multivector, checked.dense
+            assert q is not None
+            kind = opts.first_stage or self.options.first_stage
+            how = FirstStage(kind, candidates, opts.prefetch, opts.query_groups)
             rows = None if allowed is None else snap.rows_of(allowed)
-            exact_all = exhaustive or (dense is None and how.kind == "dense")
+            exact_all = opts.exhaustive or (dense is None and how.kind == "dense")
             visual = None if exact_all else stage_one(snap, q, dense, rows, how)
-            if mode is SearchMode.HYBRID:
-                bm25 = self._bm25(conn, snap, units, str(text), allowed)
+            if opts.mode is SearchMode.HYBRID:
+                bm25 = self._bm25(conn, units, str(checked.text), allowed)
                 rerank = lambda ids, n: self._rerank(conn, q, n, ids)  # noqa: E731
                 score_all = lambda n: self._scorer.top(conn, q, n, allowed)  # noqa: E731
-                return hits_of(conn, hybrid_rank(bm25, k, candidates, visual, rerank, score_all, fusion or Fusion()))
+                return hits_of(conn, hybrid_rank(bm25, k, candidates, visual, rerank, score_all, opts.fusion), opts)
             exact = self._scorer.top(conn, q, k, allowed) if visual is None else self._rerank(conn, q, k, visual[0])
-            return hits_of(conn, visual_rank(exact, visual))
+            return hits_of(conn, visual_rank(exact, visual), opts)
 
-    def _text_only(self, text: str, k: int, candidates: int, flt: MetadataFilter | None) -> list[Hit]:
-        """Mode ``text``: BM25 over the units' text, only the units the filter lets through; no vectors."""
-        limits = self.options.limits
-        validate_search(np.ones((1, self.config.multivector_dim), np.float32), None, k, candidates, self.config, limits)
-        with self._read() as conn:
-            snap, units = self._views_for(conn)
-            allowed = filtered_ids(conn, flt) if flt else None
-            return hits_of(conn, text_rank(self._bm25(conn, snap, units, text, allowed), k))
-
-    def _bm25(
-        self, conn: sqlite3.Connection, snap: DenseSnapshot, units: TextUnits, text: str, allowed: np.ndarray | None
-    ) -> Bm25:
-        """BM25 top-n of ``text`` in this read transaction (:mod:`colbert.local.bm25`), floored terms left out
-        (:class:`colbert.local.fts.TermDocs`)."""
+    def _bm25(self, conn: sqlite3.Connection, units: TextUnits, text: str, allowed: np.ndarray | None) -> Bm25:
+        """BM25 top-n of ``text``'s distinct words in this read transaction (:mod:`colbert.local.bm25`)."""
         terms = query_terms(text)
-        if terms:
-            # per text generation (a rebuilt full-text index starts a new one); a term whose postings are cached is
-            # counted from them, others from fts5vocab unless the counts since the last lookup decide it
-            cached = lambda term: self._postings.cached_docs(conn, units, term)  # noqa: E731
-            keep = self._term_docs.filter(
-                conn, units.generation, snap.n_alive, cached, added=units.added, removed=units.removed
-            )
-            terms = keep(terms)
         return lambda n: bm25_top(conn, units, self._postings, terms, n, allowed)
 
     def _rerank(
@@ -379,10 +358,10 @@ class LocalStore(LocalHandle):
         self.close()
 
 
-def _limit_1(sql: str, params: list[Any]) -> tuple[str, list[Any]]:
-    return f"{sql} LIMIT 1", params
-
-
+_HOLDS_KEY = (  # a document whose metadata holds the key at :path with a value other than null and []
+    "SELECT 1 FROM documents WHERE json_type(metadata, :path) NOT IN ('null') AND "
+    "(json_type(metadata, :path) != 'array' OR json_array_length(metadata, :path) > 0) LIMIT 1"
+)
 _DOC_SELECT = (
     "SELECT d.doc_id, d.num_pages, d.metadata, d.created_at, d.content_hash, o.media_type, o.size, o.name, o.sha256 "
     "FROM documents d LEFT JOIN originals o ON o.doc_id = d.doc_id"

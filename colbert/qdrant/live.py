@@ -16,7 +16,8 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
@@ -25,6 +26,9 @@ from colbert.errors import ColbertError, CollectionNotFoundError
 from colbert.hybrid import Signal
 from colbert.qdrant.layout import NAMESPACE
 from colbert.store import DocumentInfo, FileInfo, Hit
+
+if TYPE_CHECKING:
+    from colbert.search import SearchOptions
 
 __all__ = [
     "Handle",
@@ -167,15 +171,32 @@ def live(
 
 
 def hits(
-    client: QdrantClient, docs: str, ranked: Sequence[tuple[qm.ScoredPoint, float, Mapping[str, Signal]]]
+    client: QdrantClient,
+    docs: str,
+    ranked: Sequence[tuple[qm.ScoredPoint, float, Mapping[str, Signal]]],
+    name: str,
+    options: SearchOptions,
 ) -> list[Hit]:
-    """The ranked points of committed versions as hits, with their document's metadata."""
+    """The ranked points of committed versions as hits, with their document's metadata, and the unit's text and
+    metadata when ``options`` ask for them (one ``retrieve`` of all the hits' points of collection ``name``: a
+    point id names one version of one unit, so it holds that version's text)."""
     versions = live_versions(client, docs, {str((p.payload or {})["doc_id"]) for p, _, _ in ranked})
-    out = []
+    alive = []
     for p, score, signals in ranked:
         pay = p.payload or {}
         state = versions.get(pay["doc_id"])
         if state is not None and state[0] == pay["version"]:
-            kind = str(pay.get("kind", "page"))
-            out.append(Hit(pay["doc_id"], int(pay["page"]), score, dict(state[1]), kind, dict(signals)))
+            alive.append((p, score, signals, state[1]))
+    fields = [f for f, on in (("text", options.include_text), ("page_metadata", options.include_unit_metadata)) if on]
+    extra: dict[str, dict[str, Any]] = {}
+    if fields and alive:
+        found = client.retrieve(name, [p.id for p, _, _, _ in alive], with_payload=fields)
+        extra = {str(r.id): r.payload or {} for r in found}
+    out = []
+    for p, score, signals, doc_meta in alive:
+        pay, more = p.payload or {}, extra.get(str(p.id), {})
+        unit_meta = more.get("page_metadata") if options.include_unit_metadata else None
+        kind = str(pay.get("kind", "page"))
+        hit = Hit(pay["doc_id"], int(pay["page"]), score, dict(doc_meta), kind, dict(signals), more.get("text"))
+        out.append(hit if unit_meta is None else replace(hit, unit_metadata=dict(unit_meta)))
     return out

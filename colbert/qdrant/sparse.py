@@ -3,11 +3,12 @@
 * Each unit's text becomes a sparse vector ``{term index: BM25 term weight}`` in the named sparse vector
   ``text`` of its point (so it is written, versioned and deleted with the unit's dense and multi-vectors).
   The collection declares it with ``modifier=IDF``: Qdrant keeps the document frequencies and multiplies by
-  ``ln(1 + (N - n + 0.5) / (n + 0.5))`` at query time, so ``score = sum over query terms of IDF(t) · w(t, d)``.
-* ``w(t, d) = tf · (k1 + 1) / (tf + k1 · (1 - b + b · |d| / avgdl))`` with ``k1 = 1.2``, ``b = 0.75``, computed here
-  at indexing; Qdrant knows no corpus length, so ``avgdl`` is a fixed constant (:data:`AVGDL`, tokens per unit of
-  a typical page). This is BM25 with a fixed length norm; the embedded backend's FTS5 uses the live average, so
-  the two rank alike but their scores are not equal.
+  ``ln(1 + (N - n + 0.5) / (n + 0.5))`` at query time — :func:`colbert.bm25.idf`, the embedded backend's IDF —
+  so ``score = sum over query terms of IDF(t) · w(t, d)``.
+* ``w(t, d)`` is :func:`colbert.bm25.term_weight`, computed here at indexing; Qdrant knows no corpus length, so
+  ``avgdl`` is a fixed constant (:data:`AVGDL`, tokens per unit of a typical page). The IDF and k1, b are the
+  embedded backend's; its length norm uses the live average, so scores are equal where units are
+  :data:`AVGDL` tokens long on average and rank alike otherwise.
 * Term index: the first 4 bytes (little-endian) of the term's BLAKE2b digest, an unsigned 32-bit id. Distinct
   terms may collide (for a 1M-term vocabulary about 1 pair in 10^4 of all terms): a collision merges two terms'
   weights, never loses a unit.
@@ -36,15 +37,14 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from colbert import text as rules
+from colbert.bm25 import term_weight
 from colbert.errors import IndexFormatError
 from colbert.text import query_terms, tokens
 
 __all__ = [
     "AVGDL",
-    "K1",
     "SPARSE_NAME",
     "TOKENIZER_KEY",
-    "B",
     "check_tokenizer",
     "document_vector",
     "query_vector",
@@ -57,8 +57,6 @@ log = logging.getLogger(__name__)
 
 SPARSE_NAME: Final = "text"
 TOKENIZER_KEY: Final = "tokenizer_version"  # collection metadata: the rules the sparse vectors were computed by
-K1: Final = 1.2
-B: Final = 0.75
 AVGDL: Final = 256.0
 
 
@@ -81,8 +79,7 @@ def document_vector(text: str | None) -> qm.SparseVector | None:
     if not toks:
         return None
     counts = Counter(toks)
-    norm = K1 * (1 - B + B * len(toks) / AVGDL)
-    return _merge([(term_index(t), tf * (K1 + 1) / (tf + norm)) for t, tf in counts.items()])
+    return _merge([(term_index(t), term_weight(tf, len(toks), AVGDL)) for t, tf in counts.items()])
 
 
 def query_vector(query: str) -> qm.SparseVector | None:

@@ -41,11 +41,10 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
@@ -55,10 +54,8 @@ from colbert._validate import (
     check_page_window,
     validate_config,
     validate_document,
-    validate_filter,
     validate_metadata,
     validate_original,
-    validate_search,
 )
 from colbert.errors import (
     CollectionExistsError,
@@ -70,7 +67,7 @@ from colbert.errors import (
     InvalidQueryError,
 )
 from colbert.filters import MetadataFilter
-from colbert.hybrid import Fusion, SearchMode, Signal, check_query_text, parse_mode
+from colbert.hybrid import SearchMode, Signal
 from colbert.qdrant.filter import qdrant_filter
 from colbert.qdrant.layout import (
     FORMAT_NAME,
@@ -94,6 +91,7 @@ from colbert.qdrant.live import doc_ids, doc_point, hits, info, instance_of, liv
 from colbert.qdrant.live import keep as keep_live
 from colbert.qdrant.modes import hybrid_points, text_points, visual_points
 from colbert.qdrant.sparse import check_tokenizer
+from colbert.search import Query, SearchOptions, checked_query
 from colbert.store import CollectionConfig, DocumentInfo, Hit, OriginalFile, StoreLimits, UnitRecord
 
 __all__ = [
@@ -263,7 +261,7 @@ class QdrantStore:
         delete nothing, answer the ids that would go. ``UnknownFilterKeyError`` if the filter names a key no
         document has (:func:`colbert._validate.check_filter_keys`)."""
         flt = check_delete_filter(filter)
-        check_filter_keys(flt, lambda f: bool(doc_ids(self.client, self._docs, qdrant_filter(f), limit=1)))
+        check_filter_keys(flt, self.metadata_keys)
         doomed = sorted(doc_ids(self.client, self._docs, qdrant_filter(flt)))
         for doc_id in [] if dry_run else doomed:
             self.delete_document(doc_id)
@@ -347,48 +345,43 @@ class QdrantStore:
         return unit_numbers_of(self.client, self.name, doc_id, rec["version"])
 
     @noticing
-    def search(
-        self,
-        query_multivector: np.ndarray | None,
-        query_dense: np.ndarray | None,
-        k: int = 10,
-        *,
-        filter: Mapping[str, Any] | MetadataFilter | None = None,
-        candidates: int = 200,
-        exhaustive: bool = False,
-        mode: SearchMode | str = SearchMode.VISUAL,
-        query_text: str | None = None,
-        fusion: Fusion | None = None,
-    ) -> list[Hit]:
-        """Top-k units of ``mode`` (:mod:`colbert.hybrid`, :mod:`colbert.qdrant.modes`)."""
-        limits = self.options.limits
-        mode = parse_mode(mode)
-        flt = qdrant_filter(validate_filter(filter))
-        text = None if mode is SearchMode.VISUAL else check_query_text(query_text, limits.max_query_terms)
-        if mode is SearchMode.TEXT:
-            ones = np.ones((1, self.config.multivector_dim), np.float32)
-            validate_search(ones, None, k, candidates, self.config, limits)
-            points = live(self.client, self._docs, lambda n: text_points(self.client, self.name, str(text), flt, n), k)
-            ranked = [(p, float(p.score), {"text": Signal(float(p.score), i + 1)}) for i, p in enumerate(points)]
-            return hits(self.client, self._docs, ranked)
-        q, dense = validate_search(query_multivector, query_dense, k, candidates, self.config, limits)
-        if mode is SearchMode.HYBRID:
-            first = None if exhaustive else dense
+    def metadata_keys(self, keys: Iterable[str]) -> set[str]:
+        """Those of ``keys`` that some document's metadata holds with a value other than null and ``[]`` (as
+        :meth:`colbert.local.LocalStore.metadata_keys`; one scroll of at most one document record per key)."""
+        found = set()
+        for key in set(keys):
+            empty = qm.IsEmptyCondition(is_empty=qm.PayloadField(key=f"metadata.{key}"))
+            points, _ = self.client.scroll(self._docs, scroll_filter=qm.Filter(must_not=[empty]), limit=1)
+            if points:
+                found.add(key)
+        return found
+
+    def search(self, query: Query, options: SearchOptions) -> list[Hit]:
+        """Top-k units of ``options.mode`` (:mod:`colbert.hybrid`, :mod:`colbert.qdrant.modes`); the first stage is
+        always ``dense`` here."""
+        opts = options.under(self.options.limits)
+        if opts.first_stage not in (None, "dense") or opts.prefetch is not None or opts.query_groups is not None:
+            raise InvalidQueryError("the Qdrant backend has the dense first stage only: leave first_stage unset")
+        checked = checked_query(query, opts, self.config)
+        k, candidates, flt = opts.k, opts.candidates, qdrant_filter(opts.filter)
+        found = functools.partial(hits, self.client, self._docs, name=self.name, options=opts)
+        if opts.mode is SearchMode.TEXT:
+            text = str(checked.text)
+            points = live(self.client, self._docs, lambda n: text_points(self.client, self.name, text, flt, n), k)
+            return found([(p, float(p.score), {"text": Signal(float(p.score), i + 1)}) for i, p in enumerate(points)])
+        q, dense = checked.multivector, checked.dense
+        assert q is not None
+        if opts.mode is SearchMode.HYBRID:
+            first = None if opts.exhaustive else dense
             keep = functools.partial(keep_live, self.client, self._docs)
-            ranked = hybrid_points(
-                self.client, self.name, q, first, str(text), flt, k, candidates, fusion or Fusion(), keep
-            )
-            return hits(self.client, self._docs, ranked)
-        pool = candidates if not (exhaustive or dense is None) else None
+            text = str(checked.text)
+            return found(hybrid_points(self.client, self.name, q, first, text, flt, k, candidates, opts.fusion, keep))
+        pool = candidates if not (opts.exhaustive or dense is None) else None
         first = dense if pool else None
         points = live(
             self.client, self._docs, lambda n: visual_points(self.client, self.name, q, first, flt, pool, n), k, pool
         )
-        return hits(
-            self.client,
-            self._docs,
-            [(p, float(p.score), {"maxsim": Signal(float(p.score), i + 1)}) for i, p in enumerate(points)],
-        )
+        return found([(p, float(p.score), {"maxsim": Signal(float(p.score), i + 1)}) for i, p in enumerate(points)])
 
     def close(self) -> None:
         """Nothing to release per collection (the client belongs to whoever made it)."""

@@ -86,6 +86,8 @@ async def _search(c: Collections, args: argparse.Namespace, request: SearchReque
         text = _text(hit)
         if args.include_text and text and not args.json:
             print("     " + " ".join(text.split())[:300])
+    for warning in response.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if not response.results:
         print("no results", file=sys.stderr)
     return 0
@@ -109,11 +111,11 @@ def _table_row(rank: int, hit: SearchHit) -> str:
     from msgspec import UNSET
 
     if hit.chunk is UNSET:
-        return f"{rank:>3}  {hit.score:9.4f}  {hit.document_id}  page {hit.page}  [{_found(hit)}]"
+        return f"{rank:>3}  {hit.score:#10.4g}  {hit.document_id}  page {hit.unit}  [{_found(hit)}]"
     chunk = hit.chunk
     where = f"{chunk.path}:{chunk.lines[0]}-{chunk.lines[1]}"
     label = f"{chunk.chunk_kind} {chunk.name or ''}".strip()
-    return f"{rank:>3}  {hit.score:9.4f}  {where}  {label}  [{_found(hit)}]"
+    return f"{rank:>3}  {hit.score:#10.4g}  {where}  {label}  [{_found(hit)}]"
 
 
 def _json_row(rank: int, hit: SearchHit) -> dict[str, Any]:
@@ -124,9 +126,9 @@ def _json_row(rank: int, hit: SearchHit) -> dict[str, Any]:
     signals = msgspec.to_builtins(hit.signals) if isinstance(hit.signals, dict) else {}
     row: dict[str, Any] = {"rank": rank, "document_id": hit.document_id}
     if hit.kind == "chunk":
-        row |= {"unit": hit.page, "kind": hit.kind, "score": hit.score, "signals": signals}
+        row |= {"unit": hit.unit, "kind": hit.kind, "score": hit.score, "signals": signals}
         return {**row, "metadata": hit.metadata, "chunk": msgspec.to_builtins(hit.chunk)}
-    row |= {"page": hit.page, "score": hit.score, "signals": signals}
+    row |= {"page": hit.unit, "score": hit.score, "signals": signals}
     if hit.text is not msgspec.UNSET:
         row["text"] = hit.text
     return {**row, "metadata": hit.metadata}

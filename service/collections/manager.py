@@ -44,7 +44,6 @@ from service.collections.objects import (
     hit_object,
     job_object,
     merge_patch,
-    search_options,
 )
 from service.collections.repository import Repository
 from service.collections.schemas import (
@@ -61,9 +60,10 @@ from service.collections.schemas import (
     SearchResponse,
     VacuumObject,
 )
-from service.collections.search import Searcher, SearchLimits, SearchQuery
+from service.collections.search import Searcher
+from service.collections.search_plan import SearchLimits, SearchQuery
 from service.collections.tasks import check_task
-from service.collections.text_docs import check_unit_kind, chunk_info
+from service.collections.text_docs import check_unit_kind
 from service.collections.texts import TextSource
 from service.collections.vectors import EmbeddingModel
 from service.collections.writing import plan_document, unit_kind_of
@@ -332,26 +332,23 @@ class Collections:
                 code="invalid_filter",
             )
         store = await self.store(name)
-        options = search_options(data)
-        image = None
+        like = None if data.like is None else (data.like.document_id, data.like.page)
+        query = SearchQuery(text=data.query, image=None if data.query_image is None else b"", like=like)
+        _indexer, searcher = self.services()
+        plan = searcher.limits.plan(query, store.config, data)  # every option checked before any work
         if data.query_image is not None:
             limits = MediaLimits.from_settings(self.runtime.settings)
             image = await load_source(data.query_image, limits, what="query_image")
-        like = None if data.like is None else (data.like.document_id, data.like.page)
-        query = SearchQuery(text=data.query, image=image, like=like)
-        _indexer, searcher = self.services()
-        outcome = await searcher.search(store, query, options)
+            query = SearchQuery(image=image)
+        outcome = await searcher.search(store, query, plan)
         self.runtime.metrics.tokens.labels(kind="text").inc(outcome.tokens)
         results = [hit_object(m) for m in outcome.matches]
-        for match, hit in zip(outcome.matches, results, strict=True):
-            info = await chunk_info(store, match.hit)
-            if info is not None:
-                hit.chunk = info
         return SearchResponse(
             model=self.runtime.model_name,
             collection=name,
             usage=Usage(total_tokens=outcome.tokens, prompt_tokens=outcome.tokens),
             results=results,
+            warnings=list(outcome.warnings),
         )
 
 

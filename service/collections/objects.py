@@ -5,9 +5,12 @@ request's options; and the JSON Merge Patch a ``PATCH`` of metadata applies."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from colbert.units import ChunkInfo as UnitChunkInfo
 from service.collections.schemas import (
+    ChunkInfo,
     CollectionObject,
     DocumentFile,
     DocumentObject,
@@ -17,15 +20,13 @@ from service.collections.schemas import (
     SignalScore,
     SimilarityMap,
 )
-from service.collections.search import SearchOptions
 
 if TYPE_CHECKING:
     from colbert.store import CollectionConfig, DocumentInfo
     from service.collections.jobs import IndexJob
-    from service.collections.schemas import SearchRequest
     from service.collections.search import PageMatch
 
-__all__ = ["collection_object", "document_object", "hit_object", "job_object", "merge_patch", "search_options"]
+__all__ = ["chunk_info", "collection_object", "document_object", "hit_object", "job_object", "merge_patch"]
 
 
 def document_object(collection: str, info: DocumentInfo) -> DocumentObject:
@@ -73,23 +74,6 @@ def collection_object(
     )
 
 
-def search_options(data: SearchRequest) -> SearchOptions:
-    """The options of a search request (the query itself, an image or a stored page, is read by the caller)."""
-    return SearchOptions(
-        top_k=data.top_k,
-        filter=data.filter,
-        candidates=data.candidates,
-        exhaustive=data.exhaustive,
-        include_image=data.include_image,
-        include_similarity_map=data.include_similarity_map,
-        mode=data.mode,
-        fusion=data.fusion,
-        text_weight=data.text_weight,
-        include_text=data.include_text,
-        highlight=data.highlight,
-    )
-
-
 def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     """RFC 7396 JSON Merge Patch of two JSON objects.
 
@@ -108,17 +92,24 @@ def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
 
 
 def hit_object(match: PageMatch) -> SearchHit:
-    signals = {name: SignalScore(score=sig.score, rank=sig.rank) for name, sig in match.hit.signals.items()}
+    """A search hit as the API answers it: a page hit names its ``page``, a chunk hit its ``unit`` and ``chunk``
+    (both from the hit's unit text and metadata, read with the ranking)."""
+    found = match.hit
+    signals = {name: SignalScore(score=sig.score, rank=sig.rank) for name, sig in found.signals.items()}
     hit = SearchHit(
-        document_id=match.hit.doc_id,
-        page=match.hit.unit,
-        score=match.hit.score,
-        metadata=match.hit.metadata,
-        kind=match.hit.kind,
+        document_id=found.doc_id,
+        unit=found.unit,
+        score=found.score,
+        metadata=found.metadata,
+        kind=found.kind,
         signals=signals,
     )
+    if found.kind == "chunk":
+        hit.chunk = chunk_info(found.unit_metadata or {}, found.text)
+    else:
+        hit.page = found.unit
     if match.include_text:
-        hit.text = match.text
+        hit.text = found.text
     if match.highlights is not None:
         hit.highlights = [
             HighlightBox(x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1, word=b.word, terms=list(b.terms)) for b in match.highlights
@@ -129,6 +120,22 @@ def hit_object(match: PageMatch) -> SearchHit:
         grid = match.similarity
         hit.similarity_map = SimilarityMap(rows=grid.rows, cols=grid.cols, tokens=grid.tokens, maps=_rounded(grid.maps))
     return hit
+
+
+def chunk_info(meta: Mapping[str, Any], text: str | None) -> ChunkInfo:
+    """Where a chunk is and what it is, from its unit metadata (parsed by :meth:`colbert.units.ChunkInfo.from_metadata`,
+    the one reader of what :mod:`service.collections.texts` writes)."""
+    info = UnitChunkInfo.from_metadata(meta)
+    return ChunkInfo(
+        path=info.path,
+        language=info.language,
+        chunk_kind=info.chunk_kind,
+        name=info.name,
+        lines=list(info.lines or ()),
+        char_span=list(info.char_span or ()),
+        part=info.part,
+        text=text or "",
+    )
 
 
 def _rounded(maps: Any) -> list[list[list[float]]]:

@@ -261,6 +261,12 @@ class LikeQuery(Struct, kw_only=True, forbid_unknown_fields=True):
     page: Annotated[int, Meta(ge=0)]
 
 
+_TEXT_WEIGHT = "hybrid: BM25's share of the fused score, 0..1 (MaxSim gets the rest; default JEV4_SEARCH_TEXT_WEIGHT)"
+_WARNINGS = (
+    "What did not apply: a filter key no document has, an option the mode does not use, a signal that found none"
+)
+
+
 class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     """Body of ``POST /v1/collections/{name}/search``: exactly one of ``query``, ``query_image``, ``like``."""
 
@@ -285,12 +291,7 @@ class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
         Literal["rrf", "weighted"] | None,
         Meta(description="hybrid score: weighted (min-max normalised; default, JEV4_SEARCH_FUSION) or rrf"),
     ] = None
-    text_weight: (
-        Annotated[
-            float, Meta(ge=0, le=100, description="hybrid: weight of BM25 (rrf: multiplies its term; weighted: 0..1)")
-        ]
-        | None
-    ) = None
+    text_weight: Annotated[float, Meta(ge=0, le=1, description=_TEXT_WEIGHT)] | None = None
     top_k: Annotated[int, Meta(ge=1, le=1000)] = 10
     filter: Annotated[
         dict[str, Any] | None,
@@ -303,7 +304,9 @@ class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     include_similarity_map: Annotated[
         bool, Meta(description="Add each page's per-query-token similarity over its image grid")
     ] = False
-    include_text: Annotated[bool, Meta(description="Add each page's text (its PDF text layer; null: none)")] = False
+    include_text: Annotated[
+        bool, Meta(description="Add each hit's text (a page's text layer, a chunk's text; null: none)")
+    ] = False
     highlight: Annotated[
         bool, Meta(description="Add the boxes (pixels of the page image) of the page's words matching the query")
     ] = False
@@ -359,7 +362,13 @@ class ChunkInfo(Struct, kw_only=True):
 
 class SearchHit(Struct, kw_only=True):
     document_id: str
-    page: int
+    unit: Annotated[
+        int,
+        Meta(description="The unit's number in its document: a page hit's page number, a chunk hit's 0-based index"),
+    ]
+    page: Annotated[int | UnsetType, Meta(description="A page hit's page number (as unit); absent on chunk hits")] = (
+        UNSET
+    )
     score: float
     metadata: dict[str, Any]
     kind: Annotated[str, Meta(description="page or chunk")] = "page"
@@ -380,3 +389,4 @@ class SearchResponse(Struct, kw_only=True):
     collection: str
     usage: Usage
     results: list[SearchHit]
+    warnings: Annotated[list[str], Meta(description=_WARNINGS)] = []

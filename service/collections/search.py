@@ -25,19 +25,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from colbert.fusion import DEFAULT_RRF_K
-from colbert.hybrid import Fusion, SearchMode, parse_mode
+from colbert.definitions import rank_definitions
+from colbert.hybrid import SearchMode
 from colbert.scoring import similarity_map
+from colbert.search import Query as StoreQuery
 from model.errors import ImageTooLargeError, InputTooLongError
 from model.images import load_image
 from model.types import PromptType
 from service.collections.highlight import Box, highlight
+from service.collections.search_plan import SearchLimits, SearchPlan, SearchQuery, found_nothing
 from service.collections.tasks import task_spec
 from service.collections.vectors import PASSAGE, QUERY, EmbeddingModel
 from service.errors import NotFoundError, UnprocessableError
@@ -47,18 +48,8 @@ if TYPE_CHECKING:
     from colbert.store import Hit, Store
     from model.processor import PreparedInput
     from model.types import TaskSpec
-    from service.settings import Settings
 
-__all__ = [
-    "PageMatch",
-    "SearchLimits",
-    "SearchOptions",
-    "SearchOutcome",
-    "SearchQuery",
-    "Searcher",
-    "SimilarityGrid",
-    "resolve_mode",
-]
+__all__ = ["PageMatch", "SearchOutcome", "Searcher", "SimilarityGrid"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,21 +70,13 @@ class SimilarityGrid:
 
 @dataclass(frozen=True, slots=True)
 class PageMatch:
+    """A hit (its unit's text and metadata in it when the plan asked) and the service's extras."""
+
     hit: Hit
     image: bytes | None = None  # PNG
     similarity: SimilarityGrid | None = None
-    text: str | None = None  # the unit's text (include_text; None: it has none)
-    include_text: bool = False  # whether ``text`` was asked for
     highlights: list[Box] | None = None  # boxes of the query's words on the page image (highlight)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchQuery:
-    """Exactly one of: a text, an image (bytes), or a stored unit ``(document id, unit)`` ("more like this")."""
-
-    text: str | None = None
-    image: bytes | None = None
-    like: tuple[str, int] | None = None
+    include_text: bool = False  # whether the answer shows ``hit.text``
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,82 +87,11 @@ class _QueryVectors:
     prepared: PreparedInput | None  # for the similarity map's token strings
 
 
-def resolve_mode(query: SearchQuery, mode: str | None, default: str = "hybrid") -> SearchMode:
-    """The mode to run: as asked, or by default ``default`` for a text query and ``visual`` for an image or a
-    stored page; a mode that needs words with a query that has none is a 422."""
-    given = sum(x is not None for x in (query.text, query.image, query.like))
-    if given != 1:
-        raise UnprocessableError(
-            "send exactly one of query (text), query_image (base64 / data URI) or like ({document_id, page}); "
-            f"got {given}",
-            code="invalid_query",
-        )
-    if query.text is not None and not query.text.strip():
-        raise UnprocessableError("query is empty or only whitespace: send some words", code="empty_query")
-    if mode is None:
-        return parse_mode(default) if query.text is not None else SearchMode.VISUAL
-    chosen = parse_mode(mode)
-    if query.image is not None and chosen is not SearchMode.VISUAL:
-        raise UnprocessableError(
-            f"an image query has no words, so mode {chosen.value!r} cannot run: use mode 'visual'",
-            code="invalid_mode",
-        )
-    return chosen
-
-
 @dataclass(frozen=True, slots=True)
 class SearchOutcome:
     matches: list[PageMatch]
     tokens: int  # tokens the model ran over (the query; plus re-embedded pages for pooled similarity maps)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchOptions:
-    top_k: int = 10
-    filter: Mapping[str, Any] | None = None
-    candidates: int | None = None
-    exhaustive: bool = False
-    include_image: bool = False
-    include_similarity_map: bool = False
-    mode: str | None = None  # None: the default mode for text queries, visual for image / stored-page queries
-    fusion: str | None = None  # None: SearchLimits.default_fusion
-    text_weight: float | None = None  # None: SearchLimits.weighted_text_weight (weighted), 1 (rrf)
-    include_text: bool = False
-    highlight: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class SearchLimits:
-    """Caps and defaults of search (from :class:`~service.settings.Settings`)."""
-
-    max_query_tokens: int = 32768
-    image_max_pixels: int | None = None
-    max_decoded_pixels: int = 40_000_000
-    default_candidates: int = 200
-    default_mode: str = "hybrid"
-    default_fusion: str = "weighted"
-    rrf_k: int = DEFAULT_RRF_K
-    weighted_text_weight: float = 0.5
-
-    def fusion(self, options: SearchOptions) -> Fusion:
-        """The request's fusion, the settings' defaults where it gives none."""
-        method = options.fusion or self.default_fusion
-        weight = options.text_weight
-        if weight is None and method == "weighted":
-            weight = self.weighted_text_weight
-        return Fusion(method=method, k=self.rrf_k, text_weight=weight)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SearchLimits:
-        return cls(
-            max_query_tokens=settings.max_text_tokens,
-            image_max_pixels=settings.image_max_pixels,
-            max_decoded_pixels=settings.max_decoded_pixels,
-            default_mode=settings.search_mode,
-            default_fusion=settings.search_fusion,
-            rrf_k=settings.search_rrf_k,
-            weighted_text_weight=settings.search_text_weight,
-        )
+    warnings: tuple[str, ...] = ()  # what the caller asked for that did not apply (SearchPlan.warnings, …)
 
 
 class Searcher:
@@ -190,14 +102,13 @@ class Searcher:
         self.processor = model.processor
         self.limits = limits or SearchLimits()
 
-    async def search(
-        self,
-        store: Store,
-        query: str | SearchQuery,
-        options: SearchOptions,
-    ) -> SearchOutcome:
+    async def search(self, store: Store, query: str | SearchQuery, plan: SearchPlan) -> SearchOutcome:
+        """Embed the query (per the plan's mode), run ``store.search`` with the plan's store options, and add the
+        extras each hit asks for. The unit's text and metadata come with the hits (one read for all of them);
+        only images and similarity maps read per hit."""
         q = SearchQuery(text=query) if isinstance(query, str) else query
-        mode = resolve_mode(q, options.mode, self.limits.default_mode)
+        options = plan.store
+        mode = options.mode
         query_text = q.text
         if q.like is not None:
             vectors, query_text = await self._like(store, q.like, mode)
@@ -205,41 +116,26 @@ class Searcher:
             vectors = _QueryVectors(None, None, 0, None)
         else:
             vectors = await self._embed_query(store, q)
-        candidates = max(options.candidates or self.limits.default_candidates, options.top_k)
-        fusion = self.limits.fusion(options)
-        hits = await asyncio.to_thread(
-            functools.partial(
-                store.search,
-                vectors.multivector,
-                vectors.dense,
-                options.top_k,
-                filter=options.filter,
-                candidates=candidates,
-                exhaustive=options.exhaustive,
-                mode=mode,
-                query_text=query_text,
-                fusion=fusion,
-            )
-        )
+        store_query = StoreQuery(vectors.multivector, vectors.dense, query_text)
+        hits = await asyncio.to_thread(store.search, store_query, options)
+        if plan.definitions:
+            hits = rank_definitions(hits, query_text if q.text is not None else None, plan.top_k, plan.max_per_span)
         tokens = vectors.tokens
-        token_strings = (
-            self._token_strings(vectors.prepared)
-            if options.include_similarity_map and vectors.prepared is not None
-            else []
-        )
+        similarity = plan.include_similarity_map and vectors.multivector is not None
+        token_strings = self._token_strings(vectors.prepared) if similarity and vectors.prepared is not None else []
         matches = []
         for hit in hits:
             png = None
-            if options.include_image or (options.include_similarity_map and store.config.pool_factor > 1):
+            if plan.include_image or (similarity and store.config.pool_factor > 1):
                 png = await asyncio.to_thread(store.get_image, hit.doc_id, hit.unit)
             grid = None
-            if options.include_similarity_map and vectors.multivector is not None:
+            if similarity and vectors.multivector is not None:
                 grid, used = await self._similarity(store, hit, vectors.multivector, png, token_strings)
                 tokens += used
-            text, boxes = await self._text_extras(store, hit, query_text, options)
-            image = png if options.include_image else None
-            matches.append(PageMatch(hit, image, grid, text, options.include_text, boxes))
-        return SearchOutcome(matches, tokens)
+            boxes = highlight(query_text or "", hit.unit_metadata or {}) if plan.highlight else None
+            matches.append(PageMatch(hit, png if plan.include_image else None, grid, boxes, plan.include_text))
+        found = await asyncio.to_thread(found_nothing, store, options, hits, plan.top_k)
+        return SearchOutcome(matches, tokens, (*plan.warnings, *found))
 
     async def _embed_query(self, store: Store, q: SearchQuery) -> _QueryVectors:
         """The query's multi-vector and (truncated) dense vector: a text or an image, with the collection's task
@@ -277,17 +173,6 @@ class Searcher:
                 code="invalid_mode",
             )
         return _QueryVectors(record.multivector, record.dense, 0, None), record.text
-
-    async def _text_extras(
-        self, store: Store, hit: Hit, query_text: str | None, options: SearchOptions
-    ) -> tuple[str | None, list[Box] | None]:
-        if not (options.include_text or options.highlight):
-            return None, None
-        record = await asyncio.to_thread(store.get_unit, hit.doc_id, hit.unit)
-        if record is None:
-            return None, [] if options.highlight else None
-        boxes = highlight(query_text or "", record.metadata) if options.highlight else None
-        return (record.text if options.include_text else None), boxes
 
     def _token_strings(self, prepared: PreparedInput) -> list[str]:
         decode = self.processor.tokenizer.decode

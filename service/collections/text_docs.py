@@ -1,5 +1,5 @@
 """The collection routes' side of text/code documents: the indexer, the one-kind rule, the collection's task,
-and the chunk part of a search hit. ``Collections`` (``manager.py``) calls these.
+``Collections`` (``manager.py``) calls these.
 
 Rules (see ``docs/text-documents.md``):
 
@@ -13,21 +13,18 @@ Rules (see ``docs/text-documents.md``):
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
-from colbert.units import ChunkInfo
-from service.collections import schemas
 from service.collections.late import LateChunker
 from service.collections.texts import TextIndexer, TextOptions
 from service.collections.vectors import QueueRetry
 from service.errors import ConflictError
 
 if TYPE_CHECKING:
-    from colbert.store import CollectionConfig, Hit, Store
+    from colbert.store import CollectionConfig
     from service.engine.runtime import Runtime
 
-__all__ = ["check_unit_kind", "chunk_info", "text_indexer"]
+__all__ = ["check_unit_kind", "text_indexer"]
 
 
 def check_unit_kind(collection: str, config: CollectionConfig, kind: str, what: str | None = None) -> None:
@@ -71,25 +68,4 @@ def text_indexer(runtime: Runtime, *, wait_when_full: bool) -> TextIndexer:
         options,
         hidden_size=encoder.info.hidden_size,
         matryoshka_dims=encoder.info.matryoshka_dims,
-    )
-
-
-async def chunk_info(store: Store, hit: Hit) -> schemas.ChunkInfo | None:
-    """Where a chunk hit is and what it is (from its stored unit, parsed by :meth:`ChunkInfo.from_metadata`);
-    None for other kinds."""
-    if hit.kind != "chunk":
-        return None
-    unit = await asyncio.to_thread(store.get_unit, hit.doc_id, hit.unit)
-    if unit is None:  # deleted between the search and now
-        return None
-    info = ChunkInfo.from_metadata(unit.metadata)
-    return schemas.ChunkInfo(
-        path=info.path,
-        language=info.language,
-        chunk_kind=info.chunk_kind,
-        name=info.name,
-        lines=list(info.lines or ()),
-        char_span=list(info.char_span or ()),
-        part=info.part,
-        text=unit.text or "",
     )

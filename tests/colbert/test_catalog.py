@@ -10,6 +10,7 @@ import pytest
 from colbert.catalog import Catalog
 from colbert.errors import CollectionExistsError, CollectionNotFoundError, InvalidCollectionNameError
 from colbert.quantize import Codec
+from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
 
 CFG = CollectionConfig(dense_dim=8, multivector_dim=16, codec=Codec.FLOAT32)
@@ -91,7 +92,7 @@ def test_a_collection_deleted_by_another_catalog_is_noticed(tmp_path: Path, back
             with pytest.raises(CollectionNotFoundError, match="was deleted by another"):
                 held.get_document("a")
             with pytest.raises(CollectionNotFoundError, match="was deleted by another"):
-                held.search(np.eye(2, 16, dtype=np.float32), np.ones(8, np.float32), k=1)
+                held.search(Query(np.eye(2, 16, dtype=np.float32), np.ones(8, np.float32)), SearchOptions(k=1))
         with pytest.raises(CollectionNotFoundError):
             b.get("shared")
         other = CollectionConfig(dense_dim=4, multivector_dim=16, codec=Codec.FLOAT16)

@@ -15,6 +15,7 @@ import pytest
 from colbert.errors import InvalidFilterError
 from colbert.filters import matches, parse_filter
 from colbert.local import LocalStore
+from colbert.search import Query, SearchOptions
 from tests.colbert.store_backends import DENSE, F32, NO_SERVER, Backend, _unit, make_page
 from tests.colbert.test_filter_semantics import CASES, META
 
@@ -53,14 +54,14 @@ def test_every_case_on_every_stage(backend: Backend) -> None:
     q = make_page(rng, 0).multivector[:4]
     far = _unit(rng.normal(size=DENSE))
     for flt, want in CASES:
-        exhaustive = {h.doc_id for h in store.search(q, None, k=50, filter=flt)}
+        exhaustive = {h.doc_id for h in store.search(Query(q, None), SearchOptions.of(k=50, filter=flt))}
         assert exhaustive == want, flt
         # a 2-candidate first stage still returns every matching page: the filter runs inside it
-        first = store.search(q, far, k=2, candidates=2, filter=flt)
+        first = store.search(Query(q, far), SearchOptions.of(k=2, candidates=2, filter=flt))
         assert {h.doc_id for h in first} <= want, flt
         assert len(first) == min(2, 2 * len(want)), flt
         if isinstance(store, LocalStore):
-            pooled = store.search(q, far, k=2, candidates=2, filter=flt, first_stage="pooled")
+            pooled = store.search(Query(q, far), SearchOptions.of(k=2, candidates=2, filter=flt, first_stage="pooled"))
             assert {h.doc_id for h in pooled} <= want, flt
             assert len(pooled) == min(2, 2 * len(want)), flt
 
@@ -73,7 +74,7 @@ def test_delete_by_filter(backend: Backend) -> None:
     assert {d.doc_id for d in store.list_documents()} == {"b", "c", "d", "f"}
     assert store.delete_documents({"lang": "xx"}) == []
     q = make_page(rng, 0).multivector[:3]
-    assert {h.doc_id for h in store.search(q, None, k=50)} == {"b", "c", "d", "f"}
+    assert {h.doc_id for h in store.search(Query(q, None), SearchOptions(k=50))} == {"b", "c", "d", "f"}
     with pytest.raises(InvalidFilterError, match="at least one condition"):
         store.delete_documents({})
 
@@ -99,6 +100,6 @@ def test_malformed_filters_are_typed_errors(backend: Backend) -> None:
     q = make_page(rng, 0).multivector[:3]
     for flt, message in MALFORMED:
         with pytest.raises(InvalidFilterError, match=message):
-            store.search(q, None, k=3, filter=flt)
+            store.search(Query(q, None), SearchOptions.of(k=3, filter=flt))
         with pytest.raises(InvalidFilterError, match=message):
             store.delete_documents(flt)

@@ -12,6 +12,7 @@ from colbert.errors import DimensionMismatchError, IndexFormatError, StoreClosed
 from colbert.local import LocalOptions, LocalStore
 from colbert.local.dense import DenseSnapshot
 from colbert.quantize import Codec
+from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
 
 CONFIG = CollectionConfig(dense_dim=8, multivector_dim=16, codec=Codec.FLOAT32)
@@ -68,11 +69,11 @@ def test_second_handle_follows_adds_and_deletes(tmp_path: Path, retained: int) -
     for doc_id, rec in pages.items():
         a.add_document(doc_id, [rec])
     probe = pages["d3"]
-    assert b.search(probe.multivector[:3], probe.dense, k=1)[0].doc_id == "d3"
+    assert b.search(Query(probe.multivector[:3], probe.dense), SearchOptions(k=1))[0].doc_id == "d3"
     for doc_id in ("d3", "d1", "d4"):
         a.delete_document(doc_id)
     a.add_document("d9", [probe])
-    hits = b.search(probe.multivector[:3], probe.dense, k=10)
+    hits = b.search(Query(probe.multivector[:3], probe.dense), SearchOptions(k=10))
     assert {h.doc_id for h in hits} == {"d0", "d2", "d5", "d9"}
     assert hits[0].doc_id == "d9"
     a.close()
@@ -88,8 +89,8 @@ def test_exhaustive_scan_in_small_blocks_matches_one_block(tmp_path: Path) -> No
         small.add_document(f"d{i}", recs)
         big.add_document(f"d{i}", recs)
     q = rng.normal(size=(5, 16)).astype(np.float32)
-    a = small.search(q, None, k=7)
-    b = big.search(q, None, k=7)
+    a = small.search(Query(q, None), SearchOptions(k=7))
+    b = big.search(Query(q, None), SearchOptions(k=7))
     assert [(h.doc_id, h.unit, h.score) for h in a] == [(h.doc_id, h.unit, h.score) for h in b]
     small.close()
     big.close()

@@ -25,6 +25,7 @@ import pytest
 
 from colbert.local import LocalStore
 from colbert.quantize import Codec
+from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -83,12 +84,12 @@ def _check_whole(directory: Path, acked: dict[str, int]) -> int:
             assert store.get_original(doc_id) == original_for(version), f"{doc_id}: original of another write"
             highest = max(highest, int(doc_id[1:]))
         probe = pages_for(1)[0]
-        assert store.search(probe.multivector[:4], probe.dense, k=3)  # the reopened index answers
+        assert store.search(Query(probe.multivector[:4], probe.dense), SearchOptions(k=3))  # the reopened index answers
         # BM25 finds each document through the words of its own version's text
         for doc_id, info in docs.items():
             version = int(info.metadata["version"])
-            flt = {"version": info.metadata["version"]}
-            hits = store.search(None, None, 100, mode="text", query_text=pages_for(version)[0].text, filter=flt)
+            options = SearchOptions.of(k=100, mode="text", filter={"version": info.metadata["version"]})
+            hits = store.search(Query(text=pages_for(version)[0].text), options)
             assert doc_id in {h.doc_id for h in hits}, f"{doc_id}: its text is not in the full-text index"
         return highest
     finally:
@@ -101,7 +102,7 @@ def _search_while_writing(directory: Path, stop: threading.Event, errors: list[B
     last = 0
     try:
         while not stop.is_set():
-            hits = store.search(probe.multivector[:4], probe.dense, k=5)
+            hits = store.search(Query(probe.multivector[:4], probe.dense), SearchOptions(k=5))
             docs, _ = store.count()
             assert docs >= last, "a reader saw the document count go backwards"
             last = docs
@@ -160,7 +161,7 @@ def test_readers_keep_working_while_a_writer_adds(tmp_path: Path) -> None:
         last, done = 0, 0
         try:
             while not stop.is_set():
-                hits = store.search(probe.multivector[:3], probe.dense, k=3)
+                hits = store.search(Query(probe.multivector[:3], probe.dense), SearchOptions(k=3))
                 assert hits[0].doc_id == "seed"
                 docs = store.count()[0]
                 assert docs >= last, "a reader saw the document count go backwards"

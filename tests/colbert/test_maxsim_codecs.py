@@ -18,6 +18,7 @@ from colbert.errors import CodecError, InvalidDocumentError
 from colbert.local import LocalStore
 from colbert.quantize import Codec, decode, encode
 from colbert.scoring import PackedDocs, maxsim
+from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
 
 CODECS = [c.value for c in Codec] + ["bfloat16"]
@@ -167,7 +168,7 @@ def test_index_scan_scores_stored_values(tmp_path: Path, codec: str) -> None:
         store.add_document(f"d{i}", [UnitRecord(0, rng.standard_normal(8).astype(np.float32), mv)])
     q = rng.standard_normal((9, 24)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    hits = store.search(q, None, k=12, exhaustive=True)
+    hits = store.search(Query(q, None), SearchOptions(k=12, exhaustive=True))
     values = [decode(encode(p, codec), p.shape[0], 24, codec) for p in pages]
     want = {f"d{i}": naive(q, v) for i, v in enumerate(values)}
     bound = tolerance([q], values, codec)[0]

@@ -14,6 +14,7 @@ from colbert.local import sketch as _sketch
 from colbert.local.dense import DenseSnapshot
 from colbert.local.sketch import from_bf16_bits, page_sketch, pool_query, sketch_scores, to_bf16_bits
 from colbert.quantize import Codec
+from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
 
 D = 16
@@ -145,11 +146,11 @@ def test_pooled_search_is_exact_over_its_candidates(tmp_path: Path) -> None:
     pages = _corpus(store, rng)
     for key in [("d3", 0), ("d8", 1), ("d11", 0)]:
         q = pages[key].multivector[:6]
-        everything = store.search(q, None, k=5, candidates=len(pages), first_stage="pooled")
+        everything = store.search(Query(q, None), SearchOptions(k=5, candidates=len(pages), first_stage="pooled"))
         assert [(h.doc_id, h.unit) for h in everything] == _exact(q, pages)[:5]
-        narrow = store.search(q, None, k=5, candidates=8, first_stage="pooled")
+        narrow = store.search(Query(q, None), SearchOptions(k=5, candidates=8, first_stage="pooled"))
         assert (narrow[0].doc_id, narrow[0].unit) == key  # the source page survives an 8-candidate first stage
-        exhaustive = store.search(q, None, k=5, exhaustive=True, first_stage="pooled")
+        exhaustive = store.search(Query(q, None), SearchOptions(k=5, exhaustive=True, first_stage="pooled"))
         assert [(h.doc_id, h.unit) for h in exhaustive] == _exact(q, pages)[:5]
     store.close()
 
@@ -164,7 +165,7 @@ def test_pooled_candidates_come_from_the_sketch_ranking(tmp_path: Path) -> None:
     sketches = np.stack([page_sketch(pages[key].multivector, 3) for key in keys])  # (P, 3, D)
     approx = sketch_scores(to_bf16_bits(sketches.reshape(len(keys), -1)), 3, q)
     want = {keys[i] for i in np.argsort(-approx, kind="stable")[:4]}
-    hits = store.search(q, None, k=4, candidates=4, first_stage="pooled")
+    hits = store.search(Query(q, None), SearchOptions(k=4, candidates=4, first_stage="pooled"))
     assert {(h.doc_id, h.unit) for h in hits} == want
     store.close()
 
@@ -175,38 +176,49 @@ def test_pooled_search_honours_filters_prefetch_and_deletes(tmp_path: Path) -> N
     other = LocalStore.open(tmp_path / "a")
     pages = _corpus(store, rng)
     q = pages[("d4", 0)].multivector[:6]
-    hits = other.search(q, None, k=6, candidates=6, first_stage="pooled", filter={"even": False})
+    hits = other.search(
+        Query(q, None), SearchOptions.of(k=6, candidates=6, first_stage="pooled", filter={"even": False})
+    )
     assert len(hits) == 6
     assert all(h.metadata["even"] is False for h in hits)
     # prefetch = candidates: the candidates are exactly the dense top-k, as with the dense first stage
     far = -pages[("d4", 0)].dense
-    dense_hits = other.search(q, far, k=3, candidates=3)
-    prefetched = other.search(q, far, k=3, candidates=3, first_stage="pooled", prefetch=3)
+    dense_hits = other.search(Query(q, far), SearchOptions(k=3, candidates=3))
+    prefetched = other.search(Query(q, far), SearchOptions(k=3, candidates=3, first_stage="pooled", prefetch=3))
     assert [(h.doc_id, h.unit) for h in prefetched] == [(h.doc_id, h.unit) for h in dense_hits]
-    assert other.search(q, None, k=1, first_stage="pooled")[0].doc_id == "d4"
+    assert other.search(Query(q, None), SearchOptions(k=1, first_stage="pooled"))[0].doc_id == "d4"
     store.delete_document("d4")
     store.add_document("new", [pages[("d4", 0)]])
-    top = other.search(q, None, k=3, first_stage="pooled")  # the second handle follows: d4 gone, "new" found
+    top = other.search(
+        Query(q, None), SearchOptions(k=3, first_stage="pooled")
+    )  # the second handle follows: d4 gone, "new" found
     assert top[0].doc_id == "new"
     assert "d4" not in {h.doc_id for h in top}
-    grouped = other.search(q, None, k=6, candidates=6, first_stage="pooled", query_groups=2, filter={"even": False})
+    grouped = other.search(
+        Query(q, None),
+        SearchOptions.of(k=6, candidates=6, first_stage="pooled", query_groups=2, filter={"even": False}),
+    )
     assert grouped[0].doc_id == hits[0].doc_id
     assert all(h.metadata["even"] is False for h in grouped)
     bads = ({"first_stage": "sparse"}, {"first_stage": "pooled", "prefetch": 2}, {"query_groups": 0})
     for bad in bads:
         with pytest.raises(InvalidQueryError):
-            other.search(q, None, k=3, candidates=5, **bad)  # type: ignore[arg-type]
+            other.search(Query(q, None), SearchOptions.of(k=3, candidates=5, **bad))  # type: ignore[arg-type]
     reopened = LocalStore.open(tmp_path / "a", options=LocalOptions(first_stage="pooled"))
     assert reopened.sketch_vectors == 4  # the index's own, not the default
-    sketch_ranked = reopened.search(q, far, k=3, candidates=3)  # pooled by default: query_dense is not used
+    sketch_ranked = reopened.search(
+        Query(q, far), SearchOptions(k=3, candidates=3)
+    )  # pooled by default: query_dense is not used
     assert [h.doc_id for h in sketch_ranked] == [
-        h.doc_id for h in other.search(q, far, k=3, candidates=3, first_stage="pooled")
+        h.doc_id for h in other.search(Query(q, far), SearchOptions(k=3, candidates=3, first_stage="pooled"))
     ]
-    assert [h.doc_id for h in sketch_ranked] != [h.doc_id for h in other.search(q, far, k=3, candidates=3)]
+    assert [h.doc_id for h in sketch_ranked] != [
+        h.doc_id for h in other.search(Query(q, far), SearchOptions(k=3, candidates=3))
+    ]
     with pytest.raises(ValueError, match="first_stage"):
         LocalOptions(first_stage="sparse")
     assert reopened.stats().memory_bytes >= 29 * 4 * D * 2  # the sketches are held in memory
-    assert reopened.search(q, None, k=1, first_stage="pooled")[0].doc_id == "new"
+    assert reopened.search(Query(q, None), SearchOptions(k=1, first_stage="pooled"))[0].doc_id == "new"
     for s in (store, other, reopened):
         s.close()
 
@@ -229,15 +241,15 @@ def test_concurrent_candidate_reads_equal_one_connection(tmp_path: Path, first_s
     one = LocalStore.open(tmp_path / "a", options=LocalOptions(read_threads=1))
     for key in [("d2", 0), ("d17", 1)]:
         q, dense = pages[key].multivector[:6], pages[key].dense
-        a = many.search(q, dense, k=8, candidates=40, first_stage=first_stage)
-        b = one.search(q, dense, k=8, candidates=40, first_stage=first_stage)
+        a = many.search(Query(q, dense), SearchOptions(k=8, candidates=40, first_stage=first_stage))
+        b = one.search(Query(q, dense), SearchOptions(k=8, candidates=40, first_stage=first_stage))
         assert [(h.doc_id, h.unit, h.score) for h in a] == [(h.doc_id, h.unit, h.score) for h in b]
         assert [(h.doc_id, h.unit) for h in a] == _exact(q, pages)[:8]
     assert many._readers is not None  # the concurrent path was taken
     many.close()
     assert many._readers is None
     with pytest.raises(StoreClosedError):
-        many.search(q, dense, k=8, candidates=40, first_stage=first_stage)
+        many.search(Query(q, dense), SearchOptions(k=8, candidates=40, first_stage=first_stage))
     one.close()
 
 
@@ -253,7 +265,10 @@ def test_int8_block_decode_scores_like_page_decode(tmp_path: Path) -> None:
         ((key, float((q @ rec.multivector.T).max(axis=1).sum())) for key, rec in stored.items() if rec is not None),
         key=lambda t: -t[1],
     )[:6]
-    for hits in (store.search(q, None, k=6), store.search(q, None, k=6, candidates=12, first_stage="pooled")):
+    for hits in (
+        store.search(Query(q, None), SearchOptions(k=6)),
+        store.search(Query(q, None), SearchOptions(k=6, candidates=12, first_stage="pooled")),
+    ):
         assert [(h.doc_id, h.unit) for h in hits] == [w[0] for w in want]
         np.testing.assert_allclose([h.score for h in hits], [w[1] for w in want], rtol=1e-5)
     store.close()

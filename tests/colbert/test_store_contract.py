@@ -19,6 +19,7 @@ from colbert.errors import (
     UnknownFilterKeyError,
 )
 from colbert.quantize import Codec
+from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
 from tests.colbert.store_backends import (
     DENSE,
@@ -72,13 +73,11 @@ def test_search_equals_naive_maxsim(backend: Backend, mode: str) -> None:
         key = list(pages)[trial * 5]
         q = pages[key].multivector[: 4 + trial]  # (Lq, D) a query drawn from one page
         if mode == "rerank-all":  # a first stage that keeps every page must not change the ranking
-            hits = store.search(q, _unit(rng.normal(size=DENSE)), k=5, candidates=len(pages))
+            hits = store.search(Query(q, _unit(rng.normal(size=DENSE))), SearchOptions(k=5, candidates=len(pages)))
         else:
             hits = store.search(
-                q,
-                None if mode == "no-dense" else _unit(rng.normal(size=DENSE)),
-                k=5,
-                exhaustive=mode == "exhaustive",
+                Query(q, None if mode == "no-dense" else _unit(rng.normal(size=DENSE))),
+                SearchOptions(k=5, exhaustive=mode == "exhaustive"),
             )
         want = expected_top(q, pages, 5)
         assert [(h.doc_id, h.unit) for h in hits] == [w[0] for w in want]
@@ -93,7 +92,7 @@ def test_first_stage_limits_rerank_to_dense_candidates(backend: Backend) -> None
     pages = fill(store, rng)
     target = pages[("doc-5", 1)]
     q = target.multivector[:3]
-    hits = store.search(q, target.dense, k=3, candidates=3)
+    hits = store.search(Query(q, target.dense), SearchOptions(k=3, candidates=3))
     dense_top = sorted(pages, key=lambda key: -float(_unit(pages[key].dense) @ _unit(target.dense)))[:3]
     assert {(h.doc_id, h.unit) for h in hits} == set(dense_top)
     want = sorted(((key, naive_maxsim(q, pages[key].multivector)) for key in dense_top), key=lambda t: -t[1])
@@ -107,18 +106,18 @@ def test_selective_filter_still_returns_k(backend: Backend) -> None:
     match = {key: rec for key, rec in pages.items() if key[0] in ("doc-4", "doc-8")}  # lang=en, j even, 3+3 pages
     q = pages[("doc-1", 0)].multivector[:4]
     far = -pages[("doc-4", 0)].dense  # a dense query that ranks the matching pages last overall
-    hits = store.search(q, far, k=4, candidates=4, filter={"lang": "en", "odd": False, "j": 4})
+    hits = store.search(Query(q, far), SearchOptions.of(k=4, candidates=4, filter={"lang": "en", "odd": False, "j": 4}))
     assert {h.doc_id for h in hits} == {"doc-4"}
     assert len(hits) == 2  # doc-4 has 2 pages (1 + 4 % 3)
-    hits = store.search(q, far, k=4, candidates=4, filter={"lang": "en", "odd": False})
+    hits = store.search(Query(q, far), SearchOptions.of(k=4, candidates=4, filter={"lang": "en", "odd": False}))
     en = {key: rec for key, rec in pages.items() if int(key[0].split("-")[1]) % 4 == 0}
     assert len(hits) == 4
     assert all(h.metadata["lang"] == "en" for h in hits)
-    hits = store.search(q, None, k=4, filter={"lang": "en"})
+    hits = store.search(Query(q, None), SearchOptions.of(k=4, filter={"lang": "en"}))
     assert [(h.doc_id, h.unit) for h in hits] == [w[0] for w in expected_top(q, en, 4)]
     assert len(match) == 5
-    assert store.search(q, far, k=3, filter={"lang": "fr"}) == []
-    assert store.search(q, far, k=3, filter={"odd": 1}) == []  # 1 is not true
+    assert store.search(Query(q, far), SearchOptions.of(k=3, filter={"lang": "fr"})) == []
+    assert store.search(Query(q, far), SearchOptions.of(k=3, filter={"odd": 1})) == []  # 1 is not true
 
 
 def test_replace_and_delete_are_whole_documents(backend: Backend) -> None:
@@ -136,14 +135,14 @@ def test_replace_and_delete_are_whole_documents(backend: Backend) -> None:
     assert got is not None
     np.testing.assert_allclose(got.multivector, new[1].multivector, atol=1e-6)
     old_q = pages[("doc-2", 1)].multivector[:3]
-    hits = store.search(old_q, None, k=20)
+    hits = store.search(Query(old_q, None), SearchOptions(k=20))
     assert ("doc-2", 1) not in {(h.doc_id, h.unit) for h in hits}
     assert [d.doc_id for d in store.list_documents()][-1] == "doc-2"
     assert store.delete_document("doc-2") is True
     assert store.delete_document("doc-2") is False
     assert store.get_document("doc-2") is None
     assert store.count() == (5, len(pages) - 3)
-    hits = store.search(new[1].multivector[:3], new[1].dense, k=20, candidates=20)
+    hits = store.search(Query(new[1].multivector[:3], new[1].dense), SearchOptions(k=20, candidates=20))
     assert all(h.doc_id != "doc-2" for h in hits)
 
 
@@ -155,7 +154,7 @@ def test_reopen_keeps_data_and_checks_sizes(backend: Backend) -> None:
     assert again.config == F32
     assert again.count() == (4, len(pages))
     q = pages[("doc-3", 0)].multivector[:3]
-    assert again.search(q, pages[("doc-3", 0)].dense, k=1)[0].doc_id == "doc-3"
+    assert again.search(Query(q, pages[("doc-3", 0)].dense), SearchOptions(k=1))[0].doc_id == "doc-3"
     with pytest.raises(DimensionMismatchError, match="dense_dim"):
         backend.reopen(again, expected=CollectionConfig(dense_dim=DENSE + 1, multivector_dim=D))
 
@@ -170,7 +169,7 @@ def test_codecs_and_pooling(backend: Backend, codec: Codec) -> None:
     stored = [store.get_unit("a", p) for p in range(3)]
     assert all(s is not None and s.multivector.shape[0] < 24 for s in stored)
     q = recs[1].multivector[:5]
-    hits = store.search(q, None, k=3)
+    hits = store.search(Query(q, None), SearchOptions(k=3))
     want = sorted(((p, naive_maxsim(q, s.multivector)) for p, s in enumerate(stored) if s), key=lambda t: -t[1])
     assert [h.unit for h in hits] == [w[0] for w in want]
     tol = 1e-5 if backend.kind != "qdrant-server" or codec == Codec.FLOAT32 else 2e-2
@@ -199,17 +198,17 @@ def test_bad_input_is_typed(backend: Backend) -> None:
     store.add_document("x", [good])
     q = good.multivector[:2]
     with pytest.raises(InvalidQueryError, match="k must"):
-        store.search(q, good.dense, k=0)
+        store.search(Query(q, good.dense), SearchOptions(k=0))
     with pytest.raises(InvalidQueryError, match="candidates"):
-        store.search(q, good.dense, k=10, candidates=5)
+        store.search(Query(q, good.dense), SearchOptions(k=10, candidates=5))
     with pytest.raises(DimensionMismatchError):
-        store.search(np.ones((2, D + 1), np.float32), good.dense)
+        store.search(Query(np.ones((2, D + 1), np.float32), good.dense), SearchOptions())
     with pytest.raises(DimensionMismatchError):
-        store.search(q, np.ones(DENSE + 1, np.float32))
+        store.search(Query(q, np.ones(DENSE + 1, np.float32)), SearchOptions())
     with pytest.raises(InvalidFilterError, match="str, int or bool"):
-        store.search(q, good.dense, filter={"lang": 1.5})
+        store.search(Query(q, good.dense), SearchOptions.of(filter={"lang": 1.5}))
     with pytest.raises(InvalidFilterError, match="key"):
-        store.search(q, good.dense, filter={"a.b": "x"})
+        store.search(Query(q, good.dense), SearchOptions.of(filter={"a.b": "x"}))
     with pytest.raises(InvalidQueryError, match="limit"):
         store.list_documents(limit=0)
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from colbert.errors import DocumentNotFoundError, InvalidDocumentError
+from colbert.search import Query, SearchOptions
 from colbert.store import StoreLimits, UnitRecord
 from tests.colbert.store_backends import F32, Backend, make_page
 
@@ -35,10 +36,12 @@ def test_update_metadata_changes_metadata_only(backend: Backend) -> None:
         np.testing.assert_array_equal(new.dense, old.dense)
         assert (new.text, new.image, new.kind) == (old.text, old.image, old.kind)
     q = units[0].multivector[:2]
-    assert {h.doc_id for h in store.search(q, None, k=5, filter={"lang": "de"})} == {"a"}
-    assert {h.doc_id for h in store.search(q, None, k=5, filter={"lang": "en"})} == {"b"}
-    assert store.search(q, None, k=5, filter={"year": 2024}) == []  # the old key is gone from the filter index
-    hits = store.search(q, None, k=5, filter={"lang": "de"})
+    assert {h.doc_id for h in store.search(Query(q, None), SearchOptions.of(k=5, filter={"lang": "de"}))} == {"a"}
+    assert {h.doc_id for h in store.search(Query(q, None), SearchOptions.of(k=5, filter={"lang": "en"}))} == {"b"}
+    assert (
+        store.search(Query(q, None), SearchOptions.of(k=5, filter={"year": 2024})) == []
+    )  # the old key is gone from the filter index
+    hits = store.search(Query(q, None), SearchOptions.of(k=5, filter={"lang": "de"}))
     assert all(h.metadata == {"lang": "de", "tags": ["x"]} for h in hits)
     assert store.count() == (2, 3)
 

@@ -13,6 +13,7 @@ from qdrant_client import QdrantClient
 from colbert.catalog import Catalog
 from colbert.errors import IndexFormatError, InvalidDocumentError
 from colbert.local import LocalStore
+from colbert.search import Query, SearchOptions
 from colbert.store import DocumentInfo, Store, StoreLimits, UnitRecord
 from tests.colbert.store_backends import F32, Backend, make_page
 
@@ -48,7 +49,7 @@ def test_units_round_trip_with_text_image_kind_and_hash(backend: Backend) -> Non
         assert store.get_image("a", want.unit) == want.image
     assert store.get_image("a", 9) is None
     assert store.get_image("nope", 0) is None
-    hits = store.search(units[2].multivector[:3], None, k=3)
+    hits = store.search(Query(units[2].multivector[:3], None), SearchOptions(k=3))
     assert {(h.unit, h.kind) for h in hits} == {(0, "page"), (1, "page"), (2, "chunk")}
     store.add_document("b", [make_page(rng, 0)])  # no text, no image, no hash
     plain = store.get_unit("b", 0)

@@ -22,10 +22,12 @@ from colbert.local import LocalStore
 from colbert.local import bm25 as _bm25
 from colbert.local import fts as _fts
 from colbert.local import migrate as _migrate
-from colbert.local.fts import FTS_DDL, TermDocs, fts_add, fts_search
+from colbert.local.fts import FTS_DDL, fts_add
 from colbert.qdrant import QdrantStore
 from colbert.qdrant import sparse as _sparse
+from colbert.search import Query, SearchOptions
 from colbert.store import Store, UnitRecord
+from tests.colbert.bm25_reference import reference_bm25
 from tests.colbert.store_backends import DENSE, F32, _unit
 
 OLD_TOKENS = text.tokens
@@ -107,18 +109,17 @@ def _fresh(directory: Path) -> sqlite3.Connection:
 
 
 def _same_as_fresh(store: LocalStore) -> None:
-    """The store's full-text index holds exactly what a fresh build holds, and its text search ranks as FTS5's own
-    ``bm25()`` over that fresh build (same units, order and scores)."""
+    """The store's full-text index holds exactly what a fresh build holds, and its text search ranks as a plain
+    BM25 over the stored texts under the rules in force (same units, order and scores)."""
     fresh = _fresh(store.directory)
     with _db(store.directory) as conn:
         assert _postings(conn) == _postings(fresh)
-        where = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT id, doc_id, page FROM pages")}
     found = 0
     for query in QUERIES:
-        ids, scores = fts_search(fresh, query, 50, None, TermDocs().filter(fresh, 0, len(where)))
-        hits = store.search(None, None, 50, mode="text", query_text=query, candidates=50)
-        assert [(h.doc_id, h.unit) for h in hits] == [where[int(i)] for i in ids], query
-        assert [h.score for h in hits] == pytest.approx(scores.tolist(), rel=1e-6), query
+        want = reference_bm25(store.directory / "index.sqlite", query, 50)
+        hits = store.search(Query(text=query), SearchOptions(k=50, mode="text", candidates=50))
+        assert [(h.doc_id, h.unit) for h in hits] == [(d, u) for d, u, _ in want], query
+        assert [h.score for h in hits] == pytest.approx([s for _, _, s in want], rel=1e-6), query
         found += bool(hits)
     assert found >= len(QUERIES) // 2  # not a comparison of empty results
 
@@ -214,7 +215,7 @@ def test_a_handle_open_across_another_processs_rebuild(tmp_path: Path, rules: Ru
     _fill(tmp_path / "s")
     early = LocalStore.open(tmp_path / "s")
     for query in QUERIES:  # warm every cache of the handle under the old index
-        early.search(None, None, 50, mode="text", query_text=query, candidates=50)
+        early.search(Query(text=query), SearchOptions(k=50, mode="text", candidates=50))
     rules(2)  # this process's code is now version 2, as is the one that opens the index next
     LocalStore.open(tmp_path / "s").close()
     _same_as_fresh(early)
@@ -225,7 +226,7 @@ def test_a_handle_open_across_another_processs_rebuild(tmp_path: Path, rules: Ru
         settled = _postings(conn)
     rules(1)  # a handle of older code: the index was rebuilt for version 2 meanwhile
     with pytest.raises(IndexFormatError, match=r"tokenizer version 2.*restarted"):
-        early.search(None, None, 5, mode="text", query_text="w12", candidates=5)
+        early.search(Query(text="w12"), SearchOptions(k=5, mode="text", candidates=5))
     with pytest.raises(IndexFormatError, match="tokenizer version 2"):
         early.delete_document("d4")
     with pytest.raises(IndexFormatError, match="tokenizer version 2"):
@@ -275,7 +276,7 @@ def _sparse_vectors(client: QdrantClient, name: str) -> dict[tuple[str, int], tu
 def _qdrant_hits(store: QdrantStore) -> list[list[tuple[str, int, float]]]:
     out = []
     for query in QUERIES:
-        hits = store.search(None, None, 50, mode="text", query_text=query, candidates=50)
+        hits = store.search(Query(text=query), SearchOptions(k=50, mode="text", candidates=50))
         out.append(sorted((h.doc_id, h.unit, round(h.score, 5)) for h in hits))
     return out
 

@@ -20,6 +20,7 @@ from qdrant_client import QdrantClient
 from colbert.catalog import Catalog
 from colbert.errors import CollectionExistsError
 from colbert.quantize import Codec
+from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, OriginalFile, Store, UnitRecord
 from colbert.transfer import ExportFormatError, export_collection, import_collection
 from tests.colbert.store_backends import DENSE, D, make_page
@@ -122,9 +123,12 @@ def test_round_trip_same_backend_is_bit_exact(tmp_path: Path, kind: str, codec: 
         export_collection(target, "copy", tmp_path / f"again-{name}")
         assert _members(tmp_path / f"again-{name}") == _members(tmp_path / name)  # sketches, blobs: every byte
         q = _documents(1)[0][1][0].multivector[:3]
-        for mode in ({"exhaustive": True}, {"mode": "text", "query_text": "document page"}):
-            hits = [(h.doc_id, h.unit, h.score, h.metadata) for h in store.search(q, None, k=10, **mode)]
-            assert [(h.doc_id, h.unit, h.score, h.metadata) for h in copy.search(q, None, k=10, **mode)] == hits
+        for query, options in (
+            (Query(q, None), SearchOptions(k=10, exhaustive=True)),
+            (Query(text="document page"), SearchOptions(k=10, mode="text")),
+        ):
+            hits = [(h.doc_id, h.unit, h.score, h.metadata) for h in store.search(query, options)]
+            assert [(h.doc_id, h.unit, h.score, h.metadata) for h in copy.search(query, options)] == hits
         with pytest.raises(CollectionExistsError):
             import_collection(target, tmp_path / name, name="copy")
 

@@ -9,6 +9,7 @@ import numpy as np
 from qdrant_client import QdrantClient
 
 from colbert.catalog import Catalog
+from colbert.search import Query, SearchOptions
 from colbert.store import UnitRecord
 from tests.colbert.store_backends import F32, make_page
 
@@ -16,8 +17,8 @@ from tests.colbert.store_backends import F32, make_page
 def _searches(store: object, queries: list[np.ndarray]) -> list[list[tuple[str, int, float]]]:
     out = []
     for q in queries:
-        for kwargs in ({"exhaustive": True}, {"mode": "text", "query_text": "alpha beta"}):
-            hits = store.search(q, None, k=10, **kwargs)  # type: ignore[attr-defined]
+        for text, kwargs in ((None, {"exhaustive": True}), ("alpha beta", {"mode": "text"})):
+            hits = store.search(Query(q, None, text), SearchOptions(k=10, **kwargs))  # type: ignore[attr-defined]
             out.append([(h.doc_id, h.unit, h.score) for h in hits])
     return out
 

@@ -136,7 +136,8 @@ def test_fts5_syntax_is_plain_words(client: httpx.Client, hybrid: str, query: st
         ({"like": {"document_id": "report", "page": 4}, "mode": "hybrid"}, 422, "invalid_mode"),
         ({"like": {"document_id": "nope", "page": 1}}, 404, "document_not_found"),
         ({"query": "x", "fusion": "max"}, 422, "validation_error"),
-        ({"query": "x", "fusion": "weighted", "text_weight": 2}, 422, "invalid_query"),
+        ({"query": "x", "fusion": "weighted", "text_weight": 2}, 422, "validation_error"),
+        ({"query": "x", "fusion": "rrf", "text_weight": 5}, 422, "validation_error"),  # one meaning: 0..1
     ],
 )
 def test_bad_input_is_a_clear_4xx(
@@ -147,3 +148,32 @@ def test_bad_input_is_a_clear_4xx(
     assert error["message"]
     if code is not None:
         assert error["code"] == code, error
+
+
+def test_nothing_is_silent_filter_keys_and_options(client: httpx.Client, hybrid: str) -> None:
+    """Issue 25: a filter on a key no document has answered 200 with 0 results and no word; options a mode does
+    not use were dropped silently. Both are named in ``warnings`` now (the search still runs)."""
+    typo = _search(client, {"query": "revenue", "mode": "text", "filter": {"knd": "report"}})
+    assert typo["results"] == []
+    assert any("'knd'" in w and "no document" in w for w in typo["warnings"]), typo["warnings"]
+    right = _search(client, {"query": "revenue", "mode": "text", "filter": {"kind": "report"}})
+    assert right["results"]
+    assert right["warnings"] == []
+    text_map = _search(client, {"query": "x7200b", "mode": "text", "include_similarity_map": True})
+    assert [r["page"] for r in text_map["results"]] == [1]
+    assert "similarity_map" not in text_map["results"][0]
+    assert any("include_similarity_map" in w for w in text_map["warnings"])
+    visual = _search(client, {"query": "x7200b", "mode": "visual", "fusion": "rrf", "text_weight": 0.3})
+    assert any("fusion and text_weight" in w for w in visual["warnings"])
+
+
+def test_a_signal_that_found_nothing_says_so(client: httpx.Client, hybrid: str) -> None:
+    none = _search(client, {"query": "zzzqqq", "mode": "text"})
+    assert none["results"] == []
+    assert any("text (BM25) found no unit" in w for w in none["warnings"])
+    hybrid_only_visual = _search(client, {"query": "zzzqqq", "mode": "hybrid"})
+    assert hybrid_only_visual["results"]
+    assert all("text" not in r["signals"] for r in hybrid_only_visual["results"])
+    assert any("ranked by MaxSim alone" in w for w in hybrid_only_visual["warnings"])
+    found = _search(client, {"query": "quarterly revenue", "mode": "hybrid"})
+    assert found["warnings"] == []

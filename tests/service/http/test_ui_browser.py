@@ -282,6 +282,22 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
     wait(driver, lambda d: d.execute_script(PAGE_LOADED))
     assert_boxes_match(driver.execute_script(DRAWN_BOXES), answer["highlights"])
 
+    # 7c. a filter on a key no document has: the answer's warning is shown above the (empty) results
+    css(driver, "#hit-close").click()
+    flt = css(driver, "#search-form input[name=filter]")
+    flt.send_keys('{"knd": "report"}')
+    css(driver, "#search-form button[type=submit]").click()
+    wait(driver, lambda d: css(d, "#search-warnings").is_displayed())
+    assert "'knd'" in css(driver, "#search-warnings").text
+    assert driver.find_elements(By.CSS_SELECTOR, "#results .hit") == []
+    flt.clear()
+    css(driver, "#search-form button[type=submit]").click()
+    wait(driver, lambda d: not css(d, "#search-warnings").is_displayed())
+    shot(driver, "07c-filter-warning-cleared")
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#results .hit"))
+    driver.find_elements(By.CSS_SELECTOR, "#results .hit")[0].find_element(By.CSS_SELECTOR, "button").click()
+    wait(driver, lambda d: css(d, "#hit-close").is_displayed())  # the hit view open again for step 8
+
     # 8. accessibility: no serious or critical axe-core violation, dialog open and closed
     bad = [v for v in run_axe(driver) if v["impact"] in ("serious", "critical")]
     assert bad == [], bad

@@ -97,6 +97,14 @@ function card(collection, query, hit, rank) {
   );
 }
 
+// What the request asked for that did not apply (a filter key no document has, a signal that found nothing):
+// the server answers them in `warnings`; shown above the results, never as an error.
+function showWarnings(warnings) {
+  const list = clear($("#search-warnings"));
+  warnings.forEach((text) => list.append(h("li", {}, text)));
+  list.hidden = warnings.length === 0;
+}
+
 async function search(event) {
   event.preventDefault();
   const c = state.collection;
@@ -119,6 +127,7 @@ async function search(event) {
     if (mine !== generation) return;
     const list = clear($("#results"));
     answer.results.forEach((hit, i) => list.append(card(c.name, body.query, hit, i + 1)));
+    showWarnings(answer.warnings || []);
     requestAnimationFrame(() =>
       setTimeout(() => {
         const paint = performance.now() - received;
@@ -130,6 +139,7 @@ async function search(event) {
       }),
     );
   } catch (err) {
+    showWarnings([]);
     status.textContent = err.message;
     report(err);
   }
@@ -140,6 +150,7 @@ export function initSearch() {
   on("collection", () => {
     generation += 1;
     clear($("#results"));
+    showWarnings([]);
     $("#search-status").textContent = "";
   });
 }

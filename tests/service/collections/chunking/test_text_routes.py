@@ -62,6 +62,9 @@ def test_code_collection_upload_and_search(client: TestClient[Any]) -> None:
     hits = found.json()["results"]
     assert len(hits) == 8
     assert {h["kind"] for h in hits} == {"chunk"}
+    # a chunk hit names its ``unit`` (0-based, as the docs show), not a ``page``
+    assert all("page" not in h and isinstance(h["unit"], int) for h in hits)
+    assert {h["unit"] for h in hits if h["document_id"] == "guide"} == {0, 1, 2, 3}
     get = next(h for h in hits if h["chunk"].get("name") == "Store.Get")
     assert get["chunk"]["lines"] == [10, 17]
     assert get["chunk"]["chunk_kind"] == "method"
@@ -74,6 +77,44 @@ def test_code_collection_upload_and_search(client: TestClient[Any]) -> None:
     unnamed = client.post("/v1/collections/code/documents", json={"text": "def f():\n    pass\n", "path": "a/b.py"})
     assert unnamed.status_code == 201, unnamed.text
     assert (unnamed.json()["id"], unnamed.json()["metadata"]) == ("a_b.py", {"path": "a/b.py", "language": "python"})
+
+
+def test_search_reads_no_hit_again(client: TestClient[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hit carries its unit's text and metadata from the search's own read: the answer (chunk info, text,
+    highlights) reads no unit again. Before: one ``get_unit`` per hit for ``chunk``, one more for text."""
+    from colbert.local import LocalStore
+
+    reads: list[tuple[str, int]] = []
+    real = LocalStore.get_unit
+    monkeypatch.setattr(LocalStore, "get_unit", lambda self, d, u: reads.append((d, u)) or real(self, d, u))
+    body = {"query": "value of key", "top_k": 5, "include_text": True, "highlight": True}
+    found = client.post("/v1/collections/code/search", json=body)
+    assert found.status_code == 200, found.text
+    hits = found.json()["results"]
+    assert len(hits) == 5
+    assert all(h["chunk"]["text"] and h["text"] == h["chunk"]["text"] for h in hits)
+    assert reads == []
+
+
+def test_an_identifier_query_finds_its_definition_first(client: TestClient[Any]) -> None:
+    """Issue 25: callers and re-exports that repeat an identifier outrank its definition on BM25 and MaxSim; a
+    query that is one identifier now ranks the chunk defining it first (colbert.definitions)."""
+    assert client.post("/v1/collections", json={"name": "defs", "task": "code"}).status_code == 201
+    files = {
+        "pkg/__init__.py": "from pkg.util import get_app_dir\n\n__all__ = ['get_app_dir', 'get_app_dir_alias']\n"
+        "get_app_dir_alias = get_app_dir\n",
+        "pkg/util.py": "def get_app_dir(name):\n    return '/tmp/' + name\n\n\n"
+        "def use():\n    a = get_app_dir('a')\n    b = get_app_dir('b')\n    return get_app_dir(a + b)\n",
+    }
+    for path, text in files.items():
+        added = client.post("/v1/collections/defs/documents", json={"text": text, "path": path})
+        assert added.status_code == 201, added.text
+    for mode in ("text", "hybrid"):
+        found = client.post("/v1/collections/defs/search", json={"query": "get_app_dir", "top_k": 3, "mode": mode})
+        assert found.status_code == 200, found.text
+        top = found.json()["results"][0]
+        assert (top["document_id"], top["chunk"]["name"]) == ("pkg_util.py", "get_app_dir"), found.json()
+        assert "definition" in top["signals"]
 
 
 def test_pages_and_chunks_do_not_mix(client: TestClient[Any]) -> None:

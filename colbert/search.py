@@ -1,0 +1,144 @@
+"""What a search asks for: the query (:class:`Query`) and how to run it (:class:`SearchOptions`), both backends'
+one input shape (``Store.search(query, options)``).
+
+``SearchOptions`` is validated once, when it is built, against the :class:`~colbert.store.StoreLimits` it is
+given (the defaults when none): k, candidates, the mode, the filter (parsed into a
+:class:`~colbert.filters.MetadataFilter`), the fusion and the first stage. A backend re-checks an options object
+only when it was built against other limits than the backend's own (:meth:`SearchOptions.under`). The query's
+vectors depend on the collection (their dimensions), so :func:`checked_query` checks them in the backend, one
+function for both backends.
+
+``text_weight`` has one meaning in both fusion methods (:class:`~colbert.hybrid.Fusion`): the share of BM25 in
+the fused score, in 0..1, MaxSim gets the rest.
+
+>>> SearchOptions(k=5, mode="text", filter={"lang": "en"}).filter.conditions
+(Condition(key='lang', op='$eq', value='en'),)
+>>> SearchOptions(k=50, candidates=20)
+Traceback (most recent call last):
+...
+colbert.errors.InvalidQueryError: candidates must be in k..10000 (k=50), got 20
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from colbert._validate import query_arrays
+from colbert.errors import InvalidQueryError
+from colbert.filters import MetadataFilter, parse_filter
+from colbert.hybrid import Fusion, SearchMode, check_query_text, parse_mode
+from colbert.store import CollectionConfig, StoreLimits
+
+__all__ = ["FIRST_STAGES", "CheckedQuery", "Query", "SearchOptions", "checked_query"]
+
+FIRST_STAGES = ("dense", "pooled")
+
+
+@dataclass(frozen=True)
+class Query:
+    """A search's query: a multi-vector ``(Lq, multivector_dim)`` and a dense vector ``(dense_dim,)`` (modes
+    ``visual`` and ``hybrid``; ``dense`` None scores every unit exactly), and words (modes ``text`` and
+    ``hybrid``)."""
+
+    multivector: np.ndarray | None = None
+    dense: np.ndarray | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckedQuery:
+    """A :class:`Query` checked against a collection: float32 arrays of its dimensions, the dense one unit-norm."""
+
+    multivector: np.ndarray | None  # (Lq, multivector_dim) float32; None in mode text
+    dense: np.ndarray | None  # (dense_dim,) float32 unit-norm, or None
+    text: str | None  # None in mode visual
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How to search (module docstring); every field validated at construction (``InvalidQueryError``,
+    ``InvalidFilterError`` for the filter).
+
+    * ``k``: hits to return, 1..``max_k``; ``candidates``: units the first stage passes to the exact rerank
+      (hybrid: the BM25 and visual candidates together), k..``max_candidates``; ``exhaustive``: score every
+      (matching) unit exactly instead.
+    * ``mode`` (:class:`~colbert.hybrid.SearchMode`), ``fusion`` (hybrid only; None: weighted, text_weight 0.5).
+    * ``first_stage``: ``dense`` or ``pooled`` (None: the backend's default; Qdrant has ``dense`` only);
+      ``prefetch`` (>= candidates) and ``query_groups`` (>= 1) tune ``pooled``
+      (:meth:`colbert.local.LocalStore.search`).
+    * ``include_text`` / ``include_unit_metadata``: each hit carries its unit's text / metadata, read with the
+      ranking.
+    """
+
+    k: int = 10
+    filter: MetadataFilter = field(default_factory=MetadataFilter)
+    candidates: int = 200
+    exhaustive: bool = False
+    mode: SearchMode = SearchMode.VISUAL
+    fusion: Fusion = field(default_factory=Fusion)
+    first_stage: str | None = None
+    prefetch: int | None = None
+    query_groups: int | None = None
+    include_text: bool = False
+    include_unit_metadata: bool = False
+    limits: StoreLimits = field(default_factory=StoreLimits, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        k, candidates, limits = self.k, self.candidates, self.limits
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limits.max_k:
+            raise InvalidQueryError(f"k must be an int in 1..{limits.max_k}, got {k!r}")
+        if isinstance(candidates, bool) or not isinstance(candidates, int):
+            raise InvalidQueryError(f"candidates must be an int, got {candidates!r}")
+        if not k <= candidates <= limits.max_candidates:
+            raise InvalidQueryError(f"candidates must be in k..{limits.max_candidates} (k={k}), got {candidates}")
+        object.__setattr__(self, "mode", parse_mode(self.mode))
+        object.__setattr__(self, "filter", parse_filter(self.filter))
+        if self.fusion is None:
+            object.__setattr__(self, "fusion", Fusion())
+        if not isinstance(self.fusion, Fusion):
+            raise InvalidQueryError(f"fusion must be a colbert.hybrid.Fusion, got {type(self.fusion).__name__}")
+        for flag in ("exhaustive", "include_text", "include_unit_metadata"):
+            if not isinstance(getattr(self, flag), bool):
+                raise InvalidQueryError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
+        self._check_first_stage()
+
+    def _check_first_stage(self) -> None:
+        if self.first_stage is not None and self.first_stage not in FIRST_STAGES:
+            raise InvalidQueryError(f"first_stage must be 'dense' or 'pooled', got {self.first_stage!r}")
+        prefetch, groups = self.prefetch, self.query_groups
+        if prefetch is not None and (
+            isinstance(prefetch, bool) or not isinstance(prefetch, int) or not self.candidates <= prefetch
+        ):
+            raise InvalidQueryError(
+                f"prefetch must be None or an int >= candidates ({self.candidates}), got {prefetch!r}"
+            )
+        if groups is not None and (isinstance(groups, bool) or not isinstance(groups, int) or groups < 1):
+            raise InvalidQueryError(f"query_groups must be None or an int >= 1, got {groups!r}")
+
+    @classmethod
+    def of(cls, filter: Mapping[str, Any] | MetadataFilter | None = None, **fields: Any) -> SearchOptions:
+        """Options from plain values (``filter`` as a JSON object, ``mode`` as a string, ``fusion`` None for the
+        default), as a caller outside the library holds them."""
+        return cls(filter=parse_filter(filter), **fields)
+
+    def under(self, limits: StoreLimits) -> SearchOptions:
+        """These options checked against ``limits`` (a backend's own); themselves when built against them."""
+        return self if self.limits == limits else replace(self, limits=limits)
+
+
+def checked_query(query: Query, options: SearchOptions, config: CollectionConfig) -> CheckedQuery:
+    """``query`` as ``options.mode`` needs it, checked against the collection (``InvalidQueryError``): words for
+    ``text`` and ``hybrid`` (at most ``max_query_terms`` distinct), vectors of the collection's dimensions for
+    ``visual`` and ``hybrid``."""
+    if not isinstance(query, Query):
+        raise InvalidQueryError(f"query must be a colbert.search.Query, got {type(query).__name__}")
+    limits = options.limits
+    text = None if options.mode is SearchMode.VISUAL else check_query_text(query.text, limits.max_query_terms)
+    if options.mode is SearchMode.TEXT:
+        return CheckedQuery(None, None, text)
+    q, dense = query_arrays(query.multivector, query.dense, config, limits)
+    return CheckedQuery(q, dense, text)
