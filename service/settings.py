@@ -172,6 +172,9 @@ class Settings:
     """Model tokens of one chunk at most: a longer definition or section is cut at line ends into parts."""
     chunk_window_lines: int = 40
     """Lines per chunk where a file has no structure we parse (unknown language, syntax errors)."""
+    max_code_line_chars: int = 1_048_576
+    """Characters of one line of a code document at most (413 ``line_too_long`` beyond, checked before it is
+    parsed or tokenized); lower it (e.g. 20000) to keep minified bundles out of a code collection."""
     late_chunk_window_tokens: int = 8192
     """Tokens of one late-chunking pass over a document (the model's context is 32768); a longer document runs in
     several windows. At least chunk_max_tokens + 512."""
@@ -381,6 +384,7 @@ _POSITIVE = (
     "thumbnail_max_side",
     "max_text_bytes",
     "chunk_window_lines",
+    "max_code_line_chars",
     "max_filter_keys",
     "job_keep_finished",
     "job_keep_finished_s",

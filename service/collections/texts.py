@@ -76,7 +76,11 @@ class TextOptions:
     def from_settings(cls, settings: Settings) -> TextOptions:
         return cls(
             max_bytes=settings.max_text_bytes,
-            limits=ChunkLimits(settings.chunk_max_tokens, settings.chunk_window_lines),
+            limits=ChunkLimits(
+                settings.chunk_max_tokens,
+                settings.chunk_window_lines,
+                max_code_line_chars=settings.max_code_line_chars,
+            ),
             window=settings.late_chunk_window_tokens,
             overlap=settings.late_chunk_overlap_tokens,
         )
@@ -140,7 +144,11 @@ class TextIndexer:
         decoded = decode_text(source.data, max_bytes=self.options.max_bytes, name=source.path)
         if not decoded.text.strip():
             raise UnprocessableError(f"{source.path!r} holds no text (empty or only whitespace)", code="empty_input")
-        offsets = self.chunker.processor.tokenizer.encode(decoded.text, add_special_tokens=False).offsets
+        tokenizer = self.chunker.processor.tokenizer
+
+        def offsets() -> Any:  # called by split_text after the checks that need no tokens
+            return tokenizer.encode(decoded.text, add_special_tokens=False).offsets
+
         split = split_text(decoded.text, source.path, offsets, self.options.limits, language=language)
         pieces, windows = self.chunker.plan(decoded.text, split.chunks, spec)
         digest = hashlib.sha256(source.data)

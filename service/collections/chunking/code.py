@@ -10,7 +10,11 @@ Rules (each chunk's ``kind`` and ``name`` in brackets):
 - the code between definitions (imports, statements) is a chunk [``code``, no name];
 - a definition whose subtree holds a syntax error is not trusted as one: its lines fall back to line windows
   [``lines``] (the rest of the file keeps its definitions), and the document says ``syntax_errors``;
-- every chunk is capped at ``max_tokens`` (:func:`~service.collections.chunking.spans.cap_size`).
+- every chunk is capped at ``max_tokens`` (:func:`~service.collections.chunking.spans.cap_size`);
+- definitions nested deeper than :data:`~service.collections.chunking.bounds.MAX_NESTING` are not followed:
+  the container at that depth is one chunk, and a namespace / module there is plain code (bounded stack and
+  time on hostile nesting); a walk that finds more definitions than the document may have chunks stops there
+  with 413 ``too_many_chunks`` (``bounds.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from service.collections.chunking.bounds import MAX_NESTING, ChunkCounter
 from service.collections.chunking.languages import GRAMMARS, Grammar, parser_for
 
 __all__ = ["Definition", "find_definitions"]
@@ -41,16 +46,19 @@ class Definition:
     name: str | None
 
 
-def find_definitions(text: str, language: str) -> tuple[list[Definition], bool]:
-    """The definitions of ``text`` in document order (non-overlapping) and whether the parse had errors."""
+def find_definitions(text: str, language: str, counter: ChunkCounter | None = None) -> tuple[list[Definition], bool]:
+    """The definitions of ``text`` in document order (non-overlapping) and whether the parse had errors; each
+    one found is counted on ``counter`` (which stops the walk at its limit)."""
     grammar = GRAMMARS[language]
     data = text.encode("utf-8")
     tree = parser_for(language).parse(data)
+    spans = []
+    for span in _walk(tree.root_node, grammar, "", data, top=True, depth=0):
+        if counter is not None:
+            counter.add()
+        spans.append(span)
     to_char = _byte_to_char(data)
-    found = [
-        Definition(int(to_char[start]), int(to_char[end]), kind, name)
-        for start, end, kind, name in _walk(tree.root_node, grammar, "", data, top=True)
-    ]
+    found = [Definition(int(to_char[start]), int(to_char[end]), kind, name) for start, end, kind, name in spans]
     return found, bool(tree.root_node.has_error)
 
 
@@ -61,8 +69,13 @@ def _byte_to_char(data: bytes) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(starts)])  # (N + 1,)
 
 
-def _walk(node: Any, grammar: Grammar, prefix: str, data: bytes, *, top: bool) -> Iterator[tuple[int, int, str, Any]]:
-    """(start byte, end byte, kind, name) of the definitions among ``node``'s children."""
+def _walk(
+    node: Any, grammar: Grammar, prefix: str, data: bytes, *, top: bool, depth: int
+) -> Iterator[tuple[int, int, str, Any]]:
+    """(start byte, end byte, kind, name) of the definitions among ``node``'s children (none below
+    ``MAX_NESTING``: see the module doc)."""
+    if depth > MAX_NESTING:
+        return
     children = node.named_children
     for index, child in enumerate(children):
         target = _unwrap(child, grammar)
@@ -72,7 +85,7 @@ def _walk(node: Any, grammar: Grammar, prefix: str, data: bytes, *, top: bool) -
             body = target.child_by_field_name("body")
             inner = prefix + _qualify(_name(target, data))
             if body is not None:
-                yield from _walk(body, grammar, inner, data, top=top)
+                yield from _walk(body, grammar, inner, data, top=top, depth=depth + 1)
             continue
         if kind is None and not is_container:
             continue
@@ -83,20 +96,20 @@ def _walk(node: Any, grammar: Grammar, prefix: str, data: bytes, *, top: bool) -
         name = _name(target, data)
         full = prefix + name if name else None
         if is_container:
-            yield from _container(target, grammar, start, end, full, data)
+            yield from _container(target, grammar, start, end, full, data, depth)
         else:
             assert kind is not None
             yield start, end, ("method" if not top and kind == "function" else kind), full
 
 
 def _container(
-    node: Any, grammar: Grammar, start: int, end: int, name: str | None, data: bytes
+    node: Any, grammar: Grammar, start: int, end: int, name: str | None, data: bytes, depth: int
 ) -> Iterator[tuple[int, int, str, Any]]:
     kind = grammar.containers[node.type]
     body = node.child_by_field_name("body")
     if body is None:
         body = next((c for c in node.named_children if c.type in grammar.bodies), None)
-    members = [] if body is None else list(_walk(body, grammar, _qualify(name), data, top=False))
+    members = [] if body is None else list(_walk(body, grammar, _qualify(name), data, top=False, depth=depth + 1))
     if not members:
         yield start, end, kind, name
         return
