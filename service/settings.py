@@ -161,6 +161,9 @@ class Settings:
     """Rendered pages summed over one request at most (413 beyond)."""
     pdf_dpi: int = 144
     """Render resolution of PDF pages (dots per inch)."""
+    render_page_timeout_s: float = 30.0
+    """Seconds to open a PDF or render one of its pages at most (in a worker process, killed beyond it): the
+    document is refused (422 ``render_timeout``) naming the page, and nothing of it is stored."""
     pdf_pages_per_step: int = 4
     """Pages of a collection document embedded per step (the next step renders meanwhile). Larger steps fill a GPU's
     forward passes better; at most three steps of rendered pages are in memory at a time."""
@@ -380,6 +383,7 @@ _POSITIVE = (
     "max_pages_per_request",
     "pdf_dpi",
     "pdf_pages_per_step",
+    "render_page_timeout_s",
     "max_download_bytes",
     "thumbnail_max_side",
     "max_text_bytes",

@@ -37,9 +37,10 @@ import numpy as np
 from colbert.store import UnitRecord
 from model.errors import ImageTooLargeError, PdfTooLargeError, TooManyPagesError
 from model.images import load_image
-from model.pdf import count_pages, parse_page_selection, render_pages
+from model.pdf import parse_page_selection
 from service.collections.highlight import WORDS_KEY, stored_words
 from service.collections.vectors import PASSAGE, EmbeddingModel
+from service.engine.render_pool import count_pages, render_pages
 from service.errors import QueueFullError
 from service.limits import naming
 from service.settings import env_name

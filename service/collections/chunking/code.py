@@ -19,7 +19,7 @@ Rules (each chunk's ``kind`` and ``name`` in brackets):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ __all__ = ["Definition", "find_definitions"]
 _NAME_NODES = frozenset(
     {"identifier", "field_identifier", "type_identifier", "qualified_identifier", "operator_name", "destructor_name"}
 )
+_READ_BYTES = 2048
 _LEADING = ("comment", "attribute_item", "attribute", "annotation", "marker_annotation")
 
 
@@ -51,7 +52,7 @@ def find_definitions(text: str, language: str, counter: ChunkCounter | None = No
     one found is counted on ``counter`` (which stops the walk at its limit)."""
     grammar = GRAMMARS[language]
     data = text.encode("utf-8")
-    tree = parser_for(language).parse(data)
+    tree = parser_for(language).parse(_reader(data))
     spans = []
     for span in _walk(tree.root_node, grammar, "", data, top=True, depth=0):
         if counter is not None:
@@ -60,6 +61,18 @@ def find_definitions(text: str, language: str, counter: ChunkCounter | None = No
     to_char = _byte_to_char(data)
     found = [Definition(int(to_char[start]), int(to_char[end]), kind, name) for start, end, kind, name in spans]
     return found, bool(tree.root_node.has_error)
+
+
+def _reader(data: bytes) -> Callable[[int, Any], bytes]:
+    """The document for tree-sitter in pieces of ``_READ_BYTES``: the parser holds the GIL while it works on
+    bytes given whole (4 MiB: seconds in which the server answers nothing, ``/health`` included), and gives
+    other threads their turn at each call of a read function."""
+    view = memoryview(data)
+
+    def read(byte: int, _point: Any) -> bytes:
+        return bytes(view[byte : byte + _READ_BYTES])
+
+    return read
 
 
 def _byte_to_char(data: bytes) -> np.ndarray:
@@ -76,8 +89,13 @@ def _walk(
     ``MAX_NESTING``: see the module doc)."""
     if depth > MAX_NESTING:
         return
-    children = node.named_children
-    for index, child in enumerate(children):
+    before: list[Any] = []  # the run of comments/attributes before a child, and the sibling before the run
+    for child in _named_children(node):
+        previous = before
+        if child.type.endswith(_LEADING):  # never a definition itself: ``previous`` is not needed for it
+            before.append(child)
+        else:
+            before = [child]
         target = _unwrap(child, grammar)
         kind = grammar.definitions.get(target.type)
         is_container = target.type in grammar.containers
@@ -91,7 +109,7 @@ def _walk(
             continue
         if child.has_error or (kind == "definition" and not _holds_function(target)):
             continue
-        start = _leading_start(children, index, child)
+        start = _leading_start([*previous, child], len(previous), child)
         end = _trailing_end(child)
         name = _name(target, data)
         full = prefix + name if name else None
@@ -100,6 +118,19 @@ def _walk(
         else:
             assert kind is not None
             yield start, end, ("method" if not top and kind == "function" else kind), full
+
+
+def _named_children(node: Any) -> Iterator[Any]:
+    """``node.named_children`` one at a time (a file of 250,000 top-level statements is not turned into
+    250,000 node objects at once, holding the GIL, when the walk stops at the chunk limit)."""
+    cursor = node.walk()
+    if not cursor.goto_first_child():
+        return
+    while True:
+        if cursor.node.is_named:
+            yield cursor.node
+        if not cursor.goto_next_sibling():
+            return
 
 
 def _container(
