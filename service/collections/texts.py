@@ -42,6 +42,7 @@ from service.collections.chunking import (
 )
 from service.collections.late import LateChunker
 from service.collections.vectors import truncate_dense
+from service.engine import memory
 from service.errors import UnprocessableError, UnsupportedMediaTypeError
 
 if TYPE_CHECKING:
@@ -165,7 +166,11 @@ class TextIndexer:
     ) -> PlannedText:
         """:meth:`prepare` in the pool, then the id check (409 unless ``replace``)."""
         loop = asyncio.get_running_loop()
-        planned = await loop.run_in_executor(self.pool, self.prepare, source, spec)
+        try:
+            planned = await loop.run_in_executor(self.pool, self.prepare, source, spec)
+        finally:
+            if len(source.data) >= memory.LARGE_BYTES:  # the tokenizer's buffers are free now: give them back
+                await loop.run_in_executor(self.pool, memory.trim)
         if not replace and await asyncio.to_thread(store.get_document, document_id) is not None:
             raise DocumentExistsError(
                 f"document {document_id!r} already exists in collection {collection!r} (send replace=true)"
@@ -208,6 +213,9 @@ class TextIndexer:
                 original=original,
             )
         )
+        del outputs, units
+        if len(planned.text) >= memory.LARGE_BYTES:  # vectors and batches of a large document are free now
+            await asyncio.get_running_loop().run_in_executor(self.pool, memory.trim)
         return TextResult(info, tokens)
 
     def _units(self, planned: PlannedText, outputs: list[EmbeddingOutput], dim: int) -> list[Any]:
