@@ -57,19 +57,29 @@ def check_code_lines(text: str, limits: ChunkLimits, name: str) -> None:
 
 
 class ChunkCounter:
-    """Counts the chunks of one document as they are made; 413 ``too_many_chunks`` at one over the limit."""
+    """Counts the chunks of one document as they are made; 413 ``too_many_chunks`` at one over the limit.
+    ``definitions``: what is counted are code definitions (the hint then is to send the file as text)."""
 
-    def __init__(self, limits: ChunkLimits, name: str) -> None:
+    def __init__(self, limits: ChunkLimits, name: str, *, definitions: bool = False) -> None:
         self.limit = limits.max_chunks
         self.name = name
+        self.definitions = definitions
         self.count = 0
 
     def add(self, count: int = 1) -> None:
         self.count += count
         if self.count > self.limit:
+            what, hint = (
+                (
+                    "definitions",
+                    "split the file, or send it as language 'text' (paragraphs packed up to "
+                    "JEV4_CHUNK_MAX_TOKENS tokens a chunk)",
+                )
+                if self.definitions
+                else ("chunks", "split the file, or raise JEV4_CHUNK_MAX_TOKENS so that its chunks are larger")
+            )
             raise PayloadTooLargeError(
-                f"{self.name} makes more than {self.limit} chunks (definitions, sections or windows), the limit "
-                "of units per document; it was stopped before any of it was embedded: split the file, or send it "
-                "as language 'text' (paragraphs packed up to JEV4_CHUNK_MAX_TOKENS tokens a chunk)",
+                f"{self.name} makes more than {self.limit} {what}, the limit of chunks (units) per document; it "
+                f"was stopped before any of it was embedded: {hint}",
                 code="too_many_chunks",
             )

@@ -50,7 +50,7 @@ def split_text(
     errors = False
     if lang in CODE_LANGUAGES:
         check_code_lines(text, limits, path)
-        definitions, errors = find_definitions(text, lang, ChunkCounter(limits, path))
+        definitions, errors = find_definitions(text, lang, ChunkCounter(limits, path, definitions=True))
     tokens = TokenIndex(offsets() if callable(offsets) else offsets)
     if lang not in CODE_LANGUAGES:
         if lang == "markdown":

@@ -48,7 +48,8 @@ def test_too_many_definitions_are_refused_before_tokenizing() -> None:
     with pytest.raises(PayloadTooLargeError) as info:
         split_text(text, "many.py", _never, ChunkLimits(max_chunks=20))
     assert info.value.code == "too_many_chunks"
-    assert "more than 20 chunks" in info.value.message
+    assert "more than 20 definitions" in info.value.message
+    assert "'text'" in info.value.message
 
 
 def test_too_many_chunks_of_text(offsets: Offsets) -> None:
@@ -57,6 +58,7 @@ def test_too_many_chunks_of_text(offsets: Offsets) -> None:
     with pytest.raises(PayloadTooLargeError) as info:
         split_text(text, "d.xyz", offsets(text), ChunkLimits(max_chunks=2))
     assert info.value.code == "too_many_chunks"
+    assert "JEV4_CHUNK_MAX_TOKENS" in info.value.message
 
 
 def test_the_limit_counts_parts_of_long_definitions(offsets: Offsets) -> None:
