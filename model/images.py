@@ -13,9 +13,14 @@ Decisions (the reference simply opens the image with PIL and calls ``.convert("R
   sideways is embedded sideways, as by the reference). Multi-frame files (animated GIF/WebP, multi-page TIFF)
   give their first frame, as ``Image.open(...).convert("RGB")`` does in the reference. CMYK goes through PIL's
   ``convert("RGB")`` like every mode (the reference's path). 16-bit RGB PNGs are read by PIL as 8-bit RGB
-  (same as the reference). 16-bit and float GREYSCALE (modes ``I;16*``, ``I``, ``F``) are refused with
-  :class:`ImageModeError`: PIL's conversion — the reference's — clips every value above 255 to white, so the
-  embedding would be of a blank page; convert such images to 8 bits first.
+  (same as the reference). 16-bit GREYSCALE (modes ``I;16*``, and ``I`` whose values all lie in 0..65535) is
+  scaled to 8 bits by keeping the high byte (``value >> 8``), then made RGB: PIL's conversion — the
+  reference's — clips every value above 255 to white, so its embedding is of a blank page; we differ from it
+  here on purpose. ``>> 8`` is the rule PIL already applies to 16-bit RGB PNGs, so a 16-bit image embeds like
+  its own 8-bit export, and it is per pixel: a crop or a tile keeps its pixels' values (stretching by the
+  image's own range would not; an image that uses only 12 of its 16 bits comes out dark — stretch it first).
+  Float greyscale (``F``) and ``I`` images beyond 16 bits have no scale to assume and are refused with
+  :class:`ImageModeError`; convert them to 8 bits first.
 * Decompression bombs: the decoded pixel count (width × height from the file header) is checked against
   ``max_decoded_pixels`` **before** any pixel is decoded, and refused with :class:`ImageTooLargeError`. PIL's
   own ``DecompressionBombWarning`` is silenced inside this module and its ``DecompressionBombError`` (above
@@ -55,7 +60,7 @@ ImageSource = Image.Image | npt.NDArray[np.uint8] | bytes | bytearray | memoryvi
 # What PIL's format plugins raise on corrupt or truncated data.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError)
 _LOCK = threading.Lock()
-_CLIPPED_MODES = frozenset({"I", "F"})
+_SIXTEEN_BITS = 65535
 
 
 def load_image(source: ImageSource, *, max_decoded_pixels: int = DEFAULT_MAX_DECODED_PIXELS) -> Image.Image:
@@ -91,17 +96,27 @@ def load_image(source: ImageSource, *, max_decoded_pixels: int = DEFAULT_MAX_DEC
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """``image.convert("RGB")`` (alpha dropped), without PIL's palette-transparency warning."""
+    """``image.convert("RGB")`` (alpha dropped), without PIL's palette-transparency warning; 16-bit greyscale
+    scaled to 8 bits first (see the module doc)."""
     if image.mode == "RGB":
         return image
-    if image.mode in _CLIPPED_MODES or image.mode.startswith("I;16"):
-        raise ImageModeError(
-            f"{image.mode} (16-bit or float greyscale) images are not accepted: converting them to RGB clips every "
-            "value above 255 to white; convert the image to 8-bit greyscale or RGB first"
-        )
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        return _grey16_to_rgb(image)
     if image.mode == "P" and isinstance(image.info.get("transparency"), bytes):
         return image.convert("RGBA").convert("RGB")  # same RGB values as convert("RGB"), no warning
     return image.convert("RGB")
+
+
+def _grey16_to_rgb(image: Image.Image) -> Image.Image:
+    values = np.asarray(image)  # (H, W) uint16 (any byte order), int32 or float32
+    if image.mode == "F" or (values.size and (int(values.min()) < 0 or int(values.max()) > _SIXTEEN_BITS)):
+        raise ImageModeError(
+            f"{image.mode} greyscale images with values outside 0..65535 (float or 32-bit) are not accepted: no "
+            "8-bit scale can be assumed for them (converting to RGB as PIL does clips every value above 255 to "
+            "white); convert the image to 8-bit greyscale or RGB first"
+        )
+    grey = (values.astype(np.uint32) >> 8).astype(np.uint8)  # (H, W): the high byte of each 16-bit value
+    return Image.fromarray(grey).convert("RGB")  # (H, W) uint8 is mode L
 
 
 def _decode(file: IO[bytes], name: str, max_decoded_pixels: int) -> Image.Image:

@@ -171,6 +171,9 @@ class Settings:
     """Rendered pages summed over one request at most (413 beyond)."""
     pdf_dpi: int = 144
     """Render resolution of PDF pages (dots per inch)."""
+    render_page_timeout_s: float = 30.0
+    """Seconds to open a PDF or render one of its pages at most (in a worker process, killed beyond it): the
+    document is refused (422 ``render_timeout``) naming the page, and nothing of it is stored."""
     pdf_pages_per_step: int = 4
     """Pages of a collection document embedded per step (the next step renders meanwhile). Larger steps fill a GPU's
     forward passes better; at most three steps of rendered pages are in memory at a time."""
@@ -182,6 +185,9 @@ class Settings:
     """Model tokens of one chunk at most: a longer definition or section is cut at line ends into parts."""
     chunk_window_lines: int = 40
     """Lines per chunk where a file has no structure we parse (unknown language, syntax errors)."""
+    max_code_line_chars: int = 1_048_576
+    """Characters of one line of a code document at most (413 ``line_too_long`` beyond, checked before it is
+    parsed or tokenized); lower it (e.g. 20000) to keep minified bundles out of a code collection."""
     late_chunk_window_tokens: int = 8192
     """Tokens of one late-chunking pass over a document (the model's context is 32768); a longer document runs in
     several windows. At least chunk_max_tokens + 512."""

@@ -40,6 +40,7 @@ from service.collections.duplicates import same_content, text_content_hash
 from service.collections.late import LateChunker
 from service.collections.repository import StagedDocument, check_free, write_document
 from service.collections.vectors import truncate_dense
+from service.engine import memory
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -73,7 +74,11 @@ class TextOptions:
     def from_settings(cls, settings: Settings) -> TextOptions:
         return cls(
             max_bytes=settings.max_text_bytes,
-            limits=ChunkLimits(settings.chunk_max_tokens, settings.chunk_window_lines),
+            limits=ChunkLimits(
+                settings.chunk_max_tokens,
+                settings.chunk_window_lines,
+                max_code_line_chars=settings.max_code_line_chars,
+            ),
             window=settings.late_chunk_window_tokens,
             overlap=settings.late_chunk_overlap_tokens,
         )
@@ -151,7 +156,11 @@ class TextIndexer:
     ) -> PlannedText:
         """:meth:`prepare` in the pool, then the id check (409 unless ``replace``)."""
         loop = asyncio.get_running_loop()
-        planned = await loop.run_in_executor(self.pool, self.prepare, source, spec)
+        try:
+            planned = await loop.run_in_executor(self.pool, self.prepare, source, spec)
+        finally:
+            if len(source.data) >= memory.LARGE_BYTES:  # the tokenizer's buffers are free now: give them back
+                await loop.run_in_executor(self.pool, memory.trim)
         await asyncio.to_thread(check_free, store, collection, document_id, replace=replace)
         return planned
 
@@ -188,6 +197,8 @@ class TextIndexer:
             return tokens
 
         info, tokens = await write_document(staged, fill)
+        if len(planned.text) >= memory.LARGE_BYTES:  # vectors and batches of a large document are free now
+            await asyncio.get_running_loop().run_in_executor(self.pool, memory.trim)
         return TextResult(info, tokens)
 
     def _units(self, planned: PlannedText, outputs: list[EmbeddingOutput], dim: int) -> list[UnitRecord]:

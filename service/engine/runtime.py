@@ -18,6 +18,7 @@ from service.embeddings.prepare import Preparer
 from service.engine.batcher import Batcher
 from service.engine.kernel import build_kernel
 from service.engine.loading import load_encoder
+from service.engine.render_pool import RenderPool, install, installed
 from service.errors import NotReadyError
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class Runtime:
         self.catalog = catalog
         self.loader = loader
         self.pool = ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="jev4-prep")
+        self.render_pool: RenderPool | None = None  # made in start(), closed in close()
         self.batcher: Batcher | None = None
         self.preparer: Preparer | None = None
         self.ready = False
@@ -84,6 +86,8 @@ class Runtime:
         """Build the MaxSim kernel (KernelUnavailableError when required and impossible), open the catalog, then
         load + warm the model: in the background (the server: ``/ready`` says when), or before returning
         (``background=False``, the CLI: a ModelLoadError propagates)."""
+        self.render_pool = RenderPool(self.settings.preprocess_threads, self.settings.render_page_timeout_s)
+        install(self.render_pool)  # PDF pages render in its worker processes (a page over the budget is refused)
         in_use = await asyncio.to_thread(build_kernel, self.settings)
         self.metrics.maxsim_kernel.set(1 if in_use else 0)
         await self.open_catalog()
@@ -168,6 +172,10 @@ class Runtime:
         if self.batcher is not None:
             await asyncio.to_thread(self.batcher.close)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.render_pool is not None:
+            if installed() is self.render_pool:
+                install(None)
+            self.render_pool.close()
         if self._owns_catalog and self.catalog is not None:
             self.catalog.close()
 

@@ -97,13 +97,23 @@ def test_modes_match_convert_rgb(sample: Image.Image, mode: str) -> None:
     assert _same_pixels(load_image(image), image.convert("RGB"))
 
 
-@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
-def test_16bit_and_float_greyscale_refused(sample: Image.Image, mode: str) -> None:
-    """convert("RGB") clips these to 0..255 (a 16-bit scan becomes white): refused, see docs/robustness.md."""
+@pytest.mark.parametrize("dtype", ["<u2", ">u2", "int32"])
+def test_16bit_greyscale_keeps_its_high_byte(dtype: str) -> None:
+    """convert("RGB") clips 16-bit values to 255 (a 16-bit scan becomes white); we keep ``value >> 8``."""
+    values = np.array([[0, 255, 256, 4095], [32768, 40000, 65280, 65535]])
+    image = Image.fromarray(values.astype(dtype))
+    assert image.mode in ("I;16", "I;16B", "I")
+    got = np.asarray(load_image(image))
+    np.testing.assert_array_equal(got[..., 0], [[0, 0, 1, 15], [128, 156, 255, 255]])
+    assert (got == got[..., :1]).all()  # grey: R = G = B
+
+
+@pytest.mark.parametrize("values", [np.array([[0.5, 1.0]], np.float32), np.array([[-1, 70000]], np.int32)])
+def test_float_and_wide_greyscale_refused(values: np.ndarray) -> None:
     from model.errors import ImageModeError
 
     with pytest.raises(ImageModeError, match="8-bit"):
-        load_image(sample.convert(mode))
+        load_image(Image.fromarray(values))
 
 
 def test_first_frame_of_an_animation() -> None:

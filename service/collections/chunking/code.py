@@ -10,17 +10,22 @@ Rules (each chunk's ``kind`` and ``name`` in brackets):
 - the code between definitions (imports, statements) is a chunk [``code``, no name];
 - a definition whose subtree holds a syntax error is not trusted as one: its lines fall back to line windows
   [``lines``] (the rest of the file keeps its definitions), and the document says ``syntax_errors``;
-- every chunk is capped at ``max_tokens`` (:func:`~service.collections.chunking.spans.cap_size`).
+- every chunk is capped at ``max_tokens`` (:func:`~service.collections.chunking.spans.cap_size`);
+- definitions nested deeper than :data:`~service.collections.chunking.bounds.MAX_NESTING` are not followed:
+  the container at that depth is one chunk, and a namespace / module there is plain code (bounded stack and
+  time on hostile nesting); a walk that finds more definitions than the document may have chunks stops there
+  with 413 ``too_many_chunks`` (``bounds.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from service.collections.chunking.bounds import MAX_NESTING, ChunkCounter
 from service.collections.chunking.languages import GRAMMARS, Grammar, parser_for
 
 __all__ = ["Definition", "find_definitions"]
@@ -28,6 +33,7 @@ __all__ = ["Definition", "find_definitions"]
 _NAME_NODES = frozenset(
     {"identifier", "field_identifier", "type_identifier", "qualified_identifier", "operator_name", "destructor_name"}
 )
+_READ_BYTES = 2048
 _LEADING = ("comment", "attribute_item", "attribute", "annotation", "marker_annotation")
 
 
@@ -41,17 +47,32 @@ class Definition:
     name: str | None
 
 
-def find_definitions(text: str, language: str) -> tuple[list[Definition], bool]:
-    """The definitions of ``text`` in document order (non-overlapping) and whether the parse had errors."""
+def find_definitions(text: str, language: str, counter: ChunkCounter | None = None) -> tuple[list[Definition], bool]:
+    """The definitions of ``text`` in document order (non-overlapping) and whether the parse had errors; each
+    one found is counted on ``counter`` (which stops the walk at its limit)."""
     grammar = GRAMMARS[language]
     data = text.encode("utf-8")
-    tree = parser_for(language).parse(data)
+    tree = parser_for(language).parse(_reader(data))
+    spans = []
+    for span in _walk(tree.root_node, grammar, "", data, top=True, depth=0):
+        if counter is not None:
+            counter.add()
+        spans.append(span)
     to_char = _byte_to_char(data)
-    found = [
-        Definition(int(to_char[start]), int(to_char[end]), kind, name)
-        for start, end, kind, name in _walk(tree.root_node, grammar, "", data, top=True)
-    ]
+    found = [Definition(int(to_char[start]), int(to_char[end]), kind, name) for start, end, kind, name in spans]
     return found, bool(tree.root_node.has_error)
+
+
+def _reader(data: bytes) -> Callable[[int, Any], bytes]:
+    """The document for tree-sitter in pieces of ``_READ_BYTES``: the parser holds the GIL while it works on
+    bytes given whole (4 MiB: seconds in which the server answers nothing, ``/health`` included), and gives
+    other threads their turn at each call of a read function."""
+    view = memoryview(data)
+
+    def read(byte: int, _point: Any) -> bytes:
+        return bytes(view[byte : byte + _READ_BYTES])
+
+    return read
 
 
 def _byte_to_char(data: bytes) -> np.ndarray:
@@ -61,10 +82,20 @@ def _byte_to_char(data: bytes) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(starts)])  # (N + 1,)
 
 
-def _walk(node: Any, grammar: Grammar, prefix: str, data: bytes, *, top: bool) -> Iterator[tuple[int, int, str, Any]]:
-    """(start byte, end byte, kind, name) of the definitions among ``node``'s children."""
-    children = node.named_children
-    for index, child in enumerate(children):
+def _walk(
+    node: Any, grammar: Grammar, prefix: str, data: bytes, *, top: bool, depth: int
+) -> Iterator[tuple[int, int, str, Any]]:
+    """(start byte, end byte, kind, name) of the definitions among ``node``'s children (none below
+    ``MAX_NESTING``: see the module doc)."""
+    if depth > MAX_NESTING:
+        return
+    before: list[Any] = []  # the run of comments/attributes before a child, and the sibling before the run
+    for child in _named_children(node):
+        previous = before
+        if child.type.endswith(_LEADING):  # never a definition itself: ``previous`` is not needed for it
+            before.append(child)
+        else:
+            before = [child]
         target = _unwrap(child, grammar)
         kind = grammar.definitions.get(target.type)
         is_container = target.type in grammar.containers
@@ -72,31 +103,44 @@ def _walk(node: Any, grammar: Grammar, prefix: str, data: bytes, *, top: bool) -
             body = target.child_by_field_name("body")
             inner = prefix + _qualify(_name(target, data))
             if body is not None:
-                yield from _walk(body, grammar, inner, data, top=top)
+                yield from _walk(body, grammar, inner, data, top=top, depth=depth + 1)
             continue
         if kind is None and not is_container:
             continue
         if child.has_error or (kind == "definition" and not _holds_function(target)):
             continue
-        start = _leading_start(children, index, child)
+        start = _leading_start([*previous, child], len(previous), child)
         end = _trailing_end(child)
         name = _name(target, data)
         full = prefix + name if name else None
         if is_container:
-            yield from _container(target, grammar, start, end, full, data)
+            yield from _container(target, grammar, start, end, full, data, depth)
         else:
             assert kind is not None
             yield start, end, ("method" if not top and kind == "function" else kind), full
 
 
+def _named_children(node: Any) -> Iterator[Any]:
+    """``node.named_children`` one at a time (a file of 250,000 top-level statements is not turned into
+    250,000 node objects at once, holding the GIL, when the walk stops at the chunk limit)."""
+    cursor = node.walk()
+    if not cursor.goto_first_child():
+        return
+    while True:
+        if cursor.node.is_named:
+            yield cursor.node
+        if not cursor.goto_next_sibling():
+            return
+
+
 def _container(
-    node: Any, grammar: Grammar, start: int, end: int, name: str | None, data: bytes
+    node: Any, grammar: Grammar, start: int, end: int, name: str | None, data: bytes, depth: int
 ) -> Iterator[tuple[int, int, str, Any]]:
     kind = grammar.containers[node.type]
     body = node.child_by_field_name("body")
     if body is None:
         body = next((c for c in node.named_children if c.type in grammar.bodies), None)
-    members = [] if body is None else list(_walk(body, grammar, _qualify(name), data, top=False))
+    members = [] if body is None else list(_walk(body, grammar, _qualify(name), data, top=False, depth=depth + 1))
     if not members:
         yield start, end, kind, name
         return

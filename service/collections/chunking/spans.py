@@ -32,12 +32,22 @@ class ChunkLimits:
     (a single longer line at token boundaries), each part keeping the name and kind."""
     window_lines: int = 40
     """Lines per chunk of the line-window fallback (unknown languages, unparsable files)."""
+    max_chunks: int = 4096
+    """Chunks of one document at most (the store's units per document); checked as chunks are made, before
+    any late-chunking window is planned or embedded."""
+    max_code_line_chars: int = 1_048_576
+    """Characters of one line of a code document at most (minified or generated code), checked before the
+    document is tokenized or parsed."""
 
     def __post_init__(self) -> None:
         if self.max_tokens < 16:
             raise ValueError(f"chunk max_tokens must be ≥ 16, got {self.max_tokens}")
         if self.window_lines < 1:
             raise ValueError(f"chunk window_lines must be ≥ 1, got {self.window_lines}")
+        if self.max_chunks < 1 or self.max_code_line_chars < 1:
+            raise ValueError(
+                f"max_chunks and max_code_line_chars must be ≥ 1, got {self.max_chunks}, {self.max_code_line_chars}"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from model.errors import PdfTooLargeError
-from model.pdf import count_pages, render_pages
+from service.engine.render_pool import count_pages, render_pages
 from service.limits import naming
 
 if TYPE_CHECKING:

@@ -69,5 +69,7 @@ def convert(
     decoded = decode_text(data, max_bytes=max_bytes, name=path)
     if not decoded.text.strip():
         raise UnprocessableError(f"{path!r} holds no text (empty or only whitespace)", code="empty_input")
-    split = split_text(decoded.text, path, offsets(decoded.text), limits, language=language)
+    split = split_text(
+        decoded.text, path, lambda: offsets(decoded.text), limits, language=language
+    )  # tokens after the cheap checks
     return ConvertedText(decoded.text, split.language, split.chunks, decoded.replaced, split.syntax_errors)

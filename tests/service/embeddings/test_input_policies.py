@@ -3,7 +3,8 @@
 - empty strings: refused (422 ``empty_input`` naming the index), as OpenAI's and TEI's APIs do;
 - damaged PDFs that MuPDF could only open by rebuilding them: refused (422 ``pdf_damaged``), never silently;
 - CMYK: PIL's ``convert("RGB")``, the reference's path; 16-bit RGB PNG: read as 8-bit RGB (same);
-- 16-bit / float greyscale: refused (422 ``unsupported_image_mode``): the reference's conversion clips it white;
+- 16-bit greyscale: scaled to 8 bits (the high byte), where the reference's conversion clips it white; float
+  greyscale and 32-bit values beyond 16 bits: refused (422 ``unsupported_image_mode``);
 - animated GIF / WebP and multi-page TIFF: the first frame, as the reference's ``Image.open().convert``;
 - EXIF orientation: NOT applied, as the reference applies none.
 
@@ -116,13 +117,32 @@ def test_server_embeds_what_the_reference_sees(client: httpx.Client, name: str) 
     np.testing.assert_allclose(first, second, atol=1e-6)
 
 
-@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
-def test_16bit_and_float_greyscale_refused(client: httpx.Client, mode: str) -> None:
-    values = (np.arange(40 * 48).reshape(40, 48) * 20).astype(np.float32 if mode == "F" else np.int32)
-    image = Image.fromarray(values.astype(np.uint16) if mode == "I;16" else values)
+@pytest.mark.parametrize(("mode", "fmt"), [("I;16", "PNG"), ("I;16", "TIFF"), ("I", "TIFF")])
+def test_16bit_greyscale_scaled_to_8_bits(client: httpx.Client, mode: str, fmt: str) -> None:
+    """The reference's ``convert("RGB")`` clips every value above 255 to white (a blank page); we keep the high
+    byte of each 16-bit value, as PIL does for 16-bit RGB PNGs (issue 25)."""
+    values = np.arange(40 * 48).reshape(40, 48) * 34  # 0..65246: every high byte
+    image = Image.fromarray(values.astype(np.uint16) if mode == "I;16" else values.astype(np.int32))
     assert image.mode == mode
-    fmt = "PNG" if mode == "I;16" else "TIFF"
     data = _save(image, fmt)
+    assert Image.open(io.BytesIO(data)).mode == mode
+    expected = np.repeat((values >> 8).astype(np.uint8)[..., None], 3, axis=2)  # (40, 48, 3)
+    np.testing.assert_array_equal(np.asarray(load_image(data)), expected)
+    clipped = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))  # what the reference would embed
+    assert (clipped == 255).mean() > 0.9
+    body = {"input": [{"image": b64(data)}, {"image": b64(_png(expected))}]}
+    response = client.post("/v1/embeddings", json=body)
+    assert response.status_code == 200, response.text
+    first, second = (item["embedding"] for item in response.json()["data"])
+    np.testing.assert_allclose(first, second, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["I", "F"])
+def test_float_and_wide_greyscale_refused(client: httpx.Client, mode: str) -> None:
+    values = np.arange(40 * 48).reshape(40, 48) * 100_000  # beyond 16 bits: no 8-bit scale to assume
+    image = Image.fromarray(values.astype(np.float32 if mode == "F" else np.int32))
+    assert image.mode == mode
+    data = _save(image, "TIFF")
     with pytest.raises(ImageModeError):
         load_image(data)
     response = client.post("/v1/embeddings", json={"input": [{"image": b64(data)}]})
