@@ -566,21 +566,18 @@ def _pdf_ahead(dtype: torch.dtype, repeats: int, pages: int = 16) -> None:
 def _pdf_index_ab(config: str, dtype: torch.dtype, pdf: bytes, pages: int, repeats: int) -> tuple[float, float]:
     import asyncio
     import functools
-    import tempfile
     from concurrent.futures import ThreadPoolExecutor
     from types import SimpleNamespace
 
     from bench.encoder import build_checkpoint
     from model import Encoder
+    from service.collections.embedder import EmbeddingModel
     from service.collections.indexing import DocumentSource, Indexer, IndexOptions
-    from service.collections.repository import Repository
-    from service.collections.vectors import EmbeddingModel
 
     encoder = Encoder.from_pretrained(build_checkpoint(config), dtype=dtype, device="cpu")
     info = encoder.info
     store = SimpleNamespace(config=SimpleNamespace(dense_dim=info.hidden_size), add_document=lambda *a, **k: None)
-    with ThreadPoolExecutor(1) as model_thread, ThreadPoolExecutor(2) as pool, tempfile.TemporaryDirectory() as tmp:
-        repository = Repository(SimpleNamespace(data_dir=Path(tmp)))  # type: ignore[arg-type]
+    with ThreadPoolExecutor(1) as model_thread, ThreadPoolExecutor(2) as pool:
 
         async def embed(rows: list[Any]) -> list[Any]:
             run = functools.partial(encoder.embed, rows, return_multivector=True)
@@ -589,7 +586,7 @@ def _pdf_index_ab(config: str, dtype: torch.dtype, pdf: bytes, pages: int, repea
         def index(ahead: bool) -> Callable[[], None]:
             options = IndexOptions(max_pages=pages, prepare_ahead=ahead)
             model = EmbeddingModel(encoder.processor, embed, pool, info.hidden_size, tuple(info.matryoshka_dims))
-            indexer = Indexer(model, repository, options)
+            indexer = Indexer(model, options)
             source, numbers = DocumentSource(pdf, "pdf"), list(range(1, pages + 1))
             return lambda: asyncio.run(
                 indexer.index(store, "c", "d", source, pages=numbers, replace=True)  # type: ignore[arg-type]

@@ -39,8 +39,10 @@ a 500 whose body says only "internal server error" (the traceback goes to the lo
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +71,8 @@ __all__ = [
     "UnsupportedMediaTypeError",
     "cli_exit_status",
     "error_info",
+    "name_setting",
+    "naming",
 ]
 
 
@@ -282,3 +286,34 @@ def _with_setting(exc: BaseException) -> str:
     if isinstance(exc, ce.StoreBusyError) and setting not in message:
         message += f" (the wait is {setting})"
     return message
+
+
+# ---- limit errors name the setting that raises them ------------------------------------------------------
+# ``model`` knows nothing of settings, so its limit errors (too many pages, bytes, pixels, tokens) are named where
+# the service passes it a setting's value: :func:`naming` wraps that call, e.g.
+# ``9 pages selected, more than the limit of 8 (JEV4_MAX_PDF_PAGES)``. Errors the service raises itself put
+# :func:`env_name` in their message directly.
+
+
+def name_setting(exc: BaseException, field: str) -> BaseException:
+    """Append the setting's variable to the error's message (once); returns the same error."""
+    var = env_name(field)
+    message = str(exc)
+    if var not in message:
+        exc.args = (f"{message} ({var})",)
+        if isinstance(getattr(exc, "message", None), str):
+            exc.message = exc.args[0]  # type: ignore[attr-defined]
+    return exc
+
+
+@contextlib.contextmanager
+def naming(*rules: tuple[type[BaseException], str]) -> Iterator[None]:
+    """Within the block, an error of a rule's class (first match) gets that rule's setting named."""
+    try:
+        yield
+    except BaseException as exc:
+        for cls, field in rules:
+            if isinstance(exc, cls):
+                name_setting(exc, field)
+                break
+        raise

@@ -37,7 +37,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from service.collections.repository import check_free
+from service.collections.staging import check_free
 from service.errors import DuplicateDocumentError
 from service.settings import env_name
 

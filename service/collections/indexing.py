@@ -43,11 +43,11 @@ from model.layout import PageLayout
 from model.pdf import parse_page_selection
 from model.types import PromptType
 from service.collections.converters import PageLimits, detect_kind, page_converter
+from service.collections.embedder import EmbeddingModel, QueueRetry
 from service.collections.highlight import stored_words
-from service.collections.repository import check_free, write_document
+from service.collections.staging import StagedDocument, check_free, write_document
 from service.collections.tasks import task_spec
 from service.collections.units import PageUnitInfo
-from service.collections.vectors import EmbeddingModel, QueueRetry
 from service.settings import env_name
 
 if TYPE_CHECKING:
@@ -56,7 +56,6 @@ if TYPE_CHECKING:
     from colbert.store import DocumentInfo, OriginalFile, Store
     from model.processor import PreparedInput
     from model.types import EmbeddingOutput, TaskSpec, TextLayer
-    from service.collections.repository import Repository, StagedDocument
     from service.settings import Settings
 
     _Prepared = tuple[list[PreparedInput], list[Any], list[TextLayer | None]]  # rows, kept images, text layers
@@ -130,10 +129,9 @@ class Indexer:
     """Turns documents into stored pages (see the module doc). One instance per app (or CLI run) serves every
     document of every collection."""
 
-    def __init__(self, model: EmbeddingModel, repository: Repository, options: IndexOptions) -> None:
+    def __init__(self, model: EmbeddingModel, options: IndexOptions) -> None:
         self.model = model
         self.processor = model.processor
-        self.repository = repository
         self.options = options
 
     def select_pages(self, source: DocumentSource, *, background: bool = False) -> list[int]:
@@ -203,7 +201,7 @@ class Indexer:
             numbers = await self.plan(store, collection, document_id, source, replace=replace, background=background)
         if progress is not None:
             progress.start(len(numbers))
-        staged = self.repository.stage(
+        staged = StagedDocument(
             store, document_id, metadata, replace=replace, content_hash=content_hash, original=original
         )
         spec = task_spec(store.config, PromptType.PASSAGE)

@@ -35,17 +35,17 @@ from colbert.quantize import Codec
 from colbert.store import CollectionConfig
 from model.errors import InvalidDimensionError
 from service.collections.duplicates import admit, same_content
+from service.collections.embedder import EmbeddingModel
 from service.collections.indexing import Indexer, IndexOptions
 from service.collections.job_store import Retention, open_job_store
 from service.collections.jobs import IndexJob, JobRegistry
-from service.collections.objects import (
+from service.collections.responses import (
     collection_object,
     document_object,
     hit_object,
     job_object,
     merge_patch,
 )
-from service.collections.repository import Repository
 from service.collections.schemas import (
     CollectionList,
     CollectionObject,
@@ -63,10 +63,8 @@ from service.collections.schemas import (
 from service.collections.search import Searcher
 from service.collections.search_plan import SearchLimits, SearchQuery
 from service.collections.tasks import check_task
-from service.collections.text_docs import check_unit_kind
 from service.collections.texts import TextSource
-from service.collections.vectors import EmbeddingModel
-from service.collections.writing import plan_document, unit_kind_of
+from service.collections.writing import check_unit_kind, plan_document, unit_kind_of
 from service.embeddings.media import MediaLimits, load_source
 from service.embeddings.schemas import Usage
 from service.errors import NotFoundError, NotReadyError, UnprocessableError
@@ -100,24 +98,25 @@ class Collections:
             stale_after_s=s.job_stale_after_s,
             retention=retention,
         )
-        self._repository: Repository | None = None
         self._services: tuple[Indexer, Searcher] | None = None
 
     # ---- plumbing ------------------------------------------------------------------------------------------
-    @property
-    def repository(self) -> Repository:
+    def catalog(self) -> Catalog:
+        """The runtime's catalog of collections (NotReadyError when it did not open)."""
         catalog: Catalog | None = self.runtime.catalog
         if catalog is None:
             raise NotReadyError("collections are not available on this server (the catalog did not open)")
-        if self._repository is None or self._repository.catalog is not catalog:
-            self._repository = Repository(catalog)
-        return self._repository
-
-    def catalog(self) -> Catalog:
-        return self.repository.catalog
+        return catalog
 
     async def store(self, name: str) -> Store:
-        return await asyncio.to_thread(self.repository.open, name)
+        return await asyncio.to_thread(self.catalog().get, name)
+
+    def _disk_bytes(self, name: str) -> int | None:
+        """The collection's bytes on disk, None when unknown (Qdrant) or when it vanished meanwhile."""
+        try:
+            return self.catalog().disk_bytes(name)
+        except CollectionNotFoundError:
+            return None
 
     def services(self) -> tuple[Indexer, Searcher]:
         """The app's indexer and searcher, made once the model is ready (NotReadyError before)."""
@@ -131,7 +130,7 @@ class Collections:
                 tuple(encoder.info.matryoshka_dims),
             )
             settings = self.runtime.settings
-            indexer = Indexer(model, self.repository, IndexOptions.from_settings(settings))
+            indexer = Indexer(model, IndexOptions.from_settings(settings))
             self._services = (indexer, Searcher(model, SearchLimits.from_settings(settings)))
         return self._services
 
@@ -166,21 +165,21 @@ class Collections:
             task=data.task,
             unit_kind=unit_kind,
         )
-        store = await asyncio.to_thread(self.repository.create, data.name, config)
-        on_disk = await asyncio.to_thread(self.repository.disk_bytes, data.name)
+        store = await asyncio.to_thread(self.catalog().create, data.name, config)
+        on_disk = await asyncio.to_thread(self._disk_bytes, data.name)
         return collection_object(data.name, store.config, (0, 0), on_disk)
 
     async def list_collections(self) -> CollectionList:
         def work() -> list[CollectionObject]:
-            repo = self.repository
-            return [collection_object(i.name, i.config, i.counts, repo.disk_bytes(i.name)) for i in repo.collections()]
+            infos = self.catalog().list()
+            return [collection_object(i.name, i.config, i.counts, self._disk_bytes(i.name)) for i in infos]
 
         return CollectionList(data=await asyncio.to_thread(work))
 
     async def get(self, name: str) -> CollectionObject:
         store = await self.store(name)
         counts = await asyncio.to_thread(store.count)
-        on_disk = await asyncio.to_thread(self.repository.disk_bytes, name)
+        on_disk = await asyncio.to_thread(self._disk_bytes, name)
         return collection_object(name, store.config, counts, on_disk)
 
     async def vacuum(self, name: str) -> VacuumObject:
@@ -198,7 +197,7 @@ class Collections:
         )
 
     async def delete(self, name: str) -> DeletedObject:
-        deleted = await asyncio.to_thread(self.repository.delete, name)
+        deleted = await asyncio.to_thread(self.catalog().delete, name)
         if not deleted:
             raise CollectionNotFoundError(f"no collection named {name!r}")
         return DeletedObject(id=name, object="collection")
@@ -284,7 +283,7 @@ class Collections:
         etag = f'"{info.file.sha256[:32]}-file"'
         if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
             return etag, None
-        original = await asyncio.to_thread(self.repository.original, store, document_id)
+        original = await asyncio.to_thread(store.get_original, document_id)
         if original is None:  # deleted, or replaced without one, since the read above
             raise _no_document(name, document_id)
         return f'"{hashlib.sha256(original.data).hexdigest()[:32]}-file"', original
@@ -307,7 +306,7 @@ class Collections:
 
     async def delete_document(self, name: str, document_id: str) -> DeletedObject:
         store = await self.store(name)
-        if not await asyncio.to_thread(self.repository.delete_document, store, document_id):
+        if not await asyncio.to_thread(store.delete_document, document_id):
             raise _no_document(name, document_id)
         return DeletedObject(id=document_id, object="document")
 

@@ -78,7 +78,7 @@ async def _stored_png(collections: Collections, name: str, document_id: str, pag
     info = await asyncio.to_thread(store.get_document, document_id)
     if info is None:
         raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
-    png = await asyncio.to_thread(collections.repository.page_image, store, document_id, page)
+    png = await asyncio.to_thread(store.get_image, document_id, page)
     if png is None:
         raise NotFoundError(
             f"document {document_id!r} has no page {page} (it has {info.num_units} pages; page numbers are those "

@@ -37,12 +37,11 @@ from colbert.search import Query as StoreQuery
 from model.errors import ImageTooLargeError, InputTooLongError
 from model.images import load_image
 from model.types import PromptType
+from service.collections.embedder import PASSAGE, QUERY, EmbeddingModel
 from service.collections.highlight import Box, highlight
 from service.collections.search_plan import SearchLimits, SearchPlan, SearchQuery, found_nothing
 from service.collections.tasks import task_spec
-from service.collections.vectors import PASSAGE, QUERY, EmbeddingModel
-from service.errors import NotFoundError, UnprocessableError
-from service.limits import naming
+from service.errors import NotFoundError, UnprocessableError, naming
 
 if TYPE_CHECKING:
     from colbert.store import Hit, Store

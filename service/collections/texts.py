@@ -37,9 +37,9 @@ from colbert.units import ChunkInfo
 from service.collections.chunking import ChunkLimits, language_of
 from service.collections.converters import text as text_converter
 from service.collections.duplicates import same_content, text_content_hash
+from service.collections.embedder import QueueRetry, truncate_dense
 from service.collections.late import LateChunker
-from service.collections.repository import StagedDocument, check_free, write_document
-from service.collections.vectors import truncate_dense
+from service.collections.staging import StagedDocument, check_free, write_document
 from service.engine import memory
 
 if TYPE_CHECKING:
@@ -49,9 +49,10 @@ if TYPE_CHECKING:
     from model.types import EmbeddingOutput, TaskSpec
     from service.collections.chunking import Chunk
     from service.collections.indexing import Progress
+    from service.engine.runtime import Runtime
     from service.settings import Settings
 
-__all__ = ["PlannedText", "TextIndexer", "TextOptions", "TextResult", "TextSource"]
+__all__ = ["PlannedText", "TextIndexer", "TextOptions", "TextResult", "TextSource", "text_indexer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,3 +230,25 @@ class TextIndexer:
                 )
             )
         return units
+
+
+def text_indexer(runtime: Runtime, *, wait_when_full: bool) -> TextIndexer:
+    """A :class:`TextIndexer` on the runtime's batcher (late chunking through the same queue as the API).
+
+    On a full model queue the first window raises QueueFullError (429) unless ``wait_when_full`` (a background
+    job); later windows always wait and retry, since the document is under way (:class:`QueueRetry`)."""
+    encoder, batcher, _preparer = runtime.engine()
+    options = TextOptions.from_settings(runtime.settings)
+    retry = QueueRetry(wait_when_full, runtime.settings.retry_after_s)
+
+    async def embed_late(late: Any) -> Any:
+        return await retry.call(lambda: batcher.embed_late_chunks(late, return_multivector=True))
+
+    chunker = LateChunker(encoder.processor, embed_late, window=options.window, overlap=options.overlap)
+    return TextIndexer(
+        chunker,
+        runtime.pool,
+        options,
+        hidden_size=encoder.info.hidden_size,
+        matryoshka_dims=encoder.info.matryoshka_dims,
+    )

@@ -6,7 +6,7 @@
         counted and selected, or text decoded and chunked) ──▶ content hash ──▶ admit (duplicates under
         JEV4_DUPLICATE_POLICY for pages, 409 for a taken id: :func:`~service.collections.duplicates.admit`)
         ──▶ embed with the collection's passage task and stage units ──▶ one add_document
-        (:func:`~service.collections.repository.write_document`)
+        (:func:`~service.collections.staging.write_document`)
 
 :func:`plan_document` returns a :class:`PlannedDocument` for either unit kind; the caller (the HTTP route's
 ``Collections``, later the CLI and MCP through it) admits it and runs :meth:`PlannedDocument.write` now (201) or in
@@ -22,20 +22,20 @@ from typing import TYPE_CHECKING, Protocol
 from model.types import PromptType
 from service.collections.duplicates import content_hash
 from service.collections.tasks import task_spec
-from service.collections.text_docs import text_indexer
-from service.collections.texts import TextSource
+from service.collections.texts import TextSource, text_indexer
+from service.errors import ConflictError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-    from colbert.store import DocumentInfo, OriginalFile, Store
+    from colbert.store import CollectionConfig, DocumentInfo, OriginalFile, Store
     from model.types import TaskSpec
     from service.collections.indexing import DocumentSource, Indexer, Progress
     from service.collections.texts import PlannedText, TextIndexer
     from service.engine.runtime import Runtime
 
-__all__ = ["PlannedDocument", "plan_document", "unit_kind_of"]
+__all__ = ["PlannedDocument", "check_unit_kind", "plan_document", "unit_kind_of"]
 
 
 class PlannedDocument(Protocol):
@@ -155,3 +155,25 @@ class _PlannedChunks:
         )
         self.runtime.metrics.tokens.labels(kind="text").inc(result.tokens)
         return result.document
+
+
+def check_unit_kind(collection: str, config: CollectionConfig, kind: str, what: str | None = None) -> None:
+    """409 ``mixed_units`` unless the collection holds units of ``kind`` (``page`` or ``chunk``); ``what`` names
+    the input (e.g. ``file 'tool.py'``) in the message."""
+    holds = config.unit_kind
+    if holds == kind:
+        return
+    if kind == "chunk":
+        given = f"{what} is text (UTF-8), a text/code document, but " if what else ""
+        raise ConflictError(
+            f"{given}collection {collection!r} holds pages (PDFs and images); text and code documents go to a "
+            'collection created with "unit_kind": "chunk" (or "task": "code"): pages and text chunks are not '
+            "scored on one scale",
+            code="mixed_units",
+        )
+    given = f"{what} is a page document (PDF or image), but " if what else ""
+    raise ConflictError(
+        f"{given}collection {collection!r} holds text chunks; PDFs and images go to a collection created with "
+        '"unit_kind": "page": pages and text chunks are not scored on one scale',
+        code="mixed_units",
+    )

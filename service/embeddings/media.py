@@ -33,8 +33,8 @@ from service.errors import (
     UnprocessableError,
     UnsupportedMediaTypeError,
     URLNotAllowedError,
+    naming,
 )
-from service.limits import naming
 
 if TYPE_CHECKING:
     from service.settings import Settings

@@ -20,8 +20,7 @@ from model.images import load_image
 from service.embeddings.inputs import ImageItem, InputItem, PdfItem, TextItem
 from service.embeddings.media import MediaLimits, load_source, wrong_kind
 from service.engine.render_pool import render_pages
-from service.errors import PayloadTooLargeError, UnprocessableError
-from service.limits import name_setting, naming
+from service.errors import PayloadTooLargeError, UnprocessableError, name_setting, naming
 
 if TYPE_CHECKING:
     from model.processor import LateChunkInput, PreparedInput, Processor

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from model.errors import ImageTooLargeError
 from model.images import load_image
 from model.types import PageImage
-from service.limits import naming
+from service.errors import naming
 
 if TYPE_CHECKING:
     from service.collections.converters.base import PageLimits

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from model.errors import PdfTooLargeError
 from service.engine.render_pool import count_pages, render_pages
-from service.limits import naming
+from service.errors import naming
 
 if TYPE_CHECKING:
     from model.types import PageImage

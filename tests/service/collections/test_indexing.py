@@ -17,9 +17,8 @@ import pytest
 
 from model.processor import PreparedInput, Processor
 from model.types import EmbeddingOutput
+from service.collections.embedder import EmbeddingModel
 from service.collections.indexing import DocumentSource, Indexer, IndexOptions
-from service.collections.repository import Repository
-from service.collections.vectors import EmbeddingModel
 from tests.service.helpers import pdf_bytes
 
 HIDDEN = 64  # the tiny checkpoint's hidden size
@@ -69,7 +68,7 @@ def processor(tiny_checkpoint: Path) -> Processor:
 def _indexer(processor: Processor, embed: Any, pool: ThreadPoolExecutor) -> Indexer:
     options = IndexOptions(dpi=36, pages_per_step=2)
     model = EmbeddingModel(processor, embed, pool, HIDDEN, (32,))
-    return Indexer(model, Repository(SimpleNamespace(data_dir=Path("/nonexistent"))), options)  # type: ignore[arg-type]
+    return Indexer(model, options)
 
 
 def _index(indexer: Indexer, store: _Store, tmp_path: Path, pages: int) -> Any:

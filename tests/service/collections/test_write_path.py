@@ -19,7 +19,7 @@ from colbert.units import ChunkInfo
 from model.layout import PageLayout
 from model.types import PromptType, Task
 from service.collections import converters
-from service.collections.repository import StagedDocument
+from service.collections.staging import StagedDocument
 from service.collections.tasks import task_spec
 from service.collections.texts import PlannedText, TextIndexer, TextOptions
 from service.collections.units import PageUnitInfo
