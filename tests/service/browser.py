@@ -28,7 +28,7 @@ def _missing() -> str | None:
         return "selenium is not installed (pip install -e '.[dev]')"
     for binary in ("chromium", "chromedriver"):
         if shutil.which(binary) is None:
-            return f"{binary} is not installed (apt-get install chromium chromium-driver; bash scripts/setup.sh --test does)"
+            return f"{binary} is not installed (apt-get install chromium chromium-driver; scripts/setup.sh --test does)"
     if not AXE.is_file():
         return f"axe-core is not installed at {AXE} (npm ci; bash scripts/setup.sh --test does)"
     return None
