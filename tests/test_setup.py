@@ -106,7 +106,7 @@ def _run(command: list[str], cwd: Path, path: str, **env: str) -> subprocess.Com
     return subprocess.run(command, cwd=cwd, env=full, capture_output=True, text=True, timeout=1200)
 
 
-def test_command_1_serves_while_apt_is_locked(tmp_path: Path) -> None:
+def test_command_1_serves_while_apt_is_locked(tmp_path: Path, tiny_checkpoint: Path) -> None:
     repo = _copy_tree(tmp_path / "clone")
     stubs, apt_calls, pip_log = tmp_path / "stubs", tmp_path / "apt-calls", tmp_path / "pip-calls"
     _locked_apt(stubs, apt_calls)
@@ -115,7 +115,10 @@ def test_command_1_serves_while_apt_is_locked(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert not apt_calls.exists(), "serving's set-up must not call apt"
     assert "-m pip install -q -e .[tiny]" in pip_log.read_text()  # the project, with serve --tiny's tokenizer
-    _serves_health(repo, repo / ".venv" / "bin" / "python", tmp_path / "data", timeout=600)
+    data = tmp_path / "data"  # --tiny finds the session's checkpoint there (building one is test_app_lifecycle's)
+    data.mkdir()
+    (data / "tiny-checkpoint").symlink_to(tiny_checkpoint, target_is_directory=True)
+    _serves_health(repo, repo / ".venv" / "bin" / "python", data, timeout=600)
 
 
 def _bare_path(tmp_path: Path) -> str:
@@ -130,8 +133,16 @@ def _bare_path(tmp_path: Path) -> str:
     return str(tools)
 
 
-# the CI case runs setup-test.sh itself: the part after serving's set-up, which the other case ran (and timed) already
-@pytest.mark.parametrize(("script", "ci"), [("scripts/setup.sh --test", False), ("scripts/setup-test.sh", True)])
+# setup-test.sh is what --test adds after serving's set-up (which the test above runs); the whole of
+# `setup.sh --test` once more (its torch/transformers imports: 30-100 s on a loaded machine) is a slow check
+@pytest.mark.parametrize(
+    ("script", "ci"),
+    [
+        ("scripts/setup-test.sh", False),
+        ("scripts/setup-test.sh", True),
+        pytest.param("scripts/setup.sh --test", False, marks=pytest.mark.slow),
+    ],
+)
 def test_test_setup_names_what_failed_and_how_to_retry(tmp_path: Path, script: str, ci: bool) -> None:
     repo = _copy_tree(tmp_path / "clone")
     pip_log, apt_calls = tmp_path / "pip-calls", tmp_path / "apt-calls"
