@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Set up a fresh machine: a virtual environment in .venv with torch and the project (+ dev tools).
-# Idempotent: re-running only installs what is missing.
+# Set up a fresh machine: a virtual environment in .venv with torch and the project. Idempotent: re-running only
+# installs what is missing.
 #
-#   bash scripts/setup.sh          # CPU build of torch (what CI and the tests use)
+#   bash scripts/setup.sh          # what SERVING needs: .venv, the CPU build of torch, the project (+ the tiny
+#                                  #   test checkpoint's tokenizer, so `serve --tiny` works); no apt, no npm
+#   bash scripts/setup.sh --test   # the above, then what the checks need (scripts/setup-test.sh): dev tools,
+#                                  #   chromium + chromium-driver (apt), axe-core (npm), .clients-venv
 #   bash scripts/setup.sh --gpu    # CUDA build of torch, then checks that it sees a GPU (see docs/gpu.md)
 #
 # Environment: PYTHON (interpreter for the venv, default python3), TORCH_VERSION (default 2.13.0),
@@ -11,11 +14,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 gpu=0
+test=0
 for arg in "$@"; do
   case "$arg" in
     --gpu) gpu=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown argument '$arg' (use --gpu or nothing)" >&2; exit 2 ;;
+    --test) test=1 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$arg' (use --test, --gpu or nothing)" >&2; exit 2 ;;
   esac
 done
 PY=${PYTHON:-python3}
@@ -33,29 +38,11 @@ else
   # torch first and pinned: on these machines torch==2.13.0 (CPU) is on local disk; any other request pulls a CUDA build.
   .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==$TORCH"
 fi
-.venv/bin/python -m pip install -q -e ".[dev]"
-# The search page's browser tests: Debian's chromium + its driver (apt, as root), axe-core from npm (package-lock.json).
-# Without them those tests skip locally with the reason, and fail under CI=true.
-need=()
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
-command -v npm >/dev/null 2>&1 || need+=(npm)
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-  else
-    echo "setup: cannot install ${need[*]} (needs root and apt-get): the browser tests will skip" >&2
-  fi
-fi
-if command -v npm >/dev/null 2>&1 && [ ! -f node_modules/axe-core/axe.min.js ]; then
-  npm ci --no-audit --no-fund --loglevel=error
-fi
-# The Jina client integrations (LlamaIndex, LangChain, Haystack) the test suite drives, in their own venv.
-[ -x .clients-venv/bin/python ] || "$PY" -m venv .clients-venv
-.clients-venv/bin/python -m pip install -q -r scripts/clients-requirements.txt
+# Serving needs the project and nothing else from outside pip: the browser tests' system packages are --test's.
+.venv/bin/python -m pip install -q -e ".[tiny]"
 echo "setup done: $(.venv/bin/python -c 'import torch, transformers, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)')"
 if [ "$gpu" = 1 ]; then
-  .venv/bin/python - <<'EOF'
+  .venv/bin/python - <<'PYEOF'
 import sys
 
 import torch
@@ -69,5 +56,8 @@ for i in range(torch.cuda.device_count()):
     dtype = "bfloat16" if (major, minor) >= (8, 0) else "float32"
     print(f"GPU {i}: {torch.cuda.get_device_name(i)}, compute {major}.{minor}, CUDA {torch.version.cuda}; "
           f"--dtype auto runs {dtype}")
-EOF
+PYEOF
+fi
+if [ "$test" = 1 ]; then
+  exec bash scripts/setup-test.sh
 fi

@@ -7,6 +7,22 @@ from pathlib import Path
 
 import pytest
 
+# One intra-op thread for torch and the OpenMP/BLAS pools, in this process and the ones it starts (CLI runs,
+# writers; the test servers get JEV4_TORCH_THREADS=1), unless the caller set its own: the tiny checkpoint's
+# tensors are small, and on cores shared with other work every parallel region of a small op waits for a thread
+# that is not running — measured on 2 shared cores (load ~12): test_sketch + test_packing + test_invariance took
+# 110 s with torch's default 2 threads, 28 s with 1.
+_THREADS_CHOSEN = "OMP_NUM_THREADS" in os.environ
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _THREADS_CHOSEN:
+        import torch  # a plugin may have imported it before the variables above were set
+
+        torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     run_slow = os.environ.get("RUN_SLOW") == "1"

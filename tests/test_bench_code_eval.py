@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,12 +20,22 @@ def _package() -> Path:
     return Path(pathspec.__file__).parent
 
 
-def test_code_set_names_functions_of_the_package(tmp_path: Path, tiny_checkpoint: Path) -> None:
+@pytest.fixture(scope="module")
+def code_set(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> tuple[dict[str, Any], Path]:
+    """The labelled set made from ``pathspec`` (10 docstring + 10 identifier queries) and where it was written:
+    built once for the module's tests."""
     import tokenizers
 
     tokenizer = tokenizers.Tokenizer.from_file(str(tiny_checkpoint / "tokenizer.json"))
     tokenizer.no_padding()
     data = build(_package(), tokenizer, max_queries=10)
+    directory = tmp_path_factory.mktemp("code-set") / "set"
+    write(data, directory)
+    return data, directory
+
+
+def test_code_set_names_functions_of_the_package(code_set: tuple[dict[str, Any], Path]) -> None:
+    data, directory = code_set
     assert len(data["queries"]) == 20  # 10 docstring sentences, 10 identifiers
     rows = {row["_id"]: row for row in data["corpus"]}
     for qid, relevant in data["qrels"].items():
@@ -36,19 +47,14 @@ def test_code_set_names_functions_of_the_package(tmp_path: Path, tiny_checkpoint
             assert data["queries"][qid].split()[0] in whole
     # ambiguous ones are out: no query text appears twice
     assert len(set(data["queries"].values())) == len(data["queries"])
-    write(data, tmp_path / "set")
-    assert len(load_dataset(tmp_path / "set").queries) == 20
+    assert len(load_dataset(directory).queries) == 20
 
 
 def test_docstring_and_identifier_queries_find_the_function_in_the_top_3(
-    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+    code_set: tuple[dict[str, Any], Path], tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import tokenizers
-
-    tokenizer = tokenizers.Tokenizer.from_file(str(tiny_checkpoint / "tokenizer.json"))
-    tokenizer.no_padding()
-    write(build(_package(), tokenizer, max_queries=10), tmp_path / "set")
-    argv = [str(tmp_path / "set"), "--model", str(tiny_checkpoint), "--task", "code", "--json"]
+    _, directory = code_set
+    argv = [str(directory), "--model", str(tiny_checkpoint), "--task", "code", "--json"]
     bench.eval.main(argv)  # default fusions: the server's (weighted, text 0.5) as "hybrid", and RRF
     printed = json.loads(capsys.readouterr().out)
     assert set(printed) == {"visual", "text", "hybrid", "hybrid (rrf, 0.5)"}  # text_weight: 0.5 in both methods

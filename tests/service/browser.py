@@ -1,5 +1,5 @@
 """Driving the search page in a real browser: Debian's ``chromium`` + ``chromium-driver`` through selenium
-(no browser download), axe-core from npm (``node_modules``, installed by ``scripts/setup.sh``).
+(no browser download), axe-core from npm (``node_modules``, installed by ``scripts/setup.sh --test``).
 
 ``browser_or_skip`` gives the reason the browser tests cannot run here; under ``CI`` a missing browser is a
 failure instead of a skip (CI must run them). Screenshots go to ``test-artifacts/ui/`` (gitignored; override
@@ -28,9 +28,9 @@ def _missing() -> str | None:
         return "selenium is not installed (pip install -e '.[dev]')"
     for binary in ("chromium", "chromedriver"):
         if shutil.which(binary) is None:
-            return f"{binary} is not installed (apt-get install chromium chromium-driver; scripts/setup.sh does)"
+            return f"{binary} is not installed (apt-get install chromium chromium-driver; scripts/setup.sh --test does)"
     if not AXE.is_file():
-        return f"axe-core is not installed at {AXE} (npm ci; scripts/setup.sh does)"
+        return f"axe-core is not installed at {AXE} (npm ci; bash scripts/setup.sh --test does)"
     return None
 
 

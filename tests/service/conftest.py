@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,34 +79,46 @@ def service_checkpoint(tiny_checkpoint: Path) -> Path:
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory, service_checkpoint: Path) -> Iterator[LiveServer]:
     base = tmp_path_factory.mktemp("service")
-    data_dir = base / "data"
-    log_path = base / "server.log"
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JEV4_")}
-    env.update(SERVER_ENV)
-    env.update(
-        JEV4_MODEL=str(service_checkpoint),
-        JEV4_PORT=str(port),
-        JEV4_DATA_DIR=str(data_dir),
-        HF_HUB_OFFLINE="1",
-    )
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    server = LiveServer(f"http://127.0.0.1:{port}", API_KEY, service_checkpoint, data_dir, log_path, process)
+    server = start_server(service_checkpoint, base / "data", base / "server.log")
     try:
-        _wait_ready(server, timeout=600)  # minutes on a loaded shared machine
         yield server
     finally:
+        stop_process(server.process)
+
+
+def start_server(
+    checkpoint: Path, data_dir: Path, log_path: Path, *, env: Mapping[str, str] | None = None, timeout: float = 600
+) -> LiveServer:
+    """A ``python -m service serve`` process on a free loopback port with :data:`SERVER_ENV` (then ``env``: more
+    ``JEV4_*`` settings), once it answers ``/ready``: the session's server, and the ones tests start of their own
+    (restarts, a second process on one data directory, faults). Its output is appended to ``log_path`` (a
+    restart on the same log keeps the first run's). ``timeout``: a loaded shared machine can take minutes to load
+    even the tiny checkpoint; a server that is not ready in time is stopped and its log's end raised."""
+    port = _free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("JEV4_")}
+    full_env.update(SERVER_ENV)
+    full_env.update(JEV4_MODEL=str(checkpoint), JEV4_PORT=str(port), JEV4_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1")
+    full_env.update(env or {})
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve"], env=full_env, stdout=log, stderr=subprocess.STDOUT
+        )
+    server = LiveServer(f"http://127.0.0.1:{port}", API_KEY, checkpoint, data_dir, log_path, process)
+    try:
+        _wait_ready(server, timeout=timeout)
+    except BaseException:
         stop_process(process)
+        raise
+    return server
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 20 s (a server that does not stop must not hang the suite)."""
+def stop_process(process: subprocess.Popen[bytes], grace: float = 20) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds (a server that does not stop must not hang the suite)."""
+    if process.poll() is not None:
+        return
     process.terminate()
     try:
-        process.wait(20)
+        process.wait(grace)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)

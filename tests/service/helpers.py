@@ -98,6 +98,11 @@ def api_error(response: Any, status: int, code: str | None = None) -> dict[str, 
     return error
 
 
+def error_message(response: Any, status: int, code: str) -> str:
+    """The message of a ``status`` error response with this ``code`` (the body checked as :func:`api_error` does)."""
+    return str(api_error(response, status, code)["message"])
+
+
 # small renders: a PDF page at 36 DPI, images capped at 64 patches (fast with the tiny checkpoint)
 SMALL_SETTINGS: dict[str, Any] = {"pdf_dpi": 36, "image_max_pixels": 64 * 28 * 28}
 

@@ -5,9 +5,6 @@ index."""
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.service.conftest import API_KEY, SERVER_ENV, LiveServer, _free_port, _wait_ready, stop_process
+from tests.service.conftest import start_server, stop_process
 from tests.service.helpers import add_pdf as _add_pdf
 from tests.service.helpers import api_error as _error
 from tests.service.helpers import b64, pdf_bytes, png_bytes
@@ -27,23 +24,12 @@ from tests.service.independent import query_output as _query
 # ---- restart ---------------------------------------------------------------------------------------------
 
 
-def _start(checkpoint: Path, data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], LiveServer]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JEV4_")}
-    env.update(SERVER_ENV)
-    env.update(JEV4_MODEL=str(checkpoint), JEV4_PORT=str(port), JEV4_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1")
-    with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "service", "serve"], env=env, stdout=out, stderr=out)
-    server = LiveServer(f"http://127.0.0.1:{port}", API_KEY, checkpoint, data_dir, log, process)
-    _wait_ready(server, timeout=180)
-    return process, server
-
-
 def test_restart_keeps_collections(service_checkpoint: Path, tmp_path: Path) -> None:
     restart_dir = tmp_path / "data"
     log = tmp_path / "server.log"
     search = {"query": "quarterly report", "top_k": 5, "include_image": True}
-    process, server = _start(service_checkpoint, restart_dir, log)
+    server = start_server(service_checkpoint, restart_dir, log)
+    process = server.process
     try:
         with server.client() as c:
             assert c.post("/v1/collections", json={"name": "kept", "codec": "int8"}).status_code == 201
@@ -58,7 +44,8 @@ def test_restart_keeps_collections(service_checkpoint: Path, tmp_path: Path) -> 
     finally:
         stop_process(process)
     assert process.returncode is not None
-    process, server = _start(service_checkpoint, restart_dir, log)
+    server = start_server(service_checkpoint, restart_dir, log)
+    process = server.process
     try:
         with server.client() as c:
             after = (c.get("/v1/collections/kept").json(), c.get("/v1/collections/kept/documents").json())

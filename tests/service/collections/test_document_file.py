@@ -16,6 +16,7 @@ from urllib.parse import unquote
 import pytest
 
 from tests.service.helpers import b64, pdf_bytes, png_bytes
+from tests.service.helpers import error_message as _error
 
 SMALL: dict[str, Any] = {"pdf_dpi": 36, "image_max_pixels": 64 * 28 * 28}
 BASE = "/v1/collections/lib/documents"
@@ -35,14 +36,6 @@ def _app(tiny_encoder: Any, tmp_path: Path, **settings: Any) -> Iterator[Any]:
             time.sleep(0.05)
         assert c.post("/v1/collections", json={"name": "lib"}).status_code == 201
         yield c
-
-
-def _error(response: Any, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"]["code"] == code, body
-    message: str = body["error"]["message"]
-    return message
 
 
 @pytest.mark.parametrize("backend", ["local", "qdrant"])

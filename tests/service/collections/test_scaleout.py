@@ -11,10 +11,7 @@ heartbeat is stale.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,43 +20,20 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.conftest import API_KEY, SERVER_ENV, LiveServer, _free_port, _wait_ready
+from tests.service.conftest import LiveServer, start_server, stop_process
 from tests.service.helpers import pdf_bytes
 
 FAST_JOBS = {"JEV4_JOB_HEARTBEAT_S": "0.5", "JEV4_JOB_STALE_AFTER_S": "3"}
 
 
-def _start(data_dir: Path, checkpoint: Path, log_path: Path, **extra: str) -> LiveServer:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JEV4_")}
-    env.update(SERVER_ENV)
-    env.update(JEV4_MODEL=str(checkpoint), JEV4_PORT=str(port), JEV4_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1")
-    env.update(extra)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "service", "serve"], env=env, stdout=log, stderr=log)
-    server = LiveServer(f"http://127.0.0.1:{port}", API_KEY, checkpoint, data_dir, log_path, process)
-    _wait_ready(server, timeout=180)
-    return server
-
-
-def _stop(server: LiveServer) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(20)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(5)
-
-
 @pytest.fixture(scope="module")
 def second(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     log = tmp_path_factory.mktemp("second") / "server.log"
-    server = _start(live_server.data_dir, live_server.checkpoint, log, **FAST_JOBS)
+    server = start_server(live_server.checkpoint, live_server.data_dir, log, env=FAST_JOBS)
     try:
         yield server
     finally:
-        _stop(server)
+        stop_process(server.process)
 
 
 def _upload(client: httpx.Client, name: str, doc: str, pages: int, *, wait: bool, **form: str) -> dict[str, Any]:
@@ -124,15 +98,8 @@ def test_two_processes_share_documents_jobs_images_and_deletes(live_server: Live
 
 
 def test_kill_9_mid_upload_leaves_the_old_document(live_server: LiveServer, second: LiveServer, tmp_path: Path) -> None:
-    killed = _start(
-        live_server.data_dir,
-        live_server.checkpoint,
-        tmp_path / "k.log",
-        JEV4_PDF_PAGES_PER_STEP="1",
-        JEV4_PDF_DPI="144",
-        JEV4_IMAGE_MAX_PIXELS=str(1024 * 28 * 28),
-        **FAST_JOBS,
-    )
+    slow_pages = {"JEV4_PDF_PAGES_PER_STEP": "1", "JEV4_PDF_DPI": "144", "JEV4_IMAGE_MAX_PIXELS": str(1024 * 28 * 28)}
+    killed = start_server(live_server.checkpoint, live_server.data_dir, tmp_path / "k.log", env=slow_pages | FAST_JOBS)
     try:
         with live_server.client() as a, second.client() as b, killed.client() as k:
             a.delete("/v1/collections/crash")
@@ -164,4 +131,4 @@ def test_kill_9_mid_upload_leaves_the_old_document(live_server: LiveServer, seco
             assert failed["error"]["code"] == "job_interrupted"
             a.delete("/v1/collections/crash")
     finally:
-        _stop(killed)
+        stop_process(killed.process)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.service.helpers import b64, pdf_bytes
+from tests.service.helpers import b64, error_message, pdf_bytes
 
 
 @pytest.fixture(scope="module")
@@ -17,14 +17,6 @@ def kinds(client: httpx.Client) -> Iterator[str]:
     assert created.status_code == 201, created.text
     yield "upload-kinds"
     client.delete("/v1/collections/upload-kinds")
-
-
-def _error(response: httpx.Response, code: str) -> str:
-    assert response.status_code == 415, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    message: str = error["message"]
-    return message
 
 
 def test_code_file_uploaded_to_a_page_collection(client: httpx.Client, kinds: str) -> None:
@@ -41,7 +33,7 @@ def test_code_file_uploaded_to_a_page_collection(client: httpx.Client, kinds: st
 
 def test_pdf_sent_as_image_in_json(client: httpx.Client, kinds: str) -> None:
     url = f"/v1/collections/{kinds}/documents"
-    message = _error(client.post(url, json={"image": b64(pdf_bytes(1))}), "pdf_sent_as_image")
+    message = error_message(client.post(url, json={"image": b64(pdf_bytes(1))}), 415, "pdf_sent_as_image")
     assert message.startswith('"image": not an image')
     assert "PDF document" in message
     assert 'send a PDF as "pdf"' in message
@@ -49,7 +41,7 @@ def test_pdf_sent_as_image_in_json(client: httpx.Client, kinds: str) -> None:
 
 def test_image_sent_as_pdf_in_json(client: httpx.Client, kinds: str) -> None:
     url = f"/v1/collections/{kinds}/documents"
-    message = _error(client.post(url, json={"pdf": b64(b"plain words, no PDF here")}), "invalid_pdf")
+    message = error_message(client.post(url, json={"pdf": b64(b"plain words, no PDF here")}), 415, "invalid_pdf")
     assert message.startswith('"pdf": not a PDF')
     assert "text (UTF-8)" in message
     assert client.get(f"/v1/collections/{kinds}").json()["documents"] == 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,44 +23,20 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.conftest import API_KEY, SERVER_ENV, LiveServer, _free_port, _wait_ready
+from tests.service.conftest import LiveServer, start_server, stop_process
 from tests.service.helpers import b64, pdf_bytes, png_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 COLLECTION = "faults"
 
 
-def _start(checkpoint: Path, data_dir: Path, log_name: str) -> LiveServer:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JEV4_")}
-    env.update(SERVER_ENV)
-    env.update(JEV4_MODEL=str(checkpoint), JEV4_PORT=str(port), JEV4_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1")
-    env["JEV4_MAX_PDF_PAGES"] = env["JEV4_MAX_JOB_PDF_PAGES"] = "64"
-    env["JEV4_PDF_PAGES_PER_STEP"] = "1"  # many small commits-in-waiting: a kill lands mid-document
-    log_path = data_dir.parent / log_name
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "service", "serve"], env=env, stdout=log, stderr=log)
-    server = LiveServer(f"http://127.0.0.1:{port}", API_KEY, checkpoint, data_dir, log_path, process)
-    try:
-        _wait_ready(server, timeout=900)  # a loaded shared machine can take minutes to load even the tiny model
-    except BaseException:
-        _stop(server)
-        raise
-    return server
+# many small commits-in-waiting, so that a kill lands mid-document
+FAULT_ENV = {"JEV4_MAX_PDF_PAGES": "64", "JEV4_MAX_JOB_PDF_PAGES": "64", "JEV4_PDF_PAGES_PER_STEP": "1"}
 
 
 def _kill9(server: LiveServer) -> None:
     server.process.send_signal(signal.SIGKILL)
     server.process.wait(30)
-
-
-def _stop(server: LiveServer) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(30)
-        except subprocess.TimeoutExpired:
-            _kill9(server)
 
 
 def _upload(client: httpx.Client, doc_id: str, pages: int, tag: str, *, replace: bool, wait: bool) -> httpx.Response:
@@ -120,20 +95,20 @@ def fresh(service_checkpoint: Path, tmp_path: Path) -> tuple[Path, Path]:
 def test_kill9_during_upload_and_replace(fresh: tuple[Path, Path]) -> None:
     checkpoint, data_dir = fresh
     versions = {"old": 3, "new": 40, "fresh": 40}
-    server = _start(checkpoint, data_dir, "run1.log")
+    server = start_server(checkpoint, data_dir, data_dir.parent / "run1.log", env=FAULT_ENV, timeout=900)
     try:
         with server.client() as client:
             assert client.post("/v1/collections", json={"name": COLLECTION}).status_code == 201
             assert _upload(client, "doc", 3, "old", replace=False, wait=True).status_code == 201
         _kill_while_indexing(server, "doc", 40, "new", replace=True)  # kill during a replace
-        server = _start(checkpoint, data_dir, "run2.log")
+        server = start_server(checkpoint, data_dir, data_dir.parent / "run2.log", env=FAULT_ENV, timeout=900)
         assert _consistent(server, "doc", versions) == "old"  # killed mid-document: the replace never committed
         _kill_while_indexing(server, "other", 40, "fresh", replace=False)  # kill during a first upload
-        server = _start(checkpoint, data_dir, "run3.log")
+        server = start_server(checkpoint, data_dir, data_dir.parent / "run3.log", env=FAULT_ENV, timeout=900)
         assert _consistent(server, "other", versions) is None
         assert _consistent(server, "doc", versions) == "old"
     finally:
-        _stop(server)
+        stop_process(server.process, grace=30)
 
 
 @pytest.fixture
@@ -153,7 +128,7 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
 
 def test_full_disk_is_507_and_recovers(service_checkpoint: Path, small_fs: Path) -> None:
     data_dir = small_fs / "data"
-    server = _start(service_checkpoint, data_dir, "../disk.log")
+    server = start_server(service_checkpoint, data_dir, small_fs.parent / "disk.log", env=FAULT_ENV, timeout=900)
     ballast = small_fs / "ballast"
     try:
         with server.client() as client:
@@ -171,7 +146,7 @@ def test_full_disk_is_507_and_recovers(service_checkpoint: Path, small_fs: Path)
             assert _consistent(server, "after", {"fresh": 2}) == "fresh"
             assert _consistent(server, "keep", {"old": 2}) == "old"
     finally:
-        _stop(server)
+        stop_process(server.process, grace=30)
         ballast.unlink(missing_ok=True)
 
 

@@ -1,8 +1,8 @@
 """Drive the published Jina integrations (LlamaIndex, LangChain, Haystack) against a jev4-serve server.
 
-Runs INSIDE ``.clients-venv`` (made by ``scripts/setup.sh``; those packages pull dependencies the project does not
-want), started by ``tests/service/http/test_clients_ecosystem.py`` as ``python clients_driver.py SCENARIO``, with
-``JEV4_URL``, ``JEV4_KEY`` and ``JEV4_IMAGE`` (a PNG file) in the environment. Prints one JSON object: what each
+Runs INSIDE ``.clients-venv`` (made by ``scripts/setup.sh --test``; those packages pull dependencies the project
+does not want), started by ``tests/service/http/test_clients_ecosystem.py`` as ``python clients_driver.py SCENARIO``,
+with ``JEV4_URL``, ``JEV4_KEY`` and ``JEV4_IMAGE`` (a PNG file) in the environment. Prints one JSON object: what each
 client call returned (vectors as lists, rerank results as index/score pairs), for the test to check against the
 server's own answers. Each client is pointed at the server the way its docs allow (constructor ``base_url``,
 or the module constant the client reads).

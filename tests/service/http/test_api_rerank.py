@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from tests.ranking import assert_ranked
 from tests.service.conftest import SERVER_ENV
 from tests.service.helpers import as_array, b64, png_bytes
 
@@ -33,9 +34,11 @@ def test_rerank_maxsim_matches_library(client: httpx.Client, tiny_encoder: Any) 
     max_pixels = int(SERVER_ENV["JEV4_IMAGE_MAX_PIXELS"])
     lib_docs.append(as_array(tiny_encoder.encode_image([image], return_multivector=True, max_pixels=max_pixels)[0]))
     expected = np.array([_maxsim(q, d) for d in lib_docs])
-    order = np.argsort(-expected, kind="stable")[:3]
-    assert [r["index"] for r in out["results"]] == order.tolist()
-    np.testing.assert_allclose([r["relevance_score"] for r in out["results"]], expected[order], rtol=1e-4, atol=1e-4)
+    got = [r["index"] for r in out["results"]]
+    np.testing.assert_allclose([r["relevance_score"] for r in out["results"]], expected[got], rtol=1e-4, atol=1e-4)
+    # the order: the library's where its scores differ by more than the tolerance (the tiny checkpoint's are often
+    # ~1e-7 apart, and the two computations sum in different orders)
+    assert_ranked(got, dict(enumerate(expected.tolist())), atol=1e-4)
     first = out["results"][0]
     assert first["document"] == ({"text": docs[first["index"]]} if first["index"] < 3 else {"image": b64(png)})
     assert out["usage"]["total_tokens"] > 0

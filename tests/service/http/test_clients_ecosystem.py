@@ -1,7 +1,7 @@
 """The published Jina integrations against the live server: LlamaIndex (embeddings + rerank postprocessor),
 LangChain (embeddings + rerank compressor) and Haystack (text, document and image embedders + ranker).
 
-They live in ``.clients-venv`` (``scripts/setup.sh`` makes it: they pull LangChain/LlamaIndex/Haystack's
+They live in ``.clients-venv`` (``scripts/setup.sh --test`` makes it: they pull LangChain/LlamaIndex/Haystack's
 dependency trees, which the project venv does not want) and run there as one subprocess,
 ``tests/service/http/clients_driver.py``, which prints what every client call returned. Each value must equal what
 the server answers to the equivalent plain HTTP request (itself checked against the library elsewhere), so a
@@ -35,8 +35,8 @@ ATOL = 1e-5
 def driven(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     if not CLIENTS_PYTHON.exists():
         if os.environ.get("CI"):
-            pytest.fail(f"{CLIENTS_PYTHON} missing: scripts/setup.sh must create .clients-venv")
-        pytest.skip("no .clients-venv (run scripts/setup.sh to install the Jina client integrations)")
+            pytest.fail(f"{CLIENTS_PYTHON} missing: scripts/setup.sh --test must create .clients-venv")
+        pytest.skip("no .clients-venv (run bash scripts/setup.sh --test to install the Jina client integrations)")
     image = tmp_path_factory.mktemp("clients") / "picture.png"
     image.write_bytes(png_bytes(56, 56, seed=4))
     env = {

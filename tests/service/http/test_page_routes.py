@@ -23,6 +23,7 @@ from service.http.ui import UI_DIR
 from service.settings import Settings
 from tests.service.conftest import LiveServer
 from tests.service.helpers import b64, pdf_bytes, png_bytes
+from tests.service.helpers import error_message as _error
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +34,6 @@ def indexed(client: httpx.Client) -> Iterator[str]:
     assert added.status_code == 201, added.text
     yield name
     client.delete(f"/v1/collections/{name}")
-
-
-def _error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code
-    return str(error["message"])
 
 
 def test_full_image_is_the_stored_page_with_validators(client: httpx.Client, indexed: str) -> None:

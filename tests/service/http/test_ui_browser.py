@@ -54,8 +54,9 @@ return [...document.querySelectorAll('#hit-boxes .word-box')].map(b => {
 """
 
 
-def canvas_argmax(driver: Any) -> tuple[int, int, int]:
-    """(row, col, alpha) of the most opaque heatmap cell (one canvas pixel per grid cell)."""
+def canvas_hottest(driver: Any) -> tuple[set[tuple[int, int]], int]:
+    """The (row, col) cells of the heatmap at its highest alpha (one canvas pixel per grid cell), and that alpha:
+    at most two, as two map values closer than an alpha step paint the same (either is the map's argmax)."""
     rows, cols, alphas = driver.execute_script(
         "const c = document.querySelector('#hit-heatmap');"
         "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
@@ -63,9 +64,9 @@ def canvas_argmax(driver: Any) -> tuple[int, int, int]:
         "return [c.height, c.width, a];"
     )
     grid = np.array(alphas, dtype=np.int64).reshape(rows, cols)
-    r, c = np.unravel_index(int(grid.argmax()), grid.shape)
-    assert (grid == grid.max()).sum() <= 2, "the hottest cell is not distinct on the canvas"
-    return int(r), int(c), int(grid.max())
+    hottest = {(int(r), int(c)) for r, c in zip(*np.nonzero(grid == grid.max()), strict=True)}
+    assert len(hottest) <= 2, "the hottest cell is not distinct on the canvas"
+    return hottest, int(grid.max())
 
 
 def expected_argmax(grid: np.ndarray) -> tuple[int, int]:
@@ -234,8 +235,8 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
         f"/v1/collections/{name}/documents/{top['document_id']}/pages/{top['page']}/similarity", json={"query": QUERY}
     ).json()["similarity_map"]
     maps = np.array(answer["maps"], dtype=np.float32)  # (Lq, rows, cols)
-    r, c, alpha = canvas_argmax(driver)
-    assert (r, c) == expected_argmax(maps.max(axis=0))
+    hottest, alpha = canvas_hottest(driver)
+    assert expected_argmax(maps.max(axis=0)) in hottest
     assert alpha == 255
     shot(driver, "06-hit-heatmap-whole-query")
 
@@ -244,7 +245,7 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
     token = next((t for t in range(len(maps)) if expected_argmax(maps[t]) != whole), len(maps) - 1)
     css(driver, f"#hit-tokens button[data-token='{token}']").click()
     wait(driver, lambda d: css(d, "#hit-heatmap").get_attribute("data-token") == str(token))
-    assert canvas_argmax(driver)[:2] == expected_argmax(maps[token])
+    assert expected_argmax(maps[token]) in canvas_hottest(driver)[0]
     assert css(driver, f"#hit-tokens button[data-token='{token}']").get_attribute("aria-pressed") == "true"
     shot(driver, "07-hit-heatmap-one-token")
 

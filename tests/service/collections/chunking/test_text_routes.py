@@ -16,6 +16,8 @@ from service.__main__ import main
 from service.http.app import create_app
 from service.settings import Settings
 from tests.service.collections.chunking.conftest import DATA
+from tests.service.helpers import b64, png_bytes
+from tests.service.helpers import error_message as _error
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +36,6 @@ def client(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Any) -> Itera
             assert time.monotonic() < deadline
             time.sleep(0.05)
         yield c
-
-
-def _error(response: Any, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()["error"]
-    assert body["code"] == code, body
-    return str(body["message"])
 
 
 def test_code_collection_upload_and_search(client: TestClient[Any]) -> None:
@@ -122,7 +117,6 @@ def test_pages_and_chunks_do_not_mix(client: TestClient[Any]) -> None:
     text = client.post("/v1/collections/pages/documents", json={"text": "hello", "path": "a.md"})
     assert "unit_kind" in _error(text, 409, "mixed_units")
     assert client.post("/v1/collections", json={"name": "notes", "unit_kind": "chunk"}).status_code == 201
-    from tests.service.helpers import b64, png_bytes
 
     image = client.post("/v1/collections/notes/documents", json={"image": b64(png_bytes(64, 64, seed=1))})
     _error(image, 409, "mixed_units")
