@@ -71,7 +71,7 @@ class CollectionInfo(NamedTuple):
 
 
 def validate_name(name: object) -> str:
-    if not isinstance(name, str) or not _NAME.match(name) or "__" in name:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or "__" in name:  # fullmatch: "abc\n" is refused
         raise InvalidCollectionNameError(f"collection name must match {_NAME.pattern} without '__', got {name!r:.80}")
     return name
 
@@ -199,7 +199,7 @@ class Catalog:
         return [
             p.name
             for p in self._root.iterdir()
-            if _NAME.match(p.name) and "__" not in p.name and (p / _schema.DB_FILE).is_file()
+            if _NAME.fullmatch(p.name) and "__" not in p.name and (p / _schema.DB_FILE).is_file()
         ]
 
     def disk_bytes(self, name: str) -> int | None:
