@@ -47,11 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def serve(settings: Settings) -> int:
     """Build the MaxSim kernel, load the model, then run the app under uvicorn (blocking)."""
-    import uvicorn
-
     from service.engine.kernel import KernelUnavailableError, build_kernel
     from service.engine.loading import ModelLoadError, load_encoder
     from service.http.app import create_app
+    from service.http.server import run_server
     from service.logs import configure_logging
 
     configure_logging(settings.log_level, json_lines=settings.log_json)
@@ -67,15 +66,7 @@ def serve(settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     app = create_app(settings, encoder=encoder)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
+    run_server(app, settings)  # uvicorn with connection limits (service.http.server)
     return 0
 
 

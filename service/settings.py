@@ -38,7 +38,7 @@ from service.embeddings.inputs import parse_api_task
 __all__ = ["CLIENT_VARIABLES", "ENV_PREFIX", "SECRET_FIELDS", "Settings", "SettingsError", "env_name"]
 
 ENV_PREFIX = "JEV4_"
-SECRET_FIELDS = frozenset({"api_keys", "qdrant_api_key"})
+SECRET_FIELDS = frozenset({"api_keys", "qdrant_api_key", "metrics_key"})
 # read by the sample scripts (samples/_common.sh: the server's URL), never by the server
 CLIENT_VARIABLES = frozenset({"JEV4_URL"})
 _MiB = 1024 * 1024
@@ -115,6 +115,19 @@ class Settings:
     cors_allow_origins: tuple[str, ...] = ()
     """Browser origins allowed to call the API cross-origin (CORS), e.g. ``https://app.example.com``; ``*`` = any.
     Empty (default) = CORS closed: no ``Access-Control-Allow-*`` header is ever sent."""
+    max_connections: int = 10000
+    """Open HTTP connections at most (kept 256 below the open-files limit, which is raised to its hard limit at
+    start); over it the connection that waited longest for a request is closed (``service.http.server``)."""
+    header_timeout_s: float = 10.0
+    """A request's headers must arrive within this many seconds of the connection opening (or of the request's
+    first byte on a kept-alive connection); else 408 and the connection is closed."""
+    keep_alive_timeout_s: int = 5
+    """An idle kept-alive connection is closed after this many seconds."""
+    metrics_key: str | None = None
+    """Bearer key for ``GET /metrics``; unset: /metrics takes the API keys when they are set, else is open."""
+    allowed_hosts: tuple[str, ...] = ()
+    """``Host`` names the server answers (DNS-rebinding guard); ``*`` = any. Empty (default): localhost names,
+    the bound address and the machine's host name; when bound to 0.0.0.0/:: with no API keys, set it."""
 
     # --- logging --------------------------------------------------------------------------------------------
     log_level: str = "info"
@@ -384,6 +397,9 @@ _POSITIVE = (
     "max_filter_keys",
     "job_keep_finished",
     "job_keep_finished_s",
+    "max_connections",
+    "header_timeout_s",
+    "keep_alive_timeout_s",
 )
 
 
