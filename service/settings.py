@@ -111,7 +111,7 @@ class Settings:
     """TCP port."""
     api_keys: tuple[str, ...] = ()
     """Accepted ``Authorization: Bearer`` keys, comma-separated; empty = no auth (the start-up log says which).
-    Health, metrics and docs stay open."""
+    Health, readiness and docs stay open; /metrics needs a key too (or ``metrics_key``)."""
     cors_allow_origins: tuple[str, ...] = ()
     """Browser origins allowed to call the API cross-origin (CORS), e.g. ``https://app.example.com``; ``*`` = any.
     Empty (default) = CORS closed: no ``Access-Control-Allow-*`` header is ever sent."""

@@ -190,7 +190,7 @@ async def _read_form(request: Request[Any, Any, Any]) -> Any:
         return await request.form()
     except UnicodeDecodeError:
         raise BadRequestError(
-            "multipart: a part without a file name (or with filename=\"\") is read as a text field, and its bytes "
+            'multipart: a part without a file name (or with filename="") is read as a text field, and its bytes '
             'are not UTF-8 text; send the file as a part with a file name, e.g. filename="page.pdf"',
             code="invalid_multipart",
         ) from None

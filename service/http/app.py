@@ -31,6 +31,7 @@ from service.http.exception_handlers import handle_exception
 from service.http.metrics import Metrics
 from service.http.middleware import RequestContextMiddleware
 from service.http.openapi import document_errors, openapi_config
+from service.http.origin import OriginGuardMiddleware
 from service.http.ui import ui_routers
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def create_app(
         dependencies={"runtime": Provide(_provide_runtime, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         guards=[api_key_guard],
-        middleware=[RequestContextMiddleware],
+        middleware=[RequestContextMiddleware, OriginGuardMiddleware],  # the Host and Origin checks: http/origin.py
         lifespan=[lifespan],
         state=state,
         request_max_body_size=settings.max_body_bytes,
