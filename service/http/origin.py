@@ -15,9 +15,9 @@ to it (a "simple request" needs no CORS preflight), and a page whose DNS name is
 - **Origin** (``POST``/``PUT``/``PATCH``/``DELETE`` on a keyless server): a browser's cross-site write is
   refused with ``403 cross_origin_refused``: an ``Origin`` header (browsers send it on every cross-origin
   write) that is neither the server's own (same host and port as ``Host``) nor in ``JEV4_CORS_ALLOW_ORIGINS``,
-  ``Origin: null`` (sandboxed frames, ``file://`` pages), or ``Sec-Fetch-Site: cross-site`` without an
-  ``Origin``. Clients that are not browsers (curl, SDKs, the CLI) send neither header and pass; the search page
-  (``/ui/``) sends its own origin and passes.
+  ``Origin: null`` (sandboxed frames, ``file://`` pages), or ``Sec-Fetch-Site: cross-site``/``same-site``
+  without an ``Origin``; ``Sec-Fetch-Site: same-origin`` (which scripts cannot forge) always passes. Clients
+  that are not browsers (curl, SDKs, the CLI) send neither header and pass; so does the search page (``/ui/``).
 """
 
 from __future__ import annotations
@@ -72,18 +72,21 @@ def host_served(host: str, settings: Settings) -> bool:
 
 
 def origin_refusal(method: str, origin: str | None, fetch_site: str | None, host: str, settings: Settings) -> str:
-    """Why a write from a browser page of another origin is refused ('' = allowed); keyless servers only."""
-    if settings.api_keys or method not in _WRITES:
-        return ""
-    if origin is None:
-        if fetch_site == "cross-site":
-            return "a cross-site request (Sec-Fetch-Site: cross-site) cannot write to a server without API keys"
+    """Why a write from a browser page of another origin is refused ('' = allowed); keyless servers only.
+
+    ``Sec-Fetch-Site`` (set by the browser, never by page scripts) decides first where it is sent: the search
+    page's own requests say ``same-origin`` even when its no-referrer policy makes their ``Origin`` ``null``."""
+    if settings.api_keys or method not in _WRITES or fetch_site in ("same-origin", "none"):
         return ""
     allowed = settings.cors_allow_origins
+    if origin is not None and ("*" in allowed or origin.rstrip("/") in {o.rstrip("/") for o in allowed}):
+        return ""
+    if origin is None:
+        if fetch_site is not None:  # cross-site / same-site without an Origin
+            return f"a {fetch_site} request (Sec-Fetch-Site) cannot write to a server without API keys"
+        return ""  # not a browser: curl, SDKs, the CLI
     if origin == "null":
         return "a page with an opaque origin (Origin: null) cannot write to a server without API keys"
-    if "*" in allowed or origin.rstrip("/") in {o.rstrip("/") for o in allowed}:
-        return ""
     _scheme, _sep, netloc = origin.partition("://")
     if netloc.lower() == host.strip().lower():
         return ""

@@ -259,6 +259,9 @@ def test_allowed_hosts_and_keys_widen_the_host_check() -> None:
         ("POST", "http://127.0.0.1:9999", None, True),  # another port is another origin
         ("POST", None, None, False),  # curl, SDKs, the CLI
         ("POST", None, "same-origin", False),
+        ("POST", "null", "same-origin", False),  # the search page under its no-referrer policy
+        ("POST", "http://evil.example", "cross-site", True),
+        ("POST", None, "same-site", True),  # another port of localhost is another origin
         ("GET", "http://evil.example", None, False),  # reads: CORS keeps the answer from the page
     ],
 )
