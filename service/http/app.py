@@ -32,7 +32,7 @@ from service.http.metrics import Metrics
 from service.http.middleware import RequestContextMiddleware
 from service.http.openapi import document_errors, openapi_config
 from service.http.origin import OriginGuardMiddleware
-from service.http.ui import ui_routers
+from service.http.ui import root_redirect, ui_routers
 
 if TYPE_CHECKING:
     from model.encoder import Encoder
@@ -63,7 +63,7 @@ def _controllers(settings: Settings) -> list[Any]:
     ]
     if settings.ui:
         controllers += ui_routers()
-    return controllers
+    return [*controllers, root_redirect(settings.ui)]
 
 
 def _cors(settings: Settings) -> CORSConfig | None:

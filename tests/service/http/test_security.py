@@ -298,3 +298,12 @@ def test_forged_requests_get_403_with_the_error_body(tmp_path: Any) -> None:
             assert "JEV4_" in error["message"]  # names the setting that would allow it
         assert c.get("/v1/collections").status_code != 403
         assert not (tmp_path / "planted").exists()
+
+
+@pytest.mark.parametrize(("ui", "target"), [(True, "/ui/"), (False, "/docs")])
+def test_root_redirects_to_the_page_or_the_docs(tmp_path: Any, ui: bool, target: str) -> None:
+    with _app_client(tmp_path, ui=ui) as c:
+        response = c.get("/", follow_redirects=False)
+        assert response.status_code == 302
+        assert response.headers["location"] == target
+        assert c.get("/", headers={"Authorization": "Bearer whatever"}, follow_redirects=False).status_code == 302
