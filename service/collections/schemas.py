@@ -57,7 +57,9 @@ __all__ = [
 # ``(?!\n)`` because Python's ``$`` also matches before a final newline: without it ``"abc\n"`` would pass and
 # coexist with ``"abc"``. The lookahead means the same in ECMAScript, so the OpenAPI pattern stays exact.
 DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@=+-]{0,255}(?!\n)$"
-MAX_INT64 = 2**63 - 1  # the largest integer SQLite (and Qdrant) store: a bound for offsets and page numbers
+# A bound for offsets and page numbers: within SQLite's 64 bits, and exact in JSON (a double): the OpenAPI's
+# ``maximum`` must not round up to a number the server refuses.
+MAX_JSON_INT = 2**53 - 1
 
 DocumentId = Annotated[
     str,
@@ -260,7 +262,7 @@ class LikeQuery(Struct, kw_only=True, forbid_unknown_fields=True):
     """A stored page used as the query ("more like this")."""
 
     document_id: str
-    page: Annotated[int, Meta(ge=0, le=MAX_INT64)]
+    page: Annotated[int, Meta(ge=0, le=MAX_JSON_INT)]
 
 
 class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):

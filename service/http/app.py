@@ -35,6 +35,8 @@ from service.http.origin import OriginGuardMiddleware
 from service.http.ui import root_redirect, ui_routers
 
 if TYPE_CHECKING:
+    from litestar.types import Message, Scope
+
     from model.encoder import Encoder
     from service.collections.jobs import JobRegistry
     from service.settings import Settings
@@ -51,6 +53,11 @@ def _jobs(state: State) -> JobRegistry | None:
     """The job registry of the app's :class:`~service.collections.manager.Collections`, once one exists."""
     collections = state.get("collections")
     return None if collections is None else collections.jobs
+
+
+def _dimensions(runtime: Runtime) -> tuple[int, ...]:
+    """The model's Matryoshka sizes for the OpenAPI (empty while the model is not loaded yet)."""
+    return tuple(runtime.encoder.info.matryoshka_dims) if runtime.encoder is not None else ()
 
 
 def _controllers(settings: Settings) -> list[Any]:
@@ -78,6 +85,20 @@ def _cors(settings: Settings) -> CORSConfig | None:
         allow_credentials=False,
         max_age=600,
     )
+
+
+async def _allow_of_the_whole_route(message: Message, scope: Scope) -> None:
+    """``before_send`` hook: an ``OPTIONS`` answer lists every method of its path. Litestar's automatic OPTIONS
+    handler keeps the methods of the route as it was when the first handler of the path was registered
+    (``Allow: OPTIONS, POST`` for ``/v1/collections``, which also has GET); RFC 9110 wants all of them."""
+    if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+        return
+    handler = scope.get("route_handler")
+    paths = getattr(handler, "paths", None) or set()
+    methods = {m for route in scope["app"].routes if route.path in paths for m in getattr(route, "methods", ())}
+    if methods:
+        headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+        message["headers"] = [*headers, (b"allow", ", ".join(sorted(methods)).encode())]
 
 
 def create_app(
@@ -110,12 +131,17 @@ def create_app(
         dependencies={"runtime": Provide(_provide_runtime, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         guards=[api_key_guard],
-        middleware=[RequestContextMiddleware, OriginGuardMiddleware],  # the Host and Origin checks: http/origin.py
+        middleware=[RequestContextMiddleware, OriginGuardMiddleware],
+        before_send=[_allow_of_the_whole_route],  # the Host and Origin checks: http/origin.py
         lifespan=[lifespan],
         state=state,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
-        on_startup=[lambda app: document_errors(app.openapi_schema)],
+        on_startup=[
+            lambda app: document_errors(
+                app.openapi_schema, _dimensions(runtime), remote_urls=settings.allow_remote_urls
+            )
+        ],
         cors_config=_cors(settings),
         logging_config=None,  # logging is configured once by service.logs (JSON lines + request id)
         debug=False,

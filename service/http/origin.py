@@ -33,7 +33,7 @@ from service.embeddings.media import host_allowed
 from service.http.middleware import request_id_from_scope
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Receive, Scope, Send
+    from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
     from service.settings import Settings
 
@@ -134,5 +134,7 @@ async def _refuse(scope: Scope, send: Send, code: str, message: str) -> None:
         (b"content-length", str(len(body)).encode()),
         (b"x-request-id", request_id_from_scope(scope).encode("latin-1")),
     ]
-    await send({"type": "http.response.start", "status": 403, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": 403, "headers": headers}
+    await send(start)
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(end)

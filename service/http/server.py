@@ -27,6 +27,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
 if TYPE_CHECKING:
     from litestar import Litestar
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_HEADER_BYTES",
     "ConnectionLimits",
+    "GuardedProtocol",
     "connection_cap",
     "guarded_protocol",
     "raise_open_files_limit",
@@ -89,88 +92,89 @@ def _raw_response(status: int, reason: str, code: str, message: str) -> bytes:
     return head.encode("ascii") + body.encode()
 
 
-def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
-    """uvicorn's httptools protocol with the limits of the module doc (one class per server: it holds the
-    registry of connections waiting for a request)."""
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the limits of the module doc; :func:`guarded_protocol` makes one
+    subclass per server with its limits and its own registry of waiting connections."""
 
-    class GuardedProtocol(HttpToolsProtocol):
-        config_limits: ClassVar[ConnectionLimits] = limits
-        # connections waiting for a request (idle keep-alive or headers still arriving), longest-waiting first
-        waiting: ClassVar[OrderedDict[Any, None]] = OrderedDict()
+    config_limits: ClassVar[ConnectionLimits]
+    # connections waiting for a request (idle keep-alive or headers still arriving), longest-waiting first
+    waiting: ClassVar[OrderedDict[Any, None]]
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            self._header_timer: asyncio.TimerHandle | None = None
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._header_bytes = 0
+        super().connection_made(transport)
+        if len(self.connections) > self.config_limits.max_connections and not self._make_room():
+            message = "the server has too many open connections; retry shortly"
+            transport.write(_raw_response(503, "Service Unavailable", "too_many_connections", message))
+            transport.close()
+            return
+        self._start_header_timer()
+
+    def _make_room(self) -> bool:
+        """Close the connection that has waited longest for a request; False when none is waiting."""
+        while self.waiting:
+            oldest, _ = self.waiting.popitem(last=False)
+            if not oldest.transport.is_closing():
+                oldest.transport.close()
+                return True
+        return False
+
+    def _start_header_timer(self) -> None:
+        self.waiting[self] = None
+        if self._header_timer is None:
             self._header_bytes = 0
-            super().connection_made(transport)
-            if len(self.connections) > self.config_limits.max_connections and not self._make_room():
-                message = "the server has too many open connections; retry shortly"
-                transport.write(_raw_response(503, "Service Unavailable", "too_many_connections", message))
-                transport.close()
-                return
-            self._start_header_timer()
+            self._header_timer = self.loop.call_later(self.config_limits.header_timeout_s, self._header_timeout)
 
-        def _make_room(self) -> bool:
-            """Close the connection that has waited longest for a request; False when none is waiting."""
-            while self.waiting:
-                oldest, _ = self.waiting.popitem(last=False)
-                if not oldest.transport.is_closing():
-                    oldest.transport.close()
-                    return True
-            return False
-
-        def _start_header_timer(self) -> None:
-            self.waiting[self] = None
-            if self._header_timer is None:
-                self._header_bytes = 0
-                self._header_timer = self.loop.call_later(self.config_limits.header_timeout_s, self._header_timeout)
-
-        def _stop_header_timer(self) -> None:
-            self.waiting.pop(self, None)
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _header_timeout(self) -> None:
+    def _stop_header_timer(self) -> None:
+        self.waiting.pop(self, None)
+        if self._header_timer is not None:
+            self._header_timer.cancel()
             self._header_timer = None
-            self.waiting.pop(self, None)
-            if self.transport.is_closing():
-                return
-            if self._header_bytes:  # a request was started: say why it ends
-                message = f"request headers not complete within {self.config_limits.header_timeout_s} s"
-                self.transport.write(_raw_response(408, "Request Timeout", "header_timeout", message))
-            self.transport.close()
 
-        def data_received(self, data: bytes) -> None:
-            reading_headers = self._header_timer is not None
-            super().data_received(data)
-            if reading_headers and self._header_timer is not None:  # still no complete headers after this chunk
-                self._header_bytes += len(data)
-                if self._header_bytes > self.config_limits.max_header_bytes and not self.transport.is_closing():
-                    message = f"request headers larger than {self.config_limits.max_header_bytes} bytes"
-                    self.transport.write(
-                        _raw_response(431, "Request Header Fields Too Large", "headers_too_large", message)
-                    )
-                    self.transport.close()
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        self.waiting.pop(self, None)
+        if self.transport.is_closing():
+            return
+        if self._header_bytes:  # a request was started: say why it ends
+            message = f"request headers not complete within {self.config_limits.header_timeout_s} s"
+            self.transport.write(_raw_response(408, "Request Timeout", "header_timeout", message))
+        self.transport.close()
 
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._start_header_timer()
+    def data_received(self, data: bytes) -> None:
+        reading_headers = self._header_timer is not None
+        super().data_received(data)
+        if reading_headers and self._header_timer is not None:  # still no complete headers after this chunk
+            self._header_bytes += len(data)
+            if self._header_bytes > self.config_limits.max_header_bytes and not self.transport.is_closing():
+                message = f"request headers larger than {self.config_limits.max_header_bytes} bytes"
+                self.transport.write(
+                    _raw_response(431, "Request Header Fields Too Large", "headers_too_large", message)
+                )
+                self.transport.close()
 
-        def on_headers_complete(self) -> None:
-            self._stop_header_timer()
-            super().on_headers_complete()
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._start_header_timer()
 
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing() and not self.pipeline:
-                self.waiting[self] = None  # idle keep-alive: the first to go when the server is full
+    def on_headers_complete(self) -> None:
+        self._stop_header_timer()
+        super().on_headers_complete()
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_header_timer()
-            super().connection_lost(exc)
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline:
+            self.waiting[self] = None  # idle keep-alive: the first to go when the server is full
 
-    return GuardedProtocol
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_timer()
+        super().connection_lost(exc)
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
+    """A :class:`GuardedProtocol` class for one server: its limits, and a registry of its own."""
+    return type("GuardedProtocol", (GuardedProtocol,), {"config_limits": limits, "waiting": OrderedDict()})
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from service.collections.manager import Collections
 from service.collections.pages import page_highlights, page_image, page_similarity, parse_size
-from service.collections.schemas import MAX_INT64, HighlightBox, SimilarityMap
+from service.collections.schemas import MAX_JSON_INT, HighlightBox, SimilarityMap
 from service.embeddings.schemas import Usage
 from service.http.controllers.collections import _provide_collections
 from service.http.controllers.common import require_json, until_disconnect
@@ -29,7 +29,7 @@ __all__ = ["PageSimilarityRequest", "PageSimilarityResponse", "PagesController"]
 CACHE_CONTROL = "private, no-cache"
 # bounded so that a number beyond 64 bits is a 422 here, not an overflow in the store
 PageNumber = Annotated[
-    int, Parameter(le=MAX_INT64, description="The page number of the search hits (1-based PDF page; 1 for an image)")
+    int, Parameter(le=MAX_JSON_INT, description="The page number of the search hits (1-based PDF page; 1 for an image)")
 ]
 
 
