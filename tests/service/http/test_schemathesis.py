@@ -84,7 +84,9 @@ KNOWN = re.compile(r"- ST202 Schema-valid request rejected.*?\n\[422\][^\n]*\n\s
 
 def _run(server: LiveServer, max_examples: int, timeout_s: int) -> None:
     command = schemathesis_command(server.url, server.api_key, max_examples)
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+    done = subprocess.run(  # in the server's folder: schemathesis keeps a .schemathesis/ cache where it runs
+        command, capture_output=True, text=True, timeout=timeout_s, check=False, cwd=server.data_dir.parent
+    )
     summary = done.stdout[done.stdout.rfind("SUMMARY") :]
     print(summary)  # the case count and phases, for the notes
     assert "Stateful" in summary  # the stateful phase ran
