@@ -24,6 +24,7 @@ from litestar import Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import (
+    Encoding,
     OpenAPI,
     OpenAPIMediaType,
     OpenAPIResponse,
@@ -164,6 +165,10 @@ class UploadOperation(Operation):
             if name not in ("pdf", "image", "text"):  # a text document is a file too (with path or language)
                 kind = "JSON object as text" if name == "metadata" else "text"
                 form[name] = {"type": "string", "description": f"{prop.get('description', name)} ({kind})"}
+                if name == "metadata":  # a JSON object in a part of its own (the encoding below says so)
+                    form[name] = {"type": "object", "description": form[name]["description"]}
+                if name == "replace":  # service.collections.uploads._flag (case-insensitive, spaces ignored)
+                    form[name]["enum"] = ["true", "false", "1", "0", "yes", "no", "on", "off", ""]
                 rules = [prop, *prop.get("anyOf", [])]
                 form[name].update({k: v for r in rules for k, v in r.items() if k in ("pattern", "maxLength")})
         content = {
@@ -173,7 +178,8 @@ class UploadOperation(Operation):
                     "properties": form,
                     "required": ["file"],
                     "additionalProperties": False,  # other parts are refused (unknown form field)
-                }
+                },
+                encoding={"metadata": Encoding(content_type="application/json")},
             ),
             "application/json": OpenAPIMediaType(schema=as_json),  # type: ignore[arg-type]
         }
