@@ -36,7 +36,7 @@ class CollectionInfo(NamedTuple):
 
 
 def validate_name(name: object) -> str:
-    if not isinstance(name, str) or not _NAME.match(name) or "__" in name:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or "__" in name:  # fullmatch: "abc\n" is refused
         raise InvalidCollectionNameError(f"collection name must match {_NAME.pattern} without '__', got {name!r:.80}")
     return name
 

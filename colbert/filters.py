@@ -42,6 +42,15 @@ OPERATORS: Final = ("$eq", "$ne", "$in", "$gt", "$gte", "$lt", "$lte", "$exists"
 RANGE_OPS: Final = ("$gt", "$gte", "$lt", "$lte")
 MAX_IN_VALUES: Final = 1024
 _KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$")
+_INT64 = (-(2**63), 2**63 - 1)  # what SQLite and Qdrant store as an integer; a larger one cannot be compared
+
+
+def _int64(key: str, value: int, where: str) -> None:
+    if not _INT64[0] <= value <= _INT64[1]:
+        raise InvalidFilterError(
+            f"filter {where} for {key!r}: a {value.bit_length()}-bit integer is outside the 64-bit range "
+            "[-2**63, 2**63 - 1]; send an integer within it (a range also takes a float)"
+        )
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,8 @@ class MetadataFilter:
 
 def _scalar(key: str, value: object, where: str) -> Scalar:
     if isinstance(value, str | bool | int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            _int64(key, value, where)
         return value
     kind = type(value).__name__
     hint = ' (floats: use a range such as {"$gte": x, "$lte": x})' if isinstance(value, float) else ""
@@ -73,7 +84,10 @@ def _scalar(key: str, value: object, where: str) -> Scalar:
 
 
 def _number(key: str, op: str, value: object) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        _int64(key, value, op)  # first: math.isfinite cannot convert a huge int to a float
+        return value
+    if not isinstance(value, float) or not math.isfinite(value):
         raise InvalidFilterError(f"filter {op} for {key!r} needs a finite number, got {value!r:.60}")
     return value
 

@@ -115,10 +115,23 @@ class Settings:
     """TCP port."""
     api_keys: tuple[str, ...] = ()
     """Accepted ``Authorization: Bearer`` keys, comma-separated; empty = no auth (the start-up log says which).
-    Health, metrics and docs stay open."""
+    Health, readiness and docs stay open; /metrics needs a key too (or ``metrics_key``)."""
     cors_allow_origins: tuple[str, ...] = ()
     """Browser origins allowed to call the API cross-origin (CORS), e.g. ``https://app.example.com``; ``*`` = any.
     Empty (default) = CORS closed: no ``Access-Control-Allow-*`` header is ever sent."""
+    max_connections: int = 10000
+    """Open HTTP connections at most (kept 256 below the open-files limit, which is raised to its hard limit at
+    start); over it the connection that waited longest for a request is closed (``service.http.server``)."""
+    header_timeout_s: float = 10.0
+    """A request's headers must arrive within this many seconds of the connection opening (or of the request's
+    first byte on a kept-alive connection); else 408 and the connection is closed."""
+    keep_alive_timeout_s: int = 5
+    """An idle kept-alive connection is closed after this many seconds."""
+    metrics_key: str | None = None
+    """Bearer key for ``GET /metrics``; unset: /metrics takes the API keys when they are set, else is open."""
+    allowed_hosts: tuple[str, ...] = ()
+    """``Host`` names the server answers (DNS-rebinding guard); ``*`` = any. Empty (default): localhost names,
+    the bound address and the machine's host name; when bound to 0.0.0.0/:: with no API keys, set it."""
     mcp_write: bool = False
     """Let MCP clients add documents (the ``add_document`` tool, from a URL; over stdio also a local file under
     ``mcp_root``). Off by default: the MCP tools only read. ``/mcp`` needs an API key when keys are set."""

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 ENV_PREFIX = "JEV4_"
-SECRET_FIELDS = frozenset({"api_keys", "qdrant_api_key"})
+SECRET_FIELDS = frozenset({"api_keys", "qdrant_api_key", "metrics_key"})
 # read by the sample scripts (samples/_common.sh: the server's URL), never by the server
 CLIENT_VARIABLES = frozenset({"JEV4_URL"})
 
@@ -108,6 +108,9 @@ def _parse_bool(raw: str) -> bool:
 
 
 _POSITIVE = (
+    "max_connections",
+    "header_timeout_s",
+    "keep_alive_timeout_s",
     "port",
     "search_rrf_k",
     "max_batch_tokens",

@@ -89,7 +89,7 @@ class LocalBackend:
         return [
             p.name
             for p in self._root.iterdir()
-            if _NAME.match(p.name) and "__" not in p.name and (p / _schema.DB_FILE).is_file()
+            if _NAME.fullmatch(p.name) and "__" not in p.name and (p / _schema.DB_FILE).is_file()
         ]
 
     def drop(self, name: str) -> bool:

@@ -35,11 +35,10 @@ def port_in_use(host: str, port: int) -> str | None:
 
 def serve(settings: Settings) -> int:
     """Check the port, build the MaxSim kernel, load the model, then run the app under uvicorn (blocking)."""
-    import uvicorn
-
     from service.engine.kernel import KernelUnavailableError, build_kernel
     from service.engine.loading import ModelLoadError, load_encoder
     from service.http.app import create_app
+    from service.http.server import run_server
     from service.logs import configure_logging
 
     busy = port_in_use(settings.host, settings.port)
@@ -57,13 +56,5 @@ def serve(settings: Settings) -> int:
     except (ModelLoadError, KernelUnavailableError) as exc:
         return fail(str(exc))
     app = create_app(settings, encoder=encoder)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
+    run_server(app, settings)  # uvicorn with connection limits (service.http.server)
     return 0

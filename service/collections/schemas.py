@@ -54,7 +54,12 @@ __all__ = [
     "SimilarityMap",
 ]
 
-DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._:@=+-]{0,255}$"
+# ``(?!\n)`` because Python's ``$`` also matches before a final newline: without it ``"abc\n"`` would pass and
+# coexist with ``"abc"``. The lookahead means the same in ECMAScript, so the OpenAPI pattern stays exact.
+DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._:@=+-]{0,255}(?!\n)$"
+# A bound for offsets and page numbers: within SQLite's 64 bits, and exact in JSON (a double): the OpenAPI's
+# ``maximum`` must not round up to a number the server refuses.
+MAX_JSON_INT = 2**53 - 1
 
 DocumentId = Annotated[
     str,
@@ -258,7 +263,7 @@ class LikeQuery(Struct, kw_only=True, forbid_unknown_fields=True):
     """A stored page used as the query ("more like this")."""
 
     document_id: str
-    page: Annotated[int, Meta(ge=0)]
+    page: Annotated[int, Meta(ge=0, le=MAX_JSON_INT)]
 
 
 _TEXT_WEIGHT = "hybrid: BM25's share of the fused score, 0..1 (MaxSim gets the rest; default JEV4_SEARCH_TEXT_WEIGHT)"

@@ -193,8 +193,21 @@ async def _from_json(body: bytes, settings: Settings) -> DocumentUpload:
     return DocumentUpload(source, data.metadata, data.document_id, data.replace)
 
 
+async def _read_form(request: Request[Any, Any, Any]) -> Any:
+    """The parsed form; a part without a file name (``filename=""`` included) is a text field to Litestar, so
+    bytes that are not UTF-8 in one are a 400 saying so, not a 500."""
+    try:
+        return await request.form()
+    except UnicodeDecodeError:
+        raise BadRequestError(
+            'multipart: a part without a file name (or with filename="") is read as a text field, and its bytes '
+            'are not UTF-8 text; send the file as a part with a file name, e.g. filename="page.pdf"',
+            code="invalid_multipart",
+        ) from None
+
+
 async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> DocumentUpload:
-    form = await request.form()
+    form = await _read_form(request)
     unknown = sorted(set(form.keys()) - {"file", "metadata", "pages", "document_id", "replace", "path", "language"})
     if unknown:
         raise UnprocessableError(f"unknown form field(s): {', '.join(unknown)}", code="invalid_input")
@@ -277,6 +290,11 @@ def _metadata(value: Any) -> dict[str, Any] | None:
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UnprocessableError(f"form field 'metadata' is not valid JSON: {exc}", code="invalid_input") from None
+    except RecursionError:  # the parser stops at the interpreter's recursion limit (~1000 levels)
+        raise UnprocessableError(
+            "form field 'metadata' is nested too deeply; send a flat JSON object of key -> value",
+            code="invalid_input",
+        ) from None
     if not isinstance(parsed, dict):
         raise UnprocessableError(
             f"form field 'metadata' must be a JSON object, got {type(parsed).__name__}", code="invalid_input"

@@ -2,6 +2,9 @@
 
 Remote fetching is guarded (SSRF):
 
+- every URL is parsed and validated first (:func:`parse_url`): a malformed one (bad IPv6 literal, port outside
+  1..65535 or not a number, a host that is no valid DNS name or IP address, longer than 253 characters, or a URL
+  over ``MAX_URL_CHARS``) is a 422 ``invalid_url`` naming the input and what is wrong, never a 500;
 - off unless ``allow_remote_urls``; only ``http``/``https`` (``file://`` and every other scheme are refused);
 - the host must match ``allowed_url_hosts`` when that list is non-empty (``example.com`` exact,
   ``.example.com`` the domain and its subdomains);
@@ -18,6 +21,7 @@ import asyncio
 import base64
 import binascii
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -46,6 +50,7 @@ __all__ = [
     "fetch_bytes",
     "host_allowed",
     "load_source",
+    "parse_url",
     "wrong_kind",
 ]
 
@@ -167,6 +172,77 @@ def check_address(address: str) -> None:
             )
 
 
+MAX_URL_CHARS = 8192  # longer than any real media URL; refused before it is parsed
+_MAX_HOST_CHARS = 253  # RFC 1035: a DNS name is at most 253 characters, each label at most 63
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+@dataclass(frozen=True, slots=True)
+class URLParts:
+    """A URL that passed :func:`parse_url`: lower-case scheme, host (IDNA-encoded, no brackets) and port."""
+
+    scheme: str
+    host: str
+    port: int
+
+
+def _invalid_url(url: str, what: str, problem: str) -> UnprocessableError:
+    shown = url if len(url) <= 120 else url[:100] + f"... ({len(url)} characters)"
+    return UnprocessableError(
+        f"{what}: invalid URL {shown!r}: {problem}; send an absolute http(s) URL such as "
+        "'https://example.com/page.png', or the data as base64 or a data URI",
+        code="invalid_url",
+    )
+
+
+def _checked_host(host: str) -> str:
+    """The host as it goes on the wire (IDNA ASCII) or ValueError naming what is wrong with it."""
+    if len(host) > _MAX_HOST_CHARS:
+        raise ValueError(f"the host has {len(host)} characters, more than {_MAX_HOST_CHARS}")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError("the host is not a valid domain name") from None
+    labels = ascii_host.rstrip(".").split(".")
+    if len(ascii_host) > _MAX_HOST_CHARS or not all(_LABEL.match(label) for label in labels):
+        raise ValueError(
+            "the host is not a valid domain name (labels of 1-63 letters, digits or '-', at most 253 characters)"
+        )
+    return ascii_host
+
+
+def parse_url(url: str, *, what: str = "input") -> URLParts:
+    """Parse and validate ``url`` before anything uses it; a malformed one is a 422 ``invalid_url``."""
+    if len(url) > MAX_URL_CHARS:
+        raise _invalid_url(url, what, f"longer than {MAX_URL_CHARS} characters")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise _invalid_url(url, what, "it contains a space or a control character (percent-encode them)")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        host = parts.hostname
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", "Port could not be cast ..."
+        raise _invalid_url(url, what, str(exc)) from None
+    scheme = parts.scheme.lower()
+    if not host:
+        raise _invalid_url(url, what, "it has no host")
+    if port == 0:
+        raise _invalid_url(url, what, "port 0 is not a port to connect to (use 1-65535)")
+    try:
+        wire_host = _checked_host(host)
+    except ValueError as exc:
+        raise _invalid_url(url, what, str(exc)) from None
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise _invalid_url(url, what, str(exc)) from None
+    return URLParts(scheme, wire_host, port or (443 if scheme == "https" else 80))
+
+
 async def _resolve(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     try:
@@ -178,21 +254,18 @@ async def _resolve(host: str, port: int) -> list[str]:
 
 async def _checked_target(url: str, limits: MediaLimits, what: str) -> tuple[httpx.URL, str, str]:
     """Validate one URL and return (URL with the checked IP as host, original host, scheme)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    scheme = url.partition(":")[0].lower()  # before parsing: a file:// or ftp:// URL is refused as such
     if scheme not in ("http", "https"):
         raise URLNotAllowedError(f"{what}: only http(s) URLs can be fetched, got scheme {scheme!r}")
+    parts = parse_url(url, what=what)
     if not limits.allow_remote_urls:
         raise RemoteURLDisabledError(
             f"{what}: remote URLs are disabled on this server; send the data as base64 or a data URI "
             "(or start the server with JEV4_ALLOW_REMOTE_URLS=1)"
         )
-    host = parts.hostname
-    if not host:
-        raise URLNotAllowedError(f"{what}: URL has no host: {url[:200]!r}")
+    host, port = parts.host, parts.port
     if limits.allowed_hosts and not host_allowed(host, limits.allowed_hosts):
         raise URLNotAllowedError(f"{what}: host {host!r} is not in the server's allowed URL hosts")
-    port = parts.port or (443 if scheme == "https" else 80)
     addresses = await _resolve(host, port)
     if not addresses:
         raise DownloadError(f"{what}: host {host!r} has no address")
@@ -230,7 +303,10 @@ async def _fetch(url: str, limits: MediaLimits, what: str) -> bytes:
                     location = response.headers.get("location")
                     if not location:
                         raise DownloadError(f"{what}: redirect without a Location header")
-                    url = urljoin(url, location)
+                    try:
+                        url = urljoin(url, location)
+                    except ValueError:
+                        raise DownloadError(f"{what}: redirect to a malformed URL {location[:200]!r}") from None
                     continue
                 if response.status_code != 200:
                     raise DownloadError(f"{what}: {host!r} answered HTTP {response.status_code}")

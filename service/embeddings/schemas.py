@@ -35,12 +35,18 @@ __all__ = [
     "Usage",
 ]
 
+# a real 28x28 PNG, so the schema's example is a request the server accepts (schemathesis sends it)
+_EXAMPLE_PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAIAAAD9b0jDAAAAKElEQVR42mPUiDrBQG3AxEADMGroqK"
+    "Gjho4aOmroqKGjho4aOvgMBQAHIwGCfBTBAwAAAABJRU5ErkJggg=="
+)
+
 InputValue = Annotated[
     str | list[str | dict[str, Any]] | dict[str, Any],
     Meta(
         description='A string, or a list of strings and/or {"text": ...}, {"image": URL|base64|data URI}, '
         '{"pdf": URL|base64|data URI, "pages": "1-3"} objects (one object alone is accepted too).',
-        examples=[["A blue cat", {"image": "data:image/png;base64,iVBORw0..."}]],
+        examples=[["A blue cat", {"image": _EXAMPLE_PNG}]],
     ),
 ]
 

@@ -30,11 +30,14 @@ from service.http.controllers.rerank import RerankController
 from service.http.exception_handlers import handle_exception
 from service.http.middleware import RequestContextMiddleware
 from service.http.openapi import document_errors, openapi_config
-from service.http.ui import ui_routers
+from service.http.origin import OriginGuardMiddleware
+from service.http.ui import root_redirect, ui_routers
 from service.mcp.http import McpPlugin
 from service.metrics import Metrics
 
 if TYPE_CHECKING:
+    from litestar.types import Message, Scope
+
     from model.encoder import Encoder
     from service.collections.jobs import JobRegistry
     from service.settings import Settings
@@ -53,6 +56,11 @@ def _jobs(state: State) -> JobRegistry | None:
     return None if collections is None else collections.jobs
 
 
+def _dimensions(runtime: Runtime) -> tuple[int, ...]:
+    """The model's Matryoshka sizes for the OpenAPI (empty while the model is not loaded yet)."""
+    return tuple(runtime.encoder.info.matryoshka_dims) if runtime.encoder is not None else ()
+
+
 def _controllers(settings: Settings) -> list[Any]:
     controllers: list[Any] = [
         HealthController,
@@ -63,7 +71,7 @@ def _controllers(settings: Settings) -> list[Any]:
     ]
     if settings.ui:
         controllers += ui_routers()
-    return controllers
+    return [*controllers, root_redirect(settings.ui)]
 
 
 def _cors(settings: Settings) -> CORSConfig | None:
@@ -78,6 +86,20 @@ def _cors(settings: Settings) -> CORSConfig | None:
         allow_credentials=False,
         max_age=600,
     )
+
+
+async def _allow_of_the_whole_route(message: Message, scope: Scope) -> None:
+    """``before_send`` hook: an ``OPTIONS`` answer lists every method of its path. Litestar's automatic OPTIONS
+    handler keeps the methods of the route as it was when the first handler of the path was registered
+    (``Allow: OPTIONS, POST`` for ``/v1/collections``, which also has GET); RFC 9110 wants all of them."""
+    if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+        return
+    handler = scope.get("route_handler")
+    paths = getattr(handler, "paths", None) or set()
+    methods = {m for route in scope["app"].routes if route.path in paths for m in getattr(route, "methods", ())}
+    if methods:
+        headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+        message["headers"] = [*headers, (b"allow", ", ".join(sorted(methods)).encode())]
 
 
 def create_app(
@@ -110,12 +132,17 @@ def create_app(
         dependencies={"runtime": Provide(_provide_runtime, sync_to_thread=False)},
         exception_handlers={Exception: handle_exception},
         guards=[api_key_guard],
-        middleware=[RequestContextMiddleware],
+        middleware=[RequestContextMiddleware, OriginGuardMiddleware],
+        before_send=[_allow_of_the_whole_route],  # the Host and Origin checks: http/origin.py
         lifespan=[lifespan],
         state=state,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
-        on_startup=[lambda app: document_errors(app.openapi_schema)],
+        on_startup=[
+            lambda app: document_errors(
+                app.openapi_schema, _dimensions(runtime), remote_urls=settings.allow_remote_urls
+            )
+        ],
         cors_config=_cors(settings),
         plugins=[McpPlugin(settings)],  # /mcp: the MCP tools over Streamable HTTP (service.mcp.http)
         logging_config=None,  # logging is configured once by service.logs (JSON lines + request id)

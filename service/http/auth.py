@@ -1,7 +1,9 @@
 """Optional API-key authentication (``Authorization: Bearer <key>``) as an app-level Litestar guard.
 
 With no keys configured every route is open. Otherwise every route needs a valid key except those whose
-handler sets ``opt={"public": True}`` (``/health``, ``/ready``, ``/metrics``) and the OpenAPI docs. Keys are
+handler sets ``opt={"public": True}`` (``/health``, ``/ready``) and the OpenAPI docs. ``/metrics``
+(``opt={"metrics": True}``: route names, counts, collection names and sizes) takes ``JEV4_METRICS_KEY`` when it is
+set (so a Prometheus scraper needs no API key), else the API keys, and is open only when neither is set. Keys are
 compared in constant time; the 401 body never echoes the key.
 """
 
@@ -41,6 +43,9 @@ def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseR
     if handler.opt.get("public"):
         return
     app = connection.app
+    if handler.opt.get("metrics") and app.state.settings.metrics_key:
+        check_bearer(connection.headers.get("authorization"), (app.state.settings.metrics_key,))
+        return
     docs = (app.openapi_config.path or "") if app.openapi_config is not None else ""
     path = connection.scope["path"]
     if docs and (path == docs or path.startswith(docs.rstrip("/") + "/")):

@@ -72,5 +72,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     if info is None:
         info = ErrorInfo(500, "server_error", "internal_error", "internal server error")
     headers = dict(info.headers)
+    if isinstance(exc, MethodNotAllowedException):  # RFC 9110: a 405 lists the methods the resource allows
+        allow = (exc.headers or {}).get("allow") or "GET, HEAD"  # static files raise it without one
+        headers["Allow"] = ", ".join(m for m in allow.replace(" ", "").split(",") if m)
     headers["X-Request-ID"] = request_id_from_scope(request.scope)
     return Response(content=info.body(), status_code=info.status, headers=headers, media_type=MediaType.JSON)

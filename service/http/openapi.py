@@ -6,6 +6,8 @@
 - Every error response in the schema is the body the server really sends, ``{"error": {"message", "type",
   "code"}}`` (:class:`ErrorResponse`), not Litestar's default ``{"status_code", "detail", "extra"}``; the
   statuses a route can answer follow the policy in ``docs/errors.md``.
+- the statuses each route can answer and the rules its handlers check themselves are added to the schema by
+  ``service.http.openapi_rules`` (so schemathesis' checks hold: docs/robustness.md);
 - :class:`UploadOperation` documents a body the handler reads itself (JSON *or* multipart), so "Try it out"
   offers the file picker for the upload route.
 """
@@ -21,8 +23,18 @@ import swagger_ui_bundle
 from litestar import Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Operation, Reference, RequestBody
+from litestar.openapi.spec import (
+    Encoding,
+    OpenAPI,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Reference,
+    RequestBody,
+)
 from litestar.static_files import create_static_files_router
+
+from service.http.openapi_rules import constrain_parameters, exactly_one, json_schema, state_rules, statuses
 
 __all__ = [
     "ASSETS_PATH",
@@ -106,13 +118,15 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
-def document_errors(openapi: OpenAPI) -> None:
-    """Replace every documented 4xx/5xx body of ``openapi`` (in place) with :class:`ErrorResponse`."""
+def document_errors(openapi: OpenAPI, dimensions: tuple[int, ...] = (), *, remote_urls: bool = False) -> None:
+    """Replace every documented 4xx/5xx body of ``openapi`` (in place) with :class:`ErrorResponse`, add the
+    statuses each route can answer, and state the rules the handlers check themselves (``dimensions``: the
+    model's Matryoshka sizes, when the model is known)."""
     components = msgspec.json.schema_components([ErrorResponse], ref_template="#/components/schemas/{name}")[1]
     schemas = openapi.components.schemas
     for name, schema in components.items():
         schemas[name] = schema  # plain JSON Schema: to_schema() keeps dicts as they are
-    for item in (openapi.paths or {}).values():
+    for path, item in (openapi.paths or {}).items():
         for method in ("get", "put", "post", "delete", "patch"):
             operation: Operation | None = getattr(item, method, None)
             if operation is None or operation.responses is None:
@@ -122,6 +136,10 @@ def document_errors(openapi: OpenAPI) -> None:
                     operation.responses[status] = _error_response(int(status))
             if 422 not in (int(s) for s in operation.responses) and (operation.parameters or operation.request_body):
                 operation.responses["422"] = _error_response(422)
+            for code in statuses(path, method, operation):
+                operation.responses.setdefault(str(code), _error_response(code))
+            constrain_parameters(operation)
+    state_rules(openapi, dimensions, remote_urls=remote_urls)
 
 
 def _error_response(status: int) -> OpenAPIResponse:
@@ -129,12 +147,6 @@ def _error_response(status: int) -> OpenAPIResponse:
         description=_ERROR_STATUSES.get(status, "Error"),
         content={"application/json": OpenAPIMediaType(schema=Reference(ref="#/components/schemas/ErrorResponse"))},
     )
-
-
-def _json_schema(struct: type[msgspec.Struct]) -> dict[str, Any]:
-    whole = msgspec.json.schema(struct)
-    out: dict[str, Any] = whole["$defs"][struct.__name__]
-    return out
 
 
 @dataclass
@@ -145,15 +157,29 @@ class UploadOperation(Operation):
     def __post_init__(self) -> None:
         from service.collections.schemas import AddDocumentRequest
 
-        as_json = _json_schema(AddDocumentRequest)
+        as_json = json_schema(AddDocumentRequest)
+        # exactly one of the content fields (service.collections.uploads refuses none or several)
+        as_json["oneOf"] = exactly_one(("pdf", "image", "text"))
         form: dict[str, Any] = {"file": {"type": "string", "format": "binary", "description": "The PDF or image"}}
         for name, prop in as_json["properties"].items():
-            if name not in ("pdf", "image"):
+            if name not in ("pdf", "image", "text"):  # a text document is a file too (with path or language)
                 kind = "JSON object as text" if name == "metadata" else "text"
                 form[name] = {"type": "string", "description": f"{prop.get('description', name)} ({kind})"}
+                if name == "metadata":  # a JSON object in a part of its own (the encoding below says so)
+                    form[name] = {"type": "object", "description": form[name]["description"]}
+                if name == "replace":  # service.collections.uploads._flag (case-insensitive, spaces ignored)
+                    form[name]["enum"] = ["true", "false", "1", "0", "yes", "no", "on", "off", ""]
+                rules = [prop, *prop.get("anyOf", [])]
+                form[name].update({k: v for r in rules for k, v in r.items() if k in ("pattern", "maxLength")})
         content = {
             "multipart/form-data": OpenAPIMediaType(
-                schema={"type": "object", "properties": form, "required": ["file"]}  # type: ignore[arg-type]
+                schema={  # type: ignore[arg-type]
+                    "type": "object",
+                    "properties": form,
+                    "required": ["file"],
+                    "additionalProperties": False,  # other parts are refused (unknown form field)
+                },
+                encoding={"metadata": Encoding(content_type="application/json")},
             ),
             "application/json": OpenAPIMediaType(schema=as_json),  # type: ignore[arg-type]
         }

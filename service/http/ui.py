@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from litestar import Response, Router
+from litestar import Response, Router, get
+from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
-__all__ = ["CONTENT_SECURITY_POLICY", "UI_DIR", "UI_PATH", "ui_routers"]
+__all__ = ["CONTENT_SECURITY_POLICY", "UI_DIR", "UI_PATH", "root_redirect", "ui_routers"]
 
 UI_DIR = Path(__file__).with_name("ui")
 UI_PATH = "/ui"
@@ -60,3 +61,14 @@ def ui_routers() -> list[Any]:
         include_in_schema=False,
     )
     return [files]
+
+
+def root_redirect(ui: bool) -> Any:
+    """``GET /`` -> the search page (``/ui/``), or the API docs (``/docs``) when the page is off (``JEV4_UI``)."""
+    target = f"{UI_PATH}/" if ui else "/docs"
+
+    @get("/", name="root", opt={"public": True}, include_in_schema=False)
+    async def root() -> Redirect:
+        return Redirect(path=target, status_code=302)
+
+    return root

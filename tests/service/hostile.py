@@ -2,8 +2,9 @@
 malformed base64 / data URIs, deep or huge JSON, huge numbers, Unicode edge cases, path-like document ids, big
 metadata, filters with thousands of keys. Every case is built here, in memory, on the fly (no fixtures on disk).
 
-A :class:`Case` is one HTTP request and what may come back: ``refuse=True`` means it MUST be a typed 4xx; else a
-2xx is also fine (e.g. a Unicode edge case that is valid text) — never a 5xx either way.
+A :class:`Case` is one HTTP request and what may come back: ``refuse=True`` means it MUST be a typed 4xx (with the
+error ``code`` when one is given); else a 2xx is also fine (e.g. a Unicode edge case that is valid text) — never
+a 5xx either way.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class Case:
     files: dict[str, Any] | None = None
     data: dict[str, str] | None = None
     refuse: bool = True
+    code: str | None = None  # the error code the refusal must carry, where one is specific to the case
+    method: str = "POST"
 
 
 def b64(data: bytes) -> str:
@@ -249,3 +252,20 @@ def image_cases() -> Iterator[tuple[str, bytes]]:
     yield "random_bytes", bytes(range(256)) * 16
     yield "zero_by_zero_png", _png_with_size(0, 0)
     yield "aspect_1x5000", _save(Image.new("L", (1, 5000)), "PNG")
+
+
+# --- malformed URLs (issue 25) ---------------------------------------------------------------------------
+
+MALFORMED_URLS = {
+    "ipv6_unclosed": "http://[::1/x.png",
+    "port_above_65535": "http://127.0.0.1:99999/x.png",
+    "port_not_a_number": "http://a:b:c/x.png",
+    "port_zero": "http://localhost:0/x.png",
+    "host_5000_chars": "http://" + "a" * 5000 + "/x.png",
+    "host_label_64_chars": "http://" + "a" * 64 + ".example/x.png",
+    "host_300_labels": "http://" + "a." * 300 + "example/x.png",
+    "no_host": "http:///x.png",
+    "space_in_host": "http://exa mple.com/x.png",
+    "control_char": "http://local\x01host/x.png",
+    "url_20k_chars": "http://localhost/" + "x" * 20_000,
+}

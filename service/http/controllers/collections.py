@@ -18,6 +18,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 
 from service.collections.manager import Collections
 from service.collections.schemas import (
+    MAX_JSON_INT,
     CollectionList,
     CollectionObject,
     CreateCollectionRequest,
@@ -117,7 +118,7 @@ class CollectionsController(Controller):
         self,
         name: FromPath[str],
         collections: NamedDependency[Collections],
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_JSON_INT)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=10000)] = 100,
     ) -> DocumentList:
         return await collections.list_documents(name, offset=offset, limit=limit)

@@ -1,5 +1,6 @@
-"""Operational routes, open without an API key: ``/health`` (live), ``/ready`` (model warmed), ``/metrics``;
-and ``GET /v1/models`` (OpenAI clients list models; needs a key when keys are configured)."""
+"""Operational routes: ``/health`` (live) and ``/ready`` (model warmed), open without an API key; ``/metrics``
+(behind ``JEV4_METRICS_KEY`` or the API keys, see ``service.http.auth``); and ``GET /v1/models`` (OpenAI
+clients list models; needs a key when keys are configured)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ class HealthController(Controller):
 
     @get(
         "/metrics",
-        opt={"public": True},
+        opt={"metrics": True},  # JEV4_METRICS_KEY, else the API keys (service.http.auth)
         media_type=MediaType.TEXT,
         summary="Prometheus metrics",
         include_in_schema=True,

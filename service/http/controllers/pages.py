@@ -19,7 +19,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from service.collections.manager import Collections
 from service.collections.pages import page_highlights, page_image, page_similarity, parse_size
-from service.collections.schemas import HighlightBox, SimilarityMap
+from service.collections.schemas import MAX_JSON_INT, HighlightBox, SimilarityMap
 from service.embeddings.schemas import Usage
 from service.http.controllers.collections import _provide_collections
 from service.http.controllers.common import require_json, until_disconnect
@@ -27,6 +27,10 @@ from service.http.controllers.common import require_json, until_disconnect
 __all__ = ["PageSimilarityRequest", "PageSimilarityResponse", "PagesController"]
 
 CACHE_CONTROL = "private, no-cache"
+# bounded so that a number beyond 64 bits is a 422 here, not an overflow in the store
+PageNumber = Annotated[
+    int, Parameter(le=MAX_JSON_INT, description="The page number of the search hits (1-based PDF page; 1 for an image)")
+]
 
 
 class PageSimilarityRequest(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -69,7 +73,7 @@ class PagesController(Controller):
         request: Request[Any, Any, Any],
         name: FromPath[str],
         document_id: FromPath[str],
-        page: FromPath[int],
+        page: PageNumber,
         collections: NamedDependency[Collections],
         size: Annotated[str, Parameter(description="full | thumbnail")] = "full",
     ) -> Response[bytes]:
@@ -99,7 +103,7 @@ class PagesController(Controller):
         request: Request[Any, Any, Any],
         name: FromPath[str],
         document_id: FromPath[str],
-        page: FromPath[int],
+        page: PageNumber,
         data: JSONBody[PageSimilarityRequest],
         collections: NamedDependency[Collections],
     ) -> PageSimilarityResponse:

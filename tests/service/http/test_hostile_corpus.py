@@ -11,6 +11,7 @@ metadata, filters with thousands of keys.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 
 from tests.service.conftest import LiveServer
 from tests.service.helpers import png_bytes
-from tests.service.hostile import COLLECTION, Case, b64, image_cases, pdf_cases
+from tests.service.hostile import COLLECTION, MALFORMED_URLS, Case, b64, image_cases, pdf_cases
 
 PEAK_RSS_BOUND_MIB = 3072
 DOCS = f"/v1/collections/{COLLECTION}/documents"
@@ -234,6 +235,58 @@ def _size_cases() -> Iterator[Case]:
     yield Case("filter/not_object", search, {"query": "q", "filter": [1, 2]})
 
 
+def _url_cases() -> Iterator[Case]:
+    """Malformed URLs are a 422 invalid_url on every route that takes one (they were 500s)."""
+    search = f"/v1/collections/{COLLECTION}/search"
+    for name, url in MALFORMED_URLS.items():
+        code = "invalid_url"
+        yield Case(f"url/{name}/embed", "/v1/embeddings", {"input": [{"image": url}]}, code=code)
+        yield Case(f"url/{name}/embed_pdf", "/v1/embeddings", {"input": [{"pdf": url}]}, code=code)
+        yield Case(f"url/{name}/rerank", "/v1/rerank", {"query": "q", "documents": [{"image": url}]}, code=code)
+        yield Case(f"url/{name}/upload", DOCS, {"image": url}, code=code)
+        yield Case(f"url/{name}/upload_pdf", DOCS, {"pdf": url}, code=code)
+        yield Case(f"url/{name}/search", search, {"query_image": url}, code=code)
+
+
+BIG = 2**70  # beyond 64 bits: SQLite cannot bind it (was an OverflowError -> 500)
+
+
+def _malformed_cases() -> Iterator[Case]:
+    search = f"/v1/collections/{COLLECTION}/search"
+    for op in ("$gte", "$lt", "$in", "$eq"):
+        for sign, suffix in ((1, ""), (-1, "_neg")):
+            value = [sign * BIG] if op == "$in" else sign * BIG
+            flt = {"n": {op: value}}
+            yield Case(f"bigint/filter_{op}{suffix}", search, {"query": "q", "filter": flt}, code="invalid_filter")
+    yield Case(
+        "bigint/filter_10e400", search, {"query": "q", "filter": {"n": {"$gte": 10**400}}}, code="invalid_filter"
+    )
+    yield Case("bigint/offset", f"{DOCS}?offset={BIG}", method="GET", code="validation_error")
+    yield Case("bigint/page_image", f"{DOCS}/x/pages/{BIG}/image", method="GET", code="validation_error")
+    yield Case("bigint/page_similarity", f"{DOCS}/x/pages/{BIG}/similarity", {"query": "q"}, code="validation_error")
+    yield Case("bigint/like_page", search, {"like": {"document_id": "x", "page": BIG}}, code="validation_error")
+    png = base64.b64decode(PNG)
+    yield Case("multipart/empty_filename", DOCS, files={"file": ("", png, "image/png")}, code="invalid_multipart")
+    nested = '{"a":' * 5000 + "1" + "}" * 5000
+    yield Case(
+        "multipart/metadata_nested_5k",
+        DOCS,
+        files={"file": ("x.png", png, "image/png")},
+        data={"metadata": nested},
+        code="invalid_input",
+    )
+    for name, text in (("newline", "abc\n"), ("crlf", "abc\r\n"), ("tab", "a\tb"), ("nul", "a\x00b"), ("del", "a\x7f")):
+        yield Case(f"name/collection_{name}", "/v1/collections", {"name": text}, code="invalid_collection_name")
+        yield Case(f"name/document_{name}", DOCS, {"image": PNG, "document_id": text}, code="validation_error")
+        yield Case(
+            f"name/document_{name}/multipart",
+            DOCS,
+            files={"file": ("x.png", png, "image/png")},
+            data={"document_id": text},
+            code="validation_error",
+        )
+
+
 def all_cases() -> list[Case]:
     return [
         *_media_cases(),
@@ -243,6 +296,8 @@ def all_cases() -> list[Case]:
         *_unicode_cases(),
         *_id_cases(),
         *_size_cases(),
+        *_url_cases(),
+        *_malformed_cases(),
     ]
 
 
@@ -263,7 +318,9 @@ def hostile_collection(client: httpx.Client) -> str:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_case(client: httpx.Client, hostile_collection: str, case: Case) -> None:
-    if case.files is not None or case.content is not None:
+    if case.method != "POST":
+        response = client.request(case.method, case.path)
+    elif case.files is not None or case.content is not None:
         response = client.post(case.path, files=case.files, data=case.data, content=case.content, headers=case.headers)
     else:
         response = client.post(case.path, json=case.json)
@@ -277,6 +334,8 @@ def test_hostile_case(client: httpx.Client, hostile_collection: str, case: Case)
         assert error["code"], body
         assert len(error["message"]) > 10, body
         assert "Traceback" not in response.text
+    if case.code is not None:
+        assert response.json()["error"]["code"] == case.code, f"{case.name}: {response.text[:300]}"
 
 
 def test_peak_rss_bounded(live_server: LiveServer, hostile_collection: str) -> None:

@@ -16,6 +16,7 @@ from service.embeddings.media import MediaLimits, check_address, fetch_bytes
 from service.errors import UnauthorizedError, URLNotAllowedError
 from service.http import auth
 from service.http.app import create_app
+from service.http.origin import host_served, origin_refusal
 from service.settings import Settings
 from tests.service.conftest import LiveServer
 
@@ -179,3 +180,130 @@ def test_cors_configured_origins_only(tmp_path: Any) -> None:
 
 def _never_loaded(settings: Settings) -> Any:
     raise RuntimeError("the CORS test does not load a model")
+
+
+# --- /metrics behind the keys ------------------------------------------------------------------------------
+
+
+def _app_client(tmp_path: Any, **settings: Any) -> TestClient[Any]:
+    return TestClient(app=create_app(Settings(data_dir=tmp_path, **settings), loader=_never_loaded))
+
+
+def test_metrics_needs_an_api_key_when_keys_are_set(tmp_path: Any) -> None:
+    with _app_client(tmp_path, api_keys=("k",)) as c:
+        refused = c.get("/metrics")
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "missing_api_key"
+        assert c.get("/metrics", headers={"Authorization": "Bearer k"}).status_code == 200
+        assert c.get("/health").status_code == 200  # liveness stays open
+
+
+def test_metrics_key_is_the_one_key_of_metrics(tmp_path: Any) -> None:
+    with _app_client(tmp_path, api_keys=("k",), metrics_key="scrape") as c:
+        assert c.get("/metrics").status_code == 401
+        assert c.get("/metrics", headers={"Authorization": "Bearer k"}).status_code == 401
+        assert c.get("/metrics", headers={"Authorization": "Bearer scrape"}).status_code == 200
+        assert c.get("/v1/models", headers={"Authorization": "Bearer scrape"}).status_code == 401
+    with _app_client(tmp_path, metrics_key="scrape") as keyless:  # a metrics key alone: only /metrics is closed
+        assert keyless.get("/metrics").status_code == 401
+        assert keyless.get("/metrics", headers={"Authorization": "Bearer scrape"}).status_code == 200
+
+
+def test_metrics_open_without_any_key(tmp_path: Any) -> None:
+    with _app_client(tmp_path) as c:
+        assert c.get("/metrics").status_code == 200
+
+
+# --- Host (DNS rebinding) and Origin (CSRF) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "served"),
+    [
+        ("127.0.0.1:8080", True),
+        ("[::1]:8080", True),
+        ("192.168.1.20:8080", True),
+        ("localhost:8080", True),
+        ("LOCALHOST.", True),
+        ("app.localhost", True),
+        ("mybox.local:8080", True),
+        ("evil.example", False),
+        ("evil.example:8080", False),
+        ("127.0.0.1.nip.io", False),
+        ("localhost.evil.example", False),
+    ],
+)
+def test_keyless_server_answers_only_its_own_host_names(host: str, served: bool) -> None:
+    assert host_served(host, Settings()) is served
+
+
+def test_allowed_hosts_and_keys_widen_the_host_check() -> None:
+    listed = Settings(allowed_hosts=("search.example.com", ".corp.example"))
+    assert host_served("search.example.com:443", listed)
+    assert host_served("a.corp.example", listed)
+    assert not host_served("evil.example", listed)
+    assert host_served("localhost", listed)  # local names stay served
+    assert host_served("evil.example", Settings(allowed_hosts=("*",)))
+    assert host_served("evil.example", Settings(api_keys=("k",)))  # a rebinding page has no key to send
+    assert not host_served("evil.example", Settings(api_keys=("k",), allowed_hosts=("a.example",)))
+
+
+@pytest.mark.parametrize(
+    ("method", "origin", "fetch_site", "refused"),
+    [
+        ("POST", "http://evil.example", None, True),
+        ("DELETE", "https://evil.example", None, True),
+        ("PATCH", "null", None, True),
+        ("POST", None, "cross-site", True),
+        ("POST", "http://127.0.0.1:8080", None, False),  # the server's own page (the search page)
+        ("POST", "http://127.0.0.1:9999", None, True),  # another port is another origin
+        ("POST", None, None, False),  # curl, SDKs, the CLI
+        ("POST", None, "same-origin", False),
+        ("POST", "null", "same-origin", False),  # the search page under its no-referrer policy
+        ("POST", "http://evil.example", "cross-site", True),
+        ("POST", None, "same-site", True),  # another port of localhost is another origin
+        ("GET", "http://evil.example", None, False),  # reads: CORS keeps the answer from the page
+    ],
+)
+def test_keyless_server_refuses_cross_origin_writes(
+    method: str, origin: str | None, fetch_site: str | None, refused: bool
+) -> None:
+    assert bool(origin_refusal(method, origin, fetch_site, "127.0.0.1:8080", Settings())) is refused
+
+
+def test_origin_check_yields_to_keys_and_cors_origins() -> None:
+    assert not origin_refusal("POST", "http://evil.example", None, "127.0.0.1:8080", Settings(api_keys=("k",)))
+    cors = Settings(cors_allow_origins=("https://app.example",))
+    assert not origin_refusal("POST", "https://app.example", None, "127.0.0.1:8080", cors)
+    assert origin_refusal("POST", "https://evil.example", None, "127.0.0.1:8080", cors)
+
+
+def test_forged_requests_get_403_with_the_error_body(tmp_path: Any) -> None:
+    with _app_client(tmp_path, allowed_hosts=("testserver.local",)) as c:  # TestClient's own Host name
+        for response, code in (
+            # a simple request (no preflight) from a page of another site, as a form would send it
+            (
+                c.post(
+                    "/v1/collections",
+                    content=b'{"name": "planted"}',
+                    headers={"Origin": "http://evil.example", "Content-Type": "text/plain"},
+                ),
+                "cross_origin_refused",
+            ),
+            (c.get("/v1/collections", headers={"Host": "evil.example"}), "host_not_allowed"),
+        ):
+            assert response.status_code == 403, response.text
+            error = response.json()["error"]
+            assert error["code"] == code
+            assert "JEV4_" in error["message"]  # names the setting that would allow it
+        assert c.get("/v1/collections").status_code != 403
+        assert not (tmp_path / "planted").exists()
+
+
+@pytest.mark.parametrize(("ui", "target"), [(True, "/ui/"), (False, "/docs")])
+def test_root_redirects_to_the_page_or_the_docs(tmp_path: Any, ui: bool, target: str) -> None:
+    with _app_client(tmp_path, ui=ui) as c:
+        response = c.get("/", follow_redirects=False)
+        assert response.status_code == 302
+        assert response.headers["location"] == target
+        assert c.get("/", headers={"Authorization": "Bearer whatever"}, follow_redirects=False).status_code == 302
