@@ -152,16 +152,20 @@ class TextIndexer:
         ).offsets
         return offsets
 
+    async def prepared(self, source: TextSource, spec: TaskSpec) -> PlannedText:
+        """:meth:`prepare` in the pool; after a large document the tokenizer's freed buffers go back to the OS."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.pool, self.prepare, source, spec)
+        finally:
+            if len(source.data) >= memory.LARGE_BYTES:
+                await loop.run_in_executor(self.pool, memory.trim)
+
     async def plan(
         self, store: Store, collection: str, document_id: str, source: TextSource, spec: TaskSpec, *, replace: bool
     ) -> PlannedText:
-        """:meth:`prepare` in the pool, then the id check (409 unless ``replace``)."""
-        loop = asyncio.get_running_loop()
-        try:
-            planned = await loop.run_in_executor(self.pool, self.prepare, source, spec)
-        finally:
-            if len(source.data) >= memory.LARGE_BYTES:  # the tokenizer's buffers are free now: give them back
-                await loop.run_in_executor(self.pool, memory.trim)
+        """:meth:`prepared` then the id check (409 unless ``replace``)."""
+        planned = await self.prepared(source, spec)
         await asyncio.to_thread(check_free, store, collection, document_id, replace=replace)
         return planned
 

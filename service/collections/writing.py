@@ -15,7 +15,6 @@ a job (202). A new input format is a converter (:mod:`service.collections.conver
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -74,7 +73,7 @@ async def plan_document(
     if isinstance(source, TextSource):
         texts = text_indexer(runtime, wait_when_full=background)
         spec = task_spec(store.config, PromptType.PASSAGE)
-        planned = await asyncio.get_running_loop().run_in_executor(runtime.pool, texts.prepare, source, spec)
+        planned = await texts.prepared(source, spec)
         return _PlannedChunks(runtime, texts, store, spec, planned, planned.content_hash)
     numbers = await indexer.model.start(lambda: indexer.select_pages(source, background=background))
     key = content_hash(source, numbers)
