@@ -356,6 +356,7 @@ class QdrantStore:
                 found.add(key)
         return found
 
+    @noticing
     def search(self, query: Query, options: SearchOptions) -> list[Hit]:
         """Top-k units of ``options.mode`` (:mod:`colbert.hybrid`, :mod:`colbert.qdrant.modes`); the first stage is
         always ``dense`` here."""

@@ -194,10 +194,11 @@ class ChunkInfo:
 @dataclass(frozen=True, slots=True)
 class SearchHit:
     document_id: str
-    page: int
+    unit: int  # the unit's number in its document: a page hit's page number, a chunk hit's 0-based index
     score: float
     metadata: dict[str, Any]
     kind: str = "page"
+    page: int | None = None  # a page hit's page number (as unit); None on chunk hits
     chunk: ChunkInfo | None = None
     image: str | None = None  # base64 PNG (include_image)
     similarity_map: SimilarityMap | None = None

@@ -180,7 +180,10 @@ async def _search(
         if h.metadata:
             hit["metadata"] = h.metadata
         hits.append(hit)
-    return {"collection": name, "hits": hits}
+    answer: dict[str, Any] = {"collection": name, "hits": hits}
+    if found.warnings:  # what did not apply (a filter key no document has, a signal that found nothing)
+        answer["warnings"] = list(found.warnings)
+    return answer
 
 
 async def _get_page(collections: Collections, name: str, document_id: str, page: int, max_side: int) -> list[Any]:
