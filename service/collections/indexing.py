@@ -42,7 +42,7 @@ from model.errors import TooManyPagesError
 from model.layout import PageLayout
 from model.pdf import parse_page_selection
 from model.types import PromptType
-from service.collections.converters import PageLimits, detect_kind, page_converter
+from service.collections.converters import PageLimits, as_loadable, converted_first, detect_kind, page_converter
 from service.collections.highlight import stored_words
 from service.collections.repository import check_free, write_document
 from service.collections.tasks import task_spec
@@ -109,7 +109,7 @@ class IndexOptions:
 
     @property
     def page_limits(self) -> PageLimits:
-        return PageLimits(self.dpi, self.max_pdf_bytes, self.max_decoded_pixels)
+        return PageLimits(self.dpi, self.max_pdf_bytes, self.max_decoded_pixels, self.max_job_pages)
 
 
 class Progress(Protocol):
@@ -136,11 +136,19 @@ class Indexer:
         self.repository = repository
         self.options = options
 
+    def loadable(self, source: DocumentSource) -> DocumentSource:
+        """``source`` as a kind whose pages load directly (blocking): an e-book (office file, web page) converted
+        to a PDF once, here; a PDF or an image unchanged."""
+        kind, data = as_loadable(source.kind, source.data, self.options.page_limits)
+        return source if kind == source.kind else DocumentSource(data, kind, source.pages)
+
     def select_pages(self, source: DocumentSource, *, background: bool = False) -> list[int]:
-        """The page numbers to index (blocking: opens the PDF). Errors name the limit or the bad selection.
+        """The page numbers to index (blocking: opens the PDF; converts ``source`` when it is not
+        :meth:`loadable` yet). Errors name the limit or the bad selection.
 
         ``background``: for a job or the CLI (cap ``max_job_pages``), else for a request that waits (``max_pages``).
         """
+        source = self.loadable(source)
         total = page_converter(source.kind).count(source.data, self.options.page_limits)
         selected = parse_page_selection(source.pages, total)
         cap, setting = (
@@ -198,6 +206,8 @@ class Indexer:
         ``wait_when_full``: on a full model queue, wait and retry instead of raising QueueFullError (429);
         steps after the first always wait, since the work is already under way.
         """
+        if converted_first(source.kind):  # planned by a caller that kept the upload as sent (the CLI)
+            source = await self.model.start(functools.partial(self.loadable, source))
         numbers = pages
         if numbers is None:
             numbers = await self.plan(store, collection, document_id, source, replace=replace, background=background)

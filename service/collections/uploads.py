@@ -97,7 +97,8 @@ class DocumentUpload:
 
 def media_type_of(data: bytes, kind: str) -> str:
     """The media type of an uploaded document's bytes: ``application/pdf``, the image format's type (``image/png``,
-    ``image/jpeg``, ...) from its header, or (text/code documents) ``text/plain; charset=utf-8``."""
+    ``image/jpeg``, ...) from its header, an e-book's type (``application/epub+zip``, ...) or (text/code
+    documents) ``text/plain; charset=utf-8``."""
     if kind == "pdf":
         return "application/pdf"
     if kind == "image":
@@ -105,9 +106,17 @@ def media_type_of(data: bytes, kind: str) -> str:
             return Image.MIME.get(identify_image(data), "application/octet-stream")
         except ImageError:
             return "application/octet-stream"
-    return "text/plain; charset=utf-8"
+    return _MEDIA_TYPES.get(kind, "text/plain; charset=utf-8")
 
 
+_MEDIA_TYPES = {
+    "epub": "application/epub+zip",
+    "xps": "application/oxps",
+    "fb2": "application/x-fictionbook+xml",
+    "mobi": "application/x-mobipocket-ebook",
+    "cbz": "application/vnd.comicbook+zip",
+    "svg": "image/svg+xml",
+}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:@=+-]")
 _FIRST = re.compile(r"[A-Za-z0-9_]")  # what an id may start with (DOCUMENT_ID_PATTERN)
@@ -211,7 +220,7 @@ async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> Doc
         metadata = _metadata(form.get("metadata"))
         replace = _flag(form.get("replace"))
         return DocumentUpload(source, metadata, document_id, replace, filename or None, path or None)
-    setting = "max_pdf_bytes" if kind == "pdf" else "max_download_bytes"
+    setting = "max_download_bytes" if kind == "image" else "max_pdf_bytes"  # documents (PDF, e-book) share one cap
     max_bytes = getattr(settings, setting)
     if len(data) > max_bytes:
         raise PayloadTooLargeError(
@@ -219,7 +228,8 @@ async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> Doc
         )
     if not data:
         raise UnprocessableError("file: the uploaded file is empty", code="empty_input")
-    _check_kind(data, kind, f"file {upload.filename!r}" if upload.filename else "file")
+    if kind in ("pdf", "image"):  # the other formats' converters name what is wrong when they convert
+        _check_kind(data, kind, f"file {upload.filename!r}" if upload.filename else "file")
     pages = _text(form.get("pages"), "pages")
     return DocumentUpload(
         DocumentSource(data, kind, pages or None),

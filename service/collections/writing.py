@@ -76,9 +76,14 @@ async def plan_document(
         spec = task_spec(store.config, PromptType.PASSAGE)
         planned = await asyncio.get_running_loop().run_in_executor(runtime.pool, texts.prepare, source, spec)
         return _PlannedChunks(runtime, texts, store, spec, planned, planned.content_hash)
-    numbers = await indexer.model.start(lambda: indexer.select_pages(source, background=background))
-    key = content_hash(source, numbers)
-    return _PlannedPages(runtime, indexer, store, collection, source, numbers, key, background)
+
+    def convert_and_select() -> tuple[DocumentSource, list[int]]:
+        loadable = indexer.loadable(source)  # an e-book or office file becomes a PDF here, once
+        return loadable, indexer.select_pages(loadable, background=background)
+
+    loadable, numbers = await indexer.model.start(convert_and_select)
+    key = content_hash(source, numbers)  # of the upload as sent, not of its conversion
+    return _PlannedPages(runtime, indexer, store, collection, loadable, numbers, key, background)
 
 
 @dataclass(slots=True)
