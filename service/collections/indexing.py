@@ -6,7 +6,8 @@ Pipeline (:meth:`Indexer.index`; the kind-specific steps are the page converter'
     bytes ──count (converter) + select pages──▶ [page numbers]          (pool thread; errors before any work)
           ──for each step of ``pages_per_step`` pages (the next step renders and prepares, and the last
             step's page images are written, while this step embeds: the model waits for neither):
-                load (converter: render a PDF, decode an image) ──▶ prepare_image (the collection's passage
+                load (converter: render a PDF, decode an image) ──▶ OCR where the page's text layer is missing
+                or sparse (``ocr`` mode, :mod:`model.ocr`) ──▶ prepare_image (the collection's passage
                 task, :func:`~service.collections.tasks.task_spec`)                       (pool thread)
                 ──▶ embed(rows, return_multivector=True)                                  (the model worker)
                 ──▶ UnitRecord(dense truncated to the collection's size, multivector, text (the PDF page's
@@ -40,6 +41,7 @@ import numpy as np
 from colbert.store import UnitRecord
 from model.errors import TooManyPagesError
 from model.layout import PageLayout
+from model.ocr import apply_ocr
 from model.pdf import parse_page_selection
 from model.types import PromptType
 from service.collections.converters import PageLimits, as_loadable, converted_first, detect_kind, page_converter
@@ -76,8 +78,9 @@ class DocumentSource:
     """What to index: the bytes, their kind and (PDF) the pages to take (``"1-3,7"``; None = all)."""
 
     data: bytes
-    kind: str  # a registered page converter's kind ("pdf", "image": service.collections.converters)
+    kind: str  # a registered page format's kind ("pdf", "image", "epub": service.collections.converters)
     pages: str | None = None
+    ocr: str = "auto"  # which pages are OCRed (model.ocr.OCR_MODES): auto = those without a usable text layer
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +143,7 @@ class Indexer:
         """``source`` as a kind whose pages load directly (blocking): an e-book (office file, web page) converted
         to a PDF once, here; a PDF or an image unchanged."""
         kind, data = as_loadable(source.kind, source.data, self.options.page_limits)
-        return source if kind == source.kind else DocumentSource(data, kind, source.pages)
+        return source if kind == source.kind else DocumentSource(data, kind, source.pages, source.ocr)
 
     def select_pages(self, source: DocumentSource, *, background: bool = False) -> list[int]:
         """The page numbers to index (blocking: opens the PDF; converts ``source`` when it is not
@@ -279,7 +282,7 @@ class Indexer:
         o = self.options
         loaded = page_converter(source.kind).load(source.data, numbers, o.page_limits)
         pages = [p.image for p in loaded]
-        layers = [p.text_layer for p in loaded]
+        layers = [apply_ocr(p.image, p.text_layer, source.ocr) for p in loaded]  # in this job, on this pool thread
         rows = [self.processor.prepare_image(p, spec, max_pixels=o.image_max_pixels) for p in pages]
         pictures = [_as_seen(page, row) for page, row in zip(pages, rows, strict=True)]
         seen = [
@@ -320,7 +323,12 @@ def _page_meta(row: PreparedInput, out: EmbeddingOutput, layer: TextLayer | None
     layout = PageLayout(*out.image_grid) if out.image_grid is not None else _layout(row)
     span = out.image_span if out.image_span is not None else row.image_span
     words = None if layer is None else stored_words(layer)
-    return PageUnitInfo(layout, row.num_tokens, span, words).to_metadata()
+    meta = PageUnitInfo(layout, row.num_tokens, span, words).to_metadata()
+    if layer is not None:
+        meta["text_source"] = layer.source  # "pdf" or "ocr"
+        if layer.confidence is not None:
+            meta["ocr_confidence"] = layer.confidence
+    return meta
 
 
 def _as_seen(page: Image.Image, row: PreparedInput) -> Image.Image:

@@ -158,6 +158,10 @@ class AddDocumentRequest(Struct, kw_only=True, forbid_unknown_fields=True):
         dict[str, Any] | None, Meta(description="Document metadata (JSON object); searchable by filter")
     ] = None
     pages: Annotated[str | None, Meta(description='PDF pages to index, 1-based: "1-3,7"; default all')] = None
+    ocr: Annotated[
+        Literal["auto", "always", "never"],
+        Meta(description="OCR of page images: auto (pages without a usable text layer), always, never"),
+    ] = "auto"
     document_id: Annotated[DocumentId | None, Meta(description="Default: a new random id")] = None
     replace: Annotated[bool, Meta(description="Replace a document with the same id (else 409)")] = False
 

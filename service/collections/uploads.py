@@ -5,7 +5,8 @@
   input: off unless enabled, allow-listed hosts, no private addresses; see ``service.embeddings.media``), or
   ``text`` (a text or code document as a JSON string, with its ``path`` and/or ``language``).
 - ``Content-Type: multipart/form-data``: a ``file`` part and optional text parts ``metadata`` (a JSON object),
-  ``pages``, ``document_id``, ``replace`` (true/false), ``path`` and ``language``. The converter is picked by
+  ``pages``, ``ocr`` (``auto`` | ``always`` | ``never``: :mod:`model.ocr`), ``document_id``, ``replace``
+  (true/false), ``path`` and ``language``. The converter is picked by
   :func:`service.collections.converters.pick`: a text/code document when ``language`` is given or its name
   (``path``, else the part's filename) has a known text/code extension (``.py``, ``.md``, …); else a PDF or an
   image, told apart by the bytes, not by the declared type. The part's file name is kept: it becomes the document
@@ -35,7 +36,9 @@ from PIL import Image
 from colbert.store import OriginalFile
 from model.errors import ImageError, NotAnImageError
 from model.images import describe_bytes, identify_image
+from model.ocr import OCR_MODES
 from service.collections.converters import TEXT, pick
+from service.collections.converters.describe import unsupported_message
 from service.collections.indexing import DocumentSource
 from service.collections.schemas import DOCUMENT_ID_PATTERN, AddDocumentRequest
 from service.collections.texts import TextSource
@@ -193,13 +196,14 @@ async def _from_json(body: bytes, settings: Settings) -> DocumentUpload:
     setting = "max_pdf_bytes" if kind == "pdf" else "max_download_bytes"
     raw = await load_source(value, MediaLimits.from_settings(settings, setting), what=kind)
     _check_kind(raw, "pdf" if kind == "pdf" else "image", f'"{kind}"')
-    source = DocumentSource(raw, "pdf" if kind == "pdf" else "image", data.pages)
+    source = DocumentSource(raw, "pdf" if kind == "pdf" else "image", data.pages, data.ocr)
     return DocumentUpload(source, data.metadata, data.document_id, data.replace)
 
 
 async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> DocumentUpload:
     form = await request.form()
-    unknown = sorted(set(form.keys()) - {"file", "metadata", "pages", "document_id", "replace", "path", "language"})
+    fields = {"file", "metadata", "pages", "ocr", "document_id", "replace", "path", "language"}
+    unknown = sorted(set(form.keys()) - fields)
     if unknown:
         raise UnprocessableError(f"unknown form field(s): {', '.join(unknown)}", code="invalid_input")
     upload = form.get("file")
@@ -232,7 +236,7 @@ async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> Doc
         _check_kind(data, kind, f"file {upload.filename!r}" if upload.filename else "file")
     pages = _text(form.get("pages"), "pages")
     return DocumentUpload(
-        DocumentSource(data, kind, pages or None),
+        DocumentSource(data, kind, pages or None, _ocr_mode(form.get("ocr"))),
         _metadata(form.get("metadata")),
         document_id,
         _flag(form.get("replace")),
@@ -260,6 +264,9 @@ def _check_kind(data: bytes, kind: str, what: str) -> None:
                 code="invalid_pdf",
             )
         return
+    known = unsupported_message(what, data)  # a Word file, an archive, a program: say what it is and what to send
+    if known is not None:
+        raise UnsupportedMediaTypeError(known, code="unsupported_format")
     try:
         identify_image(data, what)
     except NotAnImageError as exc:
@@ -272,6 +279,15 @@ def _text(value: Any, field: str) -> str | None:
     if not isinstance(value, str):
         raise UnprocessableError(f"form field {field!r} must be text, not a file", code="invalid_input")
     return value
+
+
+def _ocr_mode(value: Any) -> str:
+    mode = (_text(value, "ocr") or "auto").strip().lower()
+    if mode not in OCR_MODES:
+        raise UnprocessableError(
+            f"form field 'ocr' must be one of {', '.join(OCR_MODES)}, got {mode[:20]!r}", code="invalid_input"
+        )
+    return mode
 
 
 def _metadata(value: Any) -> dict[str, Any] | None:
