@@ -4,17 +4,19 @@
 #
 #   bash scripts/setup.sh          # CPU build of torch (what CI and the tests use)
 #   bash scripts/setup.sh --gpu    # CUDA build of torch, then checks that it sees a GPU (see docs/gpu.md)
+#   bash scripts/setup.sh --office # also LibreOffice (apt, as root): office uploads become pages (docs/collections.md)
 #
 # Environment: PYTHON (interpreter for the venv, default python3), TORCH_VERSION (default 2.13.0),
 # TORCH_INDEX_URL (--gpu only: a wheel index for one CUDA version, e.g. PyTorch's cu128 index; default: pip's
 # configured index, whose Linux x86_64 torch wheels are CUDA builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-gpu=0
+gpu=0 office=0
 for arg in "$@"; do
   case "$arg" in
     --gpu) gpu=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --office) office=1 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument '$arg' (use --gpu or nothing)" >&2; exit 2 ;;
   esac
 done
@@ -34,6 +36,8 @@ else
   .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==$TORCH"
 fi
 .venv/bin/python -m pip install -q -e ".[dev]"
+[ "$office" = 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+  libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
 # The search page's browser tests: Debian's chromium + its driver (apt, as root), axe-core from npm (package-lock.json).
 # Without them those tests skip locally with the reason, and fail under CI=true.
 need=()

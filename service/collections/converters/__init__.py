@@ -12,6 +12,8 @@ Kinds today:
 - ``pdf`` (:mod:`.pdf`): pages rendered with their text layer; unit kind ``page``.
 - ``epub``, ``xps``, ``fb2``, ``mobi``, ``cbz``, ``svg`` (:mod:`.ebook`): laid out by MuPDF into a PDF, then as
   ``pdf``.
+- ``docx``, ``xlsx``, ``pptx``, ``odt``, ``ods``, ``odp``, ``rtf``, ``doc``, ``xls``, ``ppt`` (:mod:`.office`):
+  converted to PDF by LibreOffice when installed (else 415 naming ``scripts/setup.sh --office``), then as ``pdf``.
 - ``image`` (:mod:`.image`): one page, no text layer; unit kind ``page``; the fallback for bytes no other page
   converter claims (its decoder names what the bytes are).
 - ``text`` (:mod:`.text`): text and code, decoded and split into chunks by structure; unit kind ``chunk``
@@ -41,7 +43,7 @@ function that turns its bytes into text before :func:`.text.convert`, chosen in 
 
 from __future__ import annotations
 
-from service.collections.converters import ebook, image, pdf
+from service.collections.converters import ebook, image, office, pdf
 from service.collections.converters import text as text_converter
 from service.collections.converters.base import PageConverter, PageLimits, PdfProducer
 
@@ -61,7 +63,12 @@ __all__ = [
 
 TEXT = "text"
 # Page input formats in the order they are tried on an input; the image converter claims the rest.
-FORMATS: tuple[PageConverter | PdfProducer, ...] = (pdf.CONVERTER, *ebook.CONVERTERS, image.CONVERTER)
+FORMATS: tuple[PageConverter | PdfProducer, ...] = (
+    pdf.CONVERTER,
+    *office.CONVERTERS,
+    *ebook.CONVERTERS,
+    image.CONVERTER,
+)
 
 
 def detect_kind(data: bytes, name: str | None = None) -> str:
