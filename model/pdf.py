@@ -50,6 +50,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PAGES",
     "DEFAULT_MAX_PIXELS_PER_PAGE",
+    "MUPDF_LOCK",
     "PdfSource",
     "count_pages",
     "document_to_pdf",
@@ -68,6 +69,7 @@ _MAX_DPI: Final = 1200
 PdfSource = bytes | bytearray | memoryview | str | os.PathLike[str]
 
 _LOCK = threading.RLock()
+MUPDF_LOCK: Final = _LOCK  # for other modules that call MuPDF (model.html): one lock for the whole process
 _ITEM = re.compile(r"^(\d+)(?:(-)(\d*))?$")
 
 

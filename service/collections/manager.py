@@ -66,7 +66,7 @@ from service.collections.tasks import check_task
 from service.collections.text_docs import check_unit_kind, chunk_info
 from service.collections.texts import TextSource
 from service.collections.vectors import EmbeddingModel
-from service.collections.writing import plan_document, unit_kind_of
+from service.collections.writing import as_page_source, plan_document, unit_kind_of
 from service.embeddings.media import MediaLimits, load_source
 from service.embeddings.schemas import Usage
 from service.errors import NotFoundError, NotReadyError, UnprocessableError
@@ -210,7 +210,7 @@ class Collections:
         """The new document (``wait``) or its job; ``True`` second when the upload duplicates a stored document
         and the policy returned that one instead. Every kind takes this one path (:mod:`.writing`)."""
         store = await self.store(name)
-        source = upload.source
+        source = as_page_source(upload.source, store.config.unit_kind)  # Markdown/text in a page collection
         given = source.path if isinstance(source, TextSource) else upload.filename
         check_unit_kind(name, store.config, unit_kind_of(source), f"file {given!r}" if given else None)
         indexer, _searcher = self.services()

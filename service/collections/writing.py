@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from service.collections.texts import PlannedText, TextIndexer
     from service.engine.runtime import Runtime
 
-__all__ = ["PlannedDocument", "plan_document", "unit_kind_of"]
+__all__ = ["PlannedDocument", "as_page_source", "plan_document", "unit_kind_of"]
 
 
 class PlannedDocument(Protocol):
@@ -58,6 +58,19 @@ class PlannedDocument(Protocol):
 def unit_kind_of(source: DocumentSource | TextSource) -> str:
     """The kind of unit a source becomes: ``chunk`` (text and code) or ``page``."""
     return "chunk" if isinstance(source, TextSource) else "page"
+
+
+def as_page_source(source: DocumentSource | TextSource, holds: str) -> DocumentSource | TextSource:
+    """A Markdown or plain-text document sent to a collection that ``holds`` pages becomes a page document (laid
+    out into pages, :mod:`service.collections.converters.web`); in a collection of chunks it stays text."""
+    if holds != "page" or not isinstance(source, TextSource):
+        return source
+    from service.collections.chunking import language_of
+    from service.collections.converters.web import PAGE_LANGUAGES
+    from service.collections.indexing import DocumentSource
+
+    kind = PAGE_LANGUAGES.get(source.language or language_of(source.path) or "")
+    return source if kind is None else DocumentSource(source.data, kind)
 
 
 async def plan_document(

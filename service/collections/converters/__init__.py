@@ -14,6 +14,8 @@ Kinds today:
   ``pdf``.
 - ``docx``, ``xlsx``, ``pptx``, ``odt``, ``ods``, ``odp``, ``rtf``, ``doc``, ``xls``, ``ppt`` (:mod:`.office`):
   converted to PDF by LibreOffice when installed (else 415 naming ``scripts/setup.sh --office``), then as ``pdf``.
+- ``html``, ``markdown``, ``plaintext`` (:mod:`.web`): laid out into a PDF by MuPDF's Story (nothing fetched);
+  Markdown and text only in a collection of pages (:func:`service.collections.writing.as_page_source`).
 - ``image`` (:mod:`.image`): one page, no text layer; unit kind ``page``; the fallback for bytes no other page
   converter claims (its decoder names what the bytes are).
 - ``text`` (:mod:`.text`): text and code, decoded and split into chunks by structure; unit kind ``chunk``
@@ -43,7 +45,7 @@ function that turns its bytes into text before :func:`.text.convert`, chosen in 
 
 from __future__ import annotations
 
-from service.collections.converters import ebook, image, office, pdf
+from service.collections.converters import ebook, image, office, pdf, web
 from service.collections.converters import text as text_converter
 from service.collections.converters.base import PageConverter, PageLimits, PdfProducer
 
@@ -67,6 +69,7 @@ FORMATS: tuple[PageConverter | PdfProducer, ...] = (
     pdf.CONVERTER,
     *office.CONVERTERS,
     *ebook.CONVERTERS,
+    *web.CONVERTERS,
     image.CONVERTER,
 )
 
