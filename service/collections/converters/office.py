@@ -118,7 +118,7 @@ class OfficeConverter:
             _out, err = process.communicate(timeout=TIME_LIMIT_S)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            process.communicate()  # reap it and close its pipe
             raise UnprocessableError(
                 f"{self.description}: the conversion to PDF took longer than {TIME_LIMIT_S:.0f} s and was stopped; "
                 "convert it to PDF yourself and send that",
