@@ -322,13 +322,10 @@ def _page_meta(row: PreparedInput, out: EmbeddingOutput, layer: TextLayer | None
     """The page's stored unit metadata; word boxes (for highlights) when it has a text layer."""
     layout = PageLayout(*out.image_grid) if out.image_grid is not None else _layout(row)
     span = out.image_span if out.image_span is not None else row.image_span
-    words = None if layer is None else stored_words(layer)
-    meta = PageUnitInfo(layout, row.num_tokens, span, words).to_metadata()
-    if layer is not None:
-        meta["text_source"] = layer.source  # "pdf" or "ocr"
-        if layer.confidence is not None:
-            meta["ocr_confidence"] = layer.confidence
-    return meta
+    if layer is None:
+        return PageUnitInfo(layout, row.num_tokens, span).to_metadata()
+    words = stored_words(layer)
+    return PageUnitInfo(layout, row.num_tokens, span, words, layer.source, layer.confidence).to_metadata()
 
 
 def _as_seen(page: Image.Image, row: PreparedInput) -> Image.Image:
