@@ -24,10 +24,12 @@ from model.types import TextLayer, Word
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["OCR_MODES", "SPARSE_CHARS_PER_MEGAPIXEL", "apply_ocr", "needs_ocr", "ocr_layer"]
+__all__ = ["MAX_ASPECT", "MIN_SIDE", "OCR_MODES", "SPARSE_CHARS_PER_MEGAPIXEL", "apply_ocr", "needs_ocr", "ocr_layer"]
 
 OCR_MODES: Final = ("auto", "always", "never")
 SPARSE_CHARS_PER_MEGAPIXEL: Final = 40.0
+MIN_SIDE: Final = 8  # pixels: a thinner image holds no readable line (a 1 x 5000 strip)
+MAX_ASPECT: Final = 20  # longer side over 20 x the shorter: OCR fails to resize it, or upscales it to tens of MP
 _LOCK = threading.Lock()
 _ENGINE: list[Any] = []  # the process's RapidOCR engine, once created
 
@@ -42,7 +44,11 @@ def _engine() -> Any:
 
 
 def ocr_layer(image: Image.Image) -> TextLayer | None:
-    """The words OCR reads on ``image`` (RGB) with their boxes in its pixels; None when it finds none."""
+    """The words OCR reads on ``image`` (RGB) with their boxes in its pixels; None when it finds none, or when the
+    image is thinner than :data:`MIN_SIDE` pixels or more elongated than :data:`MAX_ASPECT` (a strip, not a page:
+    RapidOCR's resizing fails on those)."""
+    if min(image.size) < MIN_SIDE or max(image.size) > MAX_ASPECT * min(image.size):
+        return None
     pixels = np.asarray(image.convert("RGB"))[:, :, ::-1]  # RapidOCR takes OpenCV's BGR order
     with _LOCK:
         # use_cls=False: the 0/180-degree line classifier flipped upright lines of real pages into garbage

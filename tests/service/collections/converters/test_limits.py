@@ -44,3 +44,13 @@ def test_a_conversion_past_its_time_limit_is_stopped_and_leaves_nothing(monkeypa
         office.CONVERTERS[0].to_pdf(out.getvalue(), PageLimits())
     assert caught.value.code == "conversion_failed"
     assert _soffice_processes() == []
+
+
+def test_ocr_skips_strips_it_cannot_read() -> None:
+    from PIL import Image
+
+    from model.ocr import ocr_layer
+
+    # a 1 x 5000 or 12 x 3000 page made RapidOCR's resize raise (a 500 on upload before this check)
+    assert ocr_layer(Image.new("RGB", (1, 5000), "white")) is None
+    assert ocr_layer(Image.new("RGB", (3000, 12), "white")) is None
