@@ -50,8 +50,10 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PAGES",
     "DEFAULT_MAX_PIXELS_PER_PAGE",
+    "MUPDF_LOCK",
     "PdfSource",
     "count_pages",
+    "document_to_pdf",
     "iter_pages",
     "parse_page_selection",
     "render_pages",
@@ -67,6 +69,7 @@ _MAX_DPI: Final = 1200
 PdfSource = bytes | bytearray | memoryview | str | os.PathLike[str]
 
 _LOCK = threading.RLock()
+MUPDF_LOCK: Final = _LOCK  # for other modules that call MuPDF (model.html): one lock for the whole process
 _ITEM = re.compile(r"^(\d+)(?:(-)(\d*))?$")
 
 
@@ -251,6 +254,36 @@ def text_layer(page: Any, matrix: Any, size: tuple[int, int]) -> TextLayer | Non
             last_line = (block, line)
         lines[-1].append(text)
     return TextLayer(text="\n".join(" ".join(ws) for ws in lines), words=tuple(words))
+
+
+def document_to_pdf(data: bytes, filetype: str, *, max_pages: int, what: str) -> bytes:
+    """A document MuPDF lays out itself (``filetype`` "epub", "xps", "fb2", "mobi", "cbz", "svg") as PDF bytes,
+    so it is counted, rendered and its text read exactly as a PDF. Read from memory only: nothing is extracted to
+    disk and nothing it references outside itself is opened. Over ``max_pages`` pages -> TooManyPagesError
+    before the conversion; ``what`` names the format in errors ("an EPUB e-book")."""
+    import pymupdf
+
+    with _LOCK:
+        pymupdf.TOOLS.mupdf_display_errors(False)
+        pymupdf.TOOLS.mupdf_display_warnings(False)
+        try:
+            document = pymupdf.open(stream=data, filetype=filetype)
+        except _mupdf_errors() as error:
+            raise PdfError(f"cannot open {what}: {error}") from None
+        try:
+            if document.needs_pass:
+                raise PdfEncryptedError(f"{what} is encrypted and needs a password; decrypt it first")
+            pages = _page_count(document)
+            if pages < 1:
+                raise PdfError(f"{what} has no pages")
+            if pages > max_pages:
+                raise TooManyPagesError(f"{what} of {pages} pages, more than the limit of {max_pages}")
+            return bytes(document.convert_to_pdf())
+        except _mupdf_errors() as error:
+            raise PdfError(f"cannot convert {what}: {error}") from None
+        finally:
+            _close(document)
+            pymupdf.TOOLS.reset_mupdf_warnings()
 
 
 def _fit_scale(width: float, height: float, scale: float, max_pixels: int, number: int) -> float:

@@ -127,15 +127,18 @@ class Word:
 @dataclass(frozen=True, slots=True)
 class TextLayer:
     """A page's own text: its words in reading order with their boxes, and the text they spell (words joined
-    by spaces, lines by newlines)."""
+    by spaces, lines by newlines). ``source``: where it comes from (``pdf``: the document's text operators;
+    ``ocr``: read off the page image, :mod:`model.ocr`, with its mean ``confidence`` in 0..1)."""
 
     text: str
     words: tuple[Word, ...]
+    source: str = "pdf"
+    confidence: float | None = None
 
     def scaled(self, sx: float, sy: float) -> TextLayer:
         """The same layer over the image resized by ``sx`` horizontally and ``sy`` vertically."""
         words = tuple(Word(w.text, w.x0 * sx, w.y0 * sy, w.x1 * sx, w.y1 * sy) for w in self.words)
-        return TextLayer(self.text, words)
+        return TextLayer(self.text, words, self.source, self.confidence)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@
 #   bash scripts/setup.sh --test   # the above, then what the checks need (scripts/setup-test.sh): dev tools,
 #                                  #   chromium + chromium-driver (apt), axe-core (npm), .clients-venv
 #   bash scripts/setup.sh --gpu    # CUDA build of torch, then checks that it sees a GPU (see docs/gpu.md)
+#   bash scripts/setup.sh --office # also LibreOffice (apt): Word/PowerPoint/Excel/ODF/RTF uploads (docs/collections.md)
 #
 # Environment: PYTHON (interpreter for the venv, default python3), TORCH_VERSION (default 2.13.0),
 # TORCH_INDEX_URL (--gpu only: a wheel index for one CUDA version, e.g. PyTorch's cu128 index; default: pip's
@@ -15,12 +16,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 gpu=0
 test=0
+office=0
 for arg in "$@"; do
   case "$arg" in
     --gpu) gpu=1 ;;
     --test) test=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown argument '$arg' (use --test, --gpu or nothing)" >&2; exit 2 ;;
+    --office) office=1 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$arg' (use --test, --office, --gpu or nothing)" >&2; exit 2 ;;
   esac
 done
 PY=${PYTHON:-python3}
@@ -57,6 +60,14 @@ for i in range(torch.cuda.device_count()):
     print(f"GPU {i}: {torch.cuda.get_device_name(i)}, compute {major}.{minor}, CUDA {torch.version.cuda}; "
           f"--dtype auto runs {dtype}")
 PYEOF
+fi
+if [ "$office" = 1 ]; then  # optional: office uploads answer 415 office_unavailable without it
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: --office needs root and apt-get (libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui)" >&2
+  elif ! { apt-get -o DPkg::Lock::Timeout=60 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=60 \
+      install -y -qq --no-install-recommends libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui; } >/dev/null; then
+    echo "setup: installing LibreOffice failed (apt busy or unreachable?); serving works without it; retry with: bash scripts/setup.sh --office" >&2
+  fi
 fi
 if [ "$test" = 1 ]; then
   exec bash scripts/setup-test.sh

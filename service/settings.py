@@ -184,6 +184,9 @@ class Settings:
     """Rendered pages summed over one request at most (413 beyond)."""
     pdf_dpi: int = 144
     """Render resolution of PDF pages (dots per inch)."""
+    ocr: str = "auto"
+    """OCR of page images for uploads that send no ``ocr``: auto (pages without a usable text layer: scans, photos,
+    screenshots), always, never. On CPU OCR costs seconds per page (bench/ocr.py)."""
     render_page_timeout_s: float = 30.0
     """Seconds to open a PDF or render one of its pages at most (in a worker process, killed beyond it): the
     document is refused (422 ``render_timeout``) naming the page, and nothing of it is stored."""

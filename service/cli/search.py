@@ -2,7 +2,7 @@
 
     python -m service search "quarterly revenue table" --collection samples --tiny
 
-The flags become the route's :class:`~service.collections.schemas.SearchRequest` (validated as the route
+The flags become the route's :class:`~service.collections.search_schemas.SearchRequest` (validated as the route
 validates its body) and go to :meth:`Collections.search`; the ranked hits print as a table (rank, score,
 document and page, or path and line range for text/code chunks, and the signals that found it) or, with
 ``--json``, one object per hit. Exit status: 0 (also with no results), 1 when the collection does not exist,
@@ -20,7 +20,7 @@ from service.cli.session import fail, json_object, run_command
 
 if TYPE_CHECKING:
     from service.collections.manager import Collections
-    from service.collections.schemas import SearchHit, SearchRequest
+    from service.collections.search_schemas import SearchHit, SearchRequest
     from service.settings import Settings
 
 __all__ = ["add_search_arguments", "search_command"]
@@ -68,7 +68,7 @@ def search_command(args: argparse.Namespace, settings: Settings) -> int:
 def _request(args: argparse.Namespace) -> SearchRequest:
     import msgspec
 
-    from service.collections.schemas import SearchRequest
+    from service.collections.search_schemas import SearchRequest
     from service.errors import UnprocessableError
 
     body = {"query": args.query, "top_k": args.top_k, "filter": args.filter, "exhaustive": args.exhaustive}

@@ -6,7 +6,8 @@ Pipeline (:meth:`Indexer.index`; the kind-specific steps are the page converter'
     bytes ──count (converter) + select pages──▶ [page numbers]          (pool thread; errors before any work)
           ──for each step of ``pages_per_step`` pages (the next step renders and prepares, and the last
             step's page images are written, while this step embeds: the model waits for neither):
-                load (converter: render a PDF, decode an image) ──▶ prepare_image (the collection's passage
+                load (converter: render a PDF, decode an image) ──▶ OCR where the page's text layer is missing
+                or sparse (``ocr`` mode, :mod:`model.ocr`) ──▶ prepare_image (the collection's passage
                 task, :func:`~service.collections.tasks.task_spec`)                       (pool thread)
                 ──▶ embed(rows, return_multivector=True)                                  (the model worker)
                 ──▶ UnitRecord(dense truncated to the collection's size, multivector, text (the PDF page's
@@ -40,9 +41,10 @@ import numpy as np
 from colbert.store import UnitRecord
 from model.errors import TooManyPagesError
 from model.layout import PageLayout
+from model.ocr import apply_ocr
 from model.pdf import parse_page_selection
 from model.types import PromptType
-from service.collections.converters import PageLimits, detect_kind, page_converter
+from service.collections.converters import PageLimits, as_loadable, converted_first, detect_kind, page_converter
 from service.collections.embedder import EmbeddingModel, QueueRetry
 from service.collections.highlight import stored_words
 from service.collections.staging import StagedDocument, check_free, write_document
@@ -75,8 +77,9 @@ class DocumentSource:
     """What to index: the bytes, their kind and (PDF) the pages to take (``"1-3,7"``; None = all)."""
 
     data: bytes
-    kind: str  # a registered page converter's kind ("pdf", "image": service.collections.converters)
+    kind: str  # a registered page format's kind ("pdf", "image", "epub": service.collections.converters)
     pages: str | None = None
+    ocr: str | None = None  # which pages are OCRed (model.ocr.OCR_MODES); None: the server's (JEV4_OCR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ class IndexOptions:
     image_max_pixels: int | None = None
     pages_per_step: int = 4
     retry_after_s: float = 1.0
+    ocr: str = "auto"  # the OCR mode of an upload that names none (JEV4_OCR)
     prepare_ahead: bool = True  # pool work beside the model (next step's render, last step's images); False: in turn
 
     @classmethod
@@ -104,11 +108,12 @@ class IndexOptions:
             image_max_pixels=settings.image_max_pixels,
             pages_per_step=settings.pdf_pages_per_step,
             retry_after_s=max(settings.retry_after_s, 0.05),
+            ocr=settings.ocr,
         )
 
     @property
     def page_limits(self) -> PageLimits:
-        return PageLimits(self.dpi, self.max_pdf_bytes, self.max_decoded_pixels)
+        return PageLimits(self.dpi, self.max_pdf_bytes, self.max_decoded_pixels, self.max_job_pages)
 
 
 class Progress(Protocol):
@@ -134,11 +139,19 @@ class Indexer:
         self.processor = model.processor
         self.options = options
 
+    def loadable(self, source: DocumentSource) -> DocumentSource:
+        """``source`` as a kind whose pages load directly (blocking): an e-book (office file, web page) converted
+        to a PDF once, here; a PDF or an image unchanged."""
+        kind, data = as_loadable(source.kind, source.data, self.options.page_limits)
+        return source if kind == source.kind else DocumentSource(data, kind, source.pages, source.ocr)
+
     def select_pages(self, source: DocumentSource, *, background: bool = False) -> list[int]:
-        """The page numbers to index (blocking: opens the PDF). Errors name the limit or the bad selection.
+        """The page numbers to index (blocking: opens the PDF; converts ``source`` when it is not
+        :meth:`loadable` yet). Errors name the limit or the bad selection.
 
         ``background``: for a job or the CLI (cap ``max_job_pages``), else for a request that waits (``max_pages``).
         """
+        source = self.loadable(source)
         total = page_converter(source.kind).count(source.data, self.options.page_limits)
         selected = parse_page_selection(source.pages, total)
         cap, setting = (
@@ -196,6 +209,8 @@ class Indexer:
         ``wait_when_full``: on a full model queue, wait and retry instead of raising QueueFullError (429);
         steps after the first always wait, since the work is already under way.
         """
+        if converted_first(source.kind):  # planned by a caller that kept the upload as sent (the CLI)
+            source = await self.model.start(functools.partial(self.loadable, source))
         numbers = pages
         if numbers is None:
             numbers = await self.plan(store, collection, document_id, source, replace=replace, background=background)
@@ -267,7 +282,9 @@ class Indexer:
         o = self.options
         loaded = page_converter(source.kind).load(source.data, numbers, o.page_limits)
         pages = [p.image for p in loaded]
-        layers = [p.text_layer for p in loaded]
+        layers = [
+            apply_ocr(p.image, p.text_layer, source.ocr or self.options.ocr) for p in loaded
+        ]  # in this job, on this pool thread
         rows = [self.processor.prepare_image(p, spec, max_pixels=o.image_max_pixels) for p in pages]
         pictures = [_as_seen(page, row) for page, row in zip(pages, rows, strict=True)]
         seen = [
@@ -307,8 +324,10 @@ def _page_meta(row: PreparedInput, out: EmbeddingOutput, layer: TextLayer | None
     """The page's stored unit metadata; word boxes (for highlights) when it has a text layer."""
     layout = PageLayout(*out.image_grid) if out.image_grid is not None else _layout(row)
     span = out.image_span if out.image_span is not None else row.image_span
-    words = None if layer is None else stored_words(layer)
-    return PageUnitInfo(layout, row.num_tokens, span, words).to_metadata()
+    if layer is None:
+        return PageUnitInfo(layout, row.num_tokens, span).to_metadata()
+    words = stored_words(layer)
+    return PageUnitInfo(layout, row.num_tokens, span, words, layer.source, layer.confidence).to_metadata()
 
 
 def _as_seen(page: Image.Image, row: PreparedInput) -> Image.Image:

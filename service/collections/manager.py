@@ -56,15 +56,14 @@ from service.collections.schemas import (
     JobList,
     JobObject,
     PatchDocumentRequest,
-    SearchRequest,
-    SearchResponse,
     VacuumObject,
 )
 from service.collections.search import Searcher
 from service.collections.search_plan import SearchLimits, SearchQuery
+from service.collections.search_schemas import SearchRequest, SearchResponse
 from service.collections.tasks import check_task
 from service.collections.texts import TextSource
-from service.collections.writing import check_unit_kind, plan_document, unit_kind_of
+from service.collections.writing import as_page_source, check_unit_kind, plan_document, unit_kind_of
 from service.embeddings.media import MediaLimits, load_source
 from service.embeddings.schemas import Usage
 from service.errors import NotFoundError, NotReadyError, UnprocessableError
@@ -210,7 +209,7 @@ class Collections:
         a stored document the policy returned instead (:mod:`service.collections.duplicates`), or it is unchanged
         (``upload.skip_unchanged``). Every kind takes this one path (:mod:`.writing`)."""
         store = await self.store(name)
-        source = upload.source
+        source = as_page_source(upload.source, store.config.unit_kind)  # Markdown/text in a page collection
         given = source.path if isinstance(source, TextSource) else upload.filename
         check_unit_kind(name, store.config, unit_kind_of(source), f"file {given!r}" if given else None)
         indexer, _searcher = self.services()

@@ -9,17 +9,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from colbert.units import ChunkInfo as UnitChunkInfo
-from service.collections.schemas import (
-    ChunkInfo,
-    CollectionObject,
-    DocumentFile,
-    DocumentObject,
-    HighlightBox,
-    JobObject,
-    SearchHit,
-    SignalScore,
-    SimilarityMap,
-)
+from service.collections.schemas import CollectionObject, DocumentFile, DocumentObject, JobObject
+from service.collections.search_schemas import ChunkInfo, HighlightBox, SearchHit, SignalScore, SimilarityMap
 
 if TYPE_CHECKING:
     from colbert.store import CollectionConfig, DocumentInfo

@@ -16,7 +16,7 @@ from service.errors import UnprocessableError
 
 if TYPE_CHECKING:
     from colbert.store import CollectionConfig, Hit, Store
-    from service.collections.schemas import SearchRequest
+    from service.collections.search_schemas import SearchRequest
     from service.settings import Settings
 
 __all__ = ["SearchLimits", "SearchPlan", "SearchQuery", "found_nothing", "not_applicable", "resolve_mode"]

@@ -39,6 +39,8 @@ class PageUnitInfo:
     num_tokens: int = 0
     image_span: tuple[int, int] | None = None
     words: Sequence[Sequence[Any]] | None = None
+    text_source: str | None = None  # where the words come from: "pdf" (the document's text) or "ocr" (model.ocr)
+    ocr_confidence: float | None = None  # OCR's mean recognition confidence, 0..1
 
     def to_metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {**self.layout.to_metadata(), "num_tokens": self.num_tokens}
@@ -46,6 +48,10 @@ class PageUnitInfo:
             meta["image_span"] = [self.image_span[0], self.image_span[1]]
         if self.words is not None:
             meta[WORDS_KEY] = [list(w) for w in self.words]
+        if self.text_source is not None:
+            meta["text_source"] = self.text_source
+        if self.ocr_confidence is not None:
+            meta["ocr_confidence"] = self.ocr_confidence
         return meta
 
     @classmethod
@@ -59,4 +65,13 @@ class PageUnitInfo:
         if isinstance(span, list | tuple) and len(span) == 2:
             image_span = (int(span[0]), int(span[1]))
         words = read_words(metadata) if WORDS_KEY in metadata else None
-        return cls(layout, int(metadata.get("num_tokens", 0)), image_span, words)
+        source = metadata.get("text_source")
+        confidence = metadata.get("ocr_confidence")
+        return cls(
+            layout,
+            int(metadata.get("num_tokens", 0)),
+            image_span,
+            words,
+            source if isinstance(source, str) else None,
+            float(confidence) if isinstance(confidence, int | float) else None,
+        )

@@ -5,7 +5,8 @@
   input: off unless enabled, allow-listed hosts, no private addresses; see ``service.embeddings.media``), or
   ``text`` (a text or code document as a JSON string, with its ``path`` and/or ``language``).
 - ``Content-Type: multipart/form-data``: a ``file`` part and optional text parts ``metadata`` (a JSON object),
-  ``pages``, ``document_id``, ``replace`` (true/false), ``path`` and ``language``. The converter is picked by
+  ``pages``, ``ocr`` (``auto`` | ``always`` | ``never``: :mod:`model.ocr`), ``document_id``, ``replace``
+  (true/false), ``path`` and ``language``. The converter is picked by
   :func:`service.collections.converters.pick`: a text/code document when ``language`` is given or its name
   (``path``, else the part's filename) has a known text/code extension (``.py``, ``.md``, …); else a PDF or an
   image, told apart by the bytes, not by the declared type. The part's file name is kept: it becomes the document
@@ -35,7 +36,9 @@ from PIL import Image
 from colbert.store import OriginalFile
 from model.errors import ImageError, NotAnImageError
 from model.images import describe_bytes, identify_image
+from model.ocr import OCR_MODES
 from service.collections.converters import TEXT, pick
+from service.collections.converters.describe import unsupported_message
 from service.collections.indexing import DocumentSource
 from service.collections.schemas import DOCUMENT_ID_PATTERN, AddDocumentRequest
 from service.collections.texts import TextSource
@@ -102,7 +105,8 @@ class DocumentUpload:
 
 def media_type_of(data: bytes, kind: str) -> str:
     """The media type of an uploaded document's bytes: ``application/pdf``, the image format's type (``image/png``,
-    ``image/jpeg``, ...) from its header, or (text/code documents) ``text/plain; charset=utf-8``."""
+    ``image/jpeg``, ...) from its header, an e-book's type (``application/epub+zip``, ...) or (text/code
+    documents) ``text/plain; charset=utf-8``."""
     if kind == "pdf":
         return "application/pdf"
     if kind == "image":
@@ -110,9 +114,27 @@ def media_type_of(data: bytes, kind: str) -> str:
             return Image.MIME.get(identify_image(data), "application/octet-stream")
         except ImageError:
             return "application/octet-stream"
-    return "text/plain; charset=utf-8"
+    return _MEDIA_TYPES.get(kind, "text/plain; charset=utf-8")
 
 
+_MEDIA_TYPES = {
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "odt": "application/vnd.oasis.opendocument.text",
+    "ods": "application/vnd.oasis.opendocument.spreadsheet",
+    "odp": "application/vnd.oasis.opendocument.presentation",
+    "rtf": "application/rtf",
+    "doc": "application/msword",
+    "xls": "application/vnd.ms-excel",
+    "ppt": "application/vnd.ms-powerpoint",
+    "epub": "application/epub+zip",
+    "xps": "application/oxps",
+    "fb2": "application/x-fictionbook+xml",
+    "mobi": "application/x-mobipocket-ebook",
+    "cbz": "application/vnd.comicbook+zip",
+    "svg": "image/svg+xml",
+}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:@=+-]")
 _FIRST = re.compile(r"[A-Za-z0-9_]")  # what an id may start with (DOCUMENT_ID_PATTERN)
@@ -189,7 +211,7 @@ async def _from_json(body: bytes, settings: Settings) -> DocumentUpload:
     setting = "max_pdf_bytes" if kind == "pdf" else "max_download_bytes"
     raw = await load_source(value, MediaLimits.from_settings(settings, setting), what=kind)
     _check_kind(raw, "pdf" if kind == "pdf" else "image", f'"{kind}"')
-    source = DocumentSource(raw, "pdf" if kind == "pdf" else "image", data.pages)
+    source = DocumentSource(raw, "pdf" if kind == "pdf" else "image", data.pages, data.ocr)
     return DocumentUpload(source, data.metadata, data.document_id, data.replace)
 
 
@@ -208,7 +230,8 @@ async def _read_form(request: Request[Any, Any, Any]) -> Any:
 
 async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> DocumentUpload:
     form = await _read_form(request)
-    unknown = sorted(set(form.keys()) - {"file", "metadata", "pages", "document_id", "replace", "path", "language"})
+    fields = {"file", "metadata", "pages", "ocr", "document_id", "replace", "path", "language"}
+    unknown = sorted(set(form.keys()) - fields)
     if unknown:
         raise UnprocessableError(f"unknown form field(s): {', '.join(unknown)}", code="invalid_input")
     upload = form.get("file")
@@ -229,7 +252,7 @@ async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> Doc
         metadata = _metadata(form.get("metadata"))
         replace = _flag(form.get("replace"))
         return DocumentUpload(source, metadata, document_id, replace, filename or None, path or None)
-    setting = "max_pdf_bytes" if kind == "pdf" else "max_download_bytes"
+    setting = "max_download_bytes" if kind == "image" else "max_pdf_bytes"  # documents (PDF, e-book) share one cap
     max_bytes = getattr(settings, setting)
     if len(data) > max_bytes:
         raise PayloadTooLargeError(
@@ -237,10 +260,11 @@ async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> Doc
         )
     if not data:
         raise UnprocessableError("file: the uploaded file is empty", code="empty_input")
-    _check_kind(data, kind, f"file {upload.filename!r}" if upload.filename else "file")
+    if kind in ("pdf", "image"):  # the other formats' converters name what is wrong when they convert
+        _check_kind(data, kind, f"file {upload.filename!r}" if upload.filename else "file")
     pages = _text(form.get("pages"), "pages")
     return DocumentUpload(
-        DocumentSource(data, kind, pages or None),
+        DocumentSource(data, kind, pages or None, _ocr_mode(form.get("ocr"))),
         _metadata(form.get("metadata")),
         document_id,
         _flag(form.get("replace")),
@@ -268,6 +292,9 @@ def _check_kind(data: bytes, kind: str, what: str) -> None:
                 code="invalid_pdf",
             )
         return
+    known = unsupported_message(what, data)  # a Word file, an archive, a program: say what it is and what to send
+    if known is not None:
+        raise UnsupportedMediaTypeError(known, code="unsupported_format")
     try:
         identify_image(data, what)
     except NotAnImageError as exc:
@@ -280,6 +307,19 @@ def _text(value: Any, field: str) -> str | None:
     if not isinstance(value, str):
         raise UnprocessableError(f"form field {field!r} must be text, not a file", code="invalid_input")
     return value
+
+
+def _ocr_mode(value: Any) -> str | None:
+    """The form's ``ocr`` (None when absent: the server's default, JEV4_OCR)."""
+    given = _text(value, "ocr")
+    if given is None:
+        return None
+    mode = given.strip().lower()
+    if mode not in OCR_MODES:
+        raise UnprocessableError(
+            f"form field 'ocr' must be one of {', '.join(OCR_MODES)}, got {mode[:20]!r}", code="invalid_input"
+        )
+    return mode
 
 
 def _metadata(value: Any) -> dict[str, Any] | None:

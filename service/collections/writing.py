@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from service.collections.texts import PlannedText, TextIndexer
     from service.engine.runtime import Runtime
 
-__all__ = ["PlannedDocument", "check_unit_kind", "plan_document", "unit_kind_of"]
+__all__ = ["PlannedDocument", "as_page_source", "check_unit_kind", "plan_document", "unit_kind_of"]
 
 
 class PlannedDocument(Protocol):
@@ -59,6 +59,19 @@ def unit_kind_of(source: DocumentSource | TextSource) -> str:
     return "chunk" if isinstance(source, TextSource) else "page"
 
 
+def as_page_source(source: DocumentSource | TextSource, holds: str) -> DocumentSource | TextSource:
+    """A Markdown or plain-text document sent to a collection that ``holds`` pages becomes a page document (laid
+    out into pages, :mod:`service.collections.converters.web`); in a collection of chunks it stays text."""
+    if holds != "page" or not isinstance(source, TextSource):
+        return source
+    from service.collections.chunking import language_of
+    from service.collections.converters.web import PAGE_LANGUAGES
+    from service.collections.indexing import DocumentSource
+
+    kind = PAGE_LANGUAGES.get(source.language or language_of(source.path) or "")
+    return source if kind is None else DocumentSource(source.data, kind)
+
+
 async def plan_document(
     runtime: Runtime,
     indexer: Indexer,
@@ -75,9 +88,14 @@ async def plan_document(
         spec = task_spec(store.config, PromptType.PASSAGE)
         planned = await texts.prepared(source, spec)
         return _PlannedChunks(runtime, texts, store, spec, planned, planned.content_hash)
-    numbers = await indexer.model.start(lambda: indexer.select_pages(source, background=background))
-    key = content_hash(source, numbers)
-    return _PlannedPages(runtime, indexer, store, collection, source, numbers, key, background)
+
+    def convert_and_select() -> tuple[DocumentSource, list[int]]:
+        loadable = indexer.loadable(source)  # an e-book or office file becomes a PDF here, once
+        return loadable, indexer.select_pages(loadable, background=background)
+
+    loadable, numbers = await indexer.model.start(convert_and_select)
+    key = content_hash(source, numbers)  # of the upload as sent, not of its conversion
+    return _PlannedPages(runtime, indexer, store, collection, loadable, numbers, key, background)
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ from mcp.server.mcpserver.utilities.types import Image
 from pydantic import Field
 
 from service.collections.pages import ImageSize, page_image
-from service.collections.schemas import ChunkInfo, SearchRequest
+from service.collections.search_schemas import ChunkInfo, SearchRequest
 from service.errors import error_info
 from service.mcp.reading import MAX_LINES, line_window, scaled_png, snippet, text_from_chunks
 from service.mcp.writes import WriteOptions, add_document

@@ -39,6 +39,7 @@ SERVER_ENV = {
     "JEV4_IMAGE_MAX_PIXELS": str(64 * 28 * 28),
     "JEV4_PDF_DPI": "36",
     "JEV4_RENDER_PAGE_TIMEOUT_S": "5",
+    "JEV4_OCR": "never",  # seconds per page on CPU: the OCR tests ask for it per upload (ocr=auto/always)
     "JEV4_ALLOW_REMOTE_URLS": "1",
     "JEV4_ALLOWED_URL_HOSTS": "localhost",
     "JEV4_PREPROCESS_THREADS": "2",

@@ -20,8 +20,9 @@ __all__ = ["CONVERTER", "ImageConverter"]
 
 class ImageConverter:
     kind = "image"
+    description = "an image (PNG, JPEG, WebP, GIF, BMP, TIFF)"
 
-    def sniff(self, head: bytes) -> bool:
+    def sniff(self, data: bytes, name: str | None) -> bool:
         return True  # the fallback: the decoder says what is wrong with bytes that are no image
 
     def count(self, data: bytes, limits: PageLimits) -> int:

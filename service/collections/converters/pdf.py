@@ -33,10 +33,11 @@ def render(data: bytes, numbers: list[int], limits: PageLimits) -> list[PageImag
 
 class PdfConverter:
     kind = "pdf"
+    description = "a PDF document"
 
-    def sniff(self, head: bytes) -> bool:
+    def sniff(self, data: bytes, name: str | None) -> bool:
         """A PDF header within the first 1024 bytes (as PDF readers allow)."""
-        return b"%PDF-" in head[:1024]
+        return b"%PDF-" in data[:1024]
 
     def count(self, data: bytes, limits: PageLimits) -> int:
         with naming((PdfTooLargeError, "max_pdf_bytes")):

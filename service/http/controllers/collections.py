@@ -28,10 +28,9 @@ from service.collections.schemas import (
     JobList,
     JobObject,
     PatchDocumentRequest,
-    SearchRequest,
-    SearchResponse,
     VacuumObject,
 )
+from service.collections.search_schemas import SearchRequest, SearchResponse
 from service.collections.uploads import read_upload
 from service.http.controllers.common import content_disposition, require_json, until_disconnect
 from service.http.openapi import ErrorResponse, UploadOperation

@@ -19,7 +19,8 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from service.collections.manager import Collections
 from service.collections.pages import page_highlights, page_image, page_similarity, parse_size
-from service.collections.schemas import MAX_JSON_INT, HighlightBox, SimilarityMap
+from service.collections.schemas import MAX_JSON_INT
+from service.collections.search_schemas import HighlightBox, SimilarityMap
 from service.embeddings.schemas import Usage
 from service.http.controllers.collections import _provide_collections
 from service.http.controllers.common import require_json, until_disconnect

@@ -227,8 +227,9 @@ def test_error_rows(client: httpx.Client, docs: str, live_server: LiveServer) ->
     _error(client.post("/v1/collections/missing/search", json={"query": "x"}), 404)
     _error(client.get(f"/v1/collections/{docs}/documents/missing"), 404, "document_not_found")
     _error(client.post(url, content=b"hello", headers={"Content-Type": "text/plain"}), 415)
-    # a text file is a text document: it belongs in a collection of chunks, not of pages (docs/text-documents.md)
-    _error(client.post(url, files={"file": ("notes.txt", b"just some text", "text/plain")}), 409, "mixed_units")
+    # a code file is a text document: it belongs in a collection of chunks, not of pages (docs/text-documents.md);
+    # Markdown and plain text become pages here instead (tests/service/collections/converters/test_web.py)
+    _error(client.post(url, files={"file": ("tool.py", b"print('hi')\n", "text/x-python")}), 409, "mixed_units")
     _error(client.post(url, json={"pdf": b64(b"%PDF-1.4 broken")}), 415)
     error = _error(client.post(url, json={"pdf": b64(pdf_bytes(9))}), 413)  # more pages than JEV4_MAX_PDF_PAGES=8
     assert "JEV4_MAX_PDF_PAGES" in error["message"]

@@ -69,8 +69,10 @@ def test_converters_are_picked_from_declared_type_and_bytes() -> None:
     assert converters.pick(pdf, path="tool.py") == "text"  # a declared text file is text, whatever its bytes
     assert converters.pick(png, language="text") == "text"
     assert converters.pick(b"not an image") == "image"  # the fallback: its decoder names what is wrong
-    assert [c.kind for c in converters.PAGE_CONVERTERS][-1] == "image"
-    with pytest.raises(ValueError, match="no page converter 'docx'"):
+    assert [c.kind for c in converters.FORMATS][-1] == "image"
+    with pytest.raises(ValueError, match="no page format 'nope'"):
+        converters.page_converter("nope")
+    with pytest.raises(ValueError, match="converted to PDF first"):  # a PdfProducer has no page converter
         converters.page_converter("docx")
 
 

@@ -114,7 +114,8 @@ def test_an_identifier_query_finds_its_definition_first(client: TestClient[Any])
 
 def test_pages_and_chunks_do_not_mix(client: TestClient[Any]) -> None:
     assert client.post("/v1/collections", json={"name": "pages"}).status_code == 201
-    text = client.post("/v1/collections/pages/documents", json={"text": "hello", "path": "a.md"})
+    # code (Markdown and plain text become pages in a page collection: converters/test_web.py)
+    text = client.post("/v1/collections/pages/documents", json={"text": "x = 1\n", "path": "a.py"})
     assert "unit_kind" in _error(text, 409, "mixed_units")
     assert client.post("/v1/collections", json={"name": "notes", "unit_kind": "chunk"}).status_code == 201
 

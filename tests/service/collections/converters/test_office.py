@@ -1,0 +1,119 @@
+"""Office documents -> PDF by LibreOffice -> pages: a DOCX (python-docx), PPTX (python-pptx) and XLSX (openpyxl)
+each indexed with a word found first on its page; without LibreOffice a 415 naming the setup flag; a DOCX with an
+external link converts without fetching it. The conversion tests skip (with the reason) where soffice is absent."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from service.collections.converters import detect_kind, office
+from service.collections.converters.base import PageLimits
+from service.errors import UnsupportedMediaTypeError
+from tests.service.collections.converters.files import assert_found
+
+NAME = "office-docs"
+needs_soffice = pytest.mark.skipif(
+    office.soffice() is None, reason="LibreOffice absent: bash scripts/setup.sh --office"
+)
+
+
+def _docx(text: str, link: str | None = None) -> bytes:
+    docx = pytest.importorskip("docx", reason="python-docx (a dev dependency) builds the DOCX")
+    document = docx.Document()
+    paragraph = document.add_paragraph(text)
+    if link is not None:  # an external hyperlink relationship (TargetMode="External")
+        part = document.part
+        rel = part.relate_to(link, docx.opc.constants.RELATIONSHIP_TYPE.HYPERLINK, is_external=True)
+        paragraph.add_run(f" see {rel}")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def _pptx(text: str) -> bytes:
+    pptx = pytest.importorskip("pptx", reason="python-pptx (a dev dependency) builds the PPTX")
+    deck = pptx.Presentation()
+    deck.slides.add_slide(deck.slide_layouts[5]).shapes.title.text = "Opening slide"
+    deck.slides.add_slide(deck.slide_layouts[5]).shapes.title.text = text
+    out = io.BytesIO()
+    deck.save(out)
+    return out.getvalue()
+
+
+def _xlsx(text: str) -> bytes:
+    openpyxl = pytest.importorskip("openpyxl", reason="openpyxl (a dev dependency) builds the XLSX")
+    book = openpyxl.Workbook()
+    book.active["A1"] = text
+    book.active["B2"] = 42
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def docs_collection(client: httpx.Client) -> Iterator[str]:
+    client.delete(f"/v1/collections/{NAME}")
+    assert client.post("/v1/collections", json={"name": NAME}).status_code == 201
+    yield NAME
+    client.delete(f"/v1/collections/{NAME}")
+
+
+def test_office_formats_are_sniffed() -> None:
+    assert detect_kind(_docx("x")) == "docx"
+    assert detect_kind(b"{\\rtf1 hello}") == "rtf"
+
+
+def test_without_libreoffice_the_answer_names_the_setup_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(office, "soffice", lambda: None)
+    with pytest.raises(UnsupportedMediaTypeError, match=r"setup\.sh --office") as caught:
+        office.CONVERTERS[0].to_pdf(_docx("x"), PageLimits())
+    assert caught.value.code == "office_unavailable"
+    assert "DOCX" in str(caught.value)
+
+
+@needs_soffice
+@pytest.mark.parametrize(
+    ("filename", "make", "word", "page"),
+    [("memo.docx", _docx, "Pomegranate", 1), ("deck.pptx", _pptx, "Tangerine", 2), ("sheet.xlsx", _xlsx, "Kumquat", 1)],
+)
+def test_office_document_is_indexed_and_found(
+    client: httpx.Client, docs_collection: str, filename: str, make: Any, word: str, page: int
+) -> None:
+    doc_id = filename.replace(".", "_")
+    files = {"file": (filename, make(f"{word} ledger"), "application/octet-stream")}
+    response = client.post(f"/v1/collections/{NAME}/documents", files=files, data={"document_id": doc_id})
+    assert response.status_code == 201, response.text
+    assert_found(client, docs_collection, word, doc_id, page)
+
+
+@needs_soffice
+def test_docx_with_an_external_link_fetches_nothing(client: httpx.Client, docs_collection: str) -> None:
+    requests: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        link = f"http://127.0.0.1:{server.server_address[1]}/tracker.png"
+        files = {"file": ("linked.docx", _docx("Linked memo", link=link), "application/octet-stream")}
+        response = client.post(f"/v1/collections/{NAME}/documents", files=files, data={"document_id": "linked"})
+        assert response.status_code == 201, response.text
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert requests == []
