@@ -16,10 +16,9 @@ def _collection(client: httpx.Client) -> str:
     client.delete(f"/v1/collections/{NAME}")
     assert client.post("/v1/collections", json={"name": NAME}).status_code == 201
     docs = f"/v1/collections/{NAME}/documents"
-    for i, (doc_id, metadata) in enumerate(
-        [("a", {"lang": "en", "year": 2019}), ("b", {"lang": "de", "year": 2021}), ("c", {"lang": "en"})]
-        + [("delete", {"lang": "fr"})]
-    ):
+    documents = {"a": {"lang": "en", "year": 2019}, "b": {"lang": "de", "year": 2021}, "c": {"lang": "en"}}
+    documents["delete"] = {"lang": "fr"}  # the id the route must not shadow
+    for i, (doc_id, metadata) in enumerate(documents.items()):
         body = {"image": b64(png_bytes(seed=100 + i)), "document_id": doc_id, "metadata": metadata}
         assert client.post(docs, json=body).status_code == 201
     return f"/v1/collections/{NAME}"
