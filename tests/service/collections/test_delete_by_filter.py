@@ -62,3 +62,19 @@ def test_delete_by_filter_refuses_what_would_empty_the_collection(client: httpx.
     missing = client.post("/v1/collections/no-such-collection/delete", json={"filter": {"lang": "en"}})
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "collection_not_found")
     client.delete(path)
+
+
+def test_openapi_states_the_filter_language(client: httpx.Client) -> None:
+    """The schema states what the filter parser accepts, so a schema-valid filter is accepted (schemathesis)."""
+    spec = client.get("/docs/openapi.json").json()
+    assert "/v1/collections/{name}/delete" in spec["paths"]
+    flt = spec["components"]["schemas"]["DeleteByFilterRequest"]["properties"]["filter"]
+    assert flt["minProperties"] == 1
+    assert flt["propertyNames"]["pattern"] == r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$"
+    operators = flt["additionalProperties"]["anyOf"][1]
+    assert set(operators["properties"]) == {"$eq", "$ne", "$in", "$gt", "$gte", "$lt", "$lte", "$exists"}
+    assert operators["additionalProperties"] is False
+    search = spec["components"]["schemas"]["SearchRequest"]["properties"]["filter"]
+    assert any(m.get("propertyNames") == flt["propertyNames"] for m in search["oneOf"])
+    create = spec["components"]["schemas"]["CreateCollectionRequest"]
+    assert create["not"]["properties"] == {"task": {"const": "code"}, "unit_kind": {"const": "page"}}
