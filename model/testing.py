@@ -144,8 +144,7 @@ def build_tiny_checkpoint(directory: str | Path, *, seed: int = 0, **overrides: 
         "truncate_dim": None,
         "multi_vector_projector_dim": 128,
         "single_vector_pool_strategy": "mean",
-        # says what this is to whoever loads it (the server's /ready and search page warn: rankings are random)
-        "jev4_test_checkpoint": True,
+        "jev4_test_checkpoint": True,  # random weights: the server's /ready and search page say so
     }
     (out / "config.json").write_text(json.dumps(config, indent=2))
     _write_adapters(out / "adapters", text, rank, alpha, rand, save_file)

@@ -12,7 +12,17 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Operation, Parameter, Reference
+from litestar.openapi.spec import (
+    OpenAPI,
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    Reference,
+    Schema,
+)
 
 from colbert.filters import MAX_IN_VALUES
 from service.collections.chunking.languages import CODE_LANGUAGES, TEXT_LANGUAGES
@@ -373,4 +383,5 @@ def _state_original_types(openapi: OpenAPI) -> None:
         responses = getattr(item.get, "responses", None) if path.endswith("/documents/{document_id}/file") else None
         ok = (responses or {}).get("200")
         if isinstance(ok, OpenAPIResponse) and ok.content:
-            ok.content = {"*/*": OpenAPIMediaType(schema={"type": "string", "format": "binary"})}
+            binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+            ok.content = {"*/*": OpenAPIMediaType(schema=binary)}
