@@ -120,7 +120,7 @@ def parse_filter(filter: Mapping[str, Any] | MetadataFilter | None) -> MetadataF
         raise InvalidFilterError(f"filter must be a JSON object of key -> condition, got {type(filter).__name__}")
     out: list[Condition] = []
     for key, cond in filter.items():
-        if not isinstance(key, str) or not _KEY.match(key):
+        if not isinstance(key, str) or not _KEY.fullmatch(key):  # fullmatch: $ also matches before a final \n
             raise InvalidFilterError(
                 f"filter key must match {_KEY.pattern} (a top-level metadata key), got {key!r:.80}"
             )

@@ -75,6 +75,9 @@ def resolve_checkpoint(
         ) from exc
 
 
+_NOT_BACKBONE = ("architectures", "auto_map", "model_type", "jev4_test_checkpoint")
+
+
 @dataclass(frozen=True, slots=True)
 class JinaConfig:
     """What the encoder needs from ``config.json`` (the backbone config is built from the same dict)."""
@@ -88,11 +91,12 @@ class JinaConfig:
     image_token_id: int
     vision_start_token_id: int
     vision_end_token_id: int
+    test_checkpoint: bool = False  # config.json's jev4_test_checkpoint: random weights (model.testing)
 
     def backbone_config(self) -> Any:
         from transformers import Qwen2_5_VLConfig
 
-        keep = {k: v for k, v in self.raw.items() if k not in ("architectures", "auto_map", "model_type")}
+        keep = {k: v for k, v in self.raw.items() if k not in _NOT_BACKBONE}
         return Qwen2_5_VLConfig(**keep)
 
 
@@ -124,6 +128,7 @@ def read_config(directory: Path) -> JinaConfig:
         image_token_id=int(raw.get("image_token_id", 151655)),
         vision_start_token_id=int(raw.get("vision_start_token_id", 151652)),
         vision_end_token_id=int(raw.get("vision_end_token_id", 151653)),
+        test_checkpoint=raw.get("jev4_test_checkpoint") is True,
     )
 
 

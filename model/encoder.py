@@ -46,6 +46,7 @@ class ModelInfo:
     max_tokens: int
     dtype: torch.dtype
     device: torch.device
+    test_checkpoint: bool = False  # the random test checkpoint (model.testing): its vectors mean nothing
 
 
 def _pick_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype:
@@ -142,6 +143,7 @@ class Encoder:
             MAX_TOKENS,
             dt,
             dev,
+            config.test_checkpoint,
         )
         return cls(network, processor, config, info, substitutions)
 

@@ -3,7 +3,8 @@
 What :func:`build_tiny_checkpoint` writes (the layout of ``jinaai/jina-embeddings-v4``):
 
 - ``config.json``: nested ``text_config`` / ``vision_config``, ``task_names``, ``matryoshka_dims``,
-  ``truncate_dim`` (null), ``multi_vector_projector_dim``, the special token ids;
+  ``truncate_dim`` (null), ``multi_vector_projector_dim``, the special token ids, and ``jev4_test_checkpoint:
+  true`` (not in the published config: it marks the weights as random, see ``ModelInfo.test_checkpoint``);
 - ``model-0000N-of-0000M.safetensors`` + ``model.safetensors.index.json`` with the **legacy** key names
   (``model.embed_tokens``, ``model.layers.*``, ``model.norm``, ``visual.*``, top-level
   ``multi_vector_projector.{weight,bias}``, no ``lm_head``);
@@ -143,6 +144,7 @@ def build_tiny_checkpoint(directory: str | Path, *, seed: int = 0, **overrides: 
         "truncate_dim": None,
         "multi_vector_projector_dim": 128,
         "single_vector_pool_strategy": "mean",
+        "jev4_test_checkpoint": True,  # random weights: the server's /ready and search page say so
     }
     (out / "config.json").write_text(json.dumps(config, indent=2))
     _write_adapters(out / "adapters", text, rank, alpha, rand, save_file)

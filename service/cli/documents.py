@@ -4,15 +4,20 @@
     python -m service documents list --collection NAME       # GET    /v1/collections/{name}/documents
     python -m service documents show ID --collection NAME    # GET    /v1/collections/{name}/documents/{id}
     python -m service documents delete ID --collection NAME  # DELETE /v1/collections/{name}/documents/{id}
+    python -m service documents delete --filter JSON --collection NAME [--dry-run] [--yes]
+                                                             # POST   /v1/collections/{name}/delete (asks first)
     python -m service documents get-file ID --collection NAME -o PATH
                                                              # GET    /v1/collections/{name}/documents/{id}/file
 
-Documents are added by ``index`` (PDFs, images, text and code). Exit status as ``collections``.
+Documents are added by ``index`` (PDFs, images, text and code). Exit status as ``collections``. A delete by
+filter lists what it would delete first (a dry run), asks (``--yes`` skips; without a terminal on stdin it refuses
+and names ``--yes``), then deletes by the same filter in one transaction and prints the ids it deleted.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -20,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service.cli.output import document_lines, show, size
-from service.cli.session import fail
+from service.cli.session import confirm, fail, json_object
 
 if TYPE_CHECKING:
     from service.collections.manager import Collections
@@ -43,10 +48,22 @@ def add_documents_command(sub: Any, finish: Callable[..., None]) -> None:
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--limit", type=int, default=100)
     finish(p, collection=True)
-    for action, helptext in (("show", "one document"), ("delete", "delete one document")):
-        p = docs_sub.add_parser(action, help=helptext)
-        p.add_argument("document_id")
-        finish(p, collection=True)
+    p = docs_sub.add_parser("show", help="one document")
+    p.add_argument("document_id")
+    finish(p, collection=True)
+    p = docs_sub.add_parser(
+        "delete", help="delete one document by id, or (asks first) every document a metadata filter selects"
+    )
+    p.add_argument("document_id", nargs="?", help="the document to delete (or give --filter)")
+    p.add_argument(
+        "--filter",
+        type=json_object,
+        help='delete the documents whose metadata passes this filter (JSON, as in search: \'{"lang": "en"}\'); '
+        "every key must be held by some document",
+    )
+    p.add_argument("--dry-run", action="store_true", help="with --filter: list the documents, delete nothing")
+    p.add_argument("--yes", action="store_true", help="with --filter: do not ask (needed when stdin is not a terminal)")
+    finish(p, collection=True)
     p = docs_sub.add_parser(
         "get-file", help="write a document's original file (kept when JEV4_KEEP_ORIGINALS was on at upload)"
     )
@@ -72,8 +89,34 @@ async def _show(c: Collections, args: argparse.Namespace) -> int:
 
 
 async def _delete(c: Collections, args: argparse.Namespace) -> int:
+    if (args.document_id is None) == (args.filter is None):
+        return fail("give a document id or --filter JSON (one of them)")
+    if args.filter is not None:
+        return await _delete_by_filter(c, args)
+    if args.dry_run or args.yes:
+        return fail("--dry-run and --yes go with --filter (deleting one document by id does not ask)")
     deleted = await c.delete_document(args.collection, args.document_id)
     show(args, deleted, f"deleted document {deleted.id} from {args.collection}")
+    return 0
+
+
+async def _delete_by_filter(c: Collections, args: argparse.Namespace) -> int:
+    from service.collections.deletion import DeleteByFilterRequest
+
+    request = DeleteByFilterRequest(filter=args.filter, dry_run=True)
+    matched = await c.delete_by_filter(args.collection, request)  # the filter checked (422s) before any question
+    listed = ", ".join(matched.ids[:10]) + (f", … ({matched.count - 10} more)" if matched.count > 10 else "")
+    if not matched.ids:
+        show(args, matched, f"no document of {args.collection} matches the filter: nothing to delete")
+        return 0
+    if args.dry_run:
+        show(args, matched, f"would delete {matched.count} documents from {args.collection}: {listed}")
+        return 0
+    question = f"delete {matched.count} documents from {args.collection!r} ({listed})?"
+    if not await asyncio.to_thread(confirm, question, yes=args.yes):
+        return 1
+    deleted = await c.delete_by_filter(args.collection, DeleteByFilterRequest(filter=args.filter))
+    show(args, deleted, f"deleted {deleted.count} documents from {args.collection}: {', '.join(deleted.ids)}")
     return 0
 
 

@@ -34,6 +34,7 @@ from colbert.errors import CollectionNotFoundError, DocumentNotFoundError
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig
 from model.errors import InvalidDimensionError
+from service.collections.deletion import DeleteByFilterRequest, DeletionObject, check_filter_size, delete_by_filter
 from service.collections.duplicates import admit, same_content
 from service.collections.embedder import EmbeddingModel
 from service.collections.indexing import Indexer, IndexOptions
@@ -309,6 +310,11 @@ class Collections:
             raise _no_document(name, document_id)
         return DeletedObject(id=document_id, object="document")
 
+    async def delete_by_filter(self, name: str, data: DeleteByFilterRequest) -> DeletionObject:
+        """Delete (``dry_run``: list) the documents a metadata filter selects (:mod:`service.collections.deletion`)."""
+        store = await self.store(name)
+        return await delete_by_filter(store, name, data, self.runtime.settings.max_filter_keys)
+
     async def job(self, name: str, job_id: str) -> JobObject:
         job = await self.jobs.get(name, job_id)
         if job is None:
@@ -323,12 +329,7 @@ class Collections:
     # ---- search --------------------------------------------------------------------------------------------
     async def search(self, name: str, data: SearchRequest) -> SearchResponse:
         self.runtime.check_model(data.model)
-        limit = self.runtime.settings.max_filter_keys
-        if data.filter is not None and len(data.filter) > limit:
-            raise UnprocessableError(
-                f"filter has {len(data.filter)} keys, more than the limit of {limit} (JEV4_MAX_FILTER_KEYS)",
-                code="invalid_filter",
-            )
+        check_filter_size(data.filter, self.runtime.settings.max_filter_keys)
         store = await self.store(name)
         like = None if data.like is None else (data.like.document_id, data.like.page)
         query = SearchQuery(text=data.query, image=None if data.query_image is None else b"", like=like)

@@ -16,6 +16,7 @@ Documents::
     GET    /v1/collections/{name}/documents/{id}  -> DocumentObject
     PATCH  /v1/collections/{name}/documents/{id}  PatchDocumentRequest -> DocumentObject (metadata only)
     DELETE /v1/collections/{name}/documents/{id}  -> DeletedObject
+    POST   /v1/collections/{name}/delete          DeleteByFilterRequest -> DeletionObject (service.collections.deletion)
     GET    /v1/collections/{name}/jobs            -> JobList (?status=queued|running|succeeded|failed)
     GET    /v1/collections/{name}/jobs/{job_id}   -> JobObject (pages_done / pages_total)
 

@@ -12,8 +12,19 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Operation, Parameter, Reference
+from litestar.openapi.spec import (
+    OpenAPI,
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    Reference,
+    Schema,
+)
 
+from colbert.filters import MAX_IN_VALUES
 from service.collections.chunking.languages import CODE_LANGUAGES, TEXT_LANGUAGES
 
 __all__ = [
@@ -35,6 +46,8 @@ def state_rules(openapi: OpenAPI, dimensions: tuple[int, ...], *, remote_urls: b
     media = REMOTE_MEDIA_PATTERN if remote_urls else MEDIA_PATTERN
     _state_body_rules(openapi.components.schemas, dimensions, media)
     _state_upload_rules(openapi, media)
+    _state_filter_rules(openapi.components.schemas)
+    _state_original_types(openapi)
 
 
 # The rule of collection names (colbert.catalog.validate_name), as an ECMAScript pattern: no "__" anywhere, and
@@ -325,3 +338,50 @@ def json_schema(struct: type[msgspec.Struct]) -> dict[str, Any]:
     whole = msgspec.json.schema(struct)
     out: dict[str, Any] = whole["$defs"][struct.__name__]
     return out
+
+
+# The filter language (colbert.filters.parse_filter): keys, scalars (64-bit integers), operators and their values.
+_INT64 = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
+_SCALAR = {"anyOf": [{"type": "string"}, {"type": "boolean"}, _INT64]}
+_NUMBER = {"type": "number", "minimum": -(2**63), "maximum": 2**63 - 1}
+_OPERATORS = {
+    "$eq": _SCALAR,
+    "$ne": _SCALAR,
+    "$in": {"type": "array", "items": _SCALAR, "minItems": 1, "maxItems": MAX_IN_VALUES},
+    **dict.fromkeys(("$gt", "$gte", "$lt", "$lte"), _NUMBER),
+    "$exists": {"type": "boolean"},
+}
+_CONDITION = {
+    "anyOf": [
+        _SCALAR,
+        {"type": "object", "properties": _OPERATORS, "additionalProperties": False, "minProperties": 1},
+    ]
+}
+_FILTER_KEY = {"pattern": r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$", "maxLength": 128}
+_FILTERS = (("SearchRequest", "filter", 0), ("DeleteByFilterRequest", "filter", 1))  # (component, field, fewest)
+
+
+def _state_filter_rules(schemas: dict[str, Any]) -> None:
+    """The filter objects of search and delete-by-filter: what ``parse_filter`` accepts (a delete needs one
+    condition); and a collection of pages cannot take task ``code`` (``service.collections.tasks``)."""
+    for component, field, fewest in _FILTERS:
+        schema = schemas.get(component)
+        for node in _walk(schema.properties.get(field) if schema is not None and schema.properties else None):
+            if _is(node, "object"):
+                node.property_names, node.additional_properties = _FILTER_KEY, _CONDITION
+                node.min_properties = fewest or None
+    create = schemas.get("CreateCollectionRequest")
+    if create is not None:
+        code_pages = {"task": {"const": "code"}, "unit_kind": {"const": "page"}}
+        create.schema_not = {"required": ["task", "unit_kind"], "properties": code_pages}
+
+
+def _state_original_types(openapi: OpenAPI) -> None:
+    """A document's original file is served with the media type read from its bytes at upload (a PDF, any
+    image type, text or code): any type."""
+    for path, item in (openapi.paths or {}).items():
+        responses = getattr(item.get, "responses", None) if path.endswith("/documents/{document_id}/file") else None
+        ok = (responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse) and ok.content:
+            binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+            ok.content = {"*/*": OpenAPIMediaType(schema=binary)}

@@ -91,6 +91,7 @@ MALFORMED: list[tuple[Any, str]] = [
     ({"tag": {"$exists": 1}}, "needs true or false"),
     ({"score": 0.5}, "use a range"),
     ({"a.b": 1}, "filter key must match"),
+    ({"lang\n": "en"}, "filter key must match"),  # Python's $ matches before a final newline: not a key
     (["lang", "en"], "must be a JSON object"),
 ]
 

@@ -16,6 +16,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter
 
+from service.collections.deletion import DeleteByFilterRequest, DeletionObject
 from service.collections.manager import Collections
 from service.collections.schemas import (
     MAX_JSON_INT,
@@ -184,6 +185,21 @@ class CollectionsController(Controller):
         self, name: FromPath[str], document_id: FromPath[str], collections: NamedDependency[Collections]
     ) -> DeletedObject:
         return await collections.delete_document(name, document_id)
+
+    @post(
+        "/{name:str}/delete",
+        status_code=200,
+        before_request=require_json,
+        summary="Delete the documents a metadata filter selects (dry_run: only list them)",
+        description='`{"filter": {...}, "dry_run": false}`: the filter language of search, at least one '
+        "condition, every key held by some document of the collection (else 422 `invalid_filter`: a key no "
+        "document has would match every document by absence). Deletes in one transaction and answers the ids; "
+        "`dry_run: true` deletes nothing and answers the ids that would go.",
+    )
+    async def delete_by_filter(
+        self, name: FromPath[str], data: JSONBody[DeleteByFilterRequest], collections: NamedDependency[Collections]
+    ) -> DeletionObject:
+        return await collections.delete_by_filter(name, data)
 
     @get("/{name:str}/jobs", summary="The collection's indexing jobs, newest first (queued, running, recent)")
     async def list_jobs(

@@ -207,3 +207,38 @@ def test_collection_delete_asks_first(
     assert (code, out.strip()) == (0, "deleted collection lib")
     code, _, err = _run(capsys, data_dir, "collections", "delete", "lib", "--yes")
     assert (code, err.strip()) == (1, "error: no collection named 'lib'")  # 404 before any question
+
+
+def test_documents_delete_by_filter(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib = ["--collection", "lib"]
+    # a key no document holds: refused before any question (it would match every document by absence)
+    code, _, err = _run(capsys, data_dir, "documents", "delete", "--filter", '{"lnag": {"$ne": "de"}}', *lib, "--yes")
+    assert code == 2
+    assert err.startswith("error: no document of this collection has the metadata key(s) ['lnag']")
+    code, out, _ = _run(capsys, data_dir, "documents", "delete", "--filter", '{"lang": "en"}', "--dry-run", *lib)
+    assert (code, out.strip()) == (0, "would delete 1 documents from lib: report.pdf")
+    # no terminal on stdin: refused, naming --yes; a person answering n keeps it, y deletes
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    code, out, err = _run(capsys, data_dir, "documents", "delete", "--filter", '{"lang": "en"}', *lib)
+    assert (code, out) == (1, "")
+    assert "pass --yes" in err
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    asked: list[str] = []
+    answers = iter(["n", "y"])
+    monkeypatch.setattr("builtins.input", lambda question: asked.append(question) or next(answers))
+    assert _run(capsys, data_dir, "documents", "delete", "--filter", '{"lang": "en"}', *lib)[0] == 1
+    assert asked == ["delete 1 documents from 'lib' (report.pdf)? [y/N] "]
+    assert _run(capsys, data_dir, "documents", "show", "report.pdf", *lib)[0] == 0
+    code, out, _ = _run(capsys, data_dir, "documents", "delete", "--filter", '{"lang": "en"}', *lib, "--json")
+    assert code == 0
+    assert json.loads(out) == {
+        "collection": "lib", "ids": ["report.pdf"], "count": 1, "dry_run": False, "object": "documents.deletion"
+    }  # fmt: skip
+    assert _run(capsys, data_dir, "documents", "show", "report.pdf", *lib)[0] == 1
+    # an id or a filter, not both nor neither; the by-id delete takes no --yes
+    for args in ((), ("scan", "--filter", '{"a": 1}'), ("scan", "--yes")):
+        code, _, err = _run(capsys, data_dir, "documents", "delete", *args, *lib)
+        assert code == 2, args
+        assert err.startswith("error: "), err

@@ -15,6 +15,7 @@ def test_health_and_ready(client: httpx.Client) -> None:
     assert ready.status_code == 200
     body = ready.json()
     assert body["status"] == "ready"
+    assert body["test_checkpoint"] is True  # the session server runs model.testing's random checkpoint
     assert body["multivector_dimensions"] == 128 or body["multivector_dimensions"] > 0
     assert body["matryoshka_dims"]
 

@@ -1,14 +1,15 @@
 """Conformance (issue 25 item 8): schemathesis runs over the server's own OpenAPI (``/docs/openapi.json``) with
 **all** its checks (no 5xx, response schemas and content types, documented statuses, ``Allow`` on 405,
 schema-valid requests accepted, schema-violating ones rejected, ...); with all phases, stateful included (it
-creates collections and documents through the links it infers and reads them back), in the slow variant.
+creates collections and documents through the links it infers and reads them back).
 
 It runs the schemathesis CLI against a server of its own (``python -m service serve`` on the tiny checkpoint):
 remote URLs off, so media fields are exactly base64 / data URIs as the schema states (with them on, a
 schema-valid URL would point at a host that cannot be fetched); originals kept, so a created document's file
 can be read back. ``tests/service/http/schemathesis.toml`` says which statuses count as accepting valid data
-(415 added: no schema states what the bytes of a PNG are). The command is in docs/robustness.md. In the default
-suite: examples and coverage phases at 0 failures; fuzzing and stateful (the slow variant) are not at 0 yet.
+(415 added: no schema states what the bytes of a PNG are; 422 on delete by filter, whose refusal of a key no
+document holds depends on the collection's contents). The command is in docs/robustness.md. In the default suite,
+all four phases: 0 failures.
 """
 
 from __future__ import annotations
@@ -85,14 +86,6 @@ def _run(server: LiveServer, max_examples: int, timeout_s: int, phases: str) -> 
     assert done.returncode == 0, done.stdout[-12000:] + done.stderr[-2000:]
 
 
-def test_all_checks_examples_and_coverage(conformance_server: LiveServer) -> None:
-    """Every check over the examples and coverage phases (each operation's boundary and near-boundary cases):
-    0 failures."""
-    _run(conformance_server, max_examples=5, timeout_s=300, phases="examples,coverage")
-
-
-@pytest.mark.slow
 def test_all_checks_all_phases_stateful_included(conformance_server: LiveServer) -> None:
-    """Every check in every phase, fuzzing and stateful included: not yet at 0 (docs/robustness.md lists what
-    the last run found), so it is a slow check until it is."""
+    """Every check in every phase — examples, coverage, fuzzing and stateful: 0 failures."""
     _run(conformance_server, max_examples=5, timeout_s=600, phases="examples,coverage,fuzzing,stateful")

@@ -43,7 +43,7 @@ async function failure(response) {
   return new ApiError(response.status, `HTTP ${response.status} ${response.statusText}`, "http_error", "");
 }
 
-export async function request(method, path, body, { signal } = {}) {
+async function send(method, path, body, signal) {
   const init = { method, headers: headers(), signal };
   if (body instanceof FormData) {
     init.body = body;
@@ -53,7 +53,19 @@ export async function request(method, path, body, { signal } = {}) {
   }
   const response = await fetch(path, init);
   if (!response.ok) throw await failure(response);
+  return response;
+}
+
+export async function request(method, path, body, { signal } = {}) {
+  const response = await send(method, path, body, signal);
   return response.status === 204 ? null : response.json();
+}
+
+// An upload: its job (202 / 201), or — the same bytes already stored (JEV4_DUPLICATE_POLICY=return_existing) —
+// the stored document, with `duplicateOf` from the X-Duplicate-Of header.
+export async function upload(path, form) {
+  const response = await send("POST", path, form);
+  return { body: await response.json(), duplicateOf: response.headers.get("X-Duplicate-Of") };
 }
 
 export const get = (path, opts) => request("GET", path, undefined, opts);

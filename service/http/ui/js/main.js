@@ -43,6 +43,7 @@ async function showModelStatus() {
     const response = await fetch("/ready");
     const body = await response.json();
     $("#model-status").textContent = `${body.model} · ${body.status}`;
+    $("#test-checkpoint").hidden = body.test_checkpoint !== true;
     return body;
   } catch {
     return null;

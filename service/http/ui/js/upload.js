@@ -1,6 +1,6 @@
 // Upload: drag and drop (or choose) several files; each is sent as multipart with ?wait=false and gets a
 // progress bar fed by its indexing job (pages_done / pages_total); errors show the API's message.
-import { collectionPath, get, post } from "./api.js";
+import { collectionPath, get, upload } from "./api.js";
 import { $, h, parseJsonObject } from "./dom.js";
 import { report } from "./report.js";
 import { emit, holdsChunks, on, state, unitWord } from "./state.js";
@@ -52,6 +52,15 @@ async function follow(ui, collection, job) {
   }
 }
 
+// The server already holds these bytes (200 + X-Duplicate-Of): nothing was indexed, nothing failed.
+function stored(ui, documentId) {
+  ui.li.classList.add("duplicate");
+  ui.bar.max = 1;
+  ui.bar.value = 1;
+  ui.status.textContent = `already stored as ${documentId}`;
+  return false;
+}
+
 const isPdf = (file) => file.type === "application/pdf" || /\.pdf$/i.test(file.name);
 
 async function send(file, collection, metadata, pages) {
@@ -61,8 +70,9 @@ async function send(file, collection, metadata, pages) {
   if (metadata) form.append("metadata", JSON.stringify(metadata));
   if (pages && isPdf(file)) form.append("pages", pages); // a page selection applies to PDFs only
   try {
-    const job = await post(`${collectionPath(collection)}/documents?wait=false`, form);
-    return await follow(ui, collection, job);
+    const sent = await upload(`${collectionPath(collection)}/documents?wait=false`, form);
+    if (sent.duplicateOf !== null) return stored(ui, sent.duplicateOf);
+    return await follow(ui, collection, sent.body);
   } catch (err) {
     fail(ui, err.code ? `${err.message} (${err.code})` : err.message);
     if (err.status === 401) report(err);
