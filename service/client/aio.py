@@ -45,7 +45,7 @@ Progress = Callable[[Job], None]
 
 class AsyncClient:
     """A jev4-serve server over HTTP, for asyncio. ``base_url`` / ``api_key`` default to ``JEV4_URL`` / ``JEV4_API_KEY``
-    (then ``http://127.0.0.1:8000``, no key). Errors: :class:`~service.client.ClientError`."""
+    (then ``http://127.0.0.1:8080``, no key). Errors: :class:`~service.client.ClientError`."""
 
     def __init__(
         self,

@@ -58,7 +58,7 @@ class Config:
 
     @classmethod
     def resolve(cls, base_url: str | None, api_key: str | None, timeout_s: float) -> Config:
-        url = base_url or os.environ.get("JEV4_URL") or "http://127.0.0.1:8000"
+        url = base_url or os.environ.get("JEV4_URL") or "http://127.0.0.1:8080"
         key = api_key if api_key is not None else os.environ.get("JEV4_API_KEY") or None
         return cls(url.rstrip("/"), key, timeout_s)
 
