@@ -9,7 +9,11 @@ if [[ -n "${JEV4_API_KEYS:-}" ]]; then AUTH=(-H "Authorization: Bearer ${JEV4_AP
 call() {  # call METHOD PATH [curl args...]  -> prints the response body; exits non-zero on HTTP >= 400
   local method="$1" path="$2"
   shift 2
-  curl -sS --fail-with-body -X "$method" "${AUTH[@]}" "$@" "${URL}${path}"
+  if [[ -t 1 ]]; then  # a terminal: base64 images and long vectors shortened to a note of their size
+    curl -sS --fail-with-body -X "$method" "${AUTH[@]}" "$@" "${URL}${path}" | python3 "${BASH_SOURCE[0]%/*}/_shorten.py"
+  else
+    curl -sS --fail-with-body -X "$method" "${AUTH[@]}" "$@" "${URL}${path}"
+  fi
   echo
 }
 

@@ -235,7 +235,11 @@ class Collections:
         original = upload.original() if settings.keep_originals else None
 
         async def work(job: IndexJob | None) -> DocumentInfo:
-            return await planned.write(document_id, metadata, replace=upload.replace, progress=job, original=original)
+            info = await planned.write(document_id, metadata, replace=upload.replace, progress=job, original=original)
+            await asyncio.to_thread(
+                still_there, self.catalog(), name, store
+            )  # not deleted by another process meanwhile
+            return info
 
         if wait:
             return document_object(name, await work(None)), False
@@ -353,3 +357,20 @@ class Collections:
 
 def _no_document(collection: str, document_id: str) -> DocumentNotFoundError:  # 404 document_not_found
     return DocumentNotFoundError(f"no document {document_id!r} in collection {collection!r}")
+
+
+def still_there(catalog: Catalog, name: str, store: Store) -> None:
+    """``CollectionNotFoundError`` unless ``store`` is still the collection ``name``: another process (the CLI, a
+    replica) may have deleted or re-created it while a document was being written into the handle held here, and
+    the write then reached a collection nobody can see; the upload (or its job) must fail, not report success.
+    (Qdrant: a handle notices a re-created collection only when one of its requests fails, so there a write through
+    a handle held across a delete + create lands in the new collection; a plain delete fails the write itself.)"""
+    try:
+        current = catalog.get(name)
+    except CollectionNotFoundError:
+        current = None
+    if current is not store:
+        raise CollectionNotFoundError(
+            f"collection {name!r} was deleted (or re-created) by another process while the document was being "
+            "indexed; nothing of it is stored: create the collection and upload the document again"
+        )
