@@ -311,10 +311,9 @@ def _text(value: Any, field: str) -> str | None:
 
 def _ocr_mode(value: Any) -> str | None:
     """The form's ``ocr`` (None when absent: the server's default, JEV4_OCR)."""
-    given = _text(value, "ocr")
-    if given is None:
+    mode = (_text(value, "ocr") or "").strip().lower()
+    if not mode:  # absent or empty, as other optional form fields: the server's default
         return None
-    mode = given.strip().lower()
     if mode not in OCR_MODES:
         raise UnprocessableError(
             f"form field 'ocr' must be one of {', '.join(OCR_MODES)}, got {mode[:20]!r}", code="invalid_input"

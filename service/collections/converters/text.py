@@ -69,7 +69,8 @@ def convert(
     decoded = decode_text(data, max_bytes=max_bytes, name=path)
     if not decoded.text.strip():
         raise UnprocessableError(f"{path!r} holds no text (empty or only whitespace)", code="empty_input")
-    split = split_text(
-        decoded.text, path, lambda: offsets(decoded.text), limits, language=language
-    )  # tokens after the cheap checks
+    # tokenized only after the checks that need no tokens (line lengths, chunk counts)
+    split = split_text(decoded.text, path, lambda: offsets(decoded.text), limits, language=language)
+    if not split.chunks:  # e.g. only bytes that decode to replacement characters the chunker drops
+        raise UnprocessableError(f"{path!r} holds no text to index (no chunk could be made of it)", code="empty_input")
     return ConvertedText(decoded.text, split.language, split.chunks, decoded.replaced, split.syntax_errors)
