@@ -1,6 +1,7 @@
-"""The collections application service: what the HTTP routes (``service.http.controllers.collections``) and the
-CLI (``service.cli``) call. One :class:`Collections` per runtime, holding the document repository, the indexing
-jobs, and the :class:`Indexer` and :class:`Searcher` (made once, when the model is ready).
+"""The collections application service: what the HTTP routes (``service.http.controllers.collections``), the CLI
+(``service.cli``) and the MCP server (``service.mcp``) call. One :class:`Collections` per runtime, over the
+runtime's catalog (:class:`colbert.catalog.Catalog`), holding the indexing jobs and the :class:`Indexer` and
+:class:`Searcher` (made once, when the model is ready).
 
 Blocking index calls (SQLite, file I/O) run in threads; preprocessing in the runtime's pool; the model in
 the batcher's worker. Decisions:
@@ -236,9 +237,8 @@ class Collections:
 
         async def work(job: IndexJob | None) -> DocumentInfo:
             info = await planned.write(document_id, metadata, replace=upload.replace, progress=job, original=original)
-            await asyncio.to_thread(
-                still_there, self.catalog(), name, store
-            )  # not deleted by another process meanwhile
+            # the collection was not deleted or re-created by another process meanwhile
+            await asyncio.to_thread(still_there, self.catalog(), name, store)
             return info
 
         if wait:
