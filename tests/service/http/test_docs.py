@@ -68,7 +68,8 @@ def test_upload_route_documents_multipart_and_json(client: httpx.Client) -> None
     schema = client.get("/docs/openapi.json").json()
     body = schema["paths"]["/v1/collections/{name}/documents"]["post"]["requestBody"]
     form = body["content"]["multipart/form-data"]["schema"]
-    assert form["properties"]["file"] == {"type": "string", "format": "binary", "description": "The PDF or image"}
+    file_part = {"type": "string", "format": "binary", "minLength": 1, "description": "The PDF or image"}
+    assert form["properties"]["file"] == file_part  # an empty file is refused (422 empty_input)
     assert form["required"] == ["file"]
     assert {"metadata", "document_id", "pages", "replace"} <= set(form["properties"])
     assert {"pdf", "image", "metadata"} <= set(body["content"]["application/json"]["schema"]["properties"])
