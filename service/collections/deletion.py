@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from msgspec import Meta, Struct
 
 from service.errors import UnprocessableError
+from service.settings import env_name
 
 if TYPE_CHECKING:
     from colbert.store import Store
@@ -59,7 +60,7 @@ def check_filter_size(filter: dict[str, Any] | None, max_keys: int) -> None:
     store reads anything (422 ``invalid_filter``)."""
     if filter is not None and len(filter) > max_keys:
         raise UnprocessableError(
-            f"filter has {len(filter)} keys, more than the limit of {max_keys} (JEV4_MAX_FILTER_KEYS)",
+            f"filter has {len(filter)} keys, more than the limit of {max_keys} ({env_name('max_filter_keys')})",
             code="invalid_filter",
         )
 
