@@ -80,6 +80,7 @@ async def index_all(files: list[Any], indexer: Any, spec: Any, folder: Path) -> 
     from colbert.local import LocalStore
     from colbert.store import CollectionConfig
     from service.collections.texts import TextSource
+    from service.collections.writing import write_text
     from service.errors import ServiceError
 
     store = LocalStore.create(folder / "bench", CollectionConfig(dense_dim=indexer.hidden_size))
@@ -89,11 +90,11 @@ async def index_all(files: list[Any], indexer: Any, spec: Any, folder: Path) -> 
         source = TextSource(file.absolute.read_bytes(), file.path)
         doc_id = file.path.replace("/", ":")
         try:
-            planned = await indexer.plan(store, "bench", doc_id, source, spec, replace=False)
+            planned = await indexer.prepared(source, spec)
         except ServiceError:  # an empty __init__.py (the CLI counts it as "empty"), a binary
             refused += 1
             continue
-        result = await indexer.index(store, doc_id, planned, spec)
+        result = await write_text(indexer, store, doc_id, planned, spec)
         chunks += len(planned.chunks)
         tokens += result.tokens
     seconds = time.perf_counter() - start

@@ -573,6 +573,7 @@ def _pdf_index_ab(config: str, dtype: torch.dtype, pdf: bytes, pages: int, repea
     from model import Encoder
     from service.collections.embedder import EmbeddingModel
     from service.collections.indexing import DocumentSource, Indexer, IndexOptions
+    from service.collections.writing import write_pages
 
     encoder = Encoder.from_pretrained(build_checkpoint(config), dtype=dtype, device="cpu")
     info = encoder.info
@@ -589,7 +590,7 @@ def _pdf_index_ab(config: str, dtype: torch.dtype, pdf: bytes, pages: int, repea
             indexer = Indexer(model, options)
             source, numbers = DocumentSource(pdf, "pdf"), list(range(1, pages + 1))
             return lambda: asyncio.run(
-                indexer.index(store, "c", "d", source, pages=numbers, replace=True)  # type: ignore[arg-type]
+                write_pages(indexer, store, "d", source, numbers, replace=True)  # type: ignore[arg-type]
             )
 
         return _ab(index(False), index(True), repeats)

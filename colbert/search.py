@@ -95,8 +95,10 @@ class SearchOptions:
             raise InvalidQueryError(f"candidates must be an int, got {candidates!r}")
         if not k <= candidates <= limits.max_candidates:
             raise InvalidQueryError(f"candidates must be in k..{limits.max_candidates} (k={k}), got {candidates}")
-        object.__setattr__(self, "mode", parse_mode(self.mode))
-        object.__setattr__(self, "filter", parse_filter(self.filter))
+        if not isinstance(self.mode, SearchMode):  # a string from outside the library; checked once
+            object.__setattr__(self, "mode", parse_mode(self.mode))
+        if not isinstance(self.filter, MetadataFilter):  # a JSON object: parsed here, once
+            object.__setattr__(self, "filter", parse_filter(self.filter))
         if self.fusion is None:
             object.__setattr__(self, "fusion", Fusion())
         if not isinstance(self.fusion, Fusion):
@@ -122,8 +124,8 @@ class SearchOptions:
     @classmethod
     def of(cls, filter: Mapping[str, Any] | MetadataFilter | None = None, **fields: Any) -> SearchOptions:
         """Options from plain values (``filter`` as a JSON object, ``mode`` as a string, ``fusion`` None for the
-        default), as a caller outside the library holds them."""
-        return cls(filter=parse_filter(filter), **fields)
+        default), as a caller outside the library holds them; each is parsed once, in ``__post_init__``."""
+        return cls(filter=filter, **fields)  # type: ignore[arg-type]  # parsed to a MetadataFilter on construction
 
     def under(self, limits: StoreLimits) -> SearchOptions:
         """These options checked against ``limits`` (a backend's own); themselves when built against them."""

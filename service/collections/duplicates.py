@@ -32,35 +32,25 @@ and a replace is never a duplicate.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from service.collections.staging import check_free
+from colbert.errors import DocumentExistsError
 from service.errors import DuplicateDocumentError
 from service.settings import env_name
 
 if TYPE_CHECKING:
     from colbert.store import DocumentInfo, Store
-    from service.collections.indexing import DocumentSource, Indexer
+    from service.collections.indexing import DocumentSource
 
 __all__ = [
-    "UploadPlan",
     "admit",
+    "check_free",
     "content_hash",
     "page_ranges",
-    "plan_upload",
     "same_content",
     "text_content_hash",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class UploadPlan:
-    pages: list[int]  # the page numbers to index
-    content_hash: str  # to store with the document
-    existing: DocumentInfo | None  # return_existing: the stored document holding these bytes (index nothing)
 
 
 def page_ranges(numbers: list[int]) -> str:
@@ -117,6 +107,15 @@ def same_content(stored: str | None, new: str) -> bool:
     return stored == new or (not stored.startswith(_PREFIX) and _PREFIX + stored == new)
 
 
+def check_free(store: Store, collection: str, document_id: str, *, replace: bool) -> None:
+    """``DocumentExistsError`` (409) when the id is taken and ``replace`` is off; cheap, before any work
+    (blocking: async callers run it in a thread)."""
+    if not replace and store.get_document(document_id) is not None:
+        raise DocumentExistsError(
+            f"document {document_id!r} already exists in collection {collection!r} (send replace=true)"
+        )
+
+
 async def admit(
     store: Store,
     collection: str,
@@ -126,10 +125,14 @@ async def admit(
     replace: bool,
     explicit_id: bool,
     policy: str,
+    skip_unchanged: bool = False,
 ) -> DocumentInfo | None:
     """The one check before a new document is embedded: under ``return_existing``, the stored document holding
     the same content (embed nothing); ``DuplicateDocumentError`` under ``refuse``; else ``DocumentExistsError``
-    when ``document_id`` is taken and ``replace`` is off. An explicit id and a replace are never duplicates."""
+    when ``document_id`` is taken and ``replace`` is off. An explicit id and a replace are never duplicates.
+
+    ``skip_unchanged`` (a re-index run): the stored document ``document_id`` when it holds this content
+    (:func:`same_content`), so nothing is embedded; the one skip-unchanged rule."""
     existing = None
     if not replace and not explicit_id and policy != "allow":
         existing = await asyncio.to_thread(store.find_by_hash, key)
@@ -142,27 +145,7 @@ async def admit(
             )
     if existing is None:
         await asyncio.to_thread(check_free, store, collection, document_id, replace=replace)
+    if existing is None and skip_unchanged:
+        stored = await asyncio.to_thread(store.get_document, document_id)
+        existing = stored if stored is not None and same_content(stored.content_hash, key) else None
     return existing
-
-
-async def plan_upload(
-    indexer: Indexer,
-    store: Store,
-    collection: str,
-    document_id: str,
-    source: DocumentSource,
-    *,
-    replace: bool,
-    explicit_id: bool,
-    policy: str,
-    background: bool,
-) -> UploadPlan:
-    """(The CLI's entry, until it calls ``Collections.add_document``.) The pages to index and the content hash,
-    after the checks that need no model, in this order: the pages
-    (PDF opens, selection and count valid), duplicates (policy), then the id is free unless ``replace``.
-
-    Raises the 4xx errors (``DuplicateDocumentError`` under ``refuse``, ``DocumentExistsError`` for a taken id)."""
-    numbers = await indexer.model.start(functools.partial(indexer.select_pages, source, background=background))
-    key = content_hash(source, numbers)
-    existing = await admit(store, collection, document_id, key, replace=replace, explicit_id=explicit_id, policy=policy)
-    return UploadPlan(numbers, key, existing)

@@ -1,7 +1,8 @@
-"""Index one page document (a PDF, an image: any page converter's kind) -> pages -> model rows -> vectors -> one
-atomic ``add_document``.
+"""Embed one page document (a PDF, an image: any page converter's kind) -> pages -> model rows -> vectors ->
+units, which the write path stores in one atomic ``add_document`` (:mod:`service.collections.writing`).
 
-Pipeline (:meth:`Indexer.index`; the kind-specific steps are the page converter's, :mod:`.converters`)::
+Pipeline (:meth:`Indexer.select_pages`, then :meth:`Indexer.embed_pages`; the kind-specific steps are the page
+converter's, :mod:`.converters`)::
 
     bytes ──count (converter) + select pages──▶ [page numbers]          (pool thread; errors before any work)
           ──for each step of ``pages_per_step`` pages (the next step renders and prepares, and the last
@@ -14,8 +15,8 @@ Pipeline (:meth:`Indexer.index`; the kind-specific steps are the page converter'
                                text layer; word boxes in metadata "words", over the kept image),
                                metadata {image_span, image_grid, num_tokens},
                                image = the page as the model saw it, PNG)                   (pool thread)
-                ──▶ staged in the repository's StagedDocument, progress.advance(pages)
-          ──▶ repository.write_document: one add_document, vectors and images together (all pages or none)
+                ──▶ appended to the caller's units, progress.advance(pages)
+          ──▶ (the write path) one add_document, vectors and images together (all pages or none)
 
 Pages are numbered from 1 (PDF page numbers; an image is page 1). At most three steps of ``pages_per_step``
 rendered pages are in memory at a time (one being encoded to PNG, one embedded, one prepared); the vectors and
@@ -32,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,19 +43,15 @@ from model.errors import TooManyPagesError
 from model.layout import PageLayout
 from model.ocr import apply_ocr
 from model.pdf import parse_page_selection
-from model.types import PromptType
-from service.collections.converters import PageLimits, as_loadable, converted_first, detect_kind, page_converter
+from service.collections.converters import PageLimits, as_loadable, detect_kind, page_converter
 from service.collections.embedder import EmbeddingModel, QueueRetry
 from service.collections.highlight import stored_words
-from service.collections.staging import StagedDocument, check_free, write_document
-from service.collections.tasks import task_spec
 from service.collections.units import PageUnitInfo
 from service.settings import env_name
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from colbert.store import DocumentInfo, OriginalFile, Store
     from model.processor import PreparedInput
     from model.types import EmbeddingOutput, TaskSpec, TextLayer
     from service.settings import Settings
@@ -65,7 +61,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DocumentSource",
     "IndexOptions",
-    "IndexResult",
     "Indexer",
     "Progress",
     "detect_kind",
@@ -124,12 +119,6 @@ class Progress(Protocol):
     def advance(self, pages: int) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class IndexResult:
-    document: DocumentInfo
-    tokens: int  # sequence tokens the model ran over (as counted in ``usage``)
-
-
 class Indexer:
     """Turns documents into stored pages (see the module doc). One instance per app (or CLI run) serves every
     document of every collection."""
@@ -171,75 +160,41 @@ class Indexer:
             )
         return selected
 
-    async def plan(
+    async def embed_pages(
         self,
-        store: Store,
-        collection: str,
-        document_id: str,
         source: DocumentSource,
-        *,
-        replace: bool,
-        background: bool = False,
-    ) -> list[int]:
-        """The page numbers to index, after the checks that need no model: the PDF opens, the selection and
-        the page count are valid, and the id is free (unless ``replace``). Cheap; raises the 4xx errors."""
-        numbers = await self.model.start(lambda: self.select_pages(source, background=background))
-        await asyncio.to_thread(check_free, store, collection, document_id, replace=replace)
-        return numbers
-
-    async def index(
-        self,
-        store: Store,
-        collection: str,
-        document_id: str,
-        source: DocumentSource,
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        replace: bool = False,
+        numbers: list[int],
+        spec: TaskSpec,
+        dim: int,
+        units: list[UnitRecord],
         progress: Progress | None = None,
+        *,
         wait_when_full: bool = False,
-        pages: list[int] | None = None,
-        content_hash: str | None = None,
-        background: bool = False,
-        original: OriginalFile | None = None,
-    ) -> IndexResult:
-        """Index one document; ``pages`` from :meth:`plan` (planned here when None), so bad pages or a taken
-        id are refused before anything is embedded.
+    ) -> int:
+        """Render, embed and append to ``units`` the pages ``numbers`` of a :meth:`loadable` ``source`` (planned
+        by :func:`service.collections.writing.plan_document`), in steps of ``pages_per_step``; the tokens embedded.
+        The caller stores ``units`` in one write (:mod:`service.collections.writing`).
 
         ``wait_when_full``: on a full model queue, wait and retry instead of raising QueueFullError (429);
         steps after the first always wait, since the work is already under way.
         """
-        if converted_first(source.kind):  # planned by a caller that kept the upload as sent (the CLI)
-            source = await self.model.start(functools.partial(self.loadable, source))
-        numbers = pages
-        if numbers is None:
-            numbers = await self.plan(store, collection, document_id, source, replace=replace, background=background)
         if progress is not None:
             progress.start(len(numbers))
-        staged = StagedDocument(
-            store, document_id, metadata, replace=replace, content_hash=content_hash, original=original
-        )
-        spec = task_spec(store.config, PromptType.PASSAGE)
         retry = QueueRetry(wait_when_full, self.options.retry_after_s)
-
-        async def fill(staged: StagedDocument) -> int:
-            return await self._embed_steps(source, numbers, staged, spec, store.config.dense_dim, progress, retry)
-
-        info, tokens = await write_document(staged, fill)
-        return IndexResult(info, tokens)
+        return await self._embed_steps(source, numbers, units, spec, dim, progress, retry)
 
     async def _embed_steps(
         self,
         source: DocumentSource,
         numbers: list[int],
-        staged: StagedDocument,
+        units: list[UnitRecord],
         spec: TaskSpec,
         dim: int,
         progress: Progress | None,
         retry: QueueRetry,
     ) -> int:
-        """Render, embed and stage ``numbers`` in steps of ``pages_per_step``; the tokens embedded. On an error
-        nothing is left running that could stage after the caller's discard."""
+        """Render, embed and append ``numbers`` to ``units`` in steps of ``pages_per_step``; the tokens embedded. On
+        an error nothing is left running that could append after the caller's discard."""
         step = self.options.pages_per_step
         chunks = [numbers[i : i + step] for i in range(0, len(numbers), step)]
         # Pool work runs beside the model: the next step's pages render and prepare while this step embeds, and a
@@ -261,7 +216,7 @@ class Indexer:
                 tokens += sum(row.num_tokens for row in rows)
                 if writing is not None:
                     await writing
-                writing = self.model.start(functools.partial(_stage_with_images, staged, records, pictures))
+                writing = self.model.start(functools.partial(_with_images, units, records, pictures))
                 if not self.options.prepare_ahead:
                     await writing  # in turn: one step at a time, nothing beside the model
                 if progress is not None:
@@ -351,9 +306,9 @@ def _png(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def _stage_with_images(staged: StagedDocument, records: list[UnitRecord], pictures: list[Any]) -> None:
-    """Each record with its page image (PNG, as the model saw it) into the staged document (a pool thread)."""
-    staged.add(
+def _with_images(units: list[UnitRecord], records: list[UnitRecord], pictures: list[Any]) -> None:
+    """Each record with its page image (PNG, as the model saw it) appended to ``units`` (a pool thread)."""
+    units.extend(
         [
             UnitRecord(r.unit, r.dense, r.multivector, kind=r.kind, text=r.text, metadata=r.metadata, image=_png(p))
             for r, p in zip(records, pictures, strict=True)

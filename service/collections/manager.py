@@ -36,7 +36,7 @@ from colbert.quantize import Codec
 from colbert.store import CollectionConfig
 from model.errors import InvalidDimensionError
 from service.collections.deletion import DeleteByFilterRequest, DeletionObject, check_filter_size, delete_by_filter
-from service.collections.duplicates import admit, same_content
+from service.collections.duplicates import admit
 from service.collections.embedder import EmbeddingModel
 from service.collections.indexing import Indexer, IndexOptions
 from service.collections.job_store import Retention, open_job_store
@@ -64,8 +64,7 @@ from service.collections.search import Searcher
 from service.collections.search_plan import SearchLimits, SearchQuery
 from service.collections.search_schemas import SearchRequest, SearchResponse
 from service.collections.tasks import check_task
-from service.collections.texts import TextSource
-from service.collections.writing import as_page_source, check_unit_kind, plan_document, unit_kind_of
+from service.collections.writing import plan_document
 from service.embeddings.media import MediaLimits, load_source
 from service.embeddings.schemas import Usage
 from service.errors import NotFoundError, NotReadyError, UnprocessableError
@@ -211,12 +210,11 @@ class Collections:
         a stored document the policy returned instead (:mod:`service.collections.duplicates`), or it is unchanged
         (``upload.skip_unchanged``). Every kind takes this one path (:mod:`.writing`)."""
         store = await self.store(name)
-        source = as_page_source(upload.source, store.config.unit_kind)  # Markdown/text in a page collection
-        given = source.path if isinstance(source, TextSource) else upload.filename
-        check_unit_kind(name, store.config, unit_kind_of(source), f"file {given!r}" if given else None)
         indexer, _searcher = self.services()
         document_id = upload.document_id or upload.default_id() or uuid.uuid4().hex
-        planned = await plan_document(self.runtime, indexer, store, name, source, background=not wait)
+        planned = await plan_document(
+            self.runtime, indexer, store, name, upload.source, background=not wait, filename=upload.filename
+        )
         settings = self.runtime.settings
         existing = await admit(
             store,
@@ -226,10 +224,8 @@ class Collections:
             replace=upload.replace,
             explicit_id=upload.document_id is not None and not upload.id_from_path,
             policy=settings.duplicate_policy if planned.follows_duplicate_policy else "allow",
+            skip_unchanged=upload.skip_unchanged,
         )
-        if existing is None and upload.skip_unchanged:  # a re-index run: the stored document is this content
-            stored = await asyncio.to_thread(store.get_document, document_id)
-            existing = stored if stored and same_content(stored.content_hash, planned.content_hash) else None
         if existing is not None:
             return document_object(name, existing), True
         metadata = await upload.metadata_to_store(store, document_id)

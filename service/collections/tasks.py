@@ -32,11 +32,17 @@ if TYPE_CHECKING:
 __all__ = ["PromptType", "check_task", "task_spec"]
 
 
+# Every (adapter, prompt) a collection can use, built once: a request looks its spec up, it does not build one.
+_SPECS = {(task.value, prompt): TaskSpec(task, prompt) for task in Task for prompt in PromptType}
+
+
 def task_spec(config: CollectionConfig, prompt: PromptType) -> TaskSpec:
     """The adapter and prompt for one side (``PASSAGE``: units, ``QUERY``: queries) of a collection."""
-    if config.unit_kind == "page":
-        return TaskSpec(Task.RETRIEVAL, prompt)
-    return TaskSpec(Task(config.task), prompt)
+    task = Task.RETRIEVAL.value if config.unit_kind == "page" else config.task
+    try:
+        return _SPECS[task, prompt]
+    except KeyError:
+        return TaskSpec(Task(task), prompt)  # not a task: Task() raises the ValueError naming it
 
 
 def check_task(task: str, unit_kind: str) -> None:

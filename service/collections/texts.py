@@ -1,6 +1,6 @@
 """Index one text or code document: bytes -> decoded text -> chunks -> late-chunked vectors -> one atomic add.
 
-Pipeline (:meth:`TextIndexer.plan` then :meth:`TextIndexer.index`)::
+Pipeline (:meth:`TextIndexer.prepared` then :meth:`TextIndexer.embed`; the write path stores the units)::
 
     bytes ──the text converter (service.collections.converters.text): decode (413 over JEV4_MAX_TEXT_BYTES,
             415 for binaries, invalid UTF-8 replaced and counted) ──▶ text ──tokenize once ──▶ split_text
@@ -9,8 +9,8 @@ Pipeline (:meth:`TextIndexer.plan` then :meth:`TextIndexer.index`)::
           ──for each window: prepare_late_chunks + embed_late_chunks (the batcher: the /v1/embeddings path)
           ──▶ units (kind "chunk": dense truncated to the collection's size, multi-vector, the chunk's text,
               its colbert.units.ChunkInfo {path, language, chunk_kind, name, lines, char_span})
-          ──▶ repository.write_document (one add_document: every chunk or none; a replaced document's chunks
-              swap in one transaction)
+          ──▶ (the write path, :mod:`service.collections.writing`) one add_document: every chunk or none; a
+              replaced document's chunks swap in one transaction
 
 Passages use the collection's task (``retrieval`` or ``code``, :func:`~service.collections.tasks.task_spec`)
 with the passage prompt.
@@ -19,14 +19,14 @@ The document's metadata gets (besides the caller's) ``path`` and ``language`` (s
 ``syntax_errors: true`` when the parser met errors, and, when some bytes were not UTF-8, ``encoding_errors``
 (the count of replaced sequences). Its ``content_hash`` (:func:`~service.collections.duplicates.text_content_hash`)
 is ``sha256:`` and the hash of the bytes, the language, the task and the chunking settings: re-indexing with
-``skip_unchanged`` compares it with the stored document's (:func:`~service.collections.duplicates.same_content`,
-which also reads the unprefixed form stored before) and does nothing when they are equal.
+``skip_unchanged`` compares it with the stored document's (:func:`service.collections.writing.unchanged`, the one
+skip-unchanged rule) and does nothing when they are equal.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,23 +36,21 @@ from colbert.store import UnitRecord
 from colbert.units import ChunkInfo
 from service.collections.chunking import ChunkLimits, language_of
 from service.collections.converters import text as text_converter
-from service.collections.duplicates import same_content, text_content_hash
+from service.collections.duplicates import text_content_hash
 from service.collections.embedder import QueueRetry, truncate_dense
 from service.collections.late import LateChunker
-from service.collections.staging import StagedDocument, check_free, write_document
 from service.engine import memory
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from colbert.store import DocumentInfo, OriginalFile, Store
     from model.types import EmbeddingOutput, TaskSpec
     from service.collections.chunking import Chunk
     from service.collections.indexing import Progress
     from service.engine.runtime import Runtime
     from service.settings import Settings
 
-__all__ = ["PlannedText", "TextIndexer", "TextOptions", "TextResult", "TextSource", "text_indexer"]
+__all__ = ["PlannedText", "TextIndexer", "TextOptions", "TextSource", "text_indexer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +97,6 @@ class PlannedText:
     windows: list[tuple[int, int, int]]
     metadata: dict[str, Any]
     content_hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class TextResult:
-    document: DocumentInfo
-    tokens: int  # tokens the model ran over (0 when skipped as unchanged)
-    skipped: bool = False  # unchanged (same content_hash): nothing was embedded or written
 
 
 class TextIndexer:
@@ -161,50 +152,16 @@ class TextIndexer:
             if len(source.data) >= memory.LARGE_BYTES:
                 await loop.run_in_executor(self.pool, memory.trim)
 
-    async def plan(
-        self, store: Store, collection: str, document_id: str, source: TextSource, spec: TaskSpec, *, replace: bool
-    ) -> PlannedText:
-        """:meth:`prepared` then the id check (409 unless ``replace``)."""
-        planned = await self.prepared(source, spec)
-        await asyncio.to_thread(check_free, store, collection, document_id, replace=replace)
-        return planned
-
-    async def index(
-        self,
-        store: Store,
-        document_id: str,
-        planned: PlannedText,
-        spec: TaskSpec,
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        replace: bool = False,
-        skip_unchanged: bool = False,
-        progress: Progress | None = None,
-        original: OriginalFile | None = None,
-    ) -> TextResult:
-        """Embed and store one planned document (all chunks or none), with its original file when given
-        (``JEV4_KEEP_ORIGINALS``, in the same write)."""
-        if skip_unchanged:
-            existing = await asyncio.to_thread(store.get_document, document_id)
-            if existing is not None and same_content(existing.content_hash, planned.content_hash):
-                return TextResult(existing, 0, skipped=True)
+    async def embed(
+        self, planned: PlannedText, spec: TaskSpec, dim: int, progress: Progress | None = None
+    ) -> tuple[list[UnitRecord], int]:
+        """Embed a planned document with late chunking: its units (every chunk, in order) and the tokens the model
+        ran over. The write path (:mod:`service.collections.writing`) stores them in one ``add_document``."""
         if progress is not None:
             progress.start(len(planned.chunks))
         advance = None if progress is None else progress.advance
-        doc_meta = {**(metadata or {}), **planned.metadata}
-        staged = StagedDocument(
-            store, document_id, doc_meta, replace=replace, content_hash=planned.content_hash, original=original
-        )
-
-        async def fill(staged: StagedDocument) -> int:
-            outputs, tokens = await self.chunker.embed(planned.pieces, planned.windows, spec, advance)
-            staged.add(self._units(planned, outputs, store.config.dense_dim))
-            return tokens
-
-        info, tokens = await write_document(staged, fill)
-        if len(planned.text) >= memory.LARGE_BYTES:  # vectors and batches of a large document are free now
-            await asyncio.get_running_loop().run_in_executor(self.pool, memory.trim)
-        return TextResult(info, tokens)
+        outputs, tokens = await self.chunker.embed(planned.pieces, planned.windows, spec, advance)
+        return self._units(planned, outputs, dim), tokens
 
     def _units(self, planned: PlannedText, outputs: list[EmbeddingOutput], dim: int) -> list[UnitRecord]:
         dense = np.stack([out.dense for out in outputs])  # (C, hidden)

@@ -5,16 +5,21 @@
     DocumentUpload ──unit kind check (409 mixed_units)──▶ plan (the converter's cheap checks, no model: pages
         counted and selected, or text decoded and chunked) ──▶ content hash ──▶ admit (duplicates under
         JEV4_DUPLICATE_POLICY for pages, 409 for a taken id: :func:`~service.collections.duplicates.admit`)
-        ──▶ embed with the collection's passage task and stage units ──▶ one add_document
-        (:func:`~service.collections.staging.write_document`)
+        ──▶ embed with the collection's passage task (the units held here, nothing visible) ──▶ one
+        add_document (:func:`commit`: every unit or none; on any error or cancellation nothing is stored)
 
-:func:`plan_document` returns a :class:`PlannedDocument` for either unit kind; the caller (the HTTP route's
-``Collections``, later the CLI and MCP through it) admits it and runs :meth:`PlannedDocument.write` now (201) or in
-a job (202). A new input format is a converter (:mod:`service.collections.converters`), not a change here.
+:func:`plan_document` returns a :class:`PlannedDocument` for either unit kind; the caller (``Collections``, which
+the HTTP routes, the CLI and the MCP server call) admits it and runs :meth:`PlannedDocument.write` now (201) or in
+a job (202). Everything of a document — its metadata, every unit's vectors, text and page image, and its original
+file when kept (``JEV4_KEEP_ORIGINALS``) — reaches the index backend in that one ``add_document`` (one SQLite
+transaction, or one committed Qdrant version): a crash before it leaves nothing behind; after it, the whole
+document. A new input format is a converter (:mod:`service.collections.converters`), not a change here.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -22,19 +27,29 @@ from model.types import PromptType
 from service.collections.duplicates import content_hash
 from service.collections.tasks import task_spec
 from service.collections.texts import TextSource, text_indexer
+from service.engine import memory
 from service.errors import ConflictError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Awaitable, Mapping
     from typing import Any
 
-    from colbert.store import CollectionConfig, DocumentInfo, OriginalFile, Store
+    from colbert.store import CollectionConfig, DocumentInfo, OriginalFile, Store, UnitRecord
     from model.types import TaskSpec
     from service.collections.indexing import DocumentSource, Indexer, Progress
     from service.collections.texts import PlannedText, TextIndexer
     from service.engine.runtime import Runtime
 
-__all__ = ["PlannedDocument", "as_page_source", "check_unit_kind", "plan_document", "unit_kind_of"]
+__all__ = [
+    "PlannedDocument",
+    "Written",
+    "as_page_source",
+    "check_unit_kind",
+    "commit",
+    "plan_document",
+    "write_pages",
+    "write_text",
+]
 
 
 class PlannedDocument(Protocol):
@@ -52,11 +67,6 @@ class PlannedDocument(Protocol):
         progress: Progress | None,
         original: OriginalFile | None,
     ) -> DocumentInfo: ...
-
-
-def unit_kind_of(source: DocumentSource | TextSource) -> str:
-    """The kind of unit a source becomes: ``chunk`` (text and code) or ``page``."""
-    return "chunk" if isinstance(source, TextSource) else "page"
 
 
 def as_page_source(source: DocumentSource | TextSource, holds: str) -> DocumentSource | TextSource:
@@ -80,12 +90,19 @@ async def plan_document(
     source: DocumentSource | TextSource,
     *,
     background: bool,
+    filename: str | None = None,
 ) -> PlannedDocument:
-    """Plan one document (every 4xx about its content raised here, before any model work); ``background``: a
-    job or the CLI (higher page cap; waits on a full model queue instead of answering 429)."""
+    """Plan one document (every 4xx about its content raised here, before any model work): Markdown or text sent
+    to a page collection laid out as pages (:func:`as_page_source`), its unit kind checked against the
+    collection's (409 ``mixed_units``, naming ``filename`` or the text's path), then converted as far as no model is
+    needed. ``background``: a job or the CLI (higher page cap; waits on a full model queue instead of 429)."""
+    source = as_page_source(source, store.config.unit_kind)
+    given = source.path if isinstance(source, TextSource) else filename
+    kind = "chunk" if isinstance(source, TextSource) else "page"
+    check_unit_kind(collection, store.config, kind, f"file {given!r}" if given else None)
+    spec = task_spec(store.config, PromptType.PASSAGE)
     if isinstance(source, TextSource):
         texts = text_indexer(runtime, wait_when_full=background)
-        spec = task_spec(store.config, PromptType.PASSAGE)
         planned = await texts.prepared(source, spec)
         return _PlannedChunks(runtime, texts, store, spec, planned, planned.content_hash)
 
@@ -95,7 +112,127 @@ async def plan_document(
 
     loadable, numbers = await indexer.model.start(convert_and_select)
     key = content_hash(source, numbers)  # of the upload as sent, not of its conversion
-    return _PlannedPages(runtime, indexer, store, collection, loadable, numbers, key, background)
+    return _PlannedPages(runtime, indexer, store, spec, loadable, numbers, key, background)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    document: DocumentInfo
+    tokens: int  # sequence tokens the model ran over (as counted in ``usage``)
+
+
+def commit(
+    store: Store,
+    document_id: str,
+    units: list[UnitRecord],
+    metadata: Mapping[str, Any] | None,
+    *,
+    replace: bool,
+    content_hash: str | None,
+    original: OriginalFile | None,
+) -> DocumentInfo:
+    """Store every unit as one document (all or nothing; blocking): the one call of ``Store.add_document`` below
+    the front ends. ``DocumentExistsError`` when the id is taken and ``replace`` is off."""
+    return store.add_document(
+        document_id, units, metadata, replace=replace, content_hash=content_hash, original=original
+    )
+
+
+async def _embed_then_commit(
+    store: Store,
+    document_id: str,
+    units: list[UnitRecord],
+    embedded: Awaitable[int],
+    metadata: Mapping[str, Any] | None,
+    *,
+    replace: bool,
+    content_hash: str | None,
+    original: OriginalFile | None,
+) -> Written:
+    """Await ``embedded`` (it fills ``units`` and returns the tokens), then :func:`commit`; on any error or
+    cancellation the units are dropped and nothing is stored."""
+    try:
+        tokens = await embedded
+        info = await asyncio.to_thread(
+            functools.partial(
+                commit,
+                store,
+                document_id,
+                units,
+                metadata,
+                replace=replace,
+                content_hash=content_hash,
+                original=original,
+            )
+        )
+    except BaseException:
+        units.clear()
+        raise
+    return Written(info, tokens)
+
+
+async def write_pages(
+    indexer: Indexer,
+    store: Store,
+    document_id: str,
+    source: DocumentSource,
+    pages: list[int],
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    replace: bool = False,
+    progress: Progress | None = None,
+    wait_when_full: bool = False,
+    content_hash: str | None = None,
+    original: OriginalFile | None = None,
+    spec: TaskSpec | None = None,
+) -> Written:
+    """Embed ``pages`` of a loadable page ``source`` with ``spec`` (planned; None: the collection's passage task)
+    and store them as one document (``wait_when_full``: on a full model queue wait instead of answering 429)."""
+    spec = spec or task_spec(store.config, PromptType.PASSAGE)
+    units: list[UnitRecord] = []
+    embedded = indexer.embed_pages(
+        source, pages, spec, store.config.dense_dim, units, progress, wait_when_full=wait_when_full
+    )
+    return await _embed_then_commit(
+        store, document_id, units, embedded, metadata, replace=replace, content_hash=content_hash, original=original
+    )
+
+
+async def write_text(
+    texts: TextIndexer,
+    store: Store,
+    document_id: str,
+    planned: PlannedText,
+    spec: TaskSpec,
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    replace: bool = False,
+    progress: Progress | None = None,
+    original: OriginalFile | None = None,
+) -> Written:
+    """Embed a planned text/code document (late chunking) and store its chunks as one document; its metadata is
+    the caller's with the text's own keys (``path``, ``language``, …) over it."""
+    units: list[UnitRecord] = []
+
+    async def embedded() -> int:
+        made, tokens = await texts.embed(planned, spec, store.config.dense_dim, progress)
+        units.extend(made)
+        return tokens
+
+    meta = {**(metadata or {}), **planned.metadata}
+    written = await _embed_then_commit(
+        store,
+        document_id,
+        units,
+        embedded(),
+        meta,
+        replace=replace,
+        content_hash=planned.content_hash,
+        original=original,
+    )
+    if len(planned.text) >= memory.LARGE_BYTES:  # vectors and batches of a large document are free now
+        await asyncio.get_running_loop().run_in_executor(texts.pool, memory.trim)
+    return written
 
 
 @dataclass(slots=True)
@@ -103,7 +240,7 @@ class _PlannedPages:
     runtime: Runtime
     indexer: Indexer
     store: Store
-    collection: str
+    spec: TaskSpec
     source: DocumentSource
     pages: list[int]
     content_hash: str
@@ -119,18 +256,19 @@ class _PlannedPages:
         progress: Progress | None,
         original: OriginalFile | None,
     ) -> DocumentInfo:
-        result = await self.indexer.index(
+        result = await write_pages(
+            self.indexer,
             self.store,
-            self.collection,
             document_id,
             self.source,
+            self.pages,
             metadata,
             replace=replace,
             progress=progress,
             wait_when_full=self.background,
-            pages=self.pages,
             content_hash=self.content_hash,
             original=original,
+            spec=self.spec,
         )
         metrics = self.runtime.metrics
         metrics.tokens.labels(kind="image").inc(result.tokens)
@@ -160,7 +298,8 @@ class _PlannedChunks:
         progress: Progress | None,
         original: OriginalFile | None,
     ) -> DocumentInfo:
-        result = await self.texts.index(
+        result = await write_text(
+            self.texts,
             self.store,
             document_id,
             self.planned,

@@ -5,7 +5,7 @@ Every document takes one write path (``Collections.add_document``, :mod:`service
     upload ──converter (picked by :func:`pick` from the declared type and the bytes)──▶ pages or chunks
            ──embedded with the collection's task (:mod:`service.collections.tasks`)──▶ units
            ──the one admission check (duplicates, taken id: :func:`service.collections.duplicates.admit`)
-           ──▶ one ``add_document`` (:meth:`service.collections.staging.StagedDocument.commit`)
+           ──▶ one ``add_document`` (:func:`service.collections.writing.commit`)
 
 Kinds today:
 

@@ -19,6 +19,7 @@ from model.processor import PreparedInput, Processor
 from model.types import EmbeddingOutput
 from service.collections.embedder import EmbeddingModel
 from service.collections.indexing import DocumentSource, Indexer, IndexOptions
+from service.collections.writing import write_pages
 from tests.service.helpers import pdf_bytes
 
 HIDDEN = 64  # the tiny checkpoint's hidden size
@@ -75,7 +76,7 @@ def _index(indexer: Indexer, store: _Store, tmp_path: Path, pages: int) -> Any:
     """Index a PDF of ``pages`` pages into ``store``."""
     numbers = list(range(1, pages + 1))
     source = DocumentSource(pdf_bytes(pages), "pdf")
-    return asyncio.run(indexer.index(store, "c", "doc", source, pages=numbers))  # type: ignore[arg-type]
+    return asyncio.run(write_pages(indexer, store, "doc", source, numbers))  # type: ignore[arg-type]
 
 
 def test_pool_work_runs_beside_the_model(processor: Processor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,15 +86,15 @@ def test_pool_work_runs_beside_the_model(processor: Processor, tmp_path: Path, m
     overlapped: list[bool] = []
     embedding = [threading.Event() for _ in range(3)]  # set when step k's embed begins
     written_beside: list[bool] = []  # per write of a step's images: did the next step's embed begin meanwhile?
-    stage = service.collections.indexing._stage_with_images
+    stage = service.collections.indexing._with_images
 
-    def stage_with_images(staged: Any, records: list[Any], pictures: list[Any]) -> None:
+    def stage_with_images(units: Any, records: list[Any], pictures: list[Any]) -> None:
         step = (records[0].unit - 1) // 2
         if step + 1 < 3:
             written_beside.append(embedding[step + 1].wait(10))
-        stage(staged, records, pictures)
+        stage(units, records, pictures)
 
-    monkeypatch.setattr(service.collections.indexing, "_stage_with_images", stage_with_images)
+    monkeypatch.setattr(service.collections.indexing, "_with_images", stage_with_images)
 
     async def embed(rows: list[PreparedInput]) -> list[EmbeddingOutput]:
         step = len(overlapped)

@@ -18,10 +18,9 @@ from colbert.store import CollectionConfig
 from colbert.units import ChunkInfo
 from model.layout import PageLayout
 from model.types import PromptType, Task
-from service.collections import converters
-from service.collections.staging import StagedDocument
+from service.collections import converters, writing
+from service.collections.duplicates import admit
 from service.collections.tasks import task_spec
-from service.collections.texts import PlannedText, TextIndexer, TextOptions
 from service.collections.units import PageUnitInfo
 from tests.service.helpers import api_error, create_collection, pdf_bytes, png_bytes, ready_app
 
@@ -32,15 +31,15 @@ def test_each_kind_is_stored_by_the_one_commit(
     tiny_encoder: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A PDF, an image and a code file (multipart) and a JSON text document each reach the store through
-    ``StagedDocument.commit`` exactly once, with the converter the content picks."""
+    ``writing.commit`` exactly once, with the converter the content picks."""
     committed: list[tuple[str, list[str]]] = []
-    real = StagedDocument.commit
+    real = writing.commit
 
-    def commit(self: StagedDocument) -> Any:
-        committed.append((self.document_id, sorted({u.kind for u in self.units})))
-        return real(self)
+    def commit(store: Any, document_id: str, units: list[Any], *args: Any, **kwargs: Any) -> Any:
+        committed.append((document_id, sorted({u.kind for u in units})))
+        return real(store, document_id, units, *args, **kwargs)
 
-    monkeypatch.setattr(StagedDocument, "commit", commit)
+    monkeypatch.setattr(writing, "commit", commit)
     with ready_app(tiny_encoder, tmp_path) as client:
         create_collection(client, "pages")
         create_collection(client, "code", task="code")
@@ -104,7 +103,7 @@ def test_page_indexing_and_search_embed_with_the_one_task(
     tiny_encoder: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An older code-task page collection: its pages and its queries both go through retrieval."""
-    from service.collections import indexing, search
+    from service.collections import search
 
     asked: list[str] = []
     real = task_spec
@@ -114,7 +113,7 @@ def test_page_indexing_and_search_embed_with_the_one_task(
         asked.append(spec.api_name)
         return spec
 
-    monkeypatch.setattr(indexing, "task_spec", spy)
+    monkeypatch.setattr(writing, "task_spec", spy)
     monkeypatch.setattr(search, "task_spec", spy)
     with Catalog(tmp_path) as catalog:
         info = tiny_encoder.info
@@ -198,23 +197,23 @@ def test_text_documents_store_a_prefixed_content_hash(tiny_encoder: Any, tmp_pat
 
 
 def test_skip_unchanged_reads_the_unprefixed_hash_stored_before() -> None:
-    """A text document stored with a bare hex hash (before the prefix) is unchanged for the prefixed form."""
+    """A text document stored with a bare hex hash (before the prefix) is unchanged for the prefixed form: the one
+    skip-unchanged rule (``admit(skip_unchanged=True)``) answers the stored document; changed content is admitted."""
     stored = SimpleNamespace(doc_id="a.py", content_hash="ab12")
     store = SimpleNamespace(get_document=lambda _id: stored)
 
-    class Embedding(Exception):
-        pass
+    def check(key: str) -> Any:
+        admitted = admit(
+            store,  # type: ignore[arg-type]
+            "c",
+            "a.py",
+            key,
+            replace=True,
+            explicit_id=False,
+            policy="allow",
+            skip_unchanged=True,
+        )
+        return asyncio.run(admitted)
 
-    async def embed(*_args: Any) -> Any:
-        raise Embedding
-
-    chunker = SimpleNamespace(embed=embed)
-    indexer = TextIndexer(chunker, None, TextOptions(), hidden_size=8, matryoshka_dims=())  # type: ignore[arg-type]
-    planned = PlannedText("", [], [], [], {}, "sha256:ab12")
-    spec = task_spec(CollectionConfig(8, task="code", unit_kind="chunk"), PromptType.PASSAGE)
-    result = asyncio.run(indexer.index(store, "a.py", planned, spec, skip_unchanged=True))  # type: ignore[arg-type]
-    assert result.skipped
-    assert result.document is stored
-    changed = PlannedText("", [], [], [], {}, "sha256:cd34")
-    with pytest.raises(Embedding):  # changed content is not skipped: it goes on to embed
-        asyncio.run(indexer.index(store, "a.py", changed, spec, skip_unchanged=True))  # type: ignore[arg-type]
+    assert check("sha256:ab12") is stored
+    assert check("sha256:cd34") is None

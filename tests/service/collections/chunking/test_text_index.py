@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,10 @@ import pytest
 from colbert.local import LocalStore
 from colbert.store import CollectionConfig
 from model.types import PromptType, Task, TaskSpec
+from service.collections.duplicates import admit
 from service.collections.late import LateChunker
 from service.collections.texts import TextIndexer, TextOptions, TextSource
+from service.collections.writing import write_text
 from service.errors import PayloadTooLargeError, UnprocessableError, UnsupportedMediaTypeError
 from tests.service.collections.chunking.conftest import DATA
 
@@ -51,10 +54,28 @@ def indexer(tiny_encoder: Any) -> Iterator[TextIndexer]:
         yield ix
 
 
-def _index(indexer: TextIndexer, store: LocalStore, doc: str, source: TextSource, **kwargs: Any) -> Any:
+def _index(
+    indexer: TextIndexer, store: LocalStore, doc: str, source: TextSource, *, replace: bool = False, **kwargs: Any
+) -> Any:
+    """Plan, admit and write one text document as ``Collections.add_document`` does; ``skip_unchanged``: answer
+    the stored document (``skipped``) when the admission check finds it unchanged."""
+
     async def run() -> Any:
-        planned = await indexer.plan(store, "code", doc, source, CODE, replace=kwargs.get("replace", False))
-        return await indexer.index(store, doc, planned, CODE, **kwargs)
+        planned = await indexer.prepared(source, CODE)
+        existing = await admit(
+            store,
+            "code",
+            doc,
+            planned.content_hash,
+            replace=replace,
+            explicit_id=True,
+            policy="allow",
+            skip_unchanged=kwargs.pop("skip_unchanged", False),
+        )
+        if existing is not None:
+            return SimpleNamespace(document=existing, tokens=0, skipped=True)
+        written = await write_text(indexer, store, doc, planned, CODE, replace=replace, **kwargs)
+        return SimpleNamespace(document=written.document, tokens=written.tokens, skipped=False)
 
     return asyncio.run(run())
 
