@@ -588,7 +588,7 @@ def _pdf_index_ab(config: str, dtype: torch.dtype, pdf: bytes, pages: int, repea
             options = IndexOptions(max_pages=pages, prepare_ahead=ahead)
             model = EmbeddingModel(encoder.processor, embed, pool, info.hidden_size, tuple(info.matryoshka_dims))
             indexer = Indexer(model, options)
-            source, numbers = DocumentSource(pdf, "pdf"), list(range(1, pages + 1))
+            source, numbers = indexer.plan_pages(DocumentSource(pdf, "pdf"))
             return lambda: asyncio.run(
                 write_pages(indexer, store, "d", source, numbers, replace=True)  # type: ignore[arg-type]
             )

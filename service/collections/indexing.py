@@ -1,7 +1,7 @@
 """Embed one page document (a PDF, an image: any page converter's kind) -> pages -> model rows -> vectors ->
 units, which the write path stores in one atomic ``add_document`` (:mod:`service.collections.writing`).
 
-Pipeline (:meth:`Indexer.select_pages`, then :meth:`Indexer.embed_pages`; the kind-specific steps are the page
+Pipeline (:meth:`Indexer.plan_pages`, then :meth:`Indexer.embed_pages`; the kind-specific steps are the page
 converter's, :mod:`.converters`)::
 
     bytes ──count (converter) + select pages──▶ [page numbers]          (pool thread; errors before any work)
@@ -43,7 +43,7 @@ from model.errors import TooManyPagesError
 from model.layout import PageLayout
 from model.ocr import apply_ocr
 from model.pdf import parse_page_selection
-from service.collections.converters import PageLimits, as_loadable, detect_kind, page_converter
+from service.collections.converters import PageConverter, PageLimits, as_loadable, detect_kind
 from service.collections.embedder import EmbeddingModel, QueueRetry
 from service.collections.highlight import stored_words
 from service.collections.units import PageUnitInfo
@@ -62,6 +62,7 @@ __all__ = [
     "DocumentSource",
     "IndexOptions",
     "Indexer",
+    "PageSource",
     "Progress",
     "detect_kind",
 ]
@@ -75,6 +76,22 @@ class DocumentSource:
     kind: str  # a registered page format's kind ("pdf", "image", "epub": service.collections.converters)
     pages: str | None = None
     ocr: str | None = None  # which pages are OCRed (model.ocr.OCR_MODES); None: the server's (JEV4_OCR)
+
+
+@dataclass(frozen=True, slots=True)
+class PageSource:
+    """A page document ready to count and load (:meth:`Indexer.plan_pages`): its page converter, found once, and
+    the bytes it reads (an e-book, office file or web page already converted to a PDF), with the upload's page
+    selection and OCR mode."""
+
+    converter: PageConverter
+    data: bytes
+    pages: str | None = None
+    ocr: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.converter.kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,20 +145,16 @@ class Indexer:
         self.processor = model.processor
         self.options = options
 
-    def loadable(self, source: DocumentSource) -> DocumentSource:
-        """``source`` as a kind whose pages load directly (blocking): an e-book (office file, web page) converted
-        to a PDF once, here; a PDF or an image unchanged."""
-        kind, data = as_loadable(source.kind, source.data, self.options.page_limits)
-        return source if kind == source.kind else DocumentSource(data, kind, source.pages, source.ocr)
-
-    def select_pages(self, source: DocumentSource, *, background: bool = False) -> list[int]:
-        """The page numbers to index (blocking: opens the PDF; converts ``source`` when it is not
-        :meth:`loadable` yet). Errors name the limit or the bad selection.
+    def plan_pages(self, source: DocumentSource, *, background: bool = False) -> tuple[PageSource, list[int]]:
+        """``source`` as pages that load directly and the page numbers to index (blocking: an e-book, office file
+        or web page is converted to a PDF here, once; the PDF is opened and counted). Errors name the limit or the
+        bad selection.
 
         ``background``: for a job or the CLI (cap ``max_job_pages``), else for a request that waits (``max_pages``).
         """
-        source = self.loadable(source)
-        total = page_converter(source.kind).count(source.data, self.options.page_limits)
+        converter, data = as_loadable(source.kind, source.data, self.options.page_limits)
+        loadable = PageSource(converter, data, source.pages, source.ocr)
+        total = converter.count(data, self.options.page_limits)
         selected = parse_page_selection(source.pages, total)
         cap, setting = (
             (self.options.max_job_pages, "max_job_pdf_pages")
@@ -158,11 +171,11 @@ class Indexer:
             raise TooManyPagesError(
                 f"{len(selected)} pages selected, more than the limit of {cap} ({env_name(setting)}){hint}"
             )
-        return selected
+        return loadable, selected
 
     async def embed_pages(
         self,
-        source: DocumentSource,
+        source: PageSource,
         numbers: list[int],
         spec: TaskSpec,
         dim: int,
@@ -171,9 +184,9 @@ class Indexer:
         *,
         wait_when_full: bool = False,
     ) -> int:
-        """Render, embed and append to ``units`` the pages ``numbers`` of a :meth:`loadable` ``source`` (planned
-        by :func:`service.collections.writing.plan_document`), in steps of ``pages_per_step``; the tokens embedded.
-        The caller stores ``units`` in one write (:mod:`service.collections.writing`).
+        """Render, embed and append to ``units`` the pages ``numbers`` of ``source`` (both from :meth:`plan_pages`),
+        in steps of ``pages_per_step``; the tokens embedded. The caller stores ``units`` in one write
+        (:mod:`service.collections.writing`).
 
         ``wait_when_full``: on a full model queue, wait and retry instead of raising QueueFullError (429);
         steps after the first always wait, since the work is already under way.
@@ -185,7 +198,7 @@ class Indexer:
 
     async def _embed_steps(
         self,
-        source: DocumentSource,
+        source: PageSource,
         numbers: list[int],
         units: list[UnitRecord],
         spec: TaskSpec,
@@ -231,11 +244,11 @@ class Indexer:
             raise
         return tokens
 
-    def _prepare(self, source: DocumentSource, numbers: list[int], spec: TaskSpec) -> _Prepared:
+    def _prepare(self, source: PageSource, numbers: list[int], spec: TaskSpec) -> _Prepared:
         """Load the pages of one step (the converter: render a PDF, decode an image) and prepare their rows; also
         the page images to keep and the pages' text layers (over the kept images; None without text)."""
         o = self.options
-        loaded = page_converter(source.kind).load(source.data, numbers, o.page_limits)
+        loaded = source.converter.load(source.data, numbers, o.page_limits)
         pages = [p.image for p in loaded]
         layers = [
             apply_ocr(p.image, p.text_layer, source.ocr or self.options.ocr) for p in loaded

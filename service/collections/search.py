@@ -39,11 +39,12 @@ from model.images import load_image
 from model.types import PromptType
 from service.collections.embedder import PASSAGE, QUERY, EmbeddingModel
 from service.collections.highlight import Box, highlight
-from service.collections.search_plan import SearchLimits, SearchPlan, SearchQuery, found_nothing
+from service.collections.search_plan import SearchLimits, SearchPlan, SearchQuery
 from service.collections.tasks import task_spec
 from service.errors import NotFoundError, UnprocessableError, naming
 
 if TYPE_CHECKING:
+    from colbert.search import SearchOptions
     from colbert.store import Hit, Store
     from model.processor import PreparedInput
     from model.types import TaskSpec
@@ -133,7 +134,7 @@ class Searcher:
                 tokens += used
             boxes = highlight(query_text or "", hit.unit_metadata or {}) if plan.highlight else None
             matches.append(PageMatch(hit, png if plan.include_image else None, grid, boxes, plan.include_text))
-        found = await asyncio.to_thread(found_nothing, store, options, hits, plan.top_k)
+        found = await asyncio.to_thread(_found_nothing, store, options, hits, plan.top_k)
         return SearchOutcome(matches, tokens, (*plan.warnings, *found))
 
     async def _embed_query(self, store: Store, q: SearchQuery) -> _QueryVectors:
@@ -219,6 +220,33 @@ class Searcher:
     def _prepare_page(self, png: bytes) -> PreparedInput:
         image = load_image(png, max_decoded_pixels=self.limits.max_decoded_pixels)
         return self.processor.prepare_image(image, PASSAGE, max_pixels=self.limits.image_max_pixels)
+
+
+def _found_nothing(store: Store, options: SearchOptions, hits: list[Hit], k: int) -> list[str]:
+    """Warnings for what answered nothing: filter keys no document has (looked up only when fewer than k hits
+    came back: a typo in a key empties or shrinks the result), and the text signal of mode text or hybrid when
+    no hit came from it."""
+    out = []
+    if options.filter and len(hits) < k:
+        keys = sorted({c.key for c in options.filter.conditions})
+        unknown = [key for key in keys if key not in store.metadata_keys(keys)]
+        if unknown:
+            names = ", ".join(repr(k) for k in unknown)
+            out.append(
+                f"filter key {names} is in no document's metadata of this collection: check its spelling "
+                "(documents' metadata keys are listed by GET /v1/collections/{name}/documents)"
+            )
+    text_hits = sum("text" in hit.signals for hit in hits)
+    if options.mode is SearchMode.TEXT and not hits:
+        out.append(
+            "text (BM25) found no unit whose text holds a word of the query (units without text, such as images "
+            "or scanned pages, are never returned in mode 'text': try mode 'visual' or 'hybrid')"
+        )
+    elif options.mode is SearchMode.HYBRID and hits and not text_hits:
+        out.append(
+            "text (BM25) found no unit holding a word of the query among these hits: they are ranked by MaxSim alone"
+        )
+    return out
 
 
 def _grid(query: np.ndarray, patches: np.ndarray, rows: int, cols: int, tokens: list[str]) -> SimilarityGrid:

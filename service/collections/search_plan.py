@@ -1,7 +1,7 @@
 """A search request, checked once before any work: the mode for the query (:func:`resolve_mode`), the store's
 options (:class:`colbert.search.SearchOptions`) with the settings' defaults (:meth:`SearchLimits.plan`), and the
-warnings a search answers with — options the mode does not use (:func:`not_applicable`), filter keys no document
-has and signals that found nothing (:func:`found_nothing`). :mod:`service.collections.search` runs the plan."""
+warnings known before it runs — options the mode does not use (:func:`not_applicable`).
+:mod:`service.collections.search` runs the plan (and adds the warnings of what found nothing)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from colbert.store import StoreLimits
 from service.errors import UnprocessableError
 
 if TYPE_CHECKING:
-    from colbert.store import CollectionConfig, Hit, Store
+    from colbert.store import CollectionConfig
     from service.collections.search_schemas import SearchRequest
     from service.settings import Settings
 
-__all__ = ["SearchLimits", "SearchPlan", "SearchQuery", "found_nothing", "not_applicable", "resolve_mode"]
+__all__ = ["SearchLimits", "SearchPlan", "SearchQuery", "not_applicable", "resolve_mode"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,33 +65,6 @@ def not_applicable(request: SearchRequest, mode: SearchMode) -> list[str]:
         given = [name for name in ("fusion", "text_weight") if getattr(request, name) is not None]
         if given:
             out.append(f"{' and '.join(given)} apply to mode 'hybrid' only, not {mode.value!r}: ignored")
-    return out
-
-
-def found_nothing(store: Store, options: StoreSearchOptions, hits: list[Hit], k: int) -> list[str]:
-    """Warnings for what answered nothing: filter keys no document has (looked up only when fewer than k hits
-    came back: a typo in a key empties or shrinks the result), and the text signal of mode text or hybrid when
-    no hit came from it."""
-    out = []
-    if options.filter and len(hits) < k:
-        keys = sorted({c.key for c in options.filter.conditions})
-        unknown = [key for key in keys if key not in store.metadata_keys(keys)]
-        if unknown:
-            names = ", ".join(repr(k) for k in unknown)
-            out.append(
-                f"filter key {names} is in no document's metadata of this collection: check its spelling "
-                "(documents' metadata keys are listed by GET /v1/collections/{name}/documents)"
-            )
-    text_hits = sum("text" in hit.signals for hit in hits)
-    if options.mode is SearchMode.TEXT and not hits:
-        out.append(
-            "text (BM25) found no unit whose text holds a word of the query (units without text, such as images "
-            "or scanned pages, are never returned in mode 'text': try mode 'visual' or 'hybrid')"
-        )
-    elif options.mode is SearchMode.HYBRID and hits and not text_hits:
-        out.append(
-            "text (BM25) found no unit holding a word of the query among these hits: they are ranked by MaxSim alone"
-        )
     return out
 
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from colbert.store import CollectionConfig, DocumentInfo, OriginalFile, Store, UnitRecord
     from model.types import TaskSpec
-    from service.collections.indexing import DocumentSource, Indexer, Progress
+    from service.collections.indexing import DocumentSource, Indexer, PageSource, Progress
     from service.collections.texts import PlannedText, TextIndexer
     from service.engine.runtime import Runtime
 
@@ -106,11 +106,8 @@ async def plan_document(
         planned = await texts.prepared(source, spec)
         return _PlannedChunks(runtime, texts, store, spec, planned, planned.content_hash)
 
-    def convert_and_select() -> tuple[DocumentSource, list[int]]:
-        loadable = indexer.loadable(source)  # an e-book or office file becomes a PDF here, once
-        return loadable, indexer.select_pages(loadable, background=background)
-
-    loadable, numbers = await indexer.model.start(convert_and_select)
+    # an e-book or office file becomes a PDF here, once
+    loadable, numbers = await indexer.model.start(functools.partial(indexer.plan_pages, source, background=background))
     key = content_hash(source, numbers)  # of the upload as sent, not of its conversion
     return _PlannedPages(runtime, indexer, store, spec, loadable, numbers, key, background)
 
@@ -175,7 +172,7 @@ async def write_pages(
     indexer: Indexer,
     store: Store,
     document_id: str,
-    source: DocumentSource,
+    source: PageSource,
     pages: list[int],
     metadata: Mapping[str, Any] | None = None,
     *,
@@ -241,7 +238,7 @@ class _PlannedPages:
     indexer: Indexer
     store: Store
     spec: TaskSpec
-    source: DocumentSource
+    source: PageSource
     pages: list[int]
     content_hash: str
     background: bool

@@ -33,6 +33,8 @@ from service.errors import PayloadTooLargeError, UnprocessableError
 __all__ = ["API_TASKS", "ImageItem", "InputItem", "PdfItem", "TextItem", "parse_api_task", "parse_inputs", "parse_item"]
 
 API_TASKS = ("retrieval.query", "retrieval.passage", "text-matching", "code.query", "code.passage")
+# Their specs, parsed once: a request looks its task up; only a name that is not one reaches parse_task's errors.
+_API_SPECS = {name: parse_task(name) for name in API_TASKS}
 
 
 def parse_api_task(name: str) -> TaskSpec:
@@ -44,7 +46,8 @@ def parse_api_task(name: str) -> TaskSpec:
             f"task {name!r} names an adapter, not a task: send '{name}.query' (queries) or '{name}.passage' "
             f"(documents); the tasks are {', '.join(API_TASKS)}"
         )
-    return parse_task(name)
+    spec = _API_SPECS.get(name)
+    return spec if spec is not None else parse_task(name)
 
 
 @dataclass(frozen=True, slots=True)

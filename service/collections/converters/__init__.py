@@ -56,7 +56,6 @@ __all__ = [
     "PageLimits",
     "PdfProducer",
     "as_loadable",
-    "converted_first",
     "detect_kind",
     "format_of",
     "page_converter",
@@ -98,18 +97,14 @@ def format_of(kind: str) -> PageConverter | PdfProducer:
     raise ValueError(f"no page format {kind!r}; registered: {', '.join(c.kind for c in FORMATS)}")
 
 
-def as_loadable(kind: str, data: bytes, limits: PageLimits) -> tuple[str, bytes]:
-    """The input as a kind a :class:`PageConverter` counts and loads: unchanged for one, else converted (once,
-    blocking: call it in the pool) by its :class:`PdfProducer` into a PDF."""
+def as_loadable(kind: str, data: bytes, limits: PageLimits) -> tuple[PageConverter, bytes]:
+    """The :class:`PageConverter` that counts and loads the input, and the bytes it reads: the input unchanged for
+    a page format, else converted (once, blocking: call it in the pool) by its :class:`PdfProducer` into a PDF for
+    the PDF converter."""
     converter = format_of(kind)
     if isinstance(converter, PageConverter):
-        return kind, data
-    return pdf.CONVERTER.kind, converter.to_pdf(data, limits)
-
-
-def converted_first(kind: str) -> bool:
-    """Whether inputs of ``kind`` become a PDF (:func:`as_loadable`) before their pages are counted."""
-    return not isinstance(format_of(kind), PageConverter)
+        return converter, data
+    return pdf.CONVERTER, converter.to_pdf(data, limits)
 
 
 def page_converter(kind: str) -> PageConverter:

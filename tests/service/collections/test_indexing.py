@@ -74,8 +74,8 @@ def _indexer(processor: Processor, embed: Any, pool: ThreadPoolExecutor) -> Inde
 
 def _index(indexer: Indexer, store: _Store, tmp_path: Path, pages: int) -> Any:
     """Index a PDF of ``pages`` pages into ``store``."""
-    numbers = list(range(1, pages + 1))
-    source = DocumentSource(pdf_bytes(pages), "pdf")
+    source, numbers = indexer.plan_pages(DocumentSource(pdf_bytes(pages), "pdf"))
+    assert numbers == list(range(1, pages + 1))
     return asyncio.run(write_pages(indexer, store, "doc", source, numbers))  # type: ignore[arg-type]
 
 
