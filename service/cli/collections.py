@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from service.cli.output import collection_line, show, size
+from service.cli.output import collection_line, counted, show, size
 from service.cli.session import confirm, fail
 
 if TYPE_CHECKING:
@@ -84,7 +84,8 @@ async def _show(c: Collections, args: argparse.Namespace) -> int:
 
 async def _delete(c: Collections, args: argparse.Namespace) -> int:
     item = await c.get(args.name)  # 404 before asking
-    question = f"delete collection {item.name!r} with its {item.documents} documents ({item.pages} pages)?"
+    holds = f"{counted(item.documents, 'document')} ({counted(item.pages, 'page')})"
+    question = f"delete collection {item.name!r} with its {holds}?"
     if not await asyncio.to_thread(confirm, question, yes=args.yes):
         return 1
     deleted = await c.delete(args.name)
@@ -112,7 +113,8 @@ async def _export(c: Collections, args: argparse.Namespace) -> int:
         done = await asyncio.to_thread(export_collection, c.catalog(), args.name, args.file)
     except OSError as exc:
         return fail(f"cannot write {args.file}: {exc}", 1)
-    text = f"exported {done.collection}: {done.documents} documents, {done.units} units to {args.file} "
+    held = f"{counted(done.documents, 'document')}, {counted(done.units, 'unit')}"
+    text = f"exported {done.collection}: {held} to {args.file} "
     text += f"({size(args.file.stat().st_size)})"
     print(json.dumps(_summary(done, args.file)) if args.json else text)
     return 0
@@ -127,8 +129,9 @@ async def _import(c: Collections, args: argparse.Namespace) -> int:
         done = await asyncio.to_thread(import_collection, c.catalog(), args.file, name=args.name)
     except (OSError, tarfile.TarError, EOFError) as exc:
         return fail(f"cannot read {args.file} as a collection export: {exc}", 1)
+    held = f"{counted(done.documents, 'document')}, {counted(done.units, 'unit')}"
     text = (
-        f"imported {done.collection}: {done.documents} documents, {done.units} units from {args.file} "
+        f"imported {done.collection}: {held} from {args.file} "
         f"(exported from the {done.source_backend} backend; now on {c.runtime.settings.collection_backend})"
     )
     print(json.dumps(_summary(done, args.file)) if args.json else text)

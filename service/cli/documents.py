@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from service.cli.output import document_lines, show, size
+from service.cli.output import counted, document_lines, show, size
 from service.cli.session import confirm, fail, json_object
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ async def _list(c: Collections, args: argparse.Namespace) -> int:
         show(args, doc, "\n".join(document_lines(doc)))
     if not args.json:
         shown = f"{args.offset + 1}-{args.offset + len(listing.data)}" if listing.data else "none"
-        print(f"{shown} of {listing.total} documents in {args.collection}", file=sys.stderr)
+        print(f"{shown} of {counted(listing.total, 'document')} in {args.collection}", file=sys.stderr)
     return 0
 
 
@@ -110,13 +110,14 @@ async def _delete_by_filter(c: Collections, args: argparse.Namespace) -> int:
         show(args, matched, f"no document of {args.collection} matches the filter: nothing to delete")
         return 0
     if args.dry_run:
-        show(args, matched, f"would delete {matched.count} documents from {args.collection}: {listed}")
+        show(args, matched, f"would delete {counted(matched.count, 'document')} from {args.collection}: {listed}")
         return 0
-    question = f"delete {matched.count} documents from {args.collection!r} ({listed})?"
+    question = f"delete {counted(matched.count, 'document')} from {args.collection!r} ({listed})?"
     if not await asyncio.to_thread(confirm, question, yes=args.yes):
         return 1
     deleted = await c.delete_by_filter(args.collection, DeleteByFilterRequest(filter=args.filter))
-    show(args, deleted, f"deleted {deleted.count} documents from {args.collection}: {', '.join(deleted.ids)}")
+    ids = ", ".join(deleted.ids)
+    show(args, deleted, f"deleted {counted(deleted.count, 'document')} from {args.collection}: {ids}")
     return 0
 
 

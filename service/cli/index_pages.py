@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from service.cli.files import DocumentFile, collect_documents
+from service.cli.output import counted
 from service.cli.progress import Bar, IndexRun
 from service.errors import ErrorInfo, error_info
 from service.settings import env_name
@@ -39,7 +40,8 @@ async def index_pages(c: Collections, args: argparse.Namespace, run: IndexRun) -
             run.done, run.current = run.done + 1, None
     finally:
         bar.close()
-    print(f"{len(files) - failed} of {len(files)} documents indexed or present in {args.collection!r}", file=sys.stderr)
+    done = f"{len(files) - failed} of {counted(len(files), 'document')}"
+    print(f"{done} indexed or present in {args.collection!r}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -10,7 +10,16 @@ import msgspec
 
 from service.collections.schemas import CollectionObject, DocumentObject
 
-__all__ = ["collection_line", "document_lines", "show", "size", "when"]
+__all__ = ["collection_line", "counted", "document_lines", "show", "size", "when"]
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1.
+
+    >>> counted(1, "document"), counted(0, "page"), counted(3, "unit")
+    ('1 document', '0 pages', '3 units')
+    """
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def when(timestamp: float) -> str:
@@ -43,14 +52,14 @@ def size(n: int | None) -> str:
 def collection_line(c: CollectionObject) -> str:
     on_disk = "" if c.disk_bytes is None else f", {size(c.disk_bytes)} on disk"
     return (
-        f"{c.name}  {c.documents} documents, {c.pages} pages{on_disk}  "
+        f"{c.name}  {counted(c.documents, 'document')}, {counted(c.pages, 'page')}{on_disk}  "
         f"(dimensions {c.dimensions}, codec {c.codec}, pool factor {c.pool_factor})"
     )
 
 
 def document_lines(d: DocumentObject) -> list[str]:
     meta = json.dumps(d.metadata, ensure_ascii=False, sort_keys=True) if d.metadata else "no metadata"
-    lines = [f"{d.id}  {d.pages} page{'s' if d.pages != 1 else ''}  added {when(d.created_at)}", f"    {meta}"]
+    lines = [f"{d.id}  {counted(d.pages, 'page')}  added {when(d.created_at)}", f"    {meta}"]
     if d.file is not None:
         name = "" if d.file.name is None else f" {json.dumps(d.file.name, ensure_ascii=False)}"
         lines.append(f"    original file{name}: {d.file.media_type}, {size(d.file.bytes)}")

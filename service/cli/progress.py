@@ -26,8 +26,9 @@ run the same command again: files already stored are skipped
         """
         where = f" while indexing {self.current}" if self.current else ""
         lost = f"; nothing of {self.current} was stored" if self.current else ""
+        files = "file" if self.total == 1 else "files"
         return (
-            f"cancelled{where} into {self.collection!r} ({self.done} of {self.total} files done{lost}). To resume, "
+            f"cancelled{where} into {self.collection!r} ({self.done} of {self.total} {files} done{lost}). To resume, "
             "run the same command again: files already stored are skipped"
         )
 

@@ -218,7 +218,7 @@ def test_documents_delete_by_filter(
     assert code == 2
     assert err.startswith("error: no document of this collection has the metadata key(s) ['lnag']")
     code, out, _ = _run(capsys, data_dir, "documents", "delete", "--filter", '{"lang": "en"}', "--dry-run", *lib)
-    assert (code, out.strip()) == (0, "would delete 1 documents from lib: report.pdf")
+    assert (code, out.strip()) == (0, "would delete 1 document from lib: report.pdf")
     # no terminal on stdin: refused, naming --yes; a person answering n keeps it, y deletes
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     code, out, err = _run(capsys, data_dir, "documents", "delete", "--filter", '{"lang": "en"}', *lib)
@@ -229,7 +229,7 @@ def test_documents_delete_by_filter(
     answers = iter(["n", "y"])
     monkeypatch.setattr("builtins.input", lambda question: asked.append(question) or next(answers))
     assert _run(capsys, data_dir, "documents", "delete", "--filter", '{"lang": "en"}', *lib)[0] == 1
-    assert asked == ["delete 1 documents from 'lib' (report.pdf)? [y/N] "]
+    assert asked == ["delete 1 document from 'lib' (report.pdf)? [y/N] "]
     assert _run(capsys, data_dir, "documents", "show", "report.pdf", *lib)[0] == 0
     code, out, _ = _run(capsys, data_dir, "documents", "delete", "--filter", '{"lang": "en"}', *lib, "--json")
     assert code == 0
