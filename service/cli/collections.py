@@ -107,10 +107,8 @@ async def _vacuum(c: Collections, args: argparse.Namespace) -> int:
 
 
 async def _export(c: Collections, args: argparse.Namespace) -> int:
-    from colbert.transfer import export_collection
-
     try:
-        done = await asyncio.to_thread(export_collection, c.catalog(), args.name, args.file)
+        done = await c.export_collection(args.name, args.file)
     except OSError as exc:
         return fail(f"cannot write {args.file}: {exc}", 1)
     held = f"{counted(done.documents, 'document')}, {counted(done.units, 'unit')}"
@@ -123,10 +121,8 @@ async def _export(c: Collections, args: argparse.Namespace) -> int:
 async def _import(c: Collections, args: argparse.Namespace) -> int:
     import tarfile
 
-    from colbert.transfer import import_collection
-
     try:
-        done = await asyncio.to_thread(import_collection, c.catalog(), args.file, name=args.name)
+        done = await c.import_collection(args.file, name=args.name)
     except (OSError, tarfile.TarError, EOFError) as exc:
         return fail(f"cannot read {args.file} as a collection export: {exc}", 1)
     held = f"{counted(done.documents, 'document')}, {counted(done.units, 'unit')}"

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from colbert.errors import CollectionNotFoundError, DocumentNotFoundError
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig
+from colbert.transfer import export_collection, import_collection
 from model.errors import InvalidDimensionError
 from service.collections.deletion import DeleteByFilterRequest, DeletionObject, check_filter_size, delete_by_filter
 from service.collections.duplicates import admit
@@ -71,8 +72,11 @@ from service.errors import NotFoundError, NotReadyError, UnprocessableError
 from service.settings import env_name
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from colbert.catalog import Catalog
     from colbert.store import DocumentInfo, OriginalFile, Store
+    from colbert.transfer import ExportSummary
     from service.collections.uploads import DocumentUpload
     from service.engine.runtime import Runtime
 
@@ -195,6 +199,16 @@ class Collections:
             bytes_reclaimed=reclaimed,
             note=result.note,
         )
+
+    async def export_collection(self, name: str, path: Path) -> ExportSummary:
+        """Write collection ``name`` to an export file at ``path`` (:mod:`colbert.transfer`; the file appears only
+        when complete)."""
+        return await asyncio.to_thread(export_collection, self.catalog(), name, path)
+
+    async def import_collection(self, path: Path, *, name: str | None = None) -> ExportSummary:
+        """Create a collection from an export file (named as exported unless ``name``); nothing is visible under
+        the name until the import is complete (:mod:`colbert.transfer`)."""
+        return await asyncio.to_thread(functools.partial(import_collection, self.catalog(), path, name=name))
 
     async def delete(self, name: str) -> DeletedObject:
         deleted = await asyncio.to_thread(self.catalog().delete, name)
