@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from model.processor import PreparedInput
     from model.types import EmbeddingOutput, TaskSpec, TextLayer
+    from service.engine.render_pool import RenderPool
     from service.settings import Settings
 
     _Prepared = tuple[list[PreparedInput], list[Any], list[TextLayer | None]]  # rows, kept images, text layers
@@ -108,10 +109,12 @@ class IndexOptions:
     retry_after_s: float = 1.0
     ocr: str = "auto"  # the OCR mode of an upload that names none (JEV4_OCR)
     prepare_ahead: bool = True  # pool work beside the model (next step's render, last step's images); False: in turn
+    render_pool: RenderPool | None = field(default=None, compare=False, repr=False)  # the runtime's (None: in-thread)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> IndexOptions:
+    def from_settings(cls, settings: Settings, render_pool: RenderPool | None = None) -> IndexOptions:
         return cls(
+            render_pool=render_pool,
             dpi=settings.pdf_dpi,
             max_pages=settings.max_pdf_pages,
             max_job_pages=settings.max_job_pdf_pages,
@@ -125,7 +128,9 @@ class IndexOptions:
 
     @property
     def page_limits(self) -> PageLimits:
-        return PageLimits(self.dpi, self.max_pdf_bytes, self.max_decoded_pixels, self.max_job_pages)
+        return PageLimits(
+            self.dpi, self.max_pdf_bytes, self.max_decoded_pixels, self.max_job_pages, render_pool=self.render_pool
+        )
 
 
 class Progress(Protocol):

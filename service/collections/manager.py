@@ -134,7 +134,7 @@ class Collections:
                 tuple(encoder.info.matryoshka_dims),
             )
             settings = self.runtime.settings
-            indexer = Indexer(model, IndexOptions.from_settings(settings))
+            indexer = Indexer(model, IndexOptions.from_settings(settings, self.runtime.render_pool))
             self._services = (indexer, Searcher(model, SearchLimits.from_settings(settings)))
         return self._services
 

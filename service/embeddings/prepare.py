@@ -25,6 +25,7 @@ from service.errors import PayloadTooLargeError, UnprocessableError, name_settin
 if TYPE_CHECKING:
     from model.processor import LateChunkInput, PreparedInput, Processor
     from model.types import TaskSpec
+    from service.engine.render_pool import RenderPool
     from service.metrics import Metrics
     from service.settings import Settings
 
@@ -52,8 +53,15 @@ class Preparer:
     """Prepares the items of one request (see the module doc)."""
 
     def __init__(
-        self, processor: Processor, settings: Settings, pool: Executor, metrics: Metrics | None = None
+        self,
+        processor: Processor,
+        settings: Settings,
+        pool: Executor,
+        metrics: Metrics | None = None,
+        *,
+        render_pool: RenderPool | None = None,
     ) -> None:
+        self.render_pool = render_pool  # PDF pages render in its workers (None: in the preprocessing thread)
         self.processor = processor
         self.settings = settings
         self.pool = pool
@@ -130,6 +138,7 @@ class Preparer:
             with naming((TooManyPagesError, "max_pdf_pages"), (PdfTooLargeError, "max_pdf_bytes")):
                 pages = render_pages(
                     data,
+                    pool=self.render_pool,
                     dpi=s.pdf_dpi,
                     pages=item.pages,
                     max_pages=s.max_pdf_pages,

@@ -4,10 +4,11 @@ Why processes: MuPDF renders while holding the GIL, so a page that draws 50,000 
 thread busy for 77 s and the whole server — ``/health`` included — with it. In a worker process it blocks only
 that worker, and a worker over budget can be killed, which a thread cannot.
 
-- :func:`render_pages` and :func:`count_pages` are THE calls the server's code uses (same signatures as
-  :mod:`model.pdf`'s). While a :class:`RenderPool` is installed (the :class:`~service.engine.runtime.Runtime`
-  makes one in the app's lifespan, ``install``, and closes it at exit) they run in its workers; without one (the
-  CLI, the library, unit tests) they run in the calling process, as before: nothing else is served there.
+- :func:`render_pages` and :func:`count_pages` are THE calls the server's code uses (:mod:`model.pdf`'s
+  signatures plus ``pool``). The :class:`~service.engine.runtime.Runtime` owns one :class:`RenderPool` (made in
+  ``start``, closed at exit) and passes it down as a value: to the embeddings preparer
+  (:class:`~service.embeddings.prepare.Preparer`) and, through the indexer's page limits, to the PDF converter.
+  Given ``pool=None`` (the library, unit tests) they run in the calling process.
 - Budget: ``JEV4_RENDER_PAGE_TIMEOUT_S`` seconds for opening the document and for each page. A worker over it
   is killed and replaced, and the call raises :class:`RenderTimeoutError` (422 ``render_timeout``) naming the
   page and the setting; the caller stores nothing of the document (its pages are stored in one write).
@@ -37,38 +38,26 @@ from model.errors import PdfError
 from model.types import PageImage
 from service.errors import UnprocessableError
 
-__all__ = ["RenderPool", "RenderTimeoutError", "count_pages", "install", "installed", "render_pages", "serve_fd"]
+__all__ = ["RenderPool", "RenderTimeoutError", "count_pages", "render_pages", "serve_fd"]
 
 _LOG = logging.getLogger(__name__)
 _START_TIMEOUT_S = 120.0  # a fresh worker imports PyMuPDF; not part of any page's budget
-_installed: RenderPool | None = None
 
 
 class RenderTimeoutError(UnprocessableError):
     code = "render_timeout"
 
 
-def install(pool: RenderPool | None) -> None:
-    """Route :func:`render_pages` / :func:`count_pages` through ``pool`` (None: in the calling process)."""
-    global _installed
-    _installed = pool
-
-
-def installed() -> RenderPool | None:
-    return _installed
-
-
-def count_pages(pdf: pdf_mod.PdfSource, *, max_bytes: int = pdf_mod.DEFAULT_MAX_BYTES) -> int:
-    """:func:`model.pdf.count_pages`, in the installed pool's workers when there is one."""
-    pool = _installed
+def count_pages(pdf: pdf_mod.PdfSource, *, pool: RenderPool | None, max_bytes: int = pdf_mod.DEFAULT_MAX_BYTES) -> int:
+    """:func:`model.pdf.count_pages`, in ``pool``'s workers (None: in the calling process)."""
     if pool is None:
         return pdf_mod.count_pages(pdf, max_bytes=max_bytes)
     return int(pool.call("count", pdf, {"max_bytes": max_bytes}))
 
 
-def render_pages(pdf: pdf_mod.PdfSource, **options: Any) -> list[PageImage]:
-    """:func:`model.pdf.render_pages` (same keyword options), in the installed pool's workers when there is one."""
-    pool = _installed
+def render_pages(pdf: pdf_mod.PdfSource, *, pool: RenderPool | None, **options: Any) -> list[PageImage]:
+    """:func:`model.pdf.render_pages` (same keyword options), in ``pool``'s workers (None: in the calling
+    process)."""
     if pool is None:
         return pdf_mod.render_pages(pdf, **options)
     pages: list[PageImage] = pool.call("render", pdf, options)

@@ -18,7 +18,7 @@ from service.embeddings.prepare import Preparer
 from service.engine.batcher import Batcher
 from service.engine.kernel import build_kernel
 from service.engine.loading import load_encoder
-from service.engine.render_pool import RenderPool, install, installed
+from service.engine.render_pool import RenderPool
 from service.errors import NotReadyError
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class Runtime:
         load + warm the model: in the background (the server: ``/ready`` says when), or before returning
         (``background=False``, the CLI: a ModelLoadError propagates)."""
         self.render_pool = RenderPool(self.settings.preprocess_threads, self.settings.render_page_timeout_s)
-        install(self.render_pool)  # PDF pages render in its worker processes (a page over the budget is refused)
+        # passed down as a value: PDF pages render in its worker processes (a page over the budget is refused)
         in_use = await asyncio.to_thread(build_kernel, self.settings)
         self.metrics.maxsim_kernel.set(1 if in_use else 0)
         await self.open_catalog()
@@ -136,7 +136,7 @@ class Runtime:
             metrics=self.metrics,
         )
         self.batcher.start()
-        self.preparer = Preparer(encoder.processor, s, self.pool, self.metrics)
+        self.preparer = Preparer(encoder.processor, s, self.pool, self.metrics, render_pool=self.render_pool)
 
     async def warm_up(self) -> None:
         """One text and one small image through the batcher (first-call costs paid before ``/ready``), then the
@@ -173,8 +173,6 @@ class Runtime:
             await asyncio.to_thread(self.batcher.close)
         self.pool.shutdown(wait=False, cancel_futures=True)
         if self.render_pool is not None:
-            if installed() is self.render_pool:
-                install(None)
             self.render_pool.close()
         if self._owns_catalog and self.catalog is not None:
             self.catalog.close()

@@ -7,11 +7,12 @@ way."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from model.types import PageImage
+    from service.engine.render_pool import RenderPool
 
 __all__ = ["Format", "PageConverter", "PageLimits", "PdfProducer"]
 
@@ -20,12 +21,14 @@ __all__ = ["Format", "PageConverter", "PageLimits", "PdfProducer"]
 class PageLimits:
     """The caps a page converter checks before (or while) it decodes: bytes of the input, pixels of one decoded
     page, the resolution pages are rendered at, and the pages a converted document may have (checked before its
-    conversion to PDF finishes where the format allows)."""
+    conversion to PDF finishes where the format allows); and where PDF pages are rendered (the runtime's
+    ``render_pool``, None: in the calling thread)."""
 
     dpi: int = 144
     max_bytes: int = 50 * 1024 * 1024
     max_decoded_pixels: int = 40_000_000
     max_converted_pages: int = 2000
+    render_pool: RenderPool | None = field(default=None, compare=False, repr=False)
 
 
 class Format(Protocol):

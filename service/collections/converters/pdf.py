@@ -22,6 +22,7 @@ def render(data: bytes, numbers: list[int], limits: PageLimits) -> list[PageImag
     """The one call that renders PDF pages for indexing."""
     return render_pages(
         data,
+        pool=limits.render_pool,
         dpi=limits.dpi,
         pages=numbers,
         max_pages=len(numbers),
@@ -41,7 +42,7 @@ class PdfConverter:
 
     def count(self, data: bytes, limits: PageLimits) -> int:
         with naming((PdfTooLargeError, "max_pdf_bytes")):
-            return count_pages(data, max_bytes=limits.max_bytes)
+            return count_pages(data, pool=limits.render_pool, max_bytes=limits.max_bytes)
 
     def load(self, data: bytes, numbers: list[int], limits: PageLimits) -> list[PageImage]:
         return render(data, numbers, limits)
