@@ -30,14 +30,6 @@ ALLOWED: dict[str, str] = {
     "tests/service/hostile.py::pdf_cases": (
         "a table of hostile PDFs, one yield per case, read top to bottom; splitting it would only scatter the table"
     ),
-    "tests/service/http/test_ui_browser_code.py::test_code_collection_session": (
-        "one browser session over a text/code collection whose steps build on each other, as "
-        "test_ui_browser.py's page session"
-    ),
-    "tests/service/http/test_ui_browser.py::test_search_page_session": (
-        "one browser session whose numbered steps build on each other (key, collection, uploads, search, hit); "
-        "a browser and a live server per step would cost minutes for no extra coverage"
-    ),
 }
 
 

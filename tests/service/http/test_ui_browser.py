@@ -106,11 +106,22 @@ def assert_boxes_match(drawn: list[dict[str, Any]], api: list[dict[str, Any]]) -
 
 
 def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx.Client, tmp_path: Path) -> None:
-    from selenium.common.exceptions import NoAlertPresentException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import Select
+    """One browser session whose numbered steps build on each other (key, collection, uploads, search, hit view,
+    accessibility); each step is a function below, in order."""
+    _keys(driver, live_server)
+    name = _create_collection(driver, client)
+    _upload_report(driver)
+    _hostile_names_and_disk_size(driver, client, tmp_path, name)
+    _page_selection(driver, client, tmp_path, name)
+    hits, api = _search_20(driver, client, name)
+    _heatmaps(driver, client, name, hits, api)
+    _text_mode_boxes(driver, client, name)
+    _filter_warning(driver)
+    _accessibility_and_console(driver)
 
+
+def _keys(driver: Any, live_server: LiveServer) -> None:
+    """Step 1."""
     # 1. keys: the page asks for one; a wrong key shows the API's own message
     driver.get(f"{live_server.url}/ui/")
     wait(driver, lambda d: css(d, "#key-dialog").get_attribute("open") is not None)
@@ -122,6 +133,11 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
     shot(driver, "01-invalid-key")
     set_key(driver, live_server.api_key)
     wait(driver, lambda d: css(d, "#key-dialog").get_attribute("open") is None)
+
+
+def _create_collection(driver: Any, client: httpx.Client) -> str:
+    """Step 2; the new collection's name."""
+    from selenium.webdriver.support.ui import Select
 
     # 2. create a collection
     name = f"ui-{uuid.uuid4().hex[:8]}"
@@ -136,6 +152,12 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
     wait(driver, lambda d: css(d, "#create-kind").is_displayed() == has_text, timeout=10)
     assert css(driver, "#upload-pages-label").is_displayed()
     shot(driver, "02-collection-created")
+    return name
+
+
+def _upload_report(driver: Any) -> None:
+    """Step 3."""
+    from selenium.webdriver.common.by import By
 
     # 3. upload the sample PDF: its bar reaches the end (pages_done == pages_total)
     css(driver, "#file-input").send_keys(str(ROOT / "samples" / "report.pdf"))
@@ -146,6 +168,12 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
     wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#documents .document")) == 1)
     wait(driver, lambda d: d.execute_script(THUMBS_LOADED))
     shot(driver, "03-pdf-uploaded")
+
+
+def _hostile_names_and_disk_size(driver: Any, client: httpx.Client, tmp_path: Path, name: str) -> None:
+    """Steps 4 and 4b."""
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
 
     # 4. a hostile file name and metadata are text, never markup
     hostile = tmp_path / f"{XSS}.png"
@@ -172,6 +200,11 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
     assert disk > 0
     facts = f"#collection-list button[data-collection='{name}'] .facts"
     wait(driver, lambda d: css(d, facts).text.endswith(f"· {format_bytes(disk)} on disk"), timeout=10)
+
+
+def _page_selection(driver: Any, client: httpx.Client, tmp_path: Path, name: str) -> None:
+    """Step 4c."""
+    from selenium.webdriver.common.by import By
 
     # 4c. a page selection: pages 1 and 3 of the report are that document's pages (thumbnails and navigation)
     selection = tmp_path / "selection.pdf"
@@ -201,6 +234,11 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
     css(driver, "#hit-close").click()
     driver.execute_script("window.scrollTo(0, 0)")
 
+
+def _search_20(driver: Any, client: httpx.Client, name: str) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Step 5; the hit cards and the API's results."""
+    from selenium.webdriver.common.by import By
+
     # 5. search: 20 results (six more copies of the report added by the API: 22 pages in all)
     for i in range(6):
         files = {"file": (f"copy-{i}.pdf", report_copy(i), "application/pdf")}
@@ -223,6 +261,12 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
     (ARTIFACTS / "timings.txt").write_text(f"20 results painted {paint} ms after the API's answer\n")
     print(f"\n20 results painted {paint} ms after the API's answer")
     shot(driver, "05-search-results")
+    return hits, api
+
+
+def _heatmaps(driver: Any, client: httpx.Client, name: str, hits: list[Any], api: list[dict[str, Any]]) -> None:
+    """Steps 6 and 7."""
+    from selenium.webdriver.common.by import By
 
     # 6. open the first hit (keyboard): the heatmap's hottest cell is the argmax of the API's map
     first = hits[0].find_element(By.CSS_SELECTOR, "button")
@@ -249,6 +293,14 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
     assert css(driver, f"#hit-tokens button[data-token='{token}']").get_attribute("aria-pressed") == "true"
     shot(driver, "07-hit-heatmap-one-token")
 
+
+def _text_mode_boxes(driver: Any, client: httpx.Client, name: str) -> None:
+    """Step 7b."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    box = css(driver, "#query")
     # 7b. text mode: the mode selector changes the request; the hit view outlines the matched words where the
     # API's boxes are; the next page (not a hit) gets its boxes from the similarity route
     css(driver, "#hit-close").click()
@@ -283,6 +335,11 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
     wait(driver, lambda d: d.execute_script(PAGE_LOADED))
     assert_boxes_match(driver.execute_script(DRAWN_BOXES), answer["highlights"])
 
+
+def _filter_warning(driver: Any) -> None:
+    """Step 7c."""
+    from selenium.webdriver.common.by import By
+
     # 7c. a filter on a key no document has: the answer's warning is shown above the (empty) results
     css(driver, "#hit-close").click()
     flt = css(driver, "#search-form input[name=filter]")
@@ -299,6 +356,9 @@ def test_search_page_session(driver: Any, live_server: LiveServer, client: httpx
     driver.find_elements(By.CSS_SELECTOR, "#results .hit")[0].find_element(By.CSS_SELECTOR, "button").click()
     wait(driver, lambda d: css(d, "#hit-close").is_displayed())  # the hit view open again for step 8
 
+
+def _accessibility_and_console(driver: Any) -> None:
+    """Step 8."""
     # 8. accessibility: no serious or critical axe-core violation, dialog open and closed
     bad = [v for v in run_axe(driver) if v["impact"] in ("serious", "critical")]
     assert bad == [], bad

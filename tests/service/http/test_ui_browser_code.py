@@ -37,13 +37,18 @@ class Ledger:
 def test_code_collection_session(driver: Any, live_server: LiveServer, client: httpx.Client, tmp_path: Path) -> None:
     """A code collection through the page: create it with task code, upload a Python file through the file
     input (progress in chunks), search, and see each hit as a snippet with its path, name and line numbers —
-    the API's chunk, its text as text."""
-    from selenium.common.exceptions import NoAlertPresentException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
-
+    the API's chunk, its text as text. The steps build on each other in one browser session."""
     if not server_has_text_collections(client):
         pytest.skip("this server has no text/code collections yet (issue 16, branch code, not merged)")
+    _open_with_key(driver, live_server)
+    name = _create_code_collection(driver, client)
+    _upload_code_file(driver, tmp_path)
+    _search_shows_snippets(driver, client, name)
+    bad = [v for v in run_axe(driver) if v["impact"] in ("serious", "critical")]
+    assert bad == [], bad
+
+
+def _open_with_key(driver: Any, live_server: LiveServer) -> None:
     driver.get(f"{live_server.url}/ui/")
     if css(driver, "#key-dialog").get_attribute("open") is not None or not driver.execute_script(
         "return sessionStorage.getItem('jev4.apiKey')"
@@ -52,6 +57,11 @@ def test_code_collection_session(driver: Any, live_server: LiveServer, client: h
         set_key(driver, live_server.api_key)
     wait(driver, lambda d: css(d, "#key-dialog").get_attribute("open") is None)
     wait(driver, lambda d: css(d, "#create-kind").get_attribute("hidden") is None)
+
+
+def _create_code_collection(driver: Any, client: httpx.Client) -> str:
+    """Create a collection with task code from the page; the drop zone then asks for text or code files."""
+    from selenium.webdriver.support.ui import Select
 
     name = f"code-{uuid.uuid4().hex[:8]}"
     details = css(driver, "#create-details")
@@ -65,6 +75,12 @@ def test_code_collection_session(driver: Any, live_server: LiveServer, client: h
     assert (made["task"], made["unit_kind"]) == ("code", "chunk")
     assert css(driver, "#drop-what").text == "Drop text or code files here"
     assert not css(driver, "#upload-pages-label").is_displayed()
+    return name
+
+
+def _upload_code_file(driver: Any, tmp_path: Path) -> None:
+    """A Python file through the file input: progress in chunks, one document, no page images."""
+    from selenium.webdriver.common.by import By
 
     source = tmp_path / "payments.py"
     source.write_text(CODE, encoding="utf-8")
@@ -74,6 +90,12 @@ def test_code_collection_session(driver: Any, live_server: LiveServer, client: h
     wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#documents .document")) == 1)
     assert driver.find_elements(By.CSS_SELECTOR, "#documents .thumbs") == []  # chunks have no page images
     shot(driver, "08-code-uploaded")
+
+
+def _search_shows_snippets(driver: Any, client: httpx.Client, name: str) -> None:
+    """Each hit card is the API's chunk: its path and line range, its name, its text as numbered lines."""
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
 
     box = css(driver, "#query")
     box.clear()
@@ -104,5 +126,3 @@ def test_code_collection_session(driver: Any, live_server: LiveServer, client: h
     with pytest.raises(NoAlertPresentException):
         driver.switch_to.alert.text  # noqa: B018
     shot(driver, "09-code-snippets")
-    bad = [v for v in run_axe(driver) if v["impact"] in ("serious", "critical")]
-    assert bad == [], bad
