@@ -2,7 +2,9 @@
 
 Every command but ``serve`` and ``jobs`` is a thin layer over :class:`service.collections.manager.Collections`,
 the application service the HTTP routes call (:mod:`service.cli.session` builds it from the same settings), so a
-mistake gets the route's message and an exit status from the one error table (``service.errors``).
+mistake gets the route's message and an exit status from the one error table (``service.errors``). ``search``,
+``index`` and ``documents`` also run over a running server (``--url`` / ``JEV4_URL``: :mod:`service.cli.remote`),
+with the same output.
 Flags override the ``JEV4_*`` environment variables (:mod:`service.settings`), which override the defaults; each
 command takes only the settings that matter to it (:data:`service.flags.SECTIONS`).
 """
@@ -40,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m service",
         description="jina-embeddings-v4 embeddings and document search. `serve` runs the HTTP API; `index`, `search`, "
         "`collections` and `documents` work on the same data directory without a server (with the API's rules and "
-        "messages); `jobs` asks a running server.",
+        "messages), or (`search`, `index`, `documents`) ask a running server given by --url or JEV4_URL; `jobs` asks a "
+        "running server.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     serve_parser = sub.add_parser("serve", help="run the HTTP server")
