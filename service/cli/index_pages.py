@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 __all__ = ["index_pages"]
 
-_POLL_S = 0.05
+# the job is asked again after _POLL_S, doubling up to _MAX_POLL_S while its page count stands still (with --url
+# each poll is an HTTP request: a long page does not cost twenty requests a second)
+_POLL_S, _MAX_POLL_S = 0.05, 0.5
 
 
 async def index_pages(c: Door, args: argparse.Namespace, run: IndexRun) -> int:
@@ -76,8 +78,10 @@ async def _index_one(c: Door, args: argparse.Namespace, file: DocumentFile, bar:
 async def _follow(c: Door, collection: str, job_id: str, bar: Bar) -> ErrorInfo | None:
     """Wait for the job, advancing the bar by its pages; its error (None: succeeded)."""
     total_seen = done_seen = 0
+    delay = _POLL_S
     while True:
         job = await c.job(collection, job_id)
+        delay = _POLL_S if job.pages_done != done_seen else min(2 * delay, _MAX_POLL_S)
         if job.pages_total is not None and not total_seen:
             total_seen = job.pages_total
             bar.grow(total_seen)
@@ -89,7 +93,7 @@ async def _follow(c: Door, collection: str, job_id: str, bar: Bar) -> ErrorInfo 
             error = job.error or {}
             code, message = error.get("code", "job_failed"), error.get("message", "the indexing job failed")
             return ErrorInfo(500, error.get("type", "server_error"), code, message)  # status: not kept, not printed
-        await asyncio.sleep(_POLL_S)
+        await asyncio.sleep(delay)
 
 
 def _refused(file: DocumentFile, info: ErrorInfo) -> str:
