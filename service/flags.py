@@ -38,6 +38,7 @@ __all__ = [
     "FieldDoc",
     "add_settings_flags",
     "field_docs",
+    "given_flags",
     "markdown_table",
     "settings_from_args",
     "shown_default",
@@ -184,6 +185,12 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
     """Settings from the environment (``os.environ`` when None), overridden by the flags that were given."""
     overrides = {k[len(_DEST) :]: v for k, v in vars(args).items() if k.startswith(_DEST) and v is not None}
     return Settings.from_env(environ, **overrides)
+
+
+def given_flags(args: argparse.Namespace) -> list[str]:
+    """The settings flags given on the command line (``--tiny``, ``--data-dir``), as typed."""
+    given = (k[len(_DEST) :] for k, v in vars(args).items() if k.startswith(_DEST) and v is not None)
+    return ["--" + name.replace("_", "-") for name in given]
 
 
 README_BLOCK = ("<!-- settings: limits (generated: python -m service.flags) -->", "<!-- /settings -->")

@@ -125,6 +125,9 @@ class Settings:
     header_timeout_s: float = 10.0
     """A request's headers must arrive within this many seconds of the connection opening (or of the request's
     first byte on a kept-alive connection); else 408 and the connection is closed."""
+    body_timeout_s: float = 30.0
+    """A request body must keep arriving: at least 1 KiB (or its end) in every window of this many seconds (not
+    counted while the server itself holds off reading); else 408 and the connection is closed."""
     keep_alive_timeout_s: int = 5
     """An idle kept-alive connection is closed after this many seconds."""
     metrics_key: str | None = None

@@ -111,6 +111,7 @@ def _parse_bool(raw: str) -> bool:
 _POSITIVE = (
     "max_connections",
     "header_timeout_s",
+    "body_timeout_s",
     "keep_alive_timeout_s",
     "port",
     "search_rrf_k",

@@ -2,7 +2,9 @@
 
 Every command but ``serve`` and ``jobs`` is a thin layer over :class:`service.collections.manager.Collections`,
 the application service the HTTP routes call (:mod:`service.cli.session` builds it from the same settings), so a
-mistake gets the route's message and an exit status from the one error table (``service.errors``).
+mistake gets the route's message and an exit status from the one error table (``service.errors``). ``search``,
+``index`` and ``documents`` also run over a running server (``--url`` / ``JEV4_URL``: :mod:`service.cli.remote`),
+with the same output.
 Flags override the ``JEV4_*`` environment variables (:mod:`service.settings`), which override the defaults; each
 command takes only the settings that matter to it (:data:`service.flags.SECTIONS`).
 """
@@ -11,15 +13,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
 
 from service.cli import collections, documents
 from service.cli.index import add_index_arguments, index_command
 from service.cli.jobs import add_jobs_command, jobs_command
+from service.cli.remote import server_of, settings_environ
 from service.cli.search import add_search_arguments, search_command
 from service.cli.serve import serve
-from service.cli.session import fail, run_command
-from service.flags import FIELDS, SECTIONS, add_settings_flags, settings_from_args
+from service.cli.session import fail, run_command, run_door_command
+from service.flags import FIELDS, SECTIONS, add_settings_flags, given_flags, settings_from_args
 from service.mcp.stdio import add_mcp_command
 from service.settings import SettingsError
 
@@ -40,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m service",
         description="jina-embeddings-v4 embeddings and document search. `serve` runs the HTTP API; `index`, `search`, "
         "`collections` and `documents` work on the same data directory without a server (with the API's rules and "
-        "messages); `jobs` asks a running server.",
+        "messages), or (`search`, `index`, `documents`) ask a running server given by --url or JEV4_URL; `jobs` asks a "
+        "running server.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     serve_parser = sub.add_parser("serve", help="run the HTTP server")
@@ -71,20 +74,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    client = args.command in ("search", "index", "documents")  # these also run over a server (--url)
     try:
-        settings = settings_from_args(args)
+        settings = settings_from_args(args, settings_environ() if client else None)
     except SettingsError as exc:
         return fail(str(exc))
+    server = server_of(args) if client else None
+    if server is not None and given_flags(args):
+        return fail(
+            f"{given_flags(args)[0]} is a setting of this process, not of the server at {server.url} (it uses its own "
+            "settings): leave it out, or leave out --url and JEV4_URL to work without a server"
+        )
     if args.command == "serve":
         return serve(settings)
     if args.command == "index":
-        return index_command(args, settings)
+        return index_command(args, settings, server)
     if args.command == "search":
-        return search_command(args, settings)
+        return search_command(args, settings, server)
     if args.command == "jobs":
         return jobs_command(args, settings)
     if hasattr(args, "run"):  # sub-commands that name their own runner (mcp)
         return int(args.run(args, settings))
-    actions: dict[str, Any] = collections.ACTIONS if args.command == "collections" else documents.ACTIONS
-    action = actions[args.action]
-    return run_command(settings, lambda c: action(c, args), model=False)
+    if args.command == "documents":
+        action = documents.ACTIONS[args.action]
+        return run_door_command(settings, lambda c: action(c, args), model=False, server=server)
+    manage = collections.ACTIONS[args.action]
+    return run_command(settings, lambda c: manage(c, args), model=False)

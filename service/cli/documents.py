@@ -9,6 +9,9 @@
     python -m service documents get-file ID --collection NAME -o PATH
                                                              # GET    /v1/collections/{name}/documents/{id}/file
 
+Each also runs over a running server: ``--url`` (or ``JEV4_URL``), ``--api-key`` (or ``JEV4_API_KEY``); the same
+output (:mod:`service.cli.remote`).
+
 Documents are added by ``index`` (PDFs, images, text and code). Exit status as ``collections``. A delete by
 filter lists what it would delete first (a dry run), asks (``--yes`` skips; without a terminal on stdin it refuses
 and names ``--yes``), then deletes by the same filter in one transaction and prints the ids it deleted.
@@ -25,23 +28,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service.cli.output import counted, document_lines, show, size
+from service.cli.remote import add_remote_flags
 from service.cli.session import confirm, fail, json_object
 
 if TYPE_CHECKING:
-    from service.collections.manager import Collections
+    from service.cli.door import Door
 
 __all__ = ["ACTIONS", "add_documents_command"]
 
-Action = Callable[["Collections", argparse.Namespace], Awaitable[int]]
+Action = Callable[["Door", argparse.Namespace], Awaitable[int]]
 
 
-def add_documents_command(sub: Any, finish: Callable[..., None]) -> None:
-    """Add ``documents`` to the subcommands ``sub``; ``finish`` adds ``--json``, ``--collection`` and settings."""
+def add_documents_command(sub: Any, finish_manage: Callable[..., None]) -> None:
+    """Add ``documents`` to the subcommands ``sub``; ``finish`` adds ``--json``, ``--collection``, settings and
+    ``--url`` / ``--api-key``."""
+
+    def finish(p: argparse.ArgumentParser, *, collection: bool) -> None:
+        finish_manage(p, collection=collection)
+        add_remote_flags(p)
+
     docs = sub.add_parser(
         "documents",
         help="list, show, delete documents or get their original files",
         description="The document routes of the API on the data directory and backend the settings name (no "
-        "model needed): list, show, delete, get-file. Documents are added by `index` (PDFs, images, text and code).",
+        "model needed), or of a running server (--url, JEV4_URL): list, show, delete, get-file. Documents are added "
+        "by `index` (PDFs, images, text and code).",
     )
     docs_sub = docs.add_subparsers(dest="action", required=True)
     p = docs_sub.add_parser("list", help="documents with their pages and metadata")
@@ -72,7 +83,7 @@ def add_documents_command(sub: Any, finish: Callable[..., None]) -> None:
     finish(p, collection=True)
 
 
-async def _list(c: Collections, args: argparse.Namespace) -> int:
+async def _list(c: Door, args: argparse.Namespace) -> int:
     listing = await c.list_documents(args.collection, offset=args.offset, limit=args.limit)
     for doc in listing.data:
         show(args, doc, "\n".join(document_lines(doc)))
@@ -82,13 +93,13 @@ async def _list(c: Collections, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _show(c: Collections, args: argparse.Namespace) -> int:
+async def _show(c: Door, args: argparse.Namespace) -> int:
     doc = await c.get_document(args.collection, args.document_id)
     show(args, doc, "\n".join(document_lines(doc)))
     return 0
 
 
-async def _delete(c: Collections, args: argparse.Namespace) -> int:
+async def _delete(c: Door, args: argparse.Namespace) -> int:
     if (args.document_id is None) == (args.filter is None):
         return fail("give a document id or --filter JSON (one of them)")
     if args.filter is not None:
@@ -100,7 +111,7 @@ async def _delete(c: Collections, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _delete_by_filter(c: Collections, args: argparse.Namespace) -> int:
+async def _delete_by_filter(c: Door, args: argparse.Namespace) -> int:
     from service.collections.deletion import DeleteByFilterRequest
 
     request = DeleteByFilterRequest(filter=args.filter, dry_run=True)
@@ -121,7 +132,7 @@ async def _delete_by_filter(c: Collections, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _get_file(c: Collections, args: argparse.Namespace) -> int:
+async def _get_file(c: Door, args: argparse.Namespace) -> int:
     _etag, original = await c.original(args.collection, args.document_id)
     assert original is not None  # no If-None-Match was given
     if args.output == "-":

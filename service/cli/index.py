@@ -1,7 +1,8 @@
-"""``python -m service index``: add files and folders to a collection, without a server.
+"""``python -m service index``: add files and folders to a collection, without a server or over one.
 
     python -m service index samples/ --collection samples --tiny
     python -m service index repo/ --collection code --task code --tiny
+    python -m service index samples/ --collection samples --url http://127.0.0.1:8080
 
 Each file goes through :meth:`Collections.add_document` (the upload route's code: its validation, duplicate
 policy, limits and errors), on the model and data directory the settings name (flags, then ``JEV4_*``), so a
@@ -16,6 +17,9 @@ bytes a stored document holds follows ``--duplicate-policy`` / ``JEV4_DUPLICATE_
 file is skipped by its ``content_hash``, a changed one replaces its document; ``--prune`` deletes the documents
 whose file is gone. Files and ids: :mod:`service.cli.files`.
 
+With ``--url`` (or ``JEV4_URL``) each file is uploaded to that server instead (the same calls over HTTP,
+:mod:`service.cli.remote`, which says what differs); no model is loaded here.
+
 Exit status: 0 when every file was indexed or skipped, 1 when some failed or were refused, 2 when nothing could
 start (a bad flag, no model), 130 on Ctrl-C (the line printed says what was cancelled and how to resume).
 """
@@ -28,10 +32,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service.cli.progress import IndexRun
-from service.cli.session import fail, json_object, run_command
+from service.cli.remote import add_remote_flags
+from service.cli.session import fail, json_object, run_door_command
 
 if TYPE_CHECKING:
-    from service.collections.manager import Collections
+    from service.cli.door import Door
+    from service.cli.remote import Server
     from service.collections.schemas import CollectionObject
     from service.settings import Settings
 
@@ -61,28 +67,24 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replace", action="store_true", help="pages: replace documents that already exist")
     parser.add_argument("--prune", action="store_true", help="text: delete documents whose file is gone")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_remote_flags(parser)
 
 
-def index_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Index ``args.paths`` into ``args.collection`` (see the module doc)."""
+def index_command(args: argparse.Namespace, settings: Settings, server: Server | None = None) -> int:
+    """Index ``args.paths`` into ``args.collection`` (see the module doc), on ``server`` when one is given."""
     missing = [p for p in args.paths if not p.exists()]
     if missing:
         return fail(f"no such file or folder: {missing[0]}")
     run = IndexRun(args.collection)
     try:
-        return run_command(settings, lambda c: _index(c, args, settings, run), model=True)
+        return run_door_command(settings, lambda c: _index(c, args, settings, run), model=True, server=server)
     except KeyboardInterrupt:
         print(run.cancelled(), file=sys.stderr)
         return 130
 
 
-async def _index(c: Collections, args: argparse.Namespace, settings: Settings, run: IndexRun) -> int:
-    from colbert.errors import CollectionNotFoundError
-
-    try:
-        existing: CollectionObject | None = await c.get(args.collection)
-    except CollectionNotFoundError:
-        existing = None
+async def _index(c: Door, args: argparse.Namespace, settings: Settings, run: IndexRun) -> int:
+    existing = await _existing(c, args.collection)
     text = args.text or args.task == "code"
     if existing is not None:
         mismatch = _mismatch(existing, args)
@@ -104,6 +106,19 @@ async def _index(c: Collections, args: argparse.Namespace, settings: Settings, r
     from service.cli.index_pages import index_pages
 
     return await index_pages(c, args, run)
+
+
+async def _existing(c: Door, name: str) -> CollectionObject | None:
+    """The collection, None when there is none (told by its error code, the same here and from a server)."""
+    from service.errors import error_info
+
+    try:
+        return await c.get(name)
+    except Exception as exc:
+        info = error_info(exc)
+        if info is None or info.code != "collection_not_found":
+            raise
+        return None
 
 
 def _create_request(args: argparse.Namespace, text: bool) -> Any:

@@ -15,15 +15,17 @@ from service.errors import ErrorInfo, error_info
 from service.settings import env_name
 
 if TYPE_CHECKING:
-    from service.collections.manager import Collections
+    from service.cli.door import Door
     from service.collections.uploads import DocumentUpload
 
 __all__ = ["index_pages"]
 
-_POLL_S = 0.05
+# the job is asked again after _POLL_S, doubling up to _MAX_POLL_S while its page count stands still (with --url
+# each poll is an HTTP request: a long page does not cost twenty requests a second)
+_POLL_S, _MAX_POLL_S = 0.05, 0.5
 
 
-async def index_pages(c: Collections, args: argparse.Namespace, run: IndexRun) -> int:
+async def index_pages(c: Door, args: argparse.Namespace, run: IndexRun) -> int:
     """Index every PDF/image under ``args.paths``; 1 when some failed or were refused."""
     files = collect_documents(args.paths)
     run.total = len(files)
@@ -56,7 +58,7 @@ def _upload(args: argparse.Namespace, file: DocumentFile) -> DocumentUpload:
     return DocumentUpload(source, metadata, file.document_id, args.replace, file.path.name, id_from_path=True)
 
 
-async def _index_one(c: Collections, args: argparse.Namespace, file: DocumentFile, bar: Bar) -> str | None:
+async def _index_one(c: Door, args: argparse.Namespace, file: DocumentFile, bar: Bar) -> str | None:
     """Index one file; the line to print about it (None: indexed)."""
     from service.collections.schemas import DocumentObject
 
@@ -75,21 +77,25 @@ async def _index_one(c: Collections, args: argparse.Namespace, file: DocumentFil
     return None if error is None else _refused(file, error)
 
 
-async def _follow(c: Collections, collection: str, job_id: str, bar: Bar) -> ErrorInfo | None:
+async def _follow(c: Door, collection: str, job_id: str, bar: Bar) -> ErrorInfo | None:
     """Wait for the job, advancing the bar by its pages; its error (None: succeeded)."""
     total_seen = done_seen = 0
+    delay = _POLL_S
     while True:
-        job = await c.jobs.get(collection, job_id)
-        if job is None:  # forgotten by retention: cannot happen while it runs in this process
-            return ErrorInfo(500, "server_error", "job_lost", f"indexing job {job_id} was lost")
+        job = await c.job(collection, job_id)
+        delay = _POLL_S if job.pages_done != done_seen else min(2 * delay, _MAX_POLL_S)
         if job.pages_total is not None and not total_seen:
             total_seen = job.pages_total
             bar.grow(total_seen)
         bar.advance(job.pages_done - done_seen)
         done_seen = job.pages_done
-        if job.finished:
-            return job.error
-        await asyncio.sleep(_POLL_S)
+        if job.status == "succeeded":
+            return None
+        if job.status == "failed":  # its error body (code, message, type) as the HTTP API answers it
+            error = job.error or {}
+            code, message = error.get("code", "job_failed"), error.get("message", "the indexing job failed")
+            return ErrorInfo(500, error.get("type", "server_error"), code, message)  # status: not kept, not printed
+        await asyncio.sleep(delay)
 
 
 def _refused(file: DocumentFile, info: ErrorInfo) -> str:

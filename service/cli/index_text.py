@@ -15,13 +15,13 @@ from service.cli.progress import Bar, IndexRun
 from service.errors import error_info
 
 if TYPE_CHECKING:
-    from service.collections.manager import Collections
+    from service.cli.door import Door
     from service.settings import Settings
 
 __all__ = ["index_texts"]
 
 
-async def index_texts(c: Collections, args: argparse.Namespace, settings: Settings, run: IndexRun) -> int:
+async def index_texts(c: Door, args: argparse.Namespace, settings: Settings, run: IndexRun) -> int:
     """Index every text/code file under ``args.paths``; 1 when some failed."""
     files, skipped = collect_text_files(args.paths, settings.max_text_bytes)
     if skipped:
@@ -45,7 +45,7 @@ async def index_texts(c: Collections, args: argparse.Namespace, settings: Settin
     return 1 if counts["failed"] else 0
 
 
-async def _index_one(c: Collections, args: argparse.Namespace, file: DocumentFile, bar: Bar) -> str:
+async def _index_one(c: Door, args: argparse.Namespace, file: DocumentFile, bar: Bar) -> str:
     """Index one file: ``indexed``, ``unchanged``, ``empty`` (nothing to index, e.g. an empty ``__init__.py``) or
     ``failed`` (its line printed)."""
     from service.collections.texts import TextSource
@@ -82,7 +82,7 @@ async def _index_one(c: Collections, args: argparse.Namespace, file: DocumentFil
     return "indexed"
 
 
-async def _prune(c: Collections, collection: str, roots: list[Path], present: set[str]) -> int:
+async def _prune(c: Door, collection: str, roots: list[Path], present: set[str]) -> int:
     """Delete the documents whose ``path`` is not among the files found (when folders were given)."""
     if not any(root.is_dir() for root in roots):
         return 0

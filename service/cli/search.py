@@ -1,12 +1,15 @@
-"""``python -m service search``: ``POST /v1/collections/{name}/search`` without a server.
+"""``python -m service search``: ``POST /v1/collections/{name}/search``, without a server or over one.
 
     python -m service search "quarterly revenue table" --collection samples --tiny
+    python -m service search "quarterly revenue table" --collection samples --url http://127.0.0.1:8080
 
 The flags become the route's :class:`~service.collections.search_schemas.SearchRequest` (validated as the route
 validates its body) and go to :meth:`Collections.search`; the ranked hits print as a table (rank, score,
 document and page, or path and line range for text/code chunks, and the signals that found it) or, with
-``--json``, one object per hit. Exit status: 0 (also with no results), 1 when the collection does not exist,
-2 when the request is invalid or nothing could start.
+``--json``, one object per hit. With ``--url`` (or ``JEV4_URL``) the request goes to that server instead
+(:mod:`service.cli.remote`: no model loaded here; the same output). Exit status: 0 (also with no results), 1 when
+the collection does not exist, 2 when the request is invalid or nothing could start (no server answers at the
+URL).
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from service.cli.session import fail, json_object, run_command
+from service.cli.remote import add_remote_flags
+from service.cli.session import fail, json_object, run_door_command
 
 if TYPE_CHECKING:
-    from service.collections.manager import Collections
+    from service.cli.door import Door
+    from service.cli.remote import Server
     from service.collections.search_schemas import SearchHit, SearchRequest
     from service.settings import Settings
 
@@ -49,11 +54,12 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--include-text", action="store_true", help="print each hit's text")
     parser.add_argument("--json", action="store_true", help="one JSON object per hit instead of a table")
+    add_remote_flags(parser)
 
 
-def search_command(args: argparse.Namespace, settings: Settings) -> int:
+def search_command(args: argparse.Namespace, settings: Settings, server: Server | None = None) -> int:
     """Print the ranked hits of ``args.collection`` for ``args.query`` (the request checked before the model
-    loads)."""
+    loads), asking ``server`` when one is given."""
     from service.errors import ServiceError, cli_exit_status, error_info
 
     try:
@@ -62,7 +68,7 @@ def search_command(args: argparse.Namespace, settings: Settings) -> int:
         info = error_info(exc)
         assert info is not None
         return fail(info.message, cli_exit_status(info))
-    return run_command(settings, lambda c: _search(c, args, request), model=True)
+    return run_door_command(settings, lambda c: _search(c, args, request), model=True, server=server)
 
 
 def _request(args: argparse.Namespace) -> SearchRequest:
@@ -79,7 +85,7 @@ def _request(args: argparse.Namespace) -> SearchRequest:
         raise UnprocessableError(f"invalid search: {exc}", code="validation_error") from None
 
 
-async def _search(c: Collections, args: argparse.Namespace, request: SearchRequest) -> int:
+async def _search(c: Door, args: argparse.Namespace, request: SearchRequest) -> int:
     response = await c.search(args.collection, request)
     for rank, hit in enumerate(response.results, 1):
         print(json.dumps(_json_row(rank, hit), ensure_ascii=False) if args.json else _table_row(rank, hit))

@@ -14,17 +14,19 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from service.errors import cli_exit_status, error_info
 
 if TYPE_CHECKING:
+    from service.cli.door import Door
+    from service.cli.remote import Server
     from service.collections.manager import Collections
     from service.settings import Settings
 
-__all__ = ["confirm", "fail", "json_object", "open_collections", "run_command"]
+__all__ = ["confirm", "fail", "json_object", "open_collections", "run_command", "run_door_command"]
 
 
 def fail(message: str, status: int = 2) -> int:
@@ -68,10 +70,12 @@ async def open_collections(settings: Settings, *, model: bool) -> AsyncIterator[
 
 
 Command = Callable[["Collections"], Awaitable[int]]
+DoorCommand = Callable[["Door"], Awaitable[int]]
 
 
 def run_command(settings: Settings, command: Command, *, model: bool) -> int:
     """Run ``command`` over a fresh :func:`open_collections`; a known error is one line and its exit status."""
+
     from service.engine.kernel import KernelUnavailableError
     from service.engine.loading import ModelLoadError
 
@@ -79,9 +83,30 @@ def run_command(settings: Settings, command: Command, *, model: bool) -> int:
         async with open_collections(settings, model=model) as collections:
             return await command(collections)
 
+    return _run(main(), (ModelLoadError, KernelUnavailableError))
+
+
+def run_door_command(settings: Settings, command: DoorCommand, *, model: bool, server: Server | None) -> int:
+    """:func:`run_command` for a command that also runs over a server: with ``server``, ``command`` gets
+    :class:`~service.cli.remote.RemoteCollections` (no model, no data directory) and errors read the same."""
+    if server is None:
+        return run_command(settings, command, model=model)
+
+    from service.cli.remote import ServerUnreachable, open_remote
+
+    async def main() -> int:
+        async with open_remote(server) as door:
+            return await command(door)
+
+    return _run(main(), (ServerUnreachable,))
+
+
+def _run(main: Coroutine[Any, Any, int], stops: tuple[type[Exception], ...]) -> int:
+    """Run ``main``; a known error is one line (``error: <message>``) and its exit status, never a traceback;
+    ``stops`` (the model cannot load, no server answers) exit 2 with their own message."""
     try:
-        return asyncio.run(main())
-    except (ModelLoadError, KernelUnavailableError) as exc:
+        return asyncio.run(main)
+    except stops as exc:
         return fail(str(exc))
     except Exception as exc:  # the outermost layer of the CLI: the API's message, never a traceback
         info = error_info(exc)

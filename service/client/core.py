@@ -31,6 +31,7 @@ __all__ = [
     "UploadOptions",
     "check",
     "follow_job",
+    "named_url",
     "search_body",
     "start_upload",
 ]
@@ -48,6 +49,12 @@ class ClientError(Exception):
         self.status, self.code, self.message, self.type = status, code, message, type
 
 
+def named_url(base_url: str | None) -> str | None:
+    """The server ``base_url`` or else ``JEV4_URL`` names; None when neither does (the CLI then works without a
+    server)."""
+    return base_url or os.environ.get("JEV4_URL") or None
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Where the server is and the key to send; arguments win over ``JEV4_URL`` / ``JEV4_API_KEY``."""
@@ -58,7 +65,7 @@ class Config:
 
     @classmethod
     def resolve(cls, base_url: str | None, api_key: str | None, timeout_s: float) -> Config:
-        url = base_url or os.environ.get("JEV4_URL") or "http://127.0.0.1:8080"
+        url = named_url(base_url) or "http://127.0.0.1:8080"
         key = api_key if api_key is not None else os.environ.get("JEV4_API_KEY") or None
         return cls(url.rstrip("/"), key, timeout_s)
 

@@ -40,6 +40,7 @@ __all__ = [
     "page_image",
     "page_similarity",
     "patch_document",
+    "raw",
     "rerank",
     "search",
     "vacuum",
@@ -61,6 +62,19 @@ def _json(r: httpx.Response) -> dict[str, Any]:
 
 def _bytes(r: httpx.Response) -> bytes:
     return r.content
+
+
+def raw(
+    method: str,
+    path: str,
+    json: Any = None,
+    params: dict[str, Any] | None = None,
+    files: dict[str, Any] | None = None,
+    data: dict[str, str] | None = None,
+) -> Call[httpx.Response]:
+    """Any route, its (successful) answer as the response itself: for callers that decode the JSON into their
+    own types (the CLI decodes into the server's schemas, so its output is the same with and without a server)."""
+    return Call(method, path, lambda r: r, json=json, params=params, files=files, data=data)
 
 
 def list_collections() -> Call[list[Collection]]:

@@ -91,6 +91,20 @@ class Client:
             result: T = done.value
             return result
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        files: dict[str, Any] | None = None,
+        data: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Any route (``path`` from ``/v1/...``) with this client's URL, key and errors: the 2xx/3xx response
+        itself, for JSON decoded into types of your own; a 4xx/5xx raises :class:`~service.client.ClientError`."""
+        return self._call(ops.raw(method, path, json, params, files, data))
+
     # ---- collections -------------------------------------------------------------------------------------
     def list_collections(self) -> list[Collection]:
         return self._call(ops.list_collections())

@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from litestar.enums import ScopeType
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
     from service.metrics import Metrics
 
-__all__ = ["RequestContextMiddleware", "request_id_from_scope"]
+__all__ = ["RequestContextMiddleware", "request_id_from_scope", "requested_path"]
 
 _ACCESS = logging.getLogger("jev4.access")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -42,6 +43,21 @@ def request_id_from_scope(scope: Scope) -> str:
     return request_id
 
 
+def requested_path(scope: Scope) -> str:
+    """The path as the client sent it, percent-decoded as the server decodes ``path``: from ``raw_path``, which
+    routing leaves alone (Litestar's router replaces ``path`` of a request to a mounted app, ``/mcp``, with the
+    rest after the mount before any middleware runs: ``/``).
+
+    >>> requested_path({"raw_path": b"/mcp", "path": "/"}), requested_path({"raw_path": b"/a%20b", "path": "/x"})
+    ('/mcp', '/a b')
+    """
+    raw = scope.get("raw_path")
+    if not raw:
+        return str(scope.get("path", ""))
+    text = bytes(raw).decode("latin-1")
+    return unquote(text) if "%" in text else text
+
+
 class RequestContextMiddleware:
     """ASGI middleware (Litestar ``MiddlewareProtocol``) around every matched route."""
 
@@ -54,6 +70,7 @@ class RequestContextMiddleware:
             return
         request_id = request_id_from_scope(scope)
         token = REQUEST_ID.set(request_id)
+        path = requested_path(scope)
         start = time.perf_counter()
         status = 500
 
@@ -81,7 +98,7 @@ class RequestContextMiddleware:
                 "request",
                 extra={
                     "method": method,
-                    "path": scope.get("path", ""),
+                    "path": path,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
                 },

@@ -12,6 +12,11 @@ connection that has not sent a request (nor one that sends its headers a byte at
 - a request's headers must be complete within ``JEV4_HEADER_TIMEOUT_S`` of the connection opening (or of the
   first byte of the next request on a keep-alive connection): else ``408`` (or a silent close when nothing was
   sent); headers larger than :data:`MAX_HEADER_BYTES` get ``431``;
+- a request's body must keep coming: at least :data:`MIN_BODY_BYTES` (or its end) in every ``JEV4_BODY_TIMEOUT_S``
+  window after the headers, else ``408`` (or, once the answer has started, a close). So a client that sends its
+  headers and then trickles its body, or stops, frees its connection; a slow but steady upload is not cut (the
+  bound is on stalls, not on the whole upload's time). Windows in which the server itself holds off reading (the
+  app has not taken what arrived; or an ``Expect: 100-continue`` not answered yet) do not count;
 - an idle keep-alive connection is closed after ``JEV4_KEEP_ALIVE_TIMEOUT_S`` (uvicorn's ``timeout_keep_alive``).
 
 The limits live in a subclass of uvicorn's httptools protocol (:func:`guarded_protocol`); uvicorn's
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_HEADER_BYTES",
+    "MIN_BODY_BYTES",
     "ConnectionLimits",
     "GuardedProtocol",
     "connection_cap",
@@ -47,6 +53,7 @@ __all__ = [
 
 _LOG = logging.getLogger("jev4.server")
 MAX_HEADER_BYTES = 64 * 1024  # request line + headers; real clients send < 8 KiB (nginx's default buffer is 8 KiB)
+MIN_BODY_BYTES = 1024  # per body window: any real client sends far more in seconds; a trickle of bytes does not
 RESERVED_FILES = 256  # descriptors kept for the model's files, SQLite, logs and thread pools
 
 
@@ -54,6 +61,7 @@ RESERVED_FILES = 256  # descriptors kept for the model's files, SQLite, logs and
 class ConnectionLimits:
     max_connections: int
     header_timeout_s: float
+    body_timeout_s: float = 30.0
     max_header_bytes: int = MAX_HEADER_BYTES
 
 
@@ -103,6 +111,8 @@ class GuardedProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._header_timer: asyncio.TimerHandle | None = None
         self._header_bytes = 0
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_window = 0  # body bytes received in the current window
         super().connection_made(transport)
         if len(self.connections) > self.config_limits.max_connections and not self._make_room():
             message = "the server has too many open connections; retry shortly"
@@ -161,6 +171,39 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._stop_header_timer()
         super().on_headers_complete()
+        self._start_body_timer()  # stopped at once by on_message_complete when there is no body
+
+    def _start_body_timer(self) -> None:
+        self._stop_body_timer()
+        self._body_window = 0
+        self._body_timer = self.loop.call_later(self.config_limits.body_timeout_s, self._body_timeout)
+
+    def _stop_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timeout(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        held_by_us = self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue)
+        if held_by_us or self._body_window >= MIN_BODY_BYTES:
+            self._start_body_timer()  # the next window
+            return
+        if cycle is not None and not cycle.response_started:
+            message = f"request body stalled: less than {MIN_BODY_BYTES} bytes in {self.config_limits.body_timeout_s} s"
+            self.transport.write(_raw_response(408, "Request Timeout", "body_timeout", message))
+        self.transport.close()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_window += len(body)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._stop_body_timer()
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -169,6 +212,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_timer()
+        self._stop_body_timer()
         super().connection_lost(exc)
 
 
@@ -183,15 +227,16 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     open_files = raise_open_files_limit()
     cap = connection_cap(settings.max_connections, open_files)
     _LOG.info(
-        "connections: at most %d open (open-files limit %d), header timeout %s s",
+        "connections: at most %d open (open-files limit %d), header timeout %s s, body timeout %s s",
         cap,
         open_files,
         settings.header_timeout_s,
+        settings.body_timeout_s,
     )
     return {
         "host": settings.host,
         "port": settings.port,
-        "http": guarded_protocol(ConnectionLimits(cap, settings.header_timeout_s)),
+        "http": guarded_protocol(ConnectionLimits(cap, settings.header_timeout_s, settings.body_timeout_s)),
         "timeout_keep_alive": settings.keep_alive_timeout_s,
         "log_config": None,
         "access_log": False,

@@ -25,6 +25,7 @@ from service.http.server import MAX_HEADER_BYTES, connection_cap, uvicorn_option
 from service.settings import Settings
 
 HEADER_TIMEOUT_S = 1.5
+BODY_TIMEOUT_S = 1.5
 IDLE_SOCKETS = 3000
 
 
@@ -40,7 +41,13 @@ def _free_port() -> int:
 
 
 def _serve(tmp_path: Path, **limits: Any) -> Iterator[str]:
-    settings = Settings(data_dir=tmp_path, port=_free_port(), header_timeout_s=HEADER_TIMEOUT_S, **limits)
+    settings = Settings(
+        data_dir=tmp_path,
+        port=_free_port(),
+        header_timeout_s=HEADER_TIMEOUT_S,
+        body_timeout_s=BODY_TIMEOUT_S,
+        **limits,
+    )
     options = uvicorn_options(settings)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, loader=_no_model), **options))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -137,6 +144,68 @@ def test_slow_headers_get_408_and_huge_headers_431(server: str) -> None:
         big.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (MAX_HEADER_BYTES + 10))
         answer = big.recv(4096)
         assert answer.startswith(b"HTTP/1.1 431"), answer
+
+
+def _post_head(length: int) -> bytes:
+    return (
+        f"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def _answer(s: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (or 10 s pass)."""
+    chunks = []
+    while True:
+        try:
+            chunk = s.recv(4096)
+        except (TimeoutError, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_stalled_or_trickled_body_gets_408_and_is_closed(server: str) -> None:
+    port = int(server.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as stalled:
+        stalled.sendall(_post_head(100_000) + b'{"input": ["')  # the headers, a few body bytes, then nothing
+        start = time.monotonic()
+        answer = _answer(stalled)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert b"body_timeout" in answer
+        assert BODY_TIMEOUT_S - 0.2 < time.monotonic() - start < BODY_TIMEOUT_S + 3
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as trickle:
+        trickle.sendall(_post_head(100_000))
+        start = time.monotonic()
+        sent = 0
+        while time.monotonic() - start < 4 * BODY_TIMEOUT_S:  # 10 bytes every 0.2 s: never a pause, never 1 KiB
+            try:
+                trickle.sendall(b"x" * 10)
+            except OSError:
+                break
+            sent += 10
+            time.sleep(0.2)
+        answer = _answer(trickle)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert time.monotonic() - start < 2 * BODY_TIMEOUT_S + 3  # cut after one or two windows
+        assert sent < 1024
+
+
+def test_a_slow_steady_body_is_not_cut(server: str) -> None:
+    body = b'{"input": ["' + b"a" * 6000 + b'"], "model": "no-such-model"}'
+    port = int(server.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as steady:
+        steady.sendall(_post_head(len(body)))
+        start = time.monotonic()
+        for i in range(0, len(body), 1500):  # 1.5 KiB per 0.6 s: longer than a window in all, never stalled
+            steady.sendall(body[i : i + 1500])
+            time.sleep(0.6)
+        assert time.monotonic() - start > BODY_TIMEOUT_S
+        answer = steady.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 "), answer
+        assert not answer.startswith(b"HTTP/1.1 408"), answer  # the route's own answer (the model is not loaded)
 
 
 def test_keep_alive_requests_still_work(server: str) -> None:

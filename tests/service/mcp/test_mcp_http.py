@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -60,6 +62,19 @@ def test_mcp_needs_the_api_key(live_server: LiveServer) -> None:
         r = httpx.post(f"{live_server.url}/mcp", json=body, headers={**headers, **auth}, timeout=60)
         assert r.status_code == 401
         assert r.json()["error"]["code"] in {"missing_api_key", "invalid_api_key"}
+    key = {"Authorization": f"Bearer {live_server.api_key}", "X-Request-ID": "mcp-path-1"}
+    r = httpx.post(f"{live_server.url}/mcp", json=body, headers={**headers, **key}, timeout=60)
+    assert r.status_code != 401
+    # the access log names the path as requested, not as the mounted MCP app sees it ("/"); the line is written
+    # once the answer is sent, so it may land a moment after the client has it
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [json.loads(line) for line in live_server.log().splitlines() if line.startswith("{")]
+        access = [x for x in lines if x.get("request_id") == "mcp-path-1" and x.get("logger") == "jev4.access"]
+        if access or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [x["path"] for x in access] == ["/mcp"]
 
 
 def test_tools_are_listed_with_schemas(live_server: LiveServer) -> None:
