@@ -122,7 +122,8 @@ class Searcher:
         if plan.definitions:
             hits = rank_definitions(hits, query_text if q.text is not None else None, plan.top_k, plan.max_per_span)
         tokens = vectors.tokens
-        similarity = (plan.include_similarity_map or plan.regions) and vectors.multivector is not None
+        maps_for_regions = plan.regions and store.config.unit_kind == "page"  # chunks: token scores per line
+        similarity = (plan.include_similarity_map or maps_for_regions) and vectors.multivector is not None
         token_strings = self._token_strings(vectors.prepared) if similarity and vectors.prepared is not None else []
         matches = []
         for hit in hits:

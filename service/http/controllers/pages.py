@@ -106,7 +106,8 @@ class PagesController(Controller):
         before_request=require_json,
         summary="The query's similarity map over one stored page (per query token)",
         description="The same map as search's `include_similarity_map`, for any stored page (e.g. the page after "
-        "a hit): `maps[t][r][c]` = cosine of query token `t` with the patch at row `r`, column `c`.",
+        "a hit): `maps[t][r][c]` = cosine of query token `t` with the patch at row `r`, column `c`. "
+        "`regions: true` adds the page's regions for the query (as search's in mode hybrid).",
     )
     async def similarity(
         self,
