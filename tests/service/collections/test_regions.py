@@ -4,14 +4,19 @@ order, chunk line ranges from term hits and from token MaxSim, and the 422 / war
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import numpy as np
 import pytest
 
 from colbert.hybrid import SearchMode
 from colbert.store import CollectionConfig
 from model.layout import PATCH
+from model.types import PromptType, Task, TaskSpec
 from service.collections.regions import (
     MAX_REGIONS,
+    _chunk_token_lines,
     check_regions,
     chunk_regions,
     line_scores,
@@ -82,7 +87,8 @@ def test_visual_threshold_is_relative_to_the_page_and_areas_rank_by_best_patch()
     assert [r.score for r in regions] == pytest.approx([0.8])
     scores[0, 2] = 0.7  # now above the level: a second, weaker area, with no word in it
     regions = page_regions(None, _meta(), scores, SearchMode.VISUAL)
-    assert [(r.text, r.score) for r in regions] == [("X7200B", pytest.approx(0.8)), ("", pytest.approx(0.7))]
+    assert [r.text for r in regions] == ["X7200B", ""]
+    assert [r.score for r in regions] == pytest.approx([0.8, 0.7])
 
 
 def test_text_regions_are_lines_with_query_words_best_coverage_first() -> None:
@@ -148,3 +154,22 @@ def test_pooled_chunk_collections_refuse_visual_regions_and_warn_in_hybrid() -> 
     assert check_regions(pooled, SearchMode.TEXT) is None
     pages = CollectionConfig(dense_dim=128, multivector_dim=128, pool_factor=2)
     assert check_regions(pages, SearchMode.VISUAL) is None  # pages' maps come from re-embedding the image
+
+
+def test_chunk_token_lines_follow_the_late_chunking_spans(tiny_encoder: Any) -> None:
+    """The stored rows of a chunk are the tokens of its piece as prepare_late_chunks encodes it (the document's
+    first chunk behind the passage prompt): the alignment maps exactly those rows to the chunk's lines."""
+    processor = tiny_encoder.processor
+    pieces = ["def f(x):\n    return x\n\n", "class K:\n    value = 1\n"]
+    spec = TaskSpec(Task.CODE, PromptType.PASSAGE)
+    spans = processor.prepare_late_chunks(pieces, spec).spans
+    store = SimpleNamespace(config=CollectionConfig(dense_dim=8, task="code", unit_kind="chunk"))
+    for unit, (piece, (start, stop)) in enumerate(zip(pieces, spans, strict=True)):
+        text = piece.rstrip("\n")  # the chunk's own text; the whitespace after it was fed too
+        hit = SimpleNamespace(unit=unit)
+        lines = _chunk_token_lines(store, hit, text, processor.tokenizer)  # type: ignore[arg-type]
+        on_lines = lines[lines >= 0]
+        assert 0 <= (stop - start) - len(lines) <= 1  # the rows left over: the newlines fed after the chunk
+        assert sorted(set(on_lines.tolist())) == list(range(text.count("\n") + 1))  # every line has tokens
+        prompt_rows = int((lines < 0).sum())
+        assert prompt_rows == (len(processor.tokenizer.encode(spec.prefix).ids) if unit == 0 else 0)
