@@ -5,11 +5,12 @@ Method. The PDFs (``samples/report.pdf`` and the documentation PDFs named with `
 pages of each) are indexed through the service in-process (the HTTP app on a Litestar test client: the same
 render, resize, text layer and stored words as a server). The known lines are MuPDF's own lines (its ``(block,
 line)`` numbers, not the region code's grouping); per PDF ``--lines`` of them are drawn at random (seeded) among
-the lines with at least 3 words, and the query is a run of up to 5 consecutive words of the line. Each query is
-searched with ``regions: true`` in ``text`` and ``hybrid`` mode (top 10). Reported per PDF and mode: the share
-of queries whose page is among the hits (search's job, for context), and among those the share where the line's
-box (MuPDF's word boxes, as fractions of the page) lies inside a region of that hit, within ``--slack`` of the
-page on each side (the stored boxes are rounded to 0.1 px of the resized page image), and inside the first one.
+the lines with at least 3 words, and the query is a run of up to 5 consecutive words of the line holding a letter
+(dot leaders alone name nothing). Each query is searched with ``regions: true`` in ``text`` and ``hybrid`` mode
+(top 10). Reported per PDF and mode: the share of queries whose page is among the hits (search's job, for
+context), and among those the share where the line's box (MuPDF's word boxes, as fractions of the page) lies
+inside a region of that hit, within ``--slack`` of the page on each side (the stored boxes are rounded to 0.1 px
+of the resized page image), and inside the first one.
 
 With ``--tiny`` (the random-weight test checkpoint, CPU) only the text half means anything: BM25 and the text
 layer are real, while the visual regions that hybrid adds after the text ones come from random vectors.
@@ -66,7 +67,9 @@ def probes(pdf: bytes, pages: int, count: int, seed: int) -> list[Probe]:
     chosen = rng.sample(found, min(count, len(found)))
     out = []
     for page, words, box in chosen:
-        start = rng.randrange(max(1, len(words) - 4))
+        # a window holding a word with a letter (a table of contents' dot leaders alone name nothing)
+        starts = [i for i in range(max(1, len(words) - 4)) if any(c.isalpha() for w in words[i : i + 5] for c in w)]
+        start = rng.choice(starts)
         out.append(Probe(page, " ".join(words[start : start + 5]), box))
     return out
 
