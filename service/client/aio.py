@@ -211,9 +211,16 @@ class AsyncClient:
         return await self._call(ops.page_image(collection, document_id, page, size))
 
     async def page_similarity(
-        self, collection: str, document_id: str, page: int, query: str, *, highlight: bool = False
+        self,
+        collection: str,
+        document_id: str,
+        page: int,
+        query: str,
+        *,
+        highlight: bool = False,
+        regions: bool = False,
     ) -> PageSimilarity:
-        return await self._call(ops.page_similarity(collection, document_id, page, query, highlight))
+        return await self._call(ops.page_similarity(collection, document_id, page, query, highlight, regions))
 
     # ---- embeddings --------------------------------------------------------------------------------------
     async def embed(self, inputs: list[Any], **options: Any) -> Embeddings:

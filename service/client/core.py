@@ -118,6 +118,7 @@ class SearchOptions(TypedDict, total=False):
     include_similarity_map: bool
     include_text: bool
     highlight: bool
+    regions: bool
     exhaustive: bool
     candidates: int
     model: str

@@ -150,8 +150,12 @@ def page_image(collection: str, document_id: str, page: int, size: str) -> Call[
     return Call("GET", f"{_d(collection, document_id)}/pages/{page}/image", _bytes, params={"size": size})
 
 
-def page_similarity(collection: str, document_id: str, page: int, query: str, highlight: bool) -> Call[PageSimilarity]:
-    body = {"query": query, "highlight": highlight}
+def page_similarity(
+    collection: str, document_id: str, page: int, query: str, highlight: bool, regions: bool = False
+) -> Call[PageSimilarity]:
+    body: dict[str, Any] = {"query": query, "highlight": highlight}
+    if regions:  # sent only when asked, so that servers without regions still answer
+        body["regions"] = True
     path = f"{_d(collection, document_id)}/pages/{page}/similarity"
     return Call("POST", path, lambda r: PageSimilarity.from_json(_json(r)), json=body)
 

@@ -209,9 +209,16 @@ class Client:
         return self._call(ops.page_image(collection, document_id, page, size))
 
     def page_similarity(
-        self, collection: str, document_id: str, page: int, query: str, *, highlight: bool = False
+        self,
+        collection: str,
+        document_id: str,
+        page: int,
+        query: str,
+        *,
+        highlight: bool = False,
+        regions: bool = False,
     ) -> PageSimilarity:
-        return self._call(ops.page_similarity(collection, document_id, page, query, highlight))
+        return self._call(ops.page_similarity(collection, document_id, page, query, highlight, regions))
 
     # ---- embeddings --------------------------------------------------------------------------------------
     def embed(self, inputs: list[Any], **options: Any) -> Embeddings:

@@ -24,6 +24,7 @@ __all__ = [
     "HighlightBox",
     "Job",
     "PageSimilarity",
+    "Region",
     "RerankResult",
     "Reranked",
     "SearchHit",
@@ -166,6 +167,25 @@ class HighlightBox:
 
 
 @dataclass(frozen=True, slots=True)
+class Region:
+    """Where a hit's evidence is (its citation, ``regions: true``): ``bbox`` [x0, y0, x1, y1] as fractions of the
+    page (page hits) or ``lines`` [first, last] of the document (chunk hits); ``source`` visual or text; ``text``
+    the page text inside the box or the chunk's lines (docs/regions.md)."""
+
+    score: float
+    text: str
+    source: str
+    bbox: list[float] | None = None
+    lines: list[int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _regions(data: dict[str, Any]) -> list[Region] | None:
+    found = data.get("regions")
+    return None if found is None else [build(Region, r) for r in found]
+
+
+@dataclass(frozen=True, slots=True)
 class SimilarityMap:
     """``maps[t][r][c]``: cosine of query token ``t`` with the page patch at row ``r``, column ``c``."""
 
@@ -205,6 +225,7 @@ class SearchHit:
     signals: dict[str, dict[str, float]] = field(default_factory=dict)
     text: str | None = None
     highlights: list[HighlightBox] | None = None
+    regions: list[Region] | None = None  # regions: true
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -216,6 +237,7 @@ class SearchHit:
             chunk=None if chunk is None else build(ChunkInfo, chunk),
             similarity_map=None if smap is None else build(SimilarityMap, smap),
             highlights=None if boxes is None else [build(HighlightBox, b) for b in boxes],
+            regions=_regions(data),
         )
 
 
@@ -244,6 +266,7 @@ class PageSimilarity:
     similarity_map: SimilarityMap
     usage: dict[str, int]
     highlights: list[HighlightBox] | None = None
+    regions: list[Region] | None = None
     object: str = "similarity_map"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -255,6 +278,7 @@ class PageSimilarity:
             data,
             similarity_map=build(SimilarityMap, data["similarity_map"]),
             highlights=None if boxes is None else [build(HighlightBox, b) for b in boxes],
+            regions=_regions(data),
         )
 
 

@@ -8,6 +8,8 @@ similarity map when a person opens it (also for the previous / next page of the 
   pages are RGB). The ETag is a hash of the stored PNG plus the variant, so a replaced document gets new tags.
 - ``page_highlights``: the boxes of the page's words matching a query (:mod:`.highlight`, as search's
   ``highlight``), so a page reached by previous / next shows them too.
+- ``page_citations``: the page's regions for the query (:mod:`.regions`, as search's ``regions`` in mode
+  ``hybrid``: the lines holding query words, then the areas of the map), computed from the map just made.
 - ``page_similarity`` embeds the query (``retrieval.query``) and returns the per query token map over the
   page's merged patch grid, computed exactly as search's ``include_similarity_map`` does (see
   ``service.collections.search``).
@@ -24,15 +26,26 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from colbert.hybrid import SearchMode
 from colbert.store import Hit
 from service.collections.highlight import Box, highlight
+from service.collections.regions import Region, page_regions
 from service.errors import NotFoundError, UnprocessableError
 
 if TYPE_CHECKING:
     from service.collections.manager import Collections
     from service.collections.search import SimilarityGrid
 
-__all__ = ["ImageSize", "PageImage", "page_highlights", "page_image", "page_similarity", "parse_size", "thumbnail"]
+__all__ = [
+    "ImageSize",
+    "PageImage",
+    "page_citations",
+    "page_highlights",
+    "page_image",
+    "page_similarity",
+    "parse_size",
+    "thumbnail",
+]
 
 THUMBNAIL_QUALITY = 85
 
@@ -127,3 +140,13 @@ async def page_highlights(collections: Collections, name: str, document_id: str,
     store = await collections.store(name)
     record = await asyncio.to_thread(store.get_unit, document_id, page)
     return [] if record is None else highlight(query, record.metadata)
+
+
+async def page_citations(
+    collections: Collections, name: str, document_id: str, page: int, query: str, grid: SimilarityGrid
+) -> list[Region]:
+    """The page's regions for ``query`` (as search's ``regions`` in mode hybrid) from its similarity ``grid``."""
+    store = await collections.store(name)
+    record = await asyncio.to_thread(store.get_unit, document_id, page)
+    metadata = {} if record is None else record.metadata
+    return page_regions(query, metadata, grid.maps.max(axis=0), SearchMode.HYBRID)

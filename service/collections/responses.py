@@ -10,14 +10,30 @@ from typing import TYPE_CHECKING, Any
 
 from colbert.units import ChunkInfo as UnitChunkInfo
 from service.collections.schemas import CollectionObject, DocumentFile, DocumentObject, JobObject
-from service.collections.search_schemas import ChunkInfo, HighlightBox, SearchHit, SignalScore, SimilarityMap
+from service.collections.search_schemas import (
+    ChunkInfo,
+    HighlightBox,
+    RegionObject,
+    SearchHit,
+    SignalScore,
+    SimilarityMap,
+)
 
 if TYPE_CHECKING:
     from colbert.store import CollectionConfig, DocumentInfo
     from service.collections.jobs import IndexJob
+    from service.collections.regions import Region
     from service.collections.search import PageMatch
 
-__all__ = ["chunk_info", "collection_object", "document_object", "hit_object", "job_object", "merge_patch"]
+__all__ = [
+    "chunk_info",
+    "collection_object",
+    "document_object",
+    "hit_object",
+    "job_object",
+    "merge_patch",
+    "region_object",
+]
 
 
 def document_object(collection: str, info: DocumentInfo) -> DocumentObject:
@@ -105,12 +121,23 @@ def hit_object(match: PageMatch) -> SearchHit:
         hit.highlights = [
             HighlightBox(x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1, word=b.word, terms=list(b.terms)) for b in match.highlights
         ]
+    if match.regions is not None:
+        hit.regions = [region_object(r) for r in match.regions]
     if match.image is not None:
         hit.image = base64.b64encode(match.image).decode("ascii")
     if match.similarity is not None:
         grid = match.similarity
         hit.similarity_map = SimilarityMap(rows=grid.rows, cols=grid.cols, tokens=grid.tokens, maps=_rounded(grid.maps))
     return hit
+
+
+def region_object(region: Region) -> RegionObject:
+    out = RegionObject(score=region.score, text=region.text, source="text" if region.source == "text" else "visual")
+    if region.bbox is not None:
+        out.bbox = list(region.bbox)
+    if region.lines is not None:
+        out.lines = list(region.lines)
+    return out
 
 
 def chunk_info(meta: Mapping[str, Any], text: str | None) -> ChunkInfo:

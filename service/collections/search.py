@@ -39,6 +39,7 @@ from model.images import load_image
 from model.types import PromptType
 from service.collections.embedder import PASSAGE, QUERY, EmbeddingModel
 from service.collections.highlight import Box, highlight
+from service.collections.regions import Region, hit_regions
 from service.collections.search_plan import SearchLimits, SearchPlan, SearchQuery
 from service.collections.tasks import task_spec
 from service.errors import NotFoundError, UnprocessableError, naming
@@ -77,6 +78,7 @@ class PageMatch:
     similarity: SimilarityGrid | None = None
     highlights: list[Box] | None = None  # boxes of the query's words on the page image (highlight)
     include_text: bool = False  # whether the answer shows ``hit.text``
+    regions: list[Region] | None = None  # the hit's citations (service.collections.regions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,8 @@ class Searcher:
         if plan.definitions:
             hits = rank_definitions(hits, query_text if q.text is not None else None, plan.top_k, plan.max_per_span)
         tokens = vectors.tokens
-        similarity = plan.include_similarity_map and vectors.multivector is not None
+        maps_for_regions = plan.regions and store.config.unit_kind == "page"  # chunks: token scores per line
+        similarity = (plan.include_similarity_map or maps_for_regions) and vectors.multivector is not None
         token_strings = self._token_strings(vectors.prepared) if similarity and vectors.prepared is not None else []
         matches = []
         for hit in hits:
@@ -133,9 +136,26 @@ class Searcher:
                 grid, used = await self._similarity(store, hit, vectors.multivector, png, token_strings)
                 tokens += used
             boxes = highlight(query_text or "", hit.unit_metadata or {}) if plan.highlight else None
-            matches.append(PageMatch(hit, png if plan.include_image else None, grid, boxes, plan.include_text))
+            cited = (
+                await self._regions(store, hit, query_text, vectors.multivector, grid, mode) if plan.regions else None
+            )
+            shown = grid if plan.include_similarity_map else None
+            matches.append(PageMatch(hit, png if plan.include_image else None, shown, boxes, plan.include_text, cited))
         found = await asyncio.to_thread(_found_nothing, store, options, hits, plan.top_k)
         return SearchOutcome(matches, tokens, (*plan.warnings, *found))
+
+    async def _regions(
+        self,
+        store: Store,
+        hit: Hit,
+        query: str | None,
+        vectors: np.ndarray | None,
+        grid: SimilarityGrid | None,
+        mode: SearchMode,
+    ) -> list[Region]:
+        maps = None if grid is None else grid.maps
+        tokenizer = self.processor.tokenizer
+        return await asyncio.to_thread(hit_regions, store, hit, query, vectors, maps, mode, tokenizer)
 
     async def _embed_query(self, store: Store, q: SearchQuery) -> _QueryVectors:
         """The query's multi-vector and (truncated) dense vector: a text or an image, with the collection's task

@@ -12,6 +12,7 @@ from colbert.fusion import DEFAULT_RRF_K
 from colbert.hybrid import Fusion, SearchMode, parse_mode
 from colbert.search import SearchOptions as StoreSearchOptions
 from colbert.store import StoreLimits
+from service.collections.regions import check_regions
 from service.errors import UnprocessableError
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class SearchPlan:
     top_k: int = 10  # hits to answer (the store's ``k`` is larger when ``definitions`` reranks its hits)
     definitions: bool = False  # chunk collections: colbert.definitions.rank_definitions over the store's hits
     max_per_span: int = 0  # its cap on chunks of one definition (0: none)
+    regions: bool = False  # each hit's regions (service.collections.regions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +128,12 @@ class SearchLimits:
             mode=mode,
             fusion=fusion,
             include_text=request.include_text or chunks,
-            include_unit_metadata=request.highlight or chunks,
+            include_unit_metadata=request.highlight or chunks or request.regions,
             limits=self.store,
         )
         warnings = tuple(not_applicable(request, mode))
+        if request.regions and (pooled := check_regions(config, mode)):  # 422 where regions cannot be answered
+            warnings += (pooled,)
         similarity = request.include_similarity_map and mode is not SearchMode.TEXT
         return SearchPlan(
             options,
@@ -141,6 +145,7 @@ class SearchLimits:
             top_k=top_k,
             definitions=chunks,
             max_per_span=self.max_per_span,
+            regions=request.regions,
         )
 
     @classmethod

@@ -15,6 +15,7 @@ __all__ = [
     "ChunkInfo",
     "HighlightBox",
     "LikeQuery",
+    "RegionObject",
     "SearchHit",
     "SearchRequest",
     "SearchResponse",
@@ -36,6 +37,14 @@ class LikeQuery(Struct, kw_only=True, forbid_unknown_fields=True):
 _TEXT_WEIGHT = "hybrid: BM25's share of the fused score, 0..1 (MaxSim gets the rest; default JEV4_SEARCH_TEXT_WEIGHT)"
 _WARNINGS = (
     "What did not apply: a filter key no document has, an option the mode does not use, a signal that found none"
+)
+
+
+_REGIONS = (
+    "Add each hit's regions (its citations), best first, at most 5: boxes of the page (fractions) where the "
+    "similarity map is high (visual; snapped to the page's words) or the lines holding query words (text); a chunk "
+    "hit's best-matching line ranges. Method: docs/regions.md. 422 regions_unavailable in mode visual on a pooled "
+    "chunk collection"
 )
 
 
@@ -82,6 +91,7 @@ class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     highlight: Annotated[
         bool, Meta(description="Add the boxes (pixels of the page image) of the page's words matching the query")
     ] = False
+    regions: Annotated[bool, Meta(description=_REGIONS)] = False
     exhaustive: Annotated[
         bool, Meta(description="Exact MaxSim over every page instead of dense first stage + MaxSim rerank")
     ] = False
@@ -105,6 +115,30 @@ class HighlightBox(Struct, kw_only=True):
     y1: float
     word: str
     terms: list[str]
+
+
+class RegionObject(Struct, kw_only=True):
+    """Where a hit's evidence is (a citation): a box on the page or a line range of the chunk (docs/regions.md)."""
+
+    bbox: Annotated[
+        list[float] | UnsetType,
+        Meta(description="Page hits: [x0, y0, x1, y1] as fractions of the page image (x right, y down)"),
+    ] = UNSET
+    lines: Annotated[
+        list[int] | UnsetType, Meta(description="Chunk hits: [first, last] line of the document, 1-based, inclusive")
+    ] = UNSET
+    score: Annotated[
+        float,
+        Meta(
+            description="visual: the best patch's (page) or line's (chunk) cosine with the query, -1..1; text: the "
+            "share of the query's distinct words in the region, 0..1"
+        ),
+    ]
+    text: Annotated[str, Meta(description="The page's text inside the box, or the chunk's lines")]
+    source: Annotated[
+        Literal["visual", "text"],
+        Meta(description="visual: from the query's token vectors (similarity map); text: from the query's words"),
+    ]
 
 
 class SimilarityMap(Struct, kw_only=True):
@@ -153,6 +187,7 @@ class SearchHit(Struct, kw_only=True):
     ] = {}
     text: Annotated[str | UnsetType | None, Meta(description="The page's text layer (include_text)")] = UNSET
     highlights: list[HighlightBox] | UnsetType = UNSET
+    regions: Annotated[list[RegionObject] | UnsetType, Meta(description="The hit's citations (regions)")] = UNSET
 
 
 class SearchResponse(Struct, kw_only=True):

@@ -23,7 +23,7 @@ from mcp.server.mcpserver.utilities.types import Image
 from pydantic import Field
 
 from service.collections.pages import ImageSize, page_image
-from service.collections.search_schemas import ChunkInfo, SearchRequest
+from service.collections.search_schemas import ChunkInfo, RegionObject, SearchRequest
 from service.errors import error_info
 from service.mcp.reading import MAX_LINES, line_window, scaled_png, snippet, text_from_chunks
 from service.mcp.writes import WriteOptions, add_document
@@ -36,6 +36,11 @@ __all__ = ["MAX_IMAGE_SIDE", "build_server"]
 _LOG = logging.getLogger("jev4.mcp")
 MAX_IMAGE_SIDE = 2048  # get_page never sends a larger image, whatever max_side asks (tokens of the client's model)
 MAX_CHUNKS_LISTED = 200
+MAX_REGION_TEXT = 400  # characters of a region's text in a search answer (an area may hold a whole paragraph)
+_REGIONS_ARG = (
+    "Add each hit's regions (citations): page boxes as fractions [x0, y0, x1, y1] with the text inside, or line "
+    "ranges of code/text (default true)"
+)
 T = TypeVar("T")
 
 INSTRUCTIONS = """\
@@ -117,8 +122,9 @@ def _find_tools(get: Getter) -> list[ToolSpec]:
             dict[str, Any] | None,
             Field(description='Metadata conditions, ANDed: {"year": {"$gte": 2020}, "lang": "en"}'),
         ] = None,
+        regions: Annotated[bool, Field(description=_REGIONS_ARG)] = True,
     ) -> dict[str, Any]:
-        return await _answer(_search(get(), collection, query, mode, top_k, filter))
+        return await _answer(_search(get(), collection, query, mode, top_k, filter, regions))
 
     async def get_page(
         collection: Annotated[str, Field(description="Collection name")],
@@ -131,8 +137,10 @@ def _find_tools(get: Getter) -> list[ToolSpec]:
         return await _answer(_get_page(get(), collection, document_id, page, max_side))
 
     search_doc = (
-        "Search one collection. Each hit: document_id, page (PDFs/images) or path + lines (code/text), score and a "
-        "text snippet. Open a page with get_page, code with read_lines."
+        "Search one collection. Each hit: document_id, page (PDFs/images) or path + lines (code/text), score, a "
+        "text snippet and its regions: where the evidence is, best first (a box on the page as fractions "
+        "[x0, y0, x1, y1] with the text inside, or a line range of the code/text) — cite these. Open a page with "
+        "get_page, code with read_lines."
     )
     return [
         (search, "search", search_doc),
@@ -162,9 +170,15 @@ def _write_tools(get: Getter, writes: WriteOptions) -> list[ToolSpec]:
 
 
 async def _search(
-    collections: Collections, name: str, query: str, mode: str | None, top_k: int, filter: dict[str, Any] | None
+    collections: Collections,
+    name: str,
+    query: str,
+    mode: str | None,
+    top_k: int,
+    filter: dict[str, Any] | None,
+    regions: bool = True,
 ) -> dict[str, Any]:
-    body = {"query": query, "mode": mode, "top_k": top_k, "filter": filter, "include_text": True}
+    body = {"query": query, "mode": mode, "top_k": top_k, "filter": filter, "include_text": True, "regions": regions}
     request = msgspec.convert({k: v for k, v in body.items() if v is not None}, SearchRequest)
     found = await collections.search(name, request)
     hits: list[dict[str, Any]] = []
@@ -179,11 +193,24 @@ async def _search(
             hit["snippet"] = snippet(h.text if isinstance(h.text, str) else None, query)
         if h.metadata:
             hit["metadata"] = h.metadata
+        if isinstance(h.regions, list):
+            hit["regions"] = [_region(r) for r in h.regions]
         hits.append(hit)
     answer: dict[str, Any] = {"collection": name, "hits": hits}
     if found.warnings:  # what did not apply (a filter key no document has, a signal that found nothing)
         answer["warnings"] = list(found.warnings)
     return answer
+
+
+def _region(region: RegionObject) -> dict[str, Any]:
+    """A region as an agent reads it: where (a page box or a line range), what it says, how and how well."""
+    out: dict[str, Any] = {}
+    if isinstance(region.bbox, list):
+        out["bbox"] = [round(v, 4) for v in region.bbox]
+    if isinstance(region.lines, list):
+        out["lines"] = f"{region.lines[0]}-{region.lines[1]}"
+    text = region.text if len(region.text) <= MAX_REGION_TEXT else region.text[:MAX_REGION_TEXT] + "…"
+    return {**out, "text": text, "source": region.source, "score": round(region.score, 4)}
 
 
 async def _get_page(collections: Collections, name: str, document_id: str, page: int, max_side: int) -> list[Any]:

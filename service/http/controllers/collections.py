@@ -224,7 +224,8 @@ class CollectionsController(Controller):
         before_request=require_json,
         summary="Search a collection with a text query",
         description="Ranked pages by MaxSim (dense first stage + exact rerank, or exhaustive), optionally "
-        "with each page's image (base64 PNG) and per-query-token similarity maps over its patch grid.",
+        "with each page's image (base64 PNG), per-query-token similarity maps over its patch grid and its regions "
+        "(citations: page boxes or chunk line ranges, docs/regions.md).",
     )
     async def search(
         self,

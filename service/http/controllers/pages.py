@@ -18,9 +18,10 @@ from litestar.params import FromPath, JSONBody, Parameter
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from service.collections.manager import Collections
-from service.collections.pages import page_highlights, page_image, page_similarity, parse_size
+from service.collections.pages import page_citations, page_highlights, page_image, page_similarity, parse_size
+from service.collections.responses import region_object
 from service.collections.schemas import MAX_JSON_INT
-from service.collections.search_schemas import HighlightBox, SimilarityMap
+from service.collections.search_schemas import HighlightBox, RegionObject, SimilarityMap
 from service.embeddings.schemas import Usage
 from service.http.controllers.collections import _provide_collections
 from service.http.controllers.common import require_json, until_disconnect
@@ -42,6 +43,13 @@ class PageSimilarityRequest(Struct, kw_only=True, forbid_unknown_fields=True):
         bool,
         Meta(description="Add the boxes of the page's words matching the query (as search's `highlight`)"),
     ] = False
+    regions: Annotated[
+        bool,
+        Meta(
+            description="Add the page's regions for the query (as search's `regions` in mode hybrid: the lines "
+            "holding query words, then the map's high areas; docs/regions.md)"
+        ),
+    ] = False
     model: str | None = None
 
 
@@ -54,6 +62,7 @@ class PageSimilarityResponse(Struct, kw_only=True):
     usage: Usage
     similarity_map: SimilarityMap
     highlights: list[HighlightBox] | UnsetType = UNSET
+    regions: list[RegionObject] | UnsetType = UNSET
 
 
 class PagesController(Controller):
@@ -97,7 +106,8 @@ class PagesController(Controller):
         before_request=require_json,
         summary="The query's similarity map over one stored page (per query token)",
         description="The same map as search's `include_similarity_map`, for any stored page (e.g. the page after "
-        "a hit): `maps[t][r][c]` = cosine of query token `t` with the patch at row `r`, column `c`.",
+        "a hit): `maps[t][r][c]` = cosine of query token `t` with the patch at row `r`, column `c`. "
+        "`regions: true` adds the page's regions for the query (as search's in mode hybrid).",
     )
     async def similarity(
         self,
@@ -118,6 +128,10 @@ class PagesController(Controller):
         if data.highlight:
             found = await page_highlights(collections, name, document_id, page, data.query)
             boxes = [HighlightBox(x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1, word=b.word, terms=list(b.terms)) for b in found]
+        cited: list[RegionObject] | UnsetType = UNSET
+        if data.regions:
+            found_regions = await page_citations(collections, name, document_id, page, data.query, grid)
+            cited = [region_object(r) for r in found_regions]
         return PageSimilarityResponse(
             model=collections.runtime.model_name,
             collection=name,
@@ -126,4 +140,5 @@ class PagesController(Controller):
             usage=Usage(total_tokens=tokens, prompt_tokens=tokens),
             similarity_map=SimilarityMap(rows=grid.rows, cols=grid.cols, tokens=grid.tokens, maps=maps),
             highlights=boxes,
+            regions=cited,
         )

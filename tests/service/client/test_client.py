@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from service.client import AsyncClient, Client, ClientError, Document, Job, SearchResults
+from service.client import AsyncClient, Client, ClientError, Document, Job, Region, SearchResults
 from service.client.types import Collection, build
 from tests.service.conftest import LiveServer
 from tests.service.helpers import pdf_bytes
@@ -104,6 +104,7 @@ def test_search_with_options(api: Client, reports: str) -> None:
         include_text=True,
         include_similarity_map=True,
         highlight=True,
+        regions=True,
         filter={"year": 2024},
     )
     assert isinstance(found, SearchResults)
@@ -116,6 +117,12 @@ def test_search_with_options(api: Client, reports: str) -> None:
     assert len(hit.similarity_map.maps) == len(hit.similarity_map.tokens)
     assert hit.highlights
     assert {b.word.lower() for b in hit.highlights} >= {"quarterly"}
+    assert hit.regions  # typed: Region, text ones (lines holding query words) first
+    assert isinstance(hit.regions[0], Region)
+    assert hit.regions[0].source == "text"
+    assert "Quarterly report" in hit.regions[0].text
+    assert hit.regions[0].bbox is not None
+    assert len(hit.regions[0].bbox) == 4
     assert api.search(reports, "quarterly", filter={"year": 1999}).results == []
     like = api.search(reports, like=("q1.pdf", 1), top_k=1)
     assert (like.results[0].document_id, like.results[0].page) == ("q1.pdf", 1)  # a page is most like itself
@@ -131,8 +138,12 @@ def test_pages(api: Client, reports: str) -> None:
     thumb = Image.open(io.BytesIO(api.page_image(reports, "q1.pdf", 1, size="thumbnail")))
     assert thumb.format == "JPEG"
     assert max(thumb.size) <= max(full.size)
-    sim = api.page_similarity(reports, "q1.pdf", 2, "report", highlight=True)
+    sim = api.page_similarity(reports, "q1.pdf", 2, "report", highlight=True, regions=True)
     assert sim.page == 2
+    assert sim.regions is not None
+    assert sim.regions[0].source == "text"
+    assert "report" in sim.regions[0].text.lower()
+    assert api.page_similarity(reports, "q1.pdf", 2, "report").regions is None  # only when asked
     assert sim.similarity_map.rows * 28 == full.size[1]
     assert sim.highlights is not None
     assert [b.word for b in sim.highlights] == ["report"]

@@ -114,6 +114,12 @@ def test_each_tool_answers(live_server: LiveServer, data: None) -> None:
     assert "gamma" in code_hit["snippet"]
     first, last = map(int, code_hit["lines"].split("-"))
     assert first <= 6 <= last  # the chunk holding `def gamma` (line 6)
+    # regions (citations, on by default): the page's line holding the query's words; the chunk's lines naming
+    # gamma (its text starts where the chunk does: at `def`, after the indentation)
+    cited = [r for h in hits for r in h["regions"] if r["source"] == "text"]
+    assert any("Quarterly report page" in r["text"] and len(r["bbox"]) == 4 for r in cited)
+    lines = {r["lines"]: r["text"] for r in code_hit["regions"] if r["source"] == "text"}
+    assert lines["6-7"] == "def gamma(self):\n        return 'gamma value'"
     image = next(c for c in out["page"].content if c.type == "image")
     assert image.mime_type == "image/png"
     assert "Quarterly report page 2" in _text(out["page"])

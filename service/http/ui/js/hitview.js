@@ -1,9 +1,11 @@
 // Hit view: a page at full resolution with the query's similarity heatmap over it (the whole query's map by
 // default, one token's map on click, an opacity slider), the matched words' boxes (hybrid search's `highlights`)
+// the query's regions on the page (numbered boxes, their text beside: regions.js)
 // and previous / next page of the document (its own page numbers: a page selection such as 1,3 steps 1 -> 3).
 import { imageUrl, pageNumbers, pagePath, post } from "./api.js";
 import { $, clear, formatScore, h } from "./dom.js";
 import { combined, paint } from "./heatmap.js";
+import { clearRegions, showRegions } from "./regions.js";
 import { report } from "./report.js";
 
 let current = null; // {collection, documentId, page, query, rank, score, highlights?}
@@ -88,9 +90,11 @@ async function loadMap(view, mine) {
   const answer = await post(`${pagePath(view.collection, view.documentId, view.page)}/similarity`, {
     query: view.query,
     highlight: !view.highlights,
+    regions: true,
   });
   if (mine !== generation) return;
   if (!view.highlights) drawBoxes(answer.highlights || [], mine);
+  showRegions(answer.regions || []);
   similarity = answer.similarity_map;
   tokenButtons(similarity.tokens);
   showToken("all");
@@ -133,6 +137,7 @@ export async function openPage(view) {
     img.src = url;
     img.decode().then(() => mine === generation && fitImage(), () => {});
     delete clear($("#hit-boxes")).dataset.count;
+    clearRegions();
     if (view.highlights) drawBoxes(view.highlights, mine);
     if (view.query) await loadMap(view, mine);
     else $("#hit-status").textContent = "";
