@@ -13,15 +13,17 @@ Pipeline (:meth:`Indexer.index`; the kind-specific steps are the page converter'
                 ──▶ UnitRecord(dense truncated to the collection's size, multivector, text (the PDF page's
                                text layer; word boxes in metadata "words", over the kept image),
                                metadata {image_span, image_grid, num_tokens},
-                               image = the page as the model saw it, PNG)                   (pool thread)
+                               image = the page as the model saw it, WebP; none when the
+                               original PDF is kept: :mod:`.page_images`)                 (pool thread)
                 ──▶ staged in the repository's StagedDocument, progress.advance(pages)
           ──▶ repository.write_document: one add_document, vectors and images together (all pages or none)
 
 Pages are numbered from 1 (PDF page numbers; an image is page 1). At most three steps of ``pages_per_step``
-rendered pages are in memory at a time (one being encoded to PNG, one embedded, one prepared); the vectors and
-PNGs of every page are held until the atomic add. The page PNG is the page resized to its
+rendered pages are in memory at a time (one being encoded, one embedded, one prepared); the vectors and
+images of every page are held until the atomic add. The page image is the page resized to its
 :class:`~model.layout.PageLayout`'s ``image_size`` (``cols*28`` x ``rows*28`` pixels for the merged patch grid
-``(rows, cols)``), so similarity maps fall on it exactly.
+``(rows, cols)``), so similarity maps fall on it exactly (a page rendered again from the kept PDF is resized
+to the same size).
 
 The same code runs behind the HTTP route (``embed`` = the batcher) and the CLI (``embed`` = the encoder in
 a thread).
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -44,6 +45,7 @@ from model.layout import PageLayout
 from model.ocr import apply_ocr
 from model.pdf import parse_page_selection
 from model.types import PromptType
+from service.collections import page_images
 from service.collections.converters import PageLimits, as_loadable, converted_first, detect_kind, page_converter
 from service.collections.embedder import EmbeddingModel, QueueRetry
 from service.collections.highlight import stored_words
@@ -243,7 +245,7 @@ class Indexer:
         step = self.options.pages_per_step
         chunks = [numbers[i : i + step] for i in range(0, len(numbers), step)]
         # Pool work runs beside the model: the next step's pages render and prepare while this step embeds, and a
-        # step's page images are encoded (PNG) while the next one embeds (at most one step behind: three steps' pages in
+        # step's page images are encoded while the next one embeds (at most one step behind: three steps' pages in
         # memory at most). The model waits for neither.
         ahead: asyncio.Future[_Prepared] | None = None
         writing: asyncio.Future[None] | None = None
@@ -345,17 +347,23 @@ def _drop(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def _png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=6)
-    return out.getvalue()
-
-
 def _stage_with_images(staged: StagedDocument, records: list[UnitRecord], pictures: list[Any]) -> None:
-    """Each record with its page image (PNG, as the model saw it) into the staged document (a pool thread)."""
+    """Each record with its page image (as the model saw it) into the staged document (a pool thread): WebP, or
+    none when the document keeps its original PDF, from which the page renders again (:mod:`.page_images`)."""
+    if page_images.renders_from_original(staged.original):
+        staged.add(records)
+        return
     staged.add(
         [
-            UnitRecord(r.unit, r.dense, r.multivector, kind=r.kind, text=r.text, metadata=r.metadata, image=_png(p))
+            UnitRecord(
+                r.unit,
+                r.dense,
+                r.multivector,
+                kind=r.kind,
+                text=r.text,
+                metadata=r.metadata,
+                image=page_images.encode_stored(p),
+            )
             for r, p in zip(records, pictures, strict=True)
         ]
     )
