@@ -164,3 +164,36 @@ def test_an_index_written_with_png_pages_is_served_as_before(tiny_encoder: Any, 
         assert full.headers["content-type"] == "image/png"
         assert full.content == png
         assert full.headers["etag"] == f'"{hashlib.sha256(png).hexdigest()[:32]}-full"'
+
+
+def test_stored_encoding_media_types_and_png_view() -> None:
+    from colbert.store import OriginalFile
+    from service.collections import page_images
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (84, 56, 3), dtype=np.uint8))
+    webp = page_images.encode_stored(image)
+    assert page_images.media_type_of(webp) == "image/webp"
+    png = page_images.as_png(webp)
+    assert page_images.media_type_of(png) == "image/png"
+    assert _pixels(png)[1].shape == (84, 56, 3)
+    assert np.array_equal(_pixels(png)[1], _pixels(webp)[1])  # the same pixels, losslessly re-encoded
+    assert page_images.as_png(png) is png  # a PNG (an older index's) is passed through
+    assert page_images.renders_from_original(OriginalFile(b"%PDF-1.7", "application/pdf", "a.pdf"))
+    assert not page_images.renders_from_original(OriginalFile(png, "image/png", "a.png"))  # images keep a WebP
+    assert not page_images.renders_from_original(None)
+
+
+def test_a_kept_pdf_gone_before_the_render_is_page_not_found() -> None:
+    """A document replaced by a text one (or deleted) between locating its page and rendering it: 404, no 500."""
+    from service.collections import page_images
+    from service.collections.converters.base import PageLimits
+    from service.errors import NotFoundError
+
+    class Gone:
+        def get_original(self, doc_id: str) -> None:
+            return None
+
+    picture = page_images.PagePicture("d", 1, None, (56, 84), "0" * 32)
+    with pytest.raises(NotFoundError) as caught:
+        page_images.load(Gone(), picture, PageLimits())  # type: ignore[arg-type]
+    assert caught.value.code == "page_not_found"
