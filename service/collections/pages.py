@@ -87,12 +87,6 @@ async def _picture(collections: Collections, name: str, document_id: str, page: 
     return picture
 
 
-async def _stored_image(collections: Collections, name: str, document_id: str, page: int) -> bytes:
-    """The page's image bytes at the size the model saw it (stored, or rendered from the kept PDF)."""
-    picture = await _picture(collections, name, document_id, page)
-    return await _load(collections, name, picture)
-
-
 async def _load(collections: Collections, name: str, picture: page_images.PagePicture) -> bytes:
     store = await collections.store(name)
     limits = PageLimits.from_settings(collections.runtime.settings)
@@ -119,8 +113,10 @@ async def page_similarity(
     collections: Collections, name: str, document_id: str, page: int, query: str
 ) -> tuple[SimilarityGrid, int]:
     """The query's per token similarity over the page's patch grid, and the tokens the model ran over."""
-    image = await _stored_image(collections, name, document_id, page)
+    picture = await _picture(collections, name, document_id, page)  # 404 before any model work
     store = await collections.store(name)
+    # only a pooled collection embeds the page image again; otherwise the map comes from the stored vectors
+    image = await _load(collections, name, picture) if store.config.pool_factor > 1 else None
     _indexer, searcher = collections.services()
     query_mv, tokens_used, token_strings = await searcher.embed_query(query)
     hit = Hit(doc_id=document_id, unit=page, score=0.0, metadata={})
