@@ -14,15 +14,17 @@ converter's, :mod:`.converters`)::
                 ──▶ UnitRecord(dense truncated to the collection's size, multivector, text (the PDF page's
                                text layer; word boxes in metadata "words", over the kept image),
                                metadata {image_span, image_grid, num_tokens},
-                               image = the page as the model saw it, PNG)                   (pool thread)
+                               image = the page as the model saw it, WebP; none when the
+                               original PDF is kept: :mod:`.page_images`)                 (pool thread)
                 ──▶ appended to the caller's units, progress.advance(pages)
           ──▶ (the write path) one add_document, vectors and images together (all pages or none)
 
 Pages are numbered from 1 (PDF page numbers; an image is page 1). At most three steps of ``pages_per_step``
-rendered pages are in memory at a time (one being encoded to PNG, one embedded, one prepared); the vectors and
-PNGs of every page are held until the atomic add. The page PNG is the page resized to its
+rendered pages are in memory at a time (one being encoded, one embedded, one prepared); the vectors and
+images of every page are held until the atomic add. The page image is the page resized to its
 :class:`~model.layout.PageLayout`'s ``image_size`` (``cols*28`` x ``rows*28`` pixels for the merged patch grid
-``(rows, cols)``), so similarity maps fall on it exactly.
+``(rows, cols)``), so similarity maps fall on it exactly (a page rendered again from the kept PDF is resized
+to the same size).
 
 The same code runs behind the HTTP route (``embed`` = the batcher) and the CLI (``embed`` = the encoder in
 a thread).
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import io
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,6 +44,7 @@ from model.errors import TooManyPagesError
 from model.layout import PageLayout
 from model.ocr import apply_ocr
 from model.pdf import parse_page_selection
+from service.collections import page_images
 from service.collections.converters import PageConverter, PageLimits, as_loadable, detect_kind
 from service.collections.embedder import EmbeddingModel, QueueRetry
 from service.collections.highlight import stored_words
@@ -188,18 +190,20 @@ class Indexer:
         progress: Progress | None = None,
         *,
         wait_when_full: bool = False,
+        store_images: bool = True,
     ) -> int:
         """Render, embed and append to ``units`` the pages ``numbers`` of ``source`` (both from :meth:`plan_pages`),
         in steps of ``pages_per_step``; the tokens embedded. The caller stores ``units`` in one write
         (:mod:`service.collections.writing`).
 
         ``wait_when_full``: on a full model queue, wait and retry instead of raising QueueFullError (429);
-        steps after the first always wait, since the work is already under way.
+        steps after the first always wait, since the work is already under way. ``store_images``: False when
+        the document's original PDF is kept (its pages render again from it: :mod:`.page_images`).
         """
         if progress is not None:
             progress.start(len(numbers))
         retry = QueueRetry(wait_when_full, self.options.retry_after_s)
-        return await self._embed_steps(source, numbers, units, spec, dim, progress, retry)
+        return await self._embed_steps(source, numbers, units, spec, dim, progress, retry, store_images)
 
     async def _embed_steps(
         self,
@@ -210,13 +214,14 @@ class Indexer:
         dim: int,
         progress: Progress | None,
         retry: QueueRetry,
+        store_images: bool,
     ) -> int:
         """Render, embed and append ``numbers`` to ``units`` in steps of ``pages_per_step``; the tokens embedded. On
         an error nothing is left running that could append after the caller's discard."""
         step = self.options.pages_per_step
         chunks = [numbers[i : i + step] for i in range(0, len(numbers), step)]
         # Pool work runs beside the model: the next step's pages render and prepare while this step embeds, and a
-        # step's page images are encoded (PNG) while the next one embeds (at most one step behind: three steps' pages in
+        # step's page images are encoded while the next one embeds (at most one step behind: three steps' pages in
         # memory at most). The model waits for neither.
         ahead: asyncio.Future[_Prepared] | None = None
         writing: asyncio.Future[None] | None = None
@@ -234,7 +239,7 @@ class Indexer:
                 tokens += sum(row.num_tokens for row in rows)
                 if writing is not None:
                     await writing
-                writing = self.model.start(functools.partial(_with_images, units, records, pictures))
+                writing = self.model.start(functools.partial(_with_images, units, records, pictures, store_images))
                 if not self.options.prepare_ahead:
                     await writing  # in turn: one step at a time, nothing beside the model
                 if progress is not None:
@@ -318,17 +323,24 @@ def _drop(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def _png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=6)
-    return out.getvalue()
-
-
-def _with_images(units: list[UnitRecord], records: list[UnitRecord], pictures: list[Any]) -> None:
-    """Each record with its page image (PNG, as the model saw it) appended to ``units`` (a pool thread)."""
+def _with_images(units: list[UnitRecord], records: list[UnitRecord], pictures: list[Any], store_images: bool) -> None:
+    """Each record with its page image (as the model saw it, WebP) appended to ``units`` (a pool thread); without
+    images when ``store_images`` is False (the document keeps its original PDF, from which a page renders again:
+    :mod:`.page_images`)."""
+    if not store_images:
+        units.extend(records)
+        return
     units.extend(
         [
-            UnitRecord(r.unit, r.dense, r.multivector, kind=r.kind, text=r.text, metadata=r.metadata, image=_png(p))
+            UnitRecord(
+                r.unit,
+                r.dense,
+                r.multivector,
+                kind=r.kind,
+                text=r.text,
+                metadata=r.metadata,
+                image=page_images.encode_stored(p),
+            )
             for r, p in zip(records, pictures, strict=True)
         ]
     )

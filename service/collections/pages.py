@@ -3,9 +3,11 @@
 The search page (``/ui/``) shows images by URL instead of base64 inside search answers, and asks for a page's
 similarity map when a person opens it (also for the previous / next page of the document, which need not be hits).
 
-- ``page_image`` returns the stored PNG (the page exactly as the model embedded it) or a thumbnail: the same
-  image scaled down to at most ``Settings.thumbnail_max_side`` pixels on its longer side, as JPEG (quality 85;
-  pages are RGB). The ETag is a hash of the stored PNG plus the variant, so a replaced document gets new tags.
+- ``page_image`` returns the page at the size the model embedded it (:mod:`.page_images`: the stored image as
+  stored, WebP or an older index's PNG, or the kept PDF's page rendered on demand, as PNG) or a thumbnail: the
+  same image scaled down to at most ``Settings.thumbnail_max_side`` pixels on its longer side, as JPEG (quality
+  85; pages are RGB). The ETag is a hash naming the pixels (the stored bytes, or the kept PDF's hash with the page
+  and its size) plus the variant, so a replaced document gets new tags, and a 304 costs no render.
 - ``page_highlights``: the boxes of the page's words matching a query (:mod:`.highlight`, as search's
   ``highlight``), so a page reached by previous / next shows them too.
 - ``page_citations``: the page's regions for the query (:mod:`.regions`, as search's ``regions`` in mode
@@ -18,7 +20,6 @@ similarity map when a person opens it (also for the previous / next page of the 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 from dataclasses import dataclass
 from enum import StrEnum
@@ -28,6 +29,8 @@ from PIL import Image
 
 from colbert.hybrid import SearchMode
 from colbert.store import Hit
+from service.collections import page_images
+from service.collections.converters.base import PageLimits
 from service.collections.highlight import Box, highlight
 from service.collections.regions import Region, page_regions
 from service.errors import NotFoundError, UnprocessableError
@@ -72,9 +75,9 @@ def parse_size(value: str) -> ImageSize:
         ) from None
 
 
-def thumbnail(png: bytes, max_side: int) -> bytes:
-    """``png`` scaled down (never up) to at most ``max_side`` pixels on its longer side, as JPEG bytes."""
-    with Image.open(io.BytesIO(png)) as image:
+def thumbnail(data: bytes, max_side: int) -> bytes:
+    """``data`` (an image) scaled down (never up) to at most ``max_side`` pixels on its longer side, as JPEG."""
+    with Image.open(io.BytesIO(data)) as image:
         rgb = image.convert("RGB")
     rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     out = io.BytesIO()
@@ -82,37 +85,40 @@ def thumbnail(png: bytes, max_side: int) -> bytes:
     return out.getvalue()
 
 
-def etag_of(png: bytes, variant: str) -> str:
-    return f'"{hashlib.sha256(png).hexdigest()[:32]}-{variant}"'
-
-
-async def _stored_png(collections: Collections, name: str, document_id: str, page: int) -> bytes:
+async def _picture(collections: Collections, name: str, document_id: str, page: int) -> page_images.PagePicture:
     store = await collections.store(name)  # 404 collection_not_found
     info = await asyncio.to_thread(store.get_document, document_id)
     if info is None:
         raise NotFoundError(f"no document {document_id!r} in collection {name!r}", code="document_not_found")
-    png = await asyncio.to_thread(store.get_image, document_id, page)
-    if png is None:
+    picture = await asyncio.to_thread(page_images.locate, store, document_id, page)
+    if picture is None:
         raise NotFoundError(
             f"document {document_id!r} has no page {page} (it has {info.num_units} pages; page numbers are those "
             "of the search hits: 1-based PDF page numbers, 1 for an image)",
             code="page_not_found",
         )
-    return png
+    return picture
+
+
+async def _load(collections: Collections, name: str, picture: page_images.PagePicture) -> bytes:
+    store = await collections.store(name)
+    limits = PageLimits.from_settings(collections.runtime.settings)
+    return await asyncio.to_thread(page_images.load, store, picture, limits)
 
 
 async def page_image(
     collections: Collections, name: str, document_id: str, page: int, size: ImageSize, *, if_none_match: str | None
 ) -> PageImage | str:
     """The page's image, or just its ETag (a ``str``) when ``if_none_match`` already names it (-> 304)."""
-    png = await _stored_png(collections, name, document_id, page)
+    picture = await _picture(collections, name, document_id, page)
     variant = "full" if size is ImageSize.FULL else f"t{collections.runtime.settings.thumbnail_max_side}"
-    etag = etag_of(png, variant)
+    etag = f'"{picture.tag}-{variant}"'
     if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
         return etag
+    data = await _load(collections, name, picture)
     if size is ImageSize.FULL:
-        return PageImage(png, "image/png", etag)
-    small = await asyncio.to_thread(thumbnail, png, collections.runtime.settings.thumbnail_max_side)
+        return PageImage(data, page_images.media_type_of(data), etag)
+    small = await asyncio.to_thread(thumbnail, data, collections.runtime.settings.thumbnail_max_side)
     return PageImage(small, "image/jpeg", etag)
 
 
@@ -120,12 +126,14 @@ async def page_similarity(
     collections: Collections, name: str, document_id: str, page: int, query: str
 ) -> tuple[SimilarityGrid, int]:
     """The query's per token similarity over the page's patch grid, and the tokens the model ran over."""
-    png = await _stored_png(collections, name, document_id, page)
+    picture = await _picture(collections, name, document_id, page)  # 404 before any model work
     store = await collections.store(name)
+    # only a pooled collection embeds the page image again; otherwise the map comes from the stored vectors
+    image = await _load(collections, name, picture) if store.config.pool_factor > 1 else None
     _indexer, searcher = collections.services()
     query_mv, tokens_used, token_strings = await searcher.embed_query(query)
     hit = Hit(doc_id=document_id, unit=page, score=0.0, metadata={})
-    grid, used = await searcher.similarity(store, hit, query_mv, png, token_strings)
+    grid, used = await searcher.similarity(store, hit, query_mv, image, token_strings)
     if grid is None:
         raise NotFoundError(
             f"page {page} of document {document_id!r} has no image patch grid to map (indexed without one)",
@@ -135,8 +143,8 @@ async def page_similarity(
 
 
 async def page_highlights(collections: Collections, name: str, document_id: str, page: int, query: str) -> list[Box]:
-    """Boxes (pixels of the stored page image) of the page's words sharing a token with ``query``; empty when
-    the page has no text layer or nothing matches."""
+    """Boxes (pixels of the page image as the model saw it) of the page's words sharing a token with ``query``;
+    empty when the page has no text layer or nothing matches."""
     store = await collections.store(name)
     record = await asyncio.to_thread(store.get_unit, document_id, page)
     return [] if record is None else highlight(query, record.metadata)

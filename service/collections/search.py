@@ -17,8 +17,9 @@ words matched where; the max is one ``np.max(axis=0)`` away): for a hit, ``maps[
 
 - Collections without pooling: computed from the stored vectors (what the score used; after int8/binary
   codecs that is the decoded approximation).
-- Pooled collections (``pool_factor > 1``) no longer hold one vector per patch: the stored page image is
-  embedded again (one forward pass per hit) and the map comes from those unpooled vectors.
+- Pooled collections (``pool_factor > 1``) no longer hold one vector per patch: the page image
+  (:mod:`.page_images`: a kept PDF's page rendered again exactly, else the stored WebP, whose lossy pixels move
+  the map slightly) is embedded again (one forward pass per hit) and the map comes from those unpooled vectors.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from colbert.search import Query as StoreQuery
 from model.errors import ImageTooLargeError, InputTooLongError
 from model.images import load_image
 from model.types import PromptType
+from service.collections import page_images
 from service.collections.embedder import PASSAGE, QUERY, EmbeddingModel
 from service.collections.highlight import Box, highlight
 from service.collections.regions import Region, hit_regions
@@ -128,19 +130,20 @@ class Searcher:
         token_strings = self._token_strings(vectors.prepared) if similarity and vectors.prepared is not None else []
         matches = []
         for hit in hits:
-            png = None
+            image = None
             if plan.include_image or (similarity and store.config.pool_factor > 1):
-                png = await asyncio.to_thread(store.get_image, hit.doc_id, hit.unit)
+                image = await asyncio.to_thread(self._page_image, store, hit)
             grid = None
             if similarity and vectors.multivector is not None:
-                grid, used = await self._similarity(store, hit, vectors.multivector, png, token_strings)
+                grid, used = await self._similarity(store, hit, vectors.multivector, image, token_strings)
                 tokens += used
             boxes = highlight(query_text or "", hit.unit_metadata or {}) if plan.highlight else None
             cited = (
                 await self._regions(store, hit, query_text, vectors.multivector, grid, mode) if plan.regions else None
             )
             shown = grid if plan.include_similarity_map else None
-            matches.append(PageMatch(hit, png if plan.include_image else None, shown, boxes, plan.include_text, cited))
+            png = await asyncio.to_thread(page_images.as_png, image) if plan.include_image and image else None
+            matches.append(PageMatch(hit, png, shown, boxes, plan.include_text, cited))
         found = await asyncio.to_thread(_found_nothing, store, options, hits, plan.top_k)
         return SearchOutcome(matches, tokens, (*plan.warnings, *found))
 
@@ -156,6 +159,11 @@ class Searcher:
         maps = None if grid is None else grid.maps
         tokenizer = self.processor.tokenizer
         return await asyncio.to_thread(hit_regions, store, hit, query, vectors, maps, mode, tokenizer)
+
+    def _page_image(self, store: Store, hit: Hit) -> bytes | None:
+        """The hit's page image as the model saw it (stored, or rendered from the kept PDF; :mod:`.page_images`)."""
+        picture = page_images.locate(store, hit.doc_id, hit.unit)
+        return None if picture is None else page_images.load(store, picture, self.limits.render)
 
     async def _embed_query(self, store: Store, q: SearchQuery) -> _QueryVectors:
         """The query's multi-vector and (truncated) dense vector: a text or an image, with the collection's task
@@ -199,7 +207,7 @@ class Searcher:
         return [decode([int(i)]) for i in prepared.input_ids.tolist()]
 
     async def _similarity(
-        self, store: Store, hit: Hit, query: np.ndarray, png: bytes | None, tokens: list[str]
+        self, store: Store, hit: Hit, query: np.ndarray, image: bytes | None, tokens: list[str]
     ) -> tuple[SimilarityGrid | None, int]:
         """The hit's grid and the tokens spent on it (0 unless the page had to be embedded again)."""
         if store.config.pool_factor == 1:
@@ -210,9 +218,9 @@ class Searcher:
             rows, cols = record.metadata["image_grid"]
             patches = record.multivector[start:stop]  # (rows*cols, d)
             return _grid(query, patches, rows, cols, tokens), 0
-        if png is None:
+        if image is None:
             return None, 0
-        prepared = await self.model.start(functools.partial(self._prepare_page, png))
+        prepared = await self.model.start(functools.partial(self._prepare_page, image))
         (out,) = await self.model.embed([prepared])
         if out.multivector is None or out.image_span is None or out.image_grid is None:
             raise RuntimeError("the encoder returned no image multi-vector for a page image")
@@ -228,17 +236,17 @@ class Searcher:
         return out.multivector, prepared.num_tokens, self._token_strings(prepared)
 
     async def similarity(
-        self, store: Store, hit: Hit, query: np.ndarray, png: bytes | None, tokens: list[str]
+        self, store: Store, hit: Hit, query: np.ndarray, image: bytes | None, tokens: list[str]
     ) -> tuple[SimilarityGrid | None, int]:
         """One page's similarity grid for a query multi-vector (as search's ``include_similarity_map``)."""
-        return await self._similarity(store, hit, query, png, tokens)
+        return await self._similarity(store, hit, query, image, tokens)
 
     def _prepare_query(self, query: str, spec: TaskSpec = QUERY) -> PreparedInput:
         with naming((InputTooLongError, "max_text_tokens")):
             return self.processor.prepare_text(query, spec, max_length=self.limits.max_query_tokens, truncate=False)
 
-    def _prepare_page(self, png: bytes) -> PreparedInput:
-        image = load_image(png, max_decoded_pixels=self.limits.max_decoded_pixels)
+    def _prepare_page(self, data: bytes) -> PreparedInput:
+        image = load_image(data, max_decoded_pixels=self.limits.max_decoded_pixels)
         return self.processor.prepare_image(image, PASSAGE, max_pixels=self.limits.image_max_pixels)
 
 

@@ -12,6 +12,7 @@ from colbert.fusion import DEFAULT_RRF_K
 from colbert.hybrid import Fusion, SearchMode, parse_mode
 from colbert.search import SearchOptions as StoreSearchOptions
 from colbert.store import StoreLimits
+from service.collections.converters.base import PageLimits
 from service.collections.regions import check_regions
 from service.errors import UnprocessableError
 
@@ -104,6 +105,7 @@ class SearchLimits:
     text_weight: float = 0.5
     max_per_span: int = 2  # chunks of one definition in a code search's top k (0: no cap)
     store: StoreLimits = field(default_factory=StoreLimits)
+    render: PageLimits = field(default_factory=PageLimits)  # a kept PDF's page rendered again (page_images)
 
     def plan(self, query: SearchQuery, config: CollectionConfig, request: SearchRequest) -> SearchPlan:
         """The request's options with the settings' defaults where it gives none, checked once (the mode against
@@ -159,4 +161,5 @@ class SearchLimits:
             rrf_k=settings.search_rrf_k,
             text_weight=settings.search_text_weight,
             max_per_span=settings.search_max_per_span,
+            render=PageLimits.from_settings(settings),
         )

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from model.types import PromptType
+from service.collections import page_images
 from service.collections.duplicates import content_hash
 from service.collections.tasks import task_spec
 from service.collections.texts import TextSource, text_indexer
@@ -188,7 +189,14 @@ async def write_pages(
     spec = spec or task_spec(store.config, PromptType.PASSAGE)
     units: list[UnitRecord] = []
     embedded = indexer.embed_pages(
-        source, pages, spec, store.config.dense_dim, units, progress, wait_when_full=wait_when_full
+        source,
+        pages,
+        spec,
+        store.config.dense_dim,
+        units,
+        progress,
+        wait_when_full=wait_when_full,
+        store_images=not page_images.renders_from_original(original),
     )
     return await _embed_then_commit(
         store, document_id, units, embedded, metadata, replace=replace, content_hash=content_hash, original=original

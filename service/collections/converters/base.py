@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from model.types import PageImage
     from service.engine.render_pool import RenderPool
+    from service.settings import Settings
 
 __all__ = ["Format", "PageConverter", "PageLimits", "PdfProducer"]
 
@@ -29,6 +30,11 @@ class PageLimits:
     max_decoded_pixels: int = 40_000_000
     max_converted_pages: int = 2000
     render_pool: RenderPool | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PageLimits:
+        """As indexing renders pages (and as a kept PDF's page is rendered again to show it)."""
+        return cls(settings.pdf_dpi, settings.max_pdf_bytes, settings.max_decoded_pixels, settings.max_job_pdf_pages)
 
 
 class Format(Protocol):

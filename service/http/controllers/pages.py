@@ -72,11 +72,12 @@ class PagesController(Controller):
 
     @get(
         "/image",
-        summary="A stored page's image: the PNG the model embedded, or a JPEG thumbnail",
+        summary="A stored page's image as the model saw it (WebP or PNG), or a JPEG thumbnail",
         description="`size=full` (default): the page as the model saw it (`cols*28` x `rows*28` px, the grid of "
-        "its similarity map). `size=thumbnail`: at most `JEV4_THUMBNAIL_MAX_SIDE` px on the longer side, JPEG. "
+        "its similarity map): WebP as stored, or PNG when rendered again from the kept original PDF (or stored "
+        "by an older version). `size=thumbnail`: at most `JEV4_THUMBNAIL_MAX_SIDE` px on the longer side, JPEG. "
         "`ETag` + `Cache-Control: private, no-cache`; `If-None-Match` answers 304.",
-        media_type="image/png",
+        media_type="image/webp",
     )
     async def image(
         self,

@@ -125,7 +125,7 @@ def test_pool_work_runs_beside_the_model(processor: Processor, tmp_path: Path, m
     assert store.added == [1, 2, 3, 4, 5]
     assert result.tokens > 0
     assert sorted(store.images) == [1, 2, 3, 4, 5]
-    assert all(png.startswith(b"\x89PNG") for png in store.images.values())  # each page's image, with its vectors
+    assert all(image[8:12] == b"WEBP" for image in store.images.values())  # each page's image, with its vectors
 
 
 def test_a_failed_step_drops_the_one_prepared_ahead(
