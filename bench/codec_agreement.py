@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     pages = [corpus.page(i, centroids).tokens for i in range(a.pages)]
     rng = np.random.default_rng(a.seed + 1)
     queries = [corpus.query(corpus.page(int(i), centroids), rng)[0] for i in rng.choice(a.pages, a.queries, False)]
-    exact = PackedDocs.from_encoded([t.shape[0] for t in pages], [encode(t, "float32") for t in pages], a.dim, "float32")
+    exact = PackedDocs.from_encoded(
+        [t.shape[0] for t in pages], [encode(t, "float32") for t in pages], a.dim, "float32"
+    )
     truth = [_top(q, exact, a.k) for q in queries]
     print(f"{a.pages} units of ~{a.vectors} tokens × {a.dim}; {a.queries} queries; top-{a.k} agreement vs float32")
     print(f"{'codec':<9}{'pool':>5}{'bytes/unit':>12}{'agreement':>11}")

@@ -29,8 +29,8 @@ from colbert.backend import ExportSource, StoredDocument, StoredUnit, VacuumResu
 from colbert.errors import CollectionExistsError, CollectionNotFoundError, ExportFormatError
 from colbert.jobs import JobStore, Retention
 from colbert.local import schema as _schema
-from colbert.local.jobs import SqliteJobStore
 from colbert.local.dense_codec import decode_dense, encode_dense
+from colbert.local.jobs import SqliteJobStore
 from colbert.local.sketch import page_sketch
 from colbert.local.store import LocalOptions, LocalStore
 from colbert.local.write import UnitRow, insert_document

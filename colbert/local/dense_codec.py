@@ -28,7 +28,7 @@ import numpy as np
 
 from colbert.errors import CodecError
 
-__all__ = ["DENSE_CODECS", "dense_bytes", "decode_dense", "encode_dense", "check_dense_codec"]
+__all__ = ["DENSE_CODECS", "check_dense_codec", "decode_dense", "dense_bytes", "encode_dense"]
 
 DENSE_CODECS = ("float32", "int8", "binary")
 

@@ -45,7 +45,9 @@ class UnitRow:
     image: bytes | None
 
 
-def unit_row(record: UnitRecord, config: CollectionConfig, sketch_vectors: int, dense_codec: str = "float32") -> UnitRow:
+def unit_row(
+    record: UnitRecord, config: CollectionConfig, sketch_vectors: int, dense_codec: str = "float32"
+) -> UnitRow:
     mv = record.multivector  # (n, d) float32
     if config.pool_factor > 1:
         mv = pool_tokens(mv, config.pool_factor)  # (m, d), m ≈ n / pool_factor

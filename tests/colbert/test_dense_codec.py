@@ -129,7 +129,8 @@ def test_export_import_moves_dense_between_codecs(tmp_path: Path) -> None:
         copy = target.get("dst")
         for j in range(4):
             a, b = store.get_unit(f"d{j}", 0), copy.get_unit(f"d{j}", 0)
-            assert a is not None and b is not None
+            assert a is not None
+            assert b is not None
             want = decode_dense(encode_dense(a.dense, codec), 1, 64, codec)[0]  # int8 → codec of the target
             np.testing.assert_allclose(b.dense, want, atol=1e-6)
         target.close()
