@@ -59,7 +59,7 @@ def encode_dense(unit: np.ndarray, codec: str) -> bytes:
     if codec == "int8":
         top = float(np.abs(x).max())
         scale = np.float32(127.0 / top) if top > 0 else np.float32(0.0)
-        return np.clip(np.rint(x * scale), -127, 127).astype(np.int8).tobytes()
+        return bytes(np.clip(np.rint(x * scale), -127, 127).astype(np.int8).tobytes())
     return np.packbits(x > 0).tobytes()
 
 
