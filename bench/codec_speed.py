@@ -50,9 +50,8 @@ def main(argv: list[str] | None = None) -> int:
             maxsim(q, docs)
             times.append(time.perf_counter() - start)
         best, size = min(times), sum(len(b) for b in blobs)
-        print(
-            f"{codec:8s} {a.pages / best:9.1f} pages/s {size / best / 1e9:6.2f} GB/s of codes ({torch.get_num_threads()} threads)"
-        )
+        rate = f"{a.pages / best:9.1f} pages/s {size / best / 1e9:6.2f} GB/s of codes"
+        print(f"{codec:8s} {rate} ({torch.get_num_threads()} threads)")
     return 0
 
 
