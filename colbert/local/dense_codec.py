@@ -18,8 +18,8 @@ created with smaller ``dimensions``). An index without the meta key holds float3
 >>> v = np.array([0.6, -0.8, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], dtype=np.float32)
 >>> [len(encode_dense(v, c)) for c in DENSE_CODECS]
 [32, 8, 1]
->>> decode_dense(encode_dense(v, "int8"), 1, 8, "int8").round(3).tolist()
-[[0.6, -0.8, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]
+>>> [round(float(x), 3) for x in decode_dense(encode_dense(v, "int8"), 1, 8, "int8")[0]]  # codes 95, -127
+[0.599, -0.801, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
 """
 
 from __future__ import annotations
