@@ -41,6 +41,7 @@ from bench._report import format_table
 from bench._synthetic import Corpus, ExactTopK
 from bench._synthetic_text import TextCorpus
 from colbert.local import LocalOptions, LocalStore
+from colbert.local.dense_codec import DENSE_CODECS
 from colbert.quantize import Codec, decode, encode
 from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
@@ -92,7 +93,7 @@ class Run:
         truth = ExactTopK(queries, a.k)
         truth_edge = np.empty((len(queries), 0), dtype=np.int64)
         config = CollectionConfig(dense_dim=a.dim, multivector_dim=a.dim, codec=self.codec)
-        options = LocalOptions(synchronous=a.synchronous, sketch_vectors=a.sketch_vectors)
+        options = LocalOptions(synchronous=a.synchronous, sketch_vectors=a.sketch_vectors, dense_codec=a.dense_codec)
         store = LocalStore.create(self.work / "ours", config, options)
         edge = None
         if edge_pages:
@@ -276,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--pooled-grouped", default="100,200,400", help="pooled plans with the query pooled too (ours)")
     p.add_argument("--query-groups", type=int, default=8, help="query centroids in the --pooled-grouped plans")
     p.add_argument("--codec", default="float16", choices=[c.value for c in Codec])
+    p.add_argument("--dense-codec", default="float32", choices=DENSE_CODECS, help="stored dense vector (ours)")
     p.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     p.add_argument("--edge-pages", type=int, default=10_000, help="Qdrant Edge on the first N pages (0: skip)")
     p.add_argument("--exhaustive-max-pages", type=int, default=20_000, help="time exhaustive search up to N pages")

@@ -8,6 +8,9 @@
    with the float32 query with float32 FMA accumulation, so the result equals float32 scoring of the stored values
    up to float32 summation order. Query layout ``qt``: (n_lanes / 32, d, 32) float32 (per block, dimension-major).
 
+   Binary storage is scored by maxsim_bits (byte lookup tables, at the end of this file); maxsim_int still takes
+   kind KIND_BIN (bits expanded to bytes) but the caller no longer uses it.
+
    Integer storage (int8 codes with a per-token float32 scale; binary sign bits): the query is given in 24-bit
    fixed point Q = 65536 * hi + 256 * mid + lo with hi, mid, lo signed bytes (the caller picks the per-query-token
    scale). The document bytes are the unsigned operand: int8 codes are offset by +128 (x ^ 0x80) and the offset is
@@ -294,6 +297,60 @@ void maxsim_int(const int8_t *qi, int n_lanes, int d, const uint8_t *docs, const
                     rows[t] = dst;
                 }
                 int_tile(q, d4, rows, nt, kind == KIND_INT8 ? scales + j : NULL, corr + (int64_t)b * 3 * LANES, mx);
+            }
+            memcpy(o + (int64_t)b * LANES, mx, sizeof mx);
+        }
+    }
+}
+
+/* ---------- binary kernel: byte lookup tables ---------- */
+
+#ifndef BTILE
+#define BTILE 4 /* document tokens per tile (binary kernel): 4 × 32 float accumulators */
+#endif
+
+/* Binary storage (sign bits, numpy.packbits order) against a float query through byte lookup tables, as FAISS
+   fast-scan does with 4-bit codes: lut (n_lanes / 32, nbytes, 256, 32) float32, where
+   lut[b][i][v][l] = sum over the 8 dims k = 8i + c of (bit c of v set ? +1 : -1) · q[32b + l][k] / sqrt(d)
+   (built by the caller; dims past d are 0 in the query). A token's similarity with lane l is then
+   sum_i lut[b][i][byte_i][l]: nbytes table rows added instead of d multiply-adds, each row 128 bytes of one
+   256-entry table (the 512 KiB of a 32-lane block at d = 128 stay in L2). docs: (T, nbytes) packed bits.
+   Scores pages [p0, p1) into out (N, n_lanes). */
+void maxsim_bits(const float *lut, int n_lanes, int nbytes, const uint8_t *docs, const int64_t *offsets, int64_t p0,
+                 int64_t p1, float *out) {
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t t0 = offsets[p], t1 = offsets[p + 1];
+        float *o = out + p * n_lanes;
+        if (t0 == t1) {
+            for (int l = 0; l < n_lanes; l++) o[l] = 0.0f;
+            continue;
+        }
+        for (int b = 0; b < n_lanes / LANES; b++) {
+            const float *tab = lut + (int64_t)b * nbytes * 256 * LANES;
+            float mx[LANES];
+            for (int l = 0; l < LANES; l++) mx[l] = -INFINITY;
+            int64_t j = t0;
+            for (; j + BTILE <= t1; j += BTILE) {
+                float acc[BTILE][LANES];
+                memset(acc, 0, sizeof acc);
+                for (int i = 0; i < nbytes; i++) {
+                    const float *row = tab + (int64_t)i * 256 * LANES;
+                    for (int t = 0; t < BTILE; t++) {
+                        const float *e = row + (int64_t)docs[(j + t) * nbytes + i] * LANES;
+                        for (int l = 0; l < LANES; l++) acc[t][l] += e[l];
+                    }
+                }
+                for (int t = 0; t < BTILE; t++)
+                    for (int l = 0; l < LANES; l++) mx[l] = acc[t][l] > mx[l] ? acc[t][l] : mx[l];
+            }
+            for (; j < t1; j++) {
+                float acc[LANES];
+                memset(acc, 0, sizeof acc);
+                for (int i = 0; i < nbytes; i++) {
+                    const float *e = tab + ((int64_t)i * 256 + docs[j * nbytes + i]) * LANES;
+                    for (int l = 0; l < LANES; l++) acc[l] += e[l];
+                }
+                for (int l = 0; l < LANES; l++) mx[l] = acc[l] > mx[l] ? acc[l] : mx[l];
             }
             memcpy(o + (int64_t)b * LANES, mx, sizeof mx);
         }

@@ -7,7 +7,8 @@ codec (float32, float16, bfloat16, int8 codes + scales, binary sign bits). Scori
 ``block_tokens`` tokens; a fused compiled kernel (``_maxsim_kernel.c``, see :mod:`colbert._kernel`) reads each
 stored token once and keeps a running max per query token in registers, so no similarity matrix is built and no
 float32 copy of float16/int8/binary pages is made. The scores are exact with respect to the stored values to
-float32 precision (int8 and binary: the query enters in 24-bit fixed point, as fine as float32's significand).
+float32 precision (int8: the query enters in 24-bit fixed point, as fine as float32's significand; binary: the
+query's per-byte ±q sums are looked up in 256-entry tables built per query, summed in float64, rounded once).
 Without a C compiler, runs of a few pages are decoded to float32 and scored with torch GEMMs, a segmented max per
 document and a segmented sum per query; the largest temporary is then ΣLq × block_tokens floats (32 × 65,536 × 4 B
 = 8 MiB by default). Memory never depends on the corpus size.
@@ -248,7 +249,9 @@ class _Scorer:
         self.n_lanes = -(-n // _LANES) * _LANES
         padded = np.zeros((self.n_lanes, d), dtype=np.float32)  # (n_lanes, d)
         padded[:n] = q_all
-        if self.kind in ("int8", "binary"):
+        if self.kind == "binary":
+            self.lut = _sign_tables(padded, docs.dim)
+        elif self.kind == "int8":
             self._prepare_fixed_point(padded)
         else:
             self.qt = np.ascontiguousarray(padded.reshape(-1, _LANES, d).transpose(0, 2, 1))  # (blocks, d, 32)
@@ -269,8 +272,7 @@ class _Scorer:
         limbs = np.stack([hi, mid, lo], axis=0).astype(np.int8)  # (3, n_lanes, d4·4)
         limbs = limbs.reshape(3, -1, _LANES, d4, 4).transpose(1, 3, 0, 2, 4)  # (blocks, d4, 3, 32, 4)
         self.qi = np.ascontiguousarray(limbs)
-        self.q_sum: npt.NDArray[np.int64] = fixed.sum(axis=1)  # (n_lanes,) ΣQ
-        offset = 128 if self.kind == "int8" else 0  # int8 codes enter the kernel as unsigned bytes, +128
+        offset = 128  # int8 codes enter the kernel as unsigned bytes, +128
         limb_sums = np.stack([hi, mid, lo], axis=0).sum(axis=2)  # (3, n_lanes)
         corr = (offset * limb_sums).astype(np.int32).reshape(3, -1, _LANES).transpose(1, 0, 2)  # (blocks, 3, 32)
         self.corr = np.ascontiguousarray(corr)
@@ -285,26 +287,29 @@ class _Scorer:
         out = np.empty((last - first, self.n_lanes), dtype=np.float32)  # (nb, n_lanes)
         d, k = self.docs.dim, self.kernel
         ptr = _ptr
-        if self.kind in ("int8", "binary"):
+        if self.kind == "binary":
+            bits = np.ascontiguousarray(self.docs.tokens[lo:hi])  # (T', ceil(d/8)) uint8
+
+            def run_bits(p0: int, p1: int) -> None:
+                k.maxsim_bits(ptr(self.lut), self.n_lanes, bits.shape[1], ptr(bits), ptr(local), p0, p1, ptr(out))
+
+            _kernel.run_pages(local, run_bits)
+            return np.ascontiguousarray(out[:, : self.q_all.shape[0]].T)
+        if self.kind == "int8":
             tokens = np.ascontiguousarray(self.docs.tokens[lo:hi])
             scales = None if self.docs.scales is None else np.ascontiguousarray(self.docs.scales[lo:hi])
-            kind_id = 0 if self.kind == "int8" else 1
             scratch_bytes = 4 * (-(-d // 4) * 4) + 64
 
             def run_int(p0: int, p1: int) -> None:
                 scratch = np.empty(scratch_bytes, dtype=np.uint8)
                 k.maxsim_int(
-                    ptr(self.qi), self.n_lanes, d, ptr(tokens), None if scales is None else ptr(scales), kind_id,
+                    ptr(self.qi), self.n_lanes, d, ptr(tokens), None if scales is None else ptr(scales), 0,
                     ptr(self.corr), ptr(local), p0, p1, ptr(out), ptr(scratch),
                 )  # fmt: skip
 
             _kernel.run_pages(local, run_int)
             best = out[:, : self.q_all.shape[0]].T.astype(np.float64)  # (ΣLq, nb)
-            n = self.q_all.shape[0]
-            if self.kind == "int8":
-                return (best * self.q_scale[:n, None]).astype(np.float32)
-            unit = self.q_scale[:n, None] / float(np.float32(np.sqrt(d)))
-            return ((2.0 * best - self.q_sum[:n, None]) * unit).astype(np.float32)
+            return (best * self.q_scale[: self.q_all.shape[0], None]).astype(np.float32)
         raw = self.docs.tokens[lo:hi]
         if isinstance(raw, torch.Tensor):
             kind_id = 2 if raw.dtype == torch.bfloat16 else 0
@@ -345,6 +350,23 @@ class _Scorer:
                     out[:, first + nonempty] = np.maximum.reduceat(sim.numpy(), starts, axis=1)
             first = last
         return out
+
+
+_BYTE_SIGNS = np.where(np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1), 1.0, -1.0)  # (256, 8) ±1
+
+
+def _sign_tables(padded: FloatArray, d: int) -> FloatArray:
+    """The binary kernel's lookup tables (``maxsim_bits`` in ``_maxsim_kernel.c``): (blocks, ceil(d/8), 256, 32)
+    float32, entry [b, i, v, l] = Σ_c sign_c(v) · q[32b + l, 8i + c] / √d over the 8 dims of byte i — the byte
+    v's share of the query's dot product with the decoded sign vector, summed in float64 and rounded once."""
+    n_lanes = padded.shape[0]
+    nbytes = -(-d // 8)
+    q = np.zeros((n_lanes, nbytes * 8), dtype=np.float64)  # dims past d stay 0: their padding bits add nothing
+    q[:, :d] = padded[:, :d]
+    unit = 1.0 / float(np.float32(np.sqrt(d)))  # the fallback's decode divides by float32 √d
+    tables = np.einsum("vc,lic->ivl", _BYTE_SIGNS, q.reshape(n_lanes, nbytes, 8)) * unit  # (nbytes, 256, n_lanes)
+    blocks = tables.reshape(nbytes, 256, -1, _LANES).transpose(2, 0, 1, 3)  # (blocks, nbytes, 256, 32)
+    return np.ascontiguousarray(blocks, dtype=np.float32)
 
 
 def _ptr(a: np.ndarray) -> int:

@@ -29,6 +29,7 @@ from colbert.backend import ExportSource, StoredDocument, StoredUnit, VacuumResu
 from colbert.errors import CollectionExistsError, CollectionNotFoundError, ExportFormatError
 from colbert.jobs import JobStore, Retention
 from colbert.local import schema as _schema
+from colbert.local.dense_codec import decode_dense, encode_dense
 from colbert.local.jobs import SqliteJobStore
 from colbert.local.sketch import page_sketch
 from colbert.local.store import LocalOptions, LocalStore
@@ -168,7 +169,8 @@ class LocalBackend:
                 stored = decode(blob, u.rows, dim, codec)
                 sketch = page_sketch(stored, local.sketch_vectors).astype(np.float16).tobytes()
             metadata = canonical_json(u.metadata)
-            rows.append(UnitRow(u.unit, u.kind, metadata, u.dense, u.rows, blob, sketch, u.text, u.image))
+            dense = encode_dense(np.frombuffer(u.dense, dtype=np.float32), local.dense_codec)
+            rows.append(UnitRow(u.unit, u.kind, metadata, dense, u.rows, blob, sketch, u.text, u.image))
         with local._write() as conn:
             if conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone():
                 raise ExportFormatError(f"document {doc.doc_id!r} appears twice in the export")
@@ -208,7 +210,7 @@ def _documents(store: LocalStore) -> Iterator[StoredDocument]:
                     unit=int(r[0]),
                     kind=str(r[1]),
                     metadata=json.loads(r[2]),
-                    dense=bytes(r[3]),
+                    dense=decode_dense(r[3], 1, store.config.dense_dim, store.dense_codec).tobytes(),
                     rows=int(r[4]),
                     mv=bytes(r[5]),
                     text=r[6],

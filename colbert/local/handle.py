@@ -30,6 +30,7 @@ from colbert.errors import IndexFormatError, StoreBusyError, StoreClosedError
 from colbert.local import schema as _schema
 from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
 from colbert.local.dense import DenseSnapshot
+from colbert.local.dense_codec import check_dense_codec
 from colbert.local.scan import PageScorer, load_dense
 from colbert.store import CollectionConfig, StoreLimits
 
@@ -45,6 +46,7 @@ class LocalOptions:
     mmap_bytes: int = 1 << 31  # SQLite mmap window (capped by SQLite at 2 GiB in CPython's build; 0: off)
     page_size: int = 65536  # SQLite page size, fixed at creation (64 KiB: a 256 KiB blob is 4 overflow pages)
     sketch_vectors: int = _schema.DEFAULT_SKETCH_VECTORS  # pooled first-stage centroids per page, fixed at creation
+    dense_codec: str = "float32"  # how each unit's dense vector is stored (colbert.local.dense_codec), at creation
     first_stage: str = "dense"  # what search() uses when not told: "dense" (the store contract) or "pooled"
     scan_block_pages: int = 128  # pages decoded and scored at a time (bounds search memory)
     deletions_retained: int = 100_000  # deletion log rows kept for incremental refresh of other handles
@@ -59,6 +61,7 @@ class LocalOptions:
             raise ValueError(f"first_stage must be 'dense' or 'pooled', got {self.first_stage!r}")
         if min(self.scan_block_pages, self.deletions_retained, self.sketch_vectors, self.read_threads) < 1:
             raise ValueError("scan_block_pages, deletions_retained, sketch_vectors and read_threads must be >= 1")
+        check_dense_codec(self.dense_codec)
         if self.term_cache_bytes < 0:
             raise ValueError(f"term_cache_bytes must be >= 0, got {self.term_cache_bytes}")
 
@@ -95,6 +98,7 @@ class LocalHandle:
         self._closed = False
         self._writer = self._connect()
         self.sketch_vectors = _schema.read_sketch_vectors(self._writer, self._path)
+        self.dense_codec = _schema.read_dense_codec(self._writer, self._path)  # the stored choice, not the option's
         self._scorer = PageScorer(config, options.scan_block_pages)
         self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
         self._snapshot: DenseSnapshot | None = None
@@ -190,12 +194,12 @@ class LocalHandle:
         width = self.sketch_vectors * self.config.multivector_dim
         text = self._text
         if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
-            ids, matrix, sketch = load_dense(conn, 0, dim, width)
+            ids, matrix, sketch = load_dense(conn, 0, (dim, self.dense_codec), width)
             snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix, sketch, self.sketch_vectors)
             text = None  # the deletion log no longer reaches back to it: reloaded by the next text search
         else:
             dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
-            ids, matrix, sketch = load_dense(conn, snap.version[0], dim, width)
+            ids, matrix, sketch = load_dense(conn, snap.version[0], (dim, self.dense_codec), width)
             version = (max(int(max_id), snap.version[0]), int(max_del))
             if text is not None:
                 text = text.apply(*load_text_units(conn, snap.version[0]), dead)

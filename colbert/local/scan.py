@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from colbert.errors import CodecError, IndexFormatError
+from colbert.local.dense_codec import decode_dense
 from colbert.local.sketch import to_bf16_bits
 from colbert.scoring import PackedDocs, maxsim
 from colbert.store import CollectionConfig
@@ -101,16 +102,17 @@ def _order(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 
 def load_dense(
-    conn: sqlite3.Connection, after_id: int, dim: int, sketch_width: int
+    conn: sqlite3.Connection, after_id: int, dense: tuple[int, str], sketch_width: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ids (m,) ascending, unit dense rows (m, dim) and sketches (m, sketch_width) as bf16 bits of the pages
-    with ``id > after_id``."""
+    """Ids (m,) ascending, unit dense rows (m, dim) decoded by the dense codec (``dense`` = (dim, codec),
+    :mod:`colbert.local.dense_codec`) and sketches (m, sketch_width) as bf16 bits of the pages with
+    ``id > after_id``."""
     rows = conn.execute(
         "SELECT p.id, p.dense, s.data FROM pages p JOIN sketches s ON s.page_id = p.id WHERE p.id > ? ORDER BY p.id",
         (after_id,),
     ).fetchall()
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))  # (m,)
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)  # (m, dim)
+    matrix = decode_dense(b"".join(r[1] for r in rows), len(rows), *dense)  # (m, dim) unit rows
     half = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16)  # (m · sketch_width,)
     if half.size != len(rows) * sketch_width:
         raise IndexFormatError(f"stored sketches hold {half.size} values, expected {len(rows) * sketch_width}")

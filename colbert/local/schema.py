@@ -5,11 +5,13 @@ sources). For history's sake the tables keep the word *page* where
 they mean *unit* (a page or a text/code chunk, see :mod:`colbert.store`)::
 
     meta(key, value)                       format name + version, sizes, codec, pool factor, created_at,
+                                            dense_codec (how ``pages.dense`` is stored, colbert.local.dense_codec;
+                                            absent: float32, every index written before the key),
                                             tokenizer_version (the :mod:`colbert.text` rules ``unit_fts`` was
                                             built by; absent: version 1, see :mod:`colbert.local.migrate`)
     documents(seq PK, doc_id UNIQUE, num_pages (= units), metadata JSON, created_at, content_hash)
                                             indexed by content_hash (duplicate uploads are found by it)
-    pages(id PK AUTOINCREMENT, doc_id, page (= unit ordinal), metadata JSON, dense BLOB float32,
+    pages(id PK AUTOINCREMENT, doc_id, page (= unit ordinal), metadata JSON, dense BLOB (dense_codec),
           kind ('page' | 'chunk'), UNIQUE(doc_id, page))
     unit_text(page_id PK, text)             a unit's text (page text layer, chunk text), when it has one
     unit_images(page_id PK, data BLOB)      a unit's image bytes (a page's PNG), when it has one
@@ -38,7 +40,8 @@ import time
 from pathlib import Path
 
 from colbert import text
-from colbert.errors import DimensionMismatchError, IndexFormatError
+from colbert.errors import CodecError, DimensionMismatchError, IndexFormatError
+from colbert.local.dense_codec import check_dense_codec
 from colbert.local.fts import FTS_DDL
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig
@@ -53,6 +56,7 @@ __all__ = [
     "connect",
     "create_schema",
     "read_config",
+    "read_dense_codec",
     "read_meta",
     "read_sketch_vectors",
     "read_tokenizer_version",
@@ -62,6 +66,7 @@ __all__ = [
 FORMAT_NAME = "jev4-colbert-local"
 FORMAT_VERSION = 3
 DEFAULT_SKETCH_VECTORS = 8
+DENSE_CODEC_KEY = "dense_codec"  # meta key; absent: float32 (see colbert.local.dense_codec)
 DB_FILE = "index.sqlite"
 TOKENIZER_KEY = "tokenizer_version"  # meta key: the colbert.text rules the full-text index was built by
 ORIGINALS_DDL = (
@@ -113,7 +118,12 @@ def connect(path: Path, *, synchronous: str, busy_timeout_s: float, mmap_bytes: 
 
 
 def create_schema(
-    conn: sqlite3.Connection, config: CollectionConfig, *, page_size: int, sketch_vectors: int = DEFAULT_SKETCH_VECTORS
+    conn: sqlite3.Connection,
+    config: CollectionConfig,
+    *,
+    page_size: int,
+    sketch_vectors: int = DEFAULT_SKETCH_VECTORS,
+    dense_codec: str = "float32",
 ) -> None:
     """Write the tables and the meta rows in one transaction (a crash leaves no half-made index)."""
     conn.execute(f"PRAGMA page_size={int(page_size)}")
@@ -137,6 +147,7 @@ def create_schema(
             "task": config.task,
             "unit_kind": config.unit_kind,
             "sketch_vectors": str(int(sketch_vectors)),
+            DENSE_CODEC_KEY: check_dense_codec(dense_codec),
             TOKENIZER_KEY: str(text.TOKENIZER_VERSION),
             "created_at": repr(time.time()),
         }
@@ -200,6 +211,17 @@ def read_sketch_vectors(conn: sqlite3.Connection, path: Path) -> int:
     if k < 1:
         raise IndexFormatError(f"{path}: damaged meta table (sketch_vectors={k})")
     return k
+
+
+def read_dense_codec(conn: sqlite3.Connection, path: Path) -> str:
+    """How ``pages.dense`` is stored (:mod:`colbert.local.dense_codec`); float32 when the meta key is absent."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (DENSE_CODEC_KEY,)).fetchone()
+    if row is None:
+        return "float32"
+    try:
+        return check_dense_codec(str(row[0]))
+    except CodecError as exc:
+        raise IndexFormatError(f"{path}: damaged meta table ({DENSE_CODEC_KEY}={row[0]!r})") from exc
 
 
 def tokenizer_version(value: str | None, path: Path) -> int:

@@ -17,7 +17,9 @@ Why SQLite (stdlib) and this layout:
   (:mod:`colbert.local.dense`, rebuilt on open, brought up to date incrementally before each search); exact
   cosine top-K over it costs milliseconds at 100k pages. Only the K candidates' multi-vector blobs are read
   (one query) and scored by exact MaxSim (:func:`colbert.scoring.maxsim`); the rest stay on disk (or in the
-  OS page cache), so memory per page is ``dense_dim × 4`` bytes plus 9 bytes of bookkeeping.
+  OS page cache), so memory per page is ``dense_dim × 4`` bytes plus 9 bytes of bookkeeping. On disk the dense
+  vector is stored in the collection's dense codec (:mod:`colbert.local.dense_codec`: float32, int8 or binary,
+  fixed at creation); the in-memory matrix holds its decoded unit rows, so the first stage scores what is stored.
 * **Pooled first stage** (``search(first_stage="pooled")``, format version 2): each page also stores a sketch
   of ``sketch_vectors`` k-means centroids of its tokens (:mod:`colbert.local.sketch`), held in memory as bf16
   (``sketch_vectors × multivector_dim × 2`` bytes per page, 2 KiB at 8 × 128). Candidates are chosen by
@@ -72,6 +74,7 @@ from colbert.hybrid import SearchMode
 from colbert.local import migrate as _migrate
 from colbert.local import schema as _schema
 from colbert.local.bm25 import TextUnits, bm25_top
+from colbert.local.dense_codec import decode_dense
 from colbert.local.filter import filter_docs_sql
 from colbert.local.handle import LocalHandle, LocalOptions, LocalStats
 from colbert.local.modes import Bm25, FirstStage, filtered_ids, hits_of, hybrid_rank, text_rank, visual_rank
@@ -102,7 +105,13 @@ class LocalStore(LocalHandle):
             raise IndexFormatError(f"{path} already exists")
         conn = _schema.connect(path, synchronous="FULL", busy_timeout_s=options.busy_timeout_s, mmap_bytes=0)
         try:
-            _schema.create_schema(conn, config, page_size=options.page_size, sketch_vectors=options.sketch_vectors)
+            _schema.create_schema(
+                conn,
+                config,
+                page_size=options.page_size,
+                sketch_vectors=options.sketch_vectors,
+                dense_codec=options.dense_codec,
+            )
         finally:
             conn.close()
         return cls(directory, config, options)
@@ -149,7 +158,7 @@ class LocalStore(LocalHandle):
         limits = self.options.limits
         doc_id, records, meta = validate_document(doc_id, units, metadata, self.config, limits, content_hash)
         original = validate_original(original, limits)
-        rows = [unit_row(r, self.config, self.sketch_vectors) for r in records]  # CPU work outside the lock
+        rows = [unit_row(r, self.config, self.sketch_vectors, self.dense_codec) for r in records]  # outside the lock
         with self._write() as conn:
             exists = conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
             if exists and not replace:
@@ -239,7 +248,7 @@ class LocalStore(LocalHandle):
             ).fetchone()
         if row is None:
             return None
-        dense = np.frombuffer(row[1], dtype=np.float32).copy()  # (dense_dim,)
+        dense = decode_dense(row[1], 1, self.config.dense_dim, self.dense_codec)[0]  # (dense_dim,) unit
         mv = np.asarray(decode(row[3], row[2], self.config.multivector_dim, self.config.codec), np.float32)
         meta = json.loads(row[0])
         return UnitRecord(unit, dense, mv, kind=row[4], text=row[5], metadata=meta, image=row[6])

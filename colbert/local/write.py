@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from colbert._validate import canonical_json
+from colbert.local.dense_codec import encode_dense
 from colbert.local.filter import doc_field_rows
 from colbert.local.fts import fts_add, fts_delete
 from colbert.local.sketch import page_sketch
@@ -36,7 +37,7 @@ class UnitRow:
     unit: int
     kind: str
     metadata: str  # canonical JSON
-    dense: bytes  # (dense_dim,) float32 unit vector
+    dense: bytes  # (dense_dim,) unit vector in the collection's dense codec (colbert.local.dense_codec)
     n: int  # stored multi-vector rows
     blob: bytes  # codec'd multi-vector
     sketch: bytes  # (k, d) float16 centroids
@@ -44,7 +45,9 @@ class UnitRow:
     image: bytes | None
 
 
-def unit_row(record: UnitRecord, config: CollectionConfig, sketch_vectors: int) -> UnitRow:
+def unit_row(
+    record: UnitRecord, config: CollectionConfig, sketch_vectors: int, dense_codec: str = "float32"
+) -> UnitRow:
     mv = record.multivector  # (n, d) float32
     if config.pool_factor > 1:
         mv = pool_tokens(mv, config.pool_factor)  # (m, d), m ≈ n / pool_factor
@@ -55,7 +58,7 @@ def unit_row(record: UnitRecord, config: CollectionConfig, sketch_vectors: int) 
         unit=record.unit,
         kind=record.kind,
         metadata=canonical_json(dict(record.metadata)),
-        dense=dense.astype(np.float32).tobytes(),
+        dense=encode_dense(dense, dense_codec),
         n=int(mv.shape[0]),
         blob=blob,
         sketch=sketch,

@@ -45,8 +45,9 @@ def stored(docs: list[np.ndarray], codec: str) -> tuple[PackedDocs, list[np.ndar
 
 
 def tolerance(qs: list[np.ndarray], values: list[np.ndarray], codec: str) -> np.ndarray:
-    """(Q, N) bound on |maxsim − naive|: float32 summation, plus for int8/binary the query's fixed point
-    (each component within max|q_i| / (2·127·65,536) of q, so each similarity within that times ‖doc token‖₁)."""
+    """(Q, N) bound on |maxsim − naive|: float32 summation (binary: table entries rounded once, then summed), plus
+    for int8 the query's fixed point (each component within max|q_i| / (2·127·65,536) of q, so each similarity within
+    that times ‖doc token‖₁)."""
     out = np.zeros((len(qs), len(values)))
     for i, q in enumerate(qs):
         for j, v in enumerate(values):
@@ -54,7 +55,7 @@ def tolerance(qs: list[np.ndarray], values: list[np.ndarray], codec: str) -> np.
                 continue
             mag = np.abs(q).sum(axis=1)[:, None] * np.abs(v).sum(axis=1)[None, :]  # (Lq, Ld) Σ|q_k d_k| bound
             out[i, j] = 4e-6 * mag.max(axis=1).sum() + 1e-6
-            if codec in ("int8", "binary"):
+            if codec == "int8":
                 fixed = np.abs(q).max(axis=1) / (127 * 65536) * 0.5  # (Lq,) per-component rounding
                 out[i, j] += (fixed[:, None] * np.abs(v).sum(axis=1)[None, :]).max(axis=1).sum() * 1.01
     return out
