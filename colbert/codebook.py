@@ -12,10 +12,10 @@ A token is stored as its centroid id (uint16) and one ``bits``-bit bucket code p
 It decodes to ``centroid + bucket_value[dim, code]`` per dimension, **not** re-normalised: scoring uses exactly
 these decoded values (:mod:`colbert.residual`), so search is exact with respect to what is stored.
 
-``K`` (:func:`choose_k`): ``2^floor(log2(16·√T))`` for ``T`` training tokens (PLAID's rule), at least 16 and at
-most ``min(T, MAX_CENTROIDS)``; :data:`MAX_CENTROIDS` (4,096) bounds the training cost on a small machine
-(k-means over ``≤ 64·K`` sampled tokens, :data:`_ITERATIONS` rounds: ~10 s on 2 cores at K = 4,096) and the
-per-query centroid table (K × Lq floats).
+``K`` (:func:`choose_k`): ``2^floor(log2(min(16·√T, T/8)))`` for ``T`` training tokens (PLAID's 16·√T, and at
+least 8 training tokens per centroid so that the residual buckets are learned from real residuals), at most
+:data:`MAX_CENTROIDS` (4,096), which bounds the training cost on a small machine (k-means over ``≤ 64·K`` sampled
+tokens, 8 rounds: ~10 s on 2 cores at K = 4,096) and the per-query centroid table (K × Lq floats).
 
 Worked example (hand-built, two centroids, 1 bit):
 
@@ -43,7 +43,6 @@ __all__ = ["MAX_CENTROIDS", "Codebook", "choose_k", "row_bytes", "train"]
 
 FloatArray = npt.NDArray[np.float32]
 MAX_CENTROIDS = 4096
-_MIN_CENTROIDS = 16
 _SAMPLE_PER_CENTROID = 64  # training tokens sampled per centroid (k-means cost ∝ sample × K)
 _ITERATIONS = 8
 _ASSIGN_BLOCK = 16384  # tokens assigned per GEMM (bounds the (block, K) similarity matrix)
@@ -53,12 +52,12 @@ def choose_k(n_tokens: int) -> int:
     """Centroids for a training set of ``n_tokens`` (module docstring).
 
     >>> [choose_k(t) for t in (10, 768, 7_680, 768_000, 76_800_000)]
-    [10, 256, 1024, 4096, 4096]
+    [1, 64, 512, 4096, 4096]
     """
     if n_tokens < 1:
         raise CodecError("a codebook needs at least one training token")
-    k = 2 ** math.floor(math.log2(16 * math.sqrt(n_tokens)))
-    return int(min(max(k, _MIN_CENTROIDS), MAX_CENTROIDS, n_tokens))
+    k = 2 ** math.floor(math.log2(max(1.0, min(16 * math.sqrt(n_tokens), n_tokens / 8))))
+    return int(min(k, MAX_CENTROIDS))
 
 
 def row_bytes(bits: int, d: int) -> int:

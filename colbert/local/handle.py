@@ -26,11 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from colbert import text
+from colbert.codebook import Codebook
 from colbert.errors import IndexFormatError, StoreBusyError, StoreClosedError
 from colbert.local import schema as _schema
 from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
+from colbert.local.codes import load_codebook
 from colbert.local.dense import DenseSnapshot
 from colbert.local.scan import PageScorer, load_dense
+from colbert.quantize import needs_codebook
 from colbert.store import CollectionConfig, StoreLimits
 
 __all__ = ["LocalHandle", "LocalOptions", "LocalStats"]
@@ -95,7 +98,8 @@ class LocalHandle:
         self._closed = False
         self._writer = self._connect()
         self.sketch_vectors = _schema.read_sketch_vectors(self._writer, self._path)
-        self._scorer = PageScorer(config, options.scan_block_pages)
+        self._book: Codebook | None = None  # residual codecs: the stored codebook, once there (never changes)
+        self._scorer = PageScorer(config, options.scan_block_pages, lambda: self._book)
         self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
         self._snapshot: DenseSnapshot | None = None
         self._seen_keys: set[str] = set()  # metadata keys some document had (LocalStore.metadata_keys)
@@ -180,6 +184,8 @@ class LocalHandle:
             f"(SELECT COALESCE(MAX(seq), 0) FROM deletions), ({_TOKENIZER_SQL})"
         ).fetchone()
         self._check_tokenizer(tokenizer)
+        if self._book is None and needs_codebook(self.config.codec):
+            self._book = load_codebook(conn, self._path)
         if tokenizer != self._tokenizer:  # another process rebuilt the full-text index: same ids, new postings
             self._tokenizer, self._text = tokenizer, None
             self._postings.clear()
@@ -203,6 +209,13 @@ class LocalHandle:
             snap = snap.apply(version, ids, matrix, dead, sketch)
         self._snapshot, self._text = snap, text
         return snap
+
+    def codebook(self) -> Codebook | None:
+        """The collection's codebook (residual codecs; None: not trained yet, or a codec without one)."""
+        if self._book is None and needs_codebook(self.config.codec):
+            with self._read() as conn:
+                self._snapshot_for(conn)
+        return self._book
 
     def _check_tokenizer(self, stored: str | None) -> None:
         """``IndexFormatError`` when the full-text index was built by rules other than this code's (module

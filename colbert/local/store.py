@@ -61,6 +61,7 @@ from colbert._validate import (
     validate_metadata,
     validate_original,
 )
+from colbert.codebook import Codebook
 from colbert.errors import (
     DocumentExistsError,
     DocumentNotFoundError,
@@ -72,12 +73,13 @@ from colbert.hybrid import SearchMode
 from colbert.local import migrate as _migrate
 from colbert.local import schema as _schema
 from colbert.local.bm25 import TextUnits, bm25_top
+from colbert.local.coding import settle_codebook, store_first_codebook, trained_codebook, unit_rows
 from colbert.local.filter import filter_docs_sql
 from colbert.local.handle import LocalHandle, LocalOptions, LocalStats
 from colbert.local.modes import Bm25, FirstStage, filtered_ids, hits_of, hybrid_rank, text_rank, visual_rank
 from colbert.local.modes import first_stage as stage_one
 from colbert.local.scan import read_pages
-from colbert.local.write import delete_rows, insert_document, unit_row
+from colbert.local.write import delete_rows, insert_document
 from colbert.quantize import decode
 from colbert.search import Query, SearchOptions, checked_query
 from colbert.store import CollectionConfig, DocumentInfo, FileInfo, Hit, OriginalFile, UnitRecord
@@ -149,14 +151,24 @@ class LocalStore(LocalHandle):
         limits = self.options.limits
         doc_id, records, meta = validate_document(doc_id, units, metadata, self.config, limits, content_hash)
         original = validate_original(original, limits)
-        rows = [unit_row(r, self.config, self.sketch_vectors) for r in records]  # CPU work outside the lock
+        rows, trained = unit_rows(records, self.config, self.sketch_vectors, self.codebook())  # outside the lock
         with self._write() as conn:
+            rows = settle_codebook(conn, rows, records, trained, self.config, self.sketch_vectors, self._path)
             exists = conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
             if exists and not replace:
                 raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
             if exists:
                 delete_rows(conn, doc_id, self.options.deletions_retained)
             return insert_document(conn, doc_id, rows, meta, content_hash, original)
+
+    def train_codebook(self, tokens: np.ndarray, *, k: int | None = None) -> Codebook:
+        """Train the codebook of a residual codec on ``tokens`` (T, d) (a bulk load's sample; ``k`` centroids,
+        default :func:`colbert.codebook.choose_k`) and store it, before the first document; ``CodecError`` for
+        another codec or when the collection has a codebook already."""
+        book = trained_codebook(self.config, tokens, k)
+        with self._write() as conn:
+            store_first_codebook(conn, book, int(np.shape(tokens)[0]), self._path)
+        return book
 
     def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo:
         """Replace a document's metadata (and its filter index) in one transaction; units are untouched
@@ -240,9 +252,16 @@ class LocalStore(LocalHandle):
         if row is None:
             return None
         dense = np.frombuffer(row[1], dtype=np.float32).copy()  # (dense_dim,)
-        mv = np.asarray(decode(row[3], row[2], self.config.multivector_dim, self.config.codec), np.float32)
+        mv = self.decoded(row[3], row[2])
         meta = json.loads(row[0])
         return UnitRecord(unit, dense, mv, kind=row[4], text=row[5], metadata=meta, image=row[6])
+
+    def decoded(self, blob: bytes, n: int) -> np.ndarray:
+        """A stored multi-vector blob of ``n`` rows as the (n, d) float32 values it stores."""
+        book = self.codebook()
+        if book is not None:
+            return book.decode(blob, n)
+        return np.asarray(decode(blob, n, self.config.multivector_dim, self.config.codec), np.float32)
 
     def get_image(self, doc_id: str, unit: int) -> bytes | None:
         """The unit's image bytes (None: no such unit, or it has no image); reads nothing else."""

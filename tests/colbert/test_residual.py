@@ -84,9 +84,9 @@ def test_round_trip_error_is_bounded_by_the_buckets(bits: int) -> None:
 
 
 def test_choose_k_and_limits() -> None:
-    assert choose_k(768) == 256
+    assert choose_k(768) == 64
     assert choose_k(10**9) == 4096
-    assert choose_k(3) == 3
+    assert choose_k(3) == 1
     with pytest.raises(CodecError):
         choose_k(0)
     with pytest.raises(CodecError):
