@@ -37,7 +37,16 @@ import numpy.typing as npt
 
 from colbert.errors import CodecError
 
-__all__ = ["CODEBOOK_FREE", "RESIDUAL_BITS", "Codec", "bytes_per_row", "decode", "encode", "needs_codebook"]
+__all__ = [
+    "CODEBOOK_FREE",
+    "RESIDUAL_BITS",
+    "Codec",
+    "bytes_per_row",
+    "checked_codec",
+    "decode",
+    "encode",
+    "needs_codebook",
+]
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -60,6 +69,11 @@ CODEBOOK_FREE = tuple(c.value for c in Codec if c not in RESIDUAL_BITS)  # codec
 def needs_codebook(codec: Codec | str) -> bool:
     """Whether ``codec`` stores tokens against a collection codebook (:mod:`colbert.codebook`)."""
     return _codec(codec) in RESIDUAL_BITS
+
+
+def checked_codec(codec: Codec | str) -> Codec:
+    """``codec`` as a :class:`Codec`; ``CodecError`` naming the codecs for a name that is not one."""
+    return _codec(codec)
 
 
 def _codec(codec: Codec | str) -> Codec:

@@ -77,7 +77,6 @@ from colbert.local.coding import settle_codebook, store_first_codebook, trained_
 from colbert.local.filter import filter_docs_sql
 from colbert.local.handle import LocalHandle, LocalOptions, LocalStats
 from colbert.local.modes import Bm25, FirstStage, filtered_ids, hits_of, hybrid_rank, text_rank, visual_rank
-from colbert.local.modes import first_stage as stage_one
 from colbert.local.scan import read_pages
 from colbert.local.write import delete_rows, insert_document
 from colbert.quantize import decode
@@ -331,9 +330,8 @@ class LocalStore(LocalHandle):
             assert q is not None
             kind = opts.first_stage or self.options.first_stage
             how = FirstStage(kind, candidates, opts.prefetch, opts.query_groups)
-            rows = None if allowed is None else snap.rows_of(allowed)
             exact_all = opts.exhaustive or (dense is None and how.kind == "dense")
-            visual = None if exact_all else stage_one(snap, q, dense, rows, how)
+            visual = None if exact_all else self._first_stage(conn, snap, q, dense, allowed, how)
             if opts.mode is SearchMode.HYBRID:
                 bm25 = self._bm25(conn, units, str(checked.text), allowed)
                 rerank = lambda ids, n: self._rerank(conn, q, n, ids)  # noqa: E731
