@@ -29,7 +29,6 @@ Worked example (hand-built, two centroids, 1 bit):
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 
@@ -45,6 +44,7 @@ FloatArray = npt.NDArray[np.float32]
 MAX_CENTROIDS = 4096
 _SAMPLE_PER_CENTROID = 64  # training tokens sampled per centroid (k-means cost ∝ sample × K)
 _ITERATIONS = 8
+_MAGIC = b"jev4-codebook-1\n"
 _ASSIGN_BLOCK = 16384  # tokens assigned per GEMM (bounds the (block, K) similarity matrix)
 
 
@@ -143,23 +143,28 @@ class Codebook:
         return out
 
     def to_bytes(self) -> bytes:
-        """The codebook as one ``.npz`` blob (what the index stores)."""
-        buf = io.BytesIO()
-        np.savez(buf, centroids=self.centroids, bits=np.int64(self.bits), cutoffs=self.cutoffs, values=self.values)
-        return buf.getvalue()
+        """The codebook as one blob (what the index stores): ``_MAGIC``, K, d, bits as little-endian int32, then
+        the centroids, cutoffs and values as little-endian float32 (deterministic: equal codebooks, equal bytes)."""
+        head = _MAGIC + np.array([self.k, self.dim, self.bits], dtype="<i4").tobytes()
+        arrays = (self.centroids, self.cutoffs, self.values)
+        return head + b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Codebook:
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                return cls(
-                    np.ascontiguousarray(z["centroids"], dtype=np.float32),
-                    int(z["bits"]),
-                    np.ascontiguousarray(z["cutoffs"], dtype=np.float32),
-                    np.ascontiguousarray(z["values"], dtype=np.float32),
-                )
-        except (OSError, KeyError, ValueError) as exc:
-            raise CodecError(f"damaged codebook blob ({exc})") from exc
+        """The codebook :meth:`to_bytes` wrote; ``CodecError`` for anything else."""
+        start = len(_MAGIC) + 12
+        if data[: len(_MAGIC)] != _MAGIC or len(data) < start:
+            raise CodecError("damaged codebook blob (no codebook header)")
+        k, d, bits = (int(v) for v in np.frombuffer(data[len(_MAGIC) : start], dtype="<i4"))
+        if bits not in (1, 2) or not (1 <= k <= 65536 and 1 <= d <= 65536):
+            raise CodecError(f"damaged codebook blob (K={k}, d={d}, bits={bits})")
+        levels = 1 << bits
+        sizes = (k * d, d * (levels - 1), d * levels)
+        if len(data) != start + 4 * sum(sizes):
+            raise CodecError(f"damaged codebook blob ({len(data)} bytes for K={k}, d={d}, bits={bits})")
+        flat = np.frombuffer(data[start:], dtype="<f4").astype(np.float32)
+        a, b = sizes[0], sizes[0] + sizes[1]
+        return cls(flat[:a].reshape(k, d), bits, flat[a:b].reshape(d, levels - 1), flat[b:].reshape(d, levels))
 
 
 def _pack(codes: npt.NDArray[np.uint8], bits: int) -> npt.NDArray[np.uint8]:
