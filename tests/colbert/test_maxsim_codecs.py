@@ -21,7 +21,7 @@ from colbert.scoring import PackedDocs, maxsim
 from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
 
-CODECS = list(CODEBOOK_FREE) + ["bfloat16"]
+CODECS = [*CODEBOOK_FREE, "bfloat16"]
 PORTABLE = ("-O2", "-shared", "-fPIC", "-march=x86-64")
 
 
