@@ -235,9 +235,11 @@ class LocalHandle:
                 )
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)  # no document yet
         with self._sync_lock:
-            if self._ivf is None or self._ivf.version != snap.version:
-                self._ivf = IvfSnapshot.build(snap.version, self._book.k, *load_centroid_lists(conn, 0))
             ivf = self._ivf
+            if ivf is None or ivf.version != snap.version:  # built from this transaction, which matches ``snap``
+                ivf = IvfSnapshot.build(snap.version, self._book.k, *load_centroid_lists(conn, 0))
+                if snap is self._snapshot:  # kept only as the newest view (``_synced`` moves it forward)
+                    self._ivf = ivf
         return ivf_top(ivf, self._book, q, how.candidates, self.options.nprobe, allowed)
 
     def codebook(self) -> Codebook | None:
