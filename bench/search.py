@@ -40,9 +40,10 @@ from bench._hybrid_bench import hybrid_rows
 from bench._report import format_table
 from bench._synthetic import Corpus, ExactTopK
 from bench._synthetic_text import TextCorpus
+from colbert.codebook import Codebook
 from colbert.local import LocalOptions, LocalStore
 from colbert.local.dense_codec import DENSE_CODECS
-from colbert.quantize import Codec, decode, encode
+from colbert.quantize import Codec, decode, encode, needs_codebook
 from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
 
@@ -69,9 +70,12 @@ class Run:
         self.text = TextCorpus(args.seed, words=args.text_words) if args.text_words else None
         self.codec = Codec(args.codec)
         self.rows: list[list[object]] = []
+        self.book: Codebook | None = None  # residual codecs: the store's codebook (trained on the first document)
 
     def stored(self, tokens: np.ndarray) -> np.ndarray:
         """What the store scores for these tokens (the codec round trip), as float32."""
+        if self.book is not None:
+            return self.book.decode(self.book.encode(tokens), tokens.shape[0])
         blob = encode(tokens, self.codec)
         return np.asarray(decode(blob, tokens.shape[0], tokens.shape[1], self.codec), dtype=np.float32)
 
@@ -112,6 +116,7 @@ class Run:
             ]
             store.add_document(f"d{start // per_doc}", records)
             t2 = time.perf_counter()
+            self.book = store.codebook()
             stored = [self.stored(p.tokens) for p in pages]
             truth.add(start, stored)
             t3 = time.perf_counter()
@@ -178,6 +183,7 @@ class Run:
         ]
         plans += [("pooled", int(c), None) for c in a.pooled.split(",") if c]
         plans += [("pooled", int(c), a.query_groups) for c in a.pooled_grouped.split(",") if c]
+        plans += [("ivf", int(c), None) for c in a.ivf.split(",") if c and needs_codebook(self.codec)]
         if n <= a.exhaustive_max_pages:
             plans.append(("dense", None, None))
         for first_stage, candidates, groups in plans:
@@ -278,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--query-groups", type=int, default=8, help="query centroids in the --pooled-grouped plans")
     p.add_argument("--codec", default="float16", choices=[c.value for c in Codec])
     p.add_argument("--dense-codec", default="float32", choices=DENSE_CODECS, help="stored dense vector (ours)")
+    p.add_argument("--ivf", default="100,200,400", help="ivf first stage plans (ours; residual codecs only)")
     p.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     p.add_argument("--edge-pages", type=int, default=10_000, help="Qdrant Edge on the first N pages (0: skip)")
     p.add_argument("--exhaustive-max-pages", type=int, default=20_000, help="time exhaustive search up to N pages")

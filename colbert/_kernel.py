@@ -57,6 +57,9 @@ class Kernel:
         self.maxsim_bits = lib.maxsim_bits
         self.maxsim_bits.restype = None
         self.maxsim_bits.argtypes = [_P, _INT, _INT, _P, _P, _I64, _I64, _P]
+        self.maxsim_residual = lib.maxsim_residual
+        self.maxsim_residual.restype = None
+        self.maxsim_residual.argtypes = [_P, _P, _INT, _INT, _INT, _P, _P, _P, _I64, _I64, _P]
         lib.maxsim_has_avx512.restype = _INT
         self.avx512 = bool(lib.maxsim_has_avx512())
         lib.maxsim_init.restype = None

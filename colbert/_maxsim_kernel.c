@@ -356,3 +356,42 @@ void maxsim_bits(const float *lut, int n_lanes, int nbytes, const uint8_t *docs,
         }
     }
 }
+
+/* ---------- residual codec kernel (colbert/codebook.py, colbert/residual.py) ---------- */
+
+/* A token is a centroid id and `nbytes` bytes of packed bucket codes; its decoded value is
+   centroid + per-dimension bucket values, so  <q_l, token> = ct[id][l] + sum_j lut[j][byte_j][l]  exactly (up to
+   float32 summation order), with the caller's tables per block of 32 lanes:
+       ct:  (n_lanes / 32, k, 32) float32, q_l . centroid
+       lut: (n_lanes / 32, nbytes, 256, 32) float32, sum over the byte's dimensions of q_l[dim] * value[dim][code]
+   Each lookup reads 32 contiguous floats (one row per byte value), so the adds vectorise without gathers.
+   ids: (T,) uint16; codes: (T, nbytes) uint8. Scores pages [p0, p1) into out (N, n_lanes); empty pages get 0. */
+void maxsim_residual(const float *lut, const float *ct, int n_lanes, int nbytes, int k, const uint16_t *ids,
+                     const uint8_t *codes, const int64_t *offsets, int64_t p0, int64_t p1, float *out) {
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t t0 = offsets[p], t1 = offsets[p + 1];
+        float *o = out + p * n_lanes;
+        if (t0 == t1) {
+            for (int l = 0; l < n_lanes; l++) o[l] = 0.0f;
+            continue;
+        }
+        for (int b = 0; b < n_lanes / LANES; b++) {
+            const float *lb = lut + (int64_t)b * nbytes * 256 * LANES;
+            const float *cb = ct + (int64_t)b * k * LANES;
+            float mx[LANES];
+            for (int l = 0; l < LANES; l++) mx[l] = -INFINITY;
+            for (int64_t t = t0; t < t1; t++) {
+                float acc[LANES];
+                const float *c = cb + (int64_t)ids[t] * LANES;
+                const uint8_t *row = codes + t * nbytes;
+                for (int l = 0; l < LANES; l++) acc[l] = c[l];
+                for (int j = 0; j < nbytes; j++) {
+                    const float *e = lb + ((int64_t)j * 256 + row[j]) * LANES;
+                    for (int l = 0; l < LANES; l++) acc[l] += e[l];
+                }
+                for (int l = 0; l < LANES; l++) mx[l] = acc[l] > mx[l] ? acc[l] : mx[l];
+            }
+            memcpy(o + (int64_t)b * LANES, mx, sizeof mx);
+        }
+    }
+}

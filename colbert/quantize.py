@@ -10,7 +10,14 @@ binary     d/8              sign bits only (x > 0 → 1, MSB first, ``numpy.pack
                             unit vector of those signs — a lossy code: the float query is scored against the
                             signs (the "float query × binary document" scheme, ~2 nDCG points below float
                             on ColPali per Vespa's measurements)
+residual2  2 + d/4          PLAID-style: a centroid id of the collection's codebook + a 2-bit bucket code per
+                            dimension (:mod:`colbert.codebook`); decodes to centroid + the dimension's bucket
+                            value, not re-normalised; the residual is within its bucket's cutoffs
+residual1  2 + d/8          as residual2 with 1 bit per dimension (2 buckets)
 =========  ===============  ============================================================================
+
+The residual codecs need the collection's codebook: encode and decode them with
+:class:`colbert.codebook.Codebook` (this module's :func:`encode` / :func:`decode` raise ``CodecError`` for them).
 
 >>> x = np.array([[0.6, -0.8, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]], dtype=np.float32)
 >>> decode(encode(x, Codec.FLOAT32), 1, 8, Codec.FLOAT32).tolist() == x.tolist()
@@ -30,7 +37,16 @@ import numpy.typing as npt
 
 from colbert.errors import CodecError
 
-__all__ = ["Codec", "bytes_per_row", "decode", "encode"]
+__all__ = [
+    "CODEBOOK_FREE",
+    "RESIDUAL_BITS",
+    "Codec",
+    "bytes_per_row",
+    "checked_codec",
+    "decode",
+    "encode",
+    "needs_codebook",
+]
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -42,6 +58,22 @@ class Codec(enum.StrEnum):
     FLOAT16 = "float16"
     INT8 = "int8"
     BINARY = "binary"
+    RESIDUAL2 = "residual2"
+    RESIDUAL1 = "residual1"
+
+
+RESIDUAL_BITS = {Codec.RESIDUAL2: 2, Codec.RESIDUAL1: 1}  # bits per dimension of the residual codecs
+CODEBOOK_FREE = tuple(c.value for c in Codec if c not in RESIDUAL_BITS)  # codecs this module codes on its own
+
+
+def needs_codebook(codec: Codec | str) -> bool:
+    """Whether ``codec`` stores tokens against a collection codebook (:mod:`colbert.codebook`)."""
+    return _codec(codec) in RESIDUAL_BITS
+
+
+def checked_codec(codec: Codec | str) -> Codec:
+    """``codec`` as a :class:`Codec`; ``CodecError`` naming the codecs for a name that is not one."""
+    return _codec(codec)
 
 
 def _codec(codec: Codec | str) -> Codec:
@@ -51,13 +83,22 @@ def _codec(codec: Codec | str) -> Codec:
         raise CodecError(f"unknown codec {codec!r}; expected one of {[c.value for c in Codec]}") from None
 
 
+def _plain(codec: Codec | str) -> Codec:
+    c = _codec(codec)
+    if c in RESIDUAL_BITS:
+        raise CodecError(f"{c.value} needs the collection's codebook: use colbert.codebook.Codebook to code it")
+    return c
+
+
 def bytes_per_row(codec: Codec | str, d: int) -> int:
     """Encoded size of one d-dimensional row.
 
     >>> [bytes_per_row(c, 128) for c in Codec]
-    [512, 256, 132, 16]
+    [512, 256, 132, 16, 34, 18]
     """
     c = _codec(codec)
+    if c in RESIDUAL_BITS:
+        return 2 + (d * RESIDUAL_BITS[c] + 7) // 8
     if c is Codec.FLOAT32:
         return 4 * d
     if c is Codec.FLOAT16:
@@ -69,7 +110,7 @@ def bytes_per_row(codec: Codec | str, d: int) -> int:
 
 def encode(mv: npt.ArrayLike, codec: Codec | str) -> bytes:
     """Encode an (n, d) array of floats with ``codec`` (rows are independent)."""
-    c = _codec(codec)
+    c = _plain(codec)
     x = np.ascontiguousarray(mv, dtype=np.float32)  # (n, d)
     if x.ndim != 2:
         raise CodecError(f"expected an (n, d) array, got shape {x.shape}")
@@ -87,7 +128,7 @@ def encode(mv: npt.ArrayLike, codec: Codec | str) -> bytes:
 
 def decode(data: bytes | bytearray | memoryview, n: int, d: int, codec: Codec | str) -> FloatArray:
     """Decode ``n`` rows of size ``d`` into a float32 (n, d) array."""
-    c = _codec(codec)
+    c = _plain(codec)
     expected = n * bytes_per_row(c, d)
     if len(data) != expected:
         raise CodecError(f"{c.value} data for {n}×{d} must be {expected} bytes, got {len(data)}")

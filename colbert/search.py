@@ -35,7 +35,7 @@ from colbert.store import CollectionConfig, StoreLimits
 
 __all__ = ["FIRST_STAGES", "CheckedQuery", "Query", "SearchOptions", "checked_query"]
 
-FIRST_STAGES = ("dense", "pooled")
+FIRST_STAGES = ("dense", "pooled", "ivf")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,8 @@ class SearchOptions:
       (hybrid: the BM25 and visual candidates together), k..``max_candidates``; ``exhaustive``: score every
       (matching) unit exactly instead.
     * ``mode`` (:class:`~colbert.hybrid.SearchMode`), ``fusion`` (hybrid only; None: weighted, text_weight 0.5).
-    * ``first_stage``: ``dense`` or ``pooled`` (None: the backend's default; Qdrant has ``dense`` only);
+    * ``first_stage``: ``dense``, ``pooled`` or ``ivf`` (embedded backend, residual codecs:
+      :mod:`colbert.local.ivf`; None: the backend's default; Qdrant has ``dense`` only);
       ``prefetch`` (>= candidates) and ``query_groups`` (>= 1) tune ``pooled``
       (:meth:`colbert.local.LocalStore.search`).
     * ``include_text`` / ``include_unit_metadata``: each hit carries its unit's text / metadata, read with the
@@ -110,7 +111,7 @@ class SearchOptions:
 
     def _check_first_stage(self) -> None:
         if self.first_stage is not None and self.first_stage not in FIRST_STAGES:
-            raise InvalidQueryError(f"first_stage must be 'dense' or 'pooled', got {self.first_stage!r}")
+            raise InvalidQueryError(f"first_stage must be one of {FIRST_STAGES}, got {self.first_stage!r}")
         prefetch, groups = self.prefetch, self.query_groups
         if prefetch is not None and (
             isinstance(prefetch, bool) or not isinstance(prefetch, int) or not self.candidates <= prefetch

@@ -52,6 +52,7 @@ Each backend reads and writes documents as stored (:meth:`~colbert.backend.Backe
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import tarfile
@@ -76,7 +77,7 @@ from colbert._validate import validate_config
 from colbert.backend import Backend, StoredDocument
 from colbert.catalog import Catalog, validate_name
 from colbert.errors import ExportFormatError
-from colbert.quantize import Codec
+from colbert.quantize import Codec, checked_codec
 from colbert.store import CollectionConfig, FileInfo, Store, StoreLimits
 
 __all__ = [
@@ -186,9 +187,16 @@ class _Source:
 
 
 def import_collection(
-    catalog: Catalog, path: Path, *, name: str | None = None, tasks: Container[str] = TASKS
+    catalog: Catalog,
+    path: Path,
+    *,
+    name: str | None = None,
+    tasks: Container[str] = TASKS,
+    codec: str | None = None,
 ) -> ExportSummary:
-    """Create a collection from an export file (named as exported unless ``name``) and fill it as stored.
+    """Create a collection from an export file (named as exported unless ``name``) and fill it as stored;
+    ``codec``: store the multi-vectors with that codec instead of the exported one (a recode: the stored values
+    are re-encoded; ``CodecError`` for a codec that does not exist).
 
     ``CollectionExistsError`` if the name is taken (before or at the end: the staged import is then discarded);
     ``ExportFormatError`` for a file that is not an export of this format, is cut short, or holds a record an
@@ -202,6 +210,7 @@ def import_collection(
                 f"(found {manifest.get('format')!r:.80} version {manifest.get('version')!r:.20})"
             )
         config = config_from(manifest.get("config"), tasks)
+        config = config if codec is None else dataclasses.replace(config, codec=checked_codec(codec))
         target = validate_name(name or manifest.get("collection"))
         validate_config(config)
         sketch_vectors = manifest.get("sketch_vectors")

@@ -18,8 +18,10 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +31,14 @@ from colbert.backend import ExportSource, StoredDocument, StoredUnit, VacuumResu
 from colbert.errors import CollectionExistsError, CollectionNotFoundError, ExportFormatError
 from colbert.jobs import JobStore, Retention
 from colbert.local import schema as _schema
+from colbert.local.coding import settle_codebook, unit_rows
 from colbert.local.dense_codec import decode_dense, encode_dense
 from colbert.local.jobs import SqliteJobStore
 from colbert.local.sketch import page_sketch
 from colbert.local.store import LocalOptions, LocalStore
 from colbert.local.write import UnitRow, insert_document
-from colbert.quantize import Codec, decode, encode
-from colbert.store import CollectionConfig, OriginalFile, Store
+from colbert.quantize import Codec, decode, encode, needs_codebook
+from colbert.store import CollectionConfig, OriginalFile, Store, UnitRecord
 
 __all__ = ["LocalBackend"]
 
@@ -155,11 +158,16 @@ class LocalBackend:
 
     def export_source(self, store: Store) -> ExportSource:
         local = _mine(store)
+        if needs_codebook(local.config.codec):  # the codes mean nothing without the codebook: export the values
+            return ExportSource(Codec.FLOAT32, local.sketch_vectors, _documents(local, decoded=True))
         return ExportSource(Codec(local.config.codec), local.sketch_vectors, _documents(local))
 
     def restore(self, store: Store, doc: StoredDocument, encoding: Codec, sketch_vectors: int | None) -> None:
         local = _mine(store)
         codec = Codec(local.config.codec)
+        if needs_codebook(codec):
+            _restore_recoded(local, doc, encoding)
+            return
         dim = local.config.multivector_dim
         rows = []
         for u in doc.units:
@@ -172,10 +180,39 @@ class LocalBackend:
             dense = encode_dense(np.frombuffer(u.dense, dtype=np.float32), local.dense_codec)
             rows.append(UnitRow(u.unit, u.kind, metadata, dense, u.rows, blob, sketch, u.text, u.image))
         with local._write() as conn:
-            if conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone():
-                raise ExportFormatError(f"document {doc.doc_id!r} appears twice in the export")
-            insert_document(conn, doc.doc_id, rows, doc.metadata, doc.content_hash, doc.original)
-            conn.execute("UPDATE documents SET created_at = ? WHERE doc_id = ?", (doc.created_at, doc.doc_id))
+            _insert_restored(conn, doc, rows)
+
+
+def _restore_recoded(local: LocalStore, doc: StoredDocument, encoding: Codec) -> None:
+    """Restore into a residual-codec collection: the stored values re-encoded with its codebook (trained on this
+    document when it has none yet); the sketches are recomputed from the residual-coded values."""
+    dim = local.config.multivector_dim
+    records = [
+        UnitRecord(
+            u.unit,
+            np.frombuffer(u.dense, dtype=np.float32),
+            decode(u.mv, u.rows, dim, encoding),
+            kind=u.kind,
+            text=u.text,
+            metadata=u.metadata,
+            image=u.image,
+        )
+        for u in doc.units
+    ]
+    plain = replace(local.config, pool_factor=1)  # the export holds the pooled rows already
+    rows, trained = unit_rows(records, plain, local.sketch_vectors, local.codebook(), local.dense_codec)
+    with local._write() as conn:
+        rows = settle_codebook(
+            conn, rows, records, trained, plain, local.sketch_vectors, local._path, local.dense_codec
+        )
+        _insert_restored(conn, doc, rows)
+
+
+def _insert_restored(conn: sqlite3.Connection, doc: StoredDocument, rows: list[UnitRow]) -> None:
+    if conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone():
+        raise ExportFormatError(f"document {doc.doc_id!r} appears twice in the export")
+    insert_document(conn, doc.doc_id, rows, doc.metadata, doc.content_hash, doc.original)
+    conn.execute("UPDATE documents SET created_at = ? WHERE doc_id = ?", (doc.created_at, doc.doc_id))
 
 
 def _remove_unless_held(leftover: Path) -> None:
@@ -193,8 +230,9 @@ def _remove_unless_held(leftover: Path) -> None:
     shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _documents(store: LocalStore) -> Iterator[StoredDocument]:
-    """Every document of an embedded collection as stored, from one read snapshot."""
+def _documents(store: LocalStore, *, decoded: bool = False) -> Iterator[StoredDocument]:
+    """Every document of an embedded collection as stored (``decoded``: multi-vectors as float32 values), from
+    one read snapshot."""
     with store._read() as conn:
         docs = conn.execute("SELECT doc_id, metadata, created_at, content_hash FROM documents ORDER BY seq").fetchall()
         for doc_id, metadata, created_at, content_hash in docs:
@@ -212,7 +250,7 @@ def _documents(store: LocalStore) -> Iterator[StoredDocument]:
                     metadata=json.loads(r[2]),
                     dense=decode_dense(r[3], 1, store.config.dense_dim, store.dense_codec).tobytes(),
                     rows=int(r[4]),
-                    mv=bytes(r[5]),
+                    mv=store.decoded(r[5], int(r[4])).tobytes() if decoded else bytes(r[5]),
                     text=r[6],
                     image=None if r[7] is None else bytes(r[7]),
                     sketch=None if r[8] is None else bytes(r[8]),

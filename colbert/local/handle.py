@@ -25,13 +25,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from colbert import text
-from colbert.errors import IndexFormatError, StoreBusyError, StoreClosedError
+from colbert.codebook import Codebook
+from colbert.errors import IndexFormatError, InvalidQueryError, StoreBusyError, StoreClosedError
 from colbert.local import schema as _schema
 from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
+from colbert.local.codes import load_codebook
 from colbert.local.dense import DenseSnapshot
 from colbert.local.dense_codec import check_dense_codec
+from colbert.local.ivf import IvfSnapshot, ivf_top, load_centroid_lists
+from colbert.local.modes import FirstStage, first_stage
 from colbert.local.scan import PageScorer, load_dense
+from colbert.quantize import needs_codebook
 from colbert.store import CollectionConfig, StoreLimits
 
 __all__ = ["LocalHandle", "LocalOptions", "LocalStats"]
@@ -47,7 +54,8 @@ class LocalOptions:
     page_size: int = 65536  # SQLite page size, fixed at creation (64 KiB: a 256 KiB blob is 4 overflow pages)
     sketch_vectors: int = _schema.DEFAULT_SKETCH_VECTORS  # pooled first-stage centroids per page, fixed at creation
     dense_codec: str = "float32"  # how each unit's dense vector is stored (colbert.local.dense_codec), at creation
-    first_stage: str = "dense"  # what search() uses when not told: "dense" (the store contract) or "pooled"
+    first_stage: str = "dense"  # what search() uses when not told: "dense" (the store contract), "pooled", "ivf"
+    nprobe: int = 8  # ivf first stage: centroids probed per query token (colbert.local.ivf)
     scan_block_pages: int = 128  # pages decoded and scored at a time (bounds search memory)
     deletions_retained: int = 100_000  # deletion log rows kept for incremental refresh of other handles
     read_threads: int = 4  # connections reading a rerank's candidate blobs concurrently (1: the search's own)
@@ -57,10 +65,10 @@ class LocalOptions:
     def __post_init__(self) -> None:
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {self.synchronous!r}")
-        if self.first_stage not in ("dense", "pooled"):
-            raise ValueError(f"first_stage must be 'dense' or 'pooled', got {self.first_stage!r}")
-        if min(self.scan_block_pages, self.deletions_retained, self.sketch_vectors, self.read_threads) < 1:
-            raise ValueError("scan_block_pages, deletions_retained, sketch_vectors and read_threads must be >= 1")
+        if self.first_stage not in ("dense", "pooled", "ivf"):
+            raise ValueError(f"first_stage must be 'dense', 'pooled' or 'ivf', got {self.first_stage!r}")
+        if min(self.nprobe, self.scan_block_pages, self.deletions_retained, self.sketch_vectors, self.read_threads) < 1:
+            raise ValueError("nprobe, scan_block_pages, deletions_retained, sketch_vectors, read_threads must be >= 1")
         check_dense_codec(self.dense_codec)
         if self.term_cache_bytes < 0:
             raise ValueError(f"term_cache_bytes must be >= 0, got {self.term_cache_bytes}")
@@ -99,9 +107,11 @@ class LocalHandle:
         self._writer = self._connect()
         self.sketch_vectors = _schema.read_sketch_vectors(self._writer, self._path)
         self.dense_codec = _schema.read_dense_codec(self._writer, self._path)  # the stored choice, not the option's
-        self._scorer = PageScorer(config, options.scan_block_pages)
+        self._book: Codebook | None = None  # residual codecs: the stored codebook, once there (never changes)
+        self._scorer = PageScorer(config, options.scan_block_pages, lambda: self._book)
         self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
         self._snapshot: DenseSnapshot | None = None
+        self._ivf: IvfSnapshot | None = None  # the inverted lists (residual codecs), loaded by the first ivf search
         self._seen_keys: set[str] = set()  # metadata keys some document had (LocalStore.metadata_keys)
         # the units FTS5 holds (colbert.local.bm25): loaded by the first text search, then kept in step with the
         # snapshot
@@ -184,6 +194,8 @@ class LocalHandle:
             f"(SELECT COALESCE(MAX(seq), 0) FROM deletions), ({_TOKENIZER_SQL})"
         ).fetchone()
         self._check_tokenizer(tokenizer)
+        if self._book is None and needs_codebook(self.config.codec):
+            self._book = load_codebook(conn, self._path)
         if tokenizer != self._tokenizer:  # another process rebuilt the full-text index: same ids, new postings
             self._tokenizer, self._text = tokenizer, None
             self._postings.clear()
@@ -197,6 +209,7 @@ class LocalHandle:
             ids, matrix, sketch = load_dense(conn, 0, (dim, self.dense_codec), width)
             snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix, sketch, self.sketch_vectors)
             text = None  # the deletion log no longer reaches back to it: reloaded by the next text search
+            self._ivf = None  # likewise for the inverted lists
         else:
             dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
             ids, matrix, sketch = load_dense(conn, snap.version[0], (dim, self.dense_codec), width)
@@ -204,9 +217,41 @@ class LocalHandle:
             if text is not None:
                 text = text.apply(*load_text_units(conn, snap.version[0]), dead)
                 self._text_generation = text.generation
+            if self._ivf is not None:
+                self._ivf = self._ivf.apply(version, *load_centroid_lists(conn, snap.version[0]), dead)
+                self._ivf = None if self._ivf.too_sparse() else self._ivf
             snap = snap.apply(version, ids, matrix, dead, sketch)
         self._snapshot, self._text = snap, text
         return snap
+
+    def _first_stage(
+        self, conn: sqlite3.Connection, snap: DenseSnapshot, q: np.ndarray, dense: np.ndarray | None,
+        allowed: np.ndarray | None, how: FirstStage,
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """The visual first stage's (unit ids, scores) best first, in ``conn``'s read transaction (synced)."""
+        if how.kind != "ivf":
+            return first_stage(snap, q, dense, None if allowed is None else snap.rows_of(allowed), how)
+        if self._book is None:
+            if not needs_codebook(self.config.codec):
+                raise InvalidQueryError(
+                    f"first_stage 'ivf' needs a residual codec (residual2, residual1); this collection stores "
+                    f"{self.config.codec}"
+                )
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)  # no document yet
+        with self._sync_lock:
+            ivf = self._ivf
+            if ivf is None or ivf.version != snap.version:  # built from this transaction, which matches ``snap``
+                ivf = IvfSnapshot.build(snap.version, self._book.k, *load_centroid_lists(conn, 0))
+                if snap is self._snapshot:  # kept only as the newest view (``_synced`` moves it forward)
+                    self._ivf = ivf
+        return ivf_top(ivf, self._book, q, how.candidates, self.options.nprobe, allowed)
+
+    def codebook(self) -> Codebook | None:
+        """The collection's codebook (residual codecs; None: not trained yet, or a codec without one)."""
+        if self._book is None and needs_codebook(self.config.codec):
+            with self._read() as conn:
+                self._snapshot_for(conn)
+        return self._book
 
     def _check_tokenizer(self, stored: str | None) -> None:
         """``IndexFormatError`` when the full-text index was built by rules other than this code's (module

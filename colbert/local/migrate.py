@@ -28,6 +28,7 @@ from pathlib import Path
 
 from colbert import text
 from colbert.errors import IndexFormatError
+from colbert.local.codes import CODES_DDL
 from colbert.local.fts import FTS_DDL, fts_add, fts_rebuild
 from colbert.local.schema import FORMAT_VERSION, ORIGINALS_DDL, TOKENIZER_KEY, read_meta, read_tokenizer_version
 
@@ -46,6 +47,8 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
     _ensure_tokenizer(conn, path)
     _ensure_hash_index(conn)
     conn.execute(ORIGINALS_DDL)  # a version-3 index written before originals were kept
+    for statement in CODES_DDL:  # ... or before the residual codecs existed
+        conn.execute(statement)
 
 
 def _ensure_fts(conn: sqlite3.Connection) -> None:

@@ -50,7 +50,7 @@ class FirstStage:
     """How the visual candidates are chosen (see :meth:`colbert.local.LocalStore.search`; the values were checked
     by :class:`colbert.search.SearchOptions`)."""
 
-    kind: str  # "dense" | "pooled"
+    kind: str  # "dense" | "pooled" | "ivf" (colbert.local.ivf, served by LocalHandle._first_stage)
     candidates: int
     prefetch: int | None = None
     query_groups: int | None = None

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
+from colbert.codebook import Codebook
 from colbert.errors import CodecError, IndexFormatError
 from colbert.local.dense_codec import decode_dense
 from colbert.local.sketch import to_bf16_bits
+from colbert.quantize import needs_codebook
+from colbert.residual import ResidualDocs, ResidualScorer
 from colbert.scoring import PackedDocs, maxsim
 from colbert.store import CollectionConfig
 
@@ -27,9 +30,12 @@ Block = tuple[np.ndarray, list[int], list[bytes]]  # page ids (m,), vector count
 class PageScorer:
     """Scores stored pages against one query; the caller supplies the read transaction."""
 
-    def __init__(self, config: CollectionConfig, block_pages: int) -> None:
+    def __init__(
+        self, config: CollectionConfig, block_pages: int, codebook: Callable[[], Codebook | None] = lambda: None
+    ) -> None:
         self._config = config
         self._block = block_pages
+        self._codebook = codebook  # the collection's codebook (residual codecs), as of the search's sync
 
     def top(
         self, conn: sqlite3.Connection, query: np.ndarray, k: int, page_ids: np.ndarray | None
@@ -41,9 +47,13 @@ class PageScorer:
         """As :meth:`top`, over blocks the caller has read (e.g. concurrently, :func:`read_pages`)."""
         best_ids = np.empty(0, dtype=np.int64)
         best_scores = np.empty(0, dtype=np.float32)
+        residual: ResidualScorer | None = None
         for ids, counts, blobs in blocks:
-            docs = self._packed(counts, blobs)
-            scores = np.asarray(maxsim(query, docs), dtype=np.float32).reshape(-1)  # (block,)
+            if needs_codebook(self._config.codec):
+                residual = residual or self._residual_scorer(query)
+                scores = residual.scores(self._residual(counts, blobs, residual.book))  # (block,)
+            else:
+                scores = np.asarray(maxsim(query, self._packed(counts, blobs)), dtype=np.float32).reshape(-1)
             best_ids = np.concatenate([best_ids, ids])
             best_scores = np.concatenate([best_scores, scores])
             if best_ids.size > k:
@@ -57,6 +67,18 @@ class PageScorer:
         float16 and multiplies int8 codes / binary bits in its kernel (exact with respect to the stored values)."""
         try:
             return PackedDocs.from_encoded(counts, blobs, self._config.multivector_dim, self._config.codec)
+        except CodecError as exc:
+            raise IndexFormatError(f"stored {self._config.codec} blobs: {exc}") from exc
+
+    def _residual_scorer(self, query: np.ndarray) -> ResidualScorer:
+        book = self._codebook()
+        if book is None:
+            raise IndexFormatError(f"the collection holds {self._config.codec} pages but no codebook; restore it")
+        return ResidualScorer(query, book)
+
+    def _residual(self, counts: list[int], blobs: list[bytes], book: Codebook) -> ResidualDocs:
+        try:
+            return ResidualDocs.from_encoded(counts, blobs, book)
         except CodecError as exc:
             raise IndexFormatError(f"stored {self._config.codec} blobs: {exc}") from exc
 

@@ -26,6 +26,9 @@ they mean *unit* (a page or a text/code chunk, see :mod:`colbert.store`)::
                                             added to format 3 without a version change (created on open)
     deletions(seq PK AUTOINCREMENT, page_id)
                                             page ids removed, in commit order (the newest ``retain`` kept)
+    codebook, unit_centroids                the residual codecs' codebook and each unit's distinct centroid
+                                            ids (:mod:`colbert.local.codes`); added to format 3 without a
+                                            version change (created on open)
 
 ``AUTOINCREMENT`` makes page ids grow with commit order and never be reused. So any open handle brings its
 in-memory dense matrix up to date incrementally: pages with ``id`` above the highest it has loaded are new,
@@ -41,6 +44,7 @@ from pathlib import Path
 
 from colbert import text
 from colbert.errors import CodecError, DimensionMismatchError, IndexFormatError
+from colbert.local.codes import CODES_DDL
 from colbert.local.dense_codec import check_dense_codec
 from colbert.local.fts import FTS_DDL
 from colbert.quantize import Codec
@@ -137,6 +141,8 @@ def create_schema(
             conn.execute(statement)
         conn.execute(FTS_DDL)
         conn.execute(ORIGINALS_DDL)
+        for statement in CODES_DDL:
+            conn.execute(statement)
         rows = {
             "format": FORMAT_NAME,
             "format_version": str(FORMAT_VERSION),

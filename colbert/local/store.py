@@ -25,12 +25,14 @@ Why SQLite (stdlib) and this layout:
   (``sketch_vectors × multivector_dim × 2`` bytes per page, 2 KiB at 8 × 128). Candidates are chosen by
   approximate MaxSim of the query's tokens against the sketches, which tracks exact MaxSim far more closely
   than one dense vector does; ``prefetch`` optionally narrows the sketch scan to the dense top-``prefetch``.
+* **ivf first stage** (``first_stage="ivf"``, codecs ``residual2``/``residual1``): inverted lists over the collection
+  codebook's centroids (:mod:`colbert.local.ivf`; per-unit rows on disk, the inverse in memory, kept in step like
+  the dense matrix); the codebook is trained on the first document or by :meth:`LocalStore.train_codebook`.
 * **Filters before ranking.** Filters (:mod:`colbert.filters`) select the matching pages (equality through an
   indexed postings table, ``doc_fields``) and the first stage ranks only those, so k results come back
   however selective the filter is.
 * ``exhaustive=True`` (or ``query_dense=None``) scores every (matching) page, streaming blobs in blocks of
   ``scan_block_pages`` so memory stays bounded at any size.
-
 * **Several processes, one directory.** Any number of handles, in this process or others, may open the same
   directory: writes serialise on SQLite's write lock (a writer waits up to ``busy_timeout_s``, then gets
   ``sqlite3.OperationalError: database is locked``), and every handle brings its in-memory first stage up to
@@ -63,24 +65,20 @@ from colbert._validate import (
     validate_metadata,
     validate_original,
 )
-from colbert.errors import (
-    DocumentExistsError,
-    DocumentNotFoundError,
-    IndexFormatError,
-    InvalidQueryError,
-)
+from colbert.codebook import Codebook
+from colbert.errors import DocumentExistsError, DocumentNotFoundError, IndexFormatError, InvalidQueryError
 from colbert.filters import MetadataFilter
 from colbert.hybrid import SearchMode
 from colbert.local import migrate as _migrate
 from colbert.local import schema as _schema
 from colbert.local.bm25 import TextUnits, bm25_top
+from colbert.local.coding import settle_codebook, store_first_codebook, trained_codebook, unit_rows
 from colbert.local.dense_codec import decode_dense
 from colbert.local.filter import filter_docs_sql
 from colbert.local.handle import LocalHandle, LocalOptions, LocalStats
 from colbert.local.modes import Bm25, FirstStage, filtered_ids, hits_of, hybrid_rank, text_rank, visual_rank
-from colbert.local.modes import first_stage as stage_one
 from colbert.local.scan import read_pages
-from colbert.local.write import delete_rows, insert_document, unit_row
+from colbert.local.write import delete_rows, insert_document
 from colbert.quantize import decode
 from colbert.search import Query, SearchOptions, checked_query
 from colbert.store import CollectionConfig, DocumentInfo, FileInfo, Hit, OriginalFile, UnitRecord
@@ -158,14 +156,28 @@ class LocalStore(LocalHandle):
         limits = self.options.limits
         doc_id, records, meta = validate_document(doc_id, units, metadata, self.config, limits, content_hash)
         original = validate_original(original, limits)
-        rows = [unit_row(r, self.config, self.sketch_vectors, self.dense_codec) for r in records]  # outside the lock
+        rows, trained = unit_rows(  # outside the lock
+            records, self.config, self.sketch_vectors, self.codebook(), self.dense_codec
+        )
         with self._write() as conn:
+            rows = settle_codebook(
+                conn, rows, records, trained, self.config, self.sketch_vectors, self._path, self.dense_codec
+            )
             exists = conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
             if exists and not replace:
                 raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
             if exists:
                 delete_rows(conn, doc_id, self.options.deletions_retained)
             return insert_document(conn, doc_id, rows, meta, content_hash, original)
+
+    def train_codebook(self, tokens: np.ndarray, *, k: int | None = None) -> Codebook:
+        """Train the codebook of a residual codec on ``tokens`` (T, d) (a bulk load's sample; ``k`` centroids,
+        default :func:`colbert.codebook.choose_k`) and store it, before the first document; ``CodecError`` for
+        another codec or when the collection has a codebook already."""
+        book = trained_codebook(self.config, tokens, k)
+        with self._write() as conn:
+            store_first_codebook(conn, book, int(np.shape(tokens)[0]), self._path)
+        return book
 
     def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo:
         """Replace a document's metadata (and its filter index) in one transaction; units are untouched
@@ -249,9 +261,16 @@ class LocalStore(LocalHandle):
         if row is None:
             return None
         dense = decode_dense(row[1], 1, self.config.dense_dim, self.dense_codec)[0]  # (dense_dim,) unit
-        mv = np.asarray(decode(row[3], row[2], self.config.multivector_dim, self.config.codec), np.float32)
+        mv = self.decoded(row[3], row[2])
         meta = json.loads(row[0])
         return UnitRecord(unit, dense, mv, kind=row[4], text=row[5], metadata=meta, image=row[6])
+
+    def decoded(self, blob: bytes, n: int) -> np.ndarray:
+        """A stored multi-vector blob of ``n`` rows as the (n, d) float32 values it stores."""
+        book = self.codebook()
+        if book is not None:
+            return book.decode(blob, n)
+        return np.asarray(decode(blob, n, self.config.multivector_dim, self.config.codec), np.float32)
 
     def get_image(self, doc_id: str, unit: int) -> bytes | None:
         """The unit's image bytes (None: no such unit, or it has no image); reads nothing else."""
@@ -321,9 +340,8 @@ class LocalStore(LocalHandle):
             assert q is not None
             kind = opts.first_stage or self.options.first_stage
             how = FirstStage(kind, candidates, opts.prefetch, opts.query_groups)
-            rows = None if allowed is None else snap.rows_of(allowed)
             exact_all = opts.exhaustive or (dense is None and how.kind == "dense")
-            visual = None if exact_all else stage_one(snap, q, dense, rows, how)
+            visual = None if exact_all else self._first_stage(conn, snap, q, dense, allowed, how)
             if opts.mode is SearchMode.HYBRID:
                 bm25 = self._bm25(conn, units, str(checked.text), allowed)
                 rerank = lambda ids, n: self._rerank(conn, q, n, ids)  # noqa: E731

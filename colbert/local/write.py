@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from colbert._validate import canonical_json
+from colbert.codebook import Codebook
+from colbert.local.codes import distinct_centroids
 from colbert.local.dense_codec import encode_dense
 from colbert.local.filter import doc_field_rows
 from colbert.local.fts import fts_add, fts_delete
@@ -27,7 +29,7 @@ from colbert.pooling import pool_tokens
 from colbert.quantize import encode
 from colbert.store import CollectionConfig, DocumentInfo, FileInfo, OriginalFile, UnitRecord
 
-__all__ = ["UnitRow", "delete_rows", "insert_document", "unit_row"]
+__all__ = ["UnitRow", "delete_rows", "insert_document", "stored_tokens", "unit_row"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +45,30 @@ class UnitRow:
     sketch: bytes  # (k, d) float16 centroids
     text: str | None
     image: bytes | None
+    centroids: bytes | None = None  # residual codecs: the unit's distinct centroid ids (colbert.local.codes)
 
 
-def unit_row(
-    record: UnitRecord, config: CollectionConfig, sketch_vectors: int, dense_codec: str = "float32"
-) -> UnitRow:
+def stored_tokens(record: UnitRecord, config: CollectionConfig) -> np.ndarray:
+    """The (m, d) float32 rows a unit's multi-vector becomes before its codec (pooled when configured)."""
     mv = record.multivector  # (n, d) float32
     if config.pool_factor > 1:
         mv = pool_tokens(mv, config.pool_factor)  # (m, d), m ≈ n / pool_factor
+    return np.ascontiguousarray(mv, dtype=np.float32)
+
+
+def unit_row(
+    record: UnitRecord,
+    config: CollectionConfig,
+    sketch_vectors: int,
+    book: Codebook | None = None,
+    dense_codec: str = "float32",
+) -> UnitRow:
+    """A unit's rows; ``book``: the collection's codebook (required by the residual codecs, else unused);
+    ``dense_codec``: how its dense vector is stored (:mod:`colbert.local.dense_codec`)."""
+    mv = stored_tokens(record, config)  # (m, d)
     dense = record.dense / np.linalg.norm(record.dense)  # (dense_dim,) unit
-    blob = encode(np.ascontiguousarray(mv, dtype=np.float32), config.codec)
+    blob = encode(mv, config.codec) if book is None else book.encode(mv)
+    centroids = None if book is None else distinct_centroids(blob, mv.shape[0])
     sketch = page_sketch(mv, sketch_vectors).astype(np.float16).tobytes()  # (k, d) float16
     return UnitRow(
         unit=record.unit,
@@ -64,6 +80,7 @@ def unit_row(
         sketch=sketch,
         text=record.text,
         image=record.image,
+        centroids=centroids,
     )
 
 
@@ -96,6 +113,8 @@ def insert_document(
         page_id = cur.lastrowid
         conn.execute("INSERT INTO multivectors (page_id, n, data) VALUES (?, ?, ?)", (page_id, row.n, row.blob))
         conn.execute("INSERT INTO sketches (page_id, data) VALUES (?, ?)", (page_id, row.sketch))
+        if row.centroids is not None:
+            conn.execute("INSERT INTO unit_centroids (page_id, data) VALUES (?, ?)", (page_id, row.centroids))
         if row.text is not None:
             conn.execute("INSERT INTO unit_text (page_id, text) VALUES (?, ?)", (page_id, row.text))
             fts_add(conn, [(int(page_id or 0), row.text)])
@@ -112,7 +131,7 @@ def delete_rows(conn: sqlite3.Connection, doc_id: str, deletions_retained: int) 
     fts_delete(
         conn, conn.execute(f"SELECT page_id, text FROM unit_text WHERE page_id IN {of_doc}", (doc_id,)).fetchall()
     )
-    for table in ("multivectors", "sketches", "unit_text", "unit_images"):
+    for table in ("multivectors", "sketches", "unit_text", "unit_images", "unit_centroids"):
         conn.execute(f"DELETE FROM {table} WHERE page_id IN {of_doc}", (doc_id,))
     conn.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
     conn.execute("DELETE FROM doc_fields WHERE doc_id = ?", (doc_id,))

@@ -58,6 +58,7 @@ from colbert._validate import (
     validate_original,
 )
 from colbert.errors import (
+    CodecError,
     CollectionExistsError,
     CollectionNotFoundError,
     DimensionMismatchError,
@@ -91,6 +92,7 @@ from colbert.qdrant.live import doc_ids, doc_point, hits, info, instance_of, liv
 from colbert.qdrant.live import keep as keep_live
 from colbert.qdrant.modes import hybrid_points, text_points, visual_points
 from colbert.qdrant.sparse import check_tokenizer
+from colbert.quantize import CODEBOOK_FREE, needs_codebook
 from colbert.search import Query, SearchOptions, checked_query
 from colbert.store import CollectionConfig, DocumentInfo, Hit, OriginalFile, StoreLimits, UnitRecord
 
@@ -149,6 +151,8 @@ class QdrantStore:
         importing: bool = False,
     ) -> QdrantStore:
         validate_config(config)
+        if needs_codebook(config.codec):  # codes over a collection codebook: the embedded backend only, for now
+            raise CodecError(f"the Qdrant backend cannot store codec {config.codec}; use one of {CODEBOOK_FREE}")
         options = options or QdrantOptions()
         if any(client.collection_exists(c) for c in (name, *companion_collections(name))):
             raise CollectionExistsError(f"Qdrant collection {name!r} already exists")

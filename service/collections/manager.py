@@ -7,7 +7,8 @@ Blocking index calls (SQLite, file I/O) run in threads; preprocessing in the run
 the batcher's worker. Decisions:
 
 - ``dimensions`` of a new collection: one of the model's Matryoshka sizes or its full size (default);
-  ``codec``: float32 | float16 (default) | int8 | binary; ``pool_factor`` >= 1 (1 = no pooling).
+  ``codec``: float32 | float16 (default) | int8 | binary | residual2 | residual1 (embedded backend only);
+  ``pool_factor`` >= 1 (1 = no pooling).
 - Adding a document waits for the result (201) unless ``wait=false`` (202 + a job to poll).
 - A new document's id: ``document_id`` if given, else the uploaded file's name (made URL-safe), else a random
   id; an existing id is 409 unless ``replace``. The same bytes uploaded again without an explicit id follow
@@ -135,7 +136,7 @@ class Collections:
             )
             settings = self.runtime.settings
             indexer = Indexer(model, IndexOptions.from_settings(settings, self.runtime.render_pool))
-            self._services = (indexer, Searcher(model, SearchLimits.from_settings(settings)))
+            self._services = (indexer, Searcher(model, SearchLimits.from_settings(settings, self.runtime.render_pool)))
         return self._services
 
     async def close(self) -> None:

@@ -142,6 +142,7 @@ def load(store: Store, picture: PagePicture, limits: PageLimits) -> bytes:
         max_pages=1,
         max_bytes=limits.max_bytes,
         max_pixels_per_page=limits.max_decoded_pixels,
+        pool=limits.render_pool,
     )
     image = rendered.image
     if image.size != picture.size:  # as indexing's resize to the layout (service.collections.indexing._as_seen)

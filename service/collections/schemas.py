@@ -71,9 +71,9 @@ class CreateCollectionRequest(Struct, kw_only=True, forbid_unknown_fields=True):
             "(e.g. 128 ... 2048); default: the model's full size"
         ),
     ] = None
-    codec: Annotated[str, Meta(description="Storage of the multi-vectors: float32 | float16 | int8 | binary")] = (
-        "float16"
-    )
+    codec: Annotated[
+        str, Meta(description="Storage of the multi-vectors: float32 | float16 | int8 | binary | residual2 | residual1")
+    ] = "float16"
     pool_factor: Annotated[
         int,
         Meta(ge=1, le=64, description="Token pooling at index time (1 = off; 3 keeps ~1/3 of the vectors)"),

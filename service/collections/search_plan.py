@@ -19,6 +19,7 @@ from service.errors import UnprocessableError
 if TYPE_CHECKING:
     from colbert.store import CollectionConfig
     from service.collections.search_schemas import SearchRequest
+    from service.engine.render_pool import RenderPool
     from service.settings import Settings
 
 __all__ = ["SearchLimits", "SearchPlan", "SearchQuery", "not_applicable", "resolve_mode"]
@@ -151,7 +152,7 @@ class SearchLimits:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SearchLimits:
+    def from_settings(cls, settings: Settings, render_pool: RenderPool | None = None) -> SearchLimits:
         return cls(
             max_query_tokens=settings.max_text_tokens,
             image_max_pixels=settings.image_max_pixels,
@@ -161,5 +162,5 @@ class SearchLimits:
             rrf_k=settings.search_rrf_k,
             text_weight=settings.search_text_weight,
             max_per_span=settings.search_max_per_span,
-            render=PageLimits.from_settings(settings),
+            render=PageLimits.from_settings(settings, render_pool),
         )

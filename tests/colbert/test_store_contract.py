@@ -18,7 +18,7 @@ from colbert.errors import (
     InvalidQueryError,
     UnknownFilterKeyError,
 )
-from colbert.quantize import Codec
+from colbert.quantize import CODEBOOK_FREE, Codec
 from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
 from tests.colbert.store_backends import (
@@ -159,7 +159,7 @@ def test_reopen_keeps_data_and_checks_sizes(backend: Backend) -> None:
         backend.reopen(again, expected=CollectionConfig(dense_dim=DENSE + 1, multivector_dim=D))
 
 
-@pytest.mark.parametrize("codec", list(Codec))
+@pytest.mark.parametrize("codec", CODEBOOK_FREE)
 def test_codecs_and_pooling(backend: Backend, codec: Codec) -> None:
     config = CollectionConfig(dense_dim=DENSE, multivector_dim=D, codec=codec, pool_factor=2)
     store = backend.make(config)

@@ -32,9 +32,15 @@ class PageLimits:
     render_pool: RenderPool | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> PageLimits:
-        """As indexing renders pages (and as a kept PDF's page is rendered again to show it)."""
-        return cls(settings.pdf_dpi, settings.max_pdf_bytes, settings.max_decoded_pixels, settings.max_job_pdf_pages)
+    def from_settings(cls, settings: Settings, render_pool: RenderPool | None) -> PageLimits:
+        """As indexing renders pages (and as a kept PDF's page is rendered again to show it), in ``render_pool``."""
+        return cls(
+            settings.pdf_dpi,
+            settings.max_pdf_bytes,
+            settings.max_decoded_pixels,
+            settings.max_job_pdf_pages,
+            render_pool=render_pool,
+        )
 
 
 class Format(Protocol):

@@ -1,0 +1,73 @@
+"""The embedded index's codebook (residual codecs, :mod:`colbert.codebook`) and its per-unit centroid lists.
+
+Two tables, added to format 3 without a version change (created at creation and on open, empty unless the
+collection's codec is a residual one, so existing indexes keep opening)::
+
+    codebook(id = 1, data BLOB, digest, tokens, created_at)
+                        the collection's one codebook (``Codebook.to_bytes``), written by the transaction of
+                        the first document (trained on that document's tokens) or by an explicit
+                        ``LocalStore.train_codebook`` before any document; never changed afterwards (another
+                        codebook means another collection: recode through export/import)
+    unit_centroids(page_id PK, data BLOB)
+                        the distinct centroid ids of a unit's tokens, ascending uint16: the inverted-file first
+                        stage's postings (:mod:`colbert.local.ivf`), written and deleted with the unit
+
+A writer that trained a codebook in parallel with another process's writer finds the other's row in its
+transaction (``INSERT OR IGNORE`` then read back) and re-encodes its units with it before inserting them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+
+from colbert.codebook import Codebook
+from colbert.errors import CodecError, IndexFormatError
+
+__all__ = ["CODES_DDL", "digest", "distinct_centroids", "load_codebook", "store_codebook"]
+
+CODES_DDL = (
+    "CREATE TABLE IF NOT EXISTS codebook (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL, "
+    "digest TEXT NOT NULL, tokens INTEGER NOT NULL, created_at REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS unit_centroids (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+)
+
+
+def digest(book: Codebook) -> str:
+    return hashlib.sha256(book.to_bytes()).hexdigest()
+
+
+def load_codebook(conn: sqlite3.Connection, path: Path) -> Codebook | None:
+    """The stored codebook (None: not trained yet); ``IndexFormatError`` naming the file when it is damaged."""
+    row = conn.execute("SELECT data, digest FROM codebook WHERE id = 1").fetchone()
+    if row is None:
+        return None
+    data = bytes(row[0])
+    if hashlib.sha256(data).hexdigest() != row[1]:
+        raise IndexFormatError(f"{path}: the stored codebook is damaged (digest mismatch); restore the collection")
+    try:
+        return Codebook.from_bytes(data)
+    except CodecError as exc:
+        raise IndexFormatError(f"{path}: the stored codebook is damaged ({exc}); restore the collection") from exc
+
+
+def store_codebook(conn: sqlite3.Connection, book: Codebook, tokens: int, path: Path) -> Codebook:
+    """Store ``book`` unless a codebook is there (inside the caller's write transaction); the stored one."""
+    data = book.to_bytes()
+    conn.execute(
+        "INSERT OR IGNORE INTO codebook (id, data, digest, tokens, created_at) VALUES (1, ?, ?, ?, ?)",
+        (data, hashlib.sha256(data).hexdigest(), int(tokens), time.time()),
+    )
+    stored = load_codebook(conn, path)
+    assert stored is not None
+    return stored
+
+
+def distinct_centroids(blob: bytes, n: int) -> bytes:
+    """The ascending distinct centroid ids (uint16) of a residual blob's ``n`` tokens (its first 2·n bytes)."""
+    ids = np.frombuffer(blob, dtype="<u2", count=n)
+    return np.unique(ids).astype("<u2").tobytes()
