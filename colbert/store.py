@@ -149,6 +149,7 @@ class DocumentInfo:
     created_at: float
     content_hash: str | None = None  # given by the writer (e.g. sha256 of the uploaded bytes); None: unknown
     file: FileInfo | None = None  # the original file stored with the document, if any
+    warnings: tuple[str, ...] = ()  # what the writer found wrong but stored anyway ("no text found: ...")
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ class Store(Protocol):
         replace: bool = False,
         content_hash: str | None = None,
         original: OriginalFile | None = None,
+        warnings: Sequence[str] = (),
     ) -> DocumentInfo: ...
 
     def delete_document(self, doc_id: str) -> bool: ...

@@ -7,8 +7,9 @@ they mean *unit* (a page or a text/code chunk, see :mod:`colbert.store`)::
     meta(key, value)                       format name + version, sizes, codec, pool factor, created_at,
                                             tokenizer_version (the :mod:`colbert.text` rules ``unit_fts`` was
                                             built by; absent: version 1, see :mod:`colbert.local.migrate`)
-    documents(seq PK, doc_id UNIQUE, num_pages (= units), metadata JSON, created_at, content_hash)
-                                            indexed by content_hash (duplicate uploads are found by it)
+    documents(seq PK, doc_id UNIQUE, num_pages (= units), metadata JSON, created_at, content_hash,
+              warnings JSON list or NULL)   indexed by content_hash (duplicate uploads are found by it);
+                                            ``warnings`` added to format 3 without a version change
     pages(id PK AUTOINCREMENT, doc_id, page (= unit ordinal), metadata JSON, dense BLOB float32,
           kind ('page' | 'chunk'), UNIQUE(doc_id, page))
     unit_text(page_id PK, text)             a unit's text (page text layer, chunk text), when it has one
@@ -77,7 +78,8 @@ CREATE TABLE documents (
     num_pages INTEGER NOT NULL,
     metadata TEXT NOT NULL,
     created_at REAL NOT NULL,
-    content_hash TEXT
+    content_hash TEXT,
+    warnings TEXT
 );
 CREATE TABLE pages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -60,6 +60,7 @@ from colbert._validate import (
     validate_document,
     validate_metadata,
     validate_original,
+    validate_warnings,
 )
 from colbert.errors import (
     DocumentExistsError,
@@ -143,12 +144,15 @@ class LocalStore(LocalHandle):
         replace: bool = False,
         content_hash: str | None = None,
         original: OriginalFile | None = None,
+        warnings: Sequence[str] = (),
     ) -> DocumentInfo:
-        """Store all units of a document (vectors, text, images) and its ``original`` file, if given, in one
-        transaction (``DocumentExistsError`` unless ``replace``; a replace drops the old original)."""
+        """Store all units of a document (vectors, text, images), its ``original`` file, if given, and its
+        ``warnings`` in one transaction (``DocumentExistsError`` unless ``replace``; a replace drops the old
+        original)."""
         limits = self.options.limits
         doc_id, records, meta = validate_document(doc_id, units, metadata, self.config, limits, content_hash)
         original = validate_original(original, limits)
+        noted = validate_warnings(warnings)
         rows = [unit_row(r, self.config, self.sketch_vectors) for r in records]  # CPU work outside the lock
         with self._write() as conn:
             exists = conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
@@ -156,7 +160,7 @@ class LocalStore(LocalHandle):
                 raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
             if exists:
                 delete_rows(conn, doc_id, self.options.deletions_retained)
-            return insert_document(conn, doc_id, rows, meta, content_hash, original)
+            return insert_document(conn, doc_id, rows, meta, content_hash, original, noted)
 
     def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo:
         """Replace a document's metadata (and its filter index) in one transaction; units are untouched
@@ -363,11 +367,12 @@ _HOLDS_KEY = (  # a document whose metadata holds the key at :path with a value 
     "(json_type(metadata, :path) != 'array' OR json_array_length(metadata, :path) > 0) LIMIT 1"
 )
 _DOC_SELECT = (
-    "SELECT d.doc_id, d.num_pages, d.metadata, d.created_at, d.content_hash, o.media_type, o.size, o.name, o.sha256 "
-    "FROM documents d LEFT JOIN originals o ON o.doc_id = d.doc_id"
+    "SELECT d.doc_id, d.num_pages, d.metadata, d.created_at, d.content_hash, o.media_type, o.size, o.name, o.sha256, "
+    "d.warnings FROM documents d LEFT JOIN originals o ON o.doc_id = d.doc_id"
 )
 
 
 def _document(row: tuple[Any, ...]) -> DocumentInfo:
     file = None if row[5] is None else FileInfo(row[5], int(row[6]), row[7], row[8])
-    return DocumentInfo(row[0], row[1], json.loads(row[2]), row[3], row[4], file)
+    warnings = () if row[9] is None else tuple(json.loads(row[9]))
+    return DocumentInfo(row[0], row[1], json.loads(row[2]), row[3], row[4], file, warnings)

@@ -71,6 +71,7 @@ def insert_document(
     meta: dict[str, Any],
     content_hash: str | None,
     original: OriginalFile | None = None,
+    warnings: tuple[str, ...] = (),
 ) -> DocumentInfo:
     """Insert a document that is not there (the caller deleted any older one in the same transaction), with its
     original file when given (one ``originals`` row, in the same transaction)."""
@@ -82,8 +83,16 @@ def insert_document(
             (doc_id, file.media_type, file.name, file.size, file.sha256, original.data),
         )
     conn.execute(
-        "INSERT INTO documents (doc_id, num_pages, metadata, created_at, content_hash) VALUES (?, ?, ?, ?, ?)",
-        (doc_id, len(rows), canonical_json(meta), created, content_hash),
+        "INSERT INTO documents (doc_id, num_pages, metadata, created_at, content_hash, warnings) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            doc_id,
+            len(rows),
+            canonical_json(meta),
+            created,
+            content_hash,
+            canonical_json(list(warnings)) if warnings else None,
+        ),
     )
     for row in rows:
         cur = conn.execute(
@@ -99,7 +108,7 @@ def insert_document(
         if row.image is not None:
             conn.execute("INSERT INTO unit_images (page_id, data) VALUES (?, ?)", (page_id, row.image))
     conn.executemany("INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)", doc_field_rows(doc_id, meta))
-    return DocumentInfo(doc_id, len(rows), meta, created, content_hash, file)
+    return DocumentInfo(doc_id, len(rows), meta, created, content_hash, file, warnings)
 
 
 def delete_rows(conn: sqlite3.Connection, doc_id: str, deletions_retained: int) -> bool:

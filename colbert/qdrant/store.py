@@ -10,7 +10,8 @@ Layout of a collection ``name``:
   tagged with the document version like the vector points, so every replica serves every page image; and a
   kept original file's parts (:func:`colbert.qdrant.layout.original_points`), tagged the same way.
 * ``name__docs`` holds one vector-less point per document (id = uuid5 of the doc id): ``doc_id``,
-  ``version``, ``num_units``, ``metadata``, ``created_at``, ``content_hash``, ``file`` (the original file's
+  ``version``, ``num_units``, ``metadata``, ``created_at``, ``content_hash``, ``warnings`` (absent in records
+  written before documents kept warnings: none), ``file`` (the original file's
   description, or null). It is the commit record.
 
 Search is one Qdrant query: ``prefetch`` the ``candidates`` nearest pages by ``dense`` (the equality filter
@@ -56,6 +57,7 @@ from colbert._validate import (
     validate_document,
     validate_metadata,
     validate_original,
+    validate_warnings,
 )
 from colbert.errors import (
     CollectionExistsError,
@@ -195,10 +197,12 @@ class QdrantStore:
         replace: bool = False,
         content_hash: str | None = None,
         original: OriginalFile | None = None,
+        warnings: Sequence[str] = (),
     ) -> DocumentInfo:
         limits = self.options.limits
         doc_id, records, meta = validate_document(doc_id, units, metadata, self.config, limits, content_hash)
         original = validate_original(original, limits)
+        noted = validate_warnings(warnings)
         check_tokenizer(self.client, self.name)  # never old-rule sparse vectors in an upgraded collection
         if self._record(doc_id) is not None and not replace:
             raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
@@ -223,6 +227,7 @@ class QdrantStore:
             "created_at": created,
             "content_hash": content_hash,
             "file": file,
+            "warnings": list(noted),
         }
         self.client.upsert(self._docs, [qm.PointStruct(id=doc_point(doc_id), vector={}, payload=record)], wait=True)
         self._drop_pages(doc_id, keep_version=version)

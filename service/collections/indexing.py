@@ -47,6 +47,7 @@ from model.types import PromptType
 from service.collections.converters import PageLimits, as_loadable, converted_first, detect_kind, page_converter
 from service.collections.embedder import EmbeddingModel, QueueRetry
 from service.collections.highlight import stored_words
+from service.collections.notices import page_warnings
 from service.collections.staging import StagedDocument, check_free, write_document
 from service.collections.tasks import task_spec
 from service.collections.units import PageUnitInfo
@@ -223,7 +224,9 @@ class Indexer:
         retry = QueueRetry(wait_when_full, self.options.retry_after_s)
 
         async def fill(staged: StagedDocument) -> int:
-            return await self._embed_steps(source, numbers, staged, spec, store.config.dense_dim, progress, retry)
+            tokens = await self._embed_steps(source, numbers, staged, spec, store.config.dense_dim, progress, retry)
+            staged.warnings = page_warnings(staged.units, source.ocr or self.options.ocr)
+            return tokens
 
         info, tokens = await write_document(staged, fill)
         return IndexResult(info, tokens)

@@ -29,6 +29,7 @@ def document_object(collection: str, info: DocumentInfo) -> DocumentObject:
         metadata=info.metadata,
         created_at=info.created_at,
         content_hash=info.content_hash,
+        warnings=list(info.warnings),
         file=None if file is None else DocumentFile(media_type=file.media_type, bytes=file.size, name=file.name),
     )
 

@@ -198,6 +198,13 @@ class DocumentObject(Struct, kw_only=True):
     metadata: dict[str, Any]
     created_at: float
     content_hash: str | None = None  # sha256 of the uploaded bytes (+ page selection), see JEV4_DUPLICATE_POLICY
+    warnings: Annotated[
+        list[str],
+        Meta(
+            description="What was stored anyway but will surprise a searcher, e.g. 'no text found: visual search "
+            "only' for a page document none of whose pages has text (no text layer, and OCR read no word)"
+        ),
+    ] = []
     page_numbers: Annotated[
         list[int] | UnsetType,
         Meta(

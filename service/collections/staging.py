@@ -51,6 +51,7 @@ class StagedDocument:
         self.replace = replace
         self.content_hash = content_hash
         self.units: list[UnitRecord] = []
+        self.warnings: tuple[str, ...] = ()  # set by the filler once every unit is in (:mod:`.notices`)
 
     def add(self, units: list[UnitRecord]) -> None:
         self.units.extend(units)
@@ -64,6 +65,7 @@ class StagedDocument:
             replace=self.replace,
             content_hash=self.content_hash,
             original=self.original,
+            warnings=self.warnings,
         )
 
     def discard(self) -> None:
