@@ -117,7 +117,8 @@ class DeletedObject(Struct, kw_only=True):
 
 
 class AddDocumentRequest(Struct, kw_only=True, forbid_unknown_fields=True):
-    """JSON body of ``POST /v1/collections/{name}/documents`` (exactly one of ``pdf`` / ``image``).
+    """JSON body of ``POST /v1/collections/{name}/documents`` (exactly one of ``pdf`` / ``image`` / ``text`` /
+    ``url``).
 
     The multipart form has the same fields: ``file`` (the PDF or image; its kind is read from the bytes),
     ``metadata`` (a JSON object as text), ``pages``, ``document_id``, ``replace``.
@@ -127,6 +128,15 @@ class AddDocumentRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     image: Annotated[str | None, Meta(description="The image as base64, a data URI or an http(s) URL")] = None
     text: Annotated[
         str | None, Meta(description="A text or code document (chunked by structure, embedded with late chunking)")
+    ] = None
+    url: Annotated[
+        str | None,
+        Meta(
+            description="An http(s) URL of any document the collection takes (PDF, office file, e-book, image, web "
+            "page, text/code), fetched under the server's URL rules (JEV4_ALLOW_REMOTE_URLS, allowed hosts, no "
+            "private addresses, size and time limits) and read like an uploaded file named by the URL's last path "
+            "segment; the URL is kept as the metadata key `source` (unless metadata sets one)",
+        ),
     ] = None
     path: (
         Annotated[

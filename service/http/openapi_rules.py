@@ -134,7 +134,8 @@ _NON_EMPTY_LISTS = (  # lists the handlers refuse when empty
 _B64 = "[A-Za-z0-9+/_-]"
 _B64_TAIL = rf"(?:{_B64}{{2}}==|{_B64}{{3}}=|{_B64}{{2,3}})"
 MEDIA_PATTERN = rf"^(?:data:[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+;base64,)?(?:(?:{_B64}{{4}})+{_B64_TAIL}?|{_B64_TAIL})$"
-REMOTE_MEDIA_PATTERN = MEDIA_PATTERN[:-1] + r"|^https?://[^\s/?#]+(?:[/?#]\S*)?$"
+_URL_PATTERN = r"^https?://[^\s/?#]+(?:[/?#]\S*)?$"
+REMOTE_MEDIA_PATTERN = MEDIA_PATTERN[:-1] + "|" + _URL_PATTERN
 _ENCODINGS = ("float", "base64", "binary", "ubinary")  # service.embeddings.encoding
 _CHOICES = {  # string fields the handlers check against a fixed set
     ("CreateCollectionRequest", "codec"): ("float32", "float16", "int8", "binary"),
@@ -275,6 +276,18 @@ def _state_body_rules(schemas: dict[str, Any], dimensions: tuple[int, ...], medi
                         node.enum = list(dimensions)
 
 
+def _state_url_rule(body: dict[str, Any], media: str) -> None:
+    """``url`` takes an http(s) URL where the server fetches them; where it does not (remote URLs off), the field
+    is no part of a valid body (422 ``remote_urls_disabled``), so the schema leaves it out."""
+    if media == REMOTE_MEDIA_PATTERN:
+        for member in [body["properties"]["url"], *body["properties"]["url"].get("anyOf", [])]:
+            if member.get("type") == "string":
+                member["pattern"] = _URL_PATTERN
+        return
+    del body["properties"]["url"]
+    body["oneOf"] = exactly_one(("pdf", "image", "text"))
+
+
 def _state_upload_rules(openapi: OpenAPI, media: str) -> None:
     """The JSON upload body (built by :class:`UploadOperation`): media patterns, and a text document needs
     ``path`` or ``language``."""
@@ -298,6 +311,7 @@ def _state_upload_rules(openapi: OpenAPI, media: str) -> None:
             for member in [body["properties"][kind], *body["properties"][kind].get("anyOf", [])]:
                 if member.get("type") == "string":
                     member["pattern"] = media
+        _state_url_rule(body, media)
         text = next(branch for branch in body["oneOf"] if branch["required"] == ["text"])
         text["anyOf"] = [
             {"required": [k], "properties": {k: {"type": "string", "minLength": 1}}} for k in ("path", "language")
