@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from typing import TYPE_CHECKING
 
@@ -23,11 +24,15 @@ _POLL_S = 0.05
 
 
 async def index_pages(c: Collections, args: argparse.Namespace, run: IndexRun) -> int:
-    """Index every PDF/image under ``args.paths``; 1 when some failed or were refused."""
-    files = collect_documents(args.paths)
+    """Index every file under ``args.paths`` a page collection takes (the others counted by reason); 1 when
+    some failed or were refused."""
+    from service.collections.page_walk import PageWalkReport
+
+    report = PageWalkReport()
+    files = collect_documents(args.paths, report, max_bytes=c.runtime.settings.max_pdf_bytes)
     run.total = len(files)
     bar = Bar(disable=args.no_progress, unit="page")
-    failed = 0
+    failed = present = 0
     try:
         for file in files:
             run.current = file.source
@@ -35,21 +40,29 @@ async def index_pages(c: Collections, args: argparse.Namespace, run: IndexRun) -
             line = await _index_one(c, args, file, bar)
             if line is not None:
                 failed += line.startswith(("failed", "refused"))
+                present += line.startswith("skipped")
                 bar.note(line)
             run.done, run.current = run.done + 1, None
     finally:
         bar.close()
-    print(f"{len(files) - failed} of {len(files)} documents indexed or present in {args.collection!r}", file=sys.stderr)
+    indexed = len(files) - failed - present
+    summary = report.summary(indexed, present=present, failed=failed)
+    print(f"{summary} (collection {args.collection!r})", file=sys.stderr)
     return 1 if failed else 0
 
 
-def _upload(args: argparse.Namespace, file: DocumentFile) -> DocumentUpload:
-    from service.collections.indexing import DocumentSource, detect_kind
+def _upload(c: Collections, args: argparse.Namespace, file: DocumentFile) -> DocumentUpload:
+    """The file as the upload route reads a multipart file of that name (:func:`file_source`)."""
+    from service.collections.indexing import DocumentSource
+    from service.collections.texts import TextSource
+    from service.collections.upload_files import file_source
     from service.collections.uploads import DocumentUpload
 
     data = file.path.read_bytes()
-    kind = detect_kind(data)
-    source = DocumentSource(data, kind, args.pages if kind == "pdf" else None)
+    source = file_source(data, c.runtime.settings, what=file.source, path=file.path.name, pages=args.pages)
+    kind = "text" if isinstance(source, TextSource) else source.kind  # text: laid out into pages by the write path
+    if isinstance(source, DocumentSource) and kind == "image":  # --pages selects in documents; an image is one page
+        source = dataclasses.replace(source, pages=None)
     metadata = {"source": file.source, "kind": kind, **(args.metadata or {})}
     return DocumentUpload(source, metadata, file.document_id, args.replace, file.path.name, id_from_path=True)
 
@@ -59,7 +72,7 @@ async def _index_one(c: Collections, args: argparse.Namespace, file: DocumentFil
     from service.collections.schemas import DocumentObject
 
     try:
-        answer, existing = await c.add_document(args.collection, _upload(args, file), wait=False)
+        answer, existing = await c.add_document(args.collection, _upload(c, args, file), wait=False)
     except OSError as exc:
         return f"failed {file.source}: cannot read it: {exc}"
     except Exception as exc:  # an upload refused before its job started: the route's error, one line

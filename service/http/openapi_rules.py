@@ -277,12 +277,12 @@ def _state_body_rules(schemas: dict[str, Any], dimensions: tuple[int, ...], medi
 
 
 def _state_url_rule(body: dict[str, Any], media: str) -> None:
-    """``url`` takes an http(s) URL where the server fetches them; where it does not (remote URLs off), the field
-    is no part of a valid body (422 ``remote_urls_disabled``), so the schema leaves it out."""
+    """``url`` takes an http(s) URL where the server fetches them; with remote URLs off it is left out (a valid
+    body has none: 422 ``remote_urls_disabled``)."""
     if media == REMOTE_MEDIA_PATTERN:
-        for member in [body["properties"]["url"], *body["properties"]["url"].get("anyOf", [])]:
-            if member.get("type") == "string":
-                member["pattern"] = _URL_PATTERN
+        url = body["properties"]["url"]
+        for member in (m for m in [url, *url.get("anyOf", [])] if m.get("type") == "string"):
+            member["pattern"] = _URL_PATTERN
         return
     del body["properties"]["url"]
     body["oneOf"] = exactly_one(("pdf", "image", "text"))
