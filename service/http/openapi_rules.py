@@ -277,15 +277,13 @@ def _state_body_rules(schemas: dict[str, Any], dimensions: tuple[int, ...], medi
 
 
 def _state_url_rule(body: dict[str, Any], media: str) -> None:
-    """``url`` takes an http(s) URL where the server fetches them; with remote URLs off it is left out (a valid
-    body has none: 422 ``remote_urls_disabled``)."""
-    if media == REMOTE_MEDIA_PATTERN:
-        url = body["properties"]["url"]
-        for member in (m for m in [url, *url.get("anyOf", [])] if m.get("type") == "string"):
+    """``url``: an http(s) URL where the server fetches them; left out with remote URLs off (422 there)."""
+    if media != REMOTE_MEDIA_PATTERN:
+        del body["properties"]["url"]
+        body["oneOf"] = exactly_one(("pdf", "image", "text"))
+    for member in [body["properties"].get("url", {}), *body["properties"].get("url", {}).get("anyOf", [])]:
+        if member.get("type") == "string":
             member["pattern"] = _URL_PATTERN
-        return
-    del body["properties"]["url"]
-    body["oneOf"] = exactly_one(("pdf", "image", "text"))
 
 
 def _state_upload_rules(openapi: OpenAPI, media: str) -> None:
