@@ -108,6 +108,7 @@ def config_from(value: Any, tasks: Container[str]) -> CollectionConfig:
             pool_factor=_int(value["pool_factor"]),
             task=str(value.get("task", "retrieval")),  # files written before collections had a task
             unit_kind=str(value.get("unit_kind", "page")),
+            ocr=None if value.get("ocr") is None else str(value["ocr"]),  # absent: none set
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ExportFormatError(f"damaged manifest config {value!r:.200} ({exc!r})") from exc

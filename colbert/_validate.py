@@ -57,6 +57,8 @@ def validate_config(config: CollectionConfig) -> None:
         raise InvalidDocumentError(f"task must be a non-empty str, got {config.task!r}")
     if config.unit_kind not in UNIT_KINDS:
         raise InvalidDocumentError(f"unit_kind must be one of {UNIT_KINDS}, got {config.unit_kind!r}")
+    if config.ocr is not None and (not isinstance(config.ocr, str) or not 1 <= len(config.ocr) <= 32):
+        raise InvalidDocumentError(f"ocr must be None or a str of 1..32 characters, got {config.ocr!r:.40}")
 
 
 def validate_metadata(metadata: Mapping[str, Any] | None, limits: StoreLimits) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Tables (format version 3; the pre-release versions 1 and 2 are not read: rebuild
 sources). For history's sake the tables keep the word *page* where
 they mean *unit* (a page or a text/code chunk, see :mod:`colbert.store`)::
 
-    meta(key, value)                       format name + version, sizes, codec, pool factor, created_at,
+    meta(key, value)                       format name + version, sizes, codec, pool factor, task, unit kind,
+                                            ocr (only when set: the writer's OCR default), created_at,
                                             tokenizer_version (the :mod:`colbert.text` rules ``unit_fts`` was
                                             built by; absent: version 1, see :mod:`colbert.local.migrate`)
     documents(seq PK, doc_id UNIQUE, num_pages (= units), metadata JSON, created_at, content_hash,
@@ -138,6 +139,7 @@ def create_schema(
             "pool_factor": str(config.pool_factor),
             "task": config.task,
             "unit_kind": config.unit_kind,
+            **({} if config.ocr is None else {"ocr": config.ocr}),
             "sketch_vectors": str(int(sketch_vectors)),
             TOKENIZER_KEY: str(text.TOKENIZER_VERSION),
             "created_at": repr(time.time()),
@@ -177,6 +179,7 @@ def read_config(conn: sqlite3.Connection, path: Path, expected: CollectionConfig
             pool_factor=int(meta["pool_factor"]),
             task=meta.get("task", "retrieval"),  # older indexes: page collections of the retrieval task
             unit_kind=meta.get("unit_kind", "page"),
+            ocr=meta.get("ocr"),  # absent: none set (every index written before collections had one)
         )
     except (KeyError, ValueError) as exc:
         raise IndexFormatError(f"{path}: damaged meta table ({exc!r})") from exc

@@ -149,4 +149,5 @@ def _mismatch(existing: CollectionObject, args: argparse.Namespace) -> str | Non
 def _config_line(c: CollectionObject) -> str:
     """A collection's settings for people: ``dimensions 2048, codec float16, pool factor 1, task retrieval, pages``."""
     holds = "pages" if c.unit_kind == "page" else "text chunks"
-    return f"dimensions {c.dimensions}, codec {c.codec}, pool factor {c.pool_factor}, task {c.task}, holds {holds}"
+    ocr = "" if c.ocr is None else f", ocr {c.ocr}"
+    return f"dimensions {c.dimensions}, codec {c.codec}, pool factor {c.pool_factor}, task {c.task}, holds {holds}{ocr}"

@@ -30,6 +30,7 @@ a thread).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import io
 from collections.abc import Mapping
@@ -48,6 +49,7 @@ from service.collections.converters import PageLimits, as_loadable, converted_fi
 from service.collections.embedder import EmbeddingModel, QueueRetry
 from service.collections.highlight import stored_words
 from service.collections.notices import page_warnings
+from service.collections.ocr_default import upload_ocr
 from service.collections.staging import StagedDocument, check_free, write_document
 from service.collections.tasks import task_spec
 from service.collections.units import PageUnitInfo
@@ -212,6 +214,7 @@ class Indexer:
         """
         if converted_first(source.kind):  # planned by a caller that kept the upload as sent (the CLI)
             source = await self.model.start(functools.partial(self.loadable, source))
+        source = dataclasses.replace(source, ocr=upload_ocr(source.ocr, store.config, self.options.ocr))
         numbers = pages
         if numbers is None:
             numbers = await self.plan(store, collection, document_id, source, replace=replace, background=background)
@@ -225,7 +228,7 @@ class Indexer:
 
         async def fill(staged: StagedDocument) -> int:
             tokens = await self._embed_steps(source, numbers, staged, spec, store.config.dense_dim, progress, retry)
-            staged.warnings = page_warnings(staged.units, source.ocr or self.options.ocr)
+            staged.warnings = page_warnings(staged.units, source.ocr or self.options.ocr)  # ocr: set above
             return tokens
 
         info, tokens = await write_document(staged, fill)

@@ -60,6 +60,7 @@ def collection_object(
         pool_factor=config.pool_factor,
         task=config.task,
         unit_kind=config.unit_kind,
+        ocr=config.ocr,
         documents=counts[0],
         pages=counts[1],
         disk_bytes=disk_bytes,

@@ -89,6 +89,13 @@ class CreateCollectionRequest(Struct, kw_only=True, forbid_unknown_fields=True):
             "documents); default chunk for task code, else page"
         ),
     ] = None
+    ocr: Annotated[
+        Literal["auto", "always", "never"] | None,
+        Meta(
+            description="A page collection's OCR default for uploads that send no ocr: auto (pages without a usable "
+            "text layer), always, never; default: the server's (JEV4_OCR)"
+        ),
+    ] = None
 
 
 class CollectionObject(Struct, kw_only=True):
@@ -100,6 +107,9 @@ class CollectionObject(Struct, kw_only=True):
     pool_factor: int
     task: str = "retrieval"
     unit_kind: str = "page"
+    ocr: Annotated[
+        str | None, Meta(description="OCR default of its uploads (auto | always | never); null: the server's")
+    ] = None
     documents: int
     pages: int
     disk_bytes: int | None = None  # embedded backend: its files' size; None: not known here (Qdrant)
