@@ -4,8 +4,7 @@ the server enforces, so a schema-valid request is accepted and every status it c
 msgspec states the constraints of the request Structs, but many rules are checked by hand (collection names,
 base64 media, exactly one content key, the model's dimensions, lists that must not be empty) and Litestar loses a
 few (a bound of 0; booleans it converts leniently). :func:`state_rules` adds them to the generated schema in place
-at start-up; :func:`statuses` lists the error statuses of each route (docs/errors.md's policy).
-"""
+at start-up; :func:`statuses` lists the error statuses of each route (docs/errors.md's policy)."""
 
 from __future__ import annotations
 
@@ -329,10 +328,12 @@ def _copy_bounds(schemas: dict[str, Any]) -> None:
     """Numeric bounds from msgspec's own JSON Schema of each request Struct: Litestar drops a bound of 0
     (``Meta(ge=0)`` on ``text_weight`` came out without ``minimum``)."""
     from service.collections import schemas as collection_schemas
+    from service.collections import search_schemas
     from service.embeddings import schemas as embedding_schemas
 
+    modules = (collection_schemas, search_schemas, embedding_schemas)  # every module that defines a request Struct
     for component, schema in schemas.items():
-        struct = getattr(collection_schemas, component, None) or getattr(embedding_schemas, component, None)
+        struct = next((s for s in (getattr(m, component, None) for m in modules) if s is not None), None)
         if not component.endswith("Request") or not isinstance(struct, type) or not schema.properties:
             continue
         truth = json_schema(struct).get("properties", {})
