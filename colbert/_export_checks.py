@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from colbert._validate import validate_document, validate_original
+from colbert._validate import validate_document, validate_original, validate_warnings
 from colbert.backend import StoredDocument, StoredUnit
 from colbert.errors import ColbertError, ExportFormatError
 from colbert.quantize import Codec, decode
@@ -108,6 +108,7 @@ def config_from(value: Any, tasks: Container[str]) -> CollectionConfig:
             pool_factor=_int(value["pool_factor"]),
             task=str(value.get("task", "retrieval")),  # files written before collections had a task
             unit_kind=str(value.get("unit_kind", "page")),
+            ocr=None if value.get("ocr") is None else str(value["ocr"]),  # absent: none set
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ExportFormatError(f"damaged manifest config {value!r:.200} ({exc!r})") from exc
@@ -151,7 +152,10 @@ def document(record: dict[str, Any], parts: dict[str, bytes]) -> StoredDocument:
             raise TypeError(f"doc_id must be a string, got {doc_id!r:.40}")
         content_hash = record.get("content_hash")
         original = _original(record.get("file"), parts, doc_id)
-        return StoredDocument(doc_id, dict(record["metadata"]), float(created_at), content_hash, units, original)
+        warnings = tuple(record.get("warnings") or ())  # absent in exports made before documents kept warnings
+        return StoredDocument(
+            doc_id, dict(record["metadata"]), float(created_at), content_hash, units, original, warnings
+        )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ExportFormatError(f"damaged document record {str(record)[:200]} ({exc!r})") from exc
 
@@ -191,6 +195,7 @@ def checked(
             records.append(UnitRecord(u.unit, dense, mv, kind=u.kind, text=u.text, metadata=u.metadata, image=u.image))
         validate_document(doc.doc_id, records, doc.metadata, config, limits, doc.content_hash)
         validate_original(doc.original, limits)
+        validate_warnings(doc.warnings)
     except (ColbertError, ValueError) as exc:  # ExportFormatError included: named with the document
         raise ExportFormatError(f"{where}: {exc}") from exc
 

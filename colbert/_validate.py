@@ -33,7 +33,11 @@ __all__ = [
     "validate_filter",
     "validate_metadata",
     "validate_original",
+    "validate_warnings",
 ]
+
+MAX_WARNINGS = 16  # per document
+MAX_WARNING_LENGTH = 1000  # characters
 
 
 def canonical_json(value: Any) -> str:
@@ -53,6 +57,8 @@ def validate_config(config: CollectionConfig) -> None:
         raise InvalidDocumentError(f"task must be a non-empty str, got {config.task!r}")
     if config.unit_kind not in UNIT_KINDS:
         raise InvalidDocumentError(f"unit_kind must be one of {UNIT_KINDS}, got {config.unit_kind!r}")
+    if config.ocr is not None and (not isinstance(config.ocr, str) or not 1 <= len(config.ocr) <= 32):
+        raise InvalidDocumentError(f"ocr must be None or a str of 1..32 characters, got {config.ocr!r:.40}")
 
 
 def validate_metadata(metadata: Mapping[str, Any] | None, limits: StoreLimits) -> dict[str, Any]:
@@ -194,6 +200,21 @@ def validate_original(original: object, limits: StoreLimits) -> OriginalFile | N
         if any(ord(c) < 32 or ord(c) == 127 for c in name):
             raise InvalidDocumentError(f"original.name must not contain control characters, got {name!r:.80}")
     return OriginalFile(data, media, name)
+
+
+def validate_warnings(warnings: object) -> tuple[str, ...]:
+    """Check a document's warnings (at most ``MAX_WARNINGS`` non-empty strings of at most
+    ``MAX_WARNING_LENGTH`` characters, no NUL); the same typed error from both backends."""
+    if isinstance(warnings, str) or not isinstance(warnings, Sequence):
+        raise InvalidDocumentError(f"warnings must be a sequence of str, got {type(warnings).__name__}")
+    if len(warnings) > MAX_WARNINGS:
+        raise InvalidDocumentError(f"a document holds at most {MAX_WARNINGS} warnings, got {len(warnings)}")
+    for w in warnings:
+        if not isinstance(w, str) or not 1 <= len(w) <= MAX_WARNING_LENGTH or "\x00" in w:
+            raise InvalidDocumentError(
+                f"each warning must be a str of 1..{MAX_WARNING_LENGTH} characters without NUL, got {w!r:.80}"
+            )
+    return tuple(warnings)
 
 
 def validate_filter(filter: Mapping[str, Any] | MetadataFilter | None) -> MetadataFilter:

@@ -55,6 +55,7 @@ class StoredDocument:
     content_hash: str | None
     units: list[StoredUnit]
     original: OriginalFile | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

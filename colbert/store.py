@@ -72,10 +72,12 @@ class CollectionConfig:
     pool_factor: int = 1
     task: str = "retrieval"  # the encoder task its units and queries are embedded with (an opaque label here)
     unit_kind: str = "page"  # the one kind of unit it holds (one of UNIT_KINDS): scores of kinds do not mix
+    ocr: str | None = None  # the writer's OCR default for its documents (an opaque label here); None: none set
 
     def as_json(self) -> dict[str, Any]:
-        """The fields as JSON values (the codec by name), as the Qdrant metadata and export files keep them."""
-        return {
+        """The fields as JSON values (the codec by name), as the Qdrant metadata and export files keep them
+        (``ocr`` only when set, so that configs without one read as before)."""
+        out: dict[str, Any] = {
             "dense_dim": self.dense_dim,
             "multivector_dim": self.multivector_dim,
             "codec": str(Codec(self.codec)),
@@ -83,6 +85,9 @@ class CollectionConfig:
             "task": self.task,
             "unit_kind": self.unit_kind,
         }
+        if self.ocr is not None:
+            out["ocr"] = self.ocr
+        return out
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,7 @@ class DocumentInfo:
     created_at: float
     content_hash: str | None = None  # given by the writer (e.g. sha256 of the uploaded bytes); None: unknown
     file: FileInfo | None = None  # the original file stored with the document, if any
+    warnings: tuple[str, ...] = ()  # what the writer found wrong but stored anyway ("no text found: ...")
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,7 @@ class Store(Protocol):
         replace: bool = False,
         content_hash: str | None = None,
         original: OriginalFile | None = None,
+        warnings: Sequence[str] = (),
     ) -> DocumentInfo: ...
 
     def delete_document(self, doc_id: str) -> bool: ...

@@ -6,7 +6,7 @@ name ends in ``.gz``/``.tgz``), written and read as a stream, in this order::
     manifest.json                        format, version, collection name and config (dense_dim,
                                          multivector_dim, codec, pool_factor), source backend,
                                          multivector_encoding, sketch_vectors, exported_at
-    documents/00000000/document.json     doc_id, metadata, created_at, content_hash,
+    documents/00000000/document.json     doc_id, metadata, created_at, content_hash, warnings,
                                          file: {media_type, name, size, sha256} or null (version 2),
                                          units: [{unit, kind, metadata, rows, text, image, sketch}]
                                          (``text``/``image``/``sketch``: whether that member follows)
@@ -156,6 +156,7 @@ def _write_document(tar: tarfile.TarFile, folder: str, doc: StoredDocument) -> N
         "metadata": doc.metadata,
         "created_at": doc.created_at,
         "content_hash": doc.content_hash,
+        "warnings": list(doc.warnings),
         "file": None if doc.original is None else _file_json(FileInfo.of(doc.original)),
         "units": units,
     }

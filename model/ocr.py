@@ -24,36 +24,57 @@ from model.types import TextLayer, Word
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["MAX_ASPECT", "MIN_SIDE", "OCR_MODES", "SPARSE_CHARS_PER_MEGAPIXEL", "apply_ocr", "needs_ocr", "ocr_layer"]
+__all__ = [
+    "DETECTOR",
+    "MAX_ASPECT",
+    "MIN_SIDE",
+    "OCR_MODES",
+    "SPARSE_CHARS_PER_MEGAPIXEL",
+    "apply_ocr",
+    "make_engine",
+    "needs_ocr",
+    "ocr_layer",
+]
 
 OCR_MODES: Final = ("auto", "always", "never")
 SPARSE_CHARS_PER_MEGAPIXEL: Final = 40.0
 MIN_SIDE: Final = 8  # pixels: a thinner image holds no readable line (a 1 x 5000 strip)
 MAX_ASPECT: Final = 20  # longer side over 20 x the shorter: OCR fails to resize it, or upscales it to tens of MP
+# The detector's input: RapidOCR's default ("min", 736) scales the SHORTER side up to 736 px, so a 16 x 320 image
+# became a 736 x 14,720 detector input (36 s on a loaded CPU for a blank strip); "max" never upscales and caps the
+# longer side at 960/1500/2000 px by the image's size (a 150-DPI page, ~1250 x 1700 px, is read as it is: the same
+# input as before). bench/ocr.py measures both settings on the same pages.
+DETECTOR: Final = {"det_limit_type": "max"}
 _LOCK = threading.Lock()
 _ENGINE: list[Any] = []  # the process's RapidOCR engine, once created
+
+
+def make_engine(**settings: Any) -> Any:
+    """A RapidOCR engine with ``settings`` (its keyword names, e.g. ``det_limit_type``): ~1.5 s, ~100 MB."""
+    from rapidocr_onnxruntime import RapidOCR
+
+    return RapidOCR(**settings)
 
 
 def _engine() -> Any:
     """The process's engine (caller holds ``_LOCK``)."""
     if not _ENGINE:
-        from rapidocr_onnxruntime import RapidOCR
-
-        _ENGINE.append(RapidOCR())
+        _ENGINE.append(make_engine(**DETECTOR))
     return _ENGINE[0]
 
 
-def ocr_layer(image: Image.Image) -> TextLayer | None:
+def ocr_layer(image: Image.Image, engine: Any = None) -> TextLayer | None:
     """The words OCR reads on ``image`` (RGB) with their boxes in its pixels; None when it finds none, or when the
     image is thinner than :data:`MIN_SIDE` pixels or more elongated than :data:`MAX_ASPECT` (a strip, not a page:
-    RapidOCR's resizing fails on those)."""
+    RapidOCR's resizing fails on those). ``engine``: one of :func:`make_engine` instead of the process's (for
+    bench/ocr.py's comparison of settings)."""
     if min(image.size) < MIN_SIDE or max(image.size) > MAX_ASPECT * min(image.size):
         return None
     pixels = np.asarray(image.convert("RGB"))[:, :, ::-1]  # RapidOCR takes OpenCV's BGR order
     with _LOCK:
         # use_cls=False: the 0/180-degree line classifier flipped upright lines of real pages into garbage
         # (samples/report.pdf p1 at 150 DPI: 2 of 11 lines lost, word recall 0.74 -> see bench/ocr.py)
-        result, _elapsed = _engine()(pixels, use_cls=False, return_word_box=True)
+        result, _elapsed = (engine or _engine())(pixels, use_cls=False, return_word_box=True)
     lines: list[list[Word]] = []
     scores: list[float] = []
     for entry in result or []:

@@ -211,7 +211,7 @@ def _restore_recoded(local: LocalStore, doc: StoredDocument, encoding: Codec) ->
 def _insert_restored(conn: sqlite3.Connection, doc: StoredDocument, rows: list[UnitRow]) -> None:
     if conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone():
         raise ExportFormatError(f"document {doc.doc_id!r} appears twice in the export")
-    insert_document(conn, doc.doc_id, rows, doc.metadata, doc.content_hash, doc.original)
+    insert_document(conn, doc.doc_id, rows, doc.metadata, doc.content_hash, doc.original, doc.warnings)
     conn.execute("UPDATE documents SET created_at = ? WHERE doc_id = ?", (doc.created_at, doc.doc_id))
 
 
@@ -234,8 +234,10 @@ def _documents(store: LocalStore, *, decoded: bool = False) -> Iterator[StoredDo
     """Every document of an embedded collection as stored (``decoded``: multi-vectors as float32 values), from
     one read snapshot."""
     with store._read() as conn:
-        docs = conn.execute("SELECT doc_id, metadata, created_at, content_hash FROM documents ORDER BY seq").fetchall()
-        for doc_id, metadata, created_at, content_hash in docs:
+        docs = conn.execute(
+            "SELECT doc_id, metadata, created_at, content_hash, warnings FROM documents ORDER BY seq"
+        ).fetchall()
+        for doc_id, metadata, created_at, content_hash, warnings in docs:
             rows = conn.execute(
                 "SELECT p.page, p.kind, p.metadata, p.dense, m.n, m.data, t.text, i.data, s.data FROM pages p "
                 "JOIN multivectors m ON m.page_id = p.id LEFT JOIN unit_text t ON t.page_id = p.id "
@@ -259,4 +261,5 @@ def _documents(store: LocalStore, *, decoded: bool = False) -> Iterator[StoredDo
             ]
             found = conn.execute("SELECT data, media_type, name FROM originals WHERE doc_id = ?", (doc_id,)).fetchone()
             original = None if found is None else OriginalFile(bytes(found[0]), found[1], found[2])
-            yield StoredDocument(doc_id, json.loads(metadata), float(created_at), content_hash, units, original)
+            noted = () if warnings is None else tuple(json.loads(warnings))
+            yield StoredDocument(doc_id, json.loads(metadata), float(created_at), content_hash, units, original, noted)

@@ -2,8 +2,8 @@
 
 Format version 3 is the only one read (version 2, with page images as files beside the index, lived nine days
 before the first release and is no longer migrated: ``read_config`` names the version it found). Small
-additions made to version 3 before release (the full-text index, the originals table, the content-hash index)
-are created when missing.
+additions made to version 3 (the full-text index, the originals table, the content-hash index, the documents'
+``warnings`` column) are created when missing.
 
 The full-text index holds :mod:`colbert.text` tokens, and a unit is removed from it by the tokens its stored text
 gives *now* (:func:`colbert.local.fts.fts_delete`), so it must have been built by the rules of this code. The meta
@@ -46,6 +46,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
     _ensure_fts(conn)
     _ensure_tokenizer(conn, path)
     _ensure_hash_index(conn)
+    _ensure_warnings(conn)
     conn.execute(ORIGINALS_DDL)  # a version-3 index written before originals were kept
     for statement in CODES_DDL:  # ... or before the residual codecs existed
         conn.execute(statement)
@@ -118,3 +119,16 @@ def _ensure_hash_index(conn: sqlite3.Connection) -> None:
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'documents_by_hash'").fetchone():
         return
     conn.execute("CREATE INDEX IF NOT EXISTS documents_by_hash ON documents (content_hash)")
+
+
+def _ensure_warnings(conn: sqlite3.Connection) -> None:
+    """Give a version-3 index written before documents kept warnings its ``documents.warnings`` column (NULL:
+    none). Another process may add it between the check and the ALTER: that one's error is the column existing."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(documents)")}
+    if "warnings" in columns:
+        return
+    try:
+        conn.execute("ALTER TABLE documents ADD COLUMN warnings TEXT")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise

@@ -4,13 +4,15 @@ Tables (format version 3; the pre-release versions 1 and 2 are not read: rebuild
 sources). For history's sake the tables keep the word *page* where
 they mean *unit* (a page or a text/code chunk, see :mod:`colbert.store`)::
 
-    meta(key, value)                       format name + version, sizes, codec, pool factor, created_at,
+    meta(key, value)                       format name + version, sizes, codec, pool factor, task, unit kind,
+                                            ocr (only when set: the writer's OCR default), created_at,
                                             dense_codec (how ``pages.dense`` is stored, colbert.local.dense_codec;
                                             absent: float32, every index written before the key),
                                             tokenizer_version (the :mod:`colbert.text` rules ``unit_fts`` was
                                             built by; absent: version 1, see :mod:`colbert.local.migrate`)
-    documents(seq PK, doc_id UNIQUE, num_pages (= units), metadata JSON, created_at, content_hash)
-                                            indexed by content_hash (duplicate uploads are found by it)
+    documents(seq PK, doc_id UNIQUE, num_pages (= units), metadata JSON, created_at, content_hash,
+              warnings JSON list or NULL)   indexed by content_hash (duplicate uploads are found by it);
+                                            ``warnings`` added to format 3 without a version change
     pages(id PK AUTOINCREMENT, doc_id, page (= unit ordinal), metadata JSON, dense BLOB (dense_codec),
           kind ('page' | 'chunk'), UNIQUE(doc_id, page))
     unit_text(page_id PK, text)             a unit's text (page text layer, chunk text), when it has one
@@ -86,7 +88,8 @@ CREATE TABLE documents (
     num_pages INTEGER NOT NULL,
     metadata TEXT NOT NULL,
     created_at REAL NOT NULL,
-    content_hash TEXT
+    content_hash TEXT,
+    warnings TEXT
 );
 CREATE TABLE pages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -152,6 +155,7 @@ def create_schema(
             "pool_factor": str(config.pool_factor),
             "task": config.task,
             "unit_kind": config.unit_kind,
+            **({} if config.ocr is None else {"ocr": config.ocr}),
             "sketch_vectors": str(int(sketch_vectors)),
             DENSE_CODEC_KEY: check_dense_codec(dense_codec),
             TOKENIZER_KEY: str(text.TOKENIZER_VERSION),
@@ -192,6 +196,7 @@ def read_config(conn: sqlite3.Connection, path: Path, expected: CollectionConfig
             pool_factor=int(meta["pool_factor"]),
             task=meta.get("task", "retrieval"),  # older indexes: page collections of the retrieval task
             unit_kind=meta.get("unit_kind", "page"),
+            ocr=meta.get("ocr"),  # absent: none set (every index written before collections had one)
         )
     except (KeyError, ValueError) as exc:
         raise IndexFormatError(f"{path}: damaged meta table ({exc!r})") from exc

@@ -64,6 +64,7 @@ from colbert._validate import (
     validate_document,
     validate_metadata,
     validate_original,
+    validate_warnings,
 )
 from colbert.codebook import Codebook
 from colbert.errors import DocumentExistsError, DocumentNotFoundError, IndexFormatError, InvalidQueryError
@@ -78,10 +79,10 @@ from colbert.local.filter import filter_docs_sql
 from colbert.local.handle import LocalHandle, LocalOptions, LocalStats
 from colbert.local.modes import Bm25, FirstStage, filtered_ids, hits_of, hybrid_rank, text_rank, visual_rank
 from colbert.local.scan import read_pages
-from colbert.local.write import delete_rows, insert_document
+from colbert.local.write import DOC_SELECT, delete_rows, document_info, insert_document
 from colbert.quantize import decode
 from colbert.search import Query, SearchOptions, checked_query
-from colbert.store import CollectionConfig, DocumentInfo, FileInfo, Hit, OriginalFile, UnitRecord
+from colbert.store import CollectionConfig, DocumentInfo, Hit, OriginalFile, UnitRecord
 from colbert.text import query_terms
 
 __all__ = ["LocalOptions", "LocalStats", "LocalStore"]
@@ -150,12 +151,15 @@ class LocalStore(LocalHandle):
         replace: bool = False,
         content_hash: str | None = None,
         original: OriginalFile | None = None,
+        warnings: Sequence[str] = (),
     ) -> DocumentInfo:
-        """Store all units of a document (vectors, text, images) and its ``original`` file, if given, in one
-        transaction (``DocumentExistsError`` unless ``replace``; a replace drops the old original)."""
+        """Store all units of a document (vectors, text, images), its ``original`` file, if given, and its
+        ``warnings`` in one transaction (``DocumentExistsError`` unless ``replace``; a replace drops the old
+        original)."""
         limits = self.options.limits
         doc_id, records, meta = validate_document(doc_id, units, metadata, self.config, limits, content_hash)
         original = validate_original(original, limits)
+        noted = validate_warnings(warnings)
         rows, trained = unit_rows(  # outside the lock
             records, self.config, self.sketch_vectors, self.codebook(), self.dense_codec
         )
@@ -168,7 +172,7 @@ class LocalStore(LocalHandle):
                 raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
             if exists:
                 delete_rows(conn, doc_id, self.options.deletions_retained)
-            return insert_document(conn, doc_id, rows, meta, content_hash, original)
+            return insert_document(conn, doc_id, rows, meta, content_hash, original, noted)
 
     def train_codebook(self, tokens: np.ndarray, *, k: int | None = None) -> Codebook:
         """Train the codebook of a residual codec on ``tokens`` (T, d) (a bulk load's sample; ``k`` centroids,
@@ -194,8 +198,8 @@ class LocalStore(LocalHandle):
                 "INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)",
                 [(k, canonical_json(v), doc_id) for k, v in meta.items() if isinstance(v, str | int)],
             )
-            row = conn.execute(f"{_DOC_SELECT} WHERE d.doc_id = ?", (doc_id,)).fetchone()
-        return _document(row)
+            row = conn.execute(f"{DOC_SELECT} WHERE d.doc_id = ?", (doc_id,)).fetchone()
+        return document_info(row)
 
     def delete_document(self, doc_id: str) -> bool:
         """Remove a document and all its units in one transaction; False if it did not exist."""
@@ -222,8 +226,8 @@ class LocalStore(LocalHandle):
 
     def get_document(self, doc_id: str) -> DocumentInfo | None:
         with self._read() as conn:
-            row = conn.execute(f"{_DOC_SELECT} WHERE d.doc_id = ?", (doc_id,)).fetchone()
-        return None if row is None else _document(row)
+            row = conn.execute(f"{DOC_SELECT} WHERE d.doc_id = ?", (doc_id,)).fetchone()
+        return None if row is None else document_info(row)
 
     def find_by_hash(self, content_hash: str) -> DocumentInfo | None:
         """The earliest-added document with this content hash (index ``documents_by_hash``), None if none."""
@@ -231,16 +235,16 @@ class LocalStore(LocalHandle):
             raise InvalidQueryError(f"content_hash must be a str, got {type(content_hash).__name__}")
         with self._read() as conn:
             row = conn.execute(
-                f"{_DOC_SELECT} WHERE d.content_hash = ? ORDER BY d.seq LIMIT 1", (content_hash,)
+                f"{DOC_SELECT} WHERE d.content_hash = ? ORDER BY d.seq LIMIT 1", (content_hash,)
             ).fetchone()
-        return None if row is None else _document(row)
+        return None if row is None else document_info(row)
 
     def list_documents(self, *, offset: int = 0, limit: int = 100) -> list[DocumentInfo]:
         """Documents in the order they were (last) added."""
         check_page_window(offset, limit, self.options.limits)
         with self._read() as conn:
-            rows = conn.execute(f"{_DOC_SELECT} ORDER BY d.seq LIMIT ? OFFSET ?", (limit, offset)).fetchall()
-        return [_document(r) for r in rows]
+            rows = conn.execute(f"{DOC_SELECT} ORDER BY d.seq LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+        return [document_info(r) for r in rows]
 
     def count(self) -> tuple[int, int]:
         with self._read() as conn:
@@ -389,12 +393,3 @@ _HOLDS_KEY = (  # a document whose metadata holds the key at :path with a value 
     "SELECT 1 FROM documents WHERE json_type(metadata, :path) NOT IN ('null') AND "
     "(json_type(metadata, :path) != 'array' OR json_array_length(metadata, :path) > 0) LIMIT 1"
 )
-_DOC_SELECT = (
-    "SELECT d.doc_id, d.num_pages, d.metadata, d.created_at, d.content_hash, o.media_type, o.size, o.name, o.sha256 "
-    "FROM documents d LEFT JOIN originals o ON o.doc_id = d.doc_id"
-)
-
-
-def _document(row: tuple[Any, ...]) -> DocumentInfo:
-    file = None if row[5] is None else FileInfo(row[5], int(row[6]), row[7], row[8])
-    return DocumentInfo(row[0], row[1], json.loads(row[2]), row[3], row[4], file)

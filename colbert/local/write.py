@@ -10,6 +10,7 @@ sees every part of a unit or none. The document's original file, when kept, is o
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from colbert.pooling import pool_tokens
 from colbert.quantize import encode
 from colbert.store import CollectionConfig, DocumentInfo, FileInfo, OriginalFile, UnitRecord
 
-__all__ = ["UnitRow", "delete_rows", "insert_document", "stored_tokens", "unit_row"]
+__all__ = ["DOC_SELECT", "UnitRow", "delete_rows", "document_info", "insert_document", "stored_tokens", "unit_row"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ def insert_document(
     meta: dict[str, Any],
     content_hash: str | None,
     original: OriginalFile | None = None,
+    warnings: tuple[str, ...] = (),
 ) -> DocumentInfo:
     """Insert a document that is not there (the caller deleted any older one in the same transaction), with its
     original file when given (one ``originals`` row, in the same transaction)."""
@@ -102,8 +104,16 @@ def insert_document(
             (doc_id, file.media_type, file.name, file.size, file.sha256, original.data),
         )
     conn.execute(
-        "INSERT INTO documents (doc_id, num_pages, metadata, created_at, content_hash) VALUES (?, ?, ?, ?, ?)",
-        (doc_id, len(rows), canonical_json(meta), created, content_hash),
+        "INSERT INTO documents (doc_id, num_pages, metadata, created_at, content_hash, warnings) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            doc_id,
+            len(rows),
+            canonical_json(meta),
+            created,
+            content_hash,
+            canonical_json(list(warnings)) if warnings else None,
+        ),
     )
     for row in rows:
         cur = conn.execute(
@@ -121,7 +131,7 @@ def insert_document(
         if row.image is not None:
             conn.execute("INSERT INTO unit_images (page_id, data) VALUES (?, ?)", (page_id, row.image))
     conn.executemany("INSERT INTO doc_fields (key, value, doc_id) VALUES (?, ?, ?)", doc_field_rows(doc_id, meta))
-    return DocumentInfo(doc_id, len(rows), meta, created, content_hash, file)
+    return DocumentInfo(doc_id, len(rows), meta, created, content_hash, file, warnings)
 
 
 def delete_rows(conn: sqlite3.Connection, doc_id: str, deletions_retained: int) -> bool:
@@ -144,3 +154,16 @@ def delete_rows(conn: sqlite3.Connection, doc_id: str, deletions_retained: int) 
             (deletions_retained,),
         )
     return gone
+
+
+DOC_SELECT = (
+    "SELECT d.doc_id, d.num_pages, d.metadata, d.created_at, d.content_hash, o.media_type, o.size, o.name, o.sha256, "
+    "d.warnings FROM documents d LEFT JOIN originals o ON o.doc_id = d.doc_id"
+)
+
+
+def document_info(row: tuple[Any, ...]) -> DocumentInfo:
+    """A document as :data:`DOC_SELECT` reads it (the columns :func:`insert_document` writes)."""
+    file = None if row[5] is None else FileInfo(row[5], int(row[6]), row[7], row[8])
+    warnings = () if row[9] is None else tuple(json.loads(row[9]))
+    return DocumentInfo(row[0], row[1], json.loads(row[2]), row[3], row[4], file, warnings)

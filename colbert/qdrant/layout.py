@@ -239,6 +239,7 @@ def read_config(client: QdrantClient, name: str) -> CollectionConfig:
         pool_factor=int(meta["pool_factor"]),
         task=str(meta.get("task", "retrieval")),
         unit_kind=str(meta.get("unit_kind", "page")),
+        ocr=None if meta.get("ocr") is None else str(meta["ocr"]),
     )
 
 

@@ -124,7 +124,13 @@ def info(rec: dict[str, Any]) -> DocumentInfo:
     f = rec.get("file")
     file = None if not f else FileInfo(str(f["media_type"]), int(f["size"]), f.get("name"), str(f["sha256"]))
     return DocumentInfo(
-        rec["doc_id"], units, dict(rec["metadata"]), float(rec["created_at"]), rec.get("content_hash"), file
+        rec["doc_id"],
+        units,
+        dict(rec["metadata"]),
+        float(rec["created_at"]),
+        rec.get("content_hash"),
+        file,
+        tuple(rec.get("warnings") or ()),
     )
 
 

@@ -9,9 +9,9 @@ Layout of a collection ``name``:
 * ``name__blobs`` holds the units' images (:mod:`colbert.qdrant.layout`), one vector-less point per image,
   tagged with the document version like the vector points, so every replica serves every page image; and a
   kept original file's parts (:func:`colbert.qdrant.layout.original_points`), tagged the same way.
-* ``name__docs`` holds one vector-less point per document (id = uuid5 of the doc id): ``doc_id``,
-  ``version``, ``num_units``, ``metadata``, ``created_at``, ``content_hash``, ``file`` (the original file's
-  description, or null). It is the commit record.
+* ``name__docs`` holds one vector-less point per document (id = uuid5 of the doc id): ``doc_id``, ``version``,
+  ``num_units``, ``metadata``, ``created_at``, ``content_hash``, ``warnings`` (absent in records written before
+  documents kept warnings: none), ``file`` (the original file's description, or null). The commit record.
 
 Search is one Qdrant query: ``prefetch`` the ``candidates`` nearest pages by ``dense`` (the equality filter
 applied inside the prefetch, so selective filters still yield k results), then ``MaxSim`` over ``mv`` of
@@ -33,7 +33,8 @@ tokeniser rules are recomputed from the stored texts on open (:mod:`colbert.qdra
 
 Codecs: ``float32``/``float16`` map to Qdrant's storage datatypes; ``int8``/``binary`` documents are stored as
 float16 of their decoded values, so scores equal the embedded backend's (to float16 rounding) but the memory
-saving of those codecs is not realised on Qdrant (use Qdrant's own quantization for that).
+saving of those codecs is not realised on Qdrant (use Qdrant's own quantization for that); the residual codecs
+(a per-collection codebook) are refused at creation.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from colbert._validate import (
     validate_document,
     validate_metadata,
     validate_original,
+    validate_warnings,
 )
 from colbert.errors import (
     CodecError,
@@ -199,10 +201,12 @@ class QdrantStore:
         replace: bool = False,
         content_hash: str | None = None,
         original: OriginalFile | None = None,
+        warnings: Sequence[str] = (),
     ) -> DocumentInfo:
         limits = self.options.limits
         doc_id, records, meta = validate_document(doc_id, units, metadata, self.config, limits, content_hash)
         original = validate_original(original, limits)
+        noted = validate_warnings(warnings)
         check_tokenizer(self.client, self.name)  # never old-rule sparse vectors in an upgraded collection
         if self._record(doc_id) is not None and not replace:
             raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
@@ -218,16 +222,8 @@ class QdrantStore:
             parts, file = original_points(doc_id, version, original, cap)
             for part in parts:  # one request each: a part is sized to fill one
                 self.client.upsert(blobs_collection(self.name), [part], wait=True)
-        created = time.time()
-        record = {
-            "doc_id": doc_id,
-            "version": version,
-            "num_units": len(records),
-            "metadata": meta,
-            "created_at": created,
-            "content_hash": content_hash,
-            "file": file,
-        }
+        record: dict[str, Any] = {"doc_id": doc_id, "version": version, "num_units": len(records), "metadata": meta}
+        record |= {"created_at": time.time(), "content_hash": content_hash, "file": file, "warnings": list(noted)}
         self.client.upsert(self._docs, [qm.PointStruct(id=doc_point(doc_id), vector={}, payload=record)], wait=True)
         self._drop_pages(doc_id, keep_version=version)
         return info(record)

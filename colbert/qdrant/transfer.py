@@ -56,6 +56,7 @@ def documents(store: QdrantStore, encoding: Codec) -> Iterator[StoredDocument]:
             rec.get("content_hash"),
             units,
             original,
+            tuple(rec.get("warnings") or ()),
         )
 
 
@@ -141,6 +142,7 @@ def restore(store: QdrantStore, doc: StoredDocument, encoding: Codec) -> None:
         "created_at": doc.created_at,
         "content_hash": doc.content_hash,
         "file": file,
+        "warnings": list(doc.warnings),
     }
     doc_point = str(uuid.uuid5(NAMESPACE, doc.doc_id))
     store.client.upsert(store._docs, [qm.PointStruct(id=doc_point, vector={}, payload=record)], wait=True)

@@ -1,7 +1,8 @@
 """Files on disk as ``index`` takes them: which files a folder holds and the document id of each.
 
-Page documents (:func:`collect_documents`): files as given (any suffix), plus the PDFs and images under each
-folder (walked recursively). Text and code documents (:func:`collect_text_files`): the repository walk of
+Page documents (:func:`collect_documents`): files as given (any suffix), plus the files under each folder
+(walked recursively) that a page collection takes, the others counted by suffix and reason
+(:mod:`service.collections.page_walk`). Text and code documents (:func:`collect_text_files`): the repository walk of
 :func:`service.collections.walk.walk_repository` (``.git`` never entered, ``.gitignore`` honoured, vendored and
 generated files, binaries, unknown languages and files over ``JEV4_MAX_TEXT_BYTES`` skipped and counted).
 
@@ -17,10 +18,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["DOCUMENT_SUFFIXES", "DocumentFile", "collect_documents", "collect_text_files", "unique_ids"]
+if TYPE_CHECKING:
+    from service.collections.page_walk import PageWalkReport
 
-DOCUMENT_SUFFIXES = frozenset({".pdf", ".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+__all__ = ["DocumentFile", "collect_documents", "collect_text_files", "unique_ids"]
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:=+@-]")
 
 
@@ -36,14 +40,19 @@ def _document_id(name: str) -> str:
     return ident if ident[:1].isalnum() else f"d{ident}"
 
 
-def collect_documents(paths: Iterable[Path]) -> list[DocumentFile]:
-    """Files as given (any suffix) plus the PDFs and images under each folder, sorted, ids made unique."""
+def collect_documents(
+    paths: Iterable[Path], report: PageWalkReport | None = None, *, max_bytes: int = 50 * 1024 * 1024
+) -> list[DocumentFile]:
+    """Files as given (any suffix) plus the files under each folder that a page collection takes
+    (:func:`service.collections.page_walk.walk_pages`: PDFs, images, office files, e-books, web pages, Markdown
+    and text; the others counted in ``report`` by suffix and reason), sorted, ids made unique."""
+    from service.collections.page_walk import PageWalkReport, walk_pages
+
+    report = PageWalkReport() if report is None else report
     found: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file()):
-                if file.suffix.lower() in DOCUMENT_SUFFIXES:
-                    found.append((file, file.relative_to(path).as_posix()))
+            found.extend(walk_pages(path, report, max_bytes=max_bytes))
         elif path.is_file():
             found.append((path, path.name))
         else:

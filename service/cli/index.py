@@ -11,7 +11,10 @@ on the embedded backend; not with the Qdrant local mode, which locks its folder)
 
 The collection is created when it does not exist, with ``POST /v1/collections``'s rules (``--dimensions``,
 ``--codec``, ``--pool-factor``, ``--task``); of an existing one those flags must match or be left out.
-PDFs and images (the default) are pages: a document that exists is skipped unless ``--replace``; a file whose
+Documents (the default: PDFs, images, office files, e-books, web pages, Markdown and text; a folder's other files
+are counted by suffix and reason, :mod:`service.collections.page_walk`, and the last line says e.g. ``12 indexed,
+3 skipped: 2 × .exe (not a document), 1 × .docx (install LibreOffice: …)``) are pages: a document that exists is
+skipped unless ``--replace``; a file whose
 bytes a stored document holds follows ``--duplicate-policy`` / ``JEV4_DUPLICATE_POLICY``. Text and code
 (``--text``, implied by ``--task code`` and by a collection of chunks) are re-indexed incrementally: an unchanged
 file is skipped by its ``content_hash``, a changed one replaces its document; ``--prune`` deletes the documents
@@ -49,7 +52,8 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> None:
         "paths",
         nargs="+",
         type=Path,
-        help="files or folders: PDFs and images (walked recursively), or with --text "
+        help="files or folders: documents (walked recursively: PDFs, images, office files, e-books, web pages, "
+        "Markdown and text; what is skipped is counted with the reason), or with --text "
         "text and code files (a repository walk: .gitignore honoured, binaries and vendored files skipped)",
     )
     parser.add_argument("--collection", required=True, help="collection name (created when missing)")
@@ -107,7 +111,7 @@ async def _index(c: Door, args: argparse.Namespace, settings: Settings, run: Ind
         return await index_texts(c, args, settings, run)
     from service.cli.index_pages import index_pages
 
-    return await index_pages(c, args, run)
+    return await index_pages(c, args, settings, run)
 
 
 async def _existing(c: Door, name: str) -> CollectionObject | None:
@@ -162,4 +166,5 @@ def _mismatch(existing: CollectionObject, args: argparse.Namespace) -> str | Non
 def _config_line(c: CollectionObject) -> str:
     """A collection's settings for people: ``dimensions 2048, codec float16, pool factor 1, task retrieval, pages``."""
     holds = "pages" if c.unit_kind == "page" else "text chunks"
-    return f"dimensions {c.dimensions}, codec {c.codec}, pool factor {c.pool_factor}, task {c.task}, holds {holds}"
+    ocr = "" if c.ocr is None else f", ocr {c.ocr}"
+    return f"dimensions {c.dimensions}, codec {c.codec}, pool factor {c.pool_factor}, task {c.task}, holds {holds}{ocr}"

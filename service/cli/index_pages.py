@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from typing import TYPE_CHECKING
 
 from service.cli.files import DocumentFile, collect_documents
-from service.cli.output import counted
 from service.cli.progress import Bar, IndexRun
 from service.errors import ErrorInfo, error_info
 from service.settings import env_name
@@ -17,6 +17,7 @@ from service.settings import env_name
 if TYPE_CHECKING:
     from service.cli.door import Door
     from service.collections.uploads import DocumentUpload
+    from service.settings import Settings
 
 __all__ = ["index_pages"]
 
@@ -25,45 +26,56 @@ __all__ = ["index_pages"]
 _POLL_S, _MAX_POLL_S = 0.05, 0.5
 
 
-async def index_pages(c: Door, args: argparse.Namespace, run: IndexRun) -> int:
-    """Index every PDF/image under ``args.paths``; 1 when some failed or were refused."""
-    files = collect_documents(args.paths)
+async def index_pages(c: Door, args: argparse.Namespace, settings: Settings, run: IndexRun) -> int:
+    """Index every file under ``args.paths`` a page collection takes (the others counted by reason); 1 when
+    some failed or were refused."""
+    from service.collections.page_walk import PageWalkReport
+
+    report = PageWalkReport()
+    files = collect_documents(args.paths, report, max_bytes=settings.max_pdf_bytes)
     run.total = len(files)
     bar = Bar(disable=args.no_progress, unit="page")
-    failed = 0
+    failed = present = 0
     try:
         for file in files:
             run.current = file.source
             bar.label(file.source)
-            line = await _index_one(c, args, file, bar)
+            line = await _index_one(c, args, settings, file, bar)
             if line is not None:
                 failed += line.startswith(("failed", "refused"))
+                present += line.startswith("skipped")
                 bar.note(line)
             run.done, run.current = run.done + 1, None
     finally:
         bar.close()
-    done = f"{len(files) - failed} of {counted(len(files), 'document')}"
-    print(f"{done} indexed or present in {args.collection!r}", file=sys.stderr)
+    indexed = len(files) - failed - present
+    summary = report.summary(indexed, present=present, failed=failed)
+    print(f"{summary} (collection {args.collection!r})", file=sys.stderr)
     return 1 if failed else 0
 
 
-def _upload(args: argparse.Namespace, file: DocumentFile) -> DocumentUpload:
-    from service.collections.indexing import DocumentSource, detect_kind
+def _upload(settings: Settings, args: argparse.Namespace, file: DocumentFile) -> DocumentUpload:
+    """The file as the upload route reads a multipart file of that name (:func:`file_source`)."""
+    from service.collections.indexing import DocumentSource
+    from service.collections.texts import TextSource
+    from service.collections.upload_files import file_source
     from service.collections.uploads import DocumentUpload
 
     data = file.path.read_bytes()
-    kind = detect_kind(data)
-    source = DocumentSource(data, kind, args.pages if kind == "pdf" else None)
+    source = file_source(data, settings, what=file.source, path=file.path.name, pages=args.pages)
+    kind = "text" if isinstance(source, TextSource) else source.kind  # text: laid out into pages by the write path
+    if isinstance(source, DocumentSource) and kind == "image":  # --pages selects in documents; an image is one page
+        source = dataclasses.replace(source, pages=None)
     metadata = {"source": file.source, "kind": kind, **(args.metadata or {})}
     return DocumentUpload(source, metadata, file.document_id, args.replace, file.path.name, id_from_path=True)
 
 
-async def _index_one(c: Door, args: argparse.Namespace, file: DocumentFile, bar: Bar) -> str | None:
+async def _index_one(c: Door, args: argparse.Namespace, settings: Settings, file: DocumentFile, bar: Bar) -> str | None:
     """Index one file; the line to print about it (None: indexed)."""
     from service.collections.schemas import DocumentObject
 
     try:
-        answer, existing = await c.add_document(args.collection, _upload(args, file), wait=False)
+        answer, existing = await c.add_document(args.collection, _upload(settings, args, file), wait=False)
     except OSError as exc:
         return f"failed {file.source}: cannot read it: {exc}"
     except Exception as exc:  # an upload refused before its job started: the route's error, one line

@@ -63,4 +63,5 @@ def document_lines(d: DocumentObject) -> list[str]:
     if d.file is not None:
         name = "" if d.file.name is None else f" {json.dumps(d.file.name, ensure_ascii=False)}"
         lines.append(f"    original file{name}: {d.file.media_type}, {size(d.file.bytes)}")
+    lines += [f"    warning: {w}" for w in d.warnings]
     return lines

@@ -143,6 +143,7 @@ class UploadOptions(TypedDict, total=False):
 
     metadata: dict[str, Any]
     pages: str
+    ocr: str  # auto | always | never
     document_id: str
     replace: bool
 
@@ -163,6 +164,8 @@ def _upload_parts(
         data["metadata"] = json.dumps(options["metadata"])
     if "pages" in options:
         data["pages"] = options["pages"]
+    if "ocr" in options:
+        data["ocr"] = options["ocr"]
     if "document_id" in options:
         data["document_id"] = options["document_id"]
     if options.get("replace"):
@@ -187,6 +190,18 @@ def start_upload(
         params={"wait": "false"},
         files=files,
         data=data,
+    )
+
+
+def start_upload_url(collection: str, url: str, options: UploadOptions) -> Call[Job | Document]:
+    """The server fetches ``url`` (a PDF, office file, e-book, image, web page, text/code file) under its URL rules
+    and indexes it as an upload; its job at once (or the stored document the same bytes already are)."""
+    return Call(
+        "POST",
+        f"/v1/collections/{collection}/documents",
+        _job_or_document,
+        params={"wait": "false"},
+        json={"url": url, **options},
     )
 
 

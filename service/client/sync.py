@@ -23,6 +23,7 @@ from service.client.core import (
     check,
     follow_job,
     start_upload,
+    start_upload_url,
 )
 from service.client.types import (
     Collection,
@@ -160,6 +161,22 @@ class Client:
         timeout_s: float | None = None,
     ) -> Document:
         return self._flow(follow_job(collection, job, on_progress=on_progress, poll_s=poll_s, timeout_s=timeout_s))
+
+    def upload_url(
+        self,
+        collection: str,
+        url: str,
+        *,
+        on_progress: Progress | None = None,
+        poll_s: float = 0.5,
+        timeout_s: float | None = None,
+        **options: Unpack[UploadOptions],
+    ) -> Document:
+        """Have the server fetch ``url`` (a PDF, office file, e-book, image, web page, text or code file; under its
+        URL rules: JEV4_ALLOW_REMOTE_URLS, allowed hosts, no private addresses) and index it as a job; the stored
+        document, its metadata ``source`` the URL."""
+        started = self._call(start_upload_url(collection, url, options))
+        return self.wait_for_job(collection, started, on_progress=on_progress, poll_s=poll_s, timeout_s=timeout_s)
 
     def add_text(self, collection: str, text: str, *, path: str | None = None, **fields: Any) -> Document:
         """A text/code document (``path`` names its language by extension); fields: language, metadata,

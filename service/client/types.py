@@ -82,6 +82,7 @@ class Document:
     content_hash: str | None = None
     page_numbers: list[int] | None = None
     file: DocumentFile | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. "no text found: visual search only"
     object: str = "document"
     extra: dict[str, Any] = field(default_factory=dict)
 

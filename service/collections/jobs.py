@@ -313,4 +313,5 @@ class JobRegistry:
 def _document_info(record: dict[str, Any]) -> DocumentInfo:
     """A stored job's document (``dataclasses.asdict`` of a DocumentInfo; its ``file`` a dict or absent)."""
     file = record.get("file")
-    return DocumentInfo(**{**record, "file": None if file is None else FileInfo(**file)})
+    warnings = tuple(record.get("warnings") or ())  # absent in jobs stored before documents kept warnings
+    return DocumentInfo(**{**record, "file": None if file is None else FileInfo(**file), "warnings": warnings})

@@ -43,6 +43,7 @@ from service.collections.embedder import EmbeddingModel
 from service.collections.indexing import Indexer, IndexOptions
 from service.collections.job_store import Retention, open_job_store
 from service.collections.jobs import IndexJob, JobRegistry
+from service.collections.ocr_default import collection_ocr
 from service.collections.responses import (
     collection_object,
     document_object,
@@ -169,6 +170,7 @@ class Collections:
             pool_factor=data.pool_factor,
             task=data.task,
             unit_kind=unit_kind,
+            ocr=collection_ocr(data.ocr, unit_kind),
         )
         store = await asyncio.to_thread(self.catalog().create, data.name, config)
         on_disk = await asyncio.to_thread(self._disk_bytes, data.name)

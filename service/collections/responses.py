@@ -45,6 +45,7 @@ def document_object(collection: str, info: DocumentInfo) -> DocumentObject:
         metadata=info.metadata,
         created_at=info.created_at,
         content_hash=info.content_hash,
+        warnings=list(info.warnings),
         file=None if file is None else DocumentFile(media_type=file.media_type, bytes=file.size, name=file.name),
     )
 
@@ -75,6 +76,7 @@ def collection_object(
         pool_factor=config.pool_factor,
         task=config.task,
         unit_kind=config.unit_kind,
+        ocr=config.ocr,
         documents=counts[0],
         pages=counts[1],
         disk_bytes=disk_bytes,

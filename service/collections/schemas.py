@@ -89,6 +89,13 @@ class CreateCollectionRequest(Struct, kw_only=True, forbid_unknown_fields=True):
             "documents); default chunk for task code, else page"
         ),
     ] = None
+    ocr: Annotated[
+        Literal["auto", "always", "never"] | None,
+        Meta(
+            description="A page collection's OCR default for uploads that send no ocr: auto (pages without a usable "
+            "text layer), always, never; default: the server's (JEV4_OCR)"
+        ),
+    ] = None
 
 
 class CollectionObject(Struct, kw_only=True):
@@ -100,6 +107,9 @@ class CollectionObject(Struct, kw_only=True):
     pool_factor: int
     task: str = "retrieval"
     unit_kind: str = "page"
+    ocr: Annotated[
+        str | None, Meta(description="OCR default of its uploads (auto | always | never); null: the server's")
+    ] = None
     documents: int
     pages: int
     disk_bytes: int | None = None  # embedded backend: its files' size; None: not known here (Qdrant)
@@ -117,7 +127,8 @@ class DeletedObject(Struct, kw_only=True):
 
 
 class AddDocumentRequest(Struct, kw_only=True, forbid_unknown_fields=True):
-    """JSON body of ``POST /v1/collections/{name}/documents`` (exactly one of ``pdf`` / ``image``).
+    """JSON body of ``POST /v1/collections/{name}/documents`` (exactly one of ``pdf`` / ``image`` / ``text`` /
+    ``url``).
 
     The multipart form has the same fields: ``file`` (the PDF or image; its kind is read from the bytes),
     ``metadata`` (a JSON object as text), ``pages``, ``document_id``, ``replace``.
@@ -127,6 +138,15 @@ class AddDocumentRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     image: Annotated[str | None, Meta(description="The image as base64, a data URI or an http(s) URL")] = None
     text: Annotated[
         str | None, Meta(description="A text or code document (chunked by structure, embedded with late chunking)")
+    ] = None
+    url: Annotated[
+        str | None,
+        Meta(
+            description="An http(s) URL of any document the collection takes (PDF, office file, e-book, image, web "
+            "page, text/code), fetched under the server's URL rules (JEV4_ALLOW_REMOTE_URLS, allowed hosts, no "
+            "private addresses, size and time limits) and read like an uploaded file named by the URL's last path "
+            "segment; the URL is kept as the metadata key `source` (unless metadata sets one)",
+        ),
     ] = None
     path: (
         Annotated[
@@ -198,6 +218,13 @@ class DocumentObject(Struct, kw_only=True):
     metadata: dict[str, Any]
     created_at: float
     content_hash: str | None = None  # sha256 of the uploaded bytes (+ page selection), see JEV4_DUPLICATE_POLICY
+    warnings: Annotated[
+        list[str],
+        Meta(
+            description="What was stored anyway but will surprise a searcher, e.g. 'no text found: visual search "
+            "only' for a page document none of whose pages has text (no text layer, and OCR read no word)"
+        ),
+    ] = []
     page_numbers: Annotated[
         list[int] | UnsetType,
         Meta(

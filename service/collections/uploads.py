@@ -3,7 +3,11 @@
 - ``Content-Type: application/json`` (or none): :class:`~service.collections.schemas.AddDocumentRequest`,
   exactly one of ``pdf`` / ``image`` as base64, a data URI or an http(s) URL (guarded like every remote
   input: off unless enabled, allow-listed hosts, no private addresses; see ``service.embeddings.media``), or
-  ``text`` (a text or code document as a JSON string, with its ``path`` and/or ``language``).
+  ``text`` (a text or code document as a JSON string, with its ``path`` and/or ``language``), or ``url``: any
+  document a collection takes (PDF, office file, e-book, image, web page, text/code) fetched under the same guard
+  and then read as a multipart file named by the URL's last path segment
+  (:func:`service.collections.upload_files.fetch_document`); the URL becomes the ``source`` metadata key unless
+  the metadata sets one, the file name the default document id.
 - ``Content-Type: multipart/form-data``: a ``file`` part and optional text parts ``metadata`` (a JSON object),
   ``pages``, ``ocr`` (``auto`` | ``always`` | ``never``: :mod:`model.ocr`), ``document_id``, ``replace``
   (true/false), ``path`` and ``language``. The converter is picked by
@@ -34,22 +38,19 @@ from litestar.datastructures import UploadFile
 from PIL import Image
 
 from colbert.store import OriginalFile
-from model.errors import ImageError, NotAnImageError
-from model.images import describe_bytes, identify_image
+from model.errors import ImageError
+from model.images import identify_image
 from model.ocr import OCR_MODES
-from service.collections.converters import TEXT, pick
-from service.collections.converters.describe import unsupported_message
 from service.collections.indexing import DocumentSource
 from service.collections.schemas import DOCUMENT_ID_PATTERN, AddDocumentRequest
 from service.collections.texts import TextSource
-from service.embeddings.media import MediaLimits, load_source, wrong_kind
+from service.collections.upload_files import check_kind, fetch_document, file_source
+from service.embeddings.media import MediaLimits, load_source
 from service.errors import (
     BadRequestError,
-    PayloadTooLargeError,
     UnprocessableError,
     UnsupportedMediaTypeError,
 )
-from service.settings import env_name
 
 if TYPE_CHECKING:
     from litestar import Request
@@ -75,6 +76,7 @@ class DocumentUpload:
     id_from_path: bool = False
     # the CLI's incremental re-index: a text document whose content_hash is unchanged is not embedded again
     skip_unchanged: bool = False
+    url: str | None = None  # where the document was fetched from ({"url": …}): its ``source`` metadata
 
     def original(self) -> OriginalFile:
         """The uploaded file as kept with the document when ``JEV4_KEEP_ORIGINALS`` is on: its bytes, the media
@@ -85,14 +87,15 @@ class DocumentUpload:
         return OriginalFile(self.source.data, media_type_of(self.source.data, kind), name)
 
     async def metadata_to_store(self, store: Store, document_id: str) -> dict[str, Any] | None:
-        """A replace without metadata keeps the document's; else the metadata given, with the uploaded file's name
-        as ``source`` unless it sets one."""
+        """A replace without metadata keeps the document's; else the metadata given, with the URL it was fetched
+        from, else the uploaded file's name, as ``source`` unless it sets one."""
         if self.metadata is None and self.replace:
             existing = await asyncio.to_thread(store.get_document, document_id)
             if existing is not None:
                 return existing.metadata
-        if self.filename is not None and "source" not in (self.metadata or {}):
-            return {"source": self.filename, **(self.metadata or {})}
+        origin = self.url or self.filename
+        if origin is not None and "source" not in (self.metadata or {}):
+            return {"source": origin, **(self.metadata or {})}
         return self.metadata
 
     def default_id(self) -> str | None:
@@ -191,13 +194,17 @@ async def _from_json(body: bytes, settings: Settings) -> DocumentUpload:
         raise UnprocessableError(f"invalid request body: {exc}", code="validation_error") from None
     except msgspec.DecodeError as exc:
         raise BadRequestError(f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    given = [kind for kind in ("pdf", "image", "text") if getattr(data, kind) is not None]
+    given = [kind for kind in ("pdf", "image", "text", "url") if getattr(data, kind) is not None]
     if len(given) != 1:
         raise UnprocessableError(
-            f'expected exactly one of "pdf", "image" or "text", got {" and ".join(given) or "none"}',
+            f'expected exactly one of "pdf", "image", "text" or "url", got {" and ".join(given) or "none"}',
             code="invalid_input",
         )
     kind = given[0]
+    if data.url is not None:
+        fetched, name = await fetch_document(data.url, settings, language=data.language, pages=data.pages, ocr=data.ocr)
+        text_path = name if isinstance(fetched, TextSource) else None
+        return DocumentUpload(fetched, data.metadata, data.document_id, data.replace, name, text_path, url=data.url)
     if data.text is not None:
         path = data.path or (f"document.{data.language}" if data.language else "")
         if not path:
@@ -210,7 +217,7 @@ async def _from_json(body: bytes, settings: Settings) -> DocumentUpload:
     value: str = getattr(data, kind)
     setting = "max_pdf_bytes" if kind == "pdf" else "max_download_bytes"
     raw = await load_source(value, MediaLimits.from_settings(settings, setting), what=kind)
-    _check_kind(raw, "pdf" if kind == "pdf" else "image", f'"{kind}"')
+    check_kind(raw, "pdf" if kind == "pdf" else "image", f'"{kind}"')
     source = DocumentSource(raw, "pdf" if kind == "pdf" else "image", data.pages, data.ocr)
     return DocumentUpload(source, data.metadata, data.document_id, data.replace)
 
@@ -246,59 +253,15 @@ async def _from_form(request: Request[Any, Any, Any], settings: Settings) -> Doc
     filename = upload.filename.replace("\\", "/").rsplit("/", 1)[-1] if upload.filename else None
     path = _text(form.get("path"), "path") or upload.filename or ""
     language = _text(form.get("language"), "language") or None
-    kind = pick(data, path=path, language=language)
-    if kind == TEXT:
-        source = TextSource(data, path or f"document.{language}", language)
-        metadata = _metadata(form.get("metadata"))
-        replace = _flag(form.get("replace"))
-        return DocumentUpload(source, metadata, document_id, replace, filename or None, path or None)
-    setting = "max_download_bytes" if kind == "image" else "max_pdf_bytes"  # documents (PDF, e-book) share one cap
-    max_bytes = getattr(settings, setting)
-    if len(data) > max_bytes:
-        raise PayloadTooLargeError(
-            f"file: {len(data)} bytes, more than the limit of {max_bytes} for a {kind} ({env_name(setting)})"
-        )
-    if not data:
-        raise UnprocessableError("file: the uploaded file is empty", code="empty_input")
-    if kind in ("pdf", "image"):  # the other formats' converters name what is wrong when they convert
-        _check_kind(data, kind, f"file {upload.filename!r}" if upload.filename else "file")
-    pages = _text(form.get("pages"), "pages")
-    return DocumentUpload(
-        DocumentSource(data, kind, pages or None, _ocr_mode(form.get("ocr"))),
-        _metadata(form.get("metadata")),
-        document_id,
-        _flag(form.get("replace")),
-        filename or None,
+    what = f"file {upload.filename!r}" if upload.filename else "file"
+    pages = _text(form.get("pages"), "pages") or None
+    source = file_source(
+        data, settings, what=what, path=path, language=language, pages=pages, ocr=_ocr_mode(form.get("ocr"))
     )
-
-
-# What to send instead of a file that is neither a PDF nor an image (see ``media.wrong_kind``).
-_INSTEAD = {
-    "pdf": 'send a PDF as "pdf" (JSON) or as the multipart "file" part',
-    "text": "page documents are PDFs and images (PNG, JPEG, WebP, GIF, BMP, TIFF); a text or code document needs "
-    'a known extension in its file name or "path" (.py, .js, .ts, .go, .rs, .java, .c, .cpp, .sh, .md, .txt, '
-    '…) or a "language" field (e.g. "text")',
-}
-
-
-def _check_kind(data: bytes, kind: str, what: str) -> None:
-    """415 naming the input when the bytes are not the kind they were given as (a PDF sent as an image, a
-    code file uploaded as a page document); reads headers only."""
-    if kind == "pdf":
-        looks_like, description = describe_bytes(data[:4096])
-        if looks_like != "pdf":
-            raise UnsupportedMediaTypeError(
-                f'{what}: not a PDF: the bytes look like {description}; send images as "image"',
-                code="invalid_pdf",
-            )
-        return
-    known = unsupported_message(what, data)  # a Word file, an archive, a program: say what it is and what to send
-    if known is not None:
-        raise UnsupportedMediaTypeError(known, code="unsupported_format")
-    try:
-        identify_image(data, what)
-    except NotAnImageError as exc:
-        raise wrong_kind(what, exc, _INSTEAD) from None
+    text_path = (path or None) if isinstance(source, TextSource) else None
+    return DocumentUpload(
+        source, _metadata(form.get("metadata")), document_id, _flag(form.get("replace")), filename or None, text_path
+    )
 
 
 def _text(value: Any, field: str) -> str | None:

@@ -19,6 +19,7 @@ document. A new input format is a converter (:mod:`service.collections.converter
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -26,13 +27,15 @@ from typing import TYPE_CHECKING, Protocol
 from model.types import PromptType
 from service.collections import page_images
 from service.collections.duplicates import content_hash
+from service.collections.notices import page_warnings
+from service.collections.ocr_default import upload_ocr
 from service.collections.tasks import task_spec
 from service.collections.texts import TextSource, text_indexer
 from service.engine import memory
 from service.errors import ConflictError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
     from typing import Any
 
     from colbert.store import CollectionConfig, DocumentInfo, OriginalFile, Store, UnitRecord
@@ -128,11 +131,18 @@ def commit(
     replace: bool,
     content_hash: str | None,
     original: OriginalFile | None,
+    warnings: Sequence[str] = (),
 ) -> DocumentInfo:
     """Store every unit as one document (all or nothing; blocking): the one call of ``Store.add_document`` below
     the front ends. ``DocumentExistsError`` when the id is taken and ``replace`` is off."""
     return store.add_document(
-        document_id, units, metadata, replace=replace, content_hash=content_hash, original=original
+        document_id,
+        units,
+        metadata,
+        replace=replace,
+        content_hash=content_hash,
+        original=original,
+        warnings=warnings,
     )
 
 
@@ -146,11 +156,13 @@ async def _embed_then_commit(
     replace: bool,
     content_hash: str | None,
     original: OriginalFile | None,
+    warnings_of: Callable[[list[UnitRecord]], Sequence[str]] | None = None,
 ) -> Written:
-    """Await ``embedded`` (it fills ``units`` and returns the tokens), then :func:`commit`; on any error or
-    cancellation the units are dropped and nothing is stored."""
+    """Await ``embedded`` (it fills ``units`` and returns the tokens), then :func:`commit` with the warnings
+    ``warnings_of`` finds in the units; on any error or cancellation the units are dropped and nothing is stored."""
     try:
         tokens = await embedded
+        warnings = () if warnings_of is None else warnings_of(units)
         info = await asyncio.to_thread(
             functools.partial(
                 commit,
@@ -161,6 +173,7 @@ async def _embed_then_commit(
                 replace=replace,
                 content_hash=content_hash,
                 original=original,
+                warnings=warnings,
             )
         )
     except BaseException:
@@ -187,6 +200,8 @@ async def write_pages(
     """Embed ``pages`` of a loadable page ``source`` with ``spec`` (planned; None: the collection's passage task)
     and store them as one document (``wait_when_full``: on a full model queue wait instead of answering 429)."""
     spec = spec or task_spec(store.config, PromptType.PASSAGE)
+    ocr = upload_ocr(source.ocr, store.config, indexer.options.ocr)  # the upload's, else the collection's, else ours
+    source = dataclasses.replace(source, ocr=ocr)
     units: list[UnitRecord] = []
     embedded = indexer.embed_pages(
         source,
@@ -199,7 +214,15 @@ async def write_pages(
         store_images=not page_images.renders_from_original(original),
     )
     return await _embed_then_commit(
-        store, document_id, units, embedded, metadata, replace=replace, content_hash=content_hash, original=original
+        store,
+        document_id,
+        units,
+        embedded,
+        metadata,
+        replace=replace,
+        content_hash=content_hash,
+        original=original,
+        warnings_of=functools.partial(page_warnings, ocr=ocr),
     )
 
 

@@ -159,13 +159,13 @@ class UploadOperation(Operation):
 
         as_json = json_schema(AddDocumentRequest)
         # exactly one of the content fields (service.collections.uploads refuses none or several)
-        as_json["oneOf"] = exactly_one(("pdf", "image", "text"))
+        as_json["oneOf"] = exactly_one(("pdf", "image", "text", "url"))
         # minLength: an empty file is refused (422 empty_input, service.collections.uploads)
         form: dict[str, Any] = {
             "file": {"type": "string", "format": "binary", "minLength": 1, "description": "The PDF or image"}
         }
         for name, prop in as_json["properties"].items():
-            if name not in ("pdf", "image", "text"):  # a text document is a file too (with path or language)
+            if name not in ("pdf", "image", "text", "url"):  # a text document is a file too (path or language)
                 kind = "JSON object as text" if name == "metadata" else "text"
                 form[name] = {"type": "string", "description": f"{prop.get('description', name)} ({kind})"}
                 if name == "metadata":  # a JSON object in a part of its own (the encoding below says so)

@@ -4,8 +4,7 @@ the server enforces, so a schema-valid request is accepted and every status it c
 msgspec states the constraints of the request Structs, but many rules are checked by hand (collection names,
 base64 media, exactly one content key, the model's dimensions, lists that must not be empty) and Litestar loses a
 few (a bound of 0; booleans it converts leniently). :func:`state_rules` adds them to the generated schema in place
-at start-up; :func:`statuses` lists the error statuses of each route (docs/errors.md's policy).
-"""
+at start-up; :func:`statuses` lists the error statuses of each route (docs/errors.md's policy)."""
 
 from __future__ import annotations
 
@@ -134,7 +133,8 @@ _NON_EMPTY_LISTS = (  # lists the handlers refuse when empty
 _B64 = "[A-Za-z0-9+/_-]"
 _B64_TAIL = rf"(?:{_B64}{{2}}==|{_B64}{{3}}=|{_B64}{{2,3}})"
 MEDIA_PATTERN = rf"^(?:data:[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+;base64,)?(?:(?:{_B64}{{4}})+{_B64_TAIL}?|{_B64_TAIL})$"
-REMOTE_MEDIA_PATTERN = MEDIA_PATTERN[:-1] + r"|^https?://[^\s/?#]+(?:[/?#]\S*)?$"
+_URL_PATTERN = r"^https?://[^\s/?#]+(?:[/?#]\S*)?$"
+REMOTE_MEDIA_PATTERN = MEDIA_PATTERN[:-1] + "|" + _URL_PATTERN
 _ENCODINGS = ("float", "base64", "binary", "ubinary")  # service.embeddings.encoding
 _CHOICES = {  # string fields the handlers check against a fixed set
     ("CreateCollectionRequest", "codec"): ("float32", "float16", "int8", "binary"),
@@ -275,6 +275,16 @@ def _state_body_rules(schemas: dict[str, Any], dimensions: tuple[int, ...], medi
                         node.enum = list(dimensions)
 
 
+def _state_url_rule(body: dict[str, Any], media: str) -> None:
+    """``url``: an http(s) URL where the server fetches them; left out with remote URLs off (422 there)."""
+    if media != REMOTE_MEDIA_PATTERN:
+        del body["properties"]["url"]
+        body["oneOf"] = exactly_one(("pdf", "image", "text"))
+    for member in [body["properties"].get("url", {}), *body["properties"].get("url", {}).get("anyOf", [])]:
+        if member.get("type") == "string":
+            member["pattern"] = _URL_PATTERN
+
+
 def _state_upload_rules(openapi: OpenAPI, media: str) -> None:
     """The JSON upload body (built by :class:`UploadOperation`): media patterns, and a text document needs
     ``path`` or ``language``."""
@@ -298,6 +308,7 @@ def _state_upload_rules(openapi: OpenAPI, media: str) -> None:
             for member in [body["properties"][kind], *body["properties"][kind].get("anyOf", [])]:
                 if member.get("type") == "string":
                     member["pattern"] = media
+        _state_url_rule(body, media)
         text = next(branch for branch in body["oneOf"] if branch["required"] == ["text"])
         text["anyOf"] = [
             {"required": [k], "properties": {k: {"type": "string", "minLength": 1}}} for k in ("path", "language")
@@ -317,10 +328,12 @@ def _copy_bounds(schemas: dict[str, Any]) -> None:
     """Numeric bounds from msgspec's own JSON Schema of each request Struct: Litestar drops a bound of 0
     (``Meta(ge=0)`` on ``text_weight`` came out without ``minimum``)."""
     from service.collections import schemas as collection_schemas
+    from service.collections import search_schemas
     from service.embeddings import schemas as embedding_schemas
 
+    modules = (collection_schemas, search_schemas, embedding_schemas)  # every module that defines a request Struct
     for component, schema in schemas.items():
-        struct = getattr(collection_schemas, component, None) or getattr(embedding_schemas, component, None)
+        struct = next((s for s in (getattr(m, component, None) for m in modules) if s is not None), None)
         if not component.endswith("Request") or not isinstance(struct, type) or not schema.properties:
             continue
         truth = json_schema(struct).get("properties", {})

@@ -151,7 +151,13 @@ def _find_tools(get: Getter) -> list[ToolSpec]:
 def _write_tools(get: Getter, writes: WriteOptions) -> list[ToolSpec]:
     async def add_document_tool(
         collection: Annotated[str, Field(description="Collection name")],
-        url: Annotated[str | None, Field(description="http(s) URL of a PDF, image, text or code file")] = None,
+        url: Annotated[
+            str | None,
+            Field(
+                description="http(s) URL of a PDF, office file, e-book, image, web page, text or code file (kept as "
+                "the document's metadata 'source')"
+            ),
+        ] = None,
         path: Annotated[
             str | None, Field(description="Local file path (stdio server only, under its allowed root)")
         ] = None,

@@ -12,16 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from service.collections.chunking import language_of
-from service.collections.indexing import DocumentSource, detect_kind
+from service.collections.indexing import DocumentSource
 from service.collections.schemas import DocumentObject
 from service.collections.texts import TextSource
+from service.collections.upload_files import fetch_document, file_source
 from service.collections.uploads import DocumentUpload
-from service.embeddings.media import MediaLimits, is_url, load_source
+from service.embeddings.media import is_url
 from service.errors import PayloadTooLargeError
 
 if TYPE_CHECKING:
@@ -78,22 +77,19 @@ async def add_document(
         raise ToolError("invalid_input: give exactly one of url or path")
     settings = collections.runtime.settings
     await collections.store(collection)  # 404 collection_not_found before any download
+    source: DocumentSource | TextSource
     if url is not None:
         if not is_url(url.strip()):
             raise ToolError(f"invalid_input: url must be an http(s) URL, got {url[:80]!r}")
-        data = await load_source(url, MediaLimits.from_settings(settings, "max_pdf_bytes"), what="url")
-        name = urlparse(url.strip()).path.rsplit("/", 1)[-1] or "download"
+        source, name = await fetch_document(url, settings)  # the route's {"url": ...}: same guard, same converters
+        name = name or "download"
     else:
         assert path is not None
-        data = _local_file(options, path, settings.max_pdf_bytes)
         name = Path(path).name
-    source: DocumentSource | TextSource
-    if language_of(name) is not None:
-        source = TextSource(data, name, None)
-        upload = DocumentUpload(source, metadata, document_id, replace, filename=name, path=name)
-    else:
-        source = DocumentSource(data, detect_kind(data), None)
-        upload = DocumentUpload(source, metadata, document_id, replace, filename=name)
+        source = file_source(_local_file(options, path, settings.max_pdf_bytes), settings, what=name, path=name)
+    text_path = name if isinstance(source, TextSource) else None
+    origin = None if url is None else url.strip()
+    upload = DocumentUpload(source, metadata, document_id, replace, filename=name, path=text_path, url=origin)
     added, duplicate = await collections.add_document(collection, upload, wait=True)
     assert isinstance(added, DocumentObject)  # wait=True: the stored document, never a job
     return {"document_id": added.id, "collection": collection, "units": added.pages, "already_stored": duplicate}

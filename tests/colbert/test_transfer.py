@@ -62,14 +62,15 @@ def _original(seed: int, j: int) -> OriginalFile | None:
 
 def _fill(store: Store, seed: int) -> None:
     for j, (doc_id, units, meta, digest) in enumerate(_documents(seed)):
-        store.add_document(doc_id, units, meta, content_hash=digest, original=_original(seed, j))
+        warnings = ("no text found: visual search only",) if j == 3 else ()
+        store.add_document(doc_id, units, meta, content_hash=digest, original=_original(seed, j), warnings=warnings)
 
 
 def _snapshot(store: Store) -> list[Any]:
     """Every stored field of every document and unit."""
     out: list[Any] = []
     for info in store.list_documents(limit=100):
-        out.append((info.doc_id, info.num_units, info.metadata, info.created_at, info.content_hash))
+        out.append((info.doc_id, info.num_units, info.metadata, info.created_at, info.content_hash, info.warnings))
         original = store.get_original(info.doc_id)
         out.append(("original", info.file, None if original is None else (original.data, original.media_type)))
         for u in range(1, info.num_units + 1):
@@ -163,8 +164,8 @@ def test_migration_between_backends(tmp_path: Path, codec: Codec) -> None:
         ref = _snapshot(reference)
         got = _snapshot(moved)
         # created_at is the original's (the reference was added later); everything else equals the reference
-        assert [x[:3] + x[4:] if len(x) == 5 else x for x in got] == [x[:3] + x[4:] if len(x) == 5 else x for x in ref]
-        assert [x[3] for x in got if len(x) == 5] == [x[3] for x in _snapshot(original) if len(x) == 5]
+        assert [x[:3] + x[4:] if len(x) == 6 else x for x in got] == [x[:3] + x[4:] if len(x) == 6 else x for x in ref]
+        assert [x[3] for x in got if len(x) == 6] == [x[3] for x in _snapshot(original) if len(x) == 6]
         export_collection(qdrant, "lib", tmp_path / "q.tar")
         import_collection(back, tmp_path / "q.tar")
         home = _snapshot(back.get("lib"))

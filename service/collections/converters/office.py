@@ -12,7 +12,9 @@ it an office upload answers 415 ``office_unavailable`` naming the format and tha
 - macros never run: a fresh profile has LibreOffice's default macro security, under which document macros are not
   executed, and a headless conversion has nobody to ask.
 
-A hung or crashing conversion is a 422 for that document only; the PDF then takes the PDF path."""
+Before it starts, the container is checked (:mod:`.office_checks`: a ZIP that unpacks too large, a deck or document
+that declares more pages than the cap: 413). A hung or crashing conversion is a 422 for that document only; the PDF
+then takes the PDF path, where its pages are counted against the caps."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from service.collections.converters.ebook import zip_members
+from service.collections.converters.office_checks import check_before_conversion
 from service.errors import PayloadTooLargeError, UnprocessableError, UnsupportedMediaTypeError
 
 if TYPE_CHECKING:
@@ -89,6 +92,7 @@ class OfficeConverter:
     def to_pdf(self, data: bytes, limits: PageLimits) -> bytes:
         if len(data) > limits.max_bytes:
             raise PayloadTooLargeError(f"{self.description} of {len(data)} bytes, more than {limits.max_bytes}")
+        check_before_conversion(self.kind, data, self.description, limits.max_converted_pages)  # bombs, page counts
         program = soffice()
         if program is None:
             raise UnsupportedMediaTypeError(

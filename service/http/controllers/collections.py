@@ -47,7 +47,9 @@ def _provide_collections(state: State) -> Collections:
 
 _ADD_DESCRIPTION = """\
 JSON: `{"pdf" | "image": base64 | data URI | http(s) URL, "metadata": {...}, "pages": "1-3", \
-"document_id": "...", "replace": false}`. Multipart: a `file` part (PDF or image) and optional `metadata` \
+"document_id": "...", "replace": false}`, or `{"url": "https://…/report.docx", …}` for any document the \
+collection takes (PDF, office file, e-book, image, web page, text/code), fetched under the server's URL rules and \
+kept as the metadata key `source`. Multipart: a `file` part (PDF or image) and optional `metadata` \
 (JSON text), `pages`, `document_id`, `replace` parts. `?wait=true` (default) answers 201 with the document \
 once every page is stored; `?wait=false` answers 202 with a job (`Location` header) whose `pages_done` / \
 `pages_total` show progress at `GET /v1/collections/{name}/jobs/{id}`. The same bytes uploaded again without \

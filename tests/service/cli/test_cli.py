@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 
 from service.__main__ import main
 from service.cli.files import collect_documents
+from service.collections.page_walk import PageWalkReport
 from service.http.app import create_app
 from service.settings import Settings
 from tests.ranking import assert_ranked
@@ -37,20 +38,29 @@ def test_collect_documents_walks_folders_and_makes_ids(tmp_path: Path) -> None:
     root = tmp_path / "docs"
     (root / "sub").mkdir(parents=True)
     (root / "report.pdf").write_bytes(b"%PDF-")
-    (root / "sub" / "scan 1.PNG").write_bytes(b"x")
-    (root / "notes.txt").write_text("skipped in folders")
+    (root / "sub" / "scan 1.PNG").write_bytes(png_bytes())
+    (root / "notes.txt").write_text("plain text becomes pages")
+    (root / "setup.exe").write_bytes(b"MZ" + bytes(100))
+    (root / "tool.py").write_text("print('code goes to a text collection')")
+    (root / ".git").mkdir()
+    (root / ".git" / "HEAD.pdf").write_bytes(b"%PDF-")  # never entered
     single = tmp_path / ".hidden.jpg"
     single.write_bytes(b"x")
     other = tmp_path / "other"
     other.mkdir()
     (other / "report.pdf").write_bytes(b"%PDF-")
-    found = collect_documents([root, single, other])
+    report = PageWalkReport()
+    found = collect_documents([root, single, other], report)
     assert [(f.document_id, f.source) for f in found] == [
+        ("notes.txt", "notes.txt"),
         ("report.pdf", "report.pdf"),
         ("sub_scan_1.PNG", "sub/scan 1.PNG"),
-        ("d.hidden.jpg", ".hidden.jpg"),
+        ("d.hidden.jpg", ".hidden.jpg"),  # a file named explicitly is tried whatever it holds
         ("report.pdf-2", "report.pdf"),
     ]
+    assert report.summary(5) == (
+        "5 indexed, 2 skipped: 1 × .exe (not a document), 1 × .py (code: index it into a text collection with --text)"
+    )
     explicit = tmp_path / "notes.txt"
     explicit.write_text("a file named explicitly is taken whatever its suffix")
     assert [f.document_id for f in collect_documents([explicit])] == ["notes.txt"]
@@ -75,7 +85,10 @@ def test_index_then_search(
     common = ["--collection", "demo", "--model", str(service_checkpoint), "--data-dir", str(data)]
     assert main(["index", str(SAMPLES), *common, "--codec", "float32", "--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert "2 of 2 documents" in err  # report.pdf and dashboard.png; the .py and .sh files are not documents
+    # report.pdf and dashboard.png; the scripts are code, the JSON requests no document
+    assert "2 indexed, 20 skipped: " in err, err
+    assert "5 × .sh (code: index it into a text collection with --text)" in err
+    assert "12 × .json (data or configuration, not prose: name the file to index it as pages)" in err
     hits = _search_json(capsys, "quarterly revenue", *common, "--top-k", "10")
     assert sorted((h["document_id"], h["page"]) for h in hits) == [
         ("dashboard.png", 1),
@@ -132,7 +145,7 @@ def test_exit_codes(
     assert main(["index", str(broken), str(good), *common, "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "failed broken.pdf" in err
-    assert "1 of 2 documents" in err
+    assert "1 indexed, 1 failed or refused, 0 skipped" in err
     long = tmp_path / "long.pdf"
     long.write_bytes(pdf_bytes(3))
     assert main(["index", str(long), *common, "--no-progress", "--pages", "7"]) == 1

@@ -152,7 +152,7 @@ def test_ctrl_c_says_what_was_cancelled_and_how_to_resume(
     assert main(["index", str(folder), *common, "--no-progress"]) == 0  # the resume: p0 skipped, p1 and p2 indexed
     err = capsys.readouterr().err
     assert "skipped p0.png: document 'p0.png' exists" in err
-    assert "3 of 3 documents indexed or present in 'c'" in err
+    assert "2 indexed, 1 already stored, 0 skipped (collection 'c')" in err
 
 
 def test_an_invalid_search_is_refused_before_the_model_loads(

@@ -33,7 +33,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     store.add_document("report.pdf", [page(0), page(1)], {"source": "report.pdf", "lang": "en"})
     store.add_document("scan", [page(0)], {})
     original = OriginalFile(PDF, "application/pdf", "Q3 report (final).pdf")
-    store.add_document("kept", [page(1)], {}, original=original)
+    store.add_document("kept", [page(1)], {}, original=original, warnings=["no text found: visual search only"])
     catalog.create("empty", CollectionConfig(dense_dim=16, multivector_dim=8))
     catalog.close()
     return tmp_path
@@ -75,6 +75,9 @@ def test_documents_list_show_delete(capsys: pytest.CaptureFixture[str], data_dir
     assert "scan  1 page  added " in out
     assert "1-3 of 3 documents in lib" in err
     assert '    original file "Q3 report (final).pdf": application/pdf, 10.0 KiB' in out
+    assert "    warning: no text found: visual search only" in out
+    code, out, _ = _run(capsys, data_dir, "documents", "show", "kept", "--collection", "lib", "--json")
+    assert json.loads(out)["warnings"] == ["no text found: visual search only"]
     code, out, _ = _run(capsys, data_dir, "documents", "list", "--collection", "lib", "--json", "--limit", "1")
     rows = [json.loads(line) for line in out.splitlines()]
     assert len(rows) == 1

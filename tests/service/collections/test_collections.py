@@ -34,6 +34,7 @@ def test_create_list_get_delete(client: httpx.Client, tiny_encoder: Any) -> None
         "pool_factor": 2,
         "task": "retrieval",
         "unit_kind": "page",
+        "ocr": None,  # the server's default (JEV4_OCR) applies
         "documents": 0,
         "pages": 0,
     }

@@ -44,6 +44,7 @@ class _Store:
         replace: bool,
         content_hash: str | None,
         original: Any = None,
+        warnings: Any = (),
     ) -> str:
         self.added = [r.unit for r in records]
         self.images = {r.unit: r.image for r in records}

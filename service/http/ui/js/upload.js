@@ -95,14 +95,18 @@ export async function uploadFiles(files) {
   if (results.some(Boolean)) emit("changed", collection);
 }
 
-// What the drop zone takes: PDFs and images, or (text/code collections) text and code files — any name; the
-// server names what it cannot read.
+// What the drop zone takes: every page format (service/collections/converters: PDFs, images, office files,
+// e-books, web pages, Markdown and text), or (text/code collections) text and code files. Dropped files are sent
+// whatever their name; the server names what it cannot read. The file chooser offers the same list.
+const PAGE_PROMPT = "Drop documents here (PDF, Word, Excel, PowerPoint, e-book, web page, image)";
+export const PAGE_FORMATS = ".pdf,image/*,.svg,.docx,.xlsx,.pptx,.odt,.ods,.odp,.rtf,.doc,.xls,.ppt,.epub,.xps,.oxps,.fb2,.mobi,.cbz,.html,.htm,.md,.markdown,.txt";
+
 function adapt(c) {
   const chunks = holdsChunks(c);
-  $("#drop-what").textContent = chunks ? "Drop text or code files here" : "Drop PDFs or images here";
+  $("#drop-what").textContent = chunks ? "Drop text or code files here" : PAGE_PROMPT;
   const input = $("#file-input");
   if (chunks) input.removeAttribute("accept");
-  else input.accept = ".pdf,image/*";
+  else input.accept = PAGE_FORMATS;
   $("#upload-pages-label").hidden = chunks;
 }
 
