@@ -6,7 +6,9 @@
 Starts ``python -m service serve`` on a new data directory and a free loopback port, indexes
 ``samples/report.pdf`` into the collection ``bench`` with ``index --url`` (so that path runs too), then, ``--runs``
 times in turn, one local ``search`` (``--data-dir`` of the server, the model loaded in the process) and one
-``search --url``. Prints each run's wall seconds, the medians and their ratio, and whether both printed the
+``search --url``, and two floors of the ``--url`` side: the same search as one HTTP request from this process
+(``httpx``, a new connection), and a bare ``python -c "import service.cli"`` (the interpreter and the CLI's imports,
+which any command pays). Prints each run's wall seconds, the medians and their ratio, and whether both printed the
 same hits (document and page, in order). The tiny checkpoint makes the model load short: with a real one the
 local side is slower still, the ``--url`` side unchanged.
 """
@@ -46,6 +48,22 @@ def _cli(*args: str, env: dict[str, str]) -> tuple[float, str]:
     if done.returncode != 0:
         raise SystemExit(f"`{' '.join(args)}` exited {done.returncode}:\n{done.stderr[-2000:]}")
     return seconds, done.stdout
+
+
+def _http_search(url: str) -> float:
+    """One search request as the CLI sends it (its default top_k 5), on a new connection; wall seconds."""
+    start = time.perf_counter()
+    answer = httpx.post(f"{url}/v1/collections/bench/search", json={"query": QUERY, "top_k": 5}, timeout=600)
+    seconds = time.perf_counter() - start
+    answer.raise_for_status()
+    return seconds
+
+
+def _startup(env: dict[str, str]) -> float:
+    """A process that starts the interpreter and imports the CLI, then exits; wall seconds."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import service.cli"], cwd=ROOT, env=env, check=True)
+    return time.perf_counter() - start
 
 
 def _hits(table: str) -> list[tuple[str, ...]]:
@@ -88,19 +106,31 @@ def main() -> None:
             index = ["index", "samples/report.pdf", "--collection", "bench", "--no-progress", "--url", url]
             seconds, _ = _cli(*index, env=env)
             print(f"index --url (3 pages, embedded by the server): {seconds:.2f} s")
-            local_s, remote_s, same = [], [], []
+            local_s, remote_s, http_s, start_s, same = [], [], [], [], []
             for run in range(1, args.runs + 1):
                 t_local, out_local = _cli("search", QUERY, "--collection", "bench", *data, *model, env=env)
                 t_remote, out_remote = _cli("search", QUERY, "--collection", "bench", "--url", url, env=env)
+                t_http = _http_search(url)
+                t_start = _startup(env)
                 local_s.append(t_local)
                 remote_s.append(t_remote)
+                http_s.append(t_http)
+                start_s.append(t_start)
                 same.append(_hits(out_local) == _hits(out_remote))
-                print(f"run {run}: search without a server {t_local:.2f} s, search --url {t_remote:.2f} s")
+                print(
+                    f"run {run}: search without a server {t_local:.2f} s, search --url {t_remote:.2f} s; "
+                    f"one HTTP request {t_http:.2f} s, interpreter + CLI imports {t_start:.2f} s"
+                )
         finally:
             server.terminate()
             server.wait(30)
     local, remote = statistics.median(local_s), statistics.median(remote_s)
     print(f"median: without a server {local:.2f} s, --url {remote:.2f} s; ratio {local / remote:.1f}x")
+    http, start = statistics.median(http_s), statistics.median(start_s)
+    print(
+        f"median floors of --url: one HTTP request {http:.2f} s + interpreter and CLI imports {start:.2f} s "
+        f"= {http + start:.2f} s; --url is {remote / (http + start):.2f}x that"
+    )
     print(f"same hits both ways: {sum(same)} of {len(same)} runs")
 
 
