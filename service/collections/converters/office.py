@@ -9,8 +9,9 @@ it an office upload answers 415 ``office_unavailable`` naming the format and tha
 - a time limit (:data:`TIME_LIMIT_S`: the whole group is killed past it), an address-space limit
   (:data:`MEMORY_LIMIT_BYTES`), and no network where the kernel lets an unprivileged user namespace drop it
   (``unshare -rn``);
-- macros never run: a fresh profile has LibreOffice's default macro security, under which document macros are not
-  executed, and a headless conversion has nobody to ask.
+- macros never run: the fresh profile is seeded (:data:`PROFILE_SETTINGS`) with macro execution disabled and the
+  macro security level at "very high" (only signed macros from trusted places; there are none), so neither a
+  document's Basic/VBA nor an event bound to its loading runs; a headless conversion has nobody to ask anyway.
 
 Before it starts, the container is checked (:mod:`.office_checks`: a ZIP that unpacks too large, a deck or document
 that declares more pages than the cap: 413). A hung or crashing conversion is a 422 for that document only; the PDF
@@ -45,6 +46,19 @@ TIME_LIMIT_S: Final = 120.0
 MEMORY_LIMIT_BYTES: Final = 4 * 1024**3
 _ONE_AT_A_TIME = threading.Lock()
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+_SCRIPTING = "/org.openoffice.Office.Common/Security/Scripting"
+# the profile's registry, read by LibreOffice at start: macros off, whatever the document asks for
+PROFILE_SETTINGS: Final = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n'
+    f'<item oor:path="{_SCRIPTING}"><prop oor:name="DisableMacrosExecution" oor:op="fuse"><value>true</value></prop>'
+    "</item>\n"
+    f'<item oor:path="{_SCRIPTING}"><prop oor:name="MacroSecurityLevel" oor:op="fuse"><value>3</value></prop></item>\n'
+    "</oor:items>\n"
+)
 
 
 def soffice() -> str | None:
@@ -106,6 +120,8 @@ class OfficeConverter:
     def _convert(self, program: str, tmp: Path, data: bytes, max_bytes: int) -> bytes:
         source = tmp / f"document.{self.kind}"
         source.write_bytes(data)
+        (tmp / "profile" / "user").mkdir(parents=True)
+        (tmp / "profile" / "user" / "registrymodifications.xcu").write_text(PROFILE_SETTINGS, encoding="utf-8")
         command = [
             *_no_network_prefix(),
             program,

@@ -5,9 +5,11 @@ each time nothing is stored and no LibreOffice process is left behind."""
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -111,3 +113,77 @@ def test_a_document_laid_out_past_the_cap_is_refused_after_conversion(client: ht
     response = _refused(client, "long.docx", out.getvalue(), "long")
     assert response.status_code == 413, response.text
     assert response.json()["error"]["code"] == "too_many_pages"
+
+
+def _odt_with_load_macro(marker: str, words: str) -> bytes:
+    """An ODT holding a Basic module whose ``Main`` writes ``marker``, bound to the document's load event."""
+    office_ns = 'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"'
+    content = (
+        f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {office_ns} '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+        'xmlns:script="urn:oasis:names:tc:opendocument:xmlns:script:1.0" '
+        'xmlns:xlink="http://www.w3.org/1999/xlink" office:version="1.3">'
+        '<office:scripts><office:event-listeners><script:event-listener script:language="ooo:script" '
+        'script:event-name="dom:load" xlink:type="simple" '
+        'xlink:href="vnd.sun.star.script:Standard.Module1.Main?language=Basic&amp;location=document"/>'
+        "</office:event-listeners></office:scripts>"
+        f"<office:body><office:text><text:p>{words}</text:p></office:text></office:body></office:document-content>"
+    )
+    module = (
+        '<?xml version="1.0" encoding="UTF-8"?><script:module xmlns:script="http://openoffice.org/2000/script" '
+        'script:name="Module1" script:language="StarBasic">Sub Main\n'
+        f'Open "{marker}" For Output As #1\nPrint #1, "ran"\nClose #1\nEnd Sub\n</script:module>'
+    )
+    library = (
+        '<?xml version="1.0" encoding="UTF-8"?><library:library xmlns:library="http://openoffice.org/2000/library" '
+        'library:name="Standard" library:readonly="false" library:passwordprotected="false">'
+        '<library:element library:name="Module1"/></library:library>'
+    )
+    libraries = (
+        '<?xml version="1.0" encoding="UTF-8"?><library:libraries xmlns:library="http://openoffice.org/2000/library" '
+        'xmlns:xlink="http://www.w3.org/1999/xlink"><library:library library:name="Standard" library:link="false"/>'
+        "</library:libraries>"
+    )
+    entries = ["/", "content.xml", "Basic/", "Basic/script-lc.xml", "Basic/Standard/", "Basic/Standard/script-lb.xml"]
+    entries.append("Basic/Standard/Module1.xml")
+    manifest = (
+        '<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
+        'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.3">'
+        + "".join(
+            f'<manifest:file-entry manifest:full-path="{e}" manifest:media-type="'
+            + ("application/vnd.oasis.opendocument.text" if e == "/" else "text/xml" if e.endswith(".xml") else "")
+            + '"/>'
+            for e in entries
+        )
+        + "</manifest:manifest>"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.text")  # stored, first
+        z.writestr("META-INF/manifest.xml", manifest)
+        z.writestr("content.xml", content)
+        z.writestr("Basic/script-lc.xml", libraries)
+        z.writestr("Basic/Standard/script-lb.xml", library)
+        z.writestr("Basic/Standard/Module1.xml", module)
+    return out.getvalue()
+
+
+def test_the_office_profile_disables_macros() -> None:
+    settings = office.PROFILE_SETTINGS
+    assert '<prop oor:name="DisableMacrosExecution" oor:op="fuse"><value>true</value></prop>' in settings
+    assert '<prop oor:name="MacroSecurityLevel" oor:op="fuse"><value>3</value></prop>' in settings
+
+
+@pytest.mark.skipif(office.soffice() is None, reason="LibreOffice absent: bash scripts/setup.sh --office")
+def test_a_document_with_a_load_macro_is_indexed_without_running_it(
+    client: httpx.Client, pages: str, tmp_path: Path
+) -> None:
+    marker = f"{tmp_path}/macro-ran"
+    odt = _odt_with_load_macro(marker, "quarterly zeppelin ledger")
+    files = {"file": ("macro.odt", odt, "application/vnd.oasis.opendocument.text")}
+    response = client.post(f"/v1/collections/{NAME}/documents", files=files, data={"document_id": "macro"})
+    assert response.status_code == 201, response.text  # a bounded, safe result: its pages, with its text
+    hits = client.post(f"/v1/collections/{NAME}/search", json={"query": "zeppelin", "mode": "text"}).json()
+    assert [h["document_id"] for h in hits["results"]][:1] == ["macro"]
+    assert not os.path.exists(marker)  # the macro did not run
+    assert _soffice_processes() == []
