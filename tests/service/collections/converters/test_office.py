@@ -1,4 +1,5 @@
-"""Office documents -> PDF by LibreOffice -> pages: a DOCX (python-docx), PPTX (python-pptx) and XLSX (openpyxl)
+"""Office documents -> PDF by LibreOffice -> pages: a DOCX (python-docx), PPTX (python-pptx) and XLSX (openpyxl), and
+the ODF, RTF and legacy files LibreOffice saves them as,
 each indexed with a word found first on its page; without LibreOffice a 415 naming the setup flag; a DOCX with an
 external link converts without fetching it. The conversion tests skip (with the reason) where soffice is absent."""
 
@@ -6,8 +7,10 @@ from __future__ import annotations
 
 import http.server
 import io
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -117,3 +120,47 @@ def test_docx_with_an_external_link_fetches_nothing(client: httpx.Client, docs_c
         server.shutdown()
         server.server_close()
     assert requests == []
+
+
+def _saved_as(data: bytes, source: str, target: str, tmp: Path) -> bytes:
+    """``data`` (a ``source`` file) saved by LibreOffice itself as ``target`` (an ODF or legacy format)."""
+    program = office.soffice()
+    assert program is not None
+    (tmp / f"in.{source}").write_bytes(data)
+    profile = f"-env:UserInstallation={(tmp / 'profile').as_uri()}"
+    command = [program, profile, "--headless", "--convert-to", target, "--outdir", str(tmp / "out"), f"in.{source}"]
+    subprocess.run(command, cwd=tmp, capture_output=True, timeout=300, check=True)
+    return (tmp / "out" / f"in.{target}").read_bytes()
+
+
+@needs_soffice
+@pytest.mark.parametrize(
+    ("target", "source", "make", "word", "page"),
+    [
+        ("odt", "docx", _docx, "Apricot", 1),
+        ("rtf", "docx", _docx, "Quince", 1),
+        ("doc", "docx", _docx, "Persimmon", 1),
+        ("ods", "xlsx", _xlsx, "Loquat", 1),
+        ("xls", "xlsx", _xlsx, "Medlar", 1),
+        ("odp", "pptx", _pptx, "Rambutan", 2),
+        ("ppt", "pptx", _pptx, "Durian", 2),
+    ],
+)
+def test_odf_rtf_and_legacy_office_files_are_indexed_and_found(
+    client: httpx.Client,
+    docs_collection: str,
+    tmp_path: Path,
+    target: str,
+    source: str,
+    make: Any,
+    word: str,
+    page: int,
+) -> None:
+    """The ODF, RTF and legacy formats, made by LibreOffice from the OOXML files above (legacy ones are known by
+    their file name: an OLE2 container does not say which program wrote it)."""
+    data = _saved_as(make(f"{word} ledger"), source, target, tmp_path)
+    doc_id = f"saved_{target}"
+    files = {"file": (f"saved.{target}", data, "application/octet-stream")}
+    response = client.post(f"/v1/collections/{NAME}/documents", files=files, data={"document_id": doc_id})
+    assert response.status_code == 201, response.text
+    assert_found(client, docs_collection, word, doc_id, page)
