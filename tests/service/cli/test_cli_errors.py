@@ -136,10 +136,10 @@ def test_ctrl_c_says_what_was_cancelled_and_how_to_resume(
         (folder / f"p{n}.png").write_bytes(png_bytes(seed=n))
     real = pages._index_one
 
-    async def interrupted(c: Any, args: Any, file: Any, bar: Any) -> str | None:
+    async def interrupted(c: Any, args: Any, settings: Any, file: Any, bar: Any) -> str | None:
         if file.source == "p1.png":
             raise KeyboardInterrupt
-        return await real(c, args, file, bar)
+        return await real(c, args, settings, file, bar)
 
     monkeypatch.setattr(pages, "_index_one", interrupted)
     common = ["--collection", "c", "--model", str(service_checkpoint), "--data-dir", str(tmp_path / "data")]

@@ -51,7 +51,7 @@ def test_index_search_documents_over_url_print_what_the_local_commands_print(
     code, _, err = _run(capsys, "index", pdf, "--collection", "cli-remote", "--no-progress", *remote)
     assert code == 0, err
     assert "created collection cli-remote" in err
-    assert "1 of 1 documents indexed or present" in err
+    assert "1 indexed, 0 skipped (collection 'cli-remote')" in err
     code, _, err = _run(capsys, "index", pdf, "--collection", "cli-remote", "--no-progress", *remote)
     assert code == 0, err
     assert "skipped report.pdf: document 'report.pdf' exists (use --replace)" in err, err

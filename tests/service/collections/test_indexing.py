@@ -26,7 +26,7 @@ HIDDEN = 64  # the tiny checkpoint's hidden size
 
 
 class _Store:
-    config = SimpleNamespace(dense_dim=HIDDEN, task="retrieval", unit_kind="page")
+    config = SimpleNamespace(dense_dim=HIDDEN, task="retrieval", unit_kind="page", ocr=None)
 
     def __init__(self) -> None:
         self.added: list[int] = []
@@ -89,11 +89,11 @@ def test_pool_work_runs_beside_the_model(processor: Processor, tmp_path: Path, m
     written_beside: list[bool] = []  # per write of a step's images: did the next step's embed begin meanwhile?
     stage = service.collections.indexing._with_images
 
-    def stage_with_images(units: Any, records: list[Any], pictures: list[Any]) -> None:
+    def stage_with_images(units: Any, records: list[Any], pictures: list[Any], store_images: bool) -> None:
         step = (records[0].unit - 1) // 2
         if step + 1 < 3:
             written_beside.append(embedding[step + 1].wait(10))
-        stage(units, records, pictures)
+        stage(units, records, pictures, store_images)
 
     monkeypatch.setattr(service.collections.indexing, "_with_images", stage_with_images)
 
