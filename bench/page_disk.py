@@ -8,7 +8,8 @@ checkout's default applies: on since issue 26). The machine's CPUs may be shared
 bytes are printed, no timings.
 
     .venv/bin/python bench/page_disk.py                       # this checkout, default settings
-    .venv/bin/python bench/page_disk.py --keep-originals
+    .venv/bin/python bench/page_disk.py --no-keep-originals
+    .venv/bin/python bench/page_disk.py --codec residual2    # a compact multi-vector codec (issue 26)
     .venv/bin/python bench/page_disk.py --repo /tmp/before    # an older checkout (uses its own .venv if present)
 """
 
@@ -31,7 +32,7 @@ DEFAULT_PDFS = (
 COLLECTION = "pages"
 
 
-def index(repo: Path, pdfs: list[Path], data_dir: Path, keep_originals: bool | None) -> None:
+def index(repo: Path, pdfs: list[Path], data_dir: Path, keep_originals: bool | None, codec: str | None) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JEV4_")}
     env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", JEV4_DATA_DIR=str(data_dir))
     if keep_originals is not None:
@@ -39,6 +40,7 @@ def index(repo: Path, pdfs: list[Path], data_dir: Path, keep_originals: bool | N
     python = repo / ".venv" / "bin" / "python"
     command = [str(python if python.exists() else sys.executable), "-m", "service", "index"]
     command += [*map(str, pdfs), "--collection", COLLECTION, "--tiny", "--no-progress"]
+    command += ["--codec", codec] if codec else []
     subprocess.run(command, cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -65,10 +67,11 @@ def main() -> None:
     parser.add_argument("pdfs", nargs="*", type=Path)
     parser.add_argument("--repo", type=Path, default=ROOT)
     parser.add_argument("--keep-originals", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--codec", help="the new collection's multi-vector codec (default: the CLI's)")
     args = parser.parse_args()
     pdfs = [p.resolve() for p in (args.pdfs or DEFAULT_PDFS) if p.is_file()]
     with tempfile.TemporaryDirectory() as tmp:
-        index(args.repo.resolve(), pdfs, Path(tmp), args.keep_originals)
+        index(args.repo.resolve(), pdfs, Path(tmp), args.keep_originals, args.codec)
         report(Path(tmp), pdfs)
 
 

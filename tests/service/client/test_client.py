@@ -132,7 +132,7 @@ def test_search_with_options(api: Client, reports: str) -> None:
 def test_pages(api: Client, reports: str) -> None:
     page = api.page_image(reports, "q1.pdf", 1)
     full = Image.open(io.BytesIO(page))
-    assert full.format == "WEBP"  # stored lossy: no original PDF kept on this server (page_images)
+    assert full.format == "PNG"  # rendered from the kept PDF (originals are kept by default: page_images)
     thumb = Image.open(io.BytesIO(api.page_image(reports, "q1.pdf", 1, size="thumbnail")))
     assert thumb.format == "JPEG"
     assert max(thumb.size) <= max(full.size)

@@ -64,14 +64,16 @@ def test_report_pages_read_back_exactly_and_give_the_same_highlights_and_regions
             for mode in SearchMode:
                 assert page_regions(query, new, scores, mode) == page_regions(query, old, scores, mode)
         info = PageUnitInfo.from_metadata(new)
-        assert info is not None and info.words == read_words(old)
+        assert info is not None
+        assert info.words == read_words(old)
 
 
 def test_values_that_cannot_be_packed_exactly_keep_the_list() -> None:
     words = [[1.0, 2.0, 3.0, 4.0, "two\nlines"], [5.0, 6.0, 7.0, 8.0, "x"]]
     assert word_boxes.pack(words) == words
     kept = word_boxes.pack([[float("nan"), 0.0, 1.0, 1.0, "w"]])
-    assert isinstance(kept, list) and math.isnan(kept[0][0])
+    assert isinstance(kept, list)
+    assert math.isnan(kept[0][0])
     assert read_words({WORDS_KEY: word_boxes.pack(words)}) == [tuple(w) for w in words]
 
 
