@@ -71,10 +71,10 @@ def unpack(value: str) -> list[tuple[float, float, float, float, str]]:
         raise WordBoxesError(f"packed words are not UTF-8: {exc}") from exc
     if len(texts) != n:
         raise WordBoxesError(f"packed words hold {len(texts)} words for {n} boxes")
-    x0 = np.empty(n, np.int64)
-    y0 = np.cumsum(cols[1]) if n else cols[1]
-    for i in range(n):  # x0 is relative to the previous word's x1, itself x0 + width: a running sum
-        x0[i] = cols[0, i] + (x0[i - 1] + cols[2, i - 1] if i else 0)
+    # x0 is relative to the previous word's x1 (its x0 + width): the running sum of the x deltas and of the
+    # widths before it
+    x0 = np.cumsum(cols[0]) + np.concatenate(([0], np.cumsum(cols[2])[:-1]))[:n]
+    y0 = np.cumsum(cols[1])
     x1, y1 = x0 + cols[2], y0 + cols[3]
     return [
         (int(a) / 10, int(b) / 10, int(c) / 10, int(d) / 10, t)
