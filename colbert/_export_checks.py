@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from colbert import word_boxes
 from colbert._validate import validate_document, validate_original, validate_warnings
 from colbert.backend import StoredDocument, StoredUnit
 from colbert.errors import ColbertError, ExportFormatError
@@ -212,7 +213,12 @@ def _page_metadata(u: StoredUnit) -> None:
         if grid is None or grid[0] * grid[1] != span[1] - span[0]:
             raise ExportFormatError(f"unit {u.unit}: image_span does not cover image_grid's rows x cols")
     words = meta.get("words")
-    if words is not None and not (
+    if isinstance(words, str):
+        try:
+            word_boxes.unpack(words)
+        except word_boxes.WordBoxesError as exc:
+            raise ExportFormatError(f"unit {u.unit}: words: {exc}") from exc
+    elif words is not None and not (
         isinstance(words, list)
         and all(isinstance(w, list) and len(w) == 5 and isinstance(w[4], str) and _numbers(w[:4]) for w in words)
     ):

@@ -1,7 +1,8 @@
 """A page's text layer as stored with its unit, and the boxes of a query's words on the page image.
 
 Stored form (unit metadata key ``words``, written at indexing): ``[[x0, y0, x1, y1, "word"], ...]`` in pixels
-of the stored page image (the image the model saw: ``cols*28 x rows*28``), reading order, 1 decimal. The unit's
+of the stored page image (the image the model saw: ``cols*28 x rows*28``), reading order, 1 decimal, kept packed
+(:mod:`colbert.word_boxes`: the same values in a quarter of the bytes); indexes written before hold the list. The unit's
 text (its full-text index entry) is the words joined by spaces and newlines.
 
 Highlight rule: a word of the page is highlighted when one of its :mod:`colbert.text` tokens is a token of the
@@ -15,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from colbert import word_boxes
 from colbert.text import query_terms, tokens
 from model.types import TextLayer
 
@@ -42,8 +44,12 @@ def stored_words(layer: TextLayer) -> list[list[Any]]:
 
 
 def read_words(unit_metadata: Mapping[str, Any]) -> list[tuple[float, float, float, float, str]]:
-    """The stored ``words`` of a page unit (empty: no text layer); the one reader of that key."""
-    words: Sequence[Any] = unit_metadata.get(WORDS_KEY) or []
+    """The stored ``words`` of a page unit (empty: no text layer); the one reader of that key (packed or the list
+    of older indexes; a damaged packed value raises :class:`~colbert.word_boxes.WordBoxesError`)."""
+    stored = unit_metadata.get(WORDS_KEY) or []
+    if isinstance(stored, str):
+        return word_boxes.unpack(stored)
+    words: Sequence[Any] = stored
     return [(float(x0), float(y0), float(x1), float(y1), str(word)) for x0, y0, x1, y1, word in words]
 
 

@@ -2,12 +2,12 @@
 for text/code chunks. Writers build these and call ``to_metadata``; readers call ``from_metadata`` (one parser
 each), so no other module spells the stored keys.
 
-Stored form of a page (unit metadata, JSON; unchanged since page images moved into the index)::
+Stored form of a page (unit metadata, JSON; the words packed since issue 26; older indexes hold their list)::
 
-    {"image_grid": [rows, cols], "num_tokens": n, "image_span": [start, stop], "words": [[x0, y0, x1, y1, w], ...]}
+    {"image_grid": [rows, cols], "num_tokens": n, "image_span": [start, stop], "words": "<packed word boxes>"}
 
 ``image_span``: the rows of the unit's multi-vector holding the image tokens (``rows*cols`` of them); ``words``
-(only for pages with a text layer): :mod:`.highlight`'s form.
+(only for pages with a text layer): :mod:`.highlight`'s form, packed by :mod:`colbert.word_boxes` (a string).
 
 >>> from model.layout import PageLayout
 >>> info = PageUnitInfo(PageLayout(2, 3), num_tokens=20, image_span=(4, 10))
@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from colbert import word_boxes
 from colbert.units import ChunkInfo
 from model.layout import PageLayout
 from service.collections.highlight import WORDS_KEY, read_words
@@ -47,7 +48,7 @@ class PageUnitInfo:
         if self.image_span is not None:
             meta["image_span"] = [self.image_span[0], self.image_span[1]]
         if self.words is not None:
-            meta[WORDS_KEY] = [list(w) for w in self.words]
+            meta[WORDS_KEY] = word_boxes.pack(self.words)
         if self.text_source is not None:
             meta["text_source"] = self.text_source
         if self.ocr_confidence is not None:

@@ -114,7 +114,7 @@ def test_documents_get_file(capsys: pytest.CaptureFixture[str], data_dir: Path, 
     code, out, err = _run(capsys, data_dir, "documents", "get-file", "scan", "--collection", "lib", "-o", str(target))
     assert code == 1
     assert err.startswith("error: document 'scan' in collection 'lib' has no original file")
-    assert "JEV4_KEEP_ORIGINALS=true (it is off now)" in err
+    assert "JEV4_KEEP_ORIGINALS=true (it is on now)" in err
     code, _, err = _run(capsys, data_dir, "documents", "get-file", "nope", "--collection", "lib", "-o", str(target))
     assert (code, err.strip()) == (1, "error: no document 'nope' in collection 'lib'")
     code, _, err = _run(

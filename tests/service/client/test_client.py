@@ -71,9 +71,7 @@ def test_documents(api: Client, reports: str) -> None:
     assert jobs[0].document_id == "q1.pdf"
     assert jobs[0].status == "succeeded"
     assert api.get_job(reports, jobs[0].id).id == jobs[0].id
-    with pytest.raises(ClientError) as caught:
-        api.document_file(reports, "q1.pdf")  # the test server does not keep originals
-    assert caught.value.code == "original_not_kept"
+    assert api.document_file(reports, "q1.pdf").startswith(b"%PDF-")  # originals are kept by default
 
 
 def test_upload_a_path_and_delete(api: Client, reports: str, tmp_path: Path) -> None:
@@ -134,7 +132,7 @@ def test_search_with_options(api: Client, reports: str) -> None:
 def test_pages(api: Client, reports: str) -> None:
     page = api.page_image(reports, "q1.pdf", 1)
     full = Image.open(io.BytesIO(page))
-    assert full.format == "WEBP"  # stored lossy: no original PDF kept on this server (page_images)
+    assert full.format == "PNG"  # rendered from the kept PDF (originals are kept by default: page_images)
     thumb = Image.open(io.BytesIO(api.page_image(reports, "q1.pdf", 1, size="thumbnail")))
     assert thumb.format == "JPEG"
     assert max(thumb.size) <= max(full.size)

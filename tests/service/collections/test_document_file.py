@@ -41,7 +41,7 @@ def _app(tiny_encoder: Any, tmp_path: Path, **settings: Any) -> Iterator[Any]:
 @pytest.mark.parametrize("backend", ["local", "qdrant"])
 def test_original_file_round_trip(tiny_encoder: Any, tmp_path: Path, backend: str) -> None:
     pdf = pdf_bytes(2)
-    with _app(tiny_encoder, tmp_path, collection_backend=backend, keep_originals=True) as c:
+    with _app(tiny_encoder, tmp_path, collection_backend=backend) as c:  # originals are kept by default
         hostile = 'Q3 "final"\r\nX-Evil: 1; 100% r\u00e9sum\u00e9 \u5831\u544a.pdf'
         kept = hostile.replace("\r", "_").replace("\n", "_")  # control characters are not kept
         up = c.post(BASE, files={"file": (hostile, pdf, "text/html")}, data={"document_id": "q3"})
@@ -91,9 +91,9 @@ def test_original_file_round_trip(tiny_encoder: Any, tmp_path: Path, backend: st
 
 
 @pytest.mark.parametrize("backend", ["local", "qdrant"])
-def test_off_by_default_says_which_setting(tiny_encoder: Any, tmp_path: Path, backend: str) -> None:
+def test_off_says_which_setting(tiny_encoder: Any, tmp_path: Path, backend: str) -> None:
     pdf = pdf_bytes(1)
-    with _app(tiny_encoder, tmp_path, collection_backend=backend) as c:
+    with _app(tiny_encoder, tmp_path, collection_backend=backend, keep_originals=False) as c:
         up = c.post(BASE, files={"file": ("a.pdf", pdf)})
         assert up.status_code == 201, up.text
         assert up.json()["file"] is None

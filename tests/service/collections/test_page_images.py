@@ -119,7 +119,7 @@ def test_replacing_a_kept_pdf_changes_the_tag(tiny_encoder: Any, tmp_path: Path)
 
 def test_pages_without_a_kept_pdf_store_a_webp_of_the_layout_size(tiny_encoder: Any, tmp_path: Path) -> None:
     pdf = REPORT.read_bytes()
-    with _app(tiny_encoder, tmp_path) as c:  # keep_originals off: the default
+    with _app(tiny_encoder, tmp_path, keep_originals=False) as c:  # no kept original (on by default)
         up = c.post(BASE, files={"file": ("report.pdf", pdf, "application/pdf")}, data={"document_id": "r"})
         assert up.status_code == 201, up.text
         shot = c.post(BASE, json={"image": b64(png_bytes(300, 200)), "document_id": "shot"})

@@ -131,7 +131,7 @@ def test_page_indexing_and_search_embed_with_the_one_task(
 
 
 def test_stored_page_layout_round_trips_and_matches_the_stored_image(tiny_encoder: Any, tmp_path: Path) -> None:
-    with ready_app(tiny_encoder, tmp_path) as client:
+    with ready_app(tiny_encoder, tmp_path, keep_originals=False) as client:  # a stored image (no kept PDF)
         create_collection(client, "pages")
         response = client.post(
             "/v1/collections/pages/documents", files={"file": ("a.pdf", pdf_bytes(1), "application/pdf")}

@@ -31,7 +31,13 @@ COLLECTION = "faults"
 
 
 # many small commits-in-waiting, so that a kill lands mid-document
-FAULT_ENV = {"JEV4_MAX_PDF_PAGES": "64", "JEV4_MAX_JOB_PDF_PAGES": "64", "JEV4_PDF_PAGES_PER_STEP": "1"}
+# originals off (on by default): these runs were sized and checked with stored page images
+FAULT_ENV = {
+    "JEV4_MAX_PDF_PAGES": "64",
+    "JEV4_MAX_JOB_PDF_PAGES": "64",
+    "JEV4_PDF_PAGES_PER_STEP": "1",
+    "JEV4_KEEP_ORIGINALS": "false",
+}
 
 
 def _kill9(server: LiveServer) -> None:

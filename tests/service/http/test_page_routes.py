@@ -42,7 +42,7 @@ def test_full_image_is_the_stored_page_with_validators(client: httpx.Client, ind
     url = f"/v1/collections/{indexed}/documents/{hit['document_id']}/pages/{hit['page']}/image"
     full = client.get(url)
     assert full.status_code == 200
-    assert full.headers["content-type"] == "image/webp"  # no kept PDF: the stored lossy image (page_images)
+    assert full.headers["content-type"] == "image/png"  # the kept PDF (the default) rendered again (page_images)
     with Image.open(io.BytesIO(full.content)) as served, Image.open(io.BytesIO(base64.b64decode(hit["image"]))) as png:
         assert png.format == "PNG"  # search's image field stays PNG, of the same pixels
         assert np.array_equal(np.asarray(served.convert("RGB")), np.asarray(png.convert("RGB")))
