@@ -198,7 +198,7 @@ class Collections:
             result = await asyncio.to_thread(self.catalog().vacuum, name)
         else:
             checked_codec(codec)  # 422 before looking at jobs
-            running = [j.id for j in self.jobs.list(name) if not j.finished]
+            running = [j.id for j in await self.jobs.list_all(name) if not j.finished]  # every process's
             if running:
                 raise CollectionBusyError(
                     f"collection {name!r} has indexing jobs queued or running ({', '.join(running[:5])}); wait "
