@@ -134,15 +134,15 @@ def test_busy_collection_is_refused_and_left_intact(tmp_path: Path) -> None:
         other = sqlite3.connect(tmp_path / "collections" / "lib" / "index.sqlite", isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # another process's writer, mid-transaction
         try:
-            with pytest.raises(CollectionBusyError, match="another process is writing.*retry the recode"):
+            with pytest.raises(CollectionBusyError, match=r"another process is writing.*retry the recode"):
                 catalog.recode("lib", "int8")
         finally:
             other.execute("ROLLBACK")
             other.close()
         assert isinstance(store, LocalStore)
-        with store._write_lock:  # a write of this process under way
-            with pytest.raises(CollectionBusyError, match="a write in this process is in progress"):
-                catalog.recode("lib", "int8")
+        busy = pytest.raises(CollectionBusyError, match="a write in this process is in progress")
+        with store._write_lock, busy:  # a write of this process under way
+            catalog.recode("lib", "int8")
         assert catalog.get("lib") is store
         assert str(store.config.codec) == "float16"
         assert _everything(store) == kept
@@ -214,6 +214,9 @@ def test_a_damaged_codebook_is_an_error_naming_the_file(tmp_path: Path) -> None:
     store.close()
     with sqlite3.connect(path / "index.sqlite") as db:
         db.execute("UPDATE codebook SET data = zeroblob(length(data))")
+
+    def open_and_search() -> None:  # the codebook is read when the store first needs it
+        LocalStore.open(path).search(Query(topic_pages(5, 1)[0][:4], None), SearchOptions(k=3, exhaustive=True))
+
     with pytest.raises(IndexFormatError, match=r"index\.sqlite: the stored codebook is damaged.*restore the"):
-        store = LocalStore.open(path)
-        store.search(Query(topic_pages(5, 1)[0][:4], None), SearchOptions(k=3, exhaustive=True))
+        open_and_search()

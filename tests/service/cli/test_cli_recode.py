@@ -13,7 +13,7 @@ from tests.service.cli.test_cli_manage import PDF, _run, data_dir
 __all__ = ["data_dir"]  # the fixture, shared with test_cli_manage
 
 
-def test_vacuum_recode(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:  # noqa: F811
+def test_vacuum_recode(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
     code, out, _ = _run(capsys, data_dir, "documents", "list", "--collection", "lib", "--json")
     assert code == 0
     before = out
