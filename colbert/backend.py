@@ -98,6 +98,12 @@ class Backend(Protocol):
 
     def vacuum(self, name: str, store: Store) -> VacuumResult: ...
 
+    def recode(self, name: str, store: Store, codec: Codec) -> VacuumResult:
+        """Move collection ``name`` (open as ``store``, which is closed) to another multi-vector codec keeping
+        every document, atomically for its users; ``CollectionBusyError`` while it is being written,
+        ``CodecError`` for a codec this backend cannot store."""
+        ...
+
     def export_source(self, store: Store) -> ExportSource: ...
 
     def restore(self, store: Store, doc: StoredDocument, encoding: Codec, sketch_vectors: int | None) -> None:

@@ -1,4 +1,4 @@
-"""Named collections: create, list, open, delete, vacuum — over whichever backend the factory opened.
+"""Named collections: create, list, open, delete, vacuum, recode — over whichever backend the factory opened.
 
 The catalog holds one :class:`~colbert.backend.Backend` (chosen by :func:`colbert.backends.open_backend`; the
 catalog never asks which) and hands out one shared :class:`~colbert.store.Store` per name, closed in
@@ -21,6 +21,7 @@ from colbert._validate import validate_config
 from colbert.backend import Backend, VacuumResult
 from colbert.backends import open_backend
 from colbert.errors import ColbertError, CollectionNotFoundError, InvalidCollectionNameError
+from colbert.quantize import checked_codec
 from colbert.store import CollectionConfig, Store
 
 __all__ = ["Catalog", "CollectionInfo", "VacuumResult", "validate_name"]
@@ -103,6 +104,18 @@ class Catalog:
     def vacuum(self, name: str) -> VacuumResult:
         """Reclaim the disk space of deleted and replaced documents (what that means is the backend's)."""
         return self.backend.vacuum(name, self.get(name))
+
+    def recode(self, name: str, codec: str) -> VacuumResult:
+        """Move a collection to another multi-vector codec, keeping every document; the old one stays intact
+        until the new one is complete (``CodecError`` for an unknown codec or one the backend cannot store,
+        ``CollectionBusyError`` while something writes to it)."""
+        target = checked_codec(codec)
+        store = self.get(name)
+        result = self.backend.recode(name, store, target)
+        with self._lock:
+            if self._open.get(name) is store:
+                del self._open[name]  # closed by the backend; the next get opens the new one
+        return result
 
     def delete(self, name: str) -> bool:
         """Remove a collection and its data; False if there was none."""

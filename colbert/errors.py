@@ -25,6 +25,7 @@ from __future__ import annotations
 __all__ = [
     "CodecError",
     "ColbertError",
+    "CollectionBusyError",
     "CollectionExistsError",
     "CollectionNotFoundError",
     "DimensionMismatchError",
@@ -76,6 +77,10 @@ class StoreClosedError(ColbertError):
 
 class StoreBusyError(ColbertError):
     """A write that waited longer than the busy timeout for another process's write to the same collection."""
+
+
+class CollectionBusyError(ColbertError):
+    """An operation that needs the collection to itself (a recode) while something is writing to it."""
 
 
 class DocumentExistsError(ColbertError):

@@ -213,6 +213,7 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str, str]] = [
     (ce.CollectionNotFoundError, 404, "not_found_error", "collection_not_found"),
     (ce.DocumentNotFoundError, 404, "not_found_error", "document_not_found"),
     (ce.CollectionExistsError, 409, "conflict_error", "collection_exists"),
+    (ce.CollectionBusyError, 409, "conflict_error", "collection_busy"),
     (ce.DocumentExistsError, 409, "conflict_error", "document_exists"),
     (ce.InvalidCollectionNameError, 422, "invalid_request_error", "invalid_collection_name"),
     (ce.InvalidFilterError, 422, "invalid_request_error", "invalid_filter"),

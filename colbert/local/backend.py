@@ -34,6 +34,7 @@ from colbert.local import schema as _schema
 from colbert.local.coding import settle_codebook, unit_rows
 from colbert.local.dense_codec import decode_dense, encode_dense
 from colbert.local.jobs import SqliteJobStore
+from colbert.local.recode import recode_collection
 from colbert.local.sketch import page_sketch
 from colbert.local.store import LocalOptions, LocalStore
 from colbert.local.write import UnitRow, insert_document
@@ -119,15 +120,30 @@ class LocalBackend:
         before, after = _mine(store).vacuum()
         return VacuumResult(name, before, after, VACUUM_NOTE)
 
+    def recode(self, name: str, store: Store, codec: Codec) -> VacuumResult:
+        """Move the collection to ``codec`` (:mod:`colbert.local.recode`); ``store`` is closed."""
+        local = _mine(store)
+        was, before = local.config.codec, local.disk_bytes()
+        copied = recode_collection(self, name, local, codec)
+        after = sum(p.stat().st_size for p in (self._root / name).iterdir() if p.is_file())
+        note = f"recoded {copied} documents from {was} to {codec} (a new index file, swapped in)"
+        return VacuumResult(name, before, after, note)
+
     def create_staging(self, name: str, config: CollectionConfig, *, prefix: str = ".import") -> tuple[str, Store]:
         if (self._root / name).exists():
             raise CollectionExistsError(f"collection {name!r} already exists")
+        return self.new_staging(name, config, self.options, prefix=prefix)
+
+    def new_staging(
+        self, name: str, config: CollectionConfig, options: LocalOptions, *, prefix: str
+    ) -> tuple[str, LocalStore]:
+        """A hidden, locked collection directory to build ``name`` in, whether or not ``name`` exists."""
         key = f"{prefix}-{name}-{uuid.uuid4().hex}"
         (self._root / key).mkdir()
         self._staging[key] = fd = os.open(self._root / key, os.O_RDONLY)
         fcntl.flock(fd, fcntl.LOCK_EX)  # another process's sweep leaves it alone while this one builds it
         try:
-            return key, LocalStore.create(self._root / key, config, self.options)
+            return key, LocalStore.create(self._root / key, config, options)
         except BaseException:
             self.discard(key)
             raise

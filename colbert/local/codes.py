@@ -28,12 +28,17 @@ import numpy as np
 from colbert.codebook import Codebook
 from colbert.errors import CodecError, IndexFormatError
 
-__all__ = ["CODES_DDL", "digest", "distinct_centroids", "load_codebook", "store_codebook"]
+__all__ = ["CODES_DDL", "RESTORE_HINT", "digest", "distinct_centroids", "load_codebook", "store_codebook"]
 
 CODES_DDL = (
     "CREATE TABLE IF NOT EXISTS codebook (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL, "
     "digest TEXT NOT NULL, tokens INTEGER NOT NULL, created_at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS unit_centroids (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+)
+
+RESTORE_HINT = (
+    "its answers cannot be trusted: restore the collection from an export (`python -m service collections import`) "
+    "or delete and re-add the affected documents (vacuum and --recode read the same damaged codes)"
 )
 
 
@@ -48,11 +53,11 @@ def load_codebook(conn: sqlite3.Connection, path: Path) -> Codebook | None:
         return None
     data = bytes(row[0])
     if hashlib.sha256(data).hexdigest() != row[1]:
-        raise IndexFormatError(f"{path}: the stored codebook is damaged (digest mismatch); restore the collection")
+        raise IndexFormatError(f"{path}: the stored codebook is damaged (digest mismatch); {RESTORE_HINT}")
     try:
         return Codebook.from_bytes(data)
     except CodecError as exc:
-        raise IndexFormatError(f"{path}: the stored codebook is damaged ({exc}); restore the collection") from exc
+        raise IndexFormatError(f"{path}: the stored codebook is damaged ({exc}); {RESTORE_HINT}") from exc
 
 
 def store_codebook(conn: sqlite3.Connection, book: Codebook, tokens: int, path: Path) -> Codebook:

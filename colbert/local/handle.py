@@ -29,7 +29,7 @@ import numpy as np
 
 from colbert import text
 from colbert.codebook import Codebook
-from colbert.errors import IndexFormatError, InvalidQueryError, StoreBusyError, StoreClosedError
+from colbert.errors import CollectionBusyError, IndexFormatError, InvalidQueryError, StoreBusyError, StoreClosedError
 from colbert.local import schema as _schema
 from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
 from colbert.local.codes import load_codebook
@@ -108,7 +108,7 @@ class LocalHandle:
         self.sketch_vectors = _schema.read_sketch_vectors(self._writer, self._path)
         self.dense_codec = _schema.read_dense_codec(self._writer, self._path)  # the stored choice, not the option's
         self._book: Codebook | None = None  # residual codecs: the stored codebook, once there (never changes)
-        self._scorer = PageScorer(config, options.scan_block_pages, lambda: self._book)
+        self._scorer = PageScorer(config, options.scan_block_pages, lambda: self._book, path=self._path)
         self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
         self._snapshot: DenseSnapshot | None = None
         self._ivf: IvfSnapshot | None = None  # the inverted lists (residual codecs), loaded by the first ivf search
@@ -153,6 +153,36 @@ class LocalHandle:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    @contextmanager
+    def _exclusive(self, what: str) -> Iterator[None]:
+        """Hold the write lock (this process's and SQLite's) for ``what`` without waiting: a writer already at
+        work is ``CollectionBusyError`` rather than a wait, so a long operation never starts behind (or blocks)
+        another writer for ``busy_timeout_s``. Readers go on meanwhile."""
+        if not self._write_lock.acquire(blocking=False):
+            raise CollectionBusyError(
+                f"{self._path}: a write in this process is in progress; wait for it to finish, then retry {what}"
+            )
+        try:
+            if self._closed:
+                raise StoreClosedError(f"the store at {self.directory} is closed")
+            conn = self._writer
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise CollectionBusyError(
+                    f"{self._path}: another process is writing to the collection ({exc}); wait for its writes "
+                    f"(uploads, jobs, imports) to finish, then retry {what}"
+                ) from exc
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={int(self.options.busy_timeout_s * 1000)}")
+            try:
+                yield
+            finally:
+                conn.execute("ROLLBACK")
+        finally:
+            self._write_lock.release()
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

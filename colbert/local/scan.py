@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 import numpy as np
 
 from colbert.codebook import Codebook
 from colbert.errors import CodecError, IndexFormatError
+from colbert.local.codes import RESTORE_HINT
 from colbert.local.dense_codec import decode_dense
 from colbert.local.sketch import to_bf16_bits
 from colbert.quantize import needs_codebook
@@ -22,18 +24,30 @@ from colbert.residual import ResidualDocs, ResidualScorer
 from colbert.scoring import PackedDocs, maxsim
 from colbert.store import CollectionConfig
 
-__all__ = ["PageScorer", "load_dense", "read_pages"]
+__all__ = ["PageScorer", "damaged_codes", "load_dense", "read_pages"]
 
 Block = tuple[np.ndarray, list[int], list[bytes]]  # page ids (m,), vector counts, codec'd blobs
+
+
+def damaged_codes(path: Path | None, codec: object, exc: Exception) -> IndexFormatError:
+    """The error for stored multi-vector codes that do not decode: names the index file and what to do."""
+    where = path or "the index"
+    return IndexFormatError(f"{where}: stored {codec} multi-vector codes are damaged ({exc}); {RESTORE_HINT}")
 
 
 class PageScorer:
     """Scores stored pages against one query; the caller supplies the read transaction."""
 
     def __init__(
-        self, config: CollectionConfig, block_pages: int, codebook: Callable[[], Codebook | None] = lambda: None
+        self,
+        config: CollectionConfig,
+        block_pages: int,
+        codebook: Callable[[], Codebook | None] = lambda: None,
+        *,
+        path: Path | None = None,
     ) -> None:
         self._config = config
+        self._path = path  # the index file, named by the errors about its damaged codes
         self._block = block_pages
         self._codebook = codebook  # the collection's codebook (residual codecs), as of the search's sync
 
@@ -68,19 +82,21 @@ class PageScorer:
         try:
             return PackedDocs.from_encoded(counts, blobs, self._config.multivector_dim, self._config.codec)
         except CodecError as exc:
-            raise IndexFormatError(f"stored {self._config.codec} blobs: {exc}") from exc
+            raise damaged_codes(self._path, self._config.codec, exc) from exc
 
     def _residual_scorer(self, query: np.ndarray) -> ResidualScorer:
         book = self._codebook()
         if book is None:
-            raise IndexFormatError(f"the collection holds {self._config.codec} pages but no codebook; restore it")
+            raise IndexFormatError(
+                f"{self._path}: the collection holds {self._config.codec} pages but no codebook; {RESTORE_HINT}"
+            )
         return ResidualScorer(query, book)
 
     def _residual(self, counts: list[int], blobs: list[bytes], book: Codebook) -> ResidualDocs:
         try:
             return ResidualDocs.from_encoded(counts, blobs, book)
         except CodecError as exc:
-            raise IndexFormatError(f"stored {self._config.codec} blobs: {exc}") from exc
+            raise damaged_codes(self._path, self._config.codec, exc) from exc
 
     def _blocks(
         self, conn: sqlite3.Connection, page_ids: np.ndarray | None

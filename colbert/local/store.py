@@ -67,7 +67,7 @@ from colbert._validate import (
     validate_warnings,
 )
 from colbert.codebook import Codebook
-from colbert.errors import DocumentExistsError, DocumentNotFoundError, IndexFormatError, InvalidQueryError
+from colbert.errors import CodecError, DocumentExistsError, DocumentNotFoundError, IndexFormatError, InvalidQueryError
 from colbert.filters import MetadataFilter
 from colbert.hybrid import SearchMode
 from colbert.local import migrate as _migrate
@@ -78,7 +78,7 @@ from colbert.local.dense_codec import decode_dense
 from colbert.local.filter import filter_docs_sql
 from colbert.local.handle import LocalHandle, LocalOptions, LocalStats
 from colbert.local.modes import Bm25, FirstStage, filtered_ids, hits_of, hybrid_rank, text_rank, visual_rank
-from colbert.local.scan import read_pages
+from colbert.local.scan import damaged_codes, read_pages
 from colbert.local.write import DOC_SELECT, delete_rows, document_info, insert_document
 from colbert.quantize import decode
 from colbert.search import Query, SearchOptions, checked_query
@@ -272,9 +272,12 @@ class LocalStore(LocalHandle):
     def decoded(self, blob: bytes, n: int) -> np.ndarray:
         """A stored multi-vector blob of ``n`` rows as the (n, d) float32 values it stores."""
         book = self.codebook()
-        if book is not None:
-            return book.decode(blob, n)
-        return np.asarray(decode(blob, n, self.config.multivector_dim, self.config.codec), np.float32)
+        try:
+            if book is not None:
+                return book.decode(blob, n)
+            return np.asarray(decode(blob, n, self.config.multivector_dim, self.config.codec), np.float32)
+        except CodecError as exc:
+            raise damaged_codes(self._path, self.config.codec, exc) from exc
 
     def get_image(self, doc_id: str, unit: int) -> bytes | None:
         """The unit's image bytes (None: no such unit, or it has no image); reads nothing else."""

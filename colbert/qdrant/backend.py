@@ -19,13 +19,13 @@ from typing import Any
 from qdrant_client import QdrantClient
 
 from colbert.backend import ExportSource, StoredDocument, VacuumResult
-from colbert.errors import CollectionExistsError, CollectionNotFoundError, IndexFormatError
+from colbert.errors import CodecError, CollectionExistsError, CollectionNotFoundError, IndexFormatError
 from colbert.jobs import JobStore, Retention
 from colbert.qdrant import transfer
 from colbert.qdrant.jobs import QdrantJobStore
 from colbert.qdrant.layout import IMPORTING_KEY
 from colbert.qdrant.store import FORMAT_NAME, QdrantOptions, QdrantStore, companion_collections
-from colbert.quantize import Codec
+from colbert.quantize import CODEBOOK_FREE, Codec, needs_codebook
 from colbert.store import CollectionConfig, Store
 
 __all__ = ["VACUUM_NOTE", "QdrantBackend"]
@@ -118,6 +118,14 @@ class QdrantBackend:
 
     def vacuum(self, name: str, store: Store) -> VacuumResult:
         return VacuumResult(name, None, None, VACUUM_NOTE)
+
+    def recode(self, name: str, store: Store, codec: Codec) -> VacuumResult:
+        if needs_codebook(codec):
+            raise CodecError(f"the Qdrant backend cannot store codec {codec}; use one of {list(CODEBOOK_FREE)}")
+        raise CodecError(
+            f"collection {name!r}: recoding in place is not available on the Qdrant backend (it keeps float "
+            "multi-vectors whatever the codec); export the collection and import it under a new name with --codec"
+        )
 
     def create_staging(self, name: str, config: CollectionConfig) -> tuple[str, Store]:
         if self.client.collection_exists(name) and self._meta(name).get(IMPORTING_KEY):

@@ -4,7 +4,7 @@
     python -m service collections list                       # GET    /v1/collections
     python -m service collections show NAME                  # GET    /v1/collections/{name}
     python -m service collections delete NAME [--yes]        # DELETE /v1/collections/{name} (asks first)
-    python -m service collections vacuum NAME                # POST   /v1/collections/{name}/vacuum
+    python -m service collections vacuum NAME [--recode C]   # POST   /v1/collections/{name}/vacuum
     python -m service collections export NAME FILE           # one file: vectors, texts, images, metadata
     python -m service collections import FILE [--name NEW]   # into this --collection-backend (migration)
 
@@ -54,6 +54,12 @@ def add_collections_command(sub: Any, finish: Callable[..., None]) -> None:
     finish(p)
     p = cols_sub.add_parser("vacuum", help="reclaim the disk space of deleted and replaced documents")
     p.add_argument("name")
+    p.add_argument(
+        "--recode",
+        metavar="CODEC",
+        help="rebuild the collection with this multi-vector codec (float32, float16, int8, binary, residual2, "
+        "residual1), keeping every document",
+    )
     finish(p)
     p = cols_sub.add_parser("export", help="write a collection to one file (vectors, texts, images, metadata)")
     p.add_argument("name")
@@ -94,7 +100,7 @@ async def _delete(c: Collections, args: argparse.Namespace) -> int:
 
 
 async def _vacuum(c: Collections, args: argparse.Namespace) -> int:
-    done = await c.vacuum(args.name)
+    done = await c.vacuum(args.name, codec=args.recode)
     if done.bytes_before is None or done.bytes_after is None:
         text = f"{done.collection}: {done.note}"
     else:

@@ -120,8 +120,8 @@ class AsyncClient:
     async def delete_collection(self, name: str) -> Deleted:
         return await self._call(ops.delete_collection(name))
 
-    async def vacuum(self, name: str) -> Vacuumed:
-        return await self._call(ops.vacuum(name))
+    async def vacuum(self, name: str, codec: str | None = None) -> Vacuumed:
+        return await self._call(ops.vacuum(name, codec))
 
     # ---- documents ---------------------------------------------------------------------------------------
     async def upload(

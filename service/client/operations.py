@@ -94,8 +94,9 @@ def delete_collection(name: str) -> Call[Deleted]:
     return Call("DELETE", _c(name), lambda r: build(Deleted, _json(r)))
 
 
-def vacuum(name: str) -> Call[Vacuumed]:
-    return Call("POST", f"{_c(name)}/vacuum", lambda r: build(Vacuumed, _json(r)))
+def vacuum(name: str, codec: str | None = None) -> Call[Vacuumed]:
+    body = None if codec is None else {"codec": codec}
+    return Call("POST", f"{_c(name)}/vacuum", lambda r: build(Vacuumed, _json(r)), json=body)
 
 
 def add_text(collection: str, text: str, fields: dict[str, Any]) -> Call[Document]:

@@ -120,8 +120,8 @@ class Client:
     def delete_collection(self, name: str) -> Deleted:
         return self._call(ops.delete_collection(name))
 
-    def vacuum(self, name: str) -> Vacuumed:
-        return self._call(ops.vacuum(name))
+    def vacuum(self, name: str, codec: str | None = None) -> Vacuumed:
+        return self._call(ops.vacuum(name, codec))
 
     # ---- documents ---------------------------------------------------------------------------------------
     def upload(

@@ -32,8 +32,8 @@ import hashlib
 import uuid
 from typing import TYPE_CHECKING
 
-from colbert.errors import CollectionNotFoundError, DocumentNotFoundError
-from colbert.quantize import Codec
+from colbert.errors import CollectionBusyError, CollectionNotFoundError, DocumentNotFoundError
+from colbert.quantize import Codec, checked_codec
 from colbert.store import CollectionConfig
 from colbert.transfer import export_collection, import_collection
 from model.errors import InvalidDimensionError
@@ -189,9 +189,20 @@ class Collections:
         on_disk = await asyncio.to_thread(self._disk_bytes, name)
         return collection_object(name, store.config, counts, on_disk)
 
-    async def vacuum(self, name: str) -> VacuumObject:
-        """Reclaim the disk space of deleted and replaced documents (:meth:`colbert.catalog.Catalog.vacuum`)."""
-        result = await asyncio.to_thread(self.catalog().vacuum, name)
+    async def vacuum(self, name: str, *, codec: str | None = None) -> VacuumObject:
+        """Reclaim the disk space of deleted and replaced documents (``Catalog.vacuum``), or with ``codec`` rebuild
+        the collection in that codec keeping every document (``Catalog.recode``; 409 ``collection_busy`` while an
+        indexing job of any process or another writer is at work on it)."""
+        if codec is not None:
+            checked_codec(codec)  # 422 before looking at jobs
+            if running := [j.id for j in await self.jobs.list_all(name) if not j.finished]:
+                raise CollectionBusyError(
+                    f"collection {name!r} has indexing jobs queued or running ({', '.join(running[:5])}); wait "
+                    f"for them to finish (GET /v1/collections/{name}/jobs), then retry the recode"
+                )
+        catalog = self.catalog()
+        work = catalog.vacuum if codec is None else functools.partial(catalog.recode, codec=codec)
+        result = await asyncio.to_thread(work, name)
         reclaimed = None
         if result.bytes_before is not None and result.bytes_after is not None:
             reclaimed = result.bytes_before - result.bytes_after

@@ -190,6 +190,19 @@ class PatchDocumentRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     replace: Annotated[bool, Meta(description="Store exactly `metadata` instead of merging it")] = False
 
 
+class VacuumRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """The optional body of ``POST /v1/collections/{name}/vacuum``."""
+
+    codec: Annotated[
+        str | None,
+        Meta(
+            description="Rebuild the collection with this multi-vector codec (float32 | float16 | int8 | binary | "
+            "residual2 | residual1), keeping every document; the old collection serves until the new one is "
+            "complete. 409 collection_busy while the collection is being written"
+        ),
+    ] = None
+
+
 class VacuumObject(Struct, kw_only=True):
     """What ``POST /v1/collections/{name}/vacuum`` did; byte counts are null where this server cannot see the
     disk (Qdrant, which compacts by itself)."""

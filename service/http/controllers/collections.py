@@ -30,6 +30,7 @@ from service.collections.schemas import (
     JobObject,
     PatchDocumentRequest,
     VacuumObject,
+    VacuumRequest,
 )
 from service.collections.search_schemas import SearchRequest, SearchResponse
 from service.collections.uploads import read_upload
@@ -82,10 +83,18 @@ class CollectionsController(Controller):
         summary="Reclaim the disk space of deleted and replaced documents",
         description="Embedded backend: merges the full-text index, rebuilds the index file (SQLite VACUUM) and "
         "reports the bytes on disk before and after; writes to the collection wait meanwhile, searches go on. "
-        "Qdrant: nothing to do (it compacts by itself); the byte counts are null.",
+        "Qdrant: nothing to do (it compacts by itself); the byte counts are null. With a body "
+        '{"codec": C}: rebuild the collection in codec C keeping every document, swapped in when complete '
+        "(embedded backend; 422 invalid_codec, 409 collection_busy while an indexing job or another writer is at "
+        "work on it).",
     )
-    async def vacuum_collection(self, name: FromPath[str], collections: NamedDependency[Collections]) -> VacuumObject:
-        return await collections.vacuum(name)
+    async def vacuum_collection(
+        self,
+        name: FromPath[str],
+        collections: NamedDependency[Collections],
+        data: JSONBody[VacuumRequest | None] = None,
+    ) -> VacuumObject:
+        return await collections.vacuum(name, codec=None if data is None else data.codec)
 
     @delete("/{name:str}", status_code=200, summary="Delete a collection and everything in it")
     async def delete_collection(self, name: FromPath[str], collections: NamedDependency[Collections]) -> DeletedObject:
