@@ -3,7 +3,7 @@
 
 ``browser_or_skip`` gives the reason the browser tests cannot run here; under ``CI`` a missing browser is a
 failure instead of a skip (CI must run them). Screenshots go to ``test-artifacts/ui/`` (gitignored; override
-with ``JEV4_UI_ARTIFACTS``).
+with ``JEV4_UI_ARTIFACTS``), and so does what the page showed when a ``wait`` ran out (``failure-*``).
 """
 
 from __future__ import annotations
@@ -82,9 +82,37 @@ def run_axe(driver: Any) -> list[dict[str, Any]]:
 
 
 def wait(driver: Any, condition: Any, timeout: float = 60) -> Any:
+    """``condition(driver)`` once truthy; on a timeout, what the page showed is saved (``failure_dump``).
+
+    An element found and then replaced before it is read (the page re-renders its lists of collections,
+    documents and results after each change) is looked for again, as one not there yet is."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=ignored).until(condition)
+    except TimeoutException as exc:
+        raise AssertionError(f"waited {timeout} s in vain; {failure_dump(driver)}") from exc
+
+
+def failure_dump(driver: Any) -> str:
+    """A screenshot, the browser console, the page's HTML and its finished requests at a failure, saved under
+    ARTIFACTS; where."""
+    import json
+    import time
+
+    stem = ARTIFACTS / f"failure-{time.strftime('%H%M%S')}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(f"{stem}.png")
+    Path(f"{stem}.console.json").write_text(json.dumps(driver.get_log("browser"), indent=1), encoding="utf-8")
+    Path(f"{stem}.html").write_text(driver.page_source, encoding="utf-8")
+    requests = driver.execute_script(  # the page's finished requests: which ones ran, when, how long
+        "return performance.getEntriesByType('resource').map(e => [e.name, Math.round(e.startTime), "
+        "Math.round(e.duration), e.responseStatus ?? null])"
+    )
+    Path(f"{stem}.requests.json").write_text(json.dumps(requests, indent=1), encoding="utf-8")
+    return f"screenshot, console, HTML and requests at {stem}.*"
 
 
 def css(driver: Any, selector: str) -> Any:

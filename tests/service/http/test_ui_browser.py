@@ -28,7 +28,13 @@ from tests.service.conftest import LiveServer
 
 XSS = "<img src=x onerror=alert(1)>"
 QUERY = "Which region had the highest revenue?"
-THUMBS_LOADED = "return [...document.querySelectorAll('.thumbs img')].every(i => i.complete && i.naturalWidth > 0)"
+# A document card's thumbnails, all shown. They load lazily (an IntersectionObserver, dom.js lazyImage): only once
+# the card is within 200 px of the viewport, so a card below the fold must be scrolled to first. Whether a card
+# starts out that near depends on how far the other cards' thumbnails have grown (decoded or not) when it appears.
+THUMBS_LOADED = (
+    "const imgs = arguments[0].querySelectorAll('.thumbs img');"
+    "return imgs.length > 0 && [...imgs].every(i => i.complete && i.naturalWidth > 0)"
+)
 PAGE_LOADED = "const i = document.querySelector('#hit-image'); return i.complete && i.naturalWidth > 0"
 # Records the JSON bodies the page POSTs to the search route (the page's own fetch, wrapped in place).
 RECORD_SEARCHES = """
@@ -166,7 +172,7 @@ def _upload_report(driver: Any) -> None:
     assert bar.get_attribute("value") == bar.get_attribute("max") == "3"
     assert "3 / 3 pages" in css(driver, "#uploads li .status").text
     wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#documents .document")) == 1)
-    wait(driver, lambda d: d.execute_script(THUMBS_LOADED))
+    wait(driver, lambda d: d.execute_script(THUMBS_LOADED, css(d, "#documents .document")))  # the top card
     shot(driver, "03-pdf-uploaded")
 
 
@@ -218,9 +224,9 @@ def _page_selection(driver: Any, client: httpx.Client, tmp_path: Path, name: str
     wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"{card} .thumbs[data-pages='1,3']"))
     labels = [e.text for e in driver.find_elements(By.CSS_SELECTOR, f"{card} .thumb span")]
     assert labels == ["p. 1", "p. 3"]
-    wait(driver, lambda d: d.execute_script(THUMBS_LOADED))
+    driver.execute_script("arguments[0].scrollIntoView()", css(driver, card))  # the third card: maybe below the fold
+    wait(driver, lambda d: d.execute_script(THUMBS_LOADED, css(d, card)))
     assert driver.find_elements(By.CSS_SELECTOR, f"{card} .img-missing") == []
-    driver.execute_script("arguments[0].scrollIntoView()", css(driver, card))
     shot(driver, "04c-page-selection")
     css(driver, f"{card} .thumb").click()
     wait(driver, lambda d: css(d, "#hit-stage").get_attribute("data-pages") == "1,3")
@@ -307,12 +313,14 @@ def _text_mode_boxes(driver: Any, client: httpx.Client, name: str) -> None:
     Select(css(driver, "#search-mode")).select_by_value("text")
     box.clear()
     box.send_keys("revenue")
+    # the first search's 20 hits stay until this answer is painted (and may be as many): wait for the paint mark
+    driver.execute_script("document.querySelector('#results').removeAttribute('data-paint-ms')")
     css(driver, "#search-form button[type=submit]").click()
     wait(driver, lambda d: len(d.execute_script("return window.__searches")) == 2)
     sent = driver.execute_script("return window.__searches")[1]
     assert sent == {"query": "revenue", "top_k": 20, "highlight": True, "mode": "text"}
     api = client.post(f"/v1/collections/{name}/search", json=sent).json()["results"]
-    wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .hit")) == len(api))
+    wait(driver, lambda d: css(d, "#results").get_attribute("data-paint-ms") is not None)
     hits = driver.find_elements(By.CSS_SELECTOR, "#results .hit")
     assert [h.find_element(By.CSS_SELECTOR, ".hit-doc").text for h in hits] == [r["document_id"] for r in api]
     assert set(api[0]["signals"]) == {"text"}
