@@ -41,7 +41,7 @@ class HealthController(Controller):
                 dimensions=info.hidden_size,
                 multivector_dimensions=info.multivector_dim,
                 matryoshka_dims=list(info.matryoshka_dims),
-                max_tokens=runtime.settings.max_text_tokens,
+                max_tokens=runtime.limits.max_text_tokens,
             )
         return Response(body, status_code=200 if runtime.ready else 503)
 
