@@ -80,6 +80,7 @@ class Runtime:
         self.retry_after_s = settings.retry_after_s  # the Retry-After of a full model queue (429)
         self.store_busy_timeout_s = settings.store_busy_timeout_s  # how long a write waits for a busy store
         self.default_task = settings.default_task  # the task of a request that names none
+        self.tiny_checkpoint = settings.tiny  # --tiny: the random test checkpoint, whose vectors mean nothing
         self.metrics = metrics
         self.encoder = encoder
         self.catalog = catalog

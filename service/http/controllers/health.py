@@ -33,10 +33,10 @@ class HealthController(Controller):
         # test_checkpoint: the random test weights (--tiny, or a checkpoint model.testing built): rankings mean
         # nothing, and the search page says so
         body: dict[str, Any] = {"status": runtime.status, "model": runtime.model_name}
-        body["test_checkpoint"] = runtime.settings.tiny
+        body["test_checkpoint"] = runtime.tiny_checkpoint
         if runtime.ready and runtime.encoder is not None:
             info = runtime.encoder.info
-            body["test_checkpoint"] = runtime.settings.tiny or info.test_checkpoint
+            body["test_checkpoint"] = runtime.tiny_checkpoint or info.test_checkpoint
             body.update(
                 dimensions=info.hidden_size,
                 multivector_dimensions=info.multivector_dim,
