@@ -20,9 +20,12 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["REQUEST_ID", "JsonFormatter", "configure_logging"]
+if TYPE_CHECKING:
+    from service.settings import Settings
+
+__all__ = ["REQUEST_ID", "JsonFormatter", "configure_logging", "configure_logging_from"]
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("jev4_request_id", default=None)
 
@@ -58,6 +61,11 @@ class _TextFormatter(logging.Formatter):
         line = super().format(record)
         request_id = REQUEST_ID.get()
         return f"{line} [request_id={request_id}]" if request_id else line
+
+
+def configure_logging_from(settings: Settings) -> None:
+    """Configure logging as ``settings`` say (``log_level``, ``log_json``): what each entry point calls."""
+    configure_logging(settings.log_level, json_lines=settings.log_json)
 
 
 def configure_logging(level: str = "info", *, json_lines: bool | None = None) -> None:

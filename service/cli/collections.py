@@ -78,7 +78,7 @@ async def _list(c: Collections, args: argparse.Namespace) -> int:
     for item in listing.data:
         show(args, item, collection_line(item))
     if not listing.data and not args.json:
-        print(f"no collections in {c.runtime.settings.data_dir}", file=sys.stderr)
+        print(f"no collections in {c.catalog().data_dir}", file=sys.stderr)
     return 0
 
 
@@ -134,7 +134,7 @@ async def _import(c: Collections, args: argparse.Namespace) -> int:
     held = f"{counted(done.documents, 'document')}, {counted(done.units, 'unit')}"
     text = (
         f"imported {done.collection}: {held} from {args.file} "
-        f"(exported from the {done.source_backend} backend; now on {c.runtime.settings.collection_backend})"
+        f"(exported from the {done.source_backend} backend; now on {c.catalog().backend.kind})"
     )
     print(json.dumps(_summary(done, args.file)) if args.json else text)
     return 0

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from service.cli.progress import IndexRun
 from service.cli.remote import add_remote_flags
 from service.cli.session import fail, json_object, run_door_command
+from service.limits import InputLimits
 
 if TYPE_CHECKING:
     from service.cli.door import Door
@@ -105,13 +106,14 @@ async def _index(c: Door, args: argparse.Namespace, settings: Settings, run: Ind
     else:
         created = await c.create(_create_request(args, text))
         print(f"created collection {created.name}: {_config_line(created)}", file=sys.stderr)
+    limits = InputLimits.from_settings(settings)  # the caps the files are checked against before upload
     if text:
         from service.cli.index_text import index_texts
 
-        return await index_texts(c, args, settings, run)
+        return await index_texts(c, args, limits, run)
     from service.cli.index_pages import index_pages
 
-    return await index_pages(c, args, settings, run)
+    return await index_pages(c, args, settings, limits, run)
 
 
 async def _existing(c: Door, name: str) -> CollectionObject | None:

@@ -17,6 +17,7 @@ from service.settings import env_name
 if TYPE_CHECKING:
     from service.cli.door import Door
     from service.collections.uploads import DocumentUpload
+    from service.limits import InputLimits
     from service.settings import Settings
 
 __all__ = ["index_pages"]
@@ -26,13 +27,13 @@ __all__ = ["index_pages"]
 _POLL_S, _MAX_POLL_S = 0.05, 0.5
 
 
-async def index_pages(c: Door, args: argparse.Namespace, settings: Settings, run: IndexRun) -> int:
+async def index_pages(c: Door, args: argparse.Namespace, settings: Settings, limits: InputLimits, run: IndexRun) -> int:
     """Index every file under ``args.paths`` a page collection takes (the others counted by reason); 1 when
     some failed or were refused."""
     from service.collections.page_walk import PageWalkReport
 
     report = PageWalkReport()
-    files = collect_documents(args.paths, report, max_bytes=settings.max_pdf_bytes)
+    files = collect_documents(args.paths, report, max_bytes=limits.max_pdf_bytes)
     run.total = len(files)
     bar = Bar(disable=args.no_progress, unit="page")
     failed = present = 0

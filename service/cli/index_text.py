@@ -16,14 +16,14 @@ from service.errors import error_info
 
 if TYPE_CHECKING:
     from service.cli.door import Door
-    from service.settings import Settings
+    from service.limits import InputLimits
 
 __all__ = ["index_texts"]
 
 
-async def index_texts(c: Door, args: argparse.Namespace, settings: Settings, run: IndexRun) -> int:
+async def index_texts(c: Door, args: argparse.Namespace, limits: InputLimits, run: IndexRun) -> int:
     """Index every text/code file under ``args.paths``; 1 when some failed."""
-    files, skipped = collect_text_files(args.paths, settings.max_text_bytes)
+    files, skipped = collect_text_files(args.paths, limits.max_text_bytes)
     if skipped:
         print("skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())), file=sys.stderr)
     run.total = len(files)

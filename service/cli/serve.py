@@ -39,12 +39,12 @@ def serve(settings: Settings) -> int:
     from service.engine.loading import ModelLoadError, load_encoder
     from service.http.app import create_app
     from service.http.server import run_server
-    from service.logs import configure_logging
+    from service.logs import configure_logging_from
 
     busy = port_in_use(settings.host, settings.port)
     if busy is not None:
         return fail(busy)
-    configure_logging(settings.log_level, json_lines=settings.log_json)
+    configure_logging_from(settings)
     _LOG.info("starting", extra={"settings": settings.public_dict()})
     if settings.api_keys:
         _LOG.info("auth is on: %d API key(s) accepted (%s)", len(settings.api_keys), env_name("api_keys"))

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from model.processor import PreparedInput
     from model.types import EmbeddingOutput, TaskSpec, TextLayer
     from service.engine.render_pool import RenderPool
+    from service.limits import InputLimits
     from service.settings import Settings
 
     _Prepared = tuple[list[PreparedInput], list[Any], list[TextLayer | None]]  # rows, kept images, text layers
@@ -114,17 +115,20 @@ class IndexOptions:
     render_pool: RenderPool | None = field(default=None, compare=False, repr=False)  # the runtime's (None: in-thread)
 
     @classmethod
-    def from_settings(cls, settings: Settings, render_pool: RenderPool | None = None) -> IndexOptions:
+    def from_settings(
+        cls, settings: Settings, limits: InputLimits, *, retry_after_s: float, render_pool: RenderPool | None = None
+    ) -> IndexOptions:
+        """``limits`` and ``retry_after_s`` (a full model queue's) are the runtime's, read once from ``settings``."""
         return cls(
             render_pool=render_pool,
-            dpi=settings.pdf_dpi,
-            max_pages=settings.max_pdf_pages,
-            max_job_pages=settings.max_job_pdf_pages,
-            max_pdf_bytes=settings.max_pdf_bytes,
-            max_decoded_pixels=settings.max_decoded_pixels,
-            image_max_pixels=settings.image_max_pixels,
+            dpi=limits.pdf_dpi,
+            max_pages=limits.max_pdf_pages,
+            max_job_pages=limits.max_job_pdf_pages,
+            max_pdf_bytes=limits.max_pdf_bytes,
+            max_decoded_pixels=limits.max_decoded_pixels,
+            image_max_pixels=limits.image_max_pixels,
             pages_per_step=settings.pdf_pages_per_step,
-            retry_after_s=max(settings.retry_after_s, 0.05),
+            retry_after_s=max(retry_after_s, 0.05),
             ocr=settings.ocr,
         )
 

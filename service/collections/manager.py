@@ -95,10 +95,10 @@ class Collections:
         retention = Retention(s.job_keep_finished, s.job_keep_finished_s)
         if jobs is None and runtime.catalog is not None:
             self._job_store = open_job_store(
-                runtime.catalog, busy_timeout_s=s.store_busy_timeout_s, retention=retention
+                runtime.catalog, busy_timeout_s=runtime.store_busy_timeout_s, retention=retention
             )
         self.jobs = jobs or JobRegistry(
-            retry_after_s=s.retry_after_s,
+            retry_after_s=runtime.retry_after_s,
             store=self._job_store,
             heartbeat_s=s.job_heartbeat_s,
             stale_after_s=s.job_stale_after_s,
@@ -135,9 +135,12 @@ class Collections:
                 encoder.info.hidden_size,
                 tuple(encoder.info.matryoshka_dims),
             )
-            settings = self.runtime.settings
-            indexer = Indexer(model, IndexOptions.from_settings(settings, self.runtime.render_pool))
-            self._services = (indexer, Searcher(model, SearchLimits.from_settings(settings, self.runtime.render_pool)))
+            settings, limits, render_pool = self.runtime.settings, self.runtime.limits, self.runtime.render_pool
+            options = IndexOptions.from_settings(
+                settings, limits, retry_after_s=self.runtime.retry_after_s, render_pool=render_pool
+            )
+            search_limits = SearchLimits.from_settings(settings, limits, render_pool)
+            self._services = (Indexer(model, options), Searcher(model, search_limits))
         return self._services
 
     async def close(self) -> None:

@@ -102,7 +102,7 @@ async def _picture(collections: Collections, name: str, document_id: str, page: 
 
 async def _load(collections: Collections, name: str, picture: page_images.PagePicture) -> bytes:
     store = await collections.store(name)
-    limits = PageLimits.from_settings(collections.runtime.settings, collections.runtime.render_pool)
+    limits = PageLimits.from_limits(collections.runtime.limits, collections.runtime.render_pool)
     return await asyncio.to_thread(page_images.load, store, picture, limits)
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from colbert.store import CollectionConfig
     from service.collections.search_schemas import SearchRequest
     from service.engine.render_pool import RenderPool
+    from service.limits import InputLimits
     from service.settings import Settings
 
 __all__ = ["SearchLimits", "SearchPlan", "SearchQuery", "not_applicable", "resolve_mode"]
@@ -152,15 +153,17 @@ class SearchLimits:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, render_pool: RenderPool | None = None) -> SearchLimits:
+    def from_settings(
+        cls, settings: Settings, limits: InputLimits, render_pool: RenderPool | None = None
+    ) -> SearchLimits:
         return cls(
-            max_query_tokens=settings.max_text_tokens,
-            image_max_pixels=settings.image_max_pixels,
-            max_decoded_pixels=settings.max_decoded_pixels,
+            max_query_tokens=limits.max_text_tokens,
+            image_max_pixels=limits.image_max_pixels,
+            max_decoded_pixels=limits.max_decoded_pixels,
             default_mode=settings.search_mode,
             default_fusion=settings.search_fusion,
             rrf_k=settings.search_rrf_k,
             text_weight=settings.search_text_weight,
             max_per_span=settings.search_max_per_span,
-            render=PageLimits.from_settings(settings, render_pool),
+            render=PageLimits.from_limits(limits, render_pool),
         )

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from service.collections.chunking import Chunk
     from service.collections.indexing import Progress
     from service.engine.runtime import Runtime
+    from service.limits import InputLimits
     from service.settings import Settings
 
 __all__ = ["PlannedText", "TextIndexer", "TextOptions", "TextSource", "text_indexer"]
@@ -70,9 +71,9 @@ class TextOptions:
     overlap: int = 1024
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TextOptions:
+    def from_settings(cls, settings: Settings, limits: InputLimits) -> TextOptions:
         return cls(
-            max_bytes=settings.max_text_bytes,
+            max_bytes=limits.max_text_bytes,
             limits=ChunkLimits(
                 settings.chunk_max_tokens,
                 settings.chunk_window_lines,
@@ -199,8 +200,8 @@ def text_indexer(runtime: Runtime, *, wait_when_full: bool) -> TextIndexer:
     On a full model queue the first window raises QueueFullError (429) unless ``wait_when_full`` (a background
     job); later windows always wait and retry, since the document is under way (:class:`QueueRetry`)."""
     encoder, batcher, _preparer = runtime.engine()
-    options = TextOptions.from_settings(runtime.settings)
-    retry = QueueRetry(wait_when_full, runtime.settings.retry_after_s)
+    options = TextOptions.from_settings(runtime.settings, runtime.limits)
+    retry = QueueRetry(wait_when_full, runtime.retry_after_s)
 
     async def embed_late(late: Any) -> Any:
         return await retry.call(lambda: batcher.embed_late_chunks(late, return_multivector=True))

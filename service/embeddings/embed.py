@@ -123,8 +123,8 @@ async def embed_request(runtime: Runtime, data: EmbeddingsRequest) -> Embeddings
     runtime.check_model(data.model)
     encoder, batcher, preparer = runtime.engine()
     info = encoder.info
-    options = resolve_options(data, runtime.settings.default_task, {*info.matryoshka_dims, info.hidden_size})
-    items = parse_inputs(data.input, max_items=runtime.settings.max_items_per_request)
+    options = resolve_options(data, runtime.default_task, {*info.matryoshka_dims, info.hidden_size})
+    items = parse_inputs(data.input, max_items=runtime.limits.max_items_per_request)
     rows: list[Row] | None = None
     if options.late_chunking:
         late = await preparer.prepare_late_chunks(items, options.spec, truncate=options.truncate)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from model.processor import LateChunkInput, PreparedInput, Processor
     from model.types import TaskSpec
     from service.engine.render_pool import RenderPool
+    from service.limits import InputLimits
     from service.metrics import Metrics
     from service.settings import Settings
 
@@ -59,8 +60,10 @@ class Preparer:
         pool: Executor,
         metrics: Metrics | None = None,
         *,
+        limits: InputLimits,
         render_pool: RenderPool | None = None,
     ) -> None:
+        self.limits = limits  # the input caps (read once by the runtime)
         self.render_pool = render_pool  # PDF pages render in its workers (None: in the preprocessing thread)
         self.processor = processor
         self.settings = settings
@@ -108,7 +111,7 @@ class Preparer:
         return rows
 
     def _texts(self, texts: list[tuple[int, str]], spec: TaskSpec, truncate: bool) -> list[Row]:
-        limit = self.settings.max_text_tokens
+        limit = self.limits.max_text_tokens
         try:
             prepared = self.processor.prepare_texts([t for _, t in texts], spec, max_length=limit, truncate=truncate)
         except InputTooLongError as exc:  # re-number: the processor counts texts only, callers count inputs
@@ -122,16 +125,16 @@ class Preparer:
         def work() -> list[Row]:
             try:
                 with naming((ImageTooLargeError, "max_decoded_pixels")):
-                    image = load_image(data, max_decoded_pixels=self.settings.max_decoded_pixels)
+                    image = load_image(data, max_decoded_pixels=self.limits.max_decoded_pixels)
             except NotAnImageError as exc:
                 raise wrong_kind(f"input[{index}].image", exc, _INSTEAD) from None
-            prepared = self.processor.prepare_image(image, spec, max_pixels=self.settings.image_max_pixels)
+            prepared = self.processor.prepare_image(image, spec, max_pixels=self.limits.image_max_pixels)
             return [Row(prepared, index)]
 
         return await self._in_pool(work)
 
     async def _pdf(self, index: int, item: PdfItem, spec: TaskSpec) -> list[Row]:
-        s = self.settings
+        limits = self.limits
         data = await load_source(item.source, self._limits("max_pdf_bytes"), what=f"input[{index}]")
 
         def work() -> list[Row]:
@@ -139,15 +142,15 @@ class Preparer:
                 pages = render_pages(
                     data,
                     pool=self.render_pool,
-                    dpi=s.pdf_dpi,
+                    dpi=limits.pdf_dpi,
                     pages=item.pages,
-                    max_pages=s.max_pdf_pages,
-                    max_bytes=s.max_pdf_bytes,
-                    max_pixels_per_page=s.max_decoded_pixels,
+                    max_pages=limits.max_pdf_pages,
+                    max_bytes=limits.max_pdf_bytes,
+                    max_pixels_per_page=limits.max_decoded_pixels,
                 )
             return [
                 Row(
-                    self.processor.prepare_image(p.image, spec, max_pixels=s.image_max_pixels),
+                    self.processor.prepare_image(p.image, spec, max_pixels=limits.image_max_pixels),
                     index,
                     p.page_number,
                 )
@@ -169,7 +172,7 @@ class Preparer:
                     f"late_chunking joins texts into one sequence; input[{i}] is {kind}", code="invalid_input"
                 )
             texts.append(item.text)
-        limit = self.settings.max_text_tokens
+        limit = self.limits.max_text_tokens
 
         def work() -> LateChunkInput:
             with naming((InputTooLongError, "max_text_tokens")):

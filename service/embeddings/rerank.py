@@ -79,7 +79,7 @@ async def rerank_request(runtime: Runtime, data: RerankRequest) -> RerankRespons
     query = parse_item(data.query, "query")
     _no_pdf([query], "query")
     documents = parse_inputs(
-        _without_ids(data.documents), max_items=runtime.settings.max_items_per_request, field="documents"
+        _without_ids(data.documents), max_items=runtime.limits.max_items_per_request, field="documents"
     )
     _no_pdf(documents, "documents")
     query_rows, doc_rows = await asyncio.gather(

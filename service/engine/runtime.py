@@ -20,6 +20,7 @@ from service.engine.kernel import build_kernel
 from service.engine.loading import load_encoder
 from service.engine.render_pool import RenderPool
 from service.errors import NotReadyError
+from service.limits import InputLimits
 
 if TYPE_CHECKING:
     from model.encoder import Encoder
@@ -75,6 +76,11 @@ class Runtime:
         loader: Callable[[Settings], Encoder] = load_encoder,
     ) -> None:
         self.settings = settings
+        self.limits = InputLimits.from_settings(settings)  # the input caps every front end and pipeline checks
+        self.retry_after_s = settings.retry_after_s  # the Retry-After of a full model queue (429)
+        self.store_busy_timeout_s = settings.store_busy_timeout_s  # how long a write waits for a busy store
+        self.default_task = settings.default_task  # the task of a request that names none
+        self.tiny_checkpoint = settings.tiny  # --tiny: the random test checkpoint, whose vectors mean nothing
         self.metrics = metrics
         self.encoder = encoder
         self.catalog = catalog
@@ -139,11 +145,13 @@ class Runtime:
             max_batch_tokens=s.max_batch_tokens,
             max_batch_size=s.max_batch_size,
             max_queue_rows=s.max_queue_rows,
-            retry_after_s=s.retry_after_s,
+            retry_after_s=self.retry_after_s,
             metrics=self.metrics,
         )
         self.batcher.start()
-        self.preparer = Preparer(encoder.processor, s, self.pool, self.metrics, render_pool=self.render_pool)
+        self.preparer = Preparer(
+            encoder.processor, s, self.pool, self.metrics, limits=self.limits, render_pool=self.render_pool
+        )
 
     async def warm_up(self) -> None:
         """One text and one small image through the batcher (first-call costs paid before ``/ready``), then the
@@ -155,7 +163,7 @@ class Runtime:
         assert self.encoder is not None
         assert self.batcher is not None
         processor = self.encoder.processor
-        spec = parse_task(self.settings.default_task)
+        spec = parse_task(self.default_task)
         image = Image.new("RGB", (64, 64), (128, 64, 32))
         loop = asyncio.get_running_loop()
         text = await loop.run_in_executor(self.pool, lambda: processor.prepare_text("warm up", spec))

@@ -13,12 +13,12 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar
-from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 
 from service.collections.manager import Collections
 from service.collections.metrics import CollectionsCollector
+from service.embeddings.media import MediaLimits
 from service.engine.loading import load_encoder
 from service.engine.runtime import Runtime
 from service.http.auth import api_key_guard
@@ -30,7 +30,7 @@ from service.http.controllers.rerank import RerankController
 from service.http.exception_handlers import handle_exception
 from service.http.middleware import RequestContextMiddleware
 from service.http.openapi import document_errors, openapi_config
-from service.http.origin import OriginGuardMiddleware
+from service.http.origin import OriginGuardMiddleware, cors_config
 from service.http.ui import root_redirect, ui_routers
 from service.mcp.http import McpPlugin
 from service.metrics import Metrics
@@ -74,20 +74,6 @@ def _controllers(settings: Settings) -> list[Any]:
     return [*controllers, root_redirect(settings.ui)]
 
 
-def _cors(settings: Settings) -> CORSConfig | None:
-    """CORS is closed unless ``cors_allow_origins`` names origins (then only those, with the API's headers)."""
-    if not settings.cors_allow_origins:
-        return None
-    return CORSConfig(
-        allow_origins=list(settings.cors_allow_origins),
-        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "Retry-After", "Location"],
-        allow_credentials=False,
-        max_age=600,
-    )
-
-
 async def _allow_of_the_whole_route(message: Message, scope: Scope) -> None:
     """``before_send`` hook: an ``OPTIONS`` answer lists every method of its path. Litestar's automatic OPTIONS
     handler keeps the methods of the route as it was when the first handler of the path was registered
@@ -114,6 +100,7 @@ def create_app(
     metrics = Metrics()
     runtime = Runtime(settings, metrics, encoder=encoder, catalog=catalog, loader=loader)
     state = State({"runtime": runtime, "settings": settings, "metrics": metrics})
+    media = MediaLimits.from_settings(settings)  # whether the docs offer remote URLs as inputs
     metrics.registry.register(CollectionsCollector(lambda: (runtime.catalog, _jobs(state))))
 
     @asynccontextmanager
@@ -139,11 +126,9 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         on_startup=[
-            lambda app: document_errors(
-                app.openapi_schema, _dimensions(runtime), remote_urls=settings.allow_remote_urls
-            )
+            lambda app: document_errors(app.openapi_schema, _dimensions(runtime), remote_urls=media.allow_remote_urls)
         ],
-        cors_config=_cors(settings),
+        cors_config=cors_config(settings),
         plugins=[McpPlugin(settings)],  # /mcp: the MCP tools over Streamable HTTP (service.mcp.http)
         logging_config=None,  # logging is configured once by service.logs (JSON lines + request id)
         debug=False,

@@ -18,6 +18,8 @@ to it (a "simple request" needs no CORS preflight), and a page whose DNS name is
   ``Origin: null`` (sandboxed frames, ``file://`` pages), or ``Sec-Fetch-Site: cross-site``/``same-site``
   without an ``Origin``; ``Sec-Fetch-Site: same-origin`` (which scripts cannot forge) always passes. Clients
   that are not browsers (curl, SDKs, the CLI) send neither header and pass; so does the search page (``/ui/``).
+- **CORS** (which other origins' pages may read answers): closed unless ``JEV4_CORS_ALLOW_ORIGINS`` names
+  origins (:func:`cors_config`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import json
 import socket
 from typing import TYPE_CHECKING
 
+from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
 
 from service.embeddings.media import host_allowed
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
 
     from service.settings import Settings
 
-__all__ = ["OriginGuardMiddleware", "host_served", "origin_refusal"]
+__all__ = ["OriginGuardMiddleware", "cors_config", "host_served", "origin_refusal"]
 
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _ALWAYS = (".localhost", ".local")  # reserved / link-local names: not resolvable through public DNS
@@ -57,6 +60,20 @@ def _is_ip(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    """CORS is closed unless ``cors_allow_origins`` names origins (then only those, with the API's headers)."""
+    if not settings.cors_allow_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_allow_origins),
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After", "Location"],
+        allow_credentials=False,
+        max_age=600,
+    )
 
 
 def host_served(host: str, settings: Settings) -> bool:

@@ -26,9 +26,9 @@ def add_mcp_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def mcp_command(_args: argparse.Namespace, settings: Settings) -> int:
     from service.engine.kernel import KernelUnavailableError
-    from service.logs import configure_logging
+    from service.logs import configure_logging_from
 
-    configure_logging(settings.log_level, json_lines=settings.log_json)
+    configure_logging_from(settings)
     try:
         asyncio.run(_serve(settings))
     except KernelUnavailableError as exc:

@@ -86,7 +86,8 @@ async def add_document(
     else:
         assert path is not None
         name = Path(path).name
-        source = file_source(_local_file(options, path, settings.max_pdf_bytes), settings, what=name, path=name)
+        data = _local_file(options, path, collections.runtime.limits.max_pdf_bytes)
+        source = file_source(data, settings, what=name, path=name)
     text_path = name if isinstance(source, TextSource) else None
     origin = None if url is None else url.strip()
     upload = DocumentUpload(source, metadata, document_id, replace, filename=name, path=text_path, url=origin)

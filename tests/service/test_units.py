@@ -20,6 +20,7 @@ from service.embeddings.encoding import EmbeddingType, decode_base64, encode_val
 from service.embeddings.inputs import ImageItem, PdfItem, TextItem, parse_inputs
 from service.errors import QueueFullError, UnauthorizedError, UnprocessableError, error_info
 from service.http.auth import check_bearer
+from service.limits import InputLimits
 from service.settings import Settings, SettingsError
 
 
@@ -36,9 +37,10 @@ def test_settings_env_parsing_and_overrides() -> None:
         "JEV4_PDF_PAGES_PER_STEP": "16",
     }
     s = Settings.from_env(env, port=9002)
-    assert IndexOptions.from_settings(s).pages_per_step == 16
-    assert IndexOptions.from_settings(s).max_pages == s.max_pdf_pages
-    assert IndexOptions.from_settings(s).max_job_pages == s.max_job_pdf_pages
+    options = IndexOptions.from_settings(s, InputLimits.from_settings(s), retry_after_s=s.retry_after_s)
+    assert options.pages_per_step == 16
+    assert options.max_pages == s.max_pdf_pages
+    assert options.max_job_pages == s.max_job_pdf_pages
     assert s.port == 9002  # flag beats environment
     assert s.allow_remote_urls is True
     assert s.allowed_url_hosts == ("a.com", ".b.org")

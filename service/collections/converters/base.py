@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from model.types import PageImage
     from service.engine.render_pool import RenderPool
-    from service.settings import Settings
+    from service.limits import InputLimits
 
 __all__ = ["Format", "PageConverter", "PageLimits", "PdfProducer"]
 
@@ -32,13 +32,13 @@ class PageLimits:
     render_pool: RenderPool | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings, render_pool: RenderPool | None) -> PageLimits:
+    def from_limits(cls, limits: InputLimits, render_pool: RenderPool | None) -> PageLimits:
         """As indexing renders pages (and as a kept PDF's page is rendered again to show it), in ``render_pool``."""
         return cls(
-            settings.pdf_dpi,
-            settings.max_pdf_bytes,
-            settings.max_decoded_pixels,
-            settings.max_job_pdf_pages,
+            limits.pdf_dpi,
+            limits.max_pdf_bytes,
+            limits.max_decoded_pixels,
+            limits.max_job_pdf_pages,
             render_pool=render_pool,
         )
 

@@ -33,15 +33,15 @@ class HealthController(Controller):
         # test_checkpoint: the random test weights (--tiny, or a checkpoint model.testing built): rankings mean
         # nothing, and the search page says so
         body: dict[str, Any] = {"status": runtime.status, "model": runtime.model_name}
-        body["test_checkpoint"] = runtime.settings.tiny
+        body["test_checkpoint"] = runtime.tiny_checkpoint
         if runtime.ready and runtime.encoder is not None:
             info = runtime.encoder.info
-            body["test_checkpoint"] = runtime.settings.tiny or info.test_checkpoint
+            body["test_checkpoint"] = runtime.tiny_checkpoint or info.test_checkpoint
             body.update(
                 dimensions=info.hidden_size,
                 multivector_dimensions=info.multivector_dim,
                 matryoshka_dims=list(info.matryoshka_dims),
-                max_tokens=runtime.settings.max_text_tokens,
+                max_tokens=runtime.limits.max_text_tokens,
             )
         return Response(body, status_code=200 if runtime.ready else 503)
 

@@ -62,6 +62,7 @@ def test_the_page_converter_renders_in_the_pool_it_is_given(pool: RenderPool, mo
     """No module global: the indexer's options carry the runtime's pool down to the PDF converter."""
     from service.collections.converters import pdf
     from service.collections.indexing import IndexOptions
+    from service.limits import InputLimits
     from service.settings import Settings
 
     asked: list[str] = []
@@ -72,7 +73,9 @@ def test_the_page_converter_renders_in_the_pool_it_is_given(pool: RenderPool, mo
         return real(self, op, *args)
 
     monkeypatch.setattr(RenderPool, "call", call)
-    limits = IndexOptions.from_settings(Settings(), pool).page_limits
+    s = Settings()
+    options = IndexOptions.from_settings(s, InputLimits.from_settings(s), retry_after_s=1, render_pool=pool)
+    limits = options.page_limits
     data = pdf_bytes(2)
     assert pdf.CONVERTER.count(data, limits) == 2
     assert len(pdf.CONVERTER.load(data, [2], limits)) == 1
