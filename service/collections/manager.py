@@ -20,8 +20,8 @@ the batcher's worker. Decisions:
   write path (:mod:`service.collections.writing`): a converter per input kind, one admission check, one atomic
   write. Text and code documents are chunked and embedded with late chunking (``service.collections.texts``);
   they are not subject to ``JEV4_DUPLICATE_POLICY`` (a text's ``content_hash`` serves skip-unchanged re-indexing).
-- ``JEV4_KEEP_ORIGINALS``: the uploaded file is stored with the document (same transaction / version), served
-  by :meth:`Collections.original`; a document without one answers 404 ``original_not_kept``.
+- ``JEV4_KEEP_ORIGINALS`` (default on): the uploaded file is stored with the document (same transaction /
+  version), served by :meth:`Collections.original`; a document without one answers 404 ``original_not_kept``.
 """
 
 from __future__ import annotations
@@ -44,13 +44,7 @@ from service.collections.indexing import Indexer, IndexOptions
 from service.collections.job_store import Retention, open_job_store
 from service.collections.jobs import IndexJob, JobRegistry
 from service.collections.ocr_default import collection_ocr
-from service.collections.responses import (
-    collection_object,
-    document_object,
-    hit_object,
-    job_object,
-    merge_patch,
-)
+from service.collections.responses import collection_object, document_object, hit_object, job_object, merge_patch
 from service.collections.schemas import (
     CollectionList,
     CollectionObject,
