@@ -28,9 +28,11 @@ from litestar.openapi.spec import (
     OpenAPI,
     OpenAPIMediaType,
     OpenAPIResponse,
+    OpenAPIType,
     Operation,
     Reference,
     RequestBody,
+    Schema,
 )
 from litestar.static_files import create_static_files_router
 
@@ -139,7 +141,20 @@ def document_errors(openapi: OpenAPI, dimensions: tuple[int, ...] = (), *, remot
             for code in statuses(path, method, operation):
                 operation.responses.setdefault(str(code), _error_response(code))
             constrain_parameters(operation)
+            _optional_body(operation)
     state_rules(openapi, dimensions, remote_urls=remote_urls)
+
+
+def _optional_body(operation: Operation) -> None:
+    """A JSON body the handler takes as ``X | None = None`` (the vacuum's) may be left out, which Litestar's
+    ``required: true`` denies: a body whose schema admits null is stated optional."""
+    body = operation.request_body
+    if not isinstance(body, RequestBody) or not body.content:
+        return
+    for media in body.content.values():
+        branches = getattr(media.schema, "one_of", None) or []
+        if any(isinstance(b, Schema) and b.type == OpenAPIType.NULL for b in branches):
+            body.required = False
 
 
 def _error_response(status: int) -> OpenAPIResponse:

@@ -24,6 +24,7 @@ from litestar.openapi.spec import (
 )
 
 from colbert.filters import MAX_IN_VALUES
+from colbert.quantize import Codec
 from service.collections.chunking.languages import CODE_LANGUAGES, TEXT_LANGUAGES
 
 __all__ = [
@@ -97,6 +98,8 @@ def _close_request_bodies(openapi: OpenAPI) -> None:
                 seen.add(name)
                 close(schemas[name])
             return
+        for member in getattr(schema, "one_of", None) or []:  # an optional body: [its object, null]
+            close(member)
         if isinstance(schema, dict):
             if "properties" in schema:
                 schema["additionalProperties"] = False
@@ -136,20 +139,16 @@ MEDIA_PATTERN = rf"^(?:data:[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+;base64,)?(?:(?:{_B64
 _URL_PATTERN = r"^https?://[^\s/?#]+(?:[/?#]\S*)?$"
 REMOTE_MEDIA_PATTERN = MEDIA_PATTERN[:-1] + "|" + _URL_PATTERN
 _ENCODINGS = ("float", "base64", "binary", "ubinary")  # service.embeddings.encoding
+_API_TASKS = ("retrieval.query", "retrieval.passage", "text-matching", "code.query", "code.passage")  # parse_api_task
+_CODECS = tuple(c.value for c in Codec)  # colbert.quantize: every codec a collection can be created or recoded in
 _CHOICES = {  # string fields the handlers check against a fixed set
-    ("CreateCollectionRequest", "codec"): ("float32", "float16", "int8", "binary"),
+    ("CreateCollectionRequest", "codec"): _CODECS,
+    ("VacuumRequest", "codec"): _CODECS,
     ("EmbeddingsRequest", "embedding_type"): _ENCODINGS,
     ("EmbeddingsRequest", "encoding_format"): _ENCODINGS,
     ("EmbeddingsRequest", "encoding_type"): _ENCODINGS,
     ("RerankRequest", "scoring"): ("maxsim", "cosine"),
-    # service.embeddings.inputs.parse_api_task
-    ("EmbeddingsRequest", "task"): (
-        "retrieval.query",
-        "retrieval.passage",
-        "text-matching",
-        "code.query",
-        "code.passage",
-    ),
+    ("EmbeddingsRequest", "task"): _API_TASKS,
 }
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 _ITEM_KEYS = ("text", "image", "pdf")  # an input / rerank object holds exactly one of them
