@@ -22,10 +22,11 @@ from colbert.backend import ExportSource, StoredDocument, VacuumResult
 from colbert.errors import CodecError, CollectionExistsError, CollectionNotFoundError, IndexFormatError
 from colbert.jobs import JobStore, Retention
 from colbert.qdrant import transfer
+from colbert.qdrant.codecs import storage_of
 from colbert.qdrant.jobs import QdrantJobStore
 from colbert.qdrant.layout import IMPORTING_KEY
 from colbert.qdrant.store import FORMAT_NAME, QdrantOptions, QdrantStore, companion_collections
-from colbert.quantize import CODEBOOK_FREE, Codec, needs_codebook
+from colbert.quantize import Codec
 from colbert.store import CollectionConfig, Store
 
 __all__ = ["VACUUM_NOTE", "QdrantBackend"]
@@ -120,11 +121,11 @@ class QdrantBackend:
         return VacuumResult(name, None, None, VACUUM_NOTE)
 
     def recode(self, name: str, store: Store, codec: Codec) -> VacuumResult:
-        if needs_codebook(codec):
-            raise CodecError(f"the Qdrant backend cannot store codec {codec}; use one of {list(CODEBOOK_FREE)}")
+        storage_of(codec)  # CodecError naming the codecs Qdrant can store, for the residual ones
         raise CodecError(
-            f"collection {name!r}: recoding in place is not available on the Qdrant backend (it keeps float "
-            "multi-vectors whatever the codec); export the collection and import it under a new name with --codec"
+            f"collection {name!r}: recoding in place is not available on the Qdrant backend (a collection's vector "
+            "datatype and quantized copy are fixed when it is created, colbert.qdrant.codecs); export the "
+            "collection and import it under a new name with --codec"
         )
 
     def create_staging(self, name: str, config: CollectionConfig) -> tuple[str, Store]:

@@ -34,6 +34,7 @@ from qdrant_client import models as qm
 from colbert import text
 from colbert.errors import IndexFormatError
 from colbert.pooling import pool_tokens
+from colbert.qdrant.codecs import storage_of
 from colbert.qdrant.sparse import SPARSE_NAME, TOKENIZER_KEY, document_vector, retokenize
 from colbert.quantize import Codec, decode, encode
 from colbert.store import CollectionConfig, FileInfo, OriginalFile, UnitRecord
@@ -61,12 +62,6 @@ NAMESPACE = uuid.UUID("6f1d3c52-8a0e-4b7e-9d3a-2f5c1e7b9a40")
 FORMAT_NAME = "jev4-colbert-qdrant"
 FORMAT_VERSION = 2
 IMPORTING_KEY = "importing"  # true while an import fills the collection: not listed, not opened
-_DATATYPE = {
-    Codec.FLOAT32: qm.Datatype.FLOAT32,
-    Codec.FLOAT16: qm.Datatype.FLOAT16,
-    Codec.INT8: qm.Datatype.FLOAT16,
-    Codec.BINARY: qm.Datatype.FLOAT16,
-}
 
 
 def docs_collection(name: str) -> str:
@@ -279,14 +274,7 @@ def create_collections(
         name,
         vectors_config={
             "dense": qm.VectorParams(size=config.dense_dim, distance=qm.Distance.COSINE),
-            "mv": qm.VectorParams(
-                size=config.multivector_dim,
-                distance=qm.Distance.DOT,
-                multivector_config=qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM),
-                hnsw_config=qm.HnswConfigDiff(m=0),
-                datatype=_DATATYPE[Codec(config.codec)],
-                on_disk=on_disk,
-            ),
+            "mv": storage_of(config.codec).vector_params(config.multivector_dim, on_disk=on_disk),
         },
         sparse_vectors_config={SPARSE_NAME: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
         metadata=meta,

@@ -31,10 +31,10 @@ which counts stored unit points and so may include an in-flight write.
 Format version 2 (version 1 predates the first release and is refused by name); sparse vectors of older
 tokeniser rules are recomputed from the stored texts on open (:mod:`colbert.qdrant.sparse`).
 
-Codecs: ``float32``/``float16`` map to Qdrant's storage datatypes; ``int8``/``binary`` documents are stored as
-float16 of their decoded values, so scores equal the embedded backend's (to float16 rounding) but the memory
-saving of those codecs is not realised on Qdrant (use Qdrant's own quantization for that); the residual codecs
-(a per-collection codebook) are refused at creation.
+Codecs (:mod:`colbert.qdrant.codecs`): ``float32``/``float16`` map to Qdrant's storage datatypes; ``int8``/``binary``
+documents are stored as float16 of their decoded values (so scores equal the embedded backend's, to float16
+rounding) plus Qdrant's scalar / binary quantized copy in RAM, which picks the dense candidates rescored on those
+originals; the residual codecs (a per-collection codebook) are refused at creation.
 """
 
 from __future__ import annotations
@@ -60,7 +60,6 @@ from colbert._validate import (
     validate_warnings,
 )
 from colbert.errors import (
-    CodecError,
     CollectionExistsError,
     CollectionNotFoundError,
     DimensionMismatchError,
@@ -71,6 +70,7 @@ from colbert.errors import (
 )
 from colbert.filters import MetadataFilter
 from colbert.hybrid import SearchMode, Signal
+from colbert.qdrant.codecs import maxsim_params, storage_of
 from colbert.qdrant.filter import qdrant_filter
 from colbert.qdrant.layout import (
     FORMAT_NAME,
@@ -94,7 +94,6 @@ from colbert.qdrant.live import doc_ids, doc_point, hits, info, instance_of, liv
 from colbert.qdrant.live import keep as keep_live
 from colbert.qdrant.modes import hybrid_points, text_points, visual_points
 from colbert.qdrant.sparse import check_tokenizer
-from colbert.quantize import CODEBOOK_FREE, needs_codebook
 from colbert.search import Query, SearchOptions, checked_query
 from colbert.store import CollectionConfig, DocumentInfo, Hit, OriginalFile, StoreLimits, UnitRecord
 
@@ -118,6 +117,7 @@ class QdrantOptions:
     replication_factor: int | None = None
     timeout_s: int | None = None
     max_request_bytes: int = 16 * 1024 * 1024  # estimated JSON per upsert (Qdrant's default cap is 32 MiB)
+    rescore_oversampling: float = 4.0  # int8/binary: dense candidates rescored = limit × this (colbert.qdrant.codecs)
     limits: StoreLimits = field(default_factory=StoreLimits)
 
 
@@ -141,6 +141,7 @@ class QdrantStore:
         self.instance = instance  # the creation id in the collection's metadata (:mod:`colbert.qdrant.live`)
         self.stale = False  # set when a request found the collection deleted or re-created by someone else
         self._docs = docs_collection(name)
+        self._maxsim = maxsim_params(client, storage_of(config.codec), options.rescore_oversampling)
 
     @classmethod
     def create(
@@ -153,8 +154,7 @@ class QdrantStore:
         importing: bool = False,
     ) -> QdrantStore:
         validate_config(config)
-        if needs_codebook(config.codec):  # codes over a collection codebook: the embedded backend only, for now
-            raise CodecError(f"the Qdrant backend cannot store codec {config.codec}; use one of {CODEBOOK_FREE}")
+        storage_of(config.codec)  # CodecError for a codec Qdrant cannot store, before anything is created
         options = options or QdrantOptions()
         if any(client.collection_exists(c) for c in (name, *companion_collections(name))):
             raise CollectionExistsError(f"Qdrant collection {name!r} already exists")
@@ -373,14 +373,18 @@ class QdrantStore:
         q, dense = checked.multivector, checked.dense
         assert q is not None
         if opts.mode is SearchMode.HYBRID:
-            first = None if opts.exhaustive else dense
+            first, text = (None if opts.exhaustive else dense), str(checked.text)
             keep = functools.partial(keep_live, self.client, self._docs)
-            text = str(checked.text)
-            return found(hybrid_points(self.client, self.name, q, first, text, flt, k, candidates, opts.fusion, keep))
+            args = (q, first, text, flt, k, candidates, opts.fusion, keep, self._maxsim)
+            return found(hybrid_points(self.client, self.name, *args))
         pool = candidates if not (opts.exhaustive or dense is None) else None
         first = dense if pool else None
         points = live(
-            self.client, self._docs, lambda n: visual_points(self.client, self.name, q, first, flt, pool, n), k, pool
+            self.client,
+            self._docs,
+            lambda n: visual_points(self.client, self.name, q, first, flt, pool, n, self._maxsim),
+            k,
+            pool,
         )
         return found([(p, float(p.score), {"maxsim": Signal(float(p.score), i + 1)}) for i, p in enumerate(points)])
 
