@@ -1,0 +1,188 @@
+"""Bytes per page of each codec on each backend (issue 26 item 6): the same synthetic pages written to the
+embedded backend and to the Qdrant backend, no page images (they cost the same on both: one blob per page).
+
+Per codec, three numbers per page, each labelled by how it was obtained:
+
+* **embedded, measured**: the collection directory's size on disk after the writes (SQLite file + WAL), split into
+  the multi-vector table and the rest (dense vector, sketch, text, BM25 postings, records) with SQLite's
+  ``dbstat`` (:func:`bench.storage.table_bytes`).
+* **Qdrant local mode, measured**: qdrant-client's local mode persisted with ``path=`` — its directory's size.
+  Local mode pickles each point (vectors as Python float lists) into one SQLite file and ignores the datatype and
+  quantization: a measurement of that storage, *not* of a Qdrant server's.
+* **Qdrant server, computed** from Qdrant's documented layout and the points this code writes
+  (:func:`colbert.qdrant.layout.unit_point`): ``mv`` tokens × (datatype bytes × d + the quantized copy's bytes,
+  :class:`colbert.qdrant.codecs.MultivectorStorage`), the ``dense`` vector (float32) with its HNSW level-0 links
+  (2·m × 4 B, m = 16), the sparse ``text`` vector (nnz × 8 B: u32 index + f32 weight), the payload's JSON bytes,
+  and the document record's JSON bytes over the document's pages. No server can run here, so this is the one
+  number that is not measured; RAM is shown beside it (the quantized copy, ``always_ram``; the originals are on
+  disk, ``multivector_on_disk``).
+
+Residual codecs: embedded only (Qdrant refuses them, :mod:`colbert.qdrant.codecs`).
+
+    .venv/bin/python -m bench.qdrant_bytes                     # 100 pages of ~768 tokens × 128, every codec
+    .venv/bin/python -m bench.qdrant_bytes --pages 40 --codecs float16 int8
+
+Only bytes are printed (the machine's CPUs may be shared: no timings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from qdrant_client import QdrantClient
+
+from bench._synthetic import Corpus
+from bench._synthetic_text import TextCorpus
+from bench.storage import table_bytes
+from colbert.local import LocalStore
+from colbert.local.handle import LocalOptions
+from colbert.qdrant import QdrantStore
+from colbert.qdrant.codecs import storage_of
+from colbert.qdrant.layout import unit_point
+from colbert.qdrant.sparse import SPARSE_NAME
+from colbert.quantize import Codec, needs_codebook
+from colbert.store import CollectionConfig, UnitRecord
+
+__all__ = ["main"]
+
+HNSW_M = 16  # Qdrant's default m for the dense vector's graph
+
+
+@dataclass(frozen=True)
+class Row:
+    codec: str
+    embedded: float  # bytes per page, measured
+    embedded_mv: float  # of which the multi-vector table
+    local_mode: float | None  # Qdrant local mode, measured (None: refused)
+    server_disk: float | None  # Qdrant server, computed
+    server_ram: float | None  # of which the quantized copy kept in RAM
+
+
+def _documents(args: argparse.Namespace) -> Iterator[tuple[str, list[UnitRecord]]]:
+    corpus = Corpus(seed=args.seed, dim=args.dim, vectors=args.tokens)
+    texts = TextCorpus(args.seed, words=args.words)
+    centroids = corpus.centroids()
+    rng = np.random.default_rng((args.seed, 0xD3))
+    for d in range(0, args.pages, args.pages_per_doc):
+        units = []
+        for i in range(d, min(d + args.pages_per_doc, args.pages)):
+            dense = rng.standard_normal(args.dense_dim).astype(np.float32)  # (dense_dim,)
+            page = corpus.page(i, centroids)
+            units.append(UnitRecord(i - d + 1, dense / np.linalg.norm(dense), page.tokens, text=texts.page(i)))
+        yield f"doc{d}", units
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _embedded(args: argparse.Namespace, config: CollectionConfig, root: Path) -> tuple[float, float]:
+    import sqlite3
+
+    directory = root / f"embedded-{config.codec}"
+    with LocalStore.create(directory, config, LocalOptions(dense_codec=args.dense_codec)) as store:
+        for doc_id, units in _documents(args):
+            store.add_document(doc_id, units)
+    with sqlite3.connect(next(directory.glob("*.sqlite"))) as conn:
+        tables = table_bytes(conn)
+    mv = sum(size for name, size in tables.items() if name.startswith("multivectors"))
+    return _dir_bytes(directory) / args.pages, mv / args.pages
+
+
+def _local_mode(args: argparse.Namespace, config: CollectionConfig, root: Path) -> float:
+    path = root / f"qdrant-{config.codec}"
+    client = QdrantClient(path=str(path))
+    try:
+        store = QdrantStore.create(client, "pages", config)
+        for doc_id, units in _documents(args):
+            store.add_document(doc_id, units)
+    finally:
+        client.close()
+    pages: int = args.pages
+    return _dir_bytes(path) / pages
+
+
+def _server(args: argparse.Namespace, config: CollectionConfig) -> tuple[float, float]:
+    """(bytes per page on a Qdrant server's disk, of which in RAM) computed as the module docstring says."""
+    storage = storage_of(config.codec)
+    disk = ram = 0
+    for doc_id, units in _documents(args):
+        record = {"doc_id": doc_id, "version": "0" * 32, "num_units": len(units), "metadata": {}, "file": None}
+        disk += len(json.dumps(record | {"created_at": 0.0, "content_hash": None, "warnings": []}))
+        for unit in units:
+            point = unit_point(config, doc_id, "0" * 32, {}, unit)
+            vectors = point.vector
+            assert isinstance(vectors, dict)
+            mv = vectors["mv"]
+            assert isinstance(mv, list)
+            tokens = len(mv)
+            quantized = tokens * storage.quantized_bytes(config.multivector_dim)
+            disk += tokens * storage.original_bytes(config.multivector_dim) + quantized
+            ram += quantized
+            disk += 4 * config.dense_dim + 2 * HNSW_M * 4
+            sparse = vectors.get(SPARSE_NAME)
+            disk += 8 * len(sparse.indices) if sparse is not None else 0  # type: ignore[union-attr]
+            disk += len(json.dumps(point.payload))
+    return disk / args.pages, ram / args.pages
+
+
+def measure(args: argparse.Namespace, codec: str, root: Path) -> Row:
+    config = CollectionConfig(dense_dim=args.dense_dim, multivector_dim=args.dim, codec=Codec(codec))
+    embedded, embedded_mv = _embedded(args, config, root)
+    if needs_codebook(codec):
+        return Row(codec, embedded, embedded_mv, None, None, None)
+    server_disk, server_ram = _server(args, config)
+    return Row(codec, embedded, embedded_mv, _local_mode(args, config, root), server_disk, server_ram)
+
+
+def _kb(value: float | None) -> str:
+    return "refused" if value is None else f"{value / 1024:.1f}"
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| codec | embedded, measured: all | of which multi-vectors | Qdrant server, computed: disk | "
+        "of which in RAM (quantized copy) | Qdrant local mode, measured |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = (_kb(r.embedded), _kb(r.embedded_mv), _kb(r.server_disk), _kb(r.server_ram), _kb(r.local_mode))
+        lines.append(f"| {r.codec} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--pages", type=int, default=100)
+    parser.add_argument("--pages-per-doc", type=int, default=10)
+    parser.add_argument("--tokens", type=int, default=768, help="multi-vector rows per page (±10 %%)")
+    parser.add_argument("--dim", type=int, default=128, help="multi-vector width")
+    parser.add_argument("--dense-dim", type=int, default=2048)
+    parser.add_argument("--words", type=int, default=300, help="words of text per page (±20 %%)")
+    parser.add_argument("--dense-codec", default="int8", help="embedded dense vector codec (the service's default)")
+    parser.add_argument("--codecs", nargs="+", default=[c.value for c in Codec], choices=[c.value for c in Codec])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="qdrant-bytes-") as tmp:
+        rows = [measure(args, codec, Path(tmp)) for codec in args.codecs]
+    print(
+        f"{args.pages} synthetic pages of ~{args.tokens} tokens × {args.dim} (dense {args.dense_dim}, "
+        f"~{args.words} words each, no images); KB per page (1 KB = 1024 B)"
+    )
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
