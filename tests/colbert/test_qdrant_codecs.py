@@ -5,6 +5,9 @@ before anything is created."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +23,7 @@ from colbert.qdrant.store import QdrantOptions
 from colbert.quantize import CODEBOOK_FREE, Codec, decode, encode
 from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
-from tests.colbert.store_backends import DENSE, D
+from tests.colbert.store_backends import DENSE, NO_SERVER, Backend, D
 
 EXPECTED = {  # codec: (originals' datatype, quantized copy's type)
     Codec.FLOAT32: (qm.Datatype.FLOAT32, None),
@@ -47,10 +50,29 @@ def _add(store: QdrantStore, pages: list[np.ndarray]) -> None:
         store.add_document(f"d{i}", [UnitRecord(1, dense, mv, text=f"page {i}")])
 
 
+@pytest.fixture(
+    params=[
+        "qdrant-memory",
+        pytest.param(
+            "qdrant-server",
+            marks=[
+                pytest.mark.qdrant_server,
+                pytest.mark.skipif(not os.environ.get("QDRANT_URL"), reason=NO_SERVER),
+            ],
+        ),
+    ]
+)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    b = Backend(request.param, tmp_path)
+    yield b
+    b.cleanup()
+
+
 @pytest.mark.parametrize("codec", list(EXPECTED))
-def test_the_collection_as_created_carries_the_codecs_storage(codec: Codec) -> None:
-    client = QdrantClient(":memory:")
-    store = QdrantStore.create(client, "c", CollectionConfig(DENSE, D, codec=codec))
+def test_the_collection_as_created_carries_the_codecs_storage(backend: Backend, codec: Codec) -> None:
+    store = backend.make(CollectionConfig(DENSE, D, codec=codec))
+    assert isinstance(store, QdrantStore)
+    client = store.client
     mv = client.get_collection(store.name).config.params.vectors["mv"]  # type: ignore[index]
     datatype, quantized = EXPECTED[codec]
     assert mv.datatype == datatype
