@@ -118,7 +118,10 @@ class MaxSimParams:
 
 
 def maxsim_params(client: QdrantClient, storage: MultivectorStorage, oversampling: float) -> MaxSimParams:
-    """The search parameters for ``storage`` on ``client`` (none in local mode, which scores exactly anyway)."""
+    """The search parameters for ``storage`` on ``client`` (none in local mode, which scores exactly anyway);
+    ``ValueError`` for an ``oversampling`` below 1 (Qdrant's minimum: rescore at least ``limit`` points)."""
+    if not oversampling >= 1.0:
+        raise ValueError(f"rescore_oversampling must be at least 1, got {oversampling!r}")
     options = client.init_options
     local = options.get("location") == ":memory:" or options.get("path") is not None
     if storage.quantization is None or local:

@@ -135,6 +135,8 @@ def test_a_server_is_sent_rescoring_parameters_local_mode_none() -> None:
             quantization=qm.QuantizationSearchParams(ignore=False, rescore=True, oversampling=3.0)
         )
         assert params.exact == qm.SearchParams(quantization=qm.QuantizationSearchParams(ignore=True))
+        with pytest.raises(ValueError, match="at least 1"):
+            maxsim_params(remote, storage_of(codec), 0.5)
         local = maxsim_params(QdrantClient(":memory:"), storage_of(codec), 3.0)
         assert local.narrowed is None
         assert local.exact is None
