@@ -42,6 +42,9 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 
 from qdrant_client import QdrantClient
 
+from bench._qdrant_edge import EdgeRun
+from bench._qdrant_edge import available as edge_available
+from bench._qdrant_edge import run as edge_run
 from bench._synthetic import Corpus
 from bench._synthetic_text import TextCorpus
 from bench.storage import table_bytes
@@ -62,11 +65,31 @@ HNSW_M = 16  # Qdrant's default m for the dense vector's graph
 @dataclass(frozen=True)
 class Row:
     codec: str
+    pages: int
     embedded: float  # bytes per page, measured
     embedded_mv: float  # of which the multi-vector table
     local_mode: float | None  # Qdrant local mode, measured (None: refused)
     server_disk: float | None  # Qdrant server, computed
     server_ram: float | None  # of which the quantized copy kept in RAM
+    edge: EdgeRun | None = None  # Qdrant's engine in-process (qdrant-edge-py), measured; None: not run
+
+
+def _edge_queries(args: argparse.Namespace, n: int = 10) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(query tokens, a random unit dense query) drawn from the corpus's pages (the dense vectors are random)."""
+    corpus = Corpus(seed=args.seed, dim=args.dim, vectors=args.tokens)
+    centroids, rng = corpus.centroids(), np.random.default_rng((args.seed, 0xE1))
+    out = []
+    for _ in range(n):
+        q, _ = corpus.query(corpus.page(int(rng.integers(args.pages)), centroids), rng)
+        dense = rng.standard_normal(args.dense_dim).astype(np.float32)
+        out.append((q, dense / np.linalg.norm(dense)))
+    return out
+
+
+def _edge(args: argparse.Namespace, config: CollectionConfig, root: Path) -> EdgeRun:
+    points = (unit_point(config, d, "0" * 32, {}, u) for d, units in _documents(args) for u in units)
+    dims = (config.multivector_dim, config.dense_dim)
+    return edge_run(root / f"edge-{config.codec}", storage_of(config.codec), dims, points, _edge_queries(args))
 
 
 def _documents(args: argparse.Namespace) -> Iterator[tuple[str, list[UnitRecord]]]:
@@ -141,9 +164,10 @@ def measure(args: argparse.Namespace, codec: str, root: Path) -> Row:
     config = CollectionConfig(dense_dim=args.dense_dim, multivector_dim=args.dim, codec=Codec(codec))
     embedded, embedded_mv = _embedded(args, config, root)
     if needs_codebook(codec):
-        return Row(codec, embedded, embedded_mv, None, None, None)
+        return Row(codec, args.pages, embedded, embedded_mv, None, None, None)
     server_disk, server_ram = _server(args, config)
-    return Row(codec, embedded, embedded_mv, _local_mode(args, config, root), server_disk, server_ram)
+    edge = _edge(args, config, root) if args.edge and edge_available() else None
+    return Row(codec, args.pages, embedded, embedded_mv, _local_mode(args, config, root), server_disk, server_ram, edge)
 
 
 def _kb(value: float | None) -> str:
@@ -159,6 +183,25 @@ def table(rows: list[Row]) -> str:
     for r in rows:
         cells = (_kb(r.embedded), _kb(r.embedded_mv), _kb(r.server_disk), _kb(r.server_ram), _kb(r.local_mode))
         lines.append(f"| {r.codec} | " + " | ".join(cells) + " |")
+    edged = [r for r in rows if r.edge is not None]
+    if edged:
+        lines += [
+            "",
+            "Qdrant's engine in-process (qdrant-edge-py), measured: segments on disk after optimize(), the quantized "
+            "copy among them, and the visual rerank (100 dense candidates, k = 10) with the parameters sent to a "
+            "server vs told to ignore the copy:",
+            "",
+            "| codec | disk | of which quantized copy | top-10 agreement | max score difference |",
+            "|---|---|---|---|---|",
+        ]
+        for r in edged:
+            e = r.edge
+            assert e is not None
+            pages = r.pages
+            lines.append(
+                f"| {r.codec} | {_kb(e.disk / pages)} | {_kb(e.quantized / pages)} | {e.agreement:.3f} | "
+                f"{e.max_score_diff:.2g} |"
+            )
     return "\n".join(lines)
 
 
@@ -173,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dense-codec", default="int8", help="embedded dense vector codec (the service's default)")
     parser.add_argument("--codecs", nargs="+", default=[c.value for c in Codec], choices=[c.value for c in Codec])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-edge", dest="edge", action="store_false", help="skip Qdrant Edge (run when qdrant-edge-py is installed)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="qdrant-bytes-") as tmp:
         rows = [measure(args, codec, Path(tmp)) for codec in args.codecs]

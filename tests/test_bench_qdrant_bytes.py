@@ -15,7 +15,7 @@ from bench.qdrant_bytes import main, measure
 
 def _args(**over: object) -> argparse.Namespace:
     base = {"pages": 4, "pages_per_doc": 2, "tokens": 20, "dim": 16, "dense_dim": 8, "words": 30}
-    return argparse.Namespace(**(base | {"dense_codec": "int8", "seed": 3} | over))
+    return argparse.Namespace(**(base | {"dense_codec": "int8", "seed": 3, "edge": False} | over))
 
 
 def test_the_computed_qdrant_bytes_follow_the_layout(tmp_path: Path) -> None:
@@ -66,3 +66,16 @@ def test_main_prints_one_row_per_codec(capsys: pytest.CaptureFixture[str]) -> No
     assert "| float16 |" in out
     assert "| residual1 |" in out
     assert "refused" in out
+
+
+def test_qdrant_edge_keeps_the_quantized_copy_and_rescores_on_the_originals(tmp_path: Path) -> None:
+    """Only where the ``bench`` extra (qdrant-edge-py, Qdrant's engine in-process) is installed."""
+    pytest.importorskip("qdrant_edge")
+    args = _args(pages=80, tokens=64, dim=128, dense_dim=16, edge=True)  # 80 pages: 40 (k × 4) rescored
+    float16, binary = (measure(args, codec, tmp_path) for codec in ("float16", "binary"))
+    assert float16.edge is not None
+    assert binary.edge is not None
+    assert float16.edge.quantized == 0
+    assert binary.edge.quantized > 0
+    assert binary.edge.agreement == 1.0  # every returned score is rescored on the originals
+    assert binary.edge.max_score_diff < 1e-4
