@@ -51,7 +51,6 @@ class LocalOptions:
     synchronous: str = "FULL"  # FULL: survives power loss; NORMAL: survives kill -9 (see module docstring)
     busy_timeout_s: float = 30.0  # how long a writer waits for another process's write transaction
     mmap_bytes: int = 1 << 31  # SQLite mmap window (capped by SQLite at 2 GiB in CPython's build; 0: off)
-    page_size: int = 65536  # SQLite page size, fixed at creation (64 KiB: a 256 KiB blob is 4 overflow pages)
     sketch_vectors: int = _schema.DEFAULT_SKETCH_VECTORS  # pooled first-stage centroids per page, fixed at creation
     dense_codec: str = "float32"  # how each unit's dense vector is stored (colbert.local.dense_codec), at creation
     first_stage: str = "dense"  # what search() uses when not told: "dense" (the store contract), "pooled", "ivf"

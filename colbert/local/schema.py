@@ -128,14 +128,10 @@ def create_schema(
     conn: sqlite3.Connection,
     config: CollectionConfig,
     *,
-    page_size: int,
     sketch_vectors: int = DEFAULT_SKETCH_VECTORS,
     dense_codec: str = "float32",
 ) -> None:
     """Write the tables and the meta rows in one transaction (a crash leaves no half-made index)."""
-    conn.execute(f"PRAGMA page_size={int(page_size)}")
-    conn.execute("VACUUM")  # page_size only takes effect on an empty database once it is rebuilt
-    conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("BEGIN IMMEDIATE")
     try:
         if conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'meta'").fetchone()[0]:

@@ -107,7 +107,6 @@ class LocalStore(LocalHandle):
             _schema.create_schema(
                 conn,
                 config,
-                page_size=options.page_size,
                 sketch_vectors=options.sketch_vectors,
                 dense_codec=options.dense_codec,
             )

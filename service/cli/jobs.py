@@ -40,8 +40,11 @@ def add_jobs_command(sub: Any, finish: Callable[..., None]) -> None:
 def jobs_command(args: argparse.Namespace, settings: Settings) -> int:
     import httpx
 
+    from service.serving import ServingOptions
+
     url = (args.url or settings.local_url()).rstrip("/")
-    headers = {"Authorization": f"Bearer {settings.api_keys[0]}"} if settings.api_keys else {}
+    key = ServingOptions.from_settings(settings).client_key  # the server's own first key
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     params = {"status": args.status} if args.status else {}
     try:
         response = httpx.get(f"{url}/v1/collections/{args.collection}/jobs", params=params, headers=headers)

@@ -37,24 +37,27 @@ def serve(settings: Settings) -> int:
     """Check the port, build the MaxSim kernel, load the model, then run the app under uvicorn (blocking)."""
     from service.engine.kernel import KernelUnavailableError, build_kernel
     from service.engine.loading import ModelLoadError, load_encoder
+    from service.engine.runtime import model_source
     from service.http.app import create_app
     from service.http.server import run_server
     from service.logs import configure_logging_from
+    from service.serving import ServingOptions
 
-    busy = port_in_use(settings.host, settings.port)
+    serving = ServingOptions.from_settings(settings)
+    busy = port_in_use(serving.host, serving.port)
     if busy is not None:
         return fail(busy)
     configure_logging_from(settings)
     _LOG.info("starting", extra={"settings": settings.public_dict()})
-    if settings.api_keys:
-        _LOG.info("auth is on: %d API key(s) accepted (%s)", len(settings.api_keys), env_name("api_keys"))
+    if serving.api_keys:
+        _LOG.info("auth is on: %d API key(s) accepted (%s)", len(serving.api_keys), env_name("api_keys"))
     else:
         _LOG.warning("auth is OFF: every route is open (set JEV4_API_KEYS=key1,key2 to require a Bearer key)")
     try:
         build_kernel(settings)
-        encoder = load_encoder(settings)
+        encoder = load_encoder(model_source(settings))
     except (ModelLoadError, KernelUnavailableError) as exc:
         return fail(str(exc))
-    app = create_app(settings, encoder=encoder)
-    run_server(app, settings)  # uvicorn with connection limits (service.http.server)
+    app = create_app(settings, serving=serving, encoder=encoder)
+    run_server(app, serving)  # uvicorn with connection limits (service.http.server)
     return 0

@@ -100,19 +100,18 @@ class PageSource:
 
 @dataclass(frozen=True, slots=True)
 class IndexOptions:
-    """Limits and knobs of indexing (from :class:`~service.settings.Settings`)."""
+    """Limits and knobs of indexing (from :class:`~service.settings.Settings`). ``page_limits``: the converters'
+    caps and where PDF pages render (the runtime's pool; None: in the calling thread), made once by
+    :meth:`PageLimits.from_limits`."""
 
-    dpi: int = 144
+    page_limits: PageLimits = field(default_factory=PageLimits)
     max_pages: int = 64  # a request that waits for its answer (JEV4_MAX_PDF_PAGES)
     max_job_pages: int = 2000  # a background job or the CLI, which stream pages in steps (JEV4_MAX_JOB_PDF_PAGES)
-    max_pdf_bytes: int = 50 * 1024 * 1024
-    max_decoded_pixels: int = 40_000_000
     image_max_pixels: int | None = None
     pages_per_step: int = 4
     retry_after_s: float = 1.0
     ocr: str = "auto"  # the OCR mode of an upload that names none (JEV4_OCR)
     prepare_ahead: bool = True  # pool work beside the model (next step's render, last step's images); False: in turn
-    render_pool: RenderPool | None = field(default=None, compare=False, repr=False)  # the runtime's (None: in-thread)
 
     @classmethod
     def from_settings(
@@ -120,22 +119,13 @@ class IndexOptions:
     ) -> IndexOptions:
         """``limits`` and ``retry_after_s`` (a full model queue's) are the runtime's, read once from ``settings``."""
         return cls(
-            render_pool=render_pool,
-            dpi=limits.pdf_dpi,
+            page_limits=PageLimits.from_limits(limits, render_pool),
             max_pages=limits.max_pdf_pages,
             max_job_pages=limits.max_job_pdf_pages,
-            max_pdf_bytes=limits.max_pdf_bytes,
-            max_decoded_pixels=limits.max_decoded_pixels,
             image_max_pixels=limits.image_max_pixels,
             pages_per_step=settings.pdf_pages_per_step,
             retry_after_s=max(retry_after_s, 0.05),
             ocr=settings.ocr,
-        )
-
-    @property
-    def page_limits(self) -> PageLimits:
-        return PageLimits(
-            self.dpi, self.max_pdf_bytes, self.max_decoded_pixels, self.max_job_pages, render_pool=self.render_pool
         )
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from service.embeddings.prepare import Preparer
 from service.engine.batcher import Batcher
 from service.engine.kernel import build_kernel
-from service.engine.loading import load_encoder
+from service.engine.loading import ModelSource, load_encoder
 from service.engine.render_pool import RenderPool
 from service.errors import NotReadyError
 from service.limits import InputLimits
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from service.metrics import Metrics
     from service.settings import Settings
 
-__all__ = ["Runtime", "open_catalog", "where_to_go"]
+__all__ = ["Runtime", "model_source", "open_catalog", "where_to_go"]
 
 _LOG = logging.getLogger("jev4.runtime")
 
@@ -36,6 +36,23 @@ _LOG = logging.getLogger("jev4.runtime")
 # ~0.4 % of the largest component at a quarter of float32's bytes, and the dense stage's recall after the MaxSim
 # rerank was the same as float32's (docs/notes/2026-12-07b/compact.md); existing collections keep what they store.
 NEW_COLLECTION_DENSE_CODEC = "int8"
+
+
+def model_source(settings: Settings) -> ModelSource:
+    """The checkpoint the settings name and how to load it (``--tiny``: the random test checkpoint, kept in the data
+    directory beside the collections)."""
+    return ModelSource(
+        model=settings.model,
+        tiny_dir=settings.data_dir / "tiny-checkpoint" if settings.tiny else None,
+        revision=settings.revision,
+        local_files_only=settings.local_files_only,
+        dtype=settings.dtype,
+        device=settings.device,
+        attn_implementation=settings.attn_implementation,
+        compile=settings.compile,
+        cuda_graphs=settings.cuda_graphs,
+        graph_max_tokens=settings.cuda_graph_max_tokens,
+    )
 
 
 def open_catalog(settings: Settings) -> Any:
@@ -73,14 +90,15 @@ class Runtime:
         *,
         encoder: Encoder | None = None,
         catalog: Any = None,
-        loader: Callable[[Settings], Encoder] = load_encoder,
+        loader: Callable[[ModelSource], Encoder] = load_encoder,
     ) -> None:
         self.settings = settings
+        self.source = model_source(settings)  # the checkpoint the loader loads (and the model names requests may use)
         self.limits = InputLimits.from_settings(settings)  # the input caps every front end and pipeline checks
         self.retry_after_s = settings.retry_after_s  # the Retry-After of a full model queue (429)
         self.store_busy_timeout_s = settings.store_busy_timeout_s  # how long a write waits for a busy store
         self.default_task = settings.default_task  # the task of a request that names none
-        self.tiny_checkpoint = settings.tiny  # --tiny: the random test checkpoint, whose vectors mean nothing
+        self.tiny_checkpoint = self.source.tiny  # --tiny: the random test checkpoint, whose vectors mean nothing
         self.metrics = metrics
         self.encoder = encoder
         self.catalog = catalog
@@ -118,7 +136,7 @@ class Runtime:
         try:
             if self.encoder is None:
                 self.status = "loading"
-                self.encoder = await asyncio.to_thread(self.loader, self.settings)
+                self.encoder = await asyncio.to_thread(self.loader, self.source)
             self._attach(self.encoder)
             self.status = "warming up"
             await self.warm_up()
@@ -207,7 +225,7 @@ class Runtime:
         """Accept an omitted model, the served name, or the configured model id/path; else NotFoundError."""
         from service.errors import NotFoundError
 
-        if requested is None or requested in (self.settings.served_model_name, self.settings.model):
+        if requested is None or requested in (self.settings.served_model_name, self.source.model):
             return
         if requested.rsplit("/", 1)[-1] == self.settings.served_model_name:
             return  # e.g. "jinaai/jina-embeddings-v4"

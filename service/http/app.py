@@ -33,13 +33,16 @@ from service.http.openapi import document_errors, openapi_config
 from service.http.origin import OriginGuardMiddleware, cors_config
 from service.http.ui import root_redirect, ui_routers
 from service.mcp.http import McpPlugin
+from service.mcp.writes import WriteOptions
 from service.metrics import Metrics
+from service.serving import ServingOptions
 
 if TYPE_CHECKING:
     from litestar.types import Message, Scope
 
     from model.encoder import Encoder
     from service.collections.jobs import JobRegistry
+    from service.engine.loading import ModelSource
     from service.settings import Settings
 
 __all__ = ["create_app"]
@@ -91,15 +94,18 @@ async def _allow_of_the_whole_route(message: Message, scope: Scope) -> None:
 def create_app(
     settings: Settings,
     *,
+    serving: ServingOptions | None = None,
     encoder: Encoder | None = None,
     catalog: Any = None,
-    loader: Callable[[Settings], Encoder] = load_encoder,
+    loader: Callable[[ModelSource], Encoder] = load_encoder,
 ) -> Litestar:
-    """Build the app. ``encoder``/``catalog`` given -> used as they are (not closed by the app, the encoder is
-    still warmed up); otherwise the lifespan loads the model with ``loader`` and opens the catalog."""
+    """Build the app. ``serving``: the address, keys and guards ``serve`` read from the same settings (built
+    here when not given). ``encoder``/``catalog`` given -> used as they are (not closed by the app, the encoder
+    is still warmed up); otherwise the lifespan loads the model with ``loader`` and opens the catalog."""
+    serving = serving or ServingOptions.from_settings(settings)
     metrics = Metrics()
     runtime = Runtime(settings, metrics, encoder=encoder, catalog=catalog, loader=loader)
-    state = State({"runtime": runtime, "settings": settings, "metrics": metrics})
+    state = State({"runtime": runtime, "serving": serving, "metrics": metrics})
     media = MediaLimits.from_settings(settings)  # whether the docs offer remote URLs as inputs
     metrics.registry.register(CollectionsCollector(lambda: (runtime.catalog, _jobs(state))))
 
@@ -128,8 +134,9 @@ def create_app(
         on_startup=[
             lambda app: document_errors(app.openapi_schema, _dimensions(runtime), remote_urls=media.allow_remote_urls)
         ],
-        cors_config=cors_config(settings),
-        plugins=[McpPlugin(settings)],  # /mcp: the MCP tools over Streamable HTTP (service.mcp.http)
+        cors_config=cors_config(serving),
+        # /mcp: the MCP tools over Streamable HTTP (service.mcp.http)
+        plugins=[McpPlugin(WriteOptions.from_settings(settings, local_files=False), serving.host)],
         logging_config=None,  # logging is configured once by service.logs (JSON lines + request id)
         debug=False,
     )

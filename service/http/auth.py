@@ -10,12 +10,15 @@ compared in constant time; the 401 body never echoes the key.
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from service.errors import UnauthorizedError
+
+if TYPE_CHECKING:
+    from service.serving import ServingOptions
 
 __all__ = ["api_key_guard", "check_bearer"]
 
@@ -43,12 +46,12 @@ def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseR
     if handler.opt.get("public"):
         return
     app = connection.app
-    if handler.opt.get("metrics") and app.state.settings.metrics_key:
-        check_bearer(connection.headers.get("authorization"), (app.state.settings.metrics_key,))
+    serving: ServingOptions = app.state.serving
+    if handler.opt.get("metrics") and serving.metrics_key:
+        check_bearer(connection.headers.get("authorization"), (serving.metrics_key,))
         return
     docs = (app.openapi_config.path or "") if app.openapi_config is not None else ""
     path = connection.scope["path"]
     if docs and (path == docs or path.startswith(docs.rstrip("/") + "/")):
         return
-    keys: tuple[str, ...] = app.state.settings.api_keys
-    check_bearer(connection.headers.get("authorization"), keys)
+    check_bearer(connection.headers.get("authorization"), serving.api_keys)

@@ -38,7 +38,7 @@ from service.http.middleware import request_id_from_scope
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
-    from service.settings import Settings
+    from service.serving import ServingOptions
 
 __all__ = ["OriginGuardMiddleware", "cors_config", "host_served", "origin_refusal"]
 
@@ -62,12 +62,12 @@ def _is_ip(name: str) -> bool:
     return True
 
 
-def cors_config(settings: Settings) -> CORSConfig | None:
+def cors_config(serving: ServingOptions) -> CORSConfig | None:
     """CORS is closed unless ``cors_allow_origins`` names origins (then only those, with the API's headers)."""
-    if not settings.cors_allow_origins:
+    if not serving.cors_allow_origins:
         return None
     return CORSConfig(
-        allow_origins=list(settings.cors_allow_origins),
+        allow_origins=list(serving.cors_allow_origins),
         allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         expose_headers=["X-Request-ID", "Retry-After", "Location"],
@@ -76,26 +76,26 @@ def cors_config(settings: Settings) -> CORSConfig | None:
     )
 
 
-def host_served(host: str, settings: Settings) -> bool:
+def host_served(host: str, serving: ServingOptions) -> bool:
     """True when the server answers requests naming ``host`` (the ``Host`` header); the module doc's rules."""
-    allowed = settings.allowed_hosts
-    if "*" in allowed or (not allowed and settings.api_keys):
+    allowed = serving.allowed_hosts
+    if "*" in allowed or (not allowed and serving.api_keys):
         return True
     name = _split_host(host)
     if not name or _is_ip(name) or name == "localhost" or host_allowed(name, _ALWAYS):
         return True
-    own = (_split_host(settings.host), socket.gethostname().lower())
+    own = (_split_host(serving.host), socket.gethostname().lower())
     return name in own or host_allowed(name, allowed)
 
 
-def origin_refusal(method: str, origin: str | None, fetch_site: str | None, host: str, settings: Settings) -> str:
+def origin_refusal(method: str, origin: str | None, fetch_site: str | None, host: str, serving: ServingOptions) -> str:
     """Why a write from a browser page of another origin is refused ('' = allowed); keyless servers only.
 
     ``Sec-Fetch-Site`` (set by the browser, never by page scripts) decides first where it is sent: the search
     page's own requests say ``same-origin`` even when its no-referrer policy makes their ``Origin`` ``null``."""
-    if settings.api_keys or method not in _WRITES or fetch_site in ("same-origin", "none"):
+    if serving.api_keys or method not in _WRITES or fetch_site in ("same-origin", "none"):
         return ""
-    allowed = settings.cors_allow_origins
+    allowed = serving.cors_allow_origins
     if origin is not None and ("*" in allowed or origin.rstrip("/") in {o.rstrip("/") for o in allowed}):
         return ""
     if origin is None:
@@ -123,10 +123,10 @@ class OriginGuardMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        settings: Settings = scope["app"].state.settings
+        serving: ServingOptions = scope["app"].state.serving
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
         host = headers.get("host", "")
-        if host and not host_served(host, settings):
+        if host and not host_served(host, serving):
             message = (
                 f"this server does not answer for host {_split_host(host)[:200]!r}; add it to JEV4_ALLOWED_HOSTS "
                 "(a guard against DNS rebinding)"
@@ -134,7 +134,7 @@ class OriginGuardMiddleware:
             await _refuse(scope, send, "host_not_allowed", message)
             return
         why = origin_refusal(
-            scope.get("method", ""), headers.get("origin"), headers.get("sec-fetch-site"), host, settings
+            scope.get("method", ""), headers.get("origin"), headers.get("sec-fetch-site"), host, serving
         )
         if why:
             await _refuse(scope, send, "cross_origin_refused", why)

@@ -37,7 +37,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 if TYPE_CHECKING:
     from litestar import Litestar
 
-    from service.settings import Settings
+    from service.serving import ServingOptions
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -221,23 +221,23 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
     return type("GuardedProtocol", (GuardedProtocol,), {"config_limits": limits, "waiting": OrderedDict()})
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """The keyword arguments of ``uvicorn.run``/``uvicorn.Config`` for ``settings`` (limits included); raises
+def uvicorn_options(serving: ServingOptions) -> dict[str, Any]:
+    """The keyword arguments of ``uvicorn.run``/``uvicorn.Config`` for ``serving`` (limits included); raises
     the open-files limit as a side effect."""
     open_files = raise_open_files_limit()
-    cap = connection_cap(settings.max_connections, open_files)
+    cap = connection_cap(serving.max_connections, open_files)
     _LOG.info(
         "connections: at most %d open (open-files limit %d), header timeout %s s, body timeout %s s",
         cap,
         open_files,
-        settings.header_timeout_s,
-        settings.body_timeout_s,
+        serving.header_timeout_s,
+        serving.body_timeout_s,
     )
     return {
-        "host": settings.host,
-        "port": settings.port,
-        "http": guarded_protocol(ConnectionLimits(cap, settings.header_timeout_s, settings.body_timeout_s)),
-        "timeout_keep_alive": settings.keep_alive_timeout_s,
+        "host": serving.host,
+        "port": serving.port,
+        "http": guarded_protocol(ConnectionLimits(cap, serving.header_timeout_s, serving.body_timeout_s)),
+        "timeout_keep_alive": serving.keep_alive_timeout_s,
         "log_config": None,
         "access_log": False,
         "lifespan": "on",
@@ -245,8 +245,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def run_server(app: Litestar, settings: Settings) -> None:
+def run_server(app: Litestar, serving: ServingOptions) -> None:
     """Run ``app`` under uvicorn with the options of :func:`uvicorn_options` (blocking)."""
     import uvicorn
 
-    uvicorn.run(app, **uvicorn_options(settings))
+    uvicorn.run(app, **uvicorn_options(serving))

@@ -17,22 +17,22 @@ from litestar.plugins import InitPluginProtocol
 from litestar.types import Receive, Scope, Send
 
 from service.mcp.server import build_server
-from service.mcp.writes import WriteOptions
 
 if TYPE_CHECKING:
     from service.collections.manager import Collections
-    from service.settings import Settings
+    from service.mcp.writes import WriteOptions
 
 __all__ = ["McpPlugin"]
 
 
 class McpPlugin(InitPluginProtocol):
-    """Adds ``/mcp`` (the tools over the app's :class:`Collections`, found in ``app.state`` when called)."""
+    """Adds ``/mcp`` (the tools over the app's :class:`Collections`, found in ``app.state`` when called);
+    ``host`` is the address the server listens on (the SDK's Host/Origin checks are on for a loopback one)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, writes: WriteOptions, host: str) -> None:
         self._app: Litestar | None = None
-        server = build_server(self._collections, WriteOptions.from_settings(settings, local_files=False))
-        server.streamable_http_app(stateless_http=True, json_response=True, host=settings.host)
+        server = build_server(self._collections, writes)
+        server.streamable_http_app(stateless_http=True, json_response=True, host=host)
         self._manager = server.session_manager
 
     def _collections(self) -> Collections:

@@ -77,6 +77,30 @@ def create_collection(client: Any, name: str, **fields: Any) -> dict[str, Any]:
     return dict(response.json())
 
 
+def module_collection(client: Any, name: str, **fields: Any) -> Iterator[str]:
+    """A module fixture's body: (re)create collection ``name`` (:func:`create_collection`), yield its name, drop it
+    after the module (``yield from module_collection(client, NAME)``)."""
+    create_collection(client, name, **fields)
+    yield name
+    client.delete(f"/v1/collections/{name}")
+
+
+def text_pdf(pages: list[str], *, blank_pages: int = 0) -> bytes:
+    """A PDF with one 300x200 pt page per text (its lines 40 pt apart, 16 pt type: a real text layer), then
+    ``blank_pages`` pages with a dark rectangle and no text."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    for text in pages:
+        page = doc.new_page(width=300, height=200)
+        for i, line in enumerate(text.split("\n")):
+            page.insert_text((30, 60 + 40 * i), line, fontsize=16)
+    for _ in range(blank_pages):
+        doc.new_page(width=300, height=200).draw_rect(pymupdf.Rect(20, 20, 200, 120), fill=(0.1, 0.1, 0.1))
+    data: bytes = doc.tobytes()
+    return data
+
+
 def add_pdf(client: Any, name: str, pages: int, **data: str) -> Any:
     """Upload a ``pages``-page PDF to collection ``name`` as multipart (``data``: the form fields); expect 201."""
     response = client.post(

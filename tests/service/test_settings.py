@@ -186,9 +186,10 @@ def test_compile_without_a_compiler_stops_start_up_naming_the_setting(service_ch
     from torch._inductor import config
 
     from service.engine.loading import ModelLoadError, load_encoder
+    from service.engine.runtime import model_source
 
     with (
         config.patch({"cpp.cxx": ("no-such-c++-compiler",)}),
         pytest.raises(ModelLoadError, match=r"cannot compile the model: .*JEV4_COMPILE.*apt-get install g\+\+"),
     ):
-        load_encoder(Settings(model=str(service_checkpoint), compile=True))
+        load_encoder(model_source(Settings(model=str(service_checkpoint), compile=True)))

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from tests.service.helpers import b64, pdf_bytes, png_bytes
+from tests.service.helpers import b64, pdf_bytes, png_bytes, ready_app
 from tests.service.helpers import error_message as _error
 
 SMALL: dict[str, Any] = {"pdf_dpi": 36, "image_max_pixels": 64 * 28 * 28}
@@ -24,16 +24,7 @@ BASE = "/v1/collections/lib/documents"
 
 @contextlib.contextmanager
 def _app(tiny_encoder: Any, tmp_path: Path, **settings: Any) -> Iterator[Any]:
-    from litestar.testing import TestClient
-
-    from service.http.app import create_app
-    from service.settings import Settings
-
-    with TestClient(create_app(Settings(data_dir=tmp_path, **SMALL, **settings), encoder=tiny_encoder)) as c:
-        deadline = time.monotonic() + 60
-        while c.get("/ready").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    with ready_app(tiny_encoder, tmp_path, **{**SMALL, **settings}) as c:
         assert c.post("/v1/collections", json={"name": "lib"}).status_code == 201
         yield c
 

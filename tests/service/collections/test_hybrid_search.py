@@ -9,34 +9,21 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pymupdf
 import pytest
 from PIL import Image
 
-from tests.service.helpers import b64, png_bytes
+from tests.service.helpers import b64, create_collection, png_bytes, text_pdf
 
 NAME = "hybrid"
 PAGES = ["Invoice X7200B\ntotal due", "Quarterly revenue north region", "Release notes parse_page_selection"]
 
 
-def _pdf() -> bytes:
-    doc = pymupdf.open()
-    for text in PAGES:
-        page = doc.new_page(width=300, height=200)
-        for i, line in enumerate(text.split("\n")):
-            page.insert_text((30, 60 + 40 * i), line, fontsize=16)
-    doc.new_page(width=300, height=200).draw_rect(pymupdf.Rect(20, 20, 200, 120), fill=(0.1, 0.1, 0.1))  # no text
-    data: bytes = doc.tobytes()
-    return data
-
-
 @pytest.fixture(scope="module")
 def hybrid(client: httpx.Client) -> str:
-    client.delete(f"/v1/collections/{NAME}")
-    assert client.post("/v1/collections", json={"name": NAME, "codec": "float32"}).status_code == 201
+    create_collection(client, NAME, codec="float32")
     pdf = client.post(
         f"/v1/collections/{NAME}/documents",
-        files={"file": ("doc.pdf", _pdf(), "application/pdf")},
+        files={"file": ("doc.pdf", text_pdf(PAGES, blank_pages=1), "application/pdf")},
         data={"document_id": "report", "metadata": '{"kind": "report", "year": 2024}'},
     )
     assert pdf.status_code == 201, pdf.text

@@ -17,6 +17,7 @@ import pytest
 
 from model.processor import PreparedInput, Processor
 from model.types import EmbeddingOutput
+from service.collections.converters.base import PageLimits
 from service.collections.embedder import EmbeddingModel
 from service.collections.indexing import DocumentSource, Indexer, IndexOptions
 from service.collections.writing import write_pages
@@ -68,7 +69,7 @@ def processor(tiny_checkpoint: Path) -> Processor:
 
 
 def _indexer(processor: Processor, embed: Any, pool: ThreadPoolExecutor) -> Indexer:
-    options = IndexOptions(dpi=36, pages_per_step=2)
+    options = IndexOptions(page_limits=PageLimits(dpi=36), pages_per_step=2)
     model = EmbeddingModel(processor, embed, pool, HIDDEN, (32,))
     return Indexer(model, options)
 
@@ -170,7 +171,7 @@ def test_in_turn_when_asked(processor: Processor, tmp_path: Path) -> None:
 
     with ThreadPoolExecutor(2) as pool:
         indexer = _indexer(processor, embed, pool)
-        indexer.options = IndexOptions(dpi=36, pages_per_step=2, prepare_ahead=False)
+        indexer.options = IndexOptions(page_limits=PageLimits(dpi=36), pages_per_step=2, prepare_ahead=False)
         real = indexer._prepare
 
         def prepare(source: DocumentSource, numbers: list[int], spec: Any) -> Any:

@@ -13,7 +13,6 @@ import base64
 import contextlib
 import hashlib
 import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import pytest
 from PIL import Image
 
 from model.layout import PageLayout
-from tests.service.helpers import b64, pdf_bytes, png_bytes
+from tests.service.helpers import b64, pdf_bytes, png_bytes, ready_app
 
 SMALL: dict[str, Any] = {"pdf_dpi": 72, "image_max_pixels": 200 * 28 * 28}
 BASE = "/v1/collections/lib/documents"
@@ -32,16 +31,7 @@ REPORT = Path(__file__).resolve().parents[3] / "samples" / "report.pdf"  # a rea
 
 @contextlib.contextmanager
 def _app(tiny_encoder: Any, tmp_path: Path, **settings: Any) -> Iterator[Any]:
-    from litestar.testing import TestClient
-
-    from service.http.app import create_app
-    from service.settings import Settings
-
-    with TestClient(create_app(Settings(data_dir=tmp_path, **SMALL, **settings), encoder=tiny_encoder)) as c:
-        deadline = time.monotonic() + 60
-        while c.get("/ready").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    with ready_app(tiny_encoder, tmp_path, **{**SMALL, **settings}) as c:
         if c.get("/v1/collections/lib").status_code == 404:
             assert c.post("/v1/collections", json={"name": "lib"}).status_code == 201
         yield c

@@ -9,11 +9,10 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pymupdf
 import pytest
 from PIL import Image
 
-from tests.service.helpers import b64, png_bytes
+from tests.service.helpers import b64, create_collection, png_bytes, text_pdf
 from tests.service.helpers import error_message as _error
 
 NAME = "regions"
@@ -21,23 +20,12 @@ PAGES = ["Invoice X7200B\ntotal due", "Quarterly revenue north region\nexpenses 
 GO = "package kv\n\n// Get returns the value of key.\nfunc Get(key string) string {\n\treturn store[key]\n}\n"
 
 
-def _pdf() -> bytes:
-    doc = pymupdf.open()
-    for text in PAGES:
-        page = doc.new_page(width=300, height=200)
-        for i, line in enumerate(text.split("\n")):
-            page.insert_text((30, 60 + 40 * i), line, fontsize=16)
-    data: bytes = doc.tobytes()
-    return data
-
-
 @pytest.fixture(scope="module")
 def pages(client: httpx.Client) -> str:
-    client.delete(f"/v1/collections/{NAME}")
-    assert client.post("/v1/collections", json={"name": NAME, "codec": "float32"}).status_code == 201
+    create_collection(client, NAME, codec="float32")
     up = client.post(
         f"/v1/collections/{NAME}/documents",
-        files={"file": ("doc.pdf", _pdf(), "application/pdf")},
+        files={"file": ("doc.pdf", text_pdf(PAGES), "application/pdf")},
         data={"document_id": "report"},
     )
     assert up.status_code == 201, up.text

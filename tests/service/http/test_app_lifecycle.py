@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from service.engine.loading import TINY_WARNING, ModelLoadError, load_encoder
+from service.engine.loading import TINY_WARNING, ModelLoadError, ModelSource, load_encoder
+from service.engine.runtime import model_source
 from service.http.app import create_app
 from service.settings import Settings
 
@@ -19,7 +20,7 @@ from service.settings import Settings
 def test_503_until_the_model_is_loaded_and_warm(tmp_path: Path, tiny_encoder: Any) -> None:
     gate = threading.Event()
 
-    def slow_loader(_: Settings) -> Any:
+    def slow_loader(_: ModelSource) -> Any:
         gate.wait(30)
         return tiny_encoder
 
@@ -41,7 +42,7 @@ def test_503_until_the_model_is_loaded_and_warm(tmp_path: Path, tiny_encoder: An
 
 
 def test_failed_load_keeps_503_with_the_reason(tmp_path: Path) -> None:
-    def broken_loader(_: Settings) -> Any:
+    def broken_loader(_: ModelSource) -> Any:
         raise ModelLoadError("no weights here")
 
     with TestClient(create_app(Settings(data_dir=tmp_path), loader=broken_loader)) as client:
@@ -57,7 +58,7 @@ def test_missing_checkpoint_error_says_how_to_use_a_local_copy(tmp_path: Path, m
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     settings = Settings(model="jinaai/jina-embeddings-v4", data_dir=tmp_path)
     with pytest.raises(ModelLoadError) as info:
-        load_encoder(settings)
+        load_encoder(model_source(settings))
     message = str(info.value)
     assert "--model /path/to/jina-embeddings-v4" in message
     assert "hf download" in message
@@ -66,7 +67,7 @@ def test_missing_checkpoint_error_says_how_to_use_a_local_copy(tmp_path: Path, m
 
 def test_tiny_option_builds_the_checkpoint_and_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="jev4.loading"):
-        encoder = load_encoder(Settings(tiny=True, data_dir=tmp_path))
+        encoder = load_encoder(model_source(Settings(tiny=True, data_dir=tmp_path)))
     assert (tmp_path / "tiny-checkpoint" / "config.json").is_file()
     assert TINY_WARNING in caplog.text
     assert "NO meaning" in TINY_WARNING
@@ -82,8 +83,8 @@ def test_cuda_graphs_are_captured_in_the_warm_up_before_ready(tmp_path: Path, ca
     used: list[int] = []
     loaded: list[Any] = []
 
-    def loader(settings: Settings) -> Any:
-        encoder = load_encoder(settings)
+    def loader(source: ModelSource) -> Any:
+        encoder = load_encoder(source)
         loaded.append(encoder)
         assert encoder.network.graphs is None  # a CPU device: no CUDA graphs (the warning below)
         runner = encoder.network.enable_graphs(EagerCapture())
@@ -130,8 +131,8 @@ def test_compile_runs_in_the_warm_up_before_ready(tmp_path: Path) -> None:
     torch._dynamo.reset()  # as a fresh process: kernels compiled by earlier tests must compile again
     seen: dict[str, int] = {"start": graphs()}
 
-    def loader(settings: Settings) -> Any:
-        encoder = load_encoder(settings)
+    def loader(source: ModelSource) -> Any:
+        encoder = load_encoder(source)
         seen["loaded"] = graphs()
         return encoder
 

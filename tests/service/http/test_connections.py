@@ -22,6 +22,7 @@ import uvicorn
 
 from service.http.app import create_app
 from service.http.server import MAX_HEADER_BYTES, connection_cap, uvicorn_options
+from service.serving import ServingOptions
 from service.settings import Settings
 
 HEADER_TIMEOUT_S = 1.5
@@ -29,7 +30,7 @@ BODY_TIMEOUT_S = 1.5
 IDLE_SOCKETS = 3000
 
 
-def _no_model(settings: Settings) -> Any:
+def _no_model(_source: Any) -> Any:
     raise RuntimeError("these tests need only /health, which answers without a model")
 
 
@@ -48,7 +49,7 @@ def _serve(tmp_path: Path, **limits: Any) -> Iterator[str]:
         body_timeout_s=BODY_TIMEOUT_S,
         **limits,
     )
-    options = uvicorn_options(settings)
+    options = uvicorn_options(ServingOptions.from_settings(settings))
     server = uvicorn.Server(uvicorn.Config(create_app(settings, loader=_no_model), **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

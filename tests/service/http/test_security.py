@@ -17,6 +17,7 @@ from service.errors import UnauthorizedError, URLNotAllowedError
 from service.http import auth
 from service.http.app import create_app
 from service.http.origin import host_served, origin_refusal
+from service.serving import ServingOptions
 from service.settings import Settings
 from tests.service.conftest import LiveServer
 
@@ -178,7 +179,7 @@ def test_cors_configured_origins_only(tmp_path: Any) -> None:
         assert "access-control-allow-origin" not in other.headers
 
 
-def _never_loaded(settings: Settings) -> Any:
+def _never_loaded(_source: Any) -> Any:
     raise RuntimeError("the CORS test does not load a model")
 
 
@@ -217,6 +218,10 @@ def test_metrics_open_without_any_key(tmp_path: Any) -> None:
 # --- Host (DNS rebinding) and Origin (CSRF) ----------------------------------------------------------------
 
 
+def _serving(settings: Settings) -> ServingOptions:
+    return ServingOptions.from_settings(settings)
+
+
 @pytest.mark.parametrize(
     ("host", "served"),
     [
@@ -234,18 +239,18 @@ def test_metrics_open_without_any_key(tmp_path: Any) -> None:
     ],
 )
 def test_keyless_server_answers_only_its_own_host_names(host: str, served: bool) -> None:
-    assert host_served(host, Settings()) is served
+    assert host_served(host, _serving(Settings())) is served
 
 
 def test_allowed_hosts_and_keys_widen_the_host_check() -> None:
-    listed = Settings(allowed_hosts=("search.example.com", ".corp.example"))
+    listed = _serving(Settings(allowed_hosts=("search.example.com", ".corp.example")))
     assert host_served("search.example.com:443", listed)
     assert host_served("a.corp.example", listed)
     assert not host_served("evil.example", listed)
     assert host_served("localhost", listed)  # local names stay served
-    assert host_served("evil.example", Settings(allowed_hosts=("*",)))
-    assert host_served("evil.example", Settings(api_keys=("k",)))  # a rebinding page has no key to send
-    assert not host_served("evil.example", Settings(api_keys=("k",), allowed_hosts=("a.example",)))
+    assert host_served("evil.example", _serving(Settings(allowed_hosts=("*",))))
+    assert host_served("evil.example", _serving(Settings(api_keys=("k",))))  # a rebinding page has no key to send
+    assert not host_served("evil.example", _serving(Settings(api_keys=("k",), allowed_hosts=("a.example",))))
 
 
 @pytest.mark.parametrize(
@@ -268,12 +273,14 @@ def test_allowed_hosts_and_keys_widen_the_host_check() -> None:
 def test_keyless_server_refuses_cross_origin_writes(
     method: str, origin: str | None, fetch_site: str | None, refused: bool
 ) -> None:
-    assert bool(origin_refusal(method, origin, fetch_site, "127.0.0.1:8080", Settings())) is refused
+    assert bool(origin_refusal(method, origin, fetch_site, "127.0.0.1:8080", _serving(Settings()))) is refused
 
 
 def test_origin_check_yields_to_keys_and_cors_origins() -> None:
-    assert not origin_refusal("POST", "http://evil.example", None, "127.0.0.1:8080", Settings(api_keys=("k",)))
-    cors = Settings(cors_allow_origins=("https://app.example",))
+    assert not origin_refusal(
+        "POST", "http://evil.example", None, "127.0.0.1:8080", _serving(Settings(api_keys=("k",)))
+    )
+    cors = _serving(Settings(cors_allow_origins=("https://app.example",)))
     assert not origin_refusal("POST", "https://app.example", None, "127.0.0.1:8080", cors)
     assert origin_refusal("POST", "https://evil.example", None, "127.0.0.1:8080", cors)
 

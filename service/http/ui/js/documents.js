@@ -12,7 +12,7 @@ let generation = 0; // a newer load (collection switched, document added) wins o
 
 function thumb(collection, doc, page) {
   const img = h("img", { alt: `page ${page} of ${doc.id}`, width: 96 });
-  lazyImage(img, () => imageUrl(collection, doc.id, page, "thumbnail"));
+  lazyImage(img, () => imageUrl(collection, doc.id, page, "thumbnail"), $("#documents"));
   return h(
     "li",
     {},

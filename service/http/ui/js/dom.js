@@ -22,6 +22,8 @@ function append(el, children) {
 export const $ = (selector, root = document) => root.querySelector(selector);
 
 export function clear(el) {
+  observers.get(el)?.disconnect(); // the replaced list's lazy images: nothing keeps them alive
+  observers.delete(el);
   el.replaceChildren();
   return el;
 }
@@ -76,10 +78,31 @@ export function parseJsonObject(text, what) {
   return value;
 }
 
-// Lazy images: the <img> gets its object URL when it scrolls into view.
-let observer = null;
+// Lazy images: the <img> gets its object URL when it scrolls into view. Each list of them (search results, the
+// documents) has its own observer, disconnected by clear() when the list is replaced: one observer for the
+// page would keep every image of every replaced list (and its loader) until it scrolled into view, i.e. never.
+const observers = new WeakMap();
 
-export function lazyImage(img, load) {
+function observerOf(list) {
+  let observer = observers.get(list);
+  if (!observer) {
+    observer = new IntersectionObserver(
+      (entries) => {
+        for (const entry of entries) {
+          if (!entry.isIntersecting) continue;
+          observer.unobserve(entry.target);
+          entry.target._load?.();
+        }
+      },
+      { rootMargin: "200px" },
+    );
+    observers.set(list, observer);
+  }
+  return observer;
+}
+
+// `list`: the element the image is shown in (emptied with clear()), which owns the observer.
+export function lazyImage(img, load, list) {
   img.loading = "lazy";
   img.decoding = "async";
   const start = () =>
@@ -95,18 +118,8 @@ export function lazyImage(img, load) {
     start();
     return img;
   }
-  observer ??= new IntersectionObserver(
-    (entries) => {
-      for (const entry of entries) {
-        if (!entry.isIntersecting) continue;
-        observer.unobserve(entry.target);
-        entry.target._load?.();
-      }
-    },
-    { rootMargin: "200px" },
-  );
   img._load = start;
-  observer.observe(img);
+  observerOf(list).observe(img);
   return img;
 }
 

@@ -77,7 +77,7 @@ function chunkCard(hit, rank) {
 function card(collection, query, hit, rank) {
   if (hit.kind === "chunk" && hit.chunk) return chunkCard(hit, rank);
   const img = h("img", { alt: `page ${hit.page} of ${hit.document_id}`, width: 160 });
-  lazyImage(img, () => imageUrl(collection, hit.document_id, hit.page, "thumbnail"));
+  lazyImage(img, () => imageUrl(collection, hit.document_id, hit.page, "thumbnail"), $("#results"));
   const view = { collection, documentId: hit.document_id, page: hit.page, query, rank, score: hit.score };
   const open = () => openPage({ ...view, highlights: hit.highlights });
   const signals = signalsOf(hit);

@@ -18,16 +18,14 @@ from tests.service.collections.converters.files import (
     svg_bytes,
     text_image,
 )
+from tests.service.helpers import module_collection
 
 NAME = "ebooks"
 
 
 @pytest.fixture(scope="module")
 def books(client: httpx.Client) -> Iterator[str]:
-    client.delete(f"/v1/collections/{NAME}")
-    assert client.post("/v1/collections", json={"name": NAME}).status_code == 201
-    yield NAME
-    client.delete(f"/v1/collections/{NAME}")
+    yield from module_collection(client, NAME)
 
 
 def _upload(client: httpx.Client, name: str, data: bytes, doc_id: str) -> httpx.Response:

@@ -16,6 +16,7 @@ import pytest
 
 from service.collections.converters import office
 from service.collections.converters.office_checks import MAX_UNPACKED_BYTES, check_before_conversion
+from tests.service.helpers import module_collection
 
 NAME = "hostile-office"
 _TYPES = (
@@ -26,10 +27,7 @@ _TYPES = (
 
 @pytest.fixture(scope="module")
 def pages(client: httpx.Client) -> Iterator[str]:
-    client.delete(f"/v1/collections/{NAME}")
-    assert client.post("/v1/collections", json={"name": NAME}).status_code == 201
-    yield NAME
-    client.delete(f"/v1/collections/{NAME}")
+    yield from module_collection(client, NAME)
 
 
 def _zip_bomb_xlsx(unpacked: int) -> bytes:

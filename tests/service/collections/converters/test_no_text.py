@@ -15,16 +15,14 @@ from PIL import Image
 
 from service.collections.notices import NO_TEXT
 from tests.service.collections.converters.files import text_image
+from tests.service.helpers import module_collection
 
 NAME = "no-text"
 
 
 @pytest.fixture(scope="module")
 def pages(client: httpx.Client) -> Iterator[str]:
-    client.delete(f"/v1/collections/{NAME}")
-    assert client.post("/v1/collections", json={"name": NAME}).status_code == 201
-    yield NAME
-    client.delete(f"/v1/collections/{NAME}")
+    yield from module_collection(client, NAME)
 
 
 def _png(image: Image.Image) -> bytes:

@@ -16,6 +16,7 @@ import pytest
 from model.ocr import apply_ocr, needs_ocr, ocr_layer
 from model.types import TextLayer, Word
 from tests.service.collections.converters.files import assert_found, search, text_image
+from tests.service.helpers import module_collection
 
 NAME = "ocr-pages"
 REPORT = Path(__file__).resolve().parents[4] / "samples" / "report.pdf"
@@ -35,10 +36,7 @@ def _scanned_pdf(dpi: int = 100) -> bytes:
 
 @pytest.fixture(scope="module")
 def scans(client: httpx.Client) -> Iterator[str]:
-    client.delete(f"/v1/collections/{NAME}")
-    assert client.post("/v1/collections", json={"name": NAME}).status_code == 201
-    yield NAME
-    client.delete(f"/v1/collections/{NAME}")
+    yield from module_collection(client, NAME)
 
 
 def test_ocr_reads_words_with_boxes_on_their_ink() -> None:

@@ -5,10 +5,8 @@ external link converts without fetching it. The conversion tests skip (with the 
 
 from __future__ import annotations
 
-import http.server
 import io
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from service.collections.converters import detect_kind, office
 from service.collections.converters.base import PageLimits
 from service.errors import UnsupportedMediaTypeError
 from tests.service.collections.converters.files import assert_found
+from tests.service.helpers import module_collection
 
 NAME = "office-docs"
 needs_soffice = pytest.mark.skipif(
@@ -62,10 +61,7 @@ def _xlsx(text: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def docs_collection(client: httpx.Client) -> Iterator[str]:
-    client.delete(f"/v1/collections/{NAME}")
-    assert client.post("/v1/collections", json={"name": NAME}).status_code == 201
-    yield NAME
-    client.delete(f"/v1/collections/{NAME}")
+    yield from module_collection(client, NAME)
 
 
 def test_office_formats_are_sniffed() -> None:
@@ -97,28 +93,14 @@ def test_office_document_is_indexed_and_found(
 
 
 @needs_soffice
-def test_docx_with_an_external_link_fetches_nothing(client: httpx.Client, docs_collection: str) -> None:
-    requests: list[str] = []
-
-    class Recorder(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            requests.append(self.path)
-            self.send_response(404)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        link = f"http://127.0.0.1:{server.server_address[1]}/tracker.png"
-        files = {"file": ("linked.docx", _docx("Linked memo", link=link), "application/octet-stream")}
-        response = client.post(f"/v1/collections/{NAME}/documents", files=files, data={"document_id": "linked"})
-        assert response.status_code == 201, response.text
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_docx_with_an_external_link_fetches_nothing(
+    client: httpx.Client, docs_collection: str, recorder: tuple[str, list[str]]
+) -> None:
+    base, requests = recorder
+    link = f"{base}/tracker.png"
+    files = {"file": ("linked.docx", _docx("Linked memo", link=link), "application/octet-stream")}
+    response = client.post(f"/v1/collections/{NAME}/documents", files=files, data={"document_id": "linked"})
+    assert response.status_code == 201, response.text
     assert requests == []
 
 

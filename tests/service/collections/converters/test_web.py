@@ -3,45 +3,20 @@ the text layer; nothing the HTML references is fetched (a local server records e
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.service.collections.converters.files import assert_found
+from tests.service.helpers import module_collection
 
 NAME = "web-pages"
 
 
 @pytest.fixture(scope="module")
 def pages(client: httpx.Client) -> Iterator[str]:
-    client.delete(f"/v1/collections/{NAME}")
-    assert client.post("/v1/collections", json={"name": NAME}).status_code == 201
-    yield NAME
-    client.delete(f"/v1/collections/{NAME}")
-
-
-@pytest.fixture
-def recorder() -> Iterator[tuple[str, list[str]]]:
-    requests: list[str] = []
-
-    class Recorder(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            requests.append(self.path)
-            self.send_response(404)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", requests
-    server.shutdown()
-    server.server_close()
+    yield from module_collection(client, NAME)
 
 
 def _post(client: httpx.Client, filename: str, data: bytes, doc_id: str) -> httpx.Response:
