@@ -30,12 +30,13 @@ import argparse
 import json
 import mmap
 import os
+import shutil
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -193,20 +194,27 @@ def draws(pages: int, n: int, repeats: int, seed: int) -> list[np.ndarray]:
 
 
 def fetch_times(layouts: Layouts, pages: int, n: int, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
-    """Median warm and cold ms per layout, the same ids for each layout."""
-    out: dict[str, tuple[float, float]] = {}
-    for name, (directory, reader) in layouts.items():
+    """Median warm and cold ms per layout: the same ids for each, the layouts interleaved draw by draw (the order
+    rotating), so that load from other processes falls on each alike."""
+    names = list(layouts)
+    warm_ms: dict[str, list[float]] = {name: [] for name in names}
+    cold_ms: dict[str, list[float]] = {name: [] for name in names}
+    for directory in {d for d, _ in layouts.values()}:
         warm(directory)
-        with reader() as fetch:
-            fetch(draws(pages, n, 1, 99)[0])
-            warm_ms = [timed(fetch, ids) for ids in draws(pages, n, args.repeats, n)]
-        cold_ms = []
-        for ids in draws(pages, n, args.cold_repeats, n + 1):
+    with ExitStack() as stack:
+        fetches = {name: stack.enter_context(reader()) for name, (_, reader) in layouts.items()}
+        for name in names:
+            fetches[name](draws(pages, n, 1, 99)[0])  # the connection's first query, the map's first faults
+        for r, ids in enumerate(draws(pages, n, args.repeats, n)):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                warm_ms[name].append(timed(fetches[name], ids))
+    for r, ids in enumerate(draws(pages, n, args.cold_repeats, n + 1)):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            directory, reader = layouts[name]
             evict(directory)
             with reader() as fetch:
-                cold_ms.append(timed(fetch, ids))
-        out[name] = (statistics.median(warm_ms), statistics.median(cold_ms))
-    return out
+                cold_ms[name].append(timed(fetch, ids))
+    return {name: (statistics.median(warm_ms[name]), statistics.median(cold_ms[name])) for name in names}
 
 
 def scoring_ms(directory: Path, pages: Pages, book: Codebook | None, n: int) -> float:
@@ -226,13 +234,28 @@ def scoring_ms(directory: Path, pages: Pages, book: Codebook | None, n: int) -> 
     return statistics.median(times)
 
 
+def built(directory: Path, build: Callable[[], float]) -> float:
+    """Seconds the build of ``directory`` took: built now, or read from the marker of an earlier complete build
+    (``--dir`` keeps them; a directory without its marker is rebuilt)."""
+    marker = directory.with_suffix(".seconds")
+    if marker.is_file() and directory.is_dir():
+        return float(marker.read_text())
+    if directory.exists():
+        shutil.rmtree(directory)
+    seconds = build()
+    marker.write_text(repr(seconds))
+    return seconds
+
+
 def run_codec(codec: Codec, root: Path, args: argparse.Namespace) -> None:
     pages = Pages(codec, args.pages, args.tokens)
     size = sum(len(pages.blob(i)) for i in range(min(args.pages, 1000))) / min(args.pages, 1000)
     print(f"\n## {codec}: {args.pages:,} pages, ~{size:,.0f} B of codes/page ({size * args.pages / 1e9:.2f} GB)")
-    sql_s = build_sqlite(root / f"{codec}-sqlite", pages, args.doc_pages, args.synchronous)
-    file_s = build_file(root / f"{codec}-file", pages, args.doc_pages, args.synchronous)
-    sizes = {k: sum(p.stat().st_size for p in (root / f"{codec}-{k}").iterdir()) for k in ("sqlite", "file")}
+    tag = f"{codec}-{args.pages}-{args.synchronous}"
+    sql_dir, file_dir = root / f"{tag}-sqlite", root / f"{tag}-file"
+    sql_s = built(sql_dir, lambda: build_sqlite(sql_dir, pages, args.doc_pages, args.synchronous))
+    file_s = built(file_dir, lambda: build_file(file_dir, pages, args.doc_pages, args.synchronous))
+    sizes = {k: sum(p.stat().st_size for p in d.iterdir()) for k, d in (("sqlite", sql_dir), ("file", file_dir))}
     print(f"write, one {args.doc_pages}-page transaction each, synchronous={args.synchronous}:")
     for name, secs in (("sqlite", sql_s), ("file", file_s)):
         print(
@@ -241,9 +264,9 @@ def run_codec(codec: Codec, root: Path, args: argparse.Namespace) -> None:
         )
     print(f"  ratio sqlite/file time: {sql_s / file_s:.2f}")
     layouts: Layouts = {
-        "sqlite": (root / f"{codec}-sqlite", lambda: sqlite_reader(root / f"{codec}-sqlite")),
-        "file+sql": (root / f"{codec}-file", lambda: file_reader(root / f"{codec}-file", offsets_in_memory=False)),
-        "file+mem": (root / f"{codec}-file", lambda: file_reader(root / f"{codec}-file", offsets_in_memory=True)),
+        "sqlite": (sql_dir, lambda: sqlite_reader(sql_dir)),
+        "file+sql": (file_dir, lambda: file_reader(file_dir, offsets_in_memory=False)),
+        "file+mem": (file_dir, lambda: file_reader(file_dir, offsets_in_memory=True)),
     }
     book = _book(codec)
     print("fetch N random pages' codes into one buffer, median ms (ratio = sqlite ÷ file+sql, sqlite ÷ file+mem):")
@@ -252,7 +275,7 @@ def run_codec(codec: Codec, root: Path, args: argparse.Namespace) -> None:
     for n in args.candidates:
         t = fetch_times(layouts, args.pages, n, args)
         (ws, cs), (wf, cf), (wm, cm) = t["sqlite"], t["file+sql"], t["file+mem"]
-        score = scoring_ms(root / f"{codec}-sqlite", pages, book, n)
+        score = scoring_ms(sql_dir, pages, book, n)
         print(
             f"  {n:5d} | {ws:11.2f} {wf:9.2f} {wm:9.2f}  {ws / wf:4.2f} {ws / wm:4.2f}   |"
             f" {cs:11.2f} {cf:9.2f} {cm:9.2f}  {cs / cf:4.2f} {cs / cm:4.2f}   | {score:8.2f}"
@@ -276,14 +299,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--cold-repeats", type=int, default=3)
     parser.add_argument("--synchronous", choices=["FULL", "NORMAL", "OFF"], default="FULL")
-    parser.add_argument("--dir", type=Path, help="where to build (default: a temporary directory, removed)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        help="where to build and keep the files (reused by a later run with the "
+        "same --pages and --synchronous); default: a temporary directory, removed",
+    )
     args = parser.parse_args(argv)
     args.candidates = [int(x) for x in args.candidates.split(",")]
     if args.pages % args.doc_pages or min(args.candidates) > args.pages:
         parser.error("--pages must be a multiple of --doc-pages and at least every --candidates")
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+    with tempfile.TemporaryDirectory() if args.dir is None else nullcontext(str(args.dir)) as root:
+        Path(root).mkdir(parents=True, exist_ok=True)
         for codec in args.codecs.split(","):
-            run_codec(Codec(codec), Path(tmp), args)
+            run_codec(Codec(codec), Path(root), args)
 
 
 if __name__ == "__main__":
