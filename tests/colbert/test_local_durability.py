@@ -47,18 +47,14 @@ def as_given(store: LocalStore, mv: np.ndarray) -> np.ndarray:
 def check_whole(
     directory: Path, acked: dict[str, int], config: CollectionConfig = CONFIG, stored: Stored = as_given
 ) -> int:
-    """Integrity, whole documents, exact content (each multi-vector as ``stored`` says the codec keeps it), every
-    acknowledged write present; returns the top doc no."""
+    """Integrity, whole documents, exact content (multi-vectors as ``stored`` keeps them), every acknowledged write
+    present; returns the top doc no."""
     conn = sqlite3.connect(directory / "index.sqlite")
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        orphans = conn.execute(
-            "SELECT COUNT(*) FROM pages WHERE doc_id NOT IN (SELECT doc_id FROM documents)"
-        ).fetchone()[0]
-        blobless = conn.execute(
-            "SELECT COUNT(*) FROM pages WHERE id NOT IN (SELECT page_id FROM multivectors)"
-        ).fetchone()[0]
-        assert (orphans, blobless) == (0, 0)
+        orphans = "SELECT COUNT(*) FROM pages WHERE doc_id NOT IN (SELECT doc_id FROM documents)"
+        blobless = "SELECT COUNT(*) FROM pages WHERE id NOT IN (SELECT page_id FROM multivectors)"
+        assert [conn.execute(sql).fetchone()[0] for sql in (orphans, blobless)] == [0, 0]
         for table in ("unit_text", "unit_images"):  # no text or image outlives (or precedes) its unit
             stray = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE page_id NOT IN (SELECT id FROM pages)")
             assert stray.fetchone()[0] == 0, f"{table} holds rows of no unit"
