@@ -31,6 +31,7 @@ import json
 import mmap
 import os
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -80,9 +81,22 @@ class Pages:
         return self._ids[first : first + 2 * n] + self._pool[start : start + n * (self.row - 2)]
 
 
-def build_sqlite(directory: Path, pages: Pages, doc_pages: int, synchronous: str) -> float:
-    """Today's layout through the store's own schema; seconds spent writing."""
-    LocalStore.create(directory, CollectionConfig(dense_dim=8, multivector_dim=DIM, codec=pages.codec)).close()
+def build_sqlite(
+    directory: Path, pages: Pages, doc_pages: int, synchronous: str, page_size: int | None = None
+) -> float:
+    """Today's layout through the store's own schema; seconds spent writing. ``page_size``: the SQLite page size
+    set before the file is created (``LocalStore.create`` sets ``LocalOptions.page_size`` only after switching the
+    file to WAL, where SQLite ignores it: its files have 4 KiB pages)."""
+    config = CollectionConfig(dense_dim=8, multivector_dim=DIM, codec=pages.codec)
+    if page_size is None:
+        LocalStore.create(directory, config).close()
+    else:
+        directory.mkdir(parents=True)
+        conn = sqlite3.connect(directory / _schema.DB_FILE, isolation_level=None)
+        conn.execute(f"PRAGMA page_size={page_size}")
+        _schema.create_schema(conn, config, page_size=page_size)  # its first write fixes the page size
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == page_size
+        conn.close()
     conn = _schema.connect(directory / _schema.DB_FILE, synchronous=synchronous, busy_timeout_s=5, mmap_bytes=0)
     t0 = time.perf_counter()
     for first in range(0, pages.counts.size, doc_pages):
@@ -254,21 +268,25 @@ def run_codec(codec: Codec, root: Path, args: argparse.Namespace) -> None:
     size = sum(len(pages.blob(i)) for i in range(min(args.pages, 1000))) / min(args.pages, 1000)
     print(f"\n## {codec}: {args.pages:,} pages, ~{size:,.0f} B of codes/page ({size * args.pages / 1e9:.2f} GB)")
     tag = f"{codec}-{args.pages}-{args.synchronous}"
-    sql_dir, file_dir = root / f"{tag}-sqlite", root / f"{tag}-file"
-    sql_s = built(sql_dir, lambda: build_sqlite(sql_dir, pages, args.doc_pages, args.synchronous))
-    file_s = built(file_dir, lambda: build_file(file_dir, pages, args.doc_pages, args.synchronous))
-    sizes = {k: sum(p.stat().st_size for p in d.iterdir()) for k, d in (("sqlite", sql_dir), ("file", file_dir))}
+    dirs = {name: root / f"{tag}-{name}" for name in ("sqlite", "sqlite64k", "file")}
+    builds: dict[str, Callable[[], float]] = {
+        "sqlite": lambda: build_sqlite(dirs["sqlite"], pages, args.doc_pages, args.synchronous),
+        "sqlite64k": lambda: build_sqlite(dirs["sqlite64k"], pages, args.doc_pages, args.synchronous, 65536),
+        "file": lambda: build_file(dirs["file"], pages, args.doc_pages, args.synchronous),
+    }
+    seconds = {name: built(dirs[name], build) for name, build in builds.items()}
     print(f"write, one {args.doc_pages}-page transaction each, synchronous={args.synchronous}:")
-    for name, secs in (("sqlite", sql_s), ("file", file_s)):
+    for name, secs in seconds.items():
+        disk = sum(p.stat().st_size for p in dirs[name].iterdir())
         print(
-            f"  {name:7s} {args.pages / secs:9,.0f} pages/s  {size * args.pages / secs / 1e6:7,.1f} MB/s  "
-            f"files {sizes[name] / 1e9:.2f} GB"
+            f"  {name:9s} {args.pages / secs:9,.0f} pages/s  {size * args.pages / secs / 1e6:7,.1f} MB/s  "
+            f"files {disk / 1e9:.2f} GB   time ratio sqlite ÷ {name}: {seconds['sqlite'] / secs:.2f}"
         )
-    print(f"  ratio sqlite/file time: {sql_s / file_s:.2f}")
     layouts: Layouts = {
-        "sqlite": (sql_dir, lambda: sqlite_reader(sql_dir)),
-        "file+sql": (file_dir, lambda: file_reader(file_dir, offsets_in_memory=False)),
-        "file+mem": (file_dir, lambda: file_reader(file_dir, offsets_in_memory=True)),
+        "sqlite": (dirs["sqlite"], lambda: sqlite_reader(dirs["sqlite"])),
+        "sqlite64k": (dirs["sqlite64k"], lambda: sqlite_reader(dirs["sqlite64k"])),
+        "file+sql": (dirs["file"], lambda: file_reader(dirs["file"], offsets_in_memory=False)),
+        "file+mem": (dirs["file"], lambda: file_reader(dirs["file"], offsets_in_memory=True)),
     }
     book = _book(codec)
     print("fetch N random pages' codes into one buffer, ms (ratio: sqlite ÷ that layout, same column):")
@@ -277,11 +295,11 @@ def run_codec(codec: Codec, root: Path, args: argparse.Namespace) -> None:
         t = fetch_times(layouts, args.pages, n, args)
         for name, (median, best, cold) in t.items():
             print(f"  {n:<6d} {name:10s} {median:12.2f} {best:11.2f} {cold:13.2f}")
-        for name in ("file+sql", "file+mem"):
+        for name in ("sqlite64k", "file+sql", "file+mem"):
             ratios = [a / b for a, b in zip(t["sqlite"], t[name], strict=True)]
-            print(f"  {n:<6d} ratio {name:8s} {ratios[0]:8.2f}x {ratios[1]:10.2f}x {ratios[2]:12.2f}x")
+            print(f"  {n:<6d} ratio {name:9s} {ratios[0]:7.2f}x {ratios[1]:10.2f}x {ratios[2]:12.2f}x")
         print(f"  {n:<6d} rerank scoring of the {n} pages fetched (PageScorer, 32 query tokens): "
-              f"{scoring_ms(sql_dir, pages, book, n):.2f} ms")  # fmt: skip
+              f"{scoring_ms(dirs['sqlite'], pages, book, n):.2f} ms")  # fmt: skip
 
 
 def _book(codec: Codec) -> Codebook | None:
