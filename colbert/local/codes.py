@@ -28,7 +28,16 @@ import numpy as np
 from colbert.codebook import Codebook
 from colbert.errors import CodecError, IndexFormatError
 
-__all__ = ["CODES_DDL", "RESTORE_HINT", "digest", "distinct_centroids", "load_codebook", "store_codebook"]
+__all__ = [
+    "CODES_DDL",
+    "RESTORE_HINT",
+    "checked_lists",
+    "damaged_lists",
+    "digest",
+    "distinct_centroids",
+    "load_codebook",
+    "store_codebook",
+]
 
 CODES_DDL = (
     "CREATE TABLE IF NOT EXISTS codebook (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL, "
@@ -36,6 +45,10 @@ CODES_DDL = (
     "CREATE TABLE IF NOT EXISTS unit_centroids (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
 )
 
+LISTS_HINT = (  # the lists are derived from the codes: a recode writes them afresh
+    "rebuild them from the stored codes with `python -m service collections vacuum NAME --recode CODEC`, or restore "
+    "the collection from an export (`python -m service collections import`)"
+)
 RESTORE_HINT = (
     "its answers cannot be trusted: restore the collection from an export (`python -m service collections import`) "
     "or delete and re-add the affected documents (vacuum and --recode read the same damaged codes)"
@@ -76,3 +89,28 @@ def distinct_centroids(blob: bytes, n: int) -> bytes:
     """The ascending distinct centroid ids (uint16) of a residual blob's ``n`` tokens (its first 2·n bytes)."""
     ids = np.frombuffer(blob, dtype="<u2", count=n)
     return np.unique(ids).astype("<u2").tobytes()
+
+
+def damaged_lists(path: Path, detail: str) -> IndexFormatError:
+    """The error for ``unit_centroids`` rows that are not what :func:`distinct_centroids` writes."""
+    return IndexFormatError(f"{path}: a stored centroid list (unit_centroids) is damaged ({detail}); {LISTS_HINT}")
+
+
+def checked_lists(ids: np.ndarray, lists: list[np.ndarray], k: int, path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``ids`` (m,) and their centroid lists as loaded, once each list is known to be what
+    :func:`distinct_centroids` writes: non-empty, strictly ascending ids below ``k``; else ``damaged_lists``. A
+    damaged list would drop its unit from (or misplace it in) the ivf first stage: wrong answers, not an error."""
+    sizes = np.fromiter((c.size for c in lists), dtype=np.int64, count=len(lists))  # (m,)
+    if not sizes.size:
+        return ids, lists
+    if not sizes.all():
+        raise damaged_lists(path, f"unit {int(ids[np.argmin(sizes)])}'s list holds no centroid")
+    every = np.concatenate(lists)  # (N,) uint16
+    owner = lambda mask: int(np.repeat(ids, sizes)[np.argmax(mask)])  # noqa: E731 - the page id of the first hit
+    if int(every.max()) >= k:
+        raise damaged_lists(path, f"unit {owner(every >= k)}'s list names a centroid outside the codebook's {k}")
+    falling = np.diff(every.astype(np.int32)) <= 0  # (N-1,) entry j+1 not above entry j ...
+    falling[np.cumsum(sizes)[:-1] - 1] = False  # ... within one list
+    if falling.any():
+        raise damaged_lists(path, f"unit {owner(np.append(False, falling))}'s list is not strictly ascending")
+    return ids, lists

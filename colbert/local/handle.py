@@ -32,7 +32,7 @@ from colbert.codebook import Codebook
 from colbert.errors import CollectionBusyError, IndexFormatError, InvalidQueryError, StoreBusyError, StoreClosedError
 from colbert.local import schema as _schema
 from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
-from colbert.local.codes import load_codebook
+from colbert.local.codes import checked_lists, damaged_lists, load_codebook
 from colbert.local.dense import DenseSnapshot
 from colbert.local.dense_codec import check_dense_codec
 from colbert.local.ivf import IvfSnapshot, ivf_top, load_centroid_lists
@@ -247,7 +247,7 @@ class LocalHandle:
                 text = text.apply(*load_text_units(conn, snap.version[0]), dead)
                 self._text_generation = text.generation
             if self._ivf is not None:
-                self._ivf = self._ivf.apply(version, *load_centroid_lists(conn, snap.version[0]), dead)
+                self._ivf = self._ivf.apply(version, *self._centroid_lists(conn, snap.version[0]), dead)
                 self._ivf = None if self._ivf.too_sparse() else self._ivf
             snap = snap.apply(version, ids, matrix, dead, sketch)
         self._snapshot, self._text = snap, text
@@ -270,10 +270,19 @@ class LocalHandle:
         with self._sync_lock:
             ivf = self._ivf
             if ivf is None or ivf.version != snap.version:  # built from this transaction, which matches ``snap``
-                ivf = IvfSnapshot.build(snap.version, self._book.k, *load_centroid_lists(conn, 0))
+                ivf = IvfSnapshot.build(snap.version, self._book.k, *self._centroid_lists(conn, 0))
                 if snap is self._snapshot:  # kept only as the newest view (``_synced`` moves it forward)
                     self._ivf = ivf
         return ivf_top(ivf, self._book, q, how.candidates, self.options.nprobe, allowed)
+
+    def _centroid_lists(self, conn: sqlite3.Connection, after_id: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The units' centroid lists above ``after_id``, checked (a damaged row: ``IndexFormatError``)."""
+        assert self._book is not None  # the lists are read once the codebook is there
+        try:
+            ids, lists = load_centroid_lists(conn, after_id)
+        except ValueError as exc:  # a row whose length is not whole uint16 ids
+            raise damaged_lists(self._path, str(exc)) from exc
+        return checked_lists(ids, lists, self._book.k, self._path)
 
     def codebook(self) -> Codebook | None:
         """The collection's codebook (residual codecs; None: not trained yet, or a codec without one)."""

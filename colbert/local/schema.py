@@ -36,6 +36,21 @@ they mean *unit* (a page or a text/code chunk, see :mod:`colbert.store`)::
 in-memory dense matrix up to date incrementally: pages with ``id`` above the highest it has loaded are new,
 ``deletions`` rows above the last ``seq`` it has applied are gone (if pruning has passed that ``seq``, it
 reloads everything).
+
+Why the multi-vector codes stay in this file rather than in an append-only codes file read through ``mmap`` (issue
+26 item 3, "in SQLite — measure"; ``bench/code_reads.py`` at 100k pages on a shared 2-core machine, the table in
+bench/README.md): fetching 400 random candidates' codes from a warm page cache was 2.6× (binary, ~12 KB/page) and
+2.1× (residual2, ~25 KB/page) faster from such a file (2.9× and 2.6× with its offsets held in memory; medians of 25,
+the layouts interleaved); from a cold cache no faster (the same bytes come off the disk); writing 10-page documents
+with ``synchronous=FULL`` was 1.9× slower (a document then waits for two fsyncs, the file's and the WAL's). The
+fetch is a small part of a rerank: scoring those 400 pages took 56 ms (binary) and 826 ms (residual2) beside 17 and
+25 ms to fetch them, so the file would save ~15 % of a binary rerank and ~2 % of a residual one, at the price of a
+second store kept in step with this one (torn tails after a crash, compaction by ``vacuum``, recode, export, other
+processes remapping a growing file). Not done; the design, should the scorers get faster: codes appended and fsynced
+before the transaction that commits their ``(offset, length)`` row, so a reader never sees half a page, and a
+tombstone is the row's absence. The same bench shows SQLite itself faster with 64 KiB pages (1.5× / 1.4× on that
+fetch, 2.3× / 1.3× on the writes: blobs without overflow chains), but ``LocalOptions.page_size`` is applied after
+the file is switched to WAL, where SQLite ignores it: every index has 4 KiB pages.
 """
 
 from __future__ import annotations

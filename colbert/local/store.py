@@ -16,10 +16,11 @@ Why SQLite (stdlib) and this layout:
 * **First stage in memory, blobs on disk.** Every page's unit dense vector is held in one float32 matrix
   (:mod:`colbert.local.dense`, rebuilt on open, brought up to date incrementally before each search); exact
   cosine top-K over it costs milliseconds at 100k pages. Only the K candidates' multi-vector blobs are read
-  (one query) and scored by exact MaxSim (:func:`colbert.scoring.maxsim`); the rest stay on disk (or in the
-  OS page cache), so memory per page is ``dense_dim × 4`` bytes plus 9 bytes of bookkeeping. On disk the dense
-  vector is stored in the collection's dense codec (:mod:`colbert.local.dense_codec`: float32, int8 or binary,
-  fixed at creation); the in-memory matrix holds its decoded unit rows, so the first stage scores what is stored.
+  (one query; why they are blobs of this file, measured: :mod:`colbert.local.schema`) and scored by exact MaxSim;
+  the rest stay on disk (or in the OS page cache), so memory per page is ``dense_dim × 4`` bytes plus 9 bytes of
+  bookkeeping. On disk the dense vector is stored in the collection's dense codec (:mod:`colbert.local.dense_codec`:
+  float32, int8 or binary, fixed at creation); the in-memory matrix holds its decoded unit rows, so the first
+  stage scores what is stored.
 * **Pooled first stage** (``search(first_stage="pooled")``, format version 2): each page also stores a sketch
   of ``sketch_vectors`` k-means centroids of its tokens (:mod:`colbert.local.sketch`), held in memory as bf16
   (``sketch_vectors × multivector_dim × 2`` bytes per page, 2 KiB at 8 × 128). Candidates are chosen by

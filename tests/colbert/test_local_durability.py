@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,18 +36,25 @@ WRITER = Path(__file__).with_name("durability_writer.py")
 CONFIG = CollectionConfig(dense_dim=DENSE, multivector_dim=DIM, codec=Codec.FLOAT32)
 
 
-def _check_whole(directory: Path, acked: dict[str, int]) -> int:
-    """Integrity, whole documents, exact content, every acknowledged write present; returns the top doc no."""
+Stored = Callable[[LocalStore, np.ndarray], np.ndarray]  # what a store holds for a multi-vector it was given
+
+
+def as_given(store: LocalStore, mv: np.ndarray) -> np.ndarray:
+    """float32 collections store the values given."""
+    return mv
+
+
+def check_whole(
+    directory: Path, acked: dict[str, int], config: CollectionConfig = CONFIG, stored: Stored = as_given
+) -> int:
+    """Integrity, whole documents, exact content (multi-vectors as ``stored`` keeps them), every acknowledged write
+    present; returns the top doc no."""
     conn = sqlite3.connect(directory / "index.sqlite")
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        orphans = conn.execute(
-            "SELECT COUNT(*) FROM pages WHERE doc_id NOT IN (SELECT doc_id FROM documents)"
-        ).fetchone()[0]
-        blobless = conn.execute(
-            "SELECT COUNT(*) FROM pages WHERE id NOT IN (SELECT page_id FROM multivectors)"
-        ).fetchone()[0]
-        assert (orphans, blobless) == (0, 0)
+        orphans = "SELECT COUNT(*) FROM pages WHERE doc_id NOT IN (SELECT doc_id FROM documents)"
+        blobless = "SELECT COUNT(*) FROM pages WHERE id NOT IN (SELECT page_id FROM multivectors)"
+        assert [conn.execute(sql).fetchone()[0] for sql in (orphans, blobless)] == [0, 0]
         for table in ("unit_text", "unit_images"):  # no text or image outlives (or precedes) its unit
             stray = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE page_id NOT IN (SELECT id FROM pages)")
             assert stray.fetchone()[0] == 0, f"{table} holds rows of no unit"
@@ -61,7 +69,7 @@ def _check_whole(directory: Path, acked: dict[str, int]) -> int:
         assert fts == {r[0] for r in conn.execute("SELECT id FROM pages")}, "full-text index out of step"
     finally:
         conn.close()
-    store = LocalStore.open(directory, expected=CONFIG)
+    store = LocalStore.open(directory, expected=config)
     try:
         docs = {d.doc_id: d for d in store.list_documents(limit=10000)}
         for doc_id, version in acked.items():
@@ -76,7 +84,7 @@ def _check_whole(directory: Path, acked: dict[str, int]) -> int:
             for rec in want:
                 got = store.get_unit(doc_id, rec.unit)
                 assert got is not None, f"{doc_id} page {rec.unit} missing: half a document"
-                np.testing.assert_array_equal(got.multivector, rec.multivector)
+                np.testing.assert_array_equal(got.multivector, stored(store, rec.multivector))
                 assert (got.text, got.image) == (rec.text, rec.image), (
                     f"{doc_id} page {rec.unit}: text/image of another write"
                 )
@@ -114,40 +122,47 @@ def _search_while_writing(directory: Path, stop: threading.Event, errors: list[B
         store.close()
 
 
+Reader = Callable[[Path, threading.Event, list[BaseException]], None]  # searches until the event is set
+
+
+def killed_round(directory: Path, start: int, pause_s: float, reader: Reader = _search_while_writing) -> dict[str, int]:
+    """One round: the durability writer from document ``start`` while ``reader`` searches the same index in this
+    process, killed with SIGKILL ``pause_s`` after its first acknowledgement; {doc_id: version} acknowledged."""
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen(
+        [sys.executable, str(WRITER), str(directory), str(start)], stdout=subprocess.PIPE, env=env, text=True
+    )
+    assert proc.stdout is not None
+    stop, errors = threading.Event(), list[BaseException]()
+    thread = threading.Thread(target=reader, args=(directory, stop, errors))
+    thread.start()
+    first = proc.stdout.readline()  # wait until the writer is really writing, then kill at a random moment
+    time.sleep(pause_s)
+    proc.send_signal(signal.SIGKILL)
+    rest = proc.stdout.read()
+    proc.stdout.close()
+    proc.wait()
+    stop.set()
+    thread.join()
+    assert not errors, errors
+    acked: dict[str, int] = {}
+    for line in filter(None, (x.strip() for x in [first, *rest.splitlines()])):
+        _, doc_id, version = line.split()
+        acked[doc_id] = int(version[1:])
+    assert acked, "the writer acknowledged nothing"
+    return acked
+
+
 def test_kill_9_never_corrupts_or_loses_acknowledged_writes(tmp_path: Path) -> None:
     directory = tmp_path / "idx"
     LocalStore.create(directory, CONFIG).close()
     rnd = random.Random(1234)
     acked: dict[str, int] = {}
     start = 0
-    repo = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
     for _round in range(4):
-        proc = subprocess.Popen(
-            [sys.executable, str(WRITER), str(directory), str(start)],
-            stdout=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        assert proc.stdout is not None
-        stop, errors = threading.Event(), list[BaseException]()
-        reader = threading.Thread(target=_search_while_writing, args=(directory, stop, errors))
-        reader.start()
-        first = proc.stdout.readline()  # wait until the writer is really writing, then kill at a random moment
-        time.sleep(rnd.uniform(0.05, 0.8))
-        proc.send_signal(signal.SIGKILL)
-        rest = proc.stdout.read()
-        proc.stdout.close()
-        proc.wait()
-        stop.set()
-        reader.join()
-        assert not errors, errors
-        lines = [first, *rest.splitlines()]
-        for line in filter(None, (x.strip() for x in lines)):
-            _, doc_id, version = line.split()
-            acked[doc_id] = int(version[1:])
-        assert acked, "the writer acknowledged nothing"
-        start = _check_whole(directory, acked) + 1
+        acked.update(killed_round(directory, start, rnd.uniform(0.05, 0.8)))
+        start = check_whole(directory, acked) + 1
 
 
 def test_readers_keep_working_while_a_writer_adds(tmp_path: Path) -> None:

@@ -181,7 +181,7 @@ def test_qdrant_refuses_recode_to_residual(tmp_path: Path) -> None:
             catalog.recode("q", "int8")
 
 
-@pytest.mark.parametrize("codec", ["float16", "int8", "residual2"])
+@pytest.mark.parametrize("codec", ["float16", "int8", "residual2", "binary"])
 def test_a_damaged_code_blob_is_an_error_naming_the_file(tmp_path: Path, codec: str) -> None:
     path = tmp_path / "c"
     store = LocalStore.create(path, CollectionConfig(DENSE, D, codec=codec))  # type: ignore[arg-type]
