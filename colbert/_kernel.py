@@ -54,12 +54,9 @@ class Kernel:
         self.maxsim_int = lib.maxsim_int
         self.maxsim_int.restype = None
         self.maxsim_int.argtypes = [_P, _INT, _INT, _P, _P, _INT, _P, _P, _I64, _I64, _P, _P]
-        self.maxsim_bits = lib.maxsim_bits
-        self.maxsim_bits.restype = None
-        self.maxsim_bits.argtypes = [_P, _INT, _INT, _P, _P, _I64, _I64, _P]
-        self.maxsim_residual = lib.maxsim_residual
-        self.maxsim_residual.restype = None
-        self.maxsim_residual.argtypes = [_P, _P, _INT, _INT, _INT, _P, _P, _P, _I64, _I64, _P]
+        self.maxsim_lut = lib.maxsim_lut  # binary and residual codes: byte lookup tables (+ centroid table)
+        self.maxsim_lut.restype = None
+        self.maxsim_lut.argtypes = [_P, _P, _INT, _INT, _INT, _P, _P, _P, _I64, _I64, _P]
         lib.maxsim_has_avx512.restype = _INT
         self.avx512 = bool(lib.maxsim_has_avx512())
         lib.maxsim_init.restype = None

@@ -8,8 +8,8 @@
    with the float32 query with float32 FMA accumulation, so the result equals float32 scoring of the stored values
    up to float32 summation order. Query layout ``qt``: (n_lanes / 32, d, 32) float32 (per block, dimension-major).
 
-   Binary storage is scored by maxsim_bits (byte lookup tables, at the end of this file); maxsim_int still takes
-   kind KIND_BIN (bits expanded to bytes) but the caller no longer uses it.
+   Binary and residual storage are scored by maxsim_lut (byte lookup tables, at the end of this file); maxsim_int
+   still takes kind KIND_BIN (bits expanded to bytes) but the caller no longer uses it.
 
    Integer storage (int8 codes with a per-token float32 scale; binary sign bits): the query is given in 24-bit
    fixed point Q = 65536 * hi + 256 * mid + lo with hi, mid, lo signed bytes (the caller picks the per-query-token
@@ -303,21 +303,55 @@ void maxsim_int(const int8_t *qi, int n_lanes, int d, const uint8_t *docs, const
     }
 }
 
-/* ---------- binary kernel: byte lookup tables ---------- */
+/* ---------- byte lookup-table kernel: binary and residual codes ---------- */
 
 #ifndef BTILE
-#define BTILE 4 /* document tokens per tile (binary kernel): 4 × 32 float accumulators */
+#define BTILE 4 /* document tokens per tile: 4 × 32 float accumulators */
 #endif
 
-/* Binary storage (sign bits, numpy.packbits order) against a float query through byte lookup tables, as FAISS
-   fast-scan does with 4-bit codes: lut (n_lanes / 32, nbytes, 256, 32) float32, where
-   lut[b][i][v][l] = sum over the 8 dims k = 8i + c of (bit c of v set ? +1 : -1) · q[32b + l][k] / sqrt(d)
-   (built by the caller; dims past d are 0 in the query). A token's similarity with lane l is then
-   sum_i lut[b][i][byte_i][l]: nbytes table rows added instead of d multiply-adds, each row 128 bytes of one
-   256-entry table (the 512 KiB of a 32-lane block at d = 128 stay in L2). docs: (T, nbytes) packed bits.
-   Scores pages [p0, p1) into out (N, n_lanes). */
-void maxsim_bits(const float *lut, int n_lanes, int nbytes, const uint8_t *docs, const int64_t *offsets, int64_t p0,
-                 int64_t p1, float *out) {
+/* A token is `nbytes` code bytes (and, for the residual codecs, a centroid id); its similarity with query lane l is
+       sim = [ct[id][l]] + sum_i lut[i][byte_i][l]
+   added in that order in float32 (the same order for every tile size, so the scores do not depend on the tiling).
+   Per block of 32 lanes the caller's tables are
+       lut: (n_lanes / 32, nbytes, 256, 32) float32, the byte value's share of the query's dot product with the
+            decoded token at byte position i;
+       ct:  (n_lanes / 32, k, 32) float32, q_l . centroid (residual codecs), or NULL (binary: no centroid term).
+   Binary (numpy.packbits sign bits, tokens ±1/√d): lut[b][i][v][l] = sum over the byte's 8 dims of ±q·/√d.
+   Residual (colbert/codebook.py): lut[b][i][v][l] = sum over the byte's dims of q · bucket value of their code.
+   Each lookup reads 32 contiguous floats (one table row), so the adds vectorise without gathers; the kernel never
+   knows what the tables mean. ids: (T,) uint16 or NULL with ct; codes: (T, nbytes) uint8.
+   Scores pages [p0, p1) into out (N, n_lanes); empty pages get 0. */
+
+static void lut_tile(const float *tab, const float *cb, const uint16_t *ids, const uint8_t *codes, int nbytes,
+                     int64_t j, int nt, float *mx) {
+    float acc[BTILE][LANES];
+    for (int t = 0; t < nt; t++) {
+        const float *c = cb ? cb + (int64_t)ids[j + t] * LANES : NULL;
+        for (int l = 0; l < LANES; l++) acc[t][l] = c ? c[l] : 0.0f;
+    }
+    if (nt == BTILE) { /* fixed trip count: the compiler keeps the tile in registers */
+        for (int i = 0; i < nbytes; i++) {
+            const float *row = tab + (int64_t)i * 256 * LANES;
+            for (int t = 0; t < BTILE; t++) {
+                const float *e = row + (int64_t)codes[(j + t) * nbytes + i] * LANES;
+                for (int l = 0; l < LANES; l++) acc[t][l] += e[l];
+            }
+        }
+    } else {
+        for (int i = 0; i < nbytes; i++) {
+            const float *row = tab + (int64_t)i * 256 * LANES;
+            for (int t = 0; t < nt; t++) {
+                const float *e = row + (int64_t)codes[(j + t) * nbytes + i] * LANES;
+                for (int l = 0; l < LANES; l++) acc[t][l] += e[l];
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        for (int l = 0; l < LANES; l++) mx[l] = acc[t][l] > mx[l] ? acc[t][l] : mx[l];
+}
+
+void maxsim_lut(const float *lut, const float *ct, int k, int n_lanes, int nbytes, const uint16_t *ids,
+                const uint8_t *codes, const int64_t *offsets, int64_t p0, int64_t p1, float *out) {
     for (int64_t p = p0; p < p1; p++) {
         int64_t t0 = offsets[p], t1 = offsets[p + 1];
         float *o = out + p * n_lanes;
@@ -327,69 +361,12 @@ void maxsim_bits(const float *lut, int n_lanes, int nbytes, const uint8_t *docs,
         }
         for (int b = 0; b < n_lanes / LANES; b++) {
             const float *tab = lut + (int64_t)b * nbytes * 256 * LANES;
+            const float *cb = ct ? ct + (int64_t)b * k * LANES : NULL;
             float mx[LANES];
             for (int l = 0; l < LANES; l++) mx[l] = -INFINITY;
-            int64_t j = t0;
-            for (; j + BTILE <= t1; j += BTILE) {
-                float acc[BTILE][LANES];
-                memset(acc, 0, sizeof acc);
-                for (int i = 0; i < nbytes; i++) {
-                    const float *row = tab + (int64_t)i * 256 * LANES;
-                    for (int t = 0; t < BTILE; t++) {
-                        const float *e = row + (int64_t)docs[(j + t) * nbytes + i] * LANES;
-                        for (int l = 0; l < LANES; l++) acc[t][l] += e[l];
-                    }
-                }
-                for (int t = 0; t < BTILE; t++)
-                    for (int l = 0; l < LANES; l++) mx[l] = acc[t][l] > mx[l] ? acc[t][l] : mx[l];
-            }
-            for (; j < t1; j++) {
-                float acc[LANES];
-                memset(acc, 0, sizeof acc);
-                for (int i = 0; i < nbytes; i++) {
-                    const float *e = tab + ((int64_t)i * 256 + docs[j * nbytes + i]) * LANES;
-                    for (int l = 0; l < LANES; l++) acc[l] += e[l];
-                }
-                for (int l = 0; l < LANES; l++) mx[l] = acc[l] > mx[l] ? acc[l] : mx[l];
-            }
-            memcpy(o + (int64_t)b * LANES, mx, sizeof mx);
-        }
-    }
-}
-
-/* ---------- residual codec kernel (colbert/codebook.py, colbert/residual.py) ---------- */
-
-/* A token is a centroid id and `nbytes` bytes of packed bucket codes; its decoded value is
-   centroid + per-dimension bucket values, so  <q_l, token> = ct[id][l] + sum_j lut[j][byte_j][l]  exactly (up to
-   float32 summation order), with the caller's tables per block of 32 lanes:
-       ct:  (n_lanes / 32, k, 32) float32, q_l . centroid
-       lut: (n_lanes / 32, nbytes, 256, 32) float32, sum over the byte's dimensions of q_l[dim] * value[dim][code]
-   Each lookup reads 32 contiguous floats (one row per byte value), so the adds vectorise without gathers.
-   ids: (T,) uint16; codes: (T, nbytes) uint8. Scores pages [p0, p1) into out (N, n_lanes); empty pages get 0. */
-void maxsim_residual(const float *lut, const float *ct, int n_lanes, int nbytes, int k, const uint16_t *ids,
-                     const uint8_t *codes, const int64_t *offsets, int64_t p0, int64_t p1, float *out) {
-    for (int64_t p = p0; p < p1; p++) {
-        int64_t t0 = offsets[p], t1 = offsets[p + 1];
-        float *o = out + p * n_lanes;
-        if (t0 == t1) {
-            for (int l = 0; l < n_lanes; l++) o[l] = 0.0f;
-            continue;
-        }
-        for (int b = 0; b < n_lanes / LANES; b++) {
-            const float *lb = lut + (int64_t)b * nbytes * 256 * LANES;
-            const float *cb = ct + (int64_t)b * k * LANES;
-            float mx[LANES];
-            for (int l = 0; l < LANES; l++) mx[l] = -INFINITY;
-            for (int64_t t = t0; t < t1; t++) {
-                float acc[LANES];
-                const float *c = cb + (int64_t)ids[t] * LANES;
-                const uint8_t *row = codes + t * nbytes;
-                for (int l = 0; l < LANES; l++) acc[l] = c[l];
-                for (int j = 0; j < nbytes; j++) {
-                    const float *e = lb + ((int64_t)j * 256 + row[j]) * LANES;
-                    for (int l = 0; l < LANES; l++) acc[l] += e[l];
-                }
-                for (int l = 0; l < LANES; l++) mx[l] = acc[l] > mx[l] ? acc[l] : mx[l];
+            for (int64_t j = t0; j < t1; j += BTILE) {
+                int nt = (int)(t1 - j < BTILE ? t1 - j : BTILE);
+                lut_tile(tab, cb, ids, codes, nbytes, j, nt, mx);
             }
             memcpy(o + (int64_t)b * LANES, mx, sizeof mx);
         }

@@ -4,12 +4,13 @@ A stored token decodes to ``centroid[id] + value[dim, code_dim]`` per dimension,
 
     ⟨q, token⟩ = ⟨q, centroid[id]⟩ + Σ_j LUT_q[j, byte_j]
 
-where byte j packs ``8 / bits`` dimensions' codes and ``LUT_q[j, v]`` is the sum over those dimensions of
-``q[dim] · value[dim, code(v)]``. Per query, :class:`ResidualScorer` builds the centroid table (Lq × K) and the byte
-tables (Lq × bytes × 256) once; the C kernel (``maxsim_residual`` in ``_maxsim_kernel.c``) then reads each stored
-token once and adds ``1 + bytes`` table rows of 32 query lanes (FAISS fast-scan style, in float32: exact with
-respect to the stored values up to float32 summation order). Without the kernel, pages are decoded to float32 a
-run at a time and scored by :func:`colbert.scoring.maxsim` (same values within float tolerance).
+where byte j packs ``8 / bits`` dimensions' codes and ``LUT_q[j, v]`` is the sum over those dimensions of ``q[dim] ·
+value[dim, code(v)]``. Per query, :class:`ResidualScorer` builds the centroid table (Lq × K) and the byte tables (Lq ×
+bytes × 256) once; the C kernel (``maxsim_lut`` in ``_maxsim_kernel.c``, the one byte-table kernel it shares with the
+binary codec) then reads each stored token once and adds ``1 + bytes`` table rows of 32 query lanes (FAISS fast-scan
+style, in float32: exact with respect to the stored values up to float32 summation order). Without the kernel, pages
+are decoded to float32 a run at a time and scored by :func:`colbert.scoring.maxsim` (same values within float
+tolerance).
 
 At d = 128, 2 bits: 33 table lookups per (token, query lane) instead of 128 multiply-adds, and 34 bytes read per
 token instead of 256 (float16).
@@ -90,8 +91,8 @@ class ResidualScorer:
         k, book = self.kernel, self.book
 
         def run(p0: int, p1: int) -> None:
-            k.maxsim_residual(
-                _ptr(self.lut), _ptr(self.ct), self.n_lanes, book.code_bytes, book.k, _ptr(docs.ids),
+            k.maxsim_lut(
+                _ptr(self.lut), _ptr(self.ct), book.k, self.n_lanes, book.code_bytes, _ptr(docs.ids),
                 _ptr(docs.codes), _ptr(docs.offsets), p0, p1, _ptr(out),
             )  # fmt: skip
 

@@ -291,7 +291,9 @@ class _Scorer:
             bits = np.ascontiguousarray(self.docs.tokens[lo:hi])  # (T', ceil(d/8)) uint8
 
             def run_bits(p0: int, p1: int) -> None:
-                k.maxsim_bits(ptr(self.lut), self.n_lanes, bits.shape[1], ptr(bits), ptr(local), p0, p1, ptr(out))
+                k.maxsim_lut(
+                    ptr(self.lut), None, 0, self.n_lanes, bits.shape[1], None, ptr(bits), ptr(local), p0, p1, ptr(out)
+                )
 
             _kernel.run_pages(local, run_bits)
             return np.ascontiguousarray(out[:, : self.q_all.shape[0]].T)
@@ -356,9 +358,10 @@ _BYTE_SIGNS = np.where(np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], ax
 
 
 def _sign_tables(padded: FloatArray, d: int) -> FloatArray:
-    """The binary kernel's lookup tables (``maxsim_bits`` in ``_maxsim_kernel.c``): (blocks, ceil(d/8), 256, 32)
-    float32, entry [b, i, v, l] = Σ_c sign_c(v) · q[32b + l, 8i + c] / √d over the 8 dims of byte i — the byte
-    v's share of the query's dot product with the decoded sign vector, summed in float64 and rounded once."""
+    """The binary codec's lookup tables for ``maxsim_lut`` (``_maxsim_kernel.c``; no centroid table): (blocks,
+    ceil(d/8), 256, 32) float32, entry [b, i, v, l] = Σ_c sign_c(v) · q[32b + l, 8i + c] / √d over the 8 dims of
+    byte i — the byte v's share of the query's dot product with the decoded sign vector, summed in float64 and
+    rounded once."""
     n_lanes = padded.shape[0]
     nbytes = -(-d // 8)
     q = np.zeros((n_lanes, nbytes * 8), dtype=np.float64)  # dims past d stay 0: their padding bits add nothing
