@@ -57,6 +57,8 @@ class Kernel:
         self.maxsim_lut = lib.maxsim_lut  # binary and residual codes: byte lookup tables (+ centroid table)
         self.maxsim_lut.restype = None
         self.maxsim_lut.argtypes = [_P, _P, _INT, _INT, _INT, _P, _P, _P, _I64, _I64, _P]
+        lib.maxsim_lut_lanes.restype = _INT
+        self.lut_lanes = int(lib.maxsim_lut_lanes())  # query lanes per block of maxsim_lut's tables
         lib.maxsim_has_avx512.restype = _INT
         self.avx512 = bool(lib.maxsim_has_avx512())
         lib.maxsim_init.restype = None

@@ -74,11 +74,12 @@ class ResidualScorer:
         self.n_lanes = max(1, -(-q.shape[0] // _LANES)) * _LANES
         padded = np.zeros((self.n_lanes, book.dim), dtype=np.float32)  # (n_lanes, d)
         padded[: q.shape[0]] = q
-        blocks = self.n_lanes // _LANES
+        lanes = self.kernel.lut_lanes  # the kernel's tables come in blocks of this many query lanes
+        blocks = self.n_lanes // lanes
         ct = padded @ book.centroids.T  # (n_lanes, K)
-        self.ct = np.ascontiguousarray(ct.reshape(blocks, _LANES, book.k).transpose(0, 2, 1))  # (blocks, K, 32)
-        self.lut = _byte_tables(padded, book).reshape(blocks, _LANES, book.code_bytes, 256)
-        self.lut = np.ascontiguousarray(self.lut.transpose(0, 2, 3, 1))  # (blocks, nb, 256, 32)
+        self.ct = np.ascontiguousarray(ct.reshape(blocks, lanes, book.k).transpose(0, 2, 1))  # (blocks, K, lanes)
+        self.lut = _byte_tables(padded, book).reshape(blocks, lanes, book.code_bytes, 256)
+        self.lut = np.ascontiguousarray(self.lut.transpose(0, 2, 3, 1))  # (blocks, nb, 256, lanes)
 
     def scores(self, docs: ResidualDocs) -> FloatArray:
         """MaxSim of the query against each page, (N,) float32 (empty pages and an empty query score 0)."""

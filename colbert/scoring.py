@@ -250,7 +250,7 @@ class _Scorer:
         padded = np.zeros((self.n_lanes, d), dtype=np.float32)  # (n_lanes, d)
         padded[:n] = q_all
         if self.kind == "binary":
-            self.lut = _sign_tables(padded, docs.dim)
+            self.lut = _sign_tables(padded, docs.dim, self.kernel.lut_lanes if self.kernel else _LANES)
         elif self.kind == "int8":
             self._prepare_fixed_point(padded)
         else:
@@ -357,18 +357,18 @@ class _Scorer:
 _BYTE_SIGNS = np.where(np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1), 1.0, -1.0)  # (256, 8) ±1
 
 
-def _sign_tables(padded: FloatArray, d: int) -> FloatArray:
-    """The binary codec's lookup tables for ``maxsim_lut`` (``_maxsim_kernel.c``; no centroid table): (blocks,
-    ceil(d/8), 256, 32) float32, entry [b, i, v, l] = Σ_c sign_c(v) · q[32b + l, 8i + c] / √d over the 8 dims of
-    byte i — the byte v's share of the query's dot product with the decoded sign vector, summed in float64 and
-    rounded once."""
+def _sign_tables(padded: FloatArray, d: int, lanes: int) -> FloatArray:
+    """The binary codec's lookup tables for ``maxsim_lut`` (``_maxsim_kernel.c``; no centroid table), in blocks of
+    the kernel's ``lanes`` query lanes: (n_lanes / lanes, ceil(d/8), 256, lanes) float32, entry [b, i, v, l] = Σ_c
+    sign_c(v) · q[lanes·b + l, 8i + c] / √d over the 8 dims of byte i — the byte v's share of the query's dot
+    product with the decoded sign vector, summed in float64 and rounded once."""
     n_lanes = padded.shape[0]
     nbytes = -(-d // 8)
     q = np.zeros((n_lanes, nbytes * 8), dtype=np.float64)  # dims past d stay 0: their padding bits add nothing
     q[:, :d] = padded[:, :d]
     unit = 1.0 / float(np.float32(np.sqrt(d)))  # the fallback's decode divides by float32 √d
     tables = np.einsum("vc,lic->ivl", _BYTE_SIGNS, q.reshape(n_lanes, nbytes, 8)) * unit  # (nbytes, 256, n_lanes)
-    blocks = tables.reshape(nbytes, 256, -1, _LANES).transpose(2, 0, 1, 3)  # (blocks, nbytes, 256, 32)
+    blocks = tables.reshape(nbytes, 256, -1, lanes).transpose(2, 0, 1, 3)  # (blocks, nbytes, 256, lanes)
     return np.ascontiguousarray(blocks, dtype=np.float32)
 
 

@@ -22,7 +22,13 @@ from colbert.residual import ResidualDocs, ResidualScorer
 from colbert.scoring import PackedDocs, maxsim
 
 PORTABLE = ("-O2", "-shared", "-fPIC", "-march=x86-64")
-LANES = 32
+BUILDS = {  # the native build, the portable one, and other table blocks / tiles / page chunks than this CPU's
+    "native": kernel_mod._FLAGS,
+    "portable": PORTABLE,
+    "lanes8": (*kernel_mod._FLAGS, "-DLUT_LANES=8"),
+    "lanes32-tile3": (*kernel_mod._FLAGS, "-DLUT_LANES=32", "-DLUT_TILE=3"),
+    "small-chunks": (*kernel_mod._FLAGS, "-DLUT_CHUNK_BYTES=256"),
+}
 # every tail of the 4-token tile and of wider tiles (8, 16), empty pages between, long pages
 LENGTHS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 11, 13, 15, 16, 17, 0, 31, 33, 63, 64, 65, 127, 130, 0, 257]
 
@@ -32,24 +38,24 @@ def lut_reference(
 ) -> np.ndarray:
     """(N, n_lanes) float32: per lane block, acc = ct[id] (or 0), then + lut[i][code byte i] for i in order, each add
     rounded to float32 as the kernel's contract states; max over each page's tokens (empty pages 0)."""
-    blocks, nbytes = lut.shape[0], lut.shape[1]
+    blocks, nbytes, lanes = lut.shape[0], lut.shape[1], lut.shape[3]
     n_pages, n_tokens = offsets.shape[0] - 1, codes.shape[0]
-    out = np.zeros((n_pages, blocks * LANES), dtype=np.float32)
+    out = np.zeros((n_pages, blocks * lanes), dtype=np.float32)
     for b in range(blocks):
-        acc = np.zeros((n_tokens, LANES), np.float32) if ct is None else ct[b][ids].astype(np.float32)  # (T, 32)
+        acc = np.zeros((n_tokens, lanes), np.float32) if ct is None else ct[b][ids].astype(np.float32)  # (T, lanes)
         for i in range(nbytes):
             acc = (acc + lut[b, i][codes[:, i]]).astype(np.float32)
         for p in range(n_pages):
             lo, hi = int(offsets[p]), int(offsets[p + 1])
             if hi > lo:
-                out[p, b * LANES : (b + 1) * LANES] = acc[lo:hi].max(axis=0)
+                out[p, b * lanes : (b + 1) * lanes] = acc[lo:hi].max(axis=0)
     return out
 
 
-@pytest.fixture(params=["native", "portable"])
+@pytest.fixture(params=list(BUILDS))
 def built(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> kernel_mod.Kernel:
     monkeypatch.setattr(kernel_mod, "cache_dir", tmp_path)
-    k = kernel_mod.kernel() if request.param == "native" else kernel_mod.kernel(PORTABLE)
+    k = kernel_mod.kernel(BUILDS[request.param])
     if k is None:
         pytest.skip("no C compiler")
     return k
@@ -63,7 +69,7 @@ def run_kernel(
     k: kernel_mod.Kernel, lut: np.ndarray, ct: np.ndarray | None, ids: np.ndarray | None, codes: np.ndarray,
     offsets: np.ndarray, ranges: list[tuple[int, int]],
 ) -> np.ndarray:  # fmt: skip
-    n_lanes, nbytes = lut.shape[0] * LANES, lut.shape[1]
+    n_lanes, nbytes = lut.shape[0] * lut.shape[3], lut.shape[1]
     out = np.full((offsets.shape[0] - 1, n_lanes), np.nan, dtype=np.float32)
     n_centroids = 0 if ct is None else ct.shape[1]
     for p0, p1 in ranges:
@@ -76,18 +82,20 @@ def run_kernel(
 
 @pytest.mark.parametrize("centroids", [0, 5])
 @pytest.mark.parametrize("nbytes", [1, 3, 16, 32])
-@pytest.mark.parametrize("blocks", [1, 3])
+@pytest.mark.parametrize("blocks", [1, 3])  # query lanes: 32 × blocks
 def test_kernel_is_bit_exact_with_its_stated_sums(
     built: kernel_mod.Kernel, centroids: int, nbytes: int, blocks: int
 ) -> None:
     rng = np.random.default_rng(centroids * 1000 + nbytes * 10 + blocks)
     offsets = np.concatenate([[0], np.cumsum(LENGTHS)]).astype(np.int64)
     n = int(offsets[-1])
-    lut = rng.standard_normal((blocks, nbytes, 256, LANES)).astype(np.float32)
+    lanes = built.lut_lanes
+    n_blocks = blocks * 32 // lanes
+    lut = rng.standard_normal((n_blocks, nbytes, 256, lanes)).astype(np.float32)
     codes = rng.integers(0, 256, (n, nbytes)).astype(np.uint8)
     ct = ids = None
     if centroids:
-        ct = rng.standard_normal((blocks, centroids, LANES)).astype(np.float32)
+        ct = rng.standard_normal((n_blocks, centroids, lanes)).astype(np.float32)
         ids = rng.integers(0, centroids, n).astype(np.uint16)
     want = lut_reference(lut, ct, ids, codes, offsets)
     whole = run_kernel(built, lut, ct, ids, codes, offsets, [(0, len(LENGTHS))])
@@ -99,11 +107,12 @@ def test_kernel_is_bit_exact_with_its_stated_sums(
 
 def test_extreme_table_values_keep_the_max(built: kernel_mod.Kernel) -> None:
     """Very negative sums (all tokens tie): the running max starts at −inf, below every finite score."""
-    lut = np.full((1, 2, 256, LANES), -1e30, dtype=np.float32)
+    lanes = built.lut_lanes
+    lut = np.full((32 // lanes, 2, 256, lanes), -1e30, dtype=np.float32)
     codes = np.zeros((5, 2), np.uint8)
     offsets = np.array([0, 5], np.int64)
     got = run_kernel(built, lut, None, None, codes, offsets, [(0, 1)])
-    np.testing.assert_array_equal(got, np.full((1, LANES), -2e30, np.float32))
+    np.testing.assert_array_equal(got, np.full((1, 32), -2e30, np.float32))
 
 
 def _reference64(q: np.ndarray, pages: list[np.ndarray]) -> np.ndarray:
