@@ -21,8 +21,8 @@
    Query layout ``qi``: (n_lanes / 32, ceil(d / 4), 3 limbs [hi, mid, lo], 32 lanes, 4 bytes) int8;
    ``corr``: (n_lanes / 32, 3 limbs, 32 lanes) int32.
 
-   With AVX-512 (F, BW, VNNI, F16C) the kernels use 512-bit FMAs / VPDPBUSD; otherwise portable C of the same
-   arithmetic (exact likewise, slower). */
+   With AVX-512 (F, BW, VNNI, F16C) the kernels use 512-bit FMAs / VPDPBUSD; with AVX2 + FMA + F16C the float
+   kernel uses 256-bit FMAs; otherwise portable C of the same arithmetic (exact likewise, slower). */
 
 #include <stdint.h>
 #include <string.h>
@@ -33,6 +33,14 @@
 #include <immintrin.h>
 #else
 #define MAXSIM_AVX512 0
+#endif
+/* AVX2 + FMA + F16C without AVX-512 (e.g. AMD Zen 2/3, older Intel): the float kernel uses 256-bit FMAs and
+   hardware half-to-float conversion; the integer and lookup-table kernels stay portable C. */
+#if !MAXSIM_AVX512 && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define MAXSIM_AVX2 1
+#include <immintrin.h>
+#else
+#define MAXSIM_AVX2 0
 #endif
 
 #define LANES 32
@@ -81,6 +89,9 @@ static void widen_row(const void *src, int kind, int64_t row, int d, float *dst)
 #if MAXSIM_AVX512
         for (; k + 16 <= d; k += 16)
             _mm512_storeu_ps(dst + k, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + k))));
+#elif MAXSIM_AVX2
+        for (; k + 8 <= d; k += 8)
+            _mm256_storeu_ps(dst + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + k))));
 #endif
         for (; k < d; k++) dst[k] = half_to_float(s[k]);
     } else { /* bfloat16: the high half of a float32 */
@@ -90,6 +101,11 @@ static void widen_row(const void *src, int kind, int64_t row, int d, float *dst)
         for (; k + 16 <= d; k += 16) {
             __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + k)));
             _mm512_storeu_ps(dst + k, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
+        }
+#elif MAXSIM_AVX2
+        for (; k + 8 <= d; k += 8) {
+            __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + k)));
+            _mm256_storeu_ps(dst + k, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
         }
 #endif
         for (; k < d; k++) {
@@ -134,6 +150,36 @@ static void float_tile(const float *qt, int d, const float *const *rows, int nt,
     }
     _mm512_storeu_ps(mx, m0);
     _mm512_storeu_ps(mx + 16, m1);
+#elif MAXSIM_AVX2
+    /* 32 lanes are 4 registers: 3 tokens at a time (12 accumulators; the query rows come from L1 as FMA operands) */
+    __m256 m[4];
+    for (int s = 0; s < 4; s++) m[s] = _mm256_loadu_ps(mx + 8 * s);
+    int t = 0;
+    for (; t + 3 <= nt; t += 3) {
+        __m256 a[3][4];
+        for (int u = 0; u < 3; u++)
+            for (int s = 0; s < 4; s++) a[u][s] = _mm256_setzero_ps();
+        for (int k = 0; k < d; k++) {
+            const float *q = qt + (int64_t)k * LANES;
+            for (int u = 0; u < 3; u++) {
+                __m256 v = _mm256_broadcast_ss(rows[t + u] + k);
+                for (int s = 0; s < 4; s++) a[u][s] = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * s), v, a[u][s]);
+            }
+        }
+        for (int u = 0; u < 3; u++)
+            for (int s = 0; s < 4; s++) m[s] = _mm256_max_ps(a[u][s], m[s]);
+    }
+    for (; t < nt; t++) {
+        __m256 a[4];
+        for (int s = 0; s < 4; s++) a[s] = _mm256_setzero_ps();
+        for (int k = 0; k < d; k++) {
+            const float *q = qt + (int64_t)k * LANES;
+            __m256 v = _mm256_broadcast_ss(rows[t] + k);
+            for (int s = 0; s < 4; s++) a[s] = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * s), v, a[s]);
+        }
+        for (int s = 0; s < 4; s++) m[s] = _mm256_max_ps(a[s], m[s]);
+    }
+    for (int s = 0; s < 4; s++) _mm256_storeu_ps(mx + 8 * s, m[s]);
 #else
     for (int t = 0; t < nt; t++) {
         float acc[LANES];
