@@ -50,7 +50,7 @@ class Kernel:
         self.path = path
         self.maxsim_float = lib.maxsim_float
         self.maxsim_float.restype = None
-        self.maxsim_float.argtypes = [_P, _INT, _INT, _P, _INT, _P, _I64, _I64, _P, _P]
+        self.maxsim_float.argtypes = [_P, _INT, _INT, _P, _P, _INT, _P, _I64, _I64, _P, _P]
         self.maxsim_int = lib.maxsim_int
         self.maxsim_int.restype = None
         self.maxsim_int.argtypes = [_P, _INT, _INT, _P, _P, _INT, _P, _P, _I64, _I64, _P, _P]
@@ -61,6 +61,9 @@ class Kernel:
         self.lut_lanes = int(lib.maxsim_lut_lanes())  # query lanes per block of maxsim_lut's tables
         lib.maxsim_has_avx512.restype = _INT
         self.avx512 = bool(lib.maxsim_has_avx512())
+        # int8 codes: the integer kernel (exact int32 dot products of a 24-bit fixed-point query) pays only with
+        # VNNI; elsewhere they are widened to their decoded float32 values inside the float kernel (FMA).
+        self.int8_as_float = not self.avx512
         lib.maxsim_init.restype = None
         lib.maxsim_init()
 

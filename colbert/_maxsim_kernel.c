@@ -55,7 +55,7 @@
 _Static_assert(TILE <= 16, "float scratch holds 16 rows");
 _Static_assert(ITILE <= 4, "integer scratch holds 4 rows");
 
-enum { KIND_F32 = 0, KIND_F16 = 1, KIND_BF16 = 2 };
+enum { KIND_F32 = 0, KIND_F16 = 1, KIND_BF16 = 2, KIND_I8 = 3 };
 enum { KIND_INT8 = 0, KIND_BIN = 1 };
 
 int maxsim_has_avx512(void) { return MAXSIM_AVX512; }
@@ -82,8 +82,21 @@ static float half_to_float(uint16_t h) {
     return v;
 }
 
-static void widen_row(const void *src, int kind, int64_t row, int d, float *dst) {
-    if (kind == KIND_F16) {
+/* int8 codes (KIND_I8) become code · scale rounded to float32: exactly the values colbert.quantize.decode gives. */
+static void widen_row(const void *src, int kind, const float *scales, int64_t row, int d, float *dst) {
+    if (kind == KIND_I8) {
+        const int8_t *s = (const int8_t *)src + row * d;
+        float scale = scales[row];
+        int k = 0;
+#if MAXSIM_AVX2
+        __m256 sv = _mm256_set1_ps(scale);
+        for (; k + 8 <= d; k += 8) {
+            __m256i w = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(s + k)));
+            _mm256_storeu_ps(dst + k, _mm256_mul_ps(_mm256_cvtepi32_ps(w), sv));
+        }
+#endif
+        for (; k < d; k++) dst[k] = (float)s[k] * scale;
+    } else if (kind == KIND_F16) {
         const uint16_t *s = (const uint16_t *)src + row * d;
         int k = 0;
 #if MAXSIM_AVX512
@@ -194,10 +207,11 @@ static void float_tile(const float *qt, int d, const float *const *rows, int nt,
 #endif
 }
 
-/* docs: (T, d) float32 / float16 / bfloat16 (as uint16); offsets: (N + 1,); scratch: TILE * d floats.
+/* docs: (T, d) float32 / float16 / bfloat16 (as uint16) / int8 codes with scales (T,) (NULL otherwise; the
+   caller's choice where the integer kernel has no VNNI); offsets: (N + 1,); scratch: TILE * d floats.
    Scores pages [p0, p1) into out (N, n_lanes). */
-void maxsim_float(const float *qt, int n_lanes, int d, const void *docs, int kind, const int64_t *offsets,
-                  int64_t p0, int64_t p1, float *out, float *scratch) {
+void maxsim_float(const float *qt, int n_lanes, int d, const void *docs, const float *scales, int kind,
+                  const int64_t *offsets, int64_t p0, int64_t p1, float *out, float *scratch) {
     const float *rows[TILE];
     for (int64_t p = p0; p < p1; p++) {
         int64_t t0 = offsets[p], t1 = offsets[p + 1];
@@ -216,7 +230,7 @@ void maxsim_float(const float *qt, int n_lanes, int d, const void *docs, int kin
                     if (kind == KIND_F32) {
                         rows[t] = (const float *)docs + (j + t) * d;
                     } else {
-                        widen_row(docs, kind, j + t, d, scratch + (int64_t)t * d);
+                        widen_row(docs, kind, scales, j + t, d, scratch + (int64_t)t * d);
                         rows[t] = scratch + (int64_t)t * d;
                     }
                 }

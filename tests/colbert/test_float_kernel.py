@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import colbert._kernel as kernel_mod
+from colbert.quantize import decode, encode
 from colbert.scoring import PackedDocs, maxsim
 
 PORTABLE = ("-O2", "-shared", "-fPIC", "-march=x86-64")
@@ -42,3 +43,32 @@ def test_native_and_portable_builds_agree_bit_for_bit(
         values = tokens.float().numpy() if isinstance(tokens, torch.Tensor) else np.asarray(tokens, np.float32)
         exact = PackedDocs(np.ascontiguousarray(values), packed.offsets)
         np.testing.assert_array_equal(maxsim(queries, exact), slow)  # widening is exact: same as float32 input
+
+
+@pytest.mark.parametrize("build", ["native", "portable"])
+@pytest.mark.parametrize("as_float", [True, False])
+def test_int8_through_either_kernel(
+    build: str, as_float: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """int8 codes: widened to code · scale in the float kernel (the choice without VNNI) they score exactly as float32
+    storage of the decoded values; the integer kernel (fixed-point query) stays within its stated error."""
+    monkeypatch.setattr(kernel_mod, "cache_dir", tmp_path)
+    built = kernel_mod.kernel() if build == "native" else kernel_mod.kernel(PORTABLE)
+    if built is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setattr(built, "int8_as_float", as_float)
+    monkeypatch.setattr(kernel_mod, "kernel", lambda flags=None: built)
+    rng = np.random.default_rng(11)
+    pages = [rng.standard_normal((n, 128)).astype(np.float32) for n in LENGTHS]
+    blobs = [encode(p, "int8") for p in pages]
+    values = [decode(b, p.shape[0], 128, "int8") for b, p in zip(blobs, pages, strict=True)]
+    packed = PackedDocs.from_encoded([p.shape[0] for p in pages], blobs, 128, "int8")
+    queries = [rng.standard_normal((n, 128)).astype(np.float32) for n in (1, 32, 45)]
+    got = maxsim(queries, packed)
+    as_f32 = maxsim(queries, PackedDocs.from_list(values))
+    if as_float:
+        np.testing.assert_array_equal(got, as_f32)
+    want = np.array([[0.0 if v.size == 0 else float((q.astype(np.float64) @ v.T.astype(np.float64)).max(1).sum())
+                      for v in values] for q in queries])  # fmt: skip
+    # float32 precision of scores up to ≈ 1,400 (measured: 1.2e-4 absolute, 9e-8 relative, either kernel)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-5)
