@@ -5,11 +5,12 @@
 For every codec (float16, int8, binary, residual2, residual1 by default): ``--pages`` pages of ``--ld`` tokens × 128,
 one query of ``--lq`` tokens, the median of ``--repeats`` timed scoring calls as the index makes them
 (:func:`colbert.scoring.maxsim` for the codebook-free codecs, :meth:`colbert.residual.ResidualScorer.scores` for the
-residual ones, tables built once per query and timed apart as "tables ms"). Printed per codec: pages/s, tokens/s,
-GB/s of stored code bytes read (code bytes / time) and that as a % of the machine's read bandwidth, measured in the
-same run (:func:`read_bandwidth`: the best of a float32 ``max`` over 512 MiB in 1 and in N threads — ``max`` is
-vectorised and does nothing per byte, so it runs at what the memory delivers). With ``--fallback`` the same calls
-with the compiled kernel disabled (decode + torch GEMM), and the largest |kernel − fallback| score difference.
+residual ones, tables built once per query and timed apart as "tables ms"). Printed per codec: pages/s, tokens/s
+(wall) and tokens per CPU-second of this process (all its threads: the rate that does not depend on what else the
+machine runs), GB/s of stored code bytes read (code bytes / time) and that as a % of the machine's read bandwidth,
+measured in the same run (:func:`read_bandwidth`: the best of a float32 ``max`` over 512 MiB in 1 and in N threads —
+``max`` is vectorised and does nothing per byte, so it runs at what the memory delivers). With ``--fallback`` the same
+calls with the compiled kernel disabled (decode + torch GEMM), and the largest |kernel − fallback| score difference.
 
 Data: unit rows drawn at random; the residual codecs' pages are random centroid ids and code bytes under a codebook
 trained on ``8·k`` random tokens (``--k``, 4,096 as at 1M pages): speed does not depend on what the codes mean,
@@ -52,14 +53,16 @@ def read_bandwidth(threads: int, mib: int = 512, repeats: int = 5) -> float:
     return best
 
 
-def _median_seconds(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, np.ndarray]:
+def _median_seconds(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, float, np.ndarray]:
+    """Median wall seconds, median CPU seconds of this process (all its threads) and the result of ``fn``."""
     result = fn()  # warm-up (kernel build, thread pool, page faults)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu), result
 
 
 def _contestant(codec: str, x_pages: int, ld: int, q: np.ndarray, k: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
@@ -98,6 +101,16 @@ def _contestant(codec: str, x_pages: int, ld: int, q: np.ndarray, k: int, rng: n
     return size, 0.0, lambda: maxsim(q, packed)[0]
 
 
+def _isa(built: object) -> str:
+    if built is None:
+        return "none (torch fallback)"
+    if getattr(built, "avx512", False):
+        return "AVX-512"
+    if getattr(built, "avx2", False):
+        return "AVX2 (float kernel; the table kernel is compiler-vectorised C)"
+    return "portable C"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pages", type=int, default=1000)
@@ -122,12 +135,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"colbert from {Path(colbert.__file__).parent}; {threads} threads; read bandwidth {bandwidth / 1e9:.2f} GB/s; "
-        f"kernel: {'AVX-512' if built and built.avx512 else 'portable C' if built else 'none (torch)'}"
+        f"kernel: {_isa(built)}"
     )
     print(f"data: {a.pages} pages × {a.ld} tokens × 128, query {a.lq} tokens")
     print(
-        f"{'codec':10s} {'path':8s} {'pages/s':>9s} {'Mtok/s':>7s} {'B/token':>7s} {'GB/s':>6s} {'% bw':>5s} "
-        f"{'tables ms':>9s} {'max |Δ| vs kernel':>17s}"
+        f"{'codec':10s} {'path':8s} {'pages/s':>9s} {'Mtok/s':>7s} {'Mtok/CPUs':>9s} {'B/token':>7s} {'GB/s':>6s} "
+        f"{'% bw':>5s} {'tables ms':>9s} {'max |Δ| vs kernel':>17s}"
     )
     rng = np.random.default_rng(0)
     q = rng.standard_normal((a.lq, 128)).astype(np.float32)  # (lq, 128)
@@ -138,13 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         first: np.ndarray | None = None
         for path, enabled in paths:
             _kernel.enabled = enabled
-            seconds, scores = _median_seconds(fn, a.repeats if enabled else max(1, a.repeats // 2))
+            seconds, cpu, scores = _median_seconds(fn, a.repeats if enabled else max(1, a.repeats // 2))
             _kernel.enabled = True
             first = scores if first is None else first
             delta = f"{np.abs(scores - first).max():17.2e}" if path != "kernel" else ""
             tokens = a.pages * a.ld
             print(
-                f"{codec:10s} {path:8s} {a.pages / seconds:9.0f} {tokens / seconds / 1e6:7.1f} {size / tokens:7.1f} "
+                f"{codec:10s} {path:8s} {a.pages / seconds:9.0f} {tokens / seconds / 1e6:7.1f} "
+                f"{tokens / cpu / 1e6:9.1f} {size / tokens:7.1f} "
                 f"{size / seconds / 1e9:6.2f} {size / seconds / bandwidth:5.0%} {tables * 1e3:9.1f} {delta}"
             )
     return 0

@@ -61,6 +61,8 @@ class Kernel:
         self.lut_lanes = int(lib.maxsim_lut_lanes())  # query lanes per block of maxsim_lut's tables
         lib.maxsim_has_avx512.restype = _INT
         self.avx512 = bool(lib.maxsim_has_avx512())
+        lib.maxsim_has_avx2.restype = _INT
+        self.avx2 = bool(lib.maxsim_has_avx2())  # the float kernel's AVX2 + FMA + F16C path (no AVX-512)
         # int8 codes: the integer kernel (exact int32 dot products of a 24-bit fixed-point query) pays only with
         # VNNI; elsewhere they are widened to their decoded float32 values inside the float kernel (FMA).
         self.int8_as_float = not self.avx512

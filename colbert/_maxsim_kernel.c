@@ -59,6 +59,7 @@ enum { KIND_F32 = 0, KIND_F16 = 1, KIND_BF16 = 2, KIND_I8 = 3 };
 enum { KIND_INT8 = 0, KIND_BIN = 1 };
 
 int maxsim_has_avx512(void) { return MAXSIM_AVX512; }
+int maxsim_has_avx2(void) { return MAXSIM_AVX2; }
 
 /* ---------- widening of stored float rows to float32 ---------- */
 
