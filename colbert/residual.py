@@ -6,7 +6,7 @@ A stored token decodes to ``centroid[id] + value[dim, code_dim]`` per dimension,
 
 where byte j packs ``8 / bits`` dimensions' codes and ``LUT_q[j, v]`` is the sum over those dimensions of ``q[dim] ·
 value[dim, code(v)]``. Per query, :class:`ResidualScorer` builds the centroid table (Lq × K) and the byte tables (Lq ×
-bytes × 256) once; the C kernel (``maxsim_lut`` in ``_maxsim_kernel.c``, the one byte-table kernel it shares with the
+bytes × 256) once; the C kernel (``maxsim_lut`` in ``_maxsim_lut.c``, the one byte-table kernel it shares with the
 binary codec) then reads each stored token once and adds ``1 + bytes`` table rows of 32 query lanes (FAISS fast-scan
 style, in float32: exact with respect to the stored values up to float32 summation order). Without the kernel, pages
 are decoded to float32 a run at a time and scored by :func:`colbert.scoring.maxsim` (same values within float

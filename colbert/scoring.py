@@ -371,7 +371,7 @@ _BYTE_SIGNS = np.where(np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], ax
 
 
 def _sign_tables(padded: FloatArray, d: int, lanes: int) -> FloatArray:
-    """The binary codec's lookup tables for ``maxsim_lut`` (``_maxsim_kernel.c``; no centroid table), in blocks of
+    """The binary codec's lookup tables for ``maxsim_lut`` (``_maxsim_lut.c``; no centroid table), in blocks of
     the kernel's ``lanes`` query lanes: (n_lanes / lanes, ceil(d/8), 256, lanes) float32, entry [b, i, v, l] = Σ_c
     sign_c(v) · q[lanes·b + l, 8i + c] / √d over the 8 dims of byte i — the byte v's share of the query's dot
     product with the decoded sign vector, summed in float64 and rounded once."""
