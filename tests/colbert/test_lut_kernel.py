@@ -1,4 +1,4 @@
-"""The byte lookup-table kernel (``maxsim_lut`` in ``_maxsim_kernel.c``), which scores binary and residual codes.
+"""The byte lookup-table kernel (``maxsim_lut`` in ``_maxsim_lut.c``), which scores binary and residual codes.
 
 Two levels: (1) given tables and codes, the kernel's output is *bit for bit* a numpy float32 computation of the
 same sums in the order the kernel's contract states (centroid term, then byte positions in order), for every tile
