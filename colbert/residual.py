@@ -127,12 +127,14 @@ def _byte_tables(q: FloatArray, book: Codebook) -> FloatArray:
     qp = np.zeros((q.shape[0], width), dtype=np.float32)  # (n, width)
     qp[:, : book.dim] = q
     qv = (qp[:, :, None] * values[None]).reshape(q.shape[0], book.code_bytes, per, levels)  # (n, nb, per, levels)
-    v = np.arange(256)
-    out = np.zeros((q.shape[0], book.code_bytes, 256), dtype=np.float32)
-    for slot in range(per):  # slot 0 is the most significant bits
-        code = (v >> (bits * (per - 1 - slot))) & (levels - 1)  # (256,)
-        out += qv[:, :, slot, code]
-    return out
+    # byte v's codes are its base-`levels` digits, slot 0 the most significant: the (levels,) * per grid of
+    # per-slot sums, flattened, is the table over v; summed slot by slot in float32 (no gathers)
+    out = np.zeros((q.shape[0], book.code_bytes) + (1,) * per, dtype=np.float32)
+    for slot in range(per):
+        shape = [q.shape[0], book.code_bytes] + [1] * per
+        shape[2 + slot] = levels
+        out = out + qv[:, :, slot, :].reshape(shape)  # broadcast over the other slots' digits
+    return out.reshape(q.shape[0], book.code_bytes, 256)
 
 
 def residual_maxsim(query: npt.ArrayLike, docs: ResidualDocs, book: Codebook) -> FloatArray:
