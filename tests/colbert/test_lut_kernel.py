@@ -185,3 +185,24 @@ def test_pages_split_over_threads_score_as_one_range(monkeypatch: pytest.MonkeyP
     split = score()
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     np.testing.assert_array_equal(score(), split)
+
+
+@pytest.mark.parametrize("bits", [1, 2])
+@pytest.mark.parametrize("d", [128, 20])
+def test_residual_byte_tables_are_the_bytes_dot_products(bits: int, d: int) -> None:
+    """Each table entry is Σ over the byte's dimensions of q · bucket value of that dimension's code in the byte
+    (codes packed most significant first; dimensions past d add nothing), to float32 rounding."""
+    from colbert.residual import _byte_tables
+
+    rng = np.random.default_rng(bits + d)
+    book = train(rng.standard_normal((512, d)).astype(np.float32), bits, k=8)
+    q = rng.standard_normal((3, d)).astype(np.float32)
+    got = _byte_tables(q, book)  # (3, code bytes, 256)
+    per = 8 // bits
+    assert got.shape == (3, book.code_bytes, 256)
+    for v in (0, 1, 0b10110100, 255, int(rng.integers(256))):
+        codes = [(v >> (bits * (per - 1 - s))) & ((1 << bits) - 1) for s in range(per)]
+        for j in range(book.code_bytes):
+            dims = [(j * per + s, c) for s, c in enumerate(codes) if j * per + s < d]
+            want = sum(q[:, k].astype(np.float64) * float(book.values[k, c]) for k, c in dims)
+            np.testing.assert_allclose(got[:, j, v], want, rtol=1e-6, atol=1e-6)
