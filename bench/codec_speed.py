@@ -1,57 +1,166 @@
-"""MaxSim throughput over each storage codec's stored bytes, without the GEMM-rate calibration of
-``bench/maxsim.py`` (which takes minutes on a CPU without bf16 units): pages/s and GB/s of stored codes.
+"""MaxSim throughput over each storage codec's stored bytes, against this machine's measured memory bandwidth.
 
-    .venv/bin/python -m bench.codec_speed --pages 200 --repeats 3
+    .venv/bin/python -m bench.codec_speed --pages 1000 --repeats 5 --fallback
 
-``--pages`` pages of ``--ld`` unit rows × 128, one query of ``--lq`` tokens; best of ``--repeats`` timed calls of
-:func:`colbert.scoring.maxsim` (the compiled kernel when it builds, else the torch fallback). To compare two trees,
-run it from each (``PYTHONPATH=<tree>``) one after the other on the same machine.
+For every codec (float16, int8, binary, residual2, residual1 by default): ``--pages`` pages of ``--ld`` tokens × 128,
+one query of ``--lq`` tokens, the median of ``--repeats`` timed scoring calls as the index makes them
+(:func:`colbert.scoring.maxsim` for the codebook-free codecs, :meth:`colbert.residual.ResidualScorer.scores` for the
+residual ones, tables built once per query and timed apart as "tables ms"). Printed per codec: pages/s, tokens/s
+(wall) and tokens per CPU-second of this process (all its threads: the rate that does not depend on what else the
+machine runs), GB/s of stored code bytes read (code bytes / time) and that as a % of the machine's read bandwidth,
+measured in the same run (:func:`read_bandwidth`: the best of a float32 ``max`` over 512 MiB in 1 and in N threads —
+``max`` is vectorised and does nothing per byte, so it runs at what the memory delivers). With ``--fallback`` the same
+calls with the compiled kernel disabled (decode + torch GEMM), and the largest |kernel − fallback| score difference.
+
+Data: unit rows drawn at random; the residual codecs' pages are random centroid ids and code bytes under a codebook
+trained on ``8·k`` random tokens (``--k``, 4,096 as at 1M pages): speed does not depend on what the codes mean,
+and encoding a million tokens against 4,096 centroids would dominate the run. To compare two trees, run this script
+from one tree with ``--tree`` pointing at the other (its ``colbert`` package is the one imported).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import torch
 
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from colbert.quantize import encode
-from colbert.scoring import PackedDocs, maxsim
+__all__ = ["main", "read_bandwidth"]
 
-__all__ = ["main"]
+RESIDUAL = {"residual2": 2, "residual1": 1}
+
+
+def read_bandwidth(threads: int, mib: int = 512, repeats: int = 5) -> float:
+    """Bytes/s: the best float32 ``max`` over ``mib`` MiB (filled, so every page is real memory) split over 1 and
+    over ``threads`` threads (numpy releases the GIL in reductions)."""
+    a = np.full(mib << 18, 1.0, dtype=np.float32)
+    best = 0.0
+    for n in sorted({1, threads}):
+        parts = np.array_split(a, n)
+        with ThreadPoolExecutor(n) as pool:
+            for _ in range(repeats):
+                start = time.perf_counter()
+                list(pool.map(np.max, parts))
+                best = max(best, a.nbytes / (time.perf_counter() - start))
+    return best
+
+
+def _median_seconds(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, float, np.ndarray]:
+    """Median wall seconds, median CPU seconds of this process (all its threads) and the result of ``fn``."""
+    result = fn()  # warm-up (kernel build, thread pool, page faults)
+    wall, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu), result
+
+
+def _contestant(codec: str, x_pages: int, ld: int, q: np.ndarray, k: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    """(code bytes, tables seconds, score function) for one codec over freshly made pages."""
+    from colbert import _kernel
+    from colbert.codebook import train
+    from colbert.quantize import encode
+    from colbert.residual import ResidualDocs, ResidualScorer
+    from colbert.scoring import PackedDocs, maxsim
+
+    if codec in RESIDUAL:
+        sample = rng.standard_normal((8 * k, 128)).astype(np.float32)
+        book = train(sample / np.linalg.norm(sample, axis=1, keepdims=True), RESIDUAL[codec], k=k)
+        n = x_pages * ld
+        ids = rng.integers(0, k, n).astype(np.uint16)
+        codes = rng.integers(0, 256, (n, book.code_bytes)).astype(np.uint8)
+        docs = ResidualDocs(ids, codes, np.arange(0, n + 1, ld, dtype=np.int64))
+        start = time.perf_counter()
+        ResidualScorer(q, book)
+        tables = time.perf_counter() - start
+        scorers: dict[bool, ResidualScorer] = {}  # one per kernel on/off (a scorer keeps the kernel it was built with)
+
+        def score() -> np.ndarray:
+            if _kernel.enabled not in scorers:
+                scorers[_kernel.enabled] = ResidualScorer(q, book)
+            return scorers[_kernel.enabled].scores(docs)
+
+        return ids.nbytes + codes.nbytes, tables, score
+    blobs = []
+    for _ in range(x_pages):
+        page = rng.standard_normal((ld, 128)).astype(np.float32)
+        blobs.append(encode(page / np.linalg.norm(page, axis=1, keepdims=True), codec))
+    packed = PackedDocs.from_encoded([ld] * x_pages, blobs, 128, codec)
+    size = sum(len(b) for b in blobs)
+    del blobs
+    return size, 0.0, lambda: maxsim(q, packed)[0]
+
+
+def _isa(built: object) -> str:
+    if built is None:
+        return "none (torch fallback)"
+    if getattr(built, "avx512", False):
+        return "AVX-512"
+    if getattr(built, "avx2", False):
+        return "AVX2 (float kernel; the table kernel is compiler-vectorised C)"
+    return "portable C"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--pages", type=int, default=200)
+    p.add_argument("--pages", type=int, default=1000)
     p.add_argument("--ld", type=int, default=1024)
     p.add_argument("--lq", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--codecs", default="float16,int8,binary")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--k", type=int, default=4096, help="residual codecs: centroids in the codebook")
+    p.add_argument("--codecs", default="float16,int8,binary,residual2,residual1")
+    p.add_argument("--fallback", action="store_true", help="also time the torch fallback (kernel disabled)")
+    p.add_argument("--tree", type=Path, help="import colbert from this source tree (compare two trees)")
     a = p.parse_args(argv)
+    if a.tree is not None:
+        sys.path.insert(0, str(a.tree.resolve()))
+    import torch
+
+    from colbert import _kernel
+
+    threads = torch.get_num_threads()
+    bandwidth = read_bandwidth(threads)
+    built = _kernel.kernel()
+    import colbert
+
+    print(
+        f"colbert from {Path(colbert.__file__).parent}; {threads} threads; read bandwidth {bandwidth / 1e9:.2f} GB/s; "
+        f"kernel: {_isa(built)}"
+    )
+    print(f"data: {a.pages} pages × {a.ld} tokens × 128, query {a.lq} tokens")
+    print(
+        f"{'codec':10s} {'path':8s} {'pages/s':>9s} {'Mtok/s':>7s} {'Mtok/CPUs':>9s} {'B/token':>7s} {'GB/s':>6s} "
+        f"{'% bw':>5s} {'tables ms':>9s} {'max |Δ| vs kernel':>17s}"
+    )
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(a.pages, a.ld, 128)).astype(np.float32)  # (pages, ld, 128)
-    x /= np.linalg.norm(x, axis=2, keepdims=True)
-    q = rng.normal(size=(a.lq, 128)).astype(np.float32)  # (lq, 128)
+    q = rng.standard_normal((a.lq, 128)).astype(np.float32)  # (lq, 128)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     for codec in a.codecs.split(","):
-        blobs = [encode(page, codec) for page in x]
-        docs = PackedDocs.from_encoded([a.ld] * a.pages, blobs, 128, codec)
-        maxsim(q, docs)  # warm-up (kernel build, thread pool)
-        times = []
-        for _ in range(a.repeats):
-            start = time.perf_counter()
-            maxsim(q, docs)
-            times.append(time.perf_counter() - start)
-        best, size = min(times), sum(len(b) for b in blobs)
-        rate = f"{a.pages / best:9.1f} pages/s {size / best / 1e9:6.2f} GB/s of codes"
-        print(f"{codec:8s} {rate} ({torch.get_num_threads()} threads)")
+        size, tables, fn = _contestant(codec, a.pages, a.ld, q, a.k, rng)
+        paths = [("kernel", True)] + ([("fallback", False)] if a.fallback else [])
+        first: np.ndarray | None = None
+        for path, enabled in paths:
+            _kernel.enabled = enabled
+            seconds, cpu, scores = _median_seconds(fn, a.repeats if enabled else max(1, a.repeats // 2))
+            _kernel.enabled = True
+            first = scores if first is None else first
+            delta = f"{np.abs(scores - first).max():17.2e}" if path != "kernel" else ""
+            tokens = a.pages * a.ld
+            print(
+                f"{codec:10s} {path:8s} {a.pages / seconds:9.0f} {tokens / seconds / 1e6:7.1f} "
+                f"{tokens / cpu / 1e6:9.1f} {size / tokens:7.1f} "
+                f"{size / seconds / 1e9:6.2f} {size / seconds / bandwidth:5.0%} {tables * 1e3:9.1f} {delta}"
+            )
     return 0
 
 

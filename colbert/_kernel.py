@@ -1,13 +1,15 @@
-"""The fused MaxSim kernels (``_maxsim_kernel.c``): built with the system C compiler on first use, loaded with ctypes.
+"""The fused MaxSim kernels (``_maxsim_kernel.c`` and ``_maxsim_lut.c``, one shared object): built with the system C
+compiler on first use, loaded with ctypes.
 
 The shared object is cached under :data:`cache_dir` (``~/.cache/jev4-serve``; a server builds it at start-up with
-:func:`build`, into its configured directory), keyed by the source, the compiler flags and the CPU's feature flags,
-and written atomically (concurrent first uses are safe). Built with ``cc
--march=native``: AVX-512 (F/BW/VNNI/F16C) machines get the vector kernels, others portable C of the same
-arithmetic. Where no compiler works (or the cache is not writable), :func:`kernel` returns ``None`` and scoring
-falls back to torch GEMMs of the decoded values (:data:`unavailable_reason` says why); setting :data:`enabled` to
-False forces that fallback. Each scoring call that takes the fallback is counted in :data:`fallback_uses` (the
-server exports it as a metric) and the first one in a process logs a warning.
+:func:`build`, into its configured directory), keyed by the sources, the compiler flags and the CPU's feature flags,
+and written atomically (concurrent first uses are safe). Built with ``cc -march=native``: AVX-512 (F/BW/VNNI/F16C)
+machines get the vector kernels, AVX2 + FMA + F16C ones the vector float kernel, others portable C of the same
+arithmetic (the lookup-table kernel is vector C the compiler maps to the machine's registers). Where no compiler works
+(or the cache is not writable), :func:`kernel` returns ``None`` and scoring falls back to torch GEMMs of the decoded
+values (:data:`unavailable_reason` says why); setting :data:`enabled` to False forces that fallback. Each scoring call
+that takes the fallback is counted in :data:`fallback_uses` (the server exports it as a metric) and the first one in a
+process logs a warning.
 
 ctypes releases the GIL during the call, so :func:`run_pages` splits the pages over a thread pool of
 ``torch.get_num_threads()`` workers.
@@ -36,7 +38,7 @@ import torch
 __all__ = ["Kernel", "build", "fallback_used", "kernel", "run_pages"]
 
 log = logging.getLogger(__name__)
-_SOURCE = Path(__file__).with_name("_maxsim_kernel.c")
+_SOURCES = tuple(Path(__file__).with_name(n) for n in ("_maxsim_kernel.c", "_maxsim_lut.c"))  # one shared object
 _FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-fno-math-errno")
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
@@ -44,24 +46,28 @@ _INT = ctypes.c_int
 
 
 class Kernel:
-    """The loaded shared object's entry points (see ``_maxsim_kernel.c`` for layouts)."""
+    """The loaded shared object's entry points (see ``_maxsim_kernel.c`` and ``_maxsim_lut.c`` for layouts)."""
 
     def __init__(self, lib: ctypes.CDLL, path: Path) -> None:
         self.path = path
         self.maxsim_float = lib.maxsim_float
         self.maxsim_float.restype = None
-        self.maxsim_float.argtypes = [_P, _INT, _INT, _P, _INT, _P, _I64, _I64, _P, _P]
+        self.maxsim_float.argtypes = [_P, _INT, _INT, _P, _P, _INT, _P, _I64, _I64, _P, _P]
         self.maxsim_int = lib.maxsim_int
         self.maxsim_int.restype = None
         self.maxsim_int.argtypes = [_P, _INT, _INT, _P, _P, _INT, _P, _P, _I64, _I64, _P, _P]
-        self.maxsim_bits = lib.maxsim_bits
-        self.maxsim_bits.restype = None
-        self.maxsim_bits.argtypes = [_P, _INT, _INT, _P, _P, _I64, _I64, _P]
-        self.maxsim_residual = lib.maxsim_residual
-        self.maxsim_residual.restype = None
-        self.maxsim_residual.argtypes = [_P, _P, _INT, _INT, _INT, _P, _P, _P, _I64, _I64, _P]
+        self.maxsim_lut = lib.maxsim_lut  # binary and residual codes: byte lookup tables (+ centroid table)
+        self.maxsim_lut.restype = None
+        self.maxsim_lut.argtypes = [_P, _P, _INT, _INT, _INT, _P, _P, _P, _I64, _I64, _P]
+        lib.maxsim_lut_lanes.restype = _INT
+        self.lut_lanes = int(lib.maxsim_lut_lanes())  # query lanes per block of maxsim_lut's tables
         lib.maxsim_has_avx512.restype = _INT
         self.avx512 = bool(lib.maxsim_has_avx512())
+        lib.maxsim_has_avx2.restype = _INT
+        self.avx2 = bool(lib.maxsim_has_avx2())  # the float kernel's AVX2 + FMA + F16C path (no AVX-512)
+        # int8 codes: the integer kernel (exact int32 dot products of a 24-bit fixed-point query) pays only with
+        # VNNI; elsewhere they are widened to their decoded float32 values inside the float kernel (FMA).
+        self.int8_as_float = not self.avx512
         lib.maxsim_init.restype = None
         lib.maxsim_init()
 
@@ -95,7 +101,7 @@ def _build(flags: tuple[str, ...]) -> Kernel | None:
     if shutil.which(compiler) is None:
         _unavailable(f"no C compiler {compiler!r} on PATH")
         return None
-    source = _SOURCE.read_bytes()
+    source = b"".join(path.read_bytes() for path in _SOURCES)
     key = hashlib.sha256(source + repr(flags).encode() + _cpu_flags().encode() + compiler.encode()).hexdigest()[:16]
     target = cache_dir / f"maxsim-{key}.so"
     try:
@@ -103,7 +109,7 @@ def _build(flags: tuple[str, ...]) -> Kernel | None:
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
                 built = Path(tmp) / target.name
-                cmd = [compiler, *flags, "-o", str(built), str(_SOURCE), "-lm"]
+                cmd = [compiler, *flags, "-o", str(built), *map(str, _SOURCES), "-lm"]
                 result = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if result.returncode != 0:
                     _unavailable(f"{compiler} failed: {result.stderr[-2000:]}")

@@ -8,8 +8,9 @@
    with the float32 query with float32 FMA accumulation, so the result equals float32 scoring of the stored values
    up to float32 summation order. Query layout ``qt``: (n_lanes / 32, d, 32) float32 (per block, dimension-major).
 
-   Binary storage is scored by maxsim_bits (byte lookup tables, at the end of this file); maxsim_int still takes
-   kind KIND_BIN (bits expanded to bytes) but the caller no longer uses it.
+   Binary and residual storage are scored by maxsim_lut (byte lookup tables, in _maxsim_lut.c, compiled into the
+   same shared object); maxsim_int still takes kind KIND_BIN (bits expanded to bytes) but the caller no longer
+   uses it.
 
    Integer storage (int8 codes with a per-token float32 scale; binary sign bits): the query is given in 24-bit
    fixed point Q = 65536 * hi + 256 * mid + lo with hi, mid, lo signed bytes (the caller picks the per-query-token
@@ -21,8 +22,8 @@
    Query layout ``qi``: (n_lanes / 32, ceil(d / 4), 3 limbs [hi, mid, lo], 32 lanes, 4 bytes) int8;
    ``corr``: (n_lanes / 32, 3 limbs, 32 lanes) int32.
 
-   With AVX-512 (F, BW, VNNI, F16C) the kernels use 512-bit FMAs / VPDPBUSD; otherwise portable C of the same
-   arithmetic (exact likewise, slower). */
+   With AVX-512 (F, BW, VNNI, F16C) the kernels use 512-bit FMAs / VPDPBUSD; with AVX2 + FMA + F16C the float
+   kernel uses 256-bit FMAs; otherwise portable C of the same arithmetic (exact likewise, slower). */
 
 #include <stdint.h>
 #include <string.h>
@@ -33,6 +34,14 @@
 #include <immintrin.h>
 #else
 #define MAXSIM_AVX512 0
+#endif
+/* AVX2 + FMA + F16C without AVX-512 (e.g. AMD Zen 2/3, older Intel): the float kernel uses 256-bit FMAs and
+   hardware half-to-float conversion; the integer and lookup-table kernels stay portable C. */
+#if !MAXSIM_AVX512 && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define MAXSIM_AVX2 1
+#include <immintrin.h>
+#else
+#define MAXSIM_AVX2 0
 #endif
 
 #define LANES 32
@@ -47,10 +56,11 @@
 _Static_assert(TILE <= 16, "float scratch holds 16 rows");
 _Static_assert(ITILE <= 4, "integer scratch holds 4 rows");
 
-enum { KIND_F32 = 0, KIND_F16 = 1, KIND_BF16 = 2 };
+enum { KIND_F32 = 0, KIND_F16 = 1, KIND_BF16 = 2, KIND_I8 = 3 };
 enum { KIND_INT8 = 0, KIND_BIN = 1 };
 
 int maxsim_has_avx512(void) { return MAXSIM_AVX512; }
+int maxsim_has_avx2(void) { return MAXSIM_AVX2; }
 
 /* ---------- widening of stored float rows to float32 ---------- */
 
@@ -74,13 +84,29 @@ static float half_to_float(uint16_t h) {
     return v;
 }
 
-static void widen_row(const void *src, int kind, int64_t row, int d, float *dst) {
-    if (kind == KIND_F16) {
+/* int8 codes (KIND_I8) become code · scale rounded to float32: exactly the values colbert.quantize.decode gives. */
+static void widen_row(const void *src, int kind, const float *scales, int64_t row, int d, float *dst) {
+    if (kind == KIND_I8) {
+        const int8_t *s = (const int8_t *)src + row * d;
+        float scale = scales[row];
+        int k = 0;
+#if MAXSIM_AVX2
+        __m256 sv = _mm256_set1_ps(scale);
+        for (; k + 8 <= d; k += 8) {
+            __m256i w = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(s + k)));
+            _mm256_storeu_ps(dst + k, _mm256_mul_ps(_mm256_cvtepi32_ps(w), sv));
+        }
+#endif
+        for (; k < d; k++) dst[k] = (float)s[k] * scale;
+    } else if (kind == KIND_F16) {
         const uint16_t *s = (const uint16_t *)src + row * d;
         int k = 0;
 #if MAXSIM_AVX512
         for (; k + 16 <= d; k += 16)
             _mm512_storeu_ps(dst + k, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + k))));
+#elif MAXSIM_AVX2
+        for (; k + 8 <= d; k += 8)
+            _mm256_storeu_ps(dst + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + k))));
 #endif
         for (; k < d; k++) dst[k] = half_to_float(s[k]);
     } else { /* bfloat16: the high half of a float32 */
@@ -90,6 +116,11 @@ static void widen_row(const void *src, int kind, int64_t row, int d, float *dst)
         for (; k + 16 <= d; k += 16) {
             __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + k)));
             _mm512_storeu_ps(dst + k, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
+        }
+#elif MAXSIM_AVX2
+        for (; k + 8 <= d; k += 8) {
+            __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + k)));
+            _mm256_storeu_ps(dst + k, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
         }
 #endif
         for (; k < d; k++) {
@@ -134,6 +165,36 @@ static void float_tile(const float *qt, int d, const float *const *rows, int nt,
     }
     _mm512_storeu_ps(mx, m0);
     _mm512_storeu_ps(mx + 16, m1);
+#elif MAXSIM_AVX2
+    /* 32 lanes are 4 registers: 3 tokens at a time (12 accumulators; the query rows come from L1 as FMA operands) */
+    __m256 m[4];
+    for (int s = 0; s < 4; s++) m[s] = _mm256_loadu_ps(mx + 8 * s);
+    int t = 0;
+    for (; t + 3 <= nt; t += 3) {
+        __m256 a[3][4];
+        for (int u = 0; u < 3; u++)
+            for (int s = 0; s < 4; s++) a[u][s] = _mm256_setzero_ps();
+        for (int k = 0; k < d; k++) {
+            const float *q = qt + (int64_t)k * LANES;
+            for (int u = 0; u < 3; u++) {
+                __m256 v = _mm256_broadcast_ss(rows[t + u] + k);
+                for (int s = 0; s < 4; s++) a[u][s] = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * s), v, a[u][s]);
+            }
+        }
+        for (int u = 0; u < 3; u++)
+            for (int s = 0; s < 4; s++) m[s] = _mm256_max_ps(a[u][s], m[s]);
+    }
+    for (; t < nt; t++) {
+        __m256 a[4];
+        for (int s = 0; s < 4; s++) a[s] = _mm256_setzero_ps();
+        for (int k = 0; k < d; k++) {
+            const float *q = qt + (int64_t)k * LANES;
+            __m256 v = _mm256_broadcast_ss(rows[t] + k);
+            for (int s = 0; s < 4; s++) a[s] = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * s), v, a[s]);
+        }
+        for (int s = 0; s < 4; s++) m[s] = _mm256_max_ps(a[s], m[s]);
+    }
+    for (int s = 0; s < 4; s++) _mm256_storeu_ps(mx + 8 * s, m[s]);
 #else
     for (int t = 0; t < nt; t++) {
         float acc[LANES];
@@ -148,10 +209,11 @@ static void float_tile(const float *qt, int d, const float *const *rows, int nt,
 #endif
 }
 
-/* docs: (T, d) float32 / float16 / bfloat16 (as uint16); offsets: (N + 1,); scratch: TILE * d floats.
+/* docs: (T, d) float32 / float16 / bfloat16 (as uint16) / int8 codes with scales (T,) (NULL otherwise; the
+   caller's choice where the integer kernel has no VNNI); offsets: (N + 1,); scratch: TILE * d floats.
    Scores pages [p0, p1) into out (N, n_lanes). */
-void maxsim_float(const float *qt, int n_lanes, int d, const void *docs, int kind, const int64_t *offsets,
-                  int64_t p0, int64_t p1, float *out, float *scratch) {
+void maxsim_float(const float *qt, int n_lanes, int d, const void *docs, const float *scales, int kind,
+                  const int64_t *offsets, int64_t p0, int64_t p1, float *out, float *scratch) {
     const float *rows[TILE];
     for (int64_t p = p0; p < p1; p++) {
         int64_t t0 = offsets[p], t1 = offsets[p + 1];
@@ -170,7 +232,7 @@ void maxsim_float(const float *qt, int n_lanes, int d, const void *docs, int kin
                     if (kind == KIND_F32) {
                         rows[t] = (const float *)docs + (j + t) * d;
                     } else {
-                        widen_row(docs, kind, j + t, d, scratch + (int64_t)t * d);
+                        widen_row(docs, kind, scales, j + t, d, scratch + (int64_t)t * d);
                         rows[t] = scratch + (int64_t)t * d;
                     }
                 }
@@ -297,99 +359,6 @@ void maxsim_int(const int8_t *qi, int n_lanes, int d, const uint8_t *docs, const
                     rows[t] = dst;
                 }
                 int_tile(q, d4, rows, nt, kind == KIND_INT8 ? scales + j : NULL, corr + (int64_t)b * 3 * LANES, mx);
-            }
-            memcpy(o + (int64_t)b * LANES, mx, sizeof mx);
-        }
-    }
-}
-
-/* ---------- binary kernel: byte lookup tables ---------- */
-
-#ifndef BTILE
-#define BTILE 4 /* document tokens per tile (binary kernel): 4 × 32 float accumulators */
-#endif
-
-/* Binary storage (sign bits, numpy.packbits order) against a float query through byte lookup tables, as FAISS
-   fast-scan does with 4-bit codes: lut (n_lanes / 32, nbytes, 256, 32) float32, where
-   lut[b][i][v][l] = sum over the 8 dims k = 8i + c of (bit c of v set ? +1 : -1) · q[32b + l][k] / sqrt(d)
-   (built by the caller; dims past d are 0 in the query). A token's similarity with lane l is then
-   sum_i lut[b][i][byte_i][l]: nbytes table rows added instead of d multiply-adds, each row 128 bytes of one
-   256-entry table (the 512 KiB of a 32-lane block at d = 128 stay in L2). docs: (T, nbytes) packed bits.
-   Scores pages [p0, p1) into out (N, n_lanes). */
-void maxsim_bits(const float *lut, int n_lanes, int nbytes, const uint8_t *docs, const int64_t *offsets, int64_t p0,
-                 int64_t p1, float *out) {
-    for (int64_t p = p0; p < p1; p++) {
-        int64_t t0 = offsets[p], t1 = offsets[p + 1];
-        float *o = out + p * n_lanes;
-        if (t0 == t1) {
-            for (int l = 0; l < n_lanes; l++) o[l] = 0.0f;
-            continue;
-        }
-        for (int b = 0; b < n_lanes / LANES; b++) {
-            const float *tab = lut + (int64_t)b * nbytes * 256 * LANES;
-            float mx[LANES];
-            for (int l = 0; l < LANES; l++) mx[l] = -INFINITY;
-            int64_t j = t0;
-            for (; j + BTILE <= t1; j += BTILE) {
-                float acc[BTILE][LANES];
-                memset(acc, 0, sizeof acc);
-                for (int i = 0; i < nbytes; i++) {
-                    const float *row = tab + (int64_t)i * 256 * LANES;
-                    for (int t = 0; t < BTILE; t++) {
-                        const float *e = row + (int64_t)docs[(j + t) * nbytes + i] * LANES;
-                        for (int l = 0; l < LANES; l++) acc[t][l] += e[l];
-                    }
-                }
-                for (int t = 0; t < BTILE; t++)
-                    for (int l = 0; l < LANES; l++) mx[l] = acc[t][l] > mx[l] ? acc[t][l] : mx[l];
-            }
-            for (; j < t1; j++) {
-                float acc[LANES];
-                memset(acc, 0, sizeof acc);
-                for (int i = 0; i < nbytes; i++) {
-                    const float *e = tab + ((int64_t)i * 256 + docs[j * nbytes + i]) * LANES;
-                    for (int l = 0; l < LANES; l++) acc[l] += e[l];
-                }
-                for (int l = 0; l < LANES; l++) mx[l] = acc[l] > mx[l] ? acc[l] : mx[l];
-            }
-            memcpy(o + (int64_t)b * LANES, mx, sizeof mx);
-        }
-    }
-}
-
-/* ---------- residual codec kernel (colbert/codebook.py, colbert/residual.py) ---------- */
-
-/* A token is a centroid id and `nbytes` bytes of packed bucket codes; its decoded value is
-   centroid + per-dimension bucket values, so  <q_l, token> = ct[id][l] + sum_j lut[j][byte_j][l]  exactly (up to
-   float32 summation order), with the caller's tables per block of 32 lanes:
-       ct:  (n_lanes / 32, k, 32) float32, q_l . centroid
-       lut: (n_lanes / 32, nbytes, 256, 32) float32, sum over the byte's dimensions of q_l[dim] * value[dim][code]
-   Each lookup reads 32 contiguous floats (one row per byte value), so the adds vectorise without gathers.
-   ids: (T,) uint16; codes: (T, nbytes) uint8. Scores pages [p0, p1) into out (N, n_lanes); empty pages get 0. */
-void maxsim_residual(const float *lut, const float *ct, int n_lanes, int nbytes, int k, const uint16_t *ids,
-                     const uint8_t *codes, const int64_t *offsets, int64_t p0, int64_t p1, float *out) {
-    for (int64_t p = p0; p < p1; p++) {
-        int64_t t0 = offsets[p], t1 = offsets[p + 1];
-        float *o = out + p * n_lanes;
-        if (t0 == t1) {
-            for (int l = 0; l < n_lanes; l++) o[l] = 0.0f;
-            continue;
-        }
-        for (int b = 0; b < n_lanes / LANES; b++) {
-            const float *lb = lut + (int64_t)b * nbytes * 256 * LANES;
-            const float *cb = ct + (int64_t)b * k * LANES;
-            float mx[LANES];
-            for (int l = 0; l < LANES; l++) mx[l] = -INFINITY;
-            for (int64_t t = t0; t < t1; t++) {
-                float acc[LANES];
-                const float *c = cb + (int64_t)ids[t] * LANES;
-                const uint8_t *row = codes + t * nbytes;
-                for (int l = 0; l < LANES; l++) acc[l] = c[l];
-                for (int j = 0; j < nbytes; j++) {
-                    const float *e = lb + ((int64_t)j * 256 + row[j]) * LANES;
-                    for (int l = 0; l < LANES; l++) acc[l] += e[l];
-                }
-                for (int l = 0; l < LANES; l++) mx[l] = acc[l] > mx[l] ? acc[l] : mx[l];
             }
             memcpy(o + (int64_t)b * LANES, mx, sizeof mx);
         }

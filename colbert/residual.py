@@ -4,12 +4,13 @@ A stored token decodes to ``centroid[id] + value[dim, code_dim]`` per dimension,
 
     ⟨q, token⟩ = ⟨q, centroid[id]⟩ + Σ_j LUT_q[j, byte_j]
 
-where byte j packs ``8 / bits`` dimensions' codes and ``LUT_q[j, v]`` is the sum over those dimensions of
-``q[dim] · value[dim, code(v)]``. Per query, :class:`ResidualScorer` builds the centroid table (Lq × K) and the byte
-tables (Lq × bytes × 256) once; the C kernel (``maxsim_residual`` in ``_maxsim_kernel.c``) then reads each stored
-token once and adds ``1 + bytes`` table rows of 32 query lanes (FAISS fast-scan style, in float32: exact with
-respect to the stored values up to float32 summation order). Without the kernel, pages are decoded to float32 a
-run at a time and scored by :func:`colbert.scoring.maxsim` (same values within float tolerance).
+where byte j packs ``8 / bits`` dimensions' codes and ``LUT_q[j, v]`` is the sum over those dimensions of ``q[dim] ·
+value[dim, code(v)]``. Per query, :class:`ResidualScorer` builds the centroid table (Lq × K) and the byte tables (Lq ×
+bytes × 256) once; the C kernel (``maxsim_lut`` in ``_maxsim_lut.c``, the one byte-table kernel it shares with the
+binary codec) then reads each stored token once and adds ``1 + bytes`` table rows of 32 query lanes (FAISS fast-scan
+style, in float32: exact with respect to the stored values up to float32 summation order). Without the kernel, pages
+are decoded to float32 a run at a time and scored by :func:`colbert.scoring.maxsim` (same values within float
+tolerance).
 
 At d = 128, 2 bits: 33 table lookups per (token, query lane) instead of 128 multiply-adds, and 34 bytes read per
 token instead of 256 (float16).
@@ -73,11 +74,12 @@ class ResidualScorer:
         self.n_lanes = max(1, -(-q.shape[0] // _LANES)) * _LANES
         padded = np.zeros((self.n_lanes, book.dim), dtype=np.float32)  # (n_lanes, d)
         padded[: q.shape[0]] = q
-        blocks = self.n_lanes // _LANES
+        lanes = self.kernel.lut_lanes  # the kernel's tables come in blocks of this many query lanes
+        blocks = self.n_lanes // lanes
         ct = padded @ book.centroids.T  # (n_lanes, K)
-        self.ct = np.ascontiguousarray(ct.reshape(blocks, _LANES, book.k).transpose(0, 2, 1))  # (blocks, K, 32)
-        self.lut = _byte_tables(padded, book).reshape(blocks, _LANES, book.code_bytes, 256)
-        self.lut = np.ascontiguousarray(self.lut.transpose(0, 2, 3, 1))  # (blocks, nb, 256, 32)
+        self.ct = np.ascontiguousarray(ct.reshape(blocks, lanes, book.k).transpose(0, 2, 1))  # (blocks, K, lanes)
+        self.lut = _byte_tables(padded, book).reshape(blocks, lanes, book.code_bytes, 256)
+        self.lut = np.ascontiguousarray(self.lut.transpose(0, 2, 3, 1))  # (blocks, nb, 256, lanes)
 
     def scores(self, docs: ResidualDocs) -> FloatArray:
         """MaxSim of the query against each page, (N,) float32 (empty pages and an empty query score 0)."""
@@ -90,8 +92,8 @@ class ResidualScorer:
         k, book = self.kernel, self.book
 
         def run(p0: int, p1: int) -> None:
-            k.maxsim_residual(
-                _ptr(self.lut), _ptr(self.ct), self.n_lanes, book.code_bytes, book.k, _ptr(docs.ids),
+            k.maxsim_lut(
+                _ptr(self.lut), _ptr(self.ct), book.k, self.n_lanes, book.code_bytes, _ptr(docs.ids),
                 _ptr(docs.codes), _ptr(docs.offsets), p0, p1, _ptr(out),
             )  # fmt: skip
 
@@ -125,12 +127,14 @@ def _byte_tables(q: FloatArray, book: Codebook) -> FloatArray:
     qp = np.zeros((q.shape[0], width), dtype=np.float32)  # (n, width)
     qp[:, : book.dim] = q
     qv = (qp[:, :, None] * values[None]).reshape(q.shape[0], book.code_bytes, per, levels)  # (n, nb, per, levels)
-    v = np.arange(256)
-    out = np.zeros((q.shape[0], book.code_bytes, 256), dtype=np.float32)
-    for slot in range(per):  # slot 0 is the most significant bits
-        code = (v >> (bits * (per - 1 - slot))) & (levels - 1)  # (256,)
-        out += qv[:, :, slot, code]
-    return out
+    # byte v's codes are its base-`levels` digits, slot 0 the most significant: the (levels,) * per grid of
+    # per-slot sums, flattened, is the table over v; summed slot by slot in float32 (no gathers)
+    out = np.zeros((q.shape[0], book.code_bytes) + (1,) * per, dtype=np.float32)
+    for slot in range(per):
+        shape = [q.shape[0], book.code_bytes] + [1] * per
+        shape[2 + slot] = levels
+        out = out + qv[:, :, slot, :].reshape(shape)  # broadcast over the other slots' digits
+    return out.reshape(q.shape[0], book.code_bytes, 256)
 
 
 def residual_maxsim(query: npt.ArrayLike, docs: ResidualDocs, book: Codebook) -> FloatArray:

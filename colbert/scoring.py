@@ -60,7 +60,8 @@ class PackedDocs:
     * numpy int8 ``(T, d)`` codes with ``scales`` ``(T,)`` float32 (the :mod:`colbert.quantize` int8 codec: a
       token is ``codes · scale``): the codes are multiplied in integers with the query in 24-bit fixed point
       (per-query-token scale, error ≤ max|q_i|/16.6M per component, like float32's rounding), the token scale is
-      applied before the max.
+      applied before the max — on CPUs with AVX-512 VNNI; elsewhere each code is widened to ``code · scale`` in
+      float32 inside the float kernel (exactly the decoded value, then scored as float32 storage).
     * numpy uint8 ``(T, ceil(d / 8))`` sign bits with ``dims = d`` (the binary codec, ``numpy.packbits`` order):
       tokens are ±1/√d; scored in integers against the same fixed-point query.
 
@@ -245,15 +246,16 @@ class _Scorer:
         self.kernel = _kernel.kernel()
         if self.kernel is None:
             _kernel.fallback_used()
+        self.int8_fixed = self.kind == "int8" and self.kernel is not None and not self.kernel.int8_as_float
         n, d = q_all.shape
         self.n_lanes = -(-n // _LANES) * _LANES
         padded = np.zeros((self.n_lanes, d), dtype=np.float32)  # (n_lanes, d)
         padded[:n] = q_all
         if self.kind == "binary":
-            self.lut = _sign_tables(padded, docs.dim)
-        elif self.kind == "int8":
+            self.lut = _sign_tables(padded, docs.dim, self.kernel.lut_lanes if self.kernel else _LANES)
+        elif self.int8_fixed:
             self._prepare_fixed_point(padded)
-        else:
+        else:  # float storage, and int8 widened to its decoded values where the integer kernel has no VNNI
             self.qt = np.ascontiguousarray(padded.reshape(-1, _LANES, d).transpose(0, 2, 1))  # (blocks, d, 32)
 
     def _prepare_fixed_point(self, padded: FloatArray) -> None:
@@ -291,11 +293,13 @@ class _Scorer:
             bits = np.ascontiguousarray(self.docs.tokens[lo:hi])  # (T', ceil(d/8)) uint8
 
             def run_bits(p0: int, p1: int) -> None:
-                k.maxsim_bits(ptr(self.lut), self.n_lanes, bits.shape[1], ptr(bits), ptr(local), p0, p1, ptr(out))
+                k.maxsim_lut(
+                    ptr(self.lut), None, 0, self.n_lanes, bits.shape[1], None, ptr(bits), ptr(local), p0, p1, ptr(out)
+                )
 
             _kernel.run_pages(local, run_bits)
             return np.ascontiguousarray(out[:, : self.q_all.shape[0]].T)
-        if self.kind == "int8":
+        if self.int8_fixed:
             tokens = np.ascontiguousarray(self.docs.tokens[lo:hi])
             scales = None if self.docs.scales is None else np.ascontiguousarray(self.docs.scales[lo:hi])
             scratch_bytes = 4 * (-(-d // 4) * 4) + 64
@@ -310,10 +314,20 @@ class _Scorer:
             _kernel.run_pages(local, run_int)
             best = out[:, : self.q_all.shape[0]].T.astype(np.float64)  # (ΣLq, nb)
             return (best * self.q_scale[: self.q_all.shape[0], None]).astype(np.float32)
+        return self._float_block_max(lo, hi, local, out)
+
+    def _float_block_max(self, lo: int, hi: int, local: npt.NDArray[np.int64], out: FloatArray) -> FloatArray:
+        """``maxsim_float`` over rows [lo, hi): float storage widened to float32 in the kernel (int8: code · scale)."""
+        assert self.kernel is not None
+        k, d, ptr = self.kernel, self.docs.dim, _ptr
         raw = self.docs.tokens[lo:hi]
+        scales = None
         if isinstance(raw, torch.Tensor):
             kind_id = 2 if raw.dtype == torch.bfloat16 else 0
             raw_np = raw.contiguous().view(torch.int16).numpy() if kind_id == 2 else raw.to(torch.float32).numpy()
+        elif self.kind == "int8":
+            assert self.docs.scales is not None
+            kind_id, raw_np, scales = 3, raw, np.ascontiguousarray(self.docs.scales[lo:hi], dtype=np.float32)
         else:
             kind_id = 1 if raw.dtype == np.float16 else 0
             raw_np = raw if kind_id == 1 else np.asarray(raw, dtype=np.float32)
@@ -322,8 +336,9 @@ class _Scorer:
         def run_float(p0: int, p1: int) -> None:
             scratch = np.empty(16 * d + 16, dtype=np.float32)  # ≥ TILE rows (see the kernel)
             k.maxsim_float(
-                ptr(self.qt), self.n_lanes, d, ptr(tokens_f), kind_id, ptr(local), p0, p1, ptr(out), ptr(scratch)
-            )
+                ptr(self.qt), self.n_lanes, d, ptr(tokens_f), None if scales is None else ptr(scales), kind_id,
+                ptr(local), p0, p1, ptr(out), ptr(scratch),
+            )  # fmt: skip
 
         _kernel.run_pages(local, run_float)
         return np.ascontiguousarray(out[:, : self.q_all.shape[0]].T)
@@ -355,17 +370,18 @@ class _Scorer:
 _BYTE_SIGNS = np.where(np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1), 1.0, -1.0)  # (256, 8) ±1
 
 
-def _sign_tables(padded: FloatArray, d: int) -> FloatArray:
-    """The binary kernel's lookup tables (``maxsim_bits`` in ``_maxsim_kernel.c``): (blocks, ceil(d/8), 256, 32)
-    float32, entry [b, i, v, l] = Σ_c sign_c(v) · q[32b + l, 8i + c] / √d over the 8 dims of byte i — the byte
-    v's share of the query's dot product with the decoded sign vector, summed in float64 and rounded once."""
+def _sign_tables(padded: FloatArray, d: int, lanes: int) -> FloatArray:
+    """The binary codec's lookup tables for ``maxsim_lut`` (``_maxsim_lut.c``; no centroid table), in blocks of
+    the kernel's ``lanes`` query lanes: (n_lanes / lanes, ceil(d/8), 256, lanes) float32, entry [b, i, v, l] = Σ_c
+    sign_c(v) · q[lanes·b + l, 8i + c] / √d over the 8 dims of byte i — the byte v's share of the query's dot
+    product with the decoded sign vector, summed in float64 and rounded once."""
     n_lanes = padded.shape[0]
     nbytes = -(-d // 8)
     q = np.zeros((n_lanes, nbytes * 8), dtype=np.float64)  # dims past d stay 0: their padding bits add nothing
     q[:, :d] = padded[:, :d]
     unit = 1.0 / float(np.float32(np.sqrt(d)))  # the fallback's decode divides by float32 √d
     tables = np.einsum("vc,lic->ivl", _BYTE_SIGNS, q.reshape(n_lanes, nbytes, 8)) * unit  # (nbytes, 256, n_lanes)
-    blocks = tables.reshape(nbytes, 256, -1, _LANES).transpose(2, 0, 1, 3)  # (blocks, nbytes, 256, 32)
+    blocks = tables.reshape(nbytes, 256, -1, lanes).transpose(2, 0, 1, 3)  # (blocks, nbytes, 256, lanes)
     return np.ascontiguousarray(blocks, dtype=np.float32)
 
 
