@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from model.errors import InvalidTaskError
-from service.embeddings.inputs import parse_api_task
+from service.embeddings.embed import parse_api_task
 from service.settings_rules import (
     CLIENT_VARIABLES,
     ENV_PREFIX,
