@@ -54,7 +54,6 @@ import msgspec
 import numpy as np
 
 from model.errors import InvalidDimensionError, InvalidTaskError
-from model.pooling import truncate as truncate_dims
 from model.types import TaskSpec, parse_task
 from service.embeddings.encoding import EmbeddingType, encode_value
 from service.embeddings.schemas import EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, Usage
@@ -351,6 +350,10 @@ def _build_items(
 ) -> list[EmbeddingObject]:
     """Encode every output (pre-serialised as msgspec.Raw so the event loop only concatenates bytes)."""
     has_pdf = rows is not None and any(row.page is not None for row in rows)
+    # imported here, not at the top: model.pooling loads torch, and service.settings (the CLI's first import)
+    # reads parse_api_task from this module
+    from model.pooling import truncate as truncate_dims
+
     dense = np.stack([out.dense for out in outputs])  # (N, hidden)
     if request.dimensions is not None and request.dimensions != dense.shape[1]:
         dense = truncate_dims(dense, request.dimensions, info.matryoshka_dims)  # (N, dimensions)
