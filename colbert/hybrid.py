@@ -1,4 +1,4 @@
-"""Search modes and the hybrid ranking rule shared by both backends.
+"""Search modes, the hybrid ranking rule shared by both backends, and the fusion methods it uses.
 
 * ``visual`` — the first stage (dense cosine or pooled sketches) picks ``candidates`` units, exact MaxSim ranks
   them (the original path). Signals: ``visual`` (first-stage score) and ``maxsim``.
@@ -6,8 +6,8 @@
   Units without text are never returned.
 * ``hybrid`` — the BM25 top-``candidates`` and the visual first stage's top-``candidates`` (each with the filter
   applied inside it), exact MaxSim over their union, then the final score fuses the BM25 scores with the MaxSim
-  scores (:mod:`colbert.fusion`; a min-max normalised weighted sum by default, or RRF of the ranks). Every hit says
-  which signals found it: ``text`` and/or ``visual`` (each with its score and 1-based rank in its own candidate
+  scores (a min-max normalised weighted sum by default, or RRF of the ranks: the fusion methods below). Every
+  hit says which signals found it: ``text`` and/or ``visual`` (each with its score and 1-based rank in its own candidate
   list), and its ``maxsim`` score and rank within the union.
 
 :func:`fuse` is the backend-independent last step: backends supply the three score maps keyed by their own unit
@@ -24,6 +24,37 @@ a = 0.3, b = 0.7, c = 0.35:
 
 >>> [(u, round(s, 5)) for u, s, _ in fuse(text, visual, maxsim, 3, Fusion("weighted", text_weight=0.3))]
 [('b', 0.7), ('c', 0.35), ('a', 0.3)]
+
+**The fusion methods.**
+
+Two methods, both small pure functions over ``{item: score}`` maps (higher is better in every input):
+
+* :func:`rrf` — reciprocal-rank fusion (Cormack et al. 2009): ``sum_s weight_s / (k + rank_s)``, ranks from 1,
+  an item missing from a signal contributing nothing for it. Scale-free: BM25 scores (unbounded, query-dependent)
+  and MaxSim scores (sums of cosines) need no calibration; ``k = 60`` as in the paper and in Qdrant,
+  Elasticsearch and LightOn's next-plaid.
+* :func:`weighted_sum` — min-max normalise each signal over its own list to [0, 1], then ``sum_s weight_s ·
+  norm_s`` (missing: 0). Uses the score gaps that RRF discards; sensitive to outliers in either list. **The
+  default** of hybrid search (``JEV4_SEARCH_FUSION=weighted``; see docs/collections.md for the evaluation behind
+  the choice).
+
+Ties in the fused score are broken by the item itself (ascending), so results are deterministic.
+
+Worked example (ranks: a is 1st by text, 2nd by visual; b is 2nd / 1st; c only visual, 3rd)::
+
+    rrf(a) = 1/(60+1) + 1/(60+2) = 0.0163934 + 0.0161290 = 0.0325225
+    rrf(b) = 1/(60+2) + 1/(60+1)                         = 0.0325225   (tie: "a" < "b")
+    rrf(c) =            1/(60+3)                         = 0.0158730
+
+>>> text = {"a": 12.0, "b": 7.5}
+>>> visual = {"b": 0.91, "a": 0.80, "c": 0.42}
+>>> [(item, round(score, 7)) for item, score in rrf({"text": text, "visual": visual})]
+[('a', 0.0325225), ('b', 0.0325225), ('c', 0.015873)]
+
+Weighted sum of the same lists (text normalised: a 1.0, b 0.0; visual: b 1.0, a (0.80-0.42)/0.49, c 0.0)::
+
+>>> [(item, round(score, 4)) for item, score in weighted_sum({"text": text, "visual": visual}, {"text": 0.5})]
+[('a', 0.8878), ('b', 0.5), ('c', 0.0)]
 """
 
 from __future__ import annotations
@@ -31,15 +62,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from colbert.errors import InvalidQueryError
-from colbert.fusion import DEFAULT_RRF_K, ranks, rrf, weighted_sum
-from colbert.text import query_terms
 
-__all__ = ["Fusion", "SearchMode", "Signal", "check_query_text", "fuse", "parse_mode", "signals_of"]
+__all__ = ["DEFAULT_RRF_K", "Fusion", "SearchMode", "Signal", "fuse", "ranks", "rrf", "signals_of", "weighted_sum"]
 
 K = TypeVar("K", bound=Hashable)
+DEFAULT_RRF_K: Final = 60
 
 
 class SearchMode(enum.StrEnum):
@@ -84,26 +114,6 @@ class Fusion:
         return {"text": float(self.text_weight), "maxsim": 1.0 - float(self.text_weight)}
 
 
-def parse_mode(mode: object) -> SearchMode:
-    """``mode`` as a :class:`SearchMode`; ``InvalidQueryError`` naming the accepted values."""
-    try:
-        return SearchMode(str(mode)) if isinstance(mode, str) else SearchMode(mode)  # type: ignore[arg-type]
-    except ValueError:
-        raise InvalidQueryError(
-            f"mode must be one of {', '.join(m.value for m in SearchMode)}, got {mode!r:.40}"
-        ) from None
-
-
-def check_query_text(query_text: object, max_terms: int) -> str:
-    """The query text of a text/hybrid search; ``InvalidQueryError`` when missing or with too many terms."""
-    if not isinstance(query_text, str) or not query_text.strip():
-        raise InvalidQueryError("modes 'text' and 'hybrid' need query_text: a non-empty string of words")
-    n = len(query_terms(query_text))
-    if n > max_terms:
-        raise InvalidQueryError(f"query_text has {n} distinct words, at most {max_terms} are searched: shorten it")
-    return query_text
-
-
 def signals_of(**lists: Mapping[K, float]) -> dict[K, dict[str, Signal]]:
     """Per unit, each named signal's score and rank (only the signals whose list holds the unit)."""
     out: dict[K, dict[str, Signal]] = {}
@@ -123,3 +133,54 @@ def fuse(
     fused = rrf(lists, weights, k=fusion.k) if fusion.method == "rrf" else weighted_sum(lists, weights)
     signals = signals_of(text=text, visual=visual, maxsim=maxsim)
     return [(unit, score, signals[unit]) for unit, score in fused[:k] if unit in signals]
+
+
+def ranks(scores: Mapping[K, float]) -> dict[K, int]:
+    """1-based rank of each item, best score first (ties: the smaller item first).
+
+    >>> ranks({"x": 0.5, "y": 2.0, "z": 0.5})
+    {'y': 1, 'x': 2, 'z': 3}
+    """
+    order = sorted(scores, key=lambda item: (-scores[item], item))
+    return {item: i + 1 for i, item in enumerate(order)}
+
+
+def _sorted(fused: dict[K, float]) -> list[tuple[K, float]]:
+    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def rrf(
+    signals: Mapping[str, Mapping[K, float]], weights: Mapping[str, float] | None = None, *, k: int = DEFAULT_RRF_K
+) -> list[tuple[K, float]]:
+    """Reciprocal-rank fusion of ``signals`` (name -> {item: score}); ``weights`` default to 1 per signal."""
+    if k < 1:
+        raise ValueError(f"the RRF constant k must be >= 1, got {k}")
+    fused: dict[K, float] = {}
+    for name, scores in signals.items():
+        w = 1.0 if weights is None else float(weights.get(name, 1.0))
+        for item, rank in ranks(scores).items():
+            fused[item] = fused.get(item, 0.0) + w / (k + rank)
+    return _sorted(fused)
+
+
+def weighted_sum(
+    signals: Mapping[str, Mapping[K, float]], weights: Mapping[str, float] | None = None
+) -> list[tuple[K, float]]:
+    """Min-max normalised weighted sum; a signal's weight defaults to ``1 - sum(given weights)`` shared evenly
+    among the signals not given (so ``{"text": 0.3}`` over text+visual means 0.3 text, 0.7 visual)."""
+    given = dict(weights or {})
+    rest = [name for name in signals if name not in given]
+    share = (1.0 - sum(given.values())) / len(rest) if rest else 0.0
+    fused: dict[K, float] = {}
+    for name, scores in signals.items():
+        w = float(given.get(name, share))
+        if not scores:
+            continue
+        lo, hi = min(scores.values()), max(scores.values())
+        for item, s in scores.items():
+            norm = (s - lo) / (hi - lo) if hi > lo else 1.0
+            fused[item] = fused.get(item, 0.0) + w * norm
+    for scores in signals.values():
+        for item in scores:
+            fused.setdefault(item, 0.0)
+    return _sorted(fused)

@@ -30,10 +30,11 @@ import numpy as np
 from colbert._validate import query_arrays
 from colbert.errors import InvalidQueryError
 from colbert.filters import MetadataFilter, parse_filter
-from colbert.hybrid import Fusion, SearchMode, check_query_text, parse_mode
+from colbert.hybrid import Fusion, SearchMode
 from colbert.store import CollectionConfig, StoreLimits
+from colbert.text import query_terms
 
-__all__ = ["FIRST_STAGES", "CheckedQuery", "Query", "SearchOptions", "checked_query"]
+__all__ = ["FIRST_STAGES", "CheckedQuery", "Query", "SearchOptions", "check_query_text", "checked_query", "parse_mode"]
 
 FIRST_STAGES = ("dense", "pooled", "ivf")
 
@@ -145,3 +146,23 @@ def checked_query(query: Query, options: SearchOptions, config: CollectionConfig
         return CheckedQuery(None, None, text)
     q, dense = query_arrays(query.multivector, query.dense, config, limits)
     return CheckedQuery(q, dense, text)
+
+
+def parse_mode(mode: object) -> SearchMode:
+    """``mode`` as a :class:`SearchMode`; ``InvalidQueryError`` naming the accepted values."""
+    try:
+        return SearchMode(str(mode)) if isinstance(mode, str) else SearchMode(mode)  # type: ignore[arg-type]
+    except ValueError:
+        raise InvalidQueryError(
+            f"mode must be one of {', '.join(m.value for m in SearchMode)}, got {mode!r:.40}"
+        ) from None
+
+
+def check_query_text(query_text: object, max_terms: int) -> str:
+    """The query text of a text/hybrid search; ``InvalidQueryError`` when missing or with too many terms."""
+    if not isinstance(query_text, str) or not query_text.strip():
+        raise InvalidQueryError("modes 'text' and 'hybrid' need query_text: a non-empty string of words")
+    n = len(query_terms(query_text))
+    if n > max_terms:
+        raise InvalidQueryError(f"query_text has {n} distinct words, at most {max_terms} are searched: shorten it")
+    return query_text

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from model.errors import InvalidTaskError
-from service.embeddings.inputs import parse_api_task
+from service.embeddings.embed import parse_api_task
 from service.settings_rules import (
     CLIENT_VARIABLES,
     ENV_PREFIX,
@@ -257,9 +257,10 @@ class Settings:
     """Keep each uploaded document's original file (the PDF, the image, the text/code file) with the document, for
     GET /v1/collections/{name}/documents/{id}/file. On by default: a kept PDF's pages are rendered from it when
     shown instead of storing an image per page, which is the smaller choice (~7 KB of PDF against ~40 KB of WebP
-    per page on typical PDFs); a text/code file adds its own bytes (small beside its vectors) and an image upload
-    adds the image beside its stored WebP. Applies to uploads made while it is on; a replace made while it is off
-    drops the old original."""
+    per page on typical PDFs); a PNG, JPEG or WebP image upload likewise stores no page image (it is made again
+    from the kept image), another image kind is kept beside its stored WebP, and a text/code file adds its own
+    bytes (small beside its vectors). Applies to uploads made while it is on; a replace made while it is off drops
+    the old original."""
     job_heartbeat_s: float = 2.0
     """Seconds between the heartbeats a process writes for its running indexing jobs (jobs are stored in the
     backend, so every process sees them)."""

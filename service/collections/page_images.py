@@ -7,7 +7,12 @@ What is kept (chosen by measurement: ``bench/page_images.py``; 56 real PDF pages
   to its :class:`~model.layout.PageLayout`'s ``image_size``, so the similarity map and the highlight boxes fall on
   the same pixels as before. The PDF costs ~7 KB per page where a PNG of the page cost ~161 KB; a render costs
   ~80 ms (a few recent renders are cached here, and the ETag lets a browser keep its copy).
-- any other page (an image upload, an e-book or office file converted to PDF, a PDF without its original):
+- the page of an **image upload whose original is kept** and is a PNG, JPEG or WebP (:data:`IMAGE_MEDIA_TYPES`):
+  no image either. The original is decoded as indexing decoded it and resized to the layout's ``image_size`` on
+  demand (the pixels the model saw, lossless, where the WebP copy was lossy); ``bench/image_uploads.py``: the
+  WebP added ~22 % to the kept originals (~17 KB per image), a first request decodes in ~5-50 ms. Other image
+  formats (GIF, BMP, TIFF) keep their WebP: a browser may not show them, so their original is no page image.
+- any other page (an e-book or office file converted to PDF, a PDF or an image without its original):
   **WebP at quality** :data:`WEBP_QUALITY`, method :data:`WEBP_METHOD` (~40 KB per page; text stays legible:
   compare crops with the bench's ``--crops``; OCR finds ~0.87-0.90 of the words it finds on the PNG, where JPEG
   at a similar size finds ~0.6; and it encodes faster than the PNG did).
@@ -28,15 +33,18 @@ from typing import TYPE_CHECKING, Final
 
 from PIL import Image
 
+from model.errors import ImageTooLargeError
+from model.images import load_image
 from model.layout import PageLayout
 from service.engine.render_pool import render_pages
-from service.errors import NotFoundError
+from service.errors import NotFoundError, naming
 
 if TYPE_CHECKING:
     from colbert.store import OriginalFile, Store
     from service.collections.converters.base import PageLimits
 
 __all__ = [
+    "IMAGE_MEDIA_TYPES",
     "PDF_MEDIA_TYPE",
     "WEBP_METHOD",
     "WEBP_QUALITY",
@@ -50,6 +58,7 @@ __all__ = [
 ]
 
 PDF_MEDIA_TYPE: Final = "application/pdf"
+IMAGE_MEDIA_TYPES: Final = frozenset({"image/png", "image/jpeg", "image/webp"})  # originals that are page images
 WEBP_QUALITY: Final = 75  # bench/page_images.py: ~25 % of the PNG's bytes; q60 saves 10 % more but OCR loses words
 WEBP_METHOD: Final = 2  # 0 fastest .. 6 smallest: 2 is ~3 % larger than Pillow's default 4 at half its encode time
 _CACHED_RENDERS: Final = 16  # rendered pages kept (PNG bytes, ~160 KB each): a page, its neighbours, its thumbnail
@@ -59,8 +68,9 @@ _CACHE_LOCK = threading.Lock()
 
 @dataclass(frozen=True, slots=True)
 class PagePicture:
-    """Where one stored page's image comes from: its stored bytes, or (``stored`` None) its document's kept PDF
-    rendered at ``size``. ``tag`` names the pixels (a hex digest): it changes when the document is replaced."""
+    """Where one stored page's image comes from: its stored bytes, or (``stored`` None) its document's kept original
+    (a PDF's page rendered, an image decoded) at ``size``. ``tag`` names the pixels (a hex digest): it changes
+    when the document is replaced."""
 
     doc_id: str
     page: int
@@ -70,8 +80,12 @@ class PagePicture:
 
 
 def renders_from_original(original: OriginalFile | None) -> bool:
-    """Whether a page document kept with ``original`` stores no page images (they render from the kept PDF)."""
-    return original is not None and original.media_type == PDF_MEDIA_TYPE
+    """Whether a page document kept with ``original`` stores no page images (they are made again from it)."""
+    return original is not None and _made_from(original.media_type)
+
+
+def _made_from(media_type: str) -> bool:
+    return media_type == PDF_MEDIA_TYPE or media_type in IMAGE_MEDIA_TYPES
 
 
 def encode_stored(image: Image.Image) -> bytes:
@@ -107,7 +121,7 @@ def locate(store: Store, doc_id: str, page: int) -> PagePicture | None:
     if stored is not None:
         return PagePicture(doc_id, page, stored, None, hashlib.sha256(stored).hexdigest()[:32])
     info = store.get_document(doc_id)
-    if info is None or info.file is None or info.file.media_type != PDF_MEDIA_TYPE:
+    if info is None or info.file is None or not _made_from(info.file.media_type):
         return None
     record = store.get_unit(doc_id, page)
     layout = None if record is None else PageLayout.from_metadata(record.metadata)
@@ -119,8 +133,8 @@ def locate(store: Store, doc_id: str, page: int) -> PagePicture | None:
 
 
 def load(store: Store, picture: PagePicture, limits: PageLimits) -> bytes:
-    """The page image's bytes (blocking): the stored ones, or the kept PDF's page rendered at ``limits.dpi`` and
-    resized to ``picture.size``, as PNG (404 ``page_not_found`` when the document was replaced meanwhile)."""
+    """The page image's bytes (blocking): the stored ones, or made again from the kept original at
+    ``picture.size``, as PNG (404 ``page_not_found`` when the document was replaced meanwhile)."""
     if picture.stored is not None:
         return picture.stored
     with _CACHE_LOCK:
@@ -129,22 +143,13 @@ def load(store: Store, picture: PagePicture, limits: PageLimits) -> bytes:
             _CACHE.move_to_end(picture.tag)
             return cached
     original = store.get_original(picture.doc_id)
-    if original is None or picture.size is None:
+    if original is None or picture.size is None or not _made_from(original.media_type):
         raise NotFoundError(
-            f"document {picture.doc_id!r} no longer has a kept PDF to render page {picture.page} from (it was "
-            "replaced or deleted meanwhile): search again",
+            f"document {picture.doc_id!r} no longer has a kept original to make page {picture.page}'s image from "
+            "(it was replaced or deleted meanwhile): search again",
             code="page_not_found",
         )
-    (rendered,) = render_pages(
-        original.data,
-        dpi=limits.dpi,
-        pages=[picture.page],
-        max_pages=1,
-        max_bytes=limits.max_bytes,
-        max_pixels_per_page=limits.max_decoded_pixels,
-        pool=limits.render_pool,
-    )
-    image = rendered.image
+    image = _as_indexed(original, picture.page, limits)
     if image.size != picture.size:  # as indexing's resize to the layout (service.collections.indexing._as_seen)
         image = image.resize(picture.size, Image.Resampling.BICUBIC)
     data = _png(image)
@@ -153,6 +158,24 @@ def load(store: Store, picture: PagePicture, limits: PageLimits) -> bytes:
         while len(_CACHE) > _CACHED_RENDERS:
             _CACHE.popitem(last=False)
     return data
+
+
+def _as_indexed(original: OriginalFile, page: int, limits: PageLimits) -> Image.Image:
+    """The page as indexing had it before the resize: the PDF's page rendered at ``limits.dpi``, or the image
+    decoded (as :mod:`service.collections.converters.image` does)."""
+    if original.media_type != PDF_MEDIA_TYPE:
+        with naming((ImageTooLargeError, "max_decoded_pixels")):
+            return load_image(original.data, max_decoded_pixels=limits.max_decoded_pixels)
+    (rendered,) = render_pages(
+        original.data,
+        dpi=limits.dpi,
+        pages=[page],
+        max_pages=1,
+        max_bytes=limits.max_bytes,
+        max_pixels_per_page=limits.max_decoded_pixels,
+        pool=limits.render_pool,
+    )
+    return rendered.image
 
 
 def _png(image: Image.Image) -> bytes:

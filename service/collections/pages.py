@@ -4,7 +4,8 @@ The search page (``/ui/``) shows images by URL instead of base64 inside search a
 similarity map when a person opens it (also for the previous / next page of the document, which need not be hits).
 
 - ``page_image`` returns the page at the size the model embedded it (:mod:`.page_images`: the stored image as
-  stored, WebP or an older index's PNG, or the kept PDF's page rendered on demand, as PNG) or a thumbnail: the
+  stored, WebP or an older index's PNG, or made on demand from the kept original PDF or image, as PNG) or a
+  thumbnail: the
   same image scaled down to at most ``Settings.thumbnail_max_side`` pixels on its longer side, as JPEG (quality
   85; pages are RGB). The ETag is a hash naming the pixels (the stored bytes, or the kept PDF's hash with the page
   and its size) plus the variant, so a replaced document gets new tags, and a 304 costs no render.

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from colbert.fusion import DEFAULT_RRF_K
-from colbert.hybrid import Fusion, SearchMode, parse_mode
+from colbert.hybrid import DEFAULT_RRF_K, Fusion, SearchMode
 from colbert.search import SearchOptions as StoreSearchOptions
+from colbert.search import parse_mode
 from colbert.store import StoreLimits
 from service.collections.converters.base import PageLimits
 from service.collections.regions import check_regions

@@ -1,4 +1,9 @@
-"""``POST /v1/embeddings`` logic: options, preparation, batching, truncation, wire encoding, usage.
+"""``POST /v1/embeddings``: the request's one typed form (:class:`CheckedRequest`), and its run.
+
+:meth:`CheckedRequest.parse` turns the wire body (``schemas.EmbeddingsRequest``) into the typed request, checking
+in this order (a request with two mistakes gets the first one's 422): the task, the encodings, ``normalized``,
+``dimensions``, then the input items. :func:`embed_request` runs it: prepare (``prepare.py``), batch and encode
+(the batcher and the model), then each vector in the wire encodings asked for (``encoding.py``).
 
 Decisions (documented in the README's API section):
 
@@ -13,6 +18,29 @@ Decisions (documented in the README's API section):
   ``embeddings``, computed by the same forward pass; ``dimensions`` then applies to ``embedding``.
 - ``normalized`` (Jina's v3/v5 field): v4 vectors are always L2-normalised, so ``true`` changes nothing and
   ``false`` is a 422 (it would ask for something this model cannot give).
+
+The loosely typed ``input`` becomes typed items, naming the offending index on error (the rerank route parses
+its ``documents`` with the same functions):
+
+>>> parse_inputs(["a cat", {"text": "a dog"}, {"image": "iVBOR..."}, {"pdf": "JVBER...", "pages": "1-2"}])
+... # doctest: +NORMALIZE_WHITESPACE
+[TextItem(text='a cat'), TextItem(text='a dog'), ImageItem(source='iVBOR...'),
+ PdfItem(source='JVBER...', pages='1-2')]
+>>> parse_inputs("one string")
+[TextItem(text='one string')]
+>>> parse_api_task("code.query").api_name
+'code.query'
+>>> parse_api_task("retrieval")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+model.errors.InvalidTaskError: task 'retrieval' names an adapter, not a task: send 'retrieval.query' (queries) or ...
+
+Aliases (shapes Jina's API and its published clients send; docs/clients.md):
+
+>>> parse_inputs([{"url": "https://x/cat.png"}, {"bytes": "iVBOR..."}, "data:image/png;base64,iVBOR..."])
+... # doctest: +NORMALIZE_WHITESPACE
+[ImageItem(source='https://x/cat.png'), ImageItem(source='iVBOR...'),
+ ImageItem(source='data:image/png;base64,iVBOR...')]
 """
 
 from __future__ import annotations
@@ -25,71 +53,230 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from model.errors import InvalidDimensionError
-from model.pooling import truncate as truncate_dims
-from model.types import TaskSpec
-from service.embeddings.encoding import EmbeddingType, encode_value, parse_embedding_types
-from service.embeddings.inputs import parse_api_task, parse_inputs
+from model.errors import InvalidDimensionError, InvalidTaskError
+from model.types import TaskSpec, parse_task
+from service.embeddings.encoding import EmbeddingType, encode_value
 from service.embeddings.schemas import EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, Usage
-from service.errors import UnprocessableError
+from service.errors import PayloadTooLargeError, UnprocessableError
 
 if TYPE_CHECKING:
     from model.types import EmbeddingOutput
     from service.embeddings.prepare import Row
     from service.engine.runtime import Runtime
 
-__all__ = ["EmbedOptions", "embed_request", "resolve_options"]
+__all__ = [
+    "API_TASKS",
+    "CheckedRequest",
+    "ImageItem",
+    "InputItem",
+    "PdfItem",
+    "TextItem",
+    "embed_request",
+    "parse_api_task",
+    "parse_embedding_types",
+    "parse_inputs",
+    "parse_item",
+]
+
+API_TASKS = ("retrieval.query", "retrieval.passage", "text-matching", "code.query", "code.passage")
+# Their specs, parsed once: a request looks its task up; only a name that is not one reaches parse_task's errors.
+_API_SPECS = {name: parse_task(name) for name in API_TASKS}
+
+
+def parse_api_task(name: str) -> TaskSpec:
+    """One of the five API task names (:data:`API_TASKS`). A bare adapter name (``retrieval``, ``code``) is refused
+    rather than guessed: the reference's ``encode_text`` would read it as a query, an omitted task means a passage
+    here, and a silent guess either way embeds half a corpus on the wrong side."""
+    if name in ("retrieval", "code"):
+        raise InvalidTaskError(
+            f"task {name!r} names an adapter, not a task: send '{name}.query' (queries) or '{name}.passage' "
+            f"(documents); the tasks are {', '.join(API_TASKS)}"
+        )
+    spec = _API_SPECS.get(name)
+    return spec if spec is not None else parse_task(name)
 
 
 @dataclass(frozen=True, slots=True)
-class EmbedOptions:
-    """The validated knobs of one request."""
+class TextItem:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageItem:
+    source: str  # URL, base64 or data URI
+
+
+@dataclass(frozen=True, slots=True)
+class PdfItem:
+    source: str  # URL, base64 or data URI
+    pages: str | None = None  # "1-3,7" (1-based); None = every page up to the cap
+
+
+InputItem = TextItem | ImageItem | PdfItem
+
+_KINDS = '"text", "image" or "pdf"'
+_OTHER_MODALITIES = ("audio", "video")
+# {"url": ...} and {"bytes": base64} are Jina's image objects of the CLIP era, still sent by LlamaIndex's and
+# LangChain's Jina embeddings for images.
+_IMAGE_ALIASES = ("url", "bytes")
+
+
+def parse_inputs(raw: Any, *, max_items: int | None = None, field: str = "input") -> list[InputItem]:
+    """A string, one object, or a list of strings/objects -> items. Empty and token-id lists are refused."""
+    values = raw if isinstance(raw, list) else [raw]
+    if not values:
+        raise UnprocessableError(f"{field} is empty; expected at least one item", code="empty_input")
+    if max_items is not None and len(values) > max_items:
+        raise PayloadTooLargeError(
+            f"{field} has {len(values)} items, more than the limit of {max_items} per request "
+            "(JEV4_MAX_ITEMS_PER_REQUEST)",
+            code="too_many_items",
+        )
+    return [parse_item(value, f"{field}[{i}]" if isinstance(raw, list) else field) for i, value in enumerate(values)]
+
+
+def parse_item(value: Any, where: str) -> InputItem:
+    """One input value -> an item (422 naming ``where`` when it is neither a string nor a known object)."""
+    if isinstance(value, str):
+        return _from_string(value, where)
+    if isinstance(value, int | float | list):
+        raise UnprocessableError(
+            f"{where}: token ids and numbers are not accepted; send text as a string or {{'text': ...}}",
+            code="invalid_input",
+        )
+    if not isinstance(value, dict):
+        raise UnprocessableError(f"{where}: expected a string or an object with {_KINDS}", code="invalid_input")
+    alias = [k for k in _IMAGE_ALIASES if k in value]
+    if alias and not any(k in value for k in ("text", "image", "pdf")):
+        value = {"image" if k == alias[0] else k: v for k, v in value.items()}
+    kinds = [k for k in ("text", "image", "pdf") if k in value]
+    other = [k for k in _OTHER_MODALITIES if k in value]
+    if other:
+        raise UnprocessableError(
+            f"{where}: {other[0]} inputs are not supported: this server serves jina-embeddings-v4, which embeds "
+            f"text, images and PDF pages; send an object with {_KINDS}",
+            code="unsupported_input_type",
+        )
+    if len(kinds) != 1:
+        found = ", ".join(sorted(map(str, value))) or "none"
+        raise UnprocessableError(
+            f"{where}: expected an object with exactly one of {_KINDS}; found keys: {found}",
+            code="invalid_input",
+        )
+    kind = kinds[0]
+    allowed = {"pdf": {"pdf", "pages"}}.get(kind, {kind})
+    extra = sorted(set(value) - allowed)
+    if extra:
+        raise UnprocessableError(
+            f"{where}: unknown key(s) for a {kind} input: {', '.join(extra)}", code="invalid_input"
+        )
+    content = value[kind]
+    if not isinstance(content, str):
+        raise UnprocessableError(
+            f"{where}.{kind}: expected a string, got {type(content).__name__}", code="invalid_input"
+        )
+    if kind == "text":
+        return _text(content, f"{where}.text")
+    if kind == "image":
+        return ImageItem(content)
+    pages = value.get("pages")
+    if pages is not None and not isinstance(pages, str):
+        raise UnprocessableError(f'{where}.pages: expected a string like "1-3,7"', code="invalid_input")
+    return PdfItem(content, pages)
+
+
+def _text(value: str, where: str) -> TextItem:
+    """Empty strings are refused, as OpenAI's and TEI's APIs do (the model would embed the prefix alone)."""
+    if not value:
+        raise UnprocessableError(f"{where}: empty string; send at least one character", code="empty_input")
+    return TextItem(value)
+
+
+def _from_string(value: str, where: str) -> InputItem:
+    """A bare string is text, except a base64 data URI of an image or a PDF (Haystack's Jina image embedder
+    sends images this way; no text starts with ``data:image/...;base64,``)."""
+    head = value[:64].lower()
+    if head.startswith("data:") and ";base64," in head:
+        if head.startswith("data:image/"):
+            return ImageItem(value)
+        if head.startswith("data:application/pdf;"):
+            return PdfItem(value)
+    return _text(value, where)
+
+
+def parse_embedding_types(value: str | Sequence[str]) -> list[EmbeddingType]:
+    """``"float"`` or ``["float", "binary"]`` -> enum list (order kept, duplicates dropped).
+
+    Raises ValueError naming the allowed values (the caller maps it to a 422)."""
+    names = [value] if isinstance(value, str) else list(value)
+    if not names:
+        raise ValueError("embedding_type must name at least one of: float, base64, binary, ubinary")
+    out: list[EmbeddingType] = []
+    for name in names:
+        try:
+            kind = EmbeddingType(name)
+        except ValueError:
+            raise ValueError(
+                f"unknown embedding_type {name!r}; expected one of: float, base64, binary, ubinary"
+            ) from None
+        if kind not in out:
+            out.append(kind)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedRequest:
+    """One ``/v1/embeddings`` body, checked and typed: what to embed, with which task, and how to answer."""
 
     spec: TaskSpec
-    kinds: list[EmbeddingType]
-    as_dict: bool
+    items: list[InputItem]
+    kinds: list[EmbeddingType]  # the wire encodings, in the order asked
+    as_dict: bool  # a list ``embedding_type``: each value is an object keyed by type
     dimensions: int | None
     multivector: bool
     dense: bool
     late_chunking: bool
     truncate: bool
 
-
-def resolve_options(data: EmbeddingsRequest, default_task: str, allowed_dims: Collection[int]) -> EmbedOptions:
-    """Validate task, encoding and dimensions (422 with the allowed values on error)."""
-    spec = parse_api_task(data.task if data.task is not None else default_task)
-    kinds = _kinds(data)
-    if data.normalized is False:
-        raise UnprocessableError(
-            "normalized=false is not available: jina-embeddings-v4 vectors are always L2-normalised "
-            "(drop normalized or send true)",
-            code="invalid_normalized",
-        )
-    dense = not data.return_multivector or data.return_dense
-    if data.dimensions is not None:
-        if not dense:
+    @classmethod
+    def parse(
+        cls, data: EmbeddingsRequest, *, default_task: str, allowed_dims: Collection[int], max_items: int | None
+    ) -> CheckedRequest:
+        """Check the body in the module doc's order (422 naming the allowed values, 413 for too many items)."""
+        spec = parse_api_task(data.task if data.task is not None else default_task)
+        kinds = _kinds(data)
+        if data.normalized is False:
             raise UnprocessableError(
-                "dimensions applies to single vectors; multi-vectors are always 128-d "
-                "(drop dimensions, or add return_dense=true to get both)",
-                code="invalid_dimensions",
+                "normalized=false is not available: jina-embeddings-v4 vectors are always L2-normalised "
+                "(drop normalized or send true)",
+                code="invalid_normalized",
             )
-        if data.dimensions not in allowed_dims:
-            raise InvalidDimensionError(f"dimensions must be one of {sorted(allowed_dims)}, got {data.dimensions}")
-    return EmbedOptions(
-        spec=spec,
-        kinds=kinds,
-        as_dict=isinstance(_requested_type(data), list),
-        dimensions=data.dimensions,
-        multivector=data.return_multivector,
-        dense=dense,
-        late_chunking=data.late_chunking,
-        truncate=data.truncate,
-    )
+        dense = not data.return_multivector or data.return_dense
+        if data.dimensions is not None:
+            if not dense:
+                raise UnprocessableError(
+                    "dimensions applies to single vectors; multi-vectors are always 128-d "
+                    "(drop dimensions, or add return_dense=true to get both)",
+                    code="invalid_dimensions",
+                )
+            if data.dimensions not in allowed_dims:
+                raise InvalidDimensionError(f"dimensions must be one of {sorted(allowed_dims)}, got {data.dimensions}")
+        return cls(
+            spec=spec,
+            items=parse_inputs(data.input, max_items=max_items),
+            kinds=kinds,
+            as_dict=isinstance(_requested_type(data), list),
+            dimensions=data.dimensions,
+            multivector=data.return_multivector,
+            dense=dense,
+            late_chunking=data.late_chunking,
+            truncate=data.truncate,
+        )
 
 
 def _requested_type(data: EmbeddingsRequest) -> str | list[str]:
     """The one encoding asked for by ``embedding_type``, its alias ``encoding_type`` and/or OpenAI's
-    ``encoding_format`` (400 when they disagree); ``float`` when none is given."""
+    ``encoding_format`` (422 when they disagree); ``float`` when none is given."""
     given = {
         name: value
         for name, value in (
@@ -123,21 +310,25 @@ async def embed_request(runtime: Runtime, data: EmbeddingsRequest) -> Embeddings
     runtime.check_model(data.model)
     encoder, batcher, preparer = runtime.engine()
     info = encoder.info
-    options = resolve_options(data, runtime.default_task, {*info.matryoshka_dims, info.hidden_size})
-    items = parse_inputs(data.input, max_items=runtime.limits.max_items_per_request)
+    request = CheckedRequest.parse(
+        data,
+        default_task=runtime.default_task,
+        allowed_dims={*info.matryoshka_dims, info.hidden_size},
+        max_items=runtime.limits.max_items_per_request,
+    )
     rows: list[Row] | None = None
-    if options.late_chunking:
-        late = await preparer.prepare_late_chunks(items, options.spec, truncate=options.truncate)
-        outputs = await batcher.embed_late_chunks(late, return_multivector=options.multivector)
+    if request.late_chunking:
+        late = await preparer.prepare_late_chunks(request.items, request.spec, truncate=request.truncate)
+        outputs = await batcher.embed_late_chunks(late, return_multivector=request.multivector)
         tokens = late.prepared.num_tokens
         runtime.metrics.tokens.labels(kind="late_chunk").inc(tokens)
     else:
-        rows = await preparer.prepare(items, options.spec, truncate=options.truncate)
-        outputs = await batcher.embed([row.prepared for row in rows], return_multivector=options.multivector)
+        rows = await preparer.prepare(request.items, request.spec, truncate=request.truncate)
+        outputs = await batcher.embed([row.prepared for row in rows], return_multivector=request.multivector)
         tokens = sum(row.prepared.num_tokens for row in rows)
         _count(runtime, rows)
     loop = asyncio.get_running_loop()
-    data_items = await loop.run_in_executor(runtime.pool, lambda: _build_items(outputs, rows, options, info))
+    data_items = await loop.run_in_executor(runtime.pool, lambda: _build_items(outputs, rows, request, info))
     return EmbeddingsResponse(
         model=runtime.model_name, usage=Usage(total_tokens=tokens, prompt_tokens=tokens), data=data_items
     )
@@ -155,24 +346,28 @@ def _count(runtime: Runtime, rows: Sequence[Row]) -> None:
 
 
 def _build_items(
-    outputs: Sequence[EmbeddingOutput], rows: Sequence[Row] | None, options: EmbedOptions, info: Any
+    outputs: Sequence[EmbeddingOutput], rows: Sequence[Row] | None, request: CheckedRequest, info: Any
 ) -> list[EmbeddingObject]:
     """Encode every output (pre-serialised as msgspec.Raw so the event loop only concatenates bytes)."""
     has_pdf = rows is not None and any(row.page is not None for row in rows)
+    # imported here, not at the top: model.pooling loads torch, and service.settings (the CLI's first import)
+    # reads parse_api_task from this module
+    from model.pooling import truncate as truncate_dims
+
     dense = np.stack([out.dense for out in outputs])  # (N, hidden)
-    if options.dimensions is not None and options.dimensions != dense.shape[1]:
-        dense = truncate_dims(dense, options.dimensions, info.matryoshka_dims)  # (N, dimensions)
+    if request.dimensions is not None and request.dimensions != dense.shape[1]:
+        dense = truncate_dims(dense, request.dimensions, info.matryoshka_dims)  # (N, dimensions)
     items: list[EmbeddingObject] = []
     for i, out in enumerate(outputs):
         item = EmbeddingObject(index=i)
-        if options.multivector:
+        if request.multivector:
             assert out.multivector is not None
             item.embeddings = msgspec.Raw(
-                msgspec.json.encode(encode_value(out.multivector, options.kinds, as_dict=options.as_dict))
+                msgspec.json.encode(encode_value(out.multivector, request.kinds, as_dict=request.as_dict))
             )
-        if options.dense:
+        if request.dense:
             item.embedding = msgspec.Raw(
-                msgspec.json.encode(encode_value(dense[i], options.kinds, as_dict=options.as_dict))
+                msgspec.json.encode(encode_value(dense[i], request.kinds, as_dict=request.as_dict))
             )
         if has_pdf and rows is not None:
             item.input_index = rows[i].input_index

@@ -42,7 +42,6 @@ __all__ = [
     "encode_multivector",
     "encode_value",
     "encode_vector",
-    "parse_embedding_types",
 ]
 
 
@@ -53,26 +52,6 @@ class EmbeddingType(enum.StrEnum):
     BASE64 = "base64"
     BINARY = "binary"
     UBINARY = "ubinary"
-
-
-def parse_embedding_types(value: str | Sequence[str]) -> list[EmbeddingType]:
-    """``"float"`` or ``["float", "binary"]`` -> enum list (order kept, duplicates dropped).
-
-    Raises ValueError naming the allowed values (the caller maps it to a 422)."""
-    names = [value] if isinstance(value, str) else list(value)
-    if not names:
-        raise ValueError("embedding_type must name at least one of: float, base64, binary, ubinary")
-    out: list[EmbeddingType] = []
-    for name in names:
-        try:
-            kind = EmbeddingType(name)
-        except ValueError:
-            raise ValueError(
-                f"unknown embedding_type {name!r}; expected one of: float, base64, binary, ubinary"
-            ) from None
-        if kind not in out:
-            out.append(kind)
-    return out
 
 
 def encode_vector(vector: npt.NDArray[np.float32], kind: EmbeddingType) -> Any:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from model.errors import ImageTooLargeError, InputTooLongError, NotAnImageError, PdfTooLargeError, TooManyPagesError
 from model.images import load_image
-from service.embeddings.inputs import ImageItem, InputItem, PdfItem, TextItem
+from service.embeddings.embed import ImageItem, InputItem, PdfItem, TextItem
 from service.embeddings.media import MediaLimits, load_source, wrong_kind
 from service.engine.render_pool import render_pages
 from service.errors import PayloadTooLargeError, UnprocessableError, name_setting, naming

@@ -22,7 +22,7 @@ import numpy as np
 
 from colbert.scoring import maxsim
 from model.types import PromptType, Task, TaskSpec
-from service.embeddings.inputs import ImageItem, InputItem, PdfItem, TextItem, parse_inputs, parse_item
+from service.embeddings.embed import ImageItem, InputItem, PdfItem, TextItem, parse_inputs, parse_item
 from service.embeddings.schemas import RerankRequest, RerankResponse, RerankResult, Usage
 from service.errors import UnprocessableError
 

@@ -188,7 +188,7 @@ def _media(kind: str, pattern: str) -> dict[str, Any]:
 
 
 def _input_objects(extra: tuple[str, ...], media: str, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The objects an input list takes (``service.embeddings.inputs``): exactly one of text / image / pdf, a
+    """The objects an input list takes (``service.embeddings.embed``): exactly one of text / image / pdf, a
     non-empty string, nothing else but the ``extra`` keys (a rerank document's ``id``)."""
     more = {k: {"type": "string"} for k in extra}
     return [

@@ -7,13 +7,13 @@ import doctest
 import pytest
 
 import colbert.filters
-import colbert.fusion
+import colbert.hybrid
 import colbert.text
-from colbert.fusion import ranks, rrf, weighted_sum
+from colbert.hybrid import ranks, rrf, weighted_sum
 from colbert.text import MAX_TOKEN_CHARS, query_terms, term_counts, tokens
 
 
-@pytest.mark.parametrize("module", [colbert.text, colbert.fusion, colbert.filters])
+@pytest.mark.parametrize("module", [colbert.text, colbert.hybrid, colbert.filters])
 def test_worked_examples(module: object) -> None:
     result = doctest.testmod(module, raise_on_error=False)  # type: ignore[arg-type]
     assert result.attempted > 0

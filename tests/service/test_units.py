@@ -16,8 +16,8 @@ from model.errors import (
     TooManyPagesError,
 )
 from service.collections.indexing import IndexOptions
-from service.embeddings.encoding import EmbeddingType, decode_base64, encode_value, encode_vector, parse_embedding_types
-from service.embeddings.inputs import ImageItem, PdfItem, TextItem, parse_inputs
+from service.embeddings.embed import ImageItem, PdfItem, TextItem, parse_embedding_types, parse_inputs
+from service.embeddings.encoding import EmbeddingType, decode_base64, encode_value, encode_vector
 from service.errors import QueueFullError, UnauthorizedError, UnprocessableError, error_info
 from service.http.auth import check_bearer
 from service.limits import InputLimits

@@ -74,9 +74,9 @@ class PagesController(Controller):
         "/image",
         summary="A stored page's image as the model saw it (WebP or PNG), or a JPEG thumbnail",
         description="`size=full` (default): the page as the model saw it (`cols*28` x `rows*28` px, the grid of "
-        "its similarity map): WebP as stored, or PNG when rendered again from the kept original PDF (or stored "
-        "by an older version). `size=thumbnail`: at most `JEV4_THUMBNAIL_MAX_SIDE` px on the longer side, JPEG. "
-        "`ETag` + `Cache-Control: private, no-cache`; `If-None-Match` answers 304.",
+        "its similarity map): WebP as stored, or PNG when made again from the kept original (a PDF, a PNG/JPEG/WebP "
+        "image; or stored by an older version). `size=thumbnail`: at most `JEV4_THUMBNAIL_MAX_SIDE` px on the "
+        "longer side, JPEG. `ETag` + `Cache-Control: private, no-cache`; `If-None-Match` answers 304.",
         media_type="image/webp",
     )
     async def image(

@@ -5,12 +5,14 @@ test_collections_search.py; restart, Qdrant and pooled first stage: test_collect
 from __future__ import annotations
 
 import contextlib
+import io
 import sqlite3
 import time
 from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.service.conftest import SERVER_ENV, LiveServer
 from tests.service.helpers import api_error as _error
@@ -122,17 +124,22 @@ def test_duplicate_id_is_409_and_replace_replaces(client: httpx.Client) -> None:
 
 def test_delete_document(client: httpx.Client, live_server: LiveServer) -> None:
     name = _create(client, "delete-doc")["name"]
-    client.post(f"/v1/collections/{name}/documents", json={"image": b64(png_bytes()), "document_id": "gone"})
+    # a GIF: kept as the original and, beside it, a stored page image (a kept PNG/JPEG/WebP is its own page image)
+    gif = io.BytesIO()
+    Image.open(io.BytesIO(png_bytes())).save(gif, format="GIF")
+    client.post(f"/v1/collections/{name}/documents", json={"image": b64(gif.getvalue()), "document_id": "gone"})
     db = live_server.data_dir / "collections" / name / "index.sqlite"  # the page image is in the index itself
 
-    def stored_images() -> int:
+    def stored() -> tuple[int, int]:
+        """(page images, originals) in the index."""
         with contextlib.closing(sqlite3.connect(db)) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM unit_images").fetchone()[0])
+            images = int(conn.execute("SELECT COUNT(*) FROM unit_images").fetchone()[0])
+            return images, int(conn.execute("SELECT COUNT(*) FROM originals").fetchone()[0])
 
-    assert stored_images() == 1
+    assert stored() == (1, 1)
     deleted = client.delete(f"/v1/collections/{name}/documents/gone")
     assert deleted.json() == {"id": "gone", "object": "document", "deleted": True}
-    assert stored_images() == 0
+    assert stored() == (0, 0)
     _error(client.get(f"/v1/collections/{name}/documents/gone"), 404, "document_not_found")
     _error(client.delete(f"/v1/collections/{name}/documents/gone"), 404, "document_not_found")
     client.delete(f"/v1/collections/{name}")

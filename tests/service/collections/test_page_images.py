@@ -3,6 +3,9 @@
 - A PDF kept as the original (``JEV4_KEEP_ORIGINALS``) stores no page image: the page route renders it again at
   exactly its stored layout's ``image_size`` (the pixels indexing rendered, so similarity maps and highlight
   boxes line up), with an ETag that a 304 answers without rendering and that a replace changes.
+- An image kept as the original (PNG, JPEG, WebP) stores no page image either: the page route decodes it and
+  resizes it to the layout's ``image_size`` (the pixels the model saw, lossless). A GIF (no page image a browser
+  is sure to show) keeps its WebP.
 - Any other page stores a WebP of that same size; search's ``image`` stays PNG of the same pixels.
 - An index written before (PNG page images) is served as it was: same bytes, same media type, same ETag.
 """
@@ -107,6 +110,50 @@ def test_replacing_a_kept_pdf_changes_the_tag(tiny_encoder: Any, tmp_path: Path)
         assert "page_not_found" in missing.text
 
 
+def _encoded(image: Image.Image, fmt: str) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+def test_kept_image_originals_store_no_page_image_and_serve_the_pixels_the_model_saw(
+    tiny_encoder: Any, tmp_path: Path
+) -> None:
+    from model.images import load_image
+
+    page = Image.open(io.BytesIO(pdf_page_png())).convert("RGB")
+    uploads = {"shot.png": _encoded(page, "PNG"), "scan.jpg": _encoded(page, "JPEG"), "anim.gif": _encoded(page, "GIF")}
+    with _app(tiny_encoder, tmp_path, keep_originals=True) as c:
+        for name, blob in uploads.items():
+            up = c.post(BASE, files={"file": (name, blob)}, data={"document_id": name})
+            assert up.status_code == 201, up.text
+        served = {name: c.get(f"{BASE}/{name}/pages/1/image") for name in uploads}
+        etag = served["shot.png"].headers["etag"]
+        assert c.get(f"{BASE}/shot.png/pages/1/image", headers={"If-None-Match": etag}).status_code == 304
+        hits = c.post(
+            "/v1/collections/lib/search", json={"query": "x", "include_image": True, "mode": "visual", "top_k": 3}
+        ).json()["results"]
+        assert {h["document_id"]: base64.b64decode(h["image"]) for h in hits}["scan.jpg"] == served["scan.jpg"].content
+    for name in ("shot.png", "scan.jpg"):
+        stored, layout, _meta = _stored(tmp_path, name, 1)
+        assert stored is None  # nothing beside the original it is made from
+        fmt, pixels = _pixels(served[name].content)
+        assert (fmt, served[name].headers["content-type"]) == ("PNG", "image/png")
+        seen = load_image(uploads[name]).resize(layout.image_size, Image.Resampling.BICUBIC)
+        assert np.array_equal(pixels, np.asarray(seen))  # the pixels the model saw: the similarity map's grid
+    stored, layout, _meta = _stored(tmp_path, "anim.gif", 1)
+    assert stored is not None
+    assert _pixels(stored)[0] == "WEBP"
+    assert served["anim.gif"].headers["content-type"] == "image/webp"
+
+
+def pdf_page_png() -> bytes:
+    """A real page (text, figures) as a screenshot would be: the report's first page at 72 DPI."""
+    from model.pdf import render_pages
+
+    return _encoded(render_pages(REPORT.read_bytes(), dpi=72, pages=[1])[0].image, "PNG")
+
+
 def test_pages_without_a_kept_pdf_store_a_webp_of_the_layout_size(tiny_encoder: Any, tmp_path: Path) -> None:
     pdf = REPORT.read_bytes()
     with _app(tiny_encoder, tmp_path, keep_originals=False) as c:  # no kept original (on by default)
@@ -169,7 +216,8 @@ def test_stored_encoding_media_types_and_png_view() -> None:
     assert np.array_equal(_pixels(png)[1], _pixels(webp)[1])  # the same pixels, losslessly re-encoded
     assert page_images.as_png(png) is png  # a PNG (an older index's) is passed through
     assert page_images.renders_from_original(OriginalFile(b"%PDF-1.7", "application/pdf", "a.pdf"))
-    assert not page_images.renders_from_original(OriginalFile(png, "image/png", "a.png"))  # images keep a WebP
+    assert page_images.renders_from_original(OriginalFile(png, "image/png", "a.png"))  # made again from it
+    assert not page_images.renders_from_original(OriginalFile(b"GIF89a", "image/gif", "a.gif"))  # keeps a WebP
     assert not page_images.renders_from_original(None)
 
 

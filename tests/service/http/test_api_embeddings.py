@@ -277,3 +277,28 @@ def test_jina_dimensions_example(client: httpx.Client, tiny_encoder: Any) -> Non
     }
     out = embed(client, **body)
     assert [len(d["embedding"]) for d in out["data"]] == [dims, dims]
+
+
+# Two mistakes in one request: the first of them in the validation order is the one answered (model, task,
+# encoding, normalized, dimensions, input). A client fixing one error at a time sees them in this order.
+_TWO_MISTAKES = [
+    ({"model": "nope", "task": "retrieval"}, "model_not_found", "not served here"),
+    ({"task": "retrieval", "encoding_format": "int8"}, "invalid_task", "names an adapter"),
+    ({"encoding_format": "int8", "embedding_type": "binary"}, "invalid_encoding", "'float' or 'base64'"),
+    ({"embedding_type": "binary", "encoding_type": "ubinary", "normalized": False}, "invalid_encoding", "differ"),
+    ({"embedding_type": "int8", "normalized": False}, "invalid_encoding", "unknown embedding_type"),
+    ({"normalized": False, "dimensions": 3}, "invalid_normalized", "normalized=false"),
+    ({"dimensions": 3, "return_multivector": True, "input": []}, "invalid_dimensions", "single vectors"),
+    ({"dimensions": 3, "input": []}, "invalid_dimensions", "must be one of"),
+    ({"input": ["ok", {"foo": "x"}, ""]}, "invalid_input", "input[1]"),
+]
+
+
+@pytest.mark.parametrize(("patch", "code", "fragment"), _TWO_MISTAKES)
+def test_the_first_mistake_in_validation_order_is_answered(
+    client: httpx.Client, patch: dict[str, Any], code: str, fragment: str
+) -> None:
+    response = client.post("/v1/embeddings", json={"input": ["hello"], **patch})
+    assert response.status_code in (404, 422), response.text
+    error = response.json()["error"]
+    assert (error["code"], fragment in error["message"]) == (code, True), error
