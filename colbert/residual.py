@@ -4,7 +4,7 @@ A stored token decodes to ``centroid[id] + value[dim, code_dim]`` per dimension,
 
     ⟨q, token⟩ = ⟨q, centroid[id]⟩ + Σ_j LUT_q[j, byte_j]
 
-where byte j packs ``8 / bits`` dimensions' codes and ``LUT_q[j, v]`` is the sum over those dimensions of
+where byte j packs ``PER_BYTE[levels]`` dimensions' codes and ``LUT_q[j, v]`` is the sum over those dimensions of
 ``q[dim] · value[dim, code(v)]``. Per query, :class:`ResidualScorer` builds the centroid table (Lq × K) and the byte
 tables (Lq × bytes × 256) once; the C kernel (``maxsim_residual`` in ``_maxsim_kernel.c``) then reads each stored
 token once and adds ``1 + bytes`` table rows of 32 query lanes (FAISS fast-scan style, in float32: exact with
@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from colbert import _kernel
-from colbert.codebook import Codebook
+from colbert.codebook import Codebook, place_values
 from colbert.errors import CodecError, InvalidQueryError
 from colbert.scoring import PackedDocs, maxsim
 
@@ -117,8 +117,8 @@ class ResidualScorer:
 def _byte_tables(q: FloatArray, book: Codebook) -> FloatArray:
     """(n, code bytes, 256): for each query row, byte position j and byte value v, Σ over the byte's dimensions of
     q[dim] · value[dim, code of dim in v] (dimensions past d contribute 0)."""
-    per, bits = 8 // book.bits, book.bits
-    levels = 1 << bits
+    levels, place = book.levels, place_values(book.levels)
+    per = place.shape[0]
     width = book.code_bytes * per
     values = np.zeros((width, levels), dtype=np.float32)  # (width, levels)
     values[: book.dim] = book.values
@@ -127,8 +127,8 @@ def _byte_tables(q: FloatArray, book: Codebook) -> FloatArray:
     qv = (qp[:, :, None] * values[None]).reshape(q.shape[0], book.code_bytes, per, levels)  # (n, nb, per, levels)
     v = np.arange(256)
     out = np.zeros((q.shape[0], book.code_bytes, 256), dtype=np.float32)
-    for slot in range(per):  # slot 0 is the most significant bits
-        code = (v >> (bits * (per - 1 - slot))) & (levels - 1)  # (256,)
+    for slot in range(per):  # slot 0 is the most significant digit (byte values ≥ levels^per never occur)
+        code = (v // place[slot]) % levels  # (256,)
         out += qv[:, :, slot, code]
     return out
 
