@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'codec':<10}{'pool':>5}{'K':>6}{'bytes/page':>12}{'B/token':>9}{'agreement':>11}{'code pages/s':>14}")
     tokens = sum(t.shape[0] for t in pages)
     for plan in a.plans.split(","):
-        name, pool, k = [*plan.split(":"), "1", ""][:3]
+        parts = plan.split(":")
+        name, pool, k = parts[0], (parts[1:2] or ["1"])[0], (parts[2:3] or [""])[0]
         codec = int(name[6:]) if name.startswith("levels") else Codec(name)
         t0 = time.perf_counter()
         values, size, kk = stored_values(pages, codec, int(pool or 1), int(k) if k else None, a.train_tokens, a.seed)
