@@ -49,7 +49,7 @@ from colbert.codebook import Codebook, train
 from colbert.local import LocalStore
 from colbert.local import schema as _schema
 from colbert.local.scan import PageScorer, read_pages
-from colbert.quantize import RESIDUAL_BITS, Codec, bytes_per_row, needs_codebook
+from colbert.quantize import RESIDUAL_LEVELS, Codec, bytes_per_row, needs_codebook
 from colbert.store import CollectionConfig
 
 __all__ = ["main"]
@@ -306,7 +306,7 @@ def _book(codec: Codec) -> Codebook | None:
     if not needs_codebook(codec):
         return None
     tokens = np.random.default_rng(5).normal(size=(K * 8, DIM)).astype(np.float32)
-    return train(tokens / np.linalg.norm(tokens, axis=1, keepdims=True), RESIDUAL_BITS[codec], k=K)
+    return train(tokens / np.linalg.norm(tokens, axis=1, keepdims=True), RESIDUAL_LEVELS[codec], k=K)
 
 
 def main(argv: list[str] | None = None) -> None:

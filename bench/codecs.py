@@ -100,6 +100,7 @@ class Bench:
         disk = _dir_bytes(self.work / codec) / a.pages
         built = f"{build_rate:.0f}"
         self.rows.append([codec, "exhaustive", "-", "-", "-", 1.0, f"{agree_exact:.3f}", f"{disk:,.0f}", "-", built])
+        print(f"# {codec} exhaustive: {self.rows[-1]}", flush=True)
         stages = [s for s in a.stages.split(",") if s and (s != "ivf" or needs_codebook(codec))]
         for stage in stages:
             for cand in [int(c) for c in a.candidates.split(",") if c]:

@@ -1,16 +1,25 @@
-"""A collection's codebook and the PLAID-style residual codecs (``residual2``, ``residual1``) built on it.
+"""A collection's codebook and the PLAID-style residual codecs (``residual4``, ``residual2``, ``residual3t``,
+``residual1``) built on it.
 
 A codebook is ``K`` k-means centroids of the collection's tokens (spherical k-means: unit centroids, a token is
 assigned to the centroid of highest dot product, which for unit tokens is the nearest one) plus, per dimension,
-``2^bits`` bucket values and ``2^bits − 1`` cutoffs learned from the training tokens' residuals (token minus its
-centroid): the cutoffs are the residual's per-dimension quantiles at ``i / 2^bits``, each bucket value is the mean
-of the training residuals that fall in its bucket (the MSE-optimal value for those cutoffs).
+``levels`` bucket values and ``levels − 1`` cutoffs learned from the training tokens' residuals (token minus its
+centroid): the cutoffs are the residual's per-dimension quantiles at ``i / levels`` (equal-population buckets,
+not uniform steps), each bucket value is the mean of the training residuals that fall in its bucket (the
+MSE-optimal value for those cutoffs).
 
-A token is stored as its centroid id (uint16) and one ``bits``-bit bucket code per dimension, packed MSB first
-(``8 / bits`` dimensions per byte; the last byte is zero-padded when ``d`` is not a multiple). At d = 128 that is
-2 + 32 = **34 bytes** (``residual2``) or 2 + 16 = **18 bytes** (``residual1``) per token, against 256 for float16.
+A token is stored as its centroid id (uint16) and one bucket code per dimension, packed into bytes in base
+``levels``, first dimension most significant (:data:`PER_BYTE` dimensions per byte: 2 for 16 levels, 4 for 4, 5
+for 3 (3^5 = 243 ≤ 256), 8 for 2; the last byte is zero-padded when ``d`` is not a multiple). For power-of-two
+levels that is plain MSB-first bit packing. At d = 128: 2 + 64 = **66 bytes** (``residual4``, 16 levels),
+2 + 32 = **34** (``residual2``, 4 levels), 2 + 26 = **28** (``residual3t``, ternary), 2 + 16 = **18**
+(``residual1``, 2 levels) per token, against 132 for int8 and 256 for float16.
 It decodes to ``centroid + bucket_value[dim, code]`` per dimension, **not** re-normalised: scoring uses exactly
 these decoded values (:mod:`colbert.residual`), so search is exact with respect to what is stored.
+
+Stored format (:meth:`Codebook.to_bytes`): version 1 (``jev4-codebook-1``, header K, d, bits) for 2 and 4 levels —
+the only version older builds read, so collections of those codecs stay readable by them — and version 2
+(``jev4-codebook-2``, header K, d, levels) for 3 and 16 levels. Both are read.
 
 ``K`` (:func:`choose_k`): ``2^floor(log2(min(16·√T, T/8)))`` for ``T`` training tokens (PLAID's 16·√T, and at
 least 8 training tokens per centroid so that the residual buckets are learned from real residuals), at most
@@ -20,7 +29,7 @@ tokens, 8 rounds: ~10 s on 2 cores at K = 4,096) and the per-query centroid tabl
 Worked example (hand-built, two centroids, 1 bit):
 
 >>> book = Codebook(
-...     centroids=np.array([[1, 0], [0, 1]], dtype=np.float32), bits=1,
+...     centroids=np.array([[1, 0], [0, 1]], dtype=np.float32), levels=2,
 ...     cutoffs=np.zeros((2, 1), dtype=np.float32), values=np.array([[-0.1, 0.1], [-0.2, 0.2]], dtype=np.float32))
 >>> blob = book.encode(np.array([[0.9, 0.3]], dtype=np.float32))  # centroid 0, residual (−0.1, +0.3)
 >>> len(blob), book.decode(blob, 1).astype(float).round(3).tolist()          # 2-byte id + 1 byte of codes
@@ -38,13 +47,16 @@ import torch
 
 from colbert.errors import CodecError
 
-__all__ = ["MAX_CENTROIDS", "Codebook", "choose_k", "row_bytes", "train"]
+__all__ = ["LEVELS", "MAX_CENTROIDS", "PER_BYTE", "Codebook", "choose_k", "place_values", "row_bytes", "train"]
 
 FloatArray = npt.NDArray[np.float32]
 MAX_CENTROIDS = 4096
 _SAMPLE_PER_CENTROID = 64  # training tokens sampled per centroid (k-means cost ∝ sample × K)
 _ITERATIONS = 8
-_MAGIC = b"jev4-codebook-1\n"
+_MAGIC_V1 = b"jev4-codebook-1\n"  # header K, d, bits (levels 2 and 4)
+_MAGIC_V2 = b"jev4-codebook-2\n"  # header K, d, levels
+PER_BYTE = {2: 8, 3: 5, 4: 4, 16: 2}  # bucket levels → dimensions packed per byte
+LEVELS = tuple(PER_BYTE)
 _ASSIGN_BLOCK = 16384  # tokens assigned per GEMM (bounds the (block, K) similarity matrix)
 
 
@@ -60,26 +72,30 @@ def choose_k(n_tokens: int) -> int:
     return int(min(k, MAX_CENTROIDS))
 
 
-def row_bytes(bits: int, d: int) -> int:
-    """Stored bytes per token: a uint16 centroid id and ``ceil(d·bits / 8)`` bytes of bucket codes."""
-    return 2 + (d * bits + 7) // 8
+def row_bytes(levels: int, d: int) -> int:
+    """Stored bytes per token: a uint16 centroid id and ``ceil(d / PER_BYTE[levels])`` bytes of bucket codes.
+
+    >>> [row_bytes(levels, 128) for levels in (16, 4, 3, 2)]
+    [66, 34, 28, 18]
+    """
+    return 2 + -(-d // PER_BYTE[levels])
 
 
 @dataclass(frozen=True, eq=False)
 class Codebook:
-    """Centroids (K, d) float32, ``bits`` per residual dimension, per-dimension ``cutoffs`` (d, 2^bits − 1) and
-    bucket ``values`` (d, 2^bits), all float32 (module docstring)."""
+    """Centroids (K, d) float32, ``levels`` buckets per residual dimension, per-dimension ``cutoffs``
+    (d, levels − 1) and bucket ``values`` (d, levels), all float32 (module docstring)."""
 
     centroids: FloatArray
-    bits: int
+    levels: int
     cutoffs: FloatArray
     values: FloatArray
 
     def __post_init__(self) -> None:
         k, d = self.centroids.shape
-        levels = 1 << self.bits
-        if self.bits not in (1, 2) or not 1 <= k <= 65536:
-            raise CodecError(f"codebook: bits must be 1 or 2 and 1..65536 centroids, got bits={self.bits}, K={k}")
+        levels = self.levels
+        if levels not in PER_BYTE or not 1 <= k <= 65536:
+            raise CodecError(f"codebook: levels must be one of {LEVELS} and 1..65536 centroids, got {levels}, K={k}")
         if self.cutoffs.shape != (d, levels - 1) or self.values.shape != (d, levels):
             raise CodecError(f"codebook: cutoffs {self.cutoffs.shape} / values {self.values.shape} do not fit d={d}")
 
@@ -94,7 +110,7 @@ class Codebook:
     @property
     def code_bytes(self) -> int:
         """Bytes of bucket codes per token."""
-        return (self.dim * self.bits + 7) // 8
+        return row_bytes(self.levels, self.dim) - 2
 
     def assign(self, x: FloatArray) -> npt.NDArray[np.int64]:
         """The centroid id of each row of ``x`` (n, d): the highest dot product (blocks of rows per GEMM)."""
@@ -115,15 +131,15 @@ class Codebook:
         codes = np.zeros((x.shape[0], self.dim), dtype=np.uint8)
         for level in range(self.cutoffs.shape[1]):  # code = number of cutoffs below the residual
             codes += residual > self.cutoffs[:, level]
-        return ids.astype("<u2").tobytes() + _pack(codes, self.bits).tobytes()
+        return ids.astype("<u2").tobytes() + _pack(codes, self.levels).tobytes()
 
     def split(
         self, data: bytes | bytearray | memoryview, n: int
     ) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint8]]:
         """A blob of ``n`` tokens as (ids (n,) uint16, codes (n, code_bytes) uint8), without copying."""
-        expected = n * row_bytes(self.bits, self.dim)
+        expected = n * row_bytes(self.levels, self.dim)
         if len(data) != expected:
-            raise CodecError(f"residual{self.bits} data for {n}×{self.dim} must be {expected} bytes, got {len(data)}")
+            raise CodecError(f"residual data for {n}×{self.dim} must be {expected} bytes, got {len(data)}")
         buf = memoryview(data)
         ids = np.frombuffer(buf[: 2 * n], dtype="<u2")  # (n,)
         codes = np.frombuffer(buf[2 * n :], dtype=np.uint8).reshape(n, self.code_bytes)  # (n, code_bytes)
@@ -137,60 +153,71 @@ class Codebook:
         return self.decode_parts(ids, packed)
 
     def decode_parts(self, ids: npt.NDArray[np.integer], packed: npt.NDArray[np.uint8]) -> FloatArray:
-        codes = _unpack(packed, self.bits, self.dim)  # (n, d)
+        codes = _unpack(packed, self.levels, self.dim)  # (n, d)
         res = self.values[np.arange(self.dim)[None, :], codes]  # (n, d)
         out: FloatArray = (self.centroids[ids.astype(np.int64)] + res).astype(np.float32)
         return out
 
     def to_bytes(self) -> bytes:
-        """The codebook as one blob (what the index stores): ``_MAGIC``, K, d, bits as little-endian int32, then
-        the centroids, cutoffs and values as little-endian float32 (deterministic: equal codebooks, equal bytes)."""
-        head = _MAGIC + np.array([self.k, self.dim, self.bits], dtype="<i4").tobytes()
+        """The codebook as one blob (what the index stores): a magic line, K, d and bits (version 1: 2 or 4
+        levels) or levels (version 2) as little-endian int32, then the centroids, cutoffs and values as
+        little-endian float32 (deterministic: equal codebooks, equal bytes)."""
+        if self.levels in (2, 4):
+            head = _MAGIC_V1 + np.array([self.k, self.dim, self.levels.bit_length() - 1], dtype="<i4").tobytes()
+        else:
+            head = _MAGIC_V2 + np.array([self.k, self.dim, self.levels], dtype="<i4").tobytes()
         arrays = (self.centroids, self.cutoffs, self.values)
         return head + b"".join(np.ascontiguousarray(a, dtype="<f4").tobytes() for a in arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Codebook:
-        """The codebook :meth:`to_bytes` wrote; ``CodecError`` for anything else."""
-        start = len(_MAGIC) + 12
-        if data[: len(_MAGIC)] != _MAGIC or len(data) < start:
+        """The codebook :meth:`to_bytes` wrote (either version); ``CodecError`` for anything else."""
+        magic = data[: len(_MAGIC_V1)]
+        start = len(_MAGIC_V1) + 12
+        if magic not in (_MAGIC_V1, _MAGIC_V2) or len(data) < start:
             raise CodecError("damaged codebook blob (no codebook header)")
-        k, d, bits = (int(v) for v in np.frombuffer(data[len(_MAGIC) : start], dtype="<i4"))
-        if bits not in (1, 2) or not (1 <= k <= 65536 and 1 <= d <= 65536):
-            raise CodecError(f"damaged codebook blob (K={k}, d={d}, bits={bits})")
-        levels = 1 << bits
+        k, d, field = (int(v) for v in np.frombuffer(data[len(magic) : start], dtype="<i4"))
+        levels = (1 << field if field in (1, 2) else 0) if magic == _MAGIC_V1 else field
+        if levels not in PER_BYTE or not (1 <= k <= 65536 and 1 <= d <= 65536):
+            raise CodecError(f"damaged codebook blob (K={k}, d={d}, {magic[5:-1].decode()} field {field})")
         sizes = (k * d, d * (levels - 1), d * levels)
         if len(data) != start + 4 * sum(sizes):
-            raise CodecError(f"damaged codebook blob ({len(data)} bytes for K={k}, d={d}, bits={bits})")
+            raise CodecError(f"damaged codebook blob ({len(data)} bytes for K={k}, d={d}, {levels} levels)")
         flat = np.frombuffer(data[start:], dtype="<f4").astype(np.float32)
         a, b = sizes[0], sizes[0] + sizes[1]
-        return cls(flat[:a].reshape(k, d), bits, flat[a:b].reshape(d, levels - 1), flat[b:].reshape(d, levels))
+        return cls(flat[:a].reshape(k, d), levels, flat[a:b].reshape(d, levels - 1), flat[b:].reshape(d, levels))
 
 
-def _pack(codes: npt.NDArray[np.uint8], bits: int) -> npt.NDArray[np.uint8]:
-    """(n, d) codes < 2^bits → (n, ceil(d·bits/8)) bytes, MSB first."""
-    per = 8 // bits
+def place_values(levels: int) -> npt.NDArray[np.int64]:
+    """The weight of each slot of a byte, first (most significant) slot first: ``levels^(per − 1 − slot)``."""
+    per = PER_BYTE[levels]
+    return levels ** np.arange(per - 1, -1, -1, dtype=np.int64)  # (per,)
+
+
+def _pack(codes: npt.NDArray[np.uint8], levels: int) -> npt.NDArray[np.uint8]:
+    """(n, d) codes < levels → (n, ceil(d / PER_BYTE[levels])) bytes in base ``levels``, first dimension first."""
+    per = PER_BYTE[levels]
     n, d = codes.shape
-    padded = np.zeros((n, -(-d // per) * per), dtype=np.uint8)
+    padded = np.zeros((n, -(-d // per) * per), dtype=np.int64)
     padded[:, :d] = codes
     groups = padded.reshape(n, padded.shape[1] // per, per)  # (n, bytes, per)
-    shifts = np.arange(per - 1, -1, -1, dtype=np.uint8) * bits  # (per,) MSB first
-    out: npt.NDArray[np.uint8] = (groups << shifts).sum(axis=2, dtype=np.uint8)
+    out: npt.NDArray[np.uint8] = (groups @ place_values(levels)).astype(np.uint8)  # (n, bytes), each < 256
     return out
 
 
-def _unpack(packed: npt.NDArray[np.uint8], bits: int, d: int) -> npt.NDArray[np.intp]:
-    per = 8 // bits
-    shifts = np.arange(per - 1, -1, -1, dtype=np.uint8) * bits  # (per,)
-    codes = (packed[:, :, None] >> shifts) & ((1 << bits) - 1)  # (n, bytes, per)
-    out: npt.NDArray[np.intp] = codes.reshape(packed.shape[0], packed.shape[1] * per)[:, :d].astype(np.intp)
+def _unpack(packed: npt.NDArray[np.uint8], levels: int, d: int) -> npt.NDArray[np.intp]:
+    per = PER_BYTE[levels]
+    codes = (packed[:, :, None].astype(np.intp) // place_values(levels)) % levels  # (n, bytes, per)
+    out: npt.NDArray[np.intp] = codes.reshape(packed.shape[0], packed.shape[1] * per)[:, :d]
     return out
 
 
-def train(tokens: npt.ArrayLike, bits: int, *, k: int | None = None, seed: int = 0) -> Codebook:
-    """A codebook for ``tokens`` (T, d): ``k`` (default :func:`choose_k` of T) spherical k-means centroids over
-    a sample of at most 64·k tokens, then the residual cutoffs and bucket values of that sample; deterministic
-    for a given ``seed``."""
+def train(tokens: npt.ArrayLike, levels: int, *, k: int | None = None, seed: int = 0) -> Codebook:
+    """A codebook for ``tokens`` (T, d) with ``levels`` buckets per dimension: ``k`` (default :func:`choose_k` of
+    T) spherical k-means centroids over a sample of at most 64·k tokens, then the residual cutoffs and bucket values
+    of that sample; deterministic for a given ``seed``."""
+    if levels not in PER_BYTE:
+        raise CodecError(f"levels must be one of {LEVELS}, got {levels}")
     x = np.ascontiguousarray(tokens, dtype=np.float32)  # (T, d)
     if x.ndim != 2 or x.shape[0] == 0:
         raise CodecError(f"training tokens must be a non-empty (T, d) array, got shape {x.shape}")
@@ -206,9 +233,8 @@ def train(tokens: npt.ArrayLike, bits: int, *, k: int | None = None, seed: int =
         filled = torch.bincount(assign, minlength=k) > 0  # an empty cluster keeps its centroid
         centroids = torch.where(filled[:, None], torch.nn.functional.normalize(sums, dim=1), centroids)
     c = np.ascontiguousarray(centroids.numpy(), dtype=np.float32)
-    levels = 1 << bits
     placeholder = Codebook(
-        c, bits, np.zeros((c.shape[1], levels - 1), np.float32), np.zeros((c.shape[1], levels), np.float32)
+        c, levels, np.zeros((c.shape[1], levels - 1), np.float32), np.zeros((c.shape[1], levels), np.float32)
     )
     residual = x - c[placeholder.assign(x)]  # (S, d)
     cutoffs = np.quantile(residual, np.arange(1, levels) / levels, axis=0).T.astype(np.float32)  # (d, levels − 1)
@@ -220,4 +246,4 @@ def train(tokens: npt.ArrayLike, bits: int, *, k: int | None = None, seed: int =
         mean = np.where(inside, residual, 0).sum(axis=0) / np.maximum(count, 1)
         middle = np.quantile(residual, (level + 0.5) / levels, axis=0)  # an empty bucket: its quantile midpoint
         values[:, level] = np.where(count > 0, mean, middle)
-    return Codebook(c, bits, cutoffs, values)
+    return Codebook(c, levels, cutoffs, values)

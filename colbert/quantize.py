@@ -35,11 +35,12 @@ import enum
 import numpy as np
 import numpy.typing as npt
 
+from colbert.codebook import row_bytes
 from colbert.errors import CodecError
 
 __all__ = [
     "CODEBOOK_FREE",
-    "RESIDUAL_BITS",
+    "RESIDUAL_LEVELS",
     "Codec",
     "bytes_per_row",
     "checked_codec",
@@ -62,13 +63,13 @@ class Codec(enum.StrEnum):
     RESIDUAL1 = "residual1"
 
 
-RESIDUAL_BITS = {Codec.RESIDUAL2: 2, Codec.RESIDUAL1: 1}  # bits per dimension of the residual codecs
-CODEBOOK_FREE = tuple(c.value for c in Codec if c not in RESIDUAL_BITS)  # codecs this module codes on its own
+RESIDUAL_LEVELS = {Codec.RESIDUAL2: 4, Codec.RESIDUAL1: 2}  # bucket levels per dimension (colbert.codebook)
+CODEBOOK_FREE = tuple(c.value for c in Codec if c not in RESIDUAL_LEVELS)  # codecs this module codes on its own
 
 
 def needs_codebook(codec: Codec | str) -> bool:
     """Whether ``codec`` stores tokens against a collection codebook (:mod:`colbert.codebook`)."""
-    return _codec(codec) in RESIDUAL_BITS
+    return _codec(codec) in RESIDUAL_LEVELS
 
 
 def checked_codec(codec: Codec | str) -> Codec:
@@ -85,7 +86,7 @@ def _codec(codec: Codec | str) -> Codec:
 
 def _plain(codec: Codec | str) -> Codec:
     c = _codec(codec)
-    if c in RESIDUAL_BITS:
+    if c in RESIDUAL_LEVELS:
         raise CodecError(f"{c.value} needs the collection's codebook: use colbert.codebook.Codebook to code it")
     return c
 
@@ -97,8 +98,8 @@ def bytes_per_row(codec: Codec | str, d: int) -> int:
     [512, 256, 132, 16, 34, 18]
     """
     c = _codec(codec)
-    if c in RESIDUAL_BITS:
-        return 2 + (d * RESIDUAL_BITS[c] + 7) // 8
+    if c in RESIDUAL_LEVELS:
+        return row_bytes(RESIDUAL_LEVELS[c], d)
     if c is Codec.FLOAT32:
         return 4 * d
     if c is Codec.FLOAT16:

@@ -4,13 +4,13 @@ A stored token decodes to ``centroid[id] + value[dim, code_dim]`` per dimension,
 
     ⟨q, token⟩ = ⟨q, centroid[id]⟩ + Σ_j LUT_q[j, byte_j]
 
-where byte j packs ``8 / bits`` dimensions' codes and ``LUT_q[j, v]`` is the sum over those dimensions of ``q[dim] ·
-value[dim, code(v)]``. Per query, :class:`ResidualScorer` builds the centroid table (Lq × K) and the byte tables (Lq ×
-bytes × 256) once; the C kernel (``maxsim_lut`` in ``_maxsim_lut.c``, the one byte-table kernel it shares with the
-binary codec) then reads each stored token once and adds ``1 + bytes`` table rows of 32 query lanes (FAISS fast-scan
-style, in float32: exact with respect to the stored values up to float32 summation order). Without the kernel, pages
-are decoded to float32 a run at a time and scored by :func:`colbert.scoring.maxsim` (same values within float
-tolerance).
+where byte j packs ``PER_BYTE[levels]`` dimensions' codes and ``LUT_q[j, v]`` is the sum over those dimensions of
+``q[dim] · value[dim, code(v)]``. Per query, :class:`ResidualScorer` builds the centroid table (Lq × K) and the byte
+tables (Lq × bytes × 256) once; the C kernel (``maxsim_lut`` in ``_maxsim_lut.c``, the one byte-table kernel it
+shares with the binary codec) then reads each stored token once and adds ``1 + bytes`` table rows of 32 query lanes
+(FAISS fast-scan style, in float32: exact with respect to the stored values up to float32 summation order). Without
+the kernel, pages are decoded to float32 a run at a time and scored by :func:`colbert.scoring.maxsim` (same values
+within float tolerance).
 
 At d = 128, 2 bits: 33 table lookups per (token, query lane) instead of 128 multiply-adds, and 34 bytes read per
 token instead of 256 (float16).
@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from colbert import _kernel
-from colbert.codebook import Codebook
+from colbert.codebook import Codebook, place_values
 from colbert.errors import CodecError, InvalidQueryError
 from colbert.scoring import PackedDocs, maxsim
 
@@ -119,8 +119,8 @@ class ResidualScorer:
 def _byte_tables(q: FloatArray, book: Codebook) -> FloatArray:
     """(n, code bytes, 256): for each query row, byte position j and byte value v, Σ over the byte's dimensions of
     q[dim] · value[dim, code of dim in v] (dimensions past d contribute 0)."""
-    per, bits = 8 // book.bits, book.bits
-    levels = 1 << bits
+    levels, place = book.levels, place_values(book.levels)
+    per = place.shape[0]
     width = book.code_bytes * per
     values = np.zeros((width, levels), dtype=np.float32)  # (width, levels)
     values[: book.dim] = book.values
@@ -128,13 +128,16 @@ def _byte_tables(q: FloatArray, book: Codebook) -> FloatArray:
     qp[:, : book.dim] = q
     qv = (qp[:, :, None] * values[None]).reshape(q.shape[0], book.code_bytes, per, levels)  # (n, nb, per, levels)
     # byte v's codes are its base-`levels` digits, slot 0 the most significant: the (levels,) * per grid of
-    # per-slot sums, flattened, is the table over v; summed slot by slot in float32 (no gathers)
+    # per-slot sums, flattened, is the table over v; summed slot by slot in float32 (no gathers). Byte values
+    # ≥ levels^per (ternary: 243..255) never occur: their entries stay 0.
     out = np.zeros((q.shape[0], book.code_bytes) + (1,) * per, dtype=np.float32)
     for slot in range(per):
         shape = [q.shape[0], book.code_bytes] + [1] * per
         shape[2 + slot] = levels
         out = out + qv[:, :, slot, :].reshape(shape)  # broadcast over the other slots' digits
-    return out.reshape(q.shape[0], book.code_bytes, 256)
+    table = np.zeros((q.shape[0], book.code_bytes, 256), dtype=np.float32)
+    table[:, :, : levels**per] = out.reshape(q.shape[0], book.code_bytes, levels**per)
+    return table
 
 
 def residual_maxsim(query: npt.ArrayLike, docs: ResidualDocs, book: Codebook) -> FloatArray:

@@ -14,7 +14,7 @@ from colbert.codebook import Codebook, train
 from colbert.errors import CodecError
 from colbert.local.codes import digest, load_codebook, store_codebook
 from colbert.local.write import UnitRow, stored_tokens, unit_row
-from colbert.quantize import RESIDUAL_BITS, Codec, needs_codebook
+from colbert.quantize import RESIDUAL_LEVELS, Codec, needs_codebook
 from colbert.store import CollectionConfig, UnitRecord
 
 __all__ = ["settle_codebook", "store_first_codebook", "trained_codebook", "unit_rows"]
@@ -32,7 +32,7 @@ def unit_rows(
     trained = None
     if book is None and needs_codebook(config.codec):
         tokens = np.concatenate([stored_tokens(r, config) for r in records])  # (T, d)
-        book = trained = train(tokens, RESIDUAL_BITS[Codec(config.codec)])
+        book = trained = train(tokens, RESIDUAL_LEVELS[Codec(config.codec)])
     return [unit_row(r, config, sketch_vectors, book, dense_codec) for r in records], trained
 
 
@@ -60,7 +60,7 @@ def trained_codebook(config: CollectionConfig, tokens: np.ndarray, k: int | None
     """The residual codec's codebook trained on ``tokens`` (T, d); ``CodecError`` for a codec without one."""
     if not needs_codebook(config.codec):
         raise CodecError(f"codec {config.codec} has no codebook")
-    return train(tokens, RESIDUAL_BITS[Codec(config.codec)], k=k)
+    return train(tokens, RESIDUAL_LEVELS[Codec(config.codec)], k=k)
 
 
 def store_first_codebook(conn: sqlite3.Connection, book: Codebook, tokens: int, path: Path) -> None:

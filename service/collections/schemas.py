@@ -72,8 +72,12 @@ class CreateCollectionRequest(Struct, kw_only=True, forbid_unknown_fields=True):
         ),
     ] = None
     codec: Annotated[
-        str, Meta(description="Storage of the multi-vectors: float32 | float16 | int8 | binary | residual2 | residual1")
-    ] = "float16"
+        str,
+        Meta(
+            description="Storage of the multi-vectors: float32 | float16 | int8 (default) | binary | residual2 | "
+            "residual1"
+        ),
+    ] = "int8"
     pool_factor: Annotated[
         int,
         Meta(ge=1, le=64, description="Token pooling at index time (1 = off; 3 keeps ~1/3 of the vectors)"),

@@ -17,6 +17,7 @@ from colbert.catalog import Catalog
 from colbert.errors import CodecError, CollectionBusyError, IndexFormatError
 from colbert.local import LocalStore
 from colbert.local.backend import LocalBackend
+from colbert.quantize import Codec
 from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, OriginalFile, Store, UnitRecord
 from tests.colbert.test_residual_store import DENSE, D, naive, topic_pages
@@ -107,7 +108,7 @@ def test_recode_float16_residual2_int8_keeps_every_document(tmp_path: Path) -> N
 
 def test_another_handle_notices_the_swap(tmp_path: Path) -> None:
     with Catalog(tmp_path) as one, Catalog(tmp_path) as two:
-        _fill(one.create("lib", CollectionConfig(DENSE, D)))
+        _fill(one.create("lib", CollectionConfig(DENSE, D, codec=Codec.FLOAT16)))
         assert str(two.get("lib").config.codec) == "float16"
         one.recode("lib", "binary")
         assert str(two.get("lib").config.codec) == "binary"
@@ -128,7 +129,7 @@ def test_unknown_codec_is_refused_and_nothing_changes(tmp_path: Path) -> None:
 
 def test_busy_collection_is_refused_and_left_intact(tmp_path: Path) -> None:
     with Catalog(tmp_path) as catalog:
-        store = catalog.create("lib", CollectionConfig(DENSE, D))
+        store = catalog.create("lib", CollectionConfig(DENSE, D, codec=Codec.FLOAT16))
         _fill(store, 3)
         kept = _everything(store)
         other = sqlite3.connect(tmp_path / "collections" / "lib" / "index.sqlite", isolation_level=None)

@@ -51,7 +51,7 @@ def test_search_scores_the_stored_values(tmp_path: Path, codec: str) -> None:
         store.add_document(f"d{i}", [record(p)])
     book = store.codebook()
     assert book is not None
-    assert book.bits == (2 if codec == "residual2" else 1)
+    assert book.levels == (4 if codec == "residual2" else 2)
     stored = {f"d{i}": store.get_unit(f"d{i}", 0).multivector for i in range(40)}  # type: ignore[union-attr]
     assert stored["d7"].shape == pages[7].shape
     q = pages[3][:6]
@@ -93,7 +93,7 @@ def test_ivf_scores_are_the_centroid_interaction_when_every_centroid_is_probed()
     """Hand-built: with nprobe = K nothing is imputed, so the approximate score is Σ_i max over the unit's
     centroids of q_i · centroid (PLAID's centroid interaction), computed here exhaustively."""
     pages = topic_pages(3, 20)
-    book = train(np.concatenate(pages), 2, k=16)
+    book = train(np.concatenate(pages), 4, k=16)
     lists = [np.unique(book.assign(p)).astype(np.uint16) for p in pages]
     snap = IvfSnapshot.build((20, 0), book.k, np.arange(1, 21), lists)
     q = pages[5][:4]

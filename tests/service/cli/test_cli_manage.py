@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from colbert.catalog import Catalog
+from colbert.quantize import Codec
 from colbert.store import CollectionConfig, OriginalFile, UnitRecord
 from service.__main__ import main
 
@@ -29,7 +30,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         return UnitRecord(n, rng.standard_normal(16).astype(np.float32), rng.standard_normal((5, 8)).astype(np.float32))
 
     catalog = Catalog(tmp_path)
-    store = catalog.create("lib", CollectionConfig(dense_dim=16, multivector_dim=8))
+    store = catalog.create("lib", CollectionConfig(dense_dim=16, multivector_dim=8, codec=Codec.FLOAT16))
     store.add_document("report.pdf", [page(0), page(1)], {"source": "report.pdf", "lang": "en"})
     store.add_document("scan", [page(0)], {})
     original = OriginalFile(PDF, "application/pdf", "Q3 report (final).pdf")

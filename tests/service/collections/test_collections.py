@@ -54,7 +54,7 @@ def test_create_list_get_delete(client: httpx.Client, tiny_encoder: Any) -> None
 def test_default_dimensions_is_the_full_size(client: httpx.Client, tiny_encoder: Any) -> None:
     created = _create(client, "full-size")
     assert created["dimensions"] == tiny_encoder.info.hidden_size
-    assert created["codec"] == "float16"
+    assert created["codec"] == "int8"  # the default codec of a new collection
     client.delete("/v1/collections/full-size")
 
 

@@ -29,7 +29,7 @@ def _error(response: Any, status: int, code: str) -> str:
 
 def test_recode_keeps_documents_and_text_answers(tiny_encoder: Any, tmp_path: Path) -> None:
     with ready_app(tiny_encoder, tmp_path) as c:
-        assert c.post("/v1/collections", json={"name": "v"}).status_code == 201
+        assert c.post("/v1/collections", json={"name": "v", "codec": "float16"}).status_code == 201
         for i in range(3):
             body = {"pdf": b64(pdf_bytes(2)), "document_id": f"d{i}", "metadata": {"i": i}}
             assert c.post("/v1/collections/v/documents", json=body).status_code == 201
@@ -49,7 +49,7 @@ def test_recode_keeps_documents_and_text_answers(tiny_encoder: Any, tmp_path: Pa
 
 def test_recode_of_a_collection_being_written_is_409(tiny_encoder: Any, tmp_path: Path) -> None:
     with ready_app(tiny_encoder, tmp_path) as c:
-        assert c.post("/v1/collections", json={"name": "v"}).status_code == 201
+        assert c.post("/v1/collections", json={"name": "v", "codec": "float16"}).status_code == 201
         body = {"pdf": b64(pdf_bytes(1)), "document_id": "d0"}
         assert c.post("/v1/collections/v/documents", json=body).status_code == 201
         (db,) = tmp_path.glob("**/v/index.sqlite")
