@@ -138,7 +138,7 @@ Maker = Callable[[np.ndarray, list[np.ndarray]], tuple[Callable[[], np.ndarray],
 
 def _residual(bits: int) -> Maker:
     def make(q: np.ndarray, pages: list[np.ndarray]) -> tuple[Callable[[], np.ndarray], list[np.ndarray]]:
-        book = train(np.concatenate(pages), bits, k=16)
+        book = train(np.concatenate(pages), 2**bits, k=16)
         blobs = [book.encode(p) for p in pages]
         values = [book.decode(b, p.shape[0]) for b, p in zip(blobs, pages, strict=True)]
         docs = ResidualDocs.from_encoded([p.shape[0] for p in pages], blobs, book)
@@ -195,7 +195,7 @@ def test_residual_byte_tables_are_the_bytes_dot_products(bits: int, d: int) -> N
     from colbert.residual import _byte_tables
 
     rng = np.random.default_rng(bits + d)
-    book = train(rng.standard_normal((512, d)).astype(np.float32), bits, k=8)
+    book = train(rng.standard_normal((512, d)).astype(np.float32), 2**bits, k=8)
     q = rng.standard_normal((3, d)).astype(np.float32)
     got = _byte_tables(q, book)  # (3, code bytes, 256)
     per = 8 // bits
