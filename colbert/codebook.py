@@ -98,11 +98,11 @@ class Codebook:
 
     def assign(self, x: FloatArray) -> npt.NDArray[np.int64]:
         """The centroid id of each row of ``x`` (n, d): the highest dot product (blocks of rows per GEMM)."""
-        c = torch.from_numpy(self.centroids)
+        ct = np.ascontiguousarray(self.centroids.T)  # (d, K); numpy's GEMM + argmax: ~2× torch's on one core
         out = np.empty(x.shape[0], dtype=np.int64)
         for start in range(0, x.shape[0], _ASSIGN_BLOCK):
-            block = torch.from_numpy(np.ascontiguousarray(x[start : start + _ASSIGN_BLOCK]))
-            out[start : start + block.shape[0]] = (block @ c.T).argmax(dim=1).numpy()
+            block = np.ascontiguousarray(x[start : start + _ASSIGN_BLOCK], dtype=np.float32)
+            out[start : start + block.shape[0]] = (block @ ct).argmax(axis=1)
         return out
 
     def encode(self, mv: npt.ArrayLike) -> bytes:
