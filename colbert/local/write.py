@@ -21,6 +21,7 @@ import numpy as np
 
 from colbert._validate import canonical_json
 from colbert.codebook import Codebook
+from colbert.local.assign import page_centroid_ids
 from colbert.local.codes import distinct_centroids
 from colbert.local.dense_codec import encode_dense
 from colbert.local.filter import doc_field_rows
@@ -72,9 +73,9 @@ def unit_row(
     cheaper together: :func:`colbert.local.sketch.page_sketches`)."""
     mv = stored_tokens(record, config) if mv is None else mv  # (m, d)
     dense = record.dense / np.linalg.norm(record.dense)  # (dense_dim,) unit
-    blob = encode(mv, config.codec) if book is None else book.encode(mv)
-    centroids = None if book is None else distinct_centroids(blob, mv.shape[0])
     sketch = page_sketch(mv, sketch_vectors) if sketch is None else sketch  # (k, d)
+    blob = encode(mv, config.codec) if book is None else book.encode(mv, page_centroid_ids(book, mv, sketch))
+    centroids = None if book is None else distinct_centroids(blob, mv.shape[0])
     return UnitRow(
         unit=record.unit,
         kind=record.kind,

@@ -94,7 +94,7 @@ def test_residual_codebook_is_trained_on_the_whole_first_batch(tmp_path: Path) -
         for r in d.units:
             got = store.get_unit(d.doc_id, r.unit)
             assert got is not None
-            want = book.decode(book.encode(r.multivector), r.multivector.shape[0])
+            want = book.decode(book.encode(r.multivector), r.multivector.shape[0])  # K ≤ the shortlist: exact
             np.testing.assert_array_equal(got.multivector, want)
     conn = sqlite3.connect(tmp_path / "r" / "index.sqlite")
     trained_on = conn.execute("SELECT tokens FROM codebook").fetchone()[0]
