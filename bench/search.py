@@ -38,13 +38,12 @@ import numpy as np
 
 from bench._hybrid_bench import hybrid_rows
 from bench._report import format_table
-from bench._synthetic import Corpus, ExactTopK
+from bench._synthetic import Corpus, ExactTopK, Page
 from bench._synthetic_text import TextCorpus
-from colbert.codebook import Codebook
 from colbert.local import LocalOptions, LocalStore
 from colbert.local.bulk import add_documents
 from colbert.local.dense_codec import DENSE_CODECS
-from colbert.quantize import Codec, decode, encode, needs_codebook
+from colbert.quantize import Codec, needs_codebook
 from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, NewDocument, UnitRecord
 
@@ -54,6 +53,13 @@ __all__ = ["main"]
 def _dir_bytes(path: Path) -> int:
     """Bytes allocated on disk under ``path`` (sparse, preallocated files count what they really use)."""
     return sum(p.stat().st_blocks * 512 for p in path.rglob("*") if p.is_file())
+
+
+def _stored(store: LocalStore, doc_id: str, unit: int) -> np.ndarray:
+    """The float32 rows the store scores for a unit (its codes decoded)."""
+    got = store.get_unit(doc_id, unit)
+    assert got is not None
+    return np.asarray(got.multivector, dtype=np.float32)
 
 
 def _rss_bytes() -> int:
@@ -80,14 +86,6 @@ class Run:
         self.text = TextCorpus(args.seed, words=args.text_words) if args.text_words else None
         self.codec = Codec(args.codec)
         self.rows: list[list[object]] = []
-        self.book: Codebook | None = None  # residual codecs: the store's codebook (trained on the first document)
-
-    def stored(self, tokens: np.ndarray) -> np.ndarray:
-        """What the store scores for these tokens (the codec round trip), as float32."""
-        if self.book is not None:
-            return self.book.decode(self.book.encode(tokens), tokens.shape[0])
-        blob = encode(tokens, self.codec)
-        return np.asarray(decode(blob, tokens.shape[0], tokens.shape[1], self.codec), dtype=np.float32)
 
     def edge_pages(self) -> int:
         a = self.args
@@ -116,38 +114,47 @@ class Run:
             edge = EdgeIndex(self.work / "edge", a.dim, a.dim, "float16" if self.codec == Codec.FLOAT16 else "float32")
         t_ours = t_edge = t_gen = t_truth = t_opt = 0.0
         per_doc = a.pages_per_doc
-        pending: list[NewDocument] = []
+        pending: list[tuple[int, list[Page]]] = []  # documents waiting for the next add_documents
         for start in range(0, a.pages, per_doc):
             t0 = time.perf_counter()
             pages = [self.corpus.page(i, self.centroids) for i in range(start, min(start + per_doc, a.pages))]
+            pending.append((start, pages))
             t1 = time.perf_counter()
-            records = [
-                UnitRecord(j, p.dense, p.tokens, text=self.text.page(start + j) if self.text else None)
-                for j, p in enumerate(pages)
-            ]
-            pending.append(NewDocument(f"d{start // per_doc}", records))
+            t_gen += t1 - t0
             done = start + len(pages)
-            if len(pending) == a.batch_docs or done == a.pages:
-                add_documents(store, pending)
-                pending = []
+            if len(pending) < a.batch_docs and done < a.pages:
+                continue
+            docs = [
+                NewDocument(
+                    f"d{first // per_doc}",
+                    [
+                        UnitRecord(j, p.dense, p.tokens, text=self.text.page(first + j) if self.text else None)
+                        for j, p in enumerate(doc)
+                    ],
+                )
+                for first, doc in pending
+            ]
+            add_documents(store, docs)
             t2 = time.perf_counter()
-            self.book = store.codebook()
-            stored = [self.stored(p.tokens) for p in pages]
-            truth.add(start, stored)
-            t3 = time.perf_counter()
-            if edge is not None and start < edge_pages:
-                edge.add(start, stored, [p.dense for p in pages])
-            t4 = time.perf_counter()
-            t_gen, t_ours, t_truth, t_edge = t_gen + t1 - t0, t_ours + t2 - t1, t_truth + t3 - t2, t_edge + t4 - t3
-            if edge is not None and done == edge_pages:
-                t5 = time.perf_counter()
-                edge.finish()
-                t_opt = time.perf_counter() - t5
-                edge.close()
-                edge = None
-                truth_edge = truth.snapshot()[0]
-                print(f"# {done} pages: Edge {done / (t_edge + t_opt):.1f} pages/s incl. optimize", flush=True)
-            if done % max(per_doc, a.pages // 20) < per_doc:
+            t_ours += t2 - t1
+            for first, doc in pending:  # the exact top-k over what the store holds (its decoded codes)
+                t2 = time.perf_counter()
+                stored = [_stored(store, f"d{first // per_doc}", j) for j in range(len(doc))]
+                truth.add(first, stored)
+                t3 = time.perf_counter()
+                if edge is not None and first < edge_pages:
+                    edge.add(first, stored, [p.dense for p in doc])
+                t_truth, t_edge = t_truth + t3 - t2, t_edge + time.perf_counter() - t3
+                if edge is not None and first + len(doc) == edge_pages:
+                    t5 = time.perf_counter()
+                    edge.finish()
+                    t_opt = time.perf_counter() - t5
+                    edge.close()
+                    edge = None
+                    truth_edge = truth.snapshot()[0]
+                    print(f"# {edge_pages} pages: Edge {edge_pages / (t_edge + t_opt):.1f} pages/s incl. optimize")
+            pending = []
+            if done % max(per_doc, a.pages // 20) < per_doc * a.batch_docs:
                 took = f"gen {t_gen:.0f} s, ours {t_ours:.0f} s, truth {t_truth:.0f} s, edge {t_edge:.0f} s"
                 print(f"# {done}/{a.pages} pages; {took}", flush=True)
         store.close()
