@@ -12,7 +12,7 @@ is MaxSim against the ``k`` centroids instead of the page's ~1000 tokens: ~60× 
 multi-vector interaction, and good enough to choose the few candidates that exact MaxSim then reranks.
 
 Sketches are stored as float16 (``k × d × 2`` bytes per page) and held in memory as bfloat16 (same size), scored
-with bf16 GEMMs over blocks of pages so that the (pages × k × Lq) similarity block stays bounded.
+with float32 GEMMs over blocks of pages (widened from bf16) so that the (pages × k × Lq) similarity block stays bounded.
 
 >>> x = np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1]], dtype=np.float32)
 >>> c = page_sketch(x, 2)
@@ -167,19 +167,26 @@ def sketch_scores(
     ``weights`` (Lq,): each query row's weight in the sum (default 1; see :func:`pool_query`). Returns (P,)
     float32. Pages are scored in blocks so at most ``_BLOCK_ELEMENTS`` similarities exist at once.
     """
-    q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32)).to(torch.bfloat16)  # (Lq, d)
+    q = np.ascontiguousarray(query, dtype=np.float32)  # (Lq, d)
     lq, d = q.shape
     pages = sketches.shape[0]
-    out = torch.empty(pages, dtype=torch.float32)
+    out = np.empty(pages, dtype=np.float32)
     if pages == 0:
-        return out.numpy()
-    flat = from_bf16_bits(np.ascontiguousarray(sketches)).view(pages * k, d)  # (P·k, d)
+        return out
+    # float32 GEMMs over blocks widened from bf16 (a shift): torch's bf16 GEMM has no fast path on CPUs without
+    # AVX-512 BF16 — on this project's AVX2 machine it scored 20k sketches in 2.5 s, this in ~0.1 s.
+    qt = _bf16_bits_to_f32(to_bf16_bits(q)).T.copy()  # (d, Lq), the query rounded as the sketches are
+    w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float32)  # (Lq,)
     block = max(1, _BLOCK_ELEMENTS // (k * lq))
-    qt = q.T.contiguous()  # (d, Lq)
-    w = None if weights is None else torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32))  # (Lq,)
     for start in range(0, pages, block):
         stop = min(start + block, pages)
-        sims = flat[start * k : stop * k] @ qt  # (b·k, Lq)
-        best = sims.view(stop - start, k, lq).amax(dim=1)  # (b, Lq)
-        out[start:stop] = best.sum(dim=1, dtype=torch.float32) if w is None else best.float() @ w
-    return out.numpy()
+        rows = _bf16_bits_to_f32(sketches[start:stop]).reshape((stop - start) * k, d)  # (b·k, d)
+        best = (rows @ qt).reshape(stop - start, k, lq).max(axis=1)  # (b, Lq)
+        out[start:stop] = best.sum(axis=1) if w is None else best @ w
+    return out
+
+
+def _bf16_bits_to_f32(bits: npt.NDArray[np.uint16]) -> npt.NDArray[np.float32]:
+    """The float32 values of bf16 bit patterns (exact: bf16 is float32's upper half)."""
+    out: npt.NDArray[np.float32] = (bits.astype(np.uint32) << 16).view(np.float32)
+    return out
