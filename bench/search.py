@@ -62,13 +62,12 @@ def _stored(store: LocalStore, doc_id: str, unit: int) -> np.ndarray:
     return np.asarray(got.multivector, dtype=np.float32)
 
 
-def _rss_bytes() -> int:
-    """This process's resident set (Linux ``/proc/self/status`` VmRSS; 0 where there is none)."""
+def _rss() -> tuple[int, int]:
+    """This process's resident (anonymous, file-backed) bytes (Linux ``/proc/self/status``; 0s elsewhere): the
+    heap holding the first stages vs pages of mapped files (SQLite's mmap window, shared and reclaimable)."""
     status = Path("/proc/self/status")
-    if not status.is_file():
-        return 0
-    line = next((x for x in status.read_text().splitlines() if x.startswith("VmRSS:")), "VmRSS: 0 kB")
-    return int(line.split()[1]) * 1024
+    fields = dict(x.split(":", 1) for x in status.read_text().splitlines()) if status.is_file() else {}
+    return tuple(int(fields.get(key, "0 kB").split()[0]) * 1024 for key in ("RssAnon", "RssFile"))  # type: ignore[return-value]
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -179,7 +178,8 @@ class Run:
         saved = np.load(self.work / "truth.npz")
         queries, dense_q = saved["queries"], saved["dense_q"]
         edge_pages = self.edge_pages()
-        rss_before = _rss_bytes()
+        rss_before = _rss()
+        rss_first: tuple[int, int] | None = None  # after the first-stage plans, before exhaustive ones
         store = LocalStore.open(self.work / "ours")
         n = store.count()[1]
         per_doc = a.pages_per_doc
@@ -209,6 +209,8 @@ class Run:
         if n <= a.exhaustive_max_pages:
             plans.append(("dense", None, None))
         for first_stage, candidates, groups in plans:
+            if candidates is None and rss_first is None:
+                rss_first = _rss()
             label = "exhaustive" if candidates is None else f"{first_stage} first stage, {candidates} candidates"
             label += f", query pooled to {groups}" if groups else ""
             run_one = ours(first_stage, candidates, groups)
@@ -217,8 +219,9 @@ class Run:
             cands = [int(c) for c in a.candidates.split(",") if c]
             db = self.work / "ours" / "index.sqlite"
             self.rows += hybrid_rows(store, queries, dense_q, list(saved["texts"]), a.k, cands, db)
-        grown = _rss_bytes() - rss_before  # the first stages the plans loaded, caches, the last search's buffers
-        self.rows.append(["ours", n, "resident memory bytes/page (RSS growth after the plans)", f"{grown // n}"])
+        anon, file = (after - before for after, before in zip(rss_first or _rss(), rss_before, strict=True))
+        label = "resident memory bytes/page after the first-stage plans: anonymous (file-backed)"
+        self.rows.append(["ours", n, label, f"{anon // n} ({file // n})"])
         self.rows.append(["ours", n, "ingest pages/s", f"{built['ours_ingest_pages_s']:.1f}"])
         stats = store.stats()
         sketch = store.sketch_vectors * a.dim * 2
