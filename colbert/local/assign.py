@@ -8,9 +8,10 @@ a bulk load at a few dozen pages/s per core. A page's tokens lie near a few topi
 nearest each sketch centroid (≤ 8 × 32 = 256 of the K), and each token takes its best centroid among those
 (``n × 256 × d``). Measured on the synthetic pages of ``bench/search.py`` (K = 2,048): the same centroid as the
 exact choice for 99.87 % of the tokens, the token's dot product with its centroid lower by 2·10⁻⁵ on average,
-one fifth of the CPU time (the shortlist's cost does not grow with K, the exact choice's does). A token whose best centroid is missed is stored against a
-slightly worse one — its residual codes are still computed against the centroid it is stored with, so search
-scores exactly what is stored. A codebook no larger than the shortlist is searched whole (exact).
+one fifth of the CPU time (the shortlist's cost does not grow with K, the exact choice's does). A token whose
+best centroid is missed is stored against a slightly worse one — its residual codes are computed against the
+centroid it is stored with, so search scores exactly what is stored. A codebook no larger than the shortlist is
+searched whole (exact).
 """
 
 from __future__ import annotations
