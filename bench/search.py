@@ -102,6 +102,7 @@ class Run:
         dense_q = np.stack([d for _, d in qs])  # (Q, dim)
         texts = [self.text.query(self.text.page(int(i)), rng) for i in sources] if self.text else []
         truth = ExactTopK(queries, a.k)
+        truth_f32 = ExactTopK(queries, a.k) if a.agreement else None  # over the original float32 tokens
         truth_edge = np.empty((len(queries), 0), dtype=np.int64)
         config = CollectionConfig(dense_dim=a.dim, multivector_dim=a.dim, codec=self.codec)
         options = LocalOptions(synchronous=a.synchronous, sketch_vectors=a.sketch_vectors, dense_codec=a.dense_codec)
@@ -140,6 +141,8 @@ class Run:
                 t2 = time.perf_counter()
                 stored = [_stored(store, f"d{first // per_doc}", j) for j in range(len(doc))]
                 truth.add(first, stored)
+                if truth_f32 is not None:
+                    truth_f32.add(first, [p.tokens for p in doc])
                 t3 = time.perf_counter()
                 if edge is not None and first < edge_pages:
                     edge.add(first, stored, [p.dense for p in doc])
@@ -166,6 +169,8 @@ class Run:
             queries=queries,
             dense_q=dense_q,
             truth=truth.snapshot()[0],
+            truth_f32=truth.snapshot()[0] if truth_f32 is None else truth_f32.snapshot()[0],
+            has_f32=truth_f32 is not None,
             truth_edge=truth_edge,
             texts=np.asarray(texts, dtype=str),
         )
@@ -214,7 +219,8 @@ class Run:
             label = "exhaustive" if candidates is None else f"{first_stage} first stage, {candidates} candidates"
             label += f", query pooled to {groups}" if groups else ""
             run_one = ours(first_stage, candidates, groups)
-            self.time_plan("ours", n, label, run_one, saved["truth"], candidates is None)
+            f32 = saved["truth_f32"] if "has_f32" in saved and bool(saved["has_f32"]) else None
+            self.time_plan("ours", n, label, run_one, saved["truth"], candidates is None, f32)
         if a.text_words:
             cands = [int(c) for c in a.candidates.split(",") if c]
             db = self.work / "ours" / "index.sqlite"
@@ -248,23 +254,35 @@ class Run:
         print(format_table(["engine", "pages", "figure", "value"], self.rows, title="Search benchmark"), flush=True)
 
     def time_plan(
-        self, engine: str, n: int, label: str, run_one: Callable[[int], list[int]], truth: np.ndarray, slow: bool
+        self,
+        engine: str,
+        n: int,
+        label: str,
+        run_one: Callable[[int], list[int]],
+        truth: np.ndarray,
+        slow: bool,
+        truth_f32: np.ndarray | None = None,
     ) -> None:
         a = self.args
         count = min(len(truth), a.exhaustive_queries) if slow else len(truth)
         for i in range(min(count, 3)):  # warm-up (page cache, lazy init)
             run_one(i)
-        lat, rec = [], []
+        lat: list[float] = []
+        rec: list[float] = []
+        agree: list[float] = []  # vs exhaustive float32 MaxSim over the original tokens (--agreement)
         for i in range(count):
             t0 = time.perf_counter()
             got = run_one(i)
             lat.append(1000 * (time.perf_counter() - t0))
             rec.append(len(set(got) & set(truth[i].tolist())) / a.k)
+            if truth_f32 is not None:
+                agree.append(len(set(got) & set(truth_f32[i].tolist())) / a.k)
         row = [
             engine,
             n,
             f"{label}: p50 / p99 ms, recall@{a.k}",
-            f"{_pct(lat, 50):.1f} / {_pct(lat, 99):.1f}, {np.mean(rec):.4f} (min {min(rec):.2f}, {count} q)",
+            f"{_pct(lat, 50):.1f} / {_pct(lat, 99):.1f}, {np.mean(rec):.4f} (min {min(rec):.2f}, {count} q)"
+            + (f", agreement@{a.k} with float32 {np.mean(agree):.4f}" if agree else ""),
         ]
         print("# " + " | ".join(map(str, row)), flush=True)
         self.rows.append(row)
@@ -313,6 +331,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--dense-codec", default="float32", choices=DENSE_CODECS, help="stored dense vector (ours)")
     p.add_argument("--ivf", default="100,200,400", help="ivf first stage plans (ours; residual codecs only)")
     p.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
+    p.add_argument("--agreement", action="store_true", help="also the top-k agreement with float32 MaxSim (ours)")
     p.add_argument("--batch-docs", type=int, default=1, help="documents per add_documents transaction (ours)")
     p.add_argument("--edge-pages", type=int, default=10_000, help="Qdrant Edge on the first N pages (0: skip)")
     p.add_argument("--exhaustive-max-pages", type=int, default=20_000, help="time exhaustive search up to N pages")
