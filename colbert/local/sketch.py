@@ -34,7 +34,7 @@ import torch
 __all__ = ["from_bf16_bits", "page_sketch", "page_sketches", "pool_query", "sketch_scores", "to_bf16_bits"]
 
 _ITERATIONS = 8
-_SKETCH_BLOCK_ELEMENTS = 1 << 22  # bound on a k-means block's padded pages × tokens × d (16 MiB of float32)
+_SKETCH_BLOCK_ELEMENTS = 1 << 20  # bound on a k-means block's padded pages × tokens × d (4 MiB of float32: cache-sized)
 _BLOCK_ELEMENTS = 1 << 21  # bound on block pages × k × Lq similarities per GEMM (8 MiB of fp32-equivalent)
 
 
