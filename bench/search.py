@@ -38,14 +38,14 @@ import numpy as np
 
 from bench._hybrid_bench import hybrid_rows
 from bench._report import format_table
-from bench._synthetic import Corpus, ExactTopK
+from bench._synthetic import Corpus, ExactTopK, Page
 from bench._synthetic_text import TextCorpus
-from colbert.codebook import Codebook
 from colbert.local import LocalOptions, LocalStore
+from colbert.local.bulk import add_documents
 from colbert.local.dense_codec import DENSE_CODECS
-from colbert.quantize import Codec, decode, encode, needs_codebook
+from colbert.quantize import Codec, needs_codebook
 from colbert.search import Query, SearchOptions
-from colbert.store import CollectionConfig, UnitRecord
+from colbert.store import CollectionConfig, NewDocument, UnitRecord
 
 __all__ = ["main"]
 
@@ -53,6 +53,21 @@ __all__ = ["main"]
 def _dir_bytes(path: Path) -> int:
     """Bytes allocated on disk under ``path`` (sparse, preallocated files count what they really use)."""
     return sum(p.stat().st_blocks * 512 for p in path.rglob("*") if p.is_file())
+
+
+def _stored(store: LocalStore, doc_id: str, unit: int) -> np.ndarray:
+    """The float32 rows the store scores for a unit (its codes decoded)."""
+    got = store.get_unit(doc_id, unit)
+    assert got is not None
+    return np.asarray(got.multivector, dtype=np.float32)
+
+
+def _rss() -> tuple[int, int]:
+    """This process's resident (anonymous, file-backed) bytes (Linux ``/proc/self/status``; 0s elsewhere): the
+    heap holding the first stages vs pages of mapped files (SQLite's mmap window, shared and reclaimable)."""
+    status = Path("/proc/self/status")
+    fields = dict(x.split(":", 1) for x in status.read_text().splitlines()) if status.is_file() else {}
+    return tuple(int(fields.get(key, "0 kB").split()[0]) * 1024 for key in ("RssAnon", "RssFile"))  # type: ignore[return-value]
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -70,14 +85,6 @@ class Run:
         self.text = TextCorpus(args.seed, words=args.text_words) if args.text_words else None
         self.codec = Codec(args.codec)
         self.rows: list[list[object]] = []
-        self.book: Codebook | None = None  # residual codecs: the store's codebook (trained on the first document)
-
-    def stored(self, tokens: np.ndarray) -> np.ndarray:
-        """What the store scores for these tokens (the codec round trip), as float32."""
-        if self.book is not None:
-            return self.book.decode(self.book.encode(tokens), tokens.shape[0])
-        blob = encode(tokens, self.codec)
-        return np.asarray(decode(blob, tokens.shape[0], tokens.shape[1], self.codec), dtype=np.float32)
 
     def edge_pages(self) -> int:
         a = self.args
@@ -95,6 +102,7 @@ class Run:
         dense_q = np.stack([d for _, d in qs])  # (Q, dim)
         texts = [self.text.query(self.text.page(int(i)), rng) for i in sources] if self.text else []
         truth = ExactTopK(queries, a.k)
+        truth_f32 = ExactTopK(queries, a.k) if a.agreement else None  # over the original float32 tokens
         truth_edge = np.empty((len(queries), 0), dtype=np.int64)
         config = CollectionConfig(dense_dim=a.dim, multivector_dim=a.dim, codec=self.codec)
         options = LocalOptions(synchronous=a.synchronous, sketch_vectors=a.sketch_vectors, dense_codec=a.dense_codec)
@@ -106,34 +114,49 @@ class Run:
             edge = EdgeIndex(self.work / "edge", a.dim, a.dim, "float16" if self.codec == Codec.FLOAT16 else "float32")
         t_ours = t_edge = t_gen = t_truth = t_opt = 0.0
         per_doc = a.pages_per_doc
+        pending: list[tuple[int, list[Page]]] = []  # documents waiting for the next add_documents
         for start in range(0, a.pages, per_doc):
             t0 = time.perf_counter()
             pages = [self.corpus.page(i, self.centroids) for i in range(start, min(start + per_doc, a.pages))]
+            pending.append((start, pages))
             t1 = time.perf_counter()
-            records = [
-                UnitRecord(j, p.dense, p.tokens, text=self.text.page(start + j) if self.text else None)
-                for j, p in enumerate(pages)
-            ]
-            store.add_document(f"d{start // per_doc}", records)
-            t2 = time.perf_counter()
-            self.book = store.codebook()
-            stored = [self.stored(p.tokens) for p in pages]
-            truth.add(start, stored)
-            t3 = time.perf_counter()
-            if edge is not None and start < edge_pages:
-                edge.add(start, stored, [p.dense for p in pages])
-            t4 = time.perf_counter()
-            t_gen, t_ours, t_truth, t_edge = t_gen + t1 - t0, t_ours + t2 - t1, t_truth + t3 - t2, t_edge + t4 - t3
+            t_gen += t1 - t0
             done = start + len(pages)
-            if edge is not None and done == edge_pages:
-                t5 = time.perf_counter()
-                edge.finish()
-                t_opt = time.perf_counter() - t5
-                edge.close()
-                edge = None
-                truth_edge = truth.snapshot()[0]
-                print(f"# {done} pages: Edge {done / (t_edge + t_opt):.1f} pages/s incl. optimize", flush=True)
-            if done % max(per_doc, a.pages // 20) < per_doc:
+            if len(pending) < a.batch_docs and done < a.pages:
+                continue
+            docs = [
+                NewDocument(
+                    f"d{first // per_doc}",
+                    [
+                        UnitRecord(j, p.dense, p.tokens, text=self.text.page(first + j) if self.text else None)
+                        for j, p in enumerate(doc)
+                    ],
+                )
+                for first, doc in pending
+            ]
+            add_documents(store, docs)
+            t2 = time.perf_counter()
+            t_ours += t2 - t1
+            for first, doc in pending:  # the exact top-k over what the store holds (its decoded codes)
+                t2 = time.perf_counter()
+                stored = [_stored(store, f"d{first // per_doc}", j) for j in range(len(doc))]
+                truth.add(first, stored)
+                if truth_f32 is not None:
+                    truth_f32.add(first, [p.tokens for p in doc])
+                t3 = time.perf_counter()
+                if edge is not None and first < edge_pages:
+                    edge.add(first, stored, [p.dense for p in doc])
+                t_truth, t_edge = t_truth + t3 - t2, t_edge + time.perf_counter() - t3
+                if edge is not None and first + len(doc) == edge_pages:
+                    t5 = time.perf_counter()
+                    edge.finish()
+                    t_opt = time.perf_counter() - t5
+                    edge.close()
+                    edge = None
+                    truth_edge = truth.snapshot()[0]
+                    print(f"# {edge_pages} pages: Edge {edge_pages / (t_edge + t_opt):.1f} pages/s incl. optimize")
+            pending = []
+            if done % max(per_doc, a.pages // 20) < per_doc * a.batch_docs:
                 took = f"gen {t_gen:.0f} s, ours {t_ours:.0f} s, truth {t_truth:.0f} s, edge {t_edge:.0f} s"
                 print(f"# {done}/{a.pages} pages; {took}", flush=True)
         store.close()
@@ -146,6 +169,8 @@ class Run:
             queries=queries,
             dense_q=dense_q,
             truth=truth.snapshot()[0],
+            truth_f32=truth.snapshot()[0] if truth_f32 is None else truth_f32.snapshot()[0],
+            has_f32=truth_f32 is not None,
             truth_edge=truth_edge,
             texts=np.asarray(texts, dtype=str),
         )
@@ -158,6 +183,8 @@ class Run:
         saved = np.load(self.work / "truth.npz")
         queries, dense_q = saved["queries"], saved["dense_q"]
         edge_pages = self.edge_pages()
+        rss_before = _rss()
+        rss_first: tuple[int, int] | None = None  # after the first-stage plans, before exhaustive ones
         store = LocalStore.open(self.work / "ours")
         n = store.count()[1]
         per_doc = a.pages_per_doc
@@ -187,14 +214,20 @@ class Run:
         if n <= a.exhaustive_max_pages:
             plans.append(("dense", None, None))
         for first_stage, candidates, groups in plans:
+            if candidates is None and rss_first is None:
+                rss_first = _rss()
             label = "exhaustive" if candidates is None else f"{first_stage} first stage, {candidates} candidates"
             label += f", query pooled to {groups}" if groups else ""
             run_one = ours(first_stage, candidates, groups)
-            self.time_plan("ours", n, label, run_one, saved["truth"], candidates is None)
+            f32 = saved["truth_f32"] if "has_f32" in saved and bool(saved["has_f32"]) else None
+            self.time_plan("ours", n, label, run_one, saved["truth"], candidates is None, f32)
         if a.text_words:
             cands = [int(c) for c in a.candidates.split(",") if c]
             db = self.work / "ours" / "index.sqlite"
             self.rows += hybrid_rows(store, queries, dense_q, list(saved["texts"]), a.k, cands, db)
+        anon, file = (after - before for after, before in zip(rss_first or _rss(), rss_before, strict=True))
+        label = "resident memory bytes/page after the first-stage plans: anonymous (file-backed)"
+        self.rows.append(["ours", n, label, f"{anon // n} ({file // n})"])
         self.rows.append(["ours", n, "ingest pages/s", f"{built['ours_ingest_pages_s']:.1f}"])
         stats = store.stats()
         sketch = store.sketch_vectors * a.dim * 2
@@ -221,23 +254,35 @@ class Run:
         print(format_table(["engine", "pages", "figure", "value"], self.rows, title="Search benchmark"), flush=True)
 
     def time_plan(
-        self, engine: str, n: int, label: str, run_one: Callable[[int], list[int]], truth: np.ndarray, slow: bool
+        self,
+        engine: str,
+        n: int,
+        label: str,
+        run_one: Callable[[int], list[int]],
+        truth: np.ndarray,
+        slow: bool,
+        truth_f32: np.ndarray | None = None,
     ) -> None:
         a = self.args
         count = min(len(truth), a.exhaustive_queries) if slow else len(truth)
         for i in range(min(count, 3)):  # warm-up (page cache, lazy init)
             run_one(i)
-        lat, rec = [], []
+        lat: list[float] = []
+        rec: list[float] = []
+        agree: list[float] = []  # vs exhaustive float32 MaxSim over the original tokens (--agreement)
         for i in range(count):
             t0 = time.perf_counter()
             got = run_one(i)
             lat.append(1000 * (time.perf_counter() - t0))
             rec.append(len(set(got) & set(truth[i].tolist())) / a.k)
+            if truth_f32 is not None:
+                agree.append(len(set(got) & set(truth_f32[i].tolist())) / a.k)
         row = [
             engine,
             n,
             f"{label}: p50 / p99 ms, recall@{a.k}",
-            f"{_pct(lat, 50):.1f} / {_pct(lat, 99):.1f}, {np.mean(rec):.4f} (min {min(rec):.2f}, {count} q)",
+            f"{_pct(lat, 50):.1f} / {_pct(lat, 99):.1f}, {np.mean(rec):.4f} (min {min(rec):.2f}, {count} q)"
+            + (f", agreement@{a.k} with float32 {np.mean(agree):.4f}" if agree else ""),
         ]
         print("# " + " | ".join(map(str, row)), flush=True)
         self.rows.append(row)
@@ -286,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--dense-codec", default="float32", choices=DENSE_CODECS, help="stored dense vector (ours)")
     p.add_argument("--ivf", default="100,200,400", help="ivf first stage plans (ours; residual codecs only)")
     p.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
+    p.add_argument("--agreement", action="store_true", help="also the top-k agreement with float32 MaxSim (ours)")
+    p.add_argument("--batch-docs", type=int, default=1, help="documents per add_documents transaction (ours)")
     p.add_argument("--edge-pages", type=int, default=10_000, help="Qdrant Edge on the first N pages (0: skip)")
     p.add_argument("--exhaustive-max-pages", type=int, default=20_000, help="time exhaustive search up to N pages")
     p.add_argument("--exhaustive-queries", type=int, default=5)

@@ -114,19 +114,20 @@ class Codebook:
 
     def assign(self, x: FloatArray) -> npt.NDArray[np.int64]:
         """The centroid id of each row of ``x`` (n, d): the highest dot product (blocks of rows per GEMM)."""
-        c = torch.from_numpy(self.centroids)
+        ct = np.ascontiguousarray(self.centroids.T)  # (d, K); numpy's GEMM + argmax: ~2× torch's on one core
         out = np.empty(x.shape[0], dtype=np.int64)
         for start in range(0, x.shape[0], _ASSIGN_BLOCK):
-            block = torch.from_numpy(np.ascontiguousarray(x[start : start + _ASSIGN_BLOCK]))
-            out[start : start + block.shape[0]] = (block @ c.T).argmax(dim=1).numpy()
+            block = np.ascontiguousarray(x[start : start + _ASSIGN_BLOCK], dtype=np.float32)
+            out[start : start + block.shape[0]] = (block @ ct).argmax(axis=1)
         return out
 
-    def encode(self, mv: npt.ArrayLike) -> bytes:
-        """(n, d) floats → n uint16 centroid ids (little endian), then n × :attr:`code_bytes` packed codes."""
+    def encode(self, mv: npt.ArrayLike, ids: npt.NDArray[np.int64] | None = None) -> bytes:
+        """(n, d) floats → n uint16 centroid ids (little endian), then n × :attr:`code_bytes` packed codes;
+        ``ids``: each row's centroid when the caller chose them (default: :meth:`assign`)."""
         x = np.ascontiguousarray(mv, dtype=np.float32)  # (n, d)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise CodecError(f"expected an (n, {self.dim}) array, got shape {x.shape}")
-        ids = self.assign(x)  # (n,)
+        ids = self.assign(x) if ids is None else ids  # (n,)
         residual = x - self.centroids[ids]  # (n, d)
         codes = np.zeros((x.shape[0], self.dim), dtype=np.uint8)
         for level in range(self.cutoffs.shape[1]):  # code = number of cutoffs below the residual

@@ -53,6 +53,7 @@ __all__ = [
     "DocumentInfo",
     "FileInfo",
     "Hit",
+    "NewDocument",
     "OriginalFile",
     "Store",
     "StoreLimits",
@@ -174,6 +175,19 @@ class Hit:
     signals: Mapping[str, Signal] = field(default_factory=dict)
     text: str | None = None
     unit_metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    """One document of a bulk load (``colbert.local.bulk.add_documents``): the arguments of
+    :meth:`Store.add_document` for one document."""
+
+    doc_id: str
+    units: Sequence[UnitRecord]
+    metadata: Mapping[str, Any] | None = None
+    content_hash: str | None = None
+    original: OriginalFile | None = None
+    warnings: Sequence[str] = ()
 
 
 @runtime_checkable

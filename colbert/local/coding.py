@@ -13,6 +13,7 @@ import numpy as np
 from colbert.codebook import Codebook, train
 from colbert.errors import CodecError
 from colbert.local.codes import digest, load_codebook, store_codebook
+from colbert.local.sketch import page_sketches
 from colbert.local.write import UnitRow, stored_tokens, unit_row
 from colbert.quantize import RESIDUAL_LEVELS, Codec, needs_codebook
 from colbert.store import CollectionConfig, UnitRecord
@@ -30,10 +31,15 @@ def unit_rows(
     """The units' rows with ``book`` (the stored codebook, None if none yet), and the codebook trained on these
     units' tokens when the codec needs one and none is stored (else None); dense vectors in ``dense_codec``."""
     trained = None
+    mvs = [stored_tokens(r, config) for r in records]  # (m_i, d) each
     if book is None and needs_codebook(config.codec):
-        tokens = np.concatenate([stored_tokens(r, config) for r in records])  # (T, d)
-        book = trained = train(tokens, RESIDUAL_LEVELS[Codec(config.codec)])
-    return [unit_row(r, config, sketch_vectors, book, dense_codec) for r in records], trained
+        book = trained = train(np.concatenate(mvs), RESIDUAL_LEVELS[Codec(config.codec)])
+    sketches = page_sketches(mvs, sketch_vectors)
+    rows = [
+        unit_row(r, config, sketch_vectors, book, dense_codec, mv, sk)
+        for r, mv, sk in zip(records, mvs, sketches, strict=True)
+    ]
+    return rows, trained
 
 
 def settle_codebook(

@@ -21,6 +21,7 @@ import numpy as np
 
 from colbert._validate import canonical_json
 from colbert.codebook import Codebook
+from colbert.local.assign import page_centroid_ids
 from colbert.local.codes import distinct_centroids
 from colbert.local.dense_codec import encode_dense
 from colbert.local.filter import doc_field_rows
@@ -63,14 +64,18 @@ def unit_row(
     sketch_vectors: int,
     book: Codebook | None = None,
     dense_codec: str = "float32",
+    mv: np.ndarray | None = None,
+    sketch: np.ndarray | None = None,
 ) -> UnitRow:
     """A unit's rows; ``book``: the collection's codebook (required by the residual codecs, else unused);
-    ``dense_codec``: how its dense vector is stored (:mod:`colbert.local.dense_codec`)."""
-    mv = stored_tokens(record, config)  # (m, d)
+    ``dense_codec``: how its dense vector is stored (:mod:`colbert.local.dense_codec`); ``mv`` / ``sketch``:
+    its :func:`stored_tokens` and their sketch when the caller computed them already (a batch's sketches are
+    cheaper together: :func:`colbert.local.sketch.page_sketches`)."""
+    mv = stored_tokens(record, config) if mv is None else mv  # (m, d)
     dense = record.dense / np.linalg.norm(record.dense)  # (dense_dim,) unit
-    blob = encode(mv, config.codec) if book is None else book.encode(mv)
+    sketch = page_sketch(mv, sketch_vectors) if sketch is None else sketch  # (k, d)
+    blob = encode(mv, config.codec) if book is None else book.encode(mv, page_centroid_ids(book, mv, sketch))
     centroids = None if book is None else distinct_centroids(blob, mv.shape[0])
-    sketch = page_sketch(mv, sketch_vectors).astype(np.float16).tobytes()  # (k, d) float16
     return UnitRow(
         unit=record.unit,
         kind=record.kind,
@@ -78,7 +83,7 @@ def unit_row(
         dense=encode_dense(dense, dense_codec),
         n=int(mv.shape[0]),
         blob=blob,
-        sketch=sketch,
+        sketch=sketch.astype(np.float16).tobytes(),  # (k, d) float16
         text=record.text,
         image=record.image,
         centroids=centroids,
