@@ -25,7 +25,7 @@ from colbert.store import CollectionConfig, NewDocument, UnitRecord
 
 sys.path.insert(0, str(Path(__file__).parent))
 from durability_writer import DENSE, DIM, original_for, pages_for
-from test_local_durability import _check_whole
+from test_local_durability import check_whole
 
 CONFIG = CollectionConfig(dense_dim=DENSE, multivector_dim=DIM, codec=Codec.FLOAT32)
 WRITER = Path(__file__).with_name("bulk_writer.py")
@@ -149,4 +149,4 @@ def test_kill_9_mid_batch_keeps_whole_documents(tmp_path: Path) -> None:
             _, doc_id, version = line.split()
             acked[doc_id] = int(version[1:])
         assert acked, "the writer acknowledged nothing"
-        start = (_check_whole(directory, acked) // 3 + 1) * 3
+        start = (check_whole(directory, acked) // 3 + 1) * 3
