@@ -110,6 +110,9 @@ class LocalHandle:
         self._scorer = PageScorer(config, options.scan_block_pages, lambda: self._book, path=self._path)
         self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
         self._snapshot: DenseSnapshot | None = None
+        # the pooled first stage's sketches (2 KiB a page) are held in memory from the open when it is the default
+        # first stage, else from the first search that asks for it: a dense or ivf process never pays for them
+        self._sketches = options.first_stage == "pooled"
         self._ivf: IvfSnapshot | None = None  # the inverted lists (residual codecs), loaded by the first ivf search
         self._seen_keys: set[str] = set()  # metadata keys some document had (LocalStore.metadata_keys)
         # the units FTS5 holds (colbert.local.bm25): loaded by the first text search, then kept in step with the
@@ -205,19 +208,20 @@ class LocalHandle:
         with self._sync_lock:
             return self._synced(conn)
 
-    def _views_for(self, conn: sqlite3.Connection) -> tuple[DenseSnapshot, TextUnits]:
-        """The dense snapshot and the full-text units matching ``conn``'s read transaction (as above); the text
-        view is loaded here, in that transaction, the first time a search needs it (visual-only use never pays)."""
+    def _views_for(self, conn: sqlite3.Connection, *, sketches: bool) -> tuple[DenseSnapshot, TextUnits]:
+        """The dense snapshot (holding the sketches if ``sketches``) and the full-text units matching ``conn``'s
+        read transaction (as above); the text view is loaded here, in that transaction, the first time a search
+        needs it (visual-only use never pays)."""
         with self._sync_lock:
-            snap = self._synced(conn)
+            snap = self._synced(conn, sketches=sketches)
             if self._text is None:
                 self._text_generation += 1  # never a generation an earlier view had: their cached postings are stale
                 self._text = TextUnits.build(self._text_generation, *load_text_units(conn, 0))
             return snap, self._text
 
-    def _synced(self, conn: sqlite3.Connection) -> DenseSnapshot:
+    def _synced(self, conn: sqlite3.Connection, *, sketches: bool = False) -> DenseSnapshot:
         """Bring the shared snapshot (and the text view, if loaded) up to this transaction's view (caller holds
-        ``_sync_lock``)."""
+        ``_sync_lock``); ``sketches``: the snapshot must hold the pages' sketches (loaded now if it does not)."""
         max_id, min_del, max_del, tokenizer = conn.execute(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM pages), (SELECT MIN(seq) FROM deletions), "
             f"(SELECT COALESCE(MAX(seq), 0) FROM deletions), ({_TOKENIZER_SQL})"
@@ -229,14 +233,17 @@ class LocalHandle:
             self._tokenizer, self._text = tokenizer, None
             self._postings.clear()
         snap = self._snapshot
+        if sketches and not self._sketches:  # the first pooled search: reloaded whole, with the sketches
+            self._sketches, snap = True, None
         if snap is not None and max_id <= snap.version[0] and max_del == snap.version[1]:
             return snap
         dim = self.config.dense_dim
-        width = self.sketch_vectors * self.config.multivector_dim
+        width = self.sketch_vectors * self.config.multivector_dim if self._sketches else 0
         text = self._text
         if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
             ids, matrix, sketch = load_dense(conn, 0, (dim, self.dense_codec), width)
-            snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix, sketch, self.sketch_vectors)
+            held = sketch if width else None
+            snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix, held, self.sketch_vectors)
             text = None  # the deletion log no longer reaches back to it: reloaded by the next text search
             self._ivf = None  # likewise for the inverted lists
         else:
@@ -249,7 +256,7 @@ class LocalHandle:
             if self._ivf is not None:
                 self._ivf = self._ivf.apply(version, *self._centroid_lists(conn, snap.version[0]), dead)
                 self._ivf = None if self._ivf.too_sparse() else self._ivf
-            snap = snap.apply(version, ids, matrix, dead, sketch)
+            snap = snap.apply(version, ids, matrix, dead, sketch if width else None)
         self._snapshot, self._text = snap, text
         return snap
 

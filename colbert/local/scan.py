@@ -145,10 +145,12 @@ def load_dense(
     """Ids (m,) ascending, unit dense rows (m, dim) decoded by the dense codec (``dense`` = (dim, codec),
     :mod:`colbert.local.dense_codec`) and sketches (m, sketch_width) as bf16 bits of the pages with
     ``id > after_id``."""
-    rows = conn.execute(
-        "SELECT p.id, p.dense, s.data FROM pages p JOIN sketches s ON s.page_id = p.id WHERE p.id > ? ORDER BY p.id",
-        (after_id,),
-    ).fetchall()
+    sql = (
+        "SELECT p.id, p.dense, s.data FROM pages p JOIN sketches s ON s.page_id = p.id WHERE p.id > ? ORDER BY p.id"
+        if sketch_width
+        else "SELECT id, dense, x'' FROM pages WHERE id > ? ORDER BY id"  # no sketches wanted: none read
+    )
+    rows = conn.execute(sql, (after_id,)).fetchall()
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))  # (m,)
     matrix = decode_dense(b"".join(r[1] for r in rows), len(rows), *dense)  # (m, dim) unit rows
     half = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16)  # (m · sketch_width,)

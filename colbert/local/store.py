@@ -338,14 +338,14 @@ class LocalStore(LocalHandle):
         opts = options.under(self.options.limits)
         checked = checked_query(query, opts, self.config)
         k, candidates, flt = opts.k, opts.candidates, opts.filter
+        kind = opts.first_stage or self.options.first_stage
         with self._read() as conn:
-            snap, units = self._views_for(conn)
+            snap, units = self._views_for(conn, sketches=kind == "pooled" and opts.mode is not SearchMode.TEXT)
             allowed = filtered_ids(conn, flt) if flt else None
             if opts.mode is SearchMode.TEXT:
                 return hits_of(conn, text_rank(self._bm25(conn, units, str(checked.text), allowed), k), opts)
             q, dense = checked.multivector, checked.dense
             assert q is not None
-            kind = opts.first_stage or self.options.first_stage
             how = FirstStage(kind, candidates, opts.prefetch, opts.query_groups)
             exact_all = opts.exhaustive or (dense is None and how.kind == "dense")
             visual = None if exact_all else self._first_stage(conn, snap, q, dense, allowed, how)

@@ -36,7 +36,7 @@ def test_shortlist_matches_the_exact_choice_on_topic_pages() -> None:
     topics = _unit(rng.normal(size=(200, d)))
     pages = _topic_pages(rng, topics, 120, 40)
     centroids = _unit(np.concatenate([topics + 0.05 * rng.normal(size=topics.shape) for _ in range(5)]))  # (1000, d)
-    book = Codebook(centroids, 1, np.zeros((d, 1), np.float32), np.array([[-0.01, 0.01]] * d, np.float32))
+    book = Codebook(centroids, 2, np.zeros((d, 1), np.float32), np.array([[-0.01, 0.01]] * d, np.float32))
     assert book.k > SHORTLIST * 8
     same = total = 0
     for x in pages:

@@ -170,6 +170,26 @@ def test_pooled_candidates_come_from_the_sketch_ranking(tmp_path: Path) -> None:
     store.close()
 
 
+def test_sketches_are_held_only_once_a_pooled_search_asks(tmp_path: Path) -> None:
+    """A handle whose default first stage is dense keeps no sketches in memory (2 KiB a page at the default 8
+    centroids) until the first pooled search, which then answers as a handle opened for pooled search."""
+    rng = np.random.default_rng(8)
+    LocalStore.create(tmp_path / "a", CONFIG, LocalOptions(sketch_vectors=3)).close()
+    plain = LocalStore.open(tmp_path / "a")
+    pages = _corpus(plain, rng)
+    pooled = LocalStore.open(tmp_path / "a", options=LocalOptions(first_stage="pooled"))
+    sketch_bytes = len(pages) * 3 * D * 2  # bf16 centroids
+    assert pooled.stats().memory_bytes - plain.stats().memory_bytes == sketch_bytes
+    q = pages[("d3", 1)].multivector[:5]
+    opts = SearchOptions(k=4, candidates=4, first_stage="pooled")
+    assert plain.search(Query(q, None), opts) == pooled.search(Query(q, None), opts)
+    assert plain.stats().memory_bytes == pooled.stats().memory_bytes
+    plain.add_document("late", [pages[("d3", 1)]])  # kept in step with the sketches from now on
+    assert {h.doc_id for h in plain.search(Query(q, None), opts)[:2]} == {"d3", "late"}
+    for s in (plain, pooled):
+        s.close()
+
+
 def test_pooled_search_honours_filters_prefetch_and_deletes(tmp_path: Path) -> None:
     rng = np.random.default_rng(6)
     store = LocalStore.create(tmp_path / "a", CONFIG, LocalOptions(sketch_vectors=4))
