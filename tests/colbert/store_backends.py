@@ -84,19 +84,16 @@ class Backend:
                             store.client.delete_collection(name)
 
 
-@pytest.fixture(
-    params=[
-        "local",
-        "qdrant-memory",
-        pytest.param(
-            "qdrant-server",
-            marks=[
-                pytest.mark.qdrant_server,
-                pytest.mark.skipif(not os.environ.get("QDRANT_URL"), reason=NO_SERVER),
-            ],
-        ),
-    ]
-)
+QDRANT_KINDS = [
+    "qdrant-memory",
+    pytest.param(
+        "qdrant-server",
+        marks=[pytest.mark.qdrant_server, pytest.mark.skipif(not os.environ.get("QDRANT_URL"), reason=NO_SERVER)],
+    ),
+]  # the Qdrant backends a test runs over (a server only where QDRANT_URL names one)
+
+
+@pytest.fixture(params=["local", *QDRANT_KINDS])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     b = Backend(request.param, tmp_path)
     yield b

@@ -5,7 +5,6 @@ before anything is created."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from colbert.qdrant.store import QdrantOptions
 from colbert.quantize import CODEBOOK_FREE, Codec, decode, encode
 from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
-from tests.colbert.store_backends import DENSE, NO_SERVER, Backend, D
+from tests.colbert.store_backends import DENSE, QDRANT_KINDS, Backend, D
 
 EXPECTED = {  # codec: (originals' datatype, quantized copy's type)
     Codec.FLOAT32: (qm.Datatype.FLOAT32, None),
@@ -50,18 +49,7 @@ def _add(store: QdrantStore, pages: list[np.ndarray]) -> None:
         store.add_document(f"d{i}", [UnitRecord(1, dense, mv, text=f"page {i}")])
 
 
-@pytest.fixture(
-    params=[
-        "qdrant-memory",
-        pytest.param(
-            "qdrant-server",
-            marks=[
-                pytest.mark.qdrant_server,
-                pytest.mark.skipif(not os.environ.get("QDRANT_URL"), reason=NO_SERVER),
-            ],
-        ),
-    ]
-)
+@pytest.fixture(params=QDRANT_KINDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     b = Backend(request.param, tmp_path)
     yield b
