@@ -1,12 +1,13 @@
-"""Bulk loading into the embedded index: many documents per write transaction.
+"""The embedded index's one write path for new documents: many documents per write transaction.
 
-:meth:`LocalStore.add_document` pays, per document, one ``BEGIN IMMEDIATE … COMMIT`` (with ``synchronous=FULL``
-an fsync of the WAL) and the per-call work of encoding and sketching a few pages. :func:`add_documents` does the
-same work for a batch: the units of every document are encoded together (page sketches as batched GEMMs,
-:func:`colbert.local.sketch.page_sketches`; a residual codec's codebook, when none is stored yet, trained on the
-whole batch's tokens) outside the write lock, then every document is written in **one** transaction.
+:meth:`LocalStore.add_document` is :func:`add_documents` of one document. Written one at a time, each document
+pays one ``BEGIN IMMEDIATE … COMMIT`` (with ``synchronous=FULL`` an fsync of the WAL) and the per-call work of
+encoding and sketching a few pages; :func:`add_documents` does that work once for a batch: the units of every
+document are encoded together (page sketches as batched GEMMs, :func:`colbert.local.sketch.page_sketches`; a
+residual codec's codebook, when none is stored yet, trained on the whole batch's tokens) outside the write lock,
+then every document is written in **one** transaction.
 
-Guarantees are those of ``add_document``, for the batch: each document is all or nothing — so is the batch (a
+Guarantees, for the batch: each document is all or nothing — so is the batch (a
 crash, ``kill -9`` or an error leaves none of its documents, or all of them); a document that exists is a
 ``DocumentExistsError`` (nothing of the batch written) unless ``replace``; readers never wait. The write lock is
 held for the whole batch, so another writer waits that long (up to its ``busy_timeout_s``): batches of a few
@@ -58,8 +59,7 @@ def add_documents(store: LocalStore, documents: Sequence[NewDocument], *, replac
         )
         exists = [c[0] for c in checked if conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (c[0],)).fetchone()]
         if exists and not replace:
-            named = ", ".join(repr(e) for e in exists[:5]) + (f" and {len(exists) - 5} more" if len(exists) > 5 else "")
-            raise DocumentExistsError(f"documents already exist: {named} (pass replace=True to replace them)")
+            raise DocumentExistsError(_exist_message(exists))
         replaced = set(exists)
         out = []
         start = 0
@@ -70,3 +70,11 @@ def add_documents(store: LocalStore, documents: Sequence[NewDocument], *, replac
             start += len(recs)
             out.append(insert_document(conn, doc_id, doc_rows, meta, content_hash, original, noted))
         return out
+
+
+def _exist_message(exists: list[str]) -> str:
+    """What ``DocumentExistsError`` says for ``exists`` (one document: as ``add_document`` always said it)."""
+    if len(exists) == 1:
+        return f"document {exists[0]!r} already exists (pass replace=True to replace it)"
+    named = ", ".join(repr(e) for e in exists[:5]) + (f" and {len(exists) - 5} more" if len(exists) > 5 else "")
+    return f"documents already exist: {named} (pass replace=True to replace them)"

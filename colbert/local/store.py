@@ -62,28 +62,26 @@ from colbert._validate import (
     check_filter_keys,
     check_page_window,
     validate_config,
-    validate_document,
     validate_metadata,
-    validate_original,
-    validate_warnings,
 )
 from colbert.codebook import Codebook
-from colbert.errors import CodecError, DocumentExistsError, DocumentNotFoundError, IndexFormatError, InvalidQueryError
+from colbert.errors import CodecError, DocumentNotFoundError, IndexFormatError, InvalidQueryError
 from colbert.filters import MetadataFilter
 from colbert.hybrid import SearchMode
 from colbert.local import migrate as _migrate
 from colbert.local import schema as _schema
 from colbert.local.bm25 import TextUnits, bm25_top
-from colbert.local.coding import settle_codebook, store_first_codebook, trained_codebook, unit_rows
+from colbert.local.bulk import add_documents
+from colbert.local.coding import store_first_codebook, trained_codebook
 from colbert.local.dense_codec import decode_dense
 from colbert.local.filter import filter_docs_sql
 from colbert.local.handle import LocalHandle, LocalOptions, LocalStats
 from colbert.local.modes import Bm25, FirstStage, filtered_ids, hits_of, hybrid_rank, text_rank, visual_rank
 from colbert.local.scan import damaged_codes, read_pages
-from colbert.local.write import DOC_SELECT, delete_rows, document_info, insert_document
+from colbert.local.write import DOC_SELECT, delete_rows, document_info
 from colbert.quantize import decode
 from colbert.search import Query, SearchOptions, checked_query
-from colbert.store import CollectionConfig, DocumentInfo, Hit, OriginalFile, UnitRecord
+from colbert.store import CollectionConfig, DocumentInfo, Hit, NewDocument, OriginalFile, UnitRecord
 from colbert.text import query_terms
 
 __all__ = ["LocalOptions", "LocalStats", "LocalStore"]
@@ -155,24 +153,9 @@ class LocalStore(LocalHandle):
     ) -> DocumentInfo:
         """Store all units of a document (vectors, text, images), its ``original`` file, if given, and its
         ``warnings`` in one transaction (``DocumentExistsError`` unless ``replace``; a replace drops the old
-        original)."""
-        limits = self.options.limits
-        doc_id, records, meta = validate_document(doc_id, units, metadata, self.config, limits, content_hash)
-        original = validate_original(original, limits)
-        noted = validate_warnings(warnings)
-        rows, trained = unit_rows(  # outside the lock
-            records, self.config, self.sketch_vectors, self.codebook(), self.dense_codec
-        )
-        with self._write() as conn:
-            rows = settle_codebook(
-                conn, rows, records, trained, self.config, self.sketch_vectors, self._path, self.dense_codec
-            )
-            exists = conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-            if exists and not replace:
-                raise DocumentExistsError(f"document {doc_id!r} already exists (pass replace=True to replace it)")
-            if exists:
-                delete_rows(conn, doc_id, self.options.deletions_retained)
-            return insert_document(conn, doc_id, rows, meta, content_hash, original, noted)
+        original): the one write path of :func:`colbert.local.bulk.add_documents`, for one document."""
+        new = NewDocument(doc_id, units, metadata, content_hash=content_hash, original=original, warnings=warnings)
+        return add_documents(self, [new], replace=replace)[0]
 
     def train_codebook(self, tokens: np.ndarray, *, k: int | None = None) -> Codebook:
         """Train the codebook of a residual codec on ``tokens`` (T, d) (a bulk load's sample; ``k`` centroids,
