@@ -3,13 +3,9 @@ same stored content as one ``add_document`` per document, and batched page sketc
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +21,7 @@ from colbert.store import CollectionConfig, NewDocument, UnitRecord
 
 sys.path.insert(0, str(Path(__file__).parent))
 from durability_writer import DENSE, DIM, original_for, pages_for
-from test_local_durability import check_whole
+from test_local_durability import check_whole, killed_round
 
 CONFIG = CollectionConfig(dense_dim=DENSE, multivector_dim=DIM, codec=Codec.FLOAT32)
 WRITER = Path(__file__).with_name("bulk_writer.py")
@@ -132,21 +128,6 @@ def test_kill_9_mid_batch_keeps_whole_documents(tmp_path: Path) -> None:
     rnd = random.Random(99)
     acked: dict[str, int] = {}
     start = 0
-    repo = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
     for _round in range(3):
-        proc = subprocess.Popen(
-            [sys.executable, str(WRITER), str(directory), str(start)], stdout=subprocess.PIPE, env=env, text=True
-        )
-        assert proc.stdout is not None
-        first = proc.stdout.readline()  # writing for real; then kill at a random moment
-        time.sleep(rnd.uniform(0.05, 0.8))
-        proc.send_signal(signal.SIGKILL)
-        rest = proc.stdout.read()
-        proc.stdout.close()
-        proc.wait()
-        for line in filter(None, (x.strip() for x in [first, *rest.splitlines()])):
-            _, doc_id, version = line.split()
-            acked[doc_id] = int(version[1:])
-        assert acked, "the writer acknowledged nothing"
+        acked.update(killed_round(directory, start, rnd.uniform(0.05, 0.8), reader=None, writer=WRITER))
         start = (check_whole(directory, acked) // 3 + 1) * 3

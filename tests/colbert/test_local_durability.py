@@ -125,17 +125,20 @@ def _search_while_writing(directory: Path, stop: threading.Event, errors: list[B
 Reader = Callable[[Path, threading.Event, list[BaseException]], None]  # searches until the event is set
 
 
-def killed_round(directory: Path, start: int, pause_s: float, reader: Reader = _search_while_writing) -> dict[str, int]:
-    """One round: the durability writer from document ``start`` while ``reader`` searches the same index in this
-    process, killed with SIGKILL ``pause_s`` after its first acknowledgement; {doc_id: version} acknowledged."""
+def killed_round(
+    directory: Path, start: int, pause_s: float, reader: Reader | None = _search_while_writing, writer: Path = WRITER
+) -> dict[str, int]:
+    """One round: the ``writer`` script from document ``start`` while ``reader`` (None: nobody) searches the same
+    index in this process, killed with SIGKILL ``pause_s`` after its first acknowledgement; {doc_id: version}
+    acknowledged."""
     repo = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen(
-        [sys.executable, str(WRITER), str(directory), str(start)], stdout=subprocess.PIPE, env=env, text=True
+        [sys.executable, str(writer), str(directory), str(start)], stdout=subprocess.PIPE, env=env, text=True
     )
     assert proc.stdout is not None
     stop, errors = threading.Event(), list[BaseException]()
-    thread = threading.Thread(target=reader, args=(directory, stop, errors))
+    thread = threading.Thread(target=reader or (lambda *_: None), args=(directory, stop, errors))
     thread.start()
     first = proc.stdout.readline()  # wait until the writer is really writing, then kill at a random moment
     time.sleep(pause_s)
