@@ -31,6 +31,7 @@ from colbert.backend import ExportSource, StoredDocument, StoredUnit, VacuumResu
 from colbert.errors import CollectionExistsError, CollectionNotFoundError, ExportFormatError
 from colbert.jobs import JobStore, Retention
 from colbert.local import schema as _schema
+from colbert.local.checksum import check_codes
 from colbert.local.coding import settle_codebook, unit_rows
 from colbert.local.dense_codec import decode_dense, encode_dense
 from colbert.local.jobs import SqliteJobStore
@@ -255,12 +256,13 @@ def _documents(store: LocalStore, *, decoded: bool = False) -> Iterator[StoredDo
         ).fetchall()
         for doc_id, metadata, created_at, content_hash, warnings in docs:
             rows = conn.execute(
-                "SELECT p.page, p.kind, p.metadata, p.dense, m.n, m.data, t.text, i.data, s.data FROM pages p "
-                "JOIN multivectors m ON m.page_id = p.id LEFT JOIN unit_text t ON t.page_id = p.id "
+                "SELECT p.page, p.kind, p.metadata, p.dense, m.n, m.data, t.text, i.data, s.data, p.id, m.crc "
+                "FROM pages p JOIN multivectors m ON m.page_id = p.id LEFT JOIN unit_text t ON t.page_id = p.id "
                 "LEFT JOIN unit_images i ON i.page_id = p.id LEFT JOIN sketches s ON s.page_id = p.id "
                 "WHERE p.doc_id = ? ORDER BY p.page",
                 (doc_id,),
             ).fetchall()
+            check_codes(conn, ((r[9], r[5], r[10]) for r in rows))  # an export never carries damaged codes
             units = [
                 StoredUnit(
                     unit=int(r[0]),

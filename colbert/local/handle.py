@@ -32,6 +32,7 @@ from colbert.codebook import Codebook
 from colbert.errors import CollectionBusyError, IndexFormatError, InvalidQueryError, StoreBusyError, StoreClosedError
 from colbert.local import schema as _schema
 from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
+from colbert.local.checksum import add_missing_crcs
 from colbert.local.codes import checked_lists, damaged_lists, load_codebook
 from colbert.local.dense import DenseSnapshot
 from colbert.local.dense_codec import check_dense_codec
@@ -351,11 +352,14 @@ class LocalHandle:
     def vacuum(self) -> tuple[int, int]:
         """Reclaim the space of deleted and replaced documents; (bytes on disk before, after).
 
-        Merges the full-text index's segments, rebuilds the file (SQLite ``VACUUM``: free pages are dropped;
-        rowids, so the in-memory first stage, are kept) and truncates the WAL. Holds the write lock meanwhile
+        Checksums the multi-vector blobs written before checksums (:mod:`colbert.local.checksum`), merges the
+        full-text index's segments, rebuilds the file (SQLite ``VACUUM``: free pages are dropped; rowids, so the
+        in-memory first stage, are kept) and truncates the WAL. Holds the write lock meanwhile
         (other writers wait, up to ``busy_timeout_s`` in other processes); readers go on. Needs free disk space
         about the size of the index while it runs."""
         before = self.disk_bytes()
+        with self._write() as conn:  # a transaction of its own: VACUUM cannot run inside one
+            add_missing_crcs(conn)
         with self._write_lock:
             if self._closed:
                 raise StoreClosedError(f"the store at {self.directory} is closed")

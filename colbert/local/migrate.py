@@ -3,7 +3,7 @@
 Format version 3 is the only one read (version 2, with page images as files beside the index, lived nine days
 before the first release and is no longer migrated: ``read_config`` names the version it found). Small
 additions made to version 3 (the full-text index, the originals table, the content-hash index, the documents'
-``warnings`` column) are created when missing.
+``warnings`` column, the multi-vector checksums' column: :mod:`colbert.local.checksum`) are created when missing.
 
 The full-text index holds :mod:`colbert.text` tokens, and a unit is removed from it by the tokens its stored text
 gives *now* (:func:`colbert.local.fts.fts_delete`), so it must have been built by the rules of this code. The meta
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from colbert import text
 from colbert.errors import IndexFormatError
+from colbert.local.checksum import ensure_crc_column
 from colbert.local.codes import CODES_DDL
 from colbert.local.fts import FTS_DDL, fts_add, fts_rebuild
 from colbert.local.schema import FORMAT_VERSION, ORIGINALS_DDL, TOKENIZER_KEY, read_meta, read_tokenizer_version
@@ -47,6 +48,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
     _ensure_tokenizer(conn, path)
     _ensure_hash_index(conn)
     _ensure_warnings(conn)
+    ensure_crc_column(conn)  # NULL in the rows written before: read unchecked until vacuum fills them
     conn.execute(ORIGINALS_DDL)  # a version-3 index written before originals were kept
     for statement in CODES_DDL:  # ... or before the residual codecs existed
         conn.execute(statement)

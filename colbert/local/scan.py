@@ -1,8 +1,9 @@
 """Exact MaxSim over stored pages of the embedded index, block by block.
 
-The same loop serves the rerank of the first stage's candidates and the exhaustive scan: read
-``block_pages`` blobs in one query, decode them, score them with :func:`colbert.scoring.maxsim`, keep the
-running top-k. Memory is bounded by one block, whatever the number of pages scanned.
+The same loop serves the rerank of the first stage's candidates and the exhaustive scan: read ``block_pages`` blobs
+in one query, check their checksums (:mod:`colbert.local.checksum`), decode them, score them with
+:func:`colbert.scoring.maxsim`, keep the running top-k. Memory is bounded by one block, whatever the number of pages
+scanned.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from colbert.codebook import Codebook
 from colbert.errors import CodecError, IndexFormatError
+from colbert.local.checksum import check_codes
 from colbert.local.codes import RESTORE_HINT
 from colbert.local.dense_codec import decode_dense
 from colbert.local.sketch import to_bf16_bits
@@ -105,13 +107,13 @@ class PageScorer:
             after = -1
             while True:
                 rows = conn.execute(
-                    "SELECT page_id, n, data FROM multivectors WHERE page_id > ? ORDER BY page_id LIMIT ?",
+                    "SELECT page_id, n, data, crc FROM multivectors WHERE page_id > ? ORDER BY page_id LIMIT ?",
                     (after, self._block),
                 ).fetchall()
                 if not rows:
                     return
                 after = rows[-1][0]
-                yield _unzip(rows)
+                yield _checked(conn, rows)
             return
         for start in range(0, page_ids.size, self._block):
             chunk = page_ids[start : start + self._block]
@@ -121,15 +123,18 @@ class PageScorer:
 
 
 def read_pages(conn: sqlite3.Connection, page_ids: np.ndarray) -> Block:
-    """The stored multi-vectors of ``page_ids`` (those that exist), in one query."""
+    """The stored multi-vectors of ``page_ids`` (those that exist), in one query, checked against their checksums
+    (:mod:`colbert.local.checksum`)."""
     rows = conn.execute(
-        "SELECT page_id, n, data FROM multivectors WHERE page_id IN (SELECT value FROM json_each(?))",
+        "SELECT page_id, n, data, crc FROM multivectors WHERE page_id IN (SELECT value FROM json_each(?))",
         (json.dumps(page_ids.tolist()),),
     ).fetchall()
-    return _unzip(rows)
+    return _checked(conn, rows)
 
 
-def _unzip(rows: list[tuple[int, int, bytes]]) -> tuple[np.ndarray, list[int], list[bytes]]:
+def _checked(conn: sqlite3.Connection, rows: list[tuple[int, int, bytes, int | None]]) -> Block:
+    """The block of ``(page id, n, data, crc)`` rows once every blob matches its checksum."""
+    check_codes(conn, ((r[0], r[2], r[3]) for r in rows))
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     return ids, [r[1] for r in rows], [r[2] for r in rows]
 

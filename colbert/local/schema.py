@@ -17,8 +17,11 @@ they mean *unit* (a page or a text/code chunk, see :mod:`colbert.store`)::
           kind ('page' | 'chunk'), UNIQUE(doc_id, page))
     unit_text(page_id PK, text)             a unit's text (page text layer, chunk text), when it has one
     unit_images(page_id PK, data BLOB)      a unit's image bytes (a page's PNG), when it has one
-    multivectors(page_id PK, n, data BLOB)  codec'd (and pooled) rows, kept apart so that scans of ``pages``
-                                            never touch the large blobs
+    multivectors(page_id PK, n, data BLOB, crc)
+                                            codec'd (and pooled) rows, kept apart so that scans of ``pages``
+                                            never touch the large blobs; ``crc``: zlib.crc32 of ``data``, checked
+                                            by every read (:mod:`colbert.local.checksum`), added to format 3
+                                            without a version change (NULL: written before, not checked)
     sketches(page_id PK, data BLOB)        the page's pooled first-stage sketch: ``sketch_vectors`` k-means
                                             centroids as float16 (k, multivector_dim), see colbert.local.sketch
     doc_fields(key, value, doc_id)          canonical JSON of each str/int/bool top-level metadata value,
@@ -118,7 +121,7 @@ CREATE TABLE pages (
 );
 CREATE TABLE unit_text (page_id INTEGER PRIMARY KEY, text TEXT NOT NULL);
 CREATE TABLE unit_images (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE multivectors (page_id INTEGER PRIMARY KEY, n INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE TABLE multivectors (page_id INTEGER PRIMARY KEY, n INTEGER NOT NULL, data BLOB NOT NULL, crc INTEGER);
 CREATE TABLE sketches (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE doc_fields (
     key TEXT NOT NULL, value TEXT NOT NULL, doc_id TEXT NOT NULL, PRIMARY KEY (key, value, doc_id)

@@ -72,6 +72,7 @@ from colbert.local import migrate as _migrate
 from colbert.local import schema as _schema
 from colbert.local.bm25 import TextUnits, bm25_top
 from colbert.local.bulk import add_documents
+from colbert.local.checksum import check_codes
 from colbert.local.coding import store_first_codebook, trained_codebook
 from colbert.local.dense_codec import decode_dense
 from colbert.local.filter import filter_docs_sql
@@ -240,13 +241,14 @@ class LocalStore(LocalHandle):
         metadata, text and image."""
         with self._read() as conn:
             row = conn.execute(
-                "SELECT p.metadata, p.dense, m.n, m.data, p.kind, t.text, i.data FROM pages p "
+                "SELECT p.metadata, p.dense, m.n, m.data, p.kind, t.text, i.data, p.id, m.crc FROM pages p "
                 "JOIN multivectors m ON m.page_id = p.id LEFT JOIN unit_text t ON t.page_id = p.id "
                 "LEFT JOIN unit_images i ON i.page_id = p.id WHERE p.doc_id = ? AND p.page = ?",
                 (doc_id, unit),
             ).fetchone()
-        if row is None:
-            return None
+            if row is None:
+                return None
+            check_codes(conn, [(row[7], row[3], row[8])])
         dense = decode_dense(row[1], 1, self.config.dense_dim, self.dense_codec)[0]  # (dense_dim,) unit
         mv = self.decoded(row[3], row[2])
         meta = json.loads(row[0])

@@ -1,11 +1,11 @@
-"""The writes of the embedded index: a document's rows in, a document's rows out (inside the caller's
-transaction; :class:`colbert.local.LocalStore` owns the transaction and the lock).
+"""The writes of the embedded index: a document's rows in, a document's rows out (inside the caller's transaction;
+:class:`colbert.local.LocalStore` owns the transaction and the lock).
 
-A unit becomes one ``pages`` row (kind, metadata, unit dense vector), one ``multivectors`` blob (pooled and
-codec'd), one ``sketches`` blob (the pooled first stage's centroids) and, when it has them, one ``unit_text``
-row and one ``unit_images`` blob — all written in the same transaction as the ``documents`` row, so a reader
-sees every part of a unit or none. The document's original file, when kept, is one ``originals`` row written
-(and deleted) in that same transaction.
+A unit becomes one ``pages`` row (kind, metadata, unit dense vector), one ``multivectors`` blob (pooled and codec'd,
+with its checksum: :mod:`colbert.local.checksum`), one ``sketches`` blob (the pooled first stage's centroids) and,
+when it has them, one ``unit_text`` row and one ``unit_images`` blob — all written in the same transaction as the
+``documents`` row, so a reader sees every part of a unit or none. The document's original file, when kept, is one
+``originals`` row written (and deleted) in that same transaction.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 from colbert._validate import canonical_json
 from colbert.codebook import Codebook
 from colbert.local.assign import page_centroid_ids
+from colbert.local.checksum import code_crc
 from colbert.local.codes import distinct_centroids
 from colbert.local.dense_codec import encode_dense
 from colbert.local.filter import doc_field_rows
@@ -126,7 +127,10 @@ def insert_document(
             (doc_id, row.unit, row.metadata, row.dense, row.kind),
         )
         page_id = cur.lastrowid
-        conn.execute("INSERT INTO multivectors (page_id, n, data) VALUES (?, ?, ?)", (page_id, row.n, row.blob))
+        conn.execute(
+            "INSERT INTO multivectors (page_id, n, data, crc) VALUES (?, ?, ?, ?)",
+            (page_id, row.n, row.blob, code_crc(row.blob)),
+        )
         conn.execute("INSERT INTO sketches (page_id, data) VALUES (?, ?)", (page_id, row.sketch))
         if row.centroids is not None:
             conn.execute("INSERT INTO unit_centroids (page_id, data) VALUES (?, ?)", (page_id, row.centroids))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.colbert.test_damaged_blobs import flip_last_byte
 from tests.service.helpers import b64, pdf_bytes, ready_app
 
 VISUAL = {"query": "report page", "top_k": 5, "exhaustive": True}
@@ -46,9 +47,25 @@ def test_a_damaged_code_blob_is_503_naming_the_file(tiny_encoder: Any, tmp_path:
         _fill(c, codec)
         assert c.post("/v1/collections/v/search", json=VISUAL).status_code == 200
         (db,) = tmp_path.glob("**/v/index.sqlite")
-        with sqlite3.connect(db) as conn:  # one page's codes cut short
-            conn.execute("UPDATE multivectors SET data = substr(data, 1, length(data) - 3) WHERE page_id = 2")
+        with sqlite3.connect(db) as conn:  # one page's codes cut short, in a row without a checksum
+            conn.execute(
+                "UPDATE multivectors SET data = substr(data, 1, length(data) - 3), crc = NULL WHERE page_id = 2"
+            )
         assert f"stored {codec} multi-vector codes are damaged" in _unavailable(c)
+
+
+@pytest.mark.parametrize("codec", ["float16", "int8", "residual2", "binary"])
+def test_a_flipped_byte_is_503_naming_the_document(tiny_encoder: Any, tmp_path: Path, codec: str) -> None:
+    """The same length, so the codes still decode: the blob's checksum (colbert.local.checksum) is what catches it."""
+    with ready_app(tiny_encoder, tmp_path) as c:
+        _fill(c, codec)
+        (db,) = tmp_path.glob("**/v/index.sqlite")
+        flip_last_byte(db, 3)  # d1's first page (the service numbers pages from 1)
+        message = _unavailable(c)
+        assert "multi-vector codes of document 'd1' unit 1 (row 3) are damaged (checksum mismatch)" in message
+        mapped = c.post("/v1/collections/v/documents/d1/pages/1/similarity", json={"query": "report"})
+        assert mapped.status_code == 503, mapped.text  # the page's map reads its codes too (get_unit)
+        assert c.post("/v1/collections/v/documents/d0/pages/1/similarity", json={"query": "report"}).status_code == 200
 
 
 def test_a_damaged_codebook_is_503_naming_the_file(tiny_encoder: Any, tmp_path: Path) -> None:
