@@ -14,10 +14,9 @@ Collections written before the column existed get it on open (:func:`ensure_crc_
 writes their checksums. Damage already there at that moment is then sealed in: the checksum guards against what
 happens to a blob after it is known, not before.
 
-Cost: one ``crc32`` pass over the bytes read (~3.5 GB/s here; ``adler32`` is no faster). ``bench/crc_cost.py``,
-a rerank of 400 candidates of ~755 tokens on a shared 2-core Zen 3, CPU time, checked ÷ unchecked in one run:
-binary (4.6 MB of codes) 28.7 / 25.9 ms = 1.11×, int8 (38 MB) 83.7 / 74.6 ms = 1.12×; the residual codecs' slower
-scoring hides it.
+Cost: one ``crc32`` pass over the bytes read (~3.5 GB/s here; ``adler32`` is no faster). ``bench/crc_cost.py``:
+a rerank of 400 candidates of ~755 tokens (read + score), CPU time, checked ÷ unchecked in one run on a shared
+2-core Zen 3 — binary (4.6 MB of codes) 1.06–1.11×, int8 (38 MB) 1.12–1.18×, residual2 (9.9 MB) 1.09× (two runs).
 """
 
 from __future__ import annotations

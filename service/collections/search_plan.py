@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from colbert.hybrid import DEFAULT_RRF_K, Fusion, SearchMode
+from colbert.quantize import needs_codebook
 from colbert.search import SearchOptions as StoreSearchOptions
 from colbert.search import parse_mode
 from colbert.store import StoreLimits
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from service.limits import InputLimits
     from service.settings import Settings
 
-__all__ = ["SearchLimits", "SearchPlan", "SearchQuery", "not_applicable", "resolve_mode"]
+__all__ = ["SearchLimits", "SearchPlan", "SearchQuery", "first_stage", "not_applicable", "resolve_mode"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +66,32 @@ def not_applicable(request: SearchRequest, mode: SearchMode) -> list[str]:
         out.append("include_similarity_map does not apply to mode 'text' (BM25 has no query vectors): left out")
     if mode is SearchMode.TEXT and request.exhaustive:
         out.append("exhaustive does not apply to mode 'text' (BM25 scores every unit with a query word)")
+    if request.first_stage is not None and (mode is SearchMode.TEXT or request.exhaustive):
+        text = mode is SearchMode.TEXT
+        why = "mode 'text' (BM25 has no first stage)" if text else "exhaustive (every unit is scored)"
+        out.append(f"first_stage does not apply with {why}: ignored")
     if mode is not SearchMode.HYBRID:
         given = [name for name in ("fusion", "text_weight") if getattr(request, name) is not None]
         if given:
             out.append(f"{' and '.join(given)} apply to mode 'hybrid' only, not {mode.value!r}: ignored")
     return out
+
+
+def first_stage(asked: str | None, default: str, config: CollectionConfig) -> str | None:
+    """The first stage to ask the store for: as ``asked``; else None (the backend's own default, which the embedded
+    backend takes from the same setting) — except that a default of ``ivf`` means ``dense`` for a collection whose
+    codec has no centroid lists (JEV4_FIRST_STAGE's rule). Asking ``ivf`` of such a collection is a 422 here, before
+    the query is embedded."""
+    if needs_codebook(config.codec):
+        return asked
+    if asked == "ivf":
+        raise UnprocessableError(
+            f"first_stage 'ivf' needs the centroid lists of a residual codec (residual2, residual1); this collection "
+            f"stores {config.codec}: use first_stage 'dense' or 'pooled', or recode it "
+            "(`python -m service collections vacuum NAME --recode residual2`)",
+            code="first_stage_unavailable",
+        )
+    return "dense" if asked is None and default == "ivf" else asked
 
 
 _CODE_POOL = 4  # a code search reads 4 x top_k hits for the definition rules to choose from
@@ -101,6 +123,7 @@ class SearchLimits:
     image_max_pixels: int | None = None
     max_decoded_pixels: int = 40_000_000
     default_candidates: int = 200
+    default_first_stage: str = "dense"  # JEV4_FIRST_STAGE (what the embedded backend's LocalOptions also hold)
     default_mode: str = "hybrid"
     default_fusion: str = "weighted"
     rrf_k: int = DEFAULT_RRF_K
@@ -129,6 +152,11 @@ class SearchLimits:
             k=k,
             candidates=max(request.candidates or self.default_candidates, k),
             exhaustive=request.exhaustive,
+            first_stage=first_stage(
+                None if mode is SearchMode.TEXT or request.exhaustive else request.first_stage,  # else: a warning
+                self.default_first_stage,
+                config,
+            ),
             mode=mode,
             fusion=fusion,
             include_text=request.include_text or chunks,
@@ -161,6 +189,7 @@ class SearchLimits:
             image_max_pixels=limits.image_max_pixels,
             max_decoded_pixels=limits.max_decoded_pixels,
             default_mode=settings.search_mode,
+            default_first_stage=settings.first_stage,
             default_fusion=settings.search_fusion,
             rrf_k=settings.search_rrf_k,
             text_weight=settings.search_text_weight,

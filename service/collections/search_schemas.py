@@ -47,6 +47,12 @@ _REGIONS = (
     "chunk collection"
 )
 
+_FIRST_STAGE = (
+    "Embedded backend: how the candidates are found before the MaxSim rerank: dense (the pages' dense vectors), "
+    "pooled (8 centroids per page) or ivf (inverted lists: residual2/residual1 collections only, else 422 "
+    "first_stage_unavailable); default JEV4_FIRST_STAGE. The Qdrant backend has dense only"
+)
+
 
 class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     """Body of ``POST /v1/collections/{name}/search``: exactly one of ``query``, ``query_image``, ``like``."""
@@ -96,6 +102,7 @@ class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
         bool, Meta(description="Exact MaxSim over every page instead of dense first stage + MaxSim rerank")
     ] = False
     candidates: Candidates | None = None
+    first_stage: Annotated[Literal["dense", "pooled", "ivf"] | None, Meta(description=_FIRST_STAGE)] = None
     model: str | None = None
 
 

@@ -1,0 +1,84 @@
+"""The first stage over HTTP (issue 26): a search's ``first_stage`` (dense | pooled | ivf) and ``JEV4_FIRST_STAGE=ivf``
+reach the embedded store; ``ivf`` asked of a collection whose codec has no centroid lists is a 422 naming what to send
+instead, before the query is embedded; with the setting at ``ivf`` such a collection uses ``dense``. Hits are exact
+MaxSim whatever found them, so each hit's score is checked against an exhaustive search's score of the same page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import colbert.local.handle
+from tests.service.helpers import b64, error_message, pdf_bytes, ready_app
+
+QUERY = {"query": "report page", "top_k": 4, "mode": "visual"}
+
+
+def _make(c: Any, name: str, codec: str) -> None:
+    assert c.post("/v1/collections", json={"name": name, "codec": codec}).status_code == 201
+    for i in range(2):
+        body = {"pdf": b64(pdf_bytes(2)), "document_id": f"d{i}"}
+        assert c.post(f"/v1/collections/{name}/documents", json=body).status_code == 201
+
+
+def _scores(c: Any, name: str, **options: Any) -> dict[tuple[str, int], float]:
+    response = c.post(f"/v1/collections/{name}/search", json={**QUERY, **options})
+    assert response.status_code == 200, response.text
+    return {(h["document_id"], h["page"]): h["score"] for h in response.json()["results"]}
+
+
+@pytest.fixture
+def ivf_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per ivf first stage the embedded store ran."""
+    calls: list[int] = []
+    real = colbert.local.handle.ivf_top
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(colbert.local.handle, "ivf_top", spy)
+    return calls
+
+
+def test_a_search_asks_for_its_first_stage(tiny_encoder: Any, tmp_path: Path, ivf_calls: list[int]) -> None:
+    with ready_app(tiny_encoder, tmp_path) as c:
+        _make(c, "res", "residual2")
+        _make(c, "f16", "float16")
+        exact = _scores(c, "res", exhaustive=True)
+        assert not ivf_calls
+        for stage in ("ivf", "dense", "pooled"):
+            found = _scores(c, "res", first_stage=stage, candidates=4)
+            assert found, stage
+            assert all(found[key] == pytest.approx(exact[key], abs=1e-5) for key in found), stage
+        assert len(ivf_calls) == 1  # the ivf search, and only it
+        message = error_message(
+            c.post("/v1/collections/f16/search", json={**QUERY, "first_stage": "ivf"}), 422, "first_stage_unavailable"
+        )
+        assert "residual2" in message
+        assert "float16" in message
+        assert "first_stage 'dense' or 'pooled'" in message
+        for stage in ("dense", "pooled"):
+            assert _scores(c, "f16", first_stage=stage)
+        bad = c.post("/v1/collections/res/search", json={**QUERY, "first_stage": "plaid"})
+        assert bad.status_code == 422, bad.text
+        text = c.post("/v1/collections/f16/search", json={**QUERY, "mode": "text", "first_stage": "ivf"})
+        assert text.status_code == 200, text.text  # not used by BM25: a warning, not an error
+        assert any("first_stage does not apply" in w for w in text.json()["warnings"])
+        assert len(ivf_calls) == 1
+
+
+def test_the_ivf_setting_applies_where_the_codec_allows(
+    tiny_encoder: Any, tmp_path: Path, ivf_calls: list[int]
+) -> None:
+    with ready_app(tiny_encoder, tmp_path, first_stage="ivf") as c:
+        _make(c, "res", "residual2")
+        _make(c, "f16", "float16")
+        assert _scores(c, "f16")  # dense: float16 has no centroid lists
+        assert not ivf_calls
+        assert _scores(c, "res")
+        assert len(ivf_calls) == 1
+        assert _scores(c, "res", first_stage="dense")  # a search's own choice wins
+        assert len(ivf_calls) == 1
