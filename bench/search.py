@@ -38,14 +38,14 @@ import numpy as np
 
 from bench._hybrid_bench import hybrid_rows
 from bench._report import format_table
-from bench._synthetic import Corpus, ExactTopK, Page
+from bench._search_build import build
+from bench._synthetic import Corpus
 from bench._synthetic_text import TextCorpus
-from colbert.local import LocalOptions, LocalStore
-from colbert.local.bulk import add_documents
+from colbert.local import LocalStore
 from colbert.local.dense_codec import DENSE_CODECS
 from colbert.quantize import Codec, needs_codebook
 from colbert.search import Query, SearchOptions
-from colbert.store import CollectionConfig, NewDocument, UnitRecord
+from colbert.store import CollectionConfig, UnitRecord
 
 __all__ = ["main"]
 
@@ -53,13 +53,6 @@ __all__ = ["main"]
 def _dir_bytes(path: Path) -> int:
     """Bytes allocated on disk under ``path`` (sparse, preallocated files count what they really use)."""
     return sum(p.stat().st_blocks * 512 for p in path.rglob("*") if p.is_file())
-
-
-def _stored(store: LocalStore, doc_id: str, unit: int) -> np.ndarray:
-    """The float32 rows the store scores for a unit (its codes decoded)."""
-    got = store.get_unit(doc_id, unit)
-    assert got is not None
-    return np.asarray(got.multivector, dtype=np.float32)
 
 
 def _rss() -> tuple[int, int]:
@@ -91,90 +84,8 @@ class Run:
         return min(a.edge_pages, a.pages) if a.edge_pages else 0
 
     def build(self) -> None:
-        """Ingest every page into our index (and the first ``--edge-pages`` into Qdrant Edge, given the same
-        codec-rounded vectors our index scores); save queries, exact top-k and ingest figures in ``work``."""
-        a = self.args
-        edge_pages = self.edge_pages()
-        rng = np.random.default_rng(a.seed + 1)
-        sources = rng.choice(edge_pages or a.pages, a.queries, replace=False)
-        qs = [self.corpus.query(self.corpus.page(int(i), self.centroids), rng) for i in sources]
-        queries = np.stack([q for q, _ in qs])  # (Q, Lq, dim)
-        dense_q = np.stack([d for _, d in qs])  # (Q, dim)
-        texts = [self.text.query(self.text.page(int(i)), rng) for i in sources] if self.text else []
-        truth = ExactTopK(queries, a.k)
-        truth_f32 = ExactTopK(queries, a.k) if a.agreement else None  # over the original float32 tokens
-        truth_edge = np.empty((len(queries), 0), dtype=np.int64)
-        config = CollectionConfig(dense_dim=a.dim, multivector_dim=a.dim, codec=self.codec)
-        options = LocalOptions(synchronous=a.synchronous, sketch_vectors=a.sketch_vectors, dense_codec=a.dense_codec)
-        store = LocalStore.create(self.work / "ours", config, options)
-        edge = None
-        if edge_pages:
-            from bench._edge import EdgeIndex
-
-            edge = EdgeIndex(self.work / "edge", a.dim, a.dim, "float16" if self.codec == Codec.FLOAT16 else "float32")
-        t_ours = t_edge = t_gen = t_truth = t_opt = 0.0
-        per_doc = a.pages_per_doc
-        pending: list[tuple[int, list[Page]]] = []  # documents waiting for the next add_documents
-        for start in range(0, a.pages, per_doc):
-            t0 = time.perf_counter()
-            pages = [self.corpus.page(i, self.centroids) for i in range(start, min(start + per_doc, a.pages))]
-            pending.append((start, pages))
-            t1 = time.perf_counter()
-            t_gen += t1 - t0
-            done = start + len(pages)
-            if len(pending) < a.batch_docs and done < a.pages:
-                continue
-            docs = [
-                NewDocument(
-                    f"d{first // per_doc}",
-                    [
-                        UnitRecord(j, p.dense, p.tokens, text=self.text.page(first + j) if self.text else None)
-                        for j, p in enumerate(doc)
-                    ],
-                )
-                for first, doc in pending
-            ]
-            add_documents(store, docs)
-            t2 = time.perf_counter()
-            t_ours += t2 - t1
-            for first, doc in pending:  # the exact top-k over what the store holds (its decoded codes)
-                t2 = time.perf_counter()
-                stored = [_stored(store, f"d{first // per_doc}", j) for j in range(len(doc))]
-                truth.add(first, stored)
-                if truth_f32 is not None:
-                    truth_f32.add(first, [p.tokens for p in doc])
-                t3 = time.perf_counter()
-                if edge is not None and first < edge_pages:
-                    edge.add(first, stored, [p.dense for p in doc])
-                t_truth, t_edge = t_truth + t3 - t2, t_edge + time.perf_counter() - t3
-                if edge is not None and first + len(doc) == edge_pages:
-                    t5 = time.perf_counter()
-                    edge.finish()
-                    t_opt = time.perf_counter() - t5
-                    edge.close()
-                    edge = None
-                    truth_edge = truth.snapshot()[0]
-                    print(f"# {edge_pages} pages: Edge {edge_pages / (t_edge + t_opt):.1f} pages/s incl. optimize")
-            pending = []
-            if done % max(per_doc, a.pages // 20) < per_doc * a.batch_docs:
-                took = f"gen {t_gen:.0f} s, ours {t_ours:.0f} s, truth {t_truth:.0f} s, edge {t_edge:.0f} s"
-                print(f"# {done}/{a.pages} pages; {took}", flush=True)
-        store.close()
-        figures = {
-            "ours_ingest_pages_s": a.pages / t_ours,
-            "edge_ingest_pages_s": edge_pages / (t_edge + t_opt) if edge_pages else 0.0,
-        }
-        np.savez(
-            self.work / "truth.npz",
-            queries=queries,
-            dense_q=dense_q,
-            truth=truth.snapshot()[0],
-            truth_f32=truth.snapshot()[0] if truth_f32 is None else truth_f32.snapshot()[0],
-            has_f32=truth_f32 is not None,
-            truth_edge=truth_edge,
-            texts=np.asarray(texts, dtype=str),
-        )
-        (self.work / "build.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, **figures}))
+        """Ingest every page and save the exact top-k (:func:`bench._search_build.build`)."""
+        build(self)
 
     def measure(self) -> None:
         """Time every plan on the built data (run this phase alone, on a quiet machine, for the reported numbers)."""

@@ -54,7 +54,7 @@ class LocalOptions:
     mmap_bytes: int = 1 << 31  # SQLite mmap window (capped by SQLite at 2 GiB in CPython's build; 0: off)
     sketch_vectors: int = _schema.DEFAULT_SKETCH_VECTORS  # pooled first-stage centroids per page, fixed at creation
     dense_codec: str = "float32"  # how each unit's dense vector is stored (colbert.local.dense_codec), at creation
-    first_stage: str = "dense"  # what search() uses when not told: "dense" (the store contract), "pooled", "ivf"
+    first_stage: str = "dense"  # search()'s when not told: "dense" (the contract), "pooled", "ivf" (else dense)
     nprobe: int = 8  # ivf first stage: centroids probed per query token (colbert.local.ivf)
     scan_block_pages: int = 128  # pages decoded and scored at a time (bounds search memory)
     deletions_retained: int = 100_000  # deletion log rows kept for incremental refresh of other handles

@@ -28,7 +28,9 @@ Why SQLite (stdlib) and this layout:
   than one dense vector does; ``prefetch`` optionally narrows the sketch scan to the dense top-``prefetch``.
 * **ivf first stage** (``first_stage="ivf"``, codecs ``residual2``/``residual1``): inverted lists over the collection
   codebook's centroids (:mod:`colbert.local.ivf`; per-unit rows on disk, the inverse in memory, kept in step like
-  the dense matrix); the codebook is trained on the first document or by :meth:`LocalStore.train_codebook`.
+  the dense matrix); the codebook is trained on the first document or by :meth:`LocalStore.train_codebook`. As
+  ``LocalOptions.first_stage`` it serves the collections of those codecs and the others use ``dense``; asked of
+  another codec by ``SearchOptions.first_stage`` it is an ``InvalidQueryError``.
 * **Filters before ranking.** Filters (:mod:`colbert.filters`) select the matching pages (equality through an
   indexed postings table, ``doc_fields``) and the first stage ranks only those, so k results come back
   however selective the filter is.
@@ -80,7 +82,7 @@ from colbert.local.handle import LocalHandle, LocalOptions, LocalStats
 from colbert.local.modes import Bm25, FirstStage, filtered_ids, hits_of, hybrid_rank, text_rank, visual_rank
 from colbert.local.scan import damaged_codes, read_pages
 from colbert.local.write import DOC_SELECT, delete_rows, document_info
-from colbert.quantize import decode
+from colbert.quantize import decode, needs_codebook
 from colbert.search import Query, SearchOptions, checked_query
 from colbert.store import CollectionConfig, DocumentInfo, Hit, NewDocument, OriginalFile, UnitRecord
 from colbert.text import query_terms
@@ -324,6 +326,8 @@ class LocalStore(LocalHandle):
         checked = checked_query(query, opts, self.config)
         k, candidates, flt = opts.k, opts.candidates, opts.filter
         kind = opts.first_stage or self.options.first_stage
+        if kind == "ivf" and opts.first_stage is None and not needs_codebook(self.config.codec):
+            kind = "dense"  # LocalOptions.first_stage: ivf where a collection has centroid lists (asked: an error)
         with self._read() as conn:
             snap, units = self._views_for(conn, sketches=kind == "pooled" and opts.mode is not SearchMode.TEXT)
             allowed = filtered_ids(conn, flt) if flt else None

@@ -77,21 +77,18 @@ def not_applicable(request: SearchRequest, mode: SearchMode) -> list[str]:
     return out
 
 
-def first_stage(asked: str | None, default: str, config: CollectionConfig) -> str | None:
-    """The first stage to ask the store for: as ``asked``; else None (the backend's own default, which the embedded
-    backend takes from the same setting) — except that a default of ``ivf`` means ``dense`` for a collection whose
-    codec has no centroid lists (JEV4_FIRST_STAGE's rule). Asking ``ivf`` of such a collection is a 422 here, before
-    the query is embedded."""
-    if needs_codebook(config.codec):
-        return asked
-    if asked == "ivf":
+def first_stage(asked: str | None, config: CollectionConfig) -> str | None:
+    """The first stage to ask the store for: as ``asked`` (None: the backend's default, ``JEV4_FIRST_STAGE`` in the
+    embedded backend's options, where ``ivf`` serves only the collections that have centroid lists). Asking ``ivf``
+    of a collection whose codec has none is a 422 here, before the query is embedded."""
+    if asked == "ivf" and not needs_codebook(config.codec):
         raise UnprocessableError(
             f"first_stage 'ivf' needs the centroid lists of a residual codec (residual2, residual1); this collection "
             f"stores {config.codec}: use first_stage 'dense' or 'pooled', or recode it "
             "(`python -m service collections vacuum NAME --recode residual2`)",
             code="first_stage_unavailable",
         )
-    return "dense" if asked is None and default == "ivf" else asked
+    return asked
 
 
 _CODE_POOL = 4  # a code search reads 4 x top_k hits for the definition rules to choose from
@@ -123,7 +120,6 @@ class SearchLimits:
     image_max_pixels: int | None = None
     max_decoded_pixels: int = 40_000_000
     default_candidates: int = 200
-    default_first_stage: str = "dense"  # JEV4_FIRST_STAGE (what the embedded backend's LocalOptions also hold)
     default_mode: str = "hybrid"
     default_fusion: str = "weighted"
     rrf_k: int = DEFAULT_RRF_K
@@ -154,7 +150,6 @@ class SearchLimits:
             exhaustive=request.exhaustive,
             first_stage=first_stage(
                 None if mode is SearchMode.TEXT or request.exhaustive else request.first_stage,  # else: a warning
-                self.default_first_stage,
                 config,
             ),
             mode=mode,
@@ -189,7 +184,6 @@ class SearchLimits:
             image_max_pixels=limits.image_max_pixels,
             max_decoded_pixels=limits.max_decoded_pixels,
             default_mode=settings.search_mode,
-            default_first_stage=settings.first_stage,
             default_fusion=settings.search_fusion,
             rrf_k=settings.search_rrf_k,
             text_weight=settings.search_text_weight,

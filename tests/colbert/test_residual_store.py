@@ -267,3 +267,20 @@ def test_kill_9_mid_write_keeps_codes_lists_and_codebook_whole(tmp_path: Path) -
     every = SearchOptions(k=3, candidates=len(pages))
     assert store.search(Query(probe.multivector[:6], None), every)[0].doc_id == "d0"
     store.close()
+
+
+def test_ivf_as_the_default_serves_residual_collections_and_dense_the_others(tmp_path: Path) -> None:
+    """``LocalOptions.first_stage="ivf"`` is a process-wide default over collections of every codec: a collection
+    without centroid lists answers as with ``dense``; asking ivf of it by name is still an error."""
+    pages = topic_pages(7, 6)
+    rng = np.random.default_rng(2)
+    with LocalStore.create(tmp_path / "f", CollectionConfig(DENSE, D, codec="float16")) as store:
+        for i, page in enumerate(pages):
+            store.add_document(f"d{i}", [UnitRecord(0, rng.standard_normal(DENSE).astype(np.float32), page)])
+    q = Query(pages[2][:5], rng.standard_normal(DENSE).astype(np.float32))
+    path = tmp_path / "f"
+    with LocalStore.open(path) as dense, LocalStore.open(path, options=LocalOptions(first_stage="ivf")) as ivf:
+        opts = SearchOptions(k=3, candidates=4)
+        assert ivf.search(q, opts) == dense.search(q, opts)
+        with pytest.raises(InvalidQueryError, match="residual codec"):
+            ivf.search(q, SearchOptions(k=3, candidates=4, first_stage="ivf"))
