@@ -121,6 +121,7 @@ class SearchOptions(TypedDict, total=False):
     regions: bool
     exhaustive: bool
     candidates: int
+    first_stage: Literal["dense", "pooled", "ivf"]
     model: str
 
 
