@@ -85,8 +85,7 @@ def build_sqlite(
     directory: Path, pages: Pages, doc_pages: int, synchronous: str, page_size: int | None = None
 ) -> float:
     """Today's layout through the store's own schema; seconds spent writing. ``page_size``: the SQLite page size
-    set before the file is created (``LocalStore.create`` sets ``LocalOptions.page_size`` only after switching the
-    file to WAL, where SQLite ignores it: its files have 4 KiB pages)."""
+    set before the file is created (the store's own files keep SQLite's 4 KiB: ``colbert/local/schema.py``)."""
     config = CollectionConfig(dense_dim=8, multivector_dim=DIM, codec=pages.codec)
     if page_size is None:
         LocalStore.create(directory, config).close()
@@ -94,7 +93,7 @@ def build_sqlite(
         directory.mkdir(parents=True)
         conn = sqlite3.connect(directory / _schema.DB_FILE, isolation_level=None)
         conn.execute(f"PRAGMA page_size={page_size}")
-        _schema.create_schema(conn, config, page_size=page_size)  # its first write fixes the page size
+        _schema.create_schema(conn, config)  # its first write fixes the page size set above
         assert conn.execute("PRAGMA page_size").fetchone()[0] == page_size
         conn.close()
     conn = _schema.connect(directory / _schema.DB_FILE, synchronous=synchronous, busy_timeout_s=5, mmap_bytes=0)
