@@ -101,11 +101,11 @@ def _kmeans_block(xs: list[npt.NDArray[np.float32]], k: int, iterations: int) ->
     np.divide(unit, np.maximum(norms, 1e-12)[:, :, None], out=unit)
     centroids = _farthest_first(unit, valid, k)  # (B, k, d)
     member = np.zeros((b, k, big_n), dtype=np.bool_)
+    one_each = int(lengths.sum()) + k * (b * big_n - int(lengths.sum()))  # maxima without ties (padding: all k)
     for _ in range(iterations):
         sims = np.matmul(unit, centroids.transpose(0, 2, 1)).transpose(0, 2, 1)  # (B, k, N) view of (B, N, k)
         new = sims == sims.max(axis=1, keepdims=True)  # (B, k, N): each token's best cluster
-        ties = (new.sum(axis=1) > 1) & valid  # (B, N) a token as near two centroids: the first one, as argmax picks
-        if ties.any():
+        if np.count_nonzero(new) != one_each:  # a token as near two centroids: the first one, as argmax picks
             new &= np.cumsum(new, axis=1) == 1
         if np.array_equal(new, member):
             break
