@@ -102,10 +102,17 @@ def add_document_batches(
     An error in a batch (the errors of :func:`add_documents`) is raised when its turn to be written comes: the
     batches before it are stored, it and the ones after are not. A residual codec's codebook, when none is stored,
     is trained on the first batch, which is therefore encoded and written before the others are encoded.
+    Nothing is read or written until the iterator is advanced; ``ValueError`` at once for ``workers`` < 1.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    pending = iter(batches)
+    return _pipeline(store, iter(batches), replace, workers)
+
+
+def _pipeline(
+    store: LocalStore, pending: Iterator[Sequence[NewDocument]], replace: bool, workers: int
+) -> Iterator[list[DocumentInfo]]:
+    """:func:`add_document_batches`' generator."""
     if needs_codebook(store.config.codec) and store.codebook() is None:
         first = next(pending, None)
         if first is None:

@@ -123,7 +123,7 @@ def test_a_refused_batch_stops_the_stream_after_the_batches_before_it(tmp_path: 
         for d in [d for b in stream[len(stream) - 2 :] for d in b]:
             assert d.doc_id == "d100" or store.get_document(d.doc_id) is None
     with pytest.raises(ValueError, match="workers"):
-        next(add_document_batches(store, [], workers=0))
+        add_document_batches(store, [], workers=0)
     assert list(add_document_batches(store, [])) == []
     store.close()
 
