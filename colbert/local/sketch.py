@@ -34,7 +34,7 @@ import torch
 __all__ = ["from_bf16_bits", "page_sketch", "page_sketches", "pool_query", "sketch_scores", "to_bf16_bits"]
 
 _ITERATIONS = 8
-_SKETCH_BLOCK_ELEMENTS = 1 << 20  # bound on a k-means block's padded pages × tokens × d (4 MiB of float32: cache-sized)
+_SKETCH_BLOCK_ELEMENTS = 1 << 19  # bound on a k-means block's padded pages × tokens × d (2 MiB of float32: cache-sized)
 _BLOCK_ELEMENTS = 1 << 21  # bound on block pages × k × Lq similarities per GEMM (8 MiB of fp32-equivalent)
 
 
@@ -83,37 +83,40 @@ def page_sketches(
 
 
 def _kmeans_block(xs: list[npt.NDArray[np.float32]], k: int, iterations: int) -> npt.NDArray[np.float32]:
-    """Spherical k-means (module docstring) of pages (n_i > k, d), padded to one (B, N, d) block; (B, k, d)."""
+    """Spherical k-means (module docstring) of pages (n_i > k, d), padded to one (B, N, d) block; (B, k, d).
+
+    A token's cluster is found as a max over the k rows of a (B, k, N) view of the similarities (vectorised
+    across the tokens; the GEMM itself is (N, d) × (d, k) so each dot product sums as it always did) and that
+    (B, k, N) membership mask is the left operand of the centroid sums' GEMM. Padding rows are zero: they add
+    nothing to any sum and are masked out of the cluster sizes at the end. Every page runs every round: a page
+    whose assignments stopped changing gets the same centroids again (the same GEMM of the same operands), so
+    no page is copied out of the block; the block stops once no page moves."""
     b, big_n, d = len(xs), max(x.shape[0] for x in xs), xs[0].shape[1]
-    valid = np.arange(big_n)[None, :] < np.array([x.shape[0] for x in xs])[:, None]  # (B, N)
-    norms = np.zeros((b, big_n), dtype=np.float32)
+    lengths = np.array([x.shape[0] for x in xs])
+    valid = np.arange(big_n)[None, :] < lengths[:, None]  # (B, N)
     unit = np.zeros((b, big_n, d), dtype=np.float32)
     for j, x in enumerate(xs):
-        norms[j, : x.shape[0]] = np.linalg.norm(x, axis=1)
-        unit[j, : x.shape[0]] = x / np.maximum(norms[j, : x.shape[0]], 1e-12)[:, None]
+        unit[j, : x.shape[0]] = x
+    norms = np.sqrt(np.square(unit).sum(axis=2))  # (B, N): np.linalg.norm's formula, 0 on padding
+    np.divide(unit, np.maximum(norms, 1e-12)[:, :, None], out=unit)
     centroids = _farthest_first(unit, valid, k)  # (B, k, d)
-    ids = np.arange(k, dtype=np.int64)
-    assign = np.full((b, big_n), -1, dtype=np.int64)
-    member = np.zeros((b, k, big_n), dtype=np.float32)
-    active = np.arange(b)  # pages whose assignments still change
+    member = np.zeros((b, k, big_n), dtype=np.bool_)
+    one_each = int(lengths.sum()) + k * (b * big_n - int(lengths.sum()))  # maxima without ties (padding: all k)
     for _ in range(iterations):
-        every = active.size == b  # slices, not copies, while no page has converged
-        u = unit if every else unit[active]
-        new = np.matmul(u, (centroids if every else centroids[active]).transpose(0, 2, 1)).argmax(axis=2)  # (A, N)
-        moved = np.any((new != assign[active]) & valid[active], axis=1)  # (A,)
-        if not moved.all():
-            active, new, u = active[moved], new[moved], u[moved]
-        if active.size == 0:
+        sims = np.matmul(unit, centroids.transpose(0, 2, 1)).transpose(0, 2, 1)  # (B, k, N) view of (B, N, k)
+        new = sims == sims.max(axis=1, keepdims=True)  # (B, k, N): each token's best cluster
+        if np.count_nonzero(new) != one_each:  # a token as near two centroids: the first one, as argmax picks
+            new &= np.cumsum(new, axis=1) == 1
+        if np.array_equal(new, member):
             break
-        assign[active] = new
-        step = (new[:, None, :] == ids[None, :, None]) & valid[active][:, None, :]  # (A, k, N) cluster members
-        member[active] = step
-        sums = np.matmul(step.astype(np.float32), u)  # (A, k, d)
-        lengths = np.linalg.norm(sums, axis=2, keepdims=True)  # (A, k, 1); 0: an empty cluster keeps its centroid
-        centroids[active] = np.where(lengths > 0, sums / np.maximum(lengths, 1e-12), centroids[active])
-    counts = member.sum(axis=2)  # (B, k)
-    mean_norm = np.matmul(member, norms[:, :, None])[:, :, 0] / np.maximum(counts, 1)  # (B, k)
-    page_mean = norms.sum(axis=1) / valid.sum(axis=1)  # (B,)
+        member = new
+        sums = np.matmul(member.astype(np.float32), unit)  # (B, k, d); padding rows are zero
+        size = np.sqrt(np.square(sums).sum(axis=2))[:, :, None]  # (B, k, 1); 0: an empty cluster keeps its centroid
+        centroids = np.where(size > 0, sums / np.maximum(size, 1e-12), centroids)
+    member &= valid[:, None, :]
+    counts = member.sum(axis=2, dtype=np.float32)  # (B, k)
+    mean_norm = np.matmul(member.astype(np.float32), norms[:, :, None])[:, :, 0] / np.maximum(counts, 1)  # (B, k)
+    page_mean = norms.sum(axis=1) / lengths  # (B,)
     mean_norm = np.where(mean_norm > 0, mean_norm, page_mean[:, None])
     result: npt.NDArray[np.float32] = (centroids * mean_norm[:, :, None]).astype(np.float32)
     return result
