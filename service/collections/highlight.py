@@ -8,7 +8,7 @@ query — the same tokens BM25 matched, so ``page`` highlights ``parse_page_sele
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,13 +31,14 @@ class Box:
     terms: tuple[str, ...]
 
 
-def highlight(terms: Collection[str], unit_metadata: Mapping[str, Any]) -> list[Box]:
+def highlight(terms: tuple[str, ...], unit_metadata: Mapping[str, Any]) -> list[Box]:
     """Boxes of the page's words that share a token with the query's ``terms`` (its :func:`colbert.text.query_terms`,
     split once per search; empty: no text layer or no match)."""
+    wanted = set(terms)
     words = read_words(unit_metadata)
     boxes = []
     for x0, y0, x1, y1, word in words:
-        matched = tuple(dict.fromkeys(t for t in tokens(str(word)) if t in terms))
+        matched = tuple(dict.fromkeys(t for t in tokens(str(word)) if t in wanted))
         if matched:
             boxes.append(Box(x0, y0, x1, y1, word, matched))
     return boxes
