@@ -258,17 +258,16 @@ class Collections:
         )
         if existing is not None:
             return document_object(name, existing), True
-        document_id, metadata = stored.document_id, stored.metadata
 
         async def work(job: IndexJob | None) -> DocumentInfo:
-            info = await planned.write(document_id, metadata, replace=upload.replace, progress=job)
+            info = await planned.write(stored.document_id, stored.metadata, replace=upload.replace, progress=job)
             # the collection was not deleted or re-created by another process meanwhile
             await asyncio.to_thread(still_there, self.catalog(), name, store)
             return info
 
         if wait:
             return document_object(name, await work(None)), False
-        return job_object(await self.jobs.submit(name, document_id, work)), False
+        return job_object(await self.jobs.submit(name, stored.document_id, work)), False
 
     async def list_documents(self, name: str, *, offset: int, limit: int) -> DocumentList:
         store = await self.store(name)
