@@ -6,7 +6,8 @@ given (the defaults when none): k, candidates, the mode, the filter (parsed into
 :class:`~colbert.filters.MetadataFilter`), the fusion and the first stage. A backend re-checks an options object
 only when it was built against other limits than the backend's own (:meth:`SearchOptions.under`). The query's
 vectors depend on the collection (their dimensions), so :func:`checked_query` checks them in the backend, one
-function for both backends.
+function for both backends. The query's words are split into terms once (:attr:`Query.terms`): the check of their
+number, the embedded backend's BM25 and the service's highlighter all read that one split.
 
 ``text_weight`` has one meaning in both fusion methods (:class:`~colbert.hybrid.Fusion`): the share of BM25 in
 the fused score, in 0..1, MaxSim gets the rest.
@@ -21,6 +22,7 @@ colbert.errors.InvalidQueryError: candidates must be in k..10000 (k=50), got 20
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -49,14 +51,26 @@ class Query:
     dense: np.ndarray | None = None
     text: str | None = None
 
+    @functools.cached_property
+    def terms(self) -> tuple[str, ...]:
+        """The distinct words of ``text`` as BM25 and highlighting match them (:func:`colbert.text.query_terms`;
+        empty without text), split once for every reader of this query.
+
+        >>> Query(text="Café revenue, café").terms
+        ('cafe', 'revenue')
+        """
+        return tuple(query_terms(self.text)) if isinstance(self.text, str) else ()
+
 
 @dataclass(frozen=True)
 class CheckedQuery:
-    """A :class:`Query` checked against a collection: float32 arrays of its dimensions, the dense one unit-norm."""
+    """A :class:`Query` checked against a collection: float32 arrays of its dimensions, the dense one unit-norm, and
+    its words' terms (:attr:`Query.terms`)."""
 
     multivector: np.ndarray | None  # (Lq, multivector_dim) float32; None in mode text
     dense: np.ndarray | None  # (dense_dim,) float32 unit-norm, or None
     text: str | None  # None in mode visual
+    terms: tuple[str, ...] = ()  # the distinct words of text; empty in mode visual
 
 
 @dataclass(frozen=True)
@@ -141,11 +155,12 @@ def checked_query(query: Query, options: SearchOptions, config: CollectionConfig
     if not isinstance(query, Query):
         raise InvalidQueryError(f"query must be a colbert.search.Query, got {type(query).__name__}")
     limits = options.limits
-    text = None if options.mode is SearchMode.VISUAL else check_query_text(query.text, limits.max_query_terms)
+    text = None if options.mode is SearchMode.VISUAL else check_query_text(query, limits.max_query_terms)
+    terms = () if text is None else query.terms
     if options.mode is SearchMode.TEXT:
-        return CheckedQuery(None, None, text)
+        return CheckedQuery(None, None, text, terms)
     q, dense = query_arrays(query.multivector, query.dense, config, limits)
-    return CheckedQuery(q, dense, text)
+    return CheckedQuery(q, dense, text, terms)
 
 
 def parse_mode(mode: object) -> SearchMode:
@@ -158,11 +173,12 @@ def parse_mode(mode: object) -> SearchMode:
         ) from None
 
 
-def check_query_text(query_text: object, max_terms: int) -> str:
+def check_query_text(query: Query, max_terms: int) -> str:
     """The query text of a text/hybrid search; ``InvalidQueryError`` when missing or with too many terms."""
+    query_text = query.text
     if not isinstance(query_text, str) or not query_text.strip():
         raise InvalidQueryError("modes 'text' and 'hybrid' need query_text: a non-empty string of words")
-    n = len(query_terms(query_text))
+    n = len(query.terms)
     if n > max_terms:
         raise InvalidQueryError(f"query_text has {n} distinct words, at most {max_terms} are searched: shorten it")
     return query_text

@@ -49,6 +49,7 @@ tokeniser rules is rebuilt on open (:mod:`colbert.local.migrate`).
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -85,7 +86,6 @@ from colbert.local.write import DOC_SELECT, delete_rows, document_info
 from colbert.quantize import decode, needs_codebook
 from colbert.search import Query, SearchOptions, checked_query
 from colbert.store import CollectionConfig, DocumentInfo, Hit, NewDocument, OriginalFile, UnitRecord
-from colbert.text import query_terms
 
 __all__ = ["LocalOptions", "LocalStats", "LocalStore"]
 
@@ -332,24 +332,26 @@ class LocalStore(LocalHandle):
             snap, units = self._views_for(conn, sketches=kind == "pooled" and opts.mode is not SearchMode.TEXT)
             allowed = filtered_ids(conn, flt) if flt else None
             if opts.mode is SearchMode.TEXT:
-                return hits_of(conn, text_rank(self._bm25(conn, units, str(checked.text), allowed), k), opts)
+                return hits_of(conn, text_rank(self._bm25(conn, units, checked.terms, allowed), k), opts)
             q, dense = checked.multivector, checked.dense
             assert q is not None
             how = FirstStage(kind, candidates, opts.prefetch, opts.query_groups)
             exact_all = opts.exhaustive or (dense is None and how.kind == "dense")
             visual = None if exact_all else self._first_stage(conn, snap, q, dense, allowed, how)
             if opts.mode is SearchMode.HYBRID:
-                bm25 = self._bm25(conn, units, str(checked.text), allowed)
+                bm25 = self._bm25(conn, units, checked.terms, allowed)
                 rerank = lambda ids, n: self._rerank(conn, q, n, ids)  # noqa: E731
                 score_all = lambda n: self._scorer.top(conn, q, n, allowed)  # noqa: E731
                 return hits_of(conn, hybrid_rank(bm25, k, candidates, visual, rerank, score_all, opts.fusion), opts)
             exact = self._scorer.top(conn, q, k, allowed) if visual is None else self._rerank(conn, q, k, visual[0])
             return hits_of(conn, visual_rank(exact, visual), opts)
 
-    def _bm25(self, conn: sqlite3.Connection, units: TextUnits, text: str, allowed: np.ndarray | None) -> Bm25:
-        """BM25 top-n of ``text``'s distinct words in this read transaction (:mod:`colbert.local.bm25`)."""
-        terms = query_terms(text)
-        return lambda n: bm25_top(conn, units, self._postings, terms, n, allowed)
+    def _bm25(
+        self, conn: sqlite3.Connection, units: TextUnits, terms: tuple[str, ...], allowed: np.ndarray | None
+    ) -> Bm25:
+        """BM25 top-n of the query's ``terms`` in this read transaction (:mod:`colbert.local.bm25`): the ranking
+        calls ``bm25_top`` itself, with this transaction's postings bound."""
+        return functools.partial(bm25_top, conn, units, self._postings, terms, allowed=allowed)
 
     def _rerank(
         self, conn: sqlite3.Connection, q: np.ndarray, k: int, chosen: np.ndarray

@@ -47,7 +47,6 @@ from model.pdf import parse_page_selection
 from service.collections import page_images
 from service.collections.converters import PageConverter, PageLimits, as_loadable, detect_kind
 from service.collections.embedder import EmbeddingModel, QueueRetry
-from service.collections.highlight import stored_words
 from service.collections.units import PageUnitInfo
 from service.settings import env_name
 
@@ -296,10 +295,7 @@ def _page_meta(row: PreparedInput, out: EmbeddingOutput, layer: TextLayer | None
     """The page's stored unit metadata; word boxes (for highlights) when it has a text layer."""
     layout = PageLayout(*out.image_grid) if out.image_grid is not None else _layout(row)
     span = out.image_span if out.image_span is not None else row.image_span
-    if layer is None:
-        return PageUnitInfo(layout, row.num_tokens, span).to_metadata()
-    words = stored_words(layer)
-    return PageUnitInfo(layout, row.num_tokens, span, words, layer.source, layer.confidence).to_metadata()
+    return PageUnitInfo.of_page(layout, row.num_tokens, span, layer).to_metadata()
 
 
 def _as_seen(page: Image.Image, row: PreparedInput) -> Image.Image:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import uuid
 from typing import TYPE_CHECKING
 
 from colbert.errors import CollectionBusyError, CollectionNotFoundError, DocumentNotFoundError
@@ -43,7 +42,6 @@ from service.collections.embedder import EmbeddingModel
 from service.collections.indexing import Indexer, IndexOptions
 from service.collections.job_store import Retention, open_job_store
 from service.collections.jobs import IndexJob, JobRegistry
-from service.collections.ocr_default import collection_ocr
 from service.collections.responses import collection_object, document_object, hit_object, job_object, merge_patch
 from service.collections.schemas import (
     CollectionList,
@@ -60,7 +58,7 @@ from service.collections.schemas import (
 from service.collections.search import Searcher
 from service.collections.search_plan import SearchLimits, SearchQuery
 from service.collections.search_schemas import SearchRequest, SearchResponse
-from service.collections.tasks import check_task
+from service.collections.tasks import check_task, collection_ocr
 from service.collections.writing import plan_document
 from service.embeddings.media import MediaLimits, load_source
 from service.embeddings.schemas import Usage
@@ -236,15 +234,22 @@ class Collections:
         (``upload.skip_unchanged``). Every kind takes this one path (:mod:`.writing`)."""
         store = await self.store(name)
         indexer, _searcher = self.services()
-        document_id = upload.document_id or upload.default_id() or uuid.uuid4().hex
-        planned = await plan_document(
-            self.runtime, indexer, store, name, upload.source, background=not wait, filename=upload.filename
-        )
         settings = self.runtime.settings
+        stored = await upload.stored_form(store, keep_original=settings.keep_originals)
+        planned = await plan_document(
+            self.runtime,
+            indexer,
+            store,
+            name,
+            upload.source,
+            background=not wait,
+            filename=upload.filename,
+            original=stored.original,
+        )
         existing = await admit(
             store,
             name,
-            document_id,
+            stored.document_id,
             planned.content_hash,
             replace=upload.replace,
             explicit_id=upload.document_id is not None and not upload.id_from_path,
@@ -253,18 +258,16 @@ class Collections:
         )
         if existing is not None:
             return document_object(name, existing), True
-        metadata = await upload.metadata_to_store(store, document_id)
-        original = upload.original() if settings.keep_originals else None
 
         async def work(job: IndexJob | None) -> DocumentInfo:
-            info = await planned.write(document_id, metadata, replace=upload.replace, progress=job, original=original)
+            info = await planned.write(stored.document_id, stored.metadata, replace=upload.replace, progress=job)
             # the collection was not deleted or re-created by another process meanwhile
             await asyncio.to_thread(still_there, self.catalog(), name, store)
             return info
 
         if wait:
             return document_object(name, await work(None)), False
-        return job_object(await self.jobs.submit(name, document_id, work)), False
+        return job_object(await self.jobs.submit(name, stored.document_id, work)), False
 
     async def list_documents(self, name: str, *, offset: int, limit: int) -> DocumentList:
         store = await self.store(name)

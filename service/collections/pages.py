@@ -30,6 +30,7 @@ from PIL import Image
 
 from colbert.hybrid import SearchMode
 from colbert.store import Hit
+from colbert.text import query_terms
 from service.collections import page_images
 from service.collections.converters.base import PageLimits
 from service.collections.highlight import Box, highlight
@@ -148,7 +149,7 @@ async def page_highlights(collections: Collections, name: str, document_id: str,
     empty when the page has no text layer or nothing matches."""
     store = await collections.store(name)
     record = await asyncio.to_thread(store.get_unit, document_id, page)
-    return [] if record is None else highlight(query, record.metadata)
+    return [] if record is None else highlight(tuple(query_terms(query)), record.metadata)
 
 
 async def page_citations(

@@ -52,8 +52,8 @@ from colbert.text import query_terms, tokens
 from colbert.units import ChunkInfo
 from model.layout import PATCH, PageLayout
 from model.types import PromptType
-from service.collections.highlight import read_words
 from service.collections.tasks import task_spec
+from service.collections.units import read_words
 from service.errors import UnprocessableError
 
 if TYPE_CHECKING:

@@ -137,7 +137,7 @@ class Searcher:
             if similarity and vectors.multivector is not None:
                 grid, used = await self._similarity(store, hit, vectors.multivector, image, token_strings)
                 tokens += used
-            boxes = highlight(query_text or "", hit.unit_metadata or {}) if plan.highlight else None
+            boxes = highlight(store_query.terms, hit.unit_metadata or {}) if plan.highlight else None
             cited = (
                 await self._regions(store, hit, query_text, vectors.multivector, grid, mode) if plan.regions else None
             )

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from colbert.store import Store
     from service.settings import Settings
 
-__all__ = ["DocumentUpload", "read_upload"]
+__all__ = ["DocumentUpload", "StoredForm", "read_upload"]
 
 _DOC_ID = re.compile(DOCUMENT_ID_PATTERN)
 
@@ -86,7 +87,15 @@ class DocumentUpload:
         kind = "text" if isinstance(self.source, TextSource) else self.source.kind
         return OriginalFile(self.source.data, media_type_of(self.source.data, kind), name)
 
-    async def metadata_to_store(self, store: Store, document_id: str) -> dict[str, Any] | None:
+    async def stored_form(self, store: Store, *, keep_original: bool) -> StoredForm:
+        """What this upload is stored as in ``store``, in one call: its document id (``document_id``, else
+        :meth:`default_id`, else a random one), the metadata to store (:meth:`_metadata_to_store`) and, when
+        ``keep_original`` (``JEV4_KEEP_ORIGINALS``), the file kept with it (:meth:`original`)."""
+        document_id = self.document_id or self.default_id() or uuid.uuid4().hex
+        metadata = await self._metadata_to_store(store, document_id)
+        return StoredForm(document_id, metadata, self.original() if keep_original else None)
+
+    async def _metadata_to_store(self, store: Store, document_id: str) -> dict[str, Any] | None:
         """A replace without metadata keeps the document's; else the metadata given, with the URL it was fetched
         from, else the uploaded file's name, as ``source`` unless it sets one."""
         if self.metadata is None and self.replace:
@@ -104,6 +113,15 @@ class DocumentUpload:
         if self.path:
             return document_id_from_path(self.path)
         return None if self.filename is None else document_id_from_name(self.filename)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredForm:
+    """An upload as it is stored (:meth:`DocumentUpload.stored_form`): the id, the metadata, the original kept."""
+
+    document_id: str
+    metadata: dict[str, Any] | None
+    original: OriginalFile | None  # None: originals are not kept (JEV4_KEEP_ORIGINALS off)
 
 
 def media_type_of(data: bytes, kind: str) -> str:

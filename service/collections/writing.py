@@ -22,17 +22,14 @@ import asyncio
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from model.types import PromptType
 from service.collections import page_images
 from service.collections.duplicates import content_hash
-from service.collections.notices import page_warnings
-from service.collections.ocr_default import upload_ocr
-from service.collections.tasks import task_spec
+from service.collections.tasks import check_unit_kind, task_spec, upload_ocr
 from service.collections.texts import TextSource, text_indexer
 from service.engine import memory
-from service.errors import ConflictError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -45,11 +42,13 @@ if TYPE_CHECKING:
     from service.engine.runtime import Runtime
 
 __all__ = [
+    "NO_TEXT",
+    "PageChoices",
     "PlannedDocument",
     "Written",
     "as_page_source",
-    "check_unit_kind",
     "commit",
+    "page_warnings",
     "plan_document",
     "write_pages",
     "write_text",
@@ -69,7 +68,6 @@ class PlannedDocument(Protocol):
         *,
         replace: bool,
         progress: Progress | None,
-        original: OriginalFile | None,
     ) -> DocumentInfo: ...
 
 
@@ -95,25 +93,48 @@ async def plan_document(
     *,
     background: bool,
     filename: str | None = None,
+    original: OriginalFile | None = None,
 ) -> PlannedDocument:
     """Plan one document (every 4xx about its content raised here, before any model work): Markdown or text sent
     to a page collection laid out as pages (:func:`as_page_source`), its unit kind checked against the
-    collection's (409 ``mixed_units``, naming ``filename`` or the text's path), then converted as far as no model is
-    needed. ``background``: a job or the CLI (higher page cap; waits on a full model queue instead of 429)."""
+    collection's (409 ``mixed_units``, naming ``filename`` or the text's path), how it is embedded and kept decided
+    (:class:`PageChoices`), then converted as far as no model is needed. ``background``: a job or the CLI (higher
+    page cap; waits on a full model queue instead of 429). ``original``: the file kept with the document (None:
+    not kept)."""
     source = as_page_source(source, store.config.unit_kind)
     given = source.path if isinstance(source, TextSource) else filename
     kind = "chunk" if isinstance(source, TextSource) else "page"
     check_unit_kind(collection, store.config, kind, f"file {given!r}" if given else None)
-    spec = task_spec(store.config, PromptType.PASSAGE)
     if isinstance(source, TextSource):
+        spec = task_spec(store.config, PromptType.PASSAGE)
         texts = text_indexer(runtime, wait_when_full=background)
         planned = await texts.prepared(source, spec)
-        return _PlannedChunks(runtime, texts, store, spec, planned, planned.content_hash)
+        return _PlannedChunks(runtime, texts, store, spec, planned, planned.content_hash, original)
 
+    choices = PageChoices.of(store.config, source.ocr, indexer.options.ocr, original)
     # an e-book or office file becomes a PDF here, once
     loadable, numbers = await indexer.model.start(functools.partial(indexer.plan_pages, source, background=background))
     key = content_hash(source, numbers)  # of the upload as sent, not of its conversion
-    return _PlannedPages(runtime, indexer, store, spec, loadable, numbers, key, background)
+    return _PlannedPages(runtime, indexer, store, choices, loadable, numbers, key, background, original)
+
+
+@dataclass(frozen=True, slots=True)
+class PageChoices:
+    """How a page document is embedded and kept, decided once when it is planned: the collection's passage task,
+    the OCR mode (the upload's, else the collection's, else the server's: :func:`~.tasks.upload_ocr`) and whether
+    its page images are stored (not when they are made again from the kept original: :mod:`.page_images`)."""
+
+    spec: TaskSpec
+    ocr: str
+    store_images: bool
+
+    @classmethod
+    def of(
+        cls, config: CollectionConfig, upload_ocr_mode: str | None, server_ocr: str, original: OriginalFile | None
+    ) -> PageChoices:
+        spec = task_spec(config, PromptType.PASSAGE)
+        ocr = upload_ocr(upload_ocr_mode, config, server_ocr)
+        return cls(spec, ocr, not page_images.renders_from_original(original))
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,23 +216,23 @@ async def write_pages(
     wait_when_full: bool = False,
     content_hash: str | None = None,
     original: OriginalFile | None = None,
-    spec: TaskSpec | None = None,
+    choices: PageChoices | None = None,
 ) -> Written:
-    """Embed ``pages`` of a loadable page ``source`` with ``spec`` (planned; None: the collection's passage task)
-    and store them as one document (``wait_when_full``: on a full model queue wait instead of answering 429)."""
-    spec = spec or task_spec(store.config, PromptType.PASSAGE)
-    ocr = upload_ocr(source.ocr, store.config, indexer.options.ocr)  # the upload's, else the collection's, else ours
-    source = dataclasses.replace(source, ocr=ocr)
+    """Embed ``pages`` of a loadable page ``source`` as ``choices`` say (planned; None: decided here from the
+    collection, the source and ``original``) and store them as one document (``wait_when_full``: on a full model
+    queue wait instead of answering 429)."""
+    choices = choices or PageChoices.of(store.config, source.ocr, indexer.options.ocr, original)
+    source = dataclasses.replace(source, ocr=choices.ocr)
     units: list[UnitRecord] = []
     embedded = indexer.embed_pages(
         source,
         pages,
-        spec,
+        choices.spec,
         store.config.dense_dim,
         units,
         progress,
         wait_when_full=wait_when_full,
-        store_images=not page_images.renders_from_original(original),
+        store_images=choices.store_images,
     )
     return await _embed_then_commit(
         store,
@@ -222,8 +243,32 @@ async def write_pages(
         replace=replace,
         content_hash=content_hash,
         original=original,
-        warnings_of=functools.partial(page_warnings, ocr=ocr),
+        warnings_of=functools.partial(page_warnings, ocr=choices.ocr),
     )
+
+
+NO_TEXT: Final = "no text found: visual search only"
+
+
+def page_warnings(units: Sequence[UnitRecord], ocr: str) -> tuple[str, ...]:
+    """The warnings a page document made of ``units``, indexed with OCR mode ``ocr``, is stored with (kept in its
+    record: :class:`colbert.store.DocumentInfo`). One rule: when none of its pages has any text — no text layer,
+    and OCR (when it ran) read no word — it can be found by visual search only; text and hybrid search never
+    return it.
+
+    >>> from colbert.store import UnitRecord
+    >>> import numpy as np
+    >>> blank = UnitRecord(1, np.ones(2), np.ones((1, 2)), text=None)
+    >>> page_warnings([blank], "auto")
+    ('no text found: visual search only (the pages have no text layer and OCR read no word on them)',)
+    >>> page_warnings([UnitRecord(1, np.ones(2), np.ones((1, 2)), text="Invoice 42")], "never")
+    ()
+    """
+    if any(u.text and u.text.strip() for u in units):
+        return ()
+    if ocr == "never":
+        return (f"{NO_TEXT} (the pages have no text layer and OCR was off: upload with ocr=auto to read their text)",)
+    return (f"{NO_TEXT} (the pages have no text layer and OCR read no word on them)",)
 
 
 async def write_text(
@@ -268,11 +313,12 @@ class _PlannedPages:
     runtime: Runtime
     indexer: Indexer
     store: Store
-    spec: TaskSpec
+    choices: PageChoices
     source: PageSource
     pages: list[int]
     content_hash: str
     background: bool
+    original: OriginalFile | None
     follows_duplicate_policy: bool = True
 
     async def write(
@@ -282,7 +328,6 @@ class _PlannedPages:
         *,
         replace: bool,
         progress: Progress | None,
-        original: OriginalFile | None,
     ) -> DocumentInfo:
         result = await write_pages(
             self.indexer,
@@ -295,8 +340,8 @@ class _PlannedPages:
             progress=progress,
             wait_when_full=self.background,
             content_hash=self.content_hash,
-            original=original,
-            spec=self.spec,
+            original=self.original,
+            choices=self.choices,
         )
         metrics = self.runtime.metrics
         metrics.tokens.labels(kind="image").inc(result.tokens)
@@ -315,6 +360,7 @@ class _PlannedChunks:
     spec: TaskSpec
     planned: PlannedText
     content_hash: str
+    original: OriginalFile | None
     follows_duplicate_policy: bool = False
 
     async def write(
@@ -324,7 +370,6 @@ class _PlannedChunks:
         *,
         replace: bool,
         progress: Progress | None,
-        original: OriginalFile | None,
     ) -> DocumentInfo:
         result = await write_text(
             self.texts,
@@ -335,29 +380,7 @@ class _PlannedChunks:
             metadata,
             replace=replace,
             progress=progress,
-            original=original,
+            original=self.original,
         )
         self.runtime.metrics.tokens.labels(kind="text").inc(result.tokens)
         return result.document
-
-
-def check_unit_kind(collection: str, config: CollectionConfig, kind: str, what: str | None = None) -> None:
-    """409 ``mixed_units`` unless the collection holds units of ``kind`` (``page`` or ``chunk``); ``what`` names
-    the input (e.g. ``file 'tool.py'``) in the message."""
-    holds = config.unit_kind
-    if holds == kind:
-        return
-    if kind == "chunk":
-        given = f"{what} is text (UTF-8), a text/code document, but " if what else ""
-        raise ConflictError(
-            f"{given}collection {collection!r} holds pages (PDFs and images); text and code documents go to a "
-            'collection created with "unit_kind": "chunk" (or "task": "code"): pages and text chunks are not '
-            "scored on one scale",
-            code="mixed_units",
-        )
-    given = f"{what} is a page document (PDF or image), but " if what else ""
-    raise ConflictError(
-        f"{given}collection {collection!r} holds text chunks; PDFs and images go to a collection created with "
-        '"unit_kind": "page": pages and text chunks are not scored on one scale',
-        code="mixed_units",
-    )

@@ -19,12 +19,13 @@ from colbert import word_boxes
 from colbert._export_checks import _page_metadata
 from colbert.errors import ExportFormatError
 from colbert.hybrid import SearchMode
+from colbert.text import query_terms
 from model.layout import PageLayout
 from model.pdf import render_pages
 from model.types import TextLayer
-from service.collections.highlight import WORDS_KEY, highlight, read_words, stored_words
+from service.collections.highlight import highlight
 from service.collections.regions import page_regions
-from service.collections.units import PageUnitInfo
+from service.collections.units import WORDS_KEY, PageUnitInfo, read_words, stored_words
 
 REPORT = Path(__file__).resolve().parents[3] / "samples" / "report.pdf"
 QUERIES = ("revenue", "Revenue by region", "quarterly report growth", "the", "no such words here")
@@ -60,7 +61,8 @@ def test_report_pages_read_back_exactly_and_give_the_same_highlights_and_regions
         assert read_words(new) == read_words(old)  # same floats, same words, same order
         scores = rng.random((layout.rows, layout.cols))
         for query in QUERIES:
-            assert highlight(query, new) == highlight(query, old)
+            terms = tuple(query_terms(query))
+            assert highlight(terms, new) == highlight(terms, old)
             for mode in SearchMode:
                 assert page_regions(query, new, scores, mode) == page_regions(query, old, scores, mode)
         info = PageUnitInfo.from_metadata(new)

@@ -13,7 +13,7 @@ import pymupdf
 import pytest
 from PIL import Image
 
-from service.collections.notices import NO_TEXT
+from service.collections.writing import NO_TEXT
 from tests.service.collections.converters.files import text_image
 from tests.service.helpers import module_collection
 
