@@ -39,6 +39,11 @@ def assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return out
 
 
+def _sums(a: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:
+    """Row sums of ``x`` per label ``a`` (k, d): one bincount per column (np.add.at is far slower)."""
+    return np.stack([np.bincount(a, weights=x[:, j], minlength=k) for j in range(x.shape[1])], axis=1)
+
+
 def kmeans_spherical(x: np.ndarray, k: int, seed: int, iterations: int = 8) -> np.ndarray:
     """Unit centroids (k, d): the algorithm of :func:`colbert.codebook.train` (≤ 64·k sampled tokens, 8 rounds,
     an empty cluster keeps its centroid), in numpy."""
@@ -49,8 +54,7 @@ def kmeans_spherical(x: np.ndarray, k: int, seed: int, iterations: int = 8) -> n
     c = unit[np.sort(rng.choice(x.shape[0], k, replace=False))].copy()
     for _ in range(iterations):
         a = assign(unit, c)
-        sums = np.zeros_like(c)
-        np.add.at(sums, a, unit)
+        sums = _sums(a, unit, k)
         filled = np.bincount(a, minlength=k) > 0
         norms = np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
         c = np.where(filled[:, None], sums / norms, c).astype(np.float32)
@@ -62,8 +66,7 @@ def _kmeans_l2(x: np.ndarray, k: int, rng: np.random.Generator, iterations: int 
     c = x[rng.choice(x.shape[0], k, replace=False)].copy()
     for _ in range(iterations):
         a = _nearest(x, c)
-        sums = np.zeros_like(c)
-        np.add.at(sums, a, x)
+        sums = _sums(a, x, k)
         count = np.bincount(a, minlength=k)
         c = np.where(count[:, None] > 0, sums / np.maximum(count, 1)[:, None], c).astype(np.float32)
     return c

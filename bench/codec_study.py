@@ -41,7 +41,7 @@ from bench._study_coders import Coder, Spec, assign, kmeans_spherical, train_cod
 from bench._synthetic import Corpus
 from colbert.codebook import choose_k
 from colbert.pooling import pool_tokens
-from colbert.quantize import bytes_per_row, decode, encode
+from colbert.quantize import decode, encode
 
 __all__ = ["SCHEMES", "main"]
 

@@ -83,6 +83,7 @@ PQ_LEVELS = 256  # product quantization: one byte per subvector, naming one of 2
 PQ_WIDTHS = (4, 8)  # dimensions per subvector: 2 or 1 bits per dimension
 _PQ_SAMPLE = 65536  # residuals the sub-centroids are trained on
 _PQ_ITERATIONS = 12
+_PQ_BLOCK = 1024  # rows coded per batched GEMM (bounds the (subvectors, rows, 256) distance array: 32 MiB at d = 128)
 _ASSIGN_BLOCK = 16384  # tokens assigned per GEMM (bounds the (block, K) similarity matrix)
 
 
@@ -238,7 +239,6 @@ class Codebook:
         a, b = sizes[0], sizes[0] + sizes[1]
         return cls(flat[:a].reshape(k, d), levels, flat[a:b].reshape(d, levels - 1), flat[b:].reshape(d, levels))
 
-
     @classmethod
     def _from_pq_bytes(cls, body: bytes, k: int, d: int, width: int) -> Codebook:
         if width not in PQ_WIDTHS or not (1 <= k <= 65536 and 1 <= d <= 65536):
@@ -286,11 +286,12 @@ def _pq_codes(residual: FloatArray, sub: FloatArray) -> npt.NDArray[np.uint8]:
     """The nearest sub-centroid (L2) of each subvector: (n, d) residuals, (subvectors, 256, width) → (n, subvectors)."""
     parts = _split_residual(residual, sub.shape[0], sub.shape[2])  # (n, m, w)
     codes = np.empty(parts.shape[:2], dtype=np.uint8)
-    norms = (sub * sub).sum(axis=2)  # (m, 256)
-    for j in range(sub.shape[0]):
-        for start in range(0, parts.shape[0], _ASSIGN_BLOCK):
-            block = parts[start : start + _ASSIGN_BLOCK, j]  # (b, w)
-            codes[start : start + block.shape[0], j] = (norms[j][None, :] - 2.0 * (block @ sub[j].T)).argmin(axis=1)
+    norms = (sub * sub).sum(axis=2)[:, None, :]  # (m, 1, 256)
+    sub_t = np.ascontiguousarray(sub.transpose(0, 2, 1))  # (m, w, 256)
+    for start in range(0, parts.shape[0], _PQ_BLOCK):
+        block = np.ascontiguousarray(parts[start : start + _PQ_BLOCK].transpose(1, 0, 2))  # (m, b, w)
+        dist = norms - 2.0 * np.matmul(block, sub_t)  # (m, b, 256): |c|² − 2⟨x, c⟩, the row's |x|² left out
+        codes[start : start + block.shape[1]] = dist.argmin(axis=2).T
     return codes
 
 
@@ -309,23 +310,20 @@ def _train_pq(residual: FloatArray, width: int, rng: np.random.Generator) -> Flo
         for _ in range(_PQ_ITERATIONS):
             a = ((c * c).sum(axis=1)[None, :] - 2.0 * (x @ c.T)).argmin(axis=1)  # (S,)
             count = np.bincount(a, minlength=n_init)
-            sums = np.zeros_like(c)
-            np.add.at(sums, a, x)
+            sums = np.stack([np.bincount(a, weights=x[:, t], minlength=n_init) for t in range(width)], axis=1)
             c = np.where(count[:, None] > 0, sums / np.maximum(count, 1)[:, None], c).astype(np.float32)
         out[j] = np.resize(c, (PQ_LEVELS, width))  # n_init < 256: repeat (argmin picks the first copy)
     return out
 
 
-def train(
-    tokens: npt.ArrayLike, levels: int, *, k: int | None = None, seed: int = 0, width: int = 1
-) -> Codebook:
+def train(tokens: npt.ArrayLike, levels: int, *, k: int | None = None, seed: int = 0, width: int = 1) -> Codebook:
     """A codebook for ``tokens`` (T, d): ``k`` (default :func:`choose_k` of T) spherical k-means centroids over a
     sample of at most 64·k tokens, then the residual code learned from that sample's residuals — ``levels``
     buckets per dimension (cutoffs and bucket values), or with ``width`` in :data:`PQ_WIDTHS` (and ``levels`` =
     :data:`PQ_LEVELS`) product quantization: 256 sub-centroids per ``width``-dimension subvector. Deterministic
     for a given ``seed``."""
     if width != 1 and (width not in PQ_WIDTHS or levels != PQ_LEVELS):
-        raise CodecError(f"product quantization takes {PQ_LEVELS} levels and width in {PQ_WIDTHS}, got {levels}, {width}")
+        raise CodecError(f"product quantization takes {PQ_LEVELS} levels and a width in {PQ_WIDTHS}, got {width}")
     if width == 1 and levels not in PER_BYTE:
         raise CodecError(f"levels must be one of {LEVELS}, got {levels}")
     x = np.ascontiguousarray(tokens, dtype=np.float32)  # (T, d)

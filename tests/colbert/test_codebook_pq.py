@@ -119,4 +119,5 @@ def test_kernel_and_fallback_score_what_is_stored(width: int, d: int, build: str
         got = scorer.scores(docs)
         bound = 4e-6 * (np.abs(q).sum() * max(float(np.abs(np.concatenate(decoded)).sum(axis=1).max()), 1.0)) + 1e-5
         np.testing.assert_allclose(got, reference(q, decoded), atol=bound, rtol=0)
-        assert got[0] == 0.0 and got[4] == 0.0
+        assert got[0] == 0.0
+        assert got[4] == 0.0
