@@ -174,16 +174,24 @@ class Study:
         cents = self.centroids[pool] if spec.base == "kmeans" else sample.mean(axis=0, keepdims=True)
         return train_coder(spec, sample, cents.astype(np.float32), self.a.seed)
 
-    def run(self) -> tuple[np.ndarray, dict[str, Result]]:
+    def run(self, every: int = 0) -> tuple[np.ndarray, dict[str, Result]]:
+        """Score every chunk; with ``every`` > 0, also print the table of the pages scored so far each time
+        another ``every`` pages are done (a long run leaves a smaller but complete measurement as it goes)."""
         exact = MaxSim(self.data.queries)
         ref: list[np.ndarray] = []
         results = {n: Result() for n in self.names}
+        done = 0
         for pages in self.data.chunks:
             tokens, starts = _flat(pages)
             ref.append(exact(tokens, starts))
             shared = Shared(pages)
             for name in self.names:
                 self._chunk(name, shared, exact, results[name], tokens.shape[0])
+            if every and (done + len(pages)) // every > done // every and done + len(pages) < self.data.n_pages:
+                report(
+                    f"{self.data.name}: the first {done + len(pages)} pages", np.concatenate(ref, 1), results, self.a.k
+                )
+            done += len(pages)
         return np.concatenate(ref, axis=1), results
 
     def _chunk(self, name: str, shared: Shared, exact: MaxSim, res: Result, n_tokens: int) -> None:
@@ -255,6 +263,21 @@ def noise_for(ref: np.ndarray, k: int, target: float, seed: int) -> float:
     return 1.0
 
 
+def report(
+    label: str, ref: np.ndarray, results: dict[str, Result], k: int, seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """Print one set's table (module docstring) and return its measures per scheme."""
+    print(f"\n## {label}, {ref.shape[0]} queries\n{gaps(ref, k)}")
+    print(f"score noise at which agreement@{k} falls below 0.95: σ ≈ {noise_for(ref, k, 0.95, seed):.4f}")
+    print(f"{'scheme':<14}{'B/token':>8}{'B/page':>9}{'agree':>7}{'noise':>8}{'tok err':>9}{'enc µs/tok':>11}")
+    out = {}
+    for name, res in results.items():
+        m = out[name] = summary(ref, res, k)
+        row = f"{name:<14}{m['B/token']:>8.1f}{m['B/token'] * res.tokens / ref.shape[1]:>9,.0f}{m['agree']:>7.3f}"
+        print(row + f"{m['noise']:>8.4f}{m['tok err']:>9.4f}{m['enc µs/tok']:>11.2f}", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sets", default="syn2000,syn10000,real", help="synN (N synthetic pages) and/or real")
@@ -265,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-pages", type=int, default=512)
     p.add_argument("--train-tokens", type=int, default=131072)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--report-every", type=int, default=0, help="also print the table every N pages (0: at the end)")
     a = p.parse_args(argv)
     names = [n for n in a.schemes.split(",") if n]
     unknown = [n for n in names if n not in SCHEMES]
@@ -274,16 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     for s in a.sets.split(","):
         data = real(a) if s == "real" else synthetic(int(s.removeprefix("syn")), a)
         t0 = time.process_time()
-        ref, results = Study(data, names, a).run()
-        print(f"\n## {data.name}, {ref.shape[0]} queries (CPU {time.process_time() - t0:.0f} s)\n{gaps(ref, a.k)}")
-        print(f"score noise at which agreement@{a.k} falls below 0.95: σ ≈ {noise_for(ref, a.k, 0.95, a.seed):.4f}")
-        per_page = sum(r.tokens for r in results.values()) / len(results) / data.n_pages
-        table[s] = {}
-        print(f"{'scheme':<14}{'B/token':>8}{'B/page':>9}{'agree':>7}{'noise':>8}{'tok err':>9}{'enc µs/tok':>11}")
-        for name, res in results.items():
-            m = table[s][name] = summary(ref, res, a.k)
-            row = f"{name:<14}{m['B/token']:>8.1f}{m['B/token'] * per_page:>9,.0f}{m['agree']:>7.3f}"
-            print(row + f"{m['noise']:>8.4f}{m['tok err']:>9.4f}{m['enc µs/tok']:>11.2f}", flush=True)
+        ref, results = Study(data, names, a).run(a.report_every)
+        table[s] = report(f"{data.name} (CPU {time.process_time() - t0:.0f} s)", ref, results, a.k, a.seed)
     sets = list(table)
     print(f"\n## agreement@{a.k} with exhaustive float32 MaxSim\n| scheme | B/token | " + " | ".join(sets) + " |")
     print("|---|---|" + "---|" * len(sets))
