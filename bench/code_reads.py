@@ -45,11 +45,11 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from colbert.codebook import Codebook, train
+from colbert.codebook import Codebook
 from colbert.local import LocalStore
 from colbert.local import schema as _schema
 from colbert.local.scan import PageScorer, read_pages
-from colbert.quantize import RESIDUAL_LEVELS, Codec, bytes_per_row, needs_codebook
+from colbert.quantize import Codec, bytes_per_row, needs_codebook, train_codebook
 from colbert.store import CollectionConfig
 
 __all__ = ["main"]
@@ -305,7 +305,7 @@ def _book(codec: Codec) -> Codebook | None:
     if not needs_codebook(codec):
         return None
     tokens = np.random.default_rng(5).normal(size=(K * 8, DIM)).astype(np.float32)
-    return train(tokens / np.linalg.norm(tokens, axis=1, keepdims=True), RESIDUAL_LEVELS[codec], k=K)
+    return train_codebook(codec, tokens / np.linalg.norm(tokens, axis=1, keepdims=True), k=K)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -42,7 +42,7 @@ from bench._synthetic import Corpus, Page
 from colbert.codebook import Codebook, train
 from colbert.local.dense_codec import DENSE_CODECS, decode_dense, encode_dense
 from colbert.pooling import pool_tokens
-from colbert.quantize import RESIDUAL_LEVELS, Codec, decode, encode
+from colbert.quantize import RESIDUAL_CODES, Codec, decode, encode
 from colbert.scoring import PackedDocs, maxsim
 
 __all__ = ["main"]
@@ -73,9 +73,9 @@ def stored_values(
     bytes per page, and the codebook's K."""
     kept = [pool_tokens(t, pool) if pool > 1 else t for t in pages]
     d = pages[0].shape[1]
-    levels = codec if isinstance(codec, int) else RESIDUAL_LEVELS.get(codec)
-    if levels is not None:
-        book: Codebook = train(_sample(kept, train_tokens, seed), levels, k=k)
+    code = (codec, 1) if isinstance(codec, int) else RESIDUAL_CODES.get(codec)
+    if code is not None:
+        book: Codebook = train(_sample(kept, train_tokens, seed), code[0], k=k, width=code[1])
         blobs = [book.encode(t) for t in kept]
         values = [book.decode(b, t.shape[0]) for b, t in zip(blobs, kept, strict=True)]
         return values, sum(len(b) for b in blobs) / len(pages), str(book.k)

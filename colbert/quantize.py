@@ -14,6 +14,10 @@ residual2  2 + d/4          PLAID-style: a centroid id of the collection's codeb
                             dimension (:mod:`colbert.codebook`); decodes to centroid + the dimension's bucket
                             value, not re-normalised; the residual is within its bucket's cutoffs
 residual1  2 + d/8          as residual2 with 1 bit per dimension (2 buckets)
+residualpq2  2 + d/4        a centroid id + one byte per 4-dimension subvector of the residual: the nearest
+                            of the codebook's 256 sub-centroids for that subvector (product quantization,
+                            2 bits per dimension); decodes to centroid + the chosen sub-centroids
+residualpq1  2 + d/8        as residualpq2 with 8-dimension subvectors (1 bit per dimension)
 =========  ===============  ============================================================================
 
 The residual codecs need the collection's codebook: encode and decode them with
@@ -35,18 +39,19 @@ import enum
 import numpy as np
 import numpy.typing as npt
 
-from colbert.codebook import row_bytes
+from colbert.codebook import PQ_LEVELS, Codebook, row_bytes, train
 from colbert.errors import CodecError
 
 __all__ = [
     "CODEBOOK_FREE",
-    "RESIDUAL_LEVELS",
+    "RESIDUAL_CODES",
     "Codec",
     "bytes_per_row",
     "checked_codec",
     "decode",
     "encode",
     "needs_codebook",
+    "train_codebook",
 ]
 
 FloatArray = npt.NDArray[np.float32]
@@ -61,15 +66,34 @@ class Codec(enum.StrEnum):
     BINARY = "binary"
     RESIDUAL2 = "residual2"
     RESIDUAL1 = "residual1"
+    RESIDUALPQ2 = "residualpq2"
+    RESIDUALPQ1 = "residualpq1"
 
 
-RESIDUAL_LEVELS = {Codec.RESIDUAL2: 4, Codec.RESIDUAL1: 2}  # bucket levels per dimension (colbert.codebook)
-CODEBOOK_FREE = tuple(c.value for c in Codec if c not in RESIDUAL_LEVELS)  # codecs this module codes on its own
+# The residual code of each codebook codec (colbert.codebook): (levels, width) — bucket levels per dimension
+# (width 1), or product quantization of width-dimension subvectors over PQ_LEVELS sub-centroids.
+RESIDUAL_CODES: dict[Codec, tuple[int, int]] = {
+    Codec.RESIDUAL2: (4, 1),
+    Codec.RESIDUAL1: (2, 1),
+    Codec.RESIDUALPQ2: (PQ_LEVELS, 4),
+    Codec.RESIDUALPQ1: (PQ_LEVELS, 8),
+}
+CODEBOOK_FREE = tuple(c.value for c in Codec if c not in RESIDUAL_CODES)  # codecs this module codes on its own
 
 
 def needs_codebook(codec: Codec | str) -> bool:
     """Whether ``codec`` stores tokens against a collection codebook (:mod:`colbert.codebook`)."""
-    return _codec(codec) in RESIDUAL_LEVELS
+    return _codec(codec) in RESIDUAL_CODES
+
+
+def train_codebook(codec: Codec | str, tokens: npt.ArrayLike, *, k: int | None = None) -> Codebook:
+    """The codebook of residual codec ``codec`` trained on ``tokens`` (T, d) (:func:`colbert.codebook.train`;
+    ``k`` centroids, default its choice); ``CodecError`` for a codec without one."""
+    c = _codec(codec)
+    if c not in RESIDUAL_CODES:
+        raise CodecError(f"codec {c.value} has no codebook")
+    levels, width = RESIDUAL_CODES[c]
+    return train(tokens, levels, k=k, width=width)
 
 
 def checked_codec(codec: Codec | str) -> Codec:
@@ -86,7 +110,7 @@ def _codec(codec: Codec | str) -> Codec:
 
 def _plain(codec: Codec | str) -> Codec:
     c = _codec(codec)
-    if c in RESIDUAL_LEVELS:
+    if c in RESIDUAL_CODES:
         raise CodecError(f"{c.value} needs the collection's codebook: use colbert.codebook.Codebook to code it")
     return c
 
@@ -95,11 +119,12 @@ def bytes_per_row(codec: Codec | str, d: int) -> int:
     """Encoded size of one d-dimensional row.
 
     >>> [bytes_per_row(c, 128) for c in Codec]
-    [512, 256, 132, 16, 34, 18]
+    [512, 256, 132, 16, 34, 18, 34, 18]
     """
     c = _codec(codec)
-    if c in RESIDUAL_LEVELS:
-        return row_bytes(RESIDUAL_LEVELS[c], d)
+    if c in RESIDUAL_CODES:
+        levels, width = RESIDUAL_CODES[c]
+        return row_bytes(levels, d, width)
     if c is Codec.FLOAT32:
         return 4 * d
     if c is Codec.FLOAT16:

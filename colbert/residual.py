@@ -118,7 +118,14 @@ class ResidualScorer:
 
 def _byte_tables(q: FloatArray, book: Codebook) -> FloatArray:
     """(n, code bytes, 256): for each query row, byte position j and byte value v, Σ over the byte's dimensions of
-    q[dim] · value[dim, code of dim in v] (dimensions past d contribute 0)."""
+    q[dim] · value[dim, code of dim in v] (dimensions past d contribute 0); for product quantization, the dot
+    product of the query's subvector j with sub-centroid v of subvector j."""
+    if book.width > 1:
+        m, w = book.code_bytes, book.width
+        qp = np.zeros((q.shape[0], m * w), dtype=np.float32)  # (n, m·w) zero-padded past d
+        qp[:, : book.dim] = q
+        pq: FloatArray = np.einsum("nmw,mvw->nmv", qp.reshape(q.shape[0], m, w), book.values).astype(np.float32)
+        return pq  # (n, m, 256)
     levels, place = book.levels, place_values(book.levels)
     per = place.shape[0]
     width = book.code_bytes * per

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from colbert.codebook import Codebook, train
+from colbert.codebook import Codebook
 from colbert.errors import CodecError
 from colbert.local.codes import digest, load_codebook, store_codebook
 from colbert.local.sketch import page_sketches
 from colbert.local.write import UnitRow, stored_tokens, unit_row
-from colbert.quantize import RESIDUAL_LEVELS, Codec, needs_codebook
+from colbert.quantize import needs_codebook, train_codebook
 from colbert.store import CollectionConfig, UnitRecord
 
 __all__ = ["settle_codebook", "store_first_codebook", "trained_codebook", "unit_rows"]
@@ -33,7 +33,7 @@ def unit_rows(
     trained = None
     mvs = [stored_tokens(r, config) for r in records]  # (m_i, d) each
     if book is None and needs_codebook(config.codec):
-        book = trained = train(np.concatenate(mvs), RESIDUAL_LEVELS[Codec(config.codec)])
+        book = trained = train_codebook(config.codec, np.concatenate(mvs))
     sketches = page_sketches(mvs, sketch_vectors)
     rows = [
         unit_row(r, config, sketch_vectors, book, dense_codec, mv, sk)
@@ -64,9 +64,7 @@ def settle_codebook(
 
 def trained_codebook(config: CollectionConfig, tokens: np.ndarray, k: int | None) -> Codebook:
     """The residual codec's codebook trained on ``tokens`` (T, d); ``CodecError`` for a codec without one."""
-    if not needs_codebook(config.codec):
-        raise CodecError(f"codec {config.codec} has no codebook")
-    return train(tokens, RESIDUAL_LEVELS[Codec(config.codec)], k=k)
+    return train_codebook(config.codec, tokens, k=k)
 
 
 def store_first_codebook(conn: sqlite3.Connection, book: Codebook, tokens: int, path: Path) -> None:

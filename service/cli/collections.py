@@ -58,7 +58,7 @@ def add_collections_command(sub: Any, finish: Callable[..., None]) -> None:
         "--recode",
         metavar="CODEC",
         help="rebuild the collection with this multi-vector codec (float32, float16, int8, binary, residual2, "
-        "residual1), keeping every document",
+        "residual1, residualpq2, residualpq1), keeping every document",
     )
     finish(p)
     p = cols_sub.add_parser("export", help="write a collection to one file (vectors, texts, images, metadata)")

@@ -60,7 +60,9 @@ def add_index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--collection", required=True, help="collection name (created when missing)")
     parser.add_argument("--dimensions", type=int, help="dense size of a NEW collection (default: full)")
     parser.add_argument(
-        "--codec", help="float32 | float16 | int8 | binary | residual2 | residual1 (NEW collection; default int8)"
+        "--codec",
+        help="float32 | float16 | int8 | binary | residual2 | residual1 | residualpq2 | residualpq1 "
+        "(NEW collection; default int8)",
     )
     parser.add_argument("--pool-factor", type=int, help="token pooling of a NEW collection (default 1: none)")
     parser.add_argument(

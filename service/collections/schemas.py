@@ -75,7 +75,7 @@ class CreateCollectionRequest(Struct, kw_only=True, forbid_unknown_fields=True):
         str,
         Meta(
             description="Storage of the multi-vectors: float32 | float16 | int8 (default) | binary | residual2 | "
-            "residual1"
+            "residual1 | residualpq2 | residualpq1"
         ),
     ] = "int8"
     pool_factor: Annotated[
@@ -201,8 +201,8 @@ class VacuumRequest(Struct, kw_only=True, forbid_unknown_fields=True):
         str | None,
         Meta(
             description="Rebuild the collection with this multi-vector codec (float32 | float16 | int8 | binary | "
-            "residual2 | residual1), keeping every document; the old collection serves until the new one is "
-            "complete. 409 collection_busy while the collection is being written"
+            "residual2 | residual1 | residualpq2 | residualpq1), keeping every document; the old collection serves "
+            "until the new one is complete. 409 collection_busy while the collection is being written"
         ),
     ] = None
 

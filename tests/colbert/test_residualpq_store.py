@@ -1,0 +1,106 @@
+"""The product-quantized residual codecs in a collection (``residualpq2``, ``residualpq1``): the codebook trained at
+the first write is a product-quantization one, search scores exactly the stored values, a collection moves to and
+from them by ``Catalog.recode`` keeping every document, and the Qdrant backend refuses them as it refuses the
+other residual codecs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qdrant_client import QdrantClient
+
+from colbert.catalog import Catalog
+from colbert.codebook import PQ_LEVELS
+from colbert.errors import CodecError
+from colbert.local import LocalStore
+from colbert.quantize import Codec, bytes_per_row, needs_codebook, train_codebook
+from colbert.search import Query, SearchOptions
+from colbert.store import CollectionConfig
+from tests.colbert.test_recode import _everything, _fill, _text_answers
+from tests.colbert.test_residual_store import DENSE, D, naive, record, topic_pages
+
+WIDTH = {"residualpq2": 4, "residualpq1": 8}
+
+
+def test_sizes_and_training() -> None:
+    assert [bytes_per_row(c, 128) for c in ("residualpq2", "residualpq1")] == [34, 18]
+    assert needs_codebook("residualpq1")
+    book = train_codebook("residualpq2", np.concatenate(topic_pages(4, 4)), k=8)
+    assert (book.levels, book.width, book.k) == (PQ_LEVELS, 4, 8)
+    with pytest.raises(CodecError, match="has no codebook"):
+        train_codebook("int8", np.zeros((4, 8), np.float32))
+
+
+@pytest.mark.parametrize("codec", ["residualpq2", "residualpq1"])
+def test_search_scores_the_stored_values(tmp_path: Path, codec: str) -> None:
+    pages = topic_pages(1, 40)
+    store = LocalStore.create(tmp_path / "c", CollectionConfig(DENSE, D, codec=codec))  # type: ignore[arg-type]
+    for i, p in enumerate(pages):
+        store.add_document(f"d{i}", [record(p)])
+    book = store.codebook()
+    assert book is not None
+    assert book.width == WIDTH[codec]
+    stored = {f"d{i}": store.get_unit(f"d{i}", 0).multivector for i in range(40)}  # type: ignore[union-attr]
+    assert stored["d7"].shape == pages[7].shape
+    q = pages[3][:6]
+    hits = store.search(Query(q, None), SearchOptions(k=40, exhaustive=True))
+    want = {d: naive(q, v) for d, v in stored.items()}
+    assert len(hits) == 40
+    for h in hits:
+        assert h.score == pytest.approx(want[h.doc_id], abs=2e-5)
+    assert [h.doc_id for h in hits[:5]] == sorted(want, key=lambda d: (-want[d], d))[:5]
+    reopened = LocalStore.open(tmp_path / "c")  # the version-3 codebook blob read back
+    assert reopened.codebook().to_bytes() == book.to_bytes()  # type: ignore[union-attr]
+    store.close()
+    reopened.close()
+
+
+def test_recode_float16_residualpq1_residual2_keeps_every_document(tmp_path: Path) -> None:
+    with Catalog(tmp_path) as catalog:
+        store = catalog.create("lib", CollectionConfig(DENSE, D, codec="float16"))  # type: ignore[arg-type]
+        pages = _fill(store)
+        kept, answers = _everything(store), _text_answers(store)
+        for codec in ("residualpq1", "residual2", "residualpq2"):
+            result = catalog.recode("lib", codec)
+            assert "recoded 9 documents" in result.note
+            recoded = catalog.get("lib")
+            assert str(recoded.config.codec) == codec
+            assert _everything(recoded) == kept
+            assert _text_answers(recoded) == answers
+            q = pages[9][:6]
+            hits = recoded.search(Query(q, None), SearchOptions(k=18, exhaustive=True))
+            assert len(hits) == 18
+            for h in hits:
+                stored = recoded.get_unit(h.doc_id, h.unit).multivector  # type: ignore[union-attr]
+                assert h.score == pytest.approx(naive(q, stored), rel=1e-4, abs=1e-4)
+    with Catalog(tmp_path) as again:
+        assert str(again.get("lib").config.codec) == "residualpq2"
+        assert again.get("lib").codebook().width == 4  # type: ignore[attr-defined]
+
+
+def test_qdrant_refuses_them(tmp_path: Path) -> None:
+    with Catalog(tmp_path, backend="qdrant", qdrant_client=QdrantClient(":memory:")) as catalog:
+        for codec in (Codec.RESIDUALPQ2, Codec.RESIDUALPQ1):
+            with pytest.raises(CodecError, match=f"Qdrant backend cannot store codec {codec.value}"):
+                catalog.create("r", CollectionConfig(DENSE, D, codec=codec))
+
+
+def test_ivf_finds_what_exhaustive_finds(tmp_path: Path) -> None:
+    """The ivf first stage rests on the centroid ids, which the product-quantized codecs store as residual2 does."""
+    pages = topic_pages(4, 200)
+    config = CollectionConfig(DENSE, D, codec="residualpq1")  # type: ignore[arg-type]
+    store = LocalStore.create(tmp_path / "c", config)
+    store.train_codebook(np.concatenate(pages))
+    for i, p in enumerate(pages):
+        store.add_document(f"d{i}", [record(p)])
+    agree = 0
+    for t in range(10):
+        q = pages[t * 13][:8]
+        exact = [h.doc_id for h in store.search(Query(q, None), SearchOptions(k=10, exhaustive=True))]
+        ivf = [h.doc_id for h in store.search(Query(q, None), SearchOptions(k=10, candidates=60, first_stage="ivf"))]
+        assert ivf[0] == exact[0] == f"d{t * 13}"
+        agree += len(set(exact) & set(ivf))
+    assert agree >= 95
+    store.close()
