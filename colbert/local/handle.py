@@ -39,7 +39,7 @@ from colbert.local.dense_codec import check_dense_codec
 from colbert.local.ivf import IvfSnapshot, ivf_top, load_centroid_lists
 from colbert.local.modes import FirstStage, first_stage
 from colbert.local.scan import PageScorer, load_dense
-from colbert.quantize import needs_codebook
+from colbert.quantize import RESIDUAL_CODES, needs_codebook
 from colbert.store import CollectionConfig, StoreLimits
 
 __all__ = ["LocalHandle", "LocalOptions", "LocalStats"]
@@ -270,9 +270,9 @@ class LocalHandle:
             return first_stage(snap, q, dense, None if allowed is None else snap.rows_of(allowed), how)
         if self._book is None:
             if not needs_codebook(self.config.codec):
+                residual = ", ".join(c.value for c in RESIDUAL_CODES)
                 raise InvalidQueryError(
-                    f"first_stage 'ivf' needs a residual codec (residual2, residual1); this collection stores "
-                    f"{self.config.codec}"
+                    f"first_stage 'ivf' needs a residual codec ({residual}); this collection stores {self.config.codec}"
                 )
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)  # no document yet
         with self._sync_lock:

@@ -26,7 +26,7 @@ Why SQLite (stdlib) and this layout:
   (``sketch_vectors × multivector_dim × 2`` bytes per page, 2 KiB at 8 × 128). Candidates are chosen by
   approximate MaxSim of the query's tokens against the sketches, which tracks exact MaxSim far more closely
   than one dense vector does; ``prefetch`` optionally narrows the sketch scan to the dense top-``prefetch``.
-* **ivf first stage** (``first_stage="ivf"``, codecs ``residual2``/``residual1``): inverted lists over the collection
+* **ivf first stage** (``first_stage="ivf"``, the residual codecs): inverted lists over the collection
   codebook's centroids (:mod:`colbert.local.ivf`; per-unit rows on disk, the inverse in memory, kept in step like
   the dense matrix); the codebook is trained on the first document or by :meth:`LocalStore.train_codebook`. As
   ``LocalOptions.first_stage`` it serves the collections of those codecs and the others use ``dense``; asked of

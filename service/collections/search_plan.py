@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from colbert.hybrid import DEFAULT_RRF_K, Fusion, SearchMode
-from colbert.quantize import needs_codebook
+from colbert.quantize import RESIDUAL_CODES, needs_codebook
 from colbert.search import SearchOptions as StoreSearchOptions
 from colbert.search import parse_mode
 from colbert.store import StoreLimits
@@ -82,8 +82,9 @@ def first_stage(asked: str | None, config: CollectionConfig) -> str | None:
     embedded backend's options, where ``ivf`` serves only the collections that have centroid lists). Asking ``ivf``
     of a collection whose codec has none is a 422 here, before the query is embedded."""
     if asked == "ivf" and not needs_codebook(config.codec):
+        residual = ", ".join(c.value for c in RESIDUAL_CODES)
         raise UnprocessableError(
-            f"first_stage 'ivf' needs the centroid lists of a residual codec (residual2, residual1); this collection "
+            f"first_stage 'ivf' needs the centroid lists of a residual codec ({residual}); this collection "
             f"stores {config.codec}: use first_stage 'dense' or 'pooled', or recode it "
             "(`python -m service collections vacuum NAME --recode residual2`)",
             code="first_stage_unavailable",

@@ -49,7 +49,7 @@ _REGIONS = (
 
 _FIRST_STAGE = (
     "Embedded backend: how the candidates are found before the MaxSim rerank: dense (the pages' dense vectors), "
-    "pooled (8 centroids per page) or ivf (inverted lists: residual2/residual1 collections only, else 422 "
+    "pooled (8 centroids per page) or ivf (inverted lists: residual* collections only, else 422 "
     "first_stage_unavailable); default JEV4_FIRST_STAGE. The Qdrant backend has dense only"
 )
 
