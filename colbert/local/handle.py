@@ -33,11 +33,11 @@ from colbert.errors import CollectionBusyError, IndexFormatError, InvalidQueryEr
 from colbert.local import schema as _schema
 from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
 from colbert.local.codes import checked_lists, damaged_lists, load_codebook
-from colbert.local.dense import DenseSnapshot
+from colbert.local.dense import DenseSnapshot, load_rows
 from colbert.local.dense_codec import check_dense_codec
 from colbert.local.ivf import IvfSnapshot, ivf_top, load_centroid_lists
 from colbert.local.modes import FirstStage, first_stage
-from colbert.local.scan import PageScorer, load_dense
+from colbert.local.scan import PageScorer
 from colbert.quantize import needs_codebook
 from colbert.store import CollectionConfig, StoreLimits
 
@@ -110,7 +110,8 @@ class LocalHandle:
         self._scorer = PageScorer(config, options.scan_block_pages, lambda: self._book, path=self._path)
         self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
         self._snapshot: DenseSnapshot | None = None
-        # the pooled first stage's sketches (2 KiB a page) are held in memory from the open when it is the default
+        # the pooled first stage's sketches (~1 KiB a page as int8) are held in memory from the open when it is the
+        # default
         # first stage, else from the first search that asks for it: a dense or ivf process never pays for them
         self._sketches = options.first_stage == "pooled"
         self._ivf: IvfSnapshot | None = None  # the inverted lists (residual codecs), loaded by the first ivf search
@@ -237,18 +238,16 @@ class LocalHandle:
             self._sketches, snap = True, None
         if snap is not None and max_id <= snap.version[0] and max_del == snap.version[1]:
             return snap
-        dim = self.config.dense_dim
-        width = self.sketch_vectors * self.config.multivector_dim if self._sketches else 0
+        dense = (self.config.dense_dim, self.dense_codec)
+        sketch = (self.sketch_vectors if self._sketches else 0, self.config.multivector_dim)
         text = self._text
         if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
-            ids, matrix, sketch = load_dense(conn, 0, (dim, self.dense_codec), width)
-            held = sketch if width else None
-            snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix, held, self.sketch_vectors)
+            snap = DenseSnapshot.build((int(max_id), int(max_del)), *dense, load_rows(conn, 0, dense, sketch))
             text = None  # the deletion log no longer reaches back to it: reloaded by the next text search
             self._ivf = None  # likewise for the inverted lists
         else:
             dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
-            ids, matrix, sketch = load_dense(conn, snap.version[0], (dim, self.dense_codec), width)
+            added = load_rows(conn, snap.version[0], dense, sketch)
             version = (max(int(max_id), snap.version[0]), int(max_del))
             if text is not None:
                 text = text.apply(*load_text_units(conn, snap.version[0]), dead)
@@ -256,7 +255,7 @@ class LocalHandle:
             if self._ivf is not None:
                 self._ivf = self._ivf.apply(version, *self._centroid_lists(conn, snap.version[0]), dead)
                 self._ivf = None if self._ivf.too_sparse() else self._ivf
-            snap = snap.apply(version, ids, matrix, dead, sketch if width else None)
+            snap = snap.apply(version, added, dead)
         self._snapshot, self._text = snap, text
         return snap
 
@@ -332,7 +331,7 @@ class LocalHandle:
                 "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(length(data)), 0) FROM multivectors"
             ).fetchone()
             docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-        memory = snap.matrix.nbytes + snap.sketch.nbytes + snap.ids.nbytes + snap.alive.nbytes
+        memory = snap.nbytes
         text_memory = self._postings.nbytes
         if text is not None:
             text_memory += text.ids.nbytes + text.lengths.nbytes + text.alive.nbytes
