@@ -81,8 +81,9 @@ class LocalStats:
     pages: int
     vectors: int  # stored (pooled) multi-vector rows
     blob_bytes: int  # codec'd multi-vector bytes, without SQLite's page overhead
-    memory_bytes: int  # the in-memory first stages (dense matrix + sketches + ids + live mask) of this handle
+    memory_bytes: int  # the in-memory first stages (held dense rows + sketches + ids + live mask) of this handle
     text_memory_bytes: int = 0  # the full-text side in memory: units' ids/lengths/live mask + cached postings
+    ivf_memory_bytes: int = 0  # the inverted lists in memory (residual codecs, once an ivf search loaded them)
 
 
 _TOKENIZER_SQL = f"SELECT value FROM meta WHERE key = '{_schema.TOKENIZER_KEY}'"
@@ -242,7 +243,7 @@ class LocalHandle:
         sketch = (self.sketch_vectors if self._sketches else 0, self.config.multivector_dim)
         text = self._text
         if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
-            snap = DenseSnapshot.build((int(max_id), int(max_del)), *dense, load_rows(conn, 0, dense, sketch))
+            snap = DenseSnapshot.load((int(max_id), int(max_del)), conn, dense, sketch)
             text = None  # the deletion log no longer reaches back to it: reloaded by the next text search
             self._ivf = None  # likewise for the inverted lists
         else:
@@ -331,11 +332,12 @@ class LocalHandle:
                 "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(length(data)), 0) FROM multivectors"
             ).fetchone()
             docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-        memory = snap.nbytes
         text_memory = self._postings.nbytes
         if text is not None:
             text_memory += text.ids.nbytes + text.lengths.nbytes + text.alive.nbytes
-        return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), int(memory), text_memory)
+        ivf = self._ivf
+        ivf_memory = 0 if ivf is None else ivf.nbytes()
+        return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), snap.nbytes, text_memory, ivf_memory)
 
     def disk_bytes(self) -> int:
         """Bytes of the collection's files on disk (the index file, its WAL and shared-memory files)."""

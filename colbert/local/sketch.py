@@ -140,12 +140,13 @@ def _farthest_first(unit: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_],
 def quantize_sketches(sketches: npt.ArrayLike) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
     """Sketches (P, k, d) as held in memory: int8 codes (P, k·d) and per-centroid scales (P, k) float32, each
     centroid ``≈ scale · codes`` with ``scale = max|c| / 127`` (0 for an all-zero centroid)."""
-    x = np.asarray(sketches, dtype=np.float32)  # (P, k, d)
-    top = np.abs(x).max(axis=2)  # (P, k)
+    x = np.array(sketches, dtype=np.float32)  # (P, k, d), a copy worked on in place (one float32 temporary)
+    top = np.maximum(x.max(axis=2), -x.min(axis=2))  # (P, k) max |c|
     scales = (top / np.float32(127.0)).astype(np.float32)  # (P, k)
-    safe = np.where(scales > 0, scales, np.float32(1.0))
-    codes = np.clip(np.rint(x / safe[:, :, None]), -127, 127).astype(np.int8)  # (P, k, d)
-    return codes.reshape(x.shape[0], -1), scales
+    x /= np.where(scales > 0, scales, np.float32(1.0))[:, :, None]
+    np.rint(x, out=x)
+    np.clip(x, -127, 127, out=x)
+    return x.astype(np.int8).reshape(x.shape[0], -1), scales
 
 
 def widen_sketches(codes: npt.NDArray[np.int8], scales: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
