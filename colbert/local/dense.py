@@ -31,7 +31,7 @@ from colbert.errors import IndexFormatError
 from colbert.local.dense_codec import held_cosines, held_dense, widen_held
 from colbert.local.sketch import quantize_sketches, sketch_scores
 
-__all__ = ["DenseRows", "DenseSnapshot", "load_rows"]
+__all__ = ["DenseRows", "DenseSnapshot", "load_rows", "trim_heap"]
 
 _MIN_CAPACITY = 1024
 _LOAD_CHUNK = 1024  # rows fetched and converted at a time: ~2.5 MB of blobs, 4 MB of float32 sketch temporaries
@@ -92,11 +92,11 @@ def _load(conn: sqlite3.Connection, after_id: int, dense: tuple[int, str], sketc
     return buf
 
 
-def _trim_heap() -> None:
-    """Give the heap's free pages back to the system after a full load (glibc's ``malloc_trim``; elsewhere
-    nothing). glibc keeps freed memory that lies below a live allocation, and a load's temporaries and its
-    buffer's earlier sizes are exactly that: measured at 20k pages, 3.2 KB/page resident for 1.6 KB/page held, and
-    1.9 KB/page after the trim (the rest is SQLite's caches and the interpreter, not per page)."""
+def trim_heap() -> None:
+    """Give the heap's free pages back to the system after a full load of a first stage (this snapshot, the ivf
+    lists) (glibc's ``malloc_trim``; elsewhere nothing). glibc keeps freed memory that lies below a live
+    allocation, and a load's temporaries and its buffer's earlier sizes are exactly that: measured at 20k pages,
+    3.2 KB/page resident for 1.6 KB/page held, and 1.9 KB/page after the trim (the rest: SQLite's caches)."""
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
 
@@ -199,7 +199,7 @@ class DenseSnapshot:
         """Every page's rows read in ``conn``'s transaction (:func:`load_rows`), held in the loader's buffer as it
         is (no copy: its doubling headroom serves later appends)."""
         buf = _load(conn, 0, dense, sketch)
-        _trim_heap()
+        trim_heap()
         if buf is None:
             return cls.build(version, *dense, _empty(dense, *sketch))
         n = buf.used

@@ -33,7 +33,7 @@ from colbert.errors import CollectionBusyError, IndexFormatError, InvalidQueryEr
 from colbert.local import schema as _schema
 from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
 from colbert.local.codes import checked_lists, damaged_lists, load_codebook
-from colbert.local.dense import DenseSnapshot, load_rows
+from colbert.local.dense import DenseSnapshot, load_rows, trim_heap
 from colbert.local.dense_codec import check_dense_codec
 from colbert.local.ivf import IvfSnapshot, ivf_top, load_centroid_lists
 from colbert.local.modes import FirstStage, first_stage
@@ -278,6 +278,7 @@ class LocalHandle:
             ivf = self._ivf
             if ivf is None or ivf.version != snap.version:  # built from this transaction, which matches ``snap``
                 ivf = IvfSnapshot.build(snap.version, self._book.k, *self._centroid_lists(conn, 0))
+                trim_heap()  # the build's temporaries (~40 B per list entry) would stay resident
                 if snap is self._snapshot:  # kept only as the newest view (``_synced`` moves it forward)
                     self._ivf = ivf
         return ivf_top(ivf, self._book, q, how.candidates, self.options.nprobe, allowed)

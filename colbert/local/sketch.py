@@ -39,6 +39,7 @@ __all__ = ["page_sketch", "page_sketches", "pool_query", "quantize_sketches", "s
 _ITERATIONS = 8
 _SKETCH_BLOCK_ELEMENTS = 1 << 20  # bound on a k-means block's padded pages × tokens × d (4 MiB of float32: cache-sized)
 _BLOCK_ELEMENTS = 1 << 21  # bound on block pages × k × Lq similarities per GEMM (8 MiB of fp32-equivalent)
+_WIDEN_ELEMENTS = 1 << 20  # bound on block pages × k × d sketch values widened to float32 at once (4 MiB)
 
 
 def page_sketch(tokens: npt.ArrayLike, k: int, iterations: int = _ITERATIONS) -> npt.NDArray[np.float32]:
@@ -180,7 +181,8 @@ def sketch_scores(
 
     ``weights`` (Lq,): each query row's weight in the sum (default 1; see :func:`pool_query`). Returns (P,)
     float32: Σ_i w_i max_c scale_c ⟨codes_c, q_i⟩, the exact MaxSim against :func:`widen_sketches`' centroids up
-    to float32 rounding. Pages are scored in blocks so at most ``_BLOCK_ELEMENTS`` similarities exist at once.
+    to float32 rounding. Pages are scored in blocks so that at most ``_BLOCK_ELEMENTS`` similarities and
+    ``_WIDEN_ELEMENTS`` widened values exist at once.
     """
     q = np.ascontiguousarray(query, dtype=np.float32)  # (Lq, d)
     lq, d = q.shape
@@ -193,7 +195,7 @@ def sketch_scores(
     # (b·k, Lq) products rather than the (b·k, d) rows: fewer multiplies whenever Lq < d.
     qt = q.T.copy()  # (d, Lq)
     w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float32)  # (Lq,)
-    block = max(1, _BLOCK_ELEMENTS // (k * lq))
+    block = max(1, min(_BLOCK_ELEMENTS // (k * lq), _WIDEN_ELEMENTS // (k * d)))
     for start in range(0, pages, block):
         stop = min(start + block, pages)
         rows = codes[start:stop].reshape((stop - start) * k, d).astype(np.float32)  # (b·k, d)
