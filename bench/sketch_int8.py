@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--queries", type=int, default=40)
     p.add_argument("--candidates", default="50,100,200")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--saved", action="store_true", help="the build's own queries (truth.npz) instead of fresh ones")
     a = p.parse_args(argv)
     cands = [int(c) for c in a.candidates.split(",")]
     conn = sqlite3.connect(f"file:{a.data_dir / 'ours' / 'index.sqlite'}?mode=ro", uri=True)
@@ -58,8 +59,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     rng = np.random.default_rng(a.seed)
     hits = {(form, c): 0.0 for form in ("bf16", "int8") for c in cands}
     differ = dict.fromkeys(cands, 0)
-    for _ in range(a.queries):
-        q, _dense = corpus.query(corpus.page(int(rng.integers(len(rows))), centroids), rng)  # (Lq, d)
+    saved = np.load(a.data_dir / "truth.npz")["queries"] if a.saved else None
+    count = len(saved) if saved is not None else a.queries
+    for i in range(count):
+        if saved is not None:
+            q = saved[i]
+        else:
+            q, _dense = corpus.query(corpus.page(int(rng.integers(len(rows))), centroids), rng)  # (Lq, d)
         scores = {
             "bf16": np.einsum("qd,pkd->pqk", _bf16(q), old, optimize=True).max(axis=2).sum(axis=1),
             "int8": sketch_scores(codes, scales, q),
@@ -74,11 +80,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 hits[(form, c)] += len(truth & set(got)) / 10
             differ[c] += set(tops["bf16"][:c].tolist()) != set(tops["int8"][:c].tolist())
     store.close()
-    table = [
-        [c, f"{hits[('bf16', c)] / a.queries:.4f}", f"{hits[('int8', c)] / a.queries:.4f}", differ[c]] for c in cands
-    ]
+    table = [[c, f"{hits[('bf16', c)] / count:.4f}", f"{hits[('int8', c)] / count:.4f}", differ[c]] for c in cands]
     head = ["candidates", "recall@10 bf16", "recall@10 int8", "queries whose top-C sets differ"]
-    print(format_table(head, table, title=f"Sketch precision ({a.data_dir.name}, {a.queries} queries)"), flush=True)
+    print(format_table(head, table, title=f"Sketch precision ({a.data_dir.name}, {count} queries)"), flush=True)
 
 
 def _exact(store: LocalStore, key: tuple[str, int], q: np.ndarray) -> float:
