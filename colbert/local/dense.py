@@ -239,11 +239,10 @@ class DenseSnapshot:
         return buf
 
     def cosines(self, query: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """(r,) float32 cosines of the unit ``query`` (dim,) with the rows at ``rows`` (None: every row)."""
+        """(r,) float32 cosines of the unit ``query`` (dim,) with the rows at ``rows`` (None: every row; a live or
+        filtered subset is gathered a block at a time, not copied whole)."""
         held = self.rows
-        if rows is None:
-            return held_cosines(held.dense, held.norms, self.codec, self.dim, query)
-        return held_cosines(held.dense[rows], held.norms[rows], self.codec, self.dim, query)
+        return held_cosines(held.dense, held.norms, self.codec, self.dim, query, rows)
 
     def pooled_scores(
         self, query: np.ndarray, rows: np.ndarray | None = None, weights: np.ndarray | None = None
@@ -253,9 +252,7 @@ class DenseSnapshot:
         if not self.sketch_k:
             raise ValueError("this snapshot holds no sketches")
         held = self.rows
-        if rows is None:
-            return sketch_scores(held.sketch, held.scales, query, weights)
-        return sketch_scores(held.sketch[rows], held.scales[rows], query, weights)
+        return sketch_scores(held.sketch, held.scales, query, weights, rows)
 
     def top(self, query: np.ndarray, count: int, rows: np.ndarray | None = None) -> np.ndarray:
         """Page ids of the ``count`` best live rows by cosine (``query`` unit (dim,)), best first.

@@ -112,17 +112,20 @@ def widen_held(codes: np.ndarray, norms: np.ndarray, codec: str, dim: int) -> np
     return out
 
 
-def held_cosines(codes: np.ndarray, norms: np.ndarray, codec: str, dim: int, query: np.ndarray) -> np.ndarray:
-    """(m,) float32 cosines of the held rows with the unit ``query`` (dim,), widened a block at a time."""
+def held_cosines(
+    codes: np.ndarray, norms: np.ndarray, codec: str, dim: int, query: np.ndarray, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """(m,) float32 cosines of the held rows with the unit ``query`` (dim,), widened a block at a time; ``rows``:
+    only those rows, in that order (gathered a block at a time)."""
     q = np.ascontiguousarray(query, dtype=np.float32)  # (dim,)
-    m = codes.shape[0]
-    if codec == "float32":
+    if codec == "float32" and rows is None:
         return np.asarray(codes @ q, dtype=np.float32)  # nothing to widen: one pass
+    m = codes.shape[0] if rows is None else rows.shape[0]
     out = np.empty(m, dtype=np.float32)
     for start in range(0, m, _SCORE_BLOCK_ROWS):
         stop = min(start + _SCORE_BLOCK_ROWS, m)
-        out[start:stop] = _widen(codes[start:stop], codec, dim) @ q
-    out /= norms
+        at = slice(start, stop) if rows is None else rows[start:stop]
+        out[start:stop] = (_widen(codes[at], codec, dim) @ q) / norms[at]
     return out
 
 

@@ -175,21 +175,39 @@ def sketch_scores(
     scales: npt.NDArray[np.float32],
     query: npt.ArrayLike,
     weights: npt.ArrayLike | None = None,
+    rows: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.float32]:
     """Approximate MaxSim of ``query`` (Lq, d) against each page's sketch, held as :func:`quantize_sketches` gives:
-    ``codes`` (P, k·d) int8, ``scales`` (P, k).
+    ``codes`` (P, k·d) int8, ``scales`` (P, k); ``rows``: only those pages, in that order (gathered a block at a
+    time, never all at once).
 
-    ``weights`` (Lq,): each query row's weight in the sum (default 1; see :func:`pool_query`). Returns (P,)
-    float32: Σ_i w_i max_c scale_c ⟨codes_c, q_i⟩, the exact MaxSim against :func:`widen_sketches`' centroids up
-    to float32 rounding. Pages are scored in blocks so that at most ``_BLOCK_ELEMENTS`` similarities and
-    ``_WIDEN_ELEMENTS`` widened values exist at once.
+    ``weights`` (Lq,): each query row's weight in the sum (default 1; see :func:`pool_query`). Returns (P,) or
+    (len(rows),) float32: Σ_i w_i max_c scale_c ⟨codes_c, q_i⟩, the exact MaxSim against :func:`widen_sketches`'
+    centroids up to float32 rounding. Pages are scored in blocks so that at most ``_BLOCK_ELEMENTS``
+    similarities and ``_WIDEN_ELEMENTS`` widened values exist at once.
     """
     q = np.ascontiguousarray(query, dtype=np.float32)  # (Lq, d)
     lq, d = q.shape
-    pages, k = scales.shape
+    k = scales.shape[1]
+    pages = scales.shape[0] if rows is None else rows.shape[0]
     out = np.empty(pages, dtype=np.float32)
     if pages == 0:
         return out
+    # float32 GEMMs over blocks widened from int8: this project's AVX2 machine has no fast int8 or bf16 GEMM in
+    # numpy/torch, and widening a cache-sized block costs less than the GEMM over it. The scale multiplies the
+    # (b·k, Lq) products rather than the (b·k, d) rows: fewer multiplies whenever Lq < d.
+    qt = q.T.copy()  # (d, Lq)
+    w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float32)  # (Lq,)
+    block = max(1, min(_BLOCK_ELEMENTS // (k * lq), _WIDEN_ELEMENTS // (k * d)))
+    for start in range(0, pages, block):
+        stop = min(start + block, pages)
+        at = slice(start, stop) if rows is None else rows[start:stop]
+        wide = codes[at].reshape((stop - start) * k, d).astype(np.float32)  # (b·k, d)
+        sims = wide @ qt  # (b·k, Lq)
+        sims *= scales[at].reshape(-1, 1)
+        best = sims.reshape(stop - start, k, lq).max(axis=1)  # (b, Lq)
+        out[start:stop] = best.sum(axis=1) if w is None else best @ w
+    return out
     # float32 GEMMs over blocks widened from int8: this project's AVX2 machine has no fast int8 or bf16 GEMM in
     # numpy/torch, and widening a cache-sized block costs less than the GEMM over it. The scale multiplies the
     # (b·k, Lq) products rather than the (b·k, d) rows: fewer multiplies whenever Lq < d.

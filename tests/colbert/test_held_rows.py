@@ -9,8 +9,11 @@ import pytest
 
 from colbert.local import LocalOptions, LocalStore
 from colbert.local import dense as _dense
+from colbert.local import dense_codec as _codec
+from colbert.local import sketch as _sketch
 from colbert.local.dense import DenseRows, DenseSnapshot
 from colbert.local.dense_codec import DENSE_CODECS, decode_dense, encode_dense, held_cosines, held_dense
+from colbert.local.sketch import quantize_sketches, sketch_scores
 from colbert.quantize import Codec
 from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
@@ -95,3 +98,22 @@ def test_chunked_load_equals_one_chunk(tmp_path: Path, monkeypatch: pytest.Monke
     assert chunked.stats().memory_bytes == whole.stats().memory_bytes
     for s in (store, whole, chunked):
         s.close()
+
+
+@pytest.mark.parametrize("codec", DENSE_CODECS)
+def test_a_row_subset_is_gathered_block_by_block(codec: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scores over ``rows`` (a filter's or the live pages) equal the scores of those rows copied out first (up to
+    float32 summation order: BLAS may order a long and a short product differently)."""
+    monkeypatch.setattr(_codec, "_SCORE_BLOCK_ROWS", 7)
+    monkeypatch.setattr(_sketch, "_WIDEN_ELEMENTS", 5 * 3 * 16)  # 5 pages of 3 × 16 per block
+    rng = np.random.default_rng(4)
+    units = _unit(rng.normal(size=(60, DIM)))
+    codes, norms = held_dense(b"".join(encode_dense(u, codec) for u in units), 60, DIM, codec)
+    rows = rng.permutation(60)[:23]
+    q = _unit(rng.normal(size=DIM))
+    want = held_cosines(codes[rows], norms[rows], codec, DIM, q)
+    np.testing.assert_allclose(held_cosines(codes, norms, codec, DIM, q, rows), want, rtol=1e-6, atol=1e-7)
+    sk_codes, sk_scales = quantize_sketches(rng.normal(size=(60, 3, 16)))
+    tokens = _unit(rng.normal(size=(4, 16)))
+    got = sketch_scores(sk_codes, sk_scales, tokens, None, rows)
+    np.testing.assert_array_equal(got, sketch_scores(sk_codes[rows], sk_scales[rows], tokens))
