@@ -1,10 +1,15 @@
-"""The in-memory first stage of the embedded index: every page's unit dense vector in one float32 matrix, and
-(format version 2) every page's pooled sketch (:mod:`colbert.local.sketch`, ``k`` bf16 centroids) in a second one.
+"""The in-memory first stage of the embedded index: every page's dense vector as stored by the collection's dense
+codec, and (format version 2) every page's pooled sketch (:mod:`colbert.local.sketch`, ``k`` centroids) as int8.
 
-Exact cosine top-K by one matrix-vector product: over 100k pages × 128 dims that is 12.8M multiply-adds
+Exact cosine top-K by one pass over the held rows: over 100k pages × 128 dims that is 12.8M multiply-adds
 (~2–5 ms on two cores), and it cannot miss a neighbour the way an approximate graph can, so no HNSW is needed
-at the sizes one machine serves (at 2048 dims and 1M pages it would be ~8 GB and ~0.5 s; that is the point to
-put an HNSW in front, or to move to the Qdrant backend).
+at the sizes one machine serves (at 2048 dims and 1M pages it would be ~2 GB as int8 and ~0.5 s; that is the point
+to put an HNSW in front, or to move to the Qdrant backend).
+
+What a page costs in memory (d = dense_dim, k × D the sketch): 8 (id) + 1 (live mask) + the dense row as held by
+:func:`colbert.local.dense_codec.held_dense` (float32 4·d + 4, int8 d + 4, binary d/8 + 4) + the sketch when a
+pooled search has asked for it (k·D + 4·k: 1,056 bytes at 8 × 128). Rows are never decoded to float32 as a whole:
+scoring widens a block at a time.
 
 A :class:`DenseSnapshot` is immutable once published: searches hold a reference while writers publish newer
 ones. Rows live in an append-only buffer shared between successive snapshots (a snapshot only reads
@@ -14,97 +19,201 @@ deleting one copies only the ``alive`` mask. The buffer is compacted when more t
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from colbert.local.sketch import sketch_scores
+from colbert.errors import IndexFormatError
+from colbert.local.dense_codec import held_cosines, held_dense, widen_held
+from colbert.local.sketch import quantize_sketches, sketch_scores
 
-__all__ = ["DenseSnapshot"]
+__all__ = ["DenseRows", "DenseSnapshot", "load_rows", "trim_heap"]
 
 _MIN_CAPACITY = 1024
+_LOAD_CHUNK = 1024  # rows fetched and converted at a time: ~2.5 MB of blobs, 4 MB of float32 sketch temporaries
+
+
+@dataclass(frozen=True)
+class DenseRows:
+    """Pages' rows as held in memory, row-aligned: ids (m,) ascending, dense codes (m, w) and norms (m,)
+    (:func:`colbert.local.dense_codec.held_dense`), sketch codes (m, k·D) int8 and scales (m, k) float32
+    (:func:`colbert.local.sketch.quantize_sketches`; k = 0 without sketches)."""
+
+    ids: np.ndarray
+    dense: np.ndarray
+    norms: np.ndarray
+    sketch: np.ndarray
+    scales: np.ndarray
+
+    def take(self, rows: np.ndarray) -> DenseRows:
+        return DenseRows(self.ids[rows], self.dense[rows], self.norms[rows], self.sketch[rows], self.scales[rows])
+
+
+_FIELDS = ("ids", "dense", "norms", "sketch", "scales")
+
+
+def load_rows(conn: sqlite3.Connection, after_id: int, dense: tuple[int, str], sketch: tuple[int, int]) -> DenseRows:
+    """The held rows of the pages with ``id > after_id``: dense vectors by ``dense`` = (dim, codec), sketches
+    ``sketch`` = (k, D) (k = 0: none read)."""
+    buf = _load(conn, after_id, dense, sketch)
+    return _empty(dense, *sketch) if buf is None else buf.view(buf.used)
+
+
+def _load(conn: sqlite3.Connection, after_id: int, dense: tuple[int, str], sketch: tuple[int, int]) -> _Buffer | None:
+    """:func:`load_rows` into a growing buffer (None: no rows), ``_LOAD_CHUNK`` rows at a time: the stored blobs
+    never exist all at once, the conversion's temporaries stay a few MB (the heap keeps freed temporaries that lie
+    below a live array, so large ones would stay resident), and no per-chunk array outlives its chunk."""
+    k, width = sketch[0], sketch[0] * sketch[1]
+    sql = (
+        "SELECT p.id, p.dense, s.data FROM pages p JOIN sketches s ON s.page_id = p.id WHERE p.id > ? ORDER BY p.id"
+        if k
+        else "SELECT id, dense, x'' FROM pages WHERE id > ? ORDER BY id"  # no sketches wanted: none read
+    )
+    cursor = conn.execute(sql, (after_id,))
+    buf: _Buffer | None = None
+    while rows := cursor.fetchmany(_LOAD_CHUNK):
+        m = len(rows)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=m)  # (m,)
+        codes, norms = held_dense(b"".join(r[1] for r in rows), m, *dense)
+        half = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16)  # (m · width,)
+        if half.size != m * width:
+            raise IndexFormatError(f"stored sketches hold {half.size} values, expected {m * width}")
+        if k:
+            part = DenseRows(ids, codes, norms, *quantize_sketches(half.reshape(m, k, -1)))
+        else:
+            part = DenseRows(ids, codes, norms, np.empty((m, 0), np.int8), np.empty((m, 0), np.float32))
+        buf = _Buffer(max(_MIN_CAPACITY, 2 * m), part) if buf is None else buf.with_room(m)
+        buf.write(buf.used, part)
+        buf.used += m
+    return buf
+
+
+def trim_heap() -> None:
+    """Give the heap's free pages back to the system after a full load of a first stage (this snapshot, the ivf
+    lists) (glibc's ``malloc_trim``; elsewhere nothing). glibc keeps freed memory that lies below a live
+    allocation, and a load's temporaries and its buffer's earlier sizes are exactly that: measured at 20k pages,
+    3.2 KB/page resident for 1.6 KB/page held, and 1.9 KB/page after the trim (the rest: SQLite's caches)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _glibc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _glibc()
+
+
+def _empty(dense: tuple[int, str], k: int, d: int) -> DenseRows:
+    codes, norms = held_dense(b"", 0, *dense)
+    return DenseRows(np.empty(0, np.int64), codes, norms, np.empty((0, k * d), np.int8), np.empty((0, k), np.float32))
 
 
 class _Buffer:
-    """Growable row storage; ``used`` is how many rows any snapshot has published."""
+    """Growable row storage (every :class:`DenseRows` field); ``used`` is how many rows any snapshot published."""
 
-    def __init__(self, capacity: int, dim: int, sketch_width: int) -> None:
-        self.ids = np.empty(capacity, dtype=np.int64)  # (capacity,)
-        self.matrix = np.empty((capacity, dim), dtype=np.float32)  # (capacity, dim)
-        self.sketch = np.empty((capacity, sketch_width), dtype=np.uint16)  # (capacity, k·d) bf16 bits
+    def __init__(self, capacity: int, like: DenseRows) -> None:
+        self.columns = {f: np.empty((capacity, *getattr(like, f).shape[1:]), getattr(like, f).dtype) for f in _FIELDS}
         self.used = 0
 
     @property
     def capacity(self) -> int:
-        return int(self.ids.shape[0])
+        return int(self.columns["ids"].shape[0])
+
+    def write(self, at: int, rows: DenseRows) -> None:
+        for f in _FIELDS:
+            self.columns[f][at : at + rows.ids.shape[0]] = getattr(rows, f)
+
+    def with_room(self, m: int) -> _Buffer:
+        """This buffer, or (when ``m`` more rows do not fit) a copy of its used rows with twice the room."""
+        if self.used + m <= self.capacity:
+            return self
+        grown = _Buffer(max(2 * self.capacity, self.used + m), self.view(self.used))
+        grown.write(0, self.view(self.used))
+        grown.used = self.used
+        return grown
+
+    def view(self, n: int) -> DenseRows:
+        return DenseRows(*(self.columns[f][:n] for f in _FIELDS))
+
+    def nbytes(self, n: int) -> int:
+        return sum(int(c[:n].nbytes) for c in self.columns.values())
 
 
 @dataclass(frozen=True)
 class DenseSnapshot:
-    """Page ids (ascending), their unit dense rows, and which rows are live, as of ``version``.
+    """Page ids (ascending), their held dense rows and sketches, and which rows are live, as of ``version``.
 
     ``version`` is (highest page id loaded, last deletion sequence number) — see :mod:`colbert.local.schema`.
     """
 
     version: tuple[int, int]
     dim: int
-    sketch_k: int  # centroids per page in ``sketch`` (0: no pooled first stage)
+    codec: str  # the dense codec the rows are held in (colbert.local.dense_codec)
+    sketch_k: int  # centroids per page in the sketches (0: no pooled first stage)
     n: int
     alive: np.ndarray  # (n,) bool
     n_alive: int
     _buffer: _Buffer
 
     @property
+    def rows(self) -> DenseRows:
+        return self._buffer.view(self.n)
+
+    @property
     def ids(self) -> np.ndarray:
-        return self._buffer.ids[: self.n]  # (n,) int64, ascending
+        return self._buffer.columns["ids"][: self.n]  # (n,) int64, ascending
 
     @property
-    def matrix(self) -> np.ndarray:
-        return self._buffer.matrix[: self.n]  # (n, dim) float32, unit rows
+    def nbytes(self) -> int:
+        """Bytes the published rows and the live mask hold (the buffer's unused headroom is never touched)."""
+        return self._buffer.nbytes(self.n) + int(self.alive.nbytes)
 
-    @property
-    def sketch(self) -> np.ndarray:
-        return self._buffer.sketch[: self.n]  # (n, k·d) uint16 bf16 bits (see colbert.local.sketch)
+    def unit_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The float32 unit dense rows (r, dim) at row indices ``rows`` (what :meth:`top` scores)."""
+        held = self.rows
+        return widen_held(held.dense[rows], held.norms[rows], self.codec, self.dim)
 
     @classmethod
-    def build(
-        cls,
-        version: tuple[int, int],
-        dim: int,
-        ids: np.ndarray,
-        matrix: np.ndarray,
-        sketch: np.ndarray | None = None,
-        sketch_k: int = 0,
-    ) -> DenseSnapshot:
-        """From all live pages: ``ids`` (n,) ascending, ``matrix`` (n, dim) unit rows, ``sketch`` (n, k·d)
-        bf16 bits with ``k = sketch_k`` (None: no sketches, ``sketch_k`` 0)."""
-        width = 0 if sketch is None else sketch.shape[1]
-        buf = _Buffer(max(_MIN_CAPACITY, 2 * len(ids)), dim, width)
-        n = len(ids)
-        buf.ids[:n] = ids
-        buf.matrix[:n] = matrix
-        if sketch is not None:
-            buf.sketch[:n] = sketch
+    def build(cls, version: tuple[int, int], dim: int, codec: str, rows: DenseRows) -> DenseSnapshot:
+        """From all live pages' held rows (ids ascending); sketches are held when ``rows`` has them."""
+        n = rows.ids.shape[0]
+        buf = _Buffer(max(_MIN_CAPACITY, 2 * n), rows)
+        buf.write(0, rows)
         buf.used = n
-        return cls(version, dim, sketch_k if width else 0, n, np.ones(n, dtype=bool), n, buf)
+        return cls(version, dim, codec, rows.scales.shape[1], n, np.ones(n, dtype=bool), n, buf)
 
-    def apply(
-        self,
-        version: tuple[int, int],
-        added_ids: np.ndarray,
-        added: np.ndarray,
-        deleted_ids: Iterable[int],
-        added_sketch: np.ndarray | None = None,
+    @classmethod
+    def load(
+        cls, version: tuple[int, int], conn: sqlite3.Connection, dense: tuple[int, str], sketch: tuple[int, int]
     ) -> DenseSnapshot:
-        """A newer snapshot. ``added_ids`` (m,) ascending, above every id here; ``added`` (m, dim) unit;
-        ``added_sketch`` (m, k·d) bf16 bits when this snapshot holds sketches."""
+        """Every page's rows read in ``conn``'s transaction (:func:`load_rows`), held in the loader's buffer as it
+        is (no copy: its doubling headroom serves later appends)."""
+        buf = _load(conn, 0, dense, sketch)
+        trim_heap()
+        if buf is None:
+            return cls.build(version, *dense, _empty(dense, *sketch))
+        n = buf.used
+        return cls(version, *dense, sketch[0], n, np.ones(n, dtype=bool), n, buf)
+
+    def apply(self, version: tuple[int, int], added: DenseRows, deleted_ids: Iterable[int]) -> DenseSnapshot:
+        """A newer snapshot: ``added`` rows (ids ascending, above every id here; with sketches when this snapshot
+        holds them) and ``deleted_ids`` marked dead."""
         alive = self.alive.copy()  # (n,) bool
         dead = np.fromiter(deleted_ids, dtype=np.int64)
         if dead.size:
             alive[self.rows_of(dead)] = False
         buf, n = self._buffer, self.n
-        m = len(added_ids)
+        m = added.ids.shape[0]
         if m and (buf.used != n or n + m > buf.capacity):
             buf = self._grown(n + m, alive)
             alive = np.ones(buf.used, dtype=bool)
@@ -114,24 +223,36 @@ class DenseSnapshot:
             alive = np.ones(buf.used, dtype=bool)
             n = buf.used
         if m:
-            buf.ids[n : n + m] = added_ids
-            buf.matrix[n : n + m] = added
-            if added_sketch is not None and buf.sketch.shape[1]:
-                buf.sketch[n : n + m] = added_sketch
+            buf.write(n, added)
             buf.used = n + m
             alive = np.concatenate([alive, np.ones(m, dtype=bool)])
             n += m
-        return DenseSnapshot(version, self.dim, self.sketch_k, n, alive, int(alive.sum()), buf)
+        return DenseSnapshot(version, self.dim, self.codec, self.sketch_k, n, alive, int(alive.sum()), buf)
 
     def _grown(self, need: int, alive: np.ndarray) -> _Buffer:
         """A fresh buffer holding only the live rows, with room for ``need`` rows and doubling headroom."""
         live = np.flatnonzero(alive)  # (n_alive,)
-        buf = _Buffer(max(_MIN_CAPACITY, 2 * (need - (self.n - live.size))), self.dim, self._buffer.sketch.shape[1])
-        buf.ids[: live.size] = self.ids[live]
-        buf.matrix[: live.size] = self.matrix[live]
-        buf.sketch[: live.size] = self.sketch[live]
+        held = self.rows
+        buf = _Buffer(max(_MIN_CAPACITY, 2 * (need - (self.n - live.size))), held)
+        buf.write(0, held.take(live))
         buf.used = live.size
         return buf
+
+    def cosines(self, query: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """(r,) float32 cosines of the unit ``query`` (dim,) with the rows at ``rows`` (None: every row; a live or
+        filtered subset is gathered a block at a time, not copied whole)."""
+        held = self.rows
+        return held_cosines(held.dense, held.norms, self.codec, self.dim, query, rows)
+
+    def pooled_scores(
+        self, query: np.ndarray, rows: np.ndarray | None = None, weights: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(r,) approximate MaxSim of ``query`` (Lq, d) against the sketches at ``rows`` (None: every row)
+        (:func:`colbert.local.sketch.sketch_scores`)."""
+        if not self.sketch_k:
+            raise ValueError("this snapshot holds no sketches")
+        held = self.rows
+        return sketch_scores(held.sketch, held.scales, query, weights, rows)
 
     def top(self, query: np.ndarray, count: int, rows: np.ndarray | None = None) -> np.ndarray:
         """Page ids of the ``count`` best live rows by cosine (``query`` unit (dim,)), best first.
@@ -139,20 +260,17 @@ class DenseSnapshot:
         ``rows`` restricts the scan to those row indices (a metadata filter's pages).
         """
         rows = self._live(rows)
-        matrix = self.matrix if rows is None else self.matrix[rows]  # (r, dim)
-        return self._best(matrix @ query, count, rows)  # (r,) cosines
+        return self._best(self.cosines(query, rows), count, rows)
 
     def top_pooled(
         self, query: np.ndarray, count: int, rows: np.ndarray | None = None, weights: np.ndarray | None = None
     ) -> np.ndarray:
-        """Page ids of the ``count`` best live rows by approximate MaxSim of ``query`` (Lq, d) (rows weighted by
-        ``weights``) against the sketches (:func:`colbert.local.sketch.sketch_scores`), best first; ``rows``
-        restricts the scan as in :meth:`top`."""
+        """Page ids of the ``count`` best live rows by :meth:`pooled_scores` (``weights``: the query rows'),
+        best first; ``rows`` restricts the scan as in :meth:`top`."""
         if not self.sketch_k:
             raise ValueError("this snapshot holds no sketches")
         rows = self._live(rows)
-        sketch = self.sketch if rows is None else self.sketch[rows]  # (r, k·d)
-        return self._best(sketch_scores(sketch, self.sketch_k, query, weights), count, rows)
+        return self._best(self.pooled_scores(query, rows, weights), count, rows)
 
     def _live(self, rows: np.ndarray | None) -> np.ndarray | None:
         """The live ones of ``rows`` (None: every row, or None when every row is live)."""

@@ -34,11 +34,11 @@ from colbert.local import schema as _schema
 from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
 from colbert.local.checksum import add_missing_crcs
 from colbert.local.codes import checked_lists, damaged_lists, load_codebook
-from colbert.local.dense import DenseSnapshot
+from colbert.local.dense import DenseSnapshot, load_rows, trim_heap
 from colbert.local.dense_codec import check_dense_codec
 from colbert.local.ivf import IvfSnapshot, ivf_top, load_centroid_lists
 from colbert.local.modes import FirstStage, first_stage
-from colbert.local.scan import PageScorer, load_dense
+from colbert.local.scan import PageScorer
 from colbert.quantize import RESIDUAL_CODES, needs_codebook
 from colbert.store import CollectionConfig, StoreLimits
 
@@ -82,8 +82,9 @@ class LocalStats:
     pages: int
     vectors: int  # stored (pooled) multi-vector rows
     blob_bytes: int  # codec'd multi-vector bytes, without SQLite's page overhead
-    memory_bytes: int  # the in-memory first stages (dense matrix + sketches + ids + live mask) of this handle
+    memory_bytes: int  # the in-memory first stages (held dense rows + sketches + ids + live mask) of this handle
     text_memory_bytes: int = 0  # the full-text side in memory: units' ids/lengths/live mask + cached postings
+    ivf_memory_bytes: int = 0  # the inverted lists in memory (residual codecs, once an ivf search loaded them)
 
 
 _TOKENIZER_SQL = f"SELECT value FROM meta WHERE key = '{_schema.TOKENIZER_KEY}'"
@@ -111,7 +112,8 @@ class LocalHandle:
         self._scorer = PageScorer(config, options.scan_block_pages, lambda: self._book, path=self._path)
         self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
         self._snapshot: DenseSnapshot | None = None
-        # the pooled first stage's sketches (2 KiB a page) are held in memory from the open when it is the default
+        # the pooled first stage's sketches (~1 KiB a page as int8) are held in memory from the open when it is the
+        # default
         # first stage, else from the first search that asks for it: a dense or ivf process never pays for them
         self._sketches = options.first_stage == "pooled"
         self._ivf: IvfSnapshot | None = None  # the inverted lists (residual codecs), loaded by the first ivf search
@@ -238,18 +240,16 @@ class LocalHandle:
             self._sketches, snap = True, None
         if snap is not None and max_id <= snap.version[0] and max_del == snap.version[1]:
             return snap
-        dim = self.config.dense_dim
-        width = self.sketch_vectors * self.config.multivector_dim if self._sketches else 0
+        dense = (self.config.dense_dim, self.dense_codec)
+        sketch = (self.sketch_vectors if self._sketches else 0, self.config.multivector_dim)
         text = self._text
         if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
-            ids, matrix, sketch = load_dense(conn, 0, (dim, self.dense_codec), width)
-            held = sketch if width else None
-            snap = DenseSnapshot.build((int(max_id), int(max_del)), dim, ids, matrix, held, self.sketch_vectors)
+            snap = DenseSnapshot.load((int(max_id), int(max_del)), conn, dense, sketch)
             text = None  # the deletion log no longer reaches back to it: reloaded by the next text search
             self._ivf = None  # likewise for the inverted lists
         else:
             dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
-            ids, matrix, sketch = load_dense(conn, snap.version[0], (dim, self.dense_codec), width)
+            added = load_rows(conn, snap.version[0], dense, sketch)
             version = (max(int(max_id), snap.version[0]), int(max_del))
             if text is not None:
                 text = text.apply(*load_text_units(conn, snap.version[0]), dead)
@@ -257,7 +257,7 @@ class LocalHandle:
             if self._ivf is not None:
                 self._ivf = self._ivf.apply(version, *self._centroid_lists(conn, snap.version[0]), dead)
                 self._ivf = None if self._ivf.too_sparse() else self._ivf
-            snap = snap.apply(version, ids, matrix, dead, sketch if width else None)
+            snap = snap.apply(version, added, dead)
         self._snapshot, self._text = snap, text
         return snap
 
@@ -279,6 +279,7 @@ class LocalHandle:
             ivf = self._ivf
             if ivf is None or ivf.version != snap.version:  # built from this transaction, which matches ``snap``
                 ivf = IvfSnapshot.build(snap.version, self._book.k, *self._centroid_lists(conn, 0))
+                trim_heap()  # the build's temporaries (~40 B per list entry) would stay resident
                 if snap is self._snapshot:  # kept only as the newest view (``_synced`` moves it forward)
                     self._ivf = ivf
         return ivf_top(ivf, self._book, q, how.candidates, self.options.nprobe, allowed)
@@ -333,11 +334,12 @@ class LocalHandle:
                 "SELECT COALESCE(SUM(n), 0), COALESCE(SUM(length(data)), 0) FROM multivectors"
             ).fetchone()
             docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-        memory = snap.matrix.nbytes + snap.sketch.nbytes + snap.ids.nbytes + snap.alive.nbytes
         text_memory = self._postings.nbytes
         if text is not None:
             text_memory += text.ids.nbytes + text.lengths.nbytes + text.alive.nbytes
-        return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), int(memory), text_memory)
+        ivf = self._ivf
+        ivf_memory = 0 if ivf is None else ivf.nbytes()
+        return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), snap.nbytes, text_memory, ivf_memory)
 
     def disk_bytes(self) -> int:
         """Bytes of the collection's files on disk (the index file, its WAL and shared-memory files)."""

@@ -23,7 +23,7 @@ from colbert.filters import MetadataFilter
 from colbert.hybrid import Fusion, Signal, fuse, signals_of
 from colbert.local.dense import DenseSnapshot
 from colbert.local.filter import filter_sql
-from colbert.local.sketch import pool_query, sketch_scores
+from colbert.local.sketch import pool_query
 from colbert.search import SearchOptions
 from colbert.store import Hit
 
@@ -63,12 +63,12 @@ def first_stage(
     if how.kind == "dense":
         assert dense is not None
         chosen = snap.top(dense, how.candidates, rows)  # (≤c,) unit ids
-        return chosen, snap.matrix[snap.rows_of(chosen)] @ dense  # (≤c,) cosines
+        return chosen, snap.cosines(dense, snap.rows_of(chosen))  # (≤c,) cosines
     if dense is not None and how.prefetch is not None:
         rows = snap.rows_of(np.sort(snap.top(dense, how.prefetch, rows)))  # (≤prefetch,) row indices
     first_q, weights = (q, None) if how.query_groups is None else pool_query(q, how.query_groups)
     chosen = snap.top_pooled(first_q, how.candidates, rows, weights)  # (≤c,) unit ids
-    scores = sketch_scores(snap.sketch[snap.rows_of(chosen)], snap.sketch_k, first_q, weights)  # (≤c,)
+    scores = snap.pooled_scores(first_q, snap.rows_of(chosen), weights)  # (≤c,)
     return chosen, np.asarray(scores, dtype=np.float32)
 
 

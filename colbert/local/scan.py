@@ -19,14 +19,12 @@ from colbert.codebook import Codebook
 from colbert.errors import CodecError, IndexFormatError
 from colbert.local.checksum import check_codes
 from colbert.local.codes import RESTORE_HINT
-from colbert.local.dense_codec import decode_dense
-from colbert.local.sketch import to_bf16_bits
 from colbert.quantize import needs_codebook
 from colbert.residual import ResidualDocs, ResidualScorer
 from colbert.scoring import PackedDocs, maxsim
 from colbert.store import CollectionConfig
 
-__all__ = ["PageScorer", "damaged_codes", "load_dense", "read_pages"]
+__all__ = ["PageScorer", "damaged_codes", "read_pages"]
 
 Block = tuple[np.ndarray, list[int], list[bytes]]  # page ids (m,), vector counts, codec'd blobs
 
@@ -142,23 +140,3 @@ def _checked(conn: sqlite3.Connection, rows: list[tuple[int, int, bytes, int | N
 def _order(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Indices sorting by score descending, then page id ascending (a deterministic tie-break)."""
     return np.lexsort((ids, -scores))
-
-
-def load_dense(
-    conn: sqlite3.Connection, after_id: int, dense: tuple[int, str], sketch_width: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ids (m,) ascending, unit dense rows (m, dim) decoded by the dense codec (``dense`` = (dim, codec),
-    :mod:`colbert.local.dense_codec`) and sketches (m, sketch_width) as bf16 bits of the pages with
-    ``id > after_id``."""
-    sql = (
-        "SELECT p.id, p.dense, s.data FROM pages p JOIN sketches s ON s.page_id = p.id WHERE p.id > ? ORDER BY p.id"
-        if sketch_width
-        else "SELECT id, dense, x'' FROM pages WHERE id > ? ORDER BY id"  # no sketches wanted: none read
-    )
-    rows = conn.execute(sql, (after_id,)).fetchall()
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))  # (m,)
-    matrix = decode_dense(b"".join(r[1] for r in rows), len(rows), *dense)  # (m, dim) unit rows
-    half = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16)  # (m · sketch_width,)
-    if half.size != len(rows) * sketch_width:
-        raise IndexFormatError(f"stored sketches hold {half.size} values, expected {len(rows) * sketch_width}")
-    return ids, matrix, to_bf16_bits(half).reshape(len(rows), sketch_width)

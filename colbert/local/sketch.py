@@ -11,15 +11,19 @@ several centroids, and the max over them rises like the exact max does. The sket
 is MaxSim against the ``k`` centroids instead of the page's ~1000 tokens: ~60× cheaper, still a real
 multi-vector interaction, and good enough to choose the few candidates that exact MaxSim then reranks.
 
-Sketches are stored as float16 (``k × d × 2`` bytes per page) and held in memory as bfloat16 (same size), scored
-with float32 GEMMs over blocks of pages (widened from bf16) so that the (pages × k × Lq) similarity block stays bounded.
+Sketches are stored as float16 (``k × d × 2`` bytes per page) and held in memory as int8 with one float32 scale per
+centroid (:func:`quantize_sketches`: ``k × (d + 4)`` bytes, 1,056 at k = 8, d = 128 — half of float16), scored by
+:func:`sketch_scores` with float32 GEMMs over blocks of pages widened from int8, so that the (pages × k × Lq)
+similarity block stays bounded. A centroid's int8 codes keep each component to half a step of ``max|c| / 127``
+(about the precision of bfloat16, which held them before), and the first stage only picks candidates for the
+exact rerank.
 
 >>> x = np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1]], dtype=np.float32)
 >>> c = page_sketch(x, 2)
 >>> sorted(np.round(c[:, 0].astype(np.float64), 2).tolist())  # one centroid per direction
 [0.05, 1.0]
 >>> q = np.array([[1, 0]], dtype=np.float32)
->>> float(np.round(sketch_scores(to_bf16_bits(c[None]), 2, q)[0], 2))
+>>> float(np.round(sketch_scores(*quantize_sketches(c[None]), q)[0], 2))
 1.0
 """
 
@@ -29,13 +33,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
-__all__ = ["from_bf16_bits", "page_sketch", "page_sketches", "pool_query", "sketch_scores", "to_bf16_bits"]
+__all__ = ["page_sketch", "page_sketches", "pool_query", "quantize_sketches", "sketch_scores", "widen_sketches"]
 
 _ITERATIONS = 8
 _SKETCH_BLOCK_ELEMENTS = 1 << 19  # bound on a k-means block's padded pages × tokens × d (2 MiB of float32: cache-sized)
 _BLOCK_ELEMENTS = 1 << 21  # bound on block pages × k × Lq similarities per GEMM (8 MiB of fp32-equivalent)
+_WIDEN_ELEMENTS = 1 << 20  # bound on block pages × k × d sketch values widened to float32 at once (4 MiB)
 
 
 def page_sketch(tokens: npt.ArrayLike, k: int, iterations: int = _ITERATIONS) -> npt.NDArray[np.float32]:
@@ -137,16 +141,23 @@ def _farthest_first(unit: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_],
     return out
 
 
-def to_bf16_bits(a: npt.ArrayLike) -> npt.NDArray[np.uint16]:
-    """bfloat16 bit patterns (round to nearest even) of ``a``, same shape, as uint16 (numpy has no bf16)."""
-    t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(torch.bfloat16)
-    out: npt.NDArray[np.uint16] = t.view(torch.int16).numpy().view(np.uint16)
+def quantize_sketches(sketches: npt.ArrayLike) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]:
+    """Sketches (P, k, d) as held in memory: int8 codes (P, k·d) and per-centroid scales (P, k) float32, each
+    centroid ``≈ scale · codes`` with ``scale = max|c| / 127`` (0 for an all-zero centroid)."""
+    x = np.array(sketches, dtype=np.float32)  # (P, k, d), a copy worked on in place (one float32 temporary)
+    top = np.maximum(x.max(axis=2), -x.min(axis=2))  # (P, k) max |c|
+    scales = (top / np.float32(127.0)).astype(np.float32)  # (P, k)
+    x /= np.where(scales > 0, scales, np.float32(1.0))[:, :, None]
+    np.rint(x, out=x)
+    np.clip(x, -127, 127, out=x)
+    return x.astype(np.int8).reshape(x.shape[0], -1), scales
+
+
+def widen_sketches(codes: npt.NDArray[np.int8], scales: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Held sketches (:func:`quantize_sketches`) as the float32 (P, k, d) centroids they score as."""
+    p, k = scales.shape
+    out: npt.NDArray[np.float32] = codes.reshape(p, k, -1).astype(np.float32) * scales[:, :, None]
     return out
-
-
-def from_bf16_bits(bits: npt.NDArray[np.uint16]) -> torch.Tensor:
-    """A bfloat16 tensor sharing memory with ``bits`` (no copy)."""
-    return torch.from_numpy(bits.view(np.int16)).view(torch.bfloat16)
 
 
 def pool_query(query: npt.ArrayLike, groups: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
@@ -163,33 +174,54 @@ def pool_query(query: npt.ArrayLike, groups: int) -> tuple[npt.NDArray[np.float3
 
 
 def sketch_scores(
-    sketches: npt.NDArray[np.uint16], k: int, query: npt.ArrayLike, weights: npt.ArrayLike | None = None
+    codes: npt.NDArray[np.int8],
+    scales: npt.NDArray[np.float32],
+    query: npt.ArrayLike,
+    weights: npt.ArrayLike | None = None,
+    rows: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.float32]:
-    """Approximate MaxSim of ``query`` (Lq, d) against each page's sketch: ``sketches`` (P, k·d) bf16 bits.
+    """Approximate MaxSim of ``query`` (Lq, d) against each page's sketch, held as :func:`quantize_sketches` gives:
+    ``codes`` (P, k·d) int8, ``scales`` (P, k); ``rows``: only those pages, in that order (gathered a block at a
+    time, never all at once).
 
-    ``weights`` (Lq,): each query row's weight in the sum (default 1; see :func:`pool_query`). Returns (P,)
-    float32. Pages are scored in blocks so at most ``_BLOCK_ELEMENTS`` similarities exist at once.
+    ``weights`` (Lq,): each query row's weight in the sum (default 1; see :func:`pool_query`). Returns (P,) or
+    (len(rows),) float32: Σ_i w_i max_c scale_c ⟨codes_c, q_i⟩, the exact MaxSim against :func:`widen_sketches`'
+    centroids up to float32 rounding. Pages are scored in blocks so that at most ``_BLOCK_ELEMENTS``
+    similarities and ``_WIDEN_ELEMENTS`` widened values exist at once.
     """
     q = np.ascontiguousarray(query, dtype=np.float32)  # (Lq, d)
     lq, d = q.shape
-    pages = sketches.shape[0]
+    k = scales.shape[1]
+    pages = scales.shape[0] if rows is None else rows.shape[0]
     out = np.empty(pages, dtype=np.float32)
     if pages == 0:
         return out
-    # float32 GEMMs over blocks widened from bf16 (a shift): torch's bf16 GEMM has no fast path on CPUs without
-    # AVX-512 BF16 — on this project's AVX2 machine it scored 20k sketches in 2.5 s, this in ~0.1 s.
-    qt = _bf16_bits_to_f32(to_bf16_bits(q)).T.copy()  # (d, Lq), the query rounded as the sketches are
+    # float32 GEMMs over blocks widened from int8: this project's AVX2 machine has no fast int8 or bf16 GEMM in
+    # numpy/torch, and widening a cache-sized block costs less than the GEMM over it. The scale multiplies the
+    # (b·k, Lq) products rather than the (b·k, d) rows: fewer multiplies whenever Lq < d.
+    qt = q.T.copy()  # (d, Lq)
     w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float32)  # (Lq,)
-    block = max(1, _BLOCK_ELEMENTS // (k * lq))
+    block = max(1, min(_BLOCK_ELEMENTS // (k * lq), _WIDEN_ELEMENTS // (k * d)))
     for start in range(0, pages, block):
         stop = min(start + block, pages)
-        rows = _bf16_bits_to_f32(sketches[start:stop]).reshape((stop - start) * k, d)  # (b·k, d)
-        best = (rows @ qt).reshape(stop - start, k, lq).max(axis=1)  # (b, Lq)
+        at = slice(start, stop) if rows is None else rows[start:stop]
+        wide = codes[at].reshape((stop - start) * k, d).astype(np.float32)  # (b·k, d)
+        sims = wide @ qt  # (b·k, Lq)
+        sims *= scales[at].reshape(-1, 1)
+        best = sims.reshape(stop - start, k, lq).max(axis=1)  # (b, Lq)
         out[start:stop] = best.sum(axis=1) if w is None else best @ w
     return out
-
-
-def _bf16_bits_to_f32(bits: npt.NDArray[np.uint16]) -> npt.NDArray[np.float32]:
-    """The float32 values of bf16 bit patterns (exact: bf16 is float32's upper half)."""
-    out: npt.NDArray[np.float32] = (bits.astype(np.uint32) << 16).view(np.float32)
+    # float32 GEMMs over blocks widened from int8: this project's AVX2 machine has no fast int8 or bf16 GEMM in
+    # numpy/torch, and widening a cache-sized block costs less than the GEMM over it. The scale multiplies the
+    # (b·k, Lq) products rather than the (b·k, d) rows: fewer multiplies whenever Lq < d.
+    qt = q.T.copy()  # (d, Lq)
+    w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float32)  # (Lq,)
+    block = max(1, min(_BLOCK_ELEMENTS // (k * lq), _WIDEN_ELEMENTS // (k * d)))
+    for start in range(0, pages, block):
+        stop = min(start + block, pages)
+        rows = codes[start:stop].reshape((stop - start) * k, d).astype(np.float32)  # (b·k, d)
+        sims = rows @ qt  # (b·k, Lq)
+        sims *= scales[start:stop].reshape(-1, 1)
+        best = sims.reshape(stop - start, k, lq).max(axis=1)  # (b, Lq)
+        out[start:stop] = best.sum(axis=1) if w is None else best @ w
     return out

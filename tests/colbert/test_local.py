@@ -10,12 +10,16 @@ import pytest
 
 from colbert.errors import DimensionMismatchError, IndexFormatError, StoreClosedError
 from colbert.local import LocalOptions, LocalStore
-from colbert.local.dense import DenseSnapshot
+from colbert.local.dense import DenseRows, DenseSnapshot
 from colbert.quantize import Codec
 from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
 
 CONFIG = CollectionConfig(dense_dim=8, multivector_dim=16, codec=Codec.FLOAT32)
+
+
+def _no_sketch(m: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.empty((m, 0), np.int8), np.empty((m, 0), np.float32)
 
 
 def _page(rng: np.random.Generator, page: int = 0) -> UnitRecord:
@@ -100,13 +104,17 @@ def test_dense_snapshot_appends_deletes_and_compacts() -> None:
     rng = np.random.default_rng(3)
     rows = rng.normal(size=(3000, 4)).astype(np.float32)  # (3000, 4)
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    snap = DenseSnapshot.build((10, 0), 4, np.arange(10), rows[:10])
+
+    def held(lo: int, hi: int) -> DenseRows:
+        return DenseRows(np.arange(lo, hi), rows[lo:hi], np.ones(hi - lo, np.float32), *_no_sketch(hi - lo))
+
+    snap = DenseSnapshot.build((10, 0), 4, "float32", held(0, 10))
     old = snap
-    snap = snap.apply((2000, 0), np.arange(10, 2000), rows[10:2000], [])
+    snap = snap.apply((2000, 0), held(10, 2000), [])
     assert snap.n == 2000
     assert old.n == 10  # the older snapshot is untouched
-    np.testing.assert_array_equal(old.matrix, rows[:10])
-    snap = snap.apply((2000, 1), np.empty(0, np.int64), np.empty((0, 4), np.float32), range(0, 1500))
+    np.testing.assert_array_equal(old.unit_rows(np.arange(10)), rows[:10])
+    snap = snap.apply((2000, 1), held(0, 0), range(0, 1500))
     assert snap.n_alive == 500  # more than half dead: compacted
     assert snap.n == 500
     np.testing.assert_array_equal(snap.ids, np.arange(1500, 2000))

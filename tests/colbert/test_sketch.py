@@ -11,8 +11,8 @@ import pytest
 from colbert.errors import IndexFormatError, InvalidQueryError, StoreClosedError
 from colbert.local import LocalOptions, LocalStore
 from colbert.local import sketch as _sketch
-from colbert.local.dense import DenseSnapshot
-from colbert.local.sketch import from_bf16_bits, page_sketch, pool_query, sketch_scores, to_bf16_bits
+from colbert.local.dense import DenseRows, DenseSnapshot
+from colbert.local.sketch import page_sketch, pool_query, quantize_sketches, sketch_scores, widen_sketches
 from colbert.quantize import Codec
 from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
@@ -57,14 +57,22 @@ def test_sketch_keeps_token_norms_and_short_pages() -> None:
     np.testing.assert_array_equal(s[3:6], few)
     q = _unit(rng.normal(size=(4, D)))
     exact = (q @ few.T).max(axis=1).sum()
-    assert sketch_scores(to_bf16_bits(s.reshape(1, -1)), 8, q)[0] == pytest.approx(exact, abs=0.05)
+    assert sketch_scores(*quantize_sketches(s[None]), q)[0] == pytest.approx(exact, abs=0.05)
 
 
-def test_bf16_bits_round_trip() -> None:
-    a = np.array([1.0, -2.5, 0.1, 3e-3], dtype=np.float32)
-    bits = to_bf16_bits(a)
-    assert bits.dtype == np.uint16
-    np.testing.assert_allclose(from_bf16_bits(bits).float().numpy(), a, rtol=1e-2)
+def test_int8_sketches_round_trip_within_half_a_step() -> None:
+    rng = np.random.default_rng(8)
+    sketches = rng.normal(size=(5, 3, D)).astype(np.float32) * np.array([0.1, 1.0, 30.0])[None, :, None]
+    sketches[2, 1] = 0.0  # an all-zero centroid: scale 0, decodes to zeros
+    codes, scales = quantize_sketches(sketches)
+    assert codes.dtype == np.int8
+    assert codes.shape == (5, 3 * D)
+    assert scales.dtype == np.float32
+    assert scales.shape == (5, 3)
+    np.testing.assert_allclose(scales, np.abs(sketches).max(axis=2) / 127, rtol=1e-6)
+    back = widen_sketches(codes, scales)  # (5, 3, D)
+    assert np.all(np.abs(back - sketches) <= 0.5 * scales[:, :, None] * (1 + 1e-5))
+    np.testing.assert_array_equal(back[2, 1], 0.0)
 
 
 @pytest.mark.parametrize("block", [1, 37, 1 << 21])
@@ -75,9 +83,12 @@ def test_sketch_scores_equal_maxsim_against_centroids(monkeypatch: pytest.Monkey
     sketches = _unit(rng.normal(size=(pages, k, D)))  # (P, k, D)
     q = _unit(rng.normal(size=(5, D)))  # (Lq, D)
     want = np.einsum("qd,pkd->pqk", q, sketches).max(axis=2).sum(axis=1)  # (P,)
-    got = sketch_scores(to_bf16_bits(sketches.reshape(pages, -1)), k, q)
+    codes, scales = quantize_sketches(sketches)
+    got = sketch_scores(codes, scales, q)
     assert got.shape == (pages,)
-    np.testing.assert_allclose(got, want, atol=0.05)  # bf16 rounding of 5 similarities
+    held = widen_sketches(codes, scales)  # what is scored: exactly MaxSim against the held centroids
+    np.testing.assert_allclose(got, np.einsum("qd,pkd->pqk", q, held).max(axis=2).sum(axis=1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, want, atol=0.05)  # int8 rounding of 5 similarities
     assert np.argmax(got) == np.argmax(want) or abs(np.sort(want)[-1] - np.sort(want)[-2]) < 0.05
 
 
@@ -94,9 +105,9 @@ def test_pooled_query_weights_its_groups_by_size() -> None:
     np.testing.assert_array_equal(small, q[:2])
     np.testing.assert_array_equal(ones, [1.0, 1.0])
     sketches = _unit(rng.normal(size=(9, 3, D)))  # (P, k, D)
-    bits = to_bf16_bits(sketches.reshape(9, -1))
-    exact = sketch_scores(bits, 3, q)
-    pooled = sketch_scores(bits, 3, groups, weights)
+    held = quantize_sketches(sketches)
+    exact = sketch_scores(*held, q)
+    pooled = sketch_scores(*held, groups, weights)
     np.testing.assert_allclose(pooled, exact, atol=0.5)  # tight groups: close to the per-token sum
     want = np.einsum("gd,pkd->pgk", groups, sketches).max(axis=2) @ weights  # (P,)
     np.testing.assert_allclose(pooled, want, atol=0.1)
@@ -107,17 +118,23 @@ def test_snapshot_keeps_sketches_through_appends_and_compaction() -> None:
     k = 2
     dense = _unit(rng.normal(size=(3000, 4)))
     sketches = _unit(rng.normal(size=(3000, k, D)))  # (3000, k, D)
-    bits = to_bf16_bits(sketches.reshape(3000, -1))
-    snap = DenseSnapshot.build((10, 0), 4, np.arange(10), dense[:10], bits[:10], k)
-    snap = snap.apply((2000, 0), np.arange(10, 2000), dense[10:2000], [], bits[10:2000])
-    snap = snap.apply((2000, 1), np.empty(0, np.int64), np.empty((0, 4), np.float32), range(0, 1500))
+    codes, scales = quantize_sketches(sketches)
+
+    def held(lo: int, hi: int) -> DenseRows:
+        return DenseRows(np.arange(lo, hi), dense[lo:hi], np.ones(hi - lo, np.float32), codes[lo:hi], scales[lo:hi])
+
+    snap = DenseSnapshot.build((10, 0), 4, "float32", held(0, 10))
+    snap = snap.apply((2000, 0), held(10, 2000), [])
+    snap = snap.apply((2000, 1), held(0, 0), range(0, 1500))
     assert snap.n == 500  # compacted
-    np.testing.assert_array_equal(snap.sketch, bits[1500:2000])
+    np.testing.assert_array_equal(snap.rows.sketch, codes[1500:2000])
+    np.testing.assert_array_equal(snap.rows.scales, scales[1500:2000])
     q = sketches[1700]  # (k, D): its own page is the best by approximate MaxSim
     assert snap.top_pooled(q, 1)[0] == 1700
     assert set(snap.top_pooled(q, 5, snap.rows_of(np.array([1600, 1601, 5])))) == {1600, 1601}
+    bare = DenseRows(np.arange(1), dense[:1], np.ones(1, np.float32), codes[:1, :0], scales[:1, :0])
     with pytest.raises(ValueError, match="no sketches"):
-        DenseSnapshot.build((1, 0), 4, np.arange(1), dense[:1]).top_pooled(q, 1)
+        DenseSnapshot.build((1, 0), 4, "float32", bare).top_pooled(q, 1)
 
 
 def _corpus(store: LocalStore, rng: np.random.Generator, docs: int = 15) -> dict[tuple[str, int], UnitRecord]:
@@ -163,7 +180,7 @@ def test_pooled_candidates_come_from_the_sketch_ranking(tmp_path: Path) -> None:
     q = pages[("d6", 1)].multivector[:5]
     keys = list(pages)
     sketches = np.stack([page_sketch(pages[key].multivector, 3) for key in keys])  # (P, 3, D)
-    approx = sketch_scores(to_bf16_bits(sketches.reshape(len(keys), -1)), 3, q)
+    approx = sketch_scores(*quantize_sketches(sketches.astype(np.float16)), q)  # stored float16, held int8
     want = {keys[i] for i in np.argsort(-approx, kind="stable")[:4]}
     hits = store.search(Query(q, None), SearchOptions(k=4, candidates=4, first_stage="pooled"))
     assert {(h.doc_id, h.unit) for h in hits} == want
@@ -171,14 +188,14 @@ def test_pooled_candidates_come_from_the_sketch_ranking(tmp_path: Path) -> None:
 
 
 def test_sketches_are_held_only_once_a_pooled_search_asks(tmp_path: Path) -> None:
-    """A handle whose default first stage is dense keeps no sketches in memory (2 KiB a page at the default 8
-    centroids) until the first pooled search, which then answers as a handle opened for pooled search."""
+    """A handle whose default first stage is dense keeps no sketches in memory (1,056 bytes a page at the default
+    8 × 128) until the first pooled search, which then answers as a handle opened for pooled search."""
     rng = np.random.default_rng(8)
     LocalStore.create(tmp_path / "a", CONFIG, LocalOptions(sketch_vectors=3)).close()
     plain = LocalStore.open(tmp_path / "a")
     pages = _corpus(plain, rng)
     pooled = LocalStore.open(tmp_path / "a", options=LocalOptions(first_stage="pooled"))
-    sketch_bytes = len(pages) * 3 * D * 2  # bf16 centroids
+    sketch_bytes = len(pages) * 3 * (D + 4)  # int8 centroids and a float32 scale each
     assert pooled.stats().memory_bytes - plain.stats().memory_bytes == sketch_bytes
     q = pages[("d3", 1)].multivector[:5]
     opts = SearchOptions(k=4, candidates=4, first_stage="pooled")
