@@ -48,7 +48,7 @@ class FastScan:
     """One query's quantised tables for one compact codec (module docstring), and the pages it has pruned."""
 
     tables: npt.NDArray[np.uint8]  # (Lq, nibbles, 16)
-    centroid_terms: npt.NDArray[np.uint16] | None  # (K, Lq) or None (binary)
+    centroid_terms: npt.NDArray[np.uint16] | None  # (K, Lq rounded up to 8; the padding lanes 0) or None (binary)
     scale: F64  # (Lq,) s_l
     offset: F64  # (Lq,) Σ_m o_m
     bound: float  # Σ_l E_l + R: |fast − exact| for any page
@@ -110,7 +110,8 @@ class FastScan:
 
         def run(p0: int, p1: int) -> None:
             k.fastscan(
-                _ptr(self.tables), None if ct is None else _ptr(ct), lanes, lanes, codes.shape[1],
+                _ptr(self.tables), None if ct is None else _ptr(ct), 0 if ct is None else ct.shape[1], lanes,
+                codes.shape[1],
                 None if ids_c is None else _ptr(ids_c), _ptr(codes), _ptr(offsets), p0, p1, _ptr(out),
             )  # fmt: skip
 
@@ -165,7 +166,8 @@ def _quantise(nibbles: F64, terms: F64 | None, slack: float, kern: _kernel.Kerne
         q_ct = np.clip(np.rint((terms - t_lo) / scale[:, None]), 0, room)
         err += np.abs(terms - t_lo - q_ct * scale[:, None]).max(axis=1)
         offset = offset + t_lo[:, 0]
-        ct = np.ascontiguousarray(q_ct.T, dtype=np.uint16)  # (K, Lq)
+        ct = np.zeros((q_ct.shape[1], -(-q_ct.shape[0] // 8) * 8), dtype=np.uint16)  # (K, Lq rounded up to 8)
+        ct[:, : q_ct.shape[0]] = q_ct.T
     return FastScan(
         np.ascontiguousarray(q_nib, dtype=np.uint8), ct, scale, offset, float(err.sum()) + slack, kern
     )
