@@ -27,16 +27,18 @@ residuals: 5 base-3 digits a byte) get no fast scan (:meth:`FastScan.build` retu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from colbert import _kernel
 from colbert.codebook import Codebook
+from colbert.quantize import Codec, needs_codebook
 from colbert.residual import ResidualDocs
 from colbert.scoring import PackedDocs
 
-__all__ = ["FastScan", "take_pages"]
+__all__ = ["FastScan", "Pruner", "take_pages"]
 
 F64 = npt.NDArray[np.float64]
 _U16_MAX = 65535
@@ -102,7 +104,11 @@ class FastScan:
         return lower, upper
 
     def _run(
-        self, ids: npt.NDArray[np.uint16] | None, codes: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64], out: np.ndarray
+        self,
+        ids: npt.NDArray[np.uint16] | None,
+        codes: npt.NDArray[np.uint8],
+        offsets: npt.NDArray[np.int64],
+        out: np.ndarray,
     ) -> None:
         k, ct = self.kernel, self.centroid_terms
         ids_c = None if ids is None else np.ascontiguousarray(ids, dtype=np.uint16)
@@ -131,6 +137,38 @@ class FastScan:
         self.pages_seen += int(kept.size)
         self.pages_kept += int(kept.sum())
         return kept
+
+
+Docs = TypeVar("Docs", PackedDocs, ResidualDocs)
+
+
+class Pruner:
+    """Fast-scan pruning for one query's top-``k`` over blocks of pages (the embedded index's rerank and exhaustive
+    scan): the tables are built on the first block of a binary or residual collection; other codecs, and codecs
+    without a fast scan, pass every page through."""
+
+    def __init__(self, query: npt.ArrayLike, k: int, codec: Codec | str, dim: int) -> None:
+        self.query, self.k, self.dim = query, k, dim
+        self.active = k >= 1 and (Codec(codec) is Codec.BINARY or needs_codebook(codec))
+        self.scan: FastScan | None = None
+        self._built = False
+
+    def prune(
+        self, ids: npt.NDArray[np.int64], docs: Docs, best: npt.NDArray[np.float32], book: Codebook | None = None
+    ) -> tuple[npt.NDArray[np.int64], Docs]:
+        """The block's pages (ids and docs) that may enter the top-k, given ``best``: the exact scores of the
+        running top-k (at most k of them; its minimum is a floor once there are k)."""
+        if not self.active:
+            return ids, docs
+        if not self._built:
+            self.scan, self._built = FastScan.build(self.query, self.dim, book), True
+        if self.scan is None:
+            return ids, docs
+        floor = float(best.min()) if best.size >= self.k else -np.inf
+        keep = self.scan.keep(docs, self.k, floor)
+        if keep is None or keep.all():
+            return ids, docs
+        return ids[keep], take_pages(docs, keep)
 
 
 def _nibble_tables(q: F64, values: F64, levels: int) -> F64:
@@ -168,12 +206,10 @@ def _quantise(nibbles: F64, terms: F64 | None, slack: float, kern: _kernel.Kerne
         offset = offset + t_lo[:, 0]
         ct = np.zeros((q_ct.shape[1], -(-q_ct.shape[0] // 8) * 8), dtype=np.uint16)  # (K, Lq rounded up to 8)
         ct[:, : q_ct.shape[0]] = q_ct.T
-    return FastScan(
-        np.ascontiguousarray(q_nib, dtype=np.uint8), ct, scale, offset, float(err.sum()) + slack, kern
-    )
+    return FastScan(np.ascontiguousarray(q_nib, dtype=np.uint8), ct, scale, offset, float(err.sum()) + slack, kern)
 
 
-def take_pages(docs: PackedDocs | ResidualDocs, keep: npt.NDArray[np.bool_]) -> PackedDocs | ResidualDocs:
+def take_pages(docs: Docs, keep: npt.NDArray[np.bool_]) -> Docs:
     """The pages where ``keep`` is True, in order, as a new packed batch of the same kind (rows copied)."""
     offsets = docs.offsets
     lengths = np.diff(offsets)[keep]  # (n,)
