@@ -35,7 +35,7 @@ import numpy.typing as npt
 from colbert import _kernel
 from colbert.codebook import Codebook
 from colbert.quantize import Codec, needs_codebook
-from colbert.residual import ResidualDocs
+from colbert.residual import ResidualDocs, ResidualScorer
 from colbert.scoring import PackedDocs
 
 __all__ = ["FastScan", "Pruner", "take_pages"]
@@ -59,9 +59,12 @@ class FastScan:
     pages_kept: int = field(default=0)
 
     @classmethod
-    def build(cls, query: npt.ArrayLike, dim: int, book: Codebook | None = None) -> FastScan | None:
+    def build(
+        cls, query: npt.ArrayLike, dim: int, book: Codebook | None = None, *, centroid_terms: np.ndarray | None = None
+    ) -> FastScan | None:
         """Tables for the binary codec (``book`` None, ``dim`` dimensions) or a residual codec's ``book``; None when
-        there is no fast scan for it (no compiled kernel, ternary codes, an empty or non-finite query)."""
+        there is no fast scan for it (no compiled kernel, ternary codes, an empty or non-finite query).
+        ``centroid_terms``: (Lq, K) ⟨q, centroid⟩ as the exact scorer has them (saves computing them again)."""
         kern = _kernel.kernel()
         q = np.asarray(query, dtype=np.float32).astype(np.float64)  # (Lq, d)
         if kern is None or q.ndim != 2 or q.shape[0] == 0 or q.shape[1] != dim or not np.isfinite(q).all():
@@ -72,7 +75,8 @@ class FastScan:
             terms, reach = None, np.zeros(q.shape[0])
         elif book.levels in _NIBBLE_DIMS:
             levels, values = book.levels, book.values.astype(np.float64)  # (d, levels)
-            terms = q @ book.centroids.astype(np.float64).T  # (Lq, K)
+            terms = q @ book.centroids.T.astype(np.float64) if centroid_terms is None else centroid_terms  # (Lq, K)
+            terms = np.asarray(terms, dtype=np.float64)
             reach = np.linalg.norm(q, axis=1) * float(np.linalg.norm(book.centroids, axis=1).max())
         else:
             return None
@@ -154,14 +158,20 @@ class Pruner:
         self._built = False
 
     def prune(
-        self, ids: npt.NDArray[np.int64], docs: Docs, best: npt.NDArray[np.float32], book: Codebook | None = None
+        self,
+        ids: npt.NDArray[np.int64],
+        docs: Docs,
+        best: npt.NDArray[np.float32],
+        residual: ResidualScorer | None = None,
     ) -> tuple[npt.NDArray[np.int64], Docs]:
         """The block's pages (ids and docs) that may enter the top-k, given ``best``: the exact scores of the
-        running top-k (at most k of them; its minimum is a floor once there are k)."""
+        running top-k (at most k of them; its minimum is a floor once there are k). ``residual``: the exact scorer
+        of a residual codec's pages (its codebook and centroid terms are reused)."""
         if not self.active:
             return ids, docs
         if not self._built:
-            self.scan, self._built = FastScan.build(self.query, self.dim, book), True
+            book = None if residual is None else residual.book
+            self.scan, self._built = FastScan.build(self.query, self.dim, book, centroid_terms=_terms(residual)), True
         if self.scan is None:
             return ids, docs
         floor = float(best.min()) if best.size >= self.k else -np.inf
@@ -169,6 +179,15 @@ class Pruner:
         if keep is None or keep.all():
             return ids, docs
         return ids[keep], take_pages(docs, keep)
+
+
+def _terms(scorer: ResidualScorer | None) -> np.ndarray | None:
+    """(Lq, K) float32: the exact scorer's own centroid terms, or None (no scorer, or it has no kernel tables)."""
+    ct = None if scorer is None else getattr(scorer, "ct", None)  # (blocks, K, lanes)
+    if ct is None or scorer is None:
+        return None
+    terms: np.ndarray = ct.transpose(0, 2, 1).reshape(-1, ct.shape[1])[: scorer.query.shape[0]]
+    return terms
 
 
 def _nibble_tables(q: F64, values: F64, levels: int) -> F64:

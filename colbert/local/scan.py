@@ -68,7 +68,7 @@ class PageScorer:
             if needs_codebook(self._config.codec):
                 residual = residual or self._residual_scorer(query)
                 docs = self._residual(counts, blobs, residual.book)
-                ids, docs = pruner.prune(ids, docs, best_scores, residual.book)
+                ids, docs = pruner.prune(ids, docs, best_scores, residual)
                 scores = residual.scores(docs)  # (block,)
             else:
                 ids, packed = pruner.prune(ids, self._packed(counts, blobs), best_scores)

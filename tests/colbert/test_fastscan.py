@@ -167,7 +167,8 @@ def test_bound_holds_on_many_random_tables() -> None:
     offsets = np.arange(0, 40 * 50 + 1, 50, dtype=np.int64)
     bits = rng.integers(0, 256, (int(offsets[-1]), d // 8)).astype(np.uint8)
     book = _book(4, d)
-    rdocs = ResidualDocs(rng.integers(0, book.k, bits.shape[0]).astype(np.uint16), bits.repeat(2, axis=1), offsets)
+    ids = np.asarray(rng.integers(0, book.k, bits.shape[0]), dtype=np.uint16)
+    rdocs = ResidualDocs(ids, bits.repeat(2, axis=1), offsets)
     bdocs = PackedDocs(bits, offsets, dims=d)
     for trial in range(30):
         q = rng.standard_normal((int(rng.integers(1, 40)), d)).astype(np.float32) * np.float32(
@@ -262,7 +263,7 @@ def test_pruned_top_k_is_the_exact_top_k(codec: str, k: int, monkeypatch: pytest
     assert scans
     assert all(s is not None for s in scans)
     if k <= 10:  # the fast scan pruned pages (this test is not vacuous)
-        assert sum(s.pages_kept for s in scans) < sum(s.pages_seen for s in scans)  # type: ignore[union-attr]
+        assert sum(s.pages_kept for s in scans) < sum(s.pages_seen for s in scans)
 
 
 @pytest.mark.parametrize("codec", ["binary", "residual2"])
