@@ -11,6 +11,11 @@ machine runs), GB/s of stored code bytes read (code bytes / time) and that as a 
 measured in the same run (:func:`read_bandwidth`: the best of a float32 ``max`` over 512 MiB in 1 and in N threads —
 ``max`` is vectorised and does nothing per byte, so it runs at what the memory delivers). With ``--fallback`` the same
 calls with the compiled kernel disabled (decode + torch GEMM), and the largest |kernel − fallback| score difference.
+For the compact codecs (binary, residual) a ``fast-scan`` row times :meth:`colbert.fastscan.FastScan.bounds` over the
+same pages (the pruning bounds: uint8 nibble tables, ``vpshufb``), and "CPU GB/s" (code bytes per CPU-second × the
+threads) with its % of the bandwidth gives every row's rate as if the process had the machine's cores to itself.
+Then, unless ``--survivor-pages 0``, :mod:`bench._fastscan_survivors`: the fraction of pages that survive the pruning
+of a top-``--survivor-k`` search on structured synthetic pages, and the CPU time of the pruned and the exact search.
 
 Data: unit rows drawn at random; the residual codecs' pages are random centroid ids and code bytes under a codebook
 trained on ``8·k`` random tokens (``--k``, 4,096 as at 1M pages): speed does not depend on what the codes mean,
