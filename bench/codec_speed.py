@@ -11,6 +11,11 @@ machine runs), GB/s of stored code bytes read (code bytes / time) and that as a 
 measured in the same run (:func:`read_bandwidth`: the best of a float32 ``max`` over 512 MiB in 1 and in N threads —
 ``max`` is vectorised and does nothing per byte, so it runs at what the memory delivers). With ``--fallback`` the same
 calls with the compiled kernel disabled (decode + torch GEMM), and the largest |kernel − fallback| score difference.
+For the compact codecs (binary, residual) a ``fast-scan`` row times :meth:`colbert.fastscan.FastScan.bounds` over the
+same pages (the pruning bounds: uint8 nibble tables, ``vpshufb``), and "CPU GB/s" (code bytes per CPU-second × the
+threads) with its % of the bandwidth gives every row's rate as if the process had the machine's cores to itself.
+Then, unless ``--survivor-pages 0``, :mod:`bench._fastscan_survivors`: the fraction of pages that survive the pruning
+of a top-``--survivor-k`` search on structured synthetic pages, and the CPU time of the pruned and the exact search.
 
 Data: unit rows drawn at random; the residual codecs' pages are random centroid ids and code bytes under a codebook
 trained on ``8·k`` random tokens (``--k``, 4,096 as at 1M pages): speed does not depend on what the codes mean,
@@ -35,7 +40,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 
 __all__ = ["main", "read_bandwidth"]
 
-RESIDUAL = {"residual2": 2, "residual1": 1}
+RESIDUAL = {"residual2": 4, "residual1": 2}  # bucket levels per dimension (colbert.quantize.RESIDUAL_LEVELS)
 
 
 def read_bandwidth(threads: int, mib: int = 512, repeats: int = 5) -> float:
@@ -66,7 +71,8 @@ def _median_seconds(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, 
 
 
 def _contestant(codec: str, x_pages: int, ld: int, q: np.ndarray, k: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
-    """(code bytes, tables seconds, score function) for one codec over freshly made pages."""
+    """(code bytes, tables seconds, score function, fast-scan bounds function or None) for one codec over freshly
+    made pages."""
     from colbert import _kernel
     from colbert.codebook import train
     from colbert.quantize import encode
@@ -90,7 +96,7 @@ def _contestant(codec: str, x_pages: int, ld: int, q: np.ndarray, k: int, rng: n
                 scorers[_kernel.enabled] = ResidualScorer(q, book)
             return scorers[_kernel.enabled].scores(docs)
 
-        return ids.nbytes + codes.nbytes, tables, score
+        return ids.nbytes + codes.nbytes, tables, score, _fast_scan(q, 128, book, docs)
     blobs = []
     for _ in range(x_pages):
         page = rng.standard_normal((ld, 128)).astype(np.float32)
@@ -98,7 +104,45 @@ def _contestant(codec: str, x_pages: int, ld: int, q: np.ndarray, k: int, rng: n
     packed = PackedDocs.from_encoded([ld] * x_pages, blobs, 128, codec)
     size = sum(len(b) for b in blobs)
     del blobs
-    return size, 0.0, lambda: maxsim(q, packed)[0]
+    fast = _fast_scan(q, 128, None, packed) if codec == "binary" else None
+    return size, 0.0, lambda: maxsim(q, packed)[0], fast
+
+
+def _fast_scan(q: np.ndarray, dim: int, book: object, docs: object) -> Callable[[], np.ndarray] | None:
+    """The fast-scan bounds of every page (upper bounds returned), or None where the tree has no fast scan."""
+    try:
+        from colbert.fastscan import FastScan
+    except ImportError:  # a tree from before the fast scan (--tree)
+        return None
+    scan = FastScan.build(q, dim, book)  # type: ignore[arg-type]
+    return None if scan is None else lambda: scan.bounds(docs)[1]  # type: ignore[arg-type]
+
+
+def _codec_rows(
+    codec: str, a: argparse.Namespace, q: np.ndarray, rng: np.random.Generator, bandwidth: float, threads: int
+) -> None:
+    """Print one codec's rows: the kernel, the fallback (``--fallback``) and the fast scan (binary, residual).
+    "CPU GB/s" is code bytes per CPU-second × threads: the rate of the process if it had the cores to itself."""
+    from colbert import _kernel
+
+    size, tables, fn, fast = _contestant(codec, a.pages, a.ld, q, a.k, rng)
+    paths = [("kernel", fn, True)] + ([("fallback", fn, False)] if a.fallback else [])
+    paths += [("fast-scan", fast, True)] if fast is not None else []
+    first: np.ndarray | None = None
+    tokens = a.pages * a.ld
+    for path, call, enabled in paths:
+        _kernel.enabled = enabled
+        seconds, cpu, scores = _median_seconds(call, a.repeats if enabled else max(1, a.repeats // 2))
+        _kernel.enabled = True
+        first = scores if first is None else first
+        delta = f"{np.abs(scores - first).max():17.2e}" if path == "fallback" else ""
+        per_cpu = size / cpu * threads
+        print(
+            f"{codec:10s} {path:9s} {a.pages / seconds:9.0f} {tokens / seconds / 1e6:7.1f} "
+            f"{tokens / cpu / 1e6:9.1f} {size / tokens:7.1f} {size / seconds / 1e9:6.2f} "
+            f"{size / seconds / bandwidth:5.0%} {per_cpu / 1e9:8.2f} {per_cpu / bandwidth:5.0%} "
+            f"{tables * 1e3:9.1f} {delta}"
+        )
 
 
 def _isa(built: object) -> str:
@@ -121,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--codecs", default="float16,int8,binary,residual2,residual1")
     p.add_argument("--fallback", action="store_true", help="also time the torch fallback (kernel disabled)")
     p.add_argument("--tree", type=Path, help="import colbert from this source tree (compare two trees)")
+    p.add_argument("--survivor-pages", type=int, default=300, help="fast-scan pruning: synthetic pages (0: skip)")
+    p.add_argument("--survivor-k", type=int, default=10, help="fast-scan pruning: the top-k searched")
+    p.add_argument("--queries", type=int, default=5, help="fast-scan pruning: queries drawn from the pages")
     a = p.parse_args(argv)
     if a.tree is not None:
         sys.path.insert(0, str(a.tree.resolve()))
@@ -139,28 +186,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"data: {a.pages} pages × {a.ld} tokens × 128, query {a.lq} tokens")
     print(
-        f"{'codec':10s} {'path':8s} {'pages/s':>9s} {'Mtok/s':>7s} {'Mtok/CPUs':>9s} {'B/token':>7s} {'GB/s':>6s} "
-        f"{'% bw':>5s} {'tables ms':>9s} {'max |Δ| vs kernel':>17s}"
+        f"{'codec':10s} {'path':9s} {'pages/s':>9s} {'Mtok/s':>7s} {'Mtok/CPUs':>9s} {'B/token':>7s} {'GB/s':>6s} "
+        f"{'% bw':>5s} {'CPU GB/s':>8s} {'% bw':>5s} {'tables ms':>9s} {'max |Δ| vs kernel':>17s}"
     )
     rng = np.random.default_rng(0)
     q = rng.standard_normal((a.lq, 128)).astype(np.float32)  # (lq, 128)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     for codec in a.codecs.split(","):
-        size, tables, fn = _contestant(codec, a.pages, a.ld, q, a.k, rng)
-        paths = [("kernel", True)] + ([("fallback", False)] if a.fallback else [])
-        first: np.ndarray | None = None
-        for path, enabled in paths:
-            _kernel.enabled = enabled
-            seconds, cpu, scores = _median_seconds(fn, a.repeats if enabled else max(1, a.repeats // 2))
-            _kernel.enabled = True
-            first = scores if first is None else first
-            delta = f"{np.abs(scores - first).max():17.2e}" if path != "kernel" else ""
-            tokens = a.pages * a.ld
-            print(
-                f"{codec:10s} {path:8s} {a.pages / seconds:9.0f} {tokens / seconds / 1e6:7.1f} "
-                f"{tokens / cpu / 1e6:9.1f} {size / tokens:7.1f} "
-                f"{size / seconds / 1e9:6.2f} {size / seconds / bandwidth:5.0%} {tables * 1e3:9.1f} {delta}"
-            )
+        _codec_rows(codec, a, q, rng, bandwidth, threads)
+    pruning = [c for c in a.codecs.split(",") if c in ("binary", *RESIDUAL)]
+    if pruning and a.survivor_pages:
+        from bench._fastscan_survivors import report
+
+        report(pruning, a.survivor_pages, a.ld, a.survivor_k, a.queries)
     return 0
 
 

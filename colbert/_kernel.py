@@ -1,5 +1,5 @@
-"""The fused MaxSim kernels (``_maxsim_kernel.c`` and ``_maxsim_lut.c``, one shared object): built with the system C
-compiler on first use, loaded with ctypes.
+"""The fused MaxSim kernels (``_maxsim_kernel.c``, ``_maxsim_lut.c`` and ``_fastscan.c``, one shared object): built
+with the system C compiler on first use, loaded with ctypes.
 
 The shared object is cached under :data:`cache_dir` (``~/.cache/jev4-serve``; a server builds it at start-up with
 :func:`build`, into its configured directory), keyed by the sources, the compiler flags and the CPU's feature flags,
@@ -38,7 +38,7 @@ import torch
 __all__ = ["Kernel", "build", "fallback_used", "kernel", "run_pages"]
 
 log = logging.getLogger(__name__)
-_SOURCES = tuple(Path(__file__).with_name(n) for n in ("_maxsim_kernel.c", "_maxsim_lut.c"))  # one shared object
+_SOURCES = tuple(Path(__file__).with_name(n) for n in ("_maxsim_kernel.c", "_maxsim_lut.c", "_fastscan.c"))  # one .so
 _FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-fno-math-errno")
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
@@ -46,7 +46,7 @@ _INT = ctypes.c_int
 
 
 class Kernel:
-    """The loaded shared object's entry points (see ``_maxsim_kernel.c`` and ``_maxsim_lut.c`` for layouts)."""
+    """The loaded shared object's entry points (see ``_maxsim_kernel.c``, ``_maxsim_lut.c`` and ``_fastscan.c``)."""
 
     def __init__(self, lib: ctypes.CDLL, path: Path) -> None:
         self.path = path
@@ -59,6 +59,13 @@ class Kernel:
         self.maxsim_lut = lib.maxsim_lut  # binary and residual codes: byte lookup tables (+ centroid table)
         self.maxsim_lut.restype = None
         self.maxsim_lut.argtypes = [_P, _P, _INT, _INT, _INT, _P, _P, _P, _I64, _I64, _P]
+        self.fastscan = lib.fastscan  # uint8 nibble tables, uint16 maxima: colbert/fastscan.py's pruning bounds
+        self.fastscan.restype = None
+        self.fastscan.argtypes = [_P, _P, _INT, _INT, _INT, _P, _P, _P, _I64, _I64, _P]
+        lib.fastscan_max_terms.restype = _INT
+        self.fastscan_max_terms = int(lib.fastscan_max_terms())  # table terms per token that fit uint16 sums
+        lib.fastscan_has_avx2.restype = _INT
+        self.fastscan_avx2 = bool(lib.fastscan_has_avx2())  # vpshufb path (else portable C, same integers)
         lib.maxsim_lut_lanes.restype = _INT
         self.lut_lanes = int(lib.maxsim_lut_lanes())  # query lanes per block of maxsim_lut's tables
         lib.maxsim_has_avx512.restype = _INT

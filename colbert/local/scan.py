@@ -17,6 +17,7 @@ import numpy as np
 
 from colbert.codebook import Codebook
 from colbert.errors import CodecError, IndexFormatError
+from colbert.fastscan import Pruner
 from colbert.local.checksum import check_codes
 from colbert.local.codes import RESTORE_HINT
 from colbert.quantize import needs_codebook
@@ -62,12 +63,16 @@ class PageScorer:
         best_ids = np.empty(0, dtype=np.int64)
         best_scores = np.empty(0, dtype=np.float32)
         residual: ResidualScorer | None = None
+        pruner = Pruner(query, k, self._config.codec, self._config.multivector_dim)  # binary/residual: fast scan
         for ids, counts, blobs in blocks:
             if needs_codebook(self._config.codec):
                 residual = residual or self._residual_scorer(query)
-                scores = residual.scores(self._residual(counts, blobs, residual.book))  # (block,)
+                docs = self._residual(counts, blobs, residual.book)
+                ids, docs = pruner.prune(ids, docs, best_scores, residual)
+                scores = residual.scores(docs)  # (block,)
             else:
-                scores = np.asarray(maxsim(query, self._packed(counts, blobs)), dtype=np.float32).reshape(-1)
+                ids, packed = pruner.prune(ids, self._packed(counts, blobs), best_scores)
+                scores = np.asarray(maxsim(query, packed), dtype=np.float32).reshape(-1)
             best_ids = np.concatenate([best_ids, ids])
             best_scores = np.concatenate([best_scores, scores])
             if best_ids.size > k:
