@@ -7,8 +7,7 @@ Blocking index calls (SQLite, file I/O) run in threads; preprocessing in the run
 the batcher's worker. Decisions:
 
 - ``dimensions`` of a new collection: one of the model's Matryoshka sizes or its full size (default);
-  ``codec``: float32 | float16 | int8 (default) | binary | residual2 | residual1 | residualpq2 | residualpq1
-  (the last four: embedded backend only);
+  ``codec``: a :class:`colbert.quantize.Codec`, int8 by default (the residual ones: embedded backend only);
   ``pool_factor`` >= 1 (1 = no pooling).
 - Adding a document waits for the result (201) unless ``wait=false`` (202 + a job to poll).
 - A new document's id: ``document_id`` if given, else the uploaded file's name (made URL-safe), else a random
