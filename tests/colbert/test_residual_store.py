@@ -109,9 +109,10 @@ def test_ivf_scores_are_the_centroid_interaction_when_every_centroid_is_probed()
     assert ivf_top(dead, book, q, 5, 16, np.array([6, 7, 8]))[0].tolist() == sorted([7, 8], key=lambda i: (-want[i], i))
 
 
-def test_ivf_finds_what_exhaustive_finds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("codec", ["residual2", "residualpq1"])  # the product-quantized codes keep centroid ids too
+def test_ivf_finds_what_exhaustive_finds(tmp_path: Path, codec: str) -> None:
     pages = topic_pages(4, 200)
-    store = LocalStore.create(tmp_path / "c", CollectionConfig(DENSE, D, codec="residual2"))  # type: ignore[arg-type]
+    store = LocalStore.create(tmp_path / "c", CollectionConfig(DENSE, D, codec=codec))  # type: ignore[arg-type]
     store.train_codebook(np.concatenate(pages))
     for i, p in enumerate(pages):
         store.add_document(f"d{i}", [record(p)])

@@ -85,22 +85,3 @@ def test_qdrant_refuses_them(tmp_path: Path) -> None:
         for codec in (Codec.RESIDUALPQ2, Codec.RESIDUALPQ1):
             with pytest.raises(CodecError, match=f"Qdrant backend cannot store codec {codec.value}"):
                 catalog.create("r", CollectionConfig(DENSE, D, codec=codec))
-
-
-def test_ivf_finds_what_exhaustive_finds(tmp_path: Path) -> None:
-    """The ivf first stage rests on the centroid ids, which the product-quantized codecs store as residual2 does."""
-    pages = topic_pages(4, 200)
-    config = CollectionConfig(DENSE, D, codec="residualpq1")  # type: ignore[arg-type]
-    store = LocalStore.create(tmp_path / "c", config)
-    store.train_codebook(np.concatenate(pages))
-    for i, p in enumerate(pages):
-        store.add_document(f"d{i}", [record(p)])
-    agree = 0
-    for t in range(10):
-        q = pages[t * 13][:8]
-        exact = [h.doc_id for h in store.search(Query(q, None), SearchOptions(k=10, exhaustive=True))]
-        ivf = [h.doc_id for h in store.search(Query(q, None), SearchOptions(k=10, candidates=60, first_stage="ivf"))]
-        assert ivf[0] == exact[0] == f"d{t * 13}"
-        agree += len(set(exact) & set(ivf))
-    assert agree >= 95
-    store.close()
