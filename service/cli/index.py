@@ -84,6 +84,16 @@ def index_command(args: argparse.Namespace, settings: Settings, server: Server |
     missing = [p for p in args.paths if not p.exists()]
     if missing:
         return fail(f"no such file or folder: {missing[0]}")
+    if args.codec is not None:  # asked before the model loads (a minute for the real one); the service's own check
+        from service.collections.manager import parse_codec
+        from service.errors import ServiceError, cli_exit_status, error_info
+
+        try:
+            parse_codec(args.codec)
+        except ServiceError as exc:
+            info = error_info(exc)
+            assert info is not None
+            return fail(info.message, cli_exit_status(info))
     run = IndexRun(args.collection)
     try:
         return run_door_command(settings, lambda c: _index(c, args, settings, run), model=True, server=server)

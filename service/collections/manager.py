@@ -6,9 +6,8 @@ runtime's catalog (:class:`colbert.catalog.Catalog`), holding the indexing jobs 
 Blocking index calls (SQLite, file I/O) run in threads; preprocessing in the runtime's pool; the model in
 the batcher's worker. Decisions:
 
-- ``dimensions`` of a new collection: one of the model's Matryoshka sizes or its full size (default);
-  ``codec``: a :class:`colbert.quantize.Codec`, int8 by default (the residual ones: embedded backend only);
-  ``pool_factor`` >= 1 (1 = no pooling).
+- A new collection's ``dimensions``: a Matryoshka size or the model's full size (default); ``codec``: a
+  :class:`colbert.quantize.Codec` (:func:`parse_codec`; int8 by default); ``pool_factor`` >= 1 (1: no pooling).
 - Adding a document waits for the result (201) unless ``wait=false`` (202 + a job to poll).
 - A new document's id: ``document_id`` if given, else the uploaded file's name (made URL-safe), else a random
   id; an existing id is 409 unless ``replace``. The same bytes uploaded again without an explicit id follow
@@ -74,7 +73,16 @@ if TYPE_CHECKING:
     from service.collections.uploads import DocumentUpload
     from service.engine.runtime import Runtime
 
-__all__ = ["Collections", "document_object", "job_object"]
+__all__ = ["Collections", "document_object", "job_object", "parse_codec"]
+
+
+def parse_codec(name: str) -> Codec:
+    """A new collection's ``codec``, else 422 ``invalid_codec`` naming them (the CLI asks before loading the model)."""
+    try:
+        return Codec(name)
+    except ValueError:
+        choices = ", ".join(c.value for c in Codec)
+        raise UnprocessableError(f"codec must be one of {choices}, got {name!r}", code="invalid_codec") from None
 
 
 class Collections:
@@ -149,13 +157,7 @@ class Collections:
         dim = info.hidden_size if data.dimensions is None else data.dimensions
         if dim not in allowed:
             raise InvalidDimensionError(f"dimensions must be one of {allowed}, got {dim}")
-        try:
-            codec = Codec(data.codec)
-        except ValueError:
-            choices = ", ".join(c.value for c in Codec)
-            raise UnprocessableError(
-                f"codec must be one of {choices}, got {data.codec!r}", code="invalid_codec"
-            ) from None
+        codec = parse_codec(data.codec)
         unit_kind = data.unit_kind or ("chunk" if data.task == "code" else "page")
         check_task(data.task, unit_kind)
         config = CollectionConfig(
@@ -237,15 +239,9 @@ class Collections:
         settings = self.runtime.settings
         stored = await upload.stored_form(store, keep_original=settings.keep_originals)
         planned = await plan_document(
-            self.runtime,
-            indexer,
-            store,
-            name,
-            upload.source,
-            background=not wait,
-            filename=upload.filename,
+            self.runtime, indexer, store, name, upload.source, background=not wait, filename=upload.filename,
             original=stored.original,
-        )
+        )  # fmt: skip
         existing = await admit(
             store,
             name,

@@ -53,6 +53,9 @@ def test_bad_codec_is_the_routes_message_in_one_line(
     assert status == 422
     assert lines[0] == f"error: {message}"  # codec must be one of float32, float16, int8, binary, got 'foo'
     assert "got 'foo'" in lines[0]
+    no_model = ["--model", str(tmp_path / "no-model"), "--data-dir", str(tmp_path / "data"), "--no-progress"]
+    assert main(["index", str(image), "--collection", "c", "--codec", "foo", *no_model]) == 2
+    assert capsys.readouterr().err.strip() == lines[0]  # told before the model loads (it could not load here)
     assert main(["collections", "list", "--data-dir", str(tmp_path / "data")]) == 0
     assert capsys.readouterr().out == ""  # nothing was created
 
