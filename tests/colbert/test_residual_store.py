@@ -43,7 +43,11 @@ def naive(q: np.ndarray, v: np.ndarray) -> float:
     return float((q.astype(np.float64) @ v.astype(np.float64).T).max(axis=1).sum())
 
 
-@pytest.mark.parametrize("codec", ["residual2", "residual1"])
+# a residual codec's codebook: (bucket levels, dimensions per sub-vector); the pq codecs name 256 sub-centroids
+BOOK_SHAPE = {"residual2": (4, 1), "residual1": (2, 1), "residualpq2": (256, 4), "residualpq1": (256, 8)}
+
+
+@pytest.mark.parametrize("codec", list(BOOK_SHAPE))
 def test_search_scores_the_stored_values(tmp_path: Path, codec: str) -> None:
     pages = topic_pages(1, 40)
     store = LocalStore.create(tmp_path / "c", CollectionConfig(DENSE, D, codec=codec))  # type: ignore[arg-type]
@@ -51,7 +55,7 @@ def test_search_scores_the_stored_values(tmp_path: Path, codec: str) -> None:
         store.add_document(f"d{i}", [record(p)])
     book = store.codebook()
     assert book is not None
-    assert book.levels == (4 if codec == "residual2" else 2)
+    assert (book.levels, book.width) == BOOK_SHAPE[codec]
     stored = {f"d{i}": store.get_unit(f"d{i}", 0).multivector for i in range(40)}  # type: ignore[union-attr]
     assert stored["d7"].shape == pages[7].shape
     q = pages[3][:6]
@@ -61,6 +65,10 @@ def test_search_scores_the_stored_values(tmp_path: Path, codec: str) -> None:
     for h in hits:
         assert h.score == pytest.approx(want[h.doc_id], abs=2e-5)
     assert [h.doc_id for h in hits[:5]] == sorted(want, key=lambda d: (-want[d], d))[:5]
+    reopened = LocalStore.open(tmp_path / "c")  # the codebook blob (format 1, 2 or 3) read back
+    assert reopened.codebook().to_bytes() == book.to_bytes()  # type: ignore[union-attr]
+    store.close()
+    reopened.close()
 
 
 def test_codebook_is_trained_once_and_kept(tmp_path: Path) -> None:

@@ -1,7 +1,6 @@
-"""The product-quantized residual codecs in a collection (``residualpq2``, ``residualpq1``): the codebook trained at
-the first write is a product-quantization one, search scores exactly the stored values, a collection moves to and
-from them by ``Catalog.recode`` keeping every document, and the Qdrant backend refuses them as it refuses the
-other residual codecs."""
+"""The product-quantized residual codecs in a collection (``residualpq2``, ``residualpq1``): a collection moves to
+and from them by ``Catalog.recode`` keeping every document, and the Qdrant backend refuses them as it refuses the
+other residual codecs (that their search scores the stored values: ``test_residual_store.py``)."""
 
 from __future__ import annotations
 
@@ -14,14 +13,11 @@ from qdrant_client import QdrantClient
 from colbert.catalog import Catalog
 from colbert.codebook import PQ_LEVELS
 from colbert.errors import CodecError
-from colbert.local import LocalStore
 from colbert.quantize import Codec, bytes_per_row, needs_codebook, train_codebook
 from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig
 from tests.colbert.test_recode import _everything, _fill, _text_answers
-from tests.colbert.test_residual_store import DENSE, D, naive, record, topic_pages
-
-WIDTH = {"residualpq2": 4, "residualpq1": 8}
+from tests.colbert.test_residual_store import DENSE, D, naive, topic_pages
 
 
 def test_sizes_and_training() -> None:
@@ -31,30 +27,6 @@ def test_sizes_and_training() -> None:
     assert (book.levels, book.width, book.k) == (PQ_LEVELS, 4, 8)
     with pytest.raises(CodecError, match="has no codebook"):
         train_codebook("int8", np.zeros((4, 8), np.float32))
-
-
-@pytest.mark.parametrize("codec", ["residualpq2", "residualpq1"])
-def test_search_scores_the_stored_values(tmp_path: Path, codec: str) -> None:
-    pages = topic_pages(1, 40)
-    store = LocalStore.create(tmp_path / "c", CollectionConfig(DENSE, D, codec=codec))  # type: ignore[arg-type]
-    for i, p in enumerate(pages):
-        store.add_document(f"d{i}", [record(p)])
-    book = store.codebook()
-    assert book is not None
-    assert book.width == WIDTH[codec]
-    stored = {f"d{i}": store.get_unit(f"d{i}", 0).multivector for i in range(40)}  # type: ignore[union-attr]
-    assert stored["d7"].shape == pages[7].shape
-    q = pages[3][:6]
-    hits = store.search(Query(q, None), SearchOptions(k=40, exhaustive=True))
-    want = {d: naive(q, v) for d, v in stored.items()}
-    assert len(hits) == 40
-    for h in hits:
-        assert h.score == pytest.approx(want[h.doc_id], abs=2e-5)
-    assert [h.doc_id for h in hits[:5]] == sorted(want, key=lambda d: (-want[d], d))[:5]
-    reopened = LocalStore.open(tmp_path / "c")  # the version-3 codebook blob read back
-    assert reopened.codebook().to_bytes() == book.to_bytes()  # type: ignore[union-attr]
-    store.close()
-    reopened.close()
 
 
 def test_recode_float16_residualpq1_residual2_keeps_every_document(tmp_path: Path) -> None:
