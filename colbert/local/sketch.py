@@ -211,17 +211,3 @@ def sketch_scores(
         best = sims.reshape(stop - start, k, lq).max(axis=1)  # (b, Lq)
         out[start:stop] = best.sum(axis=1) if w is None else best @ w
     return out
-    # float32 GEMMs over blocks widened from int8: this project's AVX2 machine has no fast int8 or bf16 GEMM in
-    # numpy/torch, and widening a cache-sized block costs less than the GEMM over it. The scale multiplies the
-    # (b·k, Lq) products rather than the (b·k, d) rows: fewer multiplies whenever Lq < d.
-    qt = q.T.copy()  # (d, Lq)
-    w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float32)  # (Lq,)
-    block = max(1, min(_BLOCK_ELEMENTS // (k * lq), _WIDEN_ELEMENTS // (k * d)))
-    for start in range(0, pages, block):
-        stop = min(start + block, pages)
-        rows = codes[start:stop].reshape((stop - start) * k, d).astype(np.float32)  # (b·k, d)
-        sims = rows @ qt  # (b·k, Lq)
-        sims *= scales[start:stop].reshape(-1, 1)
-        best = sims.reshape(stop - start, k, lq).max(axis=1)  # (b, Lq)
-        out[start:stop] = best.sum(axis=1) if w is None else best @ w
-    return out
