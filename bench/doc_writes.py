@@ -43,7 +43,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 
 from bench._synthetic import Corpus
 from colbert.local import LocalOptions, LocalStore
-from colbert.local import store as _store
+from colbert.local import bulk as _bulk
 from colbert.local.coding import unit_rows
 from colbert.local.write import insert_document
 from colbert.quantize import Codec, needs_codebook
@@ -79,8 +79,8 @@ def fill(store: LocalStore, corpus: Corpus, centroids: np.ndarray, pages: int, d
 
 
 class EncodeClock:
-    """Times the encoding the store does inside its own calls: wraps the ``unit_rows`` that
-    :mod:`colbert.local.store` calls, so that a write's time splits into its pages' encoding and the rest."""
+    """Times the encoding the store does inside its own calls: wraps the ``unit_rows`` that the store's one write
+    path (:mod:`colbert.local.bulk`) calls, so that a write's time splits into its pages' encoding and the rest."""
 
     def __init__(self) -> None:
         self.spent = 0.0
@@ -111,7 +111,7 @@ def measure(store: LocalStore, corpus: Corpus, centroids: np.ndarray, args: argp
             out[f"{name} encode"].append((clock.spent - encoded) * 1e3)
             out[f"{name} rest"].append(out[name][-1] - out[f"{name} encode"][-1])
 
-    with mock.patch.object(_store, "unit_rows", clock):
+    with mock.patch.object(_bulk, "unit_rows", clock):
         for r in range(args.repeats):
             units = document(corpus, centroids, 20_000_000 + 100 * r)
             again = document(corpus, centroids, 30_000_000 + 100 * r)
@@ -128,19 +128,24 @@ def measure(store: LocalStore, corpus: Corpus, centroids: np.ndarray, args: argp
 def run_plan(plan: str, root: Path, corpus: Corpus, args: argparse.Namespace) -> None:
     codec, stage = plan.split(":")
     config = CollectionConfig(dense_dim=corpus.dim, multivector_dim=corpus.dim, codec=Codec(codec))
-    directory = root / plan.replace(":", "-")
+    directory = root / f"{plan.replace(':', '-')}-{args.pages}"
     options = LocalOptions(first_stage=stage, dense_codec=DENSE_CODEC)
     centroids = corpus.centroids()
-    with LocalStore.create(directory, config, options) as store:
-        if needs_codebook(codec):
-            sample = np.concatenate([corpus.page(5_000_000 + i, centroids).tokens for i in range(args.train_pages)])
-            store.train_codebook(sample[: args.train_tokens], k=args.k)
-        fill_s = fill(store, corpus, centroids, args.pages, args.distinct)
-    size = sum(p.stat().st_size for p in directory.iterdir())
+    fill_s, filled = None, directory / "filled"  # the marker of a complete fill
+    if directory.exists() and not filled.exists():
+        sys.exit(f"{directory}: an unfinished fill (no {filled.name} marker); delete the folder and run again")
+    if not directory.exists():  # a --keep folder's earlier fill is reused (the measure leaves it as it was)
+        with LocalStore.create(directory, config, options) as store:
+            if needs_codebook(codec):
+                sample = np.concatenate([corpus.page(5_000_000 + i, centroids).tokens for i in range(args.train_pages)])
+                store.train_codebook(sample[: args.train_tokens], k=args.k)
+            fill_s = fill(store, corpus, centroids, args.pages, args.distinct)
+        filled.touch()
+    size = sum(p.stat().st_size for p in directory.iterdir() if p != filled)
     with LocalStore.open(directory, options=options) as store:
         t = measure(store, corpus, centroids, args)
     print(f"\n## {codec} + {stage} first stage, {args.pages:,} pages ({size / args.pages:,.0f} B/page on disk; "
-          f"bulk fill {args.pages / fill_s:,.0f} pages/s)")  # fmt: skip
+          f"bulk fill {'reused' if fill_s is None else f'{args.pages / fill_s:,.0f} pages/s'})")  # fmt: skip
     for op in ("add", "replace", "delete"):
         split = (
             f"= encoding its pages {t[f'{op} encode']:7.1f} + the rest {t[f'{op} rest']:6.1f}" if op != "delete" else ""
@@ -160,9 +165,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-pages", type=int, default=100)
     parser.add_argument("--train-tokens", type=int, default=65_536)
     parser.add_argument("--k", type=int, default=1024, help="codebook centroids (residual codecs)")
-    parser.add_argument("--dir", type=Path, help="where to build (default: a temporary directory)")
+    parser.add_argument("--dir", type=Path, help="parent of the temporary build folder (default: the system's)")
+    parser.add_argument("--keep", type=Path, help="build in this folder and keep it; a later run reuses its fill")
     args = parser.parse_args(argv)
     corpus = Corpus(vectors=args.tokens)
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        for plan in args.plans.split(","):
+            run_plan(plan, args.keep, corpus, args)
+        return
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for plan in args.plans.split(","):
             run_plan(plan, Path(tmp), corpus, args)
