@@ -25,12 +25,23 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from colbert.codebook import Codebook
+__all__ = ["Centroids", "IvfSnapshot", "ivf_top", "load_centroid_lists"]
 
-__all__ = ["IvfSnapshot", "ivf_top", "load_centroid_lists"]
+
+class Centroids(Protocol):
+    """What the lists are filed under: a residual codebook (:class:`colbert.codebook.Codebook`) or the sketch
+    cells (:class:`colbert.local.cells.CellBook`)."""
+
+    @property
+    def k(self) -> int: ...
+
+    @property
+    def centroids(self) -> np.ndarray: ...
+
 
 _MIN_CAPACITY = 16
 
@@ -128,7 +139,7 @@ def load_centroid_lists(conn: sqlite3.Connection, after_id: int) -> tuple[np.nda
 
 
 def ivf_top(
-    snap: IvfSnapshot, book: Codebook, q: np.ndarray, count: int, nprobe: int, allowed: np.ndarray | None
+    snap: IvfSnapshot, book: Centroids, q: np.ndarray, count: int, nprobe: int, allowed: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(page ids (≤count,), approximate scores) best first (module docstring); ``allowed``: page ids a filter
     lets through (None: all)."""

@@ -75,6 +75,8 @@ from colbert.local import migrate as _migrate
 from colbert.local import schema as _schema
 from colbert.local.bm25 import TextUnits, bm25_top
 from colbert.local.bulk import add_documents
+from colbert.local.cell_training import train_cells
+from colbert.local.cells import CellBook
 from colbert.local.checksum import check_codes
 from colbert.local.coding import store_first_codebook, trained_codebook
 from colbert.local.dense_codec import decode_dense
@@ -168,6 +170,12 @@ class LocalStore(LocalHandle):
         with self._write() as conn:
             store_first_codebook(conn, book, int(np.shape(tokens)[0]), self._path)
         return book
+
+    def train_cells(self, k: int | None = None) -> tuple[CellBook, int]:
+        """The ``pooled_ivf`` first stage's cells (:mod:`colbert.local.cell_training`): trained on the held sketches
+        unless stored already (``k`` cells, default :func:`colbert.local.cells.choose_cells`), every unit without a
+        cell row filed; (the cell book, units filed now)."""
+        return train_cells(self, k)
 
     def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo:
         """Replace a document's metadata (and its filter index) in one transaction; units are untouched
@@ -329,7 +337,10 @@ class LocalStore(LocalHandle):
         if kind == "ivf" and opts.first_stage is None and not needs_codebook(self.config.codec):
             kind = "dense"  # LocalOptions.first_stage: ivf where a collection has centroid lists (asked: an error)
         with self._read() as conn:
-            snap, units = self._views_for(conn, sketches=kind == "pooled" and opts.mode is not SearchMode.TEXT)
+            sketches = kind in ("pooled", "pooled_ivf") and opts.mode is not SearchMode.TEXT
+            snap, units = self._views_for(conn, sketches=sketches)
+            if kind == "pooled_ivf" and opts.first_stage is None and self.cells is None:
+                kind = "pooled"  # LocalOptions.first_stage: pooled_ivf where cells were trained (asked: an error)
             allowed = filtered_ids(conn, flt) if flt else None
             if opts.mode is SearchMode.TEXT:
                 return hits_of(conn, text_rank(self._bm25(conn, units, checked.terms, allowed), k), opts)
