@@ -62,7 +62,7 @@ CELLS_DDL = (
     "digest TEXT NOT NULL, created_at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS unit_cells (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
 )
-DEFAULT_REACH = 2000  # pages whose sketches are scored after the cells (SearchOptions.prefetch overrides it)
+DEFAULT_REACH = 5000  # units sketch-scored after the cells (SearchOptions.prefetch overrides it): bench/README.md
 _MAGIC = b"JEV4CELL1"
 _ITERATIONS = 10
 _BLOCK = 8192  # rows per assignment GEMM (8192 × K float32 similarities at a time)
