@@ -37,7 +37,8 @@ def test_cell_book_trains_assigns_and_round_trips() -> None:
     assert (book.k, book.dim) == (16, D)
     assert np.allclose(np.linalg.norm(book.units, axis=1), 1, atol=1e-5)
     again = CellBook.from_bytes(book.to_bytes())
-    assert np.array_equal(again.units, book.units) and np.array_equal(again.norms, book.norms)
+    assert np.array_equal(again.units, book.units)
+    assert np.array_equal(again.norms, book.norms)
     cells = assign_cells(book, x[:24].reshape(3, 8, D))
     want = (x[:24] @ book.units.T).argmax(axis=1).reshape(3, 8)  # each centroid's best cell, by brute force
     assert [np.frombuffer(c, "<u2").tolist() for c in cells] == [sorted(set(w.tolist())) for w in want]
@@ -60,7 +61,7 @@ def test_scores_are_the_sketch_scores_and_reach_everything_finds_the_pooled_rank
         pooled, _ = store._first_stage(conn, snap, q, None, None, FirstStage("pooled", 60))
     held = snap.rows
     sketch = widen_sketches(held.sketch, held.scales).astype(np.float64)  # (P, k, D) what the sketches score as
-    want = (np.einsum("qd,pkd->pqk", q.astype(np.float64), sketch).max(axis=2).sum(axis=1))  # (P,)
+    want = np.einsum("qd,pkd->pqk", q.astype(np.float64), sketch).max(axis=2).sum(axis=1)  # (P,)
     by_id = dict(zip(snap.ids.tolist(), want.tolist(), strict=True))
     assert len(ids) == 60
     assert np.allclose(scores, [by_id[i] for i in ids.tolist()], atol=1e-4)
@@ -156,7 +157,7 @@ def test_without_cells_asked_is_an_error_and_the_default_falls_back_to_pooled(tm
 def test_training_twice_keeps_the_book_and_a_damaged_book_is_named(tmp_path: Path) -> None:
     pages = topic_pages(8, 30)
     store = _store(tmp_path / "c", pages)
-    book, _ = store.train_cells(k=4)
+    store.train_cells(k=4)
     again, filed = LocalStore.open(tmp_path / "c").train_cells(k=16)
     assert (again.k, filed) == (4, 0)
     with store._write() as conn:
@@ -174,5 +175,6 @@ def test_hybrid_with_pooled_ivf(tmp_path: Path) -> None:
     store.train_cells(k=8)
     opts = SearchOptions(k=5, candidates=10, mode="hybrid", first_stage="pooled_ivf")
     ids = [h.doc_id for h in store.search(Query(pages[3][:5], None, text="zebra"), opts)]
-    assert "d17" in ids and "d3" in ids
+    assert "d17" in ids
+    assert "d3" in ids
     store.close()
