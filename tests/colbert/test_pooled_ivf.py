@@ -178,3 +178,15 @@ def test_hybrid_with_pooled_ivf(tmp_path: Path) -> None:
     assert "d17" in ids
     assert "d3" in ids
     store.close()
+
+
+@pytest.mark.parametrize("data", [b"\x01", b"\x05\x00\x02\x00", b"\xff\x00"])  # odd length, falling, ≥ K
+def test_a_damaged_cell_list_is_named(tmp_path: Path, data: bytes) -> None:
+    pages = topic_pages(10, 20)
+    store = _store(tmp_path / "c", pages)
+    store.train_cells(k=8)
+    with store._write() as conn:
+        conn.execute("UPDATE unit_cells SET data = ? WHERE page_id = 3", (data,))
+    with pytest.raises(IndexFormatError, match="cell list of unit 3"):
+        store.search(Query(pages[0][:4], None), SearchOptions(k=3, first_stage="pooled_ivf"))
+    store.close()
