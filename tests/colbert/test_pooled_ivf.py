@@ -190,3 +190,36 @@ def test_a_damaged_cell_list_is_named(tmp_path: Path, data: bytes) -> None:
     with pytest.raises(IndexFormatError, match="cell list of unit 3"):
         store.search(Query(pages[0][:4], None), SearchOptions(k=3, first_stage="pooled_ivf"))
     store.close()
+
+
+@pytest.mark.parametrize("nprobe", [1, 2, 6])
+def test_ivf_top_is_the_imputed_score_ranking_ties_to_the_lowest_ids(nprobe: int) -> None:
+    """Hand-built lists with many units filed alike (equal scores): every ``count`` returns the first ``count``
+    units of the reference ranking (score descending, then page id), whether or not enough lists were probed
+    to fill it, and a 1-in-8 filter returns exactly the allowed units' ranking."""
+    from colbert.local.ivf import IvfSnapshot, ivf_top
+
+    rng = np.random.default_rng(11)
+    units = rng.standard_normal((6, D)).astype(np.float32)
+    book = CellBook(units / np.linalg.norm(units, axis=1, keepdims=True), np.ones(6, np.float32))
+    lists = [np.unique(rng.choice(6, rng.integers(1, 3), replace=False)).astype(np.uint16) for _ in range(40)]
+    ids = np.arange(1, 41) * 3  # page ids need not be dense
+    snap = IvfSnapshot.build((120, 0), 6, ids, lists)
+    q = rng.standard_normal((3, D)).astype(np.float32)
+    cs = q @ book.centroids.T  # (3, 6)
+    order = np.argsort(-cs, axis=1)
+    probed = order[:, :nprobe]
+    floor = cs[np.arange(3), order[:, min(nprobe, 5)]]  # the best unprobed cell's score
+    want = {}
+    for i, unit in zip(ids.tolist(), lists, strict=True):
+        imputed = [[floor[t]] if nprobe < 6 else [] for t in range(3)]  # every cell probed: nothing imputed
+        per = [max(imputed[t] + [cs[t, c] for c in unit.tolist() if c in probed[t]]) for t in range(3)]
+        want[i] = round(float(sum(per)), 4)
+    ranking = sorted(want, key=lambda i: (-want[i], i))
+    for count in (1, 5, 13, 40):
+        got, scores = ivf_top(snap, book, q, count, nprobe, None)
+        assert got.tolist() == ranking[:count], count
+        assert np.allclose(scores, [want[i] for i in ranking[:count]], atol=1e-3)
+    allowed = ids[::8]
+    got, _ = ivf_top(snap, book, q, 3, nprobe, allowed)
+    assert got.tolist() == [i for i in ranking if i in set(allowed.tolist())][:3]
