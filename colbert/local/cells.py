@@ -32,6 +32,7 @@ by imputation only).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sqlite3
 import struct
@@ -85,7 +86,12 @@ class CellBook:
     def dim(self) -> int:
         return int(self.units.shape[1])
 
-    @property
+    @functools.cached_property
+    def columns(self) -> npt.NDArray[np.float32]:
+        """The unit directions transposed (D, K), contiguous: the assignment GEMM's right operand, made once."""
+        return np.ascontiguousarray(self.units.T)
+
+    @functools.cached_property
     def centroids(self) -> npt.NDArray[np.float32]:
         """(K, D) what a page filed under a cell is taken to hold there (what :func:`ivf_top` scores)."""
         out: npt.NDArray[np.float32] = self.units * self.norms[:, None]
@@ -118,8 +124,8 @@ def _unit(x: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], npt.NDAr
     return (x / np.maximum(norms, 1e-12)[:, None]).astype(np.float32), norms
 
 
-def _nearest(units: npt.NDArray[np.float32], cells: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
-    ct = np.ascontiguousarray(cells.T)
+def _nearest(units: npt.NDArray[np.float32], ct: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
+    """Each row's cell: the highest dot product with the cells' unit directions, given transposed (D, K)."""
     out = np.empty(units.shape[0], dtype=np.int64)
     for start in range(0, units.shape[0], _BLOCK):
         out[start : start + _BLOCK] = (units[start : start + _BLOCK] @ ct).argmax(axis=1)
@@ -136,11 +142,11 @@ def train_cell_book(vectors: npt.ArrayLike, k: int, *, seed: int = 0) -> CellBoo
     rng = np.random.default_rng(seed)
     cells = units[rng.choice(units.shape[0], k, replace=False)].copy()
     for _ in range(_ITERATIONS):
-        owner = _nearest(units, cells)
+        owner = _nearest(units, np.ascontiguousarray(cells.T))
         sums = np.zeros_like(cells)
         np.add.at(sums, owner, units)
         cells = np.where(np.abs(sums).sum(axis=1, keepdims=True) > 0, _unit(sums)[0], cells)
-    owner = _nearest(units, cells)
+    owner = _nearest(units, np.ascontiguousarray(cells.T))
     count = np.bincount(owner, minlength=k)
     mean = np.bincount(owner, weights=norms, minlength=k) / np.maximum(count, 1)
     return CellBook(cells, np.where(count > 0, mean, norms.mean()).astype(np.float32))
@@ -150,7 +156,7 @@ def assign_cells(book: CellBook, sketches: npt.ArrayLike) -> list[bytes]:
     """Each page's ascending distinct cell ids (uint16 bytes) for sketches (P, k, D)."""
     s = np.asarray(sketches, dtype=np.float32)
     p, k, d = s.shape
-    owner = _nearest(_unit(s.reshape(p * k, d))[0], book.units).reshape(p, k)
+    owner = _nearest(_unit(s.reshape(p * k, d))[0], book.columns).reshape(p, k)
     return [np.unique(row).astype("<u2").tobytes() for row in owner]
 
 
