@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from colbert.errors import InvalidDocumentError
-from colbert.local.cells import CellBook, assign_cells, choose_cells, store_cell_book, train_cell_book
+from colbert.local.cells import CellBook, assign_cells, bump_generation, choose_cells, store_cell_book, train_cell_book
 from colbert.local.sketch import widen_sketches
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ def train_cells(store: LocalHandle, k: int | None = None, *, seed: int = 0) -> t
                 "(SELECT 1 FROM pages WHERE id = ?)",
                 [(i, c, i) for i, c in zip(ids, cells, strict=True)],
             )
+            bump_generation(conn)
     return book, int(rows.size)
 
 

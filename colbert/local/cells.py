@@ -27,7 +27,9 @@ Two tables, added to format 3 without a version change (created on open, empty u
 
 In memory: the same append-only inverted lists as the ``ivf`` stage (:class:`colbert.local.ivf.IvfSnapshot`, ~4
 entries × 4 B + 9 B a page), over every page (a page without a cell row yet has an empty list: reachable, ranked
-by imputation only).
+by imputation only). A training that files units already there bumps ``meta.cells_generation`` in the same
+transaction; a handle that sees it change drops its held cell lists (new units need no such mark: they come with
+their rows).
 """
 
 from __future__ import annotations
@@ -47,9 +49,11 @@ from colbert.errors import IndexFormatError
 
 __all__ = [
     "CELLS_DDL",
+    "CELLS_GENERATION_SQL",
     "DEFAULT_REACH",
     "CellBook",
     "assign_cells",
+    "bump_generation",
     "choose_cells",
     "load_cell_book",
     "load_cell_lists",
@@ -63,6 +67,7 @@ CELLS_DDL = (
     "digest TEXT NOT NULL, created_at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS unit_cells (page_id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
 )
+CELLS_GENERATION_SQL = "SELECT value FROM meta WHERE key = 'cells_generation'"  # bumped by each filing transaction
 DEFAULT_REACH = 5000  # units sketch-scored after the cells (SearchOptions.prefetch overrides it): bench/README.md
 _MAGIC = b"JEV4CELL1"
 _ITERATIONS = 10
@@ -194,6 +199,15 @@ def store_cell_book(conn: sqlite3.Connection, book: CellBook, path: Path) -> Cel
     stored = load_cell_book(conn, path)
     assert stored is not None
     return stored
+
+
+def bump_generation(conn: sqlite3.Connection) -> None:
+    """Mark that units already in the collection were filed (a training's transaction): every handle's held cell
+    lists are stale (they gave those units empty lists) and are rebuilt by its next ``pooled_ivf`` search."""
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('cells_generation', '1') "
+        "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+    )
 
 
 def write_cells(conn: sqlite3.Connection, page_id: int, sketch: bytes) -> None:

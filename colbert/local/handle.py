@@ -38,7 +38,7 @@ from colbert.errors import (
 )
 from colbert.local import schema as _schema
 from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
-from colbert.local.cells import CellBook, load_cell_book, load_cell_lists
+from colbert.local.cells import CELLS_GENERATION_SQL, CellBook, load_cell_book, load_cell_lists
 from colbert.local.checksum import add_missing_crcs
 from colbert.local.codes import checked_lists, damaged_lists, load_codebook
 from colbert.local.dense import DenseSnapshot, load_rows
@@ -127,6 +127,7 @@ class LocalHandle:
         self._sketches = options.first_stage in ("pooled", "pooled_ivf")
         self._lists = InvertedViews()  # ivf / pooled_ivf inverted lists, each loaded by the first search asking
         self.cells: CellBook | None = None  # the stored cell book (pooled_ivf), once trained (never changes)
+        self._cells_generation: str | None = None  # meta.cells_generation as of the last sync
         self._seen_keys: set[str] = set()  # metadata keys some document had (LocalStore.metadata_keys)
         # the units FTS5 holds (colbert.local.bm25): loaded by the first text search, then kept in step with the
         # snapshot
@@ -235,11 +236,14 @@ class LocalHandle:
     def _synced(self, conn: sqlite3.Connection, *, sketches: bool = False) -> DenseSnapshot:
         """Bring the shared snapshot (and the text view, if loaded) up to this transaction's view (caller holds
         ``_sync_lock``); ``sketches``: the snapshot must hold the pages' sketches (loaded now if it does not)."""
-        max_id, min_del, max_del, tokenizer = conn.execute(
+        max_id, min_del, max_del, tokenizer, cells = conn.execute(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM pages), (SELECT MIN(seq) FROM deletions), "
-            f"(SELECT COALESCE(MAX(seq), 0) FROM deletions), ({_TOKENIZER_SQL})"
+            f"(SELECT COALESCE(MAX(seq), 0) FROM deletions), ({_TOKENIZER_SQL}), ({CELLS_GENERATION_SQL})"
         ).fetchone()
         self._check_tokenizer(tokenizer)
+        if cells != self._cells_generation:  # units already here were filed since (colbert.local.cells)
+            self._cells_generation = cells
+            self._lists.drop("pooled_ivf")
         if self._book is None and needs_codebook(self.config.codec):
             self._book = load_codebook(conn, self._path)
         if self.cells is None:

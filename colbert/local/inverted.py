@@ -65,6 +65,9 @@ class InvertedViews:
                 self._views[kind] = view
         return view
 
+    def drop(self, kind: str) -> None:
+        self._views.pop(kind, None)
+
     def get(self, kind: str) -> IvfSnapshot | None:
         return self._views.get(kind)
 

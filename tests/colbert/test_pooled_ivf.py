@@ -223,3 +223,21 @@ def test_ivf_top_is_the_imputed_score_ranking_ties_to_the_lowest_ids(nprobe: int
     allowed = ids[::8]
     got, _ = ivf_top(snap, book, q, 3, nprobe, allowed)
     assert got.tolist() == [i for i in ranking if i in set(allowed.tolist())][:3]
+
+
+def test_units_filed_by_a_later_training_reach_a_reader_that_held_the_lists(tmp_path: Path) -> None:
+    """A reader's lists built while units were not filed yet (a training under way) give them empty lists; the
+    training's filing transactions mark it, and the reader's next search rebuilds the lists."""
+    pages = topic_pages(12, 200)
+    trainer = _store(tmp_path / "c", pages)
+    trainer.train_cells(k=16)
+    with trainer._write() as conn:  # as if the training had not filed d7 yet
+        conn.execute("DELETE FROM unit_cells WHERE page_id = (SELECT id FROM pages WHERE doc_id = 'd7')")
+    reader = LocalStore.open(tmp_path / "c")
+    opts = SearchOptions(k=1, candidates=1, first_stage="pooled_ivf", prefetch=1)
+    q = Query(pages[7][:8], None)
+    assert reader.search(q, opts)[0].doc_id != "d7"  # reached by imputation only: outranked
+    assert trainer.train_cells() == (trainer.cells, 1)
+    assert reader.search(q, opts)[0].doc_id == "d7"
+    reader.close()
+    trainer.close()
