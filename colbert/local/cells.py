@@ -71,7 +71,7 @@ CELLS_GENERATION_SQL = "SELECT value FROM meta WHERE key = 'cells_generation'"  
 DEFAULT_REACH = 5000  # units sketch-scored after the cells (SearchOptions.prefetch overrides it): bench/README.md
 _MAGIC = b"JEV4CELL1"
 _ITERATIONS = 10
-_BLOCK = 8192  # rows per assignment GEMM (8192 × K float32 similarities at a time)
+_SIMS = 1 << 22  # similarities per assignment GEMM (16 MiB of float32: 1,024 rows at K = 4,096)
 _BOOKS: dict[str, CellBook] = {}  # stored books by digest: one parse per process, whatever the connection
 
 
@@ -132,8 +132,9 @@ def _unit(x: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], npt.NDAr
 def _nearest(units: npt.NDArray[np.float32], ct: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
     """Each row's cell: the highest dot product with the cells' unit directions, given transposed (D, K)."""
     out = np.empty(units.shape[0], dtype=np.int64)
-    for start in range(0, units.shape[0], _BLOCK):
-        out[start : start + _BLOCK] = (units[start : start + _BLOCK] @ ct).argmax(axis=1)
+    step = max(1, _SIMS // ct.shape[1])
+    for start in range(0, units.shape[0], step):
+        out[start : start + step] = (units[start : start + step] @ ct).argmax(axis=1)
     return out
 
 
