@@ -241,3 +241,24 @@ def test_units_filed_by_a_later_training_reach_a_reader_that_held_the_lists(tmp_
     assert reader.search(q, opts)[0].doc_id == "d7"
     reader.close()
     trainer.close()
+
+
+def test_a_recode_keeps_the_cells_and_files_every_unit(tmp_path: Path) -> None:
+    from colbert.catalog import Catalog
+
+    pages = topic_pages(13, 40)
+    with Catalog(tmp_path) as catalog:
+        store = catalog.create("lib", CollectionConfig(DENSE, D, codec="float16"))  # type: ignore[arg-type]
+        for i, p in enumerate(pages):
+            store.add_document(f"d{i}", [record(p)])
+        book, _ = store.train_cells(k=8)  # type: ignore[attr-defined]
+        catalog.recode("lib", "binary")
+        recoded = catalog.get("lib")
+        assert isinstance(recoded, LocalStore)
+        with recoded._read() as conn:
+            assert conn.execute("SELECT COUNT(*) FROM unit_cells").fetchone()[0] == 40
+        assert recoded.train_cells()[1] == 0  # nothing left to file
+        assert recoded.cells is not None
+        assert recoded.cells.to_bytes() == book.to_bytes()
+        opts = SearchOptions(k=3, candidates=10, first_stage="pooled_ivf", prefetch=20)
+        assert recoded.search(Query(pages[11][:8], None), opts)[0].doc_id == "d11"
