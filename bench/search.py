@@ -110,6 +110,7 @@ class Run:
                         exhaustive=candidates is None,
                         first_stage=first_stage,
                         query_groups=groups,
+                        prefetch=a.cells_reach if first_stage == "pooled_ivf" and a.cells_reach else None,
                     ),
                 )
                 return [int(h.doc_id[1:]) * per_doc + h.unit for h in hits]
@@ -122,6 +123,9 @@ class Run:
         plans += [("pooled", int(c), None) for c in a.pooled.split(",") if c]
         plans += [("pooled", int(c), a.query_groups) for c in a.pooled_grouped.split(",") if c]
         plans += [("ivf", int(c), None) for c in a.ivf.split(",") if c and needs_codebook(self.codec)]
+        plans += [("pooled_ivf", int(c), None) for c in a.pooled_ivf.split(",") if c]
+        if any(stage == "pooled_ivf" for stage, _, _ in plans):
+            self.train_cells(store, n)
         if n <= a.exhaustive_max_pages:
             plans.append(("dense", None, None))
         for first_stage, candidates, groups in plans:
@@ -162,6 +166,25 @@ class Run:
             disk = _dir_bytes(self.work / "edge") // edge_pages
             self.rows.append(["qdrant-edge", edge_pages, "disk bytes/page", disk])
         print(format_table(["engine", "pages", "figure", "value"], self.rows, title="Search benchmark"), flush=True)
+
+    def train_cells(self, store: LocalStore, n: int) -> None:
+        """Give the store its sketch cells (an explicit step, :mod:`colbert.local.cell_training`) unless it has
+        them: CPU seconds, units filed, and the cells' bytes per unit on disk (rows' payload) in the report."""
+        t0, c0 = time.perf_counter(), time.process_time()
+        book, filed = store.train_cells(self.args.cells or None)
+        took = f"{time.perf_counter() - t0:.1f} s wall, {time.process_time() - c0:.1f} s CPU"
+        self.rows.append(["ours", n, f"train cells (K={book.k}, {filed} units filed)", took])
+        with store._read() as conn:
+            payload = conn.execute("SELECT COALESCE(SUM(length(data)) + 8 * COUNT(*), 0) FROM unit_cells").fetchone()[0]
+        self.rows.append(
+            [
+                "ours",
+                n,
+                "cells bytes/unit on disk (payload + rowid), cell book bytes",
+                f"{payload / n:.1f}, {len(book.to_bytes())}",
+            ]
+        )
+        print("# " + " | ".join(map(str, self.rows[-2])) + " || " + " | ".join(map(str, self.rows[-1])), flush=True)
 
     def time_plan(
         self,
@@ -240,6 +263,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--codec", default="float16", choices=[c.value for c in Codec])
     p.add_argument("--dense-codec", default="float32", choices=DENSE_CODECS, help="stored dense vector (ours)")
     p.add_argument("--ivf", default="100,200,400", help="ivf first stage plans (ours; residual codecs only)")
+    p.add_argument("--pooled-ivf", default="", help="pooled_ivf first stage plans (ours; trains the cells if none)")
+    p.add_argument("--cells", type=int, default=0, help="cells to train for --pooled-ivf (0: the default K)")
+    p.add_argument("--cells-reach", type=int, default=0, help="units sketch-scored after the cells (0: default)")
     p.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
     p.add_argument("--agreement", action="store_true", help="also the top-k agreement with float32 MaxSim (ours)")
     p.add_argument("--batch-docs", type=int, default=1, help="documents per add_documents transaction (ours)")

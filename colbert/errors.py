@@ -4,6 +4,7 @@
 
     ColbertError
     ├── InvalidQueryError          a query array of the wrong shape/dtype, k < 1, …
+    │   └── FirstStageUnavailableError  a first stage the collection lacks the structure for (ivf, pooled_ivf)
     ├── InvalidDocumentError       pages of the wrong shape, duplicate page numbers, non-finite values
     ├── InvalidFilterError         a metadata filter that is not {key: scalar}
     │   └── UnknownFilterKeyError  a delete-by-filter naming a key no document of the collection has
@@ -32,6 +33,7 @@ __all__ = [
     "DocumentExistsError",
     "DocumentNotFoundError",
     "ExportFormatError",
+    "FirstStageUnavailableError",
     "IndexFormatError",
     "InvalidCollectionNameError",
     "InvalidDocumentError",
@@ -49,6 +51,11 @@ class ColbertError(Exception):
 
 class InvalidQueryError(ColbertError):
     """A query the index cannot run (shape, dtype, k, candidates)."""
+
+
+class FirstStageUnavailableError(InvalidQueryError):
+    """A first stage asked of a collection without what it reads (``ivf``: a residual codec's centroid lists;
+    ``pooled_ivf``: trained cells); the message says what to ask or do instead."""
 
 
 class InvalidDocumentError(ColbertError):

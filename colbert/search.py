@@ -38,7 +38,7 @@ from colbert.text import query_terms
 
 __all__ = ["FIRST_STAGES", "CheckedQuery", "Query", "SearchOptions", "check_query_text", "checked_query", "parse_mode"]
 
-FIRST_STAGES = ("dense", "pooled", "ivf")
+FIRST_STAGES = ("dense", "pooled", "ivf", "pooled_ivf")
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,11 @@ class SearchOptions:
       (hybrid: the BM25 and visual candidates together), k..``max_candidates``; ``exhaustive``: score every
       (matching) unit exactly instead.
     * ``mode`` (:class:`~colbert.hybrid.SearchMode`), ``fusion`` (hybrid only; None: weighted, text_weight 0.5).
-    * ``first_stage``: ``dense``, ``pooled`` or ``ivf`` (embedded backend, residual codecs:
-      :mod:`colbert.local.ivf`; None: the backend's default; Qdrant has ``dense`` only);
-      ``prefetch`` (>= candidates) and ``query_groups`` (>= 1) tune ``pooled``
+    * ``first_stage``: ``dense``, ``pooled``, ``ivf`` (embedded backend, residual codecs:
+      :mod:`colbert.local.ivf`) or ``pooled_ivf`` (embedded backend, collections with trained cells:
+      :mod:`colbert.local.cells`); None: the backend's default; Qdrant has ``dense`` only.
+      ``prefetch`` (>= candidates; ``pooled_ivf``: the units whose sketches are scored) and ``query_groups`` (>= 1)
+      tune ``pooled`` and ``pooled_ivf``
       (:meth:`colbert.local.LocalStore.search`).
     * ``include_text`` / ``include_unit_metadata``: each hit carries its unit's text / metadata, read with the
       ranking.

@@ -218,6 +218,7 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str, str]] = [
     (ce.InvalidCollectionNameError, 422, "invalid_request_error", "invalid_collection_name"),
     (ce.InvalidFilterError, 422, "invalid_request_error", "invalid_filter"),
     (ce.DimensionMismatchError, 422, "invalid_request_error", "dimension_mismatch"),
+    (ce.FirstStageUnavailableError, 422, "invalid_request_error", "first_stage_unavailable"),
     (ce.InvalidQueryError, 422, "invalid_request_error", "invalid_query"),
     (ce.InvalidDocumentError, 422, "invalid_request_error", "invalid_document"),
     (ce.CodecError, 422, "invalid_request_error", "invalid_codec"),

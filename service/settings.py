@@ -243,7 +243,9 @@ class Settings:
     (approximate MaxSim over 8 k-means centroids per page, held in memory; higher recall at the same candidate
     count) or ivf (inverted lists over the codebook's centroids: the residual codecs residual2, residual1,
     residualpq2, residualpq1 only; the collections of other codecs use dense, and a search that asks ivf of them
-    is a 422)."""
+    is a 422) or pooled_ivf (inverted lists over the pooled centroids' cells, for every codec once `collections
+    train-cells` ran; the collections without cells use pooled, and a search that asks pooled_ivf of them is a
+    422)."""
     store_busy_timeout_s: float = 30.0
     """Embedded backend: seconds a write waits for another process's write to the same collection before it
     fails with 503 index_busy (several processes may serve one data_dir; their writes are serialised)."""

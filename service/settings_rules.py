@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from colbert.search import FIRST_STAGES
+
 if TYPE_CHECKING:
     from service.settings import Settings
 
@@ -51,7 +53,7 @@ def check_values(s: Settings) -> None:
     """SettingsError naming the first field out of its range or choices."""
     _check_positive(s)
     _check_choice("collection_backend", s.collection_backend, ("local", "qdrant"))
-    _check_choice("first_stage", s.first_stage, ("dense", "pooled", "ivf"))
+    _check_choice("first_stage", s.first_stage, FIRST_STAGES)
     _check_choice("ocr", s.ocr, ("auto", "always", "never"))
     _check_choice("duplicate_policy", s.duplicate_policy, ("return_existing", "refuse", "allow"))
     _check_choice("dtype", s.dtype, ("auto", "float32", "bfloat16", "float16"))

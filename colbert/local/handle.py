@@ -29,17 +29,26 @@ import numpy as np
 
 from colbert import text
 from colbert.codebook import Codebook
-from colbert.errors import CollectionBusyError, IndexFormatError, InvalidQueryError, StoreBusyError, StoreClosedError
+from colbert.errors import (
+    CollectionBusyError,
+    FirstStageUnavailableError,
+    IndexFormatError,
+    StoreBusyError,
+    StoreClosedError,
+)
 from colbert.local import schema as _schema
 from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
+from colbert.local.cells import CELLS_GENERATION_SQL, CellBook, load_cell_book, load_cell_lists
 from colbert.local.checksum import add_missing_crcs
 from colbert.local.codes import checked_lists, damaged_lists, load_codebook
-from colbert.local.dense import DenseSnapshot, load_rows, trim_heap
+from colbert.local.dense import DenseSnapshot, load_rows
 from colbert.local.dense_codec import check_dense_codec
-from colbert.local.ivf import IvfSnapshot, ivf_top, load_centroid_lists
+from colbert.local.inverted import InvertedViews, pooled_ivf_top, unavailable
+from colbert.local.ivf import ivf_top, load_centroid_lists
 from colbert.local.modes import FirstStage, first_stage
 from colbert.local.scan import PageScorer
-from colbert.quantize import RESIDUAL_CODES, needs_codebook
+from colbert.quantize import needs_codebook
+from colbert.search import FIRST_STAGES
 from colbert.store import CollectionConfig, StoreLimits
 
 __all__ = ["LocalHandle", "LocalOptions", "LocalStats"]
@@ -54,8 +63,8 @@ class LocalOptions:
     mmap_bytes: int = 1 << 31  # SQLite mmap window (capped by SQLite at 2 GiB in CPython's build; 0: off)
     sketch_vectors: int = _schema.DEFAULT_SKETCH_VECTORS  # pooled first-stage centroids per page, fixed at creation
     dense_codec: str = "float32"  # how each unit's dense vector is stored (colbert.local.dense_codec), at creation
-    first_stage: str = "dense"  # search()'s when not told: "dense" (the contract), "pooled", "ivf" (else dense)
-    nprobe: int = 8  # ivf first stage: centroids probed per query token (colbert.local.ivf)
+    first_stage: str = "dense"  # search()'s when not told: "dense" (the contract), "pooled", "ivf", "pooled_ivf"
+    nprobe: int = 8  # ivf / pooled_ivf first stages: centroids (cells) probed per query token (colbert.local.ivf)
     scan_block_pages: int = 128  # pages decoded and scored at a time (bounds search memory)
     deletions_retained: int = 100_000  # deletion log rows kept for incremental refresh of other handles
     read_threads: int = 4  # connections reading a rerank's candidate blobs concurrently (1: the search's own)
@@ -65,8 +74,8 @@ class LocalOptions:
     def __post_init__(self) -> None:
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {self.synchronous!r}")
-        if self.first_stage not in ("dense", "pooled", "ivf"):
-            raise ValueError(f"first_stage must be 'dense', 'pooled' or 'ivf', got {self.first_stage!r}")
+        if self.first_stage not in FIRST_STAGES:
+            raise ValueError(f"first_stage must be one of {FIRST_STAGES}, got {self.first_stage!r}")
         if min(self.nprobe, self.scan_block_pages, self.deletions_retained, self.sketch_vectors, self.read_threads) < 1:
             raise ValueError("nprobe, scan_block_pages, deletions_retained, sketch_vectors, read_threads must be >= 1")
         check_dense_codec(self.dense_codec)
@@ -84,7 +93,7 @@ class LocalStats:
     blob_bytes: int  # codec'd multi-vector bytes, without SQLite's page overhead
     memory_bytes: int  # the in-memory first stages (held dense rows + sketches + ids + live mask) of this handle
     text_memory_bytes: int = 0  # the full-text side in memory: units' ids/lengths/live mask + cached postings
-    ivf_memory_bytes: int = 0  # the inverted lists in memory (residual codecs, once an ivf search loaded them)
+    ivf_memory_bytes: int = 0  # the inverted lists in memory (once an ivf / pooled_ivf search loaded them)
 
 
 _TOKENIZER_SQL = f"SELECT value FROM meta WHERE key = '{_schema.TOKENIZER_KEY}'"
@@ -115,8 +124,10 @@ class LocalHandle:
         # the pooled first stage's sketches (~1 KiB a page as int8) are held in memory from the open when it is the
         # default
         # first stage, else from the first search that asks for it: a dense or ivf process never pays for them
-        self._sketches = options.first_stage == "pooled"
-        self._ivf: IvfSnapshot | None = None  # the inverted lists (residual codecs), loaded by the first ivf search
+        self._sketches = options.first_stage in ("pooled", "pooled_ivf")
+        self._lists = InvertedViews()  # ivf / pooled_ivf inverted lists, each loaded by the first search asking
+        self.cells: CellBook | None = None  # the stored cell book (pooled_ivf), once trained (never changes)
+        self._cells_generation: str | None = None  # meta.cells_generation as of the last sync
         self._seen_keys: set[str] = set()  # metadata keys some document had (LocalStore.metadata_keys)
         # the units FTS5 holds (colbert.local.bm25): loaded by the first text search, then kept in step with the
         # snapshot
@@ -225,13 +236,18 @@ class LocalHandle:
     def _synced(self, conn: sqlite3.Connection, *, sketches: bool = False) -> DenseSnapshot:
         """Bring the shared snapshot (and the text view, if loaded) up to this transaction's view (caller holds
         ``_sync_lock``); ``sketches``: the snapshot must hold the pages' sketches (loaded now if it does not)."""
-        max_id, min_del, max_del, tokenizer = conn.execute(
+        max_id, min_del, max_del, tokenizer, cells = conn.execute(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM pages), (SELECT MIN(seq) FROM deletions), "
-            f"(SELECT COALESCE(MAX(seq), 0) FROM deletions), ({_TOKENIZER_SQL})"
+            f"(SELECT COALESCE(MAX(seq), 0) FROM deletions), ({_TOKENIZER_SQL}), ({CELLS_GENERATION_SQL})"
         ).fetchone()
         self._check_tokenizer(tokenizer)
+        if cells != self._cells_generation:  # units already here were filed since (colbert.local.cells)
+            self._cells_generation = cells
+            self._lists.drop("pooled_ivf")
         if self._book is None and needs_codebook(self.config.codec):
             self._book = load_codebook(conn, self._path)
+        if self.cells is None:
+            self.cells = load_cell_book(conn, self._path)
         if tokenizer != self._tokenizer:  # another process rebuilt the full-text index: same ids, new postings
             self._tokenizer, self._text = tokenizer, None
             self._postings.clear()
@@ -246,7 +262,7 @@ class LocalHandle:
         if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
             snap = DenseSnapshot.load((int(max_id), int(max_del)), conn, dense, sketch)
             text = None  # the deletion log no longer reaches back to it: reloaded by the next text search
-            self._ivf = None  # likewise for the inverted lists
+            self._lists.clear()  # likewise for the inverted lists
         else:
             dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
             added = load_rows(conn, snap.version[0], dense, sketch)
@@ -254,9 +270,7 @@ class LocalHandle:
             if text is not None:
                 text = text.apply(*load_text_units(conn, snap.version[0]), dead)
                 self._text_generation = text.generation
-            if self._ivf is not None:
-                self._ivf = self._ivf.apply(version, *self._centroid_lists(conn, snap.version[0]), dead)
-                self._ivf = None if self._ivf.too_sparse() else self._ivf
+            self._lists.apply(version, lambda kind, after: self._stored_lists(conn, kind, after), snap.version[0], dead)
             snap = snap.apply(version, added, dead)
         self._snapshot, self._text = snap, text
         return snap
@@ -266,23 +280,26 @@ class LocalHandle:
         allowed: np.ndarray | None, how: FirstStage,
     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """The visual first stage's (unit ids, scores) best first, in ``conn``'s read transaction (synced)."""
-        if how.kind != "ivf":
+        if how.kind in ("dense", "pooled"):
             return first_stage(snap, q, dense, None if allowed is None else snap.rows_of(allowed), how)
-        if self._book is None:
-            if not needs_codebook(self.config.codec):
-                residual = ", ".join(c.value for c in RESIDUAL_CODES)
-                raise InvalidQueryError(
-                    f"first_stage 'ivf' needs a residual codec ({residual}); this collection stores {self.config.codec}"
-                )
+        book = self.cells if how.kind == "pooled_ivf" else self._book
+        if book is None:
+            if how.kind == "pooled_ivf" or not needs_codebook(self.config.codec):
+                raise FirstStageUnavailableError(unavailable(how.kind, self.config.codec))
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)  # no document yet
+        lists = lambda kind, after: self._stored_lists(conn, kind, after)  # noqa: E731
         with self._sync_lock:
-            ivf = self._ivf
-            if ivf is None or ivf.version != snap.version:  # built from this transaction, which matches ``snap``
-                ivf = IvfSnapshot.build(snap.version, self._book.k, *self._centroid_lists(conn, 0))
-                trim_heap()  # the build's temporaries (~40 B per list entry) would stay resident
-                if snap is self._snapshot:  # kept only as the newest view (``_synced`` moves it forward)
-                    self._ivf = ivf
-        return ivf_top(ivf, self._book, q, how.candidates, self.options.nprobe, allowed)
+            view = self._lists.held(how.kind, snap, book.k, lists, snap is self._snapshot)
+        if how.kind == "pooled_ivf":
+            assert isinstance(book, CellBook)
+            return pooled_ivf_top(view, book, snap, q, how, self.options.nprobe, allowed)
+        return ivf_top(view, book, q, how.candidates, self.options.nprobe, allowed)
+
+    def _stored_lists(self, conn: sqlite3.Connection, kind: str, after_id: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        if kind == "pooled_ivf":
+            assert self.cells is not None
+            return load_cell_lists(conn, after_id, self.cells.k, self._path)
+        return self._centroid_lists(conn, after_id)
 
     def _centroid_lists(self, conn: sqlite3.Connection, after_id: int) -> tuple[np.ndarray, list[np.ndarray]]:
         """The units' centroid lists above ``after_id``, checked (a damaged row: ``IndexFormatError``)."""
@@ -337,8 +354,8 @@ class LocalHandle:
         text_memory = self._postings.nbytes
         if text is not None:
             text_memory += text.ids.nbytes + text.lengths.nbytes + text.alive.nbytes
-        ivf = self._ivf
-        ivf_memory = 0 if ivf is None else ivf.nbytes()
+        with self._sync_lock:
+            ivf_memory = self._lists.nbytes()
         return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), snap.nbytes, text_memory, ivf_memory)
 
     def disk_bytes(self) -> int:

@@ -25,12 +25,23 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from colbert.codebook import Codebook
+__all__ = ["Centroids", "IvfSnapshot", "ivf_top", "load_centroid_lists"]
 
-__all__ = ["IvfSnapshot", "ivf_top", "load_centroid_lists"]
+
+class Centroids(Protocol):
+    """What the lists are filed under: a residual codebook (:class:`colbert.codebook.Codebook`) or the sketch
+    cells (:class:`colbert.local.cells.CellBook`)."""
+
+    @property
+    def k(self) -> int: ...
+
+    @property
+    def centroids(self) -> np.ndarray: ...
+
 
 _MIN_CAPACITY = 16
 
@@ -128,7 +139,7 @@ def load_centroid_lists(conn: sqlite3.Connection, after_id: int) -> tuple[np.nda
 
 
 def ivf_top(
-    snap: IvfSnapshot, book: Codebook, q: np.ndarray, count: int, nprobe: int, allowed: np.ndarray | None
+    snap: IvfSnapshot, book: Centroids, q: np.ndarray, count: int, nprobe: int, allowed: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(page ids (≤count,), approximate scores) best first (module docstring); ``allowed``: page ids a filter
     lets through (None: all)."""
@@ -155,12 +166,25 @@ def ivf_top(
             rows = np.concatenate(touched)
             gains[rows] += scratch[rows]  # duplicates add once (buffered fancy indexing)
             scratch[rows] = 0.0
-    valid = snap.alive if allowed is None else _allowed_mask(snap, allowed)  # (n,) bool
-    rows = np.flatnonzero(valid)
-    if rows.size > count:
-        rows = rows[np.argpartition(-gains[rows], count - 1)[:count]]
+    rows = _choosable(snap, gains, count, allowed)  # (m,) ascending, so ascending page ids
+    if rows.size > count:  # the best ``count``; at the boundary, ties go to the lowest page ids
+        g = gains[rows]
+        kth = -np.partition(-g, count - 1)[count - 1]
+        above, tied = rows[g > kth], rows[g == kth]
+        rows = np.concatenate([above, tied[: count - above.size]])
     rows = rows[np.lexsort((snap.ids[rows], -gains[rows]))]  # best first, ties by page id
     return snap.ids[rows], (gains[rows] + np.float32(base)).astype(np.float32)
+
+
+def _choosable(snap: IvfSnapshot, gains: np.ndarray, count: int, allowed: np.ndarray | None) -> np.ndarray:
+    """The rows the best ``count`` live, allowed rows by ``gains`` are among: with no filter, the live rows a probed
+    list raised above the floor when there are ``count`` of them (every other row's gain is 0, so none of them
+    can be better: the top-``count`` selection then runs over the lists' reach, not over every unit)."""
+    if allowed is not None:
+        return np.flatnonzero(_allowed_mask(snap, allowed))
+    raised = np.flatnonzero(gains > 0)
+    raised = raised[snap.alive[raised]]
+    return raised if raised.size >= count else np.flatnonzero(snap.alive)
 
 
 def _allowed_mask(snap: IvfSnapshot, allowed: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from colbert import text
 from colbert.errors import IndexFormatError
+from colbert.local.cells import CELLS_DDL
 from colbert.local.checksum import ensure_crc_column
 from colbert.local.codes import CODES_DDL
 from colbert.local.fts import FTS_DDL, fts_add, fts_rebuild
@@ -50,7 +51,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
     _ensure_warnings(conn)
     ensure_crc_column(conn)  # NULL in the rows written before: read unchecked until vacuum fills them
     conn.execute(ORIGINALS_DDL)  # a version-3 index written before originals were kept
-    for statement in CODES_DDL:  # ... or before the residual codecs existed
+    for statement in CODES_DDL + CELLS_DDL:  # ... or before the residual codecs (or the cells) existed
         conn.execute(statement)
 
 

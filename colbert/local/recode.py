@@ -5,7 +5,7 @@ old one's documents as stored — the same path an export + ``import --codec`` t
 (:meth:`LocalBackend.export_source` then :meth:`LocalBackend.restore`, without the file in between): ids,
 metadata, ``created_at``, content hashes, warnings, units, texts, images and originals are copied as they are,
 and only the multi-vectors (with their sketches, and a codebook for the residual codecs) are re-encoded. The dense
-codec and the sketch width stay the collection's.
+codec, the sketch width and the ``pooled_ivf`` cell book stay the collection's (the units are filed again).
 
 All the while the old collection's write lock is held (:meth:`LocalHandle._exclusive`): a write already under
 way (this process or another) refuses the recode with ``CollectionBusyError`` instead of waiting, and writes
@@ -26,6 +26,7 @@ import os
 from typing import TYPE_CHECKING
 
 from colbert.errors import CodecError, CollectionExistsError
+from colbert.local.cells import load_cell_book, store_cell_book
 from colbert.local.scan import damaged_codes
 
 if TYPE_CHECKING:
@@ -51,6 +52,11 @@ def recode_collection(backend: LocalBackend, name: str, old: LocalStore, codec: 
     with old._exclusive(f"the recode of collection {name!r}"):
         key, staged = backend.new_staging(name, config, options, prefix=".recode")
         try:
+            with old._read() as conn:
+                cells = load_cell_book(conn, old._path)
+            if cells is not None:  # kept: each restored unit is filed under them in its own transaction
+                with staged._write() as conn:
+                    store_cell_book(conn, cells, staged._path)
             source = backend.export_source(old)
             for doc in source.documents:
                 try:

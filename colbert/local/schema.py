@@ -65,6 +65,7 @@ from pathlib import Path
 
 from colbert import text
 from colbert.errors import CodecError, DimensionMismatchError, IndexFormatError
+from colbert.local.cells import CELLS_DDL
 from colbert.local.codes import CODES_DDL
 from colbert.local.dense_codec import check_dense_codec
 from colbert.local.fts import FTS_DDL
@@ -159,7 +160,7 @@ def create_schema(
             conn.execute(statement)
         conn.execute(FTS_DDL)
         conn.execute(ORIGINALS_DDL)
-        for statement in CODES_DDL:
+        for statement in CODES_DDL + CELLS_DDL:
             conn.execute(statement)
         rows = {
             "format": FORMAT_NAME,

@@ -26,11 +26,11 @@ Why SQLite (stdlib) and this layout:
   (``sketch_vectors × multivector_dim × 2`` bytes per page, 2 KiB at 8 × 128). Candidates are chosen by
   approximate MaxSim of the query's tokens against the sketches, which tracks exact MaxSim far more closely
   than one dense vector does; ``prefetch`` optionally narrows the sketch scan to the dense top-``prefetch``.
-* **ivf first stage** (``first_stage="ivf"``, the residual codecs): inverted lists over the collection
-  codebook's centroids (:mod:`colbert.local.ivf`; per-unit rows on disk, the inverse in memory, kept in step like
-  the dense matrix); the codebook is trained on the first document or by :meth:`LocalStore.train_codebook`. As
-  ``LocalOptions.first_stage`` it serves the collections of those codecs and the others use ``dense``; asked of
-  another codec by ``SearchOptions.first_stage`` it is an ``InvalidQueryError``.
+* **ivf / pooled_ivf first stages**: inverted lists over the residual codebook's centroids (:mod:`colbert.local.ivf`)
+  or over the sketches' cells (:mod:`colbert.local.cells`, every codec, :meth:`LocalStore.train_cells`); per-unit
+  rows on disk, the inverse in memory, kept in step like the dense matrix (:mod:`colbert.local.inverted`). As
+  ``LocalOptions.first_stage`` they serve the collections that have them (others: ``dense`` / ``pooled``); asked
+  of one without, a ``FirstStageUnavailableError``.
 * **Filters before ranking.** Filters (:mod:`colbert.filters`) select the matching pages (equality through an
   indexed postings table, ``doc_fields``) and the first stage ranks only those, so k results come back
   however selective the filter is.
@@ -75,6 +75,8 @@ from colbert.local import migrate as _migrate
 from colbert.local import schema as _schema
 from colbert.local.bm25 import TextUnits, bm25_top
 from colbert.local.bulk import add_documents
+from colbert.local.cell_training import train_cells
+from colbert.local.cells import CellBook
 from colbert.local.checksum import check_codes
 from colbert.local.coding import store_first_codebook, trained_codebook
 from colbert.local.dense_codec import decode_dense
@@ -168,6 +170,10 @@ class LocalStore(LocalHandle):
         with self._write() as conn:
             store_first_codebook(conn, book, int(np.shape(tokens)[0]), self._path)
         return book
+
+    def train_cells(self, k: int | None = None) -> tuple[CellBook, int]:
+        """The ``pooled_ivf`` cells, trained unless stored, all units filed (:mod:`colbert.local.cell_training`)."""
+        return train_cells(self, k)
 
     def update_metadata(self, doc_id: str, metadata: Mapping[str, Any]) -> DocumentInfo:
         """Replace a document's metadata (and its filter index) in one transaction; units are untouched
@@ -319,6 +325,8 @@ class LocalStore(LocalHandle):
           nearest ``query.dense`` when both are given, else for every (matching) page. ``query_groups``: score
           the sketches with the query pooled to that many weighted centroids (:func:`colbert.local.sketch.pool_query`;
           ~Lq/groups times cheaper, a coarser ranking); the rerank always uses every query token.
+        * ``"ivf"`` / ``"pooled_ivf"``: see the module docstring; ``pooled_ivf`` sketch-scores the ``prefetch``
+          (default :data:`colbert.local.cells.DEFAULT_REACH`) units its cells rank first.
 
         ``options.filter`` (:mod:`colbert.filters`) restricts every stage to the matching pages, BM25 included.
         """
@@ -329,7 +337,10 @@ class LocalStore(LocalHandle):
         if kind == "ivf" and opts.first_stage is None and not needs_codebook(self.config.codec):
             kind = "dense"  # LocalOptions.first_stage: ivf where a collection has centroid lists (asked: an error)
         with self._read() as conn:
-            snap, units = self._views_for(conn, sketches=kind == "pooled" and opts.mode is not SearchMode.TEXT)
+            sketches = kind in ("pooled", "pooled_ivf") and opts.mode is not SearchMode.TEXT
+            snap, units = self._views_for(conn, sketches=sketches)
+            if kind == "pooled_ivf" and opts.first_stage is None and self.cells is None:
+                kind = "pooled"  # LocalOptions.first_stage: pooled_ivf where cells were trained (asked: an error)
             allowed = filtered_ids(conn, flt) if flt else None
             if opts.mode is SearchMode.TEXT:
                 return hits_of(conn, text_rank(self._bm25(conn, units, checked.terms, allowed), k), opts)

@@ -22,6 +22,7 @@ import numpy as np
 from colbert._validate import canonical_json
 from colbert.codebook import Codebook
 from colbert.local.assign import page_centroid_ids
+from colbert.local.cells import write_cells
 from colbert.local.checksum import code_crc
 from colbert.local.codes import distinct_centroids
 from colbert.local.dense_codec import encode_dense
@@ -132,6 +133,7 @@ def insert_document(
             (page_id, row.n, row.blob, code_crc(row.blob)),
         )
         conn.execute("INSERT INTO sketches (page_id, data) VALUES (?, ?)", (page_id, row.sketch))
+        write_cells(conn, int(page_id or 0), row.sketch)
         if row.centroids is not None:
             conn.execute("INSERT INTO unit_centroids (page_id, data) VALUES (?, ?)", (page_id, row.centroids))
         if row.text is not None:
@@ -150,7 +152,7 @@ def delete_rows(conn: sqlite3.Connection, doc_id: str, deletions_retained: int) 
     fts_delete(
         conn, conn.execute(f"SELECT page_id, text FROM unit_text WHERE page_id IN {of_doc}", (doc_id,)).fetchall()
     )
-    for table in ("multivectors", "sketches", "unit_text", "unit_images", "unit_centroids"):
+    for table in ("multivectors", "sketches", "unit_text", "unit_images", "unit_centroids", "unit_cells"):
         conn.execute(f"DELETE FROM {table} WHERE page_id IN {of_doc}", (doc_id,))
     conn.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
     conn.execute("DELETE FROM doc_fields WHERE doc_id = ?", (doc_id,))

@@ -1,10 +1,12 @@
-"""``python -m service collections list | show | delete | vacuum | export | import``: the collection routes of
-:class:`~service.collections.manager.Collections` on the settings' data directory and backend, no model needed::
+"""``python -m service collections list | show | delete | vacuum | train-cells | export | import``: the collection
+routes of :class:`~service.collections.manager.Collections` on the settings' data directory and backend, no model
+needed::
 
     python -m service collections list                       # GET    /v1/collections
     python -m service collections show NAME                  # GET    /v1/collections/{name}
     python -m service collections delete NAME [--yes]        # DELETE /v1/collections/{name} (asks first)
     python -m service collections vacuum NAME [--recode C]   # POST   /v1/collections/{name}/vacuum
+    python -m service collections train-cells NAME [--cells K]   # the pooled_ivf first stage's cells (embedded)
     python -m service collections export NAME FILE           # one file: vectors, texts, images, metadata
     python -m service collections import FILE [--name NEW]   # into this --collection-backend (migration)
 
@@ -61,6 +63,12 @@ def add_collections_command(sub: Any, finish: Callable[..., None]) -> None:
         "residual1, residualpq2, residualpq1), keeping every document",
     )
     finish(p)
+    p = cols_sub.add_parser(
+        "train-cells", help="give an embedded collection the cells of the pooled_ivf first stage (once; resumable)"
+    )
+    p.add_argument("name")
+    p.add_argument("--cells", type=int, default=None, metavar="K", help="cells to train (default: about √(8 × pages))")
+    finish(p)
     p = cols_sub.add_parser("export", help="write a collection to one file (vectors, texts, images, metadata)")
     p.add_argument("name")
     p.add_argument("file", type=Path, help="the export file (.tar; .tar.gz to compress)")
@@ -112,6 +120,19 @@ async def _vacuum(c: Collections, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _train_cells(c: Collections, args: argparse.Namespace) -> int:
+    from colbert.local import LocalStore
+
+    await c.get(args.name)  # 404 before anything else
+    store = c.catalog().get(args.name)
+    if not isinstance(store, LocalStore):
+        return fail(f"{args.name}: the pooled_ivf first stage is the embedded backend's; this collection is not", 2)
+    book, filed = await asyncio.to_thread(store.train_cells, args.cells)
+    done = {"collection": args.name, "cells": book.k, "units_filed": filed}
+    print(json.dumps(done) if args.json else f"{args.name}: {book.k} cells, {counted(filed, 'unit')} filed now")
+    return 0
+
+
 async def _export(c: Collections, args: argparse.Namespace) -> int:
     try:
         done = await c.export_collection(args.name, args.file)
@@ -155,6 +176,7 @@ ACTIONS: dict[str, Action] = {
     "show": _show,
     "delete": _delete,
     "vacuum": _vacuum,
+    "train-cells": _train_cells,
     "export": _export,
     "import": _import,
 }

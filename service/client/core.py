@@ -121,7 +121,7 @@ class SearchOptions(TypedDict, total=False):
     regions: bool
     exhaustive: bool
     candidates: int
-    first_stage: Literal["dense", "pooled", "ivf"]
+    first_stage: Literal["dense", "pooled", "ivf", "pooled_ivf"]
     model: str
 
 

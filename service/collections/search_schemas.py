@@ -47,10 +47,13 @@ _REGIONS = (
     "chunk collection"
 )
 
+FirstStageName = Literal["dense", "pooled", "ivf", "pooled_ivf"]  # colbert.search.FIRST_STAGES
 _FIRST_STAGE = (
     "Embedded backend: how the candidates are found before the MaxSim rerank: dense (the pages' dense vectors), "
-    "pooled (8 centroids per page) or ivf (inverted lists: residual* collections only, else 422 "
-    "first_stage_unavailable); default JEV4_FIRST_STAGE. The Qdrant backend has dense only"
+    "pooled (8 centroids per page), ivf (inverted lists: residual* collections only, else 422 "
+    "first_stage_unavailable) or pooled_ivf (inverted lists over the pooled centroids, sublinear: collections whose "
+    "cells were trained by `collections train-cells`, else 422 first_stage_unavailable); default JEV4_FIRST_STAGE. "
+    "The Qdrant backend has dense only"
 )
 
 
@@ -102,7 +105,7 @@ class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=True):
         bool, Meta(description="Exact MaxSim over every page instead of dense first stage + MaxSim rerank")
     ] = False
     candidates: Candidates | None = None
-    first_stage: Annotated[Literal["dense", "pooled", "ivf"] | None, Meta(description=_FIRST_STAGE)] = None
+    first_stage: Annotated[FirstStageName | None, Meta(description=_FIRST_STAGE)] = None
     model: str | None = None
 
 

@@ -164,7 +164,7 @@ def test_ivf_follows_writes_of_another_handle(tmp_path: Path) -> None:
     assert "d5" not in [h.doc_id for h in reader.search(Query(pages[5][:6], None), opts)[:1]]
     writer.delete_document("new")
     assert "new" not in [h.doc_id for h in reader.search(Query(pages[50][:6], None), opts)]
-    ivf = reader._ivf
+    ivf = reader._lists.get("ivf")
     assert ivf is not None
     assert ivf.n == 42  # 40 + new + the replaced d5: appended, the old rows are tombstones (no rebuild)
     assert int(ivf.alive.sum()) == 40

@@ -82,3 +82,19 @@ def test_the_ivf_setting_applies_where_the_codec_allows(
         assert len(ivf_calls) == 1
         assert _scores(c, "res", first_stage="dense")  # a search's own choice wins
         assert len(ivf_calls) == 1
+
+
+def test_pooled_ivf_needs_trained_cells(tiny_encoder: Any, tmp_path: Path) -> None:
+    from colbert.catalog import Catalog
+
+    with ready_app(tiny_encoder, tmp_path) as c:
+        _make(c, "f16", "float16")
+        asked = {**QUERY, "first_stage": "pooled_ivf"}
+        message = error_message(c.post("/v1/collections/f16/search", json=asked), 422, "first_stage_unavailable")
+        assert "train-cells" in message
+        with Catalog(tmp_path) as catalog:
+            catalog.get("f16").train_cells()  # type: ignore[attr-defined]
+        exact = _scores(c, "f16", exhaustive=True)
+        found = _scores(c, "f16", first_stage="pooled_ivf", candidates=4)
+        assert found
+        assert all(found[key] == pytest.approx(exact[key], abs=1e-5) for key in found)
