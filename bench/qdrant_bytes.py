@@ -191,9 +191,13 @@ def _build(args: argparse.Namespace, config: CollectionConfig, directory: Path, 
     with mock.patch.dict(_schema.create_schema.__kwdefaults__, {"sketch_codec": sketch}):
         store = LocalStore.create(directory, config, LocalOptions(dense_codec=dense))
     with store:
-        docs = [NewDocument(doc_id, units) for doc_id, units in _documents(args)]
-        for start in range(0, len(docs), args.batch_docs):
-            add_documents(store, docs[start : start + args.batch_docs])
+        batch: list[NewDocument] = []  # generated a batch at a time (20k pages of float32 tokens would be 8 GB)
+        for doc_id, units in _documents(args):
+            batch.append(NewDocument(doc_id, units))
+            if len(batch) == args.batch_docs:
+                add_documents(store, batch)
+                batch = []
+        add_documents(store, batch)
         store.stats()  # checkpoints the WAL into the file
 
 
