@@ -19,12 +19,13 @@ Per codec, three numbers per page, each labelled by how it was obtained:
 
 Residual codecs: embedded only (Qdrant refuses them, :mod:`colbert.qdrant.codecs`).
 
-``--layouts SKETCH:DENSE ...`` also builds the embedded collection once per on-disk layout — the sketch codec
-(:mod:`colbert.local.sketch_codec`: ``float16`` as every index before the ``sketch_codec`` meta key, ``int8`` as
-new ones) and the dense codec — and prints bytes per page by table (``dbstat``: pages owned, overhead included)
-for each codec × layout: before/after in one run on the same pages. ``--embedded-only`` skips Qdrant; ``--words 0``
-stores no text (the issue's "vectors + first-stage index" row); ``--batch-docs`` loads through
-``add_documents`` (documents per transaction), as ``bench/search.py`` builds.
+``--layouts SKETCH:DENSE[:PAGE_SIZE] ...`` also builds the embedded collection once per on-disk layout — the
+sketch codec (:mod:`colbert.local.sketch_codec`: ``float16`` as every index before the ``sketch_codec`` meta key,
+``int8`` as new ones), the dense codec and SQLite's page size (default 4096, what every index has) — and prints
+bytes per page by table (``dbstat``: pages owned, overhead included) for each codec × layout: before/after in one
+run on the same pages. ``--embedded-only`` skips Qdrant; ``--words 0`` stores no text (the issue's "vectors +
+first-stage index" row); ``--batch-docs`` loads through ``add_documents`` (documents per transaction), as
+``bench/search.py`` builds.
 
     .venv/bin/python -m bench.qdrant_bytes                     # 100 pages of ~768 tokens × 128, every codec
     .venv/bin/python -m bench.qdrant_bytes --pages 40 --codecs float16 int8
@@ -45,6 +46,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import numpy as np
@@ -176,7 +178,7 @@ def _server(args: argparse.Namespace, config: CollectionConfig) -> tuple[float, 
 @dataclass(frozen=True)
 class LayoutRow:
     codec: str
-    layout: str  # "SKETCH:DENSE" codecs
+    layout: str  # "SKETCH:DENSE[:PAGE_SIZE]"
     pages: int
     files: float  # bytes per page: the collection's files after a WAL checkpoint
     tables: dict[str, float]  # bytes per page by table / index (dbstat), the small ones summed as "other"
@@ -185,10 +187,26 @@ class LayoutRow:
 _MAIN_TABLES = ("multivectors", "sketches", "pages", "unit_fts* (full-text index)", "unit_text")
 
 
-def _build(args: argparse.Namespace, config: CollectionConfig, directory: Path, sketch: str, dense: str) -> None:
+def _build(
+    args: argparse.Namespace, config: CollectionConfig, directory: Path, sketch: str, dense: str, page_size: int
+) -> None:
     """The synthetic pages in a new embedded collection whose sketches are stored as ``sketch`` (float16: exactly
-    as indexes were written before the ``sketch_codec`` meta key, create_schema's default patched for the build)."""
-    with mock.patch.dict(_schema.create_schema.__kwdefaults__, {"sketch_codec": sketch}):
+    as indexes were written before the ``sketch_codec`` meta key, create_schema's default patched for the build),
+    in a file of SQLite pages of ``page_size`` bytes (set before the file becomes WAL: a WAL file keeps its size)."""
+    real_connect = _schema.connect
+
+    def connect(path: Path, **kwargs: Any) -> sqlite3.Connection:
+        if not path.exists():  # the file being created
+            conn = sqlite3.connect(path)
+            conn.execute(f"PRAGMA page_size={int(page_size)}")
+            conn.execute("PRAGMA journal_mode=WAL")  # writes the header: the page size is fixed from here on
+            conn.close()
+        return real_connect(path, **kwargs)
+
+    with (
+        mock.patch.dict(_schema.create_schema.__kwdefaults__, {"sketch_codec": sketch}),
+        mock.patch.object(_schema, "connect", connect),
+    ):
         store = LocalStore.create(directory, config, LocalOptions(dense_codec=dense))
     with store:
         batch: list[NewDocument] = []  # generated a batch at a time (20k pages of float32 tokens would be 8 GB)
@@ -202,10 +220,12 @@ def _build(args: argparse.Namespace, config: CollectionConfig, directory: Path, 
 
 
 def measure_layout(args: argparse.Namespace, codec: str, layout: str, root: Path) -> LayoutRow:
-    sketch, dense = layout.split(":")
+    sketch, dense, size = (*layout.split(":"), "4096")[:3]
     config = CollectionConfig(dense_dim=args.dense_dim, multivector_dim=args.dim, codec=Codec(codec))
-    directory = root / f"layout-{codec}-{sketch}-{dense}"
-    _build(args, config, directory, sketch, dense)
+    directory = root / f"layout-{codec}-{sketch}-{dense}-{size}"
+    _build(args, config, directory, sketch, dense, int(size))
+    with sqlite3.connect(directory / _schema.DB_FILE) as conn:
+        assert int(conn.execute("PRAGMA page_size").fetchone()[0]) == int(size), "the page size did not take"
     with sqlite3.connect(directory / _schema.DB_FILE) as conn:
         tables = table_bytes(conn)
     files = _dir_bytes(directory)
@@ -287,15 +307,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-edge", dest="edge", action="store_false", help="skip Qdrant Edge (run when qdrant-edge-py is installed)"
     )
-    parser.add_argument("--layouts", nargs="*", default=[], help="embedded SKETCH:DENSE codecs to compare")
+    parser.add_argument("--layouts", nargs="*", default=[], help="embedded SKETCH:DENSE[:PAGE_SIZE] to compare")
     parser.add_argument("--embedded-only", action="store_true", help="skip Qdrant (the layouts table only)")
     parser.add_argument("--batch-docs", type=int, default=1, help="documents per add_documents transaction")
     parser.add_argument("--work-dir", type=Path, default=None, help="parent of the temporary folder")
     args = parser.parse_args(argv)
     for layout in args.layouts:
-        sketch, _, dense = layout.partition(":")
-        if sketch not in ("float16", "int8") or dense not in ("float32", "int8", "binary"):
-            parser.error(f"--layouts: {layout!r} is not SKETCH:DENSE (float16|int8 : float32|int8|binary)")
+        sketch, dense, size = (*layout.split(":"), "4096", "")[:3]
+        sizes = {str(1 << b) for b in range(9, 17)}
+        if sketch not in ("float16", "int8") or dense not in ("float32", "int8", "binary") or size not in sizes:
+            parser.error(
+                f"--layouts: {layout!r} is not SKETCH:DENSE[:PAGE_SIZE] (float16|int8 : float32|int8|binary : "
+                "a power of two from 512 to 65536, default 4096)"
+            )
     head = (
         f"{args.pages} synthetic pages of ~{args.tokens} tokens × {args.dim} (dense {args.dense_dim}, "
         f"~{args.words} words each, no images)"
