@@ -68,8 +68,13 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=ROOT)
     parser.add_argument("--keep-originals", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--codec", help="the new collection's multi-vector codec (default: the CLI's)")
+    parser.add_argument("--data-dir", type=Path, help="index into this (new) data directory and keep it")
     args = parser.parse_args()
     pdfs = [p.resolve() for p in (args.pdfs or DEFAULT_PDFS) if p.is_file()]
+    if args.data_dir is not None:  # kept, e.g. for ``python -m bench.storage DIR/collections/pages --real-dims``
+        index(args.repo.resolve(), pdfs, args.data_dir, args.keep_originals, args.codec)
+        report(args.data_dir, pdfs)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         index(args.repo.resolve(), pdfs, Path(tmp), args.keep_originals, args.codec)
         report(Path(tmp), pdfs)

@@ -19,8 +19,18 @@ Per codec, three numbers per page, each labelled by how it was obtained:
 
 Residual codecs: embedded only (Qdrant refuses them, :mod:`colbert.qdrant.codecs`).
 
+``--layouts SKETCH:DENSE[:PAGE_SIZE] ...`` also builds the embedded collection once per on-disk layout — the
+sketch codec (:mod:`colbert.local.sketch_codec`: ``float16`` as every index before the ``sketch_codec`` meta key,
+``int8`` as new ones), the dense codec and SQLite's page size (default 4096, what every index has) — and prints
+bytes per page by table (``dbstat``: pages owned, overhead included) for each codec × layout: before/after in one
+run on the same pages. ``--embedded-only`` skips Qdrant; ``--words 0`` stores no text (the issue's "vectors +
+first-stage index" row); ``--batch-docs`` loads through ``add_documents`` (documents per transaction), as
+``bench/search.py`` builds.
+
     .venv/bin/python -m bench.qdrant_bytes                     # 100 pages of ~768 tokens × 128, every codec
     .venv/bin/python -m bench.qdrant_bytes --pages 40 --codecs float16 int8
+    .venv/bin/python -m bench.qdrant_bytes --embedded-only --pages 20000 --dense-dim 128 --words 0 \
+        --codecs binary residualpq1 int8 --layouts float16:float32 int8:float32 int8:int8 --batch-docs 20
 
 Only bytes are printed (the machine's CPUs may be shared: no timings).
 """
@@ -29,11 +39,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import numpy as np
 
@@ -49,13 +63,15 @@ from bench._synthetic import Corpus
 from bench._synthetic_text import TextCorpus
 from bench.storage import table_bytes
 from colbert.local import LocalStore
+from colbert.local import schema as _schema
+from colbert.local.bulk import add_documents
 from colbert.local.handle import LocalOptions
 from colbert.qdrant import QdrantStore
 from colbert.qdrant.codecs import storage_of
 from colbert.qdrant.layout import unit_point
 from colbert.qdrant.sparse import SPARSE_NAME
 from colbert.quantize import Codec, needs_codebook
-from colbert.store import CollectionConfig, UnitRecord
+from colbert.store import CollectionConfig, NewDocument, UnitRecord
 
 __all__ = ["main"]
 
@@ -102,7 +118,8 @@ def _documents(args: argparse.Namespace) -> Iterator[tuple[str, list[UnitRecord]
         for i in range(d, min(d + args.pages_per_doc, args.pages)):
             dense = rng.standard_normal(args.dense_dim).astype(np.float32)  # (dense_dim,)
             page = corpus.page(i, centroids)
-            units.append(UnitRecord(i - d + 1, dense / np.linalg.norm(dense), page.tokens, text=texts.page(i)))
+            text = texts.page(i) if args.words else None
+            units.append(UnitRecord(i - d + 1, dense / np.linalg.norm(dense), page.tokens, text=text))
         yield f"doc{d}", units
 
 
@@ -111,8 +128,6 @@ def _dir_bytes(path: Path) -> int:
 
 
 def _embedded(args: argparse.Namespace, config: CollectionConfig, root: Path) -> tuple[float, float]:
-    import sqlite3
-
     directory = root / f"embedded-{config.codec}"
     with LocalStore.create(directory, config, LocalOptions(dense_codec=args.dense_codec)) as store:
         for doc_id, units in _documents(args):
@@ -158,6 +173,79 @@ def _server(args: argparse.Namespace, config: CollectionConfig) -> tuple[float, 
             disk += 8 * len(sparse.indices) if sparse is not None else 0  # type: ignore[union-attr]
             disk += len(json.dumps(point.payload))
     return disk / args.pages, ram / args.pages
+
+
+@dataclass(frozen=True)
+class LayoutRow:
+    codec: str
+    layout: str  # "SKETCH:DENSE[:PAGE_SIZE]"
+    pages: int
+    files: float  # bytes per page: the collection's files after a WAL checkpoint
+    tables: dict[str, float]  # bytes per page by table / index (dbstat), the small ones summed as "other"
+
+
+_MAIN_TABLES = ("multivectors", "sketches", "pages", "unit_fts* (full-text index)", "unit_text")
+
+
+def _build(
+    args: argparse.Namespace, config: CollectionConfig, directory: Path, sketch: str, dense: str, page_size: int
+) -> None:
+    """The synthetic pages in a new embedded collection whose sketches are stored as ``sketch`` (float16: exactly
+    as indexes were written before the ``sketch_codec`` meta key, create_schema's default patched for the build),
+    in a file of SQLite pages of ``page_size`` bytes (set before the file becomes WAL: a WAL file keeps its size)."""
+    real_connect = _schema.connect
+
+    def connect(path: Path, **kwargs: Any) -> sqlite3.Connection:
+        if not path.exists():  # the file being created
+            conn = sqlite3.connect(path)
+            conn.execute(f"PRAGMA page_size={int(page_size)}")
+            conn.execute("PRAGMA journal_mode=WAL")  # writes the header: the page size is fixed from here on
+            conn.close()
+        return real_connect(path, **kwargs)
+
+    with (
+        mock.patch.dict(_schema.create_schema.__kwdefaults__, {"sketch_codec": sketch}),
+        mock.patch.object(_schema, "connect", connect),
+    ):
+        store = LocalStore.create(directory, config, LocalOptions(dense_codec=dense))
+    with store:
+        batch: list[NewDocument] = []  # generated a batch at a time (20k pages of float32 tokens would be 8 GB)
+        for doc_id, units in _documents(args):
+            batch.append(NewDocument(doc_id, units))
+            if len(batch) == args.batch_docs:
+                add_documents(store, batch)
+                batch = []
+        add_documents(store, batch)
+        store.stats()  # checkpoints the WAL into the file
+
+
+def measure_layout(args: argparse.Namespace, codec: str, layout: str, root: Path) -> LayoutRow:
+    sketch, dense, size = (*layout.split(":"), "4096")[:3]
+    config = CollectionConfig(dense_dim=args.dense_dim, multivector_dim=args.dim, codec=Codec(codec))
+    directory = root / f"layout-{codec}-{sketch}-{dense}-{size}"
+    _build(args, config, directory, sketch, dense, int(size))
+    with sqlite3.connect(directory / _schema.DB_FILE) as conn:
+        assert int(conn.execute("PRAGMA page_size").fetchone()[0]) == int(size), "the page size did not take"
+    with sqlite3.connect(directory / _schema.DB_FILE) as conn:
+        tables = table_bytes(conn)
+    files = _dir_bytes(directory)
+    shutil.rmtree(directory)  # int8 at 20k pages is 2 GB: one layout on disk at a time
+    per = {name: tables.get(name, 0) / args.pages for name in _MAIN_TABLES}
+    per["other"] = sum(v for name, v in tables.items() if name not in _MAIN_TABLES) / args.pages
+    return LayoutRow(codec, layout, args.pages, files / args.pages, per)
+
+
+def layout_table(rows: list[LayoutRow]) -> str:
+    names = [*_MAIN_TABLES, "other"]
+    shown = [n for n in names if any(r.tables[n] for r in rows)]
+    lines = [
+        "| codec | sketch:dense | files B/page | " + " | ".join(shown) + " |",
+        "|---|---|---:|" + "---:|" * len(shown),
+    ]
+    for r in rows:
+        cells = [f"{r.tables[n]:,.0f}" for n in shown]
+        lines.append(f"| {r.codec} | {r.layout} | {r.files:,.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def measure(args: argparse.Namespace, codec: str, root: Path) -> Row:
@@ -219,14 +307,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-edge", dest="edge", action="store_false", help="skip Qdrant Edge (run when qdrant-edge-py is installed)"
     )
+    parser.add_argument("--layouts", nargs="*", default=[], help="embedded SKETCH:DENSE[:PAGE_SIZE] to compare")
+    parser.add_argument("--embedded-only", action="store_true", help="skip Qdrant (the layouts table only)")
+    parser.add_argument("--batch-docs", type=int, default=1, help="documents per add_documents transaction")
+    parser.add_argument("--work-dir", type=Path, default=None, help="parent of the temporary folder")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="qdrant-bytes-") as tmp:
-        rows = [measure(args, codec, Path(tmp)) for codec in args.codecs]
-    print(
+    for layout in args.layouts:
+        sketch, dense, size = (*layout.split(":"), "4096", "")[:3]
+        sizes = {str(1 << b) for b in range(9, 17)}
+        if sketch not in ("float16", "int8") or dense not in ("float32", "int8", "binary") or size not in sizes:
+            parser.error(
+                f"--layouts: {layout!r} is not SKETCH:DENSE[:PAGE_SIZE] (float16|int8 : float32|int8|binary : "
+                "a power of two from 512 to 65536, default 4096)"
+            )
+    head = (
         f"{args.pages} synthetic pages of ~{args.tokens} tokens × {args.dim} (dense {args.dense_dim}, "
-        f"~{args.words} words each, no images); KB per page (1 KB = 1024 B)"
+        f"~{args.words} words each, no images)"
     )
-    print(table(rows))
+    with tempfile.TemporaryDirectory(prefix="qdrant-bytes-", dir=args.work_dir) as tmp:
+        if not args.embedded_only:
+            rows = [measure(args, codec, Path(tmp)) for codec in args.codecs]
+            print(f"{head}; KB per page (1 KB = 1024 B)")
+            print(table(rows))
+        if args.layouts:
+            laid = []
+            for codec in args.codecs:
+                for layout in args.layouts:
+                    laid.append(measure_layout(args, codec, layout, Path(tmp)))
+                    print(f"# {codec} {layout}: {laid[-1].files:,.0f} B/page", flush=True)
+            print(f"{head}; embedded layouts, bytes per page by table (dbstat)")
+            print(layout_table(laid))
     return 0
 
 

@@ -22,7 +22,9 @@ import torch
 from bench._report import format_table
 from bench._synthetic import Corpus
 from colbert.local import LocalStore
+from colbert.local.schema import read_sketch_codec
 from colbert.local.sketch import quantize_sketches, sketch_scores
+from colbert.local.sketch_codec import export_rows
 
 __all__ = ["main"]
 
@@ -46,12 +48,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows = conn.execute(
         "SELECT p.id, p.doc_id, p.page, s.data FROM pages p JOIN sketches s ON s.page_id = p.id ORDER BY p.id"
     ).fetchall()
+    codec = read_sketch_codec(conn, a.data_dir / "ours")
     conn.close()
     keys = [(r[1], r[2]) for r in rows]
-    half = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float16).reshape(len(rows), -1)  # (P, k·d)
     store = LocalStore.open(a.data_dir / "ours")
-    d = store.config.multivector_dim
-    k = half.shape[1] // d
+    d, k = store.config.multivector_dim, store.sketch_vectors
+    # the float16 centroids whichever way the index stores them (an int8 row widens to what it was made from)
+    wide = export_rows(b"".join(r[3] for r in rows), len(rows), k, d, codec)
+    half = np.frombuffer(b"".join(wide), dtype=np.float16).reshape(len(rows), -1)  # (P, k·d)
     old = _bf16(half.astype(np.float32)).reshape(len(rows), k, d)  # (P, k, d): what was held before
     codes, scales = quantize_sketches(half.reshape(len(rows), k, d))
     corpus = Corpus(seed=0, dim=d, vectors=a.vectors)

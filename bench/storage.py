@@ -24,6 +24,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from colbert.local.dense_codec import dense_bytes
+from colbert.local.sketch_codec import sketch_row_bytes
 from colbert.quantize import bytes_per_row
 
 __all__ = ["main", "table_bytes"]
@@ -66,7 +67,7 @@ def _real_dims(conn: sqlite3.Connection) -> list[tuple[str, int]]:
     return [
         ("pages.dense", units * dense),
         ("multivectors.data", rows * bytes_per_row(meta["codec"], REAL_MV)),
-        ("sketches.data", units * k * REAL_MV * 2),
+        ("sketches.data", units * sketch_row_bytes(meta.get("sketch_codec", "float16"), k, REAL_MV)),
     ]
 
 
@@ -80,7 +81,8 @@ def report(index: Path, sources: list[Path], real_dims: bool) -> str:
         lines = [
             f"{index}: {units} units, codec {meta['codec']}, pool_factor {meta['pool_factor']}, "
             f"dense {meta['dense_dim']}-d {meta.get('dense_codec', 'float32')}, sketch_vectors "
-            f"{meta.get('sketch_vectors')}; files {file_bytes:,} B = {file_bytes / units:,.0f} B/unit",
+            f"{meta.get('sketch_vectors')} ({meta.get('sketch_codec', 'float16')}); "
+            f"files {file_bytes:,} B = {file_bytes / units:,.0f} B/unit",
             f"{'table / index (dbstat, pages owned)':<40}{'bytes':>14}{'B/unit':>12}{'share':>8}",
         ]
         total = sum(tables.values()) or 1

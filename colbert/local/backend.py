@@ -37,6 +37,7 @@ from colbert.local.dense_codec import decode_dense, encode_dense
 from colbert.local.jobs import SqliteJobStore
 from colbert.local.recode import recode_collection
 from colbert.local.sketch import page_sketch
+from colbert.local.sketch_codec import export_rows
 from colbert.local.store import LocalOptions, LocalStore
 from colbert.local.write import UnitRow, insert_document
 from colbert.quantize import Codec, decode, encode, needs_codebook
@@ -189,15 +190,15 @@ class LocalBackend:
         rows = []
         for u in doc.units:
             blob = u.mv if encoding is codec else encode(decode(u.mv, u.rows, dim, encoding), codec)
-            sketch = u.sketch
-            if sketch is None or sketch_vectors != local.sketch_vectors:
-                stored = decode(blob, u.rows, dim, codec)
-                sketch = page_sketch(stored, local.sketch_vectors).astype(np.float16).tobytes()
+            if u.sketch is None or sketch_vectors != local.sketch_vectors:
+                sketch = page_sketch(decode(blob, u.rows, dim, codec), local.sketch_vectors).astype(np.float16)
+            else:  # the export's float16 centroids (their size checked by colbert._export_checks)
+                sketch = np.frombuffer(u.sketch, dtype=np.float16).reshape(local.sketch_vectors, dim)
             metadata = canonical_json(u.metadata)
             dense = encode_dense(np.frombuffer(u.dense, dtype=np.float32), local.dense_codec)
             rows.append(UnitRow(u.unit, u.kind, metadata, dense, u.rows, blob, sketch, u.text, u.image))
         with local._write() as conn:
-            _insert_restored(conn, doc, rows)
+            _insert_restored(conn, doc, rows, local._path)
 
 
 def _restore_recoded(local: LocalStore, doc: StoredDocument, encoding: Codec) -> None:
@@ -222,13 +223,16 @@ def _restore_recoded(local: LocalStore, doc: StoredDocument, encoding: Codec) ->
         rows = settle_codebook(
             conn, rows, records, trained, plain, local.sketch_vectors, local._path, local.dense_codec
         )
-        _insert_restored(conn, doc, rows)
+        _insert_restored(conn, doc, rows, local._path)
 
 
-def _insert_restored(conn: sqlite3.Connection, doc: StoredDocument, rows: list[UnitRow]) -> None:
+def _insert_restored(conn: sqlite3.Connection, doc: StoredDocument, rows: list[UnitRow], path: Path) -> None:
     if conn.execute("SELECT 1 FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone():
         raise ExportFormatError(f"document {doc.doc_id!r} appears twice in the export")
-    insert_document(conn, doc.doc_id, rows, doc.metadata, doc.content_hash, doc.original, doc.warnings)
+    codec = _schema.read_sketch_codec(conn, path)
+    insert_document(
+        conn, doc.doc_id, rows, doc.metadata, doc.content_hash, doc.original, doc.warnings, sketch_codec=codec
+    )
     conn.execute("UPDATE documents SET created_at = ? WHERE doc_id = ?", (doc.created_at, doc.doc_id))
 
 
@@ -263,6 +267,7 @@ def _documents(store: LocalStore, *, decoded: bool = False) -> Iterator[StoredDo
                 (doc_id,),
             ).fetchall()
             check_codes(conn, ((r[9], r[5], r[10]) for r in rows))  # an export never carries damaged codes
+            sketches = _export_sketches(store, conn, [r[8] for r in rows])
             units = [
                 StoredUnit(
                     unit=int(r[0]),
@@ -273,11 +278,21 @@ def _documents(store: LocalStore, *, decoded: bool = False) -> Iterator[StoredDo
                     mv=store.decoded(r[5], int(r[4])).tobytes() if decoded else bytes(r[5]),
                     text=r[6],
                     image=None if r[7] is None else bytes(r[7]),
-                    sketch=None if r[8] is None else bytes(r[8]),
+                    sketch=sketch,
                 )
-                for r in rows
+                for r, sketch in zip(rows, sketches, strict=True)
             ]
             found = conn.execute("SELECT data, media_type, name FROM originals WHERE doc_id = ?", (doc_id,)).fetchone()
             original = None if found is None else OriginalFile(bytes(found[0]), found[1], found[2])
             noted = () if warnings is None else tuple(json.loads(warnings))
             yield StoredDocument(doc_id, json.loads(metadata), float(created_at), content_hash, units, original, noted)
+
+
+def _export_sketches(store: LocalStore, conn: sqlite3.Connection, stored: list[bytes | None]) -> list[bytes | None]:
+    """A document's stored sketch rows as exports carry them: float16 (k, d) (:func:`export_rows`)."""
+    codec = _schema.read_sketch_codec(conn, store._path)
+    k, d = store.sketch_vectors, store.config.multivector_dim
+    out: list[bytes | None] = []
+    for data in stored:
+        out.append(None if data is None else export_rows(bytes(data), 1, k, d, codec)[0])
+    return out

@@ -36,6 +36,7 @@ from colbert._validate import validate_document, validate_original, validate_war
 from colbert.codebook import Codebook
 from colbert.errors import DocumentExistsError, InvalidDocumentError
 from colbert.local.coding import settle_codebook, unit_rows
+from colbert.local.schema import read_sketch_codec
 from colbert.local.write import UnitRow, delete_rows, insert_document
 from colbert.quantize import needs_codebook
 from colbert.store import CollectionConfig, DocumentInfo, NewDocument, OriginalFile, StoreLimits, UnitRecord
@@ -177,6 +178,7 @@ def _write(store: LocalStore, batch: _Encoded, replace: bool) -> list[DocumentIn
         if exists and not replace:
             raise DocumentExistsError(_exist_message(exists))
         replaced = set(exists)
+        sketch_codec = read_sketch_codec(conn, store._path)
         out = []
         start = 0
         for c in batch.documents:
@@ -184,7 +186,11 @@ def _write(store: LocalStore, batch: _Encoded, replace: bool) -> list[DocumentIn
                 delete_rows(conn, c.doc_id, store.options.deletions_retained)
             doc_rows = rows[start : start + len(c.records)]
             start += len(c.records)
-            out.append(insert_document(conn, c.doc_id, doc_rows, c.meta, c.content_hash, c.original, c.warnings))
+            out.append(
+                insert_document(
+                    conn, c.doc_id, doc_rows, c.meta, c.content_hash, c.original, c.warnings, sketch_codec=sketch_codec
+                )
+            )
         return out
 
 

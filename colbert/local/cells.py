@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from colbert.errors import IndexFormatError
+from colbert.local.sketch import quantize_sketches, widen_sketches
 
 __all__ = [
     "CELLS_DDL",
@@ -211,14 +212,16 @@ def bump_generation(conn: sqlite3.Connection) -> None:
     )
 
 
-def write_cells(conn: sqlite3.Connection, page_id: int, sketch: bytes) -> None:
+def write_cells(conn: sqlite3.Connection, page_id: int, sketch: npt.NDArray[np.float16]) -> None:
     """File a unit just inserted under its cells (the caller's transaction; nothing without a cell book).
-    ``sketch``: the unit's stored sketch, float16 (k, D) (:class:`colbert.local.write.UnitRow`)."""
+    ``sketch``: the unit's (k, D) float16 centroids (:class:`colbert.local.write.UnitRow`), filed by the values a
+    handle holds for them (int8 codes and scales), as training files the units already there: a unit lands in
+    the same cells whichever way it was filed."""
     book = load_cell_book(conn)
     if book is None:
         return
-    s = np.frombuffer(sketch, dtype=np.float16).reshape(1, -1, book.dim)
-    conn.execute("INSERT INTO unit_cells (page_id, data) VALUES (?, ?)", (page_id, assign_cells(book, s)[0]))
+    held = widen_sketches(*quantize_sketches(sketch[None]))
+    conn.execute("INSERT INTO unit_cells (page_id, data) VALUES (?, ?)", (page_id, assign_cells(book, held)[0]))
 
 
 def load_cell_lists(conn: sqlite3.Connection, after_id: int, k: int, path: Path) -> tuple[np.ndarray, list[np.ndarray]]:

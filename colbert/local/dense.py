@@ -8,7 +8,8 @@ to put an HNSW in front, or to move to the Qdrant backend).
 
 What a page costs in memory (d = dense_dim, k × D the sketch): 8 (id) + 1 (live mask) + the dense row as held by
 :func:`colbert.local.dense_codec.held_dense` (float32 4·d + 4, int8 d + 4, binary d/8 + 4) + the sketch when a
-pooled search has asked for it (k·D + 4·k: 1,056 bytes at 8 × 128). Rows are never decoded to float32 as a whole:
+pooled search has asked for it (k·D + 4·k: 1,056 bytes at 8 × 128; stored that way too in indexes made since the
+``sketch_codec`` meta key, :mod:`colbert.local.sketch_codec`). Rows are never decoded to float32 as a whole:
 scoring widens a block at a time.
 
 A :class:`DenseSnapshot` is immutable once published: searches hold a reference while writers publish newer
@@ -27,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from colbert.errors import IndexFormatError
 from colbert.local.dense_codec import held_cosines, held_dense, widen_held
-from colbert.local.sketch import quantize_sketches, sketch_scores
+from colbert.local.sketch import sketch_scores
+from colbert.local.sketch_codec import held_sketches
 
 __all__ = ["DenseRows", "DenseSnapshot", "load_rows", "trim_heap"]
 
@@ -56,18 +57,22 @@ class DenseRows:
 _FIELDS = ("ids", "dense", "norms", "sketch", "scales")
 
 
-def load_rows(conn: sqlite3.Connection, after_id: int, dense: tuple[int, str], sketch: tuple[int, int]) -> DenseRows:
-    """The held rows of the pages with ``id > after_id``: dense vectors by ``dense`` = (dim, codec), sketches
-    ``sketch`` = (k, D) (k = 0: none read)."""
+def load_rows(
+    conn: sqlite3.Connection, after_id: int, dense: tuple[int, str], sketch: tuple[int, int, str]
+) -> DenseRows:
+    """The held rows of the pages with ``id > after_id``: dense vectors by ``dense`` = (dim, codec), sketches by
+    ``sketch`` = (k, D, the index's sketch codec as of ``conn``'s transaction) (k = 0: none read)."""
     buf = _load(conn, after_id, dense, sketch)
-    return _empty(dense, *sketch) if buf is None else buf.view(buf.used)
+    return _empty(dense, sketch[0], sketch[1]) if buf is None else buf.view(buf.used)
 
 
-def _load(conn: sqlite3.Connection, after_id: int, dense: tuple[int, str], sketch: tuple[int, int]) -> _Buffer | None:
+def _load(
+    conn: sqlite3.Connection, after_id: int, dense: tuple[int, str], sketch: tuple[int, int, str]
+) -> _Buffer | None:
     """:func:`load_rows` into a growing buffer (None: no rows), ``_LOAD_CHUNK`` rows at a time: the stored blobs
     never exist all at once, the conversion's temporaries stay a few MB (the heap keeps freed temporaries that lie
     below a live array, so large ones would stay resident), and no per-chunk array outlives its chunk."""
-    k, width = sketch[0], sketch[0] * sketch[1]
+    k, d, sketch_codec = sketch
     sql = (
         "SELECT p.id, p.dense, s.data FROM pages p JOIN sketches s ON s.page_id = p.id WHERE p.id > ? ORDER BY p.id"
         if k
@@ -79,11 +84,8 @@ def _load(conn: sqlite3.Connection, after_id: int, dense: tuple[int, str], sketc
         m = len(rows)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=m)  # (m,)
         codes, norms = held_dense(b"".join(r[1] for r in rows), m, *dense)
-        half = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16)  # (m · width,)
-        if half.size != m * width:
-            raise IndexFormatError(f"stored sketches hold {half.size} values, expected {m * width}")
-        if k:
-            part = DenseRows(ids, codes, norms, *quantize_sketches(half.reshape(m, k, -1)))
+        if k:  # int8 rows as stored, float16 ones quantized (colbert.local.sketch_codec)
+            part = DenseRows(ids, codes, norms, *held_sketches(b"".join(r[2] for r in rows), m, k, d, sketch_codec))
         else:
             part = DenseRows(ids, codes, norms, np.empty((m, 0), np.int8), np.empty((m, 0), np.float32))
         buf = _Buffer(max(_MIN_CAPACITY, 2 * m), part) if buf is None else buf.with_room(m)
@@ -194,14 +196,14 @@ class DenseSnapshot:
 
     @classmethod
     def load(
-        cls, version: tuple[int, int], conn: sqlite3.Connection, dense: tuple[int, str], sketch: tuple[int, int]
+        cls, version: tuple[int, int], conn: sqlite3.Connection, dense: tuple[int, str], sketch: tuple[int, int, str]
     ) -> DenseSnapshot:
         """Every page's rows read in ``conn``'s transaction (:func:`load_rows`), held in the loader's buffer as it
         is (no copy: its doubling headroom serves later appends)."""
         buf = _load(conn, 0, dense, sketch)
         trim_heap()
         if buf is None:
-            return cls.build(version, *dense, _empty(dense, *sketch))
+            return cls.build(version, *dense, _empty(dense, sketch[0], sketch[1]))
         n = buf.used
         return cls(version, *dense, sketch[0], n, np.ones(n, dtype=bool), n, buf)
 

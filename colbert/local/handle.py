@@ -47,6 +47,7 @@ from colbert.local.inverted import InvertedViews, pooled_ivf_top, unavailable
 from colbert.local.ivf import ivf_top, load_centroid_lists
 from colbert.local.modes import FirstStage, first_stage
 from colbert.local.scan import PageScorer
+from colbert.local.sketch_codec import convert_to_int8
 from colbert.quantize import needs_codebook
 from colbert.search import FIRST_STAGES
 from colbert.store import CollectionConfig, StoreLimits
@@ -97,6 +98,17 @@ class LocalStats:
 
 
 _TOKENIZER_SQL = f"SELECT value FROM meta WHERE key = '{_schema.TOKENIZER_KEY}'"
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """``IndexFormatError`` raised inside, with ``path`` in front when its message does not name it."""
+    try:
+        yield
+    except IndexFormatError as exc:
+        if str(path) in str(exc):
+            raise
+        raise IndexFormatError(f"{path}: {exc}") from exc
 
 
 class LocalHandle:
@@ -236,9 +248,10 @@ class LocalHandle:
     def _synced(self, conn: sqlite3.Connection, *, sketches: bool = False) -> DenseSnapshot:
         """Bring the shared snapshot (and the text view, if loaded) up to this transaction's view (caller holds
         ``_sync_lock``); ``sketches``: the snapshot must hold the pages' sketches (loaded now if it does not)."""
-        max_id, min_del, max_del, tokenizer, cells = conn.execute(
+        max_id, min_del, max_del, tokenizer, cells, sketch_codec = conn.execute(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM pages), (SELECT MIN(seq) FROM deletions), "
-            f"(SELECT COALESCE(MAX(seq), 0) FROM deletions), ({_TOKENIZER_SQL}), ({CELLS_GENERATION_SQL})"
+            f"(SELECT COALESCE(MAX(seq), 0) FROM deletions), ({_TOKENIZER_SQL}), ({CELLS_GENERATION_SQL}), "
+            f"({_schema.SKETCH_CODEC_SQL})"
         ).fetchone()
         self._check_tokenizer(tokenizer)
         if cells != self._cells_generation:  # units already here were filed since (colbert.local.cells)
@@ -257,21 +270,25 @@ class LocalHandle:
         if snap is not None and max_id <= snap.version[0] and max_del == snap.version[1]:
             return snap
         dense = (self.config.dense_dim, self.dense_codec)
-        sketch = (self.sketch_vectors if self._sketches else 0, self.config.multivector_dim)
+        # read in this transaction: vacuum may have converted the rows since the held ones were loaded (the held
+        # values are the same either way, colbert.local.sketch_codec)
+        codec = _schema.sketch_codec_of(sketch_codec, self._path)
+        sketch = (self.sketch_vectors if self._sketches else 0, self.config.multivector_dim, codec)
         text = self._text
-        if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
-            snap = DenseSnapshot.load((int(max_id), int(max_del)), conn, dense, sketch)
-            text = None  # the deletion log no longer reaches back to it: reloaded by the next text search
-            self._lists.clear()  # likewise for the inverted lists
-        else:
-            dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
-            added = load_rows(conn, snap.version[0], dense, sketch)
-            version = (max(int(max_id), snap.version[0]), int(max_del))
-            if text is not None:
-                text = text.apply(*load_text_units(conn, snap.version[0]), dead)
-                self._text_generation = text.generation
-            self._lists.apply(version, lambda kind, after: self._stored_lists(conn, kind, after), snap.version[0], dead)
-            snap = snap.apply(version, added, dead)
+        with _naming(self._path):  # a damaged sketch row's error names the file
+            if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
+                snap = DenseSnapshot.load((int(max_id), int(max_del)), conn, dense, sketch)
+                text = None  # the deletion log no longer reaches back to it: reloaded by the next text search
+                self._lists.clear()  # likewise for the inverted lists
+            else:
+                dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
+                added = load_rows(conn, snap.version[0], dense, sketch)
+                version = (max(int(max_id), snap.version[0]), int(max_del))
+                if text is not None:
+                    text = text.apply(*load_text_units(conn, snap.version[0]), dead)
+                    self._text_generation = text.generation
+                self._lists.apply(version, lambda kind, after: self._stored_lists(conn, kind, after), snap.version[0], dead)
+                snap = snap.apply(version, added, dead)
         self._snapshot, self._text = snap, text
         return snap
 
@@ -371,7 +388,8 @@ class LocalHandle:
     def vacuum(self) -> tuple[int, int]:
         """Reclaim the space of deleted and replaced documents; (bytes on disk before, after).
 
-        Checksums the multi-vector blobs written before checksums (:mod:`colbert.local.checksum`), merges the
+        Checksums the multi-vector blobs written before checksums (:mod:`colbert.local.checksum`), stores float16
+        sketches as int8 (:mod:`colbert.local.sketch_codec`: the values held are the same), merges the
         full-text index's segments, rebuilds the file (SQLite ``VACUUM``: free pages are dropped; rowids, so the
         in-memory first stage, are kept) and truncates the WAL. Holds the write lock meanwhile
         (other writers wait, up to ``busy_timeout_s`` in other processes); readers go on. Needs free disk space
@@ -379,6 +397,7 @@ class LocalHandle:
         before = self.disk_bytes()
         with self._write() as conn:  # a transaction of its own: VACUUM cannot run inside one
             add_missing_crcs(conn)
+            convert_to_int8(conn, self.sketch_vectors, self.config.multivector_dim)  # float16 sketches: half the disk
         with self._write_lock:
             if self._closed:
                 raise StoreClosedError(f"the store at {self.directory} is closed")

@@ -8,6 +8,9 @@ they mean *unit* (a page or a text/code chunk, see :mod:`colbert.store`)::
                                             ocr (only when set: the writer's OCR default), created_at,
                                             dense_codec (how ``pages.dense`` is stored, colbert.local.dense_codec;
                                             absent: float32, every index written before the key),
+                                            sketch_codec (how ``sketches.data`` is stored,
+                                            colbert.local.sketch_codec; absent: float16, every index written
+                                            before the key; ``vacuum`` converts those to int8),
                                             tokenizer_version (the :mod:`colbert.text` rules ``unit_fts`` was
                                             built by; absent: version 1, see :mod:`colbert.local.migrate`)
     documents(seq PK, doc_id UNIQUE, num_pages (= units), metadata JSON, created_at, content_hash,
@@ -23,7 +26,9 @@ they mean *unit* (a page or a text/code chunk, see :mod:`colbert.store`)::
                                             by every read (:mod:`colbert.local.checksum`), added to format 3
                                             without a version change (NULL: written before, not checked)
     sketches(page_id PK, data BLOB)        the page's pooled first-stage sketch: ``sketch_vectors`` k-means
-                                            centroids as float16 (k, multivector_dim), see colbert.local.sketch
+                                            centroids (k, multivector_dim), see colbert.local.sketch, in the
+                                            ``sketch_codec``: int8 codes + a float32 scale per centroid (1,056 B,
+                                            three rows a page), or float16 in older indexes (2,048 B, a page each)
     doc_fields(key, value, doc_id)          canonical JSON of each str/int/bool top-level metadata value,
                                             the index behind equality filters
     originals(doc_id PK, media_type, name, size, sha256, data BLOB)
@@ -69,6 +74,7 @@ from colbert.local.cells import CELLS_DDL
 from colbert.local.codes import CODES_DDL
 from colbert.local.dense_codec import check_dense_codec
 from colbert.local.fts import FTS_DDL
+from colbert.local.sketch_codec import NEW_SKETCH_CODEC, SKETCH_CODEC_KEY, SKETCH_CODECS
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig
 
@@ -84,6 +90,7 @@ __all__ = [
     "read_config",
     "read_dense_codec",
     "read_meta",
+    "read_sketch_codec",
     "read_sketch_vectors",
     "read_tokenizer_version",
     "tokenizer_version",
@@ -93,6 +100,7 @@ FORMAT_NAME = "jev4-colbert-local"
 FORMAT_VERSION = 3
 DEFAULT_SKETCH_VECTORS = 8
 DENSE_CODEC_KEY = "dense_codec"  # meta key; absent: float32 (see colbert.local.dense_codec)
+SKETCH_CODEC_SQL = f"SELECT value FROM meta WHERE key = '{SKETCH_CODEC_KEY}'"
 DB_FILE = "index.sqlite"
 TOKENIZER_KEY = "tokenizer_version"  # meta key: the colbert.text rules the full-text index was built by
 ORIGINALS_DDL = (
@@ -150,8 +158,12 @@ def create_schema(
     *,
     sketch_vectors: int = DEFAULT_SKETCH_VECTORS,
     dense_codec: str = "float32",
+    sketch_codec: str = NEW_SKETCH_CODEC,
 ) -> None:
-    """Write the tables and the meta rows in one transaction (a crash leaves no half-made index)."""
+    """Write the tables and the meta rows in one transaction (a crash leaves no half-made index); ``sketch_codec``
+    is int8 for every new index (float16 only to make an index as older versions wrote it, e.g. in tests)."""
+    if sketch_codec not in SKETCH_CODECS:
+        raise CodecError(f"unknown sketch codec {sketch_codec!r}; expected one of {list(SKETCH_CODECS)}")
     conn.execute("BEGIN IMMEDIATE")
     try:
         if conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'meta'").fetchone()[0]:
@@ -174,6 +186,7 @@ def create_schema(
             **({} if config.ocr is None else {"ocr": config.ocr}),
             "sketch_vectors": str(int(sketch_vectors)),
             DENSE_CODEC_KEY: check_dense_codec(dense_codec),
+            **({} if sketch_codec == "float16" else {SKETCH_CODEC_KEY: sketch_codec}),  # absent: float16
             TOKENIZER_KEY: str(text.TOKENIZER_VERSION),
             "created_at": repr(time.time()),
         }
@@ -249,6 +262,23 @@ def read_dense_codec(conn: sqlite3.Connection, path: Path) -> str:
         return check_dense_codec(str(row[0]))
     except CodecError as exc:
         raise IndexFormatError(f"{path}: damaged meta table ({DENSE_CODEC_KEY}={row[0]!r})") from exc
+
+
+def sketch_codec_of(value: str | None, path: Path) -> str:
+    """The sketch codec a meta value names (None: the key is absent, float16); ``IndexFormatError`` for a damaged
+    value."""
+    if value is None:
+        return "float16"
+    if value not in SKETCH_CODECS:
+        raise IndexFormatError(f"{path}: damaged meta table ({SKETCH_CODEC_KEY}={value!r})")
+    return value
+
+
+def read_sketch_codec(conn: sqlite3.Connection, path: Path) -> str:
+    """How ``sketches.data`` is stored, as of ``conn``'s transaction (``vacuum`` may convert float16 to int8, so
+    a writer reads it in each write transaction and a reader in each sync)."""
+    row = conn.execute(SKETCH_CODEC_SQL).fetchone()
+    return sketch_codec_of(None if row is None else str(row[0]), path)
 
 
 def tokenizer_version(value: str | None, path: Path) -> int:

@@ -145,7 +145,7 @@ def quantize_sketches(sketches: npt.ArrayLike) -> tuple[npt.NDArray[np.int8], np
     """Sketches (P, k, d) as held in memory: int8 codes (P, k·d) and per-centroid scales (P, k) float32, each
     centroid ``≈ scale · codes`` with ``scale = max|c| / 127`` (0 for an all-zero centroid)."""
     x = np.array(sketches, dtype=np.float32)  # (P, k, d), a copy worked on in place (one float32 temporary)
-    top = np.maximum(x.max(axis=2), -x.min(axis=2))  # (P, k) max |c|
+    top = np.maximum(x.max(axis=2), -x.min(axis=2)) + np.float32(0.0)  # (P, k) max |c|; + 0: never a -0 scale
     scales = (top / np.float32(127.0)).astype(np.float32)  # (P, k)
     x /= np.where(scales > 0, scales, np.float32(1.0))[:, :, None]
     np.rint(x, out=x)

@@ -22,8 +22,9 @@ Why SQLite (stdlib) and this layout:
   float32, int8 or binary, fixed at creation); the in-memory matrix holds its decoded unit rows, so the first
   stage scores what is stored.
 * **Pooled first stage** (``search(first_stage="pooled")``, format version 2): each page also stores a sketch
-  of ``sketch_vectors`` k-means centroids of its tokens (:mod:`colbert.local.sketch`), held in memory as bf16
-  (``sketch_vectors × multivector_dim × 2`` bytes per page, 2 KiB at 8 × 128). Candidates are chosen by
+  of ``sketch_vectors`` k-means centroids of its tokens (:mod:`colbert.local.sketch`), held in memory (and stored,
+  :mod:`colbert.local.sketch_codec`) as int8 with a float32 scale per centroid (1,056 bytes at 8 × 128), loaded
+  by the first search that asks for them. Candidates are chosen by
   approximate MaxSim of the query's tokens against the sketches, which tracks exact MaxSim far more closely
   than one dense vector does; ``prefetch`` optionally narrows the sketch scan to the dense top-``prefetch``.
 * **ivf / pooled_ivf first stages**: inverted lists over the residual codebook's centroids (:mod:`colbert.local.ivf`)

@@ -2,7 +2,8 @@
 :class:`colbert.local.LocalStore` owns the transaction and the lock).
 
 A unit becomes one ``pages`` row (kind, metadata, unit dense vector), one ``multivectors`` blob (pooled and codec'd,
-with its checksum: :mod:`colbert.local.checksum`), one ``sketches`` blob (the pooled first stage's centroids) and,
+with its checksum: :mod:`colbert.local.checksum`), one ``sketches`` blob (the pooled first stage's centroids, in the
+index's sketch codec as read in the write transaction: :mod:`colbert.local.sketch_codec`) and,
 when it has them, one ``unit_text`` row and one ``unit_images`` blob — all written in the same transaction as the
 ``documents`` row, so a reader sees every part of a unit or none. The document's original file, when kept, is one
 ``originals`` row written (and deleted) in that same transaction.
@@ -29,6 +30,7 @@ from colbert.local.dense_codec import encode_dense
 from colbert.local.filter import doc_field_rows
 from colbert.local.fts import fts_add, fts_delete
 from colbert.local.sketch import page_sketch
+from colbert.local.sketch_codec import encode_sketches
 from colbert.pooling import pool_tokens
 from colbert.quantize import encode
 from colbert.store import CollectionConfig, DocumentInfo, FileInfo, OriginalFile, UnitRecord
@@ -46,7 +48,7 @@ class UnitRow:
     dense: bytes  # (dense_dim,) unit vector in the collection's dense codec (colbert.local.dense_codec)
     n: int  # stored multi-vector rows
     blob: bytes  # codec'd multi-vector
-    sketch: bytes  # (k, d) float16 centroids
+    sketch: np.ndarray  # (k, d) float16 centroids (the export form; stored in the index's sketch codec)
     text: str | None
     image: bytes | None
     centroids: bytes | None = None  # residual codecs: the unit's distinct centroid ids (colbert.local.codes)
@@ -85,7 +87,7 @@ def unit_row(
         dense=encode_dense(dense, dense_codec),
         n=int(mv.shape[0]),
         blob=blob,
-        sketch=sketch.astype(np.float16).tobytes(),  # (k, d) float16
+        sketch=sketch.astype(np.float16),  # (k, d)
         text=record.text,
         image=record.image,
         centroids=centroids,
@@ -100,9 +102,12 @@ def insert_document(
     content_hash: str | None,
     original: OriginalFile | None = None,
     warnings: tuple[str, ...] = (),
+    *,
+    sketch_codec: str,
 ) -> DocumentInfo:
     """Insert a document that is not there (the caller deleted any older one in the same transaction), with its
-    original file when given (one ``originals`` row, in the same transaction)."""
+    original file when given (one ``originals`` row, in the same transaction); ``sketch_codec``: the index's, read
+    in this transaction (:func:`colbert.local.schema.read_sketch_codec`)."""
     created = time.time()
     file = None if original is None else FileInfo.of(original)
     if original is not None and file is not None:
@@ -122,7 +127,8 @@ def insert_document(
             canonical_json(list(warnings)) if warnings else None,
         ),
     )
-    for row in rows:
+    sketches = encode_sketches(np.stack([r.sketch for r in rows]), sketch_codec) if rows else []
+    for row, sketch in zip(rows, sketches, strict=True):
         cur = conn.execute(
             "INSERT INTO pages (doc_id, page, metadata, dense, kind) VALUES (?, ?, ?, ?, ?)",
             (doc_id, row.unit, row.metadata, row.dense, row.kind),
@@ -132,7 +138,7 @@ def insert_document(
             "INSERT INTO multivectors (page_id, n, data, crc) VALUES (?, ?, ?, ?)",
             (page_id, row.n, row.blob, code_crc(row.blob)),
         )
-        conn.execute("INSERT INTO sketches (page_id, data) VALUES (?, ?)", (page_id, row.sketch))
+        conn.execute("INSERT INTO sketches (page_id, data) VALUES (?, ?)", (page_id, sketch))
         write_cells(conn, int(page_id or 0), row.sketch)
         if row.centroids is not None:
             conn.execute("INSERT INTO unit_centroids (page_id, data) VALUES (?, ?)", (page_id, row.centroids))
