@@ -36,7 +36,10 @@ import numpy.typing as npt
 
 __all__ = ["page_sketch", "page_sketches", "pool_query", "quantize_sketches", "sketch_scores", "widen_sketches"]
 
-_ITERATIONS = 8
+# k-means rounds: 5 rather than 8 costs 3/8 less of a bulk load's largest CPU item and kept the pooled first stage's
+# recall@10 vs exhaustive MaxSim (bench/search.py, 20k binary pages, 20 queries, 10–100 candidates: equal or higher
+# at every plan; docs/notes/2026-12-07e/build.md); most pages still move after 8 rounds, so 8 was no fixed point
+_ITERATIONS = 5
 _SKETCH_BLOCK_ELEMENTS = 1 << 19  # bound on a k-means block's padded pages × tokens × d (2 MiB of float32: cache-sized)
 _BLOCK_ELEMENTS = 1 << 21  # bound on block pages × k × Lq similarities per GEMM (8 MiB of fp32-equivalent)
 _WIDEN_ELEMENTS = 1 << 20  # bound on block pages × k × d sketch values widened to float32 at once (4 MiB)
