@@ -9,7 +9,7 @@ once per document. ``--workers W`` (with ``--batch-docs``) loads the same batche
 ``add_document_batches``: the next batches encoded by W threads while one is written. Pages per CPU second (this
 process's user + system time, all its threads) is printed beside pages/s: on a shared machine it is the steadier of
 the two, and wall ÷ CPU says how many cores the load kept busy. ``--profile`` prints the top of a cProfile of the
-timed part (the calling thread only: profile without ``--workers``).
+timed part in CPU seconds (the calling thread only: profile without ``--workers``).
 
 To compare two trees, run this script from one tree with ``--tree`` pointing at the other (its ``colbert`` package
 is the one imported; a tree without ``add_document_batches`` cannot take ``--workers``); alternate the two runs.
