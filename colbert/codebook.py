@@ -261,10 +261,13 @@ def _pack(codes: npt.NDArray[np.uint8], levels: int) -> npt.NDArray[np.uint8]:
     """(n, d) codes < levels → (n, ceil(d / PER_BYTE[levels])) bytes in base ``levels``, first dimension first."""
     per = PER_BYTE[levels]
     n, d = codes.shape
-    padded = np.zeros((n, -(-d // per) * per), dtype=np.int64)
+    padded = np.zeros((n, -(-d // per) * per), dtype=np.uint8)
     padded[:, :d] = codes
     groups = padded.reshape(n, padded.shape[1] // per, per)  # (n, bytes, per)
-    out: npt.NDArray[np.uint8] = (groups @ place_values(levels)).astype(np.uint8)  # (n, bytes), each < 256
+    out: npt.NDArray[np.uint8] = groups[:, :, 0].copy()  # (n, bytes)
+    for slot in range(1, per):  # Horner in uint8: every partial value is at most the final byte (< 256)
+        out *= np.uint8(levels)
+        out += groups[:, :, slot]
     return out
 
 

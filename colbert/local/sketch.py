@@ -36,7 +36,10 @@ import numpy.typing as npt
 
 __all__ = ["page_sketch", "page_sketches", "pool_query", "quantize_sketches", "sketch_scores", "widen_sketches"]
 
-_ITERATIONS = 8
+# k-means rounds: 5 rather than 8 costs 3/8 less of a bulk load's largest CPU item and kept the pooled first stage's
+# recall@10 vs exhaustive MaxSim (bench/search.py, 20k binary pages, 20 queries, 10–100 candidates: equal or higher
+# at every plan; docs/notes/2026-12-07e/build.md); most pages still move after 8 rounds, so 8 was no fixed point
+_ITERATIONS = 5
 _SKETCH_BLOCK_ELEMENTS = 1 << 19  # bound on a k-means block's padded pages × tokens × d (2 MiB of float32: cache-sized)
 _BLOCK_ELEMENTS = 1 << 21  # bound on block pages × k × Lq similarities per GEMM (8 MiB of fp32-equivalent)
 _WIDEN_ELEMENTS = 1 << 20  # bound on block pages × k × d sketch values widened to float32 at once (4 MiB)
@@ -89,7 +92,7 @@ def page_sketches(
 def _kmeans_block(xs: list[npt.NDArray[np.float32]], k: int, iterations: int) -> npt.NDArray[np.float32]:
     """Spherical k-means (module docstring) of pages (n_i > k, d), padded to one (B, N, d) block; (B, k, d).
 
-    A token's cluster is found as a max over the k rows of a (B, k, N) view of the similarities (vectorised
+    A token's cluster is found as a max over the k rows of a (B, k, N) copy of the similarities (vectorised
     across the tokens; the GEMM itself is (N, d) × (d, k) so each dot product sums as it always did) and that
     (B, k, N) membership mask is the left operand of the centroid sums' GEMM. Padding rows are zero: they add
     nothing to any sum and are masked out of the cluster sizes at the end. Every page runs every round: a page
@@ -105,10 +108,13 @@ def _kmeans_block(xs: list[npt.NDArray[np.float32]], k: int, iterations: int) ->
     np.divide(unit, np.maximum(norms, 1e-12)[:, :, None], out=unit)
     centroids = _farthest_first(unit, valid, k)  # (B, k, d)
     member = np.zeros((b, k, big_n), dtype=np.bool_)
+    sims = np.empty((b, k, big_n), dtype=np.float32)
     one_each = int(lengths.sum()) + k * (b * big_n - int(lengths.sum()))  # maxima without ties (padding: all k)
     for _ in range(iterations):
-        sims = np.matmul(unit, centroids.transpose(0, 2, 1)).transpose(0, 2, 1)  # (B, k, N) view of (B, N, k)
-        new = sims == sims.max(axis=1, keepdims=True)  # (B, k, N): each token's best cluster
+        # the GEMM's (B, N, k) laid out as (B, k, N): a max over k short contiguous rows is ~20× slower in numpy
+        # than one elementwise maximum across k rows of N, and the copy costs a tenth of the difference
+        np.copyto(sims, np.matmul(unit, centroids.transpose(0, 2, 1)).transpose(0, 2, 1))
+        new = np.equal(sims, sims.max(axis=1, keepdims=True), out=np.empty((b, big_n, k), np.bool_).transpose(0, 2, 1))
         if np.count_nonzero(new) != one_each:  # a token as near two centroids: the first one, as argmax picks
             new &= np.cumsum(new, axis=1) == 1
         if np.array_equal(new, member):

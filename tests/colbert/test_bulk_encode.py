@@ -26,7 +26,7 @@ CONFIG = CollectionConfig(dense_dim=DENSE, multivector_dim=DIM, codec=Codec.FLOA
 WRITER = Path(__file__).with_name("bulk_batches_writer.py")  # bulk_writer.py's batches, two encoding threads
 
 
-def _reference_sketch(x: np.ndarray, k: int, iterations: int = 8) -> np.ndarray:
+def _reference_sketch(x: np.ndarray, k: int, iterations: int = 5) -> np.ndarray:
     """The sketch of one page written out plainly (sketch module docstring): farthest-first start, spherical
     k-means rounds until no token moves, centroids scaled by their cluster's mean token norm."""
     norms = np.linalg.norm(x, axis=1)
