@@ -65,7 +65,7 @@ from bench.storage import table_bytes
 from colbert.local import LocalStore
 from colbert.local import schema as _schema
 from colbert.local.bulk import add_documents
-from colbert.local.handle import LocalOptions
+from colbert.local.options import LocalOptions
 from colbert.qdrant import QdrantStore
 from colbert.qdrant.codecs import storage_of
 from colbert.qdrant.layout import unit_point

@@ -1,4 +1,4 @@
-"""The embedded index's handle on its SQLite file: options, connections, transactions, the dense snapshot.
+"""The embedded index's handle on its SQLite file: connections, transactions, the dense snapshot.
 
 :class:`LocalHandle` is the part of :class:`colbert.local.LocalStore` that every read and write goes through:
 one writer connection behind a lock (other processes' writers queue on SQLite's lock for ``busy_timeout_s``),
@@ -22,7 +22,6 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,59 +41,16 @@ from colbert.local.cells import CELLS_GENERATION_SQL, CellBook, load_cell_book, 
 from colbert.local.checksum import add_missing_crcs
 from colbert.local.codes import checked_lists, damaged_lists, load_codebook
 from colbert.local.dense import DenseSnapshot, load_rows
-from colbert.local.dense_codec import check_dense_codec
 from colbert.local.inverted import InvertedViews, pooled_ivf_top, unavailable
 from colbert.local.ivf import ivf_top, load_centroid_lists
 from colbert.local.modes import FirstStage, first_stage
+from colbert.local.options import LocalOptions, LocalStats
 from colbert.local.scan import PageScorer
 from colbert.local.sketch_codec import convert_to_int8
 from colbert.quantize import needs_codebook
-from colbert.search import FIRST_STAGES
-from colbert.store import CollectionConfig, StoreLimits
+from colbert.store import CollectionConfig
 
-__all__ = ["LocalHandle", "LocalOptions", "LocalStats"]
-
-
-@dataclass(frozen=True)
-class LocalOptions:
-    """Tuning and durability knobs of the embedded backend."""
-
-    synchronous: str = "FULL"  # FULL: survives power loss; NORMAL: survives kill -9 (see module docstring)
-    busy_timeout_s: float = 30.0  # how long a writer waits for another process's write transaction
-    mmap_bytes: int = 1 << 31  # SQLite mmap window (capped by SQLite at 2 GiB in CPython's build; 0: off)
-    sketch_vectors: int = _schema.DEFAULT_SKETCH_VECTORS  # pooled first-stage centroids per page, fixed at creation
-    dense_codec: str = "float32"  # how each unit's dense vector is stored (colbert.local.dense_codec), at creation
-    first_stage: str = "dense"  # search()'s when not told: "dense" (the contract), "pooled", "ivf", "pooled_ivf"
-    nprobe: int = 8  # ivf / pooled_ivf first stages: centroids (cells) probed per query token (colbert.local.ivf)
-    scan_block_pages: int = 128  # pages decoded and scored at a time (bounds search memory)
-    deletions_retained: int = 100_000  # deletion log rows kept for incremental refresh of other handles
-    read_threads: int = 4  # connections reading a rerank's candidate blobs concurrently (1: the search's own)
-    term_cache_bytes: int = 64 << 20  # posting lists of query terms kept in memory for BM25 (colbert.local.bm25)
-    limits: StoreLimits = field(default_factory=StoreLimits)
-
-    def __post_init__(self) -> None:
-        if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
-            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {self.synchronous!r}")
-        if self.first_stage not in FIRST_STAGES:
-            raise ValueError(f"first_stage must be one of {FIRST_STAGES}, got {self.first_stage!r}")
-        if min(self.nprobe, self.scan_block_pages, self.deletions_retained, self.sketch_vectors, self.read_threads) < 1:
-            raise ValueError("nprobe, scan_block_pages, deletions_retained, sketch_vectors, read_threads must be >= 1")
-        check_dense_codec(self.dense_codec)
-        if self.term_cache_bytes < 0:
-            raise ValueError(f"term_cache_bytes must be >= 0, got {self.term_cache_bytes}")
-
-
-@dataclass(frozen=True)
-class LocalStats:
-    """Sizes of a collection: counts, stored multi-vector rows and bytes, the first stage's memory."""
-
-    documents: int
-    pages: int
-    vectors: int  # stored (pooled) multi-vector rows
-    blob_bytes: int  # codec'd multi-vector bytes, without SQLite's page overhead
-    memory_bytes: int  # the in-memory first stages (held dense rows + sketches + ids + live mask) of this handle
-    text_memory_bytes: int = 0  # the full-text side in memory: units' ids/lengths/live mask + cached postings
-    ivf_memory_bytes: int = 0  # the inverted lists in memory (once an ivf / pooled_ivf search loaded them)
+__all__ = ["LocalHandle"]
 
 
 _TOKENIZER_SQL = f"SELECT value FROM meta WHERE key = '{_schema.TOKENIZER_KEY}'"
@@ -287,7 +243,9 @@ class LocalHandle:
                 if text is not None:
                     text = text.apply(*load_text_units(conn, snap.version[0]), dead)
                     self._text_generation = text.generation
-                self._lists.apply(version, lambda kind, after: self._stored_lists(conn, kind, after), snap.version[0], dead)
+                self._lists.apply(
+                    version, lambda kind, after: self._stored_lists(conn, kind, after), snap.version[0], dead
+                )
                 snap = snap.apply(version, added, dead)
         self._snapshot, self._text = snap, text
         return snap

@@ -2,10 +2,9 @@
 
 Why SQLite (stdlib) and this layout:
 
-* **Atomic documents.** Adding, replacing or deleting a document (its row, every unit with its multi-vector
-  blob, text and image, its filter postings) is ONE ``BEGIN IMMEDIATE … COMMIT`` transaction
-  (:mod:`colbert.local.write`). SQLite's journal makes it all
-  or nothing, so a reopened index never holds half a document, whatever moment the process died.
+* **Atomic documents.** Adding, replacing or deleting a document (its row, every unit with its multi-vector blob,
+  text and image, its filter postings) is ONE ``BEGIN IMMEDIATE … COMMIT`` transaction (:mod:`colbert.local.write`),
+  all or nothing by SQLite's journal: a reopened index never holds half a document, whatever moment the process died.
 * **Durability.** WAL journal with ``synchronous=FULL`` (default): the WAL is fsynced before ``COMMIT``
   returns, so an acknowledged ``add_document`` survives ``kill -9`` *and* power loss. ``NORMAL`` (an option)
   still survives ``kill -9`` (the WAL is in the OS page cache) but may lose the last commits on power loss;
@@ -24,17 +23,16 @@ Why SQLite (stdlib) and this layout:
 * **Pooled first stage** (``search(first_stage="pooled")``, format version 2): each page also stores a sketch
   of ``sketch_vectors`` k-means centroids of its tokens (:mod:`colbert.local.sketch`), held in memory (and stored,
   :mod:`colbert.local.sketch_codec`) as int8 with a float32 scale per centroid (1,056 bytes at 8 × 128), loaded
-  by the first search that asks for them. Candidates are chosen by
-  approximate MaxSim of the query's tokens against the sketches, which tracks exact MaxSim far more closely
-  than one dense vector does; ``prefetch`` optionally narrows the sketch scan to the dense top-``prefetch``.
+  by the first search that asks for them. Candidates are chosen by approximate MaxSim of the query's tokens
+  against the sketches, which tracks exact MaxSim far more closely than one dense vector does; ``prefetch``
+  optionally narrows the sketch scan to the dense top-``prefetch``.
 * **ivf / pooled_ivf first stages**: inverted lists over the residual codebook's centroids (:mod:`colbert.local.ivf`)
   or over the sketches' cells (:mod:`colbert.local.cells`, every codec, :meth:`LocalStore.train_cells`); per-unit
   rows on disk, the inverse in memory, kept in step like the dense matrix (:mod:`colbert.local.inverted`). As
   ``LocalOptions.first_stage`` they serve the collections that have them (others: ``dense`` / ``pooled``); asked
   of one without, a ``FirstStageUnavailableError``.
 * **Filters before ranking.** Filters (:mod:`colbert.filters`) select the matching pages (equality through an
-  indexed postings table, ``doc_fields``) and the first stage ranks only those, so k results come back
-  however selective the filter is.
+  indexed postings table, ``doc_fields``) and the first stage ranks only those: k results at any selectivity.
 * ``exhaustive=True`` (or ``query_dense=None``) scores every (matching) page, streaming blobs in blocks of
   ``scan_block_pages`` so memory stays bounded at any size.
 * **Several processes, one directory.** Any number of handles, in this process or others, may open the same
@@ -82,8 +80,9 @@ from colbert.local.checksum import check_codes
 from colbert.local.coding import store_first_codebook, trained_codebook
 from colbert.local.dense_codec import decode_dense
 from colbert.local.filter import filter_docs_sql
-from colbert.local.handle import LocalHandle, LocalOptions, LocalStats
+from colbert.local.handle import LocalHandle
 from colbert.local.modes import Bm25, FirstStage, filtered_ids, hits_of, hybrid_rank, text_rank, visual_rank
+from colbert.local.options import LocalOptions, LocalStats
 from colbert.local.scan import damaged_codes, read_pages
 from colbert.local.write import DOC_SELECT, delete_rows, document_info
 from colbert.quantize import decode, needs_codebook

@@ -15,7 +15,7 @@ import pytest
 from colbert.local import LocalStore
 from colbert.local import bm25 as _bm25
 from colbert.local.bm25 import PostingCache, TextUnits
-from colbert.local.handle import LocalOptions
+from colbert.local.options import LocalOptions
 from colbert.search import Query, SearchOptions
 from colbert.store import UnitRecord
 from tests.colbert.bm25_reference import reference_bm25

@@ -196,7 +196,10 @@ def _nan_scale(conn: sqlite3.Connection) -> None:
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        ("UPDATE sketches SET data = substr(data, 1, 100) WHERE page_id = 2", "index.sqlite: stored int8 sketches hold .* bytes, expected 12 × 160"),
+        (
+            "UPDATE sketches SET data = substr(data, 1, 100) WHERE page_id = 2",
+            "index.sqlite: stored int8 sketches hold .* bytes, expected 12 × 160",
+        ),
         (_nan_scale, "not a finite number"),
         ("UPDATE meta SET value = 'int4' WHERE key = 'sketch_codec'", "sketch_codec='int4'"),
     ],
