@@ -45,6 +45,7 @@ from bench._synthetic import Corpus
 from colbert.local import LocalOptions, LocalStore
 from colbert.local import bulk as _bulk
 from colbert.local.coding import unit_rows
+from colbert.local.schema import read_sketch_codec
 from colbert.local.write import insert_document
 from colbert.quantize import Codec, needs_codebook
 from colbert.search import Query, SearchOptions
@@ -73,8 +74,9 @@ def fill(store: LocalStore, corpus: Corpus, centroids: np.ndarray, pages: int, d
     docs = pages // DOC_PAGES
     for start in range(0, docs, BATCH_PAGES // DOC_PAGES):
         with store._write() as conn:  # the store's own writer connection and lock, one transaction per batch
+            codec = read_sketch_codec(conn, store._path)
             for d in range(start, min(docs, start + BATCH_PAGES // DOC_PAGES)):
-                insert_document(conn, f"bulk{d}", encoded[d % distinct], {"bulk": d}, None)
+                insert_document(conn, f"bulk{d}", encoded[d % distinct], {"bulk": d}, None, sketch_codec=codec)
     return time.perf_counter() - t0
 
 

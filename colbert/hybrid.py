@@ -66,10 +66,24 @@ from typing import Final, TypeVar
 
 from colbert.errors import InvalidQueryError
 
-__all__ = ["DEFAULT_RRF_K", "Fusion", "SearchMode", "Signal", "fuse", "ranks", "rrf", "signals_of", "weighted_sum"]
+__all__ = [
+    "DEFAULT_RRF_K",
+    "FIRST_STAGES",
+    "Fusion",
+    "SearchMode",
+    "Signal",
+    "fuse",
+    "ranks",
+    "rrf",
+    "signals_of",
+    "weighted_sum",
+]
 
 K = TypeVar("K", bound=Hashable)
 DEFAULT_RRF_K: Final = 60
+# how the visual side picks its candidates (SearchOptions.first_stage); here, not in colbert.search, so that the
+# settings check can read the names without importing the codecs (and torch)
+FIRST_STAGES: Final = ("dense", "pooled", "ivf", "pooled_ivf")
 
 
 class SearchMode(enum.StrEnum):

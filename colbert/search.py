@@ -32,13 +32,11 @@ import numpy as np
 from colbert._validate import query_arrays
 from colbert.errors import InvalidQueryError
 from colbert.filters import MetadataFilter, parse_filter
-from colbert.hybrid import Fusion, SearchMode
+from colbert.hybrid import FIRST_STAGES, Fusion, SearchMode
 from colbert.store import CollectionConfig, StoreLimits
 from colbert.text import query_terms
 
-__all__ = ["FIRST_STAGES", "CheckedQuery", "Query", "SearchOptions", "check_query_text", "checked_query", "parse_mode"]
-
-FIRST_STAGES = ("dense", "pooled", "ivf", "pooled_ivf")
+__all__ = ["CheckedQuery", "Query", "SearchOptions", "check_query_text", "checked_query", "parse_mode"]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from colbert.search import FIRST_STAGES
+from colbert.hybrid import FIRST_STAGES
 
 if TYPE_CHECKING:
     from service.settings import Settings

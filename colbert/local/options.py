@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from colbert.hybrid import FIRST_STAGES
 from colbert.local import schema as _schema
 from colbert.local.dense_codec import check_dense_codec
-from colbert.search import FIRST_STAGES
 from colbert.store import StoreLimits
 
 __all__ = ["LocalOptions", "LocalStats"]

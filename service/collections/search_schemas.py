@@ -47,7 +47,7 @@ _REGIONS = (
     "chunk collection"
 )
 
-FirstStageName = Literal["dense", "pooled", "ivf", "pooled_ivf"]  # colbert.search.FIRST_STAGES
+FirstStageName = Literal["dense", "pooled", "ivf", "pooled_ivf"]  # colbert.hybrid.FIRST_STAGES
 _FIRST_STAGE = (
     "Embedded backend: how the candidates are found before the MaxSim rerank: dense (the pages' dense vectors), "
     "pooled (8 centroids per page), ivf (inverted lists: residual* collections only, else 422 "
