@@ -262,3 +262,19 @@ def test_a_recode_keeps_the_cells_and_files_every_unit(tmp_path: Path) -> None:
         assert recoded.cells.to_bytes() == book.to_bytes()
         opts = SearchOptions(k=3, candidates=10, first_stage="pooled_ivf", prefetch=20)
         assert recoded.search(Query(pages[11][:8], None), opts)[0].doc_id == "d11"
+
+
+def test_a_unit_filed_by_its_own_write_is_in_the_cells_training_would_give_it(tmp_path: Path) -> None:
+    """Both file a unit by the sketch a handle holds (int8 codes and scales), not by the float16 centroids: a
+    centroid near a cell boundary would otherwise land in different cells depending on when it was filed."""
+    pages = topic_pages(5, 200)
+    store = _store(tmp_path / "c", pages[:100])
+    book, _ = store.train_cells(k=256)
+    for i, p in enumerate(pages[100:], start=100):
+        store.add_document(f"d{i}", [record(p)])
+    with store._read() as conn:
+        snap, _ = store._views_for(conn, sketches=True)
+        stored = {int(i): bytes(c) for i, c in conn.execute("SELECT page_id, data FROM unit_cells")}
+    expected = assign_cells(book, widen_sketches(snap.rows.sketch, snap.rows.scales))
+    assert stored == {int(i): c for i, c in zip(snap.ids, expected, strict=True)}
+    store.close()
