@@ -104,6 +104,13 @@ class Backend(Protocol):
         ``CodecError`` for a codec this backend cannot store."""
         ...
 
+    def train_cells(self, store: Store, cells: int | None) -> tuple[int, int]:
+        """Give the collection the cells of the ``pooled_ivf`` first stage (trained unless it has them, ``cells``
+        of them or the default K) and file every unit not filed yet; (K, units filed now).
+        ``FirstStageUnavailableError`` where the backend has no such first stage, ``InvalidDocumentError`` for an
+        empty collection or ``cells`` out of range."""
+        ...
+
     def export_source(self, store: Store) -> ExportSource: ...
 
     def restore(self, store: Store, doc: StoredDocument, encoding: Codec, sketch_vectors: int | None) -> None:

@@ -117,6 +117,10 @@ class Catalog:
                 del self._open[name]  # closed by the backend; the next get opens the new one
         return result
 
+    def train_cells(self, name: str, cells: int | None = None) -> tuple[int, int]:
+        """Give a collection its ``pooled_ivf`` cells (:meth:`colbert.backend.Backend.train_cells`); (K, filed)."""
+        return self.backend.train_cells(self.get(name), cells)
+
     def delete(self, name: str) -> bool:
         """Remove a collection and its data; False if there was none."""
         validate_name(name)

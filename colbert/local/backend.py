@@ -122,6 +122,10 @@ class LocalBackend:
         before, after = _mine(store).vacuum()
         return VacuumResult(name, before, after, VACUUM_NOTE)
 
+    def train_cells(self, store: Store, cells: int | None) -> tuple[int, int]:
+        book, filed = _mine(store).train_cells(cells)
+        return book.k, filed
+
     def recode(self, name: str, store: Store, codec: Codec) -> VacuumResult:
         """Move the collection to ``codec`` (:mod:`colbert.local.recode`); ``store`` is closed."""
         local = _mine(store)

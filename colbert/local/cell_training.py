@@ -61,7 +61,7 @@ def _trained(store: LocalHandle, k: int | None, seed: int) -> CellBook:
     per_page = max(snap.sketch_k, 1)
     if not live.size:
         raise InvalidDocumentError("the collection holds no units to train cells on: add documents first")
-    k = k or choose_cells(live.size * per_page)
+    k = choose_cells(live.size * per_page) if k is None else k
     if not 1 <= k <= min(65536, live.size * per_page):
         raise InvalidDocumentError(f"cells must be in 1..{min(65536, live.size * per_page)} here, got {k}")
     rng = np.random.default_rng(seed)

@@ -19,7 +19,13 @@ from typing import Any
 from qdrant_client import QdrantClient
 
 from colbert.backend import ExportSource, StoredDocument, VacuumResult
-from colbert.errors import CodecError, CollectionExistsError, CollectionNotFoundError, IndexFormatError
+from colbert.errors import (
+    CodecError,
+    CollectionExistsError,
+    CollectionNotFoundError,
+    FirstStageUnavailableError,
+    IndexFormatError,
+)
 from colbert.jobs import JobStore, Retention
 from colbert.qdrant import transfer
 from colbert.qdrant.codecs import storage_of
@@ -126,6 +132,12 @@ class QdrantBackend:
             f"collection {name!r}: recoding in place is not available on the Qdrant backend (a collection's vector "
             "datatype and quantized copy are fixed when it is created, colbert.qdrant.codecs); export the "
             "collection and import it under a new name with --codec"
+        )
+
+    def train_cells(self, store: Store, cells: int | None) -> tuple[int, int]:
+        raise FirstStageUnavailableError(
+            "the pooled_ivf first stage and its cells are the embedded backend's; a Qdrant collection is searched "
+            "through Qdrant's own index (first_stage dense)"
         )
 
     def create_staging(self, name: str, config: CollectionConfig) -> tuple[str, Store]:

@@ -121,15 +121,8 @@ async def _vacuum(c: Collections, args: argparse.Namespace) -> int:
 
 
 async def _train_cells(c: Collections, args: argparse.Namespace) -> int:
-    from colbert.local import LocalStore
-
-    await c.get(args.name)  # 404 before anything else
-    store = c.catalog().get(args.name)
-    if not isinstance(store, LocalStore):
-        return fail(f"{args.name}: the pooled_ivf first stage is the embedded backend's; this collection is not", 2)
-    book, filed = await asyncio.to_thread(store.train_cells, args.cells)
-    done = {"collection": args.name, "cells": book.k, "units_filed": filed}
-    print(json.dumps(done) if args.json else f"{args.name}: {book.k} cells, {counted(filed, 'unit')} filed now")
+    done = await c.train_cells(args.name, cells=args.cells)
+    show(args, done, f"{done.collection}: {done.cells} cells, {counted(done.units_filed, 'unit')} filed now")
     return 0
 
 

@@ -9,6 +9,7 @@ from service.client.aio import AsyncClient
 from service.client.core import ClientError, SearchOptions, UploadOptions
 from service.client.sync import Client
 from service.client.types import (
+    CellsTrained,
     ChunkInfo,
     Collection,
     Deleted,
@@ -30,6 +31,7 @@ from service.client.types import (
 
 __all__ = [
     "AsyncClient",
+    "CellsTrained",
     "ChunkInfo",
     "Client",
     "ClientError",

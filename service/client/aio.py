@@ -26,6 +26,7 @@ from service.client.core import (
     start_upload_url,
 )
 from service.client.types import (
+    CellsTrained,
     Collection,
     Deleted,
     Document,
@@ -122,6 +123,10 @@ class AsyncClient:
 
     async def vacuum(self, name: str, codec: str | None = None) -> Vacuumed:
         return await self._call(ops.vacuum(name, codec))
+
+    async def train_cells(self, name: str, cells: int | None = None) -> CellsTrained:
+        """Give an embedded collection the cells of the ``pooled_ivf`` first stage (once; then files new units)."""
+        return await self._call(ops.train_cells(name, cells))
 
     # ---- documents ---------------------------------------------------------------------------------------
     async def upload(

@@ -11,6 +11,7 @@ import httpx
 
 from service.client.core import Call, SearchOptions, search_body
 from service.client.types import (
+    CellsTrained,
     Collection,
     Deleted,
     Document,
@@ -43,6 +44,7 @@ __all__ = [
     "raw",
     "rerank",
     "search",
+    "train_cells",
     "vacuum",
 ]
 
@@ -97,6 +99,11 @@ def delete_collection(name: str) -> Call[Deleted]:
 def vacuum(name: str, codec: str | None = None) -> Call[Vacuumed]:
     body = None if codec is None else {"codec": codec}
     return Call("POST", f"{_c(name)}/vacuum", lambda r: build(Vacuumed, _json(r)), json=body)
+
+
+def train_cells(name: str, cells: int | None = None) -> Call[CellsTrained]:
+    body = None if cells is None else {"cells": cells}
+    return Call("POST", f"{_c(name)}/cells", lambda r: build(CellsTrained, _json(r)), json=body)
 
 
 def add_text(collection: str, text: str, fields: dict[str, Any]) -> Call[Document]:

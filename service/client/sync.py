@@ -26,6 +26,7 @@ from service.client.core import (
     start_upload_url,
 )
 from service.client.types import (
+    CellsTrained,
     Collection,
     Deleted,
     Document,
@@ -122,6 +123,10 @@ class Client:
 
     def vacuum(self, name: str, codec: str | None = None) -> Vacuumed:
         return self._call(ops.vacuum(name, codec))
+
+    def train_cells(self, name: str, cells: int | None = None) -> CellsTrained:
+        """Give an embedded collection the cells of the ``pooled_ivf`` first stage (once; then files new units)."""
+        return self._call(ops.train_cells(name, cells))
 
     # ---- documents ---------------------------------------------------------------------------------------
     def upload(

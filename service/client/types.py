@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 __all__ = [
+    "CellsTrained",
     "ChunkInfo",
     "Collection",
     "Deleted",
@@ -151,6 +152,17 @@ class Vacuumed:
     bytes_reclaimed: int | None
     note: str
     object: str = "collection.vacuum"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CellsTrained:
+    """What ``train_cells`` did: the collection's cell count (``pooled_ivf`` first stage) and the units filed now."""
+
+    collection: str
+    cells: int
+    units_filed: int
+    object: str = "collection.cells"
     extra: dict[str, Any] = field(default_factory=dict)
 
 

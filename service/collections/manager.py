@@ -2,18 +2,17 @@
 (``service.cli``) and the MCP server (``service.mcp``) call. One :class:`Collections` per runtime, over the
 runtime's catalog (:class:`colbert.catalog.Catalog`), holding the indexing jobs and the :class:`Indexer` and
 :class:`Searcher` (made once, when the model is ready).
-
-Blocking index calls (SQLite, file I/O) run in threads; preprocessing in the runtime's pool; the model in
-the batcher's worker. Decisions:
+Blocking index calls (SQLite, file I/O) run in threads, preprocessing in the runtime's pool, the model in the
+batcher's worker. Decisions:
 
 - A new collection's ``dimensions``: a Matryoshka size or the model's full size (default); ``codec``: a
   :class:`colbert.quantize.Codec` (:func:`parse_codec`; int8 by default); ``pool_factor`` >= 1 (1: no pooling).
-- Adding a document waits for the result (201) unless ``wait=false`` (202 + a job to poll).
+  Adding a document waits for the result (201) unless ``wait=false`` (202 + a job to poll).
 - A new document's id: ``document_id`` if given, else the uploaded file's name (made URL-safe), else a random
   id; an existing id is 409 unless ``replace``. The same bytes uploaded again without an explicit id follow
   ``JEV4_DUPLICATE_POLICY`` (:mod:`service.collections.duplicates`). The file name is also kept as the
   ``source`` metadata key (unless the metadata sets one). A replace without ``metadata`` keeps the document's
-  metadata; with ``metadata`` it stores exactly that.
+  metadata; with ``metadata`` it stores exactly that. ``train_cells``: ``Catalog.train_cells`` (``pooled_ivf``).
 - A collection has a ``task`` (retrieval | code) and holds one ``unit_kind`` (page | chunk); ``task: code``
   with ``unit_kind: page`` is 422 ``invalid_task`` (:mod:`service.collections.tasks`). Every document takes one
   write path (:mod:`service.collections.writing`): a converter per input kind, one admission check, one atomic
@@ -43,6 +42,7 @@ from service.collections.job_store import Retention, open_job_store
 from service.collections.jobs import IndexJob, JobRegistry
 from service.collections.responses import collection_object, document_object, hit_object, job_object, merge_patch
 from service.collections.schemas import (
+    CellsObject,
     CollectionList,
     CollectionObject,
     CreateCollectionRequest,
@@ -210,6 +210,10 @@ class Collections:
             bytes_reclaimed=reclaimed,
             note=result.note,
         )
+
+    async def train_cells(self, name: str, *, cells: int | None = None) -> CellsObject:
+        k, filed = await asyncio.to_thread(self.catalog().train_cells, name, cells)
+        return CellsObject(collection=name, cells=k, units_filed=filed)
 
     async def export_collection(self, name: str, path: Path) -> ExportSummary:
         """Write collection ``name`` to an export file at ``path`` (:mod:`colbert.transfer`; the file appears only

@@ -219,6 +219,33 @@ class VacuumObject(Struct, kw_only=True):
     note: str
 
 
+class CellsRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """The optional body of ``POST /v1/collections/{name}/cells``."""
+
+    cells: (
+        Annotated[
+            int,
+            Meta(
+                ge=1,
+                le=65536,
+                description="How many cells to train (default: the power of two at or above √(8 × pages)); ignored "
+                "when the collection has its cells already (they are never retrained)",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class CellsObject(Struct, kw_only=True):
+    """What ``POST /v1/collections/{name}/cells`` did: the collection's cell count and the units filed now (0 when
+    every unit was filed already)."""
+
+    object: str = "collection.cells"
+    collection: str
+    cells: int
+    units_filed: int
+
+
 class DocumentFile(Struct, kw_only=True):
     """The original file kept with a document (JEV4_KEEP_ORIGINALS)."""
 

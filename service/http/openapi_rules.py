@@ -375,7 +375,8 @@ _FILTERS = (("SearchRequest", "filter", 0), ("DeleteByFilterRequest", "filter", 
 
 def _state_filter_rules(schemas: dict[str, Any]) -> None:
     """The filter objects of search and delete-by-filter: what ``parse_filter`` accepts (a delete needs one
-    condition); and a collection of pages cannot take task ``code`` (``service.collections.tasks``)."""
+    condition); and the rules of a new collection (``service.collections.tasks``): a collection of pages cannot
+    take task ``code``, a collection of chunks (``unit_kind`` chunk, or task code without a unit kind) no ``ocr``."""
     for component, field, fewest in _FILTERS:
         schema = schemas.get(component)
         for node in _walk(schema.properties.get(field) if schema is not None and schema.properties else None):
@@ -385,7 +386,16 @@ def _state_filter_rules(schemas: dict[str, Any]) -> None:
     create = schemas.get("CreateCollectionRequest")
     if create is not None:
         code_pages = {"task": {"const": "code"}, "unit_kind": {"const": "page"}}
-        create.schema_not = {"required": ["task", "unit_kind"], "properties": code_pages}
+        ocr = {"type": "string"}
+        chunks_ocr = {"ocr": ocr, "unit_kind": {"const": "chunk"}}
+        code_ocr = {"ocr": ocr, "task": {"const": "code"}, "unit_kind": {"type": "null"}}  # absent or null: chunk
+        create.schema_not = {
+            "anyOf": [
+                {"required": ["task", "unit_kind"], "properties": code_pages},
+                {"required": ["ocr", "unit_kind"], "properties": chunks_ocr},
+                {"required": ["ocr", "task"], "properties": code_ocr},
+            ]
+        }
 
 
 def _state_original_types(openapi: OpenAPI) -> None:

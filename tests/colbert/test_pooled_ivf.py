@@ -278,3 +278,22 @@ def test_a_unit_filed_by_its_own_write_is_in_the_cells_training_would_give_it(tm
     expected = assign_cells(book, widen_sketches(snap.rows.sketch, snap.rows.scales))
     assert stored == {int(i): c for i, c in zip(snap.ids, expected, strict=True)}
     store.close()
+
+
+def test_the_catalog_trains_cells_through_its_backend(tmp_path: Path) -> None:
+    """``Catalog.train_cells`` (what the service calls): the embedded backend trains and files; Qdrant, which has no
+    such first stage, refuses with the typed error the service answers as 422 ``first_stage_unavailable``."""
+    from qdrant_client import QdrantClient
+
+    from colbert.catalog import Catalog
+
+    with Catalog(tmp_path / "local") as catalog:
+        store = catalog.create("lib", CollectionConfig(DENSE, D))
+        for i, p in enumerate(topic_pages(3, 12)):
+            store.add_document(f"d{i}", [record(p)])
+        assert catalog.train_cells("lib", 4) == (4, 12)
+        assert catalog.train_cells("lib") == (4, 0)
+    with Catalog(tmp_path / "q", backend="qdrant", qdrant_client=QdrantClient(":memory:")) as catalog:
+        catalog.create("q", CollectionConfig(DENSE, D))
+        with pytest.raises(FirstStageUnavailableError, match="embedded backend's"):
+            catalog.train_cells("q")

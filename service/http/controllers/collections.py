@@ -20,6 +20,8 @@ from service.collections.deletion import DeleteByFilterRequest, DeletionObject
 from service.collections.manager import Collections
 from service.collections.schemas import (
     MAX_JSON_INT,
+    CellsObject,
+    CellsRequest,
     CollectionList,
     CollectionObject,
     CreateCollectionRequest,
@@ -95,6 +97,25 @@ class CollectionsController(Controller):
         data: JSONBody[VacuumRequest | None] = None,
     ) -> VacuumObject:
         return await collections.vacuum(name, codec=None if data is None else data.codec)
+
+    @post(
+        "/{name:str}/cells",
+        status_code=200,
+        summary="Train the cells of the pooled_ivf first stage",
+        description="Embedded backend: trains the collection's cells once (spherical k-means over a sample of its "
+        'pages\' sketch centroids; optional body {"cells": K}) and files every page under them, so that '
+        'searches can ask first_stage "pooled_ivf" (pages added later are filed as they are written). Called '
+        "again it trains nothing and files what is not filed yet. Runs until done (minutes at a million pages); "
+        "searches and writes go on meanwhile. 422 first_stage_unavailable on the Qdrant backend, 422 "
+        "invalid_document for an empty collection.",
+    )
+    async def train_cells(
+        self,
+        name: FromPath[str],
+        collections: NamedDependency[Collections],
+        data: JSONBody[CellsRequest | None] = None,
+    ) -> CellsObject:
+        return await collections.train_cells(name, cells=None if data is None else data.cells)
 
     @delete("/{name:str}", status_code=200, summary="Delete a collection and everything in it")
     async def delete_collection(self, name: FromPath[str], collections: NamedDependency[Collections]) -> DeletedObject:

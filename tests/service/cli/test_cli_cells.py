@@ -19,7 +19,7 @@ def test_train_cells(capsys: pytest.CaptureFixture[str], data_dir: Path) -> None
     assert (code, out.strip()) == (0, "lib: 4 cells, 4 units filed now")
     code, out, _ = _run(capsys, data_dir, "collections", "train-cells", "lib", "--json")
     assert code == 0
-    assert json.loads(out) == {"collection": "lib", "cells": 4, "units_filed": 0}
+    assert json.loads(out) == {"object": "collection.cells", "collection": "lib", "cells": 4, "units_filed": 0}
     code, _, err = _run(capsys, data_dir, "collections", "train-cells", "empty")
     assert code == 2
     assert err.strip() == "error: the collection holds no units to train cells on: add documents first"

@@ -51,6 +51,11 @@ def test_collections_roundtrip(api: Client, reports: str) -> None:
     assert got.codec == "float16"
     api.create_collection("client-tmp")
     assert api.vacuum("client-tmp").collection == "client-tmp"
+    with pytest.raises(ClientError) as empty:
+        api.train_cells("client-tmp")
+    assert (empty.value.status, empty.value.code) == (422, "invalid_document")
+    trained = api.train_cells(reports, cells=2)
+    assert (trained.collection, trained.cells, trained.units_filed) == (reports, 2, 2)
     assert api.delete_collection("client-tmp").deleted is True
     with pytest.raises(ClientError) as caught:
         api.get_collection("client-tmp")

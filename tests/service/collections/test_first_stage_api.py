@@ -85,15 +85,20 @@ def test_the_ivf_setting_applies_where_the_codec_allows(
 
 
 def test_pooled_ivf_needs_trained_cells(tiny_encoder: Any, tmp_path: Path) -> None:
-    from colbert.catalog import Catalog
-
     with ready_app(tiny_encoder, tmp_path) as c:
         _make(c, "f16", "float16")
         asked = {**QUERY, "first_stage": "pooled_ivf"}
         message = error_message(c.post("/v1/collections/f16/search", json=asked), 422, "first_stage_unavailable")
         assert "train-cells" in message
-        with Catalog(tmp_path) as catalog:
-            catalog.get("f16").train_cells()  # type: ignore[attr-defined]
+        error_message(c.post("/v1/collections/f16/cells", json={"cells": 0}), 422, "validation_error")
+        error_message(c.post("/v1/collections/f16/cells", json={"cells": 999}), 422, "invalid_document")
+        error_message(c.post("/v1/collections/nothing/cells"), 404, "collection_not_found")
+        trained = c.post("/v1/collections/f16/cells", json={"cells": 4})
+        assert trained.status_code == 200, trained.text
+        pages = sum(d["pages"] for d in c.get("/v1/collections/f16/documents").json()["data"])
+        assert trained.json() == {"object": "collection.cells", "collection": "f16", "cells": 4, "units_filed": pages}
+        again = c.post("/v1/collections/f16/cells").json()  # no body: the stored cells kept, nothing left to file
+        assert (again["cells"], again["units_filed"]) == (4, 0)
         exact = _scores(c, "f16", exhaustive=True)
         found = _scores(c, "f16", first_stage="pooled_ivf", candidates=4)
         assert found

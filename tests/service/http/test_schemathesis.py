@@ -8,7 +8,8 @@ remote URLs off, so media fields are exactly base64 / data URIs as the schema st
 schema-valid URL would point at a host that cannot be fetched); originals kept, so a created document's file
 can be read back. ``tests/service/http/schemathesis.toml`` says which statuses count as accepting valid data
 (415 added: no schema states what the bytes of a PNG are; 422 on delete by filter, whose refusal of a key no
-document holds depends on the collection's contents). The command is in docs/robustness.md. In the default suite,
+document holds depends on the collection's contents, on training cells, refused for an empty collection, and on
+uploads, whose ``ocr`` a collection of chunks refuses). The command is in docs/robustness.md. In the default suite,
 all four phases: 0 failures.
 """
 
