@@ -35,7 +35,16 @@ from typing import Any, Final
 
 from colbert.errors import InvalidFilterError
 
-__all__ = ["OPERATORS", "Condition", "MetadataFilter", "Scalar", "matches", "parse_filter"]
+__all__ = [
+    "CONDITION_SCHEMA",
+    "KEY_SCHEMA",
+    "OPERATORS",
+    "Condition",
+    "MetadataFilter",
+    "Scalar",
+    "matches",
+    "parse_filter",
+]
 
 Scalar = str | int | bool
 OPERATORS: Final = ("$eq", "$ne", "$in", "$gt", "$gte", "$lt", "$lte", "$exists")
@@ -43,6 +52,27 @@ RANGE_OPS: Final = ("$gt", "$gte", "$lt", "$lte")
 MAX_IN_VALUES: Final = 1024
 _KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$")
 _INT64 = (-(2**63), 2**63 - 1)  # what SQLite and Qdrant store as an integer; a larger one cannot be compared
+
+# The same language as JSON Schema (the API's OpenAPI states it: service.http.openapi_rules): a key, and what a
+# key may be given (a scalar, or an object of operators and their values).
+KEY_SCHEMA: Final = {"pattern": _KEY.pattern, "maxLength": 128}
+_SCALAR = {
+    "anyOf": [{"type": "string"}, {"type": "boolean"}, {"type": "integer", "minimum": _INT64[0], "maximum": _INT64[1]}]
+}
+_NUMBER = {"type": "number", "minimum": _INT64[0], "maximum": _INT64[1]}
+_OPERATOR_SCHEMAS = {
+    "$eq": _SCALAR,
+    "$ne": _SCALAR,
+    "$in": {"type": "array", "items": _SCALAR, "minItems": 1, "maxItems": MAX_IN_VALUES},
+    **dict.fromkeys(("$gt", "$gte", "$lt", "$lte"), _NUMBER),
+    "$exists": {"type": "boolean"},
+}
+CONDITION_SCHEMA: Final = {
+    "anyOf": [
+        _SCALAR,
+        {"type": "object", "properties": _OPERATOR_SCHEMAS, "additionalProperties": False, "minProperties": 1},
+    ]
+}
 
 
 def _int64(key: str, value: int, where: str) -> None:

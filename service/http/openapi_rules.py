@@ -23,7 +23,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 
-from colbert.filters import MAX_IN_VALUES
+from colbert.filters import CONDITION_SCHEMA, KEY_SCHEMA
 from colbert.quantize import Codec
 from service.collections.chunking.languages import CODE_LANGUAGES, TEXT_LANGUAGES
 
@@ -352,24 +352,6 @@ def json_schema(struct: type[msgspec.Struct]) -> dict[str, Any]:
     return out
 
 
-# The filter language (colbert.filters.parse_filter): keys, scalars (64-bit integers), operators and their values.
-_INT64 = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
-_SCALAR = {"anyOf": [{"type": "string"}, {"type": "boolean"}, _INT64]}
-_NUMBER = {"type": "number", "minimum": -(2**63), "maximum": 2**63 - 1}
-_OPERATORS = {
-    "$eq": _SCALAR,
-    "$ne": _SCALAR,
-    "$in": {"type": "array", "items": _SCALAR, "minItems": 1, "maxItems": MAX_IN_VALUES},
-    **dict.fromkeys(("$gt", "$gte", "$lt", "$lte"), _NUMBER),
-    "$exists": {"type": "boolean"},
-}
-_CONDITION = {
-    "anyOf": [
-        _SCALAR,
-        {"type": "object", "properties": _OPERATORS, "additionalProperties": False, "minProperties": 1},
-    ]
-}
-_FILTER_KEY = {"pattern": r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$", "maxLength": 128}
 _FILTERS = (("SearchRequest", "filter", 0), ("DeleteByFilterRequest", "filter", 1))  # (component, field, fewest)
 
 
@@ -381,7 +363,7 @@ def _state_filter_rules(schemas: dict[str, Any]) -> None:
         schema = schemas.get(component)
         for node in _walk(schema.properties.get(field) if schema is not None and schema.properties else None):
             if _is(node, "object"):
-                node.property_names, node.additional_properties = _FILTER_KEY, _CONDITION
+                node.property_names, node.additional_properties = KEY_SCHEMA, CONDITION_SCHEMA
                 node.min_properties = fewest or None
     create = schemas.get("CreateCollectionRequest")
     if create is not None:

@@ -77,4 +77,10 @@ def test_openapi_states_the_filter_language(client: httpx.Client) -> None:
     search = spec["components"]["schemas"]["SearchRequest"]["properties"]["filter"]
     assert any(m.get("propertyNames") == flt["propertyNames"] for m in search["oneOf"])
     create = spec["components"]["schemas"]["CreateCollectionRequest"]
-    assert create["not"]["properties"] == {"task": {"const": "code"}, "unit_kind": {"const": "page"}}
+    code_pages, chunks_ocr, code_ocr = create["not"]["anyOf"]  # what service.collections.tasks refuses
+    assert code_pages["properties"] == {"task": {"const": "code"}, "unit_kind": {"const": "page"}}
+    assert chunks_ocr["properties"]["unit_kind"] == {"const": "chunk"}
+    assert (code_ocr["properties"]["task"], code_ocr["properties"]["unit_kind"]) == (
+        {"const": "code"},
+        {"type": "null"},
+    )
