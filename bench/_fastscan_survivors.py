@@ -38,13 +38,12 @@ def _cpu(fn: Callable[[], object], repeats: int = 3) -> float:
 
 def _stored(codec: str, pages: list[np.ndarray]):  # type: ignore[no-untyped-def]
     """(collection config, codebook or None, blobs) as the embedded index stores ``pages``."""
-    from colbert.codebook import train
-    from colbert.quantize import RESIDUAL_LEVELS, Codec, encode
+    from colbert.quantize import Codec, encode, needs_codebook, train_codebook
     from colbert.store import CollectionConfig
 
     config = CollectionConfig(8, 128, codec=Codec(codec))
-    if Codec(codec) in RESIDUAL_LEVELS:
-        book = train(np.concatenate(pages), RESIDUAL_LEVELS[Codec(codec)])
+    if needs_codebook(codec):
+        book = train_codebook(codec, np.concatenate(pages))
         return config, book, [book.encode(p) for p in pages]
     return config, None, [encode(p, codec) for p in pages]
 
