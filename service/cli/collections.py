@@ -40,10 +40,11 @@ def add_collections_command(sub: Any, finish: Callable[..., None]) -> None:
     """Add ``collections`` to the subcommands ``sub``; ``finish`` adds ``--json`` and the settings flags."""
     cols = sub.add_parser(
         "collections",
-        help="list, show, delete, vacuum, export or import collections (no model needed)",
+        help="list, show, delete, vacuum, train cells, export or import collections (no model needed)",
         description="The collection routes of the API on the data directory and backend the settings name (no "
-        "model needed): list, show, delete (asks first; --yes skips), vacuum, export to one file, import from one "
-        "(also to migrate between backends). Collections are created by `index` or POST /v1/collections.",
+        "model needed): list, show, delete (asks first; --yes skips), vacuum, train-cells (the pooled_ivf first "
+        "stage's cells), export to one file, import from one (also to migrate between backends). Collections are "
+        "created by `index` or POST /v1/collections.",
     )
     cols_sub = cols.add_subparsers(dest="action", required=True)
     finish(cols_sub.add_parser("list", help="every collection with its counts"))
