@@ -2,17 +2,18 @@
 (``service.cli``) and the MCP server (``service.mcp``) call. One :class:`Collections` per runtime, over the
 runtime's catalog (:class:`colbert.catalog.Catalog`), holding the indexing jobs and the :class:`Indexer` and
 :class:`Searcher` (made once, when the model is ready).
-Blocking index calls (SQLite, file I/O) run in threads, preprocessing in the runtime's pool, the model in the
-batcher's worker. Decisions:
+
+Blocking index calls (SQLite, file I/O) run in threads; preprocessing in the runtime's pool; the model in
+the batcher's worker. Decisions:
 
 - A new collection's ``dimensions``: a Matryoshka size or the model's full size (default); ``codec``: a
   :class:`colbert.quantize.Codec` (:func:`parse_codec`; int8 by default); ``pool_factor`` >= 1 (1: no pooling).
-  Adding a document waits for the result (201) unless ``wait=false`` (202 + a job to poll).
+- Adding a document waits for the result (201) unless ``wait=false`` (202 + a job to poll).
 - A new document's id: ``document_id`` if given, else the uploaded file's name (made URL-safe), else a random
   id; an existing id is 409 unless ``replace``. The same bytes uploaded again without an explicit id follow
   ``JEV4_DUPLICATE_POLICY`` (:mod:`service.collections.duplicates`). The file name is also kept as the
   ``source`` metadata key (unless the metadata sets one). A replace without ``metadata`` keeps the document's
-  metadata; with ``metadata`` it stores exactly that. ``train_cells``: ``Catalog.train_cells`` (``pooled_ivf``).
+  metadata; with ``metadata`` it stores exactly that.
 - A collection has a ``task`` (retrieval | code) and holds one ``unit_kind`` (page | chunk); ``task: code``
   with ``unit_kind: page`` is 422 ``invalid_task`` (:mod:`service.collections.tasks`). Every document takes one
   write path (:mod:`service.collections.writing`): a converter per input kind, one admission check, one atomic
@@ -200,18 +201,14 @@ class Collections:
         catalog = self.catalog()
         work = catalog.vacuum if codec is None else functools.partial(catalog.recode, codec=codec)
         result = await asyncio.to_thread(work, name)
-        reclaimed = None
-        if result.bytes_before is not None and result.bytes_after is not None:
-            reclaimed = result.bytes_before - result.bytes_after
+        before, after = result.bytes_before, result.bytes_after
+        reclaimed = None if before is None or after is None else before - after
         return VacuumObject(
-            collection=name,
-            bytes_before=result.bytes_before,
-            bytes_after=result.bytes_after,
-            bytes_reclaimed=reclaimed,
-            note=result.note,
+            collection=name, bytes_before=before, bytes_after=after, bytes_reclaimed=reclaimed, note=result.note
         )
 
     async def train_cells(self, name: str, *, cells: int | None = None) -> CellsObject:
+        """Give an embedded collection the ``pooled_ivf`` first stage's cells (``Catalog.train_cells``)."""
         k, filed = await asyncio.to_thread(self.catalog().train_cells, name, cells)
         return CellsObject(collection=name, cells=k, units_filed=filed)
 
