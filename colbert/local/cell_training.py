@@ -4,7 +4,7 @@ An explicit step (``LocalStore.train_cells``; ``python -m service collections tr
 after its first bulk load or for an existing one: the cell book is trained on a sample of the held sketches and
 stored in one transaction (a concurrent trainer's book, stored first, wins), then every unit without a cell row is
 filed in transactions of ``_FILE_BLOCK`` units, read from a snapshot taken after the book was stored: a unit
-committed later was filed by its own transaction (:func:`colbert.local.cells.write_cells`). Readers and other
+committed later was filed by its own transaction (:func:`colbert.local.cells.new_unit_cells`). Readers and other
 writers go on meanwhile; run again after an interruption, it files what is left (the book is kept).
 """
 

@@ -22,7 +22,7 @@ Two tables, added to format 3 without a version change (created on open, empty u
                         afterwards
     unit_cells(page_id PK, data BLOB)
                         the ascending distinct cell ids (uint16) of a unit's sketch centroids, written in the unit's
-                        own transaction (:func:`write_cells`, called by every insert once a book exists) and deleted
+                        own transaction (:func:`new_unit_cells`, called by every insert once a book exists) and deleted
                         with it; the units added before the book got theirs from ``train_cells``
 
 In memory: the same append-only inverted lists as the ``ivf`` stage (:class:`colbert.local.ivf.IvfSnapshot`, ~4
@@ -58,9 +58,9 @@ __all__ = [
     "choose_cells",
     "load_cell_book",
     "load_cell_lists",
+    "new_unit_cells",
     "store_cell_book",
     "train_cell_book",
-    "write_cells",
 ]
 
 CELLS_DDL = (
@@ -212,16 +212,15 @@ def bump_generation(conn: sqlite3.Connection) -> None:
     )
 
 
-def write_cells(conn: sqlite3.Connection, page_id: int, sketch: npt.NDArray[np.float16]) -> None:
-    """File a unit just inserted under its cells (the caller's transaction; nothing without a cell book).
-    ``sketch``: the unit's (k, D) float16 centroids (:class:`colbert.local.write.UnitRow`), filed by the values a
-    handle holds for them (int8 codes and scales), as training files the units already there: a unit lands in
-    the same cells whichever way it was filed."""
+def new_unit_cells(conn: sqlite3.Connection, sketches: npt.NDArray[np.float16]) -> list[bytes] | None:
+    """The ``unit_cells`` rows of units being inserted in the caller's transaction (None: no cell book yet).
+    ``sketches``: their (P, k, D) float16 centroids (:class:`colbert.local.write.UnitRow`), filed by the values a
+    handle holds for them (int8 codes and scales), as training files the units already there: a unit lands in the
+    same cells whichever way it was filed."""
     book = load_cell_book(conn)
     if book is None:
-        return
-    held = widen_sketches(*quantize_sketches(sketch[None]))
-    conn.execute("INSERT INTO unit_cells (page_id, data) VALUES (?, ?)", (page_id, assign_cells(book, held)[0]))
+        return None
+    return assign_cells(book, widen_sketches(*quantize_sketches(sketches)))
 
 
 def load_cell_lists(conn: sqlite3.Connection, after_id: int, k: int, path: Path) -> tuple[np.ndarray, list[np.ndarray]]:

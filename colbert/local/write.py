@@ -23,7 +23,7 @@ import numpy as np
 from colbert._validate import canonical_json
 from colbert.codebook import Codebook
 from colbert.local.assign import page_centroid_ids
-from colbert.local.cells import write_cells
+from colbert.local.cells import new_unit_cells
 from colbert.local.checksum import code_crc
 from colbert.local.codes import distinct_centroids
 from colbert.local.dense_codec import encode_dense
@@ -127,8 +127,10 @@ def insert_document(
             canonical_json(list(warnings)) if warnings else None,
         ),
     )
-    sketches = encode_sketches(np.stack([r.sketch for r in rows]), sketch_codec) if rows else []
-    for row, sketch in zip(rows, sketches, strict=True):
+    half = np.stack([r.sketch for r in rows]) if rows else None  # (P, k, d) float16
+    sketches = [] if half is None else encode_sketches(half, sketch_codec)
+    cells = None if half is None else new_unit_cells(conn, half)  # once a cell book exists (colbert.local.cells)
+    for i, (row, sketch) in enumerate(zip(rows, sketches, strict=True)):
         cur = conn.execute(
             "INSERT INTO pages (doc_id, page, metadata, dense, kind) VALUES (?, ?, ?, ?, ?)",
             (doc_id, row.unit, row.metadata, row.dense, row.kind),
@@ -139,7 +141,8 @@ def insert_document(
             (page_id, row.n, row.blob, code_crc(row.blob)),
         )
         conn.execute("INSERT INTO sketches (page_id, data) VALUES (?, ?)", (page_id, sketch))
-        write_cells(conn, int(page_id or 0), row.sketch)
+        if cells is not None:
+            conn.execute("INSERT INTO unit_cells (page_id, data) VALUES (?, ?)", (page_id, cells[i]))
         if row.centroids is not None:
             conn.execute("INSERT INTO unit_centroids (page_id, data) VALUES (?, ?)", (page_id, row.centroids))
         if row.text is not None:
