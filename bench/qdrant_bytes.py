@@ -312,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-docs", type=int, default=1, help="documents per add_documents transaction")
     parser.add_argument("--work-dir", type=Path, default=None, help="parent of the temporary folder")
     args = parser.parse_args(argv)
+    if args.embedded_only and not args.layouts:
+        parser.error("--embedded-only prints only the --layouts table: give --layouts SKETCH:DENSE (e.g. int8:int8)")
     for layout in args.layouts:
         sketch, dense, size = (*layout.split(":"), "4096", "")[:3]
         sizes = {str(1 << b) for b in range(9, 17)}

@@ -79,3 +79,11 @@ def test_qdrant_edge_keeps_the_quantized_copy_and_rescores_on_the_originals(tmp_
     assert binary.edge.quantized > 0
     assert binary.edge.agreement == 1.0  # every returned score is rescored on the originals
     assert binary.edge.max_score_diff < 1e-4
+
+
+def test_embedded_only_without_layouts_is_refused_not_silent(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--embedded-only`` skips the only other table; without ``--layouts`` it used to print nothing and exit 0."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--embedded-only", "--pages", "2"])
+    assert exited.value.code == 2
+    assert "--layouts" in capsys.readouterr().err
