@@ -111,6 +111,11 @@ class Backend(Protocol):
         empty collection or ``cells`` out of range."""
         ...
 
+    def cells(self, store: Store) -> int | None:
+        """The collection's ``pooled_ivf`` cells (K), None where it has none (not trained; a backend without that
+        first stage): cheap enough to ask before a search."""
+        ...
+
     def export_source(self, store: Store) -> ExportSource: ...
 
     def restore(self, store: Store, doc: StoredDocument, encoding: Codec, sketch_vectors: int | None) -> None:

@@ -101,6 +101,11 @@ class Catalog:
         (``CollectionNotFoundError`` if there is no such collection)."""
         return self.backend.disk_bytes(self.get(name))
 
+    def cells(self, name: str) -> int | None:
+        """The collection's ``pooled_ivf`` cells (K), None where it has none (:meth:`colbert.backend.Backend.cells`;
+        ``CollectionNotFoundError`` if there is no such collection)."""
+        return self.backend.cells(self.get(name))
+
     def vacuum(self, name: str) -> VacuumResult:
         """Reclaim the disk space of deleted and replaced documents (what that means is the backend's)."""
         return self.backend.vacuum(name, self.get(name))

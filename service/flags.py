@@ -50,7 +50,8 @@ _DEST = "setting__"
 # what loads the model and finds the collections (``search`` takes these, not the server's ~50 settings)
 _LOAD_MODEL = ("model", "revision", "local_files_only", "tiny", "dtype", "device", "attn_implementation")
 _FIND_COLLECTIONS = ("data_dir", "collection_backend", "qdrant_url", "qdrant_api_key", "store_busy_timeout_s")
-_SEARCH = ("first_stage", "term_cache_mb", "search_mode", "search_fusion", "search_text_weight", "search_rrf_k")
+# (not first_stage: ``search --first-stage`` is the request's, as its ``--mode`` is; JEV4_FIRST_STAGE still applies)
+_SEARCH = ("term_cache_mb", "search_mode", "search_fusion", "search_text_weight", "search_rrf_k")
 
 # which sections of settings each command takes whole (``serve`` takes them all) ...
 SECTIONS: dict[str, tuple[str, ...]] = {

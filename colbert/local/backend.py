@@ -126,6 +126,9 @@ class LocalBackend:
         book, filed = _mine(store).train_cells(cells)
         return book.k, filed
 
+    def cells(self, store: Store) -> int | None:
+        return _mine(store).cell_count()
+
     def recode(self, name: str, store: Store, codec: Codec) -> VacuumResult:
         """Move the collection to ``codec`` (:mod:`colbert.local.recode`); ``store`` is closed."""
         local = _mine(store)

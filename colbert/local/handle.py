@@ -333,6 +333,15 @@ class LocalHandle:
             ivf_memory = self._lists.nbytes()
         return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), snap.nbytes, text_memory, ivf_memory)
 
+    def cell_count(self) -> int | None:
+        """The ``pooled_ivf`` first stage's cells (K); None before a cell book is trained. The held book, else one
+        read of the stored one (trained since the last sync by another handle or process; parsed once a process)."""
+        book = self.cells
+        if book is None:
+            with self._read() as conn:
+                book = load_cell_book(conn, self._path)
+        return None if book is None else book.k
+
     def disk_bytes(self) -> int:
         """Bytes of the collection's files on disk (the index file, its WAL and shared-memory files)."""
         total = 0

@@ -140,6 +140,9 @@ class QdrantBackend:
             "through Qdrant's own index (first_stage dense)"
         )
 
+    def cells(self, store: Store) -> int | None:
+        return None  # no pooled_ivf first stage here (train_cells above)
+
     def create_staging(self, name: str, config: CollectionConfig) -> tuple[str, Store]:
         if self.client.collection_exists(name) and self._meta(name).get(IMPORTING_KEY):
             raise CollectionExistsError(

@@ -50,10 +50,13 @@ def size(n: int | None) -> str:
 
 
 def collection_line(c: CollectionObject) -> str:
+    """``name  N documents, N pages, SIZE on disk  (dimensions D, codec C, pool factor P[, K cells])``: the cells
+    of the pooled_ivf first stage once trained (``collections train-cells``)."""
     on_disk = "" if c.disk_bytes is None else f", {size(c.disk_bytes)} on disk"
+    cells = "" if c.cells is None else f", {counted(c.cells, 'cell')}"
     return (
         f"{c.name}  {counted(c.documents, 'document')}, {counted(c.pages, 'page')}{on_disk}  "
-        f"(dimensions {c.dimensions}, codec {c.codec}, pool factor {c.pool_factor})"
+        f"(dimensions {c.dimensions}, codec {c.codec}, pool factor {c.pool_factor}{cells})"
     )
 
 

@@ -19,8 +19,10 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from colbert.hybrid import FIRST_STAGES
 from service.cli.remote import add_remote_flags
 from service.cli.session import fail, json_object, run_door_command
+from service.collections.search_schemas import MAX_CANDIDATES
 
 if TYPE_CHECKING:
     from service.cli.door import Door
@@ -39,6 +41,23 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         "--filter", type=json_object, help='metadata filter, e.g. {"kind": "pdf", "year": {"$gte": 2020}}'
     )
     parser.add_argument("--exhaustive", action="store_true", help="exact MaxSim over every page")
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"pages the first stage finds for the exact MaxSim rerank (checked as the API checks it: "
+        f"1..{MAX_CANDIDATES}; default 200): more is slower and finds more (~1M pages with pooled_ivf: 800 for "
+        "recall 0.99)",
+    )
+    parser.add_argument(
+        "--first-stage",
+        choices=FIRST_STAGES,
+        default=None,
+        help="how the candidates are found, as the API's first_stage: dense, pooled, ivf (residual codecs) or "
+        "pooled_ivf (collections whose cells were trained, `collections train-cells`); a stage the collection "
+        "lacks is refused (exit 2); default: JEV4_FIRST_STAGE (with --url, the server's), dense",
+    )
     parser.add_argument(
         "--mode",
         choices=["visual", "text", "hybrid"],
@@ -79,6 +98,7 @@ def _request(args: argparse.Namespace) -> SearchRequest:
 
     body = {"query": args.query, "top_k": args.top_k, "filter": args.filter, "exhaustive": args.exhaustive}
     body |= {"mode": args.mode, "fusion": args.fusion, "include_text": args.include_text}
+    body |= {"candidates": args.candidates, "first_stage": args.first_stage}
     try:
         return msgspec.convert(body, SearchRequest)
     except msgspec.ValidationError as exc:

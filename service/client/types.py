@@ -61,6 +61,7 @@ class Collection:
     task: str = "retrieval"
     unit_kind: str = "page"
     disk_bytes: int | None = None
+    cells: int | None = None  # the pooled_ivf first stage's cells (train_cells); None: none
     object: str = "collection"
     extra: dict[str, Any] = field(default_factory=dict)
 

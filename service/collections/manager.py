@@ -118,12 +118,14 @@ class Collections:
     async def store(self, name: str) -> Store:
         return await asyncio.to_thread(self.catalog().get, name)
 
-    def _disk_bytes(self, name: str) -> int | None:
-        """The collection's bytes on disk, None when unknown (Qdrant) or when it vanished meanwhile."""
+    def _facts(self, name: str) -> tuple[int | None, int | None]:
+        """The collection's bytes on disk (None: unknown, Qdrant) and ``pooled_ivf`` cells (None: none); both None
+        when it vanished meanwhile."""
+        catalog = self.catalog()
         try:
-            return self.catalog().disk_bytes(name)
+            return catalog.disk_bytes(name), catalog.cells(name)
         except CollectionNotFoundError:
-            return None
+            return None, None
 
     def services(self) -> tuple[Indexer, Searcher]:
         """The app's indexer and searcher, made once the model is ready (NotReadyError before)."""
@@ -171,21 +173,21 @@ class Collections:
             ocr=collection_ocr(data.ocr, unit_kind),
         )
         store = await asyncio.to_thread(self.catalog().create, data.name, config)
-        on_disk = await asyncio.to_thread(self._disk_bytes, data.name)
-        return collection_object(data.name, store.config, (0, 0), on_disk)
+        facts = await asyncio.to_thread(self._facts, data.name)
+        return collection_object(data.name, store.config, (0, 0), *facts)
 
     async def list_collections(self) -> CollectionList:
         def work() -> list[CollectionObject]:
             infos = self.catalog().list()
-            return [collection_object(i.name, i.config, i.counts, self._disk_bytes(i.name)) for i in infos]
+            return [collection_object(i.name, i.config, i.counts, *self._facts(i.name)) for i in infos]
 
         return CollectionList(data=await asyncio.to_thread(work))
 
     async def get(self, name: str) -> CollectionObject:
         store = await self.store(name)
         counts = await asyncio.to_thread(store.count)
-        on_disk = await asyncio.to_thread(self._disk_bytes, name)
-        return collection_object(name, store.config, counts, on_disk)
+        facts = await asyncio.to_thread(self._facts, name)
+        return collection_object(name, store.config, counts, *facts)
 
     async def vacuum(self, name: str, *, codec: str | None = None) -> VacuumObject:
         """Reclaim the disk space of deleted and replaced documents (``Catalog.vacuum``), or with ``codec`` rebuild
@@ -359,7 +361,8 @@ class Collections:
         like = None if data.like is None else (data.like.document_id, data.like.page)
         query = SearchQuery(text=data.query, image=None if data.query_image is None else b"", like=like)
         _indexer, searcher = self.services()
-        plan = searcher.limits.plan(query, store.config, data)  # every option checked before any work
+        cells = await asyncio.to_thread(self.catalog().cells, name) if data.first_stage == "pooled_ivf" else None
+        plan = searcher.limits.plan(query, store.config, data, cells)  # every option checked before any work
         if data.query_image is not None:
             limits = MediaLimits.from_settings(self.runtime.settings)
             image = await load_source(data.query_image, limits, what="query_image")

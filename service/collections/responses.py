@@ -66,7 +66,11 @@ def job_object(job: IndexJob) -> JobObject:
 
 
 def collection_object(
-    name: str, config: CollectionConfig, counts: tuple[int, int], disk_bytes: int | None = None
+    name: str,
+    config: CollectionConfig,
+    counts: tuple[int, int],
+    disk_bytes: int | None = None,
+    cells: int | None = None,
 ) -> CollectionObject:
     return CollectionObject(
         name=name,
@@ -80,6 +84,7 @@ def collection_object(
         documents=counts[0],
         pages=counts[1],
         disk_bytes=disk_bytes,
+        cells=cells,
     )
 
 

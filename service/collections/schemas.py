@@ -117,6 +117,13 @@ class CollectionObject(Struct, kw_only=True):
     documents: int
     pages: int
     disk_bytes: int | None = None  # embedded backend: its files' size; None: not known here (Qdrant)
+    cells: Annotated[
+        int | None,
+        Meta(
+            description="Cells of the pooled_ivf first stage (trained once by POST /v1/collections/{name}/cells); "
+            "null: none, so first_stage pooled_ivf is a 422 (always null on the Qdrant backend)"
+        ),
+    ] = None
 
 
 class CollectionList(Struct, kw_only=True):

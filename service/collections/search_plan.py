@@ -77,10 +77,18 @@ def not_applicable(request: SearchRequest, mode: SearchMode) -> list[str]:
     return out
 
 
-def first_stage(asked: str | None, config: CollectionConfig) -> str | None:
+def first_stage(asked: str | None, config: CollectionConfig, cells: int | None = None) -> str | None:
     """The first stage to ask the store for: as ``asked`` (None: the backend's default, ``JEV4_FIRST_STAGE`` in the
-    embedded backend's options, where ``ivf`` serves only the collections that have centroid lists). Asking ``ivf``
-    of a collection whose codec has none is a 422 here, before the query is embedded."""
+    embedded backend's options, where ``ivf`` serves only the collections that have centroid lists and
+    ``pooled_ivf`` those that have ``cells``). Asking ``ivf`` of a collection whose codec has none, or
+    ``pooled_ivf`` of one without cells (``Catalog.cells``), is a 422 here, before the query is embedded."""
+    if asked == "pooled_ivf" and cells is None:
+        raise UnprocessableError(
+            "first_stage 'pooled_ivf' needs the collection's cells, which it has none of: train them once "
+            "(`python -m service collections train-cells NAME` or POST /v1/collections/{name}/cells; embedded "
+            "backend only), or use first_stage 'pooled' (the same sketch score, over every page)",
+            code="first_stage_unavailable",
+        )
     if asked == "ivf" and not needs_codebook(config.codec):
         residual = ", ".join(c.value for c in RESIDUAL_CODES)
         raise UnprocessableError(
@@ -129,10 +137,13 @@ class SearchLimits:
     store: StoreLimits = field(default_factory=StoreLimits)
     render: PageLimits = field(default_factory=PageLimits)  # a kept PDF's page rendered again (page_images)
 
-    def plan(self, query: SearchQuery, config: CollectionConfig, request: SearchRequest) -> SearchPlan:
+    def plan(
+        self, query: SearchQuery, config: CollectionConfig, request: SearchRequest, cells: int | None = None
+    ) -> SearchPlan:
         """The request's options with the settings' defaults where it gives none, checked once (the mode against
         the query: :func:`resolve_mode`; the rest by :class:`colbert.search.SearchOptions`, a 422 naming the
-        field). A chunk collection's hits carry their unit's text and metadata (the ``chunk`` object), and the store
+        field; ``cells``: the collection's ``pooled_ivf`` cells, None: none).
+        A chunk collection's hits carry their unit's text and metadata (the ``chunk`` object), and the store
         is asked for more than ``top_k`` hits (:data:`_CODE_POOL` times) so that the definition rules
         (:mod:`colbert.definitions`) have hits to promote and to fill the places of capped ones."""
         mode = resolve_mode(query, request.mode, self.default_mode)
@@ -152,6 +163,7 @@ class SearchLimits:
             first_stage=first_stage(
                 None if mode is SearchMode.TEXT or request.exhaustive else request.first_stage,  # else: a warning
                 config,
+                cells,
             ),
             mode=mode,
             fusion=fusion,

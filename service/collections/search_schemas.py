@@ -12,6 +12,7 @@ from service.collections.schemas import MAX_JSON_INT
 from service.embeddings.schemas import Usage
 
 __all__ = [
+    "MAX_CANDIDATES",
     "ChunkInfo",
     "HighlightBox",
     "LikeQuery",
@@ -24,7 +25,10 @@ __all__ = [
 ]
 
 
-Candidates = Annotated[int, Meta(ge=1, le=10000, description="First-stage candidates reranked by MaxSim (default 200)")]
+MAX_CANDIDATES = 10000
+Candidates = Annotated[
+    int, Meta(ge=1, le=MAX_CANDIDATES, description="First-stage candidates reranked by MaxSim (default 200)")
+]
 
 
 class LikeQuery(Struct, kw_only=True, forbid_unknown_fields=True):

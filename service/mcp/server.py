@@ -23,7 +23,7 @@ from mcp.server.mcpserver.utilities.types import Image
 from pydantic import Field
 
 from service.collections.pages import ImageSize, page_image
-from service.collections.search_schemas import ChunkInfo, RegionObject, SearchRequest
+from service.collections.search_schemas import MAX_CANDIDATES, ChunkInfo, FirstStageName, RegionObject, SearchRequest
 from service.errors import error_info
 from service.mcp.reading import MAX_LINES, line_window, scaled_png, snippet, text_from_chunks
 from service.mcp.writes import WriteOptions, add_document
@@ -40,6 +40,14 @@ MAX_REGION_TEXT = 400  # characters of a region's text in a search answer (an ar
 _REGIONS_ARG = (
     "Add each hit's regions (citations): page boxes as fractions [x0, y0, x1, y1] with the text inside, or line "
     "ranges of code/text (default true)"
+)
+_CANDIDATES_ARG = (
+    f"Pages the first stage finds for the exact rerank, 1..{MAX_CANDIDATES} (default: the server's, 200); more is "
+    "slower and finds more: a collection of ~1M pages needs ~800 for recall 0.99"
+)
+_FIRST_STAGE_ARG = (
+    "How candidates are found (default: the server's): dense, pooled, ivf (residual codecs) or pooled_ivf "
+    "(collections whose cells were trained; sublinear)"
 )
 T = TypeVar("T")
 
@@ -123,8 +131,12 @@ def _find_tools(get: Getter) -> list[ToolSpec]:
             Field(description='Metadata conditions, ANDed: {"year": {"$gte": 2020}, "lang": "en"}'),
         ] = None,
         regions: Annotated[bool, Field(description=_REGIONS_ARG)] = True,
+        candidates: Annotated[int | None, Field(description=_CANDIDATES_ARG)] = None,
+        first_stage: Annotated[FirstStageName | None, Field(description=_FIRST_STAGE_ARG)] = None,
     ) -> dict[str, Any]:
-        return await _answer(_search(get(), collection, query, mode, top_k, filter, regions))
+        options: dict[str, Any] = {"mode": mode, "top_k": top_k, "filter": filter, "regions": regions}
+        options |= {"candidates": candidates, "first_stage": first_stage}
+        return await _answer(_search(get(), collection, query, options))
 
     async def get_page(
         collection: Annotated[str, Field(description="Collection name")],
@@ -175,16 +187,10 @@ def _write_tools(get: Getter, writes: WriteOptions) -> list[ToolSpec]:
     return [(add_document_tool, "add_document", description)]
 
 
-async def _search(
-    collections: Collections,
-    name: str,
-    query: str,
-    mode: str | None,
-    top_k: int,
-    filter: dict[str, Any] | None,
-    regions: bool = True,
-) -> dict[str, Any]:
-    body = {"query": query, "mode": mode, "top_k": top_k, "filter": filter, "include_text": True, "regions": regions}
+async def _search(collections: Collections, name: str, query: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The tool's answer; ``options`` are the tool's other arguments, checked as the HTTP route checks its body
+    (:class:`SearchRequest`: the ranges of ``candidates``, the names of ``first_stage``, ...)."""
+    body = {"query": query, "include_text": True, **options}
     request = msgspec.convert({k: v for k, v in body.items() if v is not None}, SearchRequest)
     found = await collections.search(name, request)
     hits: list[dict[str, Any]] = []

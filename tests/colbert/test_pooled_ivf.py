@@ -12,7 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colbert.errors import FirstStageUnavailableError, IndexFormatError, InvalidDocumentError
+from colbert.errors import (
+    CollectionNotFoundError,
+    FirstStageUnavailableError,
+    IndexFormatError,
+    InvalidDocumentError,
+)
 from colbert.local import LocalOptions, LocalStore
 from colbert.local.cells import CellBook, assign_cells, choose_cells, train_cell_book
 from colbert.local.modes import FirstStage
@@ -282,18 +287,25 @@ def test_a_unit_filed_by_its_own_write_is_in_the_cells_training_would_give_it(tm
 
 def test_the_catalog_trains_cells_through_its_backend(tmp_path: Path) -> None:
     """``Catalog.train_cells`` (what the service calls): the embedded backend trains and files; Qdrant, which has no
-    such first stage, refuses with the typed error the service answers as 422 ``first_stage_unavailable``."""
+    such first stage, refuses with the typed error the service answers as 422 ``first_stage_unavailable``.
+    ``Catalog.cells`` (what the service asks before a search): K once trained, also for a handle opened before the
+    training (another process's), None before and always on Qdrant."""
     from qdrant_client import QdrantClient
 
     from colbert.catalog import Catalog
 
-    with Catalog(tmp_path / "local") as catalog:
+    with Catalog(tmp_path / "local") as catalog, Catalog(tmp_path / "local") as other:
         store = catalog.create("lib", CollectionConfig(DENSE, D))
         for i, p in enumerate(topic_pages(3, 12)):
             store.add_document(f"d{i}", [record(p)])
+        assert (catalog.cells("lib"), other.cells("lib")) == (None, None)  # other's handle opened now
         assert catalog.train_cells("lib", 4) == (4, 12)
         assert catalog.train_cells("lib") == (4, 0)
+        assert (catalog.cells("lib"), other.cells("lib")) == (4, 4)
+        with pytest.raises(CollectionNotFoundError):
+            catalog.cells("nothing")
     with Catalog(tmp_path / "q", backend="qdrant", qdrant_client=QdrantClient(":memory:")) as catalog:
         catalog.create("q", CollectionConfig(DENSE, D))
+        assert catalog.cells("q") is None
         with pytest.raises(FirstStageUnavailableError, match="embedded backend's"):
             catalog.train_cells("q")

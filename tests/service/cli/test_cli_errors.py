@@ -90,7 +90,7 @@ def test_help_texts_say_what_the_commands_do() -> None:
     assert "text and code" in top  # index: not only PDFs/images
     assert all(word in top for word in ("export", "import", "vacuum"))  # collections
     search = _help("search")
-    assert search.count("[env") == 23  # the settings that matter to a search, not the server's ~50 (45 before)
+    assert search.count("[env") == 22  # the settings that matter to a search, not the server's ~50 (45 before)
     for unrelated in ("--port", "--api-keys", "--max-batch-tokens", "--max-pdf-pages", "--duplicate-policy"):
         assert unrelated not in search
     for needed in ("--model", "--tiny", "--data-dir", "--collection-backend", "--search-fusion", "--first-stage"):

@@ -113,6 +113,11 @@ def test_errors_over_url_are_the_local_lines_and_statuses(
     assert err.startswith("error: "), err
     assert "$near" in err, err
     assert err.count("\n") == 1, err
+    no_cells = ["search", QUERY, "--collection", docs, "--first-stage", "pooled_ivf", "--candidates", "800"]
+    code, _, err = _run(capsys, *no_cells, *remote)  # the request's option, sent (no longer a setting refused here)
+    assert code == 2, err
+    assert err.startswith("error: first_stage 'pooled_ivf' needs the collection's cells"), err
+    assert _run(capsys, *no_cells, *_local(live_server))[::2] == (code, err)
     code, _, err = _run(capsys, "documents", "show", "nope", "--collection", "no-such-collection", *remote)
     assert (code, err) == (1, "error: no collection named 'no-such-collection'\n")
 

@@ -49,6 +49,7 @@ def test_collections_roundtrip(api: Client, reports: str) -> None:
     assert got.documents == 1
     assert got.pages == 2
     assert got.codec == "float16"
+    assert got.cells is None  # no pooled_ivf cells until train_cells
     api.create_collection("client-tmp")
     assert api.vacuum("client-tmp").collection == "client-tmp"
     with pytest.raises(ClientError) as empty:
@@ -56,6 +57,7 @@ def test_collections_roundtrip(api: Client, reports: str) -> None:
     assert (empty.value.status, empty.value.code) == (422, "invalid_document")
     trained = api.train_cells(reports, cells=2)
     assert (trained.collection, trained.cells, trained.units_filed) == (reports, 2, 2)
+    assert api.get_collection(reports).cells == 2
     assert api.delete_collection("client-tmp").deleted is True
     with pytest.raises(ClientError) as caught:
         api.get_collection("client-tmp")

@@ -39,6 +39,7 @@ def test_create_list_get_delete(client: httpx.Client, tiny_encoder: Any) -> None
         "ocr": None,  # the server's default (JEV4_OCR) applies
         "documents": 0,
         "pages": 0,
+        "cells": None,  # no pooled_ivf cells until POST .../cells
     }
     names = [c["name"] for c in client.get("/v1/collections").json()["data"]]
     assert "lifecycle" in names

@@ -1,6 +1,8 @@
-"""The first stage over HTTP (issue 26): a search's ``first_stage`` (dense | pooled | ivf) and ``JEV4_FIRST_STAGE=ivf``
-reach the embedded store; ``ivf`` asked of a collection whose codec has no centroid lists is a 422 naming what to send
-instead, before the query is embedded; with the setting at ``ivf`` such a collection uses ``dense``. Hits are exact
+"""The first stage over HTTP (issue 26): a search's ``first_stage`` (dense | pooled | ivf | pooled_ivf) and
+``JEV4_FIRST_STAGE`` reach the embedded store; ``ivf`` asked of a collection whose codec has no centroid lists, and
+``pooled_ivf`` of one without cells, are 422s naming what to send instead, before the query is embedded; with the
+setting at ``ivf`` / ``pooled_ivf`` such a collection uses ``dense`` / ``pooled``. The collection object reports its
+cells. Hits are exact
 MaxSim whatever found them, so each hit's score is checked against an exhaustive search's score of the same page."""
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 
 import colbert.local.handle
+from service.collections.search import Searcher
 from tests.service.helpers import b64, error_message, pdf_bytes, ready_app
 
 QUERY = {"query": "report page", "top_k": 4, "mode": "visual"}
@@ -43,7 +46,23 @@ def ivf_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def test_a_search_asks_for_its_first_stage(tiny_encoder: Any, tmp_path: Path, ivf_calls: list[int]) -> None:
+@pytest.fixture
+def embedded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per search query the model embedded."""
+    calls: list[int] = []
+    real = Searcher._embed_query
+
+    async def spy(self: Searcher, *args: Any) -> Any:
+        calls.append(1)
+        return await real(self, *args)
+
+    monkeypatch.setattr(Searcher, "_embed_query", spy)
+    return calls
+
+
+def test_a_search_asks_for_its_first_stage(
+    tiny_encoder: Any, tmp_path: Path, ivf_calls: list[int], embedded: list[int]
+) -> None:
     with ready_app(tiny_encoder, tmp_path) as c:
         _make(c, "res", "residual2")
         _make(c, "f16", "float16")
@@ -54,9 +73,11 @@ def test_a_search_asks_for_its_first_stage(tiny_encoder: Any, tmp_path: Path, iv
             assert found, stage
             assert all(found[key] == pytest.approx(exact[key], abs=1e-5) for key in found), stage
         assert len(ivf_calls) == 1  # the ivf search, and only it
+        before = len(embedded)
         message = error_message(
             c.post("/v1/collections/f16/search", json={**QUERY, "first_stage": "ivf"}), 422, "first_stage_unavailable"
         )
+        assert len(embedded) == before  # refused before the model ran
         assert "residual2" in message
         assert "float16" in message
         assert "first_stage 'dense' or 'pooled'" in message
@@ -84,12 +105,28 @@ def test_the_ivf_setting_applies_where_the_codec_allows(
         assert len(ivf_calls) == 1
 
 
-def test_pooled_ivf_needs_trained_cells(tiny_encoder: Any, tmp_path: Path) -> None:
+def _cells(c: Any, name: str) -> Any:
+    """The collection object's ``cells``, checked to be the listing's too."""
+    listed = {x["name"]: x["cells"] for x in c.get("/v1/collections").json()["data"]}
+    shown = c.get(f"/v1/collections/{name}").json()["cells"]
+    assert listed[name] == shown
+    return shown
+
+
+def test_pooled_ivf_needs_trained_cells(tiny_encoder: Any, tmp_path: Path, embedded: list[int]) -> None:
     with ready_app(tiny_encoder, tmp_path) as c:
         _make(c, "f16", "float16")
+        assert _cells(c, "f16") is None
         asked = {**QUERY, "first_stage": "pooled_ivf"}
         message = error_message(c.post("/v1/collections/f16/search", json=asked), 422, "first_stage_unavailable")
         assert "train-cells" in message
+        assert "first_stage 'pooled'" in message
+        assert not embedded  # refused before the query was embedded
+        text = c.post("/v1/collections/f16/search", json={**asked, "mode": "text"})
+        assert text.status_code == 200, text.text  # BM25 has no first stage: a warning, not an error
+        assert any("first_stage does not apply" in w for w in text.json()["warnings"])
+        assert _scores(c, "f16", first_stage="pooled")
+        assert len(embedded) == 1
         error_message(c.post("/v1/collections/f16/cells", json={"cells": 0}), 422, "validation_error")
         error_message(c.post("/v1/collections/f16/cells", json={"cells": 999}), 422, "invalid_document")
         error_message(c.post("/v1/collections/nothing/cells"), 404, "collection_not_found")
@@ -99,7 +136,20 @@ def test_pooled_ivf_needs_trained_cells(tiny_encoder: Any, tmp_path: Path) -> No
         assert trained.json() == {"object": "collection.cells", "collection": "f16", "cells": 4, "units_filed": pages}
         again = c.post("/v1/collections/f16/cells").json()  # no body: the stored cells kept, nothing left to file
         assert (again["cells"], again["units_filed"]) == (4, 0)
+        assert _cells(c, "f16") == 4
         exact = _scores(c, "f16", exhaustive=True)
         found = _scores(c, "f16", first_stage="pooled_ivf", candidates=4)
         assert found
         assert all(found[key] == pytest.approx(exact[key], abs=1e-5) for key in found)
+
+
+def test_the_pooled_ivf_setting_serves_collections_without_cells(tiny_encoder: Any, tmp_path: Path) -> None:
+    with ready_app(tiny_encoder, tmp_path, first_stage="pooled_ivf") as c:
+        _make(c, "f16", "float16")
+        exact = _scores(c, "f16", exhaustive=True)
+        found = _scores(c, "f16", candidates=4)  # no cells: pooled, not an error
+        assert found
+        assert all(found[key] == pytest.approx(exact[key], abs=1e-5) for key in found)
+        assert c.post("/v1/collections/f16/cells", json={"cells": 2}).status_code == 200
+        assert _cells(c, "f16") == 2
+        assert _scores(c, "f16", candidates=4)

@@ -86,13 +86,17 @@ def test_tools_are_listed_with_schemas(live_server: LiveServer) -> None:
         assert tool.input_schema["type"] == "object"
     assert set(by_name["search"].input_schema["required"]) == {"collection", "query"}
     assert by_name["search"].input_schema["properties"]["top_k"]["maximum"] == 50
+    assert {"candidates", "first_stage"} <= set(by_name["search"].input_schema["properties"])
 
 
 def test_each_tool_answers(live_server: LiveServer, data: None) -> None:
+    deeper = {"collection": "mcp-pages", "query": "quarterly report", "top_k": 2}
+
     async def work(m: McpClient) -> dict[str, Any]:
         return {
             "collections": await m.call_tool("list_collections", {}),
             "pages": await m.call_tool("search", {"collection": "mcp-pages", "query": "quarterly report", "top_k": 2}),
+            "deeper": await m.call_tool("search", {**deeper, "candidates": 800, "first_stage": "pooled"}),
             "code": await m.call_tool("search", {"collection": "mcp-code", "query": "gamma", "mode": "text"}),
             "page": await m.call_tool("get_page", {"collection": "mcp-pages", "document_id": "report.pdf", "page": 2}),
             "doc": await m.call_tool("get_document", {"collection": "mcp-code", "document_id": "mod.py"}),
@@ -109,6 +113,8 @@ def test_each_tool_answers(live_server: LiveServer, data: None) -> None:
     hits = out["pages"].structured_content["hits"]
     assert {(h["document_id"], h["page"]) for h in hits} == {("report.pdf", 1), ("report.pdf", 2)}
     assert any("Quarterly report page" in h["snippet"] for h in hits)
+    deeper = out["deeper"].structured_content["hits"]
+    assert {(h["document_id"], h["page"]) for h in deeper} == {("report.pdf", 1), ("report.pdf", 2)}
     code_hit = out["code"].structured_content["hits"][0]
     assert code_hit["path"] == "pkg/mod.py"
     assert "gamma" in code_hit["snippet"]
@@ -159,6 +165,8 @@ def test_bad_arguments_are_tool_errors_and_the_session_goes_on(live_server: Live
             await m.call_tool("read_lines", {"collection": "mcp-code", "document_id": "mod.py", "start": 500}),
             await m.call_tool("search", {"collection": "mcp-pages", "query": "x", "filter": {"$bad": 1}}),
             await m.call_tool("add_document", {"collection": "mcp-pages", "url": "http://localhost/x.pdf"}),
+            await m.call_tool("search", {"collection": "mcp-pages", "query": "x", "first_stage": "pooled_ivf"}),
+            await m.call_tool("search", {"collection": "mcp-pages", "query": "x", "candidates": 0}),
             await m.call_tool("list_collections", {}),  # the session still works
         ]
 
@@ -175,3 +183,6 @@ def test_bad_arguments_are_tool_errors_and_the_session_goes_on(live_server: Live
     assert "invalid_lines: " in texts[5]
     assert "invalid_filter: " in texts[6]
     assert "writes_disabled: " in texts[7]
+    assert "first_stage_unavailable: " in texts[8]  # no cells: the service's 422, before the query is embedded
+    assert "validation_error: " in texts[9]
+    assert "candidates" in texts[9]
