@@ -120,9 +120,73 @@ static const uint8_t *a_rows(const uint8_t *docs, int kind, int d, int64_t j, in
     return abuf;
 }
 
-/* Zero the six accumulators and start the 16 × 16 int32 sums (H, M, L × two lane halves) of 16 tokens with one
-   32-lane query block; the tile instructions run on while the caller goes on (see maxsim_int_amx). */
-static void amx_dots(const uint8_t *a, int64_t stride, const int8_t *qb, int nkb) {
+#ifndef AMX_PREFETCH
+#define AMX_PREFETCH 2 /* groups of tokens ahead (1-2 best of 1, 2, 3, 4, 8, 16 with T0; T1, T2 slower: measured) */
+#endif
+
+/* Ask for the 16 rows of codes starting at token j (a later group; prefetches do not fault past the end): tile loads
+   from memory were not prefetched by the hardware well enough (3.4 GB/s on one core without this, measured). */
+static void prefetch_rows(const uint8_t *docs, int kind, int d, int64_t j) {
+    int64_t row_bytes = kind == AMX_KIND_INT8 ? d : (d + 7) / 8;
+    const char *from = (const char *)docs + j * row_bytes;
+    for (int64_t i = 0; i < AMX_ROWS * row_bytes; i += 64) _mm_prefetch(from + i, _MM_HINT_T0);
+}
+
+/* A group whose sums are stored and wait for their max (see group_max): the sums c, [limb · 2 + half][token][lane];
+   its tokens' scales (NULL: 1); corr (NULL: 0); the running max of its 32 lanes (mx, held in m0, m1 meanwhile);
+   the tokens done (t) of nt. */
+typedef struct {
+    const int32_t *c;
+    const float *scale;
+    const int32_t *corr;
+    float *mx;
+    int t, nt;
+    __m512 m0, m1;
+} pending_t;
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Tokens [w->t, end) of a pending group into its running max, with the VNNI path's operations in its order:
+   hi = H − cH, low = ((M − cM) << 8) + (L − cL) in int32, f = fma(hi, 65536, low) · scale, max. Without corr
+   (int8 codes entered signed: nothing to remove) the subtractions are left out. */
+INLINE void group_max(pending_t *w, int end) {
+    const __m512 k65536 = _mm512_set1_ps(65536.0f);
+    for (; w->t < end; w->t++) {
+        const int32_t *c = w->c + w->t * 16;
+        __m512 s = _mm512_set1_ps(w->scale ? w->scale[w->t] : 1.0f);
+        for (int half = 0; half < 2; half++) {
+            __m512i hi = _mm512_load_si512(c + half * 256);
+            __m512i md = _mm512_load_si512(c + (2 + half) * 256);
+            __m512i lo = _mm512_load_si512(c + (4 + half) * 256);
+            if (w->corr) {
+                hi = _mm512_sub_epi32(hi, _mm512_loadu_si512(w->corr + 16 * half));
+                md = _mm512_sub_epi32(md, _mm512_loadu_si512(w->corr + 32 + 16 * half));
+                lo = _mm512_sub_epi32(lo, _mm512_loadu_si512(w->corr + 64 + 16 * half));
+            }
+            __m512i low = _mm512_add_epi32(_mm512_slli_epi32(md, 8), lo);
+            __m512 f = _mm512_mul_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), k65536, _mm512_cvtepi32_ps(low)), s);
+            if (half == 0)
+                w->m0 = _mm512_max_ps(w->m0, f);
+            else
+                w->m1 = _mm512_max_ps(w->m1, f);
+        }
+    }
+}
+
+/* One step of a group's dot products: the B tile of part i (limb · 2 + half) into tmm7, its TDPBSSD into tmm<i>,
+   then the pending group's next `chunk` tokens (the vector work between the tile instructions: the
+   core does not run far ahead of a queue of long tile instructions by itself, measured). */
+#define PART(i)                                                      \
+    do {                                                             \
+        _tile_loadd(7, q + (i) * AMX_TILE, 64);                      \
+        _tile_dpbssd(i, 6, 7);                                       \
+        group_max(w, w->nt < chunk * ++step ? w->nt : chunk * step); \
+    } while (0)
+
+/* The six 16 × 16 int32 sums (H, M, L × two lane halves) of 16 tokens (A rows a) with one 32-lane query block (its
+   B tiles qb), stored to c, with the max of the pending group w interleaved; w becomes this group. */
+INLINE void amx_group(const uint8_t *a, int64_t stride, const int8_t *qb, int nkb, int32_t *c, pending_t *w) {
+    int step = 0, chunk = (w->nt + 6 * nkb - 1) / (6 * nkb); /* tokens of w per step */
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
@@ -132,23 +196,17 @@ static void amx_dots(const uint8_t *a, int64_t stride, const int8_t *qb, int nkb
     for (int kb = 0; kb < nkb; kb++) {
         const int8_t *q = qb + (int64_t)kb * 6 * AMX_TILE;
         _tile_loadd(6, a + kb * AMX_KB, stride);
-        _tile_loadd(7, q, 64);
-        _tile_dpbssd(0, 6, 7);
-        _tile_loadd(7, q + AMX_TILE, 64);
-        _tile_dpbssd(1, 6, 7);
-        _tile_loadd(7, q + 2 * AMX_TILE, 64);
-        _tile_dpbssd(2, 6, 7);
-        _tile_loadd(7, q + 3 * AMX_TILE, 64);
-        _tile_dpbssd(3, 6, 7);
-        _tile_loadd(7, q + 4 * AMX_TILE, 64);
-        _tile_dpbssd(4, 6, 7);
-        _tile_loadd(7, q + 5 * AMX_TILE, 64);
-        _tile_dpbssd(5, 6, 7);
+        PART(0);
+        PART(1);
+        PART(2);
+        PART(3);
+        PART(4);
+        PART(5);
     }
-}
-
-/* The sums to c: six 16 × 16 int32 blocks, [limb · 2 + half][token][lane]. */
-static void amx_store(int32_t *c) {
+    if (w->nt) {
+        _mm512_storeu_ps(w->mx, w->m0);
+        _mm512_storeu_ps(w->mx + 16, w->m1);
+    }
     _tile_stored(0, c, 64);
     _tile_stored(1, c + 256, 64);
     _tile_stored(2, c + 512, 64);
@@ -157,52 +215,14 @@ static void amx_store(int32_t *c) {
     _tile_stored(5, c + 1280, 64);
 }
 
-/* One stored group's running max per lane (32) over its tokens [0, nt), with the VNNI path's operations in its
-   order: hi = H − cH, low = ((M − cM) << 8) + (L − cL) in int32, f = fma(hi, 65536, low) · scale. Without corr
-   (int8 codes entered signed: nothing to remove) the subtractions are left out; inlined into both uses below. */
-static inline __attribute__((always_inline)) void group_max(const int32_t *c, int nt, const float *scale,
-                                                            const int32_t *corr, float *mx) {
-    __m512 m[2] = {_mm512_loadu_ps(mx), _mm512_loadu_ps(mx + 16)};
-    const __m512 k65536 = _mm512_set1_ps(65536.0f);
-    for (int t = 0; t < nt; t++) {
-        __m512 s = _mm512_set1_ps(scale ? scale[t] : 1.0f);
-        for (int half = 0; half < 2; half++) {
-            __m512i hi = _mm512_load_si512(c + half * 256 + t * 16);
-            __m512i md = _mm512_load_si512(c + (2 + half) * 256 + t * 16);
-            __m512i lo = _mm512_load_si512(c + (4 + half) * 256 + t * 16);
-            if (corr) {
-                hi = _mm512_sub_epi32(hi, _mm512_loadu_si512(corr + 16 * half));
-                md = _mm512_sub_epi32(md, _mm512_loadu_si512(corr + 32 + 16 * half));
-                lo = _mm512_sub_epi32(lo, _mm512_loadu_si512(corr + 64 + 16 * half));
-            }
-            __m512i low = _mm512_add_epi32(_mm512_slli_epi32(md, 8), lo);
-            __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), k65536, _mm512_cvtepi32_ps(low));
-            m[half] = _mm512_max_ps(m[half], _mm512_mul_ps(f, s));
-        }
-    }
-    _mm512_storeu_ps(mx, m[0]);
-    _mm512_storeu_ps(mx + 16, m[1]);
-}
-
-/* A stored group waiting for its max: the sums, its tokens, their scales (NULL: 1), corr (NULL: 0), the lanes. */
-typedef struct {
-    const int32_t *c;
-    int nt;
-    const float *scale;
-    const int32_t *corr;
-    float *mx;
-} pending_t;
-
-static void flush(const pending_t *w) {
-    if (w->corr)
-        group_max(w->c, w->nt, w->scale, w->corr, w->mx);
-    else
-        group_max(w->c, w->nt, w->scale, NULL, w->mx);
+/* Start the max of the group just stored (its lanes' running max read from mx). */
+INLINE void pend(pending_t *w, const int32_t *c, int nt, const float *scale, const int32_t *corr, float *mx) {
+    *w = (pending_t){c, scale, corr, mx, 0, nt, _mm512_loadu_ps(mx), _mm512_loadu_ps(mx + 16)};
 }
 
 /* maxsim_int's contract (see _maxsim_kernel.c) on AMX; 0 (nothing written) when its buffers cannot be allocated.
    Software-pipelined by one group: the tile unit computes a group's sums while the vector units take the max of
-   the group before (its sums stored to the other half of cbuf), then the new sums are stored. */
+   the group before (its sums stored to the other half of cbuf). */
 int maxsim_int_amx(const int8_t *qi, int n_lanes, int d, const uint8_t *docs, const float *scales, int kind,
                    const int32_t *corr, const int64_t *offsets, int64_t p0, int64_t p1, float *out) {
     int d4 = (d + 3) / 4, nkb = (d + AMX_KB - 1) / AMX_KB, kd = nkb * AMX_KB, blocks = n_lanes / 32;
@@ -214,7 +234,7 @@ int maxsim_int_amx(const int8_t *qi, int n_lanes, int d, const uint8_t *docs, co
     int32_t *cbuf = (int32_t *)(mem + qbytes + abytes); /* two groups' sums: 2 × 6 × 256 int32 */
     repack_query(qi, blocks, d4, nkb, qpad);
     _tile_loadconfig(&amx_config_all);
-    pending_t w = {NULL, 0, NULL, NULL, NULL};
+    pending_t w = {NULL, NULL, NULL, NULL, 0, 0, _mm512_setzero_ps(), _mm512_setzero_ps()};
     int half = 0;
     for (int64_t p = p0; p < p1; p++) {
         int64_t t0 = offsets[p], t1 = offsets[p + 1];
@@ -224,18 +244,21 @@ int maxsim_int_amx(const int8_t *qi, int n_lanes, int d, const uint8_t *docs, co
             int nt = (int)(t1 - j < AMX_ROWS ? t1 - j : AMX_ROWS);
             int64_t stride;
             const uint8_t *a = a_rows(docs, kind, d, j, nt, kd, abuf, &stride);
+            prefetch_rows(docs, kind, d, j + AMX_PREFETCH * AMX_ROWS);
             for (int b = 0; b < blocks; b++) {
-                amx_dots(a, stride, qpad + (int64_t)b * nkb * 6 * AMX_TILE, nkb);
-                if (w.c) flush(&w);
                 int32_t *c = cbuf + half * 6 * 256;
                 half ^= 1;
-                amx_store(c);
-                w = (pending_t){c, nt, kind == AMX_KIND_INT8 && scales ? scales + j : NULL,
-                                kind == AMX_KIND_INT8 ? NULL : corr + (int64_t)b * 96, o + (int64_t)b * 32};
+                amx_group(a, stride, qpad + (int64_t)b * nkb * 6 * AMX_TILE, nkb, c, &w);
+                pend(&w, c, nt, kind == AMX_KIND_INT8 && scales ? scales + j : NULL,
+                     kind == AMX_KIND_INT8 ? NULL : corr + (int64_t)b * 96, o + (int64_t)b * 32);
             }
         }
     }
-    if (w.c) flush(&w);
+    group_max(&w, w.nt);
+    if (w.nt) {
+        _mm512_storeu_ps(w.mx, w.m0);
+        _mm512_storeu_ps(w.mx + 16, w.m1);
+    }
     _tile_release();
     free(mem);
     return 1;
