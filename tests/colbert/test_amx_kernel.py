@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import colbert._kernel as kernel_mod
 from colbert.quantize import encode
@@ -50,7 +51,8 @@ def test_amx_and_vnni_score_int8_bit_for_bit(
     amx, vnni = _scores(native, True, queries, packed), _scores(native, False, queries, packed)
     np.testing.assert_array_equal(amx.view(np.uint32), vnni.view(np.uint32))
     portable = kernel_mod.kernel(PORTABLE)
-    assert portable is not None and not portable.amx
+    assert portable is not None
+    assert not portable.amx
     monkeypatch.setattr(portable, "int8_as_float", False)  # the portable integer kernel, not the float one
     monkeypatch.setattr(kernel_mod, "kernel", lambda flags=None: portable)
     np.testing.assert_array_equal(maxsim(queries, packed).view(np.uint32), amx.view(np.uint32))
@@ -64,7 +66,7 @@ def test_amx_in_several_threads(native: kernel_mod.Kernel, monkeypatch: pytest.M
     packed = PackedDocs.from_encoded(lengths, [encode(p, "int8") for p in pages], 128, "int8")
     queries = [rng.standard_normal((n, 128)).astype(np.float32) for n in (20, 32)]
     monkeypatch.setattr(kernel_mod, "kernel", lambda flags=None: native)
-    monkeypatch.setattr(kernel_mod.torch, "get_num_threads", lambda: 5)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 5)  # run_pages: 5 workers
     amx, vnni = _scores(native, True, queries, packed), _scores(native, False, queries, packed)
     np.testing.assert_array_equal(amx.view(np.uint32), vnni.view(np.uint32))
 
@@ -92,4 +94,5 @@ def test_amx_binary_bits_bit_for_bit(d: int, native: kernel_mod.Kernel) -> None:
         )  # fmt: skip
         results.append(out)
     np.testing.assert_array_equal(results[0].view(np.uint32), results[1].view(np.uint32))
-    assert (results[0][1] == 0).all() and np.isfinite(results[0]).all()
+    assert (results[0][1] == 0).all()
+    assert np.isfinite(results[0]).all()
