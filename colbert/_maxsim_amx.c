@@ -85,8 +85,10 @@ static const amx_config_t amx_config_all = {
 };
 
 /* qi (blocks, d4, 3 limbs, 32 lanes, 4 bytes) -> qpad (blocks, nkb, 3 limbs × 2 halves, 16 quads, 64 bytes): one
-   B tile per (K block, limb, half of the lanes), quads past d4 zero. */
-static void repack_query(const int8_t *qi, int blocks, int d4, int nkb, int8_t *qpad) {
+   B tile per (K block, limb, half of the lanes); dimensions from d on are 0 (the VNNI path ignores the query there:
+   the int8 offset's share is in corr, binary padding bits are cleared), so the document bytes there add nothing. */
+static void repack_query(const int8_t *qi, int blocks, int d, int nkb, int8_t *qpad) {
+    int d4 = (d + 3) / 4;
     memset(qpad, 0, (size_t)blocks * nkb * 6 * AMX_TILE);
     for (int b = 0; b < blocks; b++)
         for (int g = 0; g < d4; g++)
@@ -94,27 +96,45 @@ static void repack_query(const int8_t *qi, int blocks, int d4, int nkb, int8_t *
                 const int8_t *src = qi + (((int64_t)b * d4 + g) * 3 + part / 2) * 128 + (part % 2) * 64;
                 int8_t *dst = qpad + (((int64_t)b * nkb + g / 16) * 6 + part) * AMX_TILE + (g % 16) * 64;
                 memcpy(dst, src, 64);
+                for (int lane = 0; lane < 16 && 4 * g + 4 > d; lane++)
+                    for (int k = d - 4 * g; k < 4; k++) dst[4 * lane + k] = 0;
             }
 }
 
+/* One token's sign bits (numpy.packbits order: most significant bit first) as bytes 0/1 in dst (64 bytes per 8 bytes
+   of bits, whole chunks: dst has room to kd; bits past d are the packing's zero padding, and the query is 0 there).
+   GFNI reverses the bits of each byte so that bit i of a 64-bit word is dimension i, then a masked move spreads
+   them; without GFNI a byte at a time. */
+static void expand_bits(const uint8_t *src, int nbytes, uint8_t *dst) {
+#if defined(__GFNI__)
+    const __m512i one = _mm512_set1_epi8(1);
+    for (int i = 0; i < nbytes; i += 8) {
+        uint64_t w = 0;
+        memcpy(&w, src + i, nbytes - i < 8 ? (size_t)(nbytes - i) : 8);
+        __m128i r = _mm_gf2p8affine_epi64_epi8(_mm_cvtsi64_si128((long long)w), _mm_set1_epi64x(0x8040201008040201LL), 0);
+        _mm512_storeu_si512(dst + 8 * i, _mm512_maskz_mov_epi8((__mmask64)_mm_cvtsi128_si64(r), one));
+    }
+#else
+    for (int k = 0; k < 8 * nbytes; k++) dst[k] = (uint8_t)(src[k >> 3] >> (7 - (k & 7)) & 1);
+#endif
+}
+
 /* The A operand of tokens [j, j + nt): straight from the codes where a full tile of whole rows is there, else
-   copied (int8 codes as they are, binary bits as bytes 0/1, numpy.packbits order) into abuf, zero-padded to kd
-   bytes per row and 16 rows. Sets *stride to the row stride. */
+   copied (int8 codes as they are, zero-padded to kd bytes per row and 16 rows; binary bits as bytes 0/1, see
+   expand_bits) into abuf. Sets *stride to the row stride. */
 static const uint8_t *a_rows(const uint8_t *docs, int kind, int d, int64_t j, int nt, int kd, uint8_t *abuf,
                              int64_t *stride) {
     if (kind == AMX_KIND_INT8 && nt == AMX_ROWS && d == kd) {
         *stride = d;
         return docs + j * d;
     }
-    memset(abuf, 0, (size_t)AMX_ROWS * kd);
+    int nbytes = (d + 7) / 8;
+    if (kind == AMX_KIND_INT8 || nt < AMX_ROWS) memset(abuf, 0, (size_t)AMX_ROWS * kd);
     for (int t = 0; t < nt; t++) {
-        uint8_t *dst = abuf + (int64_t)t * kd;
-        if (kind == AMX_KIND_INT8) {
-            memcpy(dst, docs + (j + t) * d, d);
-        } else {
-            const uint8_t *src = docs + (j + t) * ((d + 7) / 8);
-            for (int k = 0; k < d; k++) dst[k] = (uint8_t)(src[k >> 3] >> (7 - (k & 7)) & 1);
-        }
+        if (kind == AMX_KIND_INT8)
+            memcpy(abuf + (int64_t)t * kd, docs + (j + t) * d, d);
+        else
+            expand_bits(docs + (j + t) * nbytes, nbytes, abuf + (int64_t)t * kd);
     }
     *stride = kd;
     return abuf;
@@ -225,14 +245,14 @@ INLINE void pend(pending_t *w, const int32_t *c, int nt, const float *scale, con
    the group before (its sums stored to the other half of cbuf). */
 int maxsim_int_amx(const int8_t *qi, int n_lanes, int d, const uint8_t *docs, const float *scales, int kind,
                    const int32_t *corr, const int64_t *offsets, int64_t p0, int64_t p1, float *out) {
-    int d4 = (d + 3) / 4, nkb = (d + AMX_KB - 1) / AMX_KB, kd = nkb * AMX_KB, blocks = n_lanes / 32;
+    int nkb = (d + AMX_KB - 1) / AMX_KB, kd = nkb * AMX_KB, blocks = n_lanes / 32;
     size_t qbytes = (size_t)blocks * nkb * 6 * AMX_TILE, abytes = (size_t)AMX_ROWS * kd;
     uint8_t *mem = aligned_alloc(64, qbytes + abytes + 12 * AMX_TILE);
     if (mem == NULL) return 0;
     int8_t *qpad = (int8_t *)mem;
     uint8_t *abuf = mem + qbytes;
     int32_t *cbuf = (int32_t *)(mem + qbytes + abytes); /* two groups' sums: 2 × 6 × 256 int32 */
-    repack_query(qi, blocks, d4, nkb, qpad);
+    repack_query(qi, blocks, d, nkb, qpad);
     _tile_loadconfig(&amx_config_all);
     pending_t w = {NULL, NULL, NULL, NULL, 0, 0, _mm512_setzero_ps(), _mm512_setzero_ps()};
     int half = 0;

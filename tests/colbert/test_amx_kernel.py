@@ -79,9 +79,8 @@ def test_amx_binary_bits_bit_for_bit(d: int, native: kernel_mod.Kernel) -> None:
     offsets = np.array([0, 5, 5, 21, 70, 333], dtype=np.int64)
     d4, n_lanes = -(-d // 4), 64
     bits = rng.integers(0, 256, (int(offsets[-1]), -(-d // 8)), dtype=np.uint8)
-    limbs = rng.integers(-128, 128, (n_lanes // 32, 3, 32, d4 * 4), dtype=np.int8)  # (blocks, limbs, lanes, dims)
-    limbs[..., d:] = 0  # the caller's padding dims are 0
-    qi = np.ascontiguousarray(limbs.reshape(n_lanes // 32, 3, 32, d4, 4).transpose(0, 3, 1, 2, 4))
+    # (blocks, d4, limbs, lanes, 4); the padding dims past d are not 0 here: both paths ignore them
+    qi = rng.integers(-128, 128, (n_lanes // 32, d4, 3, 32, 4), dtype=np.int8)
     corr = rng.integers(-5000, 5000, (n_lanes // 32, 3, 32), dtype=np.int32)
     results = []
     for amx in (True, False):
