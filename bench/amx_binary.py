@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{threads} threads; read bandwidth {bandwidth / 1e9:.2f} GB/s; AMX: {built.amx}")
     print(f"{'path':22s} {'Mtok/s':>7s} {'Mtok/CPUs':>9s} {'GB/s':>6s} {'% bw':>5s}")
     tokens, size = a.pages * a.ld, bits.nbytes
-    paths = [("maxsim_lut (scorer)", lambda: maxsim(q, packed))]
+    paths: list[tuple[str, Callable[[], object]]] = [("maxsim_lut (scorer)", lambda: maxsim(q, packed))]
     paths += [("maxsim_int AMX", lambda: integer(True))] if built.amx else []
     paths += [("maxsim_int VNNI", lambda: integer(False))]
     for name, fn in paths:
