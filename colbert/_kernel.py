@@ -13,8 +13,8 @@ values (:data:`unavailable_reason` says why); setting :data:`enabled` to False f
 that takes the fallback is counted in :data:`fallback_uses` (the server exports it as a metric) and the first one in a
 process logs a warning.
 
-ctypes releases the GIL during the call, so :func:`run_pages` splits the pages over a thread pool of
-``torch.get_num_threads()`` workers.
+ctypes releases the GIL during the call, so :func:`run_pages` splits the pages over ``torch.get_num_threads()``
+threads: the calling one and a pool of the others.
 """
 
 from __future__ import annotations
@@ -183,7 +183,8 @@ def run_pages(
     offsets: npt.NDArray[np.int64], call: Callable[[int, int], None], *, min_tokens_per_thread: int = 8192
 ) -> None:
     """Run ``call(p0, p1)`` over contiguous page ranges covering all pages, split by token count across
-    ``torch.get_num_threads()`` threads (one range in the calling thread when the work is small)."""
+    ``torch.get_num_threads()`` threads: the first range in the calling thread, the others in a pool (all in the
+    calling thread when the work is small)."""
     global _pool, _pool_size
     n_pages = int(offsets.shape[0] - 1)
     total = int(offsets[-1] - offsets[0])
@@ -195,10 +196,15 @@ def run_pages(
     bounds = [0, *[int(c) for c in cuts], n_pages]
     ranges = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
     with _lock:
-        if _pool is None or _pool_size < len(ranges):
+        if _pool is None or _pool_size < len(ranges) - 1:
             if _pool is not None:
                 _pool.shutdown(wait=False)
-            _pool, _pool_size = ThreadPoolExecutor(len(ranges), thread_name_prefix="maxsim"), len(ranges)
+            _pool, _pool_size = ThreadPoolExecutor(len(ranges) - 1, thread_name_prefix="maxsim"), len(ranges) - 1
         pool = _pool
-    for future in [pool.submit(call, a, b) for a, b in ranges]:
-        future.result()
+    # the first range in the calling thread: one hand-off fewer per call, and the caller works instead of waiting
+    futures = [pool.submit(call, a, b) for a, b in ranges[1:]]
+    try:
+        call(*ranges[0])
+    finally:
+        for future in futures:
+            future.result()

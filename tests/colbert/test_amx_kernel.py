@@ -59,14 +59,14 @@ def test_amx_and_vnni_score_int8_bit_for_bit(
 
 
 def test_amx_in_several_threads(native: kernel_mod.Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The thread pool's workers each load the tile configuration: more workers than cores, same scores."""
+    """The caller and the pool's workers each load the tile configuration: more threads than cores, same scores."""
     rng = np.random.default_rng(5)
     lengths = [int(n) for n in rng.integers(0, 1500, 40)]
     pages = [rng.standard_normal((n, 128)).astype(np.float32) for n in lengths]
     packed = PackedDocs.from_encoded(lengths, [encode(p, "int8") for p in pages], 128, "int8")
     queries = [rng.standard_normal((n, 128)).astype(np.float32) for n in (20, 32)]
     monkeypatch.setattr(kernel_mod, "kernel", lambda flags=None: native)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 5)  # run_pages: 5 workers
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 5)  # run_pages: the caller + 4 workers
     amx, vnni = _scores(native, True, queries, packed), _scores(native, False, queries, packed)
     np.testing.assert_array_equal(amx.view(np.uint32), vnni.view(np.uint32))
 
