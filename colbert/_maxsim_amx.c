@@ -124,6 +124,7 @@ static void expand_bits(const uint8_t *src, int nbytes, uint8_t *dst) {
     }
 #else
     for (int k = 0; k < 8 * nbytes; k++) dst[k] = (uint8_t)(src[k >> 3] >> (7 - (k & 7)) & 1);
+    for (int k = 8 * nbytes; k < 64 * ((nbytes + 7) / 8); k++) dst[k] = 0; /* as whole chunks: up to kd */
 #endif
 }
 
