@@ -195,6 +195,9 @@ def run_pages(
     cuts = np.searchsorted(offsets, offsets[0] + np.linspace(0, total, threads + 1)[1:-1]).tolist()
     bounds = [0, *[int(c) for c in cuts], n_pages]
     ranges = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+    if len(ranges) == 1:  # cuts inside one large page
+        call(*ranges[0])
+        return
     with _lock:
         if _pool is None or _pool_size < len(ranges) - 1:
             if _pool is not None:

@@ -5,6 +5,7 @@ every score is bit for bit the same; odd sizes (pages not a multiple of 16 token
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,3 +96,15 @@ def test_amx_binary_bits_bit_for_bit(d: int, native: kernel_mod.Kernel) -> None:
     np.testing.assert_array_equal(results[0].view(np.uint32), results[1].view(np.uint32))
     assert (results[0][1] == 0).all()
     assert np.isfinite(results[0]).all()
+
+
+@pytest.mark.parametrize("offsets", [[0, 1, 20001], [0, 9000, 18000, 27000, 36000]])
+def test_run_pages_ranges(offsets: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller runs the first range, the pool the others; cuts that all fall inside one page leave one range."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    seen: list[tuple[int, int]] = []
+    kernel_mod.run_pages(np.array(offsets, dtype=np.int64), lambda a, b: seen.append((a, b)))
+    ranges = sorted(seen)
+    assert ranges[0][0] == 0
+    assert ranges[-1][1] == len(offsets) - 1
+    assert all(b0 == a1 for (_, b0), (a1, _) in itertools.pairwise(ranges))
