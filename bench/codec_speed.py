@@ -11,6 +11,8 @@ machine runs), GB/s of stored code bytes read (code bytes / time) and that as a 
 measured in the same run (:func:`read_bandwidth`: the best of a float32 ``max`` over 512 MiB in 1 and in N threads —
 ``max`` is vectorised and does nothing per byte, so it runs at what the memory delivers). With ``--fallback`` the same
 calls with the compiled kernel disabled (decode + torch GEMM), and the largest |kernel − fallback| score difference.
+Where the kernel's int8 path runs on AMX tiles (``Kernel.amx``), a ``vnni`` row times the same int8 calls with AMX
+turned off (the VNNI path: the same scores, its max |Δ| is 0), in the same run.
 For the compact codecs (binary, residual) a ``fast-scan`` row times :meth:`colbert.fastscan.FastScan.bounds` over the
 same pages (the pruning bounds: uint8 nibble tables, ``vpshufb``), and "CPU GB/s" (code bytes per CPU-second × the
 threads) with its % of the bandwidth gives every row's rate as if the process had the machine's cores to itself.
@@ -126,16 +128,23 @@ def _codec_rows(
     from colbert import _kernel
 
     size, tables, fn, fast = _contestant(codec, a.pages, a.ld, q, a.k, rng)
-    paths = [("kernel", fn, True)] + ([("fallback", fn, False)] if a.fallback else [])
+    built = _kernel.kernel()
+    amx = codec == "int8" and bool(getattr(built, "amx", False))  # also the VNNI path, in the same run
+    paths = [("kernel", fn, True)] + ([("vnni", fn, True)] if amx else [])
+    paths += [("fallback", fn, False)] if a.fallback else []
     paths += [("fast-scan", fast, True)] if fast is not None else []
     first: np.ndarray | None = None
     tokens = a.pages * a.ld
     for path, call, enabled in paths:
         _kernel.enabled = enabled
+        if amx:
+            built.use_amx(path != "vnni")  # type: ignore[union-attr]
         seconds, cpu, scores = _median_seconds(call, a.repeats if enabled else max(1, a.repeats // 2))
         _kernel.enabled = True
+        if amx:
+            built.use_amx(True)  # type: ignore[union-attr]
         first = scores if first is None else first
-        delta = f"{np.abs(scores - first).max():17.2e}" if path == "fallback" else ""
+        delta = f"{np.abs(scores - first).max():17.2e}" if path in ("fallback", "vnni") else ""
         per_cpu = size / cpu * threads
         print(
             f"{codec:10s} {path:9s} {a.pages / seconds:9.0f} {tokens / seconds / 1e6:7.1f} "
@@ -149,7 +158,7 @@ def _isa(built: object) -> str:
     if built is None:
         return "none (torch fallback)"
     if getattr(built, "avx512", False):
-        return "AVX-512"
+        return "AVX-512 + AMX (int8 codes)" if getattr(built, "amx", False) else "AVX-512"
     if getattr(built, "avx2", False):
         return "AVX2 (float kernel; the table kernel is compiler-vectorised C)"
     return "portable C"

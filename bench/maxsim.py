@@ -124,6 +124,7 @@ def main() -> None:
         f"machine: {threads} threads; GEMM 4096² fp32 {rates['float32'] / 1e9:.0f} GFLOP/s, "
         f"bf16 {rates['bfloat16'] / 1e9:.0f} GFLOP/s, int8 (torch._int_mm) {rates['int8'] / 1e9:.0f} GOP/s; "
         f"MaxSim kernel: {'AVX-512' if built and built.avx512 else 'portable C' if built else 'none (torch)'}"
+        f"{' + AMX (int8 codes)' if getattr(built, 'amx', False) else ''}"
     )
     print(f"data: {args.pages} pages × {args.ld} × 128, query {args.lq} tokens; {flop_per_page / 1e6:.1f} MFLOP/page")
 

@@ -1,18 +1,20 @@
-"""The fused MaxSim kernels (``_maxsim_kernel.c``, ``_maxsim_lut.c`` and ``_fastscan.c``, one shared object): built
-with the system C compiler on first use, loaded with ctypes.
+"""The fused MaxSim kernels (``_maxsim_kernel.c``, ``_maxsim_amx.c``, ``_maxsim_lut.c`` and ``_fastscan.c``, one shared
+object): built with the system C compiler on first use, loaded with ctypes.
 
 The shared object is cached under :data:`cache_dir` (``~/.cache/jev4-serve``; a server builds it at start-up with
 :func:`build`, into its configured directory), keyed by the sources, the compiler flags and the CPU's feature flags,
 and written atomically (concurrent first uses are safe). Built with ``cc -march=native``: AVX-512 (F/BW/VNNI/F16C)
 machines get the vector kernels, AVX2 + FMA + F16C ones the vector float kernel, others portable C of the same
-arithmetic (the lookup-table kernel is vector C the compiler maps to the machine's registers). Where no compiler works
+arithmetic (the lookup-table kernel is vector C the compiler maps to the machine's registers); AMX (Sapphire Rapids
+and later, where Linux grants the tile state) machines also get AMX tiles for the int8 codes' integer dot products,
+with the same answers as VNNI (:meth:`Kernel.use_amx` turns them off and on). Where no compiler works
 (or the cache is not writable), :func:`kernel` returns ``None`` and scoring falls back to torch GEMMs of the decoded
 values (:data:`unavailable_reason` says why); setting :data:`enabled` to False forces that fallback. Each scoring call
 that takes the fallback is counted in :data:`fallback_uses` (the server exports it as a metric) and the first one in a
 process logs a warning.
 
-ctypes releases the GIL during the call, so :func:`run_pages` splits the pages over a thread pool of
-``torch.get_num_threads()`` workers.
+ctypes releases the GIL during the call, so :func:`run_pages` splits the pages over ``torch.get_num_threads()``
+threads: the calling one and a pool of the others.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ import torch
 __all__ = ["Kernel", "build", "fallback_used", "kernel", "run_pages"]
 
 log = logging.getLogger(__name__)
-_SOURCES = tuple(Path(__file__).with_name(n) for n in ("_maxsim_kernel.c", "_maxsim_lut.c", "_fastscan.c"))  # one .so
+_SOURCES = tuple(
+    Path(__file__).with_name(n) for n in ("_maxsim_kernel.c", "_maxsim_amx.c", "_maxsim_lut.c", "_fastscan.c")
+)  # one .so
 _FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-fno-math-errno")
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
@@ -76,7 +80,18 @@ class Kernel:
         # VNNI; elsewhere they are widened to their decoded float32 values inside the float kernel (FMA).
         self.int8_as_float = not self.avx512
         lib.maxsim_init.restype = None
-        lib.maxsim_init()
+        lib.maxsim_init()  # also asks Linux for the AMX tile state, where compiled with AMX
+        self._use_amx = lib.maxsim_use_amx
+        self._use_amx.restype = _INT
+        self._use_amx.argtypes = [_INT]
+        lib.maxsim_has_amx.restype = _INT
+        self.amx = bool(lib.maxsim_has_amx())  # maxsim_int's dot products on AMX tiles (same answers as VNNI)
+
+    def use_amx(self, on: bool) -> bool:
+        """Turn maxsim_int's AMX path on (where compiled in and granted) or off, for the whole process (every user
+        of this shared object); returns :attr:`amx`. The scores are the same either way: for tests and benches."""
+        self.amx = bool(self._use_amx(int(on)))
+        return self.amx
 
 
 enabled = True  # False: always the torch fallback
@@ -168,7 +183,8 @@ def run_pages(
     offsets: npt.NDArray[np.int64], call: Callable[[int, int], None], *, min_tokens_per_thread: int = 8192
 ) -> None:
     """Run ``call(p0, p1)`` over contiguous page ranges covering all pages, split by token count across
-    ``torch.get_num_threads()`` threads (one range in the calling thread when the work is small)."""
+    ``torch.get_num_threads()`` threads: the first range in the calling thread, the others in a pool (all in the
+    calling thread when the work is small)."""
     global _pool, _pool_size
     n_pages = int(offsets.shape[0] - 1)
     total = int(offsets[-1] - offsets[0])
@@ -179,11 +195,19 @@ def run_pages(
     cuts = np.searchsorted(offsets, offsets[0] + np.linspace(0, total, threads + 1)[1:-1]).tolist()
     bounds = [0, *[int(c) for c in cuts], n_pages]
     ranges = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+    if len(ranges) == 1:  # cuts inside one large page
+        call(*ranges[0])
+        return
     with _lock:
-        if _pool is None or _pool_size < len(ranges):
+        if _pool is None or _pool_size < len(ranges) - 1:
             if _pool is not None:
                 _pool.shutdown(wait=False)
-            _pool, _pool_size = ThreadPoolExecutor(len(ranges), thread_name_prefix="maxsim"), len(ranges)
+            _pool, _pool_size = ThreadPoolExecutor(len(ranges) - 1, thread_name_prefix="maxsim"), len(ranges) - 1
         pool = _pool
-    for future in [pool.submit(call, a, b) for a, b in ranges]:
-        future.result()
+    # the first range in the calling thread: one hand-off fewer per call, and the caller works instead of waiting
+    futures = [pool.submit(call, a, b) for a, b in ranges[1:]]
+    try:
+        call(*ranges[0])
+    finally:
+        for future in futures:
+            future.result()

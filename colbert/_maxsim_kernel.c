@@ -22,6 +22,8 @@
    Query layout ``qi``: (n_lanes / 32, ceil(d / 4), 3 limbs [hi, mid, lo], 32 lanes, 4 bytes) int8;
    ``corr``: (n_lanes / 32, 3 limbs, 32 lanes) int32.
 
+   With AMX (_maxsim_amx.c, where compiled in and granted by the OS) the integer kernel's dot products are
+   TDPBSSD tiles, with the same answers bit for bit.
    With AVX-512 (F, BW, VNNI, F16C) the kernels use 512-bit FMAs / VPDPBUSD; with AVX2 + FMA + F16C the float
    kernel uses 256-bit FMAs; otherwise portable C of the same arithmetic (exact likewise, slower). */
 
@@ -322,8 +324,15 @@ static void init_bit_lut(void) {
     bit_lut_ready = 1;
 }
 
+/* _maxsim_amx.c: the AMX path of maxsim_int (same answers), where compiled in and granted by the OS */
+int maxsim_amx_request(void);
+int maxsim_has_amx(void);
+int maxsim_int_amx(const int8_t *qi, int n_lanes, int d, const uint8_t *docs, const float *scales, int kind,
+                   const int32_t *corr, const int64_t *offsets, int64_t p0, int64_t p1, float *out);
+
 void maxsim_init(void) {
     if (!bit_lut_ready) init_bit_lut();
+    maxsim_amx_request();
 }
 
 /* docs: int8 (T, d) codes with scales (T,) float32, or binary (T, ceil(d / 8)) packed bits (scales unused).
@@ -331,6 +340,7 @@ void maxsim_init(void) {
 void maxsim_int(const int8_t *qi, int n_lanes, int d, const uint8_t *docs, const float *scales, int kind,
                 const int32_t *corr, const int64_t *offsets, int64_t p0, int64_t p1, float *out,
                 uint8_t *scratch) {
+    if (maxsim_has_amx() && maxsim_int_amx(qi, n_lanes, d, docs, scales, kind, corr, offsets, p0, p1, out)) return;
     int d4 = (d + 3) / 4, row_bytes = kind == KIND_INT8 ? d : (d + 7) / 8, stride = d4 * 4;
     const uint8_t *rows[ITILE];
     for (int64_t p = p0; p < p1; p++) {
