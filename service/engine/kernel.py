@@ -5,6 +5,7 @@ missing compiler shows at once: a warning (and ``jev4_maxsim_kernel 0``) by defa
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from colbert import _kernel
@@ -13,7 +14,9 @@ from service.settings_rules import env_name
 if TYPE_CHECKING:
     from service.settings import Settings
 
-__all__ = ["KernelUnavailableError", "build_kernel"]
+__all__ = ["KernelUnavailableError", "build_kernel", "kernel_paths"]
+
+_LOG = logging.getLogger("jev4.kernel")
 
 
 class KernelUnavailableError(RuntimeError):
@@ -21,8 +24,11 @@ class KernelUnavailableError(RuntimeError):
 
 
 def build_kernel(settings: Settings) -> bool:
-    """Build (or load from ``maxsim_cache_dir``) the kernel; True when it is in use, False on the torch fallback."""
-    if _kernel.build(settings.maxsim_cache_dir) is not None:
+    """Build (or load from ``maxsim_cache_dir``) the kernel; True when it is in use, False on the torch fallback. The
+    log says which vector paths this CPU gave it (the same answers on each; the speed differs several-fold)."""
+    built = _kernel.build(settings.maxsim_cache_dir)
+    if built is not None:
+        _LOG.info("MaxSim kernel ready", extra={"paths": kernel_paths(built)})
         return True
     if settings.require_maxsim_kernel:
         required = env_name("require_maxsim_kernel")
@@ -32,3 +38,9 @@ def build_kernel(settings: Settings) -> bool:
             f"{required} to score with the slower torch fallback"
         )
     return False
+
+
+def kernel_paths(built: _kernel.Kernel) -> str:
+    """The kernel's vector paths on this machine, e.g. ``avx512+vnni, amx (int8)``; ``portable C`` without any."""
+    vector = "avx512+vnni" if built.avx512 else "avx2+fma" if built.avx2 else "portable C"
+    return vector + (", amx (int8)" if built.amx else "")

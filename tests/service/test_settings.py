@@ -17,7 +17,7 @@ import pytest
 from colbert import _kernel
 from service.__main__ import build_parser, main
 from service.embeddings.media import MediaLimits, load_source
-from service.engine.kernel import KernelUnavailableError, build_kernel
+from service.engine.kernel import KernelUnavailableError, build_kernel, kernel_paths
 from service.engine.runtime import where_to_go
 from service.errors import PayloadTooLargeError
 from service.flags import SECTIONS, field_docs, settings_from_args
@@ -95,14 +95,20 @@ def test_flags_parse_like_the_environment_and_win() -> None:
         build_parser().parse_args(["serve", "--port", "eighty"])
 
 
-def test_kernel_is_built_into_the_configured_directory(tmp_path: Path) -> None:
+def test_kernel_is_built_into_the_configured_directory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     if _kernel.kernel() is None:
         pytest.skip("no C compiler here")
     _kernel._loaded.clear()  # build again, into the configured directory
     previous = _kernel.cache_dir
     try:
-        assert build_kernel(Settings(maxsim_cache_dir=tmp_path / "k")) is True
+        with caplog.at_level(logging.INFO, logger="jev4.kernel"):
+            assert build_kernel(Settings(maxsim_cache_dir=tmp_path / "k")) is True
         assert list((tmp_path / "k").glob("maxsim-*.so"))
+        built = _kernel.kernel()
+        assert built is not None
+        (record,) = [r for r in caplog.records if r.name == "jev4.kernel"]
+        assert record.__dict__["paths"] == kernel_paths(built)  # says which paths this CPU gave it
+        assert ("amx" in kernel_paths(built)) == built.amx
     finally:
         _kernel.cache_dir = previous
         _kernel._loaded.clear()
