@@ -92,6 +92,7 @@ def _browse_tools(get: Getter) -> list[ToolSpec]:
         return {
             "collections": [
                 {"name": c.name, "holds": c.unit_kind, "task": c.task, "documents": c.documents, "units": c.pages}
+                | {"cells": c.cells}  # not null: search may ask first_stage pooled_ivf
                 for c in listing.data
             ]
         }

@@ -110,6 +110,7 @@ def test_each_tool_answers(live_server: LiveServer, data: None) -> None:
     names = {c["name"]: c for c in out["collections"].structured_content["collections"]}
     assert names["mcp-pages"]["holds"] == "page"
     assert names["mcp-code"]["holds"] == "chunk"
+    assert names["mcp-pages"]["cells"] is None  # not trained: pooled_ivf would be refused
     hits = out["pages"].structured_content["hits"]
     assert {(h["document_id"], h["page"]) for h in hits} == {("report.pdf", 1), ("report.pdf", 2)}
     assert any("Quarterly report page" in h["snippet"] for h in hits)
