@@ -18,24 +18,11 @@ per lane, and the rounding differs from the tables': wiring it would change the 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 
 __all__ = ["main"]
-
-
-def _median(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return statistics.median(wall), statistics.median(cpu)
 
 
 def _paths(codec: str, a: argparse.Namespace, q: np.ndarray, rng: np.random.Generator):  # type: ignore[no-untyped-def]
@@ -89,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     import torch
 
-    from bench.codec_speed import read_bandwidth
+    from bench.codec_speed import _median_seconds, read_bandwidth
     from colbert import _kernel
 
     built = _kernel.kernel()
@@ -107,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     for codec in a.codecs.split(","):
         size, paths = _paths(codec, a, q, rng)
         for name, fn in paths:
-            wall, cpu = _median(fn, a.repeats)
+            wall, cpu, _ = _median_seconds(fn, a.repeats)
             print(
                 f"{codec:7s} {name:16s} {tokens / wall / 1e6:7.1f} {tokens / cpu / 1e6:9.1f} "
                 f"{size / wall / 1e9:6.2f} {size / wall / bandwidth:5.0%}"

@@ -4,7 +4,6 @@ plus what a person sees: help texts, the line for a new collection, a busy port,
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import time
 from pathlib import Path
@@ -20,11 +19,8 @@ from tests.service.helpers import png_bytes
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("JEV4_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def clean_env(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared ``clean_env`` (conftest) with a small image cap: the tiny model embeds few tokens per page."""
     monkeypatch.setenv("JEV4_IMAGE_MAX_PIXELS", str(64 * 28 * 28))
 
 

@@ -5,7 +5,6 @@ server's data directory without ``--url`` (BM25 text search, so the scores are t
 from __future__ import annotations
 
 import json
-import os
 import socket
 from pathlib import Path
 
@@ -16,14 +15,6 @@ from tests.service.conftest import LiveServer
 
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 QUERY = "Which region had the highest revenue?"
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("JEV4_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

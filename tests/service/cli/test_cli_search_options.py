@@ -6,7 +6,6 @@ sent to a server given by ``--url`` (``--first-stage`` was the process's ``JEV4_
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,14 +18,6 @@ import service.cli.remote as remote
 from service.__main__ import build_parser, main
 from service.cli.search import _request
 from service.collections.search_schemas import MAX_CANDIDATES
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("JEV4_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 def test_the_flags_become_the_requests_options() -> None:
