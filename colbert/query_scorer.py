@@ -111,7 +111,7 @@ class QueryScorer:
                 form = fixed_point(padded)
             else:
                 form = (padded.reshape(-1, _LANES, d).transpose(0, 2, 1),)  # (blocks, d, 32)
-            self._forms[name] = tuple(_aligned(a) for a in form)
+            self._forms[name] = tuple(_kernel.aligned(a) for a in form)
         return self._forms[name]
 
     def _block_max(self, docs: PackedDocs, first: int, last: int) -> FloatArray:
@@ -247,17 +247,6 @@ def sign_tables(padded: FloatArray, d: int, lanes: int) -> FloatArray:
     tables = np.einsum("vc,lic->ivl", _BYTE_SIGNS, q.reshape(n_lanes, nbytes, 8)) * unit  # (nbytes, 256, n_lanes)
     blocks = tables.reshape(nbytes, 256, -1, lanes).transpose(2, 0, 1, 3)  # (blocks, nbytes, 256, lanes)
     return np.ascontiguousarray(blocks, dtype=np.float32)
-
-
-def _aligned(a: np.ndarray, boundary: int = 64) -> np.ndarray:
-    """A C-contiguous copy of ``a`` that starts on a ``boundary``-byte address. The kernels load the query's
-    lanes and tables in 64-byte vectors; numpy only promises 16-byte alignment, and a load split over two cache
-    lines costs (binary's tables 16 bytes off a line: 7.8 ms for 300 pages of 1,024 tokens instead of 4.6)."""
-    buf = np.empty(a.nbytes + boundary, dtype=np.uint8)
-    start = -buf.ctypes.data % boundary
-    out = buf[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
 
 
 def _reads_in_place(docs: PackedDocs) -> bool:

@@ -156,4 +156,17 @@ def test_prepared_forms_start_on_cache_lines(name: str) -> None:
         assert got.ctypes.data % 64 == 0
         assert got.flags.c_contiguous
         np.testing.assert_array_equal(got, ref)
-    assert query_scorer._aligned(np.zeros((0, 3), np.float32)).shape == (0, 3)
+    assert kernel_mod.aligned(np.zeros((0, 3), np.float32)).shape == (0, 3)
+
+
+def test_residual_tables_start_on_cache_lines() -> None:
+    from colbert.codebook import train
+    from colbert.residual import ResidualScorer
+
+    rng = np.random.default_rng(4)
+    sample = rng.standard_normal((256, 16)).astype(np.float32)
+    scorer = ResidualScorer(rng.standard_normal((5, 16)).astype(np.float32), train(sample, 4, k=8))
+    if scorer.kernel is None:
+        pytest.skip("no C compiler")
+    assert scorer.lut.ctypes.data % 64 == 0
+    assert scorer.ct.ctypes.data % 64 == 0
