@@ -3,9 +3,9 @@
 A :class:`QueryScorer` holds a batch of queries in the forms the compiled kernels read (built on first use per
 storage kind, then reused): the float32 query transposed in blocks of 32 lanes (float storage), the 24-bit
 fixed-point limbs (int8 codes, integer kernel) or the 256-entry sign tables (binary codes), each starting on a
-64-byte boundary (the kernels' vector loads then never split a cache line). One scorer scores any
-number of :class:`colbert.scoring.PackedDocs` of one dimension, so a caller that scores one query against many
-batches of pages (the embedded index's rerank and exhaustive scan) prepares the query once, not once per batch.
+64-byte boundary (the kernels' vector loads then never split a cache line). One scorer scores any number of
+:class:`colbert.scoring.PackedDocs` of one dimension, so a caller that scores one query against many batches of
+pages (the embedded index's rerank and exhaustive scan) prepares the query once, not once per batch.
 
 Blocks. Where the kernel reads the stored tokens in place (C-contiguous float32, float16, bfloat16, int8 + float32
 scales, binary), its temporaries are per page, not per token (a running max per query lane and page), so it walks
