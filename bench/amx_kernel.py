@@ -3,9 +3,11 @@
     .venv/bin/python -m bench.amx_kernel --pages 300 --repeats 5
 
 Same pages and query as ``bench/codec_speed.py`` (unit rows, ``--ld`` tokens × 128, a ``--lq``-token query). Per
-codec, timed over all pages: the scorer (:func:`colbert.scoring.maxsim`, in its blocks of 2^21 / ΣLq tokens, each
-split over the thread pool), then ``maxsim_int`` with the scorer's fixed-point query in one :func:`run_pages` call
-(the kernel alone, no per-block Python), on AMX tiles (``Kernel.amx``) and on VNNI. Printed: Mtok/s (wall), Mtok
+codec, timed over all pages: the scorer (:func:`colbert.scoring.maxsim`, in its blocks of 2^20 / lanes pages — all
+300 pages in one — each split over the thread pool), the same scorer in blocks of 2^21 / ΣLq tokens (``block_tokens``:
+the blocks it walked before, 64 pages of 1,024 tokens at 32 query tokens), then ``maxsim_int`` with the scorer's
+fixed-point query in one :func:`run_pages` call (the kernel alone, no per-block Python), on AMX tiles (``Kernel.amx``)
+and on VNNI. Printed: Mtok/s (wall), Mtok
 per CPU-second, GB/s of code bytes (int8: 128 code bytes + a 4-byte scale per token; binary: 16) and % of the read
 bandwidth probe measured in the same run.
 
@@ -29,7 +31,8 @@ def _paths(codec: str, a: argparse.Namespace, q: np.ndarray, rng: np.random.Gene
     """(code bytes, [(name, function)]) for one codec over freshly made pages."""
     from colbert import _kernel
     from colbert.quantize import encode
-    from colbert.scoring import PackedDocs, _Scorer, maxsim
+    from colbert.query_scorer import fixed_point
+    from colbert.scoring import PackedDocs, maxsim
 
     built = _kernel.kernel()
     assert built is not None
@@ -38,11 +41,14 @@ def _paths(codec: str, a: argparse.Namespace, q: np.ndarray, rng: np.random.Gene
         page = rng.standard_normal((a.ld, 128)).astype(np.float32)
         blobs.append(encode(page / np.linalg.norm(page, axis=1, keepdims=True), codec))
     packed = PackedDocs.from_encoded([a.ld] * a.pages, blobs, 128, codec)
-    fixed = _Scorer(q, PackedDocs.from_encoded([1], [encode(q[:1], "int8")], 128, "int8"))  # its qi, corr
-    corr = fixed.corr if codec == "int8" else np.zeros_like(fixed.corr)  # bytes 0/1: no offset to remove
+    n_lanes = -(-q.shape[0] // 32) * 32
+    padded = np.zeros((n_lanes, q.shape[1]), dtype=np.float32)
+    padded[: q.shape[0]] = q
+    qi, corr, _ = fixed_point(padded)  # the scorer's fixed-point query
+    corr = corr if codec == "int8" else np.zeros_like(corr)  # bytes 0/1: no offset to remove
     codes, offsets = np.ascontiguousarray(packed.tokens), np.ascontiguousarray(packed.offsets, dtype=np.int64)
     scales = None if packed.scales is None else np.ascontiguousarray(packed.scales)
-    out = np.empty((a.pages, fixed.n_lanes), dtype=np.float32)
+    out = np.empty((a.pages, n_lanes), dtype=np.float32)
     size = sum(len(b) for b in blobs)
 
     def direct(amx: bool) -> None:
@@ -51,7 +57,7 @@ def _paths(codec: str, a: argparse.Namespace, q: np.ndarray, rng: np.random.Gene
         def call(p0: int, p1: int) -> None:
             scratch = np.empty(1024, dtype=np.uint8)
             built.maxsim_int(
-                fixed.qi.ctypes.data, fixed.n_lanes, 128, codes.ctypes.data,
+                qi.ctypes.data, n_lanes, 128, codes.ctypes.data,
                 None if scales is None else scales.ctypes.data, 0 if codec == "int8" else 1, corr.ctypes.data,
                 offsets.ctypes.data, p0, p1, out.ctypes.data, scratch.ctypes.data,
             )  # fmt: skip
@@ -60,7 +66,9 @@ def _paths(codec: str, a: argparse.Namespace, q: np.ndarray, rng: np.random.Gene
         built.use_amx(True)
 
     scorer = "maxsim (AMX)" if codec == "int8" and built.amx else "maxsim"
+    token_blocks = max(1024, (1 << 21) // q.shape[0])
     paths: list[tuple[str, Callable[[], object]]] = [(scorer, lambda: maxsim(q, packed))]
+    paths += [(f"{scorer[:6]} {token_blocks // 1024}k tok", lambda: maxsim(q, packed, block_tokens=token_blocks))]
     paths += [("maxsim_int AMX", lambda: direct(True))] if built.amx else []
     paths += [("maxsim_int VNNI", lambda: direct(False))]
     return size, paths

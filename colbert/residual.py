@@ -77,9 +77,9 @@ class ResidualScorer:
         lanes = self.kernel.lut_lanes  # the kernel's tables come in blocks of this many query lanes
         blocks = self.n_lanes // lanes
         ct = padded @ book.centroids.T  # (n_lanes, K)
-        self.ct = np.ascontiguousarray(ct.reshape(blocks, lanes, book.k).transpose(0, 2, 1))  # (blocks, K, lanes)
+        self.ct = _kernel.aligned(ct.reshape(blocks, lanes, book.k).transpose(0, 2, 1))  # (blocks, K, lanes)
         self.lut = _byte_tables(padded, book).reshape(blocks, lanes, book.code_bytes, 256)
-        self.lut = np.ascontiguousarray(self.lut.transpose(0, 2, 3, 1))  # (blocks, nb, 256, lanes)
+        self.lut = _kernel.aligned(self.lut.transpose(0, 2, 3, 1))  # (blocks, nb, 256, lanes)
 
     def scores(self, docs: ResidualDocs) -> FloatArray:
         """MaxSim of the query against each page, (N,) float32 (empty pages and an empty query score 0)."""

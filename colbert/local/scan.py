@@ -1,9 +1,9 @@
 """Exact MaxSim over stored pages of the embedded index, block by block.
 
 The same loop serves the rerank of the first stage's candidates and the exhaustive scan: read ``block_pages`` blobs
-in one query, check their checksums (:mod:`colbert.local.checksum`), decode them, score them with
-:func:`colbert.scoring.maxsim`, keep the running top-k. Memory is bounded by one block, whatever the number of pages
-scanned.
+in one query, check their checksums (:mod:`colbert.local.checksum`), pack them without decoding, score them with one
+:class:`colbert.query_scorer.QueryScorer` per search (the query is prepared for the kernel once, not per block), keep
+the running top-k. Memory is bounded by one block, whatever the number of pages scanned.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from colbert.fastscan import Pruner
 from colbert.local.checksum import check_codes
 from colbert.local.codes import RESTORE_HINT
 from colbert.quantize import needs_codebook
+from colbert.query_scorer import QueryScorer
 from colbert.residual import ResidualDocs, ResidualScorer
-from colbert.scoring import PackedDocs, maxsim
+from colbert.scoring import PackedDocs
 from colbert.store import CollectionConfig
 
 __all__ = ["PageScorer", "damaged_codes", "read_pages"]
@@ -63,6 +64,7 @@ class PageScorer:
         best_ids = np.empty(0, dtype=np.int64)
         best_scores = np.empty(0, dtype=np.float32)
         residual: ResidualScorer | None = None
+        exact = QueryScorer([np.asarray(query, dtype=np.float32)])  # prepared for the kernel on the first block
         pruner = Pruner(query, k, self._config.codec, self._config.multivector_dim)  # binary/residual: fast scan
         for ids, counts, blobs in blocks:
             if needs_codebook(self._config.codec):
@@ -72,7 +74,7 @@ class PageScorer:
                 scores = residual.scores(docs)  # (block,)
             else:
                 ids, packed = pruner.prune(ids, self._packed(counts, blobs), best_scores)
-                scores = np.asarray(maxsim(query, packed), dtype=np.float32).reshape(-1)
+                scores = exact.maxsim(packed)[0]  # (block,)
             best_ids = np.concatenate([best_ids, ids])
             best_scores = np.concatenate([best_scores, scores])
             if best_ids.size > k:
@@ -82,8 +84,8 @@ class PageScorer:
         return best_ids[order], best_scores[order]
 
     def _packed(self, counts: list[int], blobs: list[bytes]) -> PackedDocs:
-        """The block's pages as one packed matrix of their stored values, without decoding: maxsim widens
-        float16 and multiplies int8 codes / binary bits in its kernel (exact with respect to the stored values)."""
+        """The block's pages as one packed matrix of their stored values, without decoding: the kernel widens
+        float16 and multiplies int8 codes / binary bits itself (exact with respect to the stored values)."""
         try:
             return PackedDocs.from_encoded(counts, blobs, self._config.multivector_dim, self._config.codec)
         except CodecError as exc:

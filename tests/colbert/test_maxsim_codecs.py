@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import colbert._kernel as kernel_mod
-import colbert.scoring as scoring
 from colbert.errors import CodecError, InvalidDocumentError
 from colbert.local import LocalStore
 from colbert.quantize import CODEBOOK_FREE, Codec, decode, encode
@@ -64,13 +63,13 @@ def tolerance(qs: list[np.ndarray], values: list[np.ndarray], codec: str) -> np.
 @pytest.fixture(params=["kernel", "portable", "torch"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "torch":
-        monkeypatch.setattr(scoring._kernel, "enabled", False)
+        monkeypatch.setattr(kernel_mod, "enabled", False)
     elif request.param == "portable":
         built = kernel_mod.kernel(PORTABLE)
         if built is None:
             pytest.skip("no C compiler")
         assert not built.avx512
-        monkeypatch.setattr(scoring._kernel, "kernel", lambda: built)
+        monkeypatch.setattr(kernel_mod, "kernel", lambda: built)
     elif kernel_mod.kernel() is None:
         pytest.skip("no C compiler")
     return str(request.param)
@@ -127,13 +126,13 @@ def test_kernel_memory_is_bounded_by_block(monkeypatch: pytest.MonkeyPatch) -> N
     if kernel_mod.kernel() is None:
         pytest.skip("no C compiler")
     seen: list[int] = []
-    real = scoring._kernel.run_pages
+    real = kernel_mod.run_pages
 
     def spy(offsets: np.ndarray, call: object, **kw: int) -> None:
         seen.append(int(offsets[-1] - offsets[0]))
         real(offsets, call, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(scoring._kernel, "run_pages", spy)
+    monkeypatch.setattr(kernel_mod, "run_pages", spy)
     docs = [np.ones((10, 4), np.float32)] * 50
     np.testing.assert_allclose(maxsim(np.ones((3, 4), np.float32), docs, block_tokens=40), 12.0)
     assert len(seen) == 13

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import colbert.scoring as scoring
+from colbert import _kernel
 from colbert.errors import InvalidDocumentError, InvalidQueryError
 from colbert.scoring import PackedDocs, maxsim, similarity_map
 
@@ -82,7 +83,7 @@ def test_bfloat16_packed_documents_within_rounding() -> None:
 
 def test_memory_is_bounded_by_block(monkeypatch: pytest.MonkeyPatch) -> None:
     """Torch fallback: the largest score tile is ΣLq × block tokens, not Q × N × Lq × Ld."""
-    monkeypatch.setattr(scoring._kernel, "enabled", False)
+    monkeypatch.setattr(_kernel, "enabled", False)
     seen: list[tuple[int, int]] = []
     real_mm = scoring.torch.mm
 
