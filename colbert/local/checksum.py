@@ -14,16 +14,19 @@ Collections written before the column existed get it on open (:func:`ensure_crc_
 writes their checksums. Damage already there at that moment is then sealed in: the checksum guards against what
 happens to a blob after it is known, not before.
 
-Cost: one ``crc32`` pass over the bytes read (~3.5 GB/s here; ``adler32`` is no faster). ``bench/crc_cost.py``:
-a rerank of 400 candidates of ~755 tokens (read + score), CPU time, checked ÷ unchecked in one run on a shared
-2-core Zen 3 — binary (4.6 MB of codes) 1.06–1.11×, int8 (38 MB) 1.12–1.18×, residual2 (9.9 MB) 1.09× (two runs).
+Cost: one CRC-32 pass over the bytes read. The checksum is zlib's CRC-32 (the same polynomial and values as
+``zlib.crc32``, so every stored checksum stays valid), computed by zlib-ng (``zlib_ng.crc32``: folded with
+carry-less multiplies, ~15 GB/s on one core here against ~2 GB/s for the system zlib 1.2.13 that Python's
+``zlib`` links; measured by ``bench/crc_cost.py``, which prints both). With the system zlib the check was ~40 % of
+an int8 exhaustive scan's time once the kernel ran on AMX tiles (docs/notes/2026-12-07f/scorer.md).
 """
 
 from __future__ import annotations
 
 import sqlite3
-import zlib
 from collections.abc import Iterable
+
+from zlib_ng import zlib_ng
 
 from colbert.errors import IndexFormatError
 from colbert.local.codes import RESTORE_HINT
@@ -34,15 +37,15 @@ CRC_BATCH = 256  # rows checksummed per statement by add_missing_crcs (bounds it
 
 
 def code_crc(blob: bytes) -> int:
-    """The checksum stored beside a multi-vector blob (unsigned 32-bit)."""
-    return zlib.crc32(blob)
+    """The checksum stored beside a multi-vector blob (unsigned 32-bit): zlib's CRC-32 of its bytes."""
+    return zlib_ng.crc32(blob)
 
 
 def check_codes(conn: sqlite3.Connection, rows: Iterable[tuple[int, bytes, int | None]]) -> None:
     """Raise ``IndexFormatError`` for the first ``(page id, blob, stored crc)`` whose blob does not match its
     checksum (a stored crc of None: written before checksums, not checked)."""
     for page_id, blob, crc in rows:
-        if crc is not None and zlib.crc32(blob) != crc:
+        if crc is not None and zlib_ng.crc32(blob) != crc:
             raise damaged_blob(conn, int(page_id))
 
 

@@ -137,3 +137,14 @@ def test_without_its_checksum_the_same_damage_would_be_scored(tmp_path: Path) ->
     assert set(damaged) == set(exact)
     assert damaged[("d1", 0)] != exact[("d1", 0)]
     assert all(damaged[key] == exact[key] for key in exact if key != ("d1", 0))
+
+
+def test_the_checksum_is_zlibs_crc32_at_every_length() -> None:
+    """zlib-ng computes the stored checksum (speed); its values must stay the system zlib's, which every index written
+    before computed: every folding width's edges (16/64-byte chunks, their tails, a page's blob) and empty."""
+    from colbert.local.checksum import code_crc
+
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 3, 15, 16, 17, 63, 64, 65, 127, 255, 256, 4095, 4096, 135_168, 135_171):
+        blob = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        assert code_crc(blob) == zlib.crc32(blob), n
