@@ -154,18 +154,24 @@ def test_from_encoded_checks_sizes_and_fields() -> None:
     assert maxsim(np.ones((2, 8), np.float32), empty).shape == (1, 0)
 
 
+def fill_pages(store: LocalStore, rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    """``n`` one-page documents ``d0``… of 1–29 unit tokens of 24 dims (dense 8) in ``store``; their tokens."""
+    pages = []
+    for i in range(n):
+        mv = rng.standard_normal((int(rng.integers(1, 30)), 24)).astype(np.float32)
+        mv /= np.linalg.norm(mv, axis=1, keepdims=True)
+        pages.append(mv)
+        store.add_document(f"d{i}", [UnitRecord(0, rng.standard_normal(8).astype(np.float32), mv)])
+    return pages
+
+
 @pytest.mark.parametrize("codec", list(CODEBOOK_FREE))
 def test_index_scan_scores_stored_values(tmp_path: Path, codec: str) -> None:
     """The embedded index's exhaustive search returns maxsim of the decoded stored pages, for every codec."""
     rng = np.random.default_rng(7)
     config = CollectionConfig(dense_dim=8, multivector_dim=24, codec=Codec(codec))
     store = LocalStore.create(tmp_path / codec, config)
-    pages = []
-    for i in range(12):
-        mv = rng.standard_normal((int(rng.integers(1, 30)), 24)).astype(np.float32)
-        mv /= np.linalg.norm(mv, axis=1, keepdims=True)
-        pages.append(mv)
-        store.add_document(f"d{i}", [UnitRecord(0, rng.standard_normal(8).astype(np.float32), mv)])
+    pages = fill_pages(store, rng, 12)
     q = rng.standard_normal((9, 24)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     hits = store.search(Query(q, None), SearchOptions(k=12, exhaustive=True))

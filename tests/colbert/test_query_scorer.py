@@ -17,7 +17,8 @@ from colbert.quantize import CODEBOOK_FREE, Codec, encode
 from colbert.query_scorer import QueryScorer
 from colbert.scoring import PackedDocs, maxsim
 from colbert.search import Query, SearchOptions
-from colbert.store import CollectionConfig, UnitRecord
+from colbert.store import CollectionConfig
+from tests.colbert.test_maxsim_codecs import fill_pages
 
 CODECS = [*CODEBOOK_FREE, "bfloat16"]
 
@@ -125,12 +126,7 @@ def test_index_scan_scores_as_one_maxsim_call(tmp_path: Path, codec: str) -> Non
     rng = np.random.default_rng(9)
     config = CollectionConfig(dense_dim=8, multivector_dim=24, codec=Codec(codec))
     store = LocalStore.create(tmp_path / codec, config, LocalOptions(scan_block_pages=3))
-    pages = []
-    for i in range(11):
-        mv = rng.standard_normal((int(rng.integers(1, 30)), 24)).astype(np.float32)
-        mv /= np.linalg.norm(mv, axis=1, keepdims=True)
-        pages.append(mv)
-        store.add_document(f"d{i}", [UnitRecord(0, rng.standard_normal(8).astype(np.float32), mv)])
+    pages = fill_pages(store, rng, 11)
     q = rng.standard_normal((9, 24)).astype(np.float32)
     hits = store.search(Query(q, None), SearchOptions(k=11, exhaustive=True))
     packed = PackedDocs.from_encoded([p.shape[0] for p in pages], [encode(p, codec) for p in pages], 24, codec)

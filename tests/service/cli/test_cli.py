@@ -4,7 +4,6 @@ replacing, exit codes, and agreement with the HTTP search over the same data dir
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,11 @@ SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 
 
 @pytest.fixture
-def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Low DPI and a small image cap so the tiny model embeds few tokens per page."""
-    for name in list(os.environ):
-        if name.startswith("JEV4_"):
-            monkeypatch.delenv(name)
+def small_pages(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared ``clean_env`` (conftest) with a low DPI and a small image cap: the tiny model embeds few tokens
+    per page."""
     monkeypatch.setenv("JEV4_PDF_DPI", "36")
     monkeypatch.setenv("JEV4_IMAGE_MAX_PIXELS", str(64 * 28 * 28))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 def test_collect_documents_walks_folders_and_makes_ids(tmp_path: Path) -> None:
