@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["KernelUnavailableError", "build_kernel", "kernel_paths"]
 
 _LOG = logging.getLogger("jev4.kernel")
+_announced = False  # the paths are logged once a process
 
 
 class KernelUnavailableError(RuntimeError):
@@ -26,9 +27,12 @@ class KernelUnavailableError(RuntimeError):
 def build_kernel(settings: Settings) -> bool:
     """Build (or load from ``maxsim_cache_dir``) the kernel; True when it is in use, False on the torch fallback. The
     log says which vector paths this CPU gave it (the same answers on each; the speed differs several-fold)."""
+    global _announced
     built = _kernel.build(settings.maxsim_cache_dir)
     if built is not None:
-        _LOG.info("MaxSim kernel ready", extra={"paths": kernel_paths(built)})
+        if not _announced:  # `serve` builds it before loading the model, the app's start-up again (cached)
+            _LOG.info("MaxSim kernel ready", extra={"paths": kernel_paths(built)})
+            _announced = True
         return True
     if settings.require_maxsim_kernel:
         required = env_name("require_maxsim_kernel")
