@@ -8,12 +8,14 @@ MaxSim whatever found them, so each hit's score is checked against an exhaustive
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 import colbert.local.handle
+from colbert.hybrid import FIRST_STAGES
 from service.collections.search import Searcher
+from service.collections.search_schemas import FirstStageName
 from tests.service.helpers import b64, error_message, pdf_bytes, ready_app
 
 QUERY = {"query": "report page", "top_k": 4, "mode": "visual"}
@@ -153,3 +155,9 @@ def test_the_pooled_ivf_setting_serves_collections_without_cells(tiny_encoder: A
         assert c.post("/v1/collections/f16/cells", json={"cells": 2}).status_code == 200
         assert _cells(c, "f16") == 2
         assert _scores(c, "f16", candidates=4)
+
+
+def test_the_wire_names_are_the_librarys_first_stages() -> None:
+    """The API's (and the MCP tool's) ``first_stage`` literal is written out for the schema; it must name exactly
+    the stages the store knows (``colbert.hybrid.FIRST_STAGES``, the CLI's choices)."""
+    assert get_args(FirstStageName) == FIRST_STAGES
