@@ -7,10 +7,12 @@ at the sizes one machine serves (at 2048 dims and 1M pages it would be ~2 GB as 
 to put an HNSW in front, or to move to the Qdrant backend).
 
 What a page costs in memory (d = dense_dim, k × D the sketch): 8 (id) + 1 (live mask) + the dense row as held by
-:func:`colbert.local.dense_codec.held_dense` (float32 4·d + 4, int8 d + 4, binary d/8 + 4) + the sketch when a
+:func:`colbert.local.dense_codec.held_dense` (float32 4·d + 4, int8 d + 4, binary d/8 + 4) when a first stage
+that reads it (dense, or pooled with a dense prefetch) is the handle's default or has run + the sketch when a
 pooled search has asked for it (k·D + 4·k: 1,056 bytes at 8 × 128; stored that way too in indexes made since the
-``sketch_codec`` meta key, :mod:`colbert.local.sketch_codec`). Rows are never decoded to float32 as a whole:
-scoring widens a block at a time.
+``sketch_codec`` meta key, :mod:`colbert.local.sketch_codec`). Either kind of column not held is zero-wide, and
+scoring it raises rather than answer from nothing. Rows are never decoded to float32 as a whole: scoring widens
+a block at a time.
 
 A :class:`DenseSnapshot` is immutable once published: searches hold a reference while writers publish newer
 ones. Rows live in an append-only buffer shared between successive snapshots (a snapshot only reads
@@ -58,32 +60,39 @@ _FIELDS = ("ids", "dense", "norms", "sketch", "scales")
 
 
 def load_rows(
-    conn: sqlite3.Connection, after_id: int, dense: tuple[int, str], sketch: tuple[int, int, str]
+    conn: sqlite3.Connection,
+    after_id: int,
+    dense: tuple[int, str],
+    sketch: tuple[int, int, str],
+    *,
+    with_dense: bool = True,
 ) -> DenseRows:
-    """The held rows of the pages with ``id > after_id``: dense vectors by ``dense`` = (dim, codec), sketches by
-    ``sketch`` = (k, D, the index's sketch codec as of ``conn``'s transaction) (k = 0: none read)."""
-    buf = _load(conn, after_id, dense, sketch)
-    return _empty(dense, sketch[0], sketch[1]) if buf is None else buf.view(buf.used)
+    """The held rows of the pages with ``id > after_id``: dense vectors by ``dense`` = (dim, codec) (``with_dense``
+    False: none read, the dense columns zero-wide), sketches by ``sketch`` = (k, D, the index's sketch codec as of
+    ``conn``'s transaction) (k = 0: none read)."""
+    buf = _load(conn, after_id, dense, sketch, with_dense)
+    return _empty(dense, sketch[0], sketch[1], with_dense) if buf is None else buf.view(buf.used)
 
 
 def _load(
-    conn: sqlite3.Connection, after_id: int, dense: tuple[int, str], sketch: tuple[int, int, str]
+    conn: sqlite3.Connection, after_id: int, dense: tuple[int, str], sketch: tuple[int, int, str], with_dense: bool
 ) -> _Buffer | None:
     """:func:`load_rows` into a growing buffer (None: no rows), ``_LOAD_CHUNK`` rows at a time: the stored blobs
     never exist all at once, the conversion's temporaries stay a few MB (the heap keeps freed temporaries that lie
     below a live array, so large ones would stay resident), and no per-chunk array outlives its chunk."""
     k, d, sketch_codec = sketch
+    vector = "p.dense" if with_dense else "x''"  # not wanted: not read
     sql = (
-        "SELECT p.id, p.dense, s.data FROM pages p JOIN sketches s ON s.page_id = p.id WHERE p.id > ? ORDER BY p.id"
+        f"SELECT p.id, {vector}, s.data FROM pages p JOIN sketches s ON s.page_id = p.id WHERE p.id > ? ORDER BY p.id"
         if k
-        else "SELECT id, dense, x'' FROM pages WHERE id > ? ORDER BY id"  # no sketches wanted: none read
+        else f"SELECT p.id, {vector}, x'' FROM pages p WHERE p.id > ? ORDER BY p.id"  # no sketches wanted: none read
     )
     cursor = conn.execute(sql, (after_id,))
     buf: _Buffer | None = None
     while rows := cursor.fetchmany(_LOAD_CHUNK):
         m = len(rows)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=m)  # (m,)
-        codes, norms = held_dense(b"".join(r[1] for r in rows), m, *dense)
+        codes, norms = held_dense(b"".join(r[1] for r in rows), m, *dense) if with_dense else _no_dense(m)
         if k:  # int8 rows as stored, float16 ones quantized (colbert.local.sketch_codec)
             part = DenseRows(ids, codes, norms, *held_sketches(b"".join(r[2] for r in rows), m, k, d, sketch_codec))
         else:
@@ -115,8 +124,14 @@ def _glibc() -> ctypes.CDLL | None:
 _LIBC = _glibc()
 
 
-def _empty(dense: tuple[int, str], k: int, d: int) -> DenseRows:
-    codes, norms = held_dense(b"", 0, *dense)
+def _no_dense(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dense codes and norms of ``m`` rows whose dense vectors are not held: zero-wide columns that cost nothing,
+    and that no scoring can read by mistake (:meth:`DenseSnapshot.cosines` refuses them)."""
+    return np.empty((m, 0), np.uint8), np.empty((m, 0), np.float32)
+
+
+def _empty(dense: tuple[int, str], k: int, d: int, with_dense: bool = True) -> DenseRows:
+    codes, norms = held_dense(b"", 0, *dense) if with_dense else _no_dense(0)
     return DenseRows(np.empty(0, np.int64), codes, norms, np.empty((0, k * d), np.int8), np.empty((0, k), np.float32))
 
 
@@ -182,7 +197,7 @@ class DenseSnapshot:
 
     def unit_rows(self, rows: np.ndarray) -> np.ndarray:
         """The float32 unit dense rows (r, dim) at row indices ``rows`` (what :meth:`top` scores)."""
-        held = self.rows
+        held = self._dense_rows()
         return widen_held(held.dense[rows], held.norms[rows], self.codec, self.dim)
 
     @classmethod
@@ -194,16 +209,27 @@ class DenseSnapshot:
         buf.used = n
         return cls(version, dim, codec, rows.scales.shape[1], n, np.ones(n, dtype=bool), n, buf)
 
+    @property
+    def holds_dense(self) -> bool:
+        """Whether the dense rows are held (else their columns are zero-wide: :func:`load_rows` ``with_dense``)."""
+        return bool(self._buffer.columns["dense"].shape[1])
+
     @classmethod
     def load(
-        cls, version: tuple[int, int], conn: sqlite3.Connection, dense: tuple[int, str], sketch: tuple[int, int, str]
+        cls,
+        version: tuple[int, int],
+        conn: sqlite3.Connection,
+        dense: tuple[int, str],
+        sketch: tuple[int, int, str],
+        *,
+        with_dense: bool = True,
     ) -> DenseSnapshot:
         """Every page's rows read in ``conn``'s transaction (:func:`load_rows`), held in the loader's buffer as it
         is (no copy: its doubling headroom serves later appends)."""
-        buf = _load(conn, 0, dense, sketch)
+        buf = _load(conn, 0, dense, sketch, with_dense)
         trim_heap()
         if buf is None:
-            return cls.build(version, *dense, _empty(dense, sketch[0], sketch[1]))
+            return cls.build(version, *dense, _empty(dense, sketch[0], sketch[1], with_dense))
         n = buf.used
         return cls(version, *dense, sketch[0], n, np.ones(n, dtype=bool), n, buf)
 
@@ -243,8 +269,13 @@ class DenseSnapshot:
     def cosines(self, query: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """(r,) float32 cosines of the unit ``query`` (dim,) with the rows at ``rows`` (None: every row; a live or
         filtered subset is gathered a block at a time, not copied whole)."""
-        held = self.rows
+        held = self._dense_rows()
         return held_cosines(held.dense, held.norms, self.codec, self.dim, query, rows)
+
+    def _dense_rows(self) -> DenseRows:
+        if not self.holds_dense:  # a snapshot loaded without them: never scored as if empty
+            raise ValueError("this snapshot holds no dense rows")
+        return self.rows
 
     def pooled_scores(
         self, query: np.ndarray, rows: np.ndarray | None = None, weights: np.ndarray | None = None

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,15 +39,14 @@ from colbert.errors import (
 from colbert.local import schema as _schema
 from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
 from colbert.local.cells import CELLS_GENERATION_SQL, CellBook, load_cell_book, load_cell_lists
-from colbert.local.checksum import add_missing_crcs
 from colbert.local.codes import checked_lists, damaged_lists, load_codebook
 from colbert.local.dense import DenseSnapshot, load_rows
 from colbert.local.inverted import InvertedViews, pooled_ivf_top, unavailable
 from colbert.local.ivf import ivf_top, load_centroid_lists
-from colbert.local.modes import FirstStage, first_stage
+from colbert.local.modes import FirstStage, first_stage, held_for
 from colbert.local.options import LocalOptions, LocalStats
 from colbert.local.scan import PageScorer
-from colbert.local.sketch_codec import convert_to_int8
+from colbert.local.vacuum import vacuum
 from colbert.quantize import needs_codebook
 from colbert.store import CollectionConfig
 
@@ -89,10 +89,14 @@ class LocalHandle:
         self._scorer = PageScorer(config, options.scan_block_pages, lambda: self._book, path=self._path)
         self._readers: ThreadPoolExecutor | None = None  # made on the first concurrent rerank read
         self._snapshot: DenseSnapshot | None = None
-        # the pooled first stage's sketches (~1 KiB a page as int8) are held in memory from the open when it is the
-        # default
-        # first stage, else from the first search that asks for it: a dense or ivf process never pays for them
+        # the sketches (~1 KiB a page as int8) and the dense rows (dense_dim bytes a page as int8) are held from the
+        # open when the default first stage reads them, else from the first search that does (modes.held_for):
+        # a pooled process never pays for dense rows, a dense one never for sketches (ivf falls back to dense
+        # for a codec without a codebook)
         self._sketches = options.first_stage in ("pooled", "pooled_ivf")
+        self._dense = options.first_stage == "dense" or (
+            options.first_stage == "ivf" and not needs_codebook(config.codec)
+        )
         self._lists = InvertedViews()  # ivf / pooled_ivf inverted lists, each loaded by the first search asking
         self.cells: CellBook | None = None  # the stored cell book (pooled_ivf), once trained (never changes)
         self._cells_generation: str | None = None  # meta.cells_generation as of the last sync
@@ -104,7 +108,7 @@ class LocalHandle:
         self._tokenizer: str | None = None  # the stored tokenizer version seen by the last sync
         self._postings = PostingCache(options.term_cache_bytes)
         with self._read() as conn:
-            self._snapshot_for(conn)  # load the dense matrix now rather than on the first search
+            self._snapshot_for(conn)  # load the held rows now rather than on the first search
 
     def _connect(self) -> sqlite3.Connection:
         if self._closed:
@@ -192,18 +196,41 @@ class LocalHandle:
 
     def _views_for(self, conn: sqlite3.Connection, *, sketches: bool) -> tuple[DenseSnapshot, TextUnits]:
         """The dense snapshot (holding the sketches if ``sketches``) and the full-text units matching ``conn``'s
-        read transaction (as above); the text view is loaded here, in that transaction, the first time a search
-        needs it (visual-only use never pays)."""
+        read transaction (as above); the text view is loaded here, in that transaction, the first time it is asked
+        for."""
         with self._sync_lock:
-            snap = self._synced(conn, sketches=sketches)
-            if self._text is None:
-                self._text_generation += 1  # never a generation an earlier view had: their cached postings are stale
-                self._text = TextUnits.build(self._text_generation, *load_text_units(conn, 0))
-            return snap, self._text
+            return self._synced(conn, sketches=sketches), self._text_view(conn)
 
-    def _synced(self, conn: sqlite3.Connection, *, sketches: bool = False) -> DenseSnapshot:
-        """Bring the shared snapshot (and the text view, if loaded) up to this transaction's view (caller holds
-        ``_sync_lock``); ``sketches``: the snapshot must hold the pages' sketches (loaded now if it does not)."""
+    def _search_views(
+        self, conn: sqlite3.Connection, how: FirstStage | None, told: bool, dense: bool
+    ) -> tuple[DenseSnapshot, TextUnits, FirstStage | None]:
+        """:meth:`_views_for` for a search whose first stage is ``how`` (None: none runs; ``told``: the search named
+        it; ``dense``: the query has a dense vector), holding what that stage reads (:func:`held_for`), and the
+        stage: a default ``pooled_ivf`` is ``pooled`` for a collection without cells as of this transaction."""
+        with self._sync_lock:
+            seen = self._seen(conn)  # reads the cell book, if stored since
+            if how is not None and how.kind == "pooled_ivf" and not told and self.cells is None:
+                how = replace(how, kind="pooled")  # LocalOptions.first_stage only where cells were trained
+            wants_dense, wants_sketches = held_for(how, dense)
+            snap = self._advance(conn, seen, sketches=wants_sketches, dense=wants_dense)
+            return snap, self._text_view(conn), how
+
+    def _text_view(self, conn: sqlite3.Connection) -> TextUnits:
+        if self._text is None:
+            self._text_generation += 1  # never a generation an earlier view had: their cached postings are stale
+            self._text = TextUnits.build(self._text_generation, *load_text_units(conn, 0))
+        return self._text
+
+    def _synced(self, conn: sqlite3.Connection, *, sketches: bool = False, dense: bool = False) -> DenseSnapshot:
+        """Bring the shared snapshot (and the text view and inverted lists, if loaded) up to this transaction's view
+        (caller holds ``_sync_lock``); ``sketches`` / ``dense``: the snapshot must hold the pages' sketches / dense
+        rows (reloaded whole with them now if it does not)."""
+        return self._advance(conn, self._seen(conn), sketches=sketches, dense=dense)
+
+    def _seen(self, conn: sqlite3.Connection) -> tuple[int, int | None, int, str | None]:
+        """The sync's first read: (highest page id, lowest and highest deletion seq, stored sketch codec) as of
+        this transaction; the books stored since the last sync are loaded and views another process invalidated
+        are dropped."""
         max_id, min_del, max_del, tokenizer, cells, sketch_codec = conn.execute(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM pages), (SELECT MIN(seq) FROM deletions), "
             f"(SELECT COALESCE(MAX(seq), 0) FROM deletions), ({_TOKENIZER_SQL}), ({CELLS_GENERATION_SQL}), "
@@ -220,34 +247,47 @@ class LocalHandle:
         if tokenizer != self._tokenizer:  # another process rebuilt the full-text index: same ids, new postings
             self._tokenizer, self._text = tokenizer, None
             self._postings.clear()
+        return int(max_id), min_del, int(max_del), sketch_codec
+
+    def _advance(
+        self, conn: sqlite3.Connection, seen: tuple[int, int | None, int, str | None], *, sketches: bool, dense: bool
+    ) -> DenseSnapshot:
+        """:meth:`_synced` after :meth:`_seen`. A snapshot that lacks a column now wanted is reloaded whole, in
+        this transaction; the text view and inverted lists still move forward by the deletion log."""
+        max_id, min_del, max_del, sketch_codec = seen
         snap = self._snapshot
-        if sketches and not self._sketches:  # the first pooled search: reloaded whole, with the sketches
-            self._sketches, snap = True, None
-        if snap is not None and max_id <= snap.version[0] and max_del == snap.version[1]:
+        wants = (self._sketches or sketches, self._dense or dense)  # held from now on, once loaded
+        wider = wants != (self._sketches, self._dense)
+        if snap is not None and not wider and max_id <= snap.version[0] and max_del == snap.version[1]:
             return snap
-        dense = (self.config.dense_dim, self.dense_codec)
+        held = (self.config.dense_dim, self.dense_codec)
         # read in this transaction: vacuum may have converted the rows since the held ones were loaded (the held
         # values are the same either way, colbert.local.sketch_codec)
         codec = _schema.sketch_codec_of(sketch_codec, self._path)
-        sketch = (self.sketch_vectors if self._sketches else 0, self.config.multivector_dim, codec)
+        sketch = (self.sketch_vectors if wants[0] else 0, self.config.multivector_dim, codec)
         text = self._text
         with _naming(self._path):  # a damaged sketch row's error names the file
             if snap is None or (min_del is not None and min_del > snap.version[1] + 1):
-                snap = DenseSnapshot.load((int(max_id), int(max_del)), conn, dense, sketch)
+                snap = DenseSnapshot.load((max_id, max_del), conn, held, sketch, with_dense=wants[1])
                 text = None  # the deletion log no longer reaches back to it: reloaded by the next text search
                 self._lists.clear()  # likewise for the inverted lists
             else:
                 dead = [r[0] for r in conn.execute("SELECT page_id FROM deletions WHERE seq > ?", (snap.version[1],))]
-                added = load_rows(conn, snap.version[0], dense, sketch)
-                version = (max(int(max_id), snap.version[0]), int(max_del))
+                version = (max(max_id, snap.version[0]), max_del)
                 if text is not None:
                     text = text.apply(*load_text_units(conn, snap.version[0]), dead)
                     self._text_generation = text.generation
                 self._lists.apply(
                     version, lambda kind, after: self._stored_lists(conn, kind, after), snap.version[0], dead
                 )
-                snap = snap.apply(version, added, dead)
+                if wider:  # page ids are never reused: the whole load is as of ``version`` too
+                    snap = DenseSnapshot.load(version, conn, held, sketch, with_dense=wants[1])
+                else:
+                    snap = snap.apply(
+                        version, load_rows(conn, snap.version[0], held, sketch, with_dense=wants[1]), dead
+                    )
         self._snapshot, self._text = snap, text
+        self._sketches, self._dense = wants
         return snap
 
     def _first_stage(
@@ -353,31 +393,6 @@ class LocalHandle:
         return total
 
     def vacuum(self) -> tuple[int, int]:
-        """Reclaim the space of deleted and replaced documents; (bytes on disk before, after).
-
-        Checksums the multi-vector blobs written before checksums (:mod:`colbert.local.checksum`), stores float16
-        sketches as int8 (:mod:`colbert.local.sketch_codec`: the values held are the same), merges the
-        full-text index's segments, rebuilds the file (SQLite ``VACUUM``: free pages are dropped; rowids, so the
-        in-memory first stage, are kept) and truncates the WAL. Holds the write lock meanwhile
-        (other writers wait, up to ``busy_timeout_s`` in other processes); readers go on. Needs free disk space
-        about the size of the index while it runs."""
-        before = self.disk_bytes()
-        with self._write() as conn:  # a transaction of its own: VACUUM cannot run inside one
-            add_missing_crcs(conn)
-            convert_to_int8(conn, self.sketch_vectors, self.config.multivector_dim)  # float16 sketches: half the disk
-        with self._write_lock:
-            if self._closed:
-                raise StoreClosedError(f"the store at {self.directory} is closed")
-            conn = self._writer
-            try:
-                conn.execute("INSERT INTO unit_fts (unit_fts) VALUES ('optimize')")
-                conn.execute("VACUUM")
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                raise StoreBusyError(
-                    f"{self.directory}: vacuum could not take the write lock within "
-                    f"busy_timeout_s={self.options.busy_timeout_s} s ({exc}); retry later"
-                ) from exc
-        return before, self.disk_bytes()
+        """Reclaim the space of deleted and replaced documents; (bytes on disk before, after)
+        (:func:`colbert.local.vacuum.vacuum`)."""
+        return vacuum(self)

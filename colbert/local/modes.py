@@ -33,6 +33,7 @@ __all__ = [
     "Ranked",
     "filtered_ids",
     "first_stage",
+    "held_for",
     "hits_of",
     "hybrid_rank",
     "text_rank",
@@ -50,10 +51,20 @@ class FirstStage:
     """How the visual candidates are chosen (see :meth:`colbert.local.LocalStore.search`; the values were checked
     by :class:`colbert.search.SearchOptions`)."""
 
-    kind: str  # "dense" | "pooled" | "ivf" (colbert.local.ivf, served by LocalHandle._first_stage)
+    kind: str  # "dense" | "pooled" | "ivf" | "pooled_ivf" (colbert.local.inverted, served by LocalHandle._first_stage)
     candidates: int
     prefetch: int | None = None
     query_groups: int | None = None
+
+
+def held_for(how: FirstStage | None, dense: bool) -> tuple[bool, bool]:
+    """(dense rows, sketches): what of the held snapshot the first stage ``how`` reads (None: none runs). ``dense``:
+    the query has a dense vector (a pooled ``prefetch`` then narrows by cosine first; pooled_ivf's ``prefetch`` is
+    its reach over the cells). The inverted lists of ivf and pooled_ivf are held apart (colbert.local.inverted)."""
+    if how is None:
+        return False, False
+    prefetched = how.kind == "pooled" and dense and how.prefetch is not None
+    return how.kind == "dense" or prefetched, how.kind in ("pooled", "pooled_ivf")
 
 
 def first_stage(

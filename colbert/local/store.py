@@ -12,14 +12,14 @@ Why SQLite (stdlib) and this layout:
 * **Readers never wait for the writer.** In WAL mode each reader sees a consistent snapshot while one writer
   appends; every thread gets its own read connection; writers in this process take a lock, writers in other
   processes queue on SQLite's lock (``busy_timeout``).
-* **First stage in memory, blobs on disk.** Every page's unit dense vector is held in one float32 matrix
-  (:mod:`colbert.local.dense`, rebuilt on open, brought up to date incrementally before each search); exact
-  cosine top-K over it costs milliseconds at 100k pages. Only the K candidates' multi-vector blobs are read
-  (one query; why they are blobs of this file, measured: :mod:`colbert.local.schema`) and scored by exact MaxSim;
-  the rest stay on disk (or in the OS page cache), so memory per page is ``dense_dim × 4`` bytes plus 9 bytes of
-  bookkeeping. On disk the dense vector is stored in the collection's dense codec (:mod:`colbert.local.dense_codec`:
-  float32, int8 or binary, fixed at creation); the in-memory matrix holds its decoded unit rows, so the first
-  stage scores what is stored.
+* **First stage in memory, blobs on disk.** Every page's unit dense vector is held as stored in the collection's
+  dense codec (:mod:`colbert.local.dense`, :mod:`colbert.local.dense_codec`: float32, int8 or binary, fixed at
+  creation) by a handle whose first stage reads it (``dense``, or ``pooled`` with a ``prefetch``): from the open
+  when that is ``LocalOptions.first_stage``, else from the first such search; brought up to date incrementally
+  before each search. Exact cosine top-K over it costs milliseconds at 100k pages. Only the K candidates'
+  multi-vector blobs are read (one query; why they are blobs of this file, measured: :mod:`colbert.local.schema`)
+  and scored by exact MaxSim; the rest stay on disk (or in the OS page cache), so memory per page is the held
+  row (int8: ``dense_dim`` + 4 bytes) plus 9 bytes of bookkeeping, and the first stage scores what is stored.
 * **Pooled first stage** (``search(first_stage="pooled")``, format version 2): each page also stores a sketch
   of ``sketch_vectors`` k-means centroids of its tokens (:mod:`colbert.local.sketch`), held in memory (and stored,
   :mod:`colbert.local.sketch_codec`) as int8 with a float32 scale per centroid (1,056 bytes at 8 × 128), loaded
@@ -336,19 +336,16 @@ class LocalStore(LocalHandle):
         kind = opts.first_stage or self.options.first_stage
         if kind == "ivf" and opts.first_stage is None and not needs_codebook(self.config.codec):
             kind = "dense"  # LocalOptions.first_stage: ivf where a collection has centroid lists (asked: an error)
-        with self._read() as conn:
-            sketches = kind in ("pooled", "pooled_ivf") and opts.mode is not SearchMode.TEXT
-            snap, units = self._views_for(conn, sketches=sketches)
-            if kind == "pooled_ivf" and opts.first_stage is None and self.cells is None:
-                kind = "pooled"  # LocalOptions.first_stage: pooled_ivf where cells were trained (asked: an error)
+        q, dense = checked.multivector, checked.dense
+        unranked = opts.mode is SearchMode.TEXT or opts.exhaustive or (dense is None and kind == "dense")
+        how = None if unranked else FirstStage(kind, candidates, opts.prefetch, opts.query_groups)
+        with self._read() as conn:  # the views hold what ``how`` reads (a default pooled_ivf may become pooled)
+            snap, units, how = self._search_views(conn, how, opts.first_stage is not None, dense is not None)
             allowed = filtered_ids(conn, flt) if flt else None
             if opts.mode is SearchMode.TEXT:
                 return hits_of(conn, text_rank(self._bm25(conn, units, checked.terms, allowed), k), opts)
-            q, dense = checked.multivector, checked.dense
             assert q is not None
-            how = FirstStage(kind, candidates, opts.prefetch, opts.query_groups)
-            exact_all = opts.exhaustive or (dense is None and how.kind == "dense")
-            visual = None if exact_all else self._first_stage(conn, snap, q, dense, allowed, how)
+            visual = None if how is None else self._first_stage(conn, snap, q, dense, allowed, how)
             if opts.mode is SearchMode.HYBRID:
                 bm25 = self._bm25(conn, units, checked.terms, allowed)
                 rerank = lambda ids, n: self._rerank(conn, q, n, ids)  # noqa: E731

@@ -74,7 +74,11 @@ def test_memory_per_page_is_the_held_form(tmp_path: Path, codec: str, dense_byte
     base = store.stats().memory_bytes
     assert base == 6 * (8 + 1 + dense_bytes)  # id, live flag, the held row
     pooled = LocalStore.open(tmp_path / "a", options=LocalOptions(first_stage="pooled"))
-    assert pooled.stats().memory_bytes - base == 6 * 4 * (16 + 4)  # int8 centroids and their float32 scales
+    sketches = 6 * 4 * (16 + 4)  # int8 centroids and their float32 scales
+    assert pooled.stats().memory_bytes == base - 6 * dense_bytes + sketches  # no dense rows: it never reads them
+    q, dq = _unit(rng.normal(size=(3, 16))), _unit(rng.normal(size=DIM))
+    assert pooled.search(Query(q, dq), SearchOptions(k=2, candidates=3, first_stage="dense"))  # loads them
+    assert pooled.stats().memory_bytes == base + sketches
     store.close()
     pooled.close()
 

@@ -189,18 +189,20 @@ def test_pooled_candidates_come_from_the_sketch_ranking(tmp_path: Path) -> None:
 
 def test_sketches_are_held_only_once_a_pooled_search_asks(tmp_path: Path) -> None:
     """A handle whose default first stage is dense keeps no sketches in memory (1,056 bytes a page at the default
-    8 × 128) until the first pooled search, which then answers as a handle opened for pooled search."""
+    8 × 128) until the first pooled search, which then answers as a handle opened for pooled search (which holds
+    no dense rows)."""
     rng = np.random.default_rng(8)
     LocalStore.create(tmp_path / "a", CONFIG, LocalOptions(sketch_vectors=3)).close()
     plain = LocalStore.open(tmp_path / "a")
     pages = _corpus(plain, rng)
     pooled = LocalStore.open(tmp_path / "a", options=LocalOptions(first_stage="pooled"))
     sketch_bytes = len(pages) * 3 * (D + 4)  # int8 centroids and a float32 scale each
-    assert pooled.stats().memory_bytes - plain.stats().memory_bytes == sketch_bytes
+    dense_bytes = len(pages) * (4 * D + 4)  # float32 rows and their norms
+    assert pooled.stats().memory_bytes - plain.stats().memory_bytes == sketch_bytes - dense_bytes
     q = pages[("d3", 1)].multivector[:5]
     opts = SearchOptions(k=4, candidates=4, first_stage="pooled")
     assert plain.search(Query(q, None), opts) == pooled.search(Query(q, None), opts)
-    assert plain.stats().memory_bytes == pooled.stats().memory_bytes
+    assert plain.stats().memory_bytes == pooled.stats().memory_bytes + dense_bytes  # plain holds both now
     plain.add_document("late", [pages[("d3", 1)]])  # kept in step with the sketches from now on
     assert {h.doc_id for h in plain.search(Query(q, None), opts)[:2]} == {"d3", "late"}
     for s in (plain, pooled):
@@ -254,7 +256,7 @@ def test_pooled_search_honours_filters_prefetch_and_deletes(tmp_path: Path) -> N
     ]
     with pytest.raises(ValueError, match="first_stage"):
         LocalOptions(first_stage="sparse")
-    assert reopened.stats().memory_bytes >= 29 * 4 * D * 2  # the sketches are held in memory
+    assert reopened.stats().memory_bytes == 29 * (8 + 1 + 4 * (D + 4))  # ids, live mask, sketches: no dense rows
     assert reopened.search(Query(q, None), SearchOptions(k=1, first_stage="pooled"))[0].doc_id == "new"
     for s in (store, other, reopened):
         s.close()
