@@ -238,14 +238,15 @@ class Settings:
     """Qdrant server URL for the qdrant backend."""
     qdrant_api_key: str | None = None
     """Qdrant API key (secret)."""
-    first_stage: str = "dense"
-    """Embedded backend's first stage when a search names none: dense (cosine of the pages' dense vectors), pooled
-    (approximate MaxSim over 8 k-means centroids per page, held in memory; higher recall at the same candidate
-    count) or ivf (inverted lists over the codebook's centroids: the residual codecs residual2, residual1,
-    residualpq2, residualpq1 only; the collections of other codecs use dense, and a search that asks ivf of them
-    is a 422) or pooled_ivf (inverted lists over the pooled centroids' cells, for every codec once `collections
-    train-cells` ran; the collections without cells use pooled, and a search that asks pooled_ivf of them is a
-    422)."""
+    first_stage: str = "pooled_ivf"
+    """Embedded backend's first stage when a search names none: pooled_ivf (the default: inverted lists over the
+    pooled centroids' cells, for every codec once the collection has cells, from `collections train-cells`; the
+    collections without cells use pooled, and a search that asks pooled_ivf of them is a 422), pooled (approximate
+    MaxSim over 8 k-means centroids per page, held in memory, scored for every page), dense (cosine of the pages'
+    dense vectors, held in memory instead: 2 KB a page at 2048 dimensions as int8, less than the sketches only at
+    fewer dimensions; the exact top-10 is often not among its candidates) or ivf (inverted lists over the
+    codebook's centroids: the residual codecs residual2, residual1, residualpq2, residualpq1 only; the collections
+    of other codecs use dense, and a search that asks ivf of them is a 422)."""
     store_busy_timeout_s: float = 30.0
     """Embedded backend: seconds a write waits for another process's write to the same collection before it
     fails with 503 index_busy (several processes may serve one data_dir; their writes are serialised)."""

@@ -292,6 +292,10 @@ class DenseSnapshot:
 
         ``rows`` restricts the scan to those row indices (a metadata filter's pages).
         """
+        return self.best(query, count, rows)[0]
+
+    def best(self, query: np.ndarray, count: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(page ids, cosines) of :meth:`top`: the scores it ranked by, not computed again."""
         rows = self._live(rows)
         return self._best(self.cosines(query, rows), count, rows)
 
@@ -300,6 +304,12 @@ class DenseSnapshot:
     ) -> np.ndarray:
         """Page ids of the ``count`` best live rows by :meth:`pooled_scores` (``weights``: the query rows'),
         best first; ``rows`` restricts the scan as in :meth:`top`."""
+        return self.best_pooled(query, count, rows, weights)[0]
+
+    def best_pooled(
+        self, query: np.ndarray, count: int, rows: np.ndarray | None = None, weights: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(page ids, approximate MaxSim scores) of :meth:`top_pooled`: the scores it ranked by."""
         if not self.sketch_k:
             raise ValueError("this snapshot holds no sketches")
         rows = self._live(rows)
@@ -312,15 +322,15 @@ class DenseSnapshot:
         live: np.ndarray = rows[self.alive[rows]]
         return live
 
-    def _best(self, scores: np.ndarray, count: int, rows: np.ndarray | None) -> np.ndarray:
+    def _best(self, scores: np.ndarray, count: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(page ids, their scores) of the ``count`` best of ``scores`` (one per row of ``rows``), best first."""
         r = scores.shape[0]
         if r == 0:
-            return np.empty(0, dtype=np.int64)
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         part = np.argpartition(-scores, count - 1)[:count] if count < r else np.arange(r)  # (≤count,) unordered
         order = part[np.argsort(-scores[part], kind="stable")]  # (count,) best first
         chosen = order if rows is None else rows[order]
-        out: np.ndarray = self.ids[chosen]
-        return out
+        return self.ids[chosen], np.asarray(scores[order], dtype=np.float32)
 
     def rows_of(self, page_ids: np.ndarray) -> np.ndarray:
         """Row indices of the given page ids that this snapshot holds (ids it lacks are dropped)."""

@@ -73,14 +73,11 @@ def first_stage(
     """(unit ids (≤c,), first-stage scores (≤c,)) best first: cosine (dense) or approximate MaxSim (pooled)."""
     if how.kind == "dense":
         assert dense is not None
-        chosen = snap.top(dense, how.candidates, rows)  # (≤c,) unit ids
-        return chosen, snap.cosines(dense, snap.rows_of(chosen))  # (≤c,) cosines
+        return snap.best(dense, how.candidates, rows)  # (≤c,) unit ids, their cosines
     if dense is not None and how.prefetch is not None:
         rows = snap.rows_of(np.sort(snap.top(dense, how.prefetch, rows)))  # (≤prefetch,) row indices
     first_q, weights = (q, None) if how.query_groups is None else pool_query(q, how.query_groups)
-    chosen = snap.top_pooled(first_q, how.candidates, rows, weights)  # (≤c,) unit ids
-    scores = snap.pooled_scores(first_q, snap.rows_of(chosen), weights)  # (≤c,)
-    return chosen, np.asarray(scores, dtype=np.float32)
+    return snap.best_pooled(first_q, how.candidates, rows, weights)  # (≤c,) unit ids, their sketch scores
 
 
 def _as_map(ids: np.ndarray, scores: np.ndarray) -> dict[int, float]:

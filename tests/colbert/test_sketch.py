@@ -137,6 +137,30 @@ def test_snapshot_keeps_sketches_through_appends_and_compaction() -> None:
         DenseSnapshot.build((1, 0), 4, "float32", bare).top_pooled(q, 1)
 
 
+def test_best_returns_the_scores_it_ranked_by() -> None:
+    """``best`` / ``best_pooled`` hand back the cosines / sketch scores of the ids they chose (the first stage's
+    reported score), equal to scoring those rows again, and the ids of ``top`` / ``top_pooled``."""
+    rng = np.random.default_rng(5)
+    n, k = 400, 3
+    dense = _unit(rng.normal(size=(n, 4)))
+    codes, scales = quantize_sketches(_unit(rng.normal(size=(n, k, D))))
+    held = DenseRows(np.arange(n) * 2, dense, np.ones(n, np.float32), codes, scales)
+    snap = DenseSnapshot.build((2 * n, 0), 4, "float32", held)
+    snap = snap.apply((2 * n, 1), held.take(np.arange(0)), [6, 8])  # two units deleted
+    q, qd = _unit(rng.normal(size=(5, D))), _unit(rng.normal(size=4))
+    for rows in (None, snap.rows_of(np.arange(0, 2 * n, 6))):
+        ids, cos = snap.best(qd, 20, rows)
+        np.testing.assert_array_equal(ids, snap.top(qd, 20, rows))
+        np.testing.assert_allclose(cos, snap.cosines(qd, snap.rows_of(ids)), rtol=0, atol=1e-6)
+        assert 6 not in ids
+        assert 8 not in ids
+        assert np.all(np.diff(cos) <= 0)
+        ids, pooled = snap.best_pooled(q, 20, rows)
+        np.testing.assert_array_equal(ids, snap.top_pooled(q, 20, rows))
+        np.testing.assert_allclose(pooled, snap.pooled_scores(q, snap.rows_of(ids)), rtol=0, atol=1e-5)
+        assert np.all(np.diff(pooled) <= 0)
+
+
 def _corpus(store: LocalStore, rng: np.random.Generator, docs: int = 15) -> dict[tuple[str, int], UnitRecord]:
     centers = _unit(rng.normal(size=(10, D)))
     pages: dict[tuple[str, int], UnitRecord] = {}
