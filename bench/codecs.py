@@ -96,7 +96,6 @@ class Bench:
             self.page_ids(store.search(Query(q, None), SearchOptions(k=a.k, exhaustive=True))) for q in self.queries
         ]
         agree_exact = np.mean([len(set(e) & set(t)) / a.k for e, t in zip(exact_codes, truth32.tolist(), strict=True)])
-        stats = store.stats()
         disk = _dir_bytes(self.work / codec) / a.pages
         built = f"{build_rate:.0f}"
         self.rows.append([codec, "exhaustive", "-", "-", "-", 1.0, f"{agree_exact:.3f}", f"{disk:,.0f}", "-", built])
@@ -113,7 +112,8 @@ class Bench:
                     times.append(time.perf_counter() - t0)
                     recall.append(len(set(got) & set(exact_codes[i])) / a.k)
                     agree.append(len(set(got) & set(truth32[i].tolist())) / a.k)
-                memory = stats.memory_bytes + (store._ivf.nbytes() if stage == "ivf" and store._ivf else 0)
+                held = store.stats()  # after this stage's searches: what they loaded is held
+                memory = held.memory_bytes + (held.ivf_memory_bytes if stage == "ivf" else 0)
                 p50, p99 = (f"{1000 * np.percentile(times, q):.1f}" for q in (50, 99))
                 measured = [
                     f"{np.mean(recall):.3f}",
