@@ -55,6 +55,7 @@ __all__ = [
     "CellBook",
     "assign_cells",
     "bump_generation",
+    "cell_lists",
     "choose_cells",
     "load_cell_book",
     "load_cell_lists",
@@ -161,10 +162,21 @@ def train_cell_book(vectors: npt.ArrayLike, k: int, *, seed: int = 0) -> CellBoo
 
 def assign_cells(book: CellBook, sketches: npt.ArrayLike) -> list[bytes]:
     """Each page's ascending distinct cell ids (uint16 bytes) for sketches (P, k, D)."""
+    cells, ends = cell_lists(book, sketches)
+    data = cells.astype("<u2").tobytes()
+    starts = np.concatenate(([0], ends))[:-1] * 2
+    return [data[a:b] for a, b in zip(starts.tolist(), (ends * 2).tolist(), strict=True)]
+
+
+def cell_lists(book: CellBook, sketches: npt.ArrayLike) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64]]:
+    """Every page's ascending distinct cell ids for sketches (P, k, D), packed: the lists concatenated (uint16)
+    and each page's end offset in them (P,)."""
     s = np.asarray(sketches, dtype=np.float32)
     p, k, d = s.shape
-    owner = _nearest(_unit(s.reshape(p * k, d))[0], book.columns).reshape(p, k)
-    return [np.unique(row).astype("<u2").tobytes() for row in owner]
+    owner = np.sort(_nearest(_unit(s.reshape(p * k, d))[0], book.columns).reshape(p, k), axis=1)
+    keep = np.ones_like(owner, dtype=bool)
+    keep[:, 1:] = owner[:, 1:] != owner[:, :-1]  # (P, k) the first of each run of equal cells
+    return owner[keep].astype(np.uint16), np.cumsum(keep.sum(axis=1), dtype=np.int64)
 
 
 def load_cell_book(conn: sqlite3.Connection, path: Path | None = None) -> CellBook | None:
@@ -192,11 +204,14 @@ _RETRAIN = "delete the cell_book and unit_cells rows and train the cells again (
 
 
 def store_cell_book(conn: sqlite3.Connection, book: CellBook, path: Path) -> CellBook:
-    """Store ``book`` unless one is there (inside the caller's write transaction); the stored one."""
+    """Store ``book`` unless one is there (inside the caller's write transaction); the stored one (``book`` itself,
+    or an equal book, when it was stored now)."""
     data = book.to_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    _BOOKS.setdefault(digest, book)  # so the stored one *is* ``book`` when it was stored now (or an equal one was)
     conn.execute(
         "INSERT OR IGNORE INTO cell_book (id, data, digest, created_at) VALUES (1, ?, ?, ?)",
-        (data, hashlib.sha256(data).hexdigest(), time.time()),
+        (data, digest, time.time()),
     )
     stored = load_cell_book(conn, path)
     assert stored is not None
