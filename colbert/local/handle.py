@@ -36,6 +36,7 @@ from colbert.errors import (
     StoreClosedError,
 )
 from colbert.local import schema as _schema
+from colbert.local.auto_cells import AutoCells
 from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
 from colbert.local.cells import CELLS_GENERATION_SQL, CellBook, load_cell_book, load_cell_lists
 from colbert.local.checksum import add_missing_crcs
@@ -103,6 +104,7 @@ class LocalHandle:
         self._text_generation = -1  # the last generation a text view had (a new view takes the next one)
         self._tokenizer: str | None = None  # the stored tokenizer version seen by the last sync
         self._postings = PostingCache(options.term_cache_bytes)
+        self._auto = AutoCells(self, options.auto_cells_units)  # colbert.local.auto_cells: after each write
         with self._read() as conn:
             self._snapshot_for(conn)  # load the dense matrix now rather than on the first search
 
@@ -304,7 +306,9 @@ class LocalHandle:
             )
 
     def close(self) -> None:
-        """Close every connection; later calls raise ``StoreClosedError``. Idempotent."""
+        """Close every connection; later calls raise ``StoreClosedError``. Idempotent. An automatic cell training
+        under way is asked to stop first (waited for briefly, :mod:`colbert.local.auto_cells`)."""
+        self._auto.stop()
         with self._sync_lock:
             readers, self._readers = self._readers, None
         if readers is not None:
