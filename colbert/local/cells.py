@@ -17,19 +17,20 @@ pass of O(pages) bookkeeping (a zeroed score array and a top-``reach`` selection
 Two tables, added to format 3 without a version change (created on open, empty until a cell book is trained)::
 
     cell_book(id = 1, data BLOB, digest, created_at)
-                        the cells (:meth:`CellBook.to_bytes`), trained by ``LocalStore.train_cells`` (an explicit
-                        step: the first bulk load of a large collection, or an existing collection); never changed
-                        afterwards
+                        the cells (:meth:`CellBook.to_bytes`), trained by :mod:`colbert.local.cell_training`
+                        (``LocalStore.train_cells``, or by itself past ``LocalOptions.auto_cells_units`` live
+                        units, :mod:`colbert.local.auto_cells`); never changed afterwards
     unit_cells(page_id PK, data BLOB)
                         the ascending distinct cell ids (uint16) of a unit's sketch centroids, written in the unit's
                         own transaction (:func:`new_unit_cells`, called by every insert once a book exists) and deleted
-                        with it; the units added before the book got theirs from ``train_cells``
+                        with it; the units added before the book got theirs in the transaction that stored it
 
 In memory: the same append-only inverted lists as the ``ivf`` stage (:class:`colbert.local.ivf.IvfSnapshot`, ~4
 entries × 4 B + 9 B a page), over every page (a page without a cell row yet has an empty list: reachable, ranked
-by imputation only). A training that files units already there bumps ``meta.cells_generation`` in the same
-transaction; a handle that sees it change drops its held cell lists (new units need no such mark: they come with
-their rows).
+by imputation only: a training stores the book and every unit's row in one transaction, so only a training of an
+older version interrupted midway, or a row removed by hand, leaves one; training again files it). A training that
+files units already there bumps ``meta.cells_generation`` in the same transaction; a handle that sees it change
+drops its held cell lists (new units need no such mark: they come with their rows).
 """
 
 from __future__ import annotations
