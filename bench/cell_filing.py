@@ -4,9 +4,11 @@ cell row are stored in one transaction; the book and the units' assignments are 
 Builds ``--units`` one-page documents of synthetic pages (:class:`bench._synthetic.Corpus`, ``--tokens`` tokens
 each, binary codec) in ``--data-dir`` (reused when it holds a collection without cells: ``--keep`` keeps it),
 trains the cells and prints the training's total seconds, the write transaction's hold time (from taking the lock
-to its commit) and the units it filed::
+to its commit) and the units it filed; ``--retrain K`` first trains K cells, then times the retraining that
+replaces them (:func:`colbert.local.cell_training.retrain_cells`: the old book and rows deleted, all refiled)::
 
     .venv/bin/python -m bench.cell_filing --units 100000 --data-dir "$TMPDIR"/cells100k --keep
+    .venv/bin/python -m bench.cell_filing --units 100000 --data-dir "$TMPDIR"/cells100k --keep --retrain 64
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from bench._synthetic import Corpus
 from colbert.local import LocalStore
 from colbert.local.bulk import add_document_batches
+from colbert.local.cell_training import retrain_cells
 from colbert.store import CollectionConfig, NewDocument, UnitRecord
 
 __all__ = ["main"]
@@ -54,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=500, help="documents per write transaction while building")
     p.add_argument("--data-dir", type=Path, default=None, help="where the collection is built (default: temporary)")
     p.add_argument("--keep", action="store_true", help="keep the collection (without cells) for the next run")
+    p.add_argument("--retrain", type=int, default=0, help="train this K first, then time the retraining")
     a = p.parse_args(argv)
     work = a.data_dir or Path(tempfile.mkdtemp(prefix="cell-filing-"))
     t0 = time.perf_counter()
@@ -69,9 +73,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             yield conn
         holds.append(time.perf_counter() - start)
 
+    if a.retrain:
+        store.train_cells(a.retrain)
     store._write = timed  # type: ignore[method-assign]
     t1 = time.perf_counter()
-    book, filed = store.train_cells()
+    book, filed = retrain_cells(store) if a.retrain else store.train_cells()
     trained = time.perf_counter() - t1
     units = store.count()[1]
     if a.keep:  # back to a collection without cells for the next run
@@ -81,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     store.close()
     if a.data_dir is None and not a.keep:
         shutil.rmtree(work)
-    out = {"units": units, "build_s": round(built, 1), "cells": book.k, "filed": filed}
+    out = {"units": units, "retrained_from": a.retrain or None, "build_s": round(built, 1), "cells": book.k}
+    out["filed"] = filed
     out |= {"train_s": round(trained, 2), "lock_hold_s": [round(h, 3) for h in holds]}
     out["lock_hold_per_unit_us"] = round(float(np.sum(holds)) / max(filed, 1) * 1e6, 2)
     print(json.dumps(out))

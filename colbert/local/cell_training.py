@@ -14,8 +14,13 @@ background, once a collection without cells holds ``LocalOptions.auto_cells_unit
    existed so :func:`colbert.local.cells.new_unit_cells` gave them none; every unfiled unit when the other book
    won) and ``meta.cells_generation`` bumped.
 
+A retraining (:func:`retrain_cells`, automatic once the collection has grown so that the default K is ``GROWTH``
+× the stored one) is the same with a new book trained whatever is stored: its transaction deletes the old book
+and every row first, and files again the units written meanwhile (their own writes filed them under the old
+book).
+
 So a ``pooled_ivf`` search sees either no book (unavailable; ``LocalOptions.first_stage`` falls back to
-``pooled``) or the book with a row for every unit, never a book whose lists miss units; a process killed at any
+``pooled``) or a book with a row for every unit, never a book whose lists miss units; a process killed at any
 moment leaves one or the other. ``stop`` (set by a closing store) is checked between blocks: once set, nothing is
 written and ``TrainingStopped`` is raised. The transaction writes one row per unit: its hold time is measured in
 ``docs/notes/2026-12-07g/autocells.md``.
@@ -48,8 +53,9 @@ from colbert.local.sketch import widen_sketches
 if TYPE_CHECKING:
     from colbert.local.handle import LocalHandle
 
-__all__ = ["TrainingStopped", "train_cells"]
+__all__ = ["GROWTH", "TrainingStopped", "retrain_cells", "retrain_units", "train_cells"]
 
+GROWTH = 4  # a book is replaced once the default K for the live units reaches GROWTH × its K
 _SAMPLE_PER_CELL = 64  # sketch centroids sampled per cell to train on
 _FILE_BLOCK = 4096  # units assigned at a time (their widened sketches: 4 KiB a unit at 8 × 128)
 _INSERT = (  # a unit deleted since its cells were computed is skipped
@@ -92,6 +98,38 @@ def train_cells(
     assigned = _assign(book, snap.rows, unfiled, stop)
     _check(stop)
     with store._write() as conn:
+        return _file(store, conn, book, assigned, snap)
+
+
+def retrain_units(k: int, per_page: int) -> int | None:
+    """The fewest live units (of ``per_page`` sketch centroids) for which :func:`choose_cells` gives at least
+    ``GROWTH`` × ``k`` cells (None: never, past the 65,536 cells a book may have)."""
+    if GROWTH * k > 65536:
+        return None
+    power = 1 << (GROWTH * k - 1).bit_length()  # choose_cells gives powers of two: the first one >= GROWTH·k
+    return (power // 2) ** 2 // per_page + 1  # choose_cells(v) >= power once √v > power / 2
+
+
+def retrain_cells(store: LocalHandle, *, seed: int = 0, stop: threading.Event | None = None) -> tuple[CellBook, int]:
+    """Replace the stored book by one trained for the collection as it is now, when it has grown to
+    ``retrain_units`` (else, or when another trainer replaced the book meanwhile: the stored book, 0): as
+    :func:`train_cells`, every live unit assigned outside the lock and, in one transaction, the old book and every
+    row deleted, the new book and the rows stored, the units written meanwhile (filed under the old book by their
+    own transactions) filed again."""
+    with store._read() as conn:
+        snap, _ = store._views_for(conn, sketches=True)
+        old = load_cell_book(conn, store._path)
+    due = None if old is None else retrain_units(old.k, max(snap.sketch_k, 1))
+    if old is None or due is None or snap.n_alive < due:
+        return train_cells(store, seed=seed, stop=stop) if old is None else (old, 0)
+    book = _trained(snap, None, seed)
+    assigned = _assign(book, snap.rows, np.flatnonzero(snap.alive), stop)
+    _check(stop)
+    with store._write() as conn:
+        if load_cell_book(conn, store._path) is not old:
+            return load_cell_book(conn, store._path) or old, 0
+        conn.execute("DELETE FROM cell_book")
+        conn.execute("DELETE FROM unit_cells")
         return _file(store, conn, book, assigned, snap)
 
 

@@ -19,7 +19,7 @@ Two tables, added to format 3 without a version change (created on open, empty u
     cell_book(id = 1, data BLOB, digest, created_at)
                         the cells (:meth:`CellBook.to_bytes`), trained by :mod:`colbert.local.cell_training`
                         (``LocalStore.train_cells``, or by itself past ``LocalOptions.auto_cells_units`` live
-                        units, :mod:`colbert.local.auto_cells`); never changed afterwards
+                        units, :mod:`colbert.local.auto_cells`); replaced only by an automatic retraining (4 × K)
     unit_cells(page_id PK, data BLOB)
                         the ascending distinct cell ids (uint16) of a unit's sketch centroids, written in the unit's
                         own transaction (:func:`new_unit_cells`, called by every insert once a book exists) and deleted
@@ -29,8 +29,10 @@ In memory: the same append-only inverted lists as the ``ivf`` stage (:class:`col
 entries × 4 B + 9 B a page), over every page (a page without a cell row yet has an empty list: reachable, ranked
 by imputation only: a training stores the book and every unit's row in one transaction, so only a training of an
 older version interrupted midway, or a row removed by hand, leaves one; training again files it). A training that
-files units already there bumps ``meta.cells_generation`` in the same transaction; a handle that sees it change
-drops its held cell lists (new units need no such mark: they come with their rows).
+files units already there (or replaces the book) bumps ``meta.cells_generation`` in the same transaction; a handle
+that sees it change drops its held cell lists and reads the book again (new units need no such mark: they come
+with their rows). A search ranks with the book of its own read transaction, and keeps the lists it built only
+when they are the newest snapshot's and book's.
 """
 
 from __future__ import annotations

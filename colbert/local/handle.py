@@ -95,7 +95,8 @@ class LocalHandle:
         # first stage, else from the first search that asks for it: a dense or ivf process never pays for them
         self._sketches = options.first_stage in ("pooled", "pooled_ivf")
         self._lists = InvertedViews()  # ivf / pooled_ivf inverted lists, each loaded by the first search asking
-        self.cells: CellBook | None = None  # the stored cell book (pooled_ivf), once trained (never changes)
+        self.cells: CellBook | None = None  # the stored cell book (pooled_ivf) as of the last sync (a retraining
+        # replaces it, colbert.local.auto_cells: a search uses the book of its own read transaction)
         self._cells_generation: str | None = None  # meta.cells_generation as of the last sync
         self._seen_keys: set[str] = set()  # metadata keys some document had (LocalStore.metadata_keys)
         # the units FTS5 holds (colbert.local.bm25): loaded by the first text search, then kept in step with the
@@ -212,9 +213,10 @@ class LocalHandle:
             f"({_schema.SKETCH_CODEC_SQL})"
         ).fetchone()
         self._check_tokenizer(tokenizer)
-        if cells != self._cells_generation:  # units already here were filed since (colbert.local.cells)
+        if cells != self._cells_generation:  # units already here were filed, or the book replaced, since
             self._cells_generation = cells
             self._lists.drop("pooled_ivf")
+            self.cells = load_cell_book(conn, self._path)
         if self._book is None and needs_codebook(self.config.codec):
             self._book = load_codebook(conn, self._path)
         if self.cells is None:
@@ -259,14 +261,15 @@ class LocalHandle:
         """The visual first stage's (unit ids, scores) best first, in ``conn``'s read transaction (synced)."""
         if how.kind in ("dense", "pooled"):
             return first_stage(snap, q, dense, None if allowed is None else snap.rows_of(allowed), how)
-        book = self.cells if how.kind == "pooled_ivf" else self._book
+        book = load_cell_book(conn, self._path) if how.kind == "pooled_ivf" else self._book  # this transaction's
         if book is None:
             if how.kind == "pooled_ivf" or not needs_codebook(self.config.codec):
                 raise FirstStageUnavailableError(unavailable(how.kind, self.config.codec))
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)  # no document yet
         lists = lambda kind, after: self._stored_lists(conn, kind, after)  # noqa: E731
-        with self._sync_lock:
-            view = self._lists.held(how.kind, snap, book.k, lists, snap is self._snapshot)
+        with self._sync_lock:  # a view is kept only when made for the newest snapshot and book
+            newest = snap is self._snapshot and book is (self.cells if how.kind == "pooled_ivf" else self._book)
+            view = self._lists.held(how.kind, snap, book, lists, newest)
         if how.kind == "pooled_ivf":
             assert isinstance(book, CellBook)
             return pooled_ivf_top(view, book, snap, q, how, self.options.nprobe, allowed)
@@ -274,8 +277,9 @@ class LocalHandle:
 
     def _stored_lists(self, conn: sqlite3.Connection, kind: str, after_id: int) -> tuple[np.ndarray, list[np.ndarray]]:
         if kind == "pooled_ivf":
-            assert self.cells is not None
-            return load_cell_lists(conn, after_id, self.cells.k, self._path)
+            book = load_cell_book(conn, self._path)  # the lists of this transaction's book
+            assert book is not None
+            return load_cell_lists(conn, after_id, book.k, self._path)
         return self._centroid_lists(conn, after_id)
 
     def _centroid_lists(self, conn: sqlite3.Connection, after_id: int) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -338,12 +342,10 @@ class LocalHandle:
         return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), snap.nbytes, text_memory, ivf_memory)
 
     def cell_count(self) -> int | None:
-        """The ``pooled_ivf`` first stage's cells (K); None before a cell book is trained. The held book, else one
-        read of the stored one (trained since the last sync by another handle or process; parsed once a process)."""
-        book = self.cells
-        if book is None:
-            with self._read() as conn:
-                book = load_cell_book(conn, self._path)
+        """The ``pooled_ivf`` first stage's cells (K); None before a cell book is trained. One read of the stored
+        book (trained or replaced since the last sync by another handle or process; parsed once a process)."""
+        with self._read() as conn:
+            book = load_cell_book(conn, self._path)
         return None if book is None else book.k
 
     def disk_bytes(self) -> int:

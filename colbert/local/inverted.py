@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from colbert.codebook import Codebook
 from colbert.local.cells import DEFAULT_REACH, CellBook
 from colbert.local.dense import DenseSnapshot, trim_heap
 from colbert.local.ivf import IvfSnapshot, ivf_top
@@ -22,6 +23,7 @@ from colbert.quantize import RESIDUAL_CODES
 __all__ = ["TRAIN_CELLS_HINT", "InvertedViews", "Lists", "pooled_ivf_top", "unavailable"]
 
 Lists = Callable[[str, int], tuple[np.ndarray, list[np.ndarray]]]  # (kind, after page id) -> (ids, lists) stored
+Book = CellBook | Codebook  # what a kind's lists are filed by
 
 
 TRAIN_CELLS_HINT = "train its cells first (`python -m service collections train-cells NAME`, or LocalStore.train_cells)"
@@ -40,9 +42,11 @@ class InvertedViews:
 
     def __init__(self) -> None:
         self._views: dict[str, IvfSnapshot] = {}
+        self._books: dict[str, object] = {}  # the book (codebook or cell book) each held view was made for
 
     def clear(self) -> None:
         self._views.clear()
+        self._books.clear()
 
     def apply(self, version: tuple[int, int], lists: Lists, after_id: int, dead: Iterable[int]) -> None:
         """Move every held view to ``version``: the units above ``after_id`` added, ``dead`` ones marked."""
@@ -50,23 +54,24 @@ class InvertedViews:
         for kind, view in list(self._views.items()):
             view = view.apply(version, *lists(kind, after_id), gone)
             if view.too_sparse():
-                del self._views[kind]
+                self.drop(kind)
             else:
                 self._views[kind] = view
 
-    def held(self, kind: str, snap: DenseSnapshot, k: int, lists: Lists, newest: bool) -> IvfSnapshot:
-        """The ``kind`` view matching ``snap`` (built now from the caller's transaction if none does; kept when
-        ``snap`` is the handle's newest snapshot)."""
+    def held(self, kind: str, snap: DenseSnapshot, book: Book, lists: Lists, newest: bool) -> IvfSnapshot:
+        """The ``kind`` view matching ``snap`` and ``book`` (built now from the caller's transaction if none does;
+        kept when ``newest``: ``snap`` and ``book`` are the handle's newest)."""
         view = self._views.get(kind)
-        if view is None or view.version != snap.version:
-            view = IvfSnapshot.build(snap.version, k, *lists(kind, 0))
+        if view is None or view.version != snap.version or self._books.get(kind) is not book:
+            view = IvfSnapshot.build(snap.version, book.k, *lists(kind, 0))
             trim_heap()  # the build's temporaries (~40 B per list entry) would stay resident
             if newest:
-                self._views[kind] = view
+                self._views[kind], self._books[kind] = view, book
         return view
 
     def drop(self, kind: str) -> None:
         self._views.pop(kind, None)
+        self._books.pop(kind, None)
 
     def get(self, kind: str) -> IvfSnapshot | None:
         return self._views.get(kind)
