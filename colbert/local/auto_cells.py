@@ -19,7 +19,8 @@ The write that made it due never waits for it, and a training's errors are logge
   dir) the training is claimed in a write transaction: the ``meta`` row ``cells_training`` holds the owner
   (host:pid:nonce) and its start time, and another process trains only when there is none, it is older than
   ``CLAIM_STALE_S``, or its process, on this machine, is gone (a killed trainer blocks nobody for long). The claim
-  is removed when the training ends, however it ends (a closed store's claim is left to go stale).
+  is removed when the training ends, however it ends; one its store's close left behind is stale at once for
+  its own process (no training of it is under way there) and after ``CLAIM_STALE_S`` for others.
 * **Closing.** ``close`` sets a stop flag, which the training checks between its steps, and waits up to
   ``_JOIN_S`` for the thread; a training stopped before its transaction writes nothing. A killed process leaves
   either no book or a book with every unit's row (one transaction).
@@ -58,6 +59,7 @@ _JOIN_S = 5.0  # how long close waits for a stopping training
 _STATE_SQL = f"SELECT (SELECT COALESCE(MAX(id), 0) FROM pages), (SELECT value FROM meta WHERE key = '{CLAIM_KEY}')"
 _RUNNING: set[Path] = set()  # collections (index files) a thread of this process is training
 _RUNNING_LOCK = threading.Lock()
+_OWNERS: set[str] = set()  # the claims of this process's trainings under way
 
 
 def _fresh(claim: str | None, now: float) -> bool:
@@ -71,6 +73,8 @@ def _fresh(claim: str | None, now: float) -> bool:
         return False
     if host == socket.gethostname() and not _alive(pid_number):
         return False
+    if pid_number == os.getpid() and host == socket.gethostname() and found["owner"] not in _OWNERS:
+        return False  # this process's, left by a training that has ended (its store closed before it could remove it)
     return now - started < CLAIM_STALE_S
 
 
@@ -157,6 +161,7 @@ class AutoCells:
                          filed, book.k, time.monotonic() - t0)  # fmt: skip
             finally:
                 self._release(owner)
+                _OWNERS.discard(owner)
         except (cell_training.TrainingStopped, StoreClosedError):
             log.info("automatic cell %s of %s stopped: the store is closing (nothing stored)", what, where)
         except Exception:
@@ -175,6 +180,7 @@ class AutoCells:
             units = conn.execute("SELECT COUNT(*) FROM pages").fetchone()[0]
             if need is None or units < need or _fresh(conn.execute(_STATE_SQL).fetchone()[1], time.time()):
                 return None
+            _OWNERS.add(owner)  # before the commit: from then on the claim is fresh for this process too
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 (CLAIM_KEY, json.dumps({"owner": owner, "started": time.time()})),

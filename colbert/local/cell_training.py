@@ -21,9 +21,9 @@ book).
 
 So a ``pooled_ivf`` search sees either no book (unavailable; ``LocalOptions.first_stage`` falls back to
 ``pooled``) or a book with a row for every unit, never a book whose lists miss units; a process killed at any
-moment leaves one or the other. ``stop`` (set by a closing store) is checked between blocks: once set, nothing is
-written and ``TrainingStopped`` is raised. The transaction writes one row per unit: its hold time is measured in
-``docs/notes/2026-12-07g/autocells.md``.
+moment leaves one or the other. ``stop`` (set by a closing store) is checked between k-means rounds and between
+blocks: once set, nothing is written and ``TrainingStopped`` is raised. The transaction writes one row per unit
+(its hold time: 0.25–0.4 s at 100k units, ``bench/cell_filing.py``; docs/notes/2026-12-07g/autocells.md).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def train_cells(
         snap, _ = store._views_for(conn, sketches=True)
         book = load_cell_book(conn, store._path)
         filed = np.fromiter((r[0] for r in conn.execute("SELECT page_id FROM unit_cells")), dtype=np.int64)
-    book = _trained(snap, k, seed) if book is None else book
+    book = _trained(snap, k, seed, stop) if book is None else book
     unfiled = np.flatnonzero(snap.alive & ~np.isin(snap.ids, filed))  # (m,) held rows without a cell row
     assigned = _assign(book, snap.rows, unfiled, stop)
     _check(stop)
@@ -122,7 +122,7 @@ def retrain_cells(store: LocalHandle, *, seed: int = 0, stop: threading.Event | 
     due = None if old is None else retrain_units(old.k, max(snap.sketch_k, 1))
     if old is None or due is None or snap.n_alive < due:
         return train_cells(store, seed=seed, stop=stop) if old is None else (old, 0)
-    book = _trained(snap, None, seed)
+    book = _trained(snap, None, seed, stop)
     assigned = _assign(book, snap.rows, np.flatnonzero(snap.alive), stop)
     _check(stop)
     with store._write() as conn:
@@ -184,7 +184,7 @@ def _check(stop: threading.Event | None) -> None:
         raise TrainingStopped("the store is closing")
 
 
-def _trained(snap: DenseSnapshot, k: int | None, seed: int) -> CellBook:
+def _trained(snap: DenseSnapshot, k: int | None, seed: int, stop: threading.Event | None) -> CellBook:
     """A cell book trained on a sample of the snapshot's live units' held sketches (``InvalidDocumentError``:
     none)."""
     live = np.flatnonzero(snap.alive)
@@ -199,4 +199,4 @@ def _trained(snap: DenseSnapshot, k: int | None, seed: int) -> CellBook:
     chosen = np.sort(rng.choice(live, pages, replace=False))
     held = snap.rows
     sample = widen_sketches(held.sketch[chosen], held.scales[chosen]).reshape(-1, held.sketch.shape[1] // per_page)
-    return train_cell_book(sample, k, seed=seed)
+    return train_cell_book(sample, k, seed=seed, between=lambda: _check(stop))

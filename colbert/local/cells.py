@@ -42,6 +42,7 @@ import hashlib
 import sqlite3
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,9 +144,12 @@ def _nearest(units: npt.NDArray[np.float32], ct: npt.NDArray[np.float32]) -> npt
     return out
 
 
-def train_cell_book(vectors: npt.ArrayLike, k: int, *, seed: int = 0) -> CellBook:
+def train_cell_book(
+    vectors: npt.ArrayLike, k: int, *, seed: int = 0, between: Callable[[], None] | None = None
+) -> CellBook:
     """Spherical k-means (``_ITERATIONS`` rounds from ``k`` distinct sampled rows) over sketch centroids (m, D);
-    deterministic for a seed. An empty cell keeps its direction and gets the mean norm of all rows."""
+    deterministic for a seed. An empty cell keeps its direction and gets the mean norm of all rows. ``between`` is
+    called before each round (a stop request raises there)."""
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     if x.ndim != 2 or not 1 <= k <= min(65536, x.shape[0]):
         raise ValueError(f"a cell book needs 1 <= K <= min(65536, rows); got K={k} for {x.shape[0]} rows")
@@ -153,6 +157,8 @@ def train_cell_book(vectors: npt.ArrayLike, k: int, *, seed: int = 0) -> CellBoo
     rng = np.random.default_rng(seed)
     cells = units[rng.choice(units.shape[0], k, replace=False)].copy()
     for _ in range(_ITERATIONS):
+        if between is not None:
+            between()
         owner = _nearest(units, np.ascontiguousarray(cells.T))
         sums = np.zeros_like(cells)
         np.add.at(sums, owner, units)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -183,9 +184,14 @@ def test_a_fresh_claim_blocks_and_a_stale_or_dead_one_does_not(tmp_path: Path) -
     _add(store, 31, 32)
     assert _trained(store)
     store.close()
+    host, now = auto_cells.socket.gethostname(), time.time()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    assert not auto_cells._fresh(json.dumps({"owner": f"{auto_cells.socket.gethostname()}:{dead.stdout.strip()}:x",
-                                             "started": time.time()}), time.time())  # fmt: skip
+    assert not auto_cells._fresh(json.dumps({"owner": f"{host}:{dead.stdout.strip()}:x", "started": now}), now)
+    mine = f"{host}:{os.getpid()}:y"  # this process's: fresh only while its training is under way
+    assert not auto_cells._fresh(json.dumps({"owner": mine, "started": now}), now)
+    auto_cells._OWNERS.add(mine)
+    assert auto_cells._fresh(json.dumps({"owner": mine, "started": now}), now)
+    auto_cells._OWNERS.discard(mine)
 
 
 def test_close_during_a_training_is_prompt_and_leaves_a_collection_without_cells(
