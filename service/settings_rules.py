@@ -171,7 +171,7 @@ def _check_positive(s: Settings) -> None:
             raise SettingsError(f"{env_name(name)} must be positive, got {value}")
     if s.download_timeout_s <= 0:
         raise SettingsError(f"{env_name('download_timeout_s')} must be positive, got {s.download_timeout_s}")
-    for name in ("max_redirects", "retry_after_s", "term_cache_mb"):
+    for name in ("max_redirects", "retry_after_s", "term_cache_mb", "auto_cells_units"):
         if getattr(s, name) < 0:
             raise SettingsError(f"{env_name(name)} must not be negative, got {getattr(s, name)}")
     for name in ("image_max_pixels", "torch_threads"):

@@ -146,13 +146,15 @@ class LocalBackend:
     def new_staging(
         self, name: str, config: CollectionConfig, options: LocalOptions, *, prefix: str
     ) -> tuple[str, LocalStore]:
-        """A hidden, locked collection directory to build ``name`` in, whether or not ``name`` exists."""
+        """A hidden, locked collection directory to build ``name`` in, whether or not ``name`` exists. Its store
+        never trains cells by itself (``auto_cells_units`` 0): it is closed once built, which would stop one; the
+        published collection trains them after its next write (:mod:`colbert.local.auto_cells`)."""
         key = f"{prefix}-{name}-{uuid.uuid4().hex}"
         (self._root / key).mkdir()
         self._staging[key] = fd = os.open(self._root / key, os.O_RDONLY)
         fcntl.flock(fd, fcntl.LOCK_EX)  # another process's sweep leaves it alone while this one builds it
         try:
-            return key, LocalStore.create(self._root / key, config, options)
+            return key, LocalStore.create(self._root / key, config, replace(options, auto_cells_units=0))
         except BaseException:
             self.discard(key)
             raise

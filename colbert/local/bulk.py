@@ -156,9 +156,16 @@ def _encode(documents: Sequence[NewDocument], settings: _Settings) -> _Encoded:
 
 
 def _write(store: LocalStore, batch: _Encoded, replace: bool) -> list[DocumentInfo]:
-    """Write an encoded batch in one transaction (on the store's writer thread)."""
+    """Write an encoded batch in one transaction (on the store's writer thread); once it is committed, an automatic
+    cell training may start in the background (:mod:`colbert.local.auto_cells`)."""
     if not batch.documents:
         return []
+    out = _transaction(store, batch, replace)
+    store._auto.after_write()
+    return out
+
+
+def _transaction(store: LocalStore, batch: _Encoded, replace: bool) -> list[DocumentInfo]:
     with store._write() as conn:
         rows = settle_codebook(
             conn,

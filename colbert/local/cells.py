@@ -17,19 +17,22 @@ pass of O(pages) bookkeeping (a zeroed score array and a top-``reach`` selection
 Two tables, added to format 3 without a version change (created on open, empty until a cell book is trained)::
 
     cell_book(id = 1, data BLOB, digest, created_at)
-                        the cells (:meth:`CellBook.to_bytes`), trained by ``LocalStore.train_cells`` (an explicit
-                        step: the first bulk load of a large collection, or an existing collection); never changed
-                        afterwards
+                        the cells (:meth:`CellBook.to_bytes`), trained by :mod:`colbert.local.cell_training`
+                        (``LocalStore.train_cells``, or by itself past ``LocalOptions.auto_cells_units`` live
+                        units, :mod:`colbert.local.auto_cells`); replaced only by an automatic retraining (4 × K)
     unit_cells(page_id PK, data BLOB)
                         the ascending distinct cell ids (uint16) of a unit's sketch centroids, written in the unit's
                         own transaction (:func:`new_unit_cells`, called by every insert once a book exists) and deleted
-                        with it; the units added before the book got theirs from ``train_cells``
+                        with it; the units added before the book got theirs in the transaction that stored it
 
 In memory: the same append-only inverted lists as the ``ivf`` stage (:class:`colbert.local.ivf.IvfSnapshot`, ~4
 entries × 4 B + 9 B a page), over every page (a page without a cell row yet has an empty list: reachable, ranked
-by imputation only). A training that files units already there bumps ``meta.cells_generation`` in the same
-transaction; a handle that sees it change drops its held cell lists (new units need no such mark: they come with
-their rows).
+by imputation only: a training stores the book and every unit's row in one transaction, so only a training of an
+older version interrupted midway, or a row removed by hand, leaves one; training again files it). A training that
+files units already there (or replaces the book) bumps ``meta.cells_generation`` in the same transaction; a handle
+that sees it change drops its held cell lists and reads the book again (new units need no such mark: they come
+with their rows). A search ranks with the book of its own read transaction, and keeps the lists it built only
+when they are the newest snapshot's and book's.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import hashlib
 import sqlite3
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +59,7 @@ __all__ = [
     "CellBook",
     "assign_cells",
     "bump_generation",
+    "cell_lists",
     "choose_cells",
     "load_cell_book",
     "load_cell_lists",
@@ -139,9 +144,12 @@ def _nearest(units: npt.NDArray[np.float32], ct: npt.NDArray[np.float32]) -> npt
     return out
 
 
-def train_cell_book(vectors: npt.ArrayLike, k: int, *, seed: int = 0) -> CellBook:
+def train_cell_book(
+    vectors: npt.ArrayLike, k: int, *, seed: int = 0, between: Callable[[], None] | None = None
+) -> CellBook:
     """Spherical k-means (``_ITERATIONS`` rounds from ``k`` distinct sampled rows) over sketch centroids (m, D);
-    deterministic for a seed. An empty cell keeps its direction and gets the mean norm of all rows."""
+    deterministic for a seed. An empty cell keeps its direction and gets the mean norm of all rows. ``between`` is
+    called before each round (a stop request raises there)."""
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     if x.ndim != 2 or not 1 <= k <= min(65536, x.shape[0]):
         raise ValueError(f"a cell book needs 1 <= K <= min(65536, rows); got K={k} for {x.shape[0]} rows")
@@ -149,6 +157,8 @@ def train_cell_book(vectors: npt.ArrayLike, k: int, *, seed: int = 0) -> CellBoo
     rng = np.random.default_rng(seed)
     cells = units[rng.choice(units.shape[0], k, replace=False)].copy()
     for _ in range(_ITERATIONS):
+        if between is not None:
+            between()
         owner = _nearest(units, np.ascontiguousarray(cells.T))
         sums = np.zeros_like(cells)
         np.add.at(sums, owner, units)
@@ -161,10 +171,21 @@ def train_cell_book(vectors: npt.ArrayLike, k: int, *, seed: int = 0) -> CellBoo
 
 def assign_cells(book: CellBook, sketches: npt.ArrayLike) -> list[bytes]:
     """Each page's ascending distinct cell ids (uint16 bytes) for sketches (P, k, D)."""
+    cells, ends = cell_lists(book, sketches)
+    data = cells.astype("<u2").tobytes()
+    starts = np.concatenate(([0], ends))[:-1] * 2
+    return [data[a:b] for a, b in zip(starts.tolist(), (ends * 2).tolist(), strict=True)]
+
+
+def cell_lists(book: CellBook, sketches: npt.ArrayLike) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64]]:
+    """Every page's ascending distinct cell ids for sketches (P, k, D), packed: the lists concatenated (uint16)
+    and each page's end offset in them (P,)."""
     s = np.asarray(sketches, dtype=np.float32)
     p, k, d = s.shape
-    owner = _nearest(_unit(s.reshape(p * k, d))[0], book.columns).reshape(p, k)
-    return [np.unique(row).astype("<u2").tobytes() for row in owner]
+    owner = np.sort(_nearest(_unit(s.reshape(p * k, d))[0], book.columns).reshape(p, k), axis=1)
+    keep = np.ones_like(owner, dtype=bool)
+    keep[:, 1:] = owner[:, 1:] != owner[:, :-1]  # (P, k) the first of each run of equal cells
+    return owner[keep].astype(np.uint16), np.cumsum(keep.sum(axis=1), dtype=np.int64)
 
 
 def load_cell_book(conn: sqlite3.Connection, path: Path | None = None) -> CellBook | None:
@@ -192,11 +213,14 @@ _RETRAIN = "delete the cell_book and unit_cells rows and train the cells again (
 
 
 def store_cell_book(conn: sqlite3.Connection, book: CellBook, path: Path) -> CellBook:
-    """Store ``book`` unless one is there (inside the caller's write transaction); the stored one."""
+    """Store ``book`` unless one is there (inside the caller's write transaction); the stored one (``book`` itself,
+    or an equal book, when it was stored now)."""
     data = book.to_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    _BOOKS.setdefault(digest, book)  # so the stored one *is* ``book`` when it was stored now (or an equal one was)
     conn.execute(
         "INSERT OR IGNORE INTO cell_book (id, data, digest, created_at) VALUES (1, ?, ?, ?)",
-        (data, hashlib.sha256(data).hexdigest(), time.time()),
+        (data, digest, time.time()),
     )
     stored = load_cell_book(conn, path)
     assert stored is not None

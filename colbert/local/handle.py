@@ -37,12 +37,13 @@ from colbert.errors import (
     StoreClosedError,
 )
 from colbert.local import schema as _schema
+from colbert.local.auto_cells import AutoCells
 from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
-from colbert.local.cells import CELLS_GENERATION_SQL, CellBook, load_cell_book, load_cell_lists
-from colbert.local.codes import checked_lists, damaged_lists, load_codebook
+from colbert.local.cells import CELLS_GENERATION_SQL, CellBook, load_cell_book
+from colbert.local.codes import load_codebook
 from colbert.local.dense import DenseSnapshot, load_rows
-from colbert.local.inverted import InvertedViews, pooled_ivf_top, unavailable
-from colbert.local.ivf import ivf_top, load_centroid_lists
+from colbert.local.inverted import InvertedViews, pooled_ivf_top, stored_lists, unavailable
+from colbert.local.ivf import ivf_top
 from colbert.local.modes import FirstStage, first_stage, held_for
 from colbert.local.options import LocalOptions, LocalStats
 from colbert.local.scan import PageScorer
@@ -98,7 +99,8 @@ class LocalHandle:
             options.first_stage == "ivf" and not needs_codebook(config.codec)
         )
         self._lists = InvertedViews()  # ivf / pooled_ivf inverted lists, each loaded by the first search asking
-        self.cells: CellBook | None = None  # the stored cell book (pooled_ivf), once trained (never changes)
+        self.cells: CellBook | None = None  # the stored cell book (pooled_ivf) as of the last sync (a retraining
+        # replaces it, colbert.local.auto_cells: a search uses the book of its own read transaction)
         self._cells_generation: str | None = None  # meta.cells_generation as of the last sync
         self._seen_keys: set[str] = set()  # metadata keys some document had (LocalStore.metadata_keys)
         # the units FTS5 holds (colbert.local.bm25): loaded by the first text search, then kept in step with the
@@ -107,6 +109,7 @@ class LocalHandle:
         self._text_generation = -1  # the last generation a text view had (a new view takes the next one)
         self._tokenizer: str | None = None  # the stored tokenizer version seen by the last sync
         self._postings = PostingCache(options.term_cache_bytes)
+        self._auto = AutoCells(self, options.auto_cells_units)  # colbert.local.auto_cells: after each write
         with self._read() as conn:
             self._snapshot_for(conn)  # load the held rows now rather than on the first search
 
@@ -237,9 +240,10 @@ class LocalHandle:
             f"({_schema.SKETCH_CODEC_SQL})"
         ).fetchone()
         self._check_tokenizer(tokenizer)
-        if cells != self._cells_generation:  # units already here were filed since (colbert.local.cells)
+        if cells != self._cells_generation:  # units already here were filed, or the book replaced, since
             self._cells_generation = cells
             self._lists.drop("pooled_ivf")
+            self.cells = load_cell_book(conn, self._path)
         if self._book is None and needs_codebook(self.config.codec):
             self._book = load_codebook(conn, self._path)
         if self.cells is None:
@@ -277,9 +281,8 @@ class LocalHandle:
                 if text is not None:
                     text = text.apply(*load_text_units(conn, snap.version[0]), dead)
                     self._text_generation = text.generation
-                self._lists.apply(
-                    version, lambda kind, after: self._stored_lists(conn, kind, after), snap.version[0], dead
-                )
+                lists = lambda kind, after: stored_lists(conn, kind, after, self._path, self._book)  # noqa: E731
+                self._lists.apply(version, lists, snap.version[0], dead)
                 if wider:  # page ids are never reused: the whole load is as of ``version`` too
                     snap = DenseSnapshot.load(version, conn, held, sketch, with_dense=wants[1])
                 else:
@@ -297,33 +300,19 @@ class LocalHandle:
         """The visual first stage's (unit ids, scores) best first, in ``conn``'s read transaction (synced)."""
         if how.kind in ("dense", "pooled"):
             return first_stage(snap, q, dense, None if allowed is None else snap.rows_of(allowed), how)
-        book = self.cells if how.kind == "pooled_ivf" else self._book
+        book = load_cell_book(conn, self._path) if how.kind == "pooled_ivf" else self._book  # this transaction's
         if book is None:
             if how.kind == "pooled_ivf" or not needs_codebook(self.config.codec):
                 raise FirstStageUnavailableError(unavailable(how.kind, self.config.codec))
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)  # no document yet
-        lists = lambda kind, after: self._stored_lists(conn, kind, after)  # noqa: E731
-        with self._sync_lock:
-            view = self._lists.held(how.kind, snap, book.k, lists, snap is self._snapshot)
+        lists = lambda kind, after: stored_lists(conn, kind, after, self._path, self._book)  # noqa: E731
+        with self._sync_lock:  # a view is kept only when made for the newest snapshot and book
+            newest = snap is self._snapshot and book is (self.cells if how.kind == "pooled_ivf" else self._book)
+            view = self._lists.held(how.kind, snap, book, lists, newest)
         if how.kind == "pooled_ivf":
             assert isinstance(book, CellBook)
             return pooled_ivf_top(view, book, snap, q, how, self.options.nprobe, allowed)
         return ivf_top(view, book, q, how.candidates, self.options.nprobe, allowed)
-
-    def _stored_lists(self, conn: sqlite3.Connection, kind: str, after_id: int) -> tuple[np.ndarray, list[np.ndarray]]:
-        if kind == "pooled_ivf":
-            assert self.cells is not None
-            return load_cell_lists(conn, after_id, self.cells.k, self._path)
-        return self._centroid_lists(conn, after_id)
-
-    def _centroid_lists(self, conn: sqlite3.Connection, after_id: int) -> tuple[np.ndarray, list[np.ndarray]]:
-        """The units' centroid lists above ``after_id``, checked (a damaged row: ``IndexFormatError``)."""
-        assert self._book is not None  # the lists are read once the codebook is there
-        try:
-            ids, lists = load_centroid_lists(conn, after_id)
-        except ValueError as exc:  # a row whose length is not whole uint16 ids
-            raise damaged_lists(self._path, str(exc)) from exc
-        return checked_lists(ids, lists, self._book.k, self._path)
 
     def codebook(self) -> Codebook | None:
         """The collection's codebook (residual codecs; None: not trained yet, or a codec without one)."""
@@ -344,7 +333,9 @@ class LocalHandle:
             )
 
     def close(self) -> None:
-        """Close every connection; later calls raise ``StoreClosedError``. Idempotent."""
+        """Close every connection; later calls raise ``StoreClosedError``. Idempotent. An automatic cell training
+        under way is asked to stop first (waited for briefly, :mod:`colbert.local.auto_cells`)."""
+        self._auto.stop()
         with self._sync_lock:
             readers, self._readers = self._readers, None
         if readers is not None:
@@ -374,12 +365,10 @@ class LocalHandle:
         return LocalStats(int(docs), snap.n_alive, int(vectors), int(blobs), snap.nbytes, text_memory, ivf_memory)
 
     def cell_count(self) -> int | None:
-        """The ``pooled_ivf`` first stage's cells (K); None before a cell book is trained. The held book, else one
-        read of the stored one (trained since the last sync by another handle or process; parsed once a process)."""
-        book = self.cells
-        if book is None:
-            with self._read() as conn:
-                book = load_cell_book(conn, self._path)
+        """The ``pooled_ivf`` first stage's cells (K); None before a cell book is trained. One read of the stored
+        book (trained or replaced since the last sync by another handle or process; parsed once a process)."""
+        with self._read() as conn:
+            book = load_cell_book(conn, self._path)
         return None if book is None else book.k
 
     def disk_bytes(self) -> int:

@@ -9,19 +9,24 @@ by every sync with the pages added and deleted since (``apply``); a reload of th
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 
-from colbert.local.cells import DEFAULT_REACH, CellBook
+from colbert.codebook import Codebook
+from colbert.local.cells import DEFAULT_REACH, CellBook, load_cell_book, load_cell_lists
+from colbert.local.codes import checked_lists, damaged_lists
 from colbert.local.dense import DenseSnapshot, trim_heap
-from colbert.local.ivf import IvfSnapshot, ivf_top
+from colbert.local.ivf import IvfSnapshot, ivf_top, load_centroid_lists
 from colbert.local.modes import FirstStage, first_stage
 from colbert.quantize import RESIDUAL_CODES
 
-__all__ = ["TRAIN_CELLS_HINT", "InvertedViews", "Lists", "pooled_ivf_top", "unavailable"]
+__all__ = ["TRAIN_CELLS_HINT", "InvertedViews", "Lists", "pooled_ivf_top", "stored_lists", "unavailable"]
 
 Lists = Callable[[str, int], tuple[np.ndarray, list[np.ndarray]]]  # (kind, after page id) -> (ids, lists) stored
+Book = CellBook | Codebook  # what a kind's lists are filed by
 
 
 TRAIN_CELLS_HINT = "train its cells first (`python -m service collections train-cells NAME`, or LocalStore.train_cells)"
@@ -40,9 +45,11 @@ class InvertedViews:
 
     def __init__(self) -> None:
         self._views: dict[str, IvfSnapshot] = {}
+        self._books: dict[str, object] = {}  # the book (codebook or cell book) each held view was made for
 
     def clear(self) -> None:
         self._views.clear()
+        self._books.clear()
 
     def apply(self, version: tuple[int, int], lists: Lists, after_id: int, dead: Iterable[int]) -> None:
         """Move every held view to ``version``: the units above ``after_id`` added, ``dead`` ones marked."""
@@ -50,23 +57,24 @@ class InvertedViews:
         for kind, view in list(self._views.items()):
             view = view.apply(version, *lists(kind, after_id), gone)
             if view.too_sparse():
-                del self._views[kind]
+                self.drop(kind)
             else:
                 self._views[kind] = view
 
-    def held(self, kind: str, snap: DenseSnapshot, k: int, lists: Lists, newest: bool) -> IvfSnapshot:
-        """The ``kind`` view matching ``snap`` (built now from the caller's transaction if none does; kept when
-        ``snap`` is the handle's newest snapshot)."""
+    def held(self, kind: str, snap: DenseSnapshot, book: Book, lists: Lists, newest: bool) -> IvfSnapshot:
+        """The ``kind`` view matching ``snap`` and ``book`` (built now from the caller's transaction if none does;
+        kept when ``newest``: ``snap`` and ``book`` are the handle's newest)."""
         view = self._views.get(kind)
-        if view is None or view.version != snap.version:
-            view = IvfSnapshot.build(snap.version, k, *lists(kind, 0))
+        if view is None or view.version != snap.version or self._books.get(kind) is not book:
+            view = IvfSnapshot.build(snap.version, book.k, *lists(kind, 0))
             trim_heap()  # the build's temporaries (~40 B per list entry) would stay resident
             if newest:
-                self._views[kind] = view
+                self._views[kind], self._books[kind] = view, book
         return view
 
     def drop(self, kind: str) -> None:
         self._views.pop(kind, None)
+        self._books.pop(kind, None)
 
     def get(self, kind: str) -> IvfSnapshot | None:
         return self._views.get(kind)
@@ -85,3 +93,21 @@ def pooled_ivf_top(
     reached, _ = ivf_top(view, book, q, reach, nprobe, allowed)  # (≤reach,) ids: live and allowed
     rows = snap.rows_of(np.sort(reached))
     return first_stage(snap, q, None, rows, FirstStage("pooled", how.candidates, None, how.query_groups))
+
+
+def stored_lists(
+    conn: sqlite3.Connection, kind: str, after_id: int, path: Path, codebook: Codebook | None
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The stored inverted lists of ``kind`` for the units above ``after_id``, as of ``conn``'s transaction: the
+    cell lists of that transaction's cell book (``pooled_ivf``) or the centroid lists of ``codebook`` (``ivf``),
+    checked (a damaged row: ``IndexFormatError`` naming ``path``)."""
+    if kind == "pooled_ivf":
+        book = load_cell_book(conn, path)
+        assert book is not None  # the lists are read once the book is there
+        return load_cell_lists(conn, after_id, book.k, path)
+    assert codebook is not None  # likewise the codebook
+    try:
+        ids, lists = load_centroid_lists(conn, after_id)
+    except ValueError as exc:  # a row whose length is not whole uint16 ids
+        raise damaged_lists(path, str(exc)) from exc
+    return checked_lists(ids, lists, codebook.k, path)

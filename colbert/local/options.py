@@ -29,6 +29,7 @@ class LocalOptions:
     deletions_retained: int = 100_000  # deletion log rows kept for incremental refresh of other handles
     read_threads: int = 4  # connections reading a rerank's candidate blobs concurrently (1: the search's own)
     term_cache_bytes: int = 64 << 20  # posting lists of query terms kept in memory for BM25 (colbert.local.bm25)
+    auto_cells_units: int = 0  # train the pooled_ivf cells in the background at this many live units (0: never)
     limits: StoreLimits = field(default_factory=StoreLimits)
 
     def __post_init__(self) -> None:
@@ -39,8 +40,11 @@ class LocalOptions:
         if min(self.nprobe, self.scan_block_pages, self.deletions_retained, self.sketch_vectors, self.read_threads) < 1:
             raise ValueError("nprobe, scan_block_pages, deletions_retained, sketch_vectors, read_threads must be >= 1")
         check_dense_codec(self.dense_codec)
-        if self.term_cache_bytes < 0:
-            raise ValueError(f"term_cache_bytes must be >= 0, got {self.term_cache_bytes}")
+        if min(self.term_cache_bytes, self.auto_cells_units) < 0:
+            raise ValueError(
+                f"term_cache_bytes and auto_cells_units must be >= 0, got {self.term_cache_bytes}, "
+                f"{self.auto_cells_units}"
+            )
 
 
 @dataclass(frozen=True)

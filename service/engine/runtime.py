@@ -70,6 +70,7 @@ def open_catalog(settings: Settings) -> Any:
             busy_timeout_s=settings.store_busy_timeout_s,
             term_cache_bytes=settings.term_cache_mb << 20,
             dense_codec=NEW_COLLECTION_DENSE_CODEC,
+            auto_cells_units=settings.auto_cells_units,
         ),
     )
 
