@@ -23,6 +23,7 @@ from colbert.local import LocalOptions, LocalStore, auto_cells, cells
 from colbert.local.auto_cells import CLAIM_KEY, CLAIM_STALE_S
 from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig
+from tests.colbert.test_pooled_ivf import assert_filed_under
 from tests.colbert.test_residual_store import DENSE, D, record, topic_pages
 
 REPO = Path(__file__).resolve().parents[2]
@@ -293,12 +294,10 @@ def test_a_grown_collection_gets_a_new_book_and_every_unit_filed_under_it(
         time.sleep(0.02)
     store._auto.stop()
     with store._read() as conn:
-        snap, _ = store._views_for(conn, sketches=True)
-        stored = {int(i): bytes(c) for i, c in conn.execute("SELECT page_id, data FROM unit_cells")}
-    assert store.cells is not None
-    assert store.cells.k == 16
-    expected = cells.assign_cells(store.cells, cells.widen_sketches(snap.rows.sketch, snap.rows.scales))
-    assert stored == {int(i): c for i, c in zip(snap.ids, expected, strict=True)}
+        book = cells.load_cell_book(conn)
+    assert book is not None
+    assert book.k == 16
+    assert_filed_under(store, book)
     for i in (2, 17, 31):
         assert reader.search(Query(PAGES[i][:8], None), opts)[0].doc_id == f"d{i}"
     assert reader.cells is store.cells

@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 
 from colbert.local import LocalStore, cell_training, cells
-from colbert.local.cells import assign_cells
 from colbert.local.schema import DB_FILE
-from colbert.local.sketch import widen_sketches
 from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig
+from tests.colbert.test_pooled_ivf import assert_filed_under
 from tests.colbert.test_residual_store import DENSE, D, record, topic_pages
 
 _STATE = "SELECT (SELECT COUNT(*) FROM cell_book), (SELECT COUNT(*) FROM pages), (SELECT COUNT(*) FROM unit_cells)"
@@ -104,11 +103,7 @@ def test_another_trainers_book_stored_first_wins_and_every_unit_is_filed_under_i
     assert ("during",) in seen
     assert _consistent(seen), seen
     assert (book.k, filed) == (8, 0)  # the other's book, which filed every unit in its own transaction
-    with store._read() as conn:
-        snap, _ = store._views_for(conn, sketches=True)
-        stored = {int(i): bytes(c) for i, c in conn.execute("SELECT page_id, data FROM unit_cells")}
-    expected = assign_cells(book, widen_sketches(snap.rows.sketch, snap.rows.scales))
-    assert stored == {int(i): c for i, c in zip(snap.ids, expected, strict=True)}
+    assert_filed_under(store, book)
     other.close()
     store.close()
 

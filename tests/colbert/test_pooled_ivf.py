@@ -19,7 +19,7 @@ from colbert.errors import (
     InvalidDocumentError,
 )
 from colbert.local import LocalOptions, LocalStore
-from colbert.local.cells import CellBook, assign_cells, choose_cells, train_cell_book
+from colbert.local.cells import CellBook, assign_cells, choose_cells, load_cell_book, train_cell_book
 from colbert.local.modes import FirstStage
 from colbert.local.sketch import widen_sketches
 from colbert.search import Query, SearchOptions
@@ -277,12 +277,19 @@ def test_a_unit_filed_by_its_own_write_is_in_the_cells_training_would_give_it(tm
     book, _ = store.train_cells(k=256)
     for i, p in enumerate(pages[100:], start=100):
         store.add_document(f"d{i}", [record(p)])
+    assert_filed_under(store, book)
+    store.close()
+
+
+def assert_filed_under(store: LocalStore, book: CellBook) -> None:
+    """``book`` is the stored cell book, every live unit has its cell row, and it is the one ``book`` gives the
+    unit's held sketch (all read in one transaction)."""
     with store._read() as conn:
         snap, _ = store._views_for(conn, sketches=True)
         stored = {int(i): bytes(c) for i, c in conn.execute("SELECT page_id, data FROM unit_cells")}
-    expected = assign_cells(book, widen_sketches(snap.rows.sketch, snap.rows.scales))
-    assert stored == {int(i): c for i, c in zip(snap.ids, expected, strict=True)}
-    store.close()
+        assert load_cell_book(conn) is book
+    expected = assign_cells(book, widen_sketches(snap.rows.sketch[snap.alive], snap.rows.scales[snap.alive]))
+    assert stored == {int(i): c for i, c in zip(snap.ids[snap.alive], expected, strict=True)}
 
 
 def test_the_catalog_trains_cells_through_its_backend(tmp_path: Path) -> None:
