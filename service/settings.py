@@ -258,9 +258,10 @@ class Settings:
     """Embedded backend: once a collection without pooled_ivf cells holds this many live units (pages, chunks),
     the write that gets it there starts training its cells in the background (it does not wait; one training per
     collection, also across server processes sharing data_dir; an INFO log line when it starts and one when it
-    ends); until they are trained, searches use the pooled first stage. They are retrained the same way once the
-    collection has grown so that the default cell count is twice theirs. 0: never (train them with `collections
-    train-cells NAME` or POST /v1/collections/{name}/cells, which also work earlier or to choose their count)."""
+    ends; a collection already past it starts one when a process opens it); until they are trained, searches use
+    the pooled first stage. They are retrained the same way once the collection has grown so that the default cell
+    count is twice theirs. 0: never (train them with `collections train-cells NAME` or POST
+    /v1/collections/{name}/cells, which also work earlier or to choose their count)."""
     duplicate_policy: str = "return_existing"
     """An upload whose bytes (and page selection) equal a stored document's, sent without an explicit
     document_id: return_existing (200 with that document and an X-Duplicate-Of header; nothing is embedded),

@@ -14,7 +14,9 @@ trains in a background thread (:func:`colbert.local.cell_training.retrain_cells`
   at ~33k units to K = 1,024, at ~131k to 2,048, at ~524k to 4,096 — the K an explicit training at 1M gives — and
   at ~2.1M to 8,192). A K chosen explicitly is replaced likewise.
 
-The write that made it due never waits for it, and a training's errors are logged, never raised.
+The write that made it due never waits for it, and a training's errors are logged, never raised. The open asks
+too (:meth:`AutoCells.check_soon`, on a thread of its own), so that a collection that is only read — an index made
+before automatic training or with it off — gets its cells without a write.
 
 * **Once at a time.** One thread per collection in a process; across processes (several servers on one data
   dir) the training is claimed in a write transaction: the ``meta`` row ``cells_training`` holds the owner
@@ -101,8 +103,16 @@ class AutoCells:
         self._quiet_until = 0.0  # after a failure: no new training before this (time.monotonic)
         self._counted = (0, 0)  # (live units, highest unit id) when the units were last counted
 
-    def after_write(self) -> None:
-        """Start a training in the background when one is due; never raises, never waits for it."""
+    def check_soon(self) -> None:
+        """:meth:`check` on a thread of its own, so that the open does not wait for its read (module docstring)."""
+        if self._done or self._stop.is_set():
+            return
+        name = f"cells-check-{self._store.directory.name}"
+        threading.Thread(target=self.check, name=name, daemon=True).start()
+
+    def check(self) -> None:
+        """Start a training in the background when one is due (after every write; at the open: :meth:`check_soon`);
+        never raises, never waits for it."""
         if self._done or self._stop.is_set() or time.monotonic() < self._quiet_until:
             return
         try:

@@ -161,7 +161,7 @@ def _write(store: LocalStore, batch: _Encoded, replace: bool) -> list[DocumentIn
     if not batch.documents:
         return []
     out = _transaction(store, batch, replace)
-    store._auto.after_write()
+    store._auto.check()
     return out
 
 

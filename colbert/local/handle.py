@@ -112,6 +112,7 @@ class LocalHandle:
         self._auto = AutoCells(self, options.auto_cells_units)  # colbert.local.auto_cells: after each write
         with self._read() as conn:
             self._snapshot_for(conn)  # load the held rows now rather than on the first search
+        self._auto.check_soon()  # a collection that is only read gets its cells too (colbert.local.auto_cells)
 
     def _connect(self) -> sqlite3.Connection:
         if self._closed:
