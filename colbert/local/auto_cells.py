@@ -24,9 +24,12 @@ before automatic training or with it off — gets its cells without a write.
   ``CLAIM_STALE_S``, or its process, on this machine, is gone (a killed trainer blocks nobody for long). The claim
   is removed when the training ends, however it ends; one its store's close left behind is stale at once for
   its own process (no training of it is under way there) and after ``CLAIM_STALE_S`` for others.
-* **Closing.** ``close`` sets a stop flag, which the training checks between its steps, and waits up to
-  ``_JOIN_S`` for the thread; a training stopped before its transaction writes nothing. A killed process leaves
-  either no book or a book with every unit's row (one transaction).
+* **Closing.** ``close`` sets a stop flag, which the training checks between its steps, and waits for its threads
+  (the open's check, the training) before it closes the connections they read and write through (closing one that
+  another thread is using would crash the process): at most one step — a k-means round, a block of units, the
+  filing transaction (~0.3 s at 100k units, seconds at 1M) or, in a process that did not hold the sketches, their
+  first load. A training stopped before its transaction writes nothing. A killed process leaves either no book or
+  a book with every unit's row (one transaction).
 * **Logs.** One INFO line when a training (or retraining) starts and one when it ends (cells, units filed,
   seconds); a failure is one WARNING with its traceback, and no new automatic training starts in this process for
   ``CLAIM_STALE_S``.
@@ -58,7 +61,6 @@ log = logging.getLogger(__name__)
 
 CLAIM_KEY = "cells_training"
 CLAIM_STALE_S = 900.0  # a claim older than this is a trainer that died: another process may train
-_JOIN_S = 5.0  # how long close waits for a stopping training
 _STATE_SQL = f"SELECT (SELECT COALESCE(MAX(id), 0) FROM pages), (SELECT value FROM meta WHERE key = '{CLAIM_KEY}')"
 _RUNNING: set[Path] = set()  # collections (index files) a thread of this process is training
 _RUNNING_LOCK = threading.Lock()
@@ -98,17 +100,20 @@ class AutoCells:
         self._store = store
         self.threshold = threshold
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # the training
+        self._checker: threading.Thread | None = None  # the open's check (check_soon)
         self._done = threshold <= 0  # nothing (more) to do: off, or a book that is never replaced
         self._quiet_until = 0.0  # after a failure: no new training before this (time.monotonic)
         self._counted = (0, 0)  # (live units, highest unit id) when the units were last counted
 
     def check_soon(self) -> None:
         """:meth:`check` on a thread of its own, so that the open does not wait for its read (module docstring)."""
-        if self._done or self._stop.is_set():
-            return
-        name = f"cells-check-{self._store.directory.name}"
-        threading.Thread(target=self.check, name=name, daemon=True).start()
+        with _RUNNING_LOCK:
+            if self._done or self._stop.is_set():
+                return
+            name = f"cells-check-{self._store.directory.name}"
+            self._checker = threading.Thread(target=self.check, name=name, daemon=True)
+            self._checker.start()
 
     def check(self) -> None:
         """Start a training in the background when one is due (after every write; at the open: :meth:`check_soon`);
@@ -209,12 +214,14 @@ class AutoCells:
             log.debug("automatic cell training of %s: claim left to go stale", self._store.directory, exc_info=True)
 
     def stop(self) -> None:
-        """Ask a training under way to stop and wait up to ``_JOIN_S`` for it (``close``); no training after."""
+        """Ask a check or training under way to stop and wait for them (``close``, module docstring); nothing
+        starts after."""
         with _RUNNING_LOCK:
             self._stop.set()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(_JOIN_S)
+            threads = (self._checker, self._thread)
+        for thread in threads:
+            if thread is not None and thread is not threading.current_thread():
+                thread.join()
 
     @property
     def running(self) -> bool:

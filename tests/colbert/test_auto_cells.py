@@ -280,3 +280,25 @@ def test_a_collection_that_is_only_read_gets_its_cells_when_it_is_opened(tmp_pat
     assert store.search(Query(PAGES[3][:8], None), opts)[0].doc_id == "d3"
     assert store.stats().ivf_memory_bytes > 0  # the search went through the cells' lists: pooled_ivf
     store.close()
+
+
+_OPEN_CLOSE = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from tests.colbert.test_auto_cells import _auto
+for _ in range(300):
+    _auto(Path({path!r}), units=100).close()
+print("ok")
+"""
+
+
+def test_a_store_closed_right_after_its_open_waits_for_the_opens_check(tmp_path: Path) -> None:
+    """The open's check reads on a thread of its own: ``close`` waits for it before closing the connection it reads
+    through (closing it under the read crashed the process). In a child process, so that a crash fails the test."""
+    store = _auto(tmp_path / "c", units=0)
+    _add(store, 0, 40)
+    store.close()
+    script = _OPEN_CLOSE.format(repo=str(REPO), path=str(tmp_path / "c"))
+    done = subprocess.run([sys.executable, "-c", script], timeout=300, capture_output=True, text=True)
+    assert (done.returncode, done.stdout.split()) == (0, ["ok"]), done.stderr[-2000:]
