@@ -148,7 +148,7 @@ class LocalBackend:
     ) -> tuple[str, LocalStore]:
         """A hidden, locked collection directory to build ``name`` in, whether or not ``name`` exists. Its store
         never trains cells by itself (``auto_cells_units`` 0): it is closed once built, which would stop one; the
-        published collection trains them after its next write (:mod:`colbert.local.auto_cells`)."""
+        published collection trains them when a process next opens it (:mod:`colbert.local.auto_cells`)."""
         key = f"{prefix}-{name}-{uuid.uuid4().hex}"
         (self._root / key).mkdir()
         self._staging[key] = fd = os.open(self._root / key, os.O_RDONLY)
