@@ -255,12 +255,12 @@ class Settings:
     collection, so that BM25 for text and hybrid search runs in memory instead of re-reading FTS5 (0: read every
     query's postings from the index; results are the same either way)."""
     auto_cells_units: int = 20_000
-    """Embedded backend: once a collection without pooled_ivf cells holds this many live units (pages, chunks),
-    the write that gets it there starts training its cells in the background (it does not wait; one training per
-    collection, also across server processes sharing data_dir; an INFO log line when it starts and one when it
-    ends; a collection already past it starts one when a process opens it); until they are trained, searches use
-    the pooled first stage. They are retrained the same way once the collection has grown so that the default cell
-    count is twice theirs. 0: never (train them with `collections train-cells NAME` or POST
+    """Embedded backend: once a collection without pooled_ivf cells holds this many live units (pages, chunks), the
+    write that gets it there starts training its cells in the background (it does not wait; one training at a time
+    in a process, one per collection across server processes sharing data_dir; an INFO log line when it starts and
+    one when it ends; a collection already past it starts one when a process opens it); until they are trained,
+    searches use the pooled first stage. They are retrained the same way once the collection has grown so that the
+    default cell count is twice theirs. 0: never (train them with `collections train-cells NAME` or POST
     /v1/collections/{name}/cells, which also work earlier or to choose their count)."""
     duplicate_policy: str = "return_existing"
     """An upload whose bytes (and page selection) equal a stored document's, sent without an explicit

@@ -18,7 +18,9 @@ The write that made it due never waits for it, and a training's errors are logge
 too (:meth:`AutoCells.check_soon`, on a thread of its own), so that a collection that is only read — an index made
 before automatic training or with it off — gets its cells without a write.
 
-* **Once at a time.** One thread per collection in a process; across processes (several servers on one data
+* **Once at a time.** One thread per collection in a process, and one training at a time whatever the collection
+  (the others wait their turn: each is CPU-bound, and several large collections opened at once would each start
+  one); across processes (several servers on one data
   dir) the training is claimed in a write transaction: the ``meta`` row ``cells_training`` holds the owner
   (host:pid:nonce) and its start time, and another process trains only when there is none, it is older than
   ``CLAIM_STALE_S``, or its process, on this machine, is gone (a killed trainer blocks nobody for long). The claim
@@ -64,6 +66,7 @@ CLAIM_STALE_S = 900.0  # a claim older than this is a trainer that died: another
 _STATE_SQL = f"SELECT (SELECT COALESCE(MAX(id), 0) FROM pages), (SELECT value FROM meta WHERE key = '{CLAIM_KEY}')"
 _RUNNING: set[Path] = set()  # collections (index files) a thread of this process is training
 _RUNNING_LOCK = threading.Lock()
+_ONE_AT_A_TIME = threading.Lock()  # this process's trainings, whatever the collection: one at a time (CPU-bound)
 _OWNERS: set[str] = set()  # the claims of this process's trainings under way
 
 
@@ -163,6 +166,19 @@ class AutoCells:
             self._thread.start()
 
     def _run(self, units: int, old: CellBook | None) -> None:
+        try:
+            while not _ONE_AT_A_TIME.acquire(timeout=0.2):  # another collection's training goes first
+                if self._stop.is_set():
+                    return
+            try:
+                self._train(units, old)
+            finally:
+                _ONE_AT_A_TIME.release()
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(self._store._path)
+
+    def _train(self, units: int, old: CellBook | None) -> None:
         where, what = self._store.directory, "training" if old is None else "retraining"
         try:
             owner = self._claim()
@@ -184,9 +200,6 @@ class AutoCells:
             self._quiet_until = time.monotonic() + CLAIM_STALE_S
             log.warning("automatic cell %s of %s failed; the collection is served as it was (the explicit "
                         "`collections train-cells` still works)", what, where, exc_info=True)  # fmt: skip
-        finally:
-            with _RUNNING_LOCK:
-                _RUNNING.discard(self._store._path)
 
     def _claim(self) -> str | None:
         """Claim the training (module docstring); the owner claimed as, None when it is not due any more."""

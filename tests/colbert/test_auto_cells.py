@@ -302,3 +302,27 @@ def test_a_store_closed_right_after_its_open_waits_for_the_opens_check(tmp_path:
     script = _OPEN_CLOSE.format(repo=str(REPO), path=str(tmp_path / "c"))
     done = subprocess.run([sys.executable, "-c", script], timeout=300, capture_output=True, text=True)
     assert (done.returncode, done.stdout.split()) == (0, ["ok"]), done.stderr[-2000:]
+
+
+def test_two_collections_train_one_after_the_other(tmp_path: Path, gate: tuple[threading.Event, list[int]]) -> None:
+    """A process trains one collection at a time: the second waits for the first (held in its k-means) and trains
+    once it is done; closing a store whose training waits for its turn is prompt."""
+    event, calls = gate
+    first, second, third = (_auto(tmp_path / name) for name in ("a", "b", "c"))
+    _add(first, 0, 30)
+    _reached(calls)
+    _add(second, 0, 30)
+    _add(third, 0, 30)
+    time.sleep(0.5)
+    assert (len(calls), second._auto.running, third._auto.running) == (1, True, True)  # waiting their turn
+    t0 = time.monotonic()
+    third.close()
+    assert time.monotonic() - t0 < 5
+    event.set()
+    assert (_trained(first), _trained(second)) == (16, 16)
+    assert len(calls) == 2
+    first.close()
+    second.close()
+    closed = _auto(tmp_path / "c", units=0)
+    assert _state(closed)[0] == 0  # closed while waiting its turn: never trained
+    closed.close()
