@@ -150,9 +150,10 @@ def _file(
     )  # fmt: skip
     if missing.size:
         sketch = (store.sketch_vectors, store.config.multivector_dim, read_sketch_codec(conn, store._path))
-        late = load_rows(conn, snap.version[0], (store.config.dense_dim, store.dense_codec), sketch)
+        dense = (store.config.dense_dim, store.dense_codec)
+        late = load_rows(conn, snap.version[0], dense, sketch, with_dense=False)  # filing reads the sketches only
         for held in (snap.rows, late):
-            filed += conn.executemany(_INSERT, _assign(stored, held, _rows_of(held, missing), None).params()).rowcount
+            filed += conn.executemany(_INSERT, _assign(stored, held, held.rows_of(missing), None).params()).rowcount
     bump_generation(conn)
     return stored, int(filed)
 
@@ -168,15 +169,6 @@ def _assign(book: CellBook, held: DenseRows, rows: np.ndarray, stop: threading.E
         cells.append(got)
         counts.append(np.diff(ends, prepend=0))
     return _Assigned(held.ids[rows], np.concatenate(cells), np.cumsum(np.concatenate(counts)))
-
-
-def _rows_of(held: DenseRows, ids: np.ndarray) -> np.ndarray:
-    """The rows of ``held`` (ids ascending) holding ``ids`` (ascending; ids it lacks are dropped)."""
-    pos = np.searchsorted(held.ids, ids)
-    inside = pos < held.ids.shape[0]
-    pos = pos[inside]
-    out: np.ndarray = pos[held.ids[pos] == ids[inside]]
-    return out
 
 
 def _check(stop: threading.Event | None) -> None:

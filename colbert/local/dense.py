@@ -55,6 +55,17 @@ class DenseRows:
     def take(self, rows: np.ndarray) -> DenseRows:
         return DenseRows(self.ids[rows], self.dense[rows], self.norms[rows], self.sketch[rows], self.scales[rows])
 
+    def rows_of(self, page_ids: np.ndarray) -> np.ndarray:
+        """Row indices of the given page ids (ascending) that these rows hold (ids they lack are dropped)."""
+        n = self.ids.shape[0]
+        if not n or not page_ids.size:
+            return np.empty(0, dtype=np.int64)
+        pos = np.searchsorted(self.ids, page_ids)  # (m,)
+        inside = pos < n
+        pos, want = pos[inside], page_ids[inside]
+        out: np.ndarray = pos[self.ids[pos] == want]
+        return out
+
 
 _FIELDS = ("ids", "dense", "norms", "sketch", "scales")
 
@@ -334,10 +345,4 @@ class DenseSnapshot:
 
     def rows_of(self, page_ids: np.ndarray) -> np.ndarray:
         """Row indices of the given page ids that this snapshot holds (ids it lacks are dropped)."""
-        if not self.n or not page_ids.size:
-            return np.empty(0, dtype=np.int64)
-        pos = np.searchsorted(self.ids, page_ids)  # (m,)
-        inside = pos < self.n
-        pos, want = pos[inside], page_ids[inside]
-        out: np.ndarray = pos[self.ids[pos] == want]
-        return out
+        return self.rows.rows_of(page_ids)

@@ -84,7 +84,8 @@ def first_stage(asked: str | None, config: CollectionConfig, cells: int | None =
     ``pooled_ivf`` of one without cells (``Catalog.cells``), is a 422 here, before the query is embedded."""
     if asked == "pooled_ivf" and cells is None:
         raise UnprocessableError(
-            "first_stage 'pooled_ivf' needs the collection's cells, which it has none of: train them once "
+            "first_stage 'pooled_ivf' needs the collection's cells, which it has none of yet (they are trained "
+            "by themselves once it holds JEV4_AUTO_CELLS_UNITS units): train them now "
             "(`python -m service collections train-cells NAME` or POST /v1/collections/{name}/cells; embedded "
             "backend only), or use first_stage 'pooled' (the same sketch score, over every page)",
             code="first_stage_unavailable",
