@@ -55,7 +55,8 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         choices=FIRST_STAGES,
         default=None,
         help="how the candidates are found, as the API's first_stage: dense, pooled, ivf (residual codecs) or "
-        "pooled_ivf (collections whose cells were trained, `collections train-cells`); a stage the collection "
+        "pooled_ivf (collections that have cells: trained by themselves past JEV4_AUTO_CELLS_UNITS units, or by "
+        "`collections train-cells`); a stage the collection "
         "lacks is refused (exit 2); default: JEV4_FIRST_STAGE (with --url, the server's): pooled_ivf where the "
         "collection has cells, else pooled",
     )

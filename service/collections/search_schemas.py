@@ -55,8 +55,9 @@ FirstStageName = Literal["dense", "pooled", "ivf", "pooled_ivf"]  # colbert.hybr
 _FIRST_STAGE = (
     "Embedded backend: how the candidates are found before the MaxSim rerank: dense (the pages' dense vectors), "
     "pooled (8 centroids per page), ivf (inverted lists: residual* collections only, else 422 "
-    "first_stage_unavailable) or pooled_ivf (inverted lists over the pooled centroids, sublinear: collections whose "
-    "cells were trained by `collections train-cells`, else 422 first_stage_unavailable); default JEV4_FIRST_STAGE: "
+    "first_stage_unavailable) or pooled_ivf (inverted lists over the pooled centroids, sublinear: collections that "
+    "have cells, trained by themselves past JEV4_AUTO_CELLS_UNITS units or by `collections train-cells`, else 422 "
+    "first_stage_unavailable); default JEV4_FIRST_STAGE: "
     "pooled_ivf where the collection has cells, else pooled. "
     "The Qdrant backend has dense only"
 )
