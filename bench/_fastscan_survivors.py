@@ -20,11 +20,12 @@ from unittest import mock
 import numpy as np
 
 from bench._synthetic import Corpus
+from colbert.search import DEFAULT_CANDIDATES
 
 __all__ = ["report"]
 
 BLOCK_PAGES = 128  # colbert.local.handle.LocalOptions.scan_block_pages' default
-CANDIDATES = 200  # colbert.search.SearchOptions.candidates' default
+CANDIDATES = DEFAULT_CANDIDATES  # up to 100k pages (colbert.search.default_candidates)
 
 
 def _cpu(fn: Callable[[], object], repeats: int = 3) -> float:

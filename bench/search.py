@@ -63,6 +63,11 @@ def _rss() -> tuple[int, int]:
     return tuple(int(fields.get(key, "0 kB").split()[0]) * 1024 for key in ("RssAnon", "RssFile"))  # type: ignore[return-value]
 
 
+def _count(plan: str) -> int:
+    """A plan's candidate count; ``default``: 0, the store's own (grows with the collection)."""
+    return 0 if plan == "default" else int(plan)
+
+
 def _pct(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
@@ -106,7 +111,7 @@ class Run:
                     Query(queries[i], dense_q[i] if first_stage == "dense" and candidates is not None else None),
                     SearchOptions(
                         k=a.k,
-                        candidates=candidates or a.k,
+                        candidates=a.k if candidates is None else (candidates or None),  # 0: the store's default
                         exhaustive=candidates is None,
                         first_stage=first_stage,
                         query_groups=groups,
@@ -118,12 +123,12 @@ class Run:
             return run_one
 
         plans: list[tuple[str, int | None, int | None]] = [
-            ("dense", int(c), None) for c in a.candidates.split(",") if c
+            ("dense", _count(c), None) for c in a.candidates.split(",") if c
         ]
-        plans += [("pooled", int(c), None) for c in a.pooled.split(",") if c]
-        plans += [("pooled", int(c), a.query_groups) for c in a.pooled_grouped.split(",") if c]
-        plans += [("ivf", int(c), None) for c in a.ivf.split(",") if c and needs_codebook(self.codec)]
-        plans += [("pooled_ivf", int(c), None) for c in a.pooled_ivf.split(",") if c]
+        plans += [("pooled", _count(c), None) for c in a.pooled.split(",") if c]
+        plans += [("pooled", _count(c), a.query_groups) for c in a.pooled_grouped.split(",") if c]
+        plans += [("ivf", _count(c), None) for c in a.ivf.split(",") if c and needs_codebook(self.codec)]
+        plans += [("pooled_ivf", _count(c), None) for c in a.pooled_ivf.split(",") if c]
         if any(stage == "pooled_ivf" for stage, _, _ in plans):
             self.train_cells(store, n)
         if n <= a.exhaustive_max_pages:
@@ -131,13 +136,16 @@ class Run:
         for first_stage, candidates, groups in plans:
             if candidates is None and rss_first is None:
                 rss_first = _rss()
-            label = "exhaustive" if candidates is None else f"{first_stage} first stage, {candidates} candidates"
+            grown = f"the default {SearchOptions().candidates_for(n)}"  # colbert.search.default_candidates
+            label = (
+                "exhaustive" if candidates is None else f"{first_stage} first stage, {candidates or grown} candidates"
+            )
             label += f", query pooled to {groups}" if groups else ""
             run_one = ours(first_stage, candidates, groups)
             f32 = saved["truth_f32"] if "has_f32" in saved and bool(saved["has_f32"]) else None
             self.time_plan("ours", n, label, run_one, saved["truth"], candidates is None, f32)
         if a.text_words:
-            cands = [int(c) for c in a.candidates.split(",") if c]
+            cands = [int(c) for c in a.candidates.split(",") if c and c != "default"]
             db = self.work / "ours" / "index.sqlite"
             self.rows += hybrid_rows(store, queries, dense_q, list(saved["texts"]), a.k, cands, db)
         anon, file = (after - before for after, before in zip(rss_first or _rss(), rss_before, strict=True))
@@ -154,7 +162,7 @@ class Run:
             from bench._edge import EdgeIndex
 
             edge = EdgeIndex.load(self.work / "edge")
-            for candidates in [int(c) for c in a.candidates.split(",") if c]:
+            for candidates in [int(c) for c in a.candidates.split(",") if c and c != "default"]:
 
                 def run_edge(i: int, c: int = candidates) -> list[int]:
                     return edge.search(queries[i], dense_q[i], a.k, c)
@@ -255,7 +263,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--pages-per-doc", type=int, default=10)
     p.add_argument("--queries", type=int, default=30)
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--candidates", default="100,200,400,800", help="dense first stage plans (ours and Edge)")
+    p.add_argument(
+        "--candidates",
+        default="100,200,400,800",
+        help="dense first stage plans (ours and Edge; 'default': the store's own count)",
+    )
     p.add_argument("--pooled", default="50,100,200,400", help="pooled first stage plans (ours)")
     p.add_argument("--sketch-vectors", type=int, default=8, help="pooled centroids per page (ours)")
     p.add_argument("--pooled-grouped", default="100,200,400", help="pooled plans with the query pooled too (ours)")
@@ -263,7 +275,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--codec", default="float16", choices=[c.value for c in Codec])
     p.add_argument("--dense-codec", default="float32", choices=DENSE_CODECS, help="stored dense vector (ours)")
     p.add_argument("--ivf", default="100,200,400", help="ivf first stage plans (ours; residual codecs only)")
-    p.add_argument("--pooled-ivf", default="", help="pooled_ivf first stage plans (ours; trains the cells if none)")
+    p.add_argument(
+        "--pooled-ivf",
+        default="",
+        help="pooled_ivf first stage plans (ours; trains the cells if none; 'default' as above)",
+    )
     p.add_argument("--cells", type=int, default=0, help="cells to train for --pooled-ivf (0: the default K)")
     p.add_argument("--cells-reach", type=int, default=0, help="units sketch-scored after the cells (0: default)")
     p.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])

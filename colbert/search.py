@@ -18,6 +18,12 @@ the fused score, in 0..1, MaxSim gets the rest.
 Traceback (most recent call last):
 ...
 colbert.errors.InvalidQueryError: candidates must be in k..10000 (k=50), got 20
+
+``candidates`` left out (None) is the collection's default, which grows with its size
+(:func:`default_candidates`); a backend resolves it with :meth:`SearchOptions.candidates_for`:
+
+>>> [SearchOptions().candidates_for(n) for n in (1_000, 100_000, 1_000_000)]
+[200, 200, 796]
 """
 
 from __future__ import annotations
@@ -36,7 +42,37 @@ from colbert.hybrid import FIRST_STAGES, Fusion, SearchMode
 from colbert.store import CollectionConfig, StoreLimits
 from colbert.text import query_terms
 
-__all__ = ["CheckedQuery", "Query", "SearchOptions", "check_query_text", "checked_query", "parse_mode"]
+__all__ = [
+    "DEFAULT_CANDIDATES",
+    "CheckedQuery",
+    "Query",
+    "SearchOptions",
+    "check_query_text",
+    "checked_query",
+    "default_candidates",
+    "parse_mode",
+]
+
+DEFAULT_CANDIDATES = 200  # first-stage candidates of a collection of up to _GROWTH_FROM units
+_GROWTH_FROM = 100_000
+_GROWTH_EXPONENT = 0.6
+
+
+def default_candidates(units: int | None) -> int:
+    """The first-stage candidates of a search that names none, in a collection of ``units`` live units (None: not
+    known, as on the Qdrant backend): :data:`DEFAULT_CANDIDATES` up to 100,000 units, then
+    ``200 * (units / 100,000) ** 0.6`` (796 at 1M, 1,207 at 2M).
+
+    Why it grows: a first stage ranks by an approximate score, and the more units a collection holds, the more of
+    them outrank a true top-10 unit by that score's error, so a fixed count finds less of the exact top-10 the
+    larger the collection (``pooled_ivf``, synthetic pages, recall@10 against exhaustive MaxSim: 200 candidates
+    give 1.00 at 100k but 0.92 at 1M). Measured at 100k and 1M, the count that keeps a recall grows about as the
+    0.6th power of the size (0.98: 100 → 400; ≥ 0.99: 200 → 800); the rerank's cost grows with it (1M: ~36 → ~88
+    ms p50). bench/README.md "Default candidates that grow with the collection" has the runs."""
+    if units is None or units <= _GROWTH_FROM:
+        return DEFAULT_CANDIDATES
+    grown: float = DEFAULT_CANDIDATES * (units / _GROWTH_FROM) ** _GROWTH_EXPONENT
+    return round(grown)
 
 
 @dataclass(frozen=True)
@@ -77,8 +113,8 @@ class SearchOptions:
     ``InvalidFilterError`` for the filter).
 
     * ``k``: hits to return, 1..``max_k``; ``candidates``: units the first stage passes to the exact rerank
-      (hybrid: the BM25 and visual candidates together), k..``max_candidates``; ``exhaustive``: score every
-      (matching) unit exactly instead.
+      (hybrid: the BM25 and visual candidates together), k..``max_candidates``, None: the collection's default
+      (:meth:`candidates_for`); ``exhaustive``: score every (matching) unit exactly instead.
     * ``mode`` (:class:`~colbert.hybrid.SearchMode`), ``fusion`` (hybrid only; None: weighted, text_weight 0.5).
     * ``first_stage``: ``dense``, ``pooled``, ``ivf`` (embedded backend, residual codecs:
       :mod:`colbert.local.ivf`) or ``pooled_ivf`` (embedded backend, collections with trained cells:
@@ -92,7 +128,7 @@ class SearchOptions:
 
     k: int = 10
     filter: MetadataFilter = field(default_factory=MetadataFilter)
-    candidates: int = 200
+    candidates: int | None = None
     exhaustive: bool = False
     mode: SearchMode = SearchMode.VISUAL
     fusion: Fusion = field(default_factory=Fusion)
@@ -107,9 +143,9 @@ class SearchOptions:
         k, candidates, limits = self.k, self.candidates, self.limits
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limits.max_k:
             raise InvalidQueryError(f"k must be an int in 1..{limits.max_k}, got {k!r}")
-        if isinstance(candidates, bool) or not isinstance(candidates, int):
-            raise InvalidQueryError(f"candidates must be an int, got {candidates!r}")
-        if not k <= candidates <= limits.max_candidates:
+        if candidates is not None and (isinstance(candidates, bool) or not isinstance(candidates, int)):
+            raise InvalidQueryError(f"candidates must be None or an int, got {candidates!r}")
+        if candidates is not None and not k <= candidates <= limits.max_candidates:
             raise InvalidQueryError(f"candidates must be in k..{limits.max_candidates} (k={k}), got {candidates}")
         if not isinstance(self.mode, SearchMode):  # a string from outside the library; checked once
             object.__setattr__(self, "mode", parse_mode(self.mode))
@@ -128,12 +164,10 @@ class SearchOptions:
         if self.first_stage is not None and self.first_stage not in FIRST_STAGES:
             raise InvalidQueryError(f"first_stage must be one of {FIRST_STAGES}, got {self.first_stage!r}")
         prefetch, groups = self.prefetch, self.query_groups
-        if prefetch is not None and (
-            isinstance(prefetch, bool) or not isinstance(prefetch, int) or not self.candidates <= prefetch
-        ):
-            raise InvalidQueryError(
-                f"prefetch must be None or an int >= candidates ({self.candidates}), got {prefetch!r}"
-            )
+        least = self.k if self.candidates is None else self.candidates
+        if prefetch is not None and (isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < least):
+            what = "k" if self.candidates is None else "candidates"
+            raise InvalidQueryError(f"prefetch must be None or an int >= {what} ({least}), got {prefetch!r}")
         if groups is not None and (isinstance(groups, bool) or not isinstance(groups, int) or groups < 1):
             raise InvalidQueryError(f"query_groups must be None or an int >= 1, got {groups!r}")
 
@@ -142,6 +176,15 @@ class SearchOptions:
         """Options from plain values (``filter`` as a JSON object, ``mode`` as a string, ``fusion`` None for the
         default), as a caller outside the library holds them; each is parsed once, in ``__post_init__``."""
         return cls(filter=filter, **fields)  # type: ignore[arg-type]  # parsed to a MetadataFilter on construction
+
+    def candidates_for(self, units: int | None) -> int:
+        """The candidates of this search in a collection of ``units`` live units: as given, else
+        :func:`default_candidates` within k..``max_candidates`` and at most ``prefetch`` (the units a first stage
+        narrows to before choosing its candidates)."""
+        if self.candidates is not None:
+            return self.candidates
+        chosen = min(default_candidates(units), self.limits.max_candidates, self.prefetch or self.limits.max_candidates)
+        return max(self.k, chosen)
 
     def under(self, limits: StoreLimits) -> SearchOptions:
         """These options checked against ``limits`` (a backend's own); themselves when built against them."""

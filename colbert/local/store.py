@@ -53,6 +53,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -332,15 +333,17 @@ class LocalStore(LocalHandle):
         """
         opts = options.under(self.options.limits)
         checked = checked_query(query, opts, self.config)
-        k, candidates, flt = opts.k, opts.candidates, opts.filter
+        k, flt = opts.k, opts.filter
         kind = opts.first_stage or self.options.first_stage
         if kind == "ivf" and opts.first_stage is None and not needs_codebook(self.config.codec):
             kind = "dense"  # LocalOptions.first_stage: ivf where a collection has centroid lists (asked: an error)
         q, dense = checked.multivector, checked.dense
         unranked = opts.mode is SearchMode.TEXT or opts.exhaustive or (dense is None and kind == "dense")
-        how = None if unranked else FirstStage(kind, candidates, opts.prefetch, opts.query_groups)
+        how = None if unranked else FirstStage(kind, opts.candidates or k, opts.prefetch, opts.query_groups)
         with self._read() as conn:  # the views hold what ``how`` reads (a default pooled_ivf may become pooled)
             snap, units, how = self._search_views(conn, how, opts.first_stage is not None, dense is not None)
+            candidates = opts.candidates_for(snap.n_alive)  # the default grows with the live units
+            how = None if how is None else replace(how, candidates=candidates)
             allowed = filtered_ids(conn, flt) if flt else None
             if opts.mode is SearchMode.TEXT:
                 return hits_of(conn, text_rank(self._bm25(conn, units, checked.terms, allowed), k), opts)

@@ -364,7 +364,8 @@ class QdrantStore:
         if opts.first_stage not in (None, "dense") or opts.prefetch is not None or opts.query_groups is not None:
             raise InvalidQueryError("the Qdrant backend has the dense first stage only: leave first_stage unset")
         checked = checked_query(query, opts, self.config)
-        k, candidates, flt = opts.k, opts.candidates, qdrant_filter(opts.filter)
+        k, flt = opts.k, qdrant_filter(opts.filter)
+        candidates = opts.candidates_for(None)  # the base default: no size was measured with its dense prefetch
         found = functools.partial(hits, self.client, self._docs, name=self.name, options=opts)
         if opts.mode is SearchMode.TEXT:
             text = str(checked.text)

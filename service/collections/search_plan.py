@@ -129,7 +129,6 @@ class SearchLimits:
     max_query_tokens: int = 32768
     image_max_pixels: int | None = None
     max_decoded_pixels: int = 40_000_000
-    default_candidates: int = 200
     default_mode: str = "hybrid"
     default_fusion: str = "weighted"
     rrf_k: int = DEFAULT_RRF_K
@@ -159,7 +158,7 @@ class SearchLimits:
         options = StoreSearchOptions.of(
             filter=request.filter,
             k=k,
-            candidates=max(request.candidates or self.default_candidates, k),
+            candidates=None if request.candidates is None else max(request.candidates, k),  # None: the store's default
             exhaustive=request.exhaustive,
             first_stage=first_stage(
                 None if mode is SearchMode.TEXT or request.exhaustive else request.first_stage,  # else: a warning

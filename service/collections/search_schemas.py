@@ -27,7 +27,13 @@ __all__ = [
 
 MAX_CANDIDATES = 10000
 Candidates = Annotated[
-    int, Meta(ge=1, le=MAX_CANDIDATES, description="First-stage candidates reranked by MaxSim (default 200)")
+    int,
+    Meta(
+        ge=1,
+        le=MAX_CANDIDATES,
+        description="First-stage candidates reranked by MaxSim (default: 200 up to 100,000 units in the collection, "
+        "then growing with it: 200 x (units / 100,000)^0.6, ~800 at 1M; the Qdrant backend: 200)",
+    ),
 ]
 
 

@@ -42,8 +42,8 @@ _REGIONS_ARG = (
     "ranges of code/text (default true)"
 )
 _CANDIDATES_ARG = (
-    f"Pages the first stage finds for the exact rerank, 1..{MAX_CANDIDATES} (default: the server's, 200); more is "
-    "slower and finds more: a collection of ~1M pages needs ~800 for recall 0.99"
+    f"Pages the first stage finds for the exact rerank, 1..{MAX_CANDIDATES} (default: 200, growing with the "
+    "collection past 100,000 pages to ~800 at 1M, which keeps recall 0.99 there); more is slower and finds more"
 )
 _FIRST_STAGE_ARG = (
     "How candidates are found (default: the server's): dense, pooled, ivf (residual codecs) or pooled_ivf "
