@@ -41,6 +41,7 @@ import functools
 import hashlib
 import sqlite3
 import struct
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,7 +79,11 @@ DEFAULT_REACH = 5000  # units sketch-scored after the cells (SearchOptions.prefe
 _MAGIC = b"JEV4CELL1"
 _ITERATIONS = 10
 _SIMS = 1 << 22  # similarities per assignment GEMM (16 MiB of float32: 1,024 rows at K = 4,096)
-_BOOKS: dict[str, CellBook] = {}  # stored books by digest: one parse per process, whatever the connection
+# Stored books by digest: one parse per process, whatever the connection. Bounded, oldest parsed first out: a
+# retrained collection leaves its old book here, and a handle keeps the book it uses (``LocalHandle.cells``).
+_BOOKS: dict[str, CellBook] = {}
+_BOOKS_KEPT = 16
+_BOOKS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,7 +199,8 @@ def load_cell_book(conn: sqlite3.Connection, path: Path | None = None) -> CellBo
     row = conn.execute("SELECT digest FROM cell_book WHERE id = 1").fetchone()
     if row is None:
         return None
-    found = _BOOKS.get(row[0])
+    with _BOOKS_LOCK:
+        found = _BOOKS.get(row[0])
     if found is not None:
         return found
     data = bytes(conn.execute("SELECT data FROM cell_book WHERE id = 1").fetchone()[0])
@@ -205,8 +211,17 @@ def load_cell_book(conn: sqlite3.Connection, path: Path | None = None) -> CellBo
         book = CellBook.from_bytes(data)
     except ValueError as exc:
         raise IndexFormatError(f"{path}: the stored cell book is damaged ({exc}); {_RETRAIN}") from exc
-    _BOOKS[row[0]] = book
-    return book
+    return _keep(row[0], book)
+
+
+def _keep(digest: str, book: CellBook) -> CellBook:
+    """The process's parsed book of ``digest``: the one kept already, else ``book``, kept now (the oldest let go
+    past ``_BOOKS_KEPT``)."""
+    with _BOOKS_LOCK:
+        kept = _BOOKS.setdefault(digest, book)
+        while len(_BOOKS) > _BOOKS_KEPT:
+            del _BOOKS[next(iter(_BOOKS))]
+    return kept
 
 
 _RETRAIN = "delete the cell_book and unit_cells rows and train the cells again (LocalStore.train_cells)"
@@ -217,7 +232,7 @@ def store_cell_book(conn: sqlite3.Connection, book: CellBook, path: Path) -> Cel
     or an equal book, when it was stored now)."""
     data = book.to_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    _BOOKS.setdefault(digest, book)  # so the stored one *is* ``book`` when it was stored now (or an equal one was)
+    _keep(digest, book)  # so the stored one *is* ``book`` when it was stored now (or an equal one was)
     conn.execute(
         "INSERT OR IGNORE INTO cell_book (id, data, digest, created_at) VALUES (1, ?, ?, ?)",
         (data, digest, time.time()),

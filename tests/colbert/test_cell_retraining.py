@@ -13,8 +13,10 @@ import pytest
 
 from colbert.local import LocalStore, cells
 from colbert.search import Query, SearchOptions
+from colbert.store import CollectionConfig
 from tests.colbert.test_auto_cells import PAGES, _add, _auto, _reached, gate
 from tests.colbert.test_pooled_ivf import assert_filed_under
+from tests.colbert.test_residual_store import DENSE, D
 
 __all__ = ["gate"]  # the fixture, imported: pytest finds it here
 
@@ -156,3 +158,26 @@ def test_a_search_begun_before_a_retraining_neither_mixes_books_nor_leaves_its_l
         assert [h.doc_id for h in store.search(Query(PAGES[i][:8], None), fresh_opts)] == want
     fresh.close()
     store.close()
+
+
+def test_the_parsed_books_a_process_keeps_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every book a process reads (each collection's, each retraining's) is parsed once and kept by digest; at most
+    ``_BOOKS_KEPT`` of them (oldest out), and a handle keeps answering from the book it holds."""
+    monkeypatch.setattr(cells, "_BOOKS", {})
+    monkeypatch.setattr(cells, "_BOOKS_KEPT", 2)
+    stores, digests = [], []
+    for k in (2, 3, 4):
+        store = LocalStore.create(tmp_path / f"c{k}", CollectionConfig(DENSE, D))
+        _add(store, 0, 12)
+        store.train_cells(k=k)
+        with store._read() as conn:
+            book = cells.load_cell_book(conn)
+            assert book is not None
+            assert book.k == k
+            digests.append(conn.execute("SELECT digest FROM cell_book").fetchone()[0])
+        stores.append(store)
+    assert list(cells._BOOKS) == digests[1:]  # the first book parsed is the one let go
+    opts = SearchOptions(k=1, candidates=3, first_stage="pooled_ivf", prefetch=6)
+    for store in stores:
+        assert store.search(Query(PAGES[2][:8], None), opts)[0].doc_id == "d2"
+        store.close()
