@@ -339,7 +339,7 @@ class LocalStore(LocalHandle):
             kind = "dense"  # LocalOptions.first_stage: ivf where a collection has centroid lists (asked: an error)
         q, dense = checked.multivector, checked.dense
         unranked = opts.mode is SearchMode.TEXT or opts.exhaustive or (dense is None and kind == "dense")
-        how = None if unranked else FirstStage(kind, opts.candidates or k, opts.prefetch, opts.query_groups)
+        how = None if unranked else FirstStage(kind, k, opts.prefetch, opts.query_groups)  # its count: below
         with self._read() as conn:  # the views hold what ``how`` reads (a default pooled_ivf may become pooled)
             snap, units, how = self._search_views(conn, how, opts.first_stage is not None, dense is not None)
             candidates = opts.candidates_for(snap.n_alive)  # the default grows with the live units

@@ -48,7 +48,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"pages the first stage finds for the exact MaxSim rerank (checked as the API checks it: "
         f"1..{MAX_CANDIDATES}; default 200, growing past 100,000 pages to ~800 at 1M, where pooled_ivf then finds "
-        "the exact top-10 99%% of the time): more is slower and finds more",
+        "99%% of the exact top-10): more is slower and finds more",
     )
     parser.add_argument(
         "--first-stage",
