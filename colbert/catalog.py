@@ -17,11 +17,14 @@ import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from colbert._validate import validate_config
 from colbert.backend import Backend, VacuumResult
 from colbert.backends import open_backend
 from colbert.errors import ColbertError, CollectionNotFoundError, InvalidCollectionNameError, StoreClosedError
 from colbert.quantize import checked_codec
+from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, Store
 
 __all__ = ["Catalog", "CollectionInfo", "VacuumResult", "validate_name"]
@@ -148,6 +151,29 @@ class Catalog:
             except (ColbertError, OSError, ValueError) as exc:
                 log.warning("collection %r left out of the listing: %s", name, exc)
         return out
+
+    def warm(self, stop: threading.Event) -> builtins.list[str]:
+        """Open every collection and search it once through its default first stage, so that what that stage holds
+        (the held rows, loaded by the open; the inverted lists, by the first search) is in memory before a request
+        asks; the names warmed. Stops before the next collection once ``stop`` is set; the catalog is closed only
+        after it returned (a get after :meth:`close` would open the collection again). A collection that fails is
+        logged and left for its first request, as without a warm-up."""
+        warmed = []
+        for name in sorted(self.backend.names()):
+            if stop.is_set():
+                break
+            try:
+                store = self.get(name)
+                config = store.config
+                query = Query(np.ones((1, config.multivector_dim), np.float32), np.ones(config.dense_dim, np.float32))
+                store.search(query, SearchOptions(k=1))
+            except (CollectionNotFoundError, StoreClosedError):
+                continue  # deleted (or recoded, its store closed) meanwhile
+            except (ColbertError, OSError, ValueError) as exc:
+                log.warning("collection %r not warmed up: %s", name, exc)
+                continue
+            warmed.append(name)
+        return warmed
 
     def disk_bytes(self, name: str) -> int | None:
         """Bytes the collection takes on disk; None where this process cannot see them (a Qdrant server)

@@ -1,8 +1,10 @@
 """A collection being opened (slow for a large one) holds up no other collection's requests; one open per name;
-a delete or close racing with an open leaves no handle open and hands no getter a closed store."""
+a delete or close racing with an open leaves no handle open and hands no getter a closed store; a warm-up opens
+every collection with what its first stage holds."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from colbert.catalog import Catalog
-from colbert.errors import CollectionNotFoundError, StoreClosedError
+from colbert.errors import CollectionNotFoundError, IndexFormatError, StoreClosedError
+from colbert.local import LocalOptions
 from colbert.quantize import Codec
 from colbert.store import CollectionConfig, Store
+from tests.colbert.test_residual_store import DENSE, D, record, topic_pages
 
 CFG = CollectionConfig(dense_dim=8, multivector_dim=16, codec=Codec.FLOAT32)
 WAIT_S = 10.0  # far above any real wait here; reached only when something is stuck
@@ -188,3 +192,43 @@ def test_close_during_the_open_closes_what_it_opened(catalog: Catalog, monkeypat
     assert len(gate.made) == 1
     assert _closed(gate.made[0])
     assert _closed(small)
+
+
+def test_warm_opens_every_collection_with_what_its_first_stage_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = LocalOptions(first_stage="pooled_ivf")
+    with Catalog(tmp_path, local_options=options) as first:
+        store = first.create("cells", CollectionConfig(DENSE, D, codec=Codec.INT8))
+        for i, page in enumerate(topic_pages(2, 40)):
+            store.add_document(f"d{i}", [record(page)])
+        first.train_cells("cells", 8)
+        first.create("empty", CFG)
+    with Catalog(tmp_path, local_options=options) as cold:
+        assert cold.get("cells").stats().ivf_memory_bytes == 0  # without a warm-up, the first search loads them
+    with Catalog(tmp_path, local_options=options) as cat:
+        opened: list[str] = []
+        real = cat.backend.open
+
+        def counted(name: str) -> Store:
+            opened.append(name)
+            return real(name)
+
+        monkeypatch.setattr(cat.backend, "open", counted)
+        assert cat.warm(threading.Event()) == ["cells", "empty"]
+        assert cat.get("cells").stats().ivf_memory_bytes > 0
+        cat.get("empty")
+        assert opened == ["cells", "empty"]  # the requests find them open
+    with Catalog(tmp_path, local_options=options) as cat:
+        stop = threading.Event()
+        stop.set()
+        assert cat.warm(stop) == []
+
+        def damaged(name: str) -> Store:
+            raise IndexFormatError(f"{name}: bad")
+
+        monkeypatch.setattr(cat.backend, "open", damaged)
+        with caplog.at_level(logging.WARNING, logger="colbert.catalog"):
+            assert cat.warm(threading.Event()) == []  # each is logged and left for its first request
+        assert "collection 'cells' not warmed up: cells: bad" in caplog.text
+        assert "collection 'empty' not warmed up" in caplog.text
