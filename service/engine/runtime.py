@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -99,6 +100,7 @@ class Runtime:
         self.retry_after_s = settings.retry_after_s  # the Retry-After of a full model queue (429)
         self.store_busy_timeout_s = settings.store_busy_timeout_s  # how long a write waits for a busy store
         self.default_task = settings.default_task  # the task of a request that names none
+        self.warm_collections = settings.warm_collections  # open every collection in the background at start
         self.tiny_checkpoint = self.source.tiny  # --tiny: the random test checkpoint, whose vectors mean nothing
         self.metrics = metrics
         self.encoder = encoder
@@ -112,6 +114,8 @@ class Runtime:
         self.status = "starting"
         self._owns_catalog = catalog is None
         self._start_task: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
+        self._stop_warming = threading.Event()
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
     async def start(self, *, background: bool = True) -> None:
@@ -124,6 +128,8 @@ class Runtime:
         self.metrics.maxsim_kernel.set(1 if in_use else 0)
         await self.open_catalog()
         if background:
+            if self.warm_collections:  # beside the model's load: the catalog opens outside its lock, one name at a time
+                self._warming = asyncio.create_task(self._warm_collections())
             self._start_task = asyncio.create_task(self._load_and_warm(reraise=False))
         else:
             await self._load_and_warm(reraise=True)
@@ -152,6 +158,15 @@ class Runtime:
         self.metrics.model_ready.set(1)
         _LOG.info("model ready", extra={"model": self.model_name})
         _LOG.info("%s", where_to_go(self.settings))
+
+    async def _warm_collections(self) -> None:
+        start = time.perf_counter()
+        try:
+            warmed = await asyncio.to_thread(self.catalog.warm, self._stop_warming)
+        except Exception:  # noqa: BLE001 - outermost layer of a background task: each first use opens its collection
+            _LOG.exception("warming up the collections failed")
+            return
+        _LOG.info("warmed up %d collections in %.1f s", len(warmed), time.perf_counter() - start)
 
     def _attach(self, encoder: Encoder) -> None:
         s = self.settings
@@ -208,6 +223,9 @@ class Runtime:
         self.pool.shutdown(wait=False, cancel_futures=True)
         if self.render_pool is not None:
             self.render_pool.close()
+        if self._warming is not None:  # it ends after the collection it is opening: only then is the catalog closed
+            self._stop_warming.set()
+            await self._warming
         if self._owns_catalog and self.catalog is not None:
             self.catalog.close()
 

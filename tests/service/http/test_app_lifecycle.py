@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,92 @@ def test_compile_runs_in_the_warm_up_before_ready(tmp_path: Path) -> None:
     assert seen["loaded"] == seen["start"]  # loading compiles nothing (torch.compile is lazy)
     assert seen["ready"] - seen["loaded"] >= 5  # norm, add+norm, both rotaries, SiLU·up: compiled in the warm-up
     assert graphs() == seen["ready"]  # nothing compiled after /ready
+
+
+def _two_collections(data_dir: Path) -> None:
+    from colbert.catalog import Catalog
+    from colbert.quantize import Codec
+    from colbert.store import CollectionConfig
+
+    with Catalog(data_dir) as catalog:
+        for name in ("big", "small"):
+            catalog.create(name, CollectionConfig(dense_dim=8, multivector_dim=16, codec=Codec.FLOAT32))
+
+
+def _model_loading(loaded: threading.Event) -> Callable[[ModelSource], Any]:
+    """A loader that loads nothing: it fails once ``loaded`` is set (these tests need no model)."""
+
+    def loader(_: ModelSource) -> Any:
+        loaded.wait(30)
+        raise ModelLoadError("not needed here")
+
+    return loader
+
+
+def test_warm_collections_opens_them_while_the_model_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """JEV4_WARM_COLLECTIONS=1: every collection is opened (and searched once) in the background at start-up,
+    before the model is even loaded; the requests then find it open."""
+    from colbert.local.backend import LocalBackend
+
+    _two_collections(tmp_path)
+    opened: list[str] = []
+    real = LocalBackend.open
+
+    def counted(self: LocalBackend, name: str) -> Any:
+        opened.append(name)
+        return real(self, name)
+
+    monkeypatch.setattr(LocalBackend, "open", counted)
+    model = threading.Event()
+    app = create_app(Settings(data_dir=tmp_path, warm_collections=True), loader=_model_loading(model))
+    try:
+        with caplog.at_level(logging.INFO, logger="jev4.runtime"), TestClient(app) as client:
+            deadline = time.monotonic() + 30
+            while "warmed up 2 collections" not in caplog.text:
+                assert time.monotonic() < deadline, "the collections were never warmed up"
+                time.sleep(0.05)
+            assert client.get("/ready").json()["status"] == "loading"
+            assert app.state.runtime.catalog.get("small") is not None
+            assert opened == ["big", "small"]  # once each, by the warm-up
+            model.set()  # the server stops only once its loader returns
+    finally:
+        model.set()
+
+
+def test_shutdown_waits_for_the_collection_being_warmed_and_opens_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from colbert.errors import StoreClosedError
+    from colbert.local.backend import LocalBackend
+
+    _two_collections(tmp_path)
+    started, release = threading.Event(), threading.Event()
+    made: dict[str, Any] = {}
+    real = LocalBackend.open
+
+    def slow(self: LocalBackend, name: str) -> Any:
+        started.set()
+        release.wait(30)  # a large collection's held rows being loaded
+        made[name] = store = real(self, name)
+        return store
+
+    monkeypatch.setattr(LocalBackend, "open", slow)
+    model = threading.Event()
+    client = TestClient(create_app(Settings(data_dir=tmp_path, warm_collections=True), loader=_model_loading(model)))
+    client.__enter__()
+    try:
+        assert started.wait(30)
+        closing = threading.Thread(target=client.__exit__, args=(None, None, None))
+        closing.start()
+        closing.join(0.3)
+        assert closing.is_alive()  # the catalog is closed only once the warm-up has stopped
+    finally:
+        release.set()
+        model.set()
+    closing.join(30)
+    assert not closing.is_alive()
+    assert list(made) == ["big"]  # stopped before the next collection
+    with pytest.raises(StoreClosedError):
+        made["big"].count()  # closed with the catalog: no handle left open
