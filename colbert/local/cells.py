@@ -270,10 +270,17 @@ def load_cell_lists(conn: sqlite3.Connection, after_id: int, k: int, path: Path)
         (after_id,),
     ).fetchall()
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    lists = []
-    for page_id, data in rows:
-        cells = np.frombuffer(b"" if data is None else data, dtype="<u2") if len(data or b"") % 2 == 0 else None
-        if cells is None or (cells.size and (int(cells.max()) >= k or (np.diff(cells.astype(np.int32)) <= 0).any())):
-            raise IndexFormatError(f"{path}: the cell list of unit {page_id} (unit_cells) is damaged; {_RETRAIN}")
-        lists.append(cells)
-    return ids, lists
+    payloads = [b"" if r[1] is None else r[1] for r in rows]
+    sizes = np.fromiter(map(len, payloads), dtype=np.int64, count=len(rows))
+    # Checked over all the lists at once (per unit, numpy's per-call cost made this most of a first search's time)
+    damaged = np.flatnonzero(sizes % 2)
+    ends = np.cumsum(sizes // 2)
+    flat = np.frombuffer(b"".join(payloads), dtype="<u2") if not damaged.size else np.empty(0, "<u2")
+    wrong = np.zeros(flat.size, dtype=bool)
+    wrong[1:] = np.diff(flat.astype(np.int32)) <= 0  # not ascending ...
+    wrong[ends[(ends > 0) & (ends < flat.size)]] = False  # ... except where the next unit's list starts
+    wrong |= flat >= k
+    if damaged.size or wrong.any():
+        unit = damaged[0] if damaged.size else int(np.searchsorted(ends, np.argmax(wrong), side="right"))
+        raise IndexFormatError(f"{path}: the cell list of unit {ids[unit]} (unit_cells) is damaged; {_RETRAIN}")
+    return ids, np.split(flat, ends[:-1])
