@@ -51,6 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from colbert.errors import IndexFormatError
+from colbert.local.codes import list_fault
 from colbert.local.sketch import quantize_sketches, widen_sketches
 
 __all__ = [
@@ -271,16 +272,10 @@ def load_cell_lists(conn: sqlite3.Connection, after_id: int, k: int, path: Path)
     ).fetchall()
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     payloads = [b"" if r[1] is None else r[1] for r in rows]
-    sizes = np.fromiter(map(len, payloads), dtype=np.int64, count=len(rows))
-    # Checked over all the lists at once (per unit, numpy's per-call cost made this most of a first search's time)
-    damaged = np.flatnonzero(sizes % 2)
-    ends = np.cumsum(sizes // 2)
-    flat = np.frombuffer(b"".join(payloads), dtype="<u2") if not damaged.size else np.empty(0, "<u2")
-    wrong = np.zeros(flat.size, dtype=bool)
-    wrong[1:] = np.diff(flat.astype(np.int32)) <= 0  # not ascending ...
-    wrong[ends[(ends > 0) & (ends < flat.size)]] = False  # ... except where the next unit's list starts
-    wrong |= flat >= k
-    if damaged.size or wrong.any():
-        unit = damaged[0] if damaged.size else int(np.searchsorted(ends, np.argmax(wrong), side="right"))
-        raise IndexFormatError(f"{path}: the cell list of unit {ids[unit]} (unit_cells) is damaged; {_RETRAIN}")
-    return ids, np.split(flat, ends[:-1])
+    odd = next((i for i, data in enumerate(payloads) if len(data) % 2), None)
+    lists = [] if odd is not None else [np.frombuffer(data, dtype="<u2") for data in payloads]
+    fault = f"unit {ids[odd]}'s list is not whole cell ids" if odd is not None else None
+    fault = fault or list_fault(ids, lists, k, "cell", "cell book", empty_ok=True)
+    if fault is not None:
+        raise IndexFormatError(f"{path}: a stored cell list (unit_cells) is damaged ({fault}); {_RETRAIN}")
+    return ids, lists

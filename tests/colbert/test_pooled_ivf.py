@@ -20,6 +20,7 @@ from colbert.errors import (
 )
 from colbert.local import LocalOptions, LocalStore
 from colbert.local.cells import CellBook, assign_cells, choose_cells, load_cell_book, train_cell_book
+from colbert.local.codes import list_fault
 from colbert.local.modes import FirstStage
 from colbert.local.sketch import widen_sketches
 from colbert.search import Query, SearchOptions
@@ -192,9 +193,25 @@ def test_a_damaged_cell_list_is_named(tmp_path: Path, data: bytes) -> None:
     store.train_cells(k=8)
     with store._write() as conn:
         conn.execute("UPDATE unit_cells SET data = ? WHERE page_id = 3", (data,))
-    with pytest.raises(IndexFormatError, match="cell list of unit 3"):
+    with pytest.raises(IndexFormatError, match=r"cell list \(unit_cells\) is damaged \(unit 3's list"):
         store.search(Query(pages[0][:4], None), SearchOptions(k=3, first_stage="pooled_ivf"))
     store.close()
+
+
+def test_list_faults_are_found_over_all_lists_at_once_and_name_their_unit() -> None:
+    """The one check of the cell and centroid lists: a list may start below where the one before it ended, and
+    an empty list (a unit not filed yet) is allowed only for cells."""
+    as_u2 = lambda *xs: [np.array(x, dtype="<u2") for x in xs]  # noqa: E731
+    ids = np.array([11, 12, 13, 14])
+    assert list_fault(ids, as_u2([1, 3], [], [0, 2], [5]), 6, "cell", "cell book", empty_ok=True) is None
+    assert (
+        list_fault(ids, as_u2([1, 3], [], [0, 2], [5]), 6, "centroid", "codebook") == "unit 12's list holds no centroid"
+    )
+    falling = list_fault(ids, as_u2([1, 3], [], [2, 2], [5]), 6, "cell", "cell book", empty_ok=True)
+    assert falling == "unit 13's list is not strictly ascending"
+    outside = list_fault(ids, as_u2([1], [], [0, 2], [6]), 6, "cell", "cell book", empty_ok=True)
+    assert outside == "unit 14's list names a cell outside the cell book's 6"
+    assert list_fault(ids[:2], as_u2([], []), 6, "cell", "cell book", empty_ok=True) is None
 
 
 @pytest.mark.parametrize("nprobe", [1, 2, 6])
