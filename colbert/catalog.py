@@ -61,8 +61,9 @@ class Catalog:
     ``backend``: a kind for :func:`colbert.backends.open_backend` (with its ``options``), or a backend already
     opened.
 
-    Opening a large collection is slow (its held rows are loaded: ~36 s at 1M pages), so it runs outside the one
-    lock that guards ``_open``, or every other collection's requests would wait for it. One open per name: the
+    Opening a large collection is slow (its held rows are loaded: seconds at 1M pages, more from a cold disk), so
+    it runs outside the one lock that guards ``_open``, or every other collection's requests would wait for it.
+    One open per name: the
     first getter registers an :class:`_Opening` under the lock and opens; later getters of that name wait for it
     and receive the same store (two opens would leave one handle unclosed). :meth:`delete` and :meth:`close`
     never remove such an entry: they mark it cancelled and wait until the opener has closed what it opened,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import search, search_queries
+from bench import first_use, search, search_queries
 
 FLAGS = ["--pages", "60", "--vectors", "48", "--topics", "6", "--edge-pages", "0", "--footprint-pages", "0"]
 PLANS = ["--candidates", "20", "--pooled", "", "--pooled-grouped", "", "--ivf", "", "--exhaustive-max-pages", "0"]
@@ -47,3 +47,17 @@ def test_a_top_k_the_scan_does_not_repeat_stops_the_run(built: Path, tmp_path: P
     np.savez(wrong / "truth.npz", **saved)
     with pytest.raises(SystemExit, match="is not the build's"):
         search_queries.main(["--data-dir", str(wrong), "--out", str(tmp_path / "o"), "--queries", "1", "--check", "1"])
+
+
+def test_the_default_candidates_plan_and_a_process_s_first_use(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``default`` in a plan list asks the store's own count (colbert.search.default_candidates); bench.first_use
+    opens the kept store and times its first and next searches."""
+    plans = ["--candidates", "default", "--pooled-ivf", "default", *PLANS[2:]]
+    search.main(["--phase", "measure", "--data-dir", str(built), "--queries", "3", *FLAGS, *plans])
+    printed = capsys.readouterr().out
+    assert "dense first stage, the default 200 candidates" in printed
+    assert "pooled_ivf first stage, the default 200 candidates" in printed
+    first_use.main(["--store", str(built / "ours"), "--once"])
+    line = capsys.readouterr().out
+    assert line.startswith("pooled_ivf: open ")
+    assert "first search" in line

@@ -24,7 +24,7 @@ WAIT_S = 10.0  # far above any real wait here; reached only when something is st
 
 class GatedOpens:
     """The catalog's backend ``open`` of ``gated`` held until :meth:`release` (what loading a large collection
-    does for ~36 s); every open is counted and every store it made of ``gated`` is kept."""
+    does for seconds); every open is counted and every store it made of ``gated`` is kept."""
 
     def __init__(self, catalog: Catalog, gated: str, monkeypatch: pytest.MonkeyPatch) -> None:
         self.gated = gated
