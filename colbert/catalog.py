@@ -83,7 +83,10 @@ class Catalog:
         validate_config(config)
         with self._lock:
             store = self.backend.create(name, config)
+            stale = self._open.get(name)  # held here while another process deleted the collection
             self._open[name] = store
+            if stale is not None:
+                stale.close()
             return store
 
     def get(self, name: str) -> Store:

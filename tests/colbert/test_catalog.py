@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from colbert.catalog import Catalog
-from colbert.errors import CollectionExistsError, CollectionNotFoundError, InvalidCollectionNameError
+from colbert.errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
+    InvalidCollectionNameError,
+    StoreClosedError,
+)
 from colbert.quantize import Codec
 from colbert.search import Query, SearchOptions
 from colbert.store import CollectionConfig, UnitRecord
@@ -99,6 +104,22 @@ def test_a_collection_deleted_by_another_catalog_is_noticed(tmp_path: Path, back
         a.create("shared", other)
         assert b.get("shared").config == other  # the namesake, not the old handle
         assert b.get("shared").count() == (0, 0)
+
+
+@pytest.mark.parametrize("backend", ["local", "qdrant"])
+def test_re_creating_a_collection_another_catalog_deleted_closes_the_handle_held(tmp_path: Path, backend: str) -> None:
+    """A catalog holding a handle of a collection another process deleted, then creating that name itself, closes
+    the handle it held (it was replaced without a close: its connections and threads stayed open)."""
+    a, b = _two_catalogs(tmp_path, backend)
+    with a, b:
+        held = b.create("shared", CFG)
+        held.add_document("a", [_page()])
+        assert a.delete("shared") is True
+        fresh = b.create("shared", CFG)
+        assert b.get("shared") is fresh
+        if backend == "local":
+            with pytest.raises(StoreClosedError):
+                held.get_document("a")
 
 
 def test_a_qdrant_handle_notices_its_collection_re_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
