@@ -240,8 +240,9 @@ class Settings:
     """Qdrant API key (secret)."""
     first_stage: str = "pooled_ivf"
     """Embedded backend's first stage when a search names none: pooled_ivf (the default: inverted lists over the
-    pooled centroids' cells, for every codec once the collection has cells, from `collections train-cells`; the
-    collections without cells use pooled, and a search that asks pooled_ivf of them is a 422), pooled (approximate
+    pooled centroids' cells, for every codec once the collection has cells, trained by themselves past
+    auto_cells_units or by `collections train-cells`; the collections without cells use pooled, and a search that
+    asks pooled_ivf of them is a 422), pooled (approximate
     MaxSim over 8 k-means centroids per page, held in memory, scored for every page), dense (cosine of the pages'
     dense vectors, held in memory instead: 2 KB a page at 2048 dimensions as int8, less than the sketches only at
     fewer dimensions; the exact top-10 is often not among its candidates) or ivf (inverted lists over the

@@ -43,6 +43,7 @@ from colbert.local.cells import (
     cell_lists,
     choose_cells,
     load_cell_book,
+    packed_lists,
     store_cell_book,
     train_cell_book,
 )
@@ -77,11 +78,8 @@ class _Assigned:
 
     def params(self) -> Iterator[tuple[int, bytes, int]]:
         """The ``_INSERT`` parameters of each unit, made as they are bound (one small bytes object at a time)."""
-        data = self.cells.astype("<u2").tobytes()
-        start = 0
-        for unit, end in zip(self.ids.tolist(), self.ends.tolist(), strict=True):
-            yield unit, data[2 * start : 2 * end], unit
-            start = end
+        for unit, data in zip(self.ids.tolist(), packed_lists(self.cells, self.ends), strict=True):
+            yield unit, data, unit
 
 
 def train_cells(
@@ -126,8 +124,9 @@ def retrain_cells(store: LocalHandle, *, seed: int = 0, stop: threading.Event | 
     assigned = _assign(book, snap.rows, np.flatnonzero(snap.alive), stop)
     _check(stop)
     with store._write() as conn:
-        if load_cell_book(conn, store._path) is not old:
-            return load_cell_book(conn, store._path) or old, 0
+        stored = load_cell_book(conn, store._path)
+        if stored is not old:  # another trainer replaced it meanwhile
+            return stored or old, 0
         conn.execute("DELETE FROM cell_book")
         conn.execute("DELETE FROM unit_cells")
         return _file(store, conn, book, assigned, snap)

@@ -19,7 +19,8 @@ Two tables, added to format 3 without a version change (created on open, empty u
     cell_book(id = 1, data BLOB, digest, created_at)
                         the cells (:meth:`CellBook.to_bytes`), trained by :mod:`colbert.local.cell_training`
                         (``LocalStore.train_cells``, or by itself past ``LocalOptions.auto_cells_units`` live
-                        units, :mod:`colbert.local.auto_cells`); replaced only by an automatic retraining (4 × K)
+                        units, :mod:`colbert.local.auto_cells`); replaced only by an automatic retraining
+                        (once the default K is ``GROWTH`` = 2 × its K)
     unit_cells(page_id PK, data BLOB)
                         the ascending distinct cell ids (uint16) of a unit's sketch centroids, written in the unit's
                         own transaction (:func:`new_unit_cells`, called by every insert once a book exists) and deleted
@@ -43,7 +44,7 @@ import sqlite3
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,7 @@ __all__ = [
     "load_cell_book",
     "load_cell_lists",
     "new_unit_cells",
+    "packed_lists",
     "store_cell_book",
     "train_cell_book",
 ]
@@ -177,10 +179,17 @@ def train_cell_book(
 
 def assign_cells(book: CellBook, sketches: npt.ArrayLike) -> list[bytes]:
     """Each page's ascending distinct cell ids (uint16 bytes) for sketches (P, k, D)."""
-    cells, ends = cell_lists(book, sketches)
+    return list(packed_lists(*cell_lists(book, sketches)))
+
+
+def packed_lists(cells: npt.NDArray[np.uint16], ends: npt.NDArray[np.int64]) -> Iterator[bytes]:
+    """Each page's ``unit_cells`` row (uint16 bytes) of lists packed as :func:`cell_lists` gives them, made one at a
+    time as they are taken."""
     data = cells.astype("<u2").tobytes()
-    starts = np.concatenate(([0], ends))[:-1] * 2
-    return [data[a:b] for a, b in zip(starts.tolist(), (ends * 2).tolist(), strict=True)]
+    start = 0
+    for end in ends.tolist():
+        yield data[2 * start : 2 * end]
+        start = end
 
 
 def cell_lists(book: CellBook, sketches: npt.ArrayLike) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int64]]:

@@ -42,7 +42,7 @@ from colbert.local.bm25 import PostingCache, TextUnits, load_text_units
 from colbert.local.cells import CELLS_GENERATION_SQL, CellBook, load_cell_book
 from colbert.local.codes import load_codebook
 from colbert.local.dense import DenseSnapshot, load_rows
-from colbert.local.inverted import InvertedViews, pooled_ivf_top, stored_lists, unavailable
+from colbert.local.inverted import InvertedViews, Lists, pooled_ivf_top, stored_lists, unavailable
 from colbert.local.ivf import ivf_top
 from colbert.local.modes import FirstStage, first_stage, held_for
 from colbert.local.options import LocalOptions, LocalStats
@@ -282,8 +282,7 @@ class LocalHandle:
                 if text is not None:
                     text = text.apply(*load_text_units(conn, snap.version[0]), dead)
                     self._text_generation = text.generation
-                lists = lambda kind, after: stored_lists(conn, kind, after, self._path, self._book)  # noqa: E731
-                self._lists.apply(version, lists, snap.version[0], dead)
+                self._lists.apply(version, self._stored_lists(conn), snap.version[0], dead)
                 if wider:  # page ids are never reused: the whole load is as of ``version`` too
                     snap = DenseSnapshot.load(version, conn, held, sketch, with_dense=wants[1])
                 else:
@@ -306,7 +305,7 @@ class LocalHandle:
             if how.kind == "pooled_ivf" or not needs_codebook(self.config.codec):
                 raise FirstStageUnavailableError(unavailable(how.kind, self.config.codec))
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)  # no document yet
-        lists = lambda kind, after: stored_lists(conn, kind, after, self._path, self._book)  # noqa: E731
+        lists = self._stored_lists(conn)
         with self._sync_lock:  # a view is kept only when made for the newest snapshot and book
             newest = snap is self._snapshot and book is (self.cells if how.kind == "pooled_ivf" else self._book)
             view = self._lists.held(how.kind, snap, book, lists, newest)
@@ -314,6 +313,10 @@ class LocalHandle:
             assert isinstance(book, CellBook)
             return pooled_ivf_top(view, book, snap, q, how, self.options.nprobe, allowed)
         return ivf_top(view, book, q, how.candidates, self.options.nprobe, allowed)
+
+    def _stored_lists(self, conn: sqlite3.Connection) -> Lists:
+        """The reader of the stored inverted lists in ``conn``'s transaction (:func:`stored_lists`)."""
+        return lambda kind, after: stored_lists(conn, kind, after, self._path, self._book)
 
     def codebook(self) -> Codebook | None:
         """The collection's codebook (residual codecs; None: not trained yet, or a codec without one)."""
